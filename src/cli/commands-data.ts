@@ -1,0 +1,135 @@
+/** A user's data: contacts, contact requests (the Screener) and mail. */
+import type { Command } from 'commander';
+import { parseMailbox, messageView } from '../services/mail.ts';
+import { requestView } from '../services/screener.ts';
+import type { ContactRequestStatus } from '../core/types.ts';
+import { withServices, type GlobalOptions } from './context.ts';
+import { CliError, EXIT, list, printJson } from './output.ts';
+
+const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
+type Row = Record<string, unknown>;
+
+export function registerDataCommands(program: Command): void {
+  const contacts = program.command('contacts').description("a user's address book (the allowlist)");
+  contacts
+    .command('list <user>')
+    .option('--json', 'machine-readable output')
+    .action(async (userAddr: string, opts: { json?: boolean }, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const cards = await s.contacts.list(user.id);
+        if (opts.json) return printJson(cards);
+        list(
+          cards.map((c) => ({
+            uid: c.uid,
+            name: c.name,
+            allows: c.entries.filter((e) => e.action === 'allow').map((e) => (e.kind === 'domain' ? '@' + e.value : e.value)),
+            blocks: c.entries.filter((e) => e.action === 'block').map((e) => (e.kind === 'domain' ? '@' + e.value : e.value)),
+          })),
+          ['uid', 'name', 'allows', 'blocks'],
+          false,
+        );
+      });
+    });
+  contacts
+    .command('allow <user> <sender>')
+    .description('allow an address or a whole @domain')
+    .action(async (userAddr: string, sender: string, _o, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const r = await s.contacts.allow(user.id, sender);
+        process.stdout.write(`${r.created ? 'allowed' : 'already allowed'}: ${sender}${r.unblocked ? ` (block lifted)` : ''}\n`);
+      });
+    });
+  contacts
+    .command('block <user> <sender>')
+    .description('block an address or a whole @domain')
+    .action(async (userAddr: string, sender: string, _o, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const r = await s.contacts.block(user.id, sender);
+        process.stdout.write(`${r.created ? 'blocked' : 'already blocked'}: ${sender}\n`);
+      });
+    });
+  contacts
+    .command('remove <user> <sender>')
+    .description('remove every card naming this address or @domain')
+    .action(async (userAddr: string, sender: string, _o, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const removed = await s.contacts.remove(user.id, sender);
+        if (removed.length === 0) throw new CliError(`no contact names ${sender}`, EXIT.notFound);
+        process.stdout.write(`removed ${removed.length} card(s): ${removed.join(', ')}\n`);
+      });
+    });
+
+  const requests = program.command('requests').description('the Screener: contact requests from strangers');
+  requests
+    .command('list <user>')
+    .option('--status <status>', 'pending | approved | denied')
+    .option('--json', 'machine-readable output')
+    .action(async (userAddr: string, opts: { json?: boolean; status?: string }, cmd: Command) => {
+      if (opts.status && !['pending', 'approved', 'denied'].includes(opts.status)) {
+        throw new CliError(`invalid --status "${opts.status}": expected pending, approved or denied`, EXIT.usage);
+      }
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const rows = (await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined)).map(requestView);
+        list(rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject'], opts.json);
+      });
+    });
+  const action = (name: 'approve' | 'deny' | 'clear', description: string) =>
+    requests
+      .command(`${name} <user> <senders...>`)
+      .description(description)
+      .option('--json', 'machine-readable output')
+      .action(async (userAddr: string, senders: string[], opts: { json?: boolean }, cmd: Command) => {
+        await withServices(globals(cmd), async (s) => {
+          const user = await s.accounts.get(userAddr);
+          const results = await s.screener[name](user.id, senders);
+          list(results as unknown as Row[], ['sender', 'released', 'dropped'], opts.json);
+        });
+      });
+  action('approve', 'allow the senders and release their held mail to INBOX');
+  action('deny', 'block the senders and drop their held mail');
+  action('clear', 'forget the requests and drop held mail, deciding nothing');
+  requests
+    .command('approve-domain <user> <domain>')
+    .description('allow a whole domain and release every held sender of it')
+    .option('--json', 'machine-readable output')
+    .action(async (userAddr: string, domain: string, opts: { json?: boolean }, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        list((await s.screener.approveDomain(user.id, domain)) as unknown as Row[], ['sender', 'released'], opts.json);
+      });
+    });
+
+  const mail = program.command('mail').description("read a user's mail");
+  mail
+    .command('list <user>')
+    .option('--mailbox <name>', 'INBOX | Screener | Sent | Trash (default: all)')
+    .option('--json', 'machine-readable output')
+    .action(async (userAddr: string, opts: { json?: boolean; mailbox?: string }, cmd: Command) => {
+      const mailbox = opts.mailbox ? parseMailbox(opts.mailbox) : undefined;
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const rows = (await s.mail.list(user.id, mailbox)).map(messageView);
+        list(rows as unknown as Row[], ['id', 'mailbox', 'uid', 'from', 'subject', 'receivedAt', 'firstContact'], opts.json);
+      });
+    });
+  mail
+    .command('show <user> <id>')
+    .description('print a message as stored (headers and body)')
+    .option('--json', 'metadata as JSON instead of the raw message')
+    .action(async (userAddr: string, id: string, opts: { json?: boolean }, cmd: Command) => {
+      const n = Number(id);
+      if (!Number.isSafeInteger(n) || n <= 0) throw new CliError(`invalid message id "${id}": expected a positive number`, EXIT.usage);
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const msg = await s.mail.get(user.id, n);
+        if (opts.json) return printJson(messageView(msg));
+        process.stdout.write(msg.raw);
+        if (!msg.raw.subarray(-1).equals(Buffer.from('\n'))) process.stdout.write('\n');
+      });
+    });
+}

@@ -1,0 +1,29 @@
+/** The DNS records a domain publishes for this server (`twoway dns`). */
+import type { Config } from '../config/load.ts';
+import { dkimRecordValue } from '../config/materials.ts';
+
+export interface DnsRecordLine {
+  name: string;
+  type: string;
+  value: string;
+  note: string;
+}
+
+export function recordsToPublish(config: Config, dkimPublicKeyBase64: string): DnsRecordLine[] {
+  const out: DnsRecordLine[] = [];
+  out.push({ name: `${config.hostname}.`, type: 'A/AAAA', value: '<public address of this server>', note: 'the MX target must resolve' });
+  for (const domain of config.domains) {
+    out.push({ name: `${domain}.`, type: 'MX', value: `10 ${config.hostname}.`, note: 'inbound mail' });
+    out.push({ name: `${domain}.`, type: 'TXT', value: 'v=spf1 mx -all', note: 'SPF: only the MX hosts send for this domain' });
+    out.push({ name: `${config.dkim.selector}._domainkey.${domain}.`, type: 'TXT', value: dkimRecordValue(dkimPublicKeyBase64), note: 'DKIM public key' });
+    out.push({ name: `_dmarc.${domain}.`, type: 'TXT', value: `v=DMARC1; p=quarantine; rua=mailto:postmaster@${domain}`, note: 'DMARC policy' });
+  }
+  return out;
+}
+
+/** Zone-file lines; TXT values over 255 bytes are split into quoted strings (RFC 1035 character-strings). */
+export function zoneLine(r: DnsRecordLine): string {
+  if (r.type !== 'TXT') return `${r.name}\t3600\tIN\t${r.type}\t${r.value}\t; ${r.note}`;
+  const parts = r.value.match(/.{1,255}/g) ?? [''];
+  return `${r.name}\t3600\tIN\tTXT\t${parts.map((p) => `"${p}"`).join(' ')}\t; ${r.note}`;
+}

@@ -1,0 +1,50 @@
+/**
+ * CLI output and failure conventions: tables for people, `--json` for
+ * scripts, and every error as one line on stderr with an exit code that
+ * says what kind of failure it was.
+ */
+import { ConfigError } from '../config/load.ts';
+import { ReplyError } from '../core/errors.ts';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, notFound: 4, conflict: 5, auth: 6 } as const;
+
+/** A failure the CLI reports as it is. */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode: number = EXIT.failure) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export function printTable(rows: Array<Record<string, unknown>>, columns: string[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('(none)\n');
+    return;
+  }
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : v instanceof Date ? v.toISOString() : Array.isArray(v) ? v.join(',') : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  process.stdout.write(line(columns.map((c) => c.toUpperCase())) + '\n');
+  for (const r of rows) process.stdout.write(line(columns.map((c) => cell(r[c]))) + '\n');
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+export function list(rows: Array<Record<string, unknown>>, columns: string[], json: boolean | undefined): void {
+  if (json) printJson(rows);
+  else printTable(rows, columns);
+}
+
+/** Maps any error to (one line, exit code). Internal errors keep their message but never a stack. */
+export function describeError(err: unknown): { message: string; code: number } {
+  if (err instanceof CliError) return { message: err.message, code: err.exitCode };
+  if (err instanceof ConfigError) return { message: err.message, code: EXIT.config };
+  if (err instanceof ReplyError) {
+    const code = err.httpStatus === 404 ? EXIT.notFound : err.httpStatus === 409 ? EXIT.conflict : err.httpStatus === 401 ? EXIT.auth : err.httpStatus === 400 ? EXIT.usage : EXIT.failure;
+    return { message: err.text, code };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { message: message.split('\n')[0] ?? 'unknown error', code: EXIT.failure };
+}

@@ -1,0 +1,113 @@
+/**
+ * Reads and validates the TOML configuration. Errors are `ConfigError`s whose
+ * message names the file, the key and what was expected, one per line, so the
+ * CLI can print them as they are.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import type { z } from 'zod';
+import { configSchema, type ConfigFile } from './schema.ts';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The validated configuration with every path made absolute. */
+export interface Config {
+  file: string | null;
+  hostname: string;
+  domains: string[];
+  dataDir: string;
+  storage: string;
+  smtp: { host: string; port: number };
+  http: { host: string; port: number };
+  tls: { cert: string; key: string; generated: boolean };
+  dns: { servers: string[]; timeoutMs: number };
+  dkim: { selector: string; key: string };
+  limits: {
+    messageSize: number;
+    recipients: number;
+    connections: number;
+    connectionsPerIp: number;
+    receivedHeaders: number;
+  };
+  log: { level: ConfigFile['log']['level'] };
+}
+
+export function loadConfig(file: string): Config {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(`${path}: cannot read the configuration file (${code ?? String(err)})`);
+  }
+  return parseConfig(text, path);
+}
+
+export function parseConfig(text: string, path: string | null): Config {
+  const where = path ?? '<config>';
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    if (err instanceof TomlError) {
+      throw new ConfigError(`${where}:${err.line}:${err.column}: invalid TOML: ${err.message.split('\n')[0]}`);
+    }
+    throw err;
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(formatIssues(where, result.error.issues));
+  return resolveConfig(result.data, path);
+}
+
+function formatIssues(where: string, issues: z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+      if (issue.code === 'unrecognized_keys') {
+        const keys = issue.keys.map((k) => (issue.path.length ? `${issue.path.join('.')}.${k}` : k));
+        return `${where}: unknown key ${keys.map((k) => `"${k}"`).join(', ')}`;
+      }
+      return `${where}: key "${key}": ${issue.message}`;
+    })
+    .join('\n');
+}
+
+function resolveConfig(c: ConfigFile, path: string | null): Config {
+  const base = path ? dirname(path) : process.cwd();
+  const abs = (p: string, from = base) => (isAbsolute(p) ? p : resolve(from, p));
+  const dataDir = abs(c.data_dir);
+  const tlsGiven = c.tls.cert !== undefined && c.tls.key !== undefined;
+  return {
+    file: path,
+    hostname: c.hostname,
+    domains: [...new Set(c.domains)],
+    dataDir,
+    storage: c.storage
+      ? c.storage.startsWith('sqlite:') && c.storage !== 'sqlite::memory:'
+        ? `sqlite:${abs(c.storage.slice('sqlite:'.length), dataDir)}`
+        : c.storage
+      : `sqlite:${resolve(dataDir, 'twoway.db')}`,
+    smtp: c.smtp,
+    http: c.http,
+    tls: tlsGiven
+      ? { cert: abs(c.tls.cert!), key: abs(c.tls.key!), generated: false }
+      : { cert: resolve(dataDir, 'tls/cert.pem'), key: resolve(dataDir, 'tls/key.pem'), generated: true },
+    dns: { servers: c.dns.servers, timeoutMs: c.dns.timeout_ms },
+    dkim: { selector: c.dkim.selector, key: c.dkim.key ? abs(c.dkim.key) : resolve(dataDir, 'dkim.key') },
+    limits: {
+      messageSize: c.limits.message_size,
+      recipients: c.limits.recipients,
+      connections: c.limits.connections,
+      connectionsPerIp: c.limits.connections_per_ip,
+      receivedHeaders: c.limits.received_headers,
+    },
+    log: c.log,
+  };
+}

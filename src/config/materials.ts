@@ -1,0 +1,100 @@
+/**
+ * Key material a server needs before it listens: the TLS pair (generated
+ * self-signed when the config names none) and the DKIM signing key. Both are
+ * created once into the data directory with owner-only permissions and
+ * validated at start, so a broken key is reported at start-up, not at the
+ * first TLS handshake or the first signature.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import selfsigned from 'selfsigned';
+import { ConfigError, type Config } from './load.ts';
+
+export interface Materials {
+  tls: { key: string; cert: string };
+  dkim: { selector: string; privateKey: string; publicKeyBase64: string };
+}
+
+export function ensureMaterials(config: Config): Materials {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  if (config.tls.generated && !existsSync(config.tls.cert)) writeTlsPair(config);
+  if (!existsSync(config.dkim.key)) writeDkimKey(config.dkim.key);
+  return { tls: readTls(config), dkim: readDkim(config) };
+}
+
+function writeTlsPair(config: Config): void {
+  const pair = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const names = [config.hostname, ...config.domains];
+  const pems = selfsigned.generate([{ name: 'commonName', value: config.hostname }], {
+    days: 825,
+    algorithm: 'sha256',
+    // The typings of selfsigned 2 omit keyPair, which its code supports; a
+    // node:crypto key avoids node-forge's slow pure-JS RSA key generation.
+    ...({ keyPair: pair } as object),
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'subjectAltName', altNames: [...names.map((value) => ({ type: 2, value })), { type: 7, ip: '127.0.0.1' }] },
+    ],
+  });
+  mkdirSync(dirname(config.tls.cert), { recursive: true, mode: 0o700 });
+  writeFileSync(config.tls.key, pair.privateKey, { mode: 0o600 });
+  writeFileSync(config.tls.cert, pems.cert, { mode: 0o644 });
+}
+
+function writeDkimKey(path: string): void {
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, privateKey, { mode: 0o600 });
+}
+
+function readTls(config: Config): Materials['tls'] {
+  const key = readText(config.tls.key, 'tls.key');
+  const cert = readText(config.tls.cert, 'tls.cert');
+  try {
+    createPrivateKey(key);
+  } catch (err) {
+    throw new ConfigError(`key "tls.key": ${config.tls.key} is not a PEM private key (${(err as Error).message})`);
+  }
+  try {
+    const x509 = new X509Certificate(cert);
+    if (!x509.checkPrivateKey(createPrivateKey(key))) {
+      throw new ConfigError(`key "tls.cert": ${config.tls.cert} does not match the private key ${config.tls.key}`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`key "tls.cert": ${config.tls.cert} is not a PEM certificate (${(err as Error).message})`);
+  }
+  return { key, cert };
+}
+
+function readDkim(config: Config): Materials['dkim'] {
+  const privateKey = readText(config.dkim.key, 'dkim.key');
+  try {
+    const der = createPublicKey(createPrivateKey(privateKey)).export({ type: 'spki', format: 'der' });
+    return { selector: config.dkim.selector, privateKey, publicKeyBase64: der.toString('base64') };
+  } catch (err) {
+    throw new ConfigError(`key "dkim.key": ${config.dkim.key} is not a PEM private key (${(err as Error).message})`);
+  }
+}
+
+function readText(path: string, key: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`key "${key}": cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
+/** The DNS TXT value publishing the DKIM public key. */
+export function dkimRecordValue(publicKeyBase64: string): string {
+  return `v=DKIM1; k=rsa; p=${publicKeyBase64}`;
+}

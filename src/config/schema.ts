@@ -1,0 +1,80 @@
+/**
+ * The configuration file's schema: one TOML file, validated once at start-up
+ * into a typed `Config` that is passed down from main.ts. Keys are snake_case
+ * in the file; unknown keys are errors (a typo must not silently become a
+ * default). Defaults are chosen so that a file with only `hostname` and
+ * `domains` runs a safe server: no relay, STARTTLS offered, open mode.
+ */
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, 'expected "host" or "host:port", e.g. "127.0.0.1:5353"');
+const domainName = z
+  .string()
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'expected a lower-case domain name such as "example.org"');
+
+const listener = (defaults: { host: string; port: number }) =>
+  z
+    .object({
+      host: z.string().min(1).default(defaults.host),
+      port: port.default(defaults.port),
+    })
+    .strict()
+    .prefault({});
+
+export const configSchema = z
+  .object({
+    hostname: domainName.describe('the server name used in SMTP greetings and Received headers'),
+    domains: z.array(domainName).min(1, 'expected at least one served domain'),
+    data_dir: z.string().min(1).default('data'),
+    storage: z
+      .string()
+      .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'expected "sqlite:FILE" or "postgres://…"')
+      .optional()
+      .describe('defaults to sqlite:<data_dir>/twoway.db'),
+    smtp: listener({ host: '0.0.0.0', port: 25 }),
+    http: listener({ host: '127.0.0.1', port: 8080 }),
+    tls: z
+      .object({
+        cert: z.string().optional(),
+        key: z.string().optional(),
+      })
+      .strict()
+      .prefault({})
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), 'expected both "cert" and "key", or neither'),
+    dns: z
+      .object({
+        servers: z.array(hostPort).default([]),
+        timeout_ms: z.number().int().min(100).max(60_000).default(5000),
+      })
+      .strict()
+      .prefault({}),
+    dkim: z
+      .object({
+        selector: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a DNS label').default('twoway'),
+        key: z.string().optional().describe('PEM private key file; defaults to <data_dir>/dkim.key'),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        message_size: z.number().int().min(1024).default(25 * 1024 * 1024),
+        recipients: z.number().int().min(1).max(10_000).default(100),
+        connections: z.number().int().min(1).default(1000),
+        connections_per_ip: z.number().int().min(1).default(50),
+        received_headers: z.number().int().min(5).max(200).default(50),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof configSchema>;

@@ -1,0 +1,46 @@
+/** The commented configuration file `twoway init` writes. Every key it sets is described in README.md. */
+export interface TemplateInput {
+  hostname: string;
+  domains: string[];
+  smtpPort: number;
+  httpPort: number;
+  dns: string[];
+  storage?: string;
+}
+
+const q = (s: string) => JSON.stringify(s);
+
+export function renderConfig(t: TemplateInput): string {
+  return `# twoway configuration (see README.md, "Configuration reference")
+hostname = ${q(t.hostname)}
+domains = [${t.domains.map(q).join(', ')}]
+# Relative paths are relative to this file.
+data_dir = "data"
+${t.storage ? `storage = ${q(t.storage)}` : '# storage = "postgres://user@127.0.0.1:5432/twoway"  # default: sqlite:<data_dir>/twoway.db'}
+
+[smtp]
+host = "0.0.0.0"
+port = ${t.smtpPort}
+
+[http]
+host = "127.0.0.1"
+port = ${t.httpPort}
+
+[tls]
+# cert = "/etc/letsencrypt/live/${t.hostname}/fullchain.pem"
+# key = "/etc/letsencrypt/live/${t.hostname}/privkey.pem"
+# Without cert and key a self-signed pair is generated into data_dir/tls.
+
+[dns]
+servers = [${t.dns.map(q).join(', ')}]  # empty: the system's resolvers
+
+[dkim]
+selector = "twoway"
+
+[limits]
+message_size = 26214400
+recipients = 100
+connections = 1000
+connections_per_ip = 50
+`;
+}

@@ -1,0 +1,58 @@
+/**
+ * The one error type for protocol replies (after maddy's exterrors).
+ *
+ * Every layer that wants the client to see a specific reply throws a
+ * ReplyError. The protocol edge (SMTP, HTTP) maps it to its wire form; any
+ * other error is an internal fault and becomes a 451 4.3.0 / HTTP 500 with a
+ * generic text, while the cause is logged, never sent to the client.
+ */
+export class ReplyError extends Error {
+  /** SMTP basic code, e.g. 550. */
+  readonly code: number;
+  /** RFC 3463 enhanced status code, e.g. "5.7.1". */
+  readonly enhanced: string;
+  /** Client-safe text. */
+  readonly text: string;
+
+  /** HTTP status for the JSON API when the SMTP code alone does not say it (404, 409, …). */
+  readonly status: number | undefined;
+
+  constructor(code: number, enhanced: string, text: string, options?: { cause?: unknown; status?: number }) {
+    super(`${code} ${enhanced} ${text}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ReplyError';
+    this.code = code;
+    this.enhanced = enhanced;
+    this.text = text;
+    this.status = options?.status;
+  }
+
+  /** Temporary iff 4xx: the client should retry later. */
+  get temporary(): boolean {
+    return this.code >= 400 && this.code < 500;
+  }
+
+  /** The HTTP status that best matches this reply, for the JSON API. */
+  get httpStatus(): number {
+    if (this.status !== undefined) return this.status;
+    if (this.enhanced === '5.1.1') return 404;
+    if (this.enhanced.startsWith('5.7')) return 403;
+    if (this.enhanced === '5.3.4') return 413;
+    if (this.temporary) return 503;
+    return 400;
+  }
+}
+
+/** Anything that is not a ReplyError becomes this at the edge. */
+export function internalReply(cause: unknown): ReplyError {
+  return new ReplyError(451, '4.3.0', 'Internal error, please try again later', { cause });
+}
+
+export function asReplyError(err: unknown): ReplyError {
+  return err instanceof ReplyError ? err : internalReply(err);
+}
+
+/** Errors of the management operations (CLI, API), carrying their HTTP status. */
+export const notFound = (text: string) => new ReplyError(550, '5.1.1', text, { status: 404 });
+export const conflict = (text: string) => new ReplyError(550, '5.1.0', text, { status: 409 });
+export const invalid = (text: string) => new ReplyError(501, '5.5.4', text, { status: 400 });
+export const unauthorized = (text: string) => new ReplyError(535, '5.7.8', text, { status: 401 });

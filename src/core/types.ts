@@ -1,0 +1,109 @@
+/**
+ * Domain types shared by every layer. Pure data: no I/O, no library types.
+ */
+
+/** Per-user screening mode (DESIGN.md section 2). `open` is the default: nothing changes for a new user. */
+export const MODES = ['open', 'screen', 'strict'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** The mailboxes every account has from creation. */
+export const MAILBOXES = ['INBOX', 'Screener', 'Sent', 'Trash'] as const;
+export type MailboxName = (typeof MAILBOXES)[number];
+
+export interface User {
+  id: number;
+  /** Lower-cased full address, the account's login name. */
+  address: string;
+  mode: Mode;
+  /** `scrypt$N$r$p$salt$hash` (see core/password.ts); never logged or returned by an API. */
+  passwordHash: string;
+  createdAt: Date;
+}
+
+/** One vCard of a user's address book, kept exactly as it was written. */
+export interface Contact {
+  id: number;
+  userId: number;
+  /** Address book name; `default` until CardDAV adds more. */
+  book: string;
+  /** The card's UID property (or a generated one), unique per book. */
+  uid: string;
+  /** The original vCard text, byte for byte. */
+  vcard: string;
+  etag: string;
+  updatedAt: Date;
+}
+
+/**
+ * What a vCard contributes to the policy index (see core/vcard-index.ts and
+ * docs/architecture.md "vCard profile"). `value` is normalised: lower-case
+ * address, lower-case domain, lower-case list id without angle brackets.
+ */
+export type ContactEntryKind = 'address' | 'domain' | 'list';
+export interface ContactEntry {
+  kind: ContactEntryKind;
+  value: string;
+  /** `block` when the card carries X-TWOWAY-BLOCKED:TRUE. */
+  action: 'allow' | 'block';
+}
+
+export interface Mailbox {
+  id: number;
+  userId: number;
+  name: MailboxName;
+  /** IMAP UIDVALIDITY: fixed at creation, changes only if UIDs are ever reassigned. */
+  uidValidity: number;
+  /** The UID the next message appended to this mailbox will get. */
+  uidNext: number;
+}
+
+/** A message as listed: metadata only. The body is fetched separately. */
+export interface MessageSummary {
+  id: number;
+  userId: number;
+  mailbox: MailboxName;
+  uid: number;
+  flags: string[];
+  size: number;
+  sender: string | null;
+  from: string | null;
+  subject: string | null;
+  receivedAt: Date;
+  /** The sender was not in the address book when it arrived (DESIGN.md section 2, `open` mode). */
+  firstContact: boolean;
+}
+
+export type ContactRequestStatus = 'pending' | 'approved' | 'denied';
+
+/** The Screener's unit: every attempt of one sender to reach one user. */
+export interface ContactRequest {
+  id: number;
+  userId: number;
+  /** Lower-cased sender address (the From: address). */
+  sender: string;
+  /** The domain that authenticated the attempt (DMARC-aligned SPF/DKIM, or TWM signature), if any. */
+  authDomain: string | null;
+  firstSeen: Date;
+  lastSeen: Date;
+  count: number;
+  sampleSubject: string | null;
+  status: ContactRequestStatus;
+  /** Messages currently held for this request in the Screener mailbox. */
+  held: number;
+}
+
+/** Outbound queue, one row per (message, recipient): queue state lives per recipient. */
+export type QueueState =
+  | { state: 'scheduled'; nextAttemptAt: Date }
+  | { state: 'deferred'; nextAttemptAt: Date; attempts: number; lastError: string }
+  | { state: 'delivered'; deliveredAt: Date; reply: string }
+  | { state: 'failed'; failedAt: Date; lastError: string };
+
+export interface QueueEntry {
+  id: number;
+  messageId: string;
+  sender: string;
+  recipient: string;
+  createdAt: Date;
+  status: QueueState;
+}

@@ -1,0 +1,80 @@
+/**
+ * The project's resolver contract. Every DNS lookup (SPF/DKIM/DMARC via
+ * mailauth, MX for delivery, SRV/TXT for Two-Way Mail) goes through one
+ * instance configured with the servers from the config file, so tests and the
+ * demo can point the whole server at the embedded DNS server on loopback.
+ *
+ * The result shapes are node:dns's `resolve(name, rrtype)` shapes, which is
+ * what mailauth's `resolver` option expects.
+ */
+import type { MxRecord, SrvRecord } from 'node:dns';
+
+export type RrType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'SRV' | 'CNAME' | 'NS' | 'PTR';
+
+export interface DnsResolver {
+  resolve(name: string, rrtype: 'A' | 'AAAA' | 'CNAME' | 'NS' | 'PTR'): Promise<string[]>;
+  resolve(name: string, rrtype: 'MX'): Promise<MxRecord[]>;
+  resolve(name: string, rrtype: 'TXT'): Promise<string[][]>;
+  resolve(name: string, rrtype: 'SRV'): Promise<SrvRecord[]>;
+  resolve(name: string, rrtype: RrType): Promise<unknown[]>;
+}
+
+/**
+ * The signature mailauth accepts as its `resolver` option (and what
+ * node:dns/promises `resolve` looks like when called loosely). Unknown
+ * rrtypes are passed through to node:dns.
+ */
+export type ResolveFunction = (name: string, rrtype: string) => Promise<unknown>;
+
+/** Record types the embedded server and the zone-file parser understand. */
+export type DnsRecordType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'SRV' | 'CNAME' | 'NS' | 'SOA' | 'PTR';
+
+export interface MxData {
+  preference: number;
+  exchange: string;
+}
+
+export interface SrvData {
+  priority: number;
+  weight: number;
+  port: number;
+  target: string;
+}
+
+export interface SoaData {
+  mname: string;
+  rname: string;
+  serial?: number;
+  refresh?: number;
+  retry?: number;
+  expire?: number;
+  minimum?: number;
+}
+
+interface RecordOf<T extends DnsRecordType, D> {
+  /** Fully qualified, without the trailing dot (`mail.example.test`); compared case-insensitively. */
+  name: string;
+  type: T;
+  /** Seconds; the embedded server uses its default (60) when absent. */
+  ttl?: number;
+  data: D;
+}
+
+/**
+ * One resource record, its `data` shaped like dns-packet's answer data.
+ * TXT data may be one string of any length (split into 255-byte
+ * character-strings on the wire, as DKIM keys need) or several strings,
+ * each sent as its own character-string(s).
+ */
+export type DnsRecord =
+  | RecordOf<'A' | 'AAAA' | 'CNAME' | 'NS' | 'PTR', string>
+  | RecordOf<'MX', MxData>
+  | RecordOf<'TXT', string | string[]>
+  | RecordOf<'SRV', SrvData>
+  | RecordOf<'SOA', SoaData>;
+
+/** A zone: its apex (`example.test`, no trailing dot) and its records. */
+export interface Zone {
+  origin: string;
+  records: DnsRecord[];
+}

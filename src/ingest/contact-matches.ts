@@ -1,0 +1,50 @@
+/**
+ * Turns a message's sender facts into the probes for the contact index and
+ * the index's answer into the policy's `matches` input.
+ */
+import type { ContactEntry } from '../core/types.ts';
+import type { PolicyInput } from '../core/policy.ts';
+
+export interface SenderFacts {
+  from: string | null;
+  listId: string | null;
+}
+
+export type Probe = { kind: ContactEntry['kind']; value: string };
+
+/** The address, its domain and every parent domain (X-TWOWAY-DOMAIN covers subdomains), and the list id. */
+export function probesFor(facts: SenderFacts): Probe[] {
+  const probes: Probe[] = [];
+  if (facts.from) {
+    probes.push({ kind: 'address', value: facts.from });
+    const labels = facts.from.slice(facts.from.lastIndexOf('@') + 1).split('.');
+    // Stop before the bare TLD: a card cannot allow a whole top-level domain by accident.
+    for (let i = 0; i < labels.length - 1; i++) probes.push({ kind: 'domain', value: labels.slice(i).join('.') });
+  }
+  if (facts.listId) probes.push({ kind: 'list', value: facts.listId });
+  return probes;
+}
+
+/**
+ * Precedence: for each kind, a block entry beats an allow entry for the same
+ * value; among domains the most specific (longest) matching domain decides.
+ */
+export function matchesFrom(found: ContactEntry[]): PolicyInput['matches'] {
+  const pick = (entries: ContactEntry[]): 'allow' | 'block' | null => {
+    if (entries.length === 0) return null;
+    return entries.some((e) => e.action === 'block') ? 'block' : 'allow';
+  };
+  const domains = found.filter((e) => e.kind === 'domain');
+  const longest = domains.reduce((n, e) => Math.max(n, e.value.length), 0);
+  return {
+    address: pick(found.filter((e) => e.kind === 'address')),
+    domain: pick(domains.filter((e) => e.value.length === longest)),
+    list: pick(found.filter((e) => e.kind === 'list')),
+  };
+}
+
+/** A List-Id is authenticated when it is, or is under, a domain that authenticated the message. */
+export function listAuthenticated(listId: string | null, authenticatedDomains: string[]): boolean {
+  if (!listId) return false;
+  return authenticatedDomains.some((d) => listId === d || listId.endsWith('.' + d));
+}

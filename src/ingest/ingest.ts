@@ -1,0 +1,135 @@
+/**
+ * The one entry path for every message (Postfix's cleanup): SMTP inbound,
+ * submission to local users, TWM fetches and system notices all call
+ * `ingest`. For each recipient it decides with the pure policy, then stores
+ * every copy in one durable write; the caller acknowledges only after the
+ * returned promise resolves.
+ */
+import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
+import { ReplyError } from '../core/errors.ts';
+import { normaliseListId, senderKey } from '../core/screener.ts';
+import type { MailboxName, User } from '../core/types.ts';
+import type { NewMessage, Store } from '../store/types.ts';
+import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
+
+export interface IngestMessage {
+  channel: PolicyInput['channel'];
+  origin: PolicyInput['origin'];
+  /** MAIL FROM; null for the null reverse-path (bounces). */
+  envelopeFrom: string | null;
+  /** Local users, as resolved by `findRecipient`. */
+  recipients: User[];
+  /** The message as received. */
+  raw: Buffer;
+  /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */
+  prepend: string;
+  /** Whether the From: domain is authenticated, and by which domains. */
+  auth: { fromAuthenticated: boolean; authenticatedDomains: string[] };
+  receivedAt?: Date;
+}
+
+export interface RecipientOutcome {
+  user: User;
+  verdict: Verdict;
+  /** The stored message's id, for inbox and screen verdicts. */
+  messageId: number | null;
+}
+
+export interface Ingest {
+  /** The local user an address delivers to (exact address, or `local+tag@domain`), or undefined. */
+  findRecipient(address: string): Promise<User | undefined>;
+  /**
+   * Decides and stores. Resolves after every copy is durable. Throws the
+   * refusal's ReplyError when every recipient refuses the message.
+   */
+  ingest(message: IngestMessage): Promise<RecipientOutcome[]>;
+}
+
+export interface IngestOptions {
+  store: Pick<Store, 'users' | 'contacts' | 'messages'>;
+  maxReceivedHeaders: number;
+  onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
+}
+
+export function createIngest(options: IngestOptions): Ingest {
+  const { store } = options;
+
+  async function findRecipient(address: string): Promise<User | undefined> {
+    const exact = await store.users.findByAddress(address);
+    if (exact) return exact;
+    // Subaddressing (RFC 5233): local+tag@domain delivers to local@domain.
+    const at = address.lastIndexOf('@');
+    const plus = address.indexOf('+');
+    if (plus > 0 && plus < at) return store.users.findByAddress(address.slice(0, plus) + address.slice(at));
+    return undefined;
+  }
+
+  async function ingest(message: IngestMessage): Promise<RecipientOutcome[]> {
+    const headers = parseHeaders(message.raw);
+    const facts = messageFacts(headers);
+    if (facts.receivedCount >= options.maxReceivedHeaders) {
+      throw new ReplyError(554, '5.4.6', `Mail loop detected: ${facts.receivedCount} Received headers`);
+    }
+    const listId = facts.listId ? normaliseListId(facts.listId) : null;
+    const sender = senderKey(facts.from, message.envelopeFrom);
+    const receivedAt = message.receivedAt ?? new Date();
+    const stored = Buffer.concat([Buffer.from(message.prepend, 'utf8'), message.raw]);
+
+    const outcomes: RecipientOutcome[] = [];
+    const writes: Array<{ index: number; item: NewMessage }> = [];
+    for (const user of message.recipients) {
+      const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId }));
+      const verdict = decide({
+        mode: user.mode,
+        channel: message.channel,
+        origin: message.origin,
+        from: facts.from,
+        authenticated: message.auth.fromAuthenticated,
+        matches: matchesFrom(found),
+        listAuthenticated: listAuthenticated(listId, message.auth.authenticatedDomains),
+        autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
+      });
+      outcomes.push({ user, verdict, messageId: null });
+      const mailbox: MailboxName | null = verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : null;
+      if (!mailbox) continue;
+      const firstContact = verdict.kind === 'screen' || (verdict.kind === 'inbox' && verdict.firstContact);
+      writes.push({
+        index: outcomes.length - 1,
+        item: {
+          userId: user.id,
+          mailbox,
+          raw: stored,
+          flags: [],
+          sender: message.envelopeFrom,
+          from: facts.from,
+          subject: facts.subject,
+          receivedAt,
+          firstContact,
+          // Strangers are listed in the Screener: held there in screen/strict
+          // mode, as history in open mode (DESIGN.md section 2).
+          request: firstContact
+            ? { sender, authDomain: message.auth.fromAuthenticated ? (facts.from?.split('@')[1] ?? null) : null, subject: facts.subject }
+            : undefined,
+        },
+      });
+    }
+
+    if (writes.length > 0) {
+      const summaries = await store.messages.deliver(writes.map((w) => w.item));
+      writes.forEach((w, i) => {
+        outcomes[w.index]!.messageId = summaries[i]!.id;
+      });
+    }
+    for (const outcome of outcomes) options.onOutcome?.(outcome, message);
+
+    const refusals = outcomes.filter((o) => o.verdict.kind === 'refuse');
+    if (refusals.length > 0 && refusals.length === outcomes.length) {
+      const first = refusals[0]!.verdict;
+      if (first.kind === 'refuse') throw new ReplyError(first.reply.code, first.reply.enhanced, first.reply.text);
+    }
+    return outcomes;
+  }
+
+  return { findRecipient, ingest };
+}

@@ -1,0 +1,85 @@
+/**
+ * Reads the facts the policy and the Screener need from a message's header
+ * block, without parsing the MIME body: ingest runs this for every message,
+ * so it only looks at the bytes before the first empty line.
+ */
+import addressparser from 'nodemailer/lib/addressparser';
+import libmime from 'libmime';
+
+export interface Header {
+  /** Lower-case field name. */
+  name: string;
+  /** Unfolded value, leading whitespace removed. */
+  value: string;
+}
+
+/** Splits raw into header block and body at the first empty line (CRLF or LF). */
+export function headerBlockEnd(raw: Buffer): number {
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + 4;
+  if (lf >= 0) return lf + 2;
+  return raw.length;
+}
+
+export function parseHeaders(raw: Buffer): Header[] {
+  const block = raw.subarray(0, headerBlockEnd(raw)).toString('utf8');
+  const headers: Header[] = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line === '') continue;
+    const last = headers[headers.length - 1];
+    if ((line.startsWith(' ') || line.startsWith('\t')) && last) {
+      last.value += ' ' + line.trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    // A line without a colon is not a header; RFC 5322 has no place for it, skip it.
+    if (colon <= 0) continue;
+    headers.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
+  }
+  return headers;
+}
+
+export interface MessageFacts {
+  /** Lower-cased addresses of the From: field (RFC 5322 allows several). */
+  fromAddresses: string[];
+  /** The single From: address when there is exactly one, else null. */
+  from: string | null;
+  subject: string | null;
+  messageId: string | null;
+  listId: string | null;
+  /** Auto-Submitted is present and not "no" (RFC 3834). */
+  autoSubmitted: boolean;
+  receivedCount: number;
+}
+
+export function messageFacts(headers: Header[]): MessageFacts {
+  const first = (name: string) => headers.find((h) => h.name === name)?.value ?? null;
+  const fromField = headers.filter((h) => h.name === 'from').map((h) => h.value).join(', ');
+  const fromAddresses = addressparser(fromField, { flatten: true })
+    .map((a) => ('address' in a && typeof a.address === 'string' ? a.address.toLowerCase() : ''))
+    .filter((a) => a.includes('@'));
+  const subject = first('subject');
+  const autoSubmitted = first('auto-submitted');
+  const precedence = first('precedence');
+  return {
+    fromAddresses,
+    from: fromAddresses.length === 1 ? fromAddresses[0]! : null,
+    subject: subject === null ? null : decodeWords(subject).slice(0, 998),
+    messageId: first('message-id'),
+    listId: first('list-id'),
+    autoSubmitted:
+      (autoSubmitted !== null && autoSubmitted.toLowerCase() !== 'no') ||
+      (precedence !== null && /^(bulk|junk|auto_reply)$/i.test(precedence) && first('list-id') === null),
+    receivedCount: headers.filter((h) => h.name === 'received').length,
+  };
+}
+
+function decodeWords(value: string): string {
+  try {
+    return libmime.decodeWords(value);
+  } catch {
+    // A malformed encoded-word is shown as written rather than failing the message.
+    return value;
+  }
+}

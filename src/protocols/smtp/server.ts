@@ -1,0 +1,182 @@
+/**
+ * SMTP wire code (smtp-server): greeting, STARTTLS, limits, size, reply
+ * mapping. It knows nothing of storage or policy; everything the server
+ * decides comes through `SmtpHooks`, and every refusal a hook throws is a
+ * ReplyError rendered as `code enhanced text`. Any other error becomes
+ * 451 4.3.0 and its cause goes to the log, never to the client.
+ */
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { Socket } from 'node:net';
+import { asReplyError, ReplyError } from '../../core/errors.ts';
+import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
+
+export interface SmtpSessionInfo {
+  id: string;
+  remoteAddress: string;
+  clientHostname: string;
+  helo: string;
+  secure: boolean;
+  /** TLS protocol, e.g. "TLSv1.3", when secure. */
+  tlsProtocol: string | null;
+  /** The recipients accepted so far in this transaction. */
+  recipients: string[];
+}
+
+export interface SmtpHooks {
+  /** MAIL FROM; address is null for the null reverse-path `<>`. */
+  onSender?(address: string | null, session: SmtpSessionInfo): Promise<void>;
+  /**
+   * RCPT TO. Throws a ReplyError to refuse. `exclusive` asks for a
+   * transaction of its own: the end-of-DATA reply is shared by all
+   * recipients, so a recipient whose verdict may differ is kept alone.
+   */
+  onRecipient(address: string, session: SmtpSessionInfo): Promise<{ exclusive: boolean }>;
+  /** End of DATA. Resolves (with the 250 text) only once the message is durable. */
+  onMessage(envelope: { from: string | null; to: string[] }, raw: Buffer, session: SmtpSessionInfo): Promise<string>;
+  onError?(err: unknown, session: SmtpSessionInfo | null): void;
+}
+
+export interface SmtpListenerOptions {
+  hostname: string;
+  host: string;
+  port: number;
+  tls: { key: string | Buffer; cert: string | Buffer };
+  maxMessageSize: number;
+  maxRecipients: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  hooks: SmtpHooks;
+}
+
+export interface SmtpListener {
+  readonly port: number;
+  readonly host: string;
+  close(): Promise<void>;
+}
+
+interface TransactionState {
+  exclusive: boolean;
+}
+
+export async function startSmtpListener(options: SmtpListenerOptions): Promise<SmtpListener> {
+  await installEnhancedCodeAdapter();
+  const { hooks } = options;
+  const perIp = new Map<string, number>();
+  const transactions = new WeakMap<SMTPServerSession, TransactionState>();
+
+  const info = (s: SMTPServerSession): SmtpSessionInfo => ({
+    id: s.id,
+    remoteAddress: s.remoteAddress,
+    clientHostname: s.clientHostname,
+    helo: s.hostNameAppearsAs || '',
+    secure: s.secure,
+    tlsProtocol: s.tlsOptions && typeof s.tlsOptions === 'object' && 'version' in s.tlsOptions ? String(s.tlsOptions.version) : null,
+    recipients: s.envelope.rcptTo.map((a) => a.address),
+  });
+
+  const wire = (err: unknown, session: SMTPServerSession | null): Error => {
+    const reply = asReplyError(err);
+    if (!(err instanceof ReplyError)) hooks.onError?.(err, session ? info(session) : null);
+    const e = new Error(`${reply.enhanced} ${reply.text}`) as Error & { responseCode: number };
+    e.responseCode = reply.code;
+    return e;
+  };
+
+  const server = new SMTPServer({
+    name: options.hostname,
+    banner: 'twoway ESMTP',
+    key: options.tls.key,
+    cert: options.tls.cert,
+    size: options.maxMessageSize,
+    rejectOversized: true,
+    maxRecipients: options.maxRecipients,
+    maxClients: options.maxConnections,
+    disabledCommands: ['AUTH'],
+    authOptional: true,
+    // The client's rDNS name is only informational here (it goes into the
+    // Received header); skipping the lookup saves a DNS round trip per
+    // connection. SPF/DMARC do their own lookups.
+    disableReverseLookup: true,
+    logger: false,
+    onConnect(session, callback) {
+      const n = (perIp.get(session.remoteAddress) ?? 0) + 1;
+      if (n > options.maxConnectionsPerIp) {
+        const e = new Error('4.7.0 Too many connections from your address, try again later') as Error & { responseCode: number };
+        e.responseCode = 421;
+        return callback(e);
+      }
+      perIp.set(session.remoteAddress, n);
+      callback();
+    },
+    onClose(session) {
+      const n = (perIp.get(session.remoteAddress) ?? 1) - 1;
+      if (n <= 0) perIp.delete(session.remoteAddress);
+      else perIp.set(session.remoteAddress, n);
+    },
+    onMailFrom(address, session, callback) {
+      transactions.delete(session);
+      const from = address.address === '' ? null : address.address;
+      (hooks.onSender ? hooks.onSender(from, info(session)) : Promise.resolve()).then(
+        () => callback(),
+        (err: unknown) => callback(wire(err, session)),
+      );
+    },
+    onRcptTo(address, session, callback) {
+      const state = transactions.get(session);
+      if (state?.exclusive) {
+        return callback(wire(new ReplyError(452, '4.5.3', 'One recipient per transaction for this mailbox; send the others separately'), session));
+      }
+      hooks.onRecipient(address.address, info(session)).then(
+        ({ exclusive }) => {
+          if (exclusive && session.envelope.rcptTo.length > 0) {
+            return callback(wire(new ReplyError(452, '4.5.3', 'This recipient needs a transaction of its own; send it separately'), session));
+          }
+          if (exclusive) transactions.set(session, { exclusive: true });
+          callback();
+        },
+        (err: unknown) => callback(wire(err, session)),
+      );
+    },
+    onData(stream: SMTPServerDataStream, session, callback) {
+      const chunks: Buffer[] = [];
+      let length = 0;
+      stream.on('data', (chunk: Buffer) => {
+        // Past the limit the bytes are drained, not kept: smtp-server answers 552 5.3.4 itself.
+        if (length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
+        length += chunk.length;
+      });
+      stream.on('error', (err) => callback(wire(err, session)));
+      stream.on('end', () => {
+        transactions.delete(session);
+        if (stream.sizeExceeded) return callback();
+        const envelope = {
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
+          to: session.envelope.rcptTo.map((a) => a.address),
+        };
+        hooks.onMessage(envelope, Buffer.concat(chunks, length), info(session)).then(
+          (text) => callback(null, `2.0.0 ${text}`),
+          (err: unknown) => callback(wire(err, session)),
+        );
+      });
+    },
+  });
+
+  server.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+  server.on('error', (err) => hooks.onError?.(err, null));
+
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+
+  return {
+    port,
+    host: options.host,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * The address book as the allowlist: `allow`, `block` and `remove` write
+ * vCards (the profile is in core/vcard-index.ts and docs/architecture.md), so
+ * whatever the CLI or API does is visible to any CardDAV client later, and
+ * cards written by clients count exactly like ours.
+ */
+import { parseSenderSpec, type SenderSpec } from '../core/address.ts';
+import { invalid, ReplyError } from '../core/errors.ts';
+import type { Contact, ContactEntry } from '../core/types.ts';
+import { buildContactCard, newUid, parseContactCard, VCardError } from '../core/vcard-index.ts';
+import type { Store } from '../store/types.ts';
+
+export const DEFAULT_BOOK = 'default';
+
+export interface ContactView {
+  uid: string;
+  book: string;
+  name: string | null;
+  entries: ContactEntry[];
+  etag: string;
+  updatedAt: string;
+  vcard: string;
+}
+
+export function toView(c: Contact): ContactView {
+  let parsed: ReturnType<typeof parseContactCard> | null = null;
+  try {
+    parsed = parseContactCard(c.vcard);
+  } catch {
+    // A stored card is shown even if a later parser rejects it; it simply contributes no entries.
+  }
+  return {
+    uid: c.uid,
+    book: c.book,
+    name: parsed?.fn ?? null,
+    entries: parsed?.entries ?? [],
+    etag: c.etag,
+    updatedAt: c.updatedAt.toISOString(),
+    vcard: c.vcard,
+  };
+}
+
+function spec(sender: string): SenderSpec {
+  try {
+    return parseSenderSpec(sender);
+  } catch (err) {
+    throw invalid(err instanceof ReplyError ? err.text : `Bad sender "${sender}": expected an address or @domain`);
+  }
+}
+
+const probe = (s: SenderSpec): { kind: ContactEntry['kind']; value: string } =>
+  s.kind === 'address' ? { kind: 'address', value: s.address } : { kind: 'domain', value: s.domain };
+
+export function createContacts(store: Pick<Store, 'contacts'>) {
+  /** Cards that consist of exactly this one entry with this action (the ones allow/block write). */
+  async function singleEntryCards(userId: number, s: SenderSpec, action: ContactEntry['action']) {
+    const p = probe(s);
+    const hits = await store.contacts.match(userId, [p]);
+    const out: Array<{ book: string; uid: string }> = [];
+    for (const hit of hits.filter((h) => h.action === action)) {
+      const card = await store.contacts.get(userId, hit.book, hit.uid);
+      if (card && toView(card).entries.length === 1) out.push({ book: hit.book, uid: hit.uid });
+    }
+    return out;
+  }
+
+  async function write(userId: number, s: SenderSpec, blocked: boolean): Promise<ContactView> {
+    const uid = newUid();
+    const vcard = buildContactCard({
+      uid,
+      fn: s.kind === 'address' ? s.address : `@${s.domain}`,
+      emails: s.kind === 'address' ? [s.address] : [],
+      domains: s.kind === 'domain' ? [s.domain] : [],
+      blocked,
+    });
+    return put(userId, DEFAULT_BOOK, vcard, uid);
+  }
+
+  async function put(userId: number, book: string, vcard: string, fallbackUid?: string): Promise<ContactView> {
+    let parsed;
+    try {
+      parsed = parseContactCard(vcard);
+    } catch (err) {
+      throw invalid(err instanceof VCardError ? err.message : `Malformed vCard: ${String(err)}`);
+    }
+    const uid = parsed.uid ?? fallbackUid ?? newUid();
+    return toView(await store.contacts.put(userId, { book, uid, vcard, entries: parsed.entries }));
+  }
+
+  return {
+    put,
+
+    async list(userId: number): Promise<ContactView[]> {
+      return (await store.contacts.list(userId)).map(toView);
+    },
+
+    /** Allows an address or @domain: lifts a block written by `block`, and adds a card unless one allows it already. */
+    async allow(userId: number, sender: string): Promise<{ created: boolean; unblocked: number }> {
+      const s = spec(sender);
+      const blocks = await singleEntryCards(userId, s, 'block');
+      for (const b of blocks) await store.contacts.remove(userId, b.book, b.uid);
+      const existing = (await store.contacts.match(userId, [probe(s)])).filter((h) => h.action === 'allow');
+      if (existing.length > 0) return { created: false, unblocked: blocks.length };
+      await write(userId, s, false);
+      return { created: true, unblocked: blocks.length };
+    },
+
+    /**
+     * Blocks an address or @domain with a card of its own marked
+     * X-TWOWAY-BLOCKED. A richer card the user keeps for that person stays;
+     * block beats allow for the same value (core/policy.ts precedence).
+     */
+    async block(userId: number, sender: string): Promise<{ created: boolean }> {
+      const s = spec(sender);
+      const existing = (await store.contacts.match(userId, [probe(s)])).filter((h) => h.action === 'block');
+      if (existing.length > 0) return { created: false };
+      await write(userId, s, true);
+      return { created: true };
+    },
+
+    /** Removes every card that names this address or domain. Returns the removed cards' UIDs. */
+    async remove(userId: number, sender: string): Promise<string[]> {
+      const s = spec(sender);
+      const hits = await store.contacts.match(userId, [probe(s)]);
+      const removed: string[] = [];
+      for (const h of hits) {
+        if (await store.contacts.remove(userId, h.book, h.uid)) removed.push(h.uid);
+      }
+      return removed;
+    },
+  };
+}
+
+export type Contacts = ReturnType<typeof createContacts>;

@@ -1,0 +1,35 @@
+/** Reading a user's mail: mailboxes, listings, one message. */
+import { invalid, notFound } from '../core/errors.ts';
+import { MAILBOXES, type MailboxName, type MessageSummary } from '../core/types.ts';
+import type { Store } from '../store/types.ts';
+
+export interface MessageView extends Omit<MessageSummary, 'receivedAt' | 'userId'> {
+  receivedAt: string;
+}
+
+export const messageView = ({ userId: _u, receivedAt, ...rest }: MessageSummary): MessageView => ({
+  ...rest,
+  receivedAt: receivedAt.toISOString(),
+});
+
+export function parseMailbox(name: string): MailboxName {
+  const found = MAILBOXES.find((m) => m.toLowerCase() === name.toLowerCase());
+  if (!found) throw invalid(`Unknown mailbox "${name}": expected one of ${MAILBOXES.join(', ')}`);
+  return found;
+}
+
+export function createMail(store: Pick<Store, 'messages'>) {
+  return {
+    mailboxes: (userId: number) => store.messages.mailboxes(userId),
+    list: (userId: number, mailbox?: MailboxName, page?: { limit?: number; offset?: number }) =>
+      store.messages.list(userId, { ...(mailbox ? { mailbox } : {}), ...page }),
+    async get(userId: number, id: number) {
+      const msg = Number.isSafeInteger(id) && id > 0 ? await store.messages.get(userId, id) : undefined;
+      // The same answer for "not yours" and "does not exist": ids do not leak across users.
+      if (!msg) throw notFound(`No message ${id}`);
+      return msg;
+    },
+  };
+}
+
+export type Mail = ReturnType<typeof createMail>;
