@@ -1,0 +1,281 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  classifySender,
+  decide,
+  STRICT_REFUSAL,
+  type MatchAction,
+  type PolicyInput,
+  type PolicyMatches,
+  type ReasonCode,
+  type Verdict,
+} from './policy.ts';
+import { MODES, type Mode } from './types.ts';
+
+const CHANNELS = ['smtp', 'twm'] as const;
+
+/** Some facts of a PolicyInput; unnamed matches default to null. */
+type Facts = Omit<Partial<PolicyInput>, 'matches'> & { matches?: Partial<PolicyMatches> };
+
+function input(overrides: Facts = {}): PolicyInput {
+  const { matches, ...rest } = overrides;
+  return {
+    mode: 'open',
+    channel: 'smtp',
+    origin: 'remote',
+    from: 'alice@example.org',
+    authenticated: true,
+    listAuthenticated: false,
+    autoSubmitted: false,
+    ...rest,
+    matches: { address: null, domain: null, list: null, ...matches },
+  };
+}
+
+/** What a row expects: the verdict kind, plus the first-contact mark for inbox. */
+type Outcome = 'inbox' | 'inbox-first-contact' | 'screen' | 'refuse' | 'drop';
+
+function assertOutcome(verdict: Verdict, expected: Outcome, reason: ReasonCode, label: string): void {
+  const kind = expected === 'inbox-first-contact' ? 'inbox' : expected;
+  assert.equal(verdict.kind, kind, `${label}: kind`);
+  if (verdict.kind === 'inbox') {
+    assert.equal(verdict.firstContact, expected === 'inbox-first-contact', `${label}: firstContact`);
+  }
+  if (verdict.kind === 'refuse') {
+    assert.equal(verdict.reply.code, 550, `${label}: reply code`);
+    assert.equal(verdict.reply.enhanced, '5.7.1', `${label}: enhanced code`);
+    assert.match(verdict.reply.text, /contacts/, `${label}: reply text explains how to get in`);
+  }
+  const codes = verdict.reasons.map((r) => r.code);
+  assert.ok(codes.includes(reason), `${label}: reasons ${JSON.stringify(codes)} should include ${reason}`);
+  for (const r of verdict.reasons) assert.ok(r.detail.length > 0, `${label}: reason ${r.code} has a detail`);
+}
+
+/**
+ * Sender classes: the facts that put a sender in a class, the reason code
+ * the verdict must carry, and the expected outcome for every (mode, channel).
+ */
+interface SenderCase {
+  facts: Facts;
+  reason: ReasonCode;
+  expect: Record<Mode, Record<(typeof CHANNELS)[number], Outcome>>;
+}
+
+const ALLOWED = {
+  open: { smtp: 'inbox', twm: 'inbox' },
+  screen: { smtp: 'inbox', twm: 'inbox' },
+  strict: { smtp: 'inbox', twm: 'inbox' },
+} as const;
+const BLOCKED = {
+  open: { smtp: 'drop', twm: 'drop' },
+  screen: { smtp: 'drop', twm: 'drop' },
+  strict: { smtp: 'refuse', twm: 'drop' },
+} as const;
+const STRANGER = {
+  open: { smtp: 'inbox-first-contact', twm: 'inbox-first-contact' },
+  screen: { smtp: 'screen', twm: 'screen' },
+  strict: { smtp: 'refuse', twm: 'screen' },
+} as const;
+
+const SENDERS: Record<string, SenderCase> = {
+  'allowed address': { facts: { matches: { address: 'allow' } }, reason: 'allowed-address', expect: ALLOWED },
+  'allowed domain': { facts: { matches: { domain: 'allow' } }, reason: 'allowed-domain', expect: ALLOWED },
+  'allowed list, authenticated': {
+    facts: { authenticated: false, listAuthenticated: true, matches: { list: 'allow' } },
+    reason: 'allowed-list',
+    expect: ALLOWED,
+  },
+  'blocked address': { facts: { matches: { address: 'block' } }, reason: 'blocked-address', expect: BLOCKED },
+  'blocked address, unauthenticated': {
+    facts: { authenticated: false, matches: { address: 'block' } },
+    reason: 'blocked-address',
+    expect: BLOCKED,
+  },
+  'blocked domain': { facts: { matches: { domain: 'block' } }, reason: 'blocked-domain', expect: BLOCKED },
+  'blocked domain, unauthenticated': {
+    facts: { authenticated: false, matches: { domain: 'block' } },
+    reason: 'blocked-domain',
+    expect: BLOCKED,
+  },
+  'blocked list': { facts: { matches: { list: 'block' } }, reason: 'blocked-list', expect: BLOCKED },
+  'stranger, authenticated': { facts: {}, reason: 'stranger', expect: STRANGER },
+  'stranger, unauthenticated': { facts: { authenticated: false }, reason: 'stranger', expect: STRANGER },
+  'stranger without From:': { facts: { from: null, authenticated: false }, reason: 'stranger', expect: STRANGER },
+  'forged allowed address': {
+    facts: { authenticated: false, matches: { address: 'allow' } },
+    reason: 'unauthenticated-allowed',
+    expect: STRANGER,
+  },
+  'forged allowed domain': {
+    facts: { authenticated: false, matches: { domain: 'allow' } },
+    reason: 'unauthenticated-allowed',
+    expect: STRANGER,
+  },
+  'allowed list, not authenticated': {
+    facts: { listAuthenticated: false, matches: { list: 'allow' } },
+    reason: 'unauthenticated-list',
+    expect: STRANGER,
+  },
+};
+
+test('policy table: every mode x channel x sender class', () => {
+  let rows = 0;
+  for (const [name, sender] of Object.entries(SENDERS)) {
+    for (const mode of MODES) {
+      for (const channel of CHANNELS) {
+        for (const origin of ['remote', 'local'] as const) {
+          const label = `${name} / ${mode} / ${channel} / ${origin}`;
+          const verdict = decide(input({ ...sender.facts, mode, channel, origin }));
+          assertOutcome(verdict, sender.expect[mode][channel], sender.reason, label);
+          rows++;
+        }
+      }
+    }
+  }
+  assert.equal(rows, Object.keys(SENDERS).length * 3 * 2 * 2);
+});
+
+test('forged allowed senders never reach the inbox in screen or strict mode', () => {
+  for (const mode of ['screen', 'strict'] as const) {
+    for (const channel of CHANNELS) {
+      for (const matches of [{ address: 'allow' }, { domain: 'allow' }, { address: 'allow', domain: 'allow' }] as const) {
+        const verdict = decide(input({ mode, channel, authenticated: false, matches }));
+        assert.notEqual(verdict.kind, 'inbox', `${mode}/${channel}/${JSON.stringify(matches)}`);
+        assert.ok(verdict.reasons.some((r) => r.code === 'unauthenticated-allowed'));
+        assert.match(verdict.reasons.find((r) => r.code === 'unauthenticated-allowed')?.detail ?? '', /forged/);
+      }
+    }
+  }
+});
+
+interface PrecedenceRow {
+  name: string;
+  facts: Facts;
+  mode: Mode;
+  expected: Outcome;
+  reason: ReasonCode;
+}
+
+test('precedence: address beats domain; blocks beat list allows', () => {
+  const rows: PrecedenceRow[] = [
+    { name: 'allowed address in blocked domain', facts: { matches: { address: 'allow', domain: 'block' } }, mode: 'strict', expected: 'inbox', reason: 'allowed-address' },
+    { name: 'allowed address in blocked domain, open', facts: { matches: { address: 'allow', domain: 'block' } }, mode: 'open', expected: 'inbox', reason: 'allowed-address' },
+    { name: 'blocked address in allowed domain', facts: { matches: { address: 'block', domain: 'allow' } }, mode: 'screen', expected: 'drop', reason: 'blocked-address' },
+    { name: 'blocked address in allowed domain, strict', facts: { matches: { address: 'block', domain: 'allow' } }, mode: 'strict', expected: 'refuse', reason: 'blocked-address' },
+    // An unverified copy of an explicitly allowed address is screened, not dropped by the domain block.
+    { name: 'forged allowed address in blocked domain', facts: { authenticated: false, matches: { address: 'allow', domain: 'block' } }, mode: 'screen', expected: 'screen', reason: 'unauthenticated-allowed' },
+    { name: 'blocked address posting to allowed list', facts: { listAuthenticated: true, matches: { address: 'block', list: 'allow' } }, mode: 'screen', expected: 'drop', reason: 'blocked-address' },
+    { name: 'blocked domain posting to allowed list', facts: { listAuthenticated: true, matches: { domain: 'block', list: 'allow' } }, mode: 'screen', expected: 'drop', reason: 'blocked-domain' },
+    { name: 'allowed address posting to blocked list', facts: { matches: { address: 'allow', list: 'block' } }, mode: 'screen', expected: 'drop', reason: 'blocked-list' },
+    { name: 'allowed domain posting to blocked list', facts: { matches: { domain: 'allow', list: 'block' } }, mode: 'open', expected: 'drop', reason: 'blocked-list' },
+    { name: 'stranger posting to allowed list', facts: { authenticated: false, listAuthenticated: true, matches: { list: 'allow' } }, mode: 'strict', expected: 'inbox', reason: 'allowed-list' },
+    { name: 'forged address via authenticated allowed list', facts: { authenticated: false, listAuthenticated: true, matches: { address: 'allow', list: 'allow' } }, mode: 'strict', expected: 'inbox', reason: 'allowed-list' },
+    { name: 'allowed address and allowed domain', facts: { matches: { address: 'allow', domain: 'allow' } }, mode: 'strict', expected: 'inbox', reason: 'allowed-address' },
+    { name: 'list allow not authenticated, domain allow authenticated', facts: { matches: { domain: 'allow', list: 'allow' } }, mode: 'strict', expected: 'inbox', reason: 'allowed-domain' },
+    { name: 'list allow and forged domain, neither authenticated', facts: { authenticated: false, matches: { domain: 'allow', list: 'allow' } }, mode: 'screen', expected: 'screen', reason: 'unauthenticated-list' },
+  ];
+  for (const row of rows) {
+    const verdict = decide(input({ ...row.facts, mode: row.mode }));
+    assertOutcome(verdict, row.expected, row.reason, row.name);
+  }
+});
+
+test('auto-submitted messages', () => {
+  const rows: Array<PrecedenceRow & { channel: 'smtp' | 'twm' }> = [
+    // The backscatter rule: strict SMTP drops instead of refusing.
+    { name: 'stranger, strict smtp', channel: 'smtp', facts: {}, mode: 'strict', expected: 'drop', reason: 'auto-submitted' },
+    { name: 'stranger, strict smtp, also stranger', channel: 'smtp', facts: {}, mode: 'strict', expected: 'drop', reason: 'stranger' },
+    { name: 'blocked, strict smtp', channel: 'smtp', facts: { matches: { address: 'block' } }, mode: 'strict', expected: 'drop', reason: 'auto-submitted' },
+    { name: 'forged allowed, strict smtp', channel: 'smtp', facts: { authenticated: false, matches: { address: 'allow' } }, mode: 'strict', expected: 'drop', reason: 'unauthenticated-allowed' },
+    // Elsewhere the flag is recorded but changes nothing.
+    { name: 'stranger, strict twm', channel: 'twm', facts: {}, mode: 'strict', expected: 'screen', reason: 'auto-submitted' },
+    { name: 'stranger, screen smtp', channel: 'smtp', facts: {}, mode: 'screen', expected: 'screen', reason: 'auto-submitted' },
+    { name: 'stranger, open smtp', channel: 'smtp', facts: {}, mode: 'open', expected: 'inbox-first-contact', reason: 'auto-submitted' },
+    { name: 'allowed, strict smtp', channel: 'smtp', facts: { matches: { address: 'allow' } }, mode: 'strict', expected: 'inbox', reason: 'allowed-address' },
+  ];
+  for (const row of rows) {
+    const verdict = decide(input({ ...row.facts, mode: row.mode, channel: row.channel, autoSubmitted: true }));
+    assertOutcome(verdict, row.expected, row.reason, row.name);
+  }
+  // Not auto-submitted: no such reason.
+  const plain = decide(input({ mode: 'strict' }));
+  assert.ok(!plain.reasons.some((r) => r.code === 'auto-submitted'));
+});
+
+test('system notices always reach the inbox', () => {
+  const worst = { address: 'block', domain: 'block', list: 'block' } as const;
+  for (const mode of MODES) {
+    for (const channel of CHANNELS) {
+      for (const autoSubmitted of [false, true]) {
+        const verdict = decide(input({ mode, channel, origin: 'system', from: null, authenticated: false, autoSubmitted, matches: worst }));
+        assertOutcome(verdict, 'inbox', 'system', `system / ${mode} / ${channel} / auto=${autoSubmitted}`);
+        assert.deepEqual(verdict.reasons.map((r) => r.code), ['system']);
+      }
+    }
+  }
+});
+
+test('the strict refusal is a fresh copy of STRICT_REFUSAL', () => {
+  const v = decide(input({ mode: 'strict' }));
+  assert.equal(v.kind, 'refuse');
+  if (v.kind !== 'refuse') return;
+  assert.deepEqual(v.reply, { ...STRICT_REFUSAL });
+  assert.notEqual(v.reply, STRICT_REFUSAL);
+  assert.ok(Object.isFrozen(STRICT_REFUSAL));
+  // Blocked and stranger refusals are indistinguishable to the sender.
+  const blocked = decide(input({ mode: 'strict', matches: { address: 'block' } }));
+  assert.equal(blocked.kind, 'refuse');
+  if (blocked.kind === 'refuse') assert.deepEqual(blocked.reply, v.reply);
+});
+
+test('reason details name the sender', () => {
+  const v = decide(input({ from: 'bob@example.net', mode: 'screen' }));
+  assert.match(v.reasons.find((r) => r.code === 'stranger')?.detail ?? '', /bob@example\.net/);
+  const none = decide(input({ from: null, mode: 'screen' }));
+  assert.match(none.reasons.find((r) => r.code === 'stranger')?.detail ?? '', /no From/);
+});
+
+test('classifySender exposes the class', () => {
+  assert.equal(classifySender(input({ matches: { address: 'allow' } })).senderClass, 'allowed');
+  assert.equal(classifySender(input({ matches: { domain: 'block' } })).senderClass, 'blocked');
+  assert.equal(classifySender(input({ authenticated: false, matches: { domain: 'allow' } })).senderClass, 'stranger');
+});
+
+test('invariants over every combination of inputs', () => {
+  const actions: MatchAction[] = [null, 'allow', 'block'];
+  let count = 0;
+  for (const mode of MODES)
+    for (const channel of CHANNELS)
+      for (const origin of ['remote', 'local', 'system'] as const)
+        for (const address of actions)
+          for (const domain of actions)
+            for (const list of actions)
+              for (const authenticated of [false, true])
+                for (const listAuthenticated of [false, true])
+                  for (const autoSubmitted of [false, true]) {
+                    const i = input({ mode, channel, origin, authenticated, listAuthenticated, autoSubmitted, matches: { address, domain, list } });
+                    const v = decide(i);
+                    const label = JSON.stringify(i);
+                    count++;
+                    assert.ok(v.reasons.length > 0, label);
+                    if (origin === 'system') {
+                      assert.equal(v.kind, 'inbox', label);
+                      continue;
+                    }
+                    // Nothing unauthenticated reaches the inbox outside open mode.
+                    if (mode !== 'open' && !authenticated && !listAuthenticated) assert.notEqual(v.kind, 'inbox', label);
+                    // Blocks hold against every allow except the address-over-domain rule.
+                    if (address === 'block' || list === 'block') assert.notEqual(v.kind, 'inbox', label);
+                    if (domain === 'block' && address !== 'allow') assert.notEqual(v.kind, 'inbox', label);
+                    // Refusals only in strict SMTP, never for automatic mail.
+                    if (v.kind === 'refuse') {
+                      assert.ok(mode === 'strict' && channel === 'smtp' && !autoSubmitted, label);
+                      assert.equal(v.reply.code, 550, label);
+                    }
+                    // First contact only in open mode.
+                    if (v.kind === 'inbox' && v.firstContact) assert.equal(mode, 'open', label);
+                    // Screening never happens in open mode.
+                    if (v.kind === 'screen') assert.notEqual(mode, 'open', label);
+                  }
+  assert.equal(count, 3 * 2 * 3 * 27 * 8);
+});

@@ -1,0 +1,183 @@
+/**
+ * THE delivery policy (DESIGN.md section 2): a pure function from the facts
+ * about one message for one recipient to a verdict, with the reasons kept as
+ * data (after maddy's CheckResult / Stalwart's RcptResolution). No I/O: the
+ * caller has already looked up the address book and authenticated the
+ * message; this module only combines the answers.
+ *
+ * Two steps:
+ *
+ * 1. Classify the sender as allowed, blocked or a stranger. Precedence, most
+ *    specific first:
+ *    - an address `block` entry, then a list `block` entry: blocked (blocks
+ *      need no authentication: dropping a forgery of a blocked sender harms
+ *      no one);
+ *    - an address `allow` entry: allowed if the From: domain is
+ *      authenticated. It overrides a domain block (the user singled this
+ *      address out). Unauthenticated, it is a forged or unverifiable copy of
+ *      an allowed address: a stranger, reason `unauthenticated-allowed`;
+ *    - otherwise a domain `block`: blocked; a domain `allow`: allowed if
+ *      authenticated, else a stranger as above;
+ *    - a list `allow` entry allows the message if the List-Id is covered by
+ *      an authenticated domain, else it adds `unauthenticated-list`;
+ *    - anything else is a stranger.
+ *    A list block beats an address allow: it silences that list's traffic,
+ *    while the same person's direct mail (no List-Id) still arrives.
+ *
+ * 2. Map (class, mode, channel) to a verdict:
+ *
+ *    | class    | open                    | screen | strict, smtp       | strict, twm |
+ *    |----------|-------------------------|--------|--------------------|-------------|
+ *    | allowed  | inbox                   | inbox  | inbox              | inbox       |
+ *    | blocked  | drop                    | drop   | refuse 550 5.7.1 * | drop        |
+ *    | stranger | inbox, first contact    | screen | refuse 550 5.7.1 * | screen      |
+ *
+ *    (*) An auto-submitted message (or one with a null envelope sender) is
+ *    dropped instead: refusing it makes the sending MTA bounce an automatic
+ *    message to a possibly forged address, i.e. backscatter (RFC 3834 spirit).
+ *    Our own notices (`origin: 'system'`) always go to the inbox.
+ *
+ * Blocked and stranger refusals share one text on purpose: the reply must not
+ * tell a sender that the recipient blocked them.
+ */
+import type { Mode } from './types.ts';
+
+export type Channel = 'smtp' | 'twm';
+/** `system`: this server's own notices (DSNs, status messages). */
+export type Origin = 'remote' | 'local' | 'system';
+export type MatchAction = 'allow' | 'block' | null;
+
+export interface PolicyMatches {
+  /** Action of the address book entry for the exact From: address. */
+  address: MatchAction;
+  /** Action of the most specific entry for the From: domain or a parent of it. */
+  domain: MatchAction;
+  /** Action of the entry for the message's List-Id. */
+  list: MatchAction;
+}
+
+export interface PolicyInput {
+  mode: Mode;
+  channel: Channel;
+  origin: Origin;
+  /** Header From: address, normalised (lower-cased); null when absent or unparsable. */
+  from: string | null;
+  /**
+   * The From: domain is authenticated: a DMARC-aligned SPF or DKIM pass for
+   * SMTP, a verified notice signature for TWM, an authenticated submission
+   * for local mail.
+   */
+  authenticated: boolean;
+  matches: PolicyMatches;
+  /** The List-Id is, or is under, a domain that authenticated the message. */
+  listAuthenticated: boolean;
+  /** Auto-Submitted present and not `no`, or a null envelope sender. */
+  autoSubmitted: boolean;
+}
+
+export const REASON_CODES = [
+  'system',
+  'allowed-address',
+  'allowed-domain',
+  'allowed-list',
+  'blocked-address',
+  'blocked-domain',
+  'blocked-list',
+  'unauthenticated-allowed',
+  'unauthenticated-list',
+  'stranger',
+  'auto-submitted',
+] as const;
+export type ReasonCode = (typeof REASON_CODES)[number];
+
+/** Why a verdict was reached: a stable code for programs, a sentence for people and logs. */
+export interface Reason {
+  code: ReasonCode;
+  detail: string;
+}
+
+export interface SmtpReply {
+  code: number;
+  enhanced: string;
+  text: string;
+}
+
+export type Verdict =
+  /** Deliver to INBOX. `firstContact`: the sender is a stranger (open mode). */
+  | { kind: 'inbox'; firstContact: boolean; reasons: Reason[] }
+  /** Hold as a contact request (SMTP: store in the Screener; TWM: do not fetch the body). */
+  | { kind: 'screen'; reasons: Reason[] }
+  /** Reject in-protocol (SMTP end of DATA) with this reply. */
+  | { kind: 'refuse'; reply: SmtpReply; reasons: Reason[] }
+  /** Accept and discard silently. */
+  | { kind: 'drop'; reasons: Reason[] };
+export type VerdictKind = Verdict['kind'];
+
+export type SenderClass = 'allowed' | 'blocked' | 'stranger';
+
+/** The strict-mode refusal for strangers and blocked senders alike (see module comment). */
+export const STRICT_REFUSAL: Readonly<SmtpReply> = Object.freeze({
+  code: 550,
+  enhanced: '5.7.1',
+  text:
+    'This mailbox accepts mail only from its contacts; ask the recipient to add you, or use Two-Way Mail',
+});
+
+/** Step 1: allowed, blocked or stranger, with the reasons (see module comment for precedence). */
+export function classifySender(input: PolicyInput): { senderClass: SenderClass; reasons: Reason[] } {
+  const { matches: m, authenticated } = input;
+  const who = input.from ?? '(no From: address)';
+  const reasons: Reason[] = [];
+  const done = (senderClass: SenderClass, code: ReasonCode, detail: string) => ({
+    senderClass,
+    reasons: [...reasons, { code, detail }],
+  });
+  const unauthenticated = (level: string): Reason => ({
+    code: 'unauthenticated-allowed',
+    detail: `${who} matches an allowed ${level} entry, but the From: domain is not authenticated (forged or unverifiable)`,
+  });
+
+  if (m.address === 'block') return done('blocked', 'blocked-address', `${who} is blocked in the address book`);
+  if (m.list === 'block') return done('blocked', 'blocked-list', 'the List-Id is blocked in the address book');
+
+  if (m.address === 'allow') {
+    if (authenticated) return done('allowed', 'allowed-address', `${who} is in the address book`);
+    // The address entry still outranks a domain block: screen, don't drop.
+    reasons.push(unauthenticated('address'));
+  } else if (m.domain === 'block') {
+    return done('blocked', 'blocked-domain', `the domain of ${who} is blocked in the address book`);
+  } else if (m.domain === 'allow') {
+    if (authenticated) return done('allowed', 'allowed-domain', `the domain of ${who} is in the address book`);
+    reasons.push(unauthenticated('domain'));
+  }
+
+  if (m.list === 'allow') {
+    if (input.listAuthenticated) return done('allowed', 'allowed-list', 'the List-Id is in the address book');
+    reasons.push({
+      code: 'unauthenticated-list',
+      detail: 'the List-Id is in the address book, but no authenticated domain covers it',
+    });
+  }
+  return done('stranger', 'stranger', `${who} is not in the address book`);
+}
+
+/** The policy: one message, one recipient, one verdict. */
+export function decide(input: PolicyInput): Verdict {
+  if (input.origin === 'system') {
+    return { kind: 'inbox', firstContact: false, reasons: [{ code: 'system', detail: 'notice from this server' }] };
+  }
+  const { senderClass, reasons } = classifySender(input);
+  if (input.autoSubmitted) {
+    reasons.push({ code: 'auto-submitted', detail: 'automatic message (Auto-Submitted or null envelope sender)' });
+  }
+
+  if (senderClass === 'allowed') return { kind: 'inbox', firstContact: false, reasons };
+  if (input.mode === 'strict' && input.channel === 'smtp') {
+    // Refusing an automatic message would make the sending MTA bounce it: backscatter.
+    if (input.autoSubmitted) return { kind: 'drop', reasons };
+    return { kind: 'refuse', reply: { ...STRICT_REFUSAL }, reasons };
+  }
+  if (senderClass === 'blocked') return { kind: 'drop', reasons };
+  // A stranger, and not strict SMTP:
+  return input.mode === 'open' ? { kind: 'inbox', firstContact: true, reasons } : { kind: 'screen', reasons };
+}
