@@ -1,0 +1,141 @@
+/**
+ * The Screener's requests: one row per (user, sender), created and counted by
+ * messages.deliver(); read, decided and forgotten here.
+ */
+import { sql, type ExpressionBuilder } from 'kysely';
+import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
+import type { ContactRequestRepository } from './types.ts';
+import type { Database } from './schema.ts';
+import { chunks, num, toDate, unique, type Db } from './db-util.ts';
+
+const SENDERS_PER_QUERY = 1000;
+
+/** Messages held for a request: in the Screener mailbox and linked to it. */
+function heldCount(eb: ExpressionBuilder<Database, 'contact_requests'>) {
+  return eb
+    .selectFrom('messages as m')
+    .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
+    .select((e) => e.fn.countAll().as('n'))
+    .whereRef('m.request_id', '=', 'contact_requests.id')
+    .where('mb.name', '=', 'Screener')
+    .as('held');
+}
+
+/** Escapes LIKE wildcards so a domain is matched literally. */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+export class KyselyContactRequestRepository implements ContactRequestRepository {
+  constructor(private readonly s: Db) {}
+
+  private select(userId: number) {
+    return this.s.db
+      .selectFrom('contact_requests')
+      .selectAll('contact_requests')
+      .select((eb) => heldCount(eb))
+      .where('contact_requests.user_id', '=', userId);
+  }
+
+  /** Most recent first. */
+  async list(userId: number, options: { status?: ContactRequestStatus } = {}): Promise<ContactRequest[]> {
+    let q = this.select(userId);
+    if (options.status !== undefined) q = q.where('contact_requests.status', '=', options.status);
+    const rows = await q
+      .orderBy('contact_requests.last_seen', 'desc')
+      .orderBy('contact_requests.id', 'desc')
+      .execute();
+    return rows.map(toRequest);
+  }
+
+  async get(userId: number, sender: string): Promise<ContactRequest | undefined> {
+    const row = await this.select(userId).where('contact_requests.sender', '=', sender.toLowerCase()).executeTakeFirst();
+    return row && toRequest(row);
+  }
+
+  async heldMessageIds(userId: number, senders: string[]): Promise<number[]> {
+    const ids: number[] = [];
+    for (const part of chunks(unique(senders.map((s) => s.toLowerCase())), SENDERS_PER_QUERY)) {
+      const rows = await this.s.db
+        .selectFrom('messages as m')
+        .innerJoin('contact_requests as r', 'r.id', 'm.request_id')
+        .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
+        .select('m.id')
+        .where('m.user_id', '=', userId)
+        .where('r.user_id', '=', userId)
+        .where('mb.name', '=', 'Screener')
+        .where('r.sender', 'in', part)
+        .execute();
+      ids.push(...rows.map((r) => r.id));
+    }
+    return ids.sort((a, b) => a - b);
+  }
+
+  /** Senders of pending requests whose address ends with `@domain` (subdomains are not included). */
+  async sendersOfDomain(userId: number, domain: string): Promise<string[]> {
+    const suffix = `@${domain.toLowerCase()}`;
+    const rows = await this.s.db
+      .selectFrom('contact_requests')
+      .select('sender')
+      .where('user_id', '=', userId)
+      .where('status', '=', 'pending')
+      .where(sql<boolean>`${sql.ref('sender')} like ${`%${likeLiteral(suffix)}`} escape '\\'`)
+      .orderBy('sender')
+      .execute();
+    // LIKE narrows the rows; endsWith makes the match exact on both dialects
+    // (SQLite's LIKE ignores ASCII case).
+    return rows.map((r) => r.sender).filter((s) => s.endsWith(suffix));
+  }
+
+  async setStatus(userId: number, senders: string[], status: ContactRequestStatus): Promise<number> {
+    let n = 0;
+    for (const part of chunks(unique(senders.map((s) => s.toLowerCase())), SENDERS_PER_QUERY)) {
+      const res = await this.s.db
+        .updateTable('contact_requests')
+        .set({ status })
+        .where('user_id', '=', userId)
+        .where('sender', 'in', part)
+        .executeTakeFirst();
+      n += num(res.numUpdatedRows);
+    }
+    return n;
+  }
+
+  /** Messages still linked to a removed request keep existing; their link is cleared (ON DELETE SET NULL). */
+  async remove(userId: number, senders: string[]): Promise<number> {
+    let n = 0;
+    for (const part of chunks(unique(senders.map((s) => s.toLowerCase())), SENDERS_PER_QUERY)) {
+      const res = await this.s.db.deleteFrom('contact_requests').where('user_id', '=', userId).where('sender', 'in', part).executeTakeFirst();
+      n += num(res.numDeletedRows);
+    }
+    return n;
+  }
+}
+
+interface RequestRow {
+  id: number;
+  user_id: number;
+  sender: string;
+  auth_domain: string | null;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  sample_subject: string | null;
+  status: ContactRequestStatus;
+  held: number | bigint | string | null;
+}
+
+function toRequest(row: RequestRow): ContactRequest {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    sender: row.sender,
+    authDomain: row.auth_domain,
+    firstSeen: toDate(row.first_seen),
+    lastSeen: toDate(row.last_seen),
+    count: num(row.count),
+    sampleSubject: row.sample_subject,
+    status: row.status,
+    held: num(row.held),
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Small helpers shared by the repositories: driver error classification and
+ * row value conversions that must behave the same on both dialects.
+ */
+import type { Kysely } from 'kysely';
+import type { Database, Dialect } from './schema.ts';
+
+/** What every repository is built from. */
+export interface Db {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** A UNIQUE / PRIMARY KEY violation (better-sqlite3 and pg report them differently). */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** A FOREIGN KEY violation. */
+export function isForeignKeyViolation(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
+/**
+ * Integers from the database as numbers. int8 is already parsed by the pool
+ * (open.ts), but counts and affected-row numbers can still arrive as bigint or
+ * string depending on the driver path, so every numeric read goes through here.
+ */
+export function num(value: number | bigint | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'number' ? value : Number(value);
+}
+
+export function toDate(ms: number | bigint | string): Date {
+  return new Date(num(ms));
+}
+
+/** Splits work into pieces small enough for the bound-parameter limits of both dialects. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export function unique<T>(items: Iterable<T>): T[] {
+  return [...new Set(items)];
+}

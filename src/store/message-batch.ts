@@ -1,0 +1,203 @@
+/**
+ * The body of one delivery transaction: stores a batch of messages with as
+ * few statements as the batch allows (one uid reservation per mailbox, one
+ * upsert per request sender, bodies and messages in multi-row inserts).
+ */
+import { createHash } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { MessageSummary } from '../core/types.ts';
+import type { NewMessage } from './types.ts';
+import type { Database, Dialect } from './schema.ts';
+import { chunks, num } from './db-util.ts';
+
+type Tx = Transaction<Database>;
+
+/** Rows per multi-row statement: 13 parameters a message row stays well under both dialects' limits. */
+const ROWS_PER_INSERT = 500;
+/** Bodies are large; keep each statement to a reasonable size. */
+const BODIES_PER_INSERT = 50;
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const g = groups.get(k);
+    if (g) g.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+/**
+ * Reserves consecutive UIDs in each target mailbox: one UPDATE ... RETURNING
+ * per mailbox, which also takes the mailbox's row lock on PostgreSQL, so
+ * concurrent writers never hand out the same UID. Mailboxes are locked in a
+ * fixed order to rule out deadlocks between writers.
+ */
+async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<{ mailboxId: number; uid: number }>> {
+  const out = new Array<{ mailboxId: number; uid: number }>(items.length);
+  const indexes = items.map((_, i) => i);
+  const groups = [...groupBy(indexes, (i) => `${items[i]!.userId}\n${items[i]!.mailbox}`).values()].sort((a, b) => {
+    const x = items[a[0]!]!;
+    const y = items[b[0]!]!;
+    return x.userId - y.userId || (x.mailbox < y.mailbox ? -1 : x.mailbox > y.mailbox ? 1 : 0);
+  });
+  for (const group of groups) {
+    const first = items[group[0]!]!;
+    const row = await tx
+      .updateTable('mailboxes')
+      .set((eb) => ({ uid_next: eb('uid_next', '+', group.length) }))
+      .where('user_id', '=', first.userId)
+      .where('name', '=', first.mailbox)
+      .returning(['id', 'uid_next'])
+      .executeTakeFirst();
+    if (!row) throw new Error(`No mailbox ${first.mailbox} for user ${first.userId}`);
+    const start = num(row.uid_next) - group.length;
+    group.forEach((i, n) => {
+      out[i] = { mailboxId: row.id, uid: start + n };
+    });
+  }
+  return out;
+}
+
+/**
+ * Creates or updates the Screener request of each (user, sender) once per
+ * batch, folding the batch's attempts together: count + n, the latest
+ * lastSeen, the first known subject kept, the latest known auth domain.
+ * Returns the request id per item (undefined for items without a request).
+ */
+async function upsertRequests(tx: Tx, items: readonly NewMessage[]): Promise<Array<number | undefined>> {
+  const out = new Array<number | undefined>(items.length);
+  const withRequest = items.map((_, i) => i).filter((i) => items[i]!.request);
+  const groups = groupBy(withRequest, (i) => `${items[i]!.userId}\n${items[i]!.request!.sender.toLowerCase()}`);
+  // A fixed lock order across writers (see reserveUids).
+  for (const [, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const attempts = group.map((i) => items[i]!);
+    const first = attempts[0]!;
+    const times = attempts.map((m) => m.receivedAt.getTime());
+    const subject = attempts.find((m) => m.request!.subject !== null)?.request!.subject ?? null;
+    const authDomain = [...attempts].reverse().find((m) => m.request!.authDomain !== null)?.request!.authDomain ?? null;
+    const row = await tx
+      .insertInto('contact_requests')
+      .values({
+        user_id: first.userId,
+        sender: first.request!.sender.toLowerCase(),
+        auth_domain: authDomain,
+        first_seen: Math.min(...times),
+        last_seen: Math.max(...times),
+        count: attempts.length,
+        sample_subject: subject,
+        status: 'pending',
+      })
+      .onConflict((oc) =>
+        oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
+          count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
+          last_seen: eb
+            .case()
+            .when('excluded.last_seen', '>', eb.ref('contact_requests.last_seen'))
+            .then(eb.ref('excluded.last_seen'))
+            .else(eb.ref('contact_requests.last_seen'))
+            .end(),
+          sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
+          auth_domain: eb.fn.coalesce('excluded.auth_domain', 'contact_requests.auth_domain'),
+          // status is kept: a denied sender stays denied, an approved one approved.
+        })),
+      )
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    for (const i of group) out[i] = row.id;
+  }
+  return out;
+}
+
+/**
+ * Finds or stores each distinct body once (content-addressed by SHA-256).
+ * On PostgreSQL existing bodies are read FOR KEY SHARE so that a concurrent
+ * garbage collection (messages.remove) cannot delete them before this
+ * transaction's messages reference them.
+ */
+async function upsertBodies(tx: Tx, dialect: Dialect, raws: readonly Buffer[]): Promise<number[]> {
+  const hashes = raws.map((raw) => createHash('sha256').update(raw).digest('hex'));
+  const bySha = new Map<string, Buffer>();
+  hashes.forEach((h, i) => bySha.set(h, raws[i]!));
+  const ids = new Map<string, number>();
+
+  const lookup = async (shas: string[]): Promise<void> => {
+    for (const part of chunks(shas, ROWS_PER_INSERT)) {
+      const rows = await tx
+        .selectFrom('message_bodies')
+        .select(['id', 'sha256'])
+        .where('sha256', 'in', part)
+        .$if(dialect === 'postgres', (q) => q.forKeyShare())
+        .execute();
+      for (const r of rows) ids.set(r.sha256, r.id);
+    }
+  };
+
+  await lookup([...bySha.keys()]);
+  const missing = [...bySha.keys()].filter((h) => !ids.has(h)).sort(); // sorted: a fixed lock order
+  for (const part of chunks(missing, BODIES_PER_INSERT)) {
+    const rows = await tx
+      .insertInto('message_bodies')
+      .values(part.map((sha256) => ({ sha256, raw: bySha.get(sha256)!, size: bySha.get(sha256)!.length })))
+      .onConflict((oc) => oc.column('sha256').doNothing())
+      .returning(['id', 'sha256'])
+      .execute();
+    for (const r of rows) ids.set(r.sha256, r.id);
+  }
+  // Another node may have inserted the same body between our lookup and insert.
+  const raced = missing.filter((h) => !ids.has(h));
+  if (raced.length > 0) await lookup(raced);
+
+  return hashes.map((h) => {
+    const id = ids.get(h);
+    if (id === undefined) throw new Error(`Message body ${h} vanished during delivery`);
+    return id;
+  });
+}
+
+/** Stores `items` inside `tx` and returns their summaries, in order. */
+export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly NewMessage[]): Promise<MessageSummary[]> {
+  // Writes first: on SQLite the transaction takes the write lock at once
+  // instead of upgrading a read snapshot later (which can fail with BUSY).
+  const slots = await reserveUids(tx, items);
+  const requestIds = await upsertRequests(tx, items);
+  const bodyIds = await upsertBodies(tx, dialect, items.map((m) => m.raw));
+
+  const rows = items.map((m, i) => ({
+    user_id: m.userId,
+    mailbox_id: slots[i]!.mailboxId,
+    uid: slots[i]!.uid,
+    flags: JSON.stringify(m.flags),
+    size: m.raw.length,
+    sender: m.sender,
+    from_addr: m.from,
+    subject: m.subject,
+    received_at: m.receivedAt.getTime(),
+    first_contact: m.firstContact ? 1 : 0,
+    // Only a message held in the Screener belongs to its request.
+    request_id: m.mailbox === 'Screener' ? (requestIds[i] ?? null) : null,
+    body_id: bodyIds[i]!,
+  }));
+
+  // RETURNING order is not guaranteed, so rows are matched back by (mailbox, uid), which is unique.
+  const idBySlot = new Map<string, number>();
+  for (const part of chunks(rows, ROWS_PER_INSERT)) {
+    const inserted = await tx.insertInto('messages').values(part).returning(['id', 'mailbox_id', 'uid']).execute();
+    for (const r of inserted) idBySlot.set(`${r.mailbox_id}:${num(r.uid)}`, r.id);
+  }
+
+  return items.map((m, i) => ({
+    id: idBySlot.get(`${slots[i]!.mailboxId}:${slots[i]!.uid}`)!,
+    userId: m.userId,
+    mailbox: m.mailbox,
+    uid: slots[i]!.uid,
+    flags: [...m.flags],
+    size: m.raw.length,
+    sender: m.sender,
+    from: m.from,
+    subject: m.subject,
+    receivedAt: new Date(m.receivedAt.getTime()),
+    firstContact: m.firstContact,
+  }));
+}

@@ -1,0 +1,230 @@
+/**
+ * Mailboxes and messages.
+ *
+ * Design note: group commit. A durable delivery costs one fsync at commit
+ * (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on), far more than
+ * the inserts themselves. So deliver() does not open a transaction per call:
+ * it queues its items in a GroupCommit (group-commit.ts). While one
+ * transaction runs, new calls wait; when it ends, the next transaction takes
+ * every waiting call (up to 500 messages) and commits them together, so under
+ * load N concurrent deliveries cost about one fsync instead of N. Each
+ * caller's promise resolves only after the transaction holding its messages
+ * has committed. If a shared transaction fails, it is rolled back and every
+ * caller in it is retried alone, so one bad item (say, an unknown user) fails
+ * only its own caller. A caller's items are always committed together.
+ *
+ * Inside a transaction (message-batch.ts) UIDs are reserved per mailbox with
+ * `UPDATE mailboxes SET uid_next = uid_next + n ... RETURNING`, which is
+ * atomic on both dialects, so UIDs stay distinct and consecutive even with
+ * several processes writing to one PostgreSQL database.
+ *
+ * Bodies are content-addressed (SHA-256) and shared; remove() collects the
+ * bodies its messages left unreferenced.
+ */
+import type { Selectable } from 'kysely';
+import { MAILBOXES, type Mailbox, type MailboxName, type MessageSummary } from '../core/types.ts';
+import type { MessageRepository, NewMessage } from './types.ts';
+import type { MessagesTable } from './schema.ts';
+import { GroupCommit } from './group-commit.ts';
+import { storeMessages } from './message-batch.ts';
+import { chunks, isForeignKeyViolation, num, toDate, unique, type Db } from './db-util.ts';
+
+/** Ids per IN (...) list, below both dialects' bound-parameter limits. */
+const IDS_PER_QUERY = 1000;
+
+type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id'> & { mailbox: MailboxName };
+
+function toSummary(row: SummaryRow): MessageSummary {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    mailbox: row.mailbox,
+    uid: num(row.uid),
+    flags: JSON.parse(row.flags) as string[],
+    size: num(row.size),
+    sender: row.sender,
+    from: row.from_addr,
+    subject: row.subject,
+    receivedAt: toDate(row.received_at),
+    firstContact: num(row.first_contact) === 1,
+  };
+}
+
+const SUMMARY_COLUMNS = [
+  'm.id',
+  'm.user_id',
+  'm.uid',
+  'm.flags',
+  'm.size',
+  'm.sender',
+  'm.from_addr',
+  'm.subject',
+  'm.received_at',
+  'm.first_contact',
+  'mb.name as mailbox',
+] as const;
+
+export class KyselyMessageRepository implements MessageRepository {
+  private readonly committer: GroupCommit<NewMessage, MessageSummary>;
+
+  constructor(private readonly s: Db) {
+    this.committer = new GroupCommit((items) =>
+      this.s.db.transaction().execute((tx) => storeMessages(tx, this.s.dialect, items)),
+    );
+  }
+
+  deliver(items: NewMessage[]): Promise<MessageSummary[]> {
+    return this.committer.submit(items);
+  }
+
+  /** Waits for queued deliveries to commit (Store.close calls it before closing the database). */
+  drain(): Promise<void> {
+    return this.committer.drain();
+  }
+
+  /**
+   * Ordered by UID when a mailbox is given (IMAP order), otherwise by arrival
+   * time then id, oldest first.
+   */
+  async list(userId: number, options: { mailbox?: MailboxName; limit?: number; offset?: number } = {}): Promise<MessageSummary[]> {
+    const { mailbox, limit, offset } = options;
+    let q = this.s.db
+      .selectFrom('messages as m')
+      .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
+      .select(SUMMARY_COLUMNS)
+      .where('m.user_id', '=', userId);
+    q = mailbox !== undefined ? q.where('mb.name', '=', mailbox).orderBy('m.uid') : q.orderBy('m.received_at').orderBy('m.id');
+    // SQLite accepts OFFSET only after a LIMIT.
+    if (limit !== undefined || offset !== undefined) q = q.limit(limit ?? Number.MAX_SAFE_INTEGER);
+    if (offset !== undefined) q = q.offset(offset);
+    return (await q.execute()).map(toSummary);
+  }
+
+  async get(userId: number, id: number): Promise<(MessageSummary & { raw: Buffer }) | undefined> {
+    const row = await this.s.db
+      .selectFrom('messages as m')
+      .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
+      .innerJoin('message_bodies as b', 'b.id', 'm.body_id')
+      .select([...SUMMARY_COLUMNS, 'b.raw'])
+      .where('m.user_id', '=', userId)
+      .where('m.id', '=', id)
+      .executeTakeFirst();
+    // Both drivers return a Buffer already; no copy of a possibly large body.
+    return row && { ...toSummary(row), raw: row.raw };
+  }
+
+  async mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>> {
+    const rows = await this.s.db
+      .selectFrom('mailboxes as mb')
+      .select((eb) => [
+        'mb.id',
+        'mb.user_id',
+        'mb.name',
+        'mb.uid_validity',
+        'mb.uid_next',
+        eb.selectFrom('messages as m').select((e) => e.fn.countAll().as('n')).whereRef('m.mailbox_id', '=', 'mb.id').as('count'),
+      ])
+      .where('mb.user_id', '=', userId)
+      .execute();
+    const order = (name: MailboxName) => MAILBOXES.indexOf(name);
+    return rows
+      .map((r) => ({
+        id: r.id,
+        userId: r.user_id,
+        name: r.name,
+        uidValidity: num(r.uid_validity),
+        uidNext: num(r.uid_next),
+        count: num(r.count),
+      }))
+      .sort((a, b) => order(a.name) - order(b.name));
+  }
+
+  async move(userId: number, ids: number[], to: MailboxName): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.s.db.transaction().execute(async (tx) => {
+      const target = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', userId).where('name', '=', to).executeTakeFirst();
+      if (!target) return 0;
+      const moving: number[] = [];
+      for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
+        const rows = await tx
+          .selectFrom('messages')
+          .select('id')
+          .where('user_id', '=', userId)
+          .where('id', 'in', part)
+          .where('mailbox_id', '!=', target.id)
+          .execute();
+        moving.push(...rows.map((r) => r.id));
+      }
+      if (moving.length === 0) return 0;
+      moving.sort((a, b) => a - b);
+      const reserved = await tx
+        .updateTable('mailboxes')
+        .set((eb) => ({ uid_next: eb('uid_next', '+', moving.length) }))
+        .where('id', '=', target.id)
+        .returning('uid_next')
+        .executeTakeFirstOrThrow();
+      const start = num(reserved.uid_next) - moving.length;
+      for (const [n, id] of moving.entries()) {
+        await tx
+          .updateTable('messages')
+          .set({
+            mailbox_id: target.id,
+            uid: start + n,
+            // Leaving the Screener ends the message's link to its request (it is no longer held).
+            ...(to === 'Screener' ? {} : { request_id: null }),
+          })
+          .where('id', '=', id)
+          .execute();
+      }
+      return moving.length;
+    });
+  }
+
+  async setFlags(userId: number, id: number, flags: string[]): Promise<boolean> {
+    const res = await this.s.db
+      .updateTable('messages')
+      .set({ flags: JSON.stringify(flags) })
+      .where('user_id', '=', userId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return num(res.numUpdatedRows) > 0;
+  }
+
+  async remove(userId: number, ids: number[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const { removed, bodyIds } = await this.s.db.transaction().execute(async (tx) => {
+      let removed = 0;
+      const bodyIds: number[] = [];
+      for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
+        const rows = await tx.deleteFrom('messages').where('user_id', '=', userId).where('id', 'in', part).returning('body_id').execute();
+        removed += rows.length;
+        bodyIds.push(...rows.map((r) => r.body_id));
+      }
+      return { removed, bodyIds: unique(bodyIds) };
+    });
+    await this.collectBodies(bodyIds);
+    return removed;
+  }
+
+  /**
+   * Deletes the given bodies unless a message still references them. Runs
+   * after the removal has committed, in its own statement: if a concurrent
+   * delivery (another connection) reuses a body meanwhile, the foreign key
+   * refuses the delete, which is exactly right, so that error is ignored. A
+   * crash between the two leaves an unreferenced body behind, never a
+   * message without its body.
+   */
+  private async collectBodies(bodyIds: number[]): Promise<void> {
+    for (const part of chunks(bodyIds, IDS_PER_QUERY)) {
+      try {
+        await this.s.db
+          .deleteFrom('message_bodies')
+          .where('id', 'in', part)
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('messages').select('messages.id').whereRef('messages.body_id', '=', 'message_bodies.id'))))
+          .execute();
+      } catch (err) {
+        if (!isForeignKeyViolation(err)) throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * openStore(url): the one way to get a Store. Picks the dialect from the URL,
+ * opens the database with durable settings, runs the migrations and wires the
+ * repositories.
+ *
+ * URL forms:
+ *   sqlite:/abs/path.db, sqlite:relative.db, sqlite:///abs/path.db, file:///abs/path.db,
+ *   a plain file path, or sqlite::memory: (tests);
+ *   postgres://user:pass@host:port/db[?schema=NAME] (also postgresql://). `schema`
+ *   is created if missing and becomes the connection's search_path.
+ */
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import type { Store } from './types.ts';
+import type { Database as Tables, Dialect } from './schema.ts';
+import type { Db } from './db-util.ts';
+import { migrations } from './migrations.ts';
+import { KyselyUserRepository } from './user-repository.ts';
+import { KyselyContactRepository } from './contact-repository.ts';
+import { KyselyMessageRepository } from './message-repository.ts';
+import { KyselyContactRequestRepository } from './contact-request-repository.ts';
+import { KyselyQueueRepository } from './queue-repository.ts';
+
+export interface OpenStoreOptions {
+  /** Receives one line per notable event (migrations applied, idle connection errors). */
+  log?: (msg: string) => void;
+}
+
+export type StoreLocation =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; connectionString: string; schema: string | undefined };
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** The URL with any password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) {
+      u.password = '***';
+      return u.toString();
+    }
+    return url;
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+  }
+}
+
+/** Parses a store URL; throws an Error naming the (redacted) URL if it is not one. */
+export function parseStoreUrl(url: string): StoreLocation {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new Error(`Invalid PostgreSQL store URL ${redactUrl(url)}`);
+    }
+    const schema = u.searchParams.get('schema') ?? undefined;
+    if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+      throw new Error(`Invalid schema name ${JSON.stringify(schema)} in store URL ${redactUrl(url)}`);
+    }
+    u.searchParams.delete('schema');
+    return { kind: 'postgres', connectionString: u.toString(), schema };
+  }
+  if (scheme === 'sqlite') {
+    let path = url.slice('sqlite:'.length);
+    if (path.startsWith('//')) path = path.slice(2); // sqlite:///abs/path -> /abs/path
+    if (path === '') throw new Error(`Store URL ${url} names no file`);
+    return { kind: 'sqlite', path };
+  }
+  if (scheme === 'file') return { kind: 'sqlite', path: fileURLToPath(url) };
+  // One-letter "schemes" are Windows drive letters: a plain path.
+  if (scheme !== undefined && scheme.length > 1) {
+    throw new Error(`Unsupported store URL ${redactUrl(url)}: expected sqlite:PATH, postgres://... or a file path`);
+  }
+  if (url === '') throw new Error('The store URL is empty');
+  return { kind: 'sqlite', path: url };
+}
+
+function message(err: unknown): string {
+  if (err instanceof AggregateError && !err.message) {
+    // Node reports a failed connect to a name with several addresses (localhost: ::1 and 127.0.0.1) this way.
+    return err.errors.map(message).join('; ');
+  }
+  if (err instanceof Error) return err.message || String((err as { code?: unknown }).code ?? err.name);
+  return String(err);
+}
+
+function openSqlite(path: string, log: (msg: string) => void): Kysely<Tables> {
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw new Error(`Cannot open SQLite store sqlite:${path}: ${message(err)}`, { cause: err });
+  }
+  try {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    // An in-memory database reports "memory"; anything else means no WAL on this file system.
+    if (mode !== 'wal' && path !== ':memory:') log(`store: SQLite journal_mode is ${String(mode)}, not wal`);
+    db.pragma('synchronous = FULL'); // WAL + FULL: a committed transaction survives power loss.
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000'); // Other processes (the CLI) may hold the write lock briefly.
+  } catch (err) {
+    db.close();
+    throw new Error(`Cannot open SQLite store sqlite:${path}: ${message(err)}`, { cause: err });
+  }
+  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: db }) });
+}
+
+/**
+ * int8 (bigint: timestamps, counts) arrives from pg as a string by default;
+ * every int8 here is a millisecond time or a count, well inside 2^53, so it is
+ * parsed to a number. Set per pool, not globally, so other pg users are unaffected.
+ */
+const pgTypes: pg.CustomTypesConfig = {
+  // The cast: pg's getTypeParser is declared with overloads that a single arrow function cannot satisfy.
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+async function openPostgres(
+  loc: { connectionString: string; schema: string | undefined },
+  url: string,
+  log: (msg: string) => void,
+): Promise<{ db: Kysely<Tables>; schema: string }> {
+  const pool = new pg.Pool({
+    connectionString: loc.connectionString,
+    // A startup parameter, so every pooled connection has it before its first query.
+    ...(loc.schema !== undefined ? { options: `-c search_path=${loc.schema}` } : {}),
+    types: pgTypes,
+    connectionTimeoutMillis: 10_000,
+  });
+  // Without a listener, an idle client's error (server restart) would crash the process.
+  pool.on('error', (err) => log(`store: idle PostgreSQL connection error: ${err.message}`));
+  let schema: string;
+  try {
+    const client = await pool.connect();
+    try {
+      if (loc.schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS "${loc.schema}"`);
+      const res = await client.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+      const current = res.rows[0]?.schema;
+      if (!current) throw new Error('no current schema (check search_path)');
+      schema = current;
+    } finally {
+      client.release();
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new Error(`Cannot open PostgreSQL store ${redactUrl(url)}: ${message(err)}`, { cause: err });
+  }
+  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), schema };
+}
+
+class KyselyStore implements Store {
+  readonly users: KyselyUserRepository;
+  readonly contacts: KyselyContactRepository;
+  readonly messages: KyselyMessageRepository;
+  readonly requests: KyselyContactRequestRepository;
+  readonly queue: KyselyQueueRepository;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly s: Db) {
+    this.users = new KyselyUserRepository(s);
+    this.contacts = new KyselyContactRepository(s);
+    this.messages = new KyselyMessageRepository(s);
+    this.requests = new KyselyContactRequestRepository(s);
+    this.queue = new KyselyQueueRepository(s);
+  }
+
+  get kind(): Dialect {
+    return this.s.dialect;
+  }
+
+  /** Lets queued deliveries commit, then closes the database. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.messages.drain();
+      await this.s.db.destroy();
+    })();
+    return this.closing;
+  }
+}
+
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  const log = options.log ?? (() => {});
+  const loc = parseStoreUrl(url);
+  let db: Kysely<Tables>;
+  let migrationTableSchema: string | undefined;
+  if (loc.kind === 'sqlite') {
+    db = openSqlite(loc.path, log);
+  } else {
+    const opened = await openPostgres(loc, url, log);
+    db = opened.db;
+    // Kysely looks for its migration table in every schema unless told which:
+    // name ours, or another schema's table would be taken for this one's.
+    migrationTableSchema = opened.schema;
+  }
+
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations(loc.kind) },
+    ...(migrationTableSchema !== undefined ? { migrationTableSchema } : {}),
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  for (const r of results ?? []) {
+    if (r.status === 'Success') log(`store: applied migration ${r.migrationName}`);
+    if (r.status === 'Error') log(`store: migration ${r.migrationName} failed`);
+  }
+  if (error) {
+    await db.destroy().catch(() => undefined);
+    throw new Error(`Cannot migrate store ${redactUrl(url)}: ${message(error)}`, { cause: error });
+  }
+  return new KyselyStore({ db, dialect: loc.kind });
+}

@@ -1,0 +1,174 @@
+/**
+ * The outbound queue: the message stored once, its state kept per recipient.
+ * Columns per state (the rest are null):
+ *   scheduled: next_attempt_at
+ *   deferred:  next_attempt_at, attempts, last_error
+ *   delivered: done_at, reply
+ *   failed:    done_at, last_error
+ * `attempts` is kept across states so the history survives the final outcome.
+ */
+import type { QueueEntry, QueueState } from '../core/types.ts';
+import type { QueueRepository } from './types.ts';
+import { StoreConflictError } from './types.ts';
+import { chunks, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
+
+interface EntryRow {
+  id: number;
+  message_id: string;
+  sender: string;
+  recipient: string;
+  created_at: number;
+  state: QueueState['state'];
+  next_attempt_at: number | null;
+  attempts: number;
+  last_error: string | null;
+  reply: string | null;
+  done_at: number | null;
+}
+
+function toState(row: EntryRow): QueueState {
+  const required = (value: number | null): Date => {
+    if (value === null) throw new Error(`Queue entry ${row.id} (${row.state}) has no timestamp`);
+    return toDate(value);
+  };
+  switch (row.state) {
+    case 'scheduled':
+      return { state: 'scheduled', nextAttemptAt: required(row.next_attempt_at) };
+    case 'deferred':
+      return {
+        state: 'deferred',
+        nextAttemptAt: required(row.next_attempt_at),
+        attempts: num(row.attempts),
+        lastError: row.last_error ?? '',
+      };
+    case 'delivered':
+      return { state: 'delivered', deliveredAt: required(row.done_at), reply: row.reply ?? '' };
+    case 'failed':
+      return { state: 'failed', failedAt: required(row.done_at), lastError: row.last_error ?? '' };
+    default:
+      throw new Error(`Queue entry ${row.id} has an unknown state ${JSON.stringify(row.state)}`);
+  }
+}
+
+function toEntry(row: EntryRow): QueueEntry {
+  return {
+    id: row.id,
+    messageId: row.message_id,
+    sender: row.sender,
+    recipient: row.recipient,
+    createdAt: toDate(row.created_at),
+    status: toState(row),
+  };
+}
+
+/** The columns a state writes; `attempts` only when the state carries it. */
+function stateColumns(status: QueueState) {
+  switch (status.state) {
+    case 'scheduled':
+      return { state: status.state, next_attempt_at: status.nextAttemptAt.getTime(), last_error: null, reply: null, done_at: null };
+    case 'deferred':
+      return {
+        state: status.state,
+        next_attempt_at: status.nextAttemptAt.getTime(),
+        attempts: status.attempts,
+        last_error: status.lastError,
+        reply: null,
+        done_at: null,
+      };
+    case 'delivered':
+      return { state: status.state, next_attempt_at: null, last_error: null, reply: status.reply, done_at: status.deliveredAt.getTime() };
+    case 'failed':
+      return { state: status.state, next_attempt_at: null, last_error: status.lastError, reply: null, done_at: status.failedAt.getTime() };
+  }
+}
+
+export class KyselyQueueRepository implements QueueRepository {
+  constructor(private readonly s: Db) {}
+
+  private select() {
+    return this.s.db
+      .selectFrom('queue_recipients as r')
+      .innerJoin('queue_messages as q', 'q.id', 'r.queue_message')
+      .select([
+        'r.id',
+        'q.message_id',
+        'q.sender',
+        'r.recipient',
+        'q.created_at',
+        'r.state',
+        'r.next_attempt_at',
+        'r.attempts',
+        'r.last_error',
+        'r.reply',
+        'r.done_at',
+      ]);
+  }
+
+  /** Throws StoreConflictError if the messageId is already queued. */
+  async enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date }): Promise<QueueEntry[]> {
+    if (input.recipients.length === 0) return [];
+    const at = input.at.getTime();
+    try {
+      await this.s.db.transaction().execute(async (tx) => {
+        const msg = await tx
+          .insertInto('queue_messages')
+          .values({ message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: Date.now() })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        // Five values a row: chunks keep each statement under the bound-parameter limits.
+        for (const part of chunks(input.recipients, 1000)) {
+          await tx
+            .insertInto('queue_recipients')
+            .values(part.map((recipient) => ({ queue_message: msg.id, recipient, state: 'scheduled', next_attempt_at: at })))
+            .execute();
+        }
+      });
+      const entries = await this.select().where('q.message_id', '=', input.messageId).orderBy('r.id').execute();
+      return entries.map(toEntry);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StoreConflictError(`The message ${input.messageId} is already queued`);
+      throw err;
+    }
+  }
+
+  async due(now: Date, limit: number): Promise<QueueEntry[]> {
+    const rows = await this.select()
+      .where('r.state', 'in', ['scheduled', 'deferred'])
+      .where('r.next_attempt_at', '<=', now.getTime())
+      .orderBy('r.next_attempt_at')
+      .orderBy('r.id')
+      .limit(limit)
+      .execute();
+    return rows.map(toEntry);
+  }
+
+  async list(options: { state?: QueueState['state'] } = {}): Promise<QueueEntry[]> {
+    let q = this.select();
+    if (options.state !== undefined) q = q.where('r.state', '=', options.state);
+    const rows = await q.orderBy('r.id').execute();
+    return rows.map(toEntry);
+  }
+
+  async raw(messageId: string): Promise<Buffer | undefined> {
+    const row = await this.s.db.selectFrom('queue_messages').select('raw').where('message_id', '=', messageId).executeTakeFirst();
+    return row?.raw;
+  }
+
+  async update(id: number, status: QueueState): Promise<void> {
+    await this.s.db.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).execute();
+  }
+
+  /** Removes one recipient's entry; the message goes with its last recipient. */
+  async remove(id: number): Promise<boolean> {
+    return this.s.db.transaction().execute(async (tx) => {
+      const row = await tx.deleteFrom('queue_recipients').where('id', '=', id).returning('queue_message').executeTakeFirst();
+      if (!row) return false;
+      await tx
+        .deleteFrom('queue_messages')
+        .where('id', '=', row.queue_message)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('queue_recipients').select('queue_recipients.id').whereRef('queue_recipients.queue_message', '=', 'queue_messages.id'))))
+        .execute();
+      return true;
+    });
+  }
+}

@@ -1,0 +1,101 @@
+/** The outbound queue, against every backend (test-backends.ts). */
+import { after, afterEach, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StoreConflictError, type Store } from './types.ts';
+import { testBackends } from './test-backends.ts';
+
+const backends = await testBackends();
+
+for (const backend of backends) {
+  describe(`queue (${backend.name})`, { skip: backend.skip }, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await backend.open();
+    });
+    afterEach(() => store.close());
+    after(() => backend.cleanup());
+
+    const raw = Buffer.from('From: a@example.com\r\nSubject: out\r\n\r\nhello\r\n');
+    const at = new Date('2024-06-01T12:00:00.000Z');
+
+    test('enqueue stores the message once and one scheduled entry per recipient', async () => {
+      const entries = await store.queue.enqueue({
+        messageId: '<m1@example.com>',
+        sender: 'a@example.com',
+        recipients: ['x@one.test', 'y@two.test', 'z@two.test'],
+        raw,
+        at,
+      });
+      assert.deepEqual(
+        entries.map((e) => [e.messageId, e.sender, e.recipient, e.status]),
+        ['x@one.test', 'y@two.test', 'z@two.test'].map((r) => ['<m1@example.com>', 'a@example.com', r, { state: 'scheduled', nextAttemptAt: at }]),
+      );
+      assert.ok(entries.every((e) => e.createdAt instanceof Date && typeof e.id === 'number'));
+      assert.equal(await backend.count('queue_messages'), 1);
+      assert.ok((await store.queue.raw('<m1@example.com>'))?.equals(raw));
+      assert.equal(await store.queue.raw('<nope@example.com>'), undefined);
+      await assert.rejects(
+        store.queue.enqueue({ messageId: '<m1@example.com>', sender: 'a@example.com', recipients: ['q@q.test'], raw, at }),
+        StoreConflictError,
+      );
+      assert.equal((await store.queue.list()).length, 3);
+    });
+
+    test('due returns scheduled and deferred entries whose time has come, oldest first, up to limit', async () => {
+      const [e1] = await store.queue.enqueue({ messageId: '<a@x>', sender: 's@x', recipients: ['r1@x'], raw, at: new Date(at.getTime() + 2000) });
+      const [e2, e3] = await store.queue.enqueue({ messageId: '<b@x>', sender: 's@x', recipients: ['r2@x', 'r3@x'], raw, at });
+      assert.deepEqual(await store.queue.due(new Date(at.getTime() - 1), 10), []);
+      assert.deepEqual(
+        (await store.queue.due(at, 10)).map((e) => e.id),
+        [e2!.id, e3!.id],
+      );
+      assert.deepEqual(
+        (await store.queue.due(new Date(at.getTime() + 5000), 10)).map((e) => e.id),
+        [e2!.id, e3!.id, e1!.id],
+      );
+      assert.equal((await store.queue.due(new Date(at.getTime() + 5000), 1)).length, 1);
+
+      const later = new Date(at.getTime() + 60_000);
+      await store.queue.update(e2!.id, { state: 'deferred', nextAttemptAt: later, attempts: 1, lastError: '451 try later' });
+      await store.queue.update(e3!.id, { state: 'delivered', deliveredAt: at, reply: '250 ok' });
+      assert.deepEqual(
+        (await store.queue.due(new Date(at.getTime() + 5000), 10)).map((e) => e.id),
+        [e1!.id],
+      );
+      assert.deepEqual(
+        (await store.queue.due(later, 10)).map((e) => e.id),
+        [e1!.id, e2!.id],
+      );
+    });
+
+    test('update maps every state exactly; list filters by state', async () => {
+      const [a, b, c, d] = await store.queue.enqueue({ messageId: '<s@x>', sender: 's@x', recipients: ['a@x', 'b@x', 'c@x', 'd@x'], raw, at });
+      const t = new Date(at.getTime() + 1234);
+      await store.queue.update(b!.id, { state: 'deferred', nextAttemptAt: t, attempts: 3, lastError: '421 busy' });
+      await store.queue.update(c!.id, { state: 'delivered', deliveredAt: t, reply: '250 2.0.0 queued' });
+      await store.queue.update(d!.id, { state: 'deferred', nextAttemptAt: t, attempts: 2, lastError: '451' });
+      await store.queue.update(d!.id, { state: 'failed', failedAt: t, lastError: '550 5.1.1 no such user' });
+      const byId = new Map((await store.queue.list()).map((e) => [e.id, e.status]));
+      assert.deepEqual(byId.get(a!.id), { state: 'scheduled', nextAttemptAt: at });
+      assert.deepEqual(byId.get(b!.id), { state: 'deferred', nextAttemptAt: t, attempts: 3, lastError: '421 busy' });
+      assert.deepEqual(byId.get(c!.id), { state: 'delivered', deliveredAt: t, reply: '250 2.0.0 queued' });
+      assert.deepEqual(byId.get(d!.id), { state: 'failed', failedAt: t, lastError: '550 5.1.1 no such user' });
+      // Rescheduling a deferred entry.
+      await store.queue.update(b!.id, { state: 'scheduled', nextAttemptAt: at });
+      assert.deepEqual((await store.queue.list({ state: 'scheduled' })).map((e) => e.id), [a!.id, b!.id]);
+      assert.deepEqual((await store.queue.list({ state: 'failed' })).map((e) => e.recipient), ['d@x']);
+      assert.deepEqual((await store.queue.list({ state: 'deferred' })), []);
+    });
+
+    test('remove deletes an entry; the message goes with its last recipient', async () => {
+      const [a, b] = await store.queue.enqueue({ messageId: '<r@x>', sender: 's@x', recipients: ['a@x', 'b@x'], raw, at });
+      assert.equal(await store.queue.remove(a!.id), true);
+      assert.equal(await store.queue.remove(a!.id), false);
+      assert.ok(await store.queue.raw('<r@x>'));
+      assert.equal(await store.queue.remove(b!.id), true);
+      assert.equal(await store.queue.raw('<r@x>'), undefined);
+      assert.equal(await backend.count('queue_messages'), 0);
+      assert.deepEqual(await store.queue.list(), []);
+    });
+  });
+}

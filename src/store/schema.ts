@@ -1,0 +1,130 @@
+/**
+ * Row types of the tables, as kysely sees them. Timestamps are integer
+ * milliseconds since the epoch (bigint on PostgreSQL, read back as numbers by
+ * the int8 parser installed in open.ts); booleans are integers 0/1; flags are
+ * JSON text. Text columns that hold a domain union are typed as that union:
+ * only this layer writes them. Repositories convert rows to core/types.ts.
+ */
+import type { Generated } from 'kysely';
+import type { ContactEntryKind, ContactEntry, ContactRequestStatus, MailboxName, Mode, QueueState } from '../core/types.ts';
+
+export interface UsersTable {
+  id: Generated<number>;
+  address: string;
+  password_hash: string;
+  mode: Mode;
+  created_at: number;
+}
+
+export interface AppPasswordsTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  password_hash: string;
+  created_at: number;
+}
+
+export interface ApiTokensTable {
+  token_hash: string;
+  user_id: number;
+  expires_at: number;
+  created_at: number;
+}
+
+export interface MailboxesTable {
+  id: Generated<number>;
+  user_id: number;
+  name: MailboxName;
+  uid_validity: number;
+  uid_next: number;
+}
+
+export interface MessageBodiesTable {
+  id: Generated<number>;
+  sha256: string;
+  raw: Buffer;
+  size: number;
+}
+
+export interface MessagesTable {
+  id: Generated<number>;
+  user_id: number;
+  mailbox_id: number;
+  uid: number;
+  flags: string;
+  size: number;
+  sender: string | null;
+  from_addr: string | null;
+  subject: string | null;
+  received_at: number;
+  first_contact: number;
+  request_id: number | null;
+  body_id: number;
+}
+
+export interface ContactsTable {
+  id: Generated<number>;
+  user_id: number;
+  book: string;
+  uid: string;
+  vcard: string;
+  etag: string;
+  updated_at: number;
+}
+
+export interface ContactEntriesTable {
+  id: Generated<number>;
+  contact_id: number;
+  user_id: number;
+  kind: ContactEntryKind;
+  value: string;
+  action: ContactEntry['action'];
+}
+
+export interface ContactRequestsTable {
+  id: Generated<number>;
+  user_id: number;
+  sender: string;
+  auth_domain: string | null;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  sample_subject: string | null;
+  status: ContactRequestStatus;
+}
+
+export interface QueueMessagesTable {
+  id: Generated<number>;
+  message_id: string;
+  sender: string;
+  raw: Buffer;
+  created_at: number;
+}
+
+export interface QueueRecipientsTable {
+  id: Generated<number>;
+  queue_message: number;
+  recipient: string;
+  state: QueueState['state'];
+  next_attempt_at: number | null;
+  attempts: Generated<number>;
+  last_error: string | null;
+  reply: string | null;
+  done_at: number | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  app_passwords: AppPasswordsTable;
+  api_tokens: ApiTokensTable;
+  mailboxes: MailboxesTable;
+  message_bodies: MessageBodiesTable;
+  messages: MessagesTable;
+  contacts: ContactsTable;
+  contact_entries: ContactEntriesTable;
+  contact_requests: ContactRequestsTable;
+  queue_messages: QueueMessagesTable;
+  queue_recipients: QueueRecipientsTable;
+}
+
+export type Dialect = 'sqlite' | 'postgres';

@@ -1,0 +1,117 @@
+/**
+ * Test support (imported only by *.test.ts): the backends every store test
+ * suite runs against, each able to open a fresh, empty store and to peek at
+ * row counts that the Store API does not expose.
+ *
+ * PostgreSQL: postgres://postgres@127.0.0.1:5432/test (override with
+ * TWOWAY_TEST_PG), one fresh schema per store, all dropped at the end. If the
+ * server is unreachable the suite is skipped locally but FAILS when CI is set.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { openStore } from './open.ts';
+import type { Store } from './types.ts';
+
+export interface TestBackend {
+  name: 'sqlite' | 'postgres';
+  /** A reason to skip the whole suite, or undefined to run it. */
+  skip: string | undefined;
+  /** A fresh store with an empty schema. */
+  open(): Promise<Store>;
+  /** The URL of the most recently opened store (to open it again). */
+  url(): string;
+  /** Rows in a table of the most recently opened store. */
+  count(table: string): Promise<number>;
+  /** Removes every database this backend created. */
+  cleanup(): Promise<void>;
+}
+
+const TABLE = /^[a-z_]+$/;
+
+function sqliteBackend(): TestBackend {
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-store-'));
+  let n = 0;
+  let last = '';
+  return {
+    name: 'sqlite',
+    skip: undefined,
+    // A real file, not :memory:, so that WAL and synchronous=FULL are exercised.
+    open: () => openStore(`sqlite:${(last = join(dir, `store-${++n}.db`))}`),
+    url: () => `sqlite:${last}`,
+    async count(table) {
+      if (!TABLE.test(table)) throw new Error(`bad table ${table}`);
+      const db = new Database(last, { readonly: true });
+      try {
+        return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    },
+    async cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const PG_URL = process.env.TWOWAY_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function pgReachable(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function postgresBackend(): Promise<TestBackend> {
+  const problem = await pgReachable();
+  // In CI an unreachable server is a failure: the suite runs and its open() throws.
+  const skip = problem !== undefined && !process.env.CI ? `PostgreSQL not reachable at ${PG_URL} (${problem}); set CI=1 to fail instead` : undefined;
+  const run = `twoway_test_${randomBytes(4).toString('hex')}`;
+  const schemas: string[] = [];
+  const admin = () => new pg.Client({ connectionString: PG_URL });
+  const url = () => `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schemas.at(-1)}`;
+  return {
+    name: 'postgres',
+    skip,
+    open() {
+      schemas.push(`${run}_${schemas.length + 1}`);
+      return openStore(url());
+    },
+    url,
+    async count(table) {
+      if (!TABLE.test(table)) throw new Error(`bad table ${table}`);
+      const client = admin();
+      await client.connect();
+      try {
+        const res = await client.query<{ n: string }>(`SELECT count(*) AS n FROM "${schemas.at(-1)}".${table}`);
+        return Number(res.rows[0]?.n);
+      } finally {
+        await client.end();
+      }
+    },
+    async cleanup() {
+      if (schemas.length === 0 || problem !== undefined) return;
+      const client = admin();
+      await client.connect();
+      try {
+        for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+export async function testBackends(): Promise<TestBackend[]> {
+  return [sqliteBackend(), await postgresBackend()];
+}
