@@ -92,6 +92,8 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     maxRecipients: options.maxRecipients,
     maxClients: options.maxConnections,
     disabledCommands: ['AUTH'],
+    // RFC 3463 codes on every reply, including smtp-server's own (off by default there).
+    hideENHANCEDSTATUSCODES: false,
     authOptional: true,
     // The client's rDNS name is only informational here (it goes into the
     // Received header); skipping the lookup saves a DNS round trip per

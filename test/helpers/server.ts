@@ -1,0 +1,108 @@
+/**
+ * Integration-test harness: a real twoway server on loopback (SMTP and HTTP
+ * on port 0) with the embedded DNS server as its only resolver, a fresh
+ * data directory on disk (SQLite, WAL, synchronous=FULL) and silent logs.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import nodemailer from 'nodemailer';
+import { dkimSign } from 'mailauth';
+import { pino } from 'pino';
+import { parseConfig } from '../../src/config/load.ts';
+import { renderConfig } from '../../src/config/template.ts';
+import { startDnsServer, type EmbeddedDnsServer } from '../../src/dns/embedded-server.ts';
+import type { DnsRecord } from '../../src/dns/types.ts';
+import { startServer, type RunningServer } from '../../src/main.ts';
+
+export interface TestServer {
+  server: RunningServer;
+  dns: EmbeddedDnsServer;
+  dir: string;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(options: { domain?: string; records?: DnsRecord[]; extraToml?: string; storage?: string } = {}): Promise<TestServer> {
+  const domain = options.domain ?? 'example.test';
+  const dns = await startDnsServer({ records: options.records ?? [] });
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-test-'));
+  let text = renderConfig({ hostname: `mx.${domain}`, domains: [domain], smtpPort: 0, httpPort: 0, dns: [dns.address], storage: options.storage });
+  text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"') + (options.extraToml ?? '');
+  const config = parseConfig(text, join(dir, 'twoway.toml'));
+  const server = await startServer(config, { logger: pino({ level: 'silent' }) });
+  return {
+    server,
+    dns,
+    dir,
+    async close() {
+      await server.close();
+      await dns.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A sender domain that publishes SPF for 127.0.0.1 only, a DMARC policy and a DKIM key. */
+export function senderDomain(domain: string, selector = 'sel') {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+  });
+  const records: DnsRecord[] = [
+    { name: domain, type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
+    { name: `_dmarc.${domain}`, type: 'TXT', data: 'v=DMARC1; p=reject' },
+    { name: `${selector}._domainkey.${domain}`, type: 'TXT', data: `v=DKIM1; k=rsa; p=${publicKey.toString('base64')}` },
+  ];
+  return {
+    records,
+    async sign(raw: Buffer): Promise<Buffer> {
+      // mailauth's typings describe a flat options object; its signer reads signatureData[].
+      const options = { canonicalization: 'relaxed/relaxed', signatureData: [{ signingDomain: domain, selector, privateKey }] };
+      const { signatures, errors } = await dkimSign(raw, options as unknown as Parameters<typeof dkimSign>[1]);
+      if (errors?.length) throw new Error(`DKIM signing failed: ${String(errors[0])}`);
+      return Buffer.concat([Buffer.from(signatures), raw]);
+    },
+  };
+}
+
+export interface SendOptions {
+  port: number;
+  from: string;
+  to: string | string[];
+  raw?: Buffer;
+  subject?: string;
+  text?: string;
+  headers?: Record<string, string>;
+  /** Source address on loopback: 127.0.0.1 passes the test domains' SPF, 127.0.0.2 fails it. */
+  localAddress?: string;
+  envelopeFrom?: string;
+}
+
+/** Sends over real SMTP with nodemailer (STARTTLS, certificate not verified: it is self-signed). */
+export async function send(o: SendOptions): Promise<string> {
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: o.port,
+    localAddress: o.localAddress ?? '127.0.0.1',
+    name: o.from.split('@')[1],
+    tls: { rejectUnauthorized: false },
+  });
+  try {
+    const envelope = { from: o.envelopeFrom ?? o.from, to: o.to };
+    const info = o.raw
+      ? await transport.sendMail({ envelope, raw: o.raw })
+      : await transport.sendMail({ envelope, from: o.from, to: o.to, subject: o.subject ?? 'Hello', text: o.text ?? 'Hello there.\n', headers: o.headers });
+    return info.response;
+  } finally {
+    transport.close();
+  }
+}
+
+/** Builds a minimal RFC 5322 message. */
+export function rawMessage(from: string, to: string, subject: string, extra = ''): Buffer {
+  return Buffer.from(
+    `From: ${from}\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@test>\r\n${extra}\r\nBody of ${subject}.\r\n`,
+  );
+}
