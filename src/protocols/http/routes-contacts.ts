@@ -1,0 +1,106 @@
+/**
+ * The address book as the allowlist. allow/block/remove go through the
+ * contacts service, which writes vCards, so what the API does is what a
+ * CardDAV client sees.
+ */
+import { z } from 'zod';
+import { invalid, notFound } from '../../core/errors.ts';
+import { parseContactCard } from '../../core/vcard-index.ts';
+import { DEFAULT_BOOK } from '../../services/contacts.ts';
+import type { Services } from '../../services/index.ts';
+import { defineRoute, type ApiRoute } from './route.ts';
+import { contactView, items, senderSpec } from './schemas.ts';
+
+/**
+ * The card's own UID, or undefined (also for a card the parser rejects: the
+ * service then reports the malformed line). Read before anything is written,
+ * because the service keys a card by its own UID and would otherwise store it
+ * under another name than the path the client PUT to.
+ */
+function cardUid(vcard: string): string | undefined {
+  try {
+    return parseContactCard(vcard).uid ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function contactRoutes(services: Services): ApiRoute[] {
+  const { contacts } = services;
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/api/contacts',
+      tag: 'contacts',
+      auth: true,
+      summary: 'List the address book',
+      description: 'Every vCard with the policy entries (allowed or blocked addresses, domains, lists) it contributes.',
+      response: { status: 200, description: 'The cards', schema: items(contactView) },
+      async handler({ user }) {
+        return { items: await contacts.list(user.id) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/contacts/allow',
+      tag: 'contacts',
+      auth: true,
+      summary: 'Allow an address or a whole @domain',
+      description: 'Lifts a block written by /api/contacts/block and adds a card unless one already allows the sender.',
+      body: { kind: 'json', schema: z.strictObject({ sender: senderSpec }) },
+      response: {
+        status: 200,
+        description: 'What changed',
+        schema: z.object({ sender: z.string(), created: z.boolean(), unblocked: z.number().int() }),
+      },
+      async handler({ user, body }) {
+        return { sender: body.sender, ...(await contacts.allow(user.id, body.sender)) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/contacts/block',
+      tag: 'contacts',
+      auth: true,
+      summary: 'Block an address or a whole @domain',
+      body: { kind: 'json', schema: z.strictObject({ sender: senderSpec }) },
+      response: { status: 200, description: 'What changed', schema: z.object({ sender: z.string(), created: z.boolean() }) },
+      async handler({ user, body }) {
+        return { sender: body.sender, ...(await contacts.block(user.id, body.sender)) };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      url: '/api/contacts/:sender',
+      tag: 'contacts',
+      auth: true,
+      summary: 'Remove every card naming an address or @domain',
+      description: 'The sender is URL-encoded in the path (e.g. %40example.net for @example.net).',
+      params: z.strictObject({ sender: senderSpec }),
+      response: { status: 200, description: 'UIDs of the removed cards', schema: z.object({ removed: z.array(z.string()) }) },
+      notFound: 'No card names this sender',
+      async handler({ user, params }) {
+        const removed = await contacts.remove(user.id, params.sender);
+        if (removed.length === 0) throw notFound(`No contact names ${params.sender}`);
+        return { removed };
+      },
+    }),
+    defineRoute({
+      method: 'PUT',
+      url: '/api/contacts/cards/:uid',
+      tag: 'contacts',
+      auth: true,
+      summary: 'Create or replace a vCard',
+      description:
+        'The body is a vCard 4 (RFC 6350), stored exactly as sent and indexed for the policy. Its UID property, if any, must equal the UID in the path. A malformed card is rejected with 400 naming the line.',
+      params: z.strictObject({ uid: z.string().min(1).max(255).regex(/^[^\s/]+$/, 'Expected a UID without spaces or slashes') }),
+      body: { kind: 'vcard', schema: z.string().min(1) },
+      response: { status: 200, description: 'The stored card', schema: contactView },
+      async handler({ user, params, body }) {
+        const own = cardUid(body);
+        if (own !== undefined && own !== params.uid) throw invalid(`The card's UID "${own}" differs from the UID in the path "${params.uid}"`);
+        return contacts.put(user.id, DEFAULT_BOOK, body, params.uid);
+      },
+    }),
+  ];
+}
