@@ -125,7 +125,7 @@ async function openPostgres(
   loc: { connectionString: string; schema: string | undefined },
   url: string,
   log: (msg: string) => void,
-): Promise<{ db: Kysely<Tables>; schema: string }> {
+): Promise<{ db: Kysely<Tables>; schema: string; pool: pg.Pool }> {
   const pool = new pg.Pool({
     connectionString: loc.connectionString,
     // A startup parameter, so every pooled connection has it before its first query.
@@ -151,7 +151,30 @@ async function openPostgres(
     await pool.end().catch(() => undefined);
     throw new Error(`Cannot open PostgreSQL store ${redactUrl(url)}: ${message(err)}`, { cause: err });
   }
-  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), schema };
+  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), schema, pool };
+}
+
+/**
+ * Session-level advisory lock held while migrating. Kysely's own migration
+ * lock does not cover its catalog introspection, which fails if another
+ * process drops or creates a schema at that moment (several servers, or the
+ * CLI and a server, starting together on one database). Anything that
+ * changes schemas (tests dropping theirs) takes the same lock.
+ */
+export const SCHEMA_LOCK_ID = 7_465_731_201;
+
+async function withSchemaLock<T>(pool: pg.Pool, run: () => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK_ID]);
+    try {
+      return await run();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK_ID]);
+    }
+  } finally {
+    client.release();
+  }
 }
 
 class KyselyStore implements Store {
@@ -189,11 +212,13 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const loc = parseStoreUrl(url);
   let db: Kysely<Tables>;
   let migrationTableSchema: string | undefined;
+  let pool: pg.Pool | undefined;
   if (loc.kind === 'sqlite') {
     db = openSqlite(loc.path, log);
   } else {
     const opened = await openPostgres(loc, url, log);
     db = opened.db;
+    pool = opened.pool;
     // Kysely looks for its migration table in every schema unless told which:
     // name ours, or another schema's table would be taken for this one's.
     migrationTableSchema = opened.schema;
@@ -204,7 +229,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     provider: { getMigrations: async () => migrations(loc.kind) },
     ...(migrationTableSchema !== undefined ? { migrationTableSchema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = pool ? await withSchemaLock(pool, () => migrator.migrateToLatest()) : await migrator.migrateToLatest();
   for (const r of results ?? []) {
     if (r.status === 'Success') log(`store: applied migration ${r.migrationName}`);
     if (r.status === 'Error') log(`store: migration ${r.migrationName} failed`);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { openStore } from './open.ts';
+import { openStore, SCHEMA_LOCK_ID } from './open.ts';
 import type { Store } from './types.ts';
 
 export interface TestBackend {
@@ -104,7 +104,10 @@ async function postgresBackend(): Promise<TestBackend> {
       const client = admin();
       await client.connect();
       try {
+        // Under the migration lock: another test process may be introspecting the catalog.
+        await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK_ID]);
         for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK_ID]);
       } finally {
         await client.end();
       }
