@@ -24,8 +24,12 @@ export interface IngestMessage {
   raw: Buffer;
   /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */
   prepend: string;
-  /** Whether the From: domain is authenticated, and by which domains. */
-  auth: { fromAuthenticated: boolean; authenticatedDomains: string[] };
+  /**
+   * Authentication of the message: `alignedDomain` is the authenticated
+   * domain aligned with the From: domain (null: From: is not authenticated);
+   * `authenticatedDomains` are all domains that authenticated it.
+   */
+  auth: { alignedDomain: string | null; authenticatedDomains: string[] };
   receivedAt?: Date;
 }
 
@@ -41,7 +45,8 @@ export interface Ingest {
   findRecipient(address: string): Promise<User | undefined>;
   /**
    * Decides and stores. Resolves after every copy is durable. Throws the
-   * refusal's ReplyError when every recipient refuses the message.
+   * refusal's ReplyError when every recipient refuses the message, and a
+   * temporary 451 4.5.3 (storing nothing) when only some do.
    */
   ingest(message: IngestMessage): Promise<RecipientOutcome[]>;
 }
@@ -85,17 +90,33 @@ export function createIngest(options: IngestOptions): Ingest {
         channel: message.channel,
         origin: message.origin,
         from: facts.from,
-        authenticated: message.auth.fromAuthenticated,
+        authenticated: message.auth.alignedDomain !== null,
         matches: matchesFrom(found),
         listAuthenticated: listAuthenticated(listId, message.auth.authenticatedDomains),
         autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
       });
       outcomes.push({ user, verdict, messageId: null });
+    }
+
+    // One reply covers every recipient, so refusals are all or nothing. A
+    // mix (a user switched to strict mid-transaction) is deferred rather than
+    // half-stored: the sender retries, and a strict recipient then gets a
+    // transaction of its own (protocols/smtp/server.ts).
+    const refusals = outcomes.filter((o) => o.verdict.kind === 'refuse');
+    if (refusals.length > 0) {
+      const first = refusals[0]!.verdict;
+      if (refusals.length < outcomes.length) {
+        throw new ReplyError(451, '4.5.3', 'Recipients need separate transactions; please retry each separately');
+      }
+      if (first.kind === 'refuse') throw new ReplyError(first.reply.code, first.reply.enhanced, first.reply.text);
+    }
+
+    for (const [index, { user, verdict }] of outcomes.entries()) {
       const mailbox: MailboxName | null = verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : null;
       if (!mailbox) continue;
       const firstContact = verdict.kind === 'screen' || (verdict.kind === 'inbox' && verdict.firstContact);
       writes.push({
-        index: outcomes.length - 1,
+        index,
         item: {
           userId: user.id,
           mailbox,
@@ -109,7 +130,7 @@ export function createIngest(options: IngestOptions): Ingest {
           // Strangers are listed in the Screener: held there in screen/strict
           // mode, as history in open mode (DESIGN.md section 2).
           request: firstContact
-            ? { sender, authDomain: message.auth.fromAuthenticated ? (facts.from?.split('@')[1] ?? null) : null, subject: facts.subject }
+            ? { sender, authDomain: message.auth.alignedDomain, subject: facts.subject }
             : undefined,
         },
       });
@@ -122,12 +143,6 @@ export function createIngest(options: IngestOptions): Ingest {
       });
     }
     for (const outcome of outcomes) options.onOutcome?.(outcome, message);
-
-    const refusals = outcomes.filter((o) => o.verdict.kind === 'refuse');
-    if (refusals.length > 0 && refusals.length === outcomes.length) {
-      const first = refusals[0]!.verdict;
-      if (first.kind === 'refuse') throw new ReplyError(first.reply.code, first.reply.enhanced, first.reply.text);
-    }
     return outcomes;
   }
 

@@ -68,7 +68,7 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         recipients,
         raw,
         prepend: received + auth.headers,
-        auth: { fromAuthenticated: auth.fromAuthenticated, authenticatedDomains: auth.authenticatedDomains },
+        auth: { alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
       });
       options.onDelivered?.(outcomes, queueId);
       return `Ok: queued as ${queueId}`;

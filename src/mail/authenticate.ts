@@ -33,6 +33,8 @@ export interface AuthOutcome {
   fromDomain: string | null;
   /** An aligned SPF or DKIM pass for the From: domain. */
   fromAuthenticated: boolean;
+  /** The authenticated domain that aligned with the From: domain (DKIM preferred), if any. */
+  alignedDomain: string | null;
   /** Every domain that authenticated this message (DKIM d=, SPF MAIL FROM domain). */
   authenticatedDomains: string[];
 }
@@ -60,8 +62,8 @@ export function createAuthenticator(resolver: DnsResolver): Authenticator {
     const spfResult = result.spf ? String(result.spf.status?.result ?? 'none') : 'none';
     const spfDomain = result.spf && spfResult === 'pass' ? String(result.spf.domain ?? '').toLowerCase() || null : null;
     const authenticatedDomains = [...new Set([...dkimDomains, ...(spfDomain ? [spfDomain] : [])])];
-    const fromAuthenticated =
-      fromDomain !== null && authenticatedDomains.some((d) => organizationalDomain(d) === organizationalDomain(fromDomain));
+    const alignedDomain =
+      fromDomain === null ? null : (authenticatedDomains.find((d) => organizationalDomain(d) === organizationalDomain(fromDomain)) ?? null);
     return {
       headers: result.headers,
       spf: { result: spfResult, domain: spfDomain },
@@ -70,7 +72,8 @@ export function createAuthenticator(resolver: DnsResolver): Authenticator {
         ? { result: String(result.dmarc.status?.result ?? 'none'), policy: (result.dmarc.policy as string | undefined) ?? null }
         : { result: 'none', policy: null },
       fromDomain,
-      fromAuthenticated,
+      fromAuthenticated: alignedDomain !== null,
+      alignedDomain,
       authenticatedDomains,
     };
   };

@@ -79,6 +79,8 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[]) {
         throw invalid(err instanceof Error ? err.message : String(err));
       }
       await store.users.setPasswordHash(user.id, hash);
+      // A token stolen before the change must not outlive it.
+      await store.users.removeTokens(user.id);
     },
 
     /**

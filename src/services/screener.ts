@@ -7,7 +7,7 @@
  *   deny           block the sender (a vCard), drop what is held
  *   clear          forget the requests and drop what is held, deciding nothing
  */
-import { parseAddress } from '../core/address.ts';
+import { domainOf, isSubdomainOf, parseAddress, parseSenderSpec } from '../core/address.ts';
 import { invalid, notFound, ReplyError } from '../core/errors.ts';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
 import type { Store } from '../store/types.ts';
@@ -31,21 +31,34 @@ export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest 
 });
 
 export function createScreener(store: Pick<Store, 'requests' | 'messages'>, contacts: Contacts) {
-  function normalise(sender: string): string {
-    try {
-      return parseAddress(sender).address;
-    } catch (err) {
-      throw invalid(err instanceof ReplyError ? err.text : `Bad sender "${sender}"`);
-    }
-  }
-
-  async function known(userId: number, senders: string[]): Promise<string[]> {
-    const out: string[] = [];
-    for (const s of senders.map(normalise)) {
-      if (!(await store.requests.get(userId, s))) throw notFound(`No contact request from ${s}`);
-      out.push(s);
+  /**
+   * The stored request keys for these senders. A request is keyed by an
+   * address, except for mail that had neither a From: nor an envelope
+   * sender (core/screener.ts senderKey), which can be denied or cleared but
+   * not allowed.
+   */
+  async function known(userId: number, senders: string[]): Promise<Array<{ key: string; address: boolean }>> {
+    const out: Array<{ key: string; address: boolean }> = [];
+    for (const raw of senders) {
+      let key = raw.trim().toLowerCase();
+      let address = true;
+      try {
+        key = parseAddress(raw).address;
+      } catch (err) {
+        address = false;
+        if (!(await store.requests.get(userId, key))) throw invalid(err instanceof ReplyError ? err.text : `Bad sender "${raw}"`);
+      }
+      if (!(await store.requests.get(userId, key))) throw notFound(`No contact request from ${key}`);
+      out.push({ key, address });
     }
     return out;
+  }
+
+  async function release(userId: number, sender: string): Promise<ScreenerActionResult> {
+    const held = await store.requests.heldMessageIds(userId, [sender]);
+    const released = await store.messages.move(userId, held, 'INBOX');
+    await store.requests.setStatus(userId, [sender], 'approved');
+    return { sender, released };
   }
 
   return {
@@ -55,33 +68,39 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
 
     async approve(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
       const results: ScreenerActionResult[] = [];
-      for (const sender of await known(userId, senders)) {
-        await contacts.allow(userId, sender);
-        const held = await store.requests.heldMessageIds(userId, [sender]);
-        const released = await store.messages.move(userId, held, 'INBOX');
-        await store.requests.setStatus(userId, [sender], 'approved');
-        results.push({ sender, released });
+      const keys = await known(userId, senders);
+      const unaddressed = keys.find((k) => !k.address);
+      if (unaddressed) throw invalid(`Cannot allow "${unaddressed.key}": the mail had no sender address; use deny or clear`);
+      for (const { key } of keys) {
+        await contacts.allow(userId, key);
+        results.push(await release(userId, key));
       }
       return results;
     },
 
+    /** Allows @domain (which covers its subdomains) and releases every pending sender it covers. */
     async approveDomain(userId: number, domain: string): Promise<ScreenerActionResult[]> {
-      const d = domain.replace(/^@/, '').toLowerCase();
-      await contacts.allow(userId, `@${d}`);
-      const results: ScreenerActionResult[] = [];
-      for (const sender of await store.requests.sendersOfDomain(userId, d)) {
-        const held = await store.requests.heldMessageIds(userId, [sender]);
-        const released = await store.messages.move(userId, held, 'INBOX');
-        await store.requests.setStatus(userId, [sender], 'approved');
-        results.push({ sender, released });
+      let d: string;
+      try {
+        const spec = parseSenderSpec('@' + domain.trim().replace(/^@/, ''));
+        if (spec.kind !== 'domain') throw new Error('not a domain');
+        d = spec.domain;
+      } catch (err) {
+        throw invalid(err instanceof ReplyError ? err.text : `Bad domain "${domain}"`);
       }
+      await contacts.allow(userId, `@${d}`);
+      const pending = await store.requests.list(userId, { status: 'pending' });
+      const covered = pending.map((r) => r.sender).filter((s) => s.includes('@') && isSubdomainOf(domainOf(s), d));
+      const results: ScreenerActionResult[] = [];
+      for (const sender of covered) results.push(await release(userId, sender));
       return results;
     },
 
     async deny(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
       const results: ScreenerActionResult[] = [];
-      for (const sender of await known(userId, senders)) {
-        await contacts.block(userId, sender);
+      for (const { key: sender, address } of await known(userId, senders)) {
+        // Without an address there is nothing to block; the held mail is still dropped.
+        if (address) await contacts.block(userId, sender);
         const held = await store.requests.heldMessageIds(userId, [sender]);
         const dropped = await store.messages.remove(userId, held);
         await store.requests.setStatus(userId, [sender], 'denied');
@@ -92,7 +111,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
 
     async clear(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
       const results: ScreenerActionResult[] = [];
-      for (const sender of await known(userId, senders)) {
+      for (const { key: sender } of await known(userId, senders)) {
         const held = await store.requests.heldMessageIds(userId, [sender]);
         const dropped = await store.messages.remove(userId, held);
         await store.requests.remove(userId, [sender]);

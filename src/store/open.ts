@@ -129,7 +129,9 @@ async function openPostgres(
   const pool = new pg.Pool({
     connectionString: loc.connectionString,
     // A startup parameter, so every pooled connection has it before its first query.
-    ...(loc.schema !== undefined ? { options: `-c search_path=${loc.schema}` } : {}),
+    // synchronous_commit=on whatever the server's default: a commit (and so an
+    // SMTP 250) means the WAL is flushed to disk.
+    options: ['-c synchronous_commit=on', ...(loc.schema !== undefined ? [`-c search_path=${loc.schema}`] : [])].join(' '),
     types: pgTypes,
     connectionTimeoutMillis: 10_000,
   });

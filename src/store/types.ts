@@ -39,6 +39,8 @@ export interface UserRepository {
   addToken(userId: number, tokenHash: string, expiresAt: Date): Promise<void>;
   findToken(tokenHash: string): Promise<{ userId: number; expiresAt: Date } | undefined>;
   removeToken(tokenHash: string): Promise<void>;
+  /** Revokes every token of the user (after a password change). Returns how many. */
+  removeTokens(userId: number): Promise<number>;
 }
 
 export interface ContactRepository {

@@ -114,4 +114,9 @@ export class KyselyUserRepository implements UserRepository {
   async removeToken(tokenHash: string): Promise<void> {
     await this.s.db.deleteFrom('api_tokens').where('token_hash', '=', tokenHash).execute();
   }
+
+  async removeTokens(userId: number): Promise<number> {
+    const res = await this.s.db.deleteFrom('api_tokens').where('user_id', '=', userId).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
 }
