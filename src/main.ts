@@ -22,7 +22,7 @@ export interface RunningServer {
   store: Store;
   services: Services;
   smtp: SmtpListener;
-  http: { port: number; close(): Promise<void> };
+  http: { port: number; url: string; close(): Promise<void> };
   close(): Promise<void>;
 }
 
@@ -68,7 +68,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }),
     });
     closers.unshift(() => smtp.close());
-    const app = await createHttpApp({ services, log });
+    const app = await createHttpApp({ services, log, ...(config.http.tls ? { tls: materials.tls } : {}) });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app });
     closers.unshift(() => http.close());
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
@@ -78,7 +78,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       store,
       services,
       smtp,
-      http,
+      http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
       close: () => (closed ??= runAll(closers)),
     };
   } catch (err) {

@@ -54,7 +54,7 @@ export function registerAdminCommands(program: Command): void {
     .action(async (_opts, cmd: Command) => {
       const config = readConfig(globals(cmd));
       const server = await startServer(config);
-      process.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}, HTTP on ${config.http.host}:${server.http.port}\n`);
+      process.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}, API on ${server.http.url}/api\n`);
       await new Promise<void>((resolveStop) => {
         const stop = () => resolveStop();
         process.once('SIGINT', stop);

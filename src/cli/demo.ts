@@ -71,7 +71,7 @@ export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Pro
     const { accounts, contacts, mail } = server.services;
     const alice = await accounts.add(`alice@${DOMAIN}`, 'demo-password', 'screen');
     await contacts.allow(alice.id, 'bob@friends.test');
-    out(`  SMTP on 127.0.0.1:${server.smtp.port}, HTTP API on http://127.0.0.1:${server.http.port}/api`);
+    out(`  SMTP on 127.0.0.1:${server.smtp.port}, HTTP API on ${server.http.url}/api`);
     out(`  user alice@${DOMAIN} (password "demo-password", mode screen); her address book allows bob@friends.test`);
     out();
 
@@ -113,7 +113,7 @@ export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Pro
     out(`  npx twoway requests list alice@${DOMAIN} --config ${rel}`);
     out(`  npx twoway requests approve alice@${DOMAIN} carol@elsewhere.test --config ${rel}`);
     if (opts.keepRunning) {
-      out(`  curl -s -u alice@${DOMAIN}:demo-password http://127.0.0.1:${server.http.port}/api/messages`);
+      out(`  curl -s --cacert ${relative(process.cwd(), config.tls.cert)} -u alice@${DOMAIN}:demo-password ${server.http.url}/api/messages`);
       out();
       out('The server keeps running; Ctrl-C stops it.');
       await new Promise<void>((done) => {

@@ -11,7 +11,7 @@ describe('config', () => {
     assert.equal(c.dataDir, '/etc/twoway/data');
     assert.equal(c.storage, 'sqlite:/etc/twoway/data/twoway.db');
     assert.deepEqual(c.smtp, { host: '0.0.0.0', port: 25 });
-    assert.deepEqual(c.http, { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(c.http, { host: '127.0.0.1', port: 8080, tls: true });
     assert.equal(c.tls.generated, true);
     assert.equal(c.tls.cert, '/etc/twoway/data/tls/cert.pem');
     assert.equal(c.limits.messageSize, 25 * 1024 * 1024);

@@ -24,7 +24,7 @@ export interface Config {
   dataDir: string;
   storage: string;
   smtp: { host: string; port: number };
-  http: { host: string; port: number };
+  http: { host: string; port: number; tls: boolean };
   tls: { cert: string; key: string; generated: boolean };
   dns: { servers: string[]; timeoutMs: number };
   dkim: { selector: string; key: string };

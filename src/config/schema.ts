@@ -35,7 +35,14 @@ export const configSchema = z
       .optional()
       .describe('defaults to sqlite:<data_dir>/twoway.db'),
     smtp: listener({ host: '0.0.0.0', port: 25 }),
-    http: listener({ host: '127.0.0.1', port: 8080 }),
+    http: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: port.default(8080),
+        tls: z.boolean().default(true).describe('serve HTTPS with the [tls] pair; false only behind a TLS-terminating proxy'),
+      })
+      .strict()
+      .prefault({}),
     tls: z
       .object({
         cert: z.string().optional(),

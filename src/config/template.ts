@@ -25,6 +25,7 @@ port = ${t.smtpPort}
 [http]
 host = "127.0.0.1"
 port = ${t.httpPort}
+tls = true  # HTTPS with the [tls] pair; false only behind a TLS-terminating proxy
 
 [tls]
 # cert = "/etc/letsencrypt/live/${t.hostname}/fullchain.pem"

@@ -49,6 +49,8 @@ export interface HttpAppDeps {
    * authentication like the API's own.
    */
   extraRoutes?: (app: FastifyInstance) => void;
+  /** Serve HTTPS with this PEM pair (the default in production: Basic auth and tokens cross this listener). */
+  tls?: { key: string; cert: string };
 }
 
 export function apiRoutes(services: Services): ApiRoute[] {
@@ -66,7 +68,9 @@ function makeLogger(log: HttpAppDeps['log']): FastifyBaseLogger | undefined {
 
 export async function createHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> {
   const logger = makeLogger(deps.log);
-  const app: FastifyInstance = Fastify({
+  // Fastify's type depends on the server kind; the API only needs the common surface.
+  const app = Fastify({
+    ...(deps.tls ? { https: { key: deps.tls.key, cert: deps.tls.cert } } : {}),
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // Senders in paths (DELETE /api/contacts/:sender) may be up to 254 octets, percent-encoded three times as long.
