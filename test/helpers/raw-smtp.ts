@@ -18,8 +18,8 @@ export class RawSmtp {
     socket.on('error', () => undefined);
   }
 
-  static async open(port: number, host = '127.0.0.1'): Promise<{ client: RawSmtp; greeting: string }> {
-    const socket = connect(port, host);
+  static async open(port: number, localAddress = '127.0.0.1'): Promise<{ client: RawSmtp; greeting: string }> {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const client = new RawSmtp(socket);
     return { client, greeting: await client.reply() };

@@ -23,12 +23,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: { domain?: string; records?: DnsRecord[]; extraToml?: string; storage?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { domain?: string; records?: DnsRecord[]; extraToml?: string; storage?: string; edit?: (toml: string) => string } = {},
+): Promise<TestServer> {
   const domain = options.domain ?? 'example.test';
   const dns = await startDnsServer({ records: options.records ?? [] });
   const dir = mkdtempSync(join(tmpdir(), 'twoway-test-'));
   let text = renderConfig({ hostname: `mx.${domain}`, domains: [domain], smtpPort: 0, httpPort: 0, dns: [dns.address], storage: options.storage });
   text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"') + (options.extraToml ?? '');
+  if (options.edit) text = options.edit(text);
   const config = parseConfig(text, join(dir, 'twoway.toml'));
   const server = await startServer(config, { logger: pino({ level: 'silent' }) });
   return {
