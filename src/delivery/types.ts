@@ -1,0 +1,38 @@
+/**
+ * The one delivery contract. Every outbound path (local users through
+ * ingest, remote domains over SMTP, and later Two-Way Mail) implements
+ * `Transport`; the queue worker knows nothing else about them.
+ */
+
+/** One queued message as the transports see it. */
+export interface OutboundMessage {
+  /** The queue's message id (unique, also used as the SMTP envelope id in logs). */
+  messageId: string;
+  /** Envelope sender; null is the null reverse-path `<>` (DSNs). */
+  sender: string | null;
+  /** The message exactly as it will be sent (already DKIM-signed). */
+  raw: Buffer;
+}
+
+/**
+ * The outcome for one recipient. `deferred` is temporary (4xx, connection
+ * or DNS trouble: try again later); `failed` is permanent (5xx, null MX,
+ * domain does not exist). `reply` is the remote reply or a description of
+ * the local problem, suitable for a DSN's Diagnostic-Code.
+ */
+export type RecipientResult =
+  | { recipient: string; status: 'delivered'; reply: string }
+  | { recipient: string; status: 'deferred'; reply: string }
+  | { recipient: string; status: 'failed'; reply: string };
+
+export interface Transport {
+  /**
+   * Delivers `message` to `recipients`, all of one domain. Never rejects for
+   * a remote or DNS failure: those are per-recipient results. Rejects only on
+   * a programming or local storage error (the worker then defers every
+   * recipient).
+   */
+  deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]>;
+  /** Releases pooled connections. */
+  close?(): Promise<void>;
+}
