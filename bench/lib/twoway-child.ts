@@ -1,0 +1,123 @@
+/**
+ * Starts bench/lib/twoway-server.ts in a child process and talks to it over
+ * its stdin/stdout line protocol (see that file).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export interface TwowayChildOptions {
+  dir: string;
+  dns: string;
+  domain?: string;
+  user?: string;
+  logLevel?: string;
+  /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=bench/out/prof']. */
+  nodeFlags?: string[];
+  commitStats?: boolean;
+  /** Profiling experiments, comma-separated (bench/lib/experiments.ts). */
+  experiment?: string;
+  /** Milliseconds to wait for the ready line. */
+  startTimeoutMs?: number;
+}
+
+export interface TwowayChild {
+  readonly smtpPort: number;
+  readonly pid: number;
+  /** Messages stored for the bench user (all mailboxes). */
+  count(): Promise<number>;
+  stats(): Promise<Record<string, unknown>>;
+  /** Starts the child's V8 CPU profiler. */
+  profileStart(): Promise<void>;
+  /** Stops the profiler and writes the .cpuprofile to `file`. */
+  profileStop(file: string): Promise<void>;
+  /** Asks the server to close and waits for the process to exit; kills it after `timeoutMs`. */
+  stop(timeoutMs?: number): Promise<number | null>;
+  /** Immediate SIGKILL, for failure paths. */
+  kill(): void;
+}
+
+type Reply = Record<string, unknown> & { event: string };
+
+export async function startTwowayChild(options: TwowayChildOptions): Promise<TwowayChild> {
+  const script = fileURLToPath(new URL('./twoway-server.ts', import.meta.url));
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', script], {
+    env: {
+      ...process.env,
+      BENCH_TWOWAY_DIR: options.dir,
+      BENCH_DNS: options.dns,
+      ...(options.domain ? { BENCH_DOMAIN: options.domain } : {}),
+      ...(options.user ? { BENCH_USER: options.user } : {}),
+      BENCH_LOG_LEVEL: options.logLevel ?? 'warn',
+      BENCH_COMMIT_STATS: options.commitStats ? '1' : '0',
+      BENCH_EXPERIMENT: options.experiment ?? '',
+    },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const waiting: Array<{ event: string; resolve: (r: Reply) => void; reject: (e: Error) => void }> = [];
+  const failAll = (err: Error) => {
+    for (const w of waiting.splice(0)) w.reject(err);
+  };
+  void exited.then((code) => failAll(new Error(`twoway child exited (code ${code})`)));
+
+  const lines = createInterface({ input: child.stdout! });
+  lines.on('line', (line) => {
+    let msg: Reply;
+    try {
+      msg = JSON.parse(line) as Reply;
+    } catch {
+      process.stderr.write(`[twoway child] ${line}\n`);
+      return;
+    }
+    const i = waiting.findIndex((w) => w.event === msg.event || msg.event === 'error');
+    if (i < 0) return;
+    const [w] = waiting.splice(i, 1);
+    if (msg.event === 'error') w!.reject(new Error(`twoway child: ${String(msg.message)}`));
+    else w!.resolve(msg);
+  });
+
+  const expect = (event: string, timeoutMs: number): Promise<Reply> =>
+    new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`twoway child: no "${event}" within ${timeoutMs} ms`)), timeoutMs);
+      waiting.push({
+        event,
+        resolve: (r) => (clearTimeout(timer), resolve(r)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+    });
+  const ask = (cmd: string, event: string): Promise<Reply> => {
+    const p = expect(event, 60_000);
+    child.stdin!.write(cmd + '\n');
+    return p;
+  };
+
+  let ready: Reply;
+  try {
+    ready = await expect('ready', options.startTimeoutMs ?? 60_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+
+  return {
+    smtpPort: Number(ready.smtpPort),
+    pid: child.pid!,
+    count: async () => Number((await ask('count', 'count')).count),
+    stats: async () => (await ask('stats', 'stats')).commits as Record<string, unknown>,
+    profileStart: async () => void (await ask('profile-start', 'profiling')),
+    profileStop: async (file: string) => void (await ask(`profile-stop ${file}`, 'profile')),
+    async stop(timeoutMs = 30_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.stdin!.end('quit\n');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}

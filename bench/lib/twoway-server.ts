@@ -1,0 +1,235 @@
+/**
+ * A twoway server for benchmarks, run as a CHILD PROCESS of the benchmark
+ * driver so that its event loop and CPU are its own:
+ *
+ *   node --import tsx bench/lib/twoway-server.ts
+ *
+ * Input (environment):
+ *   BENCH_TWOWAY_DIR   a fresh directory for the config file and data (required)
+ *   BENCH_DNS          `host:port` of the DNS server to use, the only one (required)
+ *   BENCH_DOMAIN       the served domain (default bench.test)
+ *   BENCH_USER         the one user, mode open (default bench@<domain>)
+ *   BENCH_LOG_LEVEL    twoway's log level (default warn)
+ *   BENCH_COMMIT_STATS =1: record group-commit batch sizes and durations
+ *                      (wraps the repository's commit function at run time;
+ *                      for profiling only, the normal path is untouched)
+ *   BENCH_EXPERIMENT   comma-separated profiling experiments (bench/lib/experiments.ts);
+ *                      empty = the server exactly as src/main.ts builds it
+ *
+ * Protocol: one JSON object per line on stdout. First
+ *   {"event":"ready","smtpPort":N,"userId":N}
+ * then one reply per command line read on stdin:
+ *   count  -> {"event":"count","count":N}          messages stored for the user
+ *   stats  -> {"event":"stats","commits":{...}}    group-commit statistics since the last `stats`
+ *   profile-start       -> {"event":"profiling"}   starts the V8 CPU profiler (node:inspector)
+ *   profile-stop FILE   -> {"event":"profile","file":FILE}   stops it and writes FILE (.cpuprofile)
+ *   quit   -> closes the server (lets queued commits finish) and exits 0
+ * End of stdin counts as `quit`, so the child never outlives the driver.
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseConfig, type Config } from '../../src/config/load.ts';
+import { ensureMaterials } from '../../src/config/materials.ts';
+import { renderConfig } from '../../src/config/template.ts';
+import { createIngest } from '../../src/ingest/ingest.ts';
+import { createInboundHooks } from '../../src/ingest/smtp-inbound.ts';
+import { createLogger, startServer } from '../../src/main.ts';
+import { startSmtpListener } from '../../src/protocols/smtp/server.ts';
+import { createServices, type Services } from '../../src/services/index.ts';
+import { openStore, parseStoreUrl } from '../../src/store/open.ts';
+import type { Store } from '../../src/store/types.ts';
+import { applyAfterStart, applyBeforeStart, parseExperiments } from './experiments.ts';
+
+const env = (name: string, fallback?: string): string => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined || v === '') throw new Error(`${name} is not set`);
+  return v;
+};
+
+const dir = env('BENCH_TWOWAY_DIR');
+const dns = env('BENCH_DNS');
+const domain = env('BENCH_DOMAIN', 'bench.test');
+const userAddress = env('BENCH_USER', `bench@${domain}`);
+const level = env('BENCH_LOG_LEVEL', 'warn');
+
+const send = (obj: object) => process.stdout.write(JSON.stringify(obj) + '\n');
+
+interface CommitStats {
+  batches: number;
+  items: number;
+  maxItems: number;
+  totalMs: number;
+  maxMs: number;
+  /** Histogram of batch sizes: 1, 2-4, 5-16, 17-64, 65+. */
+  sizes: Record<string, number>;
+}
+
+const emptyStats = (): CommitStats => ({ batches: 0, items: 0, maxItems: 0, totalMs: 0, maxMs: 0, sizes: { '1': 0, '2-4': 0, '5-16': 0, '17-64': 0, '65+': 0 } });
+let stats = emptyStats();
+
+function bucket(n: number): string {
+  return n <= 1 ? '1' : n <= 4 ? '2-4' : n <= 16 ? '5-16' : n <= 64 ? '17-64' : '65+';
+}
+
+/** What the benchmark needs of a running server. */
+interface BenchServer {
+  store: Store;
+  services: Services;
+  smtp: { port: number };
+  close(): Promise<void>;
+}
+
+/**
+ * The `no-auth` experiment: the same composition as src/main.ts (store,
+ * ingest, inbound hooks, SMTP listener) with an authenticator that does
+ * nothing, so the cost of SPF/DKIM/DMARC can be measured. No HTTP listener.
+ */
+async function startWithoutAuth(config: Config): Promise<BenchServer> {
+  const log = createLogger(config.log.level);
+  const materials = ensureMaterials(config);
+  const store = await openStore(config.storage);
+  const services = createServices(store, config.domains);
+  const ingest = createIngest({ store, maxReceivedHeaders: config.limits.receivedHeaders });
+  const smtp = await startSmtpListener({
+    hostname: config.hostname,
+    host: config.smtp.host,
+    port: config.smtp.port,
+    tls: materials.tls,
+    maxMessageSize: config.limits.messageSize,
+    maxRecipients: config.limits.recipients,
+    maxConnections: config.limits.connections,
+    maxConnectionsPerIp: config.limits.connectionsPerIp,
+    hooks: createInboundHooks({
+      hostname: config.hostname,
+      domains: config.domains,
+      ingest,
+      authenticate: async () => ({
+        headers: '',
+        spf: { result: 'none', domain: null },
+        dkimDomains: [],
+        dmarc: { result: 'none', policy: null },
+        fromDomain: null,
+        fromAuthenticated: false,
+        alignedDomain: null,
+        authenticatedDomains: [],
+      }),
+      onError: (err) => log.error({ err }, 'smtp error'),
+    }),
+  });
+  return {
+    store,
+    services,
+    smtp,
+    close: async () => {
+      await smtp.close();
+      await store.close();
+    },
+  };
+}
+
+/** Wraps the message repository's group-commit function to measure batch sizes (bench instrumentation only). */
+function instrumentCommits(server: BenchServer): void {
+  const repo = server.store.messages as unknown as { committer?: { commit?: (items: unknown[]) => Promise<unknown[]> } };
+  const committer = repo.committer;
+  const original = committer?.commit;
+  if (!committer || typeof original !== 'function') {
+    process.stderr.write('twoway-server: BENCH_COMMIT_STATS: no committer.commit found; statistics disabled\n');
+    return;
+  }
+  (committer as { commit: (items: unknown[]) => Promise<unknown[]> }).commit = async (items: unknown[]) => {
+    const t0 = performance.now();
+    try {
+      return await original.call(committer, items);
+    } finally {
+      const ms = performance.now() - t0;
+      stats.batches++;
+      stats.items += items.length;
+      stats.maxItems = Math.max(stats.maxItems, items.length);
+      stats.totalMs += ms;
+      stats.maxMs = Math.max(stats.maxMs, ms);
+      stats.sizes[bucket(items.length)]!++;
+    }
+  };
+}
+
+async function main(): Promise<void> {
+  const configFile = join(dir, 'twoway.toml');
+  const text =
+    renderConfig({ hostname: `mx.${domain}`, domains: [domain], smtpPort: 0, httpPort: 0, dns: [dns] })
+      .replace('host = "0.0.0.0"', 'host = "127.0.0.1"')
+      // 100 parallel sessions from one address: the default per-IP limit (50) would refuse half of them.
+      .replace(/^connections_per_ip = \d+$/m, 'connections_per_ip = 1000') + `\n[log]\nlevel = ${JSON.stringify(level)}\n`;
+  writeFileSync(configFile, text, { mode: 0o600 });
+  const config = parseConfig(text, configFile);
+  // The overrides above edit the template's text; make sure they took.
+  if (config.smtp.host !== '127.0.0.1' || config.limits.connectionsPerIp < 1000 || config.log.level !== level) {
+    throw new Error(`the config template changed: could not set smtp.host, limits.connections_per_ip and log.level in ${configFile}`);
+  }
+  const experiments = parseExperiments(process.env.BENCH_EXPERIMENT);
+  await applyBeforeStart(experiments);
+  const server: BenchServer = experiments.has('no-auth')
+    ? await startWithoutAuth(config)
+    : await startServer(config, { logger: createLogger(config.log.level) });
+  const location = parseStoreUrl(config.storage);
+  await applyAfterStart(experiments, server.store, location.kind === 'sqlite' ? location.path : '');
+  if (process.env.BENCH_COMMIT_STATS === '1') instrumentCommits(server);
+  const inspector = new Session();
+  const post = <T>(method: string, params?: object) =>
+    new Promise<T>((resolve, reject) => inspector.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
+  const user = await server.services.accounts.add(userAddress, 'bench-password-not-secret', 'open');
+
+  let closing: Promise<void> | null = null;
+  const quit = () =>
+    (closing ??= server
+      .close()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        process.stderr.write(`twoway-server: close failed: ${String(err)}\n`);
+        process.exit(1);
+      }));
+  process.once('SIGTERM', quit);
+  process.once('SIGINT', quit);
+
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const cmd = line.trim();
+    if (cmd === 'count') {
+      server.services.mail.mailboxes(user.id).then(
+        (boxes) => send({ event: 'count', count: boxes.reduce((n, b) => n + b.count, 0), mailboxes: Object.fromEntries(boxes.map((b) => [b.name, b.count])) }),
+        (err: unknown) => send({ event: 'error', message: String(err) }),
+      );
+    } else if (cmd === 'stats') {
+      send({ event: 'stats', commits: stats });
+      stats = emptyStats();
+    } else if (cmd === 'profile-start') {
+      inspector.connect();
+      post('Profiler.enable')
+        .then(() => post('Profiler.setSamplingInterval', { interval: 250 }))
+        .then(() => post('Profiler.start'))
+        .then(() => send({ event: 'profiling' }), (err: unknown) => send({ event: 'error', message: String(err) }));
+    } else if (cmd.startsWith('profile-stop ')) {
+      const file = cmd.slice('profile-stop '.length).trim();
+      post<{ profile: unknown }>('Profiler.stop')
+        .then(({ profile }) => {
+          writeFileSync(file, JSON.stringify(profile));
+          inspector.disconnect();
+          send({ event: 'profile', file });
+        })
+        .catch((err: unknown) => send({ event: 'error', message: String(err) }));
+    } else if (cmd === 'quit') {
+      void quit();
+    } else if (cmd !== '') {
+      send({ event: 'error', message: `unknown command ${JSON.stringify(cmd)}` });
+    }
+  });
+  lines.on('close', () => void quit());
+
+  send({ event: 'ready', smtpPort: server.smtp.port, userId: user.id });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`twoway-server: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
