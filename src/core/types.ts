@@ -95,15 +95,27 @@ export interface ContactRequest {
 /** Outbound queue, one row per (message, recipient): queue state lives per recipient. */
 export type QueueState =
   | { state: 'scheduled'; nextAttemptAt: Date }
-  | { state: 'deferred'; nextAttemptAt: Date; attempts: number; lastError: string }
+  | {
+      state: 'deferred';
+      nextAttemptAt: Date;
+      attempts: number;
+      lastError: string;
+      /**
+       * When the sender was sent the one "delayed" DSN for this recipient.
+       * Read back as a Date or null; on write, undefined keeps the stored value.
+       */
+      warnedAt?: Date | null;
+    }
   | { state: 'delivered'; deliveredAt: Date; reply: string }
   | { state: 'failed'; failedAt: Date; lastError: string };
 
 export interface QueueEntry {
   id: number;
   messageId: string;
+  /** Envelope sender; '' is the null reverse-path `<>` (a DSN: never answered with a DSN). */
   sender: string;
   recipient: string;
+  /** When the message was queued (its arrival: retries give up and warn relative to it). */
   createdAt: Date;
   status: QueueState;
 }

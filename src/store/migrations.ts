@@ -168,9 +168,27 @@ function initial(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * What the queue worker needs: the time of the one "delayed" DSN per
+ * recipient, the time a finished message's body was dropped (the row stays
+ * as history until pruned), and an index for pruning finished entries.
+ */
+function queueWorker(dialect: Dialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // One column per statement: SQLite's ALTER TABLE adds one at a time.
+      await db.schema.alterTable('queue_recipients').addColumn('warned_at', t.time).execute();
+      await db.schema.alterTable('queue_messages').addColumn('body_removed_at', t.time).execute();
+      await db.schema.createIndex('queue_recipients_done').on('queue_recipients').columns(['state', 'done_at']).execute();
+    },
+  };
+}
+
 /** All migrations by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
+    '0002_queue_worker': queueWorker(dialect),
   };
 }

@@ -2,14 +2,21 @@
  * The outbound queue: the message stored once, its state kept per recipient.
  * Columns per state (the rest are null):
  *   scheduled: next_attempt_at
- *   deferred:  next_attempt_at, attempts, last_error
+ *   deferred:  next_attempt_at, attempts, last_error, warned_at
  *   delivered: done_at, reply
  *   failed:    done_at, last_error
- * `attempts` is kept across states so the history survives the final outcome.
+ * `attempts` and `warned_at` are kept across states so the history survives
+ * the final outcome (and a rescheduled entry is not warned about twice).
+ *
+ * Lifecycle of the storage: once every recipient is final, the worker calls
+ * removeMessageIfDone, which empties the body (the bulk of the bytes) and
+ * stamps body_removed_at; the small rows stay for `twoway queue list` until
+ * prune() deletes them.
  */
 import type { QueueEntry, QueueState } from '../core/types.ts';
 import type { QueueRepository } from './types.ts';
 import { StoreConflictError } from './types.ts';
+import { sql } from 'kysely';
 import { chunks, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
 interface EntryRow {
@@ -24,6 +31,7 @@ interface EntryRow {
   last_error: string | null;
   reply: string | null;
   done_at: number | null;
+  warned_at: number | null;
 }
 
 function toState(row: EntryRow): QueueState {
@@ -40,6 +48,7 @@ function toState(row: EntryRow): QueueState {
         nextAttemptAt: required(row.next_attempt_at),
         attempts: num(row.attempts),
         lastError: row.last_error ?? '',
+        warnedAt: row.warned_at === null ? null : toDate(row.warned_at),
       };
     case 'delivered':
       return { state: 'delivered', deliveredAt: required(row.done_at), reply: row.reply ?? '' };
@@ -74,6 +83,8 @@ function stateColumns(status: QueueState) {
         last_error: status.lastError,
         reply: null,
         done_at: null,
+        // undefined leaves the column alone: a writer that knows nothing of warnings must not reset one.
+        ...(status.warnedAt === undefined ? {} : { warned_at: status.warnedAt === null ? null : status.warnedAt.getTime() }),
       };
     case 'delivered':
       return { state: status.state, next_attempt_at: null, last_error: null, reply: status.reply, done_at: status.deliveredAt.getTime() };
@@ -101,18 +112,26 @@ export class KyselyQueueRepository implements QueueRepository {
         'r.last_error',
         'r.reply',
         'r.done_at',
+        'r.warned_at',
       ]);
   }
 
   /** Throws StoreConflictError if the messageId is already queued. */
-  async enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date }): Promise<QueueEntry[]> {
+  async enqueue(input: {
+    messageId: string;
+    sender: string;
+    recipients: string[];
+    raw: Buffer;
+    at: Date;
+    createdAt?: Date;
+  }): Promise<QueueEntry[]> {
     if (input.recipients.length === 0) return [];
     const at = input.at.getTime();
     try {
       await this.s.db.transaction().execute(async (tx) => {
         const msg = await tx
           .insertInto('queue_messages')
-          .values({ message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: Date.now() })
+          .values({ message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: (input.createdAt ?? new Date()).getTime() })
           .returning('id')
           .executeTakeFirstOrThrow();
         // Five values a row: chunks keep each statement under the bound-parameter limits.
@@ -131,15 +150,29 @@ export class KyselyQueueRepository implements QueueRepository {
     }
   }
 
-  async due(now: Date, limit: number): Promise<QueueEntry[]> {
-    const rows = await this.select()
+  async due(
+    now: Date,
+    limit: number,
+    options: { excludeIds?: readonly number[]; excludeDomains?: readonly string[] } = {},
+  ): Promise<QueueEntry[]> {
+    let q = this.select()
       .where('r.state', 'in', ['scheduled', 'deferred'])
-      .where('r.next_attempt_at', '<=', now.getTime())
-      .orderBy('r.next_attempt_at')
-      .orderBy('r.id')
-      .limit(limit)
-      .execute();
+      .where('r.next_attempt_at', '<=', now.getTime());
+    const ids = options.excludeIds ?? [];
+    if (ids.length > 0) q = q.where('r.id', 'not in', [...ids]);
+    for (const domain of options.excludeDomains ?? []) {
+      // lower() and LIKE ... ESCAPE behave alike on both dialects for ASCII; a
+      // non-ASCII domain that slips through is only a wasted row, not an error.
+      const pattern = `%@${domain.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+      q = q.where(sql<boolean>`lower(${sql.ref('r.recipient')}) not like ${pattern} escape '\\'`);
+    }
+    const rows = await q.orderBy('r.next_attempt_at').orderBy('r.id').limit(limit).execute();
     return rows.map(toEntry);
+  }
+
+  async get(id: number): Promise<QueueEntry | undefined> {
+    const row = await this.select().where('r.id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : toEntry(row);
   }
 
   async list(options: { state?: QueueState['state'] } = {}): Promise<QueueEntry[]> {
@@ -150,8 +183,17 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   async raw(messageId: string): Promise<Buffer | undefined> {
-    const row = await this.s.db.selectFrom('queue_messages').select('raw').where('message_id', '=', messageId).executeTakeFirst();
-    return row?.raw;
+    return (await this.message(messageId))?.raw;
+  }
+
+  async message(messageId: string): Promise<{ messageId: string; sender: string; raw: Buffer; createdAt: Date } | undefined> {
+    const row = await this.s.db
+      .selectFrom('queue_messages')
+      .select(['message_id', 'sender', 'raw', 'created_at'])
+      .where('message_id', '=', messageId)
+      .where('body_removed_at', 'is', null)
+      .executeTakeFirst();
+    return row && { messageId: row.message_id, sender: row.sender, raw: row.raw, createdAt: toDate(row.created_at) };
   }
 
   async update(id: number, status: QueueState): Promise<void> {
@@ -169,6 +211,43 @@ export class KyselyQueueRepository implements QueueRepository {
         .where((eb) => eb.not(eb.exists(eb.selectFrom('queue_recipients').select('queue_recipients.id').whereRef('queue_recipients.queue_message', '=', 'queue_messages.id'))))
         .execute();
       return true;
+    });
+  }
+
+  async removeMessageIfDone(messageId: string): Promise<boolean> {
+    // One statement: the check and the removal cannot be split by a concurrent update.
+    const result = await this.s.db
+      .updateTable('queue_messages')
+      .set({ raw: Buffer.alloc(0), body_removed_at: Date.now() })
+      .where('message_id', '=', messageId)
+      .where('body_removed_at', 'is', null)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('queue_recipients')
+              .select('queue_recipients.id')
+              .whereRef('queue_recipients.queue_message', '=', 'queue_messages.id')
+              .where('queue_recipients.state', 'in', ['scheduled', 'deferred']),
+          ),
+        ),
+      )
+      .executeTakeFirst();
+    return num(result.numUpdatedRows) > 0;
+  }
+
+  async prune(olderThan: Date): Promise<number> {
+    return this.s.db.transaction().execute(async (tx) => {
+      const deleted = await tx
+        .deleteFrom('queue_recipients')
+        .where('state', 'in', ['delivered', 'failed'])
+        .where('done_at', '<', olderThan.getTime())
+        .executeTakeFirst();
+      await tx
+        .deleteFrom('queue_messages')
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('queue_recipients').select('queue_recipients.id').whereRef('queue_recipients.queue_message', '=', 'queue_messages.id'))))
+        .execute();
+      return num(deleted.numDeletedRows);
     });
   }
 }

@@ -77,7 +77,7 @@ for (const backend of backends) {
       await store.queue.update(d!.id, { state: 'failed', failedAt: t, lastError: '550 5.1.1 no such user' });
       const byId = new Map((await store.queue.list()).map((e) => [e.id, e.status]));
       assert.deepEqual(byId.get(a!.id), { state: 'scheduled', nextAttemptAt: at });
-      assert.deepEqual(byId.get(b!.id), { state: 'deferred', nextAttemptAt: t, attempts: 3, lastError: '421 busy' });
+      assert.deepEqual(byId.get(b!.id), { state: 'deferred', nextAttemptAt: t, attempts: 3, lastError: '421 busy', warnedAt: null });
       assert.deepEqual(byId.get(c!.id), { state: 'delivered', deliveredAt: t, reply: '250 2.0.0 queued' });
       assert.deepEqual(byId.get(d!.id), { state: 'failed', failedAt: t, lastError: '550 5.1.1 no such user' });
       // Rescheduling a deferred entry.
@@ -96,6 +96,103 @@ for (const backend of backends) {
       assert.equal(await store.queue.raw('<r@x>'), undefined);
       assert.equal(await backend.count('queue_messages'), 0);
       assert.deepEqual(await store.queue.list(), []);
+    });
+
+    test('enqueue keeps the given arrival time; get and message read one entry and the message', async () => {
+      const createdAt = new Date(at.getTime() - 3_600_000);
+      const [a] = await store.queue.enqueue({ messageId: '<c@x>', sender: '', recipients: ['a@x'], raw, at, createdAt });
+      assert.deepEqual(a!.createdAt, createdAt);
+      assert.deepEqual(await store.queue.get(a!.id), a);
+      assert.equal(await store.queue.get(a!.id + 1000), undefined);
+      const message = await store.queue.message('<c@x>');
+      assert.deepEqual({ ...message, raw: message?.raw.toString() }, { messageId: '<c@x>', sender: '', raw: raw.toString(), createdAt });
+      assert.equal(await store.queue.message('<nope@x>'), undefined);
+      // Without createdAt: the current time.
+      const before = Date.now();
+      const [b] = await store.queue.enqueue({ messageId: '<d@x>', sender: 's@x', recipients: ['b@x'], raw, at });
+      assert.ok(b!.createdAt.getTime() >= before && b!.createdAt.getTime() <= Date.now());
+    });
+
+    test('warnedAt: stored with a deferred state, kept when a writer leaves it out, cleared with null', async () => {
+      const [a] = await store.queue.enqueue({ messageId: '<w@x>', sender: 's@x', recipients: ['a@x'], raw, at });
+      const t = new Date(at.getTime() + 1000);
+      const warned = new Date(at.getTime() + 500);
+      const deferred = { state: 'deferred', nextAttemptAt: t, attempts: 1, lastError: '451' } as const;
+      await store.queue.update(a!.id, { ...deferred, warnedAt: warned });
+      assert.deepEqual((await store.queue.get(a!.id))?.status, { ...deferred, warnedAt: warned });
+      await store.queue.update(a!.id, { ...deferred, attempts: 2 });
+      assert.deepEqual((await store.queue.get(a!.id))?.status, { ...deferred, attempts: 2, warnedAt: warned });
+      // Rescheduled and deferred again: still warned, so no second warning.
+      await store.queue.update(a!.id, { state: 'scheduled', nextAttemptAt: at });
+      await store.queue.update(a!.id, { ...deferred, attempts: 3 });
+      assert.deepEqual((await store.queue.get(a!.id))?.status, { ...deferred, attempts: 3, warnedAt: warned });
+      await store.queue.update(a!.id, { ...deferred, warnedAt: null });
+      assert.deepEqual((await store.queue.get(a!.id))?.status, { ...deferred, warnedAt: null });
+    });
+
+    test('due leaves out excluded ids and recipient domains (any case, LIKE wildcards taken literally)', async () => {
+      const [a, b, c, d, e] = await store.queue.enqueue({
+        messageId: '<e@x>',
+        sender: 's@x',
+        recipients: ['a@One.test', 'b@one.test', 'c@two.test', 'd@t_o.test', 'e@sub.one.test'],
+        raw,
+        at,
+      });
+      const ids = async (options: { excludeIds?: number[]; excludeDomains?: string[] }) =>
+        (await store.queue.due(at, 10, options)).map((entry) => entry.recipient);
+      assert.deepEqual(await ids({}), ['a@One.test', 'b@one.test', 'c@two.test', 'd@t_o.test', 'e@sub.one.test']);
+      assert.deepEqual(await ids({ excludeIds: [a!.id, c!.id] }), ['b@one.test', 'd@t_o.test', 'e@sub.one.test']);
+      assert.deepEqual(await ids({ excludeDomains: ['one.test'] }), ['c@two.test', 'd@t_o.test', 'e@sub.one.test']);
+      assert.deepEqual(await ids({ excludeDomains: ['ONE.test', 'two.test'], excludeIds: [e!.id] }), ['d@t_o.test']);
+      // '_' must not match any character: 'two.test' is not excluded by 't_o.test'.
+      assert.deepEqual(await ids({ excludeDomains: ['t_o.test'] }), ['a@One.test', 'b@one.test', 'c@two.test', 'e@sub.one.test']);
+      assert.deepEqual(await ids({ excludeDomains: ['%'] }), await ids({}));
+      // The limit counts only what is left.
+      assert.deepEqual((await store.queue.due(at, 1, { excludeIds: [a!.id, b!.id] })).map((entry) => entry.id), [c!.id]);
+      assert.ok(d);
+    });
+
+    test('removeMessageIfDone drops the body only when every recipient is final; rows stay as history', async () => {
+      const [a, b] = await store.queue.enqueue({ messageId: '<f@x>', sender: 's@x', recipients: ['a@x', 'b@x'], raw, at });
+      const t = new Date(at.getTime() + 1000);
+      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), false);
+      await store.queue.update(a!.id, { state: 'delivered', deliveredAt: t, reply: '250 ok' });
+      await store.queue.update(b!.id, { state: 'deferred', nextAttemptAt: t, attempts: 1, lastError: '451' });
+      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), false);
+      assert.ok(await store.queue.raw('<f@x>'));
+      await store.queue.update(b!.id, { state: 'failed', failedAt: t, lastError: '550 no' });
+      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), true);
+      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), false, 'already removed');
+      assert.equal(await store.queue.removeMessageIfDone('<nope@x>'), false);
+      assert.equal(await store.queue.raw('<f@x>'), undefined);
+      assert.equal(await store.queue.message('<f@x>'), undefined);
+      assert.deepEqual((await store.queue.list()).map((entry) => [entry.recipient, entry.status.state]), [
+        ['a@x', 'delivered'],
+        ['b@x', 'failed'],
+      ]);
+      assert.equal(await backend.count('queue_messages'), 1);
+    });
+
+    test('prune deletes finished entries older than the cutoff, then messages without entries', async () => {
+      const [a, b] = await store.queue.enqueue({ messageId: '<g@x>', sender: 's@x', recipients: ['a@x', 'b@x'], raw, at });
+      const [c] = await store.queue.enqueue({ messageId: '<h@x>', sender: 's@x', recipients: ['c@x'], raw, at });
+      const [d] = await store.queue.enqueue({ messageId: '<i@x>', sender: 's@x', recipients: ['d@x'], raw, at });
+      const old = new Date(at.getTime() + 1000);
+      const recent = new Date(at.getTime() + 100_000);
+      await store.queue.update(a!.id, { state: 'delivered', deliveredAt: old, reply: '250' });
+      await store.queue.update(b!.id, { state: 'failed', failedAt: old, lastError: '550' });
+      await store.queue.update(c!.id, { state: 'delivered', deliveredAt: recent, reply: '250' });
+      await store.queue.update(d!.id, { state: 'deferred', nextAttemptAt: old, attempts: 1, lastError: '451' });
+      const cutoff = new Date(at.getTime() + 50_000);
+      assert.equal(await store.queue.prune(cutoff), 2);
+      assert.deepEqual((await store.queue.list()).map((entry) => entry.recipient), ['c@x', 'd@x']);
+      assert.equal(await backend.count('queue_messages'), 2);
+      assert.equal(await store.queue.raw('<g@x>'), undefined);
+      assert.ok(await store.queue.raw('<i@x>'), 'unfinished messages stay');
+      assert.equal(await store.queue.prune(cutoff), 0);
+      assert.equal(await store.queue.prune(new Date(recent.getTime() + 1)), 1);
+      assert.deepEqual((await store.queue.list()).map((entry) => entry.recipient), ['d@x']);
+      assert.equal(await backend.count('queue_messages'), 1);
     });
   });
 }

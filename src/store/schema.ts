@@ -99,6 +99,8 @@ export interface QueueMessagesTable {
   sender: string;
   raw: Buffer;
   created_at: number;
+  /** Set when the body was dropped after every recipient finished (raw is then empty). */
+  body_removed_at: number | null;
 }
 
 export interface QueueRecipientsTable {
@@ -111,6 +113,8 @@ export interface QueueRecipientsTable {
   last_error: string | null;
   reply: string | null;
   done_at: number | null;
+  /** The one "delayed" DSN was sent (kept across later states, like attempts). */
+  warned_at: number | null;
 }
 
 export interface Database {

@@ -110,14 +110,40 @@ export interface ContactRequestRepository {
 }
 
 export interface QueueRepository {
-  /** Durably queues one message for many recipients: one entry per recipient, state `scheduled`. */
-  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date }): Promise<QueueEntry[]>;
-  /** Entries that are scheduled or deferred with nextAttemptAt <= now, oldest first. */
-  due(now: Date, limit: number): Promise<QueueEntry[]>;
+  /**
+   * Durably queues one message for many recipients: one entry per recipient,
+   * state `scheduled` at `at`. `sender` '' is the null reverse-path. `createdAt`
+   * (the arrival time the retry schedule counts from) defaults to the current time.
+   * Throws StoreConflictError if the messageId is already queued.
+   */
+  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date; createdAt?: Date }): Promise<QueueEntry[]>;
+  /**
+   * Entries that are scheduled or deferred with nextAttemptAt <= now, oldest
+   * first, up to limit. `excludeIds` and `excludeDomains` (lower-case recipient
+   * domains) leave out entries the caller cannot take now (already in flight,
+   * destination at its concurrency limit), so that they do not use up the
+   * limit; keep both lists short (they become bound parameters).
+   */
+  due(now: Date, limit: number, options?: { excludeIds?: readonly number[]; excludeDomains?: readonly string[] }): Promise<QueueEntry[]>;
+  get(id: number): Promise<QueueEntry | undefined>;
   list(options?: { state?: QueueState['state'] }): Promise<QueueEntry[]>;
+  /** The stored message; undefined once removeMessageIfDone removed its body (or never queued). */
   raw(messageId: string): Promise<Buffer | undefined>;
+  /** The stored message with its envelope sender ('' = null sender) and arrival time; undefined as for raw(). */
+  message(messageId: string): Promise<{ messageId: string; sender: string; raw: Buffer; createdAt: Date } | undefined>;
   update(id: number, status: QueueState): Promise<void>;
   remove(id: number): Promise<boolean>;
+  /**
+   * Drops the stored body of a message once every one of its recipients is
+   * delivered or failed; the recipient rows stay as history until prune().
+   * True if this call removed the body.
+   */
+  removeMessageIfDone(messageId: string): Promise<boolean>;
+  /**
+   * Deletes delivered and failed entries finished before `olderThan`, and the
+   * messages left without entries. Returns the number of entries deleted.
+   */
+  prune(olderThan: Date): Promise<number>;
 }
 
 export interface Store {
