@@ -8,7 +8,14 @@ import type { Config } from './config/load.ts';
 import { ensureMaterials } from './config/materials.ts';
 import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
-import { createIngest } from './ingest/ingest.ts';
+import { createLocalTransport } from './delivery/local-transport.ts';
+import { startQueueWorker, type QueueWorker } from './delivery/queue-worker.ts';
+import { createRouter } from './delivery/router.ts';
+import { createSmtpTransport } from './delivery/smtp-transport.ts';
+import { createIngest, type Ingest } from './ingest/ingest.ts';
+import { createSubmissionHooks } from './ingest/submission.ts';
+import { createDkimSigner } from './mail/dkim-sign.ts';
+import { createAuthThrottle } from './services/auth-throttle.ts';
 import { createInboundHooks } from './ingest/smtp-inbound.ts';
 import { createAuthenticator } from './mail/authenticate.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
@@ -22,6 +29,9 @@ export interface RunningServer {
   store: Store;
   services: Services;
   smtp: SmtpListener;
+  /** The authenticated submission listener, unless disabled. */
+  submission: SmtpListener | null;
+  worker: QueueWorker;
   http: { port: number; url: string; close(): Promise<void> };
   close(): Promise<void>;
 }
@@ -44,11 +54,44 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const closers: Array<() => Promise<void>> = [() => store.close()];
   try {
     const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
-    const services = createServices(store, config.domains);
     const ingest = createIngest({
       store,
       maxReceivedHeaders: config.limits.receivedHeaders,
       onOutcome: (o) => log.info({ rcpt: o.user.address, verdict: o.verdict.kind, reasons: o.verdict.reasons }, 'message decided'),
+    });
+
+    // Outbound: one queue, one router, one contract for local and remote delivery.
+    const smtpTransport = createSmtpTransport({
+      resolver,
+      heloName: config.hostname,
+      port: config.delivery.port,
+      ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
+      log: (obj, msg) => log.debug(obj, msg),
+    });
+    closers.unshift(() => smtpTransport.close());
+    const worker = startQueueWorker({
+      queue: store.queue,
+      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), smtp: smtpTransport }),
+      schedule: {
+        baseMs: config.delivery.minBackoffMs,
+        maxMs: config.delivery.maxBackoffMs,
+        giveUpAfterMs: config.delivery.giveUpAfterMs,
+        delayWarningAfterMs: config.delivery.delayWarningAfterMs,
+      },
+      maxActive: config.delivery.maxActive,
+      perDomainConcurrency: config.delivery.perDomainConcurrency,
+      reportingMta: config.hostname,
+      notify: (dsn) => deliverNotice(ingest, dsn.sender, dsn.raw, log),
+      log: (obj, msg) => log.info(obj, msg),
+    });
+    closers.unshift(() => worker.stop());
+    const services = createServices(store, config.domains, {
+      sign: createDkimSigner(materials.dkim),
+      hostname: config.hostname,
+      maxRecipients: config.limits.recipients,
+      maxMessageSize: config.limits.messageSize,
+      maxReceivedHeaders: config.limits.receivedHeaders,
+      onQueued: () => worker.kick(),
     });
     const smtp = await startSmtpListener({
       hostname: config.hostname,
@@ -68,6 +111,30 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }),
     });
     closers.unshift(() => smtp.close());
+    let submission: SmtpListener | null = null;
+    if (config.submission.enabled && services.outbound) {
+      const { hooks, auth } = createSubmissionHooks({
+        hostname: config.hostname,
+        accounts: services.accounts,
+        outbound: services.outbound,
+        throttle: createAuthThrottle(),
+        onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'submission error'),
+      });
+      submission = await startSmtpListener({
+        hostname: config.hostname,
+        host: config.submission.host,
+        port: config.submission.port,
+        tls: materials.tls,
+        maxMessageSize: config.limits.messageSize,
+        maxRecipients: config.limits.recipients,
+        maxConnections: config.limits.connections,
+        maxConnectionsPerIp: config.limits.connectionsPerIp,
+        hooks,
+        auth,
+      });
+      const listener = submission;
+      closers.unshift(() => listener.close());
+    }
     const app = await createHttpApp({ services, log, ...(config.http.tls ? { tls: materials.tls } : {}) });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app });
     closers.unshift(() => http.close());
@@ -78,6 +145,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       store,
       services,
       smtp,
+      submission,
+      worker,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
       close: () => (closed ??= runAll(closers)),
     };
@@ -85,6 +154,24 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await runAll(closers);
     throw err;
   }
+}
+
+/** A delivery status notification for a local sender, through the one ingest path (system origin: always INBOX). */
+async function deliverNotice(ingest: Ingest, sender: string, raw: Buffer, log: Logger): Promise<void> {
+  const user = await ingest.findRecipient(sender);
+  if (!user) {
+    log.warn({ sender }, 'no local mailbox for a delivery status notification; dropped');
+    return;
+  }
+  await ingest.ingest({
+    channel: 'smtp',
+    origin: 'system',
+    envelopeFrom: null,
+    recipients: [user],
+    raw,
+    prepend: '',
+    auth: { alignedDomain: null, authenticatedDomains: [] },
+  });
 }
 
 async function runAll(closers: Array<() => Promise<void>>): Promise<void> {

@@ -28,8 +28,9 @@ export function registerAdminCommands(program: Command): void {
     .option('--hostname <name>', 'this server\'s host name (default: mail.<domain>)')
     .option('--smtp-port <n>', 'SMTP port', portOption, 25)
     .option('--http-port <n>', 'HTTP port', portOption, 8080)
+    .option('--submission-port <n>', 'submission port (STARTTLS + AUTH)', portOption, 587)
     .option('--dns <servers>', 'DNS servers, comma-separated HOST:PORT (default: the system\'s)')
-    .action((opts: { domain: string; dir: string; hostname?: string; smtpPort: number; httpPort: number; dns?: string }) => {
+    .action((opts: { domain: string; dir: string; hostname?: string; smtpPort: number; httpPort: number; submissionPort: number; dns?: string }) => {
       const dir = resolve(opts.dir);
       const file = join(dir, 'twoway.toml');
       if (existsSync(file)) throw new CliError(`${file} exists already; remove it or choose another --dir`, EXIT.conflict);
@@ -39,6 +40,7 @@ export function registerAdminCommands(program: Command): void {
         domains: [opts.domain.toLowerCase()],
         smtpPort: opts.smtpPort,
         httpPort: opts.httpPort,
+        submissionPort: opts.submissionPort,
         dns: opts.dns ? opts.dns.split(',').map((s) => s.trim()).filter(Boolean) : [],
       });
       // Validated before it is written, so a bad --domain never leaves a broken file behind.
@@ -69,7 +71,7 @@ export function registerAdminCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }, cmd: Command) => {
       const config = readConfig(globals(cmd));
-      const records = recordsToPublish(config, ensureMaterials(config).dkim.publicKeyBase64);
+      const records = recordsToPublish(config, ensureMaterials(config).dkim);
       if (opts.json) printJson(records);
       else process.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });

@@ -6,6 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { loadConfig, type Config } from '../config/load.ts';
+import { ensureMaterials } from '../config/materials.ts';
+import { createDkimSigner } from '../mail/dkim-sign.ts';
 import { createServices, type Services } from '../services/index.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/types.ts';
@@ -34,7 +36,15 @@ export async function withServices<T>(opts: GlobalOptions, run: (s: Services, st
   const config = readConfig(opts);
   const store = await openStore(config.storage);
   try {
-    return await run(createServices(store, config.domains), store, config);
+    // Sending from the CLI queues into the store; a running server's queue worker picks it up on its next poll.
+    const services = createServices(store, config.domains, {
+      sign: createDkimSigner(ensureMaterials(config).dkim),
+      hostname: config.hostname,
+      maxRecipients: config.limits.recipients,
+      maxMessageSize: config.limits.messageSize,
+      maxReceivedHeaders: config.limits.receivedHeaders,
+    });
+    return await run(services, store, config);
   } finally {
     await store.close();
   }

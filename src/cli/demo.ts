@@ -56,7 +56,7 @@ export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Pro
     ],
   });
   const configFile = join(dir, 'twoway.toml');
-  const text = renderConfig({ hostname: `mx.${DOMAIN}`, domains: [DOMAIN], smtpPort: 0, httpPort: 0, dns: [dns.address] }).replace(
+  const text = renderConfig({ hostname: `mx.${DOMAIN}`, domains: [DOMAIN], smtpPort: 0, submissionPort: 0, httpPort: 0, dns: [dns.address] }).replaceAll(
     'host = "0.0.0.0"',
     'host = "127.0.0.1"',
   );

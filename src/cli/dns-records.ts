@@ -1,6 +1,6 @@
 /** The DNS records a domain publishes for this server (`twoway dns`). */
 import type { Config } from '../config/load.ts';
-import { dkimRecordValue } from '../config/materials.ts';
+import { dkimRecordValue, type Materials } from '../config/materials.ts';
 
 export interface DnsRecordLine {
   name: string;
@@ -9,13 +9,14 @@ export interface DnsRecordLine {
   note: string;
 }
 
-export function recordsToPublish(config: Config, dkimPublicKeyBase64: string): DnsRecordLine[] {
+export function recordsToPublish(config: Config, dkim: Materials['dkim']): DnsRecordLine[] {
   const out: DnsRecordLine[] = [];
   out.push({ name: `${config.hostname}.`, type: 'A/AAAA', value: '<public address of this server>', note: 'the MX target must resolve' });
   for (const domain of config.domains) {
     out.push({ name: `${domain}.`, type: 'MX', value: `10 ${config.hostname}.`, note: 'inbound mail' });
     out.push({ name: `${domain}.`, type: 'TXT', value: 'v=spf1 mx -all', note: 'SPF: only the MX hosts send for this domain' });
-    out.push({ name: `${config.dkim.selector}._domainkey.${domain}.`, type: 'TXT', value: dkimRecordValue(dkimPublicKeyBase64), note: 'DKIM public key' });
+    out.push({ name: `${dkim.rsa.selector}._domainkey.${domain}.`, type: 'TXT', value: dkimRecordValue(dkim.rsa.publicKeyBase64, 'rsa'), note: 'DKIM key (RSA-SHA256)' });
+    out.push({ name: `${dkim.ed25519.selector}._domainkey.${domain}.`, type: 'TXT', value: dkimRecordValue(dkim.ed25519.publicKeyBase64, 'ed25519'), note: 'DKIM key (Ed25519-SHA256, RFC 8463)' });
     out.push({ name: `_dmarc.${domain}.`, type: 'TXT', value: `v=DMARC1; p=quarantine; rua=mailto:postmaster@${domain}`, note: 'DMARC policy' });
   }
   return out;

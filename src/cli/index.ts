@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { registerAdminCommands } from './commands-admin.ts';
 import { registerDataCommands } from './commands-data.ts';
 import { registerDemoCommand } from './demo.ts';
+import { registerQueueCommands } from './commands-queue.ts';
 import { describeError, EXIT } from './output.ts';
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   });
   registerAdminCommands(program);
   registerDataCommands(program);
+  registerQueueCommands(program);
   registerDemoCommand(program);
   for (const cmd of allCommands(program)) cmd.exitOverride();
   return program;

@@ -24,10 +24,21 @@ export interface Config {
   dataDir: string;
   storage: string;
   smtp: { host: string; port: number };
+  submission: { enabled: boolean; host: string; port: number };
+  delivery: {
+    port: number;
+    bindAddress: string | null;
+    maxActive: number;
+    perDomainConcurrency: number;
+    giveUpAfterMs: number;
+    delayWarningAfterMs: number;
+    minBackoffMs: number;
+    maxBackoffMs: number;
+  };
   http: { host: string; port: number; tls: boolean };
   tls: { cert: string; key: string; generated: boolean };
   dns: { servers: string[]; timeoutMs: number };
-  dkim: { selector: string; key: string };
+  dkim: { selector: string; key: string; ed25519Selector: string; ed25519Key: string };
   limits: {
     messageSize: number;
     recipients: number;
@@ -95,12 +106,28 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         : c.storage
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
     smtp: c.smtp,
+    submission: c.submission,
+    delivery: {
+      port: c.delivery.port,
+      bindAddress: c.delivery.bind_address ?? null,
+      maxActive: c.delivery.max_active,
+      perDomainConcurrency: c.delivery.per_domain_concurrency,
+      giveUpAfterMs: c.delivery.give_up_after,
+      delayWarningAfterMs: c.delivery.delay_warning_after,
+      minBackoffMs: c.delivery.min_backoff,
+      maxBackoffMs: c.delivery.max_backoff,
+    },
     http: c.http,
     tls: tlsGiven
       ? { cert: abs(c.tls.cert!), key: abs(c.tls.key!), generated: false }
       : { cert: resolve(dataDir, 'tls/cert.pem'), key: resolve(dataDir, 'tls/key.pem'), generated: true },
     dns: { servers: c.dns.servers, timeoutMs: c.dns.timeout_ms },
-    dkim: { selector: c.dkim.selector, key: c.dkim.key ? abs(c.dkim.key) : resolve(dataDir, 'dkim.key') },
+    dkim: {
+      selector: c.dkim.selector,
+      key: c.dkim.key ? abs(c.dkim.key) : resolve(dataDir, 'dkim.key'),
+      ed25519Selector: c.dkim.ed25519_selector,
+      ed25519Key: c.dkim.ed25519_key ? abs(c.dkim.ed25519_key) : resolve(dataDir, 'dkim-ed25519.key'),
+    },
     limits: {
       messageSize: c.limits.message_size,
       recipients: c.limits.recipients,

@@ -13,14 +13,25 @@ import { ConfigError, type Config } from './load.ts';
 
 export interface Materials {
   tls: { key: string; cert: string };
-  dkim: { selector: string; privateKey: string; publicKeyBase64: string };
+  /** The two DKIM keys every outgoing message is signed with (RFC 8463 dual signing). */
+  dkim: {
+    rsa: { selector: string; privateKey: string; publicKeyBase64: string };
+    ed25519: { selector: string; privateKey: string; publicKeyBase64: string };
+  };
 }
 
 export function ensureMaterials(config: Config): Materials {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   if (config.tls.generated && !existsSync(config.tls.cert)) writeTlsPair(config);
-  if (!existsSync(config.dkim.key)) writeDkimKey(config.dkim.key);
-  return { tls: readTls(config), dkim: readDkim(config) };
+  if (!existsSync(config.dkim.key)) writeDkimKey(config.dkim.key, 'rsa');
+  if (!existsSync(config.dkim.ed25519Key)) writeDkimKey(config.dkim.ed25519Key, 'ed25519');
+  return {
+    tls: readTls(config),
+    dkim: {
+      rsa: readDkim(config.dkim.key, 'dkim.key', config.dkim.selector, 'rsa'),
+      ed25519: readDkim(config.dkim.ed25519Key, 'dkim.ed25519_key', config.dkim.ed25519Selector, 'ed25519'),
+    },
+  };
 }
 
 function writeTlsPair(config: Config): void {
@@ -46,14 +57,12 @@ function writeTlsPair(config: Config): void {
   writeFileSync(config.tls.cert, pems.cert, { mode: 0o644 });
 }
 
-function writeDkimKey(path: string): void {
-  const { privateKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
+function writeDkimKey(path: string, type: 'rsa' | 'ed25519'): void {
+  const { privateKey } =
+    type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, privateKey, { mode: 0o600 });
+  writeFileSync(path, pem, { mode: 0o600 });
 }
 
 function readTls(config: Config): Materials['tls'] {
@@ -76,14 +85,21 @@ function readTls(config: Config): Materials['tls'] {
   return { key, cert };
 }
 
-function readDkim(config: Config): Materials['dkim'] {
-  const privateKey = readText(config.dkim.key, 'dkim.key');
+function readDkim(path: string, key: string, selector: string, type: 'rsa' | 'ed25519'): Materials['dkim']['rsa'] {
+  const privateKey = readText(path, key);
+  let parsed;
   try {
-    const der = createPublicKey(createPrivateKey(privateKey)).export({ type: 'spki', format: 'der' });
-    return { selector: config.dkim.selector, privateKey, publicKeyBase64: der.toString('base64') };
+    parsed = createPrivateKey(privateKey);
   } catch (err) {
-    throw new ConfigError(`key "dkim.key": ${config.dkim.key} is not a PEM private key (${(err as Error).message})`);
+    throw new ConfigError(`key "${key}": ${path} is not a PEM private key (${(err as Error).message})`);
   }
+  if (parsed.asymmetricKeyType !== type) {
+    throw new ConfigError(`key "${key}": ${path} is a ${parsed.asymmetricKeyType ?? 'unknown'} key, expected ${type}`);
+  }
+  const der = createPublicKey(parsed).export({ type: 'spki', format: 'der' });
+  // RFC 8463: an Ed25519 record publishes the raw 32-byte key, not the SPKI structure.
+  const publicKey = type === 'ed25519' ? der.subarray(der.length - 32) : der;
+  return { selector, privateKey, publicKeyBase64: publicKey.toString('base64') };
 }
 
 function readText(path: string, key: string): string {
@@ -94,7 +110,7 @@ function readText(path: string, key: string): string {
   }
 }
 
-/** The DNS TXT value publishing the DKIM public key. */
-export function dkimRecordValue(publicKeyBase64: string): string {
-  return `v=DKIM1; k=rsa; p=${publicKeyBase64}`;
+/** The DNS TXT value publishing a DKIM public key. */
+export function dkimRecordValue(publicKeyBase64: string, type: 'rsa' | 'ed25519' = 'rsa'): string {
+  return `v=DKIM1; k=${type}; p=${publicKeyBase64}`;
 }

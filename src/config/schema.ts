@@ -15,6 +15,12 @@ const domainName = z
   .string()
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'expected a lower-case domain name such as "example.org"');
 
+/** "30s", "15m", "4h", "5d" -> milliseconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(s|m|h|d)$/, 'expected a duration such as "30s", "15m", "4h" or "5d"')
+  .transform((v) => Number(v.slice(0, -1)) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[v.slice(-1) as 's' | 'm' | 'h' | 'd']);
+
 const listener = (defaults: { host: string; port: number }) =>
   z
     .object({
@@ -35,6 +41,27 @@ export const configSchema = z
       .optional()
       .describe('defaults to sqlite:<data_dir>/twoway.db'),
     smtp: listener({ host: '0.0.0.0', port: 25 }),
+    submission: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default('0.0.0.0'),
+        port: port.default(587),
+      })
+      .strict()
+      .prefault({}),
+    delivery: z
+      .object({
+        port: port.default(25).describe('the port of remote MX hosts; other than 25 only in labs and tests'),
+        bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections'),
+        max_active: z.number().int().min(1).max(10_000).default(100),
+        per_domain_concurrency: z.number().int().min(1).max(100).default(5),
+        give_up_after: duration.prefault('5d'),
+        delay_warning_after: duration.prefault('4h'),
+        min_backoff: duration.prefault('5m'),
+        max_backoff: duration.prefault('1h'),
+      })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
@@ -62,6 +89,8 @@ export const configSchema = z
       .object({
         selector: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a DNS label').default('twoway'),
         key: z.string().optional().describe('PEM private key file; defaults to <data_dir>/dkim.key'),
+        ed25519_selector: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a DNS label').default('twoway-ed'),
+        ed25519_key: z.string().optional().describe('PEM Ed25519 private key; defaults to <data_dir>/dkim-ed25519.key'),
       })
       .strict()
       .prefault({}),

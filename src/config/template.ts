@@ -4,6 +4,10 @@ export interface TemplateInput {
   domains: string[];
   smtpPort: number;
   httpPort: number;
+  /** Default 587. */
+  submissionPort?: number;
+  /** The port of remote MX hosts; only labs and tests set it. */
+  deliveryPort?: number;
   dns: string[];
   storage?: string;
 }
@@ -21,6 +25,17 @@ ${t.storage ? `storage = ${q(t.storage)}` : '# storage = "postgres://user@127.0.
 [smtp]
 host = "0.0.0.0"
 port = ${t.smtpPort}
+
+[submission]
+# Authenticated submission (RFC 6409): STARTTLS, then AUTH PLAIN/LOGIN.
+enabled = true
+host = "0.0.0.0"
+port = ${t.submissionPort ?? 587}
+
+[delivery]
+${t.deliveryPort !== undefined ? `port = ${t.deliveryPort}` : '# port = 25  # remote MX port; another only in labs and tests'}
+give_up_after = "5d"
+delay_warning_after = "4h"
 
 [http]
 host = "127.0.0.1"

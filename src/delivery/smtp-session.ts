@@ -24,6 +24,8 @@ export interface SessionOptions {
   address: string;
   port: number;
   heloName: string;
+  /** Source address of outgoing connections (Postfix's smtp_bind_address); the system's choice if absent. */
+  localAddress?: string;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
 }
@@ -71,6 +73,7 @@ async function connect(o: SessionOptions, tls: boolean): Promise<SmtpSession> {
     // Explicit, because nodemailer assumes implicit TLS on port 465.
     secure: false,
     name: o.heloName,
+    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
     // SNI takes a DNS name only: none for an address literal destination (`[192.0.2.1]`).
     ...(isIP(o.host) === 0 && !o.host.startsWith('[') ? { servername: o.host } : {}),
     ignoreTLS: !tls,

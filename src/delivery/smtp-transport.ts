@@ -37,6 +37,8 @@ export interface SmtpTransportOptions {
   resolver: DnsResolver;
   /** Sent with EHLO; should be this host's name with matching forward and reverse DNS. */
   heloName: string;
+  /** Source address of outgoing connections: the address the domain's SPF record names. */
+  localAddress?: string;
   /** Destination port, 25 unless a test points it at a server on loopback. */
   port?: number;
   /** Bounds TCP connect, greeting and TLS handshake together (default 30 s, Postfix's connect timeout). */
@@ -170,7 +172,15 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
   /** Opens a session into an empty slot; the problem text (slot released) on failure. */
   async function open(lease: Lease<SmtpSession>, host: string, address: string): Promise<SmtpSession | string> {
     try {
-      const session = await openSession({ host, address, port, heloName: options.heloName, connectTimeoutMs, commandTimeoutMs });
+      const session = await openSession({
+        host,
+        address,
+        port,
+        heloName: options.heloName,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+        connectTimeoutMs,
+        commandTimeoutMs,
+      });
       stats.connectionsOpened++;
       session.onEnd(() => pool.forget(lease.key, session));
       return session;

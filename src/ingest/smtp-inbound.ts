@@ -7,6 +7,7 @@ import { parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import type { User } from '../core/types.ts';
 import type { Authenticator } from '../mail/authenticate.ts';
+import { receivedHeader } from '../mail/received.ts';
 import type { SmtpHooks, SmtpSessionInfo } from '../protocols/smtp/server.ts';
 import type { Ingest, RecipientOutcome } from './ingest.ts';
 
@@ -60,7 +61,16 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         envelopeFrom: envelope.from,
         mta: options.hostname,
       });
-      const received = receivedHeader(session, options.hostname, queueId, envelope.to.length === 1 ? envelope.to[0]! : null);
+      const received = receivedHeader({
+        helo: session.helo,
+        remoteAddress: session.remoteAddress,
+        hostname: options.hostname,
+        id: queueId,
+        secure: session.secure,
+        tlsProtocol: session.tlsProtocol,
+        authenticated: false,
+        recipient: envelope.to.length === 1 ? envelope.to[0]! : null,
+      });
       const outcomes = await options.ingest.ingest({
         channel: 'smtp',
         origin: 'remote',
@@ -76,12 +86,4 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
 
     onError: options.onError,
   };
-}
-
-function receivedHeader(session: SmtpSessionInfo, hostname: string, id: string, rcpt: string | null): string {
-  const helo = session.helo.replace(/[^\x21-\x7e]/g, '?') || 'unknown';
-  const proto = session.secure ? 'ESMTPS' : 'ESMTP';
-  const tls = session.tlsProtocol ? ` (${session.tlsProtocol})` : '';
-  const forPart = rcpt ? `\r\n\tfor <${rcpt}>` : '';
-  return `Received: from ${helo} ([${session.remoteAddress}])\r\n\tby ${hostname} (twoway) with ${proto}${tls} id ${id}${forPart};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
 }

@@ -106,6 +106,18 @@ export function createContacts(store: Pick<Store, 'contacts'>) {
     },
 
     /**
+     * Writing to someone allows them (DESIGN.md section 2): a card is created
+     * unless one already names the address, allowing or blocking it (an
+     * explicit block stays the user's decision).
+     */
+    async autoAllow(userId: number, address: string): Promise<boolean> {
+      const s = spec(address);
+      if ((await store.contacts.match(userId, [probe(s)])).length > 0) return false;
+      await write(userId, s, false);
+      return true;
+    },
+
+    /**
      * Blocks an address or @domain with a card of its own marked
      * X-TWOWAY-BLOCKED. A richer card the user keeps for that person stays;
      * block beats allow for the same value (core/policy.ts precedence).

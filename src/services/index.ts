@@ -3,14 +3,21 @@ import type { Store } from '../store/types.ts';
 import { createAccounts } from './accounts.ts';
 import { createContacts } from './contacts.ts';
 import { createMail } from './mail.ts';
+import { createOutbound, type OutboundOptions } from './outbound.ts';
+import { createQueueAdmin } from './queue.ts';
 import { createScreener } from './screener.ts';
 
-export function createServices(store: Store, domains: string[]) {
+/** What sending needs beyond the store; without it `outbound` is null (read-only tools, API tests). */
+export type SendingOptions = Omit<OutboundOptions, 'store' | 'contacts'>;
+
+export function createServices(store: Store, domains: string[], sending?: SendingOptions) {
   const accounts = createAccounts(store, domains);
   const contacts = createContacts(store);
   const screener = createScreener(store, contacts);
   const mail = createMail(store);
-  return { accounts, contacts, screener, mail };
+  const outbound = sending ? createOutbound({ ...sending, store, contacts }) : null;
+  const queue = createQueueAdmin(store, sending?.onQueued);
+  return { accounts, contacts, screener, mail, outbound, queue };
 }
 
 export type Services = ReturnType<typeof createServices>;

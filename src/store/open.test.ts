@@ -59,7 +59,7 @@ test('SQLite: WAL on disk, data survives reopening, migrations run once', async 
     await s1.users.create({ address: 'a@example.com', passwordHash: 'h', mode: 'open' });
     await s1.close();
     await s1.close(); // idempotent
-    assert.deepEqual(logs, ['store: applied migration 0001_initial']);
+    assert.deepEqual(logs, ['store: applied migration 0001_initial', 'store: applied migration 0002_queue_worker']);
 
     const raw = new Database(file, { readonly: true });
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
@@ -68,7 +68,7 @@ test('SQLite: WAL on disk, data survives reopening, migrations run once', async 
     const s2 = await openStore(`sqlite:${file}`, { log: (m) => logs.push(m) });
     assert.equal((await s2.users.findByAddress('a@example.com'))?.address, 'a@example.com');
     await s2.close();
-    assert.equal(logs.length, 1, 'no migration the second time');
+    assert.equal(logs.length, 2, 'no migration the second time');
 
     const mem = await openStore('sqlite::memory:');
     assert.deepEqual(await mem.users.list(), []);

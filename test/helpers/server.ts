@@ -23,27 +23,110 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(
-  options: { domain?: string; records?: DnsRecord[]; extraToml?: string; storage?: string; edit?: (toml: string) => string } = {},
-): Promise<TestServer> {
+export interface TestServerOptions {
+  domain?: string;
+  records?: DnsRecord[];
+  /** Share a DNS server between several test servers (it is then not closed by close()). */
+  dns?: EmbeddedDnsServer;
+  /** The loopback address every listener binds to (default 127.0.0.1). */
+  host?: string;
+  smtpPort?: number;
+  /** The port of remote MX hosts for outbound delivery. */
+  deliveryPort?: number;
+  storage?: string;
+  extraToml?: string;
+  edit?: (toml: string) => string;
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const domain = options.domain ?? 'example.test';
-  const dns = await startDnsServer({ records: options.records ?? [] });
+  const ownDns = !options.dns;
+  const dns = options.dns ?? (await startDnsServer({ records: options.records ?? [] }));
+  if (options.dns && options.records) dns.add(options.records);
   const dir = mkdtempSync(join(tmpdir(), 'twoway-test-'));
-  let text = renderConfig({ hostname: `mx.${domain}`, domains: [domain], smtpPort: 0, httpPort: 0, dns: [dns.address], storage: options.storage });
-  text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"') + (options.extraToml ?? '');
+  let text = renderConfig({
+    hostname: `mx.${domain}`,
+    domains: [domain],
+    smtpPort: options.smtpPort ?? 0,
+    submissionPort: 0,
+    httpPort: 0,
+    deliveryPort: options.deliveryPort,
+    dns: [dns.address],
+    storage: options.storage,
+  });
+  // SMTP and submission bind to `host`; the HTTP API stays on 127.0.0.1.
+  text = text.replaceAll('host = "0.0.0.0"', `host = "${options.host ?? '127.0.0.1'}"`);
+  // Outgoing SMTP leaves from the same address, as a host's would (SPF names it).
+  if (options.host) text = text.replace('[delivery]\n', `[delivery]\nbind_address = "${options.host}"\n`);
+  text += options.extraToml ?? '';
   if (options.edit) text = options.edit(text);
   const config = parseConfig(text, join(dir, 'twoway.toml'));
-  const server = await startServer(config, { logger: pino({ level: 'silent' }) });
+  const server = await startServer(config, { logger: pino({ level: process.env.TWOWAY_TEST_LOG ?? 'silent' }) });
   return {
     server,
     dns,
     dir,
     async close() {
       await server.close();
-      await dns.close();
+      if (ownDns) await dns.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A TCP port that is free on every given loopback address (for servers that must share one, like MX hosts on port 25). */
+export async function commonFreePort(hosts: string[]): Promise<number> {
+  const { createServer } = await import('node:net');
+  const tryListen = (host: string, port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(port, host, () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+  for (let i = 0; i < 20; i++) {
+    const port = await tryListen(hosts[0]!, 0);
+    try {
+      for (const h of hosts.slice(1)) await tryListen(h, port);
+      return port;
+    } catch {
+      // taken on another address; pick again
+    }
+  }
+  throw new Error(`no common free port on ${hosts.join(', ')}`);
+}
+
+/** Sends over SMTP submission with AUTH (STARTTLS first; the certificate is self-signed). */
+export async function submit(o: { port: number; host?: string; user: string; pass: string; from?: string; to: string | string[]; subject?: string; text?: string; raw?: Buffer; envelopeFrom?: string }): Promise<string> {
+  const transport = nodemailer.createTransport({
+    host: o.host ?? '127.0.0.1',
+    port: o.port,
+    auth: { user: o.user, pass: o.pass },
+    requireTLS: true,
+    tls: { rejectUnauthorized: false },
+  });
+  try {
+    const envelope = { from: o.envelopeFrom ?? o.from ?? o.user, to: o.to };
+    const info = o.raw
+      ? await transport.sendMail({ envelope, raw: o.raw })
+      : await transport.sendMail({ envelope, from: o.from ?? o.user, to: o.to, subject: o.subject ?? 'Hello', text: o.text ?? 'Hello there.\n' });
+    return info.response;
+  } finally {
+    transport.close();
+  }
+}
+
+/** Polls until `check` returns a value (not undefined/false) or the time runs out. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** A sender domain that publishes SPF for 127.0.0.1 only, a DMARC policy and a DKIM key. */

@@ -17,6 +17,7 @@ import { VCARD_TYPES, type ApiRoute } from './route.ts';
 import { accountRoutes } from './routes-account.ts';
 import { contactRoutes } from './routes-contacts.ts';
 import { mailRoutes } from './routes-mail.ts';
+import { queueRoutes } from './routes-queue.ts';
 import { requestRoutes } from './routes-requests.ts';
 
 /** Largest request body: plenty for JSON and vCards (photos included), small enough to refuse floods. */
@@ -54,7 +55,13 @@ export interface HttpAppDeps {
 }
 
 export function apiRoutes(services: Services): ApiRoute[] {
-  const routes: ApiRoute[] = [...accountRoutes(services), ...contactRoutes(services), ...requestRoutes(services), ...mailRoutes(services)];
+  const routes: ApiRoute[] = [
+    ...accountRoutes(services),
+    ...contactRoutes(services),
+    ...requestRoutes(services),
+    ...mailRoutes(services),
+    ...queueRoutes(services),
+  ];
   routes.push(openApiRoute(() => routes));
   return routes;
 }

@@ -9,6 +9,8 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import type { Socket } from 'node:net';
 import { asReplyError, ReplyError } from '../../core/errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
+import { installGreetingHold, trustClient } from './greeting-hold.ts';
+import { installAuthAfterTls } from './auth-after-tls.ts';
 
 export interface SmtpSessionInfo {
   id: string;
@@ -20,6 +22,8 @@ export interface SmtpSessionInfo {
   tlsProtocol: string | null;
   /** The recipients accepted so far in this transaction. */
   recipients: string[];
+  /** The authenticated user (submission), or null. */
+  user: string | null;
 }
 
 export interface SmtpHooks {
@@ -46,6 +50,12 @@ export interface SmtpListenerOptions {
   maxConnections: number;
   maxConnectionsPerIp: number;
   hooks: SmtpHooks;
+  /**
+   * Submission mode (RFC 6409): AUTH PLAIN/LOGIN is required, offered only
+   * after STARTTLS. `authenticate` resolves to the user name the session is
+   * then bound to, or throws a ReplyError (535 5.7.8, 454 4.7.0).
+   */
+  auth?: { authenticate(username: string, password: string, session: SmtpSessionInfo): Promise<string> };
 }
 
 export interface SmtpListener {
@@ -60,6 +70,8 @@ interface TransactionState {
 
 export async function startSmtpListener(options: SmtpListenerOptions): Promise<SmtpListener> {
   await installEnhancedCodeAdapter();
+  await installGreetingHold();
+  await installAuthAfterTls();
   const { hooks } = options;
   const perIp = new Map<string, number>();
   const transactions = new WeakMap<SMTPServerSession, TransactionState>();
@@ -72,6 +84,7 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     secure: s.secure,
     tlsProtocol: s.tlsOptions && typeof s.tlsOptions === 'object' && 'version' in s.tlsOptions ? String(s.tlsOptions.version) : null,
     recipients: s.envelope.rcptTo.map((a) => a.address),
+    user: typeof s.user === 'string' ? s.user : null,
   });
 
   const wire = (err: unknown, session: SMTPServerSession | null): Error => {
@@ -91,10 +104,21 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     rejectOversized: true,
     maxRecipients: options.maxRecipients,
     maxClients: options.maxConnections,
-    disabledCommands: ['AUTH'],
+    ...(options.auth
+      ? { authMethods: ['PLAIN', 'LOGIN'], authOptional: false, allowInsecureAuth: false }
+      : { disabledCommands: ['AUTH'], authOptional: true }),
     // RFC 3463 codes on every reply, including smtp-server's own (off by default there).
     hideENHANCEDSTATUSCODES: false,
-    authOptional: true,
+    onAuth(auth, session, callback) {
+      const authenticate = options.auth?.authenticate;
+      if (!authenticate || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) {
+        return callback(wire(new ReplyError(504, '5.5.4', 'Unrecognized authentication type'), session));
+      }
+      authenticate(auth.username ?? '', auth.password ?? '', info(session)).then(
+        (user) => callback(null, { user }),
+        (err: unknown) => callback(wire(err, session)),
+      );
+    },
     // The client's rDNS name is only informational here (it goes into the
     // Received header); skipping the lookup saves a DNS round trip per
     // connection. SPF/DMARC do their own lookups.
@@ -117,6 +141,8 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     },
     onMailFrom(address, session, callback) {
       transactions.delete(session);
+      // It waited for the greeting (or it would have been cut off) and speaks SMTP.
+      trustClient(session.remoteAddress);
       const from = address.address === '' ? null : address.address;
       (hooks.onSender ? hooks.onSender(from, info(session)) : Promise.resolve()).then(
         () => callback(),

@@ -1,0 +1,51 @@
+/**
+ * Delivery to users of this server: the queue hands local recipients here,
+ * and they go through the same ingest as inbound mail, so the recipient's
+ * mode and address book decide exactly as for a stranger's SMTP message.
+ *
+ * Messages reach the queue only through authenticated submission (the sender
+ * owns its From: address, services/outbound.ts), so the From: domain counts
+ * as authenticated here without a DNS round trip to our own DKIM key.
+ */
+import { domainOf } from '../core/address.ts';
+import { ReplyError } from '../core/errors.ts';
+import type { Ingest } from '../ingest/ingest.ts';
+import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
+
+export function createLocalTransport(ingest: Ingest): Transport {
+  return {
+    async deliver(_domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
+      const from = messageFacts(parseHeaders(message.raw)).from;
+      const alignedDomain = from ? domainOf(from) : null;
+      const results: RecipientResult[] = [];
+      // One ingest per recipient: each has its own verdict, and so its own result.
+      for (const recipient of recipients) {
+        const user = await ingest.findRecipient(recipient);
+        if (!user) {
+          results.push({ recipient, status: 'failed', reply: `550 5.1.1 <${recipient}>: no such user here` });
+          continue;
+        }
+        try {
+          await ingest.ingest({
+            channel: 'smtp',
+            origin: 'local',
+            envelopeFrom: message.sender,
+            recipients: [user],
+            raw: message.raw,
+            prepend: '',
+            auth: { alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
+          });
+          results.push({ recipient, status: 'delivered', reply: '250 2.0.0 delivered locally' });
+        } catch (err) {
+          if (err instanceof ReplyError) {
+            results.push({ recipient, status: err.temporary ? 'deferred' : 'failed', reply: `${err.code} ${err.enhanced} ${err.text}` });
+          } else {
+            results.push({ recipient, status: 'deferred', reply: `451 4.3.0 local delivery error: ${err instanceof Error ? err.message : String(err)}` });
+          }
+        }
+      }
+      return results;
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * The submission side (RFC 6409): implements the SMTP wire hooks for the
+ * authenticated listener on top of the accounts and the outbound service.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseAddress } from '../core/address.ts';
+import { ReplyError } from '../core/errors.ts';
+import { receivedHeader } from '../mail/received.ts';
+import type { SmtpHooks, SmtpListenerOptions, SmtpSessionInfo } from '../protocols/smtp/server.ts';
+import type { Accounts } from '../services/accounts.ts';
+import type { AuthThrottle } from '../services/auth-throttle.ts';
+import type { Outbound } from '../services/outbound.ts';
+
+export interface SubmissionOptions {
+  hostname: string;
+  accounts: Accounts;
+  outbound: Outbound;
+  throttle: AuthThrottle;
+  onError?: (err: unknown, session: SmtpSessionInfo | null) => void;
+}
+
+export function createSubmissionHooks(options: SubmissionOptions): { hooks: SmtpHooks; auth: NonNullable<SmtpListenerOptions['auth']> } {
+  const { accounts, outbound, throttle } = options;
+
+  async function userOf(session: SmtpSessionInfo) {
+    if (!session.user) throw new ReplyError(530, '5.7.0', 'Authentication required');
+    return accounts.get(session.user);
+  }
+
+  return {
+    auth: {
+      async authenticate(username, password, session) {
+        throttle.check(session.remoteAddress);
+        try {
+          const user = await accounts.authenticate(username, password);
+          throttle.succeed(session.remoteAddress);
+          return user.address;
+        } catch (err) {
+          if (!(err instanceof ReplyError) || err.httpStatus !== 401) throw err;
+          await throttle.fail(session.remoteAddress);
+          throw new ReplyError(535, '5.7.8', 'Authentication credentials invalid');
+        }
+      },
+    },
+    hooks: {
+      async onSender(address, session) {
+        outbound.checkSender(await userOf(session), address);
+      },
+      async onRecipient(address) {
+        parseAddress(address); // 501 5.1.3 on bad syntax
+        return { exclusive: false };
+      },
+      async onMessage(envelope, raw, session) {
+        const user = await userOf(session);
+        const id = randomBytes(8).toString('hex');
+        const trace = receivedHeader({
+          helo: session.helo,
+          remoteAddress: session.remoteAddress,
+          hostname: options.hostname,
+          id,
+          secure: session.secure,
+          tlsProtocol: session.tlsProtocol,
+          authenticated: true,
+          recipient: null,
+        });
+        const result = await outbound.submit({ user, envelopeFrom: envelope.from ?? '', recipients: envelope.to, raw, trace });
+        return `Ok: queued as ${result.messageId}`;
+      },
+      onError: options.onError,
+    },
+  };
+}
+

@@ -1,0 +1,31 @@
+/**
+ * smtp-server does not export its connection class; two adaptations below
+ * need its prototype, reached through the package's file layout (pinned to
+ * 3.21.x in package.json). A layout change fails loudly at start-up.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+export interface ConnectionPrototype {
+  send(code: number, data: unknown, context?: unknown): unknown;
+  init(): void;
+  connectionReady(next?: () => void): void;
+  _setListeners(callback: () => void): void;
+}
+
+let proto: Promise<ConnectionPrototype> | null = null;
+
+export function connectionPrototype(): Promise<ConnectionPrototype> {
+  proto ??= (async () => {
+    const entry = createRequire(import.meta.url).resolve('smtp-server');
+    const file = join(dirname(entry), '..', 'esm', 'smtp-connection.js');
+    const mod = (await import(pathToFileURL(file).href)) as { SMTPConnection?: { prototype: Partial<ConnectionPrototype> } };
+    const p = mod.SMTPConnection?.prototype;
+    for (const name of ['send', 'init', 'connectionReady', '_setListeners'] as const) {
+      if (typeof p?.[name] !== 'function') throw new Error(`smtp-server layout changed: no SMTPConnection.${name} in ${file}`);
+    }
+    return p as ConnectionPrototype;
+  })();
+  return proto;
+}

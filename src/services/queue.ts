@@ -1,0 +1,72 @@
+/**
+ * The outbound queue as people see it: per-recipient state, retry now,
+ * delete. Administrators see every entry (CLI); a user sees only the entries
+ * of mail they sent (API), by passing `owner`.
+ */
+import { notFound } from '../core/errors.ts';
+import type { QueueEntry, QueueState, User } from '../core/types.ts';
+import type { Store } from '../store/types.ts';
+import { owns } from './outbound.ts';
+
+export interface QueueEntryView {
+  id: number;
+  messageId: string;
+  sender: string;
+  recipient: string;
+  createdAt: string;
+  state: QueueState['state'];
+  attempts: number | null;
+  nextAttemptAt: string | null;
+  detail: string | null;
+}
+
+export function queueEntryView(e: QueueEntry): QueueEntryView {
+  const s = e.status;
+  return {
+    id: e.id,
+    messageId: e.messageId,
+    sender: e.sender,
+    recipient: e.recipient,
+    createdAt: e.createdAt.toISOString(),
+    state: s.state,
+    attempts: s.state === 'deferred' ? s.attempts : null,
+    nextAttemptAt: s.state === 'scheduled' || s.state === 'deferred' ? s.nextAttemptAt.toISOString() : null,
+    detail: s.state === 'deferred' || s.state === 'failed' ? s.lastError : s.state === 'delivered' ? s.reply : null,
+  };
+}
+
+export function createQueueAdmin(store: Pick<Store, 'queue'>, onChanged?: () => void) {
+  async function find(id: number, owner?: User): Promise<QueueEntry> {
+    const entries = await store.queue.list();
+    const entry = entries.find((e) => e.id === id);
+    // "Not yours" and "does not exist" look the same: ids do not leak across users.
+    if (!entry || (owner && !owns(owner, entry.sender))) throw notFound(`No queue entry ${id}`);
+    return entry;
+  }
+
+  return {
+    async list(options: { state?: QueueState['state']; owner?: User } = {}): Promise<QueueEntry[]> {
+      const entries = await store.queue.list(options.state ? { state: options.state } : {});
+      return options.owner ? entries.filter((e) => owns(options.owner!, e.sender)) : entries;
+    },
+
+    /** Schedules a scheduled or deferred entry for now. Finished entries cannot be retried. */
+    async retry(id: number, owner?: User): Promise<QueueEntry> {
+      const entry = await find(id, owner);
+      if (entry.status.state === 'delivered' || entry.status.state === 'failed') {
+        throw notFound(`Queue entry ${id} is ${entry.status.state}; there is nothing to retry`);
+      }
+      const status: QueueState = { state: 'scheduled', nextAttemptAt: new Date() };
+      await store.queue.update(id, status);
+      onChanged?.();
+      return { ...entry, status };
+    },
+
+    async remove(id: number, owner?: User): Promise<void> {
+      await find(id, owner);
+      await store.queue.remove(id);
+    },
+  };
+}
+
+export type QueueAdmin = ReturnType<typeof createQueueAdmin>;

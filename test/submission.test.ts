@@ -1,0 +1,90 @@
+/**
+ * SMTP submission (RFC 6409) end to end with nodemailer and raw sockets:
+ * STARTTLS before AUTH, credentials and guessing, owned sender and From:,
+ * completed headers, DKIM, the Sent copy, auto-allow, and local delivery
+ * through the queue and the same ingest (so the recipient's policy applies).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RawSmtp } from './helpers/raw-smtp.ts';
+import { eventually, startTestServer, submit, type TestServer } from './helpers/server.ts';
+
+describe('SMTP submission', () => {
+  let t: TestServer;
+  let port: number;
+  let ann: number;
+  let bob: number;
+
+  before(async () => {
+    t = await startTestServer();
+    port = t.server.submission!.port;
+    ann = (await t.server.services.accounts.add('ann@example.test', 'ann-password', 'screen')).id;
+    bob = (await t.server.services.accounts.add('bob@example.test', 'bob-password', 'screen')).id;
+  });
+  after(() => t.close());
+
+  const s = () => t.server.services;
+  const find = async (user: number, subject: string) => (await s().mail.list(user)).find((m) => m.subject === subject);
+
+  it('requires STARTTLS before AUTH and AUTH before MAIL', async () => {
+    const { client, greeting } = await RawSmtp.open(port);
+    assert.match(greeting, /^220 /);
+    const ehlo = await client.command('EHLO c.test');
+    assert.doesNotMatch(ehlo, /AUTH/, 'AUTH is not offered before STARTTLS');
+    assert.match(await client.command('AUTH PLAIN ' + Buffer.from('\0ann@example.test\0ann-password').toString('base64')), /^5\d\d 5\.7\.0 /);
+    assert.match(await client.command('MAIL FROM:<ann@example.test>'), /^530 5\.7\.0 /);
+    client.close();
+  });
+
+  it('delivers a submitted message to a local user through the queue, with completed headers, DKIM and a Sent copy', async () => {
+    const reply = await submit({ port, user: 'ann@example.test', pass: 'ann-password', to: 'bob@example.test', subject: 'from ann' });
+    assert.match(reply, /^250 2\.0\.0 Ok: queued as [0-9a-f]+/);
+    const sent = await find(ann, 'from ann');
+    assert.equal(sent?.mailbox, 'Sent');
+    const raw = (await s().mail.get(ann, sent!.id)).raw.toString();
+    assert.match(raw, /^DKIM-Signature: v=1; a=rsa-sha256;/m);
+    assert.match(raw, /^DKIM-Signature: v=1; a=ed25519-sha256;/m);
+    assert.match(raw, /with ESMTPSA/);
+    assert.match(raw, /^Message-ID: </im);
+    // bob is in screen mode and ann is not his contact: the local message is screened like anyone's
+    const got = await eventually(() => find(bob, 'from ann'), 15_000, 'local delivery');
+    assert.equal(got.mailbox, 'Screener');
+    const queue = await s().queue.list();
+    assert.ok(queue.some((e) => e.recipient === 'bob@example.test' && e.status.state === 'delivered'));
+  });
+
+  it('auto-allows recipients: a reply from someone ann wrote to lands in her INBOX', async () => {
+    const cards = await s().contacts.list(ann);
+    assert.ok(cards.some((c) => c.entries.some((e) => e.value === 'bob@example.test' && e.action === 'allow')));
+    await submit({ port, user: 'bob@example.test', pass: 'bob-password', to: 'ann@example.test', subject: 'reply from bob' });
+    const got = await eventually(() => find(ann, 'reply from bob'), 15_000, 'reply delivery');
+    assert.equal(got.mailbox, 'INBOX');
+  });
+
+  it('refuses a sender or From: the user does not own with 553 5.7.1', async () => {
+    await assert.rejects(submit({ port, user: 'ann@example.test', pass: 'ann-password', envelopeFrom: 'bob@example.test', to: 'bob@example.test' }), /553 5\.7\.1/);
+    await assert.rejects(
+      submit({ port, user: 'ann@example.test', pass: 'ann-password', envelopeFrom: 'ann@example.test', from: 'ceo@example.test', to: 'bob@example.test' }),
+      /553 5\.7\.1 From: address rejected/,
+    );
+  });
+
+  it('accepts app passwords and refuses bad recipients precisely', async () => {
+    const user = await s().accounts.get('ann@example.test');
+    const app = await s().accounts.addAppPassword(user, 'mail client');
+    assert.match(await submit({ port, user: 'ann@example.test', pass: app.password, to: 'bob@example.test', subject: 'app pw' }), /^250/);
+    await assert.rejects(submit({ port, user: 'ann@example.test', pass: 'ann-password', to: 'bad..addr@example.test' }), /501 5\.1\.3/);
+  });
+
+  it('answers wrong passwords with 535 5.7.8 and locks out a guessing client with 454 4.7.0', async () => {
+    let last = '';
+    for (let i = 0; i < 6; i++) {
+      last = await submit({ port, user: 'bob@example.test', pass: `guess-${i}`, to: 'ann@example.test' }).then(
+        () => 'accepted',
+        (e: Error) => e.message,
+      );
+      if (i < 5) assert.match(last, /535/);
+    }
+    assert.match(last, /454 4\.7\.0/);
+  });
+});
