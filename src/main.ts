@@ -85,6 +85,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log: (obj, msg) => log.info(obj, msg),
     });
     closers.unshift(() => worker.stop());
+    // Finished queue entries stay listed for a while (twoway queue list), then go.
+    const prune = () =>
+      void store.queue.prune(new Date(Date.now() - config.delivery.keepHistoryMs)).catch((err: unknown) => log.error({ err }, 'queue prune failed'));
+    const pruneTimer = setInterval(prune, 3_600_000);
+    pruneTimer.unref();
+    closers.unshift(async () => clearInterval(pruneTimer));
     const services = createServices(store, config.domains, {
       sign: createDkimSigner(materials.dkim),
       hostname: config.hostname,

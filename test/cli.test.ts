@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -84,6 +84,43 @@ describe('twoway CLI', () => {
     assert.equal(c(['mail', 'list', 'ann@a.test', '--mailbox', 'Spam']).code, 2);
     assert.equal(c(['mail', 'show', 'ann@a.test', 'abc']).code, 2);
     assert.equal(c(['mail', 'show', 'ann@a.test', '999']).code, 4);
+  });
+
+  it('sends from a script and manages the queue', () => {
+    const msg = 'From: ann@a.test\r\nTo: zed@far.test\r\nSubject: scripted\r\n\r\nhello\r\n';
+    const sent = c(['send', '--from', 'ann@a.test', '--to', 'zed@far.test', 'yan@far.test'], msg);
+    assert.equal(sent.code, 0, sent.err);
+    assert.match(sent.out, /^queued [0-9a-f]+ for zed@far\.test, yan@far\.test/);
+    const entries = JSON.parse(c(['queue', 'list', '--json']).out) as Array<{ id: number; recipient: string; state: string }>;
+    assert.deepEqual(entries.map((e) => [e.recipient, e.state]).sort(), [['yan@far.test', 'scheduled'], ['zed@far.test', 'scheduled']]);
+    const mail = JSON.parse(c(['mail', 'list', 'ann@a.test', '--mailbox', 'Sent', '--json']).out) as Array<{ subject: string }>;
+    assert.deepEqual(mail.map((m) => m.subject), ['scripted']);
+    const cards = JSON.parse(c(['contacts', 'list', 'ann@a.test', '--json']).out) as Array<{ entries: Array<{ value: string }> }>;
+    assert.ok(cards.some((k) => k.entries.some((e) => e.value === 'zed@far.test')), 'recipients become contacts');
+    assert.match(c(['queue', 'retry', String(entries[0]!.id)]).out, /scheduled for now/);
+    assert.equal(c(['queue', 'delete', String(entries[0]!.id)]).code, 0);
+    assert.equal(c(['queue', 'delete', String(entries[0]!.id)]).code, 4);
+    assert.equal(c(['queue', 'retry', 'x']).code, 2);
+    assert.equal(c(['queue', 'list', '--state', 'lost']).code, 2);
+    const forged = c(['send', '--from', 'ann@a.test', '--to', 'zed@far.test'], 'From: boss@a.test\r\nSubject: x\r\n\r\nx\r\n');
+    assert.notEqual(forged.code, 0);
+    assert.match(forged.err, /^twoway: From: address rejected: boss@a\.test is not an address of ann@a\.test/);
+    const empty = c(['send', '--from', 'ann@a.test', '--to', 'zed@far.test'], '');
+    assert.equal(empty.code, 2);
+    assert.match(empty.err, /empty message/);
+  });
+
+  it('reports a broken DKIM key when the server starts, naming the key', () => {
+    const keyFile = join(dir, 'data/dkim-ed25519.key');
+    const good = readFileSync(keyFile);
+    writeFileSync(keyFile, '-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n');
+    try {
+      const r = c(['start']);
+      assert.equal(r.code, 3);
+      assert.match(r.err, /^twoway: key "dkim\.ed25519_key": .*dkim-ed25519\.key is not a PEM private key/);
+    } finally {
+      writeFileSync(keyFile, good);
+    }
   });
 
   it('prints the DNS records to publish', () => {

@@ -34,6 +34,7 @@ export interface Config {
     delayWarningAfterMs: number;
     minBackoffMs: number;
     maxBackoffMs: number;
+    keepHistoryMs: number;
   };
   http: { host: string; port: number; tls: boolean };
   tls: { cert: string; key: string; generated: boolean };
@@ -116,6 +117,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       delayWarningAfterMs: c.delivery.delay_warning_after,
       minBackoffMs: c.delivery.min_backoff,
       maxBackoffMs: c.delivery.max_backoff,
+      keepHistoryMs: c.delivery.keep_history,
     },
     http: c.http,
     tls: tlsGiven

@@ -59,6 +59,7 @@ export const configSchema = z
         delay_warning_after: duration.prefault('4h'),
         min_backoff: duration.prefault('5m'),
         max_backoff: duration.prefault('1h'),
+        keep_history: duration.prefault('30d').describe('how long delivered and failed queue entries stay listed'),
       })
       .strict()
       .prefault({}),

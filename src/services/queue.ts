@@ -37,8 +37,7 @@ export function queueEntryView(e: QueueEntry): QueueEntryView {
 
 export function createQueueAdmin(store: Pick<Store, 'queue'>, onChanged?: () => void) {
   async function find(id: number, owner?: User): Promise<QueueEntry> {
-    const entries = await store.queue.list();
-    const entry = entries.find((e) => e.id === id);
+    const entry = await store.queue.get(id);
     // "Not yours" and "does not exist" look the same: ids do not leak across users.
     if (!entry || (owner && !owns(owner, entry.sender))) throw notFound(`No queue entry ${id}`);
     return entry;
