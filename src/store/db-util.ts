@@ -4,11 +4,14 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, Dialect } from './schema.ts';
+import type { WalSync } from './wal-sync.ts';
 
 /** What every repository is built from. */
 export interface Db {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** SQLite on a file: fsyncs the WAL off the event loop (wal-sync.ts). Absent otherwise. */
+  readonly walSync?: WalSync;
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -21,7 +21,7 @@
  * Bodies are content-addressed (SHA-256) and shared; remove() collects the
  * bodies its messages left unreferenced.
  */
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { MAILBOXES, type Mailbox, type MailboxName, type MessageSummary } from '../core/types.ts';
 import type { MessageRepository, NewMessage } from './types.ts';
 import type { MessagesTable } from './schema.ts';
@@ -68,8 +68,23 @@ export class KyselyMessageRepository implements MessageRepository {
   private readonly committer: GroupCommit<NewMessage, MessageSummary>;
 
   constructor(private readonly s: Db) {
-    this.committer = new GroupCommit((items) =>
-      this.s.db.transaction().execute((tx) => storeMessages(tx, this.s.dialect, items)),
+    const walSync = s.walSync;
+    this.committer = new GroupCommit(
+      walSync
+        ? async (items) => {
+            // One connection for the pragma, the transaction and the pragma back (wal-sync.ts explains why).
+            const results = await this.s.db.connection().execute(async (conn) => {
+              await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+              try {
+                return await conn.transaction().execute((tx) => storeMessages(tx, this.s.dialect, items));
+              } finally {
+                await sql`PRAGMA synchronous = FULL`.execute(conn);
+              }
+            });
+            await walSync();
+            return results;
+          }
+        : (items) => this.s.db.transaction().execute((tx) => storeMessages(tx, this.s.dialect, items)),
     );
   }
 

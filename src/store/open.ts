@@ -15,6 +15,7 @@ import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Store } from './types.ts';
 import type { Database as Tables, Dialect } from './schema.ts';
+import { createWalSync, type WalSync } from './wal-sync.ts';
 import type { Db } from './db-util.ts';
 import { migrations } from './migrations.ts';
 import { KyselyUserRepository } from './user-repository.ts';
@@ -215,8 +216,10 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   let db: Kysely<Tables>;
   let migrationTableSchema: string | undefined;
   let pool: pg.Pool | undefined;
+  let walSync: WalSync | undefined;
   if (loc.kind === 'sqlite') {
     db = openSqlite(loc.path, log);
+    if (loc.path !== ':memory:') walSync = createWalSync(loc.path);
   } else {
     const opened = await openPostgres(loc, url, log);
     db = opened.db;
@@ -240,5 +243,5 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     await db.destroy().catch(() => undefined);
     throw new Error(`Cannot migrate store ${redactUrl(url)}: ${message(error)}`, { cause: error });
   }
-  return new KyselyStore({ db, dialect: loc.kind });
+  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) });
 }
