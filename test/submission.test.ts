@@ -49,8 +49,8 @@ describe('SMTP submission', () => {
     // bob is in screen mode and ann is not his contact: the local message is screened like anyone's
     const got = await eventually(() => find(bob, 'from ann'), 15_000, 'local delivery');
     assert.equal(got.mailbox, 'Screener');
-    const queue = await s().queue.list();
-    assert.ok(queue.some((e) => e.recipient === 'bob@example.test' && e.status.state === 'delivered'));
+    // The queue records the outcome just after the copy is stored.
+    await eventually(async () => (await s().queue.list()).some((e) => e.recipient === 'bob@example.test' && e.status.state === 'delivered'), 5000, 'queue state');
   });
 
   it('auto-allows recipients: a reply from someone ann wrote to lands in her INBOX', async () => {
@@ -74,6 +74,15 @@ describe('SMTP submission', () => {
     const app = await s().accounts.addAppPassword(user, 'mail client');
     assert.match(await submit({ port, user: 'ann@example.test', pass: app.password, to: 'bob@example.test', subject: 'app pw' }), /^250/);
     await assert.rejects(submit({ port, user: 'ann@example.test', pass: 'ann-password', to: 'bad..addr@example.test' }), /501 5\.1\.3/);
+  });
+
+  it('refuses oversized messages and mail loops before anything is stored', async () => {
+    const before = (await s().queue.list()).length;
+    const big = 'x'.repeat(26 * 1024 * 1024);
+    await assert.rejects(submit({ port, user: 'ann@example.test', pass: 'ann-password', to: 'bob@example.test', text: big }), /552 5\.3\.4/);
+    const loop = 'Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n'.repeat(60) + 'From: ann@example.test\r\nSubject: loop\r\n\r\nx\r\n';
+    await assert.rejects(submit({ port, user: 'ann@example.test', pass: 'ann-password', to: 'bob@example.test', raw: Buffer.from(loop) }), /554 5\.4\.6/);
+    assert.equal((await s().queue.list()).length, before, 'nothing was queued');
   });
 
   it('answers wrong passwords with 535 5.7.8 and locks out a guessing client with 454 4.7.0', async () => {
