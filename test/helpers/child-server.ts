@@ -79,7 +79,6 @@ export class ChildServer {
     const child = spawn(process.execPath, [CLI, 'start', '--config', this.configFile], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: '' },
     });
     this.#child = child;
     live.add(child);
@@ -104,7 +103,10 @@ export class ChildServer {
     const onStdout = record(' out');
     const exited = this.#exited;
     return new Promise<ChildReady>((resolveReady, rejectReady) => {
+      let settled = false;
       const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         child.kill('SIGKILL');
         rejectReady(new Error(`${why}\n--- child log ---\n${this.logTail()}`));
@@ -113,8 +115,9 @@ export class ChildServer {
       child.stdout!.on('data', (chunk: Buffer) => {
         onStdout(chunk);
         stdout += chunk.toString('utf8');
-        const m = READY.exec(stdout);
+        const m = settled ? null : READY.exec(stdout);
         if (m) {
+          settled = true;
           clearTimeout(timer);
           stdout = '';
           resolveReady({ smtpPort: Number(m[2]), apiUrl: m[3]!, pid: child.pid!, startupMs: Date.now() - started });
@@ -156,7 +159,7 @@ export class ChildServer {
 /** Runs the CLI to completion (e.g. `user add ADDRESS --config FILE` with the password on stdin). */
 export function runCli(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun, rejectRun) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(child);
     let stdout = '';
     let stderr = '';
