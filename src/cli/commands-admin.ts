@@ -56,7 +56,8 @@ export function registerAdminCommands(program: Command): void {
     .action(async (_opts, cmd: Command) => {
       const config = readConfig(globals(cmd));
       const server = await startServer(config);
-      process.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}, API on ${server.http.url}/api\n`);
+      const submission = server.submission ? `, submission on ${config.submission.host}:${server.submission.port}` : '';
+      process.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);
       await new Promise<void>((resolveStop) => {
         const stop = () => resolveStop();
         process.once('SIGINT', stop);

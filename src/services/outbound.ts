@@ -66,7 +66,9 @@ export function createOutbound(options: OutboundOptions) {
 
   function checkRecipients(recipients: string[]): string[] {
     if (recipients.length === 0) throw new ReplyError(554, '5.5.1', 'No recipients');
-    if (recipients.length > options.maxRecipients) throw new ReplyError(452, '4.5.3', `Too many recipients (at most ${options.maxRecipients})`);
+    if (recipients.length > options.maxRecipients) {
+      throw new ReplyError(452, '4.5.3', `Too many recipients (at most ${options.maxRecipients})`, { status: 400 });
+    }
     return [...new Set(recipients.map((r) => parseAddress(r).address))];
   }
 

@@ -55,7 +55,9 @@ export function createQueueAdmin(store: Pick<Store, 'queue'>, onChanged?: () => 
       if (entry.status.state === 'delivered' || entry.status.state === 'failed') {
         throw notFound(`Queue entry ${id} is ${entry.status.state}; there is nothing to retry`);
       }
-      const status: QueueState = { state: 'scheduled', nextAttemptAt: new Date() };
+      // A deferred entry keeps its attempt count and warning: a manual retry does not restart the backoff or warn twice.
+      const status: QueueState =
+        entry.status.state === 'deferred' ? { ...entry.status, nextAttemptAt: new Date() } : { state: 'scheduled', nextAttemptAt: new Date() };
       await store.queue.update(id, status);
       onChanged?.();
       return { ...entry, status };
