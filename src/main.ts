@@ -15,7 +15,6 @@ import { createSmtpTransport } from './delivery/smtp-transport.ts';
 import { createIngest, type Ingest } from './ingest/ingest.ts';
 import { createSubmissionHooks } from './ingest/submission.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
-import { createAuthThrottle } from './services/auth-throttle.ts';
 import { createInboundHooks } from './ingest/smtp-inbound.ts';
 import { createAuthenticator } from './mail/authenticate.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
@@ -123,7 +122,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         hostname: config.hostname,
         accounts: services.accounts,
         outbound: services.outbound,
-        throttle: createAuthThrottle(),
         onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'submission error'),
       });
       submission = await startSmtpListener({

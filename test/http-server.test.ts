@@ -37,6 +37,19 @@ describe('HTTP API listener', () => {
     assert.equal(body.mode, 'open');
   });
 
+  it('slows password guessing and then locks the client out with 429', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${t.server.http.url}/api/me`, {
+        dispatcher: agent,
+        headers: { authorization: `Basic ${Buffer.from(`ann@example.test:guess-${i}`).toString('base64')}` },
+      });
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
+  });
+
   it('refuses clients that do not trust the certificate, and plain HTTP', async () => {
     await assert.rejects(fetch(`${t.server.http.url}/api/openapi.json`), /fetch failed/);
     const plain = t.server.http.url.replace('https:', 'http:');

@@ -8,19 +8,17 @@ import { ReplyError } from '../core/errors.ts';
 import { receivedHeader } from '../mail/received.ts';
 import type { SmtpHooks, SmtpListenerOptions, SmtpSessionInfo } from '../protocols/smtp/server.ts';
 import type { Accounts } from '../services/accounts.ts';
-import type { AuthThrottle } from '../services/auth-throttle.ts';
 import type { Outbound } from '../services/outbound.ts';
 
 export interface SubmissionOptions {
   hostname: string;
   accounts: Accounts;
   outbound: Outbound;
-  throttle: AuthThrottle;
   onError?: (err: unknown, session: SmtpSessionInfo | null) => void;
 }
 
 export function createSubmissionHooks(options: SubmissionOptions): { hooks: SmtpHooks; auth: NonNullable<SmtpListenerOptions['auth']> } {
-  const { accounts, outbound, throttle } = options;
+  const { accounts, outbound } = options;
 
   async function userOf(session: SmtpSessionInfo) {
     if (!session.user) throw new ReplyError(530, '5.7.0', 'Authentication required');
@@ -30,15 +28,11 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
   return {
     auth: {
       async authenticate(username, password, session) {
-        throttle.check(session.remoteAddress);
         try {
-          const user = await accounts.authenticate(username, password);
-          throttle.succeed(session.remoteAddress);
-          return user.address;
+          return (await accounts.authenticate(username, password, session.remoteAddress)).address;
         } catch (err) {
-          if (!(err instanceof ReplyError) || err.httpStatus !== 401) throw err;
-          await throttle.fail(session.remoteAddress);
-          throw new ReplyError(535, '5.7.8', 'Authentication credentials invalid');
+          if (err instanceof ReplyError && err.httpStatus === 401) throw new ReplyError(535, '5.7.8', 'Authentication credentials invalid');
+          throw err; // 454 4.7.0 while the client is locked out
         }
       },
     },

@@ -9,6 +9,7 @@ import { conflict, invalid, notFound, ReplyError, unauthorized } from '../core/e
 import { hashPassword, verifyPassword } from '../core/password.ts';
 import { MODES, type Mode, type User } from '../core/types.ts';
 import { StoreConflictError, type Store } from '../store/types.ts';
+import { createAuthThrottle, type AuthThrottle } from './auth-throttle.ts';
 
 const TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
 
@@ -25,7 +26,7 @@ export function parseMode(value: string): Mode {
   return value as Mode;
 }
 
-export function createAccounts(store: Pick<Store, 'users'>, domains: string[]) {
+export function createAccounts(store: Pick<Store, 'users'>, domains: string[], throttle: AuthThrottle = createAuthThrottle()) {
   const served = new Set(domains);
 
   function normalise(address: string): string {
@@ -45,6 +46,26 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[]) {
     const user = await store.users.findByAddress(normalise(address));
     if (!user) throw notFound(`No such user: ${address}`);
     return user;
+  }
+
+  async function check(address: string, password: string): Promise<User> {
+    const fail = unauthorized('Invalid credentials');
+    let user: User | undefined;
+    try {
+      user = await store.users.findByAddress(parseAddress(address).address);
+    } catch {
+      throw fail;
+    }
+    if (!user) {
+      // Spend the same scrypt time as a real check, so timing does not reveal unknown users.
+      await verifyPassword(password, await dummyHash()).catch(() => false);
+      throw fail;
+    }
+    if (await verifyPassword(password, user.passwordHash).catch(() => false)) return user;
+    for (const app of await store.users.listAppPasswords(user.id)) {
+      if (await verifyPassword(password, app.passwordHash).catch(() => false)) return user;
+    }
+    throw fail;
   }
 
   return {
@@ -86,26 +107,21 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[]) {
     /**
      * Checks a login: the account password or any of its app passwords. The
      * same error whatever failed, so the reply does not reveal which
-     * addresses exist.
+     * addresses exist. With `client` (the peer's address), guessing is slowed
+     * and then locked out for that client (auth-throttle.ts), whichever
+     * protocol it comes through.
      */
-    async authenticate(address: string, password: string): Promise<User> {
-      const fail = unauthorized('Invalid credentials');
-      let user: User | undefined;
+    async authenticate(address: string, password: string, client?: string): Promise<User> {
+      if (client === undefined) return check(address, password);
+      throttle.check(client);
       try {
-        user = await store.users.findByAddress(parseAddress(address).address);
-      } catch {
-        throw fail;
+        const user = await check(address, password);
+        throttle.succeed(client);
+        return user;
+      } catch (err) {
+        if (err instanceof ReplyError && err.httpStatus === 401) await throttle.fail(client);
+        throw err;
       }
-      if (!user) {
-        // Spend the same scrypt time as a real check, so timing does not reveal unknown users.
-        await verifyPassword(password, await dummyHash()).catch(() => false);
-        throw fail;
-      }
-      if (await verifyPassword(password, user.passwordHash).catch(() => false)) return user;
-      for (const app of await store.users.listAppPasswords(user.id)) {
-        if (await verifyPassword(password, app.passwordHash).catch(() => false)) return user;
-      }
-      throw fail;
     },
 
     /** Creates an app password; the secret is returned once and only its hash is kept. */

@@ -36,7 +36,7 @@ export function createAuthThrottle(options: AuthThrottleOptions = {}) {
     check(client: string): void {
       const f = current(client);
       if (f && f.count >= maxFailures) {
-        throw new ReplyError(454, '4.7.0', 'Too many failed authentication attempts from your address; try again later');
+        throw new ReplyError(454, '4.7.0', 'Too many failed authentication attempts from your address; try again later', { status: 429 });
       }
     },
     /** Records a failure and waits before the caller replies. */

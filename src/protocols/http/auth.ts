@@ -52,11 +52,11 @@ export function requireAuth(request: FastifyRequest): Auth {
   return auth;
 }
 
-export async function authenticate(services: Services, header: string | undefined): Promise<Auth> {
+export async function authenticate(services: Services, header: string | undefined, client: string): Promise<Auth> {
   const creds = parseAuthorization(header);
   if (!creds) throw unauthorized('Authentication required: use a Bearer token from POST /api/session or HTTP Basic');
   if (creds.scheme === 'bearer') return { user: await services.accounts.userForToken(creds.token), token: creds.token };
-  return { user: await services.accounts.authenticate(creds.address, creds.password) };
+  return { user: await services.accounts.authenticate(creds.address, creds.password, client) };
 }
 
 /**
@@ -72,6 +72,6 @@ export function installAuth(app: FastifyInstance, services: Services, publicRout
     // HEAD routes are fastify's automatic twins of GET routes.
     const method = request.method === 'HEAD' ? 'GET' : request.method;
     if (publicRoutes.has(`${method} ${url}`)) return;
-    authOf.set(request, await authenticate(services, request.headers.authorization));
+    authOf.set(request, await authenticate(services, request.headers.authorization, request.ip));
   });
 }

@@ -25,8 +25,8 @@ export function accountRoutes(services: Services): ApiRoute[] {
         description: 'A new bearer token',
         schema: z.object({ token: z.string(), expiresAt: dateTime }),
       },
-      async handler({ body }) {
-        const user = await accounts.authenticate(body.address, body.password);
+      async handler({ body, request }) {
+        const user = await accounts.authenticate(body.address, body.password, request.ip);
         const { token, expiresAt } = await accounts.issueToken(user);
         return { token, expiresAt: expiresAt.toISOString() };
       },
