@@ -1,5 +1,5 @@
 /** CPU time of a process from /proc (Linux), to tell CPU-bound from waiting. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ, 100 on every Linux this runs on
 
@@ -13,4 +13,36 @@ export function cpuSeconds(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU seconds of a process tree rooted at a daemon that forks workers (Postfix's
+ * master): the root's own time plus the reaped children's (cutime, cstime) plus
+ * the live direct children's. Children that exit between two readings are
+ * counted once they are reaped, so read it after the work has settled.
+ */
+export function treeCpuSeconds(rootPid: number): number | null {
+  const fieldsOf = (pid: number | string): string[] | null => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    } catch {
+      return null;
+    }
+  };
+  const root = fieldsOf(rootPid);
+  if (!root) return null;
+  // After the command name: state (0), ppid (1), ... utime (11), stime (12), cutime (13), cstime (14).
+  let ticks = Number(root[11]) + Number(root[12]) + Number(root[13]) + Number(root[14]);
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return ticks / TICKS_PER_SECOND;
+  }
+  for (const pid of entries) {
+    const f = fieldsOf(pid);
+    if (f && Number(f[1]) === rootPid) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / TICKS_PER_SECOND;
 }

@@ -6,11 +6,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
+/** The bench user's password (twoway-server.ts); not a secret, a benchmark account on loopback. */
+export const BENCH_PASSWORD = 'bench-password-not-secret';
+
 export interface TwowayChildOptions {
   dir: string;
   dns: string;
   domain?: string;
   user?: string;
+  /** Loopback address of the listeners and of outgoing SMTP (default 127.0.0.1). */
+  host?: string;
+  /** The SMTP (MX) port; default any free port. */
+  smtpPort?: number;
+  /** The port of remote MX hosts ([delivery] port). */
+  deliveryPort?: number;
   logLevel?: string;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=bench/out/prof']. */
   nodeFlags?: string[];
@@ -21,11 +30,24 @@ export interface TwowayChildOptions {
   startTimeoutMs?: number;
 }
 
+/** A DNS record as the embedded DNS server takes it. */
+export interface ChildDnsRecord {
+  name: string;
+  type: 'TXT';
+  data: string;
+}
+
 export interface TwowayChild {
   readonly smtpPort: number;
+  /** The authenticated submission port (STARTTLS + AUTH), null if the server has none (no-auth experiment). */
+  readonly submissionPort: number | null;
+  /** TXT records publishing the server's DKIM keys (RSA and Ed25519 selectors of its domain). */
+  readonly dkimRecords: ChildDnsRecord[];
   readonly pid: number;
   /** Messages stored for the bench user (all mailboxes). */
   count(): Promise<number>;
+  /** Outbound queue entries per state (`delivered`, `scheduled`, `deferred`, `failed`). */
+  queue(): Promise<Record<string, number>>;
   stats(): Promise<Record<string, unknown>>;
   /** Starts the child's V8 CPU profiler. */
   profileStart(): Promise<void>;
@@ -48,6 +70,9 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       BENCH_DNS: options.dns,
       ...(options.domain ? { BENCH_DOMAIN: options.domain } : {}),
       ...(options.user ? { BENCH_USER: options.user } : {}),
+      ...(options.host ? { BENCH_HOST: options.host } : {}),
+      ...(options.smtpPort !== undefined ? { BENCH_SMTP_PORT: String(options.smtpPort) } : {}),
+      ...(options.deliveryPort !== undefined ? { BENCH_DELIVERY_PORT: String(options.deliveryPort) } : {}),
       BENCH_LOG_LEVEL: options.logLevel ?? 'warn',
       BENCH_COMMIT_STATS: options.commitStats ? '1' : '0',
       BENCH_EXPERIMENT: options.experiment ?? '',
@@ -103,8 +128,11 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
 
   return {
     smtpPort: Number(ready.smtpPort),
+    submissionPort: ready.submissionPort === null || ready.submissionPort === undefined ? null : Number(ready.submissionPort),
+    dkimRecords: (ready.dkim as ChildDnsRecord[] | undefined) ?? [],
     pid: child.pid!,
     count: async () => Number((await ask('count', 'count')).count),
+    queue: async () => (await ask('queue', 'queue')).states as Record<string, number>,
     stats: async () => (await ask('stats', 'stats')).commits as Record<string, unknown>,
     profileStart: async () => void (await ask('profile-start', 'profiling')),
     profileStop: async (file: string) => void (await ask(`profile-stop ${file}`, 'profile')),

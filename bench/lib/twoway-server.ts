@@ -8,7 +8,12 @@
  *   BENCH_TWOWAY_DIR   a fresh directory for the config file and data (required)
  *   BENCH_DNS          `host:port` of the DNS server to use, the only one (required)
  *   BENCH_DOMAIN       the served domain (default bench.test)
- *   BENCH_USER         the one user, mode open (default bench@<domain>)
+ *   BENCH_USER         the one user, mode open (default bench@<domain>); its
+ *                      password is BENCH_PASSWORD (twoway-child.ts)
+ *   BENCH_HOST         loopback address of the SMTP and submission listeners,
+ *                      and the source of outgoing SMTP (default 127.0.0.1)
+ *   BENCH_SMTP_PORT    the SMTP (MX) port (default 0: any free port)
+ *   BENCH_DELIVERY_PORT  the port of remote MX hosts ([delivery] port, default 25)
  *   BENCH_LOG_LEVEL    twoway's log level (default warn)
  *   BENCH_COMMIT_STATS =1: record group-commit batch sizes and durations
  *                      (wraps the repository's commit function at run time;
@@ -17,9 +22,11 @@
  *                      empty = the server exactly as src/main.ts builds it
  *
  * Protocol: one JSON object per line on stdout. First
- *   {"event":"ready","smtpPort":N,"userId":N}
- * then one reply per command line read on stdin:
+ *   {"event":"ready","smtpPort":N,"submissionPort":N,"userId":N,"dkim":[DNS records]}
+ * (`dkim`: the TXT records that publish the server's two DKIM keys), then one
+ * reply per command line read on stdin:
  *   count  -> {"event":"count","count":N}          messages stored for the user
+ *   queue  -> {"event":"queue","states":{...}}     outbound queue entries per state
  *   stats  -> {"event":"stats","commits":{...}}    group-commit statistics since the last `stats`
  *   profile-start       -> {"event":"profiling"}   starts the V8 CPU profiler (node:inspector)
  *   profile-stop FILE   -> {"event":"profile","file":FILE}   stops it and writes FILE (.cpuprofile)
@@ -31,7 +38,7 @@ import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseConfig, type Config } from '../../src/config/load.ts';
-import { ensureMaterials } from '../../src/config/materials.ts';
+import { dkimRecordValue, ensureMaterials } from '../../src/config/materials.ts';
 import { renderConfig } from '../../src/config/template.ts';
 import { createIngest } from '../../src/ingest/ingest.ts';
 import { createInboundHooks } from '../../src/ingest/smtp-inbound.ts';
@@ -53,6 +60,11 @@ const dns = env('BENCH_DNS');
 const domain = env('BENCH_DOMAIN', 'bench.test');
 const userAddress = env('BENCH_USER', `bench@${domain}`);
 const level = env('BENCH_LOG_LEVEL', 'warn');
+const host = env('BENCH_HOST', '127.0.0.1');
+const smtpPort = Number(env('BENCH_SMTP_PORT', '0'));
+const deliveryPort = process.env.BENCH_DELIVERY_PORT ? Number(process.env.BENCH_DELIVERY_PORT) : undefined;
+/** Not a secret: a benchmark account on loopback (twoway-child.ts exports the same value). */
+const PASSWORD = 'bench-password-not-secret';
 
 const send = (obj: object) => process.stdout.write(JSON.stringify(obj) + '\n');
 
@@ -78,6 +90,7 @@ interface BenchServer {
   store: Store;
   services: Services;
   smtp: { port: number };
+  submission?: { port: number } | null;
   close(): Promise<void>;
 }
 
@@ -157,15 +170,24 @@ function instrumentCommits(server: BenchServer): void {
 async function main(): Promise<void> {
   const configFile = join(dir, 'twoway.toml');
   const text =
-    renderConfig({ hostname: `mx.${domain}`, domains: [domain], smtpPort: 0, httpPort: 0, dns: [dns] })
-      .replace('host = "0.0.0.0"', 'host = "127.0.0.1"')
+    renderConfig({ hostname: `mx.${domain}`, domains: [domain], smtpPort, submissionPort: 0, httpPort: 0, deliveryPort, dns: [dns] })
+      // SMTP and submission listen on `host`; outgoing SMTP leaves from it (the address SPF names).
+      .replaceAll('host = "0.0.0.0"', `host = "${host}"`)
+      .replace('[delivery]\n', `[delivery]\nbind_address = "${host}"\n`)
       // 100 parallel sessions from one address: the default per-IP limit (50) would refuse half of them.
       .replace(/^connections_per_ip = \d+$/m, 'connections_per_ip = 1000') + `\n[log]\nlevel = ${JSON.stringify(level)}\n`;
   writeFileSync(configFile, text, { mode: 0o600 });
   const config = parseConfig(text, configFile);
   // The overrides above edit the template's text; make sure they took.
-  if (config.smtp.host !== '127.0.0.1' || config.limits.connectionsPerIp < 1000 || config.log.level !== level) {
-    throw new Error(`the config template changed: could not set smtp.host, limits.connections_per_ip and log.level in ${configFile}`);
+  if (
+    config.smtp.host !== host ||
+    config.submission.host !== host ||
+    config.submission.port !== 0 ||
+    config.delivery.bindAddress !== host ||
+    config.limits.connectionsPerIp < 1000 ||
+    config.log.level !== level
+  ) {
+    throw new Error(`the config template changed: could not set smtp.host, submission, delivery.bind_address, limits.connections_per_ip and log.level in ${configFile}`);
   }
   const experiments = parseExperiments(process.env.BENCH_EXPERIMENT);
   await applyBeforeStart(experiments);
@@ -178,7 +200,7 @@ async function main(): Promise<void> {
   const inspector = new Session();
   const post = <T>(method: string, params?: object) =>
     new Promise<T>((resolve, reject) => inspector.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
-  const user = await server.services.accounts.add(userAddress, 'bench-password-not-secret', 'open');
+  const user = await server.services.accounts.add(userAddress, PASSWORD, 'open');
 
   let closing: Promise<void> | null = null;
   const quit = () =>
@@ -198,6 +220,15 @@ async function main(): Promise<void> {
     if (cmd === 'count') {
       server.services.mail.mailboxes(user.id).then(
         (boxes) => send({ event: 'count', count: boxes.reduce((n, b) => n + b.count, 0), mailboxes: Object.fromEntries(boxes.map((b) => [b.name, b.count])) }),
+        (err: unknown) => send({ event: 'error', message: String(err) }),
+      );
+    } else if (cmd === 'queue') {
+      server.services.queue.list().then(
+        (entries) => {
+          const states: Record<string, number> = {};
+          for (const e of entries) states[e.status.state] = (states[e.status.state] ?? 0) + 1;
+          send({ event: 'queue', states });
+        },
         (err: unknown) => send({ event: 'error', message: String(err) }),
       );
     } else if (cmd === 'stats') {
@@ -226,7 +257,17 @@ async function main(): Promise<void> {
   });
   lines.on('close', () => void quit());
 
-  send({ event: 'ready', smtpPort: server.smtp.port, userId: user.id });
+  const { dkim } = ensureMaterials(config);
+  send({
+    event: 'ready',
+    smtpPort: server.smtp.port,
+    submissionPort: server.submission?.port ?? null,
+    userId: user.id,
+    dkim: [
+      { name: `${dkim.rsa.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.rsa.publicKeyBase64, 'rsa') },
+      { name: `${dkim.ed25519.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.ed25519.publicKeyBase64, 'ed25519') },
+    ],
+  });
 }
 
 main().catch((err: unknown) => {

@@ -100,6 +100,8 @@ export interface PostfixInstance {
   /** virtual_mailbox_base: `mailDir/<domain>/<local part>/{new,cur,tmp}`. */
   readonly mailDir: string;
   readonly maillog: string;
+  /** The master daemon's pid (its children are the instance's daemons), null when not running. */
+  masterPid(): number | null;
   /** Messages in the queue files (maildrop, incoming, active, deferred, hold): cheap, no daemon involved. */
   queued(): number;
   /** The queue as `postqueue -c ETC -j` reports it (through showq). */
@@ -359,6 +361,14 @@ postlog   unix-dgram n - n - 1 postlogd
     queueDir,
     mailDir,
     maillog,
+    masterPid() {
+      try {
+        const pid = Number(readFileSync(pidFile, 'utf8').trim());
+        return pid > 1 && alive(pid) ? pid : null;
+      } catch {
+        return null;
+      }
+    },
     queued,
     queue,
     async waitQueueEmpty(timeoutMs = 30_000) {
