@@ -18,7 +18,7 @@ function find(dir) {
 
 const args = process.argv.slice(2);
 const files = args.some((a) => a.endsWith('.ts')) ? [] : [...find('src'), ...find('test')].sort();
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...args, ...files], {
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...args, ...files], {
   stdio: 'inherit',
 });
 process.exit(result.status ?? 1);

@@ -6,7 +6,7 @@
  * store and the queue.
  *
  * Readiness is the CLI's own line on stdout, printed after every listener
- * is up: `twoway: SMTP on HOST:PORT, API on URL/api`. The child's stderr (its
+ * is up: `twoway: SMTP on HOST:PORT, submission on HOST:PORT, API on URL/api`. The child's stderr (its
  * pino log) is kept as a bounded tail for failure messages.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -39,7 +39,7 @@ export interface ChildExit {
   signal: NodeJS.Signals | null;
 }
 
-const READY = /^twoway: SMTP on (\S+):(\d+), API on (\S+)\/api$/m;
+const READY = /^twoway: SMTP on (\S+):(\d+)(?:, submission on \S+:\d+)?, API on (\S+)\/api$/m;
 const TAIL_LINES = 200;
 
 export class ChildServer {
