@@ -2,7 +2,7 @@
  * Small helpers shared by the repositories: driver error classification and
  * row value conversions that must behave the same on both dialects.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, Dialect } from './schema.ts';
 import type { WalSync } from './wal-sync.ts';
 
@@ -12,6 +12,29 @@ export interface Db {
   readonly dialect: Dialect;
   /** SQLite on a file: fsyncs the WAL off the event loop (wal-sync.ts). Absent otherwise. */
   readonly walSync?: WalSync;
+}
+
+/**
+ * Runs a write transaction that must be durable when it resolves. On a
+ * SQLite file the transaction commits without its fsync and the WAL is then
+ * fsynced on the thread pool (wal-sync.ts), so the event loop keeps serving
+ * meanwhile; elsewhere it is a plain transaction (PostgreSQL waits for its
+ * WAL flush off our thread anyway).
+ */
+export async function durableTransaction<T>(s: Db, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+  const walSync = s.walSync;
+  if (!walSync) return s.db.transaction().execute(fn);
+  // One connection for the pragma, the transaction and the pragma back: other writes keep synchronous=FULL.
+  const result = await s.db.connection().execute(async (conn) => {
+    await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+    try {
+      return await conn.transaction().execute(fn);
+    } finally {
+      await sql`PRAGMA synchronous = FULL`.execute(conn);
+    }
+  });
+  await walSync();
+  return result;
 }
 
 function errorCode(err: unknown): string | undefined {

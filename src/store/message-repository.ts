@@ -21,13 +21,13 @@
  * Bodies are content-addressed (SHA-256) and shared; remove() collects the
  * bodies its messages left unreferenced.
  */
-import { sql, type Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
 import { MAILBOXES, type Mailbox, type MailboxName, type MessageSummary } from '../core/types.ts';
 import type { MessageRepository, NewMessage } from './types.ts';
 import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
-import { chunks, isForeignKeyViolation, num, toDate, unique, type Db } from './db-util.ts';
+import { chunks, durableTransaction, isForeignKeyViolation, num, toDate, unique, type Db } from './db-util.ts';
 
 /** Ids per IN (...) list, below both dialects' bound-parameter limits. */
 const IDS_PER_QUERY = 1000;
@@ -68,24 +68,7 @@ export class KyselyMessageRepository implements MessageRepository {
   private readonly committer: GroupCommit<NewMessage, MessageSummary>;
 
   constructor(private readonly s: Db) {
-    const walSync = s.walSync;
-    this.committer = new GroupCommit(
-      walSync
-        ? async (items) => {
-            // One connection for the pragma, the transaction and the pragma back (wal-sync.ts explains why).
-            const results = await this.s.db.connection().execute(async (conn) => {
-              await sql`PRAGMA synchronous = NORMAL`.execute(conn);
-              try {
-                return await conn.transaction().execute((tx) => storeMessages(tx, this.s.dialect, items));
-              } finally {
-                await sql`PRAGMA synchronous = FULL`.execute(conn);
-              }
-            });
-            await walSync();
-            return results;
-          }
-        : (items) => this.s.db.transaction().execute((tx) => storeMessages(tx, this.s.dialect, items)),
-    );
+    this.committer = new GroupCommit((items) => durableTransaction(this.s, (tx) => storeMessages(tx, this.s.dialect, items)));
   }
 
   deliver(items: NewMessage[]): Promise<MessageSummary[]> {

@@ -17,7 +17,7 @@ import type { QueueEntry, QueueState } from '../core/types.ts';
 import type { QueueRepository } from './types.ts';
 import { StoreConflictError } from './types.ts';
 import { sql } from 'kysely';
-import { chunks, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
+import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
 interface EntryRow {
   id: number;
@@ -128,7 +128,7 @@ export class KyselyQueueRepository implements QueueRepository {
     if (input.recipients.length === 0) return [];
     const at = input.at.getTime();
     try {
-      await this.s.db.transaction().execute(async (tx) => {
+      await durableTransaction(this.s, async (tx) => {
         const msg = await tx
           .insertInto('queue_messages')
           .values({ message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: (input.createdAt ?? new Date()).getTime() })
@@ -197,7 +197,7 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   async update(id: number, status: QueueState): Promise<void> {
-    await this.s.db.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).execute();
+    await durableTransaction(this.s, (tx) => tx.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).execute());
   }
 
   /** Removes one recipient's entry; the message goes with its last recipient. */

@@ -20,17 +20,23 @@ export type WalSync = () => Promise<void>;
 
 export function createWalSync(databasePath: string): WalSync {
   const walPath = `${databasePath}-wal`;
-  let handle: FileHandle | null = null;
-  let inode = -1;
+  // Shared by concurrent callers: one open file, reopened if the WAL was replaced.
+  let opened: Promise<{ handle: FileHandle; inode: number }> | null = null;
+  const openWal = async () => {
+    const handle = await open(walPath, 'r');
+    return { handle, inode: (await handle.stat()).ino };
+  };
   return async () => {
     // The WAL is deleted only when the last connection closes, and ours is
     // open; the inode check still guards against syncing a replaced file.
     const current = await stat(walPath);
-    if (!handle || current.ino !== inode) {
-      await handle?.close();
-      handle = await open(walPath, 'r');
-      inode = (await handle.stat()).ino;
+    let wal = await (opened ??= openWal());
+    if (wal.inode !== current.ino) {
+      const stale = wal.handle;
+      opened = openWal();
+      wal = await opened;
+      await stale.close().catch(() => undefined);
     }
-    await handle.datasync();
+    await wal.handle.datasync();
   };
 }
