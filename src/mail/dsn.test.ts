@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import PostalMime, { type Email } from 'postal-mime';
-import { buildDsn, describeDuration, DSN_SUBJECTS, formatRfc5322Date, statusOfReply, type DsnInput } from './dsn.ts';
+import { formatRfc5322Date } from './date.ts';
+import { buildDsn, describeDuration, DSN_SUBJECTS, statusOfReply, type DsnInput } from './dsn.ts';
 
 const arrival = new Date('2024-06-01T12:00:00.000Z');
 const date = new Date('2024-06-02T18:30:05.000Z');

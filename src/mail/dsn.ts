@@ -19,6 +19,7 @@
  * replies are written as RFC 6533 `\x{HEX}` escapes.
  */
 import { randomBytes } from 'node:crypto';
+import { formatRfc5322Date } from './date.ts';
 
 export type DsnKind = 'failed' | 'delayed';
 
@@ -64,8 +65,6 @@ export const DSN_SUBJECTS: Readonly<Record<DsnKind, string>> = Object.freeze({
 
 const MAX_LINE = 998;
 const TEXT_WIDTH = 76;
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 export function buildDsn(input: DsnInput): Buffer {
   const date = input.date ?? new Date();
@@ -150,14 +149,6 @@ export function describeDuration(ms: number): string {
   return `${seconds} second${seconds === 1 ? '' : 's'}`;
 }
 
-/** RFC 5322 date-time in UTC: `Sat, 01 Jun 2024 12:00:00 +0000`. */
-export function formatRfc5322Date(d: Date): string {
-  const two = (n: number) => String(n).padStart(2, '0');
-  return (
-    `${DAYS[d.getUTCDay()]}, ${two(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`
-  );
-}
 
 function humanText(input: DsnInput, date: Date): string {
   const host = oneLine(input.reportingMta);

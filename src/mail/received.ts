@@ -1,3 +1,5 @@
+import { formatRfc5322Date } from './date.ts';
+
 /** The Received trace header (RFC 5321 section 4.4) for mail taken over SMTP. */
 export interface ReceivedInput {
   helo: string;
@@ -17,5 +19,5 @@ export function receivedHeader(r: ReceivedInput): string {
   const proto = `ESMTP${r.secure ? 'S' : ''}${r.authenticated ? 'A' : ''}`;
   const tls = r.tlsProtocol ? ` (${r.tlsProtocol})` : '';
   const forPart = r.recipient ? `\r\n\tfor <${r.recipient}>` : '';
-  return `Received: from ${helo} ([${r.remoteAddress}])\r\n\tby ${r.hostname} (twoway) with ${proto}${tls} id ${r.id}${forPart};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
+  return `Received: from ${helo} ([${r.remoteAddress}])\r\n\tby ${r.hostname} (twoway) with ${proto}${tls} id ${r.id}${forPart};\r\n\t${formatRfc5322Date(new Date())}\r\n`;
 }

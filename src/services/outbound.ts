@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { domainOf, parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import type { User } from '../core/types.ts';
+import { formatRfc5322Date } from '../mail/date.ts';
 import type { DkimSigner } from '../mail/dkim-sign.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import type { Store } from '../store/types.ts';
@@ -99,7 +100,7 @@ export function createOutbound(options: OutboundOptions) {
       const id = randomBytes(12).toString('hex');
       let added = '';
       if (facts.fromAddresses.length === 0) added += `From: <${user.address}>\r\n`;
-      if (!headers.some((h) => h.name === 'date')) added += `Date: ${rfc5322Date(new Date())}\r\n`;
+      if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(new Date())}\r\n`;
       if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
       const from = facts.fromAddresses[0] ?? user.address;
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
@@ -128,7 +129,3 @@ export function createOutbound(options: OutboundOptions) {
 }
 
 export type Outbound = ReturnType<typeof createOutbound>;
-
-function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace('GMT', '+0000');
-}
