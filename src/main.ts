@@ -64,6 +64,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       resolver,
       heloName: config.hostname,
       port: config.delivery.port,
+      // One connection per concurrent delivery to a domain's (usually single) MX host.
+      maxConnectionsPerHost: config.delivery.perDomainConcurrency,
       ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
       log: (obj, msg) => log.debug(obj, msg),
     });

@@ -54,7 +54,8 @@ export const configSchema = z
         port: port.default(25).describe('the port of remote MX hosts; other than 25 only in labs and tests'),
         bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections'),
         max_active: z.number().int().min(1).max(10_000).default(100),
-        per_domain_concurrency: z.number().int().min(1).max(100).default(5),
+        // Postfix's default_destination_concurrency_limit is 20; 10 keeps a stranger's MX from seeing a burst.
+        per_domain_concurrency: z.number().int().min(1).max(100).default(10),
         give_up_after: duration.prefault('5d'),
         delay_warning_after: duration.prefault('4h'),
         min_backoff: duration.prefault('5m'),
