@@ -88,7 +88,12 @@ describe('SMTP transport', () => {
   it('reports each recipient: the existing user delivered, the unknown one failed with 550 5.1.1', async () => {
     const results = await transport().deliver('example.test', message('alice@example.test', 'mixed'), ['alice@example.test', 'nobody@example.test']);
     assert.equal(results[0]!.status, 'delivered');
-    assert.deepEqual(results[1], { recipient: 'nobody@example.test', status: 'failed', reply: '550 5.1.1 No such user here: nobody@example.test' });
+    assert.deepEqual(results[1], {
+      recipient: 'nobody@example.test',
+      status: 'failed',
+      reply: '550 5.1.1 No such user here: nobody@example.test',
+      remoteMta: 'mx.example.test',
+    });
     assert.ok((await subjects('alice')).includes('mixed'));
   });
 
@@ -249,8 +254,8 @@ describe('SMTP transport', () => {
       });
       const results = await transport({ port: s.port }).deliver('dataref.test', message('x@dataref.test', 'dot'), ['x@dataref.test', 'gone@dataref.test']);
       assert.deepEqual(results, [
-        { recipient: 'x@dataref.test', status: 'failed', reply: '554 5.6.0 content rejected' },
-        { recipient: 'gone@dataref.test', status: 'failed', reply: '550 5.1.1 mailbox gone really' },
+        { recipient: 'x@dataref.test', status: 'failed', reply: '554 5.6.0 content rejected', remoteMta: 'mx.dataref.test' },
+        { recipient: 'gone@dataref.test', status: 'failed', reply: '550 5.1.1 mailbox gone really', remoteMta: 'mx.dataref.test' },
       ]);
     });
 

@@ -64,6 +64,8 @@ describe('two servers', () => {
     assert.match(raw, /multipart\/report; report-type=delivery-status/);
     assert.match(raw, /Final-Recipient: rfc822; ?nobody@b\.test/i);
     assert.match(raw, /Status: 5\.1\.1/);
+    assert.match(raw, /Remote-MTA: dns; mx\.b\.test/);
+    assert.match(raw, /mx\.b\.test said: 550 5\.1\.1/);
     // The DSN is handed over before the state is written (never lost, at worst sent twice).
     await eventually(async () => (await a.server.services.queue.list()).find((e) => e.recipient === 'nobody@b.test')?.status.state === 'failed', 5000, 'failed state');
   });

@@ -261,6 +261,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     const reply = result.reply;
     if (result.status === 'delivered') return { write: { state: 'delivered', deliveredAt: now, reply } };
 
+    const remote = result.remoteMta ? { remoteMta: result.remoteMta } : {};
     const previous = entry.status.state === 'deferred' ? entry.status : undefined;
     const attempts = (previous?.attempts ?? 0) + 1;
     const retry: QueueState = { state: 'deferred', nextAttemptAt: nextAttempt(attempts, now, backoff), attempts, lastError: reply };
@@ -268,7 +269,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     if (result.status === 'failed') {
       const final: QueueState = { state: 'failed', failedAt: now, lastError: reply };
       if (!reportable) return { write: final };
-      const dsn = { recipient: entry.recipient, status: statusOfReply(reply, '5.0.0'), diagnostic: reply, lastAttemptAt: now };
+      const dsn = { recipient: entry.recipient, status: statusOfReply(reply, '5.0.0'), diagnostic: reply, lastAttemptAt: now, ...remote };
       return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
     }
 
@@ -278,7 +279,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       const final: QueueState = { state: 'failed', failedAt: now, lastError: `${gaveUp}; last reply: ${reply}` };
       if (!reportable) return { write: final };
       // 4.4.7: "delivery time expired" (RFC 3463); the last reply stays the diagnostic.
-      const dsn = { recipient: entry.recipient, status: '4.4.7', diagnostic: reply, note: `The mail system ${gaveUp}.`, lastAttemptAt: now };
+      const dsn = { recipient: entry.recipient, status: '4.4.7', diagnostic: reply, note: `The mail system ${gaveUp}.`, lastAttemptAt: now, ...remote };
       return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
     }
 
@@ -286,7 +287,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     const deferred: QueueState = { ...retry, nextAttemptAt: new Date(Math.min(retry.nextAttemptAt.getTime(), deadline)) };
     const warned = previous?.warnedAt != null;
     if (!reportable || !shouldWarn(entry.createdAt, now, schedule.delayWarningAfterMs, warned)) return { write: deferred };
-    const dsn = { recipient: entry.recipient, status: statusOfReply(reply, '4.0.0'), diagnostic: reply, lastAttemptAt: now };
+    const dsn = { recipient: entry.recipient, status: statusOfReply(reply, '4.0.0'), diagnostic: reply, lastAttemptAt: now, ...remote };
     return { pending: { kind: 'delayed', entry, dsn, reported: { ...deferred, warnedAt: now }, unreported: deferred } };
   }
 

@@ -13,6 +13,8 @@ export interface RcptOutcome {
   reply: string;
   /** The reply code when the server answered with one (RCPT, DATA or the final dot). */
   code?: number;
+  /** The MX host that answered. */
+  remoteMta?: string;
 }
 
 /** 5xx is permanent (RFC 5321 4.2.1); 4xx, and anything unexpected, is worth another try. */

@@ -117,7 +117,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
         tried.add(address);
         const attempt = await tryAddress(host.name, address, message, pending);
         if (attempt.kind === 'done') {
-          for (const [r, outcome] of attempt.results) results.set(r, outcome);
+          // Replies the server gave (they carry its code) are attributed to it; local texts are not.
+          for (const [r, outcome] of attempt.results) results.set(r, outcome.code === undefined ? outcome : { ...outcome, remoteMta: host.name });
           return answer();
         }
         lastProblem = attempt.reply;
@@ -239,5 +240,5 @@ function allOf(recipients: string[], outcome: RcptOutcome): Map<string, RcptOutc
 /** Drops the internal reply code; a missing entry would be a bug here, reported as a deferral, not a crash. */
 function publicOutcome(o: RcptOutcome | undefined): Omit<RecipientResult, 'recipient'> {
   if (!o) return { status: 'deferred', reply: '4.3.0 internal error: no result for this recipient' };
-  return { status: o.status, reply: o.reply };
+  return { status: o.status, reply: o.reply, ...(o.remoteMta ? { remoteMta: o.remoteMta } : {}) };
 }

@@ -20,10 +20,13 @@ export interface OutboundMessage {
  * domain does not exist). `reply` is the remote reply or a description of
  * the local problem, suitable for a DSN's Diagnostic-Code.
  */
-export type RecipientResult =
-  | { recipient: string; status: 'delivered'; reply: string }
-  | { recipient: string; status: 'deferred'; reply: string }
-  | { recipient: string; status: 'failed'; reply: string };
+export type RecipientResult = {
+  recipient: string;
+  status: 'delivered' | 'deferred' | 'failed';
+  reply: string;
+  /** The remote host that gave `reply`, when one did (a DSN's Remote-MTA). */
+  remoteMta?: string;
+};
 
 export interface Transport {
   /**
