@@ -227,6 +227,7 @@ class KyselyStore implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.messages.drain();
+      await this.queue.drain();
       await this.s.db.destroy();
     })();
     return this.closing;

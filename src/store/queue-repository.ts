@@ -16,7 +16,9 @@
 import type { QueueEntry, QueueState } from '../core/types.ts';
 import type { QueueRepository } from './types.ts';
 import { StoreConflictError } from './types.ts';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import { GroupCommit } from './group-commit.ts';
+import type { Database } from './schema.ts';
 import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
 interface EntryRow {
@@ -93,8 +95,36 @@ function stateColumns(status: QueueState) {
   }
 }
 
+interface EnqueueInput {
+  messageId: string;
+  sender: string;
+  recipients: string[];
+  raw: Buffer;
+  at: Date;
+  createdAt?: Date;
+}
+
 export class KyselyQueueRepository implements QueueRepository {
-  constructor(private readonly s: Db) {}
+  /**
+   * Submissions that arrive together are queued in one durable transaction
+   * (group commit, as for delivered messages): one fsync for many 250s. A
+   * failing batch is retried item by item, so a duplicate id fails alone.
+   */
+  private readonly committer: GroupCommit<EnqueueInput, null>;
+
+  constructor(private readonly s: Db) {
+    this.committer = new GroupCommit((items) =>
+      durableTransaction(this.s, async (tx) => {
+        for (const input of items) await insertQueued(tx, input);
+        return items.map(() => null);
+      }),
+    );
+  }
+
+  /** Waits for queued submissions to commit (Store.close calls it before closing the database). */
+  drain(): Promise<void> {
+    return this.committer.drain();
+  }
 
   private select() {
     return this.s.db
@@ -117,31 +147,10 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   /** Throws StoreConflictError if the messageId is already queued. */
-  async enqueue(input: {
-    messageId: string;
-    sender: string;
-    recipients: string[];
-    raw: Buffer;
-    at: Date;
-    createdAt?: Date;
-  }): Promise<QueueEntry[]> {
+  async enqueue(input: EnqueueInput): Promise<QueueEntry[]> {
     if (input.recipients.length === 0) return [];
-    const at = input.at.getTime();
     try {
-      await durableTransaction(this.s, async (tx) => {
-        const msg = await tx
-          .insertInto('queue_messages')
-          .values({ message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: (input.createdAt ?? new Date()).getTime() })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        // Five values a row: chunks keep each statement under the bound-parameter limits.
-        for (const part of chunks(input.recipients, 1000)) {
-          await tx
-            .insertInto('queue_recipients')
-            .values(part.map((recipient) => ({ queue_message: msg.id, recipient, state: 'scheduled', next_attempt_at: at })))
-            .execute();
-        }
-      });
+      await this.committer.submit([input]);
       const entries = await this.select().where('q.message_id', '=', input.messageId).orderBy('r.id').execute();
       return entries.map(toEntry);
     } catch (err) {
@@ -249,5 +258,20 @@ export class KyselyQueueRepository implements QueueRepository {
         .execute();
       return num(deleted.numDeletedRows);
     });
+  }
+}
+
+async function insertQueued(tx: Transaction<Database>, input: EnqueueInput): Promise<void> {
+  const msg = await tx
+    .insertInto('queue_messages')
+    .values({ message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: (input.createdAt ?? new Date()).getTime() })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  // Five values a row: chunks keep each statement under the bound-parameter limits.
+  for (const part of chunks(input.recipients, 1000)) {
+    await tx
+      .insertInto('queue_recipients')
+      .values(part.map((recipient) => ({ queue_message: msg.id, recipient, state: 'scheduled', next_attempt_at: input.at.getTime() })))
+      .execute();
   }
 }
