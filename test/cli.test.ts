@@ -77,6 +77,32 @@ describe('twoway CLI', () => {
     assert.equal(c(['contacts', 'allow', 'ann@a.test', 'not an address']).code, 2);
   });
 
+  it('imports a .vcf export and reports what was imported, merged and rejected', () => {
+    const vcf = join(dir, 'export.vcf');
+    writeFileSync(
+      vcf,
+      [
+        'BEGIN:VCARD', 'VERSION:4.0', 'UID:imp-1', 'FN:Imp One', 'EMAIL:one@imp.test', 'END:VCARD',
+        'BEGIN:VCARD', 'VERSION:3.0', 'UID:imp-2', 'FN:Imp Two', 'EMAIL;TYPE=INTERNET:two@imp.test', 'END:VCARD',
+        'BEGIN:VCARD', 'UID:imp-3', 'FN:No Version', 'END:VCARD',
+        'stray text',
+      ].join('\r\n'),
+    );
+    const first = c(['contacts', 'import', 'ann@a.test', vcf, '--json']);
+    assert.equal(first.code, 0, first.err);
+    const summary = JSON.parse(first.out) as { imported: number; merged: number; rejected: Array<{ line: number; reason: string }> };
+    assert.equal(summary.imported, 2);
+    assert.equal(summary.merged, 0);
+    assert.deepEqual(summary.rejected.map((r) => r.line), [13, 17]);
+    assert.match(summary.rejected[0]!.reason, /VERSION/);
+    const again = c(['contacts', 'import', 'ann@a.test', vcf]);
+    assert.match(again.out, /^imported 0, merged 2, rejected 2\n  line 13: .*VERSION/);
+    const cards = JSON.parse(c(['contacts', 'list', 'ann@a.test', '--json']).out) as Array<{ uid: string; vcard: string }>;
+    const two = cards.find((k) => k.uid === 'imp-2');
+    assert.equal(two?.vcard, 'BEGIN:VCARD\r\nVERSION:3.0\r\nUID:imp-2\r\nFN:Imp Two\r\nEMAIL;TYPE=INTERNET:two@imp.test\r\nEND:VCARD\r\n', 'stored as written');
+    assert.equal(c(['contacts', 'import', 'ann@a.test', join(dir, 'missing.vcf')]).code, 2);
+  });
+
   it('lists requests and mail, with clear errors for bad ids', () => {
     assert.deepEqual(JSON.parse(c(['requests', 'list', 'ann@a.test', '--json']).out), []);
     assert.equal(c(['requests', 'approve', 'ann@a.test', 'who@x.test']).code, 4);

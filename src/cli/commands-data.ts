@@ -1,4 +1,5 @@
 /** A user's data: contacts, contact requests (the Screener) and mail. */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parseMailbox, messageView } from '../services/mail.ts';
 import { requestView } from '../services/screener.ts';
@@ -60,6 +61,28 @@ export function registerDataCommands(program: Command): void {
         const removed = await s.contacts.remove(user.id, sender);
         if (removed.length === 0) throw new CliError(`no contact names ${sender}`, EXIT.notFound);
         process.stdout.write(`removed ${removed.length} card(s): ${removed.join(', ')}\n`);
+      });
+    });
+
+  contacts
+    .command('import <user> <file>')
+    .description('import a .vcf file (any number of vCards); prints what was imported, merged and rejected')
+    .option('--json', 'machine-readable summary')
+    .action(async (userAddr: string, file: string, opts: { json?: boolean }, cmd: Command) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new CliError(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, EXIT.usage);
+      }
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const bar = process.stderr.isTTY ? progressBar() : undefined;
+        const summary = await s.contacts.importCards(user.id, text, bar);
+        if (bar) process.stderr.write('\n');
+        if (opts.json) return printJson(summary);
+        process.stdout.write(`imported ${summary.imported}, merged ${summary.merged}, rejected ${summary.rejected.length}\n`);
+        for (const r of summary.rejected) process.stdout.write(`  line ${r.line}: ${r.reason}\n`);
       });
     });
 
@@ -132,4 +155,16 @@ export function registerDataCommands(program: Command): void {
         if (!msg.raw.subarray(-1).equals(Buffer.from('\n'))) process.stdout.write('\n');
       });
     });
+}
+
+/** A one-line progress bar on a terminal's stderr, redrawn at most every 1%. */
+function progressBar(width = 30): (done: number, total: number) => void {
+  let shown = -1;
+  return (done, total) => {
+    const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
+    if (pct === shown) return;
+    shown = pct;
+    const full = Math.round((pct / 100) * width);
+    process.stderr.write(`\r[${'#'.repeat(full)}${' '.repeat(width - full)}] ${String(pct).padStart(3)}% ${done}/${total} cards`);
+  };
 }

@@ -8,9 +8,16 @@ import { parseSenderSpec, type SenderSpec } from '../core/address.ts';
 import { invalid, ReplyError } from '../core/errors.ts';
 import type { Contact, ContactEntry } from '../core/types.ts';
 import { buildContactCard, newUid, parseContactCard, VCardError } from '../core/vcard-index.ts';
+import { splitVCards } from '../core/vcard-split.ts';
 import type { Store } from '../store/types.ts';
 
 export const DEFAULT_BOOK = 'default';
+
+export interface ImportSummary {
+  imported: number;
+  merged: number;
+  rejected: Array<{ line: number; reason: string }>;
+}
 
 export interface ContactView {
   uid: string;
@@ -87,8 +94,40 @@ export function createContacts(store: Pick<Store, 'contacts'>) {
     return toView(await store.contacts.put(userId, { book, uid, vcard, entries: parsed.entries }));
   }
 
+  /**
+   * Imports a .vcf export: every card is stored as written. A card whose UID
+   * is already in the book replaces it (merged); a malformed card is
+   * rejected with the reason and where it starts; nothing half-parsed is
+   * stored.
+   */
+  async function importCards(userId: number, file: string, onProgress?: (done: number, total: number) => void): Promise<ImportSummary> {
+    const { cards, problems } = splitVCards(file);
+    const summary: ImportSummary = { imported: 0, merged: 0, rejected: problems.map((p) => ({ line: p.line, reason: p.problem })) };
+    for (const [i, card] of cards.entries()) {
+      let parsed;
+      try {
+        parsed = parseContactCard(card.text);
+      } catch (err) {
+        // VCardError lines count from the card's first line; report them in the file's numbering.
+        const line = err instanceof VCardError && err.line !== null ? card.line + err.line - 1 : card.line;
+        summary.rejected.push({ line, reason: err instanceof VCardError ? err.problem : String(err) });
+        onProgress?.(i + 1, cards.length);
+        continue;
+      }
+      const uid = parsed.uid ?? newUid();
+      const existed = parsed.uid !== null && (await store.contacts.get(userId, DEFAULT_BOOK, uid)) !== undefined;
+      await store.contacts.put(userId, { book: DEFAULT_BOOK, uid, vcard: card.text, entries: parsed.entries });
+      if (existed) summary.merged++;
+      else summary.imported++;
+      onProgress?.(i + 1, cards.length);
+    }
+    summary.rejected.sort((a, b) => a.line - b.line);
+    return summary;
+  }
+
   return {
     put,
+    importCards,
 
     async list(userId: number): Promise<ContactView[]> {
       return (await store.contacts.list(userId)).map(toView);
