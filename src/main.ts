@@ -57,6 +57,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       store,
       maxReceivedHeaders: config.limits.receivedHeaders,
       onOutcome: (o) => log.info({ rcpt: o.user.address, verdict: o.verdict.kind, reasons: o.verdict.reasons }, 'message decided'),
+      onError: (err, what) => log.warn({ err }, `${what} failed after delivery`),
     });
 
     // Outbound: one queue, one router, one contract for local and remote delivery.

@@ -180,4 +180,22 @@ describe('twoway CLI', () => {
     assert.equal(missingArg.code, 2);
     assert.match(missingArg.err, /missing required argument 'sender'/);
   });
+  it('expects an ownership confirmation from a domain for a while', () => {
+    const started = Date.now();
+    const r = c(['expect', 'ann@a.test', 'Shop.test', '--for', '2h', '--uses', '3']);
+    assert.equal(r.code, 0, r.err);
+    const m = /^expecting shop\.test until (\S+) \(3 uses\): card ([0-9a-f-]{36})\n$/.exec(r.out);
+    assert.ok(m, r.out);
+    const ms = Date.parse(m[1]!) - started;
+    assert.ok(ms >= 7_199_000 && ms <= 7_260_000, `expires in 2h, got ${ms} ms`);
+    const cards = JSON.parse(c(['contacts', 'list', 'ann@a.test', '--json']).out) as Array<{ uid: string; vcard: string }>;
+    const card = cards.find((k) => k.uid === m[2]);
+    assert.match(card?.vcard.replace(/\r\n[ \t]/g, '') ?? '', /\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=\d{8}T\d{6}Z;USES=3:shop\.test\r\n/);
+    const json = JSON.parse(c(['expect', 'ann@a.test', 'shop.test', '--json']).out) as { until: string; uses: number };
+    assert.equal(json.uses, 1, 'one use by default');
+    assert.ok(Math.abs(Date.parse(json.until) - Date.now() - 86_400_000) < 60_000, 'for 24 hours by default');
+    assert.equal(c(['expect', 'ann@a.test', 'shop.test', '--for', 'soon']).code, 2);
+    assert.equal(c(['expect', 'ann@a.test', 'shop.test', '--uses', '0']).code, 2);
+    assert.equal(c(['expect', 'ann@a.test', 'not a domain']).code, 2);
+  });
 });

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { parseMailbox, messageView } from '../services/mail.ts';
 import { requestView } from '../services/screener.ts';
 import type { ContactRequestStatus } from '../core/types.ts';
+import { parseDuration } from '../core/duration.ts';
 import { withServices, type GlobalOptions } from './context.ts';
 import { CliError, EXIT, list, printJson } from './output.ts';
 
@@ -24,10 +25,11 @@ export function registerDataCommands(program: Command): void {
           cards.map((c) => ({
             uid: c.uid,
             name: c.name,
-            allows: c.entries.filter((e) => e.action === 'allow').map((e) => (e.kind === 'domain' ? '@' + e.value : e.value)),
+            allows: c.entries.filter((e) => e.action === 'allow' && e.kind !== 'expect').map((e) => (e.kind === 'domain' ? '@' + e.value : e.value)),
             blocks: c.entries.filter((e) => e.action === 'block').map((e) => (e.kind === 'domain' ? '@' + e.value : e.value)),
+            expects: c.entries.filter((e) => e.kind === 'expect').map((e) => `${e.value} until ${e.expect?.until ?? '?'} (${e.expect?.uses ?? 'unlimited'} uses)`),
           })),
-          ['uid', 'name', 'allows', 'blocks'],
+          ['uid', 'name', 'allows', 'blocks', 'expects'],
           false,
         );
       });
@@ -83,6 +85,26 @@ export function registerDataCommands(program: Command): void {
         if (opts.json) return printJson(summary);
         process.stdout.write(`imported ${summary.imported}, merged ${summary.merged}, rejected ${summary.rejected.length}\n`);
         for (const r of summary.rejected) process.stdout.write(`  line ${r.line}: ${r.reason}\n`);
+      });
+    });
+
+  program
+    .command('expect <user> <domain>')
+    .description('expect an ownership confirmation (sign-up, password reset) from a domain: admitted to INBOX in every mode while the entry lasts')
+    .option('--for <duration>', 'how long the entry lives, e.g. 30m, 2h, 7d', '24h')
+    .option('--uses <n>', 'how many messages it admits', '1')
+    .option('--json', 'machine-readable output')
+    .action(async (userAddr: string, domain: string, opts: { for: string; uses: string; json?: boolean }, cmd: Command) => {
+      const forMs = parseDuration(opts.for);
+      if (forMs === null) throw new CliError(`invalid --for "${opts.for}": expected a duration such as 30m, 2h or 7d`, EXIT.usage);
+      if (!/^\d{1,4}$/.test(opts.uses) || Number(opts.uses) < 1) {
+        throw new CliError(`invalid --uses "${opts.uses}": expected a number from 1 to 9999`, EXIT.usage);
+      }
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const card = await s.contacts.expect(user.id, domain, { forMs, uses: Number(opts.uses) });
+        if (opts.json) return printJson({ uid: card.uid, domain: card.domain, until: card.until, uses: card.uses });
+        process.stdout.write(`expecting ${card.domain} until ${card.until} (${card.uses} use${card.uses === 1 ? '' : 's'}): card ${card.uid}\n`);
       });
     });
 

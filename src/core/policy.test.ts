@@ -27,6 +27,8 @@ function input(overrides: Facts = {}): PolicyInput {
     authenticated: true,
     listAuthenticated: false,
     autoSubmitted: false,
+    ownershipConfirmation: false,
+    expected: false,
     ...rest,
     matches: { address: null, domain: null, list: null, ...matches },
   };
@@ -77,7 +79,45 @@ const STRANGER = {
   strict: { smtp: 'refuse', twm: 'screen' },
 } as const;
 
+const EXPECTED = {
+  open: { smtp: 'inbox-first-contact', twm: 'inbox-first-contact' },
+  screen: { smtp: 'inbox-first-contact', twm: 'inbox-first-contact' },
+  strict: { smtp: 'inbox-first-contact', twm: 'inbox-first-contact' },
+} as const;
+
 const SENDERS: Record<string, SenderCase> = {
+  'expected sender, marked, authenticated': {
+    facts: { ownershipConfirmation: true, expected: true },
+    reason: 'expected-sender',
+    expect: EXPECTED,
+  },
+  'expected sender, marked, auto-submitted': {
+    facts: { ownershipConfirmation: true, expected: true, autoSubmitted: true },
+    reason: 'expected-sender',
+    expect: EXPECTED,
+  },
+  'expected sender, but blocked address': {
+    facts: { ownershipConfirmation: true, expected: true, matches: { address: 'block' } },
+    reason: 'blocked-address',
+    expect: BLOCKED,
+  },
+  'expected sender, but blocked domain': {
+    facts: { ownershipConfirmation: true, expected: true, matches: { domain: 'block' } },
+    reason: 'blocked-domain',
+    expect: BLOCKED,
+  },
+  'marker without a matching entry': { facts: { ownershipConfirmation: true, expected: false }, reason: 'stranger', expect: STRANGER },
+  'matching entry without the marker': { facts: { ownershipConfirmation: false, expected: true }, reason: 'stranger', expect: STRANGER },
+  'expected sender, marked, unauthenticated': {
+    facts: { ownershipConfirmation: true, expected: true, authenticated: false },
+    reason: 'stranger',
+    expect: STRANGER,
+  },
+  'allowed address with marker and entry': {
+    facts: { ownershipConfirmation: true, expected: true, matches: { address: 'allow' } },
+    reason: 'allowed-address',
+    expect: ALLOWED,
+  },
   'allowed address': { facts: { matches: { address: 'allow' } }, reason: 'allowed-address', expect: ALLOWED },
   'allowed domain': { facts: { matches: { domain: 'allow' } }, reason: 'allowed-domain', expect: ALLOWED },
   'allowed list, authenticated': {
@@ -235,6 +275,14 @@ test('reason details name the sender', () => {
   assert.match(none.reasons.find((r) => r.code === 'stranger')?.detail ?? '', /no From/);
 });
 
+test('an expected sender is not an allowed one: no allow reason, first contact', () => {
+  const v = decide(input({ mode: 'strict', ownershipConfirmation: true, expected: true }));
+  assert.equal(v.kind, 'inbox');
+  if (v.kind === 'inbox') assert.equal(v.firstContact, true);
+  assert.deepEqual(v.reasons.map((r) => r.code), ['stranger', 'expected-sender']);
+  assert.equal(classifySender(input({ ownershipConfirmation: true, expected: true })).senderClass, 'stranger');
+});
+
 test('classifySender exposes the class', () => {
   assert.equal(classifySender(input({ matches: { address: 'allow' } })).senderClass, 'allowed');
   assert.equal(classifySender(input({ matches: { domain: 'block' } })).senderClass, 'blocked');
@@ -272,7 +320,7 @@ test('invariants over every combination of inputs', () => {
                       assert.ok(mode === 'strict' && channel === 'smtp' && !autoSubmitted, label);
                       assert.equal(v.reply.code, 550, label);
                     }
-                    // First contact only in open mode.
+                    // First contact only in open mode (expected senders: see their own test).
                     if (v.kind === 'inbox' && v.firstContact) assert.equal(mode, 'open', label);
                     // Screening never happens in open mode.
                     if (v.kind === 'screen') assert.notEqual(mode, 'open', label);

@@ -37,6 +37,14 @@
  *    message to a possibly forged address, i.e. backscatter (RFC 3834 spirit).
  *    Our own notices (`origin: 'system'`) always go to the inbox.
  *
+ *    Expected senders (docs/protocol.md 9.3): a stranger's message that
+ *    carries the ownership-confirmation marker, is authenticated, and matches
+ *    a live expected-sender entry goes to the inbox in every mode, marked
+ *    first contact, reason `expected-sender`. It never makes the sender a
+ *    contact; the caller consumes one use of the entry. Blocks still win,
+ *    and an allowed sender stays `allowed` (consuming nothing). The marker
+ *    alone, or a match without the marker, changes nothing.
+ *
  * Blocked and stranger refusals share one text on purpose: the reply must not
  * tell a sender that the recipient blocked them.
  */
@@ -73,6 +81,16 @@ export interface PolicyInput {
   listAuthenticated: boolean;
   /** Auto-Submitted present and not `no`, or a null envelope sender. */
   autoSubmitted: boolean;
+  /**
+   * The message carries the ownership-confirmation marker
+   * (`TWM-Purpose: ownership-confirmation`, docs/protocol.md 9.2).
+   */
+  ownershipConfirmation: boolean;
+  /**
+   * A live expected-sender entry (X-TWOWAY-EXPECT, purpose
+   * ownership-confirmation) matches the authenticated From: domain.
+   */
+  expected: boolean;
 }
 
 export const REASON_CODES = [
@@ -87,6 +105,7 @@ export const REASON_CODES = [
   'unauthenticated-list',
   'stranger',
   'auto-submitted',
+  'expected-sender',
 ] as const;
 export type ReasonCode = (typeof REASON_CODES)[number];
 
@@ -172,6 +191,13 @@ export function decide(input: PolicyInput): Verdict {
   }
 
   if (senderClass === 'allowed') return { kind: 'inbox', firstContact: false, reasons };
+  if (senderClass === 'stranger' && input.ownershipConfirmation && input.expected && input.authenticated) {
+    reasons.push({
+      code: 'expected-sender',
+      detail: `ownership confirmation from ${input.from ?? '(no From: address)'} matches an expected-sender entry`,
+    });
+    return { kind: 'inbox', firstContact: true, reasons };
+  }
   if (input.mode === 'strict' && input.channel === 'smtp') {
     // Refusing an automatic message would make the sending MTA bounce it: backscatter.
     if (input.autoSubmitted) return { kind: 'drop', reasons };

@@ -39,12 +39,26 @@ export interface Contact {
  * docs/architecture.md "vCard profile"). `value` is normalised: lower-case
  * address, lower-case domain, lower-case list id without angle brackets.
  */
-export type ContactEntryKind = 'address' | 'domain' | 'list';
+export type ContactEntryKind = 'address' | 'domain' | 'list' | 'expect';
 export interface ContactEntry {
   kind: ContactEntryKind;
   value: string;
-  /** `block` when the card carries X-TWOWAY-BLOCKED:TRUE. */
+  /** `block` when the card carries X-TWOWAY-BLOCKED:TRUE (never on a card with `expect` entries). */
   action: 'allow' | 'block';
+  /**
+   * For `expect` entries only (X-TWOWAY-EXPECT, docs/protocol.md 10.2): the
+   * purpose, the end of validity, and the uses left (null: unlimited until
+   * `until`). The store indexes kind/value/action only; these are read back
+   * from the card itself when a lookup hits an `expect` entry.
+   */
+  expect?: ExpectTerms;
+}
+
+/** The terms of one expected-sender entry. */
+export interface ExpectTerms {
+  purpose: string;
+  until: Date;
+  uses: number | null;
 }
 
 export interface Mailbox {

@@ -16,6 +16,7 @@
  * | `X-TWOWAY-DOMAIN`           | `domain`    | a domain (an optional leading `@` is removed), lower-case ASCII (IDN as A-labels); covers the domain **and all its subdomains** |
  * | `X-TWOWAY-LIST`             | `list`      | a List-Id (RFC 2919): `dev.lists.example.org`, `<dev.lists.example.org>` or `Name <dev.lists.example.org>`, stored lower-case without angle brackets |
  * | `X-TWOWAY-BLOCKED:TRUE`     | (modifier)  | every entry of the card gets action `block`; without it (or with `FALSE`) they are `allow` |
+ * | `X-TWOWAY-EXPECT`           | `expect`    | an expected sender (docs/protocol.md 10.2): the value is a domain as for X-TWOWAY-DOMAIN; parameters `PURPOSE` (required), `UNTIL` (required, UTC `YYYYMMDDThhmmssZ`), `USES` (optional, 0-9999; absent = unlimited until UNTIL); the entry carries them in `expect` |
  *
  * One value per property; repeat the property for more. `UID` and `FN` are
  * read for the caller (both optional here; a missing UID is the caller's to
@@ -37,7 +38,7 @@ import ICAL from 'ical.js';
 import { normaliseDomain, parseAddress } from './address.ts';
 import { ReplyError } from './errors.ts';
 import { normaliseListId } from './screener.ts';
-import type { ContactEntry } from './types.ts';
+import type { ContactEntry, ExpectTerms } from './types.ts';
 
 /** A malformed vCard. `line` is the 1-based physical line where the problem starts, if there is one. */
 export class VCardError extends Error {
@@ -202,6 +203,8 @@ export function parseContactCard(text: string): ParsedContactCard {
   const found: Array<Omit<ContactEntry, 'action'>> = [];
   const warnings: VCardWarning[] = [];
   let uidLine: number | null = null;
+  let expectLine: number | null = null;
+  let blockedLine: number | null = null;
 
   for (const prop of props) {
     switch (prop.name) {
@@ -229,7 +232,15 @@ export function parseContactCard(text: string): ParsedContactCard {
         found.push({ kind: 'list', value: list });
         break;
       }
+      case 'x-twoway-expect': {
+        validate(prop, version);
+        const { domain, terms } = expectProperty(prop);
+        expectLine ??= prop.line;
+        found.push({ kind: 'expect', value: domain, expect: terms });
+        break;
+      }
       case 'x-twoway-blocked': {
+        blockedLine ??= prop.line;
         const flag = prop.rawValue.trim().toUpperCase();
         if (flag !== 'TRUE' && flag !== 'FALSE') {
           throw new VCardError(prop.line, `X-TWOWAY-BLOCKED must be TRUE or FALSE, found ${excerpt(prop.rawValue)}`);
@@ -244,11 +255,15 @@ export function parseContactCard(text: string): ParsedContactCard {
     }
   }
 
+  if (blocked && expectLine !== null) {
+    throw new VCardError(expectLine, `X-TWOWAY-EXPECT on a card with X-TWOWAY-BLOCKED:TRUE (line ${blockedLine})`);
+  }
   const action: ContactEntry['action'] = blocked ? 'block' : 'allow';
   const seen = new Set<string>();
   const entries: ContactEntry[] = [];
   for (const e of found) {
-    const key = `${e.kind}\u0000${e.value}`;
+    const terms = e.expect ? `\u0000${e.expect.purpose}\u0000${e.expect.until.getTime()}\u0000${e.expect.uses}` : '';
+    const key = `${e.kind}\u0000${e.value}${terms}`;
     if (seen.has(key)) continue;
     seen.add(key);
     entries.push({ ...e, action });
@@ -274,17 +289,210 @@ function emailAddress(value: string): string | null {
   }
 }
 
-function profileDomain(prop: ContentLine): string {
+function profileDomain(prop: ContentLine, property = 'X-TWOWAY-DOMAIN'): string {
   const raw = prop.rawValue.trim().replace(/^@/, '');
   try {
     return normaliseDomain(raw);
   } catch (err) {
     const why = err instanceof ReplyError ? err.text : String(err);
-    throw new VCardError(prop.line, `X-TWOWAY-DOMAIN: ${why}`);
+    throw new VCardError(prop.line, `${property}: ${why}`);
   }
 }
 
+/** The parameters of a content line, names lower-cased, values without surrounding quotes. */
+function parameters(prop: ContentLine): Array<{ name: string; value: string }> {
+  const head = prop.text.slice(0, valueColon(prop.text));
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const c of head) {
+    if (c === '"') quoted = !quoted;
+    if (c === ';' && !quoted) {
+      parts.push(current);
+      current = '';
+    } else current += c;
+  }
+  parts.push(current);
+  return parts.slice(1).map((p) => {
+    const eq = p.indexOf('=');
+    const name = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase();
+    const value = eq < 0 ? '' : p.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+    return { name, value };
+  });
+}
+
+const PURPOSE_TOKEN = /^[A-Za-z][A-Za-z0-9-]{0,62}$/;
+const UNTIL_TS = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+
+/** Parses an RFC 6350 UTC timestamp `YYYYMMDDThhmmssZ`; null when invalid (including impossible dates). */
+export function parseUtcTimestamp(value: string): Date | null {
+  const m = utcParts(value);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m;
+  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  if (
+    date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d ||
+    date.getUTCHours() !== h || date.getUTCMinutes() !== mi || date.getUTCSeconds() !== s
+  ) {
+    return null;
+  }
+  return date;
+}
+
+function utcParts(value: string): [number, number, number, number, number, number] | null {
+  const m = UNTIL_TS.exec(value);
+  if (!m) return null;
+  return [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])];
+}
+
+/** Formats a Date as an RFC 6350 UTC timestamp (seconds precision, truncated). */
+export function formatUtcTimestamp(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+}
+
+/** X-TWOWAY-EXPECT (docs/protocol.md 10.2). @throws VCardError naming the line */
+function expectProperty(prop: ContentLine): { domain: string; terms: ExpectTerms } {
+  const bad = (problem: string): never => {
+    throw new VCardError(prop.line, `X-TWOWAY-EXPECT: ${problem}`);
+  };
+  const once = new Map<string, string>();
+  for (const p of parameters(prop)) {
+    if (p.name !== 'purpose' && p.name !== 'until' && p.name !== 'uses') continue; // other params are ignored
+    if (once.has(p.name)) bad(`more than one ${p.name.toUpperCase()} parameter`);
+    once.set(p.name, p.value);
+  }
+  const purpose = once.get('purpose');
+  if (purpose === undefined) bad('missing PURPOSE parameter (e.g. PURPOSE=ownership-confirmation)');
+  if (!PURPOSE_TOKEN.test(purpose!)) bad(`PURPOSE ${excerpt(purpose!)} is not a purpose token`);
+  const untilText = once.get('until');
+  if (untilText === undefined) bad('missing UNTIL parameter (a UTC timestamp such as 20261202T100000Z)');
+  const until = parseUtcTimestamp(untilText!);
+  if (!until) bad(`UNTIL ${excerpt(untilText!)} is not a UTC timestamp such as 20261202T100000Z`);
+  const usesText = once.get('uses');
+  let uses: number | null = null;
+  if (usesText !== undefined) {
+    if (!/^\d{1,4}$/.test(usesText)) bad(`USES ${excerpt(usesText)} is not a number from 0 to 9999`);
+    uses = Number(usesText);
+  }
+  return { domain: profileDomain(prop, 'X-TWOWAY-EXPECT'), terms: { purpose: purpose!.toLowerCase(), until: until!, uses } };
+}
+
+/** An expected-sender entry is live: not expired, uses left. */
+export function expectLive(terms: ExpectTerms, now: Date): boolean {
+  return terms.until.getTime() > now.getTime() && (terms.uses === null || terms.uses > 0);
+}
+
+/** Properties that alone do not justify keeping a card the server rewrote (docs/protocol.md 10.3). */
+const CARD_SHELL = new Set(['version', 'uid', 'fn', 'n', 'prodid', 'rev', 'kind', 'note', 'categories', 'x-twoway-blocked']);
+
+/**
+ * The server's rewrite of a card's X-TWOWAY-EXPECT properties
+ * (docs/protocol.md 10.3): removes every property that is expired at `now`
+ * or used up (USES=0) and, when `consume` names one entry's terms, consumes
+ * one use of the first property with exactly those terms (USES=n becomes
+ * n-1; at 0 the property is removed; a property without USES is unchanged).
+ * Only affected content lines change; the others are kept as written.
+ *
+ * Returns `text: null` when the card is left with nothing but its shell
+ * (delete it), and `changed: false` when there was nothing to do.
+ * @throws VCardError if the card does not parse.
+ */
+export function rewriteExpectCard(
+  text: string,
+  options: { now: Date; consume?: { domain: string; terms: ExpectTerms } },
+): { text: string | null; changed: boolean } {
+  parseContactCard(text); // refuse to rewrite what we cannot read
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const physical = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
+  // Group physical lines into logical ones.
+  const logical: Array<{ line: number; lines: string[] }> = [];
+  physical.forEach((raw, i) => {
+    const last = logical[logical.length - 1];
+    if ((raw.startsWith(' ') || raw.startsWith('\t')) && last) last.lines.push(raw);
+    else logical.push({ line: i + 1, lines: [raw] });
+  });
+  let consumed = options.consume === undefined;
+  let changed = false;
+  const kept: string[][] = [];
+  const names: string[] = [];
+  for (const l of logical) {
+    const joined = l.lines.map((x, i) => (i === 0 ? x : x.slice(1))).join('');
+    if (joined === '') {
+      kept.push(l.lines);
+      continue;
+    }
+    const prop = joined.includes(':') && NAME.test(joined) ? contentLine({ line: l.line, text: joined }) : null;
+    if (!prop || prop.name !== 'x-twoway-expect') {
+      kept.push(l.lines);
+      if (prop && prop.name !== 'begin' && prop.name !== 'end') names.push(prop.name);
+      continue;
+    }
+    const { domain, terms } = expectProperty(prop);
+    if (!expectLive(terms, options.now)) {
+      changed = true;
+      continue;
+    }
+    const c = options.consume;
+    if (!consumed && c && c.domain === domain && sameTerms(c.terms, terms)) {
+      consumed = true;
+      if (terms.uses !== null) {
+        changed = true;
+        if (terms.uses - 1 <= 0) continue;
+        const colon = valueColon(joined);
+        const head = joined.slice(0, colon).replace(/(;USES=)"?\d{1,4}"?/i, `$1${terms.uses - 1}`);
+        kept.push(foldLine(head + joined.slice(colon)).split('\r\n'));
+        names.push(prop.name);
+        continue;
+      }
+    }
+    kept.push(l.lines);
+    names.push(prop.name);
+  }
+  if (!changed) return { text, changed: false };
+  if (names.every((n) => CARD_SHELL.has(n))) return { text: null, changed: true };
+  return { text: kept.map((ls) => ls.join(eol)).join(eol), changed: true };
+}
+
+function sameTerms(a: ExpectTerms, b: ExpectTerms): boolean {
+  return a.purpose === b.purpose && a.until.getTime() === b.until.getTime() && a.uses === b.uses;
+}
+
 // ---------------------------------------------------------------- writing
+
+export interface ExpectCardInput {
+  uid: string;
+  domain: string;
+  purpose: string;
+  until: Date;
+  /** Uses allowed; null or undefined: unlimited until `until`. */
+  uses?: number | null;
+}
+
+/**
+ * Writes an expected-sender card (docs/protocol.md 10.2 example): vCard 4.0,
+ * `FN:<domain> (expected)`, one X-TWOWAY-EXPECT property.
+ * @throws ReplyError 501 for a bad domain; RangeError for a bad purpose, uses or UID.
+ */
+export function buildExpectCard(input: ExpectCardInput): string {
+  if (input.uid.trim() === '') throw new RangeError('A vCard UID must not be empty');
+  const domain = normaliseDomain(input.domain.trim().replace(/^@/, ''));
+  if (!PURPOSE_TOKEN.test(input.purpose)) throw new RangeError(`Bad purpose ${JSON.stringify(input.purpose)}`);
+  const uses = input.uses ?? null;
+  if (uses !== null && (!Number.isInteger(uses) || uses < 0 || uses > 9999)) {
+    throw new RangeError(`USES must be an integer from 0 to 9999, got ${uses}`);
+  }
+  if (Number.isNaN(input.until.getTime())) throw new RangeError('Invalid expiry date');
+  const params = [`PURPOSE=${input.purpose.toLowerCase()}`, `UNTIL=${formatUtcTimestamp(input.until)}`, ...(uses === null ? [] : [`USES=${uses}`])];
+  const lines = [
+    'BEGIN:VCARD',
+    'VERSION:4.0',
+    `UID:${escapeText(input.uid)}`,
+    `FN:${escapeText(`${domain} (expected)`)}`,
+    `X-TWOWAY-EXPECT;${params.join(';')}:${domain}`,
+    'END:VCARD',
+  ];
+  return lines.map(foldLine).join('\r\n') + '\r\n';
+}
 
 export interface ContactCardInput {
   uid: string;

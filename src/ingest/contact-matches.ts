@@ -8,6 +8,13 @@ import type { PolicyInput } from '../core/policy.ts';
 export interface SenderFacts {
   from: string | null;
   listId: string | null;
+  /**
+   * Also probe expected-sender entries (X-TWOWAY-EXPECT) for the From:
+   * domain and its parents. Set only for a marked ownership confirmation
+   * whose From: domain is authenticated (docs/protocol.md 9.3), so other
+   * mail costs no extra lookups.
+   */
+  expect?: boolean;
 }
 
 export type Probe = { kind: ContactEntry['kind']; value: string };
@@ -19,7 +26,11 @@ export function probesFor(facts: SenderFacts): Probe[] {
     probes.push({ kind: 'address', value: facts.from });
     const labels = facts.from.slice(facts.from.lastIndexOf('@') + 1).split('.');
     // Stop before the bare TLD: a card cannot allow a whole top-level domain by accident.
-    for (let i = 0; i < labels.length - 1; i++) probes.push({ kind: 'domain', value: labels.slice(i).join('.') });
+    for (let i = 0; i < labels.length - 1; i++) {
+      const domain = labels.slice(i).join('.');
+      probes.push({ kind: 'domain', value: domain });
+      if (facts.expect) probes.push({ kind: 'expect', value: domain });
+    }
   }
   if (facts.listId) probes.push({ kind: 'list', value: facts.listId });
   return probes;

@@ -12,6 +12,7 @@ import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
+import { consumeExpected, findExpected, type ExpectMatch } from './expected-senders.ts';
 
 export interface IngestMessage {
   channel: PolicyInput['channel'];
@@ -55,6 +56,8 @@ export interface IngestOptions {
   store: Pick<Store, 'users' | 'contacts' | 'messages'>;
   maxReceivedHeaders: number;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
+  /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
+  onError?: (err: unknown, what: string) => void;
 }
 
 export function createIngest(options: IngestOptions): Ingest {
@@ -83,8 +86,14 @@ export function createIngest(options: IngestOptions): Ingest {
 
     const outcomes: RecipientOutcome[] = [];
     const writes: Array<{ index: number; item: NewMessage }> = [];
+    // Expected senders are looked up only for a marked message whose From:
+    // domain is authenticated (docs/protocol.md 9.3).
+    const marked = facts.ownershipConfirmation && message.auth.alignedDomain !== null && message.origin !== 'system';
+    const expectations = new Map<number, ExpectMatch>();
     for (const user of message.recipients) {
-      const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId }));
+      const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId, expect: marked }));
+      const expected = marked ? await findExpected(store.contacts, user.id, found, receivedAt) : null;
+      if (expected) expectations.set(user.id, expected);
       const verdict = decide({
         mode: user.mode,
         channel: message.channel,
@@ -94,6 +103,8 @@ export function createIngest(options: IngestOptions): Ingest {
         matches: matchesFrom(found),
         listAuthenticated: listAuthenticated(listId, message.auth.authenticatedDomains),
         autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
+        ownershipConfirmation: facts.ownershipConfirmation,
+        expected: expected !== null,
       });
       outcomes.push({ user, verdict, messageId: null });
     }
@@ -141,6 +152,14 @@ export function createIngest(options: IngestOptions): Ingest {
       writes.forEach((w, i) => {
         outcomes[w.index]!.messageId = summaries[i]!.id;
       });
+    }
+    // Use up one use of each matched entry, after the message is durable (at
+    // least once: see ingest/expected-senders.ts). A failure here must not
+    // fail a delivery that is already stored.
+    for (const { user, verdict } of outcomes) {
+      const match = expectations.get(user.id);
+      if (!match || verdict.kind !== 'inbox' || !verdict.reasons.some((r) => r.code === 'expected-sender')) continue;
+      await consumeExpected(store.contacts, user.id, match, receivedAt).catch((err: unknown) => options.onError?.(err, 'expected-sender use'));
     }
     for (const outcome of outcomes) options.onOutcome?.(outcome, message);
     return outcomes;

@@ -51,7 +51,17 @@ export interface MessageFacts {
   /** Auto-Submitted is present and not "no" (RFC 3834). */
   autoSubmitted: boolean;
   receivedCount: number;
+  /**
+   * The message carries the ownership-confirmation marker: exactly one
+   * `TWM-Purpose` field, whose value is `ownership-confirmation`
+   * (case-insensitive, comments and whitespace ignored; docs/protocol.md
+   * 9.2). Several fields, or another value, count as unmarked.
+   */
+  ownershipConfirmation: boolean;
 }
+
+/** Registered TWM-Purpose values (docs/protocol.md 11.3). */
+export const OWNERSHIP_CONFIRMATION = 'ownership-confirmation';
 
 export function messageFacts(headers: Header[]): MessageFacts {
   const first = (name: string) => headers.find((h) => h.name === name)?.value ?? null;
@@ -72,7 +82,17 @@ export function messageFacts(headers: Header[]): MessageFacts {
       (autoSubmitted !== null && autoSubmitted.toLowerCase() !== 'no') ||
       (precedence !== null && /^(bulk|junk|auto_reply)$/i.test(precedence) && first('list-id') === null),
     receivedCount: headers.filter((h) => h.name === 'received').length,
+    ownershipConfirmation: purposeOf(headers) === OWNERSHIP_CONFIRMATION,
   };
+}
+
+/** The single TWM-Purpose token, lower-cased, or null (absent, repeated or malformed). */
+function purposeOf(headers: Header[]): string | null {
+  const fields = headers.filter((h) => h.name === 'twm-purpose');
+  if (fields.length !== 1) return null;
+  // CFWS: drop (non-nested) comments and whitespace around the token.
+  const token = fields[0]!.value.replace(/\([^()]*\)/g, ' ').trim();
+  return /^[A-Za-z][A-Za-z0-9-]{0,62}$/.test(token) ? token.toLowerCase() : null;
 }
 
 function decodeWords(value: string): string {

@@ -7,7 +7,8 @@
 import { parseSenderSpec, type SenderSpec } from '../core/address.ts';
 import { invalid, ReplyError } from '../core/errors.ts';
 import type { Contact, ContactEntry } from '../core/types.ts';
-import { buildContactCard, newUid, parseContactCard, VCardError } from '../core/vcard-index.ts';
+import { buildContactCard, buildExpectCard, newUid, parseContactCard, VCardError } from '../core/vcard-index.ts';
+import { normaliseDomain } from '../core/address.ts';
 import { splitVCards } from '../core/vcard-split.ts';
 import type { Store } from '../store/types.ts';
 
@@ -19,11 +20,14 @@ export interface ImportSummary {
   rejected: Array<{ line: number; reason: string }>;
 }
 
+/** An index entry as the API and CLI show it (dates as ISO 8601 text). */
+export type ContactEntryView = Omit<ContactEntry, 'expect'> & { expect?: { purpose: string; until: string; uses: number | null } };
+
 export interface ContactView {
   uid: string;
   book: string;
   name: string | null;
-  entries: ContactEntry[];
+  entries: ContactEntryView[];
   etag: string;
   updatedAt: string;
   vcard: string;
@@ -40,7 +44,9 @@ export function toView(c: Contact): ContactView {
     uid: c.uid,
     book: c.book,
     name: parsed?.fn ?? null,
-    entries: parsed?.entries ?? [],
+    entries: (parsed?.entries ?? []).map(({ expect, ...e }) =>
+      expect ? { ...e, expect: { purpose: expect.purpose, until: expect.until.toISOString(), uses: expect.uses } } : e,
+    ),
     etag: c.etag,
     updatedAt: c.updatedAt.toISOString(),
     vcard: c.vcard,
@@ -125,9 +131,39 @@ export function createContacts(store: Pick<Store, 'contacts'>) {
     return summary;
   }
 
+  /**
+   * Records an expected sender (docs/protocol.md 10.2): a card of its own
+   * with one X-TWOWAY-EXPECT property, so an ownership confirmation from
+   * this domain (or a subdomain), authenticated and marked, reaches the
+   * INBOX in every mode until it expires or its uses run out.
+   */
+  async function expect(
+    userId: number,
+    domain: string,
+    options: { forMs: number; uses?: number | null; purpose?: string; now?: Date },
+  ): Promise<ContactView & { domain: string; until: string; uses: number | null }> {
+    let d: string;
+    try {
+      d = normaliseDomain(domain.trim().replace(/^@/, ''));
+    } catch (err) {
+      throw invalid(err instanceof ReplyError ? err.text : `Bad domain "${domain}"`);
+    }
+    if (!Number.isFinite(options.forMs) || options.forMs <= 0) throw invalid('The validity must be a positive duration');
+    const uses = options.uses === undefined ? 1 : options.uses;
+    if (uses !== null && (!Number.isInteger(uses) || uses < 1 || uses > 9999)) throw invalid('Uses must be a whole number from 1 to 9999');
+    const purpose = options.purpose ?? 'ownership-confirmation';
+    if (!/^[A-Za-z][A-Za-z0-9-]{0,62}$/.test(purpose)) throw invalid(`Bad purpose "${purpose}"`);
+    // UNTIL has whole seconds: round up so the entry lives at least forMs.
+    const until = new Date(Math.ceil(((options.now ?? new Date()).getTime() + options.forMs) / 1000) * 1000);
+    const uid = newUid();
+    const view = await put(userId, DEFAULT_BOOK, buildExpectCard({ uid, domain: d, purpose, until, uses }), uid);
+    return { ...view, domain: d, until: until.toISOString(), uses };
+  }
+
   return {
     put,
     importCards,
+    expect,
 
     async list(userId: number): Promise<ContactView[]> {
       return (await store.contacts.list(userId)).map(toView);

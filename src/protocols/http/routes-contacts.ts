@@ -9,7 +9,8 @@ import { parseContactCard } from '../../core/vcard-index.ts';
 import { DEFAULT_BOOK } from '../../services/contacts.ts';
 import type { Services } from '../../services/index.ts';
 import { defineRoute, type ApiRoute } from './route.ts';
-import { contactView, items, senderSpec } from './schemas.ts';
+import { contactView, dateTime, items, senderSpec } from './schemas.ts';
+import { parseDuration } from '../../core/duration.ts';
 
 /**
  * The card's own UID, or undefined (also for a card the parser rejects: the
@@ -83,6 +84,38 @@ export function contactRoutes(services: Services): ApiRoute[] {
         const removed = await contacts.remove(user.id, params.sender);
         if (removed.length === 0) throw notFound(`No contact names ${params.sender}`);
         return { removed };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/contacts/expect',
+      tag: 'contacts',
+      auth: true,
+      summary: 'Expect an ownership confirmation from a domain',
+      description:
+        'Writes an expected-sender card (X-TWOWAY-EXPECT, purpose ownership-confirmation): a message marked `TWM-Purpose: ownership-confirmation` from this domain or a subdomain, with its From: domain authenticated, reaches the INBOX in every mode until the entry expires or its uses run out. It does not make the sender a contact.',
+      body: {
+        kind: 'json',
+        schema: z.strictObject({
+          domain: z.string().min(1).max(253).meta({ examples: ['shop.example'] }),
+          for: z
+            .string()
+            .regex(/^(?:\d+[smhdw])+$/i, 'Expected a duration such as 30m, 2h or 7d')
+            .optional()
+            .meta({ description: 'How long the entry lives (default 24h)', examples: ['2h'] }),
+          uses: z.number().int().min(1).max(9999).optional().meta({ description: 'Messages it admits (default 1)' }),
+        }),
+      },
+      response: {
+        status: 201,
+        description: 'The card written',
+        schema: z.object({ uid: z.string(), domain: z.string(), until: dateTime, uses: z.number().int().nullable() }),
+      },
+      async handler({ user, body }) {
+        const forMs = parseDuration(body.for ?? '24h');
+        if (forMs === null) throw invalid(`Bad duration "${body.for}"`);
+        const card = await contacts.expect(user.id, body.domain, { forMs, uses: body.uses ?? 1 });
+        return { uid: card.uid, domain: card.domain, until: card.until, uses: card.uses };
       },
     }),
     defineRoute({

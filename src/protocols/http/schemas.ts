@@ -23,9 +23,13 @@ export const items = <T extends z.ZodType>(item: T) => z.object({ items: z.array
 export const publicUser = z.object({ address: z.string(), mode, createdAt: dateTime });
 
 export const contactEntry = z.object({
-  kind: z.enum(['address', 'domain', 'list']),
+  kind: z.enum(['address', 'domain', 'list', 'expect']),
   value: z.string(),
   action: z.enum(['allow', 'block']),
+  expect: z
+    .object({ purpose: z.string(), until: dateTime, uses: z.number().int().nullable() })
+    .optional()
+    .meta({ description: 'For expect entries (X-TWOWAY-EXPECT): purpose, expiry and uses left (null: unlimited)' }),
 });
 
 export const contactView = z.object({

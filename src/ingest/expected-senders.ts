@@ -1,0 +1,93 @@
+/**
+ * Expected senders at delivery time (docs/protocol.md 9.3 and 10.3). The
+ * store indexes an X-TWOWAY-EXPECT property as `{kind: 'expect', value:
+ * domain}` only; its purpose, expiry and uses live in the card, so a hit is
+ * read back from the card here. The card stays the single source of truth:
+ * consuming a use and cleaning up expired entries rewrite the card itself
+ * (visible to CardDAV clients as any other change).
+ *
+ * Caveat (at-least-once): the use is consumed in a small separate write
+ * right after the message is stored, not in the delivery transaction, so a
+ * crash between the two, or two confirmations arriving at the same moment,
+ * can deliver one more message than USES allows. Never fewer: a message is
+ * never lost for lack of a use.
+ */
+import { OWNERSHIP_CONFIRMATION } from '../mail/headers.ts';
+import type { ContactEntry, ExpectTerms } from '../core/types.ts';
+import { expectLive, parseContactCard, rewriteExpectCard } from '../core/vcard-index.ts';
+import type { Store } from '../store/types.ts';
+
+type ContactStore = Pick<Store['contacts'], 'get' | 'put' | 'remove'>;
+type Hit = ContactEntry & { uid: string; book: string };
+
+/** The entry a matching message consumes a use of. */
+export interface ExpectMatch {
+  book: string;
+  uid: string;
+  domain: string;
+  terms: ExpectTerms;
+}
+
+/**
+ * The live ownership-confirmation entry to use among the index hits (the
+ * earliest UNTIL; ties: the fewest uses left), or null. Cards whose expect
+ * entries have expired or are used up are cleaned up on the way (a failure
+ * to clean up is ignored: the entry does not match either way).
+ */
+export async function findExpected(contacts: ContactStore, userId: number, hits: Hit[], now: Date): Promise<ExpectMatch | null> {
+  const domains = new Set(hits.filter((h) => h.kind === 'expect').map((h) => h.value));
+  if (domains.size === 0) return null;
+  const cards = new Map<string, { book: string; uid: string }>();
+  for (const h of hits) if (h.kind === 'expect') cards.set(`${h.book}\n${h.uid}`, { book: h.book, uid: h.uid });
+
+  const candidates: ExpectMatch[] = [];
+  for (const { book, uid } of cards.values()) {
+    const card = await contacts.get(userId, book, uid);
+    if (!card) continue;
+    let entries: ContactEntry[];
+    try {
+      entries = parseContactCard(card.vcard).entries;
+    } catch {
+      continue; // a card the parser now rejects contributes nothing
+    }
+    let stale = false;
+    for (const e of entries) {
+      if (e.kind !== 'expect' || !e.expect) continue;
+      if (!expectLive(e.expect, now)) {
+        stale = true;
+        continue;
+      }
+      if (domains.has(e.value) && e.expect.purpose === OWNERSHIP_CONFIRMATION) {
+        candidates.push({ book, uid, domain: e.value, terms: e.expect });
+      }
+    }
+    if (stale) await rewrite(contacts, userId, book, uid, now).catch(() => undefined);
+  }
+  const usesLeft = (m: ExpectMatch) => m.terms.uses ?? Number.POSITIVE_INFINITY;
+  candidates.sort((a, b) => a.terms.until.getTime() - b.terms.until.getTime() || usesLeft(a) - usesLeft(b));
+  return candidates[0] ?? null;
+}
+
+/** Consumes one use of the entry (and drops expired ones of the same card). */
+export async function consumeExpected(contacts: ContactStore, userId: number, match: ExpectMatch, now: Date): Promise<void> {
+  await rewrite(contacts, userId, match.book, match.uid, now, { domain: match.domain, terms: match.terms });
+}
+
+async function rewrite(
+  contacts: ContactStore,
+  userId: number,
+  book: string,
+  uid: string,
+  now: Date,
+  consume?: { domain: string; terms: ExpectTerms },
+): Promise<void> {
+  const card = await contacts.get(userId, book, uid);
+  if (!card) return;
+  const result = rewriteExpectCard(card.vcard, { now, consume });
+  if (!result.changed) return;
+  if (result.text === null) {
+    await contacts.remove(userId, book, uid);
+    return;
+  }
+  await contacts.put(userId, { book, uid, vcard: result.text, entries: parseContactCard(result.text).entries });
+}
