@@ -28,6 +28,9 @@ describe('config', () => {
     const c = parseConfig(renderConfig({ hostname: 'mx.a.test', domains: ['a.test'], smtpPort: 2525, httpPort: 0, dns: ['127.0.0.1:5353'] }), '/x/t.toml');
     assert.equal(c.smtp.port, 2525);
     assert.deepEqual(c.dns.servers, ['127.0.0.1:5353']);
+    assert.equal(c.delivery.giveUpAfterMs, 5 * 86_400_000);
+    assert.equal(c.delivery.delayWarningAfterMs, 4 * 3_600_000);
+    assert.equal(parseConfig(minimal + '[delivery]\nmin_backoff = "1m30s"\n', '/t.toml').delivery.minBackoffMs, 90_000);
   });
 
   const bad: Array<[string, string, RegExp]> = [
@@ -41,6 +44,7 @@ describe('config', () => {
     ['cert without key', minimal + '[tls]\ncert = "c.pem"\n', /key "tls": expected both "cert" and "key"/],
     ['bad dns server', minimal + '[dns]\nservers = ["not a host!"]\n', /key "dns\.servers\.0": expected "host" or "host:port"/],
     ['bad storage', minimal + 'storage = "mysql://x"\n', /key "storage": expected "sqlite:FILE" or "postgres/],
+    ['bad duration', minimal + '[delivery]\ngive_up_after = "5 days"\n', /key "delivery\.give_up_after": expected a duration such as "30s"/],
     ['invalid TOML', 'hostname = \n', /^\/t\.toml:1:\d+: invalid TOML/],
   ];
   for (const [name, text, pattern] of bad) {

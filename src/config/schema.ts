@@ -6,6 +6,7 @@
  * `domains` runs a safe server: no relay, STARTTLS offered, open mode.
  */
 import { z } from 'zod';
+import { parseDuration } from '../core/duration.ts';
 
 const port = z.number().int().min(0).max(65535);
 const hostPort = z
@@ -15,11 +16,15 @@ const domainName = z
   .string()
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'expected a lower-case domain name such as "example.org"');
 
-/** "30s", "15m", "4h", "5d" -> milliseconds. */
-const duration = z
-  .string()
-  .regex(/^\d+(s|m|h|d)$/, 'expected a duration such as "30s", "15m", "4h" or "5d"')
-  .transform((v) => Number(v.slice(0, -1)) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[v.slice(-1) as 's' | 'm' | 'h' | 'd']);
+/** "30s", "15m", "4h", "5d" (core/duration.ts, as the CLI reads them) -> milliseconds. */
+const duration = z.string().transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration such as "30s", "15m", "4h" or "5d"' });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const listener = (defaults: { host: string; port: number }) =>
   z
