@@ -8,8 +8,9 @@
  * record still proves itself with an aligned DKIM signature or SPF pass; the
  * DMARC record only says what to do on failure.
  */
-import { authenticate } from 'mailauth';
+import { authenticate, type DNSResolver } from 'mailauth';
 import { organizationalDomain } from '../core/address.ts';
+import { toResolveFunction } from '../dns/resolver.ts';
 import type { DnsResolver } from '../dns/types.ts';
 
 export interface AuthInput {
@@ -42,7 +43,8 @@ export interface AuthOutcome {
 export type Authenticator = (input: AuthInput) => Promise<AuthOutcome>;
 
 export function createAuthenticator(resolver: DnsResolver): Authenticator {
-  const resolve = (name: string, rrtype: string) => resolver.resolve(name, rrtype as 'TXT');
+  // mailauth types its resolver as returning string[] | string[][], too narrow for MX/SRV objects it also asks for.
+  const resolve = toResolveFunction(resolver) as DNSResolver;
   return async (input) => {
     const result = await authenticate(input.raw, {
       ip: input.ip,

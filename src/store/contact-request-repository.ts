@@ -2,10 +2,10 @@
  * The Screener's requests: one row per (user, sender), created and counted by
  * messages.deliver(); read, decided and forgotten here.
  */
-import { sql, type ExpressionBuilder } from 'kysely';
+import { sql, type ExpressionBuilder, type Selectable } from 'kysely';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
 import type { ContactRequestRepository } from './types.ts';
-import type { Database } from './schema.ts';
+import type { ContactRequestsTable, Database } from './schema.ts';
 import { chunks, num, toDate, unique, type Db } from './db-util.ts';
 
 const SENDERS_PER_QUERY = 1000;
@@ -112,18 +112,7 @@ export class KyselyContactRequestRepository implements ContactRequestRepository 
   }
 }
 
-interface RequestRow {
-  id: number;
-  user_id: number;
-  sender: string;
-  auth_domain: string | null;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  sample_subject: string | null;
-  status: ContactRequestStatus;
-  held: number | bigint | string | null;
-}
+type RequestRow = Selectable<ContactRequestsTable> & { held: number | bigint | string | null };
 
 function toRequest(row: RequestRow): ContactRequest {
   return {
