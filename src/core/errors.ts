@@ -16,14 +16,28 @@ export class ReplyError extends Error {
 
   /** HTTP status for the JSON API when the SMTP code alone does not say it (404, 409, …). */
   readonly status: number | undefined;
+  /** A machine-readable code for HTTP problem documents (TWM's `twm_error`, docs/protocol.md 11.1). */
+  readonly problemCode: string | undefined;
+  /** Seconds a client should wait before retrying (HTTP Retry-After). */
+  readonly retryAfter: number | undefined;
+  /** The largest acceptable size in octets, when the error is about size (TWM's `max_size`). */
+  readonly maxSize: number | undefined;
 
-  constructor(code: number, enhanced: string, text: string, options?: { cause?: unknown; status?: number }) {
+  constructor(
+    code: number,
+    enhanced: string,
+    text: string,
+    options?: { cause?: unknown; status?: number; problemCode?: string; retryAfter?: number; maxSize?: number },
+  ) {
     super(`${code} ${enhanced} ${text}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ReplyError';
     this.code = code;
     this.enhanced = enhanced;
     this.text = text;
     this.status = options?.status;
+    this.problemCode = options?.problemCode;
+    this.retryAfter = options?.retryAfter;
+    this.maxSize = options?.maxSize;
   }
 
   /** Temporary iff 4xx: the client should retry later. */

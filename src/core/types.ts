@@ -15,6 +15,8 @@ export interface User {
   /** Lower-cased full address, the account's login name. */
   address: string;
   mode: Mode;
+  /** Denying or blocking a TWM sender sends a `declined` receipt (docs/protocol.md 8.6). Off by default. */
+  revealDeclined: boolean;
   /** `scrypt$N$r$p$salt$hash` (see core/password.ts); never logged or returned by an API. */
   passwordHash: string;
   createdAt: Date;
@@ -101,6 +103,8 @@ export interface ContactRequest {
   lastSeen: Date;
   count: number;
   sampleSubject: string | null;
+  /** The introduction of the latest TWM notice (plain text, shown as such), if any. */
+  intro: string | null;
   status: ContactRequestStatus;
   /** Messages currently held for this request in the Screener mailbox. */
   held: number;

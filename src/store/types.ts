@@ -20,6 +20,7 @@ import type {
   QueueState,
   User,
 } from '../core/types.ts';
+import type { ReceiptError, ReceiptStatus, TwmInState, TwmOutState } from '../core/twm-types.ts';
 
 export interface UserRepository {
   /** Creates the account and its four mailboxes (INBOX, Screener, Sent, Trash) in one transaction. Throws StoreConflictError if the address exists. */
@@ -29,6 +30,7 @@ export interface UserRepository {
   list(): Promise<User[]>;
   setMode(userId: number, mode: Mode): Promise<void>;
   setPasswordHash(userId: number, passwordHash: string): Promise<void>;
+  setRevealDeclined(userId: number, reveal: boolean): Promise<void>;
 
   /** App passwords: named secrets for clients; only the hash is stored. */
   addAppPassword(userId: number, name: string, passwordHash: string): Promise<{ id: number }>;
@@ -146,6 +148,152 @@ export interface QueueRepository {
   prune(olderThan: Date): Promise<number>;
 }
 
+/** A notice this server sent (sender side, docs/protocol.md section 7). */
+export interface TwmOutNotice {
+  /** The notice id (section 6.1). */
+  id: string;
+  /** The queue message it was made from (QueueEntry.messageId). */
+  messageId: string;
+  /** Envelope sender of the submission: the local user who gets status messages. */
+  sender: string;
+  /** The recipient domain (lower-case). */
+  domain: string;
+  /** The notice's exact JSON octets, sent unchanged on every attempt. */
+  content: Buffer;
+  /** The message's Subject and Message-ID, for status views and messages. */
+  subject: string | null;
+  messageIdHeader: string | null;
+  size: number;
+  sha256: string;
+  createdAt: Date;
+  expiresAt: Date;
+  /** The body was deleted (every recipient final, or expiry). */
+  bodyRemoved: boolean;
+  /** The one expiry status message was sent (section 7.5 rule 2). */
+  expiryReported: boolean;
+}
+
+export interface TwmOutRecipient {
+  noticeId: string;
+  recipient: string;
+  state: TwmOutState;
+  /** Why it failed, or the last notice/receipt detail. */
+  reason: string | null;
+  updatedAt: Date;
+}
+
+export interface TwmOutboundRepository {
+  /**
+   * Stores the body, the notice and one `queued` row per recipient durably,
+   * in one transaction. If a notice for (messageId, domain) exists already
+   * (a retry of the queue entry), stores nothing and returns that one with
+   * `created: false`.
+   */
+  create(input: {
+    notice: Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'>;
+    recipients: string[];
+    raw: Buffer;
+  }): Promise<{ notice: TwmOutNotice; created: boolean }>;
+  get(id: string): Promise<(TwmOutNotice & { recipients: TwmOutRecipient[] }) | undefined>;
+  findByMessage(messageId: string, domain: string): Promise<TwmOutNotice | undefined>;
+  /** The message octets; undefined once removed. */
+  body(id: string): Promise<Buffer | undefined>;
+  /**
+   * Moves the listed recipients of a notice to `to` where their state is one
+   * of `from` (conditional update: concurrent fetches and receipts cannot
+   * undo a final state). Durable before it resolves. Returns the recipients
+   * that changed.
+   */
+  transition(id: string, recipients: string[], change: { from: readonly TwmOutState[]; to: TwmOutState; reason?: string | null }, at: Date): Promise<string[]>;
+  /**
+   * Notices that still have recipients in one of `states` and whose
+   * `expiresAt` is at or before `before`, oldest first, up to `limit`.
+   */
+  expiring(states: readonly TwmOutState[], before: Date, limit: number): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
+  /** Deletes the stored body (keeps the notice and rows as history). */
+  removeBody(id: string): Promise<void>;
+  setExpiryReported(id: string): Promise<void>;
+  /** The notices made from the submissions of `sender`, newest first, with their recipients. */
+  listBySender(sender: string, options?: { limit?: number; messageId?: string }): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
+  /** Deletes notices (and rows) whose every recipient is final and that expired before `olderThan`. Returns how many. */
+  prune(olderThan: Date): Promise<number>;
+}
+
+/** A notice this server received (recipient side, docs/protocol.md section 8). */
+export interface TwmInNotice {
+  senderDomain: string;
+  id: string;
+  /** Hex SHA-256 of the notice's request content (section 5.5 id rules). */
+  contentSha256: string;
+  from: string;
+  to: string[];
+  size: number;
+  sha256: string;
+  createdAt: Date;
+  expiresAt: Date;
+  intro: string | null;
+  purpose: string | null;
+  listId: string | null;
+  receivedAt: Date;
+}
+
+export interface TwmInRecipient {
+  senderDomain: string;
+  noticeId: string;
+  rcpt: string;
+  /** The local user, null for `unknown`. */
+  userId: number | null;
+  state: TwmInState;
+  /** For `receipt-due` (and kept after `closed`): what the receipt says. */
+  receipt: ReceiptStatus | null;
+  receiptError: ReceiptError | null;
+  /** When a `scheduled` fetch or a `receipt-due` receipt is next attempted. */
+  nextAttemptAt: Date | null;
+  attempts: number;
+  lastError: string | null;
+  updatedAt: Date;
+}
+
+/** The Screener side of a pending notice: created or counted in the same transaction as the notice. */
+export interface TwmRequestTouch {
+  userId: number;
+  sender: string;
+  authDomain: string;
+  intro: string | null;
+  at: Date;
+}
+
+export type TwmInRecipientChange = Partial<Pick<TwmInRecipient, 'state' | 'receipt' | 'receiptError' | 'nextAttemptAt' | 'attempts' | 'lastError'>>;
+
+export interface TwmInboundRepository {
+  find(senderDomain: string, id: string): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined>;
+  /**
+   * Records a new notice, its recipient rows and the contact requests of its
+   * `pending` recipients (count + 1, lastSeen, intro; created `pending` if
+   * new) in one durable transaction. Throws StoreConflictError if
+   * (senderDomain, id) exists.
+   */
+  record(notice: TwmInNotice, recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>, requests: TwmRequestTouch[]): Promise<void>;
+  /** Rows in `scheduled` or `receipt-due` with nextAttemptAt <= now, with their notice, oldest first. */
+  due(now: Date, limit: number): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
+  /**
+   * Applies `change` to the listed recipients of a notice whose state is one
+   * of `from`. Durable before it resolves. Returns the rcpts that changed.
+   */
+  update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date): Promise<string[]>;
+  /**
+   * A user's rows in one of `states` whose notice comes from one of `senders`
+   * (addresses) or from `domain` or a subdomain of it, with expiresAt > now.
+   */
+  forUser(userId: number, match: { senders?: string[]; domain?: string }, states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
+  /** Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`. Returns how many. */
+  expire(now: Date): Promise<number>;
+  /** Records (keyid, nonce) until `until`; false if present (a replay). Durable. */
+  rememberNonce(keyid: string, nonce: string, until: Date): Promise<boolean>;
+  /** Deletes nonces past their time and notices whose every row is final and that expired before `olderThan`. */
+  prune(now: Date, olderThan: Date): Promise<number>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   readonly users: UserRepository;
@@ -153,6 +301,8 @@ export interface Store {
   readonly messages: MessageRepository;
   readonly requests: ContactRequestRepository;
   readonly queue: QueueRepository;
+  readonly twmOut: TwmOutboundRepository;
+  readonly twmIn: TwmInboundRepository;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,128 @@
+/**
+ * Two-Way Mail (TWM/1) as data: the messages of docs/protocol.md section 6,
+ * the per-recipient states of sections 7.2 and 8.3, and the error registry of
+ * section 11.1. Pure types and tables; the zod schemas that parse the wire
+ * form are in twm-schema.ts, signatures in twm-signature.ts.
+ */
+import { ReplyError } from './errors.ts';
+
+export const TWM_PURPOSES = ['ownership-confirmation'] as const;
+
+/** A notice (section 6.1), as parsed. Times are ISO 8601 UTC strings on the wire, Dates here. */
+export interface Notice {
+  id: string;
+  from: string;
+  to: string[];
+  size: number;
+  /** Lower-case hex SHA-256 of the message octets. */
+  sha256: string;
+  created: Date;
+  expires: Date;
+  intro?: string;
+  /** A registered purpose (section 11.3); an unregistered one is dropped when parsing. */
+  purpose?: string;
+  listId?: string;
+}
+
+export type NoticeStatus = 'accepted' | 'pending' | 'unknown' | 'deferred';
+export interface NoticeResultEntry {
+  rcpt: string;
+  status: NoticeStatus;
+  /** Seconds; present iff status is `deferred`. */
+  retryAfter?: number;
+}
+/** Section 6.2: one entry per `to` address, in the notice's order. */
+export interface NoticeResult {
+  id: string;
+  results: NoticeResultEntry[];
+}
+
+/** Section 6.3. */
+export interface FetchRequest {
+  rcpt: string[];
+}
+
+export type ReceiptStatus = 'delivered' | 'declined' | 'failed';
+export type ReceiptError = 'size-mismatch' | 'digest-mismatch' | 'from-mismatch' | 'message-too-large';
+export interface ReceiptEntry {
+  rcpt: string;
+  status: ReceiptStatus;
+  /** Present iff status is `failed`. */
+  error?: ReceiptError;
+}
+/** Section 6.4. */
+export interface Receipt {
+  id: string;
+  results: ReceiptEntry[];
+}
+
+export const TWM_MEDIA_TYPES = {
+  notice: 'application/twm-notice+json',
+  noticeResult: 'application/twm-notice-result+json',
+  fetch: 'application/twm-fetch+json',
+  receipt: 'application/twm-receipt+json',
+  message: 'message/rfc822',
+} as const;
+
+export const TWM_PATHS = {
+  notice: '/.well-known/twm/v1/notice',
+  fetch: (id: string) => `/.well-known/twm/v1/fetch/${id}`,
+  receipt: '/.well-known/twm/v1/receipt',
+} as const;
+
+/** Request content limit for notices, fetch requests and receipts (section 4.3). */
+export const TWM_REQUEST_LIMIT = 16_384;
+/** Receipts are accepted this long after a notice's expiry (section 6.4). */
+export const TWM_RECEIPT_GRACE_MS = 24 * 3_600_000;
+
+/** Section 11.1: the `twm_error` codes, their HTTP status, and whether a client retries. */
+export const TWM_ERRORS = {
+  unsigned: { status: 401, temporary: false },
+  'bad-signature': { status: 401, temporary: false },
+  'stale-signature': { status: 401, temporary: true },
+  'unknown-key': { status: 401, temporary: true },
+  'digest-mismatch': { status: 400, temporary: false },
+  'invalid-request': { status: 400, temporary: false },
+  'wrong-domain': { status: 403, temporary: false },
+  'not-listed': { status: 403, temporary: false },
+  'unknown-id': { status: 404, temporary: false },
+  replay: { status: 409, temporary: false },
+  'id-conflict': { status: 409, temporary: false },
+  expired: { status: 410, temporary: false },
+  'too-large': { status: 413, temporary: false },
+  'unsupported-media-type': { status: 415, temporary: false },
+  'not-served': { status: 421, temporary: false },
+  'message-too-large': { status: 422, temporary: false },
+  'rate-limited': { status: 429, temporary: true },
+  'temporarily-unavailable': { status: 503, temporary: true },
+} as const satisfies Record<string, { status: number; temporary: boolean }>;
+export type TwmErrorCode = keyof typeof TWM_ERRORS;
+
+/**
+ * The one protocol error type, for TWM: a ReplyError whose HTTP status and
+ * `problemCode` (the problem document's `twm_error`) come from the registry.
+ * The SMTP-side code (451/550) only keeps `temporary` true to the registry.
+ */
+export function twmError(code: TwmErrorCode, detail: string, options: { retryAfter?: number; maxSize?: number; cause?: unknown } = {}): ReplyError {
+  const { status, temporary } = TWM_ERRORS[code];
+  return new ReplyError(temporary ? 451 : 550, temporary ? '4.0.0' : '5.0.0', detail, {
+    status,
+    problemCode: code,
+    ...(options.retryAfter === undefined ? {} : { retryAfter: options.retryAfter }),
+    ...(options.maxSize === undefined ? {} : { maxSize: options.maxSize }),
+    ...(options.cause === undefined ? {} : { cause: options.cause }),
+  });
+}
+
+/** Sender side, per recipient (section 7.2). */
+export const TWM_OUT_STATES = ['queued', 'accepted', 'pending', 'fetched', 'delivered', 'declined', 'failed', 'expired', 'unconfirmed'] as const;
+export type TwmOutState = (typeof TWM_OUT_STATES)[number];
+export const TWM_OUT_FINAL: ReadonlySet<TwmOutState> = new Set(['delivered', 'declined', 'failed', 'expired', 'unconfirmed']);
+
+/** Recipient side, per notice and recipient (section 8.3). `refused` is never stored. */
+export const TWM_IN_STATES = ['unknown', 'pending', 'held', 'scheduled', 'stored', 'receipt-due', 'closed', 'expired'] as const;
+export type TwmInState = (typeof TWM_IN_STATES)[number];
+export const TWM_IN_FINAL: ReadonlySet<TwmInState> = new Set(['unknown', 'closed', 'expired']);
+
+/** The keyid of a signing key: `<selector>._twoway.<domain>` (section 5.1). */
+export const keyIdOf = (selector: string, domain: string): string => `${selector}._twoway.${domain}`.toLowerCase();

@@ -1,0 +1,67 @@
+/**
+ * The TWM/1 HTTPS client's contract (docs/protocol.md sections 3.1, 4 and 5):
+ * discovery of a domain's endpoints from DNS, and signed POSTs to them.
+ * The client never takes a host or URL from anything but the SRV records of
+ * the domain it is asked to reach, refuses private addresses unless `lab` is
+ * on, connects to the address it checked, and follows no redirects.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { DnsResolver } from '../dns/types.ts';
+
+/** Section 3.1's lookup outcomes. A temporary DNS failure is thrown as `TwmUnreachableError`. */
+export type TwmDiscovery = { kind: 'twm'; targets: Array<{ target: string; port: number; priority: number; weight: number }> } | { kind: 'legacy' };
+
+/** The key a request is signed with: keyid `<selector>._twoway.<domain>`. */
+export interface TwmSigningKey {
+  selector: string;
+  /** The signer domain (lower-case). */
+  domain: string;
+  privateKey: KeyObject;
+}
+
+export interface TwmResponse {
+  status: number;
+  /** Lower-case header names. */
+  headers: Record<string, string>;
+  body: Buffer;
+  /** `target:port` that answered (for logs and status messages). */
+  endpoint: string;
+}
+
+export interface TwmClientOptions {
+  resolver: DnsResolver;
+  /** PEM trust anchors; empty or absent: Node's bundled public CAs. */
+  trustAnchors?: string[];
+  /** Allow loopback and private addresses (section 4.4). Off in production. */
+  lab?: boolean;
+  /** Connect + TLS timeout, and the time a request may go without progress. Default 30 s / 60 s. */
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  now?: () => Date;
+}
+
+export interface TwmClient {
+  /** Looks up `_twoway._tcp.<domain>`. */
+  discover(domain: string): Promise<TwmDiscovery>;
+  /**
+   * POSTs `body` to `path` at `domain`'s SRV targets in selection order
+   * (section 3.1), signed with `key` (sections 5.1, 5.2). Moves to the next
+   * address or target on connection/TLS failures, timeouts, 3xx, 429 and 5xx;
+   * any other answer is returned. Reads at most `maxResponse` octets of the
+   * answer (more: the attempt fails as a transfer error). Throws
+   * `TwmUnreachableError` when no target gave a final answer (the last
+   * answer, if any, is attached).
+   */
+  post(domain: string, path: string, contentType: string, body: Buffer, key: TwmSigningKey, options: { maxResponse: number }): Promise<TwmResponse>;
+  close(): Promise<void>;
+}
+
+/** No target of a domain gave a final answer: temporary (retry later). */
+export class TwmUnreachableError extends Error {
+  readonly last: TwmResponse | undefined;
+  constructor(message: string, last?: TwmResponse) {
+    super(message);
+    this.name = 'TwmUnreachableError';
+    this.last = last;
+  }
+}
