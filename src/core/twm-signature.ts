@@ -1,0 +1,274 @@
+/**
+ * The TWM/1 profile of HTTP Message Signatures (RFC 9421) with Content-Digest
+ * (RFC 9530): docs/protocol.md section 5. Pure functions over octets and
+ * header strings, no I/O; the endpoint (protocols/twoway/server.ts) runs
+ * them in the order of section 5.4 and the client signs with signRequest.
+ *
+ * Each verifier function owns one step of section 5.4 and throws the
+ * `twmError` that step answers with, so the order lives in one place (the
+ * server) and the refusal codes in this one.
+ */
+import { createHash, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { twmError } from './twm-types.ts';
+import { splitKeyId } from './twm-key-record.ts';
+import {
+  isInnerList,
+  parseDictionary,
+  serializeBareItem,
+  serializeInnerList,
+  StructuredFieldError,
+  type InnerList,
+} from './structured-fields.ts';
+
+export { splitKeyId } from './twm-key-record.ts';
+
+export const TWM_LABEL = 'twm';
+export const TWM_TAG = 'twm1';
+/** The covered components every TWM signature lists, in this order (5.1). */
+export const TWM_COMPONENTS = ['@method', '@target-uri', '@authority', 'content-digest', 'content-type'] as const;
+export const MAX_SIGNATURE_LIFETIME = 600;
+export const DEFAULT_SIGNATURE_LIFETIME = 300;
+/** Allowed clock skew in both directions (5.4 step 6). */
+export const CLOCK_SKEW = 300;
+const NONCE = /^[A-Za-z0-9_-]{22,43}$/;
+
+/** `sha-256=:<base64>:` over the content (RFC 9530). */
+export function contentDigest(body: Buffer): string {
+  return `sha-256=:${createHash('sha256').update(body).digest('base64')}:`;
+}
+
+export interface SignInput {
+  method: string;
+  /** `https://<authority><path>`, as sent. */
+  targetUri: string;
+  /** `<target>[:<port>]`, port omitted for 443. */
+  authority: string;
+  contentType: string;
+  body: Buffer;
+  /** `<selector>._twoway.<domain>`, lower-case. */
+  keyid: string;
+  privateKey: KeyObject;
+  created: Date;
+  expiresInSec?: number;
+  nonce?: string;
+}
+
+/** The three header fields that sign a request; the caller also sends `Content-Type: contentType`. */
+export function signRequest(input: SignInput): { 'content-digest': string; 'signature-input': string; signature: string } {
+  const created = Math.floor(input.created.getTime() / 1000);
+  const lifetime = input.expiresInSec ?? DEFAULT_SIGNATURE_LIFETIME;
+  const nonce = input.nonce ?? randomBytes(16).toString('base64url');
+  const digest = contentDigest(input.body);
+  const components = TWM_COMPONENTS.map((c) => serializeBareItem(c)).join(' ');
+  const params =
+    `(${components});created=${created};expires=${created + lifetime}` +
+    `;nonce=${serializeBareItem(nonce)};keyid=${serializeBareItem(input.keyid)};alg="ed25519";tag="${TWM_TAG}"`;
+  const values: Record<(typeof TWM_COMPONENTS)[number], string> = {
+    '@method': input.method,
+    '@target-uri': input.targetUri,
+    '@authority': input.authority.toLowerCase(),
+    'content-digest': digest,
+    'content-type': input.contentType,
+  };
+  const base = baseOf(TWM_COMPONENTS.map((c) => [c, values[c]]), params);
+  const signature = sign(null, Buffer.from(base, 'utf8'), input.privateKey);
+  return {
+    'content-digest': digest,
+    'signature-input': `${TWM_LABEL}=${params}`,
+    signature: `${TWM_LABEL}=:${signature.toString('base64')}:`,
+  };
+}
+
+/** RFC 9421 section 2.5: one line per component, then `@signature-params`, LF-separated, no final LF. */
+function baseOf(lines: Array<[string, string]>, signatureParams: string): string {
+  return [...lines.map(([name, value]) => `${serializeBareItem(name)}: ${value}`), `"@signature-params": ${signatureParams}`].join('\n');
+}
+
+export interface TwmSignatureParams {
+  created: number;
+  expires: number;
+  nonce: string;
+  keyid: string;
+  alg: 'ed25519';
+  tag: typeof TWM_TAG;
+}
+
+/** A `twm` signature that passed steps 4 and 5. */
+export interface TwmSignature {
+  /** Covered component identifiers, in the signer's order (the five, plus any extras). */
+  components: string[];
+  params: TwmSignatureParams;
+  /** The signer's selector and domain (lower-case), from `keyid`. */
+  selector: string;
+  domain: string;
+  /** The `@signature-params` value, re-serialised from the parsed Signature-Input (RFC 9421 2.3). */
+  signatureParams: string;
+  signature: Buffer;
+}
+
+/**
+ * Steps 4 and 5: finds the `twm` signature and checks its parameters and
+ * components (5.1). Throws `unsigned` when either field or the label is
+ * missing, `bad-signature` for anything malformed.
+ */
+export function parseTwmSignature(signatureInput: string | undefined, signature: string | undefined): TwmSignature {
+  if (signatureInput === undefined || signature === undefined) throw twmError('unsigned', 'no twm signature');
+  let input, sig;
+  try {
+    input = parseDictionary(signatureInput);
+    sig = parseDictionary(signature);
+  } catch (err) {
+    if (err instanceof StructuredFieldError) throw twmError('bad-signature', 'Signature-Input or Signature is not a valid structured field');
+    throw err;
+  }
+  const inputMember = input.members.get(TWM_LABEL);
+  const sigMember = sig.members.get(TWM_LABEL);
+  if (inputMember === undefined || sigMember === undefined) throw twmError('unsigned', 'no twm signature');
+  if (input.duplicates.has(TWM_LABEL) || sig.duplicates.has(TWM_LABEL)) throw twmError('bad-signature', 'more than one twm signature');
+  if (!isInnerList(inputMember)) throw twmError('bad-signature', 'Signature-Input twm is not an inner list');
+  if (isInnerList(sigMember) || !Buffer.isBuffer(sigMember.value)) throw twmError('bad-signature', 'Signature twm is not a byte sequence');
+
+  const components = checkComponents(inputMember);
+  const params = checkParams(inputMember);
+  const keyid = splitKeyId(params.keyid);
+  if (!keyid) throw twmError('bad-signature', 'keyid is not <selector>._twoway.<domain>');
+  return {
+    components,
+    params,
+    selector: keyid.selector,
+    domain: keyid.domain,
+    signatureParams: serializeInnerList(inputMember),
+    signature: sigMember.value,
+  };
+}
+
+/** Components we can rebuild: the five, the other request-derived ones, header fields by name. */
+const DERIVED = new Set(['@method', '@target-uri', '@authority', '@scheme', '@request-target', '@path', '@query']);
+const FIELD_NAME = /^[a-z0-9!#$%&'*+\-.^_`|~]+$/;
+
+function checkComponents(list: InnerList): string[] {
+  const names: string[] = [];
+  for (const item of list.items) {
+    if (typeof item.value !== 'string') throw twmError('bad-signature', 'a covered component is not a string');
+    // Component parameters (;sf, ;key, ;req, ;bs, ;name) are not part of the profile.
+    if (item.params.size > 0) throw twmError('bad-signature', `unsupported parameters on component ${item.value}`);
+    const name = item.value;
+    if (!(DERIVED.has(name) || FIELD_NAME.test(name))) throw twmError('bad-signature', `unsupported component ${name}`);
+    if (names.includes(name)) throw twmError('bad-signature', `component ${name} listed twice`);
+    names.push(name);
+  }
+  for (const required of TWM_COMPONENTS) {
+    if (!names.includes(required)) throw twmError('bad-signature', `component ${required} not covered`);
+  }
+  // 5.1 fixes the order of the five ("in this order"); extras may go anywhere.
+  const order = names.filter((n) => (TWM_COMPONENTS as readonly string[]).includes(n));
+  if (order.some((n, i) => n !== TWM_COMPONENTS[i])) throw twmError('bad-signature', 'covered components out of order');
+  return names;
+}
+
+function checkParams(list: InnerList): TwmSignatureParams {
+  const p = list.params;
+  const int = (name: string): number => {
+    const v = p.get(name);
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw twmError('bad-signature', `parameter ${name} missing or not an integer`);
+    return v;
+  };
+  const str = (name: string): string => {
+    const v = p.get(name);
+    if (typeof v !== 'string') throw twmError('bad-signature', `parameter ${name} missing or not a string`);
+    return v;
+  };
+  const created = int('created');
+  const expires = int('expires');
+  const nonce = str('nonce');
+  const keyid = str('keyid');
+  const alg = str('alg');
+  const tag = str('tag');
+  if (alg !== 'ed25519') throw twmError('bad-signature', `unsupported alg ${alg}`);
+  if (tag !== TWM_TAG) throw twmError('bad-signature', `tag is not ${TWM_TAG}`);
+  if (created <= 0 || expires - created <= 0 || expires - created > MAX_SIGNATURE_LIFETIME) {
+    throw twmError('bad-signature', `expires - created must be 1 to ${MAX_SIGNATURE_LIFETIME} s`);
+  }
+  if (!NONCE.test(nonce)) throw twmError('bad-signature', 'nonce is not base64url of 128 to 256 bits');
+  return { created, expires, nonce, keyid, alg, tag };
+}
+
+/** Step 6: `created <= now + 300` and `expires >= now - 300`. */
+export function checkSignatureTime(params: Pick<TwmSignatureParams, 'created' | 'expires'>, now: Date): void {
+  const t = now.getTime() / 1000;
+  if (params.created > t + CLOCK_SKEW || params.expires < t - CLOCK_SKEW) {
+    throw twmError('stale-signature', 'signature created or expires outside the accepted clock window');
+  }
+}
+
+/**
+ * Step 7: the `sha-256` member of Content-Digest matches the content.
+ * Other algorithms are ignored (5.2); a field without `sha-256`, or one
+ * that does not parse, is a mismatch.
+ */
+export function checkContentDigest(header: string | undefined, body: Buffer): void {
+  let digest: Buffer | undefined;
+  if (header !== undefined) {
+    try {
+      const member = parseDictionary(header).members.get('sha-256');
+      if (member && !isInnerList(member) && Buffer.isBuffer(member.value)) digest = member.value;
+    } catch (err) {
+      if (!(err instanceof StructuredFieldError)) throw err;
+    }
+  }
+  if (!digest) throw twmError('digest-mismatch', 'no sha-256 Content-Digest');
+  if (!digest.equals(createHash('sha256').update(body).digest())) throw twmError('digest-mismatch', 'Content-Digest does not match the content');
+}
+
+/** What the signature base needs from a request, as the verifier reconstructs it (5.1). */
+export interface SignedRequestView {
+  method: string;
+  /** `https://<authority><path and query as received>`. */
+  targetUri: string;
+  /** One of this server's own authorities, lower-case. */
+  authority: string;
+  /** A header field's value (multiple lines combined with ", "), undefined if absent; `name` is lower-case. */
+  header(name: string): string | undefined;
+}
+
+/** RFC 9421 section 2.5; throws `bad-signature` when a covered header field is absent. */
+export function signatureBase(sig: Pick<TwmSignature, 'components' | 'signatureParams'>, request: SignedRequestView): string {
+  const url = new URL(request.targetUri);
+  const lines = sig.components.map((name): [string, string] => {
+    switch (name) {
+      case '@method':
+        return [name, request.method];
+      case '@target-uri':
+        return [name, request.targetUri];
+      case '@authority':
+        return [name, request.authority];
+      case '@scheme':
+        return [name, url.protocol.slice(0, -1)];
+      case '@request-target':
+        return [name, url.pathname + url.search];
+      case '@path':
+        return [name, url.pathname];
+      case '@query':
+        return [name, url.search === '' ? '?' : url.search];
+      default: {
+        const value = request.header(name);
+        if (value === undefined) throw twmError('bad-signature', `covered header field ${name} is absent`);
+        // RFC 9421 2.1: leading and trailing whitespace removed.
+        return [name, value.trim()];
+      }
+    }
+  });
+  return baseOf(lines, sig.signatureParams);
+}
+
+/** Step 11: Ed25519 over the signature base. */
+export function verifySignature(sig: TwmSignature, request: SignedRequestView, publicKey: KeyObject): boolean {
+  if (sig.signature.length !== 64) return false;
+  const base = signatureBase(sig, request);
+  try {
+    return verify(null, Buffer.from(base, 'utf8'), publicKey, sig.signature);
+  } catch {
+    // A key of another type (not Ed25519) cannot verify anything.
+    return false;
+  }
+}
