@@ -47,6 +47,25 @@ export interface Config {
     connectionsPerIp: number;
     receivedHeaders: number;
   };
+  twm: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    publicHost: string;
+    /** Null: the bound port (port 0 in tests). */
+    publicPort: number | null;
+    selector: string;
+    key: string;
+    /** Null: the [tls] pair. */
+    tls: { cert: string; key: string } | null;
+    trustAnchors: string[];
+    expiryMs: number;
+    approvalDelayMs: number;
+    declineDelayMs: number;
+    uniformAnswers: boolean;
+    lab: boolean;
+    noticeRate: { perSecond: number; burst: number };
+  };
   log: { level: ConfigFile['log']['level'] };
 }
 
@@ -136,6 +155,23 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       connections: c.limits.connections,
       connectionsPerIp: c.limits.connections_per_ip,
       receivedHeaders: c.limits.received_headers,
+    },
+    twm: {
+      enabled: c.twm.enabled,
+      host: c.twm.host,
+      port: c.twm.port,
+      publicHost: c.twm.public_host ?? c.hostname,
+      publicPort: c.twm.public_port ?? (c.twm.port === 0 ? null : c.twm.port),
+      selector: c.twm.selector,
+      key: c.twm.key ? abs(c.twm.key) : resolve(dataDir, 'twm-ed25519.key'),
+      tls: c.twm.cert && c.twm.cert_key ? { cert: abs(c.twm.cert), key: abs(c.twm.cert_key) } : null,
+      trustAnchors: c.twm.trust_anchors.map((p) => abs(p)),
+      expiryMs: c.twm.expiry,
+      approvalDelayMs: c.twm.approval_delay,
+      declineDelayMs: c.twm.decline_delay,
+      uniformAnswers: c.twm.uniform_answers,
+      lab: c.twm.lab,
+      noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
     },
     log: c.log,
   };

@@ -5,7 +5,7 @@
  * validated at start, so a broken key is reported at start-up, not at the
  * first TLS handshake or the first signature.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import selfsigned from 'selfsigned';
@@ -18,6 +18,15 @@ export interface Materials {
     rsa: { selector: string; privateKey: string; publicKeyBase64: string };
     ed25519: { selector: string; privateKey: string; publicKeyBase64: string };
   };
+  /** Two-Way Mail's signing key, endpoint TLS pair and trust anchors; null when [twm] is off. */
+  twm: {
+    selector: string;
+    privateKey: KeyObject;
+    /** The raw 32-byte Ed25519 public key, base64 (the key record's `p=`). */
+    publicKeyBase64: string;
+    tls: { key: string; cert: string };
+    trustAnchors: string[];
+  } | null;
 }
 
 export function ensureMaterials(config: Config): Materials {
@@ -25,12 +34,34 @@ export function ensureMaterials(config: Config): Materials {
   if (config.tls.generated && !existsSync(config.tls.cert)) writeTlsPair(config);
   if (!existsSync(config.dkim.key)) writeDkimKey(config.dkim.key, 'rsa');
   if (!existsSync(config.dkim.ed25519Key)) writeDkimKey(config.dkim.ed25519Key, 'ed25519');
+  if (config.twm.enabled && !existsSync(config.twm.key)) writeDkimKey(config.twm.key, 'ed25519');
+  const tls = readTls(config.tls, 'tls');
   return {
-    tls: readTls(config),
+    tls,
     dkim: {
       rsa: readDkim(config.dkim.key, 'dkim.key', config.dkim.selector, 'rsa'),
       ed25519: readDkim(config.dkim.ed25519Key, 'dkim.ed25519_key', config.dkim.ed25519Selector, 'ed25519'),
     },
+    twm: config.twm.enabled ? readTwm(config, tls) : null,
+  };
+}
+
+function readTwm(config: Config, tls: Materials['tls']): NonNullable<Materials['twm']> {
+  const key = readDkim(config.twm.key, 'twm.key', config.twm.selector, 'ed25519');
+  return {
+    selector: config.twm.selector,
+    privateKey: createPrivateKey(key.privateKey),
+    publicKeyBase64: key.publicKeyBase64,
+    tls: config.twm.tls ? readTls(config.twm.tls, 'twm.cert') : tls,
+    trustAnchors: config.twm.trustAnchors.map((path) => {
+      const pem = readText(path, 'twm.trust_anchors');
+      try {
+        new X509Certificate(pem);
+      } catch (err) {
+        throw new ConfigError(`key "twm.trust_anchors": ${path} is not a PEM certificate (${(err as Error).message})`);
+      }
+      return pem;
+    }),
   };
 }
 
@@ -65,22 +96,25 @@ function writeDkimKey(path: string, type: 'rsa' | 'ed25519'): void {
   writeFileSync(path, pem, { mode: 0o600 });
 }
 
-function readTls(config: Config): Materials['tls'] {
-  const key = readText(config.tls.key, 'tls.key');
-  const cert = readText(config.tls.cert, 'tls.cert');
+/** Reads and checks a PEM pair; `name` is the config key the errors name (`tls` or `twm.cert`). */
+function readTls(paths: { cert: string; key: string }, name: 'tls' | 'twm.cert'): Materials['tls'] {
+  const keyName = name === 'tls' ? 'tls.key' : 'twm.cert_key';
+  const certName = name === 'tls' ? 'tls.cert' : 'twm.cert';
+  const key = readText(paths.key, keyName);
+  const cert = readText(paths.cert, certName);
   try {
     createPrivateKey(key);
   } catch (err) {
-    throw new ConfigError(`key "tls.key": ${config.tls.key} is not a PEM private key (${(err as Error).message})`);
+    throw new ConfigError(`key "${keyName}": ${paths.key} is not a PEM private key (${(err as Error).message})`);
   }
   try {
     const x509 = new X509Certificate(cert);
     if (!x509.checkPrivateKey(createPrivateKey(key))) {
-      throw new ConfigError(`key "tls.cert": ${config.tls.cert} does not match the private key ${config.tls.key}`);
+      throw new ConfigError(`key "${certName}": ${paths.cert} does not match the private key ${paths.key}`);
     }
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`key "tls.cert": ${config.tls.cert} is not a PEM certificate (${(err as Error).message})`);
+    throw new ConfigError(`key "${certName}": ${paths.cert} is not a PEM certificate (${(err as Error).message})`);
   }
   return { key, cert };
 }

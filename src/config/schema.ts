@@ -111,6 +111,29 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    twm: z
+      .object({
+        enabled: z.boolean().default(false).describe('speak Two-Way Mail: serve the TWM endpoint and notify TWM domains instead of SMTP'),
+        host: z.string().min(1).default('0.0.0.0'),
+        port: port.default(443),
+        public_host: domainName.optional().describe('the SRV target other servers reach this endpoint at; defaults to hostname'),
+        public_port: port.optional().describe('the port in the SRV record; defaults to port'),
+        selector: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a DNS label').default('twm1'),
+        key: z.string().optional().describe('PEM Ed25519 private key; defaults to <data_dir>/twm-ed25519.key'),
+        cert: z.string().optional().describe('PEM certificate chain for public_host; defaults to the [tls] pair'),
+        cert_key: z.string().optional().describe('PEM private key of cert'),
+        trust_anchors: z.array(z.string()).default([]).describe("PEM CA files trusted for other servers' endpoints; empty: the public CAs"),
+        expiry: duration.prefault('7d').describe('how long a sent notice can be fetched'),
+        approval_delay: duration.prefault('15m').describe('fetches released by an approval wait a random time up to this'),
+        decline_delay: duration.prefault('60m').describe('declined receipts wait a random time up to this (at least 1 minute unless 0)'),
+        uniform_answers: z.boolean().default(false).describe('answer "pending" for unknown recipients (docs/protocol.md 12.6)'),
+        lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, demos and tests only'),
+        notices_per_second: z.number().min(0.01).default(10).describe('per sending domain, after verification'),
+        notice_burst: z.number().int().min(1).default(200),
+      })
+      .strict()
+      .prefault({})
+      .refine((t) => (t.cert === undefined) === (t.cert_key === undefined), 'expected both "cert" and "cert_key", or neither'),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

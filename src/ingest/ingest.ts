@@ -50,6 +50,29 @@ export interface Ingest {
    * temporary 451 4.5.3 (storing nothing) when only some do.
    */
   ingest(message: IngestMessage): Promise<RecipientOutcome[]>;
+  /**
+   * The verdict a message with these facts would get for `user` now, with
+   * the same lookups and policy as `ingest`, storing nothing and consuming
+   * no expected-sender use. A TWM notice is decided with it (docs/protocol.md
+   * 8.2); the fetched message is decided again by `ingest`.
+   */
+  predict(user: User, facts: DecisionFacts): Promise<Verdict>;
+}
+
+/** What the policy needs to know about a message, apart from the recipient. */
+export interface DecisionFacts {
+  channel: PolicyInput['channel'];
+  origin: PolicyInput['origin'];
+  /** Header From: address, lower-cased; null when absent. */
+  from: string | null;
+  /** Normalised List-Id, or null. */
+  listId: string | null;
+  /** The authenticated domain aligned with the From: domain, or null. */
+  alignedDomain: string | null;
+  authenticatedDomains: string[];
+  autoSubmitted: boolean;
+  ownershipConfirmation: boolean;
+  at: Date;
 }
 
 export interface IngestOptions {
@@ -73,6 +96,27 @@ export function createIngest(options: IngestOptions): Ingest {
     return undefined;
   }
 
+  // Expected senders are looked up only for a marked message whose From:
+  // domain is authenticated (docs/protocol.md 9.3).
+  async function decideFor(user: User, facts: DecisionFacts): Promise<{ verdict: Verdict; expected: ExpectMatch | null }> {
+    const marked = facts.ownershipConfirmation && facts.alignedDomain !== null && facts.origin !== 'system';
+    const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: marked }));
+    const expected = marked ? await findExpected(store.contacts, user.id, found, facts.at) : null;
+    const verdict = decide({
+      mode: user.mode,
+      channel: facts.channel,
+      origin: facts.origin,
+      from: facts.from,
+      authenticated: facts.alignedDomain !== null,
+      matches: matchesFrom(found),
+      listAuthenticated: listAuthenticated(facts.listId, facts.authenticatedDomains),
+      autoSubmitted: facts.autoSubmitted,
+      ownershipConfirmation: facts.ownershipConfirmation,
+      expected: expected !== null,
+    });
+    return { verdict, expected };
+  }
+
   async function ingest(message: IngestMessage): Promise<RecipientOutcome[]> {
     const headers = parseHeaders(message.raw);
     const facts = messageFacts(headers);
@@ -86,26 +130,21 @@ export function createIngest(options: IngestOptions): Ingest {
 
     const outcomes: RecipientOutcome[] = [];
     const writes: Array<{ index: number; item: NewMessage }> = [];
-    // Expected senders are looked up only for a marked message whose From:
-    // domain is authenticated (docs/protocol.md 9.3).
-    const marked = facts.ownershipConfirmation && message.auth.alignedDomain !== null && message.origin !== 'system';
+    const decision: DecisionFacts = {
+      channel: message.channel,
+      origin: message.origin,
+      from: facts.from,
+      listId,
+      alignedDomain: message.auth.alignedDomain,
+      authenticatedDomains: message.auth.authenticatedDomains,
+      autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
+      ownershipConfirmation: facts.ownershipConfirmation,
+      at: receivedAt,
+    };
     const expectations = new Map<number, ExpectMatch>();
     for (const user of message.recipients) {
-      const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId, expect: marked }));
-      const expected = marked ? await findExpected(store.contacts, user.id, found, receivedAt) : null;
+      const { verdict, expected } = await decideFor(user, decision);
       if (expected) expectations.set(user.id, expected);
-      const verdict = decide({
-        mode: user.mode,
-        channel: message.channel,
-        origin: message.origin,
-        from: facts.from,
-        authenticated: message.auth.alignedDomain !== null,
-        matches: matchesFrom(found),
-        listAuthenticated: listAuthenticated(listId, message.auth.authenticatedDomains),
-        autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
-        ownershipConfirmation: facts.ownershipConfirmation,
-        expected: expected !== null,
-      });
       outcomes.push({ user, verdict, messageId: null });
     }
 
@@ -165,5 +204,9 @@ export function createIngest(options: IngestOptions): Ingest {
     return outcomes;
   }
 
-  return { findRecipient, ingest };
+  return {
+    findRecipient,
+    ingest,
+    predict: async (user, facts) => (await decideFor(user, facts)).verdict,
+  };
 }

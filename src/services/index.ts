@@ -5,19 +5,21 @@ import { createContacts } from './contacts.ts';
 import { createMail } from './mail.ts';
 import { createOutbound, type OutboundOptions } from './outbound.ts';
 import { createQueueAdmin } from './queue.ts';
-import { createScreener } from './screener.ts';
+import { createScreener, type ScreenerDecisionHooks } from './screener.ts';
+import { createSent } from './sent.ts';
 
 /** What sending needs beyond the store; without it `outbound` is null (read-only tools, API tests). */
 export type SendingOptions = Omit<OutboundOptions, 'store' | 'contacts'>;
 
-export function createServices(store: Store, domains: string[], sending?: SendingOptions) {
+export function createServices(store: Store, domains: string[], sending?: SendingOptions, decisions?: ScreenerDecisionHooks) {
   const accounts = createAccounts(store, domains);
   const contacts = createContacts(store);
-  const screener = createScreener(store, contacts);
+  const screener = createScreener(store, contacts, decisions);
   const mail = createMail(store);
   const outbound = sending ? createOutbound({ ...sending, store, contacts }) : null;
   const queue = createQueueAdmin(store, sending?.onQueued);
-  return { accounts, contacts, screener, mail, outbound, queue };
+  const sent = createSent(store);
+  return { accounts, contacts, screener, mail, outbound, queue, sent };
 }
 
 export type Services = ReturnType<typeof createServices>;

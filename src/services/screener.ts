@@ -30,7 +30,17 @@ export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest 
   lastSeen: lastSeen.toISOString(),
 });
 
-export function createScreener(store: Pick<Store, 'requests' | 'messages'>, contacts: Contacts) {
+/**
+ * What a decision means beyond held mail: Two-Way Mail's pending notices
+ * (services/twm-inbox.ts) are fetched on approval and closed or declined on
+ * denial. Called after the decision is stored.
+ */
+export interface ScreenerDecisionHooks {
+  approved(userId: number, cover: { senders: string[] } | { domain: string }): Promise<unknown>;
+  denied(userId: number, senders: string[]): Promise<unknown>;
+}
+
+export function createScreener(store: Pick<Store, 'requests' | 'messages'>, contacts: Contacts, decisions?: ScreenerDecisionHooks) {
   /**
    * The stored request keys for these senders. A request is keyed by an
    * address, except for mail that had neither a From: nor an envelope
@@ -75,6 +85,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
         await contacts.allow(userId, key);
         results.push(await release(userId, key));
       }
+      await decisions?.approved(userId, { senders: keys.map((k) => k.key) });
       return results;
     },
 
@@ -93,6 +104,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
       const covered = pending.map((r) => r.sender).filter((s) => s.includes('@') && isSubdomainOf(domainOf(s), d));
       const results: ScreenerActionResult[] = [];
       for (const sender of covered) results.push(await release(userId, sender));
+      await decisions?.approved(userId, { domain: d });
       return results;
     },
 
@@ -106,6 +118,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
         await store.requests.setStatus(userId, [sender], 'denied');
         results.push({ sender, dropped });
       }
+      await decisions?.denied(userId, results.map((r) => r.sender));
       return results;
     },
 

@@ -1,0 +1,48 @@
+/**
+ * Remote delivery: Two-Way Mail for domains that publish `_twoway._tcp`,
+ * SMTP for the rest (docs/protocol.md 3.1 and 7.1).
+ *
+ * - A message that already has a notice for the domain stays on TWM (once a
+ *   notice may have reached the recipient's server, no SMTP copy follows).
+ * - Only our users' own mail goes by TWM: the notice is signed for the From:
+ *   domain, so the From: domain must be one we serve and hold the key of.
+ *   DSNs (null sender) and anything else go by SMTP.
+ * - A temporary DNS failure of the SRV lookup defers the recipients; it never
+ *   falls back to SMTP (the domain may well speak TWM).
+ */
+import { domainOf } from '../core/address.ts';
+import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import type { TwmOutboundRepository } from '../store/types.ts';
+import { TwmUnreachableError, type TwmClient } from './twm-client-types.ts';
+import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
+
+export interface RemoteTransportOptions {
+  smtp: Transport;
+  twm: Transport;
+  client: Pick<TwmClient, 'discover'>;
+  outbox: Pick<TwmOutboundRepository, 'findByMessage'>;
+  /** Domains we sign for (lower-case). */
+  domains: string[];
+}
+
+export function createRemoteTransport(options: RemoteTransportOptions): Transport {
+  const ours = new Set(options.domains);
+  return {
+    async deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
+      if (await options.outbox.findByMessage(message.messageId, domain)) return options.twm.deliver(domain, message, recipients);
+      const from = message.sender === null ? null : messageFacts(parseHeaders(message.raw)).from;
+      if (!from || !ours.has(domainOf(from))) return options.smtp.deliver(domain, message, recipients);
+      try {
+        const found = await options.client.discover(domain);
+        return found.kind === 'twm' ? options.twm.deliver(domain, message, recipients) : options.smtp.deliver(domain, message, recipients);
+      } catch (err) {
+        const text = err instanceof TwmUnreachableError ? err.message : String(err);
+        return recipients.map((recipient) => ({ recipient, status: 'deferred' as const, reply: `451 4.4.3 TWM discovery for ${domain} failed: ${text}` }));
+      }
+    },
+    async close() {
+      await options.smtp.close?.();
+      await options.twm.close?.();
+    },
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * The recipient's fetches and receipts (docs/protocol.md 8.3-8.5).
+ *
+ * Design note.
+ * - The store is the state: rows `scheduled` (a fetch is due) and
+ *   `receipt-due` (a receipt is due) with their next attempt time. The worker
+ *   polls due rows, groups them by notice, and does one fetch (for every
+ *   scheduled recipient of the notice) and one receipt per notice.
+ * - A fetch goes to the sender domain's own SRV target, signed under the
+ *   recipient domain's key; the client never uses anything from the notice
+ *   but its id. The octets are checked (size, SHA-256, Content-Digest, From:,
+ *   List-Id) before anything is stored; then the one ingest path stores them
+ *   durably, and only then is the `delivered` receipt due.
+ * - At-least-once: a crash between ingest and the row update fetches and
+ *   stores the message again (a duplicate, never a loss).
+ * - Retries use the queue's backoff; fetches end at `expires` (the store's
+ *   expire() closes them), receipts at `expires` + 24 h.
+ */
+import { createHash } from 'node:crypto';
+import { domainOf } from '../core/address.ts';
+import { ReplyError } from '../core/errors.ts';
+import { nextAttempt, type BackoffOptions } from '../core/retry-schedule.ts';
+import { normaliseListId } from '../core/screener.ts';
+import { fetchRequestToJson, receiptToJson } from '../core/twm-schema.ts';
+import { contentDigest } from '../core/twm-signature.ts';
+import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptError, type ReceiptEntry } from '../core/twm-types.ts';
+import type { Ingest } from '../ingest/ingest.ts';
+import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { formatRfc5322Date } from '../mail/date.ts';
+import type { TwmInboundRepository, TwmInNotice, TwmInRecipient } from '../store/types.ts';
+import { TwmUnreachableError, type TwmClient, type TwmSigningKey } from './twm-client-types.ts';
+import { describeProblem } from './twm-problem.ts';
+
+export interface TwmFetchWorkerOptions {
+  inbox: TwmInboundRepository;
+  ingest: Pick<Ingest, 'findRecipient' | 'ingest'>;
+  client: Pick<TwmClient, 'post'>;
+  /** The signing key for one of our domains. */
+  key: (domain: string) => TwmSigningKey;
+  hostname: string;
+  maxMessageSize: number;
+  backoff: Omit<BackoffOptions, 'random'>;
+  pollIntervalMs?: number;
+  /** Notice-result, fetch and receipt rows handled per poll. */
+  batchSize?: number;
+  now?: () => Date;
+  log?: (obj: object, msg: string) => void;
+}
+
+export interface TwmFetchWorker {
+  kick(): void;
+  /** Runs polls until nothing is due now (tests). */
+  drain(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+type Row = { notice: TwmInNotice; recipient: TwmInRecipient };
+
+export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWorker {
+  const { inbox } = options;
+  const now = options.now ?? (() => new Date());
+  const log = options.log ?? (() => undefined);
+  const batchSize = options.batchSize ?? 50;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+
+  async function retry(n: TwmInNotice, rows: TwmInRecipient[], error: string, deadline: Date): Promise<void> {
+    const at = now();
+    const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
+    const next = nextAttempt(attempts, at, options.backoff);
+    const state = rows[0]!.state;
+    const rcpts = rows.map((r) => r.rcpt);
+    if (next > deadline) {
+      await inbox.update(n.senderDomain, n.id, rcpts, [state], { state: state === 'scheduled' ? 'expired' : 'closed', nextAttemptAt: null, lastError: error, attempts }, at);
+      log({ notice: n.id, from: n.from, error }, `twm ${state === 'scheduled' ? 'fetch' : 'receipt'} given up`);
+      return;
+    }
+    await inbox.update(n.senderDomain, n.id, rcpts, [state], { nextAttemptAt: next, lastError: error, attempts }, at);
+  }
+
+  async function failed(n: TwmInNotice, rows: TwmInRecipient[], error: ReceiptError): Promise<void> {
+    log({ notice: n.id, from: n.from, error }, 'twm fetched body refused; failed receipt due');
+    await inbox.update(n.senderDomain, n.id, rows.map((r) => r.rcpt), ['scheduled'], { state: 'receipt-due', receipt: 'failed', receiptError: error, nextAttemptAt: now(), attempts: 0 }, now());
+  }
+
+  async function fetch(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
+    if (n.size > options.maxMessageSize) return failed(n, rows, 'message-too-large');
+    const rcpts = rows.map((r) => r.rcpt);
+    let response;
+    try {
+      response = await options.client.post(domainOf(n.from), TWM_PATHS.fetch(n.id), TWM_MEDIA_TYPES.fetch, fetchRequestToJson({ rcpt: rcpts }), options.key(domainOf(rcpts[0]!)), {
+        maxResponse: n.size + 1,
+      });
+    } catch (err) {
+      return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), n.expiresAt);
+    }
+    if (response.status !== 200) {
+      const problem = describeProblem(response);
+      if (problem.temporary) return retry(n, rows, problem.text, n.expiresAt);
+      // 403, 404, 410 or another permanent refusal: abandoned, no receipt (8.3).
+      log({ notice: n.id, from: n.from, problem: problem.text }, 'twm fetch refused; abandoned');
+      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: problem.text }, now());
+      return;
+    }
+    const body = response.body;
+    if (body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
+      return failed(n, rows, 'size-mismatch');
+    }
+    if (createHash('sha256').update(body).digest('hex') !== n.sha256) return failed(n, rows, 'digest-mismatch');
+    const digest = response.headers['content-digest'];
+    if (digest !== undefined && !digest.includes(contentDigest(body).slice('sha-256='.length))) return failed(n, rows, 'digest-mismatch');
+    const facts = messageFacts(parseHeaders(body));
+    if (facts.fromAddresses.length !== 1 || facts.from !== n.from) return failed(n, rows, 'from-mismatch');
+    if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return failed(n, rows, 'from-mismatch');
+
+    const users = [];
+    for (const r of rows) {
+      const user = await options.ingest.findRecipient(r.rcpt);
+      if (user) users.push(user);
+    }
+    const senderDomain = n.senderDomain;
+    try {
+      if (users.length > 0) {
+        await options.ingest.ingest({
+          channel: 'twm',
+          origin: 'remote',
+          envelopeFrom: n.from,
+          recipients: users,
+          raw: body,
+          prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(now())}\r\n`,
+          auth: { alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
+        });
+      }
+    } catch (err) {
+      if (err instanceof ReplyError && !err.temporary) {
+        // The policy refused the message at ingest (it cannot for TWM today); nothing stored, nothing to report.
+        log({ notice: n.id, from: n.from, reply: err.message }, 'twm message refused at ingest');
+        await inbox.update(senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: err.message }, now());
+        return;
+      }
+      return retry(n, rows, err instanceof Error ? err.message : String(err), n.expiresAt);
+    }
+    await inbox.update(senderDomain, n.id, rcpts, ['scheduled'], { state: 'receipt-due', receipt: 'delivered', nextAttemptAt: now(), attempts: 0, lastError: null }, now());
+    log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
+    const fresh = await inbox.find(senderDomain, n.id);
+    if (fresh) await receipt(n, fresh.recipients.filter((r) => r.state === 'receipt-due' && rcpts.includes(r.rcpt)));
+  }
+
+  async function receipt(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
+    if (rows.length === 0) return;
+    const results: ReceiptEntry[] = rows.map((r) => ({
+      rcpt: r.rcpt,
+      status: r.receipt ?? 'failed',
+      ...(r.receipt === 'failed' || r.receipt === null ? { error: r.receiptError ?? 'size-mismatch' } : {}),
+    }));
+    const rcpts = rows.map((r) => r.rcpt);
+    const deadline = new Date(n.expiresAt.getTime() + TWM_RECEIPT_GRACE_MS);
+    let response;
+    try {
+      response = await options.client.post(domainOf(n.from), TWM_PATHS.receipt, TWM_MEDIA_TYPES.receipt, receiptToJson({ id: n.id, results }), options.key(domainOf(rcpts[0]!)), {
+        maxResponse: 4096,
+      });
+    } catch (err) {
+      return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), deadline);
+    }
+    if (response.status === 204 || response.status === 200 || response.status === 404) {
+      await inbox.update(n.senderDomain, n.id, rcpts, ['receipt-due'], { state: 'closed', nextAttemptAt: null }, now());
+      return;
+    }
+    const problem = describeProblem(response);
+    if (problem.temporary) return retry(n, rows, problem.text, deadline);
+    log({ notice: n.id, from: n.from, problem: problem.text }, 'twm receipt refused; abandoned');
+    await inbox.update(n.senderDomain, n.id, rcpts, ['receipt-due'], { state: 'closed', nextAttemptAt: null, lastError: problem.text }, now());
+  }
+
+  /** One pass over what is due; true if a full batch was found (more may be due). */
+  async function poll(): Promise<boolean> {
+    await inbox.expire(now());
+    const due: Row[] = await inbox.due(now(), batchSize);
+    const groups = new Map<string, { notice: TwmInNotice; fetch: TwmInRecipient[]; receipt: TwmInRecipient[] }>();
+    for (const { notice, recipient } of due) {
+      const key = `${notice.senderDomain} ${notice.id}`;
+      const g = groups.get(key) ?? { notice, fetch: [], receipt: [] };
+      (recipient.state === 'scheduled' ? g.fetch : g.receipt).push(recipient);
+      groups.set(key, g);
+    }
+    await Promise.all(
+      [...groups.values()].map(async (g) => {
+        try {
+          if (g.fetch.length > 0) await fetch(g.notice, g.fetch);
+          if (g.receipt.length > 0) await receipt(g.notice, g.receipt);
+        } catch (err) {
+          log({ err, notice: g.notice.id }, 'twm fetch worker error');
+        }
+      }),
+    );
+    return due.length === batchSize;
+  }
+
+  function kick(): void {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          if (await poll()) again = true;
+        } catch (err) {
+          log({ err }, 'twm fetch worker poll failed');
+        }
+      } while (again && !stopped);
+    })().finally(() => {
+      running = null;
+    });
+  }
+
+  const timer = setInterval(kick, options.pollIntervalMs ?? 1000);
+  timer.unref();
+  kick();
+
+  return {
+    kick,
+    async drain() {
+      kick();
+      while (running) await running;
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      while (running) await running;
+    },
+  };
+}

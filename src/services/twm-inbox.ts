@@ -1,0 +1,217 @@
+/**
+ * The recipient's side of Two-Way Mail at notice time (docs/protocol.md
+ * 5.3, 5.5, 8.1, 8.2 and 8.6): key lookup, nonces, the notice's own checks,
+ * the per-recipient decision, and what approvals and denials in the Screener
+ * do to pending notices. Fetching and receipts are the fetch worker's
+ * (delivery/twm-fetch-worker.ts); this module only schedules them.
+ *
+ * The decision is the same policy as for SMTP (`ingest.predict`, channel
+ * `twm`, the signer domain as the authenticated domain); the fetched message
+ * is decided again by `ingest` when it arrives.
+ */
+import type { KeyObject } from 'node:crypto';
+import { parseKeyRecord } from '../core/twm-key-record.ts';
+import { createTokenBuckets, type RateLimit } from '../core/token-bucket.ts';
+import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../core/twm-types.ts';
+import type { DnsResolver } from '../dns/types.ts';
+import type { Ingest } from '../ingest/ingest.ts';
+import type { TwmSigner } from '../protocols/twoway/types.ts';
+import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch, UserRepository } from '../store/types.ts';
+import { StoreConflictError } from '../store/types.ts';
+
+export interface TwmInboxOptions {
+  inbox: TwmInboundRepository;
+  ingest: Pick<Ingest, 'findRecipient' | 'predict'>;
+  users: Pick<UserRepository, 'findById'>;
+  resolver: DnsResolver;
+  domains: string[];
+  maxMessageSize: number;
+  uniformAnswers: boolean;
+  noticeRate: RateLimit;
+  /** Fetches for accepted recipients start within this (random jitter, 8.4). */
+  fetchJitterMs?: number;
+  /** Fetches released by an approval wait a random time up to this (8.4). */
+  approvalDelayMs: number;
+  /** Declined receipts wait a random time up to this, at least a minute unless 0 (8.6). */
+  declineDelayMs: number;
+  /** Wakes the fetch worker when something is due soon. */
+  kick: () => void;
+  now?: () => Date;
+  random?: () => number;
+}
+
+/** `created` may be at most this far in the future (6.1); `expires` at most 30 days after it. */
+const CLOCK_SKEW_MS = 300_000;
+const MAX_LIFETIME_MS = 30 * 24 * 3_600_000;
+
+/** What a stored row answers when the sender retries the same notice (5.5). */
+function answerOf(r: TwmInRecipient): NoticeStatus {
+  switch (r.state) {
+    case 'unknown':
+      return 'unknown';
+    case 'scheduled':
+    case 'stored':
+      return 'accepted';
+    case 'receipt-due':
+    case 'closed':
+      return r.receipt === 'delivered' ? 'accepted' : 'pending';
+    default:
+      return 'pending';
+  }
+}
+
+export function createTwmInbox(options: TwmInboxOptions) {
+  const { inbox, ingest } = options;
+  const now = options.now ?? (() => new Date());
+  const random = options.random ?? Math.random;
+  const served = new Set(options.domains);
+  const perDomain = createTokenBuckets(options.noticeRate);
+  const jitter = options.fetchJitterMs ?? 10_000;
+  const declineAt = (at: Date) =>
+    new Date(at.getTime() + (options.declineDelayMs <= 0 ? 0 : Math.max(60_000, random() * options.declineDelayMs)));
+
+  async function lookupKey(keyid: string): Promise<KeyObject | null> {
+    try {
+      return parseKeyRecord(await options.resolver.resolve(keyid, 'TXT'));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTFOUND' || code === 'ENODATA') return null;
+      throw twmError('temporarily-unavailable', `key lookup failed (${code ?? 'error'}); try again later`, { retryAfter: 60, cause: err });
+    }
+  }
+
+  async function notice(n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
+    const at = now();
+    if (n.created.getTime() > at.getTime() + CLOCK_SKEW_MS) throw twmError('invalid-request', '"created" is in the future');
+    if (n.expires.getTime() - n.created.getTime() > MAX_LIFETIME_MS) throw twmError('invalid-request', '"expires" is more than 30 days after "created"');
+    if (n.expires <= at) throw twmError('expired', 'the notice has expired');
+
+    const known = await inbox.find(signer.domain, n.id);
+    if (known) {
+      if (known.notice.contentSha256 !== contentSha256) throw twmError('id-conflict', 'this id was used for another notice');
+      const rows = new Map(known.recipients.map((r) => [r.rcpt, r]));
+      return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: rows.has(rcpt.toLowerCase()) ? answerOf(rows.get(rcpt.toLowerCase())!) : 'unknown' })) };
+    }
+    if (n.size > options.maxMessageSize) {
+      throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
+    }
+    const wait = perDomain.take(signer.domain, at.getTime());
+    if (wait > 0) throw twmError('rate-limited', `too many notices from ${signer.domain}`, { retryAfter: wait });
+
+    const listId = n.listId ?? null;
+    const rows: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>> = [];
+    const requests: TwmRequestTouch[] = [];
+    const results: NoticeResult['results'] = [];
+    const base = { senderDomain: signer.domain, noticeId: n.id, receipt: null, receiptError: null };
+    for (const rcpt of n.to) {
+      const address = rcpt.toLowerCase();
+      const user = await ingest.findRecipient(address);
+      if (!user) {
+        rows.push({ ...base, rcpt: address, userId: null, state: 'unknown', nextAttemptAt: null });
+        results.push({ rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' });
+        continue;
+      }
+      const verdict = await ingest.predict(user, {
+        channel: 'twm',
+        origin: 'remote',
+        from: n.from.toLowerCase(),
+        listId,
+        alignedDomain: signer.domain,
+        authenticatedDomains: [signer.domain],
+        autoSubmitted: false,
+        ownershipConfirmation: n.purpose === 'ownership-confirmation',
+        at,
+      });
+      let state: TwmInState;
+      let nextAttemptAt: Date | null = null;
+      let receipt: 'declined' | null = null;
+      if (verdict.kind === 'inbox') {
+        state = 'scheduled';
+        nextAttemptAt = new Date(at.getTime() + random() * jitter);
+      } else if (verdict.kind === 'drop') {
+        // Blocked: held silently, or a declined receipt if the user chose to reveal it (8.6).
+        state = user.revealDeclined ? 'receipt-due' : 'held';
+        if (user.revealDeclined) {
+          receipt = 'declined';
+          nextAttemptAt = declineAt(at);
+        }
+      } else {
+        state = 'pending';
+        requests.push({ userId: user.id, sender: n.from.toLowerCase(), authDomain: signer.domain, intro: n.intro ?? null, at });
+      }
+      rows.push({ ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt });
+      results.push({ rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' });
+    }
+    try {
+      await inbox.record(
+        {
+          senderDomain: signer.domain,
+          id: n.id,
+          contentSha256,
+          from: n.from.toLowerCase(),
+          to: n.to.map((t) => t.toLowerCase()),
+          size: n.size,
+          sha256: n.sha256,
+          createdAt: n.created,
+          expiresAt: n.expires,
+          intro: n.intro ?? null,
+          purpose: n.purpose ?? null,
+          listId,
+          receivedAt: at,
+        },
+        rows,
+        requests,
+      );
+    } catch (err) {
+      // The same notice arrived twice at once: the other request recorded it; answer as for a retry.
+      if (err instanceof StoreConflictError) return notice(n, signer, contentSha256);
+      throw err;
+    }
+    if (rows.some((r) => r.state === 'scheduled')) options.kick();
+    return { id: n.id, results };
+  }
+
+  /** Which pending notices an approval or denial covers: senders' addresses, or a whole domain. */
+  type Cover = { senders: string[] } | { domain: string };
+
+  /** Approval (8.6): every unexpired pending notice of these senders is fetched after a random delay. */
+  async function approved(userId: number, cover: Cover): Promise<number> {
+    const at = now();
+    const found = await inbox.forUser(userId, cover, ['pending'], at);
+    let n = 0;
+    for (const { notice: nt, recipient } of found) {
+      const when = new Date(at.getTime() + random() * options.approvalDelayMs);
+      n += (await inbox.update(nt.senderDomain, nt.id, [recipient.rcpt], ['pending'], { state: 'scheduled', nextAttemptAt: when }, at)).length;
+    }
+    if (n > 0) options.kick();
+    return n;
+  }
+
+  /** Denial (8.6): a declined receipt later if the user reveals declines, else nothing is ever sent. */
+  async function denied(userId: number, senders: string[]): Promise<number> {
+    const at = now();
+    const revealDeclined = (await options.users.findById(userId))?.revealDeclined ?? false;
+    const found = await inbox.forUser(userId, { senders }, ['pending', 'held'], at);
+    let n = 0;
+    for (const { notice: nt, recipient } of found) {
+      const change = revealDeclined
+        ? { state: 'receipt-due' as const, receipt: 'declined' as const, nextAttemptAt: declineAt(at) }
+        : { state: 'closed' as const, nextAttemptAt: null };
+      n += (await inbox.update(nt.senderDomain, nt.id, [recipient.rcpt], ['pending', 'held'], change, at)).length;
+    }
+    return n;
+  }
+
+  return {
+    hooks: {
+      servesDomain: (domain: string) => served.has(domain.toLowerCase()),
+      lookupKey,
+      rememberNonce: (keyid: string, nonce: string, until: Date) => inbox.rememberNonce(keyid, nonce, until),
+      notice,
+    },
+    approved,
+    denied,
+  };
+}
+
+export type TwmInbox = ReturnType<typeof createTwmInbox>;

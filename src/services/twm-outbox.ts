@@ -1,0 +1,134 @@
+/**
+ * The sender's side of Two-Way Mail after the notice (docs/protocol.md
+ * 7.2-7.5): serving fetches, recording receipts, expiry, status messages,
+ * and the per-recipient status views of `twoway sent` and the API.
+ *
+ * Every state change is a conditional update in the store (the first final
+ * state wins), so concurrent fetches, receipts and the expiry sweep cannot
+ * undo one another. The body is deleted when no recipient can fetch it any
+ * more: every recipient final, or the notice expired.
+ */
+import { TWM_OUT_FINAL, TWM_RECEIPT_GRACE_MS, twmError, type FetchRequest, type Receipt, type TwmOutState } from '../core/twm-types.ts';
+import { buildStatusMessage, type StatusLine } from '../mail/status-message.ts';
+import type { OutboundNoticeFacts, TwmSigner } from '../protocols/twoway/types.ts';
+import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
+import { VISIBLE_STATUS } from './sent.ts';
+
+const OPEN: readonly TwmOutState[] = ['queued', 'accepted', 'pending', 'fetched'];
+const FETCHABLE: readonly TwmOutState[] = ['queued', 'accepted', 'pending'];
+
+export interface TwmOutboxOptions {
+  outbox: TwmOutboundRepository;
+  hostname: string;
+  /** Delivers a status message to a local user (through ingest, origin system). */
+  notifyUser: (address: string, raw: Buffer) => Promise<void>;
+  now?: () => Date;
+  log?: (obj: object, msg: string) => void;
+}
+
+export function createTwmOutbox(options: TwmOutboxOptions) {
+  const { outbox } = options;
+  const now = options.now ?? (() => new Date());
+  const log = options.log ?? (() => undefined);
+
+  async function report(notice: TwmOutNotice, kind: 'failed' | 'expired', recipients: StatusLine[]): Promise<void> {
+    if (recipients.length === 0 || !notice.sender) return;
+    const raw = buildStatusMessage({
+      hostname: options.hostname,
+      to: notice.sender,
+      kind,
+      originalSubject: notice.subject,
+      originalMessageId: notice.messageIdHeader,
+      recipients,
+    });
+    await options.notifyUser(notice.sender, raw);
+  }
+
+  /** After a change: drop the body once nobody can fetch it. */
+  async function settle(id: string): Promise<void> {
+    const n = await outbox.get(id);
+    if (n && !n.bodyRemoved && n.recipients.every((r) => TWM_OUT_FINAL.has(r.state))) await outbox.removeBody(id);
+  }
+
+  const hooks = {
+    async outboundNotice(id: string): Promise<OutboundNoticeFacts | undefined> {
+      const n = await outbox.get(id);
+      // Receipts are taken until the grace period after expiry ends (6.4); then the id is forgotten.
+      if (!n || now().getTime() > n.expiresAt.getTime() + TWM_RECEIPT_GRACE_MS) return undefined;
+      return { domain: n.domain, to: n.recipients.map((r) => r.recipient), expires: n.expiresAt };
+    },
+
+    async fetch(id: string, request: FetchRequest, signer: TwmSigner): Promise<Buffer> {
+      const n = await outbox.get(id);
+      if (!n) throw twmError('unknown-id', 'no such notice');
+      if (now() > n.expiresAt) throw twmError('expired', 'the notice has expired');
+      const rcpts = request.rcpt.map((r) => r.toLowerCase());
+      // Served again on request (a recipient may crash between fetch and storage, 7.2); only open recipients change state.
+      const body = await outbox.body(id);
+      if (!body) throw twmError('expired', 'the message is no longer held');
+      await outbox.transition(id, rcpts, { from: FETCHABLE, to: 'fetched' }, now());
+      log({ notice: id, domain: signer.domain, rcpts: rcpts.length }, 'twm body served');
+      return body;
+    },
+
+    async receipt(receipt: Receipt, signer: TwmSigner): Promise<void> {
+      const n = await outbox.get(receipt.id);
+      if (!n) throw twmError('unknown-id', 'no such notice');
+      const at = now();
+      const failed: StatusLine[] = [];
+      for (const entry of receipt.results) {
+        const rcpt = entry.rcpt.toLowerCase();
+        const reason = entry.status === 'failed' ? `the recipient server could not use the message: ${entry.error ?? 'failed'}` : null;
+        const changed = await outbox.transition(n.id, [rcpt], { from: OPEN, to: entry.status, reason }, at);
+        if (changed.length > 0 && entry.status === 'failed') failed.push({ recipient: rcpt, status: 'failed', reason });
+      }
+      log({ notice: n.id, domain: signer.domain, results: receipt.results.length }, 'twm receipt recorded');
+      await report(n, 'failed', failed).catch((err: unknown) => log({ err, notice: n.id }, 'status message failed'));
+      await settle(n.id);
+    },
+  };
+
+  /**
+   * Expiry (7.2): open recipients become `expired` at `expires`, fetched
+   * ones `unconfirmed` at `expires` + 24 h; a notice whose last open
+   * recipient went gets one status message listing every recipient not
+   * delivered. Returns how many recipients changed.
+   */
+  async function sweep(): Promise<number> {
+    const at = now();
+    let changed = 0;
+    const touched = new Set<string>();
+    for (const [states, before, to] of [
+      [FETCHABLE, at, 'expired'],
+      [['fetched'] as const, new Date(at.getTime() - TWM_RECEIPT_GRACE_MS), 'unconfirmed'],
+    ] as const) {
+      for (;;) {
+        const batch = await outbox.expiring(states, before, 100);
+        for (const n of batch) {
+          const open = n.recipients.filter((r) => (states as readonly TwmOutState[]).includes(r.state)).map((r) => r.recipient);
+          changed += (await outbox.transition(n.id, open, { from: states, to }, at)).length;
+          touched.add(n.id);
+        }
+        if (batch.length < 100) break;
+      }
+    }
+    for (const id of touched) {
+      const n = await outbox.get(id);
+      if (!n || n.expiryReported || n.recipients.some((r) => !TWM_OUT_FINAL.has(r.state))) continue;
+      const lines = n.recipients.filter((r) => r.state !== 'delivered').map((r) => ({ recipient: r.recipient, status: VISIBLE_STATUS[r.state], reason: r.reason }));
+      try {
+        await report(n, 'expired', lines);
+        await outbox.setExpiryReported(id);
+      } catch (err) {
+        log({ err, notice: id }, 'expiry status message failed; retried at the next sweep');
+        continue;
+      }
+      if (!n.bodyRemoved) await outbox.removeBody(id);
+    }
+    return changed;
+  }
+
+  return { hooks, sweep };
+}
+
+export type TwmOutbox = ReturnType<typeof createTwmOutbox>;
