@@ -30,6 +30,8 @@ export interface Contact {
   book: string;
   /** The card's UID property (or a generated one), unique per book. */
   uid: string;
+  /** Its resource name in the book's CardDAV collection (chosen by the client that created it, or `<uid>.vcf`), unique per book. */
+  href: string;
   /** The original vCard text, byte for byte. */
   vcard: string;
   etag: string;

@@ -1,30 +1,16 @@
 /**
  * Address books: the vCard text as written, plus the policy index entries
  * derived from it (core/vcard-index.ts computes them; this layer stores them).
+ * Writes here are by UID (CLI, API, import, the expected-sender rewrites);
+ * CardDAV writes by href go through address-book-repository.ts. Both use
+ * card-writes.ts, so each write also advances the book's sync token.
  */
-import { createHash } from 'node:crypto';
-import type { Selectable } from 'kysely';
 import type { Contact, ContactEntry } from '../core/types.ts';
 import type { ContactRepository } from './types.ts';
-import type { ContactsTable } from './schema.ts';
-import { chunks, num, toDate, type Db } from './db-util.ts';
+import { freeHref, logChange, nextSeq, toContact, writeCard } from './card-writes.ts';
+import type { Db } from './db-util.ts';
 
-/** A strong ETag (quoted), derived from the text so an unchanged card keeps its tag. */
-export function vcardEtag(vcard: string): string {
-  return `"${createHash('sha256').update(vcard, 'utf8').digest('hex').slice(0, 32)}"`;
-}
-
-function toContact(row: Selectable<ContactsTable>): Contact {
-  return {
-    id: row.id,
-    userId: row.user_id,
-    book: row.book,
-    uid: row.uid,
-    vcard: row.vcard,
-    etag: row.etag,
-    updatedAt: toDate(row.updated_at),
-  };
-}
+export { vcardEtag } from './card-writes.ts';
 
 export class KyselyContactRepository implements ContactRepository {
   constructor(private readonly s: Db) {}
@@ -48,38 +34,37 @@ export class KyselyContactRepository implements ContactRepository {
   }
 
   async put(userId: number, card: { book: string; uid: string; vcard: string; entries: ContactEntry[] }): Promise<Contact> {
-    const etag = vcardEtag(card.vcard);
-    const now = Date.now();
     return this.s.db.transaction().execute(async (tx) => {
-      const row = await tx
-        .insertInto('contacts')
-        .values({ user_id: userId, book: card.book, uid: card.uid, vcard: card.vcard, etag, updated_at: now })
-        .onConflict((oc) =>
-          oc.columns(['user_id', 'book', 'uid']).doUpdateSet({ vcard: card.vcard, etag, updated_at: now }),
-        )
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await tx.deleteFrom('contact_entries').where('contact_id', '=', row.id).execute();
-      // Six values a row: stay far below SQLite's and PostgreSQL's bound-parameter limits.
-      for (const part of chunks(card.entries, 1000)) {
-        await tx
-          .insertInto('contact_entries')
-          .values(part.map((e) => ({ contact_id: row.id, user_id: userId, kind: e.kind, value: e.value, action: e.action })))
-          .execute();
-      }
-      return toContact(row);
+      const at = (await nextSeq(tx, userId, card.book, true))!;
+      const existing = await tx
+        .selectFrom('contacts')
+        .select(['id', 'href'])
+        .where('user_id', '=', userId)
+        .where('book', '=', card.book)
+        .where('uid', '=', card.uid)
+        .executeTakeFirst();
+      // A replaced card keeps the href its client chose.
+      const href = existing?.href ?? (await freeHref(tx, userId, card.book, card.uid));
+      return writeCard(tx, userId, at, { ...card, href }, existing?.id);
     });
   }
 
   async remove(userId: number, book: string, uid: string): Promise<boolean> {
-    // Entries go with the card (ON DELETE CASCADE).
-    const res = await this.s.db
-      .deleteFrom('contacts')
-      .where('user_id', '=', userId)
-      .where('book', '=', book)
-      .where('uid', '=', uid)
-      .executeTakeFirst();
-    return num(res.numDeletedRows) > 0;
+    return this.s.db.transaction().execute(async (tx) => {
+      const existing = await tx
+        .selectFrom('contacts')
+        .select(['id', 'href'])
+        .where('user_id', '=', userId)
+        .where('book', '=', book)
+        .where('uid', '=', uid)
+        .executeTakeFirst();
+      if (!existing) return false;
+      const at = await nextSeq(tx, userId, book, true);
+      // Entries go with the card (ON DELETE CASCADE).
+      await tx.deleteFrom('contacts').where('id', '=', existing.id).execute();
+      await logChange(tx, at!, existing.href, true);
+      return true;
+    });
   }
 
   async match(

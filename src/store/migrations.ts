@@ -12,6 +12,7 @@
  */
 import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
+import { carddavMigration } from './migration-0004-carddav.ts';
 
 function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -190,5 +191,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0002_queue_worker': queueWorker(dialect),
+    '0004_carddav': carddavMigration(dialect),
   };
 }

@@ -23,6 +23,7 @@ import { KyselyContactRepository } from './contact-repository.ts';
 import { KyselyMessageRepository } from './message-repository.ts';
 import { KyselyContactRequestRepository } from './contact-request-repository.ts';
 import { KyselyQueueRepository } from './queue-repository.ts';
+import { KyselyAddressBookRepository } from './address-book-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -209,6 +210,7 @@ class KyselyStore implements Store {
   readonly messages: KyselyMessageRepository;
   readonly requests: KyselyContactRequestRepository;
   readonly queue: KyselyQueueRepository;
+  readonly addressBooks: KyselyAddressBookRepository;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly s: Db) {
@@ -217,6 +219,7 @@ class KyselyStore implements Store {
     this.messages = new KyselyMessageRepository(s);
     this.requests = new KyselyContactRequestRepository(s);
     this.queue = new KyselyQueueRepository(s);
+    this.addressBooks = new KyselyAddressBookRepository(s);
   }
 
   get kind(): Dialect {

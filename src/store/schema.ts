@@ -70,6 +70,8 @@ export interface ContactsTable {
   vcard: string;
   etag: string;
   updated_at: number;
+  /** The card's resource name in its CardDAV collection, unique per (user, book) (migration 0004). */
+  href: string;
 }
 
 export interface ContactEntriesTable {
@@ -129,6 +131,31 @@ export interface Database {
   contact_requests: ContactRequestsTable;
   queue_messages: QueueMessagesTable;
   queue_recipients: QueueRecipientsTable;
+  address_books: AddressBooksTable;
+  contact_changes: ContactChangesTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';
+
+/** A CardDAV address book (migration 0004); `sync_seq` counts its writes. */
+export interface AddressBooksTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  display_name: string | null;
+  description: string | null;
+  sync_seq: number;
+  /** Sync tokens below this were issued before forgotten tombstones: no longer valid. */
+  pruned_seq: number;
+  created_at: number;
+}
+
+/** The change log behind sync tokens: the latest write per (book, href); `deleted` 1 is a tombstone. */
+export interface ContactChangesTable {
+  id: Generated<number>;
+  book_id: number;
+  href: string;
+  seq: number;
+  deleted: number;
+  changed_at: number;
+}

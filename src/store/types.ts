@@ -301,6 +301,7 @@ export interface Store {
   readonly messages: MessageRepository;
   readonly requests: ContactRequestRepository;
   readonly queue: QueueRepository;
+  readonly addressBooks: AddressBookRepository;
   readonly twmOut: TwmOutboundRepository;
   readonly twmIn: TwmInboundRepository;
   close(): Promise<void>;
@@ -312,4 +313,78 @@ export class StoreConflictError extends Error {
     super(message);
     this.name = 'StoreConflictError';
   }
+}
+
+/** A CardDAV address book (collection) of one user. */
+export interface AddressBook {
+  id: number;
+  userId: number;
+  /** The collection's URL segment; `default` is every user's first book. */
+  name: string;
+  displayName: string | null;
+  description: string | null;
+  /** Number of writes so far: the ctag and the sync token are derived from it (and the id). */
+  syncSeq: number;
+  /** Sync tokens below this are no longer valid (their tombstones were pruned). */
+  prunedSeq: number;
+  createdAt: Date;
+}
+
+/**
+ * Preconditions of a card write (RFC 9110 If-Match / If-None-Match), checked
+ * inside the write's transaction so no other write can slip in between.
+ * Each list holds quoted strong ETags.
+ */
+export interface CardConditions {
+  ifMatch?: '*' | string[];
+  ifNoneMatch?: '*' | string[];
+}
+
+export type CardPutResult =
+  | { status: 'ok'; contact: Contact; created: boolean }
+  | { status: 'precondition-failed' }
+  /** Another card of the book has this UID (RFC 6352 no-uid-conflict); `href` is its resource name. */
+  | { status: 'uid-conflict'; href: string }
+  | { status: 'no-book' };
+
+/**
+ * Address books as CardDAV sees them: collections, cards by resource name
+ * (href), and the change log behind sync tokens. Every card write, here or
+ * through ContactRepository, advances the book's `syncSeq` and logs the
+ * href in the same transaction.
+ */
+export interface AddressBookRepository {
+  list(userId: number): Promise<AddressBook[]>;
+  get(userId: number, name: string): Promise<AddressBook | undefined>;
+  /** The book, created empty if missing (the lazily created default book). */
+  ensure(userId: number, name: string): Promise<AddressBook>;
+  /** Creates an empty book; StoreConflictError if the user has one of that name. */
+  create(userId: number, input: { name: string; displayName?: string | null; description?: string | null }): Promise<AddressBook>;
+  /** Sets properties (undefined: unchanged). False if there is no such book. */
+  update(userId: number, name: string, patch: { displayName?: string | null; description?: string | null }): Promise<boolean>;
+  /** Deletes the book with its cards, their index entries and its change log. */
+  remove(userId: number, name: string): Promise<boolean>;
+  getCard(userId: number, book: string, href: string): Promise<Contact | undefined>;
+  /**
+   * Creates or replaces the card at `href` (its text as given, a new ETag
+   * from it) with its index entries. `uid` null keeps the UID key of the
+   * card being replaced (or makes one up): for cards without a UID property.
+   */
+  putCard(
+    userId: number,
+    card: { book: string; href: string; uid: string | null; vcard: string; entries: ContactEntry[] },
+    conditions?: CardConditions,
+  ): Promise<CardPutResult>;
+  removeCard(userId: number, book: string, href: string, conditions?: CardConditions): Promise<'deleted' | 'not-found' | 'precondition-failed'>;
+  /**
+   * The hrefs written since `sinceSeq` (their latest state: `deleted` for
+   * tombstones), and the book's current `seq`. 'invalid' when `sinceSeq` is
+   * not a number this book handed out or its tombstones were pruned;
+   * undefined when there is no such book.
+   */
+  changes(userId: number, book: string, sinceSeq: number): Promise<{ seq: number; changes: Array<{ href: string; deleted: boolean }> } | 'invalid' | undefined>;
+  /** Server-wide: forgets tombstones older than `olderThan` (tokens issued before them become invalid). Returns how many. */
+  pruneTombstones(olderThan: Date): Promise<number>;
+  /** Server-wide: every card with an index entry of this kind (the expected-sender sweep). */
+  cardsWithEntryKind(kind: ContactEntry['kind']): Promise<Array<{ userId: number; book: string; href: string }>>;
 }
