@@ -1,0 +1,227 @@
+/**
+ * The TWM/1 HTTPS client (docs/protocol.md sections 3.1, 4, 5.1, 5.2, 12.8):
+ * discovers a domain's endpoints from its SRV records and POSTs signed
+ * requests to them. The contract is in twm-client-types.ts.
+ *
+ * Design note
+ * - Hosts come only from the SRV records of the domain asked for; paths are
+ *   the caller's. Each target's AAAA and A records are resolved here, every
+ *   address is checked against section 4.4 (`isPublicAddress`) unless `lab`
+ *   is on, and the exchange connects to that very address (twm-https.ts),
+ *   so DNS rebinding between check and connect is impossible.
+ * - Selection follows RFC 2782 (core/srv-order.ts); targets are resolved
+ *   lazily, in order, since the first one usually answers.
+ * - Every attempt is signed afresh (new `created` and nonce): a retry must
+ *   not look like a replay to the next target, and `@authority` and
+ *   `@target-uri` name the target actually contacted.
+ * - Errors carry target names, addresses and error codes, never header
+ *   values or key material. This module logs nothing itself.
+ * - One keep-alive https.Agent: it pools connections per address, port,
+ *   server name and trust anchors, i.e. per endpoint.
+ */
+import { Agent } from 'node:https';
+import { isIP } from 'node:net';
+import type { SrvRecord } from 'node:dns';
+import type { DnsResolver } from '../dns/types.ts';
+import { isPublicAddress } from '../core/ip-ranges.ts';
+import { orderSrvTargets } from '../core/srv-order.ts';
+import { signRequest } from '../core/twm-signature.ts';
+import { keyIdOf } from '../core/twm-types.ts';
+import { exchange, type ExchangeResult } from './twm-https.ts';
+import {
+  TwmUnreachableError,
+  type TwmClient,
+  type TwmClientOptions,
+  type TwmDiscovery,
+  type TwmResponse,
+  type TwmSigningKey,
+} from './twm-client-types.ts';
+
+/** Section 3.1: per attempt. */
+const MAX_TARGETS = 10;
+const MAX_ADDRESSES = 20;
+/** Section 4.3 defaults. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** Idle kept-alive connections are closed after this (sooner if the server's Keep-Alive hint says so). */
+const IDLE_SOCKET_MS = 30_000;
+const MAX_SOCKETS_PER_ENDPOINT = 16;
+/** node:dns codes that are an answer (NXDOMAIN, NODATA), not a failure to get one. */
+const ANSWERED = new Set(['ENOTFOUND', 'ENODATA']);
+
+type Target = Extract<TwmDiscovery, { kind: 'twm' }>['targets'][number];
+type Attempt = { kind: 'final'; response: TwmResponse } | { kind: 'next'; problem: string; response?: TwmResponse };
+
+export function createTwmClient(options: TwmClientOptions): TwmClient {
+  const resolver = options.resolver;
+  const lab = options.lab ?? false;
+  const ca = options.trustAnchors && options.trustAnchors.length > 0 ? [...options.trustAnchors] : undefined;
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const now = options.now ?? (() => new Date());
+  const agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_ENDPOINT, timeout: IDLE_SOCKET_MS });
+  let closed = false;
+
+  async function discover(domain: string): Promise<TwmDiscovery> {
+    const name = canonicalName(domain);
+    const owner = `_twoway._tcp.${name}`;
+    let records: SrvRecord[];
+    try {
+      records = await resolver.resolve(owner, 'SRV');
+    } catch (err) {
+      const code = errorCode(err);
+      if (ANSWERED.has(code)) return { kind: 'legacy' };
+      // Section 3.1: unknown, so temporary; never a reason to fall back to SMTP.
+      throw new TwmUnreachableError(`${name}: SRV lookup of ${owner} failed (${code}); retry later`);
+    }
+    // A `.` target (node:dns reports it as "") says "no TWM here"; it is ignored next to real targets.
+    const targets = records
+      .map((r): Target => ({ target: canonicalName(r.name), port: r.port, priority: r.priority, weight: r.weight }))
+      .filter((t) => t.target !== '' && t.port > 0 && t.port <= 65535);
+    if (targets.length === 0) return { kind: 'legacy' };
+    targets.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
+    return { kind: 'twm', targets };
+  }
+
+  async function post(
+    domain: string,
+    path: string,
+    contentType: string,
+    body: Buffer,
+    key: TwmSigningKey,
+    limits: { maxResponse: number },
+  ): Promise<TwmResponse> {
+    if (closed) throw new Error('TWM client is closed');
+    // Only a path: the host always comes from DNS (section 12.8).
+    if (!path.startsWith('/') || path.startsWith('//')) throw new TypeError(`TWM request path must be absolute: ${path}`);
+    const name = canonicalName(domain);
+    const found = await discover(name);
+    if (found.kind === 'legacy') throw new TwmUnreachableError(`${name}: publishes no TWM service (_twoway._tcp.${name})`);
+
+    const problems: string[] = [];
+    const refused: string[] = [];
+    let last: TwmResponse | undefined;
+    let tried = 0;
+    const ordered = dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS);
+    for (const target of ordered) {
+      if (tried >= MAX_ADDRESSES) break;
+      const { addresses, problem } = await addressesOf(resolver, target.target);
+      if (problem) problems.push(`${target.target}: ${problem}`);
+      for (const address of addresses) {
+        if (!lab && !isPublicAddress(address)) {
+          refused.push(`${target.target} ${address}`);
+          continue;
+        }
+        if (tried >= MAX_ADDRESSES) break;
+        tried++;
+        const attempt = await attemptAt(target, address, path, contentType, body, key, limits.maxResponse);
+        if (attempt.kind === 'final') return attempt.response;
+        problems.push(attempt.problem);
+        if (attempt.response) last = attempt.response;
+      }
+    }
+    if (tried === 0 && refused.length > 0) {
+      throw new TwmUnreachableError(
+        `${name}: every address of its TWM targets is refused by the outbound address restriction (section 4.4; lab is off): ${refused.join(', ')}`,
+      );
+    }
+    if (refused.length > 0) problems.push(`refused by the outbound address restriction (section 4.4): ${refused.join(', ')}`);
+    throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last);
+  }
+
+  async function attemptAt(
+    target: Target,
+    address: string,
+    path: string,
+    contentType: string,
+    body: Buffer,
+    key: TwmSigningKey,
+    maxResponse: number,
+  ): Promise<Attempt> {
+    const authority = target.port === 443 ? target.target : `${target.target}:${target.port}`;
+    const endpoint = `${target.target}:${target.port}`;
+    const where = `${endpoint} [${address}]`;
+    const send = (pooled: boolean): Promise<ExchangeResult> => {
+      const signed = signRequest({
+        method: 'POST',
+        targetUri: `https://${authority}${path}`,
+        authority,
+        contentType,
+        body,
+        keyid: keyIdOf(key.selector, key.domain),
+        privateKey: key.privateKey,
+        created: now(),
+      });
+      return exchange({
+        address,
+        port: target.port,
+        servername: target.target,
+        path,
+        headers: {
+          host: authority,
+          'content-type': contentType,
+          'content-length': String(body.length),
+          ...signed,
+        },
+        body,
+        agent: pooled ? agent : false,
+        ca,
+        connectTimeoutMs,
+        requestTimeoutMs,
+        maxResponse,
+      });
+    };
+    let result = await send(true);
+    // A pooled connection the server had closed while idle: the request never arrived; once more, fresh.
+    if (result.kind === 'failed' && result.stale) result = await send(false);
+    if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}` };
+    const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint };
+    if (isFinal(result.status)) return { kind: 'final', response };
+    return { kind: 'next', problem: `${where}: HTTP ${result.status}`, response };
+  }
+
+  return {
+    discover,
+    post,
+    async close() {
+      closed = true;
+      agent.destroy();
+    },
+  };
+}
+
+/** Section 3.1: 3xx (never followed), 429 and 5xx send the client on; anything else is the answer. */
+function isFinal(status: number): boolean {
+  return !((status >= 300 && status < 400) || status === 429 || status >= 500);
+}
+
+/** AAAA then A (section 3.1), duplicates and anything that is not an IP literal dropped. */
+async function addressesOf(resolver: DnsResolver, host: string): Promise<{ addresses: string[]; problem?: string }> {
+  const [aaaa, a] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A')]);
+  const found = [...(aaaa.status === 'fulfilled' ? aaaa.value : []), ...(a.status === 'fulfilled' ? a.value : [])];
+  const addresses = [...new Set(found)].filter((ip) => isIP(ip) !== 0);
+  if (addresses.length > 0) return { addresses };
+  const codes = [aaaa, a].flatMap((r) => (r.status === 'rejected' ? [errorCode(r.reason)] : []));
+  return { addresses, problem: codes.length > 0 ? `address lookup failed (${[...new Set(codes)].join('/')})` : 'no addresses' };
+}
+
+/** The same target and port listed twice is tried once, at its first place. */
+function dedupe(targets: Target[]): Target[] {
+  const seen = new Set<string>();
+  return targets.filter((t) => {
+    const id = `${t.target}:${t.port}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/** Lower-case, no trailing dot (section 4.1); `.` itself becomes "". */
+function canonicalName(name: string): string {
+  return name.trim().toLowerCase().replace(/\.$/, '');
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : 'error';
+}

@@ -1,0 +1,142 @@
+/**
+ * One HTTPS exchange of the TWM client with one checked address: a POST,
+ * its answer read into memory up to a limit, under the timeouts of
+ * docs/protocol.md section 4.3. Never rejects: every failure is a result the
+ * caller weighs (next address, or a retry on a fresh connection).
+ *
+ * Design note
+ * - The socket goes to `address` (an IP literal, so node:net does no DNS
+ *   lookup at all: the address the caller checked is the one used, section
+ *   4.4) and TLS verifies the certificate for `servername`, the SRV target
+ *   (section 4.2), with `checkServerIdentity` pinned to that name rather
+ *   than whatever the request options might derive it from.
+ * - Two timers, one armed at a time: the connect timer (TCP + TLS) until
+ *   `secureConnect`, then a no-progress timer re-armed by the answer's head
+ *   and by every chunk of its body.
+ * - Redirects are never followed: node:https does not follow them, and the
+ *   caller treats 3xx as "next target".
+ * - The answer is bounded by `maxResponse`: a larger Content-Length, or more
+ *   octets than announced, fail the exchange before they are buffered.
+ */
+import { request, type Agent } from 'node:https';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export interface ExchangeRequest {
+  /** The checked IP address to connect to. */
+  address: string;
+  port: number;
+  /** The SRV target: TLS SNI and the name the certificate must carry. */
+  servername: string;
+  path: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  /** A keep-alive agent, or false for a one-off connection. */
+  agent: Agent | false;
+  /** PEM trust anchors; undefined: Node's bundled CAs. */
+  ca: string[] | undefined;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxResponse: number;
+}
+
+export type ExchangeResult =
+  | { kind: 'answer'; status: number; headers: Record<string, string>; body: Buffer }
+  /**
+   * `stale`: a kept-alive connection was found closed before any answer
+   * (the server dropped it while idle); the request did not reach it, and
+   * one retry on a fresh connection is in order.
+   */
+  | { kind: 'failed'; problem: string; stale: boolean };
+
+export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let answered = false;
+    let timer: NodeJS.Timeout | undefined;
+
+    const finish = (result: ExchangeResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const fail = (problem: string, stale = false): void => {
+      finish({ kind: 'failed', problem, stale });
+      // After settling: destroying emits 'error', which then finds us settled.
+      req.destroy();
+    };
+    const arm = (ms: number, what: string): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(`${what} timed out after ${ms} ms`), ms);
+    };
+
+    const req = request({
+      host: r.address,
+      port: r.port,
+      servername: r.servername,
+      method: 'POST',
+      path: r.path,
+      headers: r.headers,
+      agent: r.agent,
+      ca: r.ca,
+      minVersion: 'TLSv1.2',
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(r.servername, cert),
+    });
+
+    arm(r.connectTimeoutMs, 'connect and TLS handshake');
+    req.on('socket', (socket) => {
+      if (req.reusedSocket) arm(r.requestTimeoutMs, 'waiting for the answer');
+      else socket.once('secureConnect', () => arm(r.requestTimeoutMs, 'waiting for the answer'));
+    });
+
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const stale = req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      fail(describeError(err), stale);
+    });
+
+    req.on('response', (res) => {
+      answered = true;
+      arm(r.requestTimeoutMs, 'reading the answer');
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > r.maxResponse) {
+        fail(`answer of ${declared} octets exceeds the limit of ${r.maxResponse}`);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > r.maxResponse) {
+          fail(`answer exceeds the limit of ${r.maxResponse} octets`);
+          return;
+        }
+        chunks.push(chunk);
+        arm(r.requestTimeoutMs, 'reading the answer');
+      });
+      res.on('end', () => {
+        finish({ kind: 'answer', status: res.statusCode ?? 0, headers: flattenHeaders(res.headers), body: Buffer.concat(chunks) });
+      });
+      res.on('aborted', () => fail('connection closed during the answer'));
+      res.on('error', (err: NodeJS.ErrnoException) => fail(describeError(err)));
+    });
+
+    req.end(r.body);
+  });
+}
+
+/** Lower-case names, repeated fields joined with ", " (RFC 9110 5.3). */
+function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+/** The code first (ECONNREFUSED, ERR_TLS_CERT_ALTNAME_INVALID, ...): short and stable for logs and status texts. */
+function describeError(err: NodeJS.ErrnoException): string {
+  return err.code ? `${err.code}: ${err.message}` : err.message;
+}
