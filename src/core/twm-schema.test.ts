@@ -1,0 +1,201 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ReplyError } from './errors.ts';
+import {
+  decodeTwmJson,
+  fetchRequestToJson,
+  formatTwmTime,
+  noticeResultToJson,
+  noticeToJson,
+  parseFetchRequest,
+  parseNotice,
+  parseNoticeResult,
+  parseReceipt,
+  receiptToJson,
+  recipientDomain,
+} from './twm-schema.ts';
+import { A3, A3_NOTICE_JSON, A4, A5 } from '../../test/helpers/twm-vectors.ts';
+
+function invalid(fn: () => unknown, member?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ReplyError, String(err));
+    assert.equal(err.problemCode, 'invalid-request');
+    assert.equal(err.status, 400);
+    if (member) assert.match(err.text, member);
+    return true;
+  });
+}
+
+test('the A.3 notice parses to the typed form', () => {
+  const n = parseNotice(decodeTwmJson(A3.body));
+  assert.deepEqual(n, {
+    id: 'vAPuxOSStt1_cK3UHxrs8Q',
+    from: 'alice@a.example',
+    to: ['bob@b.example', 'carol@b.example'],
+    size: 277,
+    sha256: A3_NOTICE_JSON.sha256,
+    created: new Date('2026-12-01T10:00:00Z'),
+    expires: new Date('2026-12-08T10:00:00Z'),
+    intro: A3_NOTICE_JSON.intro,
+  });
+  assert.equal(noticeToJson(n).toString(), JSON.stringify(A3_NOTICE_JSON));
+});
+
+test('the A.4 fetch request and A.5 receipt parse and serialise', () => {
+  assert.deepEqual(parseFetchRequest(decodeTwmJson(A4.body)), { rcpt: ['bob@b.example'] });
+  const r = parseReceipt(decodeTwmJson(A5.body));
+  assert.deepEqual(r, { id: 'vAPuxOSStt1_cK3UHxrs8Q', results: [{ rcpt: 'bob@b.example', status: 'delivered' }] });
+  assert.equal(receiptToJson(r).toString(), JSON.stringify(JSON.parse(A5.body.toString())));
+  assert.equal(fetchRequestToJson({ rcpt: ['bob@b.example'] }).toString(), '{"rcpt":["bob@b.example"]}');
+});
+
+test('the A.3 notice result serialises as printed', () => {
+  const printed = '{"id":"vAPuxOSStt1_cK3UHxrs8Q","results":[{"rcpt":"bob@b.example","status":"accepted"},{"rcpt":"carol@b.example","status":"pending"}]}';
+  const r = parseNoticeResult(JSON.parse(printed));
+  assert.equal(noticeResultToJson(r).toString(), printed);
+  const deferred = { id: r.id, results: [{ rcpt: 'bob@b.example', status: 'deferred' as const, retryAfter: 60 }] };
+  assert.equal(noticeResultToJson(deferred).toString(), '{"id":"vAPuxOSStt1_cK3UHxrs8Q","results":[{"rcpt":"bob@b.example","status":"deferred","retry_after":60}]}');
+  assert.deepEqual(parseNoticeResult(JSON.parse(noticeResultToJson(deferred).toString())), deferred);
+});
+
+test('optional members: snake_case list_id, registered purpose; times without fractions', () => {
+  const n = {
+    ...parseNotice(A3_NOTICE_JSON),
+    created: new Date('2026-12-01T10:00:00.789Z'),
+    purpose: 'ownership-confirmation',
+    listId: 'dev.lists.a.example',
+  };
+  const wire = JSON.parse(noticeToJson(n).toString());
+  assert.equal(wire.created, '2026-12-01T10:00:00Z');
+  assert.equal(wire.list_id, 'dev.lists.a.example');
+  assert.equal(wire.purpose, 'ownership-confirmation');
+  assert.equal(wire.listId, undefined);
+  assert.deepEqual(parseNotice(wire), { ...n, created: new Date('2026-12-01T10:00:00Z') });
+  assert.equal(formatTwmTime(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 999))), '2026-01-02T03:04:05Z');
+});
+
+test('unknown members are ignored; an unregistered purpose is absent; a stamp of an unknown alg is ignored', () => {
+  const n = parseNotice({ ...A3_NOTICE_JSON, url: 'https://evil.example/', purpose: 'newsletter', stamp: { alg: 'hashcash-x', bits: 20 } });
+  assert.equal('purpose' in n, false);
+  assert.equal('url' in n, false);
+  assert.equal('stamp' in n, false);
+  parseFetchRequest({ rcpt: ['bob@b.example'], extra: 1 });
+  parseReceipt({ id: A3_NOTICE_JSON.id, results: [{ rcpt: 'bob@b.example', status: 'declined', why: 'x' }], more: [] });
+});
+
+// Schema violations of a notice: [what, replacement members, member named in the detail].
+const BAD_NOTICES: Array<[string, Record<string, unknown>, RegExp]> = [
+  ['id too short', { id: 'abc' }, /member id/],
+  ['id with +', { id: 'vAPuxOSStt1+cK3UHxrs8Q' }, /member id/],
+  ['id of 44 characters', { id: 'a'.repeat(44) }, /member id/],
+  ['from without @', { from: 'alice' }, /member from/],
+  ['from with a quoted local part', { from: '"a b"@a.example' }, /member from/],
+  ['from with a one-label domain', { from: 'alice@localhost' }, /member from/],
+  ['from with a 65-character local part', { from: `${'a'.repeat(65)}@a.example` }, /member from/],
+  ['to empty', { to: [] }, /member to/],
+  ['to not an array', { to: 'bob@b.example' }, /member to/],
+  ['to with 101 addresses', { to: Array.from({ length: 101 }, (_, i) => `u${i}@b.example`) }, /member to/],
+  ['to with a duplicate', { to: ['bob@b.example', 'bob@b.example'] }, /member to/],
+  ['to with a duplicate in another case', { to: ['bob@b.example', 'Bob@B.example'] }, /member to/],
+  ['to with a bad address', { to: ['bob@b.example', 'carol'] }, /member to\[1\]/],
+  ['size 0', { size: 0 }, /member size/],
+  ['size fractional', { size: 27.5 }, /member size/],
+  ['size as string', { size: '277' }, /member size/],
+  ['size above 2^53-1', { size: 2 ** 53 }, /member size/],
+  ['sha256 upper-case', { sha256: A3_NOTICE_JSON.sha256.toUpperCase() }, /member sha256/],
+  ['sha256 short', { sha256: 'c6c9' }, /member sha256/],
+  ['created with a fraction', { created: '2026-12-01T10:00:00.000Z' }, /member created/],
+  ['created with an offset', { created: '2026-12-01T10:00:00+00:00' }, /member created/],
+  ['created not a real date', { created: '2026-02-30T10:00:00Z' }, /member created/],
+  ['expires at 24:00', { expires: '2026-12-08T24:00:00Z' }, /member expires/],
+  ['expires more than 30 days after created', { expires: '2026-12-31T10:00:01Z' }, /member expires/],
+  ['intro empty', { intro: '' }, /member intro/],
+  ['intro of 1001 characters', { intro: 'x'.repeat(1001) }, /member intro/],
+  ['intro with CR', { intro: 'a\r\nb' }, /member intro/],
+  ['intro with TAB', { intro: 'a\tb' }, /member intro/],
+  ['intro with a C1 control', { intro: 'a\u0085b' }, /member intro/],
+  ['intro with a bidi override', { intro: 'a\u202Eb' }, /member intro/],
+  ['intro with a bidi isolate', { intro: 'a\u2067b' }, /member intro/],
+  ['purpose not a token', { purpose: 'Ownership Confirmation' }, /member purpose/],
+  ['list_id without a dot', { list_id: 'devlist' }, /member list_id/],
+  ['list_id with angle brackets', { list_id: '<dev.lists.a.example>' }, /member list_id/],
+  ['list_id of 256 characters', { list_id: `${'a'.repeat(250)}.b.com` }, /member list_id/],
+  ['stamp without alg', { stamp: { bits: 1 } }, /member stamp/],
+  ['stamp larger than 1024 octets', { stamp: { alg: 'x', data: 'y'.repeat(1010) } }, /member stamp/],
+  ['stamp not an object', { stamp: 'abc' }, /member stamp/],
+];
+
+for (const [what, members, member] of BAD_NOTICES) {
+  test(`notice refused as invalid-request: ${what}`, () => invalid(() => parseNotice({ ...A3_NOTICE_JSON, ...members }), member));
+}
+
+for (const required of ['id', 'from', 'to', 'size', 'sha256', 'created', 'expires']) {
+  test(`notice refused as invalid-request: missing ${required}`, () => {
+    const copy: Record<string, unknown> = { ...A3_NOTICE_JSON };
+    delete copy[required];
+    invalid(() => parseNotice(copy), new RegExp(`member ${required}`));
+  });
+}
+
+test('lengths count code points, not UTF-16 units', () => {
+  parseNotice({ ...A3_NOTICE_JSON, intro: '😀'.repeat(1000) });
+  invalid(() => parseNotice({ ...A3_NOTICE_JSON, intro: '😀'.repeat(1001) }), /member intro/);
+  parseNotice({ ...A3_NOTICE_JSON, intro: 'Grüße\nvon Ålice' });
+  parseNotice({ ...A3_NOTICE_JSON, from: 'jöran@a.example' });
+  parseNotice({ ...A3_NOTICE_JSON, expires: '2026-12-31T10:00:00Z' }); // exactly 30 days
+  parseNotice({ ...A3_NOTICE_JSON, stamp: { alg: 'x', data: 'y'.repeat(1000) } });
+});
+
+test('notice result: retry_after iff deferred; one of the four statuses', () => {
+  const ok = (results: unknown[]) => parseNoticeResult({ id: A3_NOTICE_JSON.id, results });
+  ok([{ rcpt: 'bob@b.example', status: 'deferred', retry_after: 86400 }]);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'deferred' }]), /results\[0\]\.retry_after/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'accepted', retry_after: 5 }]), /results\[0\]\.retry_after/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'deferred', retry_after: 0 }]), /retry_after/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'deferred', retry_after: 86401 }]), /retry_after/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'delivered' }]), /results\[0\]\.status/);
+  invalid(() => ok([]), /results/);
+  invalid(() => parseNoticeResult({ results: [{ rcpt: 'bob@b.example', status: 'pending' }] }), /member id/);
+});
+
+test('receipt: error iff failed; registered errors only', () => {
+  const ok = (results: unknown[]) => parseReceipt({ id: A3_NOTICE_JSON.id, results });
+  assert.deepEqual(ok([{ rcpt: 'bob@b.example', status: 'failed', error: 'size-mismatch' }]).results[0], {
+    rcpt: 'bob@b.example',
+    status: 'failed',
+    error: 'size-mismatch',
+  });
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'failed' }]), /results\[0\]\.error/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'delivered', error: 'size-mismatch' }]), /results\[0\]\.error/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'failed', error: 'lost' }]), /error/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'accepted' }]), /status/);
+});
+
+test('fetch request: rcpt is 1-100 unique addresses', () => {
+  invalid(() => parseFetchRequest({}), /member rcpt/);
+  invalid(() => parseFetchRequest({ rcpt: [] }), /member rcpt/);
+  invalid(() => parseFetchRequest([]), /fetch request/);
+  invalid(() => parseFetchRequest({ rcpt: ['a@b.example', 'A@b.example'] }), /member rcpt/);
+});
+
+test('JSON texts: UTF-8 without BOM, no duplicate member names, at any depth', () => {
+  const bad = (text: string | Buffer, why: RegExp) => invalid(() => decodeTwmJson(Buffer.isBuffer(text) ? text : Buffer.from(text)), why);
+  bad('{"id": "x", "id": "y"}', /duplicate member "id"/);
+  bad('{"results": [{"rcpt": "a", "status": "x", "rcpt": "b"}]}', /duplicate member "rcpt"/);
+  bad('{"a": 1, "\\u0061": 2}', /duplicate member "a"/);
+  bad('{"rcpt": [1,2', /not JSON/);
+  bad('', /not JSON/);
+  bad(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{}')]), /byte-order mark/);
+  bad(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), /not UTF-8/);
+  assert.deepEqual(decodeTwmJson(Buffer.from('{"a": {"b": 1}, "b": [{"a": 1}, {"a": 2}], "c": "\\"a\\""}')), {
+    a: { b: 1 },
+    b: [{ a: 1 }, { a: 2 }],
+    c: '"a"',
+  });
+});
+
+test('recipientDomain: one domain, compared lower-cased', () => {
+  assert.equal(recipientDomain(['bob@b.example', 'Carol@B.Example']), 'b.example');
+  assert.equal(recipientDomain(['bob@b.example', 'carol@c.example']), undefined);
+  assert.equal(recipientDomain(['bob@sub.b.example', 'carol@b.example']), undefined);
+});

@@ -1,0 +1,217 @@
+/**
+ * The TWM/1 documents of docs/protocol.md section 6 on the wire: zod schemas
+ * mirroring the JSON Schemas (and the rules the member tables add), parsers
+ * that throw `twmError('invalid-request', <which member>)`, and serialisers
+ * producing the exact wire JSON (snake_case members, times without
+ * fractions).
+ *
+ * Parsing is lenient where 1.3 asks for it (unknown members ignored, an
+ * unregistered `purpose` treated as absent) and strict everywhere else.
+ * Checks that need the receiver's clock (`created`, `expires` against now)
+ * are not here: they run after verification (8.1), in the endpoint.
+ */
+import { z } from 'zod';
+import { parseJsonStrict, JsonTextError } from './json-strict.ts';
+import {
+  TWM_PURPOSES,
+  twmError,
+  type FetchRequest,
+  type Notice,
+  type NoticeResult,
+  type Receipt,
+} from './twm-types.ts';
+
+/** `expires` at most this long after `created` (6.1). */
+export const MAX_NOTICE_LIFETIME_MS = 30 * 86_400_000;
+export const MAX_STAMP_OCTETS = 1024;
+
+// JSON Schema lengths count code points (1.3), zod's count UTF-16 units.
+const codePoints = (s: string): number => [...s].length;
+const cpLength = (min: number, max: number) => (s: string) => {
+  const n = codePoints(s);
+  return n >= min && n <= max;
+};
+
+// Patterns of section 6, with the `u` flag so that classes match code points as JSON Schema does.
+const ID = /^[A-Za-z0-9_-]{22,43}$/;
+const MAILBOX = /^[^\s@"<>()[\]\\,;:]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/u;
+const TIME = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$/;
+const TOKEN = /^[a-z][a-z0-9-]{0,62}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const INTRO = /^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$/u;
+const LIST_ID = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+$/;
+
+const id = z.string().regex(ID);
+const mailbox = z.string().refine(cpLength(3, 254), 'length').regex(MAILBOX);
+/** A real instant: the pattern alone lets 2026-02-30 through. */
+const time = z
+  .string()
+  .regex(TIME)
+  .transform((s, ctx) => {
+    const d = new Date(s);
+    if (Number.isNaN(d.getTime()) || formatTwmTime(d) !== s) {
+      ctx.addIssue({ code: 'custom', message: 'not a valid time' });
+      return z.NEVER;
+    }
+    return d;
+  });
+const token = z.string().regex(TOKEN);
+/** uniqueItems, with addresses compared lower-cased (1.3). */
+const rcpts = z
+  .array(mailbox)
+  .min(1)
+  .max(100)
+  .refine((a) => new Set(a.map((r) => r.toLowerCase())).size === a.length, 'duplicate address');
+
+const noticeSchema = z
+  .object({
+    id,
+    from: mailbox,
+    to: rcpts,
+    size: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    sha256: z.string().regex(SHA256),
+    created: time,
+    expires: time,
+    intro: z.string().refine(cpLength(1, 1000), 'length').regex(INTRO).optional(),
+    purpose: token.optional(),
+    list_id: z.string().refine(cpLength(0, 255), 'length').regex(LIST_ID).optional(),
+    // Reserved (12.7): no algorithm is defined, so only its shape and size are checked.
+    stamp: z.looseObject({ alg: token })
+      .refine((s) => Buffer.byteLength(JSON.stringify(s)) <= MAX_STAMP_OCTETS, 'larger than 1024 octets')
+      .optional(),
+  })
+  // Zod runs this even when a time failed its pattern (the issue does not abort), hence the instanceof.
+  .refine((n) => !(n.created instanceof Date && n.expires instanceof Date) || n.expires.getTime() - n.created.getTime() <= MAX_NOTICE_LIFETIME_MS, {
+    message: 'more than 30 days after created',
+    path: ['expires'],
+  });
+
+const noticeResultEntry = z
+  .object({
+    rcpt: mailbox,
+    status: z.enum(['accepted', 'pending', 'unknown', 'deferred']),
+    retry_after: z.number().int().min(1).max(86_400).optional(),
+  })
+  .refine((e) => (e.status === 'deferred') === (e.retry_after !== undefined), {
+    message: 'present iff status is deferred',
+    path: ['retry_after'],
+  });
+const noticeResultSchema = z.object({ id, results: z.array(noticeResultEntry).min(1).max(100) });
+
+const fetchSchema = z.object({ rcpt: rcpts });
+
+const receiptEntry = z
+  .object({
+    rcpt: mailbox,
+    status: z.enum(['delivered', 'declined', 'failed']),
+    error: z.enum(['size-mismatch', 'digest-mismatch', 'from-mismatch', 'message-too-large']).optional(),
+  })
+  .refine((e) => (e.status === 'failed') === (e.error !== undefined), { message: 'present iff status is failed', path: ['error'] });
+const receiptSchema = z.object({ id, results: z.array(receiptEntry).min(1).max(100) });
+
+/** `to[1]`, `results[0].status`: the member a problem detail names. */
+function pathOf(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}
+
+function validate<T extends z.ZodType>(schema: T, json: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(json);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue ? pathOf(issue.path) : '';
+  // Zod's messages name the rule, never the value, so they are safe to send back.
+  throw twmError('invalid-request', `invalid ${what}${path ? `: member ${path}` : ''}: ${issue?.message ?? 'schema violation'}`);
+}
+
+/** The request content as JSON (step 8, first half): UTF-8, no BOM, no duplicate members. */
+export function decodeTwmJson(content: Buffer): unknown {
+  try {
+    return parseJsonStrict(content);
+  } catch (err) {
+    if (err instanceof JsonTextError) throw twmError('invalid-request', `the content is not a valid JSON text (${err.message})`);
+    throw err;
+  }
+}
+
+export function parseNotice(json: unknown): Notice {
+  const n = validate(noticeSchema, json, 'notice');
+  const purpose = n.purpose !== undefined && (TWM_PURPOSES as readonly string[]).includes(n.purpose) ? n.purpose : undefined;
+  return {
+    id: n.id,
+    from: n.from,
+    to: n.to,
+    size: n.size,
+    sha256: n.sha256,
+    created: n.created,
+    expires: n.expires,
+    ...(n.intro === undefined ? {} : { intro: n.intro }),
+    ...(purpose === undefined ? {} : { purpose }),
+    ...(n.list_id === undefined ? {} : { listId: n.list_id }),
+  };
+}
+
+export function parseNoticeResult(json: unknown): NoticeResult {
+  const r = validate(noticeResultSchema, json, 'notice result');
+  return {
+    id: r.id,
+    results: r.results.map((e) => ({ rcpt: e.rcpt, status: e.status, ...(e.retry_after === undefined ? {} : { retryAfter: e.retry_after }) })),
+  };
+}
+
+export function parseFetchRequest(json: unknown): FetchRequest {
+  return { rcpt: validate(fetchSchema, json, 'fetch request').rcpt };
+}
+
+export function parseReceipt(json: unknown): Receipt {
+  const r = validate(receiptSchema, json, 'receipt');
+  return { id: r.id, results: r.results.map((e) => ({ rcpt: e.rcpt, status: e.status, ...(e.error === undefined ? {} : { error: e.error }) })) };
+}
+
+/** `YYYY-MM-DDTHH:MM:SSZ`; a fraction of a second is dropped. */
+export function formatTwmTime(d: Date): string {
+  return `${d.toISOString().slice(0, 19)}Z`;
+}
+
+/**
+ * The recipient domain (lower-case) when every address shares one domain,
+ * else undefined (5.4 step 9: mixed domains are `invalid-request`).
+ */
+export function recipientDomain(to: readonly string[]): string | undefined {
+  const domains = new Set(to.map((a) => a.slice(a.lastIndexOf('@') + 1).toLowerCase()));
+  return domains.size === 1 ? [...domains][0] : undefined;
+}
+
+const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value), 'utf8');
+
+/** A notice's wire octets: members in the order of section 6.1, compact, optional ones only when set. */
+export function noticeToJson(n: Notice): Buffer {
+  return json({
+    id: n.id,
+    from: n.from,
+    to: n.to,
+    size: n.size,
+    sha256: n.sha256,
+    created: formatTwmTime(n.created),
+    expires: formatTwmTime(n.expires),
+    ...(n.intro === undefined ? {} : { intro: n.intro }),
+    ...(n.purpose === undefined ? {} : { purpose: n.purpose }),
+    ...(n.listId === undefined ? {} : { list_id: n.listId }),
+  });
+}
+
+export function noticeResultToJson(r: NoticeResult): Buffer {
+  return json({
+    id: r.id,
+    results: r.results.map((e) => ({ rcpt: e.rcpt, status: e.status, ...(e.retryAfter === undefined ? {} : { retry_after: e.retryAfter }) })),
+  });
+}
+
+export function fetchRequestToJson(f: FetchRequest): Buffer {
+  return json({ rcpt: f.rcpt });
+}
+
+export function receiptToJson(r: Receipt): Buffer {
+  return json({ id: r.id, results: r.results.map((e) => ({ rcpt: e.rcpt, status: e.status, ...(e.error === undefined ? {} : { error: e.error }) })) });
+}
