@@ -1,6 +1,7 @@
 /**
  * The Screener's requests: one row per (user, sender), created and counted by
- * messages.deliver(); read, decided and forgotten here.
+ * messages.deliver() and twmIn.record() (both through request-upsert.ts);
+ * read, decided and forgotten here.
  */
 import { sql, type ExpressionBuilder, type Selectable } from 'kysely';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
@@ -124,6 +125,7 @@ function toRequest(row: RequestRow): ContactRequest {
     lastSeen: toDate(row.last_seen),
     count: num(row.count),
     sampleSubject: row.sample_subject,
+    intro: row.intro,
     status: row.status,
     held: num(row.held),
   };

@@ -9,6 +9,7 @@ import type { MessageSummary } from '../core/types.ts';
 import type { NewMessage } from './types.ts';
 import type { Database, Dialect } from './schema.ts';
 import { chunks, num } from './db-util.ts';
+import { upsertRequests } from './request-upsert.ts';
 
 type Tx = Transaction<Database>;
 
@@ -61,52 +62,24 @@ async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<
 }
 
 /**
- * Creates or updates the Screener request of each (user, sender) once per
- * batch, folding the batch's attempts together: count + n, the latest
- * lastSeen, the first known subject kept, the latest known auth domain.
- * Returns the request id per item (undefined for items without a request).
+ * The Screener request of each item that has one (request-upsert.ts folds a
+ * batch's attempts per (user, sender)). Returns the request id per item
+ * (undefined for items without a request).
  */
-async function upsertRequests(tx: Tx, items: readonly NewMessage[]): Promise<Array<number | undefined>> {
+async function requestIds(tx: Tx, items: readonly NewMessage[]): Promise<Array<number | undefined>> {
   const out = new Array<number | undefined>(items.length);
   const withRequest = items.map((_, i) => i).filter((i) => items[i]!.request);
-  const groups = groupBy(withRequest, (i) => `${items[i]!.userId}\n${items[i]!.request!.sender.toLowerCase()}`);
-  // A fixed lock order across writers (see reserveUids).
-  for (const [, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const attempts = group.map((i) => items[i]!);
-    const first = attempts[0]!;
-    const times = attempts.map((m) => m.receivedAt.getTime());
-    const subject = attempts.find((m) => m.request!.subject !== null)?.request!.subject ?? null;
-    const authDomain = [...attempts].reverse().find((m) => m.request!.authDomain !== null)?.request!.authDomain ?? null;
-    const row = await tx
-      .insertInto('contact_requests')
-      .values({
-        user_id: first.userId,
-        sender: first.request!.sender.toLowerCase(),
-        auth_domain: authDomain,
-        first_seen: Math.min(...times),
-        last_seen: Math.max(...times),
-        count: attempts.length,
-        sample_subject: subject,
-        status: 'pending',
-      })
-      .onConflict((oc) =>
-        oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
-          count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
-          last_seen: eb
-            .case()
-            .when('excluded.last_seen', '>', eb.ref('contact_requests.last_seen'))
-            .then(eb.ref('excluded.last_seen'))
-            .else(eb.ref('contact_requests.last_seen'))
-            .end(),
-          sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
-          auth_domain: eb.fn.coalesce('excluded.auth_domain', 'contact_requests.auth_domain'),
-          // status is kept: a denied sender stays denied, an approved one approved.
-        })),
-      )
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    for (const i of group) out[i] = row.id;
-  }
+  const ids = await upsertRequests(
+    tx,
+    withRequest.map((i) => {
+      const m = items[i]!;
+      const r = m.request!;
+      return { userId: m.userId, sender: r.sender, authDomain: r.authDomain, subject: r.subject, intro: null, at: m.receivedAt };
+    }),
+  );
+  withRequest.forEach((i, n) => {
+    out[i] = ids[n];
+  });
   return out;
 }
 
@@ -161,7 +134,7 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
   // Writes first: on SQLite the transaction takes the write lock at once
   // instead of upgrading a read snapshot later (which can fail with BUSY).
   const slots = await reserveUids(tx, items);
-  const requestIds = await upsertRequests(tx, items);
+  const requestIdOf = await requestIds(tx, items);
   const bodyIds = await upsertBodies(tx, dialect, items.map((m) => m.raw));
 
   const rows = items.map((m, i) => ({
@@ -176,7 +149,7 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
     received_at: m.receivedAt.getTime(),
     first_contact: m.firstContact ? 1 : 0,
     // Only a message held in the Screener belongs to its request.
-    request_id: m.mailbox === 'Screener' ? (requestIds[i] ?? null) : null,
+    request_id: m.mailbox === 'Screener' ? (requestIdOf[i] ?? null) : null,
     body_id: bodyIds[i]!,
   }));
 

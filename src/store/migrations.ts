@@ -13,8 +13,9 @@
 import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
 import { carddavMigration } from './migration-0004-carddav.ts';
+import { twm } from './migration-0003-twm.ts';
 
-function types(dialect: Dialect) {
+export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
   return {
     /** The auto-increment primary key column, added with `.addColumn('id', t.idType, t.idBuild)`. */
@@ -191,6 +192,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0002_queue_worker': queueWorker(dialect),
+    '0003_twm': twm(dialect),
     '0004_carddav': carddavMigration(dialect),
   };
 }

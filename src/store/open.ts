@@ -24,6 +24,8 @@ import { KyselyMessageRepository } from './message-repository.ts';
 import { KyselyContactRequestRepository } from './contact-request-repository.ts';
 import { KyselyQueueRepository } from './queue-repository.ts';
 import { KyselyAddressBookRepository } from './address-book-repository.ts';
+import { KyselyTwmOutboundRepository } from './twm-outbound-repository.ts';
+import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -211,6 +213,8 @@ class KyselyStore implements Store {
   readonly requests: KyselyContactRequestRepository;
   readonly queue: KyselyQueueRepository;
   readonly addressBooks: KyselyAddressBookRepository;
+  readonly twmOut: KyselyTwmOutboundRepository;
+  readonly twmIn: KyselyTwmInboundRepository;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly s: Db) {
@@ -220,6 +224,8 @@ class KyselyStore implements Store {
     this.requests = new KyselyContactRequestRepository(s);
     this.queue = new KyselyQueueRepository(s);
     this.addressBooks = new KyselyAddressBookRepository(s);
+    this.twmOut = new KyselyTwmOutboundRepository(s);
+    this.twmIn = new KyselyTwmInboundRepository(s);
   }
 
   get kind(): Dialect {
@@ -231,6 +237,8 @@ class KyselyStore implements Store {
     this.closing ??= (async () => {
       await this.messages.drain();
       await this.queue.drain();
+      await this.twmOut.drain();
+      await this.twmIn.drain();
       await this.s.db.destroy();
     })();
     return this.closing;

@@ -7,6 +7,7 @@
  */
 import type { Generated } from 'kysely';
 import type { ContactEntryKind, ContactEntry, ContactRequestStatus, MailboxName, Mode, QueueState } from '../core/types.ts';
+import type { ReceiptError, ReceiptStatus, TwmInState, TwmOutState } from '../core/twm-types.ts';
 
 export interface UsersTable {
   id: Generated<number>;
@@ -14,6 +15,8 @@ export interface UsersTable {
   password_hash: string;
   mode: Mode;
   created_at: number;
+  /** 0/1, default 0 (migration 0003). */
+  reveal_declined: Generated<number>;
 }
 
 export interface AppPasswordsTable {
@@ -93,6 +96,8 @@ export interface ContactRequestsTable {
   count: number;
   sample_subject: string | null;
   status: ContactRequestStatus;
+  /** The latest TWM notice's introduction (migration 0003). */
+  intro: string | null;
 }
 
 export interface QueueMessagesTable {
@@ -119,6 +124,72 @@ export interface QueueRecipientsTable {
   warned_at: number | null;
 }
 
+/** Sender side of TWM (migration 0003): one row per (message, recipient domain). */
+export interface TwmOutNoticesTable {
+  id: string;
+  message_id: string;
+  sender: string;
+  domain: string;
+  content: Buffer;
+  subject: string | null;
+  message_id_header: string | null;
+  size: number;
+  sha256: string;
+  created_at: number;
+  expires_at: number;
+  /** The message octets; empty once body_removed_at is set. */
+  body: Buffer;
+  body_removed_at: number | null;
+  expiry_reported_at: number | null;
+}
+
+export interface TwmOutRecipientsTable {
+  notice_id: string;
+  recipient: string;
+  state: TwmOutState;
+  reason: string | null;
+  updated_at: number;
+}
+
+/** Recipient side of TWM: the notice as received, keyed by (sender domain, id). */
+export interface TwmInNoticesTable {
+  sender_domain: string;
+  id: string;
+  content_sha256: string;
+  from_addr: string;
+  /** JSON array of addresses. */
+  to_addrs: string;
+  size: number;
+  sha256: string;
+  created_at: number;
+  expires_at: number;
+  intro: string | null;
+  purpose: string | null;
+  list_id: string | null;
+  received_at: number;
+}
+
+export interface TwmInRecipientsTable {
+  sender_domain: string;
+  notice_id: string;
+  rcpt: string;
+  user_id: number | null;
+  state: TwmInState;
+  receipt: ReceiptStatus | null;
+  receipt_error: ReceiptError | null;
+  next_attempt_at: number | null;
+  attempts: Generated<number>;
+  last_error: string | null;
+  updated_at: number;
+}
+
+/** Signature nonces seen (docs/protocol.md 5.5), kept until `until`. */
+export interface TwmNoncesTable {
+  keyid: string;
+  nonce: string;
+  until: number;
+}
+
 export interface Database {
   users: UsersTable;
   app_passwords: AppPasswordsTable;
@@ -133,6 +204,11 @@ export interface Database {
   queue_recipients: QueueRecipientsTable;
   address_books: AddressBooksTable;
   contact_changes: ContactChangesTable;
+  twm_out_notices: TwmOutNoticesTable;
+  twm_out_recipients: TwmOutRecipientsTable;
+  twm_in_notices: TwmInNoticesTable;
+  twm_in_recipients: TwmInRecipientsTable;
+  twm_nonces: TwmNoncesTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

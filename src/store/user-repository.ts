@@ -12,6 +12,7 @@ function toUser(row: Selectable<UsersTable>): User {
     id: row.id,
     address: row.address,
     mode: row.mode,
+    revealDeclined: num(row.reveal_declined) === 1,
     passwordHash: row.password_hash,
     createdAt: toDate(row.created_at),
   };
@@ -72,6 +73,14 @@ export class KyselyUserRepository implements UserRepository {
 
   async setPasswordHash(userId: number, passwordHash: string): Promise<void> {
     await this.s.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
+  }
+
+  async setRevealDeclined(userId: number, reveal: boolean): Promise<void> {
+    await this.s.db
+      .updateTable('users')
+      .set({ reveal_declined: reveal ? 1 : 0 })
+      .where('id', '=', userId)
+      .execute();
   }
 
   async addAppPassword(userId: number, name: string, passwordHash: string): Promise<{ id: number }> {

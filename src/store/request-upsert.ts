@@ -1,0 +1,76 @@
+/**
+ * The one way a Screener request is created or counted, shared by the SMTP
+ * delivery batch (message-batch.ts) and the TWM notice record
+ * (twm-inbound-repository.ts), so that both channels follow the same rules:
+ * a new request is `pending`; an existing one keeps its status (a denied
+ * sender stays denied), gets count + n and the latest lastSeen, keeps its
+ * first known subject, and takes the latest known auth domain and intro
+ * (a null one leaves the stored value alone).
+ */
+import type { Transaction } from 'kysely';
+import type { Database } from './schema.ts';
+
+/** One attempt of a sender to reach a user. */
+export interface RequestAttempt {
+  userId: number;
+  sender: string;
+  authDomain: string | null;
+  subject: string | null;
+  intro: string | null;
+  at: Date;
+}
+
+/**
+ * Upserts the request of each (user, sender) once, folding its attempts
+ * together (in array order: "latest" means later in the array). Returns the
+ * request id of each attempt, in order. Rows are written in a fixed order of
+ * (user, sender) so that concurrent writers on PostgreSQL cannot deadlock.
+ */
+export async function upsertRequests(tx: Transaction<Database>, attempts: readonly RequestAttempt[]): Promise<number[]> {
+  const out = new Array<number>(attempts.length);
+  const groups = new Map<string, number[]>();
+  attempts.forEach((a, i) => {
+    const key = `${a.userId}\n${a.sender.toLowerCase()}`;
+    const g = groups.get(key);
+    if (g) g.push(i);
+    else groups.set(key, [i]);
+  });
+  for (const [, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const list = group.map((i) => attempts[i]!);
+    const first = list[0]!;
+    const times = list.map((a) => a.at.getTime());
+    const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
+    const row = await tx
+      .insertInto('contact_requests')
+      .values({
+        user_id: first.userId,
+        sender: first.sender.toLowerCase(),
+        auth_domain: latest((a) => a.authDomain),
+        first_seen: Math.min(...times),
+        last_seen: Math.max(...times),
+        count: list.length,
+        sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
+        intro: latest((a) => a.intro),
+        status: 'pending',
+      })
+      .onConflict((oc) =>
+        oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
+          count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
+          last_seen: eb
+            .case()
+            .when('excluded.last_seen', '>', eb.ref('contact_requests.last_seen'))
+            .then(eb.ref('excluded.last_seen'))
+            .else(eb.ref('contact_requests.last_seen'))
+            .end(),
+          sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
+          auth_domain: eb.fn.coalesce('excluded.auth_domain', 'contact_requests.auth_domain'),
+          intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
+          // status is kept: a denied sender stays denied, an approved one approved.
+        })),
+      )
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    for (const i of group) out[i] = row.id;
+  }
+  return out;
+}

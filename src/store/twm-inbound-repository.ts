@@ -1,0 +1,336 @@
+/**
+ * TWM recipient side (docs/protocol.md section 8): the notices received, one
+ * state row per (notice, rcpt), and the signature nonces of section 5.5.
+ *
+ * record() is the one durable step before a notice is answered (8.1): the
+ * notice, its rows and its contact requests commit together or not at all.
+ * The requests are upserted by request-upsert.ts, the same code as the SMTP
+ * path, so both channels count attempts alike. Later changes are conditional
+ * updates (update, expire): the fetch worker, the receipt worker and the
+ * Screener can race on one row without undoing each other's final states.
+ *
+ * Every write goes through one DurableWriter (group commit): durable before
+ * it resolves, one fsync for concurrent handlers.
+ */
+import { sql, type Selectable } from 'kysely';
+import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
+import type { TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmRequestTouch } from './types.ts';
+import { StoreConflictError } from './types.ts';
+import type { TwmInNoticesTable, TwmInRecipientsTable } from './schema.ts';
+import { DurableWriter } from './durable-writer.ts';
+import { upsertRequests } from './request-upsert.ts';
+import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
+
+type NoticeRow = Selectable<TwmInNoticesTable>;
+type RecipientRow = Selectable<TwmInRecipientsTable>;
+type Row = { notice: TwmInNotice; recipient: TwmInRecipient };
+
+const FINAL_STATES = [...TWM_IN_FINAL];
+/** The states a notice's expiry ends (section 8.3, last line). */
+const EXPIRABLE: readonly TwmInState[] = ['pending', 'held', 'scheduled'];
+/** Rows per statement: keeps each under the bound-parameter limits of both dialects. */
+const PER_STATEMENT = 1000;
+
+function toNotice(row: NoticeRow): TwmInNotice {
+  return {
+    senderDomain: row.sender_domain,
+    id: row.id,
+    contentSha256: row.content_sha256,
+    from: row.from_addr,
+    to: JSON.parse(row.to_addrs) as string[],
+    size: num(row.size),
+    sha256: row.sha256,
+    createdAt: toDate(row.created_at),
+    expiresAt: toDate(row.expires_at),
+    intro: row.intro,
+    purpose: row.purpose,
+    listId: row.list_id,
+    receivedAt: toDate(row.received_at),
+  };
+}
+
+function toRecipient(row: RecipientRow): TwmInRecipient {
+  return {
+    senderDomain: row.sender_domain,
+    noticeId: row.notice_id,
+    rcpt: row.rcpt,
+    userId: row.user_id,
+    state: row.state,
+    receipt: row.receipt,
+    receiptError: row.receipt_error,
+    nextAttemptAt: row.next_attempt_at === null ? null : toDate(row.next_attempt_at),
+    attempts: num(row.attempts),
+    lastError: row.last_error,
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+/** The columns a change writes; keys left undefined keep their stored value. */
+function changeColumns(change: TwmInRecipientChange): Partial<Omit<RecipientRow, 'sender_domain' | 'notice_id' | 'rcpt' | 'user_id'>> {
+  return {
+    ...(change.state === undefined ? {} : { state: change.state }),
+    ...(change.receipt === undefined ? {} : { receipt: change.receipt }),
+    ...(change.receiptError === undefined ? {} : { receipt_error: change.receiptError }),
+    ...(change.nextAttemptAt === undefined ? {} : { next_attempt_at: change.nextAttemptAt === null ? null : change.nextAttemptAt.getTime() }),
+    ...(change.attempts === undefined ? {} : { attempts: change.attempts }),
+    ...(change.lastError === undefined ? {} : { last_error: change.lastError }),
+  };
+}
+
+/** The address's domain, lower-case ('' without an @). */
+function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
+}
+
+/** Escapes LIKE wildcards so that a domain is matched literally. */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+export class KyselyTwmInboundRepository implements TwmInboundRepository {
+  private readonly writer: DurableWriter;
+
+  constructor(private readonly s: Db) {
+    this.writer = new DurableWriter(s);
+  }
+
+  drain(): Promise<void> {
+    return this.writer.drain();
+  }
+
+  async find(senderDomain: string, id: string): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
+    const notice = await this.s.db.selectFrom('twm_in_notices').selectAll().where('sender_domain', '=', senderDomain).where('id', '=', id).executeTakeFirst();
+    if (!notice) return undefined;
+    const rows = await this.s.db
+      .selectFrom('twm_in_recipients')
+      .selectAll()
+      .where('sender_domain', '=', senderDomain)
+      .where('notice_id', '=', id)
+      .orderBy('rcpt')
+      .execute();
+    return { notice: toNotice(notice), recipients: rows.map(toRecipient) };
+  }
+
+  /**
+   * One request touch per (user, sender) counts: a notice is one attempt
+   * (section 8.2), even if it names several addresses of the same user.
+   */
+  async record(
+    notice: TwmInNotice,
+    recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>,
+    requests: TwmRequestTouch[],
+  ): Promise<void> {
+    const seen = new Set<string>();
+    const touches = requests.filter((r) => {
+      const key = `${r.userId}\n${r.sender.toLowerCase()}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    const at = notice.receivedAt.getTime();
+    try {
+      await this.writer.write(async (tx) => {
+        await tx
+          .insertInto('twm_in_notices')
+          .values({
+            sender_domain: notice.senderDomain,
+            id: notice.id,
+            content_sha256: notice.contentSha256,
+            from_addr: notice.from,
+            to_addrs: JSON.stringify(notice.to),
+            size: notice.size,
+            sha256: notice.sha256,
+            created_at: notice.createdAt.getTime(),
+            expires_at: notice.expiresAt.getTime(),
+            intro: notice.intro,
+            purpose: notice.purpose,
+            list_id: notice.listId,
+            received_at: at,
+          })
+          .execute();
+        for (const part of chunks(recipients, PER_STATEMENT)) {
+          await tx
+            .insertInto('twm_in_recipients')
+            .values(
+              part.map((r) => ({
+                // The notice's key, whatever the row says: a row cannot belong to another notice.
+                sender_domain: notice.senderDomain,
+                notice_id: notice.id,
+                rcpt: r.rcpt,
+                user_id: r.userId,
+                state: r.state,
+                receipt: r.receipt,
+                receipt_error: r.receiptError,
+                next_attempt_at: r.nextAttemptAt === null ? null : r.nextAttemptAt.getTime(),
+                attempts: 0,
+                last_error: null,
+                updated_at: at,
+              })),
+            )
+            .execute();
+        }
+        await upsertRequests(
+          tx,
+          touches.map((r) => ({ userId: r.userId, sender: r.sender, authDomain: r.authDomain, subject: null, intro: r.intro, at: r.at })),
+        );
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StoreConflictError(`The TWM notice ${notice.id} from ${notice.senderDomain} is recorded already`);
+      throw err;
+    }
+  }
+
+  async due(now: Date, limit: number): Promise<Row[]> {
+    if (limit <= 0) return [];
+    const rows = await this.s.db
+      .selectFrom('twm_in_recipients as r')
+      .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
+      .selectAll('n')
+      .select(['r.notice_id', 'r.rcpt', 'r.user_id', 'r.state', 'r.receipt', 'r.receipt_error', 'r.next_attempt_at', 'r.attempts', 'r.last_error', 'r.updated_at'])
+      .where('r.state', 'in', ['scheduled', 'receipt-due'])
+      .where('r.next_attempt_at', '<=', now.getTime())
+      .orderBy('r.next_attempt_at')
+      .orderBy('r.sender_domain')
+      .orderBy('r.notice_id')
+      .orderBy('r.rcpt')
+      .limit(limit)
+      .execute();
+    return rows.map(splitRow);
+  }
+
+  async update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date): Promise<string[]> {
+    if (rcpts.length === 0 || from.length === 0) return [];
+    const columns = { ...changeColumns(change), updated_at: at.getTime() };
+    return this.writer.write(async (tx) => {
+      const changed: string[] = [];
+      for (const part of chunks(unique(rcpts), PER_STATEMENT)) {
+        const rows = await tx
+          .updateTable('twm_in_recipients')
+          .set(columns)
+          .where('sender_domain', '=', senderDomain)
+          .where('notice_id', '=', id)
+          .where('rcpt', 'in', part)
+          // The condition is what lets racing workers and the Screener leave each other's results alone.
+          .where('state', 'in', [...from])
+          .returning('rcpt')
+          .execute();
+        changed.push(...rows.map((r) => r.rcpt));
+      }
+      return changed;
+    });
+  }
+
+  /**
+   * With neither `senders` nor `domain` nothing matches. SQL narrows the rows
+   * (lower() and LIKE disagree across dialects on non-ASCII text); the exact
+   * match on the from-domain is made here.
+   */
+  async forUser(userId: number, match: { senders?: string[]; domain?: string }, states: readonly TwmInState[], now: Date): Promise<Row[]> {
+    const senders = unique((match.senders ?? []).map((s) => s.toLowerCase()));
+    const domain = match.domain?.toLowerCase();
+    if (states.length === 0 || (senders.length === 0 && domain === undefined)) return [];
+    const matches = (from: string): boolean => {
+      if (senders.includes(from.toLowerCase())) return true;
+      if (domain === undefined) return false;
+      const d = domainOf(from);
+      return d === domain || d.endsWith(`.${domain}`);
+    };
+    const out: Row[] = [];
+    // Chunked by senders; with a domain alone one query (an empty chunk list gets one pass).
+    const parts = senders.length === 0 ? [[]] : chunks(senders, PER_STATEMENT);
+    for (const [n, part] of parts.entries()) {
+      const rows = await this.s.db
+        .selectFrom('twm_in_recipients as r')
+        .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
+        .selectAll('n')
+        .select(['r.notice_id', 'r.rcpt', 'r.user_id', 'r.state', 'r.receipt', 'r.receipt_error', 'r.next_attempt_at', 'r.attempts', 'r.last_error', 'r.updated_at'])
+        .where('r.user_id', '=', userId)
+        .where('r.state', 'in', [...states])
+        .where('n.expires_at', '>', now.getTime())
+        .where((eb) => {
+          const ors = [];
+          if (part.length > 0) ors.push(eb(eb.fn('lower', ['n.from_addr']), 'in', part));
+          // The domain only on the first pass, so that its rows are not returned once per chunk.
+          if (domain !== undefined && n === 0) {
+            const lit = likeLiteral(domain);
+            ors.push(sql<boolean>`lower(${sql.ref('n.from_addr')}) like ${`%@${lit}`} escape '\\'`);
+            ors.push(sql<boolean>`lower(${sql.ref('n.from_addr')}) like ${`%.${lit}`} escape '\\'`);
+          }
+          return eb.or(ors);
+        })
+        .orderBy('n.received_at')
+        .orderBy('n.sender_domain')
+        .orderBy('n.id')
+        .orderBy('r.rcpt')
+        .execute();
+      out.push(...rows.map(splitRow).filter((r) => matches(r.notice.from)));
+    }
+    return out;
+  }
+
+  async expire(now: Date): Promise<number> {
+    return this.writer.write(async (tx) => {
+      const res = await tx
+        .updateTable('twm_in_recipients')
+        .set({ state: 'expired', next_attempt_at: null, updated_at: now.getTime() })
+        .where('state', 'in', [...EXPIRABLE])
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('twm_in_notices as n')
+              .select('n.id')
+              .whereRef('n.sender_domain', '=', 'twm_in_recipients.sender_domain')
+              .whereRef('n.id', '=', 'twm_in_recipients.notice_id')
+              .where('n.expires_at', '<=', now.getTime()),
+          ),
+        )
+        .executeTakeFirst();
+      return num(res.numUpdatedRows);
+    });
+  }
+
+  async rememberNonce(keyid: string, nonce: string, until: Date): Promise<boolean> {
+    // ON CONFLICT DO NOTHING, not a caught error: atomic under concurrency on
+    // both dialects, and a replay does not abort the shared group transaction.
+    const row = await this.writer.write((tx) =>
+      tx
+        .insertInto('twm_nonces')
+        .values({ keyid, nonce, until: until.getTime() })
+        .onConflict((oc) => oc.columns(['keyid', 'nonce']).doNothing())
+        .returning('nonce')
+        .executeTakeFirst(),
+    );
+    return row !== undefined;
+  }
+
+  /** Returns the number of notices deleted (nonces are not counted). */
+  async prune(now: Date, olderThan: Date): Promise<number> {
+    return this.s.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('twm_nonces').where('until', '<', now.getTime()).execute();
+      // Rows go with their notice (ON DELETE CASCADE).
+      const res = await tx
+        .deleteFrom('twm_in_notices')
+        .where('expires_at', '<', olderThan.getTime())
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('twm_in_recipients as r')
+                .select('r.rcpt')
+                .whereRef('r.sender_domain', '=', 'twm_in_notices.sender_domain')
+                .whereRef('r.notice_id', '=', 'twm_in_notices.id')
+                .where('r.state', 'not in', FINAL_STATES),
+            ),
+          ),
+        )
+        .executeTakeFirst();
+      return num(res.numDeletedRows);
+    });
+  }
+}
+
+/** A joined row (all notice columns, then the recipient's) split back into its two halves. */
+function splitRow(row: NoticeRow & Omit<RecipientRow, 'sender_domain'>): Row {
+  return { notice: toNotice(row), recipient: toRecipient({ ...row, sender_domain: row.sender_domain }) };
+}

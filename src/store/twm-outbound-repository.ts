@@ -1,0 +1,262 @@
+/**
+ * TWM sender side (docs/protocol.md section 7): the notices this server sent,
+ * each with the message body it serves to fetches and one state row per
+ * recipient.
+ *
+ * Lifecycle of the storage: create() stores body, notice and `queued` rows
+ * together; fetches, notice results and receipts move rows by conditional
+ * updates (transition), so two handlers racing on one recipient cannot undo a
+ * final state; once no recipient can fetch any more the delivery layer calls
+ * removeBody() (the bulk of the bytes); prune() deletes the history later.
+ *
+ * Every write goes through one DurableWriter (group commit): durable before
+ * it resolves, one fsync for concurrent handlers.
+ */
+import type { Selectable, Transaction } from 'kysely';
+import { TWM_OUT_FINAL, type TwmOutState } from '../core/twm-types.ts';
+import type { TwmOutboundRepository, TwmOutNotice, TwmOutRecipient } from './types.ts';
+import { StoreConflictError } from './types.ts';
+import type { Database, TwmOutNoticesTable, TwmOutRecipientsTable } from './schema.ts';
+import { DurableWriter } from './durable-writer.ts';
+import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
+
+type NoticeRow = Omit<Selectable<TwmOutNoticesTable>, 'body'>;
+type WithRecipients = TwmOutNotice & { recipients: TwmOutRecipient[] };
+
+/** Every column but the body, which only body() reads. */
+const NOTICE_COLUMNS = [
+  'id',
+  'message_id',
+  'sender',
+  'domain',
+  'content',
+  'subject',
+  'message_id_header',
+  'size',
+  'sha256',
+  'created_at',
+  'expires_at',
+  'body_removed_at',
+  'expiry_reported_at',
+] as const;
+
+const FINAL_STATES = [...TWM_OUT_FINAL];
+/** Recipients per statement: keeps each under the bound-parameter limits of both dialects. */
+const PER_STATEMENT = 1000;
+
+function toNotice(row: NoticeRow): TwmOutNotice {
+  return {
+    id: row.id,
+    messageId: row.message_id,
+    sender: row.sender,
+    domain: row.domain,
+    content: row.content,
+    subject: row.subject,
+    messageIdHeader: row.message_id_header,
+    size: num(row.size),
+    sha256: row.sha256,
+    createdAt: toDate(row.created_at),
+    expiresAt: toDate(row.expires_at),
+    bodyRemoved: row.body_removed_at !== null,
+    expiryReported: row.expiry_reported_at !== null,
+  };
+}
+
+function toRecipient(row: Selectable<TwmOutRecipientsTable>): TwmOutRecipient {
+  return { noticeId: row.notice_id, recipient: row.recipient, state: row.state, reason: row.reason, updatedAt: toDate(row.updated_at) };
+}
+
+export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
+  private readonly writer: DurableWriter;
+
+  constructor(private readonly s: Db) {
+    this.writer = new DurableWriter(s);
+  }
+
+  drain(): Promise<void> {
+    return this.writer.drain();
+  }
+
+  async create(input: {
+    notice: Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'>;
+    recipients: string[];
+    raw: Buffer;
+  }): Promise<{ notice: TwmOutNotice; created: boolean }> {
+    const n = input.notice;
+    try {
+      return await this.writer.write(async (tx) => {
+        // DO NOTHING on (message_id, domain) only: a clash on the id itself is an error, not a retry.
+        const inserted = await tx
+          .insertInto('twm_out_notices')
+          .values({
+            id: n.id,
+            message_id: n.messageId,
+            sender: n.sender,
+            domain: n.domain,
+            content: n.content,
+            subject: n.subject,
+            message_id_header: n.messageIdHeader,
+            size: n.size,
+            sha256: n.sha256,
+            created_at: n.createdAt.getTime(),
+            expires_at: n.expiresAt.getTime(),
+            body: input.raw,
+            body_removed_at: null,
+            expiry_reported_at: null,
+          })
+          .onConflict((oc) => oc.columns(['message_id', 'domain']).doNothing())
+          .returning(NOTICE_COLUMNS)
+          .executeTakeFirst();
+        if (!inserted) {
+          const existing = await findByMessage(tx, n.messageId, n.domain);
+          if (!existing) throw new Error(`TWM notice for ${n.messageId} to ${n.domain} vanished during create`);
+          return { notice: existing, created: false };
+        }
+        for (const part of chunks(unique(input.recipients), PER_STATEMENT)) {
+          await tx
+            .insertInto('twm_out_recipients')
+            .values(part.map((recipient) => ({ notice_id: n.id, recipient, state: 'queued' as const, reason: null, updated_at: n.createdAt.getTime() })))
+            .execute();
+        }
+        return { notice: toNotice(inserted), created: true };
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StoreConflictError(`A TWM notice with id ${n.id} exists already`);
+      throw err;
+    }
+  }
+
+  async get(id: string): Promise<WithRecipients | undefined> {
+    const row = await this.s.db.selectFrom('twm_out_notices').select(NOTICE_COLUMNS).where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    return (await this.withRecipients([row]))[0];
+  }
+
+  findByMessage(messageId: string, domain: string): Promise<TwmOutNotice | undefined> {
+    return findByMessage(this.s.db, messageId, domain);
+  }
+
+  async body(id: string): Promise<Buffer | undefined> {
+    const row = await this.s.db.selectFrom('twm_out_notices').select('body').where('id', '=', id).where('body_removed_at', 'is', null).executeTakeFirst();
+    return row?.body;
+  }
+
+  async transition(
+    id: string,
+    recipients: string[],
+    change: { from: readonly TwmOutState[]; to: TwmOutState; reason?: string | null },
+    at: Date,
+  ): Promise<string[]> {
+    if (recipients.length === 0 || change.from.length === 0) return [];
+    return this.writer.write(async (tx) => {
+      const changed: string[] = [];
+      for (const part of chunks(unique(recipients), PER_STATEMENT)) {
+        const rows = await tx
+          .updateTable('twm_out_recipients')
+          // undefined reason: keep the stored one (a fetch does not erase why a notice was deferred).
+          .set({ state: change.to, updated_at: at.getTime(), ...(change.reason === undefined ? {} : { reason: change.reason }) })
+          .where('notice_id', '=', id)
+          .where('recipient', 'in', part)
+          // The condition is what makes racing fetch and receipt handlers safe: a row already moved on is left alone.
+          .where('state', 'in', [...change.from])
+          .returning('recipient')
+          .execute();
+        changed.push(...rows.map((r) => r.recipient));
+      }
+      return changed;
+    });
+  }
+
+  async expiring(states: readonly TwmOutState[], before: Date, limit: number): Promise<WithRecipients[]> {
+    if (states.length === 0 || limit <= 0) return [];
+    const rows = await this.s.db
+      .selectFrom('twm_out_notices as n')
+      .select(NOTICE_COLUMNS.map((c) => `n.${c}` as const))
+      .where('n.expires_at', '<=', before.getTime())
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('twm_out_recipients as r')
+            .select('r.notice_id')
+            .whereRef('r.notice_id', '=', 'n.id')
+            .where('r.state', 'in', [...states]),
+        ),
+      )
+      .orderBy('n.expires_at')
+      .orderBy('n.id')
+      .limit(limit)
+      .execute();
+    return this.withRecipients(rows);
+  }
+
+  async removeBody(id: string): Promise<void> {
+    await this.writer.write((tx) =>
+      tx
+        .updateTable('twm_out_notices')
+        .set({ body: Buffer.alloc(0), body_removed_at: Date.now() })
+        .where('id', '=', id)
+        .where('body_removed_at', 'is', null)
+        .execute(),
+    );
+  }
+
+  async setExpiryReported(id: string): Promise<void> {
+    await this.writer.write((tx) =>
+      tx.updateTable('twm_out_notices').set({ expiry_reported_at: Date.now() }).where('id', '=', id).where('expiry_reported_at', 'is', null).execute(),
+    );
+  }
+
+  async listBySender(sender: string, options: { limit?: number; messageId?: string } = {}): Promise<WithRecipients[]> {
+    let q = this.s.db.selectFrom('twm_out_notices').select(NOTICE_COLUMNS).where('sender', '=', sender);
+    if (options.messageId !== undefined) q = q.where('message_id', '=', options.messageId);
+    if (options.limit !== undefined) q = q.limit(options.limit);
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+    return this.withRecipients(rows);
+  }
+
+  async prune(olderThan: Date): Promise<number> {
+    // Rows go with their notice (ON DELETE CASCADE).
+    const res = await this.s.db
+      .deleteFrom('twm_out_notices')
+      .where('expires_at', '<', olderThan.getTime())
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('twm_out_recipients')
+              .select('twm_out_recipients.notice_id')
+              .whereRef('twm_out_recipients.notice_id', '=', 'twm_out_notices.id')
+              .where('twm_out_recipients.state', 'not in', FINAL_STATES),
+          ),
+        ),
+      )
+      .executeTakeFirst();
+    return num(res.numDeletedRows);
+  }
+
+  /** The notices with their recipients (ordered by address), in the notices' order. */
+  private async withRecipients(rows: NoticeRow[]): Promise<WithRecipients[]> {
+    const byNotice = new Map<string, TwmOutRecipient[]>(rows.map((r) => [r.id, []]));
+    for (const part of chunks([...byNotice.keys()], PER_STATEMENT)) {
+      const recipients = await this.s.db
+        .selectFrom('twm_out_recipients')
+        .selectAll()
+        .where('notice_id', 'in', part)
+        .orderBy('notice_id')
+        .orderBy('recipient')
+        .execute();
+      for (const r of recipients) byNotice.get(r.notice_id)!.push(toRecipient(r));
+    }
+    return rows.map((r) => ({ ...toNotice(r), recipients: byNotice.get(r.id)! }));
+  }
+}
+
+async function findByMessage(db: Db['db'] | Transaction<Database>, messageId: string, domain: string): Promise<TwmOutNotice | undefined> {
+  const row = await db
+    .selectFrom('twm_out_notices')
+    .select(NOTICE_COLUMNS)
+    .where('message_id', '=', messageId)
+    .where('domain', '=', domain)
+    .executeTakeFirst();
+  return row && toNotice(row);
+}

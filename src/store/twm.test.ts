@@ -1,0 +1,532 @@
+/**
+ * TWM storage (sender and recipient sides, nonces) and the two columns it
+ * added (users.reveal_declined, contact_requests.intro), against every
+ * backend (test-backends.ts).
+ */
+import { after, afterEach, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { User } from '../core/types.ts';
+import type { TwmInState } from '../core/twm-types.ts';
+import { StoreConflictError, type Store, type TwmInNotice, type TwmInRecipient, type TwmOutNotice } from './types.ts';
+import { testBackends } from './test-backends.ts';
+
+const backends = await testBackends();
+
+const T0 = Date.UTC(2024, 5, 1, 12, 0, 0);
+const at = (seconds: number) => new Date(T0 + seconds * 1000);
+const HOUR = 3600;
+
+function outNotice(id: string, extra: Partial<TwmOutNotice> = {}): Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'> {
+  return {
+    id,
+    messageId: `<${id}@queue>`,
+    sender: 'alice@send.test',
+    domain: 'recv.test',
+    content: Buffer.from(JSON.stringify({ id })),
+    subject: `Subject ${id}`,
+    messageIdHeader: `<${id}@send.test>`,
+    size: 5,
+    sha256: 'ab'.repeat(32),
+    createdAt: at(0),
+    expiresAt: at(7 * 24 * HOUR),
+    ...extra,
+  };
+}
+
+function inNotice(id: string, extra: Partial<TwmInNotice> = {}): TwmInNotice {
+  return {
+    senderDomain: 'example.org',
+    id,
+    contentSha256: 'cd'.repeat(32),
+    from: 'stranger@example.org',
+    to: ['alice@recv.test'],
+    size: 10,
+    sha256: 'ef'.repeat(32),
+    createdAt: at(0),
+    expiresAt: at(7 * 24 * HOUR),
+    intro: null,
+    purpose: null,
+    listId: null,
+    receivedAt: at(1),
+    ...extra,
+  };
+}
+
+type NewRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>;
+function inRow(notice: TwmInNotice, rcpt: string, userId: number | null, state: TwmInState, extra: Partial<NewRow> = {}): NewRow {
+  return { senderDomain: notice.senderDomain, noticeId: notice.id, rcpt, userId, state, receipt: null, receiptError: null, nextAttemptAt: null, ...extra };
+}
+
+for (const backend of backends) {
+  describe(`twm storage (${backend.name})`, { skip: backend.skip }, () => {
+    let store: Store;
+    let alice: User;
+    let bob: User;
+    beforeEach(async () => {
+      store = await backend.open();
+      alice = await store.users.create({ address: 'alice@recv.test', passwordHash: 'h', mode: 'screen' });
+      bob = await store.users.create({ address: 'bob@recv.test', passwordHash: 'h', mode: 'screen' });
+    });
+    afterEach(() => store.close());
+    after(() => backend.cleanup());
+
+    test('revealDeclined defaults to off and is set per user', async () => {
+      assert.equal(alice.revealDeclined, false);
+      await store.users.setRevealDeclined(alice.id, true);
+      assert.equal((await store.users.findById(alice.id))?.revealDeclined, true);
+      assert.equal((await store.users.findById(bob.id))?.revealDeclined, false);
+      await store.users.setRevealDeclined(alice.id, false);
+      assert.equal((await store.users.findByAddress('alice@recv.test'))?.revealDeclined, false);
+    });
+
+    describe('outbound', () => {
+      const raw = Buffer.from('From: alice@send.test\r\nSubject: hi\r\n\r\nhello\r\n');
+
+      test('create stores notice, body and queued rows once per (message, domain)', async () => {
+        const first = await store.twmOut.create({ notice: outNotice('n1'), recipients: ['x@recv.test', 'y@recv.test'], raw });
+        assert.equal(first.created, true);
+        assert.deepEqual(first.notice, { ...outNotice('n1'), bodyRemoved: false, expiryReported: false });
+
+        // A retry of the queue entry, even with another id: nothing new is stored.
+        const again = await store.twmOut.create({ notice: outNotice('n1-retry', { messageId: '<n1@queue>' }), recipients: ['z@recv.test'], raw: Buffer.from('other') });
+        assert.equal(again.created, false);
+        assert.equal(again.notice.id, 'n1');
+        assert.equal(await backend.count('twm_out_notices'), 1);
+        assert.equal(await backend.count('twm_out_recipients'), 2);
+
+        // Same message, another domain: a notice of its own.
+        const other = await store.twmOut.create({ notice: outNotice('n2', { messageId: '<n1@queue>', domain: 'other.test' }), recipients: ['q@other.test'], raw });
+        assert.equal(other.created, true);
+        // Same id for another message: a conflict, not a retry.
+        await assert.rejects(store.twmOut.create({ notice: outNotice('n1', { messageId: '<m9@queue>' }), recipients: ['x@recv.test'], raw }), StoreConflictError);
+
+        const got = await store.twmOut.get('n1');
+        assert.ok(got);
+        assert.ok(got.content.equals(Buffer.from(JSON.stringify({ id: 'n1' }))));
+        assert.deepEqual(
+          got.recipients.map((r) => [r.noticeId, r.recipient, r.state, r.reason, r.updatedAt]),
+          [
+            ['n1', 'x@recv.test', 'queued', null, at(0)],
+            ['n1', 'y@recv.test', 'queued', null, at(0)],
+          ],
+        );
+        assert.equal(await store.twmOut.get('nope'), undefined);
+        assert.equal((await store.twmOut.findByMessage('<n1@queue>', 'other.test'))?.id, 'n2');
+        assert.equal(await store.twmOut.findByMessage('<n1@queue>', 'nope.test'), undefined);
+      });
+
+      test('concurrent creates of one (message, domain) store it once', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => store.twmOut.create({ notice: outNotice(`c${i}`, { messageId: '<same@queue>' }), recipients: ['x@recv.test'], raw })),
+        );
+        assert.equal(results.filter((r) => r.created).length, 1);
+        assert.equal(new Set(results.map((r) => r.notice.id)).size, 1);
+        assert.equal(await backend.count('twm_out_notices'), 1);
+      });
+
+      test('body is served until removed; removal keeps the notice and rows', async () => {
+        await store.twmOut.create({ notice: outNotice('b1'), recipients: ['x@recv.test'], raw });
+        assert.ok((await store.twmOut.body('b1'))?.equals(raw));
+        assert.equal(await store.twmOut.body('nope'), undefined);
+        await store.twmOut.removeBody('b1');
+        await store.twmOut.removeBody('b1'); // idempotent
+        assert.equal(await store.twmOut.body('b1'), undefined);
+        const got = await store.twmOut.get('b1');
+        assert.equal(got?.bodyRemoved, true);
+        assert.equal(got?.recipients.length, 1);
+        assert.equal(got?.expiryReported, false);
+        await store.twmOut.setExpiryReported('b1');
+        assert.equal((await store.twmOut.get('b1'))?.expiryReported, true);
+      });
+
+      test('transition is conditional: final states are never undone, racing handlers agree', async () => {
+        await store.twmOut.create({ notice: outNotice('t1'), recipients: ['a@recv.test', 'b@recv.test', 'c@recv.test'], raw });
+        assert.deepEqual(
+          (await store.twmOut.transition('t1', ['a@recv.test', 'b@recv.test'], { from: ['queued'], to: 'accepted', reason: 'accepted' }, at(10))).sort(),
+          ['a@recv.test', 'b@recv.test'],
+        );
+        // A deferred retry of an already-answered recipient changes nothing.
+        assert.deepEqual(await store.twmOut.transition('t1', ['a@recv.test'], { from: ['queued'], to: 'queued' }, at(11)), []);
+        assert.deepEqual(await store.twmOut.transition('t1', ['a@recv.test'], { from: ['queued', 'accepted', 'pending'], to: 'fetched' }, at(12)), ['a@recv.test']);
+        assert.deepEqual(
+          await store.twmOut.transition('t1', ['a@recv.test'], { from: ['queued', 'accepted', 'pending', 'fetched'], to: 'delivered', reason: null }, at(13)),
+          ['a@recv.test'],
+        );
+        // Expiry after delivery: no change.
+        assert.deepEqual(await store.twmOut.transition('t1', ['a@recv.test', 'b@recv.test'], { from: ['queued', 'accepted', 'pending'], to: 'expired' }, at(14)), [
+          'b@recv.test',
+        ]);
+        const rows = new Map((await store.twmOut.get('t1'))!.recipients.map((r) => [r.recipient, r]));
+        assert.equal(rows.get('a@recv.test')?.state, 'delivered');
+        assert.equal(rows.get('a@recv.test')?.reason, null);
+        assert.deepEqual(rows.get('a@recv.test')?.updatedAt, at(13));
+        assert.equal(rows.get('b@recv.test')?.state, 'expired');
+        assert.equal(rows.get('b@recv.test')?.reason, 'accepted', 'undefined reason keeps the stored one');
+        assert.equal(rows.get('c@recv.test')?.state, 'queued');
+        assert.deepEqual(await store.twmOut.transition('t1', [], { from: ['queued'], to: 'failed' }, at(15)), []);
+        assert.deepEqual(await store.twmOut.transition('nope', ['c@recv.test'], { from: ['queued'], to: 'failed' }, at(15)), []);
+
+        // A fetch and a receipt racing on one recipient: whatever the order, it ends delivered.
+        const [fetched, receipted] = await Promise.all([
+          store.twmOut.transition('t1', ['c@recv.test'], { from: ['queued', 'accepted', 'pending'], to: 'fetched' }, at(16)),
+          store.twmOut.transition('t1', ['c@recv.test'], { from: ['queued', 'accepted', 'pending', 'fetched'], to: 'delivered' }, at(16)),
+        ]);
+        assert.deepEqual(receipted, ['c@recv.test']);
+        assert.ok(fetched.length <= 1);
+        assert.equal((await store.twmOut.get('t1'))!.recipients.find((r) => r.recipient === 'c@recv.test')?.state, 'delivered');
+      });
+
+      test('expiring lists notices with rows in the given states, oldest expiry first', async () => {
+        await store.twmOut.create({ notice: outNotice('e1', { expiresAt: at(300) }), recipients: ['a@recv.test', 'b@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('e2', { expiresAt: at(100) }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('e3', { expiresAt: at(200) }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('e4', { expiresAt: at(9999) }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.transition('e3', ['a@recv.test'], { from: ['queued'], to: 'delivered' }, at(50));
+        await store.twmOut.transition('e1', ['a@recv.test'], { from: ['queued'], to: 'fetched' }, at(50));
+
+        const open = ['queued', 'accepted', 'pending'] as const;
+        const due = await store.twmOut.expiring(open, at(300), 10);
+        assert.deepEqual(
+          due.map((n) => n.id),
+          ['e2', 'e1'],
+        );
+        assert.deepEqual(
+          due[1]!.recipients.map((r) => [r.recipient, r.state]),
+          [
+            ['a@recv.test', 'fetched'],
+            ['b@recv.test', 'queued'],
+          ],
+        );
+        assert.deepEqual(
+          (await store.twmOut.expiring(open, at(299), 10)).map((n) => n.id),
+          ['e2'],
+        );
+        assert.deepEqual(
+          (await store.twmOut.expiring(open, at(300), 1)).map((n) => n.id),
+          ['e2'],
+        );
+        assert.deepEqual(
+          (await store.twmOut.expiring(['fetched'], at(1000), 10)).map((n) => n.id),
+          ['e1'],
+        );
+        assert.deepEqual(await store.twmOut.expiring([], at(1000), 10), []);
+      });
+
+      test('listBySender: newest first, by message, limited', async () => {
+        await store.twmOut.create({ notice: outNotice('l1', { createdAt: at(1) }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('l2', { createdAt: at(2), domain: 'x.test', messageId: '<l1@queue>' }), recipients: ['a@x.test'], raw });
+        await store.twmOut.create({ notice: outNotice('l3', { createdAt: at(3) }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('l4', { createdAt: at(4), sender: 'bob@send.test' }), recipients: ['a@recv.test'], raw });
+        assert.deepEqual(
+          (await store.twmOut.listBySender('alice@send.test')).map((n) => n.id),
+          ['l3', 'l2', 'l1'],
+        );
+        assert.deepEqual(
+          (await store.twmOut.listBySender('alice@send.test', { limit: 2 })).map((n) => n.id),
+          ['l3', 'l2'],
+        );
+        const byMessage = await store.twmOut.listBySender('alice@send.test', { messageId: '<l1@queue>' });
+        assert.deepEqual(
+          byMessage.map((n) => [n.id, n.recipients.map((r) => r.recipient)]),
+          [
+            ['l2', ['a@x.test']],
+            ['l1', ['a@recv.test']],
+          ],
+        );
+        assert.deepEqual(await store.twmOut.listBySender('nobody@send.test'), []);
+      });
+
+      test('prune deletes notices whose rows are all final and that expired before the cut-off', async () => {
+        await store.twmOut.create({ notice: outNotice('p1', { expiresAt: at(100) }), recipients: ['a@recv.test', 'b@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('p2', { expiresAt: at(100) }), recipients: ['a@recv.test', 'b@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('p3', { expiresAt: at(500) }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.transition('p1', ['a@recv.test'], { from: ['queued'], to: 'delivered' }, at(10));
+        await store.twmOut.transition('p1', ['b@recv.test'], { from: ['queued'], to: 'unconfirmed' }, at(10));
+        await store.twmOut.transition('p2', ['a@recv.test'], { from: ['queued'], to: 'declined' }, at(10));
+        await store.twmOut.transition('p2', ['b@recv.test'], { from: ['queued'], to: 'fetched' }, at(10));
+        await store.twmOut.transition('p3', ['a@recv.test'], { from: ['queued'], to: 'failed' }, at(10));
+
+        assert.equal(await store.twmOut.prune(at(100)), 0, 'expired at, not before, the cut-off');
+        assert.equal(await store.twmOut.prune(at(200)), 1);
+        assert.equal(await store.twmOut.get('p1'), undefined);
+        assert.ok(await store.twmOut.get('p2'), 'a non-final row keeps the notice');
+        assert.ok(await store.twmOut.get('p3'), 'not expired long enough');
+        assert.equal(await backend.count('twm_out_recipients'), 3);
+      });
+    });
+
+    describe('inbound', () => {
+      test('record stores notice and rows; find reads them back', async () => {
+        const n = inNotice('r1', { to: ['alice@recv.test', 'bob@recv.test', 'ghost@recv.test'], intro: 'Hello', purpose: 'ownership-confirmation', listId: 'list.example.org' });
+        await store.twmIn.record(
+          n,
+          [
+            inRow(n, 'alice@recv.test', alice.id, 'pending'),
+            inRow(n, 'bob@recv.test', bob.id, 'scheduled', { nextAttemptAt: at(30) }),
+            inRow(n, 'ghost@recv.test', null, 'unknown'),
+          ],
+          [{ userId: alice.id, sender: 'stranger@example.org', authDomain: 'example.org', intro: 'Hello', at: at(1) }],
+        );
+        const found = await store.twmIn.find('example.org', 'r1');
+        assert.ok(found);
+        assert.deepEqual(found.notice, n);
+        assert.deepEqual(found.recipients, [
+          { ...inRow(n, 'alice@recv.test', alice.id, 'pending'), attempts: 0, lastError: null, updatedAt: at(1) },
+          { ...inRow(n, 'bob@recv.test', bob.id, 'scheduled', { nextAttemptAt: at(30) }), attempts: 0, lastError: null, updatedAt: at(1) },
+          { ...inRow(n, 'ghost@recv.test', null, 'unknown'), attempts: 0, lastError: null, updatedAt: at(1) },
+        ]);
+        assert.equal(await store.twmIn.find('other.org', 'r1'), undefined, 'ids are per sender domain');
+        assert.equal(await store.twmIn.find('example.org', 'nope'), undefined);
+      });
+
+      test('record counts the contact request like SMTP does, with the latest intro', async () => {
+        const touch = (intro: string | null, s: number) => ({ userId: alice.id, sender: 'Stranger@example.org', authDomain: 'example.org', intro, at: at(s) });
+        const rec = async (id: string, intro: string | null, s: number) => {
+          const n = inNotice(id, { intro, receivedAt: at(s) });
+          await store.twmIn.record(n, [inRow(n, 'alice@recv.test', alice.id, 'pending')], [touch(intro, s), touch(intro, s)]);
+        };
+        await rec('q1', 'First intro', 10);
+        let r = await store.requests.get(alice.id, 'stranger@example.org');
+        assert.ok(r);
+        assert.equal(r.status, 'pending');
+        assert.equal(r.count, 1, 'one notice is one attempt, even with the touch repeated');
+        assert.equal(r.intro, 'First intro');
+        assert.equal(r.authDomain, 'example.org');
+        assert.equal(r.sampleSubject, null);
+        assert.deepEqual(r.firstSeen, at(10));
+
+        await rec('q2', 'Second intro', 20);
+        await rec('q3', null, 30);
+        r = await store.requests.get(alice.id, 'stranger@example.org');
+        assert.equal(r?.count, 3);
+        assert.equal(r?.intro, 'Second intro', 'a notice without intro keeps the last one');
+        assert.deepEqual(r?.lastSeen, at(30));
+
+        // The SMTP path counts the same request and leaves the intro alone; a decided status is kept.
+        await store.requests.setStatus(alice.id, ['stranger@example.org'], 'denied');
+        await store.messages.deliver([
+          {
+            userId: alice.id,
+            mailbox: 'Screener',
+            raw: Buffer.from('Subject: smtp\r\n\r\nx\r\n'),
+            flags: [],
+            sender: 'stranger@example.org',
+            from: 'stranger@example.org',
+            subject: 'smtp',
+            receivedAt: at(40),
+            firstContact: true,
+            request: { sender: 'stranger@example.org', authDomain: null, subject: 'smtp' },
+          },
+        ]);
+        await rec('q4', 'Third intro', 50);
+        r = await store.requests.get(alice.id, 'stranger@example.org');
+        assert.equal(r?.count, 5);
+        assert.equal(r?.intro, 'Third intro');
+        assert.equal(r?.sampleSubject, 'smtp');
+        assert.equal(r?.status, 'denied');
+        assert.equal((await store.requests.list(alice.id))[0]?.intro, 'Third intro');
+      });
+
+      test('record is one transaction: a duplicate id or a failing row stores nothing', async () => {
+        const n = inNotice('d1', { intro: 'Original' });
+        const touch = { userId: alice.id, sender: 'stranger@example.org', authDomain: 'example.org', intro: 'Original', at: at(1) };
+        await store.twmIn.record(n, [inRow(n, 'alice@recv.test', alice.id, 'pending')], [touch]);
+        await assert.rejects(
+          store.twmIn.record({ ...n, contentSha256: '00'.repeat(32) }, [inRow(n, 'alice@recv.test', alice.id, 'pending')], [{ ...touch, intro: 'Changed' }]),
+          StoreConflictError,
+        );
+        let r = await store.requests.get(alice.id, 'stranger@example.org');
+        assert.equal(r?.count, 1);
+        assert.equal(r?.intro, 'Original');
+        assert.equal((await store.twmIn.find('example.org', 'd1'))?.notice.contentSha256, n.contentSha256);
+
+        // Fails after the notice row is written (no such user): the notice goes too.
+        const bad = inNotice('d2');
+        await assert.rejects(store.twmIn.record(bad, [inRow(bad, 'x@recv.test', 999_999, 'pending')], [{ ...touch, intro: 'Bad' }]));
+        assert.equal(await store.twmIn.find('example.org', 'd2'), undefined);
+        r = await store.requests.get(alice.id, 'stranger@example.org');
+        assert.equal(r?.count, 1);
+        assert.equal(r?.intro, 'Original');
+        assert.equal(await backend.count('twm_in_notices'), 1);
+      });
+
+      test('concurrent records share commits and keep every count', async () => {
+        await Promise.all(
+          Array.from({ length: 20 }, (_, i) => {
+            const n = inNotice(`cc${i}`);
+            return store.twmIn.record(n, [inRow(n, 'alice@recv.test', alice.id, 'pending')], [
+              { userId: alice.id, sender: 'stranger@example.org', authDomain: 'example.org', intro: null, at: at(i) },
+            ]);
+          }),
+        );
+        assert.equal((await store.requests.get(alice.id, 'stranger@example.org'))?.count, 20);
+        assert.equal(await backend.count('twm_in_recipients'), 20);
+      });
+
+      test('due: scheduled and receipt-due rows whose time has come, oldest first', async () => {
+        const a = inNotice('u1');
+        const b = inNotice('u2', { senderDomain: 'other.org', from: 'x@other.org' });
+        await store.twmIn.record(
+          a,
+          [
+            inRow(a, 'alice@recv.test', alice.id, 'scheduled', { nextAttemptAt: at(30) }),
+            inRow(a, 'bob@recv.test', bob.id, 'receipt-due', { nextAttemptAt: at(10), receipt: 'declined' }),
+            inRow(a, 'carol@recv.test', null, 'unknown'),
+          ],
+          [],
+        );
+        await store.twmIn.record(
+          b,
+          [inRow(b, 'alice@recv.test', alice.id, 'scheduled', { nextAttemptAt: at(20) }), inRow(b, 'bob@recv.test', bob.id, 'pending', { nextAttemptAt: at(0) })],
+          [],
+        );
+        const due = await store.twmIn.due(at(30), 10);
+        assert.deepEqual(
+          due.map((d) => [d.notice.id, d.recipient.rcpt, d.recipient.state]),
+          [
+            ['u1', 'bob@recv.test', 'receipt-due'],
+            ['u2', 'alice@recv.test', 'scheduled'],
+            ['u1', 'alice@recv.test', 'scheduled'],
+          ],
+        );
+        assert.deepEqual(due[0]!.notice, a);
+        assert.equal(due[0]!.recipient.receipt, 'declined');
+        assert.equal(due[1]!.recipient.senderDomain, 'other.org');
+        assert.deepEqual(
+          (await store.twmIn.due(at(25), 10)).map((d) => d.recipient.rcpt),
+          ['bob@recv.test', 'alice@recv.test'],
+        );
+        assert.equal((await store.twmIn.due(at(30), 1)).length, 1);
+        assert.deepEqual(await store.twmIn.due(at(5), 10), []);
+      });
+
+      test('update is conditional, applies only the given fields and returns the changed rcpts', async () => {
+        const n = inNotice('w1');
+        await store.twmIn.record(
+          n,
+          [inRow(n, 'alice@recv.test', alice.id, 'scheduled', { nextAttemptAt: at(10) }), inRow(n, 'bob@recv.test', bob.id, 'pending')],
+          [],
+        );
+        assert.deepEqual(
+          await store.twmIn.update('example.org', 'w1', ['alice@recv.test', 'bob@recv.test'], ['scheduled'], { attempts: 1, lastError: 'timeout', nextAttemptAt: at(70) }, at(11)),
+          ['alice@recv.test'],
+        );
+        assert.deepEqual(
+          await store.twmIn.update('example.org', 'w1', ['alice@recv.test'], ['scheduled'], { state: 'receipt-due', receipt: 'failed', receiptError: 'digest-mismatch' }, at(12)),
+          ['alice@recv.test'],
+        );
+        assert.deepEqual(await store.twmIn.update('example.org', 'w1', ['alice@recv.test'], ['receipt-due'], { state: 'closed', nextAttemptAt: null }, at(13)), [
+          'alice@recv.test',
+        ]);
+        // A late retry of the fetch must not reopen a closed row.
+        assert.deepEqual(await store.twmIn.update('example.org', 'w1', ['alice@recv.test'], ['scheduled', 'receipt-due'], { state: 'scheduled' }, at(14)), []);
+        assert.deepEqual(await store.twmIn.update('other.org', 'w1', ['bob@recv.test'], ['pending'], { state: 'scheduled' }, at(14)), []);
+        assert.deepEqual(await store.twmIn.update('example.org', 'w1', [], ['pending'], { state: 'scheduled' }, at(14)), []);
+
+        const rows = (await store.twmIn.find('example.org', 'w1'))!.recipients;
+        assert.deepEqual(rows[0], {
+          ...inRow(n, 'alice@recv.test', alice.id, 'closed', { receipt: 'failed', receiptError: 'digest-mismatch' }),
+          attempts: 1,
+          lastError: 'timeout',
+          updatedAt: at(13),
+        });
+        assert.equal(rows[1]?.state, 'pending');
+        assert.deepEqual(rows[1]?.updatedAt, at(1));
+      });
+
+      test('forUser matches senders, or the domain and its subdomains (not lookalikes)', async () => {
+        const notices = [
+          inNotice('f1', { from: 'Stranger@Example.org' }),
+          inNotice('f2', { from: 'news@mail.example.org', senderDomain: 'mail.example.org' }),
+          inNotice('f3', { from: 'evil@evilexample.org', senderDomain: 'evilexample.org' }),
+          inNotice('f4', { from: 'old@example.org', expiresAt: at(100) }),
+          inNotice('f5', { from: 'other@example.org' }),
+        ];
+        // Results come in the order received.
+        for (const [i, n] of notices.entries()) {
+          n.receivedAt = at(i + 1);
+          await store.twmIn.record(n, [inRow(n, 'alice@recv.test', alice.id, 'pending'), inRow(n, 'bob@recv.test', bob.id, 'pending')], []);
+        }
+        await store.twmIn.update('example.org', 'f5', ['alice@recv.test'], ['pending'], { state: 'closed' }, at(9));
+        const ids = (rows: Array<{ notice: TwmInNotice }>) => rows.map((r) => r.notice.id);
+
+        assert.deepEqual(ids(await store.twmIn.forUser(alice.id, { senders: ['stranger@example.org'] }, ['pending'], at(50))), ['f1']);
+        assert.deepEqual(ids(await store.twmIn.forUser(alice.id, { domain: 'Example.org' }, ['pending'], at(50))), ['f1', 'f2', 'f4']);
+        assert.deepEqual(ids(await store.twmIn.forUser(alice.id, { domain: 'example.org' }, ['pending'], at(100))), ['f1', 'f2'], 'expired notices are left out');
+        assert.deepEqual(ids(await store.twmIn.forUser(alice.id, { domain: 'example.org' }, ['pending', 'closed'], at(100))), ['f1', 'f2', 'f5']);
+        assert.deepEqual(ids(await store.twmIn.forUser(alice.id, { domain: 'evilexample.org' }, ['pending'], at(50))), ['f3']);
+        assert.deepEqual(ids(await store.twmIn.forUser(alice.id, { domain: 'mail.example.org' }, ['pending'], at(50))), ['f2']);
+        assert.deepEqual(
+          ids(await store.twmIn.forUser(alice.id, { senders: ['evil@evilexample.org'], domain: 'mail.example.org' }, ['pending'], at(50))),
+          ['f2', 'f3'],
+        );
+        assert.deepEqual(await store.twmIn.forUser(alice.id, {}, ['pending'], at(50)), []);
+        const bobs = await store.twmIn.forUser(bob.id, { senders: ['stranger@example.org'] }, ['pending'], at(50));
+        assert.deepEqual(
+          bobs.map((r) => [r.notice.id, r.recipient.rcpt, r.recipient.userId]),
+          [['f1', 'bob@recv.test', bob.id]],
+        );
+      });
+
+      test('expire ends pending, held and scheduled rows of expired notices', async () => {
+        const old = inNotice('x1', { expiresAt: at(100) });
+        const fresh = inNotice('x2', { expiresAt: at(1000) });
+        await store.twmIn.record(
+          old,
+          [
+            inRow(old, 'a@recv.test', alice.id, 'pending'),
+            inRow(old, 'b@recv.test', bob.id, 'scheduled', { nextAttemptAt: at(50) }),
+            inRow(old, 'c@recv.test', null, 'held'),
+            inRow(old, 'd@recv.test', null, 'receipt-due', { nextAttemptAt: at(50), receipt: 'delivered' }),
+            inRow(old, 'e@recv.test', null, 'stored'),
+            inRow(old, 'f@recv.test', null, 'unknown'),
+          ],
+          [],
+        );
+        await store.twmIn.record(fresh, [inRow(fresh, 'a@recv.test', alice.id, 'pending')], []);
+        assert.equal(await store.twmIn.expire(at(99)), 0);
+        assert.equal(await store.twmIn.expire(at(100)), 3);
+        assert.equal(await store.twmIn.expire(at(100)), 0);
+        const states = (await store.twmIn.find('example.org', 'x1'))!.recipients.map((r) => [r.rcpt, r.state, r.nextAttemptAt]);
+        assert.deepEqual(states, [
+          ['a@recv.test', 'expired', null],
+          ['b@recv.test', 'expired', null],
+          ['c@recv.test', 'expired', null],
+          ['d@recv.test', 'receipt-due', at(50)],
+          ['e@recv.test', 'stored', null],
+          ['f@recv.test', 'unknown', null],
+        ]);
+        assert.equal((await store.twmIn.find('example.org', 'x2'))!.recipients[0]?.state, 'pending');
+      });
+
+      test('rememberNonce refuses a replay, also under concurrency', async () => {
+        assert.equal(await store.twmIn.rememberNonce('sel._twoway.example.org', 'n1', at(100)), true);
+        assert.equal(await store.twmIn.rememberNonce('sel._twoway.example.org', 'n1', at(100)), false);
+        assert.equal(await store.twmIn.rememberNonce('sel._twoway.other.org', 'n1', at(100)), true);
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.twmIn.rememberNonce('k', 'race', at(100))));
+        assert.equal(results.filter(Boolean).length, 1);
+      });
+
+      test('prune forgets past nonces and finished notices that expired before the cut-off', async () => {
+        await store.twmIn.rememberNonce('k', 'old', at(10));
+        await store.twmIn.rememberNonce('k', 'live', at(1000));
+        const done = inNotice('p1', { expiresAt: at(100) });
+        const open = inNotice('p2', { expiresAt: at(100) });
+        const recent = inNotice('p3', { expiresAt: at(500) });
+        await store.twmIn.record(done, [inRow(done, 'a@recv.test', alice.id, 'closed'), inRow(done, 'b@recv.test', null, 'unknown'), inRow(done, 'c@recv.test', bob.id, 'expired')], []);
+        await store.twmIn.record(open, [inRow(open, 'a@recv.test', alice.id, 'closed'), inRow(open, 'b@recv.test', bob.id, 'receipt-due', { nextAttemptAt: at(1) })], []);
+        await store.twmIn.record(recent, [inRow(recent, 'a@recv.test', alice.id, 'closed')], []);
+
+        assert.equal(await store.twmIn.prune(at(100), at(200)), 1);
+        assert.equal(await store.twmIn.find('example.org', 'p1'), undefined);
+        assert.ok(await store.twmIn.find('example.org', 'p2'));
+        assert.ok(await store.twmIn.find('example.org', 'p3'));
+        assert.equal(await backend.count('twm_in_recipients'), 3);
+        assert.equal(await backend.count('twm_nonces'), 1);
+        // The pruned nonce may be used again; the live one is still a replay.
+        assert.equal(await store.twmIn.rememberNonce('k', 'live', at(1000)), false);
+        assert.equal(await store.twmIn.rememberNonce('k', 'old', at(1000)), true);
+      });
+    });
+  });
+}
