@@ -10,8 +10,14 @@ import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
 import { createLocalTransport } from './delivery/local-transport.ts';
 import { startQueueWorker, type QueueWorker } from './delivery/queue-worker.ts';
+import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
+import { createTwmClient } from './delivery/twm-client.ts';
+import type { TwmClient, TwmSigningKey } from './delivery/twm-client-types.ts';
+import { startTwmFetchWorker, type TwmFetchWorker } from './delivery/twm-fetch-worker.ts';
+import { createTwmTransport } from './delivery/twm-transport.ts';
+import type { Transport } from './delivery/types.ts';
 import { createIngest, type Ingest } from './ingest/ingest.ts';
 import { createSubmissionHooks } from './ingest/submission.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
@@ -19,7 +25,11 @@ import { createInboundHooks } from './ingest/smtp-inbound.ts';
 import { createAuthenticator } from './mail/authenticate.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
+import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createServices, type Services } from './services/index.ts';
+import { createMetrics, type Metrics } from './services/metrics.ts';
+import { createTwmInbox, type TwmInbox } from './services/twm-inbox.ts';
+import { createTwmOutbox, type TwmOutbox } from './services/twm-outbox.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/types.ts';
 
@@ -32,6 +42,16 @@ export interface RunningServer {
   submission: SmtpListener | null;
   worker: QueueWorker;
   http: { port: number; url: string; close(): Promise<void> };
+  /** Two-Way Mail, when [twm] is enabled. */
+  twm: {
+    port: number;
+    /** `host:port` as published in the SRV record and checked in signatures. */
+    authority: string;
+    fetchWorker: TwmFetchWorker;
+    outbox: TwmOutbox;
+    inbox: TwmInbox;
+  } | null;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -71,9 +91,30 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log: (obj, msg) => log.debug(obj, msg),
     });
     closers.unshift(() => smtpTransport.close());
+    const metrics = createMetrics();
+
+    // Two-Way Mail (docs/protocol.md): a client for notices, fetches and
+    // receipts; TWM domains get notices instead of SMTP.
+    const twmKeys = materials.twm;
+    let twmClient: TwmClient | null = null;
+    let remote: Transport = smtpTransport;
+    const keyFor = (domain: string): TwmSigningKey => ({ selector: twmKeys!.selector, domain, privateKey: twmKeys!.privateKey });
+    if (twmKeys) {
+      if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
+      twmClient = createTwmClient({ resolver, trustAnchors: twmKeys.trustAnchors, lab: config.twm.lab });
+      const client = twmClient;
+      closers.unshift(() => client.close());
+      remote = createRemoteTransport({
+        smtp: smtpTransport,
+        twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs }),
+        client,
+        outbox: store.twmOut,
+        domains: config.domains,
+      });
+    }
     const worker = startQueueWorker({
       queue: store.queue,
-      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), smtp: smtpTransport }),
+      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), smtp: remote }),
       schedule: {
         baseMs: config.delivery.minBackoffMs,
         maxMs: config.delivery.maxBackoffMs,
@@ -93,14 +134,64 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const pruneTimer = setInterval(prune, 3_600_000);
     pruneTimer.unref();
     closers.unshift(async () => clearInterval(pruneTimer));
-    const services = createServices(store, config.domains, {
-      sign: createDkimSigner(materials.dkim),
-      hostname: config.hostname,
-      maxRecipients: config.limits.recipients,
-      maxMessageSize: config.limits.messageSize,
-      maxReceivedHeaders: config.limits.receivedHeaders,
-      onQueued: () => worker.kick(),
-    });
+    let twmParts: { inbox: TwmInbox; outbox: TwmOutbox; fetchWorker: TwmFetchWorker } | null = null;
+    if (twmKeys && twmClient) {
+      const fetchWorker = startTwmFetchWorker({
+        inbox: store.twmIn,
+        ingest,
+        client: twmClient,
+        key: keyFor,
+        hostname: config.hostname,
+        maxMessageSize: config.limits.messageSize,
+        backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
+        log: (obj, msg) => log.info(obj, msg),
+        onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
+      });
+      closers.unshift(() => fetchWorker.stop());
+      const inbox = createTwmInbox({
+        inbox: store.twmIn,
+        ingest,
+        users: store.users,
+        resolver,
+        domains: config.domains,
+        maxMessageSize: config.limits.messageSize,
+        uniformAnswers: config.twm.uniformAnswers,
+        noticeRate: config.twm.noticeRate,
+        approvalDelayMs: config.twm.approvalDelayMs,
+        declineDelayMs: config.twm.declineDelayMs,
+        kick: () => fetchWorker.kick(),
+      });
+      const outbox = createTwmOutbox({
+        outbox: store.twmOut,
+        hostname: config.hostname,
+        notifyUser: (address, raw) => deliverNotice(ingest, address, raw, log),
+        log: (obj, msg) => log.info(obj, msg),
+      });
+      twmParts = { inbox, outbox, fetchWorker };
+      // Expiry of sent notices every minute; old history and nonces hourly.
+      const sweep = () => void outbox.sweep().catch((err: unknown) => log.error({ err }, 'twm expiry sweep failed'));
+      const prune = () => {
+        const now = new Date();
+        const old = new Date(now.getTime() - config.delivery.keepHistoryMs);
+        void Promise.all([store.twmOut.prune(old), store.twmIn.prune(now, old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
+      };
+      const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
+      for (const t of timers) t.unref();
+      closers.unshift(async () => timers.forEach((t) => clearInterval(t)));
+    }
+    const services = createServices(
+      store,
+      config.domains,
+      {
+        sign: createDkimSigner(materials.dkim),
+        hostname: config.hostname,
+        maxRecipients: config.limits.recipients,
+        maxMessageSize: config.limits.messageSize,
+        maxReceivedHeaders: config.limits.receivedHeaders,
+        onQueued: () => worker.kick(),
+      },
+      twmParts ? { approved: twmParts.inbox.approved, denied: twmParts.inbox.denied } : undefined,
+    );
     const smtp = await startSmtpListener({
       hostname: config.hostname,
       host: config.smtp.host,
@@ -142,9 +233,39 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       const listener = submission;
       closers.unshift(() => listener.close());
     }
-    const app = await createHttpApp({ services, log, ...(config.http.tls ? { tls: materials.tls } : {}) });
+    const app = await createHttpApp({
+      services,
+      log,
+      ...(config.http.tls ? { tls: materials.tls } : {}),
+      extraRoutes: (a) => {
+        a.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+      },
+    });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app });
     closers.unshift(() => http.close());
+
+    let twm: RunningServer['twm'] = null;
+    if (twmKeys && twmParts) {
+      // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
+      const authorities: string[] = [];
+      const twmApp = await createTwmApp({
+        hooks: {
+          ...twmParts.inbox.hooks,
+          ...twmParts.outbox.hooks,
+          onRefused: (endpoint, code) => metrics.twmRefused.inc({ endpoint, code }),
+        },
+        authorities,
+        maxMessageSize: config.limits.messageSize,
+        tls: twmKeys.tls,
+        log,
+      });
+      const listener = await startTwmListener({ host: config.twm.host, port: config.twm.port, app: twmApp });
+      closers.unshift(() => listener.close());
+      const port = config.twm.publicPort ?? listener.port;
+      const authority = port === 443 ? config.twm.publicHost : `${config.twm.publicHost}:${port}`;
+      authorities.push(authority);
+      twm = { port: listener.port, authority, ...twmParts };
+    }
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
     let closed: Promise<void> | null = null;
     return {
@@ -154,6 +275,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       smtp,
       submission,
       worker,
+      twm,
+      metrics,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
       close: () => (closed ??= runAll(closers)),
     };

@@ -9,6 +9,7 @@ import { startServer } from '../main.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
 import { recordsToPublish, zoneLine } from './dns-records.ts';
+import { twmRecordsToPublish } from './twm-records.ts';
 import { CliError, EXIT, list, printJson } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
@@ -72,7 +73,8 @@ export function registerAdminCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }, cmd: Command) => {
       const config = readConfig(globals(cmd));
-      const records = recordsToPublish(config, ensureMaterials(config).dkim);
+      const materials = ensureMaterials(config);
+      const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm)];
       if (opts.json) printJson(records);
       else process.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });
@@ -105,6 +107,16 @@ export function registerAdminCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.setMode(address, m);
         process.stdout.write(`${u.address}: mode ${u.mode}\n`);
+      });
+    });
+  user
+    .command('reveal-declined <address> <on|off>')
+    .description('whether denying a Two-Way Mail sender tells their server (a "declined" receipt); off by default')
+    .action(async (address: string, value: string, _o, cmd: Command) => {
+      if (value !== 'on' && value !== 'off') throw new CliError(`invalid value "${value}": expected on or off`, EXIT.usage);
+      await withServices(globals(cmd), async (s) => {
+        const u = await s.accounts.setRevealDeclined(address, value === 'on');
+        process.stdout.write(`${u.address}: reveal declined ${u.revealDeclined ? 'on' : 'off'}\n`);
       });
     });
   user

@@ -120,7 +120,7 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const rows = (await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined)).map(requestView);
-        list(rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject'], opts.json);
+        list(rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
       });
     });
   const action = (name: 'approve' | 'deny' | 'clear', description: string) =>

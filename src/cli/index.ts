@@ -8,6 +8,7 @@ import { registerAdminCommands } from './commands-admin.ts';
 import { registerDataCommands } from './commands-data.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerQueueCommands } from './commands-queue.ts';
+import { registerSentCommands } from './commands-sent.ts';
 import { describeError, EXIT } from './output.ts';
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerAdminCommands(program);
   registerDataCommands(program);
   registerQueueCommands(program);
+  registerSentCommands(program);
   registerDemoCommand(program);
   for (const cmd of allCommands(program)) cmd.exitOverride();
   return program;

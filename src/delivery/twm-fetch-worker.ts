@@ -45,6 +45,8 @@ export interface TwmFetchWorkerOptions {
   batchSize?: number;
   now?: () => Date;
   log?: (obj: object, msg: string) => void;
+  /** Counts fetch outcomes (metrics): `stored`, `retry`, `abandoned`, or a receipt error code. */
+  onFetch?: (outcome: string) => void;
 }
 
 export interface TwmFetchWorker {
@@ -79,7 +81,10 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     await inbox.update(n.senderDomain, n.id, rcpts, [state], { nextAttemptAt: next, lastError: error, attempts }, at);
   }
 
+  const count = options.onFetch ?? (() => undefined);
+
   async function failed(n: TwmInNotice, rows: TwmInRecipient[], error: ReceiptError): Promise<void> {
+    count(error);
     log({ notice: n.id, from: n.from, error }, 'twm fetched body refused; failed receipt due');
     await inbox.update(n.senderDomain, n.id, rows.map((r) => r.rcpt), ['scheduled'], { state: 'receipt-due', receipt: 'failed', receiptError: error, nextAttemptAt: now(), attempts: 0 }, now());
   }
@@ -93,10 +98,12 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
         maxResponse: n.size + 1,
       });
     } catch (err) {
+      count('retry');
       return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), n.expiresAt);
     }
     if (response.status !== 200) {
       const problem = describeProblem(response);
+      count(problem.temporary ? 'retry' : 'abandoned');
       if (problem.temporary) return retry(n, rows, problem.text, n.expiresAt);
       // 403, 404, 410 or another permanent refusal: abandoned, no receipt (8.3).
       log({ notice: n.id, from: n.from, problem: problem.text }, 'twm fetch refused; abandoned');
@@ -142,6 +149,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
       return retry(n, rows, err instanceof Error ? err.message : String(err), n.expiresAt);
     }
     await inbox.update(senderDomain, n.id, rcpts, ['scheduled'], { state: 'receipt-due', receipt: 'delivered', nextAttemptAt: now(), attempts: 0, lastError: null }, now());
+    count('stored');
     log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
     const fresh = await inbox.find(senderDomain, n.id);
     if (fresh) await receipt(n, fresh.recipients.filter((r) => r.state === 'receipt-due' && rcpts.includes(r.rcpt)));

@@ -16,10 +16,12 @@ const TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
 export interface PublicUser {
   address: string;
   mode: Mode;
+  /** Denying a TWM sender sends it a `declined` receipt (off by default). */
+  revealDeclined: boolean;
   createdAt: string;
 }
 
-export const publicUser = (u: User): PublicUser => ({ address: u.address, mode: u.mode, createdAt: u.createdAt.toISOString() });
+export const publicUser = (u: User): PublicUser => ({ address: u.address, mode: u.mode, revealDeclined: u.revealDeclined, createdAt: u.createdAt.toISOString() });
 
 export function parseMode(value: string): Mode {
   if (!(MODES as readonly string[]).includes(value)) throw invalid(`Unknown mode "${value}": expected one of ${MODES.join(', ')}`);
@@ -89,6 +91,13 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
       const user = await get(address);
       await store.users.setMode(user.id, mode);
       return { ...user, mode };
+    },
+
+    /** Whether denying a TWM sender sends a `declined` receipt (docs/protocol.md 8.6). */
+    async setRevealDeclined(address: string, reveal: boolean): Promise<User> {
+      const user = await get(address);
+      await store.users.setRevealDeclined(user.id, reveal);
+      return { ...user, revealDeclined: reveal };
     },
 
     async setPassword(address: string, password: string): Promise<void> {

@@ -19,6 +19,7 @@ import { contactRoutes } from './routes-contacts.ts';
 import { mailRoutes } from './routes-mail.ts';
 import { queueRoutes } from './routes-queue.ts';
 import { requestRoutes } from './routes-requests.ts';
+import { sentRoutes } from './routes-sent.ts';
 
 /** Largest request body: plenty for JSON and vCards (photos included), small enough to refuse floods. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -61,6 +62,7 @@ export function apiRoutes(services: Services): ApiRoute[] {
     ...requestRoutes(services),
     ...mailRoutes(services),
     ...queueRoutes(services),
+    ...sentRoutes(services),
   ];
   routes.push(openApiRoute(() => routes));
   return routes;

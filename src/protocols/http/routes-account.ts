@@ -68,6 +68,19 @@ export function accountRoutes(services: Services): ApiRoute[] {
       },
     }),
     defineRoute({
+      method: 'PUT',
+      url: '/api/me/reveal-declined',
+      tag: 'account',
+      auth: true,
+      summary: 'Reveal declines to Two-Way Mail senders',
+      description: 'When true, denying a sender in the Screener (or a notice from a blocked sender) sends their server a "declined" receipt after a random delay; when false (the default) the sender only ever sees "pending" until the notice expires.',
+      body: { kind: 'json', schema: z.strictObject({ revealDeclined: z.boolean() }) },
+      response: { status: 200, description: 'The account with the new setting', schema: publicUser },
+      async handler({ user, body }) {
+        return toPublicUser(await accounts.setRevealDeclined(user.address, body.revealDeclined));
+      },
+    }),
+    defineRoute({
       method: 'POST',
       url: '/api/me/password',
       tag: 'account',

@@ -20,7 +20,7 @@ export const mailboxName = z.enum(MAILBOXES);
 
 export const items = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
 
-export const publicUser = z.object({ address: z.string(), mode, createdAt: dateTime });
+export const publicUser = z.object({ address: z.string(), mode, revealDeclined: z.boolean(), createdAt: dateTime });
 
 export const contactEntry = z.object({
   kind: z.enum(['address', 'domain', 'list', 'expect']),
@@ -49,6 +49,7 @@ export const requestView = z.object({
   lastSeen: dateTime,
   count: z.number().int(),
   sampleSubject: z.string().nullable(),
+  intro: z.string().nullable().meta({ description: "The sender's introduction from its latest Two-Way Mail notice: untrusted plain text, show it as such" }),
   status: z.enum(['pending', 'approved', 'denied']),
   held: z.number().int().meta({ description: 'Messages held in the Screener for this sender' }),
 });
