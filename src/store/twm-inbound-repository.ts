@@ -114,7 +114,9 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
 
   /**
    * One request touch per (user, sender) counts: a notice is one attempt
-   * (section 8.2), even if it names several addresses of the same user.
+   * (section 8.2), even if it names several addresses of the same user. A
+   * rcpt listed twice is stored once (the first row), so that a repeated `to`
+   * address is not mistaken for a recorded notice (StoreConflictError).
    */
   async record(
     notice: TwmInNotice,
@@ -126,6 +128,12 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
       const key = `${r.userId}\n${r.sender.toLowerCase()}`;
       if (seen.has(key)) return false;
       seen.add(key);
+      return true;
+    });
+    const rcpts = new Set<string>();
+    const rows = recipients.filter((r) => {
+      if (rcpts.has(r.rcpt)) return false;
+      rcpts.add(r.rcpt);
       return true;
     });
     const at = notice.receivedAt.getTime();
@@ -149,7 +157,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
             received_at: at,
           })
           .execute();
-        for (const part of chunks(recipients, PER_STATEMENT)) {
+        for (const part of chunks(rows, PER_STATEMENT)) {
           await tx
             .insertInto('twm_in_recipients')
             .values(

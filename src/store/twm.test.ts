@@ -264,6 +264,7 @@ for (const backend of backends) {
             inRow(n, 'alice@recv.test', alice.id, 'pending'),
             inRow(n, 'bob@recv.test', bob.id, 'scheduled', { nextAttemptAt: at(30) }),
             inRow(n, 'ghost@recv.test', null, 'unknown'),
+            inRow(n, 'ghost@recv.test', null, 'unknown'), // listed twice in `to`: stored once
           ],
           [{ userId: alice.id, sender: 'stranger@example.org', authDomain: 'example.org', intro: 'Hello', at: at(1) }],
         );
