@@ -1,0 +1,171 @@
+/**
+ * The public TWM/1 endpoint (docs/protocol.md sections 4-6): its own
+ * fastify instance, separate from the JSON API, because it faces every
+ * server on the Internet and shares nothing with the API (no auth, no
+ * cookies, its own limits and error shape).
+ *
+ * A request goes: route lookup (unknown path: 404; known path, other method:
+ * 405 with `Allow: POST`) -> step 1, the per-address token bucket (onRequest)
+ * -> step 2, the content read up to its limit (body.ts) -> steps 3-12
+ * (verify.ts) -> the endpoint's own checks and its hook (endpoints.ts). Every
+ * answer carries `Cache-Control: no-store`; every refusal is a problem
+ * document (problem.ts) and is counted through `hooks.onRefused`.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { pino } from 'pino';
+import { noticeResultToJson } from '../../core/twm-schema.ts';
+import { contentDigest } from '../../core/twm-signature.ts';
+import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
+import { installBodyReader } from './body.ts';
+import { clientBuckets, DEFAULT_CLIENT_RATE } from './client-rate.ts';
+import { acceptNotice, fetchRules, noticeRules, receiptRules, recordReceipt, serveFetch, type EndpointContext } from './endpoints.ts';
+import { asTwmRefusal, sendPlainProblem, sendTwmProblem } from './problem.ts';
+import type { TwmEndpoint, TwmServerOptions } from './types.ts';
+import { normaliseAuthority, verifyTwmRequest, type IncomingTwmRequest, type VerifyContext } from './verify.ts';
+
+const BASE = '/.well-known/twm/v1';
+const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+
+export interface TwmAppOptions extends TwmServerOptions {
+  tls: { key: string; cert: string };
+  /** A pino (or compatible) logger; `false` for none; default: pino at info level. */
+  log?: FastifyBaseLogger | false;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Which TWM endpoint a route serves, for refusal counting. */
+    twmEndpoint?: TwmEndpoint;
+  }
+}
+
+function makeLogger(log: TwmAppOptions['log']): FastifyBaseLogger | undefined {
+  if (log === false) return undefined;
+  if (log === undefined) return pino({ level: 'info' });
+  return log.child({ component: 'twm' });
+}
+
+export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInstance> {
+  const logger = makeLogger(options.log);
+  const hooks = options.hooks;
+  const now = options.now ?? (() => new Date());
+  const buckets = clientBuckets(options.clientRate ?? DEFAULT_CLIENT_RATE);
+
+  const app = Fastify({
+    https: { key: options.tls.key, cert: options.tls.cert },
+    ...(logger ? { loggerInstance: logger } : { logger: false }),
+    // Refused notices stay out of the logs (section 13); faults are still logged.
+    disableRequestLogging: true,
+    exposeHeadRoutes: false,
+    // A peer gets 60 s for an answer (4.3); a request that takes longer to arrive is not a peer's.
+    requestTimeout: 60_000,
+    return503OnClosing: true,
+    frameworkErrors: (err, request, reply) => {
+      request.log.debug({ err }, 'TWM request refused by the framework');
+      void sendTwmProblem(reply, { code: 'invalid-request', error: twmError('invalid-request', 'the request URL is not valid') });
+    },
+  });
+
+  installBodyReader(app, TWM_REQUEST_LIMIT);
+
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('Cache-Control', 'no-store');
+    reply.header('X-Content-Type-Options', 'nosniff');
+  });
+
+  // Step 1, before anything is read: every request counts, on any path.
+  app.addHook('onRequest', async (request) => {
+    const wait = buckets.take(request.ip, Date.now());
+    if (wait > 0) throw twmError('rate-limited', 'too many requests from this address', { retryAfter: wait });
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const refusal = asTwmRefusal(err, request.log);
+    const endpoint = request.routeOptions.config?.twmEndpoint;
+    if (endpoint) countRefusal(endpoint, refusal.code);
+    return sendTwmProblem(reply, refusal);
+  });
+  app.setNotFoundHandler((request, reply) => sendPlainProblem(reply, 404, `no TWM endpoint at ${pathOf(request)}`));
+
+  function countRefusal(endpoint: TwmEndpoint, code: TwmErrorCode): void {
+    try {
+      hooks.onRefused?.(endpoint, code);
+    } catch (err) {
+      app.log.error({ err }, 'onRefused hook failed');
+    }
+  }
+
+  // Read per request: main.ts learns its authority only after listening on port 0 (tests, demo).
+  const context = (): EndpointContext & VerifyContext => ({ hooks, options, authorities: options.authorities.map(normaliseAuthority), now: now() });
+
+  route(app, 'notice', `${BASE}/notice`, async (request, reply) => {
+    const ctx = context();
+    const req = incoming(request);
+    const { doc, signer } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
+    const result = await acceptNotice(ctx, doc, signer, req.body);
+    return reply.code(200).type(TWM_MEDIA_TYPES.noticeResult).send(noticeResultToJson(result));
+  });
+
+  route(app, 'fetch', `${BASE}/fetch/:id`, async (request, reply) => {
+    const ctx = context();
+    const { id } = request.params as { id: string };
+    const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, fetchRules(ctx, id));
+    const message = await serveFetch(ctx, id, entitlement, doc, signer);
+    return reply
+      .code(200)
+      .type(TWM_MEDIA_TYPES.message)
+      .header('Content-Length', String(message.length))
+      .header('Content-Digest', contentDigest(message))
+      .send(message);
+  });
+
+  route(app, 'receipt', `${BASE}/receipt`, async (request, reply) => {
+    const ctx = context();
+    const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, receiptRules(ctx));
+    await recordReceipt(ctx, entitlement, doc, signer);
+    return reply.code(204).send();
+  });
+
+  await app.ready();
+  return app;
+}
+
+/** The POST route of an endpoint, and 405 for every other method on the same path (nothing is read). */
+function route(app: FastifyInstance, endpoint: TwmEndpoint, url: string, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>): void {
+  app.route({ method: 'POST', url, config: { twmEndpoint: endpoint }, handler });
+  const notAllowed = async (request: FastifyRequest, reply: FastifyReply) => {
+    reply.header('Allow', 'POST');
+    return sendPlainProblem(reply, 405, `${request.method} is not allowed here; use POST`);
+  };
+  app.route({ method: OTHER_METHODS, url, onRequest: notAllowed, handler: notAllowed });
+}
+
+function incoming(request: FastifyRequest): IncomingTwmRequest {
+  return {
+    method: request.method,
+    target: request.raw.url ?? request.url,
+    headers: request.headers,
+    // No body at all (no Content-Type, no length) reaches the handler as undefined.
+    body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
+  };
+}
+
+/** The path without the query, for details: never echo a query back. */
+function pathOf(request: FastifyRequest): string {
+  const q = request.url.indexOf('?');
+  return (q === -1 ? request.url : request.url.slice(0, q)).slice(0, 200);
+}
+
+export interface TwmListener {
+  /** The bound port (the real one when 0 was asked for). */
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startTwmListener(options: { host: string; port: number; app: FastifyInstance }): Promise<TwmListener> {
+  const { app } = options;
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  return { port, close: () => app.close() };
+}
