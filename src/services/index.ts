@@ -1,6 +1,7 @@
 /** The application services, built once per process from the store. */
 import type { Store } from '../store/types.ts';
 import { createAccounts } from './accounts.ts';
+import { createAddressBooks } from './address-books.ts';
 import { createContacts } from './contacts.ts';
 import { createMail } from './mail.ts';
 import { createOutbound, type OutboundOptions } from './outbound.ts';
@@ -19,7 +20,8 @@ export function createServices(store: Store, domains: string[], sending?: Sendin
   const outbound = sending ? createOutbound({ ...sending, store, contacts }) : null;
   const queue = createQueueAdmin(store, sending?.onQueued);
   const sent = createSent(store);
-  return { accounts, contacts, screener, mail, outbound, queue, sent };
+  const addressBooks = createAddressBooks(store, accounts);
+  return { accounts, contacts, screener, mail, outbound, queue, sent, addressBooks };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -10,6 +10,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Services } from '../../services/index.ts';
+import { registerCardDav } from '../carddav/plugin.ts';
 import { installAuth } from './auth.ts';
 import { openApiRoute } from './openapi.ts';
 import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
@@ -107,6 +108,9 @@ export async function createHttpApp(deps: HttpAppDeps): Promise<FastifyInstance>
     reply.header('Cache-Control', 'no-store');
     reply.header('X-Content-Type-Options', 'nosniff');
   });
+
+  // CardDAV (/.well-known/carddav, /dav/...): its own context, parsers and DAV:error bodies.
+  registerCardDav(app, { hooks: deps.services.addressBooks, bodyLimit: BODY_LIMIT });
 
   deps.extraRoutes?.(app);
 
