@@ -157,6 +157,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         maxMessageSize: config.limits.messageSize,
         uniformAnswers: config.twm.uniformAnswers,
         noticeRate: config.twm.noticeRate,
+        fetchJitterMs: config.twm.fetchJitterMs,
         approvalDelayMs: config.twm.approvalDelayMs,
         declineDelayMs: config.twm.declineDelayMs,
         kick: () => fetchWorker.kick(),

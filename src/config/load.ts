@@ -60,6 +60,7 @@ export interface Config {
     tls: { cert: string; key: string } | null;
     trustAnchors: string[];
     expiryMs: number;
+    fetchJitterMs: number;
     approvalDelayMs: number;
     declineDelayMs: number;
     uniformAnswers: boolean;
@@ -167,6 +168,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       tls: c.twm.cert && c.twm.cert_key ? { cert: abs(c.twm.cert), key: abs(c.twm.cert_key) } : null,
       trustAnchors: c.twm.trust_anchors.map((p) => abs(p)),
       expiryMs: c.twm.expiry,
+      fetchJitterMs: c.twm.fetch_jitter,
       approvalDelayMs: c.twm.approval_delay,
       declineDelayMs: c.twm.decline_delay,
       uniformAnswers: c.twm.uniform_answers,

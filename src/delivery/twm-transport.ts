@@ -38,8 +38,11 @@ export interface TwmTransportOptions {
   now?: () => Date;
 }
 
-/** A notice arriving less than this before its expiry leaves no time to fetch (7.3). */
-const LAST_NOTICE_BEFORE_EXPIRY_MS = 3_600_000;
+/**
+ * A notice arriving less than this before its expiry leaves no time to fetch
+ * (7.3): an hour, or a tenth of a short lifetime (labs and tests).
+ */
+const lastNoticeMargin = (expiryMs: number) => Math.min(3_600_000, expiryMs / 10);
 const MAX_RESULT_SIZE = 65_536;
 
 export function createTwmTransport(options: TwmTransportOptions): Transport {
@@ -98,7 +101,7 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
         // until a later attempt; see docs/protocol.md 14.
         if (!listed.has(r.toLowerCase())) results.set(r, { recipient: r, status: 'deferred', reply: '451 4.3.0 TWM: recipient not in the stored notice' });
       }
-      if (now().getTime() >= notice.expiresAt.getTime() - LAST_NOTICE_BEFORE_EXPIRY_MS) {
+      if (now().getTime() >= notice.expiresAt.getTime() - lastNoticeMargin(options.expiryMs)) {
         const reason = 'could not notify the recipient server before the notice expired';
         await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason }, now());
         for (const r of ours) results.set(r, { recipient: r, status: 'failed', reply: `554 5.4.7 TWM: ${reason}` });

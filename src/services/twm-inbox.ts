@@ -32,7 +32,7 @@ export interface TwmInboxOptions {
   fetchJitterMs?: number;
   /** Fetches released by an approval wait a random time up to this (8.4). */
   approvalDelayMs: number;
-  /** Declined receipts wait a random time up to this, at least a minute unless 0 (8.6). */
+  /** Declined receipts wait a random time up to this (8.6). */
   declineDelayMs: number;
   /** Wakes the fetch worker when something is due soon. */
   kick: () => void;
@@ -67,8 +67,8 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const served = new Set(options.domains);
   const perDomain = createTokenBuckets(options.noticeRate);
   const jitter = options.fetchJitterMs ?? 10_000;
-  const declineAt = (at: Date) =>
-    new Date(at.getTime() + (options.declineDelayMs <= 0 ? 0 : Math.max(60_000, random() * options.declineDelayMs)));
+  // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
+  const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
 
   async function lookupKey(keyid: string): Promise<KeyObject | null> {
     try {

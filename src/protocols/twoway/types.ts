@@ -67,7 +67,8 @@ export interface TwmServerOptions {
   /**
    * This server's own `@authority` values (`host` or `host:port`, port
    * omitted for 443), lower-case: signatures naming another authority are
-   * refused (section 5.1).
+   * refused (section 5.1). Read at every request, so the caller may add its
+   * own after listening on port 0.
    */
   authorities: string[];
   /** The recipient's message size limit (section 8.1: 422 message-too-large above it). */

@@ -1,0 +1,108 @@
+/**
+ * Two-Way Mail test domains: each a real twoway server on its own loopback
+ * address with SMTP, submission and the TWM endpoint, a certificate for
+ * `twm.<domain>` from a private CA that every server trusts, and the MX, SPF,
+ * DKIM, DMARC, SRV and key records in one shared embedded DNS server.
+ * `lab = true` lets them reach each other on loopback.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPrivateCa, issueCertificate, type PemPair } from '../../src/config/private-ca.ts';
+import { dkimRecordValue, ensureMaterials } from '../../src/config/materials.ts';
+import { keyRecordValue } from '../../src/core/twm-key-record.ts';
+import type { EmbeddedDnsServer } from '../../src/dns/embedded-server.ts';
+import type { DnsRecord } from '../../src/dns/types.ts';
+import { startTestServer, type TestServer } from './server.ts';
+
+export interface TwmLab {
+  ca: PemPair;
+  caFile: string;
+  dir: string;
+  close(): void;
+}
+
+export function createTwmLab(): TwmLab {
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-twm-lab-'));
+  const ca = createPrivateCa('twoway test CA');
+  const caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, ca.cert);
+  return { ca, caFile, dir, close: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface DomainOptions {
+  lab: TwmLab;
+  dns: EmbeddedDnsServer;
+  domain: string;
+  host: string;
+  /** The SMTP port shared by every domain (MX hosts all listen on it). */
+  smtpPort: number;
+  /** false: a legacy domain (no [twm], no SRV record). */
+  twm?: boolean;
+  /** Extra lines for the [twm] section. */
+  twmToml?: string;
+  extraToml?: string;
+  /** Edits the rendered config (e.g. the [delivery] section). */
+  edit?: (toml: string) => string;
+}
+
+/** Starts a server for `domain` and publishes its records. */
+export async function startDomain(o: DomainOptions): Promise<TestServer> {
+  const twm = o.twm ?? true;
+  let twmToml = '';
+  if (twm) {
+    const pair = issueCertificate(o.lab.ca, [`twm.${o.domain}`]);
+    const cert = join(o.lab.dir, `${o.domain}.crt`);
+    const key = join(o.lab.dir, `${o.domain}.key`);
+    writeFileSync(cert, pair.cert);
+    writeFileSync(key, pair.key, { mode: 0o600 });
+    twmToml = [
+      '[twm]',
+      'enabled = true',
+      `host = "${o.host}"`,
+      'port = 0',
+      `public_host = "twm.${o.domain}"`,
+      `cert = "${cert}"`,
+      `cert_key = "${key}"`,
+      `trust_anchors = ["${o.lab.caFile}"]`,
+      'lab = true',
+      'fetch_jitter = "1s"',
+      'approval_delay = "1s"',
+      'decline_delay = "1s"',
+      o.twmToml ?? '',
+      '',
+    ].join('\n');
+  }
+  const t = await startTestServer({
+    domain: o.domain,
+    dns: o.dns,
+    host: o.host,
+    smtpPort: o.smtpPort,
+    deliveryPort: o.smtpPort,
+    extraToml: `${o.extraToml ?? ''}\n${twmToml}`,
+    ...(o.edit ? { edit: o.edit } : {}),
+  });
+  o.dns.add(domainRecords(t, o.domain, o.host));
+  return t;
+}
+
+function domainRecords(t: TestServer, domain: string, ip: string): DnsRecord[] {
+  const { dkim, twm } = ensureMaterials(t.server.config);
+  const records: DnsRecord[] = [
+    { name: domain, type: 'MX', data: { preference: 10, exchange: `mx.${domain}` } },
+    { name: `mx.${domain}`, type: 'A', data: ip },
+    { name: domain, type: 'TXT', data: `v=spf1 ip4:${ip} -all` },
+    { name: `_dmarc.${domain}`, type: 'TXT', data: 'v=DMARC1; p=reject' },
+    { name: `${dkim.rsa.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.rsa.publicKeyBase64, 'rsa') },
+    { name: `${dkim.ed25519.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.ed25519.publicKeyBase64, 'ed25519') },
+  ];
+  if (twm && t.server.twm) {
+    records.push(
+      // Short TTLs: tests move a domain's endpoint (a sender that is down during a fetch).
+      { name: `_twoway._tcp.${domain}`, type: 'SRV', ttl: 1, data: { priority: 10, weight: 10, port: t.server.twm.port, target: `twm.${domain}` } },
+      { name: `twm.${domain}`, type: 'A', ttl: 1, data: ip },
+      { name: `${twm.selector}._twoway.${domain}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')) },
+    );
+  }
+  return records;
+}
