@@ -289,6 +289,19 @@ test('a Host with port 443 and a trailing dot is the same authority', () =>
     assert.equal((await s.send({ ...vector(A3), host: 'TWM.b.example.:443' })).status, 200);
   }));
 
+test('authorities added after the app was created are honoured (read per request)', () => {
+  const authorities = ['twm.b.example'];
+  return withServer(
+    async (s) => {
+      s.clock.now = (A5.created + 1) * 1000;
+      await refused(s, s.send(vector(A5)), 401, 'bad-signature', 'receipt', { keyLooked: true });
+      authorities.push('twm.a.example:8443');
+      assert.equal((await s.send(signedReceipt([{ rcpt: 'bob@b.example', status: 'delivered' }]))).status, 204);
+    },
+    { authorities },
+  );
+});
+
 test('a notice signed under another selector of the from domain verifies', () =>
   withServer(async (s) => {
     s.hooks.keys.set('s2._twoway.a.example', testKey('a.example').publicKey);
