@@ -1,40 +1,59 @@
 /**
- * `twoway demo`: a complete server for a demo domain on loopback, with no
- * setup. The embedded DNS server publishes the sender domains' SPF and
- * DMARC records; real SMTP clients send three messages (an allowed sender, a
- * stranger, and a forgery of the allowed sender from another address); the
- * demo prints where each landed and the commands to look further.
+ * `twoway demo`: Two-Way Mail on loopback with no setup. Three domains, each
+ * its own server (src/cli/demo-lab.ts): north.test and south.test speak TWM,
+ * oldmail.test only SMTP. One embedded DNS server publishes MX, SPF, DKIM,
+ * DMARC, and for the TWM domains the SRV and key records. Real clients
+ * submit real mail; the demo prints where each message went, how, and how
+ * many octets each step moved.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import nodemailer from 'nodemailer';
-import { parseConfig } from '../config/load.ts';
-import { renderConfig } from '../config/template.ts';
-import { startDnsServer } from '../dns/embedded-server.ts';
-import { createResolver } from '../dns/resolver.ts';
-import { startServer } from '../main.ts';
-import { createLogger } from '../main.ts';
+import { receiptToJson } from '../core/twm-schema.ts';
+import { createLogger, type RunningServer } from '../main.ts';
+import { startLab } from './demo-lab.ts';
 import { CliError, EXIT } from './output.ts';
 
-const DOMAIN = 'demo.test';
 const MARKER = '.twoway-demo';
-
-interface DemoMessage {
-  label: string;
-  from: string;
-  localAddress: string;
-  subject: string;
-}
+const PASSWORD = 'demo-password';
 
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('run a demo server on loopback and show where allowed and unknown senders land')
+    .description('run three mail domains on loopback and show Two-Way Mail next to SMTP')
     .option('--dir <dir>', 'where the demo keeps its configuration and data', 'twoway-demo')
-    .option('--keep-running', 'keep the server running after the demo (Ctrl-C stops it)')
+    .option('--keep-running', 'keep the servers running after the demo (Ctrl-C stops them)')
     .action(async (opts: { dir: string; keepRunning?: boolean }) => runDemo(opts));
 }
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new CliError(`demo: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function submit(server: RunningServer, host: string, user: string, to: string, raw: string): Promise<void> {
+  const transport = nodemailer.createTransport({
+    host,
+    port: server.submission!.port,
+    auth: { user, pass: PASSWORD },
+    requireTLS: true,
+    // The demo's submission certificate is self-signed; TLS is still used.
+    tls: { rejectUnauthorized: false },
+  });
+  try {
+    await transport.sendMail({ envelope: { from: user, to }, raw: raw.replace(/\r?\n/g, '\r\n') });
+  } finally {
+    transport.close();
+  }
+}
+
+const octets = (n: number) => `${n.toLocaleString('en-US')} B`;
 
 export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Promise<void> {
   const dir = resolve(opts.dir);
@@ -44,85 +63,102 @@ export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Pro
   }
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, MARKER), 'created by twoway demo; removed by the next run\n');
-
-  const dns = await startDnsServer({
-    records: [
-      { name: DOMAIN, type: 'MX', data: { preference: 10, exchange: `mx.${DOMAIN}` } },
-      { name: `mx.${DOMAIN}`, type: 'A', data: '127.0.0.1' },
-      // friends.test sends only from 127.0.0.1, and says so with SPF and DMARC.
-      { name: 'friends.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
-      { name: '_dmarc.friends.test', type: 'TXT', data: 'v=DMARC1; p=reject' },
-      { name: 'elsewhere.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
-    ],
-  });
-  const configFile = join(dir, 'twoway.toml');
-  const text = renderConfig({ hostname: `mx.${DOMAIN}`, domains: [DOMAIN], smtpPort: 0, submissionPort: 0, httpPort: 0, dns: [dns.address] }).replaceAll(
-    'host = "0.0.0.0"',
-    'host = "127.0.0.1"',
-  );
-  writeFileSync(configFile, text, { mode: 0o600 });
-  const config = parseConfig(text, configFile);
   const out = (s = '') => process.stdout.write(s + '\n');
 
-  out(`Two-Way Mail demo: domain ${DOMAIN}, data in ${dir}`);
-  out(`  embedded DNS on ${dns.address}; starting the server (SQLite, self-signed TLS)…`);
-  const server = await startServer(config, { logger: createLogger('warn') });
+  out(`Two-Way Mail demo, data in ${dir}`);
+  out('  starting north.test (127.0.0.2, TWM), south.test (127.0.0.3, TWM) and oldmail.test (127.0.0.4, SMTP only)…');
+  const lab = await startLab(
+    dir,
+    [
+      { domain: 'north.test', host: '127.0.0.2', twm: true },
+      { domain: 'south.test', host: '127.0.0.3', twm: true },
+      { domain: 'oldmail.test', host: '127.0.0.4', twm: false },
+    ],
+    // Errors only: the lab warning (loopback allowed) is the point of a demo.
+    createLogger('error'),
+  );
   try {
-    const { accounts, contacts, mail } = server.services;
-    const alice = await accounts.add(`alice@${DOMAIN}`, 'demo-password', 'screen');
-    await contacts.allow(alice.id, 'bob@friends.test');
-    out(`  SMTP on 127.0.0.1:${server.smtp.port}, HTTP API on ${server.http.url}/api`);
-    out(`  user alice@${DOMAIN} (password "demo-password", mode screen); her address book allows bob@friends.test`);
+    const north = lab.servers.get('north.test')!;
+    const south = lab.servers.get('south.test')!;
+    const old = lab.servers.get('oldmail.test')!;
+    const alice = await north.services.accounts.add('alice@north.test', PASSWORD, 'screen');
+    await north.services.contacts.allow(alice.id, 'bob@south.test');
+    await south.services.accounts.add('bob@south.test', PASSWORD, 'open');
+    await south.services.accounts.add('dave@south.test', PASSWORD, 'open');
+    const carol = await old.services.accounts.add('carol@oldmail.test', PASSWORD, 'open');
+    out(`  embedded DNS on ${lab.dns.address}: MX, SPF, DKIM, DMARC for all three; _twoway._tcp SRV and TWM keys for north and south`);
+    out('  alice@north.test screens strangers; her address book allows bob@south.test');
     out();
 
-    const mx = (await createResolver({ servers: [dns.address] }).resolve(DOMAIN, 'MX'))[0]!;
-    const messages: DemoMessage[] = [
-      { label: 'allowed sender', from: 'bob@friends.test', localAddress: '127.0.0.1', subject: 'Lunch on Friday?' },
-      { label: 'stranger', from: 'carol@elsewhere.test', localAddress: '127.0.0.1', subject: 'Quick question about your talk' },
-      { label: 'forged allowed sender', from: 'bob@friends.test', localAddress: '127.0.0.2', subject: 'Urgent: wire transfer' },
-    ];
-    for (const m of messages) {
-      const transport = nodemailer.createTransport({
-        host: '127.0.0.1',
-        port: server.smtp.port,
-        name: m.from.split('@')[1],
-        localAddress: m.localAddress,
-        // The demo server's certificate is self-signed; STARTTLS is still used.
-        tls: { rejectUnauthorized: false, servername: mx.exchange },
-      });
-      const info = await transport.sendMail({
-        from: m.from,
-        to: `alice@${DOMAIN}`,
-        subject: m.subject,
-        text: `Hello Alice,\n\nthis is the ${m.label} of the demo.\n`,
-      });
-      transport.close();
-      out(`sent  ${m.label.padEnd(22)} From: ${m.from} via ${m.localAddress} (MX ${mx.exchange})  -> ${info.response}`);
-    }
+    const inboxOf = async (server: RunningServer, userId: number, subject: string) =>
+      (await server.services.mail.list(userId)).find((m) => m.subject === subject);
+    const noticeTo = async (server: RunningServer, sender: string, subject: string) =>
+      (await server.store.twmOut.listBySender(sender)).find((n) => n.subject === subject);
+    const receiptSize = (id: string, rcpt: string) => receiptToJson({ id, results: [{ rcpt, status: 'delivered' }] }).length;
+    const rows: string[][] = [];
+
+    // 1. An allowed sender over TWM.
+    const s1 = 'Lunch on Friday?';
+    await submit(south, '127.0.0.3', 'bob@south.test', 'alice@north.test', `From: bob@south.test\nTo: alice@north.test\nSubject: ${s1}\n\nHello Alice, lunch on Friday?\n`);
+    const m1 = await waitFor('bob\'s message at north.test', () => inboxOf(north, alice.id, s1));
+    const n1 = await waitFor('bob\'s notice', () => noticeTo(south, 'bob@south.test', s1));
+    out(`1. bob@south.test -> alice (allowed), by Two-Way Mail`);
+    out(`   south.test sent a signed notice (${octets(n1.content.length)}); north.test saw bob in alice's address book, answered "accepted",`);
+    out(`   fetched the body from south.test's own SRV target (${octets(n1.size)}), stored it in alice's ${m1.mailbox}, and sent a receipt (${octets(receiptSize(n1.id, 'alice@north.test'))}).`);
+    rows.push(['1', 'TWM, allowed', octets(n1.content.length + n1.size + receiptSize(n1.id, 'alice@north.test')), octets(n1.size), m1.mailbox]);
+
+    // 2. A stranger over TWM: a contact request, no body.
+    const s2 = 'Question about your talk';
+    await submit(
+      south,
+      '127.0.0.3',
+      'dave@south.test',
+      'alice@north.test',
+      `From: dave@south.test\nTo: alice@north.test\nSubject: ${s2}\nTWM-Intro: Hi Alice, I saw your talk at the meetup; may I ask a question?\n\n${'A long question. '.repeat(200)}\n`,
+    );
+    const request = await waitFor('dave\'s contact request', async () => (await north.services.screener.list(alice.id)).find((r) => r.sender === 'dave@south.test'));
+    const n2 = await waitFor('dave\'s notice', () => noticeTo(south, 'dave@south.test', s2));
+    out(`2. dave@south.test -> alice (a stranger), by Two-Way Mail`);
+    out(`   north.test received only the notice (${octets(n2.content.length)}) and made a contact request with dave's introduction:`);
+    out(`     "${request.intro}"`);
+    out(`   The ${octets(n2.size)} body stays at south.test; dave's status: ${(await south.services.sent.list(await south.services.accounts.get('dave@south.test')))[0]?.recipients[0]?.status}.`);
+    rows.push(['2', 'TWM, stranger', octets(n2.content.length), '0 B', 'Screener request']);
+
+    // 3. Approval fetches the body.
+    await north.services.screener.approve(alice.id, ['dave@south.test']);
+    const m3 = await waitFor('dave\'s message after approval', () => inboxOf(north, alice.id, s2));
+    out(`3. alice approves dave: north.test fetches the body (${octets(n2.size)}) and it lands in her ${m3.mailbox}; dave's status becomes "delivered".`);
+    rows.push(['3', 'TWM, approval', octets(n2.size + receiptSize(n2.id, 'alice@north.test')), octets(n2.size), m3.mailbox]);
+
+    // 4. A legacy domain: SMTP.
+    const s4 = 'Old friends';
+    await submit(north, '127.0.0.2', 'alice@north.test', 'carol@oldmail.test', `From: alice@north.test\nTo: carol@oldmail.test\nSubject: ${s4}\n\nHi Carol!\n`);
+    const m4 = await waitFor('alice\'s message at oldmail.test', () => inboxOf(old, carol.id, s4));
+    out(`4. alice -> carol@oldmail.test: no _twoway._tcp record there, so plain SMTP (STARTTLS, DKIM): the whole message (${octets(m4.size)} as stored) went at once.`);
+    rows.push(['4', 'SMTP, legacy', octets(m4.size), octets(m4.size), `carol's ${m4.mailbox}`]);
     out();
 
-    const landed = await mail.list(alice.id);
-    for (const msg of landed.sort((a, b) => a.id - b.id)) {
-      out(`alice's ${msg.mailbox.padEnd(8)}  #${msg.id}  ${msg.from}  "${msg.subject}"${msg.firstContact ? '  (first contact)' : ''}`);
-    }
+    out('   step  path            octets moved   body stored at recipient   landed');
+    for (const r of rows) out(`   ${r[0]!.padEnd(5)} ${r[1]!.padEnd(15)} ${r[2]!.padStart(12)}   ${r[3]!.padStart(24)}   ${r[4]}`);
+    out('   (TWM octets are the request and response contents: notice, body, receipt; SMTP: the message as stored)');
     out();
-    const rel = relative(process.cwd(), configFile) || configFile;
+    const rel = (p: string) => relative(process.cwd(), p) || p;
+    const northConfig = rel(join(dir, 'north.test', 'twoway.toml'));
+    const southConfig = rel(join(dir, 'south.test', 'twoway.toml'));
     out('How to look:');
-    out(`  npx twoway mail list alice@${DOMAIN} --config ${rel}`);
-    out(`  npx twoway mail show alice@${DOMAIN} <id> --config ${rel}      (see Authentication-Results)`);
-    out(`  npx twoway requests list alice@${DOMAIN} --config ${rel}`);
-    out(`  npx twoway requests approve alice@${DOMAIN} carol@elsewhere.test --config ${rel}`);
+    out(`  npx twoway mail list alice@north.test --config ${northConfig}`);
+    out(`  npx twoway requests list alice@north.test --config ${northConfig}`);
+    out(`  npx twoway sent list dave@south.test --config ${southConfig}`);
+    out(`  npx twoway dns --config ${northConfig}`);
     if (opts.keepRunning) {
-      out(`  curl -s --cacert ${relative(process.cwd(), config.tls.cert)} -u alice@${DOMAIN}:demo-password ${server.http.url}/api/messages`);
       out();
-      out('The server keeps running; Ctrl-C stops it.');
+      out('The servers keep running; Ctrl-C stops them.');
       await new Promise<void>((done) => {
         process.once('SIGINT', done);
         process.once('SIGTERM', done);
       });
     }
   } finally {
-    await server.close();
-    await dns.close();
+    await lab.close();
   }
 }

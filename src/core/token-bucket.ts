@@ -20,7 +20,8 @@ export function createTokenBuckets(limit: RateLimit, maxKeys = 100_000): TokenBu
       let b = buckets.get(key);
       if (b) {
         buckets.delete(key);
-        b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.perSecond);
+        // A clock that steps back refills nothing rather than draining the bucket.
+        b.tokens = Math.min(limit.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * limit.perSecond);
         b.at = now;
       } else {
         b = { tokens: limit.burst, at: now };

@@ -11,13 +11,13 @@
  * answer carries `Cache-Control: no-store`; every refusal is a problem
  * document (problem.ts) and is counted through `hooks.onRefused`.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { pino } from 'pino';
 import { noticeResultToJson } from '../../core/twm-schema.ts';
 import { contentDigest } from '../../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
 import { installBodyReader } from './body.ts';
-import { clientBuckets, DEFAULT_CLIENT_RATE } from './client-rate.ts';
+import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { acceptNotice, fetchRules, noticeRules, receiptRules, recordReceipt, serveFetch, type EndpointContext } from './endpoints.ts';
 import { asTwmRefusal, sendPlainProblem, sendTwmProblem } from './problem.ts';
 import type { TwmEndpoint, TwmServerOptions } from './types.ts';
@@ -45,17 +45,21 @@ function makeLogger(log: TwmAppOptions['log']): FastifyBaseLogger | undefined {
   return log.child({ component: 'twm' });
 }
 
+/** Section 12.7's defaults for step 1. */
+export const DEFAULT_CLIENT_RATE: RateLimit = { perSecond: 20, burst: 100 };
+
 export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInstance> {
   const logger = makeLogger(options.log);
   const hooks = options.hooks;
   const now = options.now ?? (() => new Date());
-  const buckets = clientBuckets(options.clientRate ?? DEFAULT_CLIENT_RATE);
+  // Step 1 of 5.4: per client address, before anything is read or verified.
+  const buckets = createTokenBuckets(options.clientRate ?? DEFAULT_CLIENT_RATE);
 
   const app = Fastify({
     https: { key: options.tls.key, cert: options.tls.cert },
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     // Refused notices stay out of the logs (section 13); faults are still logged.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     // A peer gets 60 s for an answer (4.3); a request that takes longer to arrive is not a peer's.
     requestTimeout: 60_000,

@@ -1,0 +1,128 @@
+/**
+ * The demo's little internet on loopback: one embedded DNS server, a private
+ * CA, and one twoway server per domain, each on its own 127.0.0.x address
+ * with the same SMTP port (as MX hosts share port 25). Domains with Two-Way
+ * Mail get a certificate for `twm.<domain>` and publish SRV and key records;
+ * every domain publishes MX, SPF, DKIM and DMARC. `lab = true` lets the TWM
+ * client reach loopback, which a production server refuses.
+ */
+import { createServer } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { parseConfig } from '../config/load.ts';
+import { dkimRecordValue, ensureMaterials } from '../config/materials.ts';
+import { createPrivateCa, issueCertificate } from '../config/private-ca.ts';
+import { renderConfig } from '../config/template.ts';
+import { keyRecordValue } from '../core/twm-key-record.ts';
+import { startDnsServer, type EmbeddedDnsServer } from '../dns/embedded-server.ts';
+import type { DnsRecord } from '../dns/types.ts';
+import { startServer, type RunningServer } from '../main.ts';
+
+export interface LabDomain {
+  domain: string;
+  host: string;
+  twm: boolean;
+}
+
+export interface Lab {
+  dns: EmbeddedDnsServer;
+  servers: Map<string, RunningServer>;
+  close(): Promise<void>;
+}
+
+/** A port free on every given address (the domains' SMTP listeners share one). */
+async function commonPort(hosts: string[]): Promise<number> {
+  const listen = (host: string, port: number) =>
+    new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(port, host, () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+  for (let i = 0; i < 20; i++) {
+    const port = await listen(hosts[0]!, 0);
+    try {
+      for (const h of hosts.slice(1)) await listen(h, port);
+      return port;
+    } catch {
+      // taken on another address: try another
+    }
+  }
+  throw new Error(`no free port common to ${hosts.join(', ')}`);
+}
+
+export async function startLab(dir: string, domains: LabDomain[], logger: Logger): Promise<Lab> {
+  const dns = await startDnsServer();
+  const servers = new Map<string, RunningServer>();
+  const close = async () => {
+    for (const s of servers.values()) await s.close();
+    await dns.close();
+  };
+  try {
+    const ca = createPrivateCa('twoway demo CA');
+    mkdirSync(dir, { recursive: true });
+    const caFile = join(dir, 'demo-ca.pem');
+    writeFileSync(caFile, ca.cert);
+    const port = await commonPort(domains.map((d) => d.host));
+    for (const d of domains) {
+      const home = join(dir, d.domain);
+      mkdirSync(home, { recursive: true });
+      let text = renderConfig({ hostname: `mx.${d.domain}`, domains: [d.domain], smtpPort: port, submissionPort: 0, httpPort: 0, deliveryPort: port, dns: [dns.address] })
+        .replaceAll('host = "0.0.0.0"', `host = "${d.host}"`)
+        .replace('[delivery]\n', `[delivery]\nbind_address = "${d.host}"\nmin_backoff = "2s"\n`);
+      if (d.twm) {
+        const pair = issueCertificate(ca, [`twm.${d.domain}`]);
+        writeFileSync(join(home, 'twm.crt'), pair.cert);
+        writeFileSync(join(home, 'twm.key'), pair.key, { mode: 0o600 });
+        text += [
+          '',
+          '[twm]',
+          'enabled = true',
+          `host = "${d.host}"`,
+          'port = 0',
+          `public_host = "twm.${d.domain}"`,
+          'cert = "twm.crt"',
+          'cert_key = "twm.key"',
+          `trust_anchors = [${JSON.stringify(caFile)}]`,
+          '# loopback targets are refused unless lab is on: never in production',
+          'lab = true',
+          'fetch_jitter = "1s"',
+          'approval_delay = "1s"',
+          '',
+        ].join('\n');
+      }
+      const file = join(home, 'twoway.toml');
+      writeFileSync(file, text, { mode: 0o600 });
+      const server = await startServer(parseConfig(text, file), { logger });
+      servers.set(d.domain, server);
+      dns.add(recordsOf(server, d));
+    }
+    return { dns, servers, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function recordsOf(server: RunningServer, d: LabDomain): DnsRecord[] {
+  const { dkim, twm } = ensureMaterials(server.config);
+  const records: DnsRecord[] = [
+    { name: d.domain, type: 'MX', data: { preference: 10, exchange: `mx.${d.domain}` } },
+    { name: `mx.${d.domain}`, type: 'A', data: d.host },
+    { name: d.domain, type: 'TXT', data: `v=spf1 ip4:${d.host} -all` },
+    { name: `_dmarc.${d.domain}`, type: 'TXT', data: 'v=DMARC1; p=reject' },
+    { name: `${dkim.rsa.selector}._domainkey.${d.domain}`, type: 'TXT', data: dkimRecordValue(dkim.rsa.publicKeyBase64, 'rsa') },
+    { name: `${dkim.ed25519.selector}._domainkey.${d.domain}`, type: 'TXT', data: dkimRecordValue(dkim.ed25519.publicKeyBase64, 'ed25519') },
+  ];
+  if (twm && server.twm) {
+    records.push(
+      { name: `_twoway._tcp.${d.domain}`, type: 'SRV', data: { priority: 10, weight: 10, port: server.twm.port, target: `twm.${d.domain}` } },
+      { name: `twm.${d.domain}`, type: 'A', data: d.host },
+      { name: `${twm.selector}._twoway.${d.domain}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')) },
+    );
+  }
+  return records;
+}
