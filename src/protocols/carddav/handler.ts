@@ -66,29 +66,30 @@ export async function handleDav<U extends DavUser>(ctx: DavContext<U>, req: DavR
 
   const text = utf8(req.body);
   if (text === undefined) return davError(400, '', 'The request body is not valid UTF-8');
+  // `return await` below: an XmlError thrown inside a handler must reach this catch.
   try {
     switch (req.method) {
       case 'OPTIONS':
         return { status: 200, headers: { dav: DAV_HEADER, allow: ALLOW, 'content-length': '0' } };
       case 'GET':
       case 'HEAD':
-        return get(ctx, p, req);
+        return await get(ctx, p, req);
       case 'PUT':
-        return put(ctx, p, req, text);
+        return await put(ctx, p, req, text);
       case 'DELETE':
-        return del(ctx, p, req);
+        return await del(ctx, p, req);
       case 'MKCOL':
-        return mkcol(ctx, p, req, text);
+        return await mkcol(ctx, p, req, text);
       case 'PROPFIND':
         if (text !== '' && !XML_TYPES.has(mediaType(req.headers['content-type'])) && req.headers['content-type'] !== undefined) {
           return davError(415, '', 'PROPFIND bodies are XML (application/xml)');
         }
-        return propfind(ctx, p, req.headers.depth, text);
+        return await propfind(ctx, p, req.headers.depth, text);
       case 'PROPPATCH':
-        return proppatch(ctx, p, text);
+        return await proppatch(ctx, p, text);
       case 'REPORT':
         if (p.kind !== 'book') return davError(403, d('supported-report'), 'Reports are supported on address books only');
-        return report(ctx, p.book, text);
+        return await report(ctx, p.book, text);
       default:
         return davError(405, '', `${req.method} is not supported here`, { allow: ALLOW });
     }

@@ -63,7 +63,9 @@ export function parseXml(text: string): Document {
       },
     }).parseFromString(text, 'application/xml');
   } catch (err) {
-    throw new XmlError(err instanceof Error ? err.message.split('\n')[0]! : String(err));
+    // xmldom wraps what onError throws; report our own message, first line only.
+    const cause = err instanceof Error && err.cause instanceof XmlError ? err.cause : err;
+    throw new XmlError(cause instanceof Error ? cause.message.split('\n')[0]! : String(cause));
   }
   if (!doc.documentElement) throw new XmlError('no root element');
   return doc;
