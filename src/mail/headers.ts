@@ -60,6 +60,23 @@ export interface MessageFacts {
   ownershipConfirmation: boolean;
 }
 
+/**
+ * C0 controls (but TAB) and DEL. Header values are stored and shown as text:
+ * PostgreSQL refuses NUL in text columns (found by test/fuzz-mime.test.ts,
+ * FUZZ_SEED=1728766529 case 329: a 451 4.3.0 for a Subject with a NUL), and
+ * escape sequences would reach terminals through `twoway mail list`.
+ */
+const CONTROL = /[\u0000-\u0008\u000A-\u001F\u007F]/;
+const CONTROLS = new RegExp(CONTROL.source, 'g');
+
+function withoutControls(value: string): string {
+  return value.replace(CONTROLS, '');
+}
+
+function nullableText(value: string | null): string | null {
+  return value === null ? null : withoutControls(value);
+}
+
 /** Registered TWM-Purpose values (docs/protocol.md 11.3). */
 export const OWNERSHIP_CONFIRMATION = 'ownership-confirmation';
 
@@ -68,19 +85,20 @@ export function messageFacts(headers: Header[]): MessageFacts {
   const fromField = headers.filter((h) => h.name === 'from').map((h) => h.value).join(', ');
   const fromAddresses = addressparser(fromField, { flatten: true })
     .map((a) => ('address' in a && typeof a.address === 'string' ? a.address.toLowerCase() : ''))
-    .filter((a) => a.includes('@'));
+    .filter((a) => a.includes('@') && !CONTROL.test(a));
   const subject = first('subject');
+  const listId = first('list-id');
   const autoSubmitted = first('auto-submitted');
   const precedence = first('precedence');
   return {
     fromAddresses,
     from: fromAddresses.length === 1 ? fromAddresses[0]! : null,
-    subject: subject === null ? null : decodeWords(subject).slice(0, 998),
-    messageId: first('message-id'),
-    listId: first('list-id'),
+    subject: subject === null ? null : withoutControls(decodeWords(subject)).slice(0, 998),
+    messageId: nullableText(first('message-id')),
+    listId: nullableText(listId),
     autoSubmitted:
       (autoSubmitted !== null && autoSubmitted.toLowerCase() !== 'no') ||
-      (precedence !== null && /^(bulk|junk|auto_reply)$/i.test(precedence) && first('list-id') === null),
+      (precedence !== null && /^(bulk|junk|auto_reply)$/i.test(precedence) && listId === null),
     receivedCount: headers.filter((h) => h.name === 'received').length,
     ownershipConfirmation: purposeOf(headers) === OWNERSHIP_CONFIRMATION,
   };
