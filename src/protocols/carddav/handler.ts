@@ -163,12 +163,13 @@ async function del<U extends DavUser>(ctx: DavContext<U>, p: DavPath, req: DavRe
 
 /** MKCOL, plain or extended (RFC 5689): creates an address book in the user's home. */
 async function mkcol<U extends DavUser>(ctx: DavContext<U>, p: DavPath, req: DavRequest, text: string): Promise<DavResponse> {
+  // RFC 4918 9.3: a body the server does not understand is 415, wherever the collection would go.
+  if (text !== '' && !XML_TYPES.has(mediaType(req.headers['content-type']))) return davError(415, '', 'An MKCOL body must be an XML DAV:mkcol element');
   if (p.kind === 'card') return davError(403, '', 'Address books cannot contain collections');
   if (p.kind !== 'book') return davError(405, '', 'This collection exists', { allow: ALLOW });
   let displayName: string | null = null;
   let description: string | null = null;
   if (text !== '') {
-    if (!XML_TYPES.has(mediaType(req.headers['content-type']))) return davError(415, '', 'An MKCOL body must be an XML DAV:mkcol element');
     const root = parseXml(text).documentElement!;
     if (!is(root, NS.dav, 'mkcol')) return davError(415, '', 'An MKCOL body must be a DAV:mkcol element');
     const failed: string[] = [];
