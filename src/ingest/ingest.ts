@@ -11,6 +11,7 @@ import { normaliseListId, senderKey } from '../core/screener.ts';
 import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { mimeNestingDepth } from '../mail/mime-depth.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
 import { consumeExpected, findExpected, type ExpectMatch } from './expected-senders.ts';
 
@@ -83,6 +84,9 @@ export interface IngestOptions {
   onError?: (err: unknown, what: string) => void;
 }
 
+/** Deepest MIME nesting accepted (multipart levels and embedded messages), as Postfix's default. */
+export const MAX_MIME_NESTING = 100;
+
 export function createIngest(options: IngestOptions): Ingest {
   const { store } = options;
 
@@ -122,6 +126,10 @@ export function createIngest(options: IngestOptions): Ingest {
     const facts = messageFacts(headers);
     if (facts.receivedCount >= options.maxReceivedHeaders) {
       throw new ReplyError(554, '5.4.6', `Mail loop detected: ${facts.receivedCount} Received headers`);
+    }
+    // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
+    if (mimeNestingDepth(message.raw, MAX_MIME_NESTING) > MAX_MIME_NESTING) {
+      throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
     }
     const listId = facts.listId ? normaliseListId(facts.listId) : null;
     const sender = senderKey(facts.from, message.envelopeFrom);
