@@ -393,3 +393,33 @@ test('buildExpectCard parses back; rewriteExpectCard counts down, removes used-u
   assert.deepEqual(unlimited, { text: mixed, changed: false });
   assert.throws(() => buildExpectCard({ uid: 'u', domain: 'shop.example', purpose: 'ownership-confirmation', until, uses: 10_000 }), RangeError);
 });
+
+test('vCard 3.0 as CardDAV clients send it: photos, structured values, escaped colons, Apple labels', () => {
+  const lines = [
+    'BEGIN:VCARD',
+    'VERSION:3.0',
+    'PRODID:-//Apple Inc.//iPhone OS 17.0//EN',
+    'N:Appleseed;Jane;;;',
+    'FN:Jane Appleseed',
+    'ORG:Apple Inc.;Engineering',
+    'item1.EMAIL;type=INTERNET;type=pref:jane@apple.test',
+    'EMAIL;TYPE=INTERNET,HOME:jane@home.test',
+    'item1.X-ABLabel:_$!<Other>!$_',
+    'item2.ADR;type=HOME;type=pref:;;1 Infinite Loop;Cupertino;CA;95014;USA',
+    'item3.URL;type=pref:http\\://www.example.com',
+    'BDAY;value=date:1980-05-06',
+    'X-SOCIALPROFILE;type=twitter;x-user=jane:http://twitter.com/jane',
+    'IMPP;X-SERVICE-TYPE=Skype;type=HOME;type=pref:skype:jane',
+    'PHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRgABAQAAAQABAAD',
+    'CATEGORIES:friends,work',
+    'NOTE:Time: 10:00',
+    'REV:2023-01-01T00:00:00Z',
+    'UID:3A1F-JANE',
+    'END:VCARD',
+  ];
+  const card = parseContactCard(lines.join('\n'));
+  assert.equal(card.version, '3.0');
+  assert.equal(card.uid, '3A1F-JANE');
+  assert.deepEqual(card.entries.map((e) => e.value), ['jane@apple.test', 'jane@home.test']);
+  assert.deepEqual(card.warnings, []);
+});
