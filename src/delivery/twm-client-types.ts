@@ -26,6 +26,8 @@ export interface TwmResponse {
   body: Buffer;
   /** `target:port` that answered (for logs and status messages). */
   endpoint: string;
+  /** The answer was longer than `maxResponse`: `body` holds at most that many octets, the rest was not read. */
+  truncated?: boolean;
 }
 
 export interface TwmClientOptions {
@@ -48,7 +50,7 @@ export interface TwmClient {
    * (section 3.1), signed with `key` (sections 5.1, 5.2). Moves to the next
    * address or target on connection/TLS failures, timeouts, 3xx, 429 and 5xx;
    * any other answer is returned. Reads at most `maxResponse` octets of the
-   * answer (more: the attempt fails as a transfer error). Throws
+   * answer (a longer one is returned `truncated`). Throws
    * `TwmUnreachableError` when no target gave a final answer (the last
    * answer, if any, is attached).
    */

@@ -175,7 +175,7 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     // A pooled connection the server had closed while idle: the request never arrived; once more, fresh.
     if (result.kind === 'failed' && result.stale) result = await send(false);
     if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}` };
-    const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint };
+    const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint, ...(result.truncated ? { truncated: true } : {}) };
     if (isFinal(result.status)) return { kind: 'final', response };
     return { kind: 'next', problem: `${where}: HTTP ${result.status}`, response };
   }

@@ -111,7 +111,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
       return;
     }
     const body = response.body;
-    if (body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
+    if (response.truncated || body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
       return failed(n, rows, 'size-mismatch');
     }
     if (createHash('sha256').update(body).digest('hex') !== n.sha256) return failed(n, rows, 'digest-mismatch');

@@ -15,8 +15,10 @@
  *   and by every chunk of its body.
  * - Redirects are never followed: node:https does not follow them, and the
  *   caller treats 3xx as "next target".
- * - The answer is bounded by `maxResponse`: a larger Content-Length, or more
- *   octets than announced, fail the exchange before they are buffered.
+ * - The answer is bounded by `maxResponse`: past a larger Content-Length, or
+ *   past `maxResponse` octets, nothing more is read; the answer is returned
+ *   `truncated` (a fetched body longer than announced is a protocol error
+ *   the caller reports, section 8.4, not a transport failure to retry).
  */
 import { request, type Agent } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
@@ -41,7 +43,7 @@ export interface ExchangeRequest {
 }
 
 export type ExchangeResult =
-  | { kind: 'answer'; status: number; headers: Record<string, string>; body: Buffer }
+  | { kind: 'answer'; status: number; headers: Record<string, string>; body: Buffer; truncated: boolean }
   /**
    * `stale`: a kept-alive connection was found closed before any answer
    * (the server dropped it while idle); the request did not reach it, and
@@ -99,24 +101,33 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
     req.on('response', (res) => {
       answered = true;
       arm(r.requestTimeoutMs, 'reading the answer');
+      const status = res.statusCode ?? 0;
+      const headers = flattenHeaders(res.headers);
+      // Cut short: what was read so far is returned and the connection dropped (never reused mid-answer).
+      const truncate = (body: Buffer): void => {
+        finish({ kind: 'answer', status, headers, body, truncated: true });
+        req.destroy();
+      };
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > r.maxResponse) {
-        fail(`answer of ${declared} octets exceeds the limit of ${r.maxResponse}`);
+        truncate(Buffer.alloc(0));
         return;
       }
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
+        if (settled) return;
         size += chunk.length;
         if (size > r.maxResponse) {
-          fail(`answer exceeds the limit of ${r.maxResponse} octets`);
+          chunks.push(chunk.subarray(0, chunk.length - (size - r.maxResponse)));
+          truncate(Buffer.concat(chunks));
           return;
         }
         chunks.push(chunk);
         arm(r.requestTimeoutMs, 'reading the answer');
       });
       res.on('end', () => {
-        finish({ kind: 'answer', status: res.statusCode ?? 0, headers: flattenHeaders(res.headers), body: Buffer.concat(chunks) });
+        finish({ kind: 'answer', status, headers, body: Buffer.concat(chunks), truncated: false });
       });
       res.on('aborted', () => fail('connection closed during the answer'));
       res.on('error', (err: NodeJS.ErrnoException) => fail(describeError(err)));
