@@ -86,6 +86,10 @@ describe('CardDAV with tsdav', () => {
     assert.ok(JSON.stringify(p.supportedAddressData).includes('4.0'));
     const opts = await dav('OPTIONS', '/dav/');
     assert.match(opts.headers.get('dav') ?? '', /addressbook/);
+    // OPTIONS needs no login: it reveals only what the server supports.
+    const anon = await f(url('/dav/addressbooks/alice@example.test/default/'), { method: 'OPTIONS' });
+    assert.equal(anon.status, 200);
+    assert.equal(anon.headers.get('dav'), '1, 3, addressbook, extended-mkcol');
   });
 
   it('creates, reads, updates and deletes a card with strong ETags and preconditions', async () => {
@@ -100,6 +104,10 @@ describe('CardDAV with tsdav', () => {
     assert.equal(get.headers.get('etag'), etag);
     assert.match(get.headers.get('content-type') ?? '', /^text\/vcard/);
     assert.equal(await get.text(), text);
+    const head = await dav('HEAD', '/dav/addressbooks/alice@example.test/default/Carol%20Card.vcf');
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('etag'), etag);
+    assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(text)));
     // Creating again with If-None-Match: * fails.
     assert.equal((await client.createVCard({ addressBook: book, vCardString: text, filename: 'Carol Card.vcf' })).status, 412);
     const cardUrl = `${book.url}Carol%20Card.vcf`;
