@@ -244,6 +244,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app });
     closers.unshift(() => http.close());
+    // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
+    const expectSweep = setInterval(
+      () => void services.contacts.sweepExpired().catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed')),
+      3_600_000,
+    );
+    expectSweep.unref();
+    closers.unshift(async () => clearInterval(expectSweep));
 
     let twm: RunningServer['twm'] = null;
     if (twmKeys && twmParts) {

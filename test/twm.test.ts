@@ -13,7 +13,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-server.ts';
 import { noticeToJson } from '../src/core/twm-schema.ts';
@@ -79,8 +82,7 @@ describe('Two-Way Mail between servers', () => {
     const status = await eventually(async () => (await sentStatus(a, 'ann@a.test', 'bea@b.test'))?.status === 'delivered' && (await sentStatus(a, 'ann@a.test', 'bea@b.test')), 10_000, 'delivered receipt');
     assert.equal(status.via, 'twm');
     // The body is gone from the sender's outbox once every recipient is final.
-    const notice = await a.server.store.twmOut.get(status.noticeId!);
-    assert.equal(notice?.bodyRemoved, true);
+    await eventually(async () => (await a.server.store.twmOut.get(status.noticeId!))?.bodyRemoved, 5_000, 'body removed');
   });
 
   it("a stranger's notice costs no body: a contact request with the intro; approval fetches it", async () => {
@@ -192,6 +194,40 @@ describe('Two-Way Mail between servers', () => {
     await b.server.services.screener.approve((await user(b, 'bea@b.test')).id, ['dan@d.test']);
     await b.server.twm!.fetchWorker.drain();
     assert.equal(await findMail(b, 'bea@b.test', 'will expire'), undefined);
+  });
+
+  it('the sender sees TWM status with `twoway sent`, the API (own mail only) and `twoway dns` prints the records', async () => {
+    const cli = (args: string[]) =>
+      spawnSync(process.execPath, [resolve('bin/twoway.js'), ...args, '--config', a.server.config.file!], { encoding: 'utf8', timeout: 60_000 });
+    const listed = cli(['sent', 'list', 'ann@a.test', '--json']);
+    assert.equal(listed.status, 0, listed.stderr);
+    const messages = JSON.parse(listed.stdout) as Array<{ messageId: string; recipients: Array<{ recipient: string; via: string; status: string }> }>;
+    const hello = messages.find((m) => m.recipients.some((r) => r.recipient === 'bea@b.test' && r.via === 'twm' && r.status === 'delivered'));
+    assert.ok(hello, 'the TWM delivery to bea is listed as delivered');
+    const one = cli(['sent', 'status', 'ann@a.test', hello.messageId]);
+    assert.equal(one.status, 0, one.stderr);
+    assert.match(one.stdout, /bea@b\.test +twm +delivered/);
+    const missing = cli(['sent', 'status', 'sam@a.test', hello.messageId]);
+    assert.deepEqual([missing.status, missing.stderr.trim()], [4, `twoway: No sent message ${hello.messageId}`], "another user's message does not exist for sam");
+    const dnsOut = cli(['dns']);
+    assert.match(dnsOut.stdout, new RegExp(`_twoway\\._tcp\\.a\\.test\\.\\t3600\\tIN\\tSRV\\t10 10 \\d+ twm\\.a\\.test\\.`));
+    assert.match(dnsOut.stdout, /twm1\._twoway\.a\.test\.\t3600\tIN\tTXT\t"v=TWM1; k=ed25519; p=[A-Za-z0-9+/]{43}="/);
+
+    const agent = new Agent({ connect: { ca: readFileSync(a.server.config.tls.cert, 'utf8') } });
+    try {
+      const get = async (path: string, who: string) => {
+        const res = await request(`${a.server.http.url}${path}`, { dispatcher: agent, headers: { authorization: `Basic ${Buffer.from(`${who}@a.test:${who}-password`).toString('base64')}` } });
+        return { status: res.statusCode, body: (await res.body.json()) as { items?: Array<{ messageId: string }>; recipients?: unknown[] } };
+      };
+      const mine = await get('/api/sent', 'ann');
+      assert.equal(mine.status, 200);
+      assert.ok(mine.body.items!.some((m) => m.messageId === hello.messageId));
+      assert.equal((await get(`/api/sent/${encodeURIComponent(hello.messageId)}`, 'ann')).status, 200);
+      assert.equal((await get(`/api/sent/${encodeURIComponent(hello.messageId)}`, 'sam')).status, 404, "sam cannot see ann's message");
+      assert.ok(!(await get('/api/sent', 'sam')).body.items!.some((m) => m.messageId === hello.messageId));
+    } finally {
+      await agent.close();
+    }
   });
 
   it('a forged notice is refused before anything is stored, and counted', async () => {

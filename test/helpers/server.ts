@@ -3,7 +3,7 @@
  * on port 0) with the embedded DNS server as its only resolver, a fresh
  * data directory on disk (SQLite, WAL, synchronous=FULL) and silent logs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
@@ -60,6 +60,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   if (options.host) text = text.replace('[delivery]\n', `[delivery]\nbind_address = "${options.host}"\n`);
   text += options.extraToml ?? '';
   if (options.edit) text = options.edit(text);
+  // On disk too, so tests can run the CLI against the same server (`--config`).
+  writeFileSync(join(dir, 'twoway.toml'), text);
   const config = parseConfig(text, join(dir, 'twoway.toml'));
   const server = await startServer(config, { logger: pino({ level: process.env.TWOWAY_TEST_LOG ?? 'silent' }) });
   return {
