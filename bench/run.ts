@@ -21,6 +21,8 @@ interface Row {
 const SCRIPTS = [
   { name: 'smtp-accept', title: 'Durable SMTP accept (smtp-source, 10 KB, one connection per message)', file: 'bench/smtp-accept.ts' },
   { name: 'smtp-relay', title: 'SMTP relay between two servers (10 KB)', file: 'bench/smtp-relay.ts' },
+  { name: 'twm-delivery', title: 'Two-Way Mail delivery vs SMTP relay between the same two servers (10 KB)', file: 'bench/twm-delivery.ts' },
+  { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts' },
 ].filter((s) => existsSync(s.file));
 
 const sections: string[] = [];
@@ -34,7 +36,12 @@ for (const s of SCRIPTS) {
     sections.push(`## ${s.title}\n\nfailed (exit ${r.status})\n`);
     continue;
   }
-  const { rows } = JSON.parse(readFileSync(out, 'utf8')) as { rows: Row[] };
+  const { rows, markdown } = JSON.parse(readFileSync(out, 'utf8')) as { rows: Row[]; markdown?: string };
+  // A benchmark whose figures are not msg/s (bytes, CPU, latency) brings its own table.
+  if (markdown) {
+    sections.push(`## ${s.title}\n\n${markdown}\n`);
+    continue;
+  }
   const lines = rows.map(
     (x) => `| ${x.system} | ${x.sessions} | ${x.messages} | ${x.seconds.toFixed(2)} | ${Math.round(x.msgPerSec)} | ${x.ratio === null ? '' : x.ratio.toFixed(2)} |`,
   );

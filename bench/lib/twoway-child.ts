@@ -28,6 +28,23 @@ export interface TwowayChildOptions {
   experiment?: string;
   /** Milliseconds to wait for the ready line. */
   startTimeoutMs?: number;
+  /** More served domains (BENCH_DOMAINS). */
+  domains?: string[];
+  /** More users with their modes (BENCH_USERS); their password is BENCH_PASSWORD too. */
+  users?: Array<{ address: string; mode: 'open' | 'screen' | 'strict' }>;
+  /** Appended to the config, e.g. a [twm] section (BENCH_EXTRA_TOML). */
+  extraToml?: string;
+  /** The TWM endpoint's per-client-address limit (BENCH_TWM_CLIENT_RATE); default the server's own. */
+  twmClientRate?: { perSecond: number; burst: number };
+}
+
+/** The store on disk after a WAL checkpoint (twoway-server.ts `db`). */
+export interface ChildDbReport {
+  files: { db: number; wal: number; shm: number };
+  /** dbstat per table and index: pages, their bytes, and the payload (row bytes) in them. */
+  tables: Record<string, { pages: number; bytes: number; payload: number }>;
+  /** Rows per table. */
+  rows: Record<string, number>;
 }
 
 /** A DNS record as the embedded DNS server takes it. */
@@ -43,6 +60,22 @@ export interface TwowayChild {
   readonly submissionPort: number | null;
   /** TXT records publishing the server's DKIM keys (RSA and Ed25519 selectors of its domain). */
   readonly dkimRecords: ChildDnsRecord[];
+  /** The TWM endpoint's port, null without [twm]. */
+  readonly twmPort: number | null;
+  /** TXT records publishing the TWM key, one per served domain (empty without [twm]). */
+  readonly twmKeyRecords: ChildDnsRecord[];
+  /** Messages stored for one of the bench users (all mailboxes). */
+  countOf(address: string): Promise<number>;
+  /** [subject, receivedAt in ms, mailbox] of every message of a bench user. */
+  received(address: string): Promise<Array<[string | null, number, string]>>;
+  /** Puts `sender` in the user's address book. */
+  allow(user: string, sender: string): Promise<void>;
+  /** TWM per-recipient states of the notices `address` sent. */
+  sent(address: string): Promise<Record<string, number>>;
+  /** The user's contact requests: how many, attempts counted, messages held. */
+  requests(address: string): Promise<{ requests: number; attempts: number; held: number }>;
+  /** Checkpoints the WAL and describes the store on disk. */
+  db(): Promise<ChildDbReport>;
   readonly pid: number;
   /** Messages stored for the bench user (all mailboxes). */
   count(): Promise<number>;
@@ -76,6 +109,10 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       BENCH_LOG_LEVEL: options.logLevel ?? 'warn',
       BENCH_COMMIT_STATS: options.commitStats ? '1' : '0',
       BENCH_EXPERIMENT: options.experiment ?? '',
+      BENCH_DOMAINS: (options.domains ?? []).join(','),
+      BENCH_USERS: (options.users ?? []).map((u) => `${u.address}=${u.mode}`).join(','),
+      BENCH_EXTRA_TOML: options.extraToml ?? '',
+      BENCH_TWM_CLIENT_RATE: options.twmClientRate ? `${options.twmClientRate.perSecond},${options.twmClientRate.burst}` : '',
     },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -130,6 +167,17 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
     smtpPort: Number(ready.smtpPort),
     submissionPort: ready.submissionPort === null || ready.submissionPort === undefined ? null : Number(ready.submissionPort),
     dkimRecords: (ready.dkim as ChildDnsRecord[] | undefined) ?? [],
+    twmPort: typeof ready.twmPort === 'number' ? ready.twmPort : null,
+    twmKeyRecords: (ready.twmKey as ChildDnsRecord[] | undefined) ?? [],
+    countOf: async (address: string) => Number((await ask(`count ${address}`, 'count')).count),
+    received: async (address: string) => (await ask(`received ${address}`, 'received')).items as Array<[string | null, number, string]>,
+    allow: async (user: string, sender: string) => void (await ask(`allow ${user} ${sender}`, 'allowed')),
+    sent: async (address: string) => (await ask(`sent ${address}`, 'sent')).states as Record<string, number>,
+    requests: async (address: string) => {
+      const r = await ask(`requests ${address}`, 'requests');
+      return { requests: Number(r.requests), attempts: Number(r.attempts), held: Number(r.held) };
+    },
+    db: async () => (await ask('db', 'db')) as unknown as ChildDbReport,
     pid: child.pid!,
     count: async () => Number((await ask('count', 'count')).count),
     queue: async () => (await ask('queue', 'queue')).states as Record<string, number>,

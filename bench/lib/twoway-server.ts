@@ -20,25 +20,43 @@
  *                      for profiling only, the normal path is untouched)
  *   BENCH_EXPERIMENT   comma-separated profiling experiments (bench/lib/experiments.ts);
  *                      empty = the server exactly as src/main.ts builds it
+ *   BENCH_DOMAINS      more served domains, comma-separated (same server, same store)
+ *   BENCH_USERS        more users, comma-separated `address=mode` (mode open|screen|strict)
+ *   BENCH_EXTRA_TOML   appended to the config (e.g. a [twm] section)
+ *   BENCH_TWM_CLIENT_RATE  `perSecond,burst`: the TWM endpoint's per-client-address limit
+ *                      (protocol 12.7, step 1 of 5.4; 20/s, burst 100), which the config
+ *                      does not expose; set at run time by changing DEFAULT_CLIENT_RATE
+ *                      before the server starts (benchmarks between two busy servers only)
  *
  * Protocol: one JSON object per line on stdout. First
- *   {"event":"ready","smtpPort":N,"submissionPort":N,"userId":N,"dkim":[DNS records]}
- * (`dkim`: the TXT records that publish the server's two DKIM keys), then one
+ *   {"event":"ready","smtpPort":N,"submissionPort":N,"userId":N,"dkim":[DNS records],"twmPort":N|null,"twmKey":[DNS records]}
+ * (`dkim`: the TXT records that publish the server's two DKIM keys; `twmKey`: the
+ * TXT record of its TWM key per served domain, when [twm] is on), then one
  * reply per command line read on stdin:
  *   count  -> {"event":"count","count":N}          messages stored for the user
  *   queue  -> {"event":"queue","states":{...}}     outbound queue entries per state
  *   stats  -> {"event":"stats","commits":{...}}    group-commit statistics since the last `stats`
  *   profile-start       -> {"event":"profiling"}   starts the V8 CPU profiler (node:inspector)
  *   profile-stop FILE   -> {"event":"profile","file":FILE}   stops it and writes FILE (.cpuprofile)
+ *   count ADDRESS       -> {"event":"count","count":N}   messages stored for that user
+ *   received ADDRESS    -> {"event":"received","items":[[subject, receivedAtMs, mailbox], ...]}
+ *   allow USER SENDER   -> {"event":"allowed"}          SENDER goes into USER's address book
+ *   sent ADDRESS        -> {"event":"sent","states":{...}}   TWM per-recipient states of ADDRESS's notices
+ *   requests ADDRESS    -> {"event":"requests","requests":N,"attempts":N,"held":N}   contact requests
+ *   db                  -> {"event":"db",...}          checkpoint (TRUNCATE), file sizes, rows and
+ *                                                      payload bytes per table (SQLite only)
  *   quit   -> closes the server (lets queued commits finish) and exits 0
  * End of stdin counts as `quit`, so the child never outlives the driver.
  */
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseConfig, type Config } from '../../src/config/load.ts';
 import { dkimRecordValue, ensureMaterials } from '../../src/config/materials.ts';
+import { keyRecordValue } from '../../src/core/twm-key-record.ts';
+import type { User } from '../../src/core/types.ts';
+import Database from 'better-sqlite3';
 import { renderConfig } from '../../src/config/template.ts';
 import { createIngest } from '../../src/ingest/ingest.ts';
 import { createInboundHooks } from '../../src/ingest/smtp-inbound.ts';
@@ -48,6 +66,7 @@ import { createServices, type Services } from '../../src/services/index.ts';
 import { openStore, parseStoreUrl } from '../../src/store/open.ts';
 import type { Store } from '../../src/store/types.ts';
 import { applyAfterStart, applyBeforeStart, parseExperiments } from './experiments.ts';
+import { DEFAULT_CLIENT_RATE } from '../../src/protocols/twoway/server.ts';
 
 const env = (name: string, fallback?: string): string => {
   const v = process.env[name] ?? fallback;
@@ -63,6 +82,14 @@ const level = env('BENCH_LOG_LEVEL', 'warn');
 const host = env('BENCH_HOST', '127.0.0.1');
 const smtpPort = Number(env('BENCH_SMTP_PORT', '0'));
 const deliveryPort = process.env.BENCH_DELIVERY_PORT ? Number(process.env.BENCH_DELIVERY_PORT) : undefined;
+const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+const extraDomains = list(process.env.BENCH_DOMAINS);
+const extraUsers = list(process.env.BENCH_USERS).map((u) => {
+  const [address, mode = 'open'] = u.split('=');
+  if (!address || !['open', 'screen', 'strict'].includes(mode)) throw new Error(`BENCH_USERS: bad entry ${JSON.stringify(u)}`);
+  return { address, mode: mode as 'open' | 'screen' | 'strict' };
+});
+const extraToml = process.env.BENCH_EXTRA_TOML ?? '';
 /** Not a secret: a benchmark account on loopback (twoway-child.ts exports the same value). */
 const PASSWORD = 'bench-password-not-secret';
 
@@ -91,6 +118,8 @@ interface BenchServer {
   services: Services;
   smtp: { port: number };
   submission?: { port: number } | null;
+  /** Two-Way Mail, when [twm] is on (src/main.ts's RunningServer). */
+  twm?: { port: number } | null;
   close(): Promise<void>;
 }
 
@@ -170,12 +199,12 @@ function instrumentCommits(server: BenchServer): void {
 async function main(): Promise<void> {
   const configFile = join(dir, 'twoway.toml');
   const text =
-    renderConfig({ hostname: `mx.${domain}`, domains: [domain], smtpPort, submissionPort: 0, httpPort: 0, deliveryPort, dns: [dns] })
+    renderConfig({ hostname: `mx.${domain}`, domains: [domain, ...extraDomains], smtpPort, submissionPort: 0, httpPort: 0, deliveryPort, dns: [dns] })
       // SMTP and submission listen on `host`; outgoing SMTP leaves from it (the address SPF names).
       .replaceAll('host = "0.0.0.0"', `host = "${host}"`)
       .replace('[delivery]\n', `[delivery]\nbind_address = "${host}"\n`)
       // 100 parallel sessions from one address: the default per-IP limit (50) would refuse half of them.
-      .replace(/^connections_per_ip = \d+$/m, 'connections_per_ip = 1000') + `\n[log]\nlevel = ${JSON.stringify(level)}\n`;
+      .replace(/^connections_per_ip = \d+$/m, 'connections_per_ip = 1000') + `\n[log]\nlevel = ${JSON.stringify(level)}\n` + (extraToml ? `\n${extraToml}\n` : '');
   writeFileSync(configFile, text, { mode: 0o600 });
   const config = parseConfig(text, configFile);
   // The overrides above edit the template's text; make sure they took.
@@ -189,6 +218,12 @@ async function main(): Promise<void> {
   ) {
     throw new Error(`the config template changed: could not set smtp.host, submission, delivery.bind_address, limits.connections_per_ip and log.level in ${configFile}`);
   }
+  if (process.env.BENCH_TWM_CLIENT_RATE) {
+    const [perSecond, burst] = process.env.BENCH_TWM_CLIENT_RATE.split(',').map(Number);
+    if (!perSecond || !burst) throw new Error('BENCH_TWM_CLIENT_RATE: expected "perSecond,burst"');
+    // createTwmApp reads this default when the server starts; the config has no setting for it.
+    Object.assign(DEFAULT_CLIENT_RATE, { perSecond, burst });
+  }
   const experiments = parseExperiments(process.env.BENCH_EXPERIMENT);
   await applyBeforeStart(experiments);
   const server: BenchServer = experiments.has('no-auth')
@@ -201,6 +236,17 @@ async function main(): Promise<void> {
   const post = <T>(method: string, params?: object) =>
     new Promise<T>((resolve, reject) => inspector.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
   const user = await server.services.accounts.add(userAddress, PASSWORD, 'open');
+  const users = new Map<string, User>([[userAddress, user]]);
+  for (const u of extraUsers) users.set(u.address, await server.services.accounts.add(u.address, PASSWORD, u.mode));
+  const userOf = (address: string | undefined): User => {
+    const found = address ? users.get(address) : undefined;
+    if (!found) throw new Error(`no bench user ${JSON.stringify(address)}`);
+    return found;
+  };
+  const sqlitePath = location.kind === 'sqlite' ? location.path : null;
+  /** Answers a command that takes arguments; errors go back as {"event":"error"}. */
+  const reply = (work: () => Promise<object>) =>
+    void work().then(send, (err: unknown) => send({ event: 'error', message: err instanceof Error ? err.message : String(err) }));
 
   let closing: Promise<void> | null = null;
   const quit = () =>
@@ -249,6 +295,36 @@ async function main(): Promise<void> {
           send({ event: 'profile', file });
         })
         .catch((err: unknown) => send({ event: 'error', message: String(err) }));
+    } else if (/^(count|received|sent|requests) \S+$/.test(cmd) || /^allow \S+ \S+$/.test(cmd) || cmd === 'db') {
+      const [verb, arg1, arg2] = cmd.split(' ');
+      reply(async () => {
+        if (verb === 'count') {
+          const boxes = await server.services.mail.mailboxes(userOf(arg1).id);
+          return { event: 'count', count: boxes.reduce((n, b) => n + b.count, 0), mailboxes: Object.fromEntries(boxes.map((b) => [b.name, b.count])) };
+        }
+        if (verb === 'received') {
+          // Every message of the user, oldest first (the repository orders by received_at without a mailbox).
+          const rows = await server.services.mail.list(userOf(arg1).id, undefined, { limit: 1_000_000 });
+          return { event: 'received', items: rows.map((m) => [m.subject, m.receivedAt.getTime(), m.mailbox]) };
+        }
+        if (verb === 'allow') {
+          await server.services.contacts.allow(userOf(arg1).id, arg2!);
+          return { event: 'allowed' };
+        }
+        if (verb === 'sent') {
+          const states: Record<string, number> = {};
+          for (const n of await server.store.twmOut.listBySender(arg1!, { limit: 1_000_000 })) {
+            for (const r of n.recipients) states[r.state] = (states[r.state] ?? 0) + 1;
+          }
+          return { event: 'sent', states };
+        }
+        if (verb === 'requests') {
+          const rs = await server.services.screener.list(userOf(arg1).id);
+          return { event: 'requests', requests: rs.length, attempts: rs.reduce((n, r) => n + r.count, 0), held: rs.reduce((n, r) => n + r.held, 0) };
+        }
+        if (!sqlitePath) throw new Error('db: not a SQLite store');
+        return { event: 'db', ...describeDatabase(sqlitePath) };
+      });
     } else if (cmd === 'quit') {
       void quit();
     } else if (cmd !== '') {
@@ -257,7 +333,7 @@ async function main(): Promise<void> {
   });
   lines.on('close', () => void quit());
 
-  const { dkim } = ensureMaterials(config);
+  const { dkim, twm } = ensureMaterials(config);
   send({
     event: 'ready',
     smtpPort: server.smtp.port,
@@ -267,7 +343,45 @@ async function main(): Promise<void> {
       { name: `${dkim.rsa.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.rsa.publicKeyBase64, 'rsa') },
       { name: `${dkim.ed25519.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.ed25519.publicKeyBase64, 'ed25519') },
     ],
+    twmPort: server.twm?.port ?? null,
+    twmKey:
+      server.twm && twm
+        ? [domain, ...extraDomains].map((d) => ({ name: `${twm.selector}._twoway.${d}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')) }))
+        : [],
   });
+}
+
+/**
+ * What the store holds on disk: the WAL is checkpointed into the database
+ * file first (TRUNCATE empties the -wal file), so the file size is the data's
+ * pages; `dbstat` adds per-table pages and payload (row bytes without
+ * page overhead). A second connection in this process: the server's own is
+ * idle when the driver asks.
+ */
+function describeDatabase(path: string): Record<string, unknown> {
+  const db = new Database(path);
+  try {
+    const checkpoint = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    const size = (p: string) => {
+      try {
+        return statSync(p).size;
+      } catch {
+        return 0;
+      }
+    };
+    let tables: Record<string, { pages: number; bytes: number; payload: number }> = {};
+    try {
+      const rows = db.prepare('SELECT name, count(*) AS pages, sum(pgsize) AS bytes, sum(payload) AS payload FROM dbstat GROUP BY name').all() as Array<{ name: string; pages: number; bytes: number; payload: number }>;
+      tables = Object.fromEntries(rows.map((r) => [r.name, { pages: r.pages, bytes: r.bytes, payload: r.payload }]));
+    } catch {
+      // SQLite built without SQLITE_ENABLE_DBSTAT_VTAB: file sizes only.
+    }
+    const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>).map((r) => r.name);
+    const rows = Object.fromEntries(names.map((n) => [n, (db.prepare(`SELECT count(*) AS n FROM "${n}"`).get() as { n: number }).n]));
+    return { busy: checkpoint[0]?.busy ?? null, files: { db: size(path), wal: size(`${path}-wal`), shm: size(`${path}-shm`) }, tables, rows };
+  } finally {
+    db.close();
+  }
 }
 
 main().catch((err: unknown) => {

@@ -167,7 +167,14 @@ export function createTwmInbox(options: TwmInboxOptions) {
       if (err instanceof StoreConflictError) return notice(n, signer, contentSha256);
       throw err;
     }
-    if (rows.some((r) => r.state === 'scheduled')) options.kick();
+    const dueAt = rows.flatMap((r) => (r.state === 'scheduled' && r.nextAttemptAt ? [r.nextAttemptAt.getTime()] : []));
+    if (dueAt.length > 0) {
+      // Wake the fetch worker when the jittered fetch is due: its own poll (every second) would
+      // add up to another second to every delivery. Clamped: a test clock may be far from the timer's.
+      const delay = Math.min(Math.max(0, Math.min(...dueAt) - at.getTime()), jitter);
+      if (delay === 0) options.kick();
+      else setTimeout(options.kick, delay).unref();
+    }
     return { id: n.id, results };
   }
 

@@ -1,0 +1,74 @@
+/**
+ * Two-Way Mail for benchmark children (bench/lib/twoway-server.ts): the
+ * [twm] section of a domain's config, with a certificate for `twm.<domain>`
+ * from the private CA of test/helpers/twm.ts, and the DNS records that
+ * publish its endpoint (SRV, A) and key. `lab = true` lets the servers
+ * reach each other on loopback, as in the integration tests.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { issueCertificate } from '../../src/config/private-ca.ts';
+import type { DnsRecord } from '../../src/dns/types.ts';
+import type { TwmLab } from '../../test/helpers/twm.ts';
+
+export { createTwmLab, type TwmLab } from '../../test/helpers/twm.ts';
+
+/**
+ * Notices per second and burst per sending domain for benchmarks: the
+ * defaults (10/s, burst 200) are a production guard against one domain
+ * flooding a recipient; a benchmark that sends thousands of notices from one
+ * domain on purpose must not measure 429s.
+ */
+export const BENCH_NOTICE_RATE = 1_000_000;
+
+/**
+ * The TWM endpoint's per-client-address limit (protocol 12.7: 20 requests/s,
+ * burst 100, before verification) for benchmarks. Between two servers every
+ * TWM message costs three requests (notice A->B, fetch and receipt B->A),
+ * each from one address, so the default caps a server pair at about 7-10
+ * messages/s, and 10,000 notices from one driver address would be mostly
+ * 429s. The config does not expose it (see twoway-server.ts
+ * BENCH_TWM_CLIENT_RATE).
+ */
+export const BENCH_TWM_CLIENT_RATE = { perSecond: 1_000_000, burst: 1_000_000 };
+
+/**
+ * The smallest fetch jitter the config accepts ("1s": durations are whole
+ * seconds and zero is refused). The jitter is a privacy SHOULD (protocol 8.4:
+ * fetch timing must not tell the sender when the user reads mail); it adds up
+ * to this much latency to every TWM delivery.
+ */
+export const BENCH_FETCH_JITTER = '1s';
+
+/** The [twm] section for `domain` served on `host` (the endpoint on a free port). */
+export function twmSection(lab: TwmLab, domain: string, host: string, extra: string[] = []): string {
+  const pair = issueCertificate(lab.ca, [`twm.${domain}`]);
+  const cert = join(lab.dir, `${domain}.crt`);
+  const key = join(lab.dir, `${domain}.key`);
+  writeFileSync(cert, pair.cert);
+  writeFileSync(key, pair.key, { mode: 0o600 });
+  return [
+    '[twm]',
+    'enabled = true',
+    `host = "${host}"`,
+    'port = 0',
+    `public_host = "twm.${domain}"`,
+    `cert = "${cert}"`,
+    `cert_key = "${key}"`,
+    `trust_anchors = ["${lab.caFile}"]`,
+    'lab = true',
+    `fetch_jitter = "${BENCH_FETCH_JITTER}"`,
+    `notices_per_second = ${BENCH_NOTICE_RATE}`,
+    `notice_burst = ${BENCH_NOTICE_RATE}`,
+    ...extra,
+  ].join('\n');
+}
+
+/** SRV and A of `domain`'s TWM endpoint on `host:port`, plus its key record(s). */
+export function twmRecords(domain: string, host: string, port: number, keyRecords: Array<{ name: string; type: 'TXT'; data: string }>): DnsRecord[] {
+  return [
+    { name: `_twoway._tcp.${domain}`, type: 'SRV', data: { priority: 10, weight: 10, port, target: `twm.${domain}` } },
+    { name: `twm.${domain}`, type: 'A', data: host },
+    ...keyRecords.filter((r) => r.name.endsWith(`._twoway.${domain}`)),
+  ];
+}
