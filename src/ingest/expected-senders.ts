@@ -10,14 +10,17 @@
  * right after the message is stored, not in the delivery transaction, so a
  * crash between the two, or two confirmations arriving at the same moment,
  * can deliver one more message than USES allows. Never fewer: a message is
- * never lost for lack of a use.
+ * never lost for lack of a use. The write itself is conditional on the
+ * card's ETag (and redone on the new text when it changed meanwhile), so
+ * a client's concurrent edit is never overwritten and every use is counted.
  */
 import { OWNERSHIP_CONFIRMATION } from '../mail/headers.ts';
 import type { ContactEntry, ExpectTerms } from '../core/types.ts';
 import { expectLive, parseContactCard, rewriteExpectCard } from '../core/vcard-index.ts';
 import type { Store } from '../store/types.ts';
 
-type ContactStore = Pick<Store['contacts'], 'get' | 'put' | 'remove'>;
+/** Reads by UID (what the index hits name); writes by href, conditional on the ETag read. */
+export type ExpectCardStore = Pick<Store['contacts'], 'get'> & Pick<Store['addressBooks'], 'putCard' | 'removeCard'>;
 type Hit = ContactEntry & { uid: string; book: string };
 
 /** The entry a matching message consumes a use of. */
@@ -34,7 +37,7 @@ export interface ExpectMatch {
  * entries have expired or are used up are cleaned up on the way (a failure
  * to clean up is ignored: the entry does not match either way).
  */
-export async function findExpected(contacts: ContactStore, userId: number, hits: Hit[], now: Date): Promise<ExpectMatch | null> {
+export async function findExpected(contacts: ExpectCardStore, userId: number, hits: Hit[], now: Date): Promise<ExpectMatch | null> {
   const domains = new Set(hits.filter((h) => h.kind === 'expect').map((h) => h.value));
   if (domains.size === 0) return null;
   const cards = new Map<string, { book: string; uid: string }>();
@@ -69,25 +72,32 @@ export async function findExpected(contacts: ContactStore, userId: number, hits:
 }
 
 /** Consumes one use of the entry (and drops expired ones of the same card). */
-export async function consumeExpected(contacts: ContactStore, userId: number, match: ExpectMatch, now: Date): Promise<void> {
+export async function consumeExpected(contacts: ExpectCardStore, userId: number, match: ExpectMatch, now: Date): Promise<void> {
   await rewrite(contacts, userId, match.book, match.uid, now, { domain: match.domain, terms: match.terms });
 }
 
 async function rewrite(
-  contacts: ContactStore,
+  contacts: ExpectCardStore,
   userId: number,
   book: string,
   uid: string,
   now: Date,
   consume?: { domain: string; terms: ExpectTerms },
 ): Promise<void> {
-  const card = await contacts.get(userId, book, uid);
-  if (!card) return;
-  const result = rewriteExpectCard(card.vcard, { now, consume });
-  if (!result.changed) return;
-  if (result.text === null) {
-    await contacts.remove(userId, book, uid);
-    return;
+  // Conditional on the ETag read: a client's edit (or another delivery's use) that lands in
+  // between makes the write fail, and the rewrite starts over on the new text, so no edit is
+  // overwritten and no use is counted twice.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const card = await contacts.get(userId, book, uid);
+    if (!card) return;
+    const result = rewriteExpectCard(card.vcard, { now, consume });
+    if (!result.changed) return;
+    const ifMatch = [card.etag];
+    const outcome =
+      result.text === null
+        ? await contacts.removeCard(userId, book, card.href, { ifMatch })
+        : (await contacts.putCard(userId, { book, href: card.href, uid: card.uid, vcard: result.text, entries: parseContactCard(result.text).entries }, { ifMatch })).status;
+    if (outcome !== 'precondition-failed') return;
   }
-  await contacts.put(userId, { book, uid, vcard: result.text, entries: parseContactCard(result.text).entries });
+  throw new Error(`expected-sender card ${uid} kept changing; use not recorded`);
 }

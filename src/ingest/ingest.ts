@@ -13,7 +13,7 @@ import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { mimeNestingDepth } from '../mail/mime-depth.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
-import { consumeExpected, findExpected, type ExpectMatch } from './expected-senders.ts';
+import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
 
 export interface IngestMessage {
   channel: PolicyInput['channel'];
@@ -77,7 +77,7 @@ export interface DecisionFacts {
 }
 
 export interface IngestOptions {
-  store: Pick<Store, 'users' | 'contacts' | 'messages'>;
+  store: Pick<Store, 'users' | 'contacts' | 'messages' | 'addressBooks'>;
   maxReceivedHeaders: number;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
   /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
@@ -89,6 +89,11 @@ export const MAX_MIME_NESTING = 100;
 
 export function createIngest(options: IngestOptions): Ingest {
   const { store } = options;
+  const cards: ExpectCardStore = {
+    get: (userId, book, uid) => store.contacts.get(userId, book, uid),
+    putCard: (userId, card, conditions) => store.addressBooks.putCard(userId, card, conditions),
+    removeCard: (userId, book, href, conditions) => store.addressBooks.removeCard(userId, book, href, conditions),
+  };
 
   async function findRecipient(address: string): Promise<User | undefined> {
     const exact = await store.users.findByAddress(address);
@@ -105,7 +110,7 @@ export function createIngest(options: IngestOptions): Ingest {
   async function decideFor(user: User, facts: DecisionFacts): Promise<{ verdict: Verdict; expected: ExpectMatch | null }> {
     const marked = facts.ownershipConfirmation && facts.alignedDomain !== null && facts.origin !== 'system';
     const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: marked }));
-    const expected = marked ? await findExpected(store.contacts, user.id, found, facts.at) : null;
+    const expected = marked ? await findExpected(cards, user.id, found, facts.at) : null;
     const verdict = decide({
       mode: user.mode,
       channel: facts.channel,
@@ -206,7 +211,7 @@ export function createIngest(options: IngestOptions): Ingest {
     for (const { user, verdict } of outcomes) {
       const match = expectations.get(user.id);
       if (!match || verdict.kind !== 'inbox' || !verdict.reasons.some((r) => r.code === 'expected-sender')) continue;
-      await consumeExpected(store.contacts, user.id, match, receivedAt).catch((err: unknown) => options.onError?.(err, 'expected-sender use'));
+      await consumeExpected(cards, user.id, match, receivedAt).catch((err: unknown) => options.onError?.(err, 'expected-sender use'));
     }
     for (const outcome of outcomes) options.onOutcome?.(outcome, message);
     return outcomes;
