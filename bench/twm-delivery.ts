@@ -292,7 +292,6 @@ async function main(): Promise<void> {
         host: B.host,
         smtpPort,
         extraToml: twmSection(lab, B.domain, B.host),
-        twmClientRate: BENCH_TWM_CLIENT_RATE,
       }),
       startTwowayChild({
         dir: dirs[0]!,
@@ -302,7 +301,6 @@ async function main(): Promise<void> {
         host: A.host,
         deliveryPort: smtpPort,
         extraToml: twmSection(lab, A.domain, A.host),
-        twmClientRate: BENCH_TWM_CLIENT_RATE,
       }),
     ]);
     cleanups.push(stop('B', b), stop('A', a));

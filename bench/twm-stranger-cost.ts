@@ -113,7 +113,6 @@ async function startRecipient(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Arr
     users: [{ address: RCPT, mode: 'screen' }],
     host: B.host,
     extraToml: twmSection(lab, B.domain, B.host),
-    twmClientRate: BENCH_TWM_CLIENT_RATE,
   });
   cleanups.push(async () => {
     const code = await b.stop();

@@ -264,6 +264,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         },
         authorities,
         maxMessageSize: config.limits.messageSize,
+        clientRate: config.twm.clientRate,
         tls: twmKeys.tls,
         log,
       });

@@ -27,8 +27,7 @@ export const BENCH_NOTICE_RATE = 1_000_000;
  * TWM message costs three requests (notice A->B, fetch and receipt B->A),
  * each from one address, so the default caps a server pair at about 7-10
  * messages/s, and 10,000 notices from one driver address would be mostly
- * 429s. The config does not expose it (see twoway-server.ts
- * BENCH_TWM_CLIENT_RATE).
+ * 429s. Raised through `[twm] client_requests_per_second` / `client_burst`.
  */
 export const BENCH_TWM_CLIENT_RATE = { perSecond: 1_000_000, burst: 1_000_000 };
 
@@ -60,6 +59,9 @@ export function twmSection(lab: TwmLab, domain: string, host: string, extra: str
     `fetch_jitter = "${BENCH_FETCH_JITTER}"`,
     `notices_per_second = ${BENCH_NOTICE_RATE}`,
     `notice_burst = ${BENCH_NOTICE_RATE}`,
+    // Two servers exchanging hundreds of messages a second exceed the per-address default (20/s).
+    `client_requests_per_second = ${BENCH_TWM_CLIENT_RATE.perSecond}`,
+    `client_burst = ${BENCH_TWM_CLIENT_RATE.burst}`,
     ...extra,
   ].join('\n');
 }

@@ -34,8 +34,6 @@ export interface TwowayChildOptions {
   users?: Array<{ address: string; mode: 'open' | 'screen' | 'strict' }>;
   /** Appended to the config, e.g. a [twm] section (BENCH_EXTRA_TOML). */
   extraToml?: string;
-  /** The TWM endpoint's per-client-address limit (BENCH_TWM_CLIENT_RATE); default the server's own. */
-  twmClientRate?: { perSecond: number; burst: number };
 }
 
 /** The store on disk after a WAL checkpoint (twoway-server.ts `db`). */
@@ -112,7 +110,6 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       BENCH_DOMAINS: (options.domains ?? []).join(','),
       BENCH_USERS: (options.users ?? []).map((u) => `${u.address}=${u.mode}`).join(','),
       BENCH_EXTRA_TOML: options.extraToml ?? '',
-      BENCH_TWM_CLIENT_RATE: options.twmClientRate ? `${options.twmClientRate.perSecond},${options.twmClientRate.burst}` : '',
     },
     stdio: ['pipe', 'pipe', 'inherit'],
   });

@@ -23,10 +23,6 @@
  *   BENCH_DOMAINS      more served domains, comma-separated (same server, same store)
  *   BENCH_USERS        more users, comma-separated `address=mode` (mode open|screen|strict)
  *   BENCH_EXTRA_TOML   appended to the config (e.g. a [twm] section)
- *   BENCH_TWM_CLIENT_RATE  `perSecond,burst`: the TWM endpoint's per-client-address limit
- *                      (protocol 12.7, step 1 of 5.4; 20/s, burst 100), which the config
- *                      does not expose; set at run time by changing DEFAULT_CLIENT_RATE
- *                      before the server starts (benchmarks between two busy servers only)
  *
  * Protocol: one JSON object per line on stdout. First
  *   {"event":"ready","smtpPort":N,"submissionPort":N,"userId":N,"dkim":[DNS records],"twmPort":N|null,"twmKey":[DNS records]}
@@ -66,7 +62,6 @@ import { createServices, type Services } from '../../src/services/index.ts';
 import { openStore, parseStoreUrl } from '../../src/store/open.ts';
 import type { Store } from '../../src/store/types.ts';
 import { applyAfterStart, applyBeforeStart, parseExperiments } from './experiments.ts';
-import { DEFAULT_CLIENT_RATE } from '../../src/protocols/twoway/server.ts';
 
 const env = (name: string, fallback?: string): string => {
   const v = process.env[name] ?? fallback;
@@ -217,12 +212,6 @@ async function main(): Promise<void> {
     config.log.level !== level
   ) {
     throw new Error(`the config template changed: could not set smtp.host, submission, delivery.bind_address, limits.connections_per_ip and log.level in ${configFile}`);
-  }
-  if (process.env.BENCH_TWM_CLIENT_RATE) {
-    const [perSecond, burst] = process.env.BENCH_TWM_CLIENT_RATE.split(',').map(Number);
-    if (!perSecond || !burst) throw new Error('BENCH_TWM_CLIENT_RATE: expected "perSecond,burst"');
-    // createTwmApp reads this default when the server starts; the config has no setting for it.
-    Object.assign(DEFAULT_CLIENT_RATE, { perSecond, burst });
   }
   const experiments = parseExperiments(process.env.BENCH_EXPERIMENT);
   await applyBeforeStart(experiments);

@@ -66,6 +66,7 @@ export interface Config {
     uniformAnswers: boolean;
     lab: boolean;
     noticeRate: { perSecond: number; burst: number };
+    clientRate: { perSecond: number; burst: number };
   };
   log: { level: ConfigFile['log']['level'] };
 }
@@ -174,6 +175,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       uniformAnswers: c.twm.uniform_answers,
       lab: c.twm.lab,
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
+      clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },
     },
     log: c.log,
   };

@@ -131,6 +131,8 @@ export const configSchema = z
         lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, demos and tests only'),
         notices_per_second: z.number().min(0.01).default(10).describe('per sending domain, after verification'),
         notice_burst: z.number().int().min(1).default(200),
+        client_requests_per_second: z.number().min(0.01).default(20).describe('per client address, before verification (docs/protocol.md 12.7)'),
+        client_burst: z.number().int().min(1).default(100),
       })
       .strict()
       .prefault({})

@@ -21,7 +21,7 @@
  *   the caller reports, section 8.4, not a transport failure to retry).
  */
 import { request, type Agent } from 'node:https';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export interface ExchangeRequest {
@@ -55,6 +55,8 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
   return new Promise((resolve) => {
     let settled = false;
     let answered = false;
+    /** The request went out on a kept-alive connection whose handshake was already done. */
+    let reused = false;
     let timer: NodeJS.Timeout | undefined;
 
     const finish = (result: ExchangeResult): void => {
@@ -89,12 +91,18 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
 
     arm(r.connectTimeoutMs, 'connect and TLS handshake');
     req.on('socket', (socket) => {
-      if (req.reusedSocket) arm(r.requestTimeoutMs, 'waiting for the answer');
+      // Decided by the socket, not `req.reusedSocket`: the agent can hand a queued request a freed
+      // keep-alive socket without marking it reused, and waiting for its (long past) handshake
+      // would leave a listener behind and the connect timer armed. getProtocol() is a TLS version
+      // once the handshake is done, 'unknown' or null before.
+      const protocol = (socket as TLSSocket).getProtocol?.();
+      reused = Boolean(protocol && protocol !== 'unknown');
+      if (reused) arm(r.requestTimeoutMs, 'waiting for the answer');
       else socket.once('secureConnect', () => arm(r.requestTimeoutMs, 'waiting for the answer'));
     });
 
     req.on('error', (err: NodeJS.ErrnoException) => {
-      const stale = req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      const stale = reused && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
       fail(describeError(err), stale);
     });
 
