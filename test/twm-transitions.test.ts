@@ -194,3 +194,39 @@ describe('Two-Way Mail transitions and refusals', () => {
     assert.match(refused, /endpoint="fetch",code="wrong-domain"\} 1/);
   });
 });
+
+describe('Two-Way Mail notice rate per sending domain', () => {
+  let dns: EmbeddedDnsServer;
+  let lab: TwmLab;
+  let c: TestServer;
+  let y: TwmPeer;
+  before(async () => {
+    dns = await startDnsServer();
+    lab = createTwmLab();
+    const port = await commonFreePort(['127.0.0.7']);
+    c = await startDomain({ lab, dns, domain: 'c.test', host: '127.0.0.7', smtpPort: port, twmToml: 'notices_per_second = 0.01\nnotice_burst = 2' });
+    await c.server.services.accounts.add('cat@c.test', 'cat-password', 'screen');
+    y = await startTwmPeer({ lab, dns, domain: 'y.test', host: '127.0.0.8' });
+  });
+  after(async () => {
+    await y?.close();
+    await c?.close();
+    await dns?.close();
+    lab?.close();
+  });
+
+  it('a sending domain over its notice rate gets 429 with Retry-After, and nothing is stored for it', async () => {
+    const created = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const notice = (id: string) =>
+      noticeToJson({ id, from: 'news@y.test', to: ['cat@c.test'], size: 10, sha256: '1'.repeat(64), created, expires: new Date(created.getTime() + 3_600_000) });
+    const answers = [];
+    for (const id of ['ratelimit1ratelimit1xx', 'ratelimit2ratelimit2xx', 'ratelimit3ratelimit3xx']) {
+      answers.push(await y.post('c.test', TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice(id)).catch((err: { last?: { status: number; headers: Record<string, string>; body: Buffer } }) => err.last!));
+    }
+    assert.deepEqual(answers.map((r) => r.status), [200, 200, 429]);
+    assert.equal(JSON.parse(answers[2]!.body.toString()).twm_error, 'rate-limited');
+    assert.ok(Number(answers[2]!.headers['retry-after']) >= 1, 'Retry-After');
+    assert.equal(await c.server.store.twmIn.find('y.test', 'ratelimit3ratelimit3xx'), undefined);
+    assert.match(await c.server.metrics.registry.getSingleMetricAsString('twoway_twm_refused_total'), /endpoint="notice",code="rate-limited"\} 1/);
+  });
+});
