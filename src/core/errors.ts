@@ -61,8 +61,30 @@ export function internalReply(cause: unknown): ReplyError {
   return new ReplyError(451, '4.3.0', 'Internal error, please try again later', { cause });
 }
 
+/**
+ * Error codes that mean "no room to store it", from any layer: SQLite's
+ * SQLITE_FULL (also its extended codes), the system's ENOSPC and EDQUOT,
+ * PostgreSQL's disk_full (SQLSTATE 53100). Checked on the error and its
+ * `cause` chain, by code only, so that core stays free of driver imports.
+ */
+const STORAGE_FULL = /^(SQLITE_FULL(_\w+)?|ENOSPC|EDQUOT|53100)$/;
+
+export function isStorageFull(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && STORAGE_FULL.test(code)) return true;
+  }
+  return false;
+}
+
+/** A full disk: temporary, with its own code (RFC 3463 4.3.1; HTTP 507), so senders retry and operators see why. */
+export function insufficientStorage(cause: unknown): ReplyError {
+  return new ReplyError(452, '4.3.1', 'Insufficient system storage, please try again later', { cause, status: 507 });
+}
+
 export function asReplyError(err: unknown): ReplyError {
-  return err instanceof ReplyError ? err : internalReply(err);
+  if (err instanceof ReplyError) return err;
+  return isStorageFull(err) ? insufficientStorage(err) : internalReply(err);
 }
 
 /** Errors of the management operations (CLI, API), carrying their HTTP status. */

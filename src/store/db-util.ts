@@ -23,17 +23,45 @@ export interface Db {
  */
 export async function durableTransaction<T>(s: Db, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
   const walSync = s.walSync;
-  if (!walSync) return s.db.transaction().execute(fn);
+  if (!walSync) return runTransaction(s.db, fn);
   // One connection for the pragma, the transaction and the pragma back: other writes keep synchronous=FULL.
   const result = await s.db.connection().execute(async (conn) => {
     await sql`PRAGMA synchronous = NORMAL`.execute(conn);
     try {
-      return await conn.transaction().execute(fn);
+      return await runTransaction(conn, fn);
     } finally {
       await sql`PRAGMA synchronous = FULL`.execute(conn);
     }
   });
   await walSync();
+  return result;
+}
+
+/**
+ * Runs a transaction and, when it fails, throws the error that failed it.
+ * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+ * SQLITE_IOERR, SQLITE_NOMEM), often at COMMIT; kysely's `transaction()`
+ * then sends ROLLBACK, which fails with "no transaction is active", and
+ * throws that instead of the cause: a full disk was a generic 451 rather
+ * than 452 4.3.1 (test/faults-disk.test.ts). A controlled transaction lets
+ * that one rollback error be ignored; any other rollback error may mean a
+ * broken connection and is thrown.
+ */
+async function runTransaction<T>(db: Kysely<Database>, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+  const tx = await db.startTransaction().execute();
+  let result: T;
+  try {
+    result = await fn(tx);
+    await tx.commit().execute();
+  } catch (error) {
+    await tx
+      .rollback()
+      .execute()
+      .catch((rollbackError: unknown) => {
+        if (!(rollbackError instanceof Error && /no transaction is active/.test(rollbackError.message))) throw rollbackError;
+      });
+    throw error;
+  }
   return result;
 }
 
