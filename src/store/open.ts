@@ -164,6 +164,12 @@ async function openPostgres(
   });
   // Without a listener, an idle client's error (server restart) would crash the process.
   pool.on('error', (err) => log(`store: idle PostgreSQL connection error: ${err.message}`));
+  // The pool listens only while a client is idle: a client checked out by kysely
+  // between two statements (a pinned connection, a transaction) that loses its
+  // server emits 'error' with no listener, an uncaught exception that killed the
+  // process on a PostgreSQL restart (test/faults-postgres.test.ts). Its next
+  // query fails instead, and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', (err) => log(`store: PostgreSQL connection error: ${err.message}`)));
   let schema: string;
   try {
     const client = await pool.connect();
