@@ -21,6 +21,8 @@ interface Row {
 const SCRIPTS = [
   { name: 'smtp-accept', title: 'Durable SMTP accept (smtp-source, 10 KB, one connection per message)', file: 'bench/smtp-accept.ts' },
   { name: 'smtp-relay', title: 'SMTP relay between two servers (10 KB)', file: 'bench/smtp-relay.ts' },
+  { name: 'policy-contacts', title: 'Policy decisions with 1,000 and 1,000,000 contacts (contacts.match + decide, SQLite)', file: 'bench/policy-contacts.ts' },
+  { name: 'idle-connections', title: 'Memory with idle SMTP connections (10,000 to twoway, 1,000 to Postfix)', file: 'bench/idle-connections.ts' },
   { name: 'twm-delivery', title: 'Two-Way Mail delivery vs SMTP relay between the same two servers (10 KB)', file: 'bench/twm-delivery.ts' },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts' },
 ].filter((s) => existsSync(s.file));

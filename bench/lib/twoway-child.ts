@@ -34,6 +34,8 @@ export interface TwowayChildOptions {
   users?: Array<{ address: string; mode: 'open' | 'screen' | 'strict' }>;
   /** Appended to the config, e.g. a [twm] section (BENCH_EXTRA_TOML). */
   extraToml?: string;
+  /** limits.connections and connections_per_ip (BENCH_MAX_CONNECTIONS; default 1000 each). */
+  maxConnections?: number;
 }
 
 /** The store on disk after a WAL checkpoint (twoway-server.ts `db`). */
@@ -110,6 +112,7 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       BENCH_DOMAINS: (options.domains ?? []).join(','),
       BENCH_USERS: (options.users ?? []).map((u) => `${u.address}=${u.mode}`).join(','),
       BENCH_EXTRA_TOML: options.extraToml ?? '',
+      ...(options.maxConnections ? { BENCH_MAX_CONNECTIONS: String(options.maxConnections) } : {}),
     },
     stdio: ['pipe', 'pipe', 'inherit'],
   });

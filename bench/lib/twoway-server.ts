@@ -85,6 +85,7 @@ const extraUsers = list(process.env.BENCH_USERS).map((u) => {
   return { address, mode: mode as 'open' | 'screen' | 'strict' };
 });
 const extraToml = process.env.BENCH_EXTRA_TOML ?? '';
+const maxConnections = process.env.BENCH_MAX_CONNECTIONS ? Number(process.env.BENCH_MAX_CONNECTIONS) : undefined;
 /** Not a secret: a benchmark account on loopback (twoway-child.ts exports the same value). */
 const PASSWORD = 'bench-password-not-secret';
 
@@ -199,7 +200,9 @@ async function main(): Promise<void> {
       .replaceAll('host = "0.0.0.0"', `host = "${host}"`)
       .replace('[delivery]\n', `[delivery]\nbind_address = "${host}"\n`)
       // 100 parallel sessions from one address: the default per-IP limit (50) would refuse half of them.
-      .replace(/^connections_per_ip = \d+$/m, 'connections_per_ip = 1000') + `\n[log]\nlevel = ${JSON.stringify(level)}\n` + (extraToml ? `\n${extraToml}\n` : '');
+      .replace(/^connections_per_ip = \d+$/m, `connections_per_ip = ${maxConnections ?? 1000}`)
+      // BENCH_MAX_CONNECTIONS: the idle-connections benchmark holds 10,000 at once.
+      .replace(/^connections = \d+$/m, `connections = ${maxConnections ?? 1000}`) + `\n[log]\nlevel = ${JSON.stringify(level)}\n` + (extraToml ? `\n${extraToml}\n` : '');
   writeFileSync(configFile, text, { mode: 0o600 });
   const config = parseConfig(text, configFile);
   // The overrides above edit the template's text; make sure they took.
@@ -208,7 +211,8 @@ async function main(): Promise<void> {
     config.submission.host !== host ||
     config.submission.port !== 0 ||
     config.delivery.bindAddress !== host ||
-    config.limits.connectionsPerIp < 1000 ||
+    config.limits.connectionsPerIp < (maxConnections ?? 1000) ||
+    config.limits.connections < (maxConnections ?? 1000) ||
     config.log.level !== level
   ) {
     throw new Error(`the config template changed: could not set smtp.host, submission, delivery.bind_address, limits.connections_per_ip and log.level in ${configFile}`);
