@@ -41,6 +41,25 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const INTRO = /^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$/u;
 const LIST_ID = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+$/;
 
+/**
+ * The stamp's size, without letting its shape choose our stack depth: the
+ * member is free-form, and JSON.stringify recurses, so a stamp nested a few
+ * thousand levels deep (it fits in 16 KiB) threw RangeError out of the
+ * schema, a 503 instead of `invalid-request`. Every level costs at least two
+ * octets (`[]`), so anything deeper than half the limit is too large anyway;
+ * the depth is measured iteratively before anything recursive runs.
+ */
+function stampFits(stamp: unknown): boolean {
+  const maxDepth = MAX_STAMP_OCTETS / 2;
+  const pending: Array<[unknown, number]> = [[stamp, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [value, depth] = next;
+    if (depth > maxDepth) return false;
+    if (value !== null && typeof value === 'object') for (const v of Object.values(value)) pending.push([v, depth + 1]);
+  }
+  return Buffer.byteLength(JSON.stringify(stamp)) <= MAX_STAMP_OCTETS;
+}
+
 const id = z.string().regex(ID);
 const mailbox = z.string().refine(cpLength(3, 254), 'length').regex(MAILBOX);
 /** A real instant: the pattern alone lets 2026-02-30 through. */
@@ -77,7 +96,7 @@ const noticeSchema = z
     list_id: z.string().refine(cpLength(0, 255), 'length').regex(LIST_ID).optional(),
     // Reserved (12.7): no algorithm is defined, so only its shape and size are checked.
     stamp: z.looseObject({ alg: token })
-      .refine((s) => Buffer.byteLength(JSON.stringify(s)) <= MAX_STAMP_OCTETS, 'larger than 1024 octets')
+      .refine((s) => stampFits(s), 'larger than 1024 octets')
       .optional(),
   })
   // Zod runs this even when a time failed its pattern (the issue does not abort), hence the instanceof.

@@ -41,8 +41,29 @@ const isCode = (code: string | undefined): code is TwmErrorCode => code !== unde
 /** The refusal to answer with: the error itself when it carries a registered code, else 503 (logged). */
 export function asTwmRefusal(err: unknown, log: FastifyBaseLogger): TwmRefusal {
   if (err instanceof ReplyError && isCode(err.problemCode)) return { code: err.problemCode, error: err };
+  const framework = frameworkRefusal(err);
+  if (framework) {
+    log.debug({ err }, 'TWM request refused by the framework');
+    return framework;
+  }
   log.error({ err }, 'TWM endpoint fault');
   return { code: 'temporarily-unavailable', error: twmError('temporarily-unavailable', 'temporarily unavailable, try again later', { cause: err }) };
+}
+
+/**
+ * Fastify refuses some malformed requests itself before our code sees them
+ * (a Content-Type header that is not a media type at all:
+ * FST_ERR_CTP_INVALID_MEDIA_TYPE, 415). Those are the client's error, not a
+ * fault of ours, so they get the registry code for their status rather
+ * than 503 (found by test/fuzz-twm.test.ts).
+ */
+function frameworkRefusal(err: unknown): TwmRefusal | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { code, statusCode } = err as { code?: unknown; statusCode?: unknown };
+  if (typeof code !== 'string' || !code.startsWith('FST_') || typeof statusCode !== 'number' || statusCode < 400 || statusCode > 499) return undefined;
+  const mapped: TwmErrorCode = statusCode === 415 ? 'unsupported-media-type' : statusCode === 413 ? 'too-large' : 'invalid-request';
+  const detail = mapped === 'unsupported-media-type' ? 'the Content-Type is not a valid media type' : mapped === 'too-large' ? 'the request content is too large' : 'the request is malformed';
+  return { code: mapped, error: twmError(mapped, detail) };
 }
 
 export function sendTwmProblem(reply: FastifyReply, { code, error }: TwmRefusal): FastifyReply {
@@ -59,11 +80,36 @@ export function sendTwmProblem(reply: FastifyReply, { code, error }: TwmRefusal)
     ...(retryAfter === undefined ? {} : { retry_after: retryAfter }),
     ...(code === 'message-too-large' && error.maxSize !== undefined ? { max_size: error.maxSize } : {}),
   };
-  return reply.code(status).type(PROBLEM_TYPE).send(doc);
+  return noStore(reply).code(status).type(PROBLEM_TYPE).send(doc);
+}
+
+/**
+ * A whole HTTP/1.1 response carrying a refusal, for requests that never
+ * became fastify requests (node's parser refused them: a bad method, a
+ * control character in a header, an oversized header block). It ends with
+ * `Connection: close`; the caller ends the socket after it.
+ */
+export function rawTwmProblem(code: TwmErrorCode, detail: string): string {
+  const status = TWM_ERRORS[code].status;
+  const doc: TwmProblem = { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: detail.slice(0, MAX_DETAIL), twm_error: code };
+  const body = JSON.stringify(doc);
+  return (
+    `HTTP/1.1 ${status} ${doc.title}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
+/**
+ * Every TWM answer is `no-store` (4.1). The onSend hook sets it too, but
+ * answers to URLs the router refused never run the hooks (found by
+ * test/fuzz-twm.test.ts: an over-long fetch id).
+ */
+function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header('Cache-Control', 'no-store').header('X-Content-Type-Options', 'nosniff');
 }
 
 /** Answers outside the registry (unknown path, wrong method): a problem document without `twm_error`. */
 export function sendPlainProblem(reply: FastifyReply, status: number, detail: string): FastifyReply {
   const doc: TwmProblem = { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail };
-  return reply.code(status).type(PROBLEM_TYPE).send(doc);
+  return noStore(reply).code(status).type(PROBLEM_TYPE).send(doc);
 }

@@ -11,6 +11,7 @@
  * answer carries `Cache-Control: no-store`; every refusal is a problem
  * document (problem.ts) and is counted through `hooks.onRefused`.
  */
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { pino } from 'pino';
 import { noticeResultToJson } from '../../core/twm-schema.ts';
@@ -19,11 +20,12 @@ import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, twmError, type TwmErrorCode } from 
 import { installBodyReader } from './body.ts';
 import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { acceptNotice, fetchRules, noticeRules, receiptRules, recordReceipt, serveFetch, type EndpointContext } from './endpoints.ts';
-import { asTwmRefusal, sendPlainProblem, sendTwmProblem } from './problem.ts';
+import { asTwmRefusal, rawTwmProblem, sendPlainProblem, sendTwmProblem } from './problem.ts';
 import type { TwmEndpoint, TwmServerOptions } from './types.ts';
 import { normaliseAuthority, verifyTwmRequest, type IncomingTwmRequest, type VerifyContext } from './verify.ts';
 
 const BASE = '/.well-known/twm/v1';
+const ENDPOINT_PATH = /^\/\.well-known\/twm\/v1\/(?:notice|receipt|fetch\/[^/]+)$/;
 const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
 export interface TwmAppOptions extends TwmServerOptions {
@@ -56,7 +58,8 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   const buckets = createTokenBuckets(options.clientRate ?? DEFAULT_CLIENT_RATE);
 
   const app = Fastify({
-    https: { key: options.tls.key, cert: options.tls.cert },
+    // Node would answer a request without Host itself (400, no body); it is refused below as a TWM problem instead.
+    https: { key: options.tls.key, cert: options.tls.cert, requireHostHeader: false },
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     // Refused notices stay out of the logs (section 13); faults are still logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -64,9 +67,13 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     // A peer gets 60 s for an answer (4.3); a request that takes longer to arrive is not a peer's.
     requestTimeout: 60_000,
     return503OnClosing: true,
+    clientErrorHandler: answerClientError,
+    // A URL the router cannot take (bad escapes, a parameter over maxParamLength) skips the hooks: step 1 is counted here too.
     frameworkErrors: (err, request, reply) => {
       request.log.debug({ err }, 'TWM request refused by the framework');
-      void sendTwmProblem(reply, { code: 'invalid-request', error: twmError('invalid-request', 'the request URL is not valid') });
+      const wait = buckets.take(request.ip, Date.now());
+      const error = wait > 0 ? twmError('rate-limited', 'too many requests from this address', { retryAfter: wait }) : twmError('invalid-request', 'the request URL is not valid');
+      void sendTwmProblem(reply, { code: wait > 0 ? 'rate-limited' : 'invalid-request', error });
     },
   });
 
@@ -81,7 +88,12 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   app.addHook('onRequest', async (request) => {
     const wait = buckets.take(request.ip, Date.now());
     if (wait > 0) throw twmError('rate-limited', 'too many requests from this address', { retryAfter: wait });
+    // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400.
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw twmError('invalid-request', 'no Host header');
   });
+
+  // An Expect other than 100-continue: node would answer 417 itself; RFC 9110 10.1.1 lets us ignore it and answer the request.
+  app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
 
   app.setErrorHandler((err, request, reply) => {
     const refusal = asTwmRefusal(err, request.log);
@@ -89,7 +101,14 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     if (endpoint) countRefusal(endpoint, refusal.code);
     return sendTwmProblem(reply, refusal);
   });
-  app.setNotFoundHandler((request, reply) => sendPlainProblem(reply, 404, `no TWM endpoint at ${pathOf(request)}`));
+  app.setNotFoundHandler((request, reply) => {
+    // A method fastify has no route table for (PROPFIND, MKCOL...) lands here even on an endpoint's path, which gets 405 (4.1).
+    if (ENDPOINT_PATH.test(pathOf(request))) {
+      reply.header('Allow', 'POST');
+      return sendPlainProblem(reply, 405, `${request.method} is not allowed here; use POST`);
+    }
+    return sendPlainProblem(reply, 404, `no TWM endpoint at ${pathOf(request)}`);
+  });
 
   function countRefusal(endpoint: TwmEndpoint, code: TwmErrorCode): void {
     try {
@@ -132,6 +151,30 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
 
   await app.ready();
   return app;
+}
+
+/**
+ * Requests node's HTTP parser refuses (a lower-case or unknown method, a
+ * control character in a header, a header block over 16 KiB) are answered
+ * with a problem document like any other refusal. Fastify's default writes
+ * a JSON body and destroys the socket at once, which over TLS usually loses
+ * the answer: the peer saw a dropped connection (found by
+ * test/fuzz-twm.test.ts). Here the socket is ended, so the answer is flushed
+ * first. A request that did not arrive within the request timeout, or a
+ * connection already gone, gets nothing.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const answer =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? rawTwmProblem('too-large', 'the request header block is larger than this server reads')
+      : rawTwmProblem('invalid-request', 'the request is not valid HTTP/1.1');
+  socket.end(answer);
+  // A peer that never reads its answer does not keep the socket.
+  setTimeout(() => socket.destroy(), 5_000).unref();
 }
 
 /** The POST route of an endpoint, and 405 for every other method on the same path (nothing is read). */
