@@ -12,7 +12,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ReplyError } from '../../core/errors.ts';
+import { insufficientStorage, isStorageFull, ReplyError } from '../../core/errors.ts';
 import { InputError, type InputIssue } from './validation.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -79,6 +79,8 @@ interface Classified {
 /** The status and client-safe detail for an error, or undefined if it is an unexpected internal fault. */
 export function classify(err: unknown, bodyLimit: number): Classified | undefined {
   if (err instanceof InputError) return { status: 400, detail: err.message, errors: err.issues };
+  // A full disk is the operator's to fix, but temporary for the client: 507, logged as a fault.
+  if (isStorageFull(err)) err = insufficientStorage(err);
   if (err instanceof ReplyError) {
     const status = err.httpStatus;
     // `text` is client-safe by contract; a 5xx one (e.g. internalReply) is still our fault, so it is logged too.
