@@ -3,7 +3,7 @@
 // one after the other, then a summary. `npm test` runs the same files with
 // small bounds; this raises them:
 //   - fuzzing with SOAK_FUZZ_ITERATIONS cases per target (default 3000);
-//   - the kill -9 crash test with SOAK_CRASH_TRIALS kills (default 20);
+//   - the kill -9 crash tests with SOAK_CRASH_TRIALS kills (default 20; crash-twm: per scenario);
 //   - the fault tests SOAK_FAULT_ROUNDS times (default 3).
 // FUZZ_SEED repeats a fuzz run. The figures printed at the end are the ones
 // docs/reliability.md quotes. Exit status: 1 if any step failed.
@@ -15,7 +15,7 @@ const faultRounds = Number(process.env.SOAK_FAULT_ROUNDS ?? '3');
 
 const steps = [
   { name: `fuzz (${fuzzIterations} cases per target)`, files: ['test/fuzz-parsers.test.ts', 'test/fuzz-smtp.test.ts', 'test/fuzz-mime.test.ts'], env: { FUZZ_ITERATIONS: fuzzIterations } },
-  { name: `crash test (${crashTrials} kill -9)`, files: ['test/crash-safety.test.ts'], env: { TWOWAY_CRASH_TRIALS: crashTrials } },
+  { name: `crash test (${crashTrials} kill -9)`, files: ['test/crash-safety.test.ts', 'test/crash-twm.test.ts'], env: { TWOWAY_CRASH_TRIALS: crashTrials } },
   ...Array.from({ length: faultRounds }, (_, i) => ({
     name: `faults, round ${i + 1} of ${faultRounds}`,
     files: ['test/faults-delivery.test.ts', 'test/faults-disk.test.ts', 'test/faults-postgres.test.ts'],
