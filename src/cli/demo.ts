@@ -121,7 +121,13 @@ export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Pro
     out(`2. dave@south.test -> alice (a stranger), by Two-Way Mail`);
     out(`   north.test received only the notice (${octets(n2.content.length)}) and made a contact request with dave's introduction:`);
     out(`     "${request.intro}"`);
-    out(`   The ${octets(n2.size)} body stays at south.test; dave's status: ${(await south.services.sent.list(await south.services.accounts.get('dave@south.test')))[0]?.recipients[0]?.status}.`);
+    // north.test records the request before south.test has read the answer: wait for both.
+    const dave = await south.services.accounts.get('dave@south.test');
+    const daveStatus = await waitFor('dave\'s status', async () => {
+      const status = (await south.services.sent.list(dave))[0]?.recipients[0]?.status;
+      return status === 'pending' ? status : undefined;
+    });
+    out(`   The ${octets(n2.size)} body stays at south.test; dave's status: ${daveStatus}.`);
     rows.push(['2', 'TWM, stranger', octets(n2.content.length), '0 B', 'Screener request']);
 
     // 3. Approval fetches the body.
