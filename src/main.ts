@@ -174,7 +174,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       const prune = () => {
         const now = new Date();
         const old = new Date(now.getTime() - config.delivery.keepHistoryMs);
-        void Promise.all([store.twmOut.prune(old), store.twmIn.prune(now, old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
+        void Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
       };
       const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
       for (const t of timers) t.unref();

@@ -18,6 +18,7 @@ import type { Ingest } from '../ingest/ingest.ts';
 import type { TwmSigner } from '../protocols/twoway/types.ts';
 import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch, UserRepository } from '../store/types.ts';
 import { StoreConflictError } from '../store/types.ts';
+import { createNonceMemory } from './twm-nonces.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;
@@ -67,12 +68,24 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const served = new Set(options.domains);
   const perDomain = createTokenBuckets(options.noticeRate);
   const jitter = options.fetchJitterMs ?? 10_000;
+  const nonces = createNonceMemory();
   // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
   const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
 
+  // Parsed keys by record text: the resolver caches the answer for its TTL, so the same text comes
+  // back for every notice of a busy domain; parsing it (and building a KeyObject) each time is waste.
+  const parsedKeys = new Map<string, KeyObject | null>();
   async function lookupKey(keyid: string): Promise<KeyObject | null> {
     try {
-      return parseKeyRecord(await options.resolver.resolve(keyid, 'TXT'));
+      const txt = await options.resolver.resolve(keyid, 'TXT');
+      const text = `${keyid}\n${txt.map((parts) => parts.join('')).join('\n')}`;
+      let key = parsedKeys.get(text);
+      if (key === undefined) {
+        key = parseKeyRecord(txt);
+        if (parsedKeys.size >= 10_000) parsedKeys.clear();
+        parsedKeys.set(text, key);
+      }
+      return key;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOTFOUND' || code === 'ENODATA') return null;
@@ -213,7 +226,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
     hooks: {
       servesDomain: (domain: string) => served.has(domain.toLowerCase()),
       lookupKey,
-      rememberNonce: (keyid: string, nonce: string, until: Date) => inbox.rememberNonce(keyid, nonce, until),
+      rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => nonces.remember(keyid, nonce, until, created),
       notice,
     },
     approved,

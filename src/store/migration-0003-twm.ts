@@ -6,7 +6,8 @@
  * notice's exact octets and the message body (emptied once no recipient can
  * fetch it any more), and one state row per recipient.
  * Recipient side: the notice as received, keyed by (sender domain, id) for
- * the id rules, one state row per (notice, rcpt), and the signature nonces.
+ * the id rules, and one state row per (notice, rcpt). (Signature nonces are
+ * kept in memory: services/twm-nonces.ts.)
  *
  * Foreign keys cascade so that pruning a notice removes its rows.
  */
@@ -97,15 +98,6 @@ export function twm(dialect: Dialect): Migration {
       await db.schema.createIndex('twm_in_recipients_due').on('twm_in_recipients').columns(['state', 'next_attempt_at']).execute();
       // forUser(): approvals and denials in the Screener.
       await db.schema.createIndex('twm_in_recipients_user').on('twm_in_recipients').columns(['user_id', 'state']).execute();
-
-      await db.schema
-        .createTable('twm_nonces')
-        .addColumn('keyid', 'text', (c) => c.notNull())
-        .addColumn('nonce', 'text', (c) => c.notNull())
-        .addColumn('until', t.time, (c) => c.notNull())
-        .addPrimaryKeyConstraint('twm_nonces_pk', ['keyid', 'nonce'])
-        .execute();
-      await db.schema.createIndex('twm_nonces_until').on('twm_nonces').column('until').execute();
     },
   };
 }

@@ -183,12 +183,6 @@ export interface TwmInRecipientsTable {
   updated_at: number;
 }
 
-/** Signature nonces seen (docs/protocol.md 5.5), kept until `until`. */
-export interface TwmNoncesTable {
-  keyid: string;
-  nonce: string;
-  until: number;
-}
 
 export interface Database {
   users: UsersTable;
@@ -208,7 +202,6 @@ export interface Database {
   twm_out_recipients: TwmOutRecipientsTable;
   twm_in_notices: TwmInNoticesTable;
   twm_in_recipients: TwmInRecipientsTable;
-  twm_nonces: TwmNoncesTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -1,6 +1,6 @@
 /**
  * TWM recipient side (docs/protocol.md section 8): the notices received, one
- * state row per (notice, rcpt), and the signature nonces of section 5.5.
+ * state row per (notice, rcpt).
  *
  * record() is the one durable step before a notice is answered (8.1): the
  * notice, its rows and its contact requests commit together or not at all.
@@ -298,24 +298,9 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     });
   }
 
-  async rememberNonce(keyid: string, nonce: string, until: Date): Promise<boolean> {
-    // ON CONFLICT DO NOTHING, not a caught error: atomic under concurrency on
-    // both dialects, and a replay does not abort the shared group transaction.
-    const row = await this.writer.write((tx) =>
-      tx
-        .insertInto('twm_nonces')
-        .values({ keyid, nonce, until: until.getTime() })
-        .onConflict((oc) => oc.columns(['keyid', 'nonce']).doNothing())
-        .returning('nonce')
-        .executeTakeFirst(),
-    );
-    return row !== undefined;
-  }
-
-  /** Returns the number of notices deleted (nonces are not counted). */
-  async prune(now: Date, olderThan: Date): Promise<number> {
+  /** Returns the number of notices deleted. */
+  async prune(olderThan: Date): Promise<number> {
     return this.s.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('twm_nonces').where('until', '<', now.getTime()).execute();
       // Rows go with their notice (ON DELETE CASCADE).
       const res = await tx
         .deleteFrom('twm_in_notices')

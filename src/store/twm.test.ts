@@ -1,5 +1,5 @@
 /**
- * TWM storage (sender and recipient sides, nonces) and the two columns it
+ * TWM storage (sender and recipient sides) and the two columns it
  * added (users.reveal_declined, contact_requests.intro), against every
  * backend (test-backends.ts).
  */
@@ -500,17 +500,7 @@ for (const backend of backends) {
         assert.equal((await store.twmIn.find('example.org', 'x2'))!.recipients[0]?.state, 'pending');
       });
 
-      test('rememberNonce refuses a replay, also under concurrency', async () => {
-        assert.equal(await store.twmIn.rememberNonce('sel._twoway.example.org', 'n1', at(100)), true);
-        assert.equal(await store.twmIn.rememberNonce('sel._twoway.example.org', 'n1', at(100)), false);
-        assert.equal(await store.twmIn.rememberNonce('sel._twoway.other.org', 'n1', at(100)), true);
-        const results = await Promise.all(Array.from({ length: 10 }, () => store.twmIn.rememberNonce('k', 'race', at(100))));
-        assert.equal(results.filter(Boolean).length, 1);
-      });
-
-      test('prune forgets past nonces and finished notices that expired before the cut-off', async () => {
-        await store.twmIn.rememberNonce('k', 'old', at(10));
-        await store.twmIn.rememberNonce('k', 'live', at(1000));
+      test('prune forgets finished notices that expired before the cut-off', async () => {
         const done = inNotice('p1', { expiresAt: at(100) });
         const open = inNotice('p2', { expiresAt: at(100) });
         const recent = inNotice('p3', { expiresAt: at(500) });
@@ -518,15 +508,11 @@ for (const backend of backends) {
         await store.twmIn.record(open, [inRow(open, 'a@recv.test', alice.id, 'closed'), inRow(open, 'b@recv.test', bob.id, 'receipt-due', { nextAttemptAt: at(1) })], []);
         await store.twmIn.record(recent, [inRow(recent, 'a@recv.test', alice.id, 'closed')], []);
 
-        assert.equal(await store.twmIn.prune(at(100), at(200)), 1);
+        assert.equal(await store.twmIn.prune(at(200)), 1);
         assert.equal(await store.twmIn.find('example.org', 'p1'), undefined);
         assert.ok(await store.twmIn.find('example.org', 'p2'));
         assert.ok(await store.twmIn.find('example.org', 'p3'));
         assert.equal(await backend.count('twm_in_recipients'), 3);
-        assert.equal(await backend.count('twm_nonces'), 1);
-        // The pruned nonce may be used again; the live one is still a replay.
-        assert.equal(await store.twmIn.rememberNonce('k', 'live', at(1000)), false);
-        assert.equal(await store.twmIn.rememberNonce('k', 'old', at(1000)), true);
       });
     });
   });

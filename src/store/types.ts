@@ -288,10 +288,8 @@ export interface TwmInboundRepository {
   forUser(userId: number, match: { senders?: string[]; domain?: string }, states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
   /** Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`. Returns how many. */
   expire(now: Date): Promise<number>;
-  /** Records (keyid, nonce) until `until`; false if present (a replay). Durable. */
-  rememberNonce(keyid: string, nonce: string, until: Date): Promise<boolean>;
-  /** Deletes nonces past their time and notices whose every row is final and that expired before `olderThan`. */
-  prune(now: Date, olderThan: Date): Promise<number>;
+  /** Deletes notices whose every row is final and that expired before `olderThan`. */
+  prune(olderThan: Date): Promise<number>;
 }
 
 export interface Store {

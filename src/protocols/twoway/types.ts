@@ -42,10 +42,12 @@ export interface TwmServerHooks {
    */
   lookupKey(keyid: string): Promise<KeyObject | null>;
   /**
-   * Step 12: records (keyid, nonce) until `until`, durably. False if the pair
-   * was already recorded (a replay).
+   * Step 12: records (keyid, nonce) until `until`. False if the pair was
+   * already recorded (a replay). Either keeps the record across a restart,
+   * or throws `twmError('stale-signature')` for signatures `created` before
+   * the restart (section 5.5).
    */
-  rememberNonce(keyid: string, nonce: string, until: Date): Promise<boolean>;
+  rememberNonce(keyid: string, nonce: string, until: Date, created: Date): Promise<boolean>;
 
   /**
    * A verified notice. `contentSha256` is the hex SHA-256 of the request

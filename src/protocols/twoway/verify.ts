@@ -82,7 +82,7 @@ export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: Verif
   }
   // 12. The nonce, remembered until the signature can no longer pass step 6.
   const until = new Date((signature.params.expires + CLOCK_SKEW) * 1000);
-  if (!(await ctx.hooks.rememberNonce(keyid, signature.params.nonce, until))) throw twmError('replay', 'this signature was used before');
+  if (!(await ctx.hooks.rememberNonce(keyid, signature.params.nonce, until, new Date(signature.params.created * 1000)))) throw twmError('replay', 'this signature was used before');
   return { doc, signer: { keyid, domain: signature.domain }, signature, entitlement };
 }
 

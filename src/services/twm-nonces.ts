@@ -1,0 +1,56 @@
+/**
+ * Replay protection for TWM requests (docs/protocol.md 5.5) in memory.
+ *
+ * 5.5 allows two ways: keep `(keyid, nonce)` across a restart, or refuse,
+ * after a restart, every signature created before it. This is the second:
+ * a signature lives at most 600 s plus 300 s of skew, so a restart costs a
+ * sender at most one `stale-signature` answer (temporary; it signs again),
+ * while every request saves a durable write (and its bytes) on the hot path
+ * a stranger's notice takes.
+ *
+ * Memory is bounded: entries leave when their signature can no longer pass
+ * the clock check, and past `maxEntries` live ones the answer is 503
+ * (temporarily unavailable) rather than forgetting a nonce still in use.
+ */
+import { twmError } from '../core/twm-types.ts';
+
+export interface NonceMemory {
+  /** False if seen (a replay); throws `stale-signature` for signatures older than this process. */
+  remember(keyid: string, nonce: string, until: Date, created: Date): boolean;
+}
+
+export function createNonceMemory(options: { startedAt?: Date; maxEntries?: number; now?: () => Date } = {}): NonceMemory {
+  const startedAt = Math.floor((options.startedAt ?? new Date()).getTime() / 1000) * 1000;
+  const maxEntries = options.maxEntries ?? 1_000_000;
+  const now = options.now ?? (() => new Date());
+  // Insertion order is nearly `until` order (every signature lives 1-600 s), so pruning from the
+  // front finds the expired ones; a few stragglers behind a longer-lived one wait for the next pass.
+  const seen = new Map<string, number>();
+
+  function prune(at: number): void {
+    for (const [key, until] of seen) {
+      if (until > at) break;
+      seen.delete(key);
+    }
+  }
+
+  return {
+    remember(keyid, nonce, until, created) {
+      if (created.getTime() < startedAt) {
+        throw twmError('stale-signature', 'signed before this server restarted; sign the request again');
+      }
+      const at = now().getTime();
+      const key = `${keyid} ${nonce}`;
+      const known = seen.get(key);
+      if (known !== undefined && known > at) return false;
+      if (seen.size >= maxEntries) {
+        prune(at);
+        if (seen.size >= maxEntries) throw twmError('temporarily-unavailable', 'too many requests in flight; try again later', { retryAfter: 60 });
+      } else if (seen.size % 1024 === 0) {
+        prune(at);
+      }
+      seen.set(key, until.getTime());
+      return true;
+    },
+  };
+}
