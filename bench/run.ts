@@ -7,7 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, totalmem } from 'node:os';
+import { writeChart, type ChartRow } from './lib/chart.ts';
 
 interface Row {
   system: string;
@@ -25,13 +26,77 @@ const SCRIPTS = [
   { name: 'idle-connections', title: 'Memory with idle SMTP connections (10,000 to twoway, 1,000 to Postfix)', file: 'bench/idle-connections.ts' },
   { name: 'twm-delivery', title: 'Two-Way Mail delivery vs SMTP relay between the same two servers (10 KB)', file: 'bench/twm-delivery.ts' },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts' },
-].filter((s) => existsSync(s.file));
+].filter((s) => existsSync(s.file) && (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(s.name)));
+/** BENCH_REPORT_ONLY=1: rebuild the report from the last bench/out/*.json without running anything. */
+const reportOnly = process.env.BENCH_REPORT_ONLY === '1';
 
+/** One line of the summary table (and one bar of the chart). */
+interface Headline {
+  benchmark: string;
+  metric: string;
+  twoway: string;
+  peer: string;
+  /** twoway relative to the peer, > 1 better for twoway; null when there is no peer. */
+  ratio: number | null;
+  target: number | null;
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/**
+ * Each script's headline, read from its rows (the scripts' JSON shapes; a
+ * changed shape shows up as a missing headline, not a wrong one).
+ */
+// The rows are each script's own JSON; their fields are checked where read.
+function headlines(name: string, rows: any[]): Headline[] {
+  const out: Headline[] = [];
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  if (name === 'smtp-accept' || name === 'smtp-relay') {
+    for (const r of rows.filter((x) => String(x.system).startsWith('twoway'))) {
+      const peer = rows.find((x) => !String(x.system).startsWith('twoway') && x.sessions === r.sessions);
+      if (!peer || num(r.ratio) === null) continue;
+      out.push({
+        benchmark: name === 'smtp-accept' ? `durable SMTP accept, ${r.sessions} sessions` : `SMTP relay, ${r.sessions} sessions`,
+        metric: 'msg/s',
+        twoway: fmt(r.msgPerSec),
+        peer: `${fmt(peer.msgPerSec)} (${peer.system})`,
+        ratio: r.ratio,
+        target: name === 'smtp-accept' ? 1.5 : 1,
+      });
+    }
+  } else if (name === 'twm-delivery') {
+    const [twm, smtp] = rows;
+    if (twm && smtp && num(twm.ratio) !== null) {
+      out.push({ benchmark: 'TWM delivery vs our SMTP relay', metric: 'msg/s', twoway: fmt(twm.msgPerSec, 1), peer: `${fmt(smtp.msgPerSec, 1)} (SMTP relay)`, ratio: twm.ratio, target: 1 });
+    }
+  } else if (name === 'twm-stranger-cost') {
+    const [twm, smtp] = rows;
+    if (twm && smtp) {
+      out.push({ benchmark: "a stranger's attempt: stored bytes", metric: 'bytes/attempt', twoway: `${fmt(twm.bytesPerAttempt)} (TWM)`, peer: `${fmt(smtp.bytesPerAttempt)} (SMTP)`, ratio: smtp.bytesPerAttempt / twm.bytesPerAttempt, target: 20 });
+      out.push({ benchmark: "a stranger's attempt: recipient CPU", metric: 'ms/attempt', twoway: `${fmt(twm.cpuMsPerAttempt, 2)} (TWM)`, peer: `${fmt(smtp.cpuMsPerAttempt, 2)} (SMTP)`, ratio: smtp.cpuMsPerAttempt / twm.cpuMsPerAttempt, target: 5 });
+    }
+  } else if (name === 'policy-contacts') {
+    const small = rows.find((r) => r.contacts === 1000);
+    const big = rows.find((r) => r.contacts === 1_000_000);
+    if (small && big) {
+      out.push({ benchmark: 'policy decisions, 1,000,000 contacts', metric: 'µs/decision', twoway: `${fmt(big.microsPerDecision)} (${fmt(big.perSecond)}/s)`, peer: `no peer; 1,000 contacts: ${fmt(small.microsPerDecision)}`, ratio: null, target: null });
+    }
+  } else if (name === 'idle-connections') {
+    const tw = rows.find((r) => r.system === 'twoway');
+    const pf = rows.find((r) => r.system !== 'twoway');
+    if (tw && pf) {
+      out.push({ benchmark: `idle SMTP connections (${fmt(tw.open)} / ${fmt(pf.open)})`, metric: 'KB/connection', twoway: fmt(tw.kbPerConnection, 1), peer: `${fmt(pf.kbPerConnection)} (${pf.system})`, ratio: pf.kbPerConnection / tw.kbPerConnection, target: 1 });
+    }
+  }
+  return out;
+}
+
+const summary: Headline[] = [];
 const sections: string[] = [];
 let failed = 0;
 for (const s of SCRIPTS) {
   process.stderr.write(`\n== ${s.name} ==\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', s.file], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = reportOnly ? { status: 0 } : spawnSync(process.execPath, ['--import', 'tsx', s.file], { stdio: ['ignore', 'inherit', 'inherit'] });
   const out = `bench/out/${s.name}.json`;
   if (r.status !== 0 || !existsSync(out)) {
     failed++;
@@ -39,6 +104,7 @@ for (const s of SCRIPTS) {
     continue;
   }
   const { rows, markdown } = JSON.parse(readFileSync(out, 'utf8')) as { rows: Row[]; markdown?: string };
+  summary.push(...headlines(s.name, rows));
   // A benchmark whose figures are not msg/s (bytes, CPU, latency) brings its own table.
   if (markdown) {
     sections.push(`## ${s.title}\n\n${markdown}\n`);
@@ -50,8 +116,21 @@ for (const s of SCRIPTS) {
   sections.push(`## ${s.title}\n\n| system | sessions | messages | seconds | msg/s | ratio to peer |\n|---|---:|---:|---:|---:|---:|\n${lines.join('\n')}\n`);
 }
 
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
-const report = `# Benchmark results\n\nMeasured by \`npm run bench\` on ${machine}. Each row pair ran side by side in one sitting (medians of alternating runs); compare ratios, not absolute figures.\n\n${sections.join('\n')}`;
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+const summaryTable = [
+  '| benchmark | metric | twoway | peer | twoway vs peer | target | met |',
+  '|---|---|---:|---:|---:|---:|---|',
+  ...summary.map((h) => {
+    const ratio = h.ratio === null ? '-' : `${h.ratio.toFixed(2)}×`;
+    const target = h.target === null ? '-' : `≥ ${h.target}×`;
+    const met = h.ratio === null || h.target === null ? '-' : h.ratio >= h.target ? 'yes' : '**no**';
+    return `| ${h.benchmark} | ${h.metric} | ${h.twoway} | ${h.peer} | ${ratio} | ${target} | ${met} |`;
+  }),
+].join('\n');
+const chartRows: ChartRow[] = summary.filter((h) => h.ratio !== null).map((h) => ({ label: h.benchmark, ratio: h.ratio!, target: h.target }));
+const chart = writeChart(chartRows, `twoway vs its peers (${new Date().toISOString().slice(0, 10)})`, 'bench/results.svg', 'bench/results.png');
+const chartLine = chart.includes('bench/results.png') ? '![twoway vs its peers](results.png)\n\n' : '(bench/results.svg; install librsvg2-bin or ImageMagick for the PNG)\n\n';
+const report = `# Benchmark results\n\nMeasured by \`npm run bench\` on ${machine}. Each row pair ran side by side in one sitting (medians of alternating runs); compare ratios, not absolute figures. "twoway vs peer" is normalised so that more is better for twoway (for bytes, CPU and memory it is the peer's figure over ours).\n\n## Summary\n\n${summaryTable}\n\n${chartLine}${sections.join('\n')}`;
 process.stdout.write('\n' + report);
 writeFileSync('bench/results.md', report);
 process.exitCode = failed > 0 ? 1 : 0;
