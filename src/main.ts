@@ -5,7 +5,7 @@
  */
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/load.ts';
-import { ensureMaterials } from './config/materials.ts';
+import { ensureMaterials, type Materials } from './config/materials.ts';
 import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
 import { createLocalTransport } from './delivery/local-transport.ts';
@@ -14,7 +14,7 @@ import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
 import { createTwmClient } from './delivery/twm-client.ts';
-import type { TwmClient, TwmSigningKey } from './delivery/twm-client-types.ts';
+import type { TwmSigningKey } from './delivery/twm-client-types.ts';
 import { startTwmFetchWorker, type TwmFetchWorker } from './delivery/twm-fetch-worker.ts';
 import { createTwmTransport } from './delivery/twm-transport.ts';
 import type { Transport } from './delivery/types.ts';
@@ -93,28 +93,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     closers.unshift(() => smtpTransport.close());
     const metrics = createMetrics();
 
-    // Two-Way Mail (docs/protocol.md): a client for notices, fetches and
-    // receipts; TWM domains get notices instead of SMTP.
-    const twmKeys = materials.twm;
-    let twmClient: TwmClient | null = null;
-    let remote: Transport = smtpTransport;
-    const keyFor = (domain: string): TwmSigningKey => ({ selector: twmKeys!.selector, domain, privateKey: twmKeys!.privateKey });
-    if (twmKeys) {
-      if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
-      twmClient = createTwmClient({ resolver, trustAnchors: twmKeys.trustAnchors, lab: config.twm.lab });
-      const client = twmClient;
-      closers.unshift(() => client.close());
-      remote = createRemoteTransport({
-        smtp: smtpTransport,
-        twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs }),
-        client,
-        outbox: store.twmOut,
-        domains: config.domains,
-      });
-    }
+    // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
+    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, closers }) : null;
     const worker = startQueueWorker({
       queue: store.queue,
-      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), smtp: remote }),
+      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), smtp: twmWiring?.remote ?? smtpTransport }),
       schedule: {
         baseMs: config.delivery.minBackoffMs,
         maxMs: config.delivery.maxBackoffMs,
@@ -134,52 +117,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const pruneTimer = setInterval(prune, 3_600_000);
     pruneTimer.unref();
     closers.unshift(async () => clearInterval(pruneTimer));
-    let twmParts: { inbox: TwmInbox; outbox: TwmOutbox; fetchWorker: TwmFetchWorker } | null = null;
-    if (twmKeys && twmClient) {
-      const fetchWorker = startTwmFetchWorker({
-        inbox: store.twmIn,
-        ingest,
-        client: twmClient,
-        key: keyFor,
-        hostname: config.hostname,
-        maxMessageSize: config.limits.messageSize,
-        backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
-        log: (obj, msg) => log.info(obj, msg),
-        onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
-      });
-      closers.unshift(() => fetchWorker.stop());
-      const inbox = createTwmInbox({
-        inbox: store.twmIn,
-        ingest,
-        users: store.users,
-        resolver,
-        domains: config.domains,
-        maxMessageSize: config.limits.messageSize,
-        uniformAnswers: config.twm.uniformAnswers,
-        noticeRate: config.twm.noticeRate,
-        fetchJitterMs: config.twm.fetchJitterMs,
-        approvalDelayMs: config.twm.approvalDelayMs,
-        declineDelayMs: config.twm.declineDelayMs,
-        kick: () => fetchWorker.kick(),
-      });
-      const outbox = createTwmOutbox({
-        outbox: store.twmOut,
-        hostname: config.hostname,
-        notifyUser: (address, raw) => deliverNotice(ingest, address, raw, log),
-        log: (obj, msg) => log.info(obj, msg),
-      });
-      twmParts = { inbox, outbox, fetchWorker };
-      // Expiry of sent notices every minute; old history and nonces hourly.
-      const sweep = () => void outbox.sweep().catch((err: unknown) => log.error({ err }, 'twm expiry sweep failed'));
-      const prune = () => {
-        const now = new Date();
-        const old = new Date(now.getTime() - config.delivery.keepHistoryMs);
-        void Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
-      };
-      const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
-      for (const t of timers) t.unref();
-      closers.unshift(async () => timers.forEach((t) => clearInterval(t)));
-    }
     const services = createServices(
       store,
       config.domains,
@@ -191,7 +128,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         maxReceivedHeaders: config.limits.receivedHeaders,
         onQueued: () => worker.kick(),
       },
-      twmParts ? { approved: twmParts.inbox.approved, denied: twmParts.inbox.denied } : undefined,
+      twmWiring ? { approved: twmWiring.inbox.approved, denied: twmWiring.inbox.denied } : undefined,
     );
     const smtp = await startSmtpListener({
       hostname: config.hostname,
@@ -252,29 +189,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     expectSweep.unref();
     closers.unshift(async () => clearInterval(expectSweep));
 
-    let twm: RunningServer['twm'] = null;
-    if (twmKeys && twmParts) {
-      // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
-      const authorities: string[] = [];
-      const twmApp = await createTwmApp({
-        hooks: {
-          ...twmParts.inbox.hooks,
-          ...twmParts.outbox.hooks,
-          onRefused: (endpoint, code) => metrics.twmRefused.inc({ endpoint, code }),
-        },
-        authorities,
-        maxMessageSize: config.limits.messageSize,
-        clientRate: config.twm.clientRate,
-        tls: twmKeys.tls,
-        log,
-      });
-      const listener = await startTwmListener({ host: config.twm.host, port: config.twm.port, app: twmApp });
-      closers.unshift(() => listener.close());
-      const port = config.twm.publicPort ?? listener.port;
-      const authority = port === 443 ? config.twm.publicHost : `${config.twm.publicHost}:${port}`;
-      authorities.push(authority);
-      twm = { port: listener.port, authority, ...twmParts };
-    }
+    const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
     let closed: Promise<void> | null = null;
     return {
@@ -293,6 +208,100 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await runAll(closers);
     throw err;
   }
+}
+
+interface TwmWiringInput {
+  config: Config;
+  keys: NonNullable<Materials['twm']>;
+  store: Store;
+  ingest: Ingest;
+  resolver: DnsResolver;
+  smtp: Transport;
+  metrics: Metrics;
+  log: Logger;
+  closers: Array<() => Promise<void>>;
+}
+
+/**
+ * Two-Way Mail's parts: the client, the remote transport that picks TWM or
+ * SMTP, the recipient's fetch worker and notice decisions, the sender's
+ * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
+ * like every listener). Closers are registered as parts start.
+ */
+function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, closers }: TwmWiringInput) {
+  if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
+  const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
+  const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab });
+  closers.unshift(() => client.close());
+  const remote = createRemoteTransport({
+    smtp,
+    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs }),
+    client,
+    outbox: store.twmOut,
+    domains: config.domains,
+  });
+  const fetchWorker = startTwmFetchWorker({
+    inbox: store.twmIn,
+    ingest,
+    client,
+    key: keyFor,
+    hostname: config.hostname,
+    maxMessageSize: config.limits.messageSize,
+    backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
+    log: (obj, msg) => log.info(obj, msg),
+    onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
+  });
+  closers.unshift(() => fetchWorker.stop());
+  const inbox = createTwmInbox({
+    inbox: store.twmIn,
+    ingest,
+    users: store.users,
+    resolver,
+    domains: config.domains,
+    maxMessageSize: config.limits.messageSize,
+    uniformAnswers: config.twm.uniformAnswers,
+    noticeRate: config.twm.noticeRate,
+    fetchJitterMs: config.twm.fetchJitterMs,
+    approvalDelayMs: config.twm.approvalDelayMs,
+    declineDelayMs: config.twm.declineDelayMs,
+    kick: () => fetchWorker.kick(),
+  });
+  const outbox = createTwmOutbox({
+    outbox: store.twmOut,
+    hostname: config.hostname,
+    notifyUser: (address, raw) => deliverNotice(ingest, address, raw, log),
+    log: (obj, msg) => log.info(obj, msg),
+  });
+  // Sent notices expire (checked every minute); finished history goes after delivery.keep_history.
+  const sweep = () => void outbox.sweep().catch((err: unknown) => log.error({ err }, 'twm expiry sweep failed'));
+  const prune = () => {
+    const old = new Date(Date.now() - config.delivery.keepHistoryMs);
+    void Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
+  };
+  const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
+  for (const t of timers) t.unref();
+  closers.unshift(async () => timers.forEach((t) => clearInterval(t)));
+
+  async function listen(): Promise<NonNullable<RunningServer['twm']>> {
+    // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
+    const authorities: string[] = [];
+    const app = await createTwmApp({
+      hooks: { ...inbox.hooks, ...outbox.hooks, onRefused: (endpoint, code) => metrics.twmRefused.inc({ endpoint, code }) },
+      authorities,
+      maxMessageSize: config.limits.messageSize,
+      clientRate: config.twm.clientRate,
+      tls: keys.tls,
+      log,
+    });
+    const listener = await startTwmListener({ host: config.twm.host, port: config.twm.port, app });
+    closers.unshift(() => listener.close());
+    const port = config.twm.publicPort ?? listener.port;
+    const authority = port === 443 ? config.twm.publicHost : `${config.twm.publicHost}:${port}`;
+    authorities.push(authority);
+    return { port: listener.port, authority, inbox, outbox, fetchWorker };
+  }
+
+  return { remote, inbox, outbox, listen };
 }
 
 /** A delivery status notification for a local sender, through the one ingest path (system origin: always INBOX). */
