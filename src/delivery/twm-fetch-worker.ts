@@ -5,7 +5,13 @@
  * - The store is the state: rows `scheduled` (a fetch is due) and
  *   `receipt-due` (a receipt is due) with their next attempt time. The worker
  *   polls due rows, groups them by notice, and does one fetch (for every
- *   scheduled recipient of the notice) and one receipt per notice.
+ *   scheduled recipient of the notice) and one receipt per notice. Notices
+ *   in flight are left out of later polls, and a poll never waits for the
+ *   work it started (at most `maxInFlight` notices at once), so one slow
+ *   sender does not hold up the others.
+ * - After a successful store the receipt goes out at once, and only its
+ *   outcome is written (`closed`, or `receipt-due` to retry): one write per
+ *   message instead of two.
  * - A fetch goes to the sender domain's own SRV target, signed under the
  *   recipient domain's key; the client never uses anything from the notice
  *   but its id. The octets are checked (size, SHA-256, Content-Digest, From:,
@@ -41,8 +47,10 @@ export interface TwmFetchWorkerOptions {
   maxMessageSize: number;
   backoff: Omit<BackoffOptions, 'random'>;
   pollIntervalMs?: number;
-  /** Notice-result, fetch and receipt rows handled per poll. */
+  /** Rows read per poll. */
   batchSize?: number;
+  /** Notices being fetched or receipted at once. Default 50. */
+  maxInFlight?: number;
   now?: () => Date;
   log?: (obj: object, msg: string) => void;
   /** Counts fetch outcomes (metrics): `stored`, `retry`, `abandoned`, or a receipt error code. */
@@ -63,22 +71,26 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
   const now = options.now ?? (() => new Date());
   const log = options.log ?? (() => undefined);
   const batchSize = options.batchSize ?? 50;
+  const maxInFlight = options.maxInFlight ?? 50;
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
+  /** Notices (`senderDomain id`) being handled, and their promises. */
+  const inFlight = new Map<string, Promise<void>>();
+  let lastExpiry = 0;
 
+  /** A fetch that did not get through (or could not be stored): backoff, until `expires`. */
   async function retry(n: TwmInNotice, rows: TwmInRecipient[], error: string, deadline: Date): Promise<void> {
     const at = now();
     const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
     const next = nextAttempt(attempts, at, options.backoff);
-    const state = rows[0]!.state;
     const rcpts = rows.map((r) => r.rcpt);
     if (next > deadline) {
-      await inbox.update(n.senderDomain, n.id, rcpts, [state], { state: state === 'scheduled' ? 'expired' : 'closed', nextAttemptAt: null, lastError: error, attempts }, at);
-      log({ notice: n.id, from: n.from, error }, `twm ${state === 'scheduled' ? 'fetch' : 'receipt'} given up`);
+      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'expired', nextAttemptAt: null, lastError: error, attempts }, at);
+      log({ notice: n.id, from: n.from, error }, 'twm fetch given up');
       return;
     }
-    await inbox.update(n.senderDomain, n.id, rcpts, [state], { nextAttemptAt: next, lastError: error, attempts }, at);
+    await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { nextAttemptAt: next, lastError: error, attempts }, at);
   }
 
   const count = options.onFetch ?? (() => undefined);
@@ -148,15 +160,20 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
       }
       return retry(n, rows, err instanceof Error ? err.message : String(err), n.expiresAt);
     }
-    await inbox.update(senderDomain, n.id, rcpts, ['scheduled'], { state: 'receipt-due', receipt: 'delivered', nextAttemptAt: now(), attempts: 0, lastError: null }, now());
     count('stored');
     log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
-    const fresh = await inbox.find(senderDomain, n.id);
-    if (fresh) await receipt(n, fresh.recipients.filter((r) => r.state === 'receipt-due' && rcpts.includes(r.rcpt)));
+    // Durable now: the receipt may go out. Only its outcome is written (a crash before that write
+    // fetches and stores once more: at-least-once, as for any delivery in flight).
+    await receipt(n, rows.map((r) => ({ ...r, receipt: 'delivered' as const, receiptError: null, attempts: 0 })));
   }
 
+  /**
+   * Sends one receipt for `rows` (all of one receipt status: a `delivered`
+   * batch just stored, or rows already `receipt-due`) and writes its outcome.
+   */
   async function receipt(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
     if (rows.length === 0) return;
+    const from = ['scheduled', 'receipt-due'] as const;
     const results: ReceiptEntry[] = rows.map((r) => ({
       rcpt: r.rcpt,
       status: r.receipt ?? 'failed',
@@ -170,40 +187,75 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
         maxResponse: 4096,
       });
     } catch (err) {
-      return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), deadline);
+      return retryReceipt(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), deadline);
     }
+    const { receipt: status, receiptError } = rows[0]!;
     if (response.status === 204 || response.status === 200 || response.status === 404) {
-      await inbox.update(n.senderDomain, n.id, rcpts, ['receipt-due'], { state: 'closed', nextAttemptAt: null }, now());
+      await inbox.update(n.senderDomain, n.id, rcpts, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null }, now());
       return;
     }
     const problem = describeProblem(response);
-    if (problem.temporary) return retry(n, rows, problem.text, deadline);
+    if (problem.temporary) return retryReceipt(n, rows, problem.text, deadline);
     log({ notice: n.id, from: n.from, problem: problem.text }, 'twm receipt refused; abandoned');
-    await inbox.update(n.senderDomain, n.id, rcpts, ['receipt-due'], { state: 'closed', nextAttemptAt: null, lastError: problem.text }, now());
+    await inbox.update(n.senderDomain, n.id, rcpts, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null, lastError: problem.text }, now());
   }
 
-  /** One pass over what is due; true if a full batch was found (more may be due). */
+  /** A receipt that did not get through: `receipt-due` with backoff, until `expires` + 24 h. */
+  async function retryReceipt(n: TwmInNotice, rows: TwmInRecipient[], error: string, deadline: Date): Promise<void> {
+    const at = now();
+    const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
+    const next = nextAttempt(attempts, at, options.backoff);
+    const { receipt: status, receiptError } = rows[0]!;
+    const change =
+      next > deadline
+        ? { state: 'closed' as const, receipt: status, receiptError, nextAttemptAt: null, lastError: error, attempts }
+        : { state: 'receipt-due' as const, receipt: status, receiptError, nextAttemptAt: next, lastError: error, attempts };
+    await inbox.update(n.senderDomain, n.id, rows.map((r) => r.rcpt), ['scheduled', 'receipt-due'], change, at);
+    if (next > deadline) log({ notice: n.id, from: n.from, error }, 'twm receipt given up');
+  }
+
+  /** Starts the due work not already in flight; true if more may be due than was taken. */
   async function poll(): Promise<boolean> {
-    await inbox.expire(now());
-    const due: Row[] = await inbox.due(now(), batchSize);
+    const at = now();
+    // Expiry is a write: once every few seconds is enough (a notice's lifetime is days).
+    if (at.getTime() - lastExpiry >= 5_000) {
+      lastExpiry = at.getTime();
+      await inbox.expire(at);
+    }
+    const free = maxInFlight - inFlight.size;
+    if (free <= 0) return false;
+    // Rows of notices in flight come back too; ask for enough to find `batchSize` others.
+    const limit = batchSize + inFlight.size;
+    const due: Row[] = await inbox.due(at, limit);
     const groups = new Map<string, { notice: TwmInNotice; fetch: TwmInRecipient[]; receipt: TwmInRecipient[] }>();
     for (const { notice, recipient } of due) {
       const key = `${notice.senderDomain} ${notice.id}`;
+      if (inFlight.has(key)) continue;
       const g = groups.get(key) ?? { notice, fetch: [], receipt: [] };
       (recipient.state === 'scheduled' ? g.fetch : g.receipt).push(recipient);
       groups.set(key, g);
     }
-    await Promise.all(
-      [...groups.values()].map(async (g) => {
+    let started = 0;
+    for (const [key, g] of groups) {
+      if (started >= free) return true;
+      started++;
+      const work = (async () => {
         try {
           if (g.fetch.length > 0) await fetch(g.notice, g.fetch);
-          if (g.receipt.length > 0) await receipt(g.notice, g.receipt);
+          // Rows of one receipt share its status; `failed` ones may differ in their error.
+          const byStatus = new Map<string, TwmInRecipient[]>();
+          for (const r of g.receipt) byStatus.set(`${r.receipt} ${r.receiptError}`, [...(byStatus.get(`${r.receipt} ${r.receiptError}`) ?? []), r]);
+          for (const rows of byStatus.values()) await receipt(g.notice, rows);
         } catch (err) {
           log({ err, notice: g.notice.id }, 'twm fetch worker error');
         }
-      }),
-    );
-    return due.length === batchSize;
+      })().finally(() => {
+        inFlight.delete(key);
+        kick();
+      });
+      inFlight.set(key, work);
+    }
+    return due.length === limit;
   }
 
   function kick(): void {
@@ -234,12 +286,18 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     kick,
     async drain() {
       kick();
-      while (running) await running;
+      while (running || inFlight.size > 0) {
+        if (running) await running;
+        await Promise.all(inFlight.values());
+      }
     },
     async stop() {
       stopped = true;
       clearInterval(timer);
-      while (running) await running;
+      while (running || inFlight.size > 0) {
+        if (running) await running;
+        await Promise.all(inFlight.values());
+      }
     },
   };
 }
