@@ -44,12 +44,6 @@ export function createTwmOutbox(options: TwmOutboxOptions) {
     await options.notifyUser(notice.sender, raw);
   }
 
-  /** After a change: drop the body once nobody can fetch it. */
-  async function settle(id: string): Promise<void> {
-    const n = await outbox.get(id);
-    if (n && !n.bodyRemoved && n.recipients.every((r) => TWM_OUT_FINAL.has(r.state))) await outbox.removeBody(id);
-  }
-
   const hooks = {
     async outboundNotice(id: string): Promise<OutboundNoticeFacts | undefined> {
       const n = await outbox.get(id);
@@ -72,19 +66,26 @@ export function createTwmOutbox(options: TwmOutboxOptions) {
     },
 
     async receipt(receipt: Receipt, signer: TwmSigner): Promise<void> {
-      const n = await outbox.get(receipt.id);
-      if (!n) throw twmError('unknown-id', 'no such notice');
       const at = now();
       const failed: StatusLine[] = [];
+      // One conditional write per status; the store drops the body with the last open recipient.
+      const byStatus = new Map<string, { status: Receipt['results'][number]['status']; reason: string | null; rcpts: string[] }>();
       for (const entry of receipt.results) {
-        const rcpt = entry.rcpt.toLowerCase();
         const reason = entry.status === 'failed' ? `the recipient server could not use the message: ${entry.error ?? 'failed'}` : null;
-        const changed = await outbox.transition(n.id, [rcpt], { from: OPEN, to: entry.status, reason }, at);
-        if (changed.length > 0 && entry.status === 'failed') failed.push({ recipient: rcpt, status: 'failed', reason });
+        const key = `${entry.status} ${reason}`;
+        const group = byStatus.get(key) ?? { status: entry.status, reason, rcpts: [] };
+        group.rcpts.push(entry.rcpt.toLowerCase());
+        byStatus.set(key, group);
       }
-      log({ notice: n.id, domain: signer.domain, results: receipt.results.length }, 'twm receipt recorded');
+      for (const { status, reason, rcpts } of byStatus.values()) {
+        const changed = await outbox.transition(receipt.id, rcpts, { from: OPEN, to: status, reason }, at);
+        if (status === 'failed') failed.push(...changed.map((recipient) => ({ recipient, status: 'failed', reason })));
+      }
+      log({ notice: receipt.id, domain: signer.domain, results: receipt.results.length }, 'twm receipt recorded');
+      if (failed.length === 0) return;
+      const n = await outbox.get(receipt.id);
+      if (!n) throw twmError('unknown-id', 'no such notice');
       await report(n, 'failed', failed).catch((err: unknown) => log({ err, notice: n.id }, 'status message failed'));
-      await settle(n.id);
     },
   };
 
@@ -114,16 +115,17 @@ export function createTwmOutbox(options: TwmOutboxOptions) {
     }
     for (const id of touched) {
       const n = await outbox.get(id);
-      if (!n || n.expiryReported || n.recipients.some((r) => !TWM_OUT_FINAL.has(r.state))) continue;
+      if (!n) continue;
+      // Past expiry nobody may fetch (7.4), even if a fetched recipient's receipt is still awaited.
+      if (!n.bodyRemoved && n.expiresAt <= at) await outbox.removeBody(id);
+      if (n.expiryReported || n.recipients.some((r) => !TWM_OUT_FINAL.has(r.state))) continue;
       const lines = n.recipients.filter((r) => r.state !== 'delivered').map((r) => ({ recipient: r.recipient, status: VISIBLE_STATUS[r.state], reason: r.reason }));
       try {
         await report(n, 'expired', lines);
         await outbox.setExpiryReported(id);
       } catch (err) {
         log({ err, notice: id }, 'expiry status message failed; retried at the next sweep');
-        continue;
       }
-      if (!n.bodyRemoved) await outbox.removeBody(id);
     }
     return changed;
   }

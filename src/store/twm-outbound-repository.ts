@@ -163,6 +163,20 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
           .execute();
         changed.push(...rows.map((r) => r.recipient));
       }
+      // The last recipient to become final takes the body with it, in the same transaction: nobody
+      // may fetch it any more (docs/protocol.md 7.2), and a separate write would cost a commit.
+      if (changed.length > 0 && TWM_OUT_FINAL.has(change.to)) {
+        const open = await tx
+          .selectFrom('twm_out_recipients')
+          .select('recipient')
+          .where('notice_id', '=', id)
+          .where('state', 'not in', FINAL_STATES)
+          .limit(1)
+          .executeTakeFirst();
+        if (!open) {
+          await tx.updateTable('twm_out_notices').set({ body: Buffer.alloc(0), body_removed_at: at.getTime() }).where('id', '=', id).where('body_removed_at', 'is', null).execute();
+        }
+      }
       return changed;
     });
   }

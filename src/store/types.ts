@@ -202,7 +202,8 @@ export interface TwmOutboundRepository {
    * Moves the listed recipients of a notice to `to` where their state is one
    * of `from` (conditional update: concurrent fetches and receipts cannot
    * undo a final state). Durable before it resolves. Returns the recipients
-   * that changed.
+   * that changed. When the change leaves no recipient open, the body is
+   * removed in the same transaction.
    */
   transition(id: string, recipients: string[], change: { from: readonly TwmOutState[]; to: TwmOutState; reason?: string | null }, at: Date): Promise<string[]>;
   /**
