@@ -26,6 +26,17 @@ const duration = z.string().transform((v, ctx) => {
   return ms;
 });
 
+/** A duration that may also be zero ("0s"): for deliberate delays a lab can turn off. */
+const delay = z.string().transform((v, ctx) => {
+  if (/^0+[smhdw]?$/i.test(v.trim())) return 0;
+  const ms = parseDuration(v);
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration such as "0s", "30s", "15m" or "4h"' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 const listener = (defaults: { host: string; port: number }) =>
   z
     .object({
@@ -124,9 +135,9 @@ export const configSchema = z
         cert_key: z.string().optional().describe('PEM private key of cert'),
         trust_anchors: z.array(z.string()).default([]).describe("PEM CA files trusted for other servers' endpoints; empty: the public CAs"),
         expiry: duration.prefault('7d').describe('how long a sent notice can be fetched'),
-        fetch_jitter: duration.prefault('10s').describe('fetches for allowed senders start within this random delay'),
-        approval_delay: duration.prefault('15m').describe('fetches released by an approval wait a random time up to this'),
-        decline_delay: duration.prefault('60m').describe('declined receipts wait a random time up to this'),
+        fetch_jitter: delay.prefault('10s').describe('fetches for allowed senders start within this random delay'),
+        approval_delay: delay.prefault('15m').describe('fetches released by an approval wait a random time up to this'),
+        decline_delay: delay.prefault('60m').describe('declined receipts wait a random time up to this'),
         uniform_answers: z.boolean().default(false).describe('answer "pending" for unknown recipients (docs/protocol.md 12.6)'),
         lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, demos and tests only'),
         notices_per_second: z.number().min(0.01).default(10).describe('per sending domain, after verification'),
