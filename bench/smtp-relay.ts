@@ -58,7 +58,7 @@ import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-serv
 import { describeMachine } from './lib/machine.ts';
 import { postfixVersion, startPostfixInstance, type PostfixInstance } from './lib/postfix.ts';
 import { cpuSeconds, treeCpuSeconds } from './lib/proc-cpu.ts';
-import { BENCH_PASSWORD, startTwowayChild, type TwowayChild } from './lib/twoway-child.ts';
+import { BENCH_PASSWORD, startTwowayChild } from './lib/twoway-child.ts';
 import { freePort } from '../test/helpers/postfix.ts';
 
 type SystemName = 'twoway' | 'postfix';

@@ -63,7 +63,7 @@ import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-serv
 import { describeMachine } from './lib/machine.ts';
 import { cpuSeconds } from './lib/proc-cpu.ts';
 import { runSmtpSource } from './lib/smtp-source.ts';
-import { BENCH_NOTICE_RATE, BENCH_TWM_CLIENT_RATE, createTwmLab, twmSection, type TwmLab } from './lib/twm-lab.ts';
+import { BENCH_NOTICE_RATE, createTwmLab, twmSection, type TwmLab } from './lib/twm-lab.ts';
 import { startTwowayChild, type ChildDbReport, type TwowayChild } from './lib/twoway-child.ts';
 
 type Side = 'twm' | 'smtp';

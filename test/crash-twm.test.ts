@@ -35,12 +35,12 @@
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { loadConfig, type Config } from '../src/config/load.ts';
 import { dkimRecordValue, ensureMaterials } from '../src/config/materials.ts';
-import { issueCertificate } from '../src/config/private-ca.ts';
+import { labTwmSection } from '../src/cli/demo-lab.ts';
 import { keyRecordValue } from '../src/core/twm-key-record.ts';
 import type { Mode } from '../src/core/types.ts';
 import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-server.ts';
@@ -90,28 +90,16 @@ function seedFor(t: TestContext, scenario: number): () => number {
 
 /** The [twm] section of a child's configuration: a fixed port, so that the SRV record stays valid across restarts. */
 function twmSection(lab: TwmLab, domain: string, host: string, port: number): string {
-  const pair = issueCertificate(lab.ca, [`twm.${domain}`]);
-  const cert = join(lab.dir, `${domain}.crt`);
-  const key = join(lab.dir, `${domain}.key`);
-  writeFileSync(cert, pair.cert);
-  writeFileSync(key, pair.key, { mode: 0o600 });
-  return [
-    '',
-    '[twm]',
-    'enabled = true',
-    `host = "${host}"`,
-    `port = ${port}`,
-    `public_host = "twm.${domain}"`,
-    `cert = "${cert}"`,
-    `cert_key = "${key}"`,
-    `trust_anchors = ["${lab.caFile}"]`,
-    'lab = true',
-    'fetch_jitter = "1s"',
+  return `\n${labTwmSection({
+    ca: lab.ca,
+    caFile: lab.caFile,
+    dir: lab.dir,
+    domain,
+    host,
+    port,
     // The load is far above a real sender's pace; the rate limit is not under test here.
-    'notices_per_second = 10000',
-    'notice_burst = 100000',
-    '',
-  ].join('\n');
+    extra: ['fetch_jitter = "1s"', 'notices_per_second = 10000', 'notice_burst = 100000'],
+  })}\n`;
 }
 
 /** The records of a child server's domain (MX, SPF, DKIM, SRV, key), from the materials it will reuse. */

@@ -5,9 +5,7 @@
  * publish its endpoint (SRV, A) and key. `lab = true` lets the servers
  * reach each other on loopback, as in the integration tests.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { issueCertificate } from '../../src/config/private-ca.ts';
+import { labTwmSection } from '../../src/cli/demo-lab.ts';
 import type { DnsRecord } from '../../src/dns/types.ts';
 import type { TwmLab } from '../../test/helpers/twm.ts';
 
@@ -42,29 +40,22 @@ export const BENCH_FETCH_JITTER = process.env.BENCH_FETCH_JITTER ?? '0s';
 
 /** The [twm] section for `domain` served on `host` (the endpoint on a free port). */
 export function twmSection(lab: TwmLab, domain: string, host: string, extra: string[] = []): string {
-  const pair = issueCertificate(lab.ca, [`twm.${domain}`]);
-  const cert = join(lab.dir, `${domain}.crt`);
-  const key = join(lab.dir, `${domain}.key`);
-  writeFileSync(cert, pair.cert);
-  writeFileSync(key, pair.key, { mode: 0o600 });
-  return [
-    '[twm]',
-    'enabled = true',
-    `host = "${host}"`,
-    'port = 0',
-    `public_host = "twm.${domain}"`,
-    `cert = "${cert}"`,
-    `cert_key = "${key}"`,
-    `trust_anchors = ["${lab.caFile}"]`,
-    'lab = true',
-    `fetch_jitter = "${BENCH_FETCH_JITTER}"`,
-    `notices_per_second = ${BENCH_NOTICE_RATE}`,
-    `notice_burst = ${BENCH_NOTICE_RATE}`,
-    // Two servers exchanging hundreds of messages a second exceed the per-address default (20/s).
-    `client_requests_per_second = ${BENCH_TWM_CLIENT_RATE.perSecond}`,
-    `client_burst = ${BENCH_TWM_CLIENT_RATE.burst}`,
-    ...extra,
-  ].join('\n');
+  return labTwmSection({
+    ca: lab.ca,
+    caFile: lab.caFile,
+    dir: lab.dir,
+    domain,
+    host,
+    extra: [
+      `fetch_jitter = "${BENCH_FETCH_JITTER}"`,
+      `notices_per_second = ${BENCH_NOTICE_RATE}`,
+      `notice_burst = ${BENCH_NOTICE_RATE}`,
+      // Two servers exchanging hundreds of messages a second exceed the per-address default (20/s).
+      `client_requests_per_second = ${BENCH_TWM_CLIENT_RATE.perSecond}`,
+      `client_burst = ${BENCH_TWM_CLIENT_RATE.burst}`,
+      ...extra,
+    ],
+  });
 }
 
 /** SRV and A of `domain`'s TWM endpoint on `host:port`, plus its key record(s). */

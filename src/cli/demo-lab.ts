@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseConfig } from '../config/load.ts';
 import { dkimRecordValue, ensureMaterials } from '../config/materials.ts';
-import { createPrivateCa, issueCertificate } from '../config/private-ca.ts';
+import { createPrivateCa, issueCertificate, type PemPair } from '../config/private-ca.ts';
 import { renderConfig } from '../config/template.ts';
 import { keyRecordValue } from '../core/twm-key-record.ts';
 import { startDnsServer, type EmbeddedDnsServer } from '../dns/embedded-server.ts';
@@ -31,8 +31,8 @@ export interface Lab {
   close(): Promise<void>;
 }
 
-/** A port free on every given address (the domains' SMTP listeners share one). */
-async function commonPort(hosts: string[]): Promise<number> {
+/** A TCP port free on every given address (servers that must share one, like MX hosts on port 25). */
+export async function commonFreePort(hosts: string[]): Promise<number> {
   const listen = (host: string, port: number) =>
     new Promise<number>((resolve, reject) => {
       const s = createServer();
@@ -66,34 +66,14 @@ export async function startLab(dir: string, domains: LabDomain[], logger: Logger
     mkdirSync(dir, { recursive: true });
     const caFile = join(dir, 'demo-ca.pem');
     writeFileSync(caFile, ca.cert);
-    const port = await commonPort(domains.map((d) => d.host));
+    const port = await commonFreePort(domains.map((d) => d.host));
     for (const d of domains) {
       const home = join(dir, d.domain);
       mkdirSync(home, { recursive: true });
       let text = renderConfig({ hostname: `mx.${d.domain}`, domains: [d.domain], smtpPort: port, submissionPort: 0, httpPort: 0, deliveryPort: port, dns: [dns.address] })
         .replaceAll('host = "0.0.0.0"', `host = "${d.host}"`)
         .replace('[delivery]\n', `[delivery]\nbind_address = "${d.host}"\nmin_backoff = "2s"\n`);
-      if (d.twm) {
-        const pair = issueCertificate(ca, [`twm.${d.domain}`]);
-        writeFileSync(join(home, 'twm.crt'), pair.cert);
-        writeFileSync(join(home, 'twm.key'), pair.key, { mode: 0o600 });
-        text += [
-          '',
-          '[twm]',
-          'enabled = true',
-          `host = "${d.host}"`,
-          'port = 0',
-          `public_host = "twm.${d.domain}"`,
-          'cert = "twm.crt"',
-          'cert_key = "twm.key"',
-          `trust_anchors = [${JSON.stringify(caFile)}]`,
-          '# loopback targets are refused unless lab is on: never in production',
-          'lab = true',
-          'fetch_jitter = "1s"',
-          'approval_delay = "1s"',
-          '',
-        ].join('\n');
-      }
+      if (d.twm) text += `\n${labTwmSection({ ca, caFile, dir: home, domain: d.domain, host: d.host, extra: ['fetch_jitter = "1s"', 'approval_delay = "1s"'] })}\n`;
       const file = join(home, 'twoway.toml');
       writeFileSync(file, text, { mode: 0o600 });
       const server = await startServer(parseConfig(text, file), { logger });
@@ -105,6 +85,33 @@ export async function startLab(dir: string, domains: LabDomain[], logger: Logger
     await close();
     throw err;
   }
+}
+
+/**
+ * The [twm] section of a lab server for `domain` on `host`: a certificate for
+ * `twm.<domain>` from the lab CA (written into `dir`), the CA as the only
+ * trust anchor, and `lab = true` (loopback targets; never in production).
+ * Port 0 picks a free port; `extra` lines are appended.
+ */
+export function labTwmSection(o: { ca: PemPair; caFile: string; dir: string; domain: string; host: string; port?: number; extra?: string[] }): string {
+  const pair = issueCertificate(o.ca, [`twm.${o.domain}`]);
+  const cert = join(o.dir, `${o.domain}.crt`);
+  const key = join(o.dir, `${o.domain}.key`);
+  writeFileSync(cert, pair.cert);
+  writeFileSync(key, pair.key, { mode: 0o600 });
+  return [
+    '[twm]',
+    'enabled = true',
+    `host = "${o.host}"`,
+    `port = ${o.port ?? 0}`,
+    `public_host = "twm.${o.domain}"`,
+    `cert = ${JSON.stringify(cert)}`,
+    `cert_key = ${JSON.stringify(key)}`,
+    `trust_anchors = [${JSON.stringify(o.caFile)}]`,
+    '# loopback targets are refused unless lab is on: never in production',
+    'lab = true',
+    ...(o.extra ?? []),
+  ].join('\n');
 }
 
 function recordsOf(server: RunningServer, d: LabDomain): DnsRecord[] {

@@ -76,29 +76,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   };
 }
 
-/** A TCP port that is free on every given loopback address (for servers that must share one, like MX hosts on port 25). */
-export async function commonFreePort(hosts: string[]): Promise<number> {
-  const { createServer } = await import('node:net');
-  const tryListen = (host: string, port: number) =>
-    new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(port, host, () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
-  for (let i = 0; i < 20; i++) {
-    const port = await tryListen(hosts[0]!, 0);
-    try {
-      for (const h of hosts.slice(1)) await tryListen(h, port);
-      return port;
-    } catch {
-      // taken on another address; pick again
-    }
-  }
-  throw new Error(`no common free port on ${hosts.join(', ')}`);
-}
+export { commonFreePort } from '../../src/cli/demo-lab.ts';
 
 /** Sends over SMTP submission with AUTH (STARTTLS first; the certificate is self-signed). */
 export async function submit(o: { port: number; host?: string; user: string; pass: string; from?: string; to: string | string[]; subject?: string; text?: string; raw?: Buffer; envelopeFrom?: string }): Promise<string> {

@@ -8,7 +8,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPrivateCa, issueCertificate, type PemPair } from '../../src/config/private-ca.ts';
+import { labTwmSection } from '../../src/cli/demo-lab.ts';
+import { createPrivateCa, type PemPair } from '../../src/config/private-ca.ts';
 import { dkimRecordValue, ensureMaterials } from '../../src/config/materials.ts';
 import { keyRecordValue } from '../../src/core/twm-key-record.ts';
 import type { EmbeddedDnsServer } from '../../src/dns/embedded-server.ts';
@@ -49,30 +50,16 @@ export interface DomainOptions {
 /** Starts a server for `domain` and publishes its records. */
 export async function startDomain(o: DomainOptions): Promise<TestServer> {
   const twm = o.twm ?? true;
-  let twmToml = '';
-  if (twm) {
-    const pair = issueCertificate(o.lab.ca, [`twm.${o.domain}`]);
-    const cert = join(o.lab.dir, `${o.domain}.crt`);
-    const key = join(o.lab.dir, `${o.domain}.key`);
-    writeFileSync(cert, pair.cert);
-    writeFileSync(key, pair.key, { mode: 0o600 });
-    twmToml = [
-      '[twm]',
-      'enabled = true',
-      `host = "${o.host}"`,
-      'port = 0',
-      `public_host = "twm.${o.domain}"`,
-      `cert = "${cert}"`,
-      `cert_key = "${key}"`,
-      `trust_anchors = ["${o.lab.caFile}"]`,
-      'lab = true',
-      'fetch_jitter = "1s"',
-      'approval_delay = "1s"',
-      'decline_delay = "1s"',
-      o.twmToml ?? '',
-      '',
-    ].join('\n');
-  }
+  const twmToml = twm
+    ? labTwmSection({
+        ca: o.lab.ca,
+        caFile: o.lab.caFile,
+        dir: o.lab.dir,
+        domain: o.domain,
+        host: o.host,
+        extra: ['fetch_jitter = "1s"', 'approval_delay = "1s"', 'decline_delay = "1s"', o.twmToml ?? ''],
+      })
+    : '';
   const t = await startTestServer({
     domain: o.domain,
     dns: o.dns,
