@@ -195,7 +195,7 @@ describe('Two-Way Mail transitions and refusals', () => {
   });
 });
 
-describe('Two-Way Mail notice rate per sending domain', () => {
+describe('Two-Way Mail notice rate per sending domain, and uniform answers', () => {
   let dns: EmbeddedDnsServer;
   let lab: TwmLab;
   let c: TestServer;
@@ -204,7 +204,7 @@ describe('Two-Way Mail notice rate per sending domain', () => {
     dns = await startDnsServer();
     lab = createTwmLab();
     const port = await commonFreePort(['127.0.0.7']);
-    c = await startDomain({ lab, dns, domain: 'c.test', host: '127.0.0.7', smtpPort: port, twmToml: 'notices_per_second = 0.01\nnotice_burst = 2' });
+    c = await startDomain({ lab, dns, domain: 'c.test', host: '127.0.0.7', smtpPort: port, twmToml: 'notices_per_second = 0.01\nnotice_burst = 2\nuniform_answers = true' });
     await c.server.services.accounts.add('cat@c.test', 'cat-password', 'screen');
     y = await startTwmPeer({ lab, dns, domain: 'y.test', host: '127.0.0.8' });
   });
@@ -217,15 +217,26 @@ describe('Two-Way Mail notice rate per sending domain', () => {
 
   it('a sending domain over its notice rate gets 429 with Retry-After, and nothing is stored for it', async () => {
     const created = new Date(Math.floor(Date.now() / 1000) * 1000);
-    const notice = (id: string) =>
-      noticeToJson({ id, from: 'news@y.test', to: ['cat@c.test'], size: 10, sha256: '1'.repeat(64), created, expires: new Date(created.getTime() + 3_600_000) });
+    const notice = (id: string, to = ['cat@c.test']) =>
+      noticeToJson({ id, from: 'news@y.test', to, size: 10, sha256: '1'.repeat(64), created, expires: new Date(created.getTime() + 3_600_000) });
+    // Uniform answers: an unknown recipient looks like a screened one, on a retry too (12.6).
+    const probe = notice('uniformuniformuniformxx', ['cat@c.test', 'nobody@c.test']);
+    for (let i = 0; i < 2; i++) {
+      const res = await y.post('c.test', TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, probe);
+      assert.equal(res.status, 200);
+      assert.deepEqual(JSON.parse(res.body.toString()).results, [
+        { rcpt: 'cat@c.test', status: 'pending' },
+        { rcpt: 'nobody@c.test', status: 'pending' },
+      ]);
+    }
     const answers = [];
-    for (const id of ['ratelimit1ratelimit1xx', 'ratelimit2ratelimit2xx', 'ratelimit3ratelimit3xx']) {
+    // The burst of 2 is spent on the probe (its retry is answered from the record, costing nothing) and one more.
+    for (const id of ['ratelimit2ratelimit2xx', 'ratelimit3ratelimit3xx']) {
       answers.push(await y.post('c.test', TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice(id)).catch((err: { last?: { status: number; headers: Record<string, string>; body: Buffer } }) => err.last!));
     }
-    assert.deepEqual(answers.map((r) => r.status), [200, 200, 429]);
-    assert.equal(JSON.parse(answers[2]!.body.toString()).twm_error, 'rate-limited');
-    assert.ok(Number(answers[2]!.headers['retry-after']) >= 1, 'Retry-After');
+    assert.deepEqual(answers.map((r) => r.status), [200, 429]);
+    assert.equal(JSON.parse(answers[1]!.body.toString()).twm_error, 'rate-limited');
+    assert.ok(Number(answers[1]!.headers['retry-after']) >= 1, 'Retry-After');
     assert.equal(await c.server.store.twmIn.find('y.test', 'ratelimit3ratelimit3xx'), undefined);
     assert.match(await c.server.metrics.registry.getSingleMetricAsString('twoway_twm_refused_total'), /endpoint="notice",code="rate-limited"\} 1/);
   });

@@ -103,7 +103,13 @@ export function createTwmInbox(options: TwmInboxOptions) {
     if (known) {
       if (known.notice.contentSha256 !== contentSha256) throw twmError('id-conflict', 'this id was used for another notice');
       const rows = new Map(known.recipients.map((r) => [r.rcpt, r]));
-      return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: rows.has(rcpt.toLowerCase()) ? answerOf(rows.get(rcpt.toLowerCase())!) : 'unknown' })) };
+      // The same answers as the first time, uniform answers included (12.6).
+      const answer = (rcpt: string): NoticeStatus => {
+        const row = rows.get(rcpt.toLowerCase());
+        const status = row ? answerOf(row) : 'unknown';
+        return status === 'unknown' && options.uniformAnswers ? 'pending' : status;
+      };
+      return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: answer(rcpt) })) };
     }
     if (n.size > options.maxMessageSize) {
       throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
