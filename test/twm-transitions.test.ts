@@ -15,6 +15,10 @@ import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-serv
 import { fetchRequestToJson, noticeToJson } from '../src/core/twm-schema.ts';
 import { signRequest } from '../src/core/twm-signature.ts';
 import { keyIdOf, TWM_MEDIA_TYPES, TWM_PATHS, type Notice } from '../src/core/twm-types.ts';
+import { ensureMaterials } from '../src/config/materials.ts';
+import { createTwmClient } from '../src/delivery/twm-client.ts';
+import { createTwmTransport } from '../src/delivery/twm-transport.ts';
+import { createResolver } from '../src/dns/resolver.ts';
 import { commonFreePort, eventually, submit, type TestServer } from './helpers/server.ts';
 import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';
 import { startTwmPeer, type TwmPeer } from './helpers/twm-peer.ts';
@@ -181,6 +185,32 @@ describe('Two-Way Mail transitions and refusals', () => {
     const other = await x.post('b.test', TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, peerNotice('replayreplayreplayreplay', Buffer.from(body.toString() + 'x')));
     assert.deepEqual([other.status, JSON.parse(other.body.toString()).twm_error], [409, 'id-conflict']);
     assert.equal((await b.server.store.twmIn.find('x.test', 'replayreplayreplayreplay'))?.recipients.length, 1);
+  });
+
+  it("a message whose recipients reach the transport in two parts gets two notices, and both parts are delivered", async () => {
+    await b.server.services.contacts.allow((await user(b, 'ben@b.test')).id, 'ann@a.test');
+    const keys = ensureMaterials(a.server.config).twm!;
+    const client = createTwmClient({ resolver: createResolver({ servers: [dns.address] }), trustAnchors: [lab.ca.cert], lab: true });
+    const transport = createTwmTransport({
+      outbox: a.server.store.twmOut,
+      client,
+      key: (domain) => ({ selector: keys.selector, domain, privateKey: keys.privateKey }),
+      expiryMs: 3_600_000,
+    });
+    const message = { messageId: 'split-1@queue', sender: 'ann@a.test', raw: Buffer.from('From: ann@a.test\r\nTo: bea@b.test, ben@b.test\r\nSubject: in two parts\r\n\r\nHi both.\r\n') };
+    try {
+      const first = await transport.deliver('b.test', message, ['bea@b.test']);
+      const second = await transport.deliver('b.test', message, ['ben@b.test']);
+      // A retry of the first part reuses its notice.
+      const again = await transport.deliver('b.test', message, ['bea@b.test']);
+      assert.deepEqual([...first, ...second, ...again].map((r) => r.status), ['delivered', 'delivered', 'delivered']);
+      const notices = await a.server.store.twmOut.findByMessage('split-1@queue', 'b.test');
+      assert.deepEqual(notices.map((n) => n.recipients.map((r) => r.recipient)), [['bea@b.test'], ['ben@b.test']]);
+      await eventually(() => mailAtB('bea@b.test', 'in two parts'), 15_000, 'bea');
+      await eventually(() => mailAtB('ben@b.test', 'in two parts'), 15_000, 'ben');
+    } finally {
+      await client.close();
+    }
   });
 
   it('fetches are served only to the recipient domain, for known ids', async () => {

@@ -29,7 +29,7 @@ export function createRemoteTransport(options: RemoteTransportOptions): Transpor
   const ours = new Set(options.domains);
   return {
     async deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
-      if (await options.outbox.findByMessage(message.messageId, domain)) return options.twm.deliver(domain, message, recipients);
+      if ((await options.outbox.findByMessage(message.messageId, domain)).length > 0) return options.twm.deliver(domain, message, recipients);
       const from = message.sender === null ? null : messageFacts(parseHeaders(message.raw)).from;
       if (!from || !ours.has(domainOf(from))) return options.smtp.deliver(domain, message, recipients);
       try {

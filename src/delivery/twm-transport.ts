@@ -48,9 +48,8 @@ const MAX_RESULT_SIZE = 65_536;
 export function createTwmTransport(options: TwmTransportOptions): Transport {
   const now = options.now ?? (() => new Date());
 
-  async function noticeFor(domain: string, message: OutboundMessage, recipients: string[]): Promise<TwmOutNotice> {
-    const existing = await options.outbox.findByMessage(message.messageId, domain);
-    if (existing) return existing;
+  /** A new notice (stored before anything is sent) for recipients no notice of this message lists yet. */
+  async function newNotice(domain: string, message: OutboundMessage, recipients: string[]): Promise<TwmOutNotice> {
     const facts = messageFacts(parseHeaders(message.raw));
     if (!facts.from) throw new Error('a TWM message needs exactly one From: address');
     const created = new Date(Math.floor(now().getTime() / 1000) * 1000);
@@ -69,7 +68,7 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
       ...(purpose ? { purpose } : {}),
       ...(listId ? { listId } : {}),
     };
-    const { notice: stored } = await options.outbox.create({
+    return options.outbox.create({
       notice: {
         id: notice.id,
         messageId: message.messageId,
@@ -86,76 +85,81 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
       recipients: notice.to,
       raw: message.raw,
     });
-    return stored;
   }
 
   return {
     async deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
-      const notice = await noticeFor(domain, message, recipients);
-      const from = JSON.parse(notice.content.toString('utf8')) as { from: string; to: string[] };
-      const listed = new Set(from.to);
-      const results = new Map<string, RecipientResult>();
-      const ours = recipients.filter((r) => listed.has(r.toLowerCase()));
+      // Each recipient goes with the notice that already lists it (a retry sends the same octets),
+      // the others with one new notice: the queue may hand a message's recipients over in parts.
+      const existing = await options.outbox.findByMessage(message.messageId, domain);
+      const byRecipient = new Map<string, TwmOutNotice>();
+      for (const n of existing) for (const r of n.recipients) byRecipient.set(r.recipient, n);
+      const fresh = recipients.filter((r) => !byRecipient.has(r.toLowerCase()));
+      if (fresh.length > 0) {
+        const n = await newNotice(domain, message, fresh);
+        for (const r of fresh) byRecipient.set(r.toLowerCase(), n);
+      }
+      const groups = new Map<string, { notice: TwmOutNotice; recipients: string[] }>();
       for (const r of recipients) {
-        // Not in the stored notice (the queue split a message's recipients across polls): retried
-        // until a later attempt; see docs/protocol.md 14.
-        if (!listed.has(r.toLowerCase())) results.set(r, { recipient: r, status: 'deferred', reply: '451 4.3.0 TWM: recipient not in the stored notice' });
+        const n = byRecipient.get(r.toLowerCase())!;
+        const g = groups.get(n.id) ?? { notice: n, recipients: [] };
+        g.recipients.push(r);
+        groups.set(n.id, g);
       }
-      if (now().getTime() >= notice.expiresAt.getTime() - lastNoticeMargin(options.expiryMs)) {
-        const reason = 'could not notify the recipient server before the notice expired';
-        await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason }, now());
-        for (const r of ours) results.set(r, { recipient: r, status: 'failed', reply: `554 5.4.7 TWM: ${reason}` });
-        return recipients.map((r) => results.get(r)!);
-      }
-
-      let response: TwmResponse;
-      try {
-        response = await options.client.post(domain, TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice.content, options.key(domainOf(from.from)), {
-          maxResponse: MAX_RESULT_SIZE,
-        });
-      } catch (err) {
-        const text = err instanceof TwmUnreachableError ? err.message : err instanceof Error ? err.message : String(err);
-        for (const r of ours) results.set(r, { recipient: r, status: 'deferred', reply: `451 4.4.1 TWM: ${text}` });
-        return recipients.map((r) => results.get(r)!);
-      }
-
-      if (response.status === 200) {
-        let result: NoticeResult;
-        try {
-          result = parseNoticeResult(JSON.parse(response.body.toString('utf8')));
-        } catch {
-          for (const r of ours) results.set(r, { recipient: r, status: 'deferred', reply: `451 4.5.0 TWM: unreadable notice result from ${response.endpoint}` });
-          return recipients.map((r) => results.get(r)!);
-        }
-        const byRcpt = new Map(result.results.map((e) => [e.rcpt.toLowerCase(), e]));
-        const at = now();
-        for (const r of ours) {
-          const entry = byRcpt.get(r.toLowerCase());
-          const remoteMta = response.endpoint;
-          if (!entry || entry.status === 'deferred') {
-            const wait = entry?.retryAfter ? ` (retry after ${entry.retryAfter} s)` : '';
-            results.set(r, { recipient: r, status: 'deferred', reply: `451 4.2.0 TWM: recipient deferred${wait}`, remoteMta });
-          } else if (entry.status === 'unknown') {
-            await options.outbox.transition(notice.id, [r], { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
-            results.set(r, { recipient: r, status: 'failed', reply: `550 5.1.1 TWM: <${r}>: unknown recipient`, remoteMta });
-          } else {
-            await options.outbox.transition(notice.id, [r], { from: ['queued'], to: entry.status }, at);
-            results.set(r, { recipient: r, status: 'delivered', reply: `250 2.0.0 TWM notice ${notice.id}: ${entry.status}`, remoteMta });
-          }
-        }
-        return recipients.map((r) => results.get(r)!);
-      }
-
-      const problem = describeProblem(response);
-      if (problem.temporary) {
-        for (const r of ours) results.set(r, { recipient: r, status: 'deferred', reply: `451 4.0.0 TWM: ${problem.text}`, remoteMta: response.endpoint });
-      } else {
-        await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason: problem.text }, now());
-        for (const r of ours) results.set(r, { recipient: r, status: 'failed', reply: `550 5.0.0 TWM: ${problem.text}`, remoteMta: response.endpoint });
-      }
+      const results = new Map<string, RecipientResult>();
+      for (const g of groups.values()) for (const r of await notify(domain, g.notice, g.recipients)) results.set(r.recipient, r);
       return recipients.map((r) => results.get(r)!);
     },
   };
+
+  /** Sends one stored notice and maps its answer to the queue's per-recipient results. */
+  async function notify(domain: string, notice: TwmOutNotice, ours: string[]): Promise<RecipientResult[]> {
+    const results = new Map<string, RecipientResult>();
+    const all = (status: RecipientResult['status'], reply: string, remoteMta?: string) =>
+      ours.map((recipient) => ({ recipient, status, reply, ...(remoteMta ? { remoteMta } : {}) }));
+    if (now().getTime() >= notice.expiresAt.getTime() - lastNoticeMargin(options.expiryMs)) {
+      const reason = 'could not notify the recipient server before the notice expired';
+      await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason }, now());
+      return all('failed', `554 5.4.7 TWM: ${reason}`);
+    }
+    const from = (JSON.parse(notice.content.toString('utf8')) as { from: string }).from;
+    let response: TwmResponse;
+    try {
+      response = await options.client.post(domain, TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice.content, options.key(domainOf(from)), { maxResponse: MAX_RESULT_SIZE });
+    } catch (err) {
+      const text = err instanceof TwmUnreachableError ? err.message : err instanceof Error ? err.message : String(err);
+      return all('deferred', `451 4.4.1 TWM: ${text}`);
+    }
+    if (response.status !== 200) {
+      const problem = describeProblem(response);
+      if (problem.temporary) return all('deferred', `451 4.0.0 TWM: ${problem.text}`, response.endpoint);
+      await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason: problem.text }, now());
+      return all('failed', `550 5.0.0 TWM: ${problem.text}`, response.endpoint);
+    }
+    let result: NoticeResult;
+    try {
+      result = parseNoticeResult(JSON.parse(response.body.toString('utf8')));
+    } catch {
+      return all('deferred', `451 4.5.0 TWM: unreadable notice result from ${response.endpoint}`);
+    }
+    const byRcpt = new Map(result.results.map((e) => [e.rcpt.toLowerCase(), e]));
+    const at = now();
+    const remoteMta = response.endpoint;
+    for (const r of ours) {
+      const entry = byRcpt.get(r.toLowerCase());
+      if (!entry || entry.status === 'deferred') {
+        const wait = entry?.retryAfter ? ` (retry after ${entry.retryAfter} s)` : '';
+        results.set(r, { recipient: r, status: 'deferred', reply: `451 4.2.0 TWM: recipient deferred${wait}`, remoteMta });
+      } else if (entry.status === 'unknown') {
+        await options.outbox.transition(notice.id, [r], { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
+        results.set(r, { recipient: r, status: 'failed', reply: `550 5.1.1 TWM: <${r}>: unknown recipient`, remoteMta });
+      } else {
+        await options.outbox.transition(notice.id, [r], { from: ['queued'], to: entry.status }, at);
+        results.set(r, { recipient: r, status: 'delivered', reply: `250 2.0.0 TWM notice ${notice.id}: ${entry.status}`, remoteMta });
+      }
+    }
+    return ours.map((r) => results.get(r)!);
+  }
 }
 
 /** The registered TWM-Purpose of the message, for the notice's `purpose` (9.1). */

@@ -40,9 +40,9 @@ export function twm(dialect: Dialect): Migration {
         .addColumn('body', t.blob, (c) => c.notNull())
         .addColumn('body_removed_at', t.time)
         .addColumn('expiry_reported_at', t.time)
-        // A retried queue entry finds its notice instead of making a second one.
-        .addUniqueConstraint('twm_out_notices_message_domain', ['message_id', 'domain'])
         .execute();
+      // A retried queue entry finds the notice that lists its recipient (a message may have several per domain).
+      await db.schema.createIndex('twm_out_notices_message').on('twm_out_notices').columns(['message_id', 'domain']).execute();
       await db.schema.createIndex('twm_out_notices_sender').on('twm_out_notices').columns(['sender', 'created_at']).execute();
       await db.schema.createIndex('twm_out_notices_expires').on('twm_out_notices').column('expires_at').execute();
 

@@ -12,11 +12,11 @@
  * Every write goes through one DurableWriter (group commit): durable before
  * it resolves, one fsync for concurrent handlers.
  */
-import type { Selectable, Transaction } from 'kysely';
+import type { Selectable } from 'kysely';
 import { TWM_OUT_FINAL, type TwmOutState } from '../core/twm-types.ts';
 import type { TwmOutboundRepository, TwmOutNotice, TwmOutRecipient } from './types.ts';
 import { StoreConflictError } from './types.ts';
-import type { Database, TwmOutNoticesTable, TwmOutRecipientsTable } from './schema.ts';
+import type { TwmOutNoticesTable, TwmOutRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
 
@@ -81,11 +81,10 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
     notice: Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'>;
     recipients: string[];
     raw: Buffer;
-  }): Promise<{ notice: TwmOutNotice; created: boolean }> {
+  }): Promise<TwmOutNotice> {
     const n = input.notice;
     try {
       return await this.writer.write(async (tx) => {
-        // DO NOTHING on (message_id, domain) only: a clash on the id itself is an error, not a retry.
         const inserted = await tx
           .insertInto('twm_out_notices')
           .values({
@@ -104,21 +103,15 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
             body_removed_at: null,
             expiry_reported_at: null,
           })
-          .onConflict((oc) => oc.columns(['message_id', 'domain']).doNothing())
           .returning(NOTICE_COLUMNS)
-          .executeTakeFirst();
-        if (!inserted) {
-          const existing = await findByMessage(tx, n.messageId, n.domain);
-          if (!existing) throw new Error(`TWM notice for ${n.messageId} to ${n.domain} vanished during create`);
-          return { notice: existing, created: false };
-        }
+          .executeTakeFirstOrThrow();
         for (const part of chunks(unique(input.recipients), PER_STATEMENT)) {
           await tx
             .insertInto('twm_out_recipients')
             .values(part.map((recipient) => ({ notice_id: n.id, recipient, state: 'queued' as const, reason: null, updated_at: n.createdAt.getTime() })))
             .execute();
         }
-        return { notice: toNotice(inserted), created: true };
+        return toNotice(inserted);
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw new StoreConflictError(`A TWM notice with id ${n.id} exists already`);
@@ -132,8 +125,16 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
     return (await this.withRecipients([row]))[0];
   }
 
-  findByMessage(messageId: string, domain: string): Promise<TwmOutNotice | undefined> {
-    return findByMessage(this.s.db, messageId, domain);
+  async findByMessage(messageId: string, domain: string): Promise<WithRecipients[]> {
+    const rows = await this.s.db
+      .selectFrom('twm_out_notices')
+      .select(NOTICE_COLUMNS)
+      .where('message_id', '=', messageId)
+      .where('domain', '=', domain)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.length === 0 ? [] : this.withRecipients(rows);
   }
 
   async body(id: string): Promise<Buffer | undefined> {
@@ -263,14 +264,4 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
     }
     return rows.map((r) => ({ ...toNotice(r), recipients: byNotice.get(r.id)! }));
   }
-}
-
-async function findByMessage(db: Db['db'] | Transaction<Database>, messageId: string, domain: string): Promise<TwmOutNotice | undefined> {
-  const row = await db
-    .selectFrom('twm_out_notices')
-    .select(NOTICE_COLUMNS)
-    .where('message_id', '=', messageId)
-    .where('domain', '=', domain)
-    .executeTakeFirst();
-  return row && toNotice(row);
 }

@@ -185,17 +185,19 @@ export interface TwmOutRecipient {
 export interface TwmOutboundRepository {
   /**
    * Stores the body, the notice and one `queued` row per recipient durably,
-   * in one transaction. If a notice for (messageId, domain) exists already
-   * (a retry of the queue entry), stores nothing and returns that one with
-   * `created: false`.
+   * in one transaction. A message may have several notices for one domain
+   * (the queue may hand its recipients over in several calls); the caller
+   * makes a notice only for recipients no notice of the message lists yet.
+   * Throws StoreConflictError if the id exists.
    */
   create(input: {
     notice: Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'>;
     recipients: string[];
     raw: Buffer;
-  }): Promise<{ notice: TwmOutNotice; created: boolean }>;
+  }): Promise<TwmOutNotice>;
   get(id: string): Promise<(TwmOutNotice & { recipients: TwmOutRecipient[] }) | undefined>;
-  findByMessage(messageId: string, domain: string): Promise<TwmOutNotice | undefined>;
+  /** The notices made from a queue message for a domain, oldest first, with their recipients. */
+  findByMessage(messageId: string, domain: string): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
   /** The message octets; undefined once removed. */
   body(id: string): Promise<Buffer | undefined>;
   /**
