@@ -17,8 +17,9 @@
  *   but its id. The octets are checked (size, SHA-256, Content-Digest, From:,
  *   List-Id) before anything is stored; then the one ingest path stores them
  *   durably, and only then is the `delivered` receipt due.
- * - At-least-once: a crash between ingest and the row update fetches and
- *   stores the message again (a duplicate, never a loss).
+ * - At-least-once: a crash between ingest and the row update fetches the
+ *   message again; ingest then finds it stored under the notice's key and
+ *   stores nothing twice (never a loss, and no duplicate).
  * - Retries use the queue's backoff; fetches end at `expires` (the store's
  *   expire() closes them), receipts at `expires` + 24 h.
  */
@@ -149,6 +150,8 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
           raw: body,
           prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(now())}\r\n`,
           auth: { alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
+          // Stored once per recipient even when a crash makes us fetch it again.
+          twmKey: `${senderDomain} ${n.id}`,
         });
       }
     } catch (err) {
@@ -163,7 +166,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     count('stored');
     log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
     // Durable now: the receipt may go out. Only its outcome is written (a crash before that write
-    // fetches and stores once more: at-least-once, as for any delivery in flight).
+    // fetches once more, and ingest recognises the message by its key).
     await receipt(n, rows.map((r) => ({ ...r, receipt: 'delivered' as const, receiptError: null, attempts: 0 })));
   }
 

@@ -33,6 +33,12 @@ export interface IngestMessage {
    */
   auth: { alignedDomain: string | null; authenticatedDomains: string[] };
   receivedAt?: Date;
+  /**
+   * A message fetched over TWM: `<sender domain> <notice id>`. Recipients
+   * that already have a message with this key are left out (a refetch after
+   * a crash between storing and recording it), so it is stored once each.
+   */
+  twmKey?: string;
 }
 
 export interface RecipientOutcome {
@@ -126,7 +132,13 @@ export function createIngest(options: IngestOptions): Ingest {
     return { verdict, expected };
   }
 
-  async function ingest(message: IngestMessage): Promise<RecipientOutcome[]> {
+  async function ingest(input: IngestMessage): Promise<RecipientOutcome[]> {
+    let message = input;
+    if (input.twmKey !== undefined) {
+      const stored = new Set(await store.messages.withTwmKey(input.recipients.map((u) => u.id), input.twmKey));
+      if (stored.size > 0) message = { ...input, recipients: input.recipients.filter((u) => !stored.has(u.id)) };
+      if (message.recipients.length === 0) return [];
+    }
     const headers = parseHeaders(message.raw);
     const facts = messageFacts(headers);
     if (facts.receivedCount >= options.maxReceivedHeaders) {
@@ -190,6 +202,7 @@ export function createIngest(options: IngestOptions): Ingest {
           subject: facts.subject,
           receivedAt,
           firstContact,
+          ...(message.twmKey === undefined ? {} : { twmKey: message.twmKey }),
           // Strangers are listed in the Screener: held there in screen/strict
           // mode, as history in open mode (DESIGN.md section 2).
           request: firstContact

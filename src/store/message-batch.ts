@@ -151,6 +151,7 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
     // Only a message held in the Screener belongs to its request.
     request_id: m.mailbox === 'Screener' ? (requestIdOf[i] ?? null) : null,
     body_id: bodyIds[i]!,
+    twm_key: m.twmKey ?? null,
   }));
 
   // RETURNING order is not guaranteed, so rows are matched back by (mailbox, uid), which is unique.

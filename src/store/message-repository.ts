@@ -32,7 +32,7 @@ import { chunks, durableTransaction, isForeignKeyViolation, num, toDate, unique,
 /** Ids per IN (...) list, below both dialects' bound-parameter limits. */
 const IDS_PER_QUERY = 1000;
 
-type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id'> & { mailbox: MailboxName };
+type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id' | 'twm_key'> & { mailbox: MailboxName };
 
 function toSummary(row: SummaryRow): MessageSummary {
   return {
@@ -109,6 +109,12 @@ export class KyselyMessageRepository implements MessageRepository {
       .executeTakeFirst();
     // Both drivers return a Buffer already; no copy of a possibly large body.
     return row && { ...toSummary(row), raw: row.raw };
+  }
+
+  async withTwmKey(userIds: number[], twmKey: string): Promise<number[]> {
+    if (userIds.length === 0) return [];
+    const rows = await this.s.db.selectFrom('messages').select('user_id').distinct().where('user_id', 'in', userIds).where('twm_key', '=', twmKey).execute();
+    return rows.map((r) => r.user_id);
   }
 
   async mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>> {

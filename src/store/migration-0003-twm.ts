@@ -23,6 +23,9 @@ export function twm(dialect: Dialect): Migration {
     async up(db: Kysely<unknown>): Promise<void> {
       await db.schema.alterTable('users').addColumn('reveal_declined', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       await db.schema.alterTable('contact_requests').addColumn('intro', 'text').execute();
+      // A fetched TWM message remembers its notice, so a refetch after a crash stores nothing twice.
+      await db.schema.alterTable('messages').addColumn('twm_key', 'text').execute();
+      await db.schema.createIndex('messages_twm_key').on('messages').columns(['user_id', 'twm_key']).execute();
 
       await db.schema
         .createTable('twm_out_notices')

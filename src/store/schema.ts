@@ -63,6 +63,8 @@ export interface MessagesTable {
   first_contact: number;
   request_id: number | null;
   body_id: number;
+  /** `<sender domain> <notice id>` of a message fetched over TWM (refetch idempotency); null otherwise. */
+  twm_key: string | null;
 }
 
 export interface ContactsTable {

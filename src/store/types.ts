@@ -80,6 +80,8 @@ export interface NewMessage {
    * the message is linked to it when it is held in the Screener mailbox.
    */
   request?: { sender: string; authDomain: string | null; subject: string | null };
+  /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
+  twmKey?: string;
 }
 
 export interface MessageRepository {
@@ -93,6 +95,8 @@ export interface MessageRepository {
   list(userId: number, options?: { mailbox?: MailboxName; limit?: number; offset?: number }): Promise<MessageSummary[]>;
   get(userId: number, id: number): Promise<(MessageSummary & { raw: Buffer }) | undefined>;
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
+  /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
+  withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
   /** Moves messages to another mailbox, assigning new UIDs there. Returns how many moved. */
   move(userId: number, ids: number[], to: MailboxName): Promise<number>;
   setFlags(userId: number, id: number, flags: string[]): Promise<boolean>;
