@@ -78,7 +78,7 @@ export async function startLab(dir: string, domains: LabDomain[], logger: Logger
       writeFileSync(file, text, { mode: 0o600 });
       const server = await startServer(parseConfig(text, file), { logger });
       servers.set(d.domain, server);
-      dns.add(recordsOf(server, d));
+      dns.add(labRecords(server, d));
     }
     return { dns, servers, close };
   } catch (err) {
@@ -114,8 +114,14 @@ export function labTwmSection(o: { ca: PemPair; caFile: string; dir: string; dom
   ].join('\n');
 }
 
-function recordsOf(server: RunningServer, d: LabDomain): DnsRecord[] {
+/**
+ * What a lab domain publishes: MX, SPF, DMARC, both DKIM keys, and with TWM
+ * its SRV record, the target's A record and the TWM key. `ttl` applies to the
+ * SRV and A records (tests that move an endpoint use short ones).
+ */
+export function labRecords(server: RunningServer, d: LabDomain, options: { ttl?: number } = {}): DnsRecord[] {
   const { dkim, twm } = ensureMaterials(server.config);
+  const ttl = options.ttl === undefined ? {} : { ttl: options.ttl };
   const records: DnsRecord[] = [
     { name: d.domain, type: 'MX', data: { preference: 10, exchange: `mx.${d.domain}` } },
     { name: `mx.${d.domain}`, type: 'A', data: d.host },
@@ -126,8 +132,8 @@ function recordsOf(server: RunningServer, d: LabDomain): DnsRecord[] {
   ];
   if (twm && server.twm) {
     records.push(
-      { name: `_twoway._tcp.${d.domain}`, type: 'SRV', data: { priority: 10, weight: 10, port: server.twm.port, target: `twm.${d.domain}` } },
-      { name: `twm.${d.domain}`, type: 'A', data: d.host },
+      { name: `_twoway._tcp.${d.domain}`, type: 'SRV', ...ttl, data: { priority: 10, weight: 10, port: server.twm.port, target: `twm.${d.domain}` } },
+      { name: `twm.${d.domain}`, type: 'A', ...ttl, data: d.host },
       { name: `${twm.selector}._twoway.${d.domain}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')) },
     );
   }

@@ -8,12 +8,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labTwmSection } from '../../src/cli/demo-lab.ts';
+import { labRecords, labTwmSection } from '../../src/cli/demo-lab.ts';
 import { createPrivateCa, type PemPair } from '../../src/config/private-ca.ts';
-import { dkimRecordValue, ensureMaterials } from '../../src/config/materials.ts';
-import { keyRecordValue } from '../../src/core/twm-key-record.ts';
 import type { EmbeddedDnsServer } from '../../src/dns/embedded-server.ts';
-import type { DnsRecord } from '../../src/dns/types.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
 export interface TwmLab {
@@ -69,27 +66,7 @@ export async function startDomain(o: DomainOptions): Promise<TestServer> {
     extraToml: `${o.extraToml ?? ''}\n${twmToml}`,
     ...(o.edit ? { edit: o.edit } : {}),
   });
-  o.dns.add(domainRecords(t, o.domain, o.host));
+  // Short TTLs: tests move a domain's endpoint (a sender that is down during a fetch).
+  o.dns.add(labRecords(t.server, { domain: o.domain, host: o.host, twm }, { ttl: 1 }));
   return t;
-}
-
-function domainRecords(t: TestServer, domain: string, ip: string): DnsRecord[] {
-  const { dkim, twm } = ensureMaterials(t.server.config);
-  const records: DnsRecord[] = [
-    { name: domain, type: 'MX', data: { preference: 10, exchange: `mx.${domain}` } },
-    { name: `mx.${domain}`, type: 'A', data: ip },
-    { name: domain, type: 'TXT', data: `v=spf1 ip4:${ip} -all` },
-    { name: `_dmarc.${domain}`, type: 'TXT', data: 'v=DMARC1; p=reject' },
-    { name: `${dkim.rsa.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.rsa.publicKeyBase64, 'rsa') },
-    { name: `${dkim.ed25519.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.ed25519.publicKeyBase64, 'ed25519') },
-  ];
-  if (twm && t.server.twm) {
-    records.push(
-      // Short TTLs: tests move a domain's endpoint (a sender that is down during a fetch).
-      { name: `_twoway._tcp.${domain}`, type: 'SRV', ttl: 1, data: { priority: 10, weight: 10, port: t.server.twm.port, target: `twm.${domain}` } },
-      { name: `twm.${domain}`, type: 'A', ttl: 1, data: ip },
-      { name: `${twm.selector}._twoway.${domain}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')) },
-    );
-  }
-  return records;
 }
