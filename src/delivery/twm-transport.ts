@@ -21,7 +21,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { domainOf } from '../core/address.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
 import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
-import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
 import { normaliseListId } from '../core/screener.ts';
 import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
@@ -50,11 +50,13 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
 
   /** A new notice (stored before anything is sent) for recipients no notice of this message lists yet. */
   async function newNotice(domain: string, message: OutboundMessage, recipients: string[]): Promise<TwmOutNotice> {
-    const facts = messageFacts(parseHeaders(message.raw));
+    const headers = parseHeaders(message.raw);
+    const facts = messageFacts(headers);
     if (!facts.from) throw new Error('a TWM message needs exactly one From: address');
     const created = new Date(Math.floor(now().getTime() / 1000) * 1000);
-    const purpose = purposeOf(message.raw);
-    const intro = introOf(message.raw);
+    // The registered TWM-Purpose becomes the notice's purpose (9.1).
+    const purpose = facts.ownershipConfirmation ? TWM_PURPOSES[0] : undefined;
+    const intro = introOf(headers);
     const listId = facts.listId ? normaliseListId(facts.listId) : null;
     const notice: Notice = {
       id: randomBytes(16).toString('base64url'),
@@ -162,19 +164,13 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
   }
 }
 
-/** The registered TWM-Purpose of the message, for the notice's `purpose` (9.1). */
-function purposeOf(raw: Buffer): string | undefined {
-  const facts = messageFacts(parseHeaders(raw));
-  return facts.ownershipConfirmation ? TWM_PURPOSES[0] : undefined;
-}
-
 /**
  * The sending user's introduction for strangers: the `TWM-Intro` header
  * field, unfolded, as plain text within section 6.1's rules (controls and
  * bidirectional overrides removed, at most 1000 characters).
  */
-export function introOf(raw: Buffer): string | undefined {
-  const field = parseHeaders(raw).find((h) => h.name === 'twm-intro');
+function introOf(headers: Header[]): string | undefined {
+  const field = headers.find((h) => h.name === 'twm-intro');
   if (!field) return undefined;
   const text = field.value
     .replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ')
