@@ -4,7 +4,7 @@
  *   npx tsx bench/smtp-accept.ts                 (needs root and the postfix package)
  *   BENCH_QUICK=1 npx tsx bench/smtp-accept.ts   (smoke run)
  *
- * What is measured (DESIGN.md section 7): Debian's smtp-source sends 10 KB
+ * What is measured (docs/architecture.md "Performance targets"): Debian's smtp-source sends 10 KB
  * messages over loopback, one connection per message, with 100 (and 20)
  * sessions in parallel; the time from its start to its exit gives messages
  * per second. A 250 means durable on both sides: twoway answers after the
@@ -297,7 +297,7 @@ async function main(): Promise<void> {
   out(`verified (acknowledged = stored/discarded): ${JSON.stringify(verification)}`);
   const machineAfter = describeMachine();
   out(`load average at end: ${machineAfter.loadavg.join(' ')}`);
-  out('target (DESIGN.md section 7): twoway >= 1.5x Postfix');
+  out('target (docs/architecture.md, performance targets): twoway >= 1.5x Postfix');
 
   mkdirSync(OUT_DIR, { recursive: true });
   const file = join(OUT_DIR, variants.length ? 'smtp-accept.variants.json' : 'smtp-accept.json');

@@ -1,6 +1,6 @@
 /**
  * Two-Way Mail delivery vs SMTP relay between the same two twoway servers,
- * the same messages, in one run (issue #4; DESIGN.md 7: "a TWM delivery
+ * the same messages, in one run (issue #4; docs/architecture.md "Performance targets": "a TWM delivery
  * (notice -> fetch -> stored -> receipt) no slower than an SMTP relay of the
  * same message between two of our servers").
  *
@@ -397,7 +397,7 @@ async function main(): Promise<void> {
   ];
   const twmRow = rows[0]!;
   const notes = [
-    `Target (DESIGN.md 7): TWM no slower than the SMTP relay. Throughput ratio TWM/SMTP ${twmRow.ratio!.toFixed(2)}; median latency TWM/SMTP ${(twmRow.latencyMedianMs / smtpRow.latencyMedianMs).toFixed(2)}.`,
+    `Target (docs/architecture.md, performance targets): TWM no slower than the SMTP relay. Throughput ratio TWM/SMTP ${twmRow.ratio!.toFixed(2)}; median latency TWM/SMTP ${(twmRow.latencyMedianMs / smtpRow.latencyMedianMs).toFixed(2)}.`,
     `fetch_jitter = "${BENCH_FETCH_JITTER}" (a privacy delay, protocol 8.4, default 10 s; each TWM delivery waits a random time up to it).`,
     `runs (msg/s, in order): ${rows.map((r) => `${r.system}: ${r.runs.map((x) => x.msgPerSec.toFixed(0)).join(', ')}`).join('; ')}`,
   ];

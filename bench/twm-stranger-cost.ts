@@ -1,6 +1,6 @@
 /**
  * What strangers cost the recipient: N Two-Way Mail notices vs accepting the
- * same N messages (50 KB each) over SMTP (issue #4; DESIGN.md 7: "a
+ * same N messages (50 KB each) over SMTP (issue #4; docs/architecture.md "Performance targets": "a
  * stranger's attempt costs the recipient >= 20x fewer stored bytes and >= 5x
  * less CPU than accepting the same message over SMTP").
  *
@@ -329,7 +329,7 @@ async function main(): Promise<void> {
     ),
   ];
   const notes = [
-    `Targets (DESIGN.md 7): >= 20x fewer stored bytes (${bytesRatio.toFixed(1)}x: ${bytesRatio >= 20 ? 'met' : 'NOT met'}) and >= 5x less CPU (${cpuRatio.toFixed(1)}x: ${cpuRatio >= 5 ? 'met' : 'NOT met'}).`,
+    `Targets (docs/architecture.md, performance targets): >= 20x fewer stored bytes (${bytesRatio.toFixed(1)}x: ${bytesRatio >= 20 ? 'met' : 'NOT met'}) and >= 5x less CPU (${cpuRatio.toFixed(1)}x: ${cpuRatio >= 5 ? 'met' : 'NOT met'}).`,
     `Where the bytes went (dbstat payload growth): TWM ${JSON.stringify(twm.payloadGrowth)}; SMTP ${JSON.stringify(smtp.payloadGrowth)}.`,
   ];
   for (const l of table) out(l);

@@ -8,7 +8,7 @@
  * mail for the bench domain accepted for any local part and every transport
  * `discard`. Mail is accepted into the durable queue (cleanup fsyncs the queue
  * file before smtpd answers 250) and thrown away at delivery: the
- * configuration DESIGN.md section 7 measured. No STARTTLS (smtp-source does
+ * configuration the first measurement in docs/architecture.md ("Performance targets") used. No STARTTLS (smtp-source does
  * not use it).
  */
 import { startPostfix as startInstance, type PostfixInstance } from '../../test/helpers/postfix.ts';

@@ -37,120 +37,146 @@ const delay = z.string().transform((v, ctx) => {
   return ms;
 });
 
-const listener = (defaults: { host: string; port: number }) =>
+/** A listener's address; `what` names it in the two keys' descriptions. */
+const listener = (defaults: { host: string; port: number }, what: string) =>
   z
     .object({
-      host: z.string().min(1).default(defaults.host),
-      port: port.default(defaults.port),
+      host: z.string().min(1).default(defaults.host).describe(`address of the ${what}`),
+      port: port.default(defaults.port).describe(`port of the ${what}; 0 picks a free port`),
     })
     .strict()
     .prefault({});
 
 export const configSchema = z
   .object({
-    hostname: domainName.describe('the server name used in SMTP greetings and Received headers'),
-    domains: z.array(domainName).min(1, 'expected at least one served domain'),
-    data_dir: z.string().min(1).default('data'),
+    hostname: domainName.describe("this server's name: SMTP greeting, Received headers, TLS certificate, the SRV target of Two-Way Mail"),
+    domains: z
+      .array(domainName)
+      .min(1, 'expected at least one served domain')
+      .describe('the mail domains served; mail for any other domain is refused (`550 5.7.1`, no relay)'),
+    data_dir: z.string().min(1).default('data').describe('keys, the TLS pair and the SQLite database; relative to the configuration file'),
     storage: z
       .string()
       .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'expected "sqlite:FILE" or "postgres://…"')
       .optional()
-      .describe('defaults to sqlite:<data_dir>/twoway.db'),
-    smtp: listener({ host: '0.0.0.0', port: 25 }),
+      .describe('`sqlite:FILE` or `postgres://user@host:port/db[?schema=NAME]`. Default: `sqlite:<data_dir>/twoway.db`'),
+    smtp: listener({ host: '0.0.0.0', port: 25 }, 'inbound SMTP (MX) listener'),
     submission: z
       .object({
-        enabled: z.boolean().default(true),
-        host: z.string().min(1).default('0.0.0.0'),
-        port: port.default(587),
+        enabled: z.boolean().default(true).describe('run the authenticated submission listener (STARTTLS, then AUTH)'),
+        host: z.string().min(1).default('0.0.0.0').describe('address of the submission listener'),
+        port: port.default(587).describe('port of the submission listener; 0 picks a free port'),
       })
       .strict()
       .prefault({}),
     delivery: z
       .object({
-        port: port.default(25).describe('the port of remote MX hosts; other than 25 only in labs and tests'),
-        bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections'),
-        max_active: z.number().int().min(1).max(10_000).default(100),
+        port: port.default(25).describe('the port of remote MX hosts; another only in labs and tests'),
+        bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections (the one SPF names). Default: the system\'s choice'),
+        max_active: z.number().int().min(1).max(10_000).default(100).describe('recipients in delivery at once, over all domains'),
         // Postfix's default_destination_concurrency_limit is 20; 10 keeps a stranger's MX from seeing a burst.
-        per_domain_concurrency: z.number().int().min(1).max(100).default(10),
-        give_up_after: duration.prefault('5d'),
-        delay_warning_after: duration.prefault('4h'),
-        min_backoff: duration.prefault('5m'),
-        max_backoff: duration.prefault('1h'),
-        keep_history: duration.prefault('30d').describe('how long delivered and failed queue entries stay listed'),
+        per_domain_concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(100)
+          .default(10)
+          .describe('deliveries in flight per recipient domain, and SMTP connections per MX host'),
+        give_up_after: duration.prefault('5d').describe('a recipient still deferred after this fails, and its sender gets a DSN'),
+        delay_warning_after: duration.prefault('4h').describe('a recipient still deferred after this gets its sender one "delayed" DSN'),
+        min_backoff: duration.prefault('5m').describe('wait after the first failed attempt; doubled after each further one'),
+        max_backoff: duration.prefault('1h').describe('the longest wait between two attempts'),
+        keep_history: duration.prefault('30d').describe('how long delivered and failed queue entries (and finished TWM notices) stay listed'),
       })
       .strict()
       .prefault({}),
     http: z
       .object({
-        host: z.string().min(1).default('127.0.0.1'),
-        port: port.default(8080),
-        tls: z.boolean().default(true).describe('serve HTTPS with the [tls] pair; false only behind a TLS-terminating proxy'),
+        host: z.string().min(1).default('127.0.0.1').describe('address of the HTTPS listener (the API and CardDAV)'),
+        port: port.default(8080).describe('port of the HTTPS listener; 0 picks a free port'),
+        tls: z.boolean().default(true).describe('serve HTTPS with the `[tls]` pair; `false` only behind a TLS-terminating proxy'),
       })
       .strict()
       .prefault({}),
     tls: z
       .object({
-        cert: z.string().optional(),
-        key: z.string().optional(),
+        cert: z.string().optional().describe('PEM certificate chain; both `cert` and `key`, or neither. Default: a self-signed pair generated into `<data_dir>/tls/`'),
+        key: z.string().optional().describe('PEM private key of `tls.cert`. Default: generated with the certificate'),
       })
       .strict()
       .prefault({})
       .refine((t) => (t.cert === undefined) === (t.key === undefined), 'expected both "cert" and "key", or neither'),
     dns: z
       .object({
-        servers: z.array(hostPort).default([]),
-        timeout_ms: z.number().int().min(100).max(60_000).default(5000),
+        servers: z.array(hostPort).default([]).describe('resolvers as `host` or `host:port`, e.g. `["127.0.0.1:5353"]`; empty: the system\'s'),
+        timeout_ms: z.number().int().min(100).max(60_000).default(5000).describe('per-query timeout in milliseconds'),
       })
       .strict()
       .prefault({}),
     dkim: z
       .object({
-        selector: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a DNS label').default('twoway'),
-        key: z.string().optional().describe('PEM private key file; defaults to <data_dir>/dkim.key'),
-        ed25519_selector: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a DNS label').default('twoway-ed'),
-        ed25519_key: z.string().optional().describe('PEM Ed25519 private key; defaults to <data_dir>/dkim-ed25519.key'),
+        selector: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a DNS label').default('twoway').describe('selector of the RSA DKIM key'),
+        key: z.string().optional().describe('PEM RSA private key (generated, 2048 bits, when missing). Default: `<data_dir>/dkim.key`'),
+        ed25519_selector: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a DNS label')
+          .default('twoway-ed')
+          .describe('selector of the Ed25519 DKIM key (RFC 8463)'),
+        ed25519_key: z.string().optional().describe('PEM Ed25519 private key (generated when missing). Default: `<data_dir>/dkim-ed25519.key`'),
       })
       .strict()
       .prefault({}),
     limits: z
       .object({
-        message_size: z.number().int().min(1024).default(25 * 1024 * 1024),
-        recipients: z.number().int().min(1).max(10_000).default(100),
-        connections: z.number().int().min(1).default(1000),
-        connections_per_ip: z.number().int().min(1).default(50),
-        received_headers: z.number().int().min(5).max(200).default(50),
+        message_size: z.number().int().min(1024).default(25 * 1024 * 1024).describe('bytes; larger messages get `552 5.3.4`'),
+        recipients: z.number().int().min(1).max(10_000).default(100).describe('recipients per message (`452 4.5.3` beyond)'),
+        connections: z.number().int().min(1).default(1000).describe('concurrent connections per SMTP listener (MX and submission each; `421` beyond)'),
+        connections_per_ip: z
+          .number()
+          .int()
+          .min(1)
+          .default(50)
+          .describe('concurrent connections per client address, per SMTP listener (`421 4.7.0` beyond)'),
+        received_headers: z.number().int().min(5).max(200).default(50).describe('this many Received headers or more is a mail loop (`554 5.4.6`)'),
       })
       .strict()
       .prefault({}),
     twm: z
       .object({
-        enabled: z.boolean().default(false).describe('speak Two-Way Mail: serve the TWM endpoint and notify TWM domains instead of SMTP'),
-        host: z.string().min(1).default('0.0.0.0'),
-        port: port.default(443),
-        public_host: domainName.optional().describe('the SRV target other servers reach this endpoint at; defaults to hostname'),
-        public_port: port.optional().describe('the port in the SRV record; defaults to port'),
-        selector: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a DNS label').default('twm1'),
-        key: z.string().optional().describe('PEM Ed25519 private key; defaults to <data_dir>/twm-ed25519.key'),
-        cert: z.string().optional().describe('PEM certificate chain for public_host; defaults to the [tls] pair'),
-        cert_key: z.string().optional().describe('PEM private key of cert'),
-        trust_anchors: z.array(z.string()).default([]).describe("PEM CA files trusted for other servers' endpoints; empty: the public CAs"),
-        expiry: duration.prefault('7d').describe('how long a sent notice can be fetched'),
-        fetch_jitter: delay.prefault('10s').describe('fetches for allowed senders start within this random delay'),
-        approval_delay: delay.prefault('15m').describe('fetches released by an approval wait a random time up to this'),
-        decline_delay: delay.prefault('60m').describe('declined receipts wait a random time up to this'),
-        uniform_answers: z.boolean().default(false).describe('answer "pending" for unknown recipients (docs/protocol.md 12.6)'),
-        lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, demos and tests only'),
-        notices_per_second: z.number().min(0.01).default(10).describe('per sending domain, after verification'),
-        notice_burst: z.number().int().min(1).default(200),
-        client_requests_per_second: z.number().min(0.01).default(20).describe('per client address, before verification (docs/protocol.md 12.7)'),
-        client_burst: z.number().int().min(1).default(100),
+        enabled: z.boolean().default(false).describe('speak Two-Way Mail: serve the TWM endpoint and send notices to TWM domains instead of SMTP'),
+        host: z.string().min(1).default('0.0.0.0').describe('address of the TWM HTTPS endpoint'),
+        port: port.default(443).describe('port of the TWM HTTPS endpoint; 0 picks a free port'),
+        public_host: domainName.optional().describe('the SRV target other servers reach the endpoint at; signatures must name it. Default: `hostname`'),
+        public_port: port.optional().describe('the port in the SRV record; signatures must name it. Default: `twm.port`'),
+        selector: z
+          .string()
+          .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a DNS label')
+          .default('twm1')
+          .describe('selector of the TWM signing key, published at `<selector>._twoway.<domain>`'),
+        key: z.string().optional().describe('PEM Ed25519 signing key (generated when missing). Default: `<data_dir>/twm-ed25519.key`'),
+        cert: z.string().optional().describe('PEM certificate chain for `public_host`; both `cert` and `cert_key`, or neither. Default: the `[tls]` pair'),
+        cert_key: z.string().optional().describe('PEM private key of `twm.cert`. Default: the `[tls]` pair\'s key'),
+        trust_anchors: z.array(z.string()).default([]).describe("PEM CA files trusted for other servers' TWM endpoints; empty: the public CAs"),
+        expiry: duration.prefault('7d').describe('how long a sent notice can be fetched; the sender then gets one status message'),
+        fetch_jitter: delay.prefault('10s').describe('fetches for allowed senders start after a random delay up to this (it blurs what timing would reveal; `"0s"` turns it off)'),
+        approval_delay: delay.prefault('15m').describe('fetches released by an approval wait a random time up to this (`"0s"`: none)'),
+        decline_delay: delay.prefault('60m').describe('declined receipts wait a random time up to this (`"0s"`: none)'),
+        uniform_answers: z.boolean().default(false).describe('answer `pending` for unknown recipients too, so recipients cannot be enumerated (docs/protocol.md 12.6)'),
+        lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, tests and the demo only'),
+        notices_per_second: z.number().min(0.01).default(10).describe('notices accepted per second per sending domain, after verification (`429` beyond)'),
+        notice_burst: z.number().int().min(1).default(200).describe('notices a sending domain may send at once before `notices_per_second` applies'),
+        client_requests_per_second: z.number().min(0.01).default(20).describe('TWM requests per second per client address, before any verification (`429` beyond; docs/protocol.md 12.7); a busy peer may need more'),
+        client_burst: z.number().int().min(1).default(100).describe('TWM requests a client address may send at once before `client_requests_per_second` applies'),
       })
       .strict()
       .prefault({})
       .refine((t) => (t.cert === undefined) === (t.cert_key === undefined), 'expected both "cert" and "cert_key", or neither'),
     log: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info')
+          .describe('pino log level on stderr: `fatal` … `trace`, or `silent`'),
       })
       .strict()
       .prefault({}),

@@ -1,5 +1,5 @@
 /**
- * THE delivery policy (DESIGN.md section 2): a pure function from the facts
+ * THE delivery policy (docs/architecture.md "Modes" and "The policy"): a pure function from the facts
  * about one message for one recipient to a verdict, with the reasons kept as
  * data (after maddy's CheckResult / Stalwart's RcptResolution). No I/O: the
  * caller has already looked up the address book and authenticated the

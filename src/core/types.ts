@@ -2,7 +2,7 @@
  * Domain types shared by every layer. Pure data: no I/O, no library types.
  */
 
-/** Per-user screening mode (DESIGN.md section 2). `open` is the default: nothing changes for a new user. */
+/** Per-user screening mode (docs/architecture.md "Modes"). `open` is the default: nothing changes for a new user. */
 export const MODES = ['open', 'screen', 'strict'] as const;
 export type Mode = (typeof MODES)[number];
 
@@ -87,7 +87,7 @@ export interface MessageSummary {
   from: string | null;
   subject: string | null;
   receivedAt: Date;
-  /** The sender was not in the address book when it arrived (DESIGN.md section 2, `open` mode). */
+  /** The sender was not in the address book when it arrived (docs/architecture.md "Modes", `open` mode). */
   firstContact: boolean;
 }
 

@@ -204,7 +204,7 @@ export function createIngest(options: IngestOptions): Ingest {
           firstContact,
           ...(message.twmKey === undefined ? {} : { twmKey: message.twmKey }),
           // Strangers are listed in the Screener: held there in screen/strict
-          // mode, as history in open mode (DESIGN.md section 2).
+          // mode, as history in open mode (docs/architecture.md "Modes").
           request: firstContact
             ? { sender, authDomain: message.auth.alignedDomain, subject: facts.subject }
             : undefined,

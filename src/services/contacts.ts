@@ -229,7 +229,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) 
     },
 
     /**
-     * Writing to someone allows them (DESIGN.md section 2): a card is created
+     * Writing to someone allows them (docs/architecture.md "Modes"): a card is created
      * unless one already names the address, allowing or blocking it (an
      * explicit block stays the user's decision).
      */
