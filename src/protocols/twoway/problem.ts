@@ -5,7 +5,8 @@
  *
  * Only a ReplyError carrying a registered `problemCode` reaches the client
  * as itself. Anything else (a hook's plain Error, a ReplyError meant for
- * SMTP, a bug) is a fault on our side: 503 `temporarily-unavailable`, the
+ * SMTP, a service's DomainError, which the TWM handlers turn into registry
+ * codes themselves where one applies, a bug) is a fault on our side: 503 `temporarily-unavailable`, the
  * cause logged and never sent, since `detail` must not leak internals or
  * reveal users (6.5).
  */
