@@ -63,16 +63,17 @@ export function formatReply(r: Reply): string {
   return line;
 }
 
-const BASIC = /^([245]\d\d)(?: |$)/;
+const BASIC = /^([245]\d\d)(?:[ -]|$)/;
 const ENHANCED = /^([245]\.\d{1,3}\.\d{1,3})(?: |$)/;
 
 /**
  * A remote server's reply, already on one line (see oneLine in
  * smtp-replies.ts), as a Reply. Only the codes are taken apart; the text is
- * kept verbatim, so `formatReply(parseReply(line)) === line`.
+ * kept verbatim, so `formatReply(parseReply(line)) === line` for a trimmed
+ * line (a stray continuation hyphen, `550-5.7.1 x`, becomes a space).
  */
 export function parseReply(line: string): Reply {
-  let rest = line;
+  let rest = line.trim();
   let code: number | null = null;
   let enhanced: string | null = null;
   const basic = BASIC.exec(rest);
@@ -100,7 +101,20 @@ export const replies = {
   /** A problem on our side before any transport ran (4.3.0, no server code). */
   localProblem: (what: string) => localReply('4.3.0', what),
   shuttingDown: () => localReply('4.3.2', 'SMTP transport is shutting down'),
+  noResult: () => localReply('4.3.0', 'internal error: no result for this recipient'),
+  unsendableSender: (sender: string) => localReply('5.1.7', `sender address cannot be sent in an SMTP command: ${JSON.stringify(sender)}`),
+  unsendableRecipient: () => localReply('5.1.3', 'recipient address cannot be sent in an SMTP command'),
+  /** A DNS outcome for the destination (RFC 3463 codes of docs/architecture.md section 3.4). */
+  noRoute: (enhanced: string, why: string) => localReply(enhanced, why),
+  noExchangerReached: (domain: string) => localReply('4.4.1', `no mail exchanger of ${domain} could be reached`),
+
+  // Two-Way Mail outcomes, in the shape of SMTP replies (the queue and DSNs treat them alike).
   twmDiscoveryFailed: (domain: string, why: string) => reply(451, '4.4.3', `TWM discovery for ${domain} failed: ${why}`),
+  twmExpiredUnsent: (why: string) => reply(554, '5.4.7', `TWM: ${why}`),
+  twmUnreachable: (why: string) => reply(451, '4.4.1', `TWM: ${why}`),
+  twmRefusedTemporarily: (why: string) => reply(451, '4.0.0', `TWM: ${why}`),
+  twmRefused: (why: string) => reply(550, '5.0.0', `TWM: ${why}`),
+  twmUnreadableResult: (endpoint: string) => reply(451, '4.5.0', `TWM: unreadable notice result from ${endpoint}`),
   twmDeferred: (wait: string) => reply(451, '4.2.0', `TWM: recipient deferred${wait}`),
   twmUnknownRecipient: (recipient: string) => reply(550, '5.1.1', `TWM: <${recipient}>: unknown recipient`),
   twmAccepted: (noticeId: string, status: string) => reply(250, '2.0.0', `TWM notice ${noticeId}: ${status}`),

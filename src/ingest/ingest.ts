@@ -184,7 +184,7 @@ export function createIngest(options: IngestOptions): Ingest {
       if (refusals.length < outcomes.length) {
         throw new ReplyError(451, '4.5.3', 'Recipients need separate transactions; please retry each separately');
       }
-      if (first.kind === 'refuse') throw new ReplyError(first.reply.code, first.reply.enhanced, first.reply.text);
+      if (first.kind === 'refuse') throw ReplyError.of(first.reply);
     }
 
     for (const [index, { user, verdict }] of outcomes.entries()) {
