@@ -11,6 +11,8 @@
  *   a policy refusal at the end of DATA, with the HTTP status spelled out by
  *   the thrower when the error can reach the JSON API.
  *
+ * TWM's wire error is TwmError (core/twm-types.ts), with the registry code.
+ *
  * Anything else is an internal fault: a 451 4.3.0 / HTTP 500 with a generic
  * text, while the cause is logged, never sent to the client.
  */
@@ -42,12 +44,6 @@ export interface ReplyErrorOptions {
   cause?: unknown;
   /** HTTP status for the JSON API; without one the API answers 400 (permanent) or 503 (temporary). */
   status?: number;
-  /** A machine-readable code for HTTP problem documents (TWM's `twm_error`, docs/protocol.md 11.1). */
-  problemCode?: string;
-  /** Seconds a client should wait before retrying (HTTP Retry-After). */
-  retryAfter?: number;
-  /** The largest acceptable size in octets, when the error is about size (TWM's `max_size`). */
-  maxSize?: number;
 }
 
 /** A protocol reply as an error (after maddy's exterrors). */
@@ -55,18 +51,12 @@ export class ReplyError extends Error {
   readonly reply: ServerReply;
   /** HTTP status chosen by the thrower, when the error can reach the JSON API. */
   readonly status: number | undefined;
-  readonly problemCode: string | undefined;
-  readonly retryAfter: number | undefined;
-  readonly maxSize: number | undefined;
 
   constructor(code: number, enhanced: string, text: string, options?: ReplyErrorOptions) {
     super(`${code} ${enhanced} ${text}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ReplyError';
     this.reply = reply(code, enhanced, text);
     this.status = options?.status;
-    this.problemCode = options?.problemCode;
-    this.retryAfter = options?.retryAfter;
-    this.maxSize = options?.maxSize;
   }
 
   static of(r: ServerReply, options?: ReplyErrorOptions): ReplyError {
