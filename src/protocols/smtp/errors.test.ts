@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { conflict, DomainError, type DomainErrorKind, forbidden, invalid, notFound, ReplyError, throttled, unauthorized } from '../../core/errors.ts';
+import { conflict, type DomainError, type DomainErrorKind, forbidden, invalid, notFound, ReplyError, throttled, unauthorized } from '../../core/errors.ts';
 import { smtpReplyOf } from './errors.ts';
 
 test('SMTP edge: each domain error kind has its reply (the codes these errors always had over SMTP)', () => {
