@@ -19,7 +19,7 @@ export interface RcptOutcome {
 
 /** 5xx is permanent (RFC 5321 4.2.1); 4xx, and anything unexpected, is worth another try. */
 export function outcomeOfReply(response: string | undefined, code: number | undefined): RcptOutcome {
-  const reply = parseReply(oneLine(response ?? ''));
+  const reply = replyOf(response ?? '');
   const status = code !== undefined && code >= 500 && code <= 599 ? 'failed' : 'deferred';
   return code === undefined ? { status, reply } : { status, reply, code };
 }
