@@ -4,9 +4,19 @@
  * says what kind of failure it was.
  */
 import { ConfigError } from '../config/load.ts';
-import { ReplyError } from '../core/errors.ts';
+import { DomainError, type DomainErrorKind, ReplyError } from '../core/errors.ts';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, notFound: 4, conflict: 5, auth: 6 } as const;
+
+/** The one place a domain error becomes an exit code. */
+const EXIT_OF_KIND: Readonly<Record<DomainErrorKind, number>> = {
+  'not-found': EXIT.notFound,
+  conflict: EXIT.conflict,
+  invalid: EXIT.usage,
+  forbidden: EXIT.auth,
+  unauthorized: EXIT.auth,
+  throttled: EXIT.auth,
+};
 
 /** A failure the CLI reports as it is. */
 export class CliError extends Error {
@@ -41,10 +51,9 @@ export function list(rows: Array<Record<string, unknown>>, columns: string[], js
 export function describeError(err: unknown): { message: string; code: number } {
   if (err instanceof CliError) return { message: err.message, code: err.exitCode };
   if (err instanceof ConfigError) return { message: err.message, code: EXIT.config };
-  if (err instanceof ReplyError) {
-    const code = err.httpStatus === 404 ? EXIT.notFound : err.httpStatus === 409 ? EXIT.conflict : err.httpStatus === 401 ? EXIT.auth : err.httpStatus === 400 ? EXIT.usage : EXIT.failure;
-    return { message: err.text, code };
-  }
+  if (err instanceof DomainError) return { message: err.text, code: EXIT_OF_KIND[err.kind] };
+  // A protocol refusal (bad address syntax, a message the mail system refuses as given) is the input's fault; a temporary one is not.
+  if (err instanceof ReplyError) return { message: err.text, code: err.temporary ? EXIT.failure : EXIT.usage };
   const message = err instanceof Error ? err.message : String(err);
   return { message: message.split('\n')[0] ?? 'unknown error', code: EXIT.failure };
 }

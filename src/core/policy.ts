@@ -49,6 +49,7 @@
  * tell a sender that the recipient blocked them.
  */
 import type { Mode } from './types.ts';
+import type { ServerReply } from './reply.ts';
 
 export type Channel = 'smtp' | 'twm';
 /** `system`: this server's own notices (DSNs, status messages). */
@@ -115,11 +116,8 @@ export interface Reason {
   detail: string;
 }
 
-export interface SmtpReply {
-  code: number;
-  enhanced: string;
-  text: string;
-}
+/** The reply of a refusal (core/reply.ts). */
+export type SmtpReply = ServerReply;
 
 export type Verdict =
   /** Deliver to INBOX. `firstContact`: the sender is a stranger (open mode). */

@@ -7,6 +7,7 @@
  */
 import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
 import { ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
 import { normaliseListId, senderKey } from '../core/screener.ts';
 import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
@@ -142,7 +143,7 @@ export function createIngest(options: IngestOptions): Ingest {
     const headers = parseHeaders(message.raw);
     const facts = messageFacts(headers);
     if (facts.receivedCount >= options.maxReceivedHeaders) {
-      throw new ReplyError(554, '5.4.6', `Mail loop detected: ${facts.receivedCount} Received headers`);
+      throw ReplyError.of(replies.mailLoop(facts.receivedCount));
     }
     // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
     if (mimeNestingDepth(message.raw, MAX_MIME_NESTING) > MAX_MIME_NESTING) {
@@ -183,7 +184,7 @@ export function createIngest(options: IngestOptions): Ingest {
       if (refusals.length < outcomes.length) {
         throw new ReplyError(451, '4.5.3', 'Recipients need separate transactions; please retry each separately');
       }
-      if (first.kind === 'refuse') throw new ReplyError(first.reply.code, first.reply.enhanced, first.reply.text);
+      if (first.kind === 'refuse') throw ReplyError.of(first.reply);
     }
 
     for (const [index, { user, verdict }] of outcomes.entries()) {

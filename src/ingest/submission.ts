@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseAddress } from '../core/address.ts';
-import { ReplyError } from '../core/errors.ts';
+import { DomainError, ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
 import { receivedHeader } from '../mail/received.ts';
 import type { SmtpHooks, SmtpListenerOptions, SmtpSessionInfo } from '../protocols/smtp/server.ts';
 import type { Accounts } from '../services/accounts.ts';
@@ -21,7 +22,7 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
   const { accounts, outbound } = options;
 
   async function userOf(session: SmtpSessionInfo) {
-    if (!session.user) throw new ReplyError(530, '5.7.0', 'Authentication required');
+    if (!session.user) throw ReplyError.of(replies.authRequired());
     return accounts.get(session.user);
   }
 
@@ -31,7 +32,7 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
         try {
           return (await accounts.authenticate(username, password, session.remoteAddress)).address;
         } catch (err) {
-          if (err instanceof ReplyError && err.httpStatus === 401) throw new ReplyError(535, '5.7.8', 'Authentication credentials invalid');
+          if (err instanceof DomainError && err.kind === 'unauthorized') throw ReplyError.of(replies.authFailed());
           throw err; // 454 4.7.0 while the client is locked out
         }
       },

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { parseAddress } from '../core/address.ts';
-import { conflict, invalid, notFound, ReplyError, unauthorized } from '../core/errors.ts';
+import { conflict, DomainError, invalid, notFound, ReplyError, unauthorized } from '../core/errors.ts';
 import { hashPassword, verifyPassword } from '../core/password.ts';
 import { MODES, type Mode, type User } from '../core/types.ts';
 import { StoreConflictError, type Store } from '../store/types.ts';
@@ -128,7 +128,7 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
         throttle.succeed(client);
         return user;
       } catch (err) {
-        if (err instanceof ReplyError && err.httpStatus === 401) await throttle.fail(client);
+        if (err instanceof DomainError && err.kind === 'unauthorized') await throttle.fail(client);
         throw err;
       }
     },

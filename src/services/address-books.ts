@@ -12,7 +12,7 @@
  * Sync tokens are `urn:twoway:sync:<book id>:<sequence>`: the book id makes
  * a token of a deleted and re-created book (or of another book) invalid.
  */
-import { ReplyError } from '../core/errors.ts';
+import { DomainError } from '../core/errors.ts';
 import type { Contact, User } from '../core/types.ts';
 import { parseContactCard, VCardError } from '../core/vcard-index.ts';
 import { StoreConflictError, type AddressBook, type CardConditions, type Store } from '../store/types.ts';
@@ -53,8 +53,8 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
       try {
         return { ok: true, user: await accounts.authenticate(address, password, client) };
       } catch (err) {
-        if (err instanceof ReplyError && (err.httpStatus === 401 || err.httpStatus === 429)) {
-          return { ok: false, status: err.httpStatus, message: err.text };
+        if (err instanceof DomainError && (err.kind === 'unauthorized' || err.kind === 'throttled')) {
+          return { ok: false, status: err.kind === 'unauthorized' ? 401 : 429, message: err.text };
         }
         throw err;
       }

@@ -5,7 +5,7 @@
  * bounded: the oldest addresses are forgotten first.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ReplyError } from '../core/errors.ts';
+import { throttled } from '../core/errors.ts';
 
 export interface AuthThrottleOptions {
   maxFailures?: number;
@@ -32,11 +32,11 @@ export function createAuthThrottle(options: AuthThrottleOptions = {}) {
   };
 
   return {
-    /** Throws 454 4.7.0 while the client is locked out. */
+    /** Throws `throttled` (SMTP 454 4.7.0, HTTP 429) while the client is locked out. */
     check(client: string): void {
       const f = current(client);
       if (f && f.count >= maxFailures) {
-        throw new ReplyError(454, '4.7.0', 'Too many failed authentication attempts from your address; try again later', { status: 429 });
+        throw throttled('Too many failed authentication attempts from your address; try again later');
       }
     },
     /** Records a failure and waits before the caller replies. */

@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { domainOf, parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
 import type { User } from '../core/types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { DkimSigner } from '../mail/dkim-sign.ts';
@@ -66,7 +67,7 @@ export function createOutbound(options: OutboundOptions) {
   const { store } = options;
 
   function checkRecipients(recipients: string[]): string[] {
-    if (recipients.length === 0) throw new ReplyError(554, '5.5.1', 'No recipients');
+    if (recipients.length === 0) throw new ReplyError(554, '5.5.1', 'No recipients', { status: 400 });
     if (recipients.length > options.maxRecipients) {
       throw new ReplyError(452, '4.5.3', `Too many recipients (at most ${options.maxRecipients})`, { status: 400 });
     }
@@ -77,7 +78,7 @@ export function createOutbound(options: OutboundOptions) {
     /** Checks a MAIL FROM for this user (submission's RCPT-time check). */
     checkSender(user: User, envelopeFrom: string | null): void {
       if (envelopeFrom === null || !owns(user, envelopeFrom)) {
-        throw new ReplyError(553, '5.7.1', `Sender address rejected: ${envelopeFrom ?? '<>'} is not an address of ${user.address}`);
+        throw new ReplyError(553, '5.7.1', `Sender address rejected: ${envelopeFrom ?? '<>'} is not an address of ${user.address}`, { status: 403 });
       }
     },
 
@@ -86,14 +87,14 @@ export function createOutbound(options: OutboundOptions) {
       this.checkSender(user, input.envelopeFrom);
       const recipients = checkRecipients(input.recipients);
       if (input.raw.length > options.maxMessageSize) {
-        throw new ReplyError(552, '5.3.4', `Message too big: ${input.raw.length} bytes, the limit is ${options.maxMessageSize}`);
+        throw new ReplyError(552, '5.3.4', `Message too big: ${input.raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
       }
       const headers = parseHeaders(input.raw);
       const facts = messageFacts(headers);
       const foreign = facts.fromAddresses.find((a) => !owns(user, a));
-      if (foreign) throw new ReplyError(553, '5.7.1', `From: address rejected: ${foreign} is not an address of ${user.address}`);
+      if (foreign) throw new ReplyError(553, '5.7.1', `From: address rejected: ${foreign} is not an address of ${user.address}`, { status: 403 });
       if (facts.receivedCount >= options.maxReceivedHeaders) {
-        throw new ReplyError(554, '5.4.6', `Mail loop detected: ${facts.receivedCount} Received headers`);
+        throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
       }
 
       // RFC 6409 section 8: the submission server may complete From, Date and Message-ID.

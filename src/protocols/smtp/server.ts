@@ -1,13 +1,15 @@
 /**
  * SMTP wire code (smtp-server): greeting, STARTTLS, limits, size, reply
  * mapping. It knows nothing of storage or policy; everything the server
- * decides comes through `SmtpHooks`, and every refusal a hook throws is a
- * ReplyError rendered as `code enhanced text`. Any other error becomes
- * 451 4.3.0 and its cause goes to the log, never to the client.
+ * decides comes through `SmtpHooks`, and every refusal a hook throws (a
+ * ReplyError, or a DomainError translated by ./errors.ts) is rendered as
+ * `code enhanced text`. Any other error becomes 451 4.3.0 and its cause
+ * goes to the log, never to the client.
  */
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Socket } from 'node:net';
-import { asReplyError, ReplyError } from '../../core/errors.ts';
+import { ReplyError } from '../../core/errors.ts';
+import { smtpReplyOf } from './errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
 import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
@@ -88,8 +90,8 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   });
 
   const wire = (err: unknown, session: SMTPServerSession | null): Error => {
-    const reply = asReplyError(err);
-    if (!(err instanceof ReplyError)) hooks.onError?.(err, session ? info(session) : null);
+    const { reply, fault } = smtpReplyOf(err);
+    if (fault) hooks.onError?.(err, session ? info(session) : null);
     const e = new Error(`${reply.enhanced} ${reply.text}`) as Error & { responseCode: number };
     e.responseCode = reply.code;
     return e;
