@@ -34,7 +34,7 @@ export function createLocalTransport(ingest: Ingest): Transport {
             recipients: [user],
             raw: message.raw,
             prepend: '',
-            auth: { alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
+            auth: { identity: from, alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
           });
           results.push({ recipient, status: 'delivered', reply: '250 2.0.0 delivered locally' });
         } catch (err) {
