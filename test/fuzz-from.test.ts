@@ -68,7 +68,12 @@ const COMMENTS = ['(friend@friends.test)', '((nested) comment)', '(eve@evil.test
 const CONTROLS = ['\x00', '\x01', '\x08', '\x0b', '\x0c', '\x1b', '\x1f', '\x7f', '\u0085', '\u009f', '\r', '\n', '\t'];
 
 function mailbox(rng: Rng): string {
-  const address = rng.pick(ADDRESSES);
+  let address = rng.pick(ADDRESSES);
+  // A control byte inside the address itself: some parsers drop the address, others the byte.
+  if (rng.bool(0.15)) {
+    const at = rng.int(address.length + 1);
+    address = address.slice(0, at) + rng.pick(CONTROLS.filter((c) => c !== '\r' && c !== '\n')) + address.slice(at);
+  }
   switch (rng.int(7)) {
     case 0:
       return address;
@@ -87,12 +92,40 @@ function mailbox(rng: Rng): string {
   }
 }
 
+const FRIENDS = ADDRESSES.slice(0, 9);
+const EVILS = ADDRESSES.slice(9, 15);
+
+/** A decoy (evil.test, which the attacker authenticates) and a payload (the friend) combined so that parsers may pick differently. */
+function attackShaped(rng: Rng): string {
+  let decoy = rng.pick(EVILS);
+  if (rng.bool(0.6)) {
+    const at = rng.int(decoy.indexOf('@') + 1);
+    decoy = decoy.slice(0, at) + rng.pick(CONTROLS.filter((c) => c !== '\r' && c !== '\n')) + decoy.slice(at);
+  }
+  const payload = rng.bool(0.7) ? rng.pick(FRIENDS) : mailbox(rng);
+  const shapes = [
+    `${decoy}, g: ${payload};`,
+    `g: ${payload};, ${decoy}`,
+    `${decoy}, g: ${payload};, h:;`,
+    `${decoy} ${payload}`,
+    `${payload} (${decoy})`,
+    `${decoy}, ${payload}`,
+    `${payload}, ${decoy}`,
+    `"${payload}" <${decoy}>`,
+    `<${decoy}> ${payload}`,
+    `${decoy}\r\nFrom: g: ${payload};`,
+    `${decoy}\r\nFrom: ${payload}`,
+  ];
+  return rng.pick(shapes);
+}
+
 function fromValue(rng: Rng): string {
+  if (rng.bool(0.4)) return attackShaped(rng);
   const parts: string[] = [];
   const n = rng.pick([1, 1, 1, 1, 1, 2, 3]);
   for (let i = 0; i < n; i++) {
-    if (rng.bool(0.1)) {
-      const members = Array.from({ length: rng.int(3) }, () => mailbox(rng)).join(', ');
+    if (rng.bool(n > 1 ? 0.35 : 0.1)) {
+      const members = Array.from({ length: rng.int(3) + (rng.bool(0.7) ? 1 : 0) }, () => mailbox(rng)).join(', ');
       parts.push(`${rng.pick(['g', 'undisclosed-recipients', '"a group"'])}: ${members};`);
     } else {
       parts.push(mailbox(rng));
@@ -175,7 +208,7 @@ describe('fuzz: From: identity, policy vs authentication', () => {
     assert.deepEqual(control.outcomes.map(allowed), [true, true, true], JSON.stringify(control.outcomes.map((o) => o.verdict)));
 
     const seed = fuzzSeed();
-    const count = fuzzIterations(150);
+    const count = fuzzIterations(200);
     tc.diagnostic(`seed ${seed} (FUZZ_SEED=${seed}), ${count} cases`);
     const began = Date.now();
     const tally = { identity: 0, noIdentity: 0, aligned: 0, parsersDisagree: 0, refused: 0 };
