@@ -318,7 +318,7 @@ async function deliverNotice(ingest: Ingest, sender: string, raw: Buffer, log: L
     recipients: [user],
     raw,
     prepend: '',
-    auth: { alignedDomain: null, authenticatedDomains: [] },
+    auth: { identity: null, alignedDomain: null, authenticatedDomains: [] },
   });
 }
 

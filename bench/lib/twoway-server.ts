@@ -148,6 +148,8 @@ async function startWithoutAuth(config: Config): Promise<BenchServer> {
         spf: { result: 'none', domain: null },
         dkimDomains: [],
         dmarc: { result: 'none', policy: null },
+        identity: null,
+        fromProblem: null,
         fromDomain: null,
         fromAuthenticated: false,
         alignedDomain: null,

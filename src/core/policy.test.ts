@@ -188,6 +188,38 @@ test('forged allowed senders never reach the inbox in screen or strict mode', ()
   }
 });
 
+test('a message without one undisputed From: address is never allowed (ambiguous-from)', () => {
+  const rows: Array<[Mode, 'smtp' | 'twm', Outcome]> = [
+    ['open', 'smtp', 'inbox-first-contact'],
+    ['screen', 'smtp', 'screen'],
+    ['strict', 'smtp', 'refuse'],
+    ['open', 'twm', 'inbox-first-contact'],
+    ['screen', 'twm', 'screen'],
+    ['strict', 'twm', 'screen'],
+  ];
+  const allowing: Facts[] = [
+    { matches: { address: 'allow' } },
+    { matches: { domain: 'allow' } },
+    { matches: { list: 'allow' }, listAuthenticated: true },
+    { ownershipConfirmation: true, expected: true },
+  ];
+  for (const [mode, channel, expected] of rows) {
+    for (const facts of allowing) {
+      for (const from of ['friend@friends.test', null]) {
+        const label = `${mode}/${channel}/${JSON.stringify(facts)}/${from}`;
+        const allowedWithout = decide(input({ ...facts, mode, channel, from }));
+        assert.equal(allowedWithout.kind, 'inbox', `${label}: the same facts without a problem are allowed`);
+        const verdict = decide(input({ ...facts, mode, channel, from, fromProblem: 'several mailboxes in From:' }));
+        assertOutcome(verdict, expected, 'ambiguous-from', label);
+        assert.match(verdict.reasons.find((r) => r.code === 'ambiguous-from')?.detail ?? '', /several mailboxes/);
+      }
+    }
+  }
+  // Blocks still apply.
+  assert.equal(decide(input({ mode: 'screen', fromProblem: 'x', matches: { domain: 'block' } })).kind, 'drop');
+  assert.equal(decide(input({ mode: 'screen', fromProblem: 'x', matches: { list: 'block' } })).kind, 'drop');
+});
+
 interface PrecedenceRow {
   name: string;
   facts: Facts;

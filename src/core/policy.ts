@@ -21,6 +21,10 @@
  *    - a list `allow` entry allows the message if the List-Id is covered by
  *      an authenticated domain, else it adds `unauthenticated-list`;
  *    - anything else is a stranger.
+ *    A message without one undisputed From: address (`fromProblem`: none,
+ *    several, unparsable, or read differently by mailauth) is never
+ *    allowed: after the blocks above it is a stranger, reason
+ *    `ambiguous-from` (RFC 7489 6.6.1 permits refusing it).
  *    A list block beats an address allow: it silences that list's traffic,
  *    while the same person's direct mail (no List-Id) still arrives.
  *
@@ -72,6 +76,12 @@ export interface PolicyInput {
   /** Header From: address, normalised (lower-cased); null when absent or unparsable. */
   from: string | null;
   /**
+   * Why the message has no trustworthy author (no From:, several mailboxes
+   * or fields, unparsable, or parsers disagree: mail/from.ts), else
+   * null/absent. Such a message is never allowed (RFC 7489 6.6.1).
+   */
+  fromProblem?: string | null;
+  /**
    * The From: domain is authenticated: a DMARC-aligned SPF or DKIM pass for
    * SMTP, a verified notice signature for TWM, an authenticated submission
    * for local mail.
@@ -107,6 +117,7 @@ export const REASON_CODES = [
   'stranger',
   'auto-submitted',
   'expected-sender',
+  'ambiguous-from',
 ] as const;
 export type ReasonCode = (typeof REASON_CODES)[number];
 
@@ -156,6 +167,11 @@ export function classifySender(input: PolicyInput): { senderClass: SenderClass; 
 
   if (m.address === 'block') return done('blocked', 'blocked-address', `${who} is blocked in the address book`);
   if (m.list === 'block') return done('blocked', 'blocked-list', 'the List-Id is blocked in the address book');
+  // Without one undisputed author nothing can be allowed (a domain block still applies).
+  if (input.fromProblem) {
+    if (m.address !== 'allow' && m.domain === 'block') return done('blocked', 'blocked-domain', `the domain of ${who} is blocked in the address book`);
+    return done('stranger', 'ambiguous-from', `no single undisputed From: address (${input.fromProblem})`);
+  }
 
   if (m.address === 'allow') {
     if (authenticated) return done('allowed', 'allowed-address', `${who} is in the address book`);
@@ -189,7 +205,7 @@ export function decide(input: PolicyInput): Verdict {
   }
 
   if (senderClass === 'allowed') return { kind: 'inbox', firstContact: false, reasons };
-  if (senderClass === 'stranger' && input.ownershipConfirmation && input.expected && input.authenticated) {
+  if (senderClass === 'stranger' && !input.fromProblem && input.ownershipConfirmation && input.expected && input.authenticated) {
     reasons.push({
       code: 'expected-sender',
       detail: `ownership confirmation from ${input.from ?? '(no From: address)'} matches an expected-sender entry`,

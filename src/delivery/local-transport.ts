@@ -35,7 +35,7 @@ export function createLocalTransport(ingest: Ingest): Transport {
             recipients: [user],
             raw: message.raw,
             prepend: '',
-            auth: { alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
+            auth: { identity: from, alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
           });
           results.push({ recipient, status: 'delivered', reply: replies.deliveredLocally() });
         } catch (err) {

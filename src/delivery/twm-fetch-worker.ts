@@ -24,7 +24,7 @@
  *   expire() closes them), receipts at `expires` + 24 h.
  */
 import { createHash } from 'node:crypto';
-import { domainOf } from '../core/address.ts';
+import { domainOf, normalisedAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { nextAttempt, type BackoffOptions } from '../core/retry-schedule.ts';
 import { normaliseListId } from '../core/screener.ts';
@@ -131,7 +131,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     const digest = response.headers['content-digest'];
     if (digest !== undefined && !digest.includes(contentDigest(body).slice('sha-256='.length))) return failed(n, rows, 'digest-mismatch');
     const facts = messageFacts(parseHeaders(body));
-    if (facts.fromAddresses.length !== 1 || facts.from !== n.from) return failed(n, rows, 'from-mismatch');
+    if (facts.from === null || facts.from !== normalisedAddress(n.from)) return failed(n, rows, 'from-mismatch');
     if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return failed(n, rows, 'from-mismatch');
 
     const users = [];
@@ -149,7 +149,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
           recipients: users,
           raw: body,
           prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(now())}\r\n`,
-          auth: { alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
+          auth: { identity: facts.from, alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
           // Stored once per recipient even when a crash makes us fetch it again.
           twmKey: `${senderDomain} ${n.id}`,
         });

@@ -28,11 +28,14 @@ export interface IngestMessage {
   /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */
   prepend: string;
   /**
-   * Authentication of the message: `alignedDomain` is the authenticated
-   * domain aligned with the From: domain (null: From: is not authenticated);
-   * `authenticatedDomains` are all domains that authenticated it.
+   * Authentication of the message: `identity` is the From: address whose
+   * domain alignment was checked for (AuthOutcome.identity), `alignedDomain`
+   * the authenticated domain aligned with it (null: not authenticated);
+   * `authenticatedDomains` are all domains that authenticated the message.
+   * The message counts as authenticated only when `identity` is the
+   * policy's From: address (MessageFacts.from) itself.
    */
-  auth: { alignedDomain: string | null; authenticatedDomains: string[] };
+  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[] };
   receivedAt?: Date;
   /**
    * A message fetched over TWM: `<sender domain> <notice id>`. Recipients
@@ -71,8 +74,10 @@ export interface Ingest {
 export interface DecisionFacts {
   channel: PolicyInput['channel'];
   origin: PolicyInput['origin'];
-  /** Header From: address, lower-cased; null when absent. */
+  /** The author identity (MessageFacts.from, parseAddress's normal form); null when there is none. */
   from: string | null;
+  /** Why the message has no trustworthy author identity (never allowed then), else null. */
+  fromProblem: string | null;
   /** Normalised List-Id, or null. */
   listId: string | null;
   /** The authenticated domain aligned with the From: domain, or null. */
@@ -123,6 +128,7 @@ export function createIngest(options: IngestOptions): Ingest {
       channel: facts.channel,
       origin: facts.origin,
       from: facts.from,
+      fromProblem: facts.fromProblem,
       authenticated: facts.alignedDomain !== null,
       matches: matchesFrom(found),
       listAuthenticated: listAuthenticated(facts.listId, facts.authenticatedDomains),
@@ -156,12 +162,22 @@ export function createIngest(options: IngestOptions): Ingest {
 
     const outcomes: RecipientOutcome[] = [];
     const writes: Array<{ index: number; item: NewMessage }> = [];
+    // The identity that was authenticated must be the one the policy matches:
+    // otherwise an aligned domain says nothing about the address (issue: a
+    // From: read one way by mailauth and another by the policy).
+    const sameIdentity = facts.from !== null && message.auth.identity === facts.from;
+    const fromProblem =
+      facts.fromProblem ??
+      (message.auth.alignedDomain !== null && !sameIdentity
+        ? `the authenticated identity ${JSON.stringify(message.auth.identity)} is not the From: address ${JSON.stringify(facts.from)}`
+        : null);
     const decision: DecisionFacts = {
       channel: message.channel,
       origin: message.origin,
       from: facts.from,
+      fromProblem,
       listId,
-      alignedDomain: message.auth.alignedDomain,
+      alignedDomain: sameIdentity ? message.auth.alignedDomain : null,
       authenticatedDomains: message.auth.authenticatedDomains,
       autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
       ownershipConfirmation: facts.ownershipConfirmation,
@@ -207,7 +223,7 @@ export function createIngest(options: IngestOptions): Ingest {
           // Strangers are listed in the Screener: held there in screen/strict
           // mode, as history in open mode (docs/architecture.md "Modes").
           request: firstContact
-            ? { sender, authDomain: message.auth.alignedDomain, subject: facts.subject }
+            ? { sender, authDomain: decision.alignedDomain, subject: facts.subject }
             : undefined,
         },
       });

@@ -7,6 +7,7 @@ import { parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import type { User } from '../core/types.ts';
 import type { Authenticator } from '../mail/authenticate.ts';
+import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { receivedHeader } from '../mail/received.ts';
 import type { SmtpHooks, SmtpSessionInfo } from '../protocols/smtp/server.ts';
 import type { Ingest, RecipientOutcome } from './ingest.ts';
@@ -54,8 +55,11 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
       }
       if (recipients.length === 0) throw new ReplyError(503, '5.5.1', 'No valid recipients');
       const queueId = randomBytes(8).toString('hex');
+      // One parse of From: for both: the identity the policy will match is the one authenticated.
+      const from = messageFacts(parseHeaders(raw)).from;
       const auth = await options.authenticate({
         raw,
+        from,
         ip: session.remoteAddress,
         helo: session.helo,
         envelopeFrom: envelope.from,
@@ -78,7 +82,7 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         recipients,
         raw,
         prepend: received + auth.headers,
-        auth: { alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
+        auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
       });
       options.onDelivered?.(outcomes, queueId);
       return `Ok: queued as ${queueId}`;

@@ -77,6 +77,14 @@ export function createOutbound(options: OutboundOptions) {
   return {
     /** Checks a MAIL FROM for this user (submission's RCPT-time check). */
     checkSender(user: User, envelopeFrom: string | null): void {
+      if (envelopeFrom !== null) {
+        try {
+          parseAddress(envelopeFrom);
+        } catch (err) {
+          // Bad syntax or over RFC 5321's length limits: say so, not "not yours".
+          throw new ReplyError(501, '5.1.7', `Bad sender address syntax${err instanceof ReplyError ? `: ${err.text}` : ''}`, { status: 400 });
+        }
+      }
       if (envelopeFrom === null || !owns(user, envelopeFrom)) {
         throw new ReplyError(553, '5.7.1', `Sender address rejected: ${envelopeFrom ?? '<>'} is not an address of ${user.address}`, { status: 403 });
       }
@@ -91,8 +99,16 @@ export function createOutbound(options: OutboundOptions) {
       }
       const headers = parseHeaders(input.raw);
       const facts = messageFacts(headers);
-      const foreign = facts.fromAddresses.find((a) => !owns(user, a));
-      if (foreign) throw new ReplyError(553, '5.7.1', `From: address rejected: ${foreign} is not an address of ${user.address}`, { status: 403 });
+      // Exactly one From: field holding exactly one of the user's addresses,
+      // parsed as every receiver's policy will parse it (mail/from.ts); none
+      // at all is completed below (RFC 6409 8.1).
+      const hasFrom = headers.some((h) => h.name === 'from');
+      if (hasFrom && facts.from === null) {
+        throw new ReplyError(553, '5.7.1', `From: header rejected: ${facts.fromProblem ?? 'unparsable'}; it must be exactly one address of ${user.address}`, { status: 403 });
+      }
+      if (facts.from !== null && !owns(user, facts.from)) {
+        throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}`, { status: 403 });
+      }
       if (facts.receivedCount >= options.maxReceivedHeaders) {
         throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
       }
@@ -100,10 +116,10 @@ export function createOutbound(options: OutboundOptions) {
       // RFC 6409 section 8: the submission server may complete From, Date and Message-ID.
       const id = randomBytes(12).toString('hex');
       let added = '';
-      if (facts.fromAddresses.length === 0) added += `From: <${user.address}>\r\n`;
+      if (!hasFrom) added += `From: <${user.address}>\r\n`;
       if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(new Date())}\r\n`;
       if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
-      const from = facts.fromAddresses[0] ?? user.address;
+      const from = facts.from ?? user.address;
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
       const signed = await options.sign(message, domainOf(from));
 

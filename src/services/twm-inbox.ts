@@ -10,6 +10,7 @@
  * is decided again by `ingest` when it arrives.
  */
 import type { KeyObject } from 'node:crypto';
+import { normalisedAddress } from '../core/address.ts';
 import { parseKeyRecord } from '../core/twm-key-record.ts';
 import { createTokenBuckets, type RateLimit } from '../core/token-bucket.ts';
 import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../core/twm-types.ts';
@@ -130,10 +131,12 @@ export function createTwmInbox(options: TwmInboxOptions) {
         results.push({ rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' });
         continue;
       }
+      const from = normalisedAddress(n.from);
       const verdict = await ingest.predict(user, {
         channel: 'twm',
         origin: 'remote',
-        from: n.from.toLowerCase(),
+        from,
+        fromProblem: from === null ? `unparsable notice "from" ${JSON.stringify(n.from.slice(0, 300))}` : null,
         listId,
         alignedDomain: signer.domain,
         authenticatedDomains: [signer.domain],
