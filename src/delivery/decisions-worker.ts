@@ -4,13 +4,20 @@
  * re-decided, whichever process changed it. What it schedules is then the
  * TWM fetch worker's (delivery/twm-fetch-worker.ts), through the store.
  */
-import type { Decisions } from '../services/decisions.ts';
 import { startPollLoop, type PollLoop } from './poll-loop.ts';
 
 export type DecisionsWorker = PollLoop;
 
+/** What the worker needs of services/decisions.ts (structurally: delivery/ imports no services). */
+export interface Reconciler {
+  reconcileChanged(
+    limit: number,
+    onError: (err: unknown, userId: number) => void,
+  ): Promise<{ users: number; more: boolean; summary: Record<string, number> }>;
+}
+
 export function startDecisionsWorker(options: {
-  decisions: Pick<Decisions, 'reconcileChanged'>;
+  decisions: Reconciler;
   pollIntervalMs?: number;
   log?: (obj: object, msg: string) => void;
 }): DecisionsWorker {

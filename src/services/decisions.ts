@@ -35,7 +35,8 @@ export interface DecisionsOptions {
   now: () => Date;
 }
 
-export interface ReconcileSummary {
+/** A type alias, not an interface: workers read it as a plain record of counts. */
+export type ReconcileSummary = {
   /** Requests approved / denied. */
   approved: number;
   denied: number;
@@ -45,7 +46,7 @@ export interface ReconcileSummary {
   /** TWM notice rows scheduled for fetching / declined. */
   fetches: number;
   declines: number;
-}
+};
 
 const empty = (): ReconcileSummary => ({ approved: 0, denied: 0, released: 0, dropped: 0, fetches: 0, declines: 0 });
 
