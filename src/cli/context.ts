@@ -1,15 +1,16 @@
 /**
  * What a CLI command needs: the validated config and, for commands that work
- * on data, an open store and the services. The CLI works on the store
- * directly, so it needs no running server (SQLite WAL and PostgreSQL both
- * allow the server and the CLI at once).
+ * on data, the application built by the one composition root (src/app.ts)
+ * without its workers and listeners: the same services on the same store as
+ * the server's. The CLI needs no running server (SQLite WAL and PostgreSQL
+ * both allow the server and the CLI at once); what it decides is stored
+ * state that a running server's workers pick up (queued mail, Screener
+ * decisions, address-book changes).
  */
 import { existsSync } from 'node:fs';
 import { loadConfig, type Config } from '../config/load.ts';
-import { ensureMaterials } from '../config/materials.ts';
-import { createDkimSigner } from '../mail/dkim-sign.ts';
-import { createServices, type Services } from '../services/index.ts';
-import { openStore } from '../store/open.ts';
+import { createApp } from '../app.ts';
+import type { Services } from '../services/index.ts';
 import type { Store } from '../store/types.ts';
 import { CliError, EXIT } from './output.ts';
 
@@ -34,19 +35,11 @@ export function readConfig(opts: GlobalOptions): Config {
 
 export async function withServices<T>(opts: GlobalOptions, run: (s: Services, store: Store, config: Config) => Promise<T>): Promise<T> {
   const config = readConfig(opts);
-  const store = await openStore(config.storage);
+  const app = await createApp(config);
   try {
-    // Sending from the CLI queues into the store; a running server's queue worker picks it up on its next poll.
-    const services = createServices(store, config.domains, {
-      sign: createDkimSigner(ensureMaterials(config).dkim),
-      hostname: config.hostname,
-      maxRecipients: config.limits.recipients,
-      maxMessageSize: config.limits.messageSize,
-      maxReceivedHeaders: config.limits.receivedHeaders,
-    });
-    return await run(services, store, config);
+    return await run(app.services, app.store, config);
   } finally {
-    await store.close();
+    await app.close();
   }
 }
 

@@ -94,6 +94,8 @@ export interface IngestOptions {
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
   /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
   onError?: (err: unknown, what: string) => void;
+  /** The application clock: a message's arrival time unless the caller gives one. */
+  now?: () => Date;
 }
 
 /** Deepest MIME nesting accepted (multipart levels and embedded messages), as Postfix's default. */
@@ -157,7 +159,7 @@ export function createIngest(options: IngestOptions): Ingest {
     }
     const listId = facts.listId ? normaliseListId(facts.listId) : null;
     const sender = senderKey(facts.from, message.envelopeFrom);
-    const receivedAt = message.receivedAt ?? new Date();
+    const receivedAt = message.receivedAt ?? (options.now ? options.now() : new Date());
     const stored = Buffer.concat([Buffer.from(message.prepend, 'utf8'), message.raw]);
 
     const outcomes: RecipientOutcome[] = [];

@@ -47,6 +47,8 @@ export interface OutboundOptions {
   maxReceivedHeaders: number;
   /** Called after a message is queued (the worker polls at once). */
   onQueued?: () => void;
+  /** The application clock: the queue entry's time and a missing Date:. */
+  now?: () => Date;
 }
 
 /** Does `user` own `address`? Its own address, or a subaddress of it (local+tag@domain). */
@@ -65,6 +67,7 @@ export function owns(user: User, address: string): boolean {
 
 export function createOutbound(options: OutboundOptions) {
   const { store } = options;
+  const now = options.now ?? (() => new Date());
 
   function checkRecipients(recipients: string[]): string[] {
     if (recipients.length === 0) throw new ReplyError(554, '5.5.1', 'No recipients', { status: 400 });
@@ -117,14 +120,14 @@ export function createOutbound(options: OutboundOptions) {
       const id = randomBytes(12).toString('hex');
       let added = '';
       if (!hasFrom) added += `From: <${user.address}>\r\n`;
-      if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(new Date())}\r\n`;
+      if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(now())}\r\n`;
       if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
       const from = facts.from ?? user.address;
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
       const signed = await options.sign(message, domainOf(from));
 
       // Queued before the Sent copy: a crash in between loses the copy, never the mail.
-      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: new Date() });
+      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now() });
       await store.messages.deliver([
         {
           userId: user.id,
@@ -134,7 +137,7 @@ export function createOutbound(options: OutboundOptions) {
           sender: input.envelopeFrom,
           from,
           subject: facts.subject,
-          receivedAt: new Date(),
+          receivedAt: now(),
           firstContact: false,
         },
       ]);

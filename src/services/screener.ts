@@ -12,6 +12,7 @@ import { invalid, notFound, ReplyError } from '../core/errors.ts';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
 import type { Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
+import type { TwmDecisions } from './twm-decisions.ts';
 
 export interface ScreenerActionResult {
   sender: string;
@@ -31,16 +32,14 @@ export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest 
 });
 
 /**
- * What a decision means beyond held mail: Two-Way Mail's pending notices
- * (services/twm-inbox.ts) are fetched on approval and closed or declined on
- * denial. Called after the decision is stored.
+ * Every action changes stored state only: the card (the decision itself,
+ * which also marks the user's allowlist as changed for the reconcile of
+ * services/decisions.ts), the held mail, the request's status, and the
+ * state rows of Two-Way Mail notices (services/twm-decisions.ts), which the
+ * fetch worker of a running server picks up from the store. So the CLI, the
+ * API and any other process decide alike.
  */
-export interface ScreenerDecisionHooks {
-  approved(userId: number, cover: { senders: string[] } | { domain: string }): Promise<unknown>;
-  denied(userId: number, senders: string[]): Promise<unknown>;
-}
-
-export function createScreener(store: Pick<Store, 'requests' | 'messages'>, contacts: Contacts, decisions?: ScreenerDecisionHooks) {
+export function createScreener(store: Pick<Store, 'requests' | 'messages'>, contacts: Contacts, twm: TwmDecisions) {
   /**
    * The stored request keys for these senders. A request is keyed by an
    * address, except for mail that had neither a From: nor an envelope
@@ -85,7 +84,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
         await contacts.allow(userId, key);
         results.push(await release(userId, key));
       }
-      await decisions?.approved(userId, { senders: keys.map((k) => k.key) });
+      await twm.approved(userId, { senders: keys.map((k) => k.key) });
       return results;
     },
 
@@ -104,7 +103,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
       const covered = pending.map((r) => r.sender).filter((s) => s.includes('@') && isSubdomainOf(domainOf(s), d));
       const results: ScreenerActionResult[] = [];
       for (const sender of covered) results.push(await release(userId, sender));
-      await decisions?.approved(userId, { domain: d });
+      await twm.approved(userId, { domain: d });
       return results;
     },
 
@@ -118,7 +117,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
         await store.requests.setStatus(userId, [sender], 'denied');
         results.push({ sender, dropped });
       }
-      await decisions?.denied(userId, results.map((r) => r.sender));
+      await twm.denied(userId, results.map((r) => r.sender));
       return results;
     },
 

@@ -168,8 +168,9 @@ export class KyselyMessageRepository implements MessageRepository {
         .returning('uid_next')
         .executeTakeFirstOrThrow();
       const start = num(reserved.uid_next) - moving.length;
+      let moved = 0;
       for (const [n, id] of moving.entries()) {
-        await tx
+        const res = await tx
           .updateTable('messages')
           .set({
             mailbox_id: target.id,
@@ -178,9 +179,13 @@ export class KyselyMessageRepository implements MessageRepository {
             ...(to === 'Screener' ? {} : { request_id: null }),
           })
           .where('id', '=', id)
-          .execute();
+          // Again here: a concurrent move (another process releasing the same mail) may have won
+          // since the select; PostgreSQL re-checks this on the row it waited for. Its UID stays unused.
+          .where('mailbox_id', '!=', target.id)
+          .executeTakeFirst();
+        moved += num(res.numUpdatedRows);
       }
-      return moving.length;
+      return moved;
     });
   }
 

@@ -204,6 +204,7 @@ export interface Database {
   twm_out_recipients: TwmOutRecipientsTable;
   twm_in_notices: TwmInNoticesTable;
   twm_in_recipients: TwmInRecipientsTable;
+  allowlist_changes: AllowlistChangesTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -228,5 +229,17 @@ export interface ContactChangesTable {
   href: string;
   seq: number;
   deleted: number;
+  changed_at: number;
+}
+
+/**
+ * Users whose address book changed since their contact requests and pending
+ * TWM notices were last re-decided (migration 0005): written in the same
+ * transaction as every card write, consumed by services/decisions.ts.
+ * `version` counts writes, so a reconcile clears only what it has seen.
+ */
+export interface AllowlistChangesTable {
+  user_id: number;
+  version: number;
   changed_at: number;
 }

@@ -110,7 +110,8 @@ export interface ContactRequestRepository {
   heldMessageIds(userId: number, senders: string[]): Promise<number[]>;
   /** Same, for every held sender of a domain (approve a whole domain). */
   sendersOfDomain(userId: number, domain: string): Promise<string[]>;
-  setStatus(userId: number, senders: string[], status: ContactRequestStatus): Promise<number>;
+  /** Sets the status; with `from`, only of requests in one of those statuses (a conditional update). */
+  setStatus(userId: number, senders: string[], status: ContactRequestStatus, from?: readonly ContactRequestStatus[]): Promise<number>;
   /** Forgets the requests (history) of these senders. Held messages must be dealt with first. */
   remove(userId: number, senders: string[]): Promise<number>;
 }
@@ -290,9 +291,9 @@ export interface TwmInboundRepository {
   update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date): Promise<string[]>;
   /**
    * A user's rows in one of `states` whose notice comes from one of `senders`
-   * (addresses) or from `domain` or a subdomain of it, with expiresAt > now.
+   * (addresses) or from `domain` or a subdomain of it (`any`: every sender), with expiresAt > now.
    */
-  forUser(userId: number, match: { senders?: string[]; domain?: string }, states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
+  forUser(userId: number, match: { senders?: string[]; domain?: string } | 'any', states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
   /** Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`. Returns how many. */
   expire(now: Date): Promise<number>;
   /** Deletes notices whose every row is final and that expired before `olderThan`. */
@@ -392,4 +393,11 @@ export interface AddressBookRepository {
   pruneTombstones(olderThan: Date): Promise<number>;
   /** Server-wide: every card with an index entry of this kind (the expected-sender sweep). */
   cardsWithEntryKind(kind: ContactEntry['kind']): Promise<Array<{ userId: number; book: string; href: string }>>;
+  /**
+   * Users whose allowlist changed (any card write or book removal marks the
+   * user in the write's transaction) and the mark's version, oldest first.
+   */
+  changedAllowlists(limit: number): Promise<Array<{ userId: number; version: number }>>;
+  /** Clears the mark if it still has this version (a later write keeps it). True if cleared. */
+  settleAllowlist(userId: number, version: number): Promise<boolean>;
 }
