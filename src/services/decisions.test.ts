@@ -108,6 +108,17 @@ for (const backend of backends) {
       assert.deepEqual(await store.addressBooks.changedAllowlists(10), [], 'the mark is cleared');
     });
 
+    test('a forged copy held beside a genuine one is never released by an address-book change', async () => {
+      // Forged first, then genuine: the request must not count as authenticated.
+      await hold('twin@smtp.test', null);
+      await hold('twin@smtp.test', 'smtp.test');
+      assert.equal((await store.requests.get(alice.id, 'twin@smtp.test'))?.authDomain, null);
+      await createContacts(store).allow(alice.id, 'twin@smtp.test');
+      const r = await build().reconcileChanged();
+      assert.equal(r.summary.released, 0);
+      assert.equal(await status('twin@smtp.test'), 'pending', 'an explicit approval is still needed');
+    });
+
     test('the mark is cleared only at the version read; a later write stays marked', async () => {
       const contacts = createContacts(store);
       await contacts.allow(alice.id, 'a@x.test');

@@ -4,8 +4,12 @@
  * (twm-inbound-repository.ts), so that both channels follow the same rules:
  * a new request is `pending`; an existing one keeps its status (a denied
  * sender stays denied), gets count + n and the latest lastSeen, keeps its
- * first known subject, and takes the latest known auth domain and intro
- * (a null one leaves the stored value alone).
+ * first known subject and the latest known intro (a null one leaves the
+ * stored value alone). `auth_domain` is the domain the sender authenticated
+ * as on EVERY attempt: one unauthenticated (possibly forged) attempt clears
+ * it for good, because an address-book change releases held mail only for a
+ * request with an auth domain (services/decisions.ts), and must never release
+ * a forged message held beside a genuine one.
  */
 import type { Transaction } from 'kysely';
 import type { Database } from './schema.ts';
@@ -45,7 +49,7 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
       .values({
         user_id: first.userId,
         sender: first.sender.toLowerCase(),
-        auth_domain: latest((a) => a.authDomain),
+        auth_domain: list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
         first_seen: Math.min(...times),
         last_seen: Math.max(...times),
         count: list.length,
@@ -63,7 +67,12 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
             .else(eb.ref('contact_requests.last_seen'))
             .end(),
           sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
-          auth_domain: eb.fn.coalesce('excluded.auth_domain', 'contact_requests.auth_domain'),
+          auth_domain: eb
+            .case()
+            .when(eb.or([eb('excluded.auth_domain', 'is', null), eb('contact_requests.auth_domain', 'is', null)]))
+            .then(null)
+            .else(eb.ref('excluded.auth_domain'))
+            .end(),
           intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
           // status is kept: a denied sender stays denied, an approved one approved.
         })),
