@@ -29,7 +29,10 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
     auth: {
       async authenticate(username, password, session) {
         try {
-          return (await accounts.authenticate(username, password, session.remoteAddress)).address;
+          const { user, appPassword } = await accounts.authenticate(username, password, session.remoteAddress);
+          // A contacts-only app password is for CardDAV: it never sends (docs/reliability.md, "The app-password model").
+          if (appPassword && appPassword.scope !== 'all') throw new ReplyError(535, '5.7.8', 'This app password is for contacts (CardDAV) only, not for sending');
+          return user.address;
         } catch (err) {
           if (err instanceof ReplyError && err.httpStatus === 401) throw new ReplyError(535, '5.7.8', 'Authentication credentials invalid');
           throw err; // 454 4.7.0 while the client is locked out

@@ -51,7 +51,8 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
   return {
     async authenticate(address: string, password: string, client: string): Promise<{ ok: true; user: User } | { ok: false; status: 401 | 429; message: string }> {
       try {
-        return { ok: true, user: await accounts.authenticate(address, password, client) };
+        // Every credential reaches CardDAV: the account password and app passwords of either scope.
+        return { ok: true, user: (await accounts.authenticate(address, password, client)).user };
       } catch (err) {
         if (err instanceof ReplyError && (err.httpStatus === 401 || err.httpStatus === 429)) {
           return { ok: false, status: err.httpStatus, message: err.text };
