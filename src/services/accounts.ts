@@ -205,7 +205,7 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
     /** Revokes one app password (by its number or its public id) and the sessions opened with it. */
     async revokeAppPassword(user: User, id: number | string): Promise<void> {
       let n = typeof id === 'number' ? id : /^\d+$/.test(id) ? Number(id) : undefined;
-      if (n === undefined) n = (await store.users.listAppPasswords(user.id)).find((a) => a.publicId === id || a.name === id)?.id;
+      if (n === undefined) n = (await store.users.listAppPasswords(user.id)).find((a) => a.publicId === id)?.id;
       if (n === undefined || !(await store.users.removeAppPassword(user.id, n))) throw notFound(`No app password ${id} for ${user.address}`);
     },
 
