@@ -81,10 +81,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
 
     // Outbound: one queue, one router, one contract for local and remote delivery.
+    if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
     const smtpTransport = createSmtpTransport({
       resolver,
       heloName: config.hostname,
       port: config.delivery.port,
+      lab: config.delivery.lab,
       // One connection per concurrent delivery to a domain's (usually single) MX host.
       maxConnectionsPerHost: config.delivery.perDomainConcurrency,
       ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
@@ -126,6 +128,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         maxRecipients: config.limits.recipients,
         maxMessageSize: config.limits.messageSize,
         maxReceivedHeaders: config.limits.receivedHeaders,
+        allowAddressLiterals: config.submission.addressLiterals,
         onQueued: () => worker.kick(),
       },
       twmWiring ? { approved: twmWiring.inbox.approved, denied: twmWiring.inbox.denied } : undefined,

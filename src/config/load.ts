@@ -24,10 +24,13 @@ export interface Config {
   dataDir: string;
   storage: string;
   smtp: { host: string; port: number };
-  submission: { enabled: boolean; host: string; port: number };
+  /** `addressLiterals`: accept address-literal recipients from users (off by default). */
+  submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean };
   delivery: {
     port: number;
     bindAddress: string | null;
+    /** Loopback and private destination addresses allowed (labs and tests only). */
+    lab: boolean;
     maxActive: number;
     perDomainConcurrency: number;
     giveUpAfterMs: number;
@@ -128,10 +131,11 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         : c.storage
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
     smtp: c.smtp,
-    submission: c.submission,
+    submission: { enabled: c.submission.enabled, host: c.submission.host, port: c.submission.port, addressLiterals: c.submission.address_literals },
     delivery: {
       port: c.delivery.port,
       bindAddress: c.delivery.bind_address ?? null,
+      lab: c.delivery.lab,
       maxActive: c.delivery.max_active,
       perDomainConcurrency: c.delivery.per_domain_concurrency,
       giveUpAfterMs: c.delivery.give_up_after,

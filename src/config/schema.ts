@@ -62,6 +62,10 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         host: z.string().min(1).default('0.0.0.0'),
         port: port.default(587),
+        address_literals: z
+          .boolean()
+          .default(false)
+          .describe('accept address-literal recipients (user@[192.0.2.1]) from users; refused with 550 5.7.1 by default'),
       })
       .strict()
       .prefault({}),
@@ -69,6 +73,7 @@ export const configSchema = z
       .object({
         port: port.default(25).describe('the port of remote MX hosts; other than 25 only in labs and tests'),
         bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections'),
+        lab: z.boolean().default(false).describe('allow loopback and private addresses as SMTP destinations (MX hosts, address literals): labs, demos and tests only'),
         max_active: z.number().int().min(1).max(10_000).default(100),
         // Postfix's default_destination_concurrency_limit is 20; 10 keeps a stranger's MX from seeing a burst.
         per_domain_concurrency: z.number().int().min(1).max(100).default(10),

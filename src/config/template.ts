@@ -8,6 +8,8 @@ export interface TemplateInput {
   submissionPort?: number;
   /** The port of remote MX hosts; only labs and tests set it. */
   deliveryPort?: number;
+  /** `delivery.lab`: loopback and private MX addresses allowed (labs, the demo and tests). */
+  deliveryLab?: boolean;
   dns: string[];
   storage?: string;
 }
@@ -34,6 +36,7 @@ port = ${t.submissionPort ?? 587}
 
 [delivery]
 ${t.deliveryPort !== undefined ? `port = ${t.deliveryPort}` : '# port = 25  # remote MX port; another only in labs and tests'}
+${t.deliveryLab ? 'lab = true  # loopback and private MX addresses allowed: labs and tests only' : '# lab = false  # true lets delivery connect to loopback and private addresses (labs and tests only)'}
 give_up_after = "5d"
 delay_warning_after = "4h"
 

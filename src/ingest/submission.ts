@@ -3,7 +3,6 @@
  * authenticated listener on top of the accounts and the outbound service.
  */
 import { randomBytes } from 'node:crypto';
-import { parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { receivedHeader } from '../mail/received.ts';
 import type { SmtpHooks, SmtpListenerOptions, SmtpSessionInfo } from '../protocols/smtp/server.ts';
@@ -44,7 +43,7 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
         outbound.checkSender(await userOf(session), address);
       },
       async onRecipient(address) {
-        parseAddress(address); // 501 5.1.3 on bad syntax
+        outbound.checkRecipient(address); // 501 5.1.3 on bad syntax, 550 5.7.1 for an address literal
         return { exclusive: false };
       },
       async onMessage(envelope, raw, session) {

@@ -68,6 +68,29 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
   }
 
   /**
+   * No account is another account's subaddress (RFC 5233, `local+tag`):
+   * mail to `bob+sales` reaches bob, and bob may send as it and manage its
+   * queue entries, so a separate `bob+sales` account would be bob's to read
+   * and impersonate. Refused in both orders: `bob+sales` while `bob` exists,
+   * and `bob` while some `bob+…` exists (docs/reliability.md, "Accounts").
+   */
+  async function refuseSubaddressClash(address: string): Promise<void> {
+    const at = address.lastIndexOf('@');
+    const local = address.slice(0, at);
+    const domain = address.slice(at);
+    const plus = local.indexOf('+');
+    if (plus > 0) {
+      const base = local.slice(0, plus) + domain;
+      if (await store.users.findByAddress(base)) {
+        throw conflict(`${address} is a subaddress of the account ${base}: mail to it reaches ${base} already, and ${base} may send as it`);
+      }
+      return;
+    }
+    const sub = (await store.users.list()).find((u) => u.address.endsWith(domain) && u.address.startsWith(`${local}+`));
+    if (sub) throw conflict(`The account ${sub.address} exists: it would be a subaddress of ${address}; remove it first or choose another address`);
+  }
+
+  /**
    * One scrypt per attempt, whatever the number of app passwords: a secret
    * of the form `twp_<id>_...` is checked against the one app password of
    * that user with that public id; anything else (or an id the user does not
@@ -114,6 +137,7 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
 
     async add(address: string, password: string, mode: Mode = 'open'): Promise<User> {
       const normal = normalise(address);
+      await refuseSubaddressClash(normal);
       try {
         return await store.users.create({ address: normal, passwordHash: await hashPassword(password), mode });
       } catch (err) {

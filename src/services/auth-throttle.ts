@@ -68,10 +68,8 @@ export function createAuthThrottle(options: AuthThrottleOptions = {}) {
     /** Records a failure and waits before the caller replies. */
     async fail(client: string, account: string): Promise<void> {
       const pair = bump(perPair, pairKey(client, account));
-      const all = bump(perClient, client);
-      // Spraying (one guess per account) slows down too, more gently.
-      const steps = Math.max(pair, Math.ceil((all * maxFailures) / maxClientFailures));
-      await sleep(Math.min(steps * stepMs, 5000));
+      bump(perClient, client);
+      await sleep(Math.min(pair * stepMs, 5000));
     },
     /** A login that succeeded: forgets this pair's failures only. */
     succeed(client: string, account: string): void {
