@@ -22,8 +22,10 @@ import { createIngest, type Ingest } from './ingest/ingest.ts';
 import { createSubmissionHooks } from './ingest/submission.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
 import { createInboundHooks } from './ingest/smtp-inbound.ts';
+import { createPostmasterLookup } from './ingest/postmaster.ts';
 import { createAuthenticator } from './mail/authenticate.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
+import { startMetricsListener } from './protocols/http/metrics-listener.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createServices, type Services } from './services/index.ts';
@@ -52,6 +54,8 @@ export interface RunningServer {
     inbox: TwmInbox;
   } | null;
   metrics: Metrics;
+  /** The port of the metrics listener (`[metrics]`), null when disabled. */
+  metricsPort: number | null;
   close(): Promise<void>;
 }
 
@@ -147,6 +151,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         domains: config.domains,
         ingest,
         authenticate: createAuthenticator(resolver),
+        postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
         onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
       }),
     });
@@ -178,12 +183,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       services,
       log,
       ...(config.http.tls ? { tls: materials.tls } : {}),
-      extraRoutes: (a) => {
-        a.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-      },
     });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app });
     closers.unshift(() => http.close());
+    // GET /metrics needs no login: a listener of its own, loopback by default, never the API's.
+    const metricsListener = config.metrics
+      ? await startMetricsListener({ ...config.metrics, render: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) })
+      : null;
+    if (metricsListener) closers.unshift(() => metricsListener.close());
     // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
     const expectSweep = setInterval(
       () => void services.contacts.sweepExpired().catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed')),
@@ -204,6 +211,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       worker,
       twm,
       metrics,
+      metricsPort: metricsListener?.port ?? null,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
       close: () => (closed ??= runAll(closers)),
     };

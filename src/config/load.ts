@@ -71,6 +71,10 @@ export interface Config {
     noticeRate: { perSecond: number; burst: number };
     clientRate: { perSecond: number; burst: number };
   };
+  /** The account for postmaster@ every served domain; null: the first account created. */
+  postmaster: string | null;
+  /** The metrics listener (GET /metrics, no login), or null when disabled. */
+  metrics: { host: string; port: number } | null;
   log: { level: ConfigFile['log']['level'] };
 }
 
@@ -113,6 +117,17 @@ function formatIssues(where: string, issues: z.core.$ZodIssue[]): string {
       return `${where}: key "${key}": ${issue.message}`;
     })
     .join('\n');
+}
+
+/** `postmaster` must be an address of a served domain (its account may be created later). */
+function postmasterOf(c: ConfigFile, path: string | null): string | null {
+  if (c.postmaster === undefined) return null;
+  const address = c.postmaster.toLowerCase();
+  const domain = address.slice(address.lastIndexOf('@') + 1);
+  if (!c.domains.includes(domain)) {
+    throw new ConfigError(`${path ?? 'config'}: key "postmaster": ${address} is not in a served domain (${c.domains.join(', ')})`);
+  }
+  return address;
 }
 
 function resolveConfig(c: ConfigFile, path: string | null): Config {
@@ -181,6 +196,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
       clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },
     },
+    postmaster: postmasterOf(c, path),
+    metrics: c.metrics.enabled ? { host: c.metrics.host, port: c.metrics.port } : null,
     log: c.log,
   };
 }

@@ -51,6 +51,11 @@ export const configSchema = z
     hostname: domainName.describe('the server name used in SMTP greetings and Received headers'),
     domains: z.array(domainName).min(1, 'expected at least one served domain'),
     data_dir: z.string().min(1).default('data'),
+    postmaster: z
+      .string()
+      .regex(/^[^@\s]+@[a-z0-9.-]+$/, 'expected an account address such as "alice@example.org"')
+      .optional()
+      .describe('the account that receives postmaster@ every served domain (RFC 5321 4.5.1); default: the first account created'),
     storage: z
       .string()
       .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'expected "sqlite:FILE" or "postgres://…"')
@@ -153,6 +158,14 @@ export const configSchema = z
       .strict()
       .prefault({})
       .refine((t) => (t.cert === undefined) === (t.cert_key === undefined), 'expected both "cert" and "cert_key", or neither'),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true).describe('serve Prometheus metrics at GET /metrics on a listener of their own'),
+        host: z.string().min(1).default('127.0.0.1').describe('the metrics listener address; loopback by default: the metrics need no login'),
+        port: port.default(9464),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

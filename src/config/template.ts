@@ -8,6 +8,8 @@ export interface TemplateInput {
   submissionPort?: number;
   /** The port of remote MX hosts; only labs and tests set it. */
   deliveryPort?: number;
+  /** The metrics listener's port (default 9464); tests use 0. */
+  metricsPort?: number;
   /** `delivery.lab`: loopback and private MX addresses allowed (labs, the demo and tests). */
   deliveryLab?: boolean;
   dns: string[];
@@ -44,6 +46,11 @@ delay_warning_after = "4h"
 host = "127.0.0.1"
 port = ${t.httpPort}
 tls = true  # HTTPS with the [tls] pair; false only behind a TLS-terminating proxy
+
+[metrics]
+# GET /metrics (Prometheus) needs no login: keep it on loopback (or enabled = false).
+host = "127.0.0.1"
+port = ${t.metricsPort ?? 9464}
 
 [tls]
 # cert = "/etc/letsencrypt/live/${t.hostname}/fullchain.pem"

@@ -208,6 +208,7 @@ export function writeChildConfig(o: ChildConfigOptions): ChildConfig {
     submissionPort: o.submissionPort,
     httpPort: 0,
     deliveryPort: o.deliveryPort,
+    metricsPort: 0,
     deliveryLab: true,
     dns: o.dns,
   });

@@ -53,6 +53,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     submissionPort: 0,
     httpPort: 0,
     deliveryPort: options.deliveryPort,
+    metricsPort: 0,
     deliveryLab: options.deliveryLab ?? options.deliveryPort !== undefined,
     dns: [dns.address],
     storage: options.storage,
