@@ -27,8 +27,17 @@ export interface Principal {
   appPassword: { id: number; name: string; scope: AppPasswordScope } | null;
 }
 
-/** The throttle's account key: the address as typed, lower-cased (unknown addresses count too). */
-const accountKey = (address: string) => address.trim().toLowerCase().slice(0, 320);
+/**
+ * The throttle's account key: the normalised address, so other spellings of
+ * one account share its count; unparsable or unknown names count too.
+ */
+function accountKey(address: string): string {
+  try {
+    return parseAddress(address).address;
+  } catch {
+    return address.trim().toLowerCase().slice(0, 320);
+  }
+}
 
 export interface PublicUser {
   address: string;
@@ -228,7 +237,7 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
 
     /** Revokes one app password (by its number or its public id) and the sessions opened with it. */
     async revokeAppPassword(user: User, id: number | string): Promise<void> {
-      let n = typeof id === 'number' ? id : /^\d+$/.test(id) ? Number(id) : undefined;
+      let n = typeof id === 'number' ? id : /^[1-9]\d{0,15}$/.test(id) ? Number(id) : undefined;
       if (n === undefined) n = (await store.users.listAppPasswords(user.id)).find((a) => a.publicId === id)?.id;
       if (n === undefined || !(await store.users.removeAppPassword(user.id, n))) throw notFound(`No app password ${id} for ${user.address}`);
     },

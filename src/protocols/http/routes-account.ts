@@ -150,8 +150,9 @@ export function accountRoutes(services: Services): ApiRoute[] {
       auth: true,
       account: true,
       summary: 'Revoke an app password',
-      description: 'Also ends the sessions opened with it. Needs the account password or a session opened with it.',
-      params: z.strictObject({ id: z.coerce.number().int().positive() }),
+      description: 'By its number or its public id. Also ends the sessions opened with it. Needs the account password or a session opened with it.',
+      // Any string: the number or the public id; anything else is a 404 like an unknown id.
+      params: z.strictObject({ id: z.string().max(64) }),
       notFound: 'No such app password',
       response: { status: 204, description: 'Revoked', schema: noContent },
       async handler({ user, params }) {
