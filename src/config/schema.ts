@@ -162,7 +162,7 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(true).describe('serve Prometheus metrics at GET /metrics on a listener of their own'),
         host: z.string().min(1).default('127.0.0.1').describe('the metrics listener address; loopback by default: the metrics need no login'),
-        port: port.default(9464),
+        port: port.default(9464).describe('the metrics listener port'),
       })
       .strict()
       .prefault({}),
