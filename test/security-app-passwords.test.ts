@@ -137,6 +137,8 @@ describe('security: app passwords', () => {
         assert.equal(r.status, 403, `${method} ${path}: ${JSON.stringify(r.body)}`);
       }
     }
+    // Its session can still end itself.
+    assert.equal((await api('DELETE', '/api/session', bearer(contactsSession))).status, 204);
   });
 
   it('lists, revokes (with its sessions) and records the last use; at most 50', async () => {

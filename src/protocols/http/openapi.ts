@@ -60,7 +60,7 @@ function operation(route: ApiRoute): JsonObject {
   if (route.body || route.query || route.params) responses['400'] = problemResponse('Invalid input; `errors` names each bad field');
   if (route.auth) {
     responses['401'] = problemResponse('Missing or invalid credentials');
-    responses['403'] = problemResponse(
+    if (!route.anyScope) responses['403'] = problemResponse(
       route.account ? 'An app password (or a session opened with one) cannot use this route' : 'A contacts-only app password cannot use the API',
     );
   }

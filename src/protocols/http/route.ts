@@ -56,6 +56,8 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   auth: boolean;
   /** true: the account's own settings and credentials, never reachable with an app password (403). */
   account?: boolean;
+  /** true: reachable with any credential, a contacts-only app password's session too (logging out). */
+  anyScope?: boolean;
   params?: P;
   query?: Q;
   body?: BodySpec<B>;
@@ -76,6 +78,7 @@ export interface ApiRoute {
   tag: string;
   auth: boolean;
   account?: boolean;
+  anyScope?: boolean;
   params?: z.ZodType;
   query?: z.ZodType;
   body?: BodySpec<z.ZodType>;
@@ -113,7 +116,7 @@ export function defineRoute<
   return {
     ...rest,
     async run(request, reply) {
-      if (spec.auth) checkAccess(requireAuth(request), spec.account === true);
+      if (spec.auth && !spec.anyScope) checkAccess(requireAuth(request), spec.account === true);
       if (spec.body) checkMediaType(spec.body, request);
       // Parse everything before reporting, so one answer names every bad field.
       const issues: InputIssue[] = [];

@@ -40,6 +40,7 @@ export function accountRoutes(services: Services): ApiRoute[] {
       tag: 'session',
       auth: true,
       summary: 'Log out',
+      anyScope: true,
       description: 'Revokes the bearer token the request was made with. Requests with HTTP Basic get 400: there is no token to revoke.',
       response: { status: 204, description: 'The token is revoked', schema: noContent },
       async handler({ auth }) {
