@@ -31,11 +31,13 @@ import type { Transport } from './delivery/types.ts';
 import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
 import { createIngest, type Ingest } from './ingest/ingest.ts';
+import { createPostmasterLookup } from './ingest/postmaster.ts';
 import { createInboundHooks } from './ingest/smtp-inbound.ts';
 import { createSubmissionHooks } from './ingest/submission.ts';
 import { createAuthenticator, type Authenticator } from './mail/authenticate.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
+import { startMetricsListener } from './protocols/http/metrics-listener.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createDecisions, type Decisions } from './services/decisions.ts';
@@ -97,6 +99,8 @@ export interface RunningServer {
     inbox: TwmInbox;
   } | null;
   metrics: Metrics;
+  /** The port of the metrics listener (`[metrics]`), null when disabled. */
+  metricsPort: number | null;
   clock: Clock;
   close(): Promise<void>;
 }
@@ -131,6 +135,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       maxRecipients: config.limits.recipients,
       maxMessageSize: config.limits.messageSize,
       maxReceivedHeaders: config.limits.receivedHeaders,
+      allowAddressLiterals: config.submission.addressLiterals,
       onQueued: () => hints.queue(),
     },
     {
@@ -193,10 +198,12 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
 
     // Outbound: one queue, one router, one contract for local and remote delivery.
+    if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
     const smtpTransport = createSmtpTransport({
       resolver,
       heloName: config.hostname,
       port: config.delivery.port,
+      lab: config.delivery.lab,
       // One connection per concurrent delivery to a domain's (usually single) MX host.
       maxConnectionsPerHost: config.delivery.perDomainConcurrency,
       ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
@@ -254,6 +261,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
         domains: config.domains,
         ingest,
         authenticate: options.authenticate ?? createAuthenticator(resolver),
+        postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
         onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
       }),
     });
@@ -285,12 +293,14 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       services,
       log,
       ...(config.http.tls ? { tls: materials.tls } : {}),
-      extraRoutes: (a) => {
-        a.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-      },
     });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });
     closers.unshift(() => http.close());
+    // GET /metrics needs no login: a listener of its own, loopback by default, never the API's.
+    const metricsListener = config.metrics
+      ? await startMetricsListener({ ...config.metrics, render: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) })
+      : null;
+    if (metricsListener) closers.unshift(() => metricsListener.close());
 
     const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
@@ -306,6 +316,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       decisionsWorker,
       twm,
       metrics,
+      metricsPort: metricsListener?.port ?? null,
       clock,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
       close: () => (closed ??= runAll(closers)),

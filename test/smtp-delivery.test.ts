@@ -40,6 +40,7 @@ describe('SMTP transport', () => {
       port: t.server.smtp.port,
       connectTimeoutMs: 5000,
       commandTimeoutMs: 10_000,
+      lab: true,
       ...overrides,
     });
     transports.push(tr);

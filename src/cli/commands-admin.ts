@@ -6,6 +6,7 @@ import { parseConfig } from '../config/load.ts';
 import { ensureMaterials } from '../config/materials.ts';
 import { renderConfig } from '../config/template.ts';
 import { startServer } from '../main.ts';
+import { APP_PASSWORD_SCOPES, type AppPasswordScope } from '../core/types.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
 import { recordsToPublish, zoneLine } from './dns-records.ts';
@@ -122,13 +123,55 @@ export function registerAdminCommands(program: Command): void {
     });
   user
     .command('passwd <address>')
-    .description('set the password, read from standard input')
-    .action(async (address: string, _o, cmd: Command) => {
+    .description('set the password, read from standard input; revokes every app password and API session unless told to keep them')
+    .option('--keep-app-passwords', 'keep the app passwords valid')
+    .option('--keep-sessions', 'keep the API sessions (bearer tokens) valid')
+    .action(async (address: string, opts: { keepAppPasswords?: boolean; keepSessions?: boolean }, cmd: Command) => {
       configPath(globals(cmd));
       const password = await readPassword('New password: ');
       await withServices(globals(cmd), async (s) => {
-        await s.accounts.setPassword(address, password);
-        process.stdout.write(`password changed for ${address}\n`);
+        const r = await s.accounts.setPassword(address, password, { appPasswords: opts.keepAppPasswords, sessions: opts.keepSessions });
+        process.stdout.write(`password changed for ${address}; revoked ${r.revokedAppPasswords} app password(s) and ${r.revokedSessions} session(s)\n`);
+      });
+    });
+
+  const apps = user.command('app-passwords').description('app passwords of an account: list, create, revoke');
+  apps
+    .command('list <address>')
+    .option('--json', 'machine-readable output')
+    .action(async (address: string, opts: { json?: boolean }, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const rows = (await s.accounts.listAppPasswords(await s.accounts.get(address))).map((a) => ({
+          id: a.id,
+          publicId: a.publicId,
+          name: a.name,
+          scope: a.scope,
+          createdAt: a.createdAt.toISOString(),
+          lastUsedAt: a.lastUsedAt?.toISOString() ?? null,
+        }));
+        list(rows, ['id', 'name', 'scope', 'createdAt', 'lastUsedAt'], opts.json);
+      });
+    });
+  apps
+    .command('create <address> <name>')
+    .description('create an app password and print it (shown once)')
+    .option('--scope <scope>', 'all (every mail protocol) | contacts (CardDAV only)', 'all')
+    .option('--json', 'machine-readable output')
+    .action(async (address: string, name: string, opts: { scope: string; json?: boolean }, cmd: Command) => {
+      if (!(APP_PASSWORD_SCOPES as readonly string[]).includes(opts.scope)) throw new CliError(`invalid scope "${opts.scope}": expected ${APP_PASSWORD_SCOPES.join(' or ')}`, EXIT.usage);
+      await withServices(globals(cmd), async (s) => {
+        const a = await s.accounts.addAppPassword(await s.accounts.get(address), name, opts.scope as AppPasswordScope);
+        if (opts.json) printJson({ id: a.id, publicId: a.publicId, name: a.name, scope: a.scope, createdAt: a.createdAt.toISOString(), password: a.password });
+        else process.stdout.write(`app password ${a.id} "${a.name}" (scope ${a.scope}) for ${address}:\n${a.password}\n`);
+      });
+    });
+  apps
+    .command('revoke <address> <id>')
+    .description('revoke an app password (its number or public id) and the sessions opened with it')
+    .action(async (address: string, id: string, _o, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        await s.accounts.revokeAppPassword(await s.accounts.get(address), id);
+        process.stdout.write(`revoked app password ${id} of ${address}\n`);
       });
     });
 }

@@ -24,10 +24,13 @@ export interface Config {
   dataDir: string;
   storage: string;
   smtp: { host: string; port: number };
-  submission: { enabled: boolean; host: string; port: number };
+  /** `addressLiterals`: accept address-literal recipients from users (off by default). */
+  submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean };
   delivery: {
     port: number;
     bindAddress: string | null;
+    /** Loopback and private destination addresses allowed (labs and tests only). */
+    lab: boolean;
     maxActive: number;
     perDomainConcurrency: number;
     giveUpAfterMs: number;
@@ -68,6 +71,10 @@ export interface Config {
     noticeRate: { perSecond: number; burst: number };
     clientRate: { perSecond: number; burst: number };
   };
+  /** The account for postmaster@ every served domain; null: the first account created. */
+  postmaster: string | null;
+  /** The metrics listener (GET /metrics, no login), or null when disabled. */
+  metrics: { host: string; port: number } | null;
   log: { level: ConfigFile['log']['level'] };
 }
 
@@ -112,6 +119,17 @@ function formatIssues(where: string, issues: z.core.$ZodIssue[]): string {
     .join('\n');
 }
 
+/** `postmaster` must be an address of a served domain (its account may be created later). */
+function postmasterOf(c: ConfigFile, path: string | null): string | null {
+  if (c.postmaster === undefined) return null;
+  const address = c.postmaster.toLowerCase();
+  const domain = address.slice(address.lastIndexOf('@') + 1);
+  if (!c.domains.includes(domain)) {
+    throw new ConfigError(`${path ?? 'config'}: key "postmaster": ${address} is not in a served domain (${c.domains.join(', ')})`);
+  }
+  return address;
+}
+
 function resolveConfig(c: ConfigFile, path: string | null): Config {
   const base = path ? dirname(path) : process.cwd();
   const abs = (p: string, from = base) => (isAbsolute(p) ? p : resolve(from, p));
@@ -128,10 +146,11 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         : c.storage
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
     smtp: c.smtp,
-    submission: c.submission,
+    submission: { enabled: c.submission.enabled, host: c.submission.host, port: c.submission.port, addressLiterals: c.submission.address_literals },
     delivery: {
       port: c.delivery.port,
       bindAddress: c.delivery.bind_address ?? null,
+      lab: c.delivery.lab,
       maxActive: c.delivery.max_active,
       perDomainConcurrency: c.delivery.per_domain_concurrency,
       giveUpAfterMs: c.delivery.give_up_after,
@@ -177,6 +196,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
       clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },
     },
+    postmaster: postmasterOf(c, path),
+    metrics: c.metrics.enabled ? { host: c.metrics.host, port: c.metrics.port } : null,
     log: c.log,
   };
 }

@@ -55,6 +55,11 @@ export const configSchema = z
       .min(1, 'expected at least one served domain')
       .describe('the mail domains served; mail for any other domain is refused (`550 5.7.1`, no relay)'),
     data_dir: z.string().min(1).default('data').describe('keys, the TLS pair and the SQLite database; relative to the configuration file'),
+    postmaster: z
+      .string()
+      .regex(/^[^@\s]+@[a-z0-9.-]+$/, 'expected an account address such as "alice@example.org"')
+      .optional()
+      .describe('the account that receives postmaster@ every served domain (RFC 5321 4.5.1); default: the first account created'),
     storage: z
       .string()
       .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'expected "sqlite:FILE" or "postgres://…"')
@@ -66,6 +71,10 @@ export const configSchema = z
         enabled: z.boolean().default(true).describe('run the authenticated submission listener (STARTTLS, then AUTH)'),
         host: z.string().min(1).default('0.0.0.0').describe('address of the submission listener'),
         port: port.default(587).describe('port of the submission listener; 0 picks a free port'),
+        address_literals: z
+          .boolean()
+          .default(false)
+          .describe('accept address-literal recipients (user@[192.0.2.1]) from users; refused with 550 5.7.1 by default'),
       })
       .strict()
       .prefault({}),
@@ -73,6 +82,7 @@ export const configSchema = z
       .object({
         port: port.default(25).describe('the port of remote MX hosts; another only in labs and tests'),
         bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections (the one SPF names). Default: the system\'s choice'),
+        lab: z.boolean().default(false).describe('allow loopback and private addresses as SMTP destinations (MX hosts, address literals): labs, demos and tests only'),
         max_active: z.number().int().min(1).max(10_000).default(100).describe('recipients in delivery at once, over all domains'),
         // Postfix's default_destination_concurrency_limit is 20; 10 keeps a stranger's MX from seeing a burst.
         per_domain_concurrency: z
@@ -171,6 +181,14 @@ export const configSchema = z
       .strict()
       .prefault({})
       .refine((t) => (t.cert === undefined) === (t.cert_key === undefined), 'expected both "cert" and "cert_key", or neither'),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true).describe('serve Prometheus metrics at GET /metrics on a listener of their own'),
+        host: z.string().min(1).default('127.0.0.1').describe('the metrics listener address; loopback by default: the metrics need no login'),
+        port: port.default(9464).describe('the metrics listener port'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z

@@ -107,6 +107,8 @@ export const replies = {
   /** A DNS outcome for the destination (RFC 3463 codes of docs/architecture.md section 3.4). */
   noRoute: (enhanced: string, why: string) => localReply(enhanced, why),
   noExchangerReached: (domain: string) => localReply('4.4.1', `no mail exchanger of ${domain} could be reached`),
+  nonPublicExchangers: (domain: string, refused: string[]) =>
+    localReply('5.4.4', `${domain}: every mail exchanger address is loopback, private or otherwise non-public (${refused.join(', ')}); not connecting`),
 
   // Two-Way Mail outcomes, in the shape of SMTP replies (the queue and DSNs treat them alike).
   twmDiscoveryFailed: (domain: string, why: string) => reply(451, '4.4.3', `TWM discovery for ${domain} failed: ${why}`),

@@ -22,6 +22,25 @@ export interface User {
   createdAt: Date;
 }
 
+/**
+ * What an app password may do (docs/reliability.md, "The app-password
+ * model"): `all` every mail protocol (SMTP submission, the API's mail routes,
+ * CardDAV); `contacts` CardDAV only. No app password manages the account.
+ */
+export const APP_PASSWORD_SCOPES = ['all', 'contacts'] as const;
+export type AppPasswordScope = (typeof APP_PASSWORD_SCOPES)[number];
+
+/** An app password as listed: never its secret or hash. */
+export interface AppPassword {
+  id: number;
+  /** The public id inside the secret (`twp_<publicId>_<secret>`). */
+  publicId: string;
+  name: string;
+  scope: AppPasswordScope;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
 /** One vCard of a user's address book, kept exactly as it was written. */
 export interface Contact {
   id: number;

@@ -25,9 +25,15 @@
  *   starting with an enhanced code (`4.4.1 connection refused by ...`),
  *   see `smtp-replies.ts`; DNS outcomes come from `mx.ts`.
  * - `deliver` never rejects on network or DNS trouble; those are results.
+ * - The addresses DNS (or an address literal) names are someone else's
+ *   choice: loopback, private, link-local and other non-public addresses
+ *   (`core/ip-ranges.ts`, the same rule as Two-Way Mail's) are never
+ *   connected to unless `lab` is on. A domain whose every address is refused
+ *   fails with 5.4.4: retrying would not change its records' meaning.
  */
 import { formatReply, replies, type Reply } from '../core/reply.ts';
 import type { DnsResolver } from '../dns/types.ts';
+import { isPublicAddress } from '../core/ip-ranges.ts';
 import { resolveDestinations } from './mx.ts';
 import { ConnectionPool, type Lease } from './smtp-pool.ts';
 import type { RcptOutcome } from './smtp-replies.ts';
@@ -42,6 +48,8 @@ export interface SmtpTransportOptions {
   localAddress?: string;
   /** Destination port, 25 unless a test points it at a server on loopback. */
   port?: number;
+  /** Allow loopback and private destination addresses (`delivery.lab`: labs and tests only). */
+  lab?: boolean;
   /** Bounds TCP connect, greeting and TLS handshake together (default 30 s, Postfix's connect timeout). */
   connectTimeoutMs?: number;
   /** Inactivity limit while waiting for any reply (default 5 min, RFC 5321 4.5.3.2). */
@@ -74,6 +82,7 @@ const UNSENDABLE = /[\r\n<>]|^$/;
 
 export function createSmtpTransport(options: SmtpTransportOptions): SmtpTransport {
   const port = options.port ?? 25;
+  const lab = options.lab ?? false;
   const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
   const commandTimeoutMs = options.commandTimeoutMs ?? 300_000;
   const maxPerHost = Math.max(1, options.maxConnectionsPerHost ?? 4);
@@ -111,11 +120,16 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
 
     let lastProblem = replies.noExchangerReached(domain);
     const tried = new Set<string>();
+    const refused: string[] = [];
     for (const host of destinations.hosts) {
       for (const address of host.addresses) {
         // Several MX names often share an address; one refusal is enough.
         if (tried.has(address)) continue;
         tried.add(address);
+        if (!lab && !isPublicAddress(address)) {
+          refused.push(`${host.name} ${address}`);
+          continue;
+        }
         const attempt = await tryAddress(host.name, address, message, pending);
         if (attempt.kind === 'done') {
           // Replies the server gave (they carry its code) are attributed to it; local texts are not.
@@ -125,6 +139,11 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
         lastProblem = attempt.reply;
         log({ messageId: message.messageId, domain, host: host.name, address, port, reply: formatReply(attempt.reply) }, 'mail exchanger unavailable, trying the next');
       }
+    }
+    if (refused.length === tried.size) {
+      log({ messageId: message.messageId, domain, refused }, 'every mail exchanger address is non-public; not connecting');
+      everyone('failed', replies.nonPublicExchangers(domain, refused), pending);
+      return answer();
     }
     everyone('deferred', lastProblem, pending);
     return answer();

@@ -52,7 +52,8 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
   return {
     async authenticate(address: string, password: string, client: string): Promise<{ ok: true; user: User } | { ok: false; status: 401 | 429; message: string }> {
       try {
-        return { ok: true, user: await accounts.authenticate(address, password, client) };
+        // Every credential reaches CardDAV: the account password and app passwords of either scope.
+        return { ok: true, user: (await accounts.authenticate(address, password, client)).user };
       } catch (err) {
         if (err instanceof DomainError && (err.kind === 'unauthorized' || err.kind === 'throttled')) {
           return { ok: false, status: err.kind === 'unauthorized' ? 401 : 429, message: err.text };

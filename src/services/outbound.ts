@@ -49,6 +49,8 @@ export interface OutboundOptions {
   onQueued?: () => void;
   /** The application clock: the queue entry's time and a missing Date:. */
   now?: () => Date;
+  /** Accept address-literal recipients (`x@[192.0.2.1]`); off by default (`submission.address_literals`). */
+  allowAddressLiterals?: boolean;
 }
 
 /** Does `user` own `address`? Its own address, or a subaddress of it (local+tag@domain). */
@@ -74,10 +76,24 @@ export function createOutbound(options: OutboundOptions) {
     if (recipients.length > options.maxRecipients) {
       throw new ReplyError(452, '4.5.3', `Too many recipients (at most ${options.maxRecipients})`, { status: 400 });
     }
-    return [...new Set(recipients.map((r) => parseAddress(r).address))];
+    return [...new Set(recipients.map(checkRecipient))];
+  }
+
+  /**
+   * One recipient, normalised. Address literals are refused unless allowed
+   * (RFC 5321 4.1.3 lets a server refuse them): they name a host directly,
+   * with no domain owner's DNS in between.
+   */
+  function checkRecipient(address: string): string {
+    const parsed = parseAddress(address); // 501 5.1.3 on bad syntax
+    if (parsed.domain.startsWith('[') && !options.allowAddressLiterals) {
+      throw new ReplyError(550, '5.7.1', `Address-literal recipients are not accepted: ${parsed.address}`, { status: 400 });
+    }
+    return parsed.address;
   }
 
   return {
+    checkRecipient,
     /** Checks a MAIL FROM for this user (submission's RCPT-time check). */
     checkSender(user: User, envelopeFrom: string | null): void {
       if (envelopeFrom !== null) {

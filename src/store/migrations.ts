@@ -15,6 +15,7 @@ import type { Dialect } from './schema.ts';
 import { carddavMigration } from './migration-0004-carddav.ts';
 import { twm } from './migration-0003-twm.ts';
 import { allowlistChangesMigration } from './migration-0005-allowlist-changes.ts';
+import { appPasswordsMigration } from './migration-0006-app-passwords.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -196,5 +197,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0003_twm': twm(dialect),
     '0004_carddav': carddavMigration(dialect),
     '0005_allowlist_changes': allowlistChangesMigration(dialect),
+    '0006_app_passwords': appPasswordsMigration(dialect),
   };
 }

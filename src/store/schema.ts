@@ -6,7 +6,7 @@
  * only this layer writes them. Repositories convert rows to core/types.ts.
  */
 import type { Generated } from 'kysely';
-import type { ContactEntryKind, ContactEntry, ContactRequestStatus, MailboxName, Mode, QueueState } from '../core/types.ts';
+import type { AppPasswordScope, ContactEntryKind, ContactEntry, ContactRequestStatus, MailboxName, Mode, QueueState } from '../core/types.ts';
 import type { ReceiptError, ReceiptStatus, TwmInState, TwmOutState } from '../core/twm-types.ts';
 
 export interface UsersTable {
@@ -25,6 +25,11 @@ export interface AppPasswordsTable {
   name: string;
   password_hash: string;
   created_at: number;
+  /** The public id in `twp_<public_id>_<secret>` (migration 0005); unique. */
+  public_id: string | null;
+  /** `all` or `contacts` (migration 0005). */
+  scope: Generated<AppPasswordScope>;
+  last_used_at: number | null;
 }
 
 export interface ApiTokensTable {
@@ -32,6 +37,8 @@ export interface ApiTokensTable {
   user_id: number;
   expires_at: number;
   created_at: number;
+  /** Set when the session was opened with an app password: it has that app password's scope (migration 0005). */
+  app_password_id: number | null;
 }
 
 export interface MailboxesTable {

@@ -8,6 +8,8 @@
  * enforced here, not only in the API).
  */
 import type {
+  AppPassword,
+  AppPasswordScope,
   ContactEntry,
   Contact,
   ContactRequest,
@@ -32,14 +34,24 @@ export interface UserRepository {
   setPasswordHash(userId: number, passwordHash: string): Promise<void>;
   setRevealDeclined(userId: number, reveal: boolean): Promise<void>;
 
-  /** App passwords: named secrets for clients; only the hash is stored. */
-  addAppPassword(userId: number, name: string, passwordHash: string): Promise<{ id: number }>;
-  listAppPasswords(userId: number): Promise<Array<{ id: number; name: string; passwordHash: string; createdAt: Date }>>;
+  /**
+   * App passwords: named secrets for clients; only the hash is stored.
+   * `addAppPassword` refuses (StoreConflictError) past `max` for the user.
+   */
+  addAppPassword(userId: number, input: { publicId: string; name: string; scope: AppPasswordScope; passwordHash: string }, max: number): Promise<AppPassword>;
+  listAppPasswords(userId: number): Promise<AppPassword[]>;
+  /** The one app password with this public id (login looks it up by id, never by trying hashes). */
+  findAppPassword(publicId: string): Promise<(AppPassword & { userId: number; passwordHash: string }) | undefined>;
+  touchAppPassword(id: number, at: Date): Promise<void>;
+  /** Also ends the sessions opened with it. */
   removeAppPassword(userId: number, id: number): Promise<boolean>;
+  /** Revokes every app password of the user (after a password change). Returns how many. */
+  removeAppPasswords(userId: number): Promise<number>;
 
-  /** API bearer tokens: only the SHA-256 of the token is stored. */
-  addToken(userId: number, tokenHash: string, expiresAt: Date): Promise<void>;
-  findToken(tokenHash: string): Promise<{ userId: number; expiresAt: Date } | undefined>;
+  /** API bearer tokens: only the SHA-256 of the token is stored. `appPasswordId`: opened with that app password. */
+  addToken(userId: number, tokenHash: string, expiresAt: Date, appPasswordId?: number | null): Promise<void>;
+  findToken(tokenHash: string): Promise<{ userId: number; expiresAt: Date; appPasswordId: number | null } | undefined>;
+  findAppPasswordById(userId: number, id: number): Promise<AppPassword | undefined>;
   removeToken(tokenHash: string): Promise<void>;
   /** Revokes every token of the user (after a password change). Returns how many. */
   removeTokens(userId: number): Promise<number>;

@@ -208,6 +208,8 @@ export function writeChildConfig(o: ChildConfigOptions): ChildConfig {
     submissionPort: o.submissionPort,
     httpPort: 0,
     deliveryPort: o.deliveryPort,
+    metricsPort: 0,
+    deliveryLab: true,
     dns: o.dns,
   });
   text = text.replaceAll('host = "0.0.0.0"', `host = "${o.host}"`);

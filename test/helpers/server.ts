@@ -34,6 +34,8 @@ export interface TestServerOptions {
   smtpPort?: number;
   /** The port of remote MX hosts for outbound delivery. */
   deliveryPort?: number;
+  /** `delivery.lab` (default: on when deliveryPort is given, since peers listen on loopback). */
+  deliveryLab?: boolean;
   storage?: string;
   extraToml?: string;
   edit?: (toml: string) => string;
@@ -54,6 +56,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     submissionPort: 0,
     httpPort: 0,
     deliveryPort: options.deliveryPort,
+    metricsPort: 0,
+    deliveryLab: options.deliveryLab ?? options.deliveryPort !== undefined,
     dns: [dns.address],
     storage: options.storage,
   });
