@@ -51,8 +51,8 @@ describe('security: accounts, recipients, postmaster, metrics', () => {
 
   it("refuses an account that is another account's subaddress, in both orders (service and CLI)", async () => {
     const { accounts } = t.server.services;
-    await assert.rejects(accounts.add('bob+sales@example.test', 'x-password', 'open'), (err: Error & { httpStatus?: number }) => {
-      assert.equal(err.httpStatus, 409);
+    await assert.rejects(accounts.add('bob+sales@example.test', 'x-password', 'open'), (err: Error & { kind?: string }) => {
+      assert.equal(err.kind, 'conflict');
       assert.match(err.message, /subaddress of the account bob@example\.test/);
       return true;
     });
