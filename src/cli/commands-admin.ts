@@ -5,13 +5,12 @@ import type { Command } from 'commander';
 import { parseConfig } from '../config/load.ts';
 import { ensureMaterials } from '../config/materials.ts';
 import { renderConfig } from '../config/template.ts';
-import { startServer } from '../main.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
 import { recordsToPublish, zoneLine } from './dns-records.ts';
 import { carddavRecords } from './carddav-records.ts';
 import { twmRecordsToPublish } from './twm-records.ts';
-import { CliError, EXIT, list, printJson } from './output.ts';
+import { CliError, EXIT, list, printJson, type CliIo } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 
@@ -21,7 +20,7 @@ function portOption(value: string): number {
   return n;
 }
 
-export function registerAdminCommands(program: Command): void {
+export function registerAdminCommands(program: Command, io: CliIo): void {
   program
     .command('init')
     .description('write DIR/twoway.toml and generate the TLS and DKIM keys')
@@ -49,7 +48,7 @@ export function registerAdminCommands(program: Command): void {
       const config = parseConfig(text, file);
       writeFileSync(file, text, { mode: 0o600 });
       ensureMaterials(config);
-      process.stdout.write(`wrote ${file}\nnext: twoway user add you@${opts.domain} --config ${file}\n      twoway start --config ${file}\n`);
+      io.stdout.write(`wrote ${file}\nnext: twoway user add you@${opts.domain} --config ${file}\n      twoway start --config ${file}\n`);
     });
 
   program
@@ -57,9 +56,11 @@ export function registerAdminCommands(program: Command): void {
     .description('run the server until SIGINT or SIGTERM')
     .action(async (_opts, cmd: Command) => {
       const config = readConfig(globals(cmd));
+      // Loaded here: the server's modules (fastify, smtp-server, mailauth, pino) would slow every other command's start-up.
+      const { startServer } = await import('../main.ts');
       const server = await startServer(config);
       const submission = server.submission ? `, submission on ${config.submission.host}:${server.submission.port}` : '';
-      process.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);
+      io.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);
       await new Promise<void>((resolveStop) => {
         const stop = () => resolveStop();
         process.once('SIGINT', stop);
@@ -76,8 +77,8 @@ export function registerAdminCommands(program: Command): void {
       const config = readConfig(globals(cmd));
       const materials = ensureMaterials(config);
       const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config)];
-      if (opts.json) printJson(records);
-      else process.stdout.write(records.map(zoneLine).join('\n') + '\n');
+      if (opts.json) printJson(io.stdout, records);
+      else io.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });
 
   const user = program.command('user').description('manage accounts');
@@ -88,17 +89,17 @@ export function registerAdminCommands(program: Command): void {
     .action(async (address: string, opts: { mode: string }, cmd: Command) => {
       const mode = parseMode(opts.mode);
       configPath(globals(cmd)); // fail on a missing config before asking for a password
-      const password = await readPassword();
+      const password = await readPassword(io, );
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.add(address, password, mode);
-        process.stdout.write(`added ${u.address} (mode ${u.mode})\n`);
+        io.stdout.write(`added ${u.address} (mode ${u.mode})\n`);
       });
     });
   user
     .command('list')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withServices(globals(cmd), async (s) => list((await s.accounts.list()).map(publicUser) as unknown as Array<Record<string, unknown>>, ['address', 'mode', 'createdAt'], opts.json));
+      await withServices(globals(cmd), async (s) => list(io.stdout, (await s.accounts.list()).map(publicUser) as unknown as Array<Record<string, unknown>>, ['address', 'mode', 'createdAt'], opts.json));
     });
   user
     .command('mode <address> <mode>')
@@ -107,7 +108,7 @@ export function registerAdminCommands(program: Command): void {
       const m = parseMode(mode);
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.setMode(address, m);
-        process.stdout.write(`${u.address}: mode ${u.mode}\n`);
+        io.stdout.write(`${u.address}: mode ${u.mode}\n`);
       });
     });
   user
@@ -117,7 +118,7 @@ export function registerAdminCommands(program: Command): void {
       if (value !== 'on' && value !== 'off') throw new CliError(`invalid value "${value}": expected on or off`, EXIT.usage);
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.setRevealDeclined(address, value === 'on');
-        process.stdout.write(`${u.address}: reveal declined ${u.revealDeclined ? 'on' : 'off'}\n`);
+        io.stdout.write(`${u.address}: reveal declined ${u.revealDeclined ? 'on' : 'off'}\n`);
       });
     });
   user
@@ -125,10 +126,10 @@ export function registerAdminCommands(program: Command): void {
     .description('set the password, read from standard input')
     .action(async (address: string, _o, cmd: Command) => {
       configPath(globals(cmd));
-      const password = await readPassword('New password: ');
+      const password = await readPassword(io, 'New password: ');
       await withServices(globals(cmd), async (s) => {
         await s.accounts.setPassword(address, password);
-        process.stdout.write(`password changed for ${address}\n`);
+        io.stdout.write(`password changed for ${address}\n`);
       });
     });
 }
