@@ -116,6 +116,11 @@ describe('twoway CLI', () => {
     const cards = JSON.parse((await c(['contacts', 'list', 'ann@a.test', '--json'])).out) as Array<{ entries: Array<{ value: string }> }>;
     assert.ok(cards.some((k) => k.entries.some((e) => e.value === 'zed@far.test')), 'recipients become contacts');
     assert.match((await c(['queue', 'retry', String(entries[0]!.id)])).out, /scheduled for now/);
+    const beforeFlush = Date.now();
+    assert.equal((await c(['queue', 'flush'])).out, '2 entries scheduled for now\n');
+    const flushed = JSON.parse((await c(['queue', 'flush', '--json'])).out) as Array<{ id: number; state: string; nextAttemptAt: string }>;
+    assert.deepEqual(flushed.map((e) => e.id).sort(), entries.map((e) => e.id).sort());
+    assert.ok(flushed.every((e) => e.state === 'scheduled' && Date.parse(e.nextAttemptAt) >= beforeFlush), 'every entry due from now');
     assert.equal((await c(['queue', 'delete', String(entries[0]!.id)])).code, 0);
     assert.equal((await c(['queue', 'delete', String(entries[0]!.id)])).code, 4);
     assert.equal((await c(['queue', 'retry', 'x'])).code, 2);

@@ -1,9 +1,9 @@
-/** The outbound queue and sending from scripts: `queue list|retry|delete`, `send`. */
+/** The outbound queue and sending from scripts: `queue list|retry|flush|delete`, `send`. */
 import type { Command } from 'commander';
 import { queueEntryView } from '../services/queue.ts';
 import type { QueueState } from '../core/types.ts';
 import { withServices, type GlobalOptions } from './context.ts';
-import { CliError, EXIT, list, type CliIo } from './output.ts';
+import { CliError, EXIT, list, printJson, type CliIo } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 const STATES = ['scheduled', 'deferred', 'delivered', 'failed'];
@@ -35,6 +35,18 @@ export function registerQueueCommands(program: Command, io: CliIo): void {
       await withServices(globals(cmd), async (s) => {
         const e = await s.queue.retry(n);
         io.stdout.write(`entry ${e.id} (${e.recipient}) scheduled for now\n`);
+      });
+    });
+  queue
+    .command('flush')
+    .description('try every scheduled and deferred entry again now (like postqueue -f)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const entries = await s.queue.flush();
+        if (opts.json) return printJson(io.stdout, entries.map(queueEntryView));
+        // A running server's queue worker picks them up on its next poll.
+        io.stdout.write(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} scheduled for now\n`);
       });
     });
   queue
