@@ -13,7 +13,8 @@ import type { OutStream } from '../../src/cli/output.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /** node arguments that run the CLI's TypeScript sources (tests must not run a stale dist/). */
-export const CLI_ARGS = ['--import', 'tsx', join(REPO, 'src', 'cli', 'index.ts')];
+// tsx by its resolved URL: a child may run in another directory (the demo test's temporary one).
+export const CLI_ARGS = ['--import', import.meta.resolve('tsx'), join(REPO, 'src', 'cli', 'index.ts')];
 
 export interface CliResult {
   code: number | null;
