@@ -5,14 +5,13 @@ import type { Command } from 'commander';
 import { parseConfig } from '../config/load.ts';
 import { ensureMaterials } from '../config/materials.ts';
 import { renderConfig } from '../config/template.ts';
-import { startServer } from '../main.ts';
 import { APP_PASSWORD_SCOPES, type AppPasswordScope } from '../core/types.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
 import { recordsToPublish, zoneLine } from './dns-records.ts';
 import { carddavRecords } from './carddav-records.ts';
 import { twmRecordsToPublish } from './twm-records.ts';
-import { CliError, EXIT, list, printJson } from './output.ts';
+import { CliError, EXIT, list, printJson, type CliIo } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 
@@ -22,7 +21,7 @@ function portOption(value: string): number {
   return n;
 }
 
-export function registerAdminCommands(program: Command): void {
+export function registerAdminCommands(program: Command, io: CliIo): void {
   program
     .command('init')
     .description('write DIR/twoway.toml and generate the TLS and DKIM keys')
@@ -50,7 +49,7 @@ export function registerAdminCommands(program: Command): void {
       const config = parseConfig(text, file);
       writeFileSync(file, text, { mode: 0o600 });
       ensureMaterials(config);
-      process.stdout.write(`wrote ${file}\nnext: twoway user add you@${opts.domain} --config ${file}\n      twoway start --config ${file}\n`);
+      io.stdout.write(`wrote ${file}\nnext: twoway user add you@${opts.domain} --config ${file}\n      twoway start --config ${file}\n`);
     });
 
   program
@@ -58,9 +57,11 @@ export function registerAdminCommands(program: Command): void {
     .description('run the server until SIGINT or SIGTERM')
     .action(async (_opts, cmd: Command) => {
       const config = readConfig(globals(cmd));
+      // Loaded here: the server's modules (fastify, smtp-server, mailauth, pino) would slow every other command's start-up.
+      const { startServer } = await import('../main.ts');
       const server = await startServer(config);
       const submission = server.submission ? `, submission on ${config.submission.host}:${server.submission.port}` : '';
-      process.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);
+      io.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);
       await new Promise<void>((resolveStop) => {
         const stop = () => resolveStop();
         process.once('SIGINT', stop);
@@ -77,8 +78,8 @@ export function registerAdminCommands(program: Command): void {
       const config = readConfig(globals(cmd));
       const materials = ensureMaterials(config);
       const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config)];
-      if (opts.json) printJson(records);
-      else process.stdout.write(records.map(zoneLine).join('\n') + '\n');
+      if (opts.json) printJson(io.stdout, records);
+      else io.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });
 
   const user = program.command('user').description('manage accounts');
@@ -89,17 +90,17 @@ export function registerAdminCommands(program: Command): void {
     .action(async (address: string, opts: { mode: string }, cmd: Command) => {
       const mode = parseMode(opts.mode);
       configPath(globals(cmd)); // fail on a missing config before asking for a password
-      const password = await readPassword();
+      const password = await readPassword(io, );
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.add(address, password, mode);
-        process.stdout.write(`added ${u.address} (mode ${u.mode})\n`);
+        io.stdout.write(`added ${u.address} (mode ${u.mode})\n`);
       });
     });
   user
     .command('list')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withServices(globals(cmd), async (s) => list((await s.accounts.list()).map(publicUser) as unknown as Array<Record<string, unknown>>, ['address', 'mode', 'createdAt'], opts.json));
+      await withServices(globals(cmd), async (s) => list(io.stdout, (await s.accounts.list()).map(publicUser) as unknown as Array<Record<string, unknown>>, ['address', 'mode', 'createdAt'], opts.json));
     });
   user
     .command('mode <address> <mode>')
@@ -108,7 +109,7 @@ export function registerAdminCommands(program: Command): void {
       const m = parseMode(mode);
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.setMode(address, m);
-        process.stdout.write(`${u.address}: mode ${u.mode}\n`);
+        io.stdout.write(`${u.address}: mode ${u.mode}\n`);
       });
     });
   user
@@ -118,7 +119,7 @@ export function registerAdminCommands(program: Command): void {
       if (value !== 'on' && value !== 'off') throw new CliError(`invalid value "${value}": expected on or off`, EXIT.usage);
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.setRevealDeclined(address, value === 'on');
-        process.stdout.write(`${u.address}: reveal declined ${u.revealDeclined ? 'on' : 'off'}\n`);
+        io.stdout.write(`${u.address}: reveal declined ${u.revealDeclined ? 'on' : 'off'}\n`);
       });
     });
   user
@@ -128,10 +129,10 @@ export function registerAdminCommands(program: Command): void {
     .option('--keep-sessions', 'keep the API sessions (bearer tokens) valid')
     .action(async (address: string, opts: { keepAppPasswords?: boolean; keepSessions?: boolean }, cmd: Command) => {
       configPath(globals(cmd));
-      const password = await readPassword('New password: ');
+      const password = await readPassword(io, 'New password: ');
       await withServices(globals(cmd), async (s) => {
         const r = await s.accounts.setPassword(address, password, { appPasswords: opts.keepAppPasswords, sessions: opts.keepSessions });
-        process.stdout.write(`password changed for ${address}; revoked ${r.revokedAppPasswords} app password(s) and ${r.revokedSessions} session(s)\n`);
+        io.stdout.write(`password changed for ${address}; revoked ${r.revokedAppPasswords} app password(s) and ${r.revokedSessions} session(s)\n`);
       });
     });
 
@@ -149,7 +150,7 @@ export function registerAdminCommands(program: Command): void {
           createdAt: a.createdAt.toISOString(),
           lastUsedAt: a.lastUsedAt?.toISOString() ?? null,
         }));
-        list(rows, ['id', 'name', 'scope', 'createdAt', 'lastUsedAt'], opts.json);
+        list(io.stdout, rows, ['id', 'name', 'scope', 'createdAt', 'lastUsedAt'], opts.json);
       });
     });
   apps
@@ -161,8 +162,8 @@ export function registerAdminCommands(program: Command): void {
       if (!(APP_PASSWORD_SCOPES as readonly string[]).includes(opts.scope)) throw new CliError(`invalid scope "${opts.scope}": expected ${APP_PASSWORD_SCOPES.join(' or ')}`, EXIT.usage);
       await withServices(globals(cmd), async (s) => {
         const a = await s.accounts.addAppPassword(await s.accounts.get(address), name, opts.scope as AppPasswordScope);
-        if (opts.json) printJson({ id: a.id, publicId: a.publicId, name: a.name, scope: a.scope, createdAt: a.createdAt.toISOString(), password: a.password });
-        else process.stdout.write(`app password ${a.id} "${a.name}" (scope ${a.scope}) for ${address}:\n${a.password}\n`);
+        if (opts.json) printJson(io.stdout, { id: a.id, publicId: a.publicId, name: a.name, scope: a.scope, createdAt: a.createdAt.toISOString(), password: a.password });
+        else io.stdout.write(`app password ${a.id} "${a.name}" (scope ${a.scope}) for ${address}:\n${a.password}\n`);
       });
     });
   apps
@@ -171,7 +172,7 @@ export function registerAdminCommands(program: Command): void {
     .action(async (address: string, id: string, _o, cmd: Command) => {
       await withServices(globals(cmd), async (s) => {
         await s.accounts.revokeAppPassword(await s.accounts.get(address), id);
-        process.stdout.write(`revoked app password ${id} of ${address}\n`);
+        io.stdout.write(`revoked app password ${id} of ${address}\n`);
       });
     });
 }

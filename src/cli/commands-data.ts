@@ -6,12 +6,12 @@ import { requestView } from '../services/screener.ts';
 import type { ContactRequestStatus } from '../core/types.ts';
 import { parseDuration } from '../core/duration.ts';
 import { withServices, type GlobalOptions } from './context.ts';
-import { CliError, EXIT, list, printJson } from './output.ts';
+import { CliError, EXIT, list, printJson, type CliIo, type OutStream } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 type Row = Record<string, unknown>;
 
-export function registerDataCommands(program: Command): void {
+export function registerDataCommands(program: Command, io: CliIo): void {
   const contacts = program.command('contacts').description("a user's address book (the allowlist)");
   contacts
     .command('list <user>')
@@ -20,8 +20,8 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const cards = await s.contacts.list(user.id);
-        if (opts.json) return printJson(cards);
-        list(
+        if (opts.json) return printJson(io.stdout, cards);
+        list(io.stdout, 
           cards.map((c) => ({
             uid: c.uid,
             name: c.name,
@@ -41,7 +41,7 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const r = await s.contacts.allow(user.id, sender);
-        process.stdout.write(`${r.created ? 'allowed' : 'already allowed'}: ${sender}${r.unblocked ? ` (block lifted)` : ''}\n`);
+        io.stdout.write(`${r.created ? 'allowed' : 'already allowed'}: ${sender}${r.unblocked ? ` (block lifted)` : ''}\n`);
       });
     });
   contacts
@@ -51,7 +51,7 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const r = await s.contacts.block(user.id, sender);
-        process.stdout.write(`${r.created ? 'blocked' : 'already blocked'}: ${sender}\n`);
+        io.stdout.write(`${r.created ? 'blocked' : 'already blocked'}: ${sender}\n`);
       });
     });
   contacts
@@ -62,7 +62,7 @@ export function registerDataCommands(program: Command): void {
         const user = await s.accounts.get(userAddr);
         const removed = await s.contacts.remove(user.id, sender);
         if (removed.length === 0) throw new CliError(`no contact names ${sender}`, EXIT.notFound);
-        process.stdout.write(`removed ${removed.length} card(s): ${removed.join(', ')}\n`);
+        io.stdout.write(`removed ${removed.length} card(s): ${removed.join(', ')}\n`);
       });
     });
 
@@ -79,12 +79,12 @@ export function registerDataCommands(program: Command): void {
       }
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        const bar = process.stderr.isTTY ? progressBar() : undefined;
+        const bar = io.stderr.isTTY ? progressBar(io.stderr) : undefined;
         const summary = await s.contacts.importCards(user.id, text, bar);
-        if (bar) process.stderr.write('\n');
-        if (opts.json) return printJson(summary);
-        process.stdout.write(`imported ${summary.imported}, merged ${summary.merged}, rejected ${summary.rejected.length}\n`);
-        for (const r of summary.rejected) process.stdout.write(`  line ${r.line}: ${r.reason}\n`);
+        if (bar) io.stderr.write('\n');
+        if (opts.json) return printJson(io.stdout, summary);
+        io.stdout.write(`imported ${summary.imported}, merged ${summary.merged}, rejected ${summary.rejected.length}\n`);
+        for (const r of summary.rejected) io.stdout.write(`  line ${r.line}: ${r.reason}\n`);
       });
     });
 
@@ -103,8 +103,8 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const card = await s.contacts.expect(user.id, domain, { forMs, uses: Number(opts.uses) });
-        if (opts.json) return printJson({ uid: card.uid, domain: card.domain, until: card.until, uses: card.uses });
-        process.stdout.write(`expecting ${card.domain} until ${card.until} (${card.uses} use${card.uses === 1 ? '' : 's'}): card ${card.uid}\n`);
+        if (opts.json) return printJson(io.stdout, { uid: card.uid, domain: card.domain, until: card.until, uses: card.uses });
+        io.stdout.write(`expecting ${card.domain} until ${card.until} (${card.uses} use${card.uses === 1 ? '' : 's'}): card ${card.uid}\n`);
       });
     });
 
@@ -120,7 +120,7 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const rows = (await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined)).map(requestView);
-        list(rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
+        list(io.stdout, rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
       });
     });
   const action = (name: 'approve' | 'deny' | 'clear', description: string) =>
@@ -132,7 +132,7 @@ export function registerDataCommands(program: Command): void {
         await withServices(globals(cmd), async (s) => {
           const user = await s.accounts.get(userAddr);
           const results = await s.screener[name](user.id, senders);
-          list(results as unknown as Row[], ['sender', 'released', 'dropped'], opts.json);
+          list(io.stdout, results as unknown as Row[], ['sender', 'released', 'dropped'], opts.json);
         });
       });
   action('approve', 'allow the senders and release their held mail to INBOX');
@@ -145,7 +145,7 @@ export function registerDataCommands(program: Command): void {
     .action(async (userAddr: string, domain: string, opts: { json?: boolean }, cmd: Command) => {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        list((await s.screener.approveDomain(user.id, domain)) as unknown as Row[], ['sender', 'released'], opts.json);
+        list(io.stdout, (await s.screener.approveDomain(user.id, domain)) as unknown as Row[], ['sender', 'released'], opts.json);
       });
     });
 
@@ -159,7 +159,7 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const rows = (await s.mail.list(user.id, mailbox)).map(messageView);
-        list(rows as unknown as Row[], ['id', 'mailbox', 'uid', 'from', 'subject', 'receivedAt', 'firstContact'], opts.json);
+        list(io.stdout, rows as unknown as Row[], ['id', 'mailbox', 'uid', 'from', 'subject', 'receivedAt', 'firstContact'], opts.json);
       });
     });
   mail
@@ -172,21 +172,21 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const msg = await s.mail.get(user.id, n);
-        if (opts.json) return printJson(messageView(msg));
-        process.stdout.write(msg.raw);
-        if (!msg.raw.subarray(-1).equals(Buffer.from('\n'))) process.stdout.write('\n');
+        if (opts.json) return printJson(io.stdout, messageView(msg));
+        io.stdout.write(msg.raw);
+        if (!msg.raw.subarray(-1).equals(Buffer.from('\n'))) io.stdout.write('\n');
       });
     });
 }
 
 /** A one-line progress bar on a terminal's stderr, redrawn at most every 1%. */
-function progressBar(width = 30): (done: number, total: number) => void {
+function progressBar(stderr: OutStream, width = 30): (done: number, total: number) => void {
   let shown = -1;
   return (done, total) => {
     const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
     if (pct === shown) return;
     shown = pct;
     const full = Math.round((pct / 100) * width);
-    process.stderr.write(`\r[${'#'.repeat(full)}${' '.repeat(width - full)}] ${String(pct).padStart(3)}% ${done}/${total} cards`);
+    stderr.write(`\r[${'#'.repeat(full)}${' '.repeat(width - full)}] ${String(pct).padStart(3)}% ${done}/${total} cards`);
   };
 }

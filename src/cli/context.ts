@@ -12,7 +12,7 @@ import { loadConfig, type Config } from '../config/load.ts';
 import { createApp } from '../app.ts';
 import type { Services } from '../services/index.ts';
 import type { Store } from '../store/types.ts';
-import { CliError, EXIT } from './output.ts';
+import { CliError, EXIT, type CliIo } from './output.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -44,25 +44,26 @@ export async function withServices<T>(opts: GlobalOptions, run: (s: Services, st
 }
 
 /** Reads a password: the whole of stdin when piped, or a prompt without echo on a terminal. */
-export async function readPassword(prompt = 'Password: '): Promise<string> {
-  if (!process.stdin.isTTY) {
+export async function readPassword(io: CliIo, prompt = 'Password: '): Promise<string> {
+  if (!io.stdin.isTTY || !io.stdin.setRawMode) {
     const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk));
     const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
     if (text === '') throw new CliError('no password on standard input (pipe it in, e.g. echo "$PW" | twoway user add …)', EXIT.usage);
     return text;
   }
-  process.stderr.write(prompt);
-  const stdin = process.stdin;
-  stdin.setRawMode(true);
+  io.stderr.write(prompt);
+  const stdin = io.stdin;
+  const setRawMode = io.stdin.setRawMode.bind(io.stdin);
+  setRawMode(true);
   stdin.resume();
   return new Promise((resolve, reject) => {
     let value = '';
     const done = (fn: () => void) => {
-      stdin.setRawMode(false);
+      setRawMode(false);
       stdin.pause();
       stdin.off('data', onData);
-      process.stderr.write('\n');
+      io.stderr.write('\n');
       fn();
     };
     const onData = (buf: Buffer) => {

@@ -6,6 +6,23 @@
 import { ConfigError } from '../config/load.ts';
 import { DomainError, type DomainErrorKind, ReplyError } from '../core/errors.ts';
 
+/** A stream a command writes to: process.stdout/stderr when run as `twoway`, a buffer in tests. */
+export interface OutStream {
+  write(chunk: string | Uint8Array): unknown;
+  isTTY?: boolean;
+}
+
+/** Where a command reads and writes: injected by buildProgram, so commands never touch process.* directly. */
+export interface CliIo {
+  stdout: OutStream;
+  stderr: OutStream;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (mode: boolean) => unknown };
+}
+
+export function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+}
+
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, notFound: 4, conflict: 5, auth: 6 } as const;
 
 /** The one place a domain error becomes an exit code. */
@@ -26,25 +43,25 @@ export class CliError extends Error {
   }
 }
 
-export function printTable(rows: Array<Record<string, unknown>>, columns: string[]): void {
+export function printTable(out: OutStream, rows: Array<Record<string, unknown>>, columns: string[]): void {
   if (rows.length === 0) {
-    process.stdout.write('(none)\n');
+    out.write('(none)\n');
     return;
   }
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : v instanceof Date ? v.toISOString() : Array.isArray(v) ? v.join(',') : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
-  process.stdout.write(line(columns.map((c) => c.toUpperCase())) + '\n');
-  for (const r of rows) process.stdout.write(line(columns.map((c) => cell(r[c]))) + '\n');
+  out.write(line(columns.map((c) => c.toUpperCase())) + '\n');
+  for (const r of rows) out.write(line(columns.map((c) => cell(r[c]))) + '\n');
 }
 
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+export function printJson(out: OutStream, value: unknown): void {
+  out.write(JSON.stringify(value, null, 2) + '\n');
 }
 
-export function list(rows: Array<Record<string, unknown>>, columns: string[], json: boolean | undefined): void {
-  if (json) printJson(rows);
-  else printTable(rows, columns);
+export function list(out: OutStream, rows: Array<Record<string, unknown>>, columns: string[], json: boolean | undefined): void {
+  if (json) printJson(out, rows);
+  else printTable(out, rows, columns);
 }
 
 /** Maps any error to (one line, exit code). Internal errors keep their message but never a stack. */

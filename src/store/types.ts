@@ -151,6 +151,13 @@ export interface QueueRepository {
   /** The stored message with its envelope sender ('' = null sender) and arrival time; undefined as for raw(). */
   message(messageId: string): Promise<{ messageId: string; sender: string; raw: Buffer; createdAt: Date } | undefined>;
   update(id: number, status: QueueState): Promise<void>;
+  /**
+   * Makes scheduled and deferred entries due at `now` (postqueue -f): every
+   * one, or only those of `ids`. Deferred entries keep their attempts and last
+   * error, so the backoff and the delay warning go on from where they were.
+   * Returns the ids it made due, in id order.
+   */
+  flush(now: Date, ids?: readonly number[]): Promise<number[]>;
   remove(id: number): Promise<boolean>;
   /**
    * Drops the stored body of a message once every one of its recipients is
