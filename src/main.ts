@@ -76,6 +76,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const ingest = createIngest({
       store,
       maxReceivedHeaders: config.limits.receivedHeaders,
+      headerLimits: config.limits.header,
       onOutcome: (o) => log.info({ rcpt: o.user.address, verdict: o.verdict.kind, reasons: o.verdict.reasons }, 'message decided'),
       onError: (err, what) => log.warn({ err }, `${what} failed after delivery`),
     });
@@ -126,6 +127,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         maxRecipients: config.limits.recipients,
         maxMessageSize: config.limits.messageSize,
         maxReceivedHeaders: config.limits.receivedHeaders,
+        headerLimits: config.limits.header,
         onQueued: () => worker.kick(),
       },
       twmWiring ? { approved: twmWiring.inbox.approved, denied: twmWiring.inbox.denied } : undefined,
@@ -139,6 +141,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       maxRecipients: config.limits.recipients,
       maxConnections: config.limits.connections,
       maxConnectionsPerIp: config.limits.connectionsPerIp,
+      headerLimits: config.limits.header,
       hooks: createInboundHooks({
         hostname: config.hostname,
         domains: config.domains,
@@ -165,6 +168,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         maxRecipients: config.limits.recipients,
         maxConnections: config.limits.connections,
         maxConnectionsPerIp: config.limits.connectionsPerIp,
+        headerLimits: config.limits.header,
         hooks,
         auth,
       });
@@ -247,6 +251,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, cl
     key: keyFor,
     hostname: config.hostname,
     maxMessageSize: config.limits.messageSize,
+    headerLimits: config.limits.header,
     backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),

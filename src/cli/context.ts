@@ -43,6 +43,7 @@ export async function withServices<T>(opts: GlobalOptions, run: (s: Services, st
       maxRecipients: config.limits.recipients,
       maxMessageSize: config.limits.messageSize,
       maxReceivedHeaders: config.limits.receivedHeaders,
+      headerLimits: config.limits.header,
     });
     return await run(services, store, config);
   } finally {

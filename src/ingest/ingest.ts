@@ -12,6 +12,7 @@ import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { mimeNestingDepth } from '../mail/mime-depth.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../mail/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
 import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
 
@@ -85,6 +86,8 @@ export interface DecisionFacts {
 export interface IngestOptions {
   store: Pick<Store, 'users' | 'contacts' | 'messages' | 'addressBooks'>;
   maxReceivedHeaders: number;
+  /** The header limits every entry checks as the message streams in; checked again here for paths that skipped them. */
+  headerLimits?: HeaderLimits;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
   /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
   onError?: (err: unknown, what: string) => void;
@@ -139,6 +142,7 @@ export function createIngest(options: IngestOptions): Ingest {
       if (stored.size > 0) message = { ...input, recipients: input.recipients.filter((u) => !stored.has(u.id)) };
       if (message.recipients.length === 0) return [];
     }
+    checkHeaderLimits(message.raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
     const headers = parseHeaders(message.raw);
     const facts = messageFacts(headers);
     if (facts.receivedCount >= options.maxReceivedHeaders) {
