@@ -41,6 +41,8 @@ async function apiJson(base: string, method: string, path: string, body: unknown
       {
         method,
         rejectUnauthorized: false,
+        // A stalled server must fail the test, not hang it.
+        timeout: 30_000,
         headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       },
       (res) => {
@@ -52,6 +54,7 @@ async function apiJson(base: string, method: string, path: string, body: unknown
         });
       },
     );
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within 30 s`)));
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
@@ -79,7 +82,7 @@ async function session(port: number, messages: Buffer[]): Promise<string[]> {
   }
 }
 
-describe('security: one message cannot freeze the server (issue 17, item 1)', () => {
+describe('security: one message cannot freeze the server (issue 17, item 1)', { timeout: 240_000 }, () => {
   let dns: EmbeddedDnsServer;
   let conf: ChildConfig;
   let child: ChildServer;
@@ -115,6 +118,16 @@ describe('security: one message cannot freeze the server (issue 17, item 1)', ()
     await child?.stop();
     await dns?.close();
     conf?.cleanup();
+  });
+
+  it('baseline: the API latency without an attack (for the figures only)', async (t) => {
+    const probe = startLatencyProbe({ url: `${api}/api/me`, headers: { authorization: `Bearer ${token}` }, intervalMs: 10, timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 3_000));
+    const latency = await probe.stop();
+    const figures = `API latency without an attack: max ${latency.max.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms over ${latency.samples.length} requests`;
+    t.diagnostic(figures);
+    console.log(`security (dos): ${figures}`);
+    assert.deepEqual(latency.failures, []);
   });
 
   it('a flood of 100,000-line headers and two 20 MB headers: refused, nothing stored, the API answers within 100 ms throughout', async (t) => {

@@ -181,6 +181,10 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
         // client; smtp-server answers 552 5.3.4 for the size itself.
         if (header.violation === null && length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
         length += chunk.length;
+        // One chunk per turn of the event loop: without the pause, a fast client's data arrives in
+        // bursts of megabytes that are unstuffed and scanned in one go, and other listeners wait.
+        stream.pause();
+        setImmediate(() => stream.resume());
       });
       stream.on('error', (err) => callback(wire(err, session)));
       stream.on('end', () => {
