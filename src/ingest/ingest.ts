@@ -11,7 +11,7 @@ import { normaliseListId, senderKey } from '../core/screener.ts';
 import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { mimeNestingDepth } from '../mail/mime-depth.ts';
+import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
 import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../mail/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
 import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
@@ -149,7 +149,7 @@ export function createIngest(options: IngestOptions): Ingest {
       throw new ReplyError(554, '5.4.6', `Mail loop detected: ${facts.receivedCount} Received headers`);
     }
     // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
-    if (mimeNestingDepth(message.raw, MAX_MIME_NESTING) > MAX_MIME_NESTING) {
+    if ((await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING)) > MAX_MIME_NESTING) {
       throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
     }
     const listId = facts.listId ? normaliseListId(facts.listId) : null;
