@@ -11,6 +11,11 @@
  * come within 100 ms, every attack message must get its refusal (554 5.6.0
  * or 552 5.3.4) and nothing may be stored. The same connections then send a
  * valid message, which is accepted: the sessions stayed in step.
+ *
+ * Item 5 and the XML part of item 6 on the same server: a card with 30,000
+ * EMAIL lines and a query with 2,000 prop-filters are refused; queries at
+ * the limits, from several clients at once, leave the API answering within
+ * 100 ms; a PROPPATCH nested 70,000 deep is a 400 DAV error, not a 500.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +37,48 @@ const folded = Buffer.from(`${head}X: a\r\n${' b\r\n'.repeat(100_000)}\r\nbody\r
 const foldedHuge = Buffer.from(`${head}X: a\r\n${' b\r\n'.repeat(5_000_000)}\r\nbody\r\n`, 'latin1');
 /** 20 MB of header in ordinary fields (no folding at all): only the byte limit catches it. */
 const wideHuge = Buffer.from(`${head}${`X-Fill: ${'a'.repeat(990)}\r\n`.repeat(20_000)}\r\nbody\r\n`, 'latin1');
+
+/** One request to the CardDAV tree with HTTP Basic, the way DAV clients log in. */
+async function dav(base: string, method: string, path: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${base}${path}`,
+      {
+        method,
+        rejectUnauthorized: false,
+        timeout: 60_000,
+        headers: {
+          authorization: `Basic ${Buffer.from(`${USER.address}:${USER.password}`).toString('base64')}`,
+          'content-type': method === 'PUT' ? 'text/vcard; charset=utf-8' : 'application/xml; charset=utf-8',
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within 60 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const BOOK = `/dav/addressbooks/${USER.address}/default/`;
+
+function cardWithEmails(uid: string, count: number): string {
+  const emails = Array.from({ length: count }, (_, i) => `EMAIL:${uid}-${i}@big.test\r\n`).join('');
+  return `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:${uid}\r\nFN:${uid}\r\n${emails}END:VCARD\r\n`;
+}
+
+/** An addressbook-query with `filters` EMAIL prop-filters of `tests` text-matches each, matching nothing. */
+function query(filters: number, tests: number): string {
+  const tm = (i: number, j: number) => `<C:text-match collation="i;unicode-casemap" match-type="contains">nomatch-${i}-${j}</C:text-match>`;
+  const pf = (i: number) => `<C:prop-filter name="EMAIL" test="allof">${Array.from({ length: tests }, (_, j) => tm(i, j)).join('')}</C:prop-filter>`;
+  return `<?xml version="1.0" encoding="utf-8"?><C:addressbook-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/></D:prop><C:filter test="anyof">${Array.from({ length: filters }, (_, i) => pf(i)).join('')}</C:filter></C:addressbook-query>`;
+}
 
 async function apiJson(base: string, method: string, path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
   const { request } = await import('node:https');
@@ -180,5 +227,54 @@ describe('security: one message cannot freeze the server (issue 17, item 1)', { 
     const wide = `From: ${USER.address}\r\n${`X-Fill: ${'a'.repeat(990)}\r\n`.repeat(70)}\r\nbody\r\n`;
     const tooBig = await apiJson(api, 'POST', '/api/send', { to: ['bob@elsewhere.test'], message: wide }, token);
     assert.equal(tooBig.status, 413, JSON.stringify(tooBig.body));
+  });
+
+  it('CardDAV: a card with 30,000 EMAIL lines and a query with 2,000 prop-filters are refused; queries at the limits keep the API within 100 ms', async (t) => {
+    const huge = await dav(api, 'PUT', `${BOOK}huge.vcf`, cardWithEmails('huge', 30_000));
+    assert.equal(huge.status, 400, huge.body);
+    assert.match(huge.body, /valid-address-data/);
+    assert.match(huge.body, /more than 1000 EMAIL properties/);
+    const tooMany = await dav(api, 'REPORT', BOOK, query(2_000, 1), { depth: '1' });
+    assert.equal(tooMany.status, 403, tooMany.body);
+    assert.match(tooMany.body, /supported-filter/);
+    assert.match(tooMany.body, /too many prop-filters/);
+
+    // Ten cards at the limit of 1,000 EMAILs, then the costliest query the limits allow, 4 clients at once, 3 times each.
+    for (let i = 0; i < 10; i++) {
+      const put = await dav(api, 'PUT', `${BOOK}full-${i}.vcf`, cardWithEmails(`full-${i}`, 1_000));
+      assert.equal(put.status, 201, put.body);
+    }
+    const costly = query(50, 2);
+    const probe = startLatencyProbe({ url: `${api}/api/me`, headers: { authorization: `Bearer ${token}` }, intervalMs: 10, timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const started = performance.now();
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const statuses: number[] = [];
+        for (let k = 0; k < 3; k++) statuses.push((await dav(api, 'REPORT', BOOK, costly, { depth: '1' })).status);
+        return statuses;
+      }),
+    );
+    const attackMs = performance.now() - started;
+    const latency = await probe.stop();
+    const figures = `API latency during the CardDAV queries: max ${latency.max.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms over ${latency.samples.length} requests in ${(attackMs / 1000).toFixed(1)} s`;
+    t.diagnostic(figures);
+    console.log(`security (dos): ${figures}`);
+    // 207 with no match, or 503 when a query ran past its budget on a slow machine: never a stall.
+    for (const status of answers.flat()) assert.ok(status === 207 || status === 503, `REPORT answered ${status}`);
+    assert.deepEqual(latency.failures, []);
+    assert.ok(latency.max < LATENCY_LIMIT_MS, figures);
+  });
+
+  it('CardDAV: a PROPPATCH nested 70,000 deep is a 400 DAV error, not a 500', async () => {
+    const depth = 70_000;
+    const body = `<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>${'<x>'.repeat(depth)}${'</x>'.repeat(depth)}</D:displayname></D:prop></D:set></D:propertyupdate>`;
+    const r = await dav(api, 'PROPPATCH', BOOK, body);
+    assert.equal(r.status, 400, r.body);
+    assert.match(r.body, /<d:error/);
+    assert.match(r.body, /nested too deeply/);
+    // The server is still there and the book unchanged.
+    const again = await dav(api, 'PROPFIND', BOOK, '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop></D:propfind>', { depth: '0' });
+    assert.equal(again.status, 207, again.body);
   });
 });
