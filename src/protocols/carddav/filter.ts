@@ -173,9 +173,13 @@ function splitUnquoted(s: string, sep: string): string[] {
 function fold(s: string, collation: Collation): string {
   if (collation === 'i;octet') return s;
   if (collation === 'i;ascii-casemap') return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  // ASCII is its own decomposition, and its upper-then-lower is its lower case: the common case, cheaply.
+  if (ASCII.test(s)) return s.toLowerCase();
   // RFC 5051 i;unicode-casemap: compatibility decomposition and case folding, approximated with upper-then-lower.
   return s.normalize('NFKD').toUpperCase().toLowerCase();
 }
+
+const ASCII = /^[\x00-\x7f]*$/;
 
 function compare(v: string, t: string, m: TextMatch): boolean {
   let hit: boolean;
@@ -200,29 +204,39 @@ export function textMatches(value: string, m: TextMatch): boolean {
   return compare(fold(value, m.collation), fold(m.text, m.collation), m);
 }
 
-/** A string folded at most once per collation, however many tests read it. */
-class Folded {
-  private readonly cache = new Map<Collation, string>();
-  constructor(readonly raw: string) {}
-  as(collation: Collation): string {
-    let v = this.cache.get(collation);
+/** A card's instances of one property: values folded at most once per collation, however many tests read them. */
+class Instances {
+  readonly values: string[] = [];
+  readonly params: Array<Map<string, string[]>> = [];
+  private readonly folded = new Map<Collation, string[]>();
+  as(collation: Collation): string[] {
+    let v = this.folded.get(collation);
     if (v === undefined) {
-      v = fold(this.raw, collation);
-      this.cache.set(collation, v);
+      v = this.values.map((x) => fold(x, collation));
+      this.folded.set(collation, v);
     }
     return v;
   }
 }
 
-interface IndexedProp {
-  value: Folded;
-  params: Map<string, Folded[]>;
+/** A test on one property's instances: does any instance pass it? */
+type InstanceTest = (p: Instances) => boolean;
+
+function textTest(m: TextMatch): InstanceTest {
+  const t = fold(m.text, m.collation);
+  return (p) => p.as(m.collation).some((v) => compare(v, t, m));
 }
 
-/** A text-match whose own text is folded once for the whole query. */
-function matcher(m: TextMatch): (v: Folded) => boolean {
-  const t = fold(m.text, m.collation);
-  return (v) => compare(v.as(m.collation), t, m);
+function paramTest(f: ParamFilter): InstanceTest {
+  const tm = f.textMatch;
+  const t = tm ? fold(tm.text, tm.collation) : '';
+  return (p) =>
+    p.params.some((params) => {
+      const values = params.get(f.name);
+      if (f.isNotDefined) return values === undefined;
+      if (values === undefined) return false;
+      return tm === null || values.some((v) => compare(fold(v, tm.collation), t, tm));
+    });
 }
 
 /** A filter ready to run on many cards: texts folded once, tests built once. */
@@ -235,41 +249,28 @@ export function compileFilter(filter: CardFilter): CompiledFilter {
     name: pf.name,
     test: pf.test,
     isNotDefined: pf.isNotDefined,
-    tests: [
-      ...pf.textMatches.map((tm) => {
-        const m = matcher(tm);
-        return (p: IndexedProp) => m(p.value);
-      }),
-      ...pf.paramFilters.map((f) => {
-        const m = f.textMatch ? matcher(f.textMatch) : null;
-        return (p: IndexedProp) => {
-          const values = p.params.get(f.name);
-          if (f.isNotDefined) return values === undefined;
-          if (values === undefined) return false;
-          return m === null || values.some(m);
-        };
-      }),
-    ],
+    tests: [...pf.textMatches.map(textTest), ...pf.paramFilters.map(paramTest)],
   }));
+  // Only the properties the filter names are kept from each card.
+  const names = new Set(props.map((p) => p.name));
   return {
     matches(vcard) {
       if (props.length === 0) return true;
-      const byName = new Map<string, IndexedProp[]>();
+      const byName = new Map<string, Instances>();
       for (const p of cardProperties(vcard)) {
-        const params = new Map<string, Folded[]>();
-        for (const [k, vs] of p.params) params.set(k, vs.map((v) => new Folded(v)));
-        const list = byName.get(p.name);
-        const entry = { value: new Folded(p.value), params };
-        if (list) list.push(entry);
-        else byName.set(p.name, [entry]);
+        if (!names.has(p.name)) continue;
+        let list = byName.get(p.name);
+        if (!list) byName.set(p.name, (list = new Instances()));
+        list.values.push(p.value);
+        list.params.push(p.params);
       }
       const one = (pf: (typeof props)[number]): boolean => {
-        const named = byName.get(pf.name) ?? [];
-        if (pf.isNotDefined) return named.length === 0;
-        if (named.length === 0) return false;
+        const named = byName.get(pf.name);
+        if (pf.isNotDefined) return named === undefined;
+        if (named === undefined) return false;
         if (pf.tests.length === 0) return true;
         // Each test holds if any instance of the property passes it; `test` combines the tests.
-        return pf.test === 'allof' ? pf.tests.every((t) => named.some(t)) : pf.tests.some((t) => named.some(t));
+        return pf.test === 'allof' ? pf.tests.every((t) => t(named)) : pf.tests.some((t) => t(named));
       };
       return filter.test === 'allof' ? props.every(one) : props.some(one);
     },
