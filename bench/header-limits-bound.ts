@@ -11,7 +11,7 @@ import { messageFacts, parseHeaders } from '../src/mail/headers.ts';
 import { mimeNestingDepth } from '../src/mail/mime-depth.ts';
 const require = createRequire(import.meta.url);
 // mailauth's header parser itself, the quadratic one (lib/tools.js is not in its exports map, so by path).
-const tools = require(require.resolve('mailauth').replace(/lib[\/]mailauth.js$/, 'lib/tools.js')) as { parseHeaders(b: Buffer): unknown };
+const tools = require(require.resolve('mailauth').replace(/lib[/\\]mailauth\.js$/, 'lib/tools.js')) as { parseHeaders(b: Buffer): unknown };
 const L = DEFAULT_HEADER_LIMITS;
 const fill = (max: number, unit: string) => unit.repeat(Math.floor(max / unit.length));
 const cases: Record<string, string> = {

@@ -80,6 +80,7 @@ function query(filters: number, tests: number): string {
   return `<?xml version="1.0" encoding="utf-8"?><C:addressbook-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/></D:prop><C:filter test="anyof">${Array.from({ length: filters }, (_, i) => pf(i)).join('')}</C:filter></C:addressbook-query>`;
 }
 
+// `any` in the answer on purpose: tests index API answers freely and assert their shapes.
 async function apiJson(base: string, method: string, path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
   const { request } = await import('node:https');
   return new Promise((resolve, reject) => {
