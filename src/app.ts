@@ -120,6 +120,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const ingest = createIngest({
     store,
     maxReceivedHeaders: config.limits.receivedHeaders,
+    headerLimits: config.limits.header,
     onOutcome: (o) => log.info({ rcpt: o.user.address, verdict: o.verdict.kind, reasons: o.verdict.reasons }, 'message decided'),
     onError: (err, what) => log.warn({ err }, `${what} failed after delivery`),
     now,
@@ -135,6 +136,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       maxRecipients: config.limits.recipients,
       maxMessageSize: config.limits.messageSize,
       maxReceivedHeaders: config.limits.receivedHeaders,
+      headerLimits: config.limits.header,
       allowAddressLiterals: config.submission.addressLiterals,
       onQueued: () => hints.queue(),
     },
@@ -256,6 +258,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       maxRecipients: config.limits.recipients,
       maxConnections: config.limits.connections,
       maxConnectionsPerIp: config.limits.connectionsPerIp,
+      headerLimits: config.limits.header,
       hooks: createInboundHooks({
         hostname: config.hostname,
         domains: config.domains,
@@ -283,6 +286,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
         maxRecipients: config.limits.recipients,
         maxConnections: config.limits.connections,
         maxConnectionsPerIp: config.limits.connectionsPerIp,
+        headerLimits: config.limits.header,
         hooks,
         auth,
       });
@@ -366,6 +370,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     key: keyFor,
     hostname: config.hostname,
     maxMessageSize: config.limits.messageSize,
+    headerLimits: config.limits.header,
     backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
     now,
     log: (obj, msg) => log.info(obj, msg),

@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { configSchema, type ConfigFile } from './schema.ts';
+import type { HeaderLimits } from '../mail/header-limits.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -49,6 +50,8 @@ export interface Config {
     connections: number;
     connectionsPerIp: number;
     receivedHeaders: number;
+    /** Header section limits, checked while a message streams in (mail/header-limits.ts). */
+    header: HeaderLimits;
   };
   twm: {
     enabled: boolean;
@@ -176,6 +179,12 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       connections: c.limits.connections,
       connectionsPerIp: c.limits.connections_per_ip,
       receivedHeaders: c.limits.received_headers,
+      header: {
+        maxBytes: c.limits.header_bytes,
+        maxLinesPerField: c.limits.header_lines_per_field,
+        maxFields: c.limits.header_fields,
+        maxDkimSignatures: c.limits.dkim_signatures,
+      },
     },
     twm: {
       enabled: c.twm.enabled,

@@ -148,6 +148,28 @@ export const configSchema = z
           .default(50)
           .describe('concurrent connections per client address, per SMTP listener (`421 4.7.0` beyond)'),
         received_headers: z.number().int().min(5).max(200).default(50).describe('this many Received headers or more is a mail loop (`554 5.4.6`)'),
+        header_bytes: z
+          .number()
+          .int()
+          .min(4096)
+          .max(1024 * 1024)
+          .default(64 * 1024)
+          .describe('octets of a message header section, checked while it streams in (552 5.3.4 beyond)'),
+        header_lines_per_field: z
+          .number()
+          .int()
+          .min(10)
+          .max(10_000)
+          .default(100)
+          .describe('physical lines of one header field, its folded continuation lines included (554 5.6.0 beyond)'),
+        header_fields: z.number().int().min(50).max(100_000).default(1000).describe('header fields per message (554 5.6.0 beyond)'),
+        dkim_signatures: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(10)
+          .describe('DKIM-Signature fields per message; each may cost a hash of the whole body (554 5.6.0 beyond)'),
       })
       .strict()
       .prefault({}),

@@ -12,7 +12,8 @@ import { normaliseListId, senderKey } from '../core/screener.ts';
 import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { mimeNestingDepth } from '../mail/mime-depth.ts';
+import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../mail/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
 import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
 
@@ -91,6 +92,8 @@ export interface DecisionFacts {
 export interface IngestOptions {
   store: Pick<Store, 'users' | 'contacts' | 'messages' | 'addressBooks'>;
   maxReceivedHeaders: number;
+  /** The header limits every entry checks as the message streams in; checked again here for paths that skipped them. */
+  headerLimits?: HeaderLimits;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
   /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
   onError?: (err: unknown, what: string) => void;
@@ -148,13 +151,14 @@ export function createIngest(options: IngestOptions): Ingest {
       if (stored.size > 0) message = { ...input, recipients: input.recipients.filter((u) => !stored.has(u.id)) };
       if (message.recipients.length === 0) return [];
     }
+    checkHeaderLimits(message.raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
     const headers = parseHeaders(message.raw);
     const facts = messageFacts(headers);
     if (facts.receivedCount >= options.maxReceivedHeaders) {
       throw ReplyError.of(replies.mailLoop(facts.receivedCount));
     }
     // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
-    if (mimeNestingDepth(message.raw, MAX_MIME_NESTING) > MAX_MIME_NESTING) {
+    if ((await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING)) > MAX_MIME_NESTING) {
       throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
     }
     const listId = facts.listId ? normaliseListId(facts.listId) : null;

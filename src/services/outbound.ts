@@ -19,6 +19,7 @@ import type { User } from '../core/types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { DkimSigner } from '../mail/dkim-sign.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../mail/header-limits.ts';
 import type { Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
 
@@ -45,6 +46,8 @@ export interface OutboundOptions {
   maxRecipients: number;
   maxMessageSize: number;
   maxReceivedHeaders: number;
+  /** Header section limits (mail/header-limits.ts), the same as SMTP's. */
+  headerLimits?: HeaderLimits;
   /** Called after a message is queued (the worker polls at once). */
   onQueued?: () => void;
   /** The application clock: the queue entry's time and a missing Date:. */
@@ -116,6 +119,7 @@ export function createOutbound(options: OutboundOptions) {
       if (input.raw.length > options.maxMessageSize) {
         throw new ReplyError(552, '5.3.4', `Message too big: ${input.raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
       }
+      checkHeaderLimits(input.raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
       const headers = parseHeaders(input.raw);
       const facts = messageFacts(headers);
       // Exactly one From: field holding exactly one of the user's addresses,

@@ -13,6 +13,7 @@ import { smtpReplyOf } from './errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
 import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
+import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../mail/header-limits.ts';
 
 export interface SmtpSessionInfo {
   id: string;
@@ -51,6 +52,8 @@ export interface SmtpListenerOptions {
   maxRecipients: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** Checked while DATA streams in, before any hook sees the message (mail/header-limits.ts). */
+  headerLimits?: HeaderLimits;
   hooks: SmtpHooks;
   /**
    * Submission mode (RFC 6409): AUTH PLAIN/LOGIN is required, offered only
@@ -170,15 +173,30 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     onData(stream: SMTPServerDataStream, session, callback) {
       const chunks: Buffer[] = [];
       let length = 0;
+      const header = new HeaderLimitChecker(options.headerLimits ?? DEFAULT_HEADER_LIMITS);
       stream.on('data', (chunk: Buffer) => {
-        // Past the limit the bytes are drained, not kept: smtp-server answers 552 5.3.4 itself.
-        if (length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
+        if (!header.done) {
+          header.push(chunk);
+          if (header.violation) chunks.length = 0;
+        }
+        // Past a limit the bytes are drained, not kept, so the session stays in step with the
+        // client; smtp-server answers 552 5.3.4 for the size itself.
+        if (header.violation === null && length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
         length += chunk.length;
+        // One chunk per turn of the event loop: without the pause, a fast client's data arrives in
+        // bursts of megabytes that are unstuffed and scanned in one go, and other listeners wait.
+        stream.pause();
+        setImmediate(() => stream.resume());
       });
       stream.on('error', (err) => callback(wire(err, session)));
       stream.on('end', () => {
         transactions.delete(session);
         if (stream.sizeExceeded) return callback();
+        const refused = header.finish();
+        if (refused) {
+          chunks.length = 0;
+          return callback(wire(refused, session));
+        }
         const envelope = {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
           to: session.envelope.rcptTo.map((a) => a.address),
