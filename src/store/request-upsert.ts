@@ -18,6 +18,10 @@ export interface RequestAttempt {
   subject: string | null;
   intro: string | null;
   at: Date;
+  /** The spam score of this attempt, if it was scanned; the latest known one is kept. */
+  spamScore?: number | null;
+  /** This attempt was judged likely spam; the latest attempt's judgement is kept. */
+  likelySpam?: boolean;
 }
 
 /**
@@ -51,6 +55,8 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
         count: list.length,
         sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
         intro: latest((a) => a.intro),
+        spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+        likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
         status: 'pending',
       })
       .onConflict((oc) =>
@@ -65,6 +71,8 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
           sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
           auth_domain: eb.fn.coalesce('excluded.auth_domain', 'contact_requests.auth_domain'),
           intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
+          spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
+          likely_spam: eb.ref('excluded.likely_spam'),
           // status is kept: a denied sender stays denied, an approved one approved.
         })),
       )
