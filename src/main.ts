@@ -30,6 +30,8 @@ import { createServices, type Services } from './services/index.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
 import { createTwmInbox, type TwmInbox } from './services/twm-inbox.ts';
 import { createTwmOutbox, type TwmOutbox } from './services/twm-outbox.ts';
+import { createSpamFilter } from './spam/index.ts';
+import type { LearnWorker } from './spam/learn-worker.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/types.ts';
 
@@ -52,6 +54,8 @@ export interface RunningServer {
     inbox: TwmInbox;
   } | null;
   metrics: Metrics;
+  /** The worker that teaches rspamd, when [spam] learns. */
+  spamLearning: LearnWorker | null;
   close(): Promise<void>;
 }
 
@@ -73,9 +77,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const closers: Array<() => Promise<void>> = [() => store.close()];
   try {
     const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
+    // [spam]: rspamd judges strangers' mail in ingest; learning is queued work (null without the section).
+    const spam = createSpamFilter(config.spam, { warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
     const ingest = createIngest({
       store,
       maxReceivedHeaders: config.limits.receivedHeaders,
+      ...(spam ? { spam: spam.ingest } : {}),
       onOutcome: (o) => log.info({ rcpt: o.user.address, verdict: o.verdict.kind, reasons: o.verdict.reasons }, 'message decided'),
       onError: (err, what) => log.warn({ err }, `${what} failed after delivery`),
     });
@@ -129,7 +136,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         onQueued: () => worker.kick(),
       },
       twmWiring ? { approved: twmWiring.inbox.approved, denied: twmWiring.inbox.denied } : undefined,
+      { learn: spam?.learn === true },
     );
+    const spamLearning = spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
+    if (spamLearning) closers.unshift(() => spamLearning.stop());
     const smtp = await startSmtpListener({
       hostname: config.hostname,
       host: config.smtp.host,
@@ -201,6 +211,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       worker,
       twm,
       metrics,
+      spamLearning,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
       close: () => (closed ??= runAll(closers)),
     };

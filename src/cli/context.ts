@@ -43,7 +43,7 @@ export async function withServices<T>(opts: GlobalOptions, run: (s: Services, st
       maxRecipients: config.limits.recipients,
       maxMessageSize: config.limits.messageSize,
       maxReceivedHeaders: config.limits.receivedHeaders,
-    });
+    }, undefined, { learn: config.spam?.learn === true });
     return await run(services, store, config);
   } finally {
     await store.close();

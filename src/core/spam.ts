@@ -108,3 +108,35 @@ export function spamHeaders(scan: SpamScan): string {
   }
   return out;
 }
+
+/** What `mail show --json` reports: this server's topmost X-Spam and X-Spam-Symbols, if any. */
+export interface SpamView {
+  status: string;
+  score: number | null;
+  required: number | null;
+  action: string | null;
+  reason: string | null;
+  symbols: SpamSymbol[];
+}
+
+/**
+ * Reads this server's spam headers back from a stored message. Only the
+ * header block's first X-Spam (and the X-Spam-Symbols right after it) count:
+ * ours are stored on top, anything below came from elsewhere.
+ */
+export function spamOfMessage(raw: Buffer): SpamView | null {
+  const end = raw.indexOf('\r\n\r\n');
+  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 65536) : end).toString('utf8').replace(/\r\n[ \t]+/g, ' ');
+  const lines = head.split('\r\n');
+  const i = lines.findIndex((l) => /^x-spam:/i.test(l));
+  if (i < 0) return null;
+  const value = lines[i]!.slice('x-spam:'.length).trim();
+  const [status, ...params] = value.split(';').map((p) => p.trim());
+  const param = (name: string) => params.find((p) => p.toLowerCase().startsWith(`${name}=`))?.slice(name.length + 1).replace(/^"|"$/g, '') ?? null;
+  const number = (v: string | null) => (v === null || !Number.isFinite(Number(v)) ? null : Number(v));
+  const next = lines[i + 1] ?? '';
+  const symbols: SpamSymbol[] = /^x-spam-symbols:/i.test(next)
+    ? [...next.matchAll(/([A-Za-z0-9_]+)\((-?[0-9.]+)\)/g)].map((m) => ({ name: m[1]!, score: Number(m[2]) }))
+    : [];
+  return { status: status ?? '', score: number(param('score')), required: number(param('required')), action: param('action'), reason: param('reason'), symbols };
+}

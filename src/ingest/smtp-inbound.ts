@@ -79,6 +79,7 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         raw,
         prepend: received + auth.headers,
         auth: { alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
+        client: { ip: session.remoteAddress, helo: session.helo },
       });
       options.onDelivered?.(outcomes, queueId);
       return `Ok: queued as ${queueId}`;

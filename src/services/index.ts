@@ -12,11 +12,12 @@ import { createSent } from './sent.ts';
 /** What sending needs beyond the store; without it `outbound` is null (read-only tools, API tests). */
 export type SendingOptions = Omit<OutboundOptions, 'store' | 'contacts'>;
 
-export function createServices(store: Store, domains: string[], sending?: SendingOptions, decisions?: ScreenerDecisionHooks) {
+/** `learn`: a [spam] section that learns; moves and Screener decisions then queue learning. */
+export function createServices(store: Store, domains: string[], sending?: SendingOptions, decisions?: ScreenerDecisionHooks, spam?: { learn: boolean }) {
   const accounts = createAccounts(store, domains);
   const contacts = createContacts(store);
-  const screener = createScreener(store, contacts, decisions);
-  const mail = createMail(store);
+  const screener = createScreener(store, contacts, decisions, { learn: spam?.learn === true });
+  const mail = createMail(store, { learn: spam?.learn === true });
   const outbound = sending ? createOutbound({ ...sending, store, contacts }) : null;
   const queue = createQueueAdmin(store, sending?.onQueued);
   const sent = createSent(store);

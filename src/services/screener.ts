@@ -6,6 +6,13 @@
  *   approveDomain  allow @domain, release every held sender of that domain
  *   deny           block the sender (a vCard), drop what is held
  *   clear          forget the requests and drop what is held, deciding nothing
+ *   spam           mark as spam: held mail goes to Junk (and teaches the spam
+ *                  filter spam), the request is denied; nothing is blocked
+ *                  (spammers change addresses; the filter learns instead)
+ *
+ * With `learn` (a [spam] section that learns), approving teaches the spam
+ * filter ham for the released mail, and `spam` teaches spam, as work queued
+ * in the same transaction as the move (store/spam-learning-repository.ts).
  */
 import { domainOf, isSubdomainOf, parseAddress, parseSenderSpec } from '../core/address.ts';
 import { invalid, notFound, ReplyError } from '../core/errors.ts';
@@ -17,6 +24,7 @@ export interface ScreenerActionResult {
   sender: string;
   released?: number;
   dropped?: number;
+  junked?: number;
 }
 
 export interface RequestView extends Omit<ContactRequest, 'firstSeen' | 'lastSeen' | 'id' | 'userId'> {
@@ -40,7 +48,13 @@ export interface ScreenerDecisionHooks {
   denied(userId: number, senders: string[]): Promise<unknown>;
 }
 
-export function createScreener(store: Pick<Store, 'requests' | 'messages'>, contacts: Contacts, decisions?: ScreenerDecisionHooks) {
+export function createScreener(
+  store: Pick<Store, 'requests' | 'messages'>,
+  contacts: Contacts,
+  decisions?: ScreenerDecisionHooks,
+  options: { learn?: boolean } = {},
+) {
+  const learn = options.learn === true;
   /**
    * The stored request keys for these senders. A request is keyed by an
    * address, except for mail that had neither a From: nor an envelope
@@ -66,7 +80,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
 
   async function release(userId: number, sender: string): Promise<ScreenerActionResult> {
     const held = await store.requests.heldMessageIds(userId, [sender]);
-    const released = await store.messages.move(userId, held, 'INBOX');
+    const released = await store.messages.move(userId, held, 'INBOX', learn ? 'ham' : undefined);
     await store.requests.setStatus(userId, [sender], 'approved');
     return { sender, released };
   }
@@ -117,6 +131,18 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
         const dropped = await store.messages.remove(userId, held);
         await store.requests.setStatus(userId, [sender], 'denied');
         results.push({ sender, dropped });
+      }
+      await decisions?.denied(userId, results.map((r) => r.sender));
+      return results;
+    },
+
+    async spam(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
+      const results: ScreenerActionResult[] = [];
+      for (const { key: sender } of await known(userId, senders)) {
+        const held = await store.requests.heldMessageIds(userId, [sender]);
+        const junked = await store.messages.move(userId, held, 'Junk', learn ? 'spam' : undefined);
+        await store.requests.setStatus(userId, [sender], 'denied');
+        results.push({ sender, junked });
       }
       await decisions?.denied(userId, results.map((r) => r.sender));
       return results;

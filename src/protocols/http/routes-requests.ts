@@ -73,6 +73,21 @@ export function requestRoutes(services: Services): ApiRoute[] {
     }),
     defineRoute({
       method: 'POST',
+      url: '/api/requests/spam',
+      tag: 'screener',
+      auth: true,
+      summary: 'Mark senders as spam',
+      description:
+        'Moves each sender\'s held messages to Junk and denies the request (without blocking the address). With [spam] learning on, each message teaches the spam filter spam, once.',
+      body: { kind: 'json', schema: z.strictObject({ senders: senderList }) },
+      response: { status: 200, description: 'Per sender, how many messages went to Junk', schema: results },
+      notFound: unknownSender,
+      async handler({ user, body }) {
+        return { items: await screener.spam(user.id, body.senders) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
       url: '/api/requests/clear',
       tag: 'screener',
       auth: true,
