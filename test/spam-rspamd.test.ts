@@ -75,9 +75,14 @@ describe('spam filter with a real rspamd', () => {
     assert.equal(view?.action, 'add header');
     assert.ok(view!.symbols.some((x) => x.name === 'TWOWAY_TEST_JUNK'));
     assert.equal((await find(screen, subject))?.mailbox, 'Screener');
-    const req = (await s().screener.list(screen)).find((r) => r.sender === 'promo@stranger.test');
+    assert.equal((await s().screener.list(screen)).find((r) => r.sender === 'promo@stranger.test'), undefined, 'likely spam is listed apart');
+    const all = await s().screener.list(screen, undefined, { likelySpam: true });
+    const req = all.find((r) => r.sender === 'promo@stranger.test');
     assert.equal(req?.likelySpam, true);
     assert.ok((req?.spamScore ?? 0) >= 6);
+    assert.ok(req!.reputation.reasons.includes('likely spam'));
+    // Ordered by evidence: the plain, authenticated stranger ranks above the likely spam.
+    assert.ok(all.findIndex((r) => r.sender === 'someone@stranger.test') < all.indexOf(req!));
   });
 
   it('an automatic message is never refused: a GTUBE bounce goes to Junk', async () => {

@@ -113,15 +113,19 @@ export function registerDataCommands(program: Command): void {
   requests
     .command('list <user>')
     .option('--status <status>', 'pending | approved | denied')
+    .option('--likely-spam', 'also list the requests judged likely spam (hidden by default)')
     .option('--json', 'machine-readable output')
-    .action(async (userAddr: string, opts: { json?: boolean; status?: string }, cmd: Command) => {
+    .action(async (userAddr: string, opts: { json?: boolean; status?: string; likelySpam?: boolean }, cmd: Command) => {
       if (opts.status && !['pending', 'approved', 'denied'].includes(opts.status)) {
         throw new CliError(`invalid --status "${opts.status}": expected pending, approved or denied`, EXIT.usage);
       }
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        const rows = (await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined)).map(requestView);
-        list(rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
+        const ranked = await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined, { likelySpam: opts.likelySpam === true });
+        const views = ranked.map(requestView);
+        // Best reputation first; the table shows the score and why.
+        const rows = opts.json ? views : views.map((v) => ({ ...v, score: v.reputation.score, why: v.reputation.reasons.join(', ') }));
+        list(rows as unknown as Row[], ['sender', 'score', 'why', 'authDomain', 'status', 'count', 'held', 'likelySpam', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
       });
     });
   const action = (name: 'approve' | 'deny' | 'clear' | 'spam', description: string) =>

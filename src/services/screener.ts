@@ -16,6 +16,7 @@
  */
 import { domainOf, isSubdomainOf, parseAddress, parseSenderSpec } from '../core/address.ts';
 import { invalid, notFound, ReplyError } from '../core/errors.ts';
+import { reputationOf, type Reputation } from '../core/reputation.ts';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
 import type { Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
@@ -27,12 +28,15 @@ export interface ScreenerActionResult {
   junked?: number;
 }
 
-export interface RequestView extends Omit<ContactRequest, 'firstSeen' | 'lastSeen' | 'id' | 'userId'> {
+/** A request as listed: with the reputation it is ordered by (core/reputation.ts). */
+export type RankedRequest = ContactRequest & { reputation: Reputation };
+
+export interface RequestView extends Omit<RankedRequest, 'firstSeen' | 'lastSeen' | 'id' | 'userId'> {
   firstSeen: string;
   lastSeen: string;
 }
 
-export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest }: ContactRequest): RequestView => ({
+export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest }: RankedRequest): RequestView => ({
   ...rest,
   firstSeen: firstSeen.toISOString(),
   lastSeen: lastSeen.toISOString(),
@@ -49,7 +53,7 @@ export interface ScreenerDecisionHooks {
 }
 
 export function createScreener(
-  store: Pick<Store, 'requests' | 'messages'>,
+  store: Pick<Store, 'requests' | 'messages' | 'contacts'>,
   contacts: Contacts,
   decisions?: ScreenerDecisionHooks,
   options: { learn?: boolean } = {},
@@ -86,8 +90,22 @@ export function createScreener(
   }
 
   return {
-    async list(userId: number, status?: ContactRequestStatus): Promise<ContactRequest[]> {
-      return store.requests.list(userId, status ? { status } : {});
+    /**
+     * The requests, best reputation first (ties: most recent first). Those
+     * judged likely spam are left out unless `likelySpam` is true.
+     */
+    async list(userId: number, status?: ContactRequestStatus, options: { likelySpam?: boolean } = {}): Promise<RankedRequest[]> {
+      const rows = (await store.requests.list(userId, status ? { status } : {})).filter((r) => options.likelySpam === true || !r.likelySpam);
+      const probes = rows.flatMap((r) =>
+        r.sender.includes('@') ? [{ kind: 'address' as const, value: r.sender }, { kind: 'domain' as const, value: domainOf(r.sender) }] : [],
+      );
+      const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
+      const ranked = rows.map((r) => {
+        const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
+        return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
+      });
+      // Stable sort: the store's order (most recent first) breaks ties.
+      return ranked.sort((a, b) => b.reputation.score - a.reputation.score);
     },
 
     async approve(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {

@@ -12,6 +12,8 @@
  *   state. A row is `pending` until rspamd has it, then `done`; teaching the
  *   other class later sets it back to `pending` with the new class, so each
  *   change of class reaches rspamd exactly once.
+ * - An index on contact_entries (kind, value): the Screener's reputation asks
+ *   whether anyone on the server allows a sender or its domain.
  */
 import { sql, type Kysely, type Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
@@ -48,6 +50,8 @@ export function spamMigration(dialect: Dialect): Migration {
         .addColumn('done_at', time)
         .addUniqueConstraint('spam_learning_user_message', ['user_id', 'message_id'])
         .execute();
+      // The Screener's "is this sender anyone's contact here" lookup is across users.
+      await db.schema.createIndex('contact_entries_value').on('contact_entries').columns(['kind', 'value']).execute();
       await db.schema.createIndex('spam_learning_due').on('spam_learning').columns(['state', 'next_attempt_at']).execute();
     },
   };

@@ -23,7 +23,7 @@ import type {
 import type { ReceiptError, ReceiptStatus, TwmInState, TwmOutState } from '../core/twm-types.ts';
 
 export interface UserRepository {
-  /** Creates the account and its four mailboxes (INBOX, Screener, Sent, Trash) in one transaction. Throws StoreConflictError if the address exists. */
+  /** Creates the account and its mailboxes (INBOX, Screener, Junk, Sent, Trash) in one transaction. Throws StoreConflictError if the address exists. */
   create(input: { address: string; passwordHash: string; mode: Mode }): Promise<User>;
   findByAddress(address: string): Promise<User | undefined>;
   findById(id: number): Promise<User | undefined>;
@@ -61,6 +61,8 @@ export interface ContactRepository {
    * its cost does not grow with the size of the address book.
    */
   match(userId: number, probes: Array<{ kind: ContactEntry['kind']; value: string }>): Promise<Array<ContactEntry & { uid: string; book: string }>>;
+  /** Server-wide: which of these address/domain values any account allows (the Screener's reputation). */
+  allowedAnywhere(probes: Array<{ kind: 'address' | 'domain'; value: string }>): Promise<Array<{ kind: 'address' | 'domain'; value: string }>>;
 }
 
 /** A message to be stored in one user's mailbox. */

@@ -21,10 +21,10 @@ export function requestRoutes(services: Services): ApiRoute[] {
       tag: 'screener',
       auth: true,
       summary: 'List contact requests',
-      query: z.strictObject({ status: status.optional() }),
+      query: z.strictObject({ status: status.optional(), likelySpam: z.enum(['true', 'false']).optional() }),
       response: { status: 200, description: 'The requests, optionally of one status', schema: items(requestView) },
       async handler({ user, query }) {
-        return { items: (await screener.list(user.id, query.status)).map(toRequestView) };
+        return { items: (await screener.list(user.id, query.status, { likelySpam: query.likelySpam === 'true' })).map(toRequestView) };
       },
     }),
     defineRoute({

@@ -54,6 +54,9 @@ export const requestView = z.object({
   held: z.number().int().meta({ description: 'Messages held in the Screener for this sender' }),
   spamScore: z.number().nullable().meta({ description: "The spam filter's latest score for this sender's mail; null: never scanned" }),
   likelySpam: z.boolean().meta({ description: 'The latest attempt was judged likely spam ([spam] configured)' }),
+  reputation: z
+    .object({ score: z.number(), reasons: z.array(z.string()) })
+    .meta({ description: 'What the list is ordered by (higher first), with the facts that made it' }),
 });
 
 export const actionResult = z.object({
