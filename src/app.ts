@@ -45,6 +45,8 @@ import { createServices, type Services } from './services/index.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
 import { createTwmInbox, type TwmInbox } from './services/twm-inbox.ts';
 import { createTwmOutbox, type TwmOutbox } from './services/twm-outbox.ts';
+import { createSpamFilter, type SpamFilter } from './spam/index.ts';
+import type { LearnWorker } from './spam/learn-worker.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/types.ts';
 
@@ -69,6 +71,8 @@ export interface App {
   ingest: Ingest;
   /** Re-decides pending requests and notices of users whose address book changed (services/decisions.ts). */
   decisions: Decisions;
+  /** rspamd, when [spam] is configured (spam/index.ts). */
+  spam: SpamFilter | null;
   metrics: Metrics;
   clock: Clock;
   log: Logger;
@@ -88,6 +92,8 @@ export interface RunningServer {
   submission: SmtpListener | null;
   worker: QueueWorker;
   decisionsWorker: DecisionsWorker;
+  /** The worker that teaches rspamd, when [spam] learns. */
+  spamLearning: LearnWorker | null;
   http: { port: number; url: string; close(): Promise<void> };
   /** Two-Way Mail, when [twm] is enabled. */
   twm: {
@@ -117,8 +123,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const now = () => clock.now();
   const materials = ensureMaterials(config);
   const store = await openStore(config.storage);
+  // [spam]: rspamd judges strangers' mail in ingest; learning is queued work (null without the section).
+  const spam = createSpamFilter(config.spam, { warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
   const ingest = createIngest({
     store,
+    ...(spam ? { spam: spam.ingest } : {}),
     maxReceivedHeaders: config.limits.receivedHeaders,
     headerLimits: config.limits.header,
     onOutcome: (o) => log.info({ rcpt: o.user.address, verdict: o.verdict.kind, reasons: o.verdict.reasons }, 'message decided'),
@@ -146,6 +155,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       declineDelayMs: config.twm.declineDelayMs,
       onTwmScheduled: () => hints.fetch(),
       onAllowlistChanged: () => hints.decisions(),
+      learn: spam?.learn === true,
     },
   );
   const decisions = createDecisions({ store, ingest, twm: services.twmDecisions, now });
@@ -159,6 +169,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     services,
     ingest,
     decisions,
+    spam,
     metrics,
     clock,
     log,
@@ -239,6 +250,8 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     const decisionsWorker = startDecisionsWorker({ decisions: app.decisions, log: (obj, msg) => log.info(obj, msg) });
     closers.unshift(() => decisionsWorker.stop());
     hints.decisions = () => decisionsWorker.kick();
+    const spamLearning = app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
+    if (spamLearning) closers.unshift(() => spamLearning.stop());
 
     // Finished queue entries stay listed for a while (twoway queue list), then go.
     const prune = () =>
@@ -318,6 +331,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       submission,
       worker,
       decisionsWorker,
+      spamLearning,
       twm,
       metrics,
       metricsPort: metricsListener?.port ?? null,

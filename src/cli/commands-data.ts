@@ -5,6 +5,7 @@ import { parseMailbox, messageView } from '../services/mail.ts';
 import { requestView } from '../services/screener.ts';
 import type { ContactRequestStatus } from '../core/types.ts';
 import { parseDuration } from '../core/duration.ts';
+import { spamOfMessage } from '../core/spam.ts';
 import { withServices, type GlobalOptions } from './context.ts';
 import { CliError, EXIT, list, printJson, type CliIo, type OutStream } from './output.ts';
 
@@ -112,18 +113,22 @@ export function registerDataCommands(program: Command, io: CliIo): void {
   requests
     .command('list <user>')
     .option('--status <status>', 'pending | approved | denied')
+    .option('--likely-spam', 'also list the requests judged likely spam (hidden by default)')
     .option('--json', 'machine-readable output')
-    .action(async (userAddr: string, opts: { json?: boolean; status?: string }, cmd: Command) => {
+    .action(async (userAddr: string, opts: { json?: boolean; status?: string; likelySpam?: boolean }, cmd: Command) => {
       if (opts.status && !['pending', 'approved', 'denied'].includes(opts.status)) {
         throw new CliError(`invalid --status "${opts.status}": expected pending, approved or denied`, EXIT.usage);
       }
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        const rows = (await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined)).map(requestView);
-        list(io.stdout, rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
+        const ranked = await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined, { likelySpam: opts.likelySpam === true });
+        const views = ranked.map(requestView);
+        // Best reputation first; the table shows the score and why.
+        const rows = opts.json ? views : views.map((v) => ({ ...v, score: v.reputation.score, why: v.reputation.reasons.join(', ') }));
+        list(io.stdout, rows as unknown as Row[], ['sender', 'score', 'why', 'authDomain', 'status', 'count', 'held', 'likelySpam', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
       });
     });
-  const action = (name: 'approve' | 'deny' | 'clear', description: string) =>
+  const action = (name: 'approve' | 'deny' | 'clear' | 'spam', description: string) =>
     requests
       .command(`${name} <user> <senders...>`)
       .description(description)
@@ -132,12 +137,13 @@ export function registerDataCommands(program: Command, io: CliIo): void {
         await withServices(globals(cmd), async (s) => {
           const user = await s.accounts.get(userAddr);
           const results = await s.screener[name](user.id, senders);
-          list(io.stdout, results as unknown as Row[], ['sender', 'released', 'dropped'], opts.json);
+          list(io.stdout, results as unknown as Row[], ['sender', 'released', 'dropped', 'junked'], opts.json);
         });
       });
   action('approve', 'allow the senders and release their held mail to INBOX');
   action('deny', 'block the senders and drop their held mail');
   action('clear', 'forget the requests and drop held mail, deciding nothing');
+  action('spam', 'mark as spam: held mail goes to Junk (teaching the spam filter), the requests are denied');
   requests
     .command('approve-domain <user> <domain>')
     .description('allow a whole domain and release every held sender of it')
@@ -150,9 +156,10 @@ export function registerDataCommands(program: Command, io: CliIo): void {
     });
 
   const mail = program.command('mail').description("read a user's mail");
+  registerMove(mail, io);
   mail
     .command('list <user>')
-    .option('--mailbox <name>', 'INBOX | Screener | Sent | Trash (default: all)')
+    .option('--mailbox <name>', 'INBOX | Screener | Junk | Sent | Trash (default: all)')
     .option('--json', 'machine-readable output')
     .action(async (userAddr: string, opts: { json?: boolean; mailbox?: string }, cmd: Command) => {
       const mailbox = opts.mailbox ? parseMailbox(opts.mailbox) : undefined;
@@ -172,9 +179,32 @@ export function registerDataCommands(program: Command, io: CliIo): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const msg = await s.mail.get(user.id, n);
-        if (opts.json) return printJson(io.stdout, messageView(msg));
+        if (opts.json) return printJson(io.stdout, { ...messageView(msg), spam: spamOfMessage(msg.raw) });
+        // The raw message starts with this server's trace headers, X-Spam and X-Spam-Symbols among them.
         io.stdout.write(msg.raw);
         if (!msg.raw.subarray(-1).equals(Buffer.from('\n'))) io.stdout.write('\n');
+      });
+    });
+}
+
+/** Moves messages; into Junk teaches the spam filter spam, out of Junk ham (with [spam] learning). */
+function registerMove(mail: Command, io: CliIo): void {
+  mail
+    .command('move <user> <mailbox> <ids...>')
+    .description('move messages to a mailbox (Junk: mark as spam; out of Junk: not spam)')
+    .option('--json', 'machine-readable output')
+    .action(async (userAddr: string, mailboxName: string, ids: string[], opts: { json?: boolean }, cmd: Command) => {
+      const mailbox = parseMailbox(mailboxName);
+      const nums = ids.map((id) => {
+        const n = Number(id);
+        if (!Number.isSafeInteger(n) || n <= 0) throw new CliError(`invalid message id "${id}": expected a positive number`, EXIT.usage);
+        return n;
+      });
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const moved = await s.mail.move(user.id, nums, mailbox);
+        if (opts.json) printJson(io.stdout, { moved, mailbox });
+        else io.stdout.write(`moved ${moved} message${moved === 1 ? '' : 's'} to ${mailbox}\n`);
       });
     });
 }

@@ -78,7 +78,26 @@ export interface Config {
   postmaster: string | null;
   /** The metrics listener (GET /metrics, no login), or null when disabled. */
   metrics: { host: string; port: number } | null;
+  /** Null without a [spam] section: no filtering. */
+  spam: SpamConfig | null;
   log: { level: ConfigFile['log']['level'] };
+}
+
+export interface SpamConfig {
+  url: string;
+  controllerUrl: string;
+  password: string | null;
+  timeoutMs: number;
+  maxSize: number;
+  onUnreachable: 'accept' | 'tempfail';
+  judge: { by: 'actions' } | { by: 'score'; thresholds: { reject: number | null; junk: number | null; greylist: number | null } };
+  learn: boolean;
+}
+
+function controllerOf(url: string): string {
+  const u = new URL(url);
+  u.port = '11334';
+  return u.toString().replace(/\/+$/, '');
 }
 
 export function loadConfig(file: string): Config {
@@ -207,6 +226,21 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
     },
     postmaster: postmasterOf(c, path),
     metrics: c.metrics.enabled ? { host: c.metrics.host, port: c.metrics.port } : null,
+    spam: c.spam
+      ? {
+          url: c.spam.url.replace(/\/+$/, ''),
+          controllerUrl: (c.spam.controller_url ?? controllerOf(c.spam.url)).replace(/\/+$/, ''),
+          password: c.spam.password ?? null,
+          timeoutMs: c.spam.timeout_ms,
+          maxSize: c.spam.max_size,
+          onUnreachable: c.spam.on_unreachable,
+          judge:
+            c.spam.judge_by === 'actions'
+              ? { by: 'actions' }
+              : { by: 'score', thresholds: { reject: c.spam.reject_score, junk: c.spam.junk_score, greylist: c.spam.greylist_score } },
+          learn: c.spam.learn,
+        }
+      : null,
     log: c.log,
   };
 }

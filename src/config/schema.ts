@@ -211,6 +211,29 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    spam: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }).describe("rspamd's normal worker (POST /checkv2), e.g. http://127.0.0.1:11333"),
+        controller_url: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .describe("rspamd's controller (POST /learnspam, /learnham); defaults to url with port 11334"),
+        password: z.string().min(1).optional().describe("the controller's password, if it asks for one (never logged)"),
+        timeout_ms: z.number().int().min(100).max(120_000).default(10_000).describe('per scan or learn request; a slower answer leaves the message unscanned'),
+        max_size: z.number().int().min(1024).default(20 * 1024 * 1024).describe('bytes; larger messages are delivered unscanned'),
+        on_unreachable: z
+          .enum(['accept', 'tempfail'])
+          .default('accept')
+          .describe('rspamd down, slow or answering nonsense: accept the message marked unscanned, or answer 451 4.7.1'),
+        judge_by: z.enum(['actions', 'score']).default('actions').describe("act on rspamd's action, or on its score against the thresholds below"),
+        reject_score: z.number().nullable().default(15).describe('with judge_by = "score": refuse 550 5.7.1 at or above'),
+        junk_score: z.number().nullable().default(6).describe('with judge_by = "score": likely spam (Junk, or marked in the Screener) at or above'),
+        greylist_score: z.number().nullable().default(null).describe('with judge_by = "score": answer 451 4.7.1 at or above; null: never greylist'),
+        learn: z.boolean().default(true).describe('teach rspamd from Junk moves and Screener decisions (its controller)'),
+      })
+      .strict()
+      .optional()
+      .describe('rspamd judges strangers\' mail before the policy; absent: no spam filtering'),
     log: z
       .object({
         level: z

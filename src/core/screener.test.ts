@@ -45,7 +45,7 @@ test('standingOf reads a verdict as allowed, blocked or undecided, whatever the 
   const { decide } = await import('./policy.ts');
   const { standingOf } = await import('./screener.ts');
   const none = { address: null, domain: null, list: null } as const;
-  const base = { channel: 'smtp', origin: 'remote', from: 'x@y.org', authenticated: true, matches: none, listAuthenticated: false, autoSubmitted: false, ownershipConfirmation: false, expected: false } as const;
+  const base = { channel: 'smtp', origin: 'remote', from: 'x@y.org', authenticated: true, matches: none, listAuthenticated: false, autoSubmitted: false, ownershipConfirmation: false, expected: false, fromProblem: null, spam: null } as const;
   const cases: Array<[string, Parameters<typeof decide>[0], string]> = [
     ['allowed address, screen', { ...base, mode: 'screen', matches: { ...none, address: 'allow' } }, 'allowed'],
     ['allowed domain, strict', { ...base, mode: 'strict', matches: { ...none, domain: 'allow' } }, 'allowed'],

@@ -7,7 +7,7 @@ export const MODES = ['open', 'screen', 'strict'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** The mailboxes every account has from creation. */
-export const MAILBOXES = ['INBOX', 'Screener', 'Sent', 'Trash'] as const;
+export const MAILBOXES = ['INBOX', 'Screener', 'Junk', 'Sent', 'Trash'] as const;
 export type MailboxName = (typeof MAILBOXES)[number];
 
 export interface User {
@@ -129,6 +129,10 @@ export interface ContactRequest {
   status: ContactRequestStatus;
   /** Messages currently held for this request in the Screener mailbox. */
   held: number;
+  /** The latest scanned spam score of the sender's mail (null: never scanned). */
+  spamScore: number | null;
+  /** The latest attempt was judged likely spam: listed apart. */
+  likelySpam: boolean;
 }
 
 /** Outbound queue, one row per (message, recipient): queue state lives per recipient. */

@@ -5,7 +5,8 @@
  * every copy in one durable write; the caller acknowledges only after the
  * returned promise resolves.
  */
-import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
+import { classifySender, decide, type PolicyInput, type Verdict } from '../core/policy.ts';
+import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
 import { ReplyError } from '../core/errors.ts';
 import { replies } from '../core/reply.ts';
 import { normaliseListId, senderKey } from '../core/screener.ts';
@@ -44,13 +45,27 @@ export interface IngestMessage {
    * a crash between storing and recording it), so it is stored once each.
    */
   twmKey?: string;
+  /** The SMTP client, for the spam filter (absent for TWM fetches and local mail). */
+  client?: { ip: string; helo: string | null };
 }
 
 export interface RecipientOutcome {
   user: User;
   verdict: Verdict;
-  /** The stored message's id, for inbox and screen verdicts. */
+  /** The stored message's id, for inbox, junk and screen verdicts. */
   messageId: number | null;
+  /** The spam filter's answer, when the message was sent to it (one scan serves every recipient). */
+  spam: SpamScan | null;
+}
+
+/**
+ * The spam filter as ingest sees it (spam/filter.ts over rspamd). `scan`
+ * never throws for rspamd trouble: it answers `unscanned`.
+ */
+export interface IngestSpamFilter {
+  scan(input: { raw: Buffer; envelopeFrom: string | null; recipients: string[]; ip?: string; helo?: string | null }): Promise<SpamScan>;
+  /** `tempfail`: an unscanned message (rspamd unreachable, not too large) is answered 451 4.7.1 instead of accepted. */
+  onUnreachable: 'accept' | 'tempfail';
 }
 
 export interface Ingest {
@@ -94,6 +109,8 @@ export interface IngestOptions {
   maxReceivedHeaders: number;
   /** The header limits every entry checks as the message streams in; checked again here for paths that skipped them. */
   headerLimits?: HeaderLimits;
+  /** Strangers' mail is scanned before the policy decides; absent: no filtering. */
+  spam?: IngestSpamFilter;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
   /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
   onError?: (err: unknown, what: string) => void;
@@ -124,11 +141,11 @@ export function createIngest(options: IngestOptions): Ingest {
 
   // Expected senders are looked up only for a marked message whose From:
   // domain is authenticated (docs/protocol.md 9.3).
-  async function decideFor(user: User, facts: DecisionFacts): Promise<{ verdict: Verdict; expected: ExpectMatch | null }> {
+  async function policyInputFor(user: User, facts: DecisionFacts): Promise<{ input: PolicyInput; expected: ExpectMatch | null }> {
     const marked = facts.ownershipConfirmation && facts.alignedDomain !== null && facts.origin !== 'system';
     const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: marked }));
     const expected = marked ? await findExpected(cards, user.id, found, facts.at) : null;
-    const verdict = decide({
+    const input: PolicyInput = {
       mode: user.mode,
       channel: facts.channel,
       origin: facts.origin,
@@ -140,8 +157,36 @@ export function createIngest(options: IngestOptions): Ingest {
       autoSubmitted: facts.autoSubmitted,
       ownershipConfirmation: facts.ownershipConfirmation,
       expected: expected !== null,
+      spam: null,
+    };
+    return { input, expected };
+  }
+
+  async function decideFor(user: User, facts: DecisionFacts): Promise<{ verdict: Verdict; expected: ExpectMatch | null }> {
+    const { input, expected } = await policyInputFor(user, facts);
+    return { verdict: decide(input), expected };
+  }
+
+  /**
+   * Strangers' mail is scanned once, before the policy decides; the scan is
+   * skipped when every recipient allows the sender (authenticated contacts
+   * are never scored, let alone junked), for our own notices and for mail
+   * from local users (authenticated submission).
+   */
+  async function scanIfStranger(message: IngestMessage, inputs: PolicyInput[]): Promise<SpamScan | null> {
+    const filter = options.spam;
+    if (!filter || message.origin !== 'remote') return null;
+    if (inputs.every((i) => classifySender(i).senderClass === 'allowed')) return null;
+    const scan = await filter.scan({
+      raw: message.raw,
+      envelopeFrom: message.envelopeFrom,
+      recipients: message.recipients.map((u) => u.address),
+      ...(message.client ? { ip: message.client.ip, helo: message.client.helo } : {}),
     });
-    return { verdict, expected };
+    if (scan.status === 'unscanned' && scan.why !== 'too-large' && filter.onUnreachable === 'tempfail') {
+      throw new ReplyError(451, '4.7.1', 'Spam filter unavailable; please try again later');
+    }
+    return scan;
   }
 
   async function ingest(input: IngestMessage): Promise<RecipientOutcome[]> {
@@ -164,7 +209,6 @@ export function createIngest(options: IngestOptions): Ingest {
     const listId = facts.listId ? normaliseListId(facts.listId) : null;
     const sender = senderKey(facts.from, message.envelopeFrom);
     const receivedAt = message.receivedAt ?? (options.now ? options.now() : new Date());
-    const stored = Buffer.concat([Buffer.from(message.prepend, 'utf8'), message.raw]);
 
     const outcomes: RecipientOutcome[] = [];
     const writes: Array<{ index: number; item: NewMessage }> = [];
@@ -190,11 +234,19 @@ export function createIngest(options: IngestOptions): Ingest {
       at: receivedAt,
     };
     const expectations = new Map<number, ExpectMatch>();
+    const inputs: PolicyInput[] = [];
     for (const user of message.recipients) {
-      const { verdict, expected } = await decideFor(user, decision);
+      const { input, expected } = await policyInputFor(user, decision);
       if (expected) expectations.set(user.id, expected);
-      outcomes.push({ user, verdict, messageId: null });
+      inputs.push(input);
     }
+    // The spam judgement enters the policy as one more fact (core/policy.ts).
+    const spam = await scanIfStranger(message, inputs);
+    const judgement = judgementOf(spam);
+    for (const [i, user] of message.recipients.entries()) {
+      outcomes.push({ user, verdict: decide({ ...inputs[i]!, spam: judgement }), messageId: null, spam });
+    }
+    const stored = Buffer.concat([Buffer.from(message.prepend + (spam ? spamHeaders(spam) : ''), 'utf8'), message.raw]);
 
     // One reply covers every recipient, so refusals are all or nothing. A
     // mix (a user switched to strict mid-transaction) is deferred rather than
@@ -210,9 +262,11 @@ export function createIngest(options: IngestOptions): Ingest {
     }
 
     for (const [index, { user, verdict }] of outcomes.entries()) {
-      const mailbox: MailboxName | null = verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : null;
+      const mailbox: MailboxName | null =
+        verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : verdict.kind === 'junk' ? 'Junk' : null;
       if (!mailbox) continue;
-      const firstContact = verdict.kind === 'screen' || (verdict.kind === 'inbox' && verdict.firstContact);
+      const firstContact = verdict.kind === 'screen' || verdict.kind === 'junk' || (verdict.kind === 'inbox' && verdict.firstContact);
+      const likelySpam = verdict.kind === 'junk' || (verdict.kind === 'screen' && verdict.likelySpam);
       writes.push({
         index,
         item: {
@@ -229,7 +283,13 @@ export function createIngest(options: IngestOptions): Ingest {
           // Strangers are listed in the Screener: held there in screen/strict
           // mode, as history in open mode (docs/architecture.md "Modes").
           request: firstContact
-            ? { sender, authDomain: decision.alignedDomain, subject: facts.subject }
+            ? {
+                sender,
+                authDomain: decision.alignedDomain,
+                subject: facts.subject,
+                spamScore: spam?.status === 'scanned' ? spam.score : null,
+                likelySpam,
+              }
             : undefined,
         },
       });

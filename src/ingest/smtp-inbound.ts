@@ -94,6 +94,7 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         raw,
         prepend: received + auth.headers,
         auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
+        client: { ip: session.remoteAddress, helo: session.helo },
       };
       const unscreened = admins.filter((a) => !recipients.some((u) => u.id === a.id));
       const outcomes = [

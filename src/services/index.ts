@@ -14,6 +14,8 @@ import { createTwmDecisions } from './twm-decisions.ts';
 export type SendingOptions = Omit<OutboundOptions, 'store' | 'contacts' | 'now'>;
 
 export interface ServiceOptions {
+  /** A [spam] section that learns: moves and Screener decisions then queue learning. */
+  learn?: boolean;
   /** The application clock (core/clock.ts); the system time by default. */
   now?: () => Date;
   random?: () => number;
@@ -42,8 +44,8 @@ export function createServices(store: Store, domains: string[], sending?: Sendin
     ...(options.random ? { random: options.random } : {}),
     ...(options.onTwmScheduled ? { onScheduled: options.onTwmScheduled } : {}),
   });
-  const screener = createScreener(store, contacts, twmDecisions);
-  const mail = createMail(store);
+  const screener = createScreener(store, contacts, twmDecisions, { learn: options.learn === true });
+  const mail = createMail(store, { learn: options.learn === true });
   const outbound = sending ? createOutbound({ ...sending, store, contacts, now }) : null;
   const queue = createQueueAdmin(store, sending?.onQueued);
   const sent = createSent(store);

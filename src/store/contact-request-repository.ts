@@ -126,5 +126,7 @@ function toRequest(row: RequestRow): ContactRequest {
     intro: row.intro,
     status: row.status,
     held: num(row.held),
+    spamScore: row.spam_score === null ? null : Number(row.spam_score),
+    likelySpam: num(row.likely_spam) === 1,
   };
 }

@@ -23,7 +23,8 @@
  */
 import type { Selectable } from 'kysely';
 import { MAILBOXES, type Mailbox, type MailboxName, type MessageSummary } from '../core/types.ts';
-import type { MessageRepository, NewMessage } from './types.ts';
+import { queueLearning } from './spam-learning-repository.ts';
+import type { LearnKind, MessageRepository, NewMessage } from './types.ts';
 import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
@@ -63,6 +64,13 @@ const SUMMARY_COLUMNS = [
   'm.first_contact',
   'mb.name as mailbox',
 ] as const;
+
+/** What a move teaches the spam filter: into Junk is spam; out of Junk is ham, except into Trash (deleting spam). */
+export function learnKindOfMove(from: MailboxName, to: MailboxName): LearnKind | null {
+  if (to === 'Junk' && from !== 'Junk') return 'spam';
+  if (from === 'Junk' && to !== 'Junk' && to !== 'Trash') return 'ham';
+  return null;
+}
 
 export class KyselyMessageRepository implements MessageRepository {
   private readonly committer: GroupCommit<NewMessage, MessageSummary>;
@@ -143,23 +151,30 @@ export class KyselyMessageRepository implements MessageRepository {
       .sort((a, b) => order(a.name) - order(b.name));
   }
 
-  async move(userId: number, ids: number[], to: MailboxName): Promise<number> {
+  async move(userId: number, ids: number[], to: MailboxName, teach?: 'auto' | LearnKind): Promise<number> {
     if (ids.length === 0) return 0;
     return this.s.db.transaction().execute(async (tx) => {
       const target = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', userId).where('name', '=', to).executeTakeFirst();
       if (!target) return 0;
       const moving: number[] = [];
+      const learn: Array<{ messageId: number; kind: LearnKind }> = [];
       for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
         const rows = await tx
-          .selectFrom('messages')
-          .select('id')
-          .where('user_id', '=', userId)
-          .where('id', 'in', part)
-          .where('mailbox_id', '!=', target.id)
+          .selectFrom('messages as m')
+          .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
+          .select(['m.id', 'mb.name'])
+          .where('m.user_id', '=', userId)
+          .where('m.id', 'in', part)
+          .where('m.mailbox_id', '!=', target.id)
           .execute();
-        moving.push(...rows.map((r) => r.id));
+        for (const r of rows) {
+          moving.push(r.id);
+          const kind = teach === 'auto' ? learnKindOfMove(r.name, to) : (teach ?? null);
+          if (kind) learn.push({ messageId: r.id, kind });
+        }
       }
       if (moving.length === 0) return 0;
+      if (learn.length > 0) await queueLearning(tx, userId, learn, new Date());
       moving.sort((a, b) => a - b);
       const reserved = await tx
         .updateTable('mailboxes')

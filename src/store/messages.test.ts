@@ -113,6 +113,7 @@ for (const backend of backends) {
         [
           ['INBOX', 3, 4],
           ['Screener', 0, 1],
+          ['Junk', 0, 1],
           ['Sent', 2, 3],
           ['Trash', 0, 1],
         ],
@@ -310,6 +311,7 @@ for (const backend of backends) {
           [
             ['INBOX', 2, 4],
             ['Screener', 1, 4],
+            ['Junk', 0, 1],
             ['Sent', 0, 1],
             ['Trash', 0, 1],
           ],

@@ -13,6 +13,7 @@
 import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
 import { carddavMigration } from './migration-0004-carddav.ts';
+import { spamMigration } from './migration-0007-spam.ts';
 import { twm } from './migration-0003-twm.ts';
 import { allowlistChangesMigration } from './migration-0005-allowlist-changes.ts';
 import { appPasswordsMigration } from './migration-0006-app-passwords.ts';
@@ -198,5 +199,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0004_carddav': carddavMigration(dialect),
     '0005_allowlist_changes': allowlistChangesMigration(dialect),
     '0006_app_passwords': appPasswordsMigration(dialect),
+    '0007_spam': spamMigration(dialect),
   };
 }

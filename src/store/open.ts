@@ -26,6 +26,7 @@ import { KyselyQueueRepository } from './queue-repository.ts';
 import { KyselyAddressBookRepository } from './address-book-repository.ts';
 import { KyselyTwmOutboundRepository } from './twm-outbound-repository.ts';
 import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
+import { KyselySpamLearningRepository } from './spam-learning-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -225,6 +226,7 @@ class KyselyStore implements Store {
   readonly addressBooks: KyselyAddressBookRepository;
   readonly twmOut: KyselyTwmOutboundRepository;
   readonly twmIn: KyselyTwmInboundRepository;
+  readonly spamLearning: KyselySpamLearningRepository;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly s: Db) {
@@ -236,6 +238,7 @@ class KyselyStore implements Store {
     this.addressBooks = new KyselyAddressBookRepository(s);
     this.twmOut = new KyselyTwmOutboundRepository(s);
     this.twmIn = new KyselyTwmInboundRepository(s);
+    this.spamLearning = new KyselySpamLearningRepository(s);
   }
 
   get kind(): Dialect {

@@ -22,6 +22,10 @@ export interface RequestAttempt {
   subject: string | null;
   intro: string | null;
   at: Date;
+  /** The spam score of this attempt, if it was scanned; the latest known one is kept. */
+  spamScore?: number | null;
+  /** This attempt was judged likely spam; the latest attempt's judgement is kept. */
+  likelySpam?: boolean;
 }
 
 /**
@@ -55,6 +59,8 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
         count: list.length,
         sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
         intro: latest((a) => a.intro),
+        spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+        likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
         status: 'pending',
       })
       .onConflict((oc) =>
@@ -74,6 +80,8 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
             .else(eb.ref('excluded.auth_domain'))
             .end(),
           intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
+          spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
+          likely_spam: eb.ref('excluded.likely_spam'),
           // status is kept: a denied sender stays denied, an approved one approved.
         })),
       )

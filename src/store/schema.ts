@@ -107,6 +107,25 @@ export interface ContactRequestsTable {
   status: ContactRequestStatus;
   /** The latest TWM notice's introduction (migration 0003). */
   intro: string | null;
+  /** The latest scanned spam score, and 0/1 for "the latest attempt was likely spam" (migration 0005). */
+  spam_score: number | null;
+  likely_spam: Generated<number>;
+}
+
+/** Learning for rspamd, as retried work (migration 0005). */
+export interface SpamLearningTable {
+  id: Generated<number>;
+  user_id: number;
+  message_id: number;
+  kind: 'spam' | 'ham';
+  raw: Buffer;
+  state: 'pending' | 'done' | 'failed';
+  attempts: Generated<number>;
+  next_attempt_at: number;
+  last_error: string | null;
+  outcome: string | null;
+  created_at: number;
+  done_at: number | null;
 }
 
 export interface QueueMessagesTable {
@@ -203,6 +222,7 @@ export interface Database {
   contacts: ContactsTable;
   contact_entries: ContactEntriesTable;
   contact_requests: ContactRequestsTable;
+  spam_learning: SpamLearningTable;
   queue_messages: QueueMessagesTable;
   queue_recipients: QueueRecipientsTable;
   address_books: AddressBooksTable;

@@ -27,7 +27,7 @@ for (const backend of backends) {
     });
 
     describe('users', () => {
-      test('create makes the account and its four mailboxes', async () => {
+      test('create makes the account and its mailboxes', async () => {
         const before = Date.now();
         const user = await store.users.create({ address: 'Alice@Example.COM', passwordHash: 'h1', mode: 'open' });
         assert.equal(user.address, 'alice@example.com');
@@ -58,7 +58,7 @@ for (const backend of backends) {
           (err: unknown) => err instanceof StoreConflictError && /bob@example\.com/.test(err.message),
         );
         assert.equal((await store.users.list()).length, 1);
-        assert.equal(await backend.count('mailboxes'), 4);
+        assert.equal(await backend.count('mailboxes'), MAILBOXES.length);
       });
 
       test('find, list, setMode, setPasswordHash', async () => {

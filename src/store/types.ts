@@ -25,7 +25,7 @@ import type {
 import type { ReceiptError, ReceiptStatus, TwmInState, TwmOutState } from '../core/twm-types.ts';
 
 export interface UserRepository {
-  /** Creates the account and its four mailboxes (INBOX, Screener, Sent, Trash) in one transaction. Throws StoreConflictError if the address exists. */
+  /** Creates the account and its mailboxes (INBOX, Screener, Junk, Sent, Trash) in one transaction. Throws StoreConflictError if the address exists. */
   create(input: { address: string; passwordHash: string; mode: Mode }): Promise<User>;
   findByAddress(address: string): Promise<User | undefined>;
   findById(id: number): Promise<User | undefined>;
@@ -73,6 +73,8 @@ export interface ContactRepository {
    * its cost does not grow with the size of the address book.
    */
   match(userId: number, probes: Array<{ kind: ContactEntry['kind']; value: string }>): Promise<Array<ContactEntry & { uid: string; book: string }>>;
+  /** Server-wide: which of these address/domain values any account allows (the Screener's reputation). */
+  allowedAnywhere(probes: Array<{ kind: 'address' | 'domain'; value: string }>): Promise<Array<{ kind: 'address' | 'domain'; value: string }>>;
 }
 
 /** A message to be stored in one user's mailbox. */
@@ -91,7 +93,7 @@ export interface NewMessage {
    * (count + 1, lastSeen, sampleSubject if none) in the same transaction, and
    * the message is linked to it when it is held in the Screener mailbox.
    */
-  request?: { sender: string; authDomain: string | null; subject: string | null };
+  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean };
   /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
   twmKey?: string;
 }
@@ -109,10 +111,46 @@ export interface MessageRepository {
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
   withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
-  /** Moves messages to another mailbox, assigning new UIDs there. Returns how many moved. */
-  move(userId: number, ids: number[], to: MailboxName): Promise<number>;
+  /**
+   * Moves messages to another mailbox, assigning new UIDs there. Returns how
+   * many moved. With `teach`, learning for the spam filter is queued in the
+   * same transaction (SpamLearningRepository): `auto` teaches spam for a move
+   * into Junk and ham for a move out of it (except into Trash); `spam`/`ham`
+   * teach that class for every moved message.
+   */
+  move(userId: number, ids: number[], to: MailboxName, teach?: 'auto' | LearnKind): Promise<number>;
   setFlags(userId: number, id: number, flags: string[]): Promise<boolean>;
   remove(userId: number, ids: number[]): Promise<number>;
+}
+
+export type LearnKind = 'spam' | 'ham';
+
+/** One message to teach the spam filter (migration 0005). */
+export interface SpamLearnItem {
+  id: number;
+  userId: number;
+  messageId: number;
+  kind: LearnKind;
+  raw: Buffer;
+  state: 'pending' | 'done' | 'failed';
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  /** What rspamd did: `learned`, `already-learned` or `skipped`. */
+  outcome: string | null;
+}
+
+/** Learning as retried work (store/spam-learning-repository.ts). */
+export interface SpamLearningRepository {
+  /** Queues learning (same rules as `MessageRepository.move`'s teach). */
+  queue(userId: number, items: Array<{ messageId: number; kind: LearnKind }>, at: Date): Promise<void>;
+  /** Pending rows with nextAttemptAt <= now, oldest first. */
+  due(now: Date, limit: number): Promise<SpamLearnItem[]>;
+  list(options?: { userId?: number }): Promise<SpamLearnItem[]>;
+  /** Marks the row done, if it still asks for `kind`. */
+  done(id: number, kind: LearnKind, outcome: string, at: Date): Promise<void>;
+  /** Records a failed attempt, if the row still asks for `kind`; `failed`: give up. */
+  retry(id: number, kind: LearnKind, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<void>;
 }
 
 export interface ContactRequestRepository {
@@ -329,6 +367,7 @@ export interface Store {
   readonly addressBooks: AddressBookRepository;
   readonly twmOut: TwmOutboundRepository;
   readonly twmIn: TwmInboundRepository;
+  readonly spamLearning: SpamLearningRepository;
   close(): Promise<void>;
 }
 

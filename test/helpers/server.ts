@@ -41,6 +41,8 @@ export interface TestServerOptions {
   edit?: (toml: string) => string;
   /** The server's clock (createOffsetClock): tests move time instead of sleeping. */
   clock?: Clock;
+  /** The server's logger (default: silent, or TWOWAY_TEST_LOG's level). */
+  logger?: import('pino').Logger;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -70,7 +72,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   // On disk too, so tests can run the CLI against the same server (`--config`).
   writeFileSync(join(dir, 'twoway.toml'), text);
   const config = parseConfig(text, join(dir, 'twoway.toml'));
-  const server = await startServer(config, { logger: pino({ level: process.env.TWOWAY_TEST_LOG ?? 'silent' }), ...(options.clock ? { clock: options.clock } : {}) });
+  const server = await startServer(config, { logger: options.logger ?? pino({ level: process.env.TWOWAY_TEST_LOG ?? 'silent' }), ...(options.clock ? { clock: options.clock } : {}) });
   return {
     server,
     dns,
