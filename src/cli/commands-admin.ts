@@ -56,7 +56,7 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .command('start')
     .description('run the server until SIGINT or SIGTERM')
     .action(async (_opts, cmd: Command) => {
-      const config = readConfig(globals(cmd));
+      const config = await readConfig(globals(cmd));
       // Loaded here: the server's modules (fastify, smtp-server, mailauth, pino) would slow every other command's start-up.
       const { startServer } = await import('../main.ts');
       const server = await startServer(config);
@@ -74,8 +74,8 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .command('dns')
     .description('print the DNS records to publish')
     .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }, cmd: Command) => {
-      const config = readConfig(globals(cmd));
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const config = await readConfig(globals(cmd));
       const materials = ensureMaterials(config);
       const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config)];
       if (opts.json) printJson(io.stdout, records);

@@ -14,7 +14,7 @@ export function registerDoctorCommand(program: Command, io: CliIo): void {
     .action(async (opts: { json?: boolean; timeout: string }, cmd: Command) => {
       const timeout = Number(opts.timeout);
       if (!Number.isInteger(timeout) || timeout < 1) throw new CliError(`invalid --timeout "${opts.timeout}": expected milliseconds`, EXIT.usage);
-      const config = readConfig(cmd.optsWithGlobals<GlobalOptions>());
+      const config = await readConfig(cmd.optsWithGlobals<GlobalOptions>());
       const [{ ensureMaterials }, { createResolver }, { runDoctor }] = await Promise.all([import('../config/materials.ts'), import('../dns/resolver.ts'), import('../doctor/index.ts')]);
       const resolver = createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs, cacheTtlCapSeconds: 0 });
       const results = await runDoctor(config, ensureMaterials(config), { resolver, connectTimeoutMs: timeout });

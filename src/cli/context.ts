@@ -8,8 +8,7 @@
  * decisions, address-book changes).
  */
 import { existsSync } from 'node:fs';
-import { loadConfig, type Config } from '../config/load.ts';
-import { createApp } from '../app.ts';
+import type { Config } from '../config/load.ts';
 import type { Services } from '../services/index.ts';
 import type { Store } from '../store/types.ts';
 import { CliError, EXIT, type CliIo } from './output.ts';
@@ -29,12 +28,16 @@ export function configPath(opts: GlobalOptions): string {
   return path;
 }
 
-export function readConfig(opts: GlobalOptions): Config {
+// The schema (zod), the store and the services load on first use, not at start-up, so that
+// `twoway --version` and `--help` load none of them.
+export async function readConfig(opts: GlobalOptions): Promise<Config> {
+  const { loadConfig } = await import('../config/load.ts');
   return loadConfig(configPath(opts));
 }
 
 export async function withServices<T>(opts: GlobalOptions, run: (s: Services, store: Store, config: Config) => Promise<T>): Promise<T> {
-  const config = readConfig(opts);
+  const config = await readConfig(opts);
+  const { createApp } = await import('../app.ts');
   const app = await createApp(config);
   try {
     return await run(app.services, app.store, config);

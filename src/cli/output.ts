@@ -3,7 +3,7 @@
  * scripts, and every error as one line on stderr with an exit code that
  * says what kind of failure it was.
  */
-import { ConfigError } from '../config/load.ts';
+import { ConfigError } from '../config/config-error.ts';
 import { DomainError, type DomainErrorKind, ReplyError } from '../core/errors.ts';
 
 /** A stream a command writes to: process.stdout/stderr when run as `twoway`, a buffer in tests. */

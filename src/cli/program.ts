@@ -18,8 +18,8 @@ import { registerDoctorCommand } from './commands-doctor.ts';
 import { registerQueueCommands } from './commands-queue.ts';
 import { registerSentCommands } from './commands-sent.ts';
 import { describeError, EXIT, processIo, type CliIo } from './output.ts';
+import { VERSION } from './version.ts';
 
-export const VERSION = '0.1.0';
 
 export function buildProgram(io: CliIo = processIo()): Command {
   const program = new Command('twoway')

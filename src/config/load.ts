@@ -8,14 +8,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { configSchema, type ConfigFile } from './schema.ts';
+import { ConfigError } from './config-error.ts';
 import type { HeaderLimits } from '../mail/header-limits.ts';
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
+
 
 /** The validated configuration with every path made absolute. */
 export interface Config {
