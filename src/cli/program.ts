@@ -20,7 +20,6 @@ import { registerSentCommands } from './commands-sent.ts';
 import { describeError, EXIT, processIo, type CliIo } from './output.ts';
 import { VERSION } from './version.ts';
 
-
 export function buildProgram(io: CliIo = processIo()): Command {
   const program = new Command('twoway')
     .description('Two-Way Mail server: email where strangers ask first')
