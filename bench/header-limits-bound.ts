@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { authenticate } from 'mailauth';
-import { checkHeaderLimits, DEFAULT_HEADER_LIMITS } from '../src/mail/header-limits.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS } from '../src/core/header-limits.ts';
 import { messageFacts, parseHeaders } from '../src/mail/headers.ts';
 import { mimeNestingDepth } from '../src/mail/mime-depth.ts';
 const require = createRequire(import.meta.url);

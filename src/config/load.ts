@@ -9,7 +9,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { configSchema, type ConfigFile } from './schema.ts';
 import { ConfigError } from './config-error.ts';
-import type { HeaderLimits } from '../mail/header-limits.ts';
+import type { HeaderLimits } from '../core/header-limits.ts';
 
 export { ConfigError };
 
@@ -47,7 +47,7 @@ export interface Config {
     connections: number;
     connectionsPerIp: number;
     receivedHeaders: number;
-    /** Header section limits, checked while a message streams in (mail/header-limits.ts). */
+    /** Header section limits, checked while a message streams in (core/header-limits.ts). */
     header: HeaderLimits;
   };
   twm: {

@@ -33,7 +33,7 @@ import { contentDigest } from '../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptError, type ReceiptEntry } from '../core/twm-types.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../mail/header-limits.ts';
+import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../core/header-limits.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { TwmInboundRepository, TwmInNotice, TwmInRecipient } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmSigningKey } from './twm-client-types.ts';
@@ -47,7 +47,7 @@ export interface TwmFetchWorkerOptions {
   key: (domain: string) => TwmSigningKey;
   hostname: string;
   maxMessageSize: number;
-  /** Header section limits (mail/header-limits.ts), the same as SMTP's. */
+  /** Header section limits (core/header-limits.ts), the same as SMTP's. */
   headerLimits?: HeaderLimits;
   backoff: Omit<BackoffOptions, 'random'>;
   pollIntervalMs?: number;

@@ -14,7 +14,7 @@ import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
-import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../mail/header-limits.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
 import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
 

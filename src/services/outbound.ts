@@ -19,7 +19,7 @@ import type { User } from '../core/types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { DkimSigner } from '../mail/dkim-sign.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../mail/header-limits.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import type { Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
 
@@ -46,7 +46,7 @@ export interface OutboundOptions {
   maxRecipients: number;
   maxMessageSize: number;
   maxReceivedHeaders: number;
-  /** Header section limits (mail/header-limits.ts), the same as SMTP's. */
+  /** Header section limits (core/header-limits.ts), the same as SMTP's. */
   headerLimits?: HeaderLimits;
   /** Called after a message is queued (the worker polls at once). */
   onQueued?: () => void;

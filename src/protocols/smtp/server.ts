@@ -13,7 +13,7 @@ import { smtpReplyOf } from './errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
 import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
-import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../mail/header-limits.ts';
+import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
 export interface SmtpSessionInfo {
   id: string;
@@ -52,7 +52,7 @@ export interface SmtpListenerOptions {
   maxRecipients: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
-  /** Checked while DATA streams in, before any hook sees the message (mail/header-limits.ts). */
+  /** Checked while DATA streams in, before any hook sees the message (core/header-limits.ts). */
   headerLimits?: HeaderLimits;
   hooks: SmtpHooks;
   /**

@@ -12,7 +12,7 @@
  * stops at the end of the header section (or at the first violation), so
  * the body costs nothing.
  */
-import { ReplyError } from '../core/errors.ts';
+import { ReplyError } from './errors.ts';
 
 export interface HeaderLimits {
   /** Octets of the header section, the empty line that ends it included. */
