@@ -17,7 +17,7 @@ describe('HTTP API: sending and the queue', () => {
 
   before(async () => {
     // Remote domains have no MX here: entries stay scheduled or deferred, which is what the queue views need.
-    t = await startTestServer({ edit: (toml) => toml.replace('[delivery]\n', '[delivery]\nmin_backoff = "1h"\n') });
+    t = await startTestServer({ deliveryLab: true, edit: (toml) => toml.replace('[delivery]\n', '[delivery]\nmin_backoff = "1h"\n') });
     await t.server.services.accounts.add('ann@example.test', 'ann-password', 'open');
     await t.server.services.accounts.add('ben@example.test', 'ben-password', 'open');
     agent = new Agent({ connect: { ca: readFileSync(t.server.config.tls.cert, 'utf8') } });
