@@ -173,7 +173,9 @@ describe('decisions reach pending mail from the store, whichever path made them'
     assert.equal(statuses['cid@c.test'], 'denied');
   };
 
-  it('CLI: `twoway requests approve` fetches and releases, `requests deny` sends the declined receipt', async () => {
+  // The CLI paths start the real CLI as other processes (the point: a decision made elsewhere
+  // reaches this server's workers through the store), which costs a TypeScript start each.
+  it('CLI: `twoway requests approve` fetches and releases, `requests deny` sends the declined receipt', { timeout: 120_000 }, async () => {
     await cli('requests', 'approve', rcpt('cli'), 'amy@a.test', 'cal@c.test');
     await cli('requests', 'deny', rcpt('cli'), 'abe@a.test', 'cid@c.test');
     await decided('cli', ['amy@a.test', 'abe@a.test']);
@@ -181,7 +183,7 @@ describe('decisions reach pending mail from the store, whichever path made them'
     await deniedEverywhere('cli');
   });
 
-  it('CLI: `twoway contacts allow|block` (an address-book write) decides the pending requests too', async () => {
+  it('CLI: `twoway contacts allow|block` (an address-book write) decides the pending requests too', { timeout: 120_000 }, async () => {
     await cli('contacts', 'allow', rcpt('book'), 'amy@a.test');
     await cli('contacts', 'allow', rcpt('book'), 'cal@c.test');
     await cli('contacts', 'block', rcpt('book'), 'abe@a.test');
@@ -207,7 +209,7 @@ describe('decisions reach pending mail from the store, whichever path made them'
     await deniedEverywhere('dav');
   });
 
-  it('Screener bulk approve-domain: by the CLI for a.test, by the API for c.test', async () => {
+  it('Screener bulk approve-domain: by the CLI for a.test, by the API for c.test', { timeout: 120_000 }, async () => {
     await cli('requests', 'approve-domain', rcpt('dom'), 'a.test');
     await api('dom', '/api/requests/approve-domain', { domain: 'c.test' });
     await decided('dom', ['amy@a.test']);

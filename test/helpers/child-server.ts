@@ -73,7 +73,7 @@ export class ChildServer {
   }
 
   /** Spawns the server and resolves once it printed its ready line; rejects (and kills it) on an early exit or after `timeoutMs`. */
-  async start(timeoutMs = 30_000): Promise<ChildReady> {
+  async start(timeoutMs = 60_000): Promise<ChildReady> {
     if (this.#child) throw new Error('the child server is already running');
     const started = Date.now();
     this.#starts++;
