@@ -75,7 +75,10 @@ describe('web app in chromium', { skip: browserSkip }, () => {
       await page.getByRole('alert').filter({ hasText: 'Wrong address or password' }).waitFor();
       assert.equal(page.url(), `${base}/sign-in`, 'an app password does not sign in to the web app');
 
-      await signIn(page, base, ALICE, PASSWORD);
+      // On the re-rendered form (the planted cookie would send a fresh GET /sign-in on to the Screener).
+      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${base}/screener`);
       const cookie = (await ctx.cookies()).find((c) => c.name === '__Host-twoway-session')!;
       assert.notEqual(cookie.value, planted.value, 'a new session id at sign-in');
       assert.equal(cookie.httpOnly, true);
