@@ -4,6 +4,7 @@ import { DomainError } from '../core/errors.ts';
 import { html } from './html.ts';
 import { page } from './layout.ts';
 import { form, newToken, parseCookies, seeOther, sendHtml, SESSION_COOKIE, setCookie, SIGNIN_COOKIE, signedIn, type WebDeps } from './context.ts';
+import type { Principal } from '../services/accounts.ts';
 import { WEB_SESSION_TTL_MS } from '../services/web-sessions.ts';
 
 function signInPage(deps: WebDeps, csrf: string, o: { error?: string; address?: string } = {}) {
@@ -49,7 +50,7 @@ export function authRoutes(app: FastifyInstance, deps: WebDeps): void {
       setCookie(reply, SIGNIN_COOKIE, csrf, 3600);
       return sendHtml(reply, signInPage(deps, csrf, { error, address }), status);
     };
-    let principal;
+    let principal: Principal;
     try {
       // With the client's address: failures count in the per-client throttle, as for SMTP AUTH and the API.
       principal = await services.accounts.authenticate(address, password, request.ip);
