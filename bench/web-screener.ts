@@ -70,6 +70,13 @@ try {
     poll.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   poll.sort((a, b) => a - b);
+  const listTimes: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = process.hrtime.bigint();
+    await services.screener.list(user.id, 'pending');
+    listTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  listTimes.sort((a, b) => a - b);
   const htmxPath = /src="([^"]+htmx[^"]+)"/.exec(html)![1]!;
   const cssPath = /href="([^"]+\.css)"/.exec(html)![1]!;
   const htmx = (await app.inject({ url: htmxPath })).rawPayload;
@@ -80,6 +87,7 @@ try {
   console.log('| page | median | p95 |\n|---|---|---|');
   for (const r of rows) console.log(r);
   console.log(`| poll /screener/requests | ${poll[Math.floor(poll.length / 2)]!.toFixed(1)} | ${poll[Math.floor(poll.length * 0.95)]!.toFixed(1)} |`);
+  console.log(`| services.screener.list alone (all ${REQUESTS}, ranked) | ${listTimes[10]!.toFixed(1)} | ${listTimes[19]!.toFixed(1)} (max of 20) |`);
   console.log(`\nPage weight (page 1, 50 requests): HTML ${kb(htmlBytes.length)} KB (${kb(gzipSync(htmlBytes).length)} KB gzip), htmx ${kb(htmx.length)} KB (${kb(gzipSync(htmx).length)} KB gzip), CSS ${kb(css.length)} KB (${kb(gzipSync(css).length)} KB gzip)`);
   console.log(`Total: ${kb(htmlBytes.length + htmx.length + css.length)} KB raw, ${kb(gzipSync(htmlBytes).length + gzipSync(htmx).length + gzipSync(css).length)} KB gzip (the listener does not compress today)`);
   await app.close();
