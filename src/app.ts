@@ -37,6 +37,7 @@ import { createSubmissionHooks } from './ingest/submission.ts';
 import { createAuthenticator, type Authenticator } from './mail/authenticate.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
+import { registerWeb } from './web/plugin.ts';
 import { startMetricsListener } from './protocols/http/metrics-listener.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
@@ -309,6 +310,8 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     const httpApp = await createHttpApp({
       services,
       log,
+      // The web app (src/web/) at `/` on the same listener.
+      extraRoutes: (http) => registerWeb(http, { services }),
       ...(config.http.tls ? { tls: materials.tls } : {}),
     });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });

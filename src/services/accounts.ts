@@ -54,7 +54,7 @@ export function parseMode(value: string): Mode {
   return value as Mode;
 }
 
-export function createAccounts(store: Pick<Store, 'users'>, domains: string[], throttle: AuthThrottle = createAuthThrottle()) {
+export function createAccounts(store: Pick<Store, 'users' | 'webSessions'>, domains: string[], throttle: AuthThrottle = createAuthThrottle()) {
   const served = new Set(domains);
 
   function normalise(address: string): string {
@@ -173,7 +173,7 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
 
     /**
      * Changes the account password. Unless told otherwise, every app
-     * password and every API session goes with the old password: a
+     * password and every API and web session goes with the old password: a
      * credential stolen before the change must not outlive it.
      */
     async setPassword(
@@ -190,7 +190,8 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
       }
       await store.users.setPasswordHash(user.id, hash);
       const revokedAppPasswords = keep.appPasswords ? 0 : await store.users.removeAppPasswords(user.id);
-      const revokedSessions = keep.sessions ? 0 : await store.users.removeTokens(user.id);
+      // API tokens and web app sessions alike.
+      const revokedSessions = keep.sessions ? 0 : (await store.users.removeTokens(user.id)) + (await store.webSessions.removeAll(user.id));
       return { revokedAppPasswords, revokedSessions };
     },
 

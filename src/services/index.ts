@@ -9,6 +9,7 @@ import { createQueueAdmin } from './queue.ts';
 import { createScreener } from './screener.ts';
 import { createSent } from './sent.ts';
 import { createTwmDecisions } from './twm-decisions.ts';
+import { createWebSessions } from './web-sessions.ts';
 
 /** What sending needs beyond the store; without it `outbound` is null (read-only tools, API tests). */
 export type SendingOptions = Omit<OutboundOptions, 'store' | 'contacts' | 'now'>;
@@ -50,7 +51,8 @@ export function createServices(store: Store, domains: string[], sending?: Sendin
   const queue = createQueueAdmin(store, sending?.onQueued);
   const sent = createSent(store);
   const addressBooks = createAddressBooks(store, accounts, options.onAllowlistChanged);
-  return { accounts, contacts, screener, mail, outbound, queue, sent, addressBooks, twmDecisions };
+  const webSessions = createWebSessions(store, now);
+  return { accounts, contacts, screener, mail, outbound, queue, sent, addressBooks, twmDecisions, webSessions };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -17,6 +17,7 @@ import { spamMigration } from './migration-0007-spam.ts';
 import { twm } from './migration-0003-twm.ts';
 import { allowlistChangesMigration } from './migration-0005-allowlist-changes.ts';
 import { appPasswordsMigration } from './migration-0006-app-passwords.ts';
+import { webSessionsMigration } from './migration-0008-web-sessions.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -200,5 +201,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0005_allowlist_changes': allowlistChangesMigration(dialect),
     '0006_app_passwords': appPasswordsMigration(dialect),
     '0007_spam': spamMigration(dialect),
+    '0008_web_sessions': webSessionsMigration(dialect),
   };
 }

@@ -27,6 +27,7 @@ import { KyselyAddressBookRepository } from './address-book-repository.ts';
 import { KyselyTwmOutboundRepository } from './twm-outbound-repository.ts';
 import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
 import { KyselySpamLearningRepository } from './spam-learning-repository.ts';
+import { KyselyWebSessionRepository } from './web-session-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -227,6 +228,7 @@ class KyselyStore implements Store {
   readonly twmOut: KyselyTwmOutboundRepository;
   readonly twmIn: KyselyTwmInboundRepository;
   readonly spamLearning: KyselySpamLearningRepository;
+  readonly webSessions: KyselyWebSessionRepository;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly s: Db) {
@@ -239,6 +241,7 @@ class KyselyStore implements Store {
     this.twmOut = new KyselyTwmOutboundRepository(s);
     this.twmIn = new KyselyTwmInboundRepository(s);
     this.spamLearning = new KyselySpamLearningRepository(s);
+    this.webSessions = new KyselyWebSessionRepository(s);
   }
 
   get kind(): Dialect {

@@ -232,6 +232,20 @@ export interface Database {
   twm_in_notices: TwmInNoticesTable;
   twm_in_recipients: TwmInRecipientsTable;
   allowlist_changes: AllowlistChangesTable;
+  web_sessions: WebSessionsTable;
+}
+
+/** Sessions of the web app (migration 0008): the cookie's id is stored as its SHA-256 only. */
+export interface WebSessionsTable {
+  id: Generated<number>;
+  id_hash: string;
+  user_id: number;
+  csrf_secret: string;
+  user_agent: string;
+  client: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -368,6 +368,7 @@ export interface Store {
   readonly twmOut: TwmOutboundRepository;
   readonly twmIn: TwmInboundRepository;
   readonly spamLearning: SpamLearningRepository;
+  readonly webSessions: WebSessionRepository;
   close(): Promise<void>;
 }
 
@@ -458,4 +459,33 @@ export interface AddressBookRepository {
   changedAllowlists(limit: number): Promise<Array<{ userId: number; version: number }>>;
   /** Clears the mark if it still has this version (a later write keeps it). True if cleared. */
   settleAllowlist(userId: number, version: number): Promise<boolean>;
+}
+
+/** A session of the web app; `idHash` is the SHA-256 (hex) of the cookie's id. */
+export interface WebSession {
+  id: number;
+  idHash: string;
+  userId: number;
+  csrfSecret: string;
+  userAgent: string;
+  client: string;
+  createdAt: Date;
+  lastSeenAt: Date;
+  expiresAt: Date;
+}
+
+export interface WebSessionRepository {
+  create(session: Omit<WebSession, 'id'>): Promise<WebSession>;
+  /** The session with this id hash, if it has not expired at `now`. */
+  find(idHash: string, now: Date): Promise<WebSession | undefined>;
+  /** Records activity: a later last-seen time and a later expiry (sliding). */
+  touch(id: number, lastSeenAt: Date, expiresAt: Date): Promise<void>;
+  /** The user's unexpired sessions, most recently seen first. */
+  list(userId: number, now: Date): Promise<WebSession[]>;
+  /** Ends one session of this user; false if the user has no such session. */
+  remove(userId: number, id: number): Promise<boolean>;
+  /** Ends every session of the user (a password change); returns how many. */
+  removeAll(userId: number): Promise<number>;
+  /** Deletes sessions that expired before `now`. */
+  prune(now: Date): Promise<number>;
 }
