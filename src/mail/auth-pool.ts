@@ -137,8 +137,8 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
 
   function spawn(): void {
     stats.spawned++;
+    // Referenced while it starts for a waiting message or works on one, so that a pending message keeps the process alive; unreferenced when idle.
     const worker = startWorker(heapMb);
-    worker.unref();
     const slot: Slot = { worker, ready: false, job: null, since: null, watch: null, ending: false };
     slots.add(slot);
     worker.on('message', (message: FromWorker) => onMessage(slot, message));
@@ -154,6 +154,7 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
       slot.ready = true;
       failedStarts = 0;
       pump();
+      if (slot.job === null) slot.worker.unref();
       return;
     }
     if (message.type === 'dns') {
@@ -209,6 +210,7 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
   }
 
   function finish(slot: Slot): void {
+    slot.worker.unref();
     if (slot.watch) clearInterval(slot.watch);
     slot.watch = null;
     slot.job = null;
@@ -233,6 +235,7 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
 
   function dispatch(slot: Slot, job: Job): void {
     slot.job = job;
+    slot.worker.ref();
     slot.since = { elu: slot.worker.performance.eventLoopUtilization(), at: performance.now() };
     slot.watch = setInterval(() => watch(slot), checkEveryMs);
     slot.watch.unref();
