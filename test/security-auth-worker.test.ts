@@ -10,7 +10,7 @@
  * - a message past the budget gets `451 4.7.0` over SMTP, nothing is
  *   stored, its worker is replaced and the next message is served;
  * - a worker that dies (out of memory here) is replaced, its message gets
- *   `451 4.7.0`'s sibling `451 4.3.0`;
+ *   `451 4.3.0`;
  * - messages beyond the pool's size wait their turn, none is lost;
  * - close() answers what still waits with `451 4.3.2`.
  */
