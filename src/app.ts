@@ -34,7 +34,8 @@ import { createIngest, type Ingest } from './ingest/ingest.ts';
 import { createPostmasterLookup } from './ingest/postmaster.ts';
 import { createInboundHooks } from './ingest/smtp-inbound.ts';
 import { createSubmissionHooks } from './ingest/submission.ts';
-import { createAuthenticator, type Authenticator } from './mail/authenticate.ts';
+import { createAuthPool, type AuthPool } from './mail/auth-pool.ts';
+import type { Authenticator } from './mail/authenticate.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
 import { registerWeb } from './web/plugin.ts';
@@ -96,6 +97,8 @@ export interface RunningServer {
   /** The worker that teaches rspamd, when [spam] learns. */
   spamLearning: LearnWorker | null;
   http: { port: number; url: string; close(): Promise<void> };
+  /** The authentication workers of the MX listener; null when AppOptions.authenticate replaced them. */
+  authPool: AuthPool | null;
   /** Two-Way Mail, when [twm] is enabled. */
   twm: {
     port: number;
@@ -263,6 +266,20 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     for (const t of hourly) t.unref();
     closers.unshift(async () => hourly.forEach((t) => clearInterval(t)));
 
+    // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
+    let authenticate = options.authenticate;
+    let authPool: AuthPool | null = null;
+    if (!authenticate) {
+      const pool = createAuthPool({
+        resolver,
+        ...(config.limits.authWorkers !== null ? { size: config.limits.authWorkers } : {}),
+        budgetMs: config.limits.authBudgetMs,
+        onEvent: (event) => log.warn(event, `authentication worker: ${event.kind}`),
+      });
+      closers.unshift(() => pool.close());
+      authenticate = pool.authenticate;
+      authPool = pool;
+    }
     const smtp = await startSmtpListener({
       hostname: config.hostname,
       host: config.smtp.host,
@@ -277,7 +294,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
         hostname: config.hostname,
         domains: config.domains,
         ingest,
-        authenticate: options.authenticate ?? createAuthenticator(resolver),
+        authenticate,
         postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
         onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
       }),
@@ -331,6 +348,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       store,
       services,
       smtp,
+      authPool,
       submission,
       worker,
       decisionsWorker,

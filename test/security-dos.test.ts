@@ -220,6 +220,30 @@ describe('security: one message cannot freeze the server (issue 17, item 1)', { 
     assert.equal(listed.body.items.length, flooders + 2, 'nothing of the attack was stored');
   });
 
+  it('a flood of messages at the header limits, each reaching SPF/DKIM/DMARC: accepted, the API answers within 100 ms throughout', async (t) => {
+    // The costliest header the limits let through for authentication (docs/reliability.md section 6, case C):
+    // one 64 KB From: of 100 addresses on 100 lines, tens of ms of mailauth per message.
+    const fill = 'x'.repeat(600);
+    const from = `From: ${Array.from({ length: 100 }, (_, i) => `${fill}${i}@evil.test,`).join('\r\n ')}z@evil.test\r\n`;
+    const heavy = (i: number) => Buffer.from(`${from}To: alice@example.test\r\nSubject: heavy ${i}\r\n\r\nbody\r\n`, 'latin1');
+    const probe = startLatencyProbe({ url: `${api}/api/me`, headers: { authorization: `Bearer ${token}` }, intervalMs: 10, timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const flooders = 4;
+    const perFlooder = 15;
+    const started = performance.now();
+    const results = await Promise.allSettled(Array.from({ length: flooders }, (_, f) => session(smtpPort, Array.from({ length: perFlooder }, (_, i) => heavy(f * perFlooder + i)))));
+    const attackMs = performance.now() - started;
+    const latency = await probe.stop();
+    const figures = `API latency during the flood of messages at the header limits: max ${latency.max.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms over ${latency.samples.length} requests in ${(attackMs / 1000).toFixed(1)} s`;
+    t.diagnostic(figures);
+    console.log(`security (dos): ${figures}`);
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.deepEqual(failed.map((r) => String(r.reason)), [], 'every session got its replies');
+    for (const r of results) for (const reply of (r as PromiseFulfilledResult<string[]>).value) assert.match(reply, /^250 /);
+    assert.deepEqual(latency.failures, []);
+    assert.ok(latency.max < LATENCY_LIMIT_MS, figures);
+  });
+
   it('POST /api/send refuses the same header with a problem document, before any parser', async () => {
     const message = folded.toString('latin1').replace('e@evil.test', USER.address);
     const sent = await apiJson(api, 'POST', '/api/send', { to: ['bob@elsewhere.test'], message }, token);

@@ -49,6 +49,10 @@ export interface Config {
     receivedHeaders: number;
     /** Header section limits, checked while a message streams in (core/header-limits.ts). */
     header: HeaderLimits;
+    /** Authentication worker threads (mail/auth-pool.ts); null: the pool's default, min(2, CPU cores). */
+    authWorkers: number | null;
+    /** Busy time of one message's authentication in its worker, ms. */
+    authBudgetMs: number;
   };
   twm: {
     enabled: boolean;
@@ -201,6 +205,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         maxFields: c.limits.header_fields,
         maxDkimSignatures: c.limits.dkim_signatures,
       },
+      authWorkers: c.limits.auth_workers ?? null,
+      authBudgetMs: c.limits.auth_budget_ms,
     },
     twm: {
       enabled: c.twm.enabled,

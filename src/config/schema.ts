@@ -170,6 +170,20 @@ export const configSchema = z
           .max(1000)
           .default(10)
           .describe('DKIM-Signature fields per message; each may cost a hash of the whole body (554 5.6.0 beyond)'),
+        auth_workers: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .optional()
+          .describe('worker threads that run SPF/DKIM/DMARC checks of inbound messages off the event loop. Default: min(2, CPU cores)'),
+        auth_budget_ms: z
+          .number()
+          .int()
+          .min(10)
+          .max(600_000)
+          .default(5000)
+          .describe('busy time of an authentication worker on one message, in ms (DNS waits excluded); beyond it the worker is replaced and the message gets `451 4.7.0`'),
       })
       .strict()
       .prefault({}),

@@ -91,7 +91,8 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
       const message = {
         channel: 'smtp' as const,
         envelopeFrom: envelope.from,
-        raw,
+        // The bytes came back from the authentication worker when they were moved there (auth-pool.ts).
+        raw: auth.raw ?? raw,
         prepend: received + auth.headers,
         auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
         client: { ip: session.remoteAddress, helo: session.helo },

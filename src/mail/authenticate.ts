@@ -15,11 +15,10 @@
  * parsers disagree about the author and nothing is aligned
  * (`identity: null`), so the message cannot be "allowed".
  */
-import { authenticate, type DNSResolver } from 'mailauth';
-import { domainToASCII } from 'node:url';
 import { domainOf, normalisedAddress, organizationalDomain } from '../core/address.ts';
 import { toResolveFunction } from '../dns/resolver.ts';
 import type { DnsResolver } from '../dns/types.ts';
+import { runMailauth, type MailauthSummary } from './mailauth-run.ts';
 
 export interface AuthInput {
   raw: Buffer;
@@ -62,65 +61,50 @@ export interface AuthOutcome {
   authenticatedDomains: string[];
 }
 
-export type Authenticator = (input: AuthInput) => Promise<AuthOutcome>;
+/**
+ * The message bytes, when the authenticator moved `input.raw` elsewhere (a
+ * worker thread) and back: `input.raw` is then empty and these are the
+ * bytes to keep. Absent when `input.raw` was left alone.
+ */
+export type AuthResult = AuthOutcome & { raw?: Buffer };
 
+export type Authenticator = (input: AuthInput) => Promise<AuthResult>;
+
+/**
+ * Authentication in the calling thread. The server runs it in a worker pool
+ * instead (auth-pool.ts), with a time budget; this is for tests and tools.
+ */
 export function createAuthenticator(resolver: DnsResolver): Authenticator {
-  // mailauth types its resolver as returning string[] | string[][], too narrow for MX/SRV objects it also asks for.
-  const resolve = toResolveFunction(resolver) as DNSResolver;
-  return async (input) => {
-    const result = await authenticate(input.raw, {
-      ip: input.ip,
-      helo: input.helo,
-      // SPF asks DNS for the MAIL FROM domain: an IDN must be asked as its A-label (RFC 5890).
-      sender: input.envelopeFrom === null ? '' : asciiDomain(input.envelopeFrom),
-      mta: input.mta,
-      resolver: resolve,
-      disableArc: true,
-      disableBimi: true,
-    });
-    const theirs = headerFromOf(result.dkim.headerFrom);
-    const agree = input.from !== null && theirs.length === 1 && normalisedAddress(theirs[0]!) === input.from;
-    const identity = agree ? input.from : null;
-    const fromProblem =
-      input.from === null || agree ? null : `mailauth reads the From: field as ${JSON.stringify(theirs.slice(0, 3))}, not ${JSON.stringify(input.from)}`;
-    const fromDomain = identity === null ? null : domainOf(identity);
-    const dkimDomains = (result.dkim.results ?? [])
-      .filter((r) => r.status?.result === 'pass' && typeof r.signingDomain === 'string')
-      .map((r) => (r.signingDomain as string).toLowerCase());
-    const spfResult = result.spf ? String(result.spf.status?.result ?? 'none') : 'none';
-    const spfDomain = result.spf && spfResult === 'pass' ? String(result.spf.domain ?? '').toLowerCase() || null : null;
-    const authenticatedDomains = [...new Set([...dkimDomains, ...(spfDomain ? [spfDomain] : [])])];
-    const alignedDomain =
-      fromDomain === null ? null : (authenticatedDomains.find((d) => organizationalDomain(d) === organizationalDomain(fromDomain)) ?? null);
-    return {
-      headers: result.headers,
-      spf: { result: spfResult, domain: spfDomain },
-      dkimDomains,
-      dmarc: result.dmarc
-        ? { result: String(result.dmarc.status?.result ?? 'none'), policy: (result.dmarc.policy as string | undefined) ?? null }
-        : { result: 'none', policy: null },
-      identity,
-      fromProblem,
-      fromDomain,
-      fromAuthenticated: alignedDomain !== null,
-      alignedDomain,
-      authenticatedDomains,
-    };
+  const resolve = toResolveFunction(resolver);
+  return async (input) => outcomeOf(await runMailauth(input.raw, input, resolve), input);
+}
+
+/**
+ * mailauth's findings judged for the one identity the policy will match:
+ * pure, and the same whichever thread ran mailauth.
+ */
+export function outcomeOf(result: MailauthSummary, input: Pick<AuthInput, 'from'>): AuthOutcome {
+  const theirs = result.headerFrom;
+  const agree = input.from !== null && theirs.length === 1 && normalisedAddress(theirs[0]!) === input.from;
+  const identity = agree ? input.from : null;
+  const fromProblem =
+    input.from === null || agree ? null : `mailauth reads the From: field as ${JSON.stringify(theirs.slice(0, 3))}, not ${JSON.stringify(input.from)}`;
+  const fromDomain = identity === null ? null : domainOf(identity);
+  const dkimDomains = result.dkimDomains;
+  const spfDomain = result.spf.domain;
+  const authenticatedDomains = [...new Set([...dkimDomains, ...(spfDomain ? [spfDomain] : [])])];
+  const alignedDomain =
+    fromDomain === null ? null : (authenticatedDomains.find((d) => organizationalDomain(d) === organizationalDomain(fromDomain)) ?? null);
+  return {
+    headers: result.headers,
+    spf: result.spf,
+    dkimDomains,
+    dmarc: result.dmarc ?? { result: 'none', policy: null },
+    identity,
+    fromProblem,
+    fromDomain,
+    fromAuthenticated: alignedDomain !== null,
+    alignedDomain,
+    authenticatedDomains,
   };
-}
-
-function headerFromOf(headerFrom: unknown): string[] {
-  if (typeof headerFrom === 'string') return [headerFrom];
-  return Array.isArray(headerFrom) ? headerFrom.filter((a): a is string => typeof a === 'string') : [];
-}
-
-
-/** `local@domain` with the domain as an A-label; unchanged when it is not an address or not convertible. */
-export function asciiDomain(address: string): string {
-  const at = address.lastIndexOf('@');
-  if (at < 0) return address;
-  const domain = address.slice(at + 1);
-  if (/^[\x00-\x7f]*$/.test(domain)) return address;
-  const ascii = domainToASCII(domain);
-  return ascii === '' ? address : `${address.slice(0, at)}@${ascii}`;
 }
