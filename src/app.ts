@@ -30,10 +30,13 @@ import { createTwmTransport } from './delivery/twm-transport.ts';
 import type { Transport } from './delivery/types.ts';
 import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
+import { createAddressBooks } from './endpoints/carddav/hooks.ts';
+import { createInboundHooks } from './endpoints/mx/hooks.ts';
+import { createPostmasterLookup } from './endpoints/mx/postmaster.ts';
+import { createSubmissionHooks } from './endpoints/submission/hooks.ts';
+import { createTwmInbox, type TwmInbox } from './endpoints/twm/inbox.ts';
+import { createTwmOutbox, type TwmOutbox } from './endpoints/twm/outbox.ts';
 import { createIngest, type Ingest } from './ingest/ingest.ts';
-import { createPostmasterLookup } from './ingest/postmaster.ts';
-import { createInboundHooks } from './ingest/smtp-inbound.ts';
-import { createSubmissionHooks } from './ingest/submission.ts';
 import { createAuthenticator, type Authenticator } from './mail/authenticate.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
@@ -43,8 +46,6 @@ import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createDecisions, type Decisions } from './services/decisions.ts';
 import { createServices, type Services } from './services/index.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
-import { createTwmInbox, type TwmInbox } from './services/twm-inbox.ts';
-import { createTwmOutbox, type TwmOutbox } from './services/twm-outbox.ts';
 import { createSpamFilter, type SpamFilter } from './spam/index.ts';
 import type { LearnWorker } from './spam/learn-worker.ts';
 import { openStore } from './store/open.ts';
@@ -308,6 +309,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     }
     const httpApp = await createHttpApp({
       services,
+      carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
       log,
       ...(config.http.tls ? { tls: materials.tls } : {}),
     });

@@ -11,8 +11,8 @@
  *   up, DSNs for recipients that fail at this stage (unknown recipient, a
  *   permanent refusal). A recipient whose notice was answered `accepted` or
  *   `pending` leaves the queue as "delivered to the TWM outbox"; from then on
- *   its state lives in the TWM tables (fetch, receipt, expiry: services/
- *   twm-outbox.ts), which is what `twoway sent` shows.
+ *   its state lives in the TWM tables (fetch, receipt, expiry:
+ *   endpoints/twm/outbox.ts), which is what `twoway sent` shows.
  * - Once a notice may have reached the recipient's server, that message
  *   goes to those recipients by TWM only (remote-transport.ts checks for an
  *   existing notice before looking at DNS).

@@ -84,7 +84,7 @@ export function createDecisions(options: DecisionsOptions) {
         sum.denied += await store.requests.setStatus(userId, [r.sender], 'denied', ['pending']);
       }
     }
-    // Each notice on its own facts, as when it arrived (twm-inbox.ts): its signer domain is authenticated.
+    // Each notice on its own facts, as when it arrived (endpoints/twm/inbox.ts): its signer domain is authenticated.
     for (const row of await store.twmIn.forUser(userId, 'any', ['pending', 'held'], at)) {
       const n = row.notice;
       const standing = standingOf(

@@ -1,7 +1,6 @@
 /** The application services, built once per process from the store (by src/app.ts; small tests may build them too). */
 import type { Store } from '../store/types.ts';
 import { createAccounts } from './accounts.ts';
-import { createAddressBooks } from './address-books.ts';
 import { createContacts } from './contacts.ts';
 import { createMail } from './mail.ts';
 import { createOutbound, type OutboundOptions } from './outbound.ts';
@@ -49,8 +48,7 @@ export function createServices(store: Store, domains: string[], sending?: Sendin
   const outbound = sending ? createOutbound({ ...sending, store, contacts, now }) : null;
   const queue = createQueueAdmin(store, sending?.onQueued);
   const sent = createSent(store);
-  const addressBooks = createAddressBooks(store, accounts, options.onAllowlistChanged);
-  return { accounts, contacts, screener, mail, outbound, queue, sent, addressBooks, twmDecisions };
+  return { accounts, contacts, screener, mail, outbound, queue, sent, twmDecisions };
 }
 
 export type Services = ReturnType<typeof createServices>;

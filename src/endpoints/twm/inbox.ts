@@ -10,16 +10,16 @@
  * is decided again by `ingest` when it arrives.
  */
 import type { KeyObject } from 'node:crypto';
-import { normalisedAddress } from '../core/address.ts';
-import { parseKeyRecord } from '../core/twm-key-record.ts';
-import { createTokenBuckets, type RateLimit } from '../core/token-bucket.ts';
-import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../core/twm-types.ts';
-import type { DnsResolver } from '../dns/types.ts';
-import type { Ingest } from '../ingest/ingest.ts';
-import type { TwmSigner } from '../protocols/twoway/types.ts';
-import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../store/types.ts';
-import { StoreConflictError } from '../store/types.ts';
-import { createNonceMemory } from './twm-nonces.ts';
+import { normalisedAddress } from '../../core/address.ts';
+import { parseKeyRecord } from '../../core/twm-key-record.ts';
+import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
+import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../../core/twm-types.ts';
+import type { DnsResolver } from '../../dns/types.ts';
+import type { Ingest } from '../../ingest/ingest.ts';
+import type { TwmSigner } from '../../protocols/twoway/types.ts';
+import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../../store/types.ts';
+import { StoreConflictError } from '../../store/types.ts';
+import { createNonceMemory } from './nonces.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;

@@ -12,12 +12,12 @@
  * Sync tokens are `urn:twoway:sync:<book id>:<sequence>`: the book id makes
  * a token of a deleted and re-created book (or of another book) invalid.
  */
-import { DomainError } from '../core/errors.ts';
-import type { Contact, User } from '../core/types.ts';
-import { parseContactCard, VCardError } from '../core/vcard-index.ts';
-import { StoreConflictError, type AddressBook, type CardConditions, type Store } from '../store/types.ts';
-import type { Accounts } from './accounts.ts';
-import { DEFAULT_BOOK } from './contacts.ts';
+import { DomainError } from '../../core/errors.ts';
+import type { Contact, User } from '../../core/types.ts';
+import { parseContactCard, VCardError } from '../../core/vcard-index.ts';
+import { StoreConflictError, type AddressBook, type CardConditions, type Store } from '../../store/types.ts';
+import type { Accounts } from '../../services/accounts.ts';
+import { DEFAULT_BOOK } from '../../services/contacts.ts';
 
 export interface BookView {
   name: string;
