@@ -229,7 +229,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers }) : null;
     const worker = startQueueWorker({
       queue: store.queue,
-      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), smtp: twmWiring?.remote ?? smtpTransport }),
+      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
       schedule: {
         baseMs: config.delivery.minBackoffMs,
         maxMs: config.delivery.maxBackoffMs,
@@ -240,7 +240,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       perDomainConcurrency: config.delivery.perDomainConcurrency,
       reportingMta: config.hostname,
       now,
-      notify: (dsn) => deliverNotice(ingest, dsn.sender, dsn.raw, log),
+      notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
       log: (obj, msg) => log.info(obj, msg),
     });
     closers.unshift(() => worker.stop());
@@ -409,7 +409,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   const outbox = createTwmOutbox({
     outbox: store.twmOut,
     hostname: config.hostname,
-    notifyUser: (address, raw) => deliverNotice(ingest, address, raw, log),
+    notifyUser: (address, raw) => deliverSystemMessage(ingest, address, raw, log),
     log: (obj, msg) => log.info(obj, msg),
     now,
   });
@@ -445,8 +445,11 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   return { remote, fetchWorker, listen };
 }
 
-/** A delivery status notification for a local sender, through the one ingest path (system origin: always INBOX). */
-async function deliverNotice(ingest: Ingest, sender: string, raw: Buffer, log: Logger): Promise<void> {
+/**
+ * A system message (a DSN, a TWM status message) for a local sender, through
+ * the one ingest path (system origin: always INBOX).
+ */
+async function deliverSystemMessage(ingest: Ingest, sender: string, raw: Buffer, log: Logger): Promise<void> {
   const user = await ingest.findRecipient(sender);
   if (!user) {
     log.warn({ sender }, 'no local mailbox for a delivery status notification; dropped');

@@ -38,7 +38,7 @@ import { randomUUID } from 'node:crypto';
 import ICAL from 'ical.js';
 import { normaliseDomain, parseAddress } from './address.ts';
 import { ReplyError } from './errors.ts';
-import { normaliseListId } from './screener.ts';
+import { normaliseListId } from './screener-keys.ts';
 import type { ContactEntry, ExpectTerms } from './types.ts';
 
 /** A malformed vCard. `line` is the 1-based physical line where the problem starts, if there is one. */

@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { domainOf, normalisedAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { nextAttempt, type BackoffOptions } from '../core/retry-schedule.ts';
-import { normaliseListId } from '../core/screener.ts';
+import { normaliseListId } from '../core/screener-keys.ts';
 import { fetchRequestToJson, receiptToJson } from '../core/twm-schema.ts';
 import { contentDigest } from '../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptError, type ReceiptEntry } from '../core/twm-types.ts';

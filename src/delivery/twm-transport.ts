@@ -23,7 +23,7 @@ import { replies, type Reply } from '../core/reply.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
 import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
 import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
-import { normaliseListId } from '../core/screener.ts';
+import { normaliseListId } from '../core/screener-keys.ts';
 import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
 import { describeProblem } from './twm-problem.ts';
