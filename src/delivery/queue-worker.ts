@@ -23,17 +23,20 @@
  * - Loops: no DSN ever answers a null sender ('' in the store); the DSN
  *   itself is built with Auto-Submitted and is delivered by the caller with a
  *   null envelope sender, so a DSN that cannot be delivered ends there.
- * - Timing is the pure core/retry-schedule.ts, relative to the message's
- *   arrival (createdAt); the next attempt is never set after the give-up
- *   deadline, so giving up happens on time rather than one backoff late.
+ * - Timing is the pure core/retry-decision.ts (on core/retry-schedule.ts),
+ *   relative to the message's arrival (createdAt); the next attempt is never
+ *   set after the give-up deadline, so giving up happens on time rather than
+ *   one backoff late.
  */
 import { domainOf } from '../core/address.ts';
-import { backoffMs, DEFAULT_RETRY_SCHEDULE, nextAttempt, shouldGiveUp, shouldWarn, type RetrySchedule } from '../core/retry-schedule.ts';
+import { decideRetry } from '../core/retry-decision.ts';
+import { backoffMs, DEFAULT_RETRY_SCHEDULE, type RetrySchedule } from '../core/retry-schedule.ts';
 import type { QueueEntry, QueueState } from '../core/types.ts';
 import { buildDsn, describeDuration, type DsnKind, type DsnRecipient } from '../mail/dsn.ts';
 import { formatReply, replies } from '../core/reply.ts';
 import { headerBlockEnd, messageFacts, parseHeaders } from '../mail/headers.ts';
 import type { QueueRepository } from '../store/types.ts';
+import { startPollLoop } from './poll-loop.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
 /** A DSN ready to be delivered to the original sender (with a null envelope sender). */
@@ -112,44 +115,18 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
   const inFlight = new Set<number>();
   const domainCalls = new Map<string, number>();
   const running = new Set<Promise<void>>();
-  let polling: Promise<void> | undefined;
-  let requested = false;
   let backlog = false;
-  let timer: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
 
-  function kick(): void {
-    if (stopping) return;
-    requested = true;
-    polling ??= pollLoop();
-  }
-
-  async function pollLoop(): Promise<void> {
-    try {
-      while (requested && !stopping) {
-        requested = false;
-        try {
-          await poll();
-        } catch (err) {
-          log({ err }, 'queue poll failed');
-        }
-      }
-    } finally {
-      polling = undefined;
-      clearTimeout(timer);
-      // unref: the listeners keep the process alive, the queue timer alone should not.
-      if (!stopping) timer = setTimeout(kick, pollIntervalMs).unref();
-    }
-  }
-
-  async function poll(): Promise<void> {
+  /** One step of the poll loop (delivery/poll-loop.ts): starts the due work that fits. */
+  async function poll(): Promise<boolean> {
     if (inFlight.size >= maxActive) {
       backlog = true;
-      return;
+      return false;
     }
     const busy = [...domainCalls].filter(([, calls]) => calls >= perDomain).map(([domain]) => domain);
     const due = await queue.due(clock(), batchSize, { excludeIds: [...inFlight], excludeDomains: busy });
-    if (stopping) return;
+    if (stopping) return false;
     // More may be due: the batch was full, or busy domains were left out (their turn comes when a call ends).
     let leftBehind = due.length >= batchSize || busy.length > 0;
 
@@ -182,6 +159,8 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       if (groups.length > 0) start(messageId, groups);
     }
     backlog = leftBehind;
+    // What was left behind is taken when a round ends and makes room (start()).
+    return false;
   }
 
   function start(messageId: string, groups: Group[]): void {
@@ -254,26 +233,35 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     }
   }
 
-  /** The new state of one recipient, or the DSN it needs first. */
+  /** The new state of one recipient, or the DSN it needs first (the timing is core/retry-decision.ts). */
   function decide(entry: QueueEntry, result: RecipientResult, reportable: boolean): { write: QueueState } | { pending: Pending & { kind: DsnKind } } {
     const now = clock();
     const reply = formatReply(result.reply);
-    if (result.status === 'delivered') return { write: { state: 'delivered', deliveredAt: now, reply } };
+    const previous = entry.status.state === 'deferred' ? entry.status : undefined;
+    const decision = decideRetry({
+      result: result.status,
+      previousAttempts: previous?.attempts ?? 0,
+      warned: previous?.warnedAt != null,
+      createdAt: entry.createdAt,
+      now,
+      schedule,
+      random,
+    });
+    if (decision.next === 'delivered') return { write: { state: 'delivered', deliveredAt: now, reply } };
 
     const remote = result.remoteMta ? { remoteMta: result.remoteMta } : {};
-    const previous = entry.status.state === 'deferred' ? entry.status : undefined;
-    const attempts = (previous?.attempts ?? 0) + 1;
-    const retry: QueueState = { state: 'deferred', nextAttemptAt: nextAttempt(attempts, now, backoff), attempts, lastError: reply };
+    const { attempts } = decision;
 
-    if (result.status === 'failed') {
-      const final: QueueState = { state: 'failed', failedAt: now, lastError: reply };
-      if (!reportable) return { write: final };
-      const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
-      return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
-    }
-
-    const age = now.getTime() - entry.createdAt.getTime();
-    if (shouldGiveUp(entry.createdAt, now, schedule.giveUpAfterMs)) {
+    if (decision.next === 'failed') {
+      // Not reported yet (notify failed): retried, and reported again later.
+      const retry: QueueState = { state: 'deferred', nextAttemptAt: decision.retryAt, attempts, lastError: reply };
+      if (!decision.gaveUp) {
+        const final: QueueState = { state: 'failed', failedAt: now, lastError: reply };
+        if (!reportable) return { write: final };
+        const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
+        return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
+      }
+      const age = now.getTime() - entry.createdAt.getTime();
       const gaveUp = `gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} over ${describeDuration(age)}`;
       const final: QueueState = { state: 'failed', failedAt: now, lastError: `${gaveUp}; last reply: ${reply}` };
       if (!reportable) return { write: final };
@@ -282,10 +270,8 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
     }
 
-    const deadline = entry.createdAt.getTime() + schedule.giveUpAfterMs;
-    const deferred: QueueState = { ...retry, nextAttemptAt: new Date(Math.min(retry.nextAttemptAt.getTime(), deadline)) };
-    const warned = previous?.warnedAt != null;
-    if (!reportable || !shouldWarn(entry.createdAt, now, schedule.delayWarningAfterMs, warned)) return { write: deferred };
+    const deferred: QueueState = { state: 'deferred', nextAttemptAt: decision.nextAttemptAt, attempts, lastError: reply };
+    if (!reportable || !decision.warn) return { write: deferred };
     const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
     return { pending: { kind: 'delayed', entry, dsn, reported: { ...deferred, warnedAt: now }, unreported: deferred } };
   }
@@ -336,24 +322,20 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     else domainCalls.delete(domain);
   }
 
-  async function idle(): Promise<void> {
-    for (;;) {
-      if (polling) await polling;
-      else if (running.size > 0) await Promise.all(running);
-      else return;
-    }
+  const loop = startPollLoop(poll, {
+    intervalMs: pollIntervalMs,
+    onError: (err) => log({ err }, 'queue poll failed'),
+    pending: () => running,
+  });
+  function kick(): void {
+    loop.kick();
   }
-
   function stop(): Promise<void> {
-    stopping ??= (async () => {
-      clearTimeout(timer);
-      await idle();
-    })();
+    stopping ??= loop.stop();
     return stopping;
   }
-
-  kick(); // anything due from before a restart
-  return { kick, idle, stop };
+  // The loop polls at once: anything due from before a restart.
+  return { kick, idle: loop.idle, stop };
 }
 
 /** The null reverse-path: '' in the store; null and '<>' are accepted too, defensively. */

@@ -37,6 +37,7 @@ import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '..
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { TwmInboundRepository, TwmInNotice, TwmInRecipient } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmSigningKey } from './twm-client-types.ts';
+import { startPollLoop } from './poll-loop.ts';
 import { describeProblem } from './twm-problem.ts';
 
 export interface TwmFetchWorkerOptions {
@@ -76,9 +77,6 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
   const log = options.log ?? (() => undefined);
   const batchSize = options.batchSize ?? 50;
   const maxInFlight = options.maxInFlight ?? 50;
-  let running: Promise<void> | null = null;
-  let again = false;
-  let stopped = false;
   /** Notices (`senderDomain id`) being handled, and their promises. */
   const inFlight = new Map<string, Promise<void>>();
   let lastExpiry = 0;
@@ -274,46 +272,13 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     return due.length === limit;
   }
 
+  const loop = startPollLoop(poll, {
+    intervalMs: options.pollIntervalMs ?? 1000,
+    onError: (err) => log({ err }, 'twm fetch worker poll failed'),
+    pending: () => inFlight.values(),
+  });
   function kick(): void {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        try {
-          if (await poll()) again = true;
-        } catch (err) {
-          log({ err }, 'twm fetch worker poll failed');
-        }
-      } while (again && !stopped);
-    })().finally(() => {
-      running = null;
-    });
+    loop.kick();
   }
-
-  const timer = setInterval(kick, options.pollIntervalMs ?? 1000);
-  timer.unref();
-  kick();
-
-  return {
-    kick,
-    async drain() {
-      kick();
-      while (running || inFlight.size > 0) {
-        if (running) await running;
-        await Promise.all(inFlight.values());
-      }
-    },
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      while (running || inFlight.size > 0) {
-        if (running) await running;
-        await Promise.all(inFlight.values());
-      }
-    },
-  };
+  return { kick, drain: loop.drain, stop: loop.stop };
 }
