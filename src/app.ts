@@ -30,10 +30,13 @@ import { createTwmTransport } from './delivery/twm-transport.ts';
 import type { Transport } from './delivery/types.ts';
 import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
+import { createAddressBooks } from './endpoints/carddav/hooks.ts';
+import { createInboundHooks } from './endpoints/mx/hooks.ts';
+import { createPostmasterLookup } from './endpoints/mx/postmaster.ts';
+import { createSubmissionHooks } from './endpoints/submission/hooks.ts';
+import { createTwmInbox, type TwmInbox } from './endpoints/twm/inbox.ts';
+import { createTwmOutbox, type TwmOutbox } from './endpoints/twm/outbox.ts';
 import { createIngest, type Ingest } from './ingest/ingest.ts';
-import { createPostmasterLookup } from './ingest/postmaster.ts';
-import { createInboundHooks } from './ingest/smtp-inbound.ts';
-import { createSubmissionHooks } from './ingest/submission.ts';
 import { createAuthPool, type AuthPool } from './mail/auth-pool.ts';
 import type { Authenticator } from './mail/authenticate.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
@@ -45,8 +48,6 @@ import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createDecisions, type Decisions } from './services/decisions.ts';
 import { createServices, type Services } from './services/index.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
-import { createTwmInbox, type TwmInbox } from './services/twm-inbox.ts';
-import { createTwmOutbox, type TwmOutbox } from './services/twm-outbox.ts';
 import { createSpamFilter, type SpamFilter } from './spam/index.ts';
 import type { LearnWorker } from './spam/learn-worker.ts';
 import { openStore } from './store/open.ts';
@@ -232,7 +233,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers }) : null;
     const worker = startQueueWorker({
       queue: store.queue,
-      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), smtp: twmWiring?.remote ?? smtpTransport }),
+      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
       schedule: {
         baseMs: config.delivery.minBackoffMs,
         maxMs: config.delivery.maxBackoffMs,
@@ -243,7 +244,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       perDomainConcurrency: config.delivery.perDomainConcurrency,
       reportingMta: config.hostname,
       now,
-      notify: (dsn) => deliverNotice(ingest, dsn.sender, dsn.raw, log),
+      notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
       log: (obj, msg) => log.info(obj, msg),
     });
     closers.unshift(() => worker.stop());
@@ -326,6 +327,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
     }
     const httpApp = await createHttpApp({
       services,
+      carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
       log,
       // The web app (src/web/) at `/` on the same listener.
       extraRoutes: (http) => registerWeb(http, { services }),
@@ -428,7 +430,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   const outbox = createTwmOutbox({
     outbox: store.twmOut,
     hostname: config.hostname,
-    notifyUser: (address, raw) => deliverNotice(ingest, address, raw, log),
+    notifyUser: (address, raw) => deliverSystemMessage(ingest, address, raw, log),
     log: (obj, msg) => log.info(obj, msg),
     now,
   });
@@ -464,8 +466,11 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   return { remote, fetchWorker, listen };
 }
 
-/** A delivery status notification for a local sender, through the one ingest path (system origin: always INBOX). */
-async function deliverNotice(ingest: Ingest, sender: string, raw: Buffer, log: Logger): Promise<void> {
+/**
+ * A system message (a DSN, a TWM status message) for a local sender, through
+ * the one ingest path (system origin: always INBOX).
+ */
+async function deliverSystemMessage(ingest: Ingest, sender: string, raw: Buffer, log: Logger): Promise<void> {
   const user = await ingest.findRecipient(sender);
   if (!user) {
     log.warn({ sender }, 'no local mailbox for a delivery status notification; dropped');

@@ -11,7 +11,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DAVAddressBook } from 'tsdav';
-import { formatUtcTimestamp } from '../src/core/vcard-index.ts';
+import { formatUtcTimestamp } from '../src/core/vcard/write.ts';
 import { send, senderDomain, startTestServer, type TestServer } from './helpers/server.ts';
 import { basic, davFetch, tsdavClient } from './helpers/carddav.ts';
 

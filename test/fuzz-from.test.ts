@@ -24,7 +24,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createResolver } from '../src/dns/resolver.ts';
 import { createIngest, type RecipientOutcome } from '../src/ingest/ingest.ts';
-import { createInboundHooks } from '../src/ingest/smtp-inbound.ts';
+import { createInboundHooks } from '../src/endpoints/mx/hooks.ts';
 import { createAuthenticator, type AuthOutcome } from '../src/mail/authenticate.ts';
 import { messageFacts, parseHeaders } from '../src/mail/headers.ts';
 import type { SmtpSessionInfo } from '../src/protocols/smtp/server.ts';

@@ -10,7 +10,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, parseConfig } from '../src/config/load.ts';
 import { renderConfig } from '../src/config/template.ts';
-import { parseContactCard, VCardError } from '../src/core/vcard-index.ts';
+import { parseContactCard } from '../src/core/vcard/index-entries.ts';
+import { VCardError } from '../src/core/vcard/parse.ts';
 import { splitVCards } from '../src/core/vcard-split.ts';
 import { forEachCase, fuzzIterations, fuzzSeed, mutateText, type Rng } from './helpers/fuzz.ts';
 

@@ -58,7 +58,7 @@ export interface Contact {
 }
 
 /**
- * What a vCard contributes to the policy index (see core/vcard-index.ts and
+ * What a vCard contributes to the policy index (see core/vcard/index-entries.ts and
  * docs/architecture.md "vCard profile"). `value` is normalised: lower-case
  * address, lower-case domain, lower-case list id without angle brackets.
  */

@@ -1,19 +1,34 @@
 /**
- * A store-polling loop: runs `step` every `intervalMs`, and at once on
- * `kick()` (an in-process latency hint; the store is the signal). One step
- * at a time; a step that reports more work runs again right away.
+ * A store-polling loop, shared by the workers (queue, TWM fetch, decisions):
+ * runs `step` every `intervalMs`, and at once on `kick()` (an in-process
+ * latency hint; the store is the signal). One step at a time; a step that
+ * reports more work, or a kick during a step, runs it again right away.
+ *
+ * A step may start work that outlives it (deliveries, fetches): `pending`
+ * lists it, so `idle`, `drain` and `stop` wait for that work too.
  */
 export interface PollLoop {
   kick(): void;
-  /** Runs steps until one reports no more work (tests, shutdown). */
+  /** Resolves when no step and no pending work is running (without starting a step). */
+  idle(): Promise<void>;
+  /** Runs steps until one reports no more work and pending work is done (tests, shutdown). */
   drain(): Promise<void>;
+  /** Stops taking new work and waits for the step and the pending work in flight. */
   stop(): Promise<void>;
 }
 
-export function startPollLoop(step: () => Promise<boolean>, options: { intervalMs?: number; onError?: (err: unknown) => void }): PollLoop {
+export interface PollLoopOptions {
+  intervalMs?: number;
+  onError?: (err: unknown) => void;
+  /** Work started by steps and still running. */
+  pending?: () => Iterable<Promise<unknown>>;
+}
+
+export function startPollLoop(step: () => Promise<boolean>, options: PollLoopOptions): PollLoop {
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
+  const pending = options.pending ?? (() => []);
 
   function kick(): void {
     if (stopped) return;
@@ -35,19 +50,30 @@ export function startPollLoop(step: () => Promise<boolean>, options: { intervalM
     });
   }
 
+  async function idle(): Promise<void> {
+    for (;;) {
+      const work = [...pending()];
+      if (!running && work.length === 0) return;
+      if (running) await running;
+      await Promise.all(work);
+    }
+  }
+
+  // unref: the listeners keep the process alive, a worker's timer alone should not.
   const timer = setInterval(kick, options.intervalMs ?? 1000);
   timer.unref();
   kick();
   return {
     kick,
+    idle,
     async drain() {
       kick();
-      while (running) await running;
+      await idle();
     },
     async stop() {
       stopped = true;
       clearInterval(timer);
-      while (running) await running;
+      await idle();
     },
   };
 }

@@ -23,17 +23,20 @@
  * - Loops: no DSN ever answers a null sender ('' in the store); the DSN
  *   itself is built with Auto-Submitted and is delivered by the caller with a
  *   null envelope sender, so a DSN that cannot be delivered ends there.
- * - Timing is the pure core/retry-schedule.ts, relative to the message's
- *   arrival (createdAt); the next attempt is never set after the give-up
- *   deadline, so giving up happens on time rather than one backoff late.
+ * - Timing is the pure core/retry-decision.ts (on core/retry-schedule.ts),
+ *   relative to the message's arrival (createdAt); the next attempt is never
+ *   set after the give-up deadline, so giving up happens on time rather than
+ *   one backoff late.
  */
 import { domainOf } from '../core/address.ts';
-import { backoffMs, DEFAULT_RETRY_SCHEDULE, nextAttempt, shouldGiveUp, shouldWarn, type RetrySchedule } from '../core/retry-schedule.ts';
+import { decideRetry } from '../core/retry-decision.ts';
+import { backoffMs, DEFAULT_RETRY_SCHEDULE, type RetrySchedule } from '../core/retry-schedule.ts';
 import type { QueueEntry, QueueState } from '../core/types.ts';
 import { buildDsn, describeDuration, type DsnKind, type DsnRecipient } from '../mail/dsn.ts';
 import { formatReply, replies } from '../core/reply.ts';
 import { headerBlockEnd, messageFacts, parseHeaders } from '../mail/headers.ts';
 import type { QueueRepository } from '../store/types.ts';
+import { startPollLoop } from './poll-loop.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
 /** A DSN ready to be delivered to the original sender (with a null envelope sender). */
@@ -97,91 +100,42 @@ interface Pending {
 
 export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
   const { queue, route, notify, reportingMta } = options;
-  const schedule = mergeSchedule(options.schedule);
-  const maxActive = positiveInteger('maxActive', options.maxActive ?? 100);
-  const perDomain = positiveInteger('perDomainConcurrency', options.perDomainConcurrency ?? 5);
-  const batchSize = positiveInteger('batchSize', options.batchSize ?? 2 * maxActive);
-  const pollIntervalMs = options.pollIntervalMs ?? 1000;
-  const clock = options.now ?? (() => new Date());
-  const random = options.random ?? Math.random;
-  const postmaster = options.postmaster ?? `MAILER-DAEMON@${reportingMta}`;
-  const log = options.log ?? (() => undefined);
-  const backoff = { baseMs: schedule.baseMs, maxMs: schedule.maxMs, jitter: schedule.jitter, random };
-  backoffMs(1, backoff); // throws a RangeError now rather than at the first deferral
+  const { schedule, maxActive, perDomain, batchSize, pollIntervalMs, clock, random, postmaster, log } = settingsOf(options);
 
-  const inFlight = new Set<number>();
-  const domainCalls = new Map<string, number>();
+  const active = createActiveSet(maxActive, perDomain);
+  const { inFlight } = active;
   const running = new Set<Promise<void>>();
-  let polling: Promise<void> | undefined;
-  let requested = false;
   let backlog = false;
-  let timer: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
 
-  function kick(): void {
-    if (stopping) return;
-    requested = true;
-    polling ??= pollLoop();
-  }
-
-  async function pollLoop(): Promise<void> {
-    try {
-      while (requested && !stopping) {
-        requested = false;
-        try {
-          await poll();
-        } catch (err) {
-          log({ err }, 'queue poll failed');
-        }
-      }
-    } finally {
-      polling = undefined;
-      clearTimeout(timer);
-      // unref: the listeners keep the process alive, the queue timer alone should not.
-      if (!stopping) timer = setTimeout(kick, pollIntervalMs).unref();
-    }
-  }
-
-  async function poll(): Promise<void> {
-    if (inFlight.size >= maxActive) {
+  /** One step of the poll loop (delivery/poll-loop.ts): starts the due work that fits. */
+  async function poll(): Promise<boolean> {
+    if (active.full()) {
       backlog = true;
-      return;
+      return false;
     }
-    const busy = [...domainCalls].filter(([, calls]) => calls >= perDomain).map(([domain]) => domain);
+    const busy = active.busyDomains();
     const due = await queue.due(clock(), batchSize, { excludeIds: [...inFlight], excludeDomains: busy });
-    if (stopping) return;
+    if (stopping) return false;
     // More may be due: the batch was full, or busy domains were left out (their turn comes when a call ends).
     let leftBehind = due.length >= batchSize || busy.length > 0;
 
-    // message id -> domain -> entries, in the store's order (oldest first).
-    const byMessage = new Map<string, Map<string, QueueEntry[]>>();
-    for (const entry of due) {
-      if (inFlight.has(entry.id)) continue;
-      const domains = byMessage.get(entry.messageId) ?? new Map<string, QueueEntry[]>();
-      byMessage.set(entry.messageId, domains);
-      const domain = recipientDomain(entry.recipient);
-      const entries = domains.get(domain) ?? [];
-      domains.set(domain, entries);
-      entries.push(entry);
-    }
-
-    for (const [messageId, domains] of byMessage) {
+    for (const [messageId, domains] of groupByMessage(due, inFlight)) {
       const groups: Group[] = [];
       for (const [domain, entries] of domains) {
-        const room = maxActive - inFlight.size;
-        if (room <= 0 || (domainCalls.get(domain) ?? 0) >= perDomain) {
+        const taken = active.take(domain, entries);
+        if (!taken) {
           leftBehind = true;
           continue;
         }
-        const taken = entries.slice(0, room);
         if (taken.length < entries.length) leftBehind = true;
-        for (const entry of taken) inFlight.add(entry.id);
-        domainCalls.set(domain, (domainCalls.get(domain) ?? 0) + 1);
         groups.push({ domain, entries: taken });
       }
       if (groups.length > 0) start(messageId, groups);
     }
     backlog = leftBehind;
+    // What was left behind is taken when a round ends and makes room (start()).
+    return false;
   }
 
   function start(messageId: string, groups: Group[]): void {
@@ -215,12 +169,12 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       groups.map(async (group) => {
         let results: RecipientResult[];
         try {
-          results = await deliverGroup(group, message && { messageId, sender, raw: message.raw });
+          results = await deliverGroup(route, log, group, message && { messageId, sender, raw: message.raw });
         } finally {
-          release(group.domain);
+          active.release(group.domain);
         }
         for (const entry of group.entries) {
-          const outcome = decide(entry, resultFor(entry, results), sender !== null);
+          const outcome = decide(entry, resultFor(entry, results), sender !== null, clock(), schedule, random);
           if ('write' in outcome) {
             if (outcome.write.state === 'delivered' || outcome.write.state === 'failed') finished = true;
             await write(entry, outcome.write);
@@ -241,73 +195,12 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     }
   }
 
-  async function deliverGroup(group: Group, message: OutboundMessage | undefined): Promise<RecipientResult[]> {
-    const recipients = [...new Set(group.entries.map((e) => e.recipient))];
-    if (!message) return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: replies.localProblem('the queued message could not be read') }));
-    try {
-      return await route(group.domain).deliver(group.domain, message, recipients);
-    } catch (err) {
-      // The contract: a transport rejects only on a local problem; the recipients are not at fault.
-      log({ err, messageId: message.messageId, domain: group.domain }, 'transport failed');
-      const reason = err instanceof Error ? err.message : String(err);
-      return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: replies.localProblem(`local delivery error: ${reason}`) }));
-    }
-  }
-
-  /** The new state of one recipient, or the DSN it needs first. */
-  function decide(entry: QueueEntry, result: RecipientResult, reportable: boolean): { write: QueueState } | { pending: Pending & { kind: DsnKind } } {
-    const now = clock();
-    const reply = formatReply(result.reply);
-    if (result.status === 'delivered') return { write: { state: 'delivered', deliveredAt: now, reply } };
-
-    const remote = result.remoteMta ? { remoteMta: result.remoteMta } : {};
-    const previous = entry.status.state === 'deferred' ? entry.status : undefined;
-    const attempts = (previous?.attempts ?? 0) + 1;
-    const retry: QueueState = { state: 'deferred', nextAttemptAt: nextAttempt(attempts, now, backoff), attempts, lastError: reply };
-
-    if (result.status === 'failed') {
-      const final: QueueState = { state: 'failed', failedAt: now, lastError: reply };
-      if (!reportable) return { write: final };
-      const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
-      return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
-    }
-
-    const age = now.getTime() - entry.createdAt.getTime();
-    if (shouldGiveUp(entry.createdAt, now, schedule.giveUpAfterMs)) {
-      const gaveUp = `gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} over ${describeDuration(age)}`;
-      const final: QueueState = { state: 'failed', failedAt: now, lastError: `${gaveUp}; last reply: ${reply}` };
-      if (!reportable) return { write: final };
-      // 4.4.7: "delivery time expired" (RFC 3463); the last reply stays the diagnostic.
-      const dsn = { recipient: entry.recipient, status: '4.4.7', reply: result.reply, note: `The mail system ${gaveUp}.`, lastAttemptAt: now, ...remote };
-      return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
-    }
-
-    const deadline = entry.createdAt.getTime() + schedule.giveUpAfterMs;
-    const deferred: QueueState = { ...retry, nextAttemptAt: new Date(Math.min(retry.nextAttemptAt.getTime(), deadline)) };
-    const warned = previous?.warnedAt != null;
-    if (!reportable || !shouldWarn(entry.createdAt, now, schedule.delayWarningAfterMs, warned)) return { write: deferred };
-    const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
-    return { pending: { kind: 'delayed', entry, dsn, reported: { ...deferred, warnedAt: now }, unreported: deferred } };
-  }
-
   /** Sends one DSN for all `pending` recipients, then writes their states. True if final states were written. */
   async function report(kind: DsnKind, sender: string, first: QueueEntry, original: Buffer, pending: Pending[]): Promise<boolean> {
     if (pending.length === 0) return false;
-    const headers = original.subarray(0, headerBlockEnd(original)).toString('utf8');
     let sent = false;
     try {
-      const raw = buildDsn({
-        reportingMta,
-        kind,
-        to: sender,
-        originalMessageId: messageFacts(parseHeaders(original)).messageId,
-        arrivalDate: first.createdAt,
-        recipients: pending.map((p) => p.dsn),
-        originalHeaders: headers,
-        postmaster,
-        date: clock(),
-        ...(kind === 'delayed' ? { retryUntil: new Date(first.createdAt.getTime() + schedule.giveUpAfterMs) } : {}),
-      });
+      const raw = roundDsn(kind, sender, first, original, pending, { reportingMta, postmaster, date: clock(), giveUpAfterMs: schedule.giveUpAfterMs });
       await notify({ kind, sender, raw });
       sent = true;
       log({ messageId: first.messageId, kind, sender, recipients: pending.map((p) => p.entry.recipient) }, 'delivery status notification sent');
@@ -330,30 +223,172 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     }
   }
 
-  function release(domain: string): void {
-    const calls = (domainCalls.get(domain) ?? 1) - 1;
-    if (calls > 0) domainCalls.set(domain, calls);
-    else domainCalls.delete(domain);
+  const loop = startPollLoop(poll, {
+    intervalMs: pollIntervalMs,
+    onError: (err) => log({ err }, 'queue poll failed'),
+    pending: () => running,
+  });
+  function kick(): void {
+    loop.kick();
   }
-
-  async function idle(): Promise<void> {
-    for (;;) {
-      if (polling) await polling;
-      else if (running.size > 0) await Promise.all(running);
-      else return;
-    }
-  }
-
   function stop(): Promise<void> {
-    stopping ??= (async () => {
-      clearTimeout(timer);
-      await idle();
-    })();
+    stopping ??= loop.stop();
     return stopping;
   }
+  // The loop polls at once: anything due from before a restart.
+  return { kick, idle: loop.idle, stop };
+}
 
-  kick(); // anything due from before a restart
-  return { kick, idle, stop };
+/** The options with their defaults, checked now rather than at the first deferral. */
+function settingsOf(options: QueueWorkerOptions) {
+  const schedule = mergeSchedule(options.schedule);
+  const maxActive = positiveInteger('maxActive', options.maxActive ?? 100);
+  const random = options.random ?? Math.random;
+  backoffMs(1, { baseMs: schedule.baseMs, maxMs: schedule.maxMs, jitter: schedule.jitter, random }); // throws a RangeError now rather than at the first deferral
+  return {
+    schedule,
+    maxActive,
+    perDomain: positiveInteger('perDomainConcurrency', options.perDomainConcurrency ?? 5),
+    batchSize: positiveInteger('batchSize', options.batchSize ?? 2 * maxActive),
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    clock: options.now ?? (() => new Date()),
+    random,
+    postmaster: options.postmaster ?? `MAILER-DAEMON@${options.reportingMta}`,
+    log: options.log ?? (() => undefined),
+  };
+}
+
+/** The active set, the only delivery state in memory: recipients in flight and transport calls per domain. */
+function createActiveSet(maxActive: number, perDomain: number) {
+  const inFlight = new Set<number>();
+  const domainCalls = new Map<string, number>();
+  return {
+    inFlight,
+    full: () => inFlight.size >= maxActive,
+    /** Domains at their concurrency limit. */
+    busyDomains: () => [...domainCalls].filter(([, calls]) => calls >= perDomain).map(([domain]) => domain),
+    /** Takes what fits of one domain's entries as one transport call; null when the set or the domain is full. */
+    take(domain: string, entries: QueueEntry[]): QueueEntry[] | null {
+      const room = maxActive - inFlight.size;
+      if (room <= 0 || (domainCalls.get(domain) ?? 0) >= perDomain) return null;
+      const taken = entries.slice(0, room);
+      for (const entry of taken) inFlight.add(entry.id);
+      domainCalls.set(domain, (domainCalls.get(domain) ?? 0) + 1);
+      return taken;
+    },
+    /** A transport call to `domain` ended. */
+    release(domain: string): void {
+      const calls = (domainCalls.get(domain) ?? 1) - 1;
+      if (calls > 0) domainCalls.set(domain, calls);
+      else domainCalls.delete(domain);
+    },
+  };
+}
+
+/** message id -> domain -> entries not in flight, in the store's order (oldest first). */
+function groupByMessage(due: QueueEntry[], inFlight: ReadonlySet<number>): Map<string, Map<string, QueueEntry[]>> {
+  const byMessage = new Map<string, Map<string, QueueEntry[]>>();
+  for (const entry of due) {
+    if (inFlight.has(entry.id)) continue;
+    const domains = byMessage.get(entry.messageId) ?? new Map<string, QueueEntry[]>();
+    byMessage.set(entry.messageId, domains);
+    const domain = recipientDomain(entry.recipient);
+    const entries = domains.get(domain) ?? [];
+    domains.set(domain, entries);
+    entries.push(entry);
+  }
+  return byMessage;
+}
+
+/** The new state of one recipient, or the DSN it needs first (the timing is core/retry-decision.ts). */
+function decide(
+entry: QueueEntry,
+result: RecipientResult,
+reportable: boolean,
+now: Date,
+schedule: RetrySchedule,
+random: () => number,
+): { write: QueueState } | { pending: Pending & { kind: DsnKind } } {
+  const reply = formatReply(result.reply);
+  const previous = entry.status.state === 'deferred' ? entry.status : undefined;
+  const decision = decideRetry({
+    result: result.status,
+    previousAttempts: previous?.attempts ?? 0,
+    warned: previous?.warnedAt != null,
+    createdAt: entry.createdAt,
+    now,
+    schedule,
+    random,
+  });
+  if (decision.next === 'delivered') return { write: { state: 'delivered', deliveredAt: now, reply } };
+
+  const remote = result.remoteMta ? { remoteMta: result.remoteMta } : {};
+  const { attempts } = decision;
+
+  if (decision.next === 'failed') {
+    // Not reported yet (notify failed): retried, and reported again later.
+    const retry: QueueState = { state: 'deferred', nextAttemptAt: decision.retryAt, attempts, lastError: reply };
+    if (!decision.gaveUp) {
+      const final: QueueState = { state: 'failed', failedAt: now, lastError: reply };
+      if (!reportable) return { write: final };
+      const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
+      return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
+    }
+    const age = now.getTime() - entry.createdAt.getTime();
+    const gaveUp = `gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} over ${describeDuration(age)}`;
+    const final: QueueState = { state: 'failed', failedAt: now, lastError: `${gaveUp}; last reply: ${reply}` };
+    if (!reportable) return { write: final };
+    // 4.4.7: "delivery time expired" (RFC 3463); the last reply stays the diagnostic.
+    const dsn = { recipient: entry.recipient, status: '4.4.7', reply: result.reply, note: `The mail system ${gaveUp}.`, lastAttemptAt: now, ...remote };
+    return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
+  }
+
+  const deferred: QueueState = { state: 'deferred', nextAttemptAt: decision.nextAttemptAt, attempts, lastError: reply };
+  if (!reportable || !decision.warn) return { write: deferred };
+  const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
+  return { pending: { kind: 'delayed', entry, dsn, reported: { ...deferred, warnedAt: now }, unreported: deferred } };
+}
+
+/** One transport call; a transport that rejects (a local problem) defers its recipients. */
+async function deliverGroup(
+route: (domain: string) => Transport,
+log: (obj: object, msg: string) => void,
+group: Group,
+message: OutboundMessage | undefined,
+): Promise<RecipientResult[]> {
+  const recipients = [...new Set(group.entries.map((e) => e.recipient))];
+  if (!message) return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: replies.localProblem('the queued message could not be read') }));
+  try {
+    return await route(group.domain).deliver(group.domain, message, recipients);
+  } catch (err) {
+    // The contract: a transport rejects only on a local problem; the recipients are not at fault.
+    log({ err, messageId: message.messageId, domain: group.domain }, 'transport failed');
+    const reason = err instanceof Error ? err.message : String(err);
+    return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: replies.localProblem(`local delivery error: ${reason}`) }));
+  }
+}
+
+/** The one DSN of a round for all `pending` recipients of one kind. */
+function roundDsn(
+  kind: DsnKind,
+  sender: string,
+  first: QueueEntry,
+  original: Buffer,
+  pending: Pending[],
+  at: { reportingMta: string; postmaster: string; date: Date; giveUpAfterMs: number },
+): Buffer {
+  return buildDsn({
+    reportingMta: at.reportingMta,
+    kind,
+    to: sender,
+    originalMessageId: messageFacts(parseHeaders(original)).messageId,
+    arrivalDate: first.createdAt,
+    recipients: pending.map((p) => p.dsn),
+    originalHeaders: original.subarray(0, headerBlockEnd(original)).toString('utf8'),
+    postmaster: at.postmaster,
+    date: at.date,
+    ...(kind === 'delayed' ? { retryUntil: new Date(first.createdAt.getTime() + at.giveUpAfterMs) } : {}),
+  });
 }
 
 /** The null reverse-path: '' in the store; null and '<>' are accepted too, defensively. */

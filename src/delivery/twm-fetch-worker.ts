@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { domainOf, normalisedAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { nextAttempt, type BackoffOptions } from '../core/retry-schedule.ts';
-import { normaliseListId } from '../core/screener.ts';
+import { normaliseListId } from '../core/screener-keys.ts';
 import { fetchRequestToJson, receiptToJson } from '../core/twm-schema.ts';
 import { contentDigest } from '../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptError, type ReceiptEntry } from '../core/twm-types.ts';
@@ -36,7 +36,8 @@ import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../core/header-limits.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { TwmInboundRepository, TwmInNotice, TwmInRecipient } from '../store/types.ts';
-import { TwmUnreachableError, type TwmClient, type TwmSigningKey } from './twm-client-types.ts';
+import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
+import { startPollLoop } from './poll-loop.ts';
 import { describeProblem } from './twm-problem.ts';
 
 export interface TwmFetchWorkerOptions {
@@ -76,9 +77,6 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
   const log = options.log ?? (() => undefined);
   const batchSize = options.batchSize ?? 50;
   const maxInFlight = options.maxInFlight ?? 50;
-  let running: Promise<void> | null = null;
-  let again = false;
-  let stopped = false;
   /** Notices (`senderDomain id`) being handled, and their promises. */
   const inFlight = new Map<string, Promise<void>>();
   let lastExpiry = 0;
@@ -127,25 +125,16 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
       return;
     }
     const body = response.body;
-    if (response.truncated || body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
-      return failed(n, rows, 'size-mismatch');
-    }
-    if (createHash('sha256').update(body).digest('hex') !== n.sha256) return failed(n, rows, 'digest-mismatch');
-    const digest = response.headers['content-digest'];
-    if (digest !== undefined && !digest.includes(contentDigest(body).slice('sha-256='.length))) return failed(n, rows, 'digest-mismatch');
-    const header = new HeaderLimitChecker(options.headerLimits ?? DEFAULT_HEADER_LIMITS);
-    header.push(body);
-    const refused = header.finish();
-    if (refused) {
+    const checked = checkFetchedBody(n, response, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+    if ('failed' in checked) return failed(n, rows, checked.failed);
+    if ('refused' in checked) {
       // No receipt error names a header too large; it is a refusal like the policy's, recorded and closed.
       count('abandoned');
-      log({ notice: n.id, from: n.from, reply: refused.message }, 'twm fetched body refused: header limits');
-      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: refused.message }, now());
+      log({ notice: n.id, from: n.from, reply: checked.refused }, 'twm fetched body refused: header limits');
+      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: checked.refused }, now());
       return;
     }
-    const facts = messageFacts(parseHeaders(body));
-    if (facts.from === null || facts.from !== normalisedAddress(n.from)) return failed(n, rows, 'from-mismatch');
-    if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return failed(n, rows, 'from-mismatch');
+    const { facts } = checked;
 
     const users = [];
     for (const r of rows) {
@@ -274,46 +263,41 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     return due.length === limit;
   }
 
+  const loop = startPollLoop(poll, {
+    intervalMs: options.pollIntervalMs ?? 1000,
+    onError: (err) => log({ err }, 'twm fetch worker poll failed'),
+    pending: () => inFlight.values(),
+  });
   function kick(): void {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        try {
-          if (await poll()) again = true;
-        } catch (err) {
-          log({ err }, 'twm fetch worker poll failed');
-        }
-      } while (again && !stopped);
-    })().finally(() => {
-      running = null;
-    });
+    loop.kick();
   }
+  return { kick, drain: loop.drain, stop: loop.stop };
+}
 
-  const timer = setInterval(kick, options.pollIntervalMs ?? 1000);
-  timer.unref();
-  kick();
-
-  return {
-    kick,
-    async drain() {
-      kick();
-      while (running || inFlight.size > 0) {
-        if (running) await running;
-        await Promise.all(inFlight.values());
-      }
-    },
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      while (running || inFlight.size > 0) {
-        if (running) await running;
-        await Promise.all(inFlight.values());
-      }
-    },
-  };
+/**
+ * The checks of a fetched body against its notice (docs/protocol.md 7.4,
+ * 8.3), in order: size, SHA-256, Content-Digest, header limits, From: and
+ * List-Id. `failed` names the receipt error; `refused` is a header-limit
+ * refusal, which no receipt error names.
+ */
+function checkFetchedBody(
+  n: TwmInNotice,
+  response: Pick<TwmResponse, 'body' | 'truncated' | 'headers'>,
+  headerLimits: HeaderLimits,
+): { failed: ReceiptError } | { refused: string } | { facts: ReturnType<typeof messageFacts> } {
+  const body = response.body;
+  if (response.truncated || body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
+    return { failed: 'size-mismatch' };
+  }
+  if (createHash('sha256').update(body).digest('hex') !== n.sha256) return { failed: 'digest-mismatch' };
+  const digest = response.headers['content-digest'];
+  if (digest !== undefined && !digest.includes(contentDigest(body).slice('sha-256='.length))) return { failed: 'digest-mismatch' };
+  const header = new HeaderLimitChecker(headerLimits);
+  header.push(body);
+  const refused = header.finish();
+  if (refused) return { refused: refused.message };
+  const facts = messageFacts(parseHeaders(body));
+  if (facts.from === null || facts.from !== normalisedAddress(n.from)) return { failed: 'from-mismatch' };
+  if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return { failed: 'from-mismatch' };
+  return { facts };
 }

@@ -11,8 +11,8 @@
  *   up, DSNs for recipients that fail at this stage (unknown recipient, a
  *   permanent refusal). A recipient whose notice was answered `accepted` or
  *   `pending` leaves the queue as "delivered to the TWM outbox"; from then on
- *   its state lives in the TWM tables (fetch, receipt, expiry: services/
- *   twm-outbox.ts), which is what `twoway sent` shows.
+ *   its state lives in the TWM tables (fetch, receipt, expiry:
+ *   endpoints/twm/outbox.ts), which is what `twoway sent` shows.
  * - Once a notice may have reached the recipient's server, that message
  *   goes to those recipients by TWM only (remote-transport.ts checks for an
  *   existing notice before looking at DNS).
@@ -23,7 +23,7 @@ import { replies, type Reply } from '../core/reply.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
 import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
 import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
-import { normaliseListId } from '../core/screener.ts';
+import { normaliseListId } from '../core/screener-keys.ts';
 import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
 import { describeProblem } from './twm-problem.ts';

@@ -16,7 +16,8 @@
  */
 import { OWNERSHIP_CONFIRMATION } from '../mail/headers.ts';
 import type { ContactEntry, ExpectTerms } from '../core/types.ts';
-import { expectLive, parseContactCard, rewriteExpectCard } from '../core/vcard-index.ts';
+import { expectLive, rewriteExpectCard } from '../core/vcard/expected.ts';
+import { parseContactCard } from '../core/vcard/index-entries.ts';
 import type { Store } from '../store/types.ts';
 
 /** Reads by UID (what the index hits name); writes by href, conditional on the ETag read. */

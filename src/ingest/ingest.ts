@@ -9,7 +9,7 @@ import { classifySender, decide, type PolicyInput, type Verdict } from '../core/
 import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
 import { ReplyError } from '../core/errors.ts';
 import { replies } from '../core/reply.ts';
-import { normaliseListId, senderKey } from '../core/screener.ts';
+import { normaliseListId, senderKey } from '../core/screener-keys.ts';
 import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';

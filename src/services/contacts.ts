@@ -1,13 +1,16 @@
 /**
  * The address book as the allowlist: `allow`, `block` and `remove` write
- * vCards (the profile is in core/vcard-index.ts and docs/architecture.md), so
+ * vCards (the profile is in core/vcard/index-entries.ts and docs/architecture.md), so
  * whatever the CLI or API does is visible to any CardDAV client later, and
  * cards written by clients count exactly like ours.
  */
 import { parseSenderSpec, type SenderSpec } from '../core/address.ts';
 import { invalid, ReplyError } from '../core/errors.ts';
 import type { Contact, ContactEntry } from '../core/types.ts';
-import { buildContactCard, buildExpectCard, newUid, parseContactCard, rewriteExpectCard, VCardError } from '../core/vcard-index.ts';
+import { buildExpectCard, rewriteExpectCard } from '../core/vcard/expected.ts';
+import { parseContactCard } from '../core/vcard/index-entries.ts';
+import { VCardError } from '../core/vcard/parse.ts';
+import { buildContactCard, newUid } from '../core/vcard/write.ts';
 import { normaliseDomain } from '../core/address.ts';
 import { splitVCards } from '../core/vcard-split.ts';
 import type { Store } from '../store/types.ts';
@@ -186,7 +189,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
   /**
    * The clean-up of docs/protocol.md 10.3, for every user: removes each
    * X-TWOWAY-EXPECT property whose UNTIL has passed or whose USES is 0,
-   * with the same rewrite as consuming a use (core/vcard-index.ts
+   * with the same rewrite as consuming a use (core/vcard/expected.ts
    * rewriteExpectCard: only those content lines change), and deletes a card
    * left with nothing but its shell. Each write is conditional on the ETag
    * the sweep read, so a card a client changed meanwhile is left for the

@@ -8,7 +8,7 @@
  * (`allowlist_changes`, store/card-writes.ts). For a marked user this
  * module asks the policy (`ingest.predict`, the same lookups and `decide()`
  * as for a new message) where each pending sender now stands
- * (core/screener.ts standingOf):
+ * (core/screener-keys.ts standingOf):
  *   - allowed: held SMTP mail moves to INBOX and the request is approved;
  *     pending (or silently held) TWM notices are scheduled for fetching;
  *   - blocked: held mail is dropped and the request denied; pending notices
@@ -23,7 +23,7 @@
  * reconcile the same user at once; the mark is cleared only at the version
  * read, so a write during the reconcile brings the user back next round.
  */
-import { standingOf } from '../core/screener.ts';
+import { standingOf } from '../core/screener-keys.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import type { Store } from '../store/types.ts';
 import type { TwmDecisions } from './twm-decisions.ts';
@@ -84,7 +84,7 @@ export function createDecisions(options: DecisionsOptions) {
         sum.denied += await store.requests.setStatus(userId, [r.sender], 'denied', ['pending']);
       }
     }
-    // Each notice on its own facts, as when it arrived (twm-inbox.ts): its signer domain is authenticated.
+    // Each notice on its own facts, as when it arrived (endpoints/twm/inbox.ts): its signer domain is authenticated.
     for (const row of await store.twmIn.forUser(userId, 'any', ['pending', 'held'], at)) {
       const n = row.notice;
       const standing = standingOf(

@@ -1,7 +1,6 @@
 /** The application services, built once per process from the store (by src/app.ts; small tests may build them too). */
 import type { Store } from '../store/types.ts';
 import { createAccounts } from './accounts.ts';
-import { createAddressBooks } from './address-books.ts';
 import { createContacts } from './contacts.ts';
 import { createMail } from './mail.ts';
 import { createOutbound, type OutboundOptions } from './outbound.ts';
@@ -50,9 +49,8 @@ export function createServices(store: Store, domains: string[], sending?: Sendin
   const outbound = sending ? createOutbound({ ...sending, store, contacts, now }) : null;
   const queue = createQueueAdmin(store, sending?.onQueued);
   const sent = createSent(store);
-  const addressBooks = createAddressBooks(store, accounts, options.onAllowlistChanged);
   const webSessions = createWebSessions(store, now);
-  return { accounts, contacts, screener, mail, outbound, queue, sent, addressBooks, twmDecisions, webSessions };
+  return { accounts, contacts, screener, mail, outbound, queue, sent, twmDecisions, webSessions };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -61,7 +61,7 @@ export function createScreener(
   /**
    * The stored request keys for these senders. A request is keyed by an
    * address, except for mail that had neither a From: nor an envelope
-   * sender (core/screener.ts senderKey), which can be denied or cleared but
+   * sender (core/screener-keys.ts senderKey), which can be denied or cleared but
    * not allowed.
    */
   async function known(userId: number, senders: string[]): Promise<Array<{ key: string; address: boolean }>> {

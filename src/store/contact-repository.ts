@@ -1,6 +1,6 @@
 /**
  * Address books: the vCard text as written, plus the policy index entries
- * derived from it (core/vcard-index.ts computes them; this layer stores them).
+ * derived from it (core/vcard/index-entries.ts computes them; this layer stores them).
  * Writes here are by UID (CLI, API, import, the expected-sender rewrites);
  * CardDAV writes by href go through address-book-repository.ts. Both use
  * card-writes.ts, so each write also advances the book's sync token.

@@ -11,7 +11,7 @@
  * Cost: a query is bounded by its size (at most MAX_PROP_FILTERS
  * prop-filters and MAX_FILTER_TESTS tests in all, checked while parsing) and
  * by the cards (at most MAX_PROPERTY_INSTANCES of one property, checked at
- * PUT in core/vcard-index.ts). Each card is read once, its properties grouped
+ * PUT in core/vcard/parse.ts). Each card is read once, its properties grouped
  * by name and each value folded once per collation, so a card costs
  * O(tests × instances of the named properties) string comparisons; the
  * REPORT runs the cards in slices and stops at a time budget (report.ts).

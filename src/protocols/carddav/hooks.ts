@@ -1,6 +1,6 @@
 /**
  * The contract between the CardDAV wire code and whatever keeps address
- * books (services/address-books.ts). The wire code parses requests, checks
+ * books (endpoints/carddav/hooks.ts). The wire code parses requests, checks
  * that the URL belongs to the authenticated user, evaluates filters and
  * writes XML; everything it knows about storage comes through these hooks.
  *

@@ -12,7 +12,7 @@
  * about SLICE_MS, yielding to the event loop between slices, so a costly
  * query delays other requests by one slice at most; past its budget
  * (REPORT_BUDGET_MS) it stops with 503 and says so. The filter's size and the
- * cards' property counts are bounded as well (filter.ts, core/vcard-index.ts).
+ * cards' property counts are bounded as well (filter.ts, core/vcard/parse.ts).
  */
 import type { DavUser } from './hooks.ts';
 import type { DavContext } from './context.ts';

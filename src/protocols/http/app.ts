@@ -10,6 +10,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Services } from '../../services/index.ts';
+import type { CardDavHooks, DavUser } from '../carddav/hooks.ts';
 import { registerCardDav } from '../carddav/plugin.ts';
 import { installAuth } from './auth.ts';
 import { openApiRoute } from './openapi.ts';
@@ -41,8 +42,10 @@ export const LOG_REDACT = [
   '*.token',
 ];
 
-export interface HttpAppDeps {
+export interface HttpAppDeps<U extends DavUser = DavUser> {
   services: Services;
+  /** The CardDAV hooks (endpoints/carddav/hooks.ts); without them no /dav/ routes (API-only tests). */
+  carddav?: CardDavHooks<U>;
   /** A pino (or pino-compatible) logger; `false` for none; default: pino at info level to stdout. */
   log?: FastifyBaseLogger | false;
   /**
@@ -69,14 +72,14 @@ export function apiRoutes(services: Services): ApiRoute[] {
   return routes;
 }
 
-function makeLogger(log: HttpAppDeps['log']): FastifyBaseLogger | undefined {
+function makeLogger(log: HttpAppDeps<DavUser>['log']): FastifyBaseLogger | undefined {
   if (log === false) return undefined;
   if (log === undefined) return pino({ level: 'info', redact: { paths: LOG_REDACT, censor: '[redacted]' } });
   // pino's child accepts redaction options; a logger that ignores them still gets no headers from fastify.
   return log.child({ component: 'http-api' }, { redact: { paths: LOG_REDACT, censor: '[redacted]' } });
 }
 
-export async function createHttpApp(deps: HttpAppDeps): Promise<FastifyInstance> {
+export async function createHttpApp<U extends DavUser>(deps: HttpAppDeps<U>): Promise<FastifyInstance> {
   const logger = makeLogger(deps.log);
   // Fastify's type depends on the server kind; the API only needs the common surface.
   const app = Fastify({
@@ -110,7 +113,7 @@ export async function createHttpApp(deps: HttpAppDeps): Promise<FastifyInstance>
   });
 
   // CardDAV (/.well-known/carddav, /dav/...): its own context, parsers and DAV:error bodies.
-  registerCardDav(app, { hooks: deps.services.addressBooks, bodyLimit: BODY_LIMIT });
+  if (deps.carddav) registerCardDav(app, { hooks: deps.carddav, bodyLimit: BODY_LIMIT });
 
   deps.extraRoutes?.(app);
 

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { invalid, notFound } from '../../core/errors.ts';
-import { parseContactCard } from '../../core/vcard-index.ts';
+import { parseContactCard } from '../../core/vcard/index-entries.ts';
 import { DEFAULT_BOOK } from '../../services/contacts.ts';
 import type { Services } from '../../services/index.ts';
 import { defineRoute, type ApiRoute } from './route.ts';

@@ -3,12 +3,12 @@
  * authenticated listener on top of the accounts and the outbound service.
  */
 import { randomBytes } from 'node:crypto';
-import { DomainError, ReplyError } from '../core/errors.ts';
-import { replies } from '../core/reply.ts';
-import { receivedHeader } from '../mail/received.ts';
-import type { SmtpHooks, SmtpListenerOptions, SmtpSessionInfo } from '../protocols/smtp/server.ts';
-import type { Accounts } from '../services/accounts.ts';
-import type { Outbound } from '../services/outbound.ts';
+import { DomainError, ReplyError } from '../../core/errors.ts';
+import { replies } from '../../core/reply.ts';
+import { receivedHeader } from '../../mail/received.ts';
+import type { SmtpHooks, SmtpListenerOptions, SmtpSessionInfo } from '../../protocols/smtp/server.ts';
+import type { Accounts } from '../../services/accounts.ts';
+import type { Outbound } from '../../services/outbound.ts';
 
 export interface SubmissionOptions {
   hostname: string;

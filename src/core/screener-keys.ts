@@ -1,5 +1,7 @@
 /**
- * Small pure helpers for the Screener (contact requests grouped per sender).
+ * Small pure helpers for the Screener: the keys contact requests are grouped
+ * by (sender, List-Id) and a verdict's standing. The Screener service itself
+ * is services/screener.ts.
  */
 import type { Verdict } from './policy.ts';
 

@@ -5,8 +5,8 @@
  * when that account does not exist), to the first account created. The
  * local part is matched case-insensitively, as RFC 5321 asks for postmaster.
  */
-import type { User } from '../core/types.ts';
-import type { UserRepository } from '../store/types.ts';
+import type { User } from '../../core/types.ts';
+import type { UserRepository } from '../../store/types.ts';
 
 export type PostmasterLookup = (address: string) => Promise<User | undefined>;
 

@@ -12,7 +12,7 @@
  * the clock check, and past `maxEntries` live ones the answer is 503
  * (temporarily unavailable) rather than forgetting a nonce still in use.
  */
-import { twmError } from '../core/twm-types.ts';
+import { twmError } from '../../core/twm-types.ts';
 
 export interface NonceMemory {
   /** False if seen (a replay); throws `stale-signature` for signatures older than this process. */

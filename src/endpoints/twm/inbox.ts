@@ -10,16 +10,16 @@
  * is decided again by `ingest` when it arrives.
  */
 import type { KeyObject } from 'node:crypto';
-import { normalisedAddress } from '../core/address.ts';
-import { parseKeyRecord } from '../core/twm-key-record.ts';
-import { createTokenBuckets, type RateLimit } from '../core/token-bucket.ts';
-import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../core/twm-types.ts';
-import type { DnsResolver } from '../dns/types.ts';
-import type { Ingest } from '../ingest/ingest.ts';
-import type { TwmSigner } from '../protocols/twoway/types.ts';
-import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../store/types.ts';
-import { StoreConflictError } from '../store/types.ts';
-import { createNonceMemory } from './twm-nonces.ts';
+import { normalisedAddress } from '../../core/address.ts';
+import { parseKeyRecord } from '../../core/twm-key-record.ts';
+import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
+import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../../core/twm-types.ts';
+import type { DnsResolver } from '../../dns/types.ts';
+import type { Ingest } from '../../ingest/ingest.ts';
+import type { TwmSigner } from '../../protocols/twoway/types.ts';
+import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../../store/types.ts';
+import { StoreConflictError } from '../../store/types.ts';
+import { createNonceMemory } from './nonces.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;
@@ -59,23 +59,14 @@ function answerOf(r: TwmInRecipient): NoticeStatus {
   }
 }
 
-export function createTwmInbox(options: TwmInboxOptions) {
-  const { inbox, ingest } = options;
-  const now = options.now ?? (() => new Date());
-  const random = options.random ?? Math.random;
-  const served = new Set(options.domains);
-  const perDomain = createTokenBuckets(options.noticeRate);
-  const jitter = options.fetchJitterMs ?? 10_000;
-  const nonces = createNonceMemory();
-  // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
-  const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
-
+/** The TWM key lookup hook (docs/protocol.md 3.2): the signer's public key from DNS, or null when there is none. */
+function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyObject | null> {
   // Parsed keys by record text: the resolver caches the answer for its TTL, so the same text comes
   // back for every notice of a busy domain; parsing it (and building a KeyObject) each time is waste.
   const parsedKeys = new Map<string, KeyObject | null>();
-  async function lookupKey(keyid: string): Promise<KeyObject | null> {
+  return async function lookupKey(keyid: string): Promise<KeyObject | null> {
     try {
-      const txt = await options.resolver.resolve(keyid, 'TXT');
+      const txt = await resolver.resolve(keyid, 'TXT');
       const text = `${keyid}\n${txt.map((parts) => parts.join('')).join('\n')}`;
       let key = parsedKeys.get(text);
       if (key === undefined) {
@@ -89,7 +80,21 @@ export function createTwmInbox(options: TwmInboxOptions) {
       if (code === 'ENOTFOUND' || code === 'ENODATA') return null;
       throw twmError('temporarily-unavailable', `key lookup failed (${code ?? 'error'}); try again later`, { retryAfter: 60, cause: err });
     }
-  }
+  };
+}
+
+export function createTwmInbox(options: TwmInboxOptions) {
+  const { inbox, ingest } = options;
+  const now = options.now ?? (() => new Date());
+  const random = options.random ?? Math.random;
+  const served = new Set(options.domains);
+  const perDomain = createTokenBuckets(options.noticeRate);
+  const jitter = options.fetchJitterMs ?? 10_000;
+  const nonces = createNonceMemory();
+  // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
+  const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
+
+  const lookupKey = createKeyLookup(options.resolver);
 
   async function notice(n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
     const at = now();

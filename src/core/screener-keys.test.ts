@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normaliseListId, senderKey } from './screener.ts';
+import { normaliseListId, senderKey } from './screener-keys.ts';
 
 test('senderKey prefers the header From, then the envelope sender', () => {
   assert.equal(senderKey('alice@example.org', 'bounces@lists.example.org'), 'alice@example.org');
@@ -43,7 +43,7 @@ test('normaliseListId extracts the id from List-Id header values', () => {
 
 test('standingOf reads a verdict as allowed, blocked or undecided, whatever the mode', async () => {
   const { decide } = await import('./policy.ts');
-  const { standingOf } = await import('./screener.ts');
+  const { standingOf } = await import('./screener-keys.ts');
   const none = { address: null, domain: null, list: null } as const;
   const base = { channel: 'smtp', origin: 'remote', from: 'x@y.org', authenticated: true, matches: none, listAuthenticated: false, autoSubmitted: false, ownershipConfirmation: false, expected: false, fromProblem: null, spam: null } as const;
   const cases: Array<[string, Parameters<typeof decide>[0], string]> = [

@@ -1,18 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplyError } from './errors.ts';
-import {
-  buildContactCard,
-  buildExpectCard,
-  escapeText,
-  expectLive,
-  rewriteExpectCard,
-  foldLine,
-  newUid,
-  parseContactCard,
-  unescapeText,
-  VCardError,
-} from './vcard-index.ts';
+import { parseContactCard } from './index-entries.ts';
+import { VCardError } from './parse.ts';
 
 const crlf = (...lines: string[]): string => lines.join('\r\n') + '\r\n';
 
@@ -228,109 +217,6 @@ test('bad X-TWOWAY-DOMAIN and X-TWOWAY-LIST values are errors', () => {
   assertVCardError(crlf('BEGIN:VCARD', 'VERSION:4.0', 'X-TWOWAY-LIST:', 'END:VCARD'), 3, /X-TWOWAY-LIST/);
 });
 
-test('buildContactCard writes vCard 4.0 with CRLF and parses back to the same entries', () => {
-  const text = buildContactCard({
-    uid: 'u-1',
-    fn: 'Alice',
-    emails: ['Alice@Example.org'],
-    domains: ['@Partner.Example', 'bücher.de'],
-    lists: ['Dev <dev.lists.example.org>'],
-  });
-  assert.equal(
-    text,
-    crlf(
-      'BEGIN:VCARD',
-      'VERSION:4.0',
-      'UID:u-1',
-      'FN:Alice',
-      'EMAIL:alice@example.org',
-      'X-TWOWAY-DOMAIN:partner.example',
-      'X-TWOWAY-DOMAIN:xn--bcher-kva.de',
-      'X-TWOWAY-LIST:dev.lists.example.org',
-      'END:VCARD',
-    ),
-  );
-  const parsed = parseContactCard(text);
-  assert.equal(parsed.uid, 'u-1');
-  assert.equal(parsed.fn, 'Alice');
-  assert.deepEqual(parsed.entries, [
-    { kind: 'address', value: 'alice@example.org', action: 'allow' },
-    { kind: 'domain', value: 'partner.example', action: 'allow' },
-    { kind: 'domain', value: 'xn--bcher-kva.de', action: 'allow' },
-    { kind: 'list', value: 'dev.lists.example.org', action: 'allow' },
-  ]);
-});
-
-test('buildContactCard: blocked, FN fallbacks, escaping and folding', () => {
-  const blocked = buildContactCard({ uid: 'b', domains: ['spam.example'], blocked: true });
-  assert.match(blocked, /\r\nFN:@spam\.example\r\n/);
-  assert.match(blocked, /\r\nX-TWOWAY-BLOCKED:TRUE\r\nEND:VCARD\r\n$/);
-  assert.deepEqual(parseContactCard(blocked).entries, [{ kind: 'domain', value: 'spam.example', action: 'block' }]);
-
-  assert.match(buildContactCard({ uid: 'x', emails: ['a@b.org'] }), /\r\nFN:a@b\.org\r\n/);
-  assert.match(buildContactCard({ uid: 'x', lists: ['l.example.org'] }), /\r\nFN:l\.example\.org\r\n/);
-  assert.match(buildContactCard({ uid: 'only-uid' }), /\r\nFN:only-uid\r\n/);
-  assert.match(buildContactCard({ uid: 'x', fn: '   ', emails: ['a@b.org'] }), /\r\nFN:a@b\.org\r\n/);
-
-  const tricky = 'Smith, John; "Jr." \\ Esq.\nSecond line\u0007';
-  const withQuoted = buildContactCard({ uid: 'q;1,2', fn: tricky, emails: ['"a,b;c"@x.org'] });
-  // RFC 6350: ";" is escaped only in compound values, so FN and EMAIL keep it bare.
-  assert.match(withQuoted, /\r\nFN:Smith\\, John; "Jr\." \\\\ Esq\.\\nSecond line\r\n/);
-  assert.match(withQuoted, /\r\nEMAIL:"a\\,b;c"@x\.org\r\n/);
-  assert.match(withQuoted, /\r\nUID:q;1\\,2\r\n/);
-  const back = parseContactCard(withQuoted);
-  assert.equal(back.fn, 'Smith, John; "Jr." \\ Esq.\nSecond line');
-  assert.equal(back.uid, 'q;1,2');
-  assert.deepEqual(back.entries, [{ kind: 'address', value: '"a,b;c"@x.org', action: 'allow' }]);
-
-  const longName = 'Ünïcödé '.repeat(30);
-  const long = buildContactCard({ uid: 'l', fn: longName, emails: [`${'x'.repeat(60)}@${'sub.'.repeat(20)}example.org`] });
-  for (const physical of long.split('\r\n')) {
-    assert.ok(Buffer.byteLength(physical, 'utf8') <= 75, `line over 75 octets: ${physical}`);
-    assert.ok(!physical.includes('\uFFFD'));
-  }
-  assert.equal(parseContactCard(long).fn, longName.trim());
-});
-
-test('buildContactCard rejects invalid input', () => {
-  assert.throws(() => buildContactCard({ uid: '' }), RangeError);
-  assert.throws(() => buildContactCard({ uid: 'x', emails: ['not an address'] }), ReplyError);
-  assert.throws(() => buildContactCard({ uid: 'x', domains: ['bad domain'] }), ReplyError);
-  assert.throws(() => buildContactCard({ uid: 'x', lists: ['nodots'] }), /Bad List-Id syntax/);
-});
-
-test('foldLine keeps multi-byte characters whole', () => {
-  assert.equal(foldLine('short'), 'short');
-  const exact = 'a'.repeat(75);
-  assert.equal(foldLine(exact), exact);
-  assert.equal(foldLine('a'.repeat(76)), `${'a'.repeat(75)}\r\n a`);
-  // 74 ASCII octets + a 2-octet "é" would be 76: the "é" moves to the next line.
-  assert.equal(foldLine(`${'a'.repeat(74)}é`), `${'a'.repeat(74)}\r\n é`);
-  // Astral characters (surrogate pairs in JS) are never split.
-  const emoji = '😀'.repeat(40);
-  const folded = foldLine(emoji);
-  assert.equal(folded.replace(/\r\n /g, ''), emoji);
-  for (const physical of folded.split('\r\n')) assert.ok(Buffer.byteLength(physical) <= 75);
-});
-
-test('escapeText and unescapeText', () => {
-  assert.equal(escapeText('a,b;c\\d'), 'a\\,b;c\\\\d');
-  assert.equal(escapeText('a,b;c\\d', { compound: true }), 'a\\,b\\;c\\\\d');
-  assert.equal(unescapeText('a\\,b\\;c\\\\d\\nE\\Nf'), 'a,b;c\\d\nE\nf');
-  // A literal backslash before ";" survives: one pass, left to right.
-  assert.equal(unescapeText('x\\\\;y'), 'x\\;y');
-  // Unknown escapes keep their backslash.
-  assert.equal(unescapeText('\\t\\:'), '\\t\\:');
-  assert.equal(escapeText('one\r\ntwo\nthree\rfour'), 'one\\ntwo\\nthree\\nfour');
-  assert.equal(escapeText('tab\tkept, bell\u0007 gone'), 'tab\tkept\\, bell gone');
-});
-
-test('newUid gives distinct random UUIDs', () => {
-  const a = newUid();
-  assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-  assert.notEqual(a, newUid());
-});
-
 test('X-TWOWAY-EXPECT: parameters in any case and order, quoted UNTIL, USES optional, other params ignored', () => {
   const card = parseContactCard(
     crlf(
@@ -360,38 +246,6 @@ test('bad X-TWOWAY-EXPECT values are errors naming the line', () => {
   assertVCardError(card('X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z;USES=10000:shop.example'), 4, /USES/);
   assertVCardError(card('X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z:not a domain'), 4, /X-TWOWAY-EXPECT/);
   assertVCardError(card('X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z:shop.example', 'X-TWOWAY-BLOCKED:TRUE'), 4, /BLOCKED/);
-});
-
-test('buildExpectCard parses back; rewriteExpectCard counts down, removes used-up and expired entries', () => {
-  const until = new Date('2026-12-02T10:00:00.400Z');
-  const text = buildExpectCard({ uid: 'u1', domain: '@Shop.Example', purpose: 'ownership-confirmation', until, uses: 2 });
-  assert.match(text.replace(/\r\n /g, ''), /^BEGIN:VCARD\r\nVERSION:4\.0\r\nUID:u1\r\nFN:shop\.example \(expected\)\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z;USES=2:shop\.example\r\nEND:VCARD\r\n$/);
-  const [entry] = parseContactCard(text).entries;
-  const terms = entry!.expect!;
-  assert.deepEqual(terms, { purpose: 'ownership-confirmation', until: new Date('2026-12-02T10:00:00Z'), uses: 2 });
-  const now = new Date('2026-12-01T00:00:00Z');
-  assert.equal(expectLive(terms, now), true);
-  assert.equal(expectLive(terms, new Date('2026-12-02T10:00:00Z')), false);
-  assert.equal(expectLive({ ...terms, uses: 0 }, now), false);
-
-  const once = rewriteExpectCard(text, { now, consume: { domain: 'shop.example', terms } });
-  assert.equal(once.changed, true);
-  const unfolded = (t: string | null) => (t ?? '').replace(/\r\n /g, '');
-  assert.equal(unfolded(once.text), unfolded(text).replace(/USES=2/, 'USES=1'));
-  const twice = rewriteExpectCard(once.text!, { now, consume: { domain: 'shop.example', terms: { ...terms, uses: 1 } } });
-  assert.deepEqual(twice, { text: null, changed: true }, 'a card of nothing but the used-up entry is deleted');
-
-  // Expired: removed; other lines stay byte for byte; the card stays while it has other content.
-  const mixed = crlf('BEGIN:VCARD', 'VERSION:4.0', 'UID:u2', 'EMAIL:news@shop.example', 'X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z:shop.example', 'END:VCARD');
-  assert.deepEqual(rewriteExpectCard(mixed, { now }), { text: mixed, changed: false });
-  assert.deepEqual(rewriteExpectCard(mixed, { now: new Date('2026-12-03T00:00:00Z') }), {
-    text: crlf('BEGIN:VCARD', 'VERSION:4.0', 'UID:u2', 'EMAIL:news@shop.example', 'END:VCARD'),
-    changed: true,
-  });
-  // No USES: nothing to count.
-  const unlimited = rewriteExpectCard(mixed, { now, consume: { domain: 'shop.example', terms: { ...terms, uses: null } } });
-  assert.deepEqual(unlimited, { text: mixed, changed: false });
-  assert.throws(() => buildExpectCard({ uid: 'u', domain: 'shop.example', purpose: 'ownership-confirmation', until, uses: 10_000 }), RangeError);
 });
 
 test('vCard 3.0 as CardDAV clients send it: photos, structured values, escaped colons, Apple labels', () => {

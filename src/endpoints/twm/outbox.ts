@@ -8,11 +8,11 @@
  * undo one another. The body is deleted when no recipient can fetch it any
  * more: every recipient final, or the notice expired.
  */
-import { TWM_OUT_FINAL, TWM_RECEIPT_GRACE_MS, twmError, type FetchRequest, type Receipt, type TwmOutState } from '../core/twm-types.ts';
-import { buildStatusMessage, type StatusLine } from '../mail/status-message.ts';
-import type { OutboundNoticeFacts, TwmSigner } from '../protocols/twoway/types.ts';
-import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
-import { VISIBLE_STATUS } from './sent.ts';
+import { TWM_OUT_FINAL, TWM_RECEIPT_GRACE_MS, twmError, type FetchRequest, type Receipt, type TwmOutState } from '../../core/twm-types.ts';
+import { buildStatusMessage, type StatusLine } from '../../mail/status-message.ts';
+import type { OutboundNoticeFacts, TwmSigner } from '../../protocols/twoway/types.ts';
+import type { TwmOutboundRepository, TwmOutNotice } from '../../store/types.ts';
+import { VISIBLE_STATUS } from '../../services/sent.ts';
 
 const OPEN: readonly TwmOutState[] = ['queued', 'accepted', 'pending', 'fetched'];
 const FETCHABLE: readonly TwmOutState[] = ['queued', 'accepted', 'pending'];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TwmError } from '../core/twm-types.ts';
-import { createNonceMemory } from './twm-nonces.ts';
+import { TwmError } from '../../core/twm-types.ts';
+import { createNonceMemory } from './nonces.ts';
 
 const at = (s: number) => new Date(Date.UTC(2026, 10, 30, 10, 0, s));
 

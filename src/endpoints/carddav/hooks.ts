@@ -5,19 +5,20 @@
  * plugin, and the compiler checks that it fits there).
  *
  * Cards go through the same vCard parser as every other path
- * (core/vcard-index.ts), so a card PUT by any client indexes exactly like
+ * (core/vcard/index-entries.ts), so a card PUT by any client indexes exactly like
  * one written by the CLI, and the policy (`store.contacts.match`, all books
  * of the user) sees it at the next message.
  *
  * Sync tokens are `urn:twoway:sync:<book id>:<sequence>`: the book id makes
  * a token of a deleted and re-created book (or of another book) invalid.
  */
-import { DomainError } from '../core/errors.ts';
-import type { Contact, User } from '../core/types.ts';
-import { parseContactCard, VCardError } from '../core/vcard-index.ts';
-import { StoreConflictError, type AddressBook, type CardConditions, type Store } from '../store/types.ts';
-import type { Accounts } from './accounts.ts';
-import { DEFAULT_BOOK } from './contacts.ts';
+import { DomainError } from '../../core/errors.ts';
+import type { Contact, User } from '../../core/types.ts';
+import { parseContactCard } from '../../core/vcard/index-entries.ts';
+import { VCardError } from '../../core/vcard/parse.ts';
+import { StoreConflictError, type AddressBook, type CardConditions, type Store } from '../../store/types.ts';
+import type { Accounts } from '../../services/accounts.ts';
+import { DEFAULT_BOOK } from '../../services/contacts.ts';
 
 export interface BookView {
   name: string;

@@ -7,10 +7,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TwmError } from '../core/twm-types.ts';
-import { testBackends, type TestBackend } from '../store/test-backends.ts';
-import type { Store } from '../store/types.ts';
-import { createTwmOutbox } from './twm-outbox.ts';
+import { TwmError } from '../../core/twm-types.ts';
+import { testBackends, type TestBackend } from '../../store/test-backends.ts';
+import type { Store } from '../../store/types.ts';
+import { createTwmOutbox } from './outbox.ts';
 
 const HOUR = 3_600_000;
 const signer = { keyid: 'twm1._twoway.b.test', domain: 'b.test' };

@@ -3,14 +3,14 @@
  * authentication of the message and the one ingest path.
  */
 import { randomBytes } from 'node:crypto';
-import { parseAddress } from '../core/address.ts';
-import { ReplyError } from '../core/errors.ts';
-import type { User } from '../core/types.ts';
-import type { Authenticator } from '../mail/authenticate.ts';
-import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { receivedHeader } from '../mail/received.ts';
-import type { SmtpHooks, SmtpSessionInfo } from '../protocols/smtp/server.ts';
-import type { Ingest, RecipientOutcome } from './ingest.ts';
+import { parseAddress } from '../../core/address.ts';
+import { ReplyError } from '../../core/errors.ts';
+import type { User } from '../../core/types.ts';
+import type { Authenticator } from '../../mail/authenticate.ts';
+import { messageFacts, parseHeaders } from '../../mail/headers.ts';
+import { receivedHeader } from '../../mail/received.ts';
+import type { SmtpHooks, SmtpSessionInfo } from '../../protocols/smtp/server.ts';
+import type { Ingest, RecipientOutcome } from '../../ingest/ingest.ts';
 import type { PostmasterLookup } from './postmaster.ts';
 
 export interface InboundOptions {
