@@ -13,7 +13,8 @@
  * When smtp-server's own parser fails on MAIL FROM (never on RCPT TO: the
  * recipient decides relaying and stays strict), this adapter reads the path
  * itself: angle brackets optional, quoted strings kept whole, an RFC 5321
- * 4.1.2 source route dropped. A local part that is not a dot-atom is
+ * 4.1.2 source route dropped, a domainless path qualified with the client's
+ * HELO name (the 4 refused messages of issue 16's replay had `<yyyy>`). A local part that is not a dot-atom is
  * written as the equivalent quoted string (`"user."@example.com`), so every
  * later layer sees a well-formed address. The ESMTP parameters still go
  * through smtp-server's parser. What stays refused is what Postfix refuses
@@ -31,7 +32,8 @@ export function installLenientSender(): Promise<void> {
     proto._parseAddressCommand = function (this: unknown, name: string, command: string) {
       const strict = original.call(this, name, command);
       if (strict || String(name).trim().toUpperCase() !== 'MAIL FROM') return strict;
-      const lenient = readReversePath(String(command ?? ''));
+      const helo = (this as { hostNameAppearsAs?: unknown }).hostNameAppearsAs;
+      const lenient = readReversePath(String(command ?? ''), typeof helo === 'string' ? helo : '');
       if (!lenient) return false;
       // The parameters alone, behind a null path smtp-server always parses.
       const params = original.call(this, name, `MAIL FROM:<>${lenient.params ? ` ${lenient.params}` : ''}`);
@@ -45,13 +47,14 @@ export function installLenientSender(): Promise<void> {
 const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10ffff}]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10ffff}]+)*$/u;
 const LOCAL_CHARS = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\u{10ffff}]+$/u;
 const SOURCE_ROUTE = /^@[^\s,:@]+(?:,@[^\s,:@]+)*:/;
+const HELO_DOMAIN = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\.)+[A-Za-z0-9-]*[A-Za-z]$|^\[[0-9A-Fa-f:.IPv]+\]$/;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b\u2060\ufeff]/;
 
 /**
  * The reverse-path and the parameter text of a MAIL FROM line, or null.
  * Exported for the unit test; the table test covers it over the wire.
  */
-export function readReversePath(command: string): { address: string; params: string } | null {
+export function readReversePath(command: string, helo = ''): { address: string; params: string } | null {
   const colon = command.indexOf(':');
   if (colon < 0 || command.slice(0, colon).trim().toUpperCase() !== 'MAIL FROM') return null;
   let rest = command.slice(colon + 1).replace(/^\s+/, '');
@@ -78,6 +81,9 @@ export function readReversePath(command: string): { address: string; params: str
   if (CONTROL.test(path)) return null;
   path = path.replace(SOURCE_ROUTE, '');
   if (path === '') return bracketed ? { address: '', params } : null;
+  // A domainless path (`<yyyy>`): Postfix qualifies it with its own $myorigin, which would make a
+  // stranger look local; the client's HELO name is the identity RFC 7208 falls back to instead.
+  if (!path.includes('@') && HELO_DOMAIN.test(helo)) path = `${path}@${helo}`;
   const at = path.lastIndexOf('@');
   if (at <= 0 || at === path.length - 1) return null;
   let local = path.slice(0, at);
