@@ -122,9 +122,12 @@ async function main(): Promise<void> {
       const stored = await server.server.services.mail.list(user);
       const junk = { spam: 0, ham: 0 };
       const inbox = { spam: 0, ham: 0 };
+      // Every stored message must be one the replay sent (its tag is below twoway's trace headers).
+      let unmatched = 0;
       for (const m of stored) {
-        const raw = (await server.server.services.mail.get(user, m.id)).raw.subarray(0, 200).toString('latin1');
+        const raw = (await server.server.services.mail.get(user, m.id)).raw.subarray(0, 65536).toString('latin1');
         const s = ids.get(/X-Corpus-Id: (<[^>]+>)/.exec(raw)?.[1] ?? '');
+        if (!s) unmatched++;
         if (!s) continue;
         (m.mailbox === 'Junk' ? junk : inbox)[s.spam ? 'spam' : 'ham']++;
       }
@@ -137,6 +140,8 @@ async function main(): Promise<void> {
         test: { spam: spamTotal, ham: hamTotal, seconds: (replayed - trained) / 1000 },
         spam: { refused: refused.spam, junk: junk.spam, inbox: inbox.spam, caughtPct: (100 * (refused.spam + junk.spam)) / spamTotal },
         ham: { refused: refused.ham, junk: junk.ham, inbox: inbox.ham, misfiledPct: (100 * (refused.ham + junk.ham)) / hamTotal },
+        stored: stored.length,
+        unmatched,
         otherErrors: other.length,
         otherErrorSamples: other.slice(0, 5),
       };
