@@ -69,6 +69,12 @@ export interface ParseOptions {
    * refusing it loses the message (src/protocols/smtp/sender-syntax.ts).
    */
   underscore?: boolean;
+  /**
+   * Allow a local part over RFC 5321's 64 octets (the whole path's limit still
+   * applies). Only for a received reverse-path: VERP bounce addresses of real
+   * mailing lists exceed it and Postfix accepts them.
+   */
+  longLocalPart?: boolean;
 }
 
 function isDotAtom(s: string): boolean {
@@ -91,7 +97,7 @@ export function parseAddress(input: string, options: ParseOptions = {}): ParsedA
   if (!rest.startsWith('@')) throw bad(input, 'missing "@"');
   const domain = normaliseMailDomain(rest.slice(1), input, options.underscore === true);
 
-  if (octets(local) > MAX_LOCAL_OCTETS) throw bad(input, `local part longer than ${MAX_LOCAL_OCTETS} octets`);
+  if (!options.longLocalPart && octets(local) > MAX_LOCAL_OCTETS) throw bad(input, `local part longer than ${MAX_LOCAL_OCTETS} octets`);
   const address = `${local}@${domain}`;
   if (octets(address) > MAX_ADDRESS_OCTETS) throw bad(input, `address longer than ${MAX_ADDRESS_OCTETS} octets`);
   return { local, domain, address };
