@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type Config } from '../src/config/load.ts';
@@ -25,6 +25,7 @@ import type { DnsRecord } from '../src/dns/types.ts';
 import { runDoctor, type CheckResult } from '../src/doctor/index.ts';
 import { startTestServer } from './helpers/server.ts';
 import { cli } from './helpers/cli.ts';
+import { startRspamd } from './helpers/rspamd.ts';
 
 /** A `twoway dns` line as the embedded server's record (the placeholder A record gets a real address). */
 function toRecord(r: DnsRecordLine): DnsRecord {
@@ -169,5 +170,22 @@ describe('twoway doctor', () => {
     const down = await runDoctor(running, ensureMaterials(c), { resolver, connectTimeoutMs: 2000 });
     assert.ok(listeners(down).every(([, status]) => status === 'fail'), JSON.stringify(down.filter((x) => x.check.startsWith('listener'))));
     assert.match(down.find((x) => x.check === 'listener smtp')!.detail, /ECONNREFUSED/);
+  });
+
+  it('checks rspamd\'s normal worker and controller when [spam] is present, and only then', async () => {
+    const spamChecks = (r: CheckResult[]) => r.filter((x) => x.check.startsWith('spam ')).map((x) => [x.check, x.status]);
+    assert.deepEqual(spamChecks(await doctor()), [], 'no [spam] section: no rspamd check');
+    const rspamd = await startRspamd({ redisDb: 12 });
+    try {
+      const withSpam = parseConfig(readFileSync(file, 'utf8') + rspamd.toml(), file);
+      const run = () => runDoctor(withSpam, materials, { resolver: createResolver({ servers: [dns.address], cacheTtlCapSeconds: 0, timeoutMs: 2000 }), connectTimeoutMs: 1000 });
+      assert.deepEqual(spamChecks(await run()), [['spam rspamd', 'ok'], ['spam rspamd controller', 'ok']]);
+      await rspamd.stop();
+      const down = await run();
+      assert.deepEqual(spamChecks(down), [['spam rspamd', 'fail'], ['spam rspamd controller', 'warn']]);
+      assert.match(down.find((x) => x.check === 'spam rspamd')!.detail, /accepted unscanned/);
+    } finally {
+      await rspamd.close();
+    }
   });
 });

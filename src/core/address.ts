@@ -59,6 +59,23 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 /** RFC 5322 atext plus any non-ASCII character (RFC 6531 UTF8-non-ascii). */
 const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10ffff}]+$/u;
 const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+/** Host names with "_" exist in DNS and in real senders' MAIL FROM (Postfix accepts them); see ParseOptions. */
+const LDH_UNDERSCORE_LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/;
+
+export interface ParseOptions {
+  /**
+   * Allow "_" in domain labels. Only for a received reverse-path: it is
+   * evidence and a bounce address, never a key this server routes by, and
+   * refusing it loses the message (src/protocols/smtp/sender-syntax.ts).
+   */
+  underscore?: boolean;
+  /**
+   * Allow a local part over RFC 5321's 64 octets (the whole path's limit still
+   * applies). Only for a received reverse-path: VERP bounce addresses of real
+   * mailing lists exceed it and Postfix accepts them.
+   */
+  longLocalPart?: boolean;
+}
 
 function isDotAtom(s: string): boolean {
   return s.length > 0 && s.split('.').every((atom) => ATEXT.test(atom));
@@ -69,7 +86,7 @@ function isDotAtom(s: string): boolean {
  * surrounding spaces: callers strip the SMTP path syntax first).
  * @throws ReplyError 501 5.1.3 with a client-safe explanation.
  */
-export function parseAddress(input: string): ParsedAddress {
+export function parseAddress(input: string, options: ParseOptions = {}): ParsedAddress {
   // Cheap bound first so pathological input never reaches the scanners.
   if (input.length > 4 * MAX_ADDRESS_OCTETS) throw bad(input.slice(0, 64) + '…', 'too long');
   if (input.length === 0) throw bad(input, 'empty address');
@@ -78,9 +95,9 @@ export function parseAddress(input: string): ParsedAddress {
 
   const { local, rest } = splitLocal(input);
   if (!rest.startsWith('@')) throw bad(input, 'missing "@"');
-  const domain = normaliseMailDomain(rest.slice(1), input);
+  const domain = normaliseMailDomain(rest.slice(1), input, options.underscore === true);
 
-  if (octets(local) > MAX_LOCAL_OCTETS) throw bad(input, `local part longer than ${MAX_LOCAL_OCTETS} octets`);
+  if (!options.longLocalPart && octets(local) > MAX_LOCAL_OCTETS) throw bad(input, `local part longer than ${MAX_LOCAL_OCTETS} octets`);
   const address = `${local}@${domain}`;
   if (octets(address) > MAX_ADDRESS_OCTETS) throw bad(input, `address longer than ${MAX_ADDRESS_OCTETS} octets`);
   return { local, domain, address };
@@ -120,9 +137,9 @@ function splitQuoted(input: string): { local: string; rest: string } {
   throw bad(input, 'unterminated quoted local part');
 }
 
-function normaliseMailDomain(raw: string, input: string): string {
+function normaliseMailDomain(raw: string, input: string, underscore: boolean): string {
   if (raw.startsWith('[')) return normaliseAddressLiteral(raw, input);
-  const result = checkDomain(raw);
+  const result = checkDomain(raw, underscore);
   if ('problem' in result) throw bad(input, result.problem);
   return result.domain;
 }
@@ -159,13 +176,13 @@ function isIPv6(s: string): boolean {
 }
 
 /** Why a DNS name is unacceptable, or its normal form. */
-function checkDomain(input: string): { domain: string } | { problem: string } {
+function checkDomain(input: string, underscore = false): { domain: string } | { problem: string } {
   // The root's dot names the same domain (see the module comment); only one.
   if (input.endsWith('.') && input.length > 1 && !input.endsWith('..')) input = input.slice(0, -1);
   if (input.length === 0) return { problem: 'empty domain' };
   // ASCII is restricted to LDH and dots before domainToASCII sees it, so none
   // of the WHATWG URL leniencies (percent-decoding, "/", ":") can apply.
-  if (/[^\u00a0-\u{10ffff}A-Za-z0-9.-]/u.test(input)) return { problem: 'illegal character in domain' };
+  if ((underscore ? /[^\u00a0-\u{10ffff}A-Za-z0-9._-]/u : /[^\u00a0-\u{10ffff}A-Za-z0-9.-]/u).test(input)) return { problem: 'illegal character in domain' };
   if (LONE_SURROGATE.test(input)) return { problem: 'invalid UTF-16' };
   const ascii = /^[\x00-\x7f]*$/.test(input) ? input.toLowerCase() : domainToASCII(input);
   if (ascii === '') return { problem: 'invalid internationalised domain' };
@@ -173,7 +190,7 @@ function checkDomain(input: string): { domain: string } | { problem: string } {
   for (const label of ascii.split('.')) {
     if (label.length === 0) return { problem: 'empty domain label' };
     if (label.length > MAX_LABEL_OCTETS) return { problem: `domain label longer than ${MAX_LABEL_OCTETS} octets` };
-    if (!LDH_LABEL.test(label)) return { problem: `domain label "${label}" is not letters, digits and inner hyphens` };
+    if (!(underscore ? LDH_UNDERSCORE_LABEL : LDH_LABEL).test(label)) return { problem: `domain label "${label}" is not letters, digits and inner hyphens` };
   }
   return { domain: ascii };
 }

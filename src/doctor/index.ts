@@ -1,8 +1,8 @@
 /**
  * `twoway doctor`: checks a deployment from the configuration alone. DNS as
  * the configured resolvers answer it (against what `twoway dns` prints), the
- * keys on disk against the published keys, the TLS certificates, and each
- * listener. Every check is a value (types.ts); the CLI only prints them.
+ * keys on disk against the published keys, the TLS certificates, each
+ * listener, and rspamd when [spam] is present. Every check is a value (types.ts); the CLI only prints them.
  */
 import type { Config } from '../config/load.ts';
 import type { Materials } from '../config/materials.ts';
@@ -14,6 +14,7 @@ import { checkDns, type ExpectedKeys } from './dns-checks.ts';
 import { publishedKeyOf } from './keys.ts';
 import { checkListener, type ListenerToCheck } from './listener-checks.ts';
 import { checkCertificate, type CertificateToCheck } from './tls-checks.ts';
+import { checkSpam } from './spam-checks.ts';
 import type { CheckResult } from './types.ts';
 
 export type { CheckResult, CheckStatus } from './types.ts';
@@ -27,12 +28,13 @@ export interface DoctorOptions {
 export async function runDoctor(config: Config, materials: Materials, options: DoctorOptions): Promise<CheckResult[]> {
   const now = options.now ?? new Date();
   const expected = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config)];
-  const [dns, listeners] = await Promise.all([
+  const [dns, listeners, spam] = await Promise.all([
     checkDns(expected, options.resolver, expectedKeys(config, materials)),
     Promise.all(listenersOf(config).map((l) => checkListener(l, options.connectTimeoutMs ?? 3000))),
+    config.spam ? checkSpam(config.spam, options.connectTimeoutMs ?? 3000) : [],
   ]);
   const tls = certificatesOf(config).flatMap((c) => checkCertificate(c, now));
-  return [...dns, ...tls, ...listeners];
+  return [...dns, ...tls, ...listeners, ...spam];
 }
 
 /** The keys DNS must carry, derived from the private keys (not from the records `twoway dns` prints). */

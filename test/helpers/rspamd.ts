@@ -24,6 +24,8 @@ export const JUNK_SUBJECT = 'junk-me-please';
 export interface TestRspamd {
   url: string;
   controllerUrl: string;
+  /** The proxy worker in milter mode (0 unless `milter`). */
+  milterPort: number;
   password: string;
   redisDb: number;
   dir: string;
@@ -40,7 +42,7 @@ function redis(db: number, ...args: string[]): string {
   return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', '-n', String(db), ...args], { encoding: 'utf8' }).trim();
 }
 
-export async function startRspamd(options: { redisDb: number; password?: string }): Promise<TestRspamd> {
+export async function startRspamd(options: { redisDb: number; password?: string; milter?: boolean; normalWorkers?: number }): Promise<TestRspamd> {
   const dir = mkdtempSync(join(tmpdir(), 'twoway-rspamd-'));
   const hsCache = join(tmpdir(), 'twoway-rspamd-hs');
   mkdirSync(hsCache, { recursive: true });
@@ -49,6 +51,12 @@ export async function startRspamd(options: { redisDb: number; password?: string 
   let controller = await commonFreePort(['127.0.0.1']);
   while (controller === normal) controller = await commonFreePort(['127.0.0.1']);
   const password = options.password ?? 'test-controller-pw';
+  // The proxy worker in milter mode, for Postfix's smtpd_milters (bench/spam-accept.ts).
+  let milterPort = 0;
+  if (options.milter) {
+    do milterPort = await commonFreePort(['127.0.0.1']);
+    while (milterPort === normal || milterPort === controller);
+  }
   redis(options.redisDb, 'FLUSHDB');
 
   writeFileSync(
@@ -60,7 +68,14 @@ options {
   .include(try=true; priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
 }
 logging { type = "file"; filename = "${dir}/rspamd.log"; level = "info"; }
-worker "normal" { bind_socket = "127.0.0.1:${normal}"; mime = true; count = 1; }
+worker "normal" { bind_socket = "127.0.0.1:${normal}"; mime = true; count = ${options.normalWorkers ?? 1}; }
+${milterPort ? `worker "rspamd_proxy" {
+  bind_socket = "127.0.0.1:${milterPort}";
+  milter = yes;
+  timeout = 120s;
+  count = 1;
+  upstream "local" { default = yes; self_scan = no; hosts = "127.0.0.1:${normal}"; }
+}` : ''}
 worker "controller" {
   bind_socket = "127.0.0.1:${controller}";
   count = 1;
@@ -134,6 +149,7 @@ worker "controller" {
   return {
     url,
     controllerUrl,
+    milterPort,
     password,
     redisDb: options.redisDb,
     dir,

@@ -32,7 +32,7 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
     async onSender(address) {
       if (address === null) return;
       try {
-        parseAddress(address);
+        parseAddress(address, { underscore: true, longLocalPart: true });
       } catch (err) {
         throw new ReplyError(501, '5.1.7', `Bad sender address syntax${err instanceof ReplyError ? `: ${err.text}` : ''}`);
       }

@@ -13,6 +13,7 @@ import { smtpReplyOf } from './errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
 import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
+import { installLenientSender } from './sender-syntax.ts';
 import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
 export interface SmtpSessionInfo {
@@ -77,6 +78,7 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   await installEnhancedCodeAdapter();
   await installGreetingHold();
   await installAuthAfterTls();
+  await installLenientSender();
   const { hooks } = options;
   const perIp = new Map<string, number>();
   const transactions = new WeakMap<SMTPServerSession, TransactionState>();

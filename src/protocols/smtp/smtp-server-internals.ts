@@ -12,6 +12,14 @@ export interface ConnectionPrototype {
   init(): void;
   connectionReady(next?: () => void): void;
   _setListeners(callback: () => void): void;
+  _parseAddressCommand(name: string, command: string): ParsedAddressCommand | false;
+}
+
+/** What smtp-server's MAIL FROM / RCPT TO parser returns: the address and the ESMTP parameters. */
+export interface ParsedAddressCommand {
+  address: string;
+  args: Record<string, string | true> | false;
+  duplicate?: string;
 }
 
 let proto: Promise<ConnectionPrototype> | null = null;
@@ -22,7 +30,7 @@ export function connectionPrototype(): Promise<ConnectionPrototype> {
     const file = join(dirname(entry), '..', 'esm', 'smtp-connection.js');
     const mod = (await import(pathToFileURL(file).href)) as { SMTPConnection?: { prototype: Partial<ConnectionPrototype> } };
     const p = mod.SMTPConnection?.prototype;
-    for (const name of ['send', 'init', 'connectionReady', '_setListeners'] as const) {
+    for (const name of ['send', 'init', 'connectionReady', '_setListeners', '_parseAddressCommand'] as const) {
       if (typeof p?.[name] !== 'function') throw new Error(`smtp-server layout changed: no SMTPConnection.${name} in ${file}`);
     }
     return p as ConnectionPrototype;
