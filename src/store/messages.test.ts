@@ -114,6 +114,8 @@ for (const backend of backends) {
           ['INBOX', 3, 4],
           ['Screener', 0, 1],
           ['Sent', 2, 3],
+          ['Drafts', 0, 1],
+          ['Junk', 0, 1],
           ['Trash', 0, 1],
         ],
       );
@@ -311,6 +313,8 @@ for (const backend of backends) {
             ['INBOX', 2, 4],
             ['Screener', 1, 4],
             ['Sent', 0, 1],
+            ['Drafts', 0, 1],
+            ['Junk', 0, 1],
             ['Trash', 0, 1],
           ],
         );

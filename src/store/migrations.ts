@@ -14,6 +14,7 @@ import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
 import { carddavMigration } from './migration-0004-carddav.ts';
 import { twm } from './migration-0003-twm.ts';
+import { imapMigration } from './migration-0005-imap.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -194,5 +195,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0002_queue_worker': queueWorker(dialect),
     '0003_twm': twm(dialect),
     '0004_carddav': carddavMigration(dialect),
+    '0005_imap': imapMigration(dialect),
   };
 }

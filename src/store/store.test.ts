@@ -58,7 +58,7 @@ for (const backend of backends) {
           (err: unknown) => err instanceof StoreConflictError && /bob@example\.com/.test(err.message),
         );
         assert.equal((await store.users.list()).length, 1);
-        assert.equal(await backend.count('mailboxes'), 4);
+        assert.equal(await backend.count('mailboxes'), 6);
       });
 
       test('find, list, setMode, setPasswordHash', async () => {
