@@ -25,6 +25,8 @@ import { createInboundHooks } from './ingest/smtp-inbound.ts';
 import { createAuthenticator } from './mail/authenticate.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
+import { startImapListener, type ImapListener } from './protocols/imap/server.ts';
+import { createImapHooks } from './endpoints/imap/hooks.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createServices, type Services } from './services/index.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
@@ -41,6 +43,8 @@ export interface RunningServer {
   /** The authenticated submission listener, unless disabled. */
   submission: SmtpListener | null;
   worker: QueueWorker;
+  /** The IMAP listeners, unless `[imap] enabled = false`. */
+  imap: ImapListener | null;
   http: { port: number; url: string; close(): Promise<void> };
   /** Two-Way Mail, when [twm] is enabled. */
   twm: {
@@ -171,6 +175,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       const listener = submission;
       closers.unshift(() => listener.close());
     }
+    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
+    if (imap) closers.unshift(() => imap.close());
     const app = await createHttpApp({
       services,
       log,
@@ -199,6 +205,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       smtp,
       submission,
       worker,
+      imap,
       twm,
       metrics,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
@@ -302,6 +309,30 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, cl
   }
 
   return { remote, inbox, outbox, listen };
+}
+
+/** IMAP (docs/imap.md): the wire code with the store's mail and the Screener's decisions behind its hooks. */
+function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger): Promise<ImapListener> {
+  const onError = (err: unknown) => log.error({ err }, 'imap error');
+  return startImapListener({
+    hostname: config.hostname,
+    host: config.imap.host,
+    port: config.imap.port,
+    tlsPort: config.imap.tlsPort,
+    tls: materials.tls,
+    allowPlaintextAuth: config.imap.allowPlaintextAuth,
+    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, onError }),
+    limits: {
+      maxLine: config.imap.maxLine,
+      maxLiteral: config.limits.messageSize,
+      commandsPerSecond: config.imap.commandsPerSecond,
+      commandBurst: config.imap.commandsPerSecond * 2,
+      maxConnections: config.imap.maxConnections,
+      maxConnectionsPerIp: config.imap.maxConnectionsPerIp,
+      idleTimeoutMs: config.imap.idleTimeoutMs,
+    },
+    onError,
+  });
 }
 
 /** A delivery status notification for a local sender, through the one ingest path (system origin: always INBOX). */

@@ -31,8 +31,10 @@ export function registerAdminCommands(program: Command): void {
     .option('--smtp-port <n>', 'SMTP port', portOption, 25)
     .option('--http-port <n>', 'HTTP port', portOption, 8080)
     .option('--submission-port <n>', 'submission port (STARTTLS + AUTH)', portOption, 587)
+    .option('--imap-port <n>', 'IMAP port (STARTTLS)', portOption, 143)
+    .option('--imaps-port <n>', 'IMAP port (implicit TLS)', portOption, 993)
     .option('--dns <servers>', 'DNS servers, comma-separated HOST:PORT (default: the system\'s)')
-    .action((opts: { domain: string; dir: string; hostname?: string; smtpPort: number; httpPort: number; submissionPort: number; dns?: string }) => {
+    .action((opts: { domain: string; dir: string; hostname?: string; smtpPort: number; httpPort: number; submissionPort: number; imapPort: number; imapsPort: number; dns?: string }) => {
       const dir = resolve(opts.dir);
       const file = join(dir, 'twoway.toml');
       if (existsSync(file)) throw new CliError(`${file} exists already; remove it or choose another --dir`, EXIT.conflict);
@@ -43,6 +45,8 @@ export function registerAdminCommands(program: Command): void {
         smtpPort: opts.smtpPort,
         httpPort: opts.httpPort,
         submissionPort: opts.submissionPort,
+        imapPort: opts.imapPort,
+        imapsPort: opts.imapsPort,
         dns: opts.dns ? opts.dns.split(',').map((s) => s.trim()).filter(Boolean) : [],
       });
       // Validated before it is written, so a bad --domain never leaves a broken file behind.

@@ -25,6 +25,19 @@ export interface Config {
   storage: string;
   smtp: { host: string; port: number };
   submission: { enabled: boolean; host: string; port: number };
+  imap: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    tlsPort: number;
+    allowPlaintextAuth: boolean;
+    maxConnections: number;
+    maxConnectionsPerIp: number;
+    maxConnectionsPerUser: number;
+    maxLine: number;
+    commandsPerSecond: number;
+    idleTimeoutMs: number;
+  };
   delivery: {
     port: number;
     bindAddress: string | null;
@@ -129,6 +142,19 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
     smtp: c.smtp,
     submission: c.submission,
+    imap: {
+      enabled: c.imap.enabled,
+      host: c.imap.host,
+      port: c.imap.port,
+      tlsPort: c.imap.tls_port,
+      allowPlaintextAuth: c.imap.allow_plaintext_auth,
+      maxConnections: c.imap.max_connections,
+      maxConnectionsPerIp: c.imap.max_connections_per_ip,
+      maxConnectionsPerUser: c.imap.max_connections_per_user,
+      maxLine: c.imap.max_line,
+      commandsPerSecond: c.imap.commands_per_second,
+      idleTimeoutMs: c.imap.idle_timeout,
+    },
     delivery: {
       port: c.delivery.port,
       bindAddress: c.delivery.bind_address ?? null,

@@ -278,7 +278,7 @@ export class KyselyImapRepository implements ImapMailRepository {
     return out;
   }
 
-  async move(userId: number, ids: number[], targetMailboxId: number): Promise<Array<{ id: number; uid: number }>> {
+  async move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number): Promise<Array<{ id: number; uid: number }>> {
     if (ids.length === 0) return [];
     const out = await this.s.db.transaction().execute(async (tx) => {
       const rows = new Map<number, { mailbox_id: number; uid: number }>();
@@ -289,6 +289,7 @@ export class KyselyImapRepository implements ImapMailRepository {
           .where('user_id', '=', userId)
           .where('id', 'in', part)
           .where('mailbox_id', '!=', targetMailboxId)
+          .$if(onlyFrom !== undefined, (q) => q.where('mailbox_id', '=', onlyFrom!))
           .execute();
         for (const r of found) rows.set(r.id, { mailbox_id: r.mailbox_id, uid: num(r.uid) });
       }

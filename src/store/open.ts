@@ -237,7 +237,7 @@ class KyselyStore implements Store {
     this.queue = new KyselyQueueRepository(s);
     this.addressBooks = new KyselyAddressBookRepository(s);
     this.twmOut = new KyselyTwmOutboundRepository(s);
-    this.twmIn = new KyselyTwmInboundRepository(s);
+    this.twmIn = new KyselyTwmInboundRepository(s, this.changes);
   }
 
   get kind(): Dialect {

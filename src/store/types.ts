@@ -355,8 +355,8 @@ export interface ImapMailRepository {
   ): Promise<{ updated: Array<{ id: number; modseq: number }>; failed: number[] }>;
   /** Copies into another mailbox (new UIDs there, the same body); in the order given. */
   copy(userId: number, ids: number[], targetMailboxId: number): Promise<Array<{ id: number; uid: number }>>;
-  /** Moves into another mailbox (new UIDs, expunges recorded at the source). */
-  move(userId: number, ids: number[], targetMailboxId: number): Promise<Array<{ id: number; uid: number }>>;
+  /** Moves into another mailbox (new UIDs, expunges recorded at the source); with `onlyFrom`, only messages still in that mailbox. */
+  move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number): Promise<Array<{ id: number; uid: number }>>;
   expunge(userId: number, mailboxId: number, ids: number[]): Promise<number>;
 }
 
