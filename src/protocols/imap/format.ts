@@ -27,6 +27,11 @@ export function str(s: string | null, out: Chunk[]): void {
 
 /** A UTF-8 JS string (a mailbox name with UTF8=ACCEPT, an ID value) as octets. */
 export function utf8(s: string | null, out: Chunk[]): void {
+  if (s !== null && s.length < 256 && !/[\r\n\0"\\]/.test(s)) {
+    // UTF-8 in a quoted string: only sent to clients that enabled UTF8=ACCEPT (RFC 6855 3).
+    out.push(`"${Buffer.from(s, 'utf8').toString('latin1')}"`);
+    return;
+  }
   str(s === null ? null : Buffer.from(s, 'utf8').toString('latin1'), out);
 }
 

@@ -793,7 +793,8 @@ export class ImapSession {
     let targets = box.resolve(set, uid);
     if (vanished && changedSince !== null) {
       const changes = await this.account!.changesSince(box.state.id, changedSince);
-      const ranges = parseSequenceSet(set, Math.max(box.maxUid, 1));
+      // `*` reaches every UID ever given out here, so expunges above the last message count too.
+      const ranges = parseSequenceSet(set, 0xffff_ffff);
       const gone = changes.expunged.filter((u) => inRanges(u, ranges) && box.indexOfUid(u) < 0);
       if (gone.length > 0) this.send(`* VANISHED (EARLIER) ${sequenceSet(gone)}`);
     }
