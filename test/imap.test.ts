@@ -191,7 +191,7 @@ describe('IMAP server', () => {
       assert.ok(whole && whole.source!.equals(MULTIPART));
       const dl = await c.download('1', '1.1');
       const chunks: Buffer[] = [];
-      for await (const ch of dl.content) chunks.push(ch as Buffer);
+      for await (const ch of dl.content!) chunks.push(ch as Buffer);
       assert.equal(Buffer.concat(chunks).toString('utf8'), 'Hallöchen, the numbers are attached.');
     } finally {
       lock.release();
@@ -310,7 +310,7 @@ describe('IMAP server', () => {
       assert.equal(c.mailbox && c.mailbox.exists, 2);
       await c.messageFlagsAdd('1', ['\\Deleted']);
       await c.messageDelete('2');
-      assert.equal((await c.status('Moves', { messages: true })).messages, 0);
+      assert.equal((await c.status('Moves', { messages: true })) && (await c.status('Moves', { messages: true }) as { messages: number }).messages, 0);
     } finally {
       lock.release();
     }
