@@ -29,7 +29,7 @@ export type ReaderEvent =
   /** A synchronizing literal is wanted: answer `+` (or refuse with `refuse`). */
   | { kind: 'continue'; size: number; tag: string; command: string }
   /** The line or a literal broke a limit; the rest of the command was discarded. */
-  | { kind: 'toobig'; tag: string | null; what: string };
+  | { kind: 'toobig'; tag: string | null; what: string; fatal?: boolean };
 
 const LITERAL_AT_END = /(~?)\{(\d{1,12})(\+?)\}$/;
 
@@ -44,7 +44,6 @@ export class CommandReader {
   private lineSoFar = 0;
   private literalLeft = -1;
   private literalChunks: Buffer[] = [];
-  private discardLeft = 0;
   private discardLine = false;
   private waiting = false;
 
@@ -81,12 +80,6 @@ export class CommandReader {
   private drain(): ReaderEvent[] {
     const events: ReaderEvent[] = [];
     while (!this.waiting && this.buf.length > 0) {
-      if (this.discardLeft > 0) {
-        const n = Math.min(this.discardLeft, this.buf.length);
-        this.discardLeft -= n;
-        this.buf = this.buf.subarray(n);
-        continue;
-      }
       if (this.literalLeft >= 0) {
         const n = Math.min(this.literalLeft, this.buf.length);
         this.literalChunks.push(this.buf.subarray(0, n));
@@ -142,12 +135,14 @@ export class CommandReader {
       if (size > limit) {
         this.parts = [];
         this.lineSoFar = 0;
+        // The client sends a non-synchronizing literal anyway (RFC 7888 4): there is no way back
+        // to a command boundary short of reading it all, so the connection ends instead.
+        events.push({ kind: 'toobig', tag, what: `Literal of ${size} octets is over the limit of ${limit}`, fatal: nonSync });
         if (nonSync) {
-          // The client sends it anyway (RFC 7888 4): skip its octets and the rest of the command.
-          this.discardLeft = size;
-          this.discardLine = true;
+          this.buf = Buffer.alloc(0);
+          this.waiting = true;
+          return events;
         }
-        events.push({ kind: 'toobig', tag, what: `Literal of ${size} octets is over the limit of ${limit}` });
         continue;
       }
       this.literalLeft = size;

@@ -157,11 +157,16 @@ export class ImapSession {
   private async handle(ev: ReaderEvent): Promise<void> {
     if (ev.kind === 'toobig') {
       this.send(ev.tag ? `${ev.tag} BAD [TOOBIG] ${ev.what}` : `* BAD [TOOBIG] ${ev.what}`);
+      if (ev.fatal) {
+        this.send('* BYE [TOOBIG] Closing: a literal over the limit was already on its way');
+        this.end();
+        this.t.close();
+      }
       return;
     }
     if (ev.kind === 'continue') {
       if (this.state === 'notauth' && !/^(LOGIN|AUTHENTICATE)$/i.test(ev.command)) {
-        this.send(`${ev.tag} BAD Literals before login are for LOGIN only`);
+        this.send(`${ev.tag} BAD [CLIENTBUG] Literals before login are for LOGIN only`);
         this.enqueue(this.reader.refuse());
         return;
       }
@@ -179,18 +184,18 @@ export class ImapSession {
       toks = tokenize({ parts });
     } catch (err) {
       const m = /^([^\s(){%*"\\\]+]+)\s/.exec(String(parts[0] ?? ''));
-      this.send(`${m ? m[1] : '*'} BAD ${typeof err === 'string' ? err : 'Syntax error'}`);
+      this.send(`${m ? m[1] : '*'} BAD [CLIENTBUG] ${typeof err === 'string' ? err : 'Syntax error'}`);
       return;
     }
     const tagTok = toks[0];
     if (!tagTok || tagTok.t !== 'atom' || !/^[^+\s(){%*"\\\]]+$/.test(tagTok.v)) {
-      this.send('* BAD Missing or invalid tag');
+      this.send('* BAD [CLIENTBUG] Missing or invalid tag');
       return;
     }
     tag = tagTok.v;
     const nameTok = toks[1];
     if (!nameTok || nameTok.t !== 'atom') {
-      this.send(`${tag} BAD Missing command`);
+      this.send(`${tag} BAD [CLIENTBUG] Missing command`);
       return;
     }
     let name = nameTok.v.toUpperCase();
@@ -199,14 +204,14 @@ export class ImapSession {
     if (name === 'UID') {
       const sub = args[0];
       if (!sub || sub.t !== 'atom') {
-        this.send(`${tag} BAD UID needs a command`);
+        this.send(`${tag} BAD [CLIENTBUG] UID needs a command`);
         return;
       }
       name = sub.v.toUpperCase();
       args = args.slice(1);
       uid = true;
       if (!['FETCH', 'STORE', 'SEARCH', 'COPY', 'MOVE', 'EXPUNGE'].includes(name)) {
-        this.send(`${tag} BAD UID ${name.slice(0, 20)} is not a command`);
+        this.send(`${tag} BAD [CLIENTBUG] UID ${name.slice(0, 20)} is not a command`);
         return;
       }
     }
@@ -219,9 +224,10 @@ export class ImapSession {
     } catch (err) {
       if (err instanceof Skip) return;
       if (err instanceof ImapError) {
-        this.send(`${tag} ${err.kind} ${err.code ? `[${err.code}] ` : ''}${err.message}`);
+        // Every refusal carries an RFC 5530 code: a malformed command is the client's bug, a refused action CANNOT.
+        this.send(`${tag} ${err.kind} [${err.code ?? (err.kind === 'BAD' ? 'CLIENTBUG' : 'CANNOT')}] ${oneLine(err.message)}`);
       } else if (typeof err === 'string') {
-        this.send(`${tag} BAD ${err}`);
+        this.send(`${tag} BAD [CLIENTBUG] ${oneLine(err)}`);
       } else {
         this.o.onError?.(err);
         this.send(`${tag} NO [SERVERBUG] The command failed; it has been logged`);
@@ -996,6 +1002,11 @@ class Skip extends ImapError {
   constructor() {
     super('NO', null, 'skip');
   }
+}
+
+/** Texts may quote what the client sent (a literal can hold CR LF): never a second response line. */
+function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 300);
 }
 
 function validName(name: string): void {
