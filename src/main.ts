@@ -27,6 +27,7 @@ import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
 import { startImapListener, type ImapListener } from './protocols/imap/server.ts';
 import { createImapHooks } from './endpoints/imap/hooks.ts';
+import { autoconfigXml } from './endpoints/imap/autoconfig.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createServices, type Services } from './services/index.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
@@ -183,6 +184,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       ...(config.http.tls ? { tls: materials.tls } : {}),
       extraRoutes: (a) => {
         a.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+        // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
+        a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
+          const address = String((req.query as Record<string, unknown>).emailaddress ?? '');
+          const domain = config.domains.find((d) => address.toLowerCase().endsWith(`@${d}`)) ?? config.domains[0]!;
+          return reply.type('application/xml; charset=utf-8').send(autoconfigXml({ hostname: config.hostname, domain, imap: config.imap, submission: config.submission }));
+        });
       },
     });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app });

@@ -5,6 +5,7 @@
  * (literals, ESEARCH, QRESYNC, BINARY, COMPRESS, LOGINDISABLED).
  */
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { eventually, rawMessage, send, startTestServer, type TestServer } from './helpers/server.ts';
@@ -395,6 +396,25 @@ describe('IMAP server', () => {
     const plain = await raw();
     assert.match(await plain.cmd('h', 'LIST "" "Caf*"'), /\* LIST \([^)]*\) "\/" "Caf&AOk-"/);
     plain.close();
+  });
+
+  it('serves the Thunderbird autoconfig document on the HTTPS listener', async () => {
+    const url = new URL(`${t.server.http.url}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice%40example.test`);
+    const body = await new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
+      https
+        .get(url, { ca }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), text }));
+        })
+        .on('error', reject);
+    });
+    assert.equal(body.status, 200);
+    assert.match(body.type, /^application\/xml/);
+    assert.match(body.text, /<incomingServer type="imap">\s*<hostname>mx\.example\.test<\/hostname>\s*<port>0<\/port>\s*<socketType>SSL<\/socketType>/);
+    assert.match(body.text, /<socketType>STARTTLS<\/socketType>[\s\S]*<outgoingServer type="smtp">/);
+    assert.match(body.text, /<domain>example\.test<\/domain>/);
   });
 
   it('at most max_connections_per_user sessions per user', async () => {

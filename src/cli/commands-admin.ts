@@ -9,6 +9,7 @@ import { startServer } from '../main.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
 import { recordsToPublish, zoneLine } from './dns-records.ts';
+import { imapRecords } from './imap-records.ts';
 import { carddavRecords } from './carddav-records.ts';
 import { twmRecordsToPublish } from './twm-records.ts';
 import { CliError, EXIT, list, printJson } from './output.ts';
@@ -79,7 +80,7 @@ export function registerAdminCommands(program: Command): void {
     .action((opts: { json?: boolean }, cmd: Command) => {
       const config = readConfig(globals(cmd));
       const materials = ensureMaterials(config);
-      const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config)];
+      const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config), ...imapRecords(config)];
       if (opts.json) printJson(records);
       else process.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });
