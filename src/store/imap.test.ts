@@ -109,3 +109,50 @@ for (const backend of backends) {
     });
   });
 }
+
+test('migration 0005: existing users get Drafts and Junk, existing messages keep their UIDs and get their structure on first use', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { default: Database } = await import('better-sqlite3');
+  const { Kysely, Migrator, SqliteDialect } = await import('kysely');
+  const { migrations } = await import('./migrations.ts');
+  const { openStore } = await import('./open.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-0005-'));
+  const path = join(dir, 'old.db');
+  try {
+    const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new Database(path) }) });
+    const { error } = await new Migrator({ db, provider: { getMigrations: async () => migrations('sqlite') } }).migrateTo('0004_carddav');
+    assert.ifError(error);
+    const raw = new Database(path);
+    raw.prepare(`INSERT INTO users (address, password_hash, mode, created_at) VALUES ('old@example.com', 'h', 'open', 0)`).run();
+    for (const name of ['INBOX', 'Screener', 'Sent', 'Trash']) raw.prepare(`INSERT INTO mailboxes (user_id, name, uid_validity, uid_next) VALUES (1, ?, 12345, ?)`).run(name, name === 'INBOX' ? 8 : 1);
+    raw.prepare(`INSERT INTO message_bodies (sha256, raw, size) VALUES ('x', ?, 30)`).run(Buffer.from('Subject: old one\r\n\r\nold body\r\n'));
+    raw.prepare(`INSERT INTO messages (user_id, mailbox_id, uid, flags, size, received_at, first_contact, body_id) VALUES (1, 1, 7, '["\\\\Seen"]', 30, 0, 0, 1)`).run();
+    raw.close();
+    await db.destroy();
+
+    const store = await openStore(`sqlite:${path}`);
+    try {
+      const boxes = await store.imap.mailboxes(1);
+      assert.deepEqual(boxes.map((b) => [b.name, b.uidValidity, b.highestModseq]).sort(), [
+        ['Drafts', 12345, 1],
+        ['INBOX', 12345, 1],
+        ['Junk', 12345, 1],
+        ['Screener', 12345, 1],
+        ['Sent', 12345, 1],
+        ['Trash', 12345, 1],
+      ]);
+      const [m] = await store.imap.messages(boxes.find((b) => b.name === 'INBOX')!.id);
+      assert.deepEqual([m!.uid, m!.flags, m!.modseq], [7, ['\\Seen'], 1]);
+      assert.equal((await store.imap.structures(1, [m!.id])).get(m!.id)!.envelope.subject, 'old one');
+      const check = new Database(path, { readonly: true });
+      assert.match(String((check.prepare('SELECT structure FROM messages WHERE id = ?').get(m!.id) as { structure: string }).structure), /old one/, 'stored after the first use');
+      check.close();
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

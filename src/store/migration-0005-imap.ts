@@ -22,6 +22,8 @@ export function imapMigration(dialect: Dialect): Migration {
   const idType = pg ? ('serial' as const) : ('integer' as const);
   return {
     async up(db: Kysely<unknown>): Promise<void> {
+      // For a user without mailbox rows (only hand-made databases): the time, as at account creation.
+      const uidValidity = Math.max(1, Math.floor(Date.now() / 1000) % 0x1_0000_0000);
       await db.schema.alterTable('mailboxes').addColumn('highest_modseq', 'bigint', (c) => c.notNull().defaultTo(1)).execute();
       await db.schema.alterTable('mailboxes').addColumn('subscribed', 'integer', (c) => c.notNull().defaultTo(1)).execute();
       await db.schema.alterTable('messages').addColumn('modseq', 'bigint', (c) => c.notNull().defaultTo(1)).execute();
@@ -37,11 +39,9 @@ export function imapMigration(dialect: Dialect): Migration {
       await db.schema.createIndex('imap_expunges_mailbox').on('imap_expunges').columns(['mailbox_id', 'modseq']).execute();
       for (const name of ['Drafts', 'Junk']) {
         await sql`INSERT INTO mailboxes (user_id, name, uid_validity, uid_next)
-                  SELECT u.id, ${name}, (SELECT MIN(b.uid_validity) FROM mailboxes b WHERE b.user_id = u.id), 1 FROM users u
+                  SELECT u.id, ${name}, COALESCE((SELECT MIN(b.uid_validity) FROM mailboxes b WHERE b.user_id = u.id), ${sql.lit(uidValidity)}), 1 FROM users u
                   WHERE NOT EXISTS (SELECT 1 FROM mailboxes x WHERE x.user_id = u.id AND x.name = ${name})`.execute(db);
       }
-      // A user without any mailbox row (none exist in practice) would have got NULL above.
-      await sql`DELETE FROM mailboxes WHERE uid_validity IS NULL`.execute(db);
     },
   };
 }
