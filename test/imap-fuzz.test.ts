@@ -279,4 +279,13 @@ describe('IMAP bad input', () => {
   it('reports the security battery', (ctx) => {
     tally.report((line) => ctx.diagnostic(line));
   });
+
+  // Last: it locks 127.0.0.1 out for this server.
+  it('password guessing over IMAP meets the shared per-client throttle (the one of SMTP and the API)', async () => {
+    const c = await connect();
+    for (let i = 0; i < 5; i++) assert.match(await c.cmd(`g${i}`, 'LOGIN alice@example.test wrong-guess', 20_000), new RegExp(`g${i} NO \\[AUTHENTICATIONFAILED\\]`));
+    assert.match(await c.cmd('r', 'LOGIN alice@example.test alice-password-1'), /r NO \[UNAVAILABLE\]/);
+    await assert.rejects(t.server.services.accounts.authenticate('alice@example.test', 'alice-password-1', '127.0.0.1'), /454 4\.7\.0/);
+    c.close();
+  });
 });
