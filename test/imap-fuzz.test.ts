@@ -283,7 +283,14 @@ describe('IMAP bad input', () => {
   // Last: it locks 127.0.0.1 out for this server.
   it('password guessing over IMAP meets the shared per-client throttle (the one of SMTP and the API)', async () => {
     const c = await connect();
-    for (let i = 0; i < 5; i++) assert.match(await c.cmd(`g${i}`, 'LOGIN alice@example.test wrong-guess', 20_000), new RegExp(`g${i} NO \\[AUTHENTICATIONFAILED\\]`));
+    // Five failures within the window lock the client out (the battery above may have spent one).
+    const replies: string[] = [];
+    while (replies.length < 6 && replies.at(-1) !== 'UNAVAILABLE') {
+      replies.push(/NO \[([A-Z]+)\]/.exec(await c.cmd(`g${replies.length}`, 'LOGIN alice@example.test wrong-guess', 20_000))?.[1] ?? 'none');
+    }
+    assert.ok(replies.length >= 5 && replies.length <= 6, replies.join(' '));
+    assert.deepEqual(new Set(replies.slice(0, -1)), new Set(['AUTHENTICATIONFAILED']));
+    assert.equal(replies.at(-1), 'UNAVAILABLE');
     assert.match(await c.cmd('r', 'LOGIN alice@example.test alice-password-1'), /r NO \[UNAVAILABLE\]/);
     await assert.rejects(t.server.services.accounts.authenticate('alice@example.test', 'alice-password-1', '127.0.0.1'), /454 4\.7\.0/);
     c.close();

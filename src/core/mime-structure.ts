@@ -378,8 +378,6 @@ export function partAt(root: MimePart, path: number[]): MimePart | undefined {
       if (!next) return undefined;
       cur = next;
     } else if (n === 1) {
-      // A non-multipart has exactly one part, itself (RFC 9051 6.4.5).
-      continue;
     } else return undefined;
   }
   return cur;

@@ -31,7 +31,10 @@ export function createChangeBus(): ChangeBus {
     },
     on(userId, listener) {
       let set = listeners.get(userId);
-      if (!set) listeners.set(userId, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        listeners.set(userId, set);
+      }
       set.add(listener);
       return () => {
         set.delete(listener);

@@ -188,13 +188,13 @@ export class ImapSession {
       return;
     }
     const tagTok = toks[0];
-    if (!tagTok || tagTok.t !== 'atom' || !/^[^+\s(){%*"\\\]]+$/.test(tagTok.v)) {
+    if (tagTok?.t !== 'atom' || !/^[^+\s(){%*"\\\]]+$/.test(tagTok.v)) {
       this.send('* BAD [CLIENTBUG] Missing or invalid tag');
       return;
     }
     tag = tagTok.v;
     const nameTok = toks[1];
-    if (!nameTok || nameTok.t !== 'atom') {
+    if (nameTok?.t !== 'atom') {
       this.send(`${tag} BAD [CLIENTBUG] Missing command`);
       return;
     }
@@ -203,7 +203,7 @@ export class ImapSession {
     let uid = false;
     if (name === 'UID') {
       const sub = args[0];
-      if (!sub || sub.t !== 'atom') {
+      if (sub?.t !== 'atom') {
         this.send(`${tag} BAD [CLIENTBUG] UID needs a command`);
         return;
       }
@@ -494,7 +494,7 @@ export class ImapSession {
         else if (p === 'QRESYNC') {
           if (!this.qresync) throw bad('CLIENTBUG', 'ENABLE QRESYNC first');
           const q = params.v[++i];
-          if (!q || q.t !== 'list') throw bad(null, 'QRESYNC needs (uidvalidity modseq [uids])');
+          if (q?.t !== 'list') throw bad(null, 'QRESYNC needs (uidvalidity modseq [uids])');
           const v = Number(textOf(q.v[0]));
           const ms = Number(textOf(q.v[1]));
           if (!Number.isInteger(v) || !Number.isInteger(ms)) throw bad(null, 'QRESYNC needs numbers');
@@ -571,13 +571,13 @@ export class ImapSession {
     let statusItems: string[] = [];
     if (args[i] && textOf(args[i])?.toUpperCase() === 'RETURN') {
       const r = args[i + 1];
-      if (!r || r.t !== 'list') throw bad(null, 'RETURN needs a list');
+      if (r?.t !== 'list') throw bad(null, 'RETURN needs a list');
       for (let j = 0; j < r.v.length; j++) {
         const opt = (textOf(r.v[j]) ?? '').toUpperCase();
         ret.add(opt);
         if (opt === 'STATUS') {
           const items = r.v[++j];
-          if (!items || items.t !== 'list') throw bad(null, 'RETURN STATUS needs a list');
+          if (items?.t !== 'list') throw bad(null, 'RETURN STATUS needs a list');
           statusItems = items.v.map((x) => (textOf(x) ?? '').toUpperCase());
           for (const s of statusItems) if (!STATUS_ITEMS.has(s)) throw bad(null, `Unknown STATUS item ${s.slice(0, 20)}`);
         }
@@ -632,7 +632,7 @@ export class ImapSession {
     this.need('auth', 'selected');
     const name = this.mailboxArg(args[0]);
     const items = args[1];
-    if (!items || items.t !== 'list' || items.v.length === 0) throw bad(null, 'STATUS needs a list of items');
+    if (items?.t !== 'list' || items.v.length === 0) throw bad(null, 'STATUS needs a list of items');
     const names = items.v.map((x) => (textOf(x) ?? '').toUpperCase());
     for (const s of names) if (!STATUS_ITEMS.has(s)) throw bad(null, `Unknown STATUS item ${s.slice(0, 20)}`);
     await this.sendStatus(name, names);
@@ -655,11 +655,11 @@ export class ImapSession {
     let msg = args[i];
     if (msg?.t === 'atom' && msg.v.toUpperCase() === 'UTF8') {
       const l = args[i + 1];
-      if (!l || l.t !== 'list' || l.v[0]?.t !== 'string') throw bad(null, 'APPEND UTF8 needs (literal)');
+      if (l?.t !== 'list' || l.v[0]?.t !== 'string') throw bad(null, 'APPEND UTF8 needs (literal)');
       msg = l.v[0];
       i++;
     }
-    if (!msg || msg.t !== 'string') throw bad(null, 'APPEND needs the message as a literal');
+    if (msg?.t !== 'string') throw bad(null, 'APPEND needs the message as a literal');
     if (args.length > i + 1) throw no('CANNOT', 'MULTIAPPEND is not supported');
     if (msg.v.length === 0) throw no('CANNOT', 'An empty message cannot be appended');
     const res = await this.account!.append(target, msg.v, flags.filter((f) => f.toLowerCase() !== '\\recent'), date);
@@ -728,7 +728,7 @@ export class ImapSession {
     let ret: Set<string> | null = null;
     if (rest[0]?.t === 'atom' && rest[0].v.toUpperCase() === 'RETURN') {
       const r = rest[1];
-      if (!r || r.t !== 'list') throw bad(null, 'RETURN needs a list');
+      if (r?.t !== 'list') throw bad(null, 'RETURN needs a list');
       ret = new Set(r.v.map((x) => (textOf(x) ?? '').toUpperCase()));
       for (const o of ret) if (!['MIN', 'MAX', 'COUNT', 'ALL'].includes(o)) throw bad(null, `RETURN ${o.slice(0, 20)} is not supported`);
       if (ret.size === 0) ret = new Set(['ALL']);
