@@ -25,7 +25,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decide } from '../src/core/policy.ts';
 import { matchesFrom, probesFor } from '../src/ingest/contact-matches.ts';
-import { createServices } from '../src/services/index.ts';
+import { createApp } from '../src/app.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { renderConfig } from '../src/config/template.ts';
 import { openStore } from '../src/store/open.ts';
 import { Rng } from '../test/helpers/fuzz.ts';
 
@@ -48,12 +50,18 @@ interface Result {
 async function buildBook(dir: string, n: number): Promise<{ url: string; userId: number; entries: number }> {
   const file = join(dir, `book-${n}.db`);
   const url = `sqlite:${file}`;
-  let store = await openStore(url);
-  const user = await createServices(store, ['example.org']).accounts.add('alice@example.org', 'bench-password-not-secret', 'screen');
+  // The application as the CLI builds it (src/app.ts), on this store: no workers, no listeners.
+  const configFile = join(dir, `book-${n}.toml`);
+  const config = parseConfig(
+    renderConfig({ hostname: 'mx.example.org', domains: ['example.org'], smtpPort: 0, submissionPort: 0, httpPort: 0, dns: [], storage: url }),
+    configFile,
+  );
+  const app = await createApp(config);
+  const user = await app.services.accounts.add('alice@example.org', 'bench-password-not-secret', 'screen');
   // The book the services write to, so the rows look like theirs.
-  await createServices(store, ['example.org']).contacts.allow(user.id, 'seed@seed.example');
-  const book = (await store.contacts.list(user.id))[0]!.book;
-  await store.close();
+  await app.services.contacts.allow(user.id, 'seed@seed.example');
+  const book = (await app.store.contacts.list(user.id))[0]!.book;
+  await app.close();
 
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -98,7 +106,7 @@ async function measure(url: string, userId: number, n: number, entries: number):
     });
     const once = async (from: string) => {
       const found = await store.contacts.match(user.id, probesFor({ from, listId: null }));
-      return decide({ mode: user.mode, channel: 'smtp', origin: 'remote', from, authenticated: true, matches: matchesFrom(found), listAuthenticated: false, autoSubmitted: false, ownershipConfirmation: false, expected: false });
+      return decide({ mode: user.mode, channel: 'smtp', origin: 'remote', from, authenticated: true, matches: matchesFrom(found), listAuthenticated: false, autoSubmitted: false, ownershipConfirmation: false, expected: false, spam: null });
     };
     for (const s of senders.slice(0, Math.min(2000, senders.length))) await once(s); // warm-up: statement cache, page cache
     let inbox = 0;

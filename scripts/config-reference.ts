@@ -96,6 +96,8 @@ function toml(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) return `[${value.map(toml).join(', ')}]`;
+  // TOML has no null: a null default means the key is not set.
+  if (value === null) return '(not set)';
   throw new Error(`cannot write ${JSON.stringify(value)} as a TOML default`);
 }
 

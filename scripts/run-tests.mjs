@@ -18,7 +18,10 @@ function find(dir) {
 
 const args = process.argv.slice(2);
 const files = args.some((a) => a.endsWith('.ts')) ? [] : [...find('src'), ...find('test')].sort();
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...args, ...files], {
+// test-timeout.mjs gives every test a 60 s timeout unless it sets its own;
+// --test-timeout stays a 10-minute guard on each whole file (under --test it
+// bounds files and suites, not single tests).
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--import', './scripts/test-timeout.mjs', '--test', '--test-concurrency=2', '--test-timeout=600000', ...args, ...files], {
   stdio: 'inherit',
 });
 process.exit(result.status ?? 1);

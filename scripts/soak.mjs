@@ -14,7 +14,7 @@ const crashTrials = process.env.SOAK_CRASH_TRIALS ?? '20';
 const faultRounds = Number(process.env.SOAK_FAULT_ROUNDS ?? '3');
 
 const steps = [
-  { name: `fuzz (${fuzzIterations} cases per target)`, files: ['test/fuzz-parsers.test.ts', 'test/fuzz-smtp.test.ts', 'test/fuzz-mime.test.ts', 'test/fuzz-twm.test.ts', 'test/fuzz-carddav.test.ts'], env: { FUZZ_ITERATIONS: fuzzIterations } },
+  { name: `fuzz (${fuzzIterations} cases per target)`, files: ['test/fuzz-parsers.test.ts', 'test/fuzz-smtp.test.ts', 'test/fuzz-mime.test.ts', 'test/fuzz-twm.test.ts', 'test/fuzz-carddav.test.ts', 'test/fuzz-from.test.ts'], env: { FUZZ_ITERATIONS: fuzzIterations } },
   { name: `crash test (${crashTrials} kill -9)`, files: ['test/crash-safety.test.ts', 'test/crash-twm.test.ts'], env: { TWOWAY_CRASH_TRIALS: crashTrials } },
   ...Array.from({ length: faultRounds }, (_, i) => ({
     name: `faults, round ${i + 1} of ${faultRounds}`,
@@ -22,7 +22,7 @@ const steps = [
     // The PostgreSQL restart runs only here: in `npm test` it would break the PostgreSQL tests running beside it.
     env: { TWOWAY_TEST_PG_RESTART: '1' },
   })),
-  { name: 'security battery', files: ['test/security-smtp.test.ts', 'test/security-auth.test.ts', 'test/security-api.test.ts', 'test/security-twm.test.ts', 'test/security-carddav.test.ts'], env: {} },
+  { name: 'security battery', files: ['test/security-smtp.test.ts', 'test/security-auth.test.ts', 'test/security-api.test.ts', 'test/security-twm.test.ts', 'test/security-carddav.test.ts', 'test/security-from.test.ts'], env: {} },
 ];
 
 // Diagnostic lines worth keeping in the summary (seeds, outcomes, figures).

@@ -1,6 +1,6 @@
 /**
- * `twoway demo`, the README's first command, run as a user would: the real
- * CLI in a child process. It must show a TWM delivery, a stranger's request
+ * `twoway demo`, the README's first command, run as a user would: the
+ * CLI's sources in a child process. It must show a TWM delivery, a stranger's request
  * that stored no body, approval with the fetch, and SMTP to the legacy domain.
  */
 import { test } from 'node:test';
@@ -8,15 +8,16 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { CLI_ARGS } from './helpers/cli.ts';
 
 const run = promisify(execFile);
 
 test('the demo runs three domains and shows TWM next to SMTP', { timeout: 120_000 }, async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'twoway-demo-test-'));
   try {
-    const { stdout, stderr } = await run(process.execPath, [resolve('bin/twoway.js'), 'demo', '--dir', 'demo'], { cwd, timeout: 110_000 });
+    const { stdout, stderr } = await run(process.execPath, [...CLI_ARGS, 'demo', '--dir', 'demo'], { cwd, timeout: 110_000 });
     assert.equal(stderr.trim(), '', 'nothing on stderr');
     assert.match(stdout, /1\. bob@south\.test -> alice \(allowed\), by Two-Way Mail/);
     assert.match(stdout, /stored it in alice's INBOX, and sent a receipt/);

@@ -25,7 +25,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { ReplyError } from '../src/core/errors.ts';
+import { TwmError } from '../src/core/twm-types.ts';
 import { decodeTwmJson, fetchRequestToJson, noticeToJson, parseFetchRequest, parseNotice, parseNoticeResult, parseReceipt, receiptToJson } from '../src/core/twm-schema.ts';
 import { checkContentDigest, checkSignatureTime, parseTwmSignature, signRequest } from '../src/core/twm-signature.ts';
 import { keyRecordValue, parseKeyRecord, rawPublicKey, splitKeyId } from '../src/core/twm-key-record.ts';
@@ -429,7 +429,7 @@ describe('fuzz: TWM endpoint', () => {
       const id = 'deepstampdeepstampdeep';
       const plain = noticeToJson({ id, from: 'shop@x.test', to: ['bea@b.test'], size: 5, sha256: '0'.repeat(64), created, expires: new Date(created.getTime() + 3_600_000) }).toString();
       const body = Buffer.from(plain.replace(/^\{/, `{"stamp":{"alg":"pow","d":${'['.repeat(5000)}${']'.repeat(5000)}},`));
-      assert.throws(() => parseNotice(decodeTwmJson(body)), (e: unknown) => e instanceof ReplyError && e.problemCode === 'invalid-request');
+      assert.throws(() => parseNotice(decodeTwmJson(body)), (e: unknown) => e instanceof TwmError && e.problemCode === 'invalid-request');
       assert.deepEqual(problem(await send({ headers: signedNotice(body), body })), { status: 400, code: 'invalid-request', cache: 'no-store' });
       assert.equal(await b.server.store.twmIn.find('x.test', id), undefined);
     });
@@ -472,15 +472,15 @@ describe('fuzz: TWM endpoint', () => {
   });
 });
 
-/** A pure parser either returns or throws a ReplyError with a registered problem code. */
+/** A pure parser either returns or throws a TwmError with a registered problem code. */
 function expectCleanOutcome(fn: () => unknown, what: string, outcomes: Map<string, number>): void {
   try {
     fn();
     outcomes.set('ok', (outcomes.get('ok') ?? 0) + 1);
   } catch (err) {
-    assert.ok(err instanceof ReplyError, `${what}: threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
+    assert.ok(err instanceof TwmError, `${what}: threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
     const code = err.problemCode;
-    assert.ok(code !== undefined && Object.hasOwn(TWM_ERRORS, code), `${what}: ReplyError without a registered problemCode (${String(code)})`);
+    assert.ok(code !== undefined && Object.hasOwn(TWM_ERRORS, code), `${what}: TwmError without a registered problemCode (${String(code)})`);
     outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
   }
 }

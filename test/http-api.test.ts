@@ -153,7 +153,7 @@ describe('HTTP API', () => {
       assert.equal(me.status, 200);
       assert.equal(me.body.address, ALICE);
 
-      const created = await api('POST', '/api/app-passwords', { auth: A_BASIC, json: { name: 'thunderbird' } });
+      const created = await api('POST', '/api/me/app-passwords', { auth: A_BASIC, json: { name: 'thunderbird' } });
       assert.equal(created.status, 201, created.text);
       assert.equal(created.body.name, 'thunderbird');
       const appPw: string = created.body.password;
@@ -164,7 +164,7 @@ describe('HTTP API', () => {
       assert.equal(login.status, 201);
       // Alice's app password is not Bob's.
       assertProblem(await api('GET', '/api/me', { auth: { basic: [BOB, appPw] } }), 401);
-      assertProblem(await api('POST', '/api/app-passwords', { auth: A, json: { name: 'bad/name' } }), 400, /App password name/);
+      assertProblem(await api('POST', '/api/me/app-passwords', { auth: A, json: { name: 'bad/name' } }), 400, /App password name/);
     });
 
     it('revokes the bearer token on DELETE /api/session', async () => {
@@ -432,7 +432,7 @@ describe('HTTP API', () => {
       assert.equal(aliceReq.held, 1);
       assert.equal((await api('GET', `/api/messages/${secret.id}`, { auth: A })).body.mailbox, 'Screener');
       // Bob's app passwords and tokens are Bob's.
-      const bobApp = await api('POST', '/api/app-passwords', { auth: B, json: { name: 'script' } });
+      const bobApp = await api('POST', '/api/me/app-passwords', { auth: B, json: { name: 'script' } });
       assert.equal((await api('GET', '/api/me', { auth: { basic: [BOB, bobApp.body.password] } })).body.address, BOB);
       assertProblem(await api('GET', '/api/me', { auth: { basic: [ALICE, bobApp.body.password] } }), 401);
       await api('PUT', '/api/me/mode', { auth: B, json: { mode: 'open' } });

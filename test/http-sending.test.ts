@@ -17,7 +17,7 @@ describe('HTTP API: sending and the queue', () => {
 
   before(async () => {
     // Remote domains have no MX here: entries stay scheduled or deferred, which is what the queue views need.
-    t = await startTestServer({ edit: (toml) => toml.replace('[delivery]\n', '[delivery]\nmin_backoff = "1h"\n') });
+    t = await startTestServer({ deliveryLab: true, edit: (toml) => toml.replace('[delivery]\n', '[delivery]\nmin_backoff = "1h"\n') });
     await t.server.services.accounts.add('ann@example.test', 'ann-password', 'open');
     await t.server.services.accounts.add('ben@example.test', 'ben-password', 'open');
     agent = new Agent({ connect: { ca: readFileSync(t.server.config.tls.cert, 'utf8') } });
@@ -72,5 +72,30 @@ describe('HTTP API: sending and the queue', () => {
     assert.equal((await api('POST', '/api/send', ann, { to: ['a@b.test'], message: 'x', extra: 1 })).status, 400);
     const bad = await api('POST', '/api/send', ann, { to: ['not an address'], message: 'Subject: x\n\nx\n' });
     assert.equal(bad.status, 400);
+  });
+
+  it('flushes only the user\'s own pending entries', async () => {
+    // An MX that refuses connections: a transient failure, so the entry stays deferred.
+    t.dns.add([
+      { name: 'slow.test', type: 'MX', data: { preference: 10, exchange: 'mx.slow.test' } },
+      { name: 'mx.slow.test', type: 'A', data: '127.0.0.1' },
+    ]);
+    assert.equal((await api('POST', '/api/send', ann, { to: ['near@slow.test'], message: 'From: ann@example.test\nSubject: ann out\n\nx\n' })).status, 202);
+    assert.equal((await api('POST', '/api/send', ben, { to: ['far@slow.test'], message: 'From: ben@example.test\nSubject: ben out\n\nx\n' })).status, 202);
+    const pending = async (auth: string) =>
+      ((await api('GET', '/api/queue', auth)).body?.items as Array<{ id: number; state: string; nextAttemptAt: string | null }>).filter((e) => e.state === 'scheduled' || e.state === 'deferred');
+    const bens = await pending(ben);
+    assert.ok(bens.length >= 1);
+    const annsBefore = await pending(ann);
+    assert.ok(annsBefore.length >= 1);
+    const before = Date.now();
+    const r = await api('POST', '/api/queue/flush', ben);
+    assert.equal(r.status, 200);
+    const items = r.body?.items as Array<{ id: number; sender: string; nextAttemptAt: string }>;
+    assert.deepEqual(items.map((e) => e.id).sort(), bens.map((e) => e.id).sort(), "ben's entries, and none of ann's");
+    assert.ok(items.every((e) => e.sender === 'ben@example.test' && Date.parse(e.nextAttemptAt) >= before));
+    const annsAfter = await pending(ann);
+    assert.deepEqual(annsAfter.map((e) => [e.id, e.nextAttemptAt]), annsBefore.map((e) => [e.id, e.nextAttemptAt]), "ann's entries keep their time");
+    assert.equal((await api('POST', '/api/queue/flush', basic('ben@example.test', 'wrong'))).status, 401);
   });
 });

@@ -64,7 +64,7 @@ describe('security battery: cross-user access on every API route', () => {
     const card = 'BEGIN:VCARD\r\nVERSION:4.0\r\nUID:alice-card-uid\r\nFN:Friend\r\nEMAIL:alice-friend@friends.test\r\nEND:VCARD\r\n';
     const put = await fetch(`${t.server.http.url}/api/contacts/cards/alice-card-uid`, { method: 'PUT', dispatcher: agent, headers: { authorization: `Bearer ${aliceBearer}`, 'content-type': 'text/vcard' }, body: card });
     assert.equal(put.status, 200, await put.text());
-    const app = await api('POST', '/api/app-passwords', { bearer: aliceBearer, json: { name: 'alice-app-pw' } });
+    const app = await api('POST', '/api/me/app-passwords', { bearer: aliceBearer, json: { name: 'alice-app-pw' } });
     assert.ok(app.status < 300, app.text);
     const sent = await api('POST', '/api/send', { bearer: aliceBearer, json: { to: ['someone@unreachable.test'], message: `From: ${ALICE}\nTo: someone@unreachable.test\nSubject: alice-queued-subject\n\nhi\n` } });
     assert.equal(sent.status, 202, sent.text);

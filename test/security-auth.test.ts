@@ -20,6 +20,8 @@ const tally = new SecurityTally('auth');
 const USER = 'ann@example.test';
 const PASSWORD = 'ann-correct-password';
 const GUESSES = 5;
+/** The per-address limit over every account (services/auth-throttle.ts). */
+const SPRAY = 20;
 
 describe('security battery: password guessing', () => {
   let t: TestServer;
@@ -68,8 +70,8 @@ describe('security battery: password guessing', () => {
         tally.expectRefused('SMTP AUTH PLAIN right password after lockout', /^454 4\.7\.0/.test(r), r);
       },
       async smtpLoginSpray() {
-        // Spraying: one guess per user name from one address is still counted per address.
-        for (let i = 0; i < GUESSES; i++) {
+        // Spraying: one guess per user name from one address is counted per address too, with a higher limit.
+        for (let i = 0; i < SPRAY; i++) {
           const r = await smtpAuth('127.0.0.6', `user${i}@example.test`, 'Summer2024!', 'LOGIN');
           tally.expectRefused(`SMTP AUTH LOGIN spraying user${i}`, /^(535 5\.7\.8|454 4\.7\.0)/.test(r), r);
         }
@@ -97,6 +99,37 @@ describe('security battery: password guessing', () => {
     await Promise.all(Object.values(runs).map((run) => run()));
     // Another address is not affected: the lockout is per client, not a denial of service for the user.
     assert.match(await smtpAuth('127.0.0.9', USER, PASSWORD, 'PLAIN'), /^250 /);
+  });
+
+  it("a success for one account does not clear another's count: guess 4 times, log in as bob, repeat: locked", async () => {
+    const runs = {
+      async smtp() {
+        const from = '127.0.0.10';
+        for (let round = 0; round < 2; round++) {
+          for (let i = 0; i < 4; i++) {
+            const r = await smtpAuth(from, USER, `round-${round}-guess-${i}`, 'PLAIN');
+            tally.expectRefused(`SMTP AUTH wrong password, round ${round + 1} #${i + 1}`, /^(535 5\.7\.8|454 4\.7\.0)/.test(r), r);
+          }
+          // The guesser's own account, from the same address: allowed, and clears nothing else.
+          assert.match(await smtpAuth(from, 'bob@example.test', 'bob-password', 'PLAIN'), /^250 /);
+        }
+        const r = await smtpAuth(from, USER, PASSWORD, 'PLAIN');
+        tally.expectRefused('SMTP AUTH right password after 8 guesses split by own logins', /^454 4\.7\.0/.test(r), r);
+      },
+      async httpBasic() {
+        const from = '127.0.0.11';
+        for (let round = 0; round < 2; round++) {
+          for (let i = 0; i < 4; i++) {
+            const s = await http(from, '/api/me', { method: 'GET', headers: basic(USER, `round-${round}-guess-${i}`) });
+            tally.expectRefused(`HTTP Basic wrong password, round ${round + 1} #${i + 1}`, s === 401 || s === 429, String(s));
+          }
+          assert.equal(await http(from, '/api/me', { method: 'GET', headers: basic('bob@example.test', 'bob-password') }), 200);
+        }
+        const s = await http(from, '/api/me', { method: 'GET', headers: basic(USER, PASSWORD) });
+        tally.expectRefused('HTTP Basic right password after 8 guesses split by own logins', s === 429, String(s));
+      },
+    };
+    await Promise.all(Object.values(runs).map((run) => run()));
   });
 
   it('summary: every case refused', (tc) => tally.report((l) => tc.diagnostic(l)));

@@ -237,7 +237,7 @@ describe('security battery: TWM', () => {
           { name: domain, type: 'MX', data: { preference: 10, exchange: `twm.${domain}` } },
         ]);
       }
-      const fast = (t: string) => t.replace('lab = true', 'lab = false').replace('[delivery]\n', '[delivery]\nmin_backoff = "1s"\nmax_backoff = "2s"\n');
+      const fast = (t: string) => t.replace(/^lab = true$/m, 'lab = false').replace('[delivery]\n', '[delivery]\nmin_backoff = "1s"\nmax_backoff = "2s"\n');
       s = await startDomain({ lab, dns, domain: 's.test', host: '127.0.0.4', smtpPort, edit: fast });
       assert.equal(s.server.config.twm.lab, false);
       await s.server.services.accounts.add('sue@s.test', 'sue-password', 'open');

@@ -11,6 +11,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createResolver } from '../src/dns/resolver.ts';
 import type { DnsRecord } from '../src/dns/types.ts';
+import { formatReply } from '../src/core/reply.ts';
 import { createSmtpTransport, type SmtpTransport, type SmtpTransportOptions } from '../src/delivery/smtp-transport.ts';
 import type { OutboundMessage } from '../src/delivery/types.ts';
 import { rawMessage, senderDomain, startTestServer, type TestServer } from './helpers/server.ts';
@@ -31,17 +32,20 @@ describe('SMTP transport', () => {
   const cleanups: Array<() => Promise<void>> = [];
 
   /** A transport that resolves through the test DNS; closed after the suite. */
-  const transport = (overrides: Partial<SmtpTransportOptions> = {}): SmtpTransport => {
+  /** The results with each reply on one line, as the queue stores it and a DSN reports it. */
+  const transport = (overrides: Partial<SmtpTransportOptions> = {}) => {
     const tr = createSmtpTransport({
       resolver: createResolver({ servers: [t.dns.address], cacheTtlCapSeconds: 0 }),
       heloName: 'mx.sender.test',
       port: t.server.smtp.port,
       connectTimeoutMs: 5000,
       commandTimeoutMs: 10_000,
+      lab: true,
       ...overrides,
     });
     transports.push(tr);
-    return tr;
+    const deliver = async (...args: Parameters<SmtpTransport['deliver']>) => (await tr.deliver(...args)).map((r) => ({ ...r, reply: formatReply(r.reply) }));
+    return { deliver, stats: () => tr.stats(), close: () => tr.close() };
   };
   const subjects = async (user: string) => (await t.server.services.mail.list(users[user]!)).map((m) => m.subject);
 

@@ -13,16 +13,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-server.ts';
 import { noticeToJson } from '../src/core/twm-schema.ts';
 import { signRequest } from '../src/core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
 import { commonFreePort, eventually, submit, type TestServer } from './helpers/server.ts';
+import { cli } from './helpers/cli.ts';
 import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';
 
 describe('Two-Way Mail between servers', () => {
@@ -197,19 +196,21 @@ describe('Two-Way Mail between servers', () => {
   });
 
   it('the sender sees TWM status with `twoway sent`, the API (own mail only) and `twoway dns` prints the records', async () => {
-    const cli = (args: string[]) =>
-      spawnSync(process.execPath, [resolve('bin/twoway.js'), ...args, '--config', a.server.config.file!], { encoding: 'utf8', timeout: 60_000 });
-    const listed = cli(['sent', 'list', 'ann@a.test', '--json']);
+    const twoway = async (args: string[]) => {
+      const r = await cli([...args, '--config', a.server.config.file!]);
+      return { status: r.code, stdout: r.out, stderr: r.err };
+    };
+    const listed = await twoway(['sent', 'list', 'ann@a.test', '--json']);
     assert.equal(listed.status, 0, listed.stderr);
     const messages = JSON.parse(listed.stdout) as Array<{ messageId: string; recipients: Array<{ recipient: string; via: string; status: string }> }>;
     const hello = messages.find((m) => m.recipients.some((r) => r.recipient === 'bea@b.test' && r.via === 'twm' && r.status === 'delivered'));
     assert.ok(hello, 'the TWM delivery to bea is listed as delivered');
-    const one = cli(['sent', 'status', 'ann@a.test', hello.messageId]);
+    const one = await twoway(['sent', 'status', 'ann@a.test', hello.messageId]);
     assert.equal(one.status, 0, one.stderr);
     assert.match(one.stdout, /bea@b\.test +twm +delivered/);
-    const missing = cli(['sent', 'status', 'sam@a.test', hello.messageId]);
+    const missing = await twoway(['sent', 'status', 'sam@a.test', hello.messageId]);
     assert.deepEqual([missing.status, missing.stderr.trim()], [4, `twoway: No sent message ${hello.messageId}`], "another user's message does not exist for sam");
-    const dnsOut = cli(['dns']);
+    const dnsOut = await twoway(['dns']);
     assert.match(dnsOut.stdout, new RegExp(`_twoway\\._tcp\\.a\\.test\\.\\t3600\\tIN\\tSRV\\t10 10 \\d+ twm\\.a\\.test\\.`));
     assert.match(dnsOut.stdout, /twm1\._twoway\.a\.test\.\t3600\tIN\tTXT\t"v=TWM1; k=ed25519; p=[A-Za-z0-9+/]{43}="/);
 

@@ -19,7 +19,7 @@
  *                      (wraps the repository's commit function at run time;
  *                      for profiling only, the normal path is untouched)
  *   BENCH_EXPERIMENT   comma-separated profiling experiments (bench/lib/experiments.ts);
- *                      empty = the server exactly as src/main.ts builds it
+ *                      empty = the server exactly as src/app.ts builds it
  *   BENCH_DOMAINS      more served domains, comma-separated (same server, same store)
  *   BENCH_USERS        more users, comma-separated `address=mode` (mode open|screen|strict)
  *   BENCH_EXTRA_TOML   appended to the config (e.g. a [twm] section)
@@ -48,18 +48,16 @@ import { statSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseConfig, type Config } from '../../src/config/load.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import { dkimRecordValue, ensureMaterials } from '../../src/config/materials.ts';
 import { keyRecordValue } from '../../src/core/twm-key-record.ts';
 import type { User } from '../../src/core/types.ts';
 import Database from 'better-sqlite3';
 import { renderConfig } from '../../src/config/template.ts';
-import { createIngest } from '../../src/ingest/ingest.ts';
-import { createInboundHooks } from '../../src/ingest/smtp-inbound.ts';
-import { createLogger, startServer } from '../../src/main.ts';
-import { startSmtpListener } from '../../src/protocols/smtp/server.ts';
-import { createServices, type Services } from '../../src/services/index.ts';
-import { openStore, parseStoreUrl } from '../../src/store/open.ts';
+import { createLogger, startServer } from '../../src/app.ts';
+import type { Authenticator } from '../../src/mail/authenticate.ts';
+import type { Services } from '../../src/services/index.ts';
+import { parseStoreUrl } from '../../src/store/open.ts';
 import type { Store } from '../../src/store/types.ts';
 import { applyAfterStart, applyBeforeStart, parseExperiments } from './experiments.ts';
 
@@ -114,58 +112,28 @@ interface BenchServer {
   services: Services;
   smtp: { port: number };
   submission?: { port: number } | null;
-  /** Two-Way Mail, when [twm] is on (src/main.ts's RunningServer). */
+  /** Two-Way Mail, when [twm] is on (src/app.ts's RunningServer). */
   twm?: { port: number } | null;
   close(): Promise<void>;
 }
 
 /**
- * The `no-auth` experiment: the same composition as src/main.ts (store,
- * ingest, inbound hooks, SMTP listener) with an authenticator that does
- * nothing, so the cost of SPF/DKIM/DMARC can be measured. No HTTP listener.
+ * The `no-auth` experiment: the server exactly as `twoway start` builds it
+ * (src/app.ts), with an authenticator that does nothing, so the cost of
+ * SPF/DKIM/DMARC can be measured.
  */
-async function startWithoutAuth(config: Config): Promise<BenchServer> {
-  const log = createLogger(config.log.level);
-  const materials = ensureMaterials(config);
-  const store = await openStore(config.storage);
-  const services = createServices(store, config.domains);
-  const ingest = createIngest({ store, maxReceivedHeaders: config.limits.receivedHeaders });
-  const smtp = await startSmtpListener({
-    hostname: config.hostname,
-    host: config.smtp.host,
-    port: config.smtp.port,
-    tls: materials.tls,
-    maxMessageSize: config.limits.messageSize,
-    maxRecipients: config.limits.recipients,
-    maxConnections: config.limits.connections,
-    maxConnectionsPerIp: config.limits.connectionsPerIp,
-    hooks: createInboundHooks({
-      hostname: config.hostname,
-      domains: config.domains,
-      ingest,
-      authenticate: async () => ({
-        headers: '',
-        spf: { result: 'none', domain: null },
-        dkimDomains: [],
-        dmarc: { result: 'none', policy: null },
-        fromDomain: null,
-        fromAuthenticated: false,
-        alignedDomain: null,
-        authenticatedDomains: [],
-      }),
-      onError: (err) => log.error({ err }, 'smtp error'),
-    }),
-  });
-  return {
-    store,
-    services,
-    smtp,
-    close: async () => {
-      await smtp.close();
-      await store.close();
-    },
-  };
-}
+const noAuth: Authenticator = async () => ({
+  headers: '',
+  spf: { result: 'none', domain: null },
+  dkimDomains: [],
+  dmarc: { result: 'none', policy: null },
+  identity: null,
+  fromProblem: null,
+  fromDomain: null,
+  fromAuthenticated: false,
+  alignedDomain: null,
+  authenticatedDomains: [],
+});
 
 /** Wraps the message repository's group-commit function to measure batch sizes (bench instrumentation only). */
 function instrumentCommits(server: BenchServer): void {
@@ -195,7 +163,7 @@ function instrumentCommits(server: BenchServer): void {
 async function main(): Promise<void> {
   const configFile = join(dir, 'twoway.toml');
   const text =
-    renderConfig({ hostname: `mx.${domain}`, domains: [domain, ...extraDomains], smtpPort, submissionPort: 0, httpPort: 0, imapPort: 0, imapsPort: 0, deliveryPort, dns: [dns] })
+    renderConfig({ hostname: `mx.${domain}`, domains: [domain, ...extraDomains], smtpPort, submissionPort: 0, httpPort: 0, imapPort: 0, imapsPort: 0, deliveryPort, deliveryLab: deliveryPort !== undefined, metricsPort: 0, dns: [dns] })
       // SMTP and submission listen on `host`; outgoing SMTP leaves from it (the address SPF names).
       .replaceAll('host = "0.0.0.0"', `host = "${host}"`)
       .replace('[delivery]\n', `[delivery]\nbind_address = "${host}"\n`)
@@ -219,9 +187,10 @@ async function main(): Promise<void> {
   }
   const experiments = parseExperiments(process.env.BENCH_EXPERIMENT);
   await applyBeforeStart(experiments);
-  const server: BenchServer = experiments.has('no-auth')
-    ? await startWithoutAuth(config)
-    : await startServer(config, { logger: createLogger(config.log.level) });
+  const server: BenchServer = await startServer(config, {
+    logger: createLogger(config.log.level),
+    ...(experiments.has('no-auth') ? { authenticate: noAuth } : {}),
+  });
   const location = parseStoreUrl(config.storage);
   await applyAfterStart(experiments, server.store, location.kind === 'sqlite' ? location.path : '');
   if (process.env.BENCH_COMMIT_STATS === '1') instrumentCommits(server);

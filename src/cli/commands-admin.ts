@@ -5,14 +5,14 @@ import type { Command } from 'commander';
 import { parseConfig } from '../config/load.ts';
 import { ensureMaterials } from '../config/materials.ts';
 import { renderConfig } from '../config/template.ts';
-import { startServer } from '../main.ts';
+import { APP_PASSWORD_SCOPES, type AppPasswordScope } from '../core/types.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
 import { recordsToPublish, zoneLine } from './dns-records.ts';
 import { imapRecords } from './imap-records.ts';
 import { carddavRecords } from './carddav-records.ts';
 import { twmRecordsToPublish } from './twm-records.ts';
-import { CliError, EXIT, list, printJson } from './output.ts';
+import { CliError, EXIT, list, printJson, type CliIo } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 
@@ -22,7 +22,7 @@ function portOption(value: string): number {
   return n;
 }
 
-export function registerAdminCommands(program: Command): void {
+export function registerAdminCommands(program: Command, io: CliIo): void {
   program
     .command('init')
     .description('write DIR/twoway.toml and generate the TLS and DKIM keys')
@@ -54,17 +54,19 @@ export function registerAdminCommands(program: Command): void {
       const config = parseConfig(text, file);
       writeFileSync(file, text, { mode: 0o600 });
       ensureMaterials(config);
-      process.stdout.write(`wrote ${file}\nnext: twoway user add you@${opts.domain} --config ${file}\n      twoway start --config ${file}\n`);
+      io.stdout.write(`wrote ${file}\nnext: twoway user add you@${opts.domain} --config ${file}\n      twoway start --config ${file}\n`);
     });
 
   program
     .command('start')
     .description('run the server until SIGINT or SIGTERM')
     .action(async (_opts, cmd: Command) => {
-      const config = readConfig(globals(cmd));
+      const config = await readConfig(globals(cmd));
+      // Loaded here: the server's modules (fastify, smtp-server, mailauth, pino) would slow every other command's start-up.
+      const { startServer } = await import('../main.ts');
       const server = await startServer(config);
       const submission = server.submission ? `, submission on ${config.submission.host}:${server.submission.port}` : '';
-      process.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);
+      io.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);
       await new Promise<void>((resolveStop) => {
         const stop = () => resolveStop();
         process.once('SIGINT', stop);
@@ -77,12 +79,12 @@ export function registerAdminCommands(program: Command): void {
     .command('dns')
     .description('print the DNS records to publish')
     .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }, cmd: Command) => {
-      const config = readConfig(globals(cmd));
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const config = await readConfig(globals(cmd));
       const materials = ensureMaterials(config);
       const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config), ...imapRecords(config)];
-      if (opts.json) printJson(records);
-      else process.stdout.write(records.map(zoneLine).join('\n') + '\n');
+      if (opts.json) printJson(io.stdout, records);
+      else io.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });
 
   const user = program.command('user').description('manage accounts');
@@ -93,17 +95,17 @@ export function registerAdminCommands(program: Command): void {
     .action(async (address: string, opts: { mode: string }, cmd: Command) => {
       const mode = parseMode(opts.mode);
       configPath(globals(cmd)); // fail on a missing config before asking for a password
-      const password = await readPassword();
+      const password = await readPassword(io, );
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.add(address, password, mode);
-        process.stdout.write(`added ${u.address} (mode ${u.mode})\n`);
+        io.stdout.write(`added ${u.address} (mode ${u.mode})\n`);
       });
     });
   user
     .command('list')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withServices(globals(cmd), async (s) => list((await s.accounts.list()).map(publicUser) as unknown as Array<Record<string, unknown>>, ['address', 'mode', 'createdAt'], opts.json));
+      await withServices(globals(cmd), async (s) => list(io.stdout, (await s.accounts.list()).map(publicUser) as unknown as Array<Record<string, unknown>>, ['address', 'mode', 'createdAt'], opts.json));
     });
   user
     .command('mode <address> <mode>')
@@ -112,7 +114,7 @@ export function registerAdminCommands(program: Command): void {
       const m = parseMode(mode);
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.setMode(address, m);
-        process.stdout.write(`${u.address}: mode ${u.mode}\n`);
+        io.stdout.write(`${u.address}: mode ${u.mode}\n`);
       });
     });
   user
@@ -122,18 +124,60 @@ export function registerAdminCommands(program: Command): void {
       if (value !== 'on' && value !== 'off') throw new CliError(`invalid value "${value}": expected on or off`, EXIT.usage);
       await withServices(globals(cmd), async (s) => {
         const u = await s.accounts.setRevealDeclined(address, value === 'on');
-        process.stdout.write(`${u.address}: reveal declined ${u.revealDeclined ? 'on' : 'off'}\n`);
+        io.stdout.write(`${u.address}: reveal declined ${u.revealDeclined ? 'on' : 'off'}\n`);
       });
     });
   user
     .command('passwd <address>')
-    .description('set the password, read from standard input')
-    .action(async (address: string, _o, cmd: Command) => {
+    .description('set the password, read from standard input; revokes every app password and API session unless told to keep them')
+    .option('--keep-app-passwords', 'keep the app passwords valid')
+    .option('--keep-sessions', 'keep the API sessions (bearer tokens) valid')
+    .action(async (address: string, opts: { keepAppPasswords?: boolean; keepSessions?: boolean }, cmd: Command) => {
       configPath(globals(cmd));
-      const password = await readPassword('New password: ');
+      const password = await readPassword(io, 'New password: ');
       await withServices(globals(cmd), async (s) => {
-        await s.accounts.setPassword(address, password);
-        process.stdout.write(`password changed for ${address}\n`);
+        const r = await s.accounts.setPassword(address, password, { appPasswords: opts.keepAppPasswords, sessions: opts.keepSessions });
+        io.stdout.write(`password changed for ${address}; revoked ${r.revokedAppPasswords} app password(s) and ${r.revokedSessions} session(s)\n`);
+      });
+    });
+
+  const apps = user.command('app-passwords').description('app passwords of an account: list, create, revoke');
+  apps
+    .command('list <address>')
+    .option('--json', 'machine-readable output')
+    .action(async (address: string, opts: { json?: boolean }, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const rows = (await s.accounts.listAppPasswords(await s.accounts.get(address))).map((a) => ({
+          id: a.id,
+          publicId: a.publicId,
+          name: a.name,
+          scope: a.scope,
+          createdAt: a.createdAt.toISOString(),
+          lastUsedAt: a.lastUsedAt?.toISOString() ?? null,
+        }));
+        list(io.stdout, rows, ['id', 'name', 'scope', 'createdAt', 'lastUsedAt'], opts.json);
+      });
+    });
+  apps
+    .command('create <address> <name>')
+    .description('create an app password and print it (shown once)')
+    .option('--scope <scope>', 'all (every mail protocol) | contacts (CardDAV only)', 'all')
+    .option('--json', 'machine-readable output')
+    .action(async (address: string, name: string, opts: { scope: string; json?: boolean }, cmd: Command) => {
+      if (!(APP_PASSWORD_SCOPES as readonly string[]).includes(opts.scope)) throw new CliError(`invalid scope "${opts.scope}": expected ${APP_PASSWORD_SCOPES.join(' or ')}`, EXIT.usage);
+      await withServices(globals(cmd), async (s) => {
+        const a = await s.accounts.addAppPassword(await s.accounts.get(address), name, opts.scope as AppPasswordScope);
+        if (opts.json) printJson(io.stdout, { id: a.id, publicId: a.publicId, name: a.name, scope: a.scope, createdAt: a.createdAt.toISOString(), password: a.password });
+        else io.stdout.write(`app password ${a.id} "${a.name}" (scope ${a.scope}) for ${address}:\n${a.password}\n`);
+      });
+    });
+  apps
+    .command('revoke <address> <id>')
+    .description('revoke an app password (its number or public id) and the sessions opened with it')
+    .action(async (address: string, id: string, _o, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        await s.accounts.revokeAppPassword(await s.accounts.get(address), id);
+        io.stdout.write(`revoked app password ${id} of ${address}\n`);
       });
     });
 }

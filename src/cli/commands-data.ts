@@ -5,13 +5,14 @@ import { parseMailbox, messageView } from '../services/mail.ts';
 import { requestView } from '../services/screener.ts';
 import type { ContactRequestStatus } from '../core/types.ts';
 import { parseDuration } from '../core/duration.ts';
+import { spamOfMessage } from '../core/spam.ts';
 import { withServices, type GlobalOptions } from './context.ts';
-import { CliError, EXIT, list, printJson } from './output.ts';
+import { CliError, EXIT, list, printJson, type CliIo, type OutStream } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 type Row = Record<string, unknown>;
 
-export function registerDataCommands(program: Command): void {
+export function registerDataCommands(program: Command, io: CliIo): void {
   const contacts = program.command('contacts').description("a user's address book (the allowlist)");
   contacts
     .command('list <user>')
@@ -20,8 +21,8 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const cards = await s.contacts.list(user.id);
-        if (opts.json) return printJson(cards);
-        list(
+        if (opts.json) return printJson(io.stdout, cards);
+        list(io.stdout, 
           cards.map((c) => ({
             uid: c.uid,
             name: c.name,
@@ -41,7 +42,7 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const r = await s.contacts.allow(user.id, sender);
-        process.stdout.write(`${r.created ? 'allowed' : 'already allowed'}: ${sender}${r.unblocked ? ` (block lifted)` : ''}\n`);
+        io.stdout.write(`${r.created ? 'allowed' : 'already allowed'}: ${sender}${r.unblocked ? ` (block lifted)` : ''}\n`);
       });
     });
   contacts
@@ -51,7 +52,7 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const r = await s.contacts.block(user.id, sender);
-        process.stdout.write(`${r.created ? 'blocked' : 'already blocked'}: ${sender}\n`);
+        io.stdout.write(`${r.created ? 'blocked' : 'already blocked'}: ${sender}\n`);
       });
     });
   contacts
@@ -62,7 +63,7 @@ export function registerDataCommands(program: Command): void {
         const user = await s.accounts.get(userAddr);
         const removed = await s.contacts.remove(user.id, sender);
         if (removed.length === 0) throw new CliError(`no contact names ${sender}`, EXIT.notFound);
-        process.stdout.write(`removed ${removed.length} card(s): ${removed.join(', ')}\n`);
+        io.stdout.write(`removed ${removed.length} card(s): ${removed.join(', ')}\n`);
       });
     });
 
@@ -79,12 +80,12 @@ export function registerDataCommands(program: Command): void {
       }
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        const bar = process.stderr.isTTY ? progressBar() : undefined;
+        const bar = io.stderr.isTTY ? progressBar(io.stderr) : undefined;
         const summary = await s.contacts.importCards(user.id, text, bar);
-        if (bar) process.stderr.write('\n');
-        if (opts.json) return printJson(summary);
-        process.stdout.write(`imported ${summary.imported}, merged ${summary.merged}, rejected ${summary.rejected.length}\n`);
-        for (const r of summary.rejected) process.stdout.write(`  line ${r.line}: ${r.reason}\n`);
+        if (bar) io.stderr.write('\n');
+        if (opts.json) return printJson(io.stdout, summary);
+        io.stdout.write(`imported ${summary.imported}, merged ${summary.merged}, rejected ${summary.rejected.length}\n`);
+        for (const r of summary.rejected) io.stdout.write(`  line ${r.line}: ${r.reason}\n`);
       });
     });
 
@@ -103,8 +104,8 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const card = await s.contacts.expect(user.id, domain, { forMs, uses: Number(opts.uses) });
-        if (opts.json) return printJson({ uid: card.uid, domain: card.domain, until: card.until, uses: card.uses });
-        process.stdout.write(`expecting ${card.domain} until ${card.until} (${card.uses} use${card.uses === 1 ? '' : 's'}): card ${card.uid}\n`);
+        if (opts.json) return printJson(io.stdout, { uid: card.uid, domain: card.domain, until: card.until, uses: card.uses });
+        io.stdout.write(`expecting ${card.domain} until ${card.until} (${card.uses} use${card.uses === 1 ? '' : 's'}): card ${card.uid}\n`);
       });
     });
 
@@ -112,18 +113,22 @@ export function registerDataCommands(program: Command): void {
   requests
     .command('list <user>')
     .option('--status <status>', 'pending | approved | denied')
+    .option('--likely-spam', 'also list the requests judged likely spam (hidden by default)')
     .option('--json', 'machine-readable output')
-    .action(async (userAddr: string, opts: { json?: boolean; status?: string }, cmd: Command) => {
+    .action(async (userAddr: string, opts: { json?: boolean; status?: string; likelySpam?: boolean }, cmd: Command) => {
       if (opts.status && !['pending', 'approved', 'denied'].includes(opts.status)) {
         throw new CliError(`invalid --status "${opts.status}": expected pending, approved or denied`, EXIT.usage);
       }
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        const rows = (await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined)).map(requestView);
-        list(rows as unknown as Row[], ['sender', 'authDomain', 'status', 'count', 'held', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
+        const ranked = await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined, { likelySpam: opts.likelySpam === true });
+        const views = ranked.map(requestView);
+        // Best reputation first; the table shows the score and why.
+        const rows = opts.json ? views : views.map((v) => ({ ...v, score: v.reputation.score, why: v.reputation.reasons.join(', ') }));
+        list(io.stdout, rows as unknown as Row[], ['sender', 'score', 'why', 'authDomain', 'status', 'count', 'held', 'likelySpam', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
       });
     });
-  const action = (name: 'approve' | 'deny' | 'clear', description: string) =>
+  const action = (name: 'approve' | 'deny' | 'clear' | 'spam', description: string) =>
     requests
       .command(`${name} <user> <senders...>`)
       .description(description)
@@ -132,12 +137,13 @@ export function registerDataCommands(program: Command): void {
         await withServices(globals(cmd), async (s) => {
           const user = await s.accounts.get(userAddr);
           const results = await s.screener[name](user.id, senders);
-          list(results as unknown as Row[], ['sender', 'released', 'dropped'], opts.json);
+          list(io.stdout, results as unknown as Row[], ['sender', 'released', 'dropped', 'junked'], opts.json);
         });
       });
   action('approve', 'allow the senders and release their held mail to INBOX');
   action('deny', 'block the senders and drop their held mail');
   action('clear', 'forget the requests and drop held mail, deciding nothing');
+  action('spam', 'mark as spam: held mail goes to Junk (teaching the spam filter), the requests are denied');
   requests
     .command('approve-domain <user> <domain>')
     .description('allow a whole domain and release every held sender of it')
@@ -145,21 +151,22 @@ export function registerDataCommands(program: Command): void {
     .action(async (userAddr: string, domain: string, opts: { json?: boolean }, cmd: Command) => {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        list((await s.screener.approveDomain(user.id, domain)) as unknown as Row[], ['sender', 'released'], opts.json);
+        list(io.stdout, (await s.screener.approveDomain(user.id, domain)) as unknown as Row[], ['sender', 'released'], opts.json);
       });
     });
 
   const mail = program.command('mail').description("read a user's mail");
+  registerMove(mail, io);
   mail
     .command('list <user>')
-    .option('--mailbox <name>', 'INBOX | Screener | Sent | Trash (default: all)')
+    .option('--mailbox <name>', 'INBOX | Screener | Junk | Sent | Trash (default: all)')
     .option('--json', 'machine-readable output')
     .action(async (userAddr: string, opts: { json?: boolean; mailbox?: string }, cmd: Command) => {
       const mailbox = opts.mailbox ? parseMailbox(opts.mailbox) : undefined;
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const rows = (await s.mail.list(user.id, mailbox)).map(messageView);
-        list(rows as unknown as Row[], ['id', 'mailbox', 'uid', 'from', 'subject', 'receivedAt', 'firstContact'], opts.json);
+        list(io.stdout, rows as unknown as Row[], ['id', 'mailbox', 'uid', 'from', 'subject', 'receivedAt', 'firstContact'], opts.json);
       });
     });
   mail
@@ -172,21 +179,44 @@ export function registerDataCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
         const msg = await s.mail.get(user.id, n);
-        if (opts.json) return printJson(messageView(msg));
-        process.stdout.write(msg.raw);
-        if (!msg.raw.subarray(-1).equals(Buffer.from('\n'))) process.stdout.write('\n');
+        if (opts.json) return printJson(io.stdout, { ...messageView(msg), spam: spamOfMessage(msg.raw) });
+        // The raw message starts with this server's trace headers, X-Spam and X-Spam-Symbols among them.
+        io.stdout.write(msg.raw);
+        if (!msg.raw.subarray(-1).equals(Buffer.from('\n'))) io.stdout.write('\n');
+      });
+    });
+}
+
+/** Moves messages; into Junk teaches the spam filter spam, out of Junk ham (with [spam] learning). */
+function registerMove(mail: Command, io: CliIo): void {
+  mail
+    .command('move <user> <mailbox> <ids...>')
+    .description('move messages to a mailbox (Junk: mark as spam; out of Junk: not spam)')
+    .option('--json', 'machine-readable output')
+    .action(async (userAddr: string, mailboxName: string, ids: string[], opts: { json?: boolean }, cmd: Command) => {
+      const mailbox = parseMailbox(mailboxName);
+      const nums = ids.map((id) => {
+        const n = Number(id);
+        if (!Number.isSafeInteger(n) || n <= 0) throw new CliError(`invalid message id "${id}": expected a positive number`, EXIT.usage);
+        return n;
+      });
+      await withServices(globals(cmd), async (s) => {
+        const user = await s.accounts.get(userAddr);
+        const moved = await s.mail.move(user.id, nums, mailbox);
+        if (opts.json) printJson(io.stdout, { moved, mailbox });
+        else io.stdout.write(`moved ${moved} message${moved === 1 ? '' : 's'} to ${mailbox}\n`);
       });
     });
 }
 
 /** A one-line progress bar on a terminal's stderr, redrawn at most every 1%. */
-function progressBar(width = 30): (done: number, total: number) => void {
+function progressBar(stderr: OutStream, width = 30): (done: number, total: number) => void {
   let shown = -1;
   return (done, total) => {
     const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
     if (pct === shown) return;
     shown = pct;
     const full = Math.round((pct / 100) * width);
-    process.stderr.write(`\r[${'#'.repeat(full)}${' '.repeat(width - full)}] ${String(pct).padStart(3)}% ${done}/${total} cards`);
+    stderr.write(`\r[${'#'.repeat(full)}${' '.repeat(width - full)}] ${String(pct).padStart(3)}% ${done}/${total} cards`);
   };
 }

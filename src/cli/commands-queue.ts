@@ -1,9 +1,9 @@
-/** The outbound queue and sending from scripts: `queue list|retry|delete`, `send`. */
+/** The outbound queue and sending from scripts: `queue list|retry|flush|delete`, `send`. */
 import type { Command } from 'commander';
 import { queueEntryView } from '../services/queue.ts';
 import type { QueueState } from '../core/types.ts';
 import { withServices, type GlobalOptions } from './context.ts';
-import { CliError, EXIT, list } from './output.ts';
+import { CliError, EXIT, list, printJson, type CliIo } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 const STATES = ['scheduled', 'deferred', 'delivered', 'failed'];
@@ -14,7 +14,7 @@ function entryId(value: string): number {
   return n;
 }
 
-export function registerQueueCommands(program: Command): void {
+export function registerQueueCommands(program: Command, io: CliIo): void {
   const queue = program.command('queue').description('the outbound queue, one entry per recipient');
   queue
     .command('list')
@@ -24,7 +24,7 @@ export function registerQueueCommands(program: Command): void {
       if (opts.state && !STATES.includes(opts.state)) throw new CliError(`invalid --state "${opts.state}": expected ${STATES.join(', ')}`, EXIT.usage);
       await withServices(globals(cmd), async (s) => {
         const rows = (await s.queue.list(opts.state ? { state: opts.state as QueueState['state'] } : {})).map(queueEntryView);
-        list(rows as unknown as Array<Record<string, unknown>>, ['id', 'state', 'sender', 'recipient', 'attempts', 'nextAttemptAt', 'detail'], opts.json);
+        list(io.stdout, rows as unknown as Array<Record<string, unknown>>, ['id', 'state', 'sender', 'recipient', 'attempts', 'nextAttemptAt', 'detail'], opts.json);
       });
     });
   queue
@@ -34,7 +34,19 @@ export function registerQueueCommands(program: Command): void {
       const n = entryId(id);
       await withServices(globals(cmd), async (s) => {
         const e = await s.queue.retry(n);
-        process.stdout.write(`entry ${e.id} (${e.recipient}) scheduled for now\n`);
+        io.stdout.write(`entry ${e.id} (${e.recipient}) scheduled for now\n`);
+      });
+    });
+  queue
+    .command('flush')
+    .description('try every scheduled and deferred entry again now (like postqueue -f)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withServices(globals(cmd), async (s) => {
+        const entries = await s.queue.flush();
+        if (opts.json) return printJson(io.stdout, entries.map(queueEntryView));
+        // A running server's queue worker picks them up on its next poll.
+        io.stdout.write(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} scheduled for now\n`);
       });
     });
   queue
@@ -44,7 +56,7 @@ export function registerQueueCommands(program: Command): void {
       const n = entryId(id);
       await withServices(globals(cmd), async (s) => {
         await s.queue.remove(n);
-        process.stdout.write(`entry ${n} deleted\n`);
+        io.stdout.write(`entry ${n} deleted\n`);
       });
     });
 
@@ -54,16 +66,16 @@ export function registerQueueCommands(program: Command): void {
     .requiredOption('--from <user>', 'the sending user (the envelope sender)')
     .requiredOption('--to <addresses...>', 'recipients')
     .action(async (opts: { from: string; to: string[] }, cmd: Command) => {
-      if (process.stdin.isTTY) throw new CliError('pipe the message on standard input, e.g. twoway send --from a@x --to b@y < message.eml', EXIT.usage);
+      if (io.stdin.isTTY) throw new CliError('pipe the message on standard input, e.g. twoway send --from a@x --to b@y < message.eml', EXIT.usage);
       const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk));
       const raw = Buffer.concat(chunks);
       if (raw.length === 0) throw new CliError('empty message on standard input', EXIT.usage);
       await withServices(globals(cmd), async (s) => {
         if (!s.outbound) throw new CliError('sending is not configured', EXIT.failure);
         const user = await s.accounts.get(opts.from);
         const r = await s.outbound.submit({ user, envelopeFrom: user.address, recipients: opts.to, raw });
-        process.stdout.write(`queued ${r.messageId} for ${r.recipients.join(', ')}\n`);
+        io.stdout.write(`queued ${r.messageId} for ${r.recipients.join(', ')}\n`);
       });
     });
 }

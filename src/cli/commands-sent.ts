@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { SentMessageView } from '../services/sent.ts';
 import { withServices, type GlobalOptions } from './context.ts';
-import { printJson, printTable } from './output.ts';
+import { printJson, printTable, type CliIo } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 
@@ -12,7 +12,7 @@ function rows(messages: SentMessageView[]): Array<Record<string, unknown>> {
   );
 }
 
-export function registerSentCommands(program: Command): void {
+export function registerSentCommands(program: Command, io: CliIo): void {
   const sent = program.command('sent').description("a user's sent mail and what became of it, per recipient (SMTP and Two-Way Mail)");
   sent
     .command('list <user>')
@@ -23,8 +23,8 @@ export function registerSentCommands(program: Command): void {
         const user = await s.accounts.get(address);
         const limit = Math.max(1, Math.min(1000, Number.parseInt(opts.limit, 10) || 50));
         const messages = await s.sent.list(user, { limit });
-        if (opts.json) printJson(messages);
-        else printTable(rows(messages), ['messageId', 'recipient', 'via', 'status', 'detail']);
+        if (opts.json) printJson(io.stdout, messages);
+        else printTable(io.stdout, rows(messages), ['messageId', 'recipient', 'via', 'status', 'detail']);
       });
     });
   sent
@@ -35,10 +35,10 @@ export function registerSentCommands(program: Command): void {
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(address);
         const message = await s.sent.status(user, messageId);
-        if (opts.json) printJson(message);
+        if (opts.json) printJson(io.stdout, message);
         else {
-          process.stdout.write(`${message.messageId}  ${message.subject ?? '(no subject)'}  ${message.createdAt}\n`);
-          printTable(rows([message]), ['recipient', 'via', 'status', 'detail']);
+          io.stdout.write(`${message.messageId}  ${message.subject ?? '(no subject)'}  ${message.createdAt}\n`);
+          printTable(io.stdout, rows([message]), ['recipient', 'via', 'status', 'detail']);
         }
       });
     });

@@ -1,17 +1,17 @@
 /**
  * What a CLI command needs: the validated config and, for commands that work
- * on data, an open store and the services. The CLI works on the store
- * directly, so it needs no running server (SQLite WAL and PostgreSQL both
- * allow the server and the CLI at once).
+ * on data, the application built by the one composition root (src/app.ts)
+ * without its workers and listeners: the same services on the same store as
+ * the server's. The CLI needs no running server (SQLite WAL and PostgreSQL
+ * both allow the server and the CLI at once); what it decides is stored
+ * state that a running server's workers pick up (queued mail, Screener
+ * decisions, address-book changes).
  */
 import { existsSync } from 'node:fs';
-import { loadConfig, type Config } from '../config/load.ts';
-import { ensureMaterials } from '../config/materials.ts';
-import { createDkimSigner } from '../mail/dkim-sign.ts';
-import { createServices, type Services } from '../services/index.ts';
-import { openStore } from '../store/open.ts';
+import type { Config } from '../config/load.ts';
+import type { Services } from '../services/index.ts';
 import type { Store } from '../store/types.ts';
-import { CliError, EXIT } from './output.ts';
+import { CliError, EXIT, type CliIo } from './output.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -28,48 +28,45 @@ export function configPath(opts: GlobalOptions): string {
   return path;
 }
 
-export function readConfig(opts: GlobalOptions): Config {
+// The schema (zod), the store and the services load on first use, not at start-up, so that
+// `twoway --version` and `--help` load none of them.
+export async function readConfig(opts: GlobalOptions): Promise<Config> {
+  const { loadConfig } = await import('../config/load.ts');
   return loadConfig(configPath(opts));
 }
 
 export async function withServices<T>(opts: GlobalOptions, run: (s: Services, store: Store, config: Config) => Promise<T>): Promise<T> {
-  const config = readConfig(opts);
-  const store = await openStore(config.storage);
+  const config = await readConfig(opts);
+  const { createApp } = await import('../app.ts');
+  const app = await createApp(config);
   try {
-    // Sending from the CLI queues into the store; a running server's queue worker picks it up on its next poll.
-    const services = createServices(store, config.domains, {
-      sign: createDkimSigner(ensureMaterials(config).dkim),
-      hostname: config.hostname,
-      maxRecipients: config.limits.recipients,
-      maxMessageSize: config.limits.messageSize,
-      maxReceivedHeaders: config.limits.receivedHeaders,
-    });
-    return await run(services, store, config);
+    return await run(app.services, app.store, config);
   } finally {
-    await store.close();
+    await app.close();
   }
 }
 
 /** Reads a password: the whole of stdin when piped, or a prompt without echo on a terminal. */
-export async function readPassword(prompt = 'Password: '): Promise<string> {
-  if (!process.stdin.isTTY) {
+export async function readPassword(io: CliIo, prompt = 'Password: '): Promise<string> {
+  if (!io.stdin.isTTY || !io.stdin.setRawMode) {
     const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk));
     const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
     if (text === '') throw new CliError('no password on standard input (pipe it in, e.g. echo "$PW" | twoway user add …)', EXIT.usage);
     return text;
   }
-  process.stderr.write(prompt);
-  const stdin = process.stdin;
-  stdin.setRawMode(true);
+  io.stderr.write(prompt);
+  const stdin = io.stdin;
+  const setRawMode = io.stdin.setRawMode.bind(io.stdin);
+  setRawMode(true);
   stdin.resume();
   return new Promise((resolve, reject) => {
     let value = '';
     const done = (fn: () => void) => {
-      stdin.setRawMode(false);
+      setRawMode(false);
       stdin.pause();
       stdin.off('data', onData);
-      process.stderr.write('\n');
+      io.stderr.write('\n');
       fn();
     };
     const onData = (buf: Buffer) => {

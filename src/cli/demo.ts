@@ -8,24 +8,14 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import type { Command } from 'commander';
 import nodemailer from 'nodemailer';
 import { receiptToJson } from '../core/twm-schema.ts';
 import { createLogger, type RunningServer } from '../main.ts';
 import { startLab } from './demo-lab.ts';
-import { CliError, EXIT } from './output.ts';
+import { CliError, EXIT, type OutStream } from './output.ts';
 
 const MARKER = '.twoway-demo';
 const PASSWORD = 'demo-password';
-
-export function registerDemoCommand(program: Command): void {
-  program
-    .command('demo')
-    .description('run three mail domains on loopback and show Two-Way Mail next to SMTP')
-    .option('--dir <dir>', 'where the demo keeps its configuration and data', 'twoway-demo')
-    .option('--keep-running', 'keep the servers running after the demo (Ctrl-C stops them)')
-    .action(async (opts: { dir: string; keepRunning?: boolean }) => runDemo(opts));
-}
 
 async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -55,7 +45,7 @@ async function submit(server: RunningServer, host: string, user: string, to: str
 
 const octets = (n: number) => `${n.toLocaleString('en-US')} B`;
 
-export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Promise<void> {
+export async function runDemo(opts: { dir: string; keepRunning?: boolean }, stdout: OutStream = process.stdout): Promise<void> {
   const dir = resolve(opts.dir);
   if (existsSync(dir)) {
     if (!existsSync(join(dir, MARKER))) throw new CliError(`${dir} exists and is not a demo directory; choose another --dir`, EXIT.conflict);
@@ -63,7 +53,7 @@ export async function runDemo(opts: { dir: string; keepRunning?: boolean }): Pro
   }
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, MARKER), 'created by twoway demo; removed by the next run\n');
-  const out = (s = '') => process.stdout.write(s + '\n');
+  const out = (s = '') => stdout.write(s + '\n');
 
   out(`Two-Way Mail demo, data in ${dir}`);
   out('  starting north.test (127.0.0.2, TWM), south.test (127.0.0.3, TWM) and oldmail.test (127.0.0.4, SMTP only)…');

@@ -8,13 +8,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { configSchema, type ConfigFile } from './schema.ts';
+import { ConfigError } from './config-error.ts';
+import type { HeaderLimits } from '../core/header-limits.ts';
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
+
 
 /** The validated configuration with every path made absolute. */
 export interface Config {
@@ -24,7 +22,8 @@ export interface Config {
   dataDir: string;
   storage: string;
   smtp: { host: string; port: number };
-  submission: { enabled: boolean; host: string; port: number };
+  /** `addressLiterals`: accept address-literal recipients from users (off by default). */
+  submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean };
   imap: {
     enabled: boolean;
     host: string;
@@ -41,6 +40,8 @@ export interface Config {
   delivery: {
     port: number;
     bindAddress: string | null;
+    /** Loopback and private destination addresses allowed (labs and tests only). */
+    lab: boolean;
     maxActive: number;
     perDomainConcurrency: number;
     giveUpAfterMs: number;
@@ -59,6 +60,8 @@ export interface Config {
     connections: number;
     connectionsPerIp: number;
     receivedHeaders: number;
+    /** Header section limits, checked while a message streams in (core/header-limits.ts). */
+    header: HeaderLimits;
   };
   twm: {
     enabled: boolean;
@@ -81,7 +84,30 @@ export interface Config {
     noticeRate: { perSecond: number; burst: number };
     clientRate: { perSecond: number; burst: number };
   };
+  /** The account for postmaster@ every served domain; null: the first account created. */
+  postmaster: string | null;
+  /** The metrics listener (GET /metrics, no login), or null when disabled. */
+  metrics: { host: string; port: number } | null;
+  /** Null without a [spam] section: no filtering. */
+  spam: SpamConfig | null;
   log: { level: ConfigFile['log']['level'] };
+}
+
+export interface SpamConfig {
+  url: string;
+  controllerUrl: string;
+  password: string | null;
+  timeoutMs: number;
+  maxSize: number;
+  onUnreachable: 'accept' | 'tempfail';
+  judge: { by: 'actions' } | { by: 'score'; thresholds: { reject: number | null; junk: number | null; greylist: number | null } };
+  learn: boolean;
+}
+
+function controllerOf(url: string): string {
+  const u = new URL(url);
+  u.port = '11334';
+  return u.toString().replace(/\/+$/, '');
 }
 
 export function loadConfig(file: string): Config {
@@ -125,6 +151,17 @@ function formatIssues(where: string, issues: z.core.$ZodIssue[]): string {
     .join('\n');
 }
 
+/** `postmaster` must be an address of a served domain (its account may be created later). */
+function postmasterOf(c: ConfigFile, path: string | null): string | null {
+  if (c.postmaster === undefined) return null;
+  const address = c.postmaster.toLowerCase();
+  const domain = address.slice(address.lastIndexOf('@') + 1);
+  if (!c.domains.includes(domain)) {
+    throw new ConfigError(`${path ?? 'config'}: key "postmaster": ${address} is not in a served domain (${c.domains.join(', ')})`);
+  }
+  return address;
+}
+
 function resolveConfig(c: ConfigFile, path: string | null): Config {
   const base = path ? dirname(path) : process.cwd();
   const abs = (p: string, from = base) => (isAbsolute(p) ? p : resolve(from, p));
@@ -141,7 +178,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         : c.storage
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
     smtp: c.smtp,
-    submission: c.submission,
+    submission: { enabled: c.submission.enabled, host: c.submission.host, port: c.submission.port, addressLiterals: c.submission.address_literals },
     imap: {
       enabled: c.imap.enabled,
       host: c.imap.host,
@@ -158,6 +195,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
     delivery: {
       port: c.delivery.port,
       bindAddress: c.delivery.bind_address ?? null,
+      lab: c.delivery.lab,
       maxActive: c.delivery.max_active,
       perDomainConcurrency: c.delivery.per_domain_concurrency,
       giveUpAfterMs: c.delivery.give_up_after,
@@ -183,6 +221,12 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       connections: c.limits.connections,
       connectionsPerIp: c.limits.connections_per_ip,
       receivedHeaders: c.limits.received_headers,
+      header: {
+        maxBytes: c.limits.header_bytes,
+        maxLinesPerField: c.limits.header_lines_per_field,
+        maxFields: c.limits.header_fields,
+        maxDkimSignatures: c.limits.dkim_signatures,
+      },
     },
     twm: {
       enabled: c.twm.enabled,
@@ -203,6 +247,23 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
       clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },
     },
+    postmaster: postmasterOf(c, path),
+    metrics: c.metrics.enabled ? { host: c.metrics.host, port: c.metrics.port } : null,
+    spam: c.spam
+      ? {
+          url: c.spam.url.replace(/\/+$/, ''),
+          controllerUrl: (c.spam.controller_url ?? controllerOf(c.spam.url)).replace(/\/+$/, ''),
+          password: c.spam.password ?? null,
+          timeoutMs: c.spam.timeout_ms,
+          maxSize: c.spam.max_size,
+          onUnreachable: c.spam.on_unreachable,
+          judge:
+            c.spam.judge_by === 'actions'
+              ? { by: 'actions' }
+              : { by: 'score', thresholds: { reject: c.spam.reject_score, junk: c.spam.junk_score, greylist: c.spam.greylist_score } },
+          learn: c.spam.learn,
+        }
+      : null,
     log: c.log,
   };
 }

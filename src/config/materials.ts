@@ -8,7 +8,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import selfsigned from 'selfsigned';
+import { createRequire } from 'node:module';
 import { ConfigError, type Config } from './load.ts';
 
 export interface Materials {
@@ -72,6 +72,8 @@ function writeTlsPair(config: Config): void {
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
   });
   const names = [config.hostname, ...config.domains];
+  // Required on first use (synchronously, like the rest of this module): only `init` and a first start generate a pair.
+  const selfsigned = createRequire(import.meta.url)('selfsigned') as typeof import('selfsigned');
   const pems = selfsigned.generate([{ name: 'commonName', value: config.hostname }], {
     days: 825,
     algorithm: 'sha256',

@@ -55,6 +55,11 @@ export const configSchema = z
       .min(1, 'expected at least one served domain')
       .describe('the mail domains served; mail for any other domain is refused (`550 5.7.1`, no relay)'),
     data_dir: z.string().min(1).default('data').describe('keys, the TLS pair and the SQLite database; relative to the configuration file'),
+    postmaster: z
+      .string()
+      .regex(/^[^@\s]+@[a-z0-9.-]+$/, 'expected an account address such as "alice@example.org"')
+      .optional()
+      .describe('the account that receives postmaster@ every served domain (RFC 5321 4.5.1); default: the first account created'),
     storage: z
       .string()
       .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'expected "sqlite:FILE" or "postgres://…"')
@@ -66,6 +71,10 @@ export const configSchema = z
         enabled: z.boolean().default(true).describe('run the authenticated submission listener (STARTTLS, then AUTH)'),
         host: z.string().min(1).default('0.0.0.0').describe('address of the submission listener'),
         port: port.default(587).describe('port of the submission listener; 0 picks a free port'),
+        address_literals: z
+          .boolean()
+          .default(false)
+          .describe('accept address-literal recipients (user@[192.0.2.1]) from users; refused with 550 5.7.1 by default'),
       })
       .strict()
       .prefault({}),
@@ -92,6 +101,7 @@ export const configSchema = z
       .object({
         port: port.default(25).describe('the port of remote MX hosts; another only in labs and tests'),
         bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections (the one SPF names). Default: the system\'s choice'),
+        lab: z.boolean().default(false).describe('allow loopback and private addresses as SMTP destinations (MX hosts, address literals): labs, demos and tests only'),
         max_active: z.number().int().min(1).max(10_000).default(100).describe('recipients in delivery at once, over all domains'),
         // Postfix's default_destination_concurrency_limit is 20; 10 keeps a stranger's MX from seeing a burst.
         per_domain_concurrency: z
@@ -157,6 +167,28 @@ export const configSchema = z
           .default(50)
           .describe('concurrent connections per client address, per SMTP listener (`421 4.7.0` beyond)'),
         received_headers: z.number().int().min(5).max(200).default(50).describe('this many Received headers or more is a mail loop (`554 5.4.6`)'),
+        header_bytes: z
+          .number()
+          .int()
+          .min(4096)
+          .max(1024 * 1024)
+          .default(64 * 1024)
+          .describe('octets of a message header section, checked while it streams in (552 5.3.4 beyond)'),
+        header_lines_per_field: z
+          .number()
+          .int()
+          .min(10)
+          .max(10_000)
+          .default(100)
+          .describe('physical lines of one header field, its folded continuation lines included (554 5.6.0 beyond)'),
+        header_fields: z.number().int().min(50).max(100_000).default(1000).describe('header fields per message (554 5.6.0 beyond)'),
+        dkim_signatures: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(10)
+          .describe('DKIM-Signature fields per message; each may cost a hash of the whole body (554 5.6.0 beyond)'),
       })
       .strict()
       .prefault({}),
@@ -190,6 +222,37 @@ export const configSchema = z
       .strict()
       .prefault({})
       .refine((t) => (t.cert === undefined) === (t.cert_key === undefined), 'expected both "cert" and "cert_key", or neither'),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true).describe('serve Prometheus metrics at GET /metrics on a listener of their own'),
+        host: z.string().min(1).default('127.0.0.1').describe('the metrics listener address; loopback by default: the metrics need no login'),
+        port: port.default(9464).describe('the metrics listener port'),
+      })
+      .strict()
+      .prefault({}),
+    spam: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }).describe("rspamd's normal worker (POST /checkv2), e.g. http://127.0.0.1:11333"),
+        controller_url: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .describe("rspamd's controller (POST /learnspam, /learnham); defaults to url with port 11334"),
+        password: z.string().min(1).optional().describe("the controller's password, if it asks for one (never logged)"),
+        timeout_ms: z.number().int().min(100).max(120_000).default(10_000).describe('per scan or learn request; a slower answer leaves the message unscanned'),
+        max_size: z.number().int().min(1024).default(20 * 1024 * 1024).describe('bytes; larger messages are delivered unscanned'),
+        on_unreachable: z
+          .enum(['accept', 'tempfail'])
+          .default('accept')
+          .describe('rspamd down, slow or answering nonsense: accept the message marked unscanned, or answer 451 4.7.1'),
+        judge_by: z.enum(['actions', 'score']).default('actions').describe("act on rspamd's action, or on its score against the thresholds below"),
+        reject_score: z.number().nullable().default(15).describe('with judge_by = "score": refuse 550 5.7.1 at or above'),
+        junk_score: z.number().nullable().default(6).describe('with judge_by = "score": likely spam (Junk, or marked in the Screener) at or above'),
+        greylist_score: z.number().nullable().default(null).describe('with judge_by = "score": answer 451 4.7.1 at or above; null: never greylist'),
+        learn: z.boolean().default(true).describe('teach rspamd from Junk moves and Screener decisions (its controller)'),
+      })
+      .strict()
+      .optional()
+      .describe('rspamd judges strangers\' mail before the policy; absent: no spam filtering'),
     log: z
       .object({
         level: z

@@ -11,6 +11,10 @@ export interface TemplateInput {
   imapsPort?: number;
   /** The port of remote MX hosts; only labs and tests set it. */
   deliveryPort?: number;
+  /** The metrics listener's port (default 9464); tests use 0. */
+  metricsPort?: number;
+  /** `delivery.lab`: loopback and private MX addresses allowed (labs, the demo and tests). */
+  deliveryLab?: boolean;
   dns: string[];
   storage?: string;
 }
@@ -44,6 +48,7 @@ tls_port = ${t.imapsPort ?? 993}
 
 [delivery]
 ${t.deliveryPort !== undefined ? `port = ${t.deliveryPort}` : '# port = 25  # remote MX port; another only in labs and tests'}
+${t.deliveryLab ? 'lab = true  # loopback and private MX addresses allowed: labs and tests only' : '# lab = false  # true lets delivery connect to loopback and private addresses (labs and tests only)'}
 give_up_after = "5d"
 delay_warning_after = "4h"
 
@@ -51,6 +56,11 @@ delay_warning_after = "4h"
 host = "127.0.0.1"
 port = ${t.httpPort}
 tls = true  # HTTPS with the [tls] pair; false only behind a TLS-terminating proxy
+
+[metrics]
+# GET /metrics (Prometheus) needs no login: keep it on loopback (or enabled = false).
+host = "127.0.0.1"
+port = ${t.metricsPort ?? 9464}
 
 [tls]
 # cert = "/etc/letsencrypt/live/${t.hostname}/fullchain.pem"

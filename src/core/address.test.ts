@@ -38,6 +38,11 @@ test('parseAddress accepts common addresses and normalises case', () => {
   }
 });
 
+test('parseAddress drops the trailing dot of the domain (x@blocked.test. is x@blocked.test)', () => {
+  assert.deepEqual(parseAddress('X@Blocked.Test.'), { local: 'x', domain: 'blocked.test', address: 'x@blocked.test' });
+  assert.equal(parseAddress('x@bücher.test.').domain, 'xn--bcher-kva.test');
+});
+
 test('parseAddress handles quoted local parts', () => {
   assert.equal(parseAddress('"John Doe"@Example.org').address, '"john doe"@example.org');
   // Unnecessary quotes are dropped so equal mailboxes have equal keys.
@@ -116,7 +121,8 @@ test('parseAddress rejects illegal syntax with a reason', () => {
     ['a@-x.org', /label/],
     ['a@x-.org', /label/],
     ['a@x..org', /empty domain label/],
-    ['a@x.org.', /empty domain label/],
+    ['a@x.org..', /empty domain label/],
+    ['a@.', /empty domain/],
     ['a@.x.org', /empty domain label/],
     ['a@x_y.org', /illegal character/],
     ['a@x%41.org', /illegal character/],
@@ -163,7 +169,10 @@ test('normaliseDomain', () => {
   assert.throws(() => normaliseDomain('[1.2.3.4]'), ReplyError);
   assert.throws(() => normaliseDomain('a b.org'), ReplyError);
   assert.throws(() => normaliseDomain('a@b.org'), ReplyError);
-  assert.throws(() => normaliseDomain('example.org.'), /empty domain label/);
+  // The root's dot names the same domain: dropped, once (one normal form everywhere).
+  assert.equal(normaliseDomain('Example.ORG.'), 'example.org');
+  assert.throws(() => normaliseDomain('example.org..'), /empty domain label/);
+  assert.throws(() => normaliseDomain('.'), /empty domain/);
 });
 
 test('domainOf', () => {
@@ -203,8 +212,14 @@ test('organizationalDomain', () => {
     ['co.uk', 'co.uk'],
     ['localhost', 'localhost'],
     ['[192.0.2.1]', '[192.0.2.1]'],
-    // The documented limitation: unknown second-level suffixes are not recognised.
-    ['a.example.ac.at', 'ac.at'],
+    // The Public Suffix List (tldts): suffixes a short hand-made list missed.
+    ['a.example.ac.at', 'example.ac.at'],
+    ['evil.sch.uk', 'evil.sch.uk'],
+    ['mail.school.sch.uk', 'mail.school.sch.uk'],
+    ['x.eu.org', 'x.eu.org'],
+    ['mail.x.eu.org', 'x.eu.org'],
+    ['mail.example.test', 'example.test'],
+    ['192.0.2.1', '192.0.2.1'],
   ];
   for (const [domain, expected] of cases) assert.equal(organizationalDomain(domain), expected, domain);
 });

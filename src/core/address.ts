@@ -6,6 +6,12 @@
  * Normal form, and why:
  * - The domain is lower-case ASCII (IDNs as A-labels via WHATWG
  *   `domainToASCII`), so `Bücher.DE` and `xn--bcher-kva.de` are one key.
+ *   A-labels, not U-labels, because they are what DNS (SPF, DKIM, DMARC,
+ *   MX) is asked for, so the key compared by the policy is the name that
+ *   was authenticated. One trailing dot (the DNS root, `x@blocked.test.`)
+ *   is dropped: it names the same domain, and a key that kept it would
+ *   miss the address book's entry for `blocked.test`. Every layer gets its
+ *   domains from `parseAddress` or `normaliseDomain`, never by hand.
  * - The local part is NFC-normalised and lower-cased. RFC 5321 lets a host
  *   treat local parts case-sensitively, but in practice no deployed mail
  *   system hands `Alice@` and `alice@` to different people, and an allowlist
@@ -21,6 +27,7 @@
  * Pure: `node:url`'s domainToASCII is a string function, not I/O.
  */
 import { domainToASCII } from 'node:url';
+import { getDomain } from 'tldts';
 import { ReplyError } from './errors.ts';
 
 export interface ParsedAddress {
@@ -153,6 +160,8 @@ function isIPv6(s: string): boolean {
 
 /** Why a DNS name is unacceptable, or its normal form. */
 function checkDomain(input: string): { domain: string } | { problem: string } {
+  // The root's dot names the same domain (see the module comment); only one.
+  if (input.endsWith('.') && input.length > 1 && !input.endsWith('..')) input = input.slice(0, -1);
   if (input.length === 0) return { problem: 'empty domain' };
   // ASCII is restricted to LDH and dots before domainToASCII sees it, so none
   // of the WHATWG URL leniencies (percent-decoding, "/", ":") can apply.
@@ -171,8 +180,8 @@ function checkDomain(input: string): { domain: string } | { problem: string } {
 
 /**
  * Normalises a DNS domain name (not an address literal): IDN to A-labels,
- * lower case, each label LDH and 1..63 octets, at most 253 octets, no
- * trailing dot. A single label (`localhost`) is accepted: RFC 5321 allows it
+ * lower case, each label LDH and 1..63 octets, at most 253 octets, one
+ * trailing dot dropped. A single label (`localhost`) is accepted: RFC 5321 allows it
  * and test setups use it.
  * @throws ReplyError 501 5.1.3 (`Bad domain syntax: …`).
  */
@@ -182,6 +191,15 @@ export function normaliseDomain(input: string): string {
     throw new ReplyError(501, '5.1.3', `Bad domain syntax: ${result.problem} in ${JSON.stringify(input.slice(0, 300))}`);
   }
   return result.domain;
+}
+
+/** parseAddress's normal form of `input`, or null when it does not parse. */
+export function normalisedAddress(input: string): string | null {
+  try {
+    return parseAddress(input).address;
+  } catch {
+    return null;
+  }
 }
 
 /** Domain part of an address in normal form (the part after the last `@`, lower-cased). */
@@ -206,44 +224,19 @@ export function isSubdomainOf(child: string, parent: string): boolean {
 }
 
 /**
- * Two-label suffixes under which registrations happen at the third level:
- * common ccTLD second levels and a few large hosting platforms whose
- * customers get sibling subdomains. A deliberately short list, not the
- * Public Suffix List.
- */
-const SHORT_PUBLIC_SUFFIXES = new Set([
-  'co.uk', 'org.uk', 'ac.uk', 'gov.uk', 'me.uk', 'net.uk', 'ltd.uk', 'plc.uk',
-  'com.au', 'net.au', 'org.au', 'edu.au', 'gov.au',
-  'co.nz', 'org.nz', 'net.nz', 'ac.nz', 'govt.nz',
-  'co.jp', 'ne.jp', 'or.jp', 'ac.jp', 'go.jp',
-  'co.kr', 'or.kr', 'co.in', 'net.in', 'org.in', 'co.za', 'org.za', 'co.il', 'org.il',
-  'com.br', 'net.br', 'org.br', 'com.cn', 'net.cn', 'org.cn', 'com.tw', 'com.hk',
-  'com.mx', 'com.ar', 'com.tr', 'com.sg', 'com.my', 'co.id', 'co.th',
-  'github.io', 'gitlab.io', 'blogspot.com', 'appspot.com', 'herokuapp.com',
-  'netlify.app', 'vercel.app', 'pages.dev', 'workers.dev', 'web.app', 'firebaseapp.com',
-]);
-
-/**
- * The "organisational domain" (as DMARC uses the term) by a simple
- * heuristic: the last two labels, or the last three when the last two are a
- * known suffix such as `co.uk`, `com.au` or `github.io`. Address literals
- * and one- or two-label names are returned unchanged.
- *
- * Limitation: this is not the Public Suffix List. A suffix missing from the
- * list makes unrelated registrants look like one organisation (with
- * `example.xx.yy` unknown, `a.xx.yy` and `b.xx.yy` both map to `xx.yy`).
- * Callers that use it for DMARC relaxed alignment inherit that: a
- * signature by one such registrant would align with another's From: domain.
- * The list covers the suffixes mail commonly comes from; deployments that
- * need exactness should swap in a PSL-backed implementation here.
+ * The "organisational domain" as DMARC uses the term (RFC 7489 3.2): the
+ * public suffix plus one label, from the Public Suffix List (the `tldts`
+ * package, both its ICANN and its private section, so `github.io` and
+ * `eu.org` customers are separate organisations). A name that is itself a
+ * public suffix (`evil.sch.uk` under the `*.sch.uk` rule), a single label,
+ * an IP address or an address literal is its own organisation. Names under
+ * a TLD the list does not know (`.test`) fall to its default rule `*`:
+ * the last two labels.
  */
 export function organizationalDomain(domain: string): string {
   const d = domain.toLowerCase().replace(/\.$/, '');
   if (d.startsWith('[')) return d; // address literal
-  const labels = d.split('.');
-  if (labels.length <= 2) return d;
-  const lastTwo = labels.slice(-2).join('.');
-  return labels.slice(SHORT_PUBLIC_SUFFIXES.has(lastTwo) ? -3 : -2).join('.');
+  return getDomain(d, { allowPrivateDomains: true, extractHostname: false, validateHostname: false }) ?? d;
 }
 
 export type SenderSpec = { kind: 'address'; address: string } | { kind: 'domain'; domain: string };

@@ -1,64 +1,92 @@
 /**
- * The one error type for protocol replies (after maddy's exterrors).
+ * Two kinds of error leave the services, and each protocol edge translates
+ * both in one place (SMTP: src/protocols/smtp/errors.ts; HTTP:
+ * src/protocols/http/problem.ts; TWM: src/protocols/twoway/problem.ts; CLI:
+ * src/cli/output.ts):
  *
- * Every layer that wants the client to see a specific reply throws a
- * ReplyError. The protocol edge (SMTP, HTTP) maps it to its wire form; any
- * other error is an internal fault and becomes a 451 4.3.0 / HTTP 500 with a
- * generic text, while the cause is logged, never sent to the client.
+ * - DomainError: what went wrong in the application's terms (not found,
+ *   conflict, invalid, forbidden, unauthorized, throttled) with a
+ *   client-safe text, and nothing of any protocol;
+ * - ReplyError: a protocol reply (core/reply.ts) the thrower chose, such as
+ *   a policy refusal at the end of DATA, with the HTTP status spelled out by
+ *   the thrower when the error can reach the JSON API.
+ *
+ * TWM's wire error is TwmError (core/twm-types.ts), with the registry code.
+ *
+ * Anything else is an internal fault: a 451 4.3.0 / HTTP 500 with a generic
+ * text, while the cause is logged, never sent to the client.
  */
-export class ReplyError extends Error {
-  /** SMTP basic code, e.g. 550. */
-  readonly code: number;
-  /** RFC 3463 enhanced status code, e.g. "5.7.1". */
-  readonly enhanced: string;
-  /** Client-safe text. */
-  readonly text: string;
+import { replies, reply, type ServerReply } from './reply.ts';
 
-  /** HTTP status for the JSON API when the SMTP code alone does not say it (404, 409, …). */
-  readonly status: number | undefined;
-  /** A machine-readable code for HTTP problem documents (TWM's `twm_error`, docs/protocol.md 11.1). */
-  readonly problemCode: string | undefined;
-  /** Seconds a client should wait before retrying (HTTP Retry-After). */
-  readonly retryAfter: number | undefined;
-  /** The largest acceptable size in octets, when the error is about size (TWM's `max_size`). */
-  readonly maxSize: number | undefined;
+export type DomainErrorKind = 'not-found' | 'conflict' | 'invalid' | 'forbidden' | 'unauthorized' | 'throttled';
 
+export class DomainError extends Error {
   constructor(
-    code: number,
-    enhanced: string,
-    text: string,
-    options?: { cause?: unknown; status?: number; problemCode?: string; retryAfter?: number; maxSize?: number },
+    readonly kind: DomainErrorKind,
+    /** Client-safe text. */
+    readonly text: string,
+    options?: { cause?: unknown },
   ) {
+    super(text, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DomainError';
+  }
+}
+
+export const notFound = (text: string) => new DomainError('not-found', text);
+export const conflict = (text: string) => new DomainError('conflict', text);
+export const invalid = (text: string) => new DomainError('invalid', text);
+export const forbidden = (text: string) => new DomainError('forbidden', text);
+export const unauthorized = (text: string) => new DomainError('unauthorized', text);
+/** Too many attempts (failed logins): the client must wait. */
+export const throttled = (text: string) => new DomainError('throttled', text);
+
+export interface ReplyErrorOptions {
+  cause?: unknown;
+  /** HTTP status for the JSON API; without one the API answers 400 (permanent) or 503 (temporary). */
+  status?: number;
+}
+
+/** A protocol reply as an error (after maddy's exterrors). */
+export class ReplyError extends Error {
+  readonly reply: ServerReply;
+  /** HTTP status chosen by the thrower, when the error can reach the JSON API. */
+  readonly status: number | undefined;
+
+  constructor(code: number, enhanced: string, text: string, options?: ReplyErrorOptions) {
     super(`${code} ${enhanced} ${text}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ReplyError';
-    this.code = code;
-    this.enhanced = enhanced;
-    this.text = text;
+    this.reply = reply(code, enhanced, text);
     this.status = options?.status;
-    this.problemCode = options?.problemCode;
-    this.retryAfter = options?.retryAfter;
-    this.maxSize = options?.maxSize;
+  }
+
+  static of(r: ServerReply, options?: ReplyErrorOptions): ReplyError {
+    return new ReplyError(r.code, r.enhanced, r.text, options);
+  }
+
+  /** SMTP basic code, e.g. 550. */
+  get code(): number {
+    return this.reply.code;
+  }
+
+  /** RFC 3463 enhanced status code, e.g. "5.7.1". */
+  get enhanced(): string {
+    return this.reply.enhanced;
+  }
+
+  /** Client-safe text. */
+  get text(): string {
+    return this.reply.text;
   }
 
   /** Temporary iff 4xx: the client should retry later. */
   get temporary(): boolean {
     return this.code >= 400 && this.code < 500;
   }
-
-  /** The HTTP status that best matches this reply, for the JSON API. */
-  get httpStatus(): number {
-    if (this.status !== undefined) return this.status;
-    if (this.enhanced === '5.1.1') return 404;
-    if (this.enhanced.startsWith('5.7')) return 403;
-    if (this.enhanced === '5.3.4') return 413;
-    if (this.temporary) return 503;
-    return 400;
-  }
 }
 
-/** Anything that is not a ReplyError becomes this at the edge. */
+/** Anything that is neither a ReplyError nor a DomainError becomes this at the SMTP edge. */
 export function internalReply(cause: unknown): ReplyError {
-  return new ReplyError(451, '4.3.0', 'Internal error, please try again later', { cause });
+  return ReplyError.of(replies.internalError(), { cause });
 }
 
 /**
@@ -79,16 +107,5 @@ export function isStorageFull(err: unknown): boolean {
 
 /** A full disk: temporary, with its own code (RFC 3463 4.3.1; HTTP 507), so senders retry and operators see why. */
 export function insufficientStorage(cause: unknown): ReplyError {
-  return new ReplyError(452, '4.3.1', 'Insufficient system storage, please try again later', { cause, status: 507 });
+  return ReplyError.of(replies.insufficientStorage(), { cause, status: 507 });
 }
-
-export function asReplyError(err: unknown): ReplyError {
-  if (err instanceof ReplyError) return err;
-  return isStorageFull(err) ? insufficientStorage(err) : internalReply(err);
-}
-
-/** Errors of the management operations (CLI, API), carrying their HTTP status. */
-export const notFound = (text: string) => new ReplyError(550, '5.1.1', text, { status: 404 });
-export const conflict = (text: string) => new ReplyError(550, '5.1.0', text, { status: 409 });
-export const invalid = (text: string) => new ReplyError(501, '5.5.4', text, { status: 400 });
-export const unauthorized = (text: string) => new ReplyError(535, '5.7.8', text, { status: 401 });

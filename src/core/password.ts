@@ -42,6 +42,12 @@ function passwordBytes(password: string): Buffer {
   return bytes;
 }
 
+// scrypt runs made by verifyPassword in this process. A login must cost one,
+// whatever the account holds (test/security-app-passwords.test.ts counts them).
+let derivations = 0;
+/** How many scrypt verifications this process has run. */
+export const verificationCount = (): number => derivations;
+
 /**
  * Hashes a password for storage.
  * @throws Error for an empty password or one over 1024 bytes (UTF-8).
@@ -94,6 +100,7 @@ function parseStored(stored: string): StoredHash {
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const bytes = passwordBytes(password);
   const h = parseStored(stored);
+  derivations++;
   const key = await derive(bytes, h.salt, h.key.length, {
     N: h.n,
     r: h.r,

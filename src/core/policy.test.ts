@@ -29,21 +29,32 @@ function input(overrides: Facts = {}): PolicyInput {
     autoSubmitted: false,
     ownershipConfirmation: false,
     expected: false,
+    spam: null,
     ...rest,
     matches: { address: null, domain: null, list: null, ...matches },
   };
 }
 
 /** What a row expects: the verdict kind, plus the first-contact mark for inbox. */
-type Outcome = 'inbox' | 'inbox-first-contact' | 'screen' | 'refuse' | 'drop';
+type Outcome = 'inbox' | 'inbox-first-contact' | 'screen' | 'refuse' | 'drop' | 'junk' | 'screen-likely-spam' | 'refuse-spam' | 'greylist';
 
 function assertOutcome(verdict: Verdict, expected: Outcome, reason: ReasonCode, label: string): void {
-  const kind = expected === 'inbox-first-contact' ? 'inbox' : expected;
+  const kind =
+    expected === 'inbox-first-contact' ? 'inbox'
+    : expected === 'screen-likely-spam' ? 'screen'
+    : expected === 'refuse-spam' || expected === 'greylist' ? 'refuse'
+    : expected;
   assert.equal(verdict.kind, kind, `${label}: kind`);
   if (verdict.kind === 'inbox') {
     assert.equal(verdict.firstContact, expected === 'inbox-first-contact', `${label}: firstContact`);
   }
-  if (verdict.kind === 'refuse') {
+  if (verdict.kind === 'screen') assert.equal(verdict.likelySpam, expected === 'screen-likely-spam', `${label}: likelySpam`);
+  if (verdict.kind === 'refuse' && expected === 'refuse-spam') {
+    assert.deepEqual(verdict.reply, { code: 550, enhanced: '5.7.1', text: 'Message refused as spam' }, `${label}: reply`);
+  } else if (verdict.kind === 'refuse' && expected === 'greylist') {
+    assert.equal(verdict.reply.code, 451, `${label}: reply code`);
+    assert.equal(verdict.reply.enhanced, '4.7.1', `${label}: enhanced code`);
+  } else if (verdict.kind === 'refuse') {
     assert.equal(verdict.reply.code, 550, `${label}: reply code`);
     assert.equal(verdict.reply.enhanced, '5.7.1', `${label}: enhanced code`);
     assert.match(verdict.reply.text, /contacts/, `${label}: reply text explains how to get in`);
@@ -188,6 +199,38 @@ test('forged allowed senders never reach the inbox in screen or strict mode', ()
   }
 });
 
+test('a message without one undisputed From: address is never allowed (ambiguous-from)', () => {
+  const rows: Array<[Mode, 'smtp' | 'twm', Outcome]> = [
+    ['open', 'smtp', 'inbox-first-contact'],
+    ['screen', 'smtp', 'screen'],
+    ['strict', 'smtp', 'refuse'],
+    ['open', 'twm', 'inbox-first-contact'],
+    ['screen', 'twm', 'screen'],
+    ['strict', 'twm', 'screen'],
+  ];
+  const allowing: Facts[] = [
+    { matches: { address: 'allow' } },
+    { matches: { domain: 'allow' } },
+    { matches: { list: 'allow' }, listAuthenticated: true },
+    { ownershipConfirmation: true, expected: true },
+  ];
+  for (const [mode, channel, expected] of rows) {
+    for (const facts of allowing) {
+      for (const from of ['friend@friends.test', null]) {
+        const label = `${mode}/${channel}/${JSON.stringify(facts)}/${from}`;
+        const allowedWithout = decide(input({ ...facts, mode, channel, from }));
+        assert.equal(allowedWithout.kind, 'inbox', `${label}: the same facts without a problem are allowed`);
+        const verdict = decide(input({ ...facts, mode, channel, from, fromProblem: 'several mailboxes in From:' }));
+        assertOutcome(verdict, expected, 'ambiguous-from', label);
+        assert.match(verdict.reasons.find((r) => r.code === 'ambiguous-from')?.detail ?? '', /several mailboxes/);
+      }
+    }
+  }
+  // Blocks still apply.
+  assert.equal(decide(input({ mode: 'screen', fromProblem: 'x', matches: { domain: 'block' } })).kind, 'drop');
+  assert.equal(decide(input({ mode: 'screen', fromProblem: 'x', matches: { list: 'block' } })).kind, 'drop');
+});
+
 interface PrecedenceRow {
   name: string;
   facts: Facts;
@@ -240,6 +283,102 @@ test('auto-submitted messages', () => {
   // Not auto-submitted: no such reason.
   const plain = decide(input({ mode: 'strict' }));
   assert.ok(!plain.reasons.some((r) => r.code === 'auto-submitted'));
+});
+
+/**
+ * The spam judgement as one more fact: for each judgement and sender, the
+ * outcome in every (mode, channel). Allowed senders are never junked.
+ */
+type Grid = Record<Mode, Record<(typeof CHANNELS)[number], Outcome>>;
+const grid = (open: Outcome, screenSmtp: Outcome, strictSmtp: Outcome, twm: { open: Outcome; screen: Outcome; strict: Outcome }): Grid => ({
+  open: { smtp: open, twm: twm.open },
+  screen: { smtp: screenSmtp, twm: twm.screen },
+  strict: { smtp: strictSmtp, twm: twm.strict },
+});
+const SPAM_ROWS: Array<{ name: string; facts: Facts; reason: ReasonCode; expect: Grid }> = [
+  { name: 'stranger, clean', facts: { spam: 'clean' }, reason: 'stranger', expect: STRANGER },
+  { name: 'stranger, unscanned', facts: { spam: null }, reason: 'stranger', expect: STRANGER },
+  {
+    name: 'stranger, reject',
+    facts: { spam: 'reject' },
+    reason: 'spam',
+    expect: grid('refuse-spam', 'refuse-spam', 'refuse-spam', { open: 'refuse-spam', screen: 'refuse-spam', strict: 'refuse-spam' }),
+  },
+  {
+    name: 'stranger, reject, automatic: never refused',
+    facts: { spam: 'reject', autoSubmitted: true },
+    reason: 'spam',
+    expect: grid('junk', 'screen-likely-spam', 'drop', { open: 'junk', screen: 'screen-likely-spam', strict: 'screen-likely-spam' }),
+  },
+  {
+    name: 'stranger, likely',
+    facts: { spam: 'likely' },
+    reason: 'stranger',
+    expect: grid('junk', 'screen-likely-spam', 'refuse', { open: 'junk', screen: 'screen-likely-spam', strict: 'screen-likely-spam' }),
+  },
+  {
+    name: 'stranger, greylist',
+    facts: { spam: 'greylist' },
+    reason: 'stranger',
+    expect: grid('greylist', 'greylist', 'refuse', { open: 'inbox-first-contact', screen: 'screen', strict: 'screen' }),
+  },
+  {
+    name: 'stranger, greylist, automatic: still greylisted (temporary, no bounce)',
+    facts: { spam: 'greylist', autoSubmitted: true },
+    reason: 'auto-submitted',
+    expect: grid('greylist', 'greylist', 'drop', { open: 'inbox-first-contact', screen: 'screen', strict: 'screen' }),
+  },
+  { name: 'allowed address, reject', facts: { spam: 'reject', matches: { address: 'allow' } }, reason: 'allowed-address', expect: ALLOWED },
+  { name: 'allowed domain, likely', facts: { spam: 'likely', matches: { domain: 'allow' } }, reason: 'allowed-domain', expect: ALLOWED },
+  { name: 'allowed list, greylist', facts: { spam: 'greylist', listAuthenticated: true, matches: { list: 'allow' } }, reason: 'allowed-list', expect: ALLOWED },
+  { name: 'forged allowed address, likely', facts: { spam: 'likely', authenticated: false, matches: { address: 'allow' } }, reason: 'unauthenticated-allowed', expect: grid('junk', 'screen-likely-spam', 'refuse', { open: 'junk', screen: 'screen-likely-spam', strict: 'screen-likely-spam' }) },
+  { name: 'blocked, likely', facts: { spam: 'likely', matches: { address: 'block' } }, reason: 'blocked-address', expect: BLOCKED },
+  { name: 'blocked, greylist', facts: { spam: 'greylist', matches: { domain: 'block' } }, reason: 'blocked-domain', expect: BLOCKED },
+  {
+    name: 'blocked, reject',
+    facts: { spam: 'reject', matches: { address: 'block' } },
+    reason: 'blocked-address',
+    expect: grid('refuse-spam', 'refuse-spam', 'refuse-spam', { open: 'refuse-spam', screen: 'refuse-spam', strict: 'refuse-spam' }),
+  },
+  { name: 'expected sender, likely', facts: { spam: 'likely', ownershipConfirmation: true, expected: true }, reason: 'expected-sender', expect: EXPECTED },
+  {
+    name: 'expected sender, reject',
+    facts: { spam: 'reject', ownershipConfirmation: true, expected: true },
+    reason: 'spam',
+    expect: grid('refuse-spam', 'refuse-spam', 'refuse-spam', { open: 'refuse-spam', screen: 'refuse-spam', strict: 'refuse-spam' }),
+  },
+];
+
+test('spam judgement table: every judgement x sender x mode x channel', () => {
+  let rows = 0;
+  for (const row of SPAM_ROWS) {
+    for (const mode of MODES) {
+      for (const channel of CHANNELS) {
+        for (const origin of ['remote', 'local'] as const) {
+          const label = `${row.name} / ${mode} / ${channel} / ${origin}`;
+          assertOutcome(decide(input({ ...row.facts, mode, channel, origin })), row.expect[mode][channel], row.reason, label);
+          rows++;
+        }
+      }
+    }
+  }
+  assert.equal(rows, SPAM_ROWS.length * 12);
+});
+
+test('spam verdicts say why', () => {
+  const codes = (f: Facts) => decide(input(f)).reasons.map((r) => r.code);
+  assert.deepEqual(codes({ spam: 'likely', mode: 'open' }), ['stranger', 'likely-spam']);
+  assert.deepEqual(codes({ spam: 'likely', mode: 'screen' }), ['stranger', 'likely-spam']);
+  assert.deepEqual(codes({ spam: 'greylist', mode: 'screen' }), ['stranger', 'greylisted']);
+  assert.deepEqual(codes({ spam: 'reject', mode: 'open' }), ['stranger', 'spam']);
+  assert.deepEqual(codes({ spam: 'reject', mode: 'open', autoSubmitted: true }), ['stranger', 'auto-submitted', 'spam', 'likely-spam']);
+});
+
+test('system notices are never judged as spam', () => {
+  for (const spam of ['reject', 'likely', 'greylist'] as const) {
+    const v = decide(input({ origin: 'system', spam, mode: 'strict', authenticated: false }));
+    assertOutcome(v, 'inbox', 'system', `system / ${spam}`);
+  }
 });
 
 test('system notices always reach the inbox', () => {
@@ -300,8 +439,9 @@ test('invariants over every combination of inputs', () => {
             for (const list of actions)
               for (const authenticated of [false, true])
                 for (const listAuthenticated of [false, true])
-                  for (const autoSubmitted of [false, true]) {
-                    const i = input({ mode, channel, origin, authenticated, listAuthenticated, autoSubmitted, matches: { address, domain, list } });
+                  for (const autoSubmitted of [false, true])
+                  for (const spam of [null, 'clean', 'likely', 'greylist', 'reject'] as const) {
+                    const i = input({ mode, channel, origin, authenticated, listAuthenticated, autoSubmitted, spam, matches: { address, domain, list } });
                     const v = decide(i);
                     const label = JSON.stringify(i);
                     count++;
@@ -315,15 +455,24 @@ test('invariants over every combination of inputs', () => {
                     // Blocks hold against every allow except the address-over-domain rule.
                     if (address === 'block' || list === 'block') assert.notEqual(v.kind, 'inbox', label);
                     if (domain === 'block' && address !== 'allow') assert.notEqual(v.kind, 'inbox', label);
-                    // Refusals only in strict SMTP, never for automatic mail.
-                    if (v.kind === 'refuse') {
-                      assert.ok(mode === 'strict' && channel === 'smtp' && !autoSubmitted, label);
-                      assert.equal(v.reply.code, 550, label);
+                    // Permanent refusals only in strict SMTP or for rejected spam, never for automatic mail;
+                    // temporary ones only for greylisted SMTP.
+                    if (v.kind === 'refuse' && v.reply.code === 550) {
+                      assert.ok((mode === 'strict' && channel === 'smtp') || spam === 'reject', label);
+                      assert.ok(!autoSubmitted, label);
+                    } else if (v.kind === 'refuse') {
+                      assert.deepEqual([v.reply.code, spam, channel], [451, 'greylist', 'smtp'], label);
                     }
+                    // Contacts (allowed senders) are never junked, refused or screened, whatever the filter says.
+                    const allowed = classifySender(i).senderClass === 'allowed';
+                    if (allowed) assert.equal(v.kind, 'inbox', label);
+                    // Junk only in open mode, only for spam.
+                    if (v.kind === 'junk') assert.ok(mode === 'open' && (spam === 'likely' || spam === 'reject'), label);
+                    if (v.kind === 'screen' && v.likelySpam) assert.ok(spam === 'likely' || spam === 'reject', label);
                     // First contact only in open mode (expected senders: see their own test).
                     if (v.kind === 'inbox' && v.firstContact) assert.equal(mode, 'open', label);
                     // Screening never happens in open mode.
                     if (v.kind === 'screen') assert.notEqual(mode, 'open', label);
                   }
-  assert.equal(count, 3 * 2 * 3 * 27 * 8);
+  assert.equal(count, 3 * 2 * 3 * 27 * 8 * 5);
 });

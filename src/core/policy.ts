@@ -21,6 +21,10 @@
  *    - a list `allow` entry allows the message if the List-Id is covered by
  *      an authenticated domain, else it adds `unauthenticated-list`;
  *    - anything else is a stranger.
+ *    A message without one undisputed From: address (`fromProblem`: none,
+ *    several, unparsable, or read differently by mailauth) is never
+ *    allowed: after the blocks above it is a stranger, reason
+ *    `ambiguous-from` (RFC 7489 6.6.1 permits refusing it).
  *    A list block beats an address allow: it silences that list's traffic,
  *    while the same person's direct mail (no List-Id) still arrives.
  *
@@ -45,10 +49,30 @@
  *    and an allowed sender stays `allowed` (consuming nothing). The marker
  *    alone, or a match without the marker, changes nothing.
  *
+ * Spam (core/spam.ts): the judgement of the spam filter is one more fact,
+ * `spam`, null when the message was not scanned (no filter, filter down,
+ * message too large, or every recipient allows the sender: ingest skips the
+ * scan then). It never changes the verdict of an allowed sender or of our
+ * own notices: contacts are never junked. For everyone else:
+ *
+ *    | spam     | open             | screen                | strict, smtp | strict, twm           |
+ *    |----------|------------------|-----------------------|--------------|-----------------------|
+ *    | reject   | refuse 550 5.7.1 † | refuse 550 5.7.1 †  | refuse 550 5.7.1 † | refuse 550 5.7.1 † |
+ *    | likely   | junk             | screen, likely spam   | (as above)   | screen, likely spam   |
+ *    | greylist | smtp: 451 4.7.1  | smtp: 451 4.7.1       | (as above)   | (no effect)           |
+ *
+ *    (†) An automatic message is never refused: it is treated as `likely`
+ *    (blocked senders' mail is still dropped). Greylisting is temporary, so
+ *    it applies to automatic messages too (the sending MTA retries; nothing
+ *    bounces). A TWM fetch cannot be greylisted: we are the client.
+ *    `reject` outranks an expected sender; `likely` and `greylist` do not.
+ *
  * Blocked and stranger refusals share one text on purpose: the reply must not
  * tell a sender that the recipient blocked them.
  */
+import type { SpamJudgement } from './spam.ts';
 import type { Mode } from './types.ts';
+import type { ServerReply } from './reply.ts';
 
 export type Channel = 'smtp' | 'twm';
 /** `system`: this server's own notices (DSNs, status messages). */
@@ -71,6 +95,12 @@ export interface PolicyInput {
   /** Header From: address, normalised (lower-cased); null when absent or unparsable. */
   from: string | null;
   /**
+   * Why the message has no trustworthy author (no From:, several mailboxes
+   * or fields, unparsable, or parsers disagree: mail/from.ts), else
+   * null/absent. Such a message is never allowed (RFC 7489 6.6.1).
+   */
+  fromProblem?: string | null;
+  /**
    * The From: domain is authenticated: a DMARC-aligned SPF or DKIM pass for
    * SMTP, a verified notice signature for TWM, an authenticated submission
    * for local mail.
@@ -91,6 +121,8 @@ export interface PolicyInput {
    * ownership-confirmation) matches the authenticated From: domain.
    */
   expected: boolean;
+  /** The spam filter's judgement; null when the message was not scanned (see module comment). */
+  spam: SpamJudgement | null;
 }
 
 export const REASON_CODES = [
@@ -106,6 +138,10 @@ export const REASON_CODES = [
   'stranger',
   'auto-submitted',
   'expected-sender',
+  'ambiguous-from',
+  'spam',
+  'likely-spam',
+  'greylisted',
 ] as const;
 export type ReasonCode = (typeof REASON_CODES)[number];
 
@@ -115,18 +151,17 @@ export interface Reason {
   detail: string;
 }
 
-export interface SmtpReply {
-  code: number;
-  enhanced: string;
-  text: string;
-}
+/** The reply of a refusal (core/reply.ts). */
+export type SmtpReply = ServerReply;
 
 export type Verdict =
   /** Deliver to INBOX. `firstContact`: the sender is a stranger (open mode). */
   | { kind: 'inbox'; firstContact: boolean; reasons: Reason[] }
-  /** Hold as a contact request (SMTP: store in the Screener; TWM: do not fetch the body). */
-  | { kind: 'screen'; reasons: Reason[] }
-  /** Reject in-protocol (SMTP end of DATA) with this reply. */
+  /** Hold as a contact request (SMTP: store in the Screener; TWM: do not fetch the body). `likelySpam`: sorted apart. */
+  | { kind: 'screen'; likelySpam: boolean; reasons: Reason[] }
+  /** Deliver to Junk (likely spam from a stranger, open mode); always a first contact. */
+  | { kind: 'junk'; reasons: Reason[] }
+  /** Reject in-protocol (SMTP end of DATA) with this reply (a 4xx one for greylisting). */
   | { kind: 'refuse'; reply: SmtpReply; reasons: Reason[] }
   /** Accept and discard silently. */
   | { kind: 'drop'; reasons: Reason[] };
@@ -140,6 +175,20 @@ export const STRICT_REFUSAL: Readonly<SmtpReply> = Object.freeze({
   enhanced: '5.7.1',
   text:
     'This mailbox accepts mail only from its contacts; ask the recipient to add you, or use Two-Way Mail',
+});
+
+/** The refusal of a message the spam filter rejects. */
+export const SPAM_REFUSAL: Readonly<SmtpReply> = Object.freeze({
+  code: 550,
+  enhanced: '5.7.1',
+  text: 'Message refused as spam',
+});
+
+/** The temporary answer to a greylisted message. */
+export const GREYLIST_REPLY: Readonly<SmtpReply> = Object.freeze({
+  code: 451,
+  enhanced: '4.7.1',
+  text: 'Greylisted: please try again later',
 });
 
 /** Step 1: allowed, blocked or stranger, with the reasons (see module comment for precedence). */
@@ -158,6 +207,11 @@ export function classifySender(input: PolicyInput): { senderClass: SenderClass; 
 
   if (m.address === 'block') return done('blocked', 'blocked-address', `${who} is blocked in the address book`);
   if (m.list === 'block') return done('blocked', 'blocked-list', 'the List-Id is blocked in the address book');
+  // Without one undisputed author nothing can be allowed (a domain block still applies).
+  if (input.fromProblem) {
+    if (m.address !== 'allow' && m.domain === 'block') return done('blocked', 'blocked-domain', `the domain of ${who} is blocked in the address book`);
+    return done('stranger', 'ambiguous-from', `no single undisputed From: address (${input.fromProblem})`);
+  }
 
   if (m.address === 'allow') {
     if (authenticated) return done('allowed', 'allowed-address', `${who} is in the address book`);
@@ -190,8 +244,15 @@ export function decide(input: PolicyInput): Verdict {
     reasons.push({ code: 'auto-submitted', detail: 'automatic message (Auto-Submitted or null envelope sender)' });
   }
 
+  // Contacts are never junked: the spam judgement is not even looked at.
   if (senderClass === 'allowed') return { kind: 'inbox', firstContact: false, reasons };
-  if (senderClass === 'stranger' && input.ownershipConfirmation && input.expected && input.authenticated) {
+  let spam = input.spam;
+  if (spam === 'reject') {
+    reasons.push({ code: 'spam', detail: 'the spam filter rejects the message' });
+    if (!input.autoSubmitted) return { kind: 'refuse', reply: { ...SPAM_REFUSAL }, reasons };
+    spam = 'likely'; // never refuse an automatic message (backscatter): keep it apart instead
+  }
+  if (senderClass === 'stranger' && !input.fromProblem && input.ownershipConfirmation && input.expected && input.authenticated) {
     reasons.push({
       code: 'expected-sender',
       detail: `ownership confirmation from ${input.from ?? '(no From: address)'} matches an expected-sender entry`,
@@ -205,5 +266,13 @@ export function decide(input: PolicyInput): Verdict {
   }
   if (senderClass === 'blocked') return { kind: 'drop', reasons };
   // A stranger, and not strict SMTP:
-  return input.mode === 'open' ? { kind: 'inbox', firstContact: true, reasons } : { kind: 'screen', reasons };
+  if (spam === 'greylist' && input.channel === 'smtp') {
+    reasons.push({ code: 'greylisted', detail: 'the spam filter asks to greylist the message' });
+    return { kind: 'refuse', reply: { ...GREYLIST_REPLY }, reasons };
+  }
+  if (spam === 'likely') {
+    reasons.push({ code: 'likely-spam', detail: 'the spam filter judges the message likely spam' });
+    return input.mode === 'open' ? { kind: 'junk', reasons } : { kind: 'screen', likelySpam: true, reasons };
+  }
+  return input.mode === 'open' ? { kind: 'inbox', firstContact: true, reasons } : { kind: 'screen', likelySpam: false, reasons };
 }

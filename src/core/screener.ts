@@ -1,6 +1,7 @@
 /**
  * Small pure helpers for the Screener (contact requests grouped per sender).
  */
+import type { Verdict } from './policy.ts';
 
 /**
  * The address that identifies a sender for grouping contact requests: the
@@ -47,4 +48,22 @@ export function normaliseListId(header: string): string | null {
   }
   if (id.length === 0 || id.length > MAX_LIST_ID || !LIST_ID.test(id)) return null;
   return id.toLowerCase();
+}
+
+/**
+ * Where a sender stands for a pending decision, read off a policy verdict:
+ * `allowed` (an authenticated allow entry: release what is held, fetch what
+ * is pending), `blocked` (a block entry: deny), else `undecided` (a stranger,
+ * a forged or unauthenticated copy of an allowed address, or an expected
+ * sender, which admits one message but never makes a contact). The mode
+ * plays no part: an open mailbox's strangers reach the INBOX, yet they are
+ * not allowed.
+ */
+export type Standing = 'allowed' | 'blocked' | 'undecided';
+
+export function standingOf(verdict: Verdict): Standing {
+  const codes = verdict.reasons.map((r) => r.code);
+  if (codes.some((c) => c === 'blocked-address' || c === 'blocked-domain' || c === 'blocked-list')) return 'blocked';
+  if (verdict.kind === 'inbox' && codes.some((c) => c === 'allowed-address' || c === 'allowed-domain' || c === 'allowed-list')) return 'allowed';
+  return 'undecided';
 }

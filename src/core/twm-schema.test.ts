@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplyError } from './errors.ts';
+import { TwmError } from './twm-types.ts';
 import {
   decodeTwmJson,
   fetchRequestToJson,
@@ -18,7 +18,7 @@ import { A3, A3_NOTICE_JSON, A4, A5 } from '../../test/helpers/twm-vectors.ts';
 
 function invalid(fn: () => unknown, member?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ReplyError, String(err));
+    assert.ok(err instanceof TwmError, String(err));
     assert.equal(err.problemCode, 'invalid-request');
     assert.equal(err.status, 400);
     if (member) assert.match(err.text, member);

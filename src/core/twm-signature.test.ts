@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { ReplyError } from './errors.ts';
+import { TwmError } from './twm-types.ts';
 import {
   checkContentDigest,
   checkSignatureTime,
@@ -21,7 +21,7 @@ function view(v: VectorRequest, headers: Record<string, string> = {}): SignedReq
 
 function refusal(fn: () => unknown, code: string): void {
   assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ReplyError, String(err));
+    assert.ok(err instanceof TwmError, String(err));
     assert.equal(err.problemCode, code, err.text);
     return true;
   });

@@ -4,8 +4,6 @@
  * section 11.1. Pure types and tables; the zod schemas that parse the wire
  * form are in twm-schema.ts, signatures in twm-signature.ts.
  */
-import { ReplyError } from './errors.ts';
-
 export const TWM_PURPOSES = ['ownership-confirmation'] as const;
 
 /** A notice (section 6.1), as parsed. Times are ISO 8601 UTC strings on the wire, Dates here. */
@@ -99,19 +97,37 @@ export const TWM_ERRORS = {
 export type TwmErrorCode = keyof typeof TWM_ERRORS;
 
 /**
- * The one protocol error type, for TWM: a ReplyError whose HTTP status and
- * `problemCode` (the problem document's `twm_error`) come from the registry.
- * The SMTP-side code (451/550) only keeps `temporary` true to the registry.
+ * The TWM wire error: a registry code (the problem document's `twm_error`),
+ * its HTTP status and retry class from the registry, and a client-safe
+ * detail. It carries no SMTP reply: TWM refusals never leave over SMTP.
  */
-export function twmError(code: TwmErrorCode, detail: string, options: { retryAfter?: number; maxSize?: number; cause?: unknown } = {}): ReplyError {
-  const { status, temporary } = TWM_ERRORS[code];
-  return new ReplyError(temporary ? 451 : 550, temporary ? '4.0.0' : '5.0.0', detail, {
-    status,
-    problemCode: code,
-    ...(options.retryAfter === undefined ? {} : { retryAfter: options.retryAfter }),
-    ...(options.maxSize === undefined ? {} : { maxSize: options.maxSize }),
-    ...(options.cause === undefined ? {} : { cause: options.cause }),
-  });
+export class TwmError extends Error {
+  /** HTTP status, from the registry. */
+  readonly status: number;
+  /** Whether the client retries (the registry's class). */
+  readonly temporary: boolean;
+  /** Seconds a client should wait before retrying (Retry-After, `retry_after`). */
+  readonly retryAfter: number | undefined;
+  /** The largest acceptable size in octets (`max_size` with `message-too-large`). */
+  readonly maxSize: number | undefined;
+
+  constructor(
+    readonly problemCode: TwmErrorCode,
+    /** Client-safe detail. */
+    readonly text: string,
+    options: { retryAfter?: number; maxSize?: number; cause?: unknown } = {},
+  ) {
+    super(`${problemCode}: ${text}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TwmError';
+    this.status = TWM_ERRORS[problemCode].status;
+    this.temporary = TWM_ERRORS[problemCode].temporary;
+    this.retryAfter = options.retryAfter;
+    this.maxSize = options.maxSize;
+  }
+}
+
+export function twmError(code: TwmErrorCode, detail: string, options: { retryAfter?: number; maxSize?: number; cause?: unknown } = {}): TwmError {
+  return new TwmError(code, detail, options);
 }
 
 /** Sender side, per recipient (section 7.2). */

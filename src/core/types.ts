@@ -8,7 +8,7 @@ export type Mode = (typeof MODES)[number];
 
 /** The mailboxes every account has from creation. */
 /** Every user's mailboxes (IMAP users may add folders of their own, named by any string). */
-export const MAILBOXES = ['INBOX', 'Screener', 'Sent', 'Drafts', 'Junk', 'Trash'] as const;
+export const MAILBOXES = ['INBOX', 'Screener', 'Junk', 'Sent', 'Drafts', 'Trash'] as const;
 export type MailboxName = (typeof MAILBOXES)[number];
 
 export interface User {
@@ -21,6 +21,25 @@ export interface User {
   /** `scrypt$N$r$p$salt$hash` (see core/password.ts); never logged or returned by an API. */
   passwordHash: string;
   createdAt: Date;
+}
+
+/**
+ * What an app password may do (docs/reliability.md, "The app-password
+ * model"): `all` every mail protocol (SMTP submission, the API's mail routes,
+ * CardDAV); `contacts` CardDAV only. No app password manages the account.
+ */
+export const APP_PASSWORD_SCOPES = ['all', 'contacts'] as const;
+export type AppPasswordScope = (typeof APP_PASSWORD_SCOPES)[number];
+
+/** An app password as listed: never its secret or hash. */
+export interface AppPassword {
+  id: number;
+  /** The public id inside the secret (`twp_<publicId>_<secret>`). */
+  publicId: string;
+  name: string;
+  scope: AppPasswordScope;
+  createdAt: Date;
+  lastUsedAt: Date | null;
 }
 
 /** One vCard of a user's address book, kept exactly as it was written. */
@@ -111,6 +130,10 @@ export interface ContactRequest {
   status: ContactRequestStatus;
   /** Messages currently held for this request in the Screener mailbox. */
   held: number;
+  /** The latest scanned spam score of the sender's mail (null: never scanned). */
+  spamScore: number | null;
+  /** The latest attempt was judged likely spam: listed apart. */
+  likelySpam: boolean;
 }
 
 /** Outbound queue, one row per (message, recipient): queue state lives per recipient. */

@@ -25,7 +25,8 @@
  * Errors: a card that is not a well-formed vCard throws VCardError naming
  * the line: missing BEGIN:VCARD / END:VCARD, a second card or a nested
  * BEGIN, a missing, repeated or unsupported VERSION (2.1 is refused), a line
- * without a ":" or with a bad property name or parameters, more than one UID.
+ * without a ":" or with a bad property name or parameters, more than one UID,
+ * more than MAX_PROPERTY_INSTANCES (1,000) instances of one property.
  * Our own X-TWOWAY-* properties are checked strictly too (a bad domain, list
  * id, or a BLOCKED value other than TRUE/FALSE): they exist only to state
  * policy, so a typo must be reported, and a BLOCKED value we cannot read
@@ -67,6 +68,14 @@ export interface ParsedContactCard {
   /** Values that were ignored (e.g. an EMAIL that is not a mail address). */
   warnings: VCardWarning[];
 }
+
+/**
+ * Instances of one property in a card. An address book query compares every
+ * instance with every test of its filter (protocols/carddav/filter.ts), so a
+ * card with 30,000 EMAIL lines made one REPORT cost seconds; no real contact
+ * comes near this, and a KIND:group card with a thousand MEMBERs still fits.
+ */
+export const MAX_PROPERTY_INSTANCES = 1000;
 
 /** One unfolded content line and where it started. */
 interface ContentLine {
@@ -132,6 +141,7 @@ function frame(text: string): { beginLine: number; props: ContentLine[] } {
     throw new VCardError(first.line, `expected BEGIN:VCARD, found ${excerpt(first.text)}`);
   }
   const props: ContentLine[] = [];
+  const counts = new Map<string, number>();
   for (let i = 1; i < lines.length; i++) {
     const l = lines[i] as { line: number; text: string };
     if (/^END:VCARD[ \t]*$/i.test(l.text)) {
@@ -143,6 +153,11 @@ function frame(text: string): { beginLine: number; props: ContentLine[] } {
     if (prop.name === 'begin' || prop.name === 'end') {
       throw new VCardError(l.line, `unexpected ${excerpt(l.text)} (nested or mismatched components are not supported)`);
     }
+    const n = (counts.get(prop.name) ?? 0) + 1;
+    if (n > MAX_PROPERTY_INSTANCES) {
+      throw new VCardError(l.line, `more than ${MAX_PROPERTY_INSTANCES} ${prop.name.toUpperCase()} properties in one card`);
+    }
+    counts.set(prop.name, n);
     props.push(prop);
   }
   const last = lines[lines.length - 1] as { line: number };

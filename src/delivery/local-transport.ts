@@ -9,6 +9,7 @@
  */
 import { domainOf } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
@@ -23,7 +24,7 @@ export function createLocalTransport(ingest: Ingest): Transport {
       for (const recipient of recipients) {
         const user = await ingest.findRecipient(recipient);
         if (!user) {
-          results.push({ recipient, status: 'failed', reply: `550 5.1.1 <${recipient}>: no such user here` });
+          results.push({ recipient, status: 'failed', reply: replies.noSuchLocalUser(recipient) });
           continue;
         }
         try {
@@ -34,14 +35,14 @@ export function createLocalTransport(ingest: Ingest): Transport {
             recipients: [user],
             raw: message.raw,
             prepend: '',
-            auth: { alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
+            auth: { identity: from, alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
           });
-          results.push({ recipient, status: 'delivered', reply: '250 2.0.0 delivered locally' });
+          results.push({ recipient, status: 'delivered', reply: replies.deliveredLocally() });
         } catch (err) {
           if (err instanceof ReplyError) {
-            results.push({ recipient, status: err.temporary ? 'deferred' : 'failed', reply: `${err.code} ${err.enhanced} ${err.text}` });
+            results.push({ recipient, status: err.temporary ? 'deferred' : 'failed', reply: err.reply });
           } else {
-            results.push({ recipient, status: 'deferred', reply: `451 4.3.0 local delivery error: ${err instanceof Error ? err.message : String(err)}` });
+            results.push({ recipient, status: 'deferred', reply: replies.localDeliveryError(err instanceof Error ? err.message : String(err)) });
           }
         }
       }

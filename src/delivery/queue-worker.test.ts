@@ -13,6 +13,7 @@ import PostalMime, { type Email } from 'postal-mime';
 import type { QueueEntry } from '../core/types.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/types.ts';
+import { parseReply } from '../core/reply.ts';
 import { startQueueWorker, type DeliveryStatusNotice, type QueueWorker, type QueueWorkerOptions } from './queue-worker.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
@@ -72,7 +73,7 @@ class ScriptedTransport implements Transport {
 const all =
   (status: RecipientResult['status'], reply: string): Script =>
   ({ recipients }) =>
-    recipients.map((recipient) => ({ recipient, status, reply }));
+    recipients.map((recipient) => ({ recipient, status, reply: parseReply(reply) }));
 
 /** Per-recipient answers by address; anything unlisted is delivered. */
 const byRecipient =
@@ -80,7 +81,7 @@ const byRecipient =
   ({ recipients }) =>
     recipients.map((recipient) => {
       const [status, reply] = answers[recipient] ?? ['delivered', '250 2.0.0 ok'];
-      return { recipient, status, reply };
+      return { recipient, status, reply: parseReply(reply) };
     });
 
 function raw(subject: string): Buffer {
@@ -182,7 +183,7 @@ describe('queue worker', () => {
   test('deferred, then delivered on the retry once its time has come', async () => {
     const [entry] = await enqueue('m1', ['a@one.test']);
     const transport = new ScriptedTransport(({ index }) =>
-      index === 0 ? [{ recipient: 'a@one.test', status: 'deferred', reply: '451 4.7.1 greylisted' }] : [{ recipient: 'a@one.test', status: 'delivered', reply: '250 ok' }],
+      index === 0 ? [{ recipient: 'a@one.test', status: 'deferred', reply: parseReply('451 4.7.1 greylisted') }] : [{ recipient: 'a@one.test', status: 'delivered', reply: parseReply('250 ok') }],
     );
     const worker = start(transport, { schedule: { baseMs: 5 * MIN } });
     await worker.idle();
@@ -313,7 +314,7 @@ describe('queue worker', () => {
     let deliverA = false;
     const transport = new ScriptedTransport(({ recipients }) =>
       recipients.map((recipient) =>
-        deliverA && recipient === 'a@one.test' ? { recipient, status: 'delivered', reply: '250 ok' } : { recipient, status: 'deferred', reply: '451 4.3.0 try later' },
+        deliverA && recipient === 'a@one.test' ? { recipient, status: 'delivered', reply: parseReply('250 ok') } : { recipient, status: 'deferred', reply: parseReply('451 4.3.0 try later') },
       ),
     );
     const worker = start(transport, { schedule: { baseMs: 20 * MIN, maxMs: 20 * MIN, delayWarningAfterMs: 30 * MIN, giveUpAfterMs: DAY } });
@@ -417,7 +418,7 @@ describe('queue worker', () => {
 
   test('a recipient the transport leaves out is deferred, not lost', async () => {
     await enqueue('m1', ['a@one.test', 'B@one.test']);
-    const worker = start(new ScriptedTransport(() => [{ recipient: 'b@one.test', status: 'delivered', reply: '250 ok' }]));
+    const worker = start(new ScriptedTransport(() => [{ recipient: 'b@one.test', status: 'delivered', reply: parseReply('250 ok') }]));
     await worker.idle();
     assert.deepEqual(await states(), { 'a@one.test': 'deferred', 'B@one.test': 'delivered' });
   });

@@ -30,7 +30,8 @@
 import { domainOf } from '../core/address.ts';
 import { backoffMs, DEFAULT_RETRY_SCHEDULE, nextAttempt, shouldGiveUp, shouldWarn, type RetrySchedule } from '../core/retry-schedule.ts';
 import type { QueueEntry, QueueState } from '../core/types.ts';
-import { buildDsn, describeDuration, statusOfReply, type DsnKind, type DsnRecipient } from '../mail/dsn.ts';
+import { buildDsn, describeDuration, type DsnKind, type DsnRecipient } from '../mail/dsn.ts';
+import { formatReply, replies } from '../core/reply.ts';
 import { headerBlockEnd, messageFacts, parseHeaders } from '../mail/headers.ts';
 import type { QueueRepository } from '../store/types.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
@@ -93,8 +94,6 @@ interface Pending {
   /** The state if notify failed. */
   unreported: QueueState;
 }
-
-const LOCAL_ERROR = '4.3.0';
 
 export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
   const { queue, route, notify, reportingMta } = options;
@@ -244,21 +243,21 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
 
   async function deliverGroup(group: Group, message: OutboundMessage | undefined): Promise<RecipientResult[]> {
     const recipients = [...new Set(group.entries.map((e) => e.recipient))];
-    if (!message) return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: `${LOCAL_ERROR} the queued message could not be read` }));
+    if (!message) return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: replies.localProblem('the queued message could not be read') }));
     try {
       return await route(group.domain).deliver(group.domain, message, recipients);
     } catch (err) {
       // The contract: a transport rejects only on a local problem; the recipients are not at fault.
       log({ err, messageId: message.messageId, domain: group.domain }, 'transport failed');
       const reason = err instanceof Error ? err.message : String(err);
-      return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: `${LOCAL_ERROR} local delivery error: ${reason}` }));
+      return recipients.map((recipient) => ({ recipient, status: 'deferred', reply: replies.localProblem(`local delivery error: ${reason}`) }));
     }
   }
 
   /** The new state of one recipient, or the DSN it needs first. */
   function decide(entry: QueueEntry, result: RecipientResult, reportable: boolean): { write: QueueState } | { pending: Pending & { kind: DsnKind } } {
     const now = clock();
-    const reply = result.reply;
+    const reply = formatReply(result.reply);
     if (result.status === 'delivered') return { write: { state: 'delivered', deliveredAt: now, reply } };
 
     const remote = result.remoteMta ? { remoteMta: result.remoteMta } : {};
@@ -269,7 +268,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     if (result.status === 'failed') {
       const final: QueueState = { state: 'failed', failedAt: now, lastError: reply };
       if (!reportable) return { write: final };
-      const dsn = { recipient: entry.recipient, status: statusOfReply(reply, '5.0.0'), diagnostic: reply, lastAttemptAt: now, ...remote };
+      const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
       return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
     }
 
@@ -279,7 +278,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       const final: QueueState = { state: 'failed', failedAt: now, lastError: `${gaveUp}; last reply: ${reply}` };
       if (!reportable) return { write: final };
       // 4.4.7: "delivery time expired" (RFC 3463); the last reply stays the diagnostic.
-      const dsn = { recipient: entry.recipient, status: '4.4.7', diagnostic: reply, note: `The mail system ${gaveUp}.`, lastAttemptAt: now, ...remote };
+      const dsn = { recipient: entry.recipient, status: '4.4.7', reply: result.reply, note: `The mail system ${gaveUp}.`, lastAttemptAt: now, ...remote };
       return { pending: { kind: 'failed', entry, dsn, reported: final, unreported: retry } };
     }
 
@@ -287,7 +286,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     const deferred: QueueState = { ...retry, nextAttemptAt: new Date(Math.min(retry.nextAttemptAt.getTime(), deadline)) };
     const warned = previous?.warnedAt != null;
     if (!reportable || !shouldWarn(entry.createdAt, now, schedule.delayWarningAfterMs, warned)) return { write: deferred };
-    const dsn = { recipient: entry.recipient, status: statusOfReply(reply, '4.0.0'), diagnostic: reply, lastAttemptAt: now, ...remote };
+    const dsn = { recipient: entry.recipient, reply: result.reply, lastAttemptAt: now, ...remote };
     return { pending: { kind: 'delayed', entry, dsn, reported: { ...deferred, warnedAt: now }, unreported: deferred } };
   }
 
@@ -374,7 +373,7 @@ function recipientDomain(recipient: string): string {
 function resultFor(entry: QueueEntry, results: RecipientResult[]): RecipientResult {
   const lower = entry.recipient.toLowerCase();
   const found = results.find((r) => r.recipient === entry.recipient) ?? results.find((r) => r.recipient.toLowerCase() === lower);
-  return found ?? { recipient: entry.recipient, status: 'deferred', reply: `${LOCAL_ERROR} the transport returned no result for this recipient` };
+  return found ?? { recipient: entry.recipient, status: 'deferred', reply: replies.localProblem('the transport returned no result for this recipient') };
 }
 
 function describe(state: QueueState): object {

@@ -11,6 +11,7 @@
  *   falls back to SMTP (the domain may well speak TWM).
  */
 import { domainOf } from '../core/address.ts';
+import { replies } from '../core/reply.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import type { TwmOutboundRepository } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient } from './twm-client-types.ts';
@@ -37,7 +38,7 @@ export function createRemoteTransport(options: RemoteTransportOptions): Transpor
         return found.kind === 'twm' ? options.twm.deliver(domain, message, recipients) : options.smtp.deliver(domain, message, recipients);
       } catch (err) {
         const text = err instanceof TwmUnreachableError ? err.message : String(err);
-        return recipients.map((recipient) => ({ recipient, status: 'deferred' as const, reply: `451 4.4.3 TWM discovery for ${domain} failed: ${text}` }));
+        return recipients.map((recipient) => ({ recipient, status: 'deferred' as const, reply: replies.twmDiscoveryFailed(domain, text) }));
       }
     },
     async close() {

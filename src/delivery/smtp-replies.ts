@@ -1,16 +1,16 @@
 /**
- * Texts for recipient results. Two shapes, so a DSN writer can tell them
- * apart by the first token:
- * - the remote server's reply as it was sent, on one line:
- *   `550 5.1.1 <user@x>: no such user`;
- * - a local description of what went wrong, starting with an RFC 3463 code:
- *   `4.4.1 connection refused by mx.b.test[127.0.0.1]:2525`.
+ * Where a remote server's replies arrive: nodemailer's response texts (and
+ * its connection errors) become Reply values here, once. A multi-line reply
+ * is put on one line first, then `parseReply` takes its codes apart; a
+ * connection failure that no server answered becomes a named local reply
+ * (`4.4.1 connection refused by mx.b.test[127.0.0.1]:2525`).
  */
 import type { SMTPError } from 'nodemailer/lib/smtp-connection';
+import { parseReply, replies, type Reply } from '../core/reply.ts';
 
 export interface RcptOutcome {
   status: 'delivered' | 'deferred' | 'failed';
-  reply: string;
+  reply: Reply;
   /** The reply code when the server answered with one (RCPT, DATA or the final dot). */
   code?: number;
   /** The MX host that answered. */
@@ -19,7 +19,7 @@ export interface RcptOutcome {
 
 /** 5xx is permanent (RFC 5321 4.2.1); 4xx, and anything unexpected, is worth another try. */
 export function outcomeOfReply(response: string | undefined, code: number | undefined): RcptOutcome {
-  const reply = oneLine(response ?? '');
+  const reply = replyOf(response ?? '');
   const status = code !== undefined && code >= 500 && code <= 599 ? 'failed' : 'deferred';
   return code === undefined ? { status, reply } : { status, reply, code };
 }
@@ -38,38 +38,43 @@ export function oneLine(response: string): string {
   return [first[1], first[2], ...texts].filter((t) => t !== undefined).join(' ');
 }
 
+/** The server's reply as it arrived (the 250 after the final dot). */
+export function replyOf(response: string): Reply {
+  return parseReply(oneLine(response));
+}
+
 /** A connection-level failure in words, or the server's reply when it sent one (e.g. a 421 greeting). */
-export function describeFailure(err: SMTPError, peer: string): string {
-  if (err.responseCode !== undefined && err.response) return oneLine(err.response);
+export function describeFailure(err: SMTPError, peer: string): Reply {
+  if (err.responseCode !== undefined && err.response) return replyOf(err.response);
   const code = err.originalCode ?? err.code;
   switch (code) {
     case 'ECONNREFUSED':
-      return `4.4.1 connection refused by ${peer}`;
+      return replies.connectionRefused(peer);
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EADDRNOTAVAIL':
-      return `4.4.1 ${peer} is unreachable (${code})`;
+      return replies.unreachable(peer, code);
     case 'ECONNRESET':
     case 'EPIPE':
-      return `4.4.2 connection reset by ${peer}`;
+      return replies.connectionReset(peer);
     case 'ETIMEDOUT':
       return timeoutText(err, peer);
     case 'ECONNECTION':
-      return `4.4.2 ${peer} closed the connection unexpectedly`;
+      return replies.connectionClosed(peer);
     default:
-      return `4.4.2 lost connection with ${peer}: ${err.message}`;
+      return replies.lostConnection(peer, err.message);
   }
 }
 
-function timeoutText(err: SMTPError, peer: string): string {
+function timeoutText(err: SMTPError, peer: string): Reply {
   switch (err.timeoutType) {
     case 'CONNECT_TIMEOUT':
-      return `4.4.1 connection to ${peer} timed out`;
+      return replies.connectTimeout(peer);
     case 'GREETING_TIMEOUT':
-      return `4.4.2 no greeting from ${peer} in time`;
+      return replies.noGreeting(peer);
     case 'UPGRADE_TIMEOUT':
-      return `4.4.2 TLS handshake with ${peer} timed out`;
+      return replies.tlsTimeout(peer);
     default:
-      return `4.4.2 ${peer} did not answer in time`;
+      return replies.noAnswer(peer);
   }
 }

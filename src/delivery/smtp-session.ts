@@ -16,7 +16,8 @@ import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionEnvelope, SMTPConnectionSendInfo, SMTPEnvelope, SMTPError } from 'nodemailer/lib/smtp-connection';
 import type { OutboundMessage } from './types.ts';
-import { describeFailure, outcomeOfReply, oneLine, type RcptOutcome } from './smtp-replies.ts';
+import { formatReply, replies, type Reply } from '../core/reply.ts';
+import { describeFailure, outcomeOfReply, replyOf, type RcptOutcome } from './smtp-replies.ts';
 
 export interface SessionOptions {
   /** The MX host name: presented as the TLS server name, used in texts. */
@@ -37,16 +38,16 @@ export interface SessionOptions {
  * every recipient (`delivered` counts those the server took).
  */
 export type TransactionOutcome =
-  | { kind: 'unusable'; reply: string }
+  | { kind: 'unusable'; reply: Reply }
   | { kind: 'done'; results: Map<string, RcptOutcome>; delivered: number };
 
 /** Thrown by `openSession`; `reply` is ready for a recipient result. */
 export class ConnectError extends Error {
   constructor(
-    readonly reply: string,
+    readonly reply: Reply,
     readonly tlsFailure: boolean,
   ) {
-    super(reply);
+    super(formatReply(reply));
   }
 }
 
@@ -220,14 +221,14 @@ function interpret(
   }
   if (err && err.code === 'EMESSAGE' && err.responseCode === undefined) {
     // nodemailer refuses locally what exceeds the server's advertised SIZE.
-    all({ status: 'failed', reply: `5.3.4 ${peer}: ${err.message}` });
+    all({ status: 'failed', reply: replies.messageTooBigFor(peer, err.message) });
     return { kind: 'done', results, delivered: 0 };
   }
   for (const e of rejected) {
     if (e.recipient !== undefined) results.set(e.recipient, outcomeOfReply(e.response, e.responseCode));
   }
   if (!err) {
-    for (const r of accepted) results.set(r, { status: 'delivered', reply: oneLine(response ?? '250') });
+    for (const r of accepted) results.set(r, { status: 'delivered', reply: replyOf(response ?? '250') });
     return { kind: 'done', results, delivered: accepted.length };
   }
   const connectionLost = err.responseCode === undefined || err.responseCode === 421;

@@ -25,12 +25,19 @@
  *   starting with an enhanced code (`4.4.1 connection refused by ...`),
  *   see `smtp-replies.ts`; DNS outcomes come from `mx.ts`.
  * - `deliver` never rejects on network or DNS trouble; those are results.
+ * - The addresses DNS (or an address literal) names are someone else's
+ *   choice: loopback, private, link-local and other non-public addresses
+ *   (`core/ip-ranges.ts`, the same rule as Two-Way Mail's) are never
+ *   connected to unless `lab` is on. A domain whose every address is refused
+ *   fails with 5.4.4: retrying would not change its records' meaning.
  */
+import { formatReply, replies, type Reply } from '../core/reply.ts';
 import type { DnsResolver } from '../dns/types.ts';
+import { isPublicAddress } from '../core/ip-ranges.ts';
 import { resolveDestinations } from './mx.ts';
 import { ConnectionPool, type Lease } from './smtp-pool.ts';
 import type { RcptOutcome } from './smtp-replies.ts';
-import { ConnectError, openSession, type SmtpSession } from './smtp-session.ts';
+import { ConnectError, openSession, SmtpSession } from './smtp-session.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
 export interface SmtpTransportOptions {
@@ -41,6 +48,8 @@ export interface SmtpTransportOptions {
   localAddress?: string;
   /** Destination port, 25 unless a test points it at a server on loopback. */
   port?: number;
+  /** Allow loopback and private destination addresses (`delivery.lab`: labs and tests only). */
+  lab?: boolean;
   /** Bounds TCP connect, greeting and TLS handshake together (default 30 s, Postfix's connect timeout). */
   connectTimeoutMs?: number;
   /** Inactivity limit while waiting for any reply (default 5 min, RFC 5321 4.5.3.2). */
@@ -65,14 +74,15 @@ export interface SmtpTransportStats {
 
 export type SmtpTransport = Transport & { close(): Promise<void>; stats(): SmtpTransportStats };
 
-type HostAttempt = { kind: 'unreachable'; reply: string } | { kind: 'done'; results: Map<string, RcptOutcome> };
-type SessionAttempt = { kind: 'unusable'; reply: string } | { kind: 'done'; results: Map<string, RcptOutcome> };
+type HostAttempt = { kind: 'unreachable'; reply: Reply } | { kind: 'done'; results: Map<string, RcptOutcome> };
+type SessionAttempt = { kind: 'unusable'; reply: Reply } | { kind: 'done'; results: Map<string, RcptOutcome> };
 
 /** Characters that would break the MAIL/RCPT command line (nodemailer refuses them too). */
 const UNSENDABLE = /[\r\n<>]|^$/;
 
 export function createSmtpTransport(options: SmtpTransportOptions): SmtpTransport {
   const port = options.port ?? 25;
+  const lab = options.lab ?? false;
   const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
   const commandTimeoutMs = options.commandTimeoutMs ?? 300_000;
   const maxPerHost = Math.max(1, options.maxConnectionsPerHost ?? 4);
@@ -84,37 +94,42 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
   async function deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
     const results = new Map<string, RcptOutcome>();
     const answer = (): RecipientResult[] => recipients.map((recipient) => ({ recipient, ...publicOutcome(results.get(recipient)) }));
-    const everyone = (status: 'deferred' | 'failed', reply: string, who: string[]): void => {
+    const everyone = (status: 'deferred' | 'failed', reply: Reply, who: string[]): void => {
       for (const r of who) results.set(r, { status, reply });
     };
 
     if (message.sender !== null && UNSENDABLE.test(message.sender)) {
-      everyone('failed', `5.1.7 sender address cannot be sent in an SMTP command: ${JSON.stringify(message.sender)}`, recipients);
+      everyone('failed', replies.unsendableSender(message.sender), recipients);
       return answer();
     }
     const bad = recipients.filter((r) => UNSENDABLE.test(r));
-    everyone('failed', '5.1.3 recipient address cannot be sent in an SMTP command', bad);
+    everyone('failed', replies.unsendableRecipient(), bad);
     const pending = [...new Set(recipients.filter((r) => !UNSENDABLE.test(r)))];
     if (pending.length === 0) return answer();
     if (closed) {
-      everyone('deferred', '4.3.2 SMTP transport is shutting down', pending);
+      everyone('deferred', replies.shuttingDown(), pending);
       return answer();
     }
 
     const destinations = await resolveDestinations(options.resolver, domain);
     if (destinations.kind !== 'hosts') {
       log({ messageId: message.messageId, domain, reason: destinations.reason }, 'no route to destination');
-      everyone(destinations.kind === 'permanent' ? 'failed' : 'deferred', `${destinations.enhanced} ${destinations.reason}`, pending);
+      everyone(destinations.kind === 'permanent' ? 'failed' : 'deferred', replies.noRoute(destinations.enhanced, destinations.reason), pending);
       return answer();
     }
 
-    let lastProblem = `4.4.1 no mail exchanger of ${domain} could be reached`;
+    let lastProblem = replies.noExchangerReached(domain);
     const tried = new Set<string>();
+    const refused: string[] = [];
     for (const host of destinations.hosts) {
       for (const address of host.addresses) {
         // Several MX names often share an address; one refusal is enough.
         if (tried.has(address)) continue;
         tried.add(address);
+        if (!lab && !isPublicAddress(address)) {
+          refused.push(`${host.name} ${address}`);
+          continue;
+        }
         const attempt = await tryAddress(host.name, address, message, pending);
         if (attempt.kind === 'done') {
           // Replies the server gave (they carry its code) are attributed to it; local texts are not.
@@ -122,8 +137,13 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
           return answer();
         }
         lastProblem = attempt.reply;
-        log({ messageId: message.messageId, domain, host: host.name, address, port, reply: attempt.reply }, 'mail exchanger unavailable, trying the next');
+        log({ messageId: message.messageId, domain, host: host.name, address, port, reply: formatReply(attempt.reply) }, 'mail exchanger unavailable, trying the next');
       }
+    }
+    if (refused.length === tried.size) {
+      log({ messageId: message.messageId, domain, refused }, 'every mail exchanger address is non-public; not connecting');
+      everyone('failed', replies.nonPublicExchangers(domain, refused), pending);
+      return answer();
     }
     everyone('deferred', lastProblem, pending);
     return answer();
@@ -135,9 +155,9 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
     // A reused session may turn out dead; each retry drops one, so this ends after at most one fresh connection.
     for (let round = 0; round <= maxPerHost; round++) {
       const lease = await pool.acquire(key);
-      if (!lease) return { kind: 'done', results: allOf(recipients, { status: 'deferred', reply: '4.3.2 SMTP transport is shutting down' }) };
+      if (!lease) return { kind: 'done', results: allOf(recipients, { status: 'deferred', reply: replies.shuttingDown() }) };
       const session = lease.member ? await reuse(lease) : await open(lease, host, address);
-      if (typeof session === 'string') return { kind: 'unreachable', reply: session };
+      if (session !== undefined && !(session instanceof SmtpSession)) return { kind: 'unreachable', reply: session };
       if (!session) continue;
 
       const outcome = await transactAll(session, message, recipients);
@@ -153,7 +173,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
       // likely the server having just closed it: try a fresh connection.
       if (lease.member === undefined) return { kind: 'unreachable', reply: outcome.reply };
     }
-    return { kind: 'unreachable', reply: `4.4.2 no usable connection to ${host}[${address}]:${port}` };
+    return { kind: 'unreachable', reply: replies.noUsableConnection(`${host}[${address}]:${port}`) };
   }
 
   /** RSET on a pooled session; undefined (slot released) if it no longer works. */
@@ -171,7 +191,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
   }
 
   /** Opens a session into an empty slot; the problem text (slot released) on failure. */
-  async function open(lease: Lease<SmtpSession>, host: string, address: string): Promise<SmtpSession | string> {
+  async function open(lease: Lease<SmtpSession>, host: string, address: string): Promise<SmtpSession | Reply> {
     try {
       const session = await openSession({
         host,
@@ -204,7 +224,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
         try {
           await session.reset();
         } catch {
-          for (const r of batch) results.set(r, { status: 'deferred', reply: `4.4.2 ${session.peer} closed the connection unexpectedly` });
+          for (const r of batch) results.set(r, { status: 'deferred', reply: replies.connectionClosed(session.peer) });
           break;
         }
       }
@@ -239,6 +259,6 @@ function allOf(recipients: string[], outcome: RcptOutcome): Map<string, RcptOutc
 
 /** Drops the internal reply code; a missing entry would be a bug here, reported as a deferral, not a crash. */
 function publicOutcome(o: RcptOutcome | undefined): Omit<RecipientResult, 'recipient'> {
-  if (!o) return { status: 'deferred', reply: '4.3.0 internal error: no result for this recipient' };
+  if (!o) return { status: 'deferred', reply: replies.noResult() };
   return { status: o.status, reply: o.reply, ...(o.remoteMta ? { remoteMta: o.remoteMta } : {}) };
 }

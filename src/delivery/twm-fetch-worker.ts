@@ -24,7 +24,7 @@
  *   expire() closes them), receipts at `expires` + 24 h.
  */
 import { createHash } from 'node:crypto';
-import { domainOf } from '../core/address.ts';
+import { domainOf, normalisedAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { nextAttempt, type BackoffOptions } from '../core/retry-schedule.ts';
 import { normaliseListId } from '../core/screener.ts';
@@ -33,6 +33,7 @@ import { contentDigest } from '../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptError, type ReceiptEntry } from '../core/twm-types.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../core/header-limits.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { TwmInboundRepository, TwmInNotice, TwmInRecipient } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmSigningKey } from './twm-client-types.ts';
@@ -46,6 +47,8 @@ export interface TwmFetchWorkerOptions {
   key: (domain: string) => TwmSigningKey;
   hostname: string;
   maxMessageSize: number;
+  /** Header section limits (core/header-limits.ts), the same as SMTP's. */
+  headerLimits?: HeaderLimits;
   backoff: Omit<BackoffOptions, 'random'>;
   pollIntervalMs?: number;
   /** Rows read per poll. */
@@ -130,8 +133,18 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     if (createHash('sha256').update(body).digest('hex') !== n.sha256) return failed(n, rows, 'digest-mismatch');
     const digest = response.headers['content-digest'];
     if (digest !== undefined && !digest.includes(contentDigest(body).slice('sha-256='.length))) return failed(n, rows, 'digest-mismatch');
+    const header = new HeaderLimitChecker(options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+    header.push(body);
+    const refused = header.finish();
+    if (refused) {
+      // No receipt error names a header too large; it is a refusal like the policy's, recorded and closed.
+      count('abandoned');
+      log({ notice: n.id, from: n.from, reply: refused.message }, 'twm fetched body refused: header limits');
+      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: refused.message }, now());
+      return;
+    }
     const facts = messageFacts(parseHeaders(body));
-    if (facts.fromAddresses.length !== 1 || facts.from !== n.from) return failed(n, rows, 'from-mismatch');
+    if (facts.from === null || facts.from !== normalisedAddress(n.from)) return failed(n, rows, 'from-mismatch');
     if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return failed(n, rows, 'from-mismatch');
 
     const users = [];
@@ -149,7 +162,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
           recipients: users,
           raw: body,
           prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(now())}\r\n`,
-          auth: { alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
+          auth: { identity: facts.from, alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
           // Stored once per recipient even when a crash makes us fetch it again.
           twmKey: `${senderDomain} ${n.id}`,
         });

@@ -19,6 +19,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { domainOf } from '../core/address.ts';
+import { replies, type Reply } from '../core/reply.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
 import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
 import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
@@ -117,12 +118,12 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
   /** Sends one stored notice and maps its answer to the queue's per-recipient results. */
   async function notify(domain: string, notice: TwmOutNotice, ours: string[]): Promise<RecipientResult[]> {
     const results = new Map<string, RecipientResult>();
-    const all = (status: RecipientResult['status'], reply: string, remoteMta?: string) =>
+    const all = (status: RecipientResult['status'], reply: Reply, remoteMta?: string) =>
       ours.map((recipient) => ({ recipient, status, reply, ...(remoteMta ? { remoteMta } : {}) }));
     if (now().getTime() >= notice.expiresAt.getTime() - lastNoticeMargin(options.expiryMs)) {
       const reason = 'could not notify the recipient server before the notice expired';
       await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason }, now());
-      return all('failed', `554 5.4.7 TWM: ${reason}`);
+      return all('failed', replies.twmExpiredUnsent(reason));
     }
     const from = (JSON.parse(notice.content.toString('utf8')) as { from: string }).from;
     let response: TwmResponse;
@@ -130,19 +131,19 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
       response = await options.client.post(domain, TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice.content, options.key(domainOf(from)), { maxResponse: MAX_RESULT_SIZE });
     } catch (err) {
       const text = err instanceof TwmUnreachableError ? err.message : err instanceof Error ? err.message : String(err);
-      return all('deferred', `451 4.4.1 TWM: ${text}`);
+      return all('deferred', replies.twmUnreachable(text));
     }
     if (response.status !== 200) {
       const problem = describeProblem(response);
-      if (problem.temporary) return all('deferred', `451 4.0.0 TWM: ${problem.text}`, response.endpoint);
+      if (problem.temporary) return all('deferred', replies.twmRefusedTemporarily(problem.text), response.endpoint);
       await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason: problem.text }, now());
-      return all('failed', `550 5.0.0 TWM: ${problem.text}`, response.endpoint);
+      return all('failed', replies.twmRefused(problem.text), response.endpoint);
     }
     let result: NoticeResult;
     try {
       result = parseNoticeResult(JSON.parse(response.body.toString('utf8')));
     } catch {
-      return all('deferred', `451 4.5.0 TWM: unreadable notice result from ${response.endpoint}`);
+      return all('deferred', replies.twmUnreadableResult(response.endpoint));
     }
     const byRcpt = new Map(result.results.map((e) => [e.rcpt.toLowerCase(), e]));
     const at = now();
@@ -151,13 +152,13 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
       const entry = byRcpt.get(r.toLowerCase());
       if (!entry || entry.status === 'deferred') {
         const wait = entry?.retryAfter ? ` (retry after ${entry.retryAfter} s)` : '';
-        results.set(r, { recipient: r, status: 'deferred', reply: `451 4.2.0 TWM: recipient deferred${wait}`, remoteMta });
+        results.set(r, { recipient: r, status: 'deferred', reply: replies.twmDeferred(wait), remoteMta });
       } else if (entry.status === 'unknown') {
         await options.outbox.transition(notice.id, [r], { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
-        results.set(r, { recipient: r, status: 'failed', reply: `550 5.1.1 TWM: <${r}>: unknown recipient`, remoteMta });
+        results.set(r, { recipient: r, status: 'failed', reply: replies.twmUnknownRecipient(r), remoteMta });
       } else {
         await options.outbox.transition(notice.id, [r], { from: ['queued'], to: entry.status }, at);
-        results.set(r, { recipient: r, status: 'delivered', reply: `250 2.0.0 TWM notice ${notice.id}: ${entry.status}`, remoteMta });
+        results.set(r, { recipient: r, status: 'delivered', reply: replies.twmAccepted(notice.id, entry.status), remoteMta });
       }
     }
     return ours.map((r) => results.get(r)!);

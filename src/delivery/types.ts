@@ -14,16 +14,18 @@ export interface OutboundMessage {
   raw: Buffer;
 }
 
+import type { Reply } from '../core/reply.ts';
+
 /**
  * The outcome for one recipient. `deferred` is temporary (4xx, connection
  * or DNS trouble: try again later); `failed` is permanent (5xx, null MX,
  * domain does not exist). `reply` is the remote reply or a description of
- * the local problem, suitable for a DSN's Diagnostic-Code.
+ * the local problem (a Reply without a server code), which a DSN reports.
  */
 export type RecipientResult = {
   recipient: string;
   status: 'delivered' | 'deferred' | 'failed';
-  reply: string;
+  reply: Reply;
   /** The remote host that gave `reply`, when one did (a DSN's Remote-MTA). */
   remoteMta?: string;
 };

@@ -25,7 +25,7 @@ for (const backend of await testBackends()) {
           recipients,
           raw: Buffer.from('From: sam@a.test\r\nSubject: once\r\n\r\nHello.\r\n'),
           prepend: '',
-          auth: { alignedDomain: 'a.test', authenticatedDomains: ['a.test'] },
+          auth: { identity: 'sam@a.test', alignedDomain: 'a.test', authenticatedDomains: ['a.test'] },
           twmKey: 'a.test notice-1',
         });
         assert.equal((await ingest.ingest(message([ann]))).length, 1);

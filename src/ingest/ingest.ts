@@ -5,13 +5,16 @@
  * every copy in one durable write; the caller acknowledges only after the
  * returned promise resolves.
  */
-import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
+import { classifySender, decide, type PolicyInput, type Verdict } from '../core/policy.ts';
+import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
 import { ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
 import { normaliseListId, senderKey } from '../core/screener.ts';
 import type { MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { mimeNestingDepth } from '../mail/mime-depth.ts';
+import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
 import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
 
@@ -27,11 +30,14 @@ export interface IngestMessage {
   /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */
   prepend: string;
   /**
-   * Authentication of the message: `alignedDomain` is the authenticated
-   * domain aligned with the From: domain (null: From: is not authenticated);
-   * `authenticatedDomains` are all domains that authenticated it.
+   * Authentication of the message: `identity` is the From: address whose
+   * domain alignment was checked for (AuthOutcome.identity), `alignedDomain`
+   * the authenticated domain aligned with it (null: not authenticated);
+   * `authenticatedDomains` are all domains that authenticated the message.
+   * The message counts as authenticated only when `identity` is the
+   * policy's From: address (MessageFacts.from) itself.
    */
-  auth: { alignedDomain: string | null; authenticatedDomains: string[] };
+  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[] };
   receivedAt?: Date;
   /**
    * A message fetched over TWM: `<sender domain> <notice id>`. Recipients
@@ -39,13 +45,27 @@ export interface IngestMessage {
    * a crash between storing and recording it), so it is stored once each.
    */
   twmKey?: string;
+  /** The SMTP client, for the spam filter (absent for TWM fetches and local mail). */
+  client?: { ip: string; helo: string | null };
 }
 
 export interface RecipientOutcome {
   user: User;
   verdict: Verdict;
-  /** The stored message's id, for inbox and screen verdicts. */
+  /** The stored message's id, for inbox, junk and screen verdicts. */
   messageId: number | null;
+  /** The spam filter's answer, when the message was sent to it (one scan serves every recipient). */
+  spam: SpamScan | null;
+}
+
+/**
+ * The spam filter as ingest sees it (spam/filter.ts over rspamd). `scan`
+ * never throws for rspamd trouble: it answers `unscanned`.
+ */
+export interface IngestSpamFilter {
+  scan(input: { raw: Buffer; envelopeFrom: string | null; recipients: string[]; ip?: string; helo?: string | null }): Promise<SpamScan>;
+  /** `tempfail`: an unscanned message (rspamd unreachable, not too large) is answered 451 4.7.1 instead of accepted. */
+  onUnreachable: 'accept' | 'tempfail';
 }
 
 export interface Ingest {
@@ -70,8 +90,10 @@ export interface Ingest {
 export interface DecisionFacts {
   channel: PolicyInput['channel'];
   origin: PolicyInput['origin'];
-  /** Header From: address, lower-cased; null when absent. */
+  /** The author identity (MessageFacts.from, parseAddress's normal form); null when there is none. */
   from: string | null;
+  /** Why the message has no trustworthy author identity (never allowed then), else null. */
+  fromProblem: string | null;
   /** Normalised List-Id, or null. */
   listId: string | null;
   /** The authenticated domain aligned with the From: domain, or null. */
@@ -85,9 +107,15 @@ export interface DecisionFacts {
 export interface IngestOptions {
   store: Pick<Store, 'users' | 'contacts' | 'messages' | 'addressBooks'>;
   maxReceivedHeaders: number;
+  /** The header limits every entry checks as the message streams in; checked again here for paths that skipped them. */
+  headerLimits?: HeaderLimits;
+  /** Strangers' mail is scanned before the policy decides; absent: no filtering. */
+  spam?: IngestSpamFilter;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
   /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
   onError?: (err: unknown, what: string) => void;
+  /** The application clock: a message's arrival time unless the caller gives one. */
+  now?: () => Date;
 }
 
 /** Deepest MIME nesting accepted (multipart levels and embedded messages), as Postfix's default. */
@@ -113,23 +141,52 @@ export function createIngest(options: IngestOptions): Ingest {
 
   // Expected senders are looked up only for a marked message whose From:
   // domain is authenticated (docs/protocol.md 9.3).
-  async function decideFor(user: User, facts: DecisionFacts): Promise<{ verdict: Verdict; expected: ExpectMatch | null }> {
+  async function policyInputFor(user: User, facts: DecisionFacts): Promise<{ input: PolicyInput; expected: ExpectMatch | null }> {
     const marked = facts.ownershipConfirmation && facts.alignedDomain !== null && facts.origin !== 'system';
     const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: marked }));
     const expected = marked ? await findExpected(cards, user.id, found, facts.at) : null;
-    const verdict = decide({
+    const input: PolicyInput = {
       mode: user.mode,
       channel: facts.channel,
       origin: facts.origin,
       from: facts.from,
+      fromProblem: facts.fromProblem,
       authenticated: facts.alignedDomain !== null,
       matches: matchesFrom(found),
       listAuthenticated: listAuthenticated(facts.listId, facts.authenticatedDomains),
       autoSubmitted: facts.autoSubmitted,
       ownershipConfirmation: facts.ownershipConfirmation,
       expected: expected !== null,
+      spam: null,
+    };
+    return { input, expected };
+  }
+
+  async function decideFor(user: User, facts: DecisionFacts): Promise<{ verdict: Verdict; expected: ExpectMatch | null }> {
+    const { input, expected } = await policyInputFor(user, facts);
+    return { verdict: decide(input), expected };
+  }
+
+  /**
+   * Strangers' mail is scanned once, before the policy decides; the scan is
+   * skipped when every recipient allows the sender (authenticated contacts
+   * are never scored, let alone junked), for our own notices and for mail
+   * from local users (authenticated submission).
+   */
+  async function scanIfStranger(message: IngestMessage, inputs: PolicyInput[]): Promise<SpamScan | null> {
+    const filter = options.spam;
+    if (!filter || message.origin !== 'remote') return null;
+    if (inputs.every((i) => classifySender(i).senderClass === 'allowed')) return null;
+    const scan = await filter.scan({
+      raw: message.raw,
+      envelopeFrom: message.envelopeFrom,
+      recipients: message.recipients.map((u) => u.address),
+      ...(message.client ? { ip: message.client.ip, helo: message.client.helo } : {}),
     });
-    return { verdict, expected };
+    if (scan.status === 'unscanned' && scan.why !== 'too-large' && filter.onUnreachable === 'tempfail') {
+      throw new ReplyError(451, '4.7.1', 'Spam filter unavailable; please try again later');
+    }
+    return scan;
   }
 
   async function ingest(input: IngestMessage): Promise<RecipientOutcome[]> {
@@ -139,39 +196,57 @@ export function createIngest(options: IngestOptions): Ingest {
       if (stored.size > 0) message = { ...input, recipients: input.recipients.filter((u) => !stored.has(u.id)) };
       if (message.recipients.length === 0) return [];
     }
+    checkHeaderLimits(message.raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
     const headers = parseHeaders(message.raw);
     const facts = messageFacts(headers);
     if (facts.receivedCount >= options.maxReceivedHeaders) {
-      throw new ReplyError(554, '5.4.6', `Mail loop detected: ${facts.receivedCount} Received headers`);
+      throw ReplyError.of(replies.mailLoop(facts.receivedCount));
     }
     // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
-    if (mimeNestingDepth(message.raw, MAX_MIME_NESTING) > MAX_MIME_NESTING) {
+    if ((await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING)) > MAX_MIME_NESTING) {
       throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
     }
     const listId = facts.listId ? normaliseListId(facts.listId) : null;
     const sender = senderKey(facts.from, message.envelopeFrom);
-    const receivedAt = message.receivedAt ?? new Date();
-    const stored = Buffer.concat([Buffer.from(message.prepend, 'utf8'), message.raw]);
+    const receivedAt = message.receivedAt ?? (options.now ? options.now() : new Date());
 
     const outcomes: RecipientOutcome[] = [];
     const writes: Array<{ index: number; item: NewMessage }> = [];
+    // The identity that was authenticated must be the one the policy matches:
+    // otherwise an aligned domain says nothing about the address (issue: a
+    // From: read one way by mailauth and another by the policy).
+    const sameIdentity = facts.from !== null && message.auth.identity === facts.from;
+    const fromProblem =
+      facts.fromProblem ??
+      (message.auth.alignedDomain !== null && !sameIdentity
+        ? `the authenticated identity ${JSON.stringify(message.auth.identity)} is not the From: address ${JSON.stringify(facts.from)}`
+        : null);
     const decision: DecisionFacts = {
       channel: message.channel,
       origin: message.origin,
       from: facts.from,
+      fromProblem,
       listId,
-      alignedDomain: message.auth.alignedDomain,
+      alignedDomain: sameIdentity ? message.auth.alignedDomain : null,
       authenticatedDomains: message.auth.authenticatedDomains,
       autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
       ownershipConfirmation: facts.ownershipConfirmation,
       at: receivedAt,
     };
     const expectations = new Map<number, ExpectMatch>();
+    const inputs: PolicyInput[] = [];
     for (const user of message.recipients) {
-      const { verdict, expected } = await decideFor(user, decision);
+      const { input, expected } = await policyInputFor(user, decision);
       if (expected) expectations.set(user.id, expected);
-      outcomes.push({ user, verdict, messageId: null });
+      inputs.push(input);
     }
+    // The spam judgement enters the policy as one more fact (core/policy.ts).
+    const spam = await scanIfStranger(message, inputs);
+    const judgement = judgementOf(spam);
+    for (const [i, user] of message.recipients.entries()) {
+      outcomes.push({ user, verdict: decide({ ...inputs[i]!, spam: judgement }), messageId: null, spam });
+    }
+    const stored = Buffer.concat([Buffer.from(message.prepend + (spam ? spamHeaders(spam) : ''), 'utf8'), message.raw]);
 
     // One reply covers every recipient, so refusals are all or nothing. A
     // mix (a user switched to strict mid-transaction) is deferred rather than
@@ -183,13 +258,15 @@ export function createIngest(options: IngestOptions): Ingest {
       if (refusals.length < outcomes.length) {
         throw new ReplyError(451, '4.5.3', 'Recipients need separate transactions; please retry each separately');
       }
-      if (first.kind === 'refuse') throw new ReplyError(first.reply.code, first.reply.enhanced, first.reply.text);
+      if (first.kind === 'refuse') throw ReplyError.of(first.reply);
     }
 
     for (const [index, { user, verdict }] of outcomes.entries()) {
-      const mailbox: MailboxName | null = verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : null;
+      const mailbox: MailboxName | null =
+        verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : verdict.kind === 'junk' ? 'Junk' : null;
       if (!mailbox) continue;
-      const firstContact = verdict.kind === 'screen' || (verdict.kind === 'inbox' && verdict.firstContact);
+      const firstContact = verdict.kind === 'screen' || verdict.kind === 'junk' || (verdict.kind === 'inbox' && verdict.firstContact);
+      const likelySpam = verdict.kind === 'junk' || (verdict.kind === 'screen' && verdict.likelySpam);
       writes.push({
         index,
         item: {
@@ -206,7 +283,13 @@ export function createIngest(options: IngestOptions): Ingest {
           // Strangers are listed in the Screener: held there in screen/strict
           // mode, as history in open mode (docs/architecture.md "Modes").
           request: firstContact
-            ? { sender, authDomain: message.auth.alignedDomain, subject: facts.subject }
+            ? {
+                sender,
+                authDomain: decision.alignedDomain,
+                subject: facts.subject,
+                spamScore: spam?.status === 'scanned' ? spam.score : null,
+                likelySpam,
+              }
             : undefined,
         },
       });

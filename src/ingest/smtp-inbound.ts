@@ -7,9 +7,11 @@ import { parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import type { User } from '../core/types.ts';
 import type { Authenticator } from '../mail/authenticate.ts';
+import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { receivedHeader } from '../mail/received.ts';
 import type { SmtpHooks, SmtpSessionInfo } from '../protocols/smtp/server.ts';
 import type { Ingest, RecipientOutcome } from './ingest.ts';
+import type { PostmasterLookup } from './postmaster.ts';
 
 export interface InboundOptions {
   hostname: string;
@@ -18,10 +20,13 @@ export interface InboundOptions {
   authenticate: Authenticator;
   onError?: (err: unknown, session: SmtpSessionInfo | null) => void;
   onDelivered?: (outcomes: RecipientOutcome[], queueId: string) => void;
+  /** The admin account for postmaster@ a served domain without an account of that name (postmaster.ts). */
+  postmaster?: PostmasterLookup;
 }
 
 export function createInboundHooks(options: InboundOptions): SmtpHooks {
   const served = new Set(options.domains);
+  const postmaster = options.postmaster ?? (async () => undefined);
 
   return {
     async onSender(address) {
@@ -39,7 +44,11 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         throw new ReplyError(550, '5.7.1', `Relaying denied: this server does not accept mail for ${parsed.domain}`);
       }
       const user = await options.ingest.findRecipient(parsed.address);
-      if (!user) throw new ReplyError(550, '5.1.1', `No such user here: ${parsed.address}`);
+      if (!user) {
+        // postmaster@ is always accepted, whatever the admin's mode (RFC 5321 4.5.1).
+        if (await postmaster(parsed.address)) return { exclusive: false };
+        throw new ReplyError(550, '5.1.1', `No such user here: ${parsed.address}`);
+      }
       // In strict mode the end-of-DATA reply may be a refusal for this user
       // alone, so the user gets a transaction of its own.
       return { exclusive: user.mode === 'strict' };
@@ -47,15 +56,23 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
 
     async onMessage(envelope, raw, session) {
       const recipients: User[] = [];
+      // Mail to postmaster@ reaches the admin unscreened: it may be about a problem with mail itself.
+      const admins: User[] = [];
       // Resolved again rather than remembered from RCPT: no per-session state to leak on RSET or disconnect.
       for (const rcpt of envelope.to) {
-        const user = await options.ingest.findRecipient(parseAddress(rcpt).address);
+        const address = parseAddress(rcpt).address;
+        const user = await options.ingest.findRecipient(address);
         if (user && !recipients.some((u) => u.id === user.id)) recipients.push(user);
+        const admin = user ? undefined : await postmaster(address);
+        if (admin && !admins.some((u) => u.id === admin.id)) admins.push(admin);
       }
-      if (recipients.length === 0) throw new ReplyError(503, '5.5.1', 'No valid recipients');
+      if (recipients.length === 0 && admins.length === 0) throw new ReplyError(503, '5.5.1', 'No valid recipients');
       const queueId = randomBytes(8).toString('hex');
+      // One parse of From: for both: the identity the policy will match is the one authenticated.
+      const from = messageFacts(parseHeaders(raw)).from;
       const auth = await options.authenticate({
         raw,
+        from,
         ip: session.remoteAddress,
         helo: session.helo,
         envelopeFrom: envelope.from,
@@ -71,15 +88,20 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         authenticated: false,
         recipient: envelope.to.length === 1 ? envelope.to[0]! : null,
       });
-      const outcomes = await options.ingest.ingest({
-        channel: 'smtp',
-        origin: 'remote',
+      const message = {
+        channel: 'smtp' as const,
         envelopeFrom: envelope.from,
-        recipients,
         raw,
         prepend: received + auth.headers,
-        auth: { alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
-      });
+        auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
+        client: { ip: session.remoteAddress, helo: session.helo },
+      };
+      const unscreened = admins.filter((a) => !recipients.some((u) => u.id === a.id));
+      const outcomes = [
+        ...(recipients.length > 0 ? await options.ingest.ingest({ ...message, origin: 'remote', recipients }) : []),
+        // The 'system' origin: never screened, never refused by mode (policy.ts), as postmaster mail must be.
+        ...(unscreened.length > 0 ? await options.ingest.ingest({ ...message, origin: 'system', recipients: unscreened }) : []),
+      ];
       options.onDelivered?.(outcomes, queueId);
       return `Ok: queued as ${queueId}`;
     },

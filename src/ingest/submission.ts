@@ -3,8 +3,8 @@
  * authenticated listener on top of the accounts and the outbound service.
  */
 import { randomBytes } from 'node:crypto';
-import { parseAddress } from '../core/address.ts';
-import { ReplyError } from '../core/errors.ts';
+import { DomainError, ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
 import { receivedHeader } from '../mail/received.ts';
 import type { SmtpHooks, SmtpListenerOptions, SmtpSessionInfo } from '../protocols/smtp/server.ts';
 import type { Accounts } from '../services/accounts.ts';
@@ -21,7 +21,7 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
   const { accounts, outbound } = options;
 
   async function userOf(session: SmtpSessionInfo) {
-    if (!session.user) throw new ReplyError(530, '5.7.0', 'Authentication required');
+    if (!session.user) throw ReplyError.of(replies.authRequired());
     return accounts.get(session.user);
   }
 
@@ -29,9 +29,12 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
     auth: {
       async authenticate(username, password, session) {
         try {
-          return (await accounts.authenticate(username, password, session.remoteAddress)).address;
+          const { user, appPassword } = await accounts.authenticate(username, password, session.remoteAddress);
+          // A contacts-only app password is for CardDAV: it never sends (docs/reliability.md, "The app-password model").
+          if (appPassword && appPassword.scope !== 'all') throw new ReplyError(535, '5.7.8', 'This app password is for contacts (CardDAV) only, not for sending');
+          return user.address;
         } catch (err) {
-          if (err instanceof ReplyError && err.httpStatus === 401) throw new ReplyError(535, '5.7.8', 'Authentication credentials invalid');
+          if (err instanceof DomainError && err.kind === 'unauthorized') throw ReplyError.of(replies.authFailed());
           throw err; // 454 4.7.0 while the client is locked out
         }
       },
@@ -41,7 +44,7 @@ export function createSubmissionHooks(options: SubmissionOptions): { hooks: Smtp
         outbound.checkSender(await userOf(session), address);
       },
       async onRecipient(address) {
-        parseAddress(address); // 501 5.1.3 on bad syntax
+        outbound.checkRecipient(address); // 501 5.1.3 on bad syntax, 550 5.7.1 for an address literal
         return { exclusive: false };
       },
       async onMessage(envelope, raw, session) {

@@ -7,9 +7,17 @@
  * rather than taken from the DMARC result, because a domain without a DMARC
  * record still proves itself with an aligned DKIM signature or SPF pass; the
  * DMARC record only says what to do on failure.
+ *
+ * Alignment is checked for one identity only: the From: address the caller
+ * parsed (mail/from.ts), which is the very value the policy then matches
+ * against the address book. mailauth reads the From: field with its own,
+ * lenient parser; when its reading is not exactly that one address, the
+ * parsers disagree about the author and nothing is aligned
+ * (`identity: null`), so the message cannot be "allowed".
  */
 import { authenticate, type DNSResolver } from 'mailauth';
-import { organizationalDomain } from '../core/address.ts';
+import { domainToASCII } from 'node:url';
+import { domainOf, normalisedAddress, organizationalDomain } from '../core/address.ts';
 import { toResolveFunction } from '../dns/resolver.ts';
 import type { DnsResolver } from '../dns/types.ts';
 
@@ -19,6 +27,11 @@ export interface AuthInput {
   helo: string;
   /** MAIL FROM, null for the null reverse-path. */
   envelopeFrom: string | null;
+  /**
+   * The author identity the policy will match (MessageFacts.from, parsed
+   * once by the caller), or null when the message has none.
+   */
+  from: string | null;
   /** Our hostname, the authserv-id of the Authentication-Results header. */
   mta: string;
 }
@@ -30,11 +43,20 @@ export interface AuthOutcome {
   /** Domains with a passing DKIM signature. */
   dkimDomains: string[];
   dmarc: { result: string; policy: string | null };
-  /** The From: domain, if there was exactly one From: address. */
+  /**
+   * The identity alignment was checked for: `input.from` itself when
+   * mailauth read the same single address, else null. Callers hand it to
+   * ingest, which refuses to treat a message as authenticated unless it is
+   * the policy's From: address.
+   */
+  identity: string | null;
+  /** Why `identity` is null although `input.from` was not (the parsers disagree). */
+  fromProblem: string | null;
+  /** The domain of `identity`. */
   fromDomain: string | null;
   /** An aligned SPF or DKIM pass for the From: domain. */
   fromAuthenticated: boolean;
-  /** The authenticated domain that aligned with the From: domain (DKIM preferred), if any. */
+  /** The authenticated domain that aligned with the domain of `identity` (DKIM preferred), if any. */
   alignedDomain: string | null;
   /** Every domain that authenticated this message (DKIM d=, SPF MAIL FROM domain). */
   authenticatedDomains: string[];
@@ -49,15 +71,19 @@ export function createAuthenticator(resolver: DnsResolver): Authenticator {
     const result = await authenticate(input.raw, {
       ip: input.ip,
       helo: input.helo,
-      sender: input.envelopeFrom ?? '',
+      // SPF asks DNS for the MAIL FROM domain: an IDN must be asked as its A-label (RFC 5890).
+      sender: input.envelopeFrom === null ? '' : asciiDomain(input.envelopeFrom),
       mta: input.mta,
       resolver: resolve,
       disableArc: true,
       disableBimi: true,
     });
-    const fromDomain = typeof result.dkim.headerFrom === 'string' || Array.isArray(result.dkim.headerFrom)
-      ? singleDomain(result.dkim.headerFrom)
-      : null;
+    const theirs = headerFromOf(result.dkim.headerFrom);
+    const agree = input.from !== null && theirs.length === 1 && normalisedAddress(theirs[0]!) === input.from;
+    const identity = agree ? input.from : null;
+    const fromProblem =
+      input.from === null || agree ? null : `mailauth reads the From: field as ${JSON.stringify(theirs.slice(0, 3))}, not ${JSON.stringify(input.from)}`;
+    const fromDomain = identity === null ? null : domainOf(identity);
     const dkimDomains = (result.dkim.results ?? [])
       .filter((r) => r.status?.result === 'pass' && typeof r.signingDomain === 'string')
       .map((r) => (r.signingDomain as string).toLowerCase());
@@ -73,6 +99,8 @@ export function createAuthenticator(resolver: DnsResolver): Authenticator {
       dmarc: result.dmarc
         ? { result: String(result.dmarc.status?.result ?? 'none'), policy: (result.dmarc.policy as string | undefined) ?? null }
         : { result: 'none', policy: null },
+      identity,
+      fromProblem,
       fromDomain,
       fromAuthenticated: alignedDomain !== null,
       alignedDomain,
@@ -81,9 +109,18 @@ export function createAuthenticator(resolver: DnsResolver): Authenticator {
   };
 }
 
-function singleDomain(headerFrom: string | string[]): string | null {
-  const list = Array.isArray(headerFrom) ? headerFrom : [headerFrom];
-  if (list.length !== 1) return null;
-  const at = list[0]!.lastIndexOf('@');
-  return at > 0 ? list[0]!.slice(at + 1).toLowerCase() : null;
+function headerFromOf(headerFrom: unknown): string[] {
+  if (typeof headerFrom === 'string') return [headerFrom];
+  return Array.isArray(headerFrom) ? headerFrom.filter((a): a is string => typeof a === 'string') : [];
+}
+
+
+/** `local@domain` with the domain as an A-label; unchanged when it is not an address or not convertible. */
+export function asciiDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) return address;
+  const domain = address.slice(at + 1);
+  if (/^[\x00-\x7f]*$/.test(domain)) return address;
+  const ascii = domainToASCII(domain);
+  return ascii === '' ? address : `${address.slice(0, at)}@${ascii}`;
 }

@@ -4,7 +4,6 @@
  * while verifiers catch up with Ed25519). Keys were validated at start
  * (config/materials.ts), so a bad key fails the start, not the first send.
  */
-import { dkimSign } from 'mailauth';
 import type { Materials } from '../config/materials.ts';
 
 export type DkimSigner = (raw: Buffer, domain: string) => Promise<Buffer>;
@@ -19,6 +18,8 @@ export function createDkimSigner(keys: Materials['dkim']): DkimSigner {
         { signingDomain: domain, selector: keys.ed25519.selector, privateKey: keys.ed25519.privateKey, algorithm: 'ed25519-sha256' },
       ],
     };
+    // Imported on first use: mailauth is slow to load, and most CLI commands never sign.
+    const { dkimSign } = await import('mailauth');
     const result = await dkimSign(raw, options as unknown as Parameters<typeof dkimSign>[1]);
     if (result.errors?.length) throw new Error(`DKIM signing failed for ${domain}: ${String(result.errors[0])}`);
     return Buffer.concat([Buffer.from(result.signatures, 'utf8'), raw]);

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import PostalMime, { type Email } from 'postal-mime';
 import { formatRfc5322Date } from './date.ts';
-import { buildDsn, describeDuration, DSN_SUBJECTS, statusOfReply, type DsnInput } from './dsn.ts';
+import { parseReply, statusOf } from '../core/reply.ts';
+import { buildDsn, describeDuration, DSN_SUBJECTS, type DsnInput } from './dsn.ts';
 
 const arrival = new Date('2024-06-01T12:00:00.000Z');
 const date = new Date('2024-06-02T18:30:05.000Z');
@@ -17,11 +18,11 @@ function input(overrides: Partial<DsnInput> = {}): DsnInput {
     originalMessageId: '<m1@example.org>',
     arrivalDate: arrival,
     recipients: [
-      { recipient: 'bob@remote.test', status: '5.1.1', diagnostic: '550 5.1.1 <bob@remote.test>: no such user', remoteMta: 'mx.remote.test' },
+      { recipient: 'bob@remote.test', reply: parseReply('550 5.1.1 <bob@remote.test>: no such user'), remoteMta: 'mx.remote.test' },
       {
         recipient: 'carol@other.test',
         status: '4.4.7',
-        diagnostic: '4.4.1 connection refused by mx.other.test[192.0.2.1]:25',
+        reply: parseReply('4.4.1 connection refused by mx.other.test[192.0.2.1]:25'),
         note: 'Delivery was given up after 12 attempts over 5 days.',
         lastAttemptAt: date,
       },
@@ -130,7 +131,7 @@ test('delayed: a warning, with the retry deadline in words and in Will-Retry-Unt
     input({
       kind: 'delayed',
       retryUntil,
-      recipients: [{ recipient: 'bob@remote.test', status: '4.2.2', diagnostic: '452 4.2.2 mailbox full' }],
+      recipients: [{ recipient: 'bob@remote.test', reply: parseReply('452 4.2.2 mailbox full') }],
     }),
   );
   assertWireForm(raw);
@@ -157,8 +158,8 @@ test('wire form: long replies are folded (and unfold to the same text), long hea
   const raw = buildDsn(
     input({
       recipients: [
-        { recipient: 'bob@remote.test', status: '5.7.1', diagnostic: long },
-        { recipient: 'carol@other.test', status: '5.0.0', diagnostic: `554 ${token}` },
+        { recipient: 'bob@remote.test', reply: parseReply(long) },
+        { recipient: 'carol@other.test', reply: parseReply(`554 ${token}`) },
       ],
       originalHeaders: `X-Long: ${'y'.repeat(2500)}\r\nSubject: s\r\n`,
     }),
@@ -178,7 +179,7 @@ test('nothing the caller passes can add a header or a part', async () => {
     input({
       to: 'alice@example.org>\r\nBcc: <victim@example.net',
       originalMessageId: '<m1@example.org>\r\nX-Injected: 1',
-      recipients: [{ recipient: 'bob@remote.test\r\nAction: delivered', status: 'bogus', diagnostic: '550 no\r\n\r\n--boundary' }],
+      recipients: [{ recipient: 'bob@remote.test\r\nAction: delivered', status: 'bogus', reply: { code: 550, enhanced: null, text: 'no\r\n\r\n--boundary' } }],
     }),
   );
   assertWireForm(raw);
@@ -196,7 +197,7 @@ test('non-ASCII: base64 notice, RFC 6533 escapes in the report, 8bit original he
   const raw = buildDsn(
     input({
       to: 'jörg@example.org',
-      recipients: [{ recipient: 'zoë@bücher.test', status: '5.1.1', diagnostic: '550 5.1.1 unbekannt: zoë' }],
+      recipients: [{ recipient: 'zoë@bücher.test', reply: parseReply('550 5.1.1 unbekannt: zoë') }],
       originalHeaders: 'From: Jörg <jörg@example.org>\r\nSubject: Grüße\r\n',
     }),
   );
@@ -231,7 +232,7 @@ test('defaults: no headers part without original headers; Date now; a fresh Mess
   assert.deepEqual(DSN_SUBJECTS, { failed: 'Undelivered Mail Returned to Sender', delayed: 'Delayed Mail (still being retried)' });
 });
 
-test('statusOfReply: the enhanced code of a reply, else from the basic code, else the fallback', () => {
+test('parseReply and statusOf: the enhanced code of a reply, else from the basic code, else the fallback', () => {
   const rows: Array<[reply: string, fallback: string, expected: string]> = [
     ['550 5.1.1 <x@y>: no such user', '5.0.0', '5.1.1'],
     ['550-5.7.1 policy', '5.0.0', '5.7.1'],
@@ -246,7 +247,7 @@ test('statusOfReply: the enhanced code of a reply, else from the basic code, els
     ['', '5.0.0', '5.0.0'],
     ['  250 2.0.0 ok', '5.0.0', '2.0.0'],
   ];
-  for (const [reply, fallback, expected] of rows) assert.equal(statusOfReply(reply, fallback), expected, reply);
+  for (const [reply, fallback, expected] of rows) assert.equal(statusOf(parseReply(reply), fallback), expected, reply);
 });
 
 test('describeDuration and formatRfc5322Date', () => {

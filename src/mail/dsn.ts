@@ -19,16 +19,17 @@
  * replies are written as RFC 6533 `\x{HEX}` escapes.
  */
 import { randomBytes } from 'node:crypto';
+import { formatReply, statusOf, type Reply } from '../core/reply.ts';
 import { formatRfc5322Date } from './date.ts';
 
 export type DsnKind = 'failed' | 'delayed';
 
 export interface DsnRecipient {
   recipient: string;
-  /** RFC 3463 enhanced status code, e.g. 5.1.1 (see statusOfReply). */
-  status: string;
-  /** The remote reply (`550 5.1.1 …`) or a local description (`4.4.1 connection refused …`). */
-  diagnostic: string;
+  /** The remote reply (`550 5.1.1 …`) or a local description (`4.4.1 connection refused …`): Status and Diagnostic-Code. */
+  reply: Reply;
+  /** An RFC 3463 Status other than the reply's own, e.g. 4.4.7 when the queue gave up. */
+  status?: string;
   /** Host name of the remote MTA that gave the reply, when known. */
   remoteMta?: string;
   /** Shown in the human-readable part only, e.g. "gave up after 12 attempts over 5 days". */
@@ -118,20 +119,6 @@ export function buildDsn(input: DsnInput): Buffer {
   return Buffer.from(lines.join('\r\n'), 'utf8');
 }
 
-/**
- * The RFC 3463 code of a transport reply: the enhanced code after the basic
- * code (`550 5.1.1 …`) or leading a local description (`4.4.1 …`), else
- * derived from the basic code (`554 …` gives 5.0.0), else `fallback`.
- */
-export function statusOfReply(reply: string, fallback: string): string {
-  const text = reply.trim();
-  const enhanced = /^(?:[245]\d\d[ -])?([245]\.\d{1,3}\.\d{1,3})(?=\s|$)/.exec(text);
-  if (enhanced) return enhanced[1]!;
-  const basic = /^([245])\d\d(?=[ -]|$)/.exec(text);
-  if (basic) return `${basic[1]}.0.0`;
-  return fallback;
-}
-
 /** A duration in the largest unit that fits: "5 days", "4 hours", "1.5 days", "3 minutes". */
 export function describeDuration(ms: number): string {
   const units: Array<[string, number]> = [
@@ -173,7 +160,7 @@ function humanText(input: DsnInput, date: Date): string {
     out.push(`  <${oneLine(r.recipient)}>`);
     if (r.note) out.push(...wrap(oneLine(r.note), '      '));
     const said = r.remoteMta ? `${oneLine(r.remoteMta)} said: ` : 'Reply: ';
-    out.push(...wrap(said + oneLine(r.diagnostic), '      '), '');
+    out.push(...wrap(said + oneLine(formatReply(r.reply)), '      '), '');
   }
   out.push(...wrap('The headers of your message are attached. For help, forward this notice to your postmaster.'));
   return out.join('\n');
@@ -183,15 +170,18 @@ function deliveryStatus(input: DsnInput): string {
   const fields: string[] = [];
   const perMessage = [field('Reporting-MTA', `dns; ${ascii(input.reportingMta)}`), field('Arrival-Date', formatRfc5322Date(input.arrivalDate))];
   const perRecipient = input.recipients.map((r) => {
+    const fallback = input.kind === 'failed' ? '5.0.0' : '4.0.0';
+    const status = r.status ?? statusOf(r.reply, fallback);
     const lines = [
       field('Final-Recipient', `rfc822; ${ascii(r.recipient)}`),
       field('Action', input.kind),
-      field('Status', /^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status) ? r.status : input.kind === 'failed' ? '5.0.0' : '4.0.0'),
+      // A status is a class digit and two numbers (RFC 3463); anything else a caller passed is replaced by the class default.
+      field('Status', /^[245]\.\d{1,3}\.\d{1,3}$/.test(status) ? status : fallback),
     ];
     if (r.remoteMta) lines.push(field('Remote-MTA', `dns; ${ascii(r.remoteMta)}`));
-    // RFC 3464 2.3.6: "smtp" only for an actual SMTP reply; a local description gets our own X- type, as Postfix does.
-    const type = /^[245]\d\d(?:[ -]|$)/.test(r.diagnostic.trim()) ? 'smtp' : 'X-Twoway';
-    lines.push(field('Diagnostic-Code', `${type}; ${ascii(r.diagnostic)}`));
+    // RFC 3464 2.3.6: "smtp" only for an actual SMTP reply (one with a basic code); a local description gets our own X- type, as Postfix does.
+    const type = r.reply.code !== null ? 'smtp' : 'X-Twoway';
+    lines.push(field('Diagnostic-Code', `${type}; ${ascii(formatReply(r.reply))}`));
     if (r.lastAttemptAt) lines.push(field('Last-Attempt-Date', formatRfc5322Date(r.lastAttemptAt)));
     if (input.kind === 'delayed' && input.retryUntil) lines.push(field('Will-Retry-Until', formatRfc5322Date(input.retryUntil)));
     return lines.join('\n');

@@ -3,8 +3,8 @@
  * block, without parsing the MIME body: ingest runs this for every message,
  * so it only looks at the bytes before the first empty line.
  */
-import addressparser from 'nodemailer/lib/addressparser';
 import libmime from 'libmime';
+import { fromIdentity } from './from.ts';
 
 export interface Header {
   /** Lower-case field name. */
@@ -41,10 +41,14 @@ export function parseHeaders(raw: Buffer): Header[] {
 }
 
 export interface MessageFacts {
-  /** Lower-cased addresses of the From: field (RFC 5322 allows several). */
-  fromAddresses: string[];
-  /** The single From: address when there is exactly one, else null. */
+  /**
+   * The author identity (mail/from.ts): the one mailbox of the one From:
+   * field, in parseAddress's normal form; null when there is none or any
+   * doubt, and `fromProblem` says why.
+   */
   from: string | null;
+  /** Why `from` is null (no, several or unparsable From:), else null. */
+  fromProblem: string | null;
   subject: string | null;
   messageId: string | null;
   listId: string | null;
@@ -82,17 +86,14 @@ export const OWNERSHIP_CONFIRMATION = 'ownership-confirmation';
 
 export function messageFacts(headers: Header[]): MessageFacts {
   const first = (name: string) => headers.find((h) => h.name === name)?.value ?? null;
-  const fromField = headers.filter((h) => h.name === 'from').map((h) => h.value).join(', ');
-  const fromAddresses = addressparser(fromField, { flatten: true })
-    .map((a) => ('address' in a && typeof a.address === 'string' ? a.address.toLowerCase() : ''))
-    .filter((a) => a.includes('@') && !CONTROL.test(a));
+  const identity = fromIdentity(headers);
   const subject = first('subject');
   const listId = first('list-id');
   const autoSubmitted = first('auto-submitted');
   const precedence = first('precedence');
   return {
-    fromAddresses,
-    from: fromAddresses.length === 1 ? fromAddresses[0]! : null,
+    from: identity.address,
+    fromProblem: identity.problem,
     subject: subject === null ? null : withoutControls(decodeWords(subject)).slice(0, 998),
     messageId: nullableText(first('message-id')),
     listId: nullableText(listId),

@@ -5,13 +5,39 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { parseAddress } from '../core/address.ts';
-import { conflict, invalid, notFound, ReplyError, unauthorized } from '../core/errors.ts';
+import { conflict, DomainError, invalid, notFound, ReplyError, unauthorized } from '../core/errors.ts';
 import { hashPassword, verifyPassword } from '../core/password.ts';
-import { MODES, type Mode, type User } from '../core/types.ts';
+import { APP_PASSWORD_SCOPES, MODES, type AppPassword, type AppPasswordScope, type Mode, type User } from '../core/types.ts';
 import { StoreConflictError, type Store } from '../store/types.ts';
 import { createAuthThrottle, type AuthThrottle } from './auth-throttle.ts';
 
 const TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
+/** App passwords per account (docs/reliability.md, "The app-password model"). */
+export const MAX_APP_PASSWORDS = 50;
+/** `twp_<public id: 12 hex digits>_<secret>`; the id is looked up, the whole string is the secret. */
+const APP_PASSWORD_FORMAT = /^twp_([0-9a-f]{12})_[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Who is asking, and with what: `appPassword` is null for the account
+ * password and for sessions opened with it (full rights), else the app
+ * password's scope limits what the request may do.
+ */
+export interface Principal {
+  user: User;
+  appPassword: { id: number; name: string; scope: AppPasswordScope } | null;
+}
+
+/**
+ * The throttle's account key: the normalised address, so other spellings of
+ * one account share its count; unparsable or unknown names count too.
+ */
+function accountKey(address: string): string {
+  try {
+    return parseAddress(address).address;
+  } catch {
+    return address.trim().toLowerCase().slice(0, 320);
+  }
+}
 
 export interface PublicUser {
   address: string;
@@ -50,7 +76,36 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
     return user;
   }
 
-  async function check(address: string, password: string): Promise<User> {
+  /**
+   * No account is another account's subaddress (RFC 5233, `local+tag`):
+   * mail to `bob+sales` reaches bob, and bob may send as it and manage its
+   * queue entries, so a separate `bob+sales` account would be bob's to read
+   * and impersonate. Refused in both orders: `bob+sales` while `bob` exists,
+   * and `bob` while some `bob+…` exists (docs/reliability.md, "Accounts").
+   */
+  async function refuseSubaddressClash(address: string): Promise<void> {
+    const at = address.lastIndexOf('@');
+    const local = address.slice(0, at);
+    const domain = address.slice(at);
+    const plus = local.indexOf('+');
+    if (plus > 0) {
+      const base = local.slice(0, plus) + domain;
+      if (await store.users.findByAddress(base)) {
+        throw conflict(`${address} is a subaddress of the account ${base}: mail to it reaches ${base} already, and ${base} may send as it`);
+      }
+      return;
+    }
+    const sub = (await store.users.list()).find((u) => u.address.endsWith(domain) && u.address.startsWith(`${local}+`));
+    if (sub) throw conflict(`The account ${sub.address} exists: it would be a subaddress of ${address}; remove it first or choose another address`);
+  }
+
+  /**
+   * One scrypt per attempt, whatever the number of app passwords: a secret
+   * of the form `twp_<id>_...` is checked against the one app password of
+   * that user with that public id; anything else (or an id the user does not
+   * have) against the account password. An unknown user costs a scrypt too.
+   */
+  async function check(address: string, password: string): Promise<Principal> {
     const fail = unauthorized('Invalid credentials');
     let user: User | undefined;
     try {
@@ -63,11 +118,26 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
       await verifyPassword(password, await dummyHash()).catch(() => false);
       throw fail;
     }
-    if (await verifyPassword(password, user.passwordHash).catch(() => false)) return user;
-    for (const app of await store.users.listAppPasswords(user.id)) {
-      if (await verifyPassword(password, app.passwordHash).catch(() => false)) return user;
+    const publicId = APP_PASSWORD_FORMAT.exec(password)?.[1];
+    const app = publicId === undefined ? undefined : await store.users.findAppPassword(publicId);
+    if (app && app.userId === user.id) {
+      if (!(await verifyPassword(password, app.passwordHash).catch(() => false))) throw fail;
+      await store.users.touchAppPassword(app.id, new Date());
+      return { user, appPassword: { id: app.id, name: app.name, scope: app.scope } };
     }
+    if (await verifyPassword(password, user.passwordHash).catch(() => false)) return { user, appPassword: null };
     throw fail;
+  }
+
+  async function principalForToken(token: string): Promise<Principal> {
+    const found = await store.users.findToken(sha256(token));
+    if (!found || found.expiresAt.getTime() < Date.now()) throw unauthorized('Invalid or expired token');
+    const user = await store.users.findById(found.userId);
+    if (!user) throw unauthorized('Invalid or expired token');
+    if (found.appPasswordId === null) return { user, appPassword: null };
+    const app = await store.users.findAppPasswordById(user.id, found.appPasswordId);
+    if (!app) throw unauthorized('Invalid or expired token');
+    return { user, appPassword: { id: app.id, name: app.name, scope: app.scope } };
   }
 
   return {
@@ -76,6 +146,7 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
 
     async add(address: string, password: string, mode: Mode = 'open'): Promise<User> {
       const normal = normalise(address);
+      await refuseSubaddressClash(normal);
       try {
         return await store.users.create({ address: normal, passwordHash: await hashPassword(password), mode });
       } catch (err) {
@@ -100,7 +171,16 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
       return { ...user, revealDeclined: reveal };
     },
 
-    async setPassword(address: string, password: string): Promise<void> {
+    /**
+     * Changes the account password. Unless told otherwise, every app
+     * password and every API session goes with the old password: a
+     * credential stolen before the change must not outlive it.
+     */
+    async setPassword(
+      address: string,
+      password: string,
+      keep: { appPasswords?: boolean; sessions?: boolean } = {},
+    ): Promise<{ revokedAppPasswords: number; revokedSessions: number }> {
       const user = await get(address);
       let hash: string;
       try {
@@ -109,8 +189,9 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
         throw invalid(err instanceof Error ? err.message : String(err));
       }
       await store.users.setPasswordHash(user.id, hash);
-      // A token stolen before the change must not outlive it.
-      await store.users.removeTokens(user.id);
+      const revokedAppPasswords = keep.appPasswords ? 0 : await store.users.removeAppPasswords(user.id);
+      const revokedSessions = keep.sessions ? 0 : await store.users.removeTokens(user.id);
+      return { revokedAppPasswords, revokedSessions };
     },
 
     /**
@@ -120,40 +201,59 @@ export function createAccounts(store: Pick<Store, 'users'>, domains: string[], t
      * and then locked out for that client (auth-throttle.ts), whichever
      * protocol it comes through.
      */
-    async authenticate(address: string, password: string, client?: string): Promise<User> {
+    async authenticate(address: string, password: string, client?: string): Promise<Principal> {
       if (client === undefined) return check(address, password);
-      throttle.check(client);
+      const account = accountKey(address);
+      throttle.check(client, account);
       try {
-        const user = await check(address, password);
-        throttle.succeed(client);
-        return user;
+        const principal = await check(address, password);
+        throttle.succeed(client, account);
+        return principal;
       } catch (err) {
-        if (err instanceof ReplyError && err.httpStatus === 401) await throttle.fail(client);
+        if (err instanceof DomainError && err.kind === 'unauthorized') await throttle.fail(client, account);
         throw err;
       }
     },
 
-    /** Creates an app password; the secret is returned once and only its hash is kept. */
-    async addAppPassword(user: User, name: string): Promise<{ id: number; name: string; password: string }> {
+    /**
+     * Creates an app password; the secret (`twp_<public id>_<secret>`) is
+     * returned once and only its hash is kept. At most MAX_APP_PASSWORDS.
+     */
+    async addAppPassword(user: User, name: string, scope: AppPasswordScope = 'all'): Promise<AppPassword & { password: string }> {
       if (!/^[\w .-]{1,64}$/.test(name)) throw invalid('App password name: 1-64 letters, digits, spaces, dots or dashes');
-      const password = randomBytes(18).toString('base64url');
-      const { id } = await store.users.addAppPassword(user.id, name, await hashPassword(password));
-      return { id, name, password };
+      if (!(APP_PASSWORD_SCOPES as readonly string[]).includes(scope)) throw invalid(`Unknown app password scope "${scope}": expected one of ${APP_PASSWORD_SCOPES.join(', ')}`);
+      const publicId = randomBytes(6).toString('hex');
+      const password = `twp_${publicId}_${randomBytes(18).toString('base64url')}`;
+      try {
+        const app = await store.users.addAppPassword(user.id, { publicId, name, scope, passwordHash: await hashPassword(password) }, MAX_APP_PASSWORDS);
+        return { ...app, password };
+      } catch (err) {
+        if (err instanceof StoreConflictError) throw conflict(err.message);
+        throw err;
+      }
     },
 
-    async issueToken(user: User): Promise<{ token: string; expiresAt: Date }> {
+    listAppPasswords: (user: User) => store.users.listAppPasswords(user.id),
+
+    /** Revokes one app password (by its number or its public id) and the sessions opened with it. */
+    async revokeAppPassword(user: User, id: number | string): Promise<void> {
+      let n = typeof id === 'number' ? id : /^[1-9]\d{0,15}$/.test(id) ? Number(id) : undefined;
+      if (n === undefined) n = (await store.users.listAppPasswords(user.id)).find((a) => a.publicId === id)?.id;
+      if (n === undefined || !(await store.users.removeAppPassword(user.id, n))) throw notFound(`No app password ${id} for ${user.address}`);
+    },
+
+    /** A bearer token; one opened with an app password keeps that app password's scope and dies with it. */
+    async issueToken(user: User, appPasswordId: number | null = null): Promise<{ token: string; expiresAt: Date }> {
       const token = randomBytes(32).toString('base64url');
       const expiresAt = new Date(Date.now() + TOKEN_TTL_MS);
-      await store.users.addToken(user.id, sha256(token), expiresAt);
+      await store.users.addToken(user.id, sha256(token), expiresAt, appPasswordId);
       return { token, expiresAt };
     },
 
+    principalForToken,
+
     async userForToken(token: string): Promise<User> {
-      const found = await store.users.findToken(sha256(token));
-      if (!found || found.expiresAt.getTime() < Date.now()) throw unauthorized('Invalid or expired token');
-      const user = await store.users.findById(found.userId);
-      if (!user) throw unauthorized('Invalid or expired token');
-      return user;
+      return (await principalForToken(token)).user;
     },
 
     revokeToken: (token: string) => store.users.removeToken(sha256(token)),

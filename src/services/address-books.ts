@@ -12,7 +12,7 @@
  * Sync tokens are `urn:twoway:sync:<book id>:<sequence>`: the book id makes
  * a token of a deleted and re-created book (or of another book) invalid.
  */
-import { ReplyError } from '../core/errors.ts';
+import { DomainError } from '../core/errors.ts';
 import type { Contact, User } from '../core/types.ts';
 import { parseContactCard, VCardError } from '../core/vcard-index.ts';
 import { StoreConflictError, type AddressBook, type CardConditions, type Store } from '../store/types.ts';
@@ -47,14 +47,16 @@ const cardView = (c: Contact): CardView => ({ href: c.href, etag: c.etag, vcard:
 /** Past this many changes a sync reads the whole book once instead of card by card. */
 const BULK_SYNC = 50;
 
-export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts'>, accounts: Pick<Accounts, 'authenticate'>) {
+/** `onChanged`: a card or book was written or removed (a latency hint; the store marks the allowlist as changed itself). */
+export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts'>, accounts: Pick<Accounts, 'authenticate'>, onChanged: () => void = () => undefined) {
   return {
     async authenticate(address: string, password: string, client: string): Promise<{ ok: true; user: User } | { ok: false; status: 401 | 429; message: string }> {
       try {
-        return { ok: true, user: await accounts.authenticate(address, password, client) };
+        // Every credential reaches CardDAV: the account password and app passwords of either scope.
+        return { ok: true, user: (await accounts.authenticate(address, password, client)).user };
       } catch (err) {
-        if (err instanceof ReplyError && (err.httpStatus === 401 || err.httpStatus === 429)) {
-          return { ok: false, status: err.httpStatus, message: err.text };
+        if (err instanceof DomainError && (err.kind === 'unauthorized' || err.kind === 'throttled')) {
+          return { ok: false, status: err.kind === 'unauthorized' ? 401 : 429, message: err.text };
         }
         throw err;
       }
@@ -90,7 +92,9 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
     /** The default book stays: the allowlist always has a home that every client finds. */
     async deleteBook(user: User, name: string): Promise<'deleted' | 'not-found' | 'forbidden'> {
       if (name === DEFAULT_BOOK) return 'forbidden';
-      return (await store.addressBooks.remove(user.id, name)) ? 'deleted' : 'not-found';
+      if (!(await store.addressBooks.remove(user.id, name))) return 'not-found';
+      onChanged();
+      return 'deleted';
     },
 
     async listCards(user: User, book: string): Promise<CardView[]> {
@@ -122,12 +126,15 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
         throw err;
       }
       const r = await store.addressBooks.putCard(user.id, { book, href, uid: parsed.uid, vcard, entries: parsed.entries }, conditions);
-      if (r.status === 'ok') return { status: r.created ? 'created' : 'updated', etag: r.contact.etag };
-      return r;
+      if (r.status !== 'ok') return r;
+      onChanged();
+      return { status: r.created ? 'created' : 'updated', etag: r.contact.etag };
     },
 
     async deleteCard(user: User, book: string, href: string, conditions: CardConditions) {
-      return store.addressBooks.removeCard(user.id, book, href, conditions);
+      const r = await store.addressBooks.removeCard(user.id, book, href, conditions);
+      if (r === 'deleted') onChanged();
+      return r;
     },
 
     async changes(

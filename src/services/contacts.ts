@@ -76,7 +76,15 @@ function spec(sender: string): SenderSpec {
 const probe = (s: SenderSpec): { kind: ContactEntry['kind']; value: string } =>
   s.kind === 'address' ? { kind: 'address', value: s.address } : { kind: 'domain', value: s.domain };
 
-export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) {
+export interface ContactsOptions {
+  now?: () => Date;
+  /** A card was written or removed: a latency hint for the decisions reconcile of this process (the store is marked anyway). */
+  onChanged?: () => void;
+}
+
+export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, options: ContactsOptions = {}) {
+  const clock = options.now ?? (() => new Date());
+  const changed = options.onChanged ?? (() => undefined);
   /** Cards that consist of exactly this one entry with this action (the ones allow/block write). */
   async function singleEntryCards(userId: number, s: SenderSpec, action: ContactEntry['action']) {
     const p = probe(s);
@@ -109,7 +117,9 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) 
       throw invalid(err instanceof VCardError ? err.message : `Malformed vCard: ${String(err)}`);
     }
     const uid = parsed.uid ?? fallbackUid ?? newUid();
-    return toView(await store.contacts.put(userId, { book, uid, vcard, entries: parsed.entries }));
+    const view = toView(await store.contacts.put(userId, { book, uid, vcard, entries: parsed.entries }));
+    changed();
+    return view;
   }
 
   /**
@@ -140,6 +150,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) 
       onProgress?.(i + 1, cards.length);
     }
     summary.rejected.sort((a, b) => a.line - b.line);
+    if (summary.imported + summary.merged > 0) changed();
     return summary;
   }
 
@@ -166,7 +177,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) 
     const purpose = options.purpose ?? 'ownership-confirmation';
     if (!/^[A-Za-z][A-Za-z0-9-]{0,62}$/.test(purpose)) throw invalid(`Bad purpose "${purpose}"`);
     // UNTIL has whole seconds: round up so the entry lives at least forMs.
-    const until = new Date(Math.ceil(((options.now ?? new Date()).getTime() + options.forMs) / 1000) * 1000);
+    const until = new Date(Math.ceil(((options.now ?? clock()).getTime() + options.forMs) / 1000) * 1000);
     const uid = newUid();
     const view = await put(userId, DEFAULT_BOOK, buildExpectCard({ uid, domain: d, purpose, until, uses }), uid);
     return { ...view, domain: d, until: until.toISOString(), uses };
@@ -182,7 +193,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) 
    * next sweep rather than overwritten. Also forgets sync-log tombstones
    * older than TOMBSTONE_TTL_MS. Meant to run at least hourly.
    */
-  async function sweepExpired(now: Date = new Date()): Promise<SweepSummary> {
+  async function sweepExpired(now: Date = clock()): Promise<SweepSummary> {
     const summary: SweepSummary = { rewritten: 0, removed: 0, tombstones: 0 };
     for (const ref of await store.addressBooks.cardsWithEntryKind('expect')) {
       const card = await store.addressBooks.getCard(ref.userId, ref.book, ref.href);
@@ -222,6 +233,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) 
       const s = spec(sender);
       const blocks = await singleEntryCards(userId, s, 'block');
       for (const b of blocks) await store.contacts.remove(userId, b.book, b.uid);
+      if (blocks.length > 0) changed();
       const existing = (await store.contacts.match(userId, [probe(s)])).filter((h) => h.action === 'allow');
       if (existing.length > 0) return { created: false, unblocked: blocks.length };
       await write(userId, s, false);
@@ -261,6 +273,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>) 
       for (const h of hits) {
         if (await store.contacts.remove(userId, h.book, h.uid)) removed.push(h.uid);
       }
+      if (removed.length > 0) changed();
       return removed;
     },
   };

@@ -18,8 +18,22 @@ export function parseMailbox(name: string): MailboxName {
   return found;
 }
 
-export function createMail(store: Pick<Store, 'messages'>) {
+export function createMail(store: Pick<Store, 'messages'>, options: { learn?: boolean } = {}) {
   return {
+    /**
+     * Moves messages to a mailbox; returns how many moved. With `learn`, a
+     * move into Junk teaches the spam filter spam and a move out of it ham
+     * (not into Trash), queued in the same transaction.
+     */
+    async move(userId: number, ids: number[], to: MailboxName): Promise<number> {
+      for (const id of ids) if (!Number.isSafeInteger(id) || id <= 0) throw invalid(`Bad message id ${id}`);
+      const moved = await store.messages.move(userId, ids, to, options.learn ? 'auto' : undefined);
+      if (moved === 0 && ids.length > 0) {
+        // Nothing moved: every message is already there, or none is this user's.
+        for (const id of ids) if (!(await store.messages.get(userId, id))) throw notFound(`No message ${id}`);
+      }
+      return moved;
+    },
     mailboxes: (userId: number) => store.messages.mailboxes(userId),
     list: (userId: number, mailbox?: MailboxName, page?: { limit?: number; offset?: number }) =>
       store.messages.list(userId, { ...(mailbox ? { mailbox } : {}), ...page }),

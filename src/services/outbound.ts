@@ -14,10 +14,12 @@
 import { randomBytes } from 'node:crypto';
 import { domainOf, parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
 import type { User } from '../core/types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { DkimSigner } from '../mail/dkim-sign.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import type { Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
 
@@ -44,8 +46,14 @@ export interface OutboundOptions {
   maxRecipients: number;
   maxMessageSize: number;
   maxReceivedHeaders: number;
+  /** Header section limits (core/header-limits.ts), the same as SMTP's. */
+  headerLimits?: HeaderLimits;
   /** Called after a message is queued (the worker polls at once). */
   onQueued?: () => void;
+  /** The application clock: the queue entry's time and a missing Date:. */
+  now?: () => Date;
+  /** Accept address-literal recipients (`x@[192.0.2.1]`); off by default (`submission.address_literals`). */
+  allowAddressLiterals?: boolean;
 }
 
 /** Does `user` own `address`? Its own address, or a subaddress of it (local+tag@domain). */
@@ -64,20 +72,43 @@ export function owns(user: User, address: string): boolean {
 
 export function createOutbound(options: OutboundOptions) {
   const { store } = options;
+  const now = options.now ?? (() => new Date());
 
   function checkRecipients(recipients: string[]): string[] {
-    if (recipients.length === 0) throw new ReplyError(554, '5.5.1', 'No recipients');
+    if (recipients.length === 0) throw new ReplyError(554, '5.5.1', 'No recipients', { status: 400 });
     if (recipients.length > options.maxRecipients) {
       throw new ReplyError(452, '4.5.3', `Too many recipients (at most ${options.maxRecipients})`, { status: 400 });
     }
-    return [...new Set(recipients.map((r) => parseAddress(r).address))];
+    return [...new Set(recipients.map(checkRecipient))];
+  }
+
+  /**
+   * One recipient, normalised. Address literals are refused unless allowed
+   * (RFC 5321 4.1.3 lets a server refuse them): they name a host directly,
+   * with no domain owner's DNS in between.
+   */
+  function checkRecipient(address: string): string {
+    const parsed = parseAddress(address); // 501 5.1.3 on bad syntax
+    if (parsed.domain.startsWith('[') && !options.allowAddressLiterals) {
+      throw new ReplyError(550, '5.7.1', `Address-literal recipients are not accepted: ${parsed.address}`, { status: 400 });
+    }
+    return parsed.address;
   }
 
   return {
+    checkRecipient,
     /** Checks a MAIL FROM for this user (submission's RCPT-time check). */
     checkSender(user: User, envelopeFrom: string | null): void {
+      if (envelopeFrom !== null) {
+        try {
+          parseAddress(envelopeFrom);
+        } catch (err) {
+          // Bad syntax or over RFC 5321's length limits: say so, not "not yours".
+          throw new ReplyError(501, '5.1.7', `Bad sender address syntax${err instanceof ReplyError ? `: ${err.text}` : ''}`, { status: 400 });
+        }
+      }
       if (envelopeFrom === null || !owns(user, envelopeFrom)) {
-        throw new ReplyError(553, '5.7.1', `Sender address rejected: ${envelopeFrom ?? '<>'} is not an address of ${user.address}`);
+        throw new ReplyError(553, '5.7.1', `Sender address rejected: ${envelopeFrom ?? '<>'} is not an address of ${user.address}`, { status: 403 });
       }
     },
 
@@ -86,28 +117,37 @@ export function createOutbound(options: OutboundOptions) {
       this.checkSender(user, input.envelopeFrom);
       const recipients = checkRecipients(input.recipients);
       if (input.raw.length > options.maxMessageSize) {
-        throw new ReplyError(552, '5.3.4', `Message too big: ${input.raw.length} bytes, the limit is ${options.maxMessageSize}`);
+        throw new ReplyError(552, '5.3.4', `Message too big: ${input.raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
       }
+      checkHeaderLimits(input.raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
       const headers = parseHeaders(input.raw);
       const facts = messageFacts(headers);
-      const foreign = facts.fromAddresses.find((a) => !owns(user, a));
-      if (foreign) throw new ReplyError(553, '5.7.1', `From: address rejected: ${foreign} is not an address of ${user.address}`);
+      // Exactly one From: field holding exactly one of the user's addresses,
+      // parsed as every receiver's policy will parse it (mail/from.ts); none
+      // at all is completed below (RFC 6409 8.1).
+      const hasFrom = headers.some((h) => h.name === 'from');
+      if (hasFrom && facts.from === null) {
+        throw new ReplyError(553, '5.7.1', `From: header rejected: ${facts.fromProblem ?? 'unparsable'}; it must be exactly one address of ${user.address}`, { status: 403 });
+      }
+      if (facts.from !== null && !owns(user, facts.from)) {
+        throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}`, { status: 403 });
+      }
       if (facts.receivedCount >= options.maxReceivedHeaders) {
-        throw new ReplyError(554, '5.4.6', `Mail loop detected: ${facts.receivedCount} Received headers`);
+        throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
       }
 
       // RFC 6409 section 8: the submission server may complete From, Date and Message-ID.
       const id = randomBytes(12).toString('hex');
       let added = '';
-      if (facts.fromAddresses.length === 0) added += `From: <${user.address}>\r\n`;
-      if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(new Date())}\r\n`;
+      if (!hasFrom) added += `From: <${user.address}>\r\n`;
+      if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(now())}\r\n`;
       if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
-      const from = facts.fromAddresses[0] ?? user.address;
+      const from = facts.from ?? user.address;
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
       const signed = await options.sign(message, domainOf(from));
 
       // Queued before the Sent copy: a crash in between loses the copy, never the mail.
-      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: new Date() });
+      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now() });
       await store.messages.deliver([
         {
           userId: user.id,
@@ -117,7 +157,7 @@ export function createOutbound(options: OutboundOptions) {
           sender: input.envelopeFrom,
           from,
           subject: facts.subject,
-          receivedAt: new Date(),
+          receivedAt: now(),
           firstContact: false,
         },
       ]);

@@ -63,6 +63,22 @@ export function createQueueAdmin(store: Pick<Store, 'queue'>, onChanged?: () => 
       return { ...entry, status };
     },
 
+    /**
+     * Every scheduled and deferred entry due now (postqueue -f), or only the
+     * owner's. Returns the entries it made due.
+     */
+    async flush(owner?: User): Promise<QueueEntry[]> {
+      const pending = (await store.queue.list()).filter((e) => (e.status.state === 'scheduled' || e.status.state === 'deferred') && (!owner || owns(owner, e.sender)));
+      if (pending.length === 0) return [];
+      const now = new Date();
+      // Administrators flush everything in one statement; a user's flush names their entries.
+      const ids = new Set(await store.queue.flush(now, owner ? pending.map((e) => e.id) : undefined));
+      if (ids.size > 0) onChanged?.();
+      return pending
+        .filter((e) => ids.has(e.id))
+        .map((e) => ({ ...e, status: { ...e.status, nextAttemptAt: now } as QueueState }));
+    },
+
     async remove(id: number, owner?: User): Promise<void> {
       await find(id, owner);
       await store.queue.remove(id);

@@ -6,41 +6,58 @@
  *   approveDomain  allow @domain, release every held sender of that domain
  *   deny           block the sender (a vCard), drop what is held
  *   clear          forget the requests and drop what is held, deciding nothing
+ *   spam           mark as spam: held mail goes to Junk (and teaches the spam
+ *                  filter spam), the request is denied; nothing is blocked
+ *                  (spammers change addresses; the filter learns instead)
+ *
+ * With `learn` (a [spam] section that learns), approving teaches the spam
+ * filter ham for the released mail, and `spam` teaches spam, as work queued
+ * in the same transaction as the move (store/spam-learning-repository.ts).
  */
 import { domainOf, isSubdomainOf, parseAddress, parseSenderSpec } from '../core/address.ts';
 import { invalid, notFound, ReplyError } from '../core/errors.ts';
+import { reputationOf, type Reputation } from '../core/reputation.ts';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
 import type { Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
+import type { TwmDecisions } from './twm-decisions.ts';
 
 export interface ScreenerActionResult {
   sender: string;
   released?: number;
   dropped?: number;
+  junked?: number;
 }
 
-export interface RequestView extends Omit<ContactRequest, 'firstSeen' | 'lastSeen' | 'id' | 'userId'> {
+/** A request as listed: with the reputation it is ordered by (core/reputation.ts). */
+export type RankedRequest = ContactRequest & { reputation: Reputation };
+
+export interface RequestView extends Omit<RankedRequest, 'firstSeen' | 'lastSeen' | 'id' | 'userId'> {
   firstSeen: string;
   lastSeen: string;
 }
 
-export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest }: ContactRequest): RequestView => ({
+export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest }: RankedRequest): RequestView => ({
   ...rest,
   firstSeen: firstSeen.toISOString(),
   lastSeen: lastSeen.toISOString(),
 });
 
 /**
- * What a decision means beyond held mail: Two-Way Mail's pending notices
- * (services/twm-inbox.ts) are fetched on approval and closed or declined on
- * denial. Called after the decision is stored.
+ * Every action changes stored state only: the card (the decision itself,
+ * which also marks the user's allowlist as changed for the reconcile of
+ * services/decisions.ts), the held mail, the request's status, and the
+ * state rows of Two-Way Mail notices (services/twm-decisions.ts), which the
+ * fetch worker of a running server picks up from the store. So the CLI, the
+ * API and any other process decide alike.
  */
-export interface ScreenerDecisionHooks {
-  approved(userId: number, cover: { senders: string[] } | { domain: string }): Promise<unknown>;
-  denied(userId: number, senders: string[]): Promise<unknown>;
-}
-
-export function createScreener(store: Pick<Store, 'requests' | 'messages'>, contacts: Contacts, decisions?: ScreenerDecisionHooks) {
+export function createScreener(
+  store: Pick<Store, 'requests' | 'messages' | 'contacts'>,
+  contacts: Contacts,
+  twm: TwmDecisions,
+  options: { learn?: boolean } = {},
+) {
+  const learn = options.learn === true;
   /**
    * The stored request keys for these senders. A request is keyed by an
    * address, except for mail that had neither a From: nor an envelope
@@ -66,14 +83,28 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
 
   async function release(userId: number, sender: string): Promise<ScreenerActionResult> {
     const held = await store.requests.heldMessageIds(userId, [sender]);
-    const released = await store.messages.move(userId, held, 'INBOX');
+    const released = await store.messages.move(userId, held, 'INBOX', learn ? 'ham' : undefined);
     await store.requests.setStatus(userId, [sender], 'approved');
     return { sender, released };
   }
 
   return {
-    async list(userId: number, status?: ContactRequestStatus): Promise<ContactRequest[]> {
-      return store.requests.list(userId, status ? { status } : {});
+    /**
+     * The requests, best reputation first (ties: most recent first). Those
+     * judged likely spam are left out unless `likelySpam` is true.
+     */
+    async list(userId: number, status?: ContactRequestStatus, options: { likelySpam?: boolean } = {}): Promise<RankedRequest[]> {
+      const rows = (await store.requests.list(userId, status ? { status } : {})).filter((r) => options.likelySpam === true || !r.likelySpam);
+      const probes = rows.flatMap((r) =>
+        r.sender.includes('@') ? [{ kind: 'address' as const, value: r.sender }, { kind: 'domain' as const, value: domainOf(r.sender) }] : [],
+      );
+      const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
+      const ranked = rows.map((r) => {
+        const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
+        return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
+      });
+      // Stable sort: the store's order (most recent first) breaks ties.
+      return ranked.sort((a, b) => b.reputation.score - a.reputation.score);
     },
 
     async approve(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
@@ -85,7 +116,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
         await contacts.allow(userId, key);
         results.push(await release(userId, key));
       }
-      await decisions?.approved(userId, { senders: keys.map((k) => k.key) });
+      await twm.approved(userId, { senders: keys.map((k) => k.key) });
       return results;
     },
 
@@ -104,7 +135,7 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
       const covered = pending.map((r) => r.sender).filter((s) => s.includes('@') && isSubdomainOf(domainOf(s), d));
       const results: ScreenerActionResult[] = [];
       for (const sender of covered) results.push(await release(userId, sender));
-      await decisions?.approved(userId, { domain: d });
+      await twm.approved(userId, { domain: d });
       return results;
     },
 
@@ -118,7 +149,19 @@ export function createScreener(store: Pick<Store, 'requests' | 'messages'>, cont
         await store.requests.setStatus(userId, [sender], 'denied');
         results.push({ sender, dropped });
       }
-      await decisions?.denied(userId, results.map((r) => r.sender));
+      await twm.denied(userId, results.map((r) => r.sender));
+      return results;
+    },
+
+    async spam(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
+      const results: ScreenerActionResult[] = [];
+      for (const { key: sender } of await known(userId, senders)) {
+        const held = await store.requests.heldMessageIds(userId, [sender]);
+        const junked = await store.messages.move(userId, held, 'Junk', learn ? 'spam' : undefined);
+        await store.requests.setStatus(userId, [sender], 'denied');
+        results.push({ sender, junked });
+      }
+      await twm.denied(userId, results.map((r) => r.sender));
       return results;
     },
 

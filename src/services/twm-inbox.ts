@@ -1,29 +1,29 @@
 /**
  * The recipient's side of Two-Way Mail at notice time (docs/protocol.md
  * 5.3, 5.5, 8.1, 8.2 and 8.6): key lookup, nonces, the notice's own checks,
- * the per-recipient decision, and what approvals and denials in the Screener
- * do to pending notices. Fetching and receipts are the fetch worker's
- * (delivery/twm-fetch-worker.ts); this module only schedules them.
+ * and the per-recipient decision. What later decisions do to pending notices
+ * is services/twm-decisions.ts; fetching and receipts are the fetch
+ * worker's (delivery/twm-fetch-worker.ts).
  *
  * The decision is the same policy as for SMTP (`ingest.predict`, channel
  * `twm`, the signer domain as the authenticated domain); the fetched message
  * is decided again by `ingest` when it arrives.
  */
 import type { KeyObject } from 'node:crypto';
+import { normalisedAddress } from '../core/address.ts';
 import { parseKeyRecord } from '../core/twm-key-record.ts';
 import { createTokenBuckets, type RateLimit } from '../core/token-bucket.ts';
 import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../core/twm-types.ts';
 import type { DnsResolver } from '../dns/types.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import type { TwmSigner } from '../protocols/twoway/types.ts';
-import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch, UserRepository } from '../store/types.ts';
+import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../store/types.ts';
 import { StoreConflictError } from '../store/types.ts';
 import { createNonceMemory } from './twm-nonces.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;
   ingest: Pick<Ingest, 'findRecipient' | 'predict'>;
-  users: Pick<UserRepository, 'findById'>;
   resolver: DnsResolver;
   domains: string[];
   maxMessageSize: number;
@@ -31,8 +31,6 @@ export interface TwmInboxOptions {
   noticeRate: RateLimit;
   /** Fetches for accepted recipients start within this (random jitter, 8.4). */
   fetchJitterMs?: number;
-  /** Fetches released by an approval wait a random time up to this (8.4). */
-  approvalDelayMs: number;
   /** Declined receipts wait a random time up to this (8.6). */
   declineDelayMs: number;
   /** Wakes the fetch worker when something is due soon. */
@@ -130,10 +128,12 @@ export function createTwmInbox(options: TwmInboxOptions) {
         results.push({ rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' });
         continue;
       }
+      const from = normalisedAddress(n.from);
       const verdict = await ingest.predict(user, {
         channel: 'twm',
         origin: 'remote',
-        from: n.from.toLowerCase(),
+        from,
+        fromProblem: from === null ? `unparsable notice "from" ${JSON.stringify(n.from.slice(0, 300))}` : null,
         listId,
         alignedDomain: signer.domain,
         authenticatedDomains: [signer.domain],
@@ -197,37 +197,6 @@ export function createTwmInbox(options: TwmInboxOptions) {
     return { id: n.id, results };
   }
 
-  /** Which pending notices an approval or denial covers: senders' addresses, or a whole domain. */
-  type Cover = { senders: string[] } | { domain: string };
-
-  /** Approval (8.6): every unexpired pending notice of these senders is fetched after a random delay. */
-  async function approved(userId: number, cover: Cover): Promise<number> {
-    const at = now();
-    const found = await inbox.forUser(userId, cover, ['pending'], at);
-    let n = 0;
-    for (const { notice: nt, recipient } of found) {
-      const when = new Date(at.getTime() + random() * options.approvalDelayMs);
-      n += (await inbox.update(nt.senderDomain, nt.id, [recipient.rcpt], ['pending'], { state: 'scheduled', nextAttemptAt: when }, at)).length;
-    }
-    if (n > 0) options.kick();
-    return n;
-  }
-
-  /** Denial (8.6): a declined receipt later if the user reveals declines, else nothing is ever sent. */
-  async function denied(userId: number, senders: string[]): Promise<number> {
-    const at = now();
-    const revealDeclined = (await options.users.findById(userId))?.revealDeclined ?? false;
-    const found = await inbox.forUser(userId, { senders }, ['pending', 'held'], at);
-    let n = 0;
-    for (const { notice: nt, recipient } of found) {
-      const change = revealDeclined
-        ? { state: 'receipt-due' as const, receipt: 'declined' as const, nextAttemptAt: declineAt(at) }
-        : { state: 'closed' as const, nextAttemptAt: null };
-      n += (await inbox.update(nt.senderDomain, nt.id, [recipient.rcpt], ['pending', 'held'], change, at)).length;
-    }
-    return n;
-  }
-
   return {
     hooks: {
       servesDomain: (domain: string) => served.has(domain.toLowerCase()),
@@ -235,8 +204,6 @@ export function createTwmInbox(options: TwmInboxOptions) {
       rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => nonces.remember(keyid, nonce, until, created),
       notice,
     },
-    approved,
-    denied,
   };
 }
 

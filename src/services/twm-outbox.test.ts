@@ -7,7 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplyError } from '../core/errors.ts';
+import { TwmError } from '../core/twm-types.ts';
 import { testBackends, type TestBackend } from '../store/test-backends.ts';
 import type { Store } from '../store/types.ts';
 import { createTwmOutbox } from './twm-outbox.ts';
@@ -68,7 +68,7 @@ describe('TWM outbox', () => {
     assert.equal(body.toString(), 'hello');
     assert.deepEqual(await states('n1aaaaaaaaaaaaaaaaaaaa'), { 'bea@b.test': 'fetched', 'ben@b.test': 'pending' });
     clock = new Date(clock.getTime() + 3 * HOUR);
-    await assert.rejects(outbox().hooks.fetch('n1aaaaaaaaaaaaaaaaaaaa', { rcpt: ['ben@b.test'] }, signer), (e: unknown) => e instanceof ReplyError && e.problemCode === 'expired');
+    await assert.rejects(outbox().hooks.fetch('n1aaaaaaaaaaaaaaaaaaaa', { rcpt: ['ben@b.test'] }, signer), (e: unknown) => e instanceof TwmError && e.problemCode === 'expired');
   });
 
   it('expiry: open recipients expire at once, fetched ones are unconfirmed a day later; one status message', async () => {
@@ -107,7 +107,7 @@ describe('TWM outbox', () => {
   });
 
   it('an unknown id is refused for fetches, and unknown to the endpoint for receipts', async () => {
-    await assert.rejects(outbox().hooks.fetch('nosuchidnosuchidnosuch', { rcpt: ['bea@b.test'] }, signer), (e: unknown) => e instanceof ReplyError && e.problemCode === 'unknown-id');
+    await assert.rejects(outbox().hooks.fetch('nosuchidnosuchidnosuch', { rcpt: ['bea@b.test'] }, signer), (e: unknown) => e instanceof TwmError && e.problemCode === 'unknown-id');
     // The endpoint refuses unknown ids with 404 before the receipt hook (step 9, outboundNotice).
     assert.equal(await outbox().hooks.outboundNotice('nosuchidnosuchidnosuch'), undefined);
   });

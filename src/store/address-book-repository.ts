@@ -9,7 +9,7 @@ import type { Contact, ContactEntry } from '../core/types.ts';
 import type { AddressBook, AddressBookRepository, CardConditions, CardPutResult } from './types.ts';
 import { StoreConflictError } from './types.ts';
 import type { AddressBooksTable } from './schema.ts';
-import { logChange, nextSeq, toContact, writeCard } from './card-writes.ts';
+import { logChange, markAllowlistChanged, nextSeq, toContact, writeCard } from './card-writes.ts';
 import { isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
 function toBook(row: Selectable<AddressBooksTable>): AddressBook {
@@ -104,7 +104,9 @@ export class KyselyAddressBookRepository implements AddressBookRepository {
       // Cards first (their entries cascade), then the book (its change log cascades).
       await tx.deleteFrom('contacts').where('user_id', '=', userId).where('book', '=', name).execute();
       const res = await tx.deleteFrom('address_books').where('user_id', '=', userId).where('name', '=', name).executeTakeFirst();
-      return num(res.numDeletedRows) > 0;
+      const removed = num(res.numDeletedRows) > 0;
+      if (removed) await markAllowlistChanged(tx, userId);
+      return removed;
     });
   }
 
@@ -189,6 +191,17 @@ export class KyselyAddressBookRepository implements AddressBookRepository {
       .orderBy('seq')
       .execute();
     return { seq: b.syncSeq, changes: rows.map((r) => ({ href: r.href, deleted: num(r.deleted) === 1 })) };
+  }
+
+  async changedAllowlists(limit: number): Promise<Array<{ userId: number; version: number }>> {
+    const rows = await this.s.db.selectFrom('allowlist_changes').select(['user_id', 'version']).orderBy('changed_at').orderBy('user_id').limit(limit).execute();
+    return rows.map((r) => ({ userId: r.user_id, version: num(r.version) }));
+  }
+
+  async settleAllowlist(userId: number, version: number): Promise<boolean> {
+    // Only the version that was read: a write since then keeps the mark for the next round.
+    const res = await this.s.db.deleteFrom('allowlist_changes').where('user_id', '=', userId).where('version', '=', version).executeTakeFirst();
+    return num(res.numDeletedRows) > 0;
   }
 
   async pruneTombstones(olderThan: Date): Promise<number> {

@@ -59,7 +59,22 @@ export async function nextSeq(tx: Tx, userId: number, book: string, create: bool
     .where('name', '=', book)
     .returning(['id', 'sync_seq'])
     .executeTakeFirst();
+  if (row) await markAllowlistChanged(tx, userId);
   return row && { bookId: row.id, seq: Number(row.sync_seq) };
+}
+
+/**
+ * Records that the user's allowlist changed, in the write's transaction: the
+ * decisions reconcile (services/decisions.ts) re-decides the user's pending
+ * requests and TWM notices from it, whichever process made the write.
+ */
+export async function markAllowlistChanged(tx: Tx, userId: number): Promise<void> {
+  const now = Date.now();
+  await tx
+    .insertInto('allowlist_changes')
+    .values({ user_id: userId, version: 1, changed_at: now })
+    .onConflict((oc) => oc.column('user_id').doUpdateSet((eb) => ({ version: eb('allowlist_changes.version', '+', 1), changed_at: now })))
+    .execute();
 }
 
 /** Records the latest write of an href (a tombstone when deleted). One row per href keeps the log as small as the book. */

@@ -67,6 +67,25 @@ export class KyselyContactRepository implements ContactRepository {
     });
   }
 
+  async allowedAnywhere(probes: Array<{ kind: 'address' | 'domain'; value: string }>): Promise<Array<{ kind: 'address' | 'domain'; value: string }>> {
+    const out: Array<{ kind: 'address' | 'domain'; value: string }> = [];
+    for (const kind of ['address', 'domain'] as const) {
+      const values = [...new Set(probes.filter((p) => p.kind === kind).map((p) => p.value))];
+      for (let i = 0; i < values.length; i += 500) {
+        const rows = await this.s.db
+          .selectFrom('contact_entries')
+          .select('value')
+          .distinct()
+          .where('kind', '=', kind)
+          .where('action', '=', 'allow')
+          .where('value', 'in', values.slice(i, i + 500))
+          .execute();
+        for (const r of rows) out.push({ kind, value: r.value });
+      }
+    }
+    return out;
+  }
+
   async match(
     userId: number,
     probes: Array<{ kind: ContactEntry['kind']; value: string }>,

@@ -88,15 +88,13 @@ export class KyselyContactRequestRepository implements ContactRequestRepository 
     return rows.map((r) => r.sender).filter((s) => s.endsWith(suffix));
   }
 
-  async setStatus(userId: number, senders: string[], status: ContactRequestStatus): Promise<number> {
+  async setStatus(userId: number, senders: string[], status: ContactRequestStatus, from?: readonly ContactRequestStatus[]): Promise<number> {
+    if (from?.length === 0) return 0;
     let n = 0;
     for (const part of chunks(unique(senders.map((s) => s.toLowerCase())), SENDERS_PER_QUERY)) {
-      const res = await this.s.db
-        .updateTable('contact_requests')
-        .set({ status })
-        .where('user_id', '=', userId)
-        .where('sender', 'in', part)
-        .executeTakeFirst();
+      let q = this.s.db.updateTable('contact_requests').set({ status }).where('user_id', '=', userId).where('sender', 'in', part);
+      if (from) q = q.where('status', 'in', [...from]);
+      const res = await q.executeTakeFirst();
       n += num(res.numUpdatedRows);
     }
     return n;
@@ -128,5 +126,7 @@ function toRequest(row: RequestRow): ContactRequest {
     intro: row.intro,
     status: row.status,
     held: num(row.held),
+    spamScore: row.spam_score === null ? null : Number(row.spam_score),
+    likelySpam: num(row.likely_spam) === 1,
   };
 }

@@ -201,7 +201,7 @@ export class KyselyImapRepository implements ImapMailRepository {
       }
     }
     if (missing.length > 0) {
-      // Messages stored before migration 0005: computed once now and kept.
+      // Messages stored before migration 0008: computed once now and kept.
       const raws = await this.bodies(userId, missing);
       for (const [id, raw] of raws) {
         const structure = parseStructure(raw);

@@ -110,7 +110,7 @@ for (const backend of backends) {
   });
 }
 
-test('migration 0005: existing users get Drafts and Junk, existing messages keep their UIDs and get their structure on first use', async () => {
+test('migration 0008: existing users get Drafts (their Junk from 0007 is kept, not doubled), existing messages keep their UIDs and get their structure on first use', async () => {
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
@@ -118,15 +118,15 @@ test('migration 0005: existing users get Drafts and Junk, existing messages keep
   const { Kysely, Migrator, SqliteDialect } = await import('kysely');
   const { migrations } = await import('./migrations.ts');
   const { openStore } = await import('./open.ts');
-  const dir = mkdtempSync(join(tmpdir(), 'twoway-0005-'));
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-0008-'));
   const path = join(dir, 'old.db');
   try {
     const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new Database(path) }) });
-    const { error } = await new Migrator({ db, provider: { getMigrations: async () => migrations('sqlite') } }).migrateTo('0004_carddav');
+    const { error } = await new Migrator({ db, provider: { getMigrations: async () => migrations('sqlite') } }).migrateTo('0007_spam');
     assert.ifError(error);
     const raw = new Database(path);
     raw.prepare(`INSERT INTO users (address, password_hash, mode, created_at) VALUES ('old@example.com', 'h', 'open', 0)`).run();
-    for (const name of ['INBOX', 'Screener', 'Sent', 'Trash']) raw.prepare(`INSERT INTO mailboxes (user_id, name, uid_validity, uid_next) VALUES (1, ?, 12345, ?)`).run(name, name === 'INBOX' ? 8 : 1);
+    for (const name of ['INBOX', 'Screener', 'Junk', 'Sent', 'Trash']) raw.prepare(`INSERT INTO mailboxes (user_id, name, uid_validity, uid_next) VALUES (1, ?, 12345, ?)`).run(name, name === 'INBOX' ? 8 : 1);
     raw.prepare(`INSERT INTO message_bodies (sha256, raw, size) VALUES ('x', ?, 30)`).run(Buffer.from('Subject: old one\r\n\r\nold body\r\n'));
     raw.prepare(`INSERT INTO messages (user_id, mailbox_id, uid, flags, size, received_at, first_contact, body_id) VALUES (1, 1, 7, '["\\\\Seen"]', 30, 0, 0, 1)`).run();
     raw.close();

@@ -85,7 +85,16 @@ async function requestIds(tx: Tx, items: readonly NewMessage[]): Promise<Array<n
     withRequest.map((i) => {
       const m = items[i]!;
       const r = m.request!;
-      return { userId: m.userId, sender: r.sender, authDomain: r.authDomain, subject: r.subject, intro: null, at: m.receivedAt };
+      return {
+        userId: m.userId,
+        sender: r.sender,
+        authDomain: r.authDomain,
+        subject: r.subject,
+        intro: null,
+        at: m.receivedAt,
+        spamScore: r.spamScore ?? null,
+        likelySpam: r.likelySpam ?? false,
+      };
     }),
   );
   withRequest.forEach((i, n) => {

@@ -23,13 +23,14 @@
  */
 import type { Selectable } from 'kysely';
 import { MAILBOXES, type Mailbox, type MailboxName, type MessageSummary } from '../core/types.ts';
-import type { MessageRepository, NewMessage } from './types.ts';
+import { queueLearning } from './spam-learning-repository.ts';
+import type { LearnKind, MessageRepository, NewMessage } from './types.ts';
 import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
 import { chunks, durableTransaction, isForeignKeyViolation, num, toDate, unique, type Db } from './db-util.ts';
 import type { ChangeBus } from './change-bus.ts';
-import { nextModseq, recordExpunges } from './modseq.ts';
+import { insertExpunges, nextModseq, recordExpunges } from './modseq.ts';
 
 /** Ids per IN (...) list, below both dialects' bound-parameter limits. */
 const IDS_PER_QUERY = 1000;
@@ -65,6 +66,13 @@ const SUMMARY_COLUMNS = [
   'm.first_contact',
   'mb.name as mailbox',
 ] as const;
+
+/** What a move teaches the spam filter: into Junk is spam; out of Junk is ham, except into Trash (deleting spam). */
+export function learnKindOfMove(from: MailboxName, to: MailboxName): LearnKind | null {
+  if (to === 'Junk' && from !== 'Junk') return 'spam';
+  if (from === 'Junk' && to !== 'Junk' && to !== 'Trash') return 'ham';
+  return null;
+}
 
 export class KyselyMessageRepository implements MessageRepository {
   private readonly committer: GroupCommit<NewMessage, MessageSummary>;
@@ -150,28 +158,34 @@ export class KyselyMessageRepository implements MessageRepository {
       .sort((a, b) => order(a.name) - order(b.name));
   }
 
-  async move(userId: number, ids: number[], to: MailboxName): Promise<number> {
+  async move(userId: number, ids: number[], to: MailboxName, teach?: 'auto' | LearnKind): Promise<number> {
     if (ids.length === 0) return 0;
     return this.s.db.transaction().execute(async (tx) => {
       const target = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', userId).where('name', '=', to).executeTakeFirst();
       if (!target) return 0;
-      const moving: number[] = [];
-      const leaving = new Map<number, number[]>();
+      const moving: Array<{ id: number; from: number; uid: number }> = [];
+      const learn: Array<{ messageId: number; kind: LearnKind }> = [];
       for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
         const rows = await tx
-          .selectFrom('messages')
-          .select(['id', 'mailbox_id', 'uid'])
-          .where('user_id', '=', userId)
-          .where('id', 'in', part)
-          .where('mailbox_id', '!=', target.id)
+          .selectFrom('messages as m')
+          .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
+          .select(['m.id', 'm.mailbox_id', 'm.uid', 'mb.name'])
+          .where('m.user_id', '=', userId)
+          .where('m.id', 'in', part)
+          .where('m.mailbox_id', '!=', target.id)
           .execute();
-        moving.push(...rows.map((r) => r.id));
-        for (const r of rows) leaving.set(r.mailbox_id, [...(leaving.get(r.mailbox_id) ?? []), num(r.uid)]);
+        for (const r of rows) {
+          moving.push({ id: r.id, from: r.mailbox_id, uid: num(r.uid) });
+          const kind = teach === 'auto' ? learnKindOfMove(r.name, to) : (teach ?? null);
+          if (kind) learn.push({ messageId: r.id, kind });
+        }
       }
       if (moving.length === 0) return 0;
-      moving.sort((a, b) => a - b);
-      // Mailboxes in a fixed order (row locks on PostgreSQL).
-      for (const [mailboxId, uids] of [...leaving].sort((a, b) => a[0] - b[0])) await recordExpunges(tx, mailboxId, uids);
+      if (learn.length > 0) await queueLearning(tx, userId, learn, new Date());
+      moving.sort((a, b) => a.id - b.id);
+      // Mailboxes in a fixed order (row locks on PostgreSQL): the sources by id, then the target.
+      const sourceModseq = new Map<number, number>();
+      for (const from of [...new Set(moving.map((m) => m.from))].sort((a, b) => a - b)) sourceModseq.set(from, await nextModseq(tx, from));
       const modseq = await nextModseq(tx, target.id);
       const reserved = await tx
         .updateTable('mailboxes')
@@ -180,8 +194,10 @@ export class KyselyMessageRepository implements MessageRepository {
         .returning('uid_next')
         .executeTakeFirstOrThrow();
       const start = num(reserved.uid_next) - moving.length;
-      for (const [n, id] of moving.entries()) {
-        await tx
+      const left = new Map<number, number[]>();
+      let moved = 0;
+      for (const [n, m] of moving.entries()) {
+        const res = await tx
           .updateTable('messages')
           .set({
             mailbox_id: target.id,
@@ -190,10 +206,18 @@ export class KyselyMessageRepository implements MessageRepository {
             // Leaving the Screener ends the message's link to its request (it is no longer held).
             ...(to === 'Screener' ? {} : { request_id: null }),
           })
-          .where('id', '=', id)
-          .execute();
+          .where('id', '=', m.id)
+          // Again here: a concurrent move (another process releasing the same mail) may have won
+          // since the select; PostgreSQL re-checks this on the row it waited for. Its UID stays
+          // unused, and only rows that really left their mailbox are recorded as expunged there.
+          .where('mailbox_id', '=', m.from)
+          .executeTakeFirst();
+        if (num(res.numUpdatedRows) === 0) continue;
+        moved += 1;
+        left.set(m.from, [...(left.get(m.from) ?? []), m.uid]);
       }
-      return moving.length;
+      for (const [from, uids] of left) await insertExpunges(tx, from, uids, sourceModseq.get(from) ?? modseq);
+      return moved;
     }).then((n) => {
       if (n > 0) this.bus?.emit(userId);
       return n;

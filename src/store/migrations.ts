@@ -14,7 +14,10 @@ import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
 import { carddavMigration } from './migration-0004-carddav.ts';
 import { twm } from './migration-0003-twm.ts';
-import { imapMigration } from './migration-0005-imap.ts';
+import { allowlistChangesMigration } from './migration-0005-allowlist-changes.ts';
+import { appPasswordsMigration } from './migration-0006-app-passwords.ts';
+import { spamMigration } from './migration-0007-spam.ts';
+import { imapMigration } from './migration-0008-imap.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -195,6 +198,9 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0002_queue_worker': queueWorker(dialect),
     '0003_twm': twm(dialect),
     '0004_carddav': carddavMigration(dialect),
-    '0005_imap': imapMigration(dialect),
+    '0005_allowlist_changes': allowlistChangesMigration(dialect),
+    '0006_app_passwords': appPasswordsMigration(dialect),
+    '0007_spam': spamMigration(dialect),
+    '0008_imap': imapMigration(dialect),
   };
 }

@@ -23,11 +23,16 @@ export async function nextModseq(tx: Tx, mailboxId: number): Promise<number> {
 /** Records removed UIDs of one mailbox under a fresh modseq; returns it. */
 export async function recordExpunges(tx: Tx, mailboxId: number, uids: readonly number[]): Promise<number> {
   const modseq = await nextModseq(tx, mailboxId);
+  await insertExpunges(tx, mailboxId, uids, modseq);
+  return modseq;
+}
+
+/** Records removed UIDs of one mailbox under a modseq already taken (see nextModseq). */
+export async function insertExpunges(tx: Tx, mailboxId: number, uids: readonly number[], modseq: number): Promise<void> {
   for (const part of chunks([...uids], 500)) {
     await tx
       .insertInto('imap_expunges')
       .values(part.map((uid) => ({ mailbox_id: mailboxId, uid, modseq })))
       .execute();
   }
-  return modseq;
 }

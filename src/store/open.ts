@@ -11,7 +11,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import pg from 'pg';
+import type pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Store } from './types.ts';
 import type { Database as Tables, Dialect } from './schema.ts';
@@ -28,6 +28,7 @@ import { KyselyQueueRepository } from './queue-repository.ts';
 import { KyselyAddressBookRepository } from './address-book-repository.ts';
 import { KyselyTwmOutboundRepository } from './twm-outbound-repository.ts';
 import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
+import { KyselySpamLearningRepository } from './spam-learning-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -144,24 +145,28 @@ function cacheStatements(db: Database.Database, max = 256): void {
  * every int8 here is a millisecond time or a count, well inside 2^53, so it is
  * parsed to a number. Set per pool, not globally, so other pg users are unaffected.
  */
-const pgTypes: pg.CustomTypesConfig = {
-  // The cast: pg's getTypeParser is declared with overloads that a single arrow function cannot satisfy.
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
-};
+function pgTypes(types: typeof pg.types): pg.CustomTypesConfig {
+  return {
+    // The cast: pg's getTypeParser is declared with overloads that a single arrow function cannot satisfy.
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      oid === types.builtins.INT8 ? (value: string) => Number(value) : types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+  };
+}
 
 async function openPostgres(
   loc: { connectionString: string; schema: string | undefined },
   url: string,
   log: (msg: string) => void,
 ): Promise<{ db: Kysely<Tables>; schema: string; pool: pg.Pool }> {
-  const pool = new pg.Pool({
+  // Loaded here, not at the top: a CLI command on SQLite should not pay for pg's start-up.
+  const { default: pgModule } = await import('pg');
+  const pool = new pgModule.Pool({
     connectionString: loc.connectionString,
     // A startup parameter, so every pooled connection has it before its first query.
     // synchronous_commit=on whatever the server's default: a commit (and so an
     // SMTP 250) means the WAL is flushed to disk.
     options: ['-c synchronous_commit=on', ...(loc.schema !== undefined ? [`-c search_path=${loc.schema}`] : [])].join(' '),
-    types: pgTypes,
+    types: pgTypes(pgModule.types),
     connectionTimeoutMillis: 10_000,
   });
   // Without a listener, an idle client's error (server restart) would crash the process.
@@ -225,6 +230,7 @@ class KyselyStore implements Store {
   readonly twmIn: KyselyTwmInboundRepository;
   readonly changes: ChangeBus;
   readonly imap: KyselyImapRepository;
+  readonly spamLearning: KyselySpamLearningRepository;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly s: Db) {
@@ -238,6 +244,7 @@ class KyselyStore implements Store {
     this.addressBooks = new KyselyAddressBookRepository(s);
     this.twmOut = new KyselyTwmOutboundRepository(s);
     this.twmIn = new KyselyTwmInboundRepository(s, this.changes);
+    this.spamLearning = new KyselySpamLearningRepository(s);
   }
 
   get kind(): Dialect {

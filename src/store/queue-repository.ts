@@ -209,6 +209,25 @@ export class KyselyQueueRepository implements QueueRepository {
     await durableTransaction(this.s, (tx) => tx.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).execute());
   }
 
+  async flush(now: Date, ids?: readonly number[]): Promise<number[]> {
+    if (ids !== undefined && ids.length === 0) return [];
+    // Chunks keep the id list under the bound-parameter limits; each chunk is one statement.
+    const parts = ids === undefined ? [undefined] : chunks([...ids], 500);
+    const flushed: number[] = [];
+    await durableTransaction(this.s, async (tx) => {
+      for (const part of parts) {
+        let q = tx
+          .updateTable('queue_recipients')
+          .set({ next_attempt_at: now.getTime() })
+          .where('state', 'in', ['scheduled', 'deferred']);
+        if (part !== undefined) q = q.where('id', 'in', part);
+        const rows = await q.returning('id').execute();
+        flushed.push(...rows.map((r) => r.id));
+      }
+    });
+    return flushed.sort((a, b) => a - b);
+  }
+
   /** Removes one recipient's entry; the message goes with its last recipient. */
   async remove(id: number): Promise<boolean> {
     return this.s.db.transaction().execute(async (tx) => {

@@ -194,5 +194,25 @@ for (const backend of backends) {
       assert.deepEqual((await store.queue.list()).map((entry) => entry.recipient), ['d@x']);
       assert.equal(await backend.count('queue_messages'), 1);
     });
+    test('flush makes every scheduled and deferred entry due now, or only the given ids; finished entries stay', async () => {
+      const later = new Date(at.getTime() + 3_600_000);
+      const [s1, d1, ok, bad, s2] = await store.queue.enqueue({ messageId: '<f@x>', sender: 's@x', recipients: ['s1@x', 'd1@x', 'ok@x', 'bad@x', 's2@x'], raw, at: later });
+      await store.queue.update(d1!.id, { state: 'deferred', nextAttemptAt: later, attempts: 2, lastError: '451 later', warnedAt: at });
+      await store.queue.update(ok!.id, { state: 'delivered', deliveredAt: at, reply: '250 ok' });
+      await store.queue.update(bad!.id, { state: 'failed', failedAt: at, lastError: '550 no' });
+      assert.deepEqual(await store.queue.due(at, 10), [], 'nothing due before the flush');
+
+      assert.deepEqual(await store.queue.flush(at, [s2!.id, ok!.id]), [s2!.id], 'only the named pending entry');
+      assert.deepEqual((await store.queue.due(at, 10)).map((e) => e.id), [s2!.id]);
+      assert.deepEqual(await store.queue.flush(at, []), []);
+
+      assert.deepEqual(await store.queue.flush(at), [s1!.id, d1!.id, s2!.id]);
+      const byId = new Map((await store.queue.list()).map((e) => [e.id, e.status]));
+      assert.deepEqual(byId.get(s1!.id), { state: 'scheduled', nextAttemptAt: at });
+      assert.deepEqual(byId.get(d1!.id), { state: 'deferred', nextAttemptAt: at, attempts: 2, lastError: '451 later', warnedAt: at }, 'a deferred entry keeps its history');
+      assert.deepEqual(byId.get(ok!.id), { state: 'delivered', deliveredAt: at, reply: '250 ok' });
+      assert.deepEqual(byId.get(bad!.id), { state: 'failed', failedAt: at, lastError: '550 no' });
+      assert.deepEqual((await store.queue.due(at, 10)).map((e) => e.id).sort((a, b) => a - b), [s1!.id, d1!.id, s2!.id]);
+    });
   });
 }

@@ -4,8 +4,12 @@
  * (twm-inbound-repository.ts), so that both channels follow the same rules:
  * a new request is `pending`; an existing one keeps its status (a denied
  * sender stays denied), gets count + n and the latest lastSeen, keeps its
- * first known subject, and takes the latest known auth domain and intro
- * (a null one leaves the stored value alone).
+ * first known subject and the latest known intro (a null one leaves the
+ * stored value alone). `auth_domain` is the domain the sender authenticated
+ * as on EVERY attempt: one unauthenticated (possibly forged) attempt clears
+ * it for good, because an address-book change releases held mail only for a
+ * request with an auth domain (services/decisions.ts), and must never release
+ * a forged message held beside a genuine one.
  */
 import type { Transaction } from 'kysely';
 import type { Database } from './schema.ts';
@@ -18,6 +22,10 @@ export interface RequestAttempt {
   subject: string | null;
   intro: string | null;
   at: Date;
+  /** The spam score of this attempt, if it was scanned; the latest known one is kept. */
+  spamScore?: number | null;
+  /** This attempt was judged likely spam; the latest attempt's judgement is kept. */
+  likelySpam?: boolean;
 }
 
 /**
@@ -45,12 +53,14 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
       .values({
         user_id: first.userId,
         sender: first.sender.toLowerCase(),
-        auth_domain: latest((a) => a.authDomain),
+        auth_domain: list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
         first_seen: Math.min(...times),
         last_seen: Math.max(...times),
         count: list.length,
         sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
         intro: latest((a) => a.intro),
+        spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+        likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
         status: 'pending',
       })
       .onConflict((oc) =>
@@ -63,8 +73,15 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
             .else(eb.ref('contact_requests.last_seen'))
             .end(),
           sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
-          auth_domain: eb.fn.coalesce('excluded.auth_domain', 'contact_requests.auth_domain'),
+          auth_domain: eb
+            .case()
+            .when(eb.or([eb('excluded.auth_domain', 'is', null), eb('contact_requests.auth_domain', 'is', null)]))
+            .then(null)
+            .else(eb.ref('excluded.auth_domain'))
+            .end(),
           intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
+          spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
+          likely_spam: eb.ref('excluded.likely_spam'),
           // status is kept: a denied sender stays denied, an approved one approved.
         })),
       )

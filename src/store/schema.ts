@@ -6,7 +6,7 @@
  * only this layer writes them. Repositories convert rows to core/types.ts.
  */
 import type { Generated } from 'kysely';
-import type { ContactEntryKind, ContactEntry, ContactRequestStatus, MailboxName, Mode, QueueState } from '../core/types.ts';
+import type { AppPasswordScope, ContactEntryKind, ContactEntry, ContactRequestStatus, MailboxName, Mode, QueueState } from '../core/types.ts';
 import type { ReceiptError, ReceiptStatus, TwmInState, TwmOutState } from '../core/twm-types.ts';
 
 export interface UsersTable {
@@ -25,6 +25,11 @@ export interface AppPasswordsTable {
   name: string;
   password_hash: string;
   created_at: number;
+  /** The public id in `twp_<public_id>_<secret>` (migration 0005); unique. */
+  public_id: string | null;
+  /** `all` or `contacts` (migration 0005). */
+  scope: Generated<AppPasswordScope>;
+  last_used_at: number | null;
 }
 
 export interface ApiTokensTable {
@@ -32,6 +37,8 @@ export interface ApiTokensTable {
   user_id: number;
   expires_at: number;
   created_at: number;
+  /** Set when the session was opened with an app password: it has that app password's scope (migration 0005). */
+  app_password_id: number | null;
 }
 
 export interface MailboxesTable {
@@ -40,13 +47,13 @@ export interface MailboxesTable {
   name: MailboxName;
   uid_validity: number;
   uid_next: number;
-  /** RFC 7162 HIGHESTMODSEQ (migration 0005). */
+  /** RFC 7162 HIGHESTMODSEQ (migration 0008). */
   highest_modseq: Generated<number>;
-  /** 0/1 (migration 0005). */
+  /** 0/1 (migration 0008). */
   subscribed: Generated<number>;
 }
 
-/** UIDs that left a mailbox, with the modseq of their removal (migration 0005). */
+/** UIDs that left a mailbox, with the modseq of their removal (migration 0008). */
 export interface ImapExpungesTable {
   id: Generated<number>;
   mailbox_id: number;
@@ -77,9 +84,9 @@ export interface MessagesTable {
   body_id: number;
   /** `<sender domain> <notice id>` of a message fetched over TWM (refetch idempotency); null otherwise. */
   twm_key: string | null;
-  /** The modseq of the last change (migration 0005). */
+  /** The modseq of the last change (migration 0008). */
   modseq: Generated<number>;
-  /** JSON of core/mime-structure.ts MessageStructure; null until computed (migration 0005). */
+  /** JSON of core/mime-structure.ts MessageStructure; null until computed (migration 0008). */
   structure: string | null;
 }
 
@@ -116,6 +123,25 @@ export interface ContactRequestsTable {
   status: ContactRequestStatus;
   /** The latest TWM notice's introduction (migration 0003). */
   intro: string | null;
+  /** The latest scanned spam score, and 0/1 for "the latest attempt was likely spam" (migration 0005). */
+  spam_score: number | null;
+  likely_spam: Generated<number>;
+}
+
+/** Learning for rspamd, as retried work (migration 0005). */
+export interface SpamLearningTable {
+  id: Generated<number>;
+  user_id: number;
+  message_id: number;
+  kind: 'spam' | 'ham';
+  raw: Buffer;
+  state: 'pending' | 'done' | 'failed';
+  attempts: Generated<number>;
+  next_attempt_at: number;
+  last_error: string | null;
+  outcome: string | null;
+  created_at: number;
+  done_at: number | null;
 }
 
 export interface QueueMessagesTable {
@@ -212,6 +238,7 @@ export interface Database {
   contacts: ContactsTable;
   contact_entries: ContactEntriesTable;
   contact_requests: ContactRequestsTable;
+  spam_learning: SpamLearningTable;
   queue_messages: QueueMessagesTable;
   queue_recipients: QueueRecipientsTable;
   address_books: AddressBooksTable;
@@ -221,6 +248,7 @@ export interface Database {
   twm_in_notices: TwmInNoticesTable;
   twm_in_recipients: TwmInRecipientsTable;
   imap_expunges: ImapExpungesTable;
+  allowlist_changes: AllowlistChangesTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -245,5 +273,17 @@ export interface ContactChangesTable {
   href: string;
   seq: number;
   deleted: number;
+  changed_at: number;
+}
+
+/**
+ * Users whose address book changed since their contact requests and pending
+ * TWM notices were last re-decided (migration 0005): written in the same
+ * transaction as every card write, consumed by services/decisions.ts.
+ * `version` counts writes, so a reconcile clears only what it has seen.
+ */
+export interface AllowlistChangesTable {
+  user_id: number;
+  version: number;
   changed_at: number;
 }

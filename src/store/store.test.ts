@@ -27,7 +27,7 @@ for (const backend of backends) {
     });
 
     describe('users', () => {
-      test('create makes the account and its four mailboxes', async () => {
+      test('create makes the account and its mailboxes', async () => {
         const before = Date.now();
         const user = await store.users.create({ address: 'Alice@Example.COM', passwordHash: 'h1', mode: 'open' });
         assert.equal(user.address, 'alice@example.com');
@@ -58,7 +58,7 @@ for (const backend of backends) {
           (err: unknown) => err instanceof StoreConflictError && /bob@example\.com/.test(err.message),
         );
         assert.equal((await store.users.list()).length, 1);
-        assert.equal(await backend.count('mailboxes'), 6);
+        assert.equal(await backend.count('mailboxes'), MAILBOXES.length);
       });
 
       test('find, list, setMode, setPasswordHash', async () => {
@@ -83,18 +83,27 @@ for (const backend of backends) {
       test('app passwords are per user', async () => {
         const a = await store.users.create({ address: 'a@example.com', passwordHash: 'h', mode: 'open' });
         const b = await store.users.create({ address: 'b@example.com', passwordHash: 'h', mode: 'open' });
-        const p1 = await store.users.addAppPassword(a.id, 'phone', 'hash1');
-        const p2 = await store.users.addAppPassword(a.id, 'laptop', 'hash2');
+        const p1 = await store.users.addAppPassword(a.id, { publicId: '000000000001', name: 'phone', scope: 'all', passwordHash: 'hash1' }, 50);
+        const p2 = await store.users.addAppPassword(a.id, { publicId: '000000000002', name: 'laptop', scope: 'contacts', passwordHash: 'hash2' }, 50);
         assert.notEqual(p1.id, p2.id);
         const list = await store.users.listAppPasswords(a.id);
         assert.deepEqual(
-          list.map((p) => [p.id, p.name, p.passwordHash]),
+          list.map((p) => [p.id, p.publicId, p.name, p.scope, p.lastUsedAt]),
           [
-            [p1.id, 'phone', 'hash1'],
-            [p2.id, 'laptop', 'hash2'],
+            [p1.id, '000000000001', 'phone', 'all', null],
+            [p2.id, '000000000002', 'laptop', 'contacts', null],
           ],
         );
         assert.ok(list[0]!.createdAt instanceof Date);
+        // Looked up by the public id alone, with the owner and the hash.
+        const found = await store.users.findAppPassword('000000000002');
+        assert.equal(found?.userId, a.id);
+        assert.equal(found?.passwordHash, 'hash2');
+        assert.equal(await store.users.findAppPassword('00000000000f'), undefined);
+        const used = new Date(Date.now() - 1000);
+        await store.users.touchAppPassword(p1.id, used);
+        assert.equal((await store.users.findAppPasswordById(a.id, p1.id))?.lastUsedAt?.getTime(), used.getTime());
+        assert.equal(await store.users.findAppPasswordById(b.id, p1.id), undefined);
         assert.deepEqual(await store.users.listAppPasswords(b.id), []);
         assert.equal(await store.users.removeAppPassword(b.id, p1.id), false, 'B cannot remove A’s password');
         assert.equal(await store.users.removeAppPassword(a.id, p1.id), true);
@@ -105,11 +114,32 @@ for (const backend of backends) {
         );
       });
 
+      test('app passwords: at most `max` per user; revoking them ends their sessions', async () => {
+        const a = await store.users.create({ address: 'a@example.com', passwordHash: 'h', mode: 'open' });
+        const b = await store.users.create({ address: 'b@example.com', passwordHash: 'h', mode: 'open' });
+        const add = (u: number, i: number) => store.users.addAppPassword(u, { publicId: `${u}`.padStart(6, '0') + `${i}`.padStart(6, '0'), name: `p${i}`, scope: 'all', passwordHash: 'x' }, 3);
+        const ps = [await add(a.id, 1), await add(a.id, 2), await add(a.id, 3)];
+        await assert.rejects(add(a.id, 4), StoreConflictError);
+        await add(b.id, 1); // the limit is per user
+        const expires = new Date(Date.now() + 3_600_000);
+        await store.users.addToken(a.id, 'tok-app', expires, ps[0]!.id);
+        await store.users.addToken(a.id, 'tok-main', expires);
+        assert.equal((await store.users.findToken('tok-app'))?.appPasswordId, ps[0]!.id);
+        assert.equal((await store.users.findToken('tok-main'))?.appPasswordId, null);
+        await store.users.removeAppPassword(a.id, ps[0]!.id);
+        assert.equal(await store.users.findToken('tok-app'), undefined);
+        await store.users.addToken(a.id, 'tok-app2', expires, ps[1]!.id);
+        assert.equal(await store.users.removeAppPasswords(a.id), 2);
+        assert.equal(await store.users.findToken('tok-app2'), undefined);
+        assert.ok(await store.users.findToken('tok-main'), 'the sessions of the account password stay');
+        assert.equal((await store.users.listAppPasswords(b.id)).length, 1);
+      });
+
       test('API tokens', async () => {
         const a = await store.users.create({ address: 'a@example.com', passwordHash: 'h', mode: 'open' });
         const expires = new Date(Date.now() + 3_600_000);
         await store.users.addToken(a.id, 'sha-of-token', expires);
-        assert.deepEqual(await store.users.findToken('sha-of-token'), { userId: a.id, expiresAt: expires });
+        assert.deepEqual(await store.users.findToken('sha-of-token'), { userId: a.id, expiresAt: expires, appPasswordId: null });
         assert.equal(await store.users.findToken('other'), undefined);
         await assert.rejects(store.users.addToken(a.id, 'sha-of-token', expires), StoreConflictError);
         await store.users.removeToken('sha-of-token');

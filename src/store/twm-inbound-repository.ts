@@ -240,7 +240,24 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
    * (lower() and LIKE disagree across dialects on non-ASCII text); the exact
    * match on the from-domain is made here.
    */
-  async forUser(userId: number, match: { senders?: string[]; domain?: string }, states: readonly TwmInState[], now: Date): Promise<Row[]> {
+  async forUser(userId: number, match: { senders?: string[]; domain?: string } | 'any', states: readonly TwmInState[], now: Date): Promise<Row[]> {
+    if (match === 'any') {
+      if (states.length === 0) return [];
+      const rows = await this.s.db
+        .selectFrom('twm_in_recipients as r')
+        .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
+        .selectAll('n')
+        .select(['r.notice_id', 'r.rcpt', 'r.user_id', 'r.state', 'r.receipt', 'r.receipt_error', 'r.next_attempt_at', 'r.attempts', 'r.last_error', 'r.updated_at'])
+        .where('r.user_id', '=', userId)
+        .where('r.state', 'in', [...states])
+        .where('n.expires_at', '>', now.getTime())
+        .orderBy('n.received_at')
+        .orderBy('n.sender_domain')
+        .orderBy('n.id')
+        .orderBy('r.rcpt')
+        .execute();
+      return rows.map(splitRow);
+    }
     const senders = unique((match.senders ?? []).map((s) => s.toLowerCase()));
     const domain = match.domain?.toLowerCase();
     if (states.length === 0 || (senders.length === 0 && domain === undefined)) return [];

@@ -9,6 +9,8 @@
  */
 import type { MessageStructure } from '../core/mime-structure.ts';
 import type {
+  AppPassword,
+  AppPasswordScope,
   ContactEntry,
   Contact,
   ContactRequest,
@@ -24,7 +26,7 @@ import type {
 import type { ReceiptError, ReceiptStatus, TwmInState, TwmOutState } from '../core/twm-types.ts';
 
 export interface UserRepository {
-  /** Creates the account and its four mailboxes (INBOX, Screener, Sent, Trash) in one transaction. Throws StoreConflictError if the address exists. */
+  /** Creates the account and its mailboxes (INBOX, Screener, Junk, Sent, Trash) in one transaction. Throws StoreConflictError if the address exists. */
   create(input: { address: string; passwordHash: string; mode: Mode }): Promise<User>;
   findByAddress(address: string): Promise<User | undefined>;
   findById(id: number): Promise<User | undefined>;
@@ -33,14 +35,24 @@ export interface UserRepository {
   setPasswordHash(userId: number, passwordHash: string): Promise<void>;
   setRevealDeclined(userId: number, reveal: boolean): Promise<void>;
 
-  /** App passwords: named secrets for clients; only the hash is stored. */
-  addAppPassword(userId: number, name: string, passwordHash: string): Promise<{ id: number }>;
-  listAppPasswords(userId: number): Promise<Array<{ id: number; name: string; passwordHash: string; createdAt: Date }>>;
+  /**
+   * App passwords: named secrets for clients; only the hash is stored.
+   * `addAppPassword` refuses (StoreConflictError) past `max` for the user.
+   */
+  addAppPassword(userId: number, input: { publicId: string; name: string; scope: AppPasswordScope; passwordHash: string }, max: number): Promise<AppPassword>;
+  listAppPasswords(userId: number): Promise<AppPassword[]>;
+  /** The one app password with this public id (login looks it up by id, never by trying hashes). */
+  findAppPassword(publicId: string): Promise<(AppPassword & { userId: number; passwordHash: string }) | undefined>;
+  touchAppPassword(id: number, at: Date): Promise<void>;
+  /** Also ends the sessions opened with it. */
   removeAppPassword(userId: number, id: number): Promise<boolean>;
+  /** Revokes every app password of the user (after a password change). Returns how many. */
+  removeAppPasswords(userId: number): Promise<number>;
 
-  /** API bearer tokens: only the SHA-256 of the token is stored. */
-  addToken(userId: number, tokenHash: string, expiresAt: Date): Promise<void>;
-  findToken(tokenHash: string): Promise<{ userId: number; expiresAt: Date } | undefined>;
+  /** API bearer tokens: only the SHA-256 of the token is stored. `appPasswordId`: opened with that app password. */
+  addToken(userId: number, tokenHash: string, expiresAt: Date, appPasswordId?: number | null): Promise<void>;
+  findToken(tokenHash: string): Promise<{ userId: number; expiresAt: Date; appPasswordId: number | null } | undefined>;
+  findAppPasswordById(userId: number, id: number): Promise<AppPassword | undefined>;
   removeToken(tokenHash: string): Promise<void>;
   /** Revokes every token of the user (after a password change). Returns how many. */
   removeTokens(userId: number): Promise<number>;
@@ -62,6 +74,8 @@ export interface ContactRepository {
    * its cost does not grow with the size of the address book.
    */
   match(userId: number, probes: Array<{ kind: ContactEntry['kind']; value: string }>): Promise<Array<ContactEntry & { uid: string; book: string }>>;
+  /** Server-wide: which of these address/domain values any account allows (the Screener's reputation). */
+  allowedAnywhere(probes: Array<{ kind: 'address' | 'domain'; value: string }>): Promise<Array<{ kind: 'address' | 'domain'; value: string }>>;
 }
 
 /** A message to be stored in one user's mailbox. */
@@ -80,7 +94,7 @@ export interface NewMessage {
    * (count + 1, lastSeen, sampleSubject if none) in the same transaction, and
    * the message is linked to it when it is held in the Screener mailbox.
    */
-  request?: { sender: string; authDomain: string | null; subject: string | null };
+  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean };
   /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
   twmKey?: string;
 }
@@ -98,10 +112,46 @@ export interface MessageRepository {
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
   withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
-  /** Moves messages to another mailbox, assigning new UIDs there. Returns how many moved. */
-  move(userId: number, ids: number[], to: MailboxName): Promise<number>;
+  /**
+   * Moves messages to another mailbox, assigning new UIDs there. Returns how
+   * many moved. With `teach`, learning for the spam filter is queued in the
+   * same transaction (SpamLearningRepository): `auto` teaches spam for a move
+   * into Junk and ham for a move out of it (except into Trash); `spam`/`ham`
+   * teach that class for every moved message.
+   */
+  move(userId: number, ids: number[], to: MailboxName, teach?: 'auto' | LearnKind): Promise<number>;
   setFlags(userId: number, id: number, flags: string[]): Promise<boolean>;
   remove(userId: number, ids: number[]): Promise<number>;
+}
+
+export type LearnKind = 'spam' | 'ham';
+
+/** One message to teach the spam filter (migration 0005). */
+export interface SpamLearnItem {
+  id: number;
+  userId: number;
+  messageId: number;
+  kind: LearnKind;
+  raw: Buffer;
+  state: 'pending' | 'done' | 'failed';
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  /** What rspamd did: `learned`, `already-learned` or `skipped`. */
+  outcome: string | null;
+}
+
+/** Learning as retried work (store/spam-learning-repository.ts). */
+export interface SpamLearningRepository {
+  /** Queues learning (same rules as `MessageRepository.move`'s teach). */
+  queue(userId: number, items: Array<{ messageId: number; kind: LearnKind }>, at: Date): Promise<void>;
+  /** Pending rows with nextAttemptAt <= now, oldest first. */
+  due(now: Date, limit: number): Promise<SpamLearnItem[]>;
+  list(options?: { userId?: number }): Promise<SpamLearnItem[]>;
+  /** Marks the row done, if it still asks for `kind`. */
+  done(id: number, kind: LearnKind, outcome: string, at: Date): Promise<void>;
+  /** Records a failed attempt, if the row still asks for `kind`; `failed`: give up. */
+  retry(id: number, kind: LearnKind, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<void>;
 }
 
 export interface ContactRequestRepository {
@@ -111,7 +161,8 @@ export interface ContactRequestRepository {
   heldMessageIds(userId: number, senders: string[]): Promise<number[]>;
   /** Same, for every held sender of a domain (approve a whole domain). */
   sendersOfDomain(userId: number, domain: string): Promise<string[]>;
-  setStatus(userId: number, senders: string[], status: ContactRequestStatus): Promise<number>;
+  /** Sets the status; with `from`, only of requests in one of those statuses (a conditional update). */
+  setStatus(userId: number, senders: string[], status: ContactRequestStatus, from?: readonly ContactRequestStatus[]): Promise<number>;
   /** Forgets the requests (history) of these senders. Held messages must be dealt with first. */
   remove(userId: number, senders: string[]): Promise<number>;
 }
@@ -139,6 +190,13 @@ export interface QueueRepository {
   /** The stored message with its envelope sender ('' = null sender) and arrival time; undefined as for raw(). */
   message(messageId: string): Promise<{ messageId: string; sender: string; raw: Buffer; createdAt: Date } | undefined>;
   update(id: number, status: QueueState): Promise<void>;
+  /**
+   * Makes scheduled and deferred entries due at `now` (postqueue -f): every
+   * one, or only those of `ids`. Deferred entries keep their attempts and last
+   * error, so the backoff and the delay warning go on from where they were.
+   * Returns the ids it made due, in id order.
+   */
+  flush(now: Date, ids?: readonly number[]): Promise<number[]>;
   remove(id: number): Promise<boolean>;
   /**
    * Drops the stored body of a message once every one of its recipients is
@@ -291,9 +349,9 @@ export interface TwmInboundRepository {
   update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date): Promise<string[]>;
   /**
    * A user's rows in one of `states` whose notice comes from one of `senders`
-   * (addresses) or from `domain` or a subdomain of it, with expiresAt > now.
+   * (addresses) or from `domain` or a subdomain of it (`any`: every sender), with expiresAt > now.
    */
-  forUser(userId: number, match: { senders?: string[]; domain?: string }, states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
+  forUser(userId: number, match: { senders?: string[]; domain?: string } | 'any', states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
   /** Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`. Returns how many. */
   expire(now: Date): Promise<number>;
   /** Deletes notices whose every row is final and that expired before `olderThan`. */
@@ -340,7 +398,7 @@ export interface ImapMailRepository {
   /** Messages changed (arrived or flags) after `modseq`, and UIDs removed after it. */
   changesSince(mailboxId: number, modseq: number): Promise<{ changed: ImapMessage[]; expunged: number[] }>;
   bodies(userId: number, ids: number[]): Promise<Map<number, Buffer>>;
-  /** ENVELOPE and BODYSTRUCTURE as stored (computed and stored now for messages from before migration 0005). */
+  /** ENVELOPE and BODYSTRUCTURE as stored (computed and stored now for messages from before migration 0008). */
   structures(userId: number, ids: number[]): Promise<Map<number, MessageStructure>>;
   /**
    * Sets the flags of messages of one mailbox under one new modseq. With
@@ -375,6 +433,7 @@ export interface Store {
   readonly addressBooks: AddressBookRepository;
   readonly twmOut: TwmOutboundRepository;
   readonly twmIn: TwmInboundRepository;
+  readonly spamLearning: SpamLearningRepository;
   close(): Promise<void>;
 }
 
@@ -458,4 +517,11 @@ export interface AddressBookRepository {
   pruneTombstones(olderThan: Date): Promise<number>;
   /** Server-wide: every card with an index entry of this kind (the expected-sender sweep). */
   cardsWithEntryKind(kind: ContactEntry['kind']): Promise<Array<{ userId: number; book: string; href: string }>>;
+  /**
+   * Users whose allowlist changed (any card write or book removal marks the
+   * user in the write's transaction) and the mark's version, oldest first.
+   */
+  changedAllowlists(limit: number): Promise<Array<{ userId: number; version: number }>>;
+  /** Clears the mark if it still has this version (a later write keeps it). True if cleared. */
+  settleAllowlist(userId: number, version: number): Promise<boolean>;
 }

@@ -18,7 +18,8 @@ import { renderConfig } from '../../src/config/template.ts';
 
 /** The repository root (this file is test/helpers/child-server.ts). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(REPO_ROOT, 'bin', 'twoway.js');
+// The CLI's sources through tsx, not bin/twoway.js: the bin runs dist/, which may be stale in a checkout.
+const CLI = ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'index.ts')];
 
 /** Children still running when the test process exits are killed, so none outlives a crashed test. */
 const live = new Set<ChildProcess>();
@@ -72,11 +73,11 @@ export class ChildServer {
   }
 
   /** Spawns the server and resolves once it printed its ready line; rejects (and kills it) on an early exit or after `timeoutMs`. */
-  async start(timeoutMs = 30_000): Promise<ChildReady> {
+  async start(timeoutMs = 60_000): Promise<ChildReady> {
     if (this.#child) throw new Error('the child server is already running');
     const started = Date.now();
     this.#starts++;
-    const child = spawn(process.execPath, [CLI, 'start', '--config', this.configFile], {
+    const child = spawn(process.execPath, [...CLI, 'start', '--config', this.configFile], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -159,7 +160,7 @@ export class ChildServer {
 /** Runs the CLI to completion (e.g. `user add ADDRESS --config FILE` with the password on stdin). */
 export function runCli(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun, rejectRun) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(child);
     let stdout = '';
     let stderr = '';
@@ -210,6 +211,8 @@ export function writeChildConfig(o: ChildConfigOptions): ChildConfig {
     imapPort: 0,
     imapsPort: 0,
     deliveryPort: o.deliveryPort,
+    metricsPort: 0,
+    deliveryLab: true,
     dns: o.dns,
   });
   text = text.replaceAll('host = "0.0.0.0"', `host = "${o.host}"`);

@@ -177,6 +177,7 @@ export async function startSender(o: { dns: string; port: number; localAddress: 
     commandTimeoutMs: o.commandTimeoutMs ?? 1000,
     connectTimeoutMs: o.connectTimeoutMs ?? 2000,
     idleTimeoutMs: 100,
+    lab: true,
   });
   const dsns: DeliveryStatusNotice[] = [];
   const worker = startQueueWorker({

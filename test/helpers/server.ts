@@ -14,7 +14,8 @@ import { parseConfig } from '../../src/config/load.ts';
 import { renderConfig } from '../../src/config/template.ts';
 import { startDnsServer, type EmbeddedDnsServer } from '../../src/dns/embedded-server.ts';
 import type { DnsRecord } from '../../src/dns/types.ts';
-import { startServer, type RunningServer } from '../../src/main.ts';
+import { startServer, type RunningServer } from '../../src/app.ts';
+import type { Clock } from '../../src/core/clock.ts';
 
 export interface TestServer {
   server: RunningServer;
@@ -33,9 +34,15 @@ export interface TestServerOptions {
   smtpPort?: number;
   /** The port of remote MX hosts for outbound delivery. */
   deliveryPort?: number;
+  /** `delivery.lab` (default: on when deliveryPort is given, since peers listen on loopback). */
+  deliveryLab?: boolean;
   storage?: string;
   extraToml?: string;
   edit?: (toml: string) => string;
+  /** The server's clock (createOffsetClock): tests move time instead of sleeping. */
+  clock?: Clock;
+  /** The server's logger (default: silent, or TWOWAY_TEST_LOG's level). */
+  logger?: import('pino').Logger;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -53,6 +60,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     imapPort: 0,
     imapsPort: 0,
     deliveryPort: options.deliveryPort,
+    metricsPort: 0,
+    deliveryLab: options.deliveryLab ?? options.deliveryPort !== undefined,
     dns: [dns.address],
     storage: options.storage,
   });
@@ -65,7 +74,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   // On disk too, so tests can run the CLI against the same server (`--config`).
   writeFileSync(join(dir, 'twoway.toml'), text);
   const config = parseConfig(text, join(dir, 'twoway.toml'));
-  const server = await startServer(config, { logger: pino({ level: process.env.TWOWAY_TEST_LOG ?? 'silent' }) });
+  const server = await startServer(config, { logger: options.logger ?? pino({ level: process.env.TWOWAY_TEST_LOG ?? 'silent' }), ...(options.clock ? { clock: options.clock } : {}) });
   return {
     server,
     dns,
@@ -79,6 +88,18 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 }
 
 export { commonFreePort } from '../../src/cli/demo-lab.ts';
+
+/** A clock that runs with the system time plus an offset the test moves forward (sockets and timers stay real). */
+export function createOffsetClock(): Clock & { advance(ms: number): void; offsetMs(): number } {
+  let offset = 0;
+  return {
+    now: () => new Date(Date.now() + offset),
+    advance(ms: number) {
+      offset += ms;
+    },
+    offsetMs: () => offset,
+  };
+}
 
 /** Sends over SMTP submission with AUTH (STARTTLS first; the certificate is self-signed). */
 export async function submit(o: { port: number; host?: string; user: string; pass: string; from?: string; to: string | string[]; subject?: string; text?: string; raw?: Buffer; envelopeFrom?: string }): Promise<string> {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labRecords, labTwmSection } from '../../src/cli/demo-lab.ts';
 import { createPrivateCa, type PemPair } from '../../src/config/private-ca.ts';
+import type { Clock } from '../../src/core/clock.ts';
 import type { EmbeddedDnsServer } from '../../src/dns/embedded-server.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
@@ -42,6 +43,7 @@ export interface DomainOptions {
   extraToml?: string;
   /** Edits the rendered config (e.g. the [delivery] section). */
   edit?: (toml: string) => string;
+  clock?: Clock;
 }
 
 /** Starts a server for `domain` and publishes its records. */
@@ -65,6 +67,7 @@ export async function startDomain(o: DomainOptions): Promise<TestServer> {
     deliveryPort: o.smtpPort,
     extraToml: `${o.extraToml ?? ''}\n${twmToml}`,
     ...(o.edit ? { edit: o.edit } : {}),
+    ...(o.clock ? { clock: o.clock } : {}),
   });
   // Short TTLs: tests move a domain's endpoint (a sender that is down during a fetch).
   o.dns.add(labRecords(t.server, { domain: o.domain, host: o.host, twm }, { ttl: 1 }));

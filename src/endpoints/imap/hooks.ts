@@ -12,7 +12,7 @@
  *   stored decision as `twoway requests approve`); to Junk or Trash denies.
  */
 import { parseStructure } from '../../core/mime-structure.ts';
-import { ReplyError } from '../../core/errors.ts';
+import { DomainError, ReplyError } from '../../core/errors.ts';
 import type { User } from '../../core/types.ts';
 import { no, type ImapAccount, type ImapHooks, type MailboxInfo, type MailboxState, type MessageMeta, type SpecialUse } from '../../protocols/imap/hooks.ts';
 import type { Accounts } from '../../services/accounts.ts';
@@ -286,12 +286,14 @@ export function createImapHooks(input: ImapHooksInput): ImapHooks {
     async login(address, password, client) {
       let user: User;
       try {
-        user = await input.accounts.authenticate(address, password, client);
+        const principal = await input.accounts.authenticate(address, password, client);
+        // As for submission: a `contacts` app password is for CardDAV only.
+        if (principal.appPassword && principal.appPassword.scope !== 'all') throw no('AUTHORIZATIONFAILED', 'This app password is for contacts (CardDAV) only, not for mail');
+        user = principal.user;
       } catch (err) {
-        if (err instanceof ReplyError) {
-          if (err.httpStatus === 429 || err.code === 454) throw no('UNAVAILABLE', err.text);
-          throw no('AUTHENTICATIONFAILED', 'Invalid credentials');
-        }
+        // The services' domain errors translated at this edge: a throttled client waits, any other refusal is a failed login.
+        if (err instanceof DomainError) throw err.kind === 'throttled' ? no('UNAVAILABLE', err.text) : no('AUTHENTICATIONFAILED', 'Invalid credentials');
+        if (err instanceof ReplyError) throw err.code === 454 ? no('UNAVAILABLE', err.text) : no('AUTHENTICATIONFAILED', 'Invalid credentials');
         throw err;
       }
       const n = sessions.get(user.id) ?? 0;
@@ -304,6 +306,6 @@ export function createImapHooks(input: ImapHooksInput): ImapHooks {
 
 /** A decision another client made first is not an error (two clients moving at once). */
 function ignoreDecided(err: unknown): void {
-  if (err instanceof ReplyError && (err.httpStatus === 404 || err.httpStatus === 400)) return;
+  if (err instanceof DomainError && (err.kind === 'not-found' || err.kind === 'invalid')) return;
   throw err;
 }

@@ -16,6 +16,8 @@ export interface DavRequest {
 export interface DavContext<U extends DavUser> extends PropContext {
   hooks: CardDavHooks<U>;
   user: U;
+  /** Wall-clock budget of one REPORT (report.ts); REPORT_BUDGET_MS when absent. */
+  reportBudgetMs?: number;
 }
 
 /** Resolves a path owned by the user to a resource, or undefined when it does not exist. */

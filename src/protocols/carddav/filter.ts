@@ -7,6 +7,14 @@
  * and the collations i;unicode-casemap (default), i;ascii-casemap and
  * i;octet; param-filter with is-not-defined or a text-match on the
  * parameter's values.
+ *
+ * Cost: a query is bounded by its size (at most MAX_PROP_FILTERS
+ * prop-filters and MAX_FILTER_TESTS tests in all, checked while parsing) and
+ * by the cards (at most MAX_PROPERTY_INSTANCES of one property, checked at
+ * PUT in core/vcard-index.ts). Each card is read once, its properties grouped
+ * by name and each value folded once per collation, so a card costs
+ * O(tests × instances of the named properties) string comparisons; the
+ * REPORT runs the cards in slices and stops at a time budget (report.ts).
  */
 import type { Element } from '@xmldom/xmldom';
 import { children, is, NS, textOf } from './xml.ts';
@@ -51,6 +59,11 @@ export class FilterError extends Error {
   }
 }
 
+/** prop-filters in one query: real clients send one to a handful (EMAIL, FN, TEL…). */
+export const MAX_PROP_FILTERS = 50;
+/** text-match and param-filter elements of a query, all prop-filters together. */
+export const MAX_FILTER_TESTS = 100;
+
 const MATCH_TYPES: readonly string[] = ['equals', 'contains', 'starts-with', 'ends-with'];
 const COLLATIONS: readonly string[] = ['i;unicode-casemap', 'i;ascii-casemap', 'i;octet'];
 
@@ -73,12 +86,17 @@ function textMatch(e: Element): TextMatch {
 /** Parses a CARDDAV:filter element. @throws FilterError */
 export function parseFilter(filter: Element): CardFilter {
   const props: PropFilter[] = [];
+  let tests = 0;
   for (const pf of children(filter)) {
+    if (props.length >= MAX_PROP_FILTERS) throw new FilterError('supported-filter', `too many prop-filters: at most ${MAX_PROP_FILTERS} in one query`);
     if (!is(pf, NS.card, 'prop-filter')) throw new FilterError('supported-filter', `unexpected element ${pf.localName} in filter`);
     const name = (pf.getAttribute('name') ?? '').trim().toUpperCase();
     if (!/^[A-Z0-9-]+$/.test(name)) throw new FilterError('supported-filter', 'prop-filter without a property name');
     const p: PropFilter = { name, test: testAttr(pf), isNotDefined: false, textMatches: [], paramFilters: [] };
     for (const c of children(pf)) {
+      if ((is(c, NS.card, 'text-match') || is(c, NS.card, 'param-filter')) && ++tests > MAX_FILTER_TESTS) {
+        throw new FilterError('supported-filter', `too many text-match and param-filter elements: at most ${MAX_FILTER_TESTS} in one query`);
+      }
       if (is(c, NS.card, 'is-not-defined')) p.isNotDefined = true;
       else if (is(c, NS.card, 'text-match')) p.textMatches.push(textMatch(c));
       else if (is(c, NS.card, 'param-filter')) {
@@ -155,13 +173,15 @@ function splitUnquoted(s: string, sep: string): string[] {
 function fold(s: string, collation: Collation): string {
   if (collation === 'i;octet') return s;
   if (collation === 'i;ascii-casemap') return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  // ASCII is its own decomposition, and its upper-then-lower is its lower case: the common case, cheaply.
+  if (ASCII.test(s)) return s.toLowerCase();
   // RFC 5051 i;unicode-casemap: compatibility decomposition and case folding, approximated with upper-then-lower.
   return s.normalize('NFKD').toUpperCase().toLowerCase();
 }
 
-export function textMatches(value: string, m: TextMatch): boolean {
-  const v = fold(value, m.collation);
-  const t = fold(m.text, m.collation);
+const ASCII = /^[\x00-\x7f]*$/;
+
+function compare(v: string, t: string, m: TextMatch): boolean {
   let hit: boolean;
   switch (m.matchType) {
     case 'equals':
@@ -180,32 +200,84 @@ export function textMatches(value: string, m: TextMatch): boolean {
   return m.negate ? !hit : hit;
 }
 
-function paramMatches(prop: CardProp, pf: ParamFilter): boolean {
-  const values = prop.params.get(pf.name);
-  if (pf.isNotDefined) return values === undefined;
-  if (values === undefined) return false;
-  const tm = pf.textMatch;
-  return tm === null || values.some((v) => textMatches(v, tm));
+export function textMatches(value: string, m: TextMatch): boolean {
+  return compare(fold(value, m.collation), fold(m.text, m.collation), m);
 }
 
-function propFilterMatches(props: CardProp[], pf: PropFilter): boolean {
-  const named = props.filter((p) => p.name === pf.name);
-  if (pf.isNotDefined) return named.length === 0;
-  if (named.length === 0) return false;
-  const tests: Array<(p: CardProp) => boolean> = [
-    ...pf.textMatches.map((tm) => (p: CardProp) => textMatches(p.value, tm)),
-    ...pf.paramFilters.map((f) => (p: CardProp) => paramMatches(p, f)),
-  ];
-  if (tests.length === 0) return true;
-  // Each test holds if any instance of the property passes it; `test` combines the tests.
-  const results = tests.map((t) => named.some(t));
-  return pf.test === 'allof' ? results.every(Boolean) : results.some(Boolean);
+/** A card's instances of one property: values folded at most once per collation, however many tests read them. */
+class Instances {
+  readonly values: string[] = [];
+  readonly params: Array<Map<string, string[]>> = [];
+  private readonly folded = new Map<Collation, string[]>();
+  as(collation: Collation): string[] {
+    let v = this.folded.get(collation);
+    if (v === undefined) {
+      v = this.values.map((x) => fold(x, collation));
+      this.folded.set(collation, v);
+    }
+    return v;
+  }
+}
+
+/** A test on one property's instances: does any instance pass it? */
+type InstanceTest = (p: Instances) => boolean;
+
+function textTest(m: TextMatch): InstanceTest {
+  const t = fold(m.text, m.collation);
+  return (p) => p.as(m.collation).some((v) => compare(v, t, m));
+}
+
+function paramTest(f: ParamFilter): InstanceTest {
+  const tm = f.textMatch;
+  const t = tm ? fold(tm.text, tm.collation) : '';
+  return (p) =>
+    p.params.some((params) => {
+      const values = params.get(f.name);
+      if (f.isNotDefined) return values === undefined;
+      if (values === undefined) return false;
+      return tm === null || values.some((v) => compare(fold(v, tm.collation), t, tm));
+    });
+}
+
+/** A filter ready to run on many cards: texts folded once, tests built once. */
+export interface CompiledFilter {
+  matches(vcard: string): boolean;
+}
+
+export function compileFilter(filter: CardFilter): CompiledFilter {
+  const props = filter.props.map((pf) => ({
+    name: pf.name,
+    test: pf.test,
+    isNotDefined: pf.isNotDefined,
+    tests: [...pf.textMatches.map(textTest), ...pf.paramFilters.map(paramTest)],
+  }));
+  // Only the properties the filter names are kept from each card.
+  const names = new Set(props.map((p) => p.name));
+  return {
+    matches(vcard) {
+      if (props.length === 0) return true;
+      const byName = new Map<string, Instances>();
+      for (const p of cardProperties(vcard)) {
+        if (!names.has(p.name)) continue;
+        let list = byName.get(p.name);
+        if (!list) byName.set(p.name, (list = new Instances()));
+        list.values.push(p.value);
+        list.params.push(p.params);
+      }
+      const one = (pf: (typeof props)[number]): boolean => {
+        const named = byName.get(pf.name);
+        if (pf.isNotDefined) return named === undefined;
+        if (named === undefined) return false;
+        if (pf.tests.length === 0) return true;
+        // Each test holds if any instance of the property passes it; `test` combines the tests.
+        return pf.test === 'allof' ? pf.tests.every((t) => t(named)) : pf.tests.some((t) => t(named));
+      };
+      return filter.test === 'allof' ? props.every(one) : props.some(one);
+    },
+  };
 }
 
 /** Whether a card passes the filter. An empty filter matches every card. */
 export function cardMatches(vcard: string, filter: CardFilter): boolean {
-  if (filter.props.length === 0) return true;
-  const props = cardProperties(vcard);
-  const results = filter.props.map((pf) => propFilterMatches(props, pf));
-  return filter.test === 'allof' ? results.every(Boolean) : results.some(Boolean);
+  return compileFilter(filter).matches(vcard);
 }

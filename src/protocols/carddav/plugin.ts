@@ -23,6 +23,8 @@ export interface CardDavOptions<U extends DavUser> {
   hooks: CardDavHooks<U>;
   /** Largest request body, in bytes; also the advertised CARDDAV:max-resource-size. */
   bodyLimit: number;
+  /** Wall-clock budget of one REPORT; protocols/carddav/report.ts's default when absent. */
+  reportBudgetMs?: number;
 }
 
 const EXTRA_METHODS = ['PROPFIND', 'PROPPATCH', 'MKCOL', 'REPORT', 'COPY', 'MOVE', 'LOCK', 'UNLOCK'];
@@ -98,7 +100,13 @@ export function registerCardDav<U extends DavUser>(app: FastifyInstance, options
         return send(reply, { status: 200, headers: { dav: DAV_HEADER, allow: ALLOW, 'content-length': '0' } }, false);
       }
       const r = await handleDav(
-        { hooks: options.hooks, user, me: user.address.toLowerCase(), maxResourceSize: options.bodyLimit },
+        {
+          hooks: options.hooks,
+          user,
+          me: user.address.toLowerCase(),
+          maxResourceSize: options.bodyLimit,
+          ...(options.reportBudgetMs === undefined ? {} : { reportBudgetMs: options.reportBudgetMs }),
+        },
         {
           method: request.method,
           rawPath,

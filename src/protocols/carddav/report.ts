@@ -7,16 +7,46 @@
  * request URL; one that names another user's resource is answered 403 for
  * that href, one outside the addressed book 404, and neither is ever looked
  * up.
+ *
+ * Time: an addressbook-query evaluates its filter card by card in slices of
+ * about SLICE_MS, yielding to the event loop between slices, so a costly
+ * query delays other requests by one slice at most; past its budget
+ * (REPORT_BUDGET_MS) it stops with 503 and says so. The filter's size and the
+ * cards' property counts are bounded as well (filter.ts, core/vcard-index.ts).
  */
 import type { DavUser } from './hooks.ts';
 import type { DavContext } from './context.ts';
-import { cardMatches, FilterError, parseFilter, type CardFilter } from './filter.ts';
+import { compileFilter, FilterError, parseFilter, type CardFilter } from './filter.ts';
 import { cardHref, hrefPath, parseDavPath } from './paths.ts';
 import { propstats, type PropRequest } from './props.ts';
 import { propNames } from './propfind.ts';
 import { davError, hrefEl, multistatus, statusResponse, type DavResponse } from './response.ts';
 import { card, child, children, d, escapeXml, is, NS, parseXml, textOf } from './xml.ts';
 import type { Element } from '@xmldom/xmldom';
+
+/** Wall-clock budget of one REPORT's filtering, slices and waits included. */
+export const REPORT_BUDGET_MS = 5_000;
+/** CPU time between two yields to the event loop. */
+const SLICE_MS = 10;
+
+class BudgetExceeded extends Error {}
+
+/**
+ * Runs `step` on each item, yielding to the event loop whenever a slice has
+ * run SLICE_MS; throws BudgetExceeded once `budgetMs` have passed.
+ */
+async function inSlices<T>(items: readonly T[], budgetMs: number, step: (item: T) => void): Promise<void> {
+  const started = performance.now();
+  let slice = started;
+  for (const item of items) {
+    step(item);
+    const now = performance.now();
+    if (now - slice < SLICE_MS) continue;
+    if (now - started > budgetMs) throw new BudgetExceeded();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    slice = performance.now();
+  }
+}
 
 function propRequest(root: Element): PropRequest {
   const prop = child(root, NS.dav, 'prop');
@@ -84,9 +114,24 @@ async function query<U extends DavUser>(ctx: DavContext<U>, book: string, root: 
   }
   const limit = limitOf(root, NS.card);
   if (limit === 'bad') return davError(400, '', 'limit needs an nresults number');
-  const hits = (await ctx.hooks.listCards(ctx.user, book)).filter((c) => cardMatches(c.vcard, filter));
-  const shown = limit === null ? hits : hits.slice(0, limit);
-  const out = shown.map((c) => d('response', hrefEl(cardHref(ctx.me, book, c.href)) + propstats(req, { kind: 'card', user: ctx.me, card: c }, ctx)));
+  const compiled = compileFilter(filter);
+  const cards = await ctx.hooks.listCards(ctx.user, book);
+  const budget = ctx.reportBudgetMs ?? REPORT_BUDGET_MS;
+  const hits: typeof cards = [];
+  const out: string[] = [];
+  let shown: typeof cards = [];
+  try {
+    await inSlices(cards, budget, (c) => {
+      if (compiled.matches(c.vcard)) hits.push(c);
+    });
+    shown = limit === null ? hits : hits.slice(0, limit);
+    await inSlices(shown, budget, (c) => {
+      out.push(d('response', hrefEl(cardHref(ctx.me, book, c.href)) + propstats(req, { kind: 'card', user: ctx.me, card: c }, ctx)));
+    });
+  } catch (err) {
+    if (!(err instanceof BudgetExceeded)) throw err;
+    return davError(503, '', `The query ran past its time budget (${budget} ms): narrow the filter or ask for fewer cards`, { 'retry-after': '60' });
+  }
   // RFC 6352 8.6.1: a truncated result says so with 507 on the request URI.
   if (shown.length < hits.length) {
     out.push(

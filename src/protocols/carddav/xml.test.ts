@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { children, el, escapeXml, NS, parseXml, qnameOf, XmlError } from './xml.ts';
+import { checkXmlShape, children, el, escapeXml, MAX_XML_DEPTH, MAX_XML_ELEMENTS, NS, parseXml, qnameOf, XmlError } from './xml.ts';
 
 test('parseXml is namespace-aware', () => {
   const doc = parseXml('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><x:y xmlns:x="urn:x"/></D:prop></D:propfind>');
@@ -26,4 +26,17 @@ test('the writer escapes text and attributes and keeps CRs through an XML parser
   const doc = parseXml(`<r xmlns:card="${NS.card}">${out}</r>`);
   assert.equal(doc.documentElement!.textContent, 'BEGIN:VCARD\r\nEND:VCARD\r\n');
   assert.equal(el({ ns: 'urn:other', name: 'p' }), '<x:p xmlns:x="urn:other"/>');
+});
+
+test('parseXml refuses deep nesting and too many elements before parsing, in linear time', () => {
+  const nested = (n: number) => `<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop>${'<x>'.repeat(n)}${'</x>'.repeat(n)}</d:prop></d:set></d:propertyupdate>`;
+  assert.doesNotThrow(() => parseXml(nested(MAX_XML_DEPTH - 3)));
+  assert.throws(() => parseXml(nested(MAX_XML_DEPTH)), /nested too deeply/);
+  const t0 = performance.now();
+  assert.throws(() => parseXml(nested(70_000)), /nested too deeply/);
+  assert.ok(performance.now() - t0 < 200);
+  // Self-closing elements, comments, CDATA and quoted '>' do not nest.
+  const flat = `<r a="x>y" b='<'>${'<e/>'.repeat(1000)}<!-- <a><a><a> --><![CDATA[<a><a>]]></r>`;
+  assert.doesNotThrow(() => checkXmlShape(flat, 2, 2000));
+  assert.throws(() => checkXmlShape(`<r>${'<e/>'.repeat(MAX_XML_ELEMENTS)}</r>`), /too many elements/);
 });

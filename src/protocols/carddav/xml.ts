@@ -49,12 +49,64 @@ export function escapeXml(text: string): string {
 }
 
 /**
+ * Deepest element nesting accepted in a request body. DAV bodies nest a
+ * handful of levels (propertyupdate > set > prop > property > value); the
+ * parser and every reader of its tree (textOf, the filter parser) recurse,
+ * and 70,000 nested elements overflowed the stack (a 500).
+ */
+export const MAX_XML_DEPTH = 64;
+/** Elements in one request body: a multiget of 10,000 hrefs fits. */
+export const MAX_XML_ELEMENTS = 20_000;
+
+/**
+ * Counts elements and their nesting with one linear scan, before any parser
+ * runs. Comments, CDATA sections, processing instructions and quoted
+ * attribute values are skipped; what is not well-formed is left for the
+ * parser to refuse. @throws XmlError past MAX_XML_DEPTH or MAX_XML_ELEMENTS.
+ */
+export function checkXmlShape(text: string, maxDepth = MAX_XML_DEPTH, maxElements = MAX_XML_ELEMENTS): void {
+  let depth = 0;
+  let elements = 0;
+  let i = text.indexOf('<');
+  const skipTo = (from: number, end: string): number => {
+    const at = text.indexOf(end, from);
+    return at < 0 ? text.length : at + end.length;
+  };
+  while (i >= 0 && i < text.length) {
+    if (text.startsWith('<!--', i)) i = skipTo(i + 4, '-->');
+    else if (text.startsWith('<![CDATA[', i)) i = skipTo(i + 9, ']]>');
+    else if (text.startsWith('<?', i) || text.startsWith('<!', i)) i = skipTo(i + 2, '>');
+    else if (text.startsWith('</', i)) {
+      depth--;
+      i = skipTo(i + 2, '>');
+    } else {
+      // A start tag: its end is the first '>' outside a quoted attribute value.
+      let j = i + 1;
+      let quote = '';
+      for (; j < text.length; j++) {
+        const c = text[j];
+        if (quote) {
+          if (c === quote) quote = '';
+        } else if (c === '"' || c === "'") quote = c;
+        else if (c === '>') break;
+      }
+      if (++elements > maxElements) throw new XmlError(`too many elements: at most ${maxElements}`);
+      if (text[j - 1] !== '/' && ++depth > maxDepth) throw new XmlError(`elements nested too deeply: at most ${maxDepth} levels`);
+      i = j + 1;
+    }
+    i = text.indexOf('<', i);
+  }
+}
+
+/**
  * Parses a request body. @throws XmlError for anything not well-formed, a
- * DOCTYPE (so no entity declarations are ever processed), or an empty body.
+ * DOCTYPE (so no entity declarations are ever processed), an empty body, or
+ * one nested or sized past the limits above.
  */
 export function parseXml(text: string): Document {
   if (text.trim() === '') throw new XmlError('empty XML body');
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new XmlError('DTDs and entity declarations are not allowed');
+  checkXmlShape(text);
   let doc: Document;
   try {
     doc = new DOMParser({

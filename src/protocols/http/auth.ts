@@ -10,14 +10,17 @@
  * the body is read, so an anonymous client cannot make us parse a body.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { unauthorized } from '../../core/errors.ts';
+import { ReplyError, unauthorized } from '../../core/errors.ts';
 import type { User } from '../../core/types.ts';
+import type { Principal } from '../../services/accounts.ts';
 import type { Services } from '../../services/index.ts';
 
 export interface Auth {
   user: User;
   /** The bearer token, when the request used one (DELETE /api/session revokes it). */
   token?: string;
+  /** Set when an app password (or a session opened with one) made the request: its scope limits the routes. */
+  appPassword: Principal['appPassword'];
 }
 
 type Credentials = { scheme: 'bearer'; token: string } | { scheme: 'basic'; address: string; password: string };
@@ -55,8 +58,25 @@ export function requireAuth(request: FastifyRequest): Auth {
 export async function authenticate(services: Services, header: string | undefined, client: string): Promise<Auth> {
   const creds = parseAuthorization(header);
   if (!creds) throw unauthorized('Authentication required: use a Bearer token from POST /api/session or HTTP Basic');
-  if (creds.scheme === 'bearer') return { user: await services.accounts.userForToken(creds.token), token: creds.token };
-  return { user: await services.accounts.authenticate(creds.address, creds.password, client) };
+  if (creds.scheme === 'bearer') return { ...(await services.accounts.principalForToken(creds.token)), token: creds.token };
+  return await services.accounts.authenticate(creds.address, creds.password, client);
+}
+
+/**
+ * What an app password may do on the API (docs/reliability.md, "The
+ * app-password model"): scope `all` reaches the mail routes, never the
+ * account's own (`account` routes: password, mode, app passwords); scope
+ * `contacts` is for CardDAV only and reaches no API route. 403 otherwise.
+ */
+export function checkAccess(auth: Auth, account: boolean): void {
+  const app = auth.appPassword;
+  if (!app) return;
+  if (app.scope !== 'all') {
+    throw new ReplyError(550, '5.7.1', `The app password "${app.name}" is for contacts (CardDAV) only`, { status: 403 });
+  }
+  if (account) {
+    throw new ReplyError(550, '5.7.1', 'App passwords cannot manage the account: log in with the account password', { status: 403 });
+  }
 }
 
 /**

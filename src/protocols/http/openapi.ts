@@ -58,8 +58,14 @@ function operation(route: ApiRoute): JsonObject {
             : { 'application/json': { schema: schemaOf(response.schema, 'output') } },
         };
   if (route.body || route.query || route.params) responses['400'] = problemResponse('Invalid input; `errors` names each bad field');
-  if (route.auth) responses['401'] = problemResponse('Missing or invalid credentials');
-  else if (route.method === 'POST' && route.url === '/api/session') responses['401'] = problemResponse('Wrong address or password');
+  if (route.auth) {
+    responses['401'] = problemResponse('Missing or invalid credentials');
+    if (!route.anyScope) {
+      responses['403'] = problemResponse(
+        route.account ? 'An app password (or a session opened with one) cannot use this route' : 'A contacts-only app password cannot use the API',
+      );
+    }
+  } else if (route.method === 'POST' && route.url === '/api/session') responses['401'] = problemResponse('Wrong address or password');
   if (route.notFound) responses['404'] = problemResponse(route.notFound);
   if (route.conflict) responses['409'] = problemResponse(route.conflict);
   if (route.body) {

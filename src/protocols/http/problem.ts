@@ -1,8 +1,10 @@
 /**
  * RFC 9457 problem details: the only error shape this API ever sends.
  *
- * Every failure path ends here: ReplyErrors from the services (their
- * `httpStatus` and client-safe `text`), input validation (InputError, 400
+ * Every failure path ends here: DomainErrors from the services (a status
+ * per kind) and ReplyErrors (the status their thrower chose, else 400 for
+ * a permanent refusal and 503 for a temporary one; never a status guessed
+ * from the enhanced code), input validation (InputError, 400
  * naming the field), fastify's own client errors (malformed JSON, body too
  * large, unsupported media type, bad URL), unknown routes (404) and anything
  * unexpected (500 with a generic detail; the cause goes to the log only).
@@ -12,7 +14,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { insufficientStorage, isStorageFull, ReplyError } from '../../core/errors.ts';
+import { DomainError, type DomainErrorKind, insufficientStorage, isStorageFull, ReplyError } from '../../core/errors.ts';
 import { InputError, type InputIssue } from './validation.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -68,6 +70,21 @@ const FASTIFY_DETAILS: Record<string, string> = {
   FST_ERR_MAX_PARAM_LENGTH: 'A path segment of the URL is too long',
 };
 
+/** The one place a domain error becomes an HTTP status. */
+export const STATUS_OF_KIND: Readonly<Record<DomainErrorKind, number>> = {
+  'not-found': 404,
+  conflict: 409,
+  invalid: 400,
+  forbidden: 403,
+  unauthorized: 401,
+  throttled: 429,
+};
+
+/** A ReplyError's status: the thrower's, else by permanence alone (the client must change the request, or wait). */
+export function statusOfReplyError(err: ReplyError): number {
+  return err.status ?? (err.temporary ? 503 : 400);
+}
+
 interface Classified {
   status: number;
   detail: string;
@@ -81,8 +98,9 @@ export function classify(err: unknown, bodyLimit: number): Classified | undefine
   if (err instanceof InputError) return { status: 400, detail: err.message, errors: err.issues };
   // A full disk is the operator's to fix, but temporary for the client: 507, logged as a fault.
   if (isStorageFull(err)) err = insufficientStorage(err);
+  if (err instanceof DomainError) return { status: STATUS_OF_KIND[err.kind], detail: err.text };
   if (err instanceof ReplyError) {
-    const status = err.httpStatus;
+    const status = statusOfReplyError(err);
     // `text` is client-safe by contract; a 5xx one (e.g. internalReply) is still our fault, so it is logged too.
     return { status, detail: err.text, fault: status >= 500 };
   }

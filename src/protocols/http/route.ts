@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ReplyError } from '../../core/errors.ts';
 import type { User } from '../../core/types.ts';
-import { requireAuth, type Auth } from './auth.ts';
+import { checkAccess, requireAuth, type Auth } from './auth.ts';
 import { InputError, parseInput, type InputIssue, type InputLocation } from './validation.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -54,6 +54,10 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   tag: string;
   /** false for the few routes reachable without credentials. */
   auth: boolean;
+  /** true: the account's own settings and credentials, never reachable with an app password (403). */
+  account?: boolean;
+  /** true: reachable with any credential, a contacts-only app password's session too (logging out). */
+  anyScope?: boolean;
   params?: P;
   query?: Q;
   body?: BodySpec<B>;
@@ -73,6 +77,8 @@ export interface ApiRoute {
   description?: string;
   tag: string;
   auth: boolean;
+  account?: boolean;
+  anyScope?: boolean;
   params?: z.ZodType;
   query?: z.ZodType;
   body?: BodySpec<z.ZodType>;
@@ -110,6 +116,7 @@ export function defineRoute<
   return {
     ...rest,
     async run(request, reply) {
+      if (spec.auth && !spec.anyScope) checkAccess(requireAuth(request), spec.account === true);
       if (spec.body) checkMediaType(spec.body, request);
       // Parse everything before reporting, so one answer names every bad field.
       const issues: InputIssue[] = [];

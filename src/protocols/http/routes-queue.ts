@@ -83,6 +83,17 @@ export function queueRoutes(services: Services): ApiRoute[] {
       },
     }),
     defineRoute({
+      method: 'POST',
+      url: '/api/queue/flush',
+      tag: 'sending',
+      auth: true,
+      summary: 'Retry every scheduled and deferred entry of mail you sent, now',
+      response: { status: 200, description: 'The entries, scheduled for now', schema: items(queueEntry) },
+      async handler({ user }) {
+        return { items: (await queue.flush(user)).map(toView) };
+      },
+    }),
+    defineRoute({
       method: 'DELETE',
       url: '/api/queue/:id',
       tag: 'sending',

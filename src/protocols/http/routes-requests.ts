@@ -21,10 +21,10 @@ export function requestRoutes(services: Services): ApiRoute[] {
       tag: 'screener',
       auth: true,
       summary: 'List contact requests',
-      query: z.strictObject({ status: status.optional() }),
+      query: z.strictObject({ status: status.optional(), likelySpam: z.enum(['true', 'false']).optional() }),
       response: { status: 200, description: 'The requests, optionally of one status', schema: items(requestView) },
       async handler({ user, query }) {
-        return { items: (await screener.list(user.id, query.status)).map(toRequestView) };
+        return { items: (await screener.list(user.id, query.status, { likelySpam: query.likelySpam === 'true' })).map(toRequestView) };
       },
     }),
     defineRoute({
@@ -69,6 +69,21 @@ export function requestRoutes(services: Services): ApiRoute[] {
       notFound: unknownSender,
       async handler({ user, body }) {
         return { items: await screener.deny(user.id, body.senders) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/requests/spam',
+      tag: 'screener',
+      auth: true,
+      summary: 'Mark senders as spam',
+      description:
+        'Moves each sender\'s held messages to Junk and denies the request (without blocking the address). With [spam] learning on, each message teaches the spam filter spam, once.',
+      body: { kind: 'json', schema: z.strictObject({ senders: senderList }) },
+      response: { status: 200, description: 'Per sender, how many messages went to Junk', schema: results },
+      notFound: unknownSender,
+      async handler({ user, body }) {
+        return { items: await screener.spam(user.id, body.senders) };
       },
     }),
     defineRoute({

@@ -52,12 +52,18 @@ export const requestView = z.object({
   intro: z.string().nullable().meta({ description: "The sender's introduction from its latest Two-Way Mail notice: untrusted plain text, show it as such" }),
   status: z.enum(['pending', 'approved', 'denied']),
   held: z.number().int().meta({ description: 'Messages held in the Screener for this sender' }),
+  spamScore: z.number().nullable().meta({ description: "The spam filter's latest score for this sender's mail; null: never scanned" }),
+  likelySpam: z.boolean().meta({ description: 'The latest attempt was judged likely spam ([spam] configured)' }),
+  reputation: z
+    .object({ score: z.number(), reasons: z.array(z.string()) })
+    .meta({ description: 'What the list is ordered by (higher first), with the facts that made it' }),
 });
 
 export const actionResult = z.object({
   sender: z.string(),
   released: z.number().int().optional().meta({ description: 'Held messages moved to INBOX' }),
   dropped: z.number().int().optional().meta({ description: 'Held messages deleted' }),
+  junked: z.number().int().optional().meta({ description: 'Held messages moved to Junk' }),
 });
 
 export const mailboxView = z.object({

@@ -1,16 +1,19 @@
 /**
  * SMTP wire code (smtp-server): greeting, STARTTLS, limits, size, reply
  * mapping. It knows nothing of storage or policy; everything the server
- * decides comes through `SmtpHooks`, and every refusal a hook throws is a
- * ReplyError rendered as `code enhanced text`. Any other error becomes
- * 451 4.3.0 and its cause goes to the log, never to the client.
+ * decides comes through `SmtpHooks`, and every refusal a hook throws (a
+ * ReplyError, or a DomainError translated by ./errors.ts) is rendered as
+ * `code enhanced text`. Any other error becomes 451 4.3.0 and its cause
+ * goes to the log, never to the client.
  */
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Socket } from 'node:net';
-import { asReplyError, ReplyError } from '../../core/errors.ts';
+import { ReplyError } from '../../core/errors.ts';
+import { smtpReplyOf } from './errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
 import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
+import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
 export interface SmtpSessionInfo {
   id: string;
@@ -49,6 +52,8 @@ export interface SmtpListenerOptions {
   maxRecipients: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** Checked while DATA streams in, before any hook sees the message (core/header-limits.ts). */
+  headerLimits?: HeaderLimits;
   hooks: SmtpHooks;
   /**
    * Submission mode (RFC 6409): AUTH PLAIN/LOGIN is required, offered only
@@ -88,8 +93,8 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   });
 
   const wire = (err: unknown, session: SMTPServerSession | null): Error => {
-    const reply = asReplyError(err);
-    if (!(err instanceof ReplyError)) hooks.onError?.(err, session ? info(session) : null);
+    const { reply, fault } = smtpReplyOf(err);
+    if (fault) hooks.onError?.(err, session ? info(session) : null);
     const e = new Error(`${reply.enhanced} ${reply.text}`) as Error & { responseCode: number };
     e.responseCode = reply.code;
     return e;
@@ -168,15 +173,30 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     onData(stream: SMTPServerDataStream, session, callback) {
       const chunks: Buffer[] = [];
       let length = 0;
+      const header = new HeaderLimitChecker(options.headerLimits ?? DEFAULT_HEADER_LIMITS);
       stream.on('data', (chunk: Buffer) => {
-        // Past the limit the bytes are drained, not kept: smtp-server answers 552 5.3.4 itself.
-        if (length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
+        if (!header.done) {
+          header.push(chunk);
+          if (header.violation) chunks.length = 0;
+        }
+        // Past a limit the bytes are drained, not kept, so the session stays in step with the
+        // client; smtp-server answers 552 5.3.4 for the size itself.
+        if (header.violation === null && length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
         length += chunk.length;
+        // One chunk per turn of the event loop: without the pause, a fast client's data arrives in
+        // bursts of megabytes that are unstuffed and scanned in one go, and other listeners wait.
+        stream.pause();
+        setImmediate(() => stream.resume());
       });
       stream.on('error', (err) => callback(wire(err, session)));
       stream.on('end', () => {
         transactions.delete(session);
         if (stream.sizeExceeded) return callback();
+        const refused = header.finish();
+        if (refused) {
+          chunks.length = 0;
+          return callback(wire(refused, session));
+        }
         const envelope = {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
           to: session.envelope.rcptTo.map((a) => a.address),

@@ -3,16 +3,15 @@
  * `twm_error` member, plus `retry_after` (and the Retry-After header) on 429
  * and 503 and `max_size` with `message-too-large`.
  *
- * Only a ReplyError carrying a registered `problemCode` reaches the client
- * as itself. Anything else (a hook's plain Error, a ReplyError meant for
- * SMTP, a bug) is a fault on our side: 503 `temporarily-unavailable`, the
+ * Only a TwmError (core/twm-types.ts) reaches the client as itself. Anything else (a hook's plain Error, a ReplyError meant for
+ * SMTP, a service's DomainError, which the TWM handlers turn into registry
+ * codes themselves where one applies, a bug) is a fault on our side: 503 `temporarily-unavailable`, the
  * cause logged and never sent, since `detail` must not leak internals or
  * reveal users (6.5).
  */
 import { STATUS_CODES } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
-import { ReplyError } from '../../core/errors.ts';
-import { TWM_ERRORS, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
+import { TWM_ERRORS, TwmError, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 /** Retry-After when a 503 or 429 comes without one: the header is REQUIRED there (11.1). */
@@ -33,14 +32,12 @@ export interface TwmProblem {
 /** A refusal as the client will see it. */
 export interface TwmRefusal {
   code: TwmErrorCode;
-  error: ReplyError;
+  error: TwmError;
 }
-
-const isCode = (code: string | undefined): code is TwmErrorCode => code !== undefined && Object.hasOwn(TWM_ERRORS, code);
 
 /** The refusal to answer with: the error itself when it carries a registered code, else 503 (logged). */
 export function asTwmRefusal(err: unknown, log: FastifyBaseLogger): TwmRefusal {
-  if (err instanceof ReplyError && isCode(err.problemCode)) return { code: err.problemCode, error: err };
+  if (err instanceof TwmError) return { code: err.problemCode, error: err };
   const framework = frameworkRefusal(err);
   if (framework) {
     log.debug({ err }, 'TWM request refused by the framework');
@@ -67,7 +64,7 @@ function frameworkRefusal(err: unknown): TwmRefusal | undefined {
 }
 
 export function sendTwmProblem(reply: FastifyReply, { code, error }: TwmRefusal): FastifyReply {
-  const status = error.status ?? TWM_ERRORS[code].status;
+  const status = error.status;
   const retryable = status === 429 || status === 503;
   const retryAfter = retryable ? (error.retryAfter ?? DEFAULT_RETRY_AFTER) : undefined;
   if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));

@@ -1,5 +1,5 @@
 /**
- * 0005_imap: what the IMAP server needs on top of mailboxes and messages.
+ * 0008_imap: what the IMAP server needs on top of mailboxes and messages.
  *
  * - `mailboxes.highest_modseq` (RFC 7162): raised by one per change to the
  *   mailbox; `messages.modseq`: the mailbox's modseq of the message's last
@@ -11,7 +11,8 @@
  *   messages stored before this migration until they are first fetched.
  * - `imap_expunges`: the UIDs that left a mailbox and at which modseq, for
  *   QRESYNC's VANISHED and for other sessions to catch up.
- * - Every user gets `Drafts` and `Junk` besides INBOX, Screener, Sent, Trash.
+ * - Every user gets `Drafts` besides INBOX, Screener, Junk, Sent, Trash (and
+ *   `Junk` where 0007_spam left none: a mailbox that exists is skipped).
  *   Existing messages already have their UIDs (assigned at delivery).
  */
 import { sql, type Kysely, type Migration } from 'kysely';

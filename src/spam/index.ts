@@ -1,0 +1,47 @@
+/**
+ * The spam filter's parts for the composition root, from `[spam]`: the
+ * filter ingest scans strangers' mail with, and the worker that sends queued
+ * learning to rspamd. `createSpamFilter(null)` (no [spam] section) is null:
+ * nothing changes.
+ */
+import type { SpamConfig } from '../config/load.ts';
+import type { IngestSpamFilter } from '../ingest/ingest.ts';
+import type { SpamLearningRepository } from '../store/types.ts';
+import { startLearnWorker, type LearnWorker } from './learn-worker.ts';
+import { createRspamdClient, type RspamdClient } from './rspamd-client.ts';
+
+type Log = (obj: Record<string, unknown>, msg: string) => void;
+
+export interface SpamFilter {
+  client: RspamdClient;
+  /** For createIngest's `spam` option. */
+  ingest: IngestSpamFilter;
+  /** Whether moves and Screener decisions queue learning. */
+  learn: boolean;
+  /** Starts the learning worker (when `learn`); null otherwise. */
+  startLearning(repo: SpamLearningRepository, backoff: { baseMs: number; maxMs: number }): LearnWorker | null;
+}
+
+export function createSpamFilter(config: SpamConfig | null, log: { warn: Log; info: Log }): SpamFilter | null {
+  if (!config) return null;
+  const client = createRspamdClient({
+    url: config.url,
+    controllerUrl: config.controllerUrl,
+    password: config.password,
+    timeoutMs: config.timeoutMs,
+    maxSize: config.maxSize,
+    judge: config.judge,
+    // At most once a minute, however many messages go unscanned meanwhile.
+    onUnreachable: ({ why, error, skipped }) =>
+      log.warn({ why, error, skipped, url: config.url, onUnreachable: config.onUnreachable }, 'rspamd unreachable: mail is not scanned'),
+  });
+  return {
+    client,
+    ingest: { scan: (input) => client.scan(input), onUnreachable: config.onUnreachable },
+    learn: config.learn,
+    startLearning(repo, backoff) {
+      if (!config.learn) return null;
+      return startLearnWorker({ repo, client, backoff: { ...backoff, jitter: 0.1 }, log: log.info });
+    },
+  };
+}
