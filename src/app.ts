@@ -2,8 +2,8 @@
  * The composition root, the one place that builds the application:
  * config -> key material -> store -> resolver -> ingest -> services ->
  * decisions, with `start()` adding the workers (queue, TWM fetches,
- * decisions reconcile, sweeps) and the listeners (MX, submission, HTTP(S),
- * TWM). Construction opens the store and starts nothing, so:
+ * decisions reconcile, sweeps) and the listeners (MX, submission, IMAP,
+ * HTTP(S), TWM). Construction opens the store and starts nothing, so:
  *
  *   - `twoway start` (and tests, the demo, the benchmarks): `(await createApp(config)).start()`;
  *   - every other CLI command: `(await createApp(config)).services`, then
@@ -40,9 +40,12 @@ import { createIngest, type Ingest } from './ingest/ingest.ts';
 import { createAuthPool, type AuthPool } from './mail/auth-pool.ts';
 import type { Authenticator } from './mail/authenticate.ts';
 import { createDkimSigner } from './mail/dkim-sign.ts';
+import { autoconfigXml } from './endpoints/imap/autoconfig.ts';
+import { createImapHooks } from './endpoints/imap/hooks.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
 import { registerWeb } from './web/plugin.ts';
 import { startMetricsListener } from './protocols/http/metrics-listener.ts';
+import { startImapListener, type ImapListener } from './protocols/imap/server.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { createDecisions, type Decisions } from './services/decisions.ts';
@@ -93,6 +96,8 @@ export interface RunningServer {
   smtp: SmtpListener;
   /** The authenticated submission listener, unless disabled. */
   submission: SmtpListener | null;
+  /** The IMAP listeners, unless `[imap] enabled = false`. */
+  imap: ImapListener | null;
   worker: QueueWorker;
   decisionsWorker: DecisionsWorker;
   /** The worker that teaches rspamd, when [spam] learns. */
@@ -325,13 +330,23 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       const listener = submission;
       closers.unshift(() => listener.close());
     }
+    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
+    if (imap) closers.unshift(() => imap.close());
     const httpApp = await createHttpApp({
       services,
       carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
       log,
-      // The web app (src/web/) at `/` on the same listener.
-      extraRoutes: (http) => registerWeb(http, { services }),
       ...(config.http.tls ? { tls: materials.tls } : {}),
+      extraRoutes: (a) => {
+        // The web app (src/web/) at `/` on the same listener.
+        registerWeb(a, { services });
+        // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
+        a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
+          const address = String((req.query as Record<string, unknown>).emailaddress ?? '');
+          const domain = config.domains.find((d) => address.toLowerCase().endsWith(`@${d}`)) ?? config.domains[0]!;
+          return reply.type('application/xml; charset=utf-8').send(autoconfigXml({ hostname: config.hostname, domain, imap: config.imap, submission: config.submission }));
+        });
+      },
     });
     const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });
     closers.unshift(() => http.close());
@@ -352,6 +367,7 @@ async function startApp(app: App, materials: Materials, options: AppOptions, hin
       smtp,
       authPool,
       submission,
+      imap,
       worker,
       decisionsWorker,
       spamLearning,
@@ -484,6 +500,30 @@ async function deliverSystemMessage(ingest: Ingest, sender: string, raw: Buffer,
     raw,
     prepend: '',
     auth: { identity: null, alignedDomain: null, authenticatedDomains: [] },
+  });
+}
+
+/** IMAP (docs/imap.md): the wire code with the store's mail and the Screener's decisions behind its hooks. */
+function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger): Promise<ImapListener> {
+  const onError = (err: unknown) => log.error({ err }, 'imap error');
+  return startImapListener({
+    hostname: config.hostname,
+    host: config.imap.host,
+    port: config.imap.port,
+    tlsPort: config.imap.tlsPort,
+    tls: materials.tls,
+    allowPlaintextAuth: config.imap.allowPlaintextAuth,
+    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, onError }),
+    limits: {
+      maxLine: config.imap.maxLine,
+      maxLiteral: config.limits.messageSize,
+      commandsPerSecond: config.imap.commandsPerSecond,
+      commandBurst: config.imap.commandsPerSecond * 2,
+      maxConnections: config.imap.maxConnections,
+      maxConnectionsPerIp: config.imap.maxConnectionsPerIp,
+      idleTimeoutMs: config.imap.idleTimeoutMs,
+    },
+    onError,
   });
 }
 

@@ -340,7 +340,7 @@ describe('HTTP API', () => {
 
       const boxes = await api('GET', '/api/mailboxes', { auth: A });
       assert.equal(boxes.status, 200);
-      assert.deepEqual(boxes.body.items.map((b: { name: string }) => b.name).sort(), ['INBOX', 'Junk', 'Screener', 'Sent', 'Trash']);
+      assert.deepEqual(boxes.body.items.map((b: { name: string }) => b.name).sort(), ['Drafts', 'INBOX', 'Junk', 'Screener', 'Sent', 'Trash']);
       const inboxCount = boxes.body.items.find((b: { name: string }) => b.name === 'INBOX').count;
       assert.ok(inboxCount >= 2);
 

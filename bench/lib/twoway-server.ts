@@ -163,7 +163,7 @@ function instrumentCommits(server: BenchServer): void {
 async function main(): Promise<void> {
   const configFile = join(dir, 'twoway.toml');
   const text =
-    renderConfig({ hostname: `mx.${domain}`, domains: [domain, ...extraDomains], smtpPort, submissionPort: 0, httpPort: 0, deliveryPort, deliveryLab: deliveryPort !== undefined, metricsPort: 0, dns: [dns] })
+    renderConfig({ hostname: `mx.${domain}`, domains: [domain, ...extraDomains], smtpPort, submissionPort: 0, httpPort: 0, imapPort: 0, imapsPort: 0, deliveryPort, deliveryLab: deliveryPort !== undefined, metricsPort: 0, dns: [dns] })
       // SMTP and submission listen on `host`; outgoing SMTP leaves from it (the address SPF names).
       .replaceAll('host = "0.0.0.0"', `host = "${host}"`)
       .replace('[delivery]\n', `[delivery]\nbind_address = "${host}"\n`)

@@ -9,6 +9,7 @@ import { APP_PASSWORD_SCOPES, type AppPasswordScope } from '../core/types.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
 import { recordsToPublish, zoneLine } from './dns-records.ts';
+import { imapRecords } from './imap-records.ts';
 import { carddavRecords } from './carddav-records.ts';
 import { twmRecordsToPublish } from './twm-records.ts';
 import { CliError, EXIT, list, printJson, type CliIo } from './output.ts';
@@ -31,8 +32,10 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .option('--smtp-port <n>', 'SMTP port', portOption, 25)
     .option('--http-port <n>', 'HTTP port', portOption, 8080)
     .option('--submission-port <n>', 'submission port (STARTTLS + AUTH)', portOption, 587)
+    .option('--imap-port <n>', 'IMAP port (STARTTLS)', portOption, 143)
+    .option('--imaps-port <n>', 'IMAP port (implicit TLS)', portOption, 993)
     .option('--dns <servers>', 'DNS servers, comma-separated HOST:PORT (default: the system\'s)')
-    .action((opts: { domain: string; dir: string; hostname?: string; smtpPort: number; httpPort: number; submissionPort: number; dns?: string }) => {
+    .action((opts: { domain: string; dir: string; hostname?: string; smtpPort: number; httpPort: number; submissionPort: number; imapPort: number; imapsPort: number; dns?: string }) => {
       const dir = resolve(opts.dir);
       const file = join(dir, 'twoway.toml');
       if (existsSync(file)) throw new CliError(`${file} exists already; remove it or choose another --dir`, EXIT.conflict);
@@ -43,6 +46,8 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
         smtpPort: opts.smtpPort,
         httpPort: opts.httpPort,
         submissionPort: opts.submissionPort,
+        imapPort: opts.imapPort,
+        imapsPort: opts.imapsPort,
         dns: opts.dns ? opts.dns.split(',').map((s) => s.trim()).filter(Boolean) : [],
       });
       // Validated before it is written, so a bad --domain never leaves a broken file behind.
@@ -77,7 +82,7 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const config = await readConfig(globals(cmd));
       const materials = ensureMaterials(config);
-      const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config)];
+      const records = [...recordsToPublish(config, materials.dkim), ...twmRecordsToPublish(config, materials.twm), ...carddavRecords(config), ...imapRecords(config)];
       if (opts.json) printJson(io.stdout, records);
       else io.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });

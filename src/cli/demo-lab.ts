@@ -70,7 +70,7 @@ export async function startLab(dir: string, domains: LabDomain[], logger: Logger
     for (const d of domains) {
       const home = join(dir, d.domain);
       mkdirSync(home, { recursive: true });
-      let text = renderConfig({ hostname: `mx.${d.domain}`, domains: [d.domain], smtpPort: port, submissionPort: 0, httpPort: 0, deliveryPort: port, deliveryLab: true, metricsPort: 0, dns: [dns.address] })
+      let text = renderConfig({ hostname: `mx.${d.domain}`, domains: [d.domain], smtpPort: port, submissionPort: 0, httpPort: 0, imapPort: 0, imapsPort: 0, deliveryPort: port, deliveryLab: true, metricsPort: 0, dns: [dns.address] })
         .replaceAll('host = "0.0.0.0"', `host = "${d.host}"`)
         .replace('[delivery]\n', `[delivery]\nbind_address = "${d.host}"\nmin_backoff = "2s"\n`);
       if (d.twm) text += `\n${labTwmSection({ ca, caFile, dir: home, domain: d.domain, host: d.host, extra: ['fetch_jitter = "1s"', 'approval_delay = "1s"'] })}\n`;

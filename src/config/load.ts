@@ -24,6 +24,19 @@ export interface Config {
   smtp: { host: string; port: number };
   /** `addressLiterals`: accept address-literal recipients from users (off by default). */
   submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean };
+  imap: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    tlsPort: number;
+    allowPlaintextAuth: boolean;
+    maxConnections: number;
+    maxConnectionsPerIp: number;
+    maxConnectionsPerUser: number;
+    maxLine: number;
+    commandsPerSecond: number;
+    idleTimeoutMs: number;
+  };
   delivery: {
     port: number;
     bindAddress: string | null;
@@ -170,6 +183,19 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
     smtp: c.smtp,
     submission: { enabled: c.submission.enabled, host: c.submission.host, port: c.submission.port, addressLiterals: c.submission.address_literals },
+    imap: {
+      enabled: c.imap.enabled,
+      host: c.imap.host,
+      port: c.imap.port,
+      tlsPort: c.imap.tls_port,
+      allowPlaintextAuth: c.imap.allow_plaintext_auth,
+      maxConnections: c.imap.max_connections,
+      maxConnectionsPerIp: c.imap.max_connections_per_ip,
+      maxConnectionsPerUser: c.imap.max_connections_per_user,
+      maxLine: c.imap.max_line,
+      commandsPerSecond: c.imap.commands_per_second,
+      idleTimeoutMs: c.imap.idle_timeout,
+    },
     delivery: {
       port: c.delivery.port,
       bindAddress: c.delivery.bind_address ?? null,

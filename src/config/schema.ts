@@ -78,6 +78,25 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    imap: z
+      .object({
+        enabled: z.boolean().default(true).describe('run the IMAP listeners (docs/imap.md)'),
+        host: z.string().min(1).default('0.0.0.0').describe('address of both IMAP listeners'),
+        port: port.default(143).describe('IMAP with STARTTLS; 0 picks a free port'),
+        tls_port: port.default(993).describe('IMAP over implicit TLS; 0 picks a free port'),
+        allow_plaintext_auth: z
+          .boolean()
+          .default(false)
+          .describe('allow LOGIN and AUTHENTICATE before STARTTLS on the plain port (labs only; otherwise LOGINDISABLED until TLS)'),
+        max_connections: z.number().int().min(1).default(2000).describe('concurrent IMAP connections, both listeners together (`BYE [UNAVAILABLE]` beyond)'),
+        max_connections_per_ip: z.number().int().min(1).default(100).describe('concurrent IMAP connections per client address'),
+        max_connections_per_user: z.number().int().min(1).default(20).describe('concurrent logged-in IMAP sessions per user (`NO [LIMIT]` beyond)'),
+        max_line: z.number().int().min(1024).max(10_485_760).default(65_536).describe('longest IMAP command line in octets, literals not counted (`BAD [TOOBIG]` beyond)'),
+        commands_per_second: z.number().int().min(1).default(200).describe('IMAP commands per second per connection (bursts of twice that); beyond, commands wait'),
+        idle_timeout: duration.prefault('30m').describe('an IMAP connection with no command for this long is closed (RFC 9051: at least 30 minutes)'),
+      })
+      .strict()
+      .prefault({}),
     delivery: z
       .object({
         port: port.default(25).describe('the port of remote MX hosts; another only in labs and tests'),

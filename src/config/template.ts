@@ -6,6 +6,9 @@ export interface TemplateInput {
   httpPort: number;
   /** Default 587. */
   submissionPort?: number;
+  /** IMAP with STARTTLS and over TLS; default 143 and 993. */
+  imapPort?: number;
+  imapsPort?: number;
   /** The port of remote MX hosts; only labs and tests set it. */
   deliveryPort?: number;
   /** The metrics listener's port (default 9464); tests use 0. */
@@ -35,6 +38,13 @@ port = ${t.smtpPort}
 enabled = true
 host = "0.0.0.0"
 port = ${t.submissionPort ?? 587}
+
+[imap]
+# IMAP4rev2 (docs/imap.md): STARTTLS on port, implicit TLS on tls_port, with the [tls] pair.
+enabled = true
+host = "0.0.0.0"
+port = ${t.imapPort ?? 143}
+tls_port = ${t.imapsPort ?? 993}
 
 [delivery]
 ${t.deliveryPort !== undefined ? `port = ${t.deliveryPort}` : '# port = 25  # remote MX port; another only in labs and tests'}

@@ -7,7 +7,8 @@ export const MODES = ['open', 'screen', 'strict'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** The mailboxes every account has from creation. */
-export const MAILBOXES = ['INBOX', 'Screener', 'Junk', 'Sent', 'Trash'] as const;
+/** Every user's mailboxes (IMAP users may add folders of their own, named by any string). */
+export const MAILBOXES = ['INBOX', 'Screener', 'Junk', 'Sent', 'Drafts', 'Trash'] as const;
 export type MailboxName = (typeof MAILBOXES)[number];
 
 export interface User {

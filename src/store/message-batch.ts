@@ -10,6 +10,16 @@ import type { NewMessage } from './types.ts';
 import type { Database, Dialect } from './schema.ts';
 import { chunks, num } from './db-util.ts';
 import { upsertRequests } from './request-upsert.ts';
+import { parseStructure } from '../core/mime-structure.ts';
+
+/** A message that cannot be parsed is still stored; FETCH then computes its structure (and fails the same way, answered NO). */
+export function structureJson(raw: Buffer): string | null {
+  try {
+    return JSON.stringify(parseStructure(raw));
+  } catch {
+    return null;
+  }
+}
 
 type Tx = Transaction<Database>;
 
@@ -35,8 +45,8 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
  * concurrent writers never hand out the same UID. Mailboxes are locked in a
  * fixed order to rule out deadlocks between writers.
  */
-async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<{ mailboxId: number; uid: number }>> {
-  const out = new Array<{ mailboxId: number; uid: number }>(items.length);
+async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<{ mailboxId: number; uid: number; modseq: number }>> {
+  const out = new Array<{ mailboxId: number; uid: number; modseq: number }>(items.length);
   const indexes = items.map((_, i) => i);
   const groups = [...groupBy(indexes, (i) => `${items[i]!.userId}\n${items[i]!.mailbox}`).values()].sort((a, b) => {
     const x = items[a[0]!]!;
@@ -47,15 +57,16 @@ async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<
     const first = items[group[0]!]!;
     const row = await tx
       .updateTable('mailboxes')
-      .set((eb) => ({ uid_next: eb('uid_next', '+', group.length) }))
+      // One modseq for the whole arrival (RFC 7162: a change to the mailbox).
+      .set((eb) => ({ uid_next: eb('uid_next', '+', group.length), highest_modseq: eb('highest_modseq', '+', 1) }))
       .where('user_id', '=', first.userId)
       .where('name', '=', first.mailbox)
-      .returning(['id', 'uid_next'])
+      .returning(['id', 'uid_next', 'highest_modseq'])
       .executeTakeFirst();
     if (!row) throw new Error(`No mailbox ${first.mailbox} for user ${first.userId}`);
     const start = num(row.uid_next) - group.length;
     group.forEach((i, n) => {
-      out[i] = { mailboxId: row.id, uid: start + n };
+      out[i] = { mailboxId: row.id, uid: start + n, modseq: num(row.highest_modseq) };
     });
   }
   return out;
@@ -161,6 +172,9 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
     request_id: m.mailbox === 'Screener' ? (requestIdOf[i] ?? null) : null,
     body_id: bodyIds[i]!,
     twm_key: m.twmKey ?? null,
+    modseq: slots[i]!.modseq,
+    // Computed once here, so that IMAP FETCH never parses a stored message again.
+    structure: structureJson(m.raw),
   }));
 
   // RETURNING order is not guaranteed, so rows are matched back by (mailbox, uid), which is unique.

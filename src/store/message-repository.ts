@@ -29,11 +29,13 @@ import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
 import { chunks, durableTransaction, isForeignKeyViolation, num, toDate, unique, type Db } from './db-util.ts';
+import type { ChangeBus } from './change-bus.ts';
+import { insertExpunges, nextModseq, recordExpunges } from './modseq.ts';
 
 /** Ids per IN (...) list, below both dialects' bound-parameter limits. */
 const IDS_PER_QUERY = 1000;
 
-type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id' | 'twm_key'> & { mailbox: MailboxName };
+type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id' | 'twm_key' | 'modseq' | 'structure'> & { mailbox: MailboxName };
 
 function toSummary(row: SummaryRow): MessageSummary {
   return {
@@ -75,12 +77,17 @@ export function learnKindOfMove(from: MailboxName, to: MailboxName): LearnKind |
 export class KyselyMessageRepository implements MessageRepository {
   private readonly committer: GroupCommit<NewMessage, MessageSummary>;
 
-  constructor(private readonly s: Db) {
+  constructor(
+    private readonly s: Db,
+    private readonly bus?: ChangeBus,
+  ) {
     this.committer = new GroupCommit((items) => durableTransaction(this.s, (tx) => storeMessages(tx, this.s.dialect, items)));
   }
 
-  deliver(items: NewMessage[]): Promise<MessageSummary[]> {
-    return this.committer.submit(items);
+  async deliver(items: NewMessage[]): Promise<MessageSummary[]> {
+    const stored = await this.committer.submit(items);
+    for (const userId of unique(items.map((m) => m.userId))) this.bus?.emit(userId);
+    return stored;
   }
 
   /** Waits for queued deliveries to commit (Store.close calls it before closing the database). */
@@ -156,26 +163,30 @@ export class KyselyMessageRepository implements MessageRepository {
     return this.s.db.transaction().execute(async (tx) => {
       const target = await tx.selectFrom('mailboxes').select('id').where('user_id', '=', userId).where('name', '=', to).executeTakeFirst();
       if (!target) return 0;
-      const moving: number[] = [];
+      const moving: Array<{ id: number; from: number; uid: number }> = [];
       const learn: Array<{ messageId: number; kind: LearnKind }> = [];
       for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
         const rows = await tx
           .selectFrom('messages as m')
           .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
-          .select(['m.id', 'mb.name'])
+          .select(['m.id', 'm.mailbox_id', 'm.uid', 'mb.name'])
           .where('m.user_id', '=', userId)
           .where('m.id', 'in', part)
           .where('m.mailbox_id', '!=', target.id)
           .execute();
         for (const r of rows) {
-          moving.push(r.id);
+          moving.push({ id: r.id, from: r.mailbox_id, uid: num(r.uid) });
           const kind = teach === 'auto' ? learnKindOfMove(r.name, to) : (teach ?? null);
           if (kind) learn.push({ messageId: r.id, kind });
         }
       }
       if (moving.length === 0) return 0;
       if (learn.length > 0) await queueLearning(tx, userId, learn, new Date());
-      moving.sort((a, b) => a - b);
+      moving.sort((a, b) => a.id - b.id);
+      // Mailboxes in a fixed order (row locks on PostgreSQL): the sources by id, then the target.
+      const sourceModseq = new Map<number, number>();
+      for (const from of [...new Set(moving.map((m) => m.from))].sort((a, b) => a - b)) sourceModseq.set(from, await nextModseq(tx, from));
+      const modseq = await nextModseq(tx, target.id);
       const reserved = await tx
         .updateTable('mailboxes')
         .set((eb) => ({ uid_next: eb('uid_next', '+', moving.length) }))
@@ -183,35 +194,46 @@ export class KyselyMessageRepository implements MessageRepository {
         .returning('uid_next')
         .executeTakeFirstOrThrow();
       const start = num(reserved.uid_next) - moving.length;
+      const left = new Map<number, number[]>();
       let moved = 0;
-      for (const [n, id] of moving.entries()) {
+      for (const [n, m] of moving.entries()) {
         const res = await tx
           .updateTable('messages')
           .set({
             mailbox_id: target.id,
             uid: start + n,
+            modseq,
             // Leaving the Screener ends the message's link to its request (it is no longer held).
             ...(to === 'Screener' ? {} : { request_id: null }),
           })
-          .where('id', '=', id)
+          .where('id', '=', m.id)
           // Again here: a concurrent move (another process releasing the same mail) may have won
-          // since the select; PostgreSQL re-checks this on the row it waited for. Its UID stays unused.
-          .where('mailbox_id', '!=', target.id)
+          // since the select; PostgreSQL re-checks this on the row it waited for. Its UID stays
+          // unused, and only rows that really left their mailbox are recorded as expunged there.
+          .where('mailbox_id', '=', m.from)
           .executeTakeFirst();
-        moved += num(res.numUpdatedRows);
+        if (num(res.numUpdatedRows) === 0) continue;
+        moved += 1;
+        left.set(m.from, [...(left.get(m.from) ?? []), m.uid]);
       }
+      for (const [from, uids] of left) await insertExpunges(tx, from, uids, sourceModseq.get(from) ?? modseq);
       return moved;
+    }).then((n) => {
+      if (n > 0) this.bus?.emit(userId);
+      return n;
     });
   }
 
   async setFlags(userId: number, id: number, flags: string[]): Promise<boolean> {
-    const res = await this.s.db
-      .updateTable('messages')
-      .set({ flags: JSON.stringify(flags) })
-      .where('user_id', '=', userId)
-      .where('id', '=', id)
-      .executeTakeFirst();
-    return num(res.numUpdatedRows) > 0;
+    const changed = await this.s.db.transaction().execute(async (tx) => {
+      const row = await tx.selectFrom('messages').select('mailbox_id').where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
+      if (!row) return false;
+      const modseq = await nextModseq(tx, row.mailbox_id);
+      const res = await tx.updateTable('messages').set({ flags: JSON.stringify(flags), modseq }).where('id', '=', id).executeTakeFirst();
+      return num(res.numUpdatedRows) > 0;
+    });
+    if (changed) this.bus?.emit(userId);
+    return changed;
   }
 
   async remove(userId: number, ids: number[]): Promise<number> {
@@ -219,14 +241,23 @@ export class KyselyMessageRepository implements MessageRepository {
     const { removed, bodyIds } = await this.s.db.transaction().execute(async (tx) => {
       let removed = 0;
       const bodyIds: number[] = [];
+      const leaving = new Map<number, number[]>();
       for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
-        const rows = await tx.deleteFrom('messages').where('user_id', '=', userId).where('id', 'in', part).returning('body_id').execute();
+        const rows = await tx
+          .deleteFrom('messages')
+          .where('user_id', '=', userId)
+          .where('id', 'in', part)
+          .returning(['body_id', 'mailbox_id', 'uid'])
+          .execute();
         removed += rows.length;
         bodyIds.push(...rows.map((r) => r.body_id));
+        for (const r of rows) leaving.set(r.mailbox_id, [...(leaving.get(r.mailbox_id) ?? []), num(r.uid)]);
       }
+      for (const [mailboxId, uids] of [...leaving].sort((a, b) => a[0] - b[0])) await recordExpunges(tx, mailboxId, uids);
       return { removed, bodyIds: unique(bodyIds) };
     });
     await this.collectBodies(bodyIds);
+    if (removed > 0) this.bus?.emit(userId);
     return removed;
   }
 
@@ -238,7 +269,7 @@ export class KyselyMessageRepository implements MessageRepository {
    * crash between the two leaves an unreferenced body behind, never a
    * message without its body.
    */
-  private async collectBodies(bodyIds: number[]): Promise<void> {
+  async collectBodies(bodyIds: number[]): Promise<void> {
     for (const part of chunks(bodyIds, IDS_PER_QUERY)) {
       try {
         await this.s.db

@@ -115,6 +115,7 @@ for (const backend of backends) {
           ['Screener', 0, 1],
           ['Junk', 0, 1],
           ['Sent', 2, 3],
+          ['Drafts', 0, 1],
           ['Trash', 0, 1],
         ],
       );
@@ -313,6 +314,7 @@ for (const backend of backends) {
             ['Screener', 1, 4],
             ['Junk', 0, 1],
             ['Sent', 0, 1],
+            ['Drafts', 0, 1],
             ['Trash', 0, 1],
           ],
         );

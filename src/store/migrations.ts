@@ -13,11 +13,12 @@
 import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
 import { carddavMigration } from './migration-0004-carddav.ts';
-import { spamMigration } from './migration-0007-spam.ts';
 import { twm } from './migration-0003-twm.ts';
+import { spamMigration } from './migration-0007-spam.ts';
 import { allowlistChangesMigration } from './migration-0005-allowlist-changes.ts';
 import { appPasswordsMigration } from './migration-0006-app-passwords.ts';
 import { webSessionsMigration } from './migration-0008-web-sessions.ts';
+import { imapMigration } from './migration-0009-imap.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -202,5 +203,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0006_app_passwords': appPasswordsMigration(dialect),
     '0007_spam': spamMigration(dialect),
     '0008_web_sessions': webSessionsMigration(dialect),
+    '0009_imap': imapMigration(dialect),
   };
 }

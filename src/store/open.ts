@@ -21,6 +21,8 @@ import { migrations } from './migrations.ts';
 import { KyselyUserRepository } from './user-repository.ts';
 import { KyselyContactRepository } from './contact-repository.ts';
 import { KyselyMessageRepository } from './message-repository.ts';
+import { KyselyImapRepository } from './imap-repository.ts';
+import { createChangeBus, type ChangeBus } from './change-bus.ts';
 import { KyselyContactRequestRepository } from './contact-request-repository.ts';
 import { KyselyQueueRepository } from './queue-repository.ts';
 import { KyselyAddressBookRepository } from './address-book-repository.ts';
@@ -227,6 +229,8 @@ class KyselyStore implements Store {
   readonly addressBooks: KyselyAddressBookRepository;
   readonly twmOut: KyselyTwmOutboundRepository;
   readonly twmIn: KyselyTwmInboundRepository;
+  readonly changes: ChangeBus;
+  readonly imap: KyselyImapRepository;
   readonly spamLearning: KyselySpamLearningRepository;
   readonly webSessions: KyselyWebSessionRepository;
   private closing: Promise<void> | undefined;
@@ -234,12 +238,14 @@ class KyselyStore implements Store {
   constructor(private readonly s: Db) {
     this.users = new KyselyUserRepository(s);
     this.contacts = new KyselyContactRepository(s);
-    this.messages = new KyselyMessageRepository(s);
+    this.changes = createChangeBus();
+    this.messages = new KyselyMessageRepository(s, this.changes);
+    this.imap = new KyselyImapRepository(s, this.changes, this.messages);
     this.requests = new KyselyContactRequestRepository(s);
     this.queue = new KyselyQueueRepository(s);
     this.addressBooks = new KyselyAddressBookRepository(s);
     this.twmOut = new KyselyTwmOutboundRepository(s);
-    this.twmIn = new KyselyTwmInboundRepository(s);
+    this.twmIn = new KyselyTwmInboundRepository(s, this.changes);
     this.spamLearning = new KyselySpamLearningRepository(s);
     this.webSessions = new KyselyWebSessionRepository(s);
   }

@@ -47,6 +47,18 @@ export interface MailboxesTable {
   name: MailboxName;
   uid_validity: number;
   uid_next: number;
+  /** RFC 7162 HIGHESTMODSEQ (migration 0009). */
+  highest_modseq: Generated<number>;
+  /** 0/1 (migration 0009). */
+  subscribed: Generated<number>;
+}
+
+/** UIDs that left a mailbox, with the modseq of their removal (migration 0009). */
+export interface ImapExpungesTable {
+  id: Generated<number>;
+  mailbox_id: number;
+  uid: number;
+  modseq: number;
 }
 
 export interface MessageBodiesTable {
@@ -72,6 +84,10 @@ export interface MessagesTable {
   body_id: number;
   /** `<sender domain> <notice id>` of a message fetched over TWM (refetch idempotency); null otherwise. */
   twm_key: string | null;
+  /** The modseq of the last change (migration 0009). */
+  modseq: Generated<number>;
+  /** JSON of core/mime-structure.ts MessageStructure; null until computed (migration 0009). */
+  structure: string | null;
 }
 
 export interface ContactsTable {
@@ -231,6 +247,7 @@ export interface Database {
   twm_out_recipients: TwmOutRecipientsTable;
   twm_in_notices: TwmInNoticesTable;
   twm_in_recipients: TwmInRecipientsTable;
+  imap_expunges: ImapExpungesTable;
   allowlist_changes: AllowlistChangesTable;
   web_sessions: WebSessionsTable;
 }

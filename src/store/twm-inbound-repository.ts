@@ -12,6 +12,7 @@
  * Every write goes through one DurableWriter (group commit): durable before
  * it resolves, one fsync for concurrent handlers.
  */
+import type { ChangeBus } from './change-bus.ts';
 import { sql, type Selectable } from 'kysely';
 import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
 import type { TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmRequestTouch } from './types.ts';
@@ -91,7 +92,10 @@ function likeLiteral(text: string): string {
 export class KyselyTwmInboundRepository implements TwmInboundRepository {
   private readonly writer: DurableWriter;
 
-  constructor(private readonly s: Db) {
+  constructor(
+    private readonly s: Db,
+    private readonly bus?: ChangeBus,
+  ) {
     this.writer = new DurableWriter(s);
   }
 
@@ -183,6 +187,8 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
           touches.map((r) => ({ userId: r.userId, sender: r.sender, authDomain: r.authDomain, subject: null, intro: r.intro, at: r.at })),
         );
       });
+      // A new contact request shows in the IMAP Screener (endpoints/imap): its sessions look now.
+      for (const userId of new Set(touches.map((r) => r.userId))) this.bus?.emit(userId);
     } catch (err) {
       if (isUniqueViolation(err)) throw new StoreConflictError(`The TWM notice ${notice.id} from ${notice.senderDomain} is recorded already`);
       throw err;

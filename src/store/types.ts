@@ -7,6 +7,7 @@
  * cannot reach another user's rows by id alone (per-user isolation is
  * enforced here, not only in the API).
  */
+import type { MessageStructure } from '../core/mime-structure.ts';
 import type {
   AppPassword,
   AppPasswordScope,
@@ -357,8 +358,73 @@ export interface TwmInboundRepository {
   prune(olderThan: Date): Promise<number>;
 }
 
+/** A mailbox as IMAP sees it: the six every user has, and folders of their own (any name). */
+export interface ImapMailbox {
+  id: number;
+  userId: number;
+  name: string;
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  subscribed: boolean;
+}
+
+export interface ImapMessage {
+  id: number;
+  uid: number;
+  flags: string[];
+  modseq: number;
+  size: number;
+  internalDate: Date;
+  /** The Screener request sender this message is held for (null when not held). */
+  heldFor: string | null;
+  twmKey: string | null;
+}
+
+export interface ImapMailRepository {
+  mailboxes(userId: number): Promise<ImapMailbox[]>;
+  /** By name; `INBOX` in any case. */
+  mailbox(userId: number, name: string): Promise<ImapMailbox | undefined>;
+  /** Throws StoreConflictError if it exists. */
+  create(userId: number, name: string): Promise<ImapMailbox>;
+  /** Deletes the mailbox and its messages. */
+  remove(userId: number, name: string): Promise<boolean>;
+  /** Renames the mailbox and the ones below it (`from/...`); StoreConflictError if `to` exists. */
+  rename(userId: number, from: string, to: string): Promise<boolean>;
+  subscribe(userId: number, name: string, subscribed: boolean): Promise<boolean>;
+  counts(mailboxId: number): Promise<{ messages: number; unseen: number; deleted: number; size: number }>;
+  /** Every message of the mailbox, by UID. */
+  messages(mailboxId: number): Promise<ImapMessage[]>;
+  /** Messages changed (arrived or flags) after `modseq`, and UIDs removed after it. */
+  changesSince(mailboxId: number, modseq: number): Promise<{ changed: ImapMessage[]; expunged: number[] }>;
+  bodies(userId: number, ids: number[]): Promise<Map<number, Buffer>>;
+  /** ENVELOPE and BODYSTRUCTURE as stored (computed and stored now for messages from before migration 0009). */
+  structures(userId: number, ids: number[]): Promise<Map<number, MessageStructure>>;
+  /**
+   * Sets the flags of messages of one mailbox under one new modseq. With
+   * `unchangedSince`, messages changed after it are left alone and listed in
+   * `failed` (RFC 7162 UNCHANGEDSINCE).
+   */
+  setFlags(
+    userId: number,
+    mailboxId: number,
+    changes: Array<{ id: number; flags: string[] }>,
+    unchangedSince?: number,
+  ): Promise<{ updated: Array<{ id: number; modseq: number }>; failed: number[] }>;
+  /** Copies into another mailbox (new UIDs there, the same body); in the order given. */
+  copy(userId: number, ids: number[], targetMailboxId: number): Promise<Array<{ id: number; uid: number }>>;
+  /** Moves into another mailbox (new UIDs, expunges recorded at the source); with `onlyFrom`, only messages still in that mailbox. */
+  move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number): Promise<Array<{ id: number; uid: number }>>;
+  expunge(userId: number, mailboxId: number, ids: number[]): Promise<number>;
+}
+
+export type { ChangeBus } from './change-bus.ts';
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  readonly imap: ImapMailRepository;
+  /** Announces committed changes to a user's mailboxes (IMAP sessions listen). */
+  readonly changes: import('./change-bus.ts').ChangeBus;
   readonly users: UserRepository;
   readonly contacts: ContactRepository;
   readonly messages: MessageRepository;

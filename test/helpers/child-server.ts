@@ -208,6 +208,8 @@ export function writeChildConfig(o: ChildConfigOptions): ChildConfig {
     smtpPort: o.smtpPort,
     submissionPort: o.submissionPort,
     httpPort: 0,
+    imapPort: 0,
+    imapsPort: 0,
     deliveryPort: o.deliveryPort,
     metricsPort: 0,
     deliveryLab: true,

@@ -57,6 +57,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     smtpPort: options.smtpPort ?? 0,
     submissionPort: 0,
     httpPort: 0,
+    imapPort: 0,
+    imapsPort: 0,
     deliveryPort: options.deliveryPort,
     metricsPort: 0,
     deliveryLab: options.deliveryLab ?? options.deliveryPort !== undefined,
