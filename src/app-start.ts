@@ -1,0 +1,364 @@
+/**
+ * What `app.start()` adds to the application built by `createApp`
+ * (app.ts): the resolver, the transports, the workers (queue, TWM fetches,
+ * decisions reconcile, spam learning, sweeps) and the listeners (MX,
+ * submission, IMAP, HTTP(S) with the API, CardDAV and the web app, metrics,
+ * TWM). A module of its own, loaded by `start()` only, so that CLI commands,
+ * which never start anything, load none of it.
+ */
+import type { Logger } from 'pino';
+import type { Config } from './config/load.ts';
+import type { Materials } from './config/materials.ts';
+import { startDecisionsWorker } from './delivery/decisions-worker.ts';
+import { createLocalTransport } from './delivery/local-transport.ts';
+import { startQueueWorker } from './delivery/queue-worker.ts';
+import { createRemoteTransport } from './delivery/remote-transport.ts';
+import { createRouter } from './delivery/router.ts';
+import { createSmtpTransport } from './delivery/smtp-transport.ts';
+import { createTwmClient } from './delivery/twm-client.ts';
+import type { TwmSigningKey } from './delivery/twm-client-types.ts';
+import { startTwmFetchWorker } from './delivery/twm-fetch-worker.ts';
+import { createTwmTransport } from './delivery/twm-transport.ts';
+import type { Transport } from './delivery/types.ts';
+import { createResolver } from './dns/resolver.ts';
+import type { DnsResolver } from './dns/types.ts';
+import { createAddressBooks } from './endpoints/carddav/hooks.ts';
+import { createInboundHooks } from './endpoints/mx/hooks.ts';
+import { createPostmasterLookup } from './endpoints/mx/postmaster.ts';
+import { createSubmissionHooks } from './endpoints/submission/hooks.ts';
+import { createTwmInbox } from './endpoints/twm/inbox.ts';
+import { createTwmOutbox } from './endpoints/twm/outbox.ts';
+import type { Ingest } from './ingest/ingest.ts';
+import { createAuthPool, type AuthPool } from './mail/auth-pool.ts';
+import { autoconfigXml } from './endpoints/imap/autoconfig.ts';
+import { createImapHooks } from './endpoints/imap/hooks.ts';
+import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
+import { registerWeb } from './web/plugin.ts';
+import { startMetricsListener } from './protocols/http/metrics-listener.ts';
+import { startImapListener, type ImapListener } from './protocols/imap/server.ts';
+import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
+import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
+import type { Services } from './services/index.ts';
+import type { Metrics } from './services/metrics.ts';
+import type { Store } from './store/types.ts';
+import type { App, AppOptions, RunningServer } from './app.ts';
+
+export type Hints = { queue: () => void; fetch: () => void; decisions: () => void };
+
+export async function startApp(app: App, materials: Materials, options: AppOptions, hints: Hints): Promise<RunningServer> {
+  const { config, store, services, ingest, metrics, log, clock } = app;
+  const now = () => clock.now();
+  const closers: Array<() => Promise<void>> = [() => store.close()];
+  try {
+    const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
+
+    // Outbound: one queue, one router, one contract for local and remote delivery.
+    if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
+    const smtpTransport = createSmtpTransport({
+      resolver,
+      heloName: config.hostname,
+      port: config.delivery.port,
+      lab: config.delivery.lab,
+      // One connection per concurrent delivery to a domain's (usually single) MX host.
+      maxConnectionsPerHost: config.delivery.perDomainConcurrency,
+      ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
+      log: (obj, msg) => log.debug(obj, msg),
+    });
+    closers.unshift(() => smtpTransport.close());
+
+    // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
+    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers }) : null;
+    const worker = startQueueWorker({
+      queue: store.queue,
+      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
+      schedule: {
+        baseMs: config.delivery.minBackoffMs,
+        maxMs: config.delivery.maxBackoffMs,
+        giveUpAfterMs: config.delivery.giveUpAfterMs,
+        delayWarningAfterMs: config.delivery.delayWarningAfterMs,
+      },
+      maxActive: config.delivery.maxActive,
+      perDomainConcurrency: config.delivery.perDomainConcurrency,
+      reportingMta: config.hostname,
+      now,
+      notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
+      log: (obj, msg) => log.info(obj, msg),
+    });
+    closers.unshift(() => worker.stop());
+    hints.queue = () => worker.kick();
+    if (twmWiring) hints.fetch = () => twmWiring.fetchWorker.kick();
+
+    // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.
+    const decisionsWorker = startDecisionsWorker({ decisions: app.decisions, log: (obj, msg) => log.info(obj, msg) });
+    closers.unshift(() => decisionsWorker.stop());
+    hints.decisions = () => decisionsWorker.kick();
+    const spamLearning = app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
+    if (spamLearning) closers.unshift(() => spamLearning.stop());
+
+    // Finished queue entries stay listed for a while (twoway queue list), then go.
+    const prune = () =>
+      void store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)).catch((err: unknown) => log.error({ err }, 'queue prune failed'));
+    // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
+    const expectSweep = () => void services.contacts.sweepExpired(now()).catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed'));
+    const hourly = [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)];
+    for (const t of hourly) t.unref();
+    closers.unshift(async () => hourly.forEach((t) => clearInterval(t)));
+
+    // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
+    let authenticate = options.authenticate;
+    let authPool: AuthPool | null = null;
+    if (!authenticate) {
+      const pool = createAuthPool({
+        resolver,
+        ...(config.limits.authWorkers !== null ? { size: config.limits.authWorkers } : {}),
+        budgetMs: config.limits.authBudgetMs,
+        onEvent: (event) => log.warn(event, `authentication worker: ${event.kind}`),
+      });
+      closers.unshift(() => pool.close());
+      authenticate = pool.authenticate;
+      authPool = pool;
+    }
+    const smtp = await startSmtpListener({
+      hostname: config.hostname,
+      host: config.smtp.host,
+      port: config.smtp.port,
+      tls: materials.tls,
+      maxMessageSize: config.limits.messageSize,
+      maxRecipients: config.limits.recipients,
+      maxConnections: config.limits.connections,
+      maxConnectionsPerIp: config.limits.connectionsPerIp,
+      headerLimits: config.limits.header,
+      hooks: createInboundHooks({
+        hostname: config.hostname,
+        domains: config.domains,
+        ingest,
+        authenticate,
+        postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
+        onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
+      }),
+    });
+    closers.unshift(() => smtp.close());
+    let submission: SmtpListener | null = null;
+    if (config.submission.enabled && services.outbound) {
+      const { hooks, auth } = createSubmissionHooks({
+        hostname: config.hostname,
+        accounts: services.accounts,
+        outbound: services.outbound,
+        onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'submission error'),
+      });
+      submission = await startSmtpListener({
+        hostname: config.hostname,
+        host: config.submission.host,
+        port: config.submission.port,
+        tls: materials.tls,
+        maxMessageSize: config.limits.messageSize,
+        maxRecipients: config.limits.recipients,
+        maxConnections: config.limits.connections,
+        maxConnectionsPerIp: config.limits.connectionsPerIp,
+        headerLimits: config.limits.header,
+        hooks,
+        auth,
+      });
+      const listener = submission;
+      closers.unshift(() => listener.close());
+    }
+    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
+    if (imap) closers.unshift(() => imap.close());
+    const httpApp = await createHttpApp({
+      services,
+      carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
+      log,
+      ...(config.http.tls ? { tls: materials.tls } : {}),
+      extraRoutes: (a) => {
+        // The web app (src/web/) at `/` on the same listener.
+        registerWeb(a, { services });
+        // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
+        a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
+          const address = String((req.query as Record<string, unknown>).emailaddress ?? '');
+          const domain = config.domains.find((d) => address.toLowerCase().endsWith(`@${d}`)) ?? config.domains[0]!;
+          return reply.type('application/xml; charset=utf-8').send(autoconfigXml({ hostname: config.hostname, domain, imap: config.imap, submission: config.submission }));
+        });
+      },
+    });
+    const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });
+    closers.unshift(() => http.close());
+    // GET /metrics needs no login: a listener of its own, loopback by default, never the API's.
+    const metricsListener = config.metrics
+      ? await startMetricsListener({ ...config.metrics, render: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) })
+      : null;
+    if (metricsListener) closers.unshift(() => metricsListener.close());
+
+    const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
+    log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
+    let closed: Promise<void> | null = null;
+    return {
+      app,
+      config,
+      store,
+      services,
+      smtp,
+      authPool,
+      submission,
+      imap,
+      worker,
+      decisionsWorker,
+      spamLearning,
+      twm,
+      metrics,
+      metricsPort: metricsListener?.port ?? null,
+      clock,
+      http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
+      close: () => (closed ??= runAll(closers)),
+    };
+  } catch (err) {
+    await runAll(closers);
+    throw err;
+  }
+}
+
+interface TwmWiringInput {
+  config: Config;
+  keys: NonNullable<Materials['twm']>;
+  store: Store;
+  ingest: Ingest;
+  resolver: DnsResolver;
+  smtp: Transport;
+  metrics: Metrics;
+  log: Logger;
+  now: () => Date;
+  closers: Array<() => Promise<void>>;
+}
+
+/**
+ * Two-Way Mail's parts: the client, the remote transport that picks TWM or
+ * SMTP, the recipient's fetch worker and notice decisions, the sender's
+ * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
+ * like every listener). Closers are registered as parts start.
+ */
+function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, closers }: TwmWiringInput) {
+  if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
+  const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
+  // No clock here: signatures carry the system time, which peers check against theirs.
+  const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab });
+  closers.unshift(() => client.close());
+  const remote = createRemoteTransport({
+    smtp,
+    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, now }),
+    client,
+    outbox: store.twmOut,
+    domains: config.domains,
+  });
+  const fetchWorker = startTwmFetchWorker({
+    inbox: store.twmIn,
+    ingest,
+    client,
+    key: keyFor,
+    hostname: config.hostname,
+    maxMessageSize: config.limits.messageSize,
+    headerLimits: config.limits.header,
+    backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
+    now,
+    log: (obj, msg) => log.info(obj, msg),
+    onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
+  });
+  closers.unshift(() => fetchWorker.stop());
+  const inbox = createTwmInbox({
+    inbox: store.twmIn,
+    ingest,
+    resolver,
+    domains: config.domains,
+    maxMessageSize: config.limits.messageSize,
+    uniformAnswers: config.twm.uniformAnswers,
+    noticeRate: config.twm.noticeRate,
+    fetchJitterMs: config.twm.fetchJitterMs,
+    declineDelayMs: config.twm.declineDelayMs,
+    kick: () => fetchWorker.kick(),
+    now,
+  });
+  const outbox = createTwmOutbox({
+    outbox: store.twmOut,
+    hostname: config.hostname,
+    notifyUser: (address, raw) => deliverSystemMessage(ingest, address, raw, log),
+    log: (obj, msg) => log.info(obj, msg),
+    now,
+  });
+  // Sent notices expire (checked every minute); finished history goes after delivery.keep_history.
+  const sweep = () => void outbox.sweep().catch((err: unknown) => log.error({ err }, 'twm expiry sweep failed'));
+  const prune = () => {
+    const old = new Date(now().getTime() - config.delivery.keepHistoryMs);
+    void Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
+  };
+  const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
+  for (const t of timers) t.unref();
+  closers.unshift(async () => timers.forEach((t) => clearInterval(t)));
+
+  async function listen(): Promise<NonNullable<RunningServer['twm']>> {
+    // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
+    const authorities: string[] = [];
+    const app = await createTwmApp({
+      hooks: { ...inbox.hooks, ...outbox.hooks, onRefused: (endpoint, code) => metrics.twmRefused.inc({ endpoint, code }) },
+      authorities,
+      maxMessageSize: config.limits.messageSize,
+      clientRate: config.twm.clientRate,
+      tls: keys.tls,
+      log,
+    });
+    const listener = await startTwmListener({ host: config.twm.host, port: config.twm.port, app });
+    closers.unshift(() => listener.close());
+    const port = config.twm.publicPort ?? listener.port;
+    const authority = port === 443 ? config.twm.publicHost : `${config.twm.publicHost}:${port}`;
+    authorities.push(authority);
+    return { port: listener.port, authority, inbox, outbox, fetchWorker };
+  }
+
+  return { remote, fetchWorker, listen };
+}
+
+/**
+ * A system message (a DSN, a TWM status message) for a local sender, through
+ * the one ingest path (system origin: always INBOX).
+ */
+async function deliverSystemMessage(ingest: Ingest, sender: string, raw: Buffer, log: Logger): Promise<void> {
+  const user = await ingest.findRecipient(sender);
+  if (!user) {
+    log.warn({ sender }, 'no local mailbox for a delivery status notification; dropped');
+    return;
+  }
+  await ingest.ingest({
+    channel: 'smtp',
+    origin: 'system',
+    envelopeFrom: null,
+    recipients: [user],
+    raw,
+    prepend: '',
+    auth: { identity: null, alignedDomain: null, authenticatedDomains: [] },
+  });
+}
+
+/** IMAP (docs/imap.md): the wire code with the store's mail and the Screener's decisions behind its hooks. */
+function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger): Promise<ImapListener> {
+  const onError = (err: unknown) => log.error({ err }, 'imap error');
+  return startImapListener({
+    hostname: config.hostname,
+    host: config.imap.host,
+    port: config.imap.port,
+    tlsPort: config.imap.tlsPort,
+    tls: materials.tls,
+    allowPlaintextAuth: config.imap.allowPlaintextAuth,
+    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, onError }),
+    limits: {
+      maxLine: config.imap.maxLine,
+      maxLiteral: config.limits.messageSize,
+      commandsPerSecond: config.imap.commandsPerSecond,
+      commandBurst: config.imap.commandsPerSecond * 2,
+      maxConnections: config.imap.maxConnections,
+      maxConnectionsPerIp: config.imap.maxConnectionsPerIp,
+      idleTimeoutMs: config.imap.idleTimeoutMs,
+    },
+    onError,
+  });
+}
+
+async function runAll(closers: Array<() => Promise<void>>): Promise<void> {
+  for (const close of closers) await close().catch(() => undefined);
+}
