@@ -72,7 +72,7 @@ function operation(route: ApiRoute): JsonObject {
     responses['413'] = problemResponse('The body is too large');
     responses['415'] = problemResponse('Wrong Content-Type');
   }
-  responses['default'] = problemResponse('Any other error');
+  responses.default = problemResponse('Any other error');
 
   const op: JsonObject = {
     operationId: `${route.method.toLowerCase()}${openApiPath(route.url).replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
