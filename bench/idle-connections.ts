@@ -73,7 +73,12 @@ function treeMemory(root: number): Memory {
   const tree = new Set([root]);
   for (let grew = true; grew; ) {
     grew = false;
-    for (const [pid, ppid] of parent) if (tree.has(ppid) && !tree.has(pid)) (tree.add(pid), (grew = true));
+    for (const [pid, ppid] of parent) {
+      if (tree.has(ppid) && !tree.has(pid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
   }
   const m: Memory = { rssKb: 0, pssKb: 0, processes: 0 };
   for (const pid of tree) {
@@ -96,7 +101,10 @@ async function openIdle(port: number, n: number): Promise<{ sockets: Socket[]; o
     new Promise<void>((resolve) => {
       const s = connect({ port, host: '127.0.0.1', localAddress: SOURCES[i % SOURCES.length] });
       sockets.push(s);
-      s.setTimeout(30_000, () => (s.destroy(), resolve()));
+      s.setTimeout(30_000, () => {
+        s.destroy();
+        resolve();
+      });
       s.on('error', () => resolve());
       s.once('data', (d: Buffer) => {
         if (d.toString('latin1').startsWith('220')) open++;

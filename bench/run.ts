@@ -48,6 +48,7 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFracti
  * changed shape shows up as a missing headline, not a wrong one).
  */
 // The rows are each script's own JSON; their fields are checked where read.
+// biome-ignore lint/suspicious/noExplicitAny: rows are free-form script JSON, indexed freely and checked where read.
 function headlines(name: string, rows: any[]): Headline[] {
   const out: Headline[] = [];
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);

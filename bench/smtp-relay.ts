@@ -176,8 +176,12 @@ async function runOnce(sys: RelaySystem, n: number, tag: string): Promise<RunRes
   let submitSeconds = NaN;
   let submitError: unknown = null;
   const submitting = submitAll(sys, n, tag).then(
-    () => void (submitSeconds = elapsed()),
-    (err: unknown) => void (submitError = err),
+    () => {
+      submitSeconds = elapsed();
+    },
+    (err: unknown) => {
+      submitError = err;
+    },
   );
   let stored = before;
   for (;;) {
@@ -207,7 +211,9 @@ async function runOnce(sys: RelaySystem, n: number, tag: string): Promise<RunRes
 
 async function startTwoway(dns: EmbeddedDnsServer, cleanups: Array<() => Promise<unknown>>): Promise<RelaySystem> {
   const dirs = [mkdtempSync(join(tmpdir(), 'twoway-bench-relay-a-')), mkdtempSync(join(tmpdir(), 'twoway-bench-relay-b-'))];
-  cleanups.push(async () => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  cleanups.push(async () => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
   const port = await freePort(TW_B.host);
   const start = async (dir: string, side: { host: string; domain: string }, options: { smtpPort?: number; deliveryPort?: number }) => {
     const child = await startTwowayChild({ dir, dns: dns.address, domain: side.domain, user: `bench@${side.domain}`, host: side.host, logLevel: 'warn', ...options });

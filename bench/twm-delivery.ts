@@ -175,7 +175,9 @@ async function runOnce(s: Servers, path: Path, n: number, label: string): Promis
       accepted = m;
       submitSeconds = elapsed();
     },
-    (err: unknown) => void (submitError = err),
+    (err: unknown) => {
+      submitError = err;
+    },
   );
   let stored = before;
   for (;;) {
@@ -274,7 +276,9 @@ async function main(): Promise<void> {
     const lab = createTwmLab();
     cleanups.push(async () => lab.close());
     const dirs = [mkdtempSync(join(tmpdir(), 'twoway-bench-twm-a-')), mkdtempSync(join(tmpdir(), 'twoway-bench-twm-b-'))];
-    cleanups.push(async () => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+    cleanups.push(async () => {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    });
     // MX hosts all listen on one port (A delivers to that port on any MX).
     const smtpPort = await commonFreePort([A.host, B.host]);
     const stop = (name: string, child: TwowayChild) => async () => {

@@ -102,7 +102,9 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     const expectSweep = () => void services.contacts.sweepExpired(now()).catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed'));
     const hourly = [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)];
     for (const t of hourly) t.unref();
-    closers.unshift(async () => hourly.forEach((t) => clearInterval(t)));
+    closers.unshift(async () => {
+      for (const t of hourly) clearInterval(t);
+    });
 
     // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
     let authenticate = options.authenticate;
@@ -290,7 +292,9 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   };
   const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
   for (const t of timers) t.unref();
-  closers.unshift(async () => timers.forEach((t) => clearInterval(t)));
+  closers.unshift(async () => {
+    for (const t of timers) clearInterval(t);
+  });
 
   async function listen(): Promise<NonNullable<RunningServer['twm']>> {
     // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.

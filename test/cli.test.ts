@@ -88,7 +88,7 @@ describe('twoway CLI', () => {
     assert.deepEqual(summary.rejected.map((r) => r.line), [13, 17]);
     assert.match(summary.rejected[0]!.reason, /VERSION/);
     const again = await c(['contacts', 'import', 'ann@a.test', vcf]);
-    assert.match(again.out, /^imported 0, merged 2, rejected 2\n  line 13: .*VERSION/);
+    assert.match(again.out, /^imported 0, merged 2, rejected 2\n {2}line 13: .*VERSION/);
     const cards = JSON.parse((await c(['contacts', 'list', 'ann@a.test', '--json'])).out) as Array<{ uid: string; vcard: string }>;
     const two = cards.find((k) => k.uid === 'imp-2');
     assert.equal(two?.vcard, 'BEGIN:VCARD\r\nVERSION:3.0\r\nUID:imp-2\r\nFN:Imp Two\r\nEMAIL;TYPE=INTERNET:two@imp.test\r\nEND:VCARD\r\n', 'stored as written');

@@ -328,7 +328,7 @@ describe('crash test: kill -9 of a TWM recipient under mixed SMTP and TWM load',
     port = await commonFreePort([A_HOST, B_HOST, C_HOST]);
     const taken = new Set([port]);
     const freeOnB = async () => {
-      let p;
+      let p: Awaited<ReturnType<typeof commonFreePort>>;
       do p = await commonFreePort([B_HOST]);
       while (taken.has(p));
       taken.add(p);
@@ -531,7 +531,7 @@ describe('crash test: kill -9 of a TWM sender while its users submit and the rec
     const port = await commonFreePort([A_HOST, B_HOST]);
     const taken = new Set([port]);
     const freeOnA = async () => {
-      let p;
+      let p: Awaited<ReturnType<typeof commonFreePort>>;
       do p = await commonFreePort([A_HOST]);
       while (taken.has(p));
       taken.add(p);
@@ -599,7 +599,7 @@ describe('crash test: kill -9 of a TWM sender while its users submit and the rec
         const acked = [...load.acked];
         const dead = await openSnapshot(aConfig, conf.dir, `snapshot-${trial}`);
         let missing: string[];
-        let outbox;
+        let outbox: Awaited<ReturnType<typeof outboxByMessage>>;
         try {
           const queued = new Set((await dead.queue.list()).map((e) => e.messageId));
           missing = acked.filter(([, x]) => !x.queueId || !queued.has(x.queueId)).map(([id]) => id);

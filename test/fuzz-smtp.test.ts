@@ -78,7 +78,12 @@ async function runStream(port: number, rng: Rng): Promise<StreamResult> {
   let closed = false;
   socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
   socket.on('error', () => undefined);
-  const closedP = new Promise<void>((resolve) => socket.on('close', () => ((closed = true), resolve())));
+  const closedP = new Promise<void>((resolve) =>
+    socket.on('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
   await new Promise<void>((resolve) => socket.once('connect', resolve).once('error', () => resolve()));
   // Sometimes talk before the greeting (early talker), mostly wait for it.
   if (rng.bool(0.85)) {

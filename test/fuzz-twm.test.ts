@@ -31,7 +31,7 @@ import { checkContentDigest, checkSignatureTime, parseTwmSignature, signRequest 
 import { keyRecordValue, parseKeyRecord, rawPublicKey, splitKeyId } from '../src/core/twm-key-record.ts';
 import { keyIdOf, TWM_ERRORS, TWM_MEDIA_TYPES, TWM_PATHS, type TwmErrorCode } from '../src/core/twm-types.ts';
 import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-server.ts';
-import { forEachCase, fuzzIterations, fuzzSeed, mutateText, Rng } from './helpers/fuzz.ts';
+import { forEachCase, fuzzIterations, fuzzSeed, mutateText, type Rng } from './helpers/fuzz.ts';
 import { rawHttps, type RawHeaders, type RawHttpsTarget } from './helpers/raw-https.ts';
 import { commonFreePort, type TestServer } from './helpers/server.ts';
 import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';

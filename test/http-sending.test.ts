@@ -43,7 +43,9 @@ describe('HTTP API: sending and the queue', () => {
     assert.equal(r.status, 202);
     assert.deepEqual(r.body?.recipients, ['someone@nowhere.test']);
     const sent = await api('GET', '/api/messages?mailbox=Sent', ann);
-    assert.deepEqual((sent.body?.items as Array<{ subject: string }>).map((m) => m.subject), ['via api']);
+    const sentItems = sent.body?.items as Array<{ subject: string }> | undefined;
+    assert.ok(sentItems, 'the Sent listing has items');
+    assert.deepEqual(sentItems.map((m) => m.subject), ['via api']);
   });
 
   it('refuses a From: the user does not own with a 403 problem', async () => {
@@ -82,8 +84,11 @@ describe('HTTP API: sending and the queue', () => {
     ]);
     assert.equal((await api('POST', '/api/send', ann, { to: ['near@slow.test'], message: 'From: ann@example.test\nSubject: ann out\n\nx\n' })).status, 202);
     assert.equal((await api('POST', '/api/send', ben, { to: ['far@slow.test'], message: 'From: ben@example.test\nSubject: ben out\n\nx\n' })).status, 202);
-    const pending = async (auth: string) =>
-      ((await api('GET', '/api/queue', auth)).body?.items as Array<{ id: number; state: string; nextAttemptAt: string | null }>).filter((e) => e.state === 'scheduled' || e.state === 'deferred');
+    const pending = async (auth: string) => {
+      const items = (await api('GET', '/api/queue', auth)).body?.items as Array<{ id: number; state: string; nextAttemptAt: string | null }> | undefined;
+      assert.ok(items, 'the queue listing has items');
+      return items.filter((e) => e.state === 'scheduled' || e.state === 'deferred');
+    };
     const bens = await pending(ben);
     assert.ok(bens.length >= 1);
     const annsBefore = await pending(ann);

@@ -32,6 +32,7 @@ describe('security: app passwords', () => {
   let closeAgent: () => Promise<void>;
 
   // `any`: tests index the JSON answers freely and assert their shapes.
+  // biome-ignore lint/suspicious/noExplicitAny: tests index answers freely and assert their shapes.
   async function api(method: string, path: string, auth: string, json?: unknown): Promise<{ status: number; body: any; type: string }> {
     const res = await f(`${t.server.http.url}${path}`, {
       method,

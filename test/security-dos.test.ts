@@ -81,6 +81,7 @@ function query(filters: number, tests: number): string {
 }
 
 // `any` in the answer on purpose: tests index API answers freely and assert their shapes.
+// biome-ignore lint/suspicious/noExplicitAny: tests index answers freely and assert their shapes.
 async function apiJson(base: string, method: string, path: string, body: unknown, token?: string): Promise<{ status: number; body: any }> {
   const { request } = await import('node:https');
   return new Promise((resolve, reject) => {

@@ -350,7 +350,9 @@ async function startScripted(script: Script, host: string, port: number) {
       if (handshake) return void socket.end('this is not TLS at all\r\n');
       buffered += chunk.toString('latin1');
       let end: number;
-      while ((end = buffered.indexOf('\r\n')) >= 0) {
+      for (;;) {
+        end = buffered.indexOf('\r\n');
+        if (end < 0) break;
         const line = buffered.slice(0, end);
         buffered = buffered.slice(end + 2);
         if (inData) {

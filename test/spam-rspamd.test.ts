@@ -173,7 +173,7 @@ describe('spam filter with rspamd down', () => {
       assert.equal(view?.status, 'unscanned');
       assert.equal(view?.reason, 'unreachable');
     }
-    const reports = lines.filter((l) => l['msg'] === 'rspamd unreachable: mail is not scanned');
+    const reports = lines.filter((l) => l.msg === 'rspamd unreachable: mail is not scanned');
     assert.equal(reports.length, 1, 'one report for three unscanned messages within a minute');
   });
 });

@@ -62,9 +62,15 @@ export async function applyBeforeStart(experiments: Set<Experiment>): Promise<vo
     const caches = new WeakMap<object, Map<string, unknown>>();
     proto.prepare = function (this: object, source: string) {
       let cache = caches.get(this);
-      if (!cache) caches.set(this, (cache = new Map()));
+      if (!cache) {
+        cache = new Map();
+        caches.set(this, cache);
+      }
       let stmt = cache.get(source);
-      if (!stmt) cache.set(source, (stmt = original.call(this, source)));
+      if (!stmt) {
+        stmt = original.call(this, source);
+        cache.set(source, stmt);
+      }
       return stmt;
     };
   }

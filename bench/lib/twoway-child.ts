@@ -145,8 +145,14 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       const timer = setTimeout(() => reject(new Error(`twoway child: no "${event}" within ${timeoutMs} ms`)), timeoutMs);
       waiting.push({
         event,
-        resolve: (r) => (clearTimeout(timer), resolve(r)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
     });
   const ask = (cmd: string, event: string): Promise<Reply> => {

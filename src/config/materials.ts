@@ -123,7 +123,7 @@ function readTls(paths: { cert: string; key: string }, name: 'tls' | 'twm.cert')
 
 function readDkim(path: string, key: string, selector: string, type: 'rsa' | 'ed25519'): Materials['dkim']['rsa'] {
   const privateKey = readText(path, key);
-  let parsed;
+  let parsed: ReturnType<typeof createPrivateKey>;
   try {
     parsed = createPrivateKey(privateKey);
   } catch (err) {

@@ -29,7 +29,10 @@ test('weights share the first place in proportion', () => {
   const records = [srv('one', 10, 1), srv('three', 10, 3)];
   let state = 42;
   // A small deterministic LCG, so the test is not flaky.
-  const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
   let threeFirst = 0;
   const runs = 4000;
   for (let i = 0; i < runs; i++) if (orderSrvTargets(records, random)[0]!.target === 'three') threeFirst++;

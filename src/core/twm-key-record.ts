@@ -80,7 +80,7 @@ export function parseKeyRecord(txt: string[][]): KeyObject | null {
   if (!tags) return null;
   // `v` is the first tag, exactly TWM1 (Map keeps insertion order).
   const [first] = tags;
-  if (!first || first[0] !== 'v' || first[1] !== 'TWM1') return null;
+  if (first?.[0] !== 'v' || first[1] !== 'TWM1') return null;
   const k = tags.get('k');
   const p = tags.get('p');
   if (k !== 'ed25519' || p === undefined) return null;

@@ -113,7 +113,8 @@ export interface TwmSignature {
  */
 export function parseTwmSignature(signatureInput: string | undefined, signature: string | undefined): TwmSignature {
   if (signatureInput === undefined || signature === undefined) throw twmError('unsigned', 'no twm signature');
-  let input, sig;
+  let input: ReturnType<typeof parseDictionary>;
+  let sig: ReturnType<typeof parseDictionary>;
   try {
     input = parseDictionary(signatureInput);
     sig = parseDictionary(signature);

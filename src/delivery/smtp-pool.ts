@@ -77,7 +77,10 @@ export class ConnectionPool<T extends PoolMember> {
     const state = this.#state(lease.key);
     if (member && reusable && member.alive && !this.#closed) {
       const waiter = state.waiters.shift();
-      if (waiter) return waiter({ key: lease.key, member });
+      if (waiter) {
+        waiter({ key: lease.key, member });
+        return;
+      }
       const timer = setTimeout(() => this.forget(lease.key, member), this.#idleTimeoutMs);
       state.idle.push({ member, timer });
       return;

@@ -106,7 +106,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
   async function fetch(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
     if (n.size > options.maxMessageSize) return failed(n, rows, 'message-too-large');
     const rcpts = rows.map((r) => r.rcpt);
-    let response;
+    let response: Awaited<ReturnType<typeof options.client.post>>;
     try {
       response = await options.client.post(domainOf(n.from), TWM_PATHS.fetch(n.id), TWM_MEDIA_TYPES.fetch, fetchRequestToJson({ rcpt: rcpts }), options.key(domainOf(rcpts[0]!)), {
         maxResponse: n.size + 1,
@@ -186,7 +186,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     }));
     const rcpts = rows.map((r) => r.rcpt);
     const deadline = new Date(n.expiresAt.getTime() + TWM_RECEIPT_GRACE_MS);
-    let response;
+    let response: Awaited<ReturnType<typeof options.client.post>>;
     try {
       response = await options.client.post(domainOf(n.from), TWM_PATHS.receipt, TWM_MEDIA_TYPES.receipt, receiptToJson({ id: n.id, results }), options.key(domainOf(rcpts[0]!)), {
         maxResponse: 4096,

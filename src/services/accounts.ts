@@ -58,7 +58,7 @@ export function createAccounts(store: Pick<Store, 'users' | 'webSessions'>, doma
   const served = new Set(domains);
 
   function normalise(address: string): string {
-    let parsed;
+    let parsed: ReturnType<typeof parseAddress>;
     try {
       parsed = parseAddress(address);
     } catch (err) {

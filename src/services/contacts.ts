@@ -113,7 +113,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
   }
 
   async function put(userId: number, book: string, vcard: string, fallbackUid?: string): Promise<ContactView> {
-    let parsed;
+    let parsed: ReturnType<typeof parseContactCard>;
     try {
       parsed = parseContactCard(vcard);
     } catch (err) {
@@ -135,7 +135,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
     const { cards, problems } = splitVCards(file);
     const summary: ImportSummary = { imported: 0, merged: 0, rejected: problems.map((p) => ({ line: p.line, reason: p.problem })) };
     for (const [i, card] of cards.entries()) {
-      let parsed;
+      let parsed: ReturnType<typeof parseContactCard>;
       try {
         parsed = parseContactCard(card.text);
       } catch (err) {
@@ -201,7 +201,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
     for (const ref of await store.addressBooks.cardsWithEntryKind('expect')) {
       const card = await store.addressBooks.getCard(ref.userId, ref.book, ref.href);
       if (!card) continue;
-      let result;
+      let result: ReturnType<typeof rewriteExpectCard>;
       try {
         result = rewriteExpectCard(card.vcard, { now });
       } catch {

@@ -107,16 +107,16 @@ export function parseCheckAnswer(text: string, judge: RspamdOptions['judge']): S
   const body: unknown = JSON.parse(text);
   if (typeof body !== 'object' || body === null) throw new Error('not a JSON object');
   const o = body as Record<string, unknown>;
-  const action = o['action'];
-  const score = o['score'];
+  const action = o.action;
+  const score = o.score;
   if (typeof action !== 'string' || !(SPAM_ACTIONS as readonly string[]).includes(action)) throw new Error(`unknown action ${JSON.stringify(action)}`);
   if (typeof score !== 'number' || !Number.isFinite(score)) throw new Error('no numeric score');
-  const required = typeof o['required_score'] === 'number' ? o['required_score'] : 0;
+  const required = typeof o.required_score === 'number' ? o.required_score : 0;
   const symbols: SpamSymbol[] = [];
-  const raw = o['symbols'];
+  const raw = o.symbols;
   if (typeof raw === 'object' && raw !== null) {
     for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
-      const s = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)['score'] : undefined;
+      const s = typeof v === 'object' && v !== null ? (v as Record<string, unknown>).score : undefined;
       if (/^[A-Za-z0-9_]{1,64}$/.test(name)) symbols.push({ name, score: typeof s === 'number' && Number.isFinite(s) ? s : 0 });
     }
   }
@@ -153,9 +153,9 @@ export function createRspamdClient(options: RspamdOptions): RspamdClient {
   async function scan(input: ScanInput): Promise<SpamScan> {
     if (input.raw.length > options.maxSize) return { status: 'unscanned', why: 'too-large' };
     const headers: Record<string, string> = { 'Content-Type': 'message/rfc822', 'Pass': 'all' };
-    if (input.envelopeFrom !== null) headers['From'] = input.envelopeFrom;
-    if (input.ip) headers['IP'] = input.ip;
-    if (input.helo) headers['Helo'] = input.helo;
+    if (input.envelopeFrom !== null) headers.From = input.envelopeFrom;
+    if (input.ip) headers.IP = input.ip;
+    if (input.helo) headers.Helo = input.helo;
     if (input.queueId) headers['Queue-Id'] = input.queueId;
     let res: Response;
     try {
@@ -177,7 +177,7 @@ export function createRspamdClient(options: RspamdOptions): RspamdClient {
 
   async function learn(kind: 'spam' | 'ham', raw: Buffer): Promise<LearnOutcome> {
     const headers: Record<string, string> = { 'Content-Type': 'message/rfc822' };
-    if (options.password !== null) headers['Password'] = options.password;
+    if (options.password !== null) headers.Password = options.password;
     let res: Response;
     let text: string;
     try {

@@ -112,7 +112,7 @@ async function requestIds(tx: Tx, items: readonly NewMessage[]): Promise<Array<n
 async function upsertBodies(tx: Tx, dialect: Dialect, raws: readonly Buffer[]): Promise<number[]> {
   const hashes = raws.map((raw) => createHash('sha256').update(raw).digest('hex'));
   const bySha = new Map<string, Buffer>();
-  hashes.forEach((h, i) => bySha.set(h, raws[i]!));
+  for (const [i, h] of hashes.entries()) bySha.set(h, raws[i]!);
   const ids = new Map<string, number>();
 
   const lookup = async (shas: string[]): Promise<void> => {

@@ -136,7 +136,7 @@ for (const backend of backends) {
         assert.equal(r.length, 1);
         return r[0]!;
       });
-      results.forEach((m, i) => assert.equal(m.subject, `n${i}`, 'each caller gets its own message back'));
+      for (const [i, m] of results.entries()) assert.equal(m.subject, `n${i}`, 'each caller gets its own message back');
       assert.equal(new Set(results.map((m) => m.id)).size, 200);
 
       for (const [user, mailbox] of targets) {
@@ -166,7 +166,7 @@ for (const backend of backends) {
         store.messages.deliver([message(i === 7 ? { ...alice, id: 987_654 } : alice, 'INBOX', `m${i}`)]),
       );
       const settled = await Promise.allSettled(calls);
-      settled.forEach((s, i) => assert.equal(s.status, i === 7 ? 'rejected' : 'fulfilled', `call ${i}`));
+      for (const [i, s] of settled.entries()) assert.equal(s.status, i === 7 ? 'rejected' : 'fulfilled', `call ${i}`);
       const inbox = await store.messages.list(alice.id, { mailbox: 'INBOX' });
       assert.deepEqual(
         inbox.map((m) => m.uid),

@@ -40,7 +40,10 @@ function sqliteBackend(): TestBackend {
     name: 'sqlite',
     skip: undefined,
     // A real file, not :memory:, so that WAL and synchronous=FULL are exercised.
-    open: () => openStore(`sqlite:${(last = join(dir, `store-${++n}.db`))}`),
+    open: () => {
+      last = join(dir, `store-${++n}.db`);
+      return openStore(`sqlite:${last}`);
+    },
     url: () => `sqlite:${last}`,
     async count(table) {
       if (!TABLE.test(table)) throw new Error(`bad table ${table}`);

@@ -30,7 +30,8 @@ export function createWalSync(databasePath: string): WalSync {
     // The WAL is deleted only when the last connection closes, and ours is
     // open; the inode check still guards against syncing a replaced file.
     const current = await stat(walPath);
-    let wal = await (opened ??= openWal());
+    opened ??= openWal();
+    let wal = await opened;
     if (wal.inode !== current.ino) {
       const stale = wal.handle;
       opened = openWal();

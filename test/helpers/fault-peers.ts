@@ -75,7 +75,9 @@ function scripted(client: Socket, mode: 'stall-after-data' | 'drop-mid-data'): v
     }
     buffer += chunk.toString('latin1');
     let nl: number;
-    while ((nl = buffer.indexOf('\r\n')) >= 0 && !inData) {
+    for (;;) {
+      nl = buffer.indexOf('\r\n');
+      if (nl < 0 || inData) break;
       const line = buffer.slice(0, nl).toUpperCase();
       buffer = buffer.slice(nl + 2);
       if (line.startsWith('EHLO')) client.write('250-fake.mx\r\n250 PIPELINING\r\n');
@@ -92,14 +94,25 @@ function scripted(client: Socket, mode: 'stall-after-data' | 'drop-mid-data'): v
 function proxy(client: Socket, target: { host: string; port: number }, delayMs: number, sockets: Set<Socket>): void {
   const upstream = connect({ host: target.host, port: target.port });
   sockets.add(upstream);
-  upstream.on('close', () => (sockets.delete(upstream), client.destroy()));
+  upstream.on('close', () => {
+    sockets.delete(upstream);
+    client.destroy();
+  });
   upstream.on('error', () => client.destroy());
   client.on('close', () => upstream.destroy());
   client.on('data', (d: Buffer) => upstream.write(d));
   // Chunks keep their order: each waits for the one before it.
   let chain = Promise.resolve();
   upstream.on('data', (d: Buffer) => {
-    chain = chain.then(() => new Promise<void>((r) => setTimeout(() => (client.destroyed || client.write(d), r()), delayMs)));
+    chain = chain.then(
+      () =>
+        new Promise<void>((r) =>
+          setTimeout(() => {
+            if (!client.destroyed) client.write(d);
+            r();
+          }, delayMs),
+        ),
+    );
   });
 }
 

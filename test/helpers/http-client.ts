@@ -9,7 +9,7 @@ export interface ApiResponse {
   headers: Headers;
   contentType: string;
   /** Parsed JSON for JSON and problem+json answers, otherwise the text. */
-  // `any` on purpose: tests index answers freely and assert their shapes.
+  // biome-ignore lint/suspicious/noExplicitAny: tests index answers freely and assert their shapes.
   body: any;
   text: string;
 }

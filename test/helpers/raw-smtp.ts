@@ -9,11 +9,11 @@ export class RawSmtp {
   private constructor(private readonly socket: Socket) {
     socket.on('data', (d: Buffer) => {
       this.buffer += d.toString('latin1');
-      this.waiters.splice(0).forEach((w) => w());
+      for (const w of this.waiters.splice(0)) w();
     });
     socket.on('close', () => {
       this.closed = true;
-      this.waiters.splice(0).forEach((w) => w());
+      for (const w of this.waiters.splice(0)) w();
     });
     socket.on('error', () => undefined);
   }

@@ -55,7 +55,7 @@ export function rewriteExpectCard(
       continue;
     }
     const prop = joined.includes(':') && NAME.test(joined) ? contentLine({ line: l.line, text: joined }) : null;
-    if (!prop || prop.name !== 'x-twoway-expect') {
+    if (prop?.name !== 'x-twoway-expect') {
       kept.push(l.lines);
       if (prop && prop.name !== 'begin' && prop.name !== 'end') names.push(prop.name);
       continue;

@@ -119,7 +119,7 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
       | { status: 'uid-conflict'; href: string }
       | { status: 'invalid-card'; message: string }
     > {
-      let parsed;
+      let parsed: ReturnType<typeof parseContactCard>;
       try {
         parsed = parseContactCard(vcard);
       } catch (err) {

@@ -260,7 +260,10 @@ export function compileFilter(filter: CardFilter): CompiledFilter {
       for (const p of cardProperties(vcard)) {
         if (!names.has(p.name)) continue;
         let list = byName.get(p.name);
-        if (!list) byName.set(p.name, (list = new Instances()));
+        if (!list) {
+          list = new Instances();
+          byName.set(p.name, list);
+        }
         list.values.push(p.value);
         list.params.push(p.params);
       }

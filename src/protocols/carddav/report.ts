@@ -81,7 +81,7 @@ async function multiget<U extends DavUser>(ctx: DavContext<U>, book: string, roo
   for (const href of hrefs) {
     const path = hrefPath(href);
     const parsed = path === undefined ? undefined : parseDavPath(path);
-    if (!parsed || !parsed.ok) {
+    if (!parsed?.ok) {
       out.push(statusResponse(href, parsed?.ok === false ? parsed.status : 404));
       continue;
     }

@@ -72,7 +72,7 @@ function operation(route: ApiRoute): JsonObject {
     responses['413'] = problemResponse('The body is too large');
     responses['415'] = problemResponse('Wrong Content-Type');
   }
-  responses['default'] = problemResponse('Any other error');
+  responses.default = problemResponse('Any other error');
 
   const op: JsonObject = {
     operationId: `${route.method.toLowerCase()}${openApiPath(route.url).replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
@@ -100,7 +100,8 @@ function operation(route: ApiRoute): JsonObject {
 export function buildOpenApi(routes: readonly ApiRoute[]): JsonObject {
   const paths: Record<string, Record<string, JsonObject>> = {};
   for (const route of routes) {
-    const path = (paths[openApiPath(route.url)] ??= {});
+    paths[openApiPath(route.url)] ??= {};
+    const path = paths[openApiPath(route.url)]!;
     path[route.method.toLowerCase()] = operation(route);
   }
   return {
@@ -159,7 +160,8 @@ export function openApiRoute(routes: () => readonly ApiRoute[]): ApiRoute {
     summary: 'This document',
     response: { status: 200, description: 'The OpenAPI 3.1 document', schema: z.record(z.string(), z.unknown()) },
     async handler() {
-      return (doc ??= buildOpenApi(routes()));
+      doc ??= buildOpenApi(routes());
+      return doc;
     },
   });
 }
