@@ -107,6 +107,12 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
   const running = new Set<Promise<void>>();
   let backlog = false;
   let stopping: Promise<void> | undefined;
+  /**
+   * Entries whose round wrote their state while a poll's query was running:
+   * the query may have read them before that write, as still due, after they
+   * left the active set. One poll runs at a time (poll-loop.ts), so one set.
+   */
+  let settledDuringPoll: Set<number> | null = null;
 
   /** One step of the poll loop (delivery/poll-loop.ts): starts the due work that fits. */
   async function poll(): Promise<boolean> {
@@ -115,7 +121,16 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       return false;
     }
     const busy = active.busyDomains();
-    const due = await queue.due(clock(), batchSize, { excludeIds: [...inFlight], excludeDomains: busy });
+    const settled = new Set<number>();
+    settledDuringPoll = settled;
+    let found: QueueEntry[];
+    try {
+      found = await queue.due(clock(), batchSize, { excludeIds: [...inFlight], excludeDomains: busy });
+    } finally {
+      settledDuringPoll = null;
+    }
+    // Never deliver twice: an entry written while the query ran is not due any more.
+    const due = found.filter((e) => !settled.has(e.id));
     if (stopping) return false;
     // More may be due: the batch was full, or busy domains were left out (their turn comes when a call ends).
     let leftBehind = due.length >= batchSize || busy.length > 0;
@@ -220,6 +235,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       log({ err, id: entry.id, messageId: entry.messageId }, 'could not write a queue state; the recipient stays due');
     } finally {
       inFlight.delete(entry.id);
+      settledDuringPoll?.add(entry.id);
     }
   }
 

@@ -167,12 +167,14 @@ export interface SendOptions {
   /** Source address on loopback: 127.0.0.1 passes the test domains' SPF, 127.0.0.2 fails it. */
   localAddress?: string;
   envelopeFrom?: string;
+  /** The server's address (default 127.0.0.1). */
+  host?: string;
 }
 
 /** Sends over real SMTP with nodemailer (STARTTLS, certificate not verified: it is self-signed). */
 export async function send(o: SendOptions): Promise<string> {
   const transport = nodemailer.createTransport({
-    host: '127.0.0.1',
+    host: o.host ?? '127.0.0.1',
     port: o.port,
     localAddress: o.localAddress ?? '127.0.0.1',
     name: o.from.split('@')[1],
