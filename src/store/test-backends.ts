@@ -63,7 +63,7 @@ function sqliteBackend(): TestBackend {
 const PG_URL = process.env.TWOWAY_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function pgReachable(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 10_000 });
   try {
     await client.connect();
     await client.query('SELECT 1');

@@ -18,7 +18,7 @@ export interface PgSchema {
 }
 
 export async function pgSkipReason(): Promise<string | false> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 10_000 });
   try {
     await client.connect();
     await client.query('SELECT 1');
