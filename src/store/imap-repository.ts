@@ -4,12 +4,12 @@
  * Every write raises the mailbox's HIGHESTMODSEQ (modseq.ts) and announces
  * itself on the change bus after it committed.
  */
-import type { Selectable } from 'kysely';
+import type { Selectable, Transaction } from 'kysely';
 import { parseStructure, type MessageStructure } from '../core/mime-structure.ts';
 import type { MailboxName } from '../core/types.ts';
 import type { ImapMailbox, ImapMailRepository, ImapMessage } from './types.ts';
 import { StoreConflictError } from './types.ts';
-import type { MailboxesTable } from './schema.ts';
+import type { Database, MailboxesTable } from './schema.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
 import { nextModseq, recordExpunges } from './modseq.ts';
@@ -252,17 +252,9 @@ export class KyselyImapRepository implements ImapMailRepository {
       for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
         for (const r of await tx.selectFrom('messages').selectAll().where('user_id', '=', userId).where('id', 'in', part).execute()) rows.set(r.id, r);
       }
-      const ordered = ids.filter((id, i) => rows.has(id) && ids.indexOf(id) === i);
+      const ordered = unique(ids).filter((id) => rows.has(id));
       if (ordered.length === 0) return [];
-      const reserved = await tx
-        .updateTable('mailboxes')
-        .set((eb) => ({ uid_next: eb('uid_next', '+', ordered.length), highest_modseq: eb('highest_modseq', '+', 1) }))
-        .where('id', '=', targetMailboxId)
-        .where('user_id', '=', userId)
-        .returning(['uid_next', 'highest_modseq'])
-        .executeTakeFirstOrThrow();
-      const start = num(reserved.uid_next) - ordered.length;
-      const modseq = num(reserved.highest_modseq);
+      const { start, modseq } = await reserveUids(tx, userId, targetMailboxId, ordered.length);
       const copied: Array<{ id: number; uid: number }> = [];
       for (const [n, id] of ordered.entries()) {
         const { id: _id, ...r } = rows.get(id)!;
@@ -293,7 +285,7 @@ export class KyselyImapRepository implements ImapMailRepository {
           .execute();
         for (const r of found) rows.set(r.id, { mailbox_id: r.mailbox_id, uid: num(r.uid) });
       }
-      const ordered = ids.filter((id, i) => rows.has(id) && ids.indexOf(id) === i);
+      const ordered = unique(ids).filter((id) => rows.has(id));
       if (ordered.length === 0) return [];
       const leaving = new Map<number, number[]>();
       for (const id of ordered) {
@@ -301,15 +293,7 @@ export class KyselyImapRepository implements ImapMailRepository {
         leaving.set(r.mailbox_id, [...(leaving.get(r.mailbox_id) ?? []), r.uid]);
       }
       for (const [mailboxId, uids] of [...leaving].sort((a, b) => a[0] - b[0])) await recordExpunges(tx, mailboxId, uids);
-      const reserved = await tx
-        .updateTable('mailboxes')
-        .set((eb) => ({ uid_next: eb('uid_next', '+', ordered.length), highest_modseq: eb('highest_modseq', '+', 1) }))
-        .where('id', '=', targetMailboxId)
-        .where('user_id', '=', userId)
-        .returning(['uid_next', 'highest_modseq'])
-        .executeTakeFirstOrThrow();
-      const start = num(reserved.uid_next) - ordered.length;
-      const modseq = num(reserved.highest_modseq);
+      const { start, modseq } = await reserveUids(tx, userId, targetMailboxId, ordered.length);
       const moved: Array<{ id: number; uid: number }> = [];
       for (const [n, id] of ordered.entries()) {
         await tx.updateTable('messages').set({ mailbox_id: targetMailboxId, uid: start + n, modseq, request_id: null }).where('id', '=', id).execute();
@@ -344,4 +328,16 @@ export class KyselyImapRepository implements ImapMailRepository {
     if (removed > 0) this.bus.emit(userId);
     return removed;
   }
+}
+
+/** Takes `count` UIDs from a mailbox's UIDNEXT and one new MODSEQ for them (COPY and MOVE). */
+async function reserveUids(tx: Transaction<Database>, userId: number, mailboxId: number, count: number): Promise<{ start: number; modseq: number }> {
+  const reserved = await tx
+    .updateTable('mailboxes')
+    .set((eb) => ({ uid_next: eb('uid_next', '+', count), highest_modseq: eb('highest_modseq', '+', 1) }))
+    .where('id', '=', mailboxId)
+    .where('user_id', '=', userId)
+    .returning(['uid_next', 'highest_modseq'])
+    .executeTakeFirstOrThrow();
+  return { start: num(reserved.uid_next) - count, modseq: num(reserved.highest_modseq) };
 }
