@@ -60,7 +60,8 @@ async function expect({ host, declarations = [], address = null, trigger }) {
     await saveEntries(entries);
     return { ok: false, reason: declared.reason };
   }
-  const live = entries.find((e) => e.site === site && e.from === declared.from && (e.state === 'stored' || e.state === 'pending') && Date.parse(e.until) > Date.now());
+  // The same sign-up seen twice (a click and the submit it causes): one entry.
+  const live = entries.find((e) => e.site === site && e.from === declared.from && e.state !== 'refused' && Date.now() - Date.parse(e.created) < 10_000);
   if (live) return { ok: true, uid: live.uid, existing: true };
   const uid = `twoway-ext-${crypto.randomUUID()}`;
   const until = new Date(Math.ceil((Date.now() + settings.hours * 3_600_000) / 1000) * 1000);
