@@ -178,3 +178,8 @@ api.runtime.onMessage.addListener((message, _sender, sendResponse) => {
 api.alarms?.onAlarm.addListener(async (alarm) => {
   if (alarm.name.startsWith('retry:')) await write(alarm.name.slice('retry:'.length));
 });
+
+// First run: open the options page so the user can connect (nothing works before that).
+api.runtime.onInstalled.addListener((details) => {
+  if (details.reason === 'install') void api.runtime.openOptionsPage();
+});
