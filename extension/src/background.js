@@ -16,6 +16,10 @@ const RETRY_DELAYS_MS = [2_000, 10_000, 30_000];
 
 const registrable = (host) => getDomain(host, { allowPrivateDomains: true });
 
+// The app password stays out of content scripts' reach (Chromium; Firefox has no access levels for
+// storage.local, and its content scripts never read it: they only send messages).
+void store.setAccessLevel?.({ accessLevel: 'TRUSTED_CONTEXTS' }).catch(() => undefined);
+
 async function load() {
   const { connection = null, settings = {}, entries = [] } = await store.get(['connection', 'settings', 'entries']);
   return { connection, settings: { ...DEFAULTS, ...settings }, entries };

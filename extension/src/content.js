@@ -7,15 +7,26 @@
 import { classifyForm } from './detect.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
-let addresses = null;
+let addresses = [];
 
-async function ownAddresses() {
-  if (addresses === null) {
-    const r = await api.runtime.sendMessage({ type: 'addresses' });
-    addresses = r?.addresses ?? [];
-  }
-  return addresses;
+// Asked once when the page loads, not at submit time: a submit navigates away, and a round trip
+// to the background started then may never come back.
+async function loadAddresses() {
+  const r = await api.runtime.sendMessage({ type: 'addresses' }).catch(() => null);
+  addresses = r?.addresses ?? [];
 }
+void loadAddresses();
+// A connection made after this page loaded: asked again when the user starts filling a form.
+let asked = Date.now();
+document.addEventListener(
+  'focusin',
+  () => {
+    if (Date.now() - asked < 10_000) return;
+    asked = Date.now();
+    void loadAddresses();
+  },
+  true,
+);
 
 /** A plain description of the form for detect.js (no DOM there). */
 function describe(form) {
@@ -26,11 +37,9 @@ function describe(form) {
 }
 
 const seen = new WeakSet();
-async function onSubmit(form) {
-  if (!(form instanceof HTMLFormElement) || seen.has(form)) return;
-  const mine = await ownAddresses();
-  if (mine.length === 0) return;
-  const found = classifyForm(describe(form), mine);
+function onSubmit(form) {
+  if (!(form instanceof HTMLFormElement) || seen.has(form) || addresses.length === 0) return;
+  const found = classifyForm(describe(form), addresses);
   if (!found) return;
   seen.add(form);
   setTimeout(() => seen.delete(form), 5_000);
@@ -39,13 +48,13 @@ async function onSubmit(form) {
 }
 
 // Capture phase: before the page's own handlers can stop the event. requestSubmit() fires it too.
-document.addEventListener('submit', (e) => void onSubmit(e.target), true);
+document.addEventListener('submit', (e) => onSubmit(e.target), true);
 // Forms a script sends without a submit event (fetch after a click on the button, or Enter).
 document.addEventListener(
   'click',
   (e) => {
     const b = e.target instanceof Element ? e.target.closest('button, input[type=submit]') : null;
-    if (b?.form && (b.type === 'submit' || b.type === 'button')) void onSubmit(b.form);
+    if (b?.form && (b.type === 'submit' || b.type === 'button')) onSubmit(b.form);
   },
   true,
 );
