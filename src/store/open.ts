@@ -30,6 +30,7 @@ import { KyselyTwmOutboundRepository } from './twm-outbound-repository.ts';
 import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
 import { KyselySpamLearningRepository } from './spam-learning-repository.ts';
 import { KyselyWebSessionRepository } from './web-session-repository.ts';
+import { KyselyClusterLeaseRepository, KyselyTwmNonceRepository } from './lease-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -233,6 +234,8 @@ class KyselyStore implements Store {
   readonly imap: KyselyImapRepository;
   readonly spamLearning: KyselySpamLearningRepository;
   readonly webSessions: KyselyWebSessionRepository;
+  readonly leases: KyselyClusterLeaseRepository;
+  readonly twmNonces: KyselyTwmNonceRepository;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly s: Db) {
@@ -248,6 +251,8 @@ class KyselyStore implements Store {
     this.twmIn = new KyselyTwmInboundRepository(s, this.changes);
     this.spamLearning = new KyselySpamLearningRepository(s);
     this.webSessions = new KyselyWebSessionRepository(s);
+    this.leases = new KyselyClusterLeaseRepository(s);
+    this.twmNonces = new KyselyTwmNonceRepository(s);
   }
 
   get kind(): Dialect {
