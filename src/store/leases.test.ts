@@ -6,9 +6,8 @@
  */
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TwmInNotice } from '../core/twm-types.ts';
 import { openStore } from './open.ts';
-import type { Store } from './types.ts';
+import type { Store, TwmInNotice } from './types.ts';
 import { testBackends } from './test-backends.ts';
 
 const backends = await testBackends();
