@@ -11,7 +11,7 @@ import type { Config } from './config/load.ts';
 import type { Materials } from './config/materials.ts';
 import { startDecisionsWorker } from './delivery/decisions-worker.ts';
 import { createLocalTransport } from './delivery/local-transport.ts';
-import { startQueueWorker } from './delivery/queue-worker.ts';
+import { processOwner, startQueueWorker } from './delivery/queue-worker.ts';
 import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
@@ -38,6 +38,7 @@ import { startMetricsListener } from './protocols/http/metrics-listener.ts';
 import { startImapListener, type ImapListener } from './protocols/imap/server.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
+import { startClusterSweeps, type SweepJob } from './services/cluster-sweeps.ts';
 import type { Services } from './services/index.ts';
 import type { Metrics } from './services/metrics.ts';
 import type { Store } from './store/types.ts';
@@ -66,8 +67,10 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     });
     closers.unshift(() => smtpTransport.close());
 
+    // This process's name in the store's leases: work it claims is its own until the lease ends (docs/architecture.md, several nodes).
+    const owner = processOwner();
     // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers }) : null;
+    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers }) : null;
     const worker = startQueueWorker({
       queue: store.queue,
       route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
@@ -79,6 +82,8 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
       },
       maxActive: config.delivery.maxActive,
       perDomainConcurrency: config.delivery.perDomainConcurrency,
+      owner,
+      leaseMs: config.delivery.leaseMs,
       reportingMta: config.hostname,
       now,
       notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
@@ -95,16 +100,22 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     const spamLearning = app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
     if (spamLearning) closers.unshift(() => spamLearning.stop());
 
-    // Finished queue entries stay listed for a while (twoway queue list), then go.
-    const prune = () =>
-      void store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)).catch((err: unknown) => log.error({ err }, 'queue prune failed'));
-    // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
-    const expectSweep = () => void services.contacts.sweepExpired(now()).catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed'));
-    const hourly = [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)];
-    for (const t of hourly) t.unref();
-    closers.unshift(async () => {
-      for (const t of hourly) clearInterval(t);
+    // Periodic sweeps run once per cluster, in the process holding the store's `sweeps` lease (services/cluster-sweeps.ts).
+    const sweeps = startClusterSweeps({
+      leases: store.leases,
+      owner,
+      now,
+      log: (obj, msg) => log.info(obj, msg),
+      jobs: [
+        // Finished queue entries stay listed for a while (twoway queue list), then go.
+        { name: 'queue-prune', everyMs: 3_600_000, run: () => store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)) },
+        // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
+        { name: 'expected-senders', everyMs: 3_600_000, run: () => services.contacts.sweepExpired(now()) },
+        { name: 'twm-nonces', everyMs: 300_000, run: () => store.twmNonces.prune(now()) },
+        ...(twmWiring?.sweeps ?? []),
+      ],
     });
+    closers.unshift(() => sweeps.stop());
 
     // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
     let authenticate = options.authenticate;
@@ -228,6 +239,7 @@ interface TwmWiringInput {
   metrics: Metrics;
   log: Logger;
   now: () => Date;
+  owner: string;
   closers: Array<() => Promise<void>>;
 }
 
@@ -237,7 +249,7 @@ interface TwmWiringInput {
  * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
  * like every listener). Closers are registered as parts start.
  */
-function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, closers }: TwmWiringInput) {
+function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, owner, closers }: TwmWiringInput) {
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
@@ -259,6 +271,10 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     maxMessageSize: config.limits.messageSize,
     headerLimits: config.limits.header,
     backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
+    owner,
+    leaseMs: config.delivery.leaseMs,
+    // Notice expiry is one of the cluster-wide sweeps below.
+    expire: false,
     now,
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
@@ -275,6 +291,8 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
     kick: () => fetchWorker.kick(),
+    // In the store: a request replayed at another node (or process) is refused too.
+    nonces: store.twmNonces,
     now,
   });
   const outbox = createTwmOutbox({
@@ -284,17 +302,19 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     log: (obj, msg) => log.info(obj, msg),
     now,
   });
-  // Sent notices expire (checked every minute); finished history goes after delivery.keep_history.
-  const sweep = () => void outbox.sweep().catch((err: unknown) => log.error({ err }, 'twm expiry sweep failed'));
-  const prune = () => {
-    const old = new Date(now().getTime() - config.delivery.keepHistoryMs);
-    void Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
-  };
-  const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
-  for (const t of timers) t.unref();
-  closers.unshift(async () => {
-    for (const t of timers) clearInterval(t);
-  });
+  // Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history.
+  const sweeps: SweepJob[] = [
+    { name: 'twm-out-expiry', everyMs: 60_000, run: () => outbox.sweep() },
+    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now()) },
+    {
+      name: 'twm-prune',
+      everyMs: 3_600_000,
+      run: () => {
+        const old = new Date(now().getTime() - config.delivery.keepHistoryMs);
+        return Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]);
+      },
+    },
+  ];
 
   async function listen(): Promise<NonNullable<RunningServer['twm']>> {
     // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
@@ -315,7 +335,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     return { port: listener.port, authority, inbox, outbox, fetchWorker };
   }
 
-  return { remote, fetchWorker, listen };
+  return { remote, fetchWorker, sweeps, listen };
 }
 
 /**
