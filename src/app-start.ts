@@ -90,7 +90,10 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
       log: (obj, msg) => log.info(obj, msg),
     });
     closers.unshift(() => worker.stop());
-    hints.queue = () => worker.kick();
+    // "Due now" reaches every node's queue worker (LISTEN/NOTIFY on PostgreSQL); polling is the fallback.
+    const unsubscribe = store.signals.onQueued(() => worker.kick());
+    closers.unshift(async () => unsubscribe());
+    hints.queue = () => store.signals.queued();
     if (twmWiring) hints.fetch = () => twmWiring.fetchWorker.kick();
 
     // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.

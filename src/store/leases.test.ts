@@ -143,6 +143,37 @@ for (const backend of backends) {
       assert.equal(await store.leases.acquire('sweep', 'node-a', at(92), 60_000), true);
     });
 
+    test('events reach other processes: LISTEN/NOTIFY on PostgreSQL, in-process on SQLite', async () => {
+      const other = await openStore(backend.url());
+      try {
+        const heard = (register: (resolve: () => void) => void) =>
+          new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), 5000);
+            register(() => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+          });
+        // The other store's LISTEN connection comes up asynchronously: announce until it hears.
+        const mail = heard((resolve) => other.changes.on(7, resolve));
+        const queued = heard((resolve) => other.signals.onQueued(resolve));
+        const local = heard((resolve) => store.signals.onQueued(resolve));
+        const pump = setInterval(() => {
+          store.changes.emit(7);
+          store.signals.queued();
+        }, 100);
+        try {
+          assert.equal(await local, true, 'the announcing process hears its own signal');
+          assert.equal(await mail, backend.name === 'postgres', 'new mail for user 7 reaches the other process only through PostgreSQL');
+          assert.equal(await queued, backend.name === 'postgres', 'so does "a queue entry is due now"');
+        } finally {
+          clearInterval(pump);
+        }
+      } finally {
+        await other.close();
+      }
+    });
+
     test('a nonce is accepted once, across connections, until it expires', async () => {
       const other = await openStore(backend.url());
       try {

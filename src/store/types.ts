@@ -489,6 +489,8 @@ export interface Store {
   readonly webSessions: WebSessionRepository;
   readonly leases: ClusterLeaseRepository;
   readonly twmNonces: TwmNonceRepository;
+  /** Events for every process on the store: LISTEN/NOTIFY on PostgreSQL, in-process on SQLite (pg-notify.ts). */
+  readonly signals: import('./pg-notify.ts').StoreSignals;
   close(): Promise<void>;
 }
 
