@@ -174,7 +174,7 @@ describe('three nodes on one PostgreSQL: kill -9 one mid-load', { skip, timeout:
         await eventually(async () => (await query(schema.name, `SELECT 1 FROM queue_recipients WHERE lease_owner LIKE $1 AND state IN ('scheduled', 'deferred')`, [owner])).length === 0, 30_000, "the dead node's leases to be taken over");
         takeovers.push(Date.now() - killedAt);
         t.diagnostic(`kill ${kill + 1}: node ${HOSTS[kill % nodes.length]} (pid ${pid}) held ${held.length} queue entries; taken over after ${Date.now() - killedAt} ms (lease ${LEASE_S} s)`);
-        if (kill + 1 < KILLS) await victim.start();
+        if (kill + 1 < KILLS) await victim.start(90_000);
       }
       await sleep(500);
     } finally {
