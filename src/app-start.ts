@@ -46,163 +46,32 @@ import type { App, AppOptions, RunningServer } from './app.ts';
 
 export type Hints = { queue: () => void; fetch: () => void; decisions: () => void };
 
+/** What the parts of `startApp` share; each part adds its closers in start order. */
+interface StartContext {
+  app: App;
+  materials: Materials;
+  options: AppOptions;
+  hints: Hints;
+  closers: Array<() => Promise<void>>;
+  resolver: DnsResolver;
+  now: () => Date;
+  /** This process's name in the store's leases: work it claims is its own until the lease ends (docs/architecture.md 12). */
+  owner: string;
+}
+
 export async function startApp(app: App, materials: Materials, options: AppOptions, hints: Hints): Promise<RunningServer> {
-  const { config, store, services, ingest, metrics, log, clock } = app;
+  const { config, store, services, metrics, log, clock } = app;
   const now = () => clock.now();
   const closers: Array<() => Promise<void>> = [() => store.close()];
   try {
     const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
-
-    // Outbound: one queue, one router, one contract for local and remote delivery.
-    if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
-    const smtpTransport = createSmtpTransport({
-      resolver,
-      heloName: config.hostname,
-      port: config.delivery.port,
-      lab: config.delivery.lab,
-      // One connection per concurrent delivery to a domain's (usually single) MX host.
-      maxConnectionsPerHost: config.delivery.perDomainConcurrency,
-      ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
-      log: (obj, msg) => log.debug(obj, msg),
-    });
-    closers.unshift(() => smtpTransport.close());
-
-    // This process's name in the store's leases: work it claims is its own until the lease ends (docs/architecture.md, several nodes).
-    const owner = processOwner();
-    // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers }) : null;
-    const worker = startQueueWorker({
-      queue: store.queue,
-      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
-      schedule: {
-        baseMs: config.delivery.minBackoffMs,
-        maxMs: config.delivery.maxBackoffMs,
-        giveUpAfterMs: config.delivery.giveUpAfterMs,
-        delayWarningAfterMs: config.delivery.delayWarningAfterMs,
-      },
-      maxActive: config.delivery.maxActive,
-      perDomainConcurrency: config.delivery.perDomainConcurrency,
-      owner,
-      leaseMs: config.delivery.leaseMs,
-      reportingMta: config.hostname,
-      now,
-      notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
-      log: (obj, msg) => log.info(obj, msg),
-    });
-    closers.unshift(() => worker.stop());
-    // "Due now" reaches every node's queue worker (LISTEN/NOTIFY on PostgreSQL); polling is the fallback.
-    const unsubscribe = store.signals.onQueued(() => worker.kick());
-    closers.unshift(async () => unsubscribe());
-    hints.queue = () => store.signals.queued();
-    if (twmWiring) hints.fetch = () => twmWiring.fetchWorker.kick();
-
-    // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.
-    const decisionsWorker = startDecisionsWorker({ decisions: app.decisions, log: (obj, msg) => log.info(obj, msg) });
-    closers.unshift(() => decisionsWorker.stop());
-    hints.decisions = () => decisionsWorker.kick();
-    const spamLearning = app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
-    if (spamLearning) closers.unshift(() => spamLearning.stop());
-
-    // Periodic sweeps run once per cluster, in the process holding the store's `sweeps` lease (services/cluster-sweeps.ts).
-    const sweeps = startClusterSweeps({
-      leases: store.leases,
-      owner,
-      now,
-      log: (obj, msg) => log.info(obj, msg),
-      jobs: [
-        // Finished queue entries stay listed for a while (twoway queue list), then go.
-        { name: 'queue-prune', everyMs: 3_600_000, run: () => store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)) },
-        // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
-        { name: 'expected-senders', everyMs: 3_600_000, run: () => services.contacts.sweepExpired(now()) },
-        { name: 'twm-nonces', everyMs: 300_000, run: () => store.twmNonces.prune(now()) },
-        ...(twmWiring?.sweeps ?? []),
-      ],
-    });
-    closers.unshift(() => sweeps.stop());
-
-    // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
-    let authenticate = options.authenticate;
-    let authPool: AuthPool | null = null;
-    if (!authenticate) {
-      const pool = createAuthPool({
-        resolver,
-        ...(config.limits.authWorkers !== null ? { size: config.limits.authWorkers } : {}),
-        budgetMs: config.limits.authBudgetMs,
-        onEvent: (event) => log.warn(event, `authentication worker: ${event.kind}`),
-      });
-      closers.unshift(() => pool.close());
-      authenticate = pool.authenticate;
-      authPool = pool;
-    }
-    const smtp = await startSmtpListener({
-      hostname: config.hostname,
-      host: config.smtp.host,
-      port: config.smtp.port,
-      tls: materials.tls,
-      maxMessageSize: config.limits.messageSize,
-      maxRecipients: config.limits.recipients,
-      maxConnections: config.limits.connections,
-      maxConnectionsPerIp: config.limits.connectionsPerIp,
-      headerLimits: config.limits.header,
-      hooks: createInboundHooks({
-        hostname: config.hostname,
-        domains: config.domains,
-        ingest,
-        authenticate,
-        postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
-        onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
-      }),
-    });
-    closers.unshift(() => smtp.close());
-    let submission: SmtpListener | null = null;
-    if (config.submission.enabled && services.outbound) {
-      const { hooks, auth } = createSubmissionHooks({
-        hostname: config.hostname,
-        accounts: services.accounts,
-        outbound: services.outbound,
-        onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'submission error'),
-      });
-      submission = await startSmtpListener({
-        hostname: config.hostname,
-        host: config.submission.host,
-        port: config.submission.port,
-        tls: materials.tls,
-        maxMessageSize: config.limits.messageSize,
-        maxRecipients: config.limits.recipients,
-        maxConnections: config.limits.connections,
-        maxConnectionsPerIp: config.limits.connectionsPerIp,
-        headerLimits: config.limits.header,
-        hooks,
-        auth,
-      });
-      const listener = submission;
-      closers.unshift(() => listener.close());
-    }
+    const ctx: StartContext = { app, materials, options, hints, closers, resolver, now, owner: processOwner() };
+    const { twmWiring, worker } = startOutbound(ctx);
+    const { decisionsWorker, spamLearning } = startBackground(ctx, twmWiring?.sweeps ?? []);
+    const { smtp, authPool, submission } = await startMailListeners(ctx);
     const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
     if (imap) closers.unshift(() => imap.close());
-    const httpApp = await createHttpApp({
-      services,
-      carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
-      log,
-      ...(config.http.tls ? { tls: materials.tls } : {}),
-      extraRoutes: (a) => {
-        // The web app (src/web/) at `/` on the same listener.
-        registerWeb(a, { services });
-        // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
-        a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
-          const address = String((req.query as Record<string, unknown>).emailaddress ?? '');
-          const domain = config.domains.find((d) => address.toLowerCase().endsWith(`@${d}`)) ?? config.domains[0]!;
-          return reply.type('application/xml; charset=utf-8').send(autoconfigXml({ hostname: config.hostname, domain, imap: config.imap, submission: config.submission }));
-        });
-      },
-    });
-    const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });
-    closers.unshift(() => http.close());
-    // GET /metrics needs no login: a listener of its own, loopback by default, never the API's.
-    const metricsListener = config.metrics
-      ? await startMetricsListener({ ...config.metrics, render: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) })
-      : null;
-    if (metricsListener) closers.unshift(() => metricsListener.close());
+    const { http, metricsListener } = await startHttp(ctx);
 
     const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
@@ -230,6 +99,182 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     await runAll(closers);
     throw err;
   }
+}
+
+
+/** The SMTP transport, TWM (when keyed) and the queue worker over the router. */
+function startOutbound(ctx: StartContext) {
+  const { config, store, ingest, metrics, log } = ctx.app;
+  const { closers, now, hints, materials, resolver, owner } = ctx;
+  // Outbound: one queue, one router, one contract for local and remote delivery.
+  if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
+  const smtpTransport = createSmtpTransport({
+    resolver,
+    heloName: config.hostname,
+    port: config.delivery.port,
+    lab: config.delivery.lab,
+    // One connection per concurrent delivery to a domain's (usually single) MX host.
+    maxConnectionsPerHost: config.delivery.perDomainConcurrency,
+    ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
+    log: (obj, msg) => log.debug(obj, msg),
+  });
+  closers.unshift(() => smtpTransport.close());
+
+  // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
+  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers }) : null;
+  const worker = startQueueWorker({
+    queue: store.queue,
+    route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
+    schedule: {
+      baseMs: config.delivery.minBackoffMs,
+      maxMs: config.delivery.maxBackoffMs,
+      giveUpAfterMs: config.delivery.giveUpAfterMs,
+      delayWarningAfterMs: config.delivery.delayWarningAfterMs,
+    },
+    maxActive: config.delivery.maxActive,
+    perDomainConcurrency: config.delivery.perDomainConcurrency,
+    owner,
+    leaseMs: config.delivery.leaseMs,
+    reportingMta: config.hostname,
+    now,
+    notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
+    log: (obj, msg) => log.info(obj, msg),
+  });
+  closers.unshift(() => worker.stop());
+  // "Due now" reaches every node's queue worker (LISTEN/NOTIFY on PostgreSQL); polling is the fallback.
+  const unsubscribe = store.signals.onQueued(() => worker.kick());
+  closers.unshift(async () => unsubscribe());
+  hints.queue = () => store.signals.queued();
+  if (twmWiring) hints.fetch = () => twmWiring.fetchWorker.kick();
+
+  return { twmWiring, worker };
+}
+
+/** The decisions worker, spam learning and the periodic sweeps (once per cluster: services/cluster-sweeps.ts). */
+function startBackground(ctx: StartContext, twmSweeps: SweepJob[]) {
+  const { config, store, log, services } = ctx.app;
+  const { closers, now, hints, owner } = ctx;
+  // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.
+  const decisionsWorker = startDecisionsWorker({ decisions: ctx.app.decisions, log: (obj, msg) => log.info(obj, msg) });
+  closers.unshift(() => decisionsWorker.stop());
+  hints.decisions = () => decisionsWorker.kick();
+  const spamLearning = ctx.app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
+  if (spamLearning) closers.unshift(() => spamLearning.stop());
+
+  // Periodic sweeps run in the one process holding the store's `sweeps` lease.
+  const sweeps = startClusterSweeps({
+    leases: store.leases,
+    owner,
+    now,
+    log: (obj, msg) => log.info(obj, msg),
+    jobs: [
+      // Finished queue entries stay listed for a while (twoway queue list), then go.
+      { name: 'queue-prune', everyMs: 3_600_000, run: () => store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)) },
+      // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
+      { name: 'expected-senders', everyMs: 3_600_000, run: () => services.contacts.sweepExpired(now()) },
+      { name: 'twm-nonces', everyMs: 300_000, run: () => store.twmNonces.prune(now()) },
+      ...twmSweeps,
+    ],
+  });
+  closers.unshift(() => sweeps.stop());
+
+  return { decisionsWorker, spamLearning };
+}
+
+/** The authentication pool (unless given), the MX listener and the submission listener. */
+async function startMailListeners(ctx: StartContext) {
+  const { config, store, ingest, log, services } = ctx.app;
+  const { closers, materials, resolver, options } = ctx;
+  // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
+  let authenticate = options.authenticate;
+  let authPool: AuthPool | null = null;
+  if (!authenticate) {
+    const pool = createAuthPool({
+      resolver,
+      ...(config.limits.authWorkers !== null ? { size: config.limits.authWorkers } : {}),
+      budgetMs: config.limits.authBudgetMs,
+      onEvent: (event) => log.warn(event, `authentication worker: ${event.kind}`),
+    });
+    closers.unshift(() => pool.close());
+    authenticate = pool.authenticate;
+    authPool = pool;
+  }
+  const smtp = await startSmtpListener({
+    hostname: config.hostname,
+    host: config.smtp.host,
+    port: config.smtp.port,
+    tls: materials.tls,
+    maxMessageSize: config.limits.messageSize,
+    maxRecipients: config.limits.recipients,
+    maxConnections: config.limits.connections,
+    maxConnectionsPerIp: config.limits.connectionsPerIp,
+    headerLimits: config.limits.header,
+    hooks: createInboundHooks({
+      hostname: config.hostname,
+      domains: config.domains,
+      ingest,
+      authenticate,
+      postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
+      onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
+    }),
+  });
+  closers.unshift(() => smtp.close());
+  let submission: SmtpListener | null = null;
+  if (config.submission.enabled && services.outbound) {
+    const { hooks, auth } = createSubmissionHooks({
+      hostname: config.hostname,
+      accounts: services.accounts,
+      outbound: services.outbound,
+      onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'submission error'),
+    });
+    submission = await startSmtpListener({
+      hostname: config.hostname,
+      host: config.submission.host,
+      port: config.submission.port,
+      tls: materials.tls,
+      maxMessageSize: config.limits.messageSize,
+      maxRecipients: config.limits.recipients,
+      maxConnections: config.limits.connections,
+      maxConnectionsPerIp: config.limits.connectionsPerIp,
+      headerLimits: config.limits.header,
+      hooks,
+      auth,
+    });
+    const listener = submission;
+    closers.unshift(() => listener.close());
+  }
+  return { smtp, authPool, submission };
+}
+
+/** The HTTP(S) listener (API, CardDAV, web app, autoconfig) and the metrics listener. */
+async function startHttp(ctx: StartContext) {
+  const { config, store, metrics, log, services } = ctx.app;
+  const { closers, hints, materials } = ctx;
+  const httpApp = await createHttpApp({
+    services,
+    carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
+    log,
+    ...(config.http.tls ? { tls: materials.tls } : {}),
+    extraRoutes: (a) => {
+      // The web app (src/web/) at `/` on the same listener.
+      registerWeb(a, { services });
+      // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
+      a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
+        const address = String((req.query as Record<string, unknown>).emailaddress ?? '');
+        const domain = config.domains.find((d) => address.toLowerCase().endsWith(`@${d}`)) ?? config.domains[0]!;
+        return reply.type('application/xml; charset=utf-8').send(autoconfigXml({ hostname: config.hostname, domain, imap: config.imap, submission: config.submission }));
+      });
+    },
+  });
+  const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });
+  closers.unshift(() => http.close());
+  // GET /metrics needs no login: a listener of its own, loopback by default, never the API's.
+  const metricsListener = config.metrics
+    ? await startMetricsListener({ ...config.metrics, render: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) })
+    : null;
+  if (metricsListener) closers.unshift(() => metricsListener.close());
+
+  return { http, metricsListener };
 }
 
 interface TwmWiringInput {
@@ -276,7 +321,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
     owner,
     leaseMs: config.delivery.leaseMs,
-    // Notice expiry is one of the cluster-wide sweeps below.
+    // Notice expiry is one of the cluster-wide sweeps (startBackground).
     expire: false,
     now,
     log: (obj, msg) => log.info(obj, msg),
