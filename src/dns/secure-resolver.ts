@@ -24,24 +24,12 @@ import { getServers } from 'node:dns';
 import { connect, isIPv6 } from 'node:net';
 import { randomInt } from 'node:crypto';
 import * as packet from 'dns-packet';
-import type { Answer, DecodedPacket } from 'dns-packet';
+import type { DecodedPacket } from 'dns-packet';
+import type { SecureAnswer, SecureRcode, SecureResolver } from './types.ts';
 import { TtlCache } from './ttl-cache.ts';
 import { canonicalName } from './names.ts';
 
-export type SecureRcode = 'NOERROR' | 'NXDOMAIN' | 'SERVFAIL';
-
-export interface SecureAnswer {
-  rcode: SecureRcode;
-  /** The resolver set AD: every record in the answer (or the denial) was validated. */
-  authenticated: boolean;
-  /** Answer-section records of the type asked for, owned by the name asked for or its CNAME chain. */
-  records: Answer[];
-}
-
-export interface SecureResolver {
-  query(name: string, type: 'SRV' | 'TXT' | 'TLSA' | 'A' | 'AAAA'): Promise<SecureAnswer>;
-  clearCache(): void;
-}
+export type { SecureAnswer, SecureRcode, SecureResolver } from './types.ts';
 
 export interface SecureResolverOptions {
   /** As `[dns] servers`; empty: the system's resolvers. */
@@ -99,7 +87,7 @@ export function createSecureResolver(options: SecureResolverOptions = {}): Secur
       }
       const answer = await pending;
       if (answer.rcode !== 'SERVFAIL') {
-        const ttl = answer.records.length > 0 ? Math.min(...answer.records.map((r) => ('ttl' in r ? (r.ttl ?? 0) : 0))) : NEGATIVE_TTL_SECONDS;
+        const ttl = answer.records.length > 0 ? Math.min(...answer.records.map((r) => r.ttl)) : NEGATIVE_TTL_SECONDS;
         cache.set(key, answer, Math.min(ttl, cap));
       }
       return structuredClone(answer);
@@ -123,7 +111,9 @@ function toAnswer(reply: DecodedPacket, name: string, type: string, rcode: Secur
       }
     }
   }
-  const records = answers.filter((a) => a.type === type && owners.has(canonicalName(a.name)));
+  const records = answers
+    .filter((a) => a.type === type && owners.has(canonicalName(a.name)))
+    .map((a) => ({ name: a.name, type: a.type, ttl: 'ttl' in a ? (a.ttl ?? 0) : 0, data: 'data' in a ? a.data : undefined }));
   return { rcode, authenticated, records };
 }
 
