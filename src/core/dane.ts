@@ -43,7 +43,7 @@ export function parseTlsa(value: unknown): TlsaRecord | null {
   const v = value as Record<string, unknown>;
   const { usage, selector, matchingType } = v;
   const data = v.certificate;
-  if (!isByte(usage) || !isByte(selector) || !isByte(matchingType) || !Buffer.isBuffer(data)) return null;
+  if (!isByte(usage) || !isByte(selector) || !isByte(matchingType) || !(data instanceof Uint8Array)) return null;
   if (usage > 3 || selector > 1 || matchingType > 2 || data.length === 0) return null;
   const want = DIGEST_LENGTH[matchingType];
   if (want !== undefined && data.length !== want) return null;

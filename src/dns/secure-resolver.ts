@@ -79,7 +79,7 @@ export function createSecureResolver(options: SecureResolverOptions = {}): Secur
     async query(name, type) {
       const key = `${type} ${canonicalName(name)}`;
       const hit = cache.get(key);
-      if (hit) return structuredClone(hit);
+      if (hit) return copy(hit);
       let pending = inFlight.get(key);
       if (!pending) {
         pending = fromNetwork(canonicalName(name), type).finally(() => inFlight.delete(key));
@@ -90,10 +90,19 @@ export function createSecureResolver(options: SecureResolverOptions = {}): Secur
         const ttl = answer.records.length > 0 ? Math.min(...answer.records.map((r) => r.ttl)) : NEGATIVE_TTL_SECONDS;
         cache.set(key, answer, Math.min(ttl, cap));
       }
-      return structuredClone(answer);
+      return copy(answer);
     },
     clearCache: () => cache.clear(),
   };
+}
+
+/**
+ * A copy the caller may change without touching the cache. Not
+ * structuredClone: it turns Buffers (TXT strings, TLSA data) into plain
+ * Uint8Arrays; nobody mutates `data`, so it is shared.
+ */
+function copy(answer: SecureAnswer): SecureAnswer {
+  return { ...answer, records: answer.records.map((r) => ({ ...r })) };
 }
 
 /** The records that answer the question: the type asked for, at the name or along its CNAME chain. */

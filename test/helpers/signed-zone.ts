@@ -70,7 +70,7 @@ const CNAME = 5;
 export interface SignedZoneServer {
   readonly address: string;
   readonly port: number;
-  /** Replaces the served records (a re-signed zone). */
+  /** Replaces the served records (a re-signed zone) and ends any spoofing. */
   load(records: RawRecord[]): void;
   /** Rewrites the rdata of `name`'s records of `type` after signing: their signatures no longer verify. */
   tamper(name: string, type: number, data: Buffer): void;
@@ -134,6 +134,7 @@ export async function startSignedZoneServer(origin: string, initial: RawRecord[]
     port,
     load: (next) => {
       records = next;
+      spoofed.clear();
     },
     tamper: (name, type, data) => {
       records = records.map((r) => (r.name === lower(name) && r.type === type ? { ...r, data } : r));
