@@ -33,7 +33,7 @@ export function dnssecParts(config: Config, resolver: DnsResolver, trustAnchors:
   if (mode === 'off') return { client: {} satisfies Partial<TwmClientOptions>, lookupKey: undefined };
   const onProblem = oncePerDomainPerHour((domain, problem) => log.warn({ domain, problem }, 'twm: DNS record or policy problem'));
   const secure = createSecureResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
-  const policies = createPolicySource({ resolver, trustAnchors, lab: config.twm.lab, port: config.twm.policyPort, onProblem });
+  const policies = createPolicySource({ resolver, secure, trustAnchors, lab: config.twm.lab, port: config.twm.policyPort, onProblem });
   const client = { dnssec: mode, secure, policies, onProblem } satisfies Partial<TwmClientOptions>;
   const lookupKey = createSecureKeyLookup({ mode, secure, policyFor: (d) => policies.get(d), onProblem });
   return { client, lookupKey };

@@ -71,7 +71,7 @@ describe('TWM with DNSSEC, DANE and policies (unbound validating)', () => {
   let policyText = '';
   let a: TestServer;
   let b: TestServer;
-  let signedRecords: DnsRecord[] = [];
+  const signedRecords: DnsRecord[] = [];
   let tlsaLine = '';
 
   const publish = (extra = '') => {
@@ -209,4 +209,49 @@ describe('TWM with DNSSEC, DANE and policies (unbound validating)', () => {
       await assertDeliveredByTwm(subject);
     });
   }
+
+  /** Publishes a new policy for a.test under a new id (the TXT id tells senders to fetch it again). */
+  let policyId = 1;
+  const setPolicy = async (mode: string, target: string) => {
+    const aKey = Buffer.from(ensureMaterials(a.server.config).twm!.publicKeyBase64, 'base64');
+    policyText = `version: TWMPOLv1\nmode: ${mode}\ntarget: ${target}\nkey: twm1 ${keyPin(aKey)}\nmax_age: 600\n`;
+    policyId++;
+    dns.remove('_twoway-policy.a.test', 'TXT');
+    dns.add([{ name: '_twoway-policy.a.test', type: 'TXT', ttl: 1, data: `v=TWMPOL1; id=${policyId}` }]);
+    await new Promise((r) => setTimeout(r, 2500)); // unbound and the resolvers forget the old TXT
+  };
+  const toAnn = async (subject: string) => {
+    await b.server.services.accounts.add(`bob${policyId}@signed.test`, `bob${policyId}-password`, 'open').catch(() => undefined);
+    await send(b, '127.0.0.3', `bob${policyId}@signed.test`, 'ann@a.test', subject);
+  };
+
+  it('an unsigned recipient with an enforce policy listing its target: TWM (the policy vouches for the unvalidated SRV)', async () => {
+    await setPolicy('enforce', 'twm.a.test');
+    await toAnn('policy enforce ok');
+    const raw = await eventually(() => mailOf(a, 'ann@a.test', 'policy enforce ok'), 30_000, 'TWM delivery to a.test');
+    assert.match(raw, /by mx\.a\.test \(twoway\) with TWM id /);
+  });
+
+  it('an enforce policy that does not list the SRV target: deferred, no notice, no SMTP copy', async () => {
+    await setPolicy('enforce', 'elsewhere.a.test');
+    await toAnn('policy enforce mismatch');
+    let last: unknown;
+    await eventually(async () => {
+      for (const e of await b.server.store.queue.list()) {
+        const raw = await b.server.store.queue.raw(e.messageId);
+        if (raw?.toString('latin1').includes('\r\nSubject: policy enforce mismatch\r\n')) last = 'lastError' in e.status ? e.status.lastError : e.status.state;
+      }
+      return typeof last === 'string' && /no SRV target is allowed by its TWM policy/.test(last);
+    }, 20_000, 'deferral by the enforce policy').catch((err: Error) => {
+      throw new Error(`${err.message}; last ${JSON.stringify(last)}`);
+    });
+    assert.equal(await mailOf(a, 'ann@a.test', 'policy enforce mismatch'), undefined);
+  });
+
+  it('a testing policy under dnssec = "require": the unvalidated SRV counts as absent, so SMTP', async () => {
+    await setPolicy('testing', 'elsewhere.a.test');
+    await toAnn('policy testing');
+    const raw = await eventually(() => mailOf(a, 'ann@a.test', 'policy testing'), 30_000, 'SMTP delivery to a.test');
+    assert.match(raw, /by mx\.a\.test \(twoway\) with ESMTP/);
+  });
 });

@@ -17,12 +17,14 @@
  */
 import { request } from 'node:https';
 import { isIP } from 'node:net';
-import type { DnsResolver } from '../dns/types.ts';
+import type { DnsResolver, SecureResolver } from '../dns/types.ts';
 import { isPublicAddress } from '../core/ip-ranges.ts';
 import { MAX_POLICY_BYTES, parsePolicyFile, parsePolicyTxt, POLICY_PATH, type TwmPolicy } from '../core/twm-policy.ts';
 
 export interface PolicySourceOptions {
   resolver: DnsResolver;
+  /** For the TXT lookup when present: it keeps answers only for their TTL (node:dns's cache keeps TXT a minute). */
+  secure?: SecureResolver;
   trustAnchors?: string[];
   lab?: boolean;
   /** Port of the policy host (443; tests use another). */
@@ -52,7 +54,8 @@ export function createPolicySource(options: PolicySourceOptions): PolicySource {
 
   async function txtId(domain: string): Promise<string | null> {
     try {
-      const txt = await options.resolver.resolve(`_twoway-policy.${domain}`, 'TXT');
+      const owner = `_twoway-policy.${domain}`;
+      const txt = options.secure ? txtOf(await options.secure.query(owner, 'TXT')) : await options.resolver.resolve(owner, 'TXT');
       const id = parsePolicyTxt(txt);
       if (id === null && txt.some((parts) => parts.join('').startsWith('v=TWMPOL1'))) problem(domain, 'malformed _twoway-policy TXT record (ignored)');
       return id;
@@ -86,6 +89,11 @@ export function createPolicySource(options: PolicySourceOptions): PolicySource {
       return active(entry);
     },
   };
+}
+
+/** TXT data as node:dns gives it (strings per record); a failed lookup is no record. */
+function txtOf(answer: Awaited<ReturnType<SecureResolver['query']>>): string[][] {
+  return answer.records.map((r) => (Array.isArray(r.data) ? r.data.map((b: unknown) => (b instanceof Uint8Array ? Buffer.from(b).toString('utf8') : String(b))) : []));
 }
 
 function active(entry: Cached | undefined): TwmPolicy | null {
