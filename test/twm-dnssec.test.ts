@@ -15,9 +15,10 @@
  * NXDOMAIN each defer the message (no SMTP copy, nothing stored at the
  * recipient) and it is delivered by TWM once the zone is good again; the
  * recipient accepts a.test's unvalidated key only because a.test's enforce
- * policy pins it; an enforce policy that does not list the SRV target
- * defers; a testing policy under `require` leaves the answer unvalidated,
- * so the message goes by SMTP.
+ * policy pins it, and refuses it (unknown-key, nothing stored) once the
+ * policy pins another key; an enforce policy that does not list the SRV
+ * target defers; a testing policy under `require` leaves the answer
+ * unvalidated, so the message goes by SMTP.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -212,9 +213,9 @@ describe('TWM with DNSSEC, DANE and policies (unbound validating)', () => {
 
   /** Publishes a new policy for a.test under a new id (the TXT id tells senders to fetch it again). */
   let policyId = 1;
-  const setPolicy = async (mode: string, target: string) => {
+  const setPolicy = async (mode: string, target: string, pin?: string) => {
     const aKey = Buffer.from(ensureMaterials(a.server.config).twm!.publicKeyBase64, 'base64');
-    policyText = `version: TWMPOLv1\nmode: ${mode}\ntarget: ${target}\nkey: twm1 ${keyPin(aKey)}\nmax_age: 600\n`;
+    policyText = `version: TWMPOLv1\nmode: ${mode}\ntarget: ${target}\nkey: twm1 ${pin ?? keyPin(aKey)}\nmax_age: 600\n`;
     policyId++;
     dns.remove('_twoway-policy.a.test', 'TXT');
     dns.add([{ name: '_twoway-policy.a.test', type: 'TXT', ttl: 1, data: `v=TWMPOL1; id=${policyId}` }]);
@@ -253,5 +254,15 @@ describe('TWM with DNSSEC, DANE and policies (unbound validating)', () => {
     await toAnn('policy testing');
     const raw = await eventually(() => mailOf(a, 'ann@a.test', 'policy testing'), 30_000, 'SMTP delivery to a.test');
     assert.match(raw, /by mx\.a\.test \(twoway\) with ESMTP/);
+  });
+
+  it('an enforce policy pinning another key: the unsigned sender\'s key is refused (unknown-key), nothing stored', async () => {
+    await setPolicy('enforce', 'twm.a.test', keyPin(Buffer.alloc(32, 7)));
+    await send(a, '127.0.0.2', 'ann@a.test', 'bea@signed.test', 'policy wrong pin');
+    await eventually(async () => /unknown-key/.test((await lastError('policy wrong pin')) ?? ''), 20_000, 'unknown-key at the recipient');
+    const notice = (await a.server.store.twmOut.listBySender('ann@a.test')).find((n) => n.subject === 'policy wrong pin');
+    assert.ok(notice);
+    assert.equal(await b.server.store.twmIn.find('a.test', notice.id), undefined, 'nothing stored before the signature verifies');
+    assert.equal(await mailOf(b, 'bea@signed.test', 'policy wrong pin'), undefined);
   });
 });
