@@ -16,6 +16,7 @@ import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
 import { createTwmClient } from './delivery/twm-client.ts';
+import { dnssecParts } from './twm-dnssec-wiring.ts';
 import type { TwmSigningKey } from './delivery/twm-client-types.ts';
 import { startTwmFetchWorker } from './delivery/twm-fetch-worker.ts';
 import { createTwmTransport } from './delivery/twm-transport.ts';
@@ -301,7 +302,8 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
-  const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab });
+  const dnssec = dnssecParts(config, resolver, keys.trustAnchors, log);
+  const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab, ...dnssec.client });
   closers.unshift(() => client.close());
   const remote = createRemoteTransport({
     smtp,
@@ -342,6 +344,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     // In the store: a request replayed at another node (or process) is refused too.
     nonces: store.twmNonces,
     now,
+    ...(dnssec.lookupKey ? { lookupKey: dnssec.lookupKey } : {}),
   });
   const outbox = createTwmOutbox({
     outbox: store.twmOut,

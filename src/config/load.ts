@@ -86,6 +86,8 @@ export interface Config {
     approvalDelayMs: number;
     declineDelayMs: number;
     uniformAnswers: boolean;
+    dnssec: 'off' | 'prefer' | 'require';
+    policyPort: number;
     lab: boolean;
     noticeRate: { perSecond: number; burst: number };
     clientRate: { perSecond: number; burst: number };
@@ -252,6 +254,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       approvalDelayMs: c.twm.approval_delay,
       declineDelayMs: c.twm.decline_delay,
       uniformAnswers: c.twm.uniform_answers,
+      dnssec: c.twm.dnssec,
+      policyPort: c.twm.policy_port,
       lab: c.twm.lab,
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
       clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },

@@ -39,6 +39,8 @@ export interface TwmInboxOptions {
   nonces?: NonceRepository;
   now?: () => Date;
   random?: () => number;
+  /** Replaces the plain key lookup (with DNSSEC: key-lookup-secure.ts). */
+  lookupKey?: (keyid: string) => Promise<KeyObject | null>;
 }
 
 /** `created` may be at most this far in the future (6.1); `expires` at most 30 days after it. */
@@ -97,7 +99,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
   // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
   const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
 
-  const lookupKey = createKeyLookup(options.resolver);
+  const lookupKey = options.lookupKey ?? createKeyLookup(options.resolver);
 
   async function notice(n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
     const at = now();
