@@ -10,7 +10,7 @@ import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
 import { ReplyError } from '../core/errors.ts';
 import { replies } from '../core/reply.ts';
 import { normaliseListId, senderKey } from '../core/screener-keys.ts';
-import type { MailboxName, User } from '../core/types.ts';
+import type { DmarcFact, MailboxName, User } from '../core/types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
@@ -35,9 +35,12 @@ export interface IngestMessage {
    * the authenticated domain aligned with it (null: not authenticated);
    * `authenticatedDomains` are all domains that authenticated the message.
    * The message counts as authenticated only when `identity` is the
-   * policy's From: address (MessageFacts.from) itself.
+   * policy's From: address (MessageFacts.from) itself. `dmarc`: the DMARC
+   * evaluation of the From: domain (SMTP only), recorded on the contact
+   * request for the Screener's order (core/reputation.ts), never a policy
+   * input.
    */
-  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[] };
+  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[]; dmarc?: DmarcFact | null };
   receivedAt?: Date;
   /**
    * A message fetched over TWM: `<sender domain> <notice id>`. Recipients
@@ -289,6 +292,8 @@ export function createIngest(options: IngestOptions): Ingest {
                 subject: facts.subject,
                 spamScore: spam?.status === 'scanned' ? spam.score : null,
                 likelySpam,
+                // Only when mailauth evaluated the very From: address the request is keyed by.
+                dmarc: sameIdentity ? (message.auth.dmarc ?? null) : null,
               }
             : undefined,
         },

@@ -15,6 +15,7 @@ import type {
   Contact,
   ContactRequest,
   ContactRequestStatus,
+  DmarcFact,
   Mailbox,
   MailboxName,
   MessageSummary,
@@ -94,7 +95,7 @@ export interface NewMessage {
    * (count + 1, lastSeen, sampleSubject if none) in the same transaction, and
    * the message is linked to it when it is held in the Screener mailbox.
    */
-  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean };
+  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean; dmarc?: DmarcFact | null };
   /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
   twmKey?: string;
 }
