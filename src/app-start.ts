@@ -164,7 +164,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
       const listener = submission;
       closers.unshift(() => listener.close());
     }
-    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
+    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log, app.spam?.learn === true) : null;
     if (imap) closers.unshift(() => imap.close());
     const httpApp = await createHttpApp({
       services,
@@ -340,7 +340,7 @@ async function deliverSystemMessage(ingest: Ingest, sender: string, raw: Buffer,
 }
 
 /** IMAP (docs/imap.md): the wire code with the store's mail and the Screener's decisions behind its hooks. */
-function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger): Promise<ImapListener> {
+function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger, learn: boolean): Promise<ImapListener> {
   const onError = (err: unknown) => log.error({ err }, 'imap error');
   return startImapListener({
     hostname: config.hostname,
@@ -349,7 +349,7 @@ function startImap(config: Config, materials: Materials, store: Store, services:
     tlsPort: config.imap.tlsPort,
     tls: materials.tls,
     allowPlaintextAuth: config.imap.allowPlaintextAuth,
-    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, onError }),
+    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, learn, onError }),
     limits: {
       maxLine: config.imap.maxLine,
       maxLiteral: config.limits.messageSize,

@@ -9,7 +9,9 @@
  *   and removed once the notice is no longer pending;
  * - MOVE or COPY of a held or generated message to any folder but Junk and
  *   Trash approves the sender through services.screener.approve (the same
- *   stored decision as `twoway requests approve`); to Junk or Trash denies.
+ *   stored decision as `twoway requests approve`); to Junk or Trash denies;
+ * - with `learn`, moving held or ordinary mail into or out of Junk teaches
+ *   the spam filter (ImapHooksInput.learn); a generated stand-in never does.
  */
 import { parseStructure } from '../../core/mime-structure.ts';
 import { DomainError, ReplyError } from '../../core/errors.ts';
@@ -26,6 +28,12 @@ export interface ImapHooksInput {
   screener: Pick<Screener, 'approve' | 'deny'>;
   hostname: string;
   maxConnectionsPerUser: number;
+  /**
+   * A [spam] section that learns: a MOVE or COPY into Junk queues learning
+   * spam, out of Junk (not into Trash) ham, in the move's transaction, as
+   * `twoway mail move` does (spam/learn-worker.ts sends it to rspamd).
+   */
+  learn?: boolean;
   onError?: (err: unknown) => void;
 }
 
@@ -84,6 +92,7 @@ export function requestMessage(o: { from: string; to: string; intro: string | nu
 
 export function createImapHooks(input: ImapHooksInput): ImapHooks {
   const { store } = input;
+  const teach = input.learn === true ? ('auto' as const) : undefined;
   const sessions = new Map<number, number>();
 
   function storeError(err: unknown): never {
@@ -163,7 +172,9 @@ export function createImapHooks(input: ImapHooksInput): ImapHooks {
       const generated = chosen.filter((m) => m.twmKey?.startsWith(GENERATED));
       if (DENYING.has(to.name)) {
         // The chosen messages go where they were put; the sender is blocked and the rest of its held mail dropped.
-        await store.imap.move(user.id, chosen.map((m) => m.id), to.id, from.id);
+        // Held mail put in Junk teaches spam; our own stand-ins are no sample of anything.
+        await store.imap.move(user.id, held.map((m) => m.id), to.id, from.id, teach);
+        await store.imap.move(user.id, generated.map((m) => m.id), to.id, from.id);
         await input.screener.deny(user.id, senders).catch(ignoreDecided);
       } else {
         await input.screener.approve(user.id, senders).catch(ignoreDecided);
@@ -232,7 +243,7 @@ export function createImapHooks(input: ImapHooksInput): ImapHooks {
         const to = await target(targetName);
         const ordinary = await decide(from, msgs, to);
         if (ordinary.length === 0) return null;
-        const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id);
+        const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id, teach);
         const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
         return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
       },
@@ -241,10 +252,10 @@ export function createImapHooks(input: ImapHooksInput): ImapHooks {
         const ordinary = await decide(from, msgs, to);
         if (ordinary.length === 0 || ordinary.length < msgs.length) {
           // A Screener decision moved (some of) them: no COPYUID for a partial answer.
-          if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
+          if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
           return null;
         }
-        const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
+        const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
         const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
         return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
       },
