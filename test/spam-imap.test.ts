@@ -3,11 +3,14 @@
  * copies messages into and out of Junk; the IMAP path only queues learning in
  * the store (spam_learning, in the move's transaction), and the learning
  * worker, polling the store, sends it to a real private rspamd
- * (test/helpers/rspamd.ts), whose Bayes counters in Redis are checked.
+ * (test/helpers/rspamd.ts), whose Bayes counters in Redis are checked. The
+ * web Screener's Spam button (a plain HTTPS client: sign-in form, session
+ * cookie, CSRF token) goes through the same queue.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
+import { Agent, request } from 'undici';
 import { startRspamd, type TestRspamd } from './helpers/rspamd.ts';
 import { serverCa } from './helpers/raw-imap.ts';
 import { eventually, send, senderDomain, startTestServer, type TestServer } from './helpers/server.ts';
@@ -103,6 +106,51 @@ describe('Junk over IMAP teaches rspamd through the stored learning queue', () =
     }
     assert.equal((await t.server.store.spamLearning.list()).length, before, 'deleting spam queues nothing');
     assert.equal((await t.server.store.spamLearning.due(new Date(Date.now() + 3_600_000), 10)).length, 0);
+  });
+
+  it('the web Screener shows why a request ranks where it does, and its Spam button teaches spam', async () => {
+    assert.match(await deliver('screen@example.test', 'lottery winnings'), /^250/);
+    const msg = await idOf(screen, 'lottery winnings');
+    const start = rspamd.learns();
+    const agent = new Agent({ connect: { rejectUnauthorized: false } });
+    try {
+      const base = t.server.http.url;
+      const cookies = new Map<string, string>();
+      const go = async (path: string, body?: Record<string, string>) => {
+        const res = await request(`${base}${path}`, {
+          method: body ? 'POST' : 'GET',
+          dispatcher: agent,
+          headers: {
+            cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+            ...(body ? { 'content-type': 'application/x-www-form-urlencoded', origin: base } : {}),
+          },
+          ...(body ? { body: new URLSearchParams(body).toString() } : {}),
+        });
+        const set = res.headers['set-cookie'];
+        for (const c of Array.isArray(set) ? set : set ? [set] : []) {
+          const [pair] = c.split(';');
+          const eq = pair!.indexOf('=');
+          cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+        }
+        return { status: res.statusCode, location: res.headers.location, text: await res.body.text() };
+      };
+      const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+      const signIn = await go('/sign-in');
+      const signedIn = await go('/sign-in', { _csrf: csrfOf(signIn.text), address: 'screen@example.test', password: 'password-1' });
+      assert.equal(signedIn.status, 303, signedIn.text);
+      const page = await go('/screener');
+      assert.equal(page.status, 200);
+      assert.match(page.text, /lottery-winnings@stranger\.test[\s\S]*Ranked by<\/dt><dd>authenticated, DMARC pass, p=reject, spam score/);
+      assert.match(page.text, /action="\/screener\/spam"/);
+      const marked = await go('/screener/spam', { _csrf: csrfOf(page.text), sender: 'lottery-winnings@stranger.test', page: '1' });
+      assert.equal(marked.status, 303, marked.text);
+      assert.match(String(marked.location), /done=spam/);
+    } finally {
+      await agent.close();
+    }
+    assert.equal((await idOf(screen, 'lottery winnings')).mailbox, 'Junk');
+    await learned(screen, msg.id, 'spam');
+    assert.deepEqual(rspamd.learns(), { spam: start.spam + 1, ham: start.ham });
   });
 
   it('a held Screener message moved to Junk teaches spam (and denies the sender)', async () => {
