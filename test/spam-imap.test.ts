@@ -140,7 +140,7 @@ describe('Junk over IMAP teaches rspamd through the stored learning queue', () =
       assert.equal(signedIn.status, 303, signedIn.text);
       const page = await go('/screener');
       assert.equal(page.status, 200);
-      assert.match(page.text, /lottery-winnings@stranger\.test[\s\S]*Ranked by<\/dt><dd>authenticated, DMARC pass, p=reject, spam score/);
+      assert.match(page.text, /lottery-winnings@stranger\.test[\s\S]*Ranked by<\/dt><dd>score -?\d+: authenticated, DMARC pass, p=reject, spam score/);
       assert.match(page.text, /action="\/screener\/spam"/);
       const marked = await go('/screener/spam', { _csrf: csrfOf(page.text), sender: 'lottery-winnings@stranger.test', page: '1' });
       assert.equal(marked.status, 303, marked.text);

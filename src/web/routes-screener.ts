@@ -43,7 +43,7 @@ function requestItem(r: RankedRequest, i: number, csrf: string, pageNo: number):
 <dt>Messages</dt><dd>${r.count}${r.held > 0 ? html` <span class="muted">(${r.held} held)</span>` : ''}</dd>
 <dt>Subject</dt><dd>${r.sampleSubject ?? html`<span class="muted">none</span>`}</dd>
 <dt>Last seen</dt><dd>${time(r.lastSeen)}</dd>
-<dt>Ranked by</dt><dd>${r.reputation.reasons.join(', ')}</dd>
+<dt>Ranked by</dt><dd>score ${r.reputation.score}: ${r.reputation.reasons.join(', ')}</dd>
 </dl>
 ${r.intro !== null ? html`<p class="muted">Introduction (Two-Way Mail; the message itself stays on the sender's server until you approve):</p><p class="intro">${r.intro}</p>` : ''}
 <div class="actions">
