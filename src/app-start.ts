@@ -70,7 +70,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     const { twmWiring, worker } = startOutbound(ctx);
     const { decisionsWorker, spamLearning } = startBackground(ctx, twmWiring?.sweeps ?? []);
     const { smtp, authPool, submission } = await startMailListeners(ctx);
-    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
+    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log, app.spam?.learn === true) : null;
     if (imap) closers.unshift(() => imap.close());
     const { http, metricsListener } = await startHttp(ctx);
 
@@ -411,7 +411,7 @@ async function deliverSystemMessage(ingest: Ingest, sender: string, raw: Buffer,
 }
 
 /** IMAP (docs/imap.md): the wire code with the store's mail and the Screener's decisions behind its hooks. */
-function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger): Promise<ImapListener> {
+function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger, learn: boolean): Promise<ImapListener> {
   const onError = (err: unknown) => log.error({ err }, 'imap error');
   return startImapListener({
     hostname: config.hostname,
@@ -420,7 +420,7 @@ function startImap(config: Config, materials: Materials, store: Store, services:
     tlsPort: config.imap.tlsPort,
     tls: materials.tls,
     allowPlaintextAuth: config.imap.allowPlaintextAuth,
-    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, onError }),
+    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, learn, onError }),
     limits: {
       maxLine: config.imap.maxLine,
       maxLiteral: config.limits.messageSize,

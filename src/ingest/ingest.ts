@@ -7,7 +7,7 @@
  */
 import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
 import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
-import type { User } from '../core/types.ts';
+import type { DmarcFact, User } from '../core/types.ts';
 import type { Store } from '../store/types.ts';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import { consumeExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
@@ -39,9 +39,12 @@ export interface IngestMessage {
    * the authenticated domain aligned with it (null: not authenticated);
    * `authenticatedDomains` are all domains that authenticated the message.
    * The message counts as authenticated only when `identity` is the
-   * policy's From: address (MessageFacts.from) itself.
+   * policy's From: address (MessageFacts.from) itself. `dmarc`: the DMARC
+   * evaluation of the From: domain (SMTP only), recorded on the contact
+   * request for the Screener's order (core/reputation.ts), never a policy
+   * input.
    */
-  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[] };
+  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[]; dmarc?: DmarcFact | null };
   receivedAt?: Date;
   /**
    * A message fetched over TWM: `<sender domain> <notice id>`. Recipients

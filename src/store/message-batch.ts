@@ -94,6 +94,7 @@ async function requestIds(tx: Tx, items: readonly NewMessage[]): Promise<Array<n
         at: m.receivedAt,
         spamScore: r.spamScore ?? null,
         likelySpam: r.likelySpam ?? false,
+        dmarc: r.dmarc ?? null,
       };
     }),
   );

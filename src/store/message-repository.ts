@@ -68,7 +68,7 @@ const SUMMARY_COLUMNS = [
 ] as const;
 
 /** What a move teaches the spam filter: into Junk is spam; out of Junk is ham, except into Trash (deleting spam). */
-export function learnKindOfMove(from: MailboxName, to: MailboxName): LearnKind | null {
+export function learnKindOfMove(from: MailboxName | string, to: MailboxName | string): LearnKind | null {
   if (to === 'Junk' && from !== 'Junk') return 'spam';
   if (from === 'Junk' && to !== 'Junk' && to !== 'Trash') return 'ham';
   return null;

@@ -15,6 +15,7 @@ import type {
   Contact,
   ContactRequest,
   ContactRequestStatus,
+  DmarcFact,
   Mailbox,
   MailboxName,
   MessageSummary,
@@ -94,7 +95,7 @@ export interface NewMessage {
    * (count + 1, lastSeen, sampleSubject if none) in the same transaction, and
    * the message is linked to it when it is held in the Screener mailbox.
    */
-  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean };
+  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean; dmarc?: DmarcFact | null };
   /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
   twmKey?: string;
 }
@@ -463,10 +464,19 @@ export interface ImapMailRepository {
     changes: Array<{ id: number; flags: string[] }>,
     unchangedSince?: number,
   ): Promise<{ updated: Array<{ id: number; modseq: number }>; failed: number[] }>;
-  /** Copies into another mailbox (new UIDs there, the same body); in the order given. */
-  copy(userId: number, ids: number[], targetMailboxId: number): Promise<Array<{ id: number; uid: number }>>;
-  /** Moves into another mailbox (new UIDs, expunges recorded at the source); with `onlyFrom`, only messages still in that mailbox. */
-  move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number): Promise<Array<{ id: number; uid: number }>>;
+  /**
+   * Copies into another mailbox (new UIDs there, the same body); in the
+   * order given. With `teach: 'auto'`, learning for the spam filter is
+   * queued in the same transaction by the rule of `MessageRepository.move`
+   * (into Junk: spam; out of Junk but not into Trash: ham), keyed by the
+   * source message (a client without MOVE copies, then expunges).
+   */
+  copy(userId: number, ids: number[], targetMailboxId: number, teach?: 'auto'): Promise<Array<{ id: number; uid: number }>>;
+  /**
+   * Moves into another mailbox (new UIDs, expunges recorded at the source);
+   * with `onlyFrom`, only messages still in that mailbox; `teach` as for copy.
+   */
+  move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number, teach?: 'auto'): Promise<Array<{ id: number; uid: number }>>;
   expunge(userId: number, mailboxId: number, ids: number[]): Promise<number>;
 }
 
