@@ -69,7 +69,7 @@ async function fetchAll(t: Target): Promise<{ seconds: number; octets: number }>
     octets += d.length;
     // Only the tail matters: the tagged line is at the end.
     buf = (buf + d.toString('latin1')).slice(-4096);
-    if (wait && wait.re.test(buf)) {
+    if (wait?.re.test(buf)) {
       const w = wait;
       wait = null;
       w.resolve();
