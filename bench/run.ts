@@ -32,6 +32,7 @@ const ALL_SCRIPTS = [
   { name: 'policy-contacts', title: 'Policy decisions with 1,000 and 1,000,000 contacts (contacts.match + decide, SQLite)', file: 'bench/policy-contacts.ts', labels: /^policy decisions/ },
   { name: 'idle-connections', title: 'Memory with idle SMTP connections (10,000 to twoway, 1,000 to Postfix)', file: 'bench/idle-connections.ts', labels: /^idle SMTP connections/ },
   { name: 'twm-delivery', title: 'Two-Way Mail delivery vs SMTP relay between the same two servers (10 KB)', file: 'bench/twm-delivery.ts', labels: /^TWM delivery/ },
+  { name: 'imap-fetch', title: 'IMAP: FETCH ENVELOPE FLAGS BODYSTRUCTURE of a mailbox, and mbsync initial sync, vs Dovecot (about 10 KB each)', file: 'bench/imap-fetch.ts', labels: /^(IMAP FETCH|mbsync initial sync)/ },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts', labels: /^a stranger's attempt/ },
   { name: 'spam-accept', title: "Durable SMTP accept with rspamd: twoway vs Postfix + rspamd's milter (bench/spam-accept.ts)", file: 'bench/spam-accept.ts', labels: /^durable SMTP accept with rspamd/ },
   { name: 'spam-corpus', title: 'Spam caught and ham misfiled: SpamAssassin public corpus (bench/spam-corpus.ts)', file: 'bench/spam-corpus.ts', labels: /^spam filter: / },
@@ -114,6 +115,13 @@ function headlines(name: string, rows: any[]): Headline[] {
     const big = rows.find((r) => r.contacts === 1_000_000);
     if (small && big) {
       out.push({ benchmark: 'policy decisions, 1,000,000 contacts', metric: 'µs/decision', twoway: `${fmt(big.microsPerDecision)} (${fmt(big.perSecond)}/s)`, peer: `no peer; 1,000 contacts: ${fmt(small.microsPerDecision)}`, ratio: null, target: null });
+    }
+  } else if (name === 'imap-fetch') {
+    const tw = rows.find((r) => r.system === 'twoway');
+    const dc = rows.find((r) => r.system === 'dovecot');
+    if (tw && dc) {
+      out.push({ benchmark: `IMAP FETCH ENVELOPE FLAGS BODYSTRUCTURE, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.fetchSeconds, 3), peer: `${fmt(dc.fetchSeconds, 3)} (dovecot)`, ratio: dc.fetchSeconds / tw.fetchSeconds, target: 1 });
+      out.push({ benchmark: `mbsync initial sync, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.mbsyncSeconds, 2), peer: `${fmt(dc.mbsyncSeconds, 2)} (dovecot)`, ratio: dc.mbsyncSeconds / tw.mbsyncSeconds, target: 1 });
     }
   } else if (name === 'idle-connections') {
     const tw = rows.find((r) => r.system === 'twoway');

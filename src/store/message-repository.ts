@@ -132,6 +132,17 @@ export class KyselyMessageRepository implements MessageRepository {
     return rows.map((r) => r.user_id);
   }
 
+  async twmKeysOf(userId: number, keys: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    // In slices: SQLite allows a bounded number of bound parameters per statement.
+    for (let i = 0; i < keys.length; i += 500) {
+      const part = keys.slice(i, i + 500);
+      const rows = await this.s.db.selectFrom('messages').select('twm_key').where('user_id', '=', userId).where('twm_key', 'in', part).execute();
+      for (const r of rows) if (r.twm_key !== null) found.add(r.twm_key);
+    }
+    return found;
+  }
+
   async mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>> {
     const rows = await this.s.db
       .selectFrom('mailboxes as mb')

@@ -96,7 +96,11 @@ export interface NewMessage {
    * the message is linked to it when it is held in the Screener mailbox.
    */
   request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean; dmarc?: DmarcFact | null };
-  /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
+  /**
+   * The key a message was stored under, so that storing it again is noticed: for a message
+   * fetched over TWM `<sender domain> <notice id>` (see MessageRepository.withTwmKey); for a
+   * generated Screener request `screener …`; for an imported one `import <sha256> <folder>`.
+   */
   twmKey?: string;
 }
 
@@ -113,6 +117,8 @@ export interface MessageRepository {
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
   withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
+  /** Which of `keys` one user already has a message stored under (`twoway import` skips those: a second run adds nothing). */
+  twmKeysOf(userId: number, keys: readonly string[]): Promise<Set<string>>;
   /**
    * Moves messages to another mailbox, assigning new UIDs there. Returns how
    * many moved. With `teach`, learning for the spam filter is queued in the
