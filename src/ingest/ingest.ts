@@ -11,12 +11,12 @@ import { ReplyError } from '../core/errors.ts';
 import { replies } from '../core/reply.ts';
 import { normaliseListId, senderKey } from '../core/screener-keys.ts';
 import type { MailboxName, User } from '../core/types.ts';
-import type { NewMessage, Store } from '../store/types.ts';
+import { ExpectUsedUpError, type NewMessage, type Store } from '../store/types.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
 import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
-import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
+import { findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
 
 export interface IngestMessage {
   channel: PolicyInput['channel'];
@@ -112,8 +112,6 @@ export interface IngestOptions {
   /** Strangers' mail is scanned before the policy decides; absent: no filtering. */
   spam?: IngestSpamFilter;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
-  /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
-  onError?: (err: unknown, what: string) => void;
   /** The application clock: a message's arrival time unless the caller gives one. */
   now?: () => Date;
 }
@@ -190,6 +188,18 @@ export function createIngest(options: IngestOptions): Ingest {
   }
 
   async function ingest(input: IngestMessage): Promise<RecipientOutcome[]> {
+    // A delivery whose expected-sender use was taken meanwhile is decided again (9.3): the entry
+    // then no longer matches, so the second round cannot hit the same error for it.
+    for (let round = 0; ; round++) {
+      try {
+        return await ingestOnce(input);
+      } catch (err) {
+        if (!(err instanceof ExpectUsedUpError) || round >= 3) throw err;
+      }
+    }
+  }
+
+  async function ingestOnce(input: IngestMessage): Promise<RecipientOutcome[]> {
     let message = input;
     if (input.twmKey !== undefined) {
       const stored = new Set(await store.messages.withTwmKey(input.recipients.map((u) => u.id), input.twmKey));
@@ -261,6 +271,13 @@ export function createIngest(options: IngestOptions): Ingest {
       if (first.kind === 'refuse') throw ReplyError.of(first.reply);
     }
 
+    // One use of the matched entry is consumed in the delivery's own transaction (9.3): a
+    // failure fails the delivery (the sender retries), never a use silently not counted.
+    const consumeOf = (userId: number, verdict: Verdict) => {
+      const match = expectations.get(userId);
+      if (!match || verdict.kind !== 'inbox' || !verdict.reasons.some((r) => r.code === 'expected-sender')) return {};
+      return { consumeExpect: { book: match.book, uid: match.uid, domain: match.domain, terms: match.terms, at: receivedAt } };
+    };
     for (const [index, { user, verdict }] of outcomes.entries()) {
       const mailbox: MailboxName | null =
         verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : verdict.kind === 'junk' ? 'Junk' : null;
@@ -280,6 +297,7 @@ export function createIngest(options: IngestOptions): Ingest {
           receivedAt,
           firstContact,
           ...(message.twmKey === undefined ? {} : { twmKey: message.twmKey }),
+          ...consumeOf(user.id, verdict),
           // Strangers are listed in the Screener: held there in screen/strict
           // mode, as history in open mode (docs/architecture.md "Modes").
           request: firstContact
@@ -300,14 +318,6 @@ export function createIngest(options: IngestOptions): Ingest {
       writes.forEach((w, i) => {
         outcomes[w.index]!.messageId = summaries[i]!.id;
       });
-    }
-    // Use up one use of each matched entry, after the message is durable (at
-    // least once: see ingest/expected-senders.ts). A failure here must not
-    // fail a delivery that is already stored.
-    for (const { user, verdict } of outcomes) {
-      const match = expectations.get(user.id);
-      if (!match || verdict.kind !== 'inbox' || !verdict.reasons.some((r) => r.code === 'expected-sender')) continue;
-      await consumeExpected(cards, user.id, match, receivedAt).catch((err: unknown) => options.onError?.(err, 'expected-sender use'));
     }
     for (const outcome of outcomes) options.onOutcome?.(outcome, message);
     return outcomes;

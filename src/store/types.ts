@@ -12,6 +12,7 @@ import type {
   AppPassword,
   AppPasswordScope,
   ContactEntry,
+  ExpectTerms,
   Contact,
   ContactRequest,
   ContactRequestStatus,
@@ -97,6 +98,11 @@ export interface NewMessage {
   request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean };
   /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
   twmKey?: string;
+  /**
+   * An expected-sender entry whose use this delivery consumes, in the same
+   * transaction (docs/protocol.md 9.3; store/expect-consume.ts).
+   */
+  consumeExpect?: { book: string; uid: string; domain: string; terms: ExpectTerms; at: Date };
 }
 
 export interface MessageRepository {
@@ -443,6 +449,18 @@ export class StoreConflictError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'StoreConflictError';
+  }
+}
+
+/**
+ * The expected-sender use a delivery was to consume is gone (another
+ * delivery took the last one, or the user removed it): the delivery is
+ * rolled back and decided again (docs/protocol.md 9.3).
+ */
+export class ExpectUsedUpError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExpectUsedUpError';
   }
 }
 
