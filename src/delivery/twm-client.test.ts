@@ -336,6 +336,23 @@ test('post: a target without addresses is skipped', async () => {
   assert.equal(answer.endpoint, `twm2.b.test:${backup.port}`);
 });
 
+test('post: an SRV target that is a CNAME is skipped (section 3.1), even when its name resolves', async () => {
+  reset();
+  dns.add([
+    { name: 'alias.b.test', type: 'CNAME', data: 'twm1.b.test' },
+    { name: 'alias.b.test', type: 'A', data: '127.0.0.1' },
+    srv('cname.test', 'alias.b.test', primary.port, 10),
+    srv('cname2.test', 'alias.b.test', primary.port, 10),
+    srv('cname2.test', 'twm2.b.test', backup.port, 20),
+  ]);
+  const err = await unreachable(client().post('cname.test', NOTICE, JSON_TYPE, body, key, limits));
+  assert.match(err.message, /alias\.b\.test: is an alias \(CNAME twm1\.b\.test\)/);
+  assert.equal(primary.received.length, 0);
+  const answer = await client().post('cname2.test', NOTICE, JSON_TYPE, body, key, limits);
+  assert.equal(answer.endpoint, `twm2.b.test:${backup.port}`);
+  assert.equal(primary.received.length, 0);
+});
+
 test('post: connections are kept alive per endpoint and closed by close()', async () => {
   reset();
   dns.add([srv('keepalive.test', 'twm1.b.test', primary.port, 10)]);

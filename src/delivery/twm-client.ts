@@ -195,9 +195,16 @@ function isFinal(status: number): boolean {
   return !((status >= 300 && status < 400) || status === 429 || status >= 500);
 }
 
-/** AAAA then A (section 3.1), duplicates and anything that is not an IP literal dropped. */
+/**
+ * AAAA then A (section 3.1), duplicates and anything that is not an IP literal dropped. A target
+ * that is an alias (a CNAME) is skipped: 3.1 and RFC 2782 forbid it, and following it would let
+ * the names a domain's SRV points at be steered by whoever controls the alias's zone.
+ */
 async function addressesOf(resolver: DnsResolver, host: string): Promise<{ addresses: string[]; problem?: string }> {
-  const [aaaa, a] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A')]);
+  const [aaaa, a, cname] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A'), resolver.resolve(host, 'CNAME')]);
+  if (cname.status === 'fulfilled' && cname.value.length > 0) {
+    return { addresses: [], problem: `is an alias (CNAME ${cname.value[0]}), not allowed as an SRV target (section 3.1)` };
+  }
   const found = [...(aaaa.status === 'fulfilled' ? aaaa.value : []), ...(a.status === 'fulfilled' ? a.value : [])];
   const addresses = [...new Set(found)].filter((ip) => isIP(ip) !== 0);
   if (addresses.length > 0) return { addresses };
