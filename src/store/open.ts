@@ -235,7 +235,10 @@ class KyselyStore implements Store {
   readonly webSessions: KyselyWebSessionRepository;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly s: Db) {
+  constructor(
+    private readonly s: Db,
+    readonly createdNow = false,
+  ) {
     this.users = new KyselyUserRepository(s);
     this.contacts = new KyselyContactRepository(s);
     this.changes = createChangeBus();
@@ -300,5 +303,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     await db.destroy().catch(() => undefined);
     throw new Error(`Cannot migrate store ${redactUrl(url)}: ${message(error)}`, { cause: error });
   }
-  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) });
+  // The first migration ran in this open: the store is new, so no earlier process used it.
+  const createdNow = (results ?? []).some((r) => r.status === 'Success' && r.migrationName === '0001_initial');
+  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, createdNow);
 }
