@@ -262,6 +262,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     now,
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
+    pendingHoldMs: config.twm.pendingHoldMs,
   });
   closers.unshift(() => fetchWorker.stop());
   const inbox = createTwmInbox({
@@ -272,8 +273,11 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     maxMessageSize: config.limits.messageSize,
     uniformAnswers: config.twm.uniformAnswers,
     noticeRate: config.twm.noticeRate,
+    pendingCaps: config.twm.pendingCaps,
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
+    // A restart refuses signatures that the previous process may have seen (5.5); a new store had none.
+    ...(store.createdNow ? { noncesSince: new Date(0) } : {}),
     kick: () => fetchWorker.kick(),
     now,
   });

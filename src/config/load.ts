@@ -83,6 +83,10 @@ export interface Config {
     fetchJitterMs: number;
     approvalDelayMs: number;
     declineDelayMs: number;
+    /** How long a `pending` notice is kept at most (12.7). */
+    pendingHoldMs: number;
+    /** Stored pending notices per (user, sender address) and per user (12.7). */
+    pendingCaps: { perSender: number; perUser: number };
     uniformAnswers: boolean;
     lab: boolean;
     noticeRate: { perSecond: number; burst: number };
@@ -248,6 +252,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       fetchJitterMs: c.twm.fetch_jitter,
       approvalDelayMs: c.twm.approval_delay,
       declineDelayMs: c.twm.decline_delay,
+      pendingHoldMs: c.twm.pending_hold,
+      pendingCaps: { perSender: c.twm.pending_per_sender, perUser: c.twm.pending_per_user },
       uniformAnswers: c.twm.uniform_answers,
       lab: c.twm.lab,
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },

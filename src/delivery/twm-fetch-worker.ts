@@ -58,6 +58,8 @@ export interface TwmFetchWorkerOptions {
   maxInFlight?: number;
   now?: () => Date;
   log?: (obj: object, msg: string) => void;
+  /** A `pending` notice is forgotten this long after it arrived, if it has not expired before (12.7). Default 14 days. */
+  pendingHoldMs?: number;
   /** Counts fetch outcomes (metrics): `stored`, `retry`, `abandoned`, or a receipt error code. */
   onFetch?: (outcome: string) => void;
 }
@@ -225,7 +227,7 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     // Expiry is a write: once every few seconds is enough (a notice's lifetime is days).
     if (at.getTime() - lastExpiry >= 5_000) {
       lastExpiry = at.getTime();
-      await inbox.expire(at);
+      await inbox.expire(at, new Date(at.getTime() - (options.pendingHoldMs ?? 14 * 86_400_000)));
     }
     const free = maxInFlight - inFlight.size;
     if (free <= 0) return false;

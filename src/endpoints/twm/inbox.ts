@@ -29,10 +29,17 @@ export interface TwmInboxOptions {
   maxMessageSize: number;
   uniformAnswers: boolean;
   noticeRate: RateLimit;
+  /** Stored pending notices allowed per (user, sender address) and per user; beyond: `deferred` (12.7). */
+  pendingCaps?: { perSender: number; perUser: number };
   /** Fetches for accepted recipients start within this (random jitter, 8.4). */
   fetchJitterMs?: number;
   /** Declined receipts wait a random time up to this (8.6). */
   declineDelayMs: number;
+  /**
+   * Since when nonces are remembered (5.5): the process start (the default), or the epoch when the
+   * store is new, since then no earlier process can have seen a request.
+   */
+  noncesSince?: Date;
   /** Wakes the fetch worker when something is due soon. */
   kick: () => void;
   now?: () => Date;
@@ -42,6 +49,8 @@ export interface TwmInboxOptions {
 /** `created` may be at most this far in the future (6.1); `expires` at most 30 days after it. */
 const CLOCK_SKEW_MS = 300_000;
 const MAX_LIFETIME_MS = 30 * 24 * 3_600_000;
+/** A capped recipient is asked to come back in an hour: the user may act, or the hold (12.7) frees room. */
+const PENDING_CAP_RETRY_S = 3600;
 
 /** What a stored row answers when the sender retries the same notice (5.5). */
 function answerOf(r: TwmInRecipient): NoticeStatus {
@@ -90,11 +99,16 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const served = new Set(options.domains);
   const perDomain = createTokenBuckets(options.noticeRate);
   const jitter = options.fetchJitterMs ?? 10_000;
-  const nonces = createNonceMemory();
+  const nonces = createNonceMemory(options.noncesSince ? { startedAt: options.noncesSince } : {});
   // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
   const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
 
   const lookupKey = createKeyLookup(options.resolver);
+  const caps = options.pendingCaps ?? { perSender: 100, perUser: 10_000 };
+  async function pendingCapReached(userId: number, sender: string): Promise<boolean> {
+    const count = await inbox.countPending(userId, sender);
+    return count.fromSender >= caps.perSender || count.total >= caps.perUser;
+  }
 
   async function notice(n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
     const at = now();
@@ -125,6 +139,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
     const requests: TwmRequestTouch[] = [];
     const results: NoticeResult['results'] = [];
     const base = { senderDomain: signer.domain, noticeId: n.id, receipt: null, receiptError: null };
+    let capped = false;
     for (const rcpt of n.to) {
       const address = rcpt.toLowerCase();
       const user = await ingest.findRecipient(address);
@@ -149,7 +164,12 @@ export function createTwmInbox(options: TwmInboxOptions) {
       let state: TwmInState;
       let nextAttemptAt: Date | null = null;
       let receipt: 'declined' | null = null;
-      if (verdict.kind === 'inbox') {
+      // In open mode a stranger is answered `accepted` and fetched; a blocked sender whose block is not
+      // to be revealed must see exactly that (8.6, 12.6): the same answer, a fetch within the same
+      // jitter, and the `delivered` receipt of a stored message. Ingest then drops it, as SMTP's open
+      // mode answers 250 and drops.
+      const hideBlock = verdict.kind === 'drop' && user.mode === 'open' && !user.revealDeclined;
+      if (verdict.kind === 'inbox' || hideBlock) {
         state = 'scheduled';
         nextAttemptAt = new Date(at.getTime() + random() * jitter);
       } else if (verdict.kind === 'drop') {
@@ -160,11 +180,17 @@ export function createTwmInbox(options: TwmInboxOptions) {
           nextAttemptAt = declineAt(at);
         }
       } else {
+        if (await pendingCapReached(user.id, n.from.toLowerCase())) capped = true;
         state = 'pending';
         requests.push({ userId: user.id, sender: n.from.toLowerCase(), authDomain: signer.domain, intro: n.intro ?? null, at });
       }
       rows.push({ ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt });
       results.push({ rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' });
+    }
+    if (capped) {
+      // Nothing stored: the sender sends the same notice again later and every recipient is decided
+      // afresh (a notice is recorded whole, so one capped recipient defers its companions too).
+      return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'deferred' as const, retryAfter: PENDING_CAP_RETRY_S })) };
     }
     try {
       await inbox.record(
