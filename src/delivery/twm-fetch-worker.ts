@@ -21,7 +21,9 @@
  *   message again; ingest then finds it stored under the notice's key and
  *   stores nothing twice (never a loss, and no duplicate).
  * - Retries use the queue's backoff; fetches end at `expires` (the store's
- *   expire() closes them), receipts at `expires` + 24 h.
+ *   expire() closes them), receipts at `expires` + 24 h, and both after
+ *   MAX_CONTACT_ATTEMPTS attempts; a target that proves not to be a TWM
+ *   endpoint (TLS identity, no TLS, a non-TWM answer) ends them at once.
  */
 import { createHash } from 'node:crypto';
 import { domainOf, normalisedAddress } from '../core/address.ts';
@@ -73,6 +75,14 @@ export interface TwmFetchWorker {
 
 type Row = { notice: TwmInNotice; recipient: TwmInRecipient };
 
+/**
+ * Attempts per notice for its fetch, and again for its receipt (docs/protocol.md 12.2): a notice
+ * whose sender's SRV names a third party's host costs that host at most this many attempts, each
+ * of at most 20 addresses (3.1), within at most this many backoff intervals (each at most
+ * `delivery.max_backoff`): the total-time cap.
+ */
+export const MAX_CONTACT_ATTEMPTS = 8;
+
 export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWorker {
   const { inbox } = options;
   const now = options.now ?? (() => new Date());
@@ -83,13 +93,13 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
   const inFlight = new Map<string, Promise<void>>();
   let lastExpiry = 0;
 
-  /** A fetch that did not get through (or could not be stored): backoff, until `expires`. */
+  /** A fetch that did not get through (or could not be stored): backoff, until `expires` or the attempt cap (12.2). */
   async function retry(n: TwmInNotice, rows: TwmInRecipient[], error: string, deadline: Date): Promise<void> {
     const at = now();
     const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
     const next = nextAttempt(attempts, at, options.backoff);
     const rcpts = rows.map((r) => r.rcpt);
-    if (next > deadline) {
+    if (next > deadline || attempts >= MAX_CONTACT_ATTEMPTS) {
       await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'expired', nextAttemptAt: null, lastError: error, attempts }, at);
       log({ notice: n.id, from: n.from, error }, 'twm fetch given up');
       return;
@@ -114,6 +124,13 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
         maxResponse: n.size + 1,
       });
     } catch (err) {
+      if (err instanceof TwmUnreachableError && err.permanent) {
+        // The sender's target is no TWM endpoint (12.2): never contacted again for this notice, no receipt.
+        count('abandoned');
+        log({ notice: n.id, from: n.from, problem: err.message }, 'twm fetch target is no TWM endpoint; abandoned');
+        await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: err.message }, now());
+        return;
+      }
       count('retry');
       return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), n.expiresAt);
     }
@@ -194,6 +211,11 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
         maxResponse: 4096,
       });
     } catch (err) {
+      if (err instanceof TwmUnreachableError && err.permanent) {
+        log({ notice: n.id, from: n.from, problem: err.message }, 'twm receipt target is no TWM endpoint; abandoned');
+        await inbox.update(n.senderDomain, n.id, rcpts, from, { state: 'closed', receipt: rows[0]!.receipt, receiptError: rows[0]!.receiptError, nextAttemptAt: null, lastError: err.message }, now());
+        return;
+      }
       return retryReceipt(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), deadline);
     }
     const { receipt: status, receiptError } = rows[0]!;
@@ -213,12 +235,13 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
     const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
     const next = nextAttempt(attempts, at, options.backoff);
     const { receipt: status, receiptError } = rows[0]!;
+    const giveUp = next > deadline || attempts >= MAX_CONTACT_ATTEMPTS;
     const change =
-      next > deadline
+      giveUp
         ? { state: 'closed' as const, receipt: status, receiptError, nextAttemptAt: null, lastError: error, attempts }
         : { state: 'receipt-due' as const, receipt: status, receiptError, nextAttemptAt: next, lastError: error, attempts };
     await inbox.update(n.senderDomain, n.id, rows.map((r) => r.rcpt), ['scheduled', 'receipt-due'], change, at);
-    if (next > deadline) log({ notice: n.id, from: n.from, error }, 'twm receipt given up');
+    if (giveUp) log({ notice: n.id, from: n.from, error }, 'twm receipt given up');
   }
 
   /** Starts the due work not already in flight; true if more may be due than was taken. */

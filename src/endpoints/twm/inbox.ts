@@ -12,6 +12,7 @@
 import type { KeyObject } from 'node:crypto';
 import { normalisedAddress } from '../../core/address.ts';
 import { parseKeyRecord } from '../../core/twm-key-record.ts';
+import { signerRateKey } from '../../core/rate-keys.ts';
 import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../../core/twm-types.ts';
 import type { DnsResolver } from '../../dns/types.ts';
@@ -131,8 +132,9 @@ export function createTwmInbox(options: TwmInboxOptions) {
     if (n.size > options.maxMessageSize) {
       throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
     }
-    const wait = perDomain.take(signer.domain, at.getTime());
-    if (wait > 0) throw twmError('rate-limited', `too many notices from ${signer.domain}`, { retryAfter: wait });
+    // By organizational domain (12.7): a wildcard of subdomains shares its parent's bucket.
+    const wait = perDomain.take(signerRateKey(signer.domain), at.getTime());
+    if (wait > 0) throw twmError('rate-limited', `too many notices from ${signerRateKey(signer.domain)}`, { retryAfter: wait });
 
     const listId = n.listId ?? null;
     const rows: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>> = [];
