@@ -64,7 +64,9 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
     const notice: Notice = {
       id: randomBytes(16).toString('base64url'),
       from: facts.from,
-      to: recipients.map((r) => r.toLowerCase()),
+      // Carried as the envelope has them (RFC 5321 2.4: only the recipient's host may fold a local
+      // part's case); compared and stored lower-cased (docs/protocol.md 1.3).
+      to: [...recipients],
       size: message.raw.length,
       sha256: createHash('sha256').update(message.raw).digest('hex'),
       created,
@@ -87,7 +89,7 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
         createdAt: notice.created,
         expiresAt: notice.expires,
       },
-      recipients: notice.to,
+      recipients: notice.to.map((r) => r.toLowerCase()),
       raw: message.raw,
     });
   }
