@@ -231,6 +231,13 @@ describe('Two-Way Mail transitions and refusals', () => {
       const notices = await a.server.store.twmOut.findByMessage('bcc-1@queue', 'b.test');
       assert.deepEqual(notices.map((n) => n.recipients.map((r) => r.recipient).join()).sort(), ['bea@b.test', 'ben@b.test']);
       for (const n of notices) assert.equal((JSON.parse(n.content.toString()) as { to: string[] }).to.length, 1, 'each notice lists one recipient');
+      // A local part's case is carried as the envelope has it (protocol 1.3), and compared lower-cased.
+      const cased = { messageId: 'case-1@queue', sender: 'ann@a.test', raw: Buffer.from('From: ann@a.test\r\nTo: BEN@b.test\r\nSubject: cased\r\n\r\nHi.\r\n') };
+      assert.deepEqual((await transport.deliver('b.test', cased, ['BEN@b.test'])).map((r) => r.status), ['delivered']);
+      const [caseNotice] = await a.server.store.twmOut.findByMessage('case-1@queue', 'b.test');
+      assert.deepEqual((JSON.parse(caseNotice!.content.toString()) as { to: string[] }).to, ['BEN@b.test']);
+      assert.deepEqual(caseNotice!.recipients.map((r) => r.recipient), ['ben@b.test']);
+      await eventually(() => mailAtB('ben@b.test', 'cased'), 15_000, 'ben, addressed as BEN');
     } finally {
       await client.close();
     }
