@@ -546,8 +546,8 @@ export interface AddressBookRepository {
   changes(userId: number, book: string, sinceSeq: number): Promise<{ seq: number; changes: Array<{ href: string; deleted: boolean }> } | 'invalid' | undefined>;
   /** Server-wide: forgets tombstones older than `olderThan` (tokens issued before them become invalid). Returns how many. */
   pruneTombstones(olderThan: Date): Promise<number>;
-  /** Server-wide: every card with an index entry of this kind (the expected-sender sweep). */
-  cardsWithEntryKind(kind: ContactEntry['kind']): Promise<Array<{ userId: number; book: string; href: string }>>;
+  /** Every card with an index entry of this kind: server-wide (the expected-sender sweep) or one user's (the cap on live entries). */
+  cardsWithEntryKind(kind: ContactEntry['kind'], userId?: number): Promise<Array<{ userId: number; book: string; href: string }>>;
   /**
    * Users whose allowlist changed (any card write or book removal marks the
    * user in the write's transaction) and the mark's version, oldest first.
