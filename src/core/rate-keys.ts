@@ -7,14 +7,14 @@
  * tldts, as DMARC alignment does), so that a wildcard of subdomains shares
  * one bucket.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { organizationalDomain } from './address.ts';
 
 /** The bucket of a client address: IPv4 itself (also when IPv4-mapped), IPv6 its /64 as `xxxx:xxxx:xxxx:xxxx::/64`. */
 export function clientRateKey(ip: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return mapped[1]!;
-  if (isIPv4(ip) || !isIPv6(ip)) return ip;
+  // Not IPv6 (an IPv4 address, or something unexpected): counted as it is.
+  if (!ip.includes(':')) return ip;
   return `${expandIPv6(ip).slice(0, 4).join(':')}::/64`;
 }
 

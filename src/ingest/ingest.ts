@@ -8,7 +8,8 @@
 import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
 import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
 import type { User } from '../core/types.ts';
-import { ExpectUsedUpError, type Store } from '../store/types.ts';
+import { ExpectUsedUpError } from '../core/errors.ts';
+import type { Store } from '../store/types.ts';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import type { ExpectCardStore, ExpectMatch } from './expected-senders.ts';
 import {

@@ -15,7 +15,7 @@ import { rewriteExpectCard } from '../core/vcard/expected.ts';
 import { parseContactCard } from '../core/vcard/index-entries.ts';
 import { logChange, nextSeq, writeCard } from './card-writes.ts';
 import type { Database } from './schema.ts';
-import { ExpectUsedUpError } from './types.ts';
+import { ExpectUsedUpError } from '../core/errors.ts';
 
 export interface ExpectUse {
   book: string;

@@ -464,18 +464,6 @@ export class StoreConflictError extends Error {
   }
 }
 
-/**
- * The expected-sender use a delivery was to consume is gone (another
- * delivery took the last one, or the user removed it): the delivery is
- * rolled back and decided again (docs/protocol.md 9.3).
- */
-export class ExpectUsedUpError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ExpectUsedUpError';
-  }
-}
-
 /** A CardDAV address book (collection) of one user. */
 export interface AddressBook {
   id: number;
