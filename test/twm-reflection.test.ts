@@ -20,7 +20,7 @@ import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-serv
 import { issueCertificate } from '../src/config/private-ca.ts';
 import { noticeToJson } from '../src/core/twm-schema.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
-import { MAX_CONTACT_ATTEMPTS } from '../src/delivery/twm-fetch-worker.ts';
+import { MAX_CONTACT_ATTEMPTS } from '../src/delivery/twm-fetch-steps.ts';
 import { commonFreePort, eventually, type TestServer } from './helpers/server.ts';
 import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';
 import { startTwmPeer, type TwmPeer } from './helpers/twm-peer.ts';

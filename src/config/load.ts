@@ -49,6 +49,8 @@ export interface Config {
     minBackoffMs: number;
     maxBackoffMs: number;
     keepHistoryMs: number;
+    /** Claims on queue entries and TWM work rows (store leases). */
+    leaseMs: number;
   };
   http: { host: string; port: number; tls: boolean };
   tls: { cert: string; key: string; generated: boolean };
@@ -88,6 +90,8 @@ export interface Config {
     /** Stored pending notices per (user, sender address) and per user (12.7). */
     pendingCaps: { perSender: number; perUser: number };
     uniformAnswers: boolean;
+    dnssec: 'off' | 'prefer' | 'require';
+    policyPort: number;
     lab: boolean;
     noticeRate: { perSecond: number; burst: number };
     clientRate: { perSecond: number; burst: number };
@@ -211,6 +215,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       minBackoffMs: c.delivery.min_backoff,
       maxBackoffMs: c.delivery.max_backoff,
       keepHistoryMs: c.delivery.keep_history,
+      leaseMs: c.delivery.lease,
     },
     http: c.http,
     tls: tlsGiven
@@ -255,6 +260,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       pendingHoldMs: c.twm.pending_hold,
       pendingCaps: { perSender: c.twm.pending_per_sender, perUser: c.twm.pending_per_user },
       uniformAnswers: c.twm.uniform_answers,
+      dnssec: c.twm.dnssec,
+      policyPort: c.twm.policy_port,
       lab: c.twm.lab,
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
       clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },
