@@ -360,7 +360,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   // Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history.
   const sweeps: SweepJob[] = [
     { name: 'twm-out-expiry', everyMs: 60_000, run: () => outbox.sweep() },
-    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now()) },
+    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now(), new Date(now().getTime() - config.twm.pendingHoldMs)) },
     {
       name: 'twm-prune',
       everyMs: 3_600_000,
