@@ -328,6 +328,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     now,
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
+    pendingHoldMs: config.twm.pendingHoldMs,
   });
   closers.unshift(() => fetchWorker.stop());
   const inbox = createTwmInbox({
@@ -338,8 +339,11 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     maxMessageSize: config.limits.messageSize,
     uniformAnswers: config.twm.uniformAnswers,
     noticeRate: config.twm.noticeRate,
+    pendingCaps: config.twm.pendingCaps,
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
+    // A restart refuses signatures that the previous process may have seen (5.5); a new store had none.
+    ...(store.createdNow ? { noncesSince: new Date(0) } : {}),
     kick: () => fetchWorker.kick(),
     // In the store: a request replayed at another node (or process) is refused too.
     nonces: store.twmNonces,
@@ -356,7 +360,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   // Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history.
   const sweeps: SweepJob[] = [
     { name: 'twm-out-expiry', everyMs: 60_000, run: () => outbox.sweep() },
-    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now()) },
+    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now(), new Date(now().getTime() - config.twm.pendingHoldMs)) },
     {
       name: 'twm-prune',
       everyMs: 3_600_000,

@@ -85,6 +85,10 @@ export interface Config {
     fetchJitterMs: number;
     approvalDelayMs: number;
     declineDelayMs: number;
+    /** How long a `pending` notice is kept at most (12.7). */
+    pendingHoldMs: number;
+    /** Stored pending notices per (user, sender address) and per user (12.7). */
+    pendingCaps: { perSender: number; perUser: number };
     uniformAnswers: boolean;
     dnssec: 'off' | 'prefer' | 'require';
     policyPort: number;
@@ -253,6 +257,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       fetchJitterMs: c.twm.fetch_jitter,
       approvalDelayMs: c.twm.approval_delay,
       declineDelayMs: c.twm.decline_delay,
+      pendingHoldMs: c.twm.pending_hold,
+      pendingCaps: { perSender: c.twm.pending_per_sender, perUser: c.twm.pending_per_user },
       uniformAnswers: c.twm.uniform_answers,
       dnssec: c.twm.dnssec,
       policyPort: c.twm.policy_port,

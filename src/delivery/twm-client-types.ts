@@ -80,9 +80,16 @@ export interface TwmClient {
 /** No target of a domain gave a final answer: temporary (retry later). */
 export class TwmUnreachableError extends Error {
   readonly last: TwmResponse | undefined;
-  constructor(message: string, last?: TwmResponse) {
+  /**
+   * Every address tried proved not to be a TWM endpoint (a TLS identity failure, no TLS, or an
+   * answer that is no TWM answer): a recipient gives up the fetch or receipt at once instead of
+   * retrying (docs/protocol.md 12.2).
+   */
+  readonly permanent: boolean;
+  constructor(message: string, last?: TwmResponse, permanent = false) {
     super(message);
     this.name = 'TwmUnreachableError';
     this.last = last;
+    this.permanent = permanent;
   }
 }

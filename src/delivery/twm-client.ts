@@ -26,7 +26,7 @@ import type { DnsResolver } from '../dns/types.ts';
 import { isPublicAddress } from '../core/ip-ranges.ts';
 import { orderSrvTargets } from '../core/srv-order.ts';
 import { signRequest } from '../core/twm-signature.ts';
-import { keyIdOf } from '../core/twm-types.ts';
+import { keyIdOf, TWM_MEDIA_TYPES } from '../core/twm-types.ts';
 import { exchange, type ExchangeResult } from './twm-https.ts';
 import { discoverSecure, tlsaFor } from './twm-discovery-secure.ts';
 import type { TlsaRecord } from '../core/dane.ts';
@@ -52,7 +52,18 @@ const MAX_SOCKETS_PER_ENDPOINT = 16;
 const ANSWERED = new Set(['ENOTFOUND', 'ENODATA']);
 
 type Target = Extract<TwmDiscovery, { kind: 'twm' }>['targets'][number];
-type Attempt = { kind: 'final'; response: TwmResponse } | { kind: 'next'; problem: string; response?: TwmResponse };
+/** `decisive`: this address is no TWM endpoint (identity, no TLS, or a non-TWM answer). */
+type Attempt = { kind: 'final'; response: TwmResponse } | { kind: 'next'; problem: string; response?: TwmResponse; decisive?: boolean };
+
+/** Media types a TWM endpoint answers with (4.3, 6.5); an answer with another one is no TWM answer. */
+const TWM_ANSWER_TYPES = new Set(['message/rfc822', 'application/problem+json', ...Object.values(TWM_MEDIA_TYPES)]);
+
+/** A TWM answer: 204 without content, or one of the TWM media types. A web server's page is not. */
+function isTwmAnswer(status: number, headers: Record<string, string>): boolean {
+  if (status === 204) return true;
+  const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return TWM_ANSWER_TYPES.has(type);
+}
 
 export function createTwmClient(options: TwmClientOptions): TwmClient {
   const resolver = options.resolver;
@@ -109,6 +120,7 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     const refused: string[] = [];
     let last: TwmResponse | undefined;
     let tried = 0;
+    let decisive = 0;
     const ordered = dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS);
     for (const target of ordered) {
       if (tried >= MAX_ADDRESSES) break;
@@ -133,6 +145,7 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
         tried++;
         const attempt = await attemptAt(target, address, path, contentType, body, key, limits.maxResponse, dane);
         if (attempt.kind === 'final') return attempt.response;
+        if (attempt.decisive) decisive++;
         problems.push(attempt.problem);
         if (attempt.response) last = attempt.response;
       }
@@ -143,7 +156,8 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
       );
     }
     if (refused.length > 0) problems.push(`refused by the outbound address restriction (section 4.4): ${refused.join(', ')}`);
-    throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last);
+    const permanent = tried > 0 && decisive === tried;
+    throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last, permanent);
   }
 
   async function attemptAt(
@@ -194,8 +208,14 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     let result = await send(true);
     // A pooled connection the server had closed while idle: the request never arrived; once more, fresh.
     if (result.kind === 'failed' && result.stale) result = await send(false);
-    if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}` };
+    if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}`, ...(result.decisive ? { decisive: true } : {}) };
     const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint, ...(result.truncated ? { truncated: true } : {}) };
+    // A 5xx or 429 page may come from a proxy in front of a TWM server that is down: temporary. Any
+    // other answer that is no TWM answer says the target is something else (a web server, a canary).
+    if (!isTwmAnswer(result.status, result.headers) && result.status < 500 && result.status !== 429) {
+      const type = (result.headers['content-type'] ?? 'none').replace(/[^\x21-\x7e]/g, '?').slice(0, 60);
+      return { kind: 'next', problem: `${where}: HTTP ${result.status} with content type ${type}: not a TWM answer`, response, decisive: true };
+    }
     if (isFinal(result.status)) return { kind: 'final', response };
     return { kind: 'next', problem: `${where}: HTTP ${result.status}`, response };
   }
@@ -215,9 +235,16 @@ function isFinal(status: number): boolean {
   return !((status >= 300 && status < 400) || status === 429 || status >= 500);
 }
 
-/** AAAA then A (section 3.1), duplicates and anything that is not an IP literal dropped. */
+/**
+ * AAAA then A (section 3.1), duplicates and anything that is not an IP literal dropped. A target
+ * that is an alias (a CNAME) is skipped: 3.1 and RFC 2782 forbid it, and following it would let
+ * the names a domain's SRV points at be steered by whoever controls the alias's zone.
+ */
 async function addressesOf(resolver: DnsResolver, host: string): Promise<{ addresses: string[]; problem?: string }> {
-  const [aaaa, a] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A')]);
+  const [aaaa, a, cname] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A'), resolver.resolve(host, 'CNAME')]);
+  if (cname.status === 'fulfilled' && cname.value.length > 0) {
+    return { addresses: [], problem: `is an alias (CNAME ${cname.value[0]}), not allowed as an SRV target (section 3.1)` };
+  }
   const found = [...(aaaa.status === 'fulfilled' ? aaaa.value : []), ...(a.status === 'fulfilled' ? a.value : [])];
   const addresses = [...new Set(found)].filter((ip) => isIP(ip) !== 0);
   if (addresses.length > 0) return { addresses };

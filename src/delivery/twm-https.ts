@@ -57,7 +57,16 @@ export type ExchangeResult =
    * (the server dropped it while idle); the request did not reach it, and
    * one retry on a fresh connection is in order.
    */
-  | { kind: 'failed'; problem: string; stale: boolean };
+  | {
+      kind: 'failed';
+      problem: string;
+      stale: boolean;
+      /**
+       * The target proved it is not this TWM endpoint (docs/protocol.md 12.2): `identity`, its TLS
+       * certificate does not verify for the target name; `non-tls`, it answered without TLS.
+       */
+      decisive?: 'identity' | 'non-tls';
+    };
 
 export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
   return new Promise((resolve) => {
@@ -73,8 +82,8 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
       clearTimeout(timer);
       resolve(result);
     };
-    const fail = (problem: string, stale = false): void => {
-      finish({ kind: 'failed', problem, stale });
+    const fail = (problem: string, stale = false, decisive?: 'identity' | 'non-tls'): void => {
+      finish({ kind: 'failed', problem, stale, ...(decisive ? { decisive } : {}) });
       // After settling: destroying emits 'error', which then finds us settled.
       req.destroy();
     };
@@ -102,10 +111,11 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
     req.on('socket', (socket) => {
       // Decided by the socket, not `req.reusedSocket`: the agent can hand a queued request a freed
       // keep-alive socket without marking it reused, and waiting for its (long past) handshake
-      // would leave a listener behind and the connect timer armed. getProtocol() is a TLS version
-      // once the handshake is done, 'unknown' or null before.
-      const protocol = (socket as TLSSocket).getProtocol?.();
-      reused = Boolean(protocol && protocol !== 'unknown');
+      // would leave a listener behind and the connect timer armed. `authorized` is true only once a
+      // handshake verified the peer (rejectUnauthorized is on). Not getProtocol(): it already names
+      // a TLS version before the handshake, which made every fresh connection look reused, and so
+      // every reset connection tried twice (found by the canary test, test/twm-reflection.test.ts).
+      reused = (socket as TLSSocket).authorized === true;
       const dane = r.dane;
       if (dane) {
         socket.once('secureConnect', () => {
@@ -119,7 +129,7 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
 
     req.on('error', (err: NodeJS.ErrnoException) => {
       const stale = reused && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
-      fail(describeError(err), stale);
+      fail(describeError(err), stale, decisiveFailure(err));
     });
 
     req.on('response', (res) => {
@@ -180,6 +190,31 @@ function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
+}
+
+/** Certificate verification failures (node:tls / OpenSSL codes): the target is not who DNS named. */
+const IDENTITY_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'HOSTNAME_MISMATCH',
+]);
+
+/** A failure that says the target is no TWM endpoint (not a passing fault): permanent for a notice (12.2). */
+function decisiveFailure(err: NodeJS.ErrnoException): 'identity' | 'non-tls' | undefined {
+  if (err.code && IDENTITY_CODES.has(err.code)) return 'identity';
+  // OpenSSL's "wrong version number" and friends: the peer spoke something other than TLS.
+  if (err.code === 'EPROTO' || err.code === 'ERR_SSL_WRONG_VERSION_NUMBER') return 'non-tls';
+  return undefined;
 }
 
 /** The code first (ECONNREFUSED, ERR_TLS_CERT_ALTNAME_INVALID, ...): short and stable for logs and status texts. */

@@ -12,6 +12,7 @@ import type {
   AppPassword,
   AppPasswordScope,
   ContactEntry,
+  ExpectTerms,
   Contact,
   ContactRequest,
   ContactRequestStatus,
@@ -102,6 +103,11 @@ export interface NewMessage {
    * generated Screener request `screener …`; for an imported one `import <sha256> <folder>`.
    */
   twmKey?: string;
+  /**
+   * An expected-sender entry whose use this delivery consumes, in the same
+   * transaction (docs/protocol.md 9.3; store/expect-consume.ts).
+   */
+  consumeExpect?: { book: string; uid: string; domain: string; terms: ExpectTerms; at: Date };
 }
 
 export interface MessageRepository {
@@ -411,8 +417,14 @@ export interface TwmInboundRepository {
    * (addresses) or from `domain` or a subdomain of it (`any`: every sender), with expiresAt > now.
    */
   forUser(userId: number, match: { senders?: string[]; domain?: string } | 'any', states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
-  /** Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`. Returns how many. */
-  expire(now: Date): Promise<number>;
+  /**
+   * Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`, and `pending`
+   * rows of notices received at or before `pendingReceivedBefore` (the pending hold of
+   * docs/protocol.md 12.7). Returns how many.
+   */
+  expire(now: Date, pendingReceivedBefore?: Date): Promise<number>;
+  /** The user's stored `pending` notices: from this sender address (lower-cased), and in all (the caps of 12.7). */
+  countPending(userId: number, sender: string): Promise<{ fromSender: number; total: number }>;
   /** Deletes notices whose every row is final and that expired before `olderThan`. */
   prune(olderThan: Date): Promise<number>;
 }
@@ -490,6 +502,12 @@ export type { ChangeBus } from './change-bus.ts';
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /**
+   * This open created the store (its first migration ran now): no earlier
+   * process can have accepted a request with it (the replay rule of
+   * docs/protocol.md 5.5 then has no restart to cover).
+   */
+  readonly createdNow?: boolean;
   readonly imap: ImapMailRepository;
   /** Announces committed changes to a user's mailboxes (IMAP sessions listen). */
   readonly changes: import('./change-bus.ts').ChangeBus;
