@@ -67,8 +67,17 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     closers.unshift(() => smtpTransport.close());
 
     // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers }) : null;
-    const worker = startQueueWorker({
+    const background = options.background ?? true;
+    const kickFetch = () => hints.fetch();
+    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers, background, kickFetch }) : null;
+    // Background work runs here unless a supervisor gave it to another worker process (src/supervisor.ts).
+    const forward = options.forwardKick;
+    if (!background && forward) {
+      hints.queue = () => forward('queue');
+      hints.fetch = () => forward('fetch');
+      hints.decisions = () => forward('decisions');
+    }
+    const worker = !background ? null : startQueueWorker({
       queue: store.queue,
       route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
       schedule: {
@@ -84,15 +93,20 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
       notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
       log: (obj, msg) => log.info(obj, msg),
     });
-    closers.unshift(() => worker.stop());
-    hints.queue = () => worker.kick();
-    if (twmWiring) hints.fetch = () => twmWiring.fetchWorker.kick();
+    if (worker) {
+      closers.unshift(() => worker.stop());
+      hints.queue = () => worker.kick();
+    }
+    const fetchWorker = twmWiring?.fetchWorker ?? null;
+    if (fetchWorker) hints.fetch = () => fetchWorker.kick();
 
     // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.
-    const decisionsWorker = startDecisionsWorker({ decisions: app.decisions, log: (obj, msg) => log.info(obj, msg) });
-    closers.unshift(() => decisionsWorker.stop());
-    hints.decisions = () => decisionsWorker.kick();
-    const spamLearning = app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
+    const decisionsWorker = background ? startDecisionsWorker({ decisions: app.decisions, log: (obj, msg) => log.info(obj, msg) }) : null;
+    if (decisionsWorker) {
+      closers.unshift(() => decisionsWorker.stop());
+      hints.decisions = () => decisionsWorker.kick();
+    }
+    const spamLearning = background ? (app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null) : null;
     if (spamLearning) closers.unshift(() => spamLearning.stop());
 
     // Finished queue entries stay listed for a while (twoway queue list), then go.
@@ -100,7 +114,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
       void store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)).catch((err: unknown) => log.error({ err }, 'queue prune failed'));
     // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
     const expectSweep = () => void services.contacts.sweepExpired(now()).catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed'));
-    const hourly = [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)];
+    const hourly = background ? [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)] : [];
     for (const t of hourly) t.unref();
     closers.unshift(async () => {
       for (const t of hourly) clearInterval(t);
@@ -210,6 +224,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
       metricsPort: metricsListener?.port ?? null,
       clock,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
+      kick: (what) => hints[what](),
       close: () => (closed ??= runAll(closers)),
     };
   } catch (err) {
@@ -229,6 +244,9 @@ interface TwmWiringInput {
   log: Logger;
   now: () => Date;
   closers: Array<() => Promise<void>>;
+  /** False in a supervised worker without the background work: no fetch worker, no sweeps. */
+  background: boolean;
+  kickFetch: () => void;
 }
 
 /**
@@ -237,7 +255,7 @@ interface TwmWiringInput {
  * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
  * like every listener). Closers are registered as parts start.
  */
-function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, closers }: TwmWiringInput) {
+function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, closers, background, kickFetch }: TwmWiringInput) {
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
@@ -250,7 +268,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     outbox: store.twmOut,
     domains: config.domains,
   });
-  const fetchWorker = startTwmFetchWorker({
+  const fetchWorker = !background ? null : startTwmFetchWorker({
     inbox: store.twmIn,
     ingest,
     client,
@@ -263,7 +281,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
   });
-  closers.unshift(() => fetchWorker.stop());
+  if (fetchWorker) closers.unshift(() => fetchWorker.stop());
   const inbox = createTwmInbox({
     inbox: store.twmIn,
     ingest,
@@ -274,7 +292,8 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     noticeRate: config.twm.noticeRate,
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
-    kick: () => fetchWorker.kick(),
+    // Without a local fetch worker the hint goes where the fetch worker runs (app-start's hints.fetch).
+    kick: () => (fetchWorker ? fetchWorker.kick() : kickFetch()),
     now,
   });
   const outbox = createTwmOutbox({
@@ -290,7 +309,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     const old = new Date(now().getTime() - config.delivery.keepHistoryMs);
     void Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
   };
-  const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
+  const timers = background ? [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)] : [];
   for (const t of timers) t.unref();
   closers.unshift(async () => {
     for (const t of timers) clearInterval(t);
