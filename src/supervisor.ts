@@ -36,6 +36,8 @@ export interface WorkerReady {
   smtpPort: number;
   submissionPort: number | null;
   apiUrl: string;
+  /** The TWM endpoint's port, null without [twm]. */
+  twmPort: number | null;
 }
 
 type FromWorker = { twoway: 'ready'; ready: WorkerReady } | { twoway: 'kick'; what: Kick };
@@ -201,7 +203,7 @@ export async function runWorker(config: Config): Promise<never> {
   const background = runsBackgroundWork();
   const server = await startServer(config, background ? { background } : { background, forwardKick });
   if (background) onForwardedKick((what) => server.kick(what));
-  reportReady({ smtpPort: server.smtp.port, submissionPort: server.submission?.port ?? null, apiUrl: server.http.url });
+  reportReady({ smtpPort: server.smtp.port, submissionPort: server.submission?.port ?? null, apiUrl: server.http.url, twmPort: server.twm?.port ?? null });
   await signalled();
   await server.close();
   // The IPC channel to the supervisor keeps the event loop alive: leave explicitly.

@@ -184,7 +184,9 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         ? `sqlite:${abs(c.storage.slice('sqlite:'.length), dataDir)}`
         : c.storage
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
-    server: { processes: c.server.processes === 'auto' ? availableParallelism() : c.server.processes },
+    // "auto": every core on PostgreSQL; one process on SQLite, where processes share one write lock and
+    // each fsyncs its own commits, so a second process measured slower (docs/architecture.md, "Processes").
+    server: { processes: c.server.processes !== 'auto' ? c.server.processes : c.storage?.startsWith('postgres') ? availableParallelism() : 1 },
     smtp: c.smtp,
     submission: { enabled: c.submission.enabled, host: c.submission.host, port: c.submission.port, addressLiterals: c.submission.address_literals },
     imap: {
