@@ -1,3 +1,4 @@
+// test-exclusive: times how fast a runaway authentication is stopped; run alone (scripts/run-tests.mjs).
 /**
  * Security (issue 17, item 1): CPU-heavy parsing of untrusted input never
  * runs on the event loop without a bound. SPF/DKIM/DMARC (mailauth) run in

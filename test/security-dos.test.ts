@@ -1,3 +1,4 @@
+// test-exclusive: asserts the API latency during a flood it creates; run alone (scripts/run-tests.mjs).
 /**
  * Security (issue 17, item 1): one unauthenticated message must not freeze
  * the server. A header of 100,000 folded lines (400 KB, far under the size

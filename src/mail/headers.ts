@@ -3,8 +3,13 @@
  * block, without parsing the MIME body: ingest runs this for every message,
  * so it only looks at the bytes before the first empty line.
  */
-import libmime from 'libmime';
+import { createRequire } from 'node:module';
 import { fromIdentity } from './from.ts';
+
+// libmime (with iconv-lite's and encoding-japanese's tables) is loaded on the
+// first encoded word, not at import: CLI commands that never decode one start faster.
+let libmime: typeof import('libmime').default | undefined;
+const loadLibmime = () => (libmime ??= createRequire(import.meta.url)('libmime') as typeof import('libmime').default);
 
 export interface Header {
   /** Lower-case field name. */
@@ -116,7 +121,7 @@ function purposeOf(headers: Header[]): string | null {
 
 function decodeWords(value: string): string {
   try {
-    return libmime.decodeWords(value);
+    return loadLibmime().decodeWords(value);
   } catch {
     // A malformed encoded-word is shown as written rather than failing the message.
     return value;
