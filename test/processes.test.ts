@@ -48,7 +48,7 @@ async function deliver(port: number, subject: string): Promise<boolean> {
 }
 
 for (const backend of ['sqlite', 'postgres'] as const) {
-  describe(`processes = 2 on ${backend}`, { timeout: 180_000 }, () => {
+  describe(`processes = 2 on ${backend}`, { timeout: 300_000 }, () => {
     let skip: string | false = false;
     let dns: EmbeddedDnsServer;
     let conf: ChildConfig;
@@ -108,7 +108,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     it('starts a supervisor with two workers that both accept on the one port', async (t) => {
       if (skip) return t.skip(skip);
       // Two workers compile the sources through tsx at once: slow on a loaded 2-core machine.
-      ready = await child.start(90_000);
+      ready = await child.start(150_000);
       workers = await eventually(async () => {
         const pids = childrenOf(ready.pid);
         return pids.length === 2 ? pids : undefined;
