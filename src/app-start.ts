@@ -45,164 +45,30 @@ import type { App, AppOptions, RunningServer } from './app.ts';
 
 export type Hints = { queue: () => void; fetch: () => void; decisions: () => void };
 
+/** What the parts of `startApp` share; each part adds its closers in start order. */
+interface StartContext {
+  app: App;
+  materials: Materials;
+  options: AppOptions;
+  hints: Hints;
+  closers: Array<() => Promise<void>>;
+  resolver: DnsResolver;
+  now: () => Date;
+}
+
 export async function startApp(app: App, materials: Materials, options: AppOptions, hints: Hints): Promise<RunningServer> {
-  const { config, store, services, ingest, metrics, log, clock } = app;
+  const { config, store, services, metrics, log, clock } = app;
   const now = () => clock.now();
   const closers: Array<() => Promise<void>> = [() => store.close()];
   try {
     const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
-
-    // Outbound: one queue, one router, one contract for local and remote delivery.
-    if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
-    const smtpTransport = createSmtpTransport({
-      resolver,
-      heloName: config.hostname,
-      port: config.delivery.port,
-      lab: config.delivery.lab,
-      // One connection per concurrent delivery to a domain's (usually single) MX host.
-      maxConnectionsPerHost: config.delivery.perDomainConcurrency,
-      ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
-      log: (obj, msg) => log.debug(obj, msg),
-    });
-    closers.unshift(() => smtpTransport.close());
-
-    // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-    const background = options.background ?? true;
-    const kickFetch = () => hints.fetch();
-    const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers, background, kickFetch }) : null;
-    // Background work runs here unless a supervisor gave it to another worker process (src/supervisor.ts).
-    const forward = options.forwardKick;
-    if (!background && forward) {
-      hints.queue = () => forward('queue');
-      hints.fetch = () => forward('fetch');
-      hints.decisions = () => forward('decisions');
-    }
-    const worker = !background ? null : startQueueWorker({
-      queue: store.queue,
-      route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
-      schedule: {
-        baseMs: config.delivery.minBackoffMs,
-        maxMs: config.delivery.maxBackoffMs,
-        giveUpAfterMs: config.delivery.giveUpAfterMs,
-        delayWarningAfterMs: config.delivery.delayWarningAfterMs,
-      },
-      maxActive: config.delivery.maxActive,
-      perDomainConcurrency: config.delivery.perDomainConcurrency,
-      reportingMta: config.hostname,
-      now,
-      notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
-      log: (obj, msg) => log.info(obj, msg),
-    });
-    if (worker) {
-      closers.unshift(() => worker.stop());
-      hints.queue = () => worker.kick();
-    }
-    const fetchWorker = twmWiring?.fetchWorker ?? null;
-    if (fetchWorker) hints.fetch = () => fetchWorker.kick();
-
-    // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.
-    const decisionsWorker = background ? startDecisionsWorker({ decisions: app.decisions, log: (obj, msg) => log.info(obj, msg) }) : null;
-    if (decisionsWorker) {
-      closers.unshift(() => decisionsWorker.stop());
-      hints.decisions = () => decisionsWorker.kick();
-    }
-    const spamLearning = background ? (app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null) : null;
-    if (spamLearning) closers.unshift(() => spamLearning.stop());
-
-    // Finished queue entries stay listed for a while (twoway queue list), then go.
-    const prune = () =>
-      void store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)).catch((err: unknown) => log.error({ err }, 'queue prune failed'));
-    // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
-    const expectSweep = () => void services.contacts.sweepExpired(now()).catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed'));
-    const hourly = background ? [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)] : [];
-    for (const t of hourly) t.unref();
-    closers.unshift(async () => {
-      for (const t of hourly) clearInterval(t);
-    });
-
-    // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
-    let authenticate = options.authenticate;
-    let authPool: AuthPool | null = null;
-    if (!authenticate) {
-      const pool = createAuthPool({
-        resolver,
-        ...(config.limits.authWorkers !== null ? { size: config.limits.authWorkers } : {}),
-        budgetMs: config.limits.authBudgetMs,
-        onEvent: (event) => log.warn(event, `authentication worker: ${event.kind}`),
-      });
-      closers.unshift(() => pool.close());
-      authenticate = pool.authenticate;
-      authPool = pool;
-    }
-    const smtp = await startSmtpListener({
-      hostname: config.hostname,
-      host: config.smtp.host,
-      port: config.smtp.port,
-      tls: materials.tls,
-      maxMessageSize: config.limits.messageSize,
-      maxRecipients: config.limits.recipients,
-      maxConnections: config.limits.connections,
-      maxConnectionsPerIp: config.limits.connectionsPerIp,
-      headerLimits: config.limits.header,
-      hooks: createInboundHooks({
-        hostname: config.hostname,
-        domains: config.domains,
-        ingest,
-        authenticate,
-        postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
-        onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
-      }),
-    });
-    closers.unshift(() => smtp.close());
-    let submission: SmtpListener | null = null;
-    if (config.submission.enabled && services.outbound) {
-      const { hooks, auth } = createSubmissionHooks({
-        hostname: config.hostname,
-        accounts: services.accounts,
-        outbound: services.outbound,
-        onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'submission error'),
-      });
-      submission = await startSmtpListener({
-        hostname: config.hostname,
-        host: config.submission.host,
-        port: config.submission.port,
-        tls: materials.tls,
-        maxMessageSize: config.limits.messageSize,
-        maxRecipients: config.limits.recipients,
-        maxConnections: config.limits.connections,
-        maxConnectionsPerIp: config.limits.connectionsPerIp,
-        headerLimits: config.limits.header,
-        hooks,
-        auth,
-      });
-      const listener = submission;
-      closers.unshift(() => listener.close());
-    }
+    const ctx: StartContext = { app, materials, options, hints, closers, resolver, now };
+    const { twmWiring, worker } = startOutbound(ctx);
+    const { decisionsWorker, spamLearning } = startBackground(ctx);
+    const { smtp, authPool, submission } = await startMailListeners(ctx);
     const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
     if (imap) closers.unshift(() => imap.close());
-    const httpApp = await createHttpApp({
-      services,
-      carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
-      log,
-      ...(config.http.tls ? { tls: materials.tls } : {}),
-      extraRoutes: (a) => {
-        // The web app (src/web/) at `/` on the same listener.
-        registerWeb(a, { services });
-        // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
-        a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
-          const address = String((req.query as Record<string, unknown>).emailaddress ?? '');
-          const domain = config.domains.find((d) => address.toLowerCase().endsWith(`@${d}`)) ?? config.domains[0]!;
-          return reply.type('application/xml; charset=utf-8').send(autoconfigXml({ hostname: config.hostname, domain, imap: config.imap, submission: config.submission }));
-        });
-      },
-    });
-    const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });
-    closers.unshift(() => http.close());
-    // GET /metrics needs no login: a listener of its own, loopback by default, never the API's.
-    const metricsListener = config.metrics
-      ? await startMetricsListener({ ...config.metrics, render: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) })
-      : null;
-    if (metricsListener) closers.unshift(() => metricsListener.close());
+    const { http, metricsListener } = await startHttp(ctx);
 
     const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
@@ -231,6 +97,185 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     await runAll(closers);
     throw err;
   }
+}
+
+
+/** The SMTP transport, TWM (when keyed) and the queue worker over the router. */
+function startOutbound(ctx: StartContext) {
+  const { config, store, ingest, metrics, log } = ctx.app;
+  const { closers, now, hints, materials, resolver } = ctx;
+  // Outbound: one queue, one router, one contract for local and remote delivery.
+  if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
+  const smtpTransport = createSmtpTransport({
+    resolver,
+    heloName: config.hostname,
+    port: config.delivery.port,
+    lab: config.delivery.lab,
+    // One connection per concurrent delivery to a domain's (usually single) MX host.
+    maxConnectionsPerHost: config.delivery.perDomainConcurrency,
+    ...(config.delivery.bindAddress ? { localAddress: config.delivery.bindAddress } : {}),
+    log: (obj, msg) => log.debug(obj, msg),
+  });
+  closers.unshift(() => smtpTransport.close());
+
+  // Background work runs here unless a supervisor gave it to another worker process (src/supervisor.ts).
+  const background = ctx.options.background ?? true;
+  const forward = ctx.options.forwardKick;
+  if (!background && forward) {
+    hints.queue = () => forward('queue');
+    hints.fetch = () => forward('fetch');
+    hints.decisions = () => forward('decisions');
+  }
+  // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
+  const kickFetch = () => hints.fetch();
+  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers, background, kickFetch }) : null;
+  const worker = !background ? null : startQueueWorker({
+    queue: store.queue,
+    route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
+    schedule: {
+      baseMs: config.delivery.minBackoffMs,
+      maxMs: config.delivery.maxBackoffMs,
+      giveUpAfterMs: config.delivery.giveUpAfterMs,
+      delayWarningAfterMs: config.delivery.delayWarningAfterMs,
+    },
+    maxActive: config.delivery.maxActive,
+    perDomainConcurrency: config.delivery.perDomainConcurrency,
+    reportingMta: config.hostname,
+    now,
+    notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
+    log: (obj, msg) => log.info(obj, msg),
+  });
+  if (worker) {
+    closers.unshift(() => worker.stop());
+    hints.queue = () => worker.kick();
+  }
+  const fetchWorker = twmWiring?.fetchWorker ?? null;
+  if (fetchWorker) hints.fetch = () => fetchWorker.kick();
+
+  return { twmWiring, worker };
+}
+
+/** The decisions worker, spam learning and the hourly prune and expected-sender sweep. */
+function startBackground(ctx: StartContext) {
+  const { config, store, log, services } = ctx.app;
+  const { closers, now, hints } = ctx;
+  // Not in a supervised worker without the background work (src/supervisor.ts): worker 0 runs it.
+  if (ctx.options.background === false) return { decisionsWorker: null, spamLearning: null };
+  // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.
+  const decisionsWorker = startDecisionsWorker({ decisions: ctx.app.decisions, log: (obj, msg) => log.info(obj, msg) });
+  closers.unshift(() => decisionsWorker.stop());
+  hints.decisions = () => decisionsWorker.kick();
+  const spamLearning = ctx.app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
+  if (spamLearning) closers.unshift(() => spamLearning.stop());
+
+  // Finished queue entries stay listed for a while (twoway queue list), then go.
+  const prune = () =>
+    void store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)).catch((err: unknown) => log.error({ err }, 'queue prune failed'));
+  // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
+  const expectSweep = () => void services.contacts.sweepExpired(now()).catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed'));
+  const hourly = [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)];
+  for (const t of hourly) t.unref();
+  closers.unshift(async () => {
+    for (const t of hourly) clearInterval(t);
+  });
+
+  return { decisionsWorker, spamLearning };
+}
+
+/** The authentication pool (unless given), the MX listener and the submission listener. */
+async function startMailListeners(ctx: StartContext) {
+  const { config, store, ingest, log, services } = ctx.app;
+  const { closers, materials, resolver, options } = ctx;
+  // SPF/DKIM/DMARC of inbound mail run in worker threads, each message within a time budget (mail/auth-pool.ts).
+  let authenticate = options.authenticate;
+  let authPool: AuthPool | null = null;
+  if (!authenticate) {
+    const pool = createAuthPool({
+      resolver,
+      ...(config.limits.authWorkers !== null ? { size: config.limits.authWorkers } : {}),
+      budgetMs: config.limits.authBudgetMs,
+      onEvent: (event) => log.warn(event, `authentication worker: ${event.kind}`),
+    });
+    closers.unshift(() => pool.close());
+    authenticate = pool.authenticate;
+    authPool = pool;
+  }
+  const smtp = await startSmtpListener({
+    hostname: config.hostname,
+    host: config.smtp.host,
+    port: config.smtp.port,
+    tls: materials.tls,
+    maxMessageSize: config.limits.messageSize,
+    maxRecipients: config.limits.recipients,
+    maxConnections: config.limits.connections,
+    maxConnectionsPerIp: config.limits.connectionsPerIp,
+    headerLimits: config.limits.header,
+    hooks: createInboundHooks({
+      hostname: config.hostname,
+      domains: config.domains,
+      ingest,
+      authenticate,
+      postmaster: createPostmasterLookup(store.users, config.domains, config.postmaster),
+      onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'smtp error'),
+    }),
+  });
+  closers.unshift(() => smtp.close());
+  let submission: SmtpListener | null = null;
+  if (config.submission.enabled && services.outbound) {
+    const { hooks, auth } = createSubmissionHooks({
+      hostname: config.hostname,
+      accounts: services.accounts,
+      outbound: services.outbound,
+      onError: (err, session) => log.error({ err, session: session?.id, remote: session?.remoteAddress }, 'submission error'),
+    });
+    submission = await startSmtpListener({
+      hostname: config.hostname,
+      host: config.submission.host,
+      port: config.submission.port,
+      tls: materials.tls,
+      maxMessageSize: config.limits.messageSize,
+      maxRecipients: config.limits.recipients,
+      maxConnections: config.limits.connections,
+      maxConnectionsPerIp: config.limits.connectionsPerIp,
+      headerLimits: config.limits.header,
+      hooks,
+      auth,
+    });
+    const listener = submission;
+    closers.unshift(() => listener.close());
+  }
+  return { smtp, authPool, submission };
+}
+
+/** The HTTP(S) listener (API, CardDAV, web app, autoconfig) and the metrics listener. */
+async function startHttp(ctx: StartContext) {
+  const { config, store, metrics, log, services } = ctx.app;
+  const { closers, hints, materials } = ctx;
+  const httpApp = await createHttpApp({
+    services,
+    carddav: createAddressBooks(store, services.accounts, () => hints.decisions()),
+    log,
+    ...(config.http.tls ? { tls: materials.tls } : {}),
+    extraRoutes: (a) => {
+      // The web app (src/web/) at `/` on the same listener.
+      registerWeb(a, { services });
+      // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
+      a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
+        const address = String((req.query as Record<string, unknown>).emailaddress ?? '');
+        const domain = config.domains.find((d) => address.toLowerCase().endsWith(`@${d}`)) ?? config.domains[0]!;
+        return reply.type('application/xml; charset=utf-8').send(autoconfigXml({ hostname: config.hostname, domain, imap: config.imap, submission: config.submission }));
+      });
+    },
+  });
+  const http = await startHttpListener({ host: config.http.host, port: config.http.port, app: httpApp });
+  closers.unshift(() => http.close());
+  // GET /metrics needs no login: a listener of its own, loopback by default, never the API's.
+  const metricsListener = config.metrics
+    ? await startMetricsListener({ ...config.metrics, render: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }) })
+    : null;
+  if (metricsListener) closers.unshift(() => metricsListener.close());
+
+  return { http, metricsListener };
 }
 
 interface TwmWiringInput {
@@ -292,7 +337,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     noticeRate: config.twm.noticeRate,
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
-    // Without a local fetch worker the hint goes where the fetch worker runs (app-start's hints.fetch).
+    // Without a local fetch worker the hint goes where the fetch worker runs (hints.fetch).
     kick: () => (fetchWorker ? fetchWorker.kick() : kickFetch()),
     now,
   });

@@ -8,10 +8,10 @@ import { renderConfig } from '../config/template.ts';
 import { APP_PASSWORD_SCOPES, type AppPasswordScope } from '../core/types.ts';
 import { parseMode, publicUser } from '../services/accounts.ts';
 import { configPath, readConfig, readPassword, withServices, type GlobalOptions } from './context.ts';
-import { recordsToPublish, zoneLine } from './dns-records.ts';
-import { imapRecords } from './imap-records.ts';
-import { carddavRecords } from './carddav-records.ts';
-import { twmRecordsToPublish } from './twm-records.ts';
+import { recordsToPublish, zoneLine } from '../config/published-records/dns-records.ts';
+import { imapRecords } from '../config/published-records/imap-records.ts';
+import { carddavRecords } from '../config/published-records/carddav-records.ts';
+import { twmRecordsToPublish } from '../config/published-records/twm-records.ts';
 import { CliError, EXIT, list, printJson, type CliIo } from './output.ts';
 
 const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();

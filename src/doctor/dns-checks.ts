@@ -5,8 +5,8 @@
  * exactly one SPF record (another policy than the suggested one is a warning); DMARC must exist with a policy (which one
  * is the operator's choice); the CardDAV discovery records are optional.
  */
-import type { DnsRecordLine } from '../cli/dns-records.ts';
-import { zoneLine } from '../cli/dns-records.ts';
+import type { DnsRecordLine } from '../config/published-records/dns-records.ts';
+import { zoneLine } from '../config/published-records/dns-records.ts';
 import type { DnsResolver } from '../dns/types.ts';
 import { fail, ok, warn, type CheckResult } from './types.ts';
 import { pTag } from './keys.ts';

@@ -6,9 +6,9 @@
  */
 import type { Config } from '../config/load.ts';
 import type { Materials } from '../config/materials.ts';
-import { recordsToPublish } from '../cli/dns-records.ts';
-import { twmRecordsToPublish } from '../cli/twm-records.ts';
-import { carddavRecords } from '../cli/carddav-records.ts';
+import { recordsToPublish } from '../config/published-records/dns-records.ts';
+import { twmRecordsToPublish } from '../config/published-records/twm-records.ts';
+import { carddavRecords } from '../config/published-records/carddav-records.ts';
 import type { DnsResolver } from '../dns/types.ts';
 import { checkDns, type ExpectedKeys } from './dns-checks.ts';
 import { publishedKeyOf } from './keys.ts';

@@ -5,18 +5,22 @@
  * every copy in one durable write; the caller acknowledges only after the
  * returned promise resolves.
  */
-import { classifySender, decide, type PolicyInput, type Verdict } from '../core/policy.ts';
+import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
 import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
-import { ReplyError } from '../core/errors.ts';
-import { replies } from '../core/reply.ts';
-import { normaliseListId, senderKey } from '../core/screener-keys.ts';
-import type { MailboxName, User } from '../core/types.ts';
-import type { NewMessage, Store } from '../store/types.ts';
-import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
-import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
-import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
-import { consumeExpected, findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
+import type { User } from '../core/types.ts';
+import type { Store } from '../store/types.ts';
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
+import { consumeExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
+import {
+  decisionFactsFor,
+  findRecipient,
+  messageWrites,
+  policyInputFor,
+  readMessage,
+  refuseAllOrNone,
+  scanIfStranger,
+  withoutStoredCopies,
+} from './ingest-steps.ts';
 
 export interface IngestMessage {
   channel: PolicyInput['channel'];
@@ -118,8 +122,7 @@ export interface IngestOptions {
   now?: () => Date;
 }
 
-/** Deepest MIME nesting accepted (multipart levels and embedded messages), as Postfix's default. */
-export const MAX_MIME_NESTING = 100;
+export { MAX_MIME_NESTING } from './ingest-steps.ts';
 
 export function createIngest(options: IngestOptions): Ingest {
   const { store } = options;
@@ -129,172 +132,32 @@ export function createIngest(options: IngestOptions): Ingest {
     removeCard: (userId, book, href, conditions) => store.addressBooks.removeCard(userId, book, href, conditions),
   };
 
-  async function findRecipient(address: string): Promise<User | undefined> {
-    const exact = await store.users.findByAddress(address);
-    if (exact) return exact;
-    // Subaddressing (RFC 5233): local+tag@domain delivers to local@domain.
-    const at = address.lastIndexOf('@');
-    const plus = address.indexOf('+');
-    if (plus > 0 && plus < at) return store.users.findByAddress(address.slice(0, plus) + address.slice(at));
-    return undefined;
-  }
-
-  // Expected senders are looked up only for a marked message whose From:
-  // domain is authenticated (docs/protocol.md 9.3).
-  async function policyInputFor(user: User, facts: DecisionFacts): Promise<{ input: PolicyInput; expected: ExpectMatch | null }> {
-    const marked = facts.ownershipConfirmation && facts.alignedDomain !== null && facts.origin !== 'system';
-    const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: marked }));
-    const expected = marked ? await findExpected(cards, user.id, found, facts.at) : null;
-    const input: PolicyInput = {
-      mode: user.mode,
-      channel: facts.channel,
-      origin: facts.origin,
-      from: facts.from,
-      fromProblem: facts.fromProblem,
-      authenticated: facts.alignedDomain !== null,
-      matches: matchesFrom(found),
-      listAuthenticated: listAuthenticated(facts.listId, facts.authenticatedDomains),
-      autoSubmitted: facts.autoSubmitted,
-      ownershipConfirmation: facts.ownershipConfirmation,
-      expected: expected !== null,
-      spam: null,
-    };
-    return { input, expected };
-  }
-
-  async function decideFor(user: User, facts: DecisionFacts): Promise<{ verdict: Verdict; expected: ExpectMatch | null }> {
-    const { input, expected } = await policyInputFor(user, facts);
-    return { verdict: decide(input), expected };
-  }
-
-  /**
-   * Strangers' mail is scanned once, before the policy decides; the scan is
-   * skipped when every recipient allows the sender (authenticated contacts
-   * are never scored, let alone junked), for our own notices and for mail
-   * from local users (authenticated submission).
-   */
-  async function scanIfStranger(message: IngestMessage, inputs: PolicyInput[]): Promise<SpamScan | null> {
-    const filter = options.spam;
-    if (!filter || message.origin !== 'remote') return null;
-    if (inputs.every((i) => classifySender(i).senderClass === 'allowed')) return null;
-    const scan = await filter.scan({
-      raw: message.raw,
-      envelopeFrom: message.envelopeFrom,
-      recipients: message.recipients.map((u) => u.address),
-      ...(message.client ? { ip: message.client.ip, helo: message.client.helo } : {}),
-    });
-    if (scan.status === 'unscanned' && scan.why !== 'too-large' && filter.onUnreachable === 'tempfail') {
-      throw new ReplyError(451, '4.7.1', 'Spam filter unavailable; please try again later');
-    }
-    return scan;
-  }
-
   async function ingest(input: IngestMessage): Promise<RecipientOutcome[]> {
-    let message = input;
-    if (input.twmKey !== undefined) {
-      const stored = new Set(await store.messages.withTwmKey(input.recipients.map((u) => u.id), input.twmKey));
-      if (stored.size > 0) message = { ...input, recipients: input.recipients.filter((u) => !stored.has(u.id)) };
-      if (message.recipients.length === 0) return [];
-    }
-    checkHeaderLimits(message.raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
-    const headers = parseHeaders(message.raw);
-    const facts = messageFacts(headers);
-    if (facts.receivedCount >= options.maxReceivedHeaders) {
-      throw ReplyError.of(replies.mailLoop(facts.receivedCount));
-    }
-    // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
-    if ((await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING)) > MAX_MIME_NESTING) {
-      throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
-    }
-    const listId = facts.listId ? normaliseListId(facts.listId) : null;
-    const sender = senderKey(facts.from, message.envelopeFrom);
+    const message = await withoutStoredCopies(store, input);
+    if (message === null) return [];
+    const facts = await readMessage(message, options.maxReceivedHeaders, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
     const receivedAt = message.receivedAt ?? (options.now ? options.now() : new Date());
-
-    const outcomes: RecipientOutcome[] = [];
-    const writes: Array<{ index: number; item: NewMessage }> = [];
-    // The identity that was authenticated must be the one the policy matches:
-    // otherwise an aligned domain says nothing about the address (issue: a
-    // From: read one way by mailauth and another by the policy).
-    const sameIdentity = facts.from !== null && message.auth.identity === facts.from;
-    const fromProblem =
-      facts.fromProblem ??
-      (message.auth.alignedDomain !== null && !sameIdentity
-        ? `the authenticated identity ${JSON.stringify(message.auth.identity)} is not the From: address ${JSON.stringify(facts.from)}`
-        : null);
-    const decision: DecisionFacts = {
-      channel: message.channel,
-      origin: message.origin,
-      from: facts.from,
-      fromProblem,
-      listId,
-      alignedDomain: sameIdentity ? message.auth.alignedDomain : null,
-      authenticatedDomains: message.auth.authenticatedDomains,
-      autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
-      ownershipConfirmation: facts.ownershipConfirmation,
-      at: receivedAt,
-    };
+    const decision = decisionFactsFor(message, facts, receivedAt);
     const expectations = new Map<number, ExpectMatch>();
     const inputs: PolicyInput[] = [];
     for (const user of message.recipients) {
-      const { input, expected } = await policyInputFor(user, decision);
+      const { input, expected } = await policyInputFor(store, cards, user, decision);
       if (expected) expectations.set(user.id, expected);
       inputs.push(input);
     }
     // The spam judgement enters the policy as one more fact (core/policy.ts).
-    const spam = await scanIfStranger(message, inputs);
+    const spam = await scanIfStranger(options.spam, message, inputs);
     const judgement = judgementOf(spam);
-    for (const [i, user] of message.recipients.entries()) {
-      outcomes.push({ user, verdict: decide({ ...inputs[i]!, spam: judgement }), messageId: null, spam });
-    }
+    const outcomes: RecipientOutcome[] = message.recipients.map((user, i) => ({
+      user,
+      verdict: decide({ ...inputs[i]!, spam: judgement }),
+      messageId: null,
+      spam,
+    }));
+    refuseAllOrNone(outcomes);
+
     const stored = Buffer.concat([Buffer.from(message.prepend + (spam ? spamHeaders(spam) : ''), 'utf8'), message.raw]);
-
-    // One reply covers every recipient, so refusals are all or nothing. A
-    // mix (a user switched to strict mid-transaction) is deferred rather than
-    // half-stored: the sender retries, and a strict recipient then gets a
-    // transaction of its own (protocols/smtp/server.ts).
-    const refusals = outcomes.filter((o) => o.verdict.kind === 'refuse');
-    if (refusals.length > 0) {
-      const first = refusals[0]!.verdict;
-      if (refusals.length < outcomes.length) {
-        throw new ReplyError(451, '4.5.3', 'Recipients need separate transactions; please retry each separately');
-      }
-      if (first.kind === 'refuse') throw ReplyError.of(first.reply);
-    }
-
-    for (const [index, { user, verdict }] of outcomes.entries()) {
-      const mailbox: MailboxName | null =
-        verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : verdict.kind === 'junk' ? 'Junk' : null;
-      if (!mailbox) continue;
-      const firstContact = verdict.kind === 'screen' || verdict.kind === 'junk' || (verdict.kind === 'inbox' && verdict.firstContact);
-      const likelySpam = verdict.kind === 'junk' || (verdict.kind === 'screen' && verdict.likelySpam);
-      writes.push({
-        index,
-        item: {
-          userId: user.id,
-          mailbox,
-          raw: stored,
-          flags: [],
-          sender: message.envelopeFrom,
-          from: facts.from,
-          subject: facts.subject,
-          receivedAt,
-          firstContact,
-          ...(message.twmKey === undefined ? {} : { twmKey: message.twmKey }),
-          // Strangers are listed in the Screener: held there in screen/strict
-          // mode, as history in open mode (docs/architecture.md "Modes").
-          request: firstContact
-            ? {
-                sender,
-                authDomain: decision.alignedDomain,
-                subject: facts.subject,
-                spamScore: spam?.status === 'scanned' ? spam.score : null,
-                likelySpam,
-              }
-            : undefined,
-        },
-      });
-    }
-
+    const writes = messageWrites(outcomes, { message, facts, decision, stored, spam });
     if (writes.length > 0) {
       const summaries = await store.messages.deliver(writes.map((w) => w.item));
       writes.forEach((w, i) => {
@@ -314,8 +177,8 @@ export function createIngest(options: IngestOptions): Ingest {
   }
 
   return {
-    findRecipient,
+    findRecipient: (address) => findRecipient(store, address),
     ingest,
-    predict: async (user, facts) => (await decideFor(user, facts)).verdict,
+    predict: async (user, facts) => decide((await policyInputFor(store, cards, user, facts)).input),
   };
 }

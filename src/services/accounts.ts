@@ -3,41 +3,15 @@
  * the HTTP API and (later) SMTP submission, so every credential check lives
  * here once.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { parseAddress } from '../core/address.ts';
-import { conflict, DomainError, invalid, notFound, ReplyError, unauthorized } from '../core/errors.ts';
-import { hashPassword, verifyPassword } from '../core/password.ts';
-import { APP_PASSWORD_SCOPES, MODES, type AppPassword, type AppPasswordScope, type Mode, type User } from '../core/types.ts';
+import { conflict, invalid, notFound, ReplyError } from '../core/errors.ts';
+import { hashPassword } from '../core/password.ts';
+import { MODES, type Mode, type User } from '../core/types.ts';
 import { StoreConflictError, type Store } from '../store/types.ts';
 import { createAuthThrottle, type AuthThrottle } from './auth-throttle.ts';
+import { createCredentials } from './account-credentials.ts';
 
-const TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
-/** App passwords per account (docs/reliability.md, "The app-password model"). */
-export const MAX_APP_PASSWORDS = 50;
-/** `twp_<public id: 12 hex digits>_<secret>`; the id is looked up, the whole string is the secret. */
-const APP_PASSWORD_FORMAT = /^twp_([0-9a-f]{12})_[A-Za-z0-9_-]{1,64}$/;
-
-/**
- * Who is asking, and with what: `appPassword` is null for the account
- * password and for sessions opened with it (full rights), else the app
- * password's scope limits what the request may do.
- */
-export interface Principal {
-  user: User;
-  appPassword: { id: number; name: string; scope: AppPasswordScope } | null;
-}
-
-/**
- * The throttle's account key: the normalised address, so other spellings of
- * one account share its count; unparsable or unknown names count too.
- */
-function accountKey(address: string): string {
-  try {
-    return parseAddress(address).address;
-  } catch {
-    return address.trim().toLowerCase().slice(0, 320);
-  }
-}
+export { MAX_APP_PASSWORDS, type Principal } from './account-credentials.ts';
 
 export interface PublicUser {
   address: string;
@@ -53,6 +27,30 @@ export function parseMode(value: string): Mode {
   if (!(MODES as readonly string[]).includes(value)) throw invalid(`Unknown mode "${value}": expected one of ${MODES.join(', ')}`);
   return value as Mode;
 }
+
+/**
+ * No account is another account's subaddress (RFC 5233, `local+tag`):
+ * mail to `bob+sales` reaches bob, and bob may send as it and manage its
+ * queue entries, so a separate `bob+sales` account would be bob's to read
+ * and impersonate. Refused in both orders: `bob+sales` while `bob` exists,
+ * and `bob` while some `bob+…` exists (docs/reliability.md, "Accounts").
+ */
+async function refuseSubaddressClash(store: Pick<Store, 'users'>, address: string): Promise<void> {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at);
+  const domain = address.slice(at);
+  const plus = local.indexOf('+');
+  if (plus > 0) {
+    const base = local.slice(0, plus) + domain;
+    if (await store.users.findByAddress(base)) {
+      throw conflict(`${address} is a subaddress of the account ${base}: mail to it reaches ${base} already, and ${base} may send as it`);
+    }
+    return;
+  }
+  const sub = (await store.users.list()).find((u) => u.address.endsWith(domain) && u.address.startsWith(`${local}+`));
+  if (sub) throw conflict(`The account ${sub.address} exists: it would be a subaddress of ${address}; remove it first or choose another address`);
+}
+
 
 export function createAccounts(store: Pick<Store, 'users' | 'webSessions'>, domains: string[], throttle: AuthThrottle = createAuthThrottle()) {
   const served = new Set(domains);
@@ -76,77 +74,13 @@ export function createAccounts(store: Pick<Store, 'users' | 'webSessions'>, doma
     return user;
   }
 
-  /**
-   * No account is another account's subaddress (RFC 5233, `local+tag`):
-   * mail to `bob+sales` reaches bob, and bob may send as it and manage its
-   * queue entries, so a separate `bob+sales` account would be bob's to read
-   * and impersonate. Refused in both orders: `bob+sales` while `bob` exists,
-   * and `bob` while some `bob+…` exists (docs/reliability.md, "Accounts").
-   */
-  async function refuseSubaddressClash(address: string): Promise<void> {
-    const at = address.lastIndexOf('@');
-    const local = address.slice(0, at);
-    const domain = address.slice(at);
-    const plus = local.indexOf('+');
-    if (plus > 0) {
-      const base = local.slice(0, plus) + domain;
-      if (await store.users.findByAddress(base)) {
-        throw conflict(`${address} is a subaddress of the account ${base}: mail to it reaches ${base} already, and ${base} may send as it`);
-      }
-      return;
-    }
-    const sub = (await store.users.list()).find((u) => u.address.endsWith(domain) && u.address.startsWith(`${local}+`));
-    if (sub) throw conflict(`The account ${sub.address} exists: it would be a subaddress of ${address}; remove it first or choose another address`);
-  }
-
-  /**
-   * One scrypt per attempt, whatever the number of app passwords: a secret
-   * of the form `twp_<id>_...` is checked against the one app password of
-   * that user with that public id; anything else (or an id the user does not
-   * have) against the account password. An unknown user costs a scrypt too.
-   */
-  async function check(address: string, password: string): Promise<Principal> {
-    const fail = unauthorized('Invalid credentials');
-    let user: User | undefined;
-    try {
-      user = await store.users.findByAddress(parseAddress(address).address);
-    } catch {
-      throw fail;
-    }
-    if (!user) {
-      // Spend the same scrypt time as a real check, so timing does not reveal unknown users.
-      await verifyPassword(password, await dummyHash()).catch(() => false);
-      throw fail;
-    }
-    const publicId = APP_PASSWORD_FORMAT.exec(password)?.[1];
-    const app = publicId === undefined ? undefined : await store.users.findAppPassword(publicId);
-    if (app && app.userId === user.id) {
-      if (!(await verifyPassword(password, app.passwordHash).catch(() => false))) throw fail;
-      await store.users.touchAppPassword(app.id, new Date());
-      return { user, appPassword: { id: app.id, name: app.name, scope: app.scope } };
-    }
-    if (await verifyPassword(password, user.passwordHash).catch(() => false)) return { user, appPassword: null };
-    throw fail;
-  }
-
-  async function principalForToken(token: string): Promise<Principal> {
-    const found = await store.users.findToken(sha256(token));
-    if (!found || found.expiresAt.getTime() < Date.now()) throw unauthorized('Invalid or expired token');
-    const user = await store.users.findById(found.userId);
-    if (!user) throw unauthorized('Invalid or expired token');
-    if (found.appPasswordId === null) return { user, appPassword: null };
-    const app = await store.users.findAppPasswordById(user.id, found.appPasswordId);
-    if (!app) throw unauthorized('Invalid or expired token');
-    return { user, appPassword: { id: app.id, name: app.name, scope: app.scope } };
-  }
-
   return {
     normalise,
     get,
 
     async add(address: string, password: string, mode: Mode = 'open'): Promise<User> {
       const normal = normalise(address);
-      await refuseSubaddressClash(normal);
+      await refuseSubaddressClash(store, normal);
       try {
         return await store.users.create({ address: normal, passwordHash: await hashPassword(password), mode });
       } catch (err) {
@@ -195,75 +129,8 @@ export function createAccounts(store: Pick<Store, 'users' | 'webSessions'>, doma
       return { revokedAppPasswords, revokedSessions };
     },
 
-    /**
-     * Checks a login: the account password or any of its app passwords. The
-     * same error whatever failed, so the reply does not reveal which
-     * addresses exist. With `client` (the peer's address), guessing is slowed
-     * and then locked out for that client (auth-throttle.ts), whichever
-     * protocol it comes through.
-     */
-    async authenticate(address: string, password: string, client?: string): Promise<Principal> {
-      if (client === undefined) return check(address, password);
-      const account = accountKey(address);
-      throttle.check(client, account);
-      try {
-        const principal = await check(address, password);
-        throttle.succeed(client, account);
-        return principal;
-      } catch (err) {
-        if (err instanceof DomainError && err.kind === 'unauthorized') await throttle.fail(client, account);
-        throw err;
-      }
-    },
-
-    /**
-     * Creates an app password; the secret (`twp_<public id>_<secret>`) is
-     * returned once and only its hash is kept. At most MAX_APP_PASSWORDS.
-     */
-    async addAppPassword(user: User, name: string, scope: AppPasswordScope = 'all'): Promise<AppPassword & { password: string }> {
-      if (!/^[\w .-]{1,64}$/.test(name)) throw invalid('App password name: 1-64 letters, digits, spaces, dots or dashes');
-      if (!(APP_PASSWORD_SCOPES as readonly string[]).includes(scope)) throw invalid(`Unknown app password scope "${scope}": expected one of ${APP_PASSWORD_SCOPES.join(', ')}`);
-      const publicId = randomBytes(6).toString('hex');
-      const password = `twp_${publicId}_${randomBytes(18).toString('base64url')}`;
-      try {
-        const app = await store.users.addAppPassword(user.id, { publicId, name, scope, passwordHash: await hashPassword(password) }, MAX_APP_PASSWORDS);
-        return { ...app, password };
-      } catch (err) {
-        if (err instanceof StoreConflictError) throw conflict(err.message);
-        throw err;
-      }
-    },
-
-    listAppPasswords: (user: User) => store.users.listAppPasswords(user.id),
-
-    /** Revokes one app password (by its number or its public id) and the sessions opened with it. */
-    async revokeAppPassword(user: User, id: number | string): Promise<void> {
-      let n = typeof id === 'number' ? id : /^[1-9]\d{0,15}$/.test(id) ? Number(id) : undefined;
-      if (n === undefined) n = (await store.users.listAppPasswords(user.id)).find((a) => a.publicId === id)?.id;
-      if (n === undefined || !(await store.users.removeAppPassword(user.id, n))) throw notFound(`No app password ${id} for ${user.address}`);
-    },
-
-    /** A bearer token; one opened with an app password keeps that app password's scope and dies with it. */
-    async issueToken(user: User, appPasswordId: number | null = null): Promise<{ token: string; expiresAt: Date }> {
-      const token = randomBytes(32).toString('base64url');
-      const expiresAt = new Date(Date.now() + TOKEN_TTL_MS);
-      await store.users.addToken(user.id, sha256(token), expiresAt, appPasswordId);
-      return { token, expiresAt };
-    },
-
-    principalForToken,
-
-    async userForToken(token: string): Promise<User> {
-      return (await principalForToken(token)).user;
-    },
-
-    revokeToken: (token: string) => store.users.removeToken(sha256(token)),
+    ...createCredentials(store, throttle),
   };
 }
 
 export type Accounts = ReturnType<typeof createAccounts>;
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
-// A hash of a random password, used only to equalise timing for unknown users.
-let dummy: Promise<string> | undefined;
-const dummyHash = () => (dummy ??= hashPassword(randomBytes(16).toString('hex')));

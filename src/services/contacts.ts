@@ -7,33 +7,19 @@
 import { parseSenderSpec, type SenderSpec } from '../core/address.ts';
 import { invalid, ReplyError } from '../core/errors.ts';
 import type { Contact, ContactEntry } from '../core/types.ts';
-import { buildExpectCard, rewriteExpectCard } from '../core/vcard/expected.ts';
+import { buildExpectCard } from '../core/vcard/expected.ts';
 import { parseContactCard } from '../core/vcard/index-entries.ts';
 import { VCardError } from '../core/vcard/parse.ts';
 import { buildContactCard, newUid } from '../core/vcard/write.ts';
 import { normaliseDomain } from '../core/address.ts';
-import { splitVCards } from '../core/vcard-split.ts';
 import type { Store } from '../store/types.ts';
+import { DEFAULT_BOOK, importCards, type ImportSummary } from './contacts-import.ts';
+import { sweepExpired } from './contacts-sweep.ts';
 
-export const DEFAULT_BOOK = 'default';
+// DEFAULT_BOOK is defined beside the import (which writes to it) so that file needs nothing from this one.
+export { DEFAULT_BOOK, type ImportSummary } from './contacts-import.ts';
+export { TOMBSTONE_TTL_MS, type SweepSummary } from './contacts-sweep.ts';
 
-/** How long deleted cards are remembered for CardDAV sync; a client that last synced before that starts over. */
-export const TOMBSTONE_TTL_MS = 30 * 24 * 3600 * 1000;
-
-export interface SweepSummary {
-  /** Cards rewritten without their expired or used-up X-TWOWAY-EXPECT properties. */
-  rewritten: number;
-  /** Cards deleted because nothing but their shell was left (docs/protocol.md 10.3). */
-  removed: number;
-  /** Change-log tombstones forgotten (older than TOMBSTONE_TTL_MS). */
-  tombstones: number;
-}
-
-export interface ImportSummary {
-  imported: number;
-  merged: number;
-  rejected: Array<{ line: number; reason: string }>;
-}
 
 /** An index entry as the API and CLI show it (dates as ISO 8601 text). */
 export type ContactEntryView = Omit<ContactEntry, 'expect'> & { expect?: { purpose: string; until: string; uses: number | null } };
@@ -85,9 +71,16 @@ export interface ContactsOptions {
   onChanged?: () => void;
 }
 
-export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, options: ContactsOptions = {}) {
-  const clock = options.now ?? (() => new Date());
-  const changed = options.onChanged ?? (() => undefined);
+/**
+ * The one-sender shortcuts (`contacts allow|block|remove`, writing to
+ * someone): each reads the index for that address or @domain and writes or
+ * removes a card of its own through `put`.
+ */
+function senderCards(
+  store: Pick<Store, 'contacts'>,
+  put: (userId: number, book: string, vcard: string, fallbackUid?: string) => Promise<ContactView>,
+  changed: () => void,
+) {
   /** Cards that consist of exactly this one entry with this action (the ones allow/block write). */
   async function singleEntryCards(userId: number, s: SenderSpec, action: ContactEntry['action']) {
     const p = probe(s);
@@ -112,125 +105,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
     return put(userId, DEFAULT_BOOK, vcard, uid);
   }
 
-  async function put(userId: number, book: string, vcard: string, fallbackUid?: string): Promise<ContactView> {
-    let parsed: ReturnType<typeof parseContactCard>;
-    try {
-      parsed = parseContactCard(vcard);
-    } catch (err) {
-      throw invalid(err instanceof VCardError ? err.message : `Malformed vCard: ${String(err)}`);
-    }
-    const uid = parsed.uid ?? fallbackUid ?? newUid();
-    const view = toView(await store.contacts.put(userId, { book, uid, vcard, entries: parsed.entries }));
-    changed();
-    return view;
-  }
-
-  /**
-   * Imports a .vcf export: every card is stored as written. A card whose UID
-   * is already in the book replaces it (merged); a malformed card is
-   * rejected with the reason and where it starts; nothing half-parsed is
-   * stored.
-   */
-  async function importCards(userId: number, file: string, onProgress?: (done: number, total: number) => void): Promise<ImportSummary> {
-    const { cards, problems } = splitVCards(file);
-    const summary: ImportSummary = { imported: 0, merged: 0, rejected: problems.map((p) => ({ line: p.line, reason: p.problem })) };
-    for (const [i, card] of cards.entries()) {
-      let parsed: ReturnType<typeof parseContactCard>;
-      try {
-        parsed = parseContactCard(card.text);
-      } catch (err) {
-        // VCardError lines count from the card's first line; report them in the file's numbering.
-        const line = err instanceof VCardError && err.line !== null ? card.line + err.line - 1 : card.line;
-        summary.rejected.push({ line, reason: err instanceof VCardError ? err.problem : String(err) });
-        onProgress?.(i + 1, cards.length);
-        continue;
-      }
-      const uid = parsed.uid ?? newUid();
-      const existed = parsed.uid !== null && (await store.contacts.get(userId, DEFAULT_BOOK, uid)) !== undefined;
-      await store.contacts.put(userId, { book: DEFAULT_BOOK, uid, vcard: card.text, entries: parsed.entries });
-      if (existed) summary.merged++;
-      else summary.imported++;
-      onProgress?.(i + 1, cards.length);
-    }
-    summary.rejected.sort((a, b) => a.line - b.line);
-    if (summary.imported + summary.merged > 0) changed();
-    return summary;
-  }
-
-  /**
-   * Records an expected sender (docs/protocol.md 10.2): a card of its own
-   * with one X-TWOWAY-EXPECT property, so an ownership confirmation from
-   * this domain (or a subdomain), authenticated and marked, reaches the
-   * INBOX in every mode until it expires or its uses run out.
-   */
-  async function expect(
-    userId: number,
-    domain: string,
-    options: { forMs: number; uses?: number | null; purpose?: string; now?: Date },
-  ): Promise<ContactView & { domain: string; until: string; uses: number | null }> {
-    let d: string;
-    try {
-      d = normaliseDomain(domain.trim().replace(/^@/, ''));
-    } catch (err) {
-      throw invalid(err instanceof ReplyError ? err.text : `Bad domain "${domain}"`);
-    }
-    if (!Number.isFinite(options.forMs) || options.forMs <= 0) throw invalid('The validity must be a positive duration');
-    const uses = options.uses === undefined ? 1 : options.uses;
-    if (uses !== null && (!Number.isInteger(uses) || uses < 1 || uses > 9999)) throw invalid('Uses must be a whole number from 1 to 9999');
-    const purpose = options.purpose ?? 'ownership-confirmation';
-    if (!/^[A-Za-z][A-Za-z0-9-]{0,62}$/.test(purpose)) throw invalid(`Bad purpose "${purpose}"`);
-    // UNTIL has whole seconds: round up so the entry lives at least forMs.
-    const until = new Date(Math.ceil(((options.now ?? clock()).getTime() + options.forMs) / 1000) * 1000);
-    const uid = newUid();
-    const view = await put(userId, DEFAULT_BOOK, buildExpectCard({ uid, domain: d, purpose, until, uses }), uid);
-    return { ...view, domain: d, until: until.toISOString(), uses };
-  }
-
-  /**
-   * The clean-up of docs/protocol.md 10.3, for every user: removes each
-   * X-TWOWAY-EXPECT property whose UNTIL has passed or whose USES is 0,
-   * with the same rewrite as consuming a use (core/vcard/expected.ts
-   * rewriteExpectCard: only those content lines change), and deletes a card
-   * left with nothing but its shell. Each write is conditional on the ETag
-   * the sweep read, so a card a client changed meanwhile is left for the
-   * next sweep rather than overwritten. Also forgets sync-log tombstones
-   * older than TOMBSTONE_TTL_MS. Meant to run at least hourly.
-   */
-  async function sweepExpired(now: Date = clock()): Promise<SweepSummary> {
-    const summary: SweepSummary = { rewritten: 0, removed: 0, tombstones: 0 };
-    for (const ref of await store.addressBooks.cardsWithEntryKind('expect')) {
-      const card = await store.addressBooks.getCard(ref.userId, ref.book, ref.href);
-      if (!card) continue;
-      let result: ReturnType<typeof rewriteExpectCard>;
-      try {
-        result = rewriteExpectCard(card.vcard, { now });
-      } catch {
-        continue; // a card the parser now rejects is left alone (its entries were indexed by an older parser)
-      }
-      if (!result.changed) continue;
-      const ifMatch = [card.etag];
-      if (result.text === null) {
-        if ((await store.addressBooks.removeCard(ref.userId, ref.book, ref.href, { ifMatch })) === 'deleted') summary.removed++;
-        continue;
-      }
-      const entries = parseContactCard(result.text).entries;
-      const r = await store.addressBooks.putCard(ref.userId, { book: ref.book, href: ref.href, uid: card.uid, vcard: result.text, entries }, { ifMatch });
-      if (r.status === 'ok') summary.rewritten++;
-    }
-    summary.tombstones = await store.addressBooks.pruneTombstones(new Date(now.getTime() - TOMBSTONE_TTL_MS));
-    return summary;
-  }
-
   return {
-    put,
-    importCards,
-    expect,
-    sweepExpired,
-
-    async list(userId: number): Promise<ContactView[]> {
-      return (await store.contacts.list(userId)).map(toView);
-    },
-
     /** Allows an address or @domain: lifts a block written by `block`, and adds a card unless one allows it already. */
     async allow(userId: number, sender: string): Promise<{ created: boolean; unblocked: number }> {
       const s = spec(sender);
@@ -278,6 +153,70 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
       }
       if (removed.length > 0) changed();
       return removed;
+    },
+  };
+}
+
+export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, options: ContactsOptions = {}) {
+  const clock = options.now ?? (() => new Date());
+  const changed = options.onChanged ?? (() => undefined);
+  async function put(userId: number, book: string, vcard: string, fallbackUid?: string): Promise<ContactView> {
+    let parsed: ReturnType<typeof parseContactCard>;
+    try {
+      parsed = parseContactCard(vcard);
+    } catch (err) {
+      throw invalid(err instanceof VCardError ? err.message : `Malformed vCard: ${String(err)}`);
+    }
+    const uid = parsed.uid ?? fallbackUid ?? newUid();
+    const view = toView(await store.contacts.put(userId, { book, uid, vcard, entries: parsed.entries }));
+    changed();
+    return view;
+  }
+
+  /**
+   * Records an expected sender (docs/protocol.md 10.2): a card of its own
+   * with one X-TWOWAY-EXPECT property, so an ownership confirmation from
+   * this domain (or a subdomain), authenticated and marked, reaches the
+   * INBOX in every mode until it expires or its uses run out.
+   */
+  async function expect(
+    userId: number,
+    domain: string,
+    options: { forMs: number; uses?: number | null; purpose?: string; now?: Date },
+  ): Promise<ContactView & { domain: string; until: string; uses: number | null }> {
+    let d: string;
+    try {
+      d = normaliseDomain(domain.trim().replace(/^@/, ''));
+    } catch (err) {
+      throw invalid(err instanceof ReplyError ? err.text : `Bad domain "${domain}"`);
+    }
+    if (!Number.isFinite(options.forMs) || options.forMs <= 0) throw invalid('The validity must be a positive duration');
+    const uses = options.uses === undefined ? 1 : options.uses;
+    if (uses !== null && (!Number.isInteger(uses) || uses < 1 || uses > 9999)) throw invalid('Uses must be a whole number from 1 to 9999');
+    const purpose = options.purpose ?? 'ownership-confirmation';
+    if (!/^[A-Za-z][A-Za-z0-9-]{0,62}$/.test(purpose)) throw invalid(`Bad purpose "${purpose}"`);
+    // UNTIL has whole seconds: round up so the entry lives at least forMs.
+    const until = new Date(Math.ceil(((options.now ?? clock()).getTime() + options.forMs) / 1000) * 1000);
+    const uid = newUid();
+    const view = await put(userId, DEFAULT_BOOK, buildExpectCard({ uid, domain: d, purpose, until, uses }), uid);
+    return { ...view, domain: d, until: until.toISOString(), uses };
+  }
+
+  return {
+    put,
+    expect,
+
+    async importCards(userId: number, file: string, onProgress?: (done: number, total: number) => void): Promise<ImportSummary> {
+      const summary = await importCards(store, userId, file, onProgress);
+      if (summary.imported + summary.merged > 0) changed();
+      return summary;
+    },
+
+    sweepExpired: (now: Date = clock()) => sweepExpired(store, now),
+    ...senderCards(store, put, changed),
+
+    async list(userId: number): Promise<ContactView[]> {
+      return (await store.contacts.list(userId)).map(toView);
     },
   };
 }

@@ -14,11 +14,14 @@
 import { parseStructure } from '../../core/mime-structure.ts';
 import { DomainError, ReplyError } from '../../core/errors.ts';
 import type { User } from '../../core/types.ts';
-import { no, type ImapAccount, type ImapHooks, type MailboxInfo, type MailboxState, type MessageMeta, type SpecialUse } from '../../protocols/imap/hooks.ts';
+import { no, type ImapAccount, type ImapHooks, type MailboxInfo, type MessageMeta, type SpecialUse } from '../../protocols/imap/hooks.ts';
 import type { Accounts } from '../../services/accounts.ts';
 import type { Screener } from '../../services/screener.ts';
 import type { ImapMailbox, ImapMessage, Store } from '../../store/types.ts';
 import { StoreConflictError } from '../../store/types.ts';
+import { decideByMove, syncScreener } from './screener-folder.ts';
+
+export { requestMessage } from './screener-folder.ts';
 
 export interface ImapHooksInput {
   store: Pick<Store, 'imap' | 'messages' | 'requests' | 'twmIn' | 'changes'>;
@@ -31,256 +34,143 @@ export interface ImapHooksInput {
 
 const SPECIAL: Record<string, SpecialUse> = { Sent: '\\Sent', Drafts: '\\Drafts', Junk: '\\Junk', Trash: '\\Trash' };
 const BUILT_IN = new Set(['INBOX', 'Screener', 'Sent', 'Drafts', 'Junk', 'Trash']);
-const DENYING = new Set(['Junk', 'Trash']);
-const GENERATED = 'screener ';
 
 const info = (b: ImapMailbox): MailboxInfo => ({ id: b.id, name: b.name, specialUse: SPECIAL[b.name] ?? null, subscribed: b.subscribed });
 const meta = (m: ImapMessage): MessageMeta => ({ id: m.id, uid: m.uid, flags: m.flags, modseq: m.modseq, size: m.size, internalDate: m.internalDate });
 
-/** The sender whose decision a Screener message stands for: held mail's request, or a generated request message's notice. */
-function senderOf(m: ImapMessage): string | null {
-  if (m.heldFor) return m.heldFor;
-  if (m.twmKey?.startsWith(GENERATED)) return m.twmKey.split(' ')[3] ?? null;
-  return null;
+function storeError(err: unknown): never {
+  if (err instanceof StoreConflictError) throw no('ALREADYEXISTS', err.message);
+  throw err;
 }
 
-function encodeWord(s: string): string {
-  const clean = s.replace(/[\r\n]+/g, ' ');
-  return /^[\x20-\x7e]*$/.test(clean) ? clean : `=?UTF-8?B?${Buffer.from(clean, 'utf8').toString('base64')}?=`;
-}
+/** One logged-in user's view of the store; `release` gives back its session slot. */
+function account(input: ImapHooksInput, sessions: Map<number, number>, user: User): ImapAccount {
+  const { store } = input;
+  const box = async (name: string): Promise<ImapMailbox> => {
+    const b = await store.imap.mailbox(user.id, name);
+    if (!b) throw no('NONEXISTENT', `No mailbox ${name}`);
+    return b;
+  };
+  const target = async (name: string): Promise<ImapMailbox> => {
+    const b = await store.imap.mailbox(user.id, name);
+    if (!b) throw no('TRYCREATE', `No mailbox ${name}`);
+    return b;
+  };
+  const fresh = async (name: string): Promise<ImapMailbox> => {
+    const b = await box(name);
+    if (b.name === 'Screener') {
+      await syncScreener(store, input.hostname, user, b.id);
+      return box(name);
+    }
+    return b;
+  };
 
-/** The stand-in for a Two-Way Mail contact request: every client can show it; the body stays with the sender until approval. */
-export function requestMessage(o: { from: string; to: string; intro: string | null; size: number; createdAt: Date; expiresAt: Date; id: string; hostname: string }): Buffer {
-  const topic = (o.intro ?? '').split(/\r?\n/)[0]!.trim().slice(0, 120) || '(no introduction)';
-  const text = [
-    `${o.from} wants to write to you with Two-Way Mail.`,
-    '',
-    'Introduction:',
-    o.intro?.trim() || '(none)',
-    '',
-    `Size of the message: ${o.size} bytes`,
-    `The request expires: ${o.expiresAt.toUTCString()}`,
-    '',
-    'Move this message to INBOX (or any folder but Junk and Trash) to accept the sender;',
-    'the message is then fetched and replaces this one. Move it to Junk or Trash to decline.',
-    '',
-  ].join('\r\n');
-  return Buffer.from(
-    [
-      `From: <${o.from}>`,
-      `To: <${o.to}>`,
-      `Subject: ${encodeWord(`Contact request: ${topic}`)}`,
-      `Date: ${o.createdAt.toUTCString().replace('GMT', '+0000')}`,
-      `Message-ID: <request.${o.id.replace(/[^\w.-]/g, '')}@${o.hostname}>`,
-      'MIME-Version: 1.0',
-      'Content-Type: text/plain; charset=utf-8',
-      'Content-Transfer-Encoding: 8bit',
-      '',
-      text,
-    ].join('\r\n'),
-    'utf8',
-  );
+  return {
+    address: user.address,
+    async mailboxes() {
+      return (await store.imap.mailboxes(user.id)).map(info);
+    },
+    async open(name) {
+      const b = await fresh(name);
+      return { ...info(b), uidValidity: b.uidValidity, uidNext: b.uidNext, highestModseq: b.highestModseq };
+    },
+    async status(name) {
+      const b = await fresh(name);
+      const c = await store.imap.counts(b.id);
+      return { ...c, uidNext: b.uidNext, uidValidity: b.uidValidity, highestModseq: b.highestModseq, mailboxId: b.id };
+    },
+    async create(name) {
+      if ([...BUILT_IN].some((n) => n.toLowerCase() === name.toLowerCase() && n !== name) && name.toUpperCase() === 'INBOX') throw no('ALREADYEXISTS', 'INBOX exists');
+      await store.imap.create(user.id, name).catch(storeError);
+    },
+    async delete(name) {
+      if (BUILT_IN.has(name)) throw no('CANNOT', `${name} cannot be deleted`);
+      await box(name);
+      const all = await store.imap.mailboxes(user.id);
+      if (all.some((b) => b.name.startsWith(`${name}/`))) throw no('INUSE', 'Delete the mailboxes below it first');
+      await store.imap.remove(user.id, name);
+    },
+    async rename(from, to) {
+      if (BUILT_IN.has(from)) throw no('CANNOT', `${from} cannot be renamed`);
+      if (BUILT_IN.has(to) || to.toUpperCase() === 'INBOX') throw no('ALREADYEXISTS', `${to} exists`);
+      await box(from);
+      await store.imap.rename(user.id, from, to).catch(storeError);
+    },
+    async subscribe(name, on) {
+      await box(name);
+      await store.imap.subscribe(user.id, name, on);
+    },
+    async messages(mailboxId) {
+      return (await store.imap.messages(mailboxId)).map(meta);
+    },
+    async changesSince(mailboxId, modseq) {
+      const boxes = await store.imap.mailboxes(user.id);
+      const b = boxes.find((x) => x.id === mailboxId);
+      if (!b) return { highestModseq: modseq, changed: [], expunged: [] };
+      if (b.name === 'Screener') await syncScreener(store, input.hostname, user, b.id);
+      const now = (await store.imap.mailbox(user.id, b.name))!;
+      const c = await store.imap.changesSince(mailboxId, modseq);
+      return { highestModseq: now.highestModseq, changed: c.changed.map(meta), expunged: c.expunged };
+    },
+    structures: (ids) => store.imap.structures(user.id, ids),
+    bodies: (ids) => store.imap.bodies(user.id, ids),
+    setFlags: (mailboxId, changes, unchangedSince) => store.imap.setFlags(user.id, mailboxId, changes, unchangedSince),
+    async copy(from, msgs, targetName) {
+      const to = await target(targetName);
+      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to);
+      if (ordinary.length === 0) return null;
+      const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id);
+      const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
+      return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
+    },
+    async move(from, msgs, targetName) {
+      const to = await target(targetName);
+      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to);
+      if (ordinary.length === 0 || ordinary.length < msgs.length) {
+        // A Screener decision moved (some of) them: no COPYUID for a partial answer.
+        if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
+        return null;
+      }
+      const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
+      const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
+      return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
+    },
+    async expunge(from, msgs) {
+      await store.imap.expunge(user.id, from.id, msgs.map((m) => m.id));
+    },
+    async append(targetName, raw, flags, date) {
+      const to = await target(targetName);
+      if (to.name === 'Screener') throw no('CANNOT', 'Only mail from strangers goes to the Screener');
+      const env = parseStructure(raw).envelope;
+      const first = env.from?.find((a) => a.host !== null && a.mailbox !== null);
+      const fromAddr = first ? `${first.mailbox}@${first.host}`.toLowerCase() : null;
+      const [stored] = await store.messages.deliver([
+        {
+          userId: user.id,
+          // Any folder name: the store reserves UIDs by name.
+          mailbox: to.name as 'INBOX',
+          raw,
+          flags,
+          sender: fromAddr,
+          from: fromAddr,
+          subject: env.subject,
+          receivedAt: date ?? new Date(),
+          firstContact: false,
+        },
+      ]);
+      return { uidValidity: to.uidValidity, uid: stored!.uid };
+    },
+    watch: (listener) => store.changes.on(user.id, listener),
+    release() {
+      const n = (sessions.get(user.id) ?? 1) - 1;
+      if (n <= 0) sessions.delete(user.id);
+      else sessions.set(user.id, n);
+    },
+  };
 }
 
 export function createImapHooks(input: ImapHooksInput): ImapHooks {
-  const { store } = input;
   const sessions = new Map<number, number>();
-
-  function storeError(err: unknown): never {
-    if (err instanceof StoreConflictError) throw no('ALREADYEXISTS', err.message);
-    throw err;
-  }
-
-  /** Makes the Screener show every pending TWM notice once, and drops stand-ins whose notice was decided or expired. */
-  async function syncScreener(user: User, screenerId: number): Promise<void> {
-    const pending = await store.requests.list(user.id, { status: 'pending' });
-    const rows = pending.length > 0 ? await store.twmIn.forUser(user.id, { senders: pending.map((r) => r.sender) }, ['pending'], new Date()) : [];
-    const want = new Map(rows.map((r) => [`${GENERATED}${r.notice.senderDomain} ${r.notice.id} ${r.notice.from.toLowerCase()}`, r.notice]));
-    const present = (await store.imap.messages(screenerId)).filter((m) => m.twmKey?.startsWith(GENERATED));
-    const stale = present.filter((m) => !want.has(m.twmKey!));
-    if (stale.length > 0) await store.imap.expunge(user.id, screenerId, stale.map((m) => m.id));
-    const have = new Set(present.map((m) => m.twmKey));
-    for (const [key, n] of want) {
-      if (have.has(key)) continue;
-      const raw = requestMessage({ from: n.from, to: user.address, intro: n.intro, size: n.size, createdAt: n.createdAt, expiresAt: n.expiresAt, id: n.id, hostname: input.hostname });
-      await store.messages.deliver([
-        {
-          userId: user.id,
-          mailbox: 'Screener',
-          raw,
-          flags: [],
-          sender: n.from,
-          from: n.from,
-          subject: `Contact request: ${(n.intro ?? '').slice(0, 120)}`,
-          receivedAt: n.receivedAt,
-          firstContact: true,
-          twmKey: key,
-        },
-      ]);
-    }
-  }
-
-  function account(user: User): ImapAccount {
-    const box = async (name: string): Promise<ImapMailbox> => {
-      const b = await store.imap.mailbox(user.id, name);
-      if (!b) throw no('NONEXISTENT', `No mailbox ${name}`);
-      return b;
-    };
-    const target = async (name: string): Promise<ImapMailbox> => {
-      const b = await store.imap.mailbox(user.id, name);
-      if (!b) throw no('TRYCREATE', `No mailbox ${name}`);
-      return b;
-    };
-    const fresh = async (name: string): Promise<ImapMailbox> => {
-      const b = await box(name);
-      if (b.name === 'Screener') {
-        await syncScreener(user, b.id);
-        return box(name);
-      }
-      return b;
-    };
-
-    /** Screener messages that stand for a decision, by sender; the rest move like any message. */
-    async function decide(from: MailboxState, msgs: MessageMeta[], to: ImapMailbox): Promise<MessageMeta[]> {
-      if (from.name !== 'Screener' || to.name === 'Screener') return msgs;
-      const rows = new Map((await store.imap.messages(from.id)).map((m) => [m.id, m]));
-      const bySender = new Map<string, ImapMessage[]>();
-      const ordinary: MessageMeta[] = [];
-      for (const m of msgs) {
-        const row = rows.get(m.id);
-        const sender = row ? senderOf(row) : null;
-        if (!row) continue; // already gone (another client's decision)
-        if (!sender) {
-          ordinary.push(m);
-          continue;
-        }
-        bySender.set(sender, [...(bySender.get(sender) ?? []), row]);
-      }
-      if (bySender.size === 0) return ordinary;
-      const senders = [...bySender.keys()];
-      const chosen = [...bySender.values()].flat();
-      const held = chosen.filter((m) => !m.twmKey?.startsWith(GENERATED));
-      const generated = chosen.filter((m) => m.twmKey?.startsWith(GENERATED));
-      if (DENYING.has(to.name)) {
-        // The chosen messages go where they were put; the sender is blocked and the rest of its held mail dropped.
-        await store.imap.move(user.id, chosen.map((m) => m.id), to.id, from.id);
-        await input.screener.deny(user.id, senders).catch(ignoreDecided);
-      } else {
-        await input.screener.approve(user.id, senders).catch(ignoreDecided);
-        // Approval released held mail to INBOX; what the client moved goes on to its folder.
-        if (to.name !== 'INBOX') {
-          const inbox = await store.imap.mailbox(user.id, 'INBOX');
-          if (inbox) await store.imap.move(user.id, held.map((m) => m.id), to.id, inbox.id);
-        }
-        // The fetched Two-Way Mail message replaces its stand-in.
-        if (generated.length > 0) await store.imap.expunge(user.id, from.id, generated.map((m) => m.id));
-      }
-      return ordinary;
-    }
-
-    return {
-      address: user.address,
-      async mailboxes() {
-        return (await store.imap.mailboxes(user.id)).map(info);
-      },
-      async open(name) {
-        const b = await fresh(name);
-        return { ...info(b), uidValidity: b.uidValidity, uidNext: b.uidNext, highestModseq: b.highestModseq };
-      },
-      async status(name) {
-        const b = await fresh(name);
-        const c = await store.imap.counts(b.id);
-        return { ...c, uidNext: b.uidNext, uidValidity: b.uidValidity, highestModseq: b.highestModseq, mailboxId: b.id };
-      },
-      async create(name) {
-        if ([...BUILT_IN].some((n) => n.toLowerCase() === name.toLowerCase() && n !== name) && name.toUpperCase() === 'INBOX') throw no('ALREADYEXISTS', 'INBOX exists');
-        await store.imap.create(user.id, name).catch(storeError);
-      },
-      async delete(name) {
-        if (BUILT_IN.has(name)) throw no('CANNOT', `${name} cannot be deleted`);
-        await box(name);
-        const all = await store.imap.mailboxes(user.id);
-        if (all.some((b) => b.name.startsWith(`${name}/`))) throw no('INUSE', 'Delete the mailboxes below it first');
-        await store.imap.remove(user.id, name);
-      },
-      async rename(from, to) {
-        if (BUILT_IN.has(from)) throw no('CANNOT', `${from} cannot be renamed`);
-        if (BUILT_IN.has(to) || to.toUpperCase() === 'INBOX') throw no('ALREADYEXISTS', `${to} exists`);
-        await box(from);
-        await store.imap.rename(user.id, from, to).catch(storeError);
-      },
-      async subscribe(name, on) {
-        await box(name);
-        await store.imap.subscribe(user.id, name, on);
-      },
-      async messages(mailboxId) {
-        return (await store.imap.messages(mailboxId)).map(meta);
-      },
-      async changesSince(mailboxId, modseq) {
-        const boxes = await store.imap.mailboxes(user.id);
-        const b = boxes.find((x) => x.id === mailboxId);
-        if (!b) return { highestModseq: modseq, changed: [], expunged: [] };
-        if (b.name === 'Screener') await syncScreener(user, b.id);
-        const now = (await store.imap.mailbox(user.id, b.name))!;
-        const c = await store.imap.changesSince(mailboxId, modseq);
-        return { highestModseq: now.highestModseq, changed: c.changed.map(meta), expunged: c.expunged };
-      },
-      structures: (ids) => store.imap.structures(user.id, ids),
-      bodies: (ids) => store.imap.bodies(user.id, ids),
-      setFlags: (mailboxId, changes, unchangedSince) => store.imap.setFlags(user.id, mailboxId, changes, unchangedSince),
-      async copy(from, msgs, targetName) {
-        const to = await target(targetName);
-        const ordinary = await decide(from, msgs, to);
-        if (ordinary.length === 0) return null;
-        const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id);
-        const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
-        return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
-      },
-      async move(from, msgs, targetName) {
-        const to = await target(targetName);
-        const ordinary = await decide(from, msgs, to);
-        if (ordinary.length === 0 || ordinary.length < msgs.length) {
-          // A Screener decision moved (some of) them: no COPYUID for a partial answer.
-          if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
-          return null;
-        }
-        const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
-        const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
-        return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
-      },
-      async expunge(from, msgs) {
-        await store.imap.expunge(user.id, from.id, msgs.map((m) => m.id));
-      },
-      async append(targetName, raw, flags, date) {
-        const to = await target(targetName);
-        if (to.name === 'Screener') throw no('CANNOT', 'Only mail from strangers goes to the Screener');
-        const env = parseStructure(raw).envelope;
-        const first = env.from?.find((a) => a.host !== null && a.mailbox !== null);
-        const fromAddr = first ? `${first.mailbox}@${first.host}`.toLowerCase() : null;
-        const [stored] = await store.messages.deliver([
-          {
-            userId: user.id,
-            // Any folder name: the store reserves UIDs by name.
-            mailbox: to.name as 'INBOX',
-            raw,
-            flags,
-            sender: fromAddr,
-            from: fromAddr,
-            subject: env.subject,
-            receivedAt: date ?? new Date(),
-            firstContact: false,
-          },
-        ]);
-        return { uidValidity: to.uidValidity, uid: stored!.uid };
-      },
-      watch: (listener) => store.changes.on(user.id, listener),
-      release() {
-        const n = (sessions.get(user.id) ?? 1) - 1;
-        if (n <= 0) sessions.delete(user.id);
-        else sessions.set(user.id, n);
-      },
-    };
-  }
 
   return {
     async login(address, password, client) {
@@ -299,13 +189,7 @@ export function createImapHooks(input: ImapHooksInput): ImapHooks {
       const n = sessions.get(user.id) ?? 0;
       if (n >= input.maxConnectionsPerUser) throw no('LIMIT', `At most ${input.maxConnectionsPerUser} connections per user`);
       sessions.set(user.id, n + 1);
-      return account(user);
+      return account(input, sessions, user);
     },
   };
-}
-
-/** A decision another client made first is not an error (two clients moving at once). */
-function ignoreDecided(err: unknown): void {
-  if (err instanceof DomainError && (err.kind === 'not-found' || err.kind === 'invalid')) return;
-  throw err;
 }

@@ -1,6 +1,6 @@
 /** The DNS records a domain publishes for this server (`twoway dns`). */
-import type { Config } from '../config/load.ts';
-import { dkimRecordValue, type Materials } from '../config/materials.ts';
+import type { Config } from '../load.ts';
+import { dkimRecordValue, type Materials } from '../materials.ts';
 
 export interface DnsRecordLine {
   name: string;

@@ -4,7 +4,7 @@
  * record with the context path, so a client given only an address finds the
  * server (it then asks /.well-known/carddav or goes straight to the path).
  */
-import type { Config } from '../config/load.ts';
+import type { Config } from '../load.ts';
 import type { DnsRecordLine } from './dns-records.ts';
 
 /** The CardDAV context path (protocols/carddav/paths.ts DAV_ROOT). */

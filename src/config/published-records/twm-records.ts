@@ -1,7 +1,7 @@
 /** The Two-Way Mail records a domain publishes (docs/protocol.md 3.1 and 3.2), printed by `twoway dns`. */
-import type { Config } from '../config/load.ts';
-import { keyRecordValue } from '../core/twm-key-record.ts';
-import type { Materials } from '../config/materials.ts';
+import type { Config } from '../load.ts';
+import { keyRecordValue } from '../../core/twm-key-record.ts';
+import type { Materials } from '../materials.ts';
 import type { DnsRecordLine } from './dns-records.ts';
 
 export function twmRecordsToPublish(config: Config, twm: Materials['twm']): DnsRecordLine[] {

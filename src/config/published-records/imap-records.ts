@@ -3,7 +3,7 @@
  * records naming the IMAP listeners (implicit TLS preferred, RFC 8314) and
  * the submission listener, so a client given only an address finds them.
  */
-import type { Config } from '../config/load.ts';
+import type { Config } from '../load.ts';
 import type { DnsRecordLine } from './dns-records.ts';
 
 export function imapRecords(config: Pick<Config, 'hostname' | 'domains' | 'imap' | 'submission'>): DnsRecordLine[] {

@@ -1,0 +1,196 @@
+/**
+ * The steps of `ingest` (ingest.ts), in the order it runs them: drop the
+ * recipients that already hold a TWM-fetched copy, read and check the
+ * message, gather the facts the policy decides on, scan strangers' mail,
+ * refuse all or none, and build the rows to store. Each is a function of its
+ * arguments, so ingest.ts reads as the sequence.
+ */
+import { classifySender, type PolicyInput } from '../core/policy.ts';
+import type { SpamScan } from '../core/spam.ts';
+import { ReplyError } from '../core/errors.ts';
+import { replies } from '../core/reply.ts';
+import { normaliseListId, senderKey } from '../core/screener-keys.ts';
+import type { MailboxName, User } from '../core/types.ts';
+import type { NewMessage, Store } from '../store/types.ts';
+import { messageFacts, parseHeaders, type MessageFacts } from '../mail/headers.ts';
+import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
+import { checkHeaderLimits, type HeaderLimits } from '../core/header-limits.ts';
+import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
+import { findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
+import type { DecisionFacts, IngestMessage, IngestSpamFilter, RecipientOutcome } from './ingest.ts';
+
+/** Deepest MIME nesting accepted (multipart levels and embedded messages), as Postfix's default. */
+export const MAX_MIME_NESTING = 100;
+
+type IngestStore = Pick<Store, 'users' | 'contacts' | 'messages' | 'addressBooks'>;
+
+/** The local user an address delivers to: the exact address, or `local+tag@domain`. */
+export async function findRecipient(store: IngestStore, address: string): Promise<User | undefined> {
+  const exact = await store.users.findByAddress(address);
+  if (exact) return exact;
+  // Subaddressing (RFC 5233): local+tag@domain delivers to local@domain.
+  const at = address.lastIndexOf('@');
+  const plus = address.indexOf('+');
+  if (plus > 0 && plus < at) return store.users.findByAddress(address.slice(0, plus) + address.slice(at));
+  return undefined;
+}
+
+/**
+ * A TWM-fetched message without the recipients that already have it (a
+ * refetch after a crash between storing and recording it); null when every
+ * recipient has it.
+ */
+export async function withoutStoredCopies(store: IngestStore, input: IngestMessage): Promise<IngestMessage | null> {
+  if (input.twmKey === undefined) return input;
+  const stored = new Set(await store.messages.withTwmKey(input.recipients.map((u) => u.id), input.twmKey));
+  const message = stored.size > 0 ? { ...input, recipients: input.recipients.filter((u) => !stored.has(u.id)) } : input;
+  return message.recipients.length === 0 ? null : message;
+}
+
+/** Checks the header limits, the Received: count and the MIME nesting; returns the header facts. */
+export async function readMessage(message: IngestMessage, maxReceivedHeaders: number, headerLimits: HeaderLimits): Promise<MessageFacts> {
+  checkHeaderLimits(message.raw, headerLimits);
+  const facts = messageFacts(parseHeaders(message.raw));
+  if (facts.receivedCount >= maxReceivedHeaders) {
+    throw ReplyError.of(replies.mailLoop(facts.receivedCount));
+  }
+  // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
+  if ((await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING)) > MAX_MIME_NESTING) {
+    throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
+  }
+  return facts;
+}
+
+/** What the policy knows of the message, the same for every recipient. */
+export function decisionFactsFor(message: IngestMessage, facts: MessageFacts, receivedAt: Date): DecisionFacts {
+  // The identity that was authenticated must be the one the policy matches:
+  // otherwise an aligned domain says nothing about the address (issue: a
+  // From: read one way by mailauth and another by the policy).
+  const sameIdentity = facts.from !== null && message.auth.identity === facts.from;
+  const fromProblem =
+    facts.fromProblem ??
+    (message.auth.alignedDomain !== null && !sameIdentity
+      ? `the authenticated identity ${JSON.stringify(message.auth.identity)} is not the From: address ${JSON.stringify(facts.from)}`
+      : null);
+  return {
+    channel: message.channel,
+    origin: message.origin,
+    from: facts.from,
+    fromProblem,
+    listId: facts.listId ? normaliseListId(facts.listId) : null,
+    alignedDomain: sameIdentity ? message.auth.alignedDomain : null,
+    authenticatedDomains: message.auth.authenticatedDomains,
+    autoSubmitted: facts.autoSubmitted || message.envelopeFrom === null,
+    ownershipConfirmation: facts.ownershipConfirmation,
+    at: receivedAt,
+  };
+}
+
+// Expected senders are looked up only for a marked message whose From:
+// domain is authenticated (docs/protocol.md 9.3).
+export async function policyInputFor(
+  store: IngestStore,
+  cards: ExpectCardStore,
+  user: User,
+  facts: DecisionFacts,
+): Promise<{ input: PolicyInput; expected: ExpectMatch | null }> {
+  const marked = facts.ownershipConfirmation && facts.alignedDomain !== null && facts.origin !== 'system';
+  const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: marked }));
+  const expected = marked ? await findExpected(cards, user.id, found, facts.at) : null;
+  const input: PolicyInput = {
+    mode: user.mode,
+    channel: facts.channel,
+    origin: facts.origin,
+    from: facts.from,
+    fromProblem: facts.fromProblem,
+    authenticated: facts.alignedDomain !== null,
+    matches: matchesFrom(found),
+    listAuthenticated: listAuthenticated(facts.listId, facts.authenticatedDomains),
+    autoSubmitted: facts.autoSubmitted,
+    ownershipConfirmation: facts.ownershipConfirmation,
+    expected: expected !== null,
+    spam: null,
+  };
+  return { input, expected };
+}
+
+/**
+ * Strangers' mail is scanned once, before the policy decides; the scan is
+ * skipped when every recipient allows the sender (authenticated contacts
+ * are never scored, let alone junked), for our own notices and for mail
+ * from local users (authenticated submission).
+ */
+export async function scanIfStranger(filter: IngestSpamFilter | undefined, message: IngestMessage, inputs: PolicyInput[]): Promise<SpamScan | null> {
+  if (!filter || message.origin !== 'remote') return null;
+  if (inputs.every((i) => classifySender(i).senderClass === 'allowed')) return null;
+  const scan = await filter.scan({
+    raw: message.raw,
+    envelopeFrom: message.envelopeFrom,
+    recipients: message.recipients.map((u) => u.address),
+    ...(message.client ? { ip: message.client.ip, helo: message.client.helo } : {}),
+  });
+  if (scan.status === 'unscanned' && scan.why !== 'too-large' && filter.onUnreachable === 'tempfail') {
+    throw new ReplyError(451, '4.7.1', 'Spam filter unavailable; please try again later');
+  }
+  return scan;
+}
+
+/**
+ * One reply covers every recipient, so refusals are all or nothing. A mix (a
+ * user switched to strict mid-transaction) is deferred rather than
+ * half-stored: the sender retries, and a strict recipient then gets a
+ * transaction of its own (protocols/smtp/server.ts).
+ */
+export function refuseAllOrNone(outcomes: RecipientOutcome[]): void {
+  const refusals = outcomes.filter((o) => o.verdict.kind === 'refuse');
+  if (refusals.length === 0) return;
+  const first = refusals[0]!.verdict;
+  if (refusals.length < outcomes.length) {
+    throw new ReplyError(451, '4.5.3', 'Recipients need separate transactions; please retry each separately');
+  }
+  if (first.kind === 'refuse') throw ReplyError.of(first.reply);
+}
+
+/** The rows to store, one per recipient whose verdict keeps the message, with its index in `outcomes`. */
+export function messageWrites(
+  outcomes: RecipientOutcome[],
+  m: { message: IngestMessage; facts: MessageFacts; decision: DecisionFacts; stored: Buffer; spam: SpamScan | null },
+): Array<{ index: number; item: NewMessage }> {
+  const { message, facts, decision, stored, spam } = m;
+  const sender = senderKey(facts.from, message.envelopeFrom);
+  const writes: Array<{ index: number; item: NewMessage }> = [];
+  for (const [index, { user, verdict }] of outcomes.entries()) {
+    const mailbox: MailboxName | null =
+      verdict.kind === 'inbox' ? 'INBOX' : verdict.kind === 'screen' ? 'Screener' : verdict.kind === 'junk' ? 'Junk' : null;
+    if (!mailbox) continue;
+    const firstContact = verdict.kind === 'screen' || verdict.kind === 'junk' || (verdict.kind === 'inbox' && verdict.firstContact);
+    const likelySpam = verdict.kind === 'junk' || (verdict.kind === 'screen' && verdict.likelySpam);
+    writes.push({
+      index,
+      item: {
+        userId: user.id,
+        mailbox,
+        raw: stored,
+        flags: [],
+        sender: message.envelopeFrom,
+        from: facts.from,
+        subject: facts.subject,
+        receivedAt: decision.at,
+        firstContact,
+        ...(message.twmKey === undefined ? {} : { twmKey: message.twmKey }),
+        // Strangers are listed in the Screener: held there in screen/strict
+        // mode, as history in open mode (docs/architecture.md "Modes").
+        request: firstContact
+          ? {
+              sender,
+              authDomain: decision.alignedDomain,
+              subject: facts.subject,
+              spamScore: spam?.status === 'scanned' ? spam.score : null,
+              likelySpam,
+            }
+          : undefined,
+      },
+    });
+  }
+  return writes;
+}
