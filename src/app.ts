@@ -49,14 +49,6 @@ export interface AppOptions {
   clock?: Clock;
   /** Replaces SPF/DKIM/DMARC checking of inbound SMTP (the benchmarks' `no-auth` experiment only). */
   authenticate?: Authenticator;
-  /**
-   * Whether this process runs the background work (queue, TWM fetches,
-   * decisions, spam learning, sweeps); true by default. A supervised worker
-   * without it (src/supervisor.ts) serves the listeners only.
-   */
-  background?: boolean;
-  /** Without background work: where "new work now" hints go (to the worker that has it). */
-  forwardKick?: (what: 'queue' | 'fetch' | 'decisions') => void;
 }
 
 export interface App {

@@ -8,12 +8,9 @@
  * forked again never closes a port.
  *
  * Background work (the queue, TWM fetches, decisions, spam learning, sweeps)
- * runs in ONE worker (index 0) while the store has no claims on its work: two
- * processes polling the same queue would deliver an entry twice. Once the
- * store claims work with leases, `STORE_CLAIMS_WORK` turns on and every worker
- * runs them. The other workers forward their "new work now" hints through the
- * supervisor to the background worker, so a message queued in any worker is
- * not left to the next poll.
+ * runs in every worker: the store claims it with leases and runs the sweeps
+ * once per cluster. `STORE_CLAIMS_WORK = false` would confine it to worker 0
+ * (the others forwarding their hints), for a store without claims.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
@@ -24,7 +21,7 @@ import type { Config } from './config/load.ts';
  * Flip to true when the store claims background work with leases (queue
  * entries, TWM fetches, sweeps): then every worker runs the workers.
  */
-export const STORE_CLAIMS_WORK = false;
+export const STORE_CLAIMS_WORK = true;
 
 /** The env var that tells a forked worker its index (stable across restarts of that slot). */
 const INDEX_ENV = 'TWOWAY_WORKER_INDEX';
@@ -200,9 +197,8 @@ export async function runSupervisor(config: Config, onReady: (r: WorkerReady, pi
 
 /** `twoway start` in a supervised worker: the whole application, its ready report, a clean close on SIGTERM. */
 export async function runWorker(config: Config): Promise<never> {
-  const background = runsBackgroundWork();
-  const server = await startServer(config, background ? { background } : { background, forwardKick });
-  if (background) onForwardedKick((what) => server.kick(what));
+  // The store claims background work (leases, cluster-wide sweeps): every worker runs it, and hints reach the others through the store's signals.
+  const server = await startServer(config);
   reportReady({ smtpPort: server.smtp.port, submissionPort: server.submission?.port ?? null, apiUrl: server.http.url, twmPort: server.twm?.port ?? null });
   await signalled();
   await server.close();

@@ -52,6 +52,8 @@ export interface Config {
     minBackoffMs: number;
     maxBackoffMs: number;
     keepHistoryMs: number;
+    /** Claims on queue entries and TWM work rows (store leases). */
+    leaseMs: number;
   };
   http: { host: string; port: number; tls: boolean };
   tls: { cert: string; key: string; generated: boolean };
@@ -87,6 +89,8 @@ export interface Config {
     approvalDelayMs: number;
     declineDelayMs: number;
     uniformAnswers: boolean;
+    dnssec: 'off' | 'prefer' | 'require';
+    policyPort: number;
     lab: boolean;
     noticeRate: { perSecond: number; burst: number };
     clientRate: { perSecond: number; burst: number };
@@ -213,6 +217,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       minBackoffMs: c.delivery.min_backoff,
       maxBackoffMs: c.delivery.max_backoff,
       keepHistoryMs: c.delivery.keep_history,
+      leaseMs: c.delivery.lease,
     },
     http: c.http,
     tls: tlsGiven
@@ -255,6 +260,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       approvalDelayMs: c.twm.approval_delay,
       declineDelayMs: c.twm.decline_delay,
       uniformAnswers: c.twm.uniform_answers,
+      dnssec: c.twm.dnssec,
+      policyPort: c.twm.policy_port,
       lab: c.twm.lab,
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
       clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },

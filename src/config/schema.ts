@@ -127,6 +127,9 @@ export const configSchema = z
         min_backoff: duration.prefault('5m').describe('wait after the first failed attempt; doubled after each further one'),
         max_backoff: duration.prefault('1h').describe('the longest wait between two attempts'),
         keep_history: duration.prefault('30d').describe('how long delivered and failed queue entries (and finished TWM notices) stay listed'),
+        lease: duration
+          .prefault('2m')
+          .describe('how long a process keeps the queue entries and TWM fetches it claimed without renewing its claim (renewed every third of this); another process or node takes over the work of one that died after this'),
       })
       .strict()
       .prefault({}),
@@ -239,6 +242,11 @@ export const configSchema = z
         decline_delay: delay.prefault('60m').describe('declined receipts wait a random time up to this (`"0s"`: none)'),
         uniform_answers: z.boolean().default(false).describe('answer `pending` for unknown recipients too, so recipients cannot be enumerated (docs/protocol.md 12.6)'),
         lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, tests and the demo only'),
+        dnssec: z
+          .enum(['off', 'prefer', 'require'])
+          .default('off')
+          .describe('DNSSEC for TWM discovery and key lookups (docs/protocol.md 3.4): `off` ignores it; `prefer` uses validated answers for DANE and defers on bogus ones; `require` also treats unvalidated answers as absent unless the domain\'s policy (3.6) vouches for them. `prefer` and `require` need validating resolvers in `[dns] servers` on a trusted path'),
+        policy_port: port.default(443).describe('port of `twoway-policy.<domain>` when fetching TWM policies (docs/protocol.md 3.6): 443; other values for labs and tests only'),
         notices_per_second: z.number().min(0.01).default(10).describe('notices accepted per second per sending domain, after verification (`429` beyond)'),
         notice_burst: z.number().int().min(1).default(200).describe('notices a sending domain may send at once before `notices_per_second` applies'),
         client_requests_per_second: z.number().min(0.01).default(20).describe('TWM requests per second per client address, before any verification (`429` beyond; docs/protocol.md 12.7); a busy peer may need more'),

@@ -28,6 +28,8 @@ import { orderSrvTargets } from '../core/srv-order.ts';
 import { signRequest } from '../core/twm-signature.ts';
 import { keyIdOf } from '../core/twm-types.ts';
 import { exchange, type ExchangeResult } from './twm-https.ts';
+import { discoverSecure, tlsaFor } from './twm-discovery-secure.ts';
+import type { TlsaRecord } from '../core/dane.ts';
 import {
   TwmUnreachableError,
   type TwmClient,
@@ -62,9 +64,14 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
   const agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_ENDPOINT, timeout: IDLE_SOCKET_MS });
   let closed = false;
 
+  const dnssec = options.dnssec ?? 'off';
+  const secure = options.secure;
+  if (dnssec !== 'off' && !secure) throw new TypeError(`twm.dnssec = ${dnssec} needs a resolver that reports the AD bit`);
+
   async function discover(domain: string): Promise<TwmDiscovery> {
     const name = canonicalName(domain);
     const owner = `_twoway._tcp.${name}`;
+    if (dnssec !== 'off' && secure) return discoverSecure(name, { mode: dnssec, secure, policies: options.policies, onProblem: options.onProblem });
     let records: SrvRecord[];
     try {
       records = await resolver.resolve(owner, 'SRV');
@@ -105,6 +112,16 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     const ordered = dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS);
     for (const target of ordered) {
       if (tried >= MAX_ADDRESSES) break;
+      // Section 3.5: DANE applies only below a validated SRV answer; a failed TLSA lookup rules the target out.
+      let dane: TlsaRecord[] | undefined;
+      if (found.validated && secure) {
+        const tlsa = await tlsaFor(secure, target.target, target.port, options.onProblem);
+        if (tlsa.kind === 'failed') {
+          problems.push(`${target.target}: ${tlsa.problem}`);
+          continue;
+        }
+        dane = tlsa.kind === 'dane' ? tlsa.records : undefined;
+      }
       const { addresses, problem } = await addressesOf(resolver, target.target);
       if (problem) problems.push(`${target.target}: ${problem}`);
       for (const address of addresses) {
@@ -114,7 +131,7 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
         }
         if (tried >= MAX_ADDRESSES) break;
         tried++;
-        const attempt = await attemptAt(target, address, path, contentType, body, key, limits.maxResponse);
+        const attempt = await attemptAt(target, address, path, contentType, body, key, limits.maxResponse, dane);
         if (attempt.kind === 'final') return attempt.response;
         problems.push(attempt.problem);
         if (attempt.response) last = attempt.response;
@@ -137,6 +154,7 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     body: Buffer,
     key: TwmSigningKey,
     maxResponse: number,
+    dane: TlsaRecord[] | undefined,
   ): Promise<Attempt> {
     const authority = target.port === 443 ? target.target : `${target.target}:${target.port}`;
     const endpoint = `${target.target}:${target.port}`;
@@ -164,8 +182,10 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
           ...signed,
         },
         body,
-        agent: pooled ? agent : false,
+        // DANE connections are never pooled: the pool cannot tell which TLSA set a socket was checked against.
+        agent: pooled && !dane ? agent : false,
         ca,
+        ...(dane ? { dane, now: now() } : {}),
         connectTimeoutMs,
         requestTimeoutMs,
         maxResponse,

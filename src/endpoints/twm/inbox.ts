@@ -19,7 +19,7 @@ import type { Ingest } from '../../ingest/ingest.ts';
 import type { TwmSigner } from '../../protocols/twoway/types.ts';
 import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../../store/types.ts';
 import { StoreConflictError } from '../../store/types.ts';
-import { createNonceMemory } from './nonces.ts';
+import { createNonceMemory, createNonceStore, type NonceRepository } from './nonces.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;
@@ -35,8 +35,12 @@ export interface TwmInboxOptions {
   declineDelayMs: number;
   /** Wakes the fetch worker when something is due soon. */
   kick: () => void;
+  /** Where nonces are kept: the store (shared by every process and node). Default: this process's memory. */
+  nonces?: NonceRepository;
   now?: () => Date;
   random?: () => number;
+  /** Replaces the plain key lookup (with DNSSEC: key-lookup-secure.ts). */
+  lookupKey?: (keyid: string) => Promise<KeyObject | null>;
 }
 
 /** `created` may be at most this far in the future (6.1); `expires` at most 30 days after it. */
@@ -90,11 +94,12 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const served = new Set(options.domains);
   const perDomain = createTokenBuckets(options.noticeRate);
   const jitter = options.fetchJitterMs ?? 10_000;
-  const nonces = createNonceMemory();
+  const memory = options.nonces ? null : createNonceMemory();
+  const shared = options.nonces ? createNonceStore(options.nonces) : null;
   // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
   const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
 
-  const lookupKey = createKeyLookup(options.resolver);
+  const lookupKey = options.lookupKey ?? createKeyLookup(options.resolver);
 
   async function notice(n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
     const at = now();
@@ -206,7 +211,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
     hooks: {
       servesDomain: (domain: string) => served.has(domain.toLowerCase()),
       lookupKey,
-      rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => nonces.remember(keyid, nonce, until, created),
+      rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => (shared ? shared.remember(keyid, nonce, until, created) : memory!.remember(keyid, nonce, until, created)),
       notice,
     },
   };
