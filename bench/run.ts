@@ -28,6 +28,7 @@ interface Row {
  */
 const ALL_SCRIPTS = [
   { name: 'smtp-accept', title: 'Durable SMTP accept (smtp-source, 10 KB, one connection per message)', file: 'bench/smtp-accept.ts', labels: /^durable SMTP accept, / },
+  { name: 'smtp-scaling', title: 'Scaling: durable SMTP accept with 1 and 2 processes, SQLite and PostgreSQL', file: 'bench/smtp-scaling.ts', labels: /^accept scaling/ },
   { name: 'smtp-relay', title: 'SMTP relay between two servers (10 KB)', file: 'bench/smtp-relay.ts', labels: /^SMTP relay, / },
   { name: 'policy-contacts', title: 'Policy decisions with 1,000 and 1,000,000 contacts (contacts.match + decide, SQLite)', file: 'bench/policy-contacts.ts', labels: /^policy decisions/ },
   { name: 'idle-connections', title: 'Memory with idle SMTP connections (10,000 to twoway, 1,000 to Postfix)', file: 'bench/idle-connections.ts', labels: /^idle SMTP connections/ },
@@ -78,6 +79,12 @@ function headlines(name: string, rows: any[]): Headline[] {
         ratio: r.ratio,
         target: name === 'smtp-accept' ? 1.5 : 1,
       });
+    }
+  } else if (name === 'smtp-scaling') {
+    for (const r of rows.filter((x) => x.processes > 1)) {
+      const one = rows.find((x) => x.storage === r.storage && x.processes === 1);
+      if (!one || num(r.ratio) === null) continue;
+      out.push({ benchmark: `accept scaling, ${r.processes} processes vs 1, ${r.storage}`, metric: 'msg/s', twoway: fmt(r.msgPerSec), peer: `${fmt(one.msgPerSec)} (1 process)`, ratio: r.ratio, target: null });
     }
   } else if (name === 'twm-delivery') {
     const [twm, smtp] = rows;

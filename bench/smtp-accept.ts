@@ -52,7 +52,7 @@ import { startDnsServer } from '../src/dns/embedded-server.ts';
 import { parseExperiments } from './lib/experiments.ts';
 import { describeMachine } from './lib/machine.ts';
 import { postfixVersion, startPostfix, type PostfixInstance } from './lib/postfix.ts';
-import { cpuSeconds } from './lib/proc-cpu.ts';
+import { treeCpuSeconds } from './lib/proc-cpu.ts';
 import { runSmtpSource, smtpSourceArgs } from './lib/smtp-source.ts';
 import { startTwowayChild, type TwowayChild } from './lib/twoway-child.ts';
 
@@ -188,11 +188,11 @@ async function main(): Promise<void> {
     if (targets.length === 0) throw new Error('nothing to run: BENCH_SYSTEMS names neither twoway nor postfix and BENCH_VARIANTS is empty');
 
     const once = async (t: Target, sessions: number, messages: number): Promise<RunResult> => {
-      const cpu0 = t.child ? cpuSeconds(t.child.pid) : null;
+      const cpu0 = t.child ? treeCpuSeconds(t.child.pid) : null;
       const r = await runSmtpSource({
         host: '127.0.0.1', port: t.port, sessions, messages, size: SIZE, from: SENDER, to: USER, helo: HELO, reuseConnections: reuse, signal: abort.signal,
       });
-      const cpu1 = t.child ? cpuSeconds(t.child.pid) : null;
+      const cpu1 = t.child ? treeCpuSeconds(t.child.pid) : null;
       if (r.exitCode !== 0) throw new Error(`smtp-source against ${t.name} exited ${r.exitCode}: smtp-source ${r.args.join(' ')}\n${r.stderr}`);
       t.sent += messages;
       const result: RunResult = { target: t.name, system: t.system, sessions, messages, seconds: r.seconds, msgPerSec: messages / r.seconds };

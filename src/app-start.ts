@@ -94,6 +94,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
       metricsPort: metricsListener?.port ?? null,
       clock,
       http: { ...http, url: `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${http.port}` },
+      kick: (what) => hints[what](),
       close: () => (closed ??= runAll(closers)),
     };
   } catch (err) {

@@ -79,8 +79,9 @@ export interface RunningServer {
   submission: SmtpListener | null;
   /** The IMAP listeners, unless `[imap] enabled = false`. */
   imap: ImapListener | null;
-  worker: QueueWorker;
-  decisionsWorker: DecisionsWorker;
+  /** Null in a supervised worker without the background work (AppOptions.background). */
+  worker: QueueWorker | null;
+  decisionsWorker: DecisionsWorker | null;
   /** The worker that teaches rspamd, when [spam] learns. */
   spamLearning: LearnWorker | null;
   http: { port: number; url: string; close(): Promise<void> };
@@ -91,7 +92,7 @@ export interface RunningServer {
     port: number;
     /** `host:port` as published in the SRV record and checked in signatures. */
     authority: string;
-    fetchWorker: TwmFetchWorker;
+    fetchWorker: TwmFetchWorker | null;
     outbox: TwmOutbox;
     inbox: TwmInbox;
   } | null;
@@ -99,6 +100,8 @@ export interface RunningServer {
   /** The port of the metrics listener (`[metrics]`), null when disabled. */
   metricsPort: number | null;
   clock: Clock;
+  /** A "new work now" hint to this process's worker (or forwarded to the one that has it). */
+  kick(what: 'queue' | 'fetch' | 'decisions'): void;
   close(): Promise<void>;
 }
 

@@ -3,3 +3,4 @@
  * wrapper over the composition root, src/app.ts (`createApp(config).start()`).
  */
 export { createApp, createLogger, startServer, type App, type AppOptions, type RunningServer } from './app.ts';
+export { isSupervisedWorker, runSupervisor, runWorker } from './supervisor.ts';

@@ -192,7 +192,7 @@ describe('Two-Way Mail between servers', () => {
     assert.equal((await d.server.services.mail.list(dan.id)).filter((m) => m.subject === 'Delivery status: will expire').length, 1, 'only one');
     // Approving now fetches nothing: the notice expired.
     await b.server.services.screener.approve((await user(b, 'bea@b.test')).id, ['dan@d.test']);
-    await b.server.twm!.fetchWorker.drain();
+    await b.server.twm!.fetchWorker!.drain();
     assert.equal(await findMail(b, 'bea@b.test', 'will expire'), undefined);
   });
 

@@ -34,6 +34,10 @@ export interface TwowayChildOptions {
   users?: Array<{ address: string; mode: 'open' | 'screen' | 'strict' }>;
   /** Appended to the config, e.g. a [twm] section (BENCH_EXTRA_TOML). */
   extraToml?: string;
+  /** `[server] processes` (BENCH_PROCESSES): default "auto", as `twoway start`. */
+  processes?: number | 'auto';
+  /** `storage` (BENCH_STORAGE); default SQLite in `dir`. */
+  storage?: string;
   /** limits.connections and connections_per_ip (BENCH_MAX_CONNECTIONS; default 1000 each). */
   maxConnections?: number;
 }
@@ -114,6 +118,8 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       BENCH_DOMAINS: (options.domains ?? []).join(','),
       BENCH_USERS: (options.users ?? []).map((u) => `${u.address}=${u.mode}`).join(','),
       BENCH_EXTRA_TOML: options.extraToml ?? '',
+      ...(options.processes !== undefined ? { BENCH_PROCESSES: String(options.processes) } : {}),
+      ...(options.storage ? { BENCH_STORAGE: options.storage } : {}),
       ...(options.maxConnections ? { BENCH_MAX_CONNECTIONS: String(options.maxConnections) } : {}),
     },
     stdio: ['pipe', 'pipe', 'inherit'],

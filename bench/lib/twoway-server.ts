@@ -23,6 +23,11 @@
  *   BENCH_DOMAINS      more served domains, comma-separated (same server, same store)
  *   BENCH_USERS        more users, comma-separated `address=mode` (mode open|screen|strict)
  *   BENCH_EXTRA_TOML   appended to the config (e.g. a [twm] section)
+ *   BENCH_PROCESSES    `[server] processes` ("auto" by default, as `twoway start`): above 1,
+ *                      this process is the supervisor (src/supervisor.ts) and answers the
+ *                      commands from its own, unstarted app on the same store; profile-* and
+ *                      stats then answer with an error, experiments are not applied
+ *   BENCH_STORAGE      `storage` (e.g. postgres://…?schema=NAME); default SQLite in the dir
  *
  * Protocol: one JSON object per line on stdout. First
  *   {"event":"ready","smtpPort":N,"submissionPort":N,"imapsPort":N|null,"userId":N,"dkim":[DNS records],"twmPort":N|null,"twmKey":[DNS records]}
@@ -54,7 +59,9 @@ import { keyRecordValue } from '../../src/core/twm-key-record.ts';
 import type { User } from '../../src/core/types.ts';
 import Database from 'better-sqlite3';
 import { renderConfig } from '../../src/config/template.ts';
-import { createLogger, startServer } from '../../src/app.ts';
+import { createApp, createLogger, startServer } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config/load.ts';
+import { isSupervisedWorker, runWorker, superviseWorkers } from '../../src/supervisor.ts';
 import type { Authenticator } from '../../src/mail/authenticate.ts';
 import type { Services } from '../../src/services/index.ts';
 import { parseStoreUrl } from '../../src/store/open.ts';
@@ -83,6 +90,8 @@ const extraUsers = list(process.env.BENCH_USERS).map((u) => {
   return { address, mode: mode as 'open' | 'screen' | 'strict' };
 });
 const extraToml = process.env.BENCH_EXTRA_TOML ?? '';
+const processesSetting = process.env.BENCH_PROCESSES ?? 'auto';
+const storage = process.env.BENCH_STORAGE ?? '';
 const maxConnections = process.env.BENCH_MAX_CONNECTIONS ? Number(process.env.BENCH_MAX_CONNECTIONS) : undefined;
 /** Not a secret: a benchmark account on loopback (twoway-child.ts exports the same value). */
 const PASSWORD = 'bench-password-not-secret';
@@ -163,7 +172,10 @@ function instrumentCommits(server: BenchServer): void {
 
 async function main(): Promise<void> {
   const configFile = join(dir, 'twoway.toml');
+  // A supervised worker reads the file its supervisor wrote and runs what `twoway start` runs in a worker.
+  if (isSupervisedWorker()) return void (await runWorker(loadConfig(configFile)));
   const text =
+    (storage ? `storage = ${JSON.stringify(storage)}\n` : '') +
     renderConfig({ hostname: `mx.${domain}`, domains: [domain, ...extraDomains], smtpPort, submissionPort: 0, httpPort: 0, imapPort: 0, imapsPort: 0, deliveryPort, deliveryLab: deliveryPort !== undefined, metricsPort: 0, dns: [dns] })
       // SMTP and submission listen on `host`; outgoing SMTP leaves from it (the address SPF names).
       .replaceAll('host = "0.0.0.0"', `host = "${host}"`)
@@ -171,7 +183,7 @@ async function main(): Promise<void> {
       // 100 parallel sessions from one address: the default per-IP limit (50) would refuse half of them.
       .replace(/^connections_per_ip = \d+$/m, `connections_per_ip = ${maxConnections ?? 1000}`)
       // BENCH_MAX_CONNECTIONS: the idle-connections benchmark holds 10,000 at once.
-      .replace(/^connections = \d+$/m, `connections = ${maxConnections ?? 1000}`) + `\n[log]\nlevel = ${JSON.stringify(level)}\n` + (extraToml ? `\n${extraToml}\n` : '');
+      .replace(/^connections = \d+$/m, `connections = ${maxConnections ?? 1000}`) + `\n[log]\nlevel = ${JSON.stringify(level)}\n\n[server]\nprocesses = ${processesSetting === 'auto' ? '"auto"' : Number(processesSetting)}\n` + (extraToml ? `\n${extraToml}\n` : '');
   writeFileSync(configFile, text, { mode: 0o600 });
   const config = parseConfig(text, configFile);
   // The overrides above edit the template's text; make sure they took.
@@ -187,20 +199,26 @@ async function main(): Promise<void> {
     throw new Error(`the config template changed: could not set smtp.host, submission, delivery.bind_address, limits.connections_per_ip and log.level in ${configFile}`);
   }
   const experiments = parseExperiments(process.env.BENCH_EXPERIMENT);
-  await applyBeforeStart(experiments);
-  const server: BenchServer = await startServer(config, {
-    logger: createLogger(config.log.level),
-    ...(experiments.has('no-auth') ? { authenticate: noAuth } : {}),
-  });
   const location = parseStoreUrl(config.storage);
-  await applyAfterStart(experiments, server.store, location.kind === 'sqlite' ? location.path : '');
-  if (process.env.BENCH_COMMIT_STATS === '1') instrumentCommits(server);
+  const supervised = config.server.processes > 1;
+  let server: BenchServer;
+  let users: Map<string, User>;
+  if (supervised) {
+    ({ server, users } = await startSupervised(config));
+  } else {
+    await applyBeforeStart(experiments);
+    server = await startServer(config, {
+      logger: createLogger(config.log.level),
+      ...(experiments.has('no-auth') ? { authenticate: noAuth } : {}),
+    });
+    await applyAfterStart(experiments, server.store, location.kind === 'sqlite' ? location.path : '');
+    if (process.env.BENCH_COMMIT_STATS === '1') instrumentCommits(server);
+    users = await addUsers(server.services);
+  }
   const inspector = new Session();
   const post = <T>(method: string, params?: object) =>
     new Promise<T>((resolve, reject) => inspector.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
-  const user = await server.services.accounts.add(userAddress, PASSWORD, 'open');
-  const users = new Map<string, User>([[userAddress, user]]);
-  for (const u of extraUsers) users.set(u.address, await server.services.accounts.add(u.address, PASSWORD, u.mode));
+  const user = users.get(userAddress)!;
   const userOf = (address: string | undefined): User => {
     const found = address ? users.get(address) : undefined;
     if (!found) throw new Error(`no bench user ${JSON.stringify(address)}`);
@@ -240,6 +258,8 @@ async function main(): Promise<void> {
         },
         (err: unknown) => send({ event: 'error', message: String(err) }),
       );
+    } else if (supervised && (cmd === 'stats' || cmd.startsWith('profile-'))) {
+      send({ event: 'error', message: `${cmd}: not with ${config.server.processes} processes (BENCH_PROCESSES=1 to profile)` });
     } else if (cmd === 'stats') {
       send({ event: 'stats', commits: stats });
       stats = emptyStats();
@@ -313,6 +333,38 @@ async function main(): Promise<void> {
         ? [domain, ...extraDomains].map((d) => ({ name: `${twm.selector}._twoway.${d}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')) }))
         : [],
   });
+}
+
+/** The bench user and BENCH_USERS, through the services (before the workers start when supervised: they would be there anyway). */
+async function addUsers(services: Services): Promise<Map<string, User>> {
+  const users = new Map<string, User>([[userAddress, await services.accounts.add(userAddress, PASSWORD, 'open')]]);
+  for (const u of extraUsers) users.set(u.address, await services.accounts.add(u.address, PASSWORD, u.mode));
+  return users;
+}
+
+/**
+ * `[server] processes` > 1: the supervisor of src/supervisor.ts with the
+ * workers forked from this script; this process keeps an unstarted app
+ * (no listener, no worker) on the same store to answer the driver's commands.
+ */
+async function startSupervised(config: Config): Promise<{ server: BenchServer; users: Map<string, User> }> {
+  const log = createLogger(config.log.level);
+  const app = await createApp(config, { logger: log });
+  const users = await addUsers(app.services);
+  const supervisor = superviseWorkers({ processes: config.server.processes, log });
+  const ready = await supervisor.ready;
+  const server: BenchServer = {
+    store: app.store,
+    services: app.services,
+    smtp: { port: ready.smtpPort },
+    submission: ready.submissionPort === null ? null : { port: ready.submissionPort },
+    twm: ready.twmPort === null ? null : { port: ready.twmPort },
+    async close() {
+      await supervisor.stop();
+      await app.close();
+    },
+  };
+  return { server, users };
 }
 
 /**

@@ -63,7 +63,17 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     .action(async (_opts, cmd: Command) => {
       const config = await readConfig(globals(cmd));
       // Loaded here: the server's modules (fastify, smtp-server, mailauth, pino) would slow every other command's start-up.
-      const { startServer } = await import('../main.ts');
+      const { startServer, isSupervisedWorker, runSupervisor, runWorker } = await import('../main.ts');
+      // [server] processes > 1: this process supervises workers that each run everything below (src/supervisor.ts).
+      if (isSupervisedWorker()) return void (await runWorker(config));
+      if (config.server.processes > 1) {
+        await runSupervisor(config, (ready, pids) => {
+          const submission = ready.submissionPort !== null ? `, submission on ${config.submission.host}:${ready.submissionPort}` : '';
+          io.stdout.write(`twoway: SMTP on ${config.smtp.host}:${ready.smtpPort}${submission}, API on ${ready.apiUrl}/api\n`);
+          io.stdout.write(`twoway: ${pids.length} worker processes (pids ${pids.join(' ')}) under supervisor ${process.pid}\n`);
+        });
+        return;
+      }
       const server = await startServer(config);
       const submission = server.submission ? `, submission on ${config.submission.host}:${server.submission.port}` : '';
       io.stdout.write(`twoway: SMTP on ${config.smtp.host}:${server.smtp.port}${submission}, API on ${server.http.url}/api\n`);

@@ -4,6 +4,7 @@
  * CLI can print them as they are.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
@@ -21,6 +22,8 @@ export interface Config {
   domains: string[];
   dataDir: string;
   storage: string;
+  /** `twoway start`'s worker processes ("auto" resolved to the core count); 1 = one process, no supervisor. */
+  server: { processes: number };
   smtp: { host: string; port: number };
   /** `addressLiterals`: accept address-literal recipients from users (off by default). */
   submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean };
@@ -189,6 +192,9 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         ? `sqlite:${abs(c.storage.slice('sqlite:'.length), dataDir)}`
         : c.storage
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
+    // "auto": every core on PostgreSQL; one process on SQLite, where processes share one write lock and
+    // each fsyncs its own commits, so a second process measured slower (docs/architecture.md, "Processes").
+    server: { processes: c.server.processes !== 'auto' ? c.server.processes : c.storage?.startsWith('postgres') ? availableParallelism() : 1 },
     smtp: c.smtp,
     submission: { enabled: c.submission.enabled, host: c.submission.host, port: c.submission.port, addressLiterals: c.submission.address_literals },
     imap: {

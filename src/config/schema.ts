@@ -65,6 +65,17 @@ export const configSchema = z
       .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'expected "sqlite:FILE" or "postgres://…"')
       .optional()
       .describe('`sqlite:FILE` or `postgres://user@host:port/db[?schema=NAME]`. Default: `sqlite:<data_dir>/twoway.db`'),
+    server: z
+      .object({
+        processes: z
+          .union([z.literal('auto'), z.number().int().min(1).max(256)])
+          .default('auto')
+          .describe(
+            '`twoway start` runs this many worker processes that share every listener, under one supervisor process that restarts a worker that dies; `1`: a single process, no supervisor; `"auto"`: one per core (os.availableParallelism()) on PostgreSQL, 1 on SQLite (measured faster: docs/architecture.md, "Processes")',
+          ),
+      })
+      .strict()
+      .prefault({}),
     smtp: listener({ host: '0.0.0.0', port: 25 }, 'inbound SMTP (MX) listener'),
     submission: z
       .object({

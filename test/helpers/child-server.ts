@@ -49,6 +49,7 @@ export class ChildServer {
   #exited: Promise<ChildExit> | null = null;
   #tail: string[] = [];
   #starts = 0;
+  #listeners: Array<(line: string) => void> = [];
 
   constructor(configFile: string) {
     this.configFile = configFile;
@@ -65,6 +66,11 @@ export class ChildServer {
   /** How many times the process was started. */
   get starts(): number {
     return this.#starts;
+  }
+
+  /** Calls `fn` with every later line the child writes (stderr and stdout), e.g. to collect log fields. */
+  onLine(fn: (line: string) => void): void {
+    this.#listeners.push(fn);
   }
 
   /** The last lines the child wrote (stderr and stdout), for failure messages. */
@@ -95,7 +101,10 @@ export class ChildServer {
       return (chunk: Buffer) => {
         const lines = (partial + chunk.toString('utf8')).split('\n');
         partial = lines.pop() ?? '';
-        for (const line of lines) this.#tail.push(`[${this.#starts}${prefix}] ${line}`);
+        for (const line of lines) {
+          this.#tail.push(`[${this.#starts}${prefix}] ${line}`);
+          for (const fn of this.#listeners) fn(line);
+        }
         if (this.#tail.length > TAIL_LINES) this.#tail.splice(0, this.#tail.length - TAIL_LINES);
       };
     };
