@@ -6,6 +6,8 @@
  * TWM). A module of its own, loaded by `start()` only, so that CLI commands,
  * which never start anything, load none of it.
  */
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.ts';
 import type { Materials } from './config/materials.ts';
@@ -66,7 +68,8 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
   const closers: Array<() => Promise<void>> = [() => store.close()];
   try {
     const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
-    const ctx: StartContext = { app, materials, options, hints, closers, resolver, now, owner: processOwner() };
+    const owner = await takeOverSlot(app, options.workerIndex ?? 0);
+    const ctx: StartContext = { app, materials, options, hints, closers, resolver, now, owner };
     const { twmWiring, worker } = startOutbound(ctx);
     const { decisionsWorker, spamLearning } = startBackground(ctx, twmWiring?.sweeps ?? []);
     const { smtp, authPool, submission } = await startMailListeners(ctx);
@@ -441,4 +444,19 @@ function startImap(config: Config, materials: Materials, store: Store, services:
 
 async function runAll(closers: Array<() => Promise<void>>): Promise<void> {
   for (const close of closers) await close().catch(() => undefined);
+}
+
+/**
+ * This process's lease owner name, and the leases its dead predecessor in
+ * the same slot (this machine, data directory and worker index) still held,
+ * freed now: a restarted server resumes the deliveries and fetches that a
+ * crash interrupted at once, not when their leases expire. Two live servers
+ * must never share a data directory and worker index on one machine.
+ */
+async function takeOverSlot(app: App, workerIndex: number): Promise<string> {
+  const node = `${hostname()}:${createHash('sha256').update(app.config.dataDir).digest('hex').slice(0, 8)}:${workerIndex}`;
+  const owner = processOwner(node);
+  const freed = await app.store.leases.releaseEarlier(node, owner);
+  if (freed > 0) app.log.info({ node, freed }, 'leases of an earlier run of this process taken back');
+  return owner;
 }

@@ -49,6 +49,8 @@ export interface AppOptions {
   clock?: Clock;
   /** Replaces SPF/DKIM/DMARC checking of inbound SMTP (the benchmarks' `no-auth` experiment only). */
   authenticate?: Authenticator;
+  /** Which of the supervisor's worker processes this is (0 without a supervisor): part of the process's lease owner name. */
+  workerIndex?: number;
 }
 
 export interface App {

@@ -198,7 +198,7 @@ export async function runSupervisor(config: Config, onReady: (r: WorkerReady, pi
 /** `twoway start` in a supervised worker: the whole application, its ready report, a clean close on SIGTERM. */
 export async function runWorker(config: Config): Promise<never> {
   // The store claims background work (leases, cluster-wide sweeps): every worker runs it, and hints reach the others through the store's signals.
-  const server = await startServer(config);
+  const server = await startServer(config, { workerIndex: workerIndex() });
   reportReady({ smtpPort: server.smtp.port, submissionPort: server.submission?.port ?? null, apiUrl: server.http.url, twmPort: server.twm?.port ?? null });
   await signalled();
   await server.close();

@@ -230,7 +230,14 @@ function settingsOf(options: QueueWorkerOptions) {
   };
 }
 
-/** A name for this process in the store's leases: host, pid and a random part (pids repeat across machines and restarts). */
-export function processOwner(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+/**
+ * A name for this process in the store's leases: `<node>/<pid>:<random>`.
+ * `node` names the slot this process fills (a machine, a data directory and
+ * a worker index: the same after a restart), so that a restarted process can
+ * take back at once what its dead predecessor in that slot held
+ * (ClusterLeaseRepository.releaseEarlier) instead of waiting for the leases
+ * to expire; pid and random part tell incarnations apart.
+ */
+export function processOwner(node = hostname()): string {
+  return `${node}/${process.pid}:${randomBytes(4).toString('hex')}`;
 }

@@ -57,6 +57,19 @@ export class KyselyClusterLeaseRepository implements ClusterLeaseRepository {
     await this.s.db.deleteFrom('cluster_leases').where('name', '=', name).where('owner', '=', owner).execute();
   }
 
+  async releaseEarlier(node: string, owner: string): Promise<number> {
+    const prefix = `${node}/`;
+    // substr, not LIKE: a host name may hold LIKE's wildcards.
+    const earlier = (column: 'lease_owner' | 'owner') => sql<boolean>`substr(${sql.ref(column)}, 1, ${prefix.length}) = ${prefix} AND ${sql.ref(column)} <> ${owner}`;
+    let freed = 0;
+    for (const table of ['queue_recipients', 'twm_in_recipients'] as const) {
+      const res = await this.s.db.updateTable(table).set({ lease_owner: null, lease_until: null }).where(earlier('lease_owner')).executeTakeFirst();
+      freed += num(res.numUpdatedRows);
+    }
+    const res = await this.s.db.deleteFrom('cluster_leases').where(earlier('owner')).executeTakeFirst();
+    return freed + num(res.numDeletedRows);
+  }
+
   async holder(name: string, now: Date): Promise<string | undefined> {
     const row = await this.s.db.selectFrom('cluster_leases').select('owner').where('name', '=', name).where('lease_until', '>', now.getTime()).executeTakeFirst();
     return row?.owner;

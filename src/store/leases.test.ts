@@ -75,6 +75,19 @@ for (const backend of backends) {
       assert.equal(await store.queue.update(ids[2]!, delivered), true);
     });
 
+    test("a restarted process takes back its dead predecessor's leases at once, and no one else's", async () => {
+      const ids = await enqueue(3);
+      await store.queue.claim(at(10), 1, lease('host:d1:0/100:aa', 600));
+      await store.queue.claim(at(10), 1, lease('host:d1:1/101:bb', 600));
+      await store.queue.claim(at(10), 1, lease('host:d1:00/102:cc', 600));
+      await store.leases.acquire('sweeps', 'host:d1:0/100:aa', at(10), 600_000);
+      // Worker 0 restarts as pid 200: its slot's queue lease and named lease are freed, worker 1's and slot 00's kept.
+      assert.equal(await store.leases.releaseEarlier('host:d1:0', 'host:d1:0/200:dd'), 2);
+      assert.deepEqual((await store.queue.claim(at(11), 10, lease('host:d1:0/200:dd', 600))).map((e) => e.id), [ids[0]]);
+      assert.equal(await store.leases.holder('sweeps', at(11)), undefined);
+      assert.equal(await store.leases.releaseEarlier('host:d1:0', 'host:d1:0/200:dd'), 0, 'its own leases are not freed');
+    });
+
     test('renew keeps a slow attempt its entries; release gives them back', async () => {
       const ids = await enqueue(2);
       await store.queue.claim(at(10), 10, lease('node-a', 70));

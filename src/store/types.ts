@@ -194,6 +194,12 @@ export interface ClusterLeaseRepository {
   release(name: string, owner: string): Promise<void>;
   /** The owner of an unexpired lease on `name`. */
   holder(name: string, now: Date): Promise<string | undefined>;
+  /**
+   * Frees every lease (queue entries, TWM rows, named leases) whose owner is
+   * `<node>/…` but not `owner`: an earlier incarnation of this process's slot,
+   * dead since it started. Returns how many leases were freed.
+   */
+  releaseEarlier(node: string, owner: string): Promise<number>;
 }
 
 /** TWM replay protection shared by every process (docs/protocol.md 5.5). */
