@@ -4,6 +4,7 @@
 // small bounds; this raises them:
 //   - fuzzing with SOAK_FUZZ_ITERATIONS cases per target (default 3000);
 //   - the kill -9 crash tests with SOAK_CRASH_TRIALS kills (default 20; crash-twm: per scenario);
+//   - three nodes on one PostgreSQL with SOAK_MULTINODE_KILLS kills, one node at a time (default 6);
 //   - the fault tests SOAK_FAULT_ROUNDS times (default 3).
 // FUZZ_SEED repeats a fuzz run. The figures printed at the end are the ones
 // docs/reliability.md quotes. Exit status: 1 if any step failed.
@@ -11,11 +12,13 @@ import { spawnSync } from 'node:child_process';
 
 const fuzzIterations = process.env.SOAK_FUZZ_ITERATIONS ?? '3000';
 const crashTrials = process.env.SOAK_CRASH_TRIALS ?? '20';
+const multiNodeKills = process.env.SOAK_MULTINODE_KILLS ?? '6';
 const faultRounds = Number(process.env.SOAK_FAULT_ROUNDS ?? '3');
 
 const steps = [
   { name: `fuzz (${fuzzIterations} cases per target)`, files: ['test/fuzz-parsers.test.ts', 'test/fuzz-smtp.test.ts', 'test/fuzz-mime.test.ts', 'test/fuzz-twm.test.ts', 'test/fuzz-carddav.test.ts', 'test/fuzz-from.test.ts'], env: { FUZZ_ITERATIONS: fuzzIterations } },
   { name: `crash test (${crashTrials} kill -9)`, files: ['test/crash-safety.test.ts', 'test/crash-twm.test.ts'], env: { TWOWAY_CRASH_TRIALS: crashTrials } },
+  { name: `three nodes on one PostgreSQL (${multiNodeKills} kill -9)`, files: ['test/multi-node.test.ts'], env: { TWOWAY_MULTINODE_KILLS: multiNodeKills } },
   ...Array.from({ length: faultRounds }, (_, i) => ({
     name: `faults, round ${i + 1} of ${faultRounds}`,
     files: ['test/faults-delivery.test.ts', 'test/faults-disk.test.ts', 'test/faults-postgres.test.ts'],
@@ -26,7 +29,7 @@ const steps = [
 ];
 
 // Diagnostic lines worth keeping in the summary (seeds, outcomes, figures).
-const KEEP = /^#\s+(seed |outcomes|replies|\d+ reply lines|\d+ stored|result:|trial \d+:|restart took|security \(|fake MX|while DNS|\d+ messages in|\d+ accepted before)/;
+const KEEP = /^#\s+(seed |outcomes|replies|\d+ reply lines|\d+ stored|result:|trial \d+:|kill \d+:|three nodes started|restart took|security \(|fake MX|while DNS|\d+ messages in|\d+ accepted before)/;
 
 const results = [];
 for (const step of steps) {

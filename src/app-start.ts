@@ -11,7 +11,7 @@ import type { Config } from './config/load.ts';
 import type { Materials } from './config/materials.ts';
 import { startDecisionsWorker } from './delivery/decisions-worker.ts';
 import { createLocalTransport } from './delivery/local-transport.ts';
-import { startQueueWorker } from './delivery/queue-worker.ts';
+import { processOwner, startQueueWorker } from './delivery/queue-worker.ts';
 import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
@@ -38,6 +38,7 @@ import { startMetricsListener } from './protocols/http/metrics-listener.ts';
 import { startImapListener, type ImapListener } from './protocols/imap/server.ts';
 import { startSmtpListener, type SmtpListener } from './protocols/smtp/server.ts';
 import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
+import { startClusterSweeps, type SweepJob } from './services/cluster-sweeps.ts';
 import type { Services } from './services/index.ts';
 import type { Metrics } from './services/metrics.ts';
 import type { Store } from './store/types.ts';
@@ -54,6 +55,8 @@ interface StartContext {
   closers: Array<() => Promise<void>>;
   resolver: DnsResolver;
   now: () => Date;
+  /** This process's name in the store's leases: work it claims is its own until the lease ends (docs/architecture.md 12). */
+  owner: string;
 }
 
 export async function startApp(app: App, materials: Materials, options: AppOptions, hints: Hints): Promise<RunningServer> {
@@ -62,9 +65,9 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
   const closers: Array<() => Promise<void>> = [() => store.close()];
   try {
     const resolver = options.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
-    const ctx: StartContext = { app, materials, options, hints, closers, resolver, now };
+    const ctx: StartContext = { app, materials, options, hints, closers, resolver, now, owner: processOwner() };
     const { twmWiring, worker } = startOutbound(ctx);
-    const { decisionsWorker, spamLearning } = startBackground(ctx);
+    const { decisionsWorker, spamLearning } = startBackground(ctx, twmWiring?.sweeps ?? []);
     const { smtp, authPool, submission } = await startMailListeners(ctx);
     const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
     if (imap) closers.unshift(() => imap.close());
@@ -102,7 +105,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
 /** The SMTP transport, TWM (when keyed) and the queue worker over the router. */
 function startOutbound(ctx: StartContext) {
   const { config, store, ingest, metrics, log } = ctx.app;
-  const { closers, now, hints, materials, resolver } = ctx;
+  const { closers, now, hints, materials, resolver, owner } = ctx;
   // Outbound: one queue, one router, one contract for local and remote delivery.
   if (config.delivery.lab) log.warn('delivery.lab is on: SMTP delivery may connect to loopback and private addresses (labs and tests only)');
   const smtpTransport = createSmtpTransport({
@@ -118,7 +121,7 @@ function startOutbound(ctx: StartContext) {
   closers.unshift(() => smtpTransport.close());
 
   // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, closers }) : null;
+  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers }) : null;
   const worker = startQueueWorker({
     queue: store.queue,
     route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
@@ -130,22 +133,27 @@ function startOutbound(ctx: StartContext) {
     },
     maxActive: config.delivery.maxActive,
     perDomainConcurrency: config.delivery.perDomainConcurrency,
+    owner,
+    leaseMs: config.delivery.leaseMs,
     reportingMta: config.hostname,
     now,
     notify: (dsn) => deliverSystemMessage(ingest, dsn.sender, dsn.raw, log),
     log: (obj, msg) => log.info(obj, msg),
   });
   closers.unshift(() => worker.stop());
-  hints.queue = () => worker.kick();
+  // "Due now" reaches every node's queue worker (LISTEN/NOTIFY on PostgreSQL); polling is the fallback.
+  const unsubscribe = store.signals.onQueued(() => worker.kick());
+  closers.unshift(async () => unsubscribe());
+  hints.queue = () => store.signals.queued();
   if (twmWiring) hints.fetch = () => twmWiring.fetchWorker.kick();
 
   return { twmWiring, worker };
 }
 
-/** The decisions worker, spam learning and the hourly prune and expected-sender sweep. */
-function startBackground(ctx: StartContext) {
+/** The decisions worker, spam learning and the periodic sweeps (once per cluster: services/cluster-sweeps.ts). */
+function startBackground(ctx: StartContext, twmSweeps: SweepJob[]) {
   const { config, store, log, services } = ctx.app;
-  const { closers, now, hints } = ctx;
+  const { closers, now, hints, owner } = ctx;
   // Decisions made anywhere (this process, the CLI, another server) reach pending requests and notices from the store.
   const decisionsWorker = startDecisionsWorker({ decisions: ctx.app.decisions, log: (obj, msg) => log.info(obj, msg) });
   closers.unshift(() => decisionsWorker.stop());
@@ -153,16 +161,22 @@ function startBackground(ctx: StartContext) {
   const spamLearning = ctx.app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
   if (spamLearning) closers.unshift(() => spamLearning.stop());
 
-  // Finished queue entries stay listed for a while (twoway queue list), then go.
-  const prune = () =>
-    void store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)).catch((err: unknown) => log.error({ err }, 'queue prune failed'));
-  // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
-  const expectSweep = () => void services.contacts.sweepExpired(now()).catch((err: unknown) => log.error({ err }, 'expected-sender sweep failed'));
-  const hourly = [setInterval(prune, 3_600_000), setInterval(expectSweep, 3_600_000)];
-  for (const t of hourly) t.unref();
-  closers.unshift(async () => {
-    for (const t of hourly) clearInterval(t);
+  // Periodic sweeps run in the one process holding the store's `sweeps` lease.
+  const sweeps = startClusterSweeps({
+    leases: store.leases,
+    owner,
+    now,
+    log: (obj, msg) => log.info(obj, msg),
+    jobs: [
+      // Finished queue entries stay listed for a while (twoway queue list), then go.
+      { name: 'queue-prune', everyMs: 3_600_000, run: () => store.queue.prune(new Date(now().getTime() - config.delivery.keepHistoryMs)) },
+      // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
+      { name: 'expected-senders', everyMs: 3_600_000, run: () => services.contacts.sweepExpired(now()) },
+      { name: 'twm-nonces', everyMs: 300_000, run: () => store.twmNonces.prune(now()) },
+      ...twmSweeps,
+    ],
   });
+  closers.unshift(() => sweeps.stop());
 
   return { decisionsWorker, spamLearning };
 }
@@ -273,6 +287,7 @@ interface TwmWiringInput {
   metrics: Metrics;
   log: Logger;
   now: () => Date;
+  owner: string;
   closers: Array<() => Promise<void>>;
 }
 
@@ -282,7 +297,7 @@ interface TwmWiringInput {
  * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
  * like every listener). Closers are registered as parts start.
  */
-function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, closers }: TwmWiringInput) {
+function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, owner, closers }: TwmWiringInput) {
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
@@ -304,6 +319,10 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     maxMessageSize: config.limits.messageSize,
     headerLimits: config.limits.header,
     backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
+    owner,
+    leaseMs: config.delivery.leaseMs,
+    // Notice expiry is one of the cluster-wide sweeps (startBackground).
+    expire: false,
     now,
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
@@ -320,6 +339,8 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
     kick: () => fetchWorker.kick(),
+    // In the store: a request replayed at another node (or process) is refused too.
+    nonces: store.twmNonces,
     now,
   });
   const outbox = createTwmOutbox({
@@ -329,17 +350,19 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     log: (obj, msg) => log.info(obj, msg),
     now,
   });
-  // Sent notices expire (checked every minute); finished history goes after delivery.keep_history.
-  const sweep = () => void outbox.sweep().catch((err: unknown) => log.error({ err }, 'twm expiry sweep failed'));
-  const prune = () => {
-    const old = new Date(now().getTime() - config.delivery.keepHistoryMs);
-    void Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]).catch((err: unknown) => log.error({ err }, 'twm prune failed'));
-  };
-  const timers = [setInterval(sweep, 60_000), setInterval(prune, 3_600_000)];
-  for (const t of timers) t.unref();
-  closers.unshift(async () => {
-    for (const t of timers) clearInterval(t);
-  });
+  // Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history.
+  const sweeps: SweepJob[] = [
+    { name: 'twm-out-expiry', everyMs: 60_000, run: () => outbox.sweep() },
+    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now()) },
+    {
+      name: 'twm-prune',
+      everyMs: 3_600_000,
+      run: () => {
+        const old = new Date(now().getTime() - config.delivery.keepHistoryMs);
+        return Promise.all([store.twmOut.prune(old), store.twmIn.prune(old)]);
+      },
+    },
+  ];
 
   async function listen(): Promise<NonNullable<RunningServer['twm']>> {
     // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
@@ -360,7 +383,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     return { port: listener.port, authority, inbox, outbox, fetchWorker };
   }
 
-  return { remote, fetchWorker, listen };
+  return { remote, fetchWorker, sweeps, listen };
 }
 
 /**

@@ -76,13 +76,13 @@ describe('CardDAV address books drive the policy', () => {
   it('an X-TWOWAY-EXPECT card PUT over CardDAV admits an ownership confirmation in strict mode; the consumed use shows as a new ETag and a sync change', async () => {
     const { client, book } = await connect('strict');
     const until = formatUtcTimestamp(new Date(Date.now() + 3_600_000));
-    const text = `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:expect-shop\r\nFN:shop.test (expected)\r\nNOTE:signed up from the browser\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=${until};USES=2:shop.test\r\nEND:VCARD\r\n`;
+    const text = `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:expect-shop\r\nFN:shop.test (expected)\r\nNOTE:signed up from the browser\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=${until};USES=2;MARKER=REQUIRED:shop.test\r\nEND:VCARD\r\n`;
     const put = await client.createVCard({ addressBook: book, vCardString: text, filename: 'signup-shop.vcf' });
     assert.equal(put.status, 201);
     const etag1 = put.headers.get('etag')!;
     const { next: token1 } = await syncToken(client, book, '');
 
-    // Without the marker a stranger is refused in strict mode.
+    // The entry requires the marker: without it a stranger is refused in strict mode.
     await assert.rejects(send({ port: t.server.smtp.port, from: 'no-reply@shop.test', to: 'strict@example.test', subject: 'plain' }), /550/);
     const reply = await send({ port: t.server.smtp.port, from: 'no-reply@shop.test', to: 'strict@example.test', subject: 'confirm your account', headers: MARK });
     assert.match(reply, /^250 /);
@@ -95,7 +95,7 @@ describe('CardDAV address books drive the policy', () => {
     const etag2 = get.headers.get('etag')!;
     assert.notEqual(etag2, etag1);
     const rewritten = await get.text();
-    assert.equal(rewritten.replace(/\r\n[ \t]/g, ''), text.replace(';USES=2:', ';USES=1:'));
+    assert.equal(rewritten.replace(/\r\n[ \t]/g, ''), text.replace(';USES=2;', ';USES=1;'));
     assert.ok(rewritten.startsWith(text.slice(0, text.indexOf('X-TWOWAY-EXPECT'))));
     const { changed } = await syncToken(client, book, token1);
     assert.deepEqual(changed, [{ name: 'signup-shop.vcf', status: 207 }]);

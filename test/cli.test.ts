@@ -196,5 +196,13 @@ describe('twoway CLI', () => {
     assert.equal((await c(['expect', 'ann@a.test', 'shop.test', '--for', 'soon'])).code, 2);
     assert.equal((await c(['expect', 'ann@a.test', 'shop.test', '--uses', '0'])).code, 2);
     assert.equal((await c(['expect', 'ann@a.test', 'not a domain'])).code, 2);
+    // --from and --require-marker are written into the card; a public suffix is refused.
+    const marked = JSON.parse((await c(['expect', 'ann@a.test', 'shop.test', '--from', 'Mailer.test', '--require-marker', '--json'])).out) as { uid: string };
+    const all = JSON.parse((await c(['contacts', 'list', 'ann@a.test', '--json'])).out) as Array<{ uid: string; vcard: string }>;
+    assert.match(all.find((k) => k.uid === marked.uid)?.vcard.replace(/\r\n[ \t]/g, '') ?? '', /;USES=1;FROM=mailer\.test;MARKER=REQUIRED:shop\.test\r\n/);
+    const suffix = await c(['expect', 'ann@a.test', 'co.uk']);
+    assert.equal(suffix.code, 2, suffix.err);
+    assert.match(suffix.err, /public suffix/);
+    assert.equal((await c(['expect', 'ann@a.test', 'shop.test', '--from', 'a.test,b.test'])).code, 2);
   });
 });

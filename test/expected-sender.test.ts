@@ -67,9 +67,8 @@ describe('expected senders over SMTP', () => {
     assert.deepEqual(await cards('screen'), []);
   });
 
-  it('screens an unmarked message, a forged marked one, and a marked one with an unknown purpose', async () => {
-    await expectShop('screen');
-    await expectShop('strict');
+  it('with MARKER=REQUIRED, screens an unmarked message, a forged marked one, and a marked one with an unknown purpose', async () => {
+    for (const user of ['screen', 'strict']) await t.server.services.contacts.expect(users[user]!, 'shop.test', { forMs: 3_600_000, uses: 1, requireMarker: true });
     await send({ port, from: 'no-reply@shop.test', to: 'screen@example.test', subject: 'unmarked' });
     assert.equal((await latest('screen'))?.mailbox, 'Screener');
     await send({ port, from: 'no-reply@shop.test', to: 'screen@example.test', subject: 'forged', headers: MARK, localAddress: '127.0.0.2' });
@@ -86,7 +85,7 @@ describe('expected senders over SMTP', () => {
     for (const user of ['screen', 'strict']) {
       const all = await cards(user);
       assert.equal(all.length, 1);
-      assert.match(unfold(all[0]!.vcard), /;USES=1:shop\.test/);
+      assert.match(unfold(all[0]!.vcard), /;USES=1;MARKER=REQUIRED:shop\.test/);
       for (const c of all) await t.server.store.contacts.remove(users[user]!, c.book, c.uid);
     }
   });

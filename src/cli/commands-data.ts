@@ -91,11 +91,13 @@ export function registerDataCommands(program: Command, io: CliIo): void {
 
   program
     .command('expect <user> <domain>')
-    .description('expect an ownership confirmation (sign-up, password reset) from a domain: admitted to INBOX in every mode while the entry lasts')
+    .description('expect an ownership confirmation (sign-up, password reset) from a domain: its authenticated mail is admitted to INBOX in every mode while the entry lasts')
     .option('--for <duration>', 'how long the entry lives, e.g. 30m, 2h, 7d', '24h')
     .option('--uses <n>', 'how many messages it admits', '1')
+    .option('--from <domain>', 'also admit mail from this sending domain (one the site declared, e.g. its mail provider)')
+    .option('--require-marker', 'admit only messages marked TWM-Purpose: ownership-confirmation')
     .option('--json', 'machine-readable output')
-    .action(async (userAddr: string, domain: string, opts: { for: string; uses: string; json?: boolean }, cmd: Command) => {
+    .action(async (userAddr: string, domain: string, opts: { for: string; uses: string; from?: string; requireMarker?: boolean; json?: boolean }, cmd: Command) => {
       const forMs = parseDuration(opts.for);
       if (forMs === null) throw new CliError(`invalid --for "${opts.for}": expected a duration such as 30m, 2h or 7d`, EXIT.usage);
       if (!/^\d{1,4}$/.test(opts.uses) || Number(opts.uses) < 1) {
@@ -103,8 +105,8 @@ export function registerDataCommands(program: Command, io: CliIo): void {
       }
       await withServices(globals(cmd), async (s) => {
         const user = await s.accounts.get(userAddr);
-        const card = await s.contacts.expect(user.id, domain, { forMs, uses: Number(opts.uses) });
-        if (opts.json) return printJson(io.stdout, { uid: card.uid, domain: card.domain, until: card.until, uses: card.uses });
+        const card = await s.contacts.expect(user.id, domain, { forMs, uses: Number(opts.uses), from: opts.from, requireMarker: opts.requireMarker === true });
+        if (opts.json) return printJson(io.stdout, { uid: card.uid, domain: card.domain, until: card.until, uses: card.uses, from: opts.from ?? null, requireMarker: opts.requireMarker === true });
         io.stdout.write(`expecting ${card.domain} until ${card.until} (${card.uses} use${card.uses === 1 ? '' : 's'}): card ${card.uid}\n`);
       });
     });

@@ -49,6 +49,8 @@ export interface Config {
     minBackoffMs: number;
     maxBackoffMs: number;
     keepHistoryMs: number;
+    /** Claims on queue entries and TWM work rows (store leases). */
+    leaseMs: number;
   };
   http: { host: string; port: number; tls: boolean };
   tls: { cert: string; key: string; generated: boolean };
@@ -207,6 +209,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       minBackoffMs: c.delivery.min_backoff,
       maxBackoffMs: c.delivery.max_backoff,
       keepHistoryMs: c.delivery.keep_history,
+      leaseMs: c.delivery.lease,
     },
     http: c.http,
     tls: tlsGiven

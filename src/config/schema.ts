@@ -116,6 +116,9 @@ export const configSchema = z
         min_backoff: duration.prefault('5m').describe('wait after the first failed attempt; doubled after each further one'),
         max_backoff: duration.prefault('1h').describe('the longest wait between two attempts'),
         keep_history: duration.prefault('30d').describe('how long delivered and failed queue entries (and finished TWM notices) stay listed'),
+        lease: duration
+          .prefault('2m')
+          .describe('how long a process keeps the queue entries and TWM fetches it claimed without renewing its claim (renewed every third of this); another process or node takes over the work of one that died after this'),
       })
       .strict()
       .prefault({}),

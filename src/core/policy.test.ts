@@ -28,7 +28,7 @@ function input(overrides: Facts = {}): PolicyInput {
     listAuthenticated: false,
     autoSubmitted: false,
     ownershipConfirmation: false,
-    expected: false,
+    expected: 'none',
     spam: null,
     ...rest,
     matches: { address: null, domain: null, list: null, ...matches },
@@ -98,34 +98,54 @@ const EXPECTED = {
 
 const SENDERS: Record<string, SenderCase> = {
   'expected sender, marked, authenticated': {
-    facts: { ownershipConfirmation: true, expected: true },
+    facts: { ownershipConfirmation: true, expected: 'marker-required' },
     reason: 'expected-sender',
     expect: EXPECTED,
   },
   'expected sender, marked, auto-submitted': {
-    facts: { ownershipConfirmation: true, expected: true, autoSubmitted: true },
+    facts: { ownershipConfirmation: true, expected: 'marker-required', autoSubmitted: true },
     reason: 'expected-sender',
     expect: EXPECTED,
   },
   'expected sender, but blocked address': {
-    facts: { ownershipConfirmation: true, expected: true, matches: { address: 'block' } },
+    facts: { ownershipConfirmation: true, expected: 'marker-required', matches: { address: 'block' } },
     reason: 'blocked-address',
     expect: BLOCKED,
   },
   'expected sender, but blocked domain': {
-    facts: { ownershipConfirmation: true, expected: true, matches: { domain: 'block' } },
+    facts: { ownershipConfirmation: true, expected: 'marker-required', matches: { domain: 'block' } },
     reason: 'blocked-domain',
     expect: BLOCKED,
   },
-  'marker without a matching entry': { facts: { ownershipConfirmation: true, expected: false }, reason: 'stranger', expect: STRANGER },
-  'matching entry without the marker': { facts: { ownershipConfirmation: false, expected: true }, reason: 'stranger', expect: STRANGER },
+  'marker without a matching entry': { facts: { ownershipConfirmation: true, expected: 'none' }, reason: 'stranger', expect: STRANGER },
+  'entry requiring the marker, message without it': { facts: { ownershipConfirmation: false, expected: 'marker-required' }, reason: 'stranger', expect: STRANGER },
+  'entry not requiring the marker, message without it': {
+    facts: { ownershipConfirmation: false, expected: 'marker-optional' },
+    reason: 'expected-sender',
+    expect: EXPECTED,
+  },
+  'entry not requiring the marker, marked message': {
+    facts: { ownershipConfirmation: true, expected: 'marker-optional' },
+    reason: 'expected-sender',
+    expect: EXPECTED,
+  },
+  'entry not requiring the marker, unauthenticated': {
+    facts: { expected: 'marker-optional', authenticated: false },
+    reason: 'stranger',
+    expect: STRANGER,
+  },
+  'entry not requiring the marker, but blocked domain': {
+    facts: { expected: 'marker-optional', matches: { domain: 'block' } },
+    reason: 'blocked-domain',
+    expect: BLOCKED,
+  },
   'expected sender, marked, unauthenticated': {
-    facts: { ownershipConfirmation: true, expected: true, authenticated: false },
+    facts: { ownershipConfirmation: true, expected: 'marker-required', authenticated: false },
     reason: 'stranger',
     expect: STRANGER,
   },
   'allowed address with marker and entry': {
-    facts: { ownershipConfirmation: true, expected: true, matches: { address: 'allow' } },
+    facts: { ownershipConfirmation: true, expected: 'marker-required', matches: { address: 'allow' } },
     reason: 'allowed-address',
     expect: ALLOWED,
   },
@@ -212,7 +232,7 @@ test('a message without one undisputed From: address is never allowed (ambiguous
     { matches: { address: 'allow' } },
     { matches: { domain: 'allow' } },
     { matches: { list: 'allow' }, listAuthenticated: true },
-    { ownershipConfirmation: true, expected: true },
+    { ownershipConfirmation: true, expected: 'marker-required' },
   ];
   for (const [mode, channel, expected] of rows) {
     for (const facts of allowing) {
@@ -340,10 +360,10 @@ const SPAM_ROWS: Array<{ name: string; facts: Facts; reason: ReasonCode; expect:
     reason: 'blocked-address',
     expect: grid('refuse-spam', 'refuse-spam', 'refuse-spam', { open: 'refuse-spam', screen: 'refuse-spam', strict: 'refuse-spam' }),
   },
-  { name: 'expected sender, likely', facts: { spam: 'likely', ownershipConfirmation: true, expected: true }, reason: 'expected-sender', expect: EXPECTED },
+  { name: 'expected sender, likely', facts: { spam: 'likely', ownershipConfirmation: true, expected: 'marker-required' }, reason: 'expected-sender', expect: EXPECTED },
   {
     name: 'expected sender, reject',
-    facts: { spam: 'reject', ownershipConfirmation: true, expected: true },
+    facts: { spam: 'reject', ownershipConfirmation: true, expected: 'marker-required' },
     reason: 'spam',
     expect: grid('refuse-spam', 'refuse-spam', 'refuse-spam', { open: 'refuse-spam', screen: 'refuse-spam', strict: 'refuse-spam' }),
   },
@@ -415,11 +435,11 @@ test('reason details name the sender', () => {
 });
 
 test('an expected sender is not an allowed one: no allow reason, first contact', () => {
-  const v = decide(input({ mode: 'strict', ownershipConfirmation: true, expected: true }));
+  const v = decide(input({ mode: 'strict', ownershipConfirmation: true, expected: 'marker-required' }));
   assert.equal(v.kind, 'inbox');
   if (v.kind === 'inbox') assert.equal(v.firstContact, true);
   assert.deepEqual(v.reasons.map((r) => r.code), ['stranger', 'expected-sender']);
-  assert.equal(classifySender(input({ ownershipConfirmation: true, expected: true })).senderClass, 'stranger');
+  assert.equal(classifySender(input({ ownershipConfirmation: true, expected: 'marker-required' })).senderClass, 'stranger');
 });
 
 test('classifySender exposes the class', () => {

@@ -41,13 +41,15 @@
  *    message to a possibly forged address, i.e. backscatter (RFC 3834 spirit).
  *    Our own notices (`origin: 'system'`) always go to the inbox.
  *
- *    Expected senders (docs/protocol.md 9.3): a stranger's message that
- *    carries the ownership-confirmation marker, is authenticated, and matches
- *    a live expected-sender entry goes to the inbox in every mode, marked
- *    first contact, reason `expected-sender`. It never makes the sender a
- *    contact; the caller consumes one use of the entry. Blocks still win,
- *    and an allowed sender stays `allowed` (consuming nothing). The marker
- *    alone, or a match without the marker, changes nothing.
+ *    Expected senders (docs/protocol.md 9.3): a stranger's message that is
+ *    authenticated and matches a live expected-sender entry goes to the
+ *    inbox in every mode, marked first contact, reason `expected-sender`,
+ *    if it carries the ownership-confirmation marker or the entry does not
+ *    require it (real sites do not send the marker yet). It never makes the
+ *    sender a contact; the caller consumes one use of the entry. Blocks
+ *    still win, and an allowed sender stays `allowed` (consuming nothing).
+ *    The marker alone, or an entry with MARKER=REQUIRED and an unmarked
+ *    message, changes nothing.
  *
  * Spam (core/spam.ts): the judgement of the spam filter is one more fact,
  * `spam`, null when the message was not scanned (no filter, filter down,
@@ -118,12 +120,18 @@ export interface PolicyInput {
   ownershipConfirmation: boolean;
   /**
    * A live expected-sender entry (X-TWOWAY-EXPECT, purpose
-   * ownership-confirmation) matches the authenticated From: domain.
+   * ownership-confirmation) matches the authenticated From: domain (its
+   * own domain or the sending domain the site declared): `none`, or whether
+   * that entry requires the marker (`MARKER=REQUIRED`). When several match,
+   * the caller names one that a marked message may use, and prefers one
+   * that needs no marker for an unmarked one.
    */
-  expected: boolean;
+  expected: ExpectedEntry;
   /** The spam filter's judgement; null when the message was not scanned (see module comment). */
   spam: SpamJudgement | null;
 }
+
+export type ExpectedEntry = 'none' | 'marker-required' | 'marker-optional';
 
 export const REASON_CODES = [
   'system',
@@ -252,10 +260,11 @@ export function decide(input: PolicyInput): Verdict {
     if (!input.autoSubmitted) return { kind: 'refuse', reply: { ...SPAM_REFUSAL }, reasons };
     spam = 'likely'; // never refuse an automatic message (backscatter): keep it apart instead
   }
-  if (senderClass === 'stranger' && !input.fromProblem && input.ownershipConfirmation && input.expected && input.authenticated) {
+  if (senderClass === 'stranger' && !input.fromProblem && input.authenticated && expectedAdmits(input)) {
+    const what = input.ownershipConfirmation ? 'ownership confirmation' : 'message';
     reasons.push({
       code: 'expected-sender',
-      detail: `ownership confirmation from ${input.from ?? '(no From: address)'} matches an expected-sender entry`,
+      detail: `${what} from ${input.from ?? '(no From: address)'} matches an expected-sender entry`,
     });
     return { kind: 'inbox', firstContact: true, reasons };
   }
@@ -275,4 +284,10 @@ export function decide(input: PolicyInput): Verdict {
     return input.mode === 'open' ? { kind: 'junk', reasons } : { kind: 'screen', likelySpam: true, reasons };
   }
   return input.mode === 'open' ? { kind: 'inbox', firstContact: true, reasons } : { kind: 'screen', likelySpam: false, reasons };
+}
+
+/** An entry admits a marked message; an unmarked one only if the entry does not require the marker. */
+function expectedAdmits(input: PolicyInput): boolean {
+  if (input.expected === 'none') return false;
+  return input.ownershipConfirmation || input.expected === 'marker-optional';
 }

@@ -45,7 +45,7 @@ test('standingOf reads a verdict as allowed, blocked or undecided, whatever the 
   const { decide } = await import('./policy.ts');
   const { standingOf } = await import('./screener-keys.ts');
   const none = { address: null, domain: null, list: null } as const;
-  const base = { channel: 'smtp', origin: 'remote', from: 'x@y.org', authenticated: true, matches: none, listAuthenticated: false, autoSubmitted: false, ownershipConfirmation: false, expected: false, fromProblem: null, spam: null } as const;
+  const base = { channel: 'smtp', origin: 'remote', from: 'x@y.org', authenticated: true, matches: none, listAuthenticated: false, autoSubmitted: false, ownershipConfirmation: false, expected: 'none', fromProblem: null, spam: null } as const;
   const cases: Array<[string, Parameters<typeof decide>[0], string]> = [
     ['allowed address, screen', { ...base, mode: 'screen', matches: { ...none, address: 'allow' } }, 'allowed'],
     ['allowed domain, strict', { ...base, mode: 'strict', matches: { ...none, domain: 'allow' } }, 'allowed'],
@@ -54,7 +54,7 @@ test('standingOf reads a verdict as allowed, blocked or undecided, whatever the 
     ['stranger in open mode (inbox, first contact)', { ...base, mode: 'open' }, 'undecided'],
     ['stranger in screen mode', { ...base, mode: 'screen' }, 'undecided'],
     ['stranger in strict mode (refused)', { ...base, mode: 'strict' }, 'undecided'],
-    ['expected sender', { ...base, mode: 'strict', channel: 'twm', ownershipConfirmation: true, expected: true }, 'undecided'],
+    ['expected sender', { ...base, mode: 'strict', channel: 'twm', ownershipConfirmation: true, expected: 'marker-required' }, 'undecided'],
     ['blocked address, open', { ...base, mode: 'open', matches: { ...none, address: 'block' } }, 'blocked'],
     ['blocked domain, strict (refused)', { ...base, mode: 'strict', matches: { ...none, domain: 'block' } }, 'blocked'],
     ['blocked address beats an allowed domain', { ...base, mode: 'screen', matches: { ...none, address: 'block', domain: 'allow' } }, 'blocked'],

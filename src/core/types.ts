@@ -76,6 +76,12 @@ export interface ContactEntry {
    * from the card itself when a lookup hits an `expect` entry.
    */
   expect?: ExpectTerms;
+  /**
+   * For the index entry of an X-TWOWAY-EXPECT `FROM` parameter (the sending
+   * domain a site declared): the property's own domain, whose entry a match
+   * consumes a use of. Absent on every other entry.
+   */
+  declaredFor?: string;
 }
 
 /** The terms of one expected-sender entry. */
@@ -83,6 +89,10 @@ export interface ExpectTerms {
   purpose: string;
   until: Date;
   uses: number | null;
+  /** The sending domain the site declared (`FROM`), also admitted; null: none. */
+  from: string | null;
+  /** `MARKER=REQUIRED`: only a message with the TWM-Purpose marker matches. */
+  requireMarker: boolean;
 }
 
 export interface Mailbox {

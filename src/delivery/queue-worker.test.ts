@@ -467,6 +467,40 @@ describe('queue worker', () => {
     assert.deepEqual(await states(), { 'a@one.test': 'delivered', 'b@one.test': 'delivered' });
   });
 
+  test('several workers on one store (other processes): every entry delivered once', async () => {
+    for (let i = 0; i < 30; i++) await enqueue(`w${i}`, [`r${i}@one.test`]);
+    const transports = [0, 1, 2].map(() => new ScriptedTransport(all('delivered', '250 ok')));
+    const peers = transports.map((t, i) => start(t, { owner: `node-${i}`, maxActive: 4, perDomainConcurrency: 2 }));
+    for (let round = 0; round < 20 && Object.values(await states()).some((s) => s !== 'delivered'); round++) {
+      for (const w of peers) w.kick();
+      await Promise.all(peers.map((w) => w.idle()));
+    }
+    const calls = transports.flatMap((t) => t.calls.map((c) => c.messageId));
+    assert.equal(calls.length, 30, 'one transport call per message, over all workers');
+    assert.equal(new Set(calls).size, 30);
+    assert.ok(Object.values(await states()).every((s) => s === 'delivered'));
+  });
+
+  test('a worker that hangs past its lease loses the entry to another; its late write is refused', async () => {
+    await enqueue('m1', ['a@one.test']);
+    const hung = new ScriptedTransport(all('deferred', '451 4.4.1 too late'));
+    hung.hold();
+    const logs: string[] = [];
+    const a = start(hung, { owner: 'node-a', leaseMs: MIN, log: (_obj, msg) => logs.push(msg) });
+    await until(() => hung.active === 1, 'node-a delivering');
+    const fast = new ScriptedTransport(all('delivered', '250 ok'));
+    const b = start(fast, { owner: 'node-b', leaseMs: MIN });
+    await run(b);
+    assert.equal(fast.calls.length, 0, "node-a's lease holds");
+    await run(b, new Date(T0.getTime() + 2 * MIN));
+    assert.equal(fast.calls.length, 1, 'taken over after the lease expired');
+    assert.deepEqual(await states(), { 'a@one.test': 'delivered' });
+    hung.open();
+    await a.idle();
+    assert.deepEqual(await states(), { 'a@one.test': 'delivered' }, "node-a's late outcome is not recorded");
+    assert.ok(logs.some((m) => m.startsWith('late write refused')), 'and it is logged');
+  });
+
   test('options are checked at start', () => {
     const transport = new ScriptedTransport(all('delivered', '250'));
     assert.throws(() => start(transport, { maxActive: 0 }), RangeError);

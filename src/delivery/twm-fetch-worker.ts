@@ -4,11 +4,15 @@
  * Design note.
  * - The store is the state: rows `scheduled` (a fetch is due) and
  *   `receipt-due` (a receipt is due) with their next attempt time. The worker
- *   polls due rows, groups them by notice, and does one fetch (for every
- *   scheduled recipient of the notice) and one receipt per notice. Notices
- *   in flight are left out of later polls, and a poll never waits for the
- *   work it started (at most `maxInFlight` notices at once), so one slow
- *   sender does not hold up the others.
+ *   claims due rows with a lease (store/twm-inbound-claims.ts), a notice at
+ *   a time, and does one fetch (for every scheduled recipient of the notice)
+ *   and one receipt per notice. Any number of processes on any number of
+ *   machines run it on one store: a claimed notice is theirs until the lease
+ *   expires (renewed every third of `leaseMs` while in flight), and every
+ *   outcome is written only while the lease is still held (a late write
+ *   after a takeover changes nothing; twm-fetch-steps.ts). A poll never
+ *   waits for the work it started (at most `maxInFlight` notices at once), so
+ *   one slow sender does not hold up the others.
  * - After a successful store the receipt goes out at once, and only its
  *   outcome is written (`closed`, or `receipt-due` to retry): one write per
  *   message instead of two.
@@ -23,22 +27,14 @@
  * - Retries use the queue's backoff; fetches end at `expires` (the store's
  *   expire() closes them), receipts at `expires` + 24 h.
  */
-import { createHash } from 'node:crypto';
-import { domainOf, normalisedAddress } from '../core/address.ts';
-import { ReplyError } from '../core/errors.ts';
-import { nextAttempt, type BackoffOptions } from '../core/retry-schedule.ts';
-import { normaliseListId } from '../core/screener-keys.ts';
-import { fetchRequestToJson, receiptToJson } from '../core/twm-schema.ts';
-import { contentDigest } from '../core/twm-signature.ts';
-import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptError, type ReceiptEntry } from '../core/twm-types.ts';
+import type { BackoffOptions } from '../core/retry-schedule.ts';
+import type { HeaderLimits } from '../core/header-limits.ts';
 import type { Ingest } from '../ingest/ingest.ts';
-import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../core/header-limits.ts';
-import { formatRfc5322Date } from '../mail/date.ts';
 import type { TwmInboundRepository, TwmInNotice, TwmInRecipient } from '../store/types.ts';
-import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
+import type { TwmClient, TwmSigningKey } from './twm-client-types.ts';
 import { startPollLoop } from './poll-loop.ts';
-import { describeProblem } from './twm-problem.ts';
+import { processOwner } from './queue-worker.ts';
+import { createFetchSteps } from './twm-fetch-steps.ts';
 
 export interface TwmFetchWorkerOptions {
   inbox: TwmInboundRepository;
@@ -52,10 +48,19 @@ export interface TwmFetchWorkerOptions {
   headerLimits?: HeaderLimits;
   backoff: Omit<BackoffOptions, 'random'>;
   pollIntervalMs?: number;
-  /** Rows read per poll. */
+  /** Rows claimed per poll at most. */
   batchSize?: number;
   /** Notices being fetched or receipted at once. Default 50. */
   maxInFlight?: number;
+  /** This process's name in the store's leases, unique in the cluster. Default: a random one. */
+  owner?: string;
+  /** How long a claim holds without renewal (renewed every third of it). Default 2 minutes. */
+  leaseMs?: number;
+  /**
+   * Moves expired notices' rows to `expired` every few seconds (true, the
+   * default); false when the application runs that as a cluster-wide sweep.
+   */
+  expire?: boolean;
   now?: () => Date;
   log?: (obj: object, msg: string) => void;
   /** Counts fetch outcomes (metrics): `stored`, `retry`, `abandoned`, or a receipt error code. */
@@ -70,234 +75,101 @@ export interface TwmFetchWorker {
 }
 
 type Row = { notice: TwmInNotice; recipient: TwmInRecipient };
+type Group = { notice: TwmInNotice; fetch: TwmInRecipient[]; receipt: TwmInRecipient[] };
 
 export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWorker {
-  const { inbox } = options;
   const now = options.now ?? (() => new Date());
   const log = options.log ?? (() => undefined);
-  const batchSize = options.batchSize ?? 50;
-  const maxInFlight = options.maxInFlight ?? 50;
+  const owner = options.owner ?? processOwner();
+  const leaseMs = options.leaseMs ?? 120_000;
+  const steps = createFetchSteps({ options, owner, now, log, count: options.onFetch ?? (() => undefined) });
   /** Notices (`senderDomain id`) being handled, and their promises. */
   const inFlight = new Map<string, Promise<void>>();
-  let lastExpiry = 0;
-
-  /** A fetch that did not get through (or could not be stored): backoff, until `expires`. */
-  async function retry(n: TwmInNotice, rows: TwmInRecipient[], error: string, deadline: Date): Promise<void> {
-    const at = now();
-    const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
-    const next = nextAttempt(attempts, at, options.backoff);
-    const rcpts = rows.map((r) => r.rcpt);
-    if (next > deadline) {
-      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'expired', nextAttemptAt: null, lastError: error, attempts }, at);
-      log({ notice: n.id, from: n.from, error }, 'twm fetch given up');
-      return;
-    }
-    await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { nextAttemptAt: next, lastError: error, attempts }, at);
-  }
-
-  const count = options.onFetch ?? (() => undefined);
-
-  async function failed(n: TwmInNotice, rows: TwmInRecipient[], error: ReceiptError): Promise<void> {
-    count(error);
-    log({ notice: n.id, from: n.from, error }, 'twm fetched body refused; failed receipt due');
-    await inbox.update(n.senderDomain, n.id, rows.map((r) => r.rcpt), ['scheduled'], { state: 'receipt-due', receipt: 'failed', receiptError: error, nextAttemptAt: now(), attempts: 0 }, now());
-  }
-
-  async function fetch(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
-    if (n.size > options.maxMessageSize) return failed(n, rows, 'message-too-large');
-    const rcpts = rows.map((r) => r.rcpt);
-    let response: Awaited<ReturnType<typeof options.client.post>>;
-    try {
-      response = await options.client.post(domainOf(n.from), TWM_PATHS.fetch(n.id), TWM_MEDIA_TYPES.fetch, fetchRequestToJson({ rcpt: rcpts }), options.key(domainOf(rcpts[0]!)), {
-        maxResponse: n.size + 1,
-      });
-    } catch (err) {
-      count('retry');
-      return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), n.expiresAt);
-    }
-    if (response.status !== 200) {
-      const problem = describeProblem(response);
-      count(problem.temporary ? 'retry' : 'abandoned');
-      if (problem.temporary) return retry(n, rows, problem.text, n.expiresAt);
-      // 403, 404, 410 or another permanent refusal: abandoned, no receipt (8.3).
-      log({ notice: n.id, from: n.from, problem: problem.text }, 'twm fetch refused; abandoned');
-      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: problem.text }, now());
-      return;
-    }
-    const body = response.body;
-    const checked = checkFetchedBody(n, response, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
-    if ('failed' in checked) return failed(n, rows, checked.failed);
-    if ('refused' in checked) {
-      // No receipt error names a header too large; it is a refusal like the policy's, recorded and closed.
-      count('abandoned');
-      log({ notice: n.id, from: n.from, reply: checked.refused }, 'twm fetched body refused: header limits');
-      await inbox.update(n.senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: checked.refused }, now());
-      return;
-    }
-    const { facts } = checked;
-
-    const users = [];
-    for (const r of rows) {
-      const user = await options.ingest.findRecipient(r.rcpt);
-      if (user) users.push(user);
-    }
-    const senderDomain = n.senderDomain;
-    try {
-      if (users.length > 0) {
-        await options.ingest.ingest({
-          channel: 'twm',
-          origin: 'remote',
-          envelopeFrom: n.from,
-          recipients: users,
-          raw: body,
-          prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(now())}\r\n`,
-          auth: { identity: facts.from, alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
-          // Stored once per recipient even when a crash makes us fetch it again.
-          twmKey: `${senderDomain} ${n.id}`,
-        });
-      }
-    } catch (err) {
-      if (err instanceof ReplyError && !err.temporary) {
-        // The policy refused the message at ingest (it cannot for TWM today); nothing stored, nothing to report.
-        log({ notice: n.id, from: n.from, reply: err.message }, 'twm message refused at ingest');
-        await inbox.update(senderDomain, n.id, rcpts, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError: err.message }, now());
-        return;
-      }
-      return retry(n, rows, err instanceof Error ? err.message : String(err), n.expiresAt);
-    }
-    count('stored');
-    log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
-    // Durable now: the receipt may go out. Only its outcome is written (a crash before that write
-    // fetches once more, and ingest recognises the message by its key).
-    await receipt(n, rows.map((r) => ({ ...r, receipt: 'delivered' as const, receiptError: null, attempts: 0 })));
-  }
-
   /**
-   * Sends one receipt for `rows` (all of one receipt status: a `delivered`
-   * batch just stored, or rows already `receipt-due`) and writes its outcome.
+   * Rows claimed while their notice was still in flight here (a fetch whose
+   * body failed its checks makes its receipt due at once): ours, started when
+   * the notice's current work ends rather than left leased and idle.
    */
-  async function receipt(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
-    if (rows.length === 0) return;
-    const from = ['scheduled', 'receipt-due'] as const;
-    const results: ReceiptEntry[] = rows.map((r) => ({
-      rcpt: r.rcpt,
-      status: r.receipt ?? 'failed',
-      ...(r.receipt === 'failed' || r.receipt === null ? { error: r.receiptError ?? 'size-mismatch' } : {}),
-    }));
-    const rcpts = rows.map((r) => r.rcpt);
-    const deadline = new Date(n.expiresAt.getTime() + TWM_RECEIPT_GRACE_MS);
-    let response: Awaited<ReturnType<typeof options.client.post>>;
-    try {
-      response = await options.client.post(domainOf(n.from), TWM_PATHS.receipt, TWM_MEDIA_TYPES.receipt, receiptToJson({ id: n.id, results }), options.key(domainOf(rcpts[0]!)), {
-        maxResponse: 4096,
-      });
-    } catch (err) {
-      return retryReceipt(n, rows, err instanceof TwmUnreachableError ? err.message : String(err), deadline);
-    }
-    const { receipt: status, receiptError } = rows[0]!;
-    if (response.status === 204 || response.status === 200 || response.status === 404) {
-      await inbox.update(n.senderDomain, n.id, rcpts, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null }, now());
-      return;
-    }
-    const problem = describeProblem(response);
-    if (problem.temporary) return retryReceipt(n, rows, problem.text, deadline);
-    log({ notice: n.id, from: n.from, problem: problem.text }, 'twm receipt refused; abandoned');
-    await inbox.update(n.senderDomain, n.id, rcpts, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null, lastError: problem.text }, now());
+  const next = new Map<string, Group>();
+
+  function start(key: string, g: Group): void {
+    const work = (async () => {
+      try {
+        if (g.fetch.length > 0) await steps.fetch(g.notice, g.fetch);
+        // Rows of one receipt share its status; `failed` ones may differ in their error.
+        const byStatus = new Map<string, TwmInRecipient[]>();
+        for (const r of g.receipt) byStatus.set(`${r.receipt} ${r.receiptError}`, [...(byStatus.get(`${r.receipt} ${r.receiptError}`) ?? []), r]);
+        for (const rows of byStatus.values()) await steps.receipt(g.notice, rows);
+      } catch (err) {
+        log({ err, notice: g.notice.id }, 'twm fetch worker error');
+      }
+    })().finally(() => {
+      inFlight.delete(key);
+      const then = next.get(key);
+      next.delete(key);
+      if (then) start(key, then);
+      else loop.kick();
+    });
+    inFlight.set(key, work);
   }
 
-  /** A receipt that did not get through: `receipt-due` with backoff, until `expires` + 24 h. */
-  async function retryReceipt(n: TwmInNotice, rows: TwmInRecipient[], error: string, deadline: Date): Promise<void> {
-    const at = now();
-    const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
-    const next = nextAttempt(attempts, at, options.backoff);
-    const { receipt: status, receiptError } = rows[0]!;
-    const change =
-      next > deadline
-        ? { state: 'closed' as const, receipt: status, receiptError, nextAttemptAt: null, lastError: error, attempts }
-        : { state: 'receipt-due' as const, receipt: status, receiptError, nextAttemptAt: next, lastError: error, attempts };
-    await inbox.update(n.senderDomain, n.id, rows.map((r) => r.rcpt), ['scheduled', 'receipt-due'], change, at);
-    if (next > deadline) log({ notice: n.id, from: n.from, error }, 'twm receipt given up');
-  }
-
-  /** Starts the due work not already in flight; true if more may be due than was taken. */
-  async function poll(): Promise<boolean> {
-    const at = now();
-    // Expiry is a write: once every few seconds is enough (a notice's lifetime is days).
-    if (at.getTime() - lastExpiry >= 5_000) {
-      lastExpiry = at.getTime();
-      await inbox.expire(at);
-    }
-    const free = maxInFlight - inFlight.size;
-    if (free <= 0) return false;
-    // Rows of notices in flight come back too; ask for enough to find `batchSize` others.
-    const limit = batchSize + inFlight.size;
-    const due: Row[] = await inbox.due(at, limit);
-    const groups = new Map<string, { notice: TwmInNotice; fetch: TwmInRecipient[]; receipt: TwmInRecipient[] }>();
-    for (const { notice, recipient } of due) {
-      const key = `${notice.senderDomain} ${notice.id}`;
-      if (inFlight.has(key)) continue;
-      const g = groups.get(key) ?? { notice, fetch: [], receipt: [] };
-      (recipient.state === 'scheduled' ? g.fetch : g.receipt).push(recipient);
-      groups.set(key, g);
-    }
-    let started = 0;
-    for (const [key, g] of groups) {
-      if (started >= free) return true;
-      started++;
-      const work = (async () => {
-        try {
-          if (g.fetch.length > 0) await fetch(g.notice, g.fetch);
-          // Rows of one receipt share its status; `failed` ones may differ in their error.
-          const byStatus = new Map<string, TwmInRecipient[]>();
-          for (const r of g.receipt) byStatus.set(`${r.receipt} ${r.receiptError}`, [...(byStatus.get(`${r.receipt} ${r.receiptError}`) ?? []), r]);
-          for (const rows of byStatus.values()) await receipt(g.notice, rows);
-        } catch (err) {
-          log({ err, notice: g.notice.id }, 'twm fetch worker error');
-        }
-      })().finally(() => {
-        inFlight.delete(key);
-        kick();
-      });
-      inFlight.set(key, work);
-    }
-    return due.length === limit;
-  }
-
+  const poll = createPoll(options, { owner, leaseMs, now, inFlight, next, start });
   const loop = startPollLoop(poll, {
     intervalMs: options.pollIntervalMs ?? 1000,
     onError: (err) => log({ err }, 'twm fetch worker poll failed'),
     pending: () => inFlight.values(),
   });
-  function kick(): void {
-    loop.kick();
-  }
-  return { kick, drain: loop.drain, stop: loop.stop };
+  // Renews the leases of the notices in flight, so that a slow sender does not cost us the notice.
+  const renewal = setInterval(() => {
+    const keys = [...inFlight.keys()];
+    if (keys.length === 0) return;
+    options.inbox.renew(keys, { owner, until: new Date(now().getTime() + leaseMs) }).catch((err: unknown) => log({ err }, 'could not renew twm fetch leases'));
+  }, Math.max(1, Math.floor(leaseMs / 3)));
+  renewal.unref();
+  return {
+    kick: () => loop.kick(),
+    drain: loop.drain,
+    stop: () => loop.stop().finally(() => clearInterval(renewal)),
+  };
 }
 
-/**
- * The checks of a fetched body against its notice (docs/protocol.md 7.4,
- * 8.3), in order: size, SHA-256, Content-Digest, header limits, From: and
- * List-Id. `failed` names the receipt error; `refused` is a header-limit
- * refusal, which no receipt error names.
- */
-function checkFetchedBody(
-  n: TwmInNotice,
-  response: Pick<TwmResponse, 'body' | 'truncated' | 'headers'>,
-  headerLimits: HeaderLimits,
-): { failed: ReceiptError } | { refused: string } | { facts: ReturnType<typeof messageFacts> } {
-  const body = response.body;
-  if (response.truncated || body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
-    return { failed: 'size-mismatch' };
-  }
-  if (createHash('sha256').update(body).digest('hex') !== n.sha256) return { failed: 'digest-mismatch' };
-  const digest = response.headers['content-digest'];
-  if (digest !== undefined && !digest.includes(contentDigest(body).slice('sha-256='.length))) return { failed: 'digest-mismatch' };
-  const header = new HeaderLimitChecker(headerLimits);
-  header.push(body);
-  const refused = header.finish();
-  if (refused) return { refused: refused.message };
-  const facts = messageFacts(parseHeaders(body));
-  if (facts.from === null || facts.from !== normalisedAddress(n.from)) return { failed: 'from-mismatch' };
-  if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return { failed: 'from-mismatch' };
-  return { facts };
+interface PollState {
+  owner: string;
+  leaseMs: number;
+  now: () => Date;
+  inFlight: Map<string, Promise<void>>;
+  next: Map<string, Group>;
+  start: (key: string, g: Group) => void;
+}
+
+/** One step of the poll loop: claims due notices that fit and starts them; true if more may be due. */
+function createPoll(options: TwmFetchWorkerOptions, s: PollState): () => Promise<boolean> {
+  const batchSize = options.batchSize ?? 50;
+  const maxInFlight = options.maxInFlight ?? 50;
+  let lastExpiry = 0;
+  return async () => {
+    const at = s.now();
+    // Expiry is a write: once every few seconds is enough (a notice's lifetime is days).
+    if (options.expire !== false && at.getTime() - lastExpiry >= 5_000) {
+      lastExpiry = at.getTime();
+      await options.inbox.expire(at);
+    }
+    const free = maxInFlight - s.inFlight.size;
+    if (free <= 0) return false;
+    // A claimed row is at least part of one notice: `free` rows never make more than `free` notices.
+    const limit = Math.min(batchSize, free);
+    const claimed: Row[] = await options.inbox.claim(at, limit, { owner: s.owner, until: new Date(at.getTime() + s.leaseMs) });
+    const groups = new Map<string, Group>();
+    for (const { notice, recipient } of claimed) {
+      const key = `${notice.senderDomain} ${notice.id}`;
+      // A notice running here already: its new rows wait for the current work (never two at once).
+      const into = s.inFlight.has(key) ? s.next : groups;
+      const g = into.get(key) ?? { notice, fetch: [], receipt: [] };
+      const list = recipient.state === 'scheduled' ? g.fetch : g.receipt;
+      if (!list.some((r) => r.rcpt === recipient.rcpt)) list.push(recipient);
+      into.set(key, g);
+    }
+    for (const [key, g] of groups) s.start(key, g);
+    return claimed.length >= limit;
+  };
 }

@@ -33,12 +33,14 @@ export interface ExpectMatch {
 }
 
 /**
- * The live ownership-confirmation entry to use among the index hits (the
- * earliest UNTIL; ties: the fewest uses left), or null. Cards whose expect
+ * The live ownership-confirmation entry to use among the index hits (for a
+ * marked message first the entries that require the marker; then the
+ * earliest UNTIL; ties: the fewest uses left), or null; an unmarked
+ * (`marked` false) message only sees entries without MARKER=REQUIRED. Cards whose expect
  * entries have expired or are used up are cleaned up on the way (a failure
  * to clean up is ignored: the entry does not match either way).
  */
-export async function findExpected(contacts: ExpectCardStore, userId: number, hits: Hit[], now: Date): Promise<ExpectMatch | null> {
+export async function findExpected(contacts: ExpectCardStore, userId: number, hits: Hit[], now: Date, marked: boolean): Promise<ExpectMatch | null> {
   const domains = new Set(hits.filter((h) => h.kind === 'expect').map((h) => h.value));
   if (domains.size === 0) return null;
   const cards = new Map<string, { book: string; uid: string }>();
@@ -61,14 +63,18 @@ export async function findExpected(contacts: ExpectCardStore, userId: number, hi
         stale = true;
         continue;
       }
-      if (domains.has(e.value) && e.expect.purpose === OWNERSHIP_CONFIRMATION) {
-        candidates.push({ book, uid, domain: e.value, terms: e.expect });
+      // An unmarked message may only use an entry that does not require the marker.
+      if (domains.has(e.value) && e.expect.purpose === OWNERSHIP_CONFIRMATION && (marked || !e.expect.requireMarker)) {
+        // A hit on a declared sending domain (FROM) consumes a use of the property it belongs to.
+        candidates.push({ book, uid, domain: e.declaredFor ?? e.value, terms: e.expect });
       }
     }
     if (stale) await rewrite(contacts, userId, book, uid, now).catch(() => undefined);
   }
   const usesLeft = (m: ExpectMatch) => m.terms.uses ?? Number.POSITIVE_INFINITY;
-  candidates.sort((a, b) => a.terms.until.getTime() - b.terms.until.getTime() || usesLeft(a) - usesLeft(b));
+  // A marked message prefers an entry that requires the marker: the ones that do not stay for unmarked mail.
+  const markerRank = (m: ExpectMatch) => (marked && m.terms.requireMarker ? 0 : 1);
+  candidates.sort((a, b) => markerRank(a) - markerRank(b) || a.terms.until.getTime() - b.terms.until.getTime() || usesLeft(a) - usesLeft(b));
   return candidates[0] ?? null;
 }
 

@@ -86,17 +86,17 @@ export function decisionFactsFor(message: IngestMessage, facts: MessageFacts, re
   };
 }
 
-// Expected senders are looked up only for a marked message whose From:
-// domain is authenticated (docs/protocol.md 9.3).
+// Expected senders are looked up only for a message whose From: domain is
+// authenticated (docs/protocol.md 9.3); the marker decides which entries may match.
 export async function policyInputFor(
   store: IngestStore,
   cards: ExpectCardStore,
   user: User,
   facts: DecisionFacts,
 ): Promise<{ input: PolicyInput; expected: ExpectMatch | null }> {
-  const marked = facts.ownershipConfirmation && facts.alignedDomain !== null && facts.origin !== 'system';
-  const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: marked }));
-  const expected = marked ? await findExpected(cards, user.id, found, facts.at) : null;
+  const lookup = facts.alignedDomain !== null && facts.origin !== 'system';
+  const found = await store.contacts.match(user.id, probesFor({ from: facts.from, listId: facts.listId, expect: lookup }));
+  const expected = lookup ? await findExpected(cards, user.id, found, facts.at, facts.ownershipConfirmation) : null;
   const input: PolicyInput = {
     mode: user.mode,
     channel: facts.channel,
@@ -108,7 +108,7 @@ export async function policyInputFor(
     listAuthenticated: listAuthenticated(facts.listId, facts.authenticatedDomains),
     autoSubmitted: facts.autoSubmitted,
     ownershipConfirmation: facts.ownershipConfirmation,
-    expected: expected !== null,
+    expected: expected === null ? 'none' : expected.terms.requireMarker ? 'marker-required' : 'marker-optional',
     spam: null,
   };
   return { input, expected };

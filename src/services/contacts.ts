@@ -5,7 +5,8 @@
  * cards written by clients count exactly like ours.
  */
 import { parseSenderSpec, type SenderSpec } from '../core/address.ts';
-import { invalid, ReplyError } from '../core/errors.ts';
+import { forbidden, invalid, ReplyError } from '../core/errors.ts';
+import { expectCapProblem } from './expect-cap.ts';
 import type { Contact, ContactEntry } from '../core/types.ts';
 import { buildExpectCard } from '../core/vcard/expected.ts';
 import { parseContactCard } from '../core/vcard/index-entries.ts';
@@ -22,7 +23,9 @@ export { TOMBSTONE_TTL_MS, type SweepSummary } from './contacts-sweep.ts';
 
 
 /** An index entry as the API and CLI show it (dates as ISO 8601 text). */
-export type ContactEntryView = Omit<ContactEntry, 'expect'> & { expect?: { purpose: string; until: string; uses: number | null } };
+export type ContactEntryView = Omit<ContactEntry, 'expect'> & {
+  expect?: { purpose: string; until: string; uses: number | null; from: string | null; requireMarker: boolean };
+};
 
 export interface ContactView {
   uid: string;
@@ -46,7 +49,9 @@ export function toView(c: Contact): ContactView {
     book: c.book,
     name: parsed?.fn ?? null,
     entries: (parsed?.entries ?? []).map(({ expect, ...e }) =>
-      expect ? { ...e, expect: { purpose: expect.purpose, until: expect.until.toISOString(), uses: expect.uses } } : e,
+      expect
+        ? { ...e, expect: { purpose: expect.purpose, until: expect.until.toISOString(), uses: expect.uses, from: expect.from, requireMarker: expect.requireMarker } }
+        : e,
     ),
     etag: c.etag,
     updatedAt: c.updatedAt.toISOString(),
@@ -168,6 +173,8 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
       throw invalid(err instanceof VCardError ? err.message : `Malformed vCard: ${String(err)}`);
     }
     const uid = parsed.uid ?? fallbackUid ?? newUid();
+    const tooMany = await expectCapProblem(store, userId, { book, href: null, uid }, parsed.entries, clock());
+    if (tooMany !== null) throw forbidden(tooMany);
     const view = toView(await store.contacts.put(userId, { book, uid, vcard, entries: parsed.entries }));
     changed();
     return view;
@@ -176,13 +183,14 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
   /**
    * Records an expected sender (docs/protocol.md 10.2): a card of its own
    * with one X-TWOWAY-EXPECT property, so an ownership confirmation from
-   * this domain (or a subdomain), authenticated and marked, reaches the
-   * INBOX in every mode until it expires or its uses run out.
+   * this domain (or a subdomain, or the declared sending domain `from`),
+   * authenticated (and marked, if `requireMarker`), reaches the INBOX in
+   * every mode until it expires or its uses run out.
    */
   async function expect(
     userId: number,
     domain: string,
-    options: { forMs: number; uses?: number | null; purpose?: string; now?: Date },
+    options: { forMs: number; uses?: number | null; purpose?: string; now?: Date; from?: string; requireMarker?: boolean },
   ): Promise<ContactView & { domain: string; until: string; uses: number | null }> {
     let d: string;
     try {
@@ -198,7 +206,16 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
     // UNTIL has whole seconds: round up so the entry lives at least forMs.
     const until = new Date(Math.ceil(((options.now ?? clock()).getTime() + options.forMs) / 1000) * 1000);
     const uid = newUid();
-    const view = await put(userId, DEFAULT_BOOK, buildExpectCard({ uid, domain: d, purpose, until, uses }), uid);
+    let from: string | null = null;
+    if (options.from !== undefined) {
+      try {
+        from = normaliseDomain(options.from.trim());
+      } catch (err) {
+        throw invalid(err instanceof ReplyError ? err.text : `Bad sending domain "${options.from}"`);
+      }
+    }
+    const card = buildExpectCard({ uid, domain: d, purpose, until, uses, from, requireMarker: options.requireMarker === true });
+    const view = await put(userId, DEFAULT_BOOK, card, uid);
     return { ...view, domain: d, until: until.toISOString(), uses };
   }
 

@@ -70,6 +70,38 @@ export function owns(user: User, address: string): boolean {
   return plus > 0 && plus < at && a.slice(0, plus) + a.slice(at) === user.address;
 }
 
+/**
+ * The message a user submits, checked as every receiver's policy will read
+ * it, and the header fields the submission server completes (RFC 6409 8).
+ */
+function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Date, id: string): { facts: ReturnType<typeof messageFacts>; added: string } {
+  if (raw.length > options.maxMessageSize) {
+    throw new ReplyError(552, '5.3.4', `Message too big: ${raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
+  }
+  checkHeaderLimits(raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+  const headers = parseHeaders(raw);
+  const facts = messageFacts(headers);
+  // Exactly one From: field holding exactly one of the user's addresses,
+  // parsed as every receiver's policy will parse it (mail/from.ts); none
+  // at all is completed below (RFC 6409 8.1).
+  const hasFrom = headers.some((h) => h.name === 'from');
+  if (hasFrom && facts.from === null) {
+    throw new ReplyError(553, '5.7.1', `From: header rejected: ${facts.fromProblem ?? 'unparsable'}; it must be exactly one address of ${user.address}`, { status: 403 });
+  }
+  if (facts.from !== null && !owns(user, facts.from)) {
+    throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}`, { status: 403 });
+  }
+  if (facts.receivedCount >= options.maxReceivedHeaders) {
+    throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
+  }
+  // RFC 6409 section 8: the submission server may complete From, Date and Message-ID.
+  let added = '';
+  if (!hasFrom) added += `From: <${user.address}>\r\n`;
+  if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(at)}\r\n`;
+  if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
+  return { facts, added };
+}
+
 export function createOutbound(options: OutboundOptions) {
   const { store } = options;
   const now = options.now ?? (() => new Date());
@@ -116,32 +148,8 @@ export function createOutbound(options: OutboundOptions) {
       const { user } = input;
       this.checkSender(user, input.envelopeFrom);
       const recipients = checkRecipients(input.recipients);
-      if (input.raw.length > options.maxMessageSize) {
-        throw new ReplyError(552, '5.3.4', `Message too big: ${input.raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
-      }
-      checkHeaderLimits(input.raw, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
-      const headers = parseHeaders(input.raw);
-      const facts = messageFacts(headers);
-      // Exactly one From: field holding exactly one of the user's addresses,
-      // parsed as every receiver's policy will parse it (mail/from.ts); none
-      // at all is completed below (RFC 6409 8.1).
-      const hasFrom = headers.some((h) => h.name === 'from');
-      if (hasFrom && facts.from === null) {
-        throw new ReplyError(553, '5.7.1', `From: header rejected: ${facts.fromProblem ?? 'unparsable'}; it must be exactly one address of ${user.address}`, { status: 403 });
-      }
-      if (facts.from !== null && !owns(user, facts.from)) {
-        throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}`, { status: 403 });
-      }
-      if (facts.receivedCount >= options.maxReceivedHeaders) {
-        throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
-      }
-
-      // RFC 6409 section 8: the submission server may complete From, Date and Message-ID.
       const id = randomBytes(12).toString('hex');
-      let added = '';
-      if (!hasFrom) added += `From: <${user.address}>\r\n`;
-      if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(now())}\r\n`;
-      if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
+      const { facts, added } = checkMessage(options, user, input.raw, now(), id);
       const from = facts.from ?? user.address;
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
       const signed = await options.sign(message, domainOf(from));

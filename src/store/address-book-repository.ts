@@ -236,12 +236,14 @@ export class KyselyAddressBookRepository implements AddressBookRepository {
     });
   }
 
-  async cardsWithEntryKind(kind: ContactEntry['kind']): Promise<Array<{ userId: number; book: string; href: string }>> {
-    const rows = await this.s.db
+  async cardsWithEntryKind(kind: ContactEntry['kind'], userId?: number): Promise<Array<{ userId: number; book: string; href: string }>> {
+    let q = this.s.db
       .selectFrom('contact_entries as e')
       .innerJoin('contacts as c', 'c.id', 'e.contact_id')
       .select(['c.user_id', 'c.book', 'c.href'])
-      .where('e.kind', '=', kind)
+      .where('e.kind', '=', kind);
+    if (userId !== undefined) q = q.where('c.user_id', '=', userId);
+    const rows = await q
       .distinct()
       .orderBy('c.user_id')
       .execute();

@@ -19,6 +19,7 @@ import { allowlistChangesMigration } from './migration-0005-allowlist-changes.ts
 import { appPasswordsMigration } from './migration-0006-app-passwords.ts';
 import { webSessionsMigration } from './migration-0008-web-sessions.ts';
 import { imapMigration } from './migration-0009-imap.ts';
+import { leasesMigration } from './migration-0010-leases.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -204,5 +205,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0007_spam': spamMigration(dialect),
     '0008_web_sessions': webSessionsMigration(dialect),
     '0009_imap': imapMigration(dialect),
+    '0010_leases': leasesMigration(dialect),
   };
 }

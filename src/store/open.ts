@@ -23,6 +23,7 @@ import { KyselyContactRepository } from './contact-repository.ts';
 import { KyselyMessageRepository } from './message-repository.ts';
 import { KyselyImapRepository } from './imap-repository.ts';
 import { createChangeBus, type ChangeBus } from './change-bus.ts';
+import { localSignals, startPgNotifier, type PgNotifier, type StoreSignals } from './pg-notify.ts';
 import { KyselyContactRequestRepository } from './contact-request-repository.ts';
 import { KyselyQueueRepository } from './queue-repository.ts';
 import { KyselyAddressBookRepository } from './address-book-repository.ts';
@@ -30,6 +31,7 @@ import { KyselyTwmOutboundRepository } from './twm-outbound-repository.ts';
 import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
 import { KyselySpamLearningRepository } from './spam-learning-repository.ts';
 import { KyselyWebSessionRepository } from './web-session-repository.ts';
+import { KyselyClusterLeaseRepository, KyselyTwmNonceRepository } from './lease-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -158,10 +160,10 @@ async function openPostgres(
   loc: { connectionString: string; schema: string | undefined },
   url: string,
   log: (msg: string) => void,
-): Promise<{ db: Kysely<Tables>; schema: string; pool: pg.Pool }> {
+): Promise<{ db: Kysely<Tables>; schema: string; pool: pg.Pool; connect: () => pg.Client }> {
   // Loaded here, not at the top: a CLI command on SQLite should not pay for pg's start-up.
   const { default: pgModule } = await import('pg');
-  const pool = new pgModule.Pool({
+  const clientConfig = {
     connectionString: loc.connectionString,
     // A startup parameter, so every pooled connection has it before its first query.
     // synchronous_commit=on whatever the server's default: a commit (and so an
@@ -169,7 +171,8 @@ async function openPostgres(
     options: ['-c synchronous_commit=on', ...(loc.schema !== undefined ? [`-c search_path=${loc.schema}`] : [])].join(' '),
     types: pgTypes(pgModule.types),
     connectionTimeoutMillis: 10_000,
-  });
+  };
+  const pool = new pgModule.Pool(clientConfig);
   // Without a listener, an idle client's error (server restart) would crash the process.
   pool.on('error', (err) => log(`store: idle PostgreSQL connection error: ${err.message}`));
   // The pool listens only while a client is idle: a client checked out by kysely
@@ -194,7 +197,8 @@ async function openPostgres(
     await pool.end().catch(() => undefined);
     throw new Error(`Cannot open PostgreSQL store ${redactUrl(url)}: ${message(err)}`, { cause: err });
   }
-  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), schema, pool };
+  // A dedicated connection for LISTEN (pg-notify.ts): a pooled one would be handed to other queries.
+  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), schema, pool, connect: () => new pgModule.Client(clientConfig) };
 }
 
 /**
@@ -233,12 +237,20 @@ class KyselyStore implements Store {
   readonly imap: KyselyImapRepository;
   readonly spamLearning: KyselySpamLearningRepository;
   readonly webSessions: KyselyWebSessionRepository;
+  readonly leases: KyselyClusterLeaseRepository;
+  readonly twmNonces: KyselyTwmNonceRepository;
+  readonly signals: StoreSignals;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly s: Db) {
+  constructor(
+    private readonly s: Db,
+    private readonly notifier?: PgNotifier,
+  ) {
     this.users = new KyselyUserRepository(s);
     this.contacts = new KyselyContactRepository(s);
-    this.changes = createChangeBus();
+    // On PostgreSQL the change bus also carries other processes' changes (LISTEN/NOTIFY).
+    this.changes = notifier ? notifier.bus(createChangeBus()) : createChangeBus();
+    this.signals = notifier ?? localSignals();
     this.messages = new KyselyMessageRepository(s, this.changes);
     this.imap = new KyselyImapRepository(s, this.changes, this.messages);
     this.requests = new KyselyContactRequestRepository(s);
@@ -248,6 +260,8 @@ class KyselyStore implements Store {
     this.twmIn = new KyselyTwmInboundRepository(s, this.changes);
     this.spamLearning = new KyselySpamLearningRepository(s);
     this.webSessions = new KyselyWebSessionRepository(s);
+    this.leases = new KyselyClusterLeaseRepository(s);
+    this.twmNonces = new KyselyTwmNonceRepository(s);
   }
 
   get kind(): Dialect {
@@ -261,6 +275,7 @@ class KyselyStore implements Store {
       await this.queue.drain();
       await this.twmOut.drain();
       await this.twmIn.drain();
+      await this.notifier?.close();
       await this.s.db.destroy();
     })();
     return this.closing;
@@ -273,6 +288,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   let db: Kysely<Tables>;
   let migrationTableSchema: string | undefined;
   let pool: pg.Pool | undefined;
+  let notifier: PgNotifier | undefined;
   let walSync: WalSync | undefined;
   if (loc.kind === 'sqlite') {
     db = openSqlite(loc.path, log);
@@ -281,6 +297,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const opened = await openPostgres(loc, url, log);
     db = opened.db;
     pool = opened.pool;
+    notifier = startPgNotifier({ pool, connect: opened.connect, schema: opened.schema, log });
     // Kysely looks for its migration table in every schema unless told which:
     // name ours, or another schema's table would be taken for this one's.
     migrationTableSchema = opened.schema;
@@ -297,8 +314,9 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     if (r.status === 'Error') log(`store: migration ${r.migrationName} failed`);
   }
   if (error) {
+    await notifier?.close();
     await db.destroy().catch(() => undefined);
     throw new Error(`Cannot migrate store ${redactUrl(url)}: ${message(error)}`, { cause: error });
   }
-  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) });
+  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, notifier);
 }

@@ -14,7 +14,8 @@
  * prune() deletes them.
  */
 import type { QueueEntry, QueueState } from '../core/types.ts';
-import type { QueueRepository } from './types.ts';
+import type { Lease, QueueRepository } from './types.ts';
+import { claimQueueEntries, releaseQueueLeases, renewQueueLeases } from './queue-claims.ts';
 import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
@@ -205,8 +206,33 @@ export class KyselyQueueRepository implements QueueRepository {
     return row && { messageId: row.message_id, sender: row.sender, raw: row.raw, createdAt: toDate(row.created_at) };
   }
 
-  async update(id: number, status: QueueState): Promise<void> {
-    await durableTransaction(this.s, (tx) => tx.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).execute());
+  async update(id: number, status: QueueState, owner?: string): Promise<boolean> {
+    const result = await durableTransaction(this.s, (tx) => {
+      if (owner === undefined) return tx.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).executeTakeFirst();
+      // The attempt's outcome counts only while its lease is ours; writing it ends the lease.
+      return tx
+        .updateTable('queue_recipients')
+        .set({ ...stateColumns(status), lease_owner: null, lease_until: null })
+        .where('id', '=', id)
+        .where('lease_owner', '=', owner)
+        .executeTakeFirst();
+    });
+    return num(result.numUpdatedRows) > 0;
+  }
+
+  async claim(now: Date, limit: number, lease: Lease, options: { excludeDomains?: readonly string[] } = {}): Promise<QueueEntry[]> {
+    const ids = await claimQueueEntries(this.s, now, limit, lease, options.excludeDomains ?? []);
+    if (ids.length === 0) return [];
+    const rows = await this.select().where('r.id', 'in', ids).orderBy('r.next_attempt_at').orderBy('r.id').execute();
+    return rows.map(toEntry);
+  }
+
+  renew(ids: readonly number[], lease: Lease): Promise<number[]> {
+    return renewQueueLeases(this.s, ids, lease);
+  }
+
+  release(ids: readonly number[], owner: string): Promise<void> {
+    return releaseQueueLeases(this.s, ids, owner);
   }
 
   async flush(now: Date, ids?: readonly number[]): Promise<number[]> {

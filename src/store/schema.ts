@@ -166,6 +166,9 @@ export interface QueueRecipientsTable {
   done_at: number | null;
   /** The one "delayed" DSN was sent (kept across later states, like attempts). */
   warned_at: number | null;
+  /** The process delivering it now (migration 0010), and until when its claim holds. */
+  lease_owner: Generated<string | null>;
+  lease_until: Generated<number | null>;
 }
 
 /** Sender side of TWM (migration 0003): one row per (message, recipient domain). */
@@ -225,6 +228,22 @@ export interface TwmInRecipientsTable {
   attempts: Generated<number>;
   last_error: string | null;
   updated_at: number;
+  /** The process fetching or receipting it now (migration 0010), and until when its claim holds. */
+  lease_owner: Generated<string | null>;
+  lease_until: Generated<number | null>;
+}
+
+/** Periodic jobs run once per cluster (migration 0010): who runs `name` now, until when. */
+export interface ClusterLeasesTable {
+  name: string;
+  owner: string;
+  lease_until: number;
+}
+
+/** TWM replay protection (migration 0010): `keyid nonce`, remembered until the signature cannot pass any more. */
+export interface TwmNoncesTable {
+  key: string;
+  expires_at: number;
 }
 
 
@@ -250,6 +269,8 @@ export interface Database {
   imap_expunges: ImapExpungesTable;
   allowlist_changes: AllowlistChangesTable;
   web_sessions: WebSessionsTable;
+  cluster_leases: ClusterLeasesTable;
+  twm_nonces: TwmNoncesTable;
 }
 
 /** Sessions of the web app (migration 0008): the cookie's id is stored as its SHA-256 only. */

@@ -15,7 +15,8 @@
 import type { ChangeBus } from './change-bus.ts';
 import { sql, type Selectable } from 'kysely';
 import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
-import type { TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmRequestTouch } from './types.ts';
+import { claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
+import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmRequestTouch } from './types.ts';
 import { StoreConflictError } from './types.ts';
 import type { TwmInNoticesTable, TwmInRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
@@ -23,7 +24,8 @@ import { upsertRequests } from './request-upsert.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
 
 type NoticeRow = Selectable<TwmInNoticesTable>;
-type RecipientRow = Selectable<TwmInRecipientsTable>;
+// The lease columns are the claims' business (twm-inbound-claims.ts), not the rows' meaning.
+type RecipientRow = Omit<Selectable<TwmInRecipientsTable>, 'lease_owner' | 'lease_until'>;
 type Row = { notice: TwmInNotice; recipient: TwmInRecipient };
 
 const FINAL_STATES = [...TWM_IN_FINAL];
@@ -213,9 +215,33 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     return rows.map(splitRow);
   }
 
-  async update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date): Promise<string[]> {
+  async claim(now: Date, limit: number, lease: Lease): Promise<Row[]> {
+    const claimed = await claimTwmRows(this.s, now, limit, lease);
+    if (claimed.size === 0) return [];
+    const rows = await this.s.db
+      .selectFrom('twm_in_recipients as r')
+      .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
+      .selectAll('n')
+      .select(['r.notice_id', 'r.rcpt', 'r.user_id', 'r.state', 'r.receipt', 'r.receipt_error', 'r.next_attempt_at', 'r.attempts', 'r.last_error', 'r.updated_at'])
+      .where('r.lease_owner', '=', lease.owner)
+      .where('r.lease_until', '=', lease.until.getTime())
+      .orderBy('r.next_attempt_at')
+      .orderBy('r.sender_domain')
+      .orderBy('r.notice_id')
+      .orderBy('r.rcpt')
+      .execute();
+    // Rows renewed to the same instant by an earlier claim of this owner come back too: only this claim's count.
+    return rows.map(splitRow).filter((r) => claimed.has(`${r.notice.senderDomain} ${r.notice.id} ${r.recipient.rcpt}`));
+  }
+
+  renew(notices: readonly string[], lease: Lease): Promise<number> {
+    return renewTwmRows(this.s, notices, lease);
+  }
+
+  async update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date, owner?: string): Promise<string[]> {
     if (rcpts.length === 0 || from.length === 0) return [];
-    const columns = { ...changeColumns(change), updated_at: at.getTime() };
+    // With an owner (a worker's attempt): only rows it still holds, and the write ends its lease.
+    const columns = { ...changeColumns(change), updated_at: at.getTime(), ...(owner === undefined ? {} : { lease_owner: null, lease_until: null }) };
     return this.writer.write(async (tx) => {
       const changed: string[] = [];
       for (const part of chunks(unique(rcpts), PER_STATEMENT)) {
@@ -227,6 +253,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
           .where('rcpt', 'in', part)
           // The condition is what lets racing workers and the Screener leave each other's results alone.
           .where('state', 'in', [...from])
+          .where((eb) => (owner === undefined ? eb.lit(true) : eb('lease_owner', '=', owner)))
           .returning('rcpt')
           .execute();
         changed.push(...rows.map((r) => r.rcpt));

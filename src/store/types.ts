@@ -179,6 +179,30 @@ export interface ContactRequestRepository {
   remove(userId: number, senders: string[]): Promise<number>;
 }
 
+/** A claim on work rows: who (a process's id, unique in the cluster) and until when. */
+export interface Lease {
+  owner: string;
+  until: Date;
+}
+
+/** Named leases: a periodic job runs in one process of the cluster at a time (store/lease-repository.ts). */
+export interface ClusterLeaseRepository {
+  /** Takes or renews `name` for `owner` until now + ttlMs; false if another owner holds an unexpired lease. */
+  acquire(name: string, owner: string, now: Date, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up if `owner` holds it (a clean shutdown: another process takes over at once). */
+  release(name: string, owner: string): Promise<void>;
+  /** The owner of an unexpired lease on `name`. */
+  holder(name: string, now: Date): Promise<string | undefined>;
+}
+
+/** TWM replay protection shared by every process (docs/protocol.md 5.5). */
+export interface TwmNonceRepository {
+  /** Records `key` until `until`; false if it is recorded and not expired at `now` (a replay). */
+  remember(key: string, until: Date, now: Date): Promise<boolean>;
+  /** Forgets the expired ones; returns how many. */
+  prune(now: Date): Promise<number>;
+}
+
 export interface QueueRepository {
   /**
    * Durably queues one message for many recipients: one entry per recipient,
@@ -201,7 +225,26 @@ export interface QueueRepository {
   raw(messageId: string): Promise<Buffer | undefined>;
   /** The stored message with its envelope sender ('' = null sender) and arrival time; undefined as for raw(). */
   message(messageId: string): Promise<{ messageId: string; sender: string; raw: Buffer; createdAt: Date } | undefined>;
-  update(id: number, status: QueueState): Promise<void>;
+  /**
+   * Writes a recipient's state. With `owner` (a worker's attempt) only while
+   * that owner still holds the entry's lease: false if the lease was taken
+   * over (a late write, refused); the write ends the lease. Without `owner`
+   * (an administrator's change) it always writes and leaves the lease alone.
+   */
+  update(id: number, status: QueueState, owner?: string): Promise<boolean>;
+  /**
+   * Claims due entries for `lease.owner` until `lease.until`: scheduled or
+   * deferred with nextAttemptAt <= now, and free (no lease, or an expired
+   * one: its owner died or hung). Oldest first, up to `limit`, leaving out
+   * `excludeDomains` (lower-case recipient domains at their concurrency
+   * limit). Any number of processes may claim at once: each entry goes to
+   * one of them (a conditional update; FOR UPDATE SKIP LOCKED on PostgreSQL).
+   */
+  claim(now: Date, limit: number, lease: Lease, options?: { excludeDomains?: readonly string[] }): Promise<QueueEntry[]>;
+  /** Extends the owner's leases on `ids` to `lease.until`; returns the ids it still holds. */
+  renew(ids: readonly number[], lease: Lease): Promise<number[]>;
+  /** Gives up the owner's leases on `ids` (claimed but not started): due again for anyone. */
+  release(ids: readonly number[], owner: string): Promise<void>;
   /**
    * Makes scheduled and deferred entries due at `now` (postqueue -f): every
    * one, or only those of `ids`. Deferred entries keep their attempts and last
@@ -358,7 +401,16 @@ export interface TwmInboundRepository {
    * Applies `change` to the listed recipients of a notice whose state is one
    * of `from`. Durable before it resolves. Returns the rcpts that changed.
    */
-  update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date): Promise<string[]>;
+  update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date, owner?: string): Promise<string[]>;
+  /**
+   * Claims the due rows (as due()) of up to `limit` notices for `lease.owner`
+   * until `lease.until`, leaving out rows another live owner holds. With an
+   * `owner`, update() changes only rows that owner still holds, and ends
+   * their lease (a late write after a takeover changes nothing).
+   */
+  claim(now: Date, limit: number, lease: Lease): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
+  /** Extends the owner's leases on the rows of the listed notices (`senderDomain id`); returns how many rows it still holds. */
+  renew(notices: readonly string[], lease: Lease): Promise<number>;
   /**
    * A user's rows in one of `states` whose notice comes from one of `senders`
    * (addresses) or from `domain` or a subdomain of it (`any`: every sender), with expiresAt > now.
@@ -447,6 +499,10 @@ export interface Store {
   readonly twmIn: TwmInboundRepository;
   readonly spamLearning: SpamLearningRepository;
   readonly webSessions: WebSessionRepository;
+  readonly leases: ClusterLeaseRepository;
+  readonly twmNonces: TwmNonceRepository;
+  /** Events for every process on the store: LISTEN/NOTIFY on PostgreSQL, in-process on SQLite (pg-notify.ts). */
+  readonly signals: import('./pg-notify.ts').StoreSignals;
   close(): Promise<void>;
 }
 
@@ -528,8 +584,8 @@ export interface AddressBookRepository {
   changes(userId: number, book: string, sinceSeq: number): Promise<{ seq: number; changes: Array<{ href: string; deleted: boolean }> } | 'invalid' | undefined>;
   /** Server-wide: forgets tombstones older than `olderThan` (tokens issued before them become invalid). Returns how many. */
   pruneTombstones(olderThan: Date): Promise<number>;
-  /** Server-wide: every card with an index entry of this kind (the expected-sender sweep). */
-  cardsWithEntryKind(kind: ContactEntry['kind']): Promise<Array<{ userId: number; book: string; href: string }>>;
+  /** Every card with an index entry of this kind: server-wide (the expected-sender sweep) or one user's (the cap on live entries). */
+  cardsWithEntryKind(kind: ContactEntry['kind'], userId?: number): Promise<Array<{ userId: number; book: string; href: string }>>;
   /**
    * Users whose allowlist changed (any card write or book removal marks the
    * user in the write's transaction) and the mark's version, oldest first.

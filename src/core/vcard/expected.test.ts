@@ -11,7 +11,7 @@ test('buildExpectCard parses back; rewriteExpectCard counts down, removes used-u
   assert.match(text.replace(/\r\n /g, ''), /^BEGIN:VCARD\r\nVERSION:4\.0\r\nUID:u1\r\nFN:shop\.example \(expected\)\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z;USES=2:shop\.example\r\nEND:VCARD\r\n$/);
   const [entry] = parseContactCard(text).entries;
   const terms = entry!.expect!;
-  assert.deepEqual(terms, { purpose: 'ownership-confirmation', until: new Date('2026-12-02T10:00:00Z'), uses: 2 });
+  assert.deepEqual(terms, { purpose: 'ownership-confirmation', until: new Date('2026-12-02T10:00:00Z'), uses: 2, from: null, requireMarker: false });
   const now = new Date('2026-12-01T00:00:00Z');
   assert.equal(expectLive(terms, now), true);
   assert.equal(expectLive(terms, new Date('2026-12-02T10:00:00Z')), false);
@@ -35,4 +35,15 @@ test('buildExpectCard parses back; rewriteExpectCard counts down, removes used-u
   const unlimited = rewriteExpectCard(mixed, { now, consume: { domain: 'shop.example', terms: { ...terms, uses: null } } });
   assert.deepEqual(unlimited, { text: mixed, changed: false });
   assert.throws(() => buildExpectCard({ uid: 'u', domain: 'shop.example', purpose: 'ownership-confirmation', until, uses: 10_000 }), RangeError);
+});
+
+test('buildExpectCard writes FROM and MARKER=REQUIRED; a use of the declared domain counts down the one property', () => {
+  const until = new Date('2026-12-02T10:00:00Z');
+  const text = buildExpectCard({ uid: 'u3', domain: 'shop.example', purpose: 'ownership-confirmation', until, uses: 2, from: 'Mailer.Example', requireMarker: true });
+  assert.match(text.replace(/\r\n /g, ''), /\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z;USES=2;FROM=mailer\.example;MARKER=REQUIRED:shop\.example\r\n/);
+  const entries = parseContactCard(text).entries;
+  assert.deepEqual(entries.map((e) => [e.value, e.declaredFor]), [['shop.example', undefined], ['mailer.example', 'shop.example']]);
+  const terms = entries[1]!.expect!;
+  const once = rewriteExpectCard(text, { now: new Date('2026-12-01T00:00:00Z'), consume: { domain: entries[1]!.declaredFor!, terms } });
+  assert.match((once.text ?? '').replace(/\r\n /g, ''), /;USES=1;FROM=mailer\.example;MARKER=REQUIRED:shop\.example\r\n/);
 });

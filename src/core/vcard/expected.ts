@@ -87,7 +87,7 @@ export function rewriteExpectCard(
 }
 
 function sameTerms(a: ExpectTerms, b: ExpectTerms): boolean {
-  return a.purpose === b.purpose && a.until.getTime() === b.until.getTime() && a.uses === b.uses;
+  return a.purpose === b.purpose && a.until.getTime() === b.until.getTime() && a.uses === b.uses && a.from === b.from && a.requireMarker === b.requireMarker;
 }
 
 export interface ExpectCardInput {
@@ -97,6 +97,10 @@ export interface ExpectCardInput {
   until: Date;
   /** Uses allowed; null or undefined: unlimited until `until`. */
   uses?: number | null;
+  /** A sending domain the site declared (FROM parameter). */
+  from?: string | null;
+  /** Only a message with the TWM-Purpose marker matches (MARKER=REQUIRED). */
+  requireMarker?: boolean;
 }
 
 /**
@@ -113,7 +117,14 @@ export function buildExpectCard(input: ExpectCardInput): string {
     throw new RangeError(`USES must be an integer from 0 to 9999, got ${uses}`);
   }
   if (Number.isNaN(input.until.getTime())) throw new RangeError('Invalid expiry date');
-  const params = [`PURPOSE=${input.purpose.toLowerCase()}`, `UNTIL=${formatUtcTimestamp(input.until)}`, ...(uses === null ? [] : [`USES=${uses}`])];
+  const from = input.from ? normaliseDomain(input.from.trim()) : null;
+  const params = [
+    `PURPOSE=${input.purpose.toLowerCase()}`,
+    `UNTIL=${formatUtcTimestamp(input.until)}`,
+    ...(uses === null ? [] : [`USES=${uses}`]),
+    ...(from === null ? [] : [`FROM=${from}`]),
+    ...(input.requireMarker ? ['MARKER=REQUIRED'] : []),
+  ];
   const lines = [
     'BEGIN:VCARD',
     'VERSION:4.0',

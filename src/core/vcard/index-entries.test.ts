@@ -229,9 +229,38 @@ test('X-TWOWAY-EXPECT: parameters in any case and order, quoted UNTIL, USES opti
     ),
   );
   assert.deepEqual(card.entries, [
-    { kind: 'expect', value: 'shop.example', action: 'allow', expect: { purpose: 'ownership-confirmation', until: new Date('2026-12-02T10:00:00Z'), uses: null } },
-    { kind: 'expect', value: 'shop.example', action: 'allow', expect: { purpose: 'ownership-confirmation', until: new Date('2026-12-03T00:00:00Z'), uses: 3 } },
+    { kind: 'expect', value: 'shop.example', action: 'allow', expect: { purpose: 'ownership-confirmation', until: new Date('2026-12-02T10:00:00Z'), uses: null, from: null, requireMarker: false } },
+    { kind: 'expect', value: 'shop.example', action: 'allow', expect: { purpose: 'ownership-confirmation', until: new Date('2026-12-03T00:00:00Z'), uses: 3, from: null, requireMarker: false } },
   ]);
+});
+
+test('X-TWOWAY-EXPECT: FROM is indexed as a second entry of the same property; MARKER=REQUIRED', () => {
+  const card = parseContactCard(
+    crlf('BEGIN:VCARD', 'VERSION:4.0', 'UID:e2', 'X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z;USES=3;from=Mailer.Example;Marker=required:shop.example', 'END:VCARD'),
+  );
+  const terms = { purpose: 'ownership-confirmation', until: new Date('2026-12-02T10:00:00Z'), uses: 3, from: 'mailer.example', requireMarker: true };
+  assert.deepEqual(card.entries, [
+    { kind: 'expect', value: 'shop.example', action: 'allow', expect: terms },
+    { kind: 'expect', value: 'mailer.example', action: 'allow', expect: terms, declaredFor: 'shop.example' },
+  ]);
+  // FROM equal to the domain: one entry.
+  const same = parseContactCard(crlf('BEGIN:VCARD', 'VERSION:4.0', 'X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z;FROM=shop.example:shop.example', 'END:VCARD'));
+  assert.equal(same.entries.length, 1);
+});
+
+test('X-TWOWAY-EXPECT: a public suffix, a list or a malformed FROM, or a bad MARKER, is an error', () => {
+  const card = (prop: string) => crlf('BEGIN:VCARD', 'VERSION:4.0', 'FN:x', prop, 'END:VCARD');
+  const head = 'X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z';
+  assertVCardError(card(`${head}:co.uk`), 4, /public suffix/);
+  assertVCardError(card(`${head}:github.io`), 4, /public suffix/);
+  assertVCardError(card(`${head}:com`), 4, /public suffix/);
+  assertVCardError(card(`${head};FROM=com:shop.example`), 4, /FROM .*public suffix/);
+  assertVCardError(card(`${head};FROM=a.example,b.example:shop.example`), 4, /FROM .* not one domain/);
+  assertVCardError(card(`${head};FROM="a.example b.example":shop.example`), 4, /FROM .* not one domain/);
+  assertVCardError(card(`${head};FROM=:shop.example`), 4, /FROM/);
+  assertVCardError(card(`${head};FROM=-bad-.example:shop.example`), 4, /FROM/);
+  assertVCardError(card(`${head};MARKER=maybe:shop.example`), 4, /MARKER/);
+  assertVCardError(card(`${head};FROM=a.example;FROM=b.example:shop.example`), 4, /more than one FROM/);
 });
 
 test('bad X-TWOWAY-EXPECT values are errors naming the line', () => {

@@ -17,7 +17,7 @@
  * | `X-TWOWAY-DOMAIN`           | `domain`    | a domain (an optional leading `@` is removed), lower-case ASCII (IDN as A-labels); covers the domain **and all its subdomains** |
  * | `X-TWOWAY-LIST`             | `list`      | a List-Id (RFC 2919): `dev.lists.example.org`, `<dev.lists.example.org>` or `Name <dev.lists.example.org>`, stored lower-case without angle brackets |
  * | `X-TWOWAY-BLOCKED:TRUE`     | (modifier)  | every entry of the card gets action `block`; without it (or with `FALSE`) they are `allow` |
- * | `X-TWOWAY-EXPECT`           | `expect`    | an expected sender (docs/protocol.md 10.2): the value is a domain as for X-TWOWAY-DOMAIN; parameters `PURPOSE` (required), `UNTIL` (required, UTC `YYYYMMDDThhmmssZ`), `USES` (optional, 0-9999; absent = unlimited until UNTIL); the entry carries them in `expect` |
+ * | `X-TWOWAY-EXPECT`           | `expect`    | an expected sender (docs/protocol.md 10.2): the value is a domain as for X-TWOWAY-DOMAIN; parameters `PURPOSE` (required), `UNTIL` (required, UTC `YYYYMMDDThhmmssZ`), `USES` (optional, 0-9999; absent = unlimited until UNTIL), `FROM` (optional: one declared sending domain, indexed as a second `expect` entry with `declaredFor`), `MARKER` (optional, `REQUIRED` or `OPTIONAL`, the default); the domains must not be public suffixes; the entry carries them in `expect` |
  *
  * One value per property; repeat the property for more. `UID` and `FN` are
  * read for the caller (both optional here; a missing UID is the caller's to
@@ -35,6 +35,7 @@
  * contrast, is common in real address books and can never match a sender:
  * it is skipped and reported in `warnings` rather than failing the card.
  */
+import { getDomain } from 'tldts';
 import { normaliseDomain, parseAddress } from '../address.ts';
 import { ReplyError } from '../errors.ts';
 import { normaliseListId } from '../screener-keys.ts';
@@ -96,6 +97,8 @@ export function parseContactCard(text: string): ParsedContactCard {
         const { domain, terms } = expectProperty(prop);
         expectLine ??= prop.line;
         found.push({ kind: 'expect', value: domain, expect: terms });
+        // The declared sending domain is looked up like the property's own domain.
+        if (terms.from !== null && terms.from !== domain) found.push({ kind: 'expect', value: terms.from, expect: terms, declaredFor: domain });
         break;
       }
       case 'x-twoway-blocked': {
@@ -121,7 +124,8 @@ export function parseContactCard(text: string): ParsedContactCard {
   const seen = new Set<string>();
   const entries: ContactEntry[] = [];
   for (const e of found) {
-    const terms = e.expect ? `\u0000${e.expect.purpose}\u0000${e.expect.until.getTime()}\u0000${e.expect.uses}` : '';
+    const x = e.expect;
+    const terms = x ? `\u0000${x.purpose}\u0000${x.until.getTime()}\u0000${x.uses}\u0000${x.from}\u0000${x.requireMarker}\u0000${e.declaredFor}` : '';
     const key = `${e.kind}\u0000${e.value}${terms}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -167,7 +171,7 @@ export function expectProperty(prop: ContentLine): { domain: string; terms: Expe
   };
   const once = new Map<string, string>();
   for (const p of parameters(prop)) {
-    if (p.name !== 'purpose' && p.name !== 'until' && p.name !== 'uses') continue; // other params are ignored
+    if (!EXPECT_PARAMS.has(p.name)) continue; // other params are ignored
     if (once.has(p.name)) bad(`more than one ${p.name.toUpperCase()} parameter`);
     once.set(p.name, p.value);
   }
@@ -184,5 +188,34 @@ export function expectProperty(prop: ContentLine): { domain: string; terms: Expe
     if (!/^\d{1,4}$/.test(usesText)) bad(`USES ${excerpt(usesText)} is not a number from 0 to 9999`);
     uses = Number(usesText);
   }
-  return { domain: profileDomain(prop, 'X-TWOWAY-EXPECT'), terms: { purpose: purpose!.toLowerCase(), until: until!, uses } };
+  const marker = once.get('marker');
+  if (marker !== undefined && !/^(required|optional)$/i.test(marker)) bad(`MARKER ${excerpt(marker)} is not REQUIRED or OPTIONAL`);
+  const domain = registrable(profileDomain(prop, 'X-TWOWAY-EXPECT'), 'the domain', bad);
+  const fromText = once.get('from');
+  let from: string | null = null;
+  if (fromText !== undefined) {
+    // One domain, nothing else: a site must not make the entry admit a list of senders.
+    if (!/^[A-Za-z0-9.-]{1,253}$/.test(fromText)) bad(`FROM ${excerpt(fromText)} is not one domain name`);
+    try {
+      from = normaliseDomain(fromText);
+    } catch (err) {
+      bad(`FROM: ${err instanceof ReplyError ? err.text : String(err)}`);
+    }
+    from = registrable(from!, 'FROM', bad);
+  }
+  const terms: ExpectTerms = { purpose: purpose!.toLowerCase(), until: until!, uses, from, requireMarker: marker?.toLowerCase() === 'required' };
+  return { domain, terms };
+}
+
+const EXPECT_PARAMS = new Set(['purpose', 'until', 'uses', 'from', 'marker']);
+
+/**
+ * An expected domain must be a registrable domain or under one (Public
+ * Suffix List, private suffixes included): an entry for `co.uk` or
+ * `github.io` would admit mail from anyone who registers a name there.
+ */
+function registrable(domain: string, what: string, bad: (problem: string) => never): string {
+  const base = getDomain(domain, { allowPrivateDomains: true });
+  if (base === null) bad(`${what} ${excerpt(domain)} is a public suffix or has no registrable domain`);
+  return domain;
 }

@@ -19,6 +19,7 @@ import { VCardError } from '../../core/vcard/parse.ts';
 import { StoreConflictError, type AddressBook, type CardConditions, type Store } from '../../store/types.ts';
 import type { Accounts } from '../../services/accounts.ts';
 import { DEFAULT_BOOK } from '../../services/contacts.ts';
+import { expectCapProblem } from '../../services/expect-cap.ts';
 
 export interface BookView {
   name: string;
@@ -117,7 +118,7 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
       | { status: 'created' | 'updated'; etag: string }
       | { status: 'precondition-failed' | 'no-book' }
       | { status: 'uid-conflict'; href: string }
-      | { status: 'invalid-card'; message: string }
+      | { status: 'invalid-card' | 'limit'; message: string }
     > {
       let parsed: ReturnType<typeof parseContactCard>;
       try {
@@ -126,6 +127,8 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
         if (err instanceof VCardError) return { status: 'invalid-card', message: err.message };
         throw err;
       }
+      const tooMany = await expectCapProblem(store, user.id, { book, href, uid: parsed.uid }, parsed.entries, new Date());
+      if (tooMany !== null) return { status: 'limit', message: tooMany };
       const r = await store.addressBooks.putCard(user.id, { book, href, uid: parsed.uid, vcard, entries: parsed.entries }, conditions);
       if (r.status !== 'ok') return r;
       onChanged();

@@ -19,7 +19,7 @@ import type { Ingest } from '../../ingest/ingest.ts';
 import type { TwmSigner } from '../../protocols/twoway/types.ts';
 import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../../store/types.ts';
 import { StoreConflictError } from '../../store/types.ts';
-import { createNonceMemory } from './nonces.ts';
+import { createNonceMemory, createNonceStore, type NonceRepository } from './nonces.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;
@@ -35,6 +35,8 @@ export interface TwmInboxOptions {
   declineDelayMs: number;
   /** Wakes the fetch worker when something is due soon. */
   kick: () => void;
+  /** Where nonces are kept: the store (shared by every process and node). Default: this process's memory. */
+  nonces?: NonceRepository;
   now?: () => Date;
   random?: () => number;
 }
@@ -90,7 +92,8 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const served = new Set(options.domains);
   const perDomain = createTokenBuckets(options.noticeRate);
   const jitter = options.fetchJitterMs ?? 10_000;
-  const nonces = createNonceMemory();
+  const memory = options.nonces ? null : createNonceMemory();
+  const shared = options.nonces ? createNonceStore(options.nonces) : null;
   // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
   const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
 
@@ -206,7 +209,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
     hooks: {
       servesDomain: (domain: string) => served.has(domain.toLowerCase()),
       lookupKey,
-      rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => nonces.remember(keyid, nonce, until, created),
+      rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => (shared ? shared.remember(keyid, nonce, until, created) : memory!.remember(keyid, nonce, until, created)),
       notice,
     },
   };

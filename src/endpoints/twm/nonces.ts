@@ -1,5 +1,8 @@
 /**
- * Replay protection for TWM requests (docs/protocol.md 5.5) in memory.
+ * Replay protection for TWM requests (docs/protocol.md 5.5): in the store
+ * (createNonceStore, what the server uses: every process and every node on
+ * one database sees every nonce, so a request replayed at another node is
+ * refused `replay`), or in memory (createNonceMemory: one process alone).
  *
  * 5.5 allows two ways: keep `(keyid, nonce)` across a restart, or refuse,
  * after a restart, every signature created before it. This is the second:
@@ -17,6 +20,31 @@ import { twmError } from '../../core/twm-types.ts';
 export interface NonceMemory {
   /** False if seen (a replay); throws `stale-signature` for signatures older than this process. */
   remember(keyid: string, nonce: string, until: Date, created: Date): boolean;
+}
+
+/** What createNonceStore needs of the store (store/types.ts TwmNonceRepository). */
+export interface NonceRepository {
+  remember(key: string, until: Date, now: Date): Promise<boolean>;
+}
+
+/**
+ * Nonces in the store, shared by every process. Signatures older than this
+ * process are still refused as stale: on SQLite a nonce write is not fsynced
+ * (store/lease-repository.ts), and the rule keeps a power failure from
+ * opening a window for replays; it costs a restarted node's senders one
+ * temporary answer at most, as before.
+ */
+export function createNonceStore(repo: NonceRepository, options: { startedAt?: Date; now?: () => Date } = {}) {
+  const startedAt = Math.floor((options.startedAt ?? new Date()).getTime() / 1000) * 1000;
+  const now = options.now ?? (() => new Date());
+  return {
+    async remember(keyid: string, nonce: string, until: Date, created: Date): Promise<boolean> {
+      if (created.getTime() < startedAt) {
+        throw twmError('stale-signature', 'signed before this server restarted; sign the request again');
+      }
+      return repo.remember(`${keyid} ${nonce}`, until, now());
+    },
+  };
 }
 
 export function createNonceMemory(options: { startedAt?: Date; maxEntries?: number; now?: () => Date } = {}): NonceMemory {

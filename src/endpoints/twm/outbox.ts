@@ -69,15 +69,7 @@ export function createTwmOutbox(options: TwmOutboxOptions) {
       const at = now();
       const failed: StatusLine[] = [];
       // One conditional write per status; the store drops the body with the last open recipient.
-      const byStatus = new Map<string, { status: Receipt['results'][number]['status']; reason: string | null; rcpts: string[] }>();
-      for (const entry of receipt.results) {
-        const reason = entry.status === 'failed' ? `the recipient server could not use the message: ${entry.error ?? 'failed'}` : null;
-        const key = `${entry.status} ${reason}`;
-        const group = byStatus.get(key) ?? { status: entry.status, reason, rcpts: [] };
-        group.rcpts.push(entry.rcpt.toLowerCase());
-        byStatus.set(key, group);
-      }
-      for (const { status, reason, rcpts } of byStatus.values()) {
+      for (const { status, reason, rcpts } of groupReceipt(receipt)) {
         const changed = await outbox.transition(receipt.id, rcpts, { from: OPEN, to: status, reason }, at);
         if (status === 'failed') failed.push(...changed.map((recipient) => ({ recipient, status: 'failed', reason })));
       }
@@ -89,48 +81,67 @@ export function createTwmOutbox(options: TwmOutboxOptions) {
     },
   };
 
-  /**
-   * Expiry (7.2): open recipients become `expired` at `expires`, fetched
-   * ones `unconfirmed` at `expires` + 24 h; a notice whose last open
-   * recipient went gets one status message listing every recipient not
-   * delivered. Returns how many recipients changed.
-   */
-  async function sweep(): Promise<number> {
-    const at = now();
-    let changed = 0;
-    const touched = new Set<string>();
-    for (const [states, before, to] of [
-      [FETCHABLE, at, 'expired'],
-      [['fetched'] as const, new Date(at.getTime() - TWM_RECEIPT_GRACE_MS), 'unconfirmed'],
-    ] as const) {
-      for (;;) {
-        const batch = await outbox.expiring(states, before, 100);
-        for (const n of batch) {
-          const open = n.recipients.filter((r) => (states as readonly TwmOutState[]).includes(r.state)).map((r) => r.recipient);
-          changed += (await outbox.transition(n.id, open, { from: states, to }, at)).length;
-          touched.add(n.id);
-        }
-        if (batch.length < 100) break;
-      }
-    }
-    for (const id of touched) {
-      const n = await outbox.get(id);
-      if (!n) continue;
-      // Past expiry nobody may fetch (7.4), even if a fetched recipient's receipt is still awaited.
-      if (!n.bodyRemoved && n.expiresAt <= at) await outbox.removeBody(id);
-      if (n.expiryReported || n.recipients.some((r) => !TWM_OUT_FINAL.has(r.state))) continue;
-      const lines = n.recipients.filter((r) => r.state !== 'delivered').map((r) => ({ recipient: r.recipient, status: VISIBLE_STATUS[r.state], reason: r.reason }));
-      try {
-        await report(n, 'expired', lines);
-        await outbox.setExpiryReported(id);
-      } catch (err) {
-        log({ err, notice: id }, 'expiry status message failed; retried at the next sweep');
-      }
-    }
-    return changed;
-  }
+  const sweep = () => sweepExpired(outbox, now(), report, log);
 
   return { hooks, sweep };
 }
 
 export type TwmOutbox = ReturnType<typeof createTwmOutbox>;
+
+type Report = (notice: TwmOutNotice, kind: 'failed' | 'expired', recipients: StatusLine[]) => Promise<void>;
+
+/** A receipt's results grouped by status and reason: one conditional write each. */
+function groupReceipt(receipt: Receipt): Array<{ status: Receipt['results'][number]['status']; reason: string | null; rcpts: string[] }> {
+  const byStatus = new Map<string, { status: Receipt['results'][number]['status']; reason: string | null; rcpts: string[] }>();
+  for (const entry of receipt.results) {
+    const reason = entry.status === 'failed' ? `the recipient server could not use the message: ${entry.error ?? 'failed'}` : null;
+    const key = `${entry.status} ${reason}`;
+    const group = byStatus.get(key) ?? { status: entry.status, reason, rcpts: [] };
+    group.rcpts.push(entry.rcpt.toLowerCase());
+    byStatus.set(key, group);
+  }
+  return [...byStatus.values()];
+}
+
+/**
+ * Expiry (7.2): open recipients become `expired` at `expires`, fetched
+ * ones `unconfirmed` at `expires` + 24 h; a notice whose last open
+ * recipient went gets one status message listing every recipient not
+ * delivered. Returns how many recipients changed.
+ */
+async function sweepExpired(outbox: TwmOutboundRepository, at: Date, report: Report, log: (obj: object, msg: string) => void): Promise<number> {
+  let changed = 0;
+  const touched = new Set<string>();
+  for (const [states, before, to] of [
+    [FETCHABLE, at, 'expired'],
+    [['fetched'] as const, new Date(at.getTime() - TWM_RECEIPT_GRACE_MS), 'unconfirmed'],
+  ] as const) {
+    for (;;) {
+      const batch = await outbox.expiring(states, before, 100);
+      for (const n of batch) {
+        const open = n.recipients.filter((r) => (states as readonly TwmOutState[]).includes(r.state)).map((r) => r.recipient);
+        changed += (await outbox.transition(n.id, open, { from: states, to }, at)).length;
+        touched.add(n.id);
+      }
+      if (batch.length < 100) break;
+    }
+  }
+  for (const id of touched) await reportExpired(outbox, id, at, report, log);
+  return changed;
+}
+
+/** Drops an expired notice's body, and sends its one status message once every recipient is final. */
+async function reportExpired(outbox: TwmOutboundRepository, id: string, at: Date, report: Report, log: (obj: object, msg: string) => void): Promise<void> {
+  const n = await outbox.get(id);
+  if (!n) return;
+  // Past expiry nobody may fetch (7.4), even if a fetched recipient's receipt is still awaited.
+  if (!n.bodyRemoved && n.expiresAt <= at) await outbox.removeBody(id);
+  if (n.expiryReported || n.recipients.some((r) => !TWM_OUT_FINAL.has(r.state))) return;
+  const lines = n.recipients.filter((r) => r.state !== 'delivered').map((r) => ({ recipient: r.recipient, status: VISIBLE_STATUS[r.state], reason: r.reason }));
+  try {
+    await report(n, 'expired', lines);
+    await outbox.setExpiryReported(id);
+  } catch (err) {
+    log({ err, notice: id }, 'expiry status message failed; retried at the next sweep');
+  }
+}

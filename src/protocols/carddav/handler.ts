@@ -140,6 +140,9 @@ async function put<U extends DavUser>(ctx: DavContext<U>, p: DavPath, req: DavRe
       return davError(403, card('no-uid-conflict', hrefEl(cardHref(ctx.me, p.book, r.href))), 'Another card in this address book has the same UID');
     case 'invalid-card':
       return davError(400, card('valid-address-data'), r.message);
+    case 'limit':
+      // A precondition element of our namespace a client can act on (RFC 4918 section 16); the text says which limit.
+      return davError(403, el({ ns: NS.tw, name: 'expected-sender-limit' }, ''), r.message);
     case 'no-book':
       return davError(409, '', 'No such address book');
   }

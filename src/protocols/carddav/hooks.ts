@@ -55,6 +55,8 @@ export type DavPutResult =
   | { status: 'uid-conflict'; href: string }
   /** Not a vCard this server accepts; `message` names the line. */
   | { status: 'invalid-card'; message: string }
+  /** A limit of the account (e.g. live expected-sender entries); `message` says which. */
+  | { status: 'limit'; message: string }
   | { status: 'no-book' };
 
 export type DavSyncResult =

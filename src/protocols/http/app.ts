@@ -13,6 +13,7 @@ import type { Services } from '../../services/index.ts';
 import type { CardDavHooks, DavUser } from '../carddav/hooks.ts';
 import { registerCardDav } from '../carddav/plugin.ts';
 import { installAuth } from './auth.ts';
+import { installExtensionCors } from './extension-cors.ts';
 import { openApiRoute } from './openapi.ts';
 import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
 import { VCARD_TYPES, type ApiRoute } from './route.ts';
@@ -98,6 +99,8 @@ export async function createHttpApp<U extends DavUser>(deps: HttpAppDeps<U>): Pr
   const routes = apiRoutes(deps.services);
 
   installProblemHandlers(app, BODY_LIMIT);
+  // Before authentication: a CORS preflight of the browser extension carries no credentials.
+  installExtensionCors(app);
   installAuth(app, deps.services, new Set(routes.filter((r) => !r.auth).map((r) => `${r.method} ${r.url}`)));
 
   // Bodies: JSON (fastify's parser, kept) and vCards as text. No text/plain:

@@ -93,7 +93,7 @@ export function contactRoutes(services: Services): ApiRoute[] {
       auth: true,
       summary: 'Expect an ownership confirmation from a domain',
       description:
-        'Writes an expected-sender card (X-TWOWAY-EXPECT, purpose ownership-confirmation): a message marked `TWM-Purpose: ownership-confirmation` from this domain or a subdomain, with its From: domain authenticated, reaches the INBOX in every mode until the entry expires or its uses run out. It does not make the sender a contact.',
+        'Writes an expected-sender card (X-TWOWAY-EXPECT, purpose ownership-confirmation): a message from this domain or a subdomain (or from the declared sending domain `from`), with its From: domain authenticated (and marked `TWM-Purpose: ownership-confirmation` if `requireMarker`), reaches the INBOX in every mode until the entry expires or its uses run out. It does not make the sender a contact.',
       body: {
         kind: 'json',
         schema: z.strictObject({
@@ -104,6 +104,8 @@ export function contactRoutes(services: Services): ApiRoute[] {
             .optional()
             .meta({ description: 'How long the entry lives (default 24h)', examples: ['2h'] }),
           uses: z.number().int().min(1).max(9999).optional().meta({ description: 'Messages it admits (default 1)' }),
+          from: z.string().min(1).max(253).optional().meta({ description: 'A sending domain the site declared, also admitted', examples: ['mailer.example'] }),
+          requireMarker: z.boolean().optional().meta({ description: 'Admit only messages marked TWM-Purpose: ownership-confirmation (default false)' }),
         }),
       },
       response: {
@@ -114,7 +116,7 @@ export function contactRoutes(services: Services): ApiRoute[] {
       async handler({ user, body }) {
         const forMs = parseDuration(body.for ?? '24h');
         if (forMs === null) throw invalid(`Bad duration "${body.for}"`);
-        const card = await contacts.expect(user.id, body.domain, { forMs, uses: body.uses ?? 1 });
+        const card = await contacts.expect(user.id, body.domain, { forMs, uses: body.uses ?? 1, from: body.from, requireMarker: body.requireMarker });
         return { uid: card.uid, domain: card.domain, until: card.until, uses: card.uses };
       },
     }),

@@ -27,9 +27,16 @@ export const contactEntry = z.object({
   value: z.string(),
   action: z.enum(['allow', 'block']),
   expect: z
-    .object({ purpose: z.string(), until: dateTime, uses: z.number().int().nullable() })
+    .object({
+      purpose: z.string(),
+      until: dateTime,
+      uses: z.number().int().nullable(),
+      from: z.string().nullable().meta({ description: 'The sending domain the site declared (FROM), also admitted' }),
+      requireMarker: z.boolean().meta({ description: 'Only a message marked TWM-Purpose matches (MARKER=REQUIRED)' }),
+    })
     .optional()
-    .meta({ description: 'For expect entries (X-TWOWAY-EXPECT): purpose, expiry and uses left (null: unlimited)' }),
+    .meta({ description: 'For expect entries (X-TWOWAY-EXPECT): purpose, expiry, uses left (null: unlimited), declared sending domain and marker requirement' }),
+  declaredFor: z.string().optional().meta({ description: 'For the entry of a declared sending domain: the expected domain it belongs to' }),
 });
 
 export const contactView = z.object({

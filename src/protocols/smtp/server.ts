@@ -83,24 +83,8 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   const perIp = new Map<string, number>();
   const transactions = new WeakMap<SMTPServerSession, TransactionState>();
 
-  const info = (s: SMTPServerSession): SmtpSessionInfo => ({
-    id: s.id,
-    remoteAddress: s.remoteAddress,
-    clientHostname: s.clientHostname,
-    helo: s.hostNameAppearsAs || '',
-    secure: s.secure,
-    tlsProtocol: s.tlsOptions && typeof s.tlsOptions === 'object' && 'version' in s.tlsOptions ? String(s.tlsOptions.version) : null,
-    recipients: s.envelope.rcptTo.map((a) => a.address),
-    user: typeof s.user === 'string' ? s.user : null,
-  });
-
-  const wire = (err: unknown, session: SMTPServerSession | null): Error => {
-    const { reply, fault } = smtpReplyOf(err);
-    if (fault) hooks.onError?.(err, session ? info(session) : null);
-    const e = new Error(`${reply.enhanced} ${reply.text}`) as Error & { responseCode: number };
-    e.responseCode = reply.code;
-    return e;
-  };
+  const info = sessionInfo;
+  const wire = (err: unknown, session: SMTPServerSession | null): Error => toWire(err, session, hooks.onError);
 
   const server = new SMTPServer({
     name: options.hostname,
@@ -173,41 +157,9 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
       );
     },
     onData(stream: SMTPServerDataStream, session, callback) {
-      const chunks: Buffer[] = [];
-      let length = 0;
-      const header = new HeaderLimitChecker(options.headerLimits ?? DEFAULT_HEADER_LIMITS);
-      stream.on('data', (chunk: Buffer) => {
-        if (!header.done) {
-          header.push(chunk);
-          if (header.violation) chunks.length = 0;
-        }
-        // Past a limit the bytes are drained, not kept, so the session stays in step with the
-        // client; smtp-server answers 552 5.3.4 for the size itself.
-        if (header.violation === null && length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
-        length += chunk.length;
-        // One chunk per turn of the event loop: without the pause, a fast client's data arrives in
-        // bursts of megabytes that are unstuffed and scanned in one go, and other listeners wait.
-        stream.pause();
-        setImmediate(() => stream.resume());
-      });
-      stream.on('error', (err) => callback(wire(err, session)));
-      stream.on('end', () => {
-        transactions.delete(session);
-        if (stream.sizeExceeded) return callback();
-        const refused = header.finish();
-        if (refused) {
-          chunks.length = 0;
-          return callback(wire(refused, session));
-        }
-        const envelope = {
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
-          to: session.envelope.rcptTo.map((a) => a.address),
-        };
-        hooks.onMessage(envelope, Buffer.concat(chunks, length), info(session)).then(
-          (text) => callback(null, `2.0.0 ${text}`),
-          (err: unknown) => callback(wire(err, session)),
-        );
-      });
+      // The transaction ends with DATA, whatever its outcome: a next MAIL FROM starts afresh.
+      stream.on('end', () => transactions.delete(session));
+      receiveData(stream, session, callback, options, wire);
     },
   });
 
@@ -229,4 +181,74 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     host: options.host,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+function sessionInfo(s: SMTPServerSession): SmtpSessionInfo {
+  return {
+    id: s.id,
+    remoteAddress: s.remoteAddress,
+    clientHostname: s.clientHostname,
+    helo: s.hostNameAppearsAs || '',
+    secure: s.secure,
+    tlsProtocol: s.tlsOptions && typeof s.tlsOptions === 'object' && 'version' in s.tlsOptions ? String(s.tlsOptions.version) : null,
+    recipients: s.envelope.rcptTo.map((a) => a.address),
+    user: typeof s.user === 'string' ? s.user : null,
+  };
+}
+
+/** Any error as smtp-server's reply error (code and enhanced text); faults (not replies) are reported first. */
+function toWire(err: unknown, session: SMTPServerSession | null, onError: SmtpHooks['onError']): Error {
+  const { reply, fault } = smtpReplyOf(err);
+  if (fault) onError?.(err, session ? sessionInfo(session) : null);
+  const e = new Error(`${reply.enhanced} ${reply.text}`) as Error & { responseCode: number };
+  e.responseCode = reply.code;
+  return e;
+}
+
+/**
+ * DATA: the header limits checked while the bytes stream in, the message
+ * kept up to the size limit (past a limit the rest is drained, so the session
+ * stays in step with the client), then handed to the onMessage hook.
+ */
+function receiveData(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  callback: (err?: Error | null, message?: string) => void,
+  options: SmtpListenerOptions,
+  wire: (err: unknown, session: SMTPServerSession | null) => Error,
+): void {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  const header = new HeaderLimitChecker(options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+  stream.on('data', (chunk: Buffer) => {
+    if (!header.done) {
+      header.push(chunk);
+      if (header.violation) chunks.length = 0;
+    }
+    // Past a limit the bytes are drained, not kept, so the session stays in step with the
+    // client; smtp-server answers 552 5.3.4 for the size itself.
+    if (header.violation === null && length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
+    length += chunk.length;
+    // One chunk per turn of the event loop: without the pause, a fast client's data arrives in
+    // bursts of megabytes that are unstuffed and scanned in one go, and other listeners wait.
+    stream.pause();
+    setImmediate(() => stream.resume());
+  });
+  stream.on('error', (err) => callback(wire(err, session)));
+  stream.on('end', () => {
+    if (stream.sizeExceeded) return callback();
+    const refused = header.finish();
+    if (refused) {
+      chunks.length = 0;
+      return callback(wire(refused, session));
+    }
+    const envelope = {
+      from: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
+      to: session.envelope.rcptTo.map((a) => a.address),
+    };
+    options.hooks.onMessage(envelope, Buffer.concat(chunks, length), sessionInfo(session)).then(
+      (text) => callback(null, `2.0.0 ${text}`),
+      (err: unknown) => callback(wire(err, session)),
+    );
+  });
 }

@@ -1,0 +1,182 @@
+/**
+ * The fetch worker's steps for one claimed notice (design note in
+ * twm-fetch-worker.ts): the fetch, the checks and the store of its body,
+ * the receipt, and their retries. Every write is made under this process's
+ * lease (`owner`): if another process took the notice over, the write
+ * changes nothing and is logged as refused.
+ */
+import { domainOf } from '../core/address.ts';
+import { ReplyError } from '../core/errors.ts';
+import { DEFAULT_HEADER_LIMITS } from '../core/header-limits.ts';
+import { nextAttempt } from '../core/retry-schedule.ts';
+import { fetchRequestToJson, receiptToJson } from '../core/twm-schema.ts';
+import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptEntry, type ReceiptError, type TwmInState } from '../core/twm-types.ts';
+import { formatRfc5322Date } from '../mail/date.ts';
+import type { TwmInNotice, TwmInRecipient, TwmInRecipientChange } from '../store/types.ts';
+import { checkFetchedBody } from './twm-fetch-check.ts';
+import { TwmUnreachableError, type TwmResponse } from './twm-client-types.ts';
+import { describeProblem } from './twm-problem.ts';
+import type { TwmFetchWorkerOptions } from './twm-fetch-worker.ts';
+
+export interface StepContext {
+  options: TwmFetchWorkerOptions;
+  owner: string;
+  now: () => Date;
+  log: (obj: object, msg: string) => void;
+  count: (outcome: string) => void;
+}
+
+export function createFetchSteps(ctx: StepContext) {
+  const { options, now, log, count } = ctx;
+
+  /** A write of this attempt's outcome, only while our lease holds. */
+  async function write(n: TwmInNotice, rows: TwmInRecipient[], from: readonly TwmInState[], change: TwmInRecipientChange, at = now()): Promise<void> {
+    const rcpts = rows.map((r) => r.rcpt);
+    const changed = await options.inbox.update(n.senderDomain, n.id, rcpts, from, change, at, ctx.owner);
+    if (changed.length < rcpts.length) {
+      log({ notice: n.id, from: n.from, refused: rcpts.filter((r) => !changed.includes(r)), owner: ctx.owner }, 'late write refused: the lease on these TWM rows was taken over by another process');
+    }
+  }
+
+  /** A fetch that did not get through (or could not be stored): backoff, until `expires`. */
+  async function retry(n: TwmInNotice, rows: TwmInRecipient[], error: string): Promise<void> {
+    const at = now();
+    const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
+    const next = nextAttempt(attempts, at, options.backoff);
+    if (next > n.expiresAt) {
+      await write(n, rows, ['scheduled'], { state: 'expired', nextAttemptAt: null, lastError: error, attempts }, at);
+      log({ notice: n.id, from: n.from, error }, 'twm fetch given up');
+      return;
+    }
+    await write(n, rows, ['scheduled'], { nextAttemptAt: next, lastError: error, attempts }, at);
+  }
+
+  async function failed(n: TwmInNotice, rows: TwmInRecipient[], error: ReceiptError): Promise<void> {
+    count(error);
+    log({ notice: n.id, from: n.from, error }, 'twm fetched body refused; failed receipt due');
+    await write(n, rows, ['scheduled'], { state: 'receipt-due', receipt: 'failed', receiptError: error, nextAttemptAt: now(), attempts: 0 });
+  }
+
+  async function closed(n: TwmInNotice, rows: TwmInRecipient[], lastError: string): Promise<void> {
+    await write(n, rows, ['scheduled'], { state: 'closed', nextAttemptAt: null, lastError });
+  }
+
+  async function fetch(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
+    if (n.size > options.maxMessageSize) return failed(n, rows, 'message-too-large');
+    const rcpts = rows.map((r) => r.rcpt);
+    let response: TwmResponse;
+    try {
+      response = await options.client.post(domainOf(n.from), TWM_PATHS.fetch(n.id), TWM_MEDIA_TYPES.fetch, fetchRequestToJson({ rcpt: rcpts }), options.key(domainOf(rcpts[0]!)), {
+        maxResponse: n.size + 1,
+      });
+    } catch (err) {
+      count('retry');
+      return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err));
+    }
+    if (response.status !== 200) {
+      const problem = describeProblem(response);
+      count(problem.temporary ? 'retry' : 'abandoned');
+      if (problem.temporary) return retry(n, rows, problem.text);
+      // 403, 404, 410 or another permanent refusal: abandoned, no receipt (8.3).
+      log({ notice: n.id, from: n.from, problem: problem.text }, 'twm fetch refused; abandoned');
+      return closed(n, rows, problem.text);
+    }
+    const checked = checkFetchedBody(n, response, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+    if ('failed' in checked) return failed(n, rows, checked.failed);
+    if ('refused' in checked) {
+      // No receipt error names a header too large; it is a refusal like the policy's, recorded and closed.
+      count('abandoned');
+      log({ notice: n.id, from: n.from, reply: checked.refused }, 'twm fetched body refused: header limits');
+      return closed(n, rows, checked.refused);
+    }
+    if (!(await store(n, rows, response, checked.facts.from))) return;
+    count('stored');
+    log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
+    // Durable now: the receipt may go out. Only its outcome is written (a crash before that write
+    // fetches once more, and ingest recognises the message by its key).
+    await receipt(n, rows.map((r) => ({ ...r, receipt: 'delivered' as const, receiptError: null, attempts: 0 })));
+  }
+
+  /** Stores the checked body for the notice's local recipients through the one ingest path; false if it was not stored. */
+  async function store(n: TwmInNotice, rows: TwmInRecipient[], response: TwmResponse, identity: string | null): Promise<boolean> {
+    const users = [];
+    for (const r of rows) {
+      const user = await options.ingest.findRecipient(r.rcpt);
+      if (user) users.push(user);
+    }
+    const senderDomain = n.senderDomain;
+    try {
+      if (users.length > 0) {
+        await options.ingest.ingest({
+          channel: 'twm',
+          origin: 'remote',
+          envelopeFrom: n.from,
+          recipients: users,
+          raw: response.body,
+          prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(now())}\r\n`,
+          auth: { identity, alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
+          // Stored once per recipient even when a crash (or a takeover) makes us fetch it again.
+          twmKey: `${senderDomain} ${n.id}`,
+        });
+      }
+      return true;
+    } catch (err) {
+      if (err instanceof ReplyError && !err.temporary) {
+        // The policy refused the message at ingest (it cannot for TWM today); nothing stored, nothing to report.
+        log({ notice: n.id, from: n.from, reply: err.message }, 'twm message refused at ingest');
+        await closed(n, rows, err.message);
+        return false;
+      }
+      await retry(n, rows, err instanceof Error ? err.message : String(err));
+      return false;
+    }
+  }
+
+  /**
+   * Sends one receipt for `rows` (all of one receipt status: a `delivered`
+   * batch just stored, or rows already `receipt-due`) and writes its outcome.
+   */
+  async function receipt(n: TwmInNotice, rows: TwmInRecipient[]): Promise<void> {
+    if (rows.length === 0) return;
+    const from = ['scheduled', 'receipt-due'] as const;
+    const results: ReceiptEntry[] = rows.map((r) => ({
+      rcpt: r.rcpt,
+      status: r.receipt ?? 'failed',
+      ...(r.receipt === 'failed' || r.receipt === null ? { error: r.receiptError ?? 'size-mismatch' } : {}),
+    }));
+    const rcpts = rows.map((r) => r.rcpt);
+    let response: TwmResponse;
+    try {
+      response = await options.client.post(domainOf(n.from), TWM_PATHS.receipt, TWM_MEDIA_TYPES.receipt, receiptToJson({ id: n.id, results }), options.key(domainOf(rcpts[0]!)), {
+        maxResponse: 4096,
+      });
+    } catch (err) {
+      return retryReceipt(n, rows, err instanceof TwmUnreachableError ? err.message : String(err));
+    }
+    const { receipt: status, receiptError } = rows[0]!;
+    if (response.status === 204 || response.status === 200 || response.status === 404) {
+      return write(n, rows, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null });
+    }
+    const problem = describeProblem(response);
+    if (problem.temporary) return retryReceipt(n, rows, problem.text);
+    log({ notice: n.id, from: n.from, problem: problem.text }, 'twm receipt refused; abandoned');
+    await write(n, rows, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null, lastError: problem.text });
+  }
+
+  /** A receipt that did not get through: `receipt-due` with backoff, until `expires` + 24 h. */
+  async function retryReceipt(n: TwmInNotice, rows: TwmInRecipient[], error: string): Promise<void> {
+    const at = now();
+    const deadline = new Date(n.expiresAt.getTime() + TWM_RECEIPT_GRACE_MS);
+    const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
+    const next = nextAttempt(attempts, at, options.backoff);
+    const { receipt: status, receiptError } = rows[0]!;
+    const change =
+      next > deadline
+        ? { state: 'closed' as const, receipt: status, receiptError, nextAttemptAt: null, lastError: error, attempts }
+        : { state: 'receipt-due' as const, receipt: status, receiptError, nextAttemptAt: next, lastError: error, attempts };
+    await write(n, rows, ['scheduled', 'receipt-due'], change, at);
+    if (next > deadline) log({ notice: n.id, from: n.from, error }, 'twm receipt given up');
+  }
+
+  return { fetch, receipt };
+}

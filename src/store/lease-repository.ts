@@ -1,0 +1,82 @@
+/**
+ * Cluster-wide coordination in the store (migration 0010), for any number
+ * of processes on any number of machines sharing one database:
+ *
+ * - named leases (`cluster_leases`): a periodic job (a sweep) runs in the
+ *   one process holding its lease; the holder renews it at each run, and
+ *   when it dies another process takes the lease once it expired. One
+ *   statement (insert, or update where it is ours or expired) decides, so
+ *   two processes never both get it; on PostgreSQL the row lock of the
+ *   upsert serialises them, on SQLite the database's write lock does.
+ * - TWM nonces (`twm_nonces`): insert-or-conflict; a conflict with an
+ *   unexpired row is a replay. An expired row is taken over in the same
+ *   statement, so the sweep that deletes them is only housekeeping.
+ *
+ * Nonce writes are not fsynced on SQLite (synchronous=NORMAL for that
+ * statement): a nonce lost to a power failure belongs to a signature made
+ * before every process restarted, which endpoints/twm/nonces.ts refuses as
+ * stale anyway. PostgreSQL commits them durably (it costs no thread here).
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './schema.ts';
+import type { ClusterLeaseRepository, TwmNonceRepository } from './types.ts';
+import { num, type Db } from './db-util.ts';
+
+/**
+ * A write that need not survive a power failure (a claim, a nonce): on
+ * SQLite it commits without its fsync (synchronous=NORMAL for this
+ * statement, on one connection, so other writes keep FULL). A lost claim is
+ * a free row again; a process crash loses nothing (the OS has the page).
+ */
+export async function unsyncedWrite<T>(s: Db, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (s.dialect === 'postgres') return fn(s.db);
+  return s.db.connection().execute(async (conn) => {
+    await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+    try {
+      return await fn(conn);
+    } finally {
+      await sql`PRAGMA synchronous = FULL`.execute(conn);
+    }
+  });
+}
+
+export class KyselyClusterLeaseRepository implements ClusterLeaseRepository {
+  constructor(private readonly s: Db) {}
+
+  async acquire(name: string, owner: string, now: Date, ttlMs: number): Promise<boolean> {
+    const at = now.getTime();
+    const rows = await sql<{ owner: string }>`
+      INSERT INTO cluster_leases (name, owner, lease_until) VALUES (${name}, ${owner}, ${at + ttlMs})
+      ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+      WHERE cluster_leases.owner = excluded.owner OR cluster_leases.lease_until <= ${at}
+      RETURNING owner`.execute(this.s.db);
+    return rows.rows.length === 1;
+  }
+
+  async release(name: string, owner: string): Promise<void> {
+    await this.s.db.deleteFrom('cluster_leases').where('name', '=', name).where('owner', '=', owner).execute();
+  }
+
+  async holder(name: string, now: Date): Promise<string | undefined> {
+    const row = await this.s.db.selectFrom('cluster_leases').select('owner').where('name', '=', name).where('lease_until', '>', now.getTime()).executeTakeFirst();
+    return row?.owner;
+  }
+}
+
+export class KyselyTwmNonceRepository implements TwmNonceRepository {
+  constructor(private readonly s: Db) {}
+
+  async remember(key: string, until: Date, now: Date): Promise<boolean> {
+    const insert = sql<{ key: string }>`
+      INSERT INTO twm_nonces (key, expires_at) VALUES (${key}, ${until.getTime()})
+      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+      WHERE twm_nonces.expires_at <= ${now.getTime()}
+      RETURNING key`;
+    return unsyncedWrite(this.s, async (db) => (await insert.execute(db)).rows.length === 1);
+  }
+
+  async prune(now: Date): Promise<number> {
+    const res = await this.s.db.deleteFrom('twm_nonces').where('expires_at', '<=', now.getTime()).executeTakeFirst();
+    return num(res.numDeletedRows);
+  }
+}
