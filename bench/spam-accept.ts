@@ -132,7 +132,9 @@ async function main(): Promise<void> {
     ];
     console.log(lines.join('\n'));
     mkdirSync('bench/out', { recursive: true });
-    writeFileSync('bench/out/spam-accept.json', JSON.stringify({ machine, after, sessions, messages, runs, targets: targets.map((t) => ({ name: t.name, rates: t.rates, sent: t.sent })) }, null, 2));
+    // bench/run.ts reads `rows` (its summary line) and `markdown` (this section, without the title).
+    const rows = targets.map((t) => ({ system: t.name, sessions, messages, runs: t.rates, msgPerSec: median(t.rates), sent: t.sent }));
+    writeFileSync('bench/out/spam-accept.json', JSON.stringify({ machine, after, sessions, messages, runs, rows, markdown: lines.slice(2).join('\n') }, null, 2));
   } finally {
     for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`cleanup: ${String(err)}`));
   }

@@ -16,6 +16,7 @@ import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
 import { createTwmClient } from './delivery/twm-client.ts';
+import { dnssecParts } from './twm-dnssec-wiring.ts';
 import type { TwmSigningKey } from './delivery/twm-client-types.ts';
 import { startTwmFetchWorker } from './delivery/twm-fetch-worker.ts';
 import { createTwmTransport } from './delivery/twm-transport.ts';
@@ -69,7 +70,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     const { twmWiring, worker } = startOutbound(ctx);
     const { decisionsWorker, spamLearning } = startBackground(ctx, twmWiring?.sweeps ?? []);
     const { smtp, authPool, submission } = await startMailListeners(ctx);
-    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log) : null;
+    const imap = config.imap.enabled ? await startImap(config, materials, store, services, log, app.spam?.learn === true) : null;
     if (imap) closers.unshift(() => imap.close());
     const { http, metricsListener } = await startHttp(ctx);
 
@@ -301,7 +302,8 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
-  const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab });
+  const dnssec = dnssecParts(config, resolver, keys.trustAnchors, log);
+  const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab, ...dnssec.client });
   closers.unshift(() => client.close());
   const remote = createRemoteTransport({
     smtp,
@@ -326,6 +328,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     now,
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
+    pendingHoldMs: config.twm.pendingHoldMs,
   });
   closers.unshift(() => fetchWorker.stop());
   const inbox = createTwmInbox({
@@ -336,12 +339,16 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     maxMessageSize: config.limits.messageSize,
     uniformAnswers: config.twm.uniformAnswers,
     noticeRate: config.twm.noticeRate,
+    pendingCaps: config.twm.pendingCaps,
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
+    // A restart refuses signatures that the previous process may have seen (5.5); a new store had none.
+    ...(store.createdNow ? { noncesSince: new Date(0) } : {}),
     kick: () => fetchWorker.kick(),
     // In the store: a request replayed at another node (or process) is refused too.
     nonces: store.twmNonces,
     now,
+    ...(dnssec.lookupKey ? { lookupKey: dnssec.lookupKey } : {}),
   });
   const outbox = createTwmOutbox({
     outbox: store.twmOut,
@@ -353,7 +360,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   // Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history.
   const sweeps: SweepJob[] = [
     { name: 'twm-out-expiry', everyMs: 60_000, run: () => outbox.sweep() },
-    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now()) },
+    { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now(), new Date(now().getTime() - config.twm.pendingHoldMs)) },
     {
       name: 'twm-prune',
       everyMs: 3_600_000,
@@ -408,7 +415,7 @@ async function deliverSystemMessage(ingest: Ingest, sender: string, raw: Buffer,
 }
 
 /** IMAP (docs/imap.md): the wire code with the store's mail and the Screener's decisions behind its hooks. */
-function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger): Promise<ImapListener> {
+function startImap(config: Config, materials: Materials, store: Store, services: Services, log: Logger, learn: boolean): Promise<ImapListener> {
   const onError = (err: unknown) => log.error({ err }, 'imap error');
   return startImapListener({
     hostname: config.hostname,
@@ -417,7 +424,7 @@ function startImap(config: Config, materials: Materials, store: Store, services:
     tlsPort: config.imap.tlsPort,
     tls: materials.tls,
     allowPlaintextAuth: config.imap.allowPlaintextAuth,
-    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, onError }),
+    hooks: createImapHooks({ store, accounts: services.accounts, screener: services.screener, hostname: config.hostname, maxConnectionsPerUser: config.imap.maxConnectionsPerUser, learn, onError }),
     limits: {
       maxLine: config.imap.maxLine,
       maxLiteral: config.limits.messageSize,

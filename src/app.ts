@@ -122,7 +122,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     maxReceivedHeaders: config.limits.receivedHeaders,
     headerLimits: config.limits.header,
     onOutcome: (o) => log.info({ rcpt: o.user.address, verdict: o.verdict.kind, reasons: o.verdict.reasons }, 'message decided'),
-    onError: (err, what) => log.warn({ err }, `${what} failed after delivery`),
     now,
   });
   // Latency hints to this process's workers, live once start() ran; before that (the CLI) the store is the only signal.

@@ -67,6 +67,17 @@ describe('expected senders over SMTP', () => {
     assert.deepEqual(await cards('screen'), []);
   });
 
+  it('consumes a use in the delivery transaction: of simultaneous confirmations, USES=1 admits exactly one', async () => {
+    await expectShop('screen', 3_600_000, 1);
+    const before = (await t.server.services.mail.list(users.screen!)).length;
+    const subjects = ['race a', 'race b', 'race c'];
+    await Promise.all(subjects.map((subject) => send({ port, from: 'no-reply@shop.test', to: 'screen@example.test', subject, headers: MARK })));
+    const got = (await t.server.services.mail.list(users.screen!)).filter((m) => subjects.includes(m.subject ?? ''));
+    assert.equal((await t.server.services.mail.list(users.screen!)).length, before + 3);
+    assert.deepEqual(got.map((m) => m.mailbox).sort(), ['INBOX', 'Screener', 'Screener']);
+    assert.deepEqual(await cards('screen'), []);
+  });
+
   it('with MARKER=REQUIRED, screens an unmarked message, a forged marked one, and a marked one with an unknown purpose', async () => {
     for (const user of ['screen', 'strict']) await t.server.services.contacts.expect(users[user]!, 'shop.test', { forMs: 3_600_000, uses: 1, requireMarker: true });
     await send({ port, from: 'no-reply@shop.test', to: 'screen@example.test', subject: 'unmarked' });

@@ -214,6 +214,35 @@ describe('Two-Way Mail transitions and refusals', () => {
     }
   });
 
+  it('a Bcc recipient gets a notice of its own: no notice lists it beside the visible recipients', async () => {
+    const keys = ensureMaterials(a.server.config).twm!;
+    const client = createTwmClient({ resolver: createResolver({ servers: [dns.address] }), trustAnchors: [lab.ca.cert], lab: true });
+    const transport = createTwmTransport({
+      outbox: a.server.store.twmOut,
+      client,
+      key: (domain) => ({ selector: keys.selector, domain, privateKey: keys.privateKey }),
+      expiryMs: 3_600_000,
+    });
+    // bea is on To:, ben only in the envelope (Bcc).
+    const message = { messageId: 'bcc-1@queue', sender: 'ann@a.test', raw: Buffer.from('From: ann@a.test\r\nTo: Bea <BEA@b.test>\r\nSubject: with a bcc\r\n\r\nHi.\r\n') };
+    try {
+      const results = await transport.deliver('b.test', message, ['bea@b.test', 'ben@b.test']);
+      assert.deepEqual(results.map((r) => r.status), ['delivered', 'delivered']);
+      const notices = await a.server.store.twmOut.findByMessage('bcc-1@queue', 'b.test');
+      assert.deepEqual(notices.map((n) => n.recipients.map((r) => r.recipient).join()).sort(), ['bea@b.test', 'ben@b.test']);
+      for (const n of notices) assert.equal((JSON.parse(n.content.toString()) as { to: string[] }).to.length, 1, 'each notice lists one recipient');
+      // A local part's case is carried as the envelope has it (protocol 1.3), and compared lower-cased.
+      const cased = { messageId: 'case-1@queue', sender: 'ann@a.test', raw: Buffer.from('From: ann@a.test\r\nTo: BEN@b.test\r\nSubject: cased\r\n\r\nHi.\r\n') };
+      assert.deepEqual((await transport.deliver('b.test', cased, ['BEN@b.test'])).map((r) => r.status), ['delivered']);
+      const [caseNotice] = await a.server.store.twmOut.findByMessage('case-1@queue', 'b.test');
+      assert.deepEqual((JSON.parse(caseNotice!.content.toString()) as { to: string[] }).to, ['BEN@b.test']);
+      assert.deepEqual(caseNotice!.recipients.map((r) => r.recipient), ['ben@b.test']);
+      await eventually(() => mailAtB('ben@b.test', 'cased'), 15_000, 'ben, addressed as BEN');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('fetches are served only to the recipient domain, for known ids', async () => {
     await send('ann', 'bea@b.test', 'fetch guard');
     const notice = await eventually(async () => (await a.server.store.twmOut.listBySender('ann@a.test')).find((n) => n.subject === 'fetch guard'), 15_000, 'notice');

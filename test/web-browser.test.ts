@@ -157,7 +157,7 @@ describe('web app in chromium', { skip: browserSkip }, () => {
       await signIn(page, base, ALICE, PASSWORD);
       const friend = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'friend@friends.test' }) });
       await friend.getByText('friends.test', { exact: true }).waitFor();
-      await page.getByRole('listitem').filter({ hasText: 'pest@nowhere.test' }).getByText('not authenticated').waitFor();
+      await page.getByRole('listitem').filter({ hasText: 'pest@nowhere.test' }).getByText('not authenticated', { exact: true }).waitFor();
       const evil = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'evil@nowhere.test' }) });
       await evil.getByText(hostile, { exact: true }).waitFor();
       await evil.getByText('<script>alert("intro")</script>', { exact: false }).waitFor();

@@ -62,6 +62,8 @@ export interface TwowayChild {
   readonly dkimRecords: ChildDnsRecord[];
   /** The TWM endpoint's port, null without [twm]. */
   readonly twmPort: number | null;
+  /** IMAP with implicit TLS (the certificate is `<dir>/data/tls/cert.pem`), null without IMAP. */
+  readonly imapsPort: number | null;
   /** TXT records publishing the TWM key, one per served domain (empty without [twm]). */
   readonly twmKeyRecords: ChildDnsRecord[];
   /** Messages stored for one of the bench users (all mailboxes). */
@@ -174,6 +176,7 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
     submissionPort: ready.submissionPort === null || ready.submissionPort === undefined ? null : Number(ready.submissionPort),
     dkimRecords: (ready.dkim as ChildDnsRecord[] | undefined) ?? [],
     twmPort: typeof ready.twmPort === 'number' ? ready.twmPort : null,
+    imapsPort: typeof ready.imapsPort === 'number' ? ready.imapsPort : null,
     twmKeyRecords: (ready.twmKey as ChildDnsRecord[] | undefined) ?? [],
     countOf: async (address: string) => Number((await ask(`count ${address}`, 'count')).count),
     received: async (address: string) => (await ask(`received ${address}`, 'received')).items as Array<[string | null, number, string]>,

@@ -25,7 +25,7 @@
  *   BENCH_EXTRA_TOML   appended to the config (e.g. a [twm] section)
  *
  * Protocol: one JSON object per line on stdout. First
- *   {"event":"ready","smtpPort":N,"submissionPort":N,"userId":N,"dkim":[DNS records],"twmPort":N|null,"twmKey":[DNS records]}
+ *   {"event":"ready","smtpPort":N,"submissionPort":N,"imapsPort":N|null,"userId":N,"dkim":[DNS records],"twmPort":N|null,"twmKey":[DNS records]}
  * (`dkim`: the TXT records that publish the server's two DKIM keys; `twmKey`: the
  * TXT record of its TWM key per served domain, when [twm] is on), then one
  * reply per command line read on stdin:
@@ -114,6 +114,7 @@ interface BenchServer {
   submission?: { port: number } | null;
   /** Two-Way Mail, when [twm] is on (src/app.ts's RunningServer). */
   twm?: { port: number } | null;
+  imap?: { tlsPort: number | null } | null;
   close(): Promise<void>;
 }
 
@@ -300,6 +301,7 @@ async function main(): Promise<void> {
     event: 'ready',
     smtpPort: server.smtp.port,
     submissionPort: server.submission?.port ?? null,
+    imapsPort: server.imap?.tlsPort ?? null,
     userId: user.id,
     dkim: [
       { name: `${dkim.rsa.selector}._domainkey.${domain}`, type: 'TXT', data: dkimRecordValue(dkim.rsa.publicKeyBase64, 'rsa') },

@@ -126,8 +126,10 @@ export function registerDataCommands(program: Command, io: CliIo): void {
         const ranked = await s.screener.list(user.id, opts.status as ContactRequestStatus | undefined, { likelySpam: opts.likelySpam === true });
         const views = ranked.map(requestView);
         // Best reputation first; the table shows the score and why.
-        const rows = opts.json ? views : views.map((v) => ({ ...v, score: v.reputation.score, why: v.reputation.reasons.join(', ') }));
-        list(io.stdout, rows as unknown as Row[], ['sender', 'score', 'why', 'authDomain', 'status', 'count', 'held', 'likelySpam', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
+        const rows = opts.json
+          ? views
+          : views.map((v) => ({ ...v, score: v.reputation.score, why: v.reputation.reasons.join(', '), dmarc: v.dmarc ? `${v.dmarc.result}${v.dmarc.policy ? ` p=${v.dmarc.policy}` : ''}` : null }));
+        list(io.stdout, rows as unknown as Row[], ['sender', 'score', 'why', 'authDomain', 'dmarc', 'status', 'count', 'held', 'likelySpam', 'lastSeen', 'sampleSubject', 'intro'], opts.json);
       });
     });
   const action = (name: 'approve' | 'deny' | 'clear' | 'spam', description: string) =>

@@ -15,6 +15,7 @@ import { registerAdminCommands } from './commands-admin.ts';
 import { registerDataCommands } from './commands-data.ts';
 import { registerDemoCommand } from './commands-demo.ts';
 import { registerDoctorCommand } from './commands-doctor.ts';
+import { registerImportCommand } from './commands-import.ts';
 import { registerQueueCommands } from './commands-queue.ts';
 import { registerSentCommands } from './commands-sent.ts';
 import { describeError, EXIT, processIo, type CliIo } from './output.ts';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   registerDataCommands(program, io);
   registerQueueCommands(program, io);
   registerSentCommands(program, io);
+  registerImportCommand(program, io);
   registerDoctorCommand(program, io);
   registerDemoCommand(program, io);
   for (const cmd of allCommands(program)) cmd.exitOverride();

@@ -45,6 +45,7 @@ describe('config', () => {
     ['bad dns server', minimal + '[dns]\nservers = ["not a host!"]\n', /key "dns\.servers\.0": expected "host" or "host:port"/],
     ['bad storage', minimal + 'storage = "mysql://x"\n', /key "storage": expected "sqlite:FILE" or "postgres/],
     ['bad duration', minimal + '[delivery]\ngive_up_after = "5 days"\n', /key "delivery\.give_up_after": expected a duration such as "30s"/],
+    ['a TWM expiry over 30 days', minimal + '[twm]\nexpiry = "31d"\n', /key "twm\.expiry": at most "30d": recipients refuse notices that live longer/],
     ['invalid TOML', 'hostname = \n', /^\/t\.toml:1:\d+: invalid TOML/],
   ];
   for (const [name, text, pattern] of bad) {

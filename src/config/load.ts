@@ -85,7 +85,13 @@ export interface Config {
     fetchJitterMs: number;
     approvalDelayMs: number;
     declineDelayMs: number;
+    /** How long a `pending` notice is kept at most (12.7). */
+    pendingHoldMs: number;
+    /** Stored pending notices per (user, sender address) and per user (12.7). */
+    pendingCaps: { perSender: number; perUser: number };
     uniformAnswers: boolean;
+    dnssec: 'off' | 'prefer' | 'require';
+    policyPort: number;
     lab: boolean;
     noticeRate: { perSecond: number; burst: number };
     clientRate: { perSecond: number; burst: number };
@@ -251,7 +257,11 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       fetchJitterMs: c.twm.fetch_jitter,
       approvalDelayMs: c.twm.approval_delay,
       declineDelayMs: c.twm.decline_delay,
+      pendingHoldMs: c.twm.pending_hold,
+      pendingCaps: { perSender: c.twm.pending_per_sender, perUser: c.twm.pending_per_user },
       uniformAnswers: c.twm.uniform_answers,
+      dnssec: c.twm.dnssec,
+      policyPort: c.twm.policy_port,
       lab: c.twm.lab,
       noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
       clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },

@@ -225,12 +225,25 @@ export const configSchema = z
         cert: z.string().optional().describe('PEM certificate chain for `public_host`; both `cert` and `cert_key`, or neither. Default: the `[tls]` pair'),
         cert_key: z.string().optional().describe('PEM private key of `twm.cert`. Default: the `[tls]` pair\'s key'),
         trust_anchors: z.array(z.string()).default([]).describe("PEM CA files trusted for other servers' TWM endpoints; empty: the public CAs"),
-        expiry: duration.prefault('7d').describe('how long a sent notice can be fetched; the sender then gets one status message'),
+        // A notice's `expires` may be at most 30 days after `created` (docs/protocol.md 6.1): a longer
+        // expiry would make every notice `invalid-request` at the recipient, so it is refused here.
+        expiry: duration
+          .prefault('7d')
+          .refine((ms) => ms <= 30 * 86_400_000, { message: 'at most "30d": recipients refuse notices that live longer (docs/protocol.md 6.1)' })
+          .describe('how long a sent notice can be fetched, at most 30 days; the sender then gets one status message'),
         fetch_jitter: delay.prefault('10s').describe('fetches for allowed senders start after a random delay up to this (it blurs what timing would reveal; `"0s"` turns it off)'),
         approval_delay: delay.prefault('15m').describe('fetches released by an approval wait a random time up to this (`"0s"`: none)'),
         decline_delay: delay.prefault('60m').describe('declined receipts wait a random time up to this (`"0s"`: none)'),
+        pending_hold: duration.prefault('14d').describe('a notice held as a contact request (`pending`) is forgotten after this, or at its own expiry if sooner (docs/protocol.md 12.7)'),
+        pending_per_sender: z.number().int().min(1).default(100).describe('stored `pending` notices per user and sender address; beyond, notices are answered `deferred` (12.7)'),
+        pending_per_user: z.number().int().min(1).default(10_000).describe('stored `pending` notices per user; beyond, notices are answered `deferred` (12.7)'),
         uniform_answers: z.boolean().default(false).describe('answer `pending` for unknown recipients too, so recipients cannot be enumerated (docs/protocol.md 12.6)'),
         lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, tests and the demo only'),
+        dnssec: z
+          .enum(['off', 'prefer', 'require'])
+          .default('off')
+          .describe('DNSSEC for TWM discovery and key lookups (docs/protocol.md 3.4): `off` ignores it; `prefer` uses validated answers for DANE and defers on bogus ones; `require` also treats unvalidated answers as absent unless the domain\'s policy (3.6) vouches for them. `prefer` and `require` need validating resolvers in `[dns] servers` on a trusted path'),
+        policy_port: port.default(443).describe('port of `twoway-policy.<domain>` when fetching TWM policies (docs/protocol.md 3.6): 443; other values for labs and tests only'),
         notices_per_second: z.number().min(0.01).default(10).describe('notices accepted per second per sending domain, after verification (`429` beyond)'),
         notice_burst: z.number().int().min(1).default(200).describe('notices a sending domain may send at once before `notices_per_second` applies'),
         client_requests_per_second: z.number().min(0.01).default(20).describe('TWM requests per second per client address, before any verification (`429` beyond; docs/protocol.md 12.7); a busy peer may need more'),

@@ -109,3 +109,15 @@ export function isStorageFull(err: unknown): boolean {
 export function insufficientStorage(cause: unknown): ReplyError {
   return ReplyError.of(replies.insufficientStorage(), { cause, status: 507 });
 }
+
+/**
+ * The expected-sender use a delivery was to consume is gone (another
+ * delivery took the last one, or the user removed it): the delivery is
+ * rolled back and decided again (docs/protocol.md 9.3).
+ */
+export class ExpectUsedUpError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExpectUsedUpError';
+  }
+}

@@ -71,9 +71,11 @@ export interface HeaderField {
 /** Where a header block ends: the offset of the body (after the empty line), and of the empty line. */
 export function headerEnd(raw: Buffer, from: number, to: number): { headerEnd: number; bodyStart: number } {
   let i = from;
+  // An empty part (two boundaries in a row): nothing may be read past its end.
+  if (i >= to) return { headerEnd: to, bodyStart: to };
   // A part with no header at all starts with an empty line.
   if (raw[i] === 0x0a) return { headerEnd: i, bodyStart: i + 1 };
-  if (raw[i] === 0x0d && raw[i + 1] === 0x0a) return { headerEnd: i, bodyStart: i + 2 };
+  if (raw[i] === 0x0d && raw[i + 1] === 0x0a && i + 1 < to) return { headerEnd: i, bodyStart: i + 2 };
   while (i < to) {
     const nl = raw.indexOf(0x0a, i);
     if (nl < 0 || nl >= to) return { headerEnd: to, bodyStart: to };
@@ -196,7 +198,9 @@ function parseMailbox(text: string): EnvelopeAddress | null {
   const at = spec.lastIndexOf('@');
   const mailbox = at >= 0 ? spec.slice(0, at) : spec;
   const host = at >= 0 ? spec.slice(at + 1) : '';
-  return { name, adl, mailbox: unquote(mailbox) === mailbox.trim() ? mailbox.trim() : mailbox.trim(), host: host.trim() === '' ? 'MISSING_DOMAIN' : host.trim() };
+  // An empty local part (`<>`) is MISSING_MAILBOX as in Dovecot and UW-IMAP: NIL with a host would read as a group marker.
+  const local = mailbox.trim() === '' ? 'MISSING_MAILBOX' : mailbox.trim();
+  return { name, adl, mailbox: local, host: host.trim() === '' ? 'MISSING_DOMAIN' : host.trim() };
 }
 
 /** An address-list header as ENVELOPE lists it (groups as start and end markers). */
@@ -233,6 +237,12 @@ export function parseAddressList(value: string | null): EnvelopeAddress[] | null
   return out.length > 0 ? out : null;
 }
 
+/** Every field of an address header joined (`To:` twice is one list, as Dovecot reads it), or null. */
+function addressFields(fields: HeaderField[], name: string): string | null {
+  const all = fields.filter((f) => f.name.toLowerCase() === name).map((f) => f.value);
+  return all.length === 0 ? null : all.join(', ');
+}
+
 export function envelopeOf(fields: HeaderField[]): Envelope {
   const from = parseAddressList(headerOf(fields, 'from'));
   return {
@@ -241,9 +251,9 @@ export function envelopeOf(fields: HeaderField[]): Envelope {
     from,
     sender: parseAddressList(headerOf(fields, 'sender')) ?? from,
     replyTo: parseAddressList(headerOf(fields, 'reply-to')) ?? from,
-    to: parseAddressList(headerOf(fields, 'to')),
-    cc: parseAddressList(headerOf(fields, 'cc')),
-    bcc: parseAddressList(headerOf(fields, 'bcc')),
+    to: parseAddressList(addressFields(fields, 'to')),
+    cc: parseAddressList(addressFields(fields, 'cc')),
+    bcc: parseAddressList(addressFields(fields, 'bcc')),
     inReplyTo: headerOf(fields, 'in-reply-to'),
     messageId: headerOf(fields, 'message-id'),
   };
@@ -263,10 +273,10 @@ export function parseParams(value: string): { value: string; params: Array<[stri
   return { value: parts[0]!.trim(), params };
 }
 
+/** Line ends in the body: a last line without one (before a boundary's CRLF) is not counted, as in Dovecot and Cyrus. */
 function countLines(raw: Buffer, from: number, to: number): number {
   let n = 0;
   for (let i = from; i < to; i++) if (raw[i] === 0x0a) n++;
-  if (to > from && raw[to - 1] !== 0x0a) n++;
   return n;
 }
 
@@ -371,8 +381,10 @@ export function parseStructure(raw: Buffer): MessageStructure {
 /** The part at a section path (1-based numbers); undefined when there is none. */
 export function partAt(root: MimePart, path: number[]): MimePart | undefined {
   let cur: MimePart = root;
-  for (const n of path) {
-    if (cur.message) cur = cur.message.body;
+  for (const [i, n] of path.entries()) {
+    // Part N of a message/rfc822 part is the encapsulated message's part N; but the root is the
+    // message itself, so its part 1, when it is message/rfc822, is the whole encapsulated message.
+    if (cur.message && i > 0) cur = cur.message.body;
     if (cur.parts) {
       const next = cur.parts[n - 1];
       if (!next) return undefined;

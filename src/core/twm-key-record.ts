@@ -73,8 +73,9 @@ export function parseTagList(text: string): Map<string, string> | null {
  * with `unknown-key`). Applies rules 1-3 of section 3.2 in order.
  */
 export function parseKeyRecord(txt: string[][]): KeyObject | null {
-  // Rule 1: only records starting with `v=TWM1` count, and exactly one must.
-  const candidates = txt.map((strings) => strings.join('')).filter((text) => /^[ \t\r\n]*v=TWM1/.test(text));
+  // Rule 1: only records whose first tag is exactly `v=TWM1` count (the token, not a prefix: a
+  // later `v=TWM10` or `v=TWM2` record beside it is another version's and ignored), and exactly one must.
+  const candidates = txt.map((strings) => strings.join('')).filter((text) => /^[ \t\r\n]*v=TWM1[ \t\r\n]*(;|$)/.test(text));
   if (candidates.length !== 1) return null;
   const tags = parseTagList(candidates[0] ?? '');
   if (!tags) return null;

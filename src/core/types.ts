@@ -123,6 +123,18 @@ export interface MessageSummary {
 
 export type ContactRequestStatus = 'pending' | 'approved' | 'denied';
 
+/**
+ * A message's DMARC evaluation for its From: domain (RFC 7489), as recorded
+ * per contact request: `result` is mailauth's (`pass`, `fail`, `none` when
+ * the domain publishes no record, `temperror`, `permerror`); `policy` is the
+ * domain's published policy that applied (`p=`, or `sp=` for a subdomain),
+ * null without a record.
+ */
+export interface DmarcFact {
+  result: string;
+  policy: string | null;
+}
+
 /** The Screener's unit: every attempt of one sender to reach one user. */
 export interface ContactRequest {
   id: number;
@@ -144,6 +156,8 @@ export interface ContactRequest {
   spamScore: number | null;
   /** The latest attempt was judged likely spam: listed apart. */
   likelySpam: boolean;
+  /** DMARC of the latest SMTP attempt that was evaluated (null: never, e.g. only TWM notices or local mail). */
+  dmarc: DmarcFact | null;
 }
 
 /** Outbound queue, one row per (message, recipient): queue state lives per recipient. */

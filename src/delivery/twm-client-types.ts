@@ -6,10 +6,21 @@
  * on, connects to the address it checked, and follows no redirects.
  */
 import type { KeyObject } from 'node:crypto';
-import type { DnsResolver } from '../dns/types.ts';
+import type { DnsResolver, SecureResolver } from '../dns/types.ts';
+import type { PolicySource } from './twm-policy-source.ts';
 
 /** Section 3.1's lookup outcomes. A temporary DNS failure is thrown as `TwmUnreachableError`. */
-export type TwmDiscovery = { kind: 'twm'; targets: Array<{ target: string; port: number; priority: number; weight: number }> } | { kind: 'legacy' };
+export type TwmDiscovery =
+  | {
+      kind: 'twm';
+      targets: Array<{ target: string; port: number; priority: number; weight: number }>;
+      /** The SRV answer carried AD (section 3.4): the targets' TLSA records may then be used (3.5). */
+      validated?: boolean;
+    }
+  | { kind: 'legacy' };
+
+/** `[twm] dnssec` (section 3.4). */
+export type DnssecMode = 'off' | 'prefer' | 'require';
 
 /** The key a request is signed with: keyid `<selector>._twoway.<domain>`. */
 export interface TwmSigningKey {
@@ -40,6 +51,14 @@ export interface TwmClientOptions {
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   now?: () => Date;
+  /** Section 3.4; default `off` (node:dns, AD unseen). Anything else needs `secure`. */
+  dnssec?: DnssecMode;
+  /** Queries that report the AD bit (section 3.4). */
+  secure?: SecureResolver;
+  /** Policies of domains that cannot sign (section 3.6); consulted for unvalidated answers. */
+  policies?: PolicySource;
+  /** A problem the operator should hear of (malformed record, policy mismatch); the caller rate-limits. */
+  onProblem?: (domain: string, problem: string) => void;
 }
 
 export interface TwmClient {
@@ -61,9 +80,16 @@ export interface TwmClient {
 /** No target of a domain gave a final answer: temporary (retry later). */
 export class TwmUnreachableError extends Error {
   readonly last: TwmResponse | undefined;
-  constructor(message: string, last?: TwmResponse) {
+  /**
+   * Every address tried proved not to be a TWM endpoint (a TLS identity failure, no TLS, or an
+   * answer that is no TWM answer): a recipient gives up the fetch or receipt at once instead of
+   * retrying (docs/protocol.md 12.2).
+   */
+  readonly permanent: boolean;
+  constructor(message: string, last?: TwmResponse, permanent = false) {
     super(message);
     this.name = 'TwmUnreachableError';
     this.last = last;
+    this.permanent = permanent;
   }
 }

@@ -275,7 +275,7 @@ test('post: an answer larger than maxResponse is cut short and returned truncate
     reset();
     primary.handler = (_req, res) => {
       if (!chunked) res.setHeader('content-length', '1000');
-      res.writeHead(200);
+      res.writeHead(200, { 'content-type': 'message/rfc822' });
       res.end(Buffer.alloc(1000, 0x61));
     };
     const domain = chunked ? 'big-chunked.test' : 'big.test';
@@ -295,11 +295,31 @@ test('post: a server that stops making progress times out and the next target an
   assert.equal(answer.endpoint, `twm2.b.test:${backup.port}`);
 });
 
+test('post: an answer that is no TWM answer (a web page) is not final, and alone makes the error permanent (12.2)', async () => {
+  reset();
+  primary.handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<html>hello</html>');
+  };
+  dns.add([srv('webpage.test', 'twm1.b.test', primary.port, 10)]);
+  const err = await unreachable(client().post('webpage.test', NOTICE, JSON_TYPE, body, key, limits));
+  assert.equal(err.permanent, true);
+  assert.match(err.message, /not a TWM answer/);
+  // A 503 page (a proxy before a TWM server that is down) stays temporary.
+  primary.handler = (_req, res) => {
+    res.writeHead(503, { 'content-type': 'text/html' });
+    res.end('<html>down</html>');
+  };
+  dns.add([srv('proxy503.test', 'twm1.b.test', primary.port, 10)]);
+  assert.equal((await unreachable(client().post('proxy503.test', NOTICE, JSON_TYPE, body, key, limits))).permanent, false);
+});
+
 test('post: a certificate for another name is refused', async () => {
   reset();
   dns.add([srv('wrongname.test', 'twm1.b.test', wrongName.port, 10)]);
   const err = await unreachable(client().post('wrongname.test', NOTICE, JSON_TYPE, body, key, limits));
   assert.match(err.message, /ERR_TLS_CERT_ALTNAME_INVALID/);
+  assert.equal(err.permanent, true, 'a TLS identity failure at every address is permanent (12.2)');
   assert.equal(wrongName.received.length, 0);
 });
 
@@ -334,6 +354,23 @@ test('post: a target without addresses is skipped', async () => {
   dns.add([srv('noaddr.test', 'ghost.b.test', primary.port, 10), srv('noaddr.test', 'twm2.b.test', backup.port, 20)]);
   const answer = await client().post('noaddr.test', NOTICE, JSON_TYPE, body, key, limits);
   assert.equal(answer.endpoint, `twm2.b.test:${backup.port}`);
+});
+
+test('post: an SRV target that is a CNAME is skipped (section 3.1), even when its name resolves', async () => {
+  reset();
+  dns.add([
+    { name: 'alias.b.test', type: 'CNAME', data: 'twm1.b.test' },
+    { name: 'alias.b.test', type: 'A', data: '127.0.0.1' },
+    srv('cname.test', 'alias.b.test', primary.port, 10),
+    srv('cname2.test', 'alias.b.test', primary.port, 10),
+    srv('cname2.test', 'twm2.b.test', backup.port, 20),
+  ]);
+  const err = await unreachable(client().post('cname.test', NOTICE, JSON_TYPE, body, key, limits));
+  assert.match(err.message, /alias\.b\.test: is an alias \(CNAME twm1\.b\.test\)/);
+  assert.equal(primary.received.length, 0);
+  const answer = await client().post('cname2.test', NOTICE, JSON_TYPE, body, key, limits);
+  assert.equal(answer.endpoint, `twm2.b.test:${backup.port}`);
+  assert.equal(primary.received.length, 0);
 });
 
 test('post: connections are kept alive per endpoint and closed by close()', async () => {

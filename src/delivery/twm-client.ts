@@ -26,8 +26,10 @@ import type { DnsResolver } from '../dns/types.ts';
 import { isPublicAddress } from '../core/ip-ranges.ts';
 import { orderSrvTargets } from '../core/srv-order.ts';
 import { signRequest } from '../core/twm-signature.ts';
-import { keyIdOf } from '../core/twm-types.ts';
+import { keyIdOf, TWM_MEDIA_TYPES } from '../core/twm-types.ts';
 import { exchange, type ExchangeResult } from './twm-https.ts';
+import { discoverSecure, tlsaFor } from './twm-discovery-secure.ts';
+import type { TlsaRecord } from '../core/dane.ts';
 import {
   TwmUnreachableError,
   type TwmClient,
@@ -50,7 +52,18 @@ const MAX_SOCKETS_PER_ENDPOINT = 16;
 const ANSWERED = new Set(['ENOTFOUND', 'ENODATA']);
 
 type Target = Extract<TwmDiscovery, { kind: 'twm' }>['targets'][number];
-type Attempt = { kind: 'final'; response: TwmResponse } | { kind: 'next'; problem: string; response?: TwmResponse };
+/** `decisive`: this address is no TWM endpoint (identity, no TLS, or a non-TWM answer). */
+type Attempt = { kind: 'final'; response: TwmResponse } | { kind: 'next'; problem: string; response?: TwmResponse; decisive?: boolean };
+
+/** Media types a TWM endpoint answers with (4.3, 6.5); an answer with another one is no TWM answer. */
+const TWM_ANSWER_TYPES = new Set(['message/rfc822', 'application/problem+json', ...Object.values(TWM_MEDIA_TYPES)]);
+
+/** A TWM answer: 204 without content, or one of the TWM media types. A web server's page is not. */
+function isTwmAnswer(status: number, headers: Record<string, string>): boolean {
+  if (status === 204) return true;
+  const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return TWM_ANSWER_TYPES.has(type);
+}
 
 export function createTwmClient(options: TwmClientOptions): TwmClient {
   const resolver = options.resolver;
@@ -62,9 +75,14 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
   const agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_ENDPOINT, timeout: IDLE_SOCKET_MS });
   let closed = false;
 
+  const dnssec = options.dnssec ?? 'off';
+  const secure = options.secure;
+  if (dnssec !== 'off' && !secure) throw new TypeError(`twm.dnssec = ${dnssec} needs a resolver that reports the AD bit`);
+
   async function discover(domain: string): Promise<TwmDiscovery> {
     const name = canonicalName(domain);
     const owner = `_twoway._tcp.${name}`;
+    if (dnssec !== 'off' && secure) return discoverSecure(name, { mode: dnssec, secure, policies: options.policies, onProblem: options.onProblem });
     let records: SrvRecord[];
     try {
       records = await resolver.resolve(owner, 'SRV');
@@ -102,9 +120,20 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     const refused: string[] = [];
     let last: TwmResponse | undefined;
     let tried = 0;
+    let decisive = 0;
     const ordered = dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS);
     for (const target of ordered) {
       if (tried >= MAX_ADDRESSES) break;
+      // Section 3.5: DANE applies only below a validated SRV answer; a failed TLSA lookup rules the target out.
+      let dane: TlsaRecord[] | undefined;
+      if (found.validated && secure) {
+        const tlsa = await tlsaFor(secure, target.target, target.port, options.onProblem);
+        if (tlsa.kind === 'failed') {
+          problems.push(`${target.target}: ${tlsa.problem}`);
+          continue;
+        }
+        dane = tlsa.kind === 'dane' ? tlsa.records : undefined;
+      }
       const { addresses, problem } = await addressesOf(resolver, target.target);
       if (problem) problems.push(`${target.target}: ${problem}`);
       for (const address of addresses) {
@@ -114,8 +143,9 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
         }
         if (tried >= MAX_ADDRESSES) break;
         tried++;
-        const attempt = await attemptAt(target, address, path, contentType, body, key, limits.maxResponse);
+        const attempt = await attemptAt(target, address, path, contentType, body, key, limits.maxResponse, dane);
         if (attempt.kind === 'final') return attempt.response;
+        if (attempt.decisive) decisive++;
         problems.push(attempt.problem);
         if (attempt.response) last = attempt.response;
       }
@@ -126,7 +156,8 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
       );
     }
     if (refused.length > 0) problems.push(`refused by the outbound address restriction (section 4.4): ${refused.join(', ')}`);
-    throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last);
+    const permanent = tried > 0 && decisive === tried;
+    throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last, permanent);
   }
 
   async function attemptAt(
@@ -137,6 +168,7 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     body: Buffer,
     key: TwmSigningKey,
     maxResponse: number,
+    dane: TlsaRecord[] | undefined,
   ): Promise<Attempt> {
     const authority = target.port === 443 ? target.target : `${target.target}:${target.port}`;
     const endpoint = `${target.target}:${target.port}`;
@@ -164,8 +196,10 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
           ...signed,
         },
         body,
-        agent: pooled ? agent : false,
+        // DANE connections are never pooled: the pool cannot tell which TLSA set a socket was checked against.
+        agent: pooled && !dane ? agent : false,
         ca,
+        ...(dane ? { dane, now: now() } : {}),
         connectTimeoutMs,
         requestTimeoutMs,
         maxResponse,
@@ -174,8 +208,14 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     let result = await send(true);
     // A pooled connection the server had closed while idle: the request never arrived; once more, fresh.
     if (result.kind === 'failed' && result.stale) result = await send(false);
-    if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}` };
+    if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}`, ...(result.decisive ? { decisive: true } : {}) };
     const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint, ...(result.truncated ? { truncated: true } : {}) };
+    // A 5xx or 429 page may come from a proxy in front of a TWM server that is down: temporary. Any
+    // other answer that is no TWM answer says the target is something else (a web server, a canary).
+    if (!isTwmAnswer(result.status, result.headers) && result.status < 500 && result.status !== 429) {
+      const type = (result.headers['content-type'] ?? 'none').replace(/[^\x21-\x7e]/g, '?').slice(0, 60);
+      return { kind: 'next', problem: `${where}: HTTP ${result.status} with content type ${type}: not a TWM answer`, response, decisive: true };
+    }
     if (isFinal(result.status)) return { kind: 'final', response };
     return { kind: 'next', problem: `${where}: HTTP ${result.status}`, response };
   }
@@ -195,9 +235,16 @@ function isFinal(status: number): boolean {
   return !((status >= 300 && status < 400) || status === 429 || status >= 500);
 }
 
-/** AAAA then A (section 3.1), duplicates and anything that is not an IP literal dropped. */
+/**
+ * AAAA then A (section 3.1), duplicates and anything that is not an IP literal dropped. A target
+ * that is an alias (a CNAME) is skipped: 3.1 and RFC 2782 forbid it, and following it would let
+ * the names a domain's SRV points at be steered by whoever controls the alias's zone.
+ */
 async function addressesOf(resolver: DnsResolver, host: string): Promise<{ addresses: string[]; problem?: string }> {
-  const [aaaa, a] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A')]);
+  const [aaaa, a, cname] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A'), resolver.resolve(host, 'CNAME')]);
+  if (cname.status === 'fulfilled' && cname.value.length > 0) {
+    return { addresses: [], problem: `is an alias (CNAME ${cname.value[0]}), not allowed as an SRV target (section 3.1)` };
+  }
   const found = [...(aaaa.status === 'fulfilled' ? aaaa.value : []), ...(a.status === 'fulfilled' ? a.value : [])];
   const addresses = [...new Set(found)].filter((ip) => isIP(ip) !== 0);
   if (addresses.length > 0) return { addresses };

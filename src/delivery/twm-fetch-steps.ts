@@ -18,6 +18,14 @@ import { TwmUnreachableError, type TwmResponse } from './twm-client-types.ts';
 import { describeProblem } from './twm-problem.ts';
 import type { TwmFetchWorkerOptions } from './twm-fetch-worker.ts';
 
+
+/**
+ * Attempts per notice for its fetch, and again for its receipt (docs/protocol.md 12.2): a notice
+ * whose sender's SRV names a third party's host costs that host at most this many attempts, each
+ * of at most 20 addresses (3.1), within at most this many backoff intervals (each at most
+ * `delivery.max_backoff`): the total-time cap.
+ */
+export const MAX_CONTACT_ATTEMPTS = 8;
 export interface StepContext {
   options: TwmFetchWorkerOptions;
   owner: string;
@@ -43,7 +51,7 @@ export function createFetchSteps(ctx: StepContext) {
     const at = now();
     const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
     const next = nextAttempt(attempts, at, options.backoff);
-    if (next > n.expiresAt) {
+    if (next > n.expiresAt || attempts >= MAX_CONTACT_ATTEMPTS) {
       await write(n, rows, ['scheduled'], { state: 'expired', nextAttemptAt: null, lastError: error, attempts }, at);
       log({ notice: n.id, from: n.from, error }, 'twm fetch given up');
       return;
@@ -70,6 +78,12 @@ export function createFetchSteps(ctx: StepContext) {
         maxResponse: n.size + 1,
       });
     } catch (err) {
+      if (err instanceof TwmUnreachableError && err.permanent) {
+        // The sender's target is no TWM endpoint (12.2): never contacted again for this notice, no receipt.
+        count('abandoned');
+        log({ notice: n.id, from: n.from, problem: err.message }, 'twm fetch target is no TWM endpoint; abandoned');
+        return closed(n, rows, err.message);
+      }
       count('retry');
       return retry(n, rows, err instanceof TwmUnreachableError ? err.message : String(err));
     }
@@ -151,6 +165,10 @@ export function createFetchSteps(ctx: StepContext) {
         maxResponse: 4096,
       });
     } catch (err) {
+      if (err instanceof TwmUnreachableError && err.permanent) {
+        log({ notice: n.id, from: n.from, problem: err.message }, 'twm receipt target is no TWM endpoint; abandoned');
+        return write(n, rows, from, { state: 'closed', receipt: rows[0]!.receipt, receiptError: rows[0]!.receiptError, nextAttemptAt: null, lastError: err.message });
+      }
       return retryReceipt(n, rows, err instanceof TwmUnreachableError ? err.message : String(err));
     }
     const { receipt: status, receiptError } = rows[0]!;
@@ -170,12 +188,13 @@ export function createFetchSteps(ctx: StepContext) {
     const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
     const next = nextAttempt(attempts, at, options.backoff);
     const { receipt: status, receiptError } = rows[0]!;
+    const giveUp = next > deadline || attempts >= MAX_CONTACT_ATTEMPTS;
     const change =
-      next > deadline
+      giveUp
         ? { state: 'closed' as const, receipt: status, receiptError, nextAttemptAt: null, lastError: error, attempts }
         : { state: 'receipt-due' as const, receipt: status, receiptError, nextAttemptAt: next, lastError: error, attempts };
     await write(n, rows, ['scheduled', 'receipt-due'], change, at);
-    if (next > deadline) log({ notice: n.id, from: n.from, error }, 'twm receipt given up');
+    if (giveUp) log({ notice: n.id, from: n.from, error }, 'twm receipt given up');
   }
 
   return { fetch, receipt };

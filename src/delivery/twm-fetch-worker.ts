@@ -38,6 +38,8 @@ import { createFetchSteps } from './twm-fetch-steps.ts';
 
 export interface TwmFetchWorkerOptions {
   inbox: TwmInboundRepository;
+  /** A `pending` notice is forgotten this long after it arrived, if it has not expired before (12.7). Default 14 days. */
+  pendingHoldMs?: number;
   ingest: Pick<Ingest, 'findRecipient' | 'ingest'>;
   client: Pick<TwmClient, 'post'>;
   /** The signing key for one of our domains. */
@@ -152,7 +154,7 @@ function createPoll(options: TwmFetchWorkerOptions, s: PollState): () => Promise
     // Expiry is a write: once every few seconds is enough (a notice's lifetime is days).
     if (options.expire !== false && at.getTime() - lastExpiry >= 5_000) {
       lastExpiry = at.getTime();
-      await options.inbox.expire(at);
+      await options.inbox.expire(at, new Date(at.getTime() - (options.pendingHoldMs ?? 14 * 86_400_000)));
     }
     const free = maxInFlight - s.inFlight.size;
     if (free <= 0) return false;

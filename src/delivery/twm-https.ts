@@ -21,7 +21,8 @@
  *   the caller reports, section 8.4, not a transport failure to retry).
  */
 import { request, type Agent } from 'node:https';
-import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { daneVerify, type TlsaRecord } from '../core/dane.ts';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export interface ExchangeRequest {
@@ -40,6 +41,13 @@ export interface ExchangeRequest {
   connectTimeoutMs: number;
   requestTimeoutMs: number;
   maxResponse: number;
+  /**
+   * Validated, usable TLSA records (docs/protocol.md 3.5): the chain is then
+   * checked by DANE instead of WebPKI, on `secureConnect`, before the
+   * request's octets (held by TLS until then) can leave.
+   */
+  dane?: TlsaRecord[];
+  now?: Date;
 }
 
 export type ExchangeResult =
@@ -49,7 +57,16 @@ export type ExchangeResult =
    * (the server dropped it while idle); the request did not reach it, and
    * one retry on a fresh connection is in order.
    */
-  | { kind: 'failed'; problem: string; stale: boolean };
+  | {
+      kind: 'failed';
+      problem: string;
+      stale: boolean;
+      /**
+       * The target proved it is not this TWM endpoint (docs/protocol.md 12.2): `identity`, its TLS
+       * certificate does not verify for the target name; `non-tls`, it answered without TLS.
+       */
+      decisive?: 'identity' | 'non-tls';
+    };
 
 export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
   return new Promise((resolve) => {
@@ -65,8 +82,8 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
       clearTimeout(timer);
       resolve(result);
     };
-    const fail = (problem: string, stale = false): void => {
-      finish({ kind: 'failed', problem, stale });
+    const fail = (problem: string, stale = false, decisive?: 'identity' | 'non-tls'): void => {
+      finish({ kind: 'failed', problem, stale, ...(decisive ? { decisive } : {}) });
       // After settling: destroying emits 'error', which then finds us settled.
       req.destroy();
     };
@@ -85,25 +102,34 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
       agent: r.agent,
       ca: r.ca,
       minVersion: 'TLSv1.2',
-      rejectUnauthorized: true,
-      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(r.servername, cert),
+      // With DANE, WebPKI's verdict is not the one that counts (a DANE-EE certificate may be self-signed).
+      rejectUnauthorized: !r.dane,
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => (r.dane ? undefined : checkServerIdentity(r.servername, cert)),
     });
 
     arm(r.connectTimeoutMs, 'connect and TLS handshake');
     req.on('socket', (socket) => {
       // Decided by the socket, not `req.reusedSocket`: the agent can hand a queued request a freed
       // keep-alive socket without marking it reused, and waiting for its (long past) handshake
-      // would leave a listener behind and the connect timer armed. getProtocol() is a TLS version
-      // once the handshake is done, 'unknown' or null before.
-      const protocol = (socket as TLSSocket).getProtocol?.();
-      reused = Boolean(protocol && protocol !== 'unknown');
+      // would leave a listener behind and the connect timer armed. `authorized` is true only once a
+      // handshake verified the peer (rejectUnauthorized is on). Not getProtocol(): it already names
+      // a TLS version before the handshake, which made every fresh connection look reused, and so
+      // every reset connection tried twice (found by the canary test, test/twm-reflection.test.ts).
+      reused = (socket as TLSSocket).authorized === true;
+      const dane = r.dane;
+      if (dane) {
+        socket.once('secureConnect', () => {
+          const verdict = daneVerify(chainOf((socket as TLSSocket).getPeerCertificate(true)), dane, r.servername, r.now ?? new Date());
+          if (!verdict.ok) fail(`DANE: ${verdict.problem}`);
+        });
+      }
       if (reused) arm(r.requestTimeoutMs, 'waiting for the answer');
       else socket.once('secureConnect', () => arm(r.requestTimeoutMs, 'waiting for the answer'));
     });
 
     req.on('error', (err: NodeJS.ErrnoException) => {
       const stale = reused && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
-      fail(describeError(err), stale);
+      fail(describeError(err), stale, decisiveFailure(err));
     });
 
     req.on('response', (res) => {
@@ -145,6 +171,17 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
   });
 }
 
+/** The presented chain, leaf first, as DER (node links it through `issuerCertificate`; a self-signed one links to itself). */
+function chainOf(leaf: DetailedPeerCertificate): Buffer[] {
+  const out: Buffer[] = [];
+  const seen = new Set<DetailedPeerCertificate>();
+  for (let c: DetailedPeerCertificate | undefined = leaf; c?.raw && !seen.has(c); c = c.issuerCertificate) {
+    seen.add(c);
+    out.push(c.raw);
+  }
+  return out;
+}
+
 /** Lower-case names, repeated fields joined with ", " (RFC 9110 5.3). */
 function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
@@ -153,6 +190,31 @@ function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
+}
+
+/** Certificate verification failures (node:tls / OpenSSL codes): the target is not who DNS named. */
+const IDENTITY_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'HOSTNAME_MISMATCH',
+]);
+
+/** A failure that says the target is no TWM endpoint (not a passing fault): permanent for a notice (12.2). */
+function decisiveFailure(err: NodeJS.ErrnoException): 'identity' | 'non-tls' | undefined {
+  if (err.code && IDENTITY_CODES.has(err.code)) return 'identity';
+  // OpenSSL's "wrong version number" and friends: the peer spoke something other than TLS.
+  if (err.code === 'EPROTO' || err.code === 'ERR_SSL_WRONG_VERSION_NUMBER') return 'non-tls';
+  return undefined;
 }
 
 /** The code first (ECONNREFUSED, ERR_TLS_CERT_ALTNAME_INVALID, ...): short and stable for logs and status texts. */

@@ -13,12 +13,14 @@
  *   `pending` leaves the queue as "delivered to the TWM outbox"; from then on
  *   its state lives in the TWM tables (fetch, receipt, expiry:
  *   endpoints/twm/outbox.ts), which is what `twoway sent` shows.
+ * - Bcc recipients (on no To:/Cc: field) get a notice of their own.
  * - Once a notice may have reached the recipient's server, that message
  *   goes to those recipients by TWM only (remote-transport.ts checks for an
  *   existing notice before looking at DNS).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { domainOf } from '../core/address.ts';
+import { parseAddressList } from '../core/mime-structure.ts';
 import { replies, type Reply } from '../core/reply.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
 import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
@@ -62,7 +64,9 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
     const notice: Notice = {
       id: randomBytes(16).toString('base64url'),
       from: facts.from,
-      to: recipients.map((r) => r.toLowerCase()),
+      // Carried as the envelope has them (RFC 5321 2.4: only the recipient's host may fold a local
+      // part's case); compared and stored lower-cased (docs/protocol.md 1.3).
+      to: [...recipients],
       size: message.raw.length,
       sha256: createHash('sha256').update(message.raw).digest('hex'),
       created,
@@ -85,7 +89,7 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
         createdAt: notice.created,
         expiresAt: notice.expires,
       },
-      recipients: notice.to,
+      recipients: notice.to.map((r) => r.toLowerCase()),
       raw: message.raw,
     });
   }
@@ -98,9 +102,14 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
       const byRecipient = new Map<string, TwmOutNotice>();
       for (const n of existing) for (const r of n.recipients) byRecipient.set(r.recipient, n);
       const fresh = recipients.filter((r) => !byRecipient.has(r.toLowerCase()));
-      if (fresh.length > 0) {
-        const n = await newNotice(domain, message, fresh);
-        for (const r of fresh) byRecipient.set(r.toLowerCase(), n);
+      // Bcc recipients (on no To:/Cc: field) get a notice each, so that no notice lists a Bcc
+      // recipient to another recipient's server, or another to them (7.1, 13).
+      const visible = visibleRecipients(parseHeaders(message.raw));
+      const shown = fresh.filter((r) => visible.has(r.toLowerCase()));
+      const parts = [...(shown.length > 0 ? [shown] : []), ...fresh.filter((r) => !visible.has(r.toLowerCase())).map((r) => [r])];
+      for (const part of parts) {
+        const n = await newNotice(domain, message, part);
+        for (const r of part) byRecipient.set(r.toLowerCase(), n);
       }
       const groups = new Map<string, { notice: TwmOutNotice; recipients: string[] }>();
       for (const r of recipients) {
@@ -163,6 +172,16 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
     }
     return ours.map((r) => results.get(r)!);
   }
+}
+
+/** The addresses of the message's To: and Cc: fields, lower-cased (for comparison only). */
+function visibleRecipients(headers: Header[]): Set<string> {
+  const out = new Set<string>();
+  for (const h of headers) {
+    if (h.name !== 'to' && h.name !== 'cc') continue;
+    for (const a of parseAddressList(h.value) ?? []) if (a.mailbox && a.host) out.add(`${a.mailbox}@${a.host}`.toLowerCase());
+  }
+  return out;
 }
 
 /**

@@ -19,6 +19,23 @@ export interface DnsResolver {
   resolve(name: string, rrtype: RrType): Promise<unknown[]>;
 }
 
+/** Outcomes of a query that reports DNSSEC validation (secure-resolver.ts). */
+export type SecureRcode = 'NOERROR' | 'NXDOMAIN' | 'SERVFAIL';
+
+export interface SecureAnswer {
+  rcode: SecureRcode;
+  /** The resolver set AD: every record in the answer (or the denial) was validated. */
+  authenticated: boolean;
+  /** Answer records of the type asked for (dns-packet's decoded `data`), at the name or along its CNAME chain. */
+  records: Array<{ name: string; type: string; ttl: number; data: unknown }>;
+}
+
+export interface SecureResolver {
+  /** Throws (code ETIMEOUT) only when no resolver gave any answer. */
+  query(name: string, type: 'SRV' | 'TXT' | 'TLSA' | 'A' | 'AAAA'): Promise<SecureAnswer>;
+  clearCache(): void;
+}
+
 /**
  * The signature mailauth accepts as its `resolver` option (and what
  * node:dns/promises `resolve` looks like when called loosely). Unknown

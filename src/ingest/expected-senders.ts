@@ -6,13 +6,11 @@
  * consuming a use and cleaning up expired entries rewrite the card itself
  * (visible to CardDAV clients as any other change).
  *
- * Caveat (at-least-once): the use is consumed in a small separate write
- * right after the message is stored, not in the delivery transaction, so a
- * crash between the two, or two confirmations arriving at the same moment,
- * can deliver one more message than USES allows. Never fewer: a message is
- * never lost for lack of a use. The write itself is conditional on the
- * card's ETag (and redone on the new text when it changed meanwhile), so
- * a client's concurrent edit is never overwritten and every use is counted.
+ * Consuming a use is not here: it is written in the delivery's own
+ * transaction (store/expect-consume.ts), so the message and the use commit
+ * together. The clean-up of expired entries below is conditional on the
+ * card's ETag (and redone on the new text when it changed meanwhile), so a
+ * client's concurrent edit is never overwritten.
  */
 import { OWNERSHIP_CONFIRMATION } from '../mail/headers.ts';
 import type { ContactEntry, ExpectTerms } from '../core/types.ts';
@@ -78,18 +76,12 @@ export async function findExpected(contacts: ExpectCardStore, userId: number, hi
   return candidates[0] ?? null;
 }
 
-/** Consumes one use of the entry (and drops expired ones of the same card). */
-export async function consumeExpected(contacts: ExpectCardStore, userId: number, match: ExpectMatch, now: Date): Promise<void> {
-  await rewrite(contacts, userId, match.book, match.uid, now, { domain: match.domain, terms: match.terms });
-}
-
 async function rewrite(
   contacts: ExpectCardStore,
   userId: number,
   book: string,
   uid: string,
   now: Date,
-  consume?: { domain: string; terms: ExpectTerms },
 ): Promise<void> {
   // Conditional on the ETag read: a client's edit (or another delivery's use) that lands in
   // between makes the write fail, and the rewrite starts over on the new text, so no edit is
@@ -97,7 +89,7 @@ async function rewrite(
   for (let attempt = 0; attempt < 5; attempt++) {
     const card = await contacts.get(userId, book, uid);
     if (!card) return;
-    const result = rewriteExpectCard(card.vcard, { now, consume });
+    const result = rewriteExpectCard(card.vcard, { now });
     if (!result.changed) return;
     const ifMatch = [card.etag];
     const outcome =

@@ -158,6 +158,8 @@ export function messageWrites(
 ): Array<{ index: number; item: NewMessage }> {
   const { message, facts, decision, stored, spam } = m;
   const sender = senderKey(facts.from, message.envelopeFrom);
+  // DMARC only when mailauth evaluated the very From: address the request is keyed by.
+  const dmarc = facts.from !== null && message.auth.identity === facts.from ? (message.auth.dmarc ?? null) : null;
   const writes: Array<{ index: number; item: NewMessage }> = [];
   for (const [index, { user, verdict }] of outcomes.entries()) {
     const mailbox: MailboxName | null =
@@ -187,6 +189,7 @@ export function messageWrites(
               subject: facts.subject,
               spamScore: spam?.status === 'scanned' ? spam.score : null,
               likelySpam,
+              dmarc,
             }
           : undefined,
       },

@@ -7,10 +7,11 @@
  */
 import { decide, type PolicyInput, type Verdict } from '../core/policy.ts';
 import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
-import type { User } from '../core/types.ts';
+import type { DmarcFact, User } from '../core/types.ts';
+import { ExpectUsedUpError } from '../core/errors.ts';
 import type { Store } from '../store/types.ts';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
-import { consumeExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
+import type { ExpectCardStore, ExpectMatch } from './expected-senders.ts';
 import {
   decisionFactsFor,
   findRecipient,
@@ -39,9 +40,12 @@ export interface IngestMessage {
    * the authenticated domain aligned with it (null: not authenticated);
    * `authenticatedDomains` are all domains that authenticated the message.
    * The message counts as authenticated only when `identity` is the
-   * policy's From: address (MessageFacts.from) itself.
+   * policy's From: address (MessageFacts.from) itself. `dmarc`: the DMARC
+   * evaluation of the From: domain (SMTP only), recorded on the contact
+   * request for the Screener's order (core/reputation.ts), never a policy
+   * input.
    */
-  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[] };
+  auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[]; dmarc?: DmarcFact | null };
   receivedAt?: Date;
   /**
    * A message fetched over TWM: `<sender domain> <notice id>`. Recipients
@@ -116,8 +120,6 @@ export interface IngestOptions {
   /** Strangers' mail is scanned before the policy decides; absent: no filtering. */
   spam?: IngestSpamFilter;
   onOutcome?: (outcome: RecipientOutcome, message: IngestMessage) => void;
-  /** Reports a failure that did not fail the delivery (e.g. consuming an expected-sender use). */
-  onError?: (err: unknown, what: string) => void;
   /** The application clock: a message's arrival time unless the caller gives one. */
   now?: () => Date;
 }
@@ -133,6 +135,18 @@ export function createIngest(options: IngestOptions): Ingest {
   };
 
   async function ingest(input: IngestMessage): Promise<RecipientOutcome[]> {
+    // A delivery whose expected-sender use was taken meanwhile is decided again (9.3): the entry
+    // then no longer matches, so the second round cannot hit the same error for it.
+    for (let round = 0; ; round++) {
+      try {
+        return await ingestOnce(input);
+      } catch (err) {
+        if (!(err instanceof ExpectUsedUpError) || round >= 3) throw err;
+      }
+    }
+  }
+
+  async function ingestOnce(input: IngestMessage): Promise<RecipientOutcome[]> {
     const message = await withoutStoredCopies(store, input);
     if (message === null) return [];
     const facts = await readMessage(message, options.maxReceivedHeaders, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
@@ -158,19 +172,19 @@ export function createIngest(options: IngestOptions): Ingest {
 
     const stored = Buffer.concat([Buffer.from(message.prepend + (spam ? spamHeaders(spam) : ''), 'utf8'), message.raw]);
     const writes = messageWrites(outcomes, { message, facts, decision, stored, spam });
+    // One use of the matched entry is consumed in the delivery's own transaction (9.3): a failure
+    // fails the delivery (the sender retries), never a use silently not counted.
+    for (const w of writes) {
+      const { user, verdict } = outcomes[w.index]!;
+      const match = expectations.get(user.id);
+      if (!match || verdict.kind !== 'inbox' || !verdict.reasons.some((r) => r.code === 'expected-sender')) continue;
+      w.item.consumeExpect = { book: match.book, uid: match.uid, domain: match.domain, terms: match.terms, at: receivedAt };
+    }
     if (writes.length > 0) {
       const summaries = await store.messages.deliver(writes.map((w) => w.item));
       writes.forEach((w, i) => {
         outcomes[w.index]!.messageId = summaries[i]!.id;
       });
-    }
-    // Use up one use of each matched entry, after the message is durable (at
-    // least once: see ingest/expected-senders.ts). A failure here must not
-    // fail a delivery that is already stored.
-    for (const { user, verdict } of outcomes) {
-      const match = expectations.get(user.id);
-      if (!match || verdict.kind !== 'inbox' || !verdict.reasons.some((r) => r.code === 'expected-sender')) continue;
-      await consumeExpected(cards, user.id, match, receivedAt).catch((err: unknown) => options.onError?.(err, 'expected-sender use'));
     }
     for (const outcome of outcomes) options.onOutcome?.(outcome, message);
     return outcomes;

@@ -101,7 +101,7 @@ export function createScreener(
       const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
       const ranked = rows.map((r) => {
         const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
-        return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
+        return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, dmarc: r.dmarc, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
       });
       // Stable sort: the store's order (most recent first) breaks ties.
       return ranked.sort((a, b) => b.reputation.score - a.reputation.score);

@@ -128,5 +128,6 @@ function toRequest(row: RequestRow): ContactRequest {
     held: num(row.held),
     spamScore: row.spam_score === null ? null : Number(row.spam_score),
     likelySpam: num(row.likely_spam) === 1,
+    dmarc: row.dmarc === null ? null : { result: row.dmarc, policy: row.dmarc_policy },
   };
 }

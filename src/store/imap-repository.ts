@@ -13,7 +13,8 @@ import type { Database, MailboxesTable } from './schema.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
 import { nextModseq, recordExpunges } from './modseq.ts';
-import type { KyselyMessageRepository } from './message-repository.ts';
+import { learnKindOfMove, type KyselyMessageRepository } from './message-repository.ts';
+import { queueLearning } from './spam-learning-repository.ts';
 
 const IDS_PER_QUERY = 500;
 
@@ -245,7 +246,7 @@ export class KyselyImapRepository implements ImapMailRepository {
     return result;
   }
 
-  async copy(userId: number, ids: number[], targetMailboxId: number): Promise<Array<{ id: number; uid: number }>> {
+  async copy(userId: number, ids: number[], targetMailboxId: number, teach?: 'auto'): Promise<Array<{ id: number; uid: number }>> {
     if (ids.length === 0) return [];
     const out = await this.s.db.transaction().execute(async (tx) => {
       const rows = new Map<number, Selectable<import('./schema.ts').MessagesTable>>();
@@ -254,6 +255,7 @@ export class KyselyImapRepository implements ImapMailRepository {
       }
       const ordered = unique(ids).filter((id) => rows.has(id));
       if (ordered.length === 0) return [];
+      if (teach) await teachMoves(tx, userId, ordered.map((id) => ({ id, from: rows.get(id)!.mailbox_id })), targetMailboxId);
       const { start, modseq } = await reserveUids(tx, userId, targetMailboxId, ordered.length);
       const copied: Array<{ id: number; uid: number }> = [];
       for (const [n, id] of ordered.entries()) {
@@ -270,7 +272,7 @@ export class KyselyImapRepository implements ImapMailRepository {
     return out;
   }
 
-  async move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number): Promise<Array<{ id: number; uid: number }>> {
+  async move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number, teach?: 'auto'): Promise<Array<{ id: number; uid: number }>> {
     if (ids.length === 0) return [];
     const out = await this.s.db.transaction().execute(async (tx) => {
       const rows = new Map<number, { mailbox_id: number; uid: number }>();
@@ -292,6 +294,7 @@ export class KyselyImapRepository implements ImapMailRepository {
         const r = rows.get(id)!;
         leaving.set(r.mailbox_id, [...(leaving.get(r.mailbox_id) ?? []), r.uid]);
       }
+      if (teach) await teachMoves(tx, userId, ordered.map((id) => ({ id, from: rows.get(id)!.mailbox_id })), targetMailboxId);
       for (const [mailboxId, uids] of [...leaving].sort((a, b) => a[0] - b[0])) await recordExpunges(tx, mailboxId, uids);
       const { start, modseq } = await reserveUids(tx, userId, targetMailboxId, ordered.length);
       const moved: Array<{ id: number; uid: number }> = [];
@@ -331,6 +334,23 @@ export class KyselyImapRepository implements ImapMailRepository {
 }
 
 /** Takes `count` UIDs from a mailbox's UIDNEXT and one new MODSEQ for them (COPY and MOVE). */
+/**
+ * Queues what these moves (or copies) teach the spam filter, by mailbox
+ * name (message-repository.ts learnKindOfMove), in the caller's
+ * transaction: the learning worker (spam/learn-worker.ts) acts on the rows.
+ */
+async function teachMoves(tx: Transaction<Database>, userId: number, moves: Array<{ id: number; from: number }>, targetMailboxId: number): Promise<void> {
+  const boxIds = unique([targetMailboxId, ...moves.map((m) => m.from)]);
+  const names = new Map((await tx.selectFrom('mailboxes').select(['id', 'name']).where('user_id', '=', userId).where('id', 'in', boxIds).execute()).map((b) => [b.id, b.name]));
+  const to = names.get(targetMailboxId);
+  if (to === undefined) return;
+  const items = moves.flatMap((m) => {
+    const kind = learnKindOfMove(names.get(m.from) ?? '', to);
+    return kind ? [{ messageId: m.id, kind }] : [];
+  });
+  if (items.length > 0) await queueLearning(tx, userId, items, new Date());
+}
+
 async function reserveUids(tx: Transaction<Database>, userId: number, mailboxId: number, count: number): Promise<{ start: number; modseq: number }> {
   const reserved = await tx
     .updateTable('mailboxes')

@@ -10,6 +10,7 @@ import type { NewMessage } from './types.ts';
 import type { Database, Dialect } from './schema.ts';
 import { chunks, num } from './db-util.ts';
 import { upsertRequests } from './request-upsert.ts';
+import { consumeExpectInTx } from './expect-consume.ts';
 import { parseStructure } from '../core/mime-structure.ts';
 
 /** A message that cannot be parsed is still stored; FETCH then computes its structure (and fails the same way, answered NO). */
@@ -94,6 +95,7 @@ async function requestIds(tx: Tx, items: readonly NewMessage[]): Promise<Array<n
         at: m.receivedAt,
         spamScore: r.spamScore ?? null,
         likelySpam: r.likelySpam ?? false,
+        dmarc: r.dmarc ?? null,
       };
     }),
   );
@@ -183,6 +185,9 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
     const inserted = await tx.insertInto('messages').values(part).returning(['id', 'mailbox_id', 'uid']).execute();
     for (const r of inserted) idBySlot.set(`${r.mailbox_id}:${num(r.uid)}`, r.id);
   }
+
+  // In the delivery's transaction: the message and the use it consumes commit together (9.3).
+  for (const m of items) if (m.consumeExpect) await consumeExpectInTx(tx, m.userId, m.consumeExpect);
 
   return items.map((m, i) => ({
     id: idBySlot.get(`${slots[i]!.mailboxId}:${slots[i]!.uid}`)!,

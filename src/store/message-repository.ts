@@ -68,7 +68,7 @@ const SUMMARY_COLUMNS = [
 ] as const;
 
 /** What a move teaches the spam filter: into Junk is spam; out of Junk is ham, except into Trash (deleting spam). */
-export function learnKindOfMove(from: MailboxName, to: MailboxName): LearnKind | null {
+export function learnKindOfMove(from: MailboxName | string, to: MailboxName | string): LearnKind | null {
   if (to === 'Junk' && from !== 'Junk') return 'spam';
   if (from === 'Junk' && to !== 'Junk' && to !== 'Trash') return 'ham';
   return null;
@@ -147,6 +147,17 @@ export class KyselyMessageRepository implements MessageRepository {
     if (userIds.length === 0) return [];
     const rows = await this.s.db.selectFrom('messages').select('user_id').distinct().where('user_id', 'in', userIds).where('twm_key', '=', twmKey).execute();
     return rows.map((r) => r.user_id);
+  }
+
+  async twmKeysOf(userId: number, keys: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    // In slices: SQLite allows a bounded number of bound parameters per statement.
+    for (let i = 0; i < keys.length; i += 500) {
+      const part = keys.slice(i, i + 500);
+      const rows = await this.s.db.selectFrom('messages').select('twm_key').where('user_id', '=', userId).where('twm_key', 'in', part).execute();
+      for (const r of rows) if (r.twm_key !== null) found.add(r.twm_key);
+    }
+    return found;
   }
 
   async mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>> {

@@ -20,6 +20,7 @@ import { appPasswordsMigration } from './migration-0006-app-passwords.ts';
 import { webSessionsMigration } from './migration-0008-web-sessions.ts';
 import { imapMigration } from './migration-0009-imap.ts';
 import { leasesMigration } from './migration-0010-leases.ts';
+import { requestDmarcMigration } from './migration-0011-request-dmarc.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -206,5 +207,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0008_web_sessions': webSessionsMigration(dialect),
     '0009_imap': imapMigration(dialect),
     '0010_leases': leasesMigration(dialect),
+    '0011_request_dmarc': requestDmarcMigration(),
   };
 }

@@ -245,6 +245,7 @@ class KyselyStore implements Store {
   constructor(
     private readonly s: Db,
     private readonly notifier?: PgNotifier,
+    readonly createdNow = false,
   ) {
     this.users = new KyselyUserRepository(s);
     this.contacts = new KyselyContactRepository(s);
@@ -318,5 +319,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     await db.destroy().catch(() => undefined);
     throw new Error(`Cannot migrate store ${redactUrl(url)}: ${message(error)}`, { cause: error });
   }
-  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, notifier);
+  // The first migration ran in this open: the store is new, so no earlier process used it.
+  const createdNow = (results ?? []).some((r) => r.status === 'Success' && r.migrationName === '0001_initial');
+  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, notifier, createdNow);
 }

@@ -12,6 +12,7 @@
  * a forged message held beside a genuine one.
  */
 import type { Transaction } from 'kysely';
+import type { DmarcFact } from '../core/types.ts';
 import type { Database } from './schema.ts';
 
 /** One attempt of a sender to reach a user. */
@@ -26,6 +27,8 @@ export interface RequestAttempt {
   spamScore?: number | null;
   /** This attempt was judged likely spam; the latest attempt's judgement is kept. */
   likelySpam?: boolean;
+  /** This attempt's DMARC evaluation (SMTP only); the latest known one is kept, result and policy together. */
+  dmarc?: DmarcFact | null;
 }
 
 /**
@@ -48,6 +51,7 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
     const first = list[0]!;
     const times = list.map((a) => a.at.getTime());
     const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
+    const dmarc = [...list].reverse().find((a) => a.dmarc)?.dmarc ?? null;
     const row = await tx
       .insertInto('contact_requests')
       .values({
@@ -61,6 +65,8 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
         intro: latest((a) => a.intro),
         spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
         likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
+        dmarc: dmarc?.result ?? null,
+        dmarc_policy: dmarc?.policy ?? null,
         status: 'pending',
       })
       .onConflict((oc) =>
@@ -82,6 +88,9 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
           intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
           spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
           likely_spam: eb.ref('excluded.likely_spam'),
+          // Result and policy from the same attempt: both from this batch when it evaluated DMARC.
+          dmarc: eb.fn.coalesce('excluded.dmarc', 'contact_requests.dmarc'),
+          dmarc_policy: eb.case().when('excluded.dmarc', 'is', null).then(eb.ref('contact_requests.dmarc_policy')).else(eb.ref('excluded.dmarc_policy')).end(),
           // status is kept: a denied sender stays denied, an approved one approved.
         })),
       )

@@ -126,6 +126,9 @@ export interface ContactRequestsTable {
   /** The latest scanned spam score, and 0/1 for "the latest attempt was likely spam" (migration 0005). */
   spam_score: number | null;
   likely_spam: Generated<number>;
+  /** DMARC of the latest evaluated SMTP attempt: result and applied policy (migration 0011). */
+  dmarc: string | null;
+  dmarc_policy: string | null;
 }
 
 /** Learning for rspamd, as retried work (migration 0005). */

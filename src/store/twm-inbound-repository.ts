@@ -327,7 +327,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     return out;
   }
 
-  async expire(now: Date): Promise<number> {
+  async expire(now: Date, pendingReceivedBefore?: Date): Promise<number> {
     return this.writer.write(async (tx) => {
       const res = await tx
         .updateTable('twm_in_recipients')
@@ -340,12 +340,34 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
               .select('n.id')
               .whereRef('n.sender_domain', '=', 'twm_in_recipients.sender_domain')
               .whereRef('n.id', '=', 'twm_in_recipients.notice_id')
-              .where('n.expires_at', '<=', now.getTime()),
+              .where((w) =>
+                pendingReceivedBefore === undefined
+                  ? w('n.expires_at', '<=', now.getTime())
+                  : w.or([
+                      w('n.expires_at', '<=', now.getTime()),
+                      // The pending hold (12.7): a contact request's notice is kept at most this long.
+                      w.and([w('twm_in_recipients.state', '=', 'pending'), w('n.received_at', '<=', pendingReceivedBefore.getTime())]),
+                    ]),
+              ),
           ),
         )
         .executeTakeFirst();
       return num(res.numUpdatedRows);
     });
+  }
+
+  async countPending(userId: number, sender: string): Promise<{ fromSender: number; total: number }> {
+    const row = await this.s.db
+      .selectFrom('twm_in_recipients as r')
+      .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
+      .select((eb) => [
+        eb.fn.countAll<number | string>().as('total'),
+        eb.fn.sum<number | string | null>(eb.case().when('n.from_addr', '=', sender).then(1).else(0).end()).as('from_sender'),
+      ])
+      .where('r.user_id', '=', userId)
+      .where('r.state', '=', 'pending')
+      .executeTakeFirst();
+    return { fromSender: num(row?.from_sender ?? 0), total: num(row?.total ?? 0) };
   }
 
   /** Returns the number of notices deleted. */

@@ -12,9 +12,11 @@ import type {
   AppPassword,
   AppPasswordScope,
   ContactEntry,
+  ExpectTerms,
   Contact,
   ContactRequest,
   ContactRequestStatus,
+  DmarcFact,
   Mailbox,
   MailboxName,
   MessageSummary,
@@ -94,9 +96,18 @@ export interface NewMessage {
    * (count + 1, lastSeen, sampleSubject if none) in the same transaction, and
    * the message is linked to it when it is held in the Screener mailbox.
    */
-  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean };
-  /** For a message fetched over TWM: `<sender domain> <notice id>` (see MessageRepository.hasTwmKey). */
+  request?: { sender: string; authDomain: string | null; subject: string | null; spamScore?: number | null; likelySpam?: boolean; dmarc?: DmarcFact | null };
+  /**
+   * The key a message was stored under, so that storing it again is noticed: for a message
+   * fetched over TWM `<sender domain> <notice id>` (see MessageRepository.withTwmKey); for a
+   * generated Screener request `screener …`; for an imported one `import <sha256> <folder>`.
+   */
   twmKey?: string;
+  /**
+   * An expected-sender entry whose use this delivery consumes, in the same
+   * transaction (docs/protocol.md 9.3; store/expect-consume.ts).
+   */
+  consumeExpect?: { book: string; uid: string; domain: string; terms: ExpectTerms; at: Date };
 }
 
 export interface MessageListOptions {
@@ -124,6 +135,8 @@ export interface MessageRepository {
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
   withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
+  /** Which of `keys` one user already has a message stored under (`twoway import` skips those: a second run adds nothing). */
+  twmKeysOf(userId: number, keys: readonly string[]): Promise<Set<string>>;
   /**
    * Moves messages to another mailbox, assigning new UIDs there. Returns how
    * many moved. With `teach`, learning for the spam filter is queued in the
@@ -416,8 +429,14 @@ export interface TwmInboundRepository {
    * (addresses) or from `domain` or a subdomain of it (`any`: every sender), with expiresAt > now.
    */
   forUser(userId: number, match: { senders?: string[]; domain?: string } | 'any', states: readonly TwmInState[], now: Date): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
-  /** Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`. Returns how many. */
-  expire(now: Date): Promise<number>;
+  /**
+   * Moves pending/held/scheduled rows of notices with expiresAt <= now to `expired`, and `pending`
+   * rows of notices received at or before `pendingReceivedBefore` (the pending hold of
+   * docs/protocol.md 12.7). Returns how many.
+   */
+  expire(now: Date, pendingReceivedBefore?: Date): Promise<number>;
+  /** The user's stored `pending` notices: from this sender address (lower-cased), and in all (the caps of 12.7). */
+  countPending(userId: number, sender: string): Promise<{ fromSender: number; total: number }>;
   /** Deletes notices whose every row is final and that expired before `olderThan`. */
   prune(olderThan: Date): Promise<number>;
 }
@@ -475,10 +494,19 @@ export interface ImapMailRepository {
     changes: Array<{ id: number; flags: string[] }>,
     unchangedSince?: number,
   ): Promise<{ updated: Array<{ id: number; modseq: number }>; failed: number[] }>;
-  /** Copies into another mailbox (new UIDs there, the same body); in the order given. */
-  copy(userId: number, ids: number[], targetMailboxId: number): Promise<Array<{ id: number; uid: number }>>;
-  /** Moves into another mailbox (new UIDs, expunges recorded at the source); with `onlyFrom`, only messages still in that mailbox. */
-  move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number): Promise<Array<{ id: number; uid: number }>>;
+  /**
+   * Copies into another mailbox (new UIDs there, the same body); in the
+   * order given. With `teach: 'auto'`, learning for the spam filter is
+   * queued in the same transaction by the rule of `MessageRepository.move`
+   * (into Junk: spam; out of Junk but not into Trash: ham), keyed by the
+   * source message (a client without MOVE copies, then expunges).
+   */
+  copy(userId: number, ids: number[], targetMailboxId: number, teach?: 'auto'): Promise<Array<{ id: number; uid: number }>>;
+  /**
+   * Moves into another mailbox (new UIDs, expunges recorded at the source);
+   * with `onlyFrom`, only messages still in that mailbox; `teach` as for copy.
+   */
+  move(userId: number, ids: number[], targetMailboxId: number, onlyFrom?: number, teach?: 'auto'): Promise<Array<{ id: number; uid: number }>>;
   expunge(userId: number, mailboxId: number, ids: number[]): Promise<number>;
 }
 
@@ -486,6 +514,12 @@ export type { ChangeBus } from './change-bus.ts';
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /**
+   * This open created the store (its first migration ran now): no earlier
+   * process can have accepted a request with it (the replay rule of
+   * docs/protocol.md 5.5 then has no restart to cover).
+   */
+  readonly createdNow?: boolean;
   readonly imap: ImapMailRepository;
   /** Announces committed changes to a user's mailboxes (IMAP sessions listen). */
   readonly changes: import('./change-bus.ts').ChangeBus;

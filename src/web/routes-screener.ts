@@ -1,6 +1,7 @@
 /**
  * The Screener page: pending contact requests, best first (services.screener
- * ranks them), 50 per page, with approve / approve domain / deny. Actions are
+ * ranks them, and each shows why), 50 per page, with approve / approve
+ * domain / deny / spam (held mail to Junk, teaching the spam filter). Actions are
  * plain form posts answered with 303; with htmx they swap only the list. The
  * list polls (every 5 s) with a digest of what it shows: the server answers
  * 204 (htmx swaps nothing) until the page would change.
@@ -26,6 +27,7 @@ const NOTICES: Readonly<Record<string, string>> = {
   approved: 'Approved',
   'approved-domain': 'Approved the domain',
   denied: 'Denied',
+  spam: 'Marked as spam',
 };
 
 function requestItem(r: RankedRequest, i: number, csrf: string, pageNo: number): SafeHtml {
@@ -41,12 +43,14 @@ function requestItem(r: RankedRequest, i: number, csrf: string, pageNo: number):
 <dt>Messages</dt><dd>${r.count}${r.held > 0 ? html` <span class="muted">(${r.held} held)</span>` : ''}</dd>
 <dt>Subject</dt><dd>${r.sampleSubject ?? html`<span class="muted">none</span>`}</dd>
 <dt>Last seen</dt><dd>${time(r.lastSeen)}</dd>
+<dt>Ranked by</dt><dd>score ${r.reputation.score}: ${r.reputation.reasons.join(', ')}</dd>
 </dl>
 ${r.intro !== null ? html`<p class="muted">Introduction (Two-Way Mail; the message itself stays on the sender's server until you approve):</p><p class="intro">${r.intro}</p>` : ''}
 <div class="actions">
 ${action('/screener/approve', 'Approve', 'primary', sender)}
 ${r.authDomain ? action('/screener/approve-domain', `Approve all of @${r.authDomain}`, '', html`<input type="hidden" name="domain" value="${r.authDomain}">`) : ''}
 ${action('/screener/deny', 'Deny', 'danger', sender)}
+${action('/screener/spam', 'Spam', 'danger', sender)}
 </div>
 </li>`;
 }
@@ -110,7 +114,7 @@ ${section}`,
     const pageNo = Number.isSafeInteger(p) && p >= 1 ? p : 1;
     return `/screener?page=${pageNo}&done=${done}&who=${encodeURIComponent(who)}&n=${n}`;
   };
-  const sum = (rs: Array<{ released?: number; dropped?: number }>) => rs.reduce((a, r) => a + (r.released ?? 0) + (r.dropped ?? 0), 0);
+  const sum = (rs: Array<{ released?: number; dropped?: number; junked?: number }>) => rs.reduce((a, r) => a + (r.released ?? 0) + (r.dropped ?? 0) + (r.junked ?? 0), 0);
 
   app.post('/screener/approve', async (request, reply) => {
     const s = signedIn(request)!;
@@ -131,5 +135,13 @@ ${section}`,
     const f = form(request);
     const results = await services.screener.deny(s.user.id, [String(f.sender ?? '')]);
     return seeOther(reply, back(f, 'denied', String(f.sender), sum(results)));
+  });
+
+  // Held mail to Junk (teaching the spam filter spam when [spam] learns), the request denied, nobody blocked.
+  app.post('/screener/spam', async (request, reply) => {
+    const s = signedIn(request)!;
+    const f = form(request);
+    const results = await services.screener.spam(s.user.id, [String(f.sender ?? '')]);
+    return seeOther(reply, back(f, 'spam', String(f.sender), sum(results)));
   });
 }

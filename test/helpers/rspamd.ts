@@ -6,7 +6,10 @@
  * checks) are off and DNS points at a closed port, so scans are fast and
  * deterministic without network. A multimap symbol, TWOWAY_TEST_JUNK
  * (score 7, above `add_header` = 6), fires for a Subject containing
- * "junk-me-please", so a test can ask for `add header` on purpose.
+ * "junk-me-please", so a test can ask for `add header` on purpose. With
+ * `greylist` (a score), rspamd's greylist action is on at that score and
+ * TWOWAY_TEST_GREY (score 4.5) fires for a Subject containing
+ * "grey-me-please" (off by default: the corpus bench must not be greylisted).
  *
  * The hyperscan cache is shared between runs (tmpdir/twoway-rspamd-hs), so
  * only the first start on a machine compiles rspamd's regexps (~20 s).
@@ -20,6 +23,7 @@ import { commonFreePort } from '../../src/cli/demo-lab.ts';
 export const RSPAMD_BIN = '/usr/bin/rspamd';
 export const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 export const JUNK_SUBJECT = 'junk-me-please';
+export const GREY_SUBJECT = 'grey-me-please';
 
 export interface TestRspamd {
   url: string;
@@ -42,7 +46,7 @@ function redis(db: number, ...args: string[]): string {
   return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', '-n', String(db), ...args], { encoding: 'utf8' }).trim();
 }
 
-export async function startRspamd(options: { redisDb: number; password?: string; milter?: boolean; normalWorkers?: number }): Promise<TestRspamd> {
+export async function startRspamd(options: { redisDb: number; password?: string; milter?: boolean; normalWorkers?: number; greylist?: number }): Promise<TestRspamd> {
   const dir = mkdtempSync(join(tmpdir(), 'twoway-rspamd-'));
   const hsCache = join(tmpdir(), 'twoway-rspamd-hs');
   mkdirSync(hsCache, { recursive: true });
@@ -88,12 +92,16 @@ worker "controller" {
   local('options.inc', `hs_cache_dir = "${hsCache}/";\ndns { nameserver = ["127.0.0.1:1"]; timeout = 0.2s; retransmits = 1; }\n`);
   local('redis.conf', `servers = "127.0.0.1:6379";\ndb = "${options.redisDb}";\n`);
   for (const m of ['rbl', 'fuzzy_check', 'asn', 'hfilter', 'greylist', 'replies', 'neural', 'url_redirector', 'reputation']) local(`${m}.conf`, 'enabled = false;\n');
-  local('actions.conf', 'reject = 15;\nadd_header = 6;\ngreylist = null;\n');
+  local('actions.conf', `reject = 15;\nadd_header = 6;\ngreylist = ${options.greylist ?? 'null'};\n`);
   local('classifier-bayes.conf', 'min_learns = 1;\nautolearn = false;\n');
   writeFileSync(join(dir, 'junk-subjects.map'), `/${JUNK_SUBJECT}/i\n`);
+  writeFileSync(join(dir, 'grey-subjects.map'), `/${GREY_SUBJECT}/i\n`);
+  const subjectSymbol = (name: string, map: string, score: number, what: string) =>
+    `${name} {\n  type = "header";\n  header = "Subject";\n  regexp = true;\n  map = "${dir}/${map}";\n  score = ${score.toFixed(1)};\n  description = "test: ${what}";\n}\n`;
   local(
     'multimap.conf',
-    `TWOWAY_TEST_JUNK {\n  type = "header";\n  header = "Subject";\n  regexp = true;\n  map = "${dir}/junk-subjects.map";\n  score = 7.0;\n  description = "test: asks for add header";\n}\n`,
+    subjectSymbol('TWOWAY_TEST_JUNK', 'junk-subjects.map', 7, 'asks for add header') +
+      (options.greylist === undefined ? '' : subjectSymbol('TWOWAY_TEST_GREY', 'grey-subjects.map', 4.5, 'asks for greylist')),
   );
 
   let child: ChildProcess | null = null;

@@ -21,6 +21,8 @@ export interface PeerRequest {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  /** When the request was complete (Date.now()). */
+  at: number;
 }
 
 export interface TwmPeer {
@@ -46,7 +48,7 @@ export async function startTwmPeer(o: { lab: TwmLab; dns: EmbeddedDnsServer; dom
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const path = req.url ?? '';
-      received.push({ path, headers: req.headers, body: Buffer.concat(chunks) });
+      received.push({ path, headers: req.headers, body: Buffer.concat(chunks), at: Date.now() });
       const fetch = /^\/\.well-known\/twm\/v1\/fetch\/([A-Za-z0-9_-]+)$/.exec(path);
       if (fetch) {
         const answer = bodies.get(fetch[1]!);

@@ -22,18 +22,21 @@ test('buildExpectCard parses back; rewriteExpectCard counts down, removes used-u
   const unfolded = (t: string | null) => (t ?? '').replace(/\r\n /g, '');
   assert.equal(unfolded(once.text), unfolded(text).replace(/USES=2/, 'USES=1'));
   const twice = rewriteExpectCard(once.text!, { now, consume: { domain: 'shop.example', terms: { ...terms, uses: 1 } } });
-  assert.deepEqual(twice, { text: null, changed: true }, 'a card of nothing but the used-up entry is deleted');
+  assert.deepEqual(twice, { text: null, changed: true, consumed: true }, 'a card of nothing but the used-up entry is deleted');
 
   // Expired: removed; other lines stay byte for byte; the card stays while it has other content.
   const mixed = crlf('BEGIN:VCARD', 'VERSION:4.0', 'UID:u2', 'EMAIL:news@shop.example', 'X-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=20261202T100000Z:shop.example', 'END:VCARD');
-  assert.deepEqual(rewriteExpectCard(mixed, { now }), { text: mixed, changed: false });
+  assert.deepEqual(rewriteExpectCard(mixed, { now }), { text: mixed, changed: false, consumed: true });
+  // The last use already taken (the terms no longer match any live entry): nothing consumed.
+  assert.equal(rewriteExpectCard(once.text!, { now, consume: { domain: 'shop.example', terms } }).consumed, false);
   assert.deepEqual(rewriteExpectCard(mixed, { now: new Date('2026-12-03T00:00:00Z') }), {
     text: crlf('BEGIN:VCARD', 'VERSION:4.0', 'UID:u2', 'EMAIL:news@shop.example', 'END:VCARD'),
     changed: true,
+    consumed: true,
   });
   // No USES: nothing to count.
   const unlimited = rewriteExpectCard(mixed, { now, consume: { domain: 'shop.example', terms: { ...terms, uses: null } } });
-  assert.deepEqual(unlimited, { text: mixed, changed: false });
+  assert.deepEqual(unlimited, { text: mixed, changed: false, consumed: true });
   assert.throws(() => buildExpectCard({ uid: 'u', domain: 'shop.example', purpose: 'ownership-confirmation', until, uses: 10_000 }), RangeError);
 });
 

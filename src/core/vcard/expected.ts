@@ -27,13 +27,14 @@ const CARD_SHELL = new Set(['version', 'uid', 'fn', 'n', 'prodid', 'rev', 'kind'
  * Only affected content lines change; the others are kept as written.
  *
  * Returns `text: null` when the card is left with nothing but its shell
- * (delete it), and `changed: false` when there was nothing to do.
+ * (delete it), `changed: false` when there was nothing to do, and
+ * `consumed: false` when `consume` matched no live property.
  * @throws VCardError if the card does not parse.
  */
 export function rewriteExpectCard(
   text: string,
   options: { now: Date; consume?: { domain: string; terms: ExpectTerms } },
-): { text: string | null; changed: boolean } {
+): { text: string | null; changed: boolean; consumed: boolean } {
   parseContactCard(text); // refuse to rewrite what we cannot read
   const eol = text.includes('\r\n') ? '\r\n' : '\n';
   const physical = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
@@ -81,9 +82,10 @@ export function rewriteExpectCard(
     kept.push(l.lines);
     names.push(prop.name);
   }
-  if (!changed) return { text, changed: false };
-  if (names.every((n) => CARD_SHELL.has(n))) return { text: null, changed: true };
-  return { text: kept.map((ls) => ls.join(eol)).join(eol), changed: true };
+  // `consumed`: a use was taken (or the entry has unlimited uses); false when `consume` named no live entry.
+  if (!changed) return { text, changed: false, consumed };
+  if (names.every((n) => CARD_SHELL.has(n))) return { text: null, changed: true, consumed };
+  return { text: kept.map((ls) => ls.join(eol)).join(eol), changed: true, consumed };
 }
 
 function sameTerms(a: ExpectTerms, b: ExpectTerms): boolean {

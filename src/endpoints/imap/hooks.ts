@@ -9,7 +9,9 @@
  *   and removed once the notice is no longer pending;
  * - MOVE or COPY of a held or generated message to any folder but Junk and
  *   Trash approves the sender through services.screener.approve (the same
- *   stored decision as `twoway requests approve`); to Junk or Trash denies.
+ *   stored decision as `twoway requests approve`); to Junk or Trash denies;
+ * - with `learn`, moving held or ordinary mail into or out of Junk teaches
+ *   the spam filter (ImapHooksInput.learn); a generated stand-in never does.
  */
 import { parseStructure } from '../../core/mime-structure.ts';
 import { DomainError, ReplyError } from '../../core/errors.ts';
@@ -29,6 +31,12 @@ export interface ImapHooksInput {
   screener: Pick<Screener, 'approve' | 'deny'>;
   hostname: string;
   maxConnectionsPerUser: number;
+  /**
+   * A [spam] section that learns: a MOVE or COPY into Junk queues learning
+   * spam, out of Junk (not into Trash) ham, in the move's transaction, as
+   * `twoway mail move` does (spam/learn-worker.ts sends it to rspamd).
+   */
+  learn?: boolean;
   onError?: (err: unknown) => void;
 }
 
@@ -46,6 +54,7 @@ function storeError(err: unknown): never {
 /** One logged-in user's view of the store; `release` gives back its session slot. */
 function account(input: ImapHooksInput, sessions: Map<number, number>, user: User): ImapAccount {
   const { store } = input;
+  const teach = input.learn === true ? ('auto' as const) : undefined;
   const box = async (name: string): Promise<ImapMailbox> => {
     const b = await store.imap.mailbox(user.id, name);
     if (!b) throw no('NONEXISTENT', `No mailbox ${name}`);
@@ -117,21 +126,21 @@ function account(input: ImapHooksInput, sessions: Map<number, number>, user: Use
     setFlags: (mailboxId, changes, unchangedSince) => store.imap.setFlags(user.id, mailboxId, changes, unchangedSince),
     async copy(from, msgs, targetName) {
       const to = await target(targetName);
-      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to);
+      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to, teach);
       if (ordinary.length === 0) return null;
-      const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id);
+      const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id, teach);
       const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
       return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
     },
     async move(from, msgs, targetName) {
       const to = await target(targetName);
-      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to);
+      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to, teach);
       if (ordinary.length === 0 || ordinary.length < msgs.length) {
         // A Screener decision moved (some of) them: no COPYUID for a partial answer.
-        if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
+        if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
         return null;
       }
-      const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id);
+      const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
       const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
       return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
     },

@@ -96,6 +96,8 @@ export async function decideByMove(
   from: MailboxState,
   msgs: MessageMeta[],
   to: ImapMailbox,
+  /** `auto`: held mail put in Junk teaches the spam filter spam (ImapHooksInput.learn). */
+  teach?: 'auto',
 ): Promise<MessageMeta[]> {
   if (from.name !== 'Screener' || to.name === 'Screener') return msgs;
   const rows = new Map((await store.imap.messages(from.id)).map((m) => [m.id, m]));
@@ -118,7 +120,9 @@ export async function decideByMove(
   const generated = chosen.filter((m) => m.twmKey?.startsWith(GENERATED));
   if (DENYING.has(to.name)) {
     // The chosen messages go where they were put; the sender is blocked and the rest of its held mail dropped.
-    await store.imap.move(user.id, chosen.map((m) => m.id), to.id, from.id);
+    // Held mail put in Junk teaches spam; our own stand-ins are no sample of anything.
+    await store.imap.move(user.id, held.map((m) => m.id), to.id, from.id, teach);
+    await store.imap.move(user.id, generated.map((m) => m.id), to.id, from.id);
     await screener.deny(user.id, senders).catch(ignoreDecided);
   } else {
     await screener.approve(user.id, senders).catch(ignoreDecided);

@@ -94,7 +94,7 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         // The bytes came back from the authentication worker when they were moved there (auth-pool.ts).
         raw: auth.raw ?? raw,
         prepend: received + auth.headers,
-        auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains },
+        auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains, dmarc: auth.dmarc },
         client: { ip: session.remoteAddress, helo: session.helo },
       };
       const unscreened = admins.filter((a) => !recipients.some((u) => u.id === a.id));

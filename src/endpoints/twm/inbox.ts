@@ -12,6 +12,7 @@
 import type { KeyObject } from 'node:crypto';
 import { normalisedAddress } from '../../core/address.ts';
 import { parseKeyRecord } from '../../core/twm-key-record.ts';
+import { signerRateKey } from '../../core/rate-keys.ts';
 import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../../core/twm-types.ts';
 import type { DnsResolver } from '../../dns/types.ts';
@@ -29,21 +30,32 @@ export interface TwmInboxOptions {
   maxMessageSize: number;
   uniformAnswers: boolean;
   noticeRate: RateLimit;
+  /** Stored pending notices allowed per (user, sender address) and per user; beyond: `deferred` (12.7). */
+  pendingCaps?: { perSender: number; perUser: number };
   /** Fetches for accepted recipients start within this (random jitter, 8.4). */
   fetchJitterMs?: number;
   /** Declined receipts wait a random time up to this (8.6). */
   declineDelayMs: number;
+  /**
+   * Since when nonces are remembered (5.5): the process start (the default), or the epoch when the
+   * store is new, since then no earlier process can have seen a request.
+   */
+  noncesSince?: Date;
   /** Wakes the fetch worker when something is due soon. */
   kick: () => void;
   /** Where nonces are kept: the store (shared by every process and node). Default: this process's memory. */
   nonces?: NonceRepository;
   now?: () => Date;
   random?: () => number;
+  /** Replaces the plain key lookup (with DNSSEC: key-lookup-secure.ts). */
+  lookupKey?: (keyid: string) => Promise<KeyObject | null>;
 }
 
 /** `created` may be at most this far in the future (6.1); `expires` at most 30 days after it. */
 const CLOCK_SKEW_MS = 300_000;
 const MAX_LIFETIME_MS = 30 * 24 * 3_600_000;
+/** A capped recipient is asked to come back in an hour: the user may act, or the hold (12.7) frees room. */
+const PENDING_CAP_RETRY_S = 3600;
 
 /** What a stored row answers when the sender retries the same notice (5.5). */
 function answerOf(r: TwmInRecipient): NoticeStatus {
@@ -92,12 +104,17 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const served = new Set(options.domains);
   const perDomain = createTokenBuckets(options.noticeRate);
   const jitter = options.fetchJitterMs ?? 10_000;
-  const memory = options.nonces ? null : createNonceMemory();
+  const memory = options.nonces ? null : createNonceMemory(options.noncesSince ? { startedAt: options.noncesSince } : {});
   const shared = options.nonces ? createNonceStore(options.nonces) : null;
   // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
   const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
 
-  const lookupKey = createKeyLookup(options.resolver);
+  const lookupKey = options.lookupKey ?? createKeyLookup(options.resolver);
+  const caps = options.pendingCaps ?? { perSender: 100, perUser: 10_000 };
+  async function pendingCapReached(userId: number, sender: string): Promise<boolean> {
+    const count = await inbox.countPending(userId, sender);
+    return count.fromSender >= caps.perSender || count.total >= caps.perUser;
+  }
 
   async function notice(n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
     const at = now();
@@ -120,14 +137,16 @@ export function createTwmInbox(options: TwmInboxOptions) {
     if (n.size > options.maxMessageSize) {
       throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
     }
-    const wait = perDomain.take(signer.domain, at.getTime());
-    if (wait > 0) throw twmError('rate-limited', `too many notices from ${signer.domain}`, { retryAfter: wait });
+    // By organizational domain (12.7): a wildcard of subdomains shares its parent's bucket.
+    const wait = perDomain.take(signerRateKey(signer.domain), at.getTime());
+    if (wait > 0) throw twmError('rate-limited', `too many notices from ${signerRateKey(signer.domain)}`, { retryAfter: wait });
 
     const listId = n.listId ?? null;
     const rows: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>> = [];
     const requests: TwmRequestTouch[] = [];
     const results: NoticeResult['results'] = [];
     const base = { senderDomain: signer.domain, noticeId: n.id, receipt: null, receiptError: null };
+    let capped = false;
     for (const rcpt of n.to) {
       const address = rcpt.toLowerCase();
       const user = await ingest.findRecipient(address);
@@ -152,7 +171,12 @@ export function createTwmInbox(options: TwmInboxOptions) {
       let state: TwmInState;
       let nextAttemptAt: Date | null = null;
       let receipt: 'declined' | null = null;
-      if (verdict.kind === 'inbox') {
+      // In open mode a stranger is answered `accepted` and fetched; a blocked sender whose block is not
+      // to be revealed must see exactly that (8.6, 12.6): the same answer, a fetch within the same
+      // jitter, and the `delivered` receipt of a stored message. Ingest then drops it, as SMTP's open
+      // mode answers 250 and drops.
+      const hideBlock = verdict.kind === 'drop' && user.mode === 'open' && !user.revealDeclined;
+      if (verdict.kind === 'inbox' || hideBlock) {
         state = 'scheduled';
         nextAttemptAt = new Date(at.getTime() + random() * jitter);
       } else if (verdict.kind === 'drop') {
@@ -163,11 +187,17 @@ export function createTwmInbox(options: TwmInboxOptions) {
           nextAttemptAt = declineAt(at);
         }
       } else {
+        if (await pendingCapReached(user.id, n.from.toLowerCase())) capped = true;
         state = 'pending';
         requests.push({ userId: user.id, sender: n.from.toLowerCase(), authDomain: signer.domain, intro: n.intro ?? null, at });
       }
       rows.push({ ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt });
       results.push({ rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' });
+    }
+    if (capped) {
+      // Nothing stored: the sender sends the same notice again later and every recipient is decided
+      // afresh (a notice is recorded whole, so one capped recipient defers its companions too).
+      return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'deferred' as const, retryAfter: PENDING_CAP_RETRY_S })) };
     }
     try {
       await inbox.record(

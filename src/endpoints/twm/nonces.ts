@@ -15,6 +15,8 @@
  * the clock check, and past `maxEntries` live ones the answer is 503
  * (temporarily unavailable) rather than forgetting a nonce still in use.
  */
+import { checkAfterRestart } from '../../core/replay-window.ts';
+import { CLOCK_SKEW } from '../../core/twm-signature.ts';
 import { twmError } from '../../core/twm-types.ts';
 
 export interface NonceMemory {
@@ -48,7 +50,7 @@ export function createNonceStore(repo: NonceRepository, options: { startedAt?: D
 }
 
 export function createNonceMemory(options: { startedAt?: Date; maxEntries?: number; now?: () => Date } = {}): NonceMemory {
-  const startedAt = Math.floor((options.startedAt ?? new Date()).getTime() / 1000) * 1000;
+  const startedAt = (options.startedAt ?? new Date()).getTime();
   const maxEntries = options.maxEntries ?? 1_000_000;
   const now = options.now ?? (() => new Date());
   // Insertion order is nearly `until` order (every signature lives 1-600 s), so pruning from the
@@ -64,10 +66,15 @@ export function createNonceMemory(options: { startedAt?: Date; maxEntries?: numb
 
   return {
     remember(keyid, nonce, until, created) {
-      if (created.getTime() < startedAt) {
-        throw twmError('stale-signature', 'signed before this server restarted; sign the request again');
-      }
       const at = now().getTime();
+      // Not only signatures created before the restart: step 6 let the old process accept `created` up
+      // to 300 s ahead of its clock, so those up to restart + skew may have been seen (core/replay-window.ts).
+      const restart = checkAfterRestart(Math.floor(created.getTime() / 1000), startedAt, CLOCK_SKEW, at);
+      if (restart.kind === 'maybe-seen') {
+        throw twmError('stale-signature', 'signed too close to this server\'s restart to rule out a replay; sign the request again later', {
+          retryAfter: restart.retryAfter,
+        });
+      }
       const key = `${keyid} ${nonce}`;
       const known = seen.get(key);
       if (known !== undefined && known > at) return false;

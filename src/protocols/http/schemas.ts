@@ -61,6 +61,10 @@ export const requestView = z.object({
   held: z.number().int().meta({ description: 'Messages held in the Screener for this sender' }),
   spamScore: z.number().nullable().meta({ description: "The spam filter's latest score for this sender's mail; null: never scanned" }),
   likelySpam: z.boolean().meta({ description: 'The latest attempt was judged likely spam ([spam] configured)' }),
+  dmarc: z
+    .object({ result: z.string(), policy: z.string().nullable() })
+    .nullable()
+    .meta({ description: "DMARC of the latest SMTP attempt: mailauth's result (pass, fail, none, temperror, permerror) and the sender domain's published policy that applied (null: no record); null when never evaluated (TWM notices)" }),
   reputation: z
     .object({ score: z.number(), reasons: z.array(z.string()) })
     .meta({ description: 'What the list is ordered by (higher first), with the facts that made it' }),

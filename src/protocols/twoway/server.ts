@@ -11,6 +11,7 @@
  * answer carries `Cache-Control: no-store`; every refusal is a problem
  * document (problem.ts) and is counted through `hooks.onRefused`.
  */
+import { clientRateKey } from '../../core/rate-keys.ts';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { pino } from 'pino';
@@ -54,7 +55,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   const logger = makeLogger(options.log);
   const hooks = options.hooks;
   const now = options.now ?? (() => new Date());
-  // Step 1 of 5.4: per client address, before anything is read or verified.
+  // Step 1 of 5.4: per client address (IPv6 by /64: core/rate-keys.ts), before anything is read or verified.
   const buckets = createTokenBuckets(options.clientRate ?? DEFAULT_CLIENT_RATE);
 
   const app = Fastify({
@@ -71,7 +72,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     // A URL the router cannot take (bad escapes, a parameter over maxParamLength) skips the hooks: step 1 is counted here too.
     frameworkErrors: (err, request, reply) => {
       request.log.debug({ err }, 'TWM request refused by the framework');
-      const wait = buckets.take(request.ip, Date.now());
+      const wait = buckets.take(clientRateKey(request.ip), Date.now());
       const error = wait > 0 ? twmError('rate-limited', 'too many requests from this address', { retryAfter: wait }) : twmError('invalid-request', 'the request URL is not valid');
       void sendTwmProblem(reply, { code: wait > 0 ? 'rate-limited' : 'invalid-request', error });
     },
@@ -86,7 +87,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
 
   // Step 1, before anything is read: every request counts, on any path.
   app.addHook('onRequest', async (request) => {
-    const wait = buckets.take(request.ip, Date.now());
+    const wait = buckets.take(clientRateKey(request.ip), Date.now());
     if (wait > 0) throw twmError('rate-limited', 'too many requests from this address', { retryAfter: wait });
     // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400.
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw twmError('invalid-request', 'no Host header');

@@ -1,0 +1,158 @@
+/**
+ * IMAP side by side with Dovecot (issue #13), in one run: the same mailbox
+ * (N messages from CPython's email test corpus, Debian
+ * libpython3.11-testsuite, cycled, each with its own Message-ID and padded
+ * with a text part to about 10 KB) is APPENDed to twoway (a child process,
+ * bench/lib/twoway-child.ts) and to a private Dovecot (test/helpers/dovecot.ts),
+ * both over implicit TLS. Measured, the median of BENCH_REPEAT runs each:
+ *
+ * - FETCH 1:* (ENVELOPE FLAGS BODYSTRUCTURE) in one session, from the command
+ *   to the tagged OK (a raw client that only counts octets);
+ * - mbsync's initial sync of the mailbox into an empty Maildir.
+ *
+ * The ratio is Dovecot's time over twoway's: ≥ 1.0 means twoway is as fast.
+ *
+ *   npx tsx bench/imap-fetch.ts                  # 10,000 messages
+ *   BENCH_QUICK=1 npx tsx bench/imap-fetch.ts    # 1,000
+ *
+ * Output: a table on stdout and bench/out/imap-fetch.json.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { ImapFlow } from 'imapflow';
+import { startDnsServer } from '../src/dns/embedded-server.ts';
+import { startDovecot } from '../test/helpers/dovecot.ts';
+import { BENCH_PASSWORD, startTwowayChild } from './lib/twoway-child.ts';
+
+const quick = process.env.BENCH_QUICK === '1';
+const N = Number(process.env.BENCH_IMAP_MESSAGES ?? (quick ? 1000 : 10_000));
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const CORPUS = '/usr/lib/python3.11/test/test_email/data';
+const log = (m: string) => process.stderr.write(`imap-fetch: ${m}\n`);
+
+interface Target {
+  system: string;
+  port: number;
+  ca: string;
+  user: string;
+  pass: string;
+}
+
+function corpus(): Buffer[] {
+  const files = readdirSync(CORPUS).filter((f) => /^msg_.*\.txt$/.test(f)).sort();
+  const pad = `${'The quick brown fox jumps over the lazy dog. '.repeat(20)}\r\n`.repeat(10);
+  return Array.from({ length: N }, (_, i) => {
+    const text = readFileSync(join(CORPUS, files[i % files.length]!), 'latin1').replace(/\r?\n/g, '\r\n');
+    // A header of its own (so no two are the same) and about 10 KB in all (a trailing text after the body).
+    return Buffer.from(`X-Bench-Seq: ${i}\r\n${text}\r\n${pad.slice(0, Math.max(0, 10_000 - text.length))}`, 'latin1');
+  });
+}
+
+async function load(t: Target, messages: Buffer[]): Promise<void> {
+  const c = new ImapFlow({ host: '127.0.0.1', port: t.port, secure: true, tls: { ca: [t.ca] }, auth: { user: t.user, pass: t.pass }, logger: false });
+  await c.connect();
+  // Several appends in flight, as a migrating client would (twoway commits them in groups).
+  for (let i = 0; i < messages.length; i += 50) await Promise.all(messages.slice(i, i + 50).map((m) => c.append('INBOX', m, i % 3 === 0 ? ['\\Seen'] : [])));
+  await c.logout();
+}
+
+/** One FETCH of every message's ENVELOPE, FLAGS and BODYSTRUCTURE; seconds from the command to the tagged OK. */
+async function fetchAll(t: Target): Promise<{ seconds: number; octets: number }> {
+  const sock = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.ca });
+  let buf = '';
+  let wait: { re: RegExp; resolve: () => void } | null = null;
+  let octets = 0;
+  sock.on('data', (d: Buffer) => {
+    octets += d.length;
+    // Only the tail matters: the tagged line is at the end.
+    buf = (buf + d.toString('latin1')).slice(-4096);
+    if (wait?.re.test(buf)) {
+      const w = wait;
+      wait = null;
+      w.resolve();
+    }
+  });
+  const until = (re: RegExp) => new Promise<void>((resolve) => (wait = { re, resolve }));
+  await until(/\* OK.*\r\n/);
+  sock.write(`a LOGIN "${t.user}" "${t.pass}"\r\n`);
+  await until(/a OK.*\r\n/);
+  sock.write('b EXAMINE INBOX\r\n');
+  await until(/b OK.*\r\n/);
+  octets = 0;
+  const start = process.hrtime.bigint();
+  sock.write('c FETCH 1:* (ENVELOPE FLAGS BODYSTRUCTURE)\r\n');
+  await until(/c OK.*\r\n/);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  sock.end('d LOGOUT\r\n');
+  return { seconds, octets };
+}
+
+async function mbsync(t: Target, dir: string): Promise<number> {
+  const local = mkdtempSync(join(dir, 'maildir-'));
+  writeFileSync(join(dir, 'ca.pem'), t.ca);
+  const rc = join(dir, 'mbsyncrc');
+  writeFileSync(
+    rc,
+    [`IMAPAccount a`, 'Host 127.0.0.1', `Port ${t.port}`, `User ${t.user}`, `Pass ${t.pass}`, 'SSLType IMAPS', `CertificateFile ${join(dir, 'ca.pem')}`, '',
+      'IMAPStore r', 'Account a', '', 'MaildirStore l', `Path ${local}/`, `Inbox ${local}/INBOX`, '',
+      'Channel c', 'Far :r:INBOX', 'Near :l:INBOX', 'Create Near', 'SyncState *', ''].join('\n'),
+  );
+  const start = process.hrtime.bigint();
+  const code = await new Promise<number | null>((resolve) => spawn('mbsync', ['-q', '-c', rc, 'c'], { stdio: 'inherit' }).on('close', resolve));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (code !== 0) throw new Error(`mbsync exited ${code} against ${t.system}`);
+  const got = readdirSync(join(local, 'INBOX', 'cur')).length + readdirSync(join(local, 'INBOX', 'new')).length;
+  if (got !== N) throw new Error(`mbsync got ${got} of ${N} messages from ${t.system}`);
+  rmSync(local, { recursive: true, force: true });
+  return seconds;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-imap-'));
+  mkdirSync(join(dir, 'twoway'));
+  const dns = await startDnsServer({ records: [] });
+  const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address });
+  const dovecot = await startDovecot({ tls: true });
+  try {
+    const targets: Target[] = [
+      { system: 'twoway', port: child.imapsPort!, ca: readFileSync(join(dir, 'twoway', 'data', 'tls', 'cert.pem'), 'utf8'), user: 'bench@bench.test', pass: BENCH_PASSWORD },
+      { system: 'dovecot', port: dovecot.tlsPort!, ca: dovecot.ca!, user: dovecot.user, pass: dovecot.password },
+    ];
+    const messages = corpus();
+    for (const t of targets) {
+      const start = Date.now();
+      await load(t, messages);
+      log(`${t.system}: ${N} messages appended in ${((Date.now() - start) / 1000).toFixed(1)} s`);
+    }
+    const rows = [];
+    for (const t of targets) {
+      const fetches: number[] = [];
+      const syncs: number[] = [];
+      let octets = 0;
+      for (let i = 0; i < REPEAT; i++) {
+        const f = await fetchAll(t);
+        fetches.push(f.seconds);
+        octets = f.octets;
+        syncs.push(await mbsync(t, dir));
+      }
+      rows.push({ system: t.system, messages: N, fetchSeconds: median(fetches), fetchOctets: octets, mbsyncSeconds: median(syncs), fetches, syncs });
+    }
+    const [tw, dc] = rows as [(typeof rows)[0], (typeof rows)[0]];
+    const out = rows.map((r) => ({ ...r, fetchRatio: r === tw ? dc.fetchSeconds / tw.fetchSeconds : null, mbsyncRatio: r === tw ? dc.mbsyncSeconds / tw.mbsyncSeconds : null }));
+    for (const r of out) console.log(`${r.system.padEnd(8)} FETCH ${r.fetchSeconds.toFixed(3)} s (${r.fetchOctets} octets)  mbsync ${r.mbsyncSeconds.toFixed(2)} s${r.fetchRatio ? `  ratios: FETCH ${r.fetchRatio.toFixed(2)}x, mbsync ${r.mbsyncRatio!.toFixed(2)}x` : ''}`);
+    mkdirSync('bench/out', { recursive: true });
+    writeFileSync('bench/out/imap-fetch.json', JSON.stringify(out, null, 2));
+  } finally {
+    await child.stop().catch(() => child.kill());
+    await dovecot.close();
+    await dns.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
