@@ -121,6 +121,21 @@ for (const backend of backends) {
       );
     });
 
+    test('list key-pages a mailbox newest first (beforeUid) and filters by subject or From: (text, % and _ literal)', async () => {
+      const subjects = ['Invoice 100%', 'invoice_2', 'Lunch', 'Meeting', 'INVOICE three'];
+      for (const [i, subject] of subjects.entries()) await store.messages.deliver([message(alice, 'INBOX', `m${i}`, { subject, from: i === 2 ? 'Billing <bills@shop.example>' : 'x@example.org' })]);
+      await store.messages.deliver([message(bob, 'INBOX', 'bob', { subject: 'invoice for bob' })]);
+      const uids = (o: object) => store.messages.list(alice.id, { mailbox: 'INBOX', ...o }).then((l) => l.map((m) => m.uid));
+      assert.deepEqual(await uids({ newestFirst: true, limit: 2 }), [5, 4]);
+      assert.deepEqual(await uids({ beforeUid: 4, limit: 2 }), [3, 2]);
+      assert.deepEqual(await uids({ beforeUid: 2, limit: 2 }), [1]);
+      assert.deepEqual(await uids({ newestFirst: true, text: 'invoice' }), [5, 2, 1], "case-insensitive, only alice's");
+      assert.deepEqual(await uids({ newestFirst: true, text: 'BILLS@' }), [3], 'the From: address');
+      assert.deepEqual(await uids({ newestFirst: true, text: '100%' }), [1], '% is literal');
+      assert.deepEqual(await uids({ newestFirst: true, text: 'e_2' }), [2], '_ is literal');
+      assert.deepEqual(await uids({ newestFirst: true, text: 'e_t' }), [], '_ matches no other character');
+    });
+
     test('group commit: 200 concurrent deliveries get distinct consecutive UIDs and shared bodies', async () => {
       const targets: Array<[User, MailboxName]> = [
         [alice, 'INBOX'],

@@ -110,6 +110,18 @@ export interface NewMessage {
   consumeExpect?: { book: string; uid: string; domain: string; terms: ExpectTerms; at: Date };
 }
 
+export interface MessageListOptions {
+  mailbox?: MailboxName;
+  limit?: number;
+  offset?: number;
+  /** With `mailbox`: only UIDs below this, newest first (key paging; the web app's message list). */
+  beforeUid?: number;
+  /** With `mailbox`: newest first (the first page of key paging). */
+  newestFirst?: boolean;
+  /** Case-insensitive substring of the subject or the From: address. */
+  text?: string;
+}
+
 export interface MessageRepository {
   /**
    * Stores the messages durably: the promise resolves only after the
@@ -118,7 +130,7 @@ export interface MessageRepository {
    * transaction (group commit). Bodies are stored once per distinct content.
    */
   deliver(items: NewMessage[]): Promise<MessageSummary[]>;
-  list(userId: number, options?: { mailbox?: MailboxName; limit?: number; offset?: number }): Promise<MessageSummary[]>;
+  list(userId: number, options?: MessageListOptions): Promise<MessageSummary[]>;
   get(userId: number, id: number): Promise<(MessageSummary & { raw: Buffer }) | undefined>;
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */

@@ -17,7 +17,10 @@ import { form, loadSession, parseCookies, sameToken, sendHtml, SIGNIN_COOKIE, si
 import { html } from './html.ts';
 import { page, type PageAssets } from './layout.ts';
 import { authRoutes } from './routes-auth.ts';
+import { mailRoutes } from './routes-mail.ts';
+import { messageRoutes } from './routes-message.ts';
 import { screenerRoutes } from './routes-screener.ts';
+import { sentRoutes } from './routes-sent.ts';
 import { settingsRoutes } from './routes-settings.ts';
 
 export const CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
@@ -109,5 +112,8 @@ export function registerWeb(app: FastifyInstance, options: { services: Services 
     authRoutes(web, deps);
     screenerRoutes(web, deps);
     settingsRoutes(web, deps);
+    mailRoutes(web, deps);
+    messageRoutes(web, deps);
+    sentRoutes(web, deps);
   });
 }

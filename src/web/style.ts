@@ -51,6 +51,23 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.4rem 0.5rem; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
 nav.pages { display: flex; gap: 1rem; align-items: center; margin: 1rem 0; }
 .signin { max-width: 26rem; margin: 2rem auto; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
+nav.folders ul { display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; list-style: none; margin: 0 0 1rem; padding: 0; }
+nav.folders a[aria-current="page"] { font-weight: 700; }
+form.search { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; margin: 0 0 1rem; }
+form.search label, label.inline { display: inline; margin: 0; }
+tr.unread td { font-weight: 700; }
+.headers { display: grid; grid-template-columns: max-content 1fr; gap: 0.15rem 0.75rem; }
+.headers dt { color: var(--muted); }
+.headers dd { margin: 0; overflow-wrap: anywhere; }
+.mail-text { white-space: pre-wrap; overflow-wrap: anywhere; font-family: inherit; background: var(--card); padding: 0.75rem; border: 1px solid var(--line); }
+iframe.mail-body { width: 100%; height: 60vh; border: 1px solid var(--line); background: #ffffff; margin-top: 1rem; }
+ol.timeline { list-style: none; margin: 0.25rem 0 0; padding: 0 0 0 1rem; border-left: 3px solid var(--line); }
+ol.timeline li { margin: 0 0 0.5rem; }
+.status { font-weight: 700; }
+.status-failed, .status-declined, .status-expired { color: var(--danger); }
+.status-delivered { color: var(--ok); }
+.detail { white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: 0.9rem; }
 @media (max-width: 40rem) {
   main { padding: 0.75rem; }
   table, thead, tbody, tr, th, td { display: block; }
