@@ -6,14 +6,12 @@
  * TWM). A module of its own, loaded by `start()` only, so that CLI commands,
  * which never start anything, load none of it.
  */
-import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.ts';
 import type { Materials } from './config/materials.ts';
 import { startDecisionsWorker } from './delivery/decisions-worker.ts';
 import { createLocalTransport } from './delivery/local-transport.ts';
-import { processOwner, startQueueWorker } from './delivery/queue-worker.ts';
+import { processOwner, processSlot, startQueueWorker } from './delivery/queue-worker.ts';
 import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
@@ -454,7 +452,7 @@ async function runAll(closers: Array<() => Promise<void>>): Promise<void> {
  * must never share a data directory and worker index on one machine.
  */
 async function takeOverSlot(app: App, workerIndex: number): Promise<string> {
-  const node = `${hostname()}:${createHash('sha256').update(app.config.dataDir).digest('hex').slice(0, 8)}:${workerIndex}`;
+  const node = processSlot(app.config.dataDir, workerIndex);
   const owner = processOwner(node);
   const freed = await app.store.leases.releaseEarlier(node, owner);
   if (freed > 0) app.log.info({ node, freed }, 'leases of an earlier run of this process taken back');

@@ -34,7 +34,7 @@
  *   set after the give-up deadline, so giving up happens on time rather than
  *   one backoff late.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { backoffMs } from '../core/retry-schedule.ts';
 import type { RetrySchedule } from '../core/retry-schedule.ts';
@@ -228,6 +228,11 @@ function settingsOf(options: QueueWorkerOptions) {
     postmaster: options.postmaster ?? `MAILER-DAEMON@${options.reportingMta}`,
     log: options.log ?? (() => undefined),
   };
+}
+
+/** The slot a server process fills: this machine, its data directory (hashed) and its worker index. */
+export function processSlot(dataDir: string, workerIndex: number): string {
+  return `${hostname()}:${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}:${workerIndex}`;
 }
 
 /**
