@@ -42,6 +42,7 @@ import { createTwmApp, startTwmListener } from './protocols/twoway/server.ts';
 import { startClusterSweeps, type SweepJob } from './services/cluster-sweeps.ts';
 import type { Services } from './services/index.ts';
 import type { Metrics } from './services/metrics.ts';
+import type { SpamFilter } from './spam/index.ts';
 import type { Store } from './store/types.ts';
 import type { App, AppOptions, RunningServer } from './app.ts';
 
@@ -124,7 +125,7 @@ function startOutbound(ctx: StartContext) {
   closers.unshift(() => smtpTransport.close());
 
   // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers }) : null;
+  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers, spam: ctx.app.spam }) : null;
   const worker = startQueueWorker({
     queue: store.queue,
     route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
@@ -292,6 +293,7 @@ interface TwmWiringInput {
   now: () => Date;
   owner: string;
   closers: Array<() => Promise<void>>;
+  spam: SpamFilter | null;
 }
 
 /**
@@ -300,7 +302,7 @@ interface TwmWiringInput {
  * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
  * like every listener). Closers are registered as parts start.
  */
-function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, owner, closers }: TwmWiringInput) {
+function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, owner, closers, spam }: TwmWiringInput) {
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
@@ -351,6 +353,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     nonces: store.twmNonces,
     now,
     ...(dnssec.lookupKey ? { lookupKey: dnssec.lookupKey } : {}),
+    ...(spam ? { scanIntro: spam.scanIntro } : {}),
   });
   const outbox = createTwmOutbox({
     outbox: store.twmOut,

@@ -6,6 +6,7 @@
  */
 import type { SpamConfig } from '../config/load.ts';
 import type { IngestSpamFilter } from '../ingest/ingest.ts';
+import type { SpamScan } from '../core/spam.ts';
 import type { SpamLearningRepository } from '../store/types.ts';
 import { startLearnWorker, type LearnWorker } from './learn-worker.ts';
 import { createRspamdClient, type RspamdClient } from './rspamd-client.ts';
@@ -20,6 +21,8 @@ export interface SpamFilter {
   learn: boolean;
   /** Starts the learning worker (when `learn`); null otherwise. */
   startLearning(repo: SpamLearningRepository, backoff: { baseMs: number; maxMs: number }): LearnWorker | null;
+  /** Scans a TWM introduction as the plain-text message it would be (endpoints/twm/inbox.ts `scanIntro`). */
+  scanIntro(input: { intro: string; from: string; to: string[] }): Promise<SpamScan>;
 }
 
 export function createSpamFilter(config: SpamConfig | null, log: { warn: Log; info: Log }): SpamFilter | null {
@@ -39,9 +42,19 @@ export function createSpamFilter(config: SpamConfig | null, log: { warn: Log; in
     client,
     ingest: { scan: (input) => client.scan(input), onUnreachable: config.onUnreachable },
     learn: config.learn,
+    scanIntro: ({ intro, from, to }) => client.scan({ raw: introMessage(intro, from), envelopeFrom: from, recipients: to }),
     startLearning(repo, backoff) {
       if (!config.learn) return null;
       return startLearnWorker({ repo, client, backoff: { ...backoff, jitter: 0.1 }, log: log.info });
     },
   };
+}
+
+/**
+ * The introduction as a plain-text message: the sender's address (signed by
+ * its domain) as From:, the text as the body. The intro is one line without
+ * CR or LF (core/twm-schema.ts), so it cannot add a header field.
+ */
+function introMessage(intro: string, from: string): Buffer {
+  return Buffer.from(`From: <${from}>\r\nSubject: Contact request\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${intro}\r\n`, 'utf8');
 }

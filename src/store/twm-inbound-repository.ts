@@ -186,7 +186,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
         }
         await upsertRequests(
           tx,
-          touches.map((r) => ({ userId: r.userId, sender: r.sender, authDomain: r.authDomain, subject: null, intro: r.intro, at: r.at })),
+          touches.map((r) => ({ userId: r.userId, sender: r.sender, authDomain: r.authDomain, subject: null, intro: r.intro, at: r.at, spamScore: r.spamScore ?? null, likelySpam: r.likelySpam ?? false })),
         );
       });
       // A new contact request shows in the IMAP Screener (endpoints/imap): its sessions look now.

@@ -401,6 +401,10 @@ export interface TwmRequestTouch {
   authDomain: string;
   intro: string | null;
   at: Date;
+  /** The introduction's spam score, when the spam filter scanned it (it only ranks the request). */
+  spamScore?: number | null;
+  /** The introduction was judged likely spam (or worse). */
+  likelySpam?: boolean;
 }
 
 export type TwmInRecipientChange = Partial<Pick<TwmInRecipient, 'state' | 'receipt' | 'receiptError' | 'nextAttemptAt' | 'attempts' | 'lastError'>>;

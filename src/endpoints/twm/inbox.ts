@@ -13,6 +13,7 @@ import type { KeyObject } from 'node:crypto';
 import { normalisedAddress } from '../../core/address.ts';
 import { parseKeyRecord } from '../../core/twm-key-record.ts';
 import { signerRateKey } from '../../core/rate-keys.ts';
+import type { SpamScan } from '../../core/spam.ts';
 import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../../core/twm-types.ts';
 import type { DnsResolver } from '../../dns/types.ts';
@@ -49,6 +50,12 @@ export interface TwmInboxOptions {
   random?: () => number;
   /** Replaces the plain key lookup (with DNSSEC: key-lookup-secure.ts). */
   lookupKey?: (keyid: string) => Promise<KeyObject | null>;
+  /**
+   * Scans a stranger's introduction with the spam filter (spam/index.ts), when one is configured.
+   * The result only ranks the contact request and marks it likely spam: it never changes the
+   * answer, since an answer that depended on it would tell the sender what the filter thinks.
+   */
+  scanIntro?: (input: { intro: string; from: string; to: string[] }) => Promise<SpamScan>;
 }
 
 /** `created` may be at most this far in the future (6.1); `expires` at most 30 days after it. */
@@ -199,6 +206,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
       // afresh (a notice is recorded whole, so one capped recipient defers its companions too).
       return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'deferred' as const, retryAfter: PENDING_CAP_RETRY_S })) };
     }
+    await scoreIntro(options.scanIntro, n, requests);
     try {
       await inbox.record(
         {
@@ -246,3 +254,20 @@ export function createTwmInbox(options: TwmInboxOptions) {
 }
 
 export type TwmInbox = ReturnType<typeof createTwmInbox>;
+
+/**
+ * A stranger's notice has no body to score: its introduction, the one text
+ * a stranger sends before being allowed, is scanned once per notice and the
+ * score goes on every contact request the notice creates (the Screener ranks
+ * by it, core/reputation.ts). One line of text is thin evidence (rspamd's
+ * Bayes needs more words), so this only sorts and marks: docs/architecture.md section 8.
+ */
+async function scoreIntro(scan: TwmInboxOptions['scanIntro'], n: Notice, requests: TwmRequestTouch[]): Promise<void> {
+  if (!scan || !n.intro || requests.length === 0) return;
+  const result = await scan({ intro: n.intro, from: n.from, to: n.to });
+  if (result.status !== 'scanned') return;
+  for (const r of requests) {
+    r.spamScore = result.score;
+    r.likelySpam = result.judgement !== 'clean';
+  }
+}
