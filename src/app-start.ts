@@ -449,13 +449,18 @@ async function runAll(closers: Array<() => Promise<void>>): Promise<void> {
 
 /**
  * This process's lease owner name, and the leases its dead predecessor in
- * the same slot (this machine, data directory and worker index) still held,
- * freed now: a restarted server resumes the deliveries and fetches that a
- * crash interrupted at once, not when their leases expire. Two live servers
- * must never share a data directory and worker index on one machine.
+ * the same slot still held, freed now: a restarted server resumes the
+ * deliveries and fetches that a crash interrupted at once, not when their
+ * leases expire. The slot is this machine's host name, the SMTP listening
+ * address and port, and the worker index: no two live processes can share it
+ * (the port would not bind), whereas several nodes may share a data
+ * directory (the same keys). With port 0 (tests) there is no stable slot, and
+ * the leases simply expire.
  */
 async function takeOverSlot(app: App, workerIndex: number): Promise<string> {
-  const node = processSlot(app.config.dataDir, workerIndex);
+  const { smtp } = app.config;
+  if (smtp.port === 0) return processOwner();
+  const node = processSlot(`${smtp.host}:${smtp.port}`, workerIndex);
   const owner = processOwner(node);
   const freed = await app.store.leases.releaseEarlier(node, owner);
   if (freed > 0) app.log.info({ node, freed }, 'leases of an earlier run of this process taken back');

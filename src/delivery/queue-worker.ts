@@ -34,7 +34,7 @@
  *   set after the give-up deadline, so giving up happens on time rather than
  *   one backoff late.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { backoffMs } from '../core/retry-schedule.ts';
 import type { RetrySchedule } from '../core/retry-schedule.ts';
@@ -230,15 +230,15 @@ function settingsOf(options: QueueWorkerOptions) {
   };
 }
 
-/** The slot a server process fills: this machine, its data directory (hashed) and its worker index. */
-export function processSlot(dataDir: string, workerIndex: number): string {
-  return `${hostname()}:${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}:${workerIndex}`;
+/** The slot a server process fills: this machine, its listening address (`host:port`) and its worker index. */
+export function processSlot(listen: string, workerIndex: number): string {
+  return `${hostname()}@${listen}#${workerIndex}`;
 }
 
 /**
  * A name for this process in the store's leases: `<node>/<pid>:<random>`.
- * `node` names the slot this process fills (a machine, a data directory and
- * a worker index: the same after a restart), so that a restarted process can
+ * `node` names the slot this process fills (a machine, a listening address
+ * and a worker index: the same after a restart), so that a restarted process can
  * take back at once what its dead predecessor in that slot held
  * (ClusterLeaseRepository.releaseEarlier) instead of waiting for the leases
  * to expire; pid and random part tell incarnations apart.
