@@ -203,16 +203,20 @@ async function startMailListeners(ctx: StartContext) {
     authenticate = pool.authenticate;
     authPool = pool;
   }
-  const smtp = await startSmtpListener({
-    hostname: config.hostname,
-    host: config.smtp.host,
-    port: config.smtp.port,
+  // The same limits and certificate on the MX and the submission listener.
+  const limits = {
     tls: materials.tls,
     maxMessageSize: config.limits.messageSize,
     maxRecipients: config.limits.recipients,
     maxConnections: config.limits.connections,
     maxConnectionsPerIp: config.limits.connectionsPerIp,
     headerLimits: config.limits.header,
+  };
+  const smtp = await startSmtpListener({
+    hostname: config.hostname,
+    host: config.smtp.host,
+    port: config.smtp.port,
+    ...limits,
     hooks: createInboundHooks({
       hostname: config.hostname,
       domains: config.domains,
@@ -235,12 +239,7 @@ async function startMailListeners(ctx: StartContext) {
       hostname: config.hostname,
       host: config.submission.host,
       port: config.submission.port,
-      tls: materials.tls,
-      maxMessageSize: config.limits.messageSize,
-      maxRecipients: config.limits.recipients,
-      maxConnections: config.limits.connections,
-      maxConnectionsPerIp: config.limits.connectionsPerIp,
-      headerLimits: config.limits.header,
+      ...limits,
       hooks,
       auth,
     });
