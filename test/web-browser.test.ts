@@ -7,21 +7,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Browser } from 'playwright-core';
 import { rawMessage, send, senderDomain, startTestServer, type TestServer } from './helpers/server.ts';
 import { basic, davFetch } from './helpers/carddav.ts';
-import { browserSkip, launchBrowser, newContext, signIn } from './helpers/browser.ts';
+import { browserSkip, checkPage, launchBrowser, newContext, signIn } from './helpers/browser.ts';
 
-const require = createRequire(import.meta.url);
 const PASSWORD = 'correct horse battery staple';
 const ALICE = 'alice@example.test';
-// Screenshots are taken on every run (a page that fails to render fails the test) but written to
-// docs/screenshots/ only with TWOWAY_SCREENSHOTS=1, so a test run leaves the checkout clean.
-const SCREENSHOTS = process.env.TWOWAY_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', 'docs', 'screenshots') : null;
 
 describe('web app in chromium', { skip: browserSkip }, () => {
   let t: TestServer;
@@ -266,7 +260,6 @@ describe('web app in chromium', { skip: browserSkip }, () => {
   test('axe-core finds no violations on any page; screenshots at 390 and 1280 px', async () => {
     await stranger('screenshot@friends.test', 'Quarterly report draft', true);
     await stranger('newsletter@nowhere.test', 'Ten tips for your garden');
-    const axe = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
     const pages: Array<[string, string]> = [
       ['sign-in', '/sign-in'],
       ['screener', '/screener'],
@@ -281,14 +274,7 @@ describe('web app in chromium', { skip: browserSkip }, () => {
         for (const [name, path] of pages) {
           if (name === 'screener') await signIn(page, base, ALICE, PASSWORD);
           else await page.goto(`${base}${path}`);
-          await page.addScriptTag({ content: axe });
-          const violations = await page.evaluate(async () => {
-            const result = await (window as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; nodes: unknown[] }> }> } }).axe.run();
-            return result.violations.map((v) => `${v.id} (${v.nodes.length})`);
-          });
-          assert.deepEqual(violations, [], `axe on ${name} at ${width}px`);
-          const shot = await page.screenshot({ fullPage: true, ...(SCREENSHOTS ? { path: join(SCREENSHOTS, `${name}-${width}.png`) } : {}) });
-          assert.ok(shot.length > 1000, `a screenshot of ${name} at ${width}px`);
+          await checkPage(page, name, width);
         }
       } finally {
         await ctx.close();

@@ -9,18 +9,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { SMTPServer } from 'smtp-server';
 import { eventually, send, startTestServer, submit, type TestServer } from './helpers/server.ts';
-import { browserSkip, launchBrowser, newContext } from './helpers/browser.ts';
+import { browserSkip, checkPage, launchBrowser, newContext } from './helpers/browser.ts';
 
-const require = createRequire(import.meta.url);
-// As in web-browser.test.ts: screenshots are written to docs/screenshots/ only with TWOWAY_SCREENSHOTS=1.
-const SCREENSHOTS = process.env.TWOWAY_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', 'docs', 'screenshots') : null;
 const PASSWORD = 'correct horse battery staple';
 const CAROL = 'carol@example.test';
 const BOB = 'bob@example.test';
@@ -267,7 +261,6 @@ describe('web app: mail and sent pages in chromium', { skip: browserSkip, timeou
   });
 
   test('axe-core finds no violations on the Mail, message and Sent pages (390 and 1280 px)', async () => {
-    const axe = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
     const [first] = await t.server.services.mail.list(carolId, 'INBOX');
     for (const width of [390, 1280]) {
       // The CSP bypass only here: axe is injected as a script the page's own policy would refuse.
@@ -277,14 +270,7 @@ describe('web app: mail and sent pages in chromium', { skip: browserSkip, timeou
         await signInMail(page, base, CAROL);
         for (const [name, path] of [['mail', '/mail/INBOX'], ['message', `/message/${first!.id}`], ['sent', '/sent']] as const) {
           await page.goto(`${base}${path}`);
-          await page.addScriptTag({ content: axe });
-          const violations = await page.evaluate(async () => {
-            const result = await (window as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; nodes: unknown[] }> }> } }).axe.run();
-            return result.violations.map((v) => `${v.id} (${v.nodes.length})`);
-          });
-          assert.deepEqual(violations, [], `axe on ${name} at ${width}px`);
-          const shot = await page.screenshot({ fullPage: true, ...(SCREENSHOTS ? { path: join(SCREENSHOTS, `${name}-${width}.png`) } : {}) });
-          assert.ok(shot.length > 1000, `a screenshot of ${name} at ${width}px`);
+          await checkPage(page, name, width);
         }
       } finally {
         await ctx.close();
