@@ -7,7 +7,7 @@
  *    their keys. Submission clients send to every node at once, each message
  *    with a unique id in its subject, to bea@b.test (an in-process server on
  *    127.0.0.5, found through MX records in the embedded DNS). Mid-load one
- *    node gets SIGKILL. Then: every acknowledged message reaches B; copies
+ *    node (its supervisor and every worker) gets SIGKILL. Then: every acknowledged message reaches B; copies
  *    of one id happen only for entries the dead node held a lease on at the
  *    kill (delivered, outcome not yet written); the dead node's leases are
  *    taken over (no due entry keeps its lease) and the time it took is
@@ -116,7 +116,7 @@ describe('three nodes on one PostgreSQL: kill -9 one mid-load', { skip, timeout:
   });
 
   after(async () => {
-    for (const n of nodes) await n.kill('SIGKILL');
+    for (const n of nodes) await n.killNode();
     await b?.close();
     await dns?.close();
     for (const c of confs) c.cleanup();
@@ -159,21 +159,23 @@ describe('three nodes on one PostgreSQL: kill -9 one mid-load', { skip, timeout:
         const victim = nodes[kill % nodes.length]!;
         await eventually(async () => [...acked.values()].filter((a) => a.node === kill % nodes.length).length >= 3, 30_000, 'load on the node to kill');
         await sleep(300);
-        const pid = victim.pid!;
-        const exit = await victim.kill('SIGKILL');
+        // Every process of the node: the supervisor's workers run the queue ([server] processes = "auto" on PostgreSQL).
+        const pids = [victim.pid!, ...victim.workerPids];
+        const exit = await victim.killNode();
         assert.equal(exit?.signal, 'SIGKILL');
         const killedAt = Date.now();
-        const owner = `%:${pid}:%`;
+        // Lease owners are `<slot>/<pid>:<random>` (delivery/queue-worker.ts processOwner).
+        const owners = pids.map((pid) => `%/${pid}:%`);
         const held = await query<{ message_id: string }>(
           schema.name,
-          `SELECT q.message_id FROM queue_recipients r JOIN queue_messages q ON q.id = r.queue_message WHERE r.lease_owner LIKE $1 AND r.state IN ('scheduled', 'deferred')`,
-          [owner],
+          `SELECT q.message_id FROM queue_recipients r JOIN queue_messages q ON q.id = r.queue_message WHERE r.lease_owner LIKE ANY($1) AND r.state IN ('scheduled', 'deferred')`,
+          [owners],
         );
         for (const h of held) heldAtKills.add(h.message_id);
-        // Taken over: no due entry keeps a lease of the dead process.
-        await eventually(async () => (await query(schema.name, `SELECT 1 FROM queue_recipients WHERE lease_owner LIKE $1 AND state IN ('scheduled', 'deferred')`, [owner])).length === 0, 30_000, "the dead node's leases to be taken over");
+        // Taken over: no due entry keeps a lease of the dead processes.
+        await eventually(async () => (await query(schema.name, `SELECT 1 FROM queue_recipients WHERE lease_owner LIKE ANY($1) AND state IN ('scheduled', 'deferred')`, [owners])).length === 0, 30_000, "the dead node's leases to be taken over");
         takeovers.push(Date.now() - killedAt);
-        t.diagnostic(`kill ${kill + 1}: node ${HOSTS[kill % nodes.length]} (pid ${pid}) held ${held.length} queue entries; taken over after ${Date.now() - killedAt} ms (lease ${LEASE_S} s)`);
+        t.diagnostic(`kill ${kill + 1}: node ${HOSTS[kill % nodes.length]} (pids ${pids.join(' ')}) held ${held.length} queue entries; taken over after ${Date.now() - killedAt} ms (lease ${LEASE_S} s)`);
         if (kill + 1 < KILLS) await victim.start(90_000);
       }
       await sleep(500);

@@ -10,7 +10,7 @@
  * pino log) is kept as a bounded tail for failure messages.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,7 @@ export interface ChildExit {
   signal: NodeJS.Signals | null;
 }
 
+const WORKERS = /^twoway: \d+ worker processes \(pids ([\d ]+)\) under supervisor \d+$/;
 const READY = /^twoway: SMTP on (\S+):(\d+)(?:, submission on \S+:\d+)?, API on (\S+)\/api$/m;
 const TAIL_LINES = 200;
 
@@ -50,6 +51,8 @@ export class ChildServer {
   #tail: string[] = [];
   #starts = 0;
   #listeners: Array<(line: string) => void> = [];
+  /** With `[server] processes` > 1: the worker processes the supervisor reported at start. */
+  #workerPids: number[] = [];
 
   constructor(configFile: string) {
     this.configFile = configFile;
@@ -61,6 +64,11 @@ export class ChildServer {
 
   get pid(): number | undefined {
     return this.#child?.pid;
+  }
+
+  /** The supervised worker processes of the current run (none with `[server] processes = 1`). */
+  get workerPids(): readonly number[] {
+    return this.#workerPids;
   }
 
   /** How many times the process was started. */
@@ -83,6 +91,7 @@ export class ChildServer {
     if (this.#child) throw new Error('the child server is already running');
     const started = Date.now();
     this.#starts++;
+    this.#workerPids = [];
     const child = spawn(process.execPath, [...CLI, 'start', '--config', this.configFile], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,6 +111,8 @@ export class ChildServer {
         const lines = (partial + chunk.toString('utf8')).split('\n');
         partial = lines.pop() ?? '';
         for (const line of lines) {
+          const workers = WORKERS.exec(line);
+          if (workers) this.#workerPids = workers[1]!.split(' ').map(Number);
           this.#tail.push(`[${this.#starts}${prefix}] ${line}`);
           for (const fn of this.#listeners) fn(line);
         }
@@ -143,6 +154,25 @@ export class ChildServer {
     if (!child || !this.#exited) return null;
     child.kill(signal);
     return this.#exited;
+  }
+
+  /**
+   * The whole node dies at once, as when its machine fails: SIGKILL to the
+   * supervisor and to every worker it reported. Resolves when all are gone.
+   */
+  async killNode(): Promise<ChildExit | null> {
+    const workers = this.#workerPids;
+    const exit = this.kill('SIGKILL');
+    for (const pid of workers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    const result = await exit;
+    for (const pid of workers) while (isAlive(pid)) await new Promise((r) => setTimeout(r, 20));
+    return result;
   }
 
   /** Asks for a clean shutdown (SIGTERM), then SIGKILL after `graceMs`. */
@@ -237,4 +267,13 @@ export function withDelivery(toml: string, keys: Record<string, string>): string
   const lines = Object.entries(keys).map(([k, v]) => `${k} = ${v}\n`).join('');
   if (!toml.includes('[delivery]\n')) throw new Error('no [delivery] section in the configuration');
   return toml.replace('[delivery]\n', `[delivery]\n${lines}`);
+}
+
+/** Running, not a zombie (a killed worker's parent is gone; whoever adopts it may be slow to reap it). */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
