@@ -179,8 +179,18 @@ export interface SpamLearningRepository {
   retry(id: number, kind: LearnKind, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<void>;
 }
 
+/** Where a key page of the Screener starts: after the request with this rank, last-seen time and id. */
+export interface RequestPageKey {
+  rank: number;
+  lastSeen: Date;
+  id: number;
+}
+
 export interface ContactRequestRepository {
   list(userId: number, options?: { status?: ContactRequestStatus }): Promise<ContactRequest[]>;
+  /** Pending requests by rank (core/reputation.ts), then most recent: `limit` of them after `after`. Likely spam only with `likelySpam`. */
+  pendingPage(userId: number, options: { after?: RequestPageKey | undefined; limit: number; likelySpam: boolean }): Promise<Array<ContactRequest & { rank: number }>>;
+  pendingCounts(userId: number): Promise<{ listed: number; likelySpam: number }>;
   get(userId: number, sender: string): Promise<ContactRequest | undefined>;
   /** The ids of the messages held in the Screener for these senders. */
   heldMessageIds(userId: number, senders: string[]): Promise<number[]>;
