@@ -36,6 +36,7 @@ const ALL_SCRIPTS = [
   { name: 'imap-fetch', title: 'IMAP: FETCH ENVELOPE FLAGS BODYSTRUCTURE of a mailbox, and mbsync initial sync, vs Dovecot (about 10 KB each)', file: 'bench/imap-fetch.ts', labels: /^(IMAP FETCH|mbsync initial sync)/ },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts', labels: /^a stranger's attempt/ },
   { name: 'spam-accept', title: "Durable SMTP accept with rspamd: twoway vs Postfix + rspamd's milter (bench/spam-accept.ts)", file: 'bench/spam-accept.ts', labels: /^durable SMTP accept with rspamd/ },
+  { name: 'web-screener', title: 'Web app: the Screener with 10,000 pending requests, and the weight of every page (bench/web-screener.ts)', file: 'bench/web-screener.ts', labels: /^web (Screener page|page weight)/ },
   { name: 'spam-corpus', title: 'Spam caught and ham misfiled: SpamAssassin public corpus (bench/spam-corpus.ts)', file: 'bench/spam-corpus.ts', labels: /^spam filter: / },
 ];
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
@@ -130,6 +131,15 @@ function headlines(name: string, rows: any[]): Headline[] {
       out.push({ benchmark: `IMAP FETCH ENVELOPE FLAGS BODYSTRUCTURE, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.fetchSeconds, 3), peer: `${fmt(dc.fetchSeconds, 3)} (dovecot)`, ratio: dc.fetchSeconds / tw.fetchSeconds, target: 1 });
       out.push({ benchmark: `mbsync initial sync, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.mbsyncSeconds, 2), peer: `${fmt(dc.mbsyncSeconds, 2)} (dovecot)`, ratio: dc.mbsyncSeconds / tw.mbsyncSeconds, target: 1 });
     }
+  } else if (name === 'web-screener') {
+    const r = rows[0];
+    const firstPage = r?.timing?.find((x: { page: string }) => x.page.startsWith('/screener (first'));
+    const deepest = r?.timing?.filter((x: { page: string }) => x.page.startsWith('/screener?after')).at(-1);
+    const heaviest = r?.weights?.reduce((a: { totalBytes: number } | undefined, w: { totalBytes: number }) => (a && a.totalBytes >= w.totalBytes ? a : w), undefined);
+    for (const [label, t] of [['first', firstPage], ['deepest key', deepest]] as const) {
+      if (t && num(t.medianMs) !== null) out.push({ benchmark: `web Screener page, ${fmt(r.requests)} requests (${label} page)`, metric: 'ms median / p95', twoway: `${fmt(t.medianMs, 1)} / ${fmt(t.p95Ms, 1)}`, peer: `target < 50 ms: ${t.p95Ms < 50 ? 'met' : '**not met**'}`, ratio: null, target: null });
+    }
+    if (heaviest && num(heaviest.totalBytes) !== null) out.push({ benchmark: `web page weight, heaviest page (${heaviest.page})`, metric: 'KB transferred', twoway: fmt(heaviest.totalBytes / 1024, 1), peer: `target < 100 KB: ${heaviest.totalBytes < 100 * 1024 ? 'met' : '**not met**'}`, ratio: null, target: null });
   } else if (name === 'idle-connections') {
     const tw = rows.find((r) => r.system === 'twoway');
     const pf = rows.find((r) => r.system !== 'twoway');

@@ -88,6 +88,7 @@ try {
   const cases: Array<[string, string, number]> = [...urls.map(([l, u]): [string, string, number] => [l, u, 200]), ['poll /screener/requests (nothing new: 204)', `/screener/requests?v=${digest}`, 204]];
   // Round robin over the pages, so a change of the machine's load weighs on each alike.
   const times = cases.map(() => [] as number[]);
+  const listTimes: number[] = [];
   for (let i = 0; i < SAMPLES + 5; i++) {
     for (const [c, [, url, status]] of cases.entries()) {
       const t0 = process.hrtime.bigint();
@@ -96,7 +97,13 @@ try {
       if (res.statusCode !== status) throw new Error(`${url}: ${res.statusCode}`);
       if (i >= 5) times[c]!.push(ms); // warm-up left out
     }
+    // The design before key pages, in the same rounds: rank every request in memory (then slice 50).
+    const t0 = process.hrtime.bigint();
+    await services.screener.list(user.id, 'pending');
+    if (i >= 5) listTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
+  times.push(listTimes);
+  cases.push(['services.screener.list alone (all requests ranked in memory: the offset pages before)', '', 0]);
   const timing = cases.map(([label], c) => {
     const xs = times[c]!.sort((a, b) => a - b);
     const at = (q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;

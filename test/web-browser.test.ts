@@ -155,7 +155,8 @@ describe('web app in chromium', { skip: browserSkip }, () => {
       const evil = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'evil@nowhere.test' }) });
       await evil.getByText(hostile, { exact: true }).waitFor();
       await evil.getByText('<script>alert("intro")</script>', { exact: false }).waitFor();
-      assert.equal(await page.locator('main script, main img').count(), 0, 'hostile markup stays text');
+      // The one script in main is the Screener's own keyboard script (a same-origin file).
+      assert.equal(await page.locator('main script:not([src^="/static/screener-"]), main img').count(), 0, 'hostile markup stays text');
 
       // Approve by click: the held message goes to INBOX (in the store, as the API and IMAP see it).
       assert.equal(await held('friend@friends.test'), 1);

@@ -38,7 +38,7 @@ const STATUS: Readonly<Record<DomainError['kind'], number>> = {
 };
 
 /** Routes reachable without a session (`METHOD url`); the static files are added at registration. */
-const PUBLIC_ROUTES = new Set(['GET /', 'GET /sign-in', 'POST /sign-in']);
+const PUBLIC_ROUTES = new Set(['GET /', 'GET /sign-in', 'POST /sign-in', 'GET /favicon.ico']);
 
 function errorPage(assets: PageAssets, reply: FastifyReply, status: number, title: string, text: string, request: FastifyRequest): FastifyReply {
   const s = signedIn(request);
@@ -69,6 +69,8 @@ export function registerWeb(app: FastifyInstance, options: { services: Services 
     }
 
     compressText(web);
+    // Browsers ask for it on every site; no icon, and no 404 in their console.
+    web.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').code(204).send());
 
     web.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_LIMIT }, (_request, body, done) => {
       const fields: Record<string, string> = Object.create(null);
