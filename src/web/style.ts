@@ -45,6 +45,8 @@ button.primary { background: var(--accent); color: var(--accent-fg); border-colo
 button.danger { color: var(--danger); border-color: var(--danger); }
 label { display: block; font-weight: 600; margin: 0.75rem 0 0.25rem; }
 input[type="text"], input[type="email"], input[type="password"], select { font: inherit; width: 100%; max-width: 24rem; padding: 0.45rem; border: 1px solid var(--muted); border-radius: 6px; background: var(--bg); color: var(--fg); min-height: 44px; }
+a.button { display: inline-flex; align-items: center; text-decoration: none; }
+textarea { font: inherit; width: 100%; padding: 0.45rem; border: 1px solid var(--muted); border-radius: 6px; background: var(--bg); color: var(--fg); }
 fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 0 0 1rem; padding: 0.75rem 1rem; }
 fieldset label.choice { display: flex; gap: 0.5rem; font-weight: 400; align-items: baseline; }
 table { border-collapse: collapse; width: 100%; }
