@@ -42,9 +42,12 @@ function addressesOf(list: EnvelopeAddress[] | null): Array<{ name: string | nul
   return out;
 }
 
+/** HTML read for a quote: far more than QUOTE_CHARS of text, and a bound on the parser's work per page. */
+const QUOTE_HTML_CHARS = 1024 * 1024;
+
 /** Text from an HTML part: no markup, line breaks at block ends, entities decoded by the parser. */
 export function htmlToText(html: string): string {
-  const marked = html.replace(/<(br|\/p|\/div|\/li|\/tr|\/h[1-6]|\/blockquote)\b[^>]*>/gi, '$&\n');
+  const marked = html.slice(0, QUOTE_HTML_CHARS).replace(/<(br|\/p|\/div|\/li|\/tr|\/h[1-6]|\/blockquote)\b[^>]*>/gi, '$&\n');
   const text = sanitizeHtml(marked, { allowedTags: [], allowedAttributes: {} });
   // sanitize-html escapes the text it keeps; undo exactly that.
   return text
