@@ -236,6 +236,29 @@ describe('web app: compose, reply and forward in chromium', { skip: browserSkip,
     }
   });
 
+  test('without JavaScript: the introduction is decided when the page is made, and the form posts and redirects', async () => {
+    await send({ port: t.server.smtp.port, from: 'nojs@peer.test', to: CAROL, subject: 'From a stranger', text: 'Hello?\n' });
+    const stranger = await eventually(async () => (await t.server.services.mail.list(carolId, 'INBOX')).find((m) => m.subject === 'From a stranger'), 15_000, 'the mail');
+    const fromContact = (await t.server.services.mail.list(carolId, 'INBOX')).find((m) => m.subject === 'Lunch on Friday?');
+    assert.ok(fromContact && (await t.server.services.contacts.isContact(carolId, 'mo@peer.test')), 'mo became a contact by the reply above');
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, javaScriptEnabled: false });
+    const page = await ctx.newPage();
+    try {
+      await signIn(page, base, CAROL, PASSWORD);
+      await page.goto(`${base}/compose?reply=${fromContact.id}`);
+      assert.equal(await page.getByLabel('Introduction (optional)').count(), 0, 'a reply to a contact: no introduction');
+      await page.goto(`${base}/compose?reply=${stranger.id}`);
+      await page.getByLabel('Introduction (optional)').fill('We have not met; you wrote to me first.');
+      await page.getByRole('button', { name: 'Send' }).click();
+      await page.waitForURL(`${base}/sent`);
+      const got = await receivedWith('Subject: Re: From a stranger');
+      assert.deepEqual(got.to, ['nojs@peer.test']);
+      assert.match(got.raw, /^Twm-Intro: We have not met; you wrote to me first\.\r$/im, 'the introduction goes along to a new address');
+    } finally {
+      await ctx.close();
+    }
+  });
+
   test('a post without the CSRF token (or with a wrong one) is 403 and sends nothing', async () => {
     const ctx = await newContext(browser);
     const page = await ctx.newPage();
