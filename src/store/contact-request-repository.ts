@@ -182,7 +182,13 @@ export class KyselyContactRequestRepository implements ContactRequestRepository 
  */
 function rankExpression(dialect: Dialect): RawBuilder<number> {
   const pg = dialect === 'postgres';
-  const domain = pg ? sql`substring(r.sender from '[^@]*$')` : sql`substr(r.sender, length(rtrim(r.sender, replace(r.sender, '@', ''))) + 1)`;
+  // After the last @ (core/address.ts domainOf). SQLite has no "last index of": rtrim strips the
+  // characters that are not @ from the end; the common case of one @ takes the cheaper instr path
+  // (a quarter of this query's time at 10,000 requests, bench/web-screener.ts).
+  const domain = pg
+    ? sql`substring(r.sender from '[^@]*$')`
+    : sql`(case when instr(substr(r.sender, instr(r.sender, '@') + 1), '@') = 0 then substr(r.sender, instr(r.sender, '@') + 1)
+        else substr(r.sender, length(rtrim(r.sender, replace(r.sender, '@', ''))) + 1) end)`;
   const atMost50 = pg ? sql`least(50, round((r.spam_score * 5)::numeric))` : sql`min(50, round(r.spam_score * 5))`;
   return sql<number>`cast(
     (case when exists (select 1 from contact_entries e where e.kind = 'address' and e.value = r.sender and e.action = 'allow')
