@@ -17,6 +17,8 @@ import { contactsNav, who } from './routes-contacts.ts';
 /** A .vcf of some thousands of cards; larger exports go through `twoway contacts import` or CardDAV. */
 export const IMPORT_LIMIT = 2 * 1024 * 1024;
 const LIMIT_TEXT = `${IMPORT_LIMIT / 1024 / 1024} MiB`;
+/** An upload over the limit is still read (and dropped) up to this size, so the browser can show the 413 page; beyond it the connection is cut. */
+const DRAIN_LIMIT = 8 * IMPORT_LIMIT;
 /** How many rejections the summary lists (the redirect carries them); the count is always whole. */
 const SHOWN_REJECTIONS = 20;
 
@@ -63,15 +65,42 @@ ${summary(request.query as Record<string, string | string[] | undefined>)}
 
   // Its own context: the multipart parser and the upload's limit apply to this route only.
   app.register(async (upload) => {
-    upload.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: IMPORT_LIMIT }, (request, body, done) => {
-      try {
-        const parsed = parseMultipart(body as Buffer, boundaryOf(request.headers['content-type']));
-        filesOf.set(request, parsed.files);
-        // The fields (the CSRF token) are the body the web app's preHandler checks, as for any form.
-        done(null, parsed.fields);
-      } catch (err) {
-        done(err as Error, undefined);
-      }
+    // Read by hand, not with a parser body limit: past the limit the rest of
+    // the upload is read and dropped (up to DRAIN_LIMIT), because a browser
+    // whose upload is cut off shows a connection error, never our page.
+    upload.addContentTypeParser('multipart/form-data', (request, payload, done) => {
+      const tooLarge = () => Object.assign(new Error('upload too large'), { statusCode: 413 });
+      const declared = Number(request.headers['content-length']);
+      if (declared > DRAIN_LIMIT) return done(tooLarge(), undefined);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let finished = false;
+      const finish = (err: Error | null, body?: Record<string, string>) => {
+        if (finished) return;
+        finished = true;
+        done(err, body);
+      };
+      payload.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= IMPORT_LIMIT) chunks.push(chunk);
+        else chunks.length = 0;
+        if (size > DRAIN_LIMIT) {
+          finish(tooLarge());
+          payload.destroy();
+        }
+      });
+      payload.on('error', (err) => finish(err));
+      payload.on('end', () => {
+        if (size > IMPORT_LIMIT) return finish(tooLarge());
+        try {
+          const parsed = parseMultipart(Buffer.concat(chunks), boundaryOf(request.headers['content-type']));
+          filesOf.set(request, parsed.files);
+          // The fields (the CSRF token) are the body the web app's preHandler checks, as for any form.
+          finish(null, parsed.fields);
+        } catch (err) {
+          finish(err as Error);
+        }
+      });
     });
 
     upload.setErrorHandler(async (err, request, reply) => {
