@@ -67,20 +67,23 @@ function entriesText(p: Parsed): SafeHtml {
 const isBlocked = (p: Parsed) => p.entries.some((e) => e.action === 'block');
 const canBlock = (p: Parsed) => !p.broken && p.entries.length > 0 && !p.entries.some((e) => e.kind === 'expect');
 
-/** A post button for one card; with htmx it swaps only the list. */
-function cardAction(c: Contact, path: string, label: string, cls: string, csrf: string, back: string, described: string): SafeHtml {
-  const url = `/contacts/${c.id}/${path}`;
-  return html`<form method="post" action="${url}" hx-post="${url}" hx-target="#contacts" hx-select="#contacts" hx-swap="outerHTML"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="back" value="${back}"><button type="submit" class="${cls}" aria-describedby="${described}">${label}</button></form>`;
-}
-
+/**
+ * One form per row (the CSRF token once): Remove is its action, Block or
+ * Unblock its other button's formaction. With htmx each button posts the same
+ * form (hx-post) and the list swaps in place (hx-target etc. are set once on
+ * the table and inherited).
+ */
 function row(c: Contact, csrf: string, back: string): SafeHtml {
   const p = parsed(c);
   const nameId = `c-${c.id}`;
-  const blocked = isBlocked(p);
+  const url = `/contacts/${c.id}`;
+  const toggle = isBlocked(p) ? ['unblock', 'Unblock', ''] : ['block', 'Block', 'danger'];
   return html`<tr>
-<td><a id="${nameId}" href="/contacts/${c.id}">${p.name || c.uid}</a></td>
+<td><a id="${nameId}" href="${url}">${p.name || c.uid}</a></td>
 <td>${entriesText(p)}</td>
-<td><div class="actions">${canBlock(p) ? (blocked ? cardAction(c, 'unblock', 'Unblock', '', csrf, back, nameId) : cardAction(c, 'block', 'Block', 'danger', csrf, back, nameId)) : ''}${cardAction(c, 'remove', 'Remove', 'danger', csrf, back, nameId)}</div></td>
+<td><form method="post" action="${url}/remove" class="actions"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="back" value="${back}">${
+    canBlock(p) ? html`<button type="submit" formaction="${url}/${toggle[0]!}" hx-post="${url}/${toggle[0]!}" class="${toggle[2]!}" aria-describedby="${nameId}">${toggle[1]!}</button>` : ''
+  }<button type="submit" hx-post="${url}/remove" class="danger" aria-describedby="${nameId}">Remove</button></form></td>
 </tr>`;
 }
 
@@ -119,7 +122,7 @@ export function contactsRoutes(app: FastifyInstance, deps: WebDeps): void {
         : '';
     const list =
       found.cards.length > 0
-        ? html`<table class="contacts"><caption class="visually-hidden">Contacts</caption><thead><tr><th scope="col">Name</th><th scope="col">Allows or blocks</th><th scope="col">Actions</th></tr></thead><tbody>${found.cards.map((c) => row(c, csrf, self))}</tbody></table>`
+        ? html`<table class="contacts" hx-target="#contacts" hx-select="#contacts" hx-swap="outerHTML"><caption class="visually-hidden">Contacts</caption><thead><tr><th scope="col">Name</th><th scope="col">Allows or blocks</th><th scope="col">Actions</th></tr></thead><tbody>${found.cards.map((c) => row(c, csrf, self))}</tbody></table>`
         : html`<p class="muted">${text ? 'No contact matches.' : 'No contacts yet. People you write to are added here, and so are senders you approve in the Screener.'}</p>`;
     return sendHtml(
       reply,
