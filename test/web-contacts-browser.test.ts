@@ -198,7 +198,10 @@ describe('web app: contacts in chromium', { skip: browserSkip, timeout: 300_000 
   });
 
   test('axe-core finds no violations on the contacts pages (390 and 1280 px)', async () => {
-    const [hostile] = (await t.server.services.contacts.cards.page(doraId, { limit: 1, text: 'mallory' })).cards;
+    const ann = await t.server.services.contacts.add(doraId, { sender: 'ann@example.org', name: 'Ann Example', blocked: false });
+    const [card] = (await t.server.services.contacts.cards.page(doraId, { limit: 1, text: ann.uid })).cards;
+    await t.server.services.contacts.add(doraId, { sender: '@partner.example', blocked: false });
+    await t.server.services.contacts.add(doraId, { sender: 'offers@spammy.example', blocked: true });
     await t.server.services.contacts.expect(doraId, 'signup.example', { forMs: 86_400_000, uses: 1 });
     const summary = `/contacts/import?file=friends.vcf&imported=2&merged=1&rejected=1&r=${encodeURIComponent('11:X-TWOWAY-DOMAIN: Bad domain syntax')}`;
     for (const width of [390, 1280]) {
@@ -209,9 +212,9 @@ describe('web app: contacts in chromium', { skip: browserSkip, timeout: 300_000 
         await signIn(page, base, DORA, PASSWORD);
         for (const [name, path] of [
           ['contacts', '/contacts'],
-          ['contact', `/contacts/${hostile!.id}`],
-          ['expected', '/contacts/expected'],
-          ['import', summary],
+          ['contacts-card', `/contacts/${card!.id}`],
+          ['contacts-expected', '/contacts/expected'],
+          ['contacts-import', summary],
         ] as const) {
           await page.goto(`${base}${path}`);
           await checkPage(page, name, width);

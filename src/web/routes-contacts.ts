@@ -96,7 +96,7 @@ function listQuery(request: FastifyRequest): { text: string; before: number | un
 
 /** Where a card action returns to: a page of the list (only our own paths), else the list. */
 function backTo(raw: string | undefined): string {
-  return raw && /^\/contacts(?:\?[A-Za-z0-9=&%._~+-]*)?$/.test(raw) ? raw : '/contacts';
+  return raw && /^\/contacts(?:\?[A-Za-z0-9=&%._~+!*'()-]*)?$/.test(raw) ? raw : '/contacts';
 }
 
 const withNotice = (path: string, done: string, name: string) => `${path}${path.includes('?') ? '&' : '?'}done=${done}&who=${encodeURIComponent(name.slice(0, 200))}`;
