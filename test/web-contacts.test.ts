@@ -11,7 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from './helpers/server.ts';
-import { basic, davFetch, tsdavClient } from './helpers/carddav.ts';
+import { basic, davFetch, rawRequest, tsdavClient } from './helpers/carddav.ts';
 import { SecurityTally } from './helpers/security-tally.ts';
 import { IMPORT_LIMIT } from '../src/web/routes-contacts-import.ts';
 
@@ -62,6 +62,9 @@ function webClient(t: TestServer) {
     postRaw: (path: string, body: { form?: Record<string, string>; multipart?: FormData; raw?: Buffer; type?: string }) => request('POST', path, body),
     get csrf() {
       return csrf;
+    },
+    get cookie() {
+      return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
     },
     async signIn(address: string) {
       await request('GET', '/sign-in');
@@ -256,6 +259,18 @@ describe('web app: contacts', () => {
     assert.match(tooBig.text, /File too large/);
     assert.match(tooBig.text, /larger than 2 MiB/);
     assert.match(tooBig.text, /Content-Security-Policy|<main id="main">/);
+
+    // Declared far over the limit: refused at once, before any of the body is read.
+    const d = dav();
+    const declared = await rawRequest(t, d.ca, {
+      method: 'POST',
+      path: '/contacts/import',
+      headers: { cookie: alice.cookie, 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(64 * 1024 * 1024) },
+      body: '--x\r\n',
+    });
+    assert.equal(declared.status, 413);
+    assert.match(declared.body, /File too large/);
+    await d.close();
 
     const empty = new FormData();
     empty.append('_csrf', alice.csrf);

@@ -72,9 +72,13 @@ export function contactCards(store: Pick<Store, 'contacts' | 'addressBooks'>, cl
     /** Sets or lifts X-TWOWAY-BLOCKED on the card itself (its other lines unchanged). */
     async setBlocked(userId: number, id: number, blocked: boolean): Promise<Contact> {
       const card = await byId(userId, id);
-      if (blocked && parseContactCard(card.vcard).entries.some((e) => e.kind === 'expect')) {
-        throw invalid('An expected-sender entry cannot be blocked; remove it instead');
+      let entries: ReturnType<typeof parseContactCard>['entries'];
+      try {
+        entries = parseContactCard(card.vcard).entries;
+      } catch (err) {
+        throw invalid(`This card cannot be read (${err instanceof VCardError ? err.message : String(err)}); edit its vCard instead`);
       }
+      if (blocked && entries.some((e) => e.kind === 'expect')) throw invalid('An expected-sender entry cannot be blocked; remove it instead');
       return rewrite(userId, card, setBlocked(card.vcard, blocked), card.etag);
     },
 
