@@ -19,6 +19,7 @@ import { page, type PageAssets } from './layout.ts';
 import { authRoutes } from './routes-auth.ts';
 import { contactsImportRoutes } from './routes-contacts-import.ts';
 import { contactsRoutes } from './routes-contacts.ts';
+import { composeRoutes } from './routes-compose.ts';
 import { mailRoutes } from './routes-mail.ts';
 import { messageRoutes } from './routes-message.ts';
 import { screenerRoutes } from './routes-screener.ts';
@@ -121,5 +122,6 @@ export function registerWeb(app: FastifyInstance, options: { services: Services 
     contactsRoutes(web, deps);
     expectedRoutes(web, deps);
     contactsImportRoutes(web, deps);
+    composeRoutes(web, deps);
   });
 }
