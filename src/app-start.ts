@@ -310,7 +310,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   closers.unshift(() => client.close());
   const remote = createRemoteTransport({
     smtp,
-    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, now }),
+    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now }),
     client,
     outbox: store.twmOut,
     domains: config.domains,

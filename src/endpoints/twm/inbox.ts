@@ -148,7 +148,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
     const wait = perDomain.take(signerRateKey(signer.domain), at.getTime());
     if (wait > 0) throw twmError('rate-limited', `too many notices from ${signerRateKey(signer.domain)}`, { retryAfter: wait });
 
-    const listId = n.listId ?? null;
+    const listId = n.listId?.toLowerCase() ?? null;
     const rows: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>> = [];
     const requests: TwmRequestTouch[] = [];
     const results: NoticeResult['results'] = [];
