@@ -10,8 +10,9 @@
  *   List-Id: dev.a.test, keeping the author's From:;
  * - its members: two TWM users at b.test (one with the list in the address
  *   book: INBOX; one with only the author: a contact request for the list,
- *   not the author, no body) and a plain SMTP server (smtp-server) for
- *   p.test, which gets the post by SMTP;
+ *   not the author, no body), a plain SMTP server (smtp-server) for p.test,
+ *   which gets the post by SMTP, and a local member of a.test, for whom our
+ *   own submission does not authenticate the author either;
  * - a scripted foreign list and forwarder at evil.test (helpers/twm-peer.ts):
  *   a notice whose message has another Sender: fails `from-mismatch`, a
  *   `list_id` outside the signer domain is refused `wrong-domain`, and a
@@ -75,6 +76,9 @@ describe('TWM mailing lists and forwarders', () => {
 
     await a.server.services.accounts.add(LIST, 'dev-password', 'open');
     await a.server.services.accounts.add('ann@a.test', 'ann-password', 'open');
+    // A member on the list's own server, who knows the author but not the list.
+    await a.server.services.accounts.add('lee@a.test', 'lee-password', 'screen');
+    await a.server.services.contacts.allow((await user(a, 'lee@a.test')).id, AUTHOR);
     for (const [name, mode] of [['bea', 'screen'], ['ben', 'screen'], ['fay', 'screen'], ['olga', 'open']] as const) {
       await b.server.services.accounts.add(`${name}@b.test`, `${name}-password`, mode);
     }
@@ -128,7 +132,7 @@ describe('TWM mailing lists and forwarders', () => {
       Buffer.from(`From: Alice <${AUTHOR}>\r\nTo: ${LIST}\r\nSubject: list post 1\r\nMessage-ID: <post1@author.test>\r\nDate: ${new Date().toUTCString()}\r\n\r\nHello developers.\r\n`),
     );
     await send({ port: a.server.smtp.port, host: '127.0.0.2', from: AUTHOR, to: LIST, raw: post });
-    await fanOut('list post 1', ['bea@b.test', 'ben@b.test', 'carl@p.test']);
+    await fanOut('list post 1', ['bea@b.test', 'ben@b.test', 'carl@p.test', 'lee@a.test']);
 
     // The member who allows the list: the body fetched over TWM, into INBOX, as the author wrote it.
     const got = await eventually(() => mail(b, 'bea@b.test', 'list post 1'), 20_000, 'delivery to bea');
@@ -161,6 +165,14 @@ describe('TWM mailing lists and forwarders', () => {
     assert.match(smtp.raw, /^List-Id: Developers <dev\.a\.test>\r\n/m);
     assert.match(smtp.raw, /\bd=a\.test;/, "DKIM-signed for the list's domain");
     assert.equal((await sentStatus(LIST, 'carl@p.test'))?.via, 'queue');
+
+    // The local member: our own submission never authenticates the author of a relayed message,
+    // so the author's entry does not apply there either; held as the list's contact request.
+    const lee = await user(a, 'lee@a.test');
+    const held = await eventually(() => mail(a, 'lee@a.test', 'list post 1'), 20_000, 'local delivery to lee');
+    assert.equal(held.mailbox, 'Screener');
+    const leeRequests = await a.server.services.screener.list(lee.id);
+    assert.deepEqual(leeRequests.map((r) => [r.sender, r.held]), [[LIST, 1]]);
 
     // Ben approves the list: the pending notice is fetched; the list is now his contact.
     await b.server.services.screener.approve(ben.id, [LIST]);
