@@ -124,7 +124,7 @@ describe('TWM mailing lists and forwarders', () => {
     const resent = Buffer.from(
       `Sender: Developers <${LIST}>\r\nList-Id: Developers <dev.a.test>\r\nList-Post: <mailto:${LIST}>\r\nPrecedence: list\r\n${raw}`,
     );
-    await submit({ port: a.server.submission!.port, host: '127.0.0.2', user: LIST, pass: 'dev-password', envelopeFrom: LIST, to: members, raw: resent });
+    await submit({ port: a.server.submission!.port, host: '127.0.0.2', user: LIST, pass: 'dev-password', envelopeFrom: 'dev+bounces@a.test', to: members, raw: resent });
   }
 
   it('fans a post out: INBOX for the member who has the list, a contact request for the list (not the author) for one who has only the author, SMTP for the plain member', async () => {
@@ -158,9 +158,9 @@ describe('TWM mailing lists and forwarders', () => {
     assert.equal(await mail(b, 'ben@b.test', 'list post 1'), undefined, 'no body fetched');
     await eventually(async () => (await sentStatus(LIST, 'ben@b.test'))?.status === 'pending', 15_000, 'pending at the list');
 
-    // The plain SMTP member: by SMTP, DKIM-signed for the list's domain, bounces to the list (its envelope sender).
+    // The plain SMTP member: by SMTP, DKIM-signed for the list's domain, bounces to the list's bounce address.
     const smtp = await eventually(async () => smtpReceived.find((m) => m.raw.includes('Subject: list post 1')), 20_000, 'SMTP delivery to p.test');
-    assert.deepEqual([smtp.from, smtp.to], [LIST, ['carl@p.test']]);
+    assert.deepEqual([smtp.from, smtp.to], ['dev+bounces@a.test', ['carl@p.test']]);
     assert.match(smtp.raw, /\r\nFrom: Alice <alice@author\.test>\r\n/);
     assert.match(smtp.raw, /^List-Id: Developers <dev\.a\.test>\r\n/m);
     assert.match(smtp.raw, /\bd=a\.test;/, "DKIM-signed for the list's domain");
