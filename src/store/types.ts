@@ -364,7 +364,7 @@ export interface TwmOutboundRepository {
   /** Deletes the stored body (keeps the notice and rows as history). */
   removeBody(id: string): Promise<void>;
   setExpiryReported(id: string): Promise<void>;
-  /** The notices made from the submissions of `sender`, newest first, with their recipients. */
+  /** The notices made from the submissions of `sender` or a `+tag` subaddress of it, newest first, with their recipients. */
   listBySender(sender: string, options?: { limit?: number; messageId?: string }): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
   /** Deletes notices (and rows) whose every recipient is final and that expired before `olderThan`. Returns how many. */
   prune(olderThan: Date): Promise<number>;
