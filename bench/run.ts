@@ -37,6 +37,7 @@ const ALL_SCRIPTS = [
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts', labels: /^a stranger's attempt/ },
   { name: 'spam-accept', title: "Durable SMTP accept with rspamd: twoway vs Postfix + rspamd's milter (bench/spam-accept.ts)", file: 'bench/spam-accept.ts', labels: /^durable SMTP accept with rspamd/ },
   { name: 'web-screener', title: 'Web app: the Screener with 10,000 pending requests, and the weight of every page (bench/web-screener.ts)', file: 'bench/web-screener.ts', labels: /^web (Screener page|page weight)/ },
+  { name: 'web-contacts', title: 'Web app: Contacts page with 10,000 cards (bench/web-contacts.ts)', file: 'bench/web-contacts.ts', labels: /^web contacts page/ },
   { name: 'spam-corpus', title: 'Spam caught and ham misfiled: SpamAssassin public corpus (bench/spam-corpus.ts)', file: 'bench/spam-corpus.ts', labels: /^spam filter: / },
 ];
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
@@ -140,6 +141,19 @@ function headlines(name: string, rows: any[]): Headline[] {
       if (t && num(t.medianMs) !== null) out.push({ benchmark: `web Screener page, ${fmt(r.requests)} requests (${label} page)`, metric: 'ms median / p95', twoway: `${fmt(t.medianMs, 1)} / ${fmt(t.p95Ms, 1)}`, peer: `target < 50 ms: ${t.p95Ms < 50 ? 'met' : '**not met**'}`, ratio: null, target: null });
     }
     if (heaviest && num(heaviest.totalBytes) !== null) out.push({ benchmark: `web page weight, heaviest page (${heaviest.page})`, metric: 'KB transferred', twoway: fmt(heaviest.totalBytes / 1024, 1), peer: `target < 100 KB: ${heaviest.totalBytes < 100 * 1024 ? 'met' : '**not met**'}`, ratio: null, target: null });
+  } else if (name === 'web-contacts') {
+    const r = rows[0];
+    if (r && num(r.worstP95Ms) !== null) {
+      const list = r.pages?.[0];
+      out.push({
+        benchmark: `web contacts page, ${fmt(r.cards)} cards (worst p95 of its pages)`,
+        metric: 'ms',
+        twoway: `${fmt(r.worstP95Ms, 1)}${list ? ` (list median ${fmt(list.medianMs, 1)})` : ''}`,
+        peer: `no peer; target < ${r.targetMs} ms: ${r.worstP95Ms < r.targetMs ? 'met' : '**not met**'}`,
+        ratio: null,
+        target: null,
+      });
+    }
   } else if (name === 'idle-connections') {
     const tw = rows.find((r) => r.system === 'twoway');
     const pf = rows.find((r) => r.system !== 'twoway');
