@@ -6,7 +6,7 @@
  *   list (after 5,000 and 9,900 requests, reached by following `Next`), the
  *   likely-spam view, and the 204 poll; median and p95 after a warm-up;
  * - the transferred weight of every page (sign-in, Screener, Mail, message,
- *   Sent, settings, sessions) as a first visit fetches it: the HTML and each
+ *   Compose, Sent, Contacts, settings, sessions) as a first visit fetches it: the HTML and each
  *   script and stylesheet it links, with `Accept-Encoding: br, gzip` (what
  *   Chromium sends), and also raw. Target: under 100 KB, htmx included.
  *
@@ -116,7 +116,9 @@ try {
     ['Screener (50 requests)', '/screener', true],
     ['Mail', '/mail/INBOX', true],
     ['message', `/message/${message!.id}`, true],
+    ['Compose', '/compose', true],
     ['Sent', '/sent', true],
+    ['Contacts', '/contacts', true],
     ['settings', '/settings', true],
     ['sessions', '/sessions', true],
   ];
