@@ -45,13 +45,15 @@ export type ReceiptError = 'size-mismatch' | 'digest-mismatch' | 'from-mismatch'
 export interface ReceiptEntry {
   rcpt: string;
   status: ReceiptStatus;
-  /** Present iff status is `failed`. */
+  /** Sent iff status is `failed`; absent on a parsed `failed` entry whose code this server does not know (6.6). */
   error?: ReceiptError;
 }
 /** Section 6.4. */
 export interface Receipt {
   id: string;
   results: ReceiptEntry[];
+  /** Parsed only: recipients whose entry had a status this server does not know, ignored (6.6). */
+  ignored?: string[];
 }
 
 export const TWM_MEDIA_TYPES = {

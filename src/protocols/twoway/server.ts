@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { pino } from 'pino';
 import { noticeResultToJson } from '../../core/twm-schema.ts';
+import { CAPABILITIES_PATH, OUR_VERSIONS, capabilitiesToJson } from '../../core/twm-capabilities.ts';
 import { contentDigest } from '../../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
 import { installBodyReader } from './body.ts';
@@ -81,7 +82,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   installBodyReader(app, TWM_REQUEST_LIMIT);
 
   app.addHook('onSend', async (_request, reply) => {
-    reply.header('Cache-Control', 'no-store');
+    if (!reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
     reply.header('X-Content-Type-Options', 'nosniff');
   });
 
@@ -148,6 +149,23 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, receiptRules(ctx));
     await recordReceipt(ctx, entitlement, doc, signer);
     return reply.code(204).send();
+  });
+
+  // The capability document (6.6 "Versions."): unsigned, the same for everyone, so it may be cached
+  // for as long as a client keeps the SRV answer that led to it. Step 1 (the rate limit) applies.
+  const capabilities = capabilitiesToJson({ versions: [...OUR_VERSIONS], maxSize: options.maxMessageSize });
+  app.route({
+    method: 'GET',
+    url: CAPABILITIES_PATH,
+    handler: async (_request, reply) => reply.code(200).type('application/json').header('Cache-Control', 'max-age=3600').send(capabilities),
+  });
+  app.route({
+    method: ['POST', ...OTHER_METHODS.filter((m) => m !== 'GET')],
+    url: CAPABILITIES_PATH,
+    handler: async (request, reply) => {
+      reply.header('Allow', 'GET');
+      return sendPlainProblem(reply, 405, `${request.method} is not allowed here; use GET`);
+    },
   });
 
   await app.ready();

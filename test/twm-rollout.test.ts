@@ -1,0 +1,149 @@
+/**
+ * Versioning and rollout of Two-Way Mail (docs/protocol.md 6.6) between real
+ * servers on loopback: a.test and b.test are twoway servers, x.test a
+ * scripted peer (test/helpers/twm-peer.ts) that answers as a later TWM
+ * revision might.
+ *
+ * Covered: unknown notice result statuses, receipt statuses and error
+ * codes, and problem codes are mapped by the rule table, never fatal; the
+ * capability document served by the TWM listener and read over HTTPS by the
+ * client (a malformed one is treated as absent).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-server.ts';
+import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
+import { createTwmClient } from '../src/delivery/twm-client.ts';
+import { TwmUnreachableError } from '../src/delivery/twm-client-types.ts';
+import { createResolver } from '../src/dns/resolver.ts';
+import { commonFreePort, eventually, submit, type TestServer } from './helpers/server.ts';
+import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';
+import { startTwmPeer, type PeerRequest, type TwmPeer } from './helpers/twm-peer.ts';
+
+describe('Two-Way Mail versioning and rollout', () => {
+  let dns: EmbeddedDnsServer;
+  let lab: TwmLab;
+  let a: TestServer;
+  let b: TestServer;
+  let x: TwmPeer;
+
+  before(async () => {
+    dns = await startDnsServer();
+    lab = createTwmLab();
+    const port = await commonFreePort(['127.0.0.2', '127.0.0.3']);
+    const fast = (t: string) => t.replace('[delivery]\n', '[delivery]\nmin_backoff = "1s"\nmax_backoff = "2s"\n');
+    a = await startDomain({ lab, dns, domain: 'a.test', host: '127.0.0.2', smtpPort: port, edit: fast });
+    b = await startDomain({ lab, dns, domain: 'b.test', host: '127.0.0.3', smtpPort: port, edit: fast });
+    x = await startTwmPeer({ lab, dns, domain: 'x.test', host: '127.0.0.6' });
+    for (const name of ['ann', 'sam', 'rex']) await a.server.services.accounts.add(`${name}@a.test`, `${name}-password`, 'open');
+    await b.server.services.accounts.add('bea@b.test', 'bea-password', 'open');
+  });
+  after(async () => {
+    await x?.close();
+    await a?.close();
+    await b?.close();
+    await dns?.close();
+    lab?.close();
+  });
+
+  const user = (t: TestServer, address: string) => t.server.services.accounts.get(address);
+  const send = (name: string, to: string, subject: string) =>
+    submit({ port: a.server.submission!.port, host: '127.0.0.2', user: `${name}@a.test`, pass: `${name}-password`, to, subject });
+  const status = async (name: string, to: string) => {
+    for (const m of await a.server.services.sent.list(await user(a, `${name}@a.test`))) {
+      const r = m.recipients.find((e) => e.recipient === to);
+      if (r) return r;
+    }
+    return undefined;
+  };
+  const isNotice = (r: PeerRequest) => r.path === TWM_PATHS.notice;
+  const json = (status: number, type: string, doc: unknown) => ({ status, headers: { 'content-type': type }, body: Buffer.from(JSON.stringify(doc)) });
+  /** The id of the newest notice x received for `rcpt`. */
+  const noticeFor = (rcpt: string) => {
+    const n = x.received.filter(isNotice).map((r) => JSON.parse(r.body.toString()) as { id: string; to: string[] }).filter((d) => d.to.includes(rcpt));
+    return n.at(-1)?.id;
+  };
+  const queued = async (rcpt: string) => (await a.server.services.queue.list()).find((e) => e.recipient === rcpt);
+
+  it('an unknown notice result status is a delay of 3600 s, never a failure', async () => {
+    x.answer = (r) => (isNotice(r) ? json(200, TWM_MEDIA_TYPES.noticeResult, { id: JSON.parse(r.body.toString()).id, results: [{ rcpt: 'quinn@x.test', status: 'quarantined', hint: 1 }] }) : undefined);
+    await send('ann', 'quinn@x.test', 'a later status');
+    const entry = await eventually(async () => {
+      const e = await queued('quinn@x.test');
+      return e?.status.state === 'deferred' ? e : undefined;
+    }, 20_000, 'deferred');
+    assert.match(entry.status.state === 'deferred' ? entry.status.lastError : '', /recipient deferred \(retry after 3600 s\)/);
+    assert.equal((await status('ann', 'quinn@x.test'))?.status, 'queued', 'not failed');
+    await a.server.services.queue.remove(entry.id);
+  });
+
+  it('an unknown twm_error: the HTTP status decides (429 temporary, other 4xx permanent)', async () => {
+    x.answer = (r) => (isNotice(r) ? json(429, 'application/problem+json', { type: 'about:blank', status: 429, twm_error: 'slow-down-please' }) : undefined);
+    await send('sam', 'tess@x.test', 'an unknown temporary code');
+    const deferred = await eventually(async () => {
+      const e = await queued('tess@x.test');
+      return e?.status.state === 'deferred' ? e : undefined;
+    }, 20_000, 'deferred');
+    await a.server.services.queue.remove(deferred.id);
+    x.answer = (r) => (isNotice(r) ? json(403, 'application/problem+json', { type: 'about:blank', status: 403, twm_error: 'sender-unwelcome' }) : undefined);
+    await send('sam', 'uma@x.test', 'an unknown permanent code');
+    const failed = await eventually(async () => ((await status('sam', 'uma@x.test'))?.status === 'failed' ? status('sam', 'uma@x.test') : undefined), 20_000, 'failed');
+    assert.match(failed!.detail ?? '', /answered 403/);
+  });
+
+  it('receipts: an unknown status is ignored (the recipient stays open); an unknown error reads as failed', async () => {
+    x.answer = (r) => {
+      if (!isNotice(r)) return undefined;
+      const n = JSON.parse(r.body.toString()) as { id: string; to: string[] };
+      return json(200, TWM_MEDIA_TYPES.noticeResult, { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'accepted' })) });
+    };
+    await send('rex', 'vic@x.test', 'receipts from the future');
+    await eventually(async () => (await status('rex', 'vic@x.test'))?.status === 'notified', 20_000, 'notified (accepted)');
+    const id = noticeFor('vic@x.test')!;
+    const receipt = (entry: object) => Buffer.from(JSON.stringify({ id, results: [{ rcpt: 'vic@x.test', ...entry }] }));
+    const later = await x.post('a.test', TWM_PATHS.receipt, TWM_MEDIA_TYPES.receipt, receipt({ status: 'forwarded-elsewhere' }));
+    assert.equal(later.status, 204, later.body.toString());
+    assert.equal((await status('rex', 'vic@x.test'))?.status, 'notified', 'ignored: still waiting');
+    const unknownError = await x.post('a.test', TWM_PATHS.receipt, TWM_MEDIA_TYPES.receipt, receipt({ status: 'failed', error: 'virus-found' }));
+    assert.equal(unknownError.status, 204, unknownError.body.toString());
+    const failed = await status('rex', 'vic@x.test');
+    assert.equal(failed?.status, 'failed');
+    assert.match(failed?.detail ?? '', /a reason this server does not know/);
+    // A status the registry does not know still names recipients, and those are checked (5.4 step 9).
+    const other = await x.post('a.test', TWM_PATHS.receipt, TWM_MEDIA_TYPES.receipt, Buffer.from(JSON.stringify({ id, results: [{ rcpt: 'zed@x.test', status: 'forwarded-elsewhere' }] })));
+    assert.equal(other.status, 403);
+    assert.match(other.body.toString(), /not-listed/);
+  });
+
+  it('the capability document: served by the TWM listener, read over HTTPS, a malformed one is absent', async () => {
+    const problems: string[] = [];
+    const client = createTwmClient({
+      resolver: createResolver({ servers: [dns.address], cacheTtlCapSeconds: 0 }),
+      trustAnchors: [lab.ca.cert],
+      lab: true,
+      onProblem: (domain, problem) => problems.push(`${domain}: ${problem}`),
+    });
+    try {
+      const doc = await client.capabilities('b.test');
+      assert.deepEqual(doc, { versions: ['TWM1'], maxSize: b.server.config.limits.messageSize });
+      // Other methods are refused with Allow: GET.
+      const post = await x.post('b.test', '/.well-known/twoway', 'application/json', Buffer.from('{}'));
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.allow, 'GET');
+
+      x.answer = (r) => (r.path === '/.well-known/twoway' ? json(200, 'application/json', { versions: ['TWM2', 'TWM1'], max_size: 1000, future: true }) : undefined);
+      assert.deepEqual(await client.capabilities('x.test'), { versions: ['TWM2', 'TWM1'], maxSize: 1000 });
+      x.answer = (r) => (r.path === '/.well-known/twoway' ? json(200, 'application/json', { versions: 'TWM1' }) : undefined);
+      assert.equal(await client.capabilities('x.test'), null);
+      assert.match(problems.join('\n'), /x\.test: the capability document at twm\.x\.test is malformed/);
+      x.answer = (r) => (r.path === '/.well-known/twoway' ? { status: 200, headers: { 'content-type': 'text/html' }, body: Buffer.from('{"versions":["TWM1"]}') } : undefined);
+      assert.equal(await client.capabilities('x.test'), null, 'not application/json: absent');
+      x.answer = (r) => (r.path === '/.well-known/twoway' ? json(404, 'application/problem+json', { status: 404 }) : undefined);
+      assert.equal(await client.capabilities('x.test'), null);
+      x.answer = undefined;
+      await assert.rejects(client.capabilities('nowhere.test'), TwmUnreachableError);
+    } finally {
+      await client.close();
+    }
+  });
+});
