@@ -177,6 +177,8 @@ function startBackground(ctx: StartContext, twmSweeps: SweepJob[]) {
       // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
       { name: 'expected-senders', everyMs: 3_600_000, run: () => services.contacts.sweepExpired(now()) },
       { name: 'twm-nonces', everyMs: 300_000, run: () => store.twmNonces.prune(now()) },
+      // Testing mode's first-copy records (6.6) pair nothing after the longest notice lifetime, 30 days.
+      { name: 'twm-copies', everyMs: 3_600_000, run: () => store.messages.pruneCopies(new Date(now().getTime() - 31 * 86_400_000)) },
       ...twmSweeps,
     ],
   });
@@ -314,6 +316,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     client,
     outbox: store.twmOut,
     domains: config.domains,
+    testing: config.twm.testing,
   });
   const fetchWorker = startTwmFetchWorker({
     inbox: store.twmIn,

@@ -7,12 +7,13 @@
  * Covered: unknown notice result statuses, receipt statuses and error
  * codes, and problem codes are mapped by the rule table, never fatal; the
  * capability document served by the TWM listener and read over HTTPS by the
- * client (a malformed one is treated as absent).
+ * client (a malformed one is treated as absent); testing mode (below).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-server.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
+import { keyRecordTesting } from '../src/core/twm-key-record.ts';
 import { createTwmClient } from '../src/delivery/twm-client.ts';
 import { TwmUnreachableError } from '../src/delivery/twm-client-types.ts';
 import { createResolver } from '../src/dns/resolver.ts';
@@ -145,5 +146,100 @@ describe('Two-Way Mail versioning and rollout', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+/**
+ * Testing mode (6.6) between t.test, whose `[twm] testing` puts `t=y` in
+ * its key record and doubles every TWM delivery by SMTP, and b.test. The
+ * order of arrival is forced by taking one path down: b's MX (the TWM copy
+ * arrives first), or t's TWM endpoint during b's fetch (the SMTP copy
+ * arrives first). Either way b's user ends up with exactly one copy, the
+ * first, and the sender sees both paths succeed.
+ */
+describe('Two-Way Mail testing mode', () => {
+  let dns: EmbeddedDnsServer;
+  let lab: TwmLab;
+  let t: TestServer;
+  let b: TestServer;
+
+  before(async () => {
+    dns = await startDnsServer();
+    lab = createTwmLab();
+    const port = await commonFreePort(['127.0.0.2', '127.0.0.3']);
+    const fast = (s: string) => s.replace('[delivery]\n', '[delivery]\nmin_backoff = "1s"\nmax_backoff = "2s"\n');
+    t = await startDomain({ lab, dns, domain: 't.test', host: '127.0.0.2', smtpPort: port, edit: fast, twmToml: 'testing = true' });
+    b = await startDomain({ lab, dns, domain: 'b.test', host: '127.0.0.3', smtpPort: port, edit: fast });
+    await t.server.services.accounts.add('tia@t.test', 'tia-password', 'open');
+    await b.server.services.accounts.add('bea@b.test', 'bea-password', 'open');
+    await b.server.services.contacts.allow((await b.server.services.accounts.get('bea@b.test')).id, 'tia@t.test');
+  });
+  after(async () => {
+    await t?.close();
+    await b?.close();
+    await dns?.close();
+    lab?.close();
+  });
+
+  const bea = () => b.server.services.accounts.get('bea@b.test');
+  const copies = async (subject: string) => {
+    const u = await bea();
+    const found = (await b.server.services.mail.list(u.id)).filter((m) => m.subject === subject);
+    return Promise.all(found.map(async (m) => (await b.server.services.mail.get(u.id, m.id)).raw.toString()));
+  };
+  const send = (subject: string) => submit({ port: t.server.submission!.port, host: '127.0.0.2', user: 'tia@t.test', pass: 'tia-password', to: 'bea@b.test', subject });
+  const moveA = async (name: string, address: string) => {
+    dns.remove(name, 'A');
+    dns.add([{ name, type: 'A', ttl: 1, data: address }]);
+    await new Promise((r) => setTimeout(r, 1_100));
+  };
+  const queueState = async (subject: string) => {
+    for (const e of await t.server.store.queue.list()) {
+      if (e.recipient !== 'bea@b.test') continue;
+      const raw = (await t.server.store.queue.raw(e.messageId))?.toString() ?? '';
+      if (raw.includes(`Subject: ${subject}`)) return e.status;
+    }
+    return undefined;
+  };
+
+  it('publishes t=y in the key record of the testing domain only', async () => {
+    const resolver = createResolver({ servers: [dns.address], cacheTtlCapSeconds: 0 });
+    const tsel = t.server.config.twm.selector;
+    const txt = (await resolver.resolve(`${tsel}._twoway.t.test`, 'TXT')) as string[][];
+    assert.ok(keyRecordTesting(txt), txt.join(''));
+    assert.equal(keyRecordTesting((await resolver.resolve(`${b.server.config.twm.selector}._twoway.b.test`, 'TXT')) as string[][]), false);
+  });
+
+  it('the TWM copy first: the SMTP copy that follows is discarded silently', async () => {
+    await moveA('mx.b.test', '127.0.0.9');
+    await send('testing: twm first');
+    const [first] = await eventually(async () => ((await copies('testing: twm first')).length > 0 ? copies('testing: twm first') : undefined), 20_000, 'the TWM copy');
+    assert.match(first!, /with TWM id/);
+    await eventually(async () => (await queueState('testing: twm first'))?.state === 'deferred', 15_000, 'SMTP deferred while b has no MX');
+    await moveA('mx.b.test', '127.0.0.3');
+    await t.server.services.queue.flush();
+    await eventually(async () => (await queueState('testing: twm first'))?.state === 'delivered', 45_000, 'the SMTP copy accepted (250)').catch(async (err) => {
+      throw new Error(`${err}: ${JSON.stringify(await queueState('testing: twm first'))}`);
+    });
+    const after = await copies('testing: twm first');
+    assert.equal(after.length, 1, 'one copy');
+    assert.match(after[0]!, /with TWM id/);
+  });
+
+  it('the SMTP copy first: the TWM copy fetched later is discarded silently, and the receipt says delivered', async () => {
+    await moveA('twm.t.test', '127.0.0.9');
+    await send('testing: smtp first');
+    const [first] = await eventually(async () => ((await copies('testing: smtp first')).length > 0 ? copies('testing: smtp first') : undefined), 20_000, 'the SMTP copy');
+    assert.match(first!, /with ESMTPS?/);
+    assert.match(first!, /^TWM-Testing: y\r$/m);
+    // b has the notice (sent to b's endpoint, which is up) but cannot fetch from t yet.
+    const tia = await t.server.services.accounts.get('tia@t.test');
+    const twmStatus = async () => (await t.server.services.sent.list(tia)).flatMap((m) => (m.subject === 'testing: smtp first' ? m.recipients.filter((r) => r.via === 'twm') : []))[0];
+    await eventually(async () => (await twmStatus())?.status === 'notified', 15_000, 'notice accepted');
+    await moveA('twm.t.test', '127.0.0.2');
+    await eventually(async () => (await twmStatus())?.status === 'delivered', 30_000, 'fetched, discarded, receipt delivered');
+    const after = await copies('testing: smtp first');
+    assert.equal(after.length, 1, 'one copy');
+    assert.match(after[0]!, /with ESMTPS?/);
   });
 });

@@ -70,6 +70,9 @@ export const TWM_PATHS = {
   receipt: '/.well-known/twm/v1/receipt',
 } as const;
 
+/** The header field that marks the SMTP copy of a testing-mode sender's message (section 6.6). */
+export const TWM_TESTING_HEADER = 'TWM-Testing';
+
 /** Request content limit for notices, fetch requests and receipts (section 4.3). */
 export const TWM_REQUEST_LIMIT = 16_384;
 /** Receipts are accepted this long after a notice's expiry (section 6.4). */

@@ -249,6 +249,16 @@ export interface TwmNoncesTable {
   expires_at: number;
 }
 
+/** The first copy of a testing-mode sender's message per user (migration 0017; docs/protocol.md 6.6). */
+export interface TwmCopiesTable {
+  user_id: number;
+  sender_domain: string;
+  message_id: string;
+  /** `twm` or `smtp`: the channel whose copy arrived first. */
+  channel: string;
+  created_at: number;
+}
+
 
 export interface Database {
   users: UsersTable;
@@ -274,6 +284,7 @@ export interface Database {
   web_sessions: WebSessionsTable;
   cluster_leases: ClusterLeasesTable;
   twm_nonces: TwmNoncesTable;
+  twm_copies: TwmCopiesTable;
 }
 
 /** Sessions of the web app (migration 0008): the cookie's id is stored as its SHA-256 only. */

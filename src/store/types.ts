@@ -135,6 +135,15 @@ export interface MessageRepository {
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
   withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
+  /**
+   * Testing mode (docs/protocol.md 6.6): records `channel` as the first copy of the message
+   * (`senderDomain`, `messageId`) for each user that has no copy yet, and returns the users whose
+   * first copy is this channel's (new, or a retry of the same channel). The others already got
+   * the other channel's copy: this one is the second, to be discarded.
+   */
+  claimFirstCopy(userIds: number[], senderDomain: string, messageId: string, channel: 'twm' | 'smtp', at: Date): Promise<number[]>;
+  /** Forgets first-copy records older than `before` (they pair nothing any more). */
+  pruneCopies(before: Date): Promise<number>;
   /** Which of `keys` one user already has a message stored under (`twoway import` skips those: a second run adds nothing). */
   twmKeysOf(userId: number, keys: readonly string[]): Promise<Set<string>>;
   /**
