@@ -243,3 +243,113 @@ describe('Two-Way Mail testing mode', () => {
     assert.match(after[0]!, /with ESMTPS?/);
   });
 });
+
+/**
+ * Failure reports (6.6) with a controlled clock: r.test counts what its
+ * exchanges with x.test (a scripted peer publishing `_twoway-report`) came
+ * to: two notices refused `wrong-domain`, one accepted, one fetch answered
+ * `unknown-id`. A day later its report sweep mails one RFC 8460 report with
+ * policy-type "twm" to the address x.test names, a mailbox on the legacy
+ * server c.test, through r's normal outbound path.
+ */
+describe('Two-Way Mail failure reports', () => {
+  let dns: EmbeddedDnsServer;
+  let lab: TwmLab;
+  let r: TestServer;
+  let c: TestServer;
+  let x: TwmPeer;
+  let offset = 0;
+  const clock = { now: () => new Date(Date.now() + offset) };
+
+  before(async () => {
+    dns = await startDnsServer();
+    lab = createTwmLab();
+    const port = await commonFreePort(['127.0.0.2', '127.0.0.4']);
+    r = await startDomain({ lab, dns, domain: 'r.test', host: '127.0.0.2', smtpPort: port, clock });
+    c = await startDomain({ lab, dns, domain: 'c.test', host: '127.0.0.4', smtpPort: port, twm: false });
+    x = await startTwmPeer({ lab, dns, domain: 'x.test', host: '127.0.0.6' });
+    dns.add([{ name: '_twoway-report.x.test', type: 'TXT', data: 'v=TWMRPTv1; rua=mailto:ops@c.test' }]);
+    await r.server.services.accounts.add('rae@r.test', 'rae-password', 'open');
+    await c.server.services.accounts.add('ops@c.test', 'ops-password', 'open');
+  });
+  after(async () => {
+    await x?.close();
+    await r?.close();
+    await c?.close();
+    await dns?.close();
+    lab?.close();
+  });
+
+  it('counts refused notices and failed fetches per domain, and mails one report a day later', async () => {
+    const rae = await r.server.services.accounts.get('rae@r.test');
+    const statusOf = async (to: string) => (await r.server.services.sent.list(rae)).flatMap((m) => m.recipients).find((e) => e.recipient === to)?.status;
+    x.answer = (req) => {
+      if (req.path !== TWM_PATHS.notice) return undefined;
+      const n = JSON.parse(req.body.toString()) as { id: string; to: string[] };
+      if (n.to.includes('yes@x.test')) return { status: 200, headers: { 'content-type': TWM_MEDIA_TYPES.noticeResult }, body: Buffer.from(JSON.stringify({ id: n.id, results: [{ rcpt: 'yes@x.test', status: 'accepted' }] })) };
+      return { status: 403, headers: { 'content-type': 'application/problem+json' }, body: Buffer.from(JSON.stringify({ type: 'about:blank', status: 403, twm_error: 'wrong-domain' })) };
+    };
+    for (const to of ['no1@x.test', 'no2@x.test', 'yes@x.test']) {
+      await submit({ port: r.server.submission!.port, host: '127.0.0.2', user: 'rae@r.test', pass: 'rae-password', to, subject: `to ${to}` });
+    }
+    await eventually(async () => (await statusOf('no1@x.test')) === 'failed' && (await statusOf('no2@x.test')) === 'failed' && (await statusOf('yes@x.test')) === 'notified', 20_000, 'notices answered');
+    // x.test notifies rae of a message it then cannot serve (404 unknown-id): r's fetch fails.
+    const created = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const notice = {
+      id: 'rptNoticeAAAAAAAAAAAAA',
+      from: 'xavier@x.test',
+      to: ['rae@r.test'],
+      // Large enough that the fetch reads the whole problem document (it reads at most size + 1 octets).
+      size: 1000,
+      sha256: 'a'.repeat(64),
+      created: created.toISOString().replace(/\.\d+Z$/, 'Z'),
+      expires: new Date(created.getTime() + 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    };
+    await r.server.services.contacts.allow(rae.id, 'xavier@x.test');
+    const answered = await x.post('r.test', TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, Buffer.from(JSON.stringify(notice)));
+    assert.equal(answered.status, 200, answered.body.toString());
+    await eventually(async () => x.received.some((q) => q.path === TWM_PATHS.fetch(notice.id)), 20_000, 'the fetch');
+    const counted = async () => {
+      const all = new Map<string, number>();
+      for (const { domain, day } of await r.server.store.twmReports.finished('9999-12-31', 10)) {
+        for (const [k, v] of await r.server.store.twmReports.counts(domain, day)) all.set(`${domain} ${k}`, (all.get(`${domain} ${k}`) ?? 0) + v);
+      }
+      return all;
+    };
+    await eventually(async () => (await counted()).has('x.test fetch-unknown-id'), 10_000, 'fetch failure counted').catch(async (err) => {
+      throw new Error(`${err}: ${JSON.stringify([...(await counted())])} ${JSON.stringify(x.received.map((q) => q.path))}`);
+    });
+    assert.equal((await r.server.store.twmReports.finished(new Date(Date.now()).toISOString().slice(0, 10), 10)).length, 0, 'nothing is reported before the day ends');
+
+    offset = 25 * 3_600_000;
+    const ops = await c.server.services.accounts.get('ops@c.test');
+    const reports = await eventually(async () => {
+      const found = (await c.server.services.mail.list(ops.id)).filter((m) => /^Report Domain: x\.test Submitter: /.test(m.subject ?? ''));
+      return found.length > 0 ? found : undefined;
+    }, 40_000, 'the report mail');
+    let successes = 0;
+    const failures = new Map<string, number>();
+    for (const m of reports) {
+      const raw = (await c.server.services.mail.get(ops.id, m.id)).raw.toString();
+      assert.match(raw, /Content-Type: multipart\/report; report-type="twmrpt"/);
+      assert.match(raw, /with ESMTPS?/);
+      assert.match(raw, /DKIM-Signature: [^\r]*d=r\.test/);
+      const b64 = /filename="mx\.r\.test!x\.test![0-9]+![0-9]+![^"]+\.json"\r\n\r\n([A-Za-z0-9+/=\r\n]+?)\r\n\r\n--/.exec(raw);
+      assert.ok(b64, raw);
+      const report = JSON.parse(Buffer.from(b64[1]!.replace(/\r\n/g, ''), 'base64').toString()) as {
+        'organization-name': string;
+        policies: Array<{ policy: Record<string, unknown>; summary: Record<string, number>; 'failure-details'?: Array<{ 'result-type': string; 'failed-session-count': number }> }>;
+      };
+      assert.equal(report['organization-name'], 'mx.r.test');
+      assert.deepEqual(report.policies[0]!.policy, { 'policy-type': 'twm', 'policy-string': ['v=TWM1'], 'policy-domain': 'x.test' });
+      successes += report.policies[0]!.summary['total-successful-session-count']!;
+      for (const d of report.policies[0]!['failure-details'] ?? []) failures.set(d['result-type'], (failures.get(d['result-type']) ?? 0) + d['failed-session-count']);
+    }
+    assert.equal(successes, 1, 'the accepted notice');
+    assert.equal(failures.get('wrong-domain'), 2);
+    assert.equal(failures.get('fetch-unknown-id'), 1, 'a permanent refusal: one attempt');
+    assert.deepEqual([...failures.keys()].sort(), ['fetch-unknown-id', 'wrong-domain']);
+    // Reported counters are gone: no second report.
+    assert.equal((await r.server.store.twmReports.finished('9999-12-31', 10)).length, 0);
+  });
+});

@@ -7,6 +7,12 @@
  * copy and discards the second. The unique key decides between two copies
  * arriving at once: one insert wins. Rows older than the longest notice
  * lifetime (30 days) pair nothing any more and are pruned.
+ *
+ * `twm_report_counts`: the failure reports of 6.6, one counter per
+ * (reporting domain, UTC day, result type); `success` counts the
+ * exchanges that went through. Counters only: nothing of a request is kept.
+ * The daily report job reads a finished day's rows, mails the report and
+ * deletes them.
  */
 import type { Kysely, Migration } from 'kysely';
 import type { Dialect } from './schema.ts';
@@ -25,6 +31,15 @@ export function twmRolloutMigration(dialect: Dialect): Migration {
         .addPrimaryKeyConstraint('twm_copies_pk', ['user_id', 'sender_domain', 'message_id'])
         .execute();
       await db.schema.createIndex('twm_copies_created').on('twm_copies').column('created_at').execute();
+      await db.schema
+        .createTable('twm_report_counts')
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('result_type', 'text', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('twm_report_counts_pk', ['domain', 'day', 'result_type'])
+        .execute();
+      await db.schema.createIndex('twm_report_counts_day').on('twm_report_counts').column('day').execute();
     },
   };
 }

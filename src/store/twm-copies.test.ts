@@ -3,7 +3,8 @@
  * on SQLite and PostgreSQL: the first channel wins per user, a retry of the
  * same channel is still "first", another sender domain or Message-ID is
  * another message, two claims at once leave exactly one winner, and pruning
- * forgets old records.
+ * forgets old records. And the failure-report counters of the same
+ * migration.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +35,23 @@ for (const backend of backends) {
         assert.deepEqual([...x!, ...y!].sort(), [u1, u2].sort());
         assert.equal(await m.pruneCopies(new Date(1_000_001)), 6);
         assert.deepEqual(await m.claimFirstCopy([u1], 't.example', '<1@t.example>', 'smtp', at), [u1], 'forgotten');
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('failure-report counters: incremented in place, finished days listed, removed per (domain, day)', async () => {
+      const store = await backend.open();
+      try {
+        const r = store.twmReports;
+        await Promise.all([r.count('X.example', '2026-12-03', 'unknown-key'), r.count('x.example', '2026-12-03', 'unknown-key'), r.count('x.example', '2026-12-03', 'success')]);
+        await r.count('y.example', '2026-12-03', 'fetch-unreachable');
+        await r.count('x.example', '2026-12-04', 'success');
+        assert.deepEqual(await r.counts('x.example', '2026-12-03'), new Map([['unknown-key', 2], ['success', 1]]));
+        assert.deepEqual(await r.finished('2026-12-04', 10), [{ domain: 'x.example', day: '2026-12-03' }, { domain: 'y.example', day: '2026-12-03' }]);
+        assert.deepEqual(await r.finished('2026-12-04', 1), [{ domain: 'x.example', day: '2026-12-03' }]);
+        await r.remove('x.example', '2026-12-03');
+        assert.deepEqual(await r.finished('2026-12-05', 10), [{ domain: 'y.example', day: '2026-12-03' }, { domain: 'x.example', day: '2026-12-04' }]);
       } finally {
         await store.close();
       }

@@ -231,6 +231,18 @@ export interface TwmNonceRepository {
   prune(now: Date): Promise<number>;
 }
 
+/** Failure-report counters (docs/protocol.md 6.6): per reporting domain, UTC day and result type. */
+export interface TwmReportRepository {
+  /** Adds one to the counter. */
+  count(domain: string, day: string, resultType: string): Promise<void>;
+  /** The (domain, day) pairs with counters for days before `day` (finished days), oldest first. */
+  finished(day: string, limit: number): Promise<Array<{ domain: string; day: string }>>;
+  /** One domain's counters of one day. */
+  counts(domain: string, day: string): Promise<Map<string, number>>;
+  /** Forgets one domain's counters of one day (reported, or nobody to report to). */
+  remove(domain: string, day: string): Promise<void>;
+}
+
 export interface QueueRepository {
   /**
    * Durably queues one message for many recipients: one entry per recipient,
@@ -554,6 +566,7 @@ export interface Store {
   readonly webSessions: WebSessionRepository;
   readonly leases: ClusterLeaseRepository;
   readonly twmNonces: TwmNonceRepository;
+  readonly twmReports: TwmReportRepository;
   /** Events for every process on the store: LISTEN/NOTIFY on PostgreSQL, in-process on SQLite (pg-notify.ts). */
   readonly signals: import('./pg-notify.ts').StoreSignals;
   close(): Promise<void>;
