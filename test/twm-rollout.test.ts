@@ -193,14 +193,16 @@ describe('Two-Way Mail testing mode', () => {
     dns.add([{ name, type: 'A', ttl: 1, data: address }]);
     await new Promise((r) => setTimeout(r, 1_100));
   };
-  const queueState = async (subject: string) => {
+  /** The queue entry of the message with this subject (found by its body, which goes once it is delivered: look it up early). */
+  const queueEntry = async (subject: string) => {
     for (const e of await t.server.store.queue.list()) {
       if (e.recipient !== 'bea@b.test') continue;
       const raw = (await t.server.store.queue.raw(e.messageId))?.toString() ?? '';
-      if (raw.includes(`Subject: ${subject}`)) return e.status;
+      if (raw.includes(`Subject: ${subject}`)) return e;
     }
     return undefined;
   };
+  const stateOf = async (id: number) => (await t.server.store.queue.list()).find((e) => e.id === id)?.status;
 
   it('publishes t=y in the key record of the testing domain only', async () => {
     const resolver = createResolver({ servers: [dns.address], cacheTtlCapSeconds: 0 });
@@ -215,11 +217,14 @@ describe('Two-Way Mail testing mode', () => {
     await send('testing: twm first');
     const [first] = await eventually(async () => ((await copies('testing: twm first')).length > 0 ? copies('testing: twm first') : undefined), 20_000, 'the TWM copy');
     assert.match(first!, /with TWM id/);
-    await eventually(async () => (await queueState('testing: twm first'))?.state === 'deferred', 15_000, 'SMTP deferred while b has no MX');
+    const entry = await eventually(async () => {
+      const e = await queueEntry('testing: twm first');
+      return e?.status.state === 'deferred' ? e : undefined;
+    }, 15_000, 'SMTP deferred while b has no MX');
     await moveA('mx.b.test', '127.0.0.3');
     await t.server.services.queue.flush();
-    await eventually(async () => (await queueState('testing: twm first'))?.state === 'delivered', 45_000, 'the SMTP copy accepted (250)').catch(async (err) => {
-      throw new Error(`${err}: ${JSON.stringify(await queueState('testing: twm first'))}`);
+    await eventually(async () => (await stateOf(entry.id))?.state === 'delivered', 45_000, 'the SMTP copy accepted (250)').catch(async (err) => {
+      throw new Error(`${err}: ${JSON.stringify(await stateOf(entry.id))}`);
     });
     const after = await copies('testing: twm first');
     assert.equal(after.length, 1, 'one copy');
