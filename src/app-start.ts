@@ -400,7 +400,15 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
     const authorities: string[] = [];
     const app = await createTwmApp({
-      hooks: { ...inbox.hooks, ...outbox.hooks, onRefused: (endpoint, code) => metrics.twmRefused.inc({ endpoint, code }) },
+      hooks: {
+        ...inbox.hooks,
+        ...outbox.hooks,
+        onRefused: (endpoint, code, signerDomain) => {
+          metrics.twmRefused.inc({ endpoint, code });
+          // Only after the signature verified: a claimed domain is not counted against (6.6).
+          if (signerDomain) reports.count(signerDomain, `refused-${endpoint}-${code}`);
+        },
+      },
       authorities,
       maxMessageSize: config.limits.messageSize,
       clientRate: config.twm.clientRate,

@@ -97,10 +97,12 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   // An Expect other than 100-continue: node would answer 417 itself; RFC 9110 10.1.1 lets us ignore it and answer the request.
   app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
 
+  // Requests whose signature verified, by request: a later refusal names a domain that is not just claimed.
+  const verified = new WeakMap<FastifyRequest, string>();
   app.setErrorHandler((err, request, reply) => {
     const refusal = asTwmRefusal(err, request.log);
     const endpoint = request.routeOptions.config?.twmEndpoint;
-    if (endpoint) countRefusal(endpoint, refusal.code);
+    if (endpoint) countRefusal(endpoint, refusal.code, verified.get(request));
     return sendTwmProblem(reply, refusal);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -112,9 +114,9 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     return sendPlainProblem(reply, 404, `no TWM endpoint at ${pathOf(request)}`);
   });
 
-  function countRefusal(endpoint: TwmEndpoint, code: TwmErrorCode): void {
+  function countRefusal(endpoint: TwmEndpoint, code: TwmErrorCode, signerDomain?: string): void {
     try {
-      hooks.onRefused?.(endpoint, code);
+      hooks.onRefused?.(endpoint, code, signerDomain);
     } catch (err) {
       app.log.error({ err }, 'onRefused hook failed');
     }
@@ -127,6 +129,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     const ctx = context();
     const req = incoming(request);
     const { doc, signer } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
+    verified.set(request, signer.domain);
     const result = await acceptNotice(ctx, doc, signer, req.body);
     return reply.code(200).type(TWM_MEDIA_TYPES.noticeResult).send(noticeResultToJson(result));
   });
@@ -135,6 +138,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     const ctx = context();
     const { id } = request.params as { id: string };
     const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, fetchRules(ctx, id));
+    verified.set(request, signer.domain);
     const message = await serveFetch(ctx, id, entitlement, doc, signer);
     return reply
       .code(200)
@@ -147,6 +151,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   route(app, 'receipt', `${BASE}/receipt`, async (request, reply) => {
     const ctx = context();
     const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, receiptRules(ctx));
+    verified.set(request, signer.domain);
     await recordReceipt(ctx, entitlement, doc, signer);
     return reply.code(204).send();
   });
