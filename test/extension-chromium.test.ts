@@ -11,17 +11,16 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
-import nodemailer from 'nodemailer';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createPrivateCa, issueCertificate } from '../src/config/private-ca.ts';
 import { browserSkip, CHROMIUM } from './helpers/browser.ts';
 import { davFetch, tsdavClient } from './helpers/carddav.ts';
+import { dkimDomain, type Sent, type Shop, startShop, until } from './helpers/extension-site.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const USER = 'strict@example.test';
@@ -31,83 +30,12 @@ const SITES = ['shop.test', 'mailer.test', 'late.test'];
 declare const chrome: { storage: { local: { get(key: string): Promise<Record<string, unknown>> } }; runtime: { sendMessage(m: unknown): Promise<unknown> } };
 const SCREENSHOTS = process.env.TWOWAY_SCREENSHOTS === '1' ? resolve('docs/screenshots') : null;
 
-/** DKIM key and DNS records (SPF for 127.0.0.1, DMARC p=reject) of one sending domain. */
-function dkimDomain(domain: string) {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
-  return {
-    privateKey,
-    records: [
-      { name: domain, type: 'TXT' as const, data: 'v=spf1 ip4:127.0.0.1 -all' },
-      { name: `_dmarc.${domain}`, type: 'TXT' as const, data: 'v=DMARC1; p=reject' },
-      { name: `sel._domainkey.${domain}`, type: 'TXT' as const, data: `v=DKIM1; k=rsa; p=${publicKey.toString('base64')}` },
-    ],
-  };
-}
 const keys = Object.fromEntries(SITES.map((d) => [d, dkimDomain(d)]));
 const spki = (certPem: string) => createHash('sha256').update(createPublicKey(certPem).export({ type: 'spki', format: 'der' })).digest('base64');
 
-interface Sent {
-  to: string;
-  from: string;
-  at: number;
-  response: string;
-  code: number;
-}
-
-/** The sign-up site: /signup (and /provider/signup, declaring mailer.test), its mailer, /resend. */
-async function startShop(smtpPort: number, tls: { key: string; cert: string }): Promise<{ app: FastifyInstance; port: number; sent: Sent[]; delay: { ms: number } }> {
-  const sent: Sent[] = [];
-  const delay = { ms: 1_500 };
-  const app = Fastify({ https: tls });
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_r, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))));
-  const page = (declare: string | null) => `<!doctype html><html><head><title>Create your account</title>${declare ? `<meta name="twoway-confirmation-from" content="${declare}">` : ''}</head>
-<body><main><h1>Create your account</h1><form method="post" action="/signup?from=${declare ?? ''}">
-<label>Email <input type="email" name="email" id="email"></label>
-<label>Password <input type="password" name="password" id="password" autocomplete="new-password"></label>
-<button type="submit">Create account</button></form></main></body></html>`;
-  app.get('/signup', async (_q, r) => r.type('text/html').send(page(null)));
-  app.get('/provider/signup', async (_q, r) => r.type('text/html').send(page('mailer.test')));
-  /** Sends one confirmation, DKIM-signed by the sending domain, and records the SMTP answer. */
-  async function mail(to: string, fromDomain: string): Promise<Sent> {
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, name: fromDomain, tls: { rejectUnauthorized: false } });
-    const from = `no-reply@${fromDomain}`;
-    const record: Sent = { to, from, at: Date.now(), response: '', code: 0 };
-    try {
-      const info = await transport.sendMail({
-        from,
-        to,
-        subject: `Confirm your ${fromDomain} account`,
-        text: 'Click the link to confirm.\n',
-        dkim: { domainName: fromDomain, keySelector: 'sel', privateKey: keys[fromDomain]!.privateKey },
-      });
-      record.response = info.response;
-      record.code = Number(info.response.slice(0, 3));
-    } catch (err) {
-      const e = err as { responseCode?: number; response?: string };
-      record.response = e.response ?? String(err);
-      record.code = e.responseCode ?? 0;
-    } finally {
-      transport.close();
-    }
-    sent.push(record);
-    return record;
-  }
-  app.post('/signup', async (q, r) => {
-    const body = q.body as { email: string };
-    const host = String(q.headers.host).split(':')[0]!;
-    const declared = (q.query as { from?: string }).from;
-    // Like a real site's job queue: the confirmation leaves shortly after the answer.
-    setTimeout(() => void mail(body.email, declared || host), delay.ms);
-    return r.type('text/html').send('<!doctype html><p>Check your mail</p>');
-  });
-  app.post('/resend', async (q) => mail((q.body as { email: string }).email, (q.body as { domain: string }).domain));
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  return { app, port: (app.server.address() as { port: number }).port, sent, delay };
-}
-
 describe('the extension in chromium', { skip: browserSkip }, () => {
   let t: TestServer;
-  let shop: Awaited<ReturnType<typeof startShop>>;
+  let shop: Shop;
   let context: BrowserContext;
   let extId: string;
   let userId: number;
@@ -119,7 +47,7 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
     userId = (await t.server.services.accounts.add(USER, PASS, 'strict')).id;
     const ca = createPrivateCa('twoway extension test CA');
     const siteCert = issueCertificate(ca, SITES);
-    shop = await startShop(t.server.smtp.port, siteCert);
+    shop = await startShop(t.server.smtp.port, siteCert, keys);
     const out = mkdtempSync(join(tmpdir(), 'twoway-ext-build-'));
     dirs.push(out);
     const built = spawnSync(process.execPath, ['scripts/build-extension.mjs', '--out', out], { encoding: 'utf8' });
@@ -157,15 +85,6 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
 
   const cards = () => t.server.services.contacts.list(userId);
   const inbox = async () => (await t.server.services.mail.list(userId)).filter((m) => m.mailbox === 'INBOX').map((m) => m.subject);
-  async function until<T>(what: string, f: () => Promise<T | undefined | null | false>, ms = 20_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await f();
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
   const shot = async (page: Page, name: string) => {
     if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `ext-${name}.png`) });
   };
