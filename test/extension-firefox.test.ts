@@ -159,7 +159,7 @@ describe('the extension in firefox-esr', { skip }, () => {
     await page.close();
 
     // The popup, opened as a tab of the extension (the toolbar panel is not reachable either): the entry read back.
-    await inChrome('gBrowser.selectedTab = gBrowser.addTab(`moz-extension://${args.uuid}/popup.html`, { triggeringPrincipal: Services.scriptSecurityManager.getSystemPrincipal() }); return true;', { uuid });
+    await inChrome("gBrowser.selectedTab = gBrowser.addTab('moz-extension://' + args.uuid + '/popup.html', { triggeringPrincipal: Services.scriptSecurityManager.getSystemPrincipal() }); return true;", { uuid });
     const terms = await until('the entry in the popup', () =>
       inChrome<string | null>(`${docOf('popup.html')} const li = [...doc.querySelectorAll('.entry')].find((e) => e.dataset.site === 'shop.test'); const s = li?.querySelector('.terms').textContent; return s && s.includes('2 uses left') ? s : null;`, { uuid }),
     );
