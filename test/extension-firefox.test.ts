@@ -141,6 +141,33 @@ describe('the extension in firefox-esr', { skip }, () => {
     assert.equal(stateText, `|Connected as ${USER} to ${t.server.http.url}`, 'the password field is cleared');
   });
 
+  it("automatic mode: the optional permission for all sites, asked for on the options page and allowed in the browser's prompt", async () => {
+    const state = () => inChrome<string | null>(`${docOf('options.html')} return doc.getElementById('mode-state').textContent;`, { uuid });
+    assert.match((await until('the mode', state)) ?? '', /^Manual mode/);
+    // permissions.request needs a user gesture: the click is made while the page handles user input.
+    await inChrome(
+      `${docOf('options.html')}
+       gBrowser.selectedTab = tab;
+       // The click as the user's own input, as Firefox marks a click on its own UI (ExtensionCommon's withHandlingUserInput).
+       const handle = doc.defaultView.windowUtils.setHandlingUserInput(true);
+       try { doc.getElementById('automatic-on').click(); } finally { handle.destruct(); }
+       return true;`,
+      { uuid },
+    );
+    // The browser's own prompt ("… read and change your data on all websites"): the user allows it.
+    const shown = await until('the permission prompt', () =>
+      inChrome<string | null>(
+        `for (const t of gBrowser.tabs) {
+           const n = PopupNotifications.getNotification('addon-webext-permissions', t.linkedBrowser);
+           if (n) { n.mainAction.callback({}); n.remove(); return 'allowed'; }
+         }
+         return null;`,
+      ),
+    );
+    assert.equal(shown, 'allowed');
+    assert.match((await until('automatic mode on', async () => ((await state()) ?? '').startsWith('Automatic') && (await state()))) || '', /^Automatic mode is on/);
+  });
+
   it('sign up on the site: the card is stored, the confirmation reaches INBOX, the popup shows the entry', async () => {
     const page = await browser.newPage();
     await page.goto(`https://shop.test:${shop.port}/signup`);

@@ -59,6 +59,7 @@ async function render() {
   $('state').className = s.connected ? 'ok' : 'off';
   $('connect-hint').hidden = s.connected;
   $('expect-here').disabled = !s.connected;
+  $('mode').textContent = s.automatic ? 'Automatic: sign-ups are noticed by themselves.' : 'Manual: click below before you sign up on this site (automatic mode is in the options).';
   const list = $('entries');
   list.replaceChildren(...(s.entries ?? []).map(row));
   if ((s.entries ?? []).length === 0) list.textContent = 'No entries yet.';
