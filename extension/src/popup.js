@@ -63,11 +63,18 @@ async function render() {
   const list = $('entries');
   list.replaceChildren(...(s.entries ?? []).map(row));
   if ((s.entries ?? []).length === 0) list.textContent = 'No entries yet.';
+  // A card not stored yet is being retried by the background: keep showing its state until it is.
+  clearTimeout(again);
+  if ((s.entries ?? []).some((e) => e.state === 'pending')) again = setTimeout(render, 1_000);
 }
+let again;
 
 $('expect-here').onclick = async () => {
   const r = await send({ type: 'expectActiveTab' });
-  $('message').textContent = r.ok ? 'Expecting mail from this site.' : `Nothing created: ${r.reason ?? r.error ?? r.state}`;
+  $('message').textContent = r.ok
+    ? 'Expecting mail from this site.'
+    : r.state === 'pending' ? `Not stored yet: ${r.error}. The extension keeps trying.`
+    : `Nothing created: ${r.reason ?? r.error ?? r.state}`;
   await render();
 };
 

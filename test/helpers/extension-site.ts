@@ -6,9 +6,13 @@
  * a DKIM-signed confirmation over SMTP to the user's twoway server, SPF and
  * DMARC published in the test's embedded DNS.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance } from 'fastify';
 import nodemailer from 'nodemailer';
+import { type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+import { CHROMIUM } from './browser.ts';
 
 /** DKIM key and DNS records (SPF for 127.0.0.1, DMARC p=reject) of one sending domain. */
 export function dkimDomain(domain: string) {
@@ -99,4 +103,85 @@ export async function until<T>(what: string, f: () => Promise<T | undefined | nu
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+const spki = (certPem: string) => createHash('sha256').update(createPublicKey(certPem).export({ type: 'spki', format: 'der' })).digest('base64');
+
+/**
+ * Debian's Chromium (headless=new runs extensions) with the built extension loaded, the site's
+ * names mapped to 127.0.0.1, and exactly the given certificates trusted (by their SPKI).
+ */
+export async function launchChromium(ext: string, profile: string, sites: string[], certs: string[]): Promise<{ context: BrowserContext; extId: string }> {
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: false, // the flag below: the new headless mode runs extensions
+    viewport: { width: 900, height: 700 },
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      `--disable-extensions-except=${ext}`,
+      `--load-extension=${ext}`,
+      `--host-resolver-rules=${sites.map((s) => `MAP ${s} 127.0.0.1`).join(', ')}`,
+      `--ignore-certificate-errors-spki-list=${certs.map(spki).join(',')}`,
+    ],
+  });
+  const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 30_000 }));
+  return { context, extId: new URL(worker.url()).host };
+}
+
+/** The toolbar popup, opened by the extension's action on a tab: a page target playwright does not list, driven over raw CDP. */
+export interface Popup {
+  eval<T>(expression: string): Promise<T>;
+  screenshot(path: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Clicks the extension's toolbar button on the tab showing `page` (CDP Extensions.triggerAction:
+ * the same action as the user's click, which is what grants activeTab) and attaches to the popup
+ * it opens.
+ */
+export async function openToolbarPopup(context: BrowserContext, extId: string, page: Page): Promise<Popup> {
+  const cdp: CDPSession = await context.browser()!.newBrowserCDPSession();
+  type Target = { targetId: string; type: string; url: string };
+  const targets = async (filter?: { type: string }[]) => ((await cdp.send('Target.getTargets', filter ? ({ filter } as never) : {})) as { targetInfos: Target[] }).targetInfos;
+  const popupUrl = `chrome-extension://${extId}/popup.html`;
+  const before = new Set((await targets()).filter((x) => x.url === popupUrl).map((x) => x.targetId));
+  const tabs = (await targets([{ type: 'tab' }])).filter((x) => x.url === page.url());
+  assert.equal(tabs.length, 1, `one tab shows ${page.url()}`);
+  await cdp.send('Extensions.triggerAction' as never, { id: extId, targetId: tabs[0]!.targetId } as never);
+  const popup = await until('the toolbar popup', async () => (await targets()).find((x) => x.url === popupUrl && !before.has(x.targetId)), 10_000);
+  const { sessionId } = (await cdp.send('Target.attachToTarget', { targetId: popup.targetId, flatten: false })) as { sessionId: string };
+  let next = 0;
+  const waiting = new Map<number, (m: { result?: unknown; error?: { message: string } }) => void>();
+  cdp.on('Target.receivedMessageFromTarget', (e: { sessionId: string; message: string }) => {
+    if (e.sessionId !== sessionId) return;
+    const m = JSON.parse(e.message) as { id?: number; result?: unknown; error?: { message: string } };
+    if (m.id !== undefined) waiting.get(m.id)?.(m);
+  });
+  const send = async <T>(method: string, params: unknown): Promise<T> => {
+    const id = ++next;
+    const answer = new Promise<{ result?: unknown; error?: { message: string } }>((r) => waiting.set(id, r));
+    await cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) });
+    const m = await answer;
+    if (m.error) throw new Error(`${method}: ${m.error.message}`);
+    return m.result as T;
+  };
+  return {
+    async eval<T>(expression: string) {
+      const r = await send<{ result: { value: T }; exceptionDetails?: { text: string } }>('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true, userGesture: true });
+      if (r.exceptionDetails) throw new Error(`popup: ${r.exceptionDetails.text}`);
+      return r.result.value;
+    },
+    async screenshot(path: string) {
+      const { data } = await send<{ data: string }>('Page.captureScreenshot', { format: 'png' });
+      writeFileSync(path, Buffer.from(data, 'base64'));
+    },
+    async close() {
+      await cdp.send('Target.closeTarget', { targetId: popup.targetId }).catch(() => undefined);
+      await cdp.detach().catch(() => undefined);
+    },
+  };
 }
