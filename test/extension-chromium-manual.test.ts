@@ -93,7 +93,11 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
   });
 
   const cards = () => t.server.services.contacts.list(userId);
-  const inbox = async () => (await t.server.services.mail.list(userId)).filter((m) => m.mailbox === 'INBOX').map((m) => m.subject);
+  /** When the server stored the message with that subject in INBOX (its receivedAt), not when the test looked. */
+  const storedAt = async (subject: string) => {
+    const m = (await t.server.services.mail.list(userId)).find((x) => x.mailbox === 'INBOX' && x.subject === subject);
+    return m ? m.receivedAt.getTime() : null;
+  };
   const newCard = async (before: Set<string>, site: string) => (await cards()).find((c) => !before.has(c.uid) && c.entries.some((e) => e.kind === 'expect' && e.value === site));
 
   /** The sign-up page filled in, not yet sent. */
@@ -107,7 +111,8 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
   /** The toolbar button on that tab, then "Expect mail from this site": returns the popup's message. */
   async function expectHere(page: Page) {
     const popup = await openToolbarPopup(context, extId, page);
-    await until('the popup ready', () => popup.eval<boolean>(`!document.getElementById('expect-here').disabled`));
+    // Ready once popup.js has rendered the connection state (before that the button has no handler).
+    await until('the popup ready', () => popup.eval<boolean>(`(document.getElementById('state')?.textContent ?? '').startsWith('connected')`));
     const message = await popup.eval<string>(`(async () => {
       document.getElementById('expect-here').click();
       for (let i = 0; i < 200 && !document.getElementById('message').textContent; i++) await new Promise((r) => setTimeout(r, 50));
@@ -128,6 +133,10 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
     await page.click('#connect button[type=submit]');
     await page.locator('#connect-message', { hasText: 'Connected' }).waitFor({ timeout: 20_000 });
     await page.close();
+    // Before any mail: one authentication worker started ahead (AuthPool.warm), so the first
+    // confirmation does not wait for a worker to load (it did: 2-12 s on this shared machine).
+    const stats = await until('a worker started ahead of the first message', async () => t.server.authPool!.stats().ready === 1 && t.server.authPool!.stats());
+    assert.equal(stats.spawned, 1);
   });
 
   it('the toolbar path: "Expect mail from this site" stores the card, the sign-up confirmation reaches INBOX', async () => {
@@ -143,7 +152,7 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
     await page.click('button[type=submit]');
     const sent = await until('the confirmation sent', async () => shop.sent.find((s) => s.to === 'manual+shop@example.test'));
     assert.equal(sent.code, 250, sent.response);
-    const seen = await until('the confirmation in INBOX', async () => (await inbox()).includes('Confirm your shop.test account') && Date.now());
+    const seen = await until('the confirmation in INBOX', () => storedAt('Confirm your shop.test account'));
     timings['confirmation sent → INBOX (ms)']!.push(seen - sent.at);
     // Manual mode has no content script: the sign-up itself created no second card.
     assert.equal((await cards()).filter((c) => !before.has(c.uid)).length, 1);
@@ -165,7 +174,7 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
     const sent = await until('the confirmation sent', async () => shop.sent[sentBefore]);
     assert.equal(sent.from, 'no-reply@mailer.test');
     assert.equal(sent.code, 250, sent.response);
-    const seen = await until('the confirmation in INBOX', async () => (await inbox()).includes('Confirm your mailer.test account') && Date.now());
+    const seen = await until('the confirmation in INBOX', () => storedAt('Confirm your mailer.test account'));
     timings['confirmation sent → INBOX (ms)']!.push(seen - sent.at);
     const again = await openToolbarPopup(context, extId, page);
     const terms = await until('the entry read back', () =>

@@ -75,6 +75,11 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
 
   const cards = () => t.server.services.contacts.list(userId);
   const inbox = async () => (await t.server.services.mail.list(userId)).filter((m) => m.mailbox === 'INBOX').map((m) => m.subject);
+  /** When the server stored the message with that subject in INBOX (its receivedAt), not when the test looked. */
+  const storedAt = async (subject: string) => {
+    const m = (await t.server.services.mail.list(userId)).find((x) => x.mailbox === 'INBOX' && x.subject === subject);
+    return m ? m.receivedAt.getTime() : null;
+  };
   const extPage = async (path: string) => {
     const page = await context.newPage();
     await page.goto(`chrome-extension://${extId}/${path}`);
@@ -98,7 +103,7 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
   async function delivered(subject: string, sentIndex: number) {
     const record = await until('the confirmation sent', async () => shop.sent[sentIndex]);
     assert.equal(record.code, 250, record.response);
-    const seen = await until(`${subject} in INBOX`, async () => (await inbox()).includes(subject) && Date.now());
+    const seen = await until(`${subject} in INBOX`, () => storedAt(subject));
     timings['confirmation sent → INBOX (ms)']!.push(seen - record.at);
   }
 
@@ -125,7 +130,8 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
       const [book] = await client.fetchAddressBooks();
       const vcards = await client.fetchVCards({ addressBook: book! });
       const mine = vcards.find((v) => String(v.data).includes(`UID:${card.uid}`));
-      assert.match(String(mine?.data).replace(/\r\n[ \t]/g, ''), /\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=\d{8}T\d{6}Z;USES=3:shop\.test\r\n/);
+      // USES=2 when the confirmation (sent 1.5 s after the sign-up) was already admitted: the count is checked below.
+      assert.match(String(mine?.data).replace(/\r\n[ \t]/g, ''), /\r\nX-TWOWAY-EXPECT;PURPOSE=ownership-confirmation;UNTIL=\d{8}T\d{6}Z;USES=[23]:shop\.test\r\n/);
       assert.match(String(mine?.data), /PRODID:-\/\/twoway\/\/browser extension\/\/EN/);
     } finally {
       await close();
