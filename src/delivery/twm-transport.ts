@@ -24,7 +24,7 @@ import { parseAddressList } from '../core/mime-structure.ts';
 import { replies, type Reply } from '../core/reply.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
 import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
-import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
+import { decodeWords, messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
 import { normaliseListId } from '../core/screener-keys.ts';
 import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
@@ -186,13 +186,15 @@ function visibleRecipients(headers: Header[]): Set<string> {
 
 /**
  * The sending user's introduction for strangers: the `TWM-Intro` header
- * field, unfolded, as plain text within section 6.1's rules (controls and
- * bidirectional overrides removed, at most 1000 characters).
+ * field, unfolded, its RFC 2047 encoded words decoded (a mail client, and
+ * the web app's composer, encode non-ASCII text so), as plain text within
+ * section 6.1's rules (controls and bidirectional overrides removed, at most
+ * 1000 characters).
  */
-function introOf(headers: Header[]): string | undefined {
+export function introOf(headers: Header[]): string | undefined {
   const field = headers.find((h) => h.name === 'twm-intro');
   if (!field) return undefined;
-  const text = field.value
+  const text = decodeWords(field.value)
     .replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ')
     .replace(/ {2,}/g, ' ')
     .trim();

@@ -136,6 +136,15 @@ function senderCards(
     },
 
     /**
+     * Does a card name this address, allowing or blocking it (autoAllow's
+     * test)? The web composer asks, to offer the TWM introduction field for
+     * an address the user has not written to or approved yet.
+     */
+    async isContact(userId: number, address: string): Promise<boolean> {
+      return (await store.contacts.match(userId, [probe(spec(address))])).length > 0;
+    },
+
+    /**
      * Blocks an address or @domain with a card of its own marked
      * X-TWOWAY-BLOCKED. A richer card the user keeps for that person stays;
      * block beats allow for the same value (core/policy.ts precedence).

@@ -17,6 +17,7 @@ import { form, loadSession, parseCookies, sameToken, sendHtml, SIGNIN_COOKIE, si
 import { html } from './html.ts';
 import { page, type PageAssets } from './layout.ts';
 import { authRoutes } from './routes-auth.ts';
+import { composeRoutes } from './routes-compose.ts';
 import { mailRoutes } from './routes-mail.ts';
 import { messageRoutes } from './routes-message.ts';
 import { screenerRoutes } from './routes-screener.ts';
@@ -115,5 +116,6 @@ export function registerWeb(app: FastifyInstance, options: { services: Services 
     mailRoutes(web, deps);
     messageRoutes(web, deps);
     sentRoutes(web, deps);
+    composeRoutes(web, deps);
   });
 }
