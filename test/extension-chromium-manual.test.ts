@@ -64,6 +64,7 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
   let shop: Shop;
   let context: BrowserContext;
   let extId: string;
+  let firstRun: Page;
   let userId: number;
   let server: Awaited<ReturnType<typeof relay>>;
   const dirs: string[] = [];
@@ -81,7 +82,7 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
     assert.equal(built.status, 0, built.stderr);
     const profile = mkdtempSync(join(tmpdir(), 'twoway-ext-profile-'));
     dirs.push(profile);
-    ({ context, extId } = await launchChromium(join(out, 'extension'), profile, SITES, [siteCert.cert, davFetch(t).ca]));
+    ({ context, extId, firstRun } = await launchChromium(join(out, 'extension'), profile, SITES, [siteCert.cert, davFetch(t).ca]));
   });
   after(async () => {
     if (Object.values(timings).some((v) => v.length)) console.log('# extension flow timings (manual)', JSON.stringify(timings));
@@ -122,8 +123,7 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
   }
 
   it('connects on the options page; without the optional permission it is in manual mode', async () => {
-    const page = await context.newPage();
-    await page.goto(`chrome-extension://${extId}/options.html`);
+    const page = firstRun; // opened by the extension at install
     await page.locator('#mode-state', { hasText: 'Manual mode' }).waitFor();
     assert.equal(await page.isVisible('#automatic-on'), true);
     await page.fill('#address', USER);

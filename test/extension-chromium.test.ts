@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BrowserContext } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { createPrivateCa, issueCertificate } from '../src/config/private-ca.ts';
 import { browserSkip } from './helpers/browser.ts';
 import { davFetch, tsdavClient } from './helpers/carddav.ts';
@@ -37,6 +37,7 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
   let shop: Shop;
   let context: BrowserContext;
   let extId: string;
+  let firstRun: Page;
   let userId: number;
   const dirs: string[] = [];
   const timings: Record<string, number[]> = { 'submit → card stored (ms)': [], 'confirmation sent → INBOX (ms)': [] };
@@ -63,7 +64,7 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
     const profile = mkdtempSync(join(tmpdir(), 'twoway-ext-profile-'));
     dirs.push(profile);
     const { ca: serverCert } = davFetch(t);
-    ({ context, extId } = await launchChromium(ext, profile, SITES, [siteCert.cert, serverCert]));
+    ({ context, extId, firstRun } = await launchChromium(ext, profile, SITES, [siteCert.cert, serverCert]));
   });
   after(async () => {
     if (Object.values(timings).some((v) => v.length)) console.log('# extension flow timings', JSON.stringify(timings));
@@ -108,7 +109,7 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
   }
 
   it('connects once: a contacts app password is created and kept in extension storage', async () => {
-    const page = await extPage('options.html');
+    const page = firstRun; // opened by the extension at install
     await page.fill('#address', USER);
     await page.fill('#password', PASS);
     await page.fill('#server', t.server.http.url);

@@ -111,7 +111,7 @@ const spki = (certPem: string) => createHash('sha256').update(createPublicKey(ce
  * Debian's Chromium (headless=new runs extensions) with the built extension loaded, the site's
  * names mapped to 127.0.0.1, and exactly the given certificates trusted (by their SPKI).
  */
-export async function launchChromium(ext: string, profile: string, sites: string[], certs: string[]): Promise<{ context: BrowserContext; extId: string }> {
+export async function launchChromium(ext: string, profile: string, sites: string[], certs: string[]): Promise<{ context: BrowserContext; extId: string; firstRun: Page }> {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: false, // the flag below: the new headless mode runs extensions
@@ -128,7 +128,13 @@ export async function launchChromium(ext: string, profile: string, sites: string
     ],
   });
   const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 30_000 }));
-  return { context, extId: new URL(worker.url()).host };
+  const extId = new URL(worker.url()).host;
+  // The options page the extension opens at install (runtime.openOptionsPage): the tests connect
+  // there. Opening a second one meanwhile races it (Chromium navigates the same tab again).
+  const url = `chrome-extension://${extId}/options.html`;
+  const firstRun = await until('the first-run options page', async () => context.pages().find((p) => p.url() === url), 30_000);
+  await firstRun.waitForLoadState();
+  return { context, extId, firstRun };
 }
 
 /** The toolbar popup, opened by the extension's action on a tab: a page target playwright does not list, driven over raw CDP. */
