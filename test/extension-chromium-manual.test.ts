@@ -192,7 +192,8 @@ describe('the extension in chromium, manual mode (toolbar button, activeTab)', {
     const before = new Set((await cards()).map((c) => c.uid));
     const { popup, message } = await expectHere(page);
     assert.match(message, /^Not stored yet: network: .+\. The extension keeps trying\.$/);
-    const pending = await popup.eval<string>(`document.querySelector('.entry.pending .terms')?.textContent ?? ''`);
+    // The list is rendered right after the message.
+    const pending = await until('the pending entry in the popup', () => popup.eval<string>(`document.querySelector('.entry.pending .terms')?.textContent ?? ''`));
     assert.match(pending, /^not stored yet \(attempt 1\): network: .+; retrying$/);
     assert.equal(await newCard(before, 'retry.test'), undefined);
     await server.up();
