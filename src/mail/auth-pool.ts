@@ -79,6 +79,13 @@ export interface AuthPool {
   /** The mailauth step alone (what `authenticate` runs in a worker), for tests and benchmarks. */
   run(raw: Buffer, params: MailauthParams): Promise<{ summary: MailauthSummary; raw: Buffer }>;
   stats(): AuthPoolStats;
+  /**
+   * Starts one worker ahead of the first message (unreferenced: it keeps no
+   * process alive), so that the first message does not wait for a worker to
+   * start. The MX listener calls it once it listens; a pool used on its own
+   * (tests, benchmarks) starts workers only for messages.
+   */
+  warm(): void;
   /** Terminates the workers; waiting and running messages get `451 4.3.2`. */
   close(): Promise<void>;
 }
@@ -135,10 +142,11 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
   // While set, no worker is started (after failed starts), so a broken install is not retried in a tight loop.
   let respawnTimer: NodeJS.Timeout | null = null;
 
-  function spawn(): void {
+  function spawn(ahead = false): void {
     stats.spawned++;
     // Referenced while it starts for a waiting message or works on one, so that a pending message keeps the process alive; unreferenced when idle.
     const worker = startWorker(heapMb);
+    if (ahead) worker.unref();
     const slot: Slot = { worker, ready: false, job: null, since: null, watch: null, ending: false };
     slots.add(slot);
     worker.on('message', (message: FromWorker) => onMessage(slot, message));
@@ -219,8 +227,8 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
 
   /**
    * Hands waiting messages to idle workers, and starts workers while more
-   * messages wait than workers are starting, up to the pool's size: a
-   * server that never receives mail starts none, and a terminated or dead
+   * messages wait than workers are starting, up to the pool's size (one
+   * more may have been started ahead by warm()), and a terminated or dead
    * worker is replaced when there is work for it.
    */
   function pump(): void {
@@ -286,6 +294,9 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
         queued: queue.length,
         ...stats,
       };
+    },
+    warm() {
+      if (!closed && slots.size === 0 && !respawnTimer) spawn(true);
     },
     async close() {
       if (closed) return;
