@@ -14,7 +14,9 @@
  * prune() deletes them.
  */
 import type { QueueEntry, QueueState } from '../core/types.ts';
-import type { Lease, QueueRepository } from './types.ts';
+import type { Lease, NewMessage, QueueRepository } from './types.ts';
+import type { ChangeBus } from './change-bus.ts';
+import { storeMessages } from './message-batch.ts';
 import { claimQueueEntries, releaseQueueLeases, renewQueueLeases } from './queue-claims.ts';
 import { unsyncedWrite } from './lease-repository.ts';
 import { StoreConflictError } from './types.ts';
@@ -104,6 +106,8 @@ interface EnqueueInput {
   raw: Buffer;
   at: Date;
   createdAt?: Date;
+  /** A message stored in the same transaction (the sender's Sent copy). */
+  copy?: NewMessage;
 }
 
 /** One attempt's outcome; with an owner, only while its lease is still that owner's (writing it ends the lease). */
@@ -136,10 +140,16 @@ export class KyselyQueueRepository implements QueueRepository {
    */
   private readonly updates: GroupCommit<{ id: number; status: QueueState; owner: string | undefined }, boolean>;
 
-  constructor(private readonly s: Db) {
+  constructor(
+    private readonly s: Db,
+    private readonly bus?: ChangeBus,
+  ) {
     this.committer = new GroupCommit((items) =>
       durableTransaction(this.s, async (tx) => {
         for (const input of items) await insertQueued(tx, input);
+        // The copies with their messages: one transaction and one fsync where there were two in a row.
+        const copies = items.flatMap((input) => (input.copy ? [input.copy] : []));
+        if (copies.length > 0) await storeMessages(tx, this.s.dialect, copies);
         return items.map(() => null);
       }),
     );
@@ -183,6 +193,7 @@ export class KyselyQueueRepository implements QueueRepository {
     if (input.recipients.length === 0) return [];
     try {
       await this.committer.submit([input]);
+      if (input.copy) this.bus?.emit(input.copy.userId);
       const entries = await this.select().where('q.message_id', '=', input.messageId).orderBy('r.id').execute();
       return entries.map(toEntry);
     } catch (err) {
