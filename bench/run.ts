@@ -36,6 +36,7 @@ const ALL_SCRIPTS = [
   { name: 'imap-fetch', title: 'IMAP: FETCH ENVELOPE FLAGS BODYSTRUCTURE of a mailbox, and mbsync initial sync, vs Dovecot (about 10 KB each)', file: 'bench/imap-fetch.ts', labels: /^(IMAP FETCH|mbsync initial sync)/ },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts', labels: /^a stranger's attempt/ },
   { name: 'spam-accept', title: "Durable SMTP accept with rspamd: twoway vs Postfix + rspamd's milter (bench/spam-accept.ts)", file: 'bench/spam-accept.ts', labels: /^durable SMTP accept with rspamd/ },
+  { name: 'web-contacts', title: 'Web app: Contacts page with 10,000 cards (bench/web-contacts.ts)', file: 'bench/web-contacts.ts', labels: /^web contacts page/ },
   { name: 'spam-corpus', title: 'Spam caught and ham misfiled: SpamAssassin public corpus (bench/spam-corpus.ts)', file: 'bench/spam-corpus.ts', labels: /^spam filter: / },
 ];
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
@@ -129,6 +130,19 @@ function headlines(name: string, rows: any[]): Headline[] {
     if (tw && dc) {
       out.push({ benchmark: `IMAP FETCH ENVELOPE FLAGS BODYSTRUCTURE, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.fetchSeconds, 3), peer: `${fmt(dc.fetchSeconds, 3)} (dovecot)`, ratio: dc.fetchSeconds / tw.fetchSeconds, target: 1 });
       out.push({ benchmark: `mbsync initial sync, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.mbsyncSeconds, 2), peer: `${fmt(dc.mbsyncSeconds, 2)} (dovecot)`, ratio: dc.mbsyncSeconds / tw.mbsyncSeconds, target: 1 });
+    }
+  } else if (name === 'web-contacts') {
+    const r = rows[0];
+    if (r && num(r.worstP95Ms) !== null) {
+      const list = r.pages?.[0];
+      out.push({
+        benchmark: `web contacts page, ${fmt(r.cards)} cards (worst p95 of its pages)`,
+        metric: 'ms',
+        twoway: `${fmt(r.worstP95Ms, 1)}${list ? ` (list median ${fmt(list.medianMs, 1)})` : ''}`,
+        peer: `no peer; target < ${r.targetMs} ms: ${r.worstP95Ms < r.targetMs ? 'met' : '**not met**'}`,
+        ratio: null,
+        target: null,
+      });
     }
   } else if (name === 'idle-connections') {
     const tw = rows.find((r) => r.system === 'twoway');

@@ -131,7 +131,7 @@ function startOutbound(ctx: StartContext) {
   const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers, spam: ctx.app.spam }) : null;
   const worker = startQueueWorker({
     queue: store.queue,
-    route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest), remote: twmWiring?.remote ?? smtpTransport }),
+    route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest, config.domains), remote: twmWiring?.remote ?? smtpTransport }),
     schedule: {
       baseMs: config.delivery.minBackoffMs,
       maxMs: config.delivery.maxBackoffMs,
@@ -315,7 +315,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   closers.unshift(() => client.close());
   const remote = createRemoteTransport({
     smtp,
-    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, now }),
+    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now }),
     client,
     outbox: store.twmOut,
     domains: config.domains,
