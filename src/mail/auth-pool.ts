@@ -26,7 +26,10 @@
  * - a worker that dies (an exception outside the job, out of memory) is
  *   replaced; its message gets `451 4.3.0`;
  * - the message bytes are transferred to the worker and back, not copied
- *   (one copy only for a Buffer that shares its memory with others).
+ *   (one copy only for a Buffer that shares its memory with others);
+ * - a worker keeps the resolver's answers for `dnsReuseMs` (auth-worker.ts),
+ *   so that a message from a sender seen a moment ago needs no DNS round trip
+ *   to this thread.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -51,6 +54,11 @@ export interface AuthPoolOptions {
   wallMs?: number;
   /** V8 old-generation heap of each worker, in MB (default 512): a message that needs more kills only its worker. */
   heapMb?: number;
+  /**
+   * How long a worker reuses an answer of `resolver` before asking again, in ms (default 0: never).
+   * Give at most the resolver's own cache lifetime (app-start.ts: 2 s, or 0 when it does not cache).
+   */
+  dnsReuseMs?: number;
   /** Budget overruns, worker deaths and replacements, for the log. */
   onEvent?: (event: AuthPoolEvent) => void;
 }
@@ -129,6 +137,7 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
   const budgetMs = options.budgetMs ?? DEFAULT_AUTH_BUDGET_MS;
   const wallMs = options.wallMs ?? DEFAULT_WALL_MS;
   const heapMb = options.heapMb ?? DEFAULT_HEAP_MB;
+  const dnsReuseMs = Math.max(0, options.dnsReuseMs ?? 0);
   const emit = options.onEvent ?? (() => {});
   // Check often enough to stop a job near its budget, rarely enough to cost nothing.
   const checkEveryMs = Math.min(250, Math.max(5, Math.floor(budgetMs / 5)));
@@ -145,7 +154,7 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
   function spawn(ahead = false): void {
     stats.spawned++;
     // Referenced while it starts for a waiting message or works on one, so that a pending message keeps the process alive; unreferenced when idle.
-    const worker = startWorker(heapMb);
+    const worker = startWorker(heapMb, dnsReuseMs);
     if (ahead) worker.unref();
     const slot: Slot = { worker, ready: false, job: null, since: null, watch: null, ending: false };
     slots.add(slot);
@@ -322,8 +331,8 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
  * tsx loader registered in the main thread, so a small bootstrap registers
  * it in the worker first.
  */
-function startWorker(heapMb: number): Worker {
-  const options = { resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: false, stderr: false };
+function startWorker(heapMb: number, dnsReuseMs: number): Worker {
+  const options = { resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: false, stderr: false, workerData: { dnsReuseMs } };
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./auth-worker.js', import.meta.url), options);
   const tsx = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./auth-worker.ts', import.meta.url).href;
