@@ -259,9 +259,12 @@ export interface QueueRepository {
    * Durably queues one message for many recipients: one entry per recipient,
    * state `scheduled` at `at`. `sender` '' is the null reverse-path. `createdAt`
    * (the arrival time the retry schedule counts from) defaults to the current time.
+   * `copy` is stored in the same transaction (as MessageRepository.deliver
+   * would): the sender's Sent copy, so that the message and its copy are
+   * durable together, with one commit.
    * Throws StoreConflictError if the messageId is already queued.
    */
-  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date; createdAt?: Date }): Promise<QueueEntry[]>;
+  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date; createdAt?: Date; copy?: NewMessage }): Promise<QueueEntry[]>;
   /**
    * Entries that are scheduled or deferred with nextAttemptAt <= now, oldest
    * first, up to limit. `excludeIds` and `excludeDomains` (lower-case recipient
