@@ -176,21 +176,19 @@ export function createOutbound(options: OutboundOptions) {
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
       const signed = await options.sign(message, domainOf(signer));
 
-      // Queued before the Sent copy: a crash in between loses the copy, never the mail.
-      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now() });
-      await store.messages.deliver([
-        {
-          userId: user.id,
-          mailbox: 'Sent',
-          raw: signed,
-          flags: ['\\Seen'],
-          sender: input.envelopeFrom,
-          from,
-          subject: facts.subject,
-          receivedAt: now(),
-          firstContact: false,
-        },
-      ]);
+      // Queued with its Sent copy in one durable transaction: both or neither.
+      const copy = {
+        userId: user.id,
+        mailbox: 'Sent' as const,
+        raw: signed,
+        flags: ['\\Seen'],
+        sender: input.envelopeFrom,
+        from,
+        subject: facts.subject,
+        receivedAt: now(),
+        firstContact: false,
+      };
+      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now(), copy });
       for (const r of recipients) if (!owns(user, r)) await options.contacts.autoAllow(user.id, r);
       options.onQueued?.();
       return { messageId: id, recipients };

@@ -32,6 +32,7 @@ import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
 import { KyselySpamLearningRepository } from './spam-learning-repository.ts';
 import { KyselyWebSessionRepository } from './web-session-repository.ts';
 import { KyselyClusterLeaseRepository, KyselyTwmNonceRepository } from './lease-repository.ts';
+import { KyselyTwmReportRepository } from './twm-report-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -239,6 +240,7 @@ class KyselyStore implements Store {
   readonly webSessions: KyselyWebSessionRepository;
   readonly leases: KyselyClusterLeaseRepository;
   readonly twmNonces: KyselyTwmNonceRepository;
+  readonly twmReports: KyselyTwmReportRepository;
   readonly signals: StoreSignals;
   private closing: Promise<void> | undefined;
 
@@ -255,7 +257,7 @@ class KyselyStore implements Store {
     this.messages = new KyselyMessageRepository(s, this.changes);
     this.imap = new KyselyImapRepository(s, this.changes, this.messages);
     this.requests = new KyselyContactRequestRepository(s);
-    this.queue = new KyselyQueueRepository(s);
+    this.queue = new KyselyQueueRepository(s, this.changes);
     this.addressBooks = new KyselyAddressBookRepository(s);
     this.twmOut = new KyselyTwmOutboundRepository(s);
     this.twmIn = new KyselyTwmInboundRepository(s, this.changes);
@@ -263,6 +265,7 @@ class KyselyStore implements Store {
     this.webSessions = new KyselyWebSessionRepository(s);
     this.leases = new KyselyClusterLeaseRepository(s);
     this.twmNonces = new KyselyTwmNonceRepository(s);
+    this.twmReports = new KyselyTwmReportRepository(s);
   }
 
   get kind(): Dialect {

@@ -146,6 +146,15 @@ export interface MessageRepository {
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
   withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
+  /**
+   * Testing mode (docs/protocol.md 6.6): records `channel` as the first copy of the message
+   * (`senderDomain`, `messageId`) for each user that has no copy yet, and returns the users whose
+   * first copy is this channel's (new, or a retry of the same channel). The others already got
+   * the other channel's copy: this one is the second, to be discarded.
+   */
+  claimFirstCopy(userIds: number[], senderDomain: string, messageId: string, channel: 'twm' | 'smtp', at: Date): Promise<number[]>;
+  /** Forgets first-copy records older than `before` (they pair nothing any more). */
+  pruneCopies(before: Date): Promise<number>;
   /** Which of `keys` one user already has a message stored under (`twoway import` skips those: a second run adds nothing). */
   twmKeysOf(userId: number, keys: readonly string[]): Promise<Set<string>>;
   /**
@@ -243,14 +252,29 @@ export interface TwmNonceRepository {
   prune(now: Date): Promise<number>;
 }
 
+/** Failure-report counters (docs/protocol.md 6.6): per reporting domain, UTC day and result type. */
+export interface TwmReportRepository {
+  /** Adds one to the counter. */
+  count(domain: string, day: string, resultType: string): Promise<void>;
+  /** The (domain, day) pairs with counters for days before `day` (finished days), oldest first. */
+  finished(day: string, limit: number): Promise<Array<{ domain: string; day: string }>>;
+  /** One domain's counters of one day. */
+  counts(domain: string, day: string): Promise<Map<string, number>>;
+  /** Forgets one domain's counters of one day (reported, or nobody to report to). */
+  remove(domain: string, day: string): Promise<void>;
+}
+
 export interface QueueRepository {
   /**
    * Durably queues one message for many recipients: one entry per recipient,
    * state `scheduled` at `at`. `sender` '' is the null reverse-path. `createdAt`
    * (the arrival time the retry schedule counts from) defaults to the current time.
+   * `copy` is stored in the same transaction (as MessageRepository.deliver
+   * would): the sender's Sent copy, so that the message and its copy are
+   * durable together, with one commit.
    * Throws StoreConflictError if the messageId is already queued.
    */
-  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date; createdAt?: Date }): Promise<QueueEntry[]>;
+  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date; createdAt?: Date; copy?: NewMessage }): Promise<QueueEntry[]>;
   /**
    * Entries that are scheduled or deferred with nextAttemptAt <= now, oldest
    * first, up to limit. `excludeIds` and `excludeDomains` (lower-case recipient
@@ -566,6 +590,7 @@ export interface Store {
   readonly webSessions: WebSessionRepository;
   readonly leases: ClusterLeaseRepository;
   readonly twmNonces: TwmNonceRepository;
+  readonly twmReports: TwmReportRepository;
   /** Events for every process on the store: LISTEN/NOTIFY on PostgreSQL, in-process on SQLite (pg-notify.ts). */
   readonly signals: import('./pg-notify.ts').StoreSignals;
   close(): Promise<void>;
