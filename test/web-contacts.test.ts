@@ -13,68 +13,12 @@ import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { basic, davFetch, rawRequest, tsdavClient } from './helpers/carddav.ts';
 import { SecurityTally } from './helpers/security-tally.ts';
+import { webClient } from './helpers/web-client.ts';
 import { IMPORT_LIMIT } from '../src/web/routes-contacts-import.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';
-
-interface WebResponse {
-  status: number;
-  location: string | null;
-  text: string;
-}
-
-/** A browser without a browser: a cookie jar, the CSRF token of the last page, redirects not followed. */
-function webClient(t: TestServer) {
-  const { fetch: f, close } = davFetch(t);
-  const base = t.server.http.url;
-  const jar = new Map<string, string>();
-  let csrf = '';
-  async function request(method: string, path: string, body?: { form?: Record<string, string | string[]>; multipart?: FormData; raw?: Buffer; type?: string }): Promise<WebResponse> {
-    const headers: Record<string, string> = { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') };
-    let payload: BodyInit | undefined;
-    if (body?.form) {
-      const p = new URLSearchParams();
-      for (const [k, v] of Object.entries(body.form)) for (const x of Array.isArray(v) ? v : [v]) p.append(k, x);
-      payload = p.toString();
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-    } else if (body?.multipart) payload = body.multipart;
-    else if (body?.raw) {
-      payload = new Uint8Array(body.raw);
-      headers['content-type'] = body.type ?? 'application/octet-stream';
-    }
-    const res = await f(`${base}${path}`, { method, headers, body: payload, redirect: 'manual' });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    const text = await res.text();
-    const token = /name="_csrf" value="([^"]+)"/.exec(text);
-    if (token) csrf = token[1]!;
-    return { status: res.status, location: res.headers.get('location'), text };
-  }
-  return {
-    get: (path: string) => request('GET', path),
-    /** A form post with this session's CSRF token (unless the fields set `_csrf` themselves). */
-    post: (path: string, fields: Record<string, string | string[]> = {}) => request('POST', path, { form: { _csrf: csrf, ...fields } }),
-    postRaw: (path: string, body: { form?: Record<string, string>; multipart?: FormData; raw?: Buffer; type?: string }) => request('POST', path, body),
-    get csrf() {
-      return csrf;
-    },
-    get cookie() {
-      return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    },
-    async signIn(address: string) {
-      await request('GET', '/sign-in');
-      const r = await request('POST', '/sign-in', { form: { _csrf: csrf, address, password: PASSWORD } });
-      assert.equal(r.status, 303, r.text);
-      await request('GET', '/contacts');
-    },
-    close,
-  };
-}
 
 const cardIds = (html: string) => [...html.matchAll(/<a id="c-(\d+)" href="\/contacts\/\d+">/g)].map((m) => Number(m[1]));
 
@@ -89,7 +33,7 @@ describe('web app: contacts', () => {
     t = await startTestServer();
     aliceId = (await t.server.services.accounts.add(ALICE, PASSWORD, 'screen')).id;
     bobId = (await t.server.services.accounts.add(BOB, PASSWORD, 'screen')).id;
-    alice = webClient(t);
+    alice = webClient(t, PASSWORD);
     await alice.signIn(ALICE);
   });
   after(async () => {
