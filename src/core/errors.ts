@@ -111,6 +111,35 @@ export function insufficientStorage(cause: unknown): ReplyError {
 }
 
 /**
+ * The store cannot be reached (PostgreSQL down, restarting or unreachable):
+ * connection errors from the system, PostgreSQL's admin_shutdown,
+ * crash_shutdown and cannot_connect_now (57P01-57P03) and its connection
+ * exceptions (class 08), and node-postgres's own messages for a connection
+ * that ended or never came. Checked like isStorageFull, by code (and these
+ * messages) only, so that core stays free of driver imports.
+ */
+const STORE_UNAVAILABLE_CODES = /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|57P0[123]|08\d{3})$/;
+const STORE_UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection refused)/;
+
+export function isStoreUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && STORE_UNAVAILABLE_CODES.test(code)) return true;
+    if (typeof message === 'string' && STORE_UNAVAILABLE_MESSAGES.test(message)) return true;
+  }
+  return false;
+}
+
+/**
+ * The store is unreachable: temporary for every client (SMTP 451 4.3.0, HTTP
+ * 503), until it comes back, which needs nothing from us (the pool connects
+ * again on the next request).
+ */
+export function storeUnavailable(cause: unknown): ReplyError {
+  return ReplyError.of(replies.storeUnavailable(), { cause, status: 503 });
+}
+
+/**
  * The expected-sender use a delivery was to consume is gone (another
  * delivery took the last one, or the user removed it): the delivery is
  * rolled back and decided again (docs/protocol.md 9.3).

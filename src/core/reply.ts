@@ -137,6 +137,7 @@ export const replies = {
   // SMTP session replies.
   internalError: () => reply(451, '4.3.0', 'Internal error, please try again later'),
   insufficientStorage: () => reply(452, '4.3.1', 'Insufficient system storage, please try again later'),
+  storeUnavailable: () => reply(451, '4.3.0', 'The mail store is unavailable, please try again later'),
   authRequired: () => reply(530, '5.7.0', 'Authentication required'),
   authFailed: () => reply(535, '5.7.8', 'Authentication credentials invalid'),
   unrecognizedAuth: () => reply(504, '5.5.4', 'Unrecognized authentication type'),

@@ -48,12 +48,15 @@ function accountKey(address: string): string {
  */
 async function check(store: Pick<Store, 'users'>, address: string, password: string): Promise<Principal> {
   const fail = unauthorized('Invalid credentials');
-  let user: User | undefined;
+  let parsed: string;
   try {
-    user = await store.users.findByAddress(parseAddress(address).address);
+    parsed = parseAddress(address).address;
   } catch {
     throw fail;
   }
+  // A store that cannot answer is not a wrong password: its error goes on (SMTP 451, HTTP 503) and
+  // counts against nobody's throttle.
+  const user: User | undefined = await store.users.findByAddress(parsed);
   if (!user) {
     // Spend the same scrypt time as a real check, so timing does not reveal unknown users.
     await verifyPassword(password, await dummyHash()).catch(() => false);

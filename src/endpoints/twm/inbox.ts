@@ -105,152 +105,192 @@ function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyO
 }
 
 export function createTwmInbox(options: TwmInboxOptions) {
-  const { inbox, ingest } = options;
-  const now = options.now ?? (() => new Date());
   const random = options.random ?? Math.random;
   const served = new Set(options.domains);
-  const perDomain = createTokenBuckets(options.noticeRate);
-  const jitter = options.fetchJitterMs ?? 10_000;
   const memory = options.nonces ? null : createNonceMemory(options.noncesSince ? { startedAt: options.noncesSince } : {});
   const shared = options.nonces ? createNonceStore(options.nonces) : null;
-  // A declined receipt must not reveal by its speed that a decision was automatic (8.6).
-  const declineAt = (at: Date) => new Date(at.getTime() + random() * options.declineDelayMs);
-
-  const lookupKey = options.lookupKey ?? createKeyLookup(options.resolver);
-  const caps = options.pendingCaps ?? { perSender: 100, perUser: 10_000 };
-  async function pendingCapReached(userId: number, sender: string): Promise<boolean> {
-    const count = await inbox.countPending(userId, sender);
-    return count.fromSender >= caps.perSender || count.total >= caps.perUser;
-  }
-
-  async function notice(n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
-    const at = now();
-    if (n.created.getTime() > at.getTime() + CLOCK_SKEW_MS) throw twmError('invalid-request', '"created" is in the future');
-    if (n.expires.getTime() - n.created.getTime() > MAX_LIFETIME_MS) throw twmError('invalid-request', '"expires" is more than 30 days after "created"');
-    if (n.expires <= at) throw twmError('expired', 'the notice has expired');
-
-    const known = await inbox.find(signer.domain, n.id);
-    if (known) {
-      if (known.notice.contentSha256 !== contentSha256) throw twmError('id-conflict', 'this id was used for another notice');
-      const rows = new Map(known.recipients.map((r) => [r.rcpt, r]));
-      // The same answers as the first time, uniform answers included (12.6).
-      const answer = (rcpt: string): NoticeStatus => {
-        const row = rows.get(rcpt.toLowerCase());
-        const status = row ? answerOf(row) : 'unknown';
-        return status === 'unknown' && options.uniformAnswers ? 'pending' : status;
-      };
-      return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: answer(rcpt) })) };
-    }
-    if (n.size > options.maxMessageSize) {
-      throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
-    }
-    // By organizational domain (12.7): a wildcard of subdomains shares its parent's bucket.
-    const wait = perDomain.take(signerRateKey(signer.domain), at.getTime());
-    if (wait > 0) throw twmError('rate-limited', `too many notices from ${signerRateKey(signer.domain)}`, { retryAfter: wait });
-
-    const listId = n.listId ?? null;
-    const rows: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>> = [];
-    const requests: TwmRequestTouch[] = [];
-    const results: NoticeResult['results'] = [];
-    const base = { senderDomain: signer.domain, noticeId: n.id, receipt: null, receiptError: null };
-    let capped = false;
-    for (const rcpt of n.to) {
-      const address = rcpt.toLowerCase();
-      const user = await ingest.findRecipient(address);
-      if (!user) {
-        rows.push({ ...base, rcpt: address, userId: null, state: 'unknown', nextAttemptAt: null });
-        results.push({ rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' });
-        continue;
-      }
-      const from = normalisedAddress(n.from);
-      const verdict = await ingest.predict(user, {
-        channel: 'twm',
-        origin: 'remote',
-        from,
-        fromProblem: from === null ? `unparsable notice "from" ${JSON.stringify(n.from.slice(0, 300))}` : null,
-        listId,
-        alignedDomain: signer.domain,
-        authenticatedDomains: [signer.domain],
-        autoSubmitted: false,
-        ownershipConfirmation: n.purpose === 'ownership-confirmation',
-        at,
-      });
-      let state: TwmInState;
-      let nextAttemptAt: Date | null = null;
-      let receipt: 'declined' | null = null;
-      // In open mode a stranger is answered `accepted` and fetched; a blocked sender whose block is not
-      // to be revealed must see exactly that (8.6, 12.6): the same answer, a fetch within the same
-      // jitter, and the `delivered` receipt of a stored message. Ingest then drops it, as SMTP's open
-      // mode answers 250 and drops.
-      const hideBlock = verdict.kind === 'drop' && user.mode === 'open' && !user.revealDeclined;
-      if (verdict.kind === 'inbox' || hideBlock) {
-        state = 'scheduled';
-        nextAttemptAt = new Date(at.getTime() + random() * jitter);
-      } else if (verdict.kind === 'drop') {
-        // Blocked: held silently, or a declined receipt if the user chose to reveal it (8.6).
-        state = user.revealDeclined ? 'receipt-due' : 'held';
-        if (user.revealDeclined) {
-          receipt = 'declined';
-          nextAttemptAt = declineAt(at);
-        }
-      } else {
-        if (await pendingCapReached(user.id, n.from.toLowerCase())) capped = true;
-        state = 'pending';
-        requests.push({ userId: user.id, sender: n.from.toLowerCase(), authDomain: signer.domain, intro: n.intro ?? null, at });
-      }
-      rows.push({ ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt });
-      results.push({ rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' });
-    }
-    if (capped) {
-      // Nothing stored: the sender sends the same notice again later and every recipient is decided
-      // afresh (a notice is recorded whole, so one capped recipient defers its companions too).
-      return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'deferred' as const, retryAfter: PENDING_CAP_RETRY_S })) };
-    }
-    await scoreIntro(options.scanIntro, n, requests);
-    try {
-      await inbox.record(
-        {
-          senderDomain: signer.domain,
-          id: n.id,
-          contentSha256,
-          from: n.from.toLowerCase(),
-          to: n.to.map((t) => t.toLowerCase()),
-          size: n.size,
-          sha256: n.sha256,
-          createdAt: n.created,
-          expiresAt: n.expires,
-          intro: n.intro ?? null,
-          purpose: n.purpose ?? null,
-          listId,
-          receivedAt: at,
-        },
-        rows,
-        requests,
-      );
-    } catch (err) {
-      // The same notice arrived twice at once: the other request recorded it; answer as for a retry.
-      if (err instanceof StoreConflictError) return notice(n, signer, contentSha256);
-      throw err;
-    }
-    const dueAt = rows.flatMap((r) => (r.state === 'scheduled' && r.nextAttemptAt ? [r.nextAttemptAt.getTime()] : []));
-    if (dueAt.length > 0) {
-      // Wake the fetch worker when the jittered fetch is due: its own poll (every second) would
-      // add up to another second to every delivery. Clamped: a test clock may be far from the timer's.
-      const delay = Math.min(Math.max(0, Math.min(...dueAt) - at.getTime()), jitter);
-      if (delay === 0) options.kick();
-      else setTimeout(options.kick, delay).unref();
-    }
-    return { id: n.id, results };
-  }
-
+  const ctx: InboxContext = {
+    options,
+    now: options.now ?? (() => new Date()),
+    random,
+    perDomain: createTokenBuckets(options.noticeRate),
+    jitter: options.fetchJitterMs ?? 10_000,
+    caps: options.pendingCaps ?? { perSender: 100, perUser: 10_000 },
+  };
+  const notice = (n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> => receiveNotice(ctx, n, signer, contentSha256);
   return {
     hooks: {
       servesDomain: (domain: string) => served.has(domain.toLowerCase()),
-      lookupKey,
+      lookupKey: options.lookupKey ?? createKeyLookup(options.resolver),
       rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => (shared ? shared.remember(keyid, nonce, until, created) : memory!.remember(keyid, nonce, until, created)),
       notice,
     },
   };
+}
+
+/** What every notice's handling shares: the options and the state kept between notices. */
+interface InboxContext {
+  options: TwmInboxOptions;
+  now: () => Date;
+  random: () => number;
+  /** Notices per organizational domain (12.7). */
+  perDomain: ReturnType<typeof createTokenBuckets>;
+  jitter: number;
+  caps: { perSender: number; perUser: number };
+}
+
+type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>;
+
+/** One notice, from its own checks to its stored rows and answers (5.5, 8.1, 8.2). */
+async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
+  const { options } = ctx;
+  const at = ctx.now();
+  checkNoticeTimes(n, at);
+  const known = await options.inbox.find(signer.domain, n.id);
+  if (known) return repeatedAnswer(known, n, contentSha256, options.uniformAnswers);
+  if (n.size > options.maxMessageSize) {
+    throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
+  }
+  // By organizational domain (12.7): a wildcard of subdomains shares its parent's bucket.
+  const wait = ctx.perDomain.take(signerRateKey(signer.domain), at.getTime());
+  if (wait > 0) throw twmError('rate-limited', `too many notices from ${signerRateKey(signer.domain)}`, { retryAfter: wait });
+
+  const rows: RecipientRow[] = [];
+  const requests: TwmRequestTouch[] = [];
+  const results: NoticeResult['results'] = [];
+  let capped = false;
+  for (const rcpt of n.to) {
+    const outcome = await decideRecipient(ctx, n, signer, rcpt, at);
+    rows.push(outcome.row);
+    results.push(outcome.result);
+    if (outcome.request) requests.push(outcome.request);
+    capped ||= outcome.capped;
+  }
+  if (capped) {
+    // Nothing stored: the sender sends the same notice again later and every recipient is decided
+    // afresh (a notice is recorded whole, so one capped recipient defers its companions too).
+    return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'deferred' as const, retryAfter: PENDING_CAP_RETRY_S })) };
+  }
+  await scoreIntro(options.scanIntro, n, requests);
+  try {
+    await options.inbox.record(storedNotice(n, signer, contentSha256, at), rows, requests);
+  } catch (err) {
+    // The same notice arrived twice at once: the other request recorded it; answer as for a retry.
+    if (err instanceof StoreConflictError) return receiveNotice(ctx, n, signer, contentSha256);
+    throw err;
+  }
+  wakeFetcher(ctx, rows, at);
+  return { id: n.id, results };
+}
+
+/** The checks that need neither the store nor DNS (6.1): the clock window and the lifetime. */
+function checkNoticeTimes(n: Notice, at: Date): void {
+  if (n.created.getTime() > at.getTime() + CLOCK_SKEW_MS) throw twmError('invalid-request', '"created" is in the future');
+  if (n.expires.getTime() - n.created.getTime() > MAX_LIFETIME_MS) throw twmError('invalid-request', '"expires" is more than 30 days after "created"');
+  if (n.expires <= at) throw twmError('expired', 'the notice has expired');
+}
+
+/** A notice seen before (5.5): the same answers as the first time, uniform answers included (12.6). */
+function repeatedAnswer(known: { notice: { contentSha256: string }; recipients: TwmInRecipient[] }, n: Notice, contentSha256: string, uniformAnswers: boolean): NoticeResult {
+  if (known.notice.contentSha256 !== contentSha256) throw twmError('id-conflict', 'this id was used for another notice');
+  const rows = new Map(known.recipients.map((r) => [r.rcpt, r]));
+  const answer = (rcpt: string): NoticeStatus => {
+    const row = rows.get(rcpt.toLowerCase());
+    const status = row ? answerOf(row) : 'unknown';
+    return status === 'unknown' && uniformAnswers ? 'pending' : status;
+  };
+  return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: answer(rcpt) })) };
+}
+
+/** One recipient of a new notice: the policy's verdict (8.2), as a stored row and an answer. */
+async function decideRecipient(
+  ctx: InboxContext,
+  n: Notice,
+  signer: TwmSigner,
+  rcpt: string,
+  at: Date,
+): Promise<{ row: RecipientRow; result: NoticeResult['results'][number]; request?: TwmRequestTouch; capped: boolean }> {
+  const { options } = ctx;
+  const base = { senderDomain: signer.domain, noticeId: n.id, receipt: null, receiptError: null };
+  const address = rcpt.toLowerCase();
+  const user = await options.ingest.findRecipient(address);
+  if (!user) {
+    return { row: { ...base, rcpt: address, userId: null, state: 'unknown', nextAttemptAt: null }, result: { rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' }, capped: false };
+  }
+  const from = normalisedAddress(n.from);
+  const verdict = await options.ingest.predict(user, {
+    channel: 'twm',
+    origin: 'remote',
+    from,
+    fromProblem: from === null ? `unparsable notice "from" ${JSON.stringify(n.from.slice(0, 300))}` : null,
+    listId: n.listId ?? null,
+    alignedDomain: signer.domain,
+    authenticatedDomains: [signer.domain],
+    autoSubmitted: false,
+    ownershipConfirmation: n.purpose === 'ownership-confirmation',
+    at,
+  });
+  let state: TwmInState;
+  let nextAttemptAt: Date | null = null;
+  let receipt: 'declined' | null = null;
+  let request: TwmRequestTouch | undefined;
+  let capped = false;
+  // In open mode a stranger is answered `accepted` and fetched; a blocked sender whose block is not
+  // to be revealed must see exactly that (8.6, 12.6): the same answer, a fetch within the same
+  // jitter, and the `delivered` receipt of a stored message. Ingest then drops it, as SMTP's open
+  // mode answers 250 and drops.
+  const hideBlock = verdict.kind === 'drop' && user.mode === 'open' && !user.revealDeclined;
+  if (verdict.kind === 'inbox' || hideBlock) {
+    state = 'scheduled';
+    nextAttemptAt = new Date(at.getTime() + ctx.random() * ctx.jitter);
+  } else if (verdict.kind === 'drop') {
+    // Blocked: held silently, or a declined receipt if the user chose to reveal it (8.6). The receipt
+    // waits a random time, so that its speed does not reveal that the decision was automatic.
+    state = user.revealDeclined ? 'receipt-due' : 'held';
+    if (user.revealDeclined) {
+      receipt = 'declined';
+      nextAttemptAt = new Date(at.getTime() + ctx.random() * options.declineDelayMs);
+    }
+  } else {
+    const sender = n.from.toLowerCase();
+    const count = await options.inbox.countPending(user.id, sender);
+    capped = count.fromSender >= ctx.caps.perSender || count.total >= ctx.caps.perUser;
+    state = 'pending';
+    request = { userId: user.id, sender, authDomain: signer.domain, intro: n.intro ?? null, at };
+  }
+  return { row: { ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt }, result: { rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' }, request, capped };
+}
+
+/** The notice as stored: addresses lower-cased for matching, the rest as signed. */
+function storedNotice(n: Notice, signer: TwmSigner, contentSha256: string, at: Date) {
+  return {
+    senderDomain: signer.domain,
+    id: n.id,
+    contentSha256,
+    from: n.from.toLowerCase(),
+    to: n.to.map((t) => t.toLowerCase()),
+    size: n.size,
+    sha256: n.sha256,
+    createdAt: n.created,
+    expiresAt: n.expires,
+    intro: n.intro ?? null,
+    purpose: n.purpose ?? null,
+    listId: n.listId ?? null,
+    receivedAt: at,
+  };
+}
+
+/**
+ * Wakes the fetch worker when the first jittered fetch is due: its own poll
+ * (every second) would add up to another second to every delivery. Clamped:
+ * a test clock may be far from the timer's.
+ */
+function wakeFetcher(ctx: InboxContext, rows: RecipientRow[], at: Date): void {
+  const dueAt = rows.flatMap((r) => (r.state === 'scheduled' && r.nextAttemptAt ? [r.nextAttemptAt.getTime()] : []));
+  if (dueAt.length === 0) return;
+  const delay = Math.min(Math.max(0, Math.min(...dueAt) - at.getTime()), ctx.jitter);
+  if (delay === 0) ctx.options.kick();
+  else setTimeout(ctx.options.kick, delay).unref();
 }
 
 export type TwmInbox = ReturnType<typeof createTwmInbox>;

@@ -31,3 +31,10 @@ test('HTTP edge: a ReplyError has the status its thrower chose, else 400 or 503 
   });
   assert.equal(classify(new TypeError('bug'), LIMIT), undefined);
 });
+
+test('HTTP edge: an unreachable store is 503, whatever layer wrapped the driver error', () => {
+  const down = new Error('query failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }) });
+  assert.deepEqual(classify(down, LIMIT), { status: 503, detail: 'The mail store is unavailable, please try again later', fault: true });
+  assert.equal(classify(Object.assign(new Error('the database system is starting up'), { code: '57P03' }), LIMIT)?.status, 503);
+  assert.equal(classify(Object.assign(new Error('duplicate key'), { code: '23505' }), LIMIT), undefined);
+});

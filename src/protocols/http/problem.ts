@@ -14,7 +14,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, type DomainErrorKind, insufficientStorage, isStorageFull, ReplyError } from '../../core/errors.ts';
+import { DomainError, type DomainErrorKind, insufficientStorage, isStorageFull, isStoreUnavailable, ReplyError, storeUnavailable } from '../../core/errors.ts';
 import { InputError, type InputIssue } from './validation.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -98,6 +98,8 @@ export function classify(err: unknown, bodyLimit: number): Classified | undefine
   if (err instanceof InputError) return { status: 400, detail: err.message, errors: err.issues };
   // A full disk is the operator's to fix, but temporary for the client: 507, logged as a fault.
   if (isStorageFull(err)) err = insufficientStorage(err);
+  // PostgreSQL down or restarting: 503, and the client comes back (logged as a fault, for the operator).
+  else if (isStoreUnavailable(err)) err = storeUnavailable(err);
   if (err instanceof DomainError) return { status: STATUS_OF_KIND[err.kind], detail: err.text };
   if (err instanceof ReplyError) {
     const status = statusOfReplyError(err);

@@ -28,3 +28,17 @@ test('SMTP edge: a ReplyError is sent as it is; a full disk is 452 4.3.1; anythi
   const bug = smtpReplyOf(new TypeError('x is undefined'));
   assert.deepEqual(bug, { reply: { code: 451, enhanced: '4.3.0', text: 'Internal error, please try again later' }, fault: true });
 });
+
+test('SMTP edge: an unreachable store (PostgreSQL down or restarting) is 451 4.3.0 saying so, and logged', () => {
+  const rows: Error[] = [
+    Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+    Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+    new Error('Connection terminated unexpectedly'),
+    new Error('wrapped', { cause: new Error('timeout exceeded when trying to connect') }),
+  ];
+  for (const err of rows) {
+    assert.deepEqual(smtpReplyOf(err), { reply: { code: 451, enhanced: '4.3.0', text: 'The mail store is unavailable, please try again later' }, fault: true }, err.message);
+  }
+  // A query the store refused is not an outage.
+  assert.equal(smtpReplyOf(Object.assign(new Error('syntax error'), { code: '42601' })).reply.text, 'Internal error, please try again later');
+});

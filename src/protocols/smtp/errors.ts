@@ -4,10 +4,10 @@
  *
  * A ReplyError is sent as it is. A DomainError gets the reply for its kind
  * (the codes the management errors always had over SMTP). A full disk is
- * 452 4.3.1. Anything else is an internal fault: 451 4.3.0 with a generic
+ * 452 4.3.1, an unreachable store 451 4.3.0 saying so. Anything else is an internal fault: 451 4.3.0 with a generic
  * text, and `fault` tells the caller to log the cause.
  */
-import { DomainError, type DomainErrorKind, insufficientStorage, internalReply, isStorageFull, ReplyError } from '../../core/errors.ts';
+import { DomainError, type DomainErrorKind, insufficientStorage, internalReply, isStorageFull, isStoreUnavailable, ReplyError, storeUnavailable } from '../../core/errors.ts';
 import { reply, type ServerReply } from '../../core/reply.ts';
 
 const BY_KIND: Readonly<Record<DomainErrorKind, (text: string) => ServerReply>> = {
@@ -22,5 +22,6 @@ const BY_KIND: Readonly<Record<DomainErrorKind, (text: string) => ServerReply>> 
 export function smtpReplyOf(err: unknown): { reply: ServerReply; fault: boolean } {
   if (err instanceof ReplyError) return { reply: err.reply, fault: false };
   if (err instanceof DomainError) return { reply: BY_KIND[err.kind](err.text), fault: false };
-  return { reply: (isStorageFull(err) ? insufficientStorage(err) : internalReply(err)).reply, fault: true };
+  const known = isStorageFull(err) ? insufficientStorage(err) : isStoreUnavailable(err) ? storeUnavailable(err) : internalReply(err);
+  return { reply: known.reply, fault: true };
 }
