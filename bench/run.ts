@@ -37,6 +37,7 @@ const ALL_SCRIPTS = [
   { name: 'imap-idle', title: 'IMAP IDLE: SMTP 250 to EXISTS, and memory of idle logged-in sessions vs Dovecot', file: 'bench/imap-idle.ts', labels: /^(IMAP IDLE|idle IMAP sessions)/ },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts', labels: /^a stranger's attempt/ },
   { name: 'spam-accept', title: "Durable SMTP accept with rspamd: twoway vs Postfix + rspamd's milter (bench/spam-accept.ts)", file: 'bench/spam-accept.ts', labels: /^durable SMTP accept with rspamd/ },
+  { name: 'web-contacts', title: 'Web app: Contacts page with 10,000 cards (bench/web-contacts.ts)', file: 'bench/web-contacts.ts', labels: /^web contacts page/ },
   { name: 'spam-corpus', title: 'Spam caught and ham misfiled: SpamAssassin public corpus (bench/spam-corpus.ts)', file: 'bench/spam-corpus.ts', labels: /^spam filter: / },
 ];
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
@@ -143,6 +144,19 @@ function headlines(name: string, rows: any[]): Headline[] {
     const dc = rows.find((r) => r.kind === 'memory' && r.system === 'dovecot');
     if (tw && dc) {
       out.push({ benchmark: `idle IMAP sessions after login (${fmt(tw.open)} / ${fmt(dc.open)})`, metric: 'KB/session', twoway: fmt(tw.kbPerConnection, 1), peer: `${fmt(dc.kbPerConnection, 1)} (dovecot)`, ratio: dc.kbPerConnection / tw.kbPerConnection, target: null });
+    }
+  } else if (name === 'web-contacts') {
+    const r = rows[0];
+    if (r && num(r.worstP95Ms) !== null) {
+      const list = r.pages?.[0];
+      out.push({
+        benchmark: `web contacts page, ${fmt(r.cards)} cards (worst p95 of its pages)`,
+        metric: 'ms',
+        twoway: `${fmt(r.worstP95Ms, 1)}${list ? ` (list median ${fmt(list.medianMs, 1)})` : ''}`,
+        peer: `no peer; target < ${r.targetMs} ms: ${r.worstP95Ms < r.targetMs ? 'met' : '**not met**'}`,
+        ratio: null,
+        target: null,
+      });
     }
   } else if (name === 'idle-connections') {
     const tw = rows.find((r) => r.system === 'twoway');

@@ -142,6 +142,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       maxReceivedHeaders: config.limits.receivedHeaders,
       headerLimits: config.limits.header,
       allowAddressLiterals: config.submission.addressLiterals,
+      relaySenders: config.submission.relaySenders,
       onQueued: () => hints.queue(),
     },
     {

@@ -196,6 +196,7 @@ describe('Two-Way Mail transitions and refusals', () => {
       client,
       key: (domain) => ({ selector: keys.selector, domain, privateKey: keys.privateKey }),
       expiryMs: 3_600_000,
+      domains: ['a.test'],
     });
     const message = { messageId: 'split-1@queue', sender: 'ann@a.test', raw: Buffer.from('From: ann@a.test\r\nTo: bea@b.test, ben@b.test\r\nSubject: in two parts\r\n\r\nHi both.\r\n') };
     try {
@@ -222,6 +223,7 @@ describe('Two-Way Mail transitions and refusals', () => {
       client,
       key: (domain) => ({ selector: keys.selector, domain, privateKey: keys.privateKey }),
       expiryMs: 3_600_000,
+      domains: ['a.test'],
     });
     // bea is on To:, ben only in the envelope (Bcc).
     const message = { messageId: 'bcc-1@queue', sender: 'ann@a.test', raw: Buffer.from('From: ann@a.test\r\nTo: Bea <BEA@b.test>\r\nSubject: with a bcc\r\n\r\nHi.\r\n') };

@@ -123,6 +123,12 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       ...(options.maxConnections ? { BENCH_MAX_CONNECTIONS: String(options.maxConnections) } : {}),
     },
     stdio: ['pipe', 'pipe', 'inherit'],
+    // A session of its own, as Postfix's master has (it daemonizes) and as a service under systemd
+    // has its own cgroup: with the kernel's autogroup scheduling (sched_autogroup_enabled, on by
+    // default) the CPU is shared per session, and a child left in the driver's session would share
+    // one slot with the driver and the load generator while each Postfix got a slot of its own.
+    // The child still ends with the driver: it quits when its stdin closes.
+    detached: true,
   });
 
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

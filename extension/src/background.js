@@ -14,6 +14,25 @@ const store = api.storage.local;
 const DEFAULTS = { hours: 2, uses: 3, never: [] };
 const RETRY_DELAYS_MS = [2_000, 10_000, 30_000];
 
+/**
+ * Automatic mode: the content script on every https site, only while the user has granted the
+ * optional host permission (asked for on the options page). Without it the extension works in
+ * manual mode: the toolbar button and activeTab.
+ */
+const ALL_SITES = { origins: ['https://*/*'] };
+const SIGN_UP_SCRIPT = { id: 'sign-up-forms', matches: ALL_SITES.origins, js: ['content.js'], runAt: 'document_idle', allFrames: false };
+
+async function syncAutomatic() {
+  const on = await api.permissions.contains(ALL_SITES);
+  const registered = (await api.scripting.getRegisteredContentScripts({ ids: [SIGN_UP_SCRIPT.id] })).length > 0;
+  if (on && !registered) await api.scripting.registerContentScripts([SIGN_UP_SCRIPT]);
+  if (!on && registered) await api.scripting.unregisterContentScripts({ ids: [SIGN_UP_SCRIPT.id] });
+  return on;
+}
+api.permissions.onAdded.addListener(() => void syncAutomatic());
+api.permissions.onRemoved.addListener(() => void syncAutomatic());
+void syncAutomatic();
+
 const registrable = (host) => getDomain(host, { allowPrivateDomains: true });
 
 // The app password stays out of content scripts' reach (Chromium; Firefox has no access levels for
@@ -133,6 +152,7 @@ async function status() {
   const fresh = (await load()).entries;
   return {
     connected: connection !== null,
+    automatic: await syncAutomatic(),
     address: connection?.address ?? null,
     server: connection?.server ?? null,
     settings,
@@ -160,6 +180,7 @@ const handlers = {
   expectActiveTab,
   remove,
   never,
+  automatic: async () => ({ automatic: await syncAutomatic() }),
   status,
   addresses: async () => ({ addresses: (await load()).connection ? [(await load()).connection.address] : [] }),
   settings: async ({ settings }) => {

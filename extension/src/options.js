@@ -3,8 +3,14 @@ const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
 const send = (m) => api.runtime.sendMessage(m);
 
+// The optional host permission of automatic mode (manifest optional_host_permissions).
+const ALL_SITES = { origins: ['https://*/*'] };
+
 async function render() {
   const s = await send({ type: 'status' });
+  $('mode-state').textContent = s.automatic ? 'Automatic mode is on: sign-ups on https sites are noticed by themselves.' : 'Manual mode: use the toolbar button before you sign up.';
+  $('automatic-on').hidden = s.automatic;
+  $('automatic-off').hidden = !s.automatic;
   $('state').textContent = s.connected ? `Connected as ${s.address} to ${s.server}` : 'Not connected';
   if (s.address) $('address').value = s.address;
   $('hours').value = s.settings.hours;
@@ -18,6 +24,18 @@ $('connect').onsubmit = async (e) => {
   const r = await send({ type: 'connect', address: $('address').value, password: $('password').value, server: $('server').value });
   $('password').value = '';
   $('connect-message').textContent = r.ok ? `Connected: cards go to ${r.book}` : `Not connected: ${r.error}`;
+  await render();
+};
+
+// permissions.request must run in the click itself (a user gesture), here and not in the background.
+$('automatic-on').onclick = async () => {
+  const granted = await api.permissions.request(ALL_SITES).catch(() => false);
+  if (granted) await send({ type: 'automatic' });
+  await render();
+};
+$('automatic-off').onclick = async () => {
+  await api.permissions.remove(ALL_SITES);
+  await send({ type: 'automatic' });
   await render();
 };
 

@@ -59,14 +59,22 @@ async function render() {
   $('state').className = s.connected ? 'ok' : 'off';
   $('connect-hint').hidden = s.connected;
   $('expect-here').disabled = !s.connected;
+  $('mode').textContent = s.automatic ? 'Automatic: sign-ups are noticed by themselves.' : 'Manual: click below before you sign up on this site (automatic mode is in the options).';
   const list = $('entries');
   list.replaceChildren(...(s.entries ?? []).map(row));
   if ((s.entries ?? []).length === 0) list.textContent = 'No entries yet.';
+  // A card not stored yet is being retried by the background: keep showing its state until it is.
+  clearTimeout(again);
+  if ((s.entries ?? []).some((e) => e.state === 'pending')) again = setTimeout(render, 1_000);
 }
+let again;
 
 $('expect-here').onclick = async () => {
   const r = await send({ type: 'expectActiveTab' });
-  $('message').textContent = r.ok ? 'Expecting mail from this site.' : `Nothing created: ${r.reason ?? r.error ?? r.state}`;
+  $('message').textContent = r.ok
+    ? 'Expecting mail from this site.'
+    : r.state === 'pending' ? `Not stored yet: ${r.error}. The extension keeps trying.`
+    : `Nothing created: ${r.reason ?? r.error ?? r.state}`;
   await render();
 };
 

@@ -26,7 +26,7 @@ export interface Config {
   server: { processes: number };
   smtp: { host: string; port: number };
   /** `addressLiterals`: accept address-literal recipients from users (off by default). */
-  submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean };
+  submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean; relaySenders: string[] };
   imap: {
     enabled: boolean;
     host: string;
@@ -198,7 +198,13 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
     // each fsyncs its own commits, so a second process measured slower (docs/architecture.md, "Processes").
     server: { processes: c.server.processes !== 'auto' ? c.server.processes : c.storage?.startsWith('postgres') ? availableParallelism() : 1 },
     smtp: c.smtp,
-    submission: { enabled: c.submission.enabled, host: c.submission.host, port: c.submission.port, addressLiterals: c.submission.address_literals },
+    submission: {
+      enabled: c.submission.enabled,
+      host: c.submission.host,
+      port: c.submission.port,
+      addressLiterals: c.submission.address_literals,
+      relaySenders: c.submission.relay_senders.map((a) => a.toLowerCase()),
+    },
     imap: {
       enabled: c.imap.enabled,
       host: c.imap.host,

@@ -86,6 +86,10 @@ export const configSchema = z
           .boolean()
           .default(false)
           .describe('accept address-literal recipients (user@[192.0.2.1]) from users; refused with 550 5.7.1 by default'),
+        relay_senders: z
+          .array(z.string().regex(/^[^\s@]+@[^\s@]+$/, 'expected an address'))
+          .default([])
+          .describe("users (their addresses) that may submit other authors' messages as a mailing list or forwarder, with Sender: set to their own address (docs/protocol.md 7.6); others get 553 5.7.1 for a From: not theirs"),
       })
       .strict()
       .prefault({}),

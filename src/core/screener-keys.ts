@@ -53,6 +53,16 @@ export function normaliseListId(header: string): string | null {
 }
 
 /**
+ * A List-Id is the domain's own when it is the domain or under it
+ * (`dev.lists.example.org` under `example.org`): only then does that
+ * domain's signature vouch for it (docs/protocol.md 7.6, 8.2).
+ */
+export function listIdUnder(listId: string, domain: string): boolean {
+  const d = domain.toLowerCase();
+  return listId === d || listId.endsWith('.' + d);
+}
+
+/**
  * Where a sender stands for a pending decision, read off a policy verdict:
  * `allowed` (an authenticated allow entry: release what is held, fetch what
  * is pending), `blocked` (a block entry: deny), else `undecided` (a stranger,

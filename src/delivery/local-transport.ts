@@ -5,19 +5,29 @@
  *
  * Messages reach the queue only through authenticated submission (the sender
  * owns its From: address, services/outbound.ts), so the From: domain counts
- * as authenticated here without a DNS round trip to our own DKIM key.
+ * as authenticated here without a DNS round trip to our own DKIM key. A
+ * list's or forwarder's message (submitted with another author's From:
+ * under its own Sender:, `submission.relay_senders`) is decided as the list
+ * or forwarder, as over TWM (mail/relay.ts, docs/protocol.md 7.6): the
+ * author is never authenticated by our submission.
  */
 import { domainOf } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { replies } from '../core/reply.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { twmIdentity } from '../mail/relay.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
-export function createLocalTransport(ingest: Ingest): Transport {
+/** `domains`: the domains we serve (lower-case), whose Sender: may relay another author's message. */
+export function createLocalTransport(ingest: Ingest, domains: string[]): Transport {
+  const ours = new Set(domains);
   return {
     async deliver(_domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
-      const from = messageFacts(parseHeaders(message.raw)).from;
+      const headers = parseHeaders(message.raw);
+      const relay = twmIdentity(headers, (d) => ours.has(d));
+      const relayedBy = relay?.relayed ? relay.from : null;
+      const from = relayedBy ?? messageFacts(headers).from;
       const alignedDomain = from ? domainOf(from) : null;
       const results: RecipientResult[] = [];
       // One ingest per recipient: each has its own verdict, and so its own result.
@@ -36,6 +46,7 @@ export function createLocalTransport(ingest: Ingest): Transport {
             raw: message.raw,
             prepend: '',
             auth: { identity: from, alignedDomain, authenticatedDomains: alignedDomain ? [alignedDomain] : [] },
+            ...(relayedBy === null ? {} : { relayedBy }),
           });
           results.push({ recipient, status: 'delivered', reply: replies.deliveredLocally() });
         } catch (err) {

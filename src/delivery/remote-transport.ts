@@ -4,15 +4,17 @@
  *
  * - A message that already has a notice for the domain stays on TWM (once a
  *   notice may have reached the recipient's server, no SMTP copy follows).
- * - Only our users' own mail goes by TWM: the notice is signed for the From:
- *   domain, so the From: domain must be one we serve and hold the key of.
- *   DSNs (null sender) and anything else go by SMTP.
+ * - Only mail we can sign for goes by TWM: the notice is signed for its
+ *   `from` domain, which must be one we serve and hold the key of: our
+ *   users' own mail (From:), and a list's or forwarder's (Sender:,
+ *   mail/relay.ts). DSNs (null sender) and anything else go by SMTP, as
+ *   docs/protocol.md 7.6 asks of a list or forwarder that cannot sign.
  * - A temporary DNS failure of the SRV lookup defers the recipients; it never
  *   falls back to SMTP (the domain may well speak TWM).
  */
-import { domainOf } from '../core/address.ts';
 import { replies } from '../core/reply.ts';
-import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { parseHeaders } from '../mail/headers.ts';
+import { twmIdentity } from '../mail/relay.ts';
 import type { TwmOutboundRepository } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient } from './twm-client-types.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
@@ -31,8 +33,8 @@ export function createRemoteTransport(options: RemoteTransportOptions): Transpor
   return {
     async deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
       if ((await options.outbox.findByMessage(message.messageId, domain)).length > 0) return options.twm.deliver(domain, message, recipients);
-      const from = message.sender === null ? null : messageFacts(parseHeaders(message.raw)).from;
-      if (!from || !ours.has(domainOf(from))) return options.smtp.deliver(domain, message, recipients);
+      const identity = message.sender === null ? null : twmIdentity(parseHeaders(message.raw), (d) => ours.has(d));
+      if (!identity) return options.smtp.deliver(domain, message, recipients);
       try {
         const found = await options.client.discover(domain);
         return found.kind === 'twm' ? options.twm.deliver(domain, message, recipients) : options.smtp.deliver(domain, message, recipients);

@@ -1,15 +1,22 @@
 /**
  * The checks of a fetched body against its notice (docs/protocol.md 7.4,
- * 8.3), in order: size, SHA-256, Content-Digest, header limits, From: and
- * List-Id. `failed` names the receipt error; `refused` is a header-limit
- * refusal, which no receipt error names.
+ * 8.3, 8.4), in order: size, SHA-256, Content-Digest, header limits, From:
+ * (or Sender:) and List-Id. `failed` names the receipt error; `refused` is a
+ * header-limit refusal, which no receipt error names.
+ *
+ * The From: check (8.4 rule 3): the message's From: is the notice's `from`
+ * (the author sent it), or else its Sender: is (a mailing list or forwarder
+ * that keeps the author's From:, 7.6). Then `relayedBy` names the list or
+ * forwarder, and ingest decides on it instead of the author, whose domain
+ * signed nothing.
  */
 import { createHash } from 'node:crypto';
 import { normalisedAddress } from '../core/address.ts';
 import { HeaderLimitChecker, type HeaderLimits } from '../core/header-limits.ts';
-import { normaliseListId } from '../core/screener-keys.ts';
+import { listIdUnder, normaliseListId } from '../core/screener-keys.ts';
 import { contentDigest } from '../core/twm-signature.ts';
 import type { ReceiptError } from '../core/twm-types.ts';
+import { senderIdentity } from '../mail/from.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import type { TwmInNotice } from '../store/types.ts';
 import type { TwmResponse } from './twm-client-types.ts';
@@ -18,7 +25,7 @@ export function checkFetchedBody(
   n: TwmInNotice,
   response: Pick<TwmResponse, 'body' | 'truncated' | 'headers'>,
   headerLimits: HeaderLimits,
-): { failed: ReceiptError } | { refused: string } | { facts: ReturnType<typeof messageFacts> } {
+): { failed: ReceiptError } | { refused: string } | { facts: ReturnType<typeof messageFacts>; relayedBy: string | null } {
   const body = response.body;
   if (response.truncated || body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
     return { failed: 'size-mismatch' };
@@ -30,8 +37,18 @@ export function checkFetchedBody(
   header.push(body);
   const refused = header.finish();
   if (refused) return { refused: refused.message };
-  const facts = messageFacts(parseHeaders(body));
-  if (facts.from === null || facts.from !== normalisedAddress(n.from)) return { failed: 'from-mismatch' };
+  const headers = parseHeaders(body);
+  const facts = messageFacts(headers);
+  const from = normalisedAddress(n.from);
+  let relayedBy: string | null = null;
+  if (from === null) return { failed: 'from-mismatch' };
+  if (facts.from !== from) {
+    const sender = senderIdentity(headers);
+    if (sender.address !== from) return { failed: 'from-mismatch' };
+    // Only a List-Id of the signer's own is a list identity (the notice endpoint refuses others too).
+    if (n.listId !== null && !listIdUnder(n.listId, n.senderDomain)) return { failed: 'from-mismatch' };
+    relayedBy = sender.address;
+  }
   if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return { failed: 'from-mismatch' };
-  return { facts };
+  return { facts, relayedBy };
 }

@@ -103,7 +103,7 @@ export function createFetchSteps(ctx: StepContext) {
       log({ notice: n.id, from: n.from, reply: checked.refused }, 'twm fetched body refused: header limits');
       return closed(n, rows, checked.refused);
     }
-    if (!(await store(n, rows, response, checked.facts.from))) return;
+    if (!(await store(n, rows, response, checked.relayedBy ?? checked.facts.from, checked.relayedBy))) return;
     count('stored');
     log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
     // Durable now: the receipt may go out. Only its outcome is written (a crash before that write
@@ -112,7 +112,7 @@ export function createFetchSteps(ctx: StepContext) {
   }
 
   /** Stores the checked body for the notice's local recipients through the one ingest path; false if it was not stored. */
-  async function store(n: TwmInNotice, rows: TwmInRecipient[], response: TwmResponse, identity: string | null): Promise<boolean> {
+  async function store(n: TwmInNotice, rows: TwmInRecipient[], response: TwmResponse, identity: string | null, relayedBy: string | null): Promise<boolean> {
     const users = [];
     for (const r of rows) {
       const user = await options.ingest.findRecipient(r.rcpt);
@@ -129,6 +129,8 @@ export function createFetchSteps(ctx: StepContext) {
           raw: response.body,
           prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(now())}\r\n`,
           auth: { identity, alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
+          // A list's or forwarder's message is decided as theirs, not the author's (7.6).
+          ...(relayedBy === null ? {} : { relayedBy }),
           // Stored once per recipient even when a crash (or a takeover) makes us fetch it again.
           twmKey: `${senderDomain} ${n.id}`,
         });

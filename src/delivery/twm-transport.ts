@@ -14,6 +14,9 @@
  *   its state lives in the TWM tables (fetch, receipt, expiry:
  *   endpoints/twm/outbox.ts), which is what `twoway sent` shows.
  * - Bcc recipients (on no To:/Cc: field) get a notice of their own.
+ * - A mailing list's or forwarder's message goes as the list or forwarder:
+ *   `from` is its Sender:, `list_id` its List-Id when under that domain
+ *   (mail/relay.ts, docs/protocol.md 7.6).
  * - Once a notice may have reached the recipient's server, that message
  *   goes to those recipients by TWM only (remote-transport.ts checks for an
  *   existing notice before looking at DNS).
@@ -24,8 +27,8 @@ import { parseAddressList } from '../core/mime-structure.ts';
 import { replies, type Reply } from '../core/reply.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
 import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
-import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
-import { normaliseListId } from '../core/screener-keys.ts';
+import { decodeWords, messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
+import { twmIdentity } from '../mail/relay.ts';
 import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
 import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
 import { describeProblem } from './twm-problem.ts';
@@ -38,6 +41,8 @@ export interface TwmTransportOptions {
   key: (domain: string) => TwmSigningKey;
   /** How long a notice can be fetched (`expires` - `created`). */
   expiryMs: number;
+  /** Domains we sign for (lower-case): a notice's `from` is an address of one of them. */
+  domains: string[];
   now?: () => Date;
 }
 
@@ -50,20 +55,23 @@ const MAX_RESULT_SIZE = 65_536;
 
 export function createTwmTransport(options: TwmTransportOptions): Transport {
   const now = options.now ?? (() => new Date());
+  const ours = new Set(options.domains);
 
   /** A new notice (stored before anything is sent) for recipients no notice of this message lists yet. */
   async function newNotice(domain: string, message: OutboundMessage, recipients: string[]): Promise<TwmOutNotice> {
     const headers = parseHeaders(message.raw);
     const facts = messageFacts(headers);
-    if (!facts.from) throw new Error('a TWM message needs exactly one From: address');
+    // The router sends only such messages here (remote-transport.ts).
+    const identity = twmIdentity(headers, (d) => ours.has(d));
+    if (!identity) throw new Error('a TWM message needs one From: or Sender: address of a domain we sign for');
     const created = new Date(Math.floor(now().getTime() / 1000) * 1000);
     // The registered TWM-Purpose becomes the notice's purpose (9.1).
     const purpose = facts.ownershipConfirmation ? TWM_PURPOSES[0] : undefined;
     const intro = introOf(headers);
-    const listId = facts.listId ? normaliseListId(facts.listId) : null;
+    const listId = identity.listId;
     const notice: Notice = {
       id: randomBytes(16).toString('base64url'),
-      from: facts.from,
+      from: identity.from,
       // Carried as the envelope has them (RFC 5321 2.4: only the recipient's host may fold a local
       // part's case); compared and stored lower-cased (docs/protocol.md 1.3).
       to: [...recipients],
@@ -186,13 +194,15 @@ function visibleRecipients(headers: Header[]): Set<string> {
 
 /**
  * The sending user's introduction for strangers: the `TWM-Intro` header
- * field, unfolded, as plain text within section 6.1's rules (controls and
- * bidirectional overrides removed, at most 1000 characters).
+ * field, unfolded, its RFC 2047 encoded words decoded (a mail client, and
+ * the web app's composer, encode non-ASCII text so), as plain text within
+ * section 6.1's rules (controls and bidirectional overrides removed, at most
+ * 1000 characters).
  */
-function introOf(headers: Header[]): string | undefined {
+export function introOf(headers: Header[]): string | undefined {
   const field = headers.find((h) => h.name === 'twm-intro');
   if (!field) return undefined;
-  const text = field.value
+  const text = decodeWords(field.value)
     .replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ')
     .replace(/ {2,}/g, ' ')
     .trim();

@@ -48,6 +48,8 @@ export interface ResolverStats {
 export interface CachingDnsResolver extends DnsResolver {
   /** `resolve`, bound and loosely typed: pass it as mailauth's `resolver` option. */
   readonly resolveFunction: ResolveFunction;
+  /** The longest an answer is cached, in seconds (0: no caching); copies of answers kept elsewhere live no longer. */
+  readonly cacheTtlCapSeconds: number;
   stats(): ResolverStats;
   clearCache(): void;
 }
@@ -86,6 +88,10 @@ class CachingResolver implements CachingDnsResolver {
   readonly #stats: ResolverStats = { hits: 0, misses: 0 };
 
   readonly resolveFunction: ResolveFunction = (name, rrtype) => this.#lookup(name, rrtype);
+
+  get cacheTtlCapSeconds(): number {
+    return this.#ttlCap;
+  }
 
   constructor(options: ResolverOptions) {
     this.#resolver = new Resolver({ timeout: options.timeoutMs ?? 5000, tries: options.tries ?? 2 });

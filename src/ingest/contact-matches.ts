@@ -4,6 +4,7 @@
  */
 import type { ContactEntry } from '../core/types.ts';
 import type { PolicyInput } from '../core/policy.ts';
+import { listIdUnder } from '../core/screener-keys.ts';
 
 export interface SenderFacts {
   from: string | null;
@@ -57,5 +58,5 @@ export function matchesFrom(found: ContactEntry[]): PolicyInput['matches'] {
 /** A List-Id is authenticated when it is, or is under, a domain that authenticated the message. */
 export function listAuthenticated(listId: string | null, authenticatedDomains: string[]): boolean {
   if (!listId) return false;
-  return authenticatedDomains.some((d) => listId === d || listId.endsWith('.' + d));
+  return authenticatedDomains.some((d) => listIdUnder(listId, d));
 }

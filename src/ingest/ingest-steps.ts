@@ -66,16 +66,21 @@ export function decisionFactsFor(message: IngestMessage, facts: MessageFacts, re
   // The identity that was authenticated must be the one the policy matches:
   // otherwise an aligned domain says nothing about the address (issue: a
   // From: read one way by mailauth and another by the policy).
-  const sameIdentity = facts.from !== null && message.auth.identity === facts.from;
+  // A relayed message (a list or forwarder, docs/protocol.md 7.6) is decided on the relay's
+  // address, never on the author's From:.
+  const relayed = message.relayedBy ?? null;
+  const from = relayed ?? facts.from;
+  const sameIdentity = from !== null && message.auth.identity === from;
+  const what = relayed === null ? 'From: address' : 'relaying Sender:';
   const fromProblem =
-    facts.fromProblem ??
+    (relayed === null ? facts.fromProblem : null) ??
     (message.auth.alignedDomain !== null && !sameIdentity
-      ? `the authenticated identity ${JSON.stringify(message.auth.identity)} is not the From: address ${JSON.stringify(facts.from)}`
+      ? `the authenticated identity ${JSON.stringify(message.auth.identity)} is not the ${what} ${JSON.stringify(from)}`
       : null);
   return {
     channel: message.channel,
     origin: message.origin,
-    from: facts.from,
+    from,
     fromProblem,
     listId: facts.listId ? normaliseListId(facts.listId) : null,
     alignedDomain: sameIdentity ? message.auth.alignedDomain : null,
@@ -157,7 +162,8 @@ export function messageWrites(
   m: { message: IngestMessage; facts: MessageFacts; decision: DecisionFacts; stored: Buffer; spam: SpamScan | null },
 ): Array<{ index: number; item: NewMessage }> {
   const { message, facts, decision, stored, spam } = m;
-  const sender = senderKey(facts.from, message.envelopeFrom);
+  // The policy's identity: the author, or the list or forwarder that relayed the message.
+  const sender = senderKey(decision.from, message.envelopeFrom);
   // DMARC only when mailauth evaluated the very From: address the request is keyed by.
   const dmarc = facts.from !== null && message.auth.identity === facts.from ? (message.auth.dmarc ?? null) : null;
   const writes: Array<{ index: number; item: NewMessage }> = [];

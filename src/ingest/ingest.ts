@@ -46,6 +46,15 @@ export interface IngestMessage {
    * input.
    */
   auth: { identity: string | null; alignedDomain: string | null; authenticatedDomains: string[]; dmarc?: DmarcFact | null };
+  /**
+   * A message a mailing list or forwarder relayed under its own name (TWM,
+   * docs/protocol.md 7.6): its address, the message's Sender:, which `auth`
+   * authenticated. The policy decides on it instead of the From: author:
+   * the author's domain signed nothing, so the author's address-book
+   * entries do not apply (neither allow nor block), and a contact request is
+   * the list's or forwarder's. The From: is kept for display only.
+   */
+  relayedBy?: string;
   receivedAt?: Date;
   /**
    * A message fetched over TWM: `<sender domain> <notice id>`. Recipients
@@ -98,7 +107,10 @@ export interface Ingest {
 export interface DecisionFacts {
   channel: PolicyInput['channel'];
   origin: PolicyInput['origin'];
-  /** The author identity (MessageFacts.from, parseAddress's normal form); null when there is none. */
+  /**
+   * The identity the policy decides on, in parseAddress's normal form: the author (MessageFacts.from),
+   * or the list or forwarder that relayed the message (`IngestMessage.relayedBy`); null when there is none.
+   */
   from: string | null;
   /** Why the message has no trustworthy author identity (never allowed then), else null. */
   fromProblem: string | null;

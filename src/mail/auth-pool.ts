@@ -26,7 +26,10 @@
  * - a worker that dies (an exception outside the job, out of memory) is
  *   replaced; its message gets `451 4.3.0`;
  * - the message bytes are transferred to the worker and back, not copied
- *   (one copy only for a Buffer that shares its memory with others).
+ *   (one copy only for a Buffer that shares its memory with others);
+ * - a worker keeps the resolver's answers for `dnsReuseMs` (auth-worker.ts),
+ *   so that a message from a sender seen a moment ago needs no DNS round trip
+ *   to this thread.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -51,6 +54,11 @@ export interface AuthPoolOptions {
   wallMs?: number;
   /** V8 old-generation heap of each worker, in MB (default 512): a message that needs more kills only its worker. */
   heapMb?: number;
+  /**
+   * How long a worker reuses an answer of `resolver` before asking again, in ms (default 0: never).
+   * Give at most the resolver's own cache lifetime (app-start.ts: 2 s, or 0 when it does not cache).
+   */
+  dnsReuseMs?: number;
   /** Budget overruns, worker deaths and replacements, for the log. */
   onEvent?: (event: AuthPoolEvent) => void;
 }
@@ -79,6 +87,13 @@ export interface AuthPool {
   /** The mailauth step alone (what `authenticate` runs in a worker), for tests and benchmarks. */
   run(raw: Buffer, params: MailauthParams): Promise<{ summary: MailauthSummary; raw: Buffer }>;
   stats(): AuthPoolStats;
+  /**
+   * Starts one worker ahead of the first message (unreferenced: it keeps no
+   * process alive), so that the first message does not wait for a worker to
+   * start. The MX listener calls it once it listens; a pool used on its own
+   * (tests, benchmarks) starts workers only for messages.
+   */
+  warm(): void;
   /** Terminates the workers; waiting and running messages get `451 4.3.2`. */
   close(): Promise<void>;
 }
@@ -122,6 +137,7 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
   const budgetMs = options.budgetMs ?? DEFAULT_AUTH_BUDGET_MS;
   const wallMs = options.wallMs ?? DEFAULT_WALL_MS;
   const heapMb = options.heapMb ?? DEFAULT_HEAP_MB;
+  const dnsReuseMs = Math.max(0, options.dnsReuseMs ?? 0);
   const emit = options.onEvent ?? (() => {});
   // Check often enough to stop a job near its budget, rarely enough to cost nothing.
   const checkEveryMs = Math.min(250, Math.max(5, Math.floor(budgetMs / 5)));
@@ -135,10 +151,11 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
   // While set, no worker is started (after failed starts), so a broken install is not retried in a tight loop.
   let respawnTimer: NodeJS.Timeout | null = null;
 
-  function spawn(): void {
+  function spawn(ahead = false): void {
     stats.spawned++;
     // Referenced while it starts for a waiting message or works on one, so that a pending message keeps the process alive; unreferenced when idle.
-    const worker = startWorker(heapMb);
+    const worker = startWorker(heapMb, dnsReuseMs);
+    if (ahead) worker.unref();
     const slot: Slot = { worker, ready: false, job: null, since: null, watch: null, ending: false };
     slots.add(slot);
     worker.on('message', (message: FromWorker) => onMessage(slot, message));
@@ -219,8 +236,8 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
 
   /**
    * Hands waiting messages to idle workers, and starts workers while more
-   * messages wait than workers are starting, up to the pool's size: a
-   * server that never receives mail starts none, and a terminated or dead
+   * messages wait than workers are starting, up to the pool's size (one
+   * more may have been started ahead by warm()), and a terminated or dead
    * worker is replaced when there is work for it.
    */
   function pump(): void {
@@ -287,6 +304,9 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
         ...stats,
       };
     },
+    warm() {
+      if (!closed && slots.size === 0 && !respawnTimer) spawn(true);
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -311,8 +331,8 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
  * tsx loader registered in the main thread, so a small bootstrap registers
  * it in the worker first.
  */
-function startWorker(heapMb: number): Worker {
-  const options = { resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: false, stderr: false };
+function startWorker(heapMb: number, dnsReuseMs: number): Worker {
+  const options = { resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: false, stderr: false, workerData: { dnsReuseMs } };
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./auth-worker.js', import.meta.url), options);
   const tsx = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./auth-worker.ts', import.meta.url).href;

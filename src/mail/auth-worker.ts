@@ -5,9 +5,15 @@
  * Every DNS lookup goes back to the main thread, which answers from the
  * server's one resolver and its cache; this thread holds no resolver of its
  * own, so the cache, the configured servers and the tests' embedded DNS
- * server are the same for both threads.
+ * server are the same for both threads. It keeps the main thread's answers
+ * for a moment (`dnsReuseMs`, at most the resolver's own cache lifetime):
+ * a message's SPF and DMARC lookups were two round trips to the main thread,
+ * each waiting for a turn of its busy event loop while this worker, which
+ * takes one message at a time, sat idle; under load that wait, not CPU, bounded
+ * the accept rate (bench/results.md). Only answers the main resolver caches
+ * too are kept: records and "no such name/data"; a timeout is asked again.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import type { ResolveFunction } from '../dns/types.ts';
 import type { FromWorker, ToWorker, WireError } from './auth-worker-protocol.ts';
 import { runMailauth } from './mailauth-run.ts';
@@ -18,12 +24,41 @@ if (!port) throw new Error('auth-worker.ts runs only as a worker thread (auth-po
 const lookups = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
 let nextLookup = 0;
 
-const resolve: ResolveFunction = (name, rrtype) =>
-  new Promise((ok, fail) => {
+const reuseMs = typeof (workerData as { dnsReuseMs?: unknown } | null)?.dnsReuseMs === 'number' ? (workerData as { dnsReuseMs: number }).dnsReuseMs : 0;
+/** Answers from the main thread, by `TYPE name`, until `until` (performance.now()); oldest first. */
+const recent = new Map<string, { until: number; ok: true; value: unknown } | { until: number; ok: false; error: WireError }>();
+const MAX_RECENT = 1000;
+const CACHED_ERRORS = new Set(['ENOTFOUND', 'ENODATA']);
+
+const resolve: ResolveFunction = (name, rrtype) => {
+  const key = `${rrtype.toUpperCase()} ${name.toLowerCase().replace(/\.$/, '')}`;
+  const hit = reuseMs > 0 ? recent.get(key) : undefined;
+  if (hit && hit.until > performance.now()) {
+    // A copy: mailauth may sort or change what it gets, and the next message must see the answer as it came.
+    return hit.ok ? Promise.resolve(structuredClone(hit.value)) : Promise.reject(dnsError(hit.error));
+  }
+  return new Promise((ok, fail) => {
     const id = ++nextLookup;
-    lookups.set(id, { resolve: ok, reject: fail });
+    lookups.set(id, {
+      resolve: (value) => {
+        remember(key, { until: performance.now() + reuseMs, ok: true, value: structuredClone(value) });
+        ok(value);
+      },
+      reject: fail,
+    });
+    pendingKeys.set(id, key);
     send({ type: 'dns', id, name, rrtype });
   });
+};
+/** The cache key of each lookup in flight, for remembering a negative answer. */
+const pendingKeys = new Map<number, string>();
+
+function remember(key: string, entry: { until: number; ok: true; value: unknown } | { until: number; ok: false; error: WireError }): void {
+  if (reuseMs <= 0) return;
+  recent.delete(key);
+  if (recent.size >= MAX_RECENT) recent.delete(recent.keys().next().value!);
+  recent.set(key, entry);
+}
 
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
@@ -41,10 +76,17 @@ function dnsError(e: WireError): Error {
 port.on('message', (message: ToWorker) => {
   if (message.type === 'dns-answer') {
     const lookup = lookups.get(message.id);
+    const key = pendingKeys.get(message.id);
     lookups.delete(message.id);
+    pendingKeys.delete(message.id);
     if (!lookup) return;
     if (message.ok) lookup.resolve(message.value);
-    else lookup.reject(dnsError(message.error));
+    else {
+      if (key !== undefined && message.error.code !== undefined && CACHED_ERRORS.has(message.error.code)) {
+        remember(key, { until: performance.now() + reuseMs, ok: false, error: message.error });
+      }
+      lookup.reject(dnsError(message.error));
+    }
     return;
   }
   const { id, raw, params } = message;

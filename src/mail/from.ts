@@ -41,6 +41,19 @@ export function fromIdentity(headers: Header[]): FromIdentity {
   return parseFromValue(fields[0]!.value);
 }
 
+/**
+ * The Sender: identity (RFC 5322 3.6.2), parsed as strictly as From:: a
+ * mailing list or forwarder names itself there (docs/protocol.md 7.6).
+ * Exactly one Sender: field with exactly one mailbox, else a problem.
+ */
+export function senderIdentity(headers: Header[]): FromIdentity {
+  const fields = headers.filter((h) => h.name === 'sender');
+  if (fields.length === 0) return none('no Sender: field');
+  if (fields.length > 1) return none(`${fields.length} Sender: fields`);
+  const parsed = parseFromValue(fields[0]!.value);
+  return parsed.problem === null ? parsed : none(parsed.problem.replaceAll('From:', 'Sender:'));
+}
+
 /** Parses one From: field value (unfolded) that must hold exactly one mailbox. */
 export function parseFromValue(value: string): FromIdentity {
   if (value.length > MAX_VALUE) return none('From: field too long');

@@ -119,7 +119,8 @@ function purposeOf(headers: Header[]): string | null {
   return /^[A-Za-z][A-Za-z0-9-]{0,62}$/.test(token) ? token.toLowerCase() : null;
 }
 
-function decodeWords(value: string): string {
+/** RFC 2047 encoded words decoded (libmime); a malformed one stays as written. */
+export function decodeWords(value: string): string {
   try {
     return loadLibmime().decodeWords(value);
   } catch {

@@ -15,11 +15,13 @@ import { buildContactCard, newUid } from '../core/vcard/write.ts';
 import { normaliseDomain } from '../core/address.ts';
 import type { Store } from '../store/types.ts';
 import { DEFAULT_BOOK, importCards, type ImportSummary } from './contacts-import.ts';
+import { contactCards } from './contacts-cards.ts';
 import { sweepExpired } from './contacts-sweep.ts';
 
 // DEFAULT_BOOK is defined beside the import (which writes to it) so that file needs nothing from this one.
 export { DEFAULT_BOOK, type ImportSummary } from './contacts-import.ts';
 export { TOMBSTONE_TTL_MS, type SweepSummary } from './contacts-sweep.ts';
+export type { ExpectedSender } from './contacts-cards.ts';
 
 
 /** An index entry as the API and CLI show it (dates as ISO 8601 text). */
@@ -98,11 +100,11 @@ function senderCards(
     return out;
   }
 
-  async function write(userId: number, s: SenderSpec, blocked: boolean): Promise<ContactView> {
+  async function write(userId: number, s: SenderSpec, blocked: boolean, fn?: string): Promise<ContactView> {
     const uid = newUid();
     const vcard = buildContactCard({
       uid,
-      fn: s.kind === 'address' ? s.address : `@${s.domain}`,
+      fn: fn || (s.kind === 'address' ? s.address : `@${s.domain}`),
       emails: s.kind === 'address' ? [s.address] : [],
       domains: s.kind === 'domain' ? [s.domain] : [],
       blocked,
@@ -136,6 +138,15 @@ function senderCards(
     },
 
     /**
+     * Does a card name this address, allowing or blocking it (autoAllow's
+     * test)? The web composer asks, to offer the TWM introduction field for
+     * an address the user has not written to or approved yet.
+     */
+    async isContact(userId: number, address: string): Promise<boolean> {
+      return (await store.contacts.match(userId, [probe(spec(address))])).length > 0;
+    },
+
+    /**
      * Blocks an address or @domain with a card of its own marked
      * X-TWOWAY-BLOCKED. A richer card the user keeps for that person stays;
      * block beats allow for the same value (core/policy.ts precedence).
@@ -146,6 +157,34 @@ function senderCards(
       if (existing.length > 0) return { created: false };
       await write(userId, s, true);
       return { created: true };
+    },
+
+    /**
+     * Adds a card of its own for a person (an address, with a name),
+     * a whole @domain, or a mailing list (its List-Id), allowing or blocking
+     * it (the web app's "Add"). Allowing lifts the blocks `block` wrote for
+     * the same sender, as `allow` does; a second card for the same sender
+     * is written anyway when it carries a name (the user asked for it).
+     */
+    async add(userId: number, o: { sender: string; name?: string; blocked: boolean; list?: boolean }): Promise<ContactView> {
+      const name = o.name?.trim().slice(0, 200) || undefined;
+      if (o.list) {
+        const uid = newUid();
+        let vcard: string;
+        try {
+          vcard = buildContactCard({ uid, ...(name ? { fn: name } : {}), lists: [o.sender.trim()], blocked: o.blocked });
+        } catch (err) {
+          throw invalid(err instanceof ReplyError ? err.text : `Bad List-Id "${o.sender}"`);
+        }
+        return put(userId, DEFAULT_BOOK, vcard, uid);
+      }
+      const s = spec(o.sender.trim());
+      if (!o.blocked) {
+        const blocks = await singleEntryCards(userId, s, 'block');
+        for (const b of blocks) await store.contacts.remove(userId, b.book, b.uid);
+        if (blocks.length > 0) changed();
+      }
+      return write(userId, s, o.blocked, name);
     },
 
     /** Removes every card that names this address or domain. Returns the removed cards' UIDs. */
@@ -231,6 +270,7 @@ export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, 
 
     sweepExpired: (now: Date = clock()) => sweepExpired(store, now),
     ...senderCards(store, put, changed),
+    cards: contactCards(store, clock, changed),
 
     async list(userId: number): Promise<ContactView[]> {
       return (await store.contacts.list(userId)).map(toView);

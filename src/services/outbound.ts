@@ -3,7 +3,8 @@
  * (SMTP submission, `twoway send`, the HTTP API). One function, so every
  * path checks the same things and queues the same way:
  *
- *   sender and From: owned by the user (553 5.7.1) -> loop check -> Date and
+ *   sender and From: owned by the user (553 5.7.1), or a list's or
+ *   forwarder's Sender: -> loop check -> Date and
  *   Message-ID added when missing -> DKIM signed -> queued durably (one
  *   entry per recipient) -> copy in Sent -> recipients become contacts
  *
@@ -18,7 +19,8 @@ import { replies } from '../core/reply.ts';
 import type { User } from '../core/types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { DkimSigner } from '../mail/dkim-sign.ts';
-import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { senderIdentity } from '../mail/from.ts';
+import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
 import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import type { Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
@@ -54,6 +56,11 @@ export interface OutboundOptions {
   now?: () => Date;
   /** Accept address-literal recipients (`x@[192.0.2.1]`); off by default (`submission.address_literals`). */
   allowAddressLiterals?: boolean;
+  /**
+   * Users (their own addresses) that may submit another author's message as a mailing list or
+   * forwarder (`submission.relay_senders`): its Sender: must be theirs (docs/protocol.md 7.6).
+   */
+  relaySenders?: string[];
 }
 
 /** Does `user` own `address`? Its own address, or a subaddress of it (local+tag@domain). */
@@ -74,7 +81,7 @@ export function owns(user: User, address: string): boolean {
  * The message a user submits, checked as every receiver's policy will read
  * it, and the header fields the submission server completes (RFC 6409 8).
  */
-function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Date, id: string): { facts: ReturnType<typeof messageFacts>; added: string } {
+function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Date, id: string): { facts: ReturnType<typeof messageFacts>; added: string; signer: string } {
   if (raw.length > options.maxMessageSize) {
     throw new ReplyError(552, '5.3.4', `Message too big: ${raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
   }
@@ -88,8 +95,16 @@ function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Dat
   if (hasFrom && facts.from === null) {
     throw new ReplyError(553, '5.7.1', `From: header rejected: ${facts.fromProblem ?? 'unparsable'}; it must be exactly one address of ${user.address}`, { status: 403 });
   }
+  // A list or forwarder keeps the author's From: and names itself in Sender: (7.6); the message
+  // is then signed (DKIM, and TWM at the transport) for the Sender:'s domain, never the author's.
+  let signer = facts.from ?? user.address;
   if (facts.from !== null && !owns(user, facts.from)) {
-    throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}`, { status: 403 });
+    const relay = relaySender(options, user, headers);
+    if (relay === null) {
+      const how = options.relaySenders?.includes(user.address) ? ` (as a list or forwarder, set Sender: to ${user.address})` : '';
+      throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}${how}`, { status: 403 });
+    }
+    signer = relay;
   }
   if (facts.receivedCount >= options.maxReceivedHeaders) {
     throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
@@ -99,7 +114,14 @@ function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Dat
   if (!hasFrom) added += `From: <${user.address}>\r\n`;
   if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(at)}\r\n`;
   if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
-  return { facts, added };
+  return { facts, added, signer };
+}
+
+/** The Sender: of a list or forwarder allowed to submit others' messages, if it is this user's; else null. */
+function relaySender(options: OutboundOptions, user: User, headers: Header[]): string | null {
+  if (!options.relaySenders?.includes(user.address)) return null;
+  const sender = senderIdentity(headers);
+  return sender.address !== null && owns(user, sender.address) ? sender.address : null;
 }
 
 export function createOutbound(options: OutboundOptions) {
@@ -149,26 +171,24 @@ export function createOutbound(options: OutboundOptions) {
       this.checkSender(user, input.envelopeFrom);
       const recipients = checkRecipients(input.recipients);
       const id = randomBytes(12).toString('hex');
-      const { facts, added } = checkMessage(options, user, input.raw, now(), id);
+      const { facts, added, signer } = checkMessage(options, user, input.raw, now(), id);
       const from = facts.from ?? user.address;
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
-      const signed = await options.sign(message, domainOf(from));
+      const signed = await options.sign(message, domainOf(signer));
 
-      // Queued before the Sent copy: a crash in between loses the copy, never the mail.
-      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now() });
-      await store.messages.deliver([
-        {
-          userId: user.id,
-          mailbox: 'Sent',
-          raw: signed,
-          flags: ['\\Seen'],
-          sender: input.envelopeFrom,
-          from,
-          subject: facts.subject,
-          receivedAt: now(),
-          firstContact: false,
-        },
-      ]);
+      // Queued with its Sent copy in one durable transaction: both or neither.
+      const copy = {
+        userId: user.id,
+        mailbox: 'Sent' as const,
+        raw: signed,
+        flags: ['\\Seen'],
+        sender: input.envelopeFrom,
+        from,
+        subject: facts.subject,
+        receivedAt: now(),
+        firstContact: false,
+      };
+      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now(), copy });
       for (const r of recipients) if (!owns(user, r)) await options.contacts.autoAllow(user.id, r);
       options.onQueued?.();
       return { messageId: id, recipients };

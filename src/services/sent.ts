@@ -57,7 +57,10 @@ export function createSent(store: Pick<Store, 'queue' | 'twmOut'>) {
   async function list(user: User, options: { messageId?: string; limit?: number } = {}): Promise<SentMessageView[]> {
     const limit = options.limit ?? 100;
     const entries = (await store.queue.list()).filter((e) => owns(user, e.sender) && (!options.messageId || e.messageId === options.messageId));
-    const notices = await store.twmOut.listBySender(user.address, { limit: limit * 10, ...(options.messageId ? { messageId: options.messageId } : {}) });
+    // Subaddressed envelopes too (a list's bounce address), but only what this user owns.
+    const notices = (await store.twmOut.listBySender(user.address, { limit: limit * 10, ...(options.messageId ? { messageId: options.messageId } : {}) })).filter((n) =>
+      owns(user, n.sender),
+    );
     const messages = new Map<string, SentMessageView & { byRcpt: Map<string, SentRecipientView> }>();
     const entry = (messageId: string, createdAt: Date) => {
       let m = messages.get(messageId);

@@ -5,6 +5,7 @@
  * CardDAV writes by href go through address-book-repository.ts. Both use
  * card-writes.ts, so each write also advances the book's sync token.
  */
+import { sql } from 'kysely';
 import type { Contact, ContactEntry } from '../core/types.ts';
 import type { ContactRepository } from './types.ts';
 import { freeHref, logChange, nextSeq, toContact, writeCard } from './card-writes.ts';
@@ -31,6 +32,28 @@ export class KyselyContactRepository implements ContactRepository {
       .where('uid', '=', uid)
       .executeTakeFirst();
     return row && toContact(row);
+  }
+
+  async byId(userId: number, id: number): Promise<Contact | undefined> {
+    const row = await this.s.db.selectFrom('contacts').selectAll().where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
+    return row && toContact(row);
+  }
+
+  async page(userId: number, options: { beforeId?: number; text?: string; limit: number }): Promise<Contact[]> {
+    let q = this.s.db.selectFrom('contacts').selectAll().where('user_id', '=', userId);
+    if (options.beforeId !== undefined) q = q.where('id', '<', options.beforeId);
+    if (options.text !== undefined && options.text !== '') {
+      // The card's text holds its name, addresses, domains and lists: one LIKE covers them all.
+      const pattern = `%${options.text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q = q.where(sql<boolean>`lower(vcard) like ${pattern} escape '\\'`);
+    }
+    const rows = await q.orderBy('id', 'desc').limit(options.limit + 1).execute();
+    return rows.map(toContact);
+  }
+
+  async count(userId: number): Promise<number> {
+    const row = await this.s.db.selectFrom('contacts').select((eb) => eb.fn.countAll<number | string>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   async put(userId: number, card: { book: string; uid: string; vcard: string; entries: ContactEntry[] }): Promise<Contact> {

@@ -75,6 +75,23 @@ for (const backend of backends) {
       assert.equal(await store.queue.update(ids[2]!, delivered), true);
     });
 
+    test('outcomes written at the same moment (one shared commit) are each refused or applied on their own lease', async () => {
+      const ids = await enqueue(4);
+      await store.queue.claim(at(10), 2, lease('node-a', 70));
+      await store.queue.claim(at(10), 2, lease('node-b', 70));
+      const delivered = { state: 'delivered' as const, deliveredAt: at(20), reply: '250 ok' };
+      // Started together, so the queue's group commit takes them in one transaction.
+      const results = await Promise.all([
+        store.queue.update(ids[0]!, delivered, 'node-a'),
+        store.queue.update(ids[1]!, delivered, 'node-b'),
+        store.queue.update(ids[2]!, delivered, 'node-b'),
+        store.queue.update(ids[3]!, delivered, 'node-a'),
+      ]);
+      assert.deepEqual(results, [true, false, true, false]);
+      const states = await Promise.all(ids.map(async (id) => (await store.queue.get(id))?.status.state));
+      assert.deepEqual(states, ['delivered', 'scheduled', 'delivered', 'scheduled']);
+    });
+
     test("a restarted process takes back its dead predecessor's leases at once, and no one else's", async () => {
       const ids = await enqueue(3);
       await store.queue.claim(at(10), 1, lease('host:d1:0/100:aa', 600));

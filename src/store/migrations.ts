@@ -21,6 +21,7 @@ import { webSessionsMigration } from './migration-0008-web-sessions.ts';
 import { imapMigration } from './migration-0009-imap.ts';
 import { leasesMigration } from './migration-0010-leases.ts';
 import { requestDmarcMigration } from './migration-0011-request-dmarc.ts';
+import { contactsPagingMigration } from './migration-0013-contacts-paging.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -208,5 +209,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0009_imap': imapMigration(dialect),
     '0010_leases': leasesMigration(dialect),
     '0011_request_dmarc': requestDmarcMigration(),
+    '0013_contacts_paging': contactsPagingMigration(),
   };
 }

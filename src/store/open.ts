@@ -255,7 +255,7 @@ class KyselyStore implements Store {
     this.messages = new KyselyMessageRepository(s, this.changes);
     this.imap = new KyselyImapRepository(s, this.changes, this.messages);
     this.requests = new KyselyContactRequestRepository(s);
-    this.queue = new KyselyQueueRepository(s);
+    this.queue = new KyselyQueueRepository(s, this.changes);
     this.addressBooks = new KyselyAddressBookRepository(s);
     this.twmOut = new KyselyTwmOutboundRepository(s);
     this.twmIn = new KyselyTwmInboundRepository(s, this.changes);

@@ -14,8 +14,11 @@
  * prune() deletes them.
  */
 import type { QueueEntry, QueueState } from '../core/types.ts';
-import type { Lease, QueueRepository } from './types.ts';
+import type { Lease, NewMessage, QueueRepository } from './types.ts';
+import type { ChangeBus } from './change-bus.ts';
+import { storeMessages } from './message-batch.ts';
 import { claimQueueEntries, releaseQueueLeases, renewQueueLeases } from './queue-claims.ts';
+import { unsyncedWrite } from './lease-repository.ts';
 import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
@@ -103,6 +106,22 @@ interface EnqueueInput {
   raw: Buffer;
   at: Date;
   createdAt?: Date;
+  /** A message stored in the same transaction (the sender's Sent copy). */
+  copy?: NewMessage;
+}
+
+/** One attempt's outcome; with an owner, only while its lease is still that owner's (writing it ends the lease). */
+async function updateState(tx: Transaction<Database>, id: number, status: QueueState, owner: string | undefined): Promise<boolean> {
+  const result =
+    owner === undefined
+      ? await tx.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).executeTakeFirst()
+      : await tx
+          .updateTable('queue_recipients')
+          .set({ ...stateColumns(status), lease_owner: null, lease_until: null })
+          .where('id', '=', id)
+          .where('lease_owner', '=', owner)
+          .executeTakeFirst();
+  return num(result.numUpdatedRows) > 0;
 }
 
 export class KyselyQueueRepository implements QueueRepository {
@@ -112,19 +131,41 @@ export class KyselyQueueRepository implements QueueRepository {
    * failing batch is retried item by item, so a duplicate id fails alone.
    */
   private readonly committer: GroupCommit<EnqueueInput, null>;
+  /**
+   * The outcomes of delivery attempts that finish together share one durable
+   * transaction too: each was a transaction and an fsync of its own, which
+   * with 20 deliveries in flight was most of the sending server's store time
+   * (bench/results.md, relay profile). An update that finds its lease gone
+   * changes nothing and answers false; it fails no other.
+   */
+  private readonly updates: GroupCommit<{ id: number; status: QueueState; owner: string | undefined }, boolean>;
 
-  constructor(private readonly s: Db) {
+  constructor(
+    private readonly s: Db,
+    private readonly bus?: ChangeBus,
+  ) {
     this.committer = new GroupCommit((items) =>
       durableTransaction(this.s, async (tx) => {
         for (const input of items) await insertQueued(tx, input);
+        // The copies with their messages: one transaction and one fsync where there were two in a row.
+        const copies = items.flatMap((input) => (input.copy ? [input.copy] : []));
+        if (copies.length > 0) await storeMessages(tx, this.s.dialect, copies);
         return items.map(() => null);
+      }),
+    );
+    this.updates = new GroupCommit((items) =>
+      durableTransaction(this.s, async (tx) => {
+        const done: boolean[] = [];
+        for (const u of items) done.push(await updateState(tx, u.id, u.status, u.owner));
+        return done;
       }),
     );
   }
 
-  /** Waits for queued submissions to commit (Store.close calls it before closing the database). */
-  drain(): Promise<void> {
-    return this.committer.drain();
+  /** Waits for queued submissions and outcomes to commit (Store.close calls it before closing the database). */
+  async drain(): Promise<void> {
+    await this.committer.drain();
+    await this.updates.drain();
   }
 
   private select() {
@@ -152,6 +193,7 @@ export class KyselyQueueRepository implements QueueRepository {
     if (input.recipients.length === 0) return [];
     try {
       await this.committer.submit([input]);
+      if (input.copy) this.bus?.emit(input.copy.userId);
       const entries = await this.select().where('q.message_id', '=', input.messageId).orderBy('r.id').execute();
       return entries.map(toEntry);
     } catch (err) {
@@ -207,17 +249,8 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   async update(id: number, status: QueueState, owner?: string): Promise<boolean> {
-    const result = await durableTransaction(this.s, (tx) => {
-      if (owner === undefined) return tx.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).executeTakeFirst();
-      // The attempt's outcome counts only while its lease is ours; writing it ends the lease.
-      return tx
-        .updateTable('queue_recipients')
-        .set({ ...stateColumns(status), lease_owner: null, lease_until: null })
-        .where('id', '=', id)
-        .where('lease_owner', '=', owner)
-        .executeTakeFirst();
-    });
-    return num(result.numUpdatedRows) > 0;
+    const [updated] = await this.updates.submit([{ id, status, owner }]);
+    return updated === true;
   }
 
   async claim(now: Date, limit: number, lease: Lease, options: { excludeDomains?: readonly string[] } = {}): Promise<QueueEntry[]> {
@@ -269,8 +302,12 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   async removeMessageIfDone(messageId: string): Promise<boolean> {
+    // Without an fsync of its own (it ran with synchronous=FULL, an fsync on the event loop per
+    // delivered message): a removal lost to a power failure only keeps the body until prune()
+    // deletes the message with its finished entries.
     // One statement: the check and the removal cannot be split by a concurrent update.
-    const result = await this.s.db
+    const result = await unsyncedWrite(this.s, (db) =>
+      db
       .updateTable('queue_messages')
       .set({ raw: Buffer.alloc(0), body_removed_at: Date.now() })
       .where('message_id', '=', messageId)
@@ -286,7 +323,8 @@ export class KyselyQueueRepository implements QueueRepository {
           ),
         ),
       )
-      .executeTakeFirst();
+      .executeTakeFirst(),
+    );
     return num(result.numUpdatedRows) > 0;
   }
 

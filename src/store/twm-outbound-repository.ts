@@ -12,7 +12,7 @@
  * Every write goes through one DurableWriter (group commit): durable before
  * it resolves, one fsync for concurrent handlers.
  */
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { TWM_OUT_FINAL, type TwmOutState } from '../core/twm-types.ts';
 import type { TwmOutboundRepository, TwmOutNotice, TwmOutRecipient } from './types.ts';
 import { StoreConflictError } from './types.ts';
@@ -64,6 +64,11 @@ function toNotice(row: NoticeRow): TwmOutNotice {
 
 function toRecipient(row: Selectable<TwmOutRecipientsTable>): TwmOutRecipient {
   return { noticeId: row.notice_id, recipient: row.recipient, state: row.state, reason: row.reason, updatedAt: toDate(row.updated_at) };
+}
+
+/** `text` as a LIKE pattern that matches only itself (escape character `\`). */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
@@ -222,7 +227,14 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
   }
 
   async listBySender(sender: string, options: { limit?: number; messageId?: string } = {}): Promise<WithRecipients[]> {
-    let q = this.s.db.selectFrom('twm_out_notices').select(NOTICE_COLUMNS).where('sender', '=', sender);
+    // The address and its subaddresses (`local+tag@domain`, a list's bounce address): the caller
+    // keeps those the user owns (services/sent.ts).
+    const at = sender.lastIndexOf('@');
+    const tagged = `${likeLiteral(sender.slice(0, at))}+%${likeLiteral(sender.slice(at))}`;
+    let q = this.s.db
+      .selectFrom('twm_out_notices')
+      .select(NOTICE_COLUMNS)
+      .where((eb) => eb.or([eb('sender', '=', sender), sql<boolean>`${sql.ref('sender')} like ${tagged} escape '\\'`]));
     if (options.messageId !== undefined) q = q.where('message_id', '=', options.messageId);
     if (options.limit !== undefined) q = q.limit(options.limit);
     const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').execute();

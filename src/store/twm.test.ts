@@ -226,6 +226,17 @@ for (const backend of backends) {
         assert.deepEqual(await store.twmOut.listBySender('nobody@send.test'), []);
       });
 
+      test('listBySender: subaddresses of the sender too (a list bounce address), LIKE characters literal', async () => {
+        await store.twmOut.create({ notice: outNotice('s1', { createdAt: at(1), sender: 'dev+bounces@send.test' }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('s2', { createdAt: at(2), sender: 'devx@send.test' }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('s3', { createdAt: at(3), sender: 'dev+bounces@other.test' }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('s4', { createdAt: at(4), sender: 'axb+t@send.test' }), recipients: ['a@recv.test'], raw });
+        await store.twmOut.create({ notice: outNotice('s5', { createdAt: at(5), sender: 'dev@send.test' }), recipients: ['a@recv.test'], raw });
+        assert.deepEqual((await store.twmOut.listBySender('dev@send.test')).map((n) => n.id), ['s5', 's1']);
+        assert.deepEqual(await store.twmOut.listBySender('a_b@send.test'), [], '_ is no wildcard');
+        assert.deepEqual(await store.twmOut.listBySender('a%@send.test'), [], '% is no wildcard');
+      });
+
       test('prune deletes notices whose rows are all final and that expired before the cut-off', async () => {
         await store.twmOut.create({ notice: outNotice('p1', { expiresAt: at(100) }), recipients: ['a@recv.test', 'b@recv.test'], raw });
         await store.twmOut.create({ notice: outNotice('p2', { expiresAt: at(100) }), recipients: ['a@recv.test', 'b@recv.test'], raw });

@@ -63,6 +63,17 @@ export interface UserRepository {
 export interface ContactRepository {
   list(userId: number, book?: string): Promise<Contact[]>;
   get(userId: number, book: string, uid: string): Promise<Contact | undefined>;
+  /** One card by its row id, only if it is this user's (the web app's URLs name cards by id). */
+  byId(userId: number, id: number): Promise<Contact | undefined>;
+  /**
+   * One page of the user's cards, newest first, key-paged by id (`beforeId`:
+   * the last id of the previous page), optionally only cards whose vCard text
+   * contains `text` (case-insensitive). Reads at most `limit + 1` rows of the
+   * index, so the caller knows whether an older page exists.
+   */
+  page(userId: number, options: { beforeId?: number; text?: string; limit: number }): Promise<Contact[]>;
+  /** How many cards the user has, in all books. */
+  count(userId: number): Promise<number>;
   /**
    * Inserts or replaces the card (book, uid) and its policy index entries in
    * one transaction. The vCard text is stored exactly as given; a new etag is
@@ -227,9 +238,12 @@ export interface QueueRepository {
    * Durably queues one message for many recipients: one entry per recipient,
    * state `scheduled` at `at`. `sender` '' is the null reverse-path. `createdAt`
    * (the arrival time the retry schedule counts from) defaults to the current time.
+   * `copy` is stored in the same transaction (as MessageRepository.deliver
+   * would): the sender's Sent copy, so that the message and its copy are
+   * durable together, with one commit.
    * Throws StoreConflictError if the messageId is already queued.
    */
-  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date; createdAt?: Date }): Promise<QueueEntry[]>;
+  enqueue(input: { messageId: string; sender: string; recipients: string[]; raw: Buffer; at: Date; createdAt?: Date; copy?: NewMessage }): Promise<QueueEntry[]>;
   /**
    * Entries that are scheduled or deferred with nextAttemptAt <= now, oldest
    * first, up to limit. `excludeIds` and `excludeDomains` (lower-case recipient
@@ -353,7 +367,7 @@ export interface TwmOutboundRepository {
   /** Deletes the stored body (keeps the notice and rows as history). */
   removeBody(id: string): Promise<void>;
   setExpiryReported(id: string): Promise<void>;
-  /** The notices made from the submissions of `sender`, newest first, with their recipients. */
+  /** The notices made from the submissions of `sender` or a `+tag` subaddress of it, newest first, with their recipients. */
   listBySender(sender: string, options?: { limit?: number; messageId?: string }): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
   /** Deletes notices (and rows) whose every recipient is final and that expired before `olderThan`. Returns how many. */
   prune(olderThan: Date): Promise<number>;

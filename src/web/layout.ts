@@ -6,7 +6,7 @@ export interface PageAssets {
   cssPath: string;
 }
 
-export type Section = 'screener' | 'mail' | 'sent' | 'settings' | 'sessions' | 'sign-in' | 'error';
+export type Section = 'screener' | 'mail' | 'compose' | 'sent' | 'contacts' | 'settings' | 'sessions' | 'sign-in' | 'error';
 
 /**
  * htmx settings for a strict CSP: no injected <style> for indicators, no
@@ -40,7 +40,7 @@ export function page(o: {
 <span class="brand">twoway</span>
 ${
   o.who
-    ? html`<nav aria-label="Main"><ul>${link('/screener', 'Screener', 'screener')}${link('/mail/INBOX', 'Mail', 'mail')}${link('/sent', 'Sent', 'sent')}${link('/settings', 'Settings', 'settings')}${link('/sessions', 'Sessions', 'sessions')}</ul></nav>
+    ? html`<nav aria-label="Main"><ul>${link('/screener', 'Screener', 'screener')}${link('/mail/INBOX', 'Mail', 'mail')}${link('/compose', 'Compose', 'compose')}${link('/sent', 'Sent', 'sent')}${link('/contacts', 'Contacts', 'contacts')}${link('/settings', 'Settings', 'settings')}${link('/sessions', 'Sessions', 'sessions')}</ul></nav>
 <form method="post" action="/sign-out"><input type="hidden" name="_csrf" value="${o.who.csrf}"><span class="muted">${o.who.address}</span> <button type="submit">Sign out</button></form>`
     : ''
 }

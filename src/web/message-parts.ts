@@ -72,10 +72,18 @@ function decodeName(part: MimePart): string {
   }
   const plain = param(lists[0]!, 'filename') ?? param(lists[1]!, 'name');
   if (!plain) return `attachment-${part.type}-${part.subtype}`.toLowerCase();
-  return plain.replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_all, cs: string, how: string, data: string) => {
-    const bytes = how.toUpperCase() === 'B' ? Buffer.from(data, 'base64') : decodeQp(Buffer.from(data.replace(/_/g, ' '), 'latin1'));
-    return charsetText(bytes, cs);
-  });
+  return decodeEncodedWords(plain);
+}
+
+/** RFC 2047 encoded words in a header value kept as latin1 (core/mime-structure.ts); other octets read as UTF-8 (RFC 6532). */
+export function decodeEncodedWords(latin1: string): string {
+  const words = latin1.replace(/(\?=)\s+(=\?)/g, '$1$2');
+  return Buffer.from(words, 'latin1')
+    .toString('utf8')
+    .replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_all, cs: string, how: string, data: string) => {
+      const bytes = how.toUpperCase() === 'B' ? Buffer.from(data, 'base64') : decodeQp(Buffer.from(data.replace(/_/g, ' '), 'latin1'));
+      return charsetText(bytes, cs);
+    });
 }
 
 function leaves(root: MimePart, out: MimePart[]): MimePart[] {

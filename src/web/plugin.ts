@@ -17,9 +17,13 @@ import { form, loadSession, parseCookies, sameToken, sendHtml, SIGNIN_COOKIE, si
 import { html } from './html.ts';
 import { page, type PageAssets } from './layout.ts';
 import { authRoutes } from './routes-auth.ts';
+import { contactsImportRoutes } from './routes-contacts-import.ts';
+import { contactsRoutes } from './routes-contacts.ts';
+import { composeRoutes } from './routes-compose.ts';
 import { mailRoutes } from './routes-mail.ts';
 import { messageRoutes } from './routes-message.ts';
 import { screenerRoutes } from './routes-screener.ts';
+import { expectedRoutes } from './routes-expected.ts';
 import { sentRoutes } from './routes-sent.ts';
 import { settingsRoutes } from './routes-settings.ts';
 
@@ -115,5 +119,9 @@ export function registerWeb(app: FastifyInstance, options: { services: Services 
     mailRoutes(web, deps);
     messageRoutes(web, deps);
     sentRoutes(web, deps);
+    contactsRoutes(web, deps);
+    expectedRoutes(web, deps);
+    contactsImportRoutes(web, deps);
+    composeRoutes(web, deps);
   });
 }

@@ -69,6 +69,7 @@ export function messageRoutes(app: FastifyInstance, deps: WebDeps): void {
 <h1>${msg.subject ?? '(no subject)'}</h1>
 <dl class="headers"><dt>From</dt><dd>${msg.from ?? msg.sender ?? '(no sender)'}</dd><dt>Received</dt><dd>${shortTime(msg.receivedAt)} UTC</dd><dt>Folder</dt><dd>${msg.mailbox}</dd></dl>
 <div class="actions">
+<a class="button" href="/compose?reply=${id}">Reply</a> <a class="button" href="/compose?reply=${id}&amp;all=1">Reply all</a> <a class="button" href="/compose?forward=${id}">Forward</a>
 <form method="post" action="/message/${id}/flag">${token}<input type="hidden" name="flag" value="flagged"><input type="hidden" name="on" value="${flagged ? '0' : '1'}"><button type="submit">${flagged ? 'Unflag' : 'Flag'}</button></form>
 <form method="post" action="/message/${id}/flag">${token}<input type="hidden" name="flag" value="seen"><input type="hidden" name="on" value="0"><button type="submit">Mark unread</button></form>
 <form method="post" action="/message/${id}/move">${token}<label for="move-to" class="inline">Move to</label> <select id="move-to" name="to">${moveTo}</select> <button type="submit">Move</button></form>

@@ -22,7 +22,7 @@ a { color: var(--accent); }
 .skip:focus { left: 0.5rem; top: 0.5rem; background: var(--card); padding: 0.5rem; z-index: 1; }
 header.top { display: flex; flex-wrap: wrap; gap: 0.5rem 1rem; align-items: center; padding: 0.75rem 1rem; border-bottom: 1px solid var(--line); }
 header.top .brand { font-weight: 700; margin-right: auto; }
-header.top nav ul { display: flex; gap: 1rem; list-style: none; margin: 0; padding: 0; }
+header.top nav ul { display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; list-style: none; margin: 0; padding: 0; }
 header.top nav a[aria-current="page"] { font-weight: 700; text-decoration-thickness: 3px; }
 main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
 h1 { font-size: 1.5rem; margin: 0.5rem 0 1rem; }
@@ -45,6 +45,8 @@ button.primary { background: var(--accent); color: var(--accent-fg); border-colo
 button.danger { color: var(--danger); border-color: var(--danger); }
 label { display: block; font-weight: 600; margin: 0.75rem 0 0.25rem; }
 input[type="text"], input[type="email"], input[type="password"], select { font: inherit; width: 100%; max-width: 24rem; padding: 0.45rem; border: 1px solid var(--muted); border-radius: 6px; background: var(--bg); color: var(--fg); min-height: 44px; }
+a.button { display: inline-flex; align-items: center; text-decoration: none; }
+textarea { font: inherit; width: 100%; padding: 0.45rem; border: 1px solid var(--muted); border-radius: 6px; background: var(--bg); color: var(--fg); }
 fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 0 0 1rem; padding: 0.75rem 1rem; }
 fieldset label.choice { display: flex; gap: 0.5rem; font-weight: 400; align-items: baseline; }
 table { border-collapse: collapse; width: 100%; }
@@ -75,4 +77,10 @@ ol.timeline li { margin: 0 0 0.5rem; }
   tr { border-bottom: 1px solid var(--line); padding: 0.5rem 0; }
   td { border: 0; padding: 0.15rem 0; }
 }
+/* Contacts */
+header.top nav ul { flex-wrap: wrap; }
+textarea { font: 0.9rem/1.4 ui-monospace, monospace; width: 100%; padding: 0.5rem; border: 1px solid var(--muted); border-radius: 6px; background: var(--bg); color: var(--fg); }
+input[type="number"], input[type="file"] { font: inherit; max-width: 24rem; min-height: 44px; }
+.card-name, table.contacts td, table.expected td { overflow-wrap: anywhere; }
+table.contacts form.actions { flex-wrap: nowrap; }
 `;

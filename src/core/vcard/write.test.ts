@@ -1,9 +1,9 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReplyError } from '../errors.ts';
 import { parseContactCard } from './index-entries.ts';
 import { unescapeText } from './parse.ts';
-import { buildContactCard, escapeText, foldLine, newUid } from './write.ts';
+import { buildContactCard, escapeText, foldLine, newUid, setBlocked } from './write.ts';
 
 const crlf = (...lines: string[]): string => lines.join('\r\n') + '\r\n';
 
@@ -108,4 +108,18 @@ test('newUid gives distinct random UUIDs', () => {
   const a = newUid();
   assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.notEqual(a, newUid());
+});
+
+describe('setBlocked', () => {
+  const card = 'BEGIN:VCARD\r\nVERSION:4.0\r\nUID:u1\r\nFN:Ann\r\nEMAIL:ann@example.org\r\nNOTE:a long note that was\r\n  folded by its client\r\nEND:VCARD\r\n';
+  test('adds X-TWOWAY-BLOCKED:TRUE before END:VCARD and keeps every other line as written', () => {
+    const blocked = setBlocked(card, true);
+    assert.equal(blocked, card.replace('END:VCARD', 'X-TWOWAY-BLOCKED:TRUE\r\nEND:VCARD'));
+    assert.equal(parseContactCard(blocked).entries[0]?.action, 'block');
+  });
+  test('removes every X-TWOWAY-BLOCKED property (grouped, with parameters, folded) and nothing else', () => {
+    const marked = card.replace('END:VCARD', 'item1.x-twoway-blocked;X-A=1:TRUE\r\nX-TWOWAY-BLOCKED:\r\n FALSE\r\nEND:VCARD');
+    assert.equal(setBlocked(marked, false), card);
+    assert.equal(setBlocked(setBlocked(card, true), true), setBlocked(card, true), 'blocking twice writes one property');
+  });
 });

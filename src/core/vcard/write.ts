@@ -100,3 +100,24 @@ export function foldLine(line: string): string {
   parts.push(current);
   return parts.join('\r\n');
 }
+
+/**
+ * The card with its X-TWOWAY-BLOCKED property set (`X-TWOWAY-BLOCKED:TRUE`
+ * before END:VCARD) or removed: every other content line is kept byte for
+ * byte, folded continuation lines included, so a client's card keeps its
+ * own properties when a user blocks it in the web app.
+ */
+export function setBlocked(text: string, blocked: boolean): string {
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const physical = text.split(/\r\n|\n|\r/);
+  const out: string[] = [];
+  let dropping = false;
+  for (const line of physical) {
+    if (dropping && (line.startsWith(' ') || line.startsWith('\t'))) continue;
+    dropping = /^(?:[A-Za-z0-9-]+\.)?X-TWOWAY-BLOCKED[;:]/i.test(line);
+    if (dropping) continue;
+    if (blocked && /^END:VCARD$/i.test(line.trim())) out.push('X-TWOWAY-BLOCKED:TRUE');
+    out.push(line);
+  }
+  return out.join(eol);
+}

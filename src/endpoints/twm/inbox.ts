@@ -223,7 +223,7 @@ async function decideRecipient(
     origin: 'remote',
     from,
     fromProblem: from === null ? `unparsable notice "from" ${JSON.stringify(n.from.slice(0, 300))}` : null,
-    listId: n.listId ?? null,
+    listId: n.listId?.toLowerCase() ?? null,
     alignedDomain: signer.domain,
     authenticatedDomains: [signer.domain],
     autoSubmitted: false,
@@ -275,7 +275,7 @@ function storedNotice(n: Notice, signer: TwmSigner, contentSha256: string, at: D
     expiresAt: n.expires,
     intro: n.intro ?? null,
     purpose: n.purpose ?? null,
-    listId: n.listId ?? null,
+    listId: n.listId?.toLowerCase() ?? null,
     receivedAt: at,
   };
 }

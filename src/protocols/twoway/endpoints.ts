@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parseFetchRequest, parseNotice, parseReceipt, recipientDomain } from '../../core/twm-schema.ts';
+import { listIdUnder } from '../../core/screener-keys.ts';
 import { CLOCK_SKEW } from '../../core/twm-signature.ts';
 import {
   TWM_MEDIA_TYPES,
@@ -34,6 +35,10 @@ export function noticeRules(ctx: EndpointContext): EndpointRules<Notice, void> {
     parse: parseNotice,
     async entitle(notice, signerDomain) {
       if (domainOf(notice.from) !== signerDomain) throw twmError('wrong-domain', 'the signer domain is not the domain of from');
+      // A list signs as itself (7.6): its List-Id is its own domain's, or the signature vouches for nothing.
+      if (notice.listId !== undefined && !listIdUnder(notice.listId.toLowerCase(), signerDomain)) {
+        throw twmError('wrong-domain', 'list_id is not the signer domain or under it');
+      }
       const domain = recipientDomain(notice.to);
       if (domain === undefined) throw twmError('invalid-request', 'the to addresses are not all at one domain');
       if (!ctx.hooks.servesDomain(domain)) throw twmError('not-served', 'this server does not serve the recipient domain');

@@ -397,6 +397,18 @@ test('step 9 (notice): from mallory@c.example signed by a.example -> 403 wrong-d
     await refused(s, s.send(signedNotice({ from: 'mallory@c.example' })), 403, 'wrong-domain', 'notice');
   }));
 
+test('step 9 (notice): a list_id outside the signer domain -> 403 wrong-domain (no key needed to refuse); its own is accepted', () =>
+  withServer(async (s) => {
+    await refused(s, s.send(signedNotice({ list_id: 'dev.lists.c.example' })), 403, 'wrong-domain', 'notice');
+    await refused(s, s.send(signedNotice({ list_id: 'example.org' })), 403, 'wrong-domain', 'notice');
+    // "xa.example" is not under "a.example": a suffix match must stop at a dot.
+    await refused(s, s.send(signedNotice({ list_id: 'dev.xa.example' })), 403, 'wrong-domain', 'notice');
+    for (const [i, listId] of ['dev.lists.a.example', 'A.Example'].entries()) {
+      const a = await s.send(signedNotice({ list_id: listId, id: `${ID.slice(0, -1)}${i}` }));
+      assert.equal(a.status, 200, `${listId}: ${a.body.toString()}`);
+    }
+  }));
+
 test('step 9 (notice): recipients at two domains -> 400 invalid-request', () =>
   withServer(async (s) => {
     await refused(s, s.send(signedNotice({ to: ['bob@b.example', 'dave@d.example'] })), 400, 'invalid-request', 'notice');

@@ -1,0 +1,19 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseHeaders } from '../mail/headers.ts';
+import { introOf } from './twm-transport.ts';
+
+const intro = (field: string) => introOf(parseHeaders(Buffer.from(`From: a@x.test\r\n${field}\r\nSubject: s\r\n\r\nbody\r\n`)));
+
+test('the introduction: unfolded, RFC 2047 encoded words decoded (as the web composer and mail clients write non-ASCII)', () => {
+  assert.equal(intro('TWM-Intro: Hi Bea,\r\n we met at the conference.'), 'Hi Bea, we met at the conference.');
+  assert.equal(intro('TWM-Intro: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_?=\r\n =?UTF-8?Q?K=C3=B6ln?='), 'Grüße aus Köln');
+  assert.equal(intro('TWM-Intro: =?UTF-8?B?PGI+aGk8L2I+?='), '<b>hi</b>', 'decoded to text; shown as text by every reader');
+});
+
+test('controls and bidirectional overrides are replaced after decoding, so encoding cannot smuggle them in', () => {
+  assert.equal(intro('TWM-Intro: =?UTF-8?Q?a=0D=0Ab=E2=80=AEc?='), 'a b c');
+  assert.equal(intro('TWM-Intro: =?UTF-8?Q?=01?='), undefined, 'nothing left');
+  assert.equal(intro('X-Other: x'), undefined);
+  assert.equal([...intro(`TWM-Intro: ${'é'.repeat(1200)}`)!].length, 1000);
+});
