@@ -37,6 +37,7 @@ const ALL_SCRIPTS = [
   { name: 'imap-idle', title: 'IMAP IDLE: SMTP 250 to EXISTS, and memory of idle logged-in sessions vs Dovecot', file: 'bench/imap-idle.ts', labels: /^(IMAP IDLE|idle IMAP sessions)/ },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts', labels: /^a stranger's attempt/ },
   { name: 'spam-accept', title: "Durable SMTP accept with rspamd: twoway vs Postfix + rspamd's milter (bench/spam-accept.ts)", file: 'bench/spam-accept.ts', labels: /^durable SMTP accept with rspamd/ },
+  { name: 'web-screener', title: 'Web app: the Screener with 10,000 pending requests, and the weight of every page (bench/web-screener.ts)', file: 'bench/web-screener.ts', labels: /^web (Screener page|page weight)/ },
   { name: 'web-contacts', title: 'Web app: Contacts page with 10,000 cards (bench/web-contacts.ts)', file: 'bench/web-contacts.ts', labels: /^web contacts page/ },
   { name: 'spam-corpus', title: 'Spam caught and ham misfiled: SpamAssassin public corpus (bench/spam-corpus.ts)', file: 'bench/spam-corpus.ts', labels: /^spam filter: / },
 ];
@@ -145,6 +146,15 @@ function headlines(name: string, rows: any[]): Headline[] {
     if (tw && dc) {
       out.push({ benchmark: `idle IMAP sessions after login (${fmt(tw.open)} / ${fmt(dc.open)})`, metric: 'KB/session', twoway: fmt(tw.kbPerConnection, 1), peer: `${fmt(dc.kbPerConnection, 1)} (dovecot)`, ratio: dc.kbPerConnection / tw.kbPerConnection, target: null });
     }
+  } else if (name === 'web-screener') {
+    const r = rows[0];
+    const firstPage = r?.timing?.find((x: { page: string }) => x.page.startsWith('/screener (first'));
+    const deepest = r?.timing?.filter((x: { page: string }) => x.page.startsWith('/screener?after')).at(-1);
+    const heaviest = r?.weights?.reduce((a: { totalBytes: number } | undefined, w: { totalBytes: number }) => (a && a.totalBytes >= w.totalBytes ? a : w), undefined);
+    for (const [label, t] of [['first', firstPage], ['deepest key', deepest]] as const) {
+      if (t && num(t.medianMs) !== null) out.push({ benchmark: `web Screener page, ${fmt(r.requests)} requests (${label} page)`, metric: 'ms median / p95', twoway: `${fmt(t.medianMs, 1)} / ${fmt(t.p95Ms, 1)}`, peer: `target < 50 ms: ${t.p95Ms < 50 ? 'met' : '**not met**'}`, ratio: null, target: null });
+    }
+    if (heaviest && num(heaviest.totalBytes) !== null) out.push({ benchmark: `web page weight, heaviest page (${heaviest.page})`, metric: 'KB transferred', twoway: fmt(heaviest.totalBytes / 1024, 1), peer: `target < 100 KB: ${heaviest.totalBytes < 100 * 1024 ? 'met' : '**not met**'}`, ratio: null, target: null });
   } else if (name === 'web-contacts') {
     const r = rows[0];
     if (r && num(r.worstP95Ms) !== null) {

@@ -20,6 +20,8 @@ import { dnssecParts } from './twm-dnssec-wiring.ts';
 import type { TwmSigningKey } from './delivery/twm-client-types.ts';
 import { startTwmFetchWorker } from './delivery/twm-fetch-worker.ts';
 import { createTwmTransport } from './delivery/twm-transport.ts';
+import { createDkimSigner, type DkimSigner } from './mail/dkim-sign.ts';
+import { createTwmReports } from './services/twm-reports.ts';
 import type { Transport } from './delivery/types.ts';
 import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
@@ -128,7 +130,7 @@ function startOutbound(ctx: StartContext) {
   closers.unshift(() => smtpTransport.close());
 
   // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers, spam: ctx.app.spam }) : null;
+  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers, spam: ctx.app.spam, sign: createDkimSigner(materials.dkim) }) : null;
   const worker = startQueueWorker({
     queue: store.queue,
     route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest, config.domains), remote: twmWiring?.remote ?? smtpTransport }),
@@ -180,6 +182,8 @@ function startBackground(ctx: StartContext, twmSweeps: SweepJob[]) {
       // Expected-sender entries past their time or out of uses leave the cards hourly (docs/protocol.md 10.3).
       { name: 'expected-senders', everyMs: 3_600_000, run: () => services.contacts.sweepExpired(now()) },
       { name: 'twm-nonces', everyMs: 300_000, run: () => store.twmNonces.prune(now()) },
+      // Testing mode's first-copy records (6.6) pair nothing after the longest notice lifetime, 30 days.
+      { name: 'twm-copies', everyMs: 3_600_000, run: () => store.messages.pruneCopies(new Date(now().getTime() - 31 * 86_400_000)) },
       ...twmSweeps,
     ],
   });
@@ -301,6 +305,8 @@ interface TwmWiringInput {
   owner: string;
   closers: Array<() => Promise<void>>;
   spam: SpamFilter | null;
+  /** DKIM signing for the failure reports this server mails (docs/protocol.md 6.6). */
+  sign: DkimSigner;
 }
 
 /**
@@ -309,19 +315,31 @@ interface TwmWiringInput {
  * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
  * like every listener). Closers are registered as parts start.
  */
-function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, owner, closers, spam }: TwmWiringInput) {
+function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, owner, closers, spam, sign }: TwmWiringInput) {
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
   const dnssec = dnssecParts(config, resolver, keys.trustAnchors, log);
   const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab, ...dnssec.client });
   closers.unshift(() => client.close());
+  // Failure reports (6.6): counted as exchanges end, mailed daily by the `twm-reports` sweep.
+  const reports = createTwmReports({
+    reports: store.twmReports,
+    queue: store.queue,
+    resolver,
+    sign,
+    hostname: config.hostname,
+    from: config.postmaster ?? `postmaster@${config.domains[0]}`,
+    now,
+    log: (obj, msg) => log.info(obj, msg),
+  });
   const remote = createRemoteTransport({
     smtp,
-    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now }),
+    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now, report: reports.count }),
     client,
     outbox: store.twmOut,
     domains: config.domains,
+    testing: config.twm.testing,
   });
   const fetchWorker = startTwmFetchWorker({
     inbox: store.twmIn,
@@ -340,6 +358,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
     pendingHoldMs: config.twm.pendingHoldMs,
+    report: reports.count,
   });
   closers.unshift(() => fetchWorker.stop());
   const inbox = createTwmInbox({
@@ -372,6 +391,8 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
   // Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history.
   const sweeps: SweepJob[] = [
     { name: 'twm-out-expiry', everyMs: 60_000, run: () => outbox.sweep() },
+    // Checked hourly; a day's reports go out in the first run after it ends (UTC).
+    { name: 'twm-reports', everyMs: 3_600_000, run: () => reports.run() },
     { name: 'twm-in-expiry', everyMs: 5_000, run: () => store.twmIn.expire(now(), new Date(now().getTime() - config.twm.pendingHoldMs)) },
     {
       name: 'twm-prune',
@@ -387,7 +408,15 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
     const authorities: string[] = [];
     const app = await createTwmApp({
-      hooks: { ...inbox.hooks, ...outbox.hooks, onRefused: (endpoint, code) => metrics.twmRefused.inc({ endpoint, code }) },
+      hooks: {
+        ...inbox.hooks,
+        ...outbox.hooks,
+        onRefused: (endpoint, code, signerDomain) => {
+          metrics.twmRefused.inc({ endpoint, code });
+          // Only after the signature verified: a claimed domain is not counted against (6.6).
+          if (signerDomain) reports.count(signerDomain, `refused-${endpoint}-${code}`);
+        },
+      },
       authorities,
       maxMessageSize: config.limits.messageSize,
       clientRate: config.twm.clientRate,

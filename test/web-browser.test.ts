@@ -155,7 +155,8 @@ describe('web app in chromium', { skip: browserSkip }, () => {
       const evil = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'evil@nowhere.test' }) });
       await evil.getByText(hostile, { exact: true }).waitFor();
       await evil.getByText('<script>alert("intro")</script>', { exact: false }).waitFor();
-      assert.equal(await page.locator('main script, main img').count(), 0, 'hostile markup stays text');
+      // The one script in main is the Screener's own keyboard script (a same-origin file).
+      assert.equal(await page.locator('main script:not([src^="/static/screener-"]), main img').count(), 0, 'hostile markup stays text');
 
       // Approve by click: the held message goes to INBOX (in the store, as the API and IMAP see it).
       assert.equal(await held('friend@friends.test'), 1);
@@ -257,12 +258,10 @@ describe('web app in chromium', { skip: browserSkip }, () => {
     }
   });
 
+  // The Screener's own axe check and screenshot (realistic requests, not this file's hostile ones): test/web-screener-browser.test.ts.
   test('axe-core finds no violations on any page; screenshots at 390 and 1280 px', async () => {
-    await stranger('screenshot@friends.test', 'Quarterly report draft', true);
-    await stranger('newsletter@nowhere.test', 'Ten tips for your garden');
     const pages: Array<[string, string]> = [
       ['sign-in', '/sign-in'],
-      ['screener', '/screener'],
       ['settings', '/settings'],
       ['sessions', '/sessions'],
     ];
@@ -272,8 +271,8 @@ describe('web app in chromium', { skip: browserSkip }, () => {
       const page = await ctx.newPage();
       try {
         for (const [name, path] of pages) {
-          if (name === 'screener') await signIn(page, base, ALICE, PASSWORD);
-          else await page.goto(`${base}${path}`);
+          if (name === 'settings') await signIn(page, base, ALICE, PASSWORD);
+          await page.goto(`${base}${path}`);
           await checkPage(page, name, width);
         }
       } finally {

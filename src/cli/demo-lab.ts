@@ -134,7 +134,7 @@ export function labRecords(server: RunningServer, d: LabDomain, options: { ttl?:
     records.push(
       { name: `_twoway._tcp.${d.domain}`, type: 'SRV', ...ttl, data: { priority: 10, weight: 10, port: server.twm.port, target: `twm.${d.domain}` } },
       { name: `twm.${d.domain}`, type: 'A', ...ttl, data: d.host },
-      { name: `${twm.selector}._twoway.${d.domain}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')) },
+      { name: `${twm.selector}._twoway.${d.domain}`, type: 'TXT', data: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64'), { testing: server.config.twm.testing }) },
     );
   }
   return records;

@@ -95,6 +95,8 @@ export interface Config {
     /** Stored pending notices per (user, sender address) and per user (12.7). */
     pendingCaps: { perSender: number; perUser: number };
     uniformAnswers: boolean;
+    /** Testing mode (docs/protocol.md 6.6): `t=y` in the key record, and an SMTP copy of every TWM message. */
+    testing: boolean;
     dnssec: 'off' | 'prefer' | 'require';
     policyPort: number;
     lab: boolean;
@@ -275,6 +277,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       pendingHoldMs: c.twm.pending_hold,
       pendingCaps: { perSender: c.twm.pending_per_sender, perUser: c.twm.pending_per_user },
       uniformAnswers: c.twm.uniform_answers,
+      testing: c.twm.testing,
       dnssec: c.twm.dnssec,
       policyPort: c.twm.policy_port,
       lab: c.twm.lab,

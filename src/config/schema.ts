@@ -260,6 +260,10 @@ export const configSchema = z
         pending_per_sender: z.number().int().min(1).default(100).describe('stored `pending` notices per user and sender address; beyond, notices are answered `deferred` (12.7)'),
         pending_per_user: z.number().int().min(1).default(10_000).describe('stored `pending` notices per user; beyond, notices are answered `deferred` (12.7)'),
         uniform_answers: z.boolean().default(false).describe('answer `pending` for unknown recipients too, so recipients cannot be enumerated (docs/protocol.md 12.6)'),
+        testing: z
+          .boolean()
+          .default(false)
+          .describe('TWM testing mode (docs/protocol.md 6.6): the key record carries `t=y`, and every message sent by TWM also goes by SMTP (marked `TWM-Testing: y`); recipients keep the first copy. For rolling TWM out: a broken setup loses no mail'),
         lab: z.boolean().default(false).describe('allow loopback and private addresses as TWM targets: labs, tests and the demo only'),
         dnssec: z
           .enum(['off', 'prefer', 'require'])

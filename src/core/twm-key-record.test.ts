@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { keyRecordValue, parseKeyRecord, parseTagList, rawPublicKey, splitKeyId } from './twm-key-record.ts';
+import { keyRecordTesting, keyRecordValue, parseKeyRecord, parseTagList, rawPublicKey, splitKeyId } from './twm-key-record.ts';
 import { testKey } from '../../test/helpers/twm-vectors.ts';
 
 const P = '65i0ouN7qrqIslBNd4BfrM5ASVhmw0PgNwOYgVDcBKA=';
@@ -65,6 +65,18 @@ test('keyRecordValue publishes the raw key and parses back', () => {
   assert.equal(keyRecordValue(raw), GOOD);
   assert.ok(parseKeyRecord([[keyRecordValue(raw)]]));
   assert.throws(() => keyRecordValue(Buffer.alloc(31)), RangeError);
+});
+
+test('testing mode (6.6): t=y is published, read, and changes nothing for verification', () => {
+  const raw = rawPublicKey(testKey('a.example').publicKey);
+  const testing = keyRecordValue(raw, { testing: true });
+  assert.match(testing, /^v=TWM1; k=ed25519; t=y; p=/);
+  assert.ok(parseKeyRecord([[testing]]));
+  assert.equal(keyRecordTesting([[testing]]), true);
+  assert.equal(keyRecordTesting([[keyRecordValue(raw)]]), false);
+  assert.equal(keyRecordTesting([[testing.replace('t=y', 't=n')]]), false);
+  assert.equal(keyRecordTesting([[testing], [testing]]), false, 'two TWM1 records: no usable record at all');
+  assert.equal(keyRecordTesting([['v=TWM2; t=y']]), false, "another version's record");
 });
 
 test('parseTagList keeps order and values with inner blanks', () => {

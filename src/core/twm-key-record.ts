@@ -32,10 +32,20 @@ function isDomainName(domain: string): boolean {
   return labels.length >= 2 && labels.every((l) => LABEL.test(l));
 }
 
-/** The TXT value publishing a raw 32-byte Ed25519 public key (what `twoway dns` prints). */
-export function keyRecordValue(publicKeyRaw: Buffer): string {
+/**
+ * The TXT value publishing a raw 32-byte Ed25519 public key (what `twoway dns` prints); with
+ * `testing`, the tag `t=y` of the testing mode (docs/protocol.md 6.6).
+ */
+export function keyRecordValue(publicKeyRaw: Buffer, options: { testing?: boolean } = {}): string {
   if (publicKeyRaw.length !== 32) throw new RangeError(`an Ed25519 public key has 32 octets, not ${publicKeyRaw.length}`);
-  return `v=TWM1; k=ed25519; p=${publicKeyRaw.toString('base64')}`;
+  return `v=TWM1; k=ed25519; ${options.testing ? 't=y; ' : ''}p=${publicKeyRaw.toString('base64')}`;
+}
+
+/** The key record's `t=y` (testing mode, 6.6): a statement of the sender, never needed to verify. */
+export function keyRecordTesting(txt: string[][]): boolean {
+  const candidates = txt.map((strings) => strings.join('')).filter((text) => /^[ \t\r\n]*v=TWM1[ \t\r\n]*(;|$)/.test(text));
+  if (candidates.length !== 1) return false;
+  return parseTagList(candidates[0] ?? '')?.get('t') === 'y';
 }
 
 /** The raw 32 octets of an Ed25519 public KeyObject (the `p=` value, decoded). */

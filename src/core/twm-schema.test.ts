@@ -146,29 +146,126 @@ test('lengths count code points, not UTF-16 units', () => {
   parseNotice({ ...A3_NOTICE_JSON, stamp: { alg: 'x', data: 'y'.repeat(1000) } });
 });
 
-test('notice result: retry_after iff deferred; one of the four statuses', () => {
+/**
+ * Section 6.6's rule table for the extensible fields of the notice result
+ * and the receipt: [what, wire entry, parsed entry (or null: ignored)]. A
+ * value the registry does not know is mapped, never refused.
+ */
+const RESULT_RULES: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+  ['accepted', { status: 'accepted' }, { status: 'accepted' }],
+  ['pending', { status: 'pending' }, { status: 'pending' }],
+  ['unknown', { status: 'unknown' }, { status: 'unknown' }],
+  ['deferred with its wait', { status: 'deferred', retry_after: 86400 }, { status: 'deferred', retryAfter: 86400 }],
+  ['an unknown status: deferred 3600', { status: 'quarantined' }, { status: 'deferred', retryAfter: 3600 }],
+  ['an unknown status with a retry_after: still 3600', { status: 'held-for-review', retry_after: 5 }, { status: 'deferred', retryAfter: 3600 }],
+  ['a status that was a receipt status: deferred 3600', { status: 'delivered' }, { status: 'deferred', retryAfter: 3600 }],
+  ['unknown members of the entry ignored', { status: 'accepted', hint: { x: 1 } }, { status: 'accepted' }],
+];
+for (const [what, wire, parsed] of RESULT_RULES) {
+  test(`notice result rule (6.6): ${what}`, () => {
+    const r = parseNoticeResult({ id: A3_NOTICE_JSON.id, results: [{ rcpt: 'bob@b.example', ...wire }], next: 'ignored' });
+    assert.deepEqual(r.results, [{ rcpt: 'bob@b.example', ...parsed }]);
+  });
+}
+
+test('notice result: retry_after iff deferred (known statuses); a status must still be a token', () => {
   const ok = (results: unknown[]) => parseNoticeResult({ id: A3_NOTICE_JSON.id, results });
-  ok([{ rcpt: 'bob@b.example', status: 'deferred', retry_after: 86400 }]);
   invalid(() => ok([{ rcpt: 'bob@b.example', status: 'deferred' }]), /results\[0\]\.retry_after/);
   invalid(() => ok([{ rcpt: 'bob@b.example', status: 'accepted', retry_after: 5 }]), /results\[0\]\.retry_after/);
   invalid(() => ok([{ rcpt: 'bob@b.example', status: 'deferred', retry_after: 0 }]), /retry_after/);
   invalid(() => ok([{ rcpt: 'bob@b.example', status: 'deferred', retry_after: 86401 }]), /retry_after/);
-  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'delivered' }]), /results\[0\]\.status/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'Accepted' }]), /results\[0\]\.status/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 7 }]), /results\[0\]\.status/);
+  invalid(() => ok([{ rcpt: 'bob@b.example' }]), /results\[0\]\.status/);
   invalid(() => ok([]), /results/);
   invalid(() => parseNoticeResult({ results: [{ rcpt: 'bob@b.example', status: 'pending' }] }), /member id/);
 });
 
-test('receipt: error iff failed; registered errors only', () => {
-  const ok = (results: unknown[]) => parseReceipt({ id: A3_NOTICE_JSON.id, results });
-  assert.deepEqual(ok([{ rcpt: 'bob@b.example', status: 'failed', error: 'size-mismatch' }]).results[0], {
-    rcpt: 'bob@b.example',
-    status: 'failed',
-    error: 'size-mismatch',
+const RECEIPT_RULES: Array<[string, Record<string, unknown>, Record<string, unknown> | null]> = [
+  ['delivered', { status: 'delivered' }, { status: 'delivered' }],
+  ['declined', { status: 'declined' }, { status: 'declined' }],
+  ['failed with a registered error', { status: 'failed', error: 'size-mismatch' }, { status: 'failed', error: 'size-mismatch' }],
+  ['failed with an unknown error: failed without a reason', { status: 'failed', error: 'virus-found' }, { status: 'failed' }],
+  ['an unknown status: ignored', { status: 'forwarded' }, null],
+  ['an unknown status with an error: ignored', { status: 'bounced-later', error: 'x' }, null],
+  ['unknown members of the entry ignored', { status: 'delivered', folder: 'INBOX' }, { status: 'delivered' }],
+];
+for (const [what, wire, parsed] of RECEIPT_RULES) {
+  test(`receipt rule (6.6): ${what}`, () => {
+    const r = parseReceipt({ id: A3_NOTICE_JSON.id, results: [{ rcpt: 'bob@b.example', ...wire }], more: [] });
+    if (parsed === null) {
+      assert.deepEqual(r.results, []);
+      assert.deepEqual(r.ignored, ['bob@b.example'], 'still named, for the entitlement check');
+    } else {
+      assert.deepEqual(r.results, [{ rcpt: 'bob@b.example', ...parsed }]);
+      assert.equal(r.ignored, undefined);
+    }
   });
+}
+
+test('receipt: error iff failed (known statuses); codes must still be tokens', () => {
+  const ok = (results: unknown[]) => parseReceipt({ id: A3_NOTICE_JSON.id, results });
   invalid(() => ok([{ rcpt: 'bob@b.example', status: 'failed' }]), /results\[0\]\.error/);
   invalid(() => ok([{ rcpt: 'bob@b.example', status: 'delivered', error: 'size-mismatch' }]), /results\[0\]\.error/);
-  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'failed', error: 'lost' }]), /error/);
-  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'accepted' }]), /status/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'failed', error: 'Lost Mail' }]), /results\[0\]\.error/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: 'failed', error: 3 }]), /results\[0\]\.error/);
+  invalid(() => ok([{ rcpt: 'bob@b.example', status: '' }]), /results\[0\]\.status/);
+  // A mix: the known entries count, the unknown one is set aside.
+  const mixed = ok([
+    { rcpt: 'bob@b.example', status: 'delivered' },
+    { rcpt: 'carol@b.example', status: 'snoozed' },
+  ]);
+  assert.deepEqual(mixed.results, [{ rcpt: 'bob@b.example', status: 'delivered' }]);
+  assert.deepEqual(mixed.ignored, ['carol@b.example']);
+  // What a TWM/1 receiver sends is unchanged: the serialiser never writes `ignored`.
+  assert.equal(receiptToJson(mixed).toString(), '{"id":"vAPuxOSStt1_cK3UHxrs8Q","results":[{"rcpt":"bob@b.example","status":"delivered"}]}');
+});
+
+/**
+ * Fuzz (6.6): random tokens in every extensible position of both documents.
+ * Parsing never throws for a token value, maps it by the table, and only
+ * ever yields statuses and errors of the registry.
+ */
+test('fuzz: unknown statuses and error codes are never fatal', () => {
+  let seed = 0x2f6e2b1;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    return seed % n;
+  };
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789-';
+  const tok = () => String.fromCharCode(97 + rnd(26)) + Array.from({ length: rnd(20) }, () => alphabet[rnd(alphabet.length)]).join('');
+  const pick = <T,>(list: readonly T[]) => list[rnd(list.length)]!;
+  const NOTICE = ['accepted', 'pending', 'unknown', 'deferred'];
+  const RECEIPT = ['delivered', 'declined', 'failed'];
+  const ERRORS = ['size-mismatch', 'digest-mismatch', 'from-mismatch', 'message-too-large'];
+  for (let i = 0; i < 2000; i++) {
+    const n = 1 + rnd(5);
+    const rcpts = Array.from({ length: n }, (_, k) => `u${k}@b.example`);
+    const results = rcpts.map((rcpt) => {
+      const status = rnd(2) ? tok() : pick(NOTICE);
+      const known = NOTICE.includes(status);
+      return { rcpt, status, ...((known ? status === 'deferred' : rnd(2)) ? { retry_after: 1 + rnd(86400) } : {}), ...(rnd(3) ? {} : { [tok()]: tok() }) };
+    });
+    const r = parseNoticeResult({ id: A3_NOTICE_JSON.id, results });
+    for (const [k, e] of r.results.entries()) {
+      assert.ok(NOTICE.includes(e.status), e.status);
+      if (!NOTICE.includes(results[k]!.status)) assert.deepEqual(e, { rcpt: results[k]!.rcpt, status: 'deferred', retryAfter: 3600 });
+    }
+    const entries = rcpts.map((rcpt) => {
+      const status = rnd(2) ? tok() : pick(RECEIPT);
+      const known = RECEIPT.includes(status);
+      const error = rnd(2) ? tok() : pick(ERRORS);
+      return { rcpt, status, ...((known ? status === 'failed' : rnd(2)) ? { error } : {}) };
+    });
+    const p = parseReceipt({ id: A3_NOTICE_JSON.id, results: entries });
+    assert.equal(p.results.length + (p.ignored?.length ?? 0), n);
+    for (const e of p.results) {
+      assert.ok(RECEIPT.includes(e.status));
+      if (e.error !== undefined) assert.ok(ERRORS.includes(e.error));
+      const wire = entries.find((w) => w.rcpt === e.rcpt)!;
+      if (e.status === 'failed' && 'error' in wire && ERRORS.includes(wire.error ?? '')) assert.equal(e.error, wire.error);
+    }
+  }
 });
 
 test('fetch request: rcpt is 1-100 unique addresses', () => {

@@ -19,6 +19,7 @@ import {
   type Notice,
   type NoticeResult,
   type Receipt,
+  type ReceiptEntry,
 } from './twm-types.ts';
 
 /** `expires` at most this long after `created` (6.1). */
@@ -105,13 +106,27 @@ const noticeSchema = z
     path: ['expires'],
   });
 
+/**
+ * Section 6.6: statuses and error codes are meant to grow, so a receiver
+ * checks them as tokens and maps an unknown value by the rule table there
+ * instead of refusing the whole document. The `retry_after` / `error`
+ * pairing (present iff deferred / failed) is checked for known statuses
+ * only: what a later status carries is that revision's business.
+ */
+const NOTICE_STATUSES = ['accepted', 'pending', 'unknown', 'deferred'] as const;
+const RECEIPT_STATUSES = ['delivered', 'declined', 'failed'] as const;
+const RECEIPT_ERRORS = ['size-mismatch', 'digest-mismatch', 'from-mismatch', 'message-too-large'] as const;
+const isOneOf = <T extends string>(list: readonly T[], v: string): v is T => (list as readonly string[]).includes(v);
+/** The wait a TWM/1 sender gives a notice result status it does not know (6.6). */
+export const UNKNOWN_STATUS_RETRY_AFTER = 3600;
+
 const noticeResultEntry = z
   .object({
     rcpt: mailbox,
-    status: z.enum(['accepted', 'pending', 'unknown', 'deferred']),
+    status: token,
     retry_after: z.number().int().min(1).max(86_400).optional(),
   })
-  .refine((e) => (e.status === 'deferred') === (e.retry_after !== undefined), {
+  .refine((e) => !isOneOf(NOTICE_STATUSES, e.status) || (e.status === 'deferred') === (e.retry_after !== undefined), {
     message: 'present iff status is deferred',
     path: ['retry_after'],
   });
@@ -122,10 +137,13 @@ const fetchSchema = z.object({ rcpt: rcpts });
 const receiptEntry = z
   .object({
     rcpt: mailbox,
-    status: z.enum(['delivered', 'declined', 'failed']),
-    error: z.enum(['size-mismatch', 'digest-mismatch', 'from-mismatch', 'message-too-large']).optional(),
+    status: token,
+    error: token.optional(),
   })
-  .refine((e) => (e.status === 'failed') === (e.error !== undefined), { message: 'present iff status is failed', path: ['error'] });
+  .refine((e) => !isOneOf(RECEIPT_STATUSES, e.status) || (e.status === 'failed') === (e.error !== undefined), {
+    message: 'present iff status is failed',
+    path: ['error'],
+  });
 const receiptSchema = z.object({ id, results: z.array(receiptEntry).min(1).max(100) });
 
 /** `to[1]`, `results[0].status`: the member a problem detail names. */
@@ -171,11 +189,15 @@ export function parseNotice(json: unknown): Notice {
   };
 }
 
+/** Unknown statuses read as `deferred` with `retry_after` 3600 (6.6): a delay, never a failure. */
 export function parseNoticeResult(json: unknown): NoticeResult {
   const r = validate(noticeResultSchema, json, 'notice result');
   return {
     id: r.id,
-    results: r.results.map((e) => ({ rcpt: e.rcpt, status: e.status, ...(e.retry_after === undefined ? {} : { retryAfter: e.retry_after }) })),
+    results: r.results.map((e) => {
+      if (!isOneOf(NOTICE_STATUSES, e.status)) return { rcpt: e.rcpt, status: 'deferred' as const, retryAfter: UNKNOWN_STATUS_RETRY_AFTER };
+      return { rcpt: e.rcpt, status: e.status, ...(e.retry_after === undefined ? {} : { retryAfter: e.retry_after }) };
+    }),
   };
 }
 
@@ -183,9 +205,25 @@ export function parseFetchRequest(json: unknown): FetchRequest {
   return { rcpt: validate(fetchSchema, json, 'fetch request').rcpt };
 }
 
+/**
+ * Section 6.6: an entry with an unknown status is ignored (its recipient
+ * stays open, expiry settles it) but still listed in `ignored`, so that the
+ * entitlement check (5.4 step 9) covers every address the receipt names; an
+ * unknown `error` reads as `failed` without a known reason.
+ */
 export function parseReceipt(json: unknown): Receipt {
   const r = validate(receiptSchema, json, 'receipt');
-  return { id: r.id, results: r.results.map((e) => ({ rcpt: e.rcpt, status: e.status, ...(e.error === undefined ? {} : { error: e.error }) })) };
+  const results: ReceiptEntry[] = [];
+  const ignored: string[] = [];
+  for (const e of r.results) {
+    if (!isOneOf(RECEIPT_STATUSES, e.status)) {
+      ignored.push(e.rcpt);
+      continue;
+    }
+    const error = e.status === 'failed' && e.error !== undefined && isOneOf(RECEIPT_ERRORS, e.error) ? e.error : undefined;
+    results.push({ rcpt: e.rcpt, status: e.status, ...(error === undefined ? {} : { error }) });
+  }
+  return { id: r.id, results, ...(ignored.length > 0 ? { ignored } : {}) };
 }
 
 /** `YYYY-MM-DDTHH:MM:SSZ`; a fraction of a second is dropped. */

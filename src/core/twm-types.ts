@@ -45,13 +45,15 @@ export type ReceiptError = 'size-mismatch' | 'digest-mismatch' | 'from-mismatch'
 export interface ReceiptEntry {
   rcpt: string;
   status: ReceiptStatus;
-  /** Present iff status is `failed`. */
+  /** Sent iff status is `failed`; absent on a parsed `failed` entry whose code this server does not know (6.6). */
   error?: ReceiptError;
 }
 /** Section 6.4. */
 export interface Receipt {
   id: string;
   results: ReceiptEntry[];
+  /** Parsed only: recipients whose entry had a status this server does not know, ignored (6.6). */
+  ignored?: string[];
 }
 
 export const TWM_MEDIA_TYPES = {
@@ -67,6 +69,9 @@ export const TWM_PATHS = {
   fetch: (id: string) => `/.well-known/twm/v1/fetch/${id}`,
   receipt: '/.well-known/twm/v1/receipt',
 } as const;
+
+/** The header field that marks the SMTP copy of a testing-mode sender's message (section 6.6). */
+export const TWM_TESTING_HEADER = 'TWM-Testing';
 
 /** Request content limit for notices, fetch requests and receipts (section 4.3). */
 export const TWM_REQUEST_LIMIT = 16_384;

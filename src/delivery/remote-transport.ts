@@ -11,8 +11,13 @@
  *   docs/protocol.md 7.6 asks of a list or forwarder that cannot sign.
  * - A temporary DNS failure of the SRV lookup defers the recipients; it never
  *   falls back to SMTP (the domain may well speak TWM).
+ * - Testing mode (`[twm] testing`, docs/protocol.md 6.6): a message for a
+ *   TWM domain goes by TWM and also by SMTP, the SMTP copy marked
+ *   `TWM-Testing: y` so that the recipient can pair the copies. SMTP's
+ *   outcome is the queue's: TWM is on trial, so its failures cost no DSN.
  */
 import { replies } from '../core/reply.ts';
+import { TWM_TESTING_HEADER } from '../core/twm-types.ts';
 import { parseHeaders } from '../mail/headers.ts';
 import { twmIdentity } from '../mail/relay.ts';
 import type { TwmOutboundRepository } from '../store/types.ts';
@@ -26,18 +31,30 @@ export interface RemoteTransportOptions {
   outbox: Pick<TwmOutboundRepository, 'findByMessage'>;
   /** Domains we sign for (lower-case). */
   domains: string[];
+  /** Testing mode (6.6): every TWM delivery is doubled by SMTP. */
+  testing?: boolean;
 }
 
 export function createRemoteTransport(options: RemoteTransportOptions): Transport {
   const ours = new Set(options.domains);
+
+  async function viaTwm(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
+    if (!options.testing) return options.twm.deliver(domain, message, recipients);
+    // The notice first: a retry of the queue resends the same stored notice (the recipient answers it
+    // as before), so only SMTP's outcome decides what the queue does next.
+    await options.twm.deliver(domain, message, recipients).catch(() => undefined);
+    const marked = { ...message, raw: Buffer.concat([Buffer.from(`${TWM_TESTING_HEADER}: y\r\n`), message.raw]) };
+    return options.smtp.deliver(domain, marked, recipients);
+  }
+
   return {
     async deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
-      if ((await options.outbox.findByMessage(message.messageId, domain)).length > 0) return options.twm.deliver(domain, message, recipients);
+      if ((await options.outbox.findByMessage(message.messageId, domain)).length > 0) return viaTwm(domain, message, recipients);
       const identity = message.sender === null ? null : twmIdentity(parseHeaders(message.raw), (d) => ours.has(d));
       if (!identity) return options.smtp.deliver(domain, message, recipients);
       try {
         const found = await options.client.discover(domain);
-        return found.kind === 'twm' ? options.twm.deliver(domain, message, recipients) : options.smtp.deliver(domain, message, recipients);
+        return found.kind === 'twm' ? viaTwm(domain, message, recipients) : options.smtp.deliver(domain, message, recipients);
       } catch (err) {
         const text = err instanceof TwmUnreachableError ? err.message : String(err);
         return recipients.map((recipient) => ({ recipient, status: 'deferred' as const, reply: replies.twmDiscoveryFailed(domain, text) }));

@@ -8,6 +8,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { DnsResolver, SecureResolver } from '../dns/types.ts';
 import type { PolicySource } from './twm-policy-source.ts';
+import type { TwmCapabilities } from '../core/twm-capabilities.ts';
 
 /** Section 3.1's lookup outcomes. A temporary DNS failure is thrown as `TwmUnreachableError`. */
 export type TwmDiscovery =
@@ -74,6 +75,13 @@ export interface TwmClient {
    * answer, if any, is attached).
    */
   post(domain: string, path: string, contentType: string, body: Buffer, key: TwmSigningKey, options: { maxResponse: number }): Promise<TwmResponse>;
+  /**
+   * GETs `https://<target>/.well-known/twoway` at the first of `domain`'s
+   * targets that answers (docs/protocol.md 6.6): the document, or null when
+   * it is absent or malformed (then the target speaks TWM/1). Throws
+   * `TwmUnreachableError` when no target answered at all.
+   */
+  capabilities(domain: string): Promise<TwmCapabilities | null>;
   close(): Promise<void>;
 }
 

@@ -30,6 +30,7 @@ import { keyIdOf, TWM_MEDIA_TYPES } from '../core/twm-types.ts';
 import { exchange, type ExchangeResult } from './twm-https.ts';
 import { discoverSecure, tlsaFor } from './twm-discovery-secure.ts';
 import type { TlsaRecord } from '../core/dane.ts';
+import { CAPABILITIES_PATH, MAX_CAPABILITIES_OCTETS, parseCapabilities, type TwmCapabilities } from '../core/twm-capabilities.ts';
 import {
   TwmUnreachableError,
   type TwmClient,
@@ -220,9 +221,67 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
     return { kind: 'next', problem: `${where}: HTTP ${result.status}`, response };
   }
 
+  /**
+   * The capability document of the first target that gives a final answer (6.6): null when it
+   * has none (404, anything but a strictly valid document), which means TWM/1. Unsigned: its
+   * authority is the TLS connection to a target the domain's DNS names, as for every request.
+   */
+  async function capabilities(domain: string): Promise<TwmCapabilities | null> {
+    if (closed) throw new Error('TWM client is closed');
+    const name = canonicalName(domain);
+    const found = await discover(name);
+    if (found.kind === 'legacy') throw new TwmUnreachableError(`${name}: publishes no TWM service (_twoway._tcp.${name})`);
+    const problems: string[] = [];
+    let tried = 0;
+    for (const target of dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS)) {
+      let dane: TlsaRecord[] | undefined;
+      if (found.validated && secure) {
+        const tlsa = await tlsaFor(secure, target.target, target.port, options.onProblem);
+        if (tlsa.kind === 'failed') continue;
+        dane = tlsa.kind === 'dane' ? tlsa.records : undefined;
+      }
+      const { addresses } = await addressesOf(resolver, target.target);
+      for (const address of addresses) {
+        if ((!lab && !isPublicAddress(address)) || tried >= MAX_ADDRESSES) continue;
+        tried++;
+        const authority = target.port === 443 ? target.target : `${target.target}:${target.port}`;
+        const result = await exchange({
+          address,
+          port: target.port,
+          servername: target.target,
+          path: CAPABILITIES_PATH,
+          method: 'GET',
+          headers: { host: authority, accept: 'application/json' },
+          body: Buffer.alloc(0),
+          agent: dane ? false : agent,
+          ca,
+          ...(dane ? { dane, now: now() } : {}),
+          connectTimeoutMs,
+          requestTimeoutMs,
+          maxResponse: MAX_CAPABILITIES_OCTETS,
+        });
+        if (result.kind === 'failed') {
+          problems.push(`${target.target} [${address}]: ${result.problem}`);
+          continue;
+        }
+        if (!isFinal(result.status)) {
+          problems.push(`${target.target} [${address}]: HTTP ${result.status}`);
+          continue;
+        }
+        if (result.status !== 200) return null;
+        const type = (result.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const parsed = type === 'application/json' && !result.truncated ? parseCapabilities(result.body) : null;
+        if (!parsed) options.onProblem?.(name, `the capability document at ${target.target} is malformed; treated as absent (TWM/1)`);
+        return parsed;
+      }
+    }
+    throw new TwmUnreachableError(`${name}: no TWM target answered for its capability document (${problems.join('; ') || 'no targets'})`);
+  }
+
   return {
     discover,
     post,
+    capabilities,
     async close() {
       closed = true;
       agent.destroy();

@@ -36,6 +36,8 @@ export interface StepContext {
 
 export function createFetchSteps(ctx: StepContext) {
   const { options, now, log, count } = ctx;
+  /** Counts an outcome against the sender's domain for its failure report (6.6). */
+  const report = (n: TwmInNotice, resultType: string) => options.report?.(n.senderDomain, resultType);
 
   /** A write of this attempt's outcome, only while our lease holds. */
   async function write(n: TwmInNotice, rows: TwmInRecipient[], from: readonly TwmInState[], change: TwmInRecipientChange, at = now()): Promise<void> {
@@ -61,6 +63,7 @@ export function createFetchSteps(ctx: StepContext) {
 
   async function failed(n: TwmInNotice, rows: TwmInRecipient[], error: ReceiptError): Promise<void> {
     count(error);
+    report(n, `fetch-${error}`);
     log({ notice: n.id, from: n.from, error }, 'twm fetched body refused; failed receipt due');
     await write(n, rows, ['scheduled'], { state: 'receipt-due', receipt: 'failed', receiptError: error, nextAttemptAt: now(), attempts: 0 });
   }
@@ -78,6 +81,7 @@ export function createFetchSteps(ctx: StepContext) {
         maxResponse: n.size + 1,
       });
     } catch (err) {
+      report(n, err instanceof TwmUnreachableError && err.permanent ? 'fetch-not-twm' : 'fetch-unreachable');
       if (err instanceof TwmUnreachableError && err.permanent) {
         // The sender's target is no TWM endpoint (12.2): never contacted again for this notice, no receipt.
         count('abandoned');
@@ -89,6 +93,7 @@ export function createFetchSteps(ctx: StepContext) {
     }
     if (response.status !== 200) {
       const problem = describeProblem(response);
+      report(n, `fetch-${problem.code ?? `http-${response.status}`}`);
       count(problem.temporary ? 'retry' : 'abandoned');
       if (problem.temporary) return retry(n, rows, problem.text);
       // 403, 404, 410 or another permanent refusal: abandoned, no receipt (8.3).
@@ -100,11 +105,13 @@ export function createFetchSteps(ctx: StepContext) {
     if ('refused' in checked) {
       // No receipt error names a header too large; it is a refusal like the policy's, recorded and closed.
       count('abandoned');
+      report(n, 'fetch-header-limits');
       log({ notice: n.id, from: n.from, reply: checked.refused }, 'twm fetched body refused: header limits');
       return closed(n, rows, checked.refused);
     }
     if (!(await store(n, rows, response, checked.relayedBy ?? checked.facts.from, checked.relayedBy))) return;
     count('stored');
+    report(n, 'success');
     log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
     // Durable now: the receipt may go out. Only its outcome is written (a crash before that write
     // fetches once more, and ingest recognises the message by its key).
@@ -167,6 +174,7 @@ export function createFetchSteps(ctx: StepContext) {
         maxResponse: 4096,
       });
     } catch (err) {
+      report(n, err instanceof TwmUnreachableError && err.permanent ? 'receipt-not-twm' : 'receipt-unreachable');
       if (err instanceof TwmUnreachableError && err.permanent) {
         log({ notice: n.id, from: n.from, problem: err.message }, 'twm receipt target is no TWM endpoint; abandoned');
         return write(n, rows, from, { state: 'closed', receipt: rows[0]!.receipt, receiptError: rows[0]!.receiptError, nextAttemptAt: null, lastError: err.message });
@@ -178,6 +186,7 @@ export function createFetchSteps(ctx: StepContext) {
       return write(n, rows, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null });
     }
     const problem = describeProblem(response);
+    report(n, `receipt-${problem.code ?? `http-${response.status}`}`);
     if (problem.temporary) return retryReceipt(n, rows, problem.text);
     log({ notice: n.id, from: n.from, problem: problem.text }, 'twm receipt refused; abandoned');
     await write(n, rows, from, { state: 'closed', receipt: status, receiptError, nextAttemptAt: null, lastError: problem.text });

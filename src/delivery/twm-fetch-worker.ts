@@ -38,6 +38,8 @@ import { createFetchSteps } from './twm-fetch-steps.ts';
 
 export interface TwmFetchWorkerOptions {
   inbox: TwmInboundRepository;
+  /** Counts an outcome against the sender's domain for its failure report (docs/protocol.md 6.6). */
+  report?: (domain: string, resultType: string) => void;
   /** A `pending` notice is forgotten this long after it arrived, if it has not expired before (12.7). Default 14 days. */
   pendingHoldMs?: number;
   ingest: Pick<Ingest, 'findRecipient' | 'ingest'>;

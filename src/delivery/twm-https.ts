@@ -32,6 +32,8 @@ export interface ExchangeRequest {
   /** The SRV target: TLS SNI and the name the certificate must carry. */
   servername: string;
   path: string;
+  /** Default POST; GET only for the capability document (docs/protocol.md 6.6). */
+  method?: 'POST' | 'GET';
   headers: Record<string, string>;
   body: Buffer;
   /** A keep-alive agent, or false for a one-off connection. */
@@ -96,7 +98,7 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
       host: r.address,
       port: r.port,
       servername: r.servername,
-      method: 'POST',
+      method: r.method ?? 'POST',
       path: r.path,
       headers: r.headers,
       agent: r.agent,

@@ -44,6 +44,8 @@ export interface TwmTransportOptions {
   /** Domains we sign for (lower-case): a notice's `from` is an address of one of them. */
   domains: string[];
   now?: () => Date;
+  /** Counts an outcome against the recipient domain for its failure report (docs/protocol.md 6.6). */
+  report?: (domain: string, resultType: string) => void;
 }
 
 /**
@@ -148,10 +150,12 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
       response = await options.client.post(domain, TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice.content, options.key(domainOf(from)), { maxResponse: MAX_RESULT_SIZE });
     } catch (err) {
       const text = err instanceof TwmUnreachableError ? err.message : err instanceof Error ? err.message : String(err);
+      options.report?.(domain, err instanceof TwmUnreachableError && err.permanent ? 'notice-not-twm' : 'notice-unreachable');
       return all('deferred', replies.twmUnreachable(text));
     }
     if (response.status !== 200) {
       const problem = describeProblem(response);
+      options.report?.(domain, problem.code ?? `notice-http-${response.status}`);
       if (problem.temporary) return all('deferred', replies.twmRefusedTemporarily(problem.text), response.endpoint);
       await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason: problem.text }, now());
       return all('failed', replies.twmRefused(problem.text), response.endpoint);
@@ -160,8 +164,10 @@ export function createTwmTransport(options: TwmTransportOptions): Transport {
     try {
       result = parseNoticeResult(JSON.parse(response.body.toString('utf8')));
     } catch {
+      options.report?.(domain, 'notice-unreadable-result');
       return all('deferred', replies.twmUnreadableResult(response.endpoint));
     }
+    options.report?.(domain, 'success');
     const byRcpt = new Map(result.results.map((e) => [e.rcpt.toLowerCase(), e]));
     const at = now();
     const remoteMta = response.endpoint;

@@ -11,6 +11,7 @@ import { ReplyError } from '../core/errors.ts';
 import { replies } from '../core/reply.ts';
 import { normaliseListId, senderKey } from '../core/screener-keys.ts';
 import type { MailboxName, User } from '../core/types.ts';
+import { TWM_TESTING_HEADER } from '../core/twm-types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders, type MessageFacts } from '../mail/headers.ts';
 import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
@@ -45,6 +46,28 @@ export async function withoutStoredCopies(store: IngestStore, input: IngestMessa
   const stored = new Set(await store.messages.withTwmKey(input.recipients.map((u) => u.id), input.twmKey));
   const message = stored.size > 0 ? { ...input, recipients: input.recipients.filter((u) => !stored.has(u.id)) } : input;
   return message.recipients.length === 0 ? null : message;
+}
+
+/**
+ * Testing mode (docs/protocol.md 6.6): a testing-mode sender sends each
+ * message by TWM and by SMTP (that copy marked `TWM-Testing`); each user
+ * keeps the first copy that arrives and the second is dropped silently (the
+ * SMTP client gets its 250, the TWM sender its `delivered` receipt). Copies
+ * are paired by Message-ID within the authenticated sender domain (the TWM
+ * signer, the DMARC-aligned domain over SMTP), so nobody else can suppress
+ * a message by sending its Message-ID first. Every TWM copy is recorded
+ * (the sender's mode is not known when it arrives first); an SMTP copy only
+ * when marked. Null when no recipient is left.
+ */
+export async function withoutSecondCopies(store: IngestStore, message: IngestMessage, facts: MessageFacts, at: Date): Promise<IngestMessage | null> {
+  const domain = message.auth.alignedDomain;
+  if (!domain || !facts.messageId || (message.channel !== 'twm' && message.channel !== 'smtp')) return message;
+  if (message.channel === 'smtp' && !parseHeaders(message.raw).some((h) => h.name === TWM_TESTING_HEADER.toLowerCase())) return message;
+  const ids = message.recipients.map((u) => u.id);
+  const first = new Set(await store.messages.claimFirstCopy(ids, domain, facts.messageId, message.channel, at));
+  if (first.size === ids.length) return message;
+  const recipients = message.recipients.filter((u) => first.has(u.id));
+  return recipients.length === 0 ? null : { ...message, recipients };
 }
 
 /** Checks the header limits, the Received: count and the MIME nesting; returns the header facts. */

@@ -21,6 +21,7 @@ import {
   refuseAllOrNone,
   scanIfStranger,
   withoutStoredCopies,
+  withoutSecondCopies,
 } from './ingest-steps.ts';
 
 export interface IngestMessage {
@@ -159,10 +160,12 @@ export function createIngest(options: IngestOptions): Ingest {
   }
 
   async function ingestOnce(input: IngestMessage): Promise<RecipientOutcome[]> {
-    const message = await withoutStoredCopies(store, input);
+    const unstored = await withoutStoredCopies(store, input);
+    if (unstored === null) return [];
+    const facts = await readMessage(unstored, options.maxReceivedHeaders, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+    const receivedAt = unstored.receivedAt ?? (options.now ? options.now() : new Date());
+    const message = await withoutSecondCopies(store, unstored, facts, receivedAt);
     if (message === null) return [];
-    const facts = await readMessage(message, options.maxReceivedHeaders, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
-    const receivedAt = message.receivedAt ?? (options.now ? options.now() : new Date());
     const decision = decisionFactsFor(message, facts, receivedAt);
     const expectations = new Map<number, ExpectMatch>();
     const inputs: PolicyInput[] = [];

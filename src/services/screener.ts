@@ -18,7 +18,7 @@ import { domainOf, isSubdomainOf, parseAddress, parseSenderSpec } from '../core/
 import { invalid, notFound, ReplyError } from '../core/errors.ts';
 import { reputationOf, type Reputation } from '../core/reputation.ts';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
-import type { Store } from '../store/types.ts';
+import type { RequestPageKey, Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
 import type { TwmDecisions } from './twm-decisions.ts';
 
@@ -105,6 +105,35 @@ export function createScreener(
       });
       // Stable sort: the store's order (most recent first) breaks ties.
       return ranked.sort((a, b) => b.reputation.score - a.reputation.score);
+    },
+
+    /**
+     * One key page of pending requests in the order of list() (the rank is
+     * computed by the store in SQL, so a page costs one query whatever its
+     * depth), with `next`, the key of the page after it (null on the last),
+     * and the counts. The reasons are reputationOf's, for the rows shown.
+     */
+    async page(
+      userId: number,
+      options: { after?: RequestPageKey | undefined; limit: number; likelySpam?: boolean },
+    ): Promise<{ requests: RankedRequest[]; next: RequestPageKey | null; listed: number; likelySpam: number }> {
+      const likelySpam = options.likelySpam === true;
+      const [rows, counts] = await Promise.all([
+        store.requests.pendingPage(userId, { after: options.after, limit: options.limit + 1, likelySpam }),
+        store.requests.pendingCounts(userId),
+      ]);
+      const shown = rows.slice(0, options.limit);
+      const probes = shown.flatMap((r) =>
+        r.sender.includes('@') ? [{ kind: 'address' as const, value: r.sender }, { kind: 'domain' as const, value: domainOf(r.sender) }] : [],
+      );
+      const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
+      const requests = shown.map(({ rank: _rank, ...r }) => {
+        const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
+        return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, dmarc: r.dmarc, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
+      });
+      const last = shown[shown.length - 1];
+      const next = rows.length > options.limit && last ? { rank: last.rank, lastSeen: last.lastSeen, id: last.id } : null;
+      return { requests, next, listed: counts.listed, likelySpam: counts.likelySpam };
     },
 
     async approve(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {

@@ -32,6 +32,7 @@ import { KyselyTwmInboundRepository } from './twm-inbound-repository.ts';
 import { KyselySpamLearningRepository } from './spam-learning-repository.ts';
 import { KyselyWebSessionRepository } from './web-session-repository.ts';
 import { KyselyClusterLeaseRepository, KyselyTwmNonceRepository } from './lease-repository.ts';
+import { KyselyTwmReportRepository } from './twm-report-repository.ts';
 
 export interface OpenStoreOptions {
   /** Receives one line per notable event (migrations applied, idle connection errors). */
@@ -239,6 +240,7 @@ class KyselyStore implements Store {
   readonly webSessions: KyselyWebSessionRepository;
   readonly leases: KyselyClusterLeaseRepository;
   readonly twmNonces: KyselyTwmNonceRepository;
+  readonly twmReports: KyselyTwmReportRepository;
   readonly signals: StoreSignals;
   private closing: Promise<void> | undefined;
 
@@ -263,6 +265,7 @@ class KyselyStore implements Store {
     this.webSessions = new KyselyWebSessionRepository(s);
     this.leases = new KyselyClusterLeaseRepository(s);
     this.twmNonces = new KyselyTwmNonceRepository(s);
+    this.twmReports = new KyselyTwmReportRepository(s);
   }
 
   get kind(): Dialect {

@@ -249,6 +249,26 @@ export interface TwmNoncesTable {
   expires_at: number;
 }
 
+/** Failure-report counters (migration 0017; docs/protocol.md 6.6). */
+export interface TwmReportCountsTable {
+  domain: string;
+  /** UTC `YYYY-MM-DD`. */
+  day: string;
+  /** `success`, or a failure's result type. */
+  result_type: string;
+  count: number;
+}
+
+/** The first copy of a testing-mode sender's message per user (migration 0017; docs/protocol.md 6.6). */
+export interface TwmCopiesTable {
+  user_id: number;
+  sender_domain: string;
+  message_id: string;
+  /** `twm` or `smtp`: the channel whose copy arrived first. */
+  channel: string;
+  created_at: number;
+}
+
 
 export interface Database {
   users: UsersTable;
@@ -274,6 +294,8 @@ export interface Database {
   web_sessions: WebSessionsTable;
   cluster_leases: ClusterLeasesTable;
   twm_nonces: TwmNoncesTable;
+  twm_copies: TwmCopiesTable;
+  twm_report_counts: TwmReportCountsTable;
 }
 
 /** Sessions of the web app (migration 0008): the cookie's id is stored as its SHA-256 only. */

@@ -146,6 +146,15 @@ export interface MessageRepository {
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
   /** The users among `userIds` that already have a message stored with this TWM key (a refetch). */
   withTwmKey(userIds: number[], twmKey: string): Promise<number[]>;
+  /**
+   * Testing mode (docs/protocol.md 6.6): records `channel` as the first copy of the message
+   * (`senderDomain`, `messageId`) for each user that has no copy yet, and returns the users whose
+   * first copy is this channel's (new, or a retry of the same channel). The others already got
+   * the other channel's copy: this one is the second, to be discarded.
+   */
+  claimFirstCopy(userIds: number[], senderDomain: string, messageId: string, channel: 'twm' | 'smtp', at: Date): Promise<number[]>;
+  /** Forgets first-copy records older than `before` (they pair nothing any more). */
+  pruneCopies(before: Date): Promise<number>;
   /** Which of `keys` one user already has a message stored under (`twoway import` skips those: a second run adds nothing). */
   twmKeysOf(userId: number, keys: readonly string[]): Promise<Set<string>>;
   /**
@@ -190,8 +199,18 @@ export interface SpamLearningRepository {
   retry(id: number, kind: LearnKind, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<void>;
 }
 
+/** Where a key page of the Screener starts: after the request with this rank, last-seen time and id. */
+export interface RequestPageKey {
+  rank: number;
+  lastSeen: Date;
+  id: number;
+}
+
 export interface ContactRequestRepository {
   list(userId: number, options?: { status?: ContactRequestStatus }): Promise<ContactRequest[]>;
+  /** Pending requests by rank (core/reputation.ts), then most recent: `limit` of them after `after`. Likely spam only with `likelySpam`. */
+  pendingPage(userId: number, options: { after?: RequestPageKey | undefined; limit: number; likelySpam: boolean }): Promise<Array<ContactRequest & { rank: number }>>;
+  pendingCounts(userId: number): Promise<{ listed: number; likelySpam: number }>;
   get(userId: number, sender: string): Promise<ContactRequest | undefined>;
   /** The ids of the messages held in the Screener for these senders. */
   heldMessageIds(userId: number, senders: string[]): Promise<number[]>;
@@ -231,6 +250,18 @@ export interface TwmNonceRepository {
   remember(key: string, until: Date, now: Date): Promise<boolean>;
   /** Forgets the expired ones; returns how many. */
   prune(now: Date): Promise<number>;
+}
+
+/** Failure-report counters (docs/protocol.md 6.6): per reporting domain, UTC day and result type. */
+export interface TwmReportRepository {
+  /** Adds one to the counter. */
+  count(domain: string, day: string, resultType: string): Promise<void>;
+  /** The (domain, day) pairs with counters for days before `day` (finished days), oldest first. */
+  finished(day: string, limit: number): Promise<Array<{ domain: string; day: string }>>;
+  /** One domain's counters of one day. */
+  counts(domain: string, day: string): Promise<Map<string, number>>;
+  /** Forgets one domain's counters of one day (reported, or nobody to report to). */
+  remove(domain: string, day: string): Promise<void>;
 }
 
 export interface QueueRepository {
@@ -559,6 +590,7 @@ export interface Store {
   readonly webSessions: WebSessionRepository;
   readonly leases: ClusterLeaseRepository;
   readonly twmNonces: TwmNonceRepository;
+  readonly twmReports: TwmReportRepository;
   /** Events for every process on the store: LISTEN/NOTIFY on PostgreSQL, in-process on SQLite (pg-notify.ts). */
   readonly signals: import('./pg-notify.ts').StoreSignals;
   close(): Promise<void>;

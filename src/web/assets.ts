@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { SCREENER_SCRIPT } from './screener-script.ts';
 import { STYLESHEET } from './style.ts';
 
 export interface Asset {
@@ -21,12 +22,16 @@ function htmx(): Asset {
   return { path: `/static/htmx-${version}.min.js`, type: 'text/javascript; charset=utf-8', body: readFileSync(require.resolve('htmx.org/dist/htmx.min.js')) };
 }
 
-function stylesheet(): Asset {
-  const body = Buffer.from(STYLESHEET, 'utf8');
+/** A file of ours, under a path named by its content's hash. */
+function own(name: string, ext: string, type: string, text: string): Asset {
+  const body = Buffer.from(text, 'utf8');
   const digest = createHash('sha256').update(body).digest('hex').slice(0, 12);
-  return { path: `/static/style-${digest}.css`, type: 'text/css; charset=utf-8', body };
+  return { path: `/static/${name}-${digest}.${ext}`, type, body };
 }
 
-export function loadAssets(): { htmx: Asset; css: Asset } {
-  return { htmx: htmx(), css: stylesheet() };
+/** The Screener's keyboard script (its page links it by this path). */
+export const screenerScript: Asset = own('screener', 'js', 'text/javascript; charset=utf-8', SCREENER_SCRIPT);
+
+export function loadAssets(): { htmx: Asset; css: Asset; screenerJs: Asset } {
+  return { htmx: htmx(), css: own('style', 'css', 'text/css; charset=utf-8', STYLESHEET), screenerJs: screenerScript };
 }

@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../core/errors.ts';
 import type { Services } from '../services/index.ts';
 import { loadAssets } from './assets.ts';
+import { compressText } from './compress.ts';
 import { form, loadSession, parseCookies, sameToken, sendHtml, SIGNIN_COOKIE, signedIn, type WebDeps } from './context.ts';
 import { html } from './html.ts';
 import { page, type PageAssets } from './layout.ts';
@@ -41,7 +42,7 @@ const STATUS: Readonly<Record<DomainError['kind'], number>> = {
 };
 
 /** Routes reachable without a session (`METHOD url`); the static files are added at registration. */
-const PUBLIC_ROUTES = new Set(['GET /', 'GET /sign-in', 'POST /sign-in']);
+const PUBLIC_ROUTES = new Set(['GET /', 'GET /sign-in', 'POST /sign-in', 'GET /favicon.ico']);
 
 function errorPage(assets: PageAssets, reply: FastifyReply, status: number, title: string, text: string, request: FastifyRequest): FastifyReply {
   const s = signedIn(request);
@@ -63,12 +64,17 @@ export function registerWeb(app: FastifyInstance, options: { services: Services 
   const deps: WebDeps = { services: options.services, assets: { htmxPath: loaded.htmx.path, cssPath: loaded.css.path } };
 
   app.register(async (web) => {
-    const publicRoutes = new Set([...PUBLIC_ROUTES, `GET ${loaded.htmx.path}`, `GET ${loaded.css.path}`]);
-    for (const asset of [loaded.htmx, loaded.css]) {
+    const assets = Object.values(loaded);
+    const publicRoutes = new Set([...PUBLIC_ROUTES, ...assets.map((a) => `GET ${a.path}`)]);
+    for (const asset of assets) {
       web.get(asset.path, async (_request, reply) =>
         reply.header('cache-control', 'public, max-age=31536000, immutable').type(asset.type).send(asset.body),
       );
     }
+
+    compressText(web);
+    // Browsers ask for it on every site; no icon, and no 404 in their console.
+    web.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').code(204).send());
 
     web.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_LIMIT }, (_request, body, done) => {
       const fields: Record<string, string> = Object.create(null);

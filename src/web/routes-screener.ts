@@ -1,14 +1,20 @@
 /**
  * The Screener page: pending contact requests, best first (services.screener
- * ranks them, and each shows why), 50 per page, with approve / approve
- * domain / deny / spam (held mail to Junk, teaching the spam filter). Actions are
- * plain form posts answered with 303; with htmx they swap only the list. The
- * list polls (every 5 s) with a digest of what it shows: the server answers
- * 204 (htmx swaps nothing) until the page would change.
+ * ranks them, and each shows why), 50 per key page (`after=` the key of the
+ * last request shown: one ranked query with LIMIT whatever the depth), with
+ * approve / approve domain / deny / spam (held mail to Junk, teaching the
+ * spam filter). Requests can be selected (checkboxes of the form `#bulk`)
+ * and decided together; screener-script.ts adds the keys j/k/x/a/d. Likely
+ * spam is listed only with `likely=1`. Actions are plain form posts answered
+ * with 303; with htmx they swap only the list. The list polls (every 5 s)
+ * with a digest of what it shows: the server answers 204 (htmx swaps
+ * nothing) until the page would change.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { RankedRequest } from '../services/screener.ts';
+import type { RankedRequest, ScreenerActionResult } from '../services/screener.ts';
+import type { RequestPageKey } from '../store/types.ts';
+import { screenerScript } from './assets.ts';
 import { html, type SafeHtml } from './html.ts';
 import { page } from './layout.ts';
 import { form, seeOther, sendHtml, signedIn, type Signed, type WebDeps } from './context.ts';
@@ -17,10 +23,26 @@ export const PAGE_SIZE = 50;
 
 const time = (d: Date) => html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>`;
 
-function pageNumber(request: FastifyRequest): number {
-  const raw = (request.query as Record<string, string | undefined>).page;
-  const n = raw === undefined ? 1 : Number(raw);
-  return Number.isSafeInteger(n) && n >= 1 && n <= 1_000_000 ? n : 1;
+/** Where a page starts and what it lists, from the query or a form's hidden fields. */
+interface View {
+  after: RequestPageKey | undefined;
+  likely: boolean;
+}
+
+/** A page key as text: `rank_lastSeenMs_id` (rank may be negative). */
+const keyText = (k: RequestPageKey) => `${k.rank}_${k.lastSeen.getTime()}_${k.id}`;
+
+function parseKey(raw: string | undefined): RequestPageKey | undefined {
+  const m = raw === undefined ? null : /^(-?\d{1,6})_(\d{1,15})_(\d{1,15})$/.exec(raw);
+  return m ? { rank: Number(m[1]), lastSeen: new Date(Number(m[2])), id: Number(m[3]) } : undefined;
+}
+
+const viewOf = (fields: Record<string, string | undefined>): View => ({ after: parseKey(fields.after), likely: fields.likely === '1' });
+
+/** The query string of a view (with `&` as in a URL; the html template escapes it in attributes). */
+function query(v: View, extra = ''): string {
+  const parts = [v.after ? `after=${keyText(v.after)}` : '', v.likely ? 'likely=1' : '', extra].filter((p) => p !== '');
+  return parts.length > 0 ? `?${parts.join('&')}` : '';
 }
 
 const NOTICES: Readonly<Record<string, string>> = {
@@ -30,14 +52,19 @@ const NOTICES: Readonly<Record<string, string>> = {
   spam: 'Marked as spam',
 };
 
-function requestItem(r: RankedRequest, i: number, csrf: string, pageNo: number): SafeHtml {
+/** The hidden fields that bring a form's answer back to the same view. */
+const viewFields = (v: View) =>
+  html`${v.after ? html`<input type="hidden" name="after" value="${keyText(v.after)}">` : ''}${v.likely ? html`<input type="hidden" name="likely" value="1">` : ''}`;
+
+function requestItem(r: RankedRequest, i: number, csrf: string, v: View): SafeHtml {
   const headingId = `req-${i}`;
-  const action = (path: string, label: string, cls: string, field: SafeHtml) => html`<form method="post" action="${path}" hx-post="${path}" hx-target="#requests" hx-select="#requests" hx-swap="outerHTML">
-<input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="page" value="${pageNo}">${field}
-<button type="submit" class="${cls}" aria-describedby="${headingId}">${label}</button></form>`;
+  const action = (path: string, label: string, cls: string, field: SafeHtml, key = '') => html`<form method="post" action="${path}" hx-post="${path}" hx-target="#requests" hx-select="#requests" hx-swap="outerHTML">
+<input type="hidden" name="_csrf" value="${csrf}">${viewFields(v)}${field}
+<button type="submit" class="${cls}" aria-describedby="${headingId}"${key ? html` data-key="${key}"` : ''}>${label}</button></form>`;
   const sender = html`<input type="hidden" name="sender" value="${r.sender}">`;
-  return html`<li class="request">
-<h2 id="${headingId}">${r.sender}</h2>
+  return html`<li class="request${r.likelySpam ? ' spam' : ''}" tabindex="-1" aria-labelledby="${headingId}">
+<div class="request-head"><input type="checkbox" form="bulk" name="s${i}" value="${r.sender}" id="pick-${i}" aria-labelledby="pick-label-${i} ${headingId}"><label for="pick-${i}" id="pick-label-${i}" class="visually-hidden">Select</label>
+<h2 id="${headingId}">${r.sender}</h2>${r.likelySpam ? html`<span class="tag">likely spam</span>` : ''}</div>
 <dl>
 <dt>Authenticated</dt><dd>${r.authDomain ?? 'not authenticated'}</dd>
 <dt>Messages</dt><dd>${r.count}${r.held > 0 ? html` <span class="muted">(${r.held} held)</span>` : ''}</dd>
@@ -47,32 +74,47 @@ function requestItem(r: RankedRequest, i: number, csrf: string, pageNo: number):
 </dl>
 ${r.intro !== null ? html`<p class="muted">Introduction (Two-Way Mail; the message itself stays on the sender's server until you approve):</p><p class="intro">${r.intro}</p>` : ''}
 <div class="actions">
-${action('/screener/approve', 'Approve', 'primary', sender)}
+${action('/screener/approve', 'Approve', 'primary', sender, 'approve')}
 ${r.authDomain ? action('/screener/approve-domain', `Approve all of @${r.authDomain}`, '', html`<input type="hidden" name="domain" value="${r.authDomain}">`) : ''}
-${action('/screener/deny', 'Deny', 'danger', sender)}
+${action('/screener/deny', 'Deny', 'danger', sender, 'deny')}
 ${action('/screener/spam', 'Spam', 'danger', sender)}
 </div>
 </li>`;
 }
 
-async function listSection(deps: WebDeps, s: Signed, pageNo: number, notice: string | undefined): Promise<{ section: SafeHtml; digest: string }> {
-  const all = await deps.services.screener.list(s.user.id, 'pending');
-  const pages = Math.max(1, Math.ceil(all.length / PAGE_SIZE));
-  const p = Math.min(pageNo, pages);
-  const shown = all.slice((p - 1) * PAGE_SIZE, p * PAGE_SIZE);
+async function listSection(deps: WebDeps, s: Signed, v: View, notice: string | undefined): Promise<{ section: SafeHtml; digest: string }> {
+  const p = await deps.services.screener.page(s.user.id, { after: v.after, limit: PAGE_SIZE, likelySpam: v.likely });
+  const total = p.listed + (v.likely ? p.likelySpam : 0);
   const digest = createHash('sha256')
-    .update(JSON.stringify([all.length, shown.map((r) => [r.sender, r.count, r.lastSeen.getTime(), r.intro, r.authDomain])]))
+    .update(JSON.stringify([total, p.likelySpam, p.requests.map((r) => [r.sender, r.count, r.lastSeen.getTime(), r.intro, r.authDomain, r.held])]))
     .digest('base64url')
     .slice(0, 16);
   const csrf = s.session.csrfSecret;
+  const first = { after: undefined, likely: v.likely };
   const nav =
-    pages > 1
-      ? html`<nav class="pages" aria-label="Pages">${p > 1 ? html`<a href="/screener?page=${p - 1}" rel="prev">Previous</a>` : ''}<span>Page ${p} of ${pages}</span>${p < pages ? html`<a href="/screener?page=${p + 1}" rel="next">Next</a>` : ''}</nav>`
+    v.after || p.next
+      ? html`<nav class="pages" aria-label="Pages">${v.after ? html`<a href="/screener${query(first)}">First page</a>` : ''}${p.next ? html`<a href="/screener${query({ after: p.next, likely: v.likely })}" rel="next">Next ${PAGE_SIZE}</a>` : ''}</nav>`
       : '';
-  const section = html`<section id="requests" aria-labelledby="requests-heading" hx-get="/screener/requests?page=${p}&amp;v=${digest}" hx-trigger="every 5s" hx-swap="outerHTML">
-<h2 id="requests-heading">${all.length === 0 ? 'No pending requests' : `${all.length} pending ${all.length === 1 ? 'request' : 'requests'}`}</h2>
+  const spamLine =
+    p.likelySpam > 0
+      ? v.likely
+        ? html`<p class="muted">Likely spam is listed (ranked last). <a href="/screener">Hide it</a></p>`
+        : html`<p class="muted">${p.likelySpam} more judged likely spam ${p.likelySpam === 1 ? 'is' : 'are'} not listed. <a href="/screener?likely=1">Show ${p.likelySpam === 1 ? 'it' : 'them'}</a></p>`
+      : '';
+  const bulkButton = (value: string, label: string, cls: string) => html`<button type="submit" name="do" value="${value}" class="${cls}">${label}</button>`;
+  const section = html`<section id="requests" aria-labelledby="requests-heading" hx-get="/screener/requests${query(v, `v=${digest}`)}" hx-trigger="every 5s" hx-swap="outerHTML">
+<h2 id="requests-heading">${total === 0 ? 'No pending requests' : `${total} pending ${total === 1 ? 'request' : 'requests'}`}</h2>
 <div role="status">${notice ? html`<p class="notice">${notice}</p>` : ''}</div>
-${shown.length > 0 ? html`<ol class="requests">${shown.map((r, i) => requestItem(r, i, csrf, p))}</ol>` : html`<p class="muted">New senders you have not decided on appear here.</p>`}
+${spamLine}
+${
+  p.requests.length > 0
+    ? html`<form id="bulk" class="bulk" method="post" action="/screener/bulk" hx-post="/screener/bulk" hx-target="#requests" hx-select="#requests" hx-swap="outerHTML">
+<input type="hidden" name="_csrf" value="${csrf}">${viewFields(v)}<span class="muted">Selected requests:</span>
+${bulkButton('approve', 'Approve selected', 'primary')} ${bulkButton('deny', 'Deny selected', 'danger')} ${bulkButton('spam', 'Spam selected', 'danger')}
+</form>
+<ol class="requests">${p.requests.map((r, i) => requestItem(r, i, csrf, v))}</ol>`
+    : html`<p class="muted">New senders you have not decided on appear here.</p>`
+}
 ${nav}
 </section>`;
   return { section, digest };
@@ -80,13 +122,20 @@ ${nav}
 
 export function screenerRoutes(app: FastifyInstance, deps: WebDeps): void {
   const { services } = deps;
+  const q = (request: FastifyRequest) => request.query as Record<string, string | undefined>;
 
   app.get('/screener', async (request, reply) => {
     const s = signedIn(request)!;
-    const q = request.query as Record<string, string | undefined>;
-    const label = q.done ? NOTICES[q.done] : undefined;
-    const notice = label && q.who ? `${label} ${q.who}${q.n !== undefined ? `: ${Number(q.n) || 0} held ${Number(q.n) === 1 ? 'message' : 'messages'} handled` : ''}.` : undefined;
-    const { section } = await listSection(deps, s, pageNumber(request), notice);
+    const fields = q(request);
+    const label = fields.done ? NOTICES[fields.done] : undefined;
+    const n = Number(fields.n) || 0;
+    const notice =
+      fields.done === 'none'
+        ? 'Nothing was selected: tick the requests first (or press x on each).'
+        : label && fields.who
+          ? `${label} ${fields.who}${fields.n !== undefined ? `: ${n} held ${n === 1 ? 'message' : 'messages'} handled` : ''}.`
+          : undefined;
+    const { section } = await listSection(deps, s, viewOf(fields), notice);
     return sendHtml(
       reply,
       page({
@@ -96,7 +145,9 @@ export function screenerRoutes(app: FastifyInstance, deps: WebDeps): void {
         who: { address: s.user.address, csrf: s.session.csrfSecret },
         body: html`<h1>Screener</h1>
 <p class="muted">People who wrote to you for the first time. Approve to let them (and their held mail) into your inbox; deny to block them.</p>
-${section}`,
+<p class="muted keys">Keys: <kbd>j</kbd>/<kbd>k</kbd> next/previous, <kbd>x</kbd> select, <kbd>a</kbd> approve, <kbd>d</kbd> deny (the selected requests, or the current one).</p>
+${section}
+<script src="${screenerScript.path}" defer></script>`,
       }),
     );
   });
@@ -104,37 +155,35 @@ ${section}`,
   // The list alone, for htmx polling: 204 while the digest still matches.
   app.get('/screener/requests', async (request, reply) => {
     const s = signedIn(request)!;
-    const { section, digest } = await listSection(deps, s, pageNumber(request), undefined);
-    if ((request.query as Record<string, string | undefined>).v === digest) return reply.code(204).send();
+    const { section, digest } = await listSection(deps, s, viewOf(q(request)), undefined);
+    if (q(request).v === digest) return reply.code(204).send();
     return sendHtml(reply, section);
   });
 
-  const back = (f: Record<string, string>, done: string, who: string, n: number) => {
-    const p = Number(f.page);
-    const pageNo = Number.isSafeInteger(p) && p >= 1 ? p : 1;
-    return `/screener?page=${pageNo}&done=${done}&who=${encodeURIComponent(who)}&n=${n}`;
+  const back = (f: Record<string, string>, done: string, who: string, results: ScreenerActionResult[]) => {
+    const n = results.reduce((a, r) => a + (r.released ?? 0) + (r.dropped ?? 0) + (r.junked ?? 0), 0);
+    return `/screener${query(viewOf(f), `done=${done}&who=${encodeURIComponent(who)}&n=${n}`)}`;
   };
-  const sum = (rs: Array<{ released?: number; dropped?: number; junked?: number }>) => rs.reduce((a, r) => a + (r.released ?? 0) + (r.dropped ?? 0) + (r.junked ?? 0), 0);
 
   app.post('/screener/approve', async (request, reply) => {
     const s = signedIn(request)!;
     const f = form(request);
     const results = await services.screener.approve(s.user.id, [String(f.sender ?? '')]);
-    return seeOther(reply, back(f, 'approved', String(f.sender), sum(results)));
+    return seeOther(reply, back(f, 'approved', String(f.sender), results));
   });
 
   app.post('/screener/approve-domain', async (request, reply) => {
     const s = signedIn(request)!;
     const f = form(request);
     const results = await services.screener.approveDomain(s.user.id, String(f.domain ?? ''));
-    return seeOther(reply, back(f, 'approved-domain', `@${String(f.domain ?? '').replace(/^@/, '')}`, sum(results)));
+    return seeOther(reply, back(f, 'approved-domain', `@${String(f.domain ?? '').replace(/^@/, '')}`, results));
   });
 
   app.post('/screener/deny', async (request, reply) => {
     const s = signedIn(request)!;
     const f = form(request);
     const results = await services.screener.deny(s.user.id, [String(f.sender ?? '')]);
-    return seeOther(reply, back(f, 'denied', String(f.sender), sum(results)));
+    return seeOther(reply, back(f, 'denied', String(f.sender), results));
   });
 
   // Held mail to Junk (teaching the spam filter spam when [spam] learns), the request denied, nobody blocked.
@@ -142,6 +191,19 @@ ${section}`,
     const s = signedIn(request)!;
     const f = form(request);
     const results = await services.screener.spam(s.user.id, [String(f.sender ?? '')]);
-    return seeOther(reply, back(f, 'spam', String(f.sender), sum(results)));
+    return seeOther(reply, back(f, 'spam', String(f.sender), results));
+  });
+
+  // The selected requests of a page (checkboxes s0..s49 of the form #bulk), decided together.
+  app.post('/screener/bulk', async (request, reply) => {
+    const s = signedIn(request)!;
+    const f = form(request);
+    const senders = [...new Set(Array.from({ length: PAGE_SIZE }, (_, i) => f[`s${i}`]).filter((x): x is string => typeof x === 'string' && x !== ''))];
+    const how = f.do;
+    if (how !== 'approve' && how !== 'deny' && how !== 'spam') return seeOther(reply, `/screener${query(viewOf(f))}`);
+    if (senders.length === 0) return seeOther(reply, `/screener${query(viewOf(f), 'done=none')}`);
+    const results = await services.screener[how](s.user.id, senders);
+    const who = senders.length === 1 ? senders[0]! : `${senders.length} senders`;
+    return seeOther(reply, back(f, how === 'approve' ? 'approved' : how === 'deny' ? 'denied' : 'spam', who, results));
   });
 }

@@ -40,6 +40,13 @@ ol.requests, ul.plain { list-style: none; margin: 0; padding: 0; }
 .intro { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.25rem 0 0.5rem; padding: 0.5rem; border-left: 3px solid var(--line); }
 .actions { display: flex; flex-wrap: wrap; gap: 0.5rem; }
 .actions form { margin: 0; }
+.request.current { outline: 3px solid var(--focus); outline-offset: 2px; }
+.request-head { display: flex; gap: 0.6rem; align-items: center; flex-wrap: wrap; }
+.request-head input[type="checkbox"] { width: 1.35rem; height: 1.35rem; margin: 0; }
+.request-head h2 { margin: 0; }
+.tag { font-size: 0.85rem; padding: 0.05rem 0.5rem; border-radius: 999px; border: 1px solid var(--danger); color: var(--danger); }
+form.bulk { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; margin: 0 0 0.75rem; }
+kbd { font-family: ui-monospace, monospace; border: 1px solid var(--line); border-radius: 4px; padding: 0 0.3rem; }
 button, .button { font: inherit; padding: 0.45rem 0.9rem; border-radius: 6px; border: 1px solid var(--line); background: var(--card); color: var(--fg); cursor: pointer; min-height: 44px; }
 button.primary { background: var(--accent); color: var(--accent-fg); border-color: var(--accent); }
 button.danger { color: var(--danger); border-color: var(--danger); }

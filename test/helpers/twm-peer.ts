@@ -33,6 +33,8 @@ export interface TwmPeer {
   received: PeerRequest[];
   /** What a fetch of `id` answers (default 404). */
   bodies: Map<string, { status?: number; body: Buffer }>;
+  /** A scripted answer for any request (a notice result, a capability document); undefined: the defaults. */
+  answer: ((request: PeerRequest) => { status: number; headers?: Record<string, string>; body?: Buffer } | undefined) | undefined;
   /** Signs and POSTs to `domain`'s endpoint (found through DNS, like any server). */
   post(domain: string, path: string, contentType: string, body: Buffer): Promise<TwmResponse>;
   close(): Promise<void>;
@@ -48,7 +50,13 @@ export async function startTwmPeer(o: { lab: TwmLab; dns: EmbeddedDnsServer; dom
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const path = req.url ?? '';
-      received.push({ path, headers: req.headers, body: Buffer.concat(chunks), at: Date.now() });
+      const got = { path, headers: req.headers, body: Buffer.concat(chunks), at: Date.now() };
+      received.push(got);
+      const scripted = peer.answer?.(got);
+      if (scripted) {
+        res.writeHead(scripted.status, scripted.headers ?? {}).end(scripted.body ?? Buffer.alloc(0));
+        return;
+      }
       const fetch = /^\/\.well-known\/twm\/v1\/fetch\/([A-Za-z0-9_-]+)$/.exec(path);
       if (fetch) {
         const answer = bodies.get(fetch[1]!);
@@ -71,12 +79,13 @@ export async function startTwmPeer(o: { lab: TwmLab; dns: EmbeddedDnsServer; dom
   ]);
   const client = createTwmClient({ resolver: createResolver({ servers: [o.dns.address], cacheTtlCapSeconds: 0 }), trustAnchors: [o.lab.ca.cert], lab: true });
   const key: TwmSigningKey = { selector: 's1', domain: o.domain, privateKey: privateKey as KeyObject };
-  return {
+  const peer: TwmPeer = {
     domain: o.domain,
     key,
     client,
     received,
     bodies,
+    answer: undefined,
     post: (domain, path, contentType, body) => client.post(domain, path, contentType, body, key, { maxResponse: 65_536 }),
     async close() {
       await client.close();
@@ -84,4 +93,5 @@ export async function startTwmPeer(o: { lab: TwmLab; dns: EmbeddedDnsServer; dom
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return peer;
 }

@@ -10,7 +10,7 @@ export function twmRecordsToPublish(config: Config, twm: Materials['twm']): DnsR
   const out: DnsRecordLine[] = [];
   for (const domain of config.domains) {
     out.push({ name: `_twoway._tcp.${domain}.`, type: 'SRV', value: `10 10 ${port} ${config.twm.publicHost}.`, note: 'Two-Way Mail endpoint (notices, fetches, receipts)' });
-    out.push({ name: `${twm.selector}._twoway.${domain}.`, type: 'TXT', value: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64')), note: 'Two-Way Mail signing key' });
+    out.push({ name: `${twm.selector}._twoway.${domain}.`, type: 'TXT', value: keyRecordValue(Buffer.from(twm.publicKeyBase64, 'base64'), { testing: config.twm.testing }), note: config.twm.testing ? 'Two-Way Mail signing key (t=y: testing mode, docs/protocol.md 6.6)' : 'Two-Way Mail signing key' });
   }
   return out;
 }

@@ -94,7 +94,7 @@ type Report = (notice: TwmOutNotice, kind: 'failed' | 'expired', recipients: Sta
 function groupReceipt(receipt: Receipt): Array<{ status: Receipt['results'][number]['status']; reason: string | null; rcpts: string[] }> {
   const byStatus = new Map<string, { status: Receipt['results'][number]['status']; reason: string | null; rcpts: string[] }>();
   for (const entry of receipt.results) {
-    const reason = entry.status === 'failed' ? `the recipient server could not use the message: ${entry.error ?? 'failed'}` : null;
+    const reason = entry.status === 'failed' ? `the recipient server could not use the message: ${entry.error ?? 'a reason this server does not know'}` : null;
     const key = `${entry.status} ${reason}`;
     const group = byStatus.get(key) ?? { status: entry.status, reason, rcpts: [] };
     group.rcpts.push(entry.rcpt.toLowerCase());

@@ -97,7 +97,7 @@ export function receiptRules(ctx: EndpointContext): EndpointRules<Receipt, Outbo
       outboundEntitlement(
         ctx,
         receipt.id,
-        receipt.results.map((r) => r.rcpt),
+        [...receipt.results.map((r) => r.rcpt), ...(receipt.ignored ?? [])],
         signerDomain,
       ),
   };

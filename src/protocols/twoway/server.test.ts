@@ -104,8 +104,11 @@ class MapHooks implements TwmServerHooks {
   async receipt(receipt: Receipt, signer: TwmSigner): Promise<void> {
     this.receipts.push({ receipt, signer });
   }
-  onRefused(endpoint: TwmEndpoint, code: TwmErrorCode): void {
+  /** The verified signer domain of each refusal, null when it came before verification. */
+  refusedBy: Array<string | null> = [];
+  onRefused(endpoint: TwmEndpoint, code: TwmErrorCode, signerDomain?: string): void {
     this.refused.push([endpoint, code]);
+    this.refusedBy.push(signerDomain ?? null);
   }
 
   /** Everything a refused request must not change (refusal counters aside). */
@@ -495,6 +498,15 @@ test('a notice with expires in the past -> 410 expired; created too far ahead ->
     assert.equal(a.status, 400);
     assert.equal(a.json.twm_error, 'invalid-request');
     assert.deepEqual(s.hooks.refused, [['notice', 'expired'], ['notice', 'invalid-request']]);
+  }));
+
+test('a refusal names the signer domain only once the signature verified (failure reports, 6.6)', () =>
+  withServer(async (s) => {
+    await s.send(signedNotice({}, 'a.example', { selector: 's9' }));
+    s.clock.now = EXPIRES.getTime();
+    await s.send(signed({ signer: 'a.example', path: A3.path, host: A3.authority, contentType: A3.contentType, body: A3.body, created: EXPIRES.getTime() / 1000 }));
+    assert.deepEqual(s.hooks.refused, [['notice', 'unknown-key'], ['notice', 'expired']]);
+    assert.deepEqual(s.hooks.refusedBy, [null, 'a.example']);
   }));
 
 test('a notice larger than the message limit -> 422 message-too-large with max_size', () =>

@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { pino } from 'pino';
 import { noticeResultToJson } from '../../core/twm-schema.ts';
+import { CAPABILITIES_PATH, OUR_VERSIONS, capabilitiesToJson } from '../../core/twm-capabilities.ts';
 import { contentDigest } from '../../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
 import { installBodyReader } from './body.ts';
@@ -81,7 +82,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   installBodyReader(app, TWM_REQUEST_LIMIT);
 
   app.addHook('onSend', async (_request, reply) => {
-    reply.header('Cache-Control', 'no-store');
+    if (!reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
     reply.header('X-Content-Type-Options', 'nosniff');
   });
 
@@ -96,10 +97,12 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   // An Expect other than 100-continue: node would answer 417 itself; RFC 9110 10.1.1 lets us ignore it and answer the request.
   app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
 
+  // Requests whose signature verified, by request: a later refusal names a domain that is not just claimed.
+  const verified = new WeakMap<FastifyRequest, string>();
   app.setErrorHandler((err, request, reply) => {
     const refusal = asTwmRefusal(err, request.log);
     const endpoint = request.routeOptions.config?.twmEndpoint;
-    if (endpoint) countRefusal(endpoint, refusal.code);
+    if (endpoint) countRefusal(endpoint, refusal.code, verified.get(request));
     return sendTwmProblem(reply, refusal);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -111,9 +114,9 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     return sendPlainProblem(reply, 404, `no TWM endpoint at ${pathOf(request)}`);
   });
 
-  function countRefusal(endpoint: TwmEndpoint, code: TwmErrorCode): void {
+  function countRefusal(endpoint: TwmEndpoint, code: TwmErrorCode, signerDomain?: string): void {
     try {
-      hooks.onRefused?.(endpoint, code);
+      hooks.onRefused?.(endpoint, code, signerDomain);
     } catch (err) {
       app.log.error({ err }, 'onRefused hook failed');
     }
@@ -126,6 +129,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     const ctx = context();
     const req = incoming(request);
     const { doc, signer } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
+    verified.set(request, signer.domain);
     const result = await acceptNotice(ctx, doc, signer, req.body);
     return reply.code(200).type(TWM_MEDIA_TYPES.noticeResult).send(noticeResultToJson(result));
   });
@@ -134,6 +138,7 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     const ctx = context();
     const { id } = request.params as { id: string };
     const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, fetchRules(ctx, id));
+    verified.set(request, signer.domain);
     const message = await serveFetch(ctx, id, entitlement, doc, signer);
     return reply
       .code(200)
@@ -146,8 +151,26 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   route(app, 'receipt', `${BASE}/receipt`, async (request, reply) => {
     const ctx = context();
     const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, receiptRules(ctx));
+    verified.set(request, signer.domain);
     await recordReceipt(ctx, entitlement, doc, signer);
     return reply.code(204).send();
+  });
+
+  // The capability document (6.6 "Versions."): unsigned, the same for everyone, so it may be cached
+  // for as long as a client keeps the SRV answer that led to it. Step 1 (the rate limit) applies.
+  const capabilities = capabilitiesToJson({ versions: [...OUR_VERSIONS], maxSize: options.maxMessageSize });
+  app.route({
+    method: 'GET',
+    url: CAPABILITIES_PATH,
+    handler: async (_request, reply) => reply.code(200).type('application/json').header('Cache-Control', 'max-age=3600').send(capabilities),
+  });
+  app.route({
+    method: ['POST', ...OTHER_METHODS.filter((m) => m !== 'GET')],
+    url: CAPABILITIES_PATH,
+    handler: async (request, reply) => {
+      reply.header('Allow', 'GET');
+      return sendPlainProblem(reply, 405, `${request.method} is not allowed here; use GET`);
+    },
   });
 
   await app.ready();

@@ -60,8 +60,12 @@ export interface TwmServerHooks {
   /** A verified receipt, recorded durably before this resolves (section 6.4). */
   receipt(receipt: Receipt, signer: TwmSigner): Promise<void>;
 
-  /** Counts a refused request (metrics), by endpoint and code. */
-  onRefused?(endpoint: TwmEndpoint, code: TwmErrorCode): void;
+  /**
+   * Counts a refused request (metrics), by endpoint and code; `signerDomain` only when the
+   * refusal came after the signature verified (step 11), so that the domain is not just claimed
+   * (the failure reports of 6.6 count by it).
+   */
+  onRefused?(endpoint: TwmEndpoint, code: TwmErrorCode, signerDomain?: string): void;
 }
 
 export interface TwmServerOptions {
