@@ -36,6 +36,7 @@ import { createAuthPool, type AuthPool } from './mail/auth-pool.ts';
 import { autoconfigXml } from './endpoints/imap/autoconfig.ts';
 import { createImapHooks } from './endpoints/imap/hooks.ts';
 import { createHttpApp, startHttpListener } from './protocols/http/app.ts';
+import type { ClientSettings } from './web/context.ts';
 import { registerWeb } from './web/plugin.ts';
 import { startMetricsListener } from './protocols/http/metrics-listener.ts';
 import { startImapListener, type ImapListener } from './protocols/imap/server.ts';
@@ -79,7 +80,13 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     const { smtp, authPool, submission } = await startMailListeners(ctx);
     const imap = config.imap.enabled ? await startImap(config, materials, store, services, log, app.spam?.learn === true) : null;
     if (imap) closers.unshift(() => imap.close());
-    const { http, metricsListener } = await startHttp(ctx);
+    // The settings page shows the ports these listeners really bound (port 0 in tests).
+    const clients: ClientSettings = {
+      hostname: config.hostname,
+      imap: imap && (imap.port !== null || imap.tlsPort !== null) ? { port: imap.port, tlsPort: imap.tlsPort } : null,
+      submission: submission ? { port: submission.port } : null,
+    };
+    const { http, metricsListener } = await startHttp(ctx, clients);
 
     const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
@@ -262,7 +269,7 @@ async function startMailListeners(ctx: StartContext) {
 }
 
 /** The HTTP(S) listener (API, CardDAV, web app, autoconfig) and the metrics listener. */
-async function startHttp(ctx: StartContext) {
+async function startHttp(ctx: StartContext, clients: ClientSettings) {
   const { config, store, metrics, log, services } = ctx.app;
   const { closers, hints, materials } = ctx;
   const httpApp = await createHttpApp({
@@ -272,7 +279,7 @@ async function startHttp(ctx: StartContext) {
     ...(config.http.tls ? { tls: materials.tls } : {}),
     extraRoutes: (a) => {
       // The web app (src/web/) at `/` on the same listener.
-      registerWeb(a, { services });
+      registerWeb(a, { services, clients });
       // Thunderbird's autoconfig (docs/imap.md): the settings for an address of one of our domains.
       a.get('/.well-known/autoconfig/mail/config-v1.1.xml', async (req, reply) => {
         const address = String((req.query as Record<string, unknown>).emailaddress ?? '');

@@ -216,6 +216,14 @@ describe('web app in chromium', { skip: browserSkip }, () => {
       const secret = (await page.locator('#new-app-password').textContent())!.trim();
       assert.match(secret, /^twp_[0-9a-f]{12}_/);
       assert.equal((await propfind(secret)).status, 207, 'the new app password works over CardDAV');
+      // The settings for apps: the address book URL the page shows works with that app password, and
+      // the autoconfig link names this server's IMAP and submission.
+      const bookUrl = (await page.locator('dl.clients code').filter({ hasText: '/dav/addressbooks/' }).textContent())!.trim();
+      assert.equal((await d.fetch(bookUrl, { method: 'PROPFIND', headers: { authorization: basic(ALICE, secret), depth: '0' } })).status, 207, 'the address book URL on the page works');
+      const href = (await page.getByRole('link', { name: 'autoconfig' }).getAttribute('href'))!;
+      const xml = await (await page.request.get(new URL(href, base).href)).text();
+      assert.match(xml, new RegExp(`<hostname>${t.server.config.hostname}</hostname>`));
+      assert.match(xml, /<incomingServer type="imap">/);
       await page.goto(`${base}/settings`);
       const row = page.getByRole('row').filter({ hasText: 'Contacts app' });
       await row.getByText('contacts (CardDAV) only').waitFor();

@@ -3,7 +3,7 @@
  * shortcuts (j/k move, x select, a approve, d deny: keys only, no mouse),
  * the bulk form without JavaScript, key paging over more than one page,
  * the poll paused while requests are selected, compressed answers, and axe
- * plus the screenshots of a realistic Screener (a Two-Way Mail stranger with
+ * plus the screenshots of a realistic Screener and of a request's preview (a Two-Way Mail stranger with
  * an introduction, held SMTP mail, a likely-spam sender).
  */
 import { after, before, describe, test } from 'node:test';
@@ -264,6 +264,17 @@ describe('the Screener in chromium', { skip: browserSkip, timeout: 300_000 }, ()
         await page.keyboard.press('j');
         await page.keyboard.press('x');
         await checkPage(page, 'screener', width);
+        // The preview: the held SMTP mail, newest first, each opening on the message page; a TWM request holds nothing here.
+        await page.getByRole('link', { name: 'Preview', description: 'billing@shop.example' }).click();
+        await page.getByRole('heading', { name: 'Held mail' }).waitFor();
+        assert.deepEqual(await page.locator('ul.held a').allTextContents(), ['Reminder: invoice #4821', 'Your invoice #4821']);
+        assert.match((await page.locator('ul.held a').first().getAttribute('href')) ?? '', /^\/message\/\d+$/);
+        await checkPage(page, 'screener-preview', width);
+        await page.goto(`${base}/screener/preview?sender=${encodeURIComponent(notice.from)}`);
+        await page.getByText("stays on the sender's server until you approve", { exact: false }).waitFor();
+        await page.getByText('Hi! I run the Thursday repair café', { exact: false }).waitFor();
+        assert.equal(await page.locator('ul.held').count(), 0);
+        assert.equal((await page.goto(`${base}/screener/preview?sender=nobody%40nowhere.test`))?.status(), 404, 'no such request: 404');
       } finally {
         await ctx.close();
       }

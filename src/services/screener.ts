@@ -17,7 +17,7 @@
 import { domainOf, isSubdomainOf, parseAddress, parseSenderSpec } from '../core/address.ts';
 import { invalid, notFound, ReplyError } from '../core/errors.ts';
 import { reputationOf, type Reputation } from '../core/reputation.ts';
-import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
+import type { ContactRequest, ContactRequestStatus, MessageSummary } from '../core/types.ts';
 import type { RequestPageKey, Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
 import type { TwmDecisions } from './twm-decisions.ts';
@@ -134,6 +134,25 @@ export function createScreener(
       const last = shown[shown.length - 1];
       const next = rows.length > options.limit && last ? { rank: last.rank, lastSeen: last.lastSeen, id: last.id } : null;
       return { requests, next, listed: counts.listed, likelySpam: counts.likelySpam };
+    },
+
+    /**
+     * One request and the mail it holds, newest first (at most `limit`): the
+     * Screener's preview. A Two-Way Mail request holds nothing here: the body
+     * stays on the sender's server until the sender is allowed.
+     */
+    async preview(userId: number, sender: string, limit = 20): Promise<{ request: ContactRequest; held: MessageSummary[] }> {
+      const request = await store.requests.get(userId, sender.trim().toLowerCase());
+      if (!request) throw notFound(`No contact request from ${sender}`);
+      const ids = (await store.requests.heldMessageIds(userId, [request.sender])).sort((a, b) => b - a).slice(0, limit);
+      const held: MessageSummary[] = [];
+      for (const id of ids) {
+        const found = await store.messages.get(userId, id);
+        if (!found) continue;
+        const { raw: _raw, ...summary } = found;
+        held.push(summary);
+      }
+      return { request, held };
     },
 
     async approve(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {

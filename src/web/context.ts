@@ -18,6 +18,16 @@ export const SIGNIN_COOKIE = '__Host-twoway-signin';
 export interface WebDeps {
   services: Services;
   assets: PageAssets;
+  /** What a mail or contacts app needs (the settings page shows it); absent: the page leaves it out. */
+  clients?: ClientSettings;
+}
+
+/** The server's client-facing listeners, at the ports they bound (docs/imap.md, docs/carddav.md). */
+export interface ClientSettings {
+  hostname: string;
+  /** A null port: that listener is not started. */
+  imap: { port: number | null; tlsPort: number | null } | null;
+  submission: { port: number } | null;
 }
 
 export interface Signed {

@@ -14,7 +14,7 @@ import { DomainError } from '../core/errors.ts';
 import type { Services } from '../services/index.ts';
 import { loadAssets } from './assets.ts';
 import { compressText } from './compress.ts';
-import { form, loadSession, parseCookies, sameToken, sendHtml, SIGNIN_COOKIE, signedIn, type WebDeps } from './context.ts';
+import { form, loadSession, parseCookies, sameToken, sendHtml, SIGNIN_COOKIE, signedIn, type ClientSettings, type WebDeps } from './context.ts';
 import { html } from './html.ts';
 import { page, type PageAssets } from './layout.ts';
 import { authRoutes } from './routes-auth.ts';
@@ -59,9 +59,9 @@ function errorPage(assets: PageAssets, reply: FastifyReply, status: number, titl
   );
 }
 
-export function registerWeb(app: FastifyInstance, options: { services: Services }): void {
+export function registerWeb(app: FastifyInstance, options: { services: Services; clients?: ClientSettings }): void {
   const loaded = loadAssets();
-  const deps: WebDeps = { services: options.services, assets: { htmxPath: loaded.htmx.path, cssPath: loaded.css.path } };
+  const deps: WebDeps = { services: options.services, assets: { htmxPath: loaded.htmx.path, cssPath: loaded.css.path }, ...(options.clients ? { clients: options.clients } : {}) };
 
   app.register(async (web) => {
     const assets = Object.values(loaded);

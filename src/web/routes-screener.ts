@@ -8,7 +8,9 @@
  * spam is listed only with `likely=1`. Actions are plain form posts answered
  * with 303; with htmx they swap only the list. The list polls (every 5 s)
  * with a digest of what it shows: the server answers 204 (htmx swaps
- * nothing) until the page would change.
+ * nothing) until the page would change. A request's preview lists the mail
+ * it holds (each opens on the message page, sanitised there like any mail);
+ * a Two-Way Mail request holds none, and the preview says why.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -78,6 +80,7 @@ ${action('/screener/approve', 'Approve', 'primary', sender, 'approve')}
 ${r.authDomain ? action('/screener/approve-domain', `Approve all of @${r.authDomain}`, '', html`<input type="hidden" name="domain" value="${r.authDomain}">`) : ''}
 ${action('/screener/deny', 'Deny', 'danger', sender, 'deny')}
 ${action('/screener/spam', 'Spam', 'danger', sender)}
+<a class="button" href="/screener/preview?sender=${encodeURIComponent(r.sender)}" aria-describedby="${headingId}">Preview</a>
 </div>
 </li>`;
 }
@@ -148,6 +151,38 @@ export function screenerRoutes(app: FastifyInstance, deps: WebDeps): void {
 <p class="muted keys">Keys: <kbd>j</kbd>/<kbd>k</kbd> next/previous, <kbd>x</kbd> select, <kbd>a</kbd> approve, <kbd>d</kbd> deny (the selected requests, or the current one).</p>
 ${section}
 <script src="${screenerScript.path}" defer></script>`,
+      }),
+    );
+  });
+
+  app.get('/screener/preview', async (request, reply) => {
+    const s = signedIn(request)!;
+    const { request: r, held } = await services.screener.preview(s.user.id, String(q(request).sender ?? ''));
+    const decide = (path: string, label: string, cls: string) => html`<form method="post" action="${path}">
+<input type="hidden" name="_csrf" value="${s.session.csrfSecret}"><input type="hidden" name="sender" value="${r.sender}">
+<button type="submit" class="${cls}">${label}</button></form>`;
+    const mail =
+      held.length > 0
+        ? html`<h2>Held mail</h2><ul class="held">${held.map((m) => html`<li><a href="/message/${m.id}">${m.subject ?? '(no subject)'}</a> <span class="muted">${time(m.receivedAt)}</span></li>`)}</ul>`
+        : html`<p>Nothing from this sender is stored on this server. A Two-Way Mail request's message stays on the sender's server until you approve; then it is fetched. If you deny, it is never fetched.</p>`;
+    return sendHtml(
+      reply,
+      page({
+        title: `Preview: ${r.sender}`,
+        section: 'screener',
+        assets: deps.assets,
+        who: { address: s.user.address, csrf: s.session.csrfSecret },
+        body: html`<p><a href="/screener">Back to the Screener</a></p>
+<h1>${r.sender}</h1>
+<dl>
+<dt>Authenticated</dt><dd>${r.authDomain ?? 'not authenticated'}</dd>
+<dt>Attempts</dt><dd>${r.count}</dd>
+<dt>Last seen</dt><dd>${time(r.lastSeen)}</dd>
+<dt>Status</dt><dd>${r.status}</dd>
+</dl>
+${r.intro !== null ? html`<h2>Introduction</h2><p class="intro">${r.intro}</p>` : ''}
+${mail}
+${r.status === 'pending' ? html`<div class="actions">${decide('/screener/approve', 'Approve', 'primary')}${decide('/screener/deny', 'Deny', 'danger')}</div>` : ''}`,
       }),
     );
   });

@@ -5,7 +5,7 @@ import { APP_PASSWORD_SCOPES, MODES, type AppPasswordScope, type Mode } from '..
 import { parseMode } from '../services/accounts.ts';
 import { html, type SafeHtml } from './html.ts';
 import { page } from './layout.ts';
-import { form, seeOther, sendHtml, signedIn, type Signed, type WebDeps } from './context.ts';
+import { type ClientSettings, form, seeOther, sendHtml, signedIn, type Signed, type WebDeps } from './context.ts';
 
 const MODE_TEXT: Readonly<Record<Mode, string>> = {
   open: 'Mail from strangers reaches your inbox, marked as a first contact.',
@@ -27,7 +27,26 @@ const NOTICES: Readonly<Record<string, string>> = {
 const when = (d: Date | null) =>
   d ? html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : html`<span class="muted">never</span>`;
 
-async function settingsPage(deps: WebDeps, s: Signed, extra: { notice?: string | undefined; created?: { name: string; password: string } }): Promise<SafeHtml> {
+/**
+ * The settings a mail or contacts app asks for. CardDAV is on this very
+ * listener, so its URL is the origin the browser used (the Host header,
+ * escaped like any text); Thunderbird needs only the address (autoconfig).
+ */
+function clientSection(clients: ClientSettings, address: string, origin: string): SafeHtml {
+  const autoconfig = `/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=${encodeURIComponent(address)}`;
+  const { tlsPort = null, port = null } = clients.imap ?? {};
+  const imap = [tlsPort !== null ? html`port <code>${tlsPort}</code> with TLS` : null, port !== null ? html`port <code>${port}</code> with STARTTLS` : null].filter((x) => x !== null);
+  return html`<h2 id="clients-heading">Your mail and contacts apps</h2>
+<p class="muted">Sign in with your address and an app password (create one below). Thunderbird finds these settings from your address alone (<a href="${autoconfig}">autoconfig</a>).</p>
+<dl class="clients" aria-labelledby="clients-heading">
+<dt>User name</dt><dd><code>${address}</code></dd>
+<dt>IMAP (incoming)</dt><dd>${imap.length > 0 ? html`<code>${clients.hostname}</code>, ${imap.map((x, i) => html`${i > 0 ? ', or ' : ''}${x}`)}` : 'not offered by this server'}</dd>
+<dt>SMTP (outgoing)</dt><dd>${clients.submission ? html`<code>${clients.hostname}</code>, port <code>${clients.submission.port}</code> with STARTTLS, password authentication` : 'not offered by this server'}</dd>
+<dt>CardDAV (contacts)</dt><dd><code>${origin}/.well-known/carddav</code> (your address book: <code>${origin}/dav/addressbooks/${address}/default/</code>)</dd>
+</dl>`;
+}
+
+async function settingsPage(deps: WebDeps, s: Signed, extra: { notice?: string | undefined; created?: { name: string; password: string }; origin: string }): Promise<SafeHtml> {
   const user = await deps.services.accounts.get(s.user.address);
   const csrf = s.session.csrfSecret;
   const token = html`<input type="hidden" name="_csrf" value="${csrf}">`;
@@ -60,6 +79,7 @@ ${
 <label class="choice"><input type="checkbox" name="reveal" value="on" ${user.revealDeclined ? html`checked` : ''}> <span>Tell a Two-Way Mail sender's server when I deny them (otherwise they only see "pending" until it expires).</span></label>
 <button type="submit">Save</button>
 </form>
+${deps.clients ? clientSection(deps.clients, user.address, extra.origin) : ''}
 <h2 id="apps-heading">App passwords</h2>
 <p class="muted">For mail and contacts apps. They cannot sign in here. Revoking one also ends what was signed in with it.</p>
 ${
@@ -85,7 +105,7 @@ export function settingsRoutes(app: FastifyInstance, deps: WebDeps): void {
   app.get('/settings', async (request, reply) => {
     const s = signedIn(request)!;
     const done = (request.query as Record<string, string | undefined>).done;
-    return sendHtml(reply, await settingsPage(deps, s, { notice: done ? NOTICES[done] : undefined }));
+    return sendHtml(reply, await settingsPage(deps, s, { notice: done ? NOTICES[done] : undefined, origin: `${request.protocol}://${request.host}` }));
   });
 
   app.post('/settings/mode', async (request, reply) => {
@@ -107,7 +127,7 @@ export function settingsRoutes(app: FastifyInstance, deps: WebDeps): void {
     const scope = String(f.scope ?? 'all');
     if (!(APP_PASSWORD_SCOPES as readonly string[]).includes(scope)) throw invalid(`Unknown access "${scope}"`);
     const created = await services.accounts.addAppPassword(s.user, String(f.name ?? ''), scope as AppPasswordScope);
-    return sendHtml(reply.code(201), await settingsPage(deps, s, { created: { name: created.name, password: created.password } }), 201);
+    return sendHtml(reply.code(201), await settingsPage(deps, s, { created: { name: created.name, password: created.password }, origin: `${request.protocol}://${request.host}` }), 201);
   });
 
   app.post('/settings/app-passwords/revoke', async (request, reply) => {

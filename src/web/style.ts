@@ -88,6 +88,6 @@ ol.timeline li { margin: 0 0 0.5rem; }
 header.top nav ul { flex-wrap: wrap; }
 textarea { font: 0.9rem/1.4 ui-monospace, monospace; width: 100%; padding: 0.5rem; border: 1px solid var(--muted); border-radius: 6px; background: var(--bg); color: var(--fg); }
 input[type="number"], input[type="file"] { font: inherit; max-width: 24rem; min-height: 44px; }
-.card-name, table.contacts td, table.expected td { overflow-wrap: anywhere; }
+.card-name, table.contacts td, table.expected td, dl.clients dd { overflow-wrap: anywhere; }
 table.contacts form.actions { flex-wrap: nowrap; }
 `;
