@@ -21,12 +21,13 @@
  * BENCH_SYSTEMS=twoway,postfix. Output: a table on stdout and
  * bench/out/idle-connections.json.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnsServer } from '../src/dns/embedded-server.ts';
 import { postfixVersion, startPostfix } from './lib/postfix.ts';
+import { treeMemory, type Memory } from './lib/proc-memory.ts';
 import { startTwowayChild } from './lib/twoway-child.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -37,12 +38,6 @@ const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'twoway,postfix').split(',');
 const SOURCES = Array.from({ length: 20 }, (_, i) => `127.0.0.${i + 1}`);
 const log = (m: string) => process.stderr.write(`idle-connections: ${m}\n`);
 
-interface Memory {
-  rssKb: number;
-  pssKb: number;
-  processes: number;
-}
-
 interface Row {
   system: string;
   connections: number;
@@ -51,46 +46,6 @@ interface Row {
   with: Memory;
   kbPerConnection: number;
   ratio: number | null;
-}
-
-function field(text: string, name: string): number {
-  const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-/** RSS and PSS of `root` and all its descendants. */
-function treeMemory(root: number): Memory {
-  const parent = new Map<number, number>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const tree = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of parent) {
-      if (tree.has(ppid) && !tree.has(pid)) {
-        tree.add(pid);
-        grew = true;
-      }
-    }
-  }
-  const m: Memory = { rssKb: 0, pssKb: 0, processes: 0 };
-  for (const pid of tree) {
-    try {
-      m.rssKb += field(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmRSS');
-      m.pssKb += field(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
-      m.processes++;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return m;
 }
 
 /** Opens `n` connections and resolves once each has read its greeting (or failed). */

@@ -34,6 +34,7 @@ const ALL_SCRIPTS = [
   { name: 'idle-connections', title: 'Memory with idle SMTP connections (10,000 to twoway, 1,000 to Postfix)', file: 'bench/idle-connections.ts', labels: /^idle SMTP connections/ },
   { name: 'twm-delivery', title: 'Two-Way Mail delivery vs SMTP relay between the same two servers (10 KB)', file: 'bench/twm-delivery.ts', labels: /^TWM delivery/ },
   { name: 'imap-fetch', title: 'IMAP: FETCH ENVELOPE FLAGS BODYSTRUCTURE of a mailbox, and mbsync initial sync, vs Dovecot (about 10 KB each)', file: 'bench/imap-fetch.ts', labels: /^(IMAP FETCH|mbsync initial sync)/ },
+  { name: 'imap-idle', title: 'IMAP IDLE: SMTP 250 to EXISTS, and memory of idle logged-in sessions vs Dovecot', file: 'bench/imap-idle.ts', labels: /^(IMAP IDLE|idle IMAP sessions)/ },
   { name: 'twm-stranger-cost', title: "What strangers cost the recipient: TWM notices vs SMTP messages (50 KB)", file: 'bench/twm-stranger-cost.ts', labels: /^a stranger's attempt/ },
   { name: 'spam-accept', title: "Durable SMTP accept with rspamd: twoway vs Postfix + rspamd's milter (bench/spam-accept.ts)", file: 'bench/spam-accept.ts', labels: /^durable SMTP accept with rspamd/ },
   { name: 'web-screener', title: 'Web app: the Screener with 10,000 pending requests, and the weight of every page (bench/web-screener.ts)', file: 'bench/web-screener.ts', labels: /^web (Screener page|page weight)/ },
@@ -130,7 +131,20 @@ function headlines(name: string, rows: any[]): Headline[] {
     const dc = rows.find((r) => r.system === 'dovecot');
     if (tw && dc) {
       out.push({ benchmark: `IMAP FETCH ENVELOPE FLAGS BODYSTRUCTURE, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.fetchSeconds, 3), peer: `${fmt(dc.fetchSeconds, 3)} (dovecot)`, ratio: dc.fetchSeconds / tw.fetchSeconds, target: 1 });
+      if (num(tw.fetchFirstSeconds) !== null && num(dc.fetchFirstSeconds) !== null) {
+        out.push({ benchmark: `IMAP FETCH ENVELOPE FLAGS BODYSTRUCTURE, first after APPEND, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.fetchFirstSeconds, 3), peer: `${fmt(dc.fetchFirstSeconds, 3)} (dovecot)`, ratio: dc.fetchFirstSeconds / tw.fetchFirstSeconds, target: null });
+      }
       out.push({ benchmark: `mbsync initial sync, ${fmt(tw.messages)} messages`, metric: 's', twoway: fmt(tw.mbsyncSeconds, 2), peer: `${fmt(dc.mbsyncSeconds, 2)} (dovecot)`, ratio: dc.mbsyncSeconds / tw.mbsyncSeconds, target: 1 });
+    }
+  } else if (name === 'imap-idle') {
+    const lat = rows.find((r) => r.kind === 'latency');
+    if (lat && num(lat.median) !== null) {
+      out.push({ benchmark: `IMAP IDLE: SMTP 250 to EXISTS, median of ${fmt(lat.samples)}`, metric: 'ms', twoway: `${fmt(lat.median, 1)} (p95 ${fmt(lat.p95, 1)})`, peer: `target < 50 ms: ${lat.median < 50 ? 'met' : '**not met**'}`, ratio: null, target: null });
+    }
+    const tw = rows.find((r) => r.kind === 'memory' && r.system === 'twoway');
+    const dc = rows.find((r) => r.kind === 'memory' && r.system === 'dovecot');
+    if (tw && dc) {
+      out.push({ benchmark: `idle IMAP sessions after login (${fmt(tw.open)} / ${fmt(dc.open)})`, metric: 'KB/session', twoway: fmt(tw.kbPerConnection, 1), peer: `${fmt(dc.kbPerConnection, 1)} (dovecot)`, ratio: dc.kbPerConnection / tw.kbPerConnection, target: null });
     }
   } else if (name === 'web-screener') {
     const r = rows[0];

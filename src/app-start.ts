@@ -482,6 +482,7 @@ function startImap(config: Config, materials: Materials, store: Store, services:
       maxConnectionsPerIp: config.imap.maxConnectionsPerIp,
       idleTimeoutMs: config.imap.idleTimeoutMs,
     },
+    wireCacheBytes: config.imap.wireCacheBytes,
     onError,
   });
 }

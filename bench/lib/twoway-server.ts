@@ -183,7 +183,9 @@ async function main(): Promise<void> {
       // 100 parallel sessions from one address: the default per-IP limit (50) would refuse half of them.
       .replace(/^connections_per_ip = \d+$/m, `connections_per_ip = ${maxConnections ?? 1000}`)
       // BENCH_MAX_CONNECTIONS: the idle-connections benchmark holds 10,000 at once.
-      .replace(/^connections = \d+$/m, `connections = ${maxConnections ?? 1000}`) + `\n[log]\nlevel = ${JSON.stringify(level)}\n\n[server]\nprocesses = ${processesSetting === 'auto' ? '"auto"' : Number(processesSetting)}\n` + (extraToml ? `\n${extraToml}\n` : '');
+      .replace(/^connections = \d+$/m, `connections = ${maxConnections ?? 1000}`)
+      // The same for IMAP (bench/imap-idle.ts: 10,000 logged-in sessions of one user from loopback).
+      .replace('[imap]\n', maxConnections ? `[imap]\nmax_connections = ${maxConnections}\nmax_connections_per_ip = ${maxConnections}\nmax_connections_per_user = ${maxConnections}\n` : '[imap]\n') + `\n[log]\nlevel = ${JSON.stringify(level)}\n\n[server]\nprocesses = ${processesSetting === 'auto' ? '"auto"' : Number(processesSetting)}\n` + (extraToml ? `\n${extraToml}\n` : '');
   writeFileSync(configFile, text, { mode: 0o600 });
   const config = parseConfig(text, configFile);
   // The overrides above edit the template's text; make sure they took.

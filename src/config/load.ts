@@ -39,6 +39,8 @@ export interface Config {
     maxLine: number;
     commandsPerSecond: number;
     idleTimeoutMs: number;
+    /** Octets of rendered ENVELOPE/BODYSTRUCTURE kept per process (`imap.wire_cache_mb`). */
+    wireCacheBytes: number;
   };
   delivery: {
     port: number;
@@ -217,6 +219,7 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       maxLine: c.imap.max_line,
       commandsPerSecond: c.imap.commands_per_second,
       idleTimeoutMs: c.imap.idle_timeout,
+      wireCacheBytes: c.imap.wire_cache_mb * 1024 * 1024,
     },
     delivery: {
       port: c.delivery.port,

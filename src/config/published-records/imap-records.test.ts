@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { imapRecords } from './imap-records.ts';
 import { zoneLine } from './dns-records.ts';
 
-const imap = { enabled: true, host: '0.0.0.0', port: 143, tlsPort: 993, allowPlaintextAuth: false, maxConnections: 1, maxConnectionsPerIp: 1, maxConnectionsPerUser: 1, maxLine: 1, commandsPerSecond: 1, idleTimeoutMs: 1 };
+const imap = { enabled: true, host: '0.0.0.0', port: 143, tlsPort: 993, allowPlaintextAuth: false, maxConnections: 1, maxConnectionsPerIp: 1, maxConnectionsPerUser: 1, maxLine: 1, commandsPerSecond: 1, idleTimeoutMs: 1, wireCacheBytes: 0 };
 
 test('RFC 6186 SRV records per domain: _imaps._tcp, _imap._tcp and _submission._tcp', () => {
   const lines = imapRecords({ hostname: 'mx.a.test', domains: ['a.test'], imap, submission: { enabled: true, host: '0.0.0.0', port: 587, addressLiterals: false, relaySenders: [] } }).map(zoneLine);

@@ -147,27 +147,30 @@ function account(input: ImapHooksInput, sessions: Map<number, number>, user: Use
     async expunge(from, msgs) {
       await store.imap.expunge(user.id, from.id, msgs.map((m) => m.id));
     },
-    async append(targetName, raw, flags, date) {
+    async append(targetName, messages) {
       const to = await target(targetName);
       if (to.name === 'Screener') throw no('CANNOT', 'Only mail from strangers goes to the Screener');
-      const env = parseStructure(raw).envelope;
-      const first = env.from?.find((a) => a.host !== null && a.mailbox !== null);
-      const fromAddr = first ? `${first.mailbox}@${first.host}`.toLowerCase() : null;
-      const [stored] = await store.messages.deliver([
-        {
-          userId: user.id,
-          // Any folder name: the store reserves UIDs by name.
-          mailbox: to.name as 'INBOX',
-          raw,
-          flags,
-          sender: fromAddr,
-          from: fromAddr,
-          subject: env.subject,
-          receivedAt: date ?? new Date(),
-          firstContact: false,
-        },
-      ]);
-      return { uidValidity: to.uidValidity, uid: stored!.uid };
+      // One deliver call is one transaction (group commit keeps a caller's items together): all or none (RFC 3502).
+      const stored = await store.messages.deliver(
+        messages.map(({ raw, flags, date }) => {
+          const env = parseStructure(raw).envelope;
+          const first = env.from?.find((a) => a.host !== null && a.mailbox !== null);
+          const fromAddr = first ? `${first.mailbox}@${first.host}`.toLowerCase() : null;
+          return {
+            userId: user.id,
+            // Any folder name: the store reserves UIDs by name.
+            mailbox: to.name as 'INBOX',
+            raw,
+            flags,
+            sender: fromAddr,
+            from: fromAddr,
+            subject: env.subject,
+            receivedAt: date ?? new Date(),
+            firstContact: false,
+          };
+        }),
+      );
+      return { uidValidity: to.uidValidity, uids: stored.map((s) => s.uid) };
     },
     watch: (listener) => store.changes.on(user.id, listener),
     release() {

@@ -84,7 +84,11 @@ export interface ImapAccount {
   copy(from: MailboxState, messages: MessageMeta[], target: string): Promise<{ uidValidity: number; pairs: Array<[number, number]> } | null>;
   move(from: MailboxState, messages: MessageMeta[], target: string): Promise<{ uidValidity: number; pairs: Array<[number, number]> } | null>;
   expunge(from: MailboxState, messages: MessageMeta[]): Promise<void>;
-  append(target: string, raw: Buffer, flags: string[], date: Date | null): Promise<{ uidValidity: number; uid: number }>;
+  /**
+   * APPEND and MULTIAPPEND (RFC 3502): every message is stored, in one
+   * transaction, or none is; the UIDs in the order given.
+   */
+  append(target: string, messages: Array<{ raw: Buffer; flags: string[]; date: Date | null }>): Promise<{ uidValidity: number; uids: number[] }>;
   /** Calls `listener` after any change to this user's mail; returns the unsubscribe function. */
   watch(listener: () => void): () => void;
   /** Called when the session ends (the per-user connection count). */

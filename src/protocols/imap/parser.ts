@@ -42,6 +42,8 @@ export class CommandReader {
   private buf: Buffer = Buffer.alloc(0);
   private parts: Array<string | Buffer> = [];
   private lineSoFar = 0;
+  /** Octets of the literals of the command being read: a MULTIAPPEND's messages together stay under the APPEND limit. */
+  private literalTotal = 0;
   private literalLeft = -1;
   private literalChunks: Buffer[] = [];
   private discardLine = false;
@@ -69,6 +71,7 @@ export class CommandReader {
     this.literalLeft = -1;
     this.parts = [];
     this.lineSoFar = 0;
+    this.literalTotal = 0;
     return this.drain();
   }
 
@@ -99,6 +102,7 @@ export class CommandReader {
           this.buf = Buffer.alloc(0);
           this.parts = [];
           this.lineSoFar = 0;
+          this.literalTotal = 0;
           this.discardLine = true;
         }
         break;
@@ -115,6 +119,7 @@ export class CommandReader {
         events.push({ kind: 'toobig', tag: this.tagOf(String(this.parts[0] ?? line)), what: 'Command line too long' });
         this.parts = [];
         this.lineSoFar = 0;
+        this.literalTotal = 0;
         continue;
       }
       const m = LITERAL_AT_END.exec(line);
@@ -123,6 +128,7 @@ export class CommandReader {
         events.push({ kind: 'command', command: { parts: this.parts } });
         this.parts = [];
         this.lineSoFar = 0;
+        this.literalTotal = 0;
         continue;
       }
       const size = Number(m[2]);
@@ -132,12 +138,14 @@ export class CommandReader {
       const isAppend = /^\S+\s+(UID\s+)?APPEND\s/i.test(first);
       const limit = isAppend ? this.limits.maxLiteral : this.limits.maxOtherLiteral;
       this.parts.push(line);
-      if (size > limit) {
+      if (size > limit || this.literalTotal + size > limit) {
         this.parts = [];
         this.lineSoFar = 0;
+        this.literalTotal = 0;
         // The client sends a non-synchronizing literal anyway (RFC 7888 4): there is no way back
         // to a command boundary short of reading it all, so the connection ends instead.
-        events.push({ kind: 'toobig', tag, what: `Literal of ${size} octets is over the limit of ${limit}`, fatal: nonSync });
+        const what = size > limit ? `Literal of ${size} octets is over the limit of ${limit}` : `The literals of one command are over the limit of ${limit} octets together`;
+        events.push({ kind: 'toobig', tag, what, fatal: nonSync });
         if (nonSync) {
           this.buf = Buffer.alloc(0);
           this.waiting = true;
@@ -146,6 +154,7 @@ export class CommandReader {
         continue;
       }
       this.literalLeft = size;
+      this.literalTotal += size;
       if (size === 0) {
         this.parts.push(Buffer.alloc(0));
         this.literalLeft = -1;

@@ -4,7 +4,7 @@
  * case-insensitive substrings of decoded header values and text parts, in
  * UTF-8 (the only charset accepted; others get NO [BADCHARSET (UTF-8)]).
  */
-import { partAt, type MessageStructure, type MimePart } from '../../core/mime-structure.ts';
+import { parseHeaderFields, partAt, type HeaderField, type MessageStructure, type MimePart } from '../../core/mime-structure.ts';
 import { decodeQuotedPrintable, topHeaders } from './fetch.ts';
 import { inRanges, parseImapDate, parseSequenceSet } from './format.ts';
 import { textOf, type Token } from './parser.ts';
@@ -222,6 +222,20 @@ function decodedText(raw: Buffer, part: MimePart): string {
   }
 }
 
+/**
+ * The header fields of every message/rfc822 part (a forwarded message): TEXT
+ * matches them too, as Dovecot does (the differential test, docs/imap.md).
+ */
+function embeddedHeaders(raw: Buffer, part: MimePart, out: HeaderField[], depth = 0): void {
+  if (depth > 40) return;
+  if (part.parts) for (const p of part.parts) embeddedHeaders(raw, p, out, depth + 1);
+  else if (part.message) {
+    const inner = part.message.body;
+    out.push(...parseHeaderFields(raw.toString('latin1', inner.headerStart, inner.bodyStart)));
+    embeddedHeaders(raw, inner, out, depth + 1);
+  }
+}
+
 const dayOf = (ms: number) => Math.floor(ms / 86_400_000) * 86_400_000;
 
 export function evaluate(c: Criterion, m: SearchMessage, data: SearchData | undefined): boolean {
@@ -246,7 +260,11 @@ export function evaluate(c: Criterion, m: SearchMessage, data: SearchData | unde
     case 'body': {
       if (!data) return false;
       const want = fold(c.value);
-      if (c.headersToo && topHeaders(data.raw).some((f) => fold(decodeHeader(f.value)).includes(want))) return true;
+      if (c.headersToo) {
+        const fields = topHeaders(data.raw);
+        embeddedHeaders(data.raw, data.structure.body, fields);
+        if (fields.some((f) => fold(decodeHeader(f.value)).includes(want))) return true;
+      }
       const parts: MimePart[] = [];
       textParts(data.structure.body, parts);
       if (parts.length === 0 && partAt(data.structure.body, [1])) parts.push(data.structure.body);

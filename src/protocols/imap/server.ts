@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import type { ImapHooks } from './hooks.ts';
 import { ImapSession, type SessionLimits, type SessionTransport } from './session.ts';
 import type { Chunk } from './format.ts';
+import { WireCache } from './wire-cache.ts';
 
 export interface ImapListenerOptions {
   hostname: string;
@@ -23,6 +24,8 @@ export interface ImapListenerOptions {
   allowPlaintextAuth: boolean;
   hooks: ImapHooks;
   limits: SessionLimits & { maxConnections: number; maxConnectionsPerIp: number; idleTimeoutMs: number };
+  /** Budget of the rendered ENVELOPE/BODYSTRUCTURE cache shared by the sessions (wire-cache.ts); default 32 MiB. */
+  wireCacheBytes?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -38,6 +41,7 @@ export async function startImapListener(o: ImapListenerOptions): Promise<ImapLis
   const context = tls.createSecureContext({ key: o.tls.key, cert: o.tls.cert });
   const sockets = new Set<net.Socket>();
   const perIp = new Map<string, number>();
+  const wireCache = new WireCache(o.wireCacheBytes ?? 32 * 1024 * 1024);
 
   const accept = (raw: net.Socket, implicitTls: boolean) => {
     const ip = raw.remoteAddress ?? '';
@@ -70,12 +74,44 @@ export async function startImapListener(o: ImapListenerOptions): Promise<ImapLis
     };
     const transport: SessionTransport = {
       write(chunks: Chunk[]) {
-        if (closed) return;
-        const buf = Buffer.concat(chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, 'latin1') : c)));
+        if (closed) return true;
+        // Adjacent strings are joined first (V8 ropes) and converted once: a FETCH
+        // batch is thousands of small chunks, and one Buffer per chunk cost more
+        // than the rest of the response (profiled, docs/imap.md "Performance").
+        const parts: Buffer[] = [];
+        let s = '';
+        for (const c of chunks) {
+          if (typeof c === 'string') s += c;
+          else {
+            if (s !== '') parts.push(Buffer.from(s, 'latin1'));
+            s = '';
+            parts.push(c);
+          }
+        }
+        if (s !== '') parts.push(Buffer.from(s, 'latin1'));
+        const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
         if (deflate) {
           deflate.write(buf);
           deflate.flush(zlib.constants.Z_SYNC_FLUSH);
-        } else sock.write(buf);
+          return !deflate.writableNeedDrain && !sock.writableNeedDrain;
+        }
+        return sock.write(buf);
+      },
+      async drain() {
+        // Resolves when what was written has gone to the kernel (or the connection is gone).
+        for (const stream of deflate ? [deflate, sock] : [sock]) {
+          while (!closed && stream.writableNeedDrain) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                stream.off('drain', done);
+                raw.off('close', done);
+                resolve();
+              };
+              stream.once('drain', done);
+              raw.once('close', done);
+            });
+          }
+        }
       },
       async startTls() {
         sock.removeListener('data', onData);
@@ -113,6 +149,7 @@ export async function startImapListener(o: ImapListenerOptions): Promise<ImapLis
       allowPlaintextAuth: o.allowPlaintextAuth,
       tlsAvailable: true,
       limits: o.limits,
+      wireCache,
       ...(o.onError ? { onError: o.onError } : {}),
     });
     sock.on('data', onData);

@@ -6,10 +6,11 @@
  */
 import { bad, ImapError, no, type ImapAccount, type ImapHooks, type MailboxInfo, type MessageMeta } from './hooks.ts';
 import { CommandReader, textOf, tokenize, type ReaderEvent, type Token } from './parser.ts';
-import { bodyStructure, decodeMailboxName, inRanges, parseSequenceSet, encodeMailboxName, envelope, internalDate, literal, parseImapDate, sequenceSet, str, utf8, type Chunk } from './format.ts';
+import { bodyStructure, decodeMailboxName, inRanges, parseSequenceSet, encodeMailboxName, internalDate, literal, parseImapDate, sequenceSet, str, utf8, type Chunk } from './format.ts';
 import { binaryOf, parseFetchItems, sectionOf, type FetchItem } from './fetch.ts';
 import { evaluate, needsData, parseSearch, takeCharset, type SearchMessage } from './search.ts';
 import { SelectedMailbox } from './selected.ts';
+import { renderStructure, WireCache, type RenderedStructure } from './wire-cache.ts';
 
 export interface SessionLimits {
   maxLine: number;
@@ -19,7 +20,10 @@ export interface SessionLimits {
 }
 
 export interface SessionTransport {
-  write(chunks: Chunk[]): void;
+  /** False when the connection's send buffer is full: call drain() before writing more. */
+  write(chunks: Chunk[]): boolean;
+  /** Resolves when the send buffer has room again (or the connection is gone). */
+  drain(): Promise<void>;
   /** After the tagged OK of STARTTLS: switch the connection to TLS. */
   startTls(): Promise<void>;
   /** After the tagged OK of COMPRESS DEFLATE. */
@@ -36,6 +40,8 @@ export interface SessionOptions {
   allowPlaintextAuth: boolean;
   tlsAvailable: boolean;
   limits: SessionLimits;
+  /** ENVELOPE and BODYSTRUCTURE already rendered, shared by the listener's sessions. */
+  wireCache?: WireCache;
   onError?: (err: unknown) => void;
 }
 
@@ -44,6 +50,19 @@ type State = 'notauth' | 'auth' | 'selected' | 'logout';
 const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 const FLAG_RE = /^(\\(Answered|Flagged|Deleted|Seen|Draft)|[^\\\s(){%*"\]\x00-\x1f\x7f]+)$/i;
 const STATUS_ITEMS = new Set(['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'RECENT', 'APPENDLIMIT', 'MAILBOXID']);
+
+/** RFC 4315 uid-set in the order of the messages (APPENDUID of a MULTIAPPEND): ranges only where UIDs ascend by one. */
+function sequenceSetInOrder(uids: number[]): string {
+  const out: string[] = [];
+  let i = 0;
+  while (i < uids.length) {
+    let j = i;
+    while (j + 1 < uids.length && uids[j + 1] === uids[j]! + 1) j++;
+    out.push(i === j ? String(uids[i]) : `${uids[i]}:${uids[j]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
 
 function canonicalFlag(f: string): string {
   const sys = SYSTEM_FLAGS.find((s) => s.toLowerCase() === f.toLowerCase());
@@ -246,6 +265,7 @@ export class ImapSession {
     caps.push(
       'NAMESPACE',
       'UIDPLUS',
+      'MULTIAPPEND',
       'MOVE',
       'UNSELECT',
       'CHILDREN',
@@ -642,28 +662,34 @@ export class ImapSession {
   private async append(args: Token[]): Promise<string> {
     this.need('auth', 'selected');
     const target = this.mailboxArg(args[0]);
+    // MULTIAPPEND (RFC 3502): any number of [flags] [date-time] message triples after the mailbox.
+    const messages: Array<{ raw: Buffer; flags: string[]; date: Date | null }> = [];
     let i = 1;
-    let flags: string[] = [];
-    let date: Date | null = null;
-    if (args[i]?.t === 'list') flags = parseFlags(args[i++]!);
-    const maybeDate = args[i];
-    if (maybeDate && maybeDate.t === 'string' && !maybeDate.literal) {
-      date = parseImapDate(maybeDate.v.toString('latin1'));
-      if (!date) throw bad(null, 'Bad APPEND date-time');
+    do {
+      let flags: string[] = [];
+      let date: Date | null = null;
+      if (args[i]?.t === 'list') flags = parseFlags(args[i++]!);
+      const maybeDate = args[i];
+      if (maybeDate && maybeDate.t === 'string' && !maybeDate.literal) {
+        date = parseImapDate(maybeDate.v.toString('latin1'));
+        if (!date) throw bad(null, 'Bad APPEND date-time');
+        i++;
+      }
+      let msg = args[i];
+      if (msg?.t === 'atom' && msg.v.toUpperCase() === 'UTF8') {
+        const l = args[i + 1];
+        if (l?.t !== 'list' || l.v[0]?.t !== 'string') throw bad(null, 'APPEND UTF8 needs (literal)');
+        msg = l.v[0];
+        i++;
+      }
+      if (msg?.t !== 'string') throw bad(null, 'APPEND needs the message as a literal');
       i++;
-    }
-    let msg = args[i];
-    if (msg?.t === 'atom' && msg.v.toUpperCase() === 'UTF8') {
-      const l = args[i + 1];
-      if (l?.t !== 'list' || l.v[0]?.t !== 'string') throw bad(null, 'APPEND UTF8 needs (literal)');
-      msg = l.v[0];
-      i++;
-    }
-    if (msg?.t !== 'string') throw bad(null, 'APPEND needs the message as a literal');
-    if (args.length > i + 1) throw no('CANNOT', 'MULTIAPPEND is not supported');
-    if (msg.v.length === 0) throw no('CANNOT', 'An empty message cannot be appended');
-    const res = await this.account!.append(target, msg.v, flags.filter((f) => f.toLowerCase() !== '\\recent'), date);
-    return `[APPENDUID ${res.uidValidity} ${res.uid}] APPEND completed`;
+      // RFC 3502 3: one bad message fails the whole command, and nothing is stored.
+      if (msg.v.length === 0) throw no('CANNOT', `An empty message cannot be appended${messages.length > 0 ? ` (message ${messages.length + 1}); nothing was appended` : ''}`);
+      messages.push({ raw: msg.v, flags: flags.filter((f) => f.toLowerCase() !== '\\recent'), date });
+    } while (i < args.length);
+    const res = await this.account!.append(target, messages);
+    return `[APPENDUID ${res.uidValidity} ${sequenceSetInOrder(res.uids)}] APPEND completed`;
   }
 
   // --- selected --------------------------------------------------------
@@ -768,6 +794,8 @@ export class ImapSession {
   }
 
   private currentTag = '';
+  /** Without a listener's cache (a session made by a test): a small one of its own. */
+  private readonly ownCache = new WireCache(0);
 
   private async fetch(args: Token[], uid: boolean): Promise<string> {
     this.need('selected');
@@ -805,17 +833,38 @@ export class ImapSession {
       if (gone.length > 0) this.send(`* VANISHED (EARLIER) ${sequenceSet(gone)}`);
     }
     if (changedSince !== null) targets = targets.filter((x) => x.m.modseq > changedSince!);
-    const needStructure = items.some((x) => x.kind === 'ENVELOPE' || x.kind === 'BODYSTRUCTURE' || x.kind === 'BODY' || x.kind === 'section' || x.kind === 'BINARY.SIZE');
+    // ENVELOPE and BODYSTRUCTURE come from the wire cache when it has them; the other items need the stored structure.
+    const needRendered = items.some((x) => x.kind === 'ENVELOPE' || x.kind === 'BODYSTRUCTURE');
+    const needStructure = items.some((x) => x.kind === 'BODY' || x.kind === 'section' || x.kind === 'BINARY.SIZE');
+    const cache = this.o.wireCache ?? this.ownCache;
     const needRaw = items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE' || x.kind.startsWith('RFC822') && x.kind !== 'RFC822.SIZE');
     const setsSeen = !box.readOnly && items.some((x) => (x.kind === 'section' && !x.peek) || x.kind === 'RFC822' || x.kind === 'RFC822.TEXT');
     const batchSize = needRaw ? 50 : 500;
     for (let start = 0; start < targets.length; start += batchSize) {
       const batch = targets.slice(start, start + batchSize);
       const ids = batch.map((x) => x.m.id);
+      const rendered = new Map<number, RenderedStructure>();
+      let ask = needStructure ? ids : [];
+      if (needRendered && !needStructure) {
+        ask = [];
+        for (const id of ids) {
+          const r = cache.get(id);
+          if (r) rendered.set(id, r);
+          else ask.push(id);
+        }
+      }
       const [structs, raws] = await Promise.all([
-        needStructure ? this.account!.structures(ids) : Promise.resolve(null),
+        ask.length > 0 ? this.account!.structures(ask) : Promise.resolve(null),
         needRaw ? this.account!.bodies(ids) : Promise.resolve(null),
       ]);
+      if (needRendered && structs) {
+        for (const [id, st] of structs) {
+          if (rendered.has(id)) continue;
+          const r = renderStructure(st);
+          cache.set(id, r);
+          rendered.set(id, r);
+        }
+      }
       if (setsSeen) {
         const unseen = batch.filter((x) => !x.m.flags.includes('\\Seen'));
         if (unseen.length > 0) {
@@ -829,21 +878,46 @@ export class ImapSession {
           if (!items.some((x) => x.kind === 'FLAGS')) items.push({ kind: 'FLAGS' });
         }
       }
+      // One write per batch, not per message (one TLS record and syscall for
+      // hundreds of responses), and the next batch is read only once the client
+      // has taken this one: the responses stream with bounded memory.
+      const out: Chunk[] = [];
       for (const x of batch) {
         const structure = structs?.get(x.m.id);
         const raw = raws?.get(x.m.id);
-        if ((needStructure && !structure) || (needRaw && !raw)) {
+        const r = rendered.get(x.m.id);
+        if ((needStructure && !structure) || (needRendered && !r) || (needRaw && !raw)) {
           // Expunged by another session meanwhile: nothing to send for it.
           continue;
         }
-        this.send(this.fetchResponse(x.seq, x.m, items, structure, raw));
+        const mark = out.length;
+        try {
+          this.fetchResponse(x.seq, x.m, items, structure, r, raw, out);
+        } catch (err) {
+          // The responses before the failing message still go out, then the tagged NO.
+          out.length = mark;
+          if (out.length > 0) this.t.write(out);
+          throw err;
+        }
+        out.push('\r\n');
+        // Bodies are large: each goes out on its own rather than copied into one batch.
+        if (needRaw && !this.t.write(out.splice(0))) await this.t.drain();
       }
+      if (out.length > 0 && !this.t.write(out)) await this.t.drain();
     }
     return 'FETCH completed';
   }
 
-  private fetchResponse(seq: number, m: MessageMeta, items: FetchItem[], structure: import('../../core/mime-structure.ts').MessageStructure | undefined, raw: Buffer | undefined): Chunk[] {
-    const out: Chunk[] = [`* ${seq} FETCH (`];
+  private fetchResponse(
+    seq: number,
+    m: MessageMeta,
+    items: FetchItem[],
+    structure: import('../../core/mime-structure.ts').MessageStructure | undefined,
+    r: RenderedStructure | undefined,
+    raw: Buffer | undefined,
+    out: Chunk[],
+  ): void {
+    out.push(`* ${seq} FETCH (`);
     items.forEach((it, n) => {
       if (n > 0) out.push(' ');
       switch (it.kind) {
@@ -869,13 +943,14 @@ export class ImapSession {
           out.push('THREADID NIL');
           break;
         case 'ENVELOPE':
-          out.push('ENVELOPE ');
-          envelope(structure!.envelope, out);
+          out.push('ENVELOPE ', r!.envelope);
           break;
         case 'BODYSTRUCTURE':
+          out.push('BODYSTRUCTURE ', r!.bodyStructure);
+          break;
         case 'BODY':
-          out.push(`${it.kind} `);
-          bodyStructure(structure!.body, it.kind === 'BODYSTRUCTURE', out);
+          out.push('BODY ');
+          bodyStructure(structure!.body, false, out);
           break;
         case 'RFC822':
           out.push('RFC822 ');
@@ -915,7 +990,6 @@ export class ImapSession {
       }
     });
     out.push(')');
-    return out;
   }
 
   private async store(args: Token[], uid: boolean): Promise<string> {
