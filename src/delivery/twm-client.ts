@@ -67,226 +67,255 @@ function isTwmAnswer(status: number, headers: Record<string, string>): boolean {
 }
 
 export function createTwmClient(options: TwmClientOptions): TwmClient {
-  const resolver = options.resolver;
-  const lab = options.lab ?? false;
-  const ca = options.trustAnchors && options.trustAnchors.length > 0 ? [...options.trustAnchors] : undefined;
-  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  const now = options.now ?? (() => new Date());
-  const agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_ENDPOINT, timeout: IDLE_SOCKET_MS });
-  let closed = false;
-
   const dnssec = options.dnssec ?? 'off';
-  const secure = options.secure;
-  if (dnssec !== 'off' && !secure) throw new TypeError(`twm.dnssec = ${dnssec} needs a resolver that reports the AD bit`);
-
-  async function discover(domain: string): Promise<TwmDiscovery> {
-    const name = canonicalName(domain);
-    const owner = `_twoway._tcp.${name}`;
-    if (dnssec !== 'off' && secure) return discoverSecure(name, { mode: dnssec, secure, policies: options.policies, onProblem: options.onProblem });
-    let records: SrvRecord[];
-    try {
-      records = await resolver.resolve(owner, 'SRV');
-    } catch (err) {
-      const code = errorCode(err);
-      if (ANSWERED.has(code)) return { kind: 'legacy' };
-      // Section 3.1: unknown, so temporary; never a reason to fall back to SMTP.
-      throw new TwmUnreachableError(`${name}: SRV lookup of ${owner} failed (${code}); retry later`);
-    }
-    // A `.` target (node:dns reports it as "") says "no TWM here"; it is ignored next to real targets.
-    const targets = records
-      .map((r): Target => ({ target: canonicalName(r.name), port: r.port, priority: r.priority, weight: r.weight }))
-      .filter((t) => t.target !== '' && t.port > 0 && t.port <= 65535);
-    if (targets.length === 0) return { kind: 'legacy' };
-    targets.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
-    return { kind: 'twm', targets };
-  }
-
-  async function post(
-    domain: string,
-    path: string,
-    contentType: string,
-    body: Buffer,
-    key: TwmSigningKey,
-    limits: { maxResponse: number },
-  ): Promise<TwmResponse> {
-    if (closed) throw new Error('TWM client is closed');
-    // Only a path: the host always comes from DNS (section 12.8).
-    if (!path.startsWith('/') || path.startsWith('//')) throw new TypeError(`TWM request path must be absolute: ${path}`);
-    const name = canonicalName(domain);
-    const found = await discover(name);
-    if (found.kind === 'legacy') throw new TwmUnreachableError(`${name}: publishes no TWM service (_twoway._tcp.${name})`);
-
-    const problems: string[] = [];
-    const refused: string[] = [];
-    let last: TwmResponse | undefined;
-    let tried = 0;
-    let decisive = 0;
-    const ordered = dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS);
-    for (const target of ordered) {
-      if (tried >= MAX_ADDRESSES) break;
-      // Section 3.5: DANE applies only below a validated SRV answer; a failed TLSA lookup rules the target out.
-      let dane: TlsaRecord[] | undefined;
-      if (found.validated && secure) {
-        const tlsa = await tlsaFor(secure, target.target, target.port, options.onProblem);
-        if (tlsa.kind === 'failed') {
-          problems.push(`${target.target}: ${tlsa.problem}`);
-          continue;
-        }
-        dane = tlsa.kind === 'dane' ? tlsa.records : undefined;
-      }
-      const { addresses, problem } = await addressesOf(resolver, target.target);
-      if (problem) problems.push(`${target.target}: ${problem}`);
-      for (const address of addresses) {
-        if (!lab && !isPublicAddress(address)) {
-          refused.push(`${target.target} ${address}`);
-          continue;
-        }
-        if (tried >= MAX_ADDRESSES) break;
-        tried++;
-        const attempt = await attemptAt(target, address, path, contentType, body, key, limits.maxResponse, dane);
-        if (attempt.kind === 'final') return attempt.response;
-        if (attempt.decisive) decisive++;
-        problems.push(attempt.problem);
-        if (attempt.response) last = attempt.response;
-      }
-    }
-    if (tried === 0 && refused.length > 0) {
-      throw new TwmUnreachableError(
-        `${name}: every address of its TWM targets is refused by the outbound address restriction (section 4.4; lab is off): ${refused.join(', ')}`,
-      );
-    }
-    if (refused.length > 0) problems.push(`refused by the outbound address restriction (section 4.4): ${refused.join(', ')}`);
-    const permanent = tried > 0 && decisive === tried;
-    throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last, permanent);
-  }
-
-  async function attemptAt(
-    target: Target,
-    address: string,
-    path: string,
-    contentType: string,
-    body: Buffer,
-    key: TwmSigningKey,
-    maxResponse: number,
-    dane: TlsaRecord[] | undefined,
-  ): Promise<Attempt> {
-    const authority = target.port === 443 ? target.target : `${target.target}:${target.port}`;
-    const endpoint = `${target.target}:${target.port}`;
-    const where = `${endpoint} [${address}]`;
-    const send = (pooled: boolean): Promise<ExchangeResult> => {
-      const signed = signRequest({
-        method: 'POST',
-        targetUri: `https://${authority}${path}`,
-        authority,
-        contentType,
-        body,
-        keyid: keyIdOf(key.selector, key.domain),
-        privateKey: key.privateKey,
-        created: now(),
-      });
-      return exchange({
-        address,
-        port: target.port,
-        servername: target.target,
-        path,
-        headers: {
-          host: authority,
-          'content-type': contentType,
-          'content-length': String(body.length),
-          ...signed,
-        },
-        body,
-        // DANE connections are never pooled: the pool cannot tell which TLSA set a socket was checked against.
-        agent: pooled && !dane ? agent : false,
-        ca,
-        ...(dane ? { dane, now: now() } : {}),
-        connectTimeoutMs,
-        requestTimeoutMs,
-        maxResponse,
-      });
-    };
-    let result = await send(true);
-    // A pooled connection the server had closed while idle: the request never arrived; once more, fresh.
-    if (result.kind === 'failed' && result.stale) result = await send(false);
-    if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}`, ...(result.decisive ? { decisive: true } : {}) };
-    const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint, ...(result.truncated ? { truncated: true } : {}) };
-    // A 5xx or 429 page may come from a proxy in front of a TWM server that is down: temporary. Any
-    // other answer that is no TWM answer says the target is something else (a web server, a canary).
-    if (!isTwmAnswer(result.status, result.headers) && result.status < 500 && result.status !== 429) {
-      const type = (result.headers['content-type'] ?? 'none').replace(/[^\x21-\x7e]/g, '?').slice(0, 60);
-      return { kind: 'next', problem: `${where}: HTTP ${result.status} with content type ${type}: not a TWM answer`, response, decisive: true };
-    }
-    if (isFinal(result.status)) return { kind: 'final', response };
-    return { kind: 'next', problem: `${where}: HTTP ${result.status}`, response };
-  }
-
-  /**
-   * The capability document of the first target that gives a final answer (6.6): null when it
-   * has none (404, anything but a strictly valid document), which means TWM/1. Unsigned: its
-   * authority is the TLS connection to a target the domain's DNS names, as for every request.
-   */
-  async function capabilities(domain: string): Promise<TwmCapabilities | null> {
-    if (closed) throw new Error('TWM client is closed');
-    const name = canonicalName(domain);
-    const found = await discover(name);
-    if (found.kind === 'legacy') throw new TwmUnreachableError(`${name}: publishes no TWM service (_twoway._tcp.${name})`);
-    const problems: string[] = [];
-    let tried = 0;
-    for (const target of dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS)) {
-      let dane: TlsaRecord[] | undefined;
-      if (found.validated && secure) {
-        const tlsa = await tlsaFor(secure, target.target, target.port, options.onProblem);
-        if (tlsa.kind === 'failed') continue;
-        dane = tlsa.kind === 'dane' ? tlsa.records : undefined;
-      }
-      const { addresses } = await addressesOf(resolver, target.target);
-      for (const address of addresses) {
-        if ((!lab && !isPublicAddress(address)) || tried >= MAX_ADDRESSES) continue;
-        tried++;
-        const authority = target.port === 443 ? target.target : `${target.target}:${target.port}`;
-        const result = await exchange({
-          address,
-          port: target.port,
-          servername: target.target,
-          path: CAPABILITIES_PATH,
-          method: 'GET',
-          headers: { host: authority, accept: 'application/json' },
-          body: Buffer.alloc(0),
-          agent: dane ? false : agent,
-          ca,
-          ...(dane ? { dane, now: now() } : {}),
-          connectTimeoutMs,
-          requestTimeoutMs,
-          maxResponse: MAX_CAPABILITIES_OCTETS,
-        });
-        if (result.kind === 'failed') {
-          problems.push(`${target.target} [${address}]: ${result.problem}`);
-          continue;
-        }
-        if (!isFinal(result.status)) {
-          problems.push(`${target.target} [${address}]: HTTP ${result.status}`);
-          continue;
-        }
-        if (result.status !== 200) return null;
-        const type = (result.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        const parsed = type === 'application/json' && !result.truncated ? parseCapabilities(result.body) : null;
-        if (!parsed) options.onProblem?.(name, `the capability document at ${target.target} is malformed; treated as absent (TWM/1)`);
-        return parsed;
-      }
-    }
-    throw new TwmUnreachableError(`${name}: no TWM target answered for its capability document (${problems.join('; ') || 'no targets'})`);
-  }
-
+  if (dnssec !== 'off' && !options.secure) throw new TypeError(`twm.dnssec = ${dnssec} needs a resolver that reports the AD bit`);
+  const ctx: ClientContext = {
+    options,
+    resolver: options.resolver,
+    lab: options.lab ?? false,
+    ca: options.trustAnchors && options.trustAnchors.length > 0 ? [...options.trustAnchors] : undefined,
+    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    now: options.now ?? (() => new Date()),
+    agent: new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_ENDPOINT, timeout: IDLE_SOCKET_MS }),
+    dnssec,
+    secure: options.secure,
+    closed: false,
+  };
   return {
-    discover,
-    post,
-    capabilities,
+    discover: (domain) => discover(ctx, domain),
+    post: (domain, path, contentType, body, key, limits) => post(ctx, domain, path, contentType, body, key, limits),
+    capabilities: (domain) => capabilities(ctx, domain),
     async close() {
-      closed = true;
-      agent.destroy();
+      ctx.closed = true;
+      ctx.agent.destroy();
     },
   };
+}
+
+/** What every request of one client shares: its options with their defaults, and the connection pool. */
+interface ClientContext {
+  options: TwmClientOptions;
+  resolver: DnsResolver;
+  lab: boolean;
+  ca: string[] | undefined;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  now: () => Date;
+  agent: Agent;
+  dnssec: NonNullable<TwmClientOptions['dnssec']>;
+  secure: TwmClientOptions['secure'];
+  closed: boolean;
+}
+
+async function discover(ctx: ClientContext, domain: string): Promise<TwmDiscovery> {
+  const name = canonicalName(domain);
+  const owner = `_twoway._tcp.${name}`;
+  if (ctx.dnssec !== 'off' && ctx.secure) return discoverSecure(name, { mode: ctx.dnssec, secure: ctx.secure, policies: ctx.options.policies, onProblem: ctx.options.onProblem });
+  let records: SrvRecord[];
+  try {
+    records = await ctx.resolver.resolve(owner, 'SRV');
+  } catch (err) {
+    const code = errorCode(err);
+    if (ANSWERED.has(code)) return { kind: 'legacy' };
+    // Section 3.1: unknown, so temporary; never a reason to fall back to SMTP.
+    throw new TwmUnreachableError(`${name}: SRV lookup of ${owner} failed (${code}); retry later`);
+  }
+  // A `.` target (node:dns reports it as "") says "no TWM here"; it is ignored next to real targets.
+  const targets = records
+    .map((r): Target => ({ target: canonicalName(r.name), port: r.port, priority: r.priority, weight: r.weight }))
+    .filter((t) => t.target !== '' && t.port > 0 && t.port <= 65535);
+  if (targets.length === 0) return { kind: 'legacy' };
+  targets.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
+  return { kind: 'twm', targets };
+}
+
+/** The domain's TWM targets, or an error saying it has none. */
+async function discovered(ctx: ClientContext, domain: string): Promise<{ name: string; found: Extract<TwmDiscovery, { kind: 'twm' }> }> {
+  if (ctx.closed) throw new Error('TWM client is closed');
+  const name = canonicalName(domain);
+  const found = await discover(ctx, name);
+  if (found.kind === 'legacy') throw new TwmUnreachableError(`${name}: publishes no TWM service (_twoway._tcp.${name})`);
+  return { name, found };
+}
+
+/**
+ * The addresses to try, in order (3.1, 3.5, 4.4): RFC 2782 order, at most
+ * MAX_TARGETS targets and MAX_ADDRESSES addresses. Below a validated SRV
+ * answer a target's TLSA records come along (DANE), and a failed TLSA lookup
+ * rules the target out. What is skipped is written to `notes`: problems, and
+ * addresses the outbound restriction refuses (`lab` off).
+ */
+async function* endpointsOf(
+  ctx: ClientContext,
+  found: Extract<TwmDiscovery, { kind: 'twm' }>,
+  notes: { problems: string[]; refused: string[] },
+): AsyncGenerator<{ target: Target; address: string; dane: TlsaRecord[] | undefined }> {
+  let tried = 0;
+  for (const target of dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS)) {
+    if (tried >= MAX_ADDRESSES) return;
+    let dane: TlsaRecord[] | undefined;
+    if (found.validated && ctx.secure) {
+      const tlsa = await tlsaFor(ctx.secure, target.target, target.port, ctx.options.onProblem);
+      if (tlsa.kind === 'failed') {
+        notes.problems.push(`${target.target}: ${tlsa.problem}`);
+        continue;
+      }
+      dane = tlsa.kind === 'dane' ? tlsa.records : undefined;
+    }
+    const { addresses, problem } = await addressesOf(ctx.resolver, target.target);
+    if (problem) notes.problems.push(`${target.target}: ${problem}`);
+    for (const address of addresses) {
+      if (!ctx.lab && !isPublicAddress(address)) {
+        notes.refused.push(`${target.target} ${address}`);
+        continue;
+      }
+      if (tried >= MAX_ADDRESSES) return;
+      tried++;
+      yield { target, address, dane };
+    }
+  }
+}
+
+async function post(
+  ctx: ClientContext,
+  domain: string,
+  path: string,
+  contentType: string,
+  body: Buffer,
+  key: TwmSigningKey,
+  limits: { maxResponse: number },
+): Promise<TwmResponse> {
+  if (ctx.closed) throw new Error('TWM client is closed');
+  // Only a path: the host always comes from DNS (section 12.8).
+  if (!path.startsWith('/') || path.startsWith('//')) throw new TypeError(`TWM request path must be absolute: ${path}`);
+  const { name, found } = await discovered(ctx, domain);
+  const notes = { problems: [] as string[], refused: [] as string[] };
+  let last: TwmResponse | undefined;
+  let tried = 0;
+  let decisive = 0;
+  for await (const { target, address, dane } of endpointsOf(ctx, found, notes)) {
+    tried++;
+    const attempt = await attemptAt(ctx, target, address, path, contentType, body, key, limits.maxResponse, dane);
+    if (attempt.kind === 'final') return attempt.response;
+    if (attempt.decisive) decisive++;
+    notes.problems.push(attempt.problem);
+    if (attempt.response) last = attempt.response;
+  }
+  const { problems, refused } = notes;
+  if (tried === 0 && refused.length > 0) {
+    throw new TwmUnreachableError(
+      `${name}: every address of its TWM targets is refused by the outbound address restriction (section 4.4; lab is off): ${refused.join(', ')}`,
+    );
+  }
+  if (refused.length > 0) problems.push(`refused by the outbound address restriction (section 4.4): ${refused.join(', ')}`);
+  const permanent = tried > 0 && decisive === tried;
+  throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last, permanent);
+}
+
+/** `host[:port]` as the request names it: the port only when it is not 443. */
+const authorityOf = (target: Target) => (target.port === 443 ? target.target : `${target.target}:${target.port}`);
+
+async function attemptAt(
+  ctx: ClientContext,
+  target: Target,
+  address: string,
+  path: string,
+  contentType: string,
+  body: Buffer,
+  key: TwmSigningKey,
+  maxResponse: number,
+  dane: TlsaRecord[] | undefined,
+): Promise<Attempt> {
+  const authority = authorityOf(target);
+  const endpoint = `${target.target}:${target.port}`;
+  const where = `${endpoint} [${address}]`;
+  const send = (pooled: boolean): Promise<ExchangeResult> => {
+    const signed = signRequest({
+      method: 'POST',
+      targetUri: `https://${authority}${path}`,
+      authority,
+      contentType,
+      body,
+      keyid: keyIdOf(key.selector, key.domain),
+      privateKey: key.privateKey,
+      created: ctx.now(),
+    });
+    return exchange({
+      address,
+      port: target.port,
+      servername: target.target,
+      path,
+      headers: {
+        host: authority,
+        'content-type': contentType,
+        'content-length': String(body.length),
+        ...signed,
+      },
+      body,
+      // DANE connections are never pooled: the pool cannot tell which TLSA set a socket was checked against.
+      agent: pooled && !dane ? ctx.agent : false,
+      ca: ctx.ca,
+      ...(dane ? { dane, now: ctx.now() } : {}),
+      connectTimeoutMs: ctx.connectTimeoutMs,
+      requestTimeoutMs: ctx.requestTimeoutMs,
+      maxResponse,
+    });
+  };
+  let result = await send(true);
+  // A pooled connection the server had closed while idle: the request never arrived; once more, fresh.
+  if (result.kind === 'failed' && result.stale) result = await send(false);
+  if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}`, ...(result.decisive ? { decisive: true } : {}) };
+  const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint, ...(result.truncated ? { truncated: true } : {}) };
+  // A 5xx or 429 page may come from a proxy in front of a TWM server that is down: temporary. Any
+  // other answer that is no TWM answer says the target is something else (a web server, a canary).
+  if (!isTwmAnswer(result.status, result.headers) && result.status < 500 && result.status !== 429) {
+    const type = (result.headers['content-type'] ?? 'none').replace(/[^\x21-\x7e]/g, '?').slice(0, 60);
+    return { kind: 'next', problem: `${where}: HTTP ${result.status} with content type ${type}: not a TWM answer`, response, decisive: true };
+  }
+  if (isFinal(result.status)) return { kind: 'final', response };
+  return { kind: 'next', problem: `${where}: HTTP ${result.status}`, response };
+}
+
+/**
+ * The capability document of the first target that gives a final answer (6.6): null when it
+ * has none (404, anything but a strictly valid document), which means TWM/1. Unsigned: its
+ * authority is the TLS connection to a target the domain's DNS names, as for every request.
+ */
+async function capabilities(ctx: ClientContext, domain: string): Promise<TwmCapabilities | null> {
+  const { name, found } = await discovered(ctx, domain);
+  const notes = { problems: [] as string[], refused: [] as string[] };
+  for await (const { target, address, dane } of endpointsOf(ctx, found, notes)) {
+    const result = await exchange({
+      address,
+      port: target.port,
+      servername: target.target,
+      path: CAPABILITIES_PATH,
+      method: 'GET',
+      headers: { host: authorityOf(target), accept: 'application/json' },
+      body: Buffer.alloc(0),
+      agent: dane ? false : ctx.agent,
+      ca: ctx.ca,
+      ...(dane ? { dane, now: ctx.now() } : {}),
+      connectTimeoutMs: ctx.connectTimeoutMs,
+      requestTimeoutMs: ctx.requestTimeoutMs,
+      maxResponse: MAX_CAPABILITIES_OCTETS,
+    });
+    if (result.kind === 'failed') {
+      notes.problems.push(`${target.target} [${address}]: ${result.problem}`);
+      continue;
+    }
+    if (!isFinal(result.status)) {
+      notes.problems.push(`${target.target} [${address}]: HTTP ${result.status}`);
+      continue;
+    }
+    if (result.status !== 200) return null;
+    const type = (result.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const parsed = type === 'application/json' && !result.truncated ? parseCapabilities(result.body) : null;
+    if (!parsed) ctx.options.onProblem?.(name, `the capability document at ${target.target} is malformed; treated as absent (TWM/1)`);
+    return parsed;
+  }
+  throw new TwmUnreachableError(`${name}: no TWM target answered for its capability document (${notes.problems.join('; ') || 'no targets'})`);
 }
 
 /** Section 3.1: 3xx (never followed), 429 and 5xx send the client on; anything else is the answer. */
