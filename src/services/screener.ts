@@ -43,6 +43,8 @@ export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest 
   lastSeen: lastSeen.toISOString(),
 });
 
+type ScreenerStore = Pick<Store, 'requests' | 'messages' | 'contacts'>;
+
 /**
  * Every action changes stored state only: the card (the decision itself,
  * which also marks the user's allowlist as changed for the reconcile of
@@ -51,43 +53,12 @@ export const requestView = ({ id: _id, userId: _u, firstSeen, lastSeen, ...rest 
  * fetch worker of a running server picks up from the store. So the CLI, the
  * API and any other process decide alike.
  */
-export function createScreener(
-  store: Pick<Store, 'requests' | 'messages' | 'contacts'>,
-  contacts: Contacts,
-  twm: TwmDecisions,
-  options: { learn?: boolean } = {},
-) {
-  const learn = options.learn === true;
-  /**
-   * The stored request keys for these senders. A request is keyed by an
-   * address, except for mail that had neither a From: nor an envelope
-   * sender (core/screener-keys.ts senderKey), which can be denied or cleared but
-   * not allowed.
-   */
-  async function known(userId: number, senders: string[]): Promise<Array<{ key: string; address: boolean }>> {
-    const out: Array<{ key: string; address: boolean }> = [];
-    for (const raw of senders) {
-      let key = raw.trim().toLowerCase();
-      let address = true;
-      try {
-        key = parseAddress(raw).address;
-      } catch (err) {
-        address = false;
-        if (!(await store.requests.get(userId, key))) throw invalid(err instanceof ReplyError ? err.text : `Bad sender "${raw}"`);
-      }
-      if (!(await store.requests.get(userId, key))) throw notFound(`No contact request from ${key}`);
-      out.push({ key, address });
-    }
-    return out;
-  }
+export function createScreener(store: ScreenerStore, contacts: Contacts, twm: TwmDecisions, options: { learn?: boolean } = {}) {
+  return { ...createScreenerQueries(store), ...createScreenerActions(store, contacts, twm, options.learn === true) };
+}
 
-  async function release(userId: number, sender: string): Promise<ScreenerActionResult> {
-    const held = await store.requests.heldMessageIds(userId, [sender]);
-    const released = await store.messages.move(userId, held, 'INBOX', learn ? 'ham' : undefined);
-    await store.requests.setStatus(userId, [sender], 'approved');
-    return { sender, released };
-  }
-
+/** Reading the Screener: the ranked list, its key pages, one request's preview. */
+function createScreenerQueries(store: ScreenerStore) {
   return {
     /**
      * The requests, best reputation first (ties: most recent first). Those
@@ -95,16 +66,8 @@ export function createScreener(
      */
     async list(userId: number, status?: ContactRequestStatus, options: { likelySpam?: boolean } = {}): Promise<RankedRequest[]> {
       const rows = (await store.requests.list(userId, status ? { status } : {})).filter((r) => options.likelySpam === true || !r.likelySpam);
-      const probes = rows.flatMap((r) =>
-        r.sender.includes('@') ? [{ kind: 'address' as const, value: r.sender }, { kind: 'domain' as const, value: domainOf(r.sender) }] : [],
-      );
-      const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
-      const ranked = rows.map((r) => {
-        const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
-        return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, dmarc: r.dmarc, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
-      });
       // Stable sort: the store's order (most recent first) breaks ties.
-      return ranked.sort((a, b) => b.reputation.score - a.reputation.score);
+      return (await withReputation(store, rows)).sort((a, b) => b.reputation.score - a.reputation.score);
     },
 
     /**
@@ -123,14 +86,7 @@ export function createScreener(
         store.requests.pendingCounts(userId),
       ]);
       const shown = rows.slice(0, options.limit);
-      const probes = shown.flatMap((r) =>
-        r.sender.includes('@') ? [{ kind: 'address' as const, value: r.sender }, { kind: 'domain' as const, value: domainOf(r.sender) }] : [],
-      );
-      const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
-      const requests = shown.map(({ rank: _rank, ...r }) => {
-        const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
-        return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, dmarc: r.dmarc, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
-      });
+      const requests = await withReputation(store, shown.map(({ rank: _rank, ...r }) => r));
       const last = shown[shown.length - 1];
       const next = rows.length > options.limit && last ? { rank: last.rank, lastSeen: last.lastSeen, id: last.id } : null;
       return { requests, next, listed: counts.listed, likelySpam: counts.likelySpam };
@@ -154,12 +110,74 @@ export function createScreener(
       }
       return { request, held };
     },
+  };
+}
 
+/** Each request with its reputation (core/reputation.ts), including whether anyone on this server allows the sender or its domain. */
+async function withReputation(store: ScreenerStore, rows: ContactRequest[]): Promise<RankedRequest[]> {
+  const probes = rows.flatMap((r) => (r.sender.includes('@') ? [{ kind: 'address' as const, value: r.sender }, { kind: 'domain' as const, value: domainOf(r.sender) }] : []));
+  const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
+  return rows.map((r) => {
+    const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
+    return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, dmarc: r.dmarc, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
+  });
+}
+
+/**
+ * The stored request keys for these senders. A request is keyed by an
+ * address, except for mail that had neither a From: nor an envelope sender
+ * (core/screener-keys.ts senderKey), which can be denied or cleared but not
+ * allowed.
+ */
+async function requestKeys(store: ScreenerStore, userId: number, senders: string[]): Promise<Array<{ key: string; address: boolean }>> {
+  const out: Array<{ key: string; address: boolean }> = [];
+  for (const raw of senders) {
+    let key = raw.trim().toLowerCase();
+    let address = true;
+    try {
+      key = parseAddress(raw).address;
+    } catch (err) {
+      address = false;
+      if (!(await store.requests.get(userId, key))) throw invalid(err instanceof ReplyError ? err.text : `Bad sender "${raw}"`);
+    }
+    if (!(await store.requests.get(userId, key))) throw notFound(`No contact request from ${key}`);
+    out.push({ key, address });
+  }
+  return out;
+}
+
+/** `example.com` or `@example.com` as a domain the address book can allow. */
+function domainArgument(domain: string): string {
+  try {
+    const spec = parseSenderSpec('@' + domain.trim().replace(/^@/, ''));
+    if (spec.kind !== 'domain') throw new Error('not a domain');
+    return spec.domain;
+  } catch (err) {
+    throw invalid(err instanceof ReplyError ? err.text : `Bad domain "${domain}"`);
+  }
+}
+
+/** Deciding the Screener: approve, approve a domain, deny, spam, clear. */
+function createScreenerActions(store: ScreenerStore, contacts: Contacts, twm: TwmDecisions, learn: boolean) {
+  async function release(userId: number, sender: string): Promise<ScreenerActionResult> {
+    const held = await store.requests.heldMessageIds(userId, [sender]);
+    const released = await store.messages.move(userId, held, 'INBOX', learn ? 'ham' : undefined);
+    await store.requests.setStatus(userId, [sender], 'approved');
+    return { sender, released };
+  }
+  /** The held mail of each request moved or dropped, and its status set: deny, spam and clear. */
+  async function settle(userId: number, senders: string[], each: (sender: string, address: boolean, held: number[]) => Promise<ScreenerActionResult>) {
+    const results: ScreenerActionResult[] = [];
+    for (const { key, address } of await requestKeys(store, userId, senders)) results.push(await each(key, address, await store.requests.heldMessageIds(userId, [key])));
+    return results;
+  }
+
+  return {
     async approve(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
-      const results: ScreenerActionResult[] = [];
-      const keys = await known(userId, senders);
+      const keys = await requestKeys(store, userId, senders);
       const unaddressed = keys.find((k) => !k.address);
       if (unaddressed) throw invalid(`Cannot allow "${unaddressed.key}": the mail had no sender address; use deny or clear`);
+      const results: ScreenerActionResult[] = [];
       for (const { key } of keys) {
         await contacts.allow(userId, key);
         results.push(await release(userId, key));
@@ -170,14 +188,7 @@ export function createScreener(
 
     /** Allows @domain (which covers its subdomains) and releases every pending sender it covers. */
     async approveDomain(userId: number, domain: string): Promise<ScreenerActionResult[]> {
-      let d: string;
-      try {
-        const spec = parseSenderSpec('@' + domain.trim().replace(/^@/, ''));
-        if (spec.kind !== 'domain') throw new Error('not a domain');
-        d = spec.domain;
-      } catch (err) {
-        throw invalid(err instanceof ReplyError ? err.text : `Bad domain "${domain}"`);
-      }
+      const d = domainArgument(domain);
       await contacts.allow(userId, `@${d}`);
       const pending = await store.requests.list(userId, { status: 'pending' });
       const covered = pending.map((r) => r.sender).filter((s) => s.includes('@') && isSubdomainOf(domainOf(s), d));
@@ -188,40 +199,33 @@ export function createScreener(
     },
 
     async deny(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
-      const results: ScreenerActionResult[] = [];
-      for (const { key: sender, address } of await known(userId, senders)) {
+      const results = await settle(userId, senders, async (sender, address, held) => {
         // Without an address there is nothing to block; the held mail is still dropped.
         if (address) await contacts.block(userId, sender);
-        const held = await store.requests.heldMessageIds(userId, [sender]);
         const dropped = await store.messages.remove(userId, held);
         await store.requests.setStatus(userId, [sender], 'denied');
-        results.push({ sender, dropped });
-      }
+        return { sender, dropped };
+      });
       await twm.denied(userId, results.map((r) => r.sender));
       return results;
     },
 
     async spam(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
-      const results: ScreenerActionResult[] = [];
-      for (const { key: sender } of await known(userId, senders)) {
-        const held = await store.requests.heldMessageIds(userId, [sender]);
+      const results = await settle(userId, senders, async (sender, _address, held) => {
         const junked = await store.messages.move(userId, held, 'Junk', learn ? 'spam' : undefined);
         await store.requests.setStatus(userId, [sender], 'denied');
-        results.push({ sender, junked });
-      }
+        return { sender, junked };
+      });
       await twm.denied(userId, results.map((r) => r.sender));
       return results;
     },
 
     async clear(userId: number, senders: string[]): Promise<ScreenerActionResult[]> {
-      const results: ScreenerActionResult[] = [];
-      for (const { key: sender } of await known(userId, senders)) {
-        const held = await store.requests.heldMessageIds(userId, [sender]);
+      return settle(userId, senders, async (sender, _address, held) => {
         const dropped = await store.messages.remove(userId, held);
         await store.requests.remove(userId, [sender]);
-        results.push({ sender, dropped });
-      }
-      return results;
+        return { sender, dropped };
+      });
     },
   };
 }
