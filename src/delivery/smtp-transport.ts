@@ -81,176 +81,198 @@ type SessionAttempt = { kind: 'unusable'; reply: Reply } | { kind: 'done'; resul
 const UNSENDABLE = /[\r\n<>]|^$/;
 
 export function createSmtpTransport(options: SmtpTransportOptions): SmtpTransport {
-  const port = options.port ?? 25;
-  const lab = options.lab ?? false;
-  const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
-  const commandTimeoutMs = options.commandTimeoutMs ?? 300_000;
   const maxPerHost = Math.max(1, options.maxConnectionsPerHost ?? 4);
-  const log = options.log ?? (() => undefined);
-  const pool = new ConnectionPool<SmtpSession>({ maxPerKey: maxPerHost, idleTimeoutMs: options.idleTimeoutMs ?? 10_000 });
-  const stats = { connectionsOpened: 0, sessionsReused: 0, transactions: 0 };
-  let closed = false;
+  const ctx: TransportContext = {
+    options,
+    port: options.port ?? 25,
+    lab: options.lab ?? false,
+    connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
+    commandTimeoutMs: options.commandTimeoutMs ?? 300_000,
+    maxPerHost,
+    log: options.log ?? (() => undefined),
+    pool: new ConnectionPool<SmtpSession>({ maxPerKey: maxPerHost, idleTimeoutMs: options.idleTimeoutMs ?? 10_000 }),
+    stats: { connectionsOpened: 0, sessionsReused: 0, transactions: 0 },
+    closed: false,
+  };
+  return {
+    deliver: (domain, message, recipients) => deliver(ctx, domain, message, recipients),
+    async close() {
+      ctx.closed = true;
+      await ctx.pool.close();
+    },
+    stats: () => ({ ...ctx.stats, idle: ctx.pool.idleCount() }),
+  };
+}
 
-  async function deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
-    const results = new Map<string, RcptOutcome>();
-    const answer = (): RecipientResult[] => recipients.map((recipient) => ({ recipient, ...publicOutcome(results.get(recipient)) }));
-    const everyone = (status: 'deferred' | 'failed', reply: Reply, who: string[]): void => {
-      for (const r of who) results.set(r, { status, reply });
-    };
+/** What every delivery of one transport shares: its options with their defaults, the session pool, the counters. */
+interface TransportContext {
+  options: SmtpTransportOptions;
+  port: number;
+  lab: boolean;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  maxPerHost: number;
+  log: (obj: object, msg: string) => void;
+  pool: ConnectionPool<SmtpSession>;
+  stats: { connectionsOpened: number; sessionsReused: number; transactions: number };
+  closed: boolean;
+}
 
-    if (message.sender !== null && UNSENDABLE.test(message.sender)) {
-      everyone('failed', replies.unsendableSender(message.sender), recipients);
-      return answer();
-    }
-    const bad = recipients.filter((r) => UNSENDABLE.test(r));
-    everyone('failed', replies.unsendableRecipient(), bad);
-    const pending = [...new Set(recipients.filter((r) => !UNSENDABLE.test(r)))];
-    if (pending.length === 0) return answer();
-    if (closed) {
-      everyone('deferred', replies.shuttingDown(), pending);
-      return answer();
-    }
+async function deliver(ctx: TransportContext, domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
+  const { options, lab, log, port } = ctx;
+  const results = new Map<string, RcptOutcome>();
+  const answer = (): RecipientResult[] => recipients.map((recipient) => ({ recipient, ...publicOutcome(results.get(recipient)) }));
+  const everyone = (status: 'deferred' | 'failed', reply: Reply, who: string[]): void => {
+    for (const r of who) results.set(r, { status, reply });
+  };
 
-    const destinations = await resolveDestinations(options.resolver, domain);
-    if (destinations.kind !== 'hosts') {
-      log({ messageId: message.messageId, domain, reason: destinations.reason }, 'no route to destination');
-      everyone(destinations.kind === 'permanent' ? 'failed' : 'deferred', replies.noRoute(destinations.enhanced, destinations.reason), pending);
-      return answer();
-    }
-
-    let lastProblem = replies.noExchangerReached(domain);
-    const tried = new Set<string>();
-    const refused: string[] = [];
-    for (const host of destinations.hosts) {
-      for (const address of host.addresses) {
-        // Several MX names often share an address; one refusal is enough.
-        if (tried.has(address)) continue;
-        tried.add(address);
-        if (!lab && !isPublicAddress(address)) {
-          refused.push(`${host.name} ${address}`);
-          continue;
-        }
-        const attempt = await tryAddress(host.name, address, message, pending);
-        if (attempt.kind === 'done') {
-          // Replies the server gave (they carry its code) are attributed to it; local texts are not.
-          for (const [r, outcome] of attempt.results) results.set(r, outcome.code === undefined ? outcome : { ...outcome, remoteMta: host.name });
-          return answer();
-        }
-        lastProblem = attempt.reply;
-        log({ messageId: message.messageId, domain, host: host.name, address, port, reply: formatReply(attempt.reply) }, 'mail exchanger unavailable, trying the next');
-      }
-    }
-    if (refused.length === tried.size) {
-      log({ messageId: message.messageId, domain, refused }, 'every mail exchanger address is non-public; not connecting');
-      everyone('failed', replies.nonPublicExchangers(domain, refused), pending);
-      return answer();
-    }
-    everyone('deferred', lastProblem, pending);
+  if (message.sender !== null && UNSENDABLE.test(message.sender)) {
+    everyone('failed', replies.unsendableSender(message.sender), recipients);
+    return answer();
+  }
+  const bad = recipients.filter((r) => UNSENDABLE.test(r));
+  everyone('failed', replies.unsendableRecipient(), bad);
+  const pending = [...new Set(recipients.filter((r) => !UNSENDABLE.test(r)))];
+  if (pending.length === 0) return answer();
+  if (ctx.closed) {
+    everyone('deferred', replies.shuttingDown(), pending);
     return answer();
   }
 
-  /** Delivers over one address: a pooled session when there is one, else a new connection. */
-  async function tryAddress(host: string, address: string, message: OutboundMessage, recipients: string[]): Promise<HostAttempt> {
-    const key = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-    // A reused session may turn out dead; each retry drops one, so this ends after at most one fresh connection.
-    for (let round = 0; round <= maxPerHost; round++) {
-      const lease = await pool.acquire(key);
-      if (!lease) return { kind: 'done', results: allOf(recipients, { status: 'deferred', reply: replies.shuttingDown() }) };
-      const session = lease.member ? await reuse(lease) : await open(lease, host, address);
-      if (session !== undefined && !(session instanceof SmtpSession)) return { kind: 'unreachable', reply: session };
-      if (!session) continue;
+  const destinations = await resolveDestinations(options.resolver, domain);
+  if (destinations.kind !== 'hosts') {
+    log({ messageId: message.messageId, domain, reason: destinations.reason }, 'no route to destination');
+    everyone(destinations.kind === 'permanent' ? 'failed' : 'deferred', replies.noRoute(destinations.enhanced, destinations.reason), pending);
+    return answer();
+  }
 
-      const outcome = await transactAll(session, message, recipients);
-      pool.release(lease, session, outcome.kind === 'done' && session.alive);
-      if (outcome.kind === 'done') {
-        log(
-          { messageId: message.messageId, host, address, port, tls: session.secure, results: Object.fromEntries(outcome.results) },
-          'SMTP delivery attempt finished',
-        );
-        return outcome;
+  let lastProblem = replies.noExchangerReached(domain);
+  const tried = new Set<string>();
+  const refused: string[] = [];
+  for (const host of destinations.hosts) {
+    for (const address of host.addresses) {
+      // Several MX names often share an address; one refusal is enough.
+      if (tried.has(address)) continue;
+      tried.add(address);
+      if (!lab && !isPublicAddress(address)) {
+        refused.push(`${host.name} ${address}`);
+        continue;
       }
-      // Died before any recipient was answered. On a reused session that is most
-      // likely the server having just closed it: try a fresh connection.
-      if (lease.member === undefined) return { kind: 'unreachable', reply: outcome.reply };
-    }
-    return { kind: 'unreachable', reply: replies.noUsableConnection(`${host}[${address}]:${port}`) };
-  }
-
-  /** RSET on a pooled session; undefined (slot released) if it no longer works. */
-  async function reuse(lease: Lease<SmtpSession>): Promise<SmtpSession | undefined> {
-    const session = lease.member!;
-    try {
-      await session.reset();
-      session.used = false;
-      stats.sessionsReused++;
-      return session;
-    } catch {
-      pool.release(lease, session, false);
-      return undefined;
-    }
-  }
-
-  /** Opens a session into an empty slot; the problem text (slot released) on failure. */
-  async function open(lease: Lease<SmtpSession>, host: string, address: string): Promise<SmtpSession | Reply> {
-    try {
-      const session = await openSession({
-        host,
-        address,
-        port,
-        heloName: options.heloName,
-        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-        connectTimeoutMs,
-        commandTimeoutMs,
-      });
-      stats.connectionsOpened++;
-      session.onEnd(() => pool.forget(lease.key, session));
-      return session;
-    } catch (err) {
-      pool.release(lease, undefined, false);
-      if (err instanceof ConnectError) return err.reply;
-      throw err; // not a network failure: a bug, let the worker see it
-    }
-  }
-
-  /**
-   * One transaction, then more for recipients refused with 452 while the
-   * previous one made progress (servers that cap recipients per transaction).
-   */
-  async function transactAll(session: SmtpSession, message: OutboundMessage, recipients: string[]): Promise<SessionAttempt> {
-    const results = new Map<string, RcptOutcome>();
-    let batch = recipients;
-    for (let first = true; batch.length > 0; first = false) {
-      if (session.used) {
-        try {
-          await session.reset();
-        } catch {
-          for (const r of batch) results.set(r, { status: 'deferred', reply: replies.connectionClosed(session.peer) });
-          break;
-        }
+      const attempt = await tryAddress(ctx, host.name, address, message, pending);
+      if (attempt.kind === 'done') {
+        // Replies the server gave (they carry its code) are attributed to it; local texts are not.
+        for (const [r, outcome] of attempt.results) results.set(r, outcome.code === undefined ? outcome : { ...outcome, remoteMta: host.name });
+        return answer();
       }
-      stats.transactions++;
-      const outcome = await session.transact(message, batch);
-      if (outcome.kind === 'unusable') {
-        // Nothing is known from this host yet: let the caller try elsewhere.
-        if (first) return outcome;
-        for (const r of batch) results.set(r, { status: 'deferred', reply: outcome.reply });
+      lastProblem = attempt.reply;
+      log({ messageId: message.messageId, domain, host: host.name, address, port, reply: formatReply(attempt.reply) }, 'mail exchanger unavailable, trying the next');
+    }
+  }
+  if (refused.length === tried.size) {
+    log({ messageId: message.messageId, domain, refused }, 'every mail exchanger address is non-public; not connecting');
+    everyone('failed', replies.nonPublicExchangers(domain, refused), pending);
+    return answer();
+  }
+  everyone('deferred', lastProblem, pending);
+  return answer();
+}
+
+/** Delivers over one address: a pooled session when there is one, else a new connection. */
+async function tryAddress(ctx: TransportContext, host: string, address: string, message: OutboundMessage, recipients: string[]): Promise<HostAttempt> {
+  const { port, pool, maxPerHost, log } = ctx;
+  const key = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  // A reused session may turn out dead; each retry drops one, so this ends after at most one fresh connection.
+  for (let round = 0; round <= maxPerHost; round++) {
+    const lease = await pool.acquire(key);
+    if (!lease) return { kind: 'done', results: allOf(recipients, { status: 'deferred', reply: replies.shuttingDown() }) };
+    const session = lease.member ? await reuse(ctx, lease) : await open(ctx, lease, host, address);
+    if (session !== undefined && !(session instanceof SmtpSession)) return { kind: 'unreachable', reply: session };
+    if (!session) continue;
+
+    const outcome = await transactAll(ctx, session, message, recipients);
+    pool.release(lease, session, outcome.kind === 'done' && session.alive);
+    if (outcome.kind === 'done') {
+      log(
+        { messageId: message.messageId, host, address, port, tls: session.secure, results: Object.fromEntries(outcome.results) },
+        'SMTP delivery attempt finished',
+      );
+      return outcome;
+    }
+    // Died before any recipient was answered. On a reused session that is most
+    // likely the server having just closed it: try a fresh connection.
+    if (lease.member === undefined) return { kind: 'unreachable', reply: outcome.reply };
+  }
+  return { kind: 'unreachable', reply: replies.noUsableConnection(`${host}[${address}]:${port}`) };
+}
+
+/** RSET on a pooled session; undefined (slot released) if it no longer works. */
+async function reuse(ctx: TransportContext, lease: Lease<SmtpSession>): Promise<SmtpSession | undefined> {
+  const { pool, stats } = ctx;
+  const session = lease.member!;
+  try {
+    await session.reset();
+    session.used = false;
+    stats.sessionsReused++;
+    return session;
+  } catch {
+    pool.release(lease, session, false);
+    return undefined;
+  }
+}
+
+/** Opens a session into an empty slot; the problem text (slot released) on failure. */
+async function open(ctx: TransportContext, lease: Lease<SmtpSession>, host: string, address: string): Promise<SmtpSession | Reply> {
+  const { options, port, pool, stats, connectTimeoutMs, commandTimeoutMs } = ctx;
+  try {
+    const session = await openSession({
+      host,
+      address,
+      port,
+      heloName: options.heloName,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+      connectTimeoutMs,
+      commandTimeoutMs,
+    });
+    stats.connectionsOpened++;
+    session.onEnd(() => pool.forget(lease.key, session));
+    return session;
+  } catch (err) {
+    pool.release(lease, undefined, false);
+    if (err instanceof ConnectError) return err.reply;
+    throw err; // not a network failure: a bug, let the worker see it
+  }
+}
+
+/**
+ * One transaction, then more for recipients refused with 452 while the
+ * previous one made progress (servers that cap recipients per transaction).
+ */
+async function transactAll(ctx: TransportContext, session: SmtpSession, message: OutboundMessage, recipients: string[]): Promise<SessionAttempt> {
+  const { stats } = ctx;
+  const results = new Map<string, RcptOutcome>();
+  let batch = recipients;
+  for (let first = true; batch.length > 0; first = false) {
+    if (session.used) {
+      try {
+        await session.reset();
+      } catch {
+        for (const r of batch) results.set(r, { status: 'deferred', reply: replies.connectionClosed(session.peer) });
         break;
       }
-      for (const [r, o] of outcome.results) results.set(r, o);
-      const again = batch.filter((r) => outcome.results.get(r)?.code === 452);
-      batch = outcome.delivered > 0 && session.alive ? again : [];
     }
-    return { kind: 'done', results };
+    stats.transactions++;
+    const outcome = await session.transact(message, batch);
+    if (outcome.kind === 'unusable') {
+      // Nothing is known from this host yet: let the caller try elsewhere.
+      if (first) return outcome;
+      for (const r of batch) results.set(r, { status: 'deferred', reply: outcome.reply });
+      break;
+    }
+    for (const [r, o] of outcome.results) results.set(r, o);
+    const again = batch.filter((r) => outcome.results.get(r)?.code === 452);
+    batch = outcome.delivered > 0 && session.alive ? again : [];
   }
-
-  return {
-    deliver,
-    async close() {
-      closed = true;
-      await pool.close();
-    },
-    stats: () => ({ ...stats, idle: pool.idleCount() }),
-  };
+  return { kind: 'done', results };
 }
 
 function allOf(recipients: string[], outcome: RcptOutcome): Map<string, RcptOutcome> {
