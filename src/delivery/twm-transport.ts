@@ -56,136 +56,144 @@ const lastNoticeMargin = (expiryMs: number) => Math.min(3_600_000, expiryMs / 10
 const MAX_RESULT_SIZE = 65_536;
 
 export function createTwmTransport(options: TwmTransportOptions): Transport {
-  const now = options.now ?? (() => new Date());
-  const ours = new Set(options.domains);
+  const ctx: TransportContext = { options, now: options.now ?? (() => new Date()), ours: new Set(options.domains) };
+  return { deliver: (domain, message, recipients) => deliver(ctx, domain, message, recipients) };
+}
 
-  /** A new notice (stored before anything is sent) for recipients no notice of this message lists yet. */
-  async function newNotice(domain: string, message: OutboundMessage, recipients: string[]): Promise<TwmOutNotice> {
-    const headers = parseHeaders(message.raw);
-    const facts = messageFacts(headers);
-    // The router sends only such messages here (remote-transport.ts).
-    const identity = twmIdentity(headers, (d) => ours.has(d));
-    if (!identity) throw new Error('a TWM message needs one From: or Sender: address of a domain we sign for');
-    const created = new Date(Math.floor(now().getTime() / 1000) * 1000);
-    // The registered TWM-Purpose becomes the notice's purpose (9.1).
-    const purpose = facts.ownershipConfirmation ? TWM_PURPOSES[0] : undefined;
-    const intro = introOf(headers);
-    const listId = identity.listId;
-    const notice: Notice = {
-      id: randomBytes(16).toString('base64url'),
-      from: identity.from,
-      // Carried as the envelope has them (RFC 5321 2.4: only the recipient's host may fold a local
-      // part's case); compared and stored lower-cased (docs/protocol.md 1.3).
-      to: [...recipients],
-      size: message.raw.length,
-      sha256: createHash('sha256').update(message.raw).digest('hex'),
-      created,
-      expires: new Date(created.getTime() + options.expiryMs),
-      ...(intro ? { intro } : {}),
-      ...(purpose ? { purpose } : {}),
-      ...(listId ? { listId } : {}),
-    };
-    return options.outbox.create({
-      notice: {
-        id: notice.id,
-        messageId: message.messageId,
-        sender: message.sender ?? '',
-        domain,
-        content: noticeToJson(notice),
-        subject: facts.subject,
-        messageIdHeader: facts.messageId,
-        size: notice.size,
-        sha256: notice.sha256,
-        createdAt: notice.created,
-        expiresAt: notice.expires,
-      },
-      recipients: notice.to.map((r) => r.toLowerCase()),
-      raw: message.raw,
-    });
+interface TransportContext {
+  options: TwmTransportOptions;
+  now: () => Date;
+  /** The domains we sign for. */
+  ours: Set<string>;
+}
+
+/** The queue's call: each recipient goes with the notice that lists it, new notices stored first. */
+async function deliver(ctx: TransportContext, domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
+  // Each recipient goes with the notice that already lists it (a retry sends the same octets),
+  // the others with one new notice: the queue may hand a message's recipients over in parts.
+  const existing = await ctx.options.outbox.findByMessage(message.messageId, domain);
+  const byRecipient = new Map<string, TwmOutNotice>();
+  for (const n of existing) for (const r of n.recipients) byRecipient.set(r.recipient, n);
+  const fresh = recipients.filter((r) => !byRecipient.has(r.toLowerCase()));
+  // Bcc recipients (on no To:/Cc: field) get a notice each, so that no notice lists a Bcc
+  // recipient to another recipient's server, or another to them (7.1, 13).
+  const visible = visibleRecipients(parseHeaders(message.raw));
+  const shown = fresh.filter((r) => visible.has(r.toLowerCase()));
+  const parts = [...(shown.length > 0 ? [shown] : []), ...fresh.filter((r) => !visible.has(r.toLowerCase())).map((r) => [r])];
+  for (const part of parts) {
+    const n = await newNotice(ctx, domain, message, part);
+    for (const r of part) byRecipient.set(r.toLowerCase(), n);
   }
+  const groups = new Map<string, { notice: TwmOutNotice; recipients: string[] }>();
+  for (const r of recipients) {
+    const n = byRecipient.get(r.toLowerCase())!;
+    const g = groups.get(n.id) ?? { notice: n, recipients: [] };
+    g.recipients.push(r);
+    groups.set(n.id, g);
+  }
+  const results = new Map<string, RecipientResult>();
+  for (const g of groups.values()) for (const r of await notify(ctx, domain, g.notice, g.recipients)) results.set(r.recipient, r);
+  return recipients.map((r) => results.get(r)!);
+}
 
-  return {
-    async deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
-      // Each recipient goes with the notice that already lists it (a retry sends the same octets),
-      // the others with one new notice: the queue may hand a message's recipients over in parts.
-      const existing = await options.outbox.findByMessage(message.messageId, domain);
-      const byRecipient = new Map<string, TwmOutNotice>();
-      for (const n of existing) for (const r of n.recipients) byRecipient.set(r.recipient, n);
-      const fresh = recipients.filter((r) => !byRecipient.has(r.toLowerCase()));
-      // Bcc recipients (on no To:/Cc: field) get a notice each, so that no notice lists a Bcc
-      // recipient to another recipient's server, or another to them (7.1, 13).
-      const visible = visibleRecipients(parseHeaders(message.raw));
-      const shown = fresh.filter((r) => visible.has(r.toLowerCase()));
-      const parts = [...(shown.length > 0 ? [shown] : []), ...fresh.filter((r) => !visible.has(r.toLowerCase())).map((r) => [r])];
-      for (const part of parts) {
-        const n = await newNotice(domain, message, part);
-        for (const r of part) byRecipient.set(r.toLowerCase(), n);
-      }
-      const groups = new Map<string, { notice: TwmOutNotice; recipients: string[] }>();
-      for (const r of recipients) {
-        const n = byRecipient.get(r.toLowerCase())!;
-        const g = groups.get(n.id) ?? { notice: n, recipients: [] };
-        g.recipients.push(r);
-        groups.set(n.id, g);
-      }
-      const results = new Map<string, RecipientResult>();
-      for (const g of groups.values()) for (const r of await notify(domain, g.notice, g.recipients)) results.set(r.recipient, r);
-      return recipients.map((r) => results.get(r)!);
-    },
+/** A new notice (stored before anything is sent) for recipients no notice of this message lists yet. */
+async function newNotice(ctx: TransportContext, domain: string, message: OutboundMessage, recipients: string[]): Promise<TwmOutNotice> {
+  const { options, now } = ctx;
+  const headers = parseHeaders(message.raw);
+  const facts = messageFacts(headers);
+  // The router sends only such messages here (remote-transport.ts).
+  const identity = twmIdentity(headers, (d) => ctx.ours.has(d));
+  if (!identity) throw new Error('a TWM message needs one From: or Sender: address of a domain we sign for');
+  const created = new Date(Math.floor(now().getTime() / 1000) * 1000);
+  // The registered TWM-Purpose becomes the notice's purpose (9.1).
+  const purpose = facts.ownershipConfirmation ? TWM_PURPOSES[0] : undefined;
+  const intro = introOf(headers);
+  const listId = identity.listId;
+  const notice: Notice = {
+    id: randomBytes(16).toString('base64url'),
+    from: identity.from,
+    // Carried as the envelope has them (RFC 5321 2.4: only the recipient's host may fold a local
+    // part's case); compared and stored lower-cased (docs/protocol.md 1.3).
+    to: [...recipients],
+    size: message.raw.length,
+    sha256: createHash('sha256').update(message.raw).digest('hex'),
+    created,
+    expires: new Date(created.getTime() + options.expiryMs),
+    ...(intro ? { intro } : {}),
+    ...(purpose ? { purpose } : {}),
+    ...(listId ? { listId } : {}),
   };
+  return options.outbox.create({
+    notice: {
+      id: notice.id,
+      messageId: message.messageId,
+      sender: message.sender ?? '',
+      domain,
+      content: noticeToJson(notice),
+      subject: facts.subject,
+      messageIdHeader: facts.messageId,
+      size: notice.size,
+      sha256: notice.sha256,
+      createdAt: notice.created,
+      expiresAt: notice.expires,
+    },
+    recipients: notice.to.map((r) => r.toLowerCase()),
+    raw: message.raw,
+  });
+}
 
-  /** Sends one stored notice and maps its answer to the queue's per-recipient results. */
-  async function notify(domain: string, notice: TwmOutNotice, ours: string[]): Promise<RecipientResult[]> {
-    const results = new Map<string, RecipientResult>();
-    const all = (status: RecipientResult['status'], reply: Reply, remoteMta?: string) =>
-      ours.map((recipient) => ({ recipient, status, reply, ...(remoteMta ? { remoteMta } : {}) }));
-    if (now().getTime() >= notice.expiresAt.getTime() - lastNoticeMargin(options.expiryMs)) {
-      const reason = 'could not notify the recipient server before the notice expired';
-      await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason }, now());
-      return all('failed', replies.twmExpiredUnsent(reason));
-    }
-    const from = (JSON.parse(notice.content.toString('utf8')) as { from: string }).from;
-    let response: TwmResponse;
-    try {
-      response = await options.client.post(domain, TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice.content, options.key(domainOf(from)), { maxResponse: MAX_RESULT_SIZE });
-    } catch (err) {
-      const text = err instanceof TwmUnreachableError ? err.message : err instanceof Error ? err.message : String(err);
-      options.report?.(domain, err instanceof TwmUnreachableError && err.permanent ? 'notice-not-twm' : 'notice-unreachable');
-      return all('deferred', replies.twmUnreachable(text));
-    }
-    if (response.status !== 200) {
-      const problem = describeProblem(response);
-      options.report?.(domain, problem.code ?? `notice-http-${response.status}`);
-      if (problem.temporary) return all('deferred', replies.twmRefusedTemporarily(problem.text), response.endpoint);
-      await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason: problem.text }, now());
-      return all('failed', replies.twmRefused(problem.text), response.endpoint);
-    }
-    let result: NoticeResult;
-    try {
-      result = parseNoticeResult(JSON.parse(response.body.toString('utf8')));
-    } catch {
-      options.report?.(domain, 'notice-unreadable-result');
-      return all('deferred', replies.twmUnreadableResult(response.endpoint));
-    }
-    options.report?.(domain, 'success');
-    const byRcpt = new Map(result.results.map((e) => [e.rcpt.toLowerCase(), e]));
-    const at = now();
-    const remoteMta = response.endpoint;
-    for (const r of ours) {
-      const entry = byRcpt.get(r.toLowerCase());
-      if (!entry || entry.status === 'deferred') {
-        const wait = entry?.retryAfter ? ` (retry after ${entry.retryAfter} s)` : '';
-        results.set(r, { recipient: r, status: 'deferred', reply: replies.twmDeferred(wait), remoteMta });
-      } else if (entry.status === 'unknown') {
-        await options.outbox.transition(notice.id, [r], { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
-        results.set(r, { recipient: r, status: 'failed', reply: replies.twmUnknownRecipient(r), remoteMta });
-      } else {
-        await options.outbox.transition(notice.id, [r], { from: ['queued'], to: entry.status }, at);
-        results.set(r, { recipient: r, status: 'delivered', reply: replies.twmAccepted(notice.id, entry.status), remoteMta });
-      }
-    }
-    return ours.map((r) => results.get(r)!);
+/** Sends one stored notice and maps its answer to the queue's per-recipient results. */
+async function notify(ctx: TransportContext, domain: string, notice: TwmOutNotice, ours: string[]): Promise<RecipientResult[]> {
+  const { options, now } = ctx;
+  const results = new Map<string, RecipientResult>();
+  const all = (status: RecipientResult['status'], reply: Reply, remoteMta?: string) =>
+    ours.map((recipient) => ({ recipient, status, reply, ...(remoteMta ? { remoteMta } : {}) }));
+  if (now().getTime() >= notice.expiresAt.getTime() - lastNoticeMargin(options.expiryMs)) {
+    const reason = 'could not notify the recipient server before the notice expired';
+    await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason }, now());
+    return all('failed', replies.twmExpiredUnsent(reason));
   }
+  const from = (JSON.parse(notice.content.toString('utf8')) as { from: string }).from;
+  let response: TwmResponse;
+  try {
+    response = await options.client.post(domain, TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice.content, options.key(domainOf(from)), { maxResponse: MAX_RESULT_SIZE });
+  } catch (err) {
+    const text = err instanceof TwmUnreachableError ? err.message : err instanceof Error ? err.message : String(err);
+    options.report?.(domain, err instanceof TwmUnreachableError && err.permanent ? 'notice-not-twm' : 'notice-unreachable');
+    return all('deferred', replies.twmUnreachable(text));
+  }
+  if (response.status !== 200) {
+    const problem = describeProblem(response);
+    options.report?.(domain, problem.code ?? `notice-http-${response.status}`);
+    if (problem.temporary) return all('deferred', replies.twmRefusedTemporarily(problem.text), response.endpoint);
+    await options.outbox.transition(notice.id, ours, { from: ['queued'], to: 'failed', reason: problem.text }, now());
+    return all('failed', replies.twmRefused(problem.text), response.endpoint);
+  }
+  let result: NoticeResult;
+  try {
+    result = parseNoticeResult(JSON.parse(response.body.toString('utf8')));
+  } catch {
+    options.report?.(domain, 'notice-unreadable-result');
+    return all('deferred', replies.twmUnreadableResult(response.endpoint));
+  }
+  options.report?.(domain, 'success');
+  const byRcpt = new Map(result.results.map((e) => [e.rcpt.toLowerCase(), e]));
+  const at = now();
+  const remoteMta = response.endpoint;
+  for (const r of ours) {
+    const entry = byRcpt.get(r.toLowerCase());
+    if (!entry || entry.status === 'deferred') {
+      const wait = entry?.retryAfter ? ` (retry after ${entry.retryAfter} s)` : '';
+      results.set(r, { recipient: r, status: 'deferred', reply: replies.twmDeferred(wait), remoteMta });
+    } else if (entry.status === 'unknown') {
+      await options.outbox.transition(notice.id, [r], { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
+      results.set(r, { recipient: r, status: 'failed', reply: replies.twmUnknownRecipient(r), remoteMta });
+    } else {
+      await options.outbox.transition(notice.id, [r], { from: ['queued'], to: entry.status }, at);
+      results.set(r, { recipient: r, status: 'delivered', reply: replies.twmAccepted(notice.id, entry.status), remoteMta });
+    }
+  }
+  return ours.map((r) => results.get(r)!);
 }
 
 /** The addresses of the message's To: and Cc: fields, lower-cased (for comparison only). */
