@@ -340,6 +340,12 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     now,
     log: (obj, msg) => log.info(obj, msg),
   });
+  const flushReports = setInterval(() => void reports.flush(), 1000);
+  flushReports.unref();
+  closers.unshift(async () => {
+    clearInterval(flushReports);
+    await reports.flush();
+  });
   const remote = createRemoteTransport({
     smtp,
     twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now, report: reports.count }),
@@ -347,6 +353,7 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     outbox: store.twmOut,
     domains: config.domains,
     testing: config.twm.testing,
+    report: reports.count,
   });
   const fetchWorker = startTwmFetchWorker({
     inbox: store.twmIn,

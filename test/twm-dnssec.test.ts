@@ -178,6 +178,9 @@ describe('TWM with DNSSEC, DANE and policies (unbound validating)', () => {
     assert.match(unbound.log(), /start of service/);
   });
 
+  /** What a.test counted today against signed.test for its failure report (docs/protocol.md 6.6). */
+  const reportCounts = () => a.server.store.twmReports.counts(SIGNED, new Date().toISOString().slice(0, 10));
+
   it('a wrong TLSA record: deferred, nothing reaches the recipient; delivered once the TLSA is right', async () => {
     const good = tlsaLine;
     tlsaLine = good.replace(/[0-9a-f]{64}$/, 'ab'.repeat(32));
@@ -194,6 +197,8 @@ describe('TWM with DNSSEC, DANE and policies (unbound validating)', () => {
       const notice = (await a.server.store.twmOut.listBySender('ann@a.test')).find((n) => n.subject === 'dnssec wrong tlsa');
       assert.ok(notice, 'the sender stored its notice');
       assert.equal(await b.server.store.twmIn.find('a.test', notice.id), undefined, 'the recipient never saw the notice');
+      // Counted for signed.test's daily failure report (6.6) as what it is, not as "unreachable".
+      await eventually(async () => ((await reportCounts()).get('dane-mismatch') ?? 0) > 0, 10_000, 'dane-mismatch counted');
     } finally {
       // Restored even when an assertion failed, so the cases after this one see the right record.
       tlsaLine = good;
@@ -213,6 +218,7 @@ describe('TWM with DNSSEC, DANE and policies (unbound validating)', () => {
       const subject = `dnssec ${label}`;
       await send(a, '127.0.0.2', 'ann@a.test', 'bea@signed.test', subject);
       await assertDeferred(subject, /SERVFAIL|no SMTP downgrade/);
+      if (label.startsWith('a bogus')) await eventually(async () => ((await reportCounts()).get('dnssec-invalid') ?? 0) > 0, 10_000, 'dnssec-invalid counted');
       publish();
       await assertDeliveredByTwm(subject);
     });

@@ -21,7 +21,7 @@ import { TWM_TESTING_HEADER } from '../core/twm-types.ts';
 import { parseHeaders } from '../mail/headers.ts';
 import { twmIdentity } from '../mail/relay.ts';
 import type { TwmOutboundRepository } from '../store/types.ts';
-import { TwmUnreachableError, type TwmClient } from './twm-client-types.ts';
+import { reportType, TwmUnreachableError, type TwmClient } from './twm-client-types.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
 export interface RemoteTransportOptions {
@@ -33,6 +33,8 @@ export interface RemoteTransportOptions {
   domains: string[];
   /** Testing mode (6.6): every TWM delivery is doubled by SMTP. */
   testing?: boolean;
+  /** Counts a failed discovery against the recipient domain for its failure report (docs/protocol.md 6.6). */
+  report?: (domain: string, resultType: string) => void;
 }
 
 export function createRemoteTransport(options: RemoteTransportOptions): Transport {
@@ -57,6 +59,7 @@ export function createRemoteTransport(options: RemoteTransportOptions): Transpor
         return found.kind === 'twm' ? viaTwm(domain, message, recipients) : options.smtp.deliver(domain, message, recipients);
       } catch (err) {
         const text = err instanceof TwmUnreachableError ? err.message : String(err);
+        options.report?.(domain, reportType(err, 'notice'));
         return recipients.map((recipient) => ({ recipient, status: 'deferred' as const, reply: replies.twmDiscoveryFailed(domain, text) }));
       }
     },

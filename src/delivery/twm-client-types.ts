@@ -86,18 +86,39 @@ export interface TwmClient {
 }
 
 /** No target of a domain gave a final answer: temporary (retry later). */
+/**
+ * Why a domain's TWM setup failed validation at the client (docs/protocol.md 3.4-3.6), as the
+ * result type its failure report counts (6.6, after RFC 8460's): a bogus or missing validated
+ * answer, a policy that rules the targets out, a TLSA lookup that failed, a certificate that
+ * matches no TLSA record, a certificate that does not verify for the target name.
+ */
+export type TwmValidationFailure = 'dnssec-invalid' | 'twm-policy-invalid' | 'tlsa-invalid' | 'dane-mismatch' | 'certificate-invalid';
+
 export class TwmUnreachableError extends Error {
   readonly last: TwmResponse | undefined;
+  /** Set when a validation failure (not the network) kept every target out. */
+  readonly validation: TwmValidationFailure | undefined;
   /**
    * Every address tried proved not to be a TWM endpoint (a TLS identity failure, no TLS, or an
    * answer that is no TWM answer): a recipient gives up the fetch or receipt at once instead of
    * retrying (docs/protocol.md 12.2).
    */
   readonly permanent: boolean;
-  constructor(message: string, last?: TwmResponse, permanent = false) {
+  constructor(message: string, last?: TwmResponse, permanent = false, validation?: TwmValidationFailure) {
     super(message);
     this.name = 'TwmUnreachableError';
     this.last = last;
     this.permanent = permanent;
+    this.validation = validation;
   }
+}
+
+/**
+ * The failure report's result type for an exchange that got no answer (docs/protocol.md 6.6): the
+ * validation failure that kept the domain's targets out, else `<what>-not-twm` when every target
+ * proved no TWM endpoint, else `<what>-unreachable`.
+ */
+export function reportType(err: unknown, what: 'notice' | 'fetch' | 'receipt'): string {
+  if (!(err instanceof TwmUnreachableError)) return `${what}-unreachable`;
+  return err.validation ?? (err.permanent ? `${what}-not-twm` : `${what}-unreachable`);
 }

@@ -38,6 +38,7 @@ import {
   type TwmDiscovery,
   type TwmResponse,
   type TwmSigningKey,
+  type TwmValidationFailure,
 } from './twm-client-types.ts';
 
 /** Section 3.1: per attempt. */
@@ -53,8 +54,10 @@ const MAX_SOCKETS_PER_ENDPOINT = 16;
 const ANSWERED = new Set(['ENOTFOUND', 'ENODATA']);
 
 type Target = Extract<TwmDiscovery, { kind: 'twm' }>['targets'][number];
-/** `decisive`: this address is no TWM endpoint (identity, no TLS, or a non-TWM answer). */
-type Attempt = { kind: 'final'; response: TwmResponse } | { kind: 'next'; problem: string; response?: TwmResponse; decisive?: boolean };
+/** `decisive`: this address is no TWM endpoint (identity, no TLS, or a non-TWM answer); `validation`: why it failed validation. */
+type Attempt =
+  | { kind: 'final'; response: TwmResponse }
+  | { kind: 'next'; problem: string; response?: TwmResponse; decisive?: boolean; validation?: TwmValidationFailure };
 
 /** Media types a TWM endpoint answers with (4.3, 6.5); an answer with another one is no TWM answer. */
 const TWM_ANSWER_TYPES = new Set(['message/rfc822', 'application/problem+json', ...Object.values(TWM_MEDIA_TYPES)]);
@@ -91,6 +94,13 @@ export function createTwmClient(options: TwmClientOptions): TwmClient {
       ctx.agent.destroy();
     },
   };
+}
+
+/** What the walk over a domain's endpoints skipped, and the first validation failure it met. */
+interface Notes {
+  problems: string[];
+  refused: string[];
+  validation?: TwmValidationFailure;
 }
 
 /** What every request of one client shares: its options with their defaults, and the connection pool. */
@@ -149,7 +159,7 @@ async function discovered(ctx: ClientContext, domain: string): Promise<{ name: s
 async function* endpointsOf(
   ctx: ClientContext,
   found: Extract<TwmDiscovery, { kind: 'twm' }>,
-  notes: { problems: string[]; refused: string[] },
+  notes: Notes,
 ): AsyncGenerator<{ target: Target; address: string; dane: TlsaRecord[] | undefined }> {
   let tried = 0;
   for (const target of dedupe(orderSrvTargets(found.targets)).slice(0, MAX_TARGETS)) {
@@ -159,6 +169,7 @@ async function* endpointsOf(
       const tlsa = await tlsaFor(ctx.secure, target.target, target.port, ctx.options.onProblem);
       if (tlsa.kind === 'failed') {
         notes.problems.push(`${target.target}: ${tlsa.problem}`);
+        notes.validation ??= 'tlsa-invalid';
         continue;
       }
       dane = tlsa.kind === 'dane' ? tlsa.records : undefined;
@@ -190,7 +201,7 @@ async function post(
   // Only a path: the host always comes from DNS (section 12.8).
   if (!path.startsWith('/') || path.startsWith('//')) throw new TypeError(`TWM request path must be absolute: ${path}`);
   const { name, found } = await discovered(ctx, domain);
-  const notes = { problems: [] as string[], refused: [] as string[] };
+  const notes: Notes = { problems: [], refused: [] };
   let last: TwmResponse | undefined;
   let tried = 0;
   let decisive = 0;
@@ -199,6 +210,7 @@ async function post(
     const attempt = await attemptAt(ctx, target, address, path, contentType, body, key, limits.maxResponse, dane);
     if (attempt.kind === 'final') return attempt.response;
     if (attempt.decisive) decisive++;
+    if (attempt.validation) notes.validation ??= attempt.validation;
     notes.problems.push(attempt.problem);
     if (attempt.response) last = attempt.response;
   }
@@ -210,7 +222,7 @@ async function post(
   }
   if (refused.length > 0) problems.push(`refused by the outbound address restriction (section 4.4): ${refused.join(', ')}`);
   const permanent = tried > 0 && decisive === tried;
-  throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last, permanent);
+  throw new TwmUnreachableError(`${name}: no TWM target gave a final answer (${problems.join('; ') || 'no targets'})`, last, permanent, notes.validation);
 }
 
 /** `host[:port]` as the request names it: the port only when it is not 443. */
@@ -265,7 +277,10 @@ async function attemptAt(
   let result = await send(true);
   // A pooled connection the server had closed while idle: the request never arrived; once more, fresh.
   if (result.kind === 'failed' && result.stale) result = await send(false);
-  if (result.kind === 'failed') return { kind: 'next', problem: `${where}: ${result.problem}`, ...(result.decisive ? { decisive: true } : {}) };
+  if (result.kind === 'failed') {
+    const validation = result.dane ? 'dane-mismatch' : result.decisive === 'identity' ? 'certificate-invalid' : undefined;
+    return { kind: 'next', problem: `${where}: ${result.problem}`, ...(result.decisive ? { decisive: true } : {}), ...(validation ? { validation } : {}) };
+  }
   const response: TwmResponse = { status: result.status, headers: result.headers, body: result.body, endpoint, ...(result.truncated ? { truncated: true } : {}) };
   // A 5xx or 429 page may come from a proxy in front of a TWM server that is down: temporary. Any
   // other answer that is no TWM answer says the target is something else (a web server, a canary).
@@ -284,7 +299,7 @@ async function attemptAt(
  */
 async function capabilities(ctx: ClientContext, domain: string): Promise<TwmCapabilities | null> {
   const { name, found } = await discovered(ctx, domain);
-  const notes = { problems: [] as string[], refused: [] as string[] };
+  const notes: Notes = { problems: [], refused: [] };
   for await (const { target, address, dane } of endpointsOf(ctx, found, notes)) {
     const result = await exchange({
       address,

@@ -36,7 +36,7 @@ export async function discoverSecure(name: string, o: SecureDiscoveryOptions): P
     throw new TwmUnreachableError(`${name}: SRV lookup of ${owner} failed (${err instanceof Error ? err.message : String(err)}); retry later`);
   }
   if (answer.rcode === 'SERVFAIL') {
-    throw new TwmUnreachableError(`${name}: SRV lookup of ${owner} failed (SERVFAIL: a bogus answer or no answer); retry later, no SMTP downgrade`);
+    throw new TwmUnreachableError(`${name}: SRV lookup of ${owner} failed (SERVFAIL: a bogus answer or no answer); retry later, no SMTP downgrade`, undefined, false, 'dnssec-invalid');
   }
   const targets = toTargets(answer.records.map((r) => r.data), name, o.onProblem);
   if (answer.authenticated) return targets.length > 0 ? { kind: 'twm', targets, validated: true } : { kind: 'legacy' };
@@ -45,14 +45,14 @@ export async function discoverSecure(name: string, o: SecureDiscoveryOptions): P
   if (policy) {
     const allowed = targets.filter((t) => targetAllowed(policy, t.target));
     if (targets.length === 0) {
-      if (policy.mode === 'enforce') throw new TwmUnreachableError(`${name}: its TWM policy is "enforce" but ${owner} has no targets; retry later, no SMTP downgrade`);
+      if (policy.mode === 'enforce') throw new TwmUnreachableError(`${name}: its TWM policy is "enforce" but ${owner} has no targets; retry later, no SMTP downgrade`, undefined, false, 'twm-policy-invalid');
       o.onProblem?.(name, `policy (testing): ${owner} has no targets`);
     } else if (allowed.length < targets.length) {
       const outside = targets.filter((t) => !allowed.includes(t)).map((t) => t.target);
       o.onProblem?.(name, `policy (${policy.mode}): SRV targets not in the policy: ${outside.join(', ')}`);
     }
     if (policy.mode === 'enforce') {
-      if (allowed.length === 0) throw new TwmUnreachableError(`${name}: no SRV target is allowed by its TWM policy (enforce); retry later`);
+      if (allowed.length === 0) throw new TwmUnreachableError(`${name}: no SRV target is allowed by its TWM policy (enforce); retry later`, undefined, false, 'twm-policy-invalid');
       return { kind: 'twm', targets: allowed, validated: false };
     }
   }

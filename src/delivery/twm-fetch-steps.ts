@@ -14,7 +14,7 @@ import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptEntry, ty
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { TwmInNotice, TwmInRecipient, TwmInRecipientChange } from '../store/types.ts';
 import { checkFetchedBody } from './twm-fetch-check.ts';
-import { TwmUnreachableError, type TwmResponse } from './twm-client-types.ts';
+import { reportType, TwmUnreachableError, type TwmResponse } from './twm-client-types.ts';
 import { describeProblem } from './twm-problem.ts';
 import type { TwmFetchWorkerOptions } from './twm-fetch-worker.ts';
 
@@ -88,7 +88,7 @@ async function fetchBody(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[
       maxResponse: n.size + 1,
     });
   } catch (err) {
-    report(ctx, n, err instanceof TwmUnreachableError && err.permanent ? 'fetch-not-twm' : 'fetch-unreachable');
+    report(ctx, n, reportType(err, 'fetch'));
     if (err instanceof TwmUnreachableError && err.permanent) {
       // The sender's target is no TWM endpoint (12.2): never contacted again for this notice, no receipt.
       ctx.count('abandoned');
@@ -181,7 +181,7 @@ async function sendReceipt(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipien
       maxResponse: 4096,
     });
   } catch (err) {
-    report(ctx, n, err instanceof TwmUnreachableError && err.permanent ? 'receipt-not-twm' : 'receipt-unreachable');
+    report(ctx, n, reportType(err, 'receipt'));
     if (err instanceof TwmUnreachableError && err.permanent) {
       ctx.log({ notice: n.id, from: n.from, problem: err.message }, 'twm receipt target is no TWM endpoint; abandoned');
       return write(ctx, n, rows, from, { state: 'closed', receipt: rows[0]!.receipt, receiptError: rows[0]!.receiptError, nextAttemptAt: null, lastError: err.message });

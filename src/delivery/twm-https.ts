@@ -68,6 +68,8 @@ export type ExchangeResult =
        * certificate does not verify for the target name; `non-tls`, it answered without TLS.
        */
       decisive?: 'identity' | 'non-tls';
+      /** The certificate matched none of the target's TLSA records (DANE). */
+      dane?: true;
     };
 
 export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
@@ -84,8 +86,8 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
       clearTimeout(timer);
       resolve(result);
     };
-    const fail = (problem: string, stale = false, decisive?: 'identity' | 'non-tls'): void => {
-      finish({ kind: 'failed', problem, stale, ...(decisive ? { decisive } : {}) });
+    const fail = (problem: string, stale = false, decisive?: 'identity' | 'non-tls', dane = false): void => {
+      finish({ kind: 'failed', problem, stale, ...(decisive ? { decisive } : {}), ...(dane ? { dane: true as const } : {}) });
       // After settling: destroying emits 'error', which then finds us settled.
       req.destroy();
     };
@@ -122,7 +124,7 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
       if (dane) {
         socket.once('secureConnect', () => {
           const verdict = daneVerify(chainOf((socket as TLSSocket).getPeerCertificate(true)), dane, r.servername, r.now ?? new Date());
-          if (!verdict.ok) fail(`DANE: ${verdict.problem}`);
+          if (!verdict.ok) fail(`DANE: ${verdict.problem}`, false, undefined, true);
         });
       }
       if (reused) arm(r.requestTimeoutMs, 'waiting for the answer');

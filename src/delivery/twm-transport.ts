@@ -30,7 +30,7 @@ import { noticeToJson, parseNoticeResult } from '../core/twm-schema.ts';
 import { decodeWords, messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
 import { twmIdentity } from '../mail/relay.ts';
 import type { TwmOutboundRepository, TwmOutNotice } from '../store/types.ts';
-import { TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
+import { reportType, TwmUnreachableError, type TwmClient, type TwmResponse, type TwmSigningKey } from './twm-client-types.ts';
 import { describeProblem } from './twm-problem.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
@@ -159,7 +159,7 @@ async function notify(ctx: TransportContext, domain: string, notice: TwmOutNotic
     response = await options.client.post(domain, TWM_PATHS.notice, TWM_MEDIA_TYPES.notice, notice.content, options.key(domainOf(from)), { maxResponse: MAX_RESULT_SIZE });
   } catch (err) {
     const text = err instanceof TwmUnreachableError ? err.message : err instanceof Error ? err.message : String(err);
-    options.report?.(domain, err instanceof TwmUnreachableError && err.permanent ? 'notice-not-twm' : 'notice-unreachable');
+    options.report?.(domain, reportType(err, 'notice'));
     return all('deferred', replies.twmUnreachable(text));
   }
   if (response.status !== 200) {

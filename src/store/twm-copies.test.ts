@@ -44,12 +44,15 @@ for (const backend of backends) {
       const store = await backend.open();
       try {
         const r = store.twmReports;
-        await Promise.all([r.count('X.example', '2026-12-03', 'unknown-key'), r.count('x.example', '2026-12-03', 'unknown-key'), r.count('x.example', '2026-12-03', 'success')]);
-        await r.count('y.example', '2026-12-03', 'fetch-unreachable');
-        await r.count('x.example', '2026-12-04', 'success');
+        const one = (domain: string, day: string, resultType: string, n = 1) => ({ domain, day, resultType, n });
+        // Concurrent batches add up (the server flushes its in-memory counts every second, from each process).
+        await Promise.all([r.add([one('X.example', '2026-12-03', 'unknown-key')]), r.add([one('x.example', '2026-12-03', 'unknown-key'), one('x.example', '2026-12-03', 'success')])]);
+        await r.add([one('y.example', '2026-12-03', 'fetch-unreachable'), one('x.example', '2026-12-04', 'success', 3)]);
+        await r.add([]);
         assert.deepEqual(await r.counts('x.example', '2026-12-03'), new Map([['unknown-key', 2], ['success', 1]]));
         assert.deepEqual(await r.finished('2026-12-04', 10), [{ domain: 'x.example', day: '2026-12-03' }, { domain: 'y.example', day: '2026-12-03' }]);
         assert.deepEqual(await r.finished('2026-12-04', 1), [{ domain: 'x.example', day: '2026-12-03' }]);
+        assert.deepEqual(await r.counts('x.example', '2026-12-04'), new Map([['success', 3]]));
         await r.remove('x.example', '2026-12-03');
         assert.deepEqual(await r.finished('2026-12-05', 10), [{ domain: 'y.example', day: '2026-12-03' }, { domain: 'x.example', day: '2026-12-04' }]);
       } finally {

@@ -11,11 +11,16 @@ import { num, type Db } from './db-util.ts';
 export class KyselyTwmReportRepository implements TwmReportRepository {
   constructor(private readonly s: Db) {}
 
-  async count(domain: string, day: string, resultType: string): Promise<void> {
-    await sql`
-      INSERT INTO twm_report_counts (domain, day, result_type, count) VALUES (${domain.toLowerCase()}, ${day}, ${resultType}, 1)
-      ON CONFLICT (domain, day, result_type) DO UPDATE SET count = twm_report_counts.count + 1
-    `.execute(this.s.db);
+  async add(entries: Array<{ domain: string; day: string; resultType: string; n: number }>): Promise<void> {
+    if (entries.length === 0) return;
+    await this.s.db.transaction().execute(async (tx) => {
+      for (const e of entries) {
+        await sql`
+          INSERT INTO twm_report_counts (domain, day, result_type, count) VALUES (${e.domain.toLowerCase()}, ${e.day}, ${e.resultType}, ${e.n})
+          ON CONFLICT (domain, day, result_type) DO UPDATE SET count = twm_report_counts.count + ${e.n}
+        `.execute(tx);
+      }
+    });
   }
 
   async finished(day: string, limit: number): Promise<Array<{ domain: string; day: string }>> {

@@ -254,8 +254,8 @@ export interface TwmNonceRepository {
 
 /** Failure-report counters (docs/protocol.md 6.6): per reporting domain, UTC day and result type. */
 export interface TwmReportRepository {
-  /** Adds one to the counter. */
-  count(domain: string, day: string, resultType: string): Promise<void>;
+  /** Adds `n` to each counter, in one transaction. */
+  add(entries: Array<{ domain: string; day: string; resultType: string; n: number }>): Promise<void>;
   /** The (domain, day) pairs with counters for days before `day` (finished days), oldest first. */
   finished(day: string, limit: number): Promise<Array<{ domain: string; day: string }>>;
   /** One domain's counters of one day. */
