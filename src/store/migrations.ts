@@ -22,6 +22,7 @@ import { imapMigration } from './migration-0009-imap.ts';
 import { leasesMigration } from './migration-0010-leases.ts';
 import { requestDmarcMigration } from './migration-0011-request-dmarc.ts';
 import { contactsPagingMigration } from './migration-0013-contacts-paging.ts';
+import { twmPendingSenderMigration } from './migration-0018-twm-pending-sender.ts';
 import { twmRolloutMigration } from './migration-0017-twm-rollout.ts';
 
 export function types(dialect: Dialect) {
@@ -212,5 +213,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0011_request_dmarc': requestDmarcMigration(),
     '0013_contacts_paging': contactsPagingMigration(),
     '0017_twm_rollout': twmRolloutMigration(dialect),
+    '0018_twm_pending_sender': twmPendingSenderMigration(),
   };
 }

@@ -357,17 +357,24 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
   }
 
   async countPending(userId: number, sender: string): Promise<{ fromSender: number; total: number }> {
-    const row = await this.s.db
-      .selectFrom('twm_in_recipients as r')
-      .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
-      .select((eb) => [
-        eb.fn.countAll<number | string>().as('total'),
-        eb.fn.sum<number | string | null>(eb.case().when('n.from_addr', '=', sender).then(1).else(0).end()).as('from_sender'),
-      ])
+    // Two counts, each on its own index: the user's (twm_in_recipients_user, no join) and the
+    // sender's (twm_in_notices_from, migration 0018). One join over every pending row of the user
+    // made each stranger's notice cost in proportion to the strangers before it.
+    const total = await this.s.db
+      .selectFrom('twm_in_recipients')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('user_id', '=', userId)
+      .where('state', '=', 'pending')
+      .executeTakeFirst();
+    const fromSender = await this.s.db
+      .selectFrom('twm_in_notices as n')
+      .innerJoin('twm_in_recipients as r', (j) => j.onRef('r.sender_domain', '=', 'n.sender_domain').onRef('r.notice_id', '=', 'n.id'))
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('n.from_addr', '=', sender)
       .where('r.user_id', '=', userId)
       .where('r.state', '=', 'pending')
       .executeTakeFirst();
-    return { fromSender: num(row?.from_sender ?? 0), total: num(row?.total ?? 0) };
+    return { fromSender: num(fromSender?.n ?? 0), total: num(total?.n ?? 0) };
   }
 
   /** Returns the number of notices deleted. */
