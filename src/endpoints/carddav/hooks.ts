@@ -108,32 +108,7 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
       return c && cardView(c);
     },
 
-    async putCard(
-      user: User,
-      book: string,
-      href: string,
-      vcard: string,
-      conditions: CardConditions,
-    ): Promise<
-      | { status: 'created' | 'updated'; etag: string }
-      | { status: 'precondition-failed' | 'no-book' }
-      | { status: 'uid-conflict'; href: string }
-      | { status: 'invalid-card' | 'limit'; message: string }
-    > {
-      let parsed: ReturnType<typeof parseContactCard>;
-      try {
-        parsed = parseContactCard(vcard);
-      } catch (err) {
-        if (err instanceof VCardError) return { status: 'invalid-card', message: err.message };
-        throw err;
-      }
-      const tooMany = await expectCapProblem(store, user.id, { book, href, uid: parsed.uid }, parsed.entries, new Date());
-      if (tooMany !== null) return { status: 'limit', message: tooMany };
-      const r = await store.addressBooks.putCard(user.id, { book, href, uid: parsed.uid, vcard, entries: parsed.entries }, conditions);
-      if (r.status !== 'ok') return r;
-      onChanged();
-      return { status: r.created ? 'created' : 'updated', etag: r.contact.etag };
-    },
+    putCard: (user: User, book: string, href: string, vcard: string, conditions: CardConditions) => putCard(store, onChanged, user, book, href, vcard, conditions),
 
     async deleteCard(user: User, book: string, href: string, conditions: CardConditions) {
       const r = await store.addressBooks.removeCard(user.id, book, href, conditions);
@@ -141,40 +116,74 @@ export function createAddressBooks(store: Pick<Store, 'addressBooks' | 'contacts
       return r;
     },
 
-    async changes(
-      user: User,
-      book: string,
-      since: string | null,
-    ): Promise<{ status: 'ok'; token: string; changed: CardView[]; deleted: string[] } | { status: 'invalid-token' } | undefined> {
-      const b = await store.addressBooks.get(user.id, book);
-      if (!b) return undefined;
-      if (since === null) {
-        // An initial sync: the token first, so a write racing the listing is reported again next time, never lost.
-        const cards = await store.contacts.list(user.id, book);
-        return { status: 'ok', token: token(b, b.syncSeq), changed: cards.map(cardView), deleted: [] };
-      }
-      const m = /^urn:twoway:sync:(\d+):(\d+)$/.exec(since);
-      if (!m || Number(m[1]) !== b.id) return { status: 'invalid-token' };
-      const log = await store.addressBooks.changes(user.id, book, Number(m[2]));
-      if (log === undefined) return undefined;
-      if (log === 'invalid') return { status: 'invalid-token' };
-      const changed: CardView[] = [];
-      const deleted: string[] = [];
-      const live = log.changes.filter((c) => !c.deleted);
-      const all = live.length > BULK_SYNC ? new Map((await store.contacts.list(user.id, book)).map((c) => [c.href, c])) : undefined;
-      for (const c of log.changes) {
-        if (c.deleted) {
-          deleted.push(c.href);
-          continue;
-        }
-        const card = all ? all.get(c.href) : await store.addressBooks.getCard(user.id, book, c.href);
-        // Deleted after the log was read: report it as gone; the next sync sees the tombstone again, harmlessly.
-        if (card) changed.push(cardView(card));
-        else deleted.push(c.href);
-      }
-      return { status: 'ok', token: token(b, log.seq), changed, deleted };
-    },
+    changes: (user: User, book: string, since: string | null) => changes(store, user, book, since),
   };
 }
 
 export type AddressBooks = ReturnType<typeof createAddressBooks>;
+
+/** A card written by a client: parsed and checked (the expected-sender cap) before the store's conditional write. */
+async function putCard(
+  store: Pick<Store, 'addressBooks' | 'contacts'>,
+  onChanged: () => void,
+  user: User,
+  book: string,
+  href: string,
+  vcard: string,
+  conditions: CardConditions,
+): Promise<
+  | { status: 'created' | 'updated'; etag: string }
+  | { status: 'precondition-failed' | 'no-book' }
+  | { status: 'uid-conflict'; href: string }
+  | { status: 'invalid-card' | 'limit'; message: string }
+> {
+  let parsed: ReturnType<typeof parseContactCard>;
+  try {
+    parsed = parseContactCard(vcard);
+  } catch (err) {
+    if (err instanceof VCardError) return { status: 'invalid-card', message: err.message };
+    throw err;
+  }
+  const tooMany = await expectCapProblem(store, user.id, { book, href, uid: parsed.uid }, parsed.entries, new Date());
+  if (tooMany !== null) return { status: 'limit', message: tooMany };
+  const r = await store.addressBooks.putCard(user.id, { book, href, uid: parsed.uid, vcard, entries: parsed.entries }, conditions);
+  if (r.status !== 'ok') return r;
+  onChanged();
+  return { status: r.created ? 'created' : 'updated', etag: r.contact.etag };
+}
+
+/** sync-collection (RFC 6578): the changes since a token, or the whole book for an initial sync. */
+async function changes(
+  store: Pick<Store, 'addressBooks' | 'contacts'>,
+  user: User,
+  book: string,
+  since: string | null,
+): Promise<{ status: 'ok'; token: string; changed: CardView[]; deleted: string[] } | { status: 'invalid-token' } | undefined> {
+  const b = await store.addressBooks.get(user.id, book);
+  if (!b) return undefined;
+  if (since === null) {
+    // An initial sync: the token first, so a write racing the listing is reported again next time, never lost.
+    const cards = await store.contacts.list(user.id, book);
+    return { status: 'ok', token: token(b, b.syncSeq), changed: cards.map(cardView), deleted: [] };
+  }
+  const m = /^urn:twoway:sync:(\d+):(\d+)$/.exec(since);
+  if (!m || Number(m[1]) !== b.id) return { status: 'invalid-token' };
+  const log = await store.addressBooks.changes(user.id, book, Number(m[2]));
+  if (log === undefined) return undefined;
+  if (log === 'invalid') return { status: 'invalid-token' };
+  const changed: CardView[] = [];
+  const deleted: string[] = [];
+  const live = log.changes.filter((c) => !c.deleted);
+  const all = live.length > BULK_SYNC ? new Map((await store.contacts.list(user.id, book)).map((c) => [c.href, c])) : undefined;
+  for (const c of log.changes) {
+    if (c.deleted) {
+      deleted.push(c.href);
+      continue;
+    }
+    const card = all ? all.get(c.href) : await store.addressBooks.getCard(user.id, book, c.href);
+    // Deleted after the log was read: report it as gone; the next sync sees the tombstone again, harmlessly.
+    if (card) changed.push(cardView(card));
+    else deleted.push(c.href);
+  }
+  return { status: 'ok', token: token(b, log.seq), changed, deleted };
+}
