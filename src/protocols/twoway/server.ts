@@ -80,7 +80,20 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   });
 
   installBodyReader(app, TWM_REQUEST_LIMIT);
+  installGuards(app, buckets);
+  // Requests whose signature verified, by request: a later refusal names a domain that is not just claimed.
+  const verified = new WeakMap<FastifyRequest, string>();
+  installErrorHandlers(app, hooks, verified);
+  // Read per request: main.ts learns its authority only after listening on port 0 (tests, demo).
+  const context = (): EndpointContext & VerifyContext => ({ hooks, options, authorities: options.authorities.map(normaliseAuthority), now: now() });
+  installEndpoints(app, context, verified);
+  installCapabilities(app, options.maxMessageSize);
+  await app.ready();
+  return app;
+}
 
+/** Headers on every answer, and step 1 of 5.4 (the per-client rate) before anything is read. */
+function installGuards(app: FastifyInstance, buckets: ReturnType<typeof createTokenBuckets>): void {
   app.addHook('onSend', async (_request, reply) => {
     if (!reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
     reply.header('X-Content-Type-Options', 'nosniff');
@@ -96,9 +109,10 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
 
   // An Expect other than 100-continue: node would answer 417 itself; RFC 9110 10.1.1 lets us ignore it and answer the request.
   app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
+}
 
-  // Requests whose signature verified, by request: a later refusal names a domain that is not just claimed.
-  const verified = new WeakMap<FastifyRequest, string>();
+/** Every refusal leaves as a TWM problem document, counted per endpoint (and per verified signer). */
+function installErrorHandlers(app: FastifyInstance, hooks: TwmAppOptions['hooks'], verified: WeakMap<FastifyRequest, string>): void {
   app.setErrorHandler((err, request, reply) => {
     const refusal = asTwmRefusal(err, request.log);
     const endpoint = request.routeOptions.config?.twmEndpoint;
@@ -121,10 +135,10 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
       app.log.error({ err }, 'onRefused hook failed');
     }
   }
+}
 
-  // Read per request: main.ts learns its authority only after listening on port 0 (tests, demo).
-  const context = (): EndpointContext & VerifyContext => ({ hooks, options, authorities: options.authorities.map(normaliseAuthority), now: now() });
-
+/** The three signed endpoints (5.4): notice, fetch, receipt. */
+function installEndpoints(app: FastifyInstance, context: () => EndpointContext & VerifyContext, verified: WeakMap<FastifyRequest, string>): void {
   route(app, 'notice', `${BASE}/notice`, async (request, reply) => {
     const ctx = context();
     const req = incoming(request);
@@ -155,10 +169,12 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     await recordReceipt(ctx, entitlement, doc, signer);
     return reply.code(204).send();
   });
+}
 
+function installCapabilities(app: FastifyInstance, maxMessageSize: number): void {
   // The capability document (6.6 "Versions."): unsigned, the same for everyone, so it may be cached
   // for as long as a client keeps the SRV answer that led to it. Step 1 (the rate limit) applies.
-  const capabilities = capabilitiesToJson({ versions: [...OUR_VERSIONS], maxSize: options.maxMessageSize });
+  const capabilities = capabilitiesToJson({ versions: [...OUR_VERSIONS], maxSize: maxMessageSize });
   app.route({
     method: 'GET',
     url: CAPABILITIES_PATH,
@@ -172,9 +188,6 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
       return sendPlainProblem(reply, 405, `${request.method} is not allowed here; use GET`);
     },
   });
-
-  await app.ready();
-  return app;
 }
 
 /**
