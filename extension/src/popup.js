@@ -30,27 +30,30 @@ function row(e) {
     : `failed: ${e.error}`;
   li.append(what, how);
   if (e.uid) {
-    const rm = document.createElement('button');
-    rm.type = 'button';
-    rm.textContent = 'Remove';
-    rm.className = 'remove';
-    rm.onclick = async () => {
-      await send({ type: 'remove', uid: e.uid });
-      await render();
-    };
-    li.append(rm);
+    li.append(
+      button('Remove', 'remove', async () => {
+        await send({ type: 'remove', uid: e.uid });
+        await render();
+      }),
+    );
   }
-  const nv = document.createElement('button');
-  nv.type = 'button';
-  nv.textContent = 'Never on this site';
-  nv.className = 'never';
-  nv.onclick = async () => {
-    await send({ type: 'never', site: e.site });
-    if (e.uid) await send({ type: 'remove', uid: e.uid });
-    await render();
-  };
-  li.append(nv);
+  li.append(
+    button('Never on this site', 'never', async () => {
+      await send({ type: 'never', site: e.site });
+      if (e.uid) await send({ type: 'remove', uid: e.uid });
+      await render();
+    }),
+  );
   return li;
+}
+
+function button(text, className, onclick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = text;
+  b.className = className;
+  b.onclick = onclick;
+  return b;
 }
 
 async function render() {

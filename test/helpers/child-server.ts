@@ -171,7 +171,13 @@ export class ChildServer {
       }
     }
     const result = await exit;
-    for (const pid of workers) while (isAlive(pid)) await new Promise((r) => setTimeout(r, 20));
+    const deadline = Date.now() + 10_000;
+    for (const pid of workers) {
+      while (isAlive(pid)) {
+        if (Date.now() > deadline) throw new Error(`worker ${pid} still running 10 s after SIGKILL`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
     return result;
   }
 
