@@ -136,8 +136,11 @@ describe('the extension in firefox-esr', { skip }, () => {
       apps.map((a) => [a.name, a.scope]),
       [['browser extension', 'contacts']],
     );
-    const stateText = await inChrome<string>(`${docOf('options.html')} return doc.getElementById('password').value + '|' + doc.getElementById('state').textContent;`, { uuid });
-    assert.equal(stateText, `|Connected as ${USER} to ${t.server.http.url}`, 'the password field is cleared');
+    // The state line follows the stored connection (a storage change), a moment after the message.
+    const expected = `|Connected as ${USER} to ${t.server.http.url}`;
+    const read = () => inChrome<string>(`${docOf('options.html')} return doc.getElementById('password').value + '|' + doc.getElementById('state').textContent;`, { uuid });
+    const stateText = await until('the connection state', async () => ((await read()) === expected ? expected : null), 5_000).catch(read);
+    assert.equal(stateText, expected, 'the password field is cleared');
   });
 
   it("automatic mode: the optional permission for all sites, asked for on the options page and allowed in the browser's prompt", async () => {
