@@ -46,7 +46,8 @@
  * with bytesPerAttempt, cpuMsPerAttempt; `markdown` for bench/run.ts).
  *
  * Environment: BENCH_QUICK=1, BENCH_ATTEMPTS (10000), BENCH_CONCURRENCY
- * (20), BENCH_STRANGERS (100), BENCH_CPU_PROF=1 (V8 profile of B per side in
+ * (20), BENCH_STRANGERS (100), BENCH_SIDE=twm or smtp (one side only, for
+ * profiling: no ratios, nothing written), BENCH_CPU_PROF=1 (V8 profile of B per side in
  * bench/out/prof/stranger-{twm,smtp}.cpuprofile; its overhead inflates the CPU figures).
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -96,6 +97,7 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 /** 100 notices per stranger at 10,000: protocol 12.7's cap of pending notices per (user, sender). */
 const strangers = Number(process.env.BENCH_STRANGERS ?? 100);
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
+const onlySide = process.env.BENCH_SIDE;
 
 const log = (s = '') => process.stderr.write(s + '\n');
 const out = (s = '') => process.stdout.write(s + '\n');
@@ -254,6 +256,7 @@ async function smtpSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() 
 }
 
 async function main(): Promise<void> {
+  if (onlySide !== undefined && onlySide !== 'twm' && onlySide !== 'smtp') throw new Error('BENCH_SIDE must be twm or smtp');
   for (const [name, v] of [['BENCH_ATTEMPTS', attempts], ['BENCH_CONCURRENCY', concurrency], ['BENCH_STRANGERS', strangers]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
@@ -289,6 +292,7 @@ async function main(): Promise<void> {
     const lab = createTwmLab();
     cleanups.push(async () => lab.close());
     for (const side of ['twm', 'smtp'] as const) {
+      if (onlySide !== undefined && onlySide !== side) continue;
       // Each side on its own fresh server, stopped before the next starts.
       const mine: Array<() => Promise<unknown>> = [];
       try {
@@ -304,7 +308,7 @@ async function main(): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  if (interrupted) return;
+  if (interrupted || onlySide !== undefined) return;
 
   const [twm, smtp] = [results[0]!, results[1]!];
   const bytesRatio = smtp.bytesPerAttempt / Math.max(1, twm.bytesPerAttempt);

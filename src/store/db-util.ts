@@ -47,7 +47,7 @@ export async function durableTransaction<T>(s: Db, fn: (tx: Transaction<Database
  * that one rollback error be ignored; any other rollback error may mean a
  * broken connection and is thrown.
  */
-async function runTransaction<T>(db: Kysely<Database>, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+export async function runTransaction<T>(db: Kysely<Database>, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
   const tx = await db.startTransaction().execute();
   let result: T;
   try {

@@ -217,5 +217,13 @@ for (const backend of backends) {
         await other.close();
       }
     });
+
+    test('nonces remembered at once share a transaction and keep their answers: a key given twice is a replay the second time', async () => {
+      const keys = Array.from({ length: 50 }, (_, i) => `k2 n${i % 40}`);
+      const answers = await Promise.all(keys.map((k) => store.twmNonces.remember(k, at(600), at(0))));
+      assert.deepEqual(answers, keys.map((_, i) => i < 40), 'the first 40 are new, the last 10 repeat the first 10');
+      assert.equal(await backend.count('twm_nonces'), 40);
+      assert.equal(await store.twmNonces.remember('k2 n0', at(600), at(1)), false, 'and stay remembered');
+    });
   });
 }

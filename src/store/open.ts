@@ -279,6 +279,7 @@ class KyselyStore implements Store {
       await this.queue.drain();
       await this.twmOut.drain();
       await this.twmIn.drain();
+      await this.twmNonces.drain();
       await this.notifier?.close();
       await this.s.db.destroy();
     })();

@@ -5,10 +5,14 @@
  */
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import type { User } from '../core/types.ts';
 import type { TwmInState } from '../core/twm-types.ts';
+import type { Database as Tables } from './schema.ts';
 import { StoreConflictError, type Store, type TwmInNotice, type TwmInRecipient, type TwmOutNotice } from './types.ts';
 import { testBackends } from './test-backends.ts';
+import { pendingFromQuery } from './twm-inbound-repository.ts';
 
 const backends = await testBackends();
 
@@ -350,6 +354,36 @@ for (const backend of backends) {
         assert.equal(r?.count, 1);
         assert.equal(r?.intro, 'Original');
         assert.equal(await backend.count('twm_in_notices'), 1);
+      });
+
+      test('countPending: pending rows of the user, from the sender and in all', async () => {
+        const rec = async (id: string, from: string, rows: Array<[string, User, TwmInState]>) => {
+          const n = inNotice(id, { from, to: rows.map(([rcpt]) => rcpt) });
+          await store.twmIn.record(n, rows.map(([rcpt, u, state]) => inRow(n, rcpt, u.id, state)), []);
+        };
+        await rec('c1', 'pushy@example.org', [['alice@recv.test', alice, 'pending']]);
+        await rec('c2', 'pushy@example.org', [['alice@recv.test', alice, 'pending'], ['bob@recv.test', bob, 'pending']]);
+        await rec('c3', 'pushy@example.org', [['alice@recv.test', alice, 'held']]);
+        await rec('c4', 'other@example.org', [['alice@recv.test', alice, 'pending']]);
+        await rec('c5', 'pushy@example.org', [['alice+tag@recv.test', alice, 'pending'], ['alice@recv.test', alice, 'scheduled']]);
+        assert.deepEqual(await store.twmIn.countPending(alice.id, 'pushy@example.org'), { fromSender: 3, total: 4 });
+        assert.equal(await store.twmIn.countPendingFrom(alice.id, 'pushy@example.org'), 3);
+        assert.equal(await store.twmIn.countPendingFrom(alice.id, 'other@example.org'), 1);
+        assert.equal(await store.twmIn.countPendingFrom(alice.id, 'nobody@example.org'), 0);
+        assert.deepEqual(await store.twmIn.countPending(bob.id, 'pushy@example.org'), { fromSender: 1, total: 1 });
+      });
+
+      test('countPendingFrom walks the sender\'s notices, not every pending row of the user (SQLite plan)', { skip: backend.name !== 'sqlite' && 'SQLite only' }, async () => {
+        // A young store has no statistics: the planner must not start from (user_id, state).
+        const handle = new Database(backend.url().slice('sqlite:'.length), { readonly: true });
+        try {
+          const compiled = pendingFromQuery({ db: new Kysely<Tables>({ dialect: new SqliteDialect({ database: handle }) }), dialect: 'sqlite' }, alice.id, 'pushy@example.org').compile();
+          const plan = (handle.prepare(`EXPLAIN QUERY PLAN ${compiled.sql}`).all(...compiled.parameters) as Array<{ detail: string }>).map((r) => r.detail);
+          assert.match(plan[0] ?? '', /^SEARCH n USING INDEX twm_in_notices_from/, plan.join('\n'));
+          assert.match(plan[1] ?? '', /^SEARCH r USING INDEX sqlite_autoindex_twm_in_recipients_1 \(sender_domain=\? AND notice_id=\?\)/, plan.join('\n'));
+        } finally {
+          handle.close();
+        }
       });
 
       test('concurrent records share commits and keep every count', async () => {

@@ -492,6 +492,8 @@ export interface TwmInboundRepository {
   expire(now: Date, pendingReceivedBefore?: Date): Promise<number>;
   /** The user's stored `pending` notices: from this sender address (lower-cased), and in all (the caps of 12.7). */
   countPending(userId: number, sender: string): Promise<{ fromSender: number; total: number }>;
+  /** countPending's `fromSender` alone (the total is the costlier count: endpoints/twm/pending-totals.ts). */
+  countPendingFrom(userId: number, sender: string): Promise<number>;
   /** Deletes notices whose every row is final and that expired before `olderThan`. */
   prune(olderThan: Date): Promise<number>;
 }

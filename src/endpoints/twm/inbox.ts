@@ -22,6 +22,7 @@ import type { TwmSigner } from '../../protocols/twoway/types.ts';
 import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../../store/types.ts';
 import { StoreConflictError } from '../../store/types.ts';
 import { createNonceMemory, createNonceStore, type NonceRepository } from './nonces.ts';
+import { createPendingTotals, type PendingTotals } from './pending-totals.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;
@@ -109,13 +110,15 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const served = new Set(options.domains);
   const memory = options.nonces ? null : createNonceMemory(options.noncesSince ? { startedAt: options.noncesSince } : {});
   const shared = options.nonces ? createNonceStore(options.nonces) : null;
+  const caps = options.pendingCaps ?? { perSender: 100, perUser: 10_000 };
   const ctx: InboxContext = {
     options,
     now: options.now ?? (() => new Date()),
     random,
     perDomain: createTokenBuckets(options.noticeRate),
     jitter: options.fetchJitterMs ?? 10_000,
-    caps: options.pendingCaps ?? { perSender: 100, perUser: 10_000 },
+    caps,
+    pendingTotals: createPendingTotals(caps.perUser),
   };
   const notice = (n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> => receiveNotice(ctx, n, signer, contentSha256);
   return {
@@ -137,6 +140,8 @@ interface InboxContext {
   perDomain: ReturnType<typeof createTokenBuckets>;
   jitter: number;
   caps: { perSender: number; perUser: number };
+  /** The users' pending totals between counts (pending-totals.ts). */
+  pendingTotals: PendingTotals;
 }
 
 type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>;
@@ -174,6 +179,7 @@ async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, co
   await scoreIntro(options.scanIntro, n, requests);
   try {
     await options.inbox.record(storedNotice(n, signer, contentSha256, at), rows, requests);
+    for (const r of rows) if (r.state === 'pending' && r.userId !== null) ctx.pendingTotals.added(r.userId, 1);
   } catch (err) {
     // The same notice arrived twice at once: the other request recorded it; answer as for a retry.
     if (err instanceof StoreConflictError) return receiveNotice(ctx, n, signer, contentSha256);
@@ -253,12 +259,21 @@ async function decideRecipient(
     }
   } else {
     const sender = n.from.toLowerCase();
-    const count = await options.inbox.countPending(user.id, sender);
+    const count = await countPending(ctx, user.id, sender, at);
     capped = count.fromSender >= ctx.caps.perSender || count.total >= ctx.caps.perUser;
     state = 'pending';
     request = { userId: user.id, sender, authDomain: signer.domain, intro: n.intro ?? null, at };
   }
   return { row: { ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt }, result: { rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' }, request, capped };
+}
+
+/** The user's pending notices from the sender and in all (12.7); the total from the estimate while far below the cap. */
+async function countPending(ctx: InboxContext, userId: number, sender: string, at: Date): Promise<{ fromSender: number; total: number }> {
+  const total = ctx.pendingTotals.estimate(userId, at.getTime());
+  if (total !== undefined) return { fromSender: await ctx.options.inbox.countPendingFrom(userId, sender), total };
+  const count = await ctx.options.inbox.countPending(userId, sender);
+  ctx.pendingTotals.counted(userId, count.total, at.getTime());
+  return count;
 }
 
 /** The notice as stored: addresses lower-cased for matching, the rest as signed. */
