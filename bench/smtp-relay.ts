@@ -27,8 +27,8 @@
  * - Stores: twoway's are SQLite (WAL, synchronous=FULL; fsync before 250),
  *   Postfix's are its queue files (fsync before 250) and the receiver's
  *   Maildir (fsync before the delivery counts).
- * - Outbound concurrency: twoway's defaults (5 calls per destination domain,
- *   4 connections per host, sessions reused) vs Postfix's (up to 20
+ * - Outbound concurrency: twoway's defaults (20 calls per destination domain,
+ *   as many connections per host, sessions reused) vs Postfix's (up to 20
  *   parallel deliveries per destination, slow start from 5; a connection per
  *   delivery unless a backlog makes its connection cache kick in).
  * - The twoway servers run as child processes; the driver (this process)

@@ -125,13 +125,14 @@ export const configSchema = z
         bind_address: z.ipv4().or(z.ipv6()).optional().describe('source address of outgoing SMTP connections (the one SPF names). Default: the system\'s choice'),
         lab: z.boolean().default(false).describe('allow loopback and private addresses as SMTP destinations (MX hosts, address literals): labs, demos and tests only'),
         max_active: z.number().int().min(1).max(10_000).default(100).describe('recipients in delivery at once, over all domains'),
-        // Postfix's default_destination_concurrency_limit is 20; 10 keeps a stranger's MX from seeing a burst.
+        // Postfix's default_destination_concurrency_limit: 10 left the relay to another server waiting on
+        // the receiver's fsyncs at half Postfix's rate (bench/smtp-relay.ts); a peer's per-IP limit still applies.
         per_domain_concurrency: z
           .number()
           .int()
           .min(1)
           .max(100)
-          .default(10)
+          .default(20)
           .describe('deliveries in flight per recipient domain, and SMTP connections per MX host'),
         give_up_after: duration.prefault('5d').describe('a recipient still deferred after this fails, and its sender gets a DSN'),
         delay_warning_after: duration.prefault('4h').describe('a recipient still deferred after this gets its sender one "delayed" DSN'),

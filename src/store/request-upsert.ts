@@ -11,9 +11,10 @@
  * request with an auth domain (services/decisions.ts), and must never release
  * a forged message held beside a genuine one.
  */
-import type { Transaction } from 'kysely';
+import type { Insertable, Transaction } from 'kysely';
 import type { DmarcFact } from '../core/types.ts';
-import type { Database } from './schema.ts';
+import { queryTemplate } from './query-template.ts';
+import type { ContactRequestsTable, Database } from './schema.ts';
 
 /** One attempt of a sender to reach a user. */
 export interface RequestAttempt {
@@ -52,51 +53,72 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
     const times = list.map((a) => a.at.getTime());
     const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
     const dmarc = [...list].reverse().find((a) => a.dmarc)?.dmarc ?? null;
-    const row = await tx
-      .insertInto('contact_requests')
-      .values({
-        user_id: first.userId,
-        sender: first.sender.toLowerCase(),
-        auth_domain: list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
-        first_seen: Math.min(...times),
-        last_seen: Math.max(...times),
-        count: list.length,
-        sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
-        intro: latest((a) => a.intro),
-        spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
-        likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
-        dmarc: dmarc?.result ?? null,
-        dmarc_policy: dmarc?.policy ?? null,
-        status: 'pending',
-      })
-      .onConflict((oc) =>
-        oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
-          count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
-          last_seen: eb
-            .case()
-            .when('excluded.last_seen', '>', eb.ref('contact_requests.last_seen'))
-            .then(eb.ref('excluded.last_seen'))
-            .else(eb.ref('contact_requests.last_seen'))
-            .end(),
-          sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
-          auth_domain: eb
-            .case()
-            .when(eb.or([eb('excluded.auth_domain', 'is', null), eb('contact_requests.auth_domain', 'is', null)]))
-            .then(null)
-            .else(eb.ref('excluded.auth_domain'))
-            .end(),
-          intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
-          spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
-          likely_spam: eb.ref('excluded.likely_spam'),
-          // Result and policy from the same attempt: both from this batch when it evaluated DMARC.
-          dmarc: eb.fn.coalesce('excluded.dmarc', 'contact_requests.dmarc'),
-          dmarc_policy: eb.case().when('excluded.dmarc', 'is', null).then(eb.ref('contact_requests.dmarc_policy')).else(eb.ref('excluded.dmarc_policy')).end(),
-          // status is kept: a denied sender stays denied, an approved one approved.
-        })),
-      )
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const result = await upsertOne(tx, {
+      user_id: first.userId,
+      sender: first.sender.toLowerCase(),
+      auth_domain: list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
+      first_seen: Math.min(...times),
+      last_seen: Math.max(...times),
+      count: list.length,
+      sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
+      intro: latest((a) => a.intro),
+      spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+      likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
+      dmarc: dmarc?.result ?? null,
+      dmarc_policy: dmarc?.policy ?? null,
+    });
+    const row = result.rows[0];
+    if (!row) throw new Error('the contact request upsert returned no row');
     for (const i of group) out[i] = row.id;
   }
   return out;
 }
+
+type RequestRow = Required<Omit<Insertable<ContactRequestsTable>, 'id' | 'status'>>;
+const REQUEST_COLUMNS: Record<keyof RequestRow, true> = {
+  user_id: true,
+  sender: true,
+  auth_domain: true,
+  first_seen: true,
+  last_seen: true,
+  count: true,
+  sample_subject: true,
+  intro: true,
+  spam_score: true,
+  likely_spam: true,
+  dmarc: true,
+  dmarc_policy: true,
+};
+
+/** One (user, sender): a new request is `pending`; an existing one is counted and updated. Compiled once (query-template.ts). */
+const upsertOne = queryTemplate<Database, RequestRow, { id: number }>(REQUEST_COLUMNS, (db, row) =>
+  db
+    .insertInto('contact_requests')
+    .values({ ...row, status: 'pending' })
+    .onConflict((oc) =>
+      oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
+        count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
+        last_seen: eb
+          .case()
+          .when('excluded.last_seen', '>', eb.ref('contact_requests.last_seen'))
+          .then(eb.ref('excluded.last_seen'))
+          .else(eb.ref('contact_requests.last_seen'))
+          .end(),
+        sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
+        auth_domain: eb
+          .case()
+          .when(eb.or([eb('excluded.auth_domain', 'is', null), eb('contact_requests.auth_domain', 'is', null)]))
+          .then(null)
+          .else(eb.ref('excluded.auth_domain'))
+          .end(),
+        intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
+        spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
+        likely_spam: eb.ref('excluded.likely_spam'),
+        // Result and policy from the same attempt: both from this batch when it evaluated DMARC.
+        dmarc: eb.fn.coalesce('excluded.dmarc', 'contact_requests.dmarc'),
+        dmarc_policy: eb.case().when('excluded.dmarc', 'is', null).then(eb.ref('contact_requests.dmarc_policy')).else(eb.ref('excluded.dmarc_policy')).end(),
+        // status is kept: a denied sender stays denied, an approved one approved.
+      })),
+    )
+    .returning('id'),
+);
