@@ -50,9 +50,10 @@ export function treeCpuSeconds(rootPid: number): number | null {
 /**
  * CPU seconds of a process tree split into main threads (a process's first thread: its event
  * loop) and every other thread (worker threads, libuv's pool, V8's GC and compiler threads),
- * summed over `rootPid` and its direct children (a supervisor's workers). Live threads only.
+ * summed over `rootPid` and its direct children (a supervisor's workers), and `root`: the root
+ * process alone (with several processes, the supervisor). Live threads only.
  */
-export function threadCpuSeconds(rootPid: number): { main: number; other: number } | null {
+export function threadCpuSeconds(rootPid: number): { main: number; other: number; root: number } | null {
   const ticksOf = (path: string): number | null => {
     try {
       const stat = readFileSync(path, 'utf8');
@@ -78,6 +79,7 @@ export function threadCpuSeconds(rootPid: number): { main: number; other: number
   }
   let main = 0;
   let other = 0;
+  let root = 0;
   for (const pid of pids) {
     let tids: string[] = [];
     try {
@@ -90,7 +92,8 @@ export function threadCpuSeconds(rootPid: number): { main: number; other: number
       if (t === null) continue;
       if (Number(tid) === pid) main += t;
       else other += t;
+      if (pid === rootPid) root += t;
     }
   }
-  return { main: main / TICKS_PER_SECOND, other: other / TICKS_PER_SECOND };
+  return { main: main / TICKS_PER_SECOND, other: other / TICKS_PER_SECOND, root: root / TICKS_PER_SECOND };
 }

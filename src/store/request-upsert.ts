@@ -11,9 +11,10 @@
  * request with an auth domain (services/decisions.ts), and must never release
  * a forged message held beside a genuine one.
  */
-import type { Transaction } from 'kysely';
+import type { Insertable, Transaction } from 'kysely';
 import type { DmarcFact } from '../core/types.ts';
-import type { Database } from './schema.ts';
+import type { ContactRequestsTable, Database, Dialect } from './schema.ts';
+import { preparedOf, type SlotOf } from './prepared.ts';
 
 /** One attempt of a sender to reach a user. */
 export interface RequestAttempt {
@@ -37,7 +38,7 @@ export interface RequestAttempt {
  * request id of each attempt, in order. Rows are written in a fixed order of
  * (user, sender) so that concurrent writers on PostgreSQL cannot deadlock.
  */
-export async function upsertRequests(tx: Transaction<Database>, attempts: readonly RequestAttempt[]): Promise<number[]> {
+export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect, attempts: readonly RequestAttempt[]): Promise<number[]> {
   const out = new Array<number>(attempts.length);
   const groups = new Map<string, number[]>();
   attempts.forEach((a, i) => {
@@ -52,51 +53,76 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
     const times = list.map((a) => a.at.getTime());
     const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
     const dmarc = [...list].reverse().find((a) => a.dmarc)?.dmarc ?? null;
-    const row = await tx
-      .insertInto('contact_requests')
-      .values({
-        user_id: first.userId,
-        sender: first.sender.toLowerCase(),
-        auth_domain: list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
-        first_seen: Math.min(...times),
-        last_seen: Math.max(...times),
-        count: list.length,
-        sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
-        intro: latest((a) => a.intro),
-        spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
-        likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
-        dmarc: dmarc?.result ?? null,
-        dmarc_policy: dmarc?.policy ?? null,
-        status: 'pending',
-      })
-      .onConflict((oc) =>
-        oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
-          count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
-          last_seen: eb
-            .case()
-            .when('excluded.last_seen', '>', eb.ref('contact_requests.last_seen'))
-            .then(eb.ref('excluded.last_seen'))
-            .else(eb.ref('contact_requests.last_seen'))
-            .end(),
-          sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
-          auth_domain: eb
-            .case()
-            .when(eb.or([eb('excluded.auth_domain', 'is', null), eb('contact_requests.auth_domain', 'is', null)]))
-            .then(null)
-            .else(eb.ref('excluded.auth_domain'))
-            .end(),
-          intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
-          spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
-          likely_spam: eb.ref('excluded.likely_spam'),
-          // Result and policy from the same attempt: both from this batch when it evaluated DMARC.
-          dmarc: eb.fn.coalesce('excluded.dmarc', 'contact_requests.dmarc'),
-          dmarc_policy: eb.case().when('excluded.dmarc', 'is', null).then(eb.ref('contact_requests.dmarc_policy')).else(eb.ref('excluded.dmarc_policy')).end(),
-          // status is kept: a denied sender stays denied, an approved one approved.
-        })),
-      )
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    // Values in REQUEST_COLUMNS order.
+    const values = [
+      first.userId,
+      first.sender.toLowerCase(),
+      list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
+      Math.min(...times),
+      Math.max(...times),
+      list.length,
+      list.find((a) => a.subject !== null)?.subject ?? null,
+      latest((a) => a.intro),
+      [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+      list[list.length - 1]!.likelySpam ? 1 : 0,
+      dmarc?.result ?? null,
+      dmarc?.policy ?? null,
+      'pending',
+    ];
+    // Prepared (prepared.ts): a stranger's every accepted message runs it.
+    const [row] = await preparedOf(dialect).run(tx, 'requests.upsert', values, (v) => upsertQuery(tx, v));
+    if (!row) throw new Error('contact request upsert returned no row');
     for (const i of group) out[i] = row.id;
   }
   return out;
+}
+
+/** The inserted columns of a request, in the order upsertRequests lists their values. */
+const REQUEST_COLUMNS = [
+  'user_id',
+  'sender',
+  'auth_domain',
+  'first_seen',
+  'last_seen',
+  'count',
+  'sample_subject',
+  'intro',
+  'spam_score',
+  'likely_spam',
+  'dmarc',
+  'dmarc_policy',
+  'status',
+] as const satisfies ReadonlyArray<keyof ContactRequestsTable>;
+
+/** The upsert of one (user, sender), every value a slot of REQUEST_COLUMNS. */
+function upsertQuery(tx: Transaction<Database>, v: SlotOf) {
+  return tx
+    .insertInto('contact_requests')
+    .values(Object.fromEntries(REQUEST_COLUMNS.map((c, i) => [c, v(i)])) as Insertable<ContactRequestsTable>)
+    .onConflict((oc) =>
+      oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
+        count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
+        last_seen: eb
+          .case()
+          .when('excluded.last_seen', '>', eb.ref('contact_requests.last_seen'))
+          .then(eb.ref('excluded.last_seen'))
+          .else(eb.ref('contact_requests.last_seen'))
+          .end(),
+        sample_subject: eb.fn.coalesce('contact_requests.sample_subject', 'excluded.sample_subject'),
+        auth_domain: eb
+          .case()
+          .when(eb.or([eb('excluded.auth_domain', 'is', null), eb('contact_requests.auth_domain', 'is', null)]))
+          .then(eb.lit(null))
+          .else(eb.ref('excluded.auth_domain'))
+          .end(),
+        intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
+        spam_score: eb.fn.coalesce('excluded.spam_score', 'contact_requests.spam_score'),
+        likely_spam: eb.ref('excluded.likely_spam'),
+        // Result and policy from the same attempt: both from this batch when it evaluated DMARC.
+        dmarc: eb.fn.coalesce('excluded.dmarc', 'contact_requests.dmarc'),
+        dmarc_policy: eb.case().when('excluded.dmarc', 'is', null).then(eb.ref('contact_requests.dmarc_policy')).else(eb.ref('excluded.dmarc_policy')).end(),
+        // status is kept: a denied sender stays denied, an approved one approved.
+      })),
+    )
+    .returning('id');
 }
