@@ -17,7 +17,10 @@
  *
  * Environment:
  *   BENCH_TREES      comma-separated checkouts (default: this one)
- *   BENCH_TARGETS    comma-separated `processes:storage` (default `1:sqlite`), storage sqlite|postgres
+ *   BENCH_TARGETS    comma-separated `processes:storage[:sched]` (default `1:sqlite`), storage
+ *                    sqlite|postgres; sched `rr` (node:cluster's default on Linux: the supervisor
+ *                    accepts each connection and hands it to a worker) or `none` (the workers
+ *                    accept from the shared socket themselves: NODE_CLUSTER_SCHED_POLICY=none)
  *   BENCH_EXPERIMENTS  `;`-separated experiment sets (bench/lib/experiments.ts) run as extra targets
  *   BENCH_SESSIONS   (20), BENCH_MESSAGES (1000), BENCH_RUNS (3), BENCH_WARMUP (messages, default
  *                    3 per session, at least 300: the JIT compiler keeps working well past that)
@@ -60,9 +63,9 @@ const perf = process.env.BENCH_PERF === '1';
 const trees = (process.env.BENCH_TREES ?? resolve(here, '..')).split(',').map((t) => resolve(t.trim()));
 const experiments = (process.env.BENCH_EXPERIMENTS ?? '').split(';').map((e) => e.trim()).filter(Boolean);
 const targetSpecs = (process.env.BENCH_TARGETS ?? '1:sqlite').split(',').map((t) => {
-  const [n, storage] = t.trim().split(':');
-  if (!n || !(storage === 'sqlite' || storage === 'postgres')) throw new Error(`BENCH_TARGETS: bad entry ${t}`);
-  return { processes: Number(n), storage };
+  const [n, storage, sched] = t.trim().split(':');
+  if (!n || !(storage === 'sqlite' || storage === 'postgres') || !(sched === undefined || sched === 'rr' || sched === 'none')) throw new Error(`BENCH_TARGETS: bad entry ${t}`);
+  return { processes: Number(n), storage, sched };
 });
 
 const log = (s = '') => process.stderr.write(s + '\n');
@@ -150,11 +153,12 @@ async function main(): Promise<void> {
         experiment: spec.experiment,
         serverScript: join(spec.tree, 'bench', 'lib', 'twoway-server.ts'),
         ...(perf ? { nodeFlags: ['--perf-basic-prof'] } : {}),
+        ...(spec.sched ? { env: { NODE_CLUSTER_SCHED_POLICY: spec.sched } } : {}),
         startTimeoutMs: 180_000,
         ...(storage ? { storage } : {}),
       });
       cleanups.push(() => child.stop());
-      const name = `${trees.length > 1 ? `${spec.tree} ` : ''}${spec.processes}p ${spec.storage}${spec.experiment ? ` [${spec.experiment}]` : ''}`;
+      const name = `${trees.length > 1 ? `${spec.tree} ` : ''}${spec.processes}p ${spec.storage}${spec.sched ? ` sched=${spec.sched}` : ''}${spec.experiment ? ` [${spec.experiment}]` : ''}`;
       lives.push({ name, child, processes: spec.processes, sent: 0, runs: [] });
       log(`${name}: port ${child.smtpPort}, pid ${child.pid}`);
     }

@@ -46,6 +46,8 @@ export interface TwowayChildOptions {
    * side by side in one sitting (bench/accept-cpu.ts BENCH_TREES).
    */
   serverScript?: string;
+  /** More environment for the child (e.g. NODE_CLUSTER_SCHED_POLICY). */
+  env?: Record<string, string>;
 }
 
 /** The store on disk after a WAL checkpoint (twoway-server.ts `db`). */
@@ -127,6 +129,7 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       ...(options.processes !== undefined ? { BENCH_PROCESSES: String(options.processes) } : {}),
       ...(options.storage ? { BENCH_STORAGE: options.storage } : {}),
       ...(options.maxConnections ? { BENCH_MAX_CONNECTIONS: String(options.maxConnections) } : {}),
+      ...options.env,
     },
     stdio: ['pipe', 'pipe', 'inherit'],
     // A session of its own, as Postfix's master has (it daemonizes) and as a service under systemd
