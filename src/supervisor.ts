@@ -3,9 +3,9 @@
  * supervisor that forks worker processes with node:cluster and never runs a
  * listener itself. Every worker builds the whole application
  * (`createApp(config).start()`) and listens on the same addresses; node:cluster
- * lets the workers share the listening sockets (the primary holds them and
- * hands each new connection to a worker in turn), so a worker that dies and is
- * forked again never closes a port.
+ * lets the workers share the listening sockets (the primary holds them, and
+ * each worker accepts from them), so a worker that dies and is forked again
+ * never closes a port.
  *
  * Background work (the queue, TWM fetches, decisions, spam learning, sweeps)
  * runs in every worker: the store claims it with leases and runs the sweeps
@@ -98,6 +98,13 @@ export function superviseWorkers({ processes, log }: SupervisorOptions): Supervi
     resolveReady = res;
     rejectReady = rej;
   });
+
+  // Each worker accepts from the shared listening socket itself (SCHED_NONE), rather than the
+  // supervisor accepting every connection and passing it to a worker over IPC (node:cluster's
+  // round-robin, its default on Linux): with one connection per message that hand-off cost more
+  // CPU than the rest of an accept (bench/accept-cpu.ts, docs/architecture.md 3.1). Which worker
+  // gets a connection is then the kernel's choice. NODE_CLUSTER_SCHED_POLICY=rr keeps round-robin.
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
 
   const fork = (index: number): void => {
     const worker = cluster.fork({ [INDEX_ENV]: String(index) });

@@ -1,7 +1,7 @@
 /**
  * `[server] processes = 2` through the real CLI (`twoway start`), on SQLite
  * and on PostgreSQL: a supervisor process forks two workers that share the
- * SMTP port. Checked: both workers serve sessions (their pids in the
+ * SMTP port (each accepting from it). Checked: both workers serve sessions (their pids in the
  * "message decided" log lines, pino's `pid` field), a worker killed with
  * kill -9 is forked again while the port keeps answering, every message
  * acknowledged with 250 is stored exactly once, and SIGTERM stops the
@@ -113,8 +113,12 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         const pids = childrenOf(ready.pid);
         return pids.length === 2 ? pids : undefined;
       }, 10_000, 'two worker processes');
-      // Round-robin hands the sessions to each worker in turn.
-      assert.equal(await batch('before', 12), 12, 'every session is acknowledged');
+      // Each worker accepts from the shared socket (supervisor.ts, SCHED_NONE): the kernel picks
+      // which, and one worker may take a whole burst, so sessions go on until both have served.
+      for (let i = 0; i < 40 && sessionPids.size < 2; i++) {
+        assert.equal(await batch(`before-${i}`, 6), 6, 'every session is acknowledged');
+        await sleep(100);
+      }
       await eventually(async () => (sessionPids.size >= 2 ? true : undefined), 5_000, 'log lines from both workers');
       assert.deepEqual([...sessionPids].sort((a, b) => a - b), workers, 'the sessions were served by the two workers');
     });

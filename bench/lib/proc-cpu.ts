@@ -46,3 +46,54 @@ export function treeCpuSeconds(rootPid: number): number | null {
   }
   return ticks / TICKS_PER_SECOND;
 }
+
+/**
+ * CPU seconds of a process tree split into main threads (a process's first thread: its event
+ * loop) and every other thread (worker threads, libuv's pool, V8's GC and compiler threads),
+ * summed over `rootPid` and its direct children (a supervisor's workers), and `root`: the root
+ * process alone (with several processes, the supervisor). Live threads only.
+ */
+export function threadCpuSeconds(rootPid: number): { main: number; other: number; root: number } | null {
+  const ticksOf = (path: string): number | null => {
+    try {
+      const stat = readFileSync(path, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]);
+    } catch {
+      return null;
+    }
+  };
+  const pids = [rootPid];
+  try {
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === rootPid) pids.push(Number(e));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  } catch {
+    return null;
+  }
+  let main = 0;
+  let other = 0;
+  let root = 0;
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      const t = ticksOf(`/proc/${pid}/task/${tid}/stat`);
+      if (t === null) continue;
+      if (Number(tid) === pid) main += t;
+      else other += t;
+      if (pid === rootPid) root += t;
+    }
+  }
+  return { main: main / TICKS_PER_SECOND, other: other / TICKS_PER_SECOND, root: root / TICKS_PER_SECOND };
+}

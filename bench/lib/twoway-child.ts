@@ -40,6 +40,14 @@ export interface TwowayChildOptions {
   storage?: string;
   /** limits.connections and connections_per_ip (BENCH_MAX_CONNECTIONS; default 1000 each). */
   maxConnections?: number;
+  /**
+   * The server script to run (default this directory's twoway-server.ts): another checkout's
+   * `bench/lib/twoway-server.ts` runs that checkout's sources, so two versions can be measured
+   * side by side in one sitting (bench/accept-cpu.ts BENCH_TREES).
+   */
+  serverScript?: string;
+  /** More environment for the child (e.g. NODE_CLUSTER_SCHED_POLICY). */
+  env?: Record<string, string>;
 }
 
 /** The store on disk after a WAL checkpoint (twoway-server.ts `db`). */
@@ -101,7 +109,7 @@ export interface TwowayChild {
 type Reply = Record<string, unknown> & { event: string };
 
 export async function startTwowayChild(options: TwowayChildOptions): Promise<TwowayChild> {
-  const script = fileURLToPath(new URL('./twoway-server.ts', import.meta.url));
+  const script = options.serverScript ?? fileURLToPath(new URL('./twoway-server.ts', import.meta.url));
   const child: ChildProcess = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', script], {
     env: {
       ...process.env,
@@ -121,6 +129,7 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
       ...(options.processes !== undefined ? { BENCH_PROCESSES: String(options.processes) } : {}),
       ...(options.storage ? { BENCH_STORAGE: options.storage } : {}),
       ...(options.maxConnections ? { BENCH_MAX_CONNECTIONS: String(options.maxConnections) } : {}),
+      ...options.env,
     },
     stdio: ['pipe', 'pipe', 'inherit'],
     // A session of its own, as Postfix's master has (it daemonizes) and as a service under systemd

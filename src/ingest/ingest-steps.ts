@@ -13,7 +13,7 @@ import { normaliseListId, senderKey } from '../core/screener-keys.ts';
 import type { MailboxName, User } from '../core/types.ts';
 import { TWM_TESTING_HEADER } from '../core/twm-types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
-import { messageFacts, parseHeaders, type MessageFacts } from '../mail/headers.ts';
+import { messageFacts, parseHeaders, type Header, type MessageFacts } from '../mail/headers.ts';
 import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
 import { checkHeaderLimits, type HeaderLimits } from '../core/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
@@ -59,10 +59,16 @@ export async function withoutStoredCopies(store: IngestStore, input: IngestMessa
  * (the sender's mode is not known when it arrives first); an SMTP copy only
  * when marked. Null when no recipient is left.
  */
-export async function withoutSecondCopies(store: IngestStore, message: IngestMessage, facts: MessageFacts, at: Date): Promise<IngestMessage | null> {
+export async function withoutSecondCopies(
+  store: IngestStore,
+  message: IngestMessage,
+  read: { headers: Header[]; facts: MessageFacts },
+  at: Date,
+): Promise<IngestMessage | null> {
+  const { headers, facts } = read;
   const domain = message.auth.alignedDomain;
   if (!domain || !facts.messageId || (message.channel !== 'twm' && message.channel !== 'smtp')) return message;
-  if (message.channel === 'smtp' && !parseHeaders(message.raw).some((h) => h.name === TWM_TESTING_HEADER.toLowerCase())) return message;
+  if (message.channel === 'smtp' && !headers.some((h) => h.name === TWM_TESTING_HEADER.toLowerCase())) return message;
   const ids = message.recipients.map((u) => u.id);
   const first = new Set(await store.messages.claimFirstCopy(ids, domain, facts.messageId, message.channel, at));
   if (first.size === ids.length) return message;
@@ -70,10 +76,18 @@ export async function withoutSecondCopies(store: IngestStore, message: IngestMes
   return recipients.length === 0 ? null : { ...message, recipients };
 }
 
-/** Checks the header limits, the Received: count and the MIME nesting; returns the header facts. */
-export async function readMessage(message: IngestMessage, maxReceivedHeaders: number, headerLimits: HeaderLimits): Promise<MessageFacts> {
+/**
+ * Checks the header limits, the Received: count and the MIME nesting; returns the header fields
+ * (the caller's, when it parsed them already: `IngestMessage.headers`) and the facts read from them.
+ */
+export async function readMessage(
+  message: IngestMessage,
+  maxReceivedHeaders: number,
+  headerLimits: HeaderLimits,
+): Promise<{ headers: Header[]; facts: MessageFacts }> {
   checkHeaderLimits(message.raw, headerLimits);
-  const facts = messageFacts(parseHeaders(message.raw));
+  const headers = message.headers ?? parseHeaders(message.raw);
+  const facts = messageFacts(headers);
   if (facts.receivedCount >= maxReceivedHeaders) {
     throw ReplyError.of(replies.mailLoop(facts.receivedCount));
   }
@@ -81,7 +95,7 @@ export async function readMessage(message: IngestMessage, maxReceivedHeaders: nu
   if ((await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING)) > MAX_MIME_NESTING) {
     throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
   }
-  return facts;
+  return { headers, facts };
 }
 
 /** What the policy knows of the message, the same for every recipient. */

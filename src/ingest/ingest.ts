@@ -10,6 +10,7 @@ import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
 import type { DmarcFact, User } from '../core/types.ts';
 import { ExpectUsedUpError } from '../core/errors.ts';
 import type { Store } from '../store/types.ts';
+import type { Header } from '../mail/headers.ts';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import type { ExpectCardStore, ExpectMatch } from './expected-senders.ts';
 import {
@@ -33,6 +34,11 @@ export interface IngestMessage {
   recipients: User[];
   /** The message as received. */
   raw: Buffer;
+  /**
+   * The header fields of `raw` (mail/headers.ts `parseHeaders`), when the caller parsed them
+   * already (the MX hooks do, for the authentication); absent, ingest parses them.
+   */
+  headers?: Header[];
   /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */
   prepend: string;
   /**
@@ -162,9 +168,10 @@ export function createIngest(options: IngestOptions): Ingest {
   async function ingestOnce(input: IngestMessage): Promise<RecipientOutcome[]> {
     const unstored = await withoutStoredCopies(store, input);
     if (unstored === null) return [];
-    const facts = await readMessage(unstored, options.maxReceivedHeaders, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+    const read = await readMessage(unstored, options.maxReceivedHeaders, options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+    const { facts } = read;
     const receivedAt = unstored.receivedAt ?? (options.now ? options.now() : new Date());
-    const message = await withoutSecondCopies(store, unstored, facts, receivedAt);
+    const message = await withoutSecondCopies(store, unstored, read, receivedAt);
     if (message === null) return [];
     const decision = decisionFactsFor(message, facts, receivedAt);
     const expectations = new Map<number, ExpectMatch>();

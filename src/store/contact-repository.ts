@@ -10,6 +10,7 @@ import type { Contact, ContactEntry } from '../core/types.ts';
 import type { ContactRepository } from './types.ts';
 import { freeHref, logChange, nextSeq, toContact, writeCard } from './card-writes.ts';
 import type { Db } from './db-util.ts';
+import { preparedOf } from './prepared.ts';
 
 export { vcardEtag } from './card-writes.ts';
 
@@ -117,14 +118,19 @@ export class KyselyContactRepository implements ContactRepository {
     if (distinct.length === 0) return [];
     // One query: each (kind, value) pair is an equality on the index
     // (user_id, kind, value), which both planners combine (OR / BitmapOr).
-    const rows = await this.s.db
-      .selectFrom('contact_entries as e')
-      .innerJoin('contacts as c', 'c.id', 'e.contact_id')
-      .select(['e.kind', 'e.value', 'e.action', 'c.uid', 'c.book'])
-      .where('e.user_id', '=', userId)
-      .where((eb) => eb.or(distinct.map((p) => eb.and([eb('e.kind', '=', p.kind), eb('e.value', '=', p.value)]))))
-      .orderBy('e.id')
-      .execute();
+    // Prepared per probe count (prepared.ts): every accepted message runs it once per recipient.
+    const values = [userId, ...distinct.flatMap((p) => [p.kind, p.value])];
+    const rows = await preparedOf(this.s.dialect).run(this.s.db, `contacts.match:${distinct.length}`, values, (v) =>
+      this.s.db
+        .selectFrom('contact_entries as e')
+        .innerJoin('contacts as c', 'c.id', 'e.contact_id')
+        .select(['e.kind', 'e.value', 'e.action', 'c.uid', 'c.book'])
+        .where('e.user_id', '=', v<number>(0))
+        .where((eb) =>
+          eb.or(distinct.map((_, i) => eb.and([eb('e.kind', '=', v<ContactEntry['kind']>(1 + 2 * i)), eb('e.value', '=', v<string>(2 + 2 * i))]))),
+        )
+        .orderBy('e.id'),
+    );
     return rows.map((r) => ({
       kind: r.kind,
       value: r.value,

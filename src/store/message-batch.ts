@@ -4,10 +4,11 @@
  * upsert per request sender, bodies and messages in multi-row inserts).
  */
 import { createHash } from 'node:crypto';
-import type { Transaction } from 'kysely';
-import type { MessageSummary } from '../core/types.ts';
+import type { Insertable, Transaction } from 'kysely';
+import type { MailboxName, MessageSummary } from '../core/types.ts';
 import type { NewMessage } from './types.ts';
-import type { Database, Dialect } from './schema.ts';
+import type { Database, Dialect, MessagesTable } from './schema.ts';
+import { preparedOf } from './prepared.ts';
 import { chunks, num } from './db-util.ts';
 import { upsertRequests } from './request-upsert.ts';
 import { consumeExpectInTx } from './expect-consume.ts';
@@ -23,6 +24,25 @@ export function structureJson(raw: Buffer): string | null {
 }
 
 type Tx = Transaction<Database>;
+
+/** The columns of a stored message, in the order storeMessages lists their values. */
+const MESSAGE_COLUMNS = [
+  'user_id',
+  'mailbox_id',
+  'uid',
+  'flags',
+  'size',
+  'sender',
+  'from_addr',
+  'subject',
+  'received_at',
+  'first_contact',
+  'request_id',
+  'body_id',
+  'twm_key',
+  'modseq',
+  'structure',
+] as const satisfies ReadonlyArray<keyof MessagesTable>;
 
 /** Rows per multi-row statement: 13 parameters a message row stays well under both dialects' limits. */
 const ROWS_PER_INSERT = 500;
@@ -46,7 +66,7 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
  * concurrent writers never hand out the same UID. Mailboxes are locked in a
  * fixed order to rule out deadlocks between writers.
  */
-async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<{ mailboxId: number; uid: number; modseq: number }>> {
+async function reserveUids(tx: Tx, dialect: Dialect, items: readonly NewMessage[]): Promise<Array<{ mailboxId: number; uid: number; modseq: number }>> {
   const out = new Array<{ mailboxId: number; uid: number; modseq: number }>(items.length);
   const indexes = items.map((_, i) => i);
   const groups = [...groupBy(indexes, (i) => `${items[i]!.userId}\n${items[i]!.mailbox}`).values()].sort((a, b) => {
@@ -56,14 +76,15 @@ async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<
   });
   for (const group of groups) {
     const first = items[group[0]!]!;
-    const row = await tx
-      .updateTable('mailboxes')
-      // One modseq for the whole arrival (RFC 7162: a change to the mailbox).
-      .set((eb) => ({ uid_next: eb('uid_next', '+', group.length), highest_modseq: eb('highest_modseq', '+', 1) }))
-      .where('user_id', '=', first.userId)
-      .where('name', '=', first.mailbox)
-      .returning(['id', 'uid_next', 'highest_modseq'])
-      .executeTakeFirst();
+    const [row] = await preparedOf(dialect).run(tx, 'mailboxes.reserveUids', [group.length, first.userId, first.mailbox], (v) =>
+      tx
+        .updateTable('mailboxes')
+        // One modseq for the whole arrival (RFC 7162: a change to the mailbox).
+        .set((eb) => ({ uid_next: eb('uid_next', '+', v<number>(0)), highest_modseq: eb('highest_modseq', '+', eb.lit(1)) }))
+        .where('user_id', '=', v<number>(1))
+        .where('name', '=', v<MailboxName>(2))
+        .returning(['id', 'uid_next', 'highest_modseq']),
+    );
     if (!row) throw new Error(`No mailbox ${first.mailbox} for user ${first.userId}`);
     const start = num(row.uid_next) - group.length;
     group.forEach((i, n) => {
@@ -78,11 +99,12 @@ async function reserveUids(tx: Tx, items: readonly NewMessage[]): Promise<Array<
  * batch's attempts per (user, sender)). Returns the request id per item
  * (undefined for items without a request).
  */
-async function requestIds(tx: Tx, items: readonly NewMessage[]): Promise<Array<number | undefined>> {
+async function requestIds(tx: Tx, dialect: Dialect, items: readonly NewMessage[]): Promise<Array<number | undefined>> {
   const out = new Array<number | undefined>(items.length);
   const withRequest = items.map((_, i) => i).filter((i) => items[i]!.request);
   const ids = await upsertRequests(
     tx,
+    dialect,
     withRequest.map((i) => {
       const m = items[i]!;
       const r = m.request!;
@@ -119,12 +141,17 @@ async function upsertBodies(tx: Tx, dialect: Dialect, raws: readonly Buffer[]): 
 
   const lookup = async (shas: string[]): Promise<void> => {
     for (const part of chunks(shas, ROWS_PER_INSERT)) {
-      const rows = await tx
-        .selectFrom('message_bodies')
-        .select(['id', 'sha256'])
-        .where('sha256', 'in', part)
-        .$if(dialect === 'postgres', (q) => q.forKeyShare())
-        .execute();
+      const rows = await preparedOf(dialect).run(tx, `bodies.lookup:${part.length}`, part, (v) =>
+        tx
+          .selectFrom('message_bodies')
+          .select(['id', 'sha256'])
+          .where(
+            'sha256',
+            'in',
+            part.map((_, i) => v<string>(i)),
+          )
+          .$if(dialect === 'postgres', (q) => q.forKeyShare()),
+      );
       for (const r of rows) ids.set(r.sha256, r.id);
     }
   };
@@ -132,12 +159,14 @@ async function upsertBodies(tx: Tx, dialect: Dialect, raws: readonly Buffer[]): 
   await lookup([...bySha.keys()]);
   const missing = [...bySha.keys()].filter((h) => !ids.has(h)).sort(); // sorted: a fixed lock order
   for (const part of chunks(missing, BODIES_PER_INSERT)) {
-    const rows = await tx
-      .insertInto('message_bodies')
-      .values(part.map((sha256) => ({ sha256, raw: bySha.get(sha256)!, size: bySha.get(sha256)!.length })))
-      .onConflict((oc) => oc.column('sha256').doNothing())
-      .returning(['id', 'sha256'])
-      .execute();
+    const values = part.flatMap((sha256) => [sha256, bySha.get(sha256)!, bySha.get(sha256)!.length]);
+    const rows = await preparedOf(dialect).run(tx, `bodies.insert:${part.length}`, values, (v) =>
+      tx
+        .insertInto('message_bodies')
+        .values(part.map((_, i) => ({ sha256: v<string>(3 * i), raw: v<Buffer>(3 * i + 1), size: v<number>(3 * i + 2) })))
+        .onConflict((oc) => oc.column('sha256').doNothing())
+        .returning(['id', 'sha256']),
+    );
     for (const r of rows) ids.set(r.sha256, r.id);
   }
   // Another node may have inserted the same body between our lookup and insert.
@@ -155,34 +184,40 @@ async function upsertBodies(tx: Tx, dialect: Dialect, raws: readonly Buffer[]): 
 export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly NewMessage[]): Promise<MessageSummary[]> {
   // Writes first: on SQLite the transaction takes the write lock at once
   // instead of upgrading a read snapshot later (which can fail with BUSY).
-  const slots = await reserveUids(tx, items);
-  const requestIdOf = await requestIds(tx, items);
+  const slots = await reserveUids(tx, dialect, items);
+  const requestIdOf = await requestIds(tx, dialect, items);
   const bodyIds = await upsertBodies(tx, dialect, items.map((m) => m.raw));
 
-  const rows = items.map((m, i) => ({
-    user_id: m.userId,
-    mailbox_id: slots[i]!.mailboxId,
-    uid: slots[i]!.uid,
-    flags: JSON.stringify(m.flags),
-    size: m.raw.length,
-    sender: m.sender,
-    from_addr: m.from,
-    subject: m.subject,
-    received_at: m.receivedAt.getTime(),
-    first_contact: m.firstContact ? 1 : 0,
+  // One row of values per message, in MESSAGE_COLUMNS order.
+  const rows = items.map((m, i) => [
+    m.userId,
+    slots[i]!.mailboxId,
+    slots[i]!.uid,
+    JSON.stringify(m.flags),
+    m.raw.length,
+    m.sender,
+    m.from,
+    m.subject,
+    m.receivedAt.getTime(),
+    m.firstContact ? 1 : 0,
     // Only a message held in the Screener belongs to its request.
-    request_id: m.mailbox === 'Screener' ? (requestIdOf[i] ?? null) : null,
-    body_id: bodyIds[i]!,
-    twm_key: m.twmKey ?? null,
-    modseq: slots[i]!.modseq,
+    m.mailbox === 'Screener' ? (requestIdOf[i] ?? null) : null,
+    bodyIds[i]!,
+    m.twmKey ?? null,
+    slots[i]!.modseq,
     // Computed once here, so that IMAP FETCH never parses a stored message again.
-    structure: structureJson(m.raw),
-  }));
+    structureJson(m.raw),
+  ]);
 
   // RETURNING order is not guaranteed, so rows are matched back by (mailbox, uid), which is unique.
   const idBySlot = new Map<string, number>();
   for (const part of chunks(rows, ROWS_PER_INSERT)) {
-    const inserted = await tx.insertInto('messages').values(part).returning(['id', 'mailbox_id', 'uid']).execute();
+    const inserted = await preparedOf(dialect).run(tx, `messages.insert:${part.length}`, part.flat(), (v) =>
+      tx
+        .insertInto('messages')
+        .values(part.map((_, r) => Object.fromEntries(MESSAGE_COLUMNS.map((c, k) => [c, v(r * MESSAGE_COLUMNS.length + k)])) as Insertable<MessagesTable>))
+        .returning(['id', 'mailbox_id', 'uid']),
+    );
     for (const r of inserted) idBySlot.set(`${r.mailbox_id}:${num(r.uid)}`, r.id);
   }
 

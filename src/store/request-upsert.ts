@@ -13,8 +13,8 @@
  */
 import type { Insertable, Transaction } from 'kysely';
 import type { DmarcFact } from '../core/types.ts';
-import { queryTemplate } from './query-template.ts';
-import type { ContactRequestsTable, Database } from './schema.ts';
+import type { ContactRequestsTable, Database, Dialect } from './schema.ts';
+import { preparedOf, type SlotOf } from './prepared.ts';
 
 /** One attempt of a sender to reach a user. */
 export interface RequestAttempt {
@@ -38,7 +38,7 @@ export interface RequestAttempt {
  * request id of each attempt, in order. Rows are written in a fixed order of
  * (user, sender) so that concurrent writers on PostgreSQL cannot deadlock.
  */
-export async function upsertRequests(tx: Transaction<Database>, attempts: readonly RequestAttempt[]): Promise<number[]> {
+export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect, attempts: readonly RequestAttempt[]): Promise<number[]> {
   const out = new Array<number>(attempts.length);
   const groups = new Map<string, number[]>();
   attempts.forEach((a, i) => {
@@ -53,48 +53,52 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
     const times = list.map((a) => a.at.getTime());
     const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
     const dmarc = [...list].reverse().find((a) => a.dmarc)?.dmarc ?? null;
-    const result = await upsertOne(tx, {
-      user_id: first.userId,
-      sender: first.sender.toLowerCase(),
-      auth_domain: list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
-      first_seen: Math.min(...times),
-      last_seen: Math.max(...times),
-      count: list.length,
-      sample_subject: list.find((a) => a.subject !== null)?.subject ?? null,
-      intro: latest((a) => a.intro),
-      spam_score: [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
-      likely_spam: list[list.length - 1]!.likelySpam ? 1 : 0,
-      dmarc: dmarc?.result ?? null,
-      dmarc_policy: dmarc?.policy ?? null,
-    });
-    const row = result.rows[0];
-    if (!row) throw new Error('the contact request upsert returned no row');
+    // Values in REQUEST_COLUMNS order.
+    const values = [
+      first.userId,
+      first.sender.toLowerCase(),
+      list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
+      Math.min(...times),
+      Math.max(...times),
+      list.length,
+      list.find((a) => a.subject !== null)?.subject ?? null,
+      latest((a) => a.intro),
+      [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+      list[list.length - 1]!.likelySpam ? 1 : 0,
+      dmarc?.result ?? null,
+      dmarc?.policy ?? null,
+      'pending',
+    ];
+    // Prepared (prepared.ts): a stranger's every accepted message runs it.
+    const [row] = await preparedOf(dialect).run(tx, 'requests.upsert', values, (v) => upsertQuery(tx, v));
+    if (!row) throw new Error('contact request upsert returned no row');
     for (const i of group) out[i] = row.id;
   }
   return out;
 }
 
-type RequestRow = Required<Omit<Insertable<ContactRequestsTable>, 'id' | 'status'>>;
-const REQUEST_COLUMNS: Record<keyof RequestRow, true> = {
-  user_id: true,
-  sender: true,
-  auth_domain: true,
-  first_seen: true,
-  last_seen: true,
-  count: true,
-  sample_subject: true,
-  intro: true,
-  spam_score: true,
-  likely_spam: true,
-  dmarc: true,
-  dmarc_policy: true,
-};
+/** The inserted columns of a request, in the order upsertRequests lists their values. */
+const REQUEST_COLUMNS = [
+  'user_id',
+  'sender',
+  'auth_domain',
+  'first_seen',
+  'last_seen',
+  'count',
+  'sample_subject',
+  'intro',
+  'spam_score',
+  'likely_spam',
+  'dmarc',
+  'dmarc_policy',
+  'status',
+] as const satisfies ReadonlyArray<keyof ContactRequestsTable>;
 
-/** One (user, sender): a new request is `pending`; an existing one is counted and updated. Compiled once (query-template.ts). */
-const upsertOne = queryTemplate<Database, RequestRow, { id: number }>(REQUEST_COLUMNS, (db, row) =>
-  db
+/** The upsert of one (user, sender), every value a slot of REQUEST_COLUMNS. */
+function upsertQuery(tx: Transaction<Database>, v: SlotOf) {
+  return tx
     .insertInto('contact_requests')
-    .values({ ...row, status: 'pending' })
+    .values(Object.fromEntries(REQUEST_COLUMNS.map((c, i) => [c, v(i)])) as Insertable<ContactRequestsTable>)
     .onConflict((oc) =>
       oc.columns(['user_id', 'sender']).doUpdateSet((eb) => ({
         count: eb('contact_requests.count', '+', eb.ref('excluded.count')),
@@ -108,7 +112,7 @@ const upsertOne = queryTemplate<Database, RequestRow, { id: number }>(REQUEST_CO
         auth_domain: eb
           .case()
           .when(eb.or([eb('excluded.auth_domain', 'is', null), eb('contact_requests.auth_domain', 'is', null)]))
-          .then(null)
+          .then(eb.lit(null))
           .else(eb.ref('excluded.auth_domain'))
           .end(),
         intro: eb.fn.coalesce('excluded.intro', 'contact_requests.intro'),
@@ -120,5 +124,5 @@ const upsertOne = queryTemplate<Database, RequestRow, { id: number }>(REQUEST_CO
         // status is kept: a denied sender stays denied, an approved one approved.
       })),
     )
-    .returning('id'),
-);
+    .returning('id');
+}

@@ -186,6 +186,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
         }
         await upsertRequests(
           tx,
+          this.s.dialect,
           touches.map((r) => ({ userId: r.userId, sender: r.sender, authDomain: r.authDomain, subject: null, intro: r.intro, at: r.at, spamScore: r.spamScore ?? null, likelySpam: r.likelySpam ?? false })),
         );
       });

@@ -6,6 +6,7 @@ import { MAILBOXES, type AppPassword, type AppPasswordScope, type Mode, type Use
 import { StoreConflictError, type UserRepository } from './types.ts';
 import type { AppPasswordsTable, UsersTable } from './schema.ts';
 import { isUniqueViolation, num, toDate, type Db } from './db-util.ts';
+import { preparedOf } from './prepared.ts';
 
 function toUser(row: Selectable<UsersTable>): User {
   return {
@@ -63,8 +64,11 @@ export class KyselyUserRepository implements UserRepository {
     }
   }
 
+  // Prepared (prepared.ts): every RCPT TO and every accepted message looks its recipients up.
   async findByAddress(address: string): Promise<User | undefined> {
-    const row = await this.s.db.selectFrom('users').selectAll().where('address', '=', address.toLowerCase()).executeTakeFirst();
+    const [row] = await preparedOf(this.s.dialect).run(this.s.db, 'users.byAddress', [address.toLowerCase()], (v) =>
+      this.s.db.selectFrom('users').selectAll().where('address', '=', v<string>(0)),
+    );
     return row && toUser(row);
   }
 

@@ -69,7 +69,8 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
       if (recipients.length === 0 && admins.length === 0) throw new ReplyError(503, '5.5.1', 'No valid recipients');
       const queueId = randomBytes(8).toString('hex');
       // One parse of From: for both: the identity the policy will match is the one authenticated.
-      const from = messageFacts(parseHeaders(raw)).from;
+      const headers = parseHeaders(raw);
+      const from = messageFacts(headers).from;
       const auth = await options.authenticate({
         raw,
         from,
@@ -93,6 +94,8 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
         envelopeFrom: envelope.from,
         // The bytes came back from the authentication worker when they were moved there (auth-pool.ts).
         raw: auth.raw ?? raw,
+        // Parsed once here; ingest reads its facts from them again rather than the bytes.
+        headers,
         prepend: received + auth.headers,
         auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains, dmarc: auth.dmarc },
         client: { ip: session.remoteAddress, helo: session.helo },
