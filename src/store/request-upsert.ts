@@ -12,8 +12,10 @@
  * a forged message held beside a genuine one.
  */
 import type { Transaction } from 'kysely';
+import { domainOf } from '../core/address.ts';
 import type { DmarcFact } from '../core/types.ts';
 import type { Database } from './schema.ts';
+import { rankRequests } from './request-rank.ts';
 
 /** One attempt of a sender to reach a user. */
 export interface RequestAttempt {
@@ -33,7 +35,8 @@ export interface RequestAttempt {
 
 /**
  * Upserts the request of each (user, sender) once, folding its attempts
- * together (in array order: "latest" means later in the array). Returns the
+ * together (in array order: "latest" means later in the array), and ranks
+ * it for the Screener (request-rank.ts). Returns the
  * request id of each attempt, in order. Rows are written in a fixed order of
  * (user, sender) so that concurrent writers on PostgreSQL cannot deadlock.
  */
@@ -57,6 +60,7 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
       .values({
         user_id: first.userId,
         sender: first.sender.toLowerCase(),
+        sender_domain: first.sender.includes('@') ? domainOf(first.sender) : null,
         auth_domain: list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
         first_seen: Math.min(...times),
         last_seen: Math.max(...times),
@@ -98,5 +102,7 @@ export async function upsertRequests(tx: Transaction<Database>, attempts: readon
       .executeTakeFirstOrThrow();
     for (const i of group) out[i] = row.id;
   }
+  // The Screener's stored order (request-rank.ts), from the columns just written.
+  await rankRequests(tx, out);
   return out;
 }
