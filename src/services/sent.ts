@@ -47,6 +47,9 @@ export interface SentRecipientView {
   history: SentEventView[];
 }
 
+/** A TWM recipient's states in its history: as VISIBLE_STATUS, except that a fetch is a step of its own (not "notified" again). */
+const TWM_HISTORY_STATUS: Record<TwmOutState, string> = { ...VISIBLE_STATUS, fetched: 'fetched', unconfirmed: 'unconfirmed' };
+
 /** The queue's states as the sender sees them: scheduled is "queued", a deferral keeps its name. */
 const QUEUE_STATUS: Record<string, string> = { scheduled: 'queued', deferred: 'deferred', delivered: 'delivered', failed: 'failed' };
 
@@ -80,7 +83,7 @@ function queueView(e: QueueEntry, history: RecipientEvent[]): SentRecipientView 
 /** A TWM recipient: its TWM states, and the deferrals of the notice's delivery by the queue (a peer that did not answer). */
 function twmView(n: TwmOutNotice, r: TwmOutRecipient, history: RecipientEvent[], queued: RecipientEvent[]): SentRecipientView {
   const deferrals = queued.filter((e) => e.state === 'deferred').map(eventView(QUEUE_STATUS));
-  const events = [...history.map(eventView(VISIBLE_STATUS)), ...deferrals].sort((a, b) => a.at.localeCompare(b.at));
+  const events = [...history.map(eventView(TWM_HISTORY_STATUS)), ...deferrals].sort((a, b) => a.at.localeCompare(b.at));
   return { recipient: r.recipient, via: 'twm', status: VISIBLE_STATUS[r.state], detail: r.reason, noticeId: n.id, updatedAt: r.updatedAt.toISOString(), history: events };
 }
 

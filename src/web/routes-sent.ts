@@ -34,6 +34,8 @@ const STEP: Readonly<Record<string, { label: string; detail: string }>> = {
   failed: { label: 'Failed', detail: 'Reason' },
   notified: { label: 'Notified', detail: 'Note' },
   pending: { label: 'Pending', detail: 'Note' },
+  fetched: { label: 'Fetched by the receiving server', detail: 'Note' },
+  unconfirmed: { label: 'Fetched, delivery not confirmed', detail: 'Note' },
   declined: { label: 'Declined', detail: 'Reason' },
   expired: { label: 'Expired', detail: 'Reason' },
 };
