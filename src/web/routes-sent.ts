@@ -43,7 +43,7 @@ const STEP: Readonly<Record<string, { label: string; detail: string }>> = {
 const BAD = new Set(['failed', 'declined', 'expired', 'deferred']);
 
 const at = (iso: string | null) =>
-  iso ? html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>` : html`<span class="muted">time not recorded</span>`;
+  iso ? html`<time datetime="${iso}">${iso.slice(0, 19).replace('T', ' ')} UTC</time>` : html`<span class="muted">time not recorded</span>`;
 
 const statusClass = (status: string) => `status status-${status.replace(/[^a-z]/g, '-')}`;
 
