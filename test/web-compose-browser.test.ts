@@ -393,6 +393,9 @@ describe('web app: a Two-Way Mail recipient from pending to delivered on the Sen
 
       await b.server.services.screener.approve(bea.id, ['ann@a.test']);
       await statusShown(/^Delivered/);
+      // The timeline: the notice made, answered "pending" (her server screens strangers), fetched once she approved, delivered.
+      const steps = (await page.getByRole('list', { name: 'History of bea@b.test' }).locator(':scope > li > .status').allTextContents()).map((x) => x.trim());
+      assert.deepEqual(steps, ['Queued', 'Pending', 'Fetched by the receiving server', 'Delivered']);
       const got = (await b.server.services.mail.list(bea.id)).find((m) => m.subject === 'A question about your talk');
       assert.equal(got?.mailbox, 'INBOX');
     } finally {

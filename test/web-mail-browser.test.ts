@@ -4,14 +4,17 @@
  * script and an onerror image runs nothing and makes no request to the
  * image's host (a loopback canary counts connections) until "Show images";
  * attachments download as attachments; flags, move, delete, search and key
- * paging; another user's message is a 404; and the Sent page shows a
- * recipient a real peer refused (with its reply) and one it deferred.
+ * paging; search finds a word only in a body as IMAP SEARCH does; another
+ * user's message is a 404; and the Sent page shows each recipient's
+ * timeline: one a real peer refused (with its reply), one it deferred (with
+ * the reason) and one it accepted.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { SMTPServer } from 'smtp-server';
+import { ImapFlow } from 'imapflow';
 import { eventually, send, startTestServer, submit, type TestServer } from './helpers/server.ts';
 import { browserSkip, checkPage, launchBrowser, newContext } from './helpers/browser.ts';
 
@@ -202,7 +205,7 @@ describe('web app: mail and sent pages in chromium', { skip: browserSkip, timeou
       assert.equal(await page.locator('table.messages tbody tr').count(), 11, 'the 10 oldest bulk messages and the hostile one');
       assert.equal(await page.getByRole('link', { name: 'Older' }).count(), 0);
 
-      await page.getByLabel('Search subject and sender').fill('BULK 4');
+      await page.getByLabel('Search messages (text, subject, sender)').fill('BULK 4');
       await page.getByRole('button', { name: 'Search' }).click();
       assert.equal(await page.locator('table.messages tbody tr').count(), 11, 'bulk 4 and bulk 40-49');
 
@@ -230,6 +233,50 @@ describe('web app: mail and sent pages in chromium', { skip: browserSkip, timeou
     }
   });
 
+  test('search: a word only in a body (quoted-printable, split by a soft line break) is found on the Mail page and by IMAP SEARCH alike', async () => {
+    const [stored] = await t.server.store.messages.deliver([
+      {
+        userId: carolId,
+        mailbox: 'INBOX',
+        raw: Buffer.from(
+          'From: Dora <dora@nowhere.test>\r\nSubject: Plans for Sunday\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nMeet me by the bronze aard=\r\nvark at noon.\r\n',
+        ),
+        flags: [],
+        sender: 'dora@nowhere.test',
+        from: 'dora@nowhere.test',
+        subject: 'Plans for Sunday',
+        receivedAt: new Date(),
+        firstContact: false,
+      },
+    ]);
+    const ctx = await newContext(browser);
+    const page = await ctx.newPage();
+    try {
+      await signInMail(page, base, CAROL);
+      await page.goto(`${base}/mail/INBOX`);
+      await page.getByLabel('Search messages (text, subject, sender)').fill('AARDVARK');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByRole('link', { name: 'Plans for Sunday' }).waitFor();
+      assert.equal(await page.locator('table.messages tbody tr').count(), 1, 'only the message whose body has the word');
+      await page.getByLabel('Search messages (text, subject, sender)').fill('okapi');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByText('No message matches.').waitFor();
+    } finally {
+      await ctx.close();
+    }
+    // The IMAP server's SEARCH finds the same message with the same word (BODY and TEXT).
+    const imap = new ImapFlow({ host: '127.0.0.1', port: t.server.imap!.tlsPort!, secure: true, tls: { rejectUnauthorized: false }, auth: { user: CAROL, pass: PASSWORD }, logger: false });
+    await imap.connect();
+    try {
+      await imap.mailboxOpen('INBOX');
+      assert.deepEqual(await imap.search({ body: 'aardvark' }, { uid: true }), [stored!.uid]);
+      assert.deepEqual(await imap.search({ text: 'AARDVARK' }, { uid: true }), [stored!.uid]);
+      assert.deepEqual(await imap.search({ body: 'okapi' }, { uid: true }), []);
+    } finally {
+      await imap.logout();
+    }
+  });
+
   test('Sent: a recipient the peer refused shows "Failed" with its reply; a deferred one shows "Queued" with the last error', async () => {
     await submit({ port: t.server.submission!.port, user: CAROL, pass: PASSWORD, from: CAROL, to: ['nobody@peer.test', 'later@peer.test', 'yes@peer.test'], subject: 'Status <i>report</i>' });
     const user = await t.server.services.accounts.get(CAROL);
@@ -250,11 +297,18 @@ describe('web app: mail and sent pages in chromium', { skip: browserSkip, timeou
       // services.sent knows the subject of TWM notices only; an SMTP-only message is listed by its Message-ID.
       await page.getByRole('heading', { name: /^nobody@peer\.test/ }).waitFor();
       const item = (rcpt: string) => page.locator('ul.plain > li').filter({ has: page.getByRole('heading', { name: new RegExp(`^${rcpt}`) }) });
-      await item('nobody@peer.test').getByText('Failed').waitFor();
-      await item('nobody@peer.test').getByText(/no such user here/).waitFor();
-      await item('later@peer.test').getByText(/^Queued/).waitFor();
-      await item('later@peer.test').getByText(/mailbox busy/).waitFor();
-      await item('yes@peer.test').getByText('Delivered').waitFor();
+      const history = (rcpt: string) => page.getByRole('list', { name: `History of ${rcpt}` });
+      await item('nobody@peer.test').locator('.now').getByText('Failed').waitFor();
+      // The timeline: every state each recipient entered, in order, with the peer's reply (the DSN text) or the deferral's reason.
+      const steps = async (rcpt: string) => (await history(rcpt).locator(':scope > li > .status').allTextContents()).map((x) => x.trim());
+      assert.deepEqual(await steps('nobody@peer.test'), ['Queued', 'Failed']);
+      await history('nobody@peer.test').locator('li').nth(1).getByText(/no such user here/).waitFor();
+      assert.deepEqual((await steps('later@peer.test')).slice(0, 2), ['Queued', 'Deferred']);
+      await history('later@peer.test').locator('li').nth(1).getByText(/mailbox busy/).waitFor();
+      await item('later@peer.test').locator('.now').getByText(/^Queued/).waitFor();
+      assert.deepEqual(await steps('yes@peer.test'), ['Queued', 'Delivered']);
+      await item('yes@peer.test').locator('.now').getByText('Delivered').waitFor();
+      assert.equal(await history('yes@peer.test').locator('time').count(), 2, 'each step has its time');
     } finally {
       await ctx.close();
     }

@@ -3,6 +3,7 @@ import type { Store } from '../store/types.ts';
 import { createAccounts } from './accounts.ts';
 import { createContacts } from './contacts.ts';
 import { createMail } from './mail.ts';
+import { createMailSearch } from './mail-search.ts';
 import { createOutbound, type OutboundOptions } from './outbound.ts';
 import { createQueueAdmin } from './queue.ts';
 import { createScreener } from './screener.ts';
@@ -46,11 +47,12 @@ export function createServices(store: Store, domains: string[], sending?: Sendin
   });
   const screener = createScreener(store, contacts, twmDecisions, { learn: options.learn === true });
   const mail = createMail(store, { learn: options.learn === true });
+  const mailSearch = createMailSearch(store);
   const outbound = sending ? createOutbound({ ...sending, store, contacts, now }) : null;
   const queue = createQueueAdmin(store, sending?.onQueued);
   const sent = createSent(store);
   const webSessions = createWebSessions(store, now);
-  return { accounts, contacts, screener, mail, outbound, queue, sent, twmDecisions, webSessions };
+  return { accounts, contacts, screener, mail, mailSearch, outbound, queue, sent, twmDecisions, webSessions };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -16,7 +16,7 @@
  */
 import { domainOf, isSubdomainOf, parseAddress, parseSenderSpec } from '../core/address.ts';
 import { invalid, notFound, ReplyError } from '../core/errors.ts';
-import { reputationOf, type Reputation } from '../core/reputation.ts';
+import { reputationOf, type Reputation, type ReputationFacts } from '../core/reputation.ts';
 import type { ContactRequest, ContactRequestStatus, MessageSummary } from '../core/types.ts';
 import type { RequestPageKey, Store } from '../store/types.ts';
 import type { Contacts } from './contacts.ts';
@@ -72,9 +72,9 @@ function createScreenerQueries(store: ScreenerStore) {
 
     /**
      * One key page of pending requests in the order of list() (the rank is
-     * computed by the store in SQL, so a page costs one query whatever its
-     * depth), with `next`, the key of the page after it (null on the last),
-     * and the counts. The reasons are reputationOf's, for the rows shown.
+     * stored with each request, so a page costs one indexed query whatever
+     * its depth), with `next`, the key of the page after it (null on the
+     * last), and the counts. The reasons are reputationOf's, from the stored facts.
      */
     async page(
       userId: number,
@@ -86,7 +86,8 @@ function createScreenerQueries(store: ScreenerStore) {
         store.requests.pendingCounts(userId),
       ]);
       const shown = rows.slice(0, options.limit);
-      const requests = await withReputation(store, shown.map(({ rank: _rank, ...r }) => r));
+      // The stored rank and "known on this server" (store/request-rank.ts): nothing is looked up per request here.
+      const requests = shown.map(({ rank: _rank, known, ...r }) => ({ ...r, reputation: reputationOf(factsOf(r, known)) }));
       const last = shown[shown.length - 1];
       const next = rows.length > options.limit && last ? { rank: last.rank, lastSeen: last.lastSeen, id: last.id } : null;
       return { requests, next, listed: counts.listed, likelySpam: counts.likelySpam };
@@ -119,9 +120,17 @@ async function withReputation(store: ScreenerStore, rows: ContactRequest[]): Pro
   const known = new Set((await store.contacts.allowedAnywhere(probes)).map((k) => `${k.kind}\n${k.value}`));
   return rows.map((r) => {
     const knownOnServer = known.has(`address\n${r.sender}`) ? 'address' : r.sender.includes('@') && known.has(`domain\n${domainOf(r.sender)}`) ? 'domain' : null;
-    return { ...r, reputation: reputationOf({ authenticated: r.authDomain !== null, dmarc: r.dmarc, spamScore: r.spamScore, likelySpam: r.likelySpam, knownOnServer }) };
+    return { ...r, reputation: reputationOf(factsOf(r, knownOnServer)) };
   });
 }
+
+const factsOf = (r: ContactRequest, knownOnServer: 'address' | 'domain' | null): ReputationFacts => ({
+  authenticated: r.authDomain !== null,
+  dmarc: r.dmarc,
+  spamScore: r.spamScore,
+  likelySpam: r.likelySpam,
+  knownOnServer,
+});
 
 /**
  * The stored request keys for these senders. A request is keyed by an

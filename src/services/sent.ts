@@ -7,7 +7,7 @@
 import { notFound } from '../core/errors.ts';
 import type { QueueEntry, User } from '../core/types.ts';
 import type { TwmOutState } from '../core/twm-types.ts';
-import type { Store, TwmOutNotice, TwmOutRecipient } from '../store/types.ts';
+import type { RecipientEvent, Store, TwmOutNotice, TwmOutRecipient } from '../store/types.ts';
 import { owns } from './outbound.ts';
 
 /** What the sending user sees per TWM recipient (7.2's "user-visible status"). */
@@ -23,6 +23,13 @@ export const VISIBLE_STATUS: Record<TwmOutState, string> = {
   unconfirmed: 'fetched, not confirmed',
 };
 
+/** One state a recipient entered (the timeline): the visible status, its error, reply or reason, and when. */
+export interface SentEventView {
+  status: string;
+  detail: string | null;
+  at: string;
+}
+
 export interface SentRecipientView {
   recipient: string;
   via: 'queue' | 'twm';
@@ -32,7 +39,23 @@ export interface SentRecipientView {
   /** The TWM notice id, for TWM recipients. */
   noticeId: string | null;
   updatedAt: string | null;
+  /**
+   * Every state it entered, oldest first (store recipient_events, migration
+   * 0020). For a TWM recipient, the queue's deferrals of the notice too.
+   * Mail sent before that migration has one event: the state it had then.
+   */
+  history: SentEventView[];
 }
+
+/** A TWM recipient's states in its history: as VISIBLE_STATUS, except that a fetch is a step of its own (not "notified" again). */
+const TWM_HISTORY_STATUS: Record<TwmOutState, string> = { ...VISIBLE_STATUS, fetched: 'fetched', unconfirmed: 'unconfirmed' };
+
+/** The queue's states as the sender sees them: scheduled is "queued", a deferral keeps its name. */
+const QUEUE_STATUS: Record<string, string> = { scheduled: 'queued', deferred: 'deferred', delivered: 'delivered', failed: 'failed' };
+
+const eventView =
+  (names: Record<string, string>) =>
+  (e: RecipientEvent): SentEventView => ({ status: names[e.state] ?? e.state, detail: e.detail, at: e.at.toISOString() });
 
 export interface SentMessageView {
   messageId: string;
@@ -41,16 +64,27 @@ export interface SentMessageView {
   recipients: SentRecipientView[];
 }
 
-function queueView(e: QueueEntry): SentRecipientView {
+function queueView(e: QueueEntry, history: RecipientEvent[]): SentRecipientView {
   const s = e.status;
   const status = s.state === 'scheduled' || s.state === 'deferred' ? 'queued' : s.state;
   const detail = s.state === 'deferred' || s.state === 'failed' ? s.lastError : s.state === 'delivered' ? s.reply : null;
   const updatedAt = s.state === 'delivered' ? s.deliveredAt : s.state === 'failed' ? s.failedAt : null;
-  return { recipient: e.recipient, via: 'queue', status, detail, noticeId: null, updatedAt: updatedAt?.toISOString() ?? null };
+  return {
+    recipient: e.recipient,
+    via: 'queue',
+    status,
+    detail,
+    noticeId: null,
+    updatedAt: updatedAt?.toISOString() ?? null,
+    history: history.map(eventView(QUEUE_STATUS)),
+  };
 }
 
-function twmView(n: TwmOutNotice, r: TwmOutRecipient): SentRecipientView {
-  return { recipient: r.recipient, via: 'twm', status: VISIBLE_STATUS[r.state], detail: r.reason, noticeId: n.id, updatedAt: r.updatedAt.toISOString() };
+/** A TWM recipient: its TWM states, and the deferrals of the notice's delivery by the queue (a peer that did not answer). */
+function twmView(n: TwmOutNotice, r: TwmOutRecipient, history: RecipientEvent[], queued: RecipientEvent[]): SentRecipientView {
+  const deferrals = queued.filter((e) => e.state === 'deferred').map(eventView(QUEUE_STATUS));
+  const events = [...history.map(eventView(TWM_HISTORY_STATUS)), ...deferrals].sort((a, b) => a.at.localeCompare(b.at));
+  return { recipient: r.recipient, via: 'twm', status: VISIBLE_STATUS[r.state], detail: r.reason, noticeId: n.id, updatedAt: r.updatedAt.toISOString(), history: events };
 }
 
 export function createSent(store: Pick<Store, 'queue' | 'twmOut'>) {
@@ -70,12 +104,17 @@ export function createSent(store: Pick<Store, 'queue' | 'twmOut'>) {
       }
       return m;
     };
-    for (const e of entries) entry(e.messageId, e.createdAt).byRcpt.set(e.recipient.toLowerCase(), queueView(e));
+    const [queueHistory, twmHistory] = await Promise.all([store.queue.history(entries.map((e) => e.id)), store.twmOut.history(notices.map((n) => n.id))]);
+    const queueEntryOf = new Map(entries.map((e) => [`${e.messageId}\n${e.recipient.toLowerCase()}`, e.id]));
+    for (const e of entries) entry(e.messageId, e.createdAt).byRcpt.set(e.recipient.toLowerCase(), queueView(e, queueHistory.get(e.id) ?? []));
     // A TWM recipient's queue entry only says "notice answered"; its TWM state says the rest.
     for (const n of notices) {
       const m = entry(n.messageId, n.createdAt);
       m.subject ??= n.subject;
-      for (const r of n.recipients) m.byRcpt.set(r.recipient, twmView(n, r));
+      for (const r of n.recipients) {
+        const queued = queueHistory.get(queueEntryOf.get(`${n.messageId}\n${r.recipient}`) ?? -1) ?? [];
+        m.byRcpt.set(r.recipient, twmView(n, r, twmHistory.get(`${n.id}\n${r.recipient}`) ?? [], queued));
+      }
     }
     return [...messages.values()]
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt))

@@ -9,7 +9,7 @@ import type { Contact, ContactEntry } from '../core/types.ts';
 import type { AddressBook, AddressBookRepository, CardConditions, CardPutResult } from './types.ts';
 import { StoreConflictError } from './types.ts';
 import type { AddressBooksTable } from './schema.ts';
-import { logChange, markAllowlistChanged, nextSeq, toContact, writeCard } from './card-writes.ts';
+import { deleteBookCards, deleteCards, logChange, markAllowlistChanged, nextSeq, toContact, writeCard } from './card-writes.ts';
 import { isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
 function toBook(row: Selectable<AddressBooksTable>): AddressBook {
@@ -102,7 +102,7 @@ export class KyselyAddressBookRepository implements AddressBookRepository {
   async remove(userId: number, name: string): Promise<boolean> {
     return this.s.db.transaction().execute(async (tx) => {
       // Cards first (their entries cascade), then the book (its change log cascades).
-      await tx.deleteFrom('contacts').where('user_id', '=', userId).where('book', '=', name).execute();
+      await deleteBookCards(tx, userId, name);
       const res = await tx.deleteFrom('address_books').where('user_id', '=', userId).where('name', '=', name).executeTakeFirst();
       const removed = num(res.numDeletedRows) > 0;
       if (removed) await markAllowlistChanged(tx, userId);
@@ -168,7 +168,7 @@ export class KyselyAddressBookRepository implements AddressBookRepository {
         .executeTakeFirst();
       if (!conditionsHold(conditions, existing?.etag)) throw new Abort('precondition-failed');
       if (!existing) throw new Abort('not-found');
-      await tx.deleteFrom('contacts').where('id', '=', existing.id).execute();
+      await deleteCards(tx, [existing.id]);
       await logChange(tx, at, href, true);
       return 'deleted' as const;
     }).catch((err: unknown) => {

@@ -18,6 +18,7 @@ import type { Selectable, Transaction } from 'kysely';
 import type { Contact, ContactEntry } from '../core/types.ts';
 import type { ContactsTable, Database } from './schema.ts';
 import { chunks, toDate } from './db-util.ts';
+import { rankProbes, rankProbesOfCards, refreshRanks } from './request-rank.ts';
 
 type Tx = Transaction<Database>;
 
@@ -105,8 +106,12 @@ export async function freeHref(tx: Tx, userId: number, book: string, uid: string
   return `${randomUUID()}.vcf`;
 }
 
-/** Replaces a card's policy index entries. */
+/**
+ * Replaces a card's policy index entries, and ranks again the Screener
+ * requests (of every account) whose "known on this server" they change.
+ */
 export async function replaceEntries(tx: Tx, userId: number, contactId: number, entries: ContactEntry[]): Promise<void> {
+  const before = await rankProbesOfCards(tx, [contactId]);
   await tx.deleteFrom('contact_entries').where('contact_id', '=', contactId).execute();
   // Six values a row: stay far below SQLite's and PostgreSQL's bound-parameter limits.
   for (const part of chunks(entries, 1000)) {
@@ -115,6 +120,36 @@ export async function replaceEntries(tx: Tx, userId: number, contactId: number, 
       .values(part.map((e) => ({ contact_id: contactId, user_id: userId, kind: e.kind, value: e.value, action: e.action })))
       .execute();
   }
+  const changed = symmetricDifference(before, rankProbes(entries));
+  if (changed.length > 0) await refreshRanks(tx, changed);
+}
+
+/** The probes in one list and not the other: an unchanged allow entry changes no rank. */
+function symmetricDifference(a: ReturnType<typeof rankProbes>, b: ReturnType<typeof rankProbes>) {
+  const key = (p: { kind: string; value: string }) => `${p.kind}\n${p.value}`;
+  const inA = new Set(a.map(key));
+  const inB = new Set(b.map(key));
+  return [...a.filter((p) => !inB.has(key(p))), ...b.filter((p) => !inA.has(key(p)))];
+}
+
+/**
+ * Deletes cards (their entries cascade) and ranks again the Screener
+ * requests their allow entries bore on: every deletion of a card goes
+ * through here or through `deleteBookCards`.
+ */
+export async function deleteCards(tx: Tx, contactIds: readonly number[]): Promise<void> {
+  const probes = await rankProbesOfCards(tx, contactIds);
+  for (const part of chunks([...contactIds], 1000)) await tx.deleteFrom('contacts').where('id', 'in', part).execute();
+  if (probes.length > 0) await refreshRanks(tx, probes);
+}
+
+/** Deletes every card of a book, as deleteCards does. */
+export async function deleteBookCards(tx: Tx, userId: number, book: string): Promise<void> {
+  const ids = await tx.selectFrom('contacts').select('id').where('user_id', '=', userId).where('book', '=', book).execute();
+  await deleteCards(
+    tx,
+    ids.map((r) => r.id),
+  );
 }
 
 export interface CardWrite {

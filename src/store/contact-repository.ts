@@ -8,7 +8,7 @@
 import { sql } from 'kysely';
 import type { Contact, ContactEntry } from '../core/types.ts';
 import type { ContactRepository } from './types.ts';
-import { freeHref, logChange, nextSeq, toContact, writeCard } from './card-writes.ts';
+import { deleteCards, freeHref, logChange, nextSeq, toContact, writeCard } from './card-writes.ts';
 import type { Db } from './db-util.ts';
 import { preparedOf } from './prepared.ts';
 
@@ -85,7 +85,7 @@ export class KyselyContactRepository implements ContactRepository {
       if (!existing) return false;
       const at = await nextSeq(tx, userId, book, true);
       // Entries go with the card (ON DELETE CASCADE).
-      await tx.deleteFrom('contacts').where('id', '=', existing.id).execute();
+      await deleteCards(tx, [existing.id]);
       await logChange(tx, at!, existing.href, true);
       return true;
     });

@@ -3,10 +3,10 @@
  * messages.deliver() and twmIn.record() (both through request-upsert.ts);
  * read, decided and forgotten here.
  */
-import { sql, type ExpressionBuilder, type RawBuilder, type Selectable } from 'kysely';
+import { sql, type ExpressionBuilder, type Selectable } from 'kysely';
 import type { ContactRequest, ContactRequestStatus } from '../core/types.ts';
 import type { ContactRequestRepository, RequestPageKey } from './types.ts';
-import type { ContactRequestsTable, Database, Dialect } from './schema.ts';
+import type { ContactRequestsTable, Database } from './schema.ts';
 import { chunks, num, toDate, unique, type Db } from './db-util.ts';
 
 const SENDERS_PER_QUERY = 1000;
@@ -51,51 +51,32 @@ export class KyselyContactRequestRepository implements ContactRequestRepository 
 
   /**
    * One key page of pending requests in the Screener's order (rank, then
-   * most recent): the rank is computed here in SQL with the weights of
-   * core/reputation.ts (a test holds the two equal), so a page is one query
-   * with LIMIT whatever its depth, never an OFFSET over a list built in
-   * memory. `after` is the key of the last row of the previous page.
+   * most recent): the rank is stored with each request (request-rank.ts), so
+   * a page is one query on the index (user_id, status, rank, last_seen, id)
+   * with LIMIT, whatever its depth. `after` is the key of the last row of
+   * the previous page.
    */
   async pendingPage(
     userId: number,
     options: { after?: RequestPageKey | undefined; limit: number; likelySpam: boolean },
-  ): Promise<Array<ContactRequest & { rank: number }>> {
-    // A materialized CTE: the rank (two index lookups per request) is computed
-    // once per row; inlined, SQLite would compute it again in each term of
-    // the key condition and in the ORDER BY.
-    let q = this.s.db
-      .with(
-        (cte) => cte('k').materialized(),
-        (db) =>
-          db
-            .selectFrom('contact_requests as r')
-            .select(['r.id', 'r.last_seen'])
-            .select(rankExpression(this.s.dialect).as('rank'))
-            .where('r.user_id', '=', userId)
-            .where('r.status', '=', 'pending')
-            .$if(!options.likelySpam, (w) => w.where('r.likely_spam', '=', 0)),
-      )
-      .selectFrom('k')
-      .select(['k.id', 'k.rank']);
+  ): Promise<Array<ContactRequest & { rank: number; known: 'address' | 'domain' | null }>> {
     const after = options.after;
-    if (after) {
-      const t = after.lastSeen.getTime();
-      q = q.where((eb) =>
-        eb.or([
-          eb('k.rank', '<', after.rank),
-          eb.and([eb('k.rank', '=', after.rank), eb('k.last_seen', '<', t)]),
-          eb.and([eb('k.rank', '=', after.rank), eb('k.last_seen', '=', t), eb('k.id', '<', after.id)]),
-        ]),
-      );
-    }
-    const keys = await q.orderBy('k.rank', 'desc').orderBy('k.last_seen', 'desc').orderBy('k.id', 'desc').limit(options.limit).execute();
-    if (keys.length === 0) return [];
-    const rows = await this.select(userId).where('contact_requests.id', 'in', keys.map((k) => k.id)).execute();
-    const byId = new Map(rows.map((r) => [r.id, toRequest(r)]));
-    return keys.flatMap((k) => {
-      const r = byId.get(k.id);
-      return r ? [{ ...r, rank: num(k.rank) }] : [];
-    });
+    const rows = await this.select(userId)
+      .select(['contact_requests.rank', 'contact_requests.known'])
+      .where('contact_requests.status', '=', 'pending')
+      .$if(!options.likelySpam, (w) => w.where('contact_requests.likely_spam', '=', 0))
+      // A row value: both planners read it as a range of the index, where an OR of three terms would filter.
+      .$if(after !== undefined, (w) =>
+        w.where(
+          sql<boolean>`(contact_requests.rank, contact_requests.last_seen, contact_requests.id) < (${after!.rank}, ${after!.lastSeen.getTime()}, ${after!.id})`,
+        ),
+      )
+      .orderBy('contact_requests.rank', 'desc')
+      .orderBy('contact_requests.last_seen', 'desc')
+      .orderBy('contact_requests.id', 'desc')
+      .limit(options.limit)
+      .execute();
+    return rows.map((r) => ({ ...toRequest(r), rank: num(r.rank), known: r.known }));
   }
 
   /** How many requests are pending: those shown by default, and those judged likely spam. */
@@ -171,40 +152,6 @@ export class KyselyContactRequestRepository implements ContactRequestRepository 
     }
     return n;
   }
-}
-
-/**
- * The reputation score of core/reputation.ts as SQL over `contact_requests
- * as r` (src/store/request-rank.test.ts compares the two over every
- * combination of facts). "Known on this server": any account allows the
- * sender's address or its domain (the part after the last @), looked up on
- * the index contact_entries (kind, value) of migration 0007.
- */
-function rankExpression(dialect: Dialect): RawBuilder<number> {
-  const pg = dialect === 'postgres';
-  // After the last @ (core/address.ts domainOf). SQLite has no "last index of": rtrim strips the
-  // characters that are not @ from the end; the common case of one @ takes the cheaper instr path
-  // (a quarter of this query's time at 10,000 requests, bench/web-screener.ts).
-  const domain = pg
-    ? sql`substring(r.sender from '[^@]*$')`
-    : sql`(case when instr(substr(r.sender, instr(r.sender, '@') + 1), '@') = 0 then substr(r.sender, instr(r.sender, '@') + 1)
-        else substr(r.sender, length(rtrim(r.sender, replace(r.sender, '@', ''))) + 1) end)`;
-  const atMost50 = pg ? sql`least(50, round((r.spam_score * 5)::numeric))` : sql`min(50, round(r.spam_score * 5))`;
-  return sql<number>`cast(
-    (case when exists (select 1 from contact_entries e where e.kind = 'address' and e.value = r.sender and e.action = 'allow')
-      or (r.sender like '%@%' and exists (select 1 from contact_entries e where e.kind = 'domain' and e.value = ${domain} and e.action = 'allow'))
-      then 40 else 0 end)
-    + (case when r.auth_domain is not null then 30 else -10 end)
-    + (case
-        when lower(r.dmarc) = 'pass' and lower(r.dmarc_policy) = 'reject' then 20
-        when lower(r.dmarc) = 'pass' and lower(r.dmarc_policy) = 'quarantine' then 10
-        when lower(r.dmarc) = 'fail' and lower(r.dmarc_policy) = 'reject' then -40
-        when lower(r.dmarc) = 'fail' and lower(r.dmarc_policy) = 'quarantine' then -30
-        when lower(r.dmarc) = 'fail' then -10
-        else 0 end)
-    + (case when r.spam_score is null then 0 when r.spam_score < 0 then 5 else -${atMost50} end)
-    + (case when r.likely_spam = 1 then -50 else 0 end)
-    as integer)`;
 }
 
 type RequestRow = Selectable<ContactRequestsTable> & { held: number | bigint | string | null };

@@ -13,7 +13,7 @@ import type { Transaction } from 'kysely';
 import type { ExpectTerms } from '../core/types.ts';
 import { rewriteExpectCard } from '../core/vcard/expected.ts';
 import { parseContactCard } from '../core/vcard/index-entries.ts';
-import { logChange, nextSeq, writeCard } from './card-writes.ts';
+import { deleteCards, logChange, nextSeq, writeCard } from './card-writes.ts';
 import type { Database } from './schema.ts';
 import { ExpectUsedUpError } from '../core/errors.ts';
 
@@ -42,7 +42,7 @@ export async function consumeExpectInTx(tx: Transaction<Database>, userId: numbe
   if (!result.consumed) throw usedUp();
   if (!result.changed) return; // unlimited uses: nothing to count
   if (result.text === null) {
-    await tx.deleteFrom('contacts').where('id', '=', row.id).execute();
+    await deleteCards(tx, [row.id]);
     await logChange(tx, at, row.href, true);
     return;
   }

@@ -22,6 +22,7 @@ import { unsyncedWrite } from './lease-repository.ts';
 import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
+import { queueEvents, recordEvents } from './recipient-events.ts';
 import type { Database } from './schema.ts';
 import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
@@ -110,18 +111,37 @@ interface EnqueueInput {
   copy?: NewMessage;
 }
 
-/** One attempt's outcome; with an owner, only while its lease is still that owner's (writing it ends the lease). */
+/** The event a state writes into the recipient's history: when, and the error or reply it carries. */
+function eventOf(status: QueueState): { detail: string | null; at: Date } {
+  switch (status.state) {
+    case 'scheduled':
+      return { detail: null, at: new Date() };
+    case 'deferred':
+      return { detail: status.lastError, at: new Date() };
+    case 'delivered':
+      return { detail: status.reply, at: status.deliveredAt };
+    case 'failed':
+      return { detail: status.lastError, at: status.failedAt };
+  }
+}
+
+/**
+ * One attempt's outcome; with an owner, only while its lease is still that
+ * owner's (writing it ends the lease). A state written is recorded in the
+ * recipient's history (recipient-events.ts) in the same transaction.
+ */
 async function updateState(tx: Transaction<Database>, id: number, status: QueueState, owner: string | undefined): Promise<boolean> {
-  const result =
+  const q = tx.updateTable('queue_recipients').where('id', '=', id);
+  const row =
     owner === undefined
-      ? await tx.updateTable('queue_recipients').set(stateColumns(status)).where('id', '=', id).executeTakeFirst()
-      : await tx
-          .updateTable('queue_recipients')
+      ? await q.set(stateColumns(status)).returning('recipient').executeTakeFirst()
+      : await q
           .set({ ...stateColumns(status), lease_owner: null, lease_until: null })
-          .where('id', '=', id)
           .where('lease_owner', '=', owner)
+          .returning('recipient')
           .executeTakeFirst();
-  return num(result.numUpdatedRows) > 0;
+  if (row) await recordEvents(tx, [{ queueRecipientId: id, recipient: row.recipient, state: status.state, ...eventOf(status) }]);
+  return row !== undefined;
 }
 
 export class KyselyQueueRepository implements QueueRepository {
@@ -232,6 +252,10 @@ export class KyselyQueueRepository implements QueueRepository {
     if (options.state !== undefined) q = q.where('r.state', '=', options.state);
     const rows = await q.orderBy('r.id').execute();
     return rows.map(toEntry);
+  }
+
+  history(ids: readonly number[]) {
+    return queueEvents(this.s, ids);
   }
 
   async raw(messageId: string): Promise<Buffer | undefined> {
@@ -352,9 +376,15 @@ async function insertQueued(tx: Transaction<Database>, input: EnqueueInput): Pro
     .executeTakeFirstOrThrow();
   // Five values a row: chunks keep each statement under the bound-parameter limits.
   for (const part of chunks(input.recipients, 1000)) {
-    await tx
+    const rows = await tx
       .insertInto('queue_recipients')
       .values(part.map((recipient) => ({ queue_message: msg.id, recipient, state: 'scheduled', next_attempt_at: input.at.getTime() })))
+      .returning(['id', 'recipient'])
       .execute();
+    const at = input.createdAt ?? new Date();
+    await recordEvents(
+      tx,
+      rows.map((r) => ({ queueRecipientId: r.id, recipient: r.recipient, state: 'scheduled', detail: null, at })),
+    );
   }
 }

@@ -194,6 +194,44 @@ for (const backend of backends) {
       assert.deepEqual((await store.queue.list()).map((entry) => entry.recipient), ['d@x']);
       assert.equal(await backend.count('queue_messages'), 1);
     });
+    test('history: every state an entry entered, oldest first, with its error or reply; a lost lease records nothing; pruned with the entry', async () => {
+      const created = new Date(at.getTime() - 5000);
+      const [a, b] = await store.queue.enqueue({ messageId: '<hist@x>', sender: 's@x', recipients: ['a@x', 'b@x'], raw, at, createdAt: created });
+      const t1 = new Date(at.getTime() + 60_000);
+      const t2 = new Date(at.getTime() + 120_000);
+      const before = Date.now();
+      await store.queue.update(a!.id, { state: 'deferred', nextAttemptAt: t1, attempts: 1, lastError: '451 4.2.1 mailbox busy' });
+      const after = Date.now();
+      await store.queue.update(a!.id, { state: 'delivered', deliveredAt: t2, reply: '250 2.0.0 ok' });
+      await store.queue.update(b!.id, { state: 'failed', failedAt: t2, lastError: '550 5.1.1 no such user' });
+      // An update under a lease another owner holds changes nothing, and records nothing.
+      assert.equal(await store.queue.update(b!.id, { state: 'delivered', deliveredAt: t2, reply: '250' }, 'someone-else'), false);
+      const history = await store.queue.history([a!.id, b!.id, 999_999]);
+      const ofA = history.get(a!.id)!;
+      assert.deepEqual(
+        ofA.map((e) => [e.state, e.detail]),
+        [
+          ['scheduled', null],
+          ['deferred', '451 4.2.1 mailbox busy'],
+          ['delivered', '250 2.0.0 ok'],
+        ],
+      );
+      assert.equal(ofA[0]!.at.getTime(), created.getTime());
+      assert.ok(ofA[1]!.at.getTime() >= before && ofA[1]!.at.getTime() <= after, 'a deferral is recorded when it is written');
+      assert.equal(ofA[2]!.at.getTime(), t2.getTime());
+      assert.deepEqual(
+        history.get(b!.id)!.map((e) => [e.state, e.detail, e.at.getTime()]),
+        [
+          ['scheduled', null, created.getTime()],
+          ['failed', '550 5.1.1 no such user', t2.getTime()],
+        ],
+      );
+      assert.equal(history.has(999_999), false);
+      assert.equal(await backend.count('recipient_events'), 5);
+      assert.equal(await store.queue.prune(new Date(t2.getTime() + 1)), 2);
+      assert.equal(await backend.count('recipient_events'), 0, 'the history goes with the pruned entries');
+    });
+
     test('flush makes every scheduled and deferred entry due now, or only the given ids; finished entries stay', async () => {
       const later = new Date(at.getTime() + 3_600_000);
       const [s1, d1, ok, bad, s2] = await store.queue.enqueue({ messageId: '<f@x>', sender: 's@x', recipients: ['s1@x', 'd1@x', 'ok@x', 'bad@x', 's2@x'], raw, at: later });

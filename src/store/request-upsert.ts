@@ -12,9 +12,11 @@
  * a forged message held beside a genuine one.
  */
 import type { Insertable, Transaction } from 'kysely';
+import { domainOf } from '../core/address.ts';
 import type { DmarcFact } from '../core/types.ts';
 import type { ContactRequestsTable, Database, Dialect } from './schema.ts';
 import { preparedOf, type SlotOf } from './prepared.ts';
+import { rankRequests } from './request-rank.ts';
 
 /** One attempt of a sender to reach a user. */
 export interface RequestAttempt {
@@ -34,7 +36,8 @@ export interface RequestAttempt {
 
 /**
  * Upserts the request of each (user, sender) once, folding its attempts
- * together (in array order: "latest" means later in the array). Returns the
+ * together (in array order: "latest" means later in the array), and ranks
+ * it for the Screener (request-rank.ts). Returns the
  * request id of each attempt, in order. Rows are written in a fixed order of
  * (user, sender) so that concurrent writers on PostgreSQL cannot deadlock.
  */
@@ -57,6 +60,7 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
     const values = [
       first.userId,
       first.sender.toLowerCase(),
+      first.sender.includes('@') ? domainOf(first.sender) : null,
       list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
       Math.min(...times),
       Math.max(...times),
@@ -74,6 +78,8 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
     if (!row) throw new Error('contact request upsert returned no row');
     for (const i of group) out[i] = row.id;
   }
+  // The Screener's stored order (request-rank.ts), from the columns just written.
+  await rankRequests(tx, out);
   return out;
 }
 
@@ -81,6 +87,7 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
 const REQUEST_COLUMNS = [
   'user_id',
   'sender',
+  'sender_domain',
   'auth_domain',
   'first_seen',
   'last_seen',

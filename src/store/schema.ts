@@ -129,6 +129,10 @@ export interface ContactRequestsTable {
   /** DMARC of the latest evaluated SMTP attempt: result and applied policy (migration 0011). */
   dmarc: string | null;
   dmarc_policy: string | null;
+  /** The part after the sender's last @, whether anyone here allows it, and the Screener's rank (migration 0021, store/request-rank.ts). */
+  sender_domain: string | null;
+  known: 'address' | 'domain' | null;
+  rank: Generated<number>;
 }
 
 /** Learning for rspamd, as retried work (migration 0005). */
@@ -201,6 +205,17 @@ export interface TwmOutRecipientsTable {
   updated_at: number;
 }
 
+/** A state a sent message's recipient entered, queue or TWM (migration 0020, recipient-events.ts). */
+export interface RecipientEventsTable {
+  id: Generated<number>;
+  queue_recipient_id: number | null;
+  twm_notice_id: string | null;
+  recipient: string;
+  state: string;
+  detail: string | null;
+  at: number;
+}
+
 /** Recipient side of TWM: the notice as received, keyed by (sender domain, id). */
 export interface TwmInNoticesTable {
   sender_domain: string;
@@ -271,6 +286,7 @@ export interface TwmCopiesTable {
 
 
 export interface Database {
+  recipient_events: RecipientEventsTable;
   users: UsersTable;
   app_passwords: AppPasswordsTable;
   api_tokens: ApiTokensTable;

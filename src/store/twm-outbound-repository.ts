@@ -19,6 +19,7 @@ import { StoreConflictError } from './types.ts';
 import type { TwmOutNoticesTable, TwmOutRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
+import { recordEvents, twmEvents } from './recipient-events.ts';
 
 type NoticeRow = Omit<Selectable<TwmOutNoticesTable>, 'body'>;
 type WithRecipients = TwmOutNotice & { recipients: TwmOutRecipient[] };
@@ -115,6 +116,10 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
             .insertInto('twm_out_recipients')
             .values(part.map((recipient) => ({ notice_id: n.id, recipient, state: 'queued' as const, reason: null, updated_at: n.createdAt.getTime() })))
             .execute();
+          await recordEvents(
+            tx,
+            part.map((recipient) => ({ twmNoticeId: n.id, recipient, state: 'queued', detail: null, at: n.createdAt })),
+          );
         }
         return toNotice(inserted);
       });
@@ -165,9 +170,14 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
           .where('recipient', 'in', part)
           // The condition is what makes racing fetch and receipt handlers safe: a row already moved on is left alone.
           .where('state', 'in', [...change.from])
-          .returning('recipient')
+          .returning(['recipient', 'reason'])
           .execute();
         changed.push(...rows.map((r) => r.recipient));
+        // The history (recipient-events.ts), in the same transaction: each state a recipient entered, with its reason.
+        await recordEvents(
+          tx,
+          rows.map((r) => ({ twmNoticeId: id, recipient: r.recipient, state: change.to, detail: change.reason === undefined ? null : r.reason, at })),
+        );
       }
       // The last recipient to become final takes the body with it, in the same transaction: nobody
       // may fetch it any more (docs/protocol.md 7.2), and a separate write would cost a commit.
@@ -259,6 +269,10 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
       )
       .executeTakeFirst();
     return num(res.numDeletedRows);
+  }
+
+  history(noticeIds: readonly string[]) {
+    return twmEvents(this.s, noticeIds);
   }
 
   /** The notices with their recipients (ordered by address), in the notices' order. */

@@ -86,6 +86,34 @@ for (const backend of backends) {
     describe('outbound', () => {
       const raw = Buffer.from('From: alice@send.test\r\nSubject: hi\r\n\r\nhello\r\n');
 
+      test('history: each recipient\'s states with their reasons, oldest first; a refused transition records nothing', async () => {
+        await store.twmOut.create({ notice: outNotice('h1'), recipients: ['x@recv.test', 'y@recv.test'], raw });
+        assert.deepEqual(await store.twmOut.transition('h1', ['x@recv.test', 'y@recv.test'], { from: ['queued'], to: 'accepted' }, at(1)), ['x@recv.test', 'y@recv.test']);
+        await store.twmOut.transition('h1', ['x@recv.test', 'y@recv.test'], { from: ['accepted'], to: 'pending', reason: 'screened' }, at(2));
+        await store.twmOut.transition('h1', ['x@recv.test'], { from: ['pending'], to: 'delivered', reason: null }, at(3));
+        await store.twmOut.transition('h1', ['y@recv.test'], { from: ['pending'], to: 'declined', reason: 'declined by the recipient' }, at(4));
+        // Already final: the conditional update changes nothing, so nothing is recorded.
+        assert.deepEqual(await store.twmOut.transition('h1', ['y@recv.test'], { from: ['pending'], to: 'expired' }, at(5)), []);
+        const history = await store.twmOut.history(['h1', 'nope']);
+        const of = (r: string) => history.get(`h1\n${r}`)!.map((e) => [e.state, e.detail, e.at.getTime()]);
+        assert.deepEqual(of('x@recv.test'), [
+          ['queued', null, at(0).getTime()],
+          ['accepted', null, at(1).getTime()],
+          ['pending', 'screened', at(2).getTime()],
+          ['delivered', null, at(3).getTime()],
+        ]);
+        assert.deepEqual(of('y@recv.test'), [
+          ['queued', null, at(0).getTime()],
+          ['accepted', null, at(1).getTime()],
+          ['pending', 'screened', at(2).getTime()],
+          ['declined', 'declined by the recipient', at(4).getTime()],
+        ]);
+        assert.equal(history.size, 2);
+        // Pruned with the notice (ON DELETE CASCADE).
+        assert.equal(await store.twmOut.prune(at(8 * 24 * HOUR)), 1);
+        assert.equal(await backend.count('recipient_events'), 0);
+      });
+
       test('create stores notice, body and queued rows; a message may have several notices per domain', async () => {
         const first = await store.twmOut.create({ notice: outNotice('n1'), recipients: ['x@recv.test', 'y@recv.test'], raw });
         assert.deepEqual(first, { ...outNotice('n1'), bodyRemoved: false, expiryReported: false });

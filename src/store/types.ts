@@ -208,8 +208,14 @@ export interface RequestPageKey {
 
 export interface ContactRequestRepository {
   list(userId: number, options?: { status?: ContactRequestStatus }): Promise<ContactRequest[]>;
-  /** Pending requests by rank (core/reputation.ts), then most recent: `limit` of them after `after`. Likely spam only with `likelySpam`. */
-  pendingPage(userId: number, options: { after?: RequestPageKey | undefined; limit: number; likelySpam: boolean }): Promise<Array<ContactRequest & { rank: number }>>;
+  /**
+   * Pending requests by their stored rank (core/reputation.ts; store/request-rank.ts), then most recent:
+   * `limit` of them after `after`, each with whether someone on this server allows it. Likely spam only with `likelySpam`.
+   */
+  pendingPage(
+    userId: number,
+    options: { after?: RequestPageKey | undefined; limit: number; likelySpam: boolean },
+  ): Promise<Array<ContactRequest & { rank: number; known: 'address' | 'domain' | null }>>;
   pendingCounts(userId: number): Promise<{ listed: number; likelySpam: number }>;
   get(userId: number, sender: string): Promise<ContactRequest | undefined>;
   /** The ids of the messages held in the Screener for these senders. */
@@ -264,6 +270,13 @@ export interface TwmReportRepository {
   remove(domain: string, day: string): Promise<void>;
 }
 
+/** A state a sent message's recipient entered: the queue's or Two-Way Mail's, with its error, reply or reason. */
+export interface RecipientEvent {
+  state: string;
+  detail: string | null;
+  at: Date;
+}
+
 export interface QueueRepository {
   /**
    * Durably queues one message for many recipients: one entry per recipient,
@@ -285,6 +298,8 @@ export interface QueueRepository {
   due(now: Date, limit: number, options?: { excludeIds?: readonly number[]; excludeDomains?: readonly string[] }): Promise<QueueEntry[]>;
   get(id: number): Promise<QueueEntry | undefined>;
   list(options?: { state?: QueueState['state'] }): Promise<QueueEntry[]>;
+  /** The states each of these entries entered, oldest first (migration 0020): scheduled, deferred, delivered, failed, with the error or reply. */
+  history(ids: readonly number[]): Promise<Map<number, RecipientEvent[]>>;
   /** The stored message; undefined once removeMessageIfDone removed its body (or never queued). */
   raw(messageId: string): Promise<Buffer | undefined>;
   /** The stored message with its envelope sender ('' = null sender) and arrival time; undefined as for raw(). */
@@ -402,6 +417,8 @@ export interface TwmOutboundRepository {
   listBySender(sender: string, options?: { limit?: number; messageId?: string }): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
   /** Deletes notices (and rows) whose every recipient is final and that expired before `olderThan`. Returns how many. */
   prune(olderThan: Date): Promise<number>;
+  /** The states each recipient of these notices entered, oldest first (migration 0020), keyed `noticeId\nrecipient`. */
+  history(noticeIds: readonly string[]): Promise<Map<string, RecipientEvent[]>>;
 }
 
 /** A notice this server received (recipient side, docs/protocol.md section 8). */

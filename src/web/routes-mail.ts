@@ -1,8 +1,11 @@
 /**
  * Mail: the folder list and a mailbox's messages (newest first, 50 per page,
- * key-paged by UID so page 200 costs what page 1 does), search over subject
- * and sender, and actions (flags, move, delete) through services.mail, the
- * service the API uses. The message view lives in routes-message.ts.
+ * key-paged by UID so page 200 costs what page 1 does), search through
+ * services.mailSearch (IMAP's SEARCH TEXT, the same code the IMAP server
+ * runs: headers and the text of every part, so body text is found too; at
+ * most 2,000 messages searched per request, then "Search older"), and
+ * actions (flags, move, delete) through services.mail, the service the API
+ * uses. The message view lives in routes-message.ts.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { notFound } from '../core/errors.ts';
@@ -53,14 +56,24 @@ export function mailRoutes(app: FastifyInstance, deps: WebDeps): void {
     const s = signedIn(request)!;
     const box = mailboxParam((request.params as { box: string }).box);
     const { text, before } = query(request);
-    const found = await deps.services.mail.page(s.user.id, box, { limit: MAIL_PAGE_SIZE, text, ...(before !== undefined ? { beforeUid: before } : {}) });
-    const shown = found.slice(0, MAIL_PAGE_SIZE);
-    const older = found.length > MAIL_PAGE_SIZE ? shown[shown.length - 1]!.uid : undefined;
+    let shown: MessageSummary[];
+    let older: number | undefined;
+    let searched = '';
+    if (text) {
+      const found = await deps.services.mailSearch.text(s.user.id, box, text, { beforeUid: before, limit: MAIL_PAGE_SIZE });
+      shown = found.hits;
+      older = found.continueBefore ?? undefined;
+      if (older !== undefined && found.hits.length < MAIL_PAGE_SIZE) searched = `Searched the ${found.scanned} ${before !== undefined ? 'next older' : 'newest'} messages.`;
+    } else {
+      const found = await deps.services.mail.page(s.user.id, box, { limit: MAIL_PAGE_SIZE, ...(before !== undefined ? { beforeUid: before } : {}) });
+      shown = found.slice(0, MAIL_PAGE_SIZE);
+      older = found.length > MAIL_PAGE_SIZE ? shown[shown.length - 1]!.uid : undefined;
+    }
     const q = text ? `&q=${encodeURIComponent(text)}` : '';
     const self = `/mail/${encodeURIComponent(box)}`;
     const nav =
       before !== undefined || older !== undefined
-        ? html`<nav class="pages" aria-label="Pages">${before !== undefined ? html`<a href="${self}${text ? `?q=${encodeURIComponent(text)}` : ''}">Newest</a>` : ''}${older !== undefined ? html`<a href="${self}?before=${older}${q}" rel="next">Older</a>` : ''}</nav>`
+        ? html`<nav class="pages" aria-label="Pages">${searched ? html`<span class="muted">${searched}</span> ` : ''}${before !== undefined ? html`<a href="${self}${text ? `?q=${encodeURIComponent(text)}` : ''}">Newest</a>` : ''}${older !== undefined ? html`<a href="${self}?before=${older}${q}" rel="next">${text ? 'Search older' : 'Older'}</a>` : ''}</nav>`
         : '';
     const list =
       shown.length > 0
@@ -75,7 +88,7 @@ export function mailRoutes(app: FastifyInstance, deps: WebDeps): void {
         who: { address: s.user.address, csrf: s.session.csrfSecret },
         body: html`<h1>${box}</h1>
 ${await folderNav(deps, s, box)}
-<form method="get" action="${self}" class="search" role="search"><label for="q">Search subject and sender</label><input type="text" id="q" name="q" value="${text}"> <button type="submit">Search</button></form>
+<form method="get" action="${self}" class="search" role="search"><label for="q">Search messages (text, subject, sender)</label><input type="text" id="q" name="q" value="${text}"> <button type="submit">Search</button></form>
 ${list}
 ${nav}`,
       }),

@@ -72,7 +72,12 @@ tr.unread td { font-weight: 700; }
 .mail-text { white-space: pre-wrap; overflow-wrap: anywhere; font-family: inherit; background: var(--card); padding: 0.75rem; border: 1px solid var(--line); }
 iframe.mail-body { width: 100%; height: 60vh; border: 1px solid var(--line); background: #ffffff; margin-top: 1rem; }
 ol.timeline { list-style: none; margin: 0.25rem 0 0; padding: 0 0 0 1rem; border-left: 3px solid var(--line); }
-ol.timeline li { margin: 0 0 0.5rem; }
+ol.timeline li { margin: 0 0 0.5rem; position: relative; }
+ol.timeline li::before { content: ""; position: absolute; left: calc(-1rem - 7px); top: 0.45rem; width: 11px; height: 11px; border-radius: 50%; background: var(--line); }
+ol.timeline li:last-child::before { background: var(--fg); }
+.step-detail { margin: 0.15rem 0 0; }
+.step-detail.bad { border-left: 3px solid var(--danger); padding-left: 0.5rem; }
+.now { margin: 0.25rem 0 0.5rem; }
 .status { font-weight: 700; }
 .status-failed, .status-declined, .status-expired { color: var(--danger); }
 .status-delivered { color: var(--ok); }

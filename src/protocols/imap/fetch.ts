@@ -3,8 +3,9 @@
  * MODSEQ, RFC 8474 EMAILID/THREADID) and the octets of a BODY[section]
  * taken from a stored message with the part offsets computed at ingest.
  */
-import { headerEnd, parseHeaderFields, partAt, type MessageStructure, type MimePart } from '../../core/mime-structure.ts';
+import { headerEnd, partAt, type MessageStructure, type MimePart } from '../../core/mime-structure.ts';
 import type { Token } from './parser.ts';
+import { decodeQuotedPrintable } from '../../core/mail-search.ts';
 
 export type FetchItem =
   | { kind: 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'MODSEQ' | 'EMAILID' | 'THREADID' }
@@ -150,22 +151,3 @@ export function binaryOf(raw: Buffer, structure: MessageStructure, s: Section): 
   return 'unknown-cte';
 }
 
-export function decodeQuotedPrintable(body: Buffer): Buffer {
-  const s = body.toString('latin1').replace(/[ \t]+(\r?\n)/g, '$1').replace(/=\r?\n/g, '');
-  const out = Buffer.alloc(s.length);
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '=' && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
-      out[n++] = parseInt(s.slice(i + 1, i + 3), 16);
-      i += 2;
-    } else out[n++] = s.charCodeAt(i) & 0xff;
-  }
-  return out.subarray(0, n);
-}
-
-/** Every field of the top-level header, unfolded (SEARCH). */
-export function topHeaders(raw: Buffer) {
-  const hb = headerEnd(raw, 0, raw.length);
-  return parseHeaderFields(raw.toString('latin1', 0, hb.headerEnd));
-}

@@ -6,6 +6,8 @@
  */
 import type { Envelope, EnvelopeAddress, MimePart } from '../../core/mime-structure.ts';
 
+export { inRanges } from '../../core/mail-search.ts';
+
 export type Chunk = string | Buffer;
 
 /** A string value: quoted when it can be, else a literal. `s` is latin1 (octets). */
@@ -186,11 +188,6 @@ export function parseSequenceSet(text: string, max: number): Array<[number, numb
     ranges.push(a <= b ? [a, b] : [b, a]);
   }
   return ranges;
-}
-
-export function inRanges(n: number, ranges: Array<[number, number]>): boolean {
-  for (const [a, b] of ranges) if (n >= a && n <= b) return true;
-  return false;
 }
 
 /** RFC 3501 5.1.3 modified UTF-7. */

@@ -1,0 +1,85 @@
+/**
+ * The history of sent mail per recipient (migration 0020): every state a
+ * queue recipient or a Two-Way Mail recipient enters is recorded here, by
+ * the one function of each repository that changes it, in the same
+ * transaction (queue-repository.ts insertQueued and updateState;
+ * twm-outbound-repository.ts create and transition). Read back by
+ * services/sent.ts for the Sent page's timeline.
+ */
+import type { Transaction } from 'kysely';
+import type { Database } from './schema.ts';
+import type { RecipientEvent } from './types.ts';
+import { chunks, toDate, unique, type Db } from './db-util.ts';
+
+type Tx = Transaction<Database>;
+
+export interface NewRecipientEvent {
+  queueRecipientId?: number;
+  twmNoticeId?: string;
+  recipient: string;
+  state: string;
+  detail: string | null;
+  at: Date;
+}
+
+// Seven values a row: well under both databases' bound-parameter limits.
+const PER_STATEMENT = 1000;
+
+export async function recordEvents(tx: Tx, events: readonly NewRecipientEvent[]): Promise<void> {
+  for (const part of chunks([...events], PER_STATEMENT)) {
+    await tx
+      .insertInto('recipient_events')
+      .values(
+        part.map((e) => ({
+          queue_recipient_id: e.queueRecipientId ?? null,
+          twm_notice_id: e.twmNoticeId ?? null,
+          recipient: e.recipient,
+          state: e.state,
+          detail: e.detail,
+          at: e.at.getTime(),
+        })),
+      )
+      .execute();
+  }
+}
+
+const toEvent = (r: { state: string; detail: string | null; at: number | string | bigint }): RecipientEvent => ({ state: r.state, detail: r.detail, at: toDate(r.at) });
+
+/** The events of these queue recipients, oldest first, by recipient id. */
+export async function queueEvents(s: Db, ids: readonly number[]): Promise<Map<number, RecipientEvent[]>> {
+  const out = new Map<number, RecipientEvent[]>();
+  for (const part of chunks(unique(ids), PER_STATEMENT)) {
+    const rows = await s.db
+      .selectFrom('recipient_events')
+      .select(['queue_recipient_id', 'state', 'detail', 'at'])
+      .where('queue_recipient_id', 'in', part)
+      .orderBy('queue_recipient_id')
+      .orderBy('id')
+      .execute();
+    for (const r of rows) {
+      const id = r.queue_recipient_id!;
+      out.set(id, [...(out.get(id) ?? []), toEvent(r)]);
+    }
+  }
+  return out;
+}
+
+/** The events of the recipients of these TWM notices, oldest first, keyed `noticeId\nrecipient`. */
+export async function twmEvents(s: Db, noticeIds: readonly string[]): Promise<Map<string, RecipientEvent[]>> {
+  const out = new Map<string, RecipientEvent[]>();
+  for (const part of chunks(unique(noticeIds), PER_STATEMENT)) {
+    const rows = await s.db
+      .selectFrom('recipient_events')
+      .select(['twm_notice_id', 'recipient', 'state', 'detail', 'at'])
+      .where('twm_notice_id', 'in', part)
+      .orderBy('twm_notice_id')
+      .orderBy('recipient')
+      .orderBy('id')
+      .execute();
+    for (const r of rows) {
+      const key = `${r.twm_notice_id}\n${r.recipient}`;
+      out.set(key, [...(out.get(key) ?? []), toEvent(r)]);
+    }
+  }
+  return out;
+}
