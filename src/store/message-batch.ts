@@ -7,24 +7,39 @@ import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { MessageSummary } from '../core/types.ts';
 import type { NewMessage } from './types.ts';
-import type { Database, Dialect } from './schema.ts';
+import type { Database, Dialect, MessagesTable } from './schema.ts';
 import { chunks, num } from './db-util.ts';
 import { upsertRequests } from './request-upsert.ts';
 import { consumeExpectInTx } from './expect-consume.ts';
-import { parseStructure } from '../core/mime-structure.ts';
+import { parseStructure, type MessageStructure } from '../core/mime-structure.ts';
+import { imapWireText, type ImapWireText } from '../core/imap-wire.ts';
 
-/** A message that cannot be parsed is still stored; FETCH then computes its structure (and fails the same way, answered NO). */
-export function structureJson(raw: Buffer): string | null {
+/**
+ * The stored forms of a message's structure: the JSON (SEARCH, BODY[section])
+ * and the IMAP wire text of ENVELOPE, BODYSTRUCTURE and BODY, so that IMAP
+ * FETCH never parses a stored message again nor renders these items. A
+ * message that cannot be parsed is still stored, with nulls; FETCH then
+ * computes its structure (and fails the same way, answered NO).
+ */
+export function structureColumns(raw: Buffer): Pick<MessagesTable, 'structure' | 'imap_envelope' | 'imap_bodystructure' | 'imap_body'> {
+  let structure: MessageStructure;
   try {
-    return JSON.stringify(parseStructure(raw));
+    structure = parseStructure(raw);
   } catch {
-    return null;
+    return { structure: null, imap_envelope: null, imap_bodystructure: null, imap_body: null };
   }
+  return { structure: JSON.stringify(structure), ...wireColumns(imapWireText(structure)) };
+}
+
+/** The wire text as columns; a text with NUL (which PostgreSQL's text refuses) stays null and is rendered at each FETCH. */
+export function wireColumns(w: ImapWireText): Pick<MessagesTable, 'imap_envelope' | 'imap_bodystructure' | 'imap_body'> {
+  const keep = (s: string) => (s.includes('\0') ? null : s);
+  return { imap_envelope: keep(w.envelope), imap_bodystructure: keep(w.bodyStructure), imap_body: keep(w.body) };
 }
 
 type Tx = Transaction<Database>;
 
-/** Rows per multi-row statement: 13 parameters a message row stays well under both dialects' limits. */
+/** Rows per multi-row statement: at 17 parameters a message row, 8,500 stays well under both dialects' limits (SQLite 32,766, PostgreSQL 65,535). */
 const ROWS_PER_INSERT = 500;
 /** Bodies are large; keep each statement to a reasonable size. */
 const BODIES_PER_INSERT = 50;
@@ -176,7 +191,7 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
     twm_key: m.twmKey ?? null,
     modseq: slots[i]!.modseq,
     // Computed once here, so that IMAP FETCH never parses a stored message again.
-    structure: structureJson(m.raw),
+    ...structureColumns(m.raw),
   }));
 
   // RETURNING order is not guaranteed, so rows are matched back by (mailbox, uid), which is unique.

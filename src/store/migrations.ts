@@ -24,6 +24,7 @@ import { requestDmarcMigration } from './migration-0011-request-dmarc.ts';
 import { contactsPagingMigration } from './migration-0013-contacts-paging.ts';
 import { twmPendingSenderMigration } from './migration-0018-twm-pending-sender.ts';
 import { twmRolloutMigration } from './migration-0017-twm-rollout.ts';
+import { imapWireMigration } from './migration-0019-imap-wire.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -214,5 +215,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0013_contacts_paging': contactsPagingMigration(),
     '0017_twm_rollout': twmRolloutMigration(dialect),
     '0018_twm_pending_sender': twmPendingSenderMigration(),
+    '0019_imap_wire': imapWireMigration(),
   };
 }
