@@ -22,7 +22,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
@@ -141,6 +141,8 @@ async function main(): Promise<void> {
         const f = await fetchAll(t);
         fetches.push(f.seconds);
         octets = f.octets;
+        // Logged as measured: a later step failing (mbsync) must not lose the figure.
+        log(`${t.system}: FETCH ${i === 0 ? '(first after APPEND) ' : ''}${f.seconds.toFixed(3)} s, ${f.octets} octets; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
         syncs.push(await mbsync(t, dir));
       }
       rows.push({ system: t.system, messages: N, fetchSeconds: median(fetches), fetchFirstSeconds: fetches[0]!, fetchOctets: octets, mbsyncSeconds: median(syncs), fetches, syncs });

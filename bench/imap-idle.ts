@@ -12,18 +12,32 @@
  * 2. Memory of idle sessions: BENCH_CONNECTIONS (10,000) IMAP connections over
  *    implicit TLS, each logged in, INBOX selected and in IDLE; the memory of
  *    the server's process tree (PSS, bench/lib/proc-memory.ts) before and with
- *    them, per connection. Next to a private Dovecot (test/helpers/dovecot.ts,
- *    its defaults: one imap-login process (the TLS proxy) and one imap process
- *    per connection), with BENCH_DOVECOT_CONNECTIONS (1,000: 2,000 processes;
- *    10,000 would be 20,000), the cost per connection compared.
+ *    them, per connection. Next to a private Dovecot (test/helpers/dovecot.ts)
+ *    with BENCH_DOVECOT_CONNECTIONS (10,000), in the modes of
+ *    BENCH_DOVECOT_MODES, one Dovecot each:
+ *    - `per-client`: Dovecot's defaults, one imap-login process (the TLS
+ *      proxy, high-security mode) and one imap process per connection: 20,000
+ *      processes for 10,000 sessions, so its process and descriptor limits are
+ *      raised to fit (and `ulimit -n` of its master);
+ *    - `client-limit`: the same, with `service imap { client_limit =
+ *      BENCH_DOVECOT_CLIENT_LIMIT }` (1,000): one imap process serves that
+ *      many sessions (Dovecot's multi-client mode; imap-login stays one per
+ *      connection);
+ *    - `high-performance`: both imap and imap-login serve that many sessions
+ *      per process (imap-login's high-performance mode, `service_count = 0`).
+ *    Opening stops early when the machine's MemAvailable falls under
+ *    BENCH_MIN_AVAILABLE_MB (2,048; the machine is shared), or when a whole
+ *    batch of 100 logins fails; the count reached and the reason are reported.
  *
  *   npx tsx bench/imap-idle.ts
  *   BENCH_QUICK=1 npx tsx bench/imap-idle.ts     # 1,000 and 200 connections, 20 samples
+ *   BENCH_SYSTEMS=dovecot npx tsx bench/imap-idle.ts   # Dovecot only (no latency part)
  *
  * Needs `ulimit -n` above the connection count (each side holds one
- * descriptor per connection). Output: a table on stdout and
- * bench/out/imap-idle.json.
+ * descriptor per connection); Dovecot's own limit is raised for it (as root).
+ * Output: a table on stdout and bench/out/imap-idle.json.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -36,7 +50,12 @@ import { BENCH_PASSWORD, startTwowayChild } from './lib/twoway-child.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const N_TWOWAY = Number(process.env.BENCH_CONNECTIONS ?? (quick ? 1000 : 10_000));
-const N_DOVECOT = Number(process.env.BENCH_DOVECOT_CONNECTIONS ?? (quick ? 200 : 1000));
+const N_DOVECOT = Number(process.env.BENCH_DOVECOT_CONNECTIONS ?? (quick ? 200 : 10_000));
+const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'twoway,dovecot').split(',');
+const DOVECOT_MODES = (process.env.BENCH_DOVECOT_MODES ?? 'per-client,client-limit,high-performance').split(',') as DovecotMode[];
+type DovecotMode = 'per-client' | 'client-limit' | 'high-performance';
+const DOVECOT_CLIENT_LIMIT = Number(process.env.BENCH_DOVECOT_CLIENT_LIMIT ?? 1000);
+const MIN_AVAILABLE_KB = Number(process.env.BENCH_MIN_AVAILABLE_MB ?? 2048) * 1024;
 const SAMPLES = Number(process.env.BENCH_IDLE_SAMPLES ?? (quick ? 20 : 50));
 /** Source addresses to spread the connections over (ephemeral ports per address). */
 const SOURCES = Array.from({ length: 20 }, (_, i) => `127.0.0.${i + 1}`);
@@ -148,7 +167,11 @@ interface MemoryRow {
   before: Memory;
   with: Memory;
   kbPerConnection: number;
+  /** Why fewer than `connections` were opened (or null). */
+  stopped: string | null;
 }
+
+const memAvailableKb = () => Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
 
 async function idleMemory(system: string, pid: number, port: number, ca: string, user: string, pass: string, n: number): Promise<MemoryRow> {
   await new Promise((r) => setTimeout(r, 1000));
@@ -157,24 +180,77 @@ async function idleMemory(system: string, pid: number, port: number, ca: string,
   const clients: Lines[] = [];
   let failed = 0;
   let firstError = '';
+  let stopped: string | null = null;
   for (let i = 0; i < n; i += 100) {
+    // The machine is shared: stop before the kernel's OOM killer picks a process.
+    const available = memAvailableKb();
+    if (available < MIN_AVAILABLE_KB) {
+      stopped = `stopped at ${clients.length} sessions: MemAvailable ${Math.round(available / 1024)} MB < ${Math.round(MIN_AVAILABLE_KB / 1024)} MB`;
+      break;
+    }
     const batch = await Promise.allSettled(Array.from({ length: Math.min(100, n - i) }, (_, k) => imapIdle(port, ca, user, pass, SOURCES[(i + k) % SOURCES.length])));
+    let batchFailed = 0;
     for (const r of batch) {
       if (r.status === 'fulfilled') clients.push(r.value);
       else {
         failed++;
+        batchFailed++;
         firstError ||= String(r.reason);
       }
     }
+    if (batchFailed === batch.length) {
+      stopped = `stopped at ${clients.length} sessions: a whole batch failed (${String((batch[0] as PromiseRejectedResult).reason).slice(0, 300)})`;
+      break;
+    }
+    if ((i / 100) % 10 === 9) log(`${system}: ${clients.length} sessions, MemAvailable ${Math.round(memAvailableKb() / 1024)} MB`);
   }
-  log(`${system}: ${clients.length} of ${n} sessions in IDLE after ${((Date.now() - began) / 1000).toFixed(1)} s${failed ? `; ${failed} failed, first: ${firstError}` : ''}`);
+  log(`${system}: ${clients.length} of ${n} sessions in IDLE after ${((Date.now() - began) / 1000).toFixed(1)} s${failed ? `; ${failed} failed, first: ${firstError}` : ''}${stopped ? `; ${stopped}` : ''}`);
   await new Promise((r) => setTimeout(r, 3000));
   const withThem = treeMemory(pid);
   const open = clients.filter((c) => !c.sock.destroyed).length;
   for (const c of clients) c.sock.destroy();
   const kbPerConnection = (withThem.pssKb - before.pssKb) / Math.max(1, open);
   log(`${system}: PSS ${Math.round(before.pssKb / 1024)} -> ${Math.round(withThem.pssKb / 1024)} MB over ${withThem.processes} processes; ${kbPerConnection.toFixed(1)} KB per connection`);
-  return { system, connections: n, open, before, with: withThem, kbPerConnection };
+  return { system, connections: n, open, before, with: withThem, kbPerConnection, stopped: stopped ?? (failed ? `${failed} failed, first: ${firstError.slice(0, 300)}` : null) };
+}
+
+/** The hard limit on descriptors (`ulimit -Hn`): without CAP_SYS_RESOURCE nobody here can go above it. */
+const hardNofile = () => Number(execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()) || 1024;
+
+/**
+ * Dovecot's configuration for `n` sessions of one user: every limit that
+ * counts processes or their descriptors raised to what `n` needs (Dovecot
+ * checks them at start and logs "lower than required under max. load"), but
+ * no higher than the descriptor hard limit: the log and anvil services hold
+ * one connection per process, so that limit caps the process count.
+ */
+function dovecotLimits(n: number, mode: DovecotMode): { extra: string; nofile: number } {
+  const nofile = Math.min(hardNofile(), 2 * n + 2000);
+  const fit = (x: number) => Math.min(x, nofile - 200);
+  const multiLogin = mode === 'high-performance';
+  const logins = multiLogin ? Math.ceil(n / DOVECOT_CLIENT_LIMIT) + 4 : n + 100;
+  const imapProcesses = mode === 'per-client' ? n + 100 : Math.ceil(n / DOVECOT_CLIENT_LIMIT) + 2;
+  const processes = logins + imapProcesses + 50;
+  // service_count 0: a process keeps serving (the default 1 would give each process one session whatever client_limit says).
+  const imap = mode === 'per-client' ? `  process_limit = ${imapProcesses}` : `  process_limit = ${imapProcesses}\n  client_limit = ${DOVECOT_CLIENT_LIMIT}\n  service_count = 0`;
+  return {
+    extra: [
+      `default_process_limit = ${processes}`,
+      `default_client_limit = ${fit(processes)}`,
+      // Per process: a multi-client imap process holds a thousand sessions.
+      'default_vsz_limit = 2G',
+      multiLogin
+        ? `service imap-login {\n  process_limit = ${logins}\n  client_limit = ${DOVECOT_CLIENT_LIMIT}\n  service_count = 0\n  process_min_avail = 2\n}`
+        : `service imap-login {\n  process_limit = ${logins}\n}`,
+      'service imap-urlauth-login {\n  process_limit = 1\n}',
+      `service imap {\n${imap}\n}`,
+      // Every process keeps a connection to the log, anvil and auth services.
+      `service log {\n  client_limit = ${fit(processes)}\n}`,
+      `service anvil {\n  client_limit = ${fit(processes)}\n}`,
+      `service auth {\n  client_limit = ${fit(processes)}\n}`,
+    ].join('\n'),
+    nofile,
+  };
 }
 
 async function main(): Promise<void> {
@@ -183,25 +259,34 @@ async function main(): Promise<void> {
   const dns = await startDnsServer({ records: [] });
   const out: { latency?: Awaited<ReturnType<typeof latency>>; memory: MemoryRow[] } = { memory: [] };
   try {
-    const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address, domain: 'bench.test', maxConnections: N_TWOWAY + 100 });
-    try {
-      const ca = readFileSync(join(dir, 'twoway', 'data', 'tls', 'cert.pem'), 'utf8');
-      out.latency = await latency(child.smtpPort, child.imapsPort!, ca);
-      log(`twoway: SMTP 250 -> EXISTS median ${out.latency.median.toFixed(1)} ms, p95 ${out.latency.p95.toFixed(1)} ms over ${SAMPLES} messages`);
-      out.memory.push(await idleMemory('twoway', child.pid, child.imapsPort!, ca, 'bench@bench.test', BENCH_PASSWORD, N_TWOWAY));
-    } finally {
-      await child.stop().catch(() => child.kill());
+    if (SYSTEMS.includes('twoway')) {
+      const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address, domain: 'bench.test', maxConnections: N_TWOWAY + 100 });
+      try {
+        const ca = readFileSync(join(dir, 'twoway', 'data', 'tls', 'cert.pem'), 'utf8');
+        out.latency = await latency(child.smtpPort, child.imapsPort!, ca);
+        log(`twoway: SMTP 250 -> EXISTS median ${out.latency.median.toFixed(1)} ms, p95 ${out.latency.p95.toFixed(1)} ms over ${SAMPLES} messages`);
+        out.memory.push(await idleMemory('twoway', child.pid, child.imapsPort!, ca, 'bench@bench.test', BENCH_PASSWORD, N_TWOWAY));
+      } finally {
+        await child.stop().catch(() => child.kill());
+      }
     }
-    const limit = N_DOVECOT * 2 + 100;
-    const dovecot = await startDovecot({
-      tls: true,
-      extra: [`default_process_limit = ${limit}`, `default_client_limit = ${limit * 2}`, `service imap-login {\n  process_limit = ${limit}\n}`, `service imap {\n  process_limit = ${limit}\n}`].join('\n'),
-    });
-    try {
-      const master = Number(readFileSync(join(dovecot.dir, 'run', 'master.pid'), 'utf8').trim());
-      out.memory.push(await idleMemory('dovecot', master, dovecot.tlsPort!, dovecot.ca!, dovecot.user, dovecot.password, N_DOVECOT));
-    } finally {
-      await dovecot.close();
+    for (const mode of SYSTEMS.includes('dovecot') ? DOVECOT_MODES : []) {
+      const dovecot = await startDovecot({ tls: true, ...dovecotLimits(N_DOVECOT, mode) });
+      try {
+        const master = Number(readFileSync(join(dovecot.dir, 'run', 'master.pid'), 'utf8').trim());
+        const label =
+          mode === 'per-client'
+            ? 'dovecot'
+            : mode === 'client-limit'
+              ? `dovecot (imap client_limit ${DOVECOT_CLIENT_LIMIT})`
+              : `dovecot (imap and imap-login client_limit ${DOVECOT_CLIENT_LIMIT}, high-performance login)`;
+        const row = await idleMemory(label, master, dovecot.tlsPort!, dovecot.ca!, dovecot.user, dovecot.password, N_DOVECOT);
+        const errors = readFileSync(join(dovecot.dir, 'dovecot.log'), 'utf8').split('\n').filter((l) => /error|fatal|warning/i.test(l));
+        if (errors.length > 0) log(`${label}: ${errors.length} error/warning lines in its log, first: ${errors.slice(0, 3).join(' | ')}`);
+        out.memory.push(row);
+      } finally {
+        await dovecot.close();
+      }
     }
   } finally {
     await dns.close();
@@ -209,17 +294,20 @@ async function main(): Promise<void> {
   }
   const mb = (kb: number) => (kb / 1024).toFixed(1);
   const tw = out.memory.find((r) => r.system === 'twoway');
-  const dc = out.memory.find((r) => r.system === 'dovecot');
   const lines = out.memory.map(
-    (r) => `| ${r.system} | ${r.connections.toLocaleString('en')} | ${r.open.toLocaleString('en')} | ${r.with.processes} | ${mb(r.before.pssKb)} | ${mb(r.with.pssKb)} | ${r.kbPerConnection.toFixed(1)} | ${tw && dc && r === tw ? (dc.kbPerConnection / tw.kbPerConnection).toFixed(2) : ''} |`,
+    (r) =>
+      `| ${r.system} | ${r.connections.toLocaleString('en')} | ${r.open.toLocaleString('en')} | ${r.with.processes} | ${mb(r.before.pssKb)} | ${mb(r.with.pssKb)} | ${r.kbPerConnection.toFixed(1)} | ${tw && r !== tw ? (r.kbPerConnection / tw.kbPerConnection).toFixed(2) : ''} | ${r.stopped ?? ''} |`,
   );
+  const lat = out.latency;
   const markdown =
-    `IDLE: SMTP 250 -> EXISTS, ${SAMPLES} messages: median ${out.latency!.median.toFixed(1)} ms, p95 ${out.latency!.p95.toFixed(1)} ms (target: median < 50 ms)\n\n` +
-    `| system | sessions | open at the reading | processes | PSS before (MB) | PSS with them (MB) | KB per session (PSS) | Dovecot's KB over twoway's |\n|---|---:|---:|---:|---:|---:|---:|---:|\n${lines.join('\n')}\n`;
+    (lat ? `IDLE: SMTP 250 -> EXISTS, ${SAMPLES} messages: median ${lat.median.toFixed(1)} ms, p95 ${lat.p95.toFixed(1)} ms (target: median < 50 ms)\n\n` : '') +
+    `| system | sessions | open at the reading | processes | PSS before (MB) | PSS with them (MB) | KB per session (PSS) | its KB over twoway's | stopped early |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n${lines.join('\n')}\n`;
   process.stdout.write(`\n${markdown}`);
   mkdirSync('bench/out', { recursive: true });
-  const lat = out.latency!;
-  const rows = [{ kind: 'latency', system: 'twoway', samples: lat.samples.length, median: lat.median, p95: lat.p95, all: lat.samples }, ...out.memory.map((r) => ({ kind: 'memory', ...r }))];
+  const rows = [
+    ...(lat ? [{ kind: 'latency', system: 'twoway', samples: lat.samples.length, median: lat.median, p95: lat.p95, all: lat.samples }] : []),
+    ...out.memory.map((r) => ({ kind: 'memory', ...r })),
+  ];
   writeFileSync('bench/out/imap-idle.json', JSON.stringify({ rows, markdown }, null, 2));
 }
 

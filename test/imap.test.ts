@@ -206,19 +206,23 @@ describe('IMAP server', () => {
     r.close();
   });
 
-  it('stores ENVELOPE and BODYSTRUCTURE at delivery, not per FETCH', async () => {
+  it('stores ENVELOPE and BODYSTRUCTURE at delivery, as structure and as wire text, not per FETCH', async () => {
     const alice = await t.server.services.accounts.get('alice@example.test');
     await send({ port: t.server.smtp.port, from: 'carol@sender.test', to: 'alice@example.test', raw: MULTIPART });
     const inbox = (await t.server.services.mail.list(alice.id, 'INBOX'))[0]!;
-    // The stored structure is what FETCH answers from: change it and FETCH shows the change.
     const structures = await t.server.store.imap.structures(alice.id, [inbox.id]);
     assert.equal(structures.get(inbox.id)!.envelope.messageId, '<multi-1@sender.test>');
     const sqlite = (t.server.store as unknown as { s: { db: import('kysely').Kysely<import('../src/store/schema.ts').Database> } }).s.db;
-    const row = await sqlite.selectFrom('messages').select('structure').where('id', '=', inbox.id).executeTakeFirstOrThrow();
+    const row = await sqlite.selectFrom('messages').select(['structure', 'imap_envelope', 'imap_bodystructure']).where('id', '=', inbox.id).executeTakeFirstOrThrow();
     assert.ok(row.structure && JSON.parse(row.structure).body.parts.length === 3, 'computed at ingest');
-    const changed = JSON.parse(row.structure);
-    changed.envelope.subject = 'stored, not reparsed';
-    await sqlite.updateTable('messages').set({ structure: JSON.stringify(changed) }).where('id', '=', inbox.id).execute();
+    assert.ok(row.imap_envelope?.endsWith(' "<multi-1@sender.test>")'), 'rendered at ingest');
+    assert.match(row.imap_bodystructure ?? '', /^\(\(/, 'a multipart BODYSTRUCTURE, rendered at ingest');
+    // The stored wire text is what FETCH answers with: change it and FETCH shows the change.
+    await sqlite
+      .updateTable('messages')
+      .set({ imap_envelope: '(NIL "stored, not reparsed" NIL NIL NIL NIL NIL NIL NIL "<multi-1@sender.test>")' })
+      .where('id', '=', inbox.id)
+      .execute();
     const c = await client();
     const lock = await c.getMailboxLock('INBOX');
     try {

@@ -15,6 +15,8 @@ import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-ut
 import { nextModseq, recordExpunges } from './modseq.ts';
 import { learnKindOfMove, type KyselyMessageRepository } from './message-repository.ts';
 import { queueLearning } from './spam-learning-repository.ts';
+import { readWireText } from './imap-wire-repository.ts';
+import type { ImapWireText } from '../core/imap-wire.ts';
 
 const IDS_PER_QUERY = 500;
 
@@ -211,6 +213,10 @@ export class KyselyImapRepository implements ImapMailRepository {
       }
     }
     return out;
+  }
+
+  async wireText(userId: number, ids: number[], withBody: boolean): Promise<Map<number, ImapWireText>> {
+    return readWireText(this.s, userId, ids, withBody, (u, missing) => this.structures(u, missing));
   }
 
   async setFlags(

@@ -1,7 +1,8 @@
 /**
  * The IMAP repository on every backend (test-backends.ts): folders,
  * subscriptions, modseqs raised by every writer, the expunge record,
- * UNCHANGEDSINCE, copy and move with new UIDs, stored structures, and the
+ * UNCHANGEDSINCE, copy and move with new UIDs, stored structures and IMAP
+ * wire text (migration 0019, filled on first read for older rows), and the
  * change bus announcing each committed write.
  */
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
@@ -90,6 +91,42 @@ for (const backend of backends) {
       const gone = await store.imap.changesSince(inbox.id, start + 3);
       assert.deepEqual(gone.expunged, [1]);
       assert.deepEqual((await store.imap.counts(inbox.id)), { messages: 1, unseen: 1, deleted: 0, size: rows[1]!.size });
+    });
+
+    test('the IMAP wire text is stored at delivery, copied with the message, and filled on first read for rows without it', async () => {
+      const [m] = await store.messages.deliver([msg(alice, 'INBOX', 'wire "quoted"')]);
+      const stored = (await store.imap.wireText(alice.id, [m!.id], true)).get(m!.id)!;
+      assert.equal(
+        stored.envelope,
+        '(NIL "wire \\"quoted\\"" ((NIL NIL "a" "b.test")) ((NIL NIL "a" "b.test")) ((NIL NIL "a" "b.test")) NIL NIL NIL NIL NIL)',
+      );
+      assert.match(stored.bodyStructure, /^\(\("text" "plain" .*\) "mixed" \("boundary" "x"\) NIL NIL NIL\)$/);
+      assert.match(stored.body, /^\(\("text" "plain" .*\) "mixed"\)$/);
+      assert.equal((await store.imap.wireText(alice.id, [m!.id], false)).get(m!.id)!.body, '', 'BODY is read only when asked for');
+      assert.equal((await store.imap.wireText(bob.id, [m!.id], true)).size, 0, "bob cannot read alice's wire text");
+      const rows = await backend.query(`SELECT imap_envelope, imap_bodystructure, imap_body FROM messages WHERE id = ${m!.id}`);
+      assert.deepEqual(rows[0], { imap_envelope: stored.envelope, imap_bodystructure: stored.bodyStructure, imap_body: stored.body }, 'rendered at delivery');
+      const trash = (await store.imap.mailbox(alice.id, 'Trash'))!;
+      const [copy] = await store.imap.copy(alice.id, [m!.id], trash.id);
+      const copyRow = await backend.query(`SELECT id FROM messages WHERE mailbox_id = ${trash.id} AND uid = ${copy!.uid}`);
+      assert.deepEqual((await backend.query(`SELECT imap_envelope FROM messages WHERE id = ${Number(copyRow[0]!.id)}`))[0], { imap_envelope: stored.envelope });
+
+      // As migration 0019 leaves the rows stored before it.
+      await backend.query(`UPDATE messages SET imap_envelope = NULL, imap_bodystructure = NULL, imap_body = NULL WHERE id = ${m!.id}`);
+      assert.deepEqual((await store.imap.wireText(alice.id, [m!.id], true)).get(m!.id), stored, 'rendered from the structure');
+      const filled = await backend.query(`SELECT imap_envelope, imap_bodystructure, imap_body FROM messages WHERE id = ${m!.id}`);
+      assert.deepEqual(filled[0], { imap_envelope: stored.envelope, imap_bodystructure: stored.bodyStructure, imap_body: stored.body }, 'and stored');
+    });
+
+    test('a header with a NUL octet: the wire text is not stored (PostgreSQL text cannot hold it) and is rendered at each read', async () => {
+      const raw = Buffer.from('From: a@b.test\r\nSubject: nul\0here\r\n\r\nbody\r\n', 'latin1');
+      const [m] = await store.messages.deliver([{ ...msg(alice, 'INBOX', 'nul'), raw }]);
+      const rows = await backend.query(`SELECT imap_envelope, imap_bodystructure FROM messages WHERE id = ${m!.id}`);
+      assert.equal(rows[0]!.imap_envelope, null);
+      assert.notEqual(rows[0]!.imap_bodystructure, null, 'the BODYSTRUCTURE has no NUL and is kept');
+      const w = (await store.imap.wireText(alice.id, [m!.id], false)).get(m!.id)!;
+      assert.ok(w.envelope.includes('{8}\r\nnul\0here'), 'the subject as a literal');
+      assert.equal((await store.imap.wireText(alice.id, [m!.id], false)).get(m!.id)!.envelope, w.envelope, 'and again');
     });
 
     test('copy and move give new UIDs in the target; move records the expunge at the source; the old messages.move too', async () => {

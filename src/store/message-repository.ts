@@ -35,7 +35,7 @@ import { insertExpunges, nextModseq, recordExpunges } from './modseq.ts';
 /** Ids per IN (...) list, below both dialects' bound-parameter limits. */
 const IDS_PER_QUERY = 1000;
 
-type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id' | 'twm_key' | 'modseq' | 'structure'> & { mailbox: MailboxName };
+type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id' | 'twm_key' | 'modseq' | 'structure' | 'imap_envelope' | 'imap_bodystructure' | 'imap_body'> & { mailbox: MailboxName };
 
 function toSummary(row: SummaryRow): MessageSummary {
   return {

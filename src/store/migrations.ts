@@ -24,6 +24,7 @@ import { requestDmarcMigration } from './migration-0011-request-dmarc.ts';
 import { contactsPagingMigration } from './migration-0013-contacts-paging.ts';
 import { twmPendingSenderMigration } from './migration-0018-twm-pending-sender.ts';
 import { twmRolloutMigration } from './migration-0017-twm-rollout.ts';
+import { imapWireMigration } from './migration-0019-imap-wire.ts';
 import { recipientEventsMigration } from './migration-0020-recipient-events.ts';
 import { requestRankMigration } from './migration-0021-request-rank.ts';
 
@@ -216,6 +217,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0013_contacts_paging': contactsPagingMigration(),
     '0017_twm_rollout': twmRolloutMigration(dialect),
     '0018_twm_pending_sender': twmPendingSenderMigration(),
+    '0019_imap_wire': imapWireMigration(),
     '0020_recipient_events': recipientEventsMigration(dialect),
     '0021_request_rank': requestRankMigration(dialect),
   };

@@ -88,6 +88,14 @@ export interface MessagesTable {
   modseq: Generated<number>;
   /** JSON of core/mime-structure.ts MessageStructure; null until computed (migration 0009). */
   structure: string | null;
+  /**
+   * The IMAP wire text of ENVELOPE, BODYSTRUCTURE and BODY (core/imap-wire.ts),
+   * rendered when the message is stored (migration 0019); null for messages
+   * stored before, until first fetched, and for text PostgreSQL cannot hold (NUL).
+   */
+  imap_envelope: string | null;
+  imap_bodystructure: string | null;
+  imap_body: string | null;
 }
 
 export interface ContactsTable {

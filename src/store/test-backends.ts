@@ -26,6 +26,8 @@ export interface TestBackend {
   url(): string;
   /** Rows in a table of the most recently opened store. */
   count(table: string): Promise<number>;
+  /** One SQL statement (no parameters) on the most recently opened store, bypassing it: to make rows as older versions left them. */
+  query(statement: string): Promise<Array<Record<string, unknown>>>;
   /** Removes every database this backend created. */
   cleanup(): Promise<void>;
 }
@@ -50,6 +52,17 @@ function sqliteBackend(): TestBackend {
       const db = new Database(last, { readonly: true });
       try {
         return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    },
+    async query(statement) {
+      const db = new Database(last);
+      try {
+        const stmt = db.prepare(statement);
+        if (stmt.reader) return stmt.all() as Array<Record<string, unknown>>;
+        stmt.run();
+        return [];
       } finally {
         db.close();
       }
@@ -98,6 +111,16 @@ async function postgresBackend(): Promise<TestBackend> {
       try {
         const res = await client.query<{ n: string }>(`SELECT count(*) AS n FROM "${schemas.at(-1)}".${table}`);
         return Number(res.rows[0]?.n);
+      } finally {
+        await client.end();
+      }
+    },
+    async query(statement) {
+      const client = admin();
+      await client.connect();
+      try {
+        await client.query(`SET search_path TO "${schemas.at(-1)}"`);
+        return (await client.query(statement)).rows as Array<Record<string, unknown>>;
       } finally {
         await client.end();
       }

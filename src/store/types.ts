@@ -8,6 +8,7 @@
  * enforced here, not only in the API).
  */
 import type { MessageStructure } from '../core/mime-structure.ts';
+import type { ImapWireText } from '../core/imap-wire.ts';
 import type {
   AppPassword,
   AppPasswordScope,
@@ -557,6 +558,12 @@ export interface ImapMailRepository {
   bodies(userId: number, ids: number[]): Promise<Map<number, Buffer>>;
   /** ENVELOPE and BODYSTRUCTURE as stored (computed and stored now for messages from before migration 0009). */
   structures(userId: number, ids: number[]): Promise<Map<number, MessageStructure>>;
+  /**
+   * The IMAP wire text of ENVELOPE, BODYSTRUCTURE and, `withBody`, BODY (else
+   * ''), as stored at ingest (rendered and stored now for messages from
+   * before migration 0019).
+   */
+  wireText(userId: number, ids: number[], withBody: boolean): Promise<Map<number, ImapWireText>>;
   /**
    * Sets the flags of messages of one mailbox under one new modseq. With
    * `unchangedSince`, messages changed after it are left alone and listed in

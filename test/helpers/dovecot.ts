@@ -53,7 +53,12 @@ async function waitForGreeting(port: number, proc: ChildProcess, log: () => stri
 }
 
 /** Starts a private Dovecot; `extra` is appended to its configuration. */
-export async function startDovecot(o: { user?: string; password?: string; extra?: string; tls?: boolean } = {}): Promise<Dovecot> {
+/**
+ * `nofile`: the descriptor limit (`ulimit -n`) Dovecot starts with; its master
+ * and log processes hold a few descriptors per child process, so thousands of
+ * sessions (bench/imap-idle.ts) need more than a shell's default.
+ */
+export async function startDovecot(o: { user?: string; password?: string; extra?: string; tls?: boolean; nofile?: number } = {}): Promise<Dovecot> {
   const dir = mkdtempSync(join(tmpdir(), 'twoway-dovecot-'));
   const user = o.user ?? 'peer@dovecot.test';
   const password = o.password ?? 'peer-password-1';
@@ -114,7 +119,11 @@ export async function startDovecot(o: { user?: string; password?: string; extra?
     rmSync(dir, { recursive: true, force: true });
     throw err;
   };
-  const proc = spawn('dovecot', ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['-F', '-c', join(dir, 'dovecot.conf')];
+  // `exec` keeps the process ours (the master), so close() and master.pid still name it.
+  const proc = o.nofile
+    ? spawn('sh', ['-c', `ulimit -n ${Math.floor(o.nofile)} && exec dovecot "$@"`, 'dovecot', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('dovecot', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   await waitForGreeting(port, proc, () => log).catch(closeOnFail);

@@ -122,6 +122,7 @@ function account(input: ImapHooksInput, sessions: Map<number, number>, user: Use
       return { highestModseq: now.highestModseq, changed: c.changed.map(meta), expunged: c.expunged };
     },
     structures: (ids) => store.imap.structures(user.id, ids),
+    wireText: (ids, withBody) => store.imap.wireText(user.id, ids, withBody),
     bodies: (ids) => store.imap.bodies(user.id, ids),
     setFlags: (mailboxId, changes, unchangedSince) => store.imap.setFlags(user.id, mailboxId, changes, unchangedSince),
     async copy(from, msgs, targetName) {

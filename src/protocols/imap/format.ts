@@ -1,10 +1,11 @@
 /**
- * Response syntax: strings (quoted or literal), ENVELOPE, BODYSTRUCTURE,
+ * Response syntax: strings (quoted or literal; ENVELOPE and BODYSTRUCTURE
+ * are rendered in core/imap-wire.ts, stored with the message),
  * sequence sets, modified UTF-7 mailbox names (RFC 3501 5.1.3).
  * A response is built as a list of chunks (strings are latin1: one char per
  * octet; Buffers go as they are) and written in one piece.
  */
-import type { Envelope, EnvelopeAddress, MimePart } from '../../core/mime-structure.ts';
+import { imapString } from '../../core/imap-wire.ts';
 
 export { inRanges } from '../../core/mail-search.ts';
 
@@ -12,19 +13,7 @@ export type Chunk = string | Buffer;
 
 /** A string value: quoted when it can be, else a literal. `s` is latin1 (octets). */
 export function str(s: string | null, out: Chunk[]): void {
-  if (s === null) {
-    out.push('NIL');
-    return;
-  }
-  if (s.length < 1024 && !/[\r\n\0"\\\x80-\xff]/.test(s)) {
-    out.push(`"${s}"`);
-    return;
-  }
-  if (s.length < 1024 && !/[\r\n\0\x80-\xff]/.test(s)) {
-    out.push(`"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`);
-    return;
-  }
-  out.push(`{${Buffer.byteLength(s, 'latin1')}}\r\n`, s);
+  out.push(imapString(s));
 }
 
 /** A UTF-8 JS string (a mailbox name with UTF8=ACCEPT, an ID value) as octets. */
@@ -39,121 +28,6 @@ export function utf8(s: string | null, out: Chunk[]): void {
 
 export function literal(b: Buffer, out: Chunk[], binary = false): void {
   out.push(`${binary ? '~' : ''}{${b.length}}\r\n`, b);
-}
-
-function addresses(list: EnvelopeAddress[] | null, out: Chunk[]): void {
-  if (!list || list.length === 0) {
-    out.push('NIL');
-    return;
-  }
-  out.push('(');
-  for (const a of list) {
-    out.push('(');
-    str(a.name, out);
-    out.push(' ');
-    str(a.adl, out);
-    out.push(' ');
-    str(a.mailbox, out);
-    out.push(' ');
-    str(a.host, out);
-    out.push(')');
-  }
-  out.push(')');
-}
-
-export function envelope(e: Envelope, out: Chunk[]): void {
-  out.push('(');
-  str(e.date, out);
-  out.push(' ');
-  str(e.subject, out);
-  for (const l of [e.from, e.sender, e.replyTo, e.to, e.cc, e.bcc]) {
-    out.push(' ');
-    addresses(l, out);
-  }
-  out.push(' ');
-  str(e.inReplyTo, out);
-  out.push(' ');
-  str(e.messageId, out);
-  out.push(')');
-}
-
-function params(p: Array<[string, string]>, out: Chunk[]): void {
-  if (p.length === 0) {
-    out.push('NIL');
-    return;
-  }
-  out.push('(');
-  p.forEach(([k, v], i) => {
-    if (i > 0) out.push(' ');
-    str(k, out);
-    out.push(' ');
-    str(v, out);
-  });
-  out.push(')');
-}
-
-function extensionTail(part: MimePart, out: Chunk[]): void {
-  out.push(' ');
-  if (part.disposition) {
-    out.push('(');
-    str(part.disposition.type, out);
-    out.push(' ');
-    params(part.disposition.params, out);
-    out.push(')');
-  } else out.push('NIL');
-  out.push(' ');
-  if (part.language && part.language.length > 0) {
-    out.push('(');
-    part.language.forEach((l, i) => {
-      if (i > 0) out.push(' ');
-      str(l, out);
-    });
-    out.push(')');
-  } else out.push('NIL');
-  out.push(' ');
-  str(part.location, out);
-}
-
-/** BODYSTRUCTURE (`extended`) or BODY. */
-export function bodyStructure(part: MimePart, extended: boolean, out: Chunk[]): void {
-  out.push('(');
-  if (part.parts) {
-    for (const child of part.parts) bodyStructure(child, extended, out);
-    out.push(' ');
-    str(part.subtype, out);
-    if (extended) {
-      out.push(' ');
-      params(part.params, out);
-      extensionTail(part, out);
-    }
-    out.push(')');
-    return;
-  }
-  str(part.type, out);
-  out.push(' ');
-  str(part.subtype, out);
-  out.push(' ');
-  params(part.params, out);
-  out.push(' ');
-  str(part.id, out);
-  out.push(' ');
-  str(part.description, out);
-  out.push(' ');
-  str(part.encoding, out);
-  out.push(` ${part.size}`);
-  if (part.message) {
-    out.push(' ');
-    envelope(part.message.envelope, out);
-    out.push(' ');
-    bodyStructure(part.message.body, extended, out);
-    out.push(` ${part.lines}`);
-  } else if (part.type === 'text') out.push(` ${part.lines}`);
-  if (extended) {
-    out.push(' ');
-    str(part.md5, out);
-    extensionTail(part, out);
-  }
-  out.push(')');
 }
 
 /** Compresses sorted numbers into `1:3,5,7:9`. */

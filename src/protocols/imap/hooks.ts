@@ -7,6 +7,7 @@
  * hook can be asked about another user's mail.
  */
 import type { MessageStructure } from '../../core/mime-structure.ts';
+import type { ImapWireText } from '../../core/imap-wire.ts';
 
 /** A tagged NO or BAD with an RFC 5530 response code; the only error the wire code answers with. */
 export class ImapError extends Error {
@@ -75,6 +76,8 @@ export interface ImapAccount {
   /** What changed after `modseq`; `highestModseq` is read before the changes. */
   changesSince(mailboxId: number, modseq: number): Promise<{ highestModseq: number; changed: MessageMeta[]; expunged: number[] }>;
   structures(ids: number[]): Promise<Map<number, MessageStructure>>;
+  /** ENVELOPE, BODYSTRUCTURE and, `withBody`, BODY (else ''), as rendered when each message was stored. */
+  wireText(ids: number[], withBody: boolean): Promise<Map<number, ImapWireText>>;
   bodies(ids: number[]): Promise<Map<number, Buffer>>;
   setFlags(mailboxId: number, changes: Array<{ id: number; flags: string[] }>, unchangedSince?: number): Promise<{ updated: Array<{ id: number; modseq: number }>; failed: number[] }>;
   /**

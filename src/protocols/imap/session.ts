@@ -6,11 +6,11 @@
  */
 import { bad, ImapError, no, type ImapAccount, type ImapHooks, type MailboxInfo, type MessageMeta } from './hooks.ts';
 import { CommandReader, textOf, tokenize, type ReaderEvent, type Token } from './parser.ts';
-import { bodyStructure, decodeMailboxName, inRanges, parseSequenceSet, encodeMailboxName, internalDate, literal, parseImapDate, sequenceSet, str, utf8, type Chunk } from './format.ts';
+import { decodeMailboxName, inRanges, parseSequenceSet, encodeMailboxName, internalDate, literal, parseImapDate, sequenceSet, str, utf8, type Chunk } from './format.ts';
 import { binaryOf, parseFetchItems, sectionOf, type FetchItem } from './fetch.ts';
 import { evaluate, needsData, parseSearch, takeCharset, type SearchMessage } from './search.ts';
 import { SelectedMailbox } from './selected.ts';
-import { renderStructure, WireCache, type RenderedStructure } from './wire-cache.ts';
+import { WireCache, type RenderedStructure } from './wire-cache.ts';
 
 export interface SessionLimits {
   maxLine: number;
@@ -833,9 +833,11 @@ export class ImapSession {
       if (gone.length > 0) this.send(`* VANISHED (EARLIER) ${sequenceSet(gone)}`);
     }
     if (changedSince !== null) targets = targets.filter((x) => x.m.modseq > changedSince!);
-    // ENVELOPE and BODYSTRUCTURE come from the wire cache when it has them; the other items need the stored structure.
-    const needRendered = items.some((x) => x.kind === 'ENVELOPE' || x.kind === 'BODYSTRUCTURE');
-    const needStructure = items.some((x) => x.kind === 'BODY' || x.kind === 'section' || x.kind === 'BINARY.SIZE');
+    // ENVELOPE, BODYSTRUCTURE and BODY are stored as wire text (rendered at ingest); ENVELOPE and
+    // BODYSTRUCTURE also come from the wire cache when it has them. Sections need the stored structure.
+    const withBody = items.some((x) => x.kind === 'BODY');
+    const needRendered = withBody || items.some((x) => x.kind === 'ENVELOPE' || x.kind === 'BODYSTRUCTURE');
+    const needStructure = items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE');
     const cache = this.o.wireCache ?? this.ownCache;
     const needRaw = items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE' || x.kind.startsWith('RFC822') && x.kind !== 'RFC822.SIZE');
     const setsSeen = !box.readOnly && items.some((x) => (x.kind === 'section' && !x.peek) || x.kind === 'RFC822' || x.kind === 'RFC822.TEXT');
@@ -843,26 +845,24 @@ export class ImapSession {
     for (let start = 0; start < targets.length; start += batchSize) {
       const batch = targets.slice(start, start + batchSize);
       const ids = batch.map((x) => x.m.id);
-      const rendered = new Map<number, RenderedStructure>();
-      let ask = needStructure ? ids : [];
-      if (needRendered && !needStructure) {
-        ask = [];
+      const rendered = new Map<number, RenderedStructure & { body?: string }>();
+      const ask: number[] = [];
+      if (needRendered) {
         for (const id of ids) {
-          const r = cache.get(id);
+          const r = withBody ? undefined : cache.get(id);
           if (r) rendered.set(id, r);
           else ask.push(id);
         }
       }
-      const [structs, raws] = await Promise.all([
-        ask.length > 0 ? this.account!.structures(ask) : Promise.resolve(null),
+      const [wire, structs, raws] = await Promise.all([
+        ask.length > 0 ? this.account!.wireText(ask, withBody) : Promise.resolve(null),
+        needStructure ? this.account!.structures(ids) : Promise.resolve(null),
         needRaw ? this.account!.bodies(ids) : Promise.resolve(null),
       ]);
-      if (needRendered && structs) {
-        for (const [id, st] of structs) {
-          if (rendered.has(id)) continue;
-          const r = renderStructure(st);
-          cache.set(id, r);
-          rendered.set(id, r);
+      if (wire) {
+        for (const [id, w] of wire) {
+          rendered.set(id, w);
+          cache.set(id, { envelope: w.envelope, bodyStructure: w.bodyStructure });
         }
       }
       if (setsSeen) {
@@ -913,7 +913,7 @@ export class ImapSession {
     m: MessageMeta,
     items: FetchItem[],
     structure: import('../../core/mime-structure.ts').MessageStructure | undefined,
-    r: RenderedStructure | undefined,
+    r: (RenderedStructure & { body?: string }) | undefined,
     raw: Buffer | undefined,
     out: Chunk[],
   ): void {
@@ -949,8 +949,7 @@ export class ImapSession {
           out.push('BODYSTRUCTURE ', r!.bodyStructure);
           break;
         case 'BODY':
-          out.push('BODY ');
-          bodyStructure(structure!.body, false, out);
+          out.push('BODY ', r!.body!);
           break;
         case 'RFC822':
           out.push('RFC822 ');

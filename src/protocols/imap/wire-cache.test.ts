@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { parseStructure } from '../../core/mime-structure.ts';
-import { renderStructure, WireCache } from './wire-cache.ts';
+import { imapWireText } from '../../core/imap-wire.ts';
+import { WireCache } from './wire-cache.ts';
 
 const message = (subject: string) => Buffer.from(`From: a@b.test\r\nTo: c@d.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@b.test>\r\n\r\nHello.\r\n`);
 
-test('renderStructure gives the ENVELOPE and BODYSTRUCTURE wire forms', () => {
-  const r = renderStructure(parseStructure(message('hi')));
+test('imapWireText gives the ENVELOPE, BODYSTRUCTURE and BODY wire forms', () => {
+  const r = imapWireText(parseStructure(message('hi')));
   assert.equal(r.envelope, '(NIL "hi" ((NIL NIL "a" "b.test")) ((NIL NIL "a" "b.test")) ((NIL NIL "a" "b.test")) ((NIL NIL "c" "d.test")) NIL NIL NIL "<hi@b.test>")');
   assert.equal(r.bodyStructure, '("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 8 1 NIL NIL NIL NIL)');
+  assert.equal(r.body, '("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 8 1)');
 });
 
 test('the wire cache stays within its budget, dropping the oldest entries first; 0 keeps nothing', () => {
-  const one = renderStructure(parseStructure(message('x')));
+  const one = imapWireText(parseStructure(message('x')));
   const size = one.envelope.length + one.bodyStructure.length + 64;
   const cache = new WireCache(size * 3);
   for (let id = 1; id <= 5; id++) cache.set(id, one);
@@ -21,7 +23,7 @@ test('the wire cache stays within its budget, dropping the oldest entries first;
   assert.equal(cache.get(2), undefined);
   assert.equal(cache.get(5), one);
   // Setting an id it has changes nothing (a message never changes).
-  cache.set(5, renderStructure(parseStructure(message('y'))));
+  cache.set(5, imapWireText(parseStructure(message('y'))));
   assert.equal(cache.get(5), one);
   const off = new WireCache(0);
   off.set(1, one);

@@ -4,33 +4,20 @@
  * never changes (a new version is a new message with a new EMAILID), so an
  * entry never goes stale; it only costs memory, bounded here.
  *
- * Why: the stored structure is JSON; reading it back (the query, JSON.parse,
- * then rendering) cost about 50 µs per message, where Dovecot answers a
- * FETCH of these items from its index cache in about 20 µs (bench/imap-fetch.ts,
- * docs/imap.md "Performance"). With this cache a repeated FETCH (a client
- * opening a folder again, a second session) writes strings it already has.
+ * Why, now that the store keeps this text (rendered at ingest,
+ * core/imap-wire.ts): a FETCH that misses still reads it from the store,
+ * one query per 500 messages; with the cache a repeated FETCH (a client
+ * opening a folder again, a second session) writes strings it already has
+ * (bench/imap-fetch.ts, docs/imap.md "Performance").
  *
  * Sessions only ask for the ids of their own selected mailbox, so an entry
  * is never shown to another user.
  */
-import type { MessageStructure } from '../../core/mime-structure.ts';
-import { bodyStructure, envelope, type Chunk } from './format.ts';
 
 export interface RenderedStructure {
   envelope: string;
-  /** BODYSTRUCTURE (with the extension data). BODY, rarely asked for, is rendered from the structure each time. */
+  /** BODYSTRUCTURE (with the extension data). BODY, rarely asked for, is read from the store each time. */
   bodyStructure: string;
-}
-
-const join = (render: (out: Chunk[]) => void): string => {
-  const out: Chunk[] = [];
-  render(out);
-  // The format functions only ever push strings for these items.
-  return out.join('');
-};
-
-export function renderStructure(s: MessageStructure): RenderedStructure {
-  return { envelope: join((o) => envelope(s.envelope, o)), bodyStructure: join((o) => bodyStructure(s.body, true, o)) };
 }
 
 export class WireCache {
