@@ -42,6 +42,8 @@ if (args.some((a) => a.endsWith('.ts'))) {
 // first: in name order most of them came last, and the run ended with one or two of them
 // alone on the machine. A file not listed (or renamed) still runs, in name order after these.
 const SLOW_FIRST = [
+  'test/extension-chromium-network.test.ts', // ~100 (measured under load)
+  'test/extension-chromium-prompt.test.ts', // ~95 (measured under load)
   'test/processes.test.ts', // 82
   'test/twm-dnssec.test.ts', // 57
   'test/web-mail-browser.test.ts', // 42

@@ -43,19 +43,27 @@ export interface Shop {
   delay: { ms: number };
 }
 
-/** The sign-up site: /signup (and /provider/signup, declaring mailer.test), its mailer, /resend. */
+/** Page data the extension must never send anywhere (test/extension-chromium-network.test.ts looks for the marker). */
+export const PAGE_SECRET = 'PAGE-SECRET';
+
+/**
+ * The sign-up site: /signup (and /provider/signup, declaring mailer.test; /rich/signup, declaring
+ * mailer.test, with a name field, a hidden token and a cookie holding PAGE_SECRET), its mailer, /resend.
+ */
 export async function startShop(smtpPort: number, tls: { key: string; cert: string }, keys: Record<string, { privateKey: string }>): Promise<Shop> {
   const sent: Sent[] = [];
   const delay = { ms: 1_500 };
   const app = Fastify({ https: tls });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_r, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))));
-  const page = (declare: string | null) => `<!doctype html><html><head><title>Create your account</title>${declare ? `<meta name="twoway-confirmation-from" content="${declare}">` : ''}</head>
-<body><main><h1>Create your account</h1><form method="post" action="/signup?from=${declare ?? ''}">
+  const page = (declare: string | null, extra = '') => `<!doctype html><html><head><title>Create your account</title>${declare ? `<meta name="twoway-confirmation-from" content="${declare}">` : ''}</head>
+<body><main><h1>Create your account</h1><form method="post" action="/signup?from=${declare ?? ''}">${extra}
 <label>Email <input type="email" name="email" id="email"></label>
 <label>Password <input type="password" name="password" id="password" autocomplete="new-password"></label>
 <button type="submit">Create account</button></form></main></body></html>`;
   app.get('/signup', async (_q, r) => r.type('text/html').send(page(null)));
   app.get('/provider/signup', async (_q, r) => r.type('text/html').send(page('mailer.test')));
+  const rich = `<label>Your name <input name="fullname" id="fullname"></label><input type="hidden" name="csrf" value="${PAGE_SECRET}-csrf">`;
+  app.get('/rich/signup', async (_q, r) => r.header('set-cookie', `sid=${PAGE_SECRET}-cookie; Secure; Path=/`).type('text/html').send(page('mailer.test', rich)));
   /** Sends one confirmation, DKIM-signed by the sending domain, and records the SMTP answer. */
   async function mail(to: string, fromDomain: string): Promise<Sent> {
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, name: fromDomain, tls: { rejectUnauthorized: false } });
@@ -105,13 +113,13 @@ export async function until<T>(what: string, f: () => Promise<T | undefined | nu
   }
 }
 
-const spki = (certPem: string) => createHash('sha256').update(createPublicKey(certPem).export({ type: 'spki', format: 'der' })).digest('base64');
+export const spki = (certPem: string) => createHash('sha256').update(createPublicKey(certPem).export({ type: 'spki', format: 'der' })).digest('base64');
 
 /**
  * Debian's Chromium (headless=new runs extensions) with the built extension loaded, the site's
  * names mapped to 127.0.0.1, and exactly the given certificates trusted (by their SPKI).
  */
-export async function launchChromium(ext: string, profile: string, sites: string[], certs: string[]): Promise<{ context: BrowserContext; extId: string; firstRun: Page }> {
+export async function launchChromium(ext: string, profile: string, sites: string[], certs: string[], extraArgs: string[] = []): Promise<{ context: BrowserContext; extId: string; firstRun: Page }> {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: false, // the flag below: the new headless mode runs extensions
@@ -125,6 +133,7 @@ export async function launchChromium(ext: string, profile: string, sites: string
       `--load-extension=${ext}`,
       `--host-resolver-rules=${sites.map((s) => `MAP ${s} 127.0.0.1`).join(', ')}`,
       `--ignore-certificate-errors-spki-list=${certs.map(spki).join(',')}`,
+      ...extraArgs,
     ],
   });
   const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 30_000 }));
