@@ -16,12 +16,12 @@ import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
 import { createTwmClient } from './delivery/twm-client.ts';
+import type { TwmClient, TwmSigningKey } from './delivery/twm-client-types.ts';
 import { dnssecParts } from './twm-dnssec-wiring.ts';
-import type { TwmSigningKey } from './delivery/twm-client-types.ts';
-import { startTwmFetchWorker } from './delivery/twm-fetch-worker.ts';
+import { startTwmFetchWorker, type TwmFetchWorker } from './delivery/twm-fetch-worker.ts';
 import { createTwmTransport } from './delivery/twm-transport.ts';
 import { createDkimSigner, type DkimSigner } from './mail/dkim-sign.ts';
-import { createTwmReports } from './services/twm-reports.ts';
+import { createTwmReports, type TwmReports } from './services/twm-reports.ts';
 import type { Transport } from './delivery/types.ts';
 import { createResolver } from './dns/resolver.ts';
 import type { DnsResolver } from './dns/types.ts';
@@ -29,8 +29,8 @@ import { createAddressBooks } from './endpoints/carddav/hooks.ts';
 import { createInboundHooks } from './endpoints/mx/hooks.ts';
 import { createPostmasterLookup } from './endpoints/mx/postmaster.ts';
 import { createSubmissionHooks } from './endpoints/submission/hooks.ts';
-import { createTwmInbox } from './endpoints/twm/inbox.ts';
-import { createTwmOutbox } from './endpoints/twm/outbox.ts';
+import { createTwmInbox, type TwmInbox } from './endpoints/twm/inbox.ts';
+import { createTwmOutbox, type TwmOutbox } from './endpoints/twm/outbox.ts';
 import type { Ingest } from './ingest/ingest.ts';
 import { createAuthPool, type AuthPool } from './mail/auth-pool.ts';
 import { autoconfigXml } from './endpoints/imap/autoconfig.ts';
@@ -322,14 +322,40 @@ interface TwmWiringInput {
  * outbox with its expiry sweep, and `listen()` for the HTTPS endpoint (last,
  * like every listener). Closers are registered as parts start.
  */
-function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, now, owner, closers, spam, sign }: TwmWiringInput) {
+function wireTwm(w: TwmWiringInput) {
+  const { config, keys, store, resolver, smtp, log, closers } = w;
   if (config.twm.lab) log.warn('twm.lab is on: TWM may connect to loopback and private addresses (labs and tests only)');
   const keyFor = (domain: string): TwmSigningKey => ({ selector: keys.selector, domain, privateKey: keys.privateKey });
   // No clock here: signatures carry the system time, which peers check against theirs.
   const dnssec = dnssecParts(config, resolver, keys.trustAnchors, log);
   const client = createTwmClient({ resolver, trustAnchors: keys.trustAnchors, lab: config.twm.lab, ...dnssec.client });
   closers.unshift(() => client.close());
-  // Failure reports (6.6): counted as exchanges end, mailed daily by the `twm-reports` sweep.
+  const reports = startTwmReports(w);
+  const remote = createRemoteTransport({
+    smtp,
+    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now: w.now, report: reports.count }),
+    client,
+    outbox: store.twmOut,
+    domains: config.domains,
+    testing: config.twm.testing,
+    report: reports.count,
+  });
+  const fetchWorker = startFetchWorker(w, client, keyFor, reports);
+  const inbox = twmInbox(w, dnssec.lookupKey, fetchWorker);
+  const outbox = createTwmOutbox({
+    outbox: store.twmOut,
+    hostname: config.hostname,
+    notifyUser: (address, raw) => deliverSystemMessage(w.ingest, address, raw, log),
+    log: (obj, msg) => log.info(obj, msg),
+    now: w.now,
+  });
+  const sweeps = twmSweeps(w, outbox, reports);
+  const listen = () => listenTwm(w, { inbox, outbox, fetchWorker, reports });
+  return { remote, fetchWorker, sweeps, listen };
+}
+
+/** Failure reports (6.6): counted as exchanges end, written once a second, mailed daily by the `twm-reports` sweep. */
+function startTwmReports({ config, store, resolver, sign, now, log, closers }: TwmWiringInput): TwmReports {
   const reports = createTwmReports({
     reports: store.twmReports,
     queue: store.queue,
@@ -346,39 +372,42 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     clearInterval(flushReports);
     await reports.flush();
   });
-  const remote = createRemoteTransport({
-    smtp,
-    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now, report: reports.count }),
-    client,
-    outbox: store.twmOut,
-    domains: config.domains,
-    testing: config.twm.testing,
-    report: reports.count,
-  });
+  return reports;
+}
+
+/** The recipient's side: fetches the messages of notices whose sender is allowed, and sends the receipts. */
+function startFetchWorker(w: TwmWiringInput, client: TwmClient, keyFor: (domain: string) => TwmSigningKey, reports: TwmReports): TwmFetchWorker {
+  const { config, store, metrics, log, closers } = w;
   const fetchWorker = startTwmFetchWorker({
     inbox: store.twmIn,
-    ingest,
+    ingest: w.ingest,
     client,
     key: keyFor,
     hostname: config.hostname,
     maxMessageSize: config.limits.messageSize,
     headerLimits: config.limits.header,
     backoff: { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs, jitter: 0.1 },
-    owner,
+    owner: w.owner,
     leaseMs: config.delivery.leaseMs,
     // Notice expiry is one of the cluster-wide sweeps (startBackground).
     expire: false,
-    now,
+    now: w.now,
     log: (obj, msg) => log.info(obj, msg),
     onFetch: (outcome) => metrics.twmFetched.inc({ outcome }),
     pendingHoldMs: config.twm.pendingHoldMs,
     report: reports.count,
   });
   closers.unshift(() => fetchWorker.stop());
-  const inbox = createTwmInbox({
+  return fetchWorker;
+}
+
+/** The notices other servers post here, and their decisions. */
+function twmInbox(w: TwmWiringInput, lookupKey: ReturnType<typeof dnssecParts>['lookupKey'], fetchWorker: TwmFetchWorker): TwmInbox {
+  const { config, store, spam } = w;
+  return createTwmInbox({
     inbox: store.twmIn,
-    ingest,
-    resolver,
+    ingest: w.ingest,
+    resolver: w.resolver,
     domains: config.domains,
     maxMessageSize: config.limits.messageSize,
     uniformAnswers: config.twm.uniformAnswers,
@@ -391,19 +420,15 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
     kick: () => fetchWorker.kick(),
     // In the store: a request replayed at another node (or process) is refused too.
     nonces: store.twmNonces,
-    now,
-    ...(dnssec.lookupKey ? { lookupKey: dnssec.lookupKey } : {}),
+    now: w.now,
+    ...(lookupKey ? { lookupKey } : {}),
     ...(spam ? { scanIntro: spam.scanIntro } : {}),
   });
-  const outbox = createTwmOutbox({
-    outbox: store.twmOut,
-    hostname: config.hostname,
-    notifyUser: (address, raw) => deliverSystemMessage(ingest, address, raw, log),
-    log: (obj, msg) => log.info(obj, msg),
-    now,
-  });
-  // Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history.
-  const sweeps: SweepJob[] = [
+}
+
+/** Sent notices expire (checked every minute), received ones every few seconds; finished history goes after delivery.keep_history. */
+function twmSweeps({ config, store, now }: TwmWiringInput, outbox: TwmOutbox, reports: TwmReports): SweepJob[] {
+  return [
     { name: 'twm-out-expiry', everyMs: 60_000, run: () => outbox.sweep() },
     // Checked hourly; a day's reports go out in the first run after it ends (UTC).
     { name: 'twm-reports', everyMs: 3_600_000, run: () => reports.run() },
@@ -417,35 +442,38 @@ function wireTwm({ config, keys, store, ingest, resolver, smtp, metrics, log, no
       },
     },
   ];
+}
 
-  async function listen(): Promise<NonNullable<RunningServer['twm']>> {
-    // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
-    const authorities: string[] = [];
-    const app = await createTwmApp({
-      hooks: {
-        ...inbox.hooks,
-        ...outbox.hooks,
-        onRefused: (endpoint, code, signerDomain) => {
-          metrics.twmRefused.inc({ endpoint, code });
-          // Only after the signature verified: a claimed domain is not counted against (6.6).
-          if (signerDomain) reports.count(signerDomain, `refused-${endpoint}-${code}`);
-        },
+/** The HTTPS endpoint, started last like every listener. */
+async function listenTwm(
+  { config, keys, metrics, log, closers }: TwmWiringInput,
+  parts: { inbox: TwmInbox; outbox: TwmOutbox; fetchWorker: TwmFetchWorker; reports: TwmReports },
+): Promise<NonNullable<RunningServer['twm']>> {
+  const { inbox, outbox, fetchWorker, reports } = parts;
+  // The authority other servers sign for is the SRV target and port; with port 0 (tests) it is known only after listening.
+  const authorities: string[] = [];
+  const app = await createTwmApp({
+    hooks: {
+      ...inbox.hooks,
+      ...outbox.hooks,
+      onRefused: (endpoint, code, signerDomain) => {
+        metrics.twmRefused.inc({ endpoint, code });
+        // Only after the signature verified: a claimed domain is not counted against (6.6).
+        if (signerDomain) reports.count(signerDomain, `refused-${endpoint}-${code}`);
       },
-      authorities,
-      maxMessageSize: config.limits.messageSize,
-      clientRate: config.twm.clientRate,
-      tls: keys.tls,
-      log,
-    });
-    const listener = await startTwmListener({ host: config.twm.host, port: config.twm.port, app });
-    closers.unshift(() => listener.close());
-    const port = config.twm.publicPort ?? listener.port;
-    const authority = port === 443 ? config.twm.publicHost : `${config.twm.publicHost}:${port}`;
-    authorities.push(authority);
-    return { port: listener.port, authority, inbox, outbox, fetchWorker };
-  }
-
-  return { remote, fetchWorker, sweeps, listen };
+    },
+    authorities,
+    maxMessageSize: config.limits.messageSize,
+    clientRate: config.twm.clientRate,
+    tls: keys.tls,
+    log,
+  });
+  const listener = await startTwmListener({ host: config.twm.host, port: config.twm.port, app });
+  closers.unshift(() => listener.close());
+  const port = config.twm.publicPort ?? listener.port;
+  const authority = port === 443 ? config.twm.publicHost : `${config.twm.publicHost}:${port}`;
+  authorities.push(authority);
+  return { port: listener.port, authority, inbox, outbox, fetchWorker };
 }
 
 /**

@@ -82,6 +82,29 @@ export interface SupervisorOptions {
   log: Logger;
 }
 
+/**
+ * Each worker accepts from the shared listening socket itself (SCHED_NONE), rather than the
+ * supervisor accepting every connection and passing it to a worker over IPC (node:cluster's
+ * round-robin, its default on Linux): with one connection per message that hand-off cost more
+ * CPU than the rest of an accept (bench/accept-cpu.ts, docs/architecture.md 3.1). Which worker
+ * gets a connection is then the kernel's choice. NODE_CLUSTER_SCHED_POLICY=rr keeps round-robin.
+ */
+function acceptInWorkers(): void {
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
+}
+
+/** SIGTERM to every live worker, SIGKILL after `graceMs`; resolves when all are gone. */
+async function stopWorkers(workers: Worker[], graceMs: number): Promise<void> {
+  const live = workers.filter((w) => w.process.exitCode === null && w.process.signalCode === null);
+  const exits = live.map((w) => new Promise<void>((res) => w.once('exit', () => res())));
+  for (const w of live) w.process.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    for (const w of live) w.process.kill('SIGKILL');
+  }, graceMs);
+  await Promise.all(exits);
+  clearTimeout(timer);
+}
+
 /** In the primary: forks `processes` workers (same script, arguments and node flags) and keeps that many alive. */
 export function superviseWorkers({ processes, log }: SupervisorOptions): Supervisor {
   const slots = new Map<number, Worker>();
@@ -99,12 +122,7 @@ export function superviseWorkers({ processes, log }: SupervisorOptions): Supervi
     rejectReady = rej;
   });
 
-  // Each worker accepts from the shared listening socket itself (SCHED_NONE), rather than the
-  // supervisor accepting every connection and passing it to a worker over IPC (node:cluster's
-  // round-robin, its default on Linux): with one connection per message that hand-off cost more
-  // CPU than the rest of an accept (bench/accept-cpu.ts, docs/architecture.md 3.1). Which worker
-  // gets a connection is then the kernel's choice. NODE_CLUSTER_SCHED_POLICY=rr keeps round-robin.
-  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
+  acceptInWorkers();
 
   const fork = (index: number): void => {
     const worker = cluster.fork({ [INDEX_ENV]: String(index) });
@@ -157,16 +175,9 @@ export function superviseWorkers({ processes, log }: SupervisorOptions): Supervi
     ready,
     gone,
     pids: () => [...slots.entries()].sort(([a], [b]) => a - b).map(([, w]) => w.process.pid ?? 0),
-    async stop(graceMs = 10_000) {
+    stop(graceMs = 10_000) {
       stopping = true;
-      const live = [...slots.values()].filter((w) => w.process.exitCode === null && w.process.signalCode === null);
-      const exits = live.map((w) => new Promise<void>((res) => w.once('exit', () => res())));
-      for (const w of live) w.process.kill('SIGTERM');
-      const timer = setTimeout(() => {
-        for (const w of live) w.process.kill('SIGKILL');
-      }, graceMs);
-      await Promise.all(exits);
-      clearTimeout(timer);
+      return stopWorkers([...slots.values()], graceMs);
     },
   };
 }

@@ -23,6 +23,15 @@ function portOption(value: string): number {
 }
 
 export function registerAdminCommands(program: Command, io: CliIo): void {
+  registerInit(program, io);
+  registerStart(program, io);
+  registerDns(program, io);
+  const user = registerUserCommands(program, io);
+  registerAppPasswordCommands(user, io);
+}
+
+/** `init`: a configuration file and the keys, for a first start. */
+function registerInit(program: Command, io: CliIo): void {
   program
     .command('init')
     .description('write DIR/twoway.toml and generate the TLS and DKIM keys')
@@ -56,7 +65,10 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
       ensureMaterials(config);
       io.stdout.write(`wrote ${file}\nnext: twoway user add you@${opts.domain} --config ${file}\n      twoway start --config ${file}\n`);
     });
+}
 
+/** `start`: the server, in this process or under a supervisor. */
+function registerStart(program: Command, io: CliIo): void {
   program
     .command('start')
     .description('run the server until SIGINT or SIGTERM')
@@ -84,7 +96,9 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
       });
       await server.close();
     });
+}
 
+function registerDns(program: Command, io: CliIo): void {
   program
     .command('dns')
     .description('print the DNS records to publish')
@@ -96,7 +110,10 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
       if (opts.json) printJson(io.stdout, records);
       else io.stdout.write(records.map(zoneLine).join('\n') + '\n');
     });
+}
 
+/** `user add|list|mode|reveal-declined|passwd`; returns the `user` command for its subcommands. */
+function registerUserCommands(program: Command, io: CliIo): Command {
   const user = program.command('user').description('manage accounts');
   user
     .command('add <address>')
@@ -150,7 +167,11 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
         io.stdout.write(`password changed for ${address}; revoked ${r.revokedAppPasswords} app password(s) and ${r.revokedSessions} session(s)\n`);
       });
     });
+  return user;
+}
 
+/** `user app-passwords list|create|revoke`. */
+function registerAppPasswordCommands(user: Command, io: CliIo): void {
   const apps = user.command('app-passwords').description('app passwords of an account: list, create, revoke');
   apps
     .command('list <address>')

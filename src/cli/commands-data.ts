@@ -13,6 +13,14 @@ const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
 type Row = Record<string, unknown>;
 
 export function registerDataCommands(program: Command, io: CliIo): void {
+  registerContactCommands(program, io);
+  registerExpect(program, io);
+  registerRequestCommands(program, io);
+  registerMailCommands(program, io);
+}
+
+/** `contacts list|allow|block|remove|import`. */
+function registerContactCommands(program: Command, io: CliIo): void {
   const contacts = program.command('contacts').description("a user's address book (the allowlist)");
   contacts
     .command('list <user>')
@@ -88,7 +96,9 @@ export function registerDataCommands(program: Command, io: CliIo): void {
         for (const r of summary.rejected) io.stdout.write(`  line ${r.line}: ${r.reason}\n`);
       });
     });
+}
 
+function registerExpect(program: Command, io: CliIo): void {
   program
     .command('expect <user> <domain>')
     .description('expect an ownership confirmation (sign-up, password reset) from a domain: its authenticated mail is admitted to INBOX in every mode while the entry lasts')
@@ -110,7 +120,10 @@ export function registerDataCommands(program: Command, io: CliIo): void {
         io.stdout.write(`expecting ${card.domain} until ${card.until} (${card.uses} use${card.uses === 1 ? '' : 's'}): card ${card.uid}\n`);
       });
     });
+}
 
+/** `requests list|approve|deny|clear|spam|approve-domain`: the Screener. */
+function registerRequestCommands(program: Command, io: CliIo): void {
   const requests = program.command('requests').description('the Screener: contact requests from strangers');
   requests
     .command('list <user>')
@@ -158,7 +171,10 @@ export function registerDataCommands(program: Command, io: CliIo): void {
         list(io.stdout, (await s.screener.approveDomain(user.id, domain)) as unknown as Row[], ['sender', 'released'], opts.json);
       });
     });
+}
 
+/** `mail list|show`. */
+function registerMailCommands(program: Command, io: CliIo): void {
   const mail = program.command('mail').description("read a user's mail");
   registerMove(mail, io);
   mail

@@ -207,33 +207,8 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       addressLiterals: c.submission.address_literals,
       relaySenders: c.submission.relay_senders.map((a) => a.toLowerCase()),
     },
-    imap: {
-      enabled: c.imap.enabled,
-      host: c.imap.host,
-      port: c.imap.port,
-      tlsPort: c.imap.tls_port,
-      allowPlaintextAuth: c.imap.allow_plaintext_auth,
-      maxConnections: c.imap.max_connections,
-      maxConnectionsPerIp: c.imap.max_connections_per_ip,
-      maxConnectionsPerUser: c.imap.max_connections_per_user,
-      maxLine: c.imap.max_line,
-      commandsPerSecond: c.imap.commands_per_second,
-      idleTimeoutMs: c.imap.idle_timeout,
-      wireCacheBytes: c.imap.wire_cache_mb * 1024 * 1024,
-    },
-    delivery: {
-      port: c.delivery.port,
-      bindAddress: c.delivery.bind_address ?? null,
-      lab: c.delivery.lab,
-      maxActive: c.delivery.max_active,
-      perDomainConcurrency: c.delivery.per_domain_concurrency,
-      giveUpAfterMs: c.delivery.give_up_after,
-      delayWarningAfterMs: c.delivery.delay_warning_after,
-      minBackoffMs: c.delivery.min_backoff,
-      maxBackoffMs: c.delivery.max_backoff,
-      keepHistoryMs: c.delivery.keep_history,
-      leaseMs: c.delivery.lease,
-    },
+    imap: imapConfig(c),
+    delivery: deliveryConfig(c),
     http: c.http,
     tls: tlsGiven
       ? { cert: abs(c.tls.cert!), key: abs(c.tls.key!), generated: false }
@@ -245,62 +220,111 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
       ed25519Selector: c.dkim.ed25519_selector,
       ed25519Key: c.dkim.ed25519_key ? abs(c.dkim.ed25519_key) : resolve(dataDir, 'dkim-ed25519.key'),
     },
-    limits: {
-      messageSize: c.limits.message_size,
-      recipients: c.limits.recipients,
-      connections: c.limits.connections,
-      connectionsPerIp: c.limits.connections_per_ip,
-      receivedHeaders: c.limits.received_headers,
-      header: {
-        maxBytes: c.limits.header_bytes,
-        maxLinesPerField: c.limits.header_lines_per_field,
-        maxFields: c.limits.header_fields,
-        maxDkimSignatures: c.limits.dkim_signatures,
-      },
-      authWorkers: c.limits.auth_workers ?? null,
-      authBudgetMs: c.limits.auth_budget_ms,
-    },
-    twm: {
-      enabled: c.twm.enabled,
-      host: c.twm.host,
-      port: c.twm.port,
-      publicHost: c.twm.public_host ?? c.hostname,
-      publicPort: c.twm.public_port ?? (c.twm.port === 0 ? null : c.twm.port),
-      selector: c.twm.selector,
-      key: c.twm.key ? abs(c.twm.key) : resolve(dataDir, 'twm-ed25519.key'),
-      tls: c.twm.cert && c.twm.cert_key ? { cert: abs(c.twm.cert), key: abs(c.twm.cert_key) } : null,
-      trustAnchors: c.twm.trust_anchors.map((p) => abs(p)),
-      expiryMs: c.twm.expiry,
-      fetchJitterMs: c.twm.fetch_jitter,
-      approvalDelayMs: c.twm.approval_delay,
-      declineDelayMs: c.twm.decline_delay,
-      pendingHoldMs: c.twm.pending_hold,
-      pendingCaps: { perSender: c.twm.pending_per_sender, perUser: c.twm.pending_per_user },
-      uniformAnswers: c.twm.uniform_answers,
-      testing: c.twm.testing,
-      dnssec: c.twm.dnssec,
-      policyPort: c.twm.policy_port,
-      lab: c.twm.lab,
-      noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
-      clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },
-    },
+    limits: limitsConfig(c),
+    twm: twmConfig(c, abs, dataDir),
     postmaster: postmasterOf(c, path),
     metrics: c.metrics.enabled ? { host: c.metrics.host, port: c.metrics.port } : null,
-    spam: c.spam
-      ? {
-          url: c.spam.url.replace(/\/+$/, ''),
-          controllerUrl: (c.spam.controller_url ?? controllerOf(c.spam.url)).replace(/\/+$/, ''),
-          password: c.spam.password ?? null,
-          timeoutMs: c.spam.timeout_ms,
-          maxSize: c.spam.max_size,
-          onUnreachable: c.spam.on_unreachable,
-          judge:
-            c.spam.judge_by === 'actions'
-              ? { by: 'actions' }
-              : { by: 'score', thresholds: { reject: c.spam.reject_score, junk: c.spam.junk_score, greylist: c.spam.greylist_score } },
-          learn: c.spam.learn,
-        }
-      : null,
+    spam: spamConfig(c),
     log: c.log,
+  };
+}
+
+/** The [imap] section, in the names the code uses. */
+function imapConfig(c: ConfigFile): Config['imap'] {
+  return {
+    enabled: c.imap.enabled,
+    host: c.imap.host,
+    port: c.imap.port,
+    tlsPort: c.imap.tls_port,
+    allowPlaintextAuth: c.imap.allow_plaintext_auth,
+    maxConnections: c.imap.max_connections,
+    maxConnectionsPerIp: c.imap.max_connections_per_ip,
+    maxConnectionsPerUser: c.imap.max_connections_per_user,
+    maxLine: c.imap.max_line,
+    commandsPerSecond: c.imap.commands_per_second,
+    idleTimeoutMs: c.imap.idle_timeout,
+    wireCacheBytes: c.imap.wire_cache_mb * 1024 * 1024,
+  };
+}
+
+/** The [delivery] section, in the names the code uses. */
+function deliveryConfig(c: ConfigFile): Config['delivery'] {
+  return {
+    port: c.delivery.port,
+    bindAddress: c.delivery.bind_address ?? null,
+    lab: c.delivery.lab,
+    maxActive: c.delivery.max_active,
+    perDomainConcurrency: c.delivery.per_domain_concurrency,
+    giveUpAfterMs: c.delivery.give_up_after,
+    delayWarningAfterMs: c.delivery.delay_warning_after,
+    minBackoffMs: c.delivery.min_backoff,
+    maxBackoffMs: c.delivery.max_backoff,
+    keepHistoryMs: c.delivery.keep_history,
+    leaseMs: c.delivery.lease,
+  };
+}
+
+/** The [limits] section, in the names the code uses. */
+function limitsConfig(c: ConfigFile): Config['limits'] {
+  return {
+    messageSize: c.limits.message_size,
+    recipients: c.limits.recipients,
+    connections: c.limits.connections,
+    connectionsPerIp: c.limits.connections_per_ip,
+    receivedHeaders: c.limits.received_headers,
+    header: {
+      maxBytes: c.limits.header_bytes,
+      maxLinesPerField: c.limits.header_lines_per_field,
+      maxFields: c.limits.header_fields,
+      maxDkimSignatures: c.limits.dkim_signatures,
+    },
+    authWorkers: c.limits.auth_workers ?? null,
+    authBudgetMs: c.limits.auth_budget_ms,
+  };
+}
+
+/** The [twm] section, in the names the code uses; paths resolved from the config file's folder. */
+function twmConfig(c: ConfigFile, abs: (p: string) => string, dataDir: string): Config['twm'] {
+  return {
+    enabled: c.twm.enabled,
+    host: c.twm.host,
+    port: c.twm.port,
+    publicHost: c.twm.public_host ?? c.hostname,
+    publicPort: c.twm.public_port ?? (c.twm.port === 0 ? null : c.twm.port),
+    selector: c.twm.selector,
+    key: c.twm.key ? abs(c.twm.key) : resolve(dataDir, 'twm-ed25519.key'),
+    tls: c.twm.cert && c.twm.cert_key ? { cert: abs(c.twm.cert), key: abs(c.twm.cert_key) } : null,
+    trustAnchors: c.twm.trust_anchors.map((p) => abs(p)),
+    expiryMs: c.twm.expiry,
+    fetchJitterMs: c.twm.fetch_jitter,
+    approvalDelayMs: c.twm.approval_delay,
+    declineDelayMs: c.twm.decline_delay,
+    pendingHoldMs: c.twm.pending_hold,
+    pendingCaps: { perSender: c.twm.pending_per_sender, perUser: c.twm.pending_per_user },
+    uniformAnswers: c.twm.uniform_answers,
+    testing: c.twm.testing,
+    dnssec: c.twm.dnssec,
+    policyPort: c.twm.policy_port,
+    lab: c.twm.lab,
+    noticeRate: { perSecond: c.twm.notices_per_second, burst: c.twm.notice_burst },
+    clientRate: { perSecond: c.twm.client_requests_per_second, burst: c.twm.client_burst },
+  };
+}
+
+/** The [spam] section, in the names the code uses. */
+function spamConfig(c: ConfigFile): Config['spam'] {
+  if (!c.spam) return null;
+  return {
+    url: c.spam.url.replace(/\/+$/, ''),
+    controllerUrl: (c.spam.controller_url ?? controllerOf(c.spam.url)).replace(/\/+$/, ''),
+    password: c.spam.password ?? null,
+    timeoutMs: c.spam.timeout_ms,
+    maxSize: c.spam.max_size,
+    onUnreachable: c.spam.on_unreachable,
+    judge:
+      c.spam.judge_by === 'actions'
+        ? { by: 'actions' }
+        : { by: 'score', thresholds: { reject: c.spam.reject_score, junk: c.spam.junk_score, greylist: c.spam.greylist_score } },
+    learn: c.spam.learn,
   };
 }

@@ -23,7 +23,7 @@
 import { request, type Agent } from 'node:https';
 import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { daneVerify, type TlsaRecord } from '../core/dane.ts';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 export interface ExchangeRequest {
   /** The checked IP address to connect to. */
@@ -74,28 +74,7 @@ export type ExchangeResult =
 
 export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
   return new Promise((resolve) => {
-    let settled = false;
-    let answered = false;
-    /** The request went out on a kept-alive connection whose handshake was already done. */
-    let reused = false;
-    let timer: NodeJS.Timeout | undefined;
-
-    const finish = (result: ExchangeResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(result);
-    };
-    const fail = (problem: string, stale = false, decisive?: 'identity' | 'non-tls', dane = false): void => {
-      finish({ kind: 'failed', problem, stale, ...(decisive ? { decisive } : {}), ...(dane ? { dane: true as const } : {}) });
-      // After settling: destroying emits 'error', which then finds us settled.
-      req.destroy();
-    };
-    const arm = (ms: number, what: string): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => fail(`${what} timed out after ${ms} ms`), ms);
-    };
-
+    const x: Exchange = { settled: false, answered: false, reused: false, timer: undefined, req: undefined, resolve };
     const req = request({
       host: r.address,
       port: r.port,
@@ -110,69 +89,102 @@ export function exchange(r: ExchangeRequest): Promise<ExchangeResult> {
       rejectUnauthorized: !r.dane,
       checkServerIdentity: (_host: string, cert: PeerCertificate) => (r.dane ? undefined : checkServerIdentity(r.servername, cert)),
     });
+    x.req = req;
 
-    arm(r.connectTimeoutMs, 'connect and TLS handshake');
-    req.on('socket', (socket) => {
-      // Decided by the socket, not `req.reusedSocket`: the agent can hand a queued request a freed
-      // keep-alive socket without marking it reused, and waiting for its (long past) handshake
-      // would leave a listener behind and the connect timer armed. `authorized` is true only once a
-      // handshake verified the peer (rejectUnauthorized is on). Not getProtocol(): it already names
-      // a TLS version before the handshake, which made every fresh connection look reused, and so
-      // every reset connection tried twice (found by the canary test, test/twm-reflection.test.ts).
-      reused = (socket as TLSSocket).authorized === true;
-      const dane = r.dane;
-      if (dane) {
-        socket.once('secureConnect', () => {
-          const verdict = daneVerify(chainOf((socket as TLSSocket).getPeerCertificate(true)), dane, r.servername, r.now ?? new Date());
-          if (!verdict.ok) fail(`DANE: ${verdict.problem}`, false, undefined, true);
-        });
-      }
-      if (reused) arm(r.requestTimeoutMs, 'waiting for the answer');
-      else socket.once('secureConnect', () => arm(r.requestTimeoutMs, 'waiting for the answer'));
-    });
-
+    arm(x, r.connectTimeoutMs, 'connect and TLS handshake');
+    req.on('socket', (socket) => onSocket(x, r, socket as TLSSocket));
     req.on('error', (err: NodeJS.ErrnoException) => {
-      const stale = reused && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
-      fail(describeError(err), stale, decisiveFailure(err));
+      const stale = x.reused && !x.answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      fail(x, describeError(err), stale, decisiveFailure(err));
     });
-
-    req.on('response', (res) => {
-      answered = true;
-      arm(r.requestTimeoutMs, 'reading the answer');
-      const status = res.statusCode ?? 0;
-      const headers = flattenHeaders(res.headers);
-      // Cut short: what was read so far is returned and the connection dropped (never reused mid-answer).
-      const truncate = (body: Buffer): void => {
-        finish({ kind: 'answer', status, headers, body, truncated: true });
-        req.destroy();
-      };
-      const declared = Number(res.headers['content-length']);
-      if (Number.isFinite(declared) && declared > r.maxResponse) {
-        truncate(Buffer.alloc(0));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        if (settled) return;
-        size += chunk.length;
-        if (size > r.maxResponse) {
-          chunks.push(chunk.subarray(0, chunk.length - (size - r.maxResponse)));
-          truncate(Buffer.concat(chunks));
-          return;
-        }
-        chunks.push(chunk);
-        arm(r.requestTimeoutMs, 'reading the answer');
-      });
-      res.on('end', () => {
-        finish({ kind: 'answer', status, headers, body: Buffer.concat(chunks), truncated: false });
-      });
-      res.on('aborted', () => fail('connection closed during the answer'));
-      res.on('error', (err: NodeJS.ErrnoException) => fail(describeError(err)));
-    });
-
+    req.on('response', (res) => readAnswer(x, r, res));
     req.end(r.body);
   });
+}
+
+/** One exchange in progress: it settles once, with an answer or a failure. */
+interface Exchange {
+  settled: boolean;
+  answered: boolean;
+  /** The request went out on a kept-alive connection whose handshake was already done. */
+  reused: boolean;
+  timer: NodeJS.Timeout | undefined;
+  req: ClientRequest | undefined;
+  resolve: (result: ExchangeResult) => void;
+}
+
+function finish(x: Exchange, result: ExchangeResult): void {
+  if (x.settled) return;
+  x.settled = true;
+  clearTimeout(x.timer);
+  x.resolve(result);
+}
+
+function fail(x: Exchange, problem: string, stale = false, decisive?: 'identity' | 'non-tls', dane = false): void {
+  finish(x, { kind: 'failed', problem, stale, ...(decisive ? { decisive } : {}), ...(dane ? { dane: true as const } : {}) });
+  // After settling: destroying emits 'error', which then finds us settled.
+  x.req?.destroy();
+}
+
+function arm(x: Exchange, ms: number, what: string): void {
+  clearTimeout(x.timer);
+  x.timer = setTimeout(() => fail(x, `${what} timed out after ${ms} ms`), ms);
+}
+
+/** The connection: DANE checked at the handshake, the answer's timer armed once the request can go out. */
+function onSocket(x: Exchange, r: ExchangeRequest, socket: TLSSocket): void {
+  // Decided by the socket, not `req.reusedSocket`: the agent can hand a queued request a freed
+  // keep-alive socket without marking it reused, and waiting for its (long past) handshake
+  // would leave a listener behind and the connect timer armed. `authorized` is true only once a
+  // handshake verified the peer (rejectUnauthorized is on). Not getProtocol(): it already names
+  // a TLS version before the handshake, which made every fresh connection look reused, and so
+  // every reset connection tried twice (found by the canary test, test/twm-reflection.test.ts).
+  x.reused = socket.authorized === true;
+  const dane = r.dane;
+  if (dane) {
+    socket.once('secureConnect', () => {
+      const verdict = daneVerify(chainOf(socket.getPeerCertificate(true)), dane, r.servername, r.now ?? new Date());
+      if (!verdict.ok) fail(x, `DANE: ${verdict.problem}`, false, undefined, true);
+    });
+  }
+  if (x.reused) arm(x, r.requestTimeoutMs, 'waiting for the answer');
+  else socket.once('secureConnect', () => arm(x, r.requestTimeoutMs, 'waiting for the answer'));
+}
+
+/** The answer, read up to r.maxResponse bytes. */
+function readAnswer(x: Exchange, r: ExchangeRequest, res: IncomingMessage): void {
+  x.answered = true;
+  arm(x, r.requestTimeoutMs, 'reading the answer');
+  const status = res.statusCode ?? 0;
+  const headers = flattenHeaders(res.headers);
+  // Cut short: what was read so far is returned and the connection dropped (never reused mid-answer).
+  const truncate = (body: Buffer): void => {
+    finish(x, { kind: 'answer', status, headers, body, truncated: true });
+    x.req?.destroy();
+  };
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > r.maxResponse) {
+    truncate(Buffer.alloc(0));
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    if (x.settled) return;
+    size += chunk.length;
+    if (size > r.maxResponse) {
+      chunks.push(chunk.subarray(0, chunk.length - (size - r.maxResponse)));
+      truncate(Buffer.concat(chunks));
+      return;
+    }
+    chunks.push(chunk);
+    arm(x, r.requestTimeoutMs, 'reading the answer');
+  });
+  res.on('end', () => {
+    finish(x, { kind: 'answer', status, headers, body: Buffer.concat(chunks), truncated: false });
+  });
+  res.on('aborted', () => fail(x, 'connection closed during the answer'));
+  res.on('error', (err: NodeJS.ErrnoException) => fail(x, describeError(err)));
 }
 
 /** The presented chain, leaf first, as DER (node links it through `issuerCertificate`; a self-signed one links to itself). */

@@ -133,196 +133,221 @@ const workerDied = () => new ReplyError(451, '4.3.0', 'Temporary local problem w
 const shuttingDown = () => new ReplyError(451, '4.3.2', 'Shutting down; try again later');
 
 export function createAuthPool(options: AuthPoolOptions): AuthPool {
-  const size = Math.max(1, options.size ?? defaultAuthWorkers());
   const budgetMs = options.budgetMs ?? DEFAULT_AUTH_BUDGET_MS;
-  const wallMs = options.wallMs ?? DEFAULT_WALL_MS;
-  const heapMb = options.heapMb ?? DEFAULT_HEAP_MB;
-  const dnsReuseMs = Math.max(0, options.dnsReuseMs ?? 0);
-  const emit = options.onEvent ?? (() => {});
-  // Check often enough to stop a job near its budget, rarely enough to cost nothing.
-  const checkEveryMs = Math.min(250, Math.max(5, Math.floor(budgetMs / 5)));
-  const slots = new Set<Slot>();
-  const queue: Job[] = [];
-  const stats = { overBudget: 0, died: 0, spawned: 0 };
-  let nextJob = 0;
-  let closed = false;
-  // Consecutive deaths before a worker became ready: a worker that cannot start must not be restarted in a tight loop.
-  let failedStarts = 0;
-  // While set, no worker is started (after failed starts), so a broken install is not retried in a tight loop.
-  let respawnTimer: NodeJS.Timeout | null = null;
-
-  function spawn(ahead = false): void {
-    stats.spawned++;
-    // Referenced while it starts for a waiting message or works on one, so that a pending message keeps the process alive; unreferenced when idle.
-    const worker = startWorker(heapMb, dnsReuseMs);
-    if (ahead) worker.unref();
-    const slot: Slot = { worker, ready: false, job: null, since: null, watch: null, ending: false };
-    slots.add(slot);
-    worker.on('message', (message: FromWorker) => onMessage(slot, message));
-    let error = 'exited';
-    worker.on('error', (err) => {
-      error = err.message;
-    });
-    worker.on('exit', (code) => onExit(slot, code === 0 ? error : `${error} (exit code ${code})`));
-  }
-
-  function onMessage(slot: Slot, message: FromWorker): void {
-    if (message.type === 'ready') {
-      slot.ready = true;
-      failedStarts = 0;
-      pump();
-      if (slot.job === null) slot.worker.unref();
-      return;
-    }
-    if (message.type === 'dns') {
-      lookup(message.name, message.rrtype).then((answer) => {
-        if (!slot.ending) slot.worker.postMessage({ id: message.id, type: 'dns-answer', ...answer } satisfies ToWorker);
-      });
-      return;
-    }
-    const job = slot.job;
-    if (!job || job.id !== message.id) return;
-    finish(slot);
-    const raw = Buffer.from(message.raw.buffer, message.raw.byteOffset, message.raw.byteLength);
-    if (message.ok) job.resolve({ summary: message.summary, raw });
-    else job.reject(new Error(`mailauth failed: ${message.error}`));
-    pump();
-  }
-
-  async function lookup(name: string, rrtype: string): Promise<{ ok: true; value: unknown } | { ok: false; error: WireError }> {
-    try {
-      // The loose rrtype is node:dns's to reject, as in toResolveFunction.
-      return { ok: true, value: await options.resolver.resolve(name, rrtype as RrType) };
-    } catch (err) {
-      const e = err as Partial<WireError> & { message?: unknown };
-      const error: WireError = { message: typeof e.message === 'string' ? e.message : String(err) };
-      for (const key of ['code', 'syscall', 'hostname'] as const) if (typeof e[key] === 'string') error[key] = e[key];
-      return { ok: false, error };
-    }
-  }
-
-  function onExit(slot: Slot, error: string): void {
-    slots.delete(slot);
-    const job = slot.job;
-    finish(slot);
-    if (!slot.ending) {
-      stats.died++;
-      emit({ kind: 'worker-died', error, during: job ? 'job' : slot.ready ? 'idle' : 'start' });
-      job?.reject(workerDied());
-      if (!slot.ready) failedStarts++;
-    }
-    if (closed) return;
-    if (failedStarts > 0 && !respawnTimer) {
-      // Nothing can start a worker (a broken install?): the waiting messages get their 451 now, not at their clients' timeouts.
-      if (![...slots].some((s) => s.ready)) for (const waiting of queue.splice(0)) waiting.reject(workerDied());
-      const delayMs = Math.min(MAX_RESPAWN_DELAY_MS, 500 * 2 ** (failedStarts - 1));
-      emit({ kind: 'respawn-delayed', delayMs });
-      respawnTimer = setTimeout(() => {
-        respawnTimer = null;
-        pump();
-      }, delayMs);
-      respawnTimer.unref();
-    }
-    pump();
-  }
-
-  function finish(slot: Slot): void {
-    slot.worker.unref();
-    if (slot.watch) clearInterval(slot.watch);
-    slot.watch = null;
-    slot.job = null;
-    slot.since = null;
-  }
-
-  /**
-   * Hands waiting messages to idle workers, and starts workers while more
-   * messages wait than workers are starting, up to the pool's size (one
-   * more may have been started ahead by warm()), and a terminated or dead
-   * worker is replaced when there is work for it.
-   */
-  function pump(): void {
-    if (closed) return;
-    for (const slot of slots) {
-      if (queue.length === 0) return;
-      if (slot.ready && !slot.ending && slot.job === null) dispatch(slot, queue.shift()!);
-    }
-    const starting = [...slots].filter((s) => !s.ready && !s.ending).length;
-    for (let n = starting; n < queue.length && slots.size < size && !respawnTimer; n++) spawn();
-  }
-
-  function dispatch(slot: Slot, job: Job): void {
-    slot.job = job;
-    slot.worker.ref();
-    slot.since = { elu: slot.worker.performance.eventLoopUtilization(), at: performance.now() };
-    slot.watch = setInterval(() => watch(slot), checkEveryMs);
-    slot.watch.unref();
-    // Moved, not copied, when the Buffer owns its memory; a pooled slice is copied once (the pool stays here).
-    const raw = job.raw;
-    const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.buffer instanceof ArrayBuffer;
-    const bytes = owned ? raw : new Uint8Array(raw);
-    slot.worker.postMessage({ type: 'job', id: job.id, raw: bytes, params: job.params } satisfies ToWorker, [bytes.buffer as ArrayBuffer]);
-  }
-
-  function watch(slot: Slot): void {
-    const since = slot.since;
-    const job = slot.job;
-    if (!since || !job) return;
-    const busyMs = slot.worker.performance.eventLoopUtilization(since.elu).active;
-    const wall = performance.now() - since.at;
-    if (busyMs <= budgetMs && wall <= wallMs) return;
-    stats.overBudget++;
-    emit({ kind: 'over-budget', busyMs: Math.round(busyMs), wallMs: Math.round(wall), bytes: job.bytes });
-    finish(slot);
-    job.reject(authTooSlow());
-    // terminate() stops the thread even inside a synchronous loop; the exit handler starts its replacement.
-    slot.ending = true;
-    slot.ready = false;
-    void slot.worker.terminate();
-  }
-
-  function run(raw: Buffer, params: MailauthParams): Promise<{ summary: MailauthSummary; raw: Buffer }> {
-    if (closed) return Promise.reject(shuttingDown());
-    return new Promise((resolve, reject) => {
-      queue.push({ id: ++nextJob, raw, bytes: raw.byteLength, params, resolve, reject });
-      pump();
-    });
-  }
-
+  const pool: PoolContext = {
+    resolver: options.resolver,
+    size: Math.max(1, options.size ?? defaultAuthWorkers()),
+    budgetMs,
+    wallMs: options.wallMs ?? DEFAULT_WALL_MS,
+    heapMb: options.heapMb ?? DEFAULT_HEAP_MB,
+    dnsReuseMs: Math.max(0, options.dnsReuseMs ?? 0),
+    emit: options.onEvent ?? (() => {}),
+    // Check often enough to stop a job near its budget, rarely enough to cost nothing.
+    checkEveryMs: Math.min(250, Math.max(5, Math.floor(budgetMs / 5))),
+    slots: new Set<Slot>(),
+    queue: [],
+    stats: { overBudget: 0, died: 0, spawned: 0 },
+    nextJob: 0,
+    closed: false,
+    failedStarts: 0,
+    respawnTimer: null,
+  };
   return {
-    run,
+    run: (raw, params) => run(pool, raw, params),
     authenticate: async (input) => {
-      const { summary, raw } = await run(input.raw, { ip: input.ip, helo: input.helo, envelopeFrom: input.envelopeFrom, mta: input.mta });
+      const { summary, raw } = await run(pool, input.raw, { ip: input.ip, helo: input.helo, envelopeFrom: input.envelopeFrom, mta: input.mta });
       return { ...outcomeOf(summary, input), raw };
     },
     stats: () => {
-      const all = [...slots];
+      const all = [...pool.slots];
       return {
-        size,
+        size: pool.size,
         ready: all.filter((s) => s.ready).length,
         busy: all.filter((s) => s.job !== null).length,
-        queued: queue.length,
-        ...stats,
+        queued: pool.queue.length,
+        ...pool.stats,
       };
     },
     warm() {
-      if (!closed && slots.size === 0 && !respawnTimer) spawn(true);
+      if (!pool.closed && pool.slots.size === 0 && !pool.respawnTimer) spawn(pool, true);
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      if (respawnTimer) clearTimeout(respawnTimer);
-      for (const job of queue.splice(0)) job.reject(shuttingDown());
-      await Promise.all(
-        [...slots].map((slot) => {
-          const job = slot.job;
-          finish(slot);
-          job?.reject(shuttingDown());
-          slot.ending = true;
-          return slot.worker.terminate();
-        }),
-      );
-    },
+    close: () => closePool(pool),
   };
+}
+
+/** The pool's settings and its state, shared by the functions below. */
+interface PoolContext {
+  resolver: DnsResolver;
+  size: number;
+  budgetMs: number;
+  wallMs: number;
+  heapMb: number;
+  dnsReuseMs: number;
+  emit: (event: AuthPoolEvent) => void;
+  checkEveryMs: number;
+  slots: Set<Slot>;
+  queue: Job[];
+  stats: { overBudget: number; died: number; spawned: number };
+  nextJob: number;
+  closed: boolean;
+  /** Consecutive deaths before a worker became ready: a worker that cannot start must not be restarted in a tight loop. */
+  failedStarts: number;
+  /** While set, no worker is started (after failed starts), so a broken install is not retried in a tight loop. */
+  respawnTimer: NodeJS.Timeout | null;
+}
+
+function run(pool: PoolContext, raw: Buffer, params: MailauthParams): Promise<{ summary: MailauthSummary; raw: Buffer }> {
+  if (pool.closed) return Promise.reject(shuttingDown());
+  return new Promise((resolve, reject) => {
+    pool.queue.push({ id: ++pool.nextJob, raw, bytes: raw.byteLength, params, resolve, reject });
+    pump(pool);
+  });
+}
+
+function spawn(pool: PoolContext, ahead = false): void {
+  pool.stats.spawned++;
+  // Referenced while it starts for a waiting message or works on one, so that a pending message keeps the process alive; unreferenced when idle.
+  const worker = startWorker(pool.heapMb, pool.dnsReuseMs);
+  if (ahead) worker.unref();
+  const slot: Slot = { worker, ready: false, job: null, since: null, watch: null, ending: false };
+  pool.slots.add(slot);
+  worker.on('message', (message: FromWorker) => onMessage(pool, slot, message));
+  let error = 'exited';
+  worker.on('error', (err) => {
+    error = err.message;
+  });
+  worker.on('exit', (code) => onExit(pool, slot, code === 0 ? error : `${error} (exit code ${code})`));
+}
+
+function onMessage(pool: PoolContext, slot: Slot, message: FromWorker): void {
+  if (message.type === 'ready') {
+    slot.ready = true;
+    pool.failedStarts = 0;
+    pump(pool);
+    if (slot.job === null) slot.worker.unref();
+    return;
+  }
+  if (message.type === 'dns') {
+    lookup(pool.resolver, message.name, message.rrtype).then((answer) => {
+      if (!slot.ending) slot.worker.postMessage({ id: message.id, type: 'dns-answer', ...answer } satisfies ToWorker);
+    });
+    return;
+  }
+  const job = slot.job;
+  if (!job || job.id !== message.id) return;
+  finish(slot);
+  const raw = Buffer.from(message.raw.buffer, message.raw.byteOffset, message.raw.byteLength);
+  if (message.ok) job.resolve({ summary: message.summary, raw });
+  else job.reject(new Error(`mailauth failed: ${message.error}`));
+  pump(pool);
+}
+
+/** A worker's DNS question, answered by the main thread's resolver (and its cache). */
+async function lookup(resolver: DnsResolver, name: string, rrtype: string): Promise<{ ok: true; value: unknown } | { ok: false; error: WireError }> {
+  try {
+    // The loose rrtype is node:dns's to reject, as in toResolveFunction.
+    return { ok: true, value: await resolver.resolve(name, rrtype as RrType) };
+  } catch (err) {
+    const e = err as Partial<WireError> & { message?: unknown };
+    const error: WireError = { message: typeof e.message === 'string' ? e.message : String(err) };
+    for (const key of ['code', 'syscall', 'hostname'] as const) if (typeof e[key] === 'string') error[key] = e[key];
+    return { ok: false, error };
+  }
+}
+
+function onExit(pool: PoolContext, slot: Slot, error: string): void {
+  pool.slots.delete(slot);
+  const job = slot.job;
+  finish(slot);
+  if (!slot.ending) {
+    pool.stats.died++;
+    pool.emit({ kind: 'worker-died', error, during: job ? 'job' : slot.ready ? 'idle' : 'start' });
+    job?.reject(workerDied());
+    if (!slot.ready) pool.failedStarts++;
+  }
+  if (pool.closed) return;
+  if (pool.failedStarts > 0 && !pool.respawnTimer) {
+    // Nothing can start a worker (a broken install?): the waiting messages get their 451 now, not at their clients' timeouts.
+    if (![...pool.slots].some((s) => s.ready)) for (const waiting of pool.queue.splice(0)) waiting.reject(workerDied());
+    const delayMs = Math.min(MAX_RESPAWN_DELAY_MS, 500 * 2 ** (pool.failedStarts - 1));
+    pool.emit({ kind: 'respawn-delayed', delayMs });
+    pool.respawnTimer = setTimeout(() => {
+      pool.respawnTimer = null;
+      pump(pool);
+    }, delayMs);
+    pool.respawnTimer.unref();
+  }
+  pump(pool);
+}
+
+function finish(slot: Slot): void {
+  slot.worker.unref();
+  if (slot.watch) clearInterval(slot.watch);
+  slot.watch = null;
+  slot.job = null;
+  slot.since = null;
+}
+
+/**
+ * Hands waiting messages to idle workers, and starts workers while more
+ * messages wait than workers are starting, up to the pool's size (one
+ * more may have been started ahead by warm()), and a terminated or dead
+ * worker is replaced when there is work for it.
+ */
+function pump(pool: PoolContext): void {
+  if (pool.closed) return;
+  for (const slot of pool.slots) {
+    if (pool.queue.length === 0) return;
+    if (slot.ready && !slot.ending && slot.job === null) dispatch(pool, slot, pool.queue.shift()!);
+  }
+  const starting = [...pool.slots].filter((s) => !s.ready && !s.ending).length;
+  for (let n = starting; n < pool.queue.length && pool.slots.size < pool.size && !pool.respawnTimer; n++) spawn(pool);
+}
+
+function dispatch(pool: PoolContext, slot: Slot, job: Job): void {
+  slot.job = job;
+  slot.worker.ref();
+  slot.since = { elu: slot.worker.performance.eventLoopUtilization(), at: performance.now() };
+  slot.watch = setInterval(() => watch(pool, slot), pool.checkEveryMs);
+  slot.watch.unref();
+  // Moved, not copied, when the Buffer owns its memory; a pooled slice is copied once (the pool stays here).
+  const raw = job.raw;
+  const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.buffer instanceof ArrayBuffer;
+  const bytes = owned ? raw : new Uint8Array(raw);
+  slot.worker.postMessage({ type: 'job', id: job.id, raw: bytes, params: job.params } satisfies ToWorker, [bytes.buffer as ArrayBuffer]);
+}
+
+function watch(pool: PoolContext, slot: Slot): void {
+  const since = slot.since;
+  const job = slot.job;
+  if (!since || !job) return;
+  const busyMs = slot.worker.performance.eventLoopUtilization(since.elu).active;
+  const wall = performance.now() - since.at;
+  if (busyMs <= pool.budgetMs && wall <= pool.wallMs) return;
+  pool.stats.overBudget++;
+  pool.emit({ kind: 'over-budget', busyMs: Math.round(busyMs), wallMs: Math.round(wall), bytes: job.bytes });
+  finish(slot);
+  job.reject(authTooSlow());
+  // terminate() stops the thread even inside a synchronous loop; the exit handler starts its replacement.
+  slot.ending = true;
+  slot.ready = false;
+  void slot.worker.terminate();
+}
+
+async function closePool(pool: PoolContext): Promise<void> {
+  if (pool.closed) return;
+  pool.closed = true;
+  if (pool.respawnTimer) clearTimeout(pool.respawnTimer);
+  for (const job of pool.queue.splice(0)) job.reject(shuttingDown());
+  await Promise.all(
+    [...pool.slots].map((slot) => {
+      const job = slot.job;
+      finish(slot);
+      job?.reject(shuttingDown());
+      slot.ending = true;
+      return slot.worker.terminate();
+    }),
+  );
 }
 
 /**

@@ -33,24 +33,7 @@ export function contactCards(store: Pick<Store, 'contacts' | 'addressBooks'>, cl
     return card;
   }
 
-  /** Writes new text for a card at its href, if it still has `etag` (no edit from a stale page overwrites a newer one). */
-  async function rewrite(userId: number, card: Contact, vcard: string, etag: string): Promise<Contact> {
-    let parsed: ReturnType<typeof parseContactCard>;
-    try {
-      parsed = parseContactCard(vcard);
-    } catch (err) {
-      throw invalid(err instanceof VCardError ? err.message : `Malformed vCard: ${String(err)}`);
-    }
-    if (parsed.uid !== null && parsed.uid !== card.uid) throw invalid(`The UID cannot change (it is ${card.uid}); add a new contact instead`);
-    const tooMany = await expectCapProblem(store, userId, { book: card.book, href: card.href, uid: card.uid }, parsed.entries, clock());
-    if (tooMany !== null) throw forbidden(tooMany);
-    const r = await store.addressBooks.putCard(userId, { book: card.book, href: card.href, uid: parsed.uid, vcard, entries: parsed.entries }, { ifMatch: [etag] });
-    if (r.status === 'precondition-failed') throw conflict('The card was changed elsewhere (another device or client) since this page was loaded; reload it and edit again');
-    if (r.status === 'uid-conflict') throw conflict('Another card of this address book has that UID');
-    if (r.status === 'no-book') throw notFound('No such contact');
-    changed();
-    return r.contact;
-  }
+  const rewrite = (userId: number, card: Contact, vcard: string, etag: string) => rewriteCard({ store, clock, changed }, userId, card, vcard, etag);
 
   return {
     byId,
@@ -94,23 +77,51 @@ export function contactCards(store: Pick<Store, 'contacts' | 'addressBooks'>, cl
      * (few: the cap on live entries bounds them, plus expired ones the sweep
      * has not removed yet).
      */
-    async expected(userId: number): Promise<ExpectedSender[]> {
-      const out: ExpectedSender[] = [];
-      for (const ref of await store.addressBooks.cardsWithEntryKind('expect', userId)) {
-        const card = await store.addressBooks.getCard(userId, ref.book, ref.href);
-        if (!card) continue;
-        let entries: ReturnType<typeof parseContactCard>['entries'];
-        try {
-          entries = parseContactCard(card.vcard).entries;
-        } catch {
-          continue;
-        }
-        for (const e of entries) {
-          if (e.kind !== 'expect' || e.declaredFor !== undefined || !e.expect) continue;
-          out.push({ id: card.id, domain: e.value, purpose: e.expect.purpose, until: e.expect.until, uses: e.expect.uses, from: e.expect.from, requireMarker: e.expect.requireMarker });
-        }
-      }
-      return out.sort((a, b) => a.until.getTime() - b.until.getTime() || a.domain.localeCompare(b.domain));
-    },
+    expected: (userId: number) => expectedSenders(store, userId),
   };
+}
+
+/** Writes new text for a card at its href, if it still has `etag` (no edit from a stale page overwrites a newer one). */
+async function rewriteCard(
+  { store, clock, changed }: { store: Pick<Store, 'contacts' | 'addressBooks'>; clock: () => Date; changed: () => void },
+  userId: number,
+  card: Contact,
+  vcard: string,
+  etag: string,
+): Promise<Contact> {
+  let parsed: ReturnType<typeof parseContactCard>;
+  try {
+    parsed = parseContactCard(vcard);
+  } catch (err) {
+    throw invalid(err instanceof VCardError ? err.message : `Malformed vCard: ${String(err)}`);
+  }
+  if (parsed.uid !== null && parsed.uid !== card.uid) throw invalid(`The UID cannot change (it is ${card.uid}); add a new contact instead`);
+  const tooMany = await expectCapProblem(store, userId, { book: card.book, href: card.href, uid: card.uid }, parsed.entries, clock());
+  if (tooMany !== null) throw forbidden(tooMany);
+  const r = await store.addressBooks.putCard(userId, { book: card.book, href: card.href, uid: parsed.uid, vcard, entries: parsed.entries }, { ifMatch: [etag] });
+  if (r.status === 'precondition-failed') throw conflict('The card was changed elsewhere (another device or client) since this page was loaded; reload it and edit again');
+  if (r.status === 'uid-conflict') throw conflict('Another card of this address book has that UID');
+  if (r.status === 'no-book') throw notFound('No such contact');
+  changed();
+  return r.contact;
+}
+
+/** Every expected-sender entry of the user (contactCards' `expected`). */
+async function expectedSenders(store: Pick<Store, 'addressBooks'>, userId: number): Promise<ExpectedSender[]> {
+  const out: ExpectedSender[] = [];
+  for (const ref of await store.addressBooks.cardsWithEntryKind('expect', userId)) {
+    const card = await store.addressBooks.getCard(userId, ref.book, ref.href);
+    if (!card) continue;
+    let entries: ReturnType<typeof parseContactCard>['entries'];
+    try {
+      entries = parseContactCard(card.vcard).entries;
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (e.kind !== 'expect' || e.declaredFor !== undefined || !e.expect) continue;
+      out.push({ id: card.id, domain: e.value, purpose: e.expect.purpose, until: e.expect.until, uses: e.expect.uses, from: e.expect.from, requireMarker: e.expect.requireMarker });
+    }
+  }
+  return out.sort((a, b) => a.until.getTime() - b.until.getTime() || a.domain.localeCompare(b.domain));
 }

@@ -88,29 +88,9 @@ function senderCards(
   put: (userId: number, book: string, vcard: string, fallbackUid?: string) => Promise<ContactView>,
   changed: () => void,
 ) {
-  /** Cards that consist of exactly this one entry with this action (the ones allow/block write). */
-  async function singleEntryCards(userId: number, s: SenderSpec, action: ContactEntry['action']) {
-    const p = probe(s);
-    const hits = await store.contacts.match(userId, [p]);
-    const out: Array<{ book: string; uid: string }> = [];
-    for (const hit of hits.filter((h) => h.action === action)) {
-      const card = await store.contacts.get(userId, hit.book, hit.uid);
-      if (card && toView(card).entries.length === 1) out.push({ book: hit.book, uid: hit.uid });
-    }
-    return out;
-  }
-
-  async function write(userId: number, s: SenderSpec, blocked: boolean, fn?: string): Promise<ContactView> {
-    const uid = newUid();
-    const vcard = buildContactCard({
-      uid,
-      fn: fn || (s.kind === 'address' ? s.address : `@${s.domain}`),
-      emails: s.kind === 'address' ? [s.address] : [],
-      domains: s.kind === 'domain' ? [s.domain] : [],
-      blocked,
-    });
-    return put(userId, DEFAULT_BOOK, vcard, uid);
-  }
+  const ctx: SenderCardsContext = { store, put, changed };
+  const singleEntryCards = (userId: number, s: SenderSpec, action: ContactEntry['action']) => singleEntryCardsOf(ctx, userId, s, action);
+  const write = (userId: number, s: SenderSpec, blocked: boolean, fn?: string) => writeCard(ctx, userId, s, blocked, fn);
 
   return {
     /** Allows an address or @domain: lifts a block written by `block`, and adds a card unless one allows it already. */
@@ -166,26 +146,7 @@ function senderCards(
      * the same sender, as `allow` does; a second card for the same sender
      * is written anyway when it carries a name (the user asked for it).
      */
-    async add(userId: number, o: { sender: string; name?: string; blocked: boolean; list?: boolean }): Promise<ContactView> {
-      const name = o.name?.trim().slice(0, 200) || undefined;
-      if (o.list) {
-        const uid = newUid();
-        let vcard: string;
-        try {
-          vcard = buildContactCard({ uid, ...(name ? { fn: name } : {}), lists: [o.sender.trim()], blocked: o.blocked });
-        } catch (err) {
-          throw invalid(err instanceof ReplyError ? err.text : `Bad List-Id "${o.sender}"`);
-        }
-        return put(userId, DEFAULT_BOOK, vcard, uid);
-      }
-      const s = spec(o.sender.trim());
-      if (!o.blocked) {
-        const blocks = await singleEntryCards(userId, s, 'block');
-        for (const b of blocks) await store.contacts.remove(userId, b.book, b.uid);
-        if (blocks.length > 0) changed();
-      }
-      return write(userId, s, o.blocked, name);
-    },
+    add: (userId: number, o: AddContact): Promise<ContactView> => addCard(ctx, userId, o),
 
     /** Removes every card that names this address or domain. Returns the removed cards' UIDs. */
     async remove(userId: number, sender: string): Promise<string[]> {
@@ -199,6 +160,62 @@ function senderCards(
       return removed;
     },
   };
+}
+
+interface SenderCardsContext {
+  store: Pick<Store, 'contacts'>;
+  put: (userId: number, book: string, vcard: string, fallbackUid?: string) => Promise<ContactView>;
+  changed: () => void;
+}
+
+type AddContact = { sender: string; name?: string; blocked: boolean; list?: boolean };
+
+/** Cards that consist of exactly this one entry with this action (the ones allow/block write). */
+async function singleEntryCardsOf({ store }: SenderCardsContext, userId: number, s: SenderSpec, action: ContactEntry['action']) {
+  const p = probe(s);
+  const hits = await store.contacts.match(userId, [p]);
+  const out: Array<{ book: string; uid: string }> = [];
+  for (const hit of hits.filter((h) => h.action === action)) {
+    const card = await store.contacts.get(userId, hit.book, hit.uid);
+    if (card && toView(card).entries.length === 1) out.push({ book: hit.book, uid: hit.uid });
+  }
+  return out;
+}
+
+/** A card of its own for one address or @domain, allowing or blocking it. */
+async function writeCard({ put }: SenderCardsContext, userId: number, s: SenderSpec, blocked: boolean, fn?: string): Promise<ContactView> {
+  const uid = newUid();
+  const vcard = buildContactCard({
+    uid,
+    fn: fn || (s.kind === 'address' ? s.address : `@${s.domain}`),
+    emails: s.kind === 'address' ? [s.address] : [],
+    domains: s.kind === 'domain' ? [s.domain] : [],
+    blocked,
+  });
+  return put(userId, DEFAULT_BOOK, vcard, uid);
+}
+
+/** The web app's "Add" (senderCards' `add`): a card for a person, a @domain or a mailing list. */
+async function addCard(ctx: SenderCardsContext, userId: number, o: AddContact): Promise<ContactView> {
+  const { store, put, changed } = ctx;
+  const name = o.name?.trim().slice(0, 200) || undefined;
+  if (o.list) {
+    const uid = newUid();
+    let vcard: string;
+    try {
+      vcard = buildContactCard({ uid, ...(name ? { fn: name } : {}), lists: [o.sender.trim()], blocked: o.blocked });
+    } catch (err) {
+      throw invalid(err instanceof ReplyError ? err.text : `Bad List-Id "${o.sender}"`);
+    }
+    return put(userId, DEFAULT_BOOK, vcard, uid);
+  }
+  const s = spec(o.sender.trim());
+  if (!o.blocked) {
+    const blocks = await singleEntryCardsOf(ctx, userId, s, 'block');
+    for (const b of blocks) await store.contacts.remove(userId, b.book, b.uid);
+    if (blocks.length > 0) changed();
+  }
+  return writeCard(ctx, userId, s, o.blocked, name);
 }
 
 export function createContacts(store: Pick<Store, 'contacts' | 'addressBooks'>, options: ContactsOptions = {}) {

@@ -24,6 +24,7 @@
  * read, so a write during the reconcile brings the user back next round.
  */
 import { standingOf } from '../core/screener-keys.ts';
+import type { User } from '../core/types.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import type { Store } from '../store/types.ts';
 import type { TwmDecisions } from './twm-decisions.ts';
@@ -51,60 +52,15 @@ export type ReconcileSummary = {
 const empty = (): ReconcileSummary => ({ approved: 0, denied: 0, released: 0, dropped: 0, fetches: 0, declines: 0 });
 
 export function createDecisions(options: DecisionsOptions) {
-  const { store, ingest, twm, now } = options;
+  const { store } = options;
 
   async function reconcileUser(userId: number): Promise<ReconcileSummary> {
     const sum = empty();
     const user = await store.users.findById(userId);
     if (!user) return sum;
-    const at = now();
-    for (const r of await store.requests.list(userId, { status: 'pending' })) {
-      if (!r.sender.includes('@')) continue; // no address: nothing in the address book can name it
-      const standing = standingOf(
-        await ingest.predict(user, {
-          channel: 'smtp',
-          origin: 'remote',
-          from: r.sender,
-          fromProblem: null,
-          listId: null,
-          alignedDomain: r.authDomain,
-          authenticatedDomains: r.authDomain ? [r.authDomain] : [],
-          autoSubmitted: false,
-          ownershipConfirmation: false,
-          at,
-        }),
-      );
-      if (standing === 'undecided') continue;
-      const held = await store.requests.heldMessageIds(userId, [r.sender]);
-      if (standing === 'allowed') {
-        sum.released += await store.messages.move(userId, held, 'INBOX');
-        sum.approved += await store.requests.setStatus(userId, [r.sender], 'approved', ['pending']);
-      } else {
-        sum.dropped += await store.messages.remove(userId, held);
-        sum.denied += await store.requests.setStatus(userId, [r.sender], 'denied', ['pending']);
-      }
-    }
-    // Each notice on its own facts, as when it arrived (endpoints/twm/inbox.ts): its signer domain is authenticated.
-    for (const row of await store.twmIn.forUser(userId, 'any', ['pending', 'held'], at)) {
-      const n = row.notice;
-      const standing = standingOf(
-        await ingest.predict(user, {
-          channel: 'twm',
-          origin: 'remote',
-          from: n.from,
-          fromProblem: null,
-          listId: n.listId,
-          alignedDomain: n.senderDomain,
-          authenticatedDomains: [n.senderDomain],
-          autoSubmitted: false,
-          ownershipConfirmation: n.purpose === 'ownership-confirmation',
-          at,
-        }),
-      );
-      if (standing === 'allowed') sum.fetches += await twm.schedule([row], [row.recipient.state]);
-      // A held row was blocked on arrival and stays held (or was declined then).
-      else if (standing === 'blocked' && row.recipient.state === 'pending') sum.declines += await twm.decline(userId, [row], ['pending']);
-    }
+    const at = options.now();
+    await reconcileRequests(options, user, at, sum);
+    await reconcileNotices(options, user, at, sum);
     return sum;
   }
 
@@ -136,3 +92,60 @@ export function createDecisions(options: DecisionsOptions) {
 }
 
 export type Decisions = ReturnType<typeof createDecisions>;
+
+/** Pending SMTP requests: held mail released (approved) or dropped (denied) as the sender's standing now says. */
+async function reconcileRequests({ store, ingest }: DecisionsOptions, user: User, at: Date, sum: ReconcileSummary): Promise<void> {
+  const userId = user.id;
+  for (const r of await store.requests.list(userId, { status: 'pending' })) {
+    if (!r.sender.includes('@')) continue; // no address: nothing in the address book can name it
+    const standing = standingOf(
+      await ingest.predict(user, {
+        channel: 'smtp',
+        origin: 'remote',
+        from: r.sender,
+        fromProblem: null,
+        listId: null,
+        alignedDomain: r.authDomain,
+        authenticatedDomains: r.authDomain ? [r.authDomain] : [],
+        autoSubmitted: false,
+        ownershipConfirmation: false,
+        at,
+      }),
+    );
+    if (standing === 'undecided') continue;
+    const held = await store.requests.heldMessageIds(userId, [r.sender]);
+    if (standing === 'allowed') {
+      sum.released += await store.messages.move(userId, held, 'INBOX');
+      sum.approved += await store.requests.setStatus(userId, [r.sender], 'approved', ['pending']);
+    } else {
+      sum.dropped += await store.messages.remove(userId, held);
+      sum.denied += await store.requests.setStatus(userId, [r.sender], 'denied', ['pending']);
+    }
+  }
+}
+
+/** Pending and held TWM notices: scheduled for fetching when allowed, declined when blocked. */
+async function reconcileNotices({ store, ingest, twm }: DecisionsOptions, user: User, at: Date, sum: ReconcileSummary): Promise<void> {
+  const userId = user.id;
+  // Each notice on its own facts, as when it arrived (endpoints/twm/inbox.ts): its signer domain is authenticated.
+  for (const row of await store.twmIn.forUser(userId, 'any', ['pending', 'held'], at)) {
+    const n = row.notice;
+    const standing = standingOf(
+      await ingest.predict(user, {
+        channel: 'twm',
+        origin: 'remote',
+        from: n.from,
+        fromProblem: null,
+        listId: n.listId,
+        alignedDomain: n.senderDomain,
+        authenticatedDomains: [n.senderDomain],
+        autoSubmitted: false,
+        ownershipConfirmation: n.purpose === 'ownership-confirmation',
+        at,
+      }),
+    );
+    if (standing === 'allowed') sum.fetches += await twm.schedule([row], [row.recipient.state]);
+    // A held row was blocked on arrival and stays held (or was declined then).
+    else if (standing === 'blocked' && row.recipient.state === 'pending') sum.declines += await twm.decline(userId, [row], ['pending']);
+  }
+}

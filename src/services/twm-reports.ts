@@ -47,12 +47,38 @@ export interface TwmReportsOptions {
 }
 
 export function createTwmReports(o: TwmReportsOptions) {
-  /**
-   * Counts are kept in memory and written by flush() (every second, and
-   * before each run): a write per exchange would cost a commit (an fsync)
-   * per notice, fetch and receipt, and measured as a third of TWM's
-   * throughput. A crash loses at most the last second's counts.
-   */
+  const { count, flush } = reportCounters(o);
+
+  /** One run: every finished day's counters are reported (or dropped). Returns the reports queued. */
+  async function run(): Promise<number> {
+    await flush();
+    const now = o.now();
+    const today = reportDay(now);
+    const oldest = reportDay(new Date(now.getTime() - KEEP_DAYS * 86_400_000));
+    let sent = 0;
+    for (const { domain, day } of await o.reports.finished(today, PER_RUN)) {
+      const rua = await destinations(o, domain);
+      if (rua === 'later' && day >= oldest) continue;
+      if (rua !== 'later' && rua.length > 0) {
+        await send(o, domain, day, rua, await o.reports.counts(domain, day));
+        sent++;
+      }
+      await o.reports.remove(domain, day);
+    }
+    if (sent > 0) o.onQueued?.();
+    return sent;
+  }
+
+  return { count, flush, run };
+}
+
+/**
+ * Counts are kept in memory and written by flush() (every second, and
+ * before each run): a write per exchange would cost a commit (an fsync)
+ * per notice, fetch and receipt, and measured as a third of TWM's
+ * throughput. A crash loses at most the last second's counts.
+ */
+function reportCounters(o: TwmReportsOptions) {
   const pending = new Map<string, { domain: string; day: string; resultType: string; n: number }>();
   /** Counts one outcome against `domain` today; never fails the exchange it describes. */
   function count(domain: string, resultType: string): void {
@@ -79,84 +105,65 @@ export function createTwmReports(o: TwmReportsOptions) {
       o.log({ err }, 'twm report counters not written; kept for the next flush');
     }
   }
+  return { count, flush };
+}
 
-  async function destinations(domain: string): Promise<string[] | 'later'> {
-    let txt: string[][];
-    try {
-      txt = (await o.resolver.resolve(`_twoway-report.${domain}`, 'TXT')) as string[][];
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      return ANSWERED.has(code) ? [] : 'later';
-    }
-    const record = parseReportRecord(txt);
-    if (!record && txt.some((t) => t.join('').startsWith('v=TWMRPT'))) o.log({ domain }, 'malformed _twoway-report record; treated as absent');
-    return record?.rua ?? [];
+/** The report addresses a domain publishes (`_twoway-report`), or 'later' when DNS did not answer. */
+async function destinations(o: TwmReportsOptions, domain: string): Promise<string[] | 'later'> {
+  let txt: string[][];
+  try {
+    txt = (await o.resolver.resolve(`_twoway-report.${domain}`, 'TXT')) as string[][];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    return ANSWERED.has(code) ? [] : 'later';
   }
+  const record = parseReportRecord(txt);
+  if (!record && txt.some((t) => t.join('').startsWith('v=TWMRPT'))) o.log({ domain }, 'malformed _twoway-report record; treated as absent');
+  return record?.rua ?? [];
+}
 
-  /** One run: every finished day's counters are reported (or dropped). Returns the reports queued. */
-  async function run(): Promise<number> {
-    await flush();
-    const now = o.now();
-    const today = reportDay(now);
-    const oldest = reportDay(new Date(now.getTime() - KEEP_DAYS * 86_400_000));
-    let sent = 0;
-    for (const { domain, day } of await o.reports.finished(today, PER_RUN)) {
-      const rua = await destinations(domain);
-      if (rua === 'later' && day >= oldest) continue;
-      if (rua !== 'later' && rua.length > 0) {
-        await send(domain, day, rua, await o.reports.counts(domain, day));
-        sent++;
-      }
-      await o.reports.remove(domain, day);
-    }
-    if (sent > 0) o.onQueued?.();
-    return sent;
-  }
-
-  async function send(domain: string, day: string, rua: string[], counts: Map<string, number>): Promise<void> {
-    const start = new Date(`${day}T00:00:00Z`);
-    const meta = { organization: o.hostname, contact: o.from, reportId: `${day}_${domain}_${randomBytes(6).toString('hex')}`, start, end: new Date(start.getTime() + 86_400_000 - 1000) };
-    const failures = new Map([...counts].filter(([k]) => k !== 'success'));
-    const report = buildReport(meta, { domain, successes: counts.get('success') ?? 0, failures });
-    const file = reportFileName(o.hostname, meta, domain);
-    const boundary = `twmrpt-${randomBytes(9).toString('hex')}`;
-    const fromDomain = o.from.slice(o.from.lastIndexOf('@') + 1);
-    const json = Buffer.from(JSON.stringify(report)).toString('base64').replace(/.{76}/g, '$&\r\n');
-    const raw = Buffer.from(
-      [
-        `From: ${o.from}`,
-        `To: ${rua.join(', ')}`,
-        `Subject: Report Domain: ${domain} Submitter: ${o.hostname} Report-ID: <${meta.reportId}>`,
-        `Date: ${formatRfc5322Date(o.now())}`,
-        `Message-ID: <${meta.reportId}@${o.hostname}>`,
-        `TWM-Report-Domain: ${domain}`,
-        `TWM-Report-Submitter: ${o.hostname}`,
-        'Auto-Submitted: auto-generated',
-        'MIME-Version: 1.0',
-        `Content-Type: multipart/report; report-type="twmrpt"; boundary="${boundary}"`,
-        '',
-        `--${boundary}`,
-        'Content-Type: text/plain; charset=utf-8',
-        '',
-        `Two-Way Mail report for ${domain}, ${day} (UTC), from ${o.hostname} (docs/protocol.md 6.6).`,
-        '',
-        `--${boundary}`,
-        `Content-Type: application/twmrpt+json; name="${file}"`,
-        'Content-Transfer-Encoding: base64',
-        `Content-Disposition: attachment; filename="${file}"`,
-        '',
-        json,
-        '',
-        `--${boundary}--`,
-        '',
-      ].join('\r\n'),
-    );
-    const signed = await o.sign(raw, fromDomain);
-    await o.queue.enqueue({ messageId: randomBytes(12).toString('hex'), sender: o.from, recipients: rua, raw: signed, at: o.now() });
-    o.log({ domain, day, rua }, 'twm failure report queued');
-  }
-
-  return { count, flush, run };
+/** One day's report for one domain, signed and queued as mail to its `rua` addresses. */
+async function send(o: TwmReportsOptions, domain: string, day: string, rua: string[], counts: Map<string, number>): Promise<void> {
+  const start = new Date(`${day}T00:00:00Z`);
+  const meta = { organization: o.hostname, contact: o.from, reportId: `${day}_${domain}_${randomBytes(6).toString('hex')}`, start, end: new Date(start.getTime() + 86_400_000 - 1000) };
+  const failures = new Map([...counts].filter(([k]) => k !== 'success'));
+  const report = buildReport(meta, { domain, successes: counts.get('success') ?? 0, failures });
+  const file = reportFileName(o.hostname, meta, domain);
+  const boundary = `twmrpt-${randomBytes(9).toString('hex')}`;
+  const fromDomain = o.from.slice(o.from.lastIndexOf('@') + 1);
+  const json = Buffer.from(JSON.stringify(report)).toString('base64').replace(/.{76}/g, '$&\r\n');
+  const raw = Buffer.from(
+    [
+      `From: ${o.from}`,
+      `To: ${rua.join(', ')}`,
+      `Subject: Report Domain: ${domain} Submitter: ${o.hostname} Report-ID: <${meta.reportId}>`,
+      `Date: ${formatRfc5322Date(o.now())}`,
+      `Message-ID: <${meta.reportId}@${o.hostname}>`,
+      `TWM-Report-Domain: ${domain}`,
+      `TWM-Report-Submitter: ${o.hostname}`,
+      'Auto-Submitted: auto-generated',
+      'MIME-Version: 1.0',
+      `Content-Type: multipart/report; report-type="twmrpt"; boundary="${boundary}"`,
+      '',
+      `--${boundary}`,
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      `Two-Way Mail report for ${domain}, ${day} (UTC), from ${o.hostname} (docs/protocol.md 6.6).`,
+      '',
+      `--${boundary}`,
+      `Content-Type: application/twmrpt+json; name="${file}"`,
+      'Content-Transfer-Encoding: base64',
+      `Content-Disposition: attachment; filename="${file}"`,
+      '',
+      json,
+      '',
+      `--${boundary}--`,
+      '',
+    ].join('\r\n'),
+  );
+  const signed = await o.sign(raw, fromDomain);
+  await o.queue.enqueue({ messageId: randomBytes(12).toString('hex'), sender: o.from, recipients: rua, raw: signed, at: o.now() });
+  o.log({ domain, day, rua }, 'twm failure report queued');
 }
 
 export type TwmReports = ReturnType<typeof createTwmReports>;

@@ -175,40 +175,46 @@ export function createRspamdClient(options: RspamdOptions): RspamdClient {
     }
   }
 
-  async function learn(kind: 'spam' | 'ham', raw: Buffer): Promise<LearnOutcome> {
-    const headers: Record<string, string> = { 'Content-Type': 'message/rfc822' };
-    if (options.password !== null) headers.Password = options.password;
-    let res: Response;
-    let text: string;
+  return {
+    scan,
+    learn: (kind, raw) => learn(options, controller, kind, raw),
+    ping: () => ping(options.timeoutMs, base, controller),
+  };
+}
+
+/** Teaches rspamd's controller one message as spam or ham. */
+async function learn(options: RspamdOptions, controller: string, kind: 'spam' | 'ham', raw: Buffer): Promise<LearnOutcome> {
+  const headers: Record<string, string> = { 'Content-Type': 'message/rfc822' };
+  if (options.password !== null) headers.Password = options.password;
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(`${controller}/learn${kind}`, { method: 'POST', headers, body: bytes(raw), signal: AbortSignal.timeout(options.timeoutMs) });
+    text = await readBounded(res, MAX_ANSWER);
+  } catch (err) {
+    throw new LearnError(`rspamd controller unreachable: ${errorText(err)}`, false);
+  }
+  if (res.status === 200) return 'learned';
+  // 208: rspamd has learned this very message as this class already (it keeps the ids in Redis).
+  if (res.status === 208) return 'already-learned';
+  // 204: too few tokens to learn from (a near-empty message); nothing to retry.
+  if (res.status === 204) return 'skipped';
+  const detail = `rspamd /learn${kind} answered HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${text.slice(0, 200)}`;
+  // 403: wrong password; 400: a message rspamd cannot read. Retrying the same request will not help.
+  throw new LearnError(detail, res.status === 400 || res.status === 403);
+}
+
+/** Whether the normal worker and the controller each answer /ping. */
+async function ping(timeoutMs: number, base: string, controller: string) {
+  const one = async (url: string) => {
     try {
-      res = await fetch(`${controller}/learn${kind}`, { method: 'POST', headers, body: bytes(raw), signal: AbortSignal.timeout(options.timeoutMs) });
-      text = await readBounded(res, MAX_ANSWER);
-    } catch (err) {
-      throw new LearnError(`rspamd controller unreachable: ${errorText(err)}`, false);
+      const res = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(timeoutMs) });
+      await readBounded(res, 1024);
+      return res.status === 200;
+    } catch {
+      return false;
     }
-    if (res.status === 200) return 'learned';
-    // 208: rspamd has learned this very message as this class already (it keeps the ids in Redis).
-    if (res.status === 208) return 'already-learned';
-    // 204: too few tokens to learn from (a near-empty message); nothing to retry.
-    if (res.status === 204) return 'skipped';
-    const detail = `rspamd /learn${kind} answered HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${text.slice(0, 200)}`;
-    // 403: wrong password; 400: a message rspamd cannot read. Retrying the same request will not help.
-    throw new LearnError(detail, res.status === 400 || res.status === 403);
-  }
-
-  async function ping() {
-    const one = async (url: string) => {
-      try {
-        const res = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(options.timeoutMs) });
-        await readBounded(res, 1024);
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    };
-    const [normal, ctl] = await Promise.all([one(base), one(controller)]);
-    return { normal, controller: ctl };
-  }
-
-  return { scan, learn, ping };
+  };
+  const [normal, ctl] = await Promise.all([one(base), one(controller)]);
+  return { normal, controller: ctl };
 }

@@ -29,6 +29,12 @@ ${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
 }
 
 export function authRoutes(app: FastifyInstance, deps: WebDeps): void {
+  signInRoutes(app, deps);
+  sessionRoutes(app, deps);
+}
+
+/** The start page, sign in and sign out. */
+function signInRoutes(app: FastifyInstance, deps: WebDeps): void {
   const { services } = deps;
 
   app.get('/', async (request, reply) => seeOther(reply, signedIn(request) ? '/screener' : '/sign-in'));
@@ -79,6 +85,11 @@ export function authRoutes(app: FastifyInstance, deps: WebDeps): void {
     setCookie(reply, SESSION_COOKIE, '', 0);
     return seeOther(reply, '/sign-in');
   });
+}
+
+/** The user's sessions: the list, and ending one or all others. */
+function sessionRoutes(app: FastifyInstance, deps: WebDeps): void {
+  const { services } = deps;
 
   app.get('/sessions', async (request, reply) => {
     const s = signedIn(request)!;

@@ -104,6 +104,12 @@ const withNotice = (path: string, done: string, name: string) => `${path}${path.
 const cardName = (c: Contact) => parsed(c).name || c.uid;
 
 export function contactsRoutes(app: FastifyInstance, deps: WebDeps): void {
+  contactListRoutes(app, deps);
+  contactCardRoutes(app, deps);
+}
+
+/** The list of contacts (searchable, key-paged) and adding one. */
+function contactListRoutes(app: FastifyInstance, deps: WebDeps): void {
   const cards = deps.services.contacts.cards;
 
   app.get('/contacts', async (request, reply) => {
@@ -165,6 +171,11 @@ ${nav}
     const view = await deps.services.contacts.add(s.user.id, { sender: String(f.sender ?? ''), name: String(f.name ?? ''), blocked, list: f.kind === 'list' });
     return seeOther(reply, withNotice('/contacts', blocked ? 'blocked' : 'added', view.name ?? view.uid));
   });
+}
+
+/** One contact: its page, edits and removal. */
+function contactCardRoutes(app: FastifyInstance, deps: WebDeps): void {
+  const cards = deps.services.contacts.cards;
 
   app.get('/contacts/:id', async (request, reply) => {
     const s = signedIn(request)!;

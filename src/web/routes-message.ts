@@ -35,6 +35,12 @@ function disposition(name: string): string {
 }
 
 export function messageRoutes(app: FastifyInstance, deps: WebDeps): void {
+  messageViewRoutes(app, deps);
+  messageActionRoutes(app, deps);
+}
+
+/** A message, its sandboxed body and its attachments. */
+function messageViewRoutes(app: FastifyInstance, deps: WebDeps): void {
   const { mail } = deps.services;
 
   app.get('/message/:id', async (request, reply) => {
@@ -107,6 +113,11 @@ ${files.length > 0 ? html`<h2>Attachments</h2><ul>${files}</ul>` : ''}`,
       .type('application/octet-stream')
       .send(partBytes(msg.raw, found.part));
   });
+}
+
+/** Flag, move and delete a message. */
+function messageActionRoutes(app: FastifyInstance, deps: WebDeps): void {
+  const { mail } = deps.services;
 
   app.post('/message/:id/flag', async (request, reply) => {
     const s = signedIn(request)!;

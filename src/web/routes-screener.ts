@@ -124,6 +124,12 @@ ${nav}
 }
 
 export function screenerRoutes(app: FastifyInstance, deps: WebDeps): void {
+  screenerPageRoutes(app, deps);
+  screenerActionRoutes(app, deps);
+}
+
+/** The Screener page, a request's preview and the list fragment it polls. */
+function screenerPageRoutes(app: FastifyInstance, deps: WebDeps): void {
   const { services } = deps;
   const q = (request: FastifyRequest) => request.query as Record<string, string | undefined>;
 
@@ -194,11 +200,17 @@ ${r.status === 'pending' ? html`<div class="actions">${decide('/screener/approve
     if (q(request).v === digest) return reply.code(204).send();
     return sendHtml(reply, section);
   });
+}
 
-  const back = (f: Record<string, string>, done: string, who: string, results: ScreenerActionResult[]) => {
-    const n = results.reduce((a, r) => a + (r.released ?? 0) + (r.dropped ?? 0) + (r.junked ?? 0), 0);
-    return `/screener${query(viewOf(f), `done=${done}&who=${encodeURIComponent(who)}&n=${n}`)}`;
-  };
+/** Back to the Screener after a decision, in the same view, with what was done for the notice. */
+function back(f: Record<string, string>, done: string, who: string, results: ScreenerActionResult[]): string {
+  const n = results.reduce((a, r) => a + (r.released ?? 0) + (r.dropped ?? 0) + (r.junked ?? 0), 0);
+  return `/screener${query(viewOf(f), `done=${done}&who=${encodeURIComponent(who)}&n=${n}`)}`;
+}
+
+/** Decisions on requests: approve, approve the domain, deny, spam, and in bulk. */
+function screenerActionRoutes(app: FastifyInstance, deps: WebDeps): void {
+  const { services } = deps;
 
   app.post('/screener/approve', async (request, reply) => {
     const s = signedIn(request)!;

@@ -16,7 +16,7 @@
 import { parseStructure } from '../../core/mime-structure.ts';
 import { DomainError, ReplyError } from '../../core/errors.ts';
 import type { User } from '../../core/types.ts';
-import { no, type ImapAccount, type ImapHooks, type MailboxInfo, type MessageMeta, type SpecialUse } from '../../protocols/imap/hooks.ts';
+import { no, type ImapAccount, type ImapHooks, type MailboxInfo, type MailboxState, type MessageMeta, type SpecialUse } from '../../protocols/imap/hooks.ts';
 import type { Accounts } from '../../services/accounts.ts';
 import type { Screener } from '../../services/screener.ts';
 import type { ImapMailbox, ImapMessage, Store } from '../../store/types.ts';
@@ -53,8 +53,39 @@ function storeError(err: unknown): never {
 
 /** One logged-in user's view of the store; `release` gives back its session slot. */
 function account(input: ImapHooksInput, sessions: Map<number, number>, user: User): ImapAccount {
+  const ctx = accountContext(input, user);
+  return {
+    address: user.address,
+    ...mailboxHooks(ctx),
+    ...messageHooks(ctx),
+    copy: (from, msgs, targetName) => copy(ctx, from, msgs, targetName),
+    move: (from, msgs, targetName) => move(ctx, from, msgs, targetName),
+    append: (targetName, messages) => append(ctx, targetName, messages),
+    watch: (listener) => ctx.store.changes.on(user.id, listener),
+    release() {
+      const n = (sessions.get(user.id) ?? 1) - 1;
+      if (n <= 0) sessions.delete(user.id);
+      else sessions.set(user.id, n);
+    },
+  };
+}
+
+/** What an account's hooks share: the user, the store, and the lookups of a mailbox by name. */
+interface AccountContext {
+  input: ImapHooksInput;
+  store: ImapHooksInput['store'];
+  user: User;
+  teach: 'auto' | undefined;
+  /** The mailbox, or NO [NONEXISTENT]. */
+  box(name: string): Promise<ImapMailbox>;
+  /** The target of a COPY, MOVE or APPEND, or NO [TRYCREATE]. */
+  target(name: string): Promise<ImapMailbox>;
+  /** As box(), with the Screener's stand-ins for pending notices brought up to date first. */
+  fresh(name: string): Promise<ImapMailbox>;
+}
+
+function accountContext(input: ImapHooksInput, user: User): AccountContext {
   const { store } = input;
-  const teach = input.learn === true ? ('auto' as const) : undefined;
   const box = async (name: string): Promise<ImapMailbox> => {
     const b = await store.imap.mailbox(user.id, name);
     if (!b) throw no('NONEXISTENT', `No mailbox ${name}`);
@@ -73,9 +104,13 @@ function account(input: ImapHooksInput, sessions: Map<number, number>, user: Use
     }
     return b;
   };
+  return { input, store, user, teach: input.learn === true ? 'auto' : undefined, box, target, fresh };
+}
 
+/** The mailbox list and its changes: LIST, SELECT, STATUS, CREATE, DELETE, RENAME, SUBSCRIBE. */
+function mailboxHooks(ctx: AccountContext): Pick<ImapAccount, 'mailboxes' | 'open' | 'status' | 'create' | 'delete' | 'rename' | 'subscribe'> {
+  const { store, user, box, fresh } = ctx;
   return {
-    address: user.address,
     async mailboxes() {
       return (await store.imap.mailboxes(user.id)).map(info);
     },
@@ -109,6 +144,13 @@ function account(input: ImapHooksInput, sessions: Map<number, number>, user: Use
       await box(name);
       await store.imap.subscribe(user.id, name, on);
     },
+  };
+}
+
+/** The messages of a selected mailbox: their list and changes, their parts, flags and EXPUNGE. */
+function messageHooks(ctx: AccountContext): Pick<ImapAccount, 'messages' | 'changesSince' | 'structures' | 'wireText' | 'bodies' | 'setFlags' | 'expunge'> {
+  const { store, user, input } = ctx;
+  return {
     async messages(mailboxId) {
       return (await store.imap.messages(mailboxId)).map(meta);
     },
@@ -125,61 +167,70 @@ function account(input: ImapHooksInput, sessions: Map<number, number>, user: Use
     wireText: (ids, withBody) => store.imap.wireText(user.id, ids, withBody),
     bodies: (ids) => store.imap.bodies(user.id, ids),
     setFlags: (mailboxId, changes, unchangedSince) => store.imap.setFlags(user.id, mailboxId, changes, unchangedSince),
-    async copy(from, msgs, targetName) {
-      const to = await target(targetName);
-      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to, teach);
-      if (ordinary.length === 0) return null;
-      const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id, teach);
-      const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
-      return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
-    },
-    async move(from, msgs, targetName) {
-      const to = await target(targetName);
-      const ordinary = await decideByMove(store, input.screener, user, from, msgs, to, teach);
-      if (ordinary.length === 0 || ordinary.length < msgs.length) {
-        // A Screener decision moved (some of) them: no COPYUID for a partial answer.
-        if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
-        return null;
-      }
-      const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
-      const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
-      return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
-    },
     async expunge(from, msgs) {
       await store.imap.expunge(user.id, from.id, msgs.map((m) => m.id));
     },
-    async append(targetName, messages) {
-      const to = await target(targetName);
-      if (to.name === 'Screener') throw no('CANNOT', 'Only mail from strangers goes to the Screener');
-      // One deliver call is one transaction (group commit keeps a caller's items together): all or none (RFC 3502).
-      const stored = await store.messages.deliver(
-        messages.map(({ raw, flags, date }) => {
-          const env = parseStructure(raw).envelope;
-          const first = env.from?.find((a) => a.host !== null && a.mailbox !== null);
-          const fromAddr = first ? `${first.mailbox}@${first.host}`.toLowerCase() : null;
-          return {
-            userId: user.id,
-            // Any folder name: the store reserves UIDs by name.
-            mailbox: to.name as 'INBOX',
-            raw,
-            flags,
-            sender: fromAddr,
-            from: fromAddr,
-            subject: env.subject,
-            receivedAt: date ?? new Date(),
-            firstContact: false,
-          };
-        }),
-      );
-      return { uidValidity: to.uidValidity, uids: stored.map((s) => s.uid) };
-    },
-    watch: (listener) => store.changes.on(user.id, listener),
-    release() {
-      const n = (sessions.get(user.id) ?? 1) - 1;
-      if (n <= 0) sessions.delete(user.id);
-      else sessions.set(user.id, n);
-    },
   };
+}
+
+/** COPY: held and generated messages decide their sender (decideByMove), the others are copied. */
+async function copy(ctx: AccountContext, from: MailboxState, msgs: MessageMeta[], targetName: string): Promise<CopyUid | null> {
+  const { store, user, teach } = ctx;
+  const to = await ctx.target(targetName);
+  const ordinary = await decideByMove(store, ctx.input.screener, user, from, msgs, to, teach);
+  if (ordinary.length === 0) return null;
+  const res = await store.imap.copy(user.id, ordinary.map((m) => m.id), to.id, teach);
+  return copyUid(to, ordinary, res);
+}
+
+/** MOVE: as COPY, and without COPYUID when a Screener decision took part (no partial answer). */
+async function move(ctx: AccountContext, from: MailboxState, msgs: MessageMeta[], targetName: string): Promise<CopyUid | null> {
+  const { store, user, teach } = ctx;
+  const to = await ctx.target(targetName);
+  const ordinary = await decideByMove(store, ctx.input.screener, user, from, msgs, to, teach);
+  if (ordinary.length === 0 || ordinary.length < msgs.length) {
+    // A Screener decision moved (some of) them: no COPYUID for a partial answer.
+    if (ordinary.length > 0) await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
+    return null;
+  }
+  const res = await store.imap.move(user.id, ordinary.map((m) => m.id), to.id, from.id, teach);
+  return copyUid(to, ordinary, res);
+}
+
+type CopyUid = { uidValidity: number; pairs: Array<[number, number]> };
+
+/** The COPYUID answer: each source UID with the UID its copy got in `to`. */
+function copyUid(to: ImapMailbox, ordinary: MessageMeta[], res: Array<{ id: number; uid: number }>): CopyUid {
+  const uidOf = new Map(ordinary.map((m) => [m.id, m.uid]));
+  return { uidValidity: to.uidValidity, pairs: res.map((r) => [uidOf.get(r.id)!, r.uid] as [number, number]) };
+}
+
+/** APPEND (MULTIAPPEND): one deliver call, so all or none are stored (RFC 3502). */
+async function append(ctx: AccountContext, targetName: string, messages: Parameters<ImapAccount['append']>[1]): ReturnType<ImapAccount['append']> {
+  const { store, user } = ctx;
+  const to = await ctx.target(targetName);
+  if (to.name === 'Screener') throw no('CANNOT', 'Only mail from strangers goes to the Screener');
+  // One deliver call is one transaction (group commit keeps a caller's items together): all or none (RFC 3502).
+  const stored = await store.messages.deliver(
+    messages.map(({ raw, flags, date }) => {
+      const env = parseStructure(raw).envelope;
+      const first = env.from?.find((a) => a.host !== null && a.mailbox !== null);
+      const fromAddr = first ? `${first.mailbox}@${first.host}`.toLowerCase() : null;
+      return {
+        userId: user.id,
+        // Any folder name: the store reserves UIDs by name.
+        mailbox: to.name as 'INBOX',
+        raw,
+        flags,
+        sender: fromAddr,
+        from: fromAddr,
+        subject: env.subject,
+        receivedAt: date ?? new Date(),
+        firstContact: false,
+      };
+    }),
+  );
+  return { uidValidity: to.uidValidity, uids: stored.map((s) => s.uid) };
 }
 
 export function createImapHooks(input: ImapHooksInput): ImapHooks {

@@ -54,62 +54,75 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
       return { exclusive: user.mode === 'strict' };
     },
 
-    async onMessage(envelope, raw, session) {
-      const recipients: User[] = [];
-      // Mail to postmaster@ reaches the admin unscreened: it may be about a problem with mail itself.
-      const admins: User[] = [];
-      // Resolved again rather than remembered from RCPT: no per-session state to leak on RSET or disconnect.
-      for (const rcpt of envelope.to) {
-        const address = parseAddress(rcpt).address;
-        const user = await options.ingest.findRecipient(address);
-        if (user && !recipients.some((u) => u.id === user.id)) recipients.push(user);
-        const admin = user ? undefined : await postmaster(address);
-        if (admin && !admins.some((u) => u.id === admin.id)) admins.push(admin);
-      }
-      if (recipients.length === 0 && admins.length === 0) throw new ReplyError(503, '5.5.1', 'No valid recipients');
-      const queueId = randomBytes(8).toString('hex');
-      // One parse of From: for both: the identity the policy will match is the one authenticated.
-      const headers = parseHeaders(raw);
-      const from = messageFacts(headers).from;
-      const auth = await options.authenticate({
-        raw,
-        from,
-        ip: session.remoteAddress,
-        helo: session.helo,
-        envelopeFrom: envelope.from,
-        mta: options.hostname,
-      });
-      const received = receivedHeader({
-        helo: session.helo,
-        remoteAddress: session.remoteAddress,
-        hostname: options.hostname,
-        id: queueId,
-        secure: session.secure,
-        tlsProtocol: session.tlsProtocol,
-        authenticated: false,
-        recipient: envelope.to.length === 1 ? envelope.to[0]! : null,
-      });
-      const message = {
-        channel: 'smtp' as const,
-        envelopeFrom: envelope.from,
-        // The bytes came back from the authentication worker when they were moved there (auth-pool.ts).
-        raw: auth.raw ?? raw,
-        // Parsed once here; ingest reads its facts from them again rather than the bytes.
-        headers,
-        prepend: received + auth.headers,
-        auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains, dmarc: auth.dmarc },
-        client: { ip: session.remoteAddress, helo: session.helo },
-      };
-      const unscreened = admins.filter((a) => !recipients.some((u) => u.id === a.id));
-      const outcomes = [
-        ...(recipients.length > 0 ? await options.ingest.ingest({ ...message, origin: 'remote', recipients }) : []),
-        // The 'system' origin: never screened, never refused by mode (policy.ts), as postmaster mail must be.
-        ...(unscreened.length > 0 ? await options.ingest.ingest({ ...message, origin: 'system', recipients: unscreened }) : []),
-      ];
-      options.onDelivered?.(outcomes, queueId);
-      return `Ok: queued as ${queueId}`;
-    },
+    onMessage: (envelope, raw, session) => acceptMessage(options, postmaster, envelope, raw, session),
 
     onError: options.onError,
   };
+}
+
+/**
+ * The end of DATA: the recipients resolved again (with postmaster@), the
+ * message authenticated (in the auth pool), then ingested for the screened
+ * recipients and, unscreened, for the admins reached as postmaster@.
+ */
+async function acceptMessage(
+  options: InboundOptions,
+  postmaster: PostmasterLookup,
+  envelope: Parameters<SmtpHooks['onMessage']>[0],
+  raw: Buffer,
+  session: SmtpSessionInfo,
+): Promise<string> {
+    const recipients: User[] = [];
+    // Mail to postmaster@ reaches the admin unscreened: it may be about a problem with mail itself.
+    const admins: User[] = [];
+    // Resolved again rather than remembered from RCPT: no per-session state to leak on RSET or disconnect.
+    for (const rcpt of envelope.to) {
+      const address = parseAddress(rcpt).address;
+      const user = await options.ingest.findRecipient(address);
+      if (user && !recipients.some((u) => u.id === user.id)) recipients.push(user);
+      const admin = user ? undefined : await postmaster(address);
+      if (admin && !admins.some((u) => u.id === admin.id)) admins.push(admin);
+    }
+    if (recipients.length === 0 && admins.length === 0) throw new ReplyError(503, '5.5.1', 'No valid recipients');
+    const queueId = randomBytes(8).toString('hex');
+    // One parse of From: for both: the identity the policy will match is the one authenticated.
+    const headers = parseHeaders(raw);
+    const from = messageFacts(headers).from;
+    const auth = await options.authenticate({
+      raw,
+      from,
+      ip: session.remoteAddress,
+      helo: session.helo,
+      envelopeFrom: envelope.from,
+      mta: options.hostname,
+    });
+    const received = receivedHeader({
+      helo: session.helo,
+      remoteAddress: session.remoteAddress,
+      hostname: options.hostname,
+      id: queueId,
+      secure: session.secure,
+      tlsProtocol: session.tlsProtocol,
+      authenticated: false,
+      recipient: envelope.to.length === 1 ? envelope.to[0]! : null,
+    });
+    const message = {
+      channel: 'smtp' as const,
+      envelopeFrom: envelope.from,
+      // The bytes came back from the authentication worker when they were moved there (auth-pool.ts).
+      raw: auth.raw ?? raw,
+      // Parsed once here; ingest reads its facts from them again rather than the bytes.
+      headers,
+      prepend: received + auth.headers,
+      auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains, dmarc: auth.dmarc },
+      client: { ip: session.remoteAddress, helo: session.helo },
+    };
+    const unscreened = admins.filter((a) => !recipients.some((u) => u.id === a.id));
+    const outcomes = [
+      ...(recipients.length > 0 ? await options.ingest.ingest({ ...message, origin: 'remote', recipients }) : []),
+      // The 'system' origin: never screened, never refused by mode (policy.ts), as postmaster mail must be.
+      ...(unscreened.length > 0 ? await options.ingest.ingest({ ...message, origin: 'system', recipients: unscreened }) : []),
+    ];
+    options.onDelivered?.(outcomes, queueId);
+    return `Ok: queued as ${queueId}`;
 }

@@ -11,6 +11,15 @@ import { dateTime, mode, noContent, publicUser } from './schemas.ts';
 const password = z.string().min(1).max(1024);
 
 export function accountRoutes(services: Services): ApiRoute[] {
+  return [
+    ...sessionRoutes(services),
+    ...profileRoutes(services),
+    ...appPasswordRoutes(services),
+  ];
+}
+
+/** Log in and out (bearer sessions). */
+function sessionRoutes(services: Services): ApiRoute[] {
   const { accounts } = services;
   return [
     defineRoute({
@@ -48,6 +57,13 @@ export function accountRoutes(services: Services): ApiRoute[] {
         await accounts.revokeToken(auth.token);
       },
     }),
+  ];
+}
+
+/** The user's own settings and password. */
+function profileRoutes(services: Services): ApiRoute[] {
+  const { accounts } = services;
+  return [
     defineRoute({
       method: 'GET',
       url: '/api/me',
@@ -108,6 +124,13 @@ export function accountRoutes(services: Services): ApiRoute[] {
         await accounts.setPassword(user.address, body.password, { appPasswords: body.keepAppPasswords, sessions: body.keepSessions });
       },
     }),
+  ];
+}
+
+/** App passwords: list, create, revoke. */
+function appPasswordRoutes(services: Services): ApiRoute[] {
+  const { accounts } = services;
+  return [
     defineRoute({
       method: 'GET',
       url: '/api/me/app-passwords',

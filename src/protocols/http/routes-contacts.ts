@@ -27,6 +27,14 @@ function cardUid(vcard: string): string | undefined {
 }
 
 export function contactRoutes(services: Services): ApiRoute[] {
+  return [
+    ...allowlistRoutes(services),
+    ...cardRoutes(services),
+  ];
+}
+
+/** The address book as an allowlist: list, allow, block, remove. */
+function allowlistRoutes(services: Services): ApiRoute[] {
   const { contacts } = services;
   return [
     defineRoute({
@@ -86,6 +94,13 @@ export function contactRoutes(services: Services): ApiRoute[] {
         return { removed };
       },
     }),
+  ];
+}
+
+/** Expected senders and whole cards. */
+function cardRoutes(services: Services): ApiRoute[] {
+  const { contacts } = services;
+  return [
     defineRoute({
       method: 'POST',
       url: '/api/contacts/expect',

@@ -13,6 +13,14 @@ const results = items(actionResult);
 const unknownSender = 'A sender has no contact request (nothing is changed then)';
 
 export function requestRoutes(services: Services): ApiRoute[] {
+  return [
+    ...approvalRoutes(services),
+    ...refusalRoutes(services),
+  ];
+}
+
+/** The Screener: list, approve, approve a domain. */
+function approvalRoutes(services: Services): ApiRoute[] {
   const { screener } = services;
   return [
     defineRoute({
@@ -57,6 +65,13 @@ export function requestRoutes(services: Services): ApiRoute[] {
         return { items: await screener.approveDomain(user.id, body.domain) };
       },
     }),
+  ];
+}
+
+/** The Screener: deny, mark as spam, clear. */
+function refusalRoutes(services: Services): ApiRoute[] {
+  const { screener } = services;
+  return [
     defineRoute({
       method: 'POST',
       url: '/api/requests/deny',

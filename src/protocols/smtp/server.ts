@@ -6,7 +6,7 @@
  * `code enhanced text`. Any other error becomes 451 4.3.0 and its cause
  * goes to the log, never to the client.
  */
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Socket } from 'node:net';
 import { ReplyError } from '../../core/errors.ts';
 import { smtpReplyOf } from './errors.ts';
@@ -80,11 +80,7 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   await installAuthAfterTls();
   await installLenientSender();
   const { hooks } = options;
-  const perIp = new Map<string, number>();
-  const transactions = new WeakMap<SMTPServerSession, TransactionState>();
-
-  const info = sessionInfo;
-  const wire = (err: unknown, session: SMTPServerSession | null): Error => toWire(err, session, hooks.onError);
+  const wire: Wire = (err, session) => toWire(err, session, hooks.onError);
 
   const server = new SMTPServer({
     name: options.hostname,
@@ -100,67 +96,14 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
       : { disabledCommands: ['AUTH'], authOptional: true }),
     // RFC 3463 codes on every reply, including smtp-server's own (off by default there).
     hideENHANCEDSTATUSCODES: false,
-    onAuth(auth, session, callback) {
-      const authenticate = options.auth?.authenticate;
-      if (!authenticate || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) {
-        return callback(wire(new ReplyError(504, '5.5.4', 'Unrecognized authentication type'), session));
-      }
-      authenticate(auth.username ?? '', auth.password ?? '', info(session)).then(
-        (user) => callback(null, { user }),
-        (err: unknown) => callback(wire(err, session)),
-      );
-    },
+    onAuth: authHandler(options, wire),
     // The client's rDNS name is only informational here (it goes into the
     // Received header); skipping the lookup saves a DNS round trip per
     // connection. SPF/DMARC do their own lookups.
     disableReverseLookup: true,
     logger: false,
-    onConnect(session, callback) {
-      const n = (perIp.get(session.remoteAddress) ?? 0) + 1;
-      if (n > options.maxConnectionsPerIp) {
-        const e = new Error('4.7.0 Too many connections from your address, try again later') as Error & { responseCode: number };
-        e.responseCode = 421;
-        return callback(e);
-      }
-      perIp.set(session.remoteAddress, n);
-      callback();
-    },
-    onClose(session) {
-      const n = (perIp.get(session.remoteAddress) ?? 1) - 1;
-      if (n <= 0) perIp.delete(session.remoteAddress);
-      else perIp.set(session.remoteAddress, n);
-    },
-    onMailFrom(address, session, callback) {
-      transactions.delete(session);
-      // It waited for the greeting (or it would have been cut off) and speaks SMTP.
-      trustClient(session.remoteAddress);
-      const from = address.address === '' ? null : address.address;
-      (hooks.onSender ? hooks.onSender(from, info(session)) : Promise.resolve()).then(
-        () => callback(),
-        (err: unknown) => callback(wire(err, session)),
-      );
-    },
-    onRcptTo(address, session, callback) {
-      const state = transactions.get(session);
-      if (state?.exclusive) {
-        return callback(wire(new ReplyError(452, '4.5.3', 'One recipient per transaction for this mailbox; send the others separately'), session));
-      }
-      hooks.onRecipient(address.address, info(session)).then(
-        ({ exclusive }) => {
-          if (exclusive && session.envelope.rcptTo.length > 0) {
-            return callback(wire(new ReplyError(452, '4.5.3', 'This recipient needs a transaction of its own; send it separately'), session));
-          }
-          if (exclusive) transactions.set(session, { exclusive: true });
-          callback();
-        },
-        (err: unknown) => callback(wire(err, session)),
-      );
-    },
-    onData(stream: SMTPServerDataStream, session, callback) {
-      // The transaction ends with DATA, whatever its outcome: a next MAIL FROM starts afresh.
-      stream.on('end', () => transactions.delete(session));
-      receiveData(stream, session, callback, options, wire);
-    },
+    ...perIpLimit(options.maxConnectionsPerIp),
+    ...transactionHandlers(options, wire),
   });
 
   server.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
@@ -180,6 +123,87 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     port,
     host: options.host,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** An error for smtp-server's callbacks, with the reply this server gives for it. */
+type Wire = (err: unknown, session: SMTPServerSession | null) => Error;
+
+/** AUTH PLAIN and LOGIN (submission only), through options.auth. */
+function authHandler(options: SmtpListenerOptions, wire: Wire): SMTPServerOptions['onAuth'] {
+  return (auth, session, callback) => {
+    const authenticate = options.auth?.authenticate;
+    if (!authenticate || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) {
+      return callback(wire(new ReplyError(504, '5.5.4', 'Unrecognized authentication type'), session));
+    }
+    authenticate(auth.username ?? '', auth.password ?? '', sessionInfo(session)).then(
+      (user) => callback(null, { user }),
+      (err: unknown) => callback(wire(err, session)),
+    );
+  };
+}
+
+/** At most `max` connections from one client address at a time (421 past it). */
+function perIpLimit(max: number): Pick<SMTPServerOptions, 'onConnect' | 'onClose'> {
+  const perIp = new Map<string, number>();
+  return {
+    onConnect(session, callback) {
+      const n = (perIp.get(session.remoteAddress) ?? 0) + 1;
+      if (n > max) {
+        const e = new Error('4.7.0 Too many connections from your address, try again later') as Error & { responseCode: number };
+        e.responseCode = 421;
+        return callback(e);
+      }
+      perIp.set(session.remoteAddress, n);
+      callback();
+    },
+    onClose(session) {
+      const n = (perIp.get(session.remoteAddress) ?? 1) - 1;
+      if (n <= 0) perIp.delete(session.remoteAddress);
+      else perIp.set(session.remoteAddress, n);
+    },
+  };
+}
+
+/**
+ * MAIL FROM, RCPT TO and DATA through the hooks; a recipient that needs a
+ * transaction of its own (strict mode) is alone in it.
+ */
+function transactionHandlers(options: SmtpListenerOptions, wire: Wire): Pick<SMTPServerOptions, 'onMailFrom' | 'onRcptTo' | 'onData'> {
+  const { hooks } = options;
+  const transactions = new WeakMap<SMTPServerSession, TransactionState>();
+  return {
+    onMailFrom(address, session, callback) {
+      transactions.delete(session);
+      // It waited for the greeting (or it would have been cut off) and speaks SMTP.
+      trustClient(session.remoteAddress);
+      const from = address.address === '' ? null : address.address;
+      (hooks.onSender ? hooks.onSender(from, sessionInfo(session)) : Promise.resolve()).then(
+        () => callback(),
+        (err: unknown) => callback(wire(err, session)),
+      );
+    },
+    onRcptTo(address, session, callback) {
+      const state = transactions.get(session);
+      if (state?.exclusive) {
+        return callback(wire(new ReplyError(452, '4.5.3', 'One recipient per transaction for this mailbox; send the others separately'), session));
+      }
+      hooks.onRecipient(address.address, sessionInfo(session)).then(
+        ({ exclusive }) => {
+          if (exclusive && session.envelope.rcptTo.length > 0) {
+            return callback(wire(new ReplyError(452, '4.5.3', 'This recipient needs a transaction of its own; send it separately'), session));
+          }
+          if (exclusive) transactions.set(session, { exclusive: true });
+          callback();
+        },
+        (err: unknown) => callback(wire(err, session)),
+      );
+    },
+    onData(stream: SMTPServerDataStream, session, callback) {
+      // The transaction ends with DATA, whatever its outcome: a next MAIL FROM starts afresh.
+      stream.on('end', () => transactions.delete(session));
+      receiveData(stream, session, callback, options, wire);
+    },
   };
 }
 
