@@ -61,35 +61,83 @@ export async function mimeNestingDepthSliced(raw: Buffer, stopAbove: number): Pr
 /** Lines read between two chances to yield. */
 const STEP_LINES = 2048;
 
-function* depthSteps(raw: Buffer, stopAbove: number): Generator<void, number> {
-  let lines = 0;
+function depthSteps(raw: Buffer, stopAbove: number): Generator<void, number> {
+  return new DepthScan(raw, stopAbove).steps();
+}
+
+/** One scan of a message: the levels open at `pos`, and the deepest seen so far. */
+class DepthScan {
+  private lines = 0;
+  private readonly n: number;
+  private readonly stack: Level[] = [];
+  /** Open boundaries: the stack indices that have each, innermost last. */
+  private readonly open = new Map<string, number[]>();
+  private max = 0;
+  /** Start of the next line; n + 1 once past the last (split semantics: "a\n" has the lines "a" and ""). */
+  private pos = 0;
+
+  constructor(
+    private readonly raw: Buffer,
+    private readonly stopAbove: number,
+  ) {
+    this.n = raw.length;
+  }
+
+  /** The walk over the body: each line starting with "--" that names an open boundary opens or closes a part. */
+  *steps(): Generator<void, number> {
+    const { raw, n, stopAbove } = this;
+    yield* this.enterPart();
+    while (this.pos <= n && this.max <= stopAbove) {
+      if (++this.lines % STEP_LINES === 0) yield;
+      // The next line that starts with "--": the one at pos, or the one after the next "\n--".
+      let start = this.pos;
+      if (raw[this.pos] !== 0x2d || raw[this.pos + 1] !== 0x2d) {
+        const at = raw.indexOf('\n--', this.pos, 'latin1');
+        if (at < 0) break;
+        start = at + 1;
+      }
+      const { end, next } = this.line(start);
+      this.pos = next;
+      if (this.open.size === 0) continue;
+      const rest = this.text(start + 2, end).trimEnd();
+      // "--b" opens a new part of b's multipart, "--b--" closes it; the innermost match wins.
+      const part = this.innermost(rest);
+      const close = rest.endsWith('--') ? this.innermost(rest.slice(0, -2).trimEnd()) : -1;
+      if (close > part) {
+        this.truncate(close); // the close delimiter ends this multipart and anything left open inside it
+      } else if (part >= 0) {
+        this.truncate(part + 1); // a new part of multipart `part`
+        yield* this.enterPart();
+      }
+    }
+    return this.max;
+  }
+
   // Searched as bytes (no copy of the whole message); the few lines looked at are read as latin1,
   // which maps bytes to characters one to one: boundaries are ASCII, and no decoding can fail.
-  const n = raw.length;
-  const text = (start: number, end: number): string => raw.toString('latin1', start, end);
-  const stack: Level[] = [];
-  /** Open boundaries: the stack indices that have each, innermost last. */
-  const open = new Map<string, number[]>();
-  let max = 0;
-  /** Start of the next line; n + 1 once past the last (split semantics: "a\n" has the lines "a" and ""). */
-  let pos = 0;
+  private text(start: number, end: number): string {
+    return this.raw.toString('latin1', start, end);
+  }
 
   /** The line at pos: its end (without CR LF) and where the next one starts. */
-  const line = (start: number): { end: number; next: number } => {
+  private line(start: number): { end: number; next: number } {
+    const { raw, n } = this;
     const lf = raw.indexOf(0x0a, start);
     if (lf < 0) return { end: n, next: n + 1 };
     return { end: lf > start && raw[lf - 1] === 0x0d ? lf - 1 : lf, next: lf + 1 };
-  };
+  }
 
-  const push = (level: Level): void => {
+  private push(level: Level): void {
+    const { stack, open } = this;
     stack.push(level);
     if (level.boundary === null) return;
     const list = open.get(level.boundary);
     if (list) list.push(stack.length - 1);
     else open.set(level.boundary, [stack.length - 1]);
-  };
+  }
 
-  const truncate = (length: number): void => {
+  private truncate(length: number): void {
+    const { stack, open } = this;
     while (stack.length > length) {
       const b = stack.pop()!.boundary;
       if (b === null) continue;
@@ -97,87 +145,63 @@ function* depthSteps(raw: Buffer, stopAbove: number): Generator<void, number> {
       list.pop();
       if (list.length === 0) open.delete(b);
     }
-  };
+  }
+
+  private innermost(key: string): number {
+    const list = this.open.get(key);
+    return list ? list[list.length - 1]! : -1;
+  }
+
+  /** The Content-Type value of the header field from fieldStart to fieldEnd, folded lines joined; null for another field. */
+  private contentTypeOfField(fieldStart: number, fieldEnd: number): string | null {
+    // Only a field whose first line names Content-Type is joined (once, when it ends).
+    if (fieldStart < 0 || !/^content-type/i.test(this.text(fieldStart, Math.min(fieldStart + 12, fieldEnd)))) return null;
+    const field = this.text(fieldStart, fieldEnd).replace(/\r?\n/g, '');
+    return CONTENT_TYPE.test(field) ? field.slice(field.indexOf(':') + 1) : null;
+  }
 
   /** Reads the header block at pos and returns its (last) Content-Type value, folded lines joined. */
-  const contentTypeOfHeader = function* (): Generator<void, string> {
+  private *contentTypeOfHeader(): Generator<void, string> {
+    const { raw, n } = this;
     let contentType = '';
     let fieldStart = -1;
     let fieldEnd = -1;
-    const finishField = () => {
-      // Only a field whose first line names Content-Type is joined (once, when it ends).
-      if (fieldStart < 0 || !/^content-type/i.test(text(fieldStart, Math.min(fieldStart + 12, fieldEnd)))) return;
-      const field = text(fieldStart, fieldEnd).replace(/\r?\n/g, '');
-      if (CONTENT_TYPE.test(field)) contentType = field.slice(field.indexOf(':') + 1);
-    };
-    while (pos <= n) {
-      if (++lines % STEP_LINES === 0) yield;
-      const start = pos;
-      const { end, next } = line(start);
-      pos = next;
+    while (this.pos <= n) {
+      if (++this.lines % STEP_LINES === 0) yield;
+      const start = this.pos;
+      const { end, next } = this.line(start);
+      this.pos = next;
       if (end === start) break; // the empty line ends the header
       const c = raw[start];
       if ((c === 32 || c === 9) && fieldStart >= 0) {
         fieldEnd = end;
         continue;
       }
-      finishField();
+      contentType = this.contentTypeOfField(fieldStart, fieldEnd) ?? contentType;
       fieldStart = start;
       fieldEnd = end;
     }
-    finishField();
-    return contentType;
-  };
+    return this.contentTypeOfField(fieldStart, fieldEnd) ?? contentType;
+  }
 
   /** Reads the header block at pos and opens the levels it declares. */
-  const enterPart = function* (): Generator<void, void> {
+  private *enterPart(): Generator<void, void> {
     for (;;) {
-      const contentType = yield* contentTypeOfHeader();
+      const contentType = yield* this.contentTypeOfHeader();
       const type = contentType.trim().toLowerCase();
       if (type.startsWith('multipart/')) {
         const m = BOUNDARY.exec(contentType);
         const boundary = (m ? (m[1] ?? m[2] ?? '') : '').trimEnd();
         if (boundary === '') return;
-        push({ boundary });
+        this.push({ boundary });
       } else if (type.startsWith('message/rfc822') || type.startsWith('message/global')) {
-        push({ boundary: null });
-        max = Math.max(max, stack.length);
-        if (stack.length > stopAbove) return;
+        this.push({ boundary: null });
+        this.max = Math.max(this.max, this.stack.length);
+        if (this.stack.length > this.stopAbove) return;
         continue; // the embedded message's own header block follows at once
       } else return;
-      max = Math.max(max, stack.length);
+      this.max = Math.max(this.max, this.stack.length);
       return;
     }
-  };
-
-  const innermost = (key: string): number => {
-    const list = open.get(key);
-    return list ? list[list.length - 1]! : -1;
-  };
-
-  yield* enterPart();
-  while (pos <= n && max <= stopAbove) {
-    if (++lines % STEP_LINES === 0) yield;
-    // The next line that starts with "--": the one at pos, or the one after the next "\n--".
-    let start = pos;
-    if (raw[pos] !== 0x2d || raw[pos + 1] !== 0x2d) {
-      const at = raw.indexOf('\n--', pos, 'latin1');
-      if (at < 0) break;
-      start = at + 1;
-    }
-    const { end, next } = line(start);
-    pos = next;
-    if (open.size === 0) continue;
-    const rest = text(start + 2, end).trimEnd();
-    // "--b" opens a new part of b's multipart, "--b--" closes it; the innermost match wins.
-    const part = innermost(rest);
-    const close = rest.endsWith('--') ? innermost(rest.slice(0, -2).trimEnd()) : -1;
-    if (close > part) {
-      truncate(close); // the close delimiter ends this multipart and anything left open inside it
-    } else if (part >= 0) {
-      truncate(part + 1); // a new part of multipart `part`
-      yield* enterPart();
-    }
   }
-  return max;
 }

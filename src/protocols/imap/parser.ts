@@ -84,27 +84,12 @@ export class CommandReader {
     const events: ReaderEvent[] = [];
     while (!this.waiting && this.buf.length > 0) {
       if (this.literalLeft >= 0) {
-        const n = Math.min(this.literalLeft, this.buf.length);
-        this.literalChunks.push(this.buf.subarray(0, n));
-        this.buf = this.buf.subarray(n);
-        this.literalLeft -= n;
-        if (this.literalLeft === 0) {
-          this.parts.push(Buffer.concat(this.literalChunks));
-          this.literalChunks = [];
-          this.literalLeft = -1;
-        }
+        this.takeLiteral();
         continue;
       }
       const nl = this.buf.indexOf(0x0a);
       if (nl < 0) {
-        if (this.lineSoFar + this.buf.length > this.limits.maxLine) {
-          events.push({ kind: 'toobig', tag: this.tagOf(this.buf.toString('latin1', 0, 64)), what: 'Command line too long' });
-          this.buf = Buffer.alloc(0);
-          this.parts = [];
-          this.lineSoFar = 0;
-          this.literalTotal = 0;
-          this.discardLine = true;
-        }
+        this.checkUnfinishedLine(events);
         break;
       }
       let line = this.buf.toString('latin1', 0, nl);
@@ -114,57 +99,92 @@ export class CommandReader {
         continue;
       }
       if (line.endsWith('\r')) line = line.slice(0, -1);
-      this.lineSoFar += line.length;
-      if (this.lineSoFar > this.limits.maxLine) {
-        events.push({ kind: 'toobig', tag: this.tagOf(String(this.parts[0] ?? line)), what: 'Command line too long' });
-        this.parts = [];
-        this.lineSoFar = 0;
-        this.literalTotal = 0;
-        continue;
-      }
-      const m = LITERAL_AT_END.exec(line);
-      if (!m) {
-        this.parts.push(line);
-        events.push({ kind: 'command', command: { parts: this.parts } });
-        this.parts = [];
-        this.lineSoFar = 0;
-        this.literalTotal = 0;
-        continue;
-      }
-      const size = Number(m[2]);
-      const nonSync = m[3] === '+';
-      const first = String(this.parts[0] ?? line);
-      const tag = this.tagOf(first) ?? '*';
-      const isAppend = /^\S+\s+(UID\s+)?APPEND\s/i.test(first);
-      const limit = isAppend ? this.limits.maxLiteral : this.limits.maxOtherLiteral;
-      this.parts.push(line);
-      if (size > limit || this.literalTotal + size > limit) {
-        this.parts = [];
-        this.lineSoFar = 0;
-        this.literalTotal = 0;
-        // The client sends a non-synchronizing literal anyway (RFC 7888 4): there is no way back
-        // to a command boundary short of reading it all, so the connection ends instead.
-        const what = size > limit ? `Literal of ${size} octets is over the limit of ${limit}` : `The literals of one command are over the limit of ${limit} octets together`;
-        events.push({ kind: 'toobig', tag, what, fatal: nonSync });
-        if (nonSync) {
-          this.buf = Buffer.alloc(0);
-          this.waiting = true;
-          return events;
-        }
-        continue;
-      }
-      this.literalLeft = size;
-      this.literalTotal += size;
-      if (size === 0) {
-        this.parts.push(Buffer.alloc(0));
-        this.literalLeft = -1;
-      }
-      if (!nonSync) {
-        this.waiting = true;
-        events.push({ kind: 'continue', size, tag, command: first.split(/\s+/)[1] ?? '' });
-      }
+      if (this.takeLine(line, events)) return events;
     }
     return events;
+  }
+
+  /** Moves buffered octets into the literal being read; a complete literal becomes the next part. */
+  private takeLiteral(): void {
+    const n = Math.min(this.literalLeft, this.buf.length);
+    this.literalChunks.push(this.buf.subarray(0, n));
+    this.buf = this.buf.subarray(n);
+    this.literalLeft -= n;
+    if (this.literalLeft === 0) {
+      this.parts.push(Buffer.concat(this.literalChunks));
+      this.literalChunks = [];
+      this.literalLeft = -1;
+    }
+  }
+
+  /** No line end buffered yet: a line already over the limit is dropped, and the rest of it up to its end. */
+  private checkUnfinishedLine(events: ReaderEvent[]): void {
+    if (this.lineSoFar + this.buf.length > this.limits.maxLine) {
+      events.push({ kind: 'toobig', tag: this.tagOf(this.buf.toString('latin1', 0, 64)), what: 'Command line too long' });
+      this.buf = Buffer.alloc(0);
+      this.resetCommand();
+      this.discardLine = true;
+    }
+  }
+
+  /** Forgets the command being read (its parts, line length and literal total). */
+  private resetCommand(): void {
+    this.parts = [];
+    this.lineSoFar = 0;
+    this.literalTotal = 0;
+  }
+
+  /** A complete line (CR LF removed): it ends the command, or announces a literal. True when reading must stop for good. */
+  private takeLine(line: string, events: ReaderEvent[]): boolean {
+    this.lineSoFar += line.length;
+    if (this.lineSoFar > this.limits.maxLine) {
+      events.push({ kind: 'toobig', tag: this.tagOf(String(this.parts[0] ?? line)), what: 'Command line too long' });
+      this.resetCommand();
+      return false;
+    }
+    const m = LITERAL_AT_END.exec(line);
+    if (!m) {
+      this.parts.push(line);
+      events.push({ kind: 'command', command: { parts: this.parts } });
+      this.resetCommand();
+      return false;
+    }
+    return this.takeLiteralMarker(line, m, events);
+  }
+
+  /** A line ending in a literal marker `{n}`: checks the size against the limits and starts reading it. True when reading must stop for good. */
+  private takeLiteralMarker(line: string, m: RegExpExecArray, events: ReaderEvent[]): boolean {
+    const size = Number(m[2]);
+    const nonSync = m[3] === '+';
+    const first = String(this.parts[0] ?? line);
+    const tag = this.tagOf(first) ?? '*';
+    const isAppend = /^\S+\s+(UID\s+)?APPEND\s/i.test(first);
+    const limit = isAppend ? this.limits.maxLiteral : this.limits.maxOtherLiteral;
+    this.parts.push(line);
+    if (size > limit || this.literalTotal + size > limit) {
+      this.resetCommand();
+      // The client sends a non-synchronizing literal anyway (RFC 7888 4): there is no way back
+      // to a command boundary short of reading it all, so the connection ends instead.
+      const what = size > limit ? `Literal of ${size} octets is over the limit of ${limit}` : `The literals of one command are over the limit of ${limit} octets together`;
+      events.push({ kind: 'toobig', tag, what, fatal: nonSync });
+      if (nonSync) {
+        this.buf = Buffer.alloc(0);
+        this.waiting = true;
+        return true;
+      }
+      return false;
+    }
+    this.literalLeft = size;
+    this.literalTotal += size;
+    if (size === 0) {
+      this.parts.push(Buffer.alloc(0));
+      this.literalLeft = -1;
+    }
+    if (!nonSync) {
+      this.waiting = true;
+      events.push({ kind: 'continue', size, tag, command: first.split(/\s+/)[1] ?? '' });
+    }
+    return false;
   }
 
   private tagOf(line: string): string | null {
@@ -179,7 +199,6 @@ const ATOM_SPECIALS = new Set(['(', ')', '{', ' ', '"', '\\', ']', '%', '*']);
 export function tokenize(cmd: RawCommand): Token[] {
   const root: Token[] = [];
   const stack: Token[][] = [root];
-  const cur = () => stack[stack.length - 1]!;
   for (let p = 0; p < cmd.parts.length; p++) {
     const part = cmd.parts[p]!;
     if (typeof part !== 'string') continue; // consumed with the marker before it
@@ -192,78 +211,91 @@ export function tokenize(cmd: RawCommand): Token[] {
       binary = lit[1] === '~';
       s = s.slice(0, lit.index);
     }
-    let i = 0;
-    while (i < s.length) {
-      const c = s[i]!;
-      if (c === ' ') {
-        i++;
-        continue;
-      }
-      if (c === '(') {
-        const list: Token = { t: 'list', v: [] };
-        cur().push(list);
-        stack.push(list.v);
-        if (stack.length > 64) throw 'Lists nested too deeply';
-        i++;
-        continue;
-      }
-      if (c === ')') {
-        if (stack.length === 1) throw 'Unbalanced parenthesis';
-        stack.pop();
-        i++;
-        continue;
-      }
-      if (c === '"') {
-        let out = '';
-        i++;
-        let closed = false;
-        while (i < s.length) {
-          const d = s[i]!;
-          if (d === '\\') {
-            const e = s[i + 1];
-            if (e !== '"' && e !== '\\') throw 'Bad escape in quoted string';
-            out += e;
-            i += 2;
-            continue;
-          }
-          if (d === '"') {
-            closed = true;
-            i++;
-            break;
-          }
-          out += d;
-          i++;
-        }
-        if (!closed) throw 'Unterminated quoted string';
-        cur().push({ t: 'string', v: Buffer.from(out, 'latin1'), literal: false, binary: false });
-        continue;
-      }
-      // An atom; `[...]` inside it (BODY[HEADER.FIELDS (A B)]) is kept whole, with its `<...>`.
-      let start = i;
-      let depth = 0;
-      while (i < s.length) {
-        const d = s[i]!;
-        if (d === '[') depth++;
-        else if (d === ']') {
-          if (depth === 0) break;
-          depth--;
-        } else if (depth === 0 && (ATOM_SPECIALS.has(d) && d !== '%' && d !== '*' && d !== '\\')) break;
-        i++;
-      }
-      if (depth > 0) throw 'Unbalanced brackets';
-      if (i === start) {
-        // A lone special (a stray `]` or `{`).
-        throw `Unexpected character ${JSON.stringify(s[i])}`;
-      }
-      const atom = s.slice(start, i);
-      start = i;
-      cur().push(atom.toUpperCase() === 'NIL' ? { t: 'nil' } : { t: 'atom', v: atom });
-    }
-    if (literal) cur().push({ t: 'string', v: literal, literal: true, binary });
+    tokenizeText(s, stack);
+    if (literal) stack[stack.length - 1]!.push({ t: 'string', v: literal, literal: true, binary });
   }
   if (stack.length !== 1) throw 'Unbalanced parenthesis';
   for (const t of root) checkChars(t);
   return root;
+}
+
+/** The tokens of one text piece, added to the innermost open list (`stack`, which parentheses open and close). */
+function tokenizeText(s: string, stack: Token[][]): void {
+  let i = 0;
+  while (i < s.length) {
+    const c = s[i]!;
+    if (c === ' ') {
+      i++;
+      continue;
+    }
+    if (c === '(') {
+      const list: Token = { t: 'list', v: [] };
+      stack[stack.length - 1]!.push(list);
+      stack.push(list.v);
+      if (stack.length > 64) throw 'Lists nested too deeply';
+      i++;
+      continue;
+    }
+    if (c === ')') {
+      if (stack.length === 1) throw 'Unbalanced parenthesis';
+      stack.pop();
+      i++;
+      continue;
+    }
+    if (c === '"') i = readQuoted(s, i, stack[stack.length - 1]!);
+    else i = readAtom(s, i, stack[stack.length - 1]!);
+  }
+}
+
+/** The quoted string opening at `s[i]`, added to `into`; returns the index after its closing quote. */
+function readQuoted(s: string, i: number, into: Token[]): number {
+  let out = '';
+  i++;
+  let closed = false;
+  while (i < s.length) {
+    const d = s[i]!;
+    if (d === '\\') {
+      const e = s[i + 1];
+      if (e !== '"' && e !== '\\') throw 'Bad escape in quoted string';
+      out += e;
+      i += 2;
+      continue;
+    }
+    if (d === '"') {
+      closed = true;
+      i++;
+      break;
+    }
+    out += d;
+    i++;
+  }
+  if (!closed) throw 'Unterminated quoted string';
+  into.push({ t: 'string', v: Buffer.from(out, 'latin1'), literal: false, binary: false });
+  return i;
+}
+
+/** The atom (or NIL) starting at `s[i]`, added to `into`; returns the index after it. */
+function readAtom(s: string, i: number, into: Token[]): number {
+  // `[...]` inside an atom (BODY[HEADER.FIELDS (A B)]) is kept whole, with its `<...>`.
+  const start = i;
+  let depth = 0;
+  while (i < s.length) {
+    const d = s[i]!;
+    if (d === '[') depth++;
+    else if (d === ']') {
+      if (depth === 0) break;
+      depth--;
+    } else if (depth === 0 && (ATOM_SPECIALS.has(d) && d !== '%' && d !== '*' && d !== '\\')) break;
+    i++;
+  }
+  if (depth > 0) throw 'Unbalanced brackets';
+  if (i === start) {
+    // A lone special (a stray `]` or `{`).
+    throw `Unexpected character ${JSON.stringify(s[i])}`;
+  }
+  const atom = s.slice(start, i);
+  into.push(atom.toUpperCase() === 'NIL' ? { t: 'nil' } : { t: 'atom', v: atom });
+  return i;
 }
 
 function checkChars(t: Token): void {

@@ -33,35 +33,40 @@ const FLAG_KEYS: Record<string, [string, boolean]> = {
 
 /** Parses criteria starting at `toks[i]`; returns the list (an implicit AND) and where it stopped. */
 export function parseSearch(toks: Token[], ctx: Ctx): Criterion {
-  let i = 0;
-  const stringArg = (): string => {
-    const t = toks[i++];
-    const s = textOf(t);
-    if (s === null) throw 'SEARCH key needs a string';
-    return s;
-  };
-  const numArg = (): number => {
-    const s = stringArg();
-    if (!/^\d{1,20}$/.test(s)) throw `Bad number ${s.slice(0, 20)}`;
-    return Number(s);
-  };
-  const dateArg = (): number => {
-    const s = stringArg();
-    const d = parseImapDate(s);
-    if (!d) throw `Bad date ${s.slice(0, 30)}`;
-    return d.getTime();
-  };
-  const one = (depth: number): Criterion => {
+  const parser = new SearchParser(toks, ctx);
+  const cs: Criterion[] = [];
+  while (parser.i < toks.length) cs.push(parser.one(0));
+  if (cs.length === 0) throw 'SEARCH needs criteria';
+  return cs.length === 1 ? cs[0]! : { k: 'and', cs };
+}
+
+/** Reads criteria from `toks`, `i` being the next token to read. */
+class SearchParser {
+  i = 0;
+
+  constructor(
+    private readonly toks: Token[],
+    private readonly ctx: Ctx,
+  ) {}
+
+  /** One criterion (a key with its arguments, or a parenthesized list), nested at most 64 deep. */
+  one(depth: number): Criterion {
     if (depth > 64) throw 'SEARCH nested too deeply';
-    const t = toks[i++];
+    const t = this.toks[this.i++];
     if (!t) throw 'Missing SEARCH key';
     if (t.t === 'list') {
-      const inner = parseSearch(t.v, ctx);
+      const inner = parseSearch(t.v, this.ctx);
       return inner;
     }
     if (t.t !== 'atom') throw 'Bad SEARCH key';
     const key = t.v.toUpperCase();
     if (FLAG_KEYS[key]) return { k: 'flag', flag: FLAG_KEYS[key][0], set: FLAG_KEYS[key][1] };
+    return this.keyed(key, depth);
+  }
+
+  /** The criterion of a search key other than a flag, its arguments read from the tokens after it. */
+  private keyed(key: string, depth: number): Criterion {
+    const { ctx } = this;
     switch (key) {
       case 'ALL':
         return { k: 'all' };
@@ -73,64 +78,83 @@ export function parseSearch(toks: Token[], ctx: Ctx): Criterion {
         // No session owns "recent" messages here (IMAP4rev2 removed \Recent).
         return { k: 'not', c: { k: 'all' } };
       case 'KEYWORD':
-        return { k: 'flag', flag: stringArg(), set: true };
+        return { k: 'flag', flag: this.stringArg(), set: true };
       case 'UNKEYWORD':
-        return { k: 'flag', flag: stringArg(), set: false };
+        return { k: 'flag', flag: this.stringArg(), set: false };
       case 'FROM':
       case 'TO':
       case 'CC':
       case 'BCC':
       case 'SUBJECT':
-        return { k: 'header', field: key.toLowerCase(), value: stringArg() };
+        return { k: 'header', field: key.toLowerCase(), value: this.stringArg() };
       case 'HEADER': {
-        const field = stringArg();
-        return { k: 'header', field: field.toLowerCase(), value: stringArg() };
+        const field = this.stringArg();
+        return { k: 'header', field: field.toLowerCase(), value: this.stringArg() };
       }
       case 'BODY':
-        return { k: 'body', value: stringArg(), headersToo: false };
+        return { k: 'body', value: this.stringArg(), headersToo: false };
       case 'TEXT':
-        return { k: 'body', value: stringArg(), headersToo: true };
+        return { k: 'body', value: this.stringArg(), headersToo: true };
       case 'BEFORE':
       case 'ON':
       case 'SINCE':
-        return { k: 'date', which: 'internal', op: key.toLowerCase() as 'on', day: dateArg() };
+        return { k: 'date', which: 'internal', op: key.toLowerCase() as 'on', day: this.dateArg() };
       case 'SENTBEFORE':
       case 'SENTON':
       case 'SENTSINCE':
-        return { k: 'date', which: 'sent', op: key.slice(4).toLowerCase() as 'on', day: dateArg() };
+        return { k: 'date', which: 'sent', op: key.slice(4).toLowerCase() as 'on', day: this.dateArg() };
       case 'LARGER':
-        return { k: 'size', op: 'larger', n: numArg() };
+        return { k: 'size', op: 'larger', n: this.numArg() };
       case 'SMALLER':
-        return { k: 'size', op: 'smaller', n: numArg() };
+        return { k: 'size', op: 'smaller', n: this.numArg() };
       case 'UID':
-        return { k: 'seq', ranges: seqArg(stringArg(), ctx.maxUid), uid: true };
+        return { k: 'seq', ranges: parseSequenceSet(this.stringArg(), ctx.maxUid), uid: true };
       case 'NOT':
-        return { k: 'not', c: one(depth + 1) };
+        return { k: 'not', c: this.one(depth + 1) };
       case 'OR': {
-        const a = one(depth + 1);
-        return { k: 'or', a, b: one(depth + 1) };
+        const a = this.one(depth + 1);
+        return { k: 'or', a, b: this.one(depth + 1) };
       }
-      case 'MODSEQ': {
-        // An optional entry name and type come first (RFC 7162 3.1.5); they are accepted and ignored.
-        if (toks[i] && toks[i]!.t !== 'atom') {
-          i += 2;
-        } else if (toks[i] && toks[i + 1] && /^\d+$/.test(textOf(toks[i + 1]) ?? '') && !/^\d+$/.test(textOf(toks[i]) ?? '')) i += 2;
-        return { k: 'modseq', n: numArg() };
-      }
+      case 'MODSEQ':
+        return this.modseq();
       case 'EMAILID':
-        return { k: 'emailid', id: stringArg() };
+        return { k: 'emailid', id: this.stringArg() };
       case '$':
         return { k: 'seq', ranges: (ctx.lastResult ?? []).map((u) => [u, u] as [number, number]), uid: true };
       default:
-        if (/^[\d*:,]+$/.test(key)) return { k: 'seq', ranges: seqArg(key, ctx.maxSeq), uid: false };
+        if (/^[\d*:,]+$/.test(key)) return { k: 'seq', ranges: parseSequenceSet(key, ctx.maxSeq), uid: false };
         throw `Unknown SEARCH key ${key.slice(0, 30)}`;
     }
-  };
-  const seqArg = (s: string, max: number) => parseSequenceSet(s, max);
-  const cs: Criterion[] = [];
-  while (i < toks.length) cs.push(one(0));
-  if (cs.length === 0) throw 'SEARCH needs criteria';
-  return cs.length === 1 ? cs[0]! : { k: 'and', cs };
+  }
+
+  private modseq(): Criterion {
+    const { toks } = this;
+    // An optional entry name and type come first (RFC 7162 3.1.5); they are accepted and ignored.
+    if (toks[this.i] && toks[this.i]!.t !== 'atom') {
+      this.i += 2;
+    } else if (toks[this.i] && toks[this.i + 1] && /^\d+$/.test(textOf(toks[this.i + 1]) ?? '') && !/^\d+$/.test(textOf(toks[this.i]) ?? '')) this.i += 2;
+    return { k: 'modseq', n: this.numArg() };
+  }
+
+  private stringArg(): string {
+    const t = this.toks[this.i++];
+    const s = textOf(t);
+    if (s === null) throw 'SEARCH key needs a string';
+    return s;
+  }
+
+  private numArg(): number {
+    const s = this.stringArg();
+    if (!/^\d{1,20}$/.test(s)) throw `Bad number ${s.slice(0, 20)}`;
+    return Number(s);
+  }
+
+  private dateArg(): number {
+    const s = this.stringArg();
+    const d = parseImapDate(s);
+    if (!d) throw `Bad date ${s.slice(0, 30)}`;
+    return d.getTime();
+  }
 }
 
 /** `CHARSET x` at the start: only UTF-8 and US-ASCII are accepted. */

@@ -11,6 +11,7 @@ import { binaryOf, parseFetchItems, sectionOf, type FetchItem } from './fetch.ts
 import { evaluate, needsData, parseSearch, takeCharset, type SearchMessage } from './search.ts';
 import { SelectedMailbox } from './selected.ts';
 import { WireCache, type RenderedStructure } from './wire-cache.ts';
+import type { MessageStructure } from '../../core/mime-structure.ts';
 
 export interface SessionLimits {
   maxLine: number;
@@ -345,6 +346,14 @@ export class ImapSession {
         return this.enable(args);
       case 'COMPRESS':
         return this.compress(tag, args);
+      default:
+        return this.dispatchMailboxCommand(name, args, uid);
+    }
+  }
+
+  /** The commands on mailboxes (dispatch's second part); the rest go on to dispatchMessageCommand. */
+  private dispatchMailboxCommand(name: string, args: Token[], uid: boolean): string | Promise<string> {
+    switch (name) {
       case 'SELECT':
       case 'EXAMINE':
         return this.select(name, args);
@@ -359,14 +368,8 @@ export class ImapSession {
         }, 'CREATE');
       case 'DELETE':
         return this.simpleMailbox(args, (a, n) => a.delete(n), 'DELETE');
-      case 'RENAME': {
-        this.need('auth', 'selected');
-        const from = this.mailboxArg(args[0]);
-        const to = this.mailboxArg(args[1]);
-        validName(to);
-        await this.account!.rename(from, to);
-        return 'RENAME completed';
-      }
+      case 'RENAME':
+        return this.rename(args);
       case 'SUBSCRIBE':
         return this.simpleMailbox(args, (a, n) => a.subscribe(n, true), 'SUBSCRIBE');
       case 'UNSUBSCRIBE':
@@ -383,6 +386,14 @@ export class ImapSession {
         return this.status(args);
       case 'APPEND':
         return this.append(args);
+      default:
+        return this.dispatchMessageCommand(name, args, uid);
+    }
+  }
+
+  /** The commands on the selected mailbox's messages (dispatch's last part), and the unknown ones. */
+  private dispatchMessageCommand(name: string, args: Token[], uid: boolean): Promise<string> {
+    switch (name) {
       case 'IDLE':
         return this.idle();
       case 'EXPUNGE':
@@ -486,6 +497,15 @@ export class ImapSession {
   }
 
   // --- mailboxes ---------------------------------------------------------
+
+  private async rename(args: Token[]): Promise<string> {
+    this.need('auth', 'selected');
+    const from = this.mailboxArg(args[0]);
+    const to = this.mailboxArg(args[1]);
+    validName(to);
+    await this.account!.rename(from, to);
+    return 'RENAME completed';
+  }
 
   private async simpleMailbox(args: Token[], fn: (a: ImapAccount, name: string) => Promise<void>, what: string): Promise<string> {
     this.need('auth', 'selected');
@@ -803,10 +823,28 @@ export class ImapSession {
     const set = textOf(args[0]);
     if (!set || args[0]!.t !== 'atom') throw bad(null, 'FETCH needs a sequence set');
     const items = parseFetchItems(args[1]);
+    const { changedSince, vanished } = this.fetchModifiers(args[2], uid);
+    if (uid && !items.some((x) => x.kind === 'UID')) items.unshift({ kind: 'UID' });
+    if ((this.condstore || changedSince !== null) && !items.some((x) => x.kind === 'MODSEQ')) items.push({ kind: 'MODSEQ' });
+    let targets = box.resolve(set, uid);
+    if (vanished && changedSince !== null) await this.sendVanished(box, set, changedSince);
+    if (changedSince !== null) targets = targets.filter((x) => x.m.modseq > changedSince);
+    const plan = fetchPlan(items, box.readOnly, this.o.wireCache ?? this.ownCache);
+    const batchSize = plan.needRaw ? 50 : 500;
+    for (let start = 0; start < targets.length; start += batchSize) {
+      const batch = targets.slice(start, start + batchSize);
+      const data = await this.loadFetchBatch(batch, plan);
+      if (plan.setsSeen) await this.markSeen(batch, items, box);
+      await this.writeFetchBatch(batch, plan, data);
+    }
+    return 'FETCH completed';
+  }
+
+  /** The FETCH modifiers (CHANGEDSINCE, VANISHED; RFC 7162), absent ones null and false. */
+  private fetchModifiers(mods: Token | undefined, uid: boolean): { changedSince: number | null; vanished: boolean } {
     let changedSince: number | null = null;
     let vanished = false;
-    if (args[2]) {
-      const mods = args[2];
+    if (mods) {
       if (mods.t !== 'list') throw bad(null, 'FETCH modifiers must be a list');
       for (let i = 0; i < mods.v.length; i++) {
         const m = (textOf(mods.v[i]) ?? '').toUpperCase();
@@ -822,173 +860,88 @@ export class ImapSession {
       }
       if (vanished && changedSince === null) throw bad(null, 'VANISHED needs CHANGEDSINCE');
     }
-    if (uid && !items.some((x) => x.kind === 'UID')) items.unshift({ kind: 'UID' });
-    if ((this.condstore || changedSince !== null) && !items.some((x) => x.kind === 'MODSEQ')) items.push({ kind: 'MODSEQ' });
-    let targets = box.resolve(set, uid);
-    if (vanished && changedSince !== null) {
-      const changes = await this.account!.changesSince(box.state.id, changedSince);
-      // `*` reaches every UID ever given out here, so expunges above the last message count too.
-      const ranges = parseSequenceSet(set, 0xffff_ffff);
-      const gone = changes.expunged.filter((u) => inRanges(u, ranges) && box.indexOfUid(u) < 0);
-      if (gone.length > 0) this.send(`* VANISHED (EARLIER) ${sequenceSet(gone)}`);
-    }
-    if (changedSince !== null) targets = targets.filter((x) => x.m.modseq > changedSince!);
-    // ENVELOPE, BODYSTRUCTURE and BODY are stored as wire text (rendered at ingest); ENVELOPE and
-    // BODYSTRUCTURE also come from the wire cache when it has them. Sections need the stored structure.
-    const withBody = items.some((x) => x.kind === 'BODY');
-    const needRendered = withBody || items.some((x) => x.kind === 'ENVELOPE' || x.kind === 'BODYSTRUCTURE');
-    const needStructure = items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE');
-    const cache = this.o.wireCache ?? this.ownCache;
-    const needRaw = items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE' || x.kind.startsWith('RFC822') && x.kind !== 'RFC822.SIZE');
-    const setsSeen = !box.readOnly && items.some((x) => (x.kind === 'section' && !x.peek) || x.kind === 'RFC822' || x.kind === 'RFC822.TEXT');
-    const batchSize = needRaw ? 50 : 500;
-    for (let start = 0; start < targets.length; start += batchSize) {
-      const batch = targets.slice(start, start + batchSize);
-      const ids = batch.map((x) => x.m.id);
-      const rendered = new Map<number, RenderedStructure & { body?: string }>();
-      const ask: number[] = [];
-      if (needRendered) {
-        for (const id of ids) {
-          const r = withBody ? undefined : cache.get(id);
-          if (r) rendered.set(id, r);
-          else ask.push(id);
-        }
-      }
-      const [wire, structs, raws] = await Promise.all([
-        ask.length > 0 ? this.account!.wireText(ask, withBody) : Promise.resolve(null),
-        needStructure ? this.account!.structures(ids) : Promise.resolve(null),
-        needRaw ? this.account!.bodies(ids) : Promise.resolve(null),
-      ]);
-      if (wire) {
-        for (const [id, w] of wire) {
-          rendered.set(id, w);
-          cache.set(id, { envelope: w.envelope, bodyStructure: w.bodyStructure });
-        }
-      }
-      if (setsSeen) {
-        const unseen = batch.filter((x) => !x.m.flags.includes('\\Seen'));
-        if (unseen.length > 0) {
-          const res = await this.account!.setFlags(box.state.id, unseen.map((x) => ({ id: x.m.id, flags: [...x.m.flags, '\\Seen'] })));
-          for (const u of res.updated) {
-            const x = batch.find((b) => b.m.id === u.id)!;
-            const updated: MessageMeta = { ...x.m, flags: [...x.m.flags, '\\Seen'], modseq: u.modseq };
-            box.msgs[box.indexOfUid(x.m.uid)] = updated;
-            x.m = updated;
-          }
-          if (!items.some((x) => x.kind === 'FLAGS')) items.push({ kind: 'FLAGS' });
-        }
-      }
-      // One write per batch, not per message (one TLS record and syscall for
-      // hundreds of responses), and the next batch is read only once the client
-      // has taken this one: the responses stream with bounded memory.
-      const out: Chunk[] = [];
-      for (const x of batch) {
-        const structure = structs?.get(x.m.id);
-        const raw = raws?.get(x.m.id);
-        const r = rendered.get(x.m.id);
-        if ((needStructure && !structure) || (needRendered && !r) || (needRaw && !raw)) {
-          // Expunged by another session meanwhile: nothing to send for it.
-          continue;
-        }
-        const mark = out.length;
-        try {
-          this.fetchResponse(x.seq, x.m, items, structure, r, raw, out);
-        } catch (err) {
-          // The responses before the failing message still go out, then the tagged NO.
-          out.length = mark;
-          if (out.length > 0) this.t.write(out);
-          throw err;
-        }
-        out.push('\r\n');
-        // Bodies are large: each goes out on its own rather than copied into one batch.
-        if (needRaw && !this.t.write(out.splice(0))) await this.t.drain();
-      }
-      if (out.length > 0 && !this.t.write(out)) await this.t.drain();
-    }
-    return 'FETCH completed';
+    return { changedSince, vanished };
   }
 
-  private fetchResponse(
-    seq: number,
-    m: MessageMeta,
-    items: FetchItem[],
-    structure: import('../../core/mime-structure.ts').MessageStructure | undefined,
-    r: (RenderedStructure & { body?: string }) | undefined,
-    raw: Buffer | undefined,
-    out: Chunk[],
-  ): void {
-    out.push(`* ${seq} FETCH (`);
-    items.forEach((it, n) => {
-      if (n > 0) out.push(' ');
-      switch (it.kind) {
-        case 'UID':
-          out.push(`UID ${m.uid}`);
-          break;
-        case 'FLAGS':
-          out.push(`FLAGS (${m.flags.join(' ')})`);
-          break;
-        case 'INTERNALDATE':
-          out.push(`INTERNALDATE ${internalDate(m.internalDate)}`);
-          break;
-        case 'RFC822.SIZE':
-          out.push(`RFC822.SIZE ${m.size}`);
-          break;
-        case 'MODSEQ':
-          out.push(`MODSEQ (${m.modseq})`);
-          break;
-        case 'EMAILID':
-          out.push(`EMAILID (M${m.id})`);
-          break;
-        case 'THREADID':
-          out.push('THREADID NIL');
-          break;
-        case 'ENVELOPE':
-          out.push('ENVELOPE ', r!.envelope);
-          break;
-        case 'BODYSTRUCTURE':
-          out.push('BODYSTRUCTURE ', r!.bodyStructure);
-          break;
-        case 'BODY':
-          out.push('BODY ', r!.body!);
-          break;
-        case 'RFC822':
-          out.push('RFC822 ');
-          literal(raw!, out);
-          break;
-        case 'RFC822.HEADER':
-        case 'RFC822.TEXT': {
-          out.push(`${it.kind} `);
-          const b = sectionOf(raw!, structure ?? { envelope: null as never, body: null as never }, { path: [], text: it.kind === 'RFC822.HEADER' ? 'HEADER' : 'TEXT', fields: [] });
-          literal(b ?? Buffer.alloc(0), out);
-          break;
-        }
-        case 'BINARY.SIZE': {
-          const b = binaryOf(raw!, structure!, it.section);
-          if (b === 'unknown-cte') throw no('UNKNOWN-CTE', 'Cannot decode this part');
-          out.push(`${it.label} ${b ? b.length : 0}`);
-          break;
-        }
-        case 'section': {
-          let b: Buffer | null;
-          if (it.binary) {
-            const r = binaryOf(raw!, structure!, it.section);
-            if (r === 'unknown-cte') throw no('UNKNOWN-CTE', 'Cannot decode this part');
-            b = r;
-          } else b = sectionOf(raw!, structure!, it.section);
-          b ??= Buffer.alloc(0);
-          let label = it.label;
-          if (it.partial) {
-            const [from, len] = it.partial;
-            b = from >= b.length ? Buffer.alloc(0) : b.subarray(from, from + len);
-            label += `<${from}>`;
-          }
-          out.push(`${label} `);
-          literal(b, out, it.binary && b.includes(0));
-          break;
-        }
+  /** `* VANISHED (EARLIER)`: the UIDs of `set` expunged since `changedSince` (FETCH ... (CHANGEDSINCE n VANISHED)). */
+  private async sendVanished(box: SelectedMailbox, set: string, changedSince: number): Promise<void> {
+    const changes = await this.account!.changesSince(box.state.id, changedSince);
+    // `*` reaches every UID ever given out here, so expunges above the last message count too.
+    const ranges = parseSequenceSet(set, 0xffff_ffff);
+    const gone = changes.expunged.filter((u) => inRanges(u, ranges) && box.indexOfUid(u) < 0);
+    if (gone.length > 0) this.send(`* VANISHED (EARLIER) ${sequenceSet(gone)}`);
+  }
+
+  /** What a batch's responses are made of: wire text (from the cache when it has it), structures and raw messages. */
+  private async loadFetchBatch(batch: FetchTarget[], plan: FetchPlan): Promise<FetchData> {
+    const { withBody, needRendered, needStructure, needRaw, cache } = plan;
+    const ids = batch.map((x) => x.m.id);
+    const rendered = new Map<number, RenderedStructure & { body?: string }>();
+    const ask: number[] = [];
+    if (needRendered) {
+      for (const id of ids) {
+        const r = withBody ? undefined : cache.get(id);
+        if (r) rendered.set(id, r);
+        else ask.push(id);
       }
-    });
-    out.push(')');
+    }
+    const [wire, structs, raws] = await Promise.all([
+      ask.length > 0 ? this.account!.wireText(ask, withBody) : Promise.resolve(null),
+      needStructure ? this.account!.structures(ids) : Promise.resolve(null),
+      needRaw ? this.account!.bodies(ids) : Promise.resolve(null),
+    ]);
+    if (wire) {
+      for (const [id, w] of wire) {
+        rendered.set(id, w);
+        cache.set(id, { envelope: w.envelope, bodyStructure: w.bodyStructure });
+      }
+    }
+    return { rendered, structs, raws };
+  }
+
+  /** Sets \Seen on the batch's unseen messages (a body was fetched without PEEK); FLAGS then goes out with them. */
+  private async markSeen(batch: FetchTarget[], items: FetchItem[], box: SelectedMailbox): Promise<void> {
+    const unseen = batch.filter((x) => !x.m.flags.includes('\\Seen'));
+    if (unseen.length === 0) return;
+    const res = await this.account!.setFlags(box.state.id, unseen.map((x) => ({ id: x.m.id, flags: [...x.m.flags, '\\Seen'] })));
+    for (const u of res.updated) {
+      const x = batch.find((b) => b.m.id === u.id)!;
+      const updated: MessageMeta = { ...x.m, flags: [...x.m.flags, '\\Seen'], modseq: u.modseq };
+      box.msgs[box.indexOfUid(x.m.uid)] = updated;
+      x.m = updated;
+    }
+    if (!items.some((x) => x.kind === 'FLAGS')) items.push({ kind: 'FLAGS' });
+  }
+
+  // One write per batch, not per message (one TLS record and syscall for
+  // hundreds of responses), and the next batch is read only once the client
+  // has taken this one: the responses stream with bounded memory.
+  private async writeFetchBatch(batch: FetchTarget[], plan: FetchPlan, data: FetchData): Promise<void> {
+    const { items, needStructure, needRendered, needRaw } = plan;
+    const { rendered, structs, raws } = data;
+    const out: Chunk[] = [];
+    for (const x of batch) {
+      const structure = structs?.get(x.m.id);
+      const raw = raws?.get(x.m.id);
+      const r = rendered.get(x.m.id);
+      if ((needStructure && !structure) || (needRendered && !r) || (needRaw && !raw)) {
+        // Expunged by another session meanwhile: nothing to send for it.
+        continue;
+      }
+      const mark = out.length;
+      try {
+        fetchResponse(x.seq, x.m, items, structure, r, raw, out);
+      } catch (err) {
+        // The responses before the failing message still go out, then the tagged NO.
+        out.length = mark;
+        if (out.length > 0) this.t.write(out);
+        throw err;
+      }
+      out.push('\r\n');
+      // Bodies are large: each goes out on its own rather than copied into one batch.
+      if (needRaw && !this.t.write(out.splice(0))) await this.t.drain();
+    }
+    if (out.length > 0 && !this.t.write(out)) await this.t.drain();
   }
 
   private async store(args: Token[], uid: boolean): Promise<string> {
@@ -1071,6 +1024,140 @@ export class ImapSession {
 }
 
 /** Thrown by commands that already sent their tagged reply (STARTTLS, COMPRESS) or whose connection ended. */
+type FetchTarget = { seq: number; m: MessageMeta };
+type Rendered = RenderedStructure & { body?: string };
+
+/** What a FETCH needs for its items, worked out once per command. */
+interface FetchPlan {
+  items: FetchItem[];
+  /** BODY: its wire text is stored, never cached. */
+  withBody: boolean;
+  /** ENVELOPE, BODYSTRUCTURE or BODY: stored as wire text (rendered at ingest); the first two also come from the wire cache. */
+  needRendered: boolean;
+  /** Sections need the stored structure. */
+  needStructure: boolean;
+  needRaw: boolean;
+  setsSeen: boolean;
+  cache: WireCache;
+}
+
+/** A batch's material, by message id. */
+interface FetchData {
+  rendered: Map<number, Rendered>;
+  structs: Map<number, MessageStructure> | null;
+  raws: Map<number, Buffer> | null;
+}
+
+function fetchPlan(items: FetchItem[], readOnly: boolean, cache: WireCache): FetchPlan {
+  const withBody = items.some((x) => x.kind === 'BODY');
+  return {
+    items,
+    withBody,
+    needRendered: withBody || items.some((x) => x.kind === 'ENVELOPE' || x.kind === 'BODYSTRUCTURE'),
+    needStructure: items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE'),
+    needRaw: items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE' || x.kind.startsWith('RFC822') && x.kind !== 'RFC822.SIZE'),
+    setsSeen: !readOnly && items.some((x) => (x.kind === 'section' && !x.peek) || x.kind === 'RFC822' || x.kind === 'RFC822.TEXT'),
+    cache,
+  };
+}
+
+/** One `* n FETCH (...)` response, without its CR LF. */
+function fetchResponse(
+  seq: number,
+  m: MessageMeta,
+  items: FetchItem[],
+  structure: MessageStructure | undefined,
+  r: Rendered | undefined,
+  raw: Buffer | undefined,
+  out: Chunk[],
+): void {
+  out.push(`* ${seq} FETCH (`);
+  for (let n = 0; n < items.length; n++) {
+    if (n > 0) out.push(' ');
+    fetchItem(items[n]!, m, structure, r, raw, out);
+  }
+  out.push(')');
+}
+
+/** One item of a FETCH response. */
+function fetchItem(it: FetchItem, m: MessageMeta, structure: MessageStructure | undefined, r: Rendered | undefined, raw: Buffer | undefined, out: Chunk[]): void {
+  switch (it.kind) {
+    case 'UID':
+      out.push(`UID ${m.uid}`);
+      break;
+    case 'FLAGS':
+      out.push(`FLAGS (${m.flags.join(' ')})`);
+      break;
+    case 'INTERNALDATE':
+      out.push(`INTERNALDATE ${internalDate(m.internalDate)}`);
+      break;
+    case 'RFC822.SIZE':
+      out.push(`RFC822.SIZE ${m.size}`);
+      break;
+    case 'MODSEQ':
+      out.push(`MODSEQ (${m.modseq})`);
+      break;
+    case 'EMAILID':
+      out.push(`EMAILID (M${m.id})`);
+      break;
+    case 'THREADID':
+      out.push('THREADID NIL');
+      break;
+    case 'ENVELOPE':
+      out.push('ENVELOPE ', r!.envelope);
+      break;
+    case 'BODYSTRUCTURE':
+      out.push('BODYSTRUCTURE ', r!.bodyStructure);
+      break;
+    case 'BODY':
+      out.push('BODY ', r!.body!);
+      break;
+    default:
+      fetchContentItem(it, structure, raw!, out);
+  }
+}
+
+/** A FETCH item of message content: RFC822, RFC822.HEADER/TEXT, BINARY.SIZE, a BODY[...] or BINARY[...] section. */
+function fetchContentItem(it: FetchItem, structure: MessageStructure | undefined, raw: Buffer, out: Chunk[]): void {
+  switch (it.kind) {
+    case 'RFC822':
+      out.push('RFC822 ');
+      literal(raw, out);
+      break;
+    case 'RFC822.HEADER':
+    case 'RFC822.TEXT': {
+      out.push(`${it.kind} `);
+      const b = sectionOf(raw, structure ?? { envelope: null as never, body: null as never }, { path: [], text: it.kind === 'RFC822.HEADER' ? 'HEADER' : 'TEXT', fields: [] });
+      literal(b ?? Buffer.alloc(0), out);
+      break;
+    }
+    case 'BINARY.SIZE': {
+      const b = binaryOf(raw, structure!, it.section);
+      if (b === 'unknown-cte') throw no('UNKNOWN-CTE', 'Cannot decode this part');
+      out.push(`${it.label} ${b ? b.length : 0}`);
+      break;
+    }
+    case 'section': {
+      let b: Buffer | null;
+      if (it.binary) {
+        const r = binaryOf(raw, structure!, it.section);
+        if (r === 'unknown-cte') throw no('UNKNOWN-CTE', 'Cannot decode this part');
+        b = r;
+      } else b = sectionOf(raw, structure!, it.section);
+      b ??= Buffer.alloc(0);
+      let label = it.label;
+      if (it.partial) {
+        const [from, len] = it.partial;
+        b = from >= b.length ? Buffer.alloc(0) : b.subarray(from, from + len);
+        label += `<${from}>`;
+      }
+      out.push(`${label} `);
+      literal(b, out, it.binary && b.includes(0));
+      break;
+    }
+  }
+}
+
 class Skip extends ImapError {
   constructor() {
     super('NO', null, 'skip');
