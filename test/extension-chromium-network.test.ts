@@ -20,8 +20,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, CDPSession, Page } from 'playwright-core';
@@ -29,7 +28,7 @@ import { createPrivateCa, issueCertificate } from '../src/config/private-ca.ts';
 import { browserSkip } from './helpers/browser.ts';
 import { davFetch } from './helpers/carddav.ts';
 import { attachTarget, type TargetSession } from './helpers/cdp-target.ts';
-import { dkimDomain, launchChromium, PAGE_SECRET, type Shop, startShop, until } from './helpers/extension-site.ts';
+import { buildExtension, dkimDomain, launchChromium, PAGE_SECRET, type Shop, startShop, until } from './helpers/extension-site.ts';
 import { type RecordingProxy, startRecordingProxy } from './helpers/recording-proxy.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -115,16 +114,8 @@ describe('what the extension sends, from the network (chromium)', { skip: browse
     server = new URL(t.server.http.url);
     // The proxy tunnels the test's own servers only; anything else is written down and refused.
     proxy = await startRecordingProxy((host, port) => (host === server.hostname && port === Number(server.port)) || (SITES.includes(host) && port === shop.port));
-    const out = mkdtempSync(join(tmpdir(), 'twoway-ext-build-'));
-    dirs.push(out);
-    const built = spawnSync(process.execPath, ['scripts/build-extension.mjs', '--out', out], { encoding: 'utf8' });
-    assert.equal(built.status, 0, built.stderr);
-    const ext = join(out, 'extension');
-    // Automatic mode granted at install, as in test/extension-chromium.test.ts (the real prompt is
-    // answered in test/extension-chromium-prompt.test.ts): the content script runs on the site.
-    const manifestPath = join(ext, 'manifest.json');
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
-    writeFileSync(manifestPath, JSON.stringify({ ...manifest, host_permissions: manifest.optional_host_permissions }));
+    // Automatic mode granted at install, as in test/extension-chromium.test.ts: the content script runs on the site.
+    const ext = buildExtension(dirs, { grantAllSites: true });
     const profile = mkdtempSync(join(tmpdir(), 'twoway-ext-profile-'));
     dirs.push(profile);
     mkdirSync(join(profile, 'Default'));

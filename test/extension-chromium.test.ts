@@ -13,15 +13,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createPrivateCa, issueCertificate } from '../src/config/private-ca.ts';
 import { browserSkip } from './helpers/browser.ts';
 import { davFetch, tsdavClient } from './helpers/carddav.ts';
-import { dkimDomain, launchChromium, type Sent, type Shop, startShop, until } from './helpers/extension-site.ts';
+import { buildExtension, dkimDomain, launchChromium, type Sent, type Shop, startShop, until } from './helpers/extension-site.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const USER = 'strict@example.test';
@@ -48,19 +47,9 @@ describe('the extension in chromium', { skip: browserSkip }, () => {
     const ca = createPrivateCa('twoway extension test CA');
     const siteCert = issueCertificate(ca, SITES);
     shop = await startShop(t.server.smtp.port, siteCert, keys);
-    const out = mkdtempSync(join(tmpdir(), 'twoway-ext-build-'));
-    dirs.push(out);
-    const built = spawnSync(process.execPath, ['scripts/build-extension.mjs', '--out', out], { encoding: 'utf8' });
-    assert.equal(built.status, 0, built.stderr);
-    const ext = join(out, 'extension');
-    // Automatic mode's optional host permission granted: Chromium's permission prompt cannot be
-    // answered from automation (a views dialog, no CDP command), so this copy of the built package
-    // asks for https://*/* at install instead; the background registers the content script on the
-    // same permissions.contains check either way. Firefox's test grants the optional permission in
-    // the real prompt; test/extension-chromium-manual.test.ts runs the package as built.
-    const manifestPath = join(ext, 'manifest.json');
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
-    writeFileSync(manifestPath, JSON.stringify({ ...manifest, host_permissions: manifest.optional_host_permissions }));
+    // Automatic mode granted at install (buildExtension); test/extension-chromium-manual.test.ts runs the
+    // package as built, and Firefox's test grants the optional permission in the real prompt.
+    const ext = buildExtension(dirs, { grantAllSites: true });
     const profile = mkdtempSync(join(tmpdir(), 'twoway-ext-profile-'));
     dirs.push(profile);
     const { ca: serverCert } = davFetch(t);

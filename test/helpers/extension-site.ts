@@ -7,12 +7,38 @@
  * DMARC published in the test's embedded DNS.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import nodemailer from 'nodemailer';
 import { type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
 import { CHROMIUM } from './browser.ts';
+
+/**
+ * Builds the extension with the project's script into a new folder (pushed
+ * on `dirs` for the test's cleanup) and returns the unpacked package's path.
+ * With `grantAllSites`, this copy asks at install for the optional all-sites
+ * permission (its optional_host_permissions) that automatic mode asks for in Chromium's prompt;
+ * the background registers the content script on the same
+ * permissions.contains check either way (the real prompt is answered in
+ * test/extension-chromium-prompt.test.ts).
+ */
+export function buildExtension(dirs: string[], { grantAllSites = false } = {}): string {
+  const out = mkdtempSync(join(tmpdir(), 'twoway-ext-build-'));
+  dirs.push(out);
+  const built = spawnSync(process.execPath, ['scripts/build-extension.mjs', '--out', out], { encoding: 'utf8' });
+  assert.equal(built.status, 0, built.stderr);
+  const ext = join(out, 'extension');
+  if (grantAllSites) {
+    const manifestPath = join(ext, 'manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(manifestPath, JSON.stringify({ ...manifest, host_permissions: manifest.optional_host_permissions }));
+  }
+  return ext;
+}
 
 /** DKIM key and DNS records (SPF for 127.0.0.1, DMARC p=reject) of one sending domain. */
 export function dkimDomain(domain: string) {
