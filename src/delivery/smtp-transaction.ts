@@ -159,8 +159,9 @@ async function dialogue(t: TransactionInput, io: Exchange, state: Progress): Pro
     if (rcpt.code === 421) {
       // The server is going away: nothing known yet means another host may do better.
       if (results.size === 0 && accepted.length === 0) return unusable(client, rcpt);
+      // It answers the recipients not yet answered, and those accepted: their message was never sent.
       const outcome = outcomeOfReply(text(rcpt), rcpt.code);
-      for (const rest of recipients.slice(i)) results.set(rest, outcome);
+      for (const rest of [...recipients.slice(i), ...accepted]) results.set(rest, outcome);
       client.close();
       return { outcome: done(results, 0), needsReset: false };
     }
