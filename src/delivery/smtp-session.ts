@@ -64,7 +64,8 @@ async function connect(o: SessionOptions, tls: boolean): Promise<SmtpSession> {
     throw new ConnectError(describeFailure(err as SmtpFailure, peer), false);
   }
   let phase: TimeoutType = 'GREETING_TIMEOUT';
-  // The connect timeout also bounds the whole setup (greeting, EHLO, TLS handshake), as nodemailer's did.
+  // The connect timeout also bounds the whole setup (greeting, EHLO, TLS handshake): a server that
+  // trickles replies cannot hold a connection slot for a reply timeout per command.
   const deadline = setTimeout(() => client.close(new SmtpFailure('session setup timed out', 'ETIMEDOUT', phase)), o.connectTimeoutMs);
   try {
     const greeting = await client.read('GREETING_TIMEOUT');
