@@ -394,42 +394,6 @@ describe('queue worker', () => {
     assert.equal(busy.maxByDomain.get('busy.test'), 1);
   });
 
-  test('a backlog for one domain at its limit: each poll claims fewer rows than the batch once polls only release', async () => {
-    for (let i = 0; i < 120; i++) await enqueue(`bk${i}`, [`r${i}@busy.test`]);
-    const limits: number[] = [];
-    const released: number[] = [];
-    const real = store.queue;
-    // The real repository, with its claims and releases counted.
-    const queue = new Proxy(real, {
-      get(target, key) {
-        if (key === 'claim') {
-          return (...args: Parameters<typeof real.claim>) => {
-            limits.push(args[1]);
-            return real.claim(...args);
-          };
-        }
-        if (key === 'release') {
-          return (ids: readonly number[], owner: string) => {
-            released.push(ids.length);
-            return real.release(ids, owner);
-          };
-        }
-        const value: unknown = Reflect.get(target, key);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const transport = new ScriptedTransport(all('delivered', '250 ok'));
-    const worker = start(transport, { queue, perDomainConcurrency: 2, maxActive: 100, batchSize: 100 });
-    await until(() => transport.calls.length === 120, 'every message handed to the transport');
-    await worker.idle();
-    assert.ok(Object.values(await states()).every((s) => s === 'delivered'));
-    assert.equal(transport.calls.length, 120);
-    assert.equal(limits[0], 100, 'the first poll claims the whole batch');
-    assert.ok(limits.slice(-20).every((l) => l === 8), `later polls claim 8: ${limits.join(',')}`);
-    const rows = released.reduce((a, b) => a + b, 0);
-    assert.ok(rows < 120 * 20, `rows claimed only to be released: ${rows}`);
-  });
-
   test('a transport that rejects, or a route that throws: every recipient of the call deferred', async () => {
     await enqueue('m1', ['a@one.test', 'b@one.test', 'c@two.test']);
     const broken = new ScriptedTransport(() => new Error('disk full'));

@@ -155,22 +155,8 @@ interface PollInput {
   start: (messageId: string, groups: Group[]) => void;
 }
 
-/** The least a poll claims once its claim size has shrunk. */
-const MIN_CLAIM = 8;
-
-/**
- * One step of the poll loop (delivery/poll-loop.ts): claims due work and starts what fits; the rest is released.
- *
- * The claim size adapts. Under a backlog for one domain at its limit, every
- * round that ends frees one call slot and kicks a poll: a claim of the whole
- * batch would lease up to `batchSize` rows and release all but one again, for
- * each message (this was the sender's largest cost in bench/smtp-relay.ts).
- * So a poll that released more than it started halves the next claim (not
- * below MIN_CLAIM), and a full claim that started everything doubles it (up
- * to the batch).
- */
+/** One step of the poll loop (delivery/poll-loop.ts): claims due work and starts what fits; the rest is released. */
 function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, start }: PollInput): () => Promise<boolean> {
-  let claimSize = batchSize;
   return async () => {
     if (active.full()) {
       state.backlog = true;
@@ -180,11 +166,10 @@ function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, st
     const now = clock();
     // Up to the batch, not just the room left: a message's recipients beyond the room, and domains
     // that filled up meanwhile, are released again; the rest may still fit (other domains).
-    const limit = Math.min(batchSize, claimSize);
-    const claimed = await queue.claim(now, limit, { owner, until: new Date(now.getTime() + leaseMs) }, { excludeDomains: busy });
+    const claimed = await queue.claim(now, batchSize, { owner, until: new Date(now.getTime() + leaseMs) }, { excludeDomains: busy });
     const unstarted: number[] = [];
     // More may be due: the claim was full, or busy domains were left out (their turn comes when a call ends).
-    let leftBehind = claimed.length >= limit || busy.length > 0;
+    let leftBehind = claimed.length >= batchSize || busy.length > 0;
     for (const [messageId, domains] of groupByMessage(state.stopping ? [] : claimed, active.inFlight)) {
       const groups: Group[] = [];
       for (const [domain, entries] of domains) {
@@ -197,8 +182,6 @@ function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, st
       }
       if (groups.length > 0) start(messageId, groups);
     }
-    if (unstarted.length * 2 > claimed.length) claimSize = Math.max(MIN_CLAIM, Math.ceil(limit / 2));
-    else if (unstarted.length === 0 && claimed.length >= limit) claimSize = Math.min(batchSize, limit * 2);
     if (state.stopping) unstarted.push(...claimed.filter((e) => !active.inFlight.has(e.id)).map((e) => e.id));
     // Claimed but not started: free for any process (this one included) at once, not after the lease.
     await queue.release(unstarted, owner);
