@@ -52,7 +52,7 @@ import type { App, AppOptions, RunningServer } from './app.ts';
 /** How long an authentication worker reuses a DNS answer (mail/auth-pool.ts `dnsReuseMs`). */
 const AUTH_DNS_REUSE_MS = 2000;
 
-export type Hints = { queue: () => void; fetch: () => void; decisions: () => void };
+export type Hints = { queue: (recipients?: readonly string[]) => void; fetch: () => void; decisions: () => void };
 
 /** What the parts of `startApp` share; each part adds its closers in start order. */
 interface StartContext {
@@ -158,9 +158,9 @@ function startOutbound(ctx: StartContext) {
   });
   closers.unshift(() => worker.stop());
   // "Due now" reaches every node's queue worker (LISTEN/NOTIFY on PostgreSQL); polling is the fallback.
-  const unsubscribe = store.signals.onQueued(() => worker.kick());
+  const unsubscribe = store.signals.onQueued((recipients) => worker.kick(recipients));
   closers.unshift(async () => unsubscribe());
-  hints.queue = () => store.signals.queued();
+  hints.queue = (recipients) => store.signals.queued(recipients);
   if (twmWiring) hints.fetch = () => twmWiring.fetchWorker.kick();
 
   return { twmWiring, worker };

@@ -19,6 +19,7 @@ import { ensureMaterials } from './config/materials.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { DecisionsWorker } from './delivery/decisions-worker.ts';
 import type { QueueWorker } from './delivery/queue-worker.ts';
+import type { Hints } from './app-start.ts';
 import type { TwmFetchWorker } from './delivery/twm-fetch-worker.ts';
 import type { DnsResolver } from './dns/types.ts';
 import type { TwmInbox } from './endpoints/twm/inbox.ts';
@@ -130,7 +131,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     now,
   });
   // Latency hints to this process's workers, live once start() ran; before that (the CLI) the store is the only signal.
-  const hints = { queue: () => {}, fetch: () => {}, decisions: () => {} };
+  const hints: Hints = { queue: () => {}, fetch: () => {}, decisions: () => {} };
   const services = createServices(
     store,
     config.domains,
@@ -143,7 +144,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       headerLimits: config.limits.header,
       allowAddressLiterals: config.submission.addressLiterals,
       relaySenders: config.submission.relaySenders,
-      onQueued: () => hints.queue(),
+      onQueued: (recipients) => hints.queue(recipients),
     },
     {
       now,

@@ -15,6 +15,8 @@ export function createActiveSet(maxActive: number, perDomain: number) {
     inFlight,
     full: () => inFlight.size >= maxActive,
     room: () => Math.max(0, maxActive - inFlight.size),
+    /** Whether `domain` is at its concurrency limit. */
+    busy: (domain: string) => (domainCalls.get(domain) ?? 0) >= perDomain,
     /** Domains at their concurrency limit. */
     busyDomains: () => [...domainCalls].filter(([, calls]) => calls >= perDomain).map(([domain]) => domain),
     /** Takes what fits of one domain's entries as one transport call; null when the set or the domain is full. */

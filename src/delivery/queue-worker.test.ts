@@ -394,6 +394,36 @@ describe('queue worker', () => {
     assert.equal(busy.maxByDomain.get('busy.test'), 1);
   });
 
+  test('a kick for a message whose domains are all busy polls nothing; the call that ends takes it', async () => {
+    await enqueue('first', ['r1@busy.test']);
+    const busy = new ScriptedTransport(all('delivered', '250 ok'));
+    const free = new ScriptedTransport(all('delivered', '250 ok'));
+    busy.hold();
+    let claims = 0;
+    // The real store, its claims counted: a skipped poll is one that never reaches it.
+    const queue = Object.create(store.queue) as typeof store.queue;
+    queue.claim = (...args) => {
+      claims++;
+      return store.queue.claim(...args);
+    };
+    const worker = start(busy, { queue, route: (domain) => (domain === 'busy.test' ? busy : free), perDomainConcurrency: 1 });
+    await until(() => busy.active === 1, 'one busy.test call');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const before = claims;
+    await enqueue('second', ['r2@BUSY.test']);
+    worker.kick(['r2@BUSY.test']);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(claims, before, 'no poll while busy.test is at its limit');
+    await enqueue('third', ['x@free.test', 'r3@busy.test']);
+    worker.kick(['x@free.test', 'r3@busy.test']);
+    await until(() => free.calls.length === 1, 'a kick with a free domain to poll');
+    assert.equal(busy.calls.length, 1);
+    busy.open();
+    await worker.idle();
+    assert.deepEqual(busy.calls.map((c) => c.recipients).flat().sort(), ['r1@busy.test', 'r2@BUSY.test', 'r3@busy.test']);
+    assert.ok(Object.values(await states()).every((s) => s === 'delivered'));
+  });
+
   test('a transport that rejects, or a route that throws: every recipient of the call deferred', async () => {
     await enqueue('m1', ['a@one.test', 'b@one.test', 'c@two.test']);
     const broken = new ScriptedTransport(() => new Error('disk full'));

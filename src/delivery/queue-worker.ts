@@ -41,7 +41,7 @@ import type { RetrySchedule } from '../core/retry-schedule.ts';
 import type { DsnKind } from '../mail/dsn.ts';
 import type { QueueRepository } from '../store/types.ts';
 import { createActiveSet, groupByMessage, type ActiveSet } from './queue-active-set.ts';
-import { mergeSchedule, positiveInteger, type Group } from './queue-decide.ts';
+import { mergeSchedule, positiveInteger, recipientDomain, type Group } from './queue-decide.ts';
 import { createRoundRunner } from './queue-round.ts';
 import { startPollLoop } from './poll-loop.ts';
 import type { Transport } from './types.ts';
@@ -87,8 +87,12 @@ export interface QueueWorkerOptions {
 }
 
 export interface QueueWorker {
-  /** New mail was queued (or retried): poll now instead of at the next interval. */
-  kick(): void;
+  /**
+   * New mail was queued (or retried): poll now instead of at the next interval. Given the
+   * recipients of the new message, a poll that could start none of them (their domains all at
+   * their limit, or the active set full) is not run: a call that ends polls for them.
+   */
+  kick(recipients?: readonly string[]): void;
   /** Resolves when no poll and no delivery is running (tests: kick(), then await idle()). */
   idle(): Promise<void>;
   /** Stops taking new work and waits for the deliveries in flight, DSNs included. */
@@ -113,7 +117,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     log,
   });
   const running = new Set<Promise<void>>();
-  const state = { backlog: false, stopping: undefined as Promise<void> | undefined };
+  const state: PollState = { backlog: false, kickedMeanwhile: false, stopping: undefined };
 
   function start(messageId: string, groups: Group[]): void {
     const round: Promise<void> = runRound(messageId, groups)
@@ -140,8 +144,27 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     state.stopping ??= loop.stop().finally(() => clearInterval(renewal));
     return state.stopping;
   }
+  function kick(recipients?: readonly string[]): void {
+    if (recipients && recipients.length > 0 && (active.full() || recipients.every((r) => active.busy(recipientDomain(r))))) {
+      // Nothing of it could start now, and a poll would scan the whole due backlog to learn
+      // that. A call to each of these domains is in flight; when one ends it polls (start()).
+      state.backlog = true;
+      // A poll running now may have claimed before this message was queued: keep its end from clearing the flag.
+      state.kickedMeanwhile = true;
+      return;
+    }
+    loop.kick();
+  }
   // The loop polls at once: anything due from before a restart.
-  return { kick: () => loop.kick(), idle: loop.idle, stop };
+  return { kick, idle: loop.idle, stop };
+}
+
+interface PollState {
+  /** Due work was left behind: the next call that ends polls again. */
+  backlog: boolean;
+  /** A kick was skipped since the current poll began (kick()). */
+  kickedMeanwhile: boolean;
+  stopping: Promise<void> | undefined;
 }
 
 interface PollInput {
@@ -151,7 +174,7 @@ interface PollInput {
   leaseMs: number;
   clock: () => Date;
   batchSize: number;
-  state: { backlog: boolean; stopping: Promise<void> | undefined };
+  state: PollState;
   start: (messageId: string, groups: Group[]) => void;
 }
 
@@ -162,6 +185,7 @@ function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, st
       state.backlog = true;
       return false;
     }
+    state.kickedMeanwhile = false;
     const busy = active.busyDomains();
     const now = clock();
     // Up to the batch, not just the room left: a message's recipients beyond the room, and domains
@@ -185,7 +209,7 @@ function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, st
     if (state.stopping) unstarted.push(...claimed.filter((e) => !active.inFlight.has(e.id)).map((e) => e.id));
     // Claimed but not started: free for any process (this one included) at once, not after the lease.
     await queue.release(unstarted, owner);
-    state.backlog = leftBehind;
+    state.backlog = leftBehind || state.kickedMeanwhile;
     // What was left behind is taken when a round ends and makes room (start()).
     return false;
   };

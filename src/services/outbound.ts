@@ -50,8 +50,8 @@ export interface OutboundOptions {
   maxReceivedHeaders: number;
   /** Header section limits (core/header-limits.ts), the same as SMTP's. */
   headerLimits?: HeaderLimits;
-  /** Called after a message is queued (the worker polls at once). */
-  onQueued?: () => void;
+  /** Called after a message is queued with its recipients (the worker polls at once, unless their domains are all busy). */
+  onQueued?: (recipients?: readonly string[]) => void;
   /** The application clock: the queue entry's time and a missing Date:. */
   now?: () => Date;
   /** Accept address-literal recipients (`x@[192.0.2.1]`); off by default (`submission.address_literals`). */
@@ -190,7 +190,7 @@ export function createOutbound(options: OutboundOptions) {
       };
       await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now(), copy });
       for (const r of recipients) if (!owns(user, r)) await options.contacts.autoAllow(user.id, r);
-      options.onQueued?.();
+      options.onQueued?.(recipients);
       return { messageId: id, recipients };
     },
   };

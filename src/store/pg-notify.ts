@@ -16,10 +16,13 @@ import { randomBytes } from 'node:crypto';
 import type { ChangeBus } from './change-bus.ts';
 
 export interface StoreSignals {
-  /** A queue entry became due now somewhere in the cluster (this process included). */
-  onQueued(listener: () => void): () => void;
-  /** Announces queued work to every process (a no-op where there is no channel). */
-  queued(): void;
+  /**
+   * A queue entry became due now somewhere in the cluster (this process included). `recipients`
+   * are those of a message this process just queued (undefined: unknown, from another process).
+   */
+  onQueued(listener: (recipients?: readonly string[]) => void): () => void;
+  /** Announces queued work to every process (a no-op where there is no channel); recipients go to this process's listeners only. */
+  queued(recipients?: readonly string[]): void;
 }
 
 export interface PgNotifier extends StoreSignals {
@@ -31,7 +34,7 @@ export interface PgNotifier extends StoreSignals {
 export function startPgNotifier(o: { pool: pg.Pool; connect: () => pg.Client; schema: string; log: (msg: string) => void }): PgNotifier {
   const channel = `twoway_${o.schema}`.slice(0, 63);
   const self = randomBytes(6).toString('hex');
-  const queueListeners = new Set<() => void>();
+  const queueListeners = new Set<(recipients?: readonly string[]) => void>();
   let local: ChangeBus | null = null;
   let client: pg.Client | null = null;
   let closed = false;
@@ -88,8 +91,8 @@ export function startPgNotifier(o: { pool: pg.Pool; connect: () => pg.Client; sc
       queueListeners.add(listener);
       return () => queueListeners.delete(listener);
     },
-    queued() {
-      for (const l of queueListeners) l();
+    queued(recipients) {
+      for (const l of queueListeners) l(recipients);
       send('q');
     },
     async close() {
@@ -101,14 +104,14 @@ export function startPgNotifier(o: { pool: pg.Pool; connect: () => pg.Client; sc
 
 /** Where there is no channel (SQLite): signals stay in the process. */
 export function localSignals(): StoreSignals {
-  const listeners = new Set<() => void>();
+  const listeners = new Set<(recipients?: readonly string[]) => void>();
   return {
     onQueued(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    queued() {
-      for (const l of listeners) l();
+    queued(recipients) {
+      for (const l of listeners) l(recipients);
     },
   };
 }
