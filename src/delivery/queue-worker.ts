@@ -14,8 +14,7 @@
  *   is still ours (queue-round.ts). Leases of entries in flight are renewed
  *   every third of `leaseMs`; a process that hangs longer loses its entries
  *   to another, and its late writes are refused.
- * - A poll claims at most `batchSize` due entries and no more than the active set has room for,
- *   leaving out the domains at their concurrency limit, groups them
+ * - A poll claims at most `batchSize` due entries, leaving out the domains at their concurrency limit, groups them
  *   by (message, recipient domain) and starts one transport call per group
  *   while the active set (`maxActive` recipients) and the domain's limit
  *   (`perDomainConcurrency` calls) allow. What does not fit waits for the
@@ -189,13 +188,12 @@ function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, st
     state.kickedMeanwhile = false;
     const busy = active.busyDomains();
     const now = clock();
-    // Up to the room left, not the whole batch: more than the room can never start now, and under
-    // load (a backlog for a domain with one call slot free) each poll claimed and released the batch.
-    const limit = Math.min(batchSize, active.room());
-    const claimed = await queue.claim(now, limit, { owner, until: new Date(now.getTime() + leaseMs) }, { excludeDomains: busy });
+    // Up to the batch, not just the room left: a message's recipients beyond the room, and domains
+    // that filled up meanwhile, are released again; the rest may still fit (other domains).
+    const claimed = await queue.claim(now, batchSize, { owner, until: new Date(now.getTime() + leaseMs) }, { excludeDomains: busy });
     const unstarted: number[] = [];
     // More may be due: the claim was full, or busy domains were left out (their turn comes when a call ends).
-    let leftBehind = claimed.length >= limit || busy.length > 0;
+    let leftBehind = claimed.length >= batchSize || busy.length > 0;
     for (const [messageId, domains] of groupByMessage(state.stopping ? [] : claimed, active.inFlight)) {
       const groups: Group[] = [];
       for (const [domain, entries] of domains) {
@@ -212,10 +210,8 @@ function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, st
     // Claimed but not started: free for any process (this one included) at once, not after the lease.
     await queue.release(unstarted, owner);
     state.backlog = leftBehind || state.kickedMeanwhile;
-    // What was left behind is taken when a round ends and makes room (start()). But a full claim
-    // whose domains filled up meanwhile may have hidden other domains' entries behind them: claim
-    // again at once, without the newly busy domains (the busy set only grows, so this ends).
-    return !state.stopping && claimed.length >= limit && !active.full() && active.busyDomains().length > busy.length;
+    // What was left behind is taken when a round ends and makes room (start()).
+    return false;
   };
 }
 
