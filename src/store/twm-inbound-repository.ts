@@ -16,6 +16,7 @@ import type { ChangeBus } from './change-bus.ts';
 import { sql, type Selectable } from 'kysely';
 import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
 import { claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
+import { updateInRecipients } from './prepared-twm-delivery.ts';
 import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmRequestTouch } from './types.ts';
 import { StoreConflictError } from './types.ts';
 import type { TwmInNoticesTable, TwmInRecipientsTable } from './schema.ts';
@@ -246,17 +247,9 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     return this.writer.write(async (tx) => {
       const changed: string[] = [];
       for (const part of chunks(unique(rcpts), PER_STATEMENT)) {
-        const rows = await tx
-          .updateTable('twm_in_recipients')
-          .set(columns)
-          .where('sender_domain', '=', senderDomain)
-          .where('notice_id', '=', id)
-          .where('rcpt', 'in', part)
-          // The condition is what lets racing workers and the Screener leave each other's results alone.
-          .where('state', 'in', [...from])
-          .where((eb) => (owner === undefined ? eb.lit(true) : eb('lease_owner', '=', owner)))
-          .returning('rcpt')
-          .execute();
+        // Prepared: every fetch and receipt ends with this write. The condition (`from`) is what lets
+        // racing workers and the Screener leave each other's results alone.
+        const rows = await updateInRecipients(tx, this.s.dialect, { senderDomain, id, rcpts: part, from, owner }, columns);
         changed.push(...rows.map((r) => r.rcpt));
       }
       return changed;
