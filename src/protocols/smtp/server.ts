@@ -7,7 +7,6 @@
  * goes to the log, never to the client.
  */
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import type { Socket } from 'node:net';
 import { ReplyError } from '../../core/errors.ts';
 import { smtpReplyOf } from './errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
@@ -102,11 +101,13 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     // connection. SPF/DMARC do their own lookups.
     disableReverseLookup: true,
     logger: false,
+    // Replies are small and each one is awaited by the client: no Nagle delay. Set by net.Server
+    // as it accepts (smtp-server hands its options to net.createServer), not by a listener per connection.
+    noDelay: true,
     ...perIpLimit(options.maxConnectionsPerIp),
     ...transactionHandlers(options, wire),
   });
 
-  server.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
   server.on('error', (err) => hooks.onError?.(err, null));
 
   await new Promise<void>((resolve, reject) => {
