@@ -13,6 +13,7 @@ import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
 import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
 import { installLenientSender } from './sender-syntax.ts';
+import { installPooledSessionIds } from './session-id.ts';
 import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
 export interface SmtpSessionInfo {
@@ -78,6 +79,7 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   await installGreetingHold();
   await installAuthAfterTls();
   await installLenientSender();
+  installPooledSessionIds();
   const { hooks } = options;
   const wire: Wire = (err, session) => toWire(err, session, hooks.onError);
 
