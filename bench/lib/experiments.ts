@@ -22,6 +22,8 @@
  *   checkpoint-4000  SQLite wal_autocheckpoint 4000 pages instead of 1000: pages a
  *                 commit rewrites every time (index leaves, the mailbox row) are copied
  *                 to the database once per checkpoint, so fewer copies per message.
+ *                 Since session 7 the store's own setting (open.ts): a no-op there, kept
+ *                 for older checkouts and as the record of how it was measured.
  *   no-auth       SPF/DKIM/DMARC skipped (applied in twoway-server.ts by composing
  *                 the server without mailauth).
  */
