@@ -125,8 +125,8 @@ class ImapConnection implements SessionTransport {
     this.#pending.length = 0;
     this.#pendingOctets = 0;
     if (deflate) {
+      // Sync-flushed by the write itself (the stream's default flush flag, startDeflate).
       deflate.write(buf);
-      deflate.flush(zlib.constants.Z_SYNC_FLUSH);
       return !deflate.writableNeedDrain && !this.sock.writableNeedDrain;
     }
     return this.sock.write(buf);
@@ -167,7 +167,9 @@ class ImapConnection implements SessionTransport {
   startDeflate(): void {
     // The tagged OK goes out uncompressed (RFC 4978 3).
     this.flush();
-    const deflate = zlib.createDeflateRaw();
+    // Every write ends with a sync flush (RFC 4978: the client can decode each response when it
+    // arrives), done with the write in one call to zlib's thread pool, not a write and a flush.
+    const deflate = zlib.createDeflateRaw({ flush: zlib.constants.Z_SYNC_FLUSH });
     deflate.on('data', (d: Buffer) => this.sock.write(d));
     this.#deflate = deflate;
     const inflate = zlib.createInflateRaw();
