@@ -45,6 +45,8 @@
  *   BENCH_SESSIONS       parallel submission sessions (default 20)
  *   BENCH_SYSTEMS        default twoway,postfix
  *   BENCH_TIMEOUT        seconds one run may take before it counts as failed (default 120)
+ *   BENCH_SENDER_TREE    another checkout whose sources run the twoway sender (the receiver is
+ *                        this one's): the outbound path before/after a change, in one sitting
  *   BENCH_CPU_PROF=1     V8 CPU profiles of the twoway sender and receiver during the
  *                        measured runs, in bench/out/prof/relay-{sender,receiver}.cpuprofile
  *                        (summarise with npx tsx bench/lib/cpuprofile-summary.ts FILE)
@@ -73,8 +75,8 @@ interface RelaySystem {
   stored(): Promise<number>;
   /** Waits until the sender has nothing left to deliver; throws with details if that takes too long. */
   settle(timeoutMs: number): Promise<void>;
-  /** CPU seconds of both servers so far (null if not measurable). */
-  cpu(): number | null;
+  /** CPU seconds of each server so far (null if not measurable). */
+  cpu(): { sender: number; receiver: number } | null;
   /** Checks at the end: everything sent was stored, nothing failed or deferred. */
   verify(sent: number): Promise<Record<string, unknown>>;
   describe(): string;
@@ -93,6 +95,8 @@ interface RunResult {
   submitSeconds: number;
   /** CPU seconds of sender and receiver together, per message, in milliseconds. */
   cpuMsPerMsg: number | null;
+  /** The sender's part of it. */
+  senderCpuMsPerMsg: number | null;
 }
 
 interface Row {
@@ -105,7 +109,8 @@ interface Row {
   ratio: number | null;
   submitSeconds: number;
   cpuMsPerMsg: number | null;
-  runs: Array<{ seconds: number; msgPerSec: number; submitSeconds: number; cpuMsPerMsg: number | null }>;
+  senderCpuMsPerMsg: number | null;
+  runs: Array<{ seconds: number; msgPerSec: number; submitSeconds: number; cpuMsPerMsg: number | null; senderCpuMsPerMsg: number | null }>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -124,6 +129,8 @@ const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const warmup = Math.max(sessions, Math.round(messages / 5));
 const runTimeoutMs = Number(process.env.BENCH_TIMEOUT ?? 120) * 1000;
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
+const senderTree = process.env.BENCH_SENDER_TREE;
+const senderScript = senderTree ? { serverScript: join(senderTree, 'bench', 'lib', 'twoway-server.ts') } : {};
 const systems = new Set((process.env.BENCH_SYSTEMS ?? 'twoway,postfix').split(',').map((s) => s.trim()));
 
 const log = (s = '') => process.stderr.write(s + '\n');
@@ -205,7 +212,8 @@ async function runOnce(sys: RelaySystem, n: number, tag: string): Promise<RunRes
     seconds,
     msgPerSec: n / seconds,
     submitSeconds,
-    cpuMsPerMsg: cpu0 !== null && cpu1 !== null ? ((cpu1 - cpu0) * 1000) / n : null,
+    cpuMsPerMsg: cpu0 !== null && cpu1 !== null ? ((cpu1.sender + cpu1.receiver - cpu0.sender - cpu0.receiver) * 1000) / n : null,
+    senderCpuMsPerMsg: cpu0 !== null && cpu1 !== null ? ((cpu1.sender - cpu0.sender) * 1000) / n : null,
   };
 }
 
@@ -215,7 +223,7 @@ async function startTwoway(dns: EmbeddedDnsServer, cleanups: Array<() => Promise
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
   const port = await freePort(TW_B.host);
-  const start = async (dir: string, side: { host: string; domain: string }, options: { smtpPort?: number; deliveryPort?: number }) => {
+  const start = async (dir: string, side: { host: string; domain: string }, options: { smtpPort?: number; deliveryPort?: number; serverScript?: string }) => {
     const child = await startTwowayChild({ dir, dns: dns.address, domain: side.domain, user: `bench@${side.domain}`, host: side.host, logLevel: 'warn', ...options });
     cleanups.push(async () => {
       const code = await child.stop();
@@ -223,7 +231,7 @@ async function startTwoway(dns: EmbeddedDnsServer, cleanups: Array<() => Promise
     });
     return child;
   };
-  const [b, a] = await Promise.all([start(dirs[1]!, TW_B, { smtpPort: port }), start(dirs[0]!, TW_A, { deliveryPort: port })]);
+  const [b, a] = await Promise.all([start(dirs[1]!, TW_B, { smtpPort: port }), start(dirs[0]!, TW_A, { deliveryPort: port, ...senderScript })]);
   if (a.submissionPort === null) throw new Error('the twoway sender has no submission listener');
   dns.add([
     { name: TW_B.domain, type: 'MX', data: { preference: 10, exchange: `mx.${TW_B.domain}` } },
@@ -254,7 +262,7 @@ async function startTwoway(dns: EmbeddedDnsServer, cleanups: Array<() => Promise
     cpu: () => {
       const x = cpuSeconds(a.pid);
       const y = cpuSeconds(b.pid);
-      return x === null || y === null ? null : x + y;
+      return x === null || y === null ? null : { sender: x, receiver: y };
     },
     async verify(sent) {
       const queue = await a.queue();
@@ -323,7 +331,7 @@ async function startPostfixPair(cleanups: Array<() => Promise<unknown>>): Promis
     cpu: () => {
       const x = cpuOf(a);
       const y = cpuOf(b);
-      return x === null || y === null ? null : x + y;
+      return x === null || y === null ? null : { sender: x, receiver: y };
     },
     async verify(sent) {
       await system.settle(60_000);
@@ -377,7 +385,7 @@ async function main(): Promise<void> {
 
     const describeRun = (r: RunResult) =>
       `${r.system.padEnd(8)} ${r.messages} msgs in ${r.seconds.toFixed(2)} s = ${r.msgPerSec.toFixed(0)} msg/s (all submitted after ${r.submitSeconds.toFixed(2)} s)` +
-      (r.cpuMsPerMsg !== null ? `, servers' CPU ${r.cpuMsPerMsg.toFixed(2)} ms/msg` : '');
+      (r.cpuMsPerMsg !== null ? `, servers' CPU ${r.cpuMsPerMsg.toFixed(2)} ms/msg (sender ${r.senderCpuMsPerMsg?.toFixed(2)})` : '');
     for (const t of targets) {
       const r = await runOnce(t, warmup, `warmup-${t.name}`);
       sent.set(t, (sent.get(t) ?? 0) + warmup);
@@ -404,6 +412,7 @@ async function main(): Promise<void> {
   for (const t of targets) {
     const rs = results.filter((r) => r.system === t.name);
     const cpu = rs.map((r) => r.cpuMsPerMsg).filter((x): x is number => x !== null);
+    const senderCpu = rs.map((r) => r.senderCpuMsPerMsg).filter((x): x is number => x !== null);
     rows.push({
       system: t.name,
       sessions,
@@ -413,7 +422,14 @@ async function main(): Promise<void> {
       ratio: null,
       submitSeconds: round(median(rs.map((r) => r.submitSeconds)), 3),
       cpuMsPerMsg: cpu.length ? round(median(cpu), 2) : null,
-      runs: rs.map((r) => ({ seconds: round(r.seconds, 3), msgPerSec: round(r.msgPerSec, 1), submitSeconds: round(r.submitSeconds, 3), cpuMsPerMsg: r.cpuMsPerMsg === null ? null : round(r.cpuMsPerMsg, 2) })),
+      senderCpuMsPerMsg: senderCpu.length ? round(median(senderCpu), 2) : null,
+      runs: rs.map((r) => ({
+        seconds: round(r.seconds, 3),
+        msgPerSec: round(r.msgPerSec, 1),
+        submitSeconds: round(r.submitSeconds, 3),
+        cpuMsPerMsg: r.cpuMsPerMsg === null ? null : round(r.cpuMsPerMsg, 2),
+        senderCpuMsPerMsg: r.senderCpuMsPerMsg === null ? null : round(r.senderCpuMsPerMsg, 2),
+      })),
     });
   }
   const base = rows.find((r) => r.system === 'postfix');

@@ -279,15 +279,17 @@ describe('SMTP transport', () => {
       assert.ok(s.commands.some((c) => c.startsWith('MAIL FROM:<alice@sender.test>') && c.includes('BODY=8BITMIME')), s.commands.join('\n'));
     });
 
-    it('opens a new connection when RSET on a pooled one fails', async () => {
-      const s = await scripted('stale', { rset: '421 4.4.2 idle too long, closing' });
+    it('opens a new connection when a pooled one is refused at the next MAIL (421: the server timed it out)', async () => {
+      const s = await scripted('stale', { mail: (n) => (n > 1 ? '421 4.4.2 idle too long, closing' : undefined) });
       const tr = transport({ port: s.port });
       for (const subject of ['first', 'second']) {
         const [r] = await tr.deliver('stale.test', message('x@stale.test', subject), ['x@stale.test']);
         assert.equal(r!.status, 'delivered');
       }
       assert.equal(s.connections, 2);
-      assert.equal(s.commands.filter((c) => c === 'RSET').length, 1);
+      // A completed transaction needs no RSET before the next MAIL.
+      assert.equal(s.commands.filter((c) => c === 'RSET').length, 0);
+      assert.equal(s.commands.filter((c) => c.startsWith('MAIL')).length, 3);
       assert.deepEqual(tr.stats(), { connectionsOpened: 2, sessionsReused: 0, transactions: 2, idle: 1 });
     });
 
@@ -324,8 +326,8 @@ interface Script {
   greeting?: string;
   rcpt?: (to: string) => string;
   dot?: string;
-  /** The reply to RSET; a 421 closes the connection, as a server that timed the session out would. */
-  rset?: string;
+  /** The reply to the n-th MAIL of a connection (1-based; undefined: 250); a 421 closes the connection, as a server that timed the session out would. */
+  mail?: (n: number) => string | undefined;
   /** Offers STARTTLS, says 220, then answers the TLS hello with plaintext. */
   brokenStartTls?: boolean;
 }
@@ -345,6 +347,7 @@ async function startScripted(script: Script, host: string, port: number) {
     let buffered = '';
     let inData = false;
     let handshake = false;
+    let mails = 0;
     socket.on('data', (chunk: Buffer) => {
       // The client's TLS hello: answer with bytes that are not TLS, so its handshake fails at once.
       if (handshake) return void socket.end('this is not TLS at all\r\n');
@@ -373,11 +376,11 @@ async function startScripted(script: Script, host: string, port: number) {
           inData = true;
           socket.write('354 go ahead\r\n');
         } else if (verb === 'QUIT') socket.end('221 2.0.0 bye\r\n');
-        else if (verb === 'RSET' && script.rset) {
-          socket.write(`${script.rset}\r\n`);
-          if (script.rset.startsWith('421')) socket.end();
-        }
-        else socket.write('250 2.0.0 ok\r\n');
+        else if (verb === 'MAIL' && script.mail?.(++mails)) {
+          const answer = script.mail(mails)!;
+          socket.write(`${answer}\r\n`);
+          if (answer.startsWith('421')) return void socket.end();
+        } else socket.write('250 2.0.0 ok\r\n');
       }
     });
   });

@@ -1,12 +1,24 @@
 /**
- * Where a remote server's replies arrive: nodemailer's response texts (and
- * its connection errors) become Reply values here, once. A multi-line reply
+ * Where a remote server's replies arrive: the response texts of the SMTP
+ * client (smtp-client.ts), and its connection failures, become Reply values
+ * here, once. A multi-line reply
  * is put on one line first, then `parseReply` takes its codes apart; a
  * connection failure that no server answered becomes a named local reply
  * (`4.4.1 connection refused by mx.b.test[127.0.0.1]:2525`).
  */
-import type { SMTPError } from 'nodemailer/lib/smtp-connection';
 import { parseReply, replies, type Reply } from '../core/reply.ts';
+
+/** A connection-level failure as the SMTP client reports it (smtp-client.ts `SmtpFailure`). */
+export interface FailureInfo {
+  readonly message: string;
+  /** A Node error code (ECONNREFUSED, ECONNRESET, ETIMEDOUT...), or ECONNECTION / EPROTOCOL. */
+  readonly code?: string;
+  /** Which wait timed out, for ETIMEDOUT. */
+  readonly timeoutType?: string;
+  /** The server's reply, when the failure is a reply (a 421 greeting). */
+  readonly responseCode?: number | undefined;
+  readonly response?: string | undefined;
+}
 
 export interface RcptOutcome {
   status: 'delivered' | 'deferred' | 'failed';
@@ -44,9 +56,9 @@ export function replyOf(response: string): Reply {
 }
 
 /** A connection-level failure in words, or the server's reply when it sent one (e.g. a 421 greeting). */
-export function describeFailure(err: SMTPError, peer: string): Reply {
+export function describeFailure(err: FailureInfo, peer: string): Reply {
   if (err.responseCode !== undefined && err.response) return replyOf(err.response);
-  const code = err.originalCode ?? err.code;
+  const code = err.code;
   switch (code) {
     case 'ECONNREFUSED':
       return replies.connectionRefused(peer);
@@ -66,7 +78,7 @@ export function describeFailure(err: SMTPError, peer: string): Reply {
   }
 }
 
-function timeoutText(err: SMTPError, peer: string): Reply {
+function timeoutText(err: FailureInfo, peer: string): Reply {
   switch (err.timeoutType) {
     case 'CONNECT_TIMEOUT':
       return replies.connectTimeout(peer);

@@ -1,23 +1,19 @@
 /**
- * One SMTP client session with one mail exchanger address, over nodemailer's
- * smtp-connection (connect, EHLO, opportunistic STARTTLS, transactions, RSET,
- * QUIT), turned into promises and per-recipient outcomes.
- *
- * Why the care around nodemailer's events: on a connection failure it emits
- * 'error', then 'end', and only then calls the pending callback, and a reply
- * callback queued before the socket closed is never called at all (close()
- * drops the queue). So every wait also listens for 'end', and on 'end'
- * settles one tick later, letting a late callback with the real error win.
- * A permanent 'error' listener is required anyway: an EventEmitter 'error'
- * without one would throw and take the process down.
+ * One SMTP client session with one mail exchanger address, over the
+ * project's own client (smtp-client.ts): connect, greeting, EHLO (HELO when
+ * EHLO is refused), opportunistic STARTTLS, then transactions
+ * (smtp-transaction.ts, pipelined when the server offers PIPELINING) until
+ * QUIT.
  */
-import { isAscii } from 'node:buffer';
 import { isIP } from 'node:net';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { SMTPConnectionEnvelope, SMTPConnectionSendInfo, SMTPEnvelope, SMTPError } from 'nodemailer/lib/smtp-connection';
+import { formatReply, type Reply } from '../core/reply.ts';
+import { SmtpClient, SmtpFailure, type TimeoutType } from './smtp-client.ts';
+import type { SmtpReply } from './smtp-reply-reader.ts';
+import { describeFailure } from './smtp-replies.ts';
+import { runTransaction, type Extensions, type TransactionOutcome } from './smtp-transaction.ts';
 import type { OutboundMessage } from './types.ts';
-import { formatReply, replies, type Reply } from '../core/reply.ts';
-import { describeFailure, outcomeOfReply, replyOf, type RcptOutcome } from './smtp-replies.ts';
+
+export type { TransactionOutcome } from './smtp-transaction.ts';
 
 export interface SessionOptions {
   /** The MX host name: presented as the TLS server name, used in texts. */
@@ -27,19 +23,11 @@ export interface SessionOptions {
   heloName: string;
   /** Source address of outgoing connections (Postfix's smtp_bind_address); the system's choice if absent. */
   localAddress?: string;
+  /** Bounds the setup: TCP connect, greeting, STARTTLS handshake. */
   connectTimeoutMs: number;
+  /** Inactivity limit while waiting for any reply. */
   commandTimeoutMs: number;
 }
-
-/**
- * `unusable`: the session failed before the server answered any recipient
- * (connection lost, 421), so nothing is known about this message here and
- * the caller may try another connection or host. `done`: an outcome for
- * every recipient (`delivered` counts those the server took).
- */
-export type TransactionOutcome =
-  | { kind: 'unusable'; reply: Reply }
-  | { kind: 'done'; results: Map<string, RcptOutcome>; delivered: number };
 
 /** Thrown by `openSession`; `reply` is ready for a recipient result. */
 export class ConnectError extends Error {
@@ -68,183 +56,120 @@ export async function openSession(options: SessionOptions): Promise<SmtpSession>
 }
 
 async function connect(o: SessionOptions, tls: boolean): Promise<SmtpSession> {
-  const conn = new SMTPConnection({
-    host: o.address,
-    port: o.port,
-    // Explicit, because nodemailer assumes implicit TLS on port 465.
-    secure: false,
-    name: o.heloName,
-    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
-    // SNI takes a DNS name only: none for an address literal destination (`[192.0.2.1]`).
-    ...(isIP(o.host) === 0 && !o.host.startsWith('[') ? { servername: o.host } : {}),
-    ignoreTLS: !tls,
-    // A 4xx/5xx answer to STARTTLS: go on in plaintext rather than give up.
-    opportunisticTLS: true,
-    tls: { rejectUnauthorized: false },
-    // nodemailer's connectionTimeout bounds the whole setup (TCP, greeting, TLS handshake).
-    connectionTimeout: o.connectTimeoutMs,
-    greetingTimeout: o.commandTimeoutMs,
-    socketTimeout: o.commandTimeoutMs,
-    logger: false,
-  });
-  const session = new SmtpSession(conn, `${o.host}[${o.address}]:${o.port}`);
+  const peer = `${o.host}[${o.address}]:${o.port}`;
+  let client: SmtpClient;
   try {
-    await session.wait<void>((done) => conn.connect((err) => done(err ?? null)));
-    return session;
+    client = await SmtpClient.connect(o);
   } catch (err) {
-    conn.close();
-    // `upgrading` stays true when the connection died during the STARTTLS handshake.
-    throw new ConnectError(describeFailure(err as SMTPError, session.peer), tls && conn.upgrading === true);
+    throw new ConnectError(describeFailure(err as SmtpFailure, peer), false);
   }
+  let phase: TimeoutType = 'GREETING_TIMEOUT';
+  // The connect timeout also bounds the whole setup (greeting, EHLO, TLS handshake): a server that
+  // trickles replies cannot hold a connection slot for a reply timeout per command.
+  const deadline = setTimeout(() => client.close(new SmtpFailure('session setup timed out', 'ETIMEDOUT', phase)), o.connectTimeoutMs);
+  try {
+    const greeting = await client.read('GREETING_TIMEOUT');
+    phase = 'RESPONSE_TIMEOUT';
+    if (greeting.code !== 220) throw SmtpFailure.ofReply(greeting);
+    let ext = await hello(client, o.heloName);
+    if (tls && ext.startTls) {
+      const answer = await client.command('STARTTLS');
+      // A 4xx/5xx answer to STARTTLS: go on in plaintext rather than give up.
+      if (answer.code === 220) {
+        phase = 'UPGRADE_TIMEOUT';
+        // SNI takes a DNS name only: none for an address literal destination (`[192.0.2.1]`).
+        await client.upgrade(isIP(o.host) === 0 && !o.host.startsWith('[') ? o.host : undefined, o.connectTimeoutMs);
+        phase = 'RESPONSE_TIMEOUT';
+        ext = await hello(client, o.heloName);
+      }
+    }
+    return new SmtpSession(client, peer, ext);
+  } catch (err) {
+    client.close();
+    if (!(err instanceof SmtpFailure)) throw err;
+    throw new ConnectError(describeFailure(err, peer), tls && phase === 'UPGRADE_TIMEOUT');
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+/** EHLO, or HELO when the server does not know EHLO; the extensions the server offers. */
+async function hello(client: SmtpClient, name: string): Promise<Extensions> {
+  const ehlo = await client.command(`EHLO ${name}`);
+  if (ehlo.code === 250) return extensionsOf(ehlo);
+  // 421: the server is closing; anything else but a 5xx "unknown command" ends the session too.
+  if (ehlo.code < 500) throw SmtpFailure.ofReply(ehlo);
+  const helo = await client.command(`HELO ${name}`);
+  if (helo.code !== 250) throw SmtpFailure.ofReply(helo);
+  return { pipelining: false, startTls: false, eightBitMime: false, smtpUtf8: false, size: undefined };
+}
+
+export function extensionsOf(reply: SmtpReply): Extensions {
+  const ext: Extensions = { pipelining: false, startTls: false, eightBitMime: false, smtpUtf8: false, size: undefined };
+  for (const line of reply.lines.slice(1)) {
+    const [keyword = '', arg] = line.slice(4).trim().toUpperCase().split(/\s+/);
+    if (keyword === 'PIPELINING') ext.pipelining = true;
+    else if (keyword === 'STARTTLS') ext.startTls = true;
+    else if (keyword === '8BITMIME') ext.eightBitMime = true;
+    else if (keyword === 'SMTPUTF8') ext.smtpUtf8 = true;
+    else if (keyword === 'SIZE') ext.size = /^\d+$/.test(arg ?? '') ? Number(arg) : 0;
+  }
+  return ext;
 }
 
 export class SmtpSession {
   /** `host[address]:port`, for texts and logs. */
   readonly peer: string;
-  /** A transaction ran on this session: RSET before the next one. */
-  used = false;
-  readonly #conn: SMTPConnection;
-  #dead = false;
-  #lastError: SMTPError | undefined;
-  #onEnd: (() => void) | undefined;
+  readonly extensions: Extensions;
+  readonly #client: SmtpClient;
+  /** The last transaction was left open (refused after MAIL was accepted): RSET before the next. */
+  #needsReset = false;
 
-  constructor(conn: SMTPConnection, peer: string) {
-    this.#conn = conn;
+  constructor(client: SmtpClient, peer: string, extensions: Extensions) {
+    this.#client = client;
     this.peer = peer;
-    conn.on('error', (err: SMTPError) => {
-      this.#dead = true;
-      this.#lastError = err;
-    });
-    conn.once('end', () => {
-      this.#dead = true;
-      this.#onEnd?.();
-    });
+    this.extensions = extensions;
   }
 
   get alive(): boolean {
-    return !this.#dead && !this.#conn.destroyed;
+    return this.#client.alive;
   }
 
   /** True when STARTTLS succeeded. */
   get secure(): boolean {
-    return this.#conn.secure;
+    return this.#client.secure;
   }
 
   /** Called once when the connection ends for any reason (the pool drops idle sessions the server closed). */
   onEnd(listener: () => void): void {
-    this.#onEnd = listener;
+    this.#client.onClose(listener);
   }
 
-  /** RSET; rejects when the session is no longer usable (e.g. the server closed an idle connection). */
-  reset(): Promise<void> {
-    return this.wait<void>((done) => this.#conn.reset((err) => done(err)));
-  }
-
+  /** One transaction (RSET first when the last one was left open, in the same flight when pipelining). */
   async transact(message: OutboundMessage, recipients: string[]): Promise<TransactionOutcome> {
-    const envelope: SMTPEnvelope = {
-      from: message.sender ?? false, // false is nodemailer's null reverse-path: MAIL FROM:<>
-      to: recipients,
-      size: message.raw.length, // SIZE= lets the server refuse an oversized message before DATA
-      use8BitMime: !isAscii(message.raw), // BODY=8BITMIME when there are 8-bit bytes to declare
-    };
-    this.used = true;
-    let response: string | undefined;
-    let error: SMTPError | undefined;
-    try {
-      response = (await this.wait<SMTPConnectionSendInfo>((done) => this.#conn.send(envelope, message.raw, done))).response;
-    } catch (err) {
-      error = err as SMTPError;
-    }
-    // nodemailer keeps its RCPT bookkeeping on the envelope object it was given
-    // (typed SMTPConnectionEnvelope); only there do we learn who was accepted
-    // when DATA or the final dot is refused.
-    const tracked = envelope as Partial<SMTPConnectionEnvelope>;
-    return interpret(recipients, tracked.accepted ?? [], tracked.rejectedErrors ?? [], response, error, this.peer);
+    const { outcome, needsReset } = await runTransaction({
+      client: this.#client,
+      extensions: this.extensions,
+      peer: this.peer,
+      message,
+      recipients,
+      reset: this.#needsReset,
+    });
+    this.#needsReset = needsReset;
+    return outcome;
   }
 
-  /** QUIT politely; closes hard after `graceMs` if the server does not answer. Never rejects. */
+  /** QUIT politely; closes hard after `graceMs` if the server does not close first. Never rejects. */
   quit(graceMs = 1000): Promise<void> {
-    if (!this.alive) {
-      this.#conn.close();
-      return Promise.resolve();
-    }
+    const client = this.#client;
+    if (!client.alive) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#conn.close();
-        resolve();
-      }, graceMs);
-      this.#conn.once('end', () => {
+      const timer = setTimeout(() => client.close(), graceMs);
+      client.onClose(() => {
         clearTimeout(timer);
         resolve();
       });
-      this.#conn.quit();
+      client.end('QUIT\r\n');
     });
   }
-
-  /** Runs a callback-style nodemailer call, also settling if the connection ends without calling back. */
-  wait<T>(start: (done: (err: SMTPError | null, value?: T) => void) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const finish = (err: SMTPError | null, value?: T): void => {
-        if (settled) return;
-        settled = true;
-        this.#conn.off('end', onEnd);
-        if (err) reject(err);
-        else resolve(value as T);
-      };
-      const onEnd = (): void => {
-        setImmediate(() => finish(this.#lastError ?? closedError()));
-      };
-      this.#conn.once('end', onEnd);
-      start(finish);
-    });
-  }
-}
-
-/** Per-recipient outcomes of one transaction from what nodemailer reported. */
-function interpret(
-  recipients: string[],
-  accepted: string[],
-  rejected: SMTPError[],
-  response: string | undefined,
-  err: SMTPError | undefined,
-  peer: string,
-): TransactionOutcome {
-  const results = new Map<string, RcptOutcome>();
-  const all = (outcome: RcptOutcome): void => {
-    for (const r of recipients) results.set(r, outcome);
-  };
-  if (err && err.command === 'MAIL FROM' && err.responseCode !== undefined && err.responseCode !== 421) {
-    // The sender was refused: that answers every recipient (RCPT replies after it are only 503s).
-    all(outcomeOfReply(err.response, err.responseCode));
-    return { kind: 'done', results, delivered: 0 };
-  }
-  if (err && err.code === 'EMESSAGE' && err.responseCode === undefined) {
-    // nodemailer refuses locally what exceeds the server's advertised SIZE.
-    all({ status: 'failed', reply: replies.messageTooBigFor(peer, err.message) });
-    return { kind: 'done', results, delivered: 0 };
-  }
-  for (const e of rejected) {
-    if (e.recipient !== undefined) results.set(e.recipient, outcomeOfReply(e.response, e.responseCode));
-  }
-  if (!err) {
-    for (const r of accepted) results.set(r, { status: 'delivered', reply: replyOf(response ?? '250') });
-    return { kind: 'done', results, delivered: accepted.length };
-  }
-  const connectionLost = err.responseCode === undefined || err.responseCode === 421;
-  if (connectionLost && accepted.length === 0 && results.size === 0) {
-    return { kind: 'unusable', reply: describeFailure(err, peer) };
-  }
-  // A refused DATA or final dot answers every recipient the RCPT phase accepted.
-  const fallback = connectionLost ? { status: 'deferred' as const, reply: describeFailure(err, peer) } : outcomeOfReply(err.response, err.responseCode);
-  for (const r of recipients) {
-    if (!results.has(r)) results.set(r, fallback);
-  }
-  return { kind: 'done', results, delivered: 0 };
-}
-
-function closedError(): SMTPError {
-  const err: SMTPError = new Error('Connection closed unexpectedly');
-  err.code = 'ECONNECTION';
-  return err;
 }

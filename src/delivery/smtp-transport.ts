@@ -17,9 +17,13 @@
  *   is retried at once in a new transaction on the same session, as long as
  *   the previous transaction delivered something (RFC 5321 4.5.3.1.10).
  * - Sessions are pooled per (address, port) (`smtp-pool.ts`): after a
- *   transaction a session waits idle for the next message to that host, and
- *   RSET before reuse doubles as the liveness check; a stale one is dropped
- *   and the message goes over another (or a new) connection.
+ *   transaction a session waits idle for the next message to that host. No
+ *   RSET probe before reuse: a session the server closed is dropped by the
+ *   pool when its socket ends, and one that dies at the next MAIL (421, or
+ *   closed) is `unusable`, so the message goes over another (or a new)
+ *   connection.
+ * - The client is pipelined (RFC 2920) when the server offers PIPELINING:
+ *   see `smtp-transaction.ts`.
  * - TLS is opportunistic and unverified (see `smtp-session.ts`).
  * - Result texts are the remote reply (`550 5.1.1 ...`) or a local problem
  *   starting with an enhanced code (`4.4.1 connection refused by ...`),
@@ -64,9 +68,9 @@ export interface SmtpTransportOptions {
 export interface SmtpTransportStats {
   /** TCP connections opened (sessions that got through EHLO/STARTTLS). */
   connectionsOpened: number;
-  /** Transactions that ran on a session reused from the pool. */
+  /** Deliveries that ran on a session reused from the pool. */
   sessionsReused: number;
-  /** SMTP transactions (MAIL FROM ... final reply) started. */
+  /** SMTP transactions (MAIL FROM ... final reply) the server answered. */
   transactions: number;
   /** Sessions idle in the pool right now. */
   idle: number;
@@ -77,7 +81,7 @@ export type SmtpTransport = Transport & { close(): Promise<void>; stats(): SmtpT
 type HostAttempt = { kind: 'unreachable'; reply: Reply } | { kind: 'done'; results: Map<string, RcptOutcome> };
 type SessionAttempt = { kind: 'unusable'; reply: Reply } | { kind: 'done'; results: Map<string, RcptOutcome> };
 
-/** Characters that would break the MAIL/RCPT command line (nodemailer refuses them too). */
+/** Characters that would break the MAIL/RCPT command line. */
 const UNSENDABLE = /[\r\n<>]|^$/;
 
 export function createSmtpTransport(options: SmtpTransportOptions): SmtpTransport {
@@ -181,17 +185,18 @@ async function deliver(ctx: TransportContext, domain: string, message: OutboundM
 async function tryAddress(ctx: TransportContext, host: string, address: string, message: OutboundMessage, recipients: string[]): Promise<HostAttempt> {
   const { port, pool, maxPerHost, log } = ctx;
   const key = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-  // A reused session may turn out dead; each retry drops one, so this ends after at most one fresh connection.
+  // A reused session may turn out dead (the server closed it while idle: its first reply is a 421 or
+  // nothing); each retry drops one, so this ends after at most one fresh connection.
   for (let round = 0; round <= maxPerHost; round++) {
     const lease = await pool.acquire(key);
     if (!lease) return { kind: 'done', results: allOf(recipients, { status: 'deferred', reply: replies.shuttingDown() }) };
-    const session = lease.member ? await reuse(ctx, lease) : await open(ctx, lease, host, address);
-    if (session !== undefined && !(session instanceof SmtpSession)) return { kind: 'unreachable', reply: session };
-    if (!session) continue;
+    const session = lease.member ?? (await open(ctx, lease, host, address));
+    if (!(session instanceof SmtpSession)) return { kind: 'unreachable', reply: session };
 
     const outcome = await transactAll(ctx, session, message, recipients);
     pool.release(lease, session, outcome.kind === 'done' && session.alive);
     if (outcome.kind === 'done') {
+      if (lease.member) ctx.stats.sessionsReused++;
       log(
         { messageId: message.messageId, host, address, port, tls: session.secure, results: Object.fromEntries(outcome.results) },
         'SMTP delivery attempt finished',
@@ -203,21 +208,6 @@ async function tryAddress(ctx: TransportContext, host: string, address: string, 
     if (lease.member === undefined) return { kind: 'unreachable', reply: outcome.reply };
   }
   return { kind: 'unreachable', reply: replies.noUsableConnection(`${host}[${address}]:${port}`) };
-}
-
-/** RSET on a pooled session; undefined (slot released) if it no longer works. */
-async function reuse(ctx: TransportContext, lease: Lease<SmtpSession>): Promise<SmtpSession | undefined> {
-  const { pool, stats } = ctx;
-  const session = lease.member!;
-  try {
-    await session.reset();
-    session.used = false;
-    stats.sessionsReused++;
-    return session;
-  } catch {
-    pool.release(lease, session, false);
-    return undefined;
-  }
 }
 
 /** Opens a session into an empty slot; the problem text (slot released) on failure. */
@@ -252,16 +242,8 @@ async function transactAll(ctx: TransportContext, session: SmtpSession, message:
   const results = new Map<string, RcptOutcome>();
   let batch = recipients;
   for (let first = true; batch.length > 0; first = false) {
-    if (session.used) {
-      try {
-        await session.reset();
-      } catch {
-        for (const r of batch) results.set(r, { status: 'deferred', reply: replies.connectionClosed(session.peer) });
-        break;
-      }
-    }
-    stats.transactions++;
     const outcome = await session.transact(message, batch);
+    if (outcome.kind === 'done') stats.transactions++;
     if (outcome.kind === 'unusable') {
       // Nothing is known from this host yet: let the caller try elsewhere.
       if (first) return outcome;
