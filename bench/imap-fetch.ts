@@ -11,7 +11,14 @@
  *   after the APPENDs is also reported on its own ("cold"): twoway reads the
  *   stored structures then and fills its wire cache, Dovecot parses the
  *   message files and fills its index cache; the later ones are "warm";
- * - mbsync's initial sync of the mailbox into an empty Maildir.
+ * - mbsync's initial sync of the mailbox into an empty Maildir (one pipelined
+ *   `UID FETCH n (BODY.PEEK[])` per message, over COMPRESS=DEFLATE where the
+ *   server offers it: twoway does, Dovecot only with BENCH_DOVECOT_COMPRESS=1,
+ *   which loads its imap_zlib plugin, so both do the same work), its wall
+ *   time and the server's CPU seconds meanwhile (/proc: twoway's process and
+ *   its workers, Dovecot's master with its imap-login and imap processes,
+ *   counted once they exit). On a loaded machine the wall time follows the
+ *   load; the CPU seconds much less so.
  *
  * The ratio is Dovecot's time over twoway's: ≥ 1.0 means twoway is as fast.
  *
@@ -29,10 +36,13 @@ import { ImapFlow } from 'imapflow';
 import { startDnsServer } from '../src/dns/embedded-server.ts';
 import { startDovecot } from '../test/helpers/dovecot.ts';
 import { BENCH_PASSWORD, startTwowayChild } from './lib/twoway-child.ts';
+import { treeCpuSeconds } from './lib/proc-cpu.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const N = Number(process.env.BENCH_IMAP_MESSAGES ?? (quick ? 1000 : 10_000));
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+/** Dovecot with COMPRESS=DEFLATE (its imap_zlib plugin), as twoway offers: mbsync then compresses with both. */
+const DOVECOT_COMPRESS = process.env.BENCH_DOVECOT_COMPRESS === '1';
 const CORPUS = '/usr/lib/python3.11/test/test_email/data';
 const log = (m: string) => process.stderr.write(`imap-fetch: ${m}\n`);
 
@@ -42,6 +52,8 @@ interface Target {
   ca: string;
   user: string;
   pass: string;
+  /** CPU seconds used so far by the server's processes. */
+  cpu: () => number;
 }
 
 function corpus(): Buffer[] {
@@ -93,7 +105,8 @@ async function fetchAll(t: Target): Promise<{ seconds: number; octets: number }>
   return { seconds, octets };
 }
 
-async function mbsync(t: Target, dir: string): Promise<number> {
+/** mbsync's initial sync: its wall seconds and the server's CPU seconds meanwhile. */
+async function mbsync(t: Target, dir: string): Promise<{ seconds: number; serverCpu: number }> {
   const local = mkdtempSync(join(dir, 'maildir-'));
   writeFileSync(join(dir, 'ca.pem'), t.ca);
   const rc = join(dir, 'mbsyncrc');
@@ -103,14 +116,18 @@ async function mbsync(t: Target, dir: string): Promise<number> {
       'IMAPStore r', 'Account a', '', 'MaildirStore l', `Path ${local}/`, `Inbox ${local}/INBOX`, '',
       'Channel c', 'Far :r:INBOX', 'Near :l:INBOX', 'Create Near', 'SyncState *', ''].join('\n'),
   );
+  const cpuBefore = t.cpu();
   const start = process.hrtime.bigint();
   const code = await new Promise<number | null>((resolve) => spawn('mbsync', ['-q', '-c', rc, 'c'], { stdio: 'inherit' }).on('close', resolve));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  // Dovecot's imap and imap-login processes are counted once its master has reaped them.
+  await new Promise((r) => setTimeout(r, 500));
+  const serverCpu = t.cpu() - cpuBefore;
   if (code !== 0) throw new Error(`mbsync exited ${code} against ${t.system}`);
   const got = readdirSync(join(local, 'INBOX', 'cur')).length + readdirSync(join(local, 'INBOX', 'new')).length;
   if (got !== N) throw new Error(`mbsync got ${got} of ${N} messages from ${t.system}`);
   rmSync(local, { recursive: true, force: true });
-  return seconds;
+  return { seconds, serverCpu };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -120,11 +137,13 @@ async function main(): Promise<void> {
   mkdirSync(join(dir, 'twoway'));
   const dns = await startDnsServer({ records: [] });
   const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address });
-  const dovecot = await startDovecot({ tls: true });
+  const dovecot = await startDovecot({ tls: true, extra: DOVECOT_COMPRESS ? 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}' : '' });
+  log(`Dovecot ${DOVECOT_COMPRESS ? 'with' : 'without'} COMPRESS=DEFLATE (BENCH_DOVECOT_COMPRESS); twoway offers it`);
+  const dovecotPid = Number(readFileSync(join(dovecot.dir, 'run', 'master.pid'), 'utf8'));
   try {
     const targets: Target[] = [
-      { system: 'twoway', port: child.imapsPort!, ca: readFileSync(join(dir, 'twoway', 'data', 'tls', 'cert.pem'), 'utf8'), user: 'bench@bench.test', pass: BENCH_PASSWORD },
-      { system: 'dovecot', port: dovecot.tlsPort!, ca: dovecot.ca!, user: dovecot.user, pass: dovecot.password },
+      { system: 'twoway', port: child.imapsPort!, ca: readFileSync(join(dir, 'twoway', 'data', 'tls', 'cert.pem'), 'utf8'), user: 'bench@bench.test', pass: BENCH_PASSWORD, cpu: () => treeCpuSeconds(child.pid) ?? Number.NaN },
+      { system: 'dovecot', port: dovecot.tlsPort!, ca: dovecot.ca!, user: dovecot.user, pass: dovecot.password, cpu: () => treeCpuSeconds(dovecotPid) ?? Number.NaN },
     ];
     const messages = corpus();
     for (const t of targets) {
@@ -136,6 +155,7 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const fetches: number[] = [];
       const syncs: number[] = [];
+      const syncCpus: number[] = [];
       let octets = 0;
       for (let i = 0; i < REPEAT; i++) {
         const f = await fetchAll(t);
@@ -143,9 +163,12 @@ async function main(): Promise<void> {
         octets = f.octets;
         // Logged as measured: a later step failing (mbsync) must not lose the figure.
         log(`${t.system}: FETCH ${i === 0 ? '(first after APPEND) ' : ''}${f.seconds.toFixed(3)} s, ${f.octets} octets; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-        syncs.push(await mbsync(t, dir));
+        const sync = await mbsync(t, dir);
+        syncs.push(sync.seconds);
+        syncCpus.push(sync.serverCpu);
+        log(`${t.system}: mbsync ${sync.seconds.toFixed(2)} s, server CPU ${sync.serverCpu.toFixed(2)} s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
       }
-      rows.push({ system: t.system, messages: N, fetchSeconds: median(fetches), fetchFirstSeconds: fetches[0]!, fetchOctets: octets, mbsyncSeconds: median(syncs), fetches, syncs });
+      rows.push({ system: t.system, messages: N, fetchSeconds: median(fetches), fetchFirstSeconds: fetches[0]!, fetchOctets: octets, mbsyncSeconds: median(syncs), mbsyncServerCpu: median(syncCpus), fetches, syncs, syncCpus });
     }
     const [tw, dc] = rows as [(typeof rows)[0], (typeof rows)[0]];
     const out = rows.map((r) => ({
@@ -153,14 +176,15 @@ async function main(): Promise<void> {
       fetchRatio: r === tw ? dc.fetchSeconds / tw.fetchSeconds : null,
       fetchFirstRatio: r === tw ? dc.fetchFirstSeconds / tw.fetchFirstSeconds : null,
       mbsyncRatio: r === tw ? dc.mbsyncSeconds / tw.mbsyncSeconds : null,
+      mbsyncCpuRatio: r === tw ? dc.mbsyncServerCpu / tw.mbsyncServerCpu : null,
     }));
     for (const r of out) {
-      const ratios = r.fetchRatio ? `  ratios: FETCH ${r.fetchRatio.toFixed(2)}x (first ${r.fetchFirstRatio!.toFixed(2)}x), mbsync ${r.mbsyncRatio!.toFixed(2)}x` : '';
-      console.log(`${r.system.padEnd(8)} FETCH ${r.fetchSeconds.toFixed(3)} s, first ${r.fetchFirstSeconds.toFixed(3)} s (${r.fetchOctets} octets)  mbsync ${r.mbsyncSeconds.toFixed(2)} s${ratios}`);
+      const ratios = r.fetchRatio ? `  ratios: FETCH ${r.fetchRatio.toFixed(2)}x (first ${r.fetchFirstRatio!.toFixed(2)}x), mbsync ${r.mbsyncRatio!.toFixed(2)}x (server CPU ${r.mbsyncCpuRatio!.toFixed(2)}x)` : '';
+      console.log(`${r.system.padEnd(8)} FETCH ${r.fetchSeconds.toFixed(3)} s, first ${r.fetchFirstSeconds.toFixed(3)} s (${r.fetchOctets} octets)  mbsync ${r.mbsyncSeconds.toFixed(2)} s (server CPU ${r.mbsyncServerCpu.toFixed(2)} s)${ratios}`);
     }
     mkdirSync('bench/out', { recursive: true });
-    const markdown = `| system | messages | FETCH 1:* (s, median of ${REPEAT}) | first FETCH after APPEND (s) | mbsync initial sync (s) | FETCH ratio | first FETCH ratio | mbsync ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n${out
-      .map((r) => `| ${r.system} | ${r.messages} | ${r.fetchSeconds.toFixed(3)} | ${r.fetchFirstSeconds.toFixed(3)} | ${r.mbsyncSeconds.toFixed(2)} | ${r.fetchRatio?.toFixed(2) ?? '1.00'} | ${r.fetchFirstRatio?.toFixed(2) ?? '1.00'} | ${r.mbsyncRatio?.toFixed(2) ?? '1.00'} |`)
+    const markdown = `| system | messages | FETCH 1:* (s, median of ${REPEAT}) | first FETCH after APPEND (s) | mbsync initial sync (s) | server CPU during mbsync (s) | FETCH ratio | first FETCH ratio | mbsync ratio | mbsync server CPU ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n${out
+      .map((r) => `| ${r.system} | ${r.messages} | ${r.fetchSeconds.toFixed(3)} | ${r.fetchFirstSeconds.toFixed(3)} | ${r.mbsyncSeconds.toFixed(2)} | ${r.mbsyncServerCpu.toFixed(2)} | ${r.fetchRatio?.toFixed(2) ?? '1.00'} | ${r.fetchFirstRatio?.toFixed(2) ?? '1.00'} | ${r.mbsyncRatio?.toFixed(2) ?? '1.00'} | ${r.mbsyncCpuRatio?.toFixed(2) ?? '1.00'} |`)
       .join('\n')}\n\nRatios are Dovecot's time over twoway's (≥ 1 means twoway is as fast).\n`;
     writeFileSync('bench/out/imap-fetch.json', JSON.stringify({ rows: out, markdown }, null, 2));
   } finally {

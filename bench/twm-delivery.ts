@@ -44,7 +44,9 @@
  * Environment: BENCH_QUICK=1, BENCH_RUNS (3), BENCH_MESSAGES (500),
  * BENCH_SESSIONS (20), BENCH_TIMEOUT (seconds per run, 120),
  * BENCH_CPU_PROF=1 (V8 profiles of A and B during the measured TWM and SMTP
- * runs together: bench/out/prof/twm-delivery-{sender,receiver}.cpuprofile).
+ * runs together: bench/out/prof/twm-delivery-{sender,receiver}.cpuprofile;
+ * BENCH_CPU_PROF=twm or smtp: during that path's runs only, one pair of
+ * files per run, twm-delivery-{sender,receiver}-<path>-<run>.cpuprofile).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,6 +105,8 @@ const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const warmup = Math.max(sessions, Math.round(messages / 5));
 const runTimeoutMs = Number(process.env.BENCH_TIMEOUT ?? 120) * 1000;
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
+/** One path profiled alone (BENCH_CPU_PROF=twm|smtp), so that its profile holds nothing of the other. */
+const cpuProfPath: Path | null = process.env.BENCH_CPU_PROF === 'twm' || process.env.BENCH_CPU_PROF === 'smtp' ? process.env.BENCH_CPU_PROF : null;
 
 const log = (s = '') => process.stderr.write(s + '\n');
 const out = (s = '') => process.stdout.write(s + '\n');
@@ -335,7 +339,14 @@ async function main(): Promise<void> {
     for (let i = 0; i < runs; i++) {
       // Alternate which path goes first, so neither always runs on a warmer machine.
       for (const p of i % 2 === 0 ? paths : [...paths].reverse()) {
+        if (cpuProfPath === p) await Promise.all([a.profileStart(), b.profileStart()]);
         const r = await runOnce(servers, p, messages, `run${i + 1}`);
+        if (cpuProfPath === p) {
+          mkdirSync(join(OUT_DIR, 'prof'), { recursive: true });
+          const base = join(OUT_DIR, 'prof', 'twm-delivery');
+          await a.profileStop(`${base}-sender-${p}-${i + 1}.cpuprofile`);
+          await b.profileStop(`${base}-receiver-${p}-${i + 1}.cpuprofile`);
+        }
         results.push(r);
         log(`  run ${i + 1}   ${describe(r)}`);
       }
@@ -421,7 +432,7 @@ async function main(): Promise<void> {
         bench: 'twm-delivery',
         date: new Date().toISOString(),
         quick,
-        profiled: cpuProf,
+        profiled: cpuProfPath ?? cpuProf,
         machine: { ...machine, loadavgEnd: machineAfter.loadavg },
         load: { messageBytes: SIZE, sessions, messages, warmup, runs, statistic: 'median', fetchJitter: BENCH_FETCH_JITTER, noticeRate: BENCH_NOTICE_RATE },
         topology: `${A.domain}@${A.host} -> ${B.domain} (TWM) and ${B.smtpDomain} (SMTP, MX only), both served by one server @${B.host}`,

@@ -12,7 +12,9 @@ import {
   parseNoticeResult,
   parseReceipt,
   receiptToJson,
+  readValidNotice,
   recipientDomain,
+  validateNotice,
 } from './twm-schema.ts';
 import { A3, A3_NOTICE_JSON, A4, A5 } from '../../test/helpers/twm-vectors.ts';
 
@@ -295,4 +297,63 @@ test('recipientDomain: one domain, compared lower-cased', () => {
   assert.equal(recipientDomain(['bob@b.example', 'Carol@B.Example']), 'b.example');
   assert.equal(recipientDomain(['bob@b.example', 'carol@c.example']), undefined);
   assert.equal(recipientDomain(['bob@sub.b.example', 'carol@b.example']), undefined);
+});
+
+/** Notices near every rule's edge: valid ones, and one member at a time made invalid or odd. */
+function noticeVariants(): unknown[] {
+  const base: Record<string, unknown> = { ...A3_NOTICE_JSON };
+  const day = (d: number) => `2026-12-${String(d).padStart(2, '0')}T10:00:00Z`;
+  const members: Record<string, unknown[]> = {
+    id: ['vAPuxOSStt1_cK3UHxrs8Q', 'a'.repeat(21), 'a'.repeat(22), 'a'.repeat(43), 'a'.repeat(44), 'bad id with spaces aaaaa', 7, null],
+    from: ['a@b.cc', 'a@b', 'x@y.z', `${'l'.repeat(64)}@b.example`, `${'l'.repeat(65)}@b.example`, `a@${'d'.repeat(63)}.example`, `a@${'d'.repeat(64)}.example`, `a@${'b.'.repeat(125)}cc`, 'é@b.example', 'A@B.EXAMPLE', 'a"b@c.example', '', ['a@b.example']],
+    to: [[], ['bob@b.example'], ['bob@b.example', 'BOB@b.example'], Array.from({ length: 100 }, (_, i) => `u${i}@b.example`), Array.from({ length: 101 }, (_, i) => `u${i}@b.example`), ['bob@b.example', 3], 'bob@b.example'],
+    size: [1, 0, -1, 1.5, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 1, '277', 1e300],
+    sha256: ['ab'.repeat(32), 'AB'.repeat(32), 'ab'.repeat(31), 'ab'.repeat(33), 64],
+    created: [day(1), '2026-02-30T10:00:00Z', '2026-12-01T10:00:00.5Z', '2026-12-01 10:00:00Z', '2026-12-01T24:00:00Z', 1_700_000_000],
+    expires: [day(8), day(31), '2026-12-31T10:00:01Z', day(1), '2026-12-01T09:59:59Z', '2026-13-01T10:00:00Z', null],
+    intro: [undefined, '', 'x', 'x'.repeat(1000), 'x'.repeat(1001), '😀'.repeat(1000), '😀'.repeat(1001), 'line\nbreak', 'tab\there', 'bidi\u202Eoverride', 'c1\u0085', 42, null],
+    purpose: [undefined, 'ownership-confirmation', 'future-purpose', 'Upper', '9x', '', 'a'.repeat(63), 'a'.repeat(64), null],
+    list_id: [undefined, 'news.example.org', 'news', 'a.b', `${'a'.repeat(250)}.bcde`, `${'a'.repeat(251)}.bcde`, 'bad id.example', 'é.example', null],
+    stamp: [undefined, { alg: 'x' }, { alg: 'X' }, {}, 'stamp'],
+    other: [undefined, 'ignored', { nested: true }],
+  };
+  const out: unknown[] = [base, null, [], 'notice', 42, {}];
+  for (const [name, values] of Object.entries(members)) {
+    for (const v of values) {
+      const copy = { ...base };
+      if (v === undefined) delete copy[name];
+      else copy[name] = v;
+      out.push(copy);
+    }
+  }
+  for (const name of ['id', 'from', 'to', 'size', 'sha256', 'created', 'expires']) {
+    const copy = { ...base };
+    delete copy[name];
+    out.push(copy);
+  }
+  return out;
+}
+
+test('the notice fast path accepts exactly what the schema accepts, with the same result', () => {
+  let accepted = 0;
+  for (const json of noticeVariants()) {
+    const label = JSON.stringify(json)?.slice(0, 120);
+    const fast = readValidNotice(json);
+    let schema: ReturnType<typeof validateNotice> | undefined;
+    try {
+      schema = validateNotice(json);
+    } catch (err) {
+      assert.ok(err instanceof TwmError && err.problemCode === 'invalid-request', String(err));
+    }
+    if (fast !== undefined) {
+      accepted++;
+      assert.deepEqual(fast, schema, `fast path accepted what the schema refused or read differently: ${label}`);
+    } else if (schema !== undefined) {
+      // Only a stamp takes the schema's path for a valid notice.
+      assert.ok((json as { stamp?: unknown }).stamp !== undefined, `fast path refused a valid notice: ${label}`);
+    }
+    // parseNotice answers as the schema does either way: the same notice or the same refusal.
+    if (schema === undefined) invalid(() => parseNotice(json));
+  }
+  assert.ok(accepted > 30, `${accepted} valid variants`);
 });

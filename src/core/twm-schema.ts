@@ -172,8 +172,70 @@ export function decodeTwmJson(content: Buffer): unknown {
   }
 }
 
+type NoticeFields = z.output<typeof noticeSchema>;
+
+/** A string whose length in code points is within [min, max]; counts them only when UTF-16 units cannot tell. */
+function cpWithin(s: unknown, min: number, max: number): s is string {
+  if (typeof s !== 'string') return false;
+  // Code points <= UTF-16 units <= 2 x code points.
+  if (s.length <= max && s.length >= 2 * min) return true;
+  return cpLength(min, max)(s);
+}
+
+function timeOf(s: unknown): Date | undefined {
+  if (typeof s !== 'string' || !TIME.test(s)) return undefined;
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) || formatTwmTime(d) !== s ? undefined : d;
+}
+
+const isMailbox = (s: unknown): s is string => cpWithin(s, 3, 254) && MAILBOX.test(s);
+const optional = (v: unknown, valid: (v: unknown) => boolean): boolean => v === undefined || valid(v);
+
+/**
+ * The notice schema's checks written out, for the common case: a notice that
+ * passes every one of them (and has no `stamp`, which is rare) is read here
+ * without zod, whose generic machinery was a visible share of a stranger's
+ * notice at the recipient (bench/twm-stranger-cost.ts). Anything else gives
+ * undefined and goes through the schema, which accepts exactly what this
+ * accepts (src/core/twm-schema.test.ts compares them) and names the member
+ * that failed in its refusal.
+ */
+export function readValidNotice(json: unknown): NoticeFields | undefined {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+  const o = json as Record<string, unknown>;
+  const { id, from, to, size, sha256, intro, purpose, list_id: listId } = o;
+  if (o.stamp !== undefined || typeof id !== 'string' || !ID.test(id) || !isMailbox(from)) return undefined;
+  if (!Array.isArray(to) || to.length < 1 || to.length > 100 || !to.every(isMailbox)) return undefined;
+  if (new Set(to.map((r: string) => r.toLowerCase())).size !== to.length) return undefined;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) return undefined;
+  if (typeof sha256 !== 'string' || !SHA256.test(sha256)) return undefined;
+  const created = timeOf(o.created);
+  const expires = timeOf(o.expires);
+  if (!created || !expires || expires.getTime() - created.getTime() > MAX_NOTICE_LIFETIME_MS) return undefined;
+  if (!optional(intro, (v) => cpWithin(v, 1, 1000) && INTRO.test(v))) return undefined;
+  if (!optional(purpose, (v) => typeof v === 'string' && TOKEN.test(v))) return undefined;
+  if (!optional(listId, (v) => cpWithin(v, 0, 255) && LIST_ID.test(v))) return undefined;
+  return {
+    id,
+    from: from as string,
+    to: [...(to as string[])],
+    size,
+    sha256,
+    created,
+    expires,
+    ...(intro === undefined ? {} : { intro: intro as string }),
+    ...(purpose === undefined ? {} : { purpose: purpose as string }),
+    ...(listId === undefined ? {} : { list_id: listId as string }),
+  };
+}
+
+/** The schema alone (zod), without the fast path: for tests that compare the two. */
+export function validateNotice(json: unknown): NoticeFields {
+  return validate(noticeSchema, json, 'notice');
+}
+
 export function parseNotice(json: unknown): Notice {
-  const n = validate(noticeSchema, json, 'notice');
+  const n = readValidNotice(json) ?? validateNotice(json);
   const purpose = n.purpose !== undefined && (TWM_PURPOSES as readonly string[]).includes(n.purpose) ? n.purpose : undefined;
   return {
     id: n.id,

@@ -17,7 +17,7 @@ import { listIdUnder, normaliseListId } from '../core/screener-keys.ts';
 import { contentDigest } from '../core/twm-signature.ts';
 import type { ReceiptError } from '../core/twm-types.ts';
 import { senderIdentity } from '../mail/from.ts';
-import { messageFacts, parseHeaders } from '../mail/headers.ts';
+import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
 import type { TwmInNotice } from '../store/types.ts';
 import type { TwmResponse } from './twm-client-types.ts';
 
@@ -25,7 +25,7 @@ export function checkFetchedBody(
   n: TwmInNotice,
   response: Pick<TwmResponse, 'body' | 'truncated' | 'headers'>,
   headerLimits: HeaderLimits,
-): { failed: ReceiptError } | { refused: string } | { facts: ReturnType<typeof messageFacts>; relayedBy: string | null } {
+): { failed: ReceiptError } | { refused: string } | { facts: ReturnType<typeof messageFacts>; relayedBy: string | null; headers: Header[] } {
   const body = response.body;
   if (response.truncated || body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
     return { failed: 'size-mismatch' };
@@ -50,5 +50,6 @@ export function checkFetchedBody(
     relayedBy = sender.address;
   }
   if (n.listId !== null && (facts.listId === null || normaliseListId(facts.listId) !== n.listId)) return { failed: 'from-mismatch' };
-  return { facts, relayedBy };
+  // The parsed fields go on to ingest, which would parse the same octets again.
+  return { facts, relayedBy, headers };
 }

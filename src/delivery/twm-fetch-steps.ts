@@ -116,7 +116,7 @@ async function fetchBody(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[
     ctx.log({ notice: n.id, from: n.from, reply: checked.refused }, 'twm fetched body refused: header limits');
     return closed(ctx, n, rows, checked.refused);
   }
-  if (!(await store(ctx, n, rows, response, checked.relayedBy ?? checked.facts.from, checked.relayedBy))) return;
+  if (!(await store(ctx, n, rows, response, checked))) return;
   ctx.count('stored');
   report(ctx, n, 'success');
   ctx.log({ notice: n.id, from: n.from, rcpts: rcpts.length, size: n.size }, 'twm message fetched and stored');
@@ -125,8 +125,12 @@ async function fetchBody(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[
   await sendReceipt(ctx, n, rows.map((r) => ({ ...r, receipt: 'delivered' as const, receiptError: null, attempts: 0 })));
 }
 
+type Checked = Extract<ReturnType<typeof checkFetchedBody>, { facts: unknown }>;
+
 /** Stores the checked body for the notice's local recipients through the one ingest path; false if it was not stored. */
-async function store(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], response: TwmResponse, identity: string | null, relayedBy: string | null): Promise<boolean> {
+async function store(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], response: TwmResponse, checked: Checked): Promise<boolean> {
+  const { relayedBy, headers } = checked;
+  const identity = relayedBy ?? checked.facts.from;
   const users = [];
   for (const r of rows) {
     const user = await ctx.options.ingest.findRecipient(r.rcpt);
@@ -141,6 +145,7 @@ async function store(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], r
         envelopeFrom: n.from,
         recipients: users,
         raw: response.body,
+        headers,
         prepend: `Received: from ${response.endpoint.replace(/[^\x21-\x7e]/g, '?')}\r\n\tby ${ctx.options.hostname} (twoway) with TWM id ${n.id};\r\n\t${formatRfc5322Date(ctx.now())}\r\n`,
         auth: { identity, alignedDomain: senderDomain, authenticatedDomains: [senderDomain] },
         // A list's or forwarder's message is decided as theirs, not the author's (7.6).

@@ -178,22 +178,34 @@ async function notify(ctx: TransportContext, domain: string, notice: TwmOutNotic
   }
   options.report?.(domain, 'success');
   const byRcpt = new Map(result.results.map((e) => [e.rcpt.toLowerCase(), e]));
-  const at = now();
   const remoteMta = response.endpoint;
+  // One conditional write per status for the whole notice, not one per recipient.
+  const moves = new Map<'unknown' | 'accepted' | 'pending', string[]>();
   for (const r of ours) {
     const entry = byRcpt.get(r.toLowerCase());
     if (!entry || entry.status === 'deferred') {
       const wait = entry?.retryAfter ? ` (retry after ${entry.retryAfter} s)` : '';
       results.set(r, { recipient: r, status: 'deferred', reply: replies.twmDeferred(wait), remoteMta });
     } else if (entry.status === 'unknown') {
-      await options.outbox.transition(notice.id, [r], { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
       results.set(r, { recipient: r, status: 'failed', reply: replies.twmUnknownRecipient(r), remoteMta });
     } else {
-      await options.outbox.transition(notice.id, [r], { from: ['queued'], to: entry.status }, at);
       results.set(r, { recipient: r, status: 'delivered', reply: replies.twmAccepted(notice.id, entry.status), remoteMta });
     }
+    if (entry && entry.status !== 'deferred') moves.set(entry.status, [...(moves.get(entry.status) ?? []), r]);
   }
+  await recordAnswers(ctx, notice.id, moves);
   return ours.map((r) => results.get(r)!);
+}
+
+/** The notice's answer in the outbox: unknown recipients `failed`, the others `accepted` or `pending`. */
+async function recordAnswers(ctx: TransportContext, id: string, moves: Map<'unknown' | 'accepted' | 'pending', string[]>): Promise<void> {
+  const at = ctx.now();
+  for (const [status, given] of moves) {
+    // The rows hold the addresses lower-cased (newNotice); the queue hands them over as written.
+    const rcpts = given.map((r) => r.toLowerCase());
+    if (status === 'unknown') await ctx.options.outbox.transition(id, rcpts, { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
+    else await ctx.options.outbox.transition(id, rcpts, { from: ['queued'], to: status }, at);
+  }
 }
 
 /** The addresses of the message's To: and Cc: fields, lower-cased (for comparison only). */

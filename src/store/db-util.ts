@@ -2,7 +2,7 @@
  * Small helpers shared by the repositories: driver error classification and
  * row value conversions that must behave the same on both dialects.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import type { Database, Dialect } from './schema.ts';
 import type { WalSync } from './wal-sync.ts';
 
@@ -21,16 +21,20 @@ export interface Db {
  * meanwhile; elsewhere it is a plain transaction (PostgreSQL waits for its
  * WAL flush off our thread anyway).
  */
+// Compiled once: every group commit runs both (a template compiled per call before).
+const SYNC_NORMAL = CompiledQuery.raw('PRAGMA synchronous = NORMAL');
+const SYNC_FULL = CompiledQuery.raw('PRAGMA synchronous = FULL');
+
 export async function durableTransaction<T>(s: Db, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
   const walSync = s.walSync;
   if (!walSync) return runTransaction(s.db, fn);
   // One connection for the pragma, the transaction and the pragma back: other writes keep synchronous=FULL.
   const result = await s.db.connection().execute(async (conn) => {
-    await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+    await conn.executeQuery(SYNC_NORMAL);
     try {
       return await runTransaction(conn, fn);
     } finally {
-      await sql`PRAGMA synchronous = FULL`.execute(conn);
+      await conn.executeQuery(SYNC_FULL);
     }
   });
   await walSync();

@@ -16,6 +16,7 @@ import { nextModseq, recordExpunges } from './modseq.ts';
 import { learnKindOfMove, type KyselyMessageRepository } from './message-repository.ts';
 import { queueLearning } from './spam-learning-repository.ts';
 import { readWireText } from './imap-wire-repository.ts';
+import { preparedOf } from './prepared.ts';
 import type { ImapWireText } from '../core/imap-wire.ts';
 
 const IDS_PER_QUERY = 500;
@@ -178,16 +179,23 @@ export class KyselyImapRepository implements ImapMailRepository {
     return { changed: changed.map(toMessage), expunged: unique(gone.map((g) => num(g.uid))) };
   }
 
+  // Prepared (prepared.ts), per count of ids: mbsync fetches a mailbox one message per command,
+  // and building and compiling these two queries each time was a large share of that command.
   async bodies(userId: number, ids: number[]): Promise<Map<number, Buffer>> {
     const out = new Map<number, Buffer>();
     for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
-      const rows = await this.s.db
-        .selectFrom('messages as m')
-        .innerJoin('message_bodies as b', 'b.id', 'm.body_id')
-        .select(['m.id', 'b.raw'])
-        .where('m.user_id', '=', userId)
-        .where('m.id', 'in', part)
-        .execute();
+      const rows = await preparedOf(this.s.dialect).run(this.s.db, `imap.bodies:${part.length}`, [userId, ...part], (v) =>
+        this.s.db
+          .selectFrom('messages as m')
+          .innerJoin('message_bodies as b', 'b.id', 'm.body_id')
+          .select(['m.id', 'b.raw'])
+          .where('m.user_id', '=', v<number>(0))
+          .where(
+            'm.id',
+            'in',
+            part.map((_, i) => v<number>(i + 1)),
+          ),
+      );
       for (const r of rows) out.set(r.id, r.raw);
     }
     return out;
@@ -197,7 +205,17 @@ export class KyselyImapRepository implements ImapMailRepository {
     const out = new Map<number, MessageStructure>();
     const missing: number[] = [];
     for (const part of chunks(unique(ids), IDS_PER_QUERY)) {
-      const rows = await this.s.db.selectFrom('messages').select(['id', 'structure']).where('user_id', '=', userId).where('id', 'in', part).execute();
+      const rows = await preparedOf(this.s.dialect).run(this.s.db, `imap.structures:${part.length}`, [userId, ...part], (v) =>
+        this.s.db
+          .selectFrom('messages')
+          .select(['id', 'structure'])
+          .where('user_id', '=', v<number>(0))
+          .where(
+            'id',
+            'in',
+            part.map((_, i) => v<number>(i + 1)),
+          ),
+      );
       for (const r of rows) {
         if (r.structure === null) missing.push(r.id);
         else out.set(r.id, JSON.parse(r.structure) as MessageStructure);

@@ -25,6 +25,8 @@ import type { Database } from './schema.ts';
 import type { ClusterLeaseRepository, TwmNonceRepository } from './types.ts';
 import { GroupCommit } from './group-commit.ts';
 import { num, runTransaction, type Db } from './db-util.ts';
+// The nonce statement is prepared with the notice path's (prepared-twm.ts): every signed request runs it.
+import { rememberNonce } from './prepared-twm.ts';
 
 /**
  * A write that need not survive a power failure (a claim, a nonce): on
@@ -97,7 +99,7 @@ export class KyselyTwmNonceRepository implements TwmNonceRepository {
         unsyncedWrite(s, (db) =>
           runTransaction(db, async (tx) => {
             const fresh: boolean[] = [];
-            for (const w of items) fresh.push((await rememberOne(w).execute(tx)).rows.length === 1);
+            for (const w of items) fresh.push(await rememberNonce(s, tx, w.key, w.until, w.now));
             return fresh;
           }),
         ),
@@ -119,13 +121,4 @@ export class KyselyTwmNonceRepository implements TwmNonceRepository {
     const res = await this.s.db.deleteFrom('twm_nonces').where('expires_at', '<=', now.getTime()).executeTakeFirst();
     return num(res.numDeletedRows);
   }
-}
-
-/** Insert-or-conflict: a row comes back unless the key is taken by an unexpired nonce. */
-function rememberOne(w: NonceWrite) {
-  return sql<{ key: string }>`
-    INSERT INTO twm_nonces (key, expires_at) VALUES (${w.key}, ${w.until})
-    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
-    WHERE twm_nonces.expires_at <= ${w.now}
-    RETURNING key`;
 }

@@ -28,6 +28,7 @@ import type { LearnKind, MessageListOptions, MessageRepository, NewMessage } fro
 import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
+import { claimFirstCopies } from './twm-first-copy.ts';
 import { chunks, durableTransaction, isForeignKeyViolation, num, toDate, unique, type Db } from './db-util.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { insertExpunges, nextModseq, recordExpunges } from './modseq.ts';
@@ -149,26 +150,8 @@ export class KyselyMessageRepository implements MessageRepository {
     return rows.map((r) => r.user_id);
   }
 
-  async claimFirstCopy(userIds: number[], senderDomain: string, messageId: string, channel: 'twm' | 'smtp', at: Date): Promise<number[]> {
-    if (userIds.length === 0) return [];
-    const domain = senderDomain.toLowerCase();
-    // One insert per user: whichever copy inserts first is the first copy, even when both arrive at once.
-    for (const userId of userIds) {
-      await this.s.db
-        .insertInto('twm_copies')
-        .values({ user_id: userId, sender_domain: domain, message_id: messageId, channel, created_at: at.getTime() })
-        .onConflict((oc) => oc.columns(['user_id', 'sender_domain', 'message_id']).doNothing())
-        .execute();
-    }
-    const rows = await this.s.db
-      .selectFrom('twm_copies')
-      .select(['user_id', 'channel'])
-      .where('user_id', 'in', userIds)
-      .where('sender_domain', '=', domain)
-      .where('message_id', '=', messageId)
-      .execute();
-    const first = new Set(rows.filter((r) => r.channel === channel).map((r) => r.user_id));
-    return userIds.filter((id) => first.has(id));
+  claimFirstCopy(userIds: number[], senderDomain: string, messageId: string, channel: 'twm' | 'smtp', at: Date): Promise<number[]> {
+    return claimFirstCopies(this.s, userIds, senderDomain, messageId, channel, at);
   }
 
   async pruneCopies(before: Date): Promise<number> {

@@ -19,8 +19,9 @@
  */
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { ContactEntry } from '../core/types.ts';
-import type { Database } from './schema.ts';
+import type { Database, Dialect } from './schema.ts';
 import { chunks, unique } from './db-util.ts';
+import { preparedOf } from './prepared.ts';
 
 export interface RankProbe {
   kind: 'address' | 'domain';
@@ -66,9 +67,18 @@ async function rankWhere(db: AnyDb, where: RawBuilder<boolean>): Promise<void> {
   await sql`update contact_requests set known = ${KNOWN}, rank = ${rankOf(KNOWN)} where ${where}`.execute(db);
 }
 
-/** Ranks these requests again from their columns (after an upsert changed them). */
-export async function rankRequests(db: AnyDb, ids: readonly number[]): Promise<void> {
-  for (const part of chunks(unique([...ids]), PER_STATEMENT)) await rankWhere(db, sql<boolean>`id in (${sql.join(part)})`);
+/**
+ * Ranks these requests again from their columns (after an upsert changed them). Prepared
+ * (prepared.ts): every batch of accepted mail from strangers runs it, and this raw text was
+ * built and compiled again on each run.
+ */
+export async function rankRequests(db: AnyDb, dialect: Dialect, ids: readonly number[]): Promise<void> {
+  for (const part of chunks(unique([...ids]), PER_STATEMENT)) {
+    await preparedOf(dialect).run(db, `requests.rank:${part.length}`, part, (v) => {
+      const query = sql`update contact_requests set known = ${KNOWN}, rank = ${rankOf(KNOWN)} where id in (${sql.join(part.map((_, i) => v<number>(i)))})`;
+      return { compile: () => query.compile(db) };
+    });
+  }
 }
 
 /** Every request of the server ranked again (migration 0021 fills the new columns with it). */

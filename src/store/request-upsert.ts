@@ -79,7 +79,7 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
     for (const i of group) out[i] = row.id;
   }
   // The Screener's stored order (request-rank.ts), from the columns just written.
-  await rankRequests(tx, out);
+  await rankRequests(tx, dialect, out);
   return out;
 }
 

@@ -16,11 +16,22 @@ import type { ChangeBus } from './change-bus.ts';
 import { sql, type Selectable } from 'kysely';
 import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
 import { claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
+import { updateInRecipients } from './prepared-twm-delivery.ts';
 import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmRequestTouch } from './types.ts';
 import { StoreConflictError } from './types.ts';
 import type { TwmInNoticesTable, TwmInRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { upsertRequests } from './request-upsert.ts';
+import {
+  countPendingFrom,
+  countPendingTotal,
+  insertNotice,
+  insertRecipients,
+  pendingFromShape,
+  PREPARED_RECIPIENT_ROWS,
+  selectNotice,
+  selectRecipients,
+} from './prepared-twm.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
 
 type NoticeRow = Selectable<TwmInNoticesTable>;
@@ -106,15 +117,10 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
   }
 
   async find(senderDomain: string, id: string): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
-    const notice = await this.s.db.selectFrom('twm_in_notices').selectAll().where('sender_domain', '=', senderDomain).where('id', '=', id).executeTakeFirst();
+    // Prepared (prepared-twm.ts): every notice asks first whether it was received before.
+    const notice = await selectNotice(this.s, senderDomain, id);
     if (!notice) return undefined;
-    const rows = await this.s.db
-      .selectFrom('twm_in_recipients')
-      .selectAll()
-      .where('sender_domain', '=', senderDomain)
-      .where('notice_id', '=', id)
-      .orderBy('rcpt')
-      .execute();
+    const rows = await selectRecipients(this.s, senderDomain, id);
     return { notice: toNotice(notice), recipients: rows.map(toRecipient) };
   }
 
@@ -145,45 +151,38 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     const at = notice.receivedAt.getTime();
     try {
       await this.writer.write(async (tx) => {
-        await tx
-          .insertInto('twm_in_notices')
-          .values({
-            sender_domain: notice.senderDomain,
-            id: notice.id,
-            content_sha256: notice.contentSha256,
-            from_addr: notice.from,
-            to_addrs: JSON.stringify(notice.to),
-            size: notice.size,
-            sha256: notice.sha256,
-            created_at: notice.createdAt.getTime(),
-            expires_at: notice.expiresAt.getTime(),
-            intro: notice.intro,
-            purpose: notice.purpose,
-            list_id: notice.listId,
-            received_at: at,
-          })
-          .execute();
-        for (const part of chunks(rows, PER_STATEMENT)) {
-          await tx
-            .insertInto('twm_in_recipients')
-            .values(
-              part.map((r) => ({
-                // The notice's key, whatever the row says: a row cannot belong to another notice.
-                sender_domain: notice.senderDomain,
-                notice_id: notice.id,
-                rcpt: r.rcpt,
-                user_id: r.userId,
-                state: r.state,
-                receipt: r.receipt,
-                receipt_error: r.receiptError,
-                next_attempt_at: r.nextAttemptAt === null ? null : r.nextAttemptAt.getTime(),
-                attempts: 0,
-                last_error: null,
-                updated_at: at,
-              })),
-            )
-            .execute();
-        }
+        await insertNotice(this.s, tx, {
+          sender_domain: notice.senderDomain,
+          id: notice.id,
+          content_sha256: notice.contentSha256,
+          from_addr: notice.from,
+          to_addrs: JSON.stringify(notice.to),
+          size: notice.size,
+          sha256: notice.sha256,
+          created_at: notice.createdAt.getTime(),
+          expires_at: notice.expiresAt.getTime(),
+          intro: notice.intro,
+          purpose: notice.purpose,
+          list_id: notice.listId,
+          received_at: at,
+        });
+        // The notice's key, whatever the row says: a row cannot belong to another notice.
+        const values = rows.map((r) => ({
+          sender_domain: notice.senderDomain,
+          notice_id: notice.id,
+          rcpt: r.rcpt,
+          user_id: r.userId,
+          state: r.state,
+          receipt: r.receipt,
+          receipt_error: r.receiptError,
+          next_attempt_at: r.nextAttemptAt === null ? null : r.nextAttemptAt.getTime(),
+          attempts: 0,
+          last_error: null,
+          updated_at: at,
+        }));
+        // The usual notice (a few recipients) on a prepared shape; a long list in large statements.
+        if (values.length <= PREPARED_RECIPIENT_ROWS) await insertRecipients(this.s, tx, values);
+        else for (const part of chunks(values, PER_STATEMENT)) await tx.insertInto('twm_in_recipients').values(part).execute();
         await upsertRequests(
           tx,
           this.s.dialect,
@@ -246,17 +245,9 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     return this.writer.write(async (tx) => {
       const changed: string[] = [];
       for (const part of chunks(unique(rcpts), PER_STATEMENT)) {
-        const rows = await tx
-          .updateTable('twm_in_recipients')
-          .set(columns)
-          .where('sender_domain', '=', senderDomain)
-          .where('notice_id', '=', id)
-          .where('rcpt', 'in', part)
-          // The condition is what lets racing workers and the Screener leave each other's results alone.
-          .where('state', 'in', [...from])
-          .where((eb) => (owner === undefined ? eb.lit(true) : eb('lease_owner', '=', owner)))
-          .returning('rcpt')
-          .execute();
+        // Prepared: every fetch and receipt ends with this write. The condition (`from`) is what lets
+        // racing workers and the Screener leave each other's results alone.
+        const rows = await updateInRecipients(tx, this.s.dialect, { senderDomain, id, rcpts: part, from, owner }, columns);
         changed.push(...rows.map((r) => r.rcpt));
       }
       return changed;
@@ -361,18 +352,12 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     // Two counts, each on its own index: the user's (twm_in_recipients_user, no join) and the
     // sender's (twm_in_notices_from, migration 0018). One join over every pending row of the user
     // made each stranger's notice cost in proportion to the strangers before it.
-    const total = await this.s.db
-      .selectFrom('twm_in_recipients')
-      .select((eb) => eb.fn.countAll<number | string>().as('n'))
-      .where('user_id', '=', userId)
-      .where('state', '=', 'pending')
-      .executeTakeFirst();
-    return { fromSender: await this.countPendingFrom(userId, sender), total: num(total?.n ?? 0) };
+    const total = await countPendingTotal(this.s, userId);
+    return { fromSender: await this.countPendingFrom(userId, sender), total: num(total) };
   }
 
   async countPendingFrom(userId: number, sender: string): Promise<number> {
-    const row = await pendingFromQuery(this.s, userId, sender).executeTakeFirst();
-    return num(row?.n ?? 0);
+    return num(await countPendingFrom(this.s, userId, sender));
   }
 
   /** Returns the number of notices deleted. */
@@ -408,15 +393,10 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
  * of index selection, so the plan is the sender's notices, then each one's rows by primary key.
  * PostgreSQL plans by its statistics (and has no unary + on text).
  */
+/** The sender's pending count with its values written in (prepared-twm.ts has the shape), for plan tests. */
 export function pendingFromQuery(s: Db, userId: number, sender: string) {
-  const unindexed = (column: 'r.user_id' | 'r.state') => (s.dialect === 'sqlite' ? sql`+${sql.ref(column)}` : sql.ref(column));
-  return s.db
-    .selectFrom('twm_in_notices as n')
-    .innerJoin('twm_in_recipients as r', (j) => j.onRef('r.sender_domain', '=', 'n.sender_domain').onRef('r.notice_id', '=', 'n.id'))
-    .select((eb) => eb.fn.countAll<number | string>().as('n'))
-    .where('n.from_addr', '=', sender)
-    .where(unindexed('r.user_id'), '=', userId)
-    .where(unindexed('r.state'), '=', 'pending');
+  const values: unknown[] = [sender, userId];
+  return pendingFromShape(s, <T>(i: number) => values[i] as T);
 }
 
 /** A joined row (all notice columns, then the recipient's) split back into its two halves. */

@@ -19,27 +19,11 @@ import { StoreConflictError } from './types.ts';
 import type { TwmOutNoticesTable, TwmOutRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
-import { recordEvents, twmEvents } from './recipient-events.ts';
+import { twmEvents } from './recipient-events.ts';
+import { dropBodyIfFinal, insertNotice, insertRecipients, insertTwmEvents, moveRecipients, NOTICE_COLUMNS, noticeFacts, noticesOfMessage, servableNotice } from './prepared-twm-delivery.ts';
 
 type NoticeRow = Omit<Selectable<TwmOutNoticesTable>, 'body'>;
 type WithRecipients = TwmOutNotice & { recipients: TwmOutRecipient[] };
-
-/** Every column but the body, which only body() reads. */
-const NOTICE_COLUMNS = [
-  'id',
-  'message_id',
-  'sender',
-  'domain',
-  'content',
-  'subject',
-  'message_id_header',
-  'size',
-  'sha256',
-  'created_at',
-  'expires_at',
-  'body_removed_at',
-  'expiry_reported_at',
-] as const;
 
 const FINAL_STATES = [...TWM_OUT_FINAL];
 /** Recipients per statement: keeps each under the bound-parameter limits of both dialects. */
@@ -91,36 +75,28 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
     const n = input.notice;
     try {
       return await this.writer.write(async (tx) => {
-        const inserted = await tx
-          .insertInto('twm_out_notices')
-          .values({
-            id: n.id,
-            message_id: n.messageId,
-            sender: n.sender,
-            domain: n.domain,
-            content: n.content,
-            subject: n.subject,
-            message_id_header: n.messageIdHeader,
-            size: n.size,
-            sha256: n.sha256,
-            created_at: n.createdAt.getTime(),
-            expires_at: n.expiresAt.getTime(),
-            body: input.raw,
-            body_removed_at: null,
-            expiry_reported_at: null,
-          })
-          .returning(NOTICE_COLUMNS)
-          .executeTakeFirstOrThrow();
+        const [inserted] = await insertNotice(tx, this.s.dialect, {
+          id: n.id,
+          message_id: n.messageId,
+          sender: n.sender,
+          domain: n.domain,
+          content: n.content,
+          subject: n.subject,
+          message_id_header: n.messageIdHeader,
+          size: n.size,
+          sha256: n.sha256,
+          created_at: n.createdAt.getTime(),
+          expires_at: n.expiresAt.getTime(),
+          body: input.raw,
+          body_removed_at: null,
+          expiry_reported_at: null,
+        });
         for (const part of chunks(unique(input.recipients), PER_STATEMENT)) {
-          await tx
-            .insertInto('twm_out_recipients')
-            .values(part.map((recipient) => ({ notice_id: n.id, recipient, state: 'queued' as const, reason: null, updated_at: n.createdAt.getTime() })))
-            .execute();
-          await recordEvents(
-            tx,
-            part.map((recipient) => ({ twmNoticeId: n.id, recipient, state: 'queued', detail: null, at: n.createdAt })),
-          );
+          await insertRecipients(tx, this.s.dialect, n.id, part, 'queued', n.createdAt.getTime());
+          // The history (recipient-events.ts), in the same transaction.
+          await insertTwmEvents(tx, this.s.dialect, n.id, 'queued', n.createdAt.getTime(), part.map((recipient) => ({ recipient, detail: null })));
         }
+        if (!inserted) throw new Error(`the insert of TWM notice ${n.id} returned no row`);
         return toNotice(inserted);
       });
     } catch (err) {
@@ -136,20 +112,26 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
   }
 
   async findByMessage(messageId: string, domain: string): Promise<WithRecipients[]> {
-    const rows = await this.s.db
-      .selectFrom('twm_out_notices')
-      .select(NOTICE_COLUMNS)
-      .where('message_id', '=', messageId)
-      .where('domain', '=', domain)
-      .orderBy('created_at')
-      .orderBy('id')
-      .execute();
+    // Prepared: the notice transport and the remote transport ask on every delivery to a TWM domain.
+    const rows = await noticesOfMessage(this.s.db, this.s.dialect, messageId, domain);
     return rows.length === 0 ? [] : this.withRecipients(rows);
   }
 
   async body(id: string): Promise<Buffer | undefined> {
     const row = await this.s.db.selectFrom('twm_out_notices').select('body').where('id', '=', id).where('body_removed_at', 'is', null).executeTakeFirst();
     return row?.body;
+  }
+
+  async facts(id: string): Promise<{ domain: string; expiresAt: Date; recipients: string[] } | undefined> {
+    const rows = await noticeFacts(this.s.db, this.s.dialect, id);
+    const first = rows[0];
+    if (!first) return undefined;
+    return { domain: first.domain, expiresAt: toDate(first.expires_at), recipients: rows.flatMap((r) => (r.recipient === null ? [] : [r.recipient])) };
+  }
+
+  async servable(id: string): Promise<{ expiresAt: Date; body: Buffer | undefined } | undefined> {
+    const [row] = await servableNotice(this.s.db, this.s.dialect, id);
+    return row && { expiresAt: toDate(row.expires_at), body: row.body_removed_at === null ? row.body : undefined };
   }
 
   async transition(
@@ -159,40 +141,21 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
     at: Date,
   ): Promise<string[]> {
     if (recipients.length === 0 || change.from.length === 0) return [];
+    const { dialect } = this.s;
+    const at_ = at.getTime();
     return this.writer.write(async (tx) => {
       const changed: string[] = [];
       for (const part of chunks(unique(recipients), PER_STATEMENT)) {
-        const rows = await tx
-          .updateTable('twm_out_recipients')
-          // undefined reason: keep the stored one (a fetch does not erase why a notice was deferred).
-          .set({ state: change.to, updated_at: at.getTime(), ...(change.reason === undefined ? {} : { reason: change.reason }) })
-          .where('notice_id', '=', id)
-          .where('recipient', 'in', part)
-          // The condition is what makes racing fetch and receipt handlers safe: a row already moved on is left alone.
-          .where('state', 'in', [...change.from])
-          .returning(['recipient', 'reason'])
-          .execute();
+        // The condition (`from`) is what makes racing fetch and receipt handlers safe: a row already moved on is left alone.
+        // An undefined reason keeps the stored one (a fetch does not erase why a notice was deferred).
+        const rows = await moveRecipients(tx, dialect, { id, recipients: part, from: change.from, to: change.to, reason: change.reason, at: at_ });
         changed.push(...rows.map((r) => r.recipient));
         // The history (recipient-events.ts), in the same transaction: each state a recipient entered, with its reason.
-        await recordEvents(
-          tx,
-          rows.map((r) => ({ twmNoticeId: id, recipient: r.recipient, state: change.to, detail: change.reason === undefined ? null : r.reason, at })),
-        );
+        await insertTwmEvents(tx, dialect, id, change.to, at_, rows.map((r) => ({ recipient: r.recipient, detail: change.reason === undefined ? null : r.reason })));
       }
       // The last recipient to become final takes the body with it, in the same transaction: nobody
       // may fetch it any more (docs/protocol.md 7.2), and a separate write would cost a commit.
-      if (changed.length > 0 && TWM_OUT_FINAL.has(change.to)) {
-        const open = await tx
-          .selectFrom('twm_out_recipients')
-          .select('recipient')
-          .where('notice_id', '=', id)
-          .where('state', 'not in', FINAL_STATES)
-          .limit(1)
-          .executeTakeFirst();
-        if (!open) {
-          await tx.updateTable('twm_out_notices').set({ body: Buffer.alloc(0), body_removed_at: at.getTime() }).where('id', '=', id).where('body_removed_at', 'is', null).execute();
-        }
-      }
+      if (changed.length > 0 && TWM_OUT_FINAL.has(change.to)) await dropBodyIfFinal(tx, dialect, id, at_, FINAL_STATES);
       return changed;
     });
   }

@@ -161,6 +161,24 @@ for (const backend of backends) {
         assert.equal((await store.twmOut.get('b1'))?.expiryReported, true);
       });
 
+      test('facts and servable: what a fetch and a receipt read, one statement each', async () => {
+        await store.twmOut.create({ notice: outNotice('f1'), recipients: ['y@recv.test', 'x@recv.test'], raw });
+        const n = outNotice('f1');
+        assert.deepEqual(await store.twmOut.facts('f1'), { domain: 'recv.test', expiresAt: n.expiresAt, recipients: ['x@recv.test', 'y@recv.test'] });
+        assert.equal(await store.twmOut.facts('nope'), undefined);
+        const served = await store.twmOut.servable('f1');
+        assert.deepEqual(served?.expiresAt, n.expiresAt);
+        assert.ok(served?.body?.equals(raw));
+        assert.equal(await store.twmOut.servable('nope'), undefined);
+        // The body goes with the last open recipient, and only then.
+        await store.twmOut.transition('f1', ['x@recv.test'], { from: ['queued'], to: 'delivered' }, at(5));
+        assert.ok((await store.twmOut.servable('f1'))?.body?.equals(raw), 'y is still open');
+        await store.twmOut.transition('f1', ['y@recv.test'], { from: ['queued'], to: 'failed', reason: 'size-mismatch' }, at(6));
+        assert.deepEqual(await store.twmOut.servable('f1'), { expiresAt: n.expiresAt, body: undefined });
+        assert.equal((await store.twmOut.get('f1'))?.bodyRemoved, true);
+        assert.deepEqual((await store.twmOut.facts('f1'))?.recipients, ['x@recv.test', 'y@recv.test'], 'the rows stay as history');
+      });
+
       test('transition is conditional: final states are never undone, racing handlers agree', async () => {
         await store.twmOut.create({ notice: outNotice('t1'), recipients: ['a@recv.test', 'b@recv.test', 'c@recv.test'], raw });
         assert.deepEqual(

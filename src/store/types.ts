@@ -399,6 +399,13 @@ export interface TwmOutboundRepository {
   /** The message octets; undefined once removed. */
   body(id: string): Promise<Buffer | undefined>;
   /**
+   * What a fetch's or a receipt's entitlement needs (docs/protocol.md 5.4 step 9), in one read:
+   * the recipient domain, the expiry and the recipients (lower-case, ordered by address).
+   */
+  facts(id: string): Promise<{ domain: string; expiresAt: Date; recipients: string[] } | undefined>;
+  /** What serving a fetch needs, in one read: the expiry and the octets (undefined once removed). */
+  servable(id: string): Promise<{ expiresAt: Date; body: Buffer | undefined } | undefined>;
+  /**
    * Moves the listed recipients of a notice to `to` where their state is one
    * of `from` (conditional update: concurrent fetches and receipts cannot
    * undo a final state). Durable before it resolves. Returns the recipients

@@ -2,12 +2,12 @@
  * The MX side: implements the SMTP wire hooks with the recipient checks, the
  * authentication of the message and the one ingest path.
  */
-import { randomBytes } from 'node:crypto';
 import { parseAddress } from '../../core/address.ts';
 import { ReplyError } from '../../core/errors.ts';
 import type { User } from '../../core/types.ts';
 import type { Authenticator } from '../../mail/authenticate.ts';
 import { messageFacts, parseHeaders } from '../../mail/headers.ts';
+import { newQueueId } from '../../mail/queue-id.ts';
 import { receivedHeader } from '../../mail/received.ts';
 import type { SmtpHooks, SmtpSessionInfo } from '../../protocols/smtp/server.ts';
 import type { Ingest, RecipientOutcome } from '../../ingest/ingest.ts';
@@ -84,7 +84,7 @@ async function acceptMessage(
       if (admin && !admins.some((u) => u.id === admin.id)) admins.push(admin);
     }
     if (recipients.length === 0 && admins.length === 0) throw new ReplyError(503, '5.5.1', 'No valid recipients');
-    const queueId = randomBytes(8).toString('hex');
+    const queueId = newQueueId();
     // One parse of From: for both: the identity the policy will match is the one authenticated.
     const headers = parseHeaders(raw);
     const from = messageFacts(headers).from;

@@ -2,7 +2,8 @@
  * The per-user pending cap (docs/protocol.md 12.7) at the recipient's inbox,
  * on a real SQLite store and the real policy: the total between counts is an
  * estimate (pending-totals.ts), so these check that a deferral still rests on
- * the store's count, and that rows freed meanwhile are seen.
+ * the store's count, and that rows freed meanwhile are seen. The same for
+ * the per-sender cap, whose count is an estimate per (user, sender).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,7 +33,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function inbox(perUser: number) {
+function inbox(perUser: number, perSender = 100) {
   const resolver: DnsResolver = { resolve: async () => Promise.reject(new Error('no DNS in this test')) };
   return createTwmInbox({
     inbox: store.twmIn,
@@ -42,7 +43,7 @@ function inbox(perUser: number) {
     maxMessageSize: 1_000_000,
     uniformAnswers: false,
     noticeRate: { perSecond: 1000, burst: 1000 },
-    pendingCaps: { perSender: 100, perUser },
+    pendingCaps: { perSender, perUser },
     declineDelayMs: 1000,
     kick: () => {},
     now: () => new Date(clock),
@@ -78,4 +79,36 @@ test('far below the cap, within a second, the estimate counts what this process 
   for (let i = 0; i < 25; i++) answers.push(await notify(hooks, `t${i}@s.test`));
   assert.deepEqual(answers, [...Array(20).fill('pending'), ...Array(5).fill('deferred')]);
   assert.equal((await store.twmIn.countPending(bea, 'x@s.test')).total, 20);
+});
+
+test('one sender flooding a user: deferred at the per-sender cap on the store\'s count, others still pending, and freed rows seen', async () => {
+  clock += 60_000;
+  await store.twmIn.expire(new Date(clock), new Date(clock));
+  const hooks = inbox(1000, 30);
+  const answers = [];
+  // Within one second of the first count: the estimate carries the sender's count up to the margin
+  // (27 of 30); from there the store is counted for each notice, so the 31st on is deferred.
+  for (let i = 0; i < 35; i++) answers.push(await notify(hooks, 'flood@s.test'));
+  assert.deepEqual(answers, [...Array(30).fill('pending'), ...Array(5).fill('deferred')]);
+  assert.equal(await store.twmIn.countPendingFrom(bea, 'flood@s.test'), 30);
+  assert.equal(await notify(hooks, 'calm@s.test'), 'pending', 'per sender: another stranger is not capped');
+  // Rows leave `pending` (here the hold): the next notice is decided on a fresh count.
+  clock += 1;
+  await store.twmIn.expire(new Date(clock), new Date(clock));
+  assert.equal(await notify(hooks, 'flood@s.test'), 'pending');
+});
+
+test('a count older than a second is asked again: rows freed meanwhile by another process are seen', async () => {
+  clock += 60_000;
+  await store.twmIn.expire(new Date(clock), new Date(clock));
+  const hooks = inbox(1000, 30);
+  for (let i = 0; i < 10; i++) assert.equal(await notify(hooks, 'again@s.test'), 'pending');
+  // Another process would record these: written straight to the store, unseen by this inbox's estimate.
+  const n = { senderDomain: 's.test', contentSha256: 'cd'.repeat(32), from: 'again@s.test', to: ['bea@b.test'], size: 1, sha256: 'ab'.repeat(32), createdAt: new Date(clock), expiresAt: new Date(clock + 86_400_000), intro: null, purpose: null, listId: null, receivedAt: new Date(clock) };
+  for (let i = 0; i < 20; i++) {
+    const id = `other${serial++}`;
+    await store.twmIn.record({ ...n, id }, [{ senderDomain: 's.test', noticeId: id, rcpt: 'bea@b.test', userId: bea, state: 'pending', receipt: null, receiptError: null, nextAttemptAt: null }], []);
+  }
+  clock += 1000;
+  assert.equal(await notify(hooks, 'again@s.test'), 'deferred', '30 pending in the store: counted afresh after a second');
 });

@@ -119,6 +119,7 @@ export function createTwmInbox(options: TwmInboxOptions) {
     jitter: options.fetchJitterMs ?? 10_000,
     caps,
     pendingTotals: createPendingTotals(caps.perUser),
+    senderTotals: createPendingTotals(caps.perSender),
   };
   const notice = (n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> => receiveNotice(ctx, n, signer, contentSha256);
   return {
@@ -142,6 +143,8 @@ interface InboxContext {
   caps: { perSender: number; perUser: number };
   /** The users' pending totals between counts (pending-totals.ts). */
   pendingTotals: PendingTotals;
+  /** The same per (user, sender): senderKey(). */
+  senderTotals: PendingTotals<string>;
 }
 
 type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>;
@@ -179,7 +182,11 @@ async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, co
   await scoreIntro(options.scanIntro, n, requests);
   try {
     await options.inbox.record(storedNotice(n, signer, contentSha256, at), rows, requests);
-    for (const r of rows) if (r.state === 'pending' && r.userId !== null) ctx.pendingTotals.added(r.userId, 1);
+    for (const r of rows) {
+      if (r.state !== 'pending' || r.userId === null) continue;
+      ctx.pendingTotals.added(r.userId, 1);
+      ctx.senderTotals.added(senderKey(r.userId, n.from.toLowerCase()), 1);
+    }
   } catch (err) {
     // The same notice arrived twice at once: the other request recorded it; answer as for a retry.
     if (err instanceof StoreConflictError) return receiveNotice(ctx, n, signer, contentSha256);
@@ -267,14 +274,28 @@ async function decideRecipient(
   return { row: { ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt }, result: { rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' }, request, capped };
 }
 
-/** The user's pending notices from the sender and in all (12.7); the total from the estimate while far below the cap. */
+/**
+ * The user's pending notices from the sender and in all (12.7), each from its estimate while far
+ * below its cap (pending-totals.ts), else from the store.
+ */
 async function countPending(ctx: InboxContext, userId: number, sender: string, at: Date): Promise<{ fromSender: number; total: number }> {
+  const key = senderKey(userId, sender);
   const total = ctx.pendingTotals.estimate(userId, at.getTime());
-  if (total !== undefined) return { fromSender: await ctx.options.inbox.countPendingFrom(userId, sender), total };
+  const fromSender = ctx.senderTotals.estimate(key, at.getTime());
+  if (total !== undefined && fromSender !== undefined) return { fromSender, total };
+  if (total !== undefined) {
+    const counted = await ctx.options.inbox.countPendingFrom(userId, sender);
+    ctx.senderTotals.counted(key, counted, at.getTime());
+    return { fromSender: counted, total };
+  }
   const count = await ctx.options.inbox.countPending(userId, sender);
   ctx.pendingTotals.counted(userId, count.total, at.getTime());
+  ctx.senderTotals.counted(key, count.fromSender, at.getTime());
   return count;
 }
+
+/** The key of a (user, sender) pending count: a newline is in no address. */
+const senderKey = (userId: number, sender: string): string => `${userId}\n${sender}`;
 
 /** The notice as stored: addresses lower-cased for matching, the rest as signed. */
 function storedNotice(n: Notice, signer: TwmSigner, contentSha256: string, at: Date) {

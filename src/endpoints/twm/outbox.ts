@@ -45,20 +45,21 @@ export function createTwmOutbox(options: TwmOutboxOptions) {
   }
 
   const hooks = {
+    // One read each (the facts, then the body): every fetch and receipt asks.
     async outboundNotice(id: string): Promise<OutboundNoticeFacts | undefined> {
-      const n = await outbox.get(id);
+      const n = await outbox.facts(id);
       // Receipts are taken until the grace period after expiry ends (6.4); then the id is forgotten.
       if (!n || now().getTime() > n.expiresAt.getTime() + TWM_RECEIPT_GRACE_MS) return undefined;
-      return { domain: n.domain, to: n.recipients.map((r) => r.recipient), expires: n.expiresAt };
+      return { domain: n.domain, to: n.recipients, expires: n.expiresAt };
     },
 
     async fetch(id: string, request: FetchRequest, signer: TwmSigner): Promise<Buffer> {
-      const n = await outbox.get(id);
+      const n = await outbox.servable(id);
       if (!n) throw twmError('unknown-id', 'no such notice');
       if (now() > n.expiresAt) throw twmError('expired', 'the notice has expired');
       const rcpts = request.rcpt.map((r) => r.toLowerCase());
       // Served again on request (a recipient may crash between fetch and storage, 7.2); only open recipients change state.
-      const body = await outbox.body(id);
+      const body = n.body;
       if (!body) throw twmError('expired', 'the message is no longer held');
       await outbox.transition(id, rcpts, { from: FETCHABLE, to: 'fetched' }, now());
       log({ notice: id, domain: signer.domain, rcpts: rcpts.length }, 'twm body served');

@@ -1,9 +1,12 @@
 /**
- * The per-user pending cap (docs/protocol.md 12.7) without counting every
- * pending row of the user for every stranger's notice: that count walks the
- * user's pending rows, up to `perUser` (10,000) of them, and was a tenth of
- * a notice's CPU for a user whom strangers flood, the very case the cap is
- * for (bench/twm-stranger-cost.ts).
+ * The pending caps (docs/protocol.md 12.7) without counting the pending rows
+ * for every stranger's notice: the user's count walks the user's pending
+ * rows, up to `perUser` (10,000) of them, and was a tenth of a notice's CPU
+ * for a user whom strangers flood, the very case the cap is for
+ * (bench/twm-stranger-cost.ts); the sender's count walks the sender's
+ * notices, up to `perSender` (100), and was the costliest statement of a
+ * notice from a sender who floods one user. One instance per cap: keyed by
+ * user, and by (user, sender).
  *
  * The count from the store is kept for a second, and the notices recorded
  * since by this process are added to it. While that estimate stays below
@@ -18,37 +21,41 @@
 
 /** How long a count from the store stands in, with this process's additions. */
 export const PENDING_TOTAL_TTL_MS = 1000;
-/** Known users at most; beyond, the oldest is forgotten (a stranger cannot grow this: users are ours). */
-const MAX_USERS = 10_000;
+/**
+ * Counts kept at most; beyond, the least recently counted is forgotten. Senders are a stranger's
+ * choice, so this bound is what keeps a flood of new addresses from growing the map: a forgotten
+ * count is only asked again.
+ */
+const MAX_KEYS = 10_000;
 
-export interface PendingTotals {
-  /** The estimate for the user, or undefined when the store must be asked (none, stale, or near the cap). */
-  estimate(userId: number, at: number): number | undefined;
+export interface PendingTotals<K = number> {
+  /** The estimate for the key, or undefined when the store must be asked (none, stale, or near the cap). */
+  estimate(key: K, at: number): number | undefined;
   /** A count just read from the store. */
-  counted(userId: number, total: number, at: number): void;
-  /** Pending rows this process has just recorded for the user. */
-  added(userId: number, n: number): void;
+  counted(key: K, total: number, at: number): void;
+  /** Pending rows this process has just recorded for the key. */
+  added(key: K, n: number): void;
 }
 
-export function createPendingTotals(perUser: number, ttlMs = PENDING_TOTAL_TTL_MS): PendingTotals {
-  const margin = Math.max(1, Math.ceil(perUser / 10));
-  const totals = new Map<number, { total: number; at: number }>();
+export function createPendingTotals<K = number>(cap: number, ttlMs = PENDING_TOTAL_TTL_MS): PendingTotals<K> {
+  const margin = Math.max(1, Math.ceil(cap / 10));
+  const totals = new Map<K, { total: number; at: number }>();
   return {
-    estimate(userId, at) {
-      const known = totals.get(userId);
+    estimate(key, at) {
+      const known = totals.get(key);
       if (!known) return undefined;
       const age = at - known.at;
       // A clock that went back (a test clock, a step) makes the count's age unknown: ask again.
-      if (age < 0 || age >= ttlMs || known.total >= perUser - margin) return undefined;
+      if (age < 0 || age >= ttlMs || known.total >= cap - margin) return undefined;
       return known.total;
     },
-    counted(userId, total, at) {
-      totals.delete(userId);
-      if (totals.size >= MAX_USERS) totals.delete(totals.keys().next().value!);
-      totals.set(userId, { total, at });
+    counted(key, total, at) {
+      totals.delete(key);
+      if (totals.size >= MAX_KEYS) totals.delete(totals.keys().next().value!);
+      totals.set(key, { total, at });
     },
-    added(userId, n) {
-      const known = totals.get(userId);
+    added(key, n) {
+      const known = totals.get(key);
       if (known) known.total += n;
     },
   };

@@ -37,6 +37,7 @@ export function serveConnection(raw: net.Socket, implicitTls: boolean, o: Connec
   // An idle connection goes after idleTimeoutMs (RFC 9051: at least 30 minutes once logged in).
   sock.setTimeout(o.limits.idleTimeoutMs, () => {
     connection.write(['* BYE Autologout; idle for too long\r\n']);
+    connection.flush();
     sock.destroy();
   });
   if (implicitTls) sock.once('secure', () => connection.session.greet());
@@ -51,6 +52,10 @@ class ImapConnection implements SessionTransport {
   #deflate: zlib.DeflateRaw | null = null;
   #inflate: zlib.InflateRaw | null = null;
   #closed = false;
+  /** Responses not yet written (write()), and their octets. */
+  readonly #pending: Buffer[] = [];
+  #pendingOctets = 0;
+  #flushQueued = false;
 
   constructor(
     private readonly raw: net.Socket,
@@ -84,19 +89,51 @@ class ImapConnection implements SessionTransport {
     this.session.end();
   }
 
+  /**
+   * Responses are gathered until this turn of the event loop ends (or
+   * FLUSH_OCTETS are waiting), then go out as one write: one TLS write and,
+   * with COMPRESS, one deflate call and sync flush, for all the responses of
+   * the commands a client pipelined (mbsync sends a `UID FETCH` per message).
+   * One write per response cost more than the responses themselves
+   * (profiled, docs/imap.md "Performance").
+   */
   write(chunks: Chunk[]): boolean {
     if (this.#closed) return true;
-    const buf = joinChunks(chunks);
+    this.#pendingOctets += appendChunks(chunks, this.#pending);
+    if (this.#pendingOctets >= FLUSH_OCTETS) return this.flush();
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      setImmediate(this.#flushLater);
+    }
+    return true;
+  }
+
+  readonly #flushLater = (): void => {
+    this.#flushQueued = false;
+    this.flush();
+  };
+
+  /** Sends what write() gathered; false when the connection's send buffer is full. */
+  flush(): boolean {
     const deflate = this.#deflate;
+    if (this.#pendingOctets === 0 || this.#closed) {
+      this.#pending.length = 0;
+      this.#pendingOctets = 0;
+      return !(deflate?.writableNeedDrain ?? false) && !this.sock.writableNeedDrain;
+    }
+    const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingOctets);
+    this.#pending.length = 0;
+    this.#pendingOctets = 0;
     if (deflate) {
+      // Sync-flushed by the write itself (the stream's default flush flag, startDeflate).
       deflate.write(buf);
-      deflate.flush(zlib.constants.Z_SYNC_FLUSH);
       return !deflate.writableNeedDrain && !this.sock.writableNeedDrain;
     }
     return this.sock.write(buf);
   }
 
   async drain(): Promise<void> {
+    this.flush();
     // Resolves when what was written has gone to the kernel (or the connection is gone).
     const raw = this.raw;
     for (const stream of this.#deflate ? [this.#deflate, this.sock] : [this.sock]) {
@@ -115,6 +152,8 @@ class ImapConnection implements SessionTransport {
   }
 
   async startTls(): Promise<void> {
+    // The tagged OK goes out in the clear, before the handshake.
+    this.flush();
     this.sock.removeListener('data', this.onData);
     const t = new tls.TLSSocket(this.sock, { isServer: true, secureContext: this.o.secureContext });
     t.on('error', () => this.finish());
@@ -126,7 +165,11 @@ class ImapConnection implements SessionTransport {
   }
 
   startDeflate(): void {
-    const deflate = zlib.createDeflateRaw();
+    // The tagged OK goes out uncompressed (RFC 4978 3).
+    this.flush();
+    // Every write ends with a sync flush (RFC 4978: the client can decode each response when it
+    // arrives), done with the write in one call to zlib's thread pool, not a write and a flush.
+    const deflate = zlib.createDeflateRaw({ flush: zlib.constants.Z_SYNC_FLUSH });
     deflate.on('data', (d: Buffer) => this.sock.write(d));
     this.#deflate = deflate;
     const inflate = zlib.createInflateRaw();
@@ -136,6 +179,7 @@ class ImapConnection implements SessionTransport {
   }
 
   close(): void {
+    this.flush();
     if (this.#deflate) this.#deflate.end(() => this.sock.end());
     else this.sock.end();
     setTimeout(() => this.raw.destroy(), 2000).unref();
@@ -150,22 +194,33 @@ class ImapConnection implements SessionTransport {
   }
 }
 
+/** Above this many octets waiting, write() sends them at once rather than at the end of the turn. */
+const FLUSH_OCTETS = 256 * 1024;
+
 /**
- * Adjacent strings are joined first (V8 ropes) and converted once: a FETCH
- * batch is thousands of small chunks, and one Buffer per chunk cost more
- * than the rest of the response (profiled, docs/imap.md "Performance").
+ * Appends a response's chunks to `into`, adjacent strings joined first (V8
+ * ropes) and converted once: a FETCH batch is thousands of small chunks, and
+ * one Buffer per chunk cost more than the rest of the response (profiled,
+ * docs/imap.md "Performance"). Returns the octets added.
  */
-function joinChunks(chunks: Chunk[]): Buffer {
-  const parts: Buffer[] = [];
+function appendChunks(chunks: Chunk[], into: Buffer[]): number {
+  let octets = 0;
   let s = '';
   for (const c of chunks) {
     if (typeof c === 'string') s += c;
     else {
-      if (s !== '') parts.push(Buffer.from(s, 'latin1'));
+      if (s !== '') {
+        into.push(Buffer.from(s, 'latin1'));
+        octets += s.length;
+      }
       s = '';
-      parts.push(c);
+      into.push(c);
+      octets += c.length;
     }
   }
-  if (s !== '') parts.push(Buffer.from(s, 'latin1'));
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  if (s !== '') {
+    into.push(Buffer.from(s, 'latin1'));
+    octets += s.length;
+  }
+  return octets;
 }

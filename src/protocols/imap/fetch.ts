@@ -40,7 +40,26 @@ function parseSection(spec: string, allowText: boolean): Section {
   return { path, text, fields };
 }
 
+/**
+ * Items already parsed, by their text: a client repeats the same few (mbsync
+ * sends `BODY.PEEK[]` once per message) and the regular expressions were a
+ * measurable share of such a command. The items are shared, never changed
+ * (a FETCH changes its own list of them only). Client text, so bounded.
+ */
+const parsed = new Map<string, FetchItem>();
+const MAX_PARSED = 256;
+
 function parseItem(atom: string): FetchItem {
+  let item = parsed.get(atom);
+  if (!item) {
+    item = parseItemText(atom);
+    if (parsed.size >= MAX_PARSED) parsed.clear();
+    parsed.set(atom, item);
+  }
+  return item;
+}
+
+function parseItemText(atom: string): FetchItem {
   const upper = atom.toUpperCase();
   if (SIMPLE.has(upper)) return { kind: upper as 'FLAGS' };
   const m = /^(BODY|BODY\.PEEK|BINARY|BINARY\.PEEK|BINARY\.SIZE)\[(.*)\](?:<(\d{1,10})\.(\d{1,10})>)?$/is.exec(atom);

@@ -1034,7 +1034,7 @@ interface FetchPlan {
   withBody: boolean;
   /** ENVELOPE, BODYSTRUCTURE or BODY: stored as wire text (rendered at ingest); the first two also come from the wire cache. */
   needRendered: boolean;
-  /** Sections need the stored structure. */
+  /** Sections of parts need the stored structure. */
   needStructure: boolean;
   needRaw: boolean;
   setsSeen: boolean;
@@ -1054,7 +1054,8 @@ function fetchPlan(items: FetchItem[], readOnly: boolean, cache: WireCache): Fet
     items,
     withBody,
     needRendered: withBody || items.some((x) => x.kind === 'ENVELOPE' || x.kind === 'BODYSTRUCTURE'),
-    needStructure: items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE'),
+    // A section of the message itself (BODY.PEEK[], mbsync's one item) is found without it.
+    needStructure: items.some((x) => (x.kind === 'section' || x.kind === 'BINARY.SIZE') && x.section.path.length > 0),
     needRaw: items.some((x) => x.kind === 'section' || x.kind === 'BINARY.SIZE' || x.kind.startsWith('RFC822') && x.kind !== 'RFC822.SIZE'),
     setsSeen: !readOnly && items.some((x) => (x.kind === 'section' && !x.peek) || x.kind === 'RFC822' || x.kind === 'RFC822.TEXT'),
     cache,

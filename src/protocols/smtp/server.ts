@@ -7,13 +7,13 @@
  * goes to the log, never to the client.
  */
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import type { Socket } from 'node:net';
 import { ReplyError } from '../../core/errors.ts';
 import { smtpReplyOf } from './errors.ts';
 import { installEnhancedCodeAdapter } from './enhanced-codes.ts';
 import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
 import { installLenientSender } from './sender-syntax.ts';
+import { installPooledSessionIds } from './session-id.ts';
 import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
 export interface SmtpSessionInfo {
@@ -79,6 +79,7 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   await installGreetingHold();
   await installAuthAfterTls();
   await installLenientSender();
+  installPooledSessionIds();
   const { hooks } = options;
   const wire: Wire = (err, session) => toWire(err, session, hooks.onError);
 
@@ -102,11 +103,13 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
     // connection. SPF/DMARC do their own lookups.
     disableReverseLookup: true,
     logger: false,
+    // Replies are small and each one is awaited by the client: no Nagle delay. Set by net.Server
+    // as it accepts (smtp-server hands its options to net.createServer), not by a listener per connection.
+    noDelay: true,
     ...perIpLimit(options.maxConnectionsPerIp),
     ...transactionHandlers(options, wire),
   });
 
-  server.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
   server.on('error', (err) => hooks.onError?.(err, null));
 
   await new Promise<void>((resolve, reject) => {

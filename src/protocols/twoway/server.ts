@@ -18,7 +18,7 @@ import { pino } from 'pino';
 import { noticeResultToJson } from '../../core/twm-schema.ts';
 import { CAPABILITIES_PATH, OUR_VERSIONS, capabilitiesToJson } from '../../core/twm-capabilities.ts';
 import { contentDigest } from '../../core/twm-signature.ts';
-import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
+import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, TwmError, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
 import { installBodyReader } from './body.ts';
 import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { acceptNotice, fetchRules, noticeRules, receiptRules, recordReceipt, serveFetch, type EndpointContext } from './endpoints.ts';
@@ -65,6 +65,10 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     // Refused notices stay out of the logs (section 13); faults are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request: building one (pino bindings) was a measurable share of a
+    // stranger's notice (bench/twm-stranger-cost.ts), and nothing is logged for a request that
+    // succeeds or is refused. A fault names its request id (installErrorHandlers).
+    childLoggerFactory: (logger) => logger,
     exposeHeadRoutes: false,
     // A peer gets 60 s for an answer (4.3); a request that takes longer to arrive is not a peer's.
     requestTimeout: 60_000,
@@ -114,7 +118,7 @@ function installGuards(app: FastifyInstance, buckets: ReturnType<typeof createTo
 /** Every refusal leaves as a TWM problem document, counted per endpoint (and per verified signer). */
 function installErrorHandlers(app: FastifyInstance, hooks: TwmAppOptions['hooks'], verified: WeakMap<FastifyRequest, string>): void {
   app.setErrorHandler((err, request, reply) => {
-    const refusal = asTwmRefusal(err, request.log);
+    const refusal = asTwmRefusal(err, err instanceof TwmError ? request.log : request.log.child({ reqId: request.id }));
     const endpoint = request.routeOptions.config?.twmEndpoint;
     if (endpoint) countRefusal(endpoint, refusal.code, verified.get(request));
     return sendTwmProblem(reply, refusal);
