@@ -52,6 +52,7 @@ export interface CachingDnsResolver extends DnsResolver {
   readonly cacheTtlCapSeconds: number;
   stats(): ResolverStats;
   clearCache(): void;
+  resolveShared(name: string, rrtype: 'TXT'): Promise<ReadonlyArray<readonly string[]>>;
 }
 
 const DEFAULT_TTL_SECONDS = 60;
