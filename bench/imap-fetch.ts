@@ -13,7 +13,8 @@
  *   message files and fills its index cache; the later ones are "warm";
  * - mbsync's initial sync of the mailbox into an empty Maildir (one pipelined
  *   `UID FETCH n (BODY.PEEK[])` per message, over COMPRESS=DEFLATE where the
- *   server offers it: twoway does, this Dovecot has no imap_zlib), its wall
+ *   server offers it: twoway does, Dovecot only with BENCH_DOVECOT_COMPRESS=1,
+ *   which loads its imap_zlib plugin, so both do the same work), its wall
  *   time and the server's CPU seconds meanwhile (/proc: twoway's process and
  *   its workers, Dovecot's master with its imap-login and imap processes,
  *   counted once they exit). On a loaded machine the wall time follows the
@@ -40,6 +41,8 @@ import { treeCpuSeconds } from './lib/proc-cpu.ts';
 const quick = process.env.BENCH_QUICK === '1';
 const N = Number(process.env.BENCH_IMAP_MESSAGES ?? (quick ? 1000 : 10_000));
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+/** Dovecot with COMPRESS=DEFLATE (its imap_zlib plugin), as twoway offers: mbsync then compresses with both. */
+const DOVECOT_COMPRESS = process.env.BENCH_DOVECOT_COMPRESS === '1';
 const CORPUS = '/usr/lib/python3.11/test/test_email/data';
 const log = (m: string) => process.stderr.write(`imap-fetch: ${m}\n`);
 
@@ -134,7 +137,8 @@ async function main(): Promise<void> {
   mkdirSync(join(dir, 'twoway'));
   const dns = await startDnsServer({ records: [] });
   const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address });
-  const dovecot = await startDovecot({ tls: true });
+  const dovecot = await startDovecot({ tls: true, extra: DOVECOT_COMPRESS ? 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}' : '' });
+  log(`Dovecot ${DOVECOT_COMPRESS ? 'with' : 'without'} COMPRESS=DEFLATE (BENCH_DOVECOT_COMPRESS); twoway offers it`);
   const dovecotPid = Number(readFileSync(join(dovecot.dir, 'run', 'master.pid'), 'utf8'));
   try {
     const targets: Target[] = [
