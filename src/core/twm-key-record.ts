@@ -82,7 +82,7 @@ export function parseTagList(text: string): Map<string, string> | null {
  * The usable Ed25519 key in a TXT answer, or null (verification then fails
  * with `unknown-key`). Applies rules 1-3 of section 3.2 in order.
  */
-export function parseKeyRecord(txt: string[][]): KeyObject | null {
+export function parseKeyRecord(txt: ReadonlyArray<readonly string[]>): KeyObject | null {
   // Rule 1: only records whose first tag is exactly `v=TWM1` count (the token, not a prefix: a
   // later `v=TWM10` or `v=TWM2` record beside it is another version's and ignored), and exactly one must.
   const candidates = txt.map((strings) => strings.join('')).filter((text) => /^[ \t\r\n]*v=TWM1[ \t\r\n]*(;|$)/.test(text));

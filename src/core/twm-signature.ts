@@ -205,9 +205,10 @@ export function checkSignatureTime(params: Pick<TwmSignatureParams, 'created' | 
 /**
  * Step 7: the `sha-256` member of Content-Digest matches the content.
  * Other algorithms are ignored (5.2); a field without `sha-256`, or one
- * that does not parse, is a mismatch.
+ * that does not parse, is a mismatch. Returns the content's SHA-256 (the
+ * digest just checked), so callers that store it do not hash the body again.
  */
-export function checkContentDigest(header: string | undefined, body: Buffer): void {
+export function checkContentDigest(header: string | undefined, body: Buffer): Buffer {
   let digest: Buffer | undefined;
   if (header !== undefined) {
     try {
@@ -218,7 +219,9 @@ export function checkContentDigest(header: string | undefined, body: Buffer): vo
     }
   }
   if (!digest) throw twmError('digest-mismatch', 'no sha-256 Content-Digest');
-  if (!digest.equals(createHash('sha256').update(body).digest())) throw twmError('digest-mismatch', 'Content-Digest does not match the content');
+  const actual = createHash('sha256').update(body).digest();
+  if (!digest.equals(actual)) throw twmError('digest-mismatch', 'Content-Digest does not match the content');
+  return actual;
 }
 
 /** What the signature base needs from a request, as the verifier reconstructs it (5.1). */

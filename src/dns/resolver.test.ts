@@ -45,6 +45,19 @@ describe('createResolver', () => {
     assert.deepEqual(await r.resolve('cache.test', 'TXT'), [['v=spf1 ip4:192.0.2.0/24 -all']]);
   });
 
+  it('shares one frozen TXT answer through resolveShared, and resolve still hands out mutable copies', async () => {
+    const r = createResolver({ servers: [server.address] });
+    const shared = await r.resolveShared('cache.test', 'TXT');
+    assert.deepEqual(shared, [['v=spf1 ip4:192.0.2.0/24 -all']]);
+    assert.equal(await r.resolveShared('cache.test', 'TXT'), shared, 'the same cached answer, not a copy');
+    assert.ok(Object.isFrozen(shared) && Object.isFrozen(shared[0]));
+    assert.throws(() => (shared[0] as string[]).push('tampered'), TypeError);
+    const copy = await r.resolve('cache.test', 'TXT');
+    copy[0]?.push('mine');
+    assert.deepEqual(await r.resolveShared('cache.test', 'TXT'), [['v=spf1 ip4:192.0.2.0/24 -all']]);
+    await assert.rejects(r.resolveShared('missing.cache.test', 'TXT'), (err: NodeJS.ErrnoException) => err.code === 'ENOTFOUND');
+  });
+
   it('shares one network query among concurrent identical lookups', async () => {
     const r = createResolver({ servers: [server.address] });
     const before = server.queries;

@@ -52,6 +52,7 @@ export interface CachingDnsResolver extends DnsResolver {
   readonly cacheTtlCapSeconds: number;
   stats(): ResolverStats;
   clearCache(): void;
+  resolveShared(name: string, rrtype: 'TXT'): Promise<ReadonlyArray<readonly string[]>>;
 }
 
 const DEFAULT_TTL_SECONDS = 60;
@@ -113,6 +114,11 @@ class CachingResolver implements CachingDnsResolver {
     return this.#lookup(name, rrtype) as Promise<unknown[]>;
   }
 
+  async resolveShared(name: string, rrtype: 'TXT'): Promise<ReadonlyArray<readonly string[]>> {
+    // The cached records are deeply frozen (#query): handing them out cannot change the cache.
+    return (await this.#entry(name, rrtype)) as ReadonlyArray<readonly string[]>;
+  }
+
   stats(): ResolverStats {
     return { ...this.#stats };
   }
@@ -122,6 +128,12 @@ class CachingResolver implements CachingDnsResolver {
   }
 
   async #lookup(name: string, rrtype: string): Promise<unknown> {
+    // Callers may sort or mutate what they get (MX lists, TXT chunks); the cache must not see that.
+    return structuredClone(await this.#entry(name, rrtype));
+  }
+
+  /** The cached (frozen) records for a question, from the network on a miss; throws a negative answer. */
+  async #entry(name: string, rrtype: string): Promise<unknown> {
     const type = rrtype.toUpperCase();
     const key = `${type} ${canonicalName(name)}`;
     let entry = this.#cache.get(key);
@@ -137,15 +149,14 @@ class CachingResolver implements CachingDnsResolver {
       entry = await pending;
     }
     if (entry.kind === 'negative') throw negativeError(entry);
-    // Callers may sort or mutate what they get (MX lists, TXT chunks); the cache must not see that.
-    return structuredClone(entry.records);
+    return entry.records;
   }
 
   /** One network query; caches the outcome when it is cacheable. Rejects only on uncacheable errors. */
   async #query(name: string, type: string, key: string): Promise<CacheEntry> {
     try {
       const { records, ttl } = await this.#fromNetwork(name, type);
-      const entry: CacheEntry = { kind: 'records', records };
+      const entry: CacheEntry = { kind: 'records', records: deepFreeze(records) };
       this.#cache.set(key, entry, Math.min(ttl, this.#ttlCap));
       return entry;
     } catch (err) {
@@ -174,6 +185,15 @@ class CachingResolver implements CachingDnsResolver {
     }
     return { records: await this.#resolver.resolve(name, type), ttl: DEFAULT_TTL_SECONDS };
   }
+}
+
+/** Freezes node:dns's answer (arrays and plain objects of strings and numbers) all the way down. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** A fresh error per throw (own stack, safe to annotate) carrying node:dns's identity fields. */

@@ -17,6 +17,12 @@ export interface DnsResolver {
   resolve(name: string, rrtype: 'TXT'): Promise<string[][]>;
   resolve(name: string, rrtype: 'SRV'): Promise<SrvRecord[]>;
   resolve(name: string, rrtype: RrType): Promise<unknown[]>;
+  /**
+   * TXT records as the cache holds them, deeply frozen and shared between
+   * callers (no copy per call, unlike `resolve`): for hot read-only callers
+   * such as the TWM key lookup. Optional: other resolvers need not have it.
+   */
+  resolveShared?(name: string, rrtype: 'TXT'): Promise<ReadonlyArray<readonly string[]>>;
 }
 
 /** Outcomes of a query that reports DNSSEC validation (secure-resolver.ts). */

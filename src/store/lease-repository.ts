@@ -20,7 +20,7 @@
  * commit of its own per nonce, even without its fsync, was a tenth of a
  * stranger's notice's CPU (bench/twm-stranger-cost.ts).
  */
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 import type { ClusterLeaseRepository, TwmNonceRepository } from './types.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -34,14 +34,18 @@ import { rememberNonce } from './prepared-twm.ts';
  * statement, on one connection, so other writes keep FULL). A lost claim is
  * a free row again; a process crash loses nothing (the OS has the page).
  */
+// Compiled once: every nonce batch (one per signed TWM request under load) runs both.
+const SYNC_NORMAL = CompiledQuery.raw('PRAGMA synchronous = NORMAL');
+const SYNC_FULL = CompiledQuery.raw('PRAGMA synchronous = FULL');
+
 export async function unsyncedWrite<T>(s: Db, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
   if (s.dialect === 'postgres') return fn(s.db);
   return s.db.connection().execute(async (conn) => {
-    await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+    await conn.executeQuery(SYNC_NORMAL);
     try {
       return await fn(conn);
     } finally {
-      await sql`PRAGMA synchronous = FULL`.execute(conn);
+      await conn.executeQuery(SYNC_FULL);
     }
   });
 }

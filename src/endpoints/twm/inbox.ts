@@ -88,7 +88,8 @@ function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyO
   const parsedKeys = new Map<string, KeyObject | null>();
   return async function lookupKey(keyid: string): Promise<KeyObject | null> {
     try {
-      const txt = await resolver.resolve(keyid, 'TXT');
+      // The shared (frozen) cached answer when the resolver has one: read only here, no copy per notice.
+      const txt = resolver.resolveShared ? await resolver.resolveShared(keyid, 'TXT') : await resolver.resolve(keyid, 'TXT');
       const text = `${keyid}\n${txt.map((parts) => parts.join('')).join('\n')}`;
       let key = parsedKeys.get(text);
       if (key === undefined) {

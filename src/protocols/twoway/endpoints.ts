@@ -4,7 +4,6 @@
  * (6.1's clock checks and 8.1's size limit for notices, 7.4's expiry for
  * fetches, 6.4's receipt grace), before the hook that holds the state.
  */
-import { createHash } from 'node:crypto';
 import { parseFetchRequest, parseNotice, parseReceipt, recipientDomain } from '../../core/twm-schema.ts';
 import { listIdUnder } from '../../core/screener-keys.ts';
 import { CLOCK_SKEW } from '../../core/twm-signature.ts';
@@ -46,15 +45,18 @@ export function noticeRules(ctx: EndpointContext): EndpointRules<Notice, void> {
   };
 }
 
-/** After verification (8.1): the clock checks of 6.1, the size limit, then the hook. */
-export async function acceptNotice(ctx: EndpointContext, notice: Notice, signer: TwmSigner, content: Buffer): Promise<NoticeResult> {
+/**
+ * After verification (8.1): the clock checks of 6.1, the size limit, then the hook.
+ * `contentSha256`: the content's SHA-256 as verification step 7 computed it (not hashed again).
+ */
+export async function acceptNotice(ctx: EndpointContext, notice: Notice, signer: TwmSigner, contentSha256: Buffer): Promise<NoticeResult> {
   const now = ctx.now.getTime();
   if (notice.created.getTime() > now + CLOCK_SKEW * 1000) throw twmError('invalid-request', 'created is in the future');
   if (notice.expires.getTime() <= now) throw twmError('expired', 'the notice has expired');
   if (notice.size > ctx.options.maxMessageSize) {
     throw twmError('message-too-large', `the message is larger than this server accepts`, { maxSize: ctx.options.maxMessageSize });
   }
-  return ctx.hooks.notice(notice, signer, createHash('sha256').update(content).digest('hex'));
+  return ctx.hooks.notice(notice, signer, contentSha256.toString('hex'));
 }
 
 /**

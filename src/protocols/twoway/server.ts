@@ -146,9 +146,9 @@ function installEndpoints(app: FastifyInstance, context: () => EndpointContext &
   route(app, 'notice', `${BASE}/notice`, async (request, reply) => {
     const ctx = context();
     const req = incoming(request);
-    const { doc, signer } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
+    const { doc, signer, contentSha256 } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
     verified.set(request, signer.domain);
-    const result = await acceptNotice(ctx, doc, signer, req.body);
+    const result = await acceptNotice(ctx, doc, signer, contentSha256);
     return reply.code(200).type(TWM_MEDIA_TYPES.noticeResult).send(noticeResultToJson(result));
   });
 

@@ -56,6 +56,8 @@ export interface Verified<T, E> {
   signature: TwmSignature;
   /** What step 9 looked up (the outbound notice for fetch and receipt), for the checks after verification. */
   entitlement: E;
+  /** The content's SHA-256, as step 7 checked it (the notice path stores it: one hash per request). */
+  contentSha256: Buffer;
 }
 
 export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: VerifyContext, rules: EndpointRules<T, E>): Promise<Verified<T, E>> {
@@ -67,7 +69,7 @@ export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: Verif
   // 6. Clock window.
   checkSignatureTime(signature.params, ctx.now);
   // 7. Content-Digest over the octets received.
-  checkContentDigest(headerOf(req.headers, 'content-digest'), req.body);
+  const contentSha256 = checkContentDigest(headerOf(req.headers, 'content-digest'), req.body);
   // 8. JSON and schema.
   const doc = rules.parse(decodeTwmJson(req.body));
   // 9. Entitlement, before any DNS query.
@@ -83,7 +85,7 @@ export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: Verif
   // 12. The nonce, remembered until the signature can no longer pass step 6.
   const until = new Date((signature.params.expires + CLOCK_SKEW) * 1000);
   if (!(await ctx.hooks.rememberNonce(keyid, signature.params.nonce, until, new Date(signature.params.created * 1000)))) throw twmError('replay', 'this signature was used before');
-  return { doc, signer: { keyid, domain: signature.domain }, signature, entitlement };
+  return { doc, signer: { keyid, domain: signature.domain }, signature, entitlement, contentSha256 };
 }
 
 /** A header as one string; repeated lines are joined with ", " as RFC 9110 5.3 combines them. */
