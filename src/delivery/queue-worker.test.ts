@@ -420,7 +420,7 @@ describe('queue worker', () => {
     assert.equal(busy.calls.length, 1);
     busy.open();
     await worker.idle();
-    assert.deepEqual(busy.calls.map((c) => c.recipients).flat().sort(), ['r1@busy.test', 'r2@BUSY.test', 'r3@busy.test']);
+    assert.deepEqual(busy.calls.flatMap((c) => c.recipients).sort(), ['r1@busy.test', 'r2@BUSY.test', 'r3@busy.test']);
     assert.ok(Object.values(await states()).every((s) => s === 'delivered'));
   });
 
