@@ -91,7 +91,8 @@ describe('three nodes on one PostgreSQL: kill -9 one mid-load', { skip, timeout:
             t = t.replace(/^# storage = .*$/m, `storage = ${JSON.stringify(schema.url)}`);
             // One data directory for the keys (DKIM, TLS): every node signs as a.test with the same key.
             if (shared) t = t.replace(/^data_dir = .*$/m, `data_dir = ${JSON.stringify(shared)}`);
-            return t;
+            // A supervisor with two workers per node, whatever the core count ("auto" is one per two cores).
+            return `${t}\n[server]\nprocesses = 2\n`;
           },
         }),
       );
@@ -159,7 +160,7 @@ describe('three nodes on one PostgreSQL: kill -9 one mid-load', { skip, timeout:
         const victim = nodes[kill % nodes.length]!;
         await eventually(async () => [...acked.values()].filter((a) => a.node === kill % nodes.length).length >= 3, 30_000, 'load on the node to kill');
         await sleep(300);
-        // Every process of the node: the supervisor's workers run the queue ([server] processes = "auto" on PostgreSQL).
+        // Every process of the node: the supervisor's workers run the queue ([server] processes = 2).
         const pids = [victim.pid!, ...victim.workerPids];
         const exit = await victim.killNode();
         assert.equal(exit?.signal, 'SIGKILL');

@@ -22,7 +22,7 @@ export interface Config {
   domains: string[];
   dataDir: string;
   storage: string;
-  /** `twoway start`'s worker processes ("auto" resolved to the core count); 1 = one process, no supervisor. */
+  /** `twoway start`'s worker processes ("auto" resolved: 1 on SQLite, half the cores on PostgreSQL); 1 = one process, no supervisor. */
   server: { processes: number };
   smtp: { host: string; port: number };
   /** `addressLiterals`: accept address-literal recipients from users (off by default). */
@@ -196,9 +196,11 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
         ? `sqlite:${abs(c.storage.slice('sqlite:'.length), dataDir)}`
         : c.storage
       : `sqlite:${resolve(dataDir, 'twoway.db')}`,
-    // "auto": every core on PostgreSQL; one process on SQLite, where processes share one write lock and
-    // each fsyncs its own commits, so a second process measured slower (docs/architecture.md, "Processes").
-    server: { processes: c.server.processes !== 'auto' ? c.server.processes : c.storage?.startsWith('postgres') ? availableParallelism() : 1 },
+    // "auto": one process on SQLite, where processes share one write lock and each fsyncs its own
+    // commits; on PostgreSQL one per two cores, since one process already keeps about 1.3 cores busy
+    // (its authentication workers, GC and JIT threads): on 2 cores a second process measured slower
+    // (docs/architecture.md, "Processes").
+    server: { processes: c.server.processes !== 'auto' ? c.server.processes : c.storage?.startsWith('postgres') ? Math.max(1, Math.floor(availableParallelism() / 2)) : 1 },
     smtp: c.smtp,
     submission: {
       enabled: c.submission.enabled,

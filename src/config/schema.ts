@@ -71,7 +71,7 @@ export const configSchema = z
           .union([z.literal('auto'), z.number().int().min(1).max(256)])
           .default('auto')
           .describe(
-            '`twoway start` runs this many worker processes that share every listener, under one supervisor process that restarts a worker that dies; `1`: a single process, no supervisor; `"auto"`: one per core (os.availableParallelism()) on PostgreSQL, 1 on SQLite (measured faster: docs/architecture.md, "Processes")',
+            '`twoway start` runs this many worker processes that share every listener, under one supervisor process that restarts a worker that dies; `1`: a single process, no supervisor; `"auto"`: one per two cores (os.availableParallelism() / 2, at least 1) on PostgreSQL, 1 on SQLite (measured faster: docs/architecture.md, "Processes")',
           ),
       })
       .strict()
