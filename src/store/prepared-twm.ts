@@ -78,10 +78,14 @@ export function selectRecipients(s: Db, senderDomain: string, id: string): Promi
 }
 
 /**
- * The sender's pending notices for the user. On SQLite the unary `+` keeps
- * the planner off the (user_id, state) index, which would walk every pending
- * row of the user: the query walks the sender's notices (twm_in_notices_from,
- * migration 0018) and checks each one's row.
+ * The sender's pending notices for the user. SQLite without statistics (no
+ * ANALYZE on a young store) ranked (user_id, state) as selective as the
+ * sender's index and walked every pending row of the user: 2.4 ms per notice
+ * at 3,000 pending (bench/twm-stranger-cost.ts). The unary `+` keeps the
+ * planner off that index, so the query walks the sender's notices
+ * (twm_in_notices_from, migration 0018) and checks each one's row by primary
+ * key (its plan is tested in twm.test.ts). PostgreSQL plans by its
+ * statistics (and has no unary + on text).
  */
 export function pendingFromShape(s: Db, v: SlotOf) {
   const unindexed = (column: 'r.user_id' | 'r.state') => (s.dialect === 'sqlite' ? sql`+${sql.ref(column)}` : sql.ref(column));

@@ -27,7 +27,6 @@ import {
   countPendingTotal,
   insertNotice,
   insertRecipients,
-  pendingFromShape,
   PREPARED_RECIPIENT_ROWS,
   selectNotice,
   selectRecipients,
@@ -383,20 +382,6 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
       return num(res.numDeletedRows);
     });
   }
-}
-
-/**
- * The user's pending rows whose notice comes from `sender` (exported for the test of its SQLite plan).
- * SQLite without statistics (no ANALYZE on a young store) ranks (user_id, state) as selective as the
- * sender's index, and walked every pending row of the user, joining each to its notice: 2.4 ms per
- * notice at 3,000 pending (bench/twm-stranger-cost.ts). Unary + takes r's user and state columns out
- * of index selection, so the plan is the sender's notices, then each one's rows by primary key.
- * PostgreSQL plans by its statistics (and has no unary + on text).
- */
-/** The sender's pending count with its values written in (prepared-twm.ts has the shape), for plan tests. */
-export function pendingFromQuery(s: Db, userId: number, sender: string) {
-  const values: unknown[] = [sender, userId];
-  return pendingFromShape(s, <T>(i: number) => values[i] as T);
 }
 
 /** A joined row (all notice columns, then the recipient's) split back into its two halves. */

@@ -12,7 +12,7 @@ import type { TwmInState } from '../core/twm-types.ts';
 import type { Database as Tables } from './schema.ts';
 import { StoreConflictError, type Store, type TwmInNotice, type TwmInRecipient, type TwmOutNotice } from './types.ts';
 import { testBackends } from './test-backends.ts';
-import { pendingFromQuery } from './twm-inbound-repository.ts';
+import { pendingFromShape } from './prepared-twm.ts';
 
 const backends = await testBackends();
 
@@ -423,7 +423,10 @@ for (const backend of backends) {
         // A young store has no statistics: the planner must not start from (user_id, state).
         const handle = new Database(backend.url().slice('sqlite:'.length), { readonly: true });
         try {
-          const compiled = pendingFromQuery({ db: new Kysely<Tables>({ dialect: new SqliteDialect({ database: handle }) }), dialect: 'sqlite' }, alice.id, 'pushy@example.org').compile();
+          // The statement countPendingFrom prepares, with this call's values in its slots.
+          const values: unknown[] = ['pushy@example.org', alice.id];
+          const db = { db: new Kysely<Tables>({ dialect: new SqliteDialect({ database: handle }) }), dialect: 'sqlite' as const };
+          const compiled = pendingFromShape(db, <T>(i: number) => values[i] as T).compile();
           const plan = (handle.prepare(`EXPLAIN QUERY PLAN ${compiled.sql}`).all(...compiled.parameters) as Array<{ detail: string }>).map((r) => r.detail);
           assert.match(plan[0] ?? '', /^SEARCH n USING INDEX twm_in_notices_from/, plan.join('\n'));
           assert.match(plan[1] ?? '', /^SEARCH r USING INDEX sqlite_autoindex_twm_in_recipients_1 \(sender_domain=\? AND notice_id=\?\)/, plan.join('\n'));
