@@ -196,9 +196,9 @@ export function refuseAllOrNone(outcomes: RecipientOutcome[]): void {
 /** The rows to store, one per recipient whose verdict keeps the message, with its index in `outcomes`. */
 export function messageWrites(
   outcomes: RecipientOutcome[],
-  m: { message: IngestMessage; facts: MessageFacts; decision: DecisionFacts; stored: Buffer; spam: SpamScan | null },
+  m: { message: IngestMessage; facts: MessageFacts; decision: DecisionFacts; stored: Buffer; prepared?: NewMessage['prepared']; spam: SpamScan | null },
 ): Array<{ index: number; item: NewMessage }> {
-  const { message, facts, decision, stored, spam } = m;
+  const { message, facts, decision, stored, prepared, spam } = m;
   // The policy's identity: the author, or the list or forwarder that relayed the message.
   const sender = senderKey(decision.from, message.envelopeFrom);
   // DMARC only when mailauth evaluated the very From: address the request is keyed by.
@@ -223,6 +223,7 @@ export function messageWrites(
         receivedAt: decision.at,
         firstContact,
         ...(message.twmKey === undefined ? {} : { twmKey: message.twmKey }),
+        ...(prepared === undefined ? {} : { prepared }),
         // Strangers are listed in the Screener: held there in screen/strict
         // mode, as history in open mode (docs/architecture.md "Modes").
         request: firstContact

@@ -11,6 +11,7 @@ import type { DmarcFact, User } from '../core/types.ts';
 import { ExpectUsedUpError } from '../core/errors.ts';
 import type { Store } from '../store/types.ts';
 import type { Header } from '../mail/headers.ts';
+import type { StoredForm } from '../mail/authenticate.ts';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import type { ExpectCardStore, ExpectMatch } from './expected-senders.ts';
 import {
@@ -41,6 +42,12 @@ export interface IngestMessage {
   headers?: Header[];
   /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */
   prepend: string;
+  /**
+   * `prepend` and `raw` as stored, with their SHA-256 and structure columns, computed ahead
+   * (by the authentication worker: mail/authenticate.ts StoredForm). Used only when nothing
+   * else is prepended (no spam headers), else computed here.
+   */
+  stored?: StoredForm;
   /**
    * Authentication of the message: `identity` is the From: address whose
    * domain alignment was checked for (AuthOutcome.identity), `alignedDomain`
@@ -192,8 +199,11 @@ export function createIngest(options: IngestOptions): Ingest {
     }));
     refuseAllOrNone(outcomes);
 
-    const stored = Buffer.concat([Buffer.from(message.prepend + (spam ? spamHeaders(spam) : ''), 'utf8'), message.raw]);
-    const writes = messageWrites(outcomes, { message, facts, decision, stored, spam });
+    const prepend = message.prepend + (spam ? spamHeaders(spam) : '');
+    const ahead = message.stored !== undefined && message.stored.prepend === prepend ? message.stored : undefined;
+    const stored = ahead ? ahead.raw : Buffer.concat([Buffer.from(prepend, 'utf8'), message.raw]);
+    const prepared = ahead ? { sha256: ahead.sha256, columns: ahead.columns } : undefined;
+    const writes = messageWrites(outcomes, { message, facts, decision, stored, prepared, spam });
     // One use of the matched entry is consumed in the delivery's own transaction (9.3): a failure
     // fails the delivery (the sender retries), never a use silently not counted.
     for (const w of writes) {

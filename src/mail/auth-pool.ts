@@ -38,6 +38,7 @@ import { ReplyError } from '../core/errors.ts';
 import type { DnsResolver, RrType } from '../dns/types.ts';
 import { outcomeOf, type Authenticator } from './authenticate.ts';
 import type { FromWorker, ToWorker, WireError } from './auth-worker-protocol.ts';
+import type { StoredForm } from './authenticate.ts';
 import type { MailauthParams, MailauthSummary } from './mailauth-run.ts';
 
 export interface AuthPoolOptions {
@@ -85,7 +86,7 @@ export interface AuthPoolStats {
 export interface AuthPool {
   authenticate: Authenticator;
   /** The mailauth step alone (what `authenticate` runs in a worker), for tests and benchmarks. */
-  run(raw: Buffer, params: MailauthParams): Promise<{ summary: MailauthSummary; raw: Buffer }>;
+  run(raw: Buffer, params: MailauthParams, prefix?: string): Promise<RunResult>;
   stats(): AuthPoolStats;
   /**
    * Starts one worker ahead of the first message (unreferenced: it keeps no
@@ -107,13 +108,21 @@ export function defaultAuthWorkers(): number {
   return Math.max(1, Math.min(2, availableParallelism()));
 }
 
+/** A job's answer: mailauth's summary, the bytes back, and the stored form when the job had a prefix. */
+export interface RunResult {
+  summary: MailauthSummary;
+  raw: Buffer;
+  stored?: StoredForm;
+}
+
 interface Job {
   id: number;
   raw: Buffer;
+  prefix: string | undefined;
   /** raw's length, kept for the log: the Buffer itself is empty while the bytes are in the worker. */
   bytes: number;
   params: MailauthParams;
-  resolve: (value: { summary: MailauthSummary; raw: Buffer }) => void;
+  resolve: (value: RunResult) => void;
   reject: (err: Error) => void;
 }
 
@@ -153,10 +162,11 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
     respawnTimer: null,
   };
   return {
-    run: (raw, params) => run(pool, raw, params),
+    run: (raw, params, prefix) => run(pool, raw, params, prefix),
     authenticate: async (input) => {
-      const { summary, raw } = await run(pool, input.raw, { ip: input.ip, helo: input.helo, envelopeFrom: input.envelopeFrom, mta: input.mta });
-      return { ...outcomeOf(summary, input), raw };
+      const params = { ip: input.ip, helo: input.helo, envelopeFrom: input.envelopeFrom, mta: input.mta };
+      const { summary, raw, stored } = await run(pool, input.raw, params, input.prefix);
+      return { ...outcomeOf(summary, input), raw, ...(stored ? { stored } : {}) };
     },
     stats: () => {
       const all = [...pool.slots];
@@ -196,10 +206,10 @@ interface PoolContext {
   respawnTimer: NodeJS.Timeout | null;
 }
 
-function run(pool: PoolContext, raw: Buffer, params: MailauthParams): Promise<{ summary: MailauthSummary; raw: Buffer }> {
+function run(pool: PoolContext, raw: Buffer, params: MailauthParams, prefix?: string): Promise<RunResult> {
   if (pool.closed) return Promise.reject(shuttingDown());
   return new Promise((resolve, reject) => {
-    pool.queue.push({ id: ++pool.nextJob, raw, bytes: raw.byteLength, params, resolve, reject });
+    pool.queue.push({ id: ++pool.nextJob, raw, prefix, bytes: raw.byteLength, params, resolve, reject });
     pump(pool);
   });
 }
@@ -237,7 +247,11 @@ function onMessage(pool: PoolContext, slot: Slot, message: FromWorker): void {
   if (!job || job.id !== message.id) return;
   finish(slot);
   const raw = Buffer.from(message.raw.buffer, message.raw.byteOffset, message.raw.byteLength);
-  if (message.ok) job.resolve({ summary: message.summary, raw });
+  if (message.ok) {
+    const s = message.stored;
+    const stored = s ? { prepend: s.prepend, raw: Buffer.from(s.raw.buffer, s.raw.byteOffset, s.raw.byteLength), sha256: s.sha256, columns: s.columns } : undefined;
+    job.resolve({ summary: message.summary, raw, ...(stored ? { stored } : {}) });
+  }
   else job.reject(new Error(`mailauth failed: ${message.error}`));
   pump(pool);
 }
@@ -314,7 +328,8 @@ function dispatch(pool: PoolContext, slot: Slot, job: Job): void {
   const raw = job.raw;
   const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.buffer instanceof ArrayBuffer;
   const bytes = owned ? raw : new Uint8Array(raw);
-  slot.worker.postMessage({ type: 'job', id: job.id, raw: bytes, params: job.params } satisfies ToWorker, [bytes.buffer as ArrayBuffer]);
+  const message: ToWorker = { type: 'job', id: job.id, raw: bytes, params: job.params, ...(job.prefix === undefined ? {} : { prefix: job.prefix }) };
+  slot.worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
 }
 
 function watch(pool: PoolContext, slot: Slot): void {

@@ -15,8 +15,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ResolveFunction } from '../dns/types.ts';
-import type { FromWorker, ToWorker, WireError } from './auth-worker-protocol.ts';
-import { runMailauth } from './mailauth-run.ts';
+import type { FromWorker, ToWorker, WireError, WireStored } from './auth-worker-protocol.ts';
+import { runMailauth, type MailauthSummary } from './mailauth-run.ts';
+import { prepareBody } from '../store/prepared-body.ts';
 
 const port = parentPort;
 if (!port) throw new Error('auth-worker.ts runs only as a worker thread (auth-pool.ts)');
@@ -89,13 +90,33 @@ port.on('message', (message: ToWorker) => {
     }
     return;
   }
-  const { id, raw, params } = message;
+  const { id, raw, params, prefix } = message;
   const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   runMailauth(bytes, params, resolve).then(
-    (summary) => send({ type: 'done', id, ok: true, summary, raw }, [raw.buffer as ArrayBuffer]),
+    (summary) => {
+      const stored = prefix === undefined ? undefined : storedForm(prefix, summary, bytes);
+      const transfer = [raw.buffer as ArrayBuffer, ...(stored ? [stored.raw.buffer as ArrayBuffer] : [])];
+      send({ type: 'done', id, ok: true, summary, raw, ...(stored ? { stored } : {}) }, transfer);
+    },
     (err: unknown) => send({ type: 'done', id, ok: false, error: err instanceof Error ? err.message : String(err), raw }, [raw.buffer as ArrayBuffer]),
   );
 });
+
+/**
+ * The bytes ingest will store when nothing else is prepended (the caller's prefix, then the
+ * authentication headers), with their SHA-256 and structure columns: work the main thread
+ * would otherwise do for every accepted message, done here off its event loop.
+ */
+function storedForm(prefix: string, summary: MailauthSummary, bytes: Buffer): WireStored {
+  const prepend = prefix + summary.headers;
+  const head = Buffer.byteLength(prepend, 'utf8');
+  // Memory of its own (never the shared pool of small Buffers), as it is transferred.
+  const stored = Buffer.allocUnsafeSlow(head + bytes.length);
+  stored.write(prepend, 0, 'utf8');
+  bytes.copy(stored, head);
+  const body = prepareBody(stored);
+  return { prepend, raw: stored, sha256: body.sha256, columns: body.columns };
+}
 
 // A first run on a tiny message, its lookups failing at once: mailauth loads parts of itself on
 // first use, and a fresh worker (a replacement too) must not spend a real message's budget on that.
@@ -103,6 +124,7 @@ const warmUp: ResolveFunction = async () => {
   throw Object.assign(new Error('warm-up'), { code: 'ENOTFOUND' });
 };
 await runMailauth(Buffer.from('From: a@warm-up.invalid\r\n\r\nx\r\n'), { ip: '192.0.2.1', helo: 'warm-up.invalid', envelopeFrom: 'a@warm-up.invalid', mta: 'warm-up.invalid' }, warmUp).catch(() => undefined);
+prepareBody(Buffer.from('From: a@warm-up.invalid\r\n\r\nx\r\n'));
 
 // Ready: from now on the thread's busy time is the message's, and the pool counts it.
 send({ type: 'ready' });

@@ -19,6 +19,7 @@ import { domainOf, normalisedAddress, organizationalDomain } from '../core/addre
 import { toResolveFunction } from '../dns/resolver.ts';
 import type { DnsResolver } from '../dns/types.ts';
 import { runMailauth, type MailauthSummary } from './mailauth-run.ts';
+import type { PreparedBody } from '../store/prepared-body.ts';
 
 export interface AuthInput {
   raw: Buffer;
@@ -33,6 +34,11 @@ export interface AuthInput {
   from: string | null;
   /** Our hostname, the authserv-id of the Authentication-Results header. */
   mta: string;
+  /**
+   * The header lines the caller will prepend before the authentication headers (Received:).
+   * With it an authenticator that runs elsewhere (the worker pool) also answers `stored`.
+   */
+  prefix?: string;
 }
 
 export interface AuthOutcome {
@@ -66,7 +72,17 @@ export interface AuthOutcome {
  * worker thread) and back: `input.raw` is then empty and these are the
  * bytes to keep. Absent when `input.raw` was left alone.
  */
-export type AuthResult = AuthOutcome & { raw?: Buffer };
+export type AuthResult = AuthOutcome & { raw?: Buffer; stored?: StoredForm };
+
+/**
+ * The bytes to store when ingest prepends exactly `prepend` (AuthInput.prefix and the
+ * authentication headers) to the message, with their SHA-256 and structure columns, computed
+ * by the authentication worker off the event loop (store/prepared-body.ts). Ingest uses them
+ * only for that very prepend (IngestMessage.stored), and computes them itself otherwise.
+ */
+export interface StoredForm extends PreparedBody {
+  prepend: string;
+}
 
 export type Authenticator = (input: AuthInput) => Promise<AuthResult>;
 

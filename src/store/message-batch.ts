@@ -12,35 +12,13 @@ import { preparedOf } from './prepared.ts';
 import { chunks, num } from './db-util.ts';
 import { upsertRequests } from './request-upsert.ts';
 import { consumeExpectInTx } from './expect-consume.ts';
-import { parseStructure, type MessageStructure } from '../core/mime-structure.ts';
-import { imapWireText, type ImapWireText } from '../core/imap-wire.ts';
+import { structureColumns } from './prepared-body.ts';
 
-/**
- * The stored forms of a message's structure: the JSON (SEARCH, BODY[section])
- * and the IMAP wire text of ENVELOPE, BODYSTRUCTURE and BODY, so that IMAP
- * FETCH never parses a stored message again nor renders these items. A
- * message that cannot be parsed is still stored, with nulls; FETCH then
- * computes its structure (and fails the same way, answered NO).
- */
-export function structureColumns(raw: Buffer): Pick<MessagesTable, 'structure' | 'imap_envelope' | 'imap_bodystructure' | 'imap_body'> {
-  let structure: MessageStructure;
-  try {
-    structure = parseStructure(raw);
-  } catch {
-    return { structure: null, imap_envelope: null, imap_bodystructure: null, imap_body: null };
-  }
-  return { structure: JSON.stringify(structure), ...wireColumns(imapWireText(structure)) };
-}
+export { structureColumns, wireColumns } from './prepared-body.ts';
 
-/** The wire text as columns; a text with NUL (which PostgreSQL's text refuses) stays null and is rendered at each FETCH. */
-export function wireColumns(w: ImapWireText): Pick<MessagesTable, 'imap_envelope' | 'imap_bodystructure' | 'imap_body'> {
-  const keep = (s: string) => (s.includes('\0') ? null : s);
-  return { imap_envelope: keep(w.envelope), imap_bodystructure: keep(w.bodyStructure), imap_body: keep(w.body) };
-}
-
-/** structureColumns as values, in MESSAGE_COLUMNS order. */
-function structureValues(raw: Buffer): Array<string | null> {
-  const c = structureColumns(raw);
+/** structureColumns as values, in MESSAGE_COLUMNS order: those computed ahead (NewMessage.prepared) when given. */
+function structureValues(m: NewMessage): Array<string | null> {
+  const c = m.prepared?.columns ?? structureColumns(m.raw);
   return [c.structure, c.imap_envelope, c.imap_bodystructure, c.imap_body];
 }
 
@@ -157,8 +135,9 @@ async function requestIds(tx: Tx, dialect: Dialect, items: readonly NewMessage[]
  * garbage collection (messages.remove) cannot delete them before this
  * transaction's messages reference them.
  */
-async function upsertBodies(tx: Tx, dialect: Dialect, raws: readonly Buffer[]): Promise<number[]> {
-  const hashes = raws.map((raw) => createHash('sha256').update(raw).digest('hex'));
+async function upsertBodies(tx: Tx, dialect: Dialect, items: readonly NewMessage[]): Promise<number[]> {
+  const raws = items.map((m) => m.raw);
+  const hashes = items.map((m) => m.prepared?.sha256 ?? createHash('sha256').update(m.raw).digest('hex'));
   const bySha = new Map<string, Buffer>();
   for (const [i, h] of hashes.entries()) bySha.set(h, raws[i]!);
   const ids = new Map<string, number>();
@@ -210,7 +189,7 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
   // instead of upgrading a read snapshot later (which can fail with BUSY).
   const slots = await reserveUids(tx, dialect, items);
   const requestIdOf = await requestIds(tx, dialect, items);
-  const bodyIds = await upsertBodies(tx, dialect, items.map((m) => m.raw));
+  const bodyIds = await upsertBodies(tx, dialect, items);
 
   // One row of values per message, in MESSAGE_COLUMNS order.
   const rows = items.map((m, i) => [
@@ -230,7 +209,7 @@ export async function storeMessages(tx: Tx, dialect: Dialect, items: readonly Ne
     m.twmKey ?? null,
     slots[i]!.modseq,
     // Computed once here, so that IMAP FETCH never parses a stored message again.
-    ...structureValues(m.raw),
+    ...structureValues(m),
   ]);
 
   // RETURNING order is not guaranteed, so rows are matched back by (mailbox, uid), which is unique.

@@ -88,14 +88,6 @@ async function acceptMessage(
     // One parse of From: for both: the identity the policy will match is the one authenticated.
     const headers = parseHeaders(raw);
     const from = messageFacts(headers).from;
-    const auth = await options.authenticate({
-      raw,
-      from,
-      ip: session.remoteAddress,
-      helo: session.helo,
-      envelopeFrom: envelope.from,
-      mta: options.hostname,
-    });
     const received = receivedHeader({
       helo: session.helo,
       remoteAddress: session.remoteAddress,
@@ -106,6 +98,16 @@ async function acceptMessage(
       authenticated: false,
       recipient: envelope.to.length === 1 ? envelope.to[0]! : null,
     });
+    const auth = await options.authenticate({
+      raw,
+      from,
+      ip: session.remoteAddress,
+      helo: session.helo,
+      envelopeFrom: envelope.from,
+      mta: options.hostname,
+      // The worker then prepares the stored bytes, their SHA-256 and structure off the event loop.
+      prefix: received,
+    });
     const message = {
       channel: 'smtp' as const,
       envelopeFrom: envelope.from,
@@ -114,6 +116,7 @@ async function acceptMessage(
       // Parsed once here; ingest reads its facts from them again rather than the bytes.
       headers,
       prepend: received + auth.headers,
+      ...(auth.stored ? { stored: auth.stored } : {}),
       auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains, dmarc: auth.dmarc },
       client: { ip: session.remoteAddress, helo: session.helo },
     };
