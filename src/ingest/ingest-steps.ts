@@ -78,7 +78,8 @@ export async function withoutSecondCopies(
 
 /**
  * Checks the header limits, the Received: count and the MIME nesting; returns the header fields
- * (the caller's, when it parsed them already: `IngestMessage.headers`) and the facts read from them.
+ * (the caller's, when it parsed them already: `IngestMessage.headers`) and the facts read from them
+ * (the caller's too, `IngestMessage.facts`: the From: address, Subject and the rest parsed once).
  */
 export async function readMessage(
   message: IngestMessage,
@@ -87,7 +88,8 @@ export async function readMessage(
 ): Promise<{ headers: Header[]; facts: MessageFacts }> {
   checkHeaderLimits(message.raw, headerLimits);
   const headers = message.headers ?? parseHeaders(message.raw);
-  const facts = messageFacts(headers);
+  // The caller's facts only with the caller's headers: they were read from those.
+  const facts = (message.headers !== undefined ? message.facts : undefined) ?? messageFacts(headers);
   if (facts.receivedCount >= maxReceivedHeaders) {
     throw ReplyError.of(replies.mailLoop(facts.receivedCount));
   }

@@ -10,7 +10,7 @@ import { judgementOf, spamHeaders, type SpamScan } from '../core/spam.ts';
 import type { DmarcFact, User } from '../core/types.ts';
 import { ExpectUsedUpError } from '../core/errors.ts';
 import type { Store } from '../store/types.ts';
-import type { Header } from '../mail/headers.ts';
+import type { Header, MessageFacts } from '../mail/headers.ts';
 import type { StoredForm } from '../mail/authenticate.ts';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
 import type { ExpectCardStore, ExpectMatch } from './expected-senders.ts';
@@ -40,6 +40,8 @@ export interface IngestMessage {
    * already (the MX hooks do, for the authentication); absent, ingest parses them.
    */
   headers?: Header[];
+  /** `messageFacts(headers)`, when the caller read them already (the MX hooks do, for the From: identity); only with `headers`. */
+  facts?: MessageFacts;
   /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */
   prepend: string;
   /**

@@ -87,7 +87,8 @@ async function acceptMessage(
     const queueId = newQueueId();
     // One parse of From: for both: the identity the policy will match is the one authenticated.
     const headers = parseHeaders(raw);
-    const from = messageFacts(headers).from;
+    const facts = messageFacts(headers);
+    const from = facts.from;
     const received = receivedHeader({
       helo: session.helo,
       remoteAddress: session.remoteAddress,
@@ -113,8 +114,9 @@ async function acceptMessage(
       envelopeFrom: envelope.from,
       // The bytes came back from the authentication worker when they were moved there (auth-pool.ts).
       raw: auth.raw ?? raw,
-      // Parsed once here; ingest reads its facts from them again rather than the bytes.
+      // Parsed once here: ingest takes these headers and facts rather than reading the bytes again.
       headers,
+      facts,
       prepend: received + auth.headers,
       ...(auth.stored ? { stored: auth.stored } : {}),
       auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains, dmarc: auth.dmarc },

@@ -1,12 +1,15 @@
 /**
- * A stored form computed ahead (by the authentication worker: IngestMessage.stored) is what
+ * What the caller computed ahead, ingest does not compute again. A stored form (by the
+ * authentication worker: IngestMessage.stored) (by the authentication worker: IngestMessage.stored) is what
  * ingest stores when its prepend is exactly the one ingest prepends; for any other prepend (spam
- * headers added, a caller's mistake) ingest builds the stored bytes itself, as without one.
+ * headers added, a caller's mistake) ingest builds the stored bytes itself, as without one. The
+ * facts the MX hooks read from the headers (IngestMessage.facts) are used with those headers.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { testBackends } from '../store/test-backends.ts';
 import { prepareBody } from '../store/prepared-body.ts';
+import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { createIngest, type IngestMessage } from './ingest.ts';
 
 for (const backend of await testBackends()) {
@@ -36,6 +39,33 @@ for (const backend of await testBackends()) {
         assert.equal(await rawOf(message(ahead(prepend))), `${prepend}X-Ahead: 1\r\n${raw}`);
         assert.equal(await rawOf(message(ahead('Received: elsewhere\r\n'))), `${prepend}${raw}`);
         assert.equal(await rawOf(message(undefined)), `${prepend}${raw}`);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("uses the caller's facts with the caller's headers, and reads them itself otherwise", async () => {
+      const store = await backend.open();
+      try {
+        const ingest = createIngest({ store, maxReceivedHeaders: 50 });
+        const ann = await store.users.create({ address: 'ann@b.test', passwordHash: 'h', mode: 'open' });
+        const raw = Buffer.from('From: sam@a.test\r\nSubject: as written\r\n\r\nHello.\r\n');
+        const headers = parseHeaders(raw);
+        // A subject the bytes do not have: it shows whose facts were stored.
+        const facts = { ...messageFacts(headers), subject: 'from the caller' };
+        const message: IngestMessage = {
+          channel: 'smtp',
+          origin: 'remote',
+          envelopeFrom: 'sam@a.test',
+          recipients: [ann],
+          raw,
+          prepend: '',
+          auth: { identity: null, alignedDomain: null, authenticatedDomains: [] },
+        };
+        const subjectOf = async (m: IngestMessage) => (await store.messages.get(ann.id, (await ingest.ingest(m))[0]!.messageId!))!.subject;
+        assert.equal(await subjectOf({ ...message, headers, facts }), 'from the caller');
+        assert.equal(await subjectOf({ ...message, facts }), 'as written', 'facts without their headers are not used');
+        assert.equal(await subjectOf({ ...message, headers }), 'as written');
       } finally {
         await store.close();
       }
