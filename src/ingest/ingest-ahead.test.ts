@@ -3,14 +3,15 @@
  * authentication worker: IngestMessage.stored) (by the authentication worker: IngestMessage.stored) is what
  * ingest stores when its prepend is exactly the one ingest prepends; for any other prepend (spam
  * headers added, a caller's mistake) ingest builds the stored bytes itself, as without one. The
- * facts the MX hooks read from the headers (IngestMessage.facts) are used with those headers.
+ * facts the MX hooks read from the headers (IngestMessage.facts) are used with those headers, and
+ * the MIME nesting depth the worker measured (IngestMessage.mimeDepth) decides the refusal.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { testBackends } from '../store/test-backends.ts';
 import { prepareBody } from '../store/prepared-body.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
-import { createIngest, type IngestMessage } from './ingest.ts';
+import { createIngest, MAX_MIME_NESTING, type IngestMessage } from './ingest.ts';
 
 for (const backend of await testBackends()) {
   describe(`ingest with a stored form computed ahead (${backend.name})`, { skip: backend.skip }, () => {
@@ -44,7 +45,7 @@ for (const backend of await testBackends()) {
       }
     });
 
-    it("uses the caller's facts with the caller's headers, and reads them itself otherwise", async () => {
+    it("uses the caller's facts with the caller's headers, and reads them itself otherwise; and the caller's MIME depth", async () => {
       const store = await backend.open();
       try {
         const ingest = createIngest({ store, maxReceivedHeaders: 50 });
@@ -66,6 +67,9 @@ for (const backend of await testBackends()) {
         assert.equal(await subjectOf({ ...message, headers, facts }), 'from the caller');
         assert.equal(await subjectOf({ ...message, facts }), 'as written', 'facts without their headers are not used');
         assert.equal(await subjectOf({ ...message, headers }), 'as written');
+        // The MIME nesting depth measured ahead decides the refusal (the bytes nest nothing).
+        await assert.rejects(ingest.ingest({ ...message, mimeDepth: MAX_MIME_NESTING + 1 }), /MIME nesting too deep/);
+        assert.equal(await subjectOf({ ...message, mimeDepth: 0 }), 'as written');
       } finally {
         await store.close();
       }

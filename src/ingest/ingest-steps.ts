@@ -14,14 +14,13 @@ import type { MailboxName, User } from '../core/types.ts';
 import { TWM_TESTING_HEADER } from '../core/twm-types.ts';
 import type { NewMessage, Store } from '../store/types.ts';
 import { messageFacts, parseHeaders, type Header, type MessageFacts } from '../mail/headers.ts';
-import { mimeNestingDepthSliced } from '../mail/mime-depth.ts';
+import { MAX_MIME_NESTING, mimeNestingDepthSliced } from '../mail/mime-depth.ts';
 import { checkHeaderLimits, type HeaderLimits } from '../core/header-limits.ts';
 import { listAuthenticated, matchesFrom, probesFor } from './contact-matches.ts';
 import { findExpected, type ExpectCardStore, type ExpectMatch } from './expected-senders.ts';
 import type { DecisionFacts, IngestMessage, IngestSpamFilter, RecipientOutcome } from './ingest.ts';
 
-/** Deepest MIME nesting accepted (multipart levels and embedded messages), as Postfix's default. */
-export const MAX_MIME_NESTING = 100;
+export { MAX_MIME_NESTING } from '../mail/mime-depth.ts';
 
 type IngestStore = Pick<Store, 'users' | 'contacts' | 'messages' | 'addressBooks'>;
 
@@ -94,7 +93,9 @@ export async function readMessage(
     throw ReplyError.of(replies.mailLoop(facts.receivedCount));
   }
   // Postfix's mime_nesting_limit: no real message nests this deep, and every reader would recurse it.
-  if ((await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING)) > MAX_MIME_NESTING) {
+  // The caller's depth when the authentication worker measured it (IngestMessage.mimeDepth).
+  const depth = message.mimeDepth ?? (await mimeNestingDepthSliced(message.raw, MAX_MIME_NESTING));
+  if (depth > MAX_MIME_NESTING) {
     throw new ReplyError(554, '5.6.0', `MIME nesting too deep: more than ${MAX_MIME_NESTING} levels`);
   }
   return { headers, facts };

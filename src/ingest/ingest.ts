@@ -40,6 +40,11 @@ export interface IngestMessage {
    * already (the MX hooks do, for the authentication); absent, ingest parses them.
    */
   headers?: Header[];
+  /**
+   * `mimeNestingDepth(raw, MAX_MIME_NESTING)` (mail/mime-depth.ts), when the authentication
+   * worker measured it; absent, ingest measures it.
+   */
+  mimeDepth?: number;
   /** `messageFacts(headers)`, when the caller read them already (the MX hooks do, for the From: identity); only with `headers`. */
   facts?: MessageFacts;
   /** Trace and authentication header lines (CRLF-terminated) to prepend when storing. */

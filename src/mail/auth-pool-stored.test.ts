@@ -47,9 +47,11 @@ describe('the authentication worker prepares the stored form', () => {
         assert.equal(stored.sha256, createHash('sha256').update(expected).digest('hex'));
         assert.deepEqual(stored.columns, structureColumns(expected));
         assert.notEqual(stored.columns.structure, null);
+        assert.equal(auth.mimeDepth, 1, "the message's MIME nesting depth");
 
         const without = await pool.authenticate({ ...input, raw: Buffer.from(raw) });
         assert.equal(without.stored, undefined, 'no prefix, no stored form');
+        assert.equal(without.mimeDepth, undefined);
       } finally {
         await pool.close();
       }

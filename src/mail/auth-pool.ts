@@ -113,6 +113,8 @@ export interface RunResult {
   summary: MailauthSummary;
   raw: Buffer;
   stored?: StoredForm;
+  /** The message's MIME nesting depth (mail/mime-depth.ts), measured with the stored form when the message is not large. */
+  mimeDepth?: number;
 }
 
 interface Job {
@@ -165,8 +167,8 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
     run: (raw, params, prefix) => run(pool, raw, params, prefix),
     authenticate: async (input) => {
       const params = { ip: input.ip, helo: input.helo, envelopeFrom: input.envelopeFrom, mta: input.mta };
-      const { summary, raw, stored } = await run(pool, input.raw, params, input.prefix);
-      return { ...outcomeOf(summary, input), raw, ...(stored ? { stored } : {}) };
+      const { summary, raw, stored, mimeDepth } = await run(pool, input.raw, params, input.prefix);
+      return { ...outcomeOf(summary, input), raw, ...(stored ? { stored } : {}), ...(mimeDepth === undefined ? {} : { mimeDepth }) };
     },
     stats: () => {
       const all = [...pool.slots];
@@ -250,7 +252,7 @@ function onMessage(pool: PoolContext, slot: Slot, message: FromWorker): void {
   if (message.ok) {
     const s = message.stored;
     const stored = s ? { prepend: s.prepend, raw: Buffer.from(s.raw.buffer, s.raw.byteOffset, s.raw.byteLength), sha256: s.sha256, columns: s.columns } : undefined;
-    job.resolve({ summary: message.summary, raw, ...(stored ? { stored } : {}) });
+    job.resolve({ summary: message.summary, raw, ...(stored ? { stored } : {}), ...(message.mimeDepth === undefined ? {} : { mimeDepth: message.mimeDepth }) });
   }
   else job.reject(new Error(`mailauth failed: ${message.error}`));
   pump(pool);

@@ -23,7 +23,7 @@ export type FromWorker =
   /** A lookup for the main thread's resolver. */
   | { type: 'dns'; id: number; name: string; rrtype: string }
   /** The job's outcome, with its bytes transferred back. */
-  | { type: 'done'; id: number; ok: true; summary: MailauthSummary; raw: Uint8Array; stored?: WireStored }
+  | { type: 'done'; id: number; ok: true; summary: MailauthSummary; raw: Uint8Array; stored?: WireStored; mimeDepth?: number }
   | { type: 'done'; id: number; ok: false; error: string; raw: Uint8Array };
 
 /** The stored form a job with a `prefix` asked for (store/prepared-body.ts), its bytes transferred. */

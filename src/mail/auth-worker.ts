@@ -18,6 +18,10 @@ import type { ResolveFunction } from '../dns/types.ts';
 import type { FromWorker, ToWorker, WireError, WireStored } from './auth-worker-protocol.ts';
 import { runMailauth, type MailauthSummary } from './mailauth-run.ts';
 import { prepareBody } from '../store/prepared-body.ts';
+import { MAX_MIME_NESTING, mimeNestingDepth } from './mime-depth.ts';
+
+/** Largest message whose MIME nesting depth this thread measures (ingest measures the rest, in slices). */
+const MAX_DEPTH_SCAN = 1024 * 1024;
 
 const port = parentPort;
 if (!port) throw new Error('auth-worker.ts runs only as a worker thread (auth-pool.ts)');
@@ -96,7 +100,9 @@ port.on('message', (message: ToWorker) => {
     (summary) => {
       const stored = prefix === undefined ? undefined : storedForm(prefix, summary, bytes);
       const transfer = [raw.buffer as ArrayBuffer, ...(stored ? [stored.raw.buffer as ArrayBuffer] : [])];
-      send({ type: 'done', id, ok: true, summary, raw, ...(stored ? { stored } : {}) }, transfer);
+      // The depth only of a message of moderate size: a pathological large one is seconds of scanning, and that must not count against the budget.
+      const mimeDepth = stored && bytes.length <= MAX_DEPTH_SCAN ? mimeNestingDepth(bytes, MAX_MIME_NESTING) : undefined;
+      send({ type: 'done', id, ok: true, summary, raw, ...(stored ? { stored } : {}), ...(mimeDepth === undefined ? {} : { mimeDepth }) }, transfer);
     },
     (err: unknown) => send({ type: 'done', id, ok: false, error: err instanceof Error ? err.message : String(err), raw }, [raw.buffer as ArrayBuffer]),
   );

@@ -72,7 +72,8 @@ export interface AuthOutcome {
  * worker thread) and back: `input.raw` is then empty and these are the
  * bytes to keep. Absent when `input.raw` was left alone.
  */
-export type AuthResult = AuthOutcome & { raw?: Buffer; stored?: StoredForm };
+/** `stored` and `mimeDepth` (mail/mime-depth.ts, of the message itself): work done off the event loop, with `prefix`. */
+export type AuthResult = AuthOutcome & { raw?: Buffer; stored?: StoredForm; mimeDepth?: number };
 
 /**
  * The bytes to store when ingest prepends exactly `prepend` (AuthInput.prefix and the

@@ -10,6 +10,9 @@
  * boundary). It stops as soon as the depth exceeds `stopAbove`.
  */
 
+/** Deepest MIME nesting accepted (multipart levels and embedded messages), as Postfix's default. */
+export const MAX_MIME_NESTING = 100;
+
 interface Level {
   /** The multipart's boundary (trailing blanks removed), or null for an embedded message/rfc822. */
   boundary: string | null;

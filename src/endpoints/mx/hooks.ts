@@ -119,6 +119,7 @@ async function acceptMessage(
       facts,
       prepend: received + auth.headers,
       ...(auth.stored ? { stored: auth.stored } : {}),
+      ...(auth.mimeDepth === undefined ? {} : { mimeDepth: auth.mimeDepth }),
       auth: { identity: auth.identity, alignedDomain: auth.alignedDomain, authenticatedDomains: auth.authenticatedDomains, dmarc: auth.dmarc },
       client: { ip: session.remoteAddress, helo: session.helo },
     };
