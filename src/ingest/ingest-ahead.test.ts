@@ -1,6 +1,6 @@
 /**
  * What the caller computed ahead, ingest does not compute again. A stored form (by the
- * authentication worker: IngestMessage.stored) (by the authentication worker: IngestMessage.stored) is what
+ * authentication worker: IngestMessage.stored) is what
  * ingest stores when its prepend is exactly the one ingest prepends; for any other prepend (spam
  * headers added, a caller's mistake) ingest builds the stored bytes itself, as without one. The
  * facts the MX hooks read from the headers (IngestMessage.facts) are used with those headers, and
