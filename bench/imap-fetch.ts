@@ -105,17 +105,23 @@ async function fetchAll(t: Target): Promise<{ seconds: number; octets: number }>
   return { seconds, octets };
 }
 
-/** mbsync's initial sync: its wall seconds and the server's CPU seconds meanwhile. */
-async function mbsync(t: Target, dir: string): Promise<{ seconds: number; serverCpu: number }> {
-  const local = mkdtempSync(join(dir, 'maildir-'));
-  writeFileSync(join(dir, 'ca.pem'), t.ca);
-  const rc = join(dir, 'mbsyncrc');
+/** An mbsync configuration syncing `t`'s INBOX into the Maildir `local`; its path. */
+function mbsyncRc(t: Target, dir: string, local: string): string {
+  writeFileSync(join(dir, `ca-${t.system}.pem`), t.ca);
+  const rc = join(dir, `mbsyncrc-${t.system}`);
   writeFileSync(
     rc,
-    [`IMAPAccount a`, 'Host 127.0.0.1', `Port ${t.port}`, `User ${t.user}`, `Pass ${t.pass}`, 'SSLType IMAPS', `CertificateFile ${join(dir, 'ca.pem')}`, '',
+    [`IMAPAccount a`, 'Host 127.0.0.1', `Port ${t.port}`, `User ${t.user}`, `Pass ${t.pass}`, 'SSLType IMAPS', `CertificateFile ${join(dir, `ca-${t.system}.pem`)}`, '',
       'IMAPStore r', 'Account a', '', 'MaildirStore l', `Path ${local}/`, `Inbox ${local}/INBOX`, '',
       'Channel c', 'Far :r:INBOX', 'Near :l:INBOX', 'Create Near', 'SyncState *', ''].join('\n'),
   );
+  return rc;
+}
+
+/** mbsync's initial sync: its wall seconds and the server's CPU seconds meanwhile. */
+async function mbsync(t: Target, dir: string): Promise<{ seconds: number; serverCpu: number }> {
+  const local = mkdtempSync(join(dir, 'maildir-'));
+  const rc = mbsyncRc(t, dir, local);
   const cpuBefore = t.cpu();
   const start = process.hrtime.bigint();
   const code = await new Promise<number | null>((resolve) => spawn('mbsync', ['-q', '-c', rc, 'c'], { stdio: 'inherit' }).on('close', resolve));
@@ -136,7 +142,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-imap-'));
   mkdirSync(join(dir, 'twoway'));
   const dns = await startDnsServer({ records: [] });
-  const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address });
+  // BENCH_NODE_FLAGS: node flags for twoway's process, e.g. `--cpu-prof --cpu-prof-dir=bench/out/prof` or `--perf-basic-prof`.
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address, nodeFlags });
   const dovecot = await startDovecot({ tls: true, extra: DOVECOT_COMPRESS ? 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}' : '' });
   log(`Dovecot ${DOVECOT_COMPRESS ? 'with' : 'without'} COMPRESS=DEFLATE (BENCH_DOVECOT_COMPRESS); twoway offers it`);
   const dovecotPid = Number(readFileSync(join(dovecot.dir, 'run', 'master.pid'), 'utf8'));
@@ -146,10 +154,23 @@ async function main(): Promise<void> {
       { system: 'dovecot', port: dovecot.tlsPort!, ca: dovecot.ca!, user: dovecot.user, pass: dovecot.password, cpu: () => treeCpuSeconds(dovecotPid) ?? Number.NaN },
     ];
     const messages = corpus();
+    // BENCH_HOLD with BENCH_SYSTEMS=twoway (or dovecot): load and hold only that one.
+    const only = process.env.BENCH_HOLD === '1' ? process.env.BENCH_SYSTEMS : undefined;
+    if (only) targets.splice(0, targets.length, ...targets.filter((t) => t.system === only));
     for (const t of targets) {
       const start = Date.now();
       await load(t, messages);
       log(`${t.system}: ${N} messages appended in ${((Date.now() - start) / 1000).toFixed(1)} s`);
+    }
+    if (process.env.BENCH_HOLD === '1') {
+      // Both servers stay up with their mailboxes, for tracing mbsync by hand (strace, perf), until SIGINT or SIGTERM.
+      for (const t of targets) log(`${t.system}: mbsync -c ${mbsyncRc(t, dir, join(dir, `maildir-${t.system}`))} c  (server pid ${t.system === 'twoway' ? child.pid : dovecotPid})`);
+      log('holding (BENCH_HOLD=1); SIGINT or SIGTERM ends');
+      await new Promise((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      return;
     }
     const rows = [];
     for (const t of targets) {
