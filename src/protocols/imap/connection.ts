@@ -96,14 +96,18 @@ class ImapConnection implements SessionTransport {
       this.session.input(d);
       return;
     }
-    const out: Buffer[] = [];
     try {
-      this.#inflate.process(d, Z_SYNC_FLUSH, out);
+      // Each piece to the session as it is inflated; none once the connection has ended.
+      this.#inflate.process(d, Z_SYNC_FLUSH, this.#inflated);
     } catch {
       this.sock.destroy();
-      return;
     }
-    for (const b of out) this.session.input(b);
+  };
+
+  readonly #inflated = (piece: Buffer): boolean => {
+    if (this.#closed || this.session.ended) return false;
+    this.session.input(piece);
+    return true;
   };
 
   finish(): void {
@@ -152,7 +156,8 @@ class ImapConnection implements SessionTransport {
       // Each piece deflated where it lies (no copy into one buffer first), the last one sync-flushed
       // (RFC 4978: the client can decode each response when it arrives); what comes out is small.
       const out: Buffer[] = [];
-      for (let i = 0; i < pending.length; i++) this.#deflate.process(pending[i]!, i === pending.length - 1 ? Z_SYNC_FLUSH : Z_NO_FLUSH, out);
+      const sink = (piece: Buffer) => void out.push(piece);
+      for (let i = 0; i < pending.length; i++) this.#deflate.process(pending[i]!, i === pending.length - 1 ? Z_SYNC_FLUSH : Z_NO_FLUSH, sink);
       buf = out.length === 1 ? out[0]! : Buffer.concat(out);
     } else buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.#pendingOctets);
     pending.length = 0;

@@ -123,6 +123,11 @@ export class ImapSession {
     this.wake?.();
   }
 
+  /** The session has logged out or been ended: further input is ignored. */
+  get ended(): boolean {
+    return this.state === 'logout';
+  }
+
   /** Bytes the reader holds: STARTTLS refuses to start with any (RFC 9051 11.1, command injection). */
   get bufferedInput(): number {
     return this.reader.buffered;

@@ -63,12 +63,14 @@ export class SyncZlib {
   }
 
   /**
-   * Runs `input` through the stream and appends the output to `into`: with
-   * Z_SYNC_FLUSH all of it (a deflater's output then ends on a byte
-   * boundary, decodable by the peer), with Z_NO_FLUSH what zlib has ready.
-   * The buffers appended are never written to again. Throws on bad input.
+   * Runs `input` through the stream and hands the output to `sink` a piece at a time, as it is
+   * made (at most CHUNK octets each: an inflated client stream is not held whole in memory;
+   * deflate's ratio reaches 1,000 to 1): with Z_SYNC_FLUSH all of it (a deflater's output then
+   * ends on a byte boundary, decodable by the peer), with Z_NO_FLUSH what zlib has ready. The
+   * pieces are never written to again. `sink` returning false stops the work (the connection is
+   * gone). Throws on bad input.
    */
-  process(input: Buffer, flush: number, into: Buffer[]): void {
+  process(input: Buffer, flush: number, sink: (piece: Buffer) => boolean | undefined): void {
     // A closed or failed stream's native handle is gone: never written to again.
     if (this.#z.destroyed) throw new Error('zlib: the stream is closed');
     let inOff = 0;
@@ -81,8 +83,9 @@ export class SyncZlib {
       const availOut = this.#state[0]!;
       const availIn = this.#state[1]!;
       const have = outLen - availOut;
+      let more = true;
       if (have > 0) {
-        into.push(this.#out.subarray(this.#offset, this.#offset + have));
+        more = sink(this.#out.subarray(this.#offset, this.#offset + have)) !== false;
         this.#offset += have;
       }
       inOff += inLen - availIn;
@@ -92,7 +95,7 @@ export class SyncZlib {
         this.#offset = 0;
       }
       // Output space left over: zlib took all it could of the input and flushed what was asked.
-      if (availOut !== 0) return;
+      if (availOut !== 0 || !more) return;
     }
   }
 
