@@ -17,7 +17,7 @@ import { parseNotice } from '../../core/twm-schema.ts';
 import { signRequest } from '../../core/twm-signature.ts';
 import { twmError, type FetchRequest, type Notice, type NoticeResult, type Receipt, type TwmErrorCode } from '../../core/twm-types.ts';
 import { A2_MESSAGE, A3, A3_NOTICE_JSON, A4, A5, testKey, type VectorRequest } from '../../../test/helpers/twm-vectors.ts';
-import { createTwmApp, startTwmListener, type TwmListener } from './server.ts';
+import { createTwmApp, startTwmListener, type TwmAppOptions, type TwmListener } from './server.ts';
 import type { OutboundNoticeFacts, TwmEndpoint, TwmServerHooks, TwmServerOptions, TwmSigner } from './types.ts';
 
 const ID = A3_NOTICE_JSON.id;
@@ -138,7 +138,7 @@ interface Answer {
   json: Record<string, unknown>;
 }
 
-async function withServer(fn: (s: Server) => Promise<void>, extra: Partial<TwmServerOptions> = {}): Promise<void> {
+async function withServer(fn: (s: Server) => Promise<void>, extra: Partial<TwmServerOptions> & Pick<TwmAppOptions, 'direct'> = {}): Promise<void> {
   const hooks = new MapHooks();
   const clock = { now: (A3.created + 1) * 1000 };
   const app: FastifyInstance = await createTwmApp({
@@ -587,3 +587,52 @@ test('the notice result of a deferred recipient carries retry_after', () =>
       { rcpt: 'carol@b.example', status: 'deferred', retry_after: 30 },
     ]);
   }));
+
+// --- The direct path (direct.ts) ---------------------------------------------------------------
+
+test('the direct path answers every endpoint exactly as fastify does: statuses, headers, bodies, refusal counts', async () => {
+  const exchange = async (direct: boolean) => {
+    const answers: unknown[] = [];
+    let counted: unknown;
+    await withServer(
+      async (s) => {
+        const keep = (a: Answer) => {
+          const { date: _date, ...headers } = a.headers;
+          answers.push({ status: a.status, headers, body: a.body.toString() });
+        };
+        keep(await s.send(vector(A3)));
+        keep(await s.send(vector(A3))); // replay
+        keep(await s.send(signedNotice({ from: 'mallory@c.example' }))); // wrong-domain, before verification
+        keep(await s.send(signedNotice({}, 'a.example', { authority: 'twm.c.example' }))); // bad-signature
+        keep(await s.send({ ...vector(A3), headers: { ...vector(A3).headers, signature: undefined as unknown as string } })); // unsigned
+        keep(await s.send({ ...vector(A3), body: Buffer.alloc(16_385, 0x20) })); // too-large, declared
+        keep(await s.send({ ...vector(A3), body: Buffer.from('{"id": 1') })); // digest-mismatch
+        keep(await s.send(signedNotice({ expires: '2020-01-01T00:00:00Z' }))); // expired, after verification
+        s.hooks.fail.notice = new Error('internal');
+        keep(await s.send(signedNotice())); // 503 with Retry-After
+        s.hooks.fail.notice = undefined;
+        s.clock.now = (A4.created + 2) * 1000;
+        keep(await s.send(vector(A4))); // the message
+        keep(await s.send(signedFetch(['dave@b.example']))); // not-listed
+        keep(await s.send(signedFetch(['bob@b.example'], 'b.example', 'A'.repeat(22)))); // unknown-id
+        s.clock.now = (A5.created + 2) * 1000;
+        keep(await s.send(vector(A5))); // 204
+        for (let i = 0; i < 3; i++) keep(await s.send(signedReceipt([{ rcpt: 'bob@b.example', status: 'delivered' }]))); // 204, then 429
+        // The nonces of the requests signed here are random: compared as present, not by value.
+        counted = { refused: s.hooks.refused, by: s.hooks.refusedBy, state: s.hooks.snapshot().replace(/ [A-Za-z0-9_-]{22}"/g, ' nonce"') };
+      },
+      { direct, clientRate: { perSecond: 0.001, burst: 14 } },
+    );
+    return { answers, counted };
+  };
+  const viaFastify = await exchange(false);
+  const direct = await exchange(true);
+  assert.equal(viaFastify.answers.length, 16);
+  // Both 429s and a 204 among them: the rate limit applied on both paths alike.
+  assert.deepEqual(
+    viaFastify.answers.slice(-3).map((a) => (a as { status: number }).status),
+    [204, 429, 429],
+  );
+  for (let i = 0; i < direct.answers.length; i++) assert.deepEqual(direct.answers[i], viaFastify.answers[i], `answer ${i}`);
+  assert.deepEqual(direct.counted, viaFastify.counted);
+});
