@@ -18,7 +18,7 @@ import { signRequest } from '../../core/twm-signature.ts';
 import { twmError, type FetchRequest, type Notice, type NoticeResult, type Receipt, type TwmErrorCode } from '../../core/twm-types.ts';
 import { A2_MESSAGE, A3, A3_NOTICE_JSON, A4, A5, testKey, type VectorRequest } from '../../../test/helpers/twm-vectors.ts';
 import { createTwmApp, startTwmListener, type TwmAppOptions, type TwmListener } from './server.ts';
-import type { OutboundNoticeFacts, TwmEndpoint, TwmServerHooks, TwmServerOptions, TwmSigner } from './types.ts';
+import type { OutboundNoticeFacts, TwmEndpoint, TwmNonce, TwmServerHooks, TwmServerOptions, TwmSigner } from './types.ts';
 
 const ID = A3_NOTICE_JSON.id;
 const EXPIRES = new Date('2026-12-08T10:00:00Z');
@@ -79,7 +79,7 @@ class MapHooks implements TwmServerHooks {
     if (this.fail.lookupKey) throw this.fail.lookupKey;
     return this.keys.get(keyid) ?? null;
   }
-  async rememberNonce(keyid: string, nonce: string, until: Date): Promise<boolean> {
+  async rememberNonce(keyid: string, nonce: string, until: Date, _created?: Date): Promise<boolean> {
     const key = `${keyid} ${nonce}`;
     if (this.nonces.has(key)) return false;
     this.nonces.set(key, until);
@@ -636,3 +636,26 @@ test('the direct path answers every endpoint exactly as fastify does: statuses, 
   for (let i = 0; i < direct.answers.length; i++) assert.deepEqual(direct.answers[i], viaFastify.answers[i], `answer ${i}`);
   assert.deepEqual(direct.counted, viaFastify.counted);
 });
+
+test('a notice hook that takes the nonce (noticeWithNonce): step 12 is its; a refusal before it still remembers the nonce, so the replay is replay', () =>
+  withServer(async (s) => {
+    const taken: TwmNonce[] = [];
+    const hooks = s.hooks as MapHooks & Pick<TwmServerHooks, 'noticeWithNonce'>;
+    hooks.noticeWithNonce = async (notice, signer, digest, nonce) => {
+      taken.push(nonce);
+      // As the inbox does: the nonce with the notice (here: remembered, then the notice).
+      if (!(await hooks.rememberNonce(nonce.keyid, nonce.nonce, nonce.until, nonce.created))) throw twmError('replay', 'seen');
+      return hooks.notice(notice, signer, digest);
+    };
+    const a = await s.send(vector(A3));
+    assert.equal(a.status, 200);
+    assert.deepEqual(taken, [{ keyid: 's1._twoway.a.example', nonce: 'ZU4sh9eCDL6xtbVQ9DFmVA', until: new Date((1796119500 + 300) * 1000), created: new Date(A3.created * 1000) }]);
+    assert.equal((await s.send(vector(A3))).json.twm_error, 'replay');
+    // Refused by the endpoint's own checks (expired) before the hook: the nonce is remembered all the same.
+    s.clock.now = EXPIRES.getTime();
+    const late = signed({ signer: 'a.example', path: A3.path, host: A3.authority, contentType: A3.contentType, body: A3.body, created: EXPIRES.getTime() / 1000 });
+    assert.equal((await s.send(late)).json.twm_error, 'expired');
+    assert.equal((await s.send(late)).json.twm_error, 'replay');
+    assert.equal(taken.length, 2);
+    assert.deepEqual(s.hooks.refused, [['notice', 'replay'], ['notice', 'expired'], ['notice', 'replay']]);
+  }));

@@ -236,9 +236,9 @@ async function answerOf(
   verifiedAs: (domain: string) => void,
 ): Promise<TwmAnswer> {
   if (endpoint === 'notice') {
-    const { doc, signer, contentSha256 } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
+    const { doc, signer, contentSha256, nonce } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
     verifiedAs(signer.domain);
-    const result = await acceptNotice(ctx, doc, signer, contentSha256);
+    const result = await acceptNotice(ctx, doc, signer, contentSha256, nonce);
     return { status: 200, headers: { 'content-type': TWM_MEDIA_TYPES.noticeResult }, body: noticeResultToJson(result) };
   }
   if (endpoint === 'fetch') {
