@@ -86,10 +86,15 @@ function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyO
   // Parsed keys by record text: the resolver caches the answer for its TTL, so the same text comes
   // back for every notice of a busy domain; parsing it (and building a KeyObject) each time is waste.
   const parsedKeys = new Map<string, KeyObject | null>();
+  // By the resolver's shared cached answer itself: the same (frozen) object for as long as it is
+  // cached, so a busy domain's notices find their key without building the record text again.
+  const byAnswer = new WeakMap<object, KeyObject | null>();
   return async function lookupKey(keyid: string): Promise<KeyObject | null> {
     try {
       // The shared (frozen) cached answer when the resolver has one: read only here, no copy per notice.
       const txt = resolver.resolveShared ? await resolver.resolveShared(keyid, 'TXT') : await resolver.resolve(keyid, 'TXT');
+      const known = byAnswer.get(txt);
+      if (known !== undefined) return known;
       const text = `${keyid}\n${txt.map((parts) => parts.join('')).join('\n')}`;
       let key = parsedKeys.get(text);
       if (key === undefined) {
@@ -97,6 +102,7 @@ function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyO
         if (parsedKeys.size >= 10_000) parsedKeys.clear();
         parsedKeys.set(text, key);
       }
+      if (resolver.resolveShared) byAnswer.set(txt, key);
       return key;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

@@ -113,7 +113,14 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   const verified = new WeakMap<FastifyRequest, string>();
   const countRefusal = installErrorHandlers(app, hooks, verified);
   // Read per request: main.ts learns its authority only after listening on port 0 (tests, demo).
-  const context = (): EndpointContext & VerifyContext => ({ hooks, options, authorities: options.authorities.map(normaliseAuthority), now: now() });
+  // Normalised again only when the list changed (it only grows, once, after listening).
+  let authorities: { from: string[]; normalised: string[] } = { from: [], normalised: [] };
+  const ours = (): string[] => {
+    const from = options.authorities;
+    if (from.length !== authorities.from.length || from.some((a, i) => a !== authorities.from[i])) authorities = { from: [...from], normalised: from.map(normaliseAuthority) };
+    return authorities.normalised;
+  };
+  const context = (): EndpointContext & VerifyContext => ({ hooks, options, authorities: ours(), now: now() });
   installEndpoints(app, context, verified);
   installCapabilities(app, options.maxMessageSize);
   await app.ready();
