@@ -53,6 +53,8 @@ export interface CachingDnsResolver extends DnsResolver {
   stats(): ResolverStats;
   clearCache(): void;
   resolveShared(name: string, rrtype: 'TXT'): Promise<ReadonlyArray<readonly string[]>>;
+  answer(name: string, rrtype: 'A' | 'AAAA' | 'CNAME'): Promise<DnsAnswer<string>>;
+  answer(name: string, rrtype: 'SRV'): Promise<DnsAnswer<SrvRecord>>;
 }
 
 const DEFAULT_TTL_SECONDS = 60;
