@@ -34,6 +34,9 @@
  *                    call it was in, perf samples only threads on a CPU: the figure that holds on
  *                    a loaded machine.
  *
+ *   BENCH_TRACE=1    per-stage latency of each run's messages (bench/lib/accept-trace.ts; a
+ *                    checkout whose bench/lib has no accept-trace.ts answers nothing), on stderr
+ *
  * Output: Markdown on stdout, bench/out/accept-cpu.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -57,6 +60,7 @@ const SIZE = 10 * 1024;
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const messages = Number(process.env.BENCH_MESSAGES ?? 1000);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
+const tracing = process.env.BENCH_TRACE === '1';
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const profile = process.env.BENCH_PROFILE === '1';
 const perf = process.env.BENCH_PERF === '1';
@@ -178,6 +182,8 @@ async function main(): Promise<void> {
     };
     const warmup = Number(process.env.BENCH_WARMUP ?? Math.max(sessions * 3, 300));
     for (const l of lives) log(`  warm-up ${l.name}: ${(await once(l, warmup)).msgPerSec.toFixed(0)} msg/s`);
+    const traceOf = async (l: Live) => (tracing ? await l.child.trace().catch(() => null) : null);
+    for (const l of lives) await traceOf(l); // reset after the warm-up
     if (profile) for (const l of lives) if (l.processes === 1) await l.child.profileStart();
     const perfs: ChildProcess[] = [];
     if (perf) {
@@ -194,6 +200,8 @@ async function main(): Promise<void> {
         const r = await once(l, messages);
         l.runs.push(r);
         log(`  run ${i + 1} ${l.name}: ${r.msgPerSec.toFixed(0)} msg/s, CPU/msg ${r.total.toFixed(2)} ms (main ${r.main.toFixed(2)}, other ${r.other.toFixed(2)}), load ${r.load.toFixed(1)}`);
+        const t = await traceOf(l);
+        if (t) log(`    trace: ${traceLine(t)}`);
       }
     }
     for (const p of perfs) {
@@ -247,3 +255,28 @@ main().catch((err: unknown) => {
   process.stderr.write(`accept-cpu: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });
+
+/** The stages that add up to a message's time, mean ms (p90 for some), from bench/lib/accept-trace.ts's summary. */
+function traceLine(t: Record<string, unknown>): string {
+  const m = (k: string) => (t[k] as { mean?: number } | undefined)?.mean ?? 0;
+  const f = (k: string, extra?: 'p90' | 'max') => {
+    const v = t[k] as Record<string, number> | undefined;
+    return v ? `${k} ${v.mean}${extra ? ` (${extra} ${v[extra]})` : ''}` : `${k} -`;
+  };
+  const waits = ['ehlo-wait', 'mail-wait', 'rcpt-wait', 'data-wait', 'quit-wait'].reduce((a, k) => a + m(k), 0);
+  const loop = t.loopDelay as { mean: number; p99: number; max: number } | undefined;
+  return [
+    f('total', 'p90'),
+    `client waits ${Math.round(waits * 100) / 100}`,
+    f('body'),
+    f('accept', 'p90'),
+    f('auth'),
+    f('commit'),
+    f('commit.round-wait'),
+    f('round.tx', 'max'),
+    f('fsync', 'max'),
+    f('round.items'),
+    f('close'),
+    loop ? `loop delay ${loop.mean} (p99 ${loop.p99}, max ${loop.max})` : '',
+  ].join('; ');
+}

@@ -43,6 +43,9 @@
  *                          each row, to bench/out/prof/ (summarise with
  *                          npx tsx bench/lib/cpuprofile-summary.ts FILE)
  *   BENCH_COMMIT_STATS=1   report twoway's group-commit batch sizes per run
+ *   BENCH_TRACE=1          per-stage latency of twoway's messages in each measured run
+ *                          (bench/lib/accept-trace.ts: SMTP stages, authentication worker,
+ *                          group commit, fsync, event-loop delay), on stderr and in the JSON
  *   BENCH_WARMUP=N         messages of each system's warm-up run per row (default 3,000, or 3
  *                          per session if more). twoway's JIT keeps compiling well past 300
  *                          messages: its CPU per message falls by about 45% over the next 5,000
@@ -85,6 +88,7 @@ interface RunResult {
   /** twoway only: the child's CPU seconds during the run per wall second (1.0 = one core busy). */
   serverCpu?: number;
   commits?: Record<string, unknown>;
+  trace?: Record<string, unknown>;
 }
 
 interface Row {
@@ -116,6 +120,7 @@ const variants = (process.env.BENCH_VARIANTS ?? '').split(';').map((v) => v.trim
 const reuse = process.env.BENCH_REUSE === '1';
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
 const commitStats = process.env.BENCH_COMMIT_STATS === '1';
+const trace = process.env.BENCH_TRACE === '1';
 const messagesFor = (sessions: number) =>
   Number(process.env.BENCH_MESSAGES ?? (quick ? Math.max(sessions * 2, 100) : sessions >= 50 ? 2000 : 1000));
 const warmupFor = (sessions: number) => Number(process.env.BENCH_WARMUP ?? (quick ? sessions : Math.max(sessions * 3, 3000)));
@@ -204,6 +209,7 @@ async function main(): Promise<void> {
       const result: RunResult = { target: t.name, system: t.system, sessions, messages, seconds: r.seconds, msgPerSec: messages / r.seconds };
       if (cpu0 !== null && cpu1 !== null) result.serverCpu = (cpu1 - cpu0) / r.seconds;
       if (t.child && commitStats) result.commits = await t.child.stats();
+      if (t.child && trace) result.trace = (await t.child.trace()) ?? undefined;
       if (t.postfix) {
         // Let Postfix discard what it queued, so that its delivery work does not run during the next measurement.
         const left = await t.postfix.waitQueueEmpty(120_000);
@@ -215,7 +221,8 @@ async function main(): Promise<void> {
     const describe = (r: RunResult) =>
       `${r.target.padEnd(10)} ${String(r.sessions).padStart(3)} sessions: ${r.messages} msgs in ${r.seconds.toFixed(2)} s = ${r.msgPerSec.toFixed(0)} msg/s` +
       (r.serverCpu !== undefined ? `, server CPU ${(r.serverCpu * 100).toFixed(0)}%` : '') +
-      (r.commits ? `, commits ${JSON.stringify(r.commits)}` : '');
+      (r.commits ? `, commits ${JSON.stringify(r.commits)}` : '') +
+      (r.trace ? `\n    trace (ms, mean/p50/p90): ${describeTrace(r.trace)}` : '');
 
     for (const sessions of sessionRows) {
       const messages = messagesFor(sessions);
@@ -333,6 +340,19 @@ async function main(): Promise<void> {
     ) + '\n',
   );
   log(`wrote ${file}`);
+}
+
+/** One line per trace: each stage's mean/p50/p90 (bench/lib/accept-trace.ts). */
+function describeTrace(t: Record<string, unknown>): string {
+  return Object.entries(t)
+    .map(([k, v]) => {
+      if (typeof v !== 'object' || v === null) return `${k} ${String(v)}`;
+      const o = v as Record<string, number>;
+      if ('count' in o) return `${k} ${o.count}`;
+      if ('mean' in o && 'p50' in o && 'p90' in o) return `${k} ${o.mean}/${o.p50}/${o.p90}${k.startsWith('round') || k === 'fsync' ? ` max ${o.max} sum ${o.sum}` : ''}`;
+      return `${k} ${JSON.stringify(o)}`;
+    })
+    .join('; ');
 }
 
 main().catch((err: unknown) => {

@@ -96,6 +96,8 @@ export interface TwowayChild {
   /** Outbound queue entries per state (`delivered`, `scheduled`, `deferred`, `failed`). */
   queue(): Promise<Record<string, number>>;
   stats(): Promise<Record<string, unknown>>;
+  /** Per-stage latencies since the last call (BENCH_TRACE=1 in the child's environment), else null. */
+  trace(): Promise<Record<string, unknown> | null>;
   /** Starts the child's V8 CPU profiler. */
   profileStart(): Promise<void>;
   /** Stops the profiler and writes the .cpuprofile to `file`. */
@@ -212,6 +214,7 @@ export async function startTwowayChild(options: TwowayChildOptions): Promise<Two
     count: async () => Number((await ask('count', 'count')).count),
     queue: async () => (await ask('queue', 'queue')).states as Record<string, number>,
     stats: async () => (await ask('stats', 'stats')).commits as Record<string, unknown>,
+    trace: async () => (await ask('trace', 'trace')).trace as Record<string, unknown> | null,
     profileStart: async () => void (await ask('profile-start', 'profiling')),
     profileStop: async (file: string) => void (await ask(`profile-stop ${file}`, 'profile')),
     async stop(timeoutMs = 30_000) {

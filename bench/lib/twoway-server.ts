@@ -18,6 +18,7 @@
  *   BENCH_COMMIT_STATS =1: record group-commit batch sizes and durations
  *                      (wraps the repository's commit function at run time;
  *                      for profiling only, the normal path is untouched)
+ *   BENCH_TRACE        =1: per-stage latency of every accepted message (bench/lib/accept-trace.ts)
  *   BENCH_EXPERIMENT   comma-separated profiling experiments (bench/lib/experiments.ts);
  *                      empty = the server exactly as src/app.ts builds it
  *   BENCH_DOMAINS      more served domains, comma-separated (same server, same store)
@@ -37,6 +38,8 @@
  *   count  -> {"event":"count","count":N}          messages stored for the user
  *   queue  -> {"event":"queue","states":{...}}     outbound queue entries per state
  *   stats  -> {"event":"stats","commits":{...}}    group-commit statistics since the last `stats`
+ *   trace  -> {"event":"trace","trace":{...}|null} per-stage latencies since the last `trace`
+ *                                                      (BENCH_TRACE=1, bench/lib/accept-trace.ts)
  *   profile-start       -> {"event":"profiling"}   starts the V8 CPU profiler (node:inspector)
  *   profile-stop FILE   -> {"event":"profile","file":FILE}   stops it and writes FILE (.cpuprofile)
  *   count ADDRESS       -> {"event":"count","count":N}   messages stored for that user
@@ -67,6 +70,7 @@ import type { Services } from '../../src/services/index.ts';
 import { parseStoreUrl } from '../../src/store/open.ts';
 import type { Store } from '../../src/store/types.ts';
 import { applyAfterStart, applyBeforeStart, parseExperiments } from './experiments.ts';
+import { installAcceptTrace, takeTrace, traceCommits } from './accept-trace.ts';
 
 const env = (name: string, fallback?: string): string => {
   const v = process.env[name] ?? fallback;
@@ -215,6 +219,10 @@ async function main(): Promise<void> {
     });
     await applyAfterStart(experiments, server.store, location.kind === 'sqlite' ? location.path : '');
     if (process.env.BENCH_COMMIT_STATS === '1') instrumentCommits(server);
+    if (process.env.BENCH_TRACE === '1') {
+      await installAcceptTrace();
+      traceCommits(server.store, (server.store.messages as unknown as { s?: object }).s ?? null);
+    }
     users = await addUsers(server.services);
   }
   const inspector = new Session();
@@ -262,6 +270,8 @@ async function main(): Promise<void> {
       );
     } else if (supervised && (cmd === 'stats' || cmd.startsWith('profile-'))) {
       send({ event: 'error', message: `${cmd}: not with ${config.server.processes} processes (BENCH_PROCESSES=1 to profile)` });
+    } else if (cmd === 'trace') {
+      send({ event: 'trace', trace: process.env.BENCH_TRACE === '1' ? takeTrace() : null });
     } else if (cmd === 'stats') {
       send({ event: 'stats', commits: stats });
       stats = emptyStats();

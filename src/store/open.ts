@@ -289,6 +289,8 @@ class KyselyStore implements Store {
       await this.twmIn.drain();
       await this.twmNonces.drain();
       await this.notifier?.close();
+      // The checkpointer's connection first: the store's own is then the last, and SQLite tidies the WAL as it closes.
+      await this.s.walSync?.close();
       await this.s.db.destroy();
     })();
     return this.closing;

@@ -13,10 +13,17 @@
  * A frame on disk in the WAL is a committed transaction for SQLite's
  * recovery, so the promise keeps its meaning: durable before 250. Every
  * other write keeps `synchronous=FULL`.
+ *
+ * The first sync also starts the WAL checkpointer (wal-checkpointer.ts), so
+ * that the checkpoints, too, leave the event loop once messages arrive.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.ts';
 
-export type WalSync = () => Promise<void>;
+export type WalSync = (() => Promise<void>) & {
+  /** Ends the checkpointer, if one started; before the store's connection closes. */
+  close(): Promise<void>;
+};
 
 /** How often the open WAL handle is checked against the file at the path. */
 const INODE_CHECK_MS = 1000;
@@ -31,7 +38,9 @@ export function createWalSync(databasePath: string): WalSync {
   };
   // When the inode was last compared (performance.now()).
   let checkedAt = Number.NEGATIVE_INFINITY;
-  return async () => {
+  let checkpointer: WalCheckpointer | null = null;
+  const sync = async () => {
+    checkpointer ??= startWalCheckpointer(databasePath);
     // The WAL is deleted only when the last connection closes, and ours is
     // open; the inode check still guards against syncing a replaced file. At
     // most once a second: a stat before every group commit was one more trip
@@ -53,4 +62,10 @@ export function createWalSync(databasePath: string): WalSync {
     }
     await wal.handle.datasync();
   };
+  return Object.assign(sync, {
+    close: async () => {
+      await checkpointer?.close();
+      checkpointer = null;
+    },
+  });
 }

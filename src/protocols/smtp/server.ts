@@ -14,6 +14,7 @@ import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
 import { installLenientSender } from './sender-syntax.ts';
 import { installPooledSessionIds } from './session-id.ts';
+import { dataPacer } from './data-pacing.ts';
 import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
 export interface SmtpSessionInfo {
@@ -247,6 +248,7 @@ function receiveData(
   const chunks: Buffer[] = [];
   let length = 0;
   const header = new HeaderLimitChecker(options.headerLimits ?? DEFAULT_HEADER_LIMITS);
+  const pace = dataPacer(stream);
   stream.on('data', (chunk: Buffer) => {
     if (!header.done) {
       header.push(chunk);
@@ -256,10 +258,7 @@ function receiveData(
     // client; smtp-server answers 552 5.3.4 for the size itself.
     if (header.violation === null && length + chunk.length <= options.maxMessageSize) chunks.push(chunk);
     length += chunk.length;
-    // One chunk per turn of the event loop: without the pause, a fast client's data arrives in
-    // bursts of megabytes that are unstuffed and scanned in one go, and other listeners wait.
-    stream.pause();
-    setImmediate(() => stream.resume());
+    pace(chunk.length);
   });
   stream.on('error', (err) => callback(wire(err, session)));
   stream.on('end', () => {
