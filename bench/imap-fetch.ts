@@ -20,7 +20,18 @@
  *   counted once they exit). On a loaded machine the wall time follows the
  *   load; the CPU seconds much less so.
  *
+ * The repeats alternate between the two systems. mbsync's own CPU seconds are reported too (the
+ * client's work, the same against either server; with its default `FSync yes` it fsyncs each
+ * message file and fdatasyncs its journal, 20,003 syncs for 10,000 messages, most of its wall
+ * time on a loaded disk). BENCH_MBSYNC_NOFSYNC=1 adds a run with `FSync no` per repeat, a second
+ * row that measures the servers without the client's fsyncs.
+ *
  * The ratio is Dovecot's time over twoway's: ≥ 1.0 means twoway is as fast.
+ *
+ * For tracing by hand, BENCH_HOLD=1 loads the mailboxes, prints an mbsync command per server and
+ * holds both up until SIGINT (BENCH_SYSTEMS=twoway or dovecot: only that one); BENCH_NODE_FLAGS
+ * passes node flags to twoway's process (`--perf-basic-prof`, `--cpu-prof`), and
+ * TWOWAY_IMAP_TRACE=<file> makes it log each command's timing (docs/imap.md "Performance").
  *
  *   npx tsx bench/imap-fetch.ts                  # 10,000 messages
  *   BENCH_QUICK=1 npx tsx bench/imap-fetch.ts    # 1,000
@@ -105,21 +116,42 @@ async function fetchAll(t: Target): Promise<{ seconds: number; octets: number }>
   return { seconds, octets };
 }
 
-/** mbsync's initial sync: its wall seconds and the server's CPU seconds meanwhile. */
-async function mbsync(t: Target, dir: string): Promise<{ seconds: number; serverCpu: number }> {
-  const local = mkdtempSync(join(dir, 'maildir-'));
-  writeFileSync(join(dir, 'ca.pem'), t.ca);
-  const rc = join(dir, 'mbsyncrc');
+/** An mbsync configuration syncing `t`'s INBOX into the Maildir `local`; its path. */
+function mbsyncRc(t: Target, dir: string, local: string, fsync = true): string {
+  writeFileSync(join(dir, `ca-${t.system}.pem`), t.ca);
+  const rc = join(dir, `mbsyncrc-${t.system}${fsync ? '' : '-nofsync'}`);
   writeFileSync(
     rc,
-    [`IMAPAccount a`, 'Host 127.0.0.1', `Port ${t.port}`, `User ${t.user}`, `Pass ${t.pass}`, 'SSLType IMAPS', `CertificateFile ${join(dir, 'ca.pem')}`, '',
+    // `FSync no` (a global option, so first): the servers' row without mbsync's fsync per message.
+    [...(fsync ? [] : ['FSync no', '']), `IMAPAccount a`, 'Host 127.0.0.1', `Port ${t.port}`, `User ${t.user}`, `Pass ${t.pass}`, 'SSLType IMAPS', `CertificateFile ${join(dir, `ca-${t.system}.pem`)}`, '',
       'IMAPStore r', 'Account a', '', 'MaildirStore l', `Path ${local}/`, `Inbox ${local}/INBOX`, '',
       'Channel c', 'Far :r:INBOX', 'Near :l:INBOX', 'Create Near', 'SyncState *', ''].join('\n'),
   );
+  return rc;
+}
+
+/**
+ * mbsync's initial sync: its wall seconds, its own CPU seconds (bash's `times` after it: the
+ * client's share, the same work against either server) and the server's CPU seconds meanwhile.
+ */
+async function mbsync(t: Target, dir: string, fsync = true): Promise<{ seconds: number; serverCpu: number; clientCpu: number }> {
+  const local = mkdtempSync(join(dir, 'maildir-'));
+  const rc = mbsyncRc(t, dir, local, fsync);
   const cpuBefore = t.cpu();
   const start = process.hrtime.bigint();
-  const code = await new Promise<number | null>((resolve) => spawn('mbsync', ['-q', '-c', rc, 'c'], { stdio: 'inherit' }).on('close', resolve));
+  let times = '';
+  const code = await new Promise<number | null>((resolve) => {
+    const p = spawn('bash', ['-c', 'mbsync -q -c "$1" c; rc=$?; times >&3; exit $rc', 'bash', rc], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    (p.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (times += d.toString()));
+    p.on('close', resolve);
+  });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  // `times`: the shell's user and system time, then its children's (mbsync's), as 0m1.234s.
+  const [user, sys] = (times.trim().split('\n')[1] ?? '').split(' ').map((x) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(x);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : Number.NaN;
+  });
+  const clientCpu = (user ?? Number.NaN) + (sys ?? Number.NaN);
   // Dovecot's imap and imap-login processes are counted once its master has reaped them.
   await new Promise((r) => setTimeout(r, 500));
   const serverCpu = t.cpu() - cpuBefore;
@@ -127,8 +159,11 @@ async function mbsync(t: Target, dir: string): Promise<{ seconds: number; server
   const got = readdirSync(join(local, 'INBOX', 'cur')).length + readdirSync(join(local, 'INBOX', 'new')).length;
   if (got !== N) throw new Error(`mbsync got ${got} of ${N} messages from ${t.system}`);
   rmSync(local, { recursive: true, force: true });
-  return { seconds, serverCpu };
+  return { seconds, serverCpu, clientCpu };
 }
+
+/** BENCH_MBSYNC_NOFSYNC=1: a second mbsync run per repeat with `FSync no`, the servers' share without the client's fsyncs. */
+const NOFSYNC = process.env.BENCH_MBSYNC_NOFSYNC === '1';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -136,7 +171,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-imap-'));
   mkdirSync(join(dir, 'twoway'));
   const dns = await startDnsServer({ records: [] });
-  const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address });
+  // BENCH_NODE_FLAGS: node flags for twoway's process, e.g. `--cpu-prof --cpu-prof-dir=bench/out/prof` or `--perf-basic-prof`.
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const child = await startTwowayChild({ dir: join(dir, 'twoway'), dns: dns.address, nodeFlags });
   const dovecot = await startDovecot({ tls: true, extra: DOVECOT_COMPRESS ? 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}' : '' });
   log(`Dovecot ${DOVECOT_COMPRESS ? 'with' : 'without'} COMPRESS=DEFLATE (BENCH_DOVECOT_COMPRESS); twoway offers it`);
   const dovecotPid = Number(readFileSync(join(dovecot.dir, 'run', 'master.pid'), 'utf8'));
@@ -146,29 +183,56 @@ async function main(): Promise<void> {
       { system: 'dovecot', port: dovecot.tlsPort!, ca: dovecot.ca!, user: dovecot.user, pass: dovecot.password, cpu: () => treeCpuSeconds(dovecotPid) ?? Number.NaN },
     ];
     const messages = corpus();
+    // BENCH_HOLD with BENCH_SYSTEMS=twoway (or dovecot): load and hold only that one.
+    const only = process.env.BENCH_HOLD === '1' ? process.env.BENCH_SYSTEMS : undefined;
+    if (only) targets.splice(0, targets.length, ...targets.filter((t) => t.system === only));
     for (const t of targets) {
       const start = Date.now();
       await load(t, messages);
       log(`${t.system}: ${N} messages appended in ${((Date.now() - start) / 1000).toFixed(1)} s`);
     }
+    if (process.env.BENCH_HOLD === '1') {
+      // Both servers stay up with their mailboxes, for tracing mbsync by hand (strace, perf), until SIGINT or SIGTERM.
+      for (const t of targets) log(`${t.system}: mbsync -c ${mbsyncRc(t, dir, join(dir, `maildir-${t.system}`))} c  (server pid ${t.system === 'twoway' ? child.pid : dovecotPid})`);
+      log('holding (BENCH_HOLD=1); SIGINT or SIGTERM ends');
+      await new Promise((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      return;
+    }
     const rows = [];
-    for (const t of targets) {
-      const fetches: number[] = [];
-      const syncs: number[] = [];
-      const syncCpus: number[] = [];
-      let octets = 0;
-      for (let i = 0; i < REPEAT; i++) {
+    // The repeats alternate between the systems, so that both see the same moments of the machine's load.
+    const acc = targets.map(() => ({ fetches: [] as number[], syncs: [] as number[], syncCpus: [] as number[], clientCpus: [] as number[], noFsyncs: [] as number[], noFsyncCpus: [] as number[], octets: 0 }));
+    const loadNow = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+    for (let i = 0; i < REPEAT; i++) {
+      for (const [k, t] of targets.entries()) {
+        const a = acc[k]!;
         const f = await fetchAll(t);
-        fetches.push(f.seconds);
-        octets = f.octets;
+        a.fetches.push(f.seconds);
+        a.octets = f.octets;
         // Logged as measured: a later step failing (mbsync) must not lose the figure.
-        log(`${t.system}: FETCH ${i === 0 ? '(first after APPEND) ' : ''}${f.seconds.toFixed(3)} s, ${f.octets} octets; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+        log(`${t.system}: FETCH ${i === 0 ? '(first after APPEND) ' : ''}${f.seconds.toFixed(3)} s, ${f.octets} octets; load average ${loadNow()}`);
         const sync = await mbsync(t, dir);
-        syncs.push(sync.seconds);
-        syncCpus.push(sync.serverCpu);
-        log(`${t.system}: mbsync ${sync.seconds.toFixed(2)} s, server CPU ${sync.serverCpu.toFixed(2)} s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+        a.syncs.push(sync.seconds);
+        a.syncCpus.push(sync.serverCpu);
+        a.clientCpus.push(sync.clientCpu);
+        log(`${t.system}: mbsync ${sync.seconds.toFixed(2)} s, server CPU ${sync.serverCpu.toFixed(2)} s, mbsync CPU ${sync.clientCpu.toFixed(2)} s; load average ${loadNow()}`);
+        if (NOFSYNC) {
+          const nf = await mbsync(t, dir, false);
+          a.noFsyncs.push(nf.seconds);
+          a.noFsyncCpus.push(nf.serverCpu);
+          log(`${t.system}: mbsync (FSync no) ${nf.seconds.toFixed(2)} s, server CPU ${nf.serverCpu.toFixed(2)} s, mbsync CPU ${nf.clientCpu.toFixed(2)} s; load average ${loadNow()}`);
+        }
       }
-      rows.push({ system: t.system, messages: N, fetchSeconds: median(fetches), fetchFirstSeconds: fetches[0]!, fetchOctets: octets, mbsyncSeconds: median(syncs), mbsyncServerCpu: median(syncCpus), fetches, syncs, syncCpus });
+    }
+    for (const [k, t] of targets.entries()) {
+      const a = acc[k]!;
+      rows.push({
+        system: t.system, messages: N, fetchSeconds: median(a.fetches), fetchFirstSeconds: a.fetches[0]!, fetchOctets: a.octets, mbsyncSeconds: median(a.syncs), mbsyncServerCpu: median(a.syncCpus),
+        mbsyncClientCpu: median(a.clientCpus), mbsyncNoFsyncSeconds: NOFSYNC ? median(a.noFsyncs) : null, mbsyncNoFsyncServerCpu: NOFSYNC ? median(a.noFsyncCpus) : null,
+        fetches: a.fetches, syncs: a.syncs, syncCpus: a.syncCpus, clientCpus: a.clientCpus, noFsyncs: a.noFsyncs, noFsyncCpus: a.noFsyncCpus,
+      });
     }
     const [tw, dc] = rows as [(typeof rows)[0], (typeof rows)[0]];
     const out = rows.map((r) => ({
@@ -180,12 +244,17 @@ async function main(): Promise<void> {
     }));
     for (const r of out) {
       const ratios = r.fetchRatio ? `  ratios: FETCH ${r.fetchRatio.toFixed(2)}x (first ${r.fetchFirstRatio!.toFixed(2)}x), mbsync ${r.mbsyncRatio!.toFixed(2)}x (server CPU ${r.mbsyncCpuRatio!.toFixed(2)}x)` : '';
-      console.log(`${r.system.padEnd(8)} FETCH ${r.fetchSeconds.toFixed(3)} s, first ${r.fetchFirstSeconds.toFixed(3)} s (${r.fetchOctets} octets)  mbsync ${r.mbsyncSeconds.toFixed(2)} s (server CPU ${r.mbsyncServerCpu.toFixed(2)} s)${ratios}`);
+      const noFsync = r.mbsyncNoFsyncSeconds === null ? '' : `; FSync no ${r.mbsyncNoFsyncSeconds.toFixed(2)} s (server CPU ${r.mbsyncNoFsyncServerCpu!.toFixed(2)} s)`;
+      console.log(`${r.system.padEnd(8)} FETCH ${r.fetchSeconds.toFixed(3)} s, first ${r.fetchFirstSeconds.toFixed(3)} s (${r.fetchOctets} octets)  mbsync ${r.mbsyncSeconds.toFixed(2)} s (server CPU ${r.mbsyncServerCpu.toFixed(2)} s, mbsync CPU ${r.mbsyncClientCpu.toFixed(2)} s${noFsync})${ratios}`);
     }
     mkdirSync('bench/out', { recursive: true });
     const markdown = `| system | messages | FETCH 1:* (s, median of ${REPEAT}) | first FETCH after APPEND (s) | mbsync initial sync (s) | server CPU during mbsync (s) | FETCH ratio | first FETCH ratio | mbsync ratio | mbsync server CPU ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n${out
       .map((r) => `| ${r.system} | ${r.messages} | ${r.fetchSeconds.toFixed(3)} | ${r.fetchFirstSeconds.toFixed(3)} | ${r.mbsyncSeconds.toFixed(2)} | ${r.mbsyncServerCpu.toFixed(2)} | ${r.fetchRatio?.toFixed(2) ?? '1.00'} | ${r.fetchFirstRatio?.toFixed(2) ?? '1.00'} | ${r.mbsyncRatio?.toFixed(2) ?? '1.00'} | ${r.mbsyncCpuRatio?.toFixed(2) ?? '1.00'} |`)
-      .join('\n')}\n\nRatios are Dovecot's time over twoway's (≥ 1 means twoway is as fast).\n`;
+      .join('\n')}\n\nRatios are Dovecot's time over twoway's (≥ 1 means twoway is as fast).\n${
+      NOFSYNC
+        ? `\nmbsync with \`FSync no\` (the servers without the client's fsyncs), median of ${REPEAT}:\n\n| system | mbsync (s) | server CPU (s) |\n|---|---:|---:|\n${out.map((r) => `| ${r.system} | ${r.mbsyncNoFsyncSeconds!.toFixed(2)} | ${r.mbsyncNoFsyncServerCpu!.toFixed(2)} |`).join('\n')}\n`
+        : ''
+    }`;
     writeFileSync('bench/out/imap-fetch.json', JSON.stringify({ rows: out, markdown }, null, 2));
   } finally {
     await child.stop().catch(() => child.kill());

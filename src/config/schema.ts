@@ -107,7 +107,7 @@ export const configSchema = z
         max_connections_per_ip: z.number().int().min(1).default(100).describe('concurrent IMAP connections per client address'),
         max_connections_per_user: z.number().int().min(1).default(20).describe('concurrent logged-in IMAP sessions per user (`NO [LIMIT]` beyond)'),
         max_line: z.number().int().min(1024).max(10_485_760).default(65_536).describe('longest IMAP command line in octets, literals not counted (`BAD [TOOBIG]` beyond)'),
-        commands_per_second: z.number().int().min(1).default(2000).describe('IMAP commands per second per connection (bursts of twice that); beyond, commands wait (mbsync sends one UID FETCH per message)'),
+        commands_per_second: z.number().int().min(1).default(5000).describe('IMAP commands per second per connection (bursts of twice that); beyond, commands wait (mbsync sends one UID FETCH per message)'),
         idle_timeout: duration.prefault('30m').describe('an IMAP connection with no command for this long is closed (RFC 9051: at least 30 minutes)'),
         wire_cache_mb: z
           .number()

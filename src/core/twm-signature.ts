@@ -258,7 +258,9 @@ export interface SignedRequestView {
 
 /** RFC 9421 section 2.5; throws `bad-signature` when a covered header field is absent. */
 export function signatureBase(sig: Pick<TwmSignature, 'components' | 'signatureParams'>, request: SignedRequestView): string {
-  const url = new URL(request.targetUri);
+  // Parsed only for the derived components that need it: the profile's five do not.
+  let parsed: URL | undefined;
+  const url = (): URL => (parsed ??= new URL(request.targetUri));
   const lines = sig.components.map((name): [string, string] => {
     switch (name) {
       case '@method':
@@ -268,13 +270,13 @@ export function signatureBase(sig: Pick<TwmSignature, 'components' | 'signatureP
       case '@authority':
         return [name, request.authority];
       case '@scheme':
-        return [name, url.protocol.slice(0, -1)];
+        return [name, url().protocol.slice(0, -1)];
       case '@request-target':
-        return [name, url.pathname + url.search];
+        return [name, url().pathname + url().search];
       case '@path':
-        return [name, url.pathname];
+        return [name, url().pathname];
       case '@query':
-        return [name, url.search === '' ? '?' : url.search];
+        return [name, url().search === '' ? '?' : url().search];
       default: {
         const value = request.header(name);
         if (value === undefined) throw twmError('bad-signature', `covered header field ${name} is absent`);

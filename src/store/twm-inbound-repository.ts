@@ -17,8 +17,8 @@ import { sql, type Selectable } from 'kysely';
 import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
 import { claimedTwmRows, claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
 import { updateInRecipients } from './prepared-twm-delivery.ts';
-import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmRequestTouch } from './types.ts';
-import { StoreConflictError } from './types.ts';
+import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmNonceWrite, TwmRequestTouch } from './types.ts';
+import { NonceSeenError, StoreConflictError } from './types.ts';
 import type { TwmInNoticesTable, TwmInRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { upsertRequests } from './request-upsert.ts';
@@ -28,6 +28,7 @@ import {
   insertNotice,
   insertRecipients,
   PREPARED_RECIPIENT_ROWS,
+  rememberNonce,
   selectNotice,
   selectRecipients,
 } from './prepared-twm.ts';
@@ -133,6 +134,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     notice: TwmInNotice,
     recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>,
     requests: TwmRequestTouch[],
+    nonce?: TwmNonceWrite,
   ): Promise<void> {
     const seen = new Set<string>();
     const touches = requests.filter((r) => {
@@ -150,6 +152,8 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     const at = notice.receivedAt.getTime();
     try {
       await this.writer.write(async (tx) => {
+        // The request's nonce in the notice's own transaction: one write per notice, not two (5.5, 8.1).
+        if (nonce && !(await rememberNonce(this.s, tx, nonce.key, nonce.until.getTime(), nonce.now.getTime()))) throw new NonceSeenError();
         await insertNotice(this.s, tx, {
           sender_domain: notice.senderDomain,
           id: notice.id,

@@ -487,7 +487,16 @@ export interface TwmInboundRepository {
    * new) in one durable transaction. Throws StoreConflictError if
    * (senderDomain, id) exists.
    */
-  record(notice: TwmInNotice, recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>, requests: TwmRequestTouch[]): Promise<void>;
+  /**
+   * `nonce`: a TWM request nonce (5.5) to remember in the same transaction, as TwmNonceRepository.remember
+   * would; when it is taken, nothing is recorded and this throws NonceSeenError.
+   */
+  record(
+    notice: TwmInNotice,
+    recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>,
+    requests: TwmRequestTouch[],
+    nonce?: TwmNonceWrite,
+  ): Promise<void>;
   /** Rows in `scheduled` or `receipt-due` with nextAttemptAt <= now, with their notice, oldest first. */
   due(now: Date, limit: number): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
   /**
@@ -630,6 +639,21 @@ export interface Store {
 }
 
 /** A unique constraint was violated (e.g. the address exists). */
+/** A nonce to remember (TwmInboundRepository.record): its key, until when, and the caller's clock. */
+export interface TwmNonceWrite {
+  key: string;
+  until: Date;
+  now: Date;
+}
+
+/** The nonce given to TwmInboundRepository.record was remembered already (a replay): nothing was recorded. */
+export class NonceSeenError extends Error {
+  constructor() {
+    super('the nonce was seen before');
+    this.name = 'NonceSeenError';
+  }
+}
+
 export class StoreConflictError extends Error {
   constructor(message: string) {
     super(message);

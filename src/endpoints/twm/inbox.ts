@@ -18,10 +18,10 @@ import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../../core/twm-types.ts';
 import type { DnsResolver } from '../../dns/types.ts';
 import type { Ingest } from '../../ingest/ingest.ts';
-import type { TwmSigner } from '../../protocols/twoway/types.ts';
+import type { TwmNonce, TwmSigner } from '../../protocols/twoway/types.ts';
 import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../../store/types.ts';
-import { StoreConflictError } from '../../store/types.ts';
-import { createNonceMemory, createNonceStore, type NonceRepository } from './nonces.ts';
+import { NonceSeenError, StoreConflictError, type TwmNonceWrite } from '../../store/types.ts';
+import { createNonceMemory, createNonceStore, type NonceRepository, type NonceStore } from './nonces.ts';
 import { createPendingTotals, type PendingTotals } from './pending-totals.ts';
 
 export interface TwmInboxOptions {
@@ -86,10 +86,15 @@ function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyO
   // Parsed keys by record text: the resolver caches the answer for its TTL, so the same text comes
   // back for every notice of a busy domain; parsing it (and building a KeyObject) each time is waste.
   const parsedKeys = new Map<string, KeyObject | null>();
+  // By the resolver's shared cached answer itself: the same (frozen) object for as long as it is
+  // cached, so a busy domain's notices find their key without building the record text again.
+  const byAnswer = new WeakMap<object, KeyObject | null>();
   return async function lookupKey(keyid: string): Promise<KeyObject | null> {
     try {
       // The shared (frozen) cached answer when the resolver has one: read only here, no copy per notice.
       const txt = resolver.resolveShared ? await resolver.resolveShared(keyid, 'TXT') : await resolver.resolve(keyid, 'TXT');
+      const known = byAnswer.get(txt);
+      if (known !== undefined) return known;
       const text = `${keyid}\n${txt.map((parts) => parts.join('')).join('\n')}`;
       let key = parsedKeys.get(text);
       if (key === undefined) {
@@ -97,6 +102,7 @@ function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyO
         if (parsedKeys.size >= 10_000) parsedKeys.clear();
         parsedKeys.set(text, key);
       }
+      if (resolver.resolveShared) byAnswer.set(txt, key);
       return key;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -129,8 +135,46 @@ export function createTwmInbox(options: TwmInboxOptions) {
       lookupKey: options.lookupKey ?? createKeyLookup(options.resolver),
       rememberNonce: async (keyid: string, nonce: string, until: Date, created: Date) => (shared ? shared.remember(keyid, nonce, until, created) : memory!.remember(keyid, nonce, until, created)),
       notice,
+      // Nonces in the store: a new notice's nonce goes into the notice's own transaction.
+      ...(shared ? { noticeWithNonce: (n: Notice, signer: TwmSigner, contentSha256: string, nonce: TwmNonce) => receiveWithNonce(ctx, shared, n, signer, contentSha256, nonce) } : {}),
     },
   };
+}
+
+/**
+ * Step 12, deferred (protocols/twoway/types.ts noticeWithNonce): the nonce is
+ * remembered with the notice when the notice is recorded, else on its own
+ * before the answer; a seen nonce is `replay` whatever the other answer was.
+ */
+interface DeferredNonce {
+  write: TwmNonceWrite;
+  /** Remembered (or found seen) already: nothing left to do. */
+  settled: boolean;
+}
+
+async function receiveWithNonce(ctx: InboxContext, store: NonceStore, n: Notice, signer: TwmSigner, contentSha256: string, nonce: TwmNonce): Promise<NoticeResult> {
+  // `stale-signature` first, as step 12 would have answered it.
+  const deferred: DeferredNonce = { write: store.claim(nonce.keyid, nonce.nonce, nonce.until, nonce.created), settled: false };
+  const settle = async () => {
+    if (deferred.settled) return;
+    deferred.settled = true;
+    if (!(await store.rememberClaim(deferred.write))) throw replayed();
+  };
+  try {
+    return await receiveNotice(ctx, n, signer, contentSha256, { deferred, settle });
+  } catch (err) {
+    if (err instanceof NonceSeenError) throw replayed();
+    await settle();
+    throw err;
+  }
+}
+
+const replayed = () => twmError('replay', 'this signature was used before');
+
+/** What receiveNotice does with a deferred nonce: remember it on the paths that record nothing. */
+interface NonceDuty {
+  deferred: DeferredNonce;
+  settle(): Promise<void>;
 }
 
 /** What every notice's handling shares: the options and the state kept between notices. */
@@ -151,12 +195,15 @@ interface InboxContext {
 type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>;
 
 /** One notice, from its own checks to its stored rows and answers (5.5, 8.1, 8.2). */
-async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> {
+async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, contentSha256: string, nonce?: NonceDuty): Promise<NoticeResult> {
   const { options } = ctx;
   const at = ctx.now();
   checkNoticeTimes(n, at);
   const known = await options.inbox.find(signer.domain, n.id);
-  if (known) return repeatedAnswer(known, n, contentSha256, options.uniformAnswers);
+  if (known) {
+    await nonce?.settle();
+    return repeatedAnswer(known, n, contentSha256, options.uniformAnswers);
+  }
   if (n.size > options.maxMessageSize) {
     throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
   }
@@ -176,13 +223,15 @@ async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, co
     capped ||= outcome.capped;
   }
   if (capped) {
+    await nonce?.settle();
     // Nothing stored: the sender sends the same notice again later and every recipient is decided
     // afresh (a notice is recorded whole, so one capped recipient defers its companions too).
     return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'deferred' as const, retryAfter: PENDING_CAP_RETRY_S })) };
   }
   await scoreIntro(options.scanIntro, n, requests);
   try {
-    await options.inbox.record(storedNotice(n, signer, contentSha256, at), rows, requests);
+    await options.inbox.record(storedNotice(n, signer, contentSha256, at), rows, requests, nonce?.deferred.write);
+    if (nonce) nonce.deferred.settled = true;
     for (const r of rows) {
       if (r.state !== 'pending' || r.userId === null) continue;
       ctx.pendingTotals.added(r.userId, 1);
@@ -190,7 +239,9 @@ async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, co
     }
   } catch (err) {
     // The same notice arrived twice at once: the other request recorded it; answer as for a retry.
-    if (err instanceof StoreConflictError) return receiveNotice(ctx, n, signer, contentSha256);
+    // The nonce was rolled back with it: still to be remembered.
+    if (err instanceof StoreConflictError) return receiveNotice(ctx, n, signer, contentSha256, nonce);
+    if (err instanceof NonceSeenError && nonce) nonce.deferred.settled = true;
     throw err;
   }
   wakeFetcher(ctx, rows, at);

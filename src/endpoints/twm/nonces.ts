@@ -18,6 +18,7 @@
 import { checkAfterRestart } from '../../core/replay-window.ts';
 import { CLOCK_SKEW } from '../../core/twm-signature.ts';
 import { twmError } from '../../core/twm-types.ts';
+import type { TwmNonceWrite } from '../../store/types.ts';
 
 export interface NonceMemory {
   /** False if seen (a replay); throws `stale-signature` for signatures older than this process. */
@@ -36,16 +37,29 @@ export interface NonceRepository {
  * opening a window for replays; it costs a restarted node's senders one
  * temporary answer at most, as before.
  */
+export type NonceStore = ReturnType<typeof createNonceStore>;
+
 export function createNonceStore(repo: NonceRepository, options: { startedAt?: Date; now?: () => Date } = {}) {
   const startedAt = Math.floor((options.startedAt ?? new Date()).getTime() / 1000) * 1000;
   const now = options.now ?? (() => new Date());
+  const claim = (keyid: string, nonce: string, until: Date, created: Date): TwmNonceWrite => {
+    if (created.getTime() < startedAt) {
+      throw twmError('stale-signature', 'signed before this server restarted; sign the request again');
+    }
+    return { key: `${keyid} ${nonce}`, until, now: now() };
+  };
   return {
     async remember(keyid: string, nonce: string, until: Date, created: Date): Promise<boolean> {
-      if (created.getTime() < startedAt) {
-        throw twmError('stale-signature', 'signed before this server restarted; sign the request again');
-      }
-      return repo.remember(`${keyid} ${nonce}`, until, now());
+      const write = claim(keyid, nonce, until, created);
+      return repo.remember(write.key, write.until, write.now);
     },
+    /**
+     * The write `remember` would make, for a repository that makes it in a transaction of its
+     * own (TwmInboundRepository.record); throws `stale-signature` as `remember` does.
+     */
+    claim,
+    /** Makes a claimed write alone: false if the nonce was seen. */
+    rememberClaim: (write: TwmNonceWrite): Promise<boolean> => repo.remember(write.key, write.until, write.now),
   };
 }
 

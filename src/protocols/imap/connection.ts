@@ -6,12 +6,12 @@
  */
 import type net from 'node:net';
 import tls from 'node:tls';
-import zlib from 'node:zlib';
 import { once } from 'node:events';
 import type { ImapHooks } from './hooks.ts';
 import { ImapSession, type SessionLimits, type SessionTransport } from './session.ts';
 import type { Chunk } from './format.ts';
 import type { WireCache } from './wire-cache.ts';
+import { SyncZlib, Z_NO_FLUSH, Z_SYNC_FLUSH } from './sync-zlib.ts';
 
 export interface ConnectionOptions {
   hostname: string;
@@ -21,6 +21,12 @@ export interface ConnectionOptions {
   secureContext: tls.SecureContext;
   wireCache: WireCache;
   onError?: (err: unknown) => void;
+  /**
+   * Per-command timing lines (TWOWAY_IMAP_TRACE, server.ts): the command's tag and name, then
+   * milliseconds from the arrival of its last octet to its start, to its tagged reply, and to
+   * the write that sent that reply to the socket.
+   */
+  trace?: (line: string) => void;
   /** Called once when the connection ends, whichever way. */
   onClose: () => void;
 }
@@ -49,8 +55,8 @@ class ImapConnection implements SessionTransport {
   readonly session: ImapSession;
   readonly remoteAddress: string;
   #secure: boolean;
-  #deflate: zlib.DeflateRaw | null = null;
-  #inflate: zlib.InflateRaw | null = null;
+  #deflate: SyncZlib | null = null;
+  #inflate: SyncZlib | null = null;
   #closed = false;
   /** Responses not yet written (write()), and their octets. */
   readonly #pending: Buffer[] = [];
@@ -73,13 +79,35 @@ class ImapConnection implements SessionTransport {
       limits: o.limits,
       wireCache: o.wireCache,
       ...(o.onError ? { onError: o.onError } : {}),
+      ...(o.trace ? { trace: this.#traceCommand } : {}),
     });
   }
 
+  /** Commands whose tagged reply is written but not yet flushed: tag, name, arrived, started, replied. */
+  readonly #traced: Array<[string, string, number, number, number]> = [];
+
+  readonly #traceCommand = (tag: string, command: string, arrivedAt: number, startedAt: number): void => {
+    this.#traced.push([tag, command, arrivedAt, startedAt, performance.now()]);
+  };
+
   /** The socket's 'data' listener (one bound function, so that STARTTLS can remove it). */
   readonly onData = (d: Buffer): void => {
-    if (this.#inflate) this.#inflate.write(d);
-    else this.session.input(d);
+    if (!this.#inflate) {
+      this.session.input(d);
+      return;
+    }
+    try {
+      // Each piece to the session as it is inflated; none once the connection has ended.
+      this.#inflate.process(d, Z_SYNC_FLUSH, this.#inflated);
+    } catch {
+      this.sock.destroy();
+    }
+  };
+
+  readonly #inflated = (piece: Buffer): boolean => {
+    if (this.#closed || this.session.ended) return false;
+    this.session.input(piece);
+    return true;
   };
 
   finish(): void {
@@ -87,6 +115,8 @@ class ImapConnection implements SessionTransport {
     this.#closed = true;
     this.o.onClose();
     this.session.end();
+    this.#deflate?.close();
+    this.#inflate?.close();
   }
 
   /**
@@ -115,39 +145,47 @@ class ImapConnection implements SessionTransport {
 
   /** Sends what write() gathered; false when the connection's send buffer is full. */
   flush(): boolean {
-    const deflate = this.#deflate;
     if (this.#pendingOctets === 0 || this.#closed) {
       this.#pending.length = 0;
       this.#pendingOctets = 0;
-      return !(deflate?.writableNeedDrain ?? false) && !this.sock.writableNeedDrain;
+      return !this.sock.writableNeedDrain;
     }
-    const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingOctets);
-    this.#pending.length = 0;
+    const pending = this.#pending;
+    let buf: Buffer;
+    if (this.#deflate) {
+      // Each piece deflated where it lies (no copy into one buffer first), the last one sync-flushed
+      // (RFC 4978: the client can decode each response when it arrives); what comes out is small.
+      const out: Buffer[] = [];
+      const sink = (piece: Buffer) => void out.push(piece);
+      for (let i = 0; i < pending.length; i++) this.#deflate.process(pending[i]!, i === pending.length - 1 ? Z_SYNC_FLUSH : Z_NO_FLUSH, sink);
+      buf = out.length === 1 ? out[0]! : Buffer.concat(out);
+    } else buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.#pendingOctets);
+    pending.length = 0;
     this.#pendingOctets = 0;
-    if (deflate) {
-      // Sync-flushed by the write itself (the stream's default flush flag, startDeflate).
-      deflate.write(buf);
-      return !deflate.writableNeedDrain && !this.sock.writableNeedDrain;
+    const ok = this.sock.write(buf);
+    if (this.#traced.length > 0 && this.o.trace) {
+      const now = performance.now();
+      const ms = (a: number, b: number) => (b - a).toFixed(2);
+      for (const [tag, name, arrived, started, replied] of this.#traced) this.o.trace(`${tag} ${name} ${ms(arrived, started)} ${ms(arrived, replied)} ${ms(arrived, now)} ${buf.length}`);
+      this.#traced.length = 0;
     }
-    return this.sock.write(buf);
+    return ok;
   }
 
   async drain(): Promise<void> {
     this.flush();
     // Resolves when what was written has gone to the kernel (or the connection is gone).
-    const raw = this.raw;
-    for (const stream of this.#deflate ? [this.#deflate, this.sock] : [this.sock]) {
-      while (!this.#closed && stream.writableNeedDrain) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            stream.off('drain', done);
-            raw.off('close', done);
-            resolve();
-          };
-          stream.once('drain', done);
-          raw.once('close', done);
-        });
-      }
+    const { raw, sock } = this;
+    while (!this.#closed && sock.writableNeedDrain) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          sock.off('drain', done);
+          raw.off('close', done);
+          resolve();
+        };
+        sock.once('drain', done);
+        raw.once('close', done);
+      });
     }
   }
 
@@ -167,21 +205,14 @@ class ImapConnection implements SessionTransport {
   startDeflate(): void {
     // The tagged OK goes out uncompressed (RFC 4978 3).
     this.flush();
-    // Every write ends with a sync flush (RFC 4978: the client can decode each response when it
-    // arrives), done with the write in one call to zlib's thread pool, not a write and a flush.
-    const deflate = zlib.createDeflateRaw({ flush: zlib.constants.Z_SYNC_FLUSH });
-    deflate.on('data', (d: Buffer) => this.sock.write(d));
-    this.#deflate = deflate;
-    const inflate = zlib.createInflateRaw();
-    inflate.on('data', (d: Buffer) => this.session.input(d));
-    inflate.on('error', () => this.sock.destroy());
-    this.#inflate = inflate;
+    // On this thread (sync-zlib.ts: a trip to the thread pool per write cost more than the zlib work).
+    this.#deflate = SyncZlib.deflateRaw();
+    this.#inflate = SyncZlib.inflateRaw();
   }
 
   close(): void {
     this.flush();
-    if (this.#deflate) this.#deflate.end(() => this.sock.end());
-    else this.sock.end();
+    this.sock.end();
     setTimeout(() => this.raw.destroy(), 2000).unref();
   }
 

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import type { ImapHooks } from './hooks.ts';
 import type { SessionLimits } from './session.ts';
 import { serveConnection } from './connection.ts';
@@ -41,6 +42,11 @@ export async function startImapListener(o: ImapListenerOptions): Promise<ImapLis
   const sockets = new Set<net.Socket>();
   const perIp = new Map<string, number>();
   const wireCache = new WireCache(o.wireCacheBytes ?? 32 * 1024 * 1024);
+  // TWOWAY_IMAP_TRACE=<file>: a timing line per command appended to it (connection.ts `trace`), for
+  // tracing how a client and the server wait on each other; the last field is the octets of the write.
+  const tracePath = process.env.TWOWAY_IMAP_TRACE;
+  const traceOut = tracePath ? createWriteStream(tracePath, { flags: 'a' }) : null;
+  let connectionNo = 0;
 
   const accept = (raw: net.Socket, implicitTls: boolean) => {
     const ip = raw.remoteAddress ?? '';
@@ -59,7 +65,9 @@ export async function startImapListener(o: ImapListenerOptions): Promise<ImapLis
       else perIp.set(ip, left);
     };
     const { hostname, hooks, allowPlaintextAuth, limits, onError } = o;
-    serveConnection(raw, implicitTls, { hostname, hooks, allowPlaintextAuth, limits, secureContext, wireCache, onClose, ...(onError ? { onError } : {}) });
+    const connection = ++connectionNo;
+    const trace = traceOut ? (line: string) => void traceOut.write(`${connection} ${line}\n`) : undefined;
+    serveConnection(raw, implicitTls, { hostname, hooks, allowPlaintextAuth, limits, secureContext, wireCache, onClose, ...(onError ? { onError } : {}), ...(trace ? { trace } : {}) });
   };
 
   const servers: net.Server[] = [];
@@ -80,6 +88,7 @@ export async function startImapListener(o: ImapListenerOptions): Promise<ImapLis
       async close() {
         for (const s of servers) s.close();
         for (const s of sockets) s.destroy();
+        traceOut?.end();
         await Promise.all(servers.map((s) => (s.listening ? once(s, 'close') : Promise.resolve())));
       },
     };

@@ -44,12 +44,19 @@ export interface SessionOptions {
   /** ENVELOPE and BODYSTRUCTURE already rendered, shared by the listener's sessions. */
   wireCache?: WireCache;
   onError?: (err: unknown) => void;
+  /**
+   * Called once a command's tagged reply is handed to the transport: its tag and name, when its
+   * last octet arrived and when it started to run (performance.now()). Timing traces only.
+   */
+  trace?: (tag: string, command: string, arrivedAt: number, startedAt: number) => void;
 }
 
 type State = 'notauth' | 'auth' | 'selected' | 'logout';
 
 const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 const FLAG_RE = /^(\\(Answered|Flagged|Deleted|Seen|Draft)|[^\\\s(){%*"\]\x00-\x1f\x7f]+)$/i;
+/** Over the command rate, commands wait for this many milliseconds' worth of tokens at a time (throttle()). */
+const THROTTLE_BATCH_MS = 20;
 const STATUS_ITEMS = new Set(['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'RECENT', 'APPENDLIMIT', 'MAILBOXID']);
 
 /** RFC 4315 uid-set in the order of the messages (APPENDUID of a MULTIAPPEND): ranges only where UIDs ascend by one. */
@@ -77,13 +84,15 @@ export class ImapSession {
   private readonly reader: CommandReader;
   private readonly enabled = new Set<string>();
   private readonly queue: ReaderEvent[] = [];
+  /** With o.trace: when each event of `queue` arrived, in step with it. */
+  private readonly arrivals: number[] = [];
   private wake: (() => void) | null = null;
   private running = false;
   private dirty = false;
   private idling = false;
   private unwatch: (() => void) | null = null;
   private tokens: number;
-  private tokensAt = Date.now();
+  private tokensAt = performance.now();
   private syncChain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -114,6 +123,11 @@ export class ImapSession {
     this.wake?.();
   }
 
+  /** The session has logged out or been ended: further input is ignored. */
+  get ended(): boolean {
+    return this.state === 'logout';
+  }
+
   /** Bytes the reader holds: STARTTLS refuses to start with any (RFC 9051 11.1, command injection). */
   get bufferedInput(): number {
     return this.reader.buffered;
@@ -122,6 +136,10 @@ export class ImapSession {
   private enqueue(events: ReaderEvent[]): void {
     if (events.length === 0) return;
     this.queue.push(...events);
+    if (this.o.trace) {
+      const now = performance.now();
+      for (let i = 0; i < events.length; i++) this.arrivals.push(now);
+    }
     const w = this.wake;
     this.wake = null;
     w?.();
@@ -133,6 +151,7 @@ export class ImapSession {
       if (this.state === 'logout') return null;
       await new Promise<void>((r) => (this.wake = r));
     }
+    this.arrivals.shift();
     return this.queue.shift()!;
   }
 
@@ -141,8 +160,9 @@ export class ImapSession {
     try {
       while (this.queue.length > 0 && this.state !== 'logout') {
         const ev = this.queue.shift()!;
+        const arrivedAt = this.arrivals.shift() ?? 0;
         await this.throttle();
-        await this.handle(ev);
+        await this.handle(ev, arrivedAt);
       }
     } catch (err) {
       this.o.onError?.(err);
@@ -154,19 +174,32 @@ export class ImapSession {
     }
   }
 
+  /**
+   * The command rate limit: a token per command, `commandsPerSecond` of them a second, up to
+   * `commandBurst`. Over the rate, the command waits for a batch of tokens (THROTTLE_BATCH_MS
+   * worth), not for one: a timer per command fires at most about once a millisecond, which held
+   * mbsync's pipelined `UID FETCH`es (one per message) to half the rate, each of them then
+   * flushed, deflated and sent on its own (traced: about 370 octets per TLS record, mbsync
+   * waiting on the server 60% of the time, after the first 4,000 commands of a 10,000-message
+   * sync). Woken once per batch, the commands of a batch run in one turn and go out together.
+   */
   private async throttle(): Promise<void> {
-    const now = Date.now();
-    this.tokens = Math.min(this.o.limits.commandBurst, this.tokens + ((now - this.tokensAt) / 1000) * this.o.limits.commandsPerSecond);
-    this.tokensAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return;
+    const { commandsPerSecond: rate, commandBurst: burst } = this.o.limits;
+    this.refill(rate, burst);
+    if (this.tokens < 1) {
+      // Over the rate: the commands wait (the client sees a slower server, not an error).
+      const batch = Math.min(burst, Math.max(1, (rate * THROTTLE_BATCH_MS) / 1000));
+      await new Promise((r) => setTimeout(r, ((batch - this.tokens) / rate) * 1000));
+      this.refill(rate, burst);
     }
-    // Over the rate: the command waits (the client sees a slower server, not an error).
-    const waitMs = ((1 - this.tokens) / this.o.limits.commandsPerSecond) * 1000;
-    await new Promise((r) => setTimeout(r, waitMs));
-    this.tokens = 0;
-    this.tokensAt = Date.now();
+    // A timer that fired a little early leaves a debt, which the next command waits for.
+    this.tokens -= 1;
+  }
+
+  private refill(rate: number, burst: number): void {
+    const now = performance.now();
+    this.tokens = Math.min(burst, this.tokens + ((now - this.tokensAt) / 1000) * rate);
+    this.tokensAt = now;
   }
 
   private send(line: string | Chunk[]): void {
@@ -174,7 +207,7 @@ export class ImapSession {
     else this.t.write([...line, '\r\n']);
   }
 
-  private async handle(ev: ReaderEvent): Promise<void> {
+  private async handle(ev: ReaderEvent, arrivedAt: number): Promise<void> {
     if (ev.kind === 'toobig') {
       this.send(ev.tag ? `${ev.tag} BAD [TOOBIG] ${ev.what}` : `* BAD [TOOBIG] ${ev.what}`);
       if (ev.fatal) {
@@ -194,10 +227,10 @@ export class ImapSession {
       this.enqueue(this.reader.accept());
       return;
     }
-    await this.command(ev.command.parts);
+    await this.command(ev.command.parts, arrivedAt);
   }
 
-  private async command(parts: Array<string | Buffer>): Promise<void> {
+  private async command(parts: Array<string | Buffer>, arrivedAt: number): Promise<void> {
     let toks: Token[];
     let tag = '*';
     try {
@@ -236,6 +269,7 @@ export class ImapSession {
       }
     }
     this.currentTag = tag;
+    const startedAt = this.o.trace ? performance.now() : 0;
     try {
       const text = await this.dispatch(tag, name, args, uid);
       if (this.state === 'logout') return;
@@ -252,6 +286,8 @@ export class ImapSession {
         this.o.onError?.(err);
         this.send(`${tag} NO [SERVERBUG] The command failed; it has been logged`);
       }
+    } finally {
+      this.o.trace?.(tag, uid ? `UID ${name}` : name, arrivedAt, startedAt);
     }
   }
 

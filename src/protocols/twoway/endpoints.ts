@@ -16,8 +16,8 @@ import {
   type NoticeResult,
   type Receipt,
 } from '../../core/twm-types.ts';
-import type { OutboundNoticeFacts, TwmServerHooks, TwmServerOptions, TwmSigner } from './types.ts';
-import type { EndpointRules } from './verify.ts';
+import type { OutboundNoticeFacts, TwmNonce, TwmServerHooks, TwmServerOptions, TwmSigner } from './types.ts';
+import { rememberNonce, type EndpointRules } from './verify.ts';
 
 const ID = /^[A-Za-z0-9_-]{22,43}$/;
 const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
@@ -32,6 +32,8 @@ export function noticeRules(ctx: EndpointContext): EndpointRules<Notice, void> {
   return {
     mediaType: TWM_MEDIA_TYPES.notice,
     parse: parseNotice,
+    // The notice hook remembers the nonce with the notice, in one write (acceptNotice).
+    deferNonce: ctx.hooks.noticeWithNonce !== undefined,
     async entitle(notice, signerDomain) {
       if (domainOf(notice.from) !== signerDomain) throw twmError('wrong-domain', 'the signer domain is not the domain of from');
       // A list signs as itself (7.6): its List-Id is its own domain's, or the signature vouches for nothing.
@@ -49,14 +51,29 @@ export function noticeRules(ctx: EndpointContext): EndpointRules<Notice, void> {
  * After verification (8.1): the clock checks of 6.1, the size limit, then the hook.
  * `contentSha256`: the content's SHA-256 as verification step 7 computed it (not hashed again).
  */
-export async function acceptNotice(ctx: EndpointContext, notice: Notice, signer: TwmSigner, contentSha256: Buffer): Promise<NoticeResult> {
+export async function acceptNotice(ctx: EndpointContext, notice: Notice, signer: TwmSigner, contentSha256: Buffer, nonce: TwmNonce): Promise<NoticeResult> {
+  const withNonce = ctx.hooks.noticeWithNonce;
+  if (!withNonce) {
+    noticeChecks(ctx, notice);
+    return ctx.hooks.notice(notice, signer, contentSha256.toString('hex'));
+  }
+  try {
+    noticeChecks(ctx, notice);
+  } catch (err) {
+    // Step 12 (deferred) comes first: a replayed request is `replay`, whatever else is wrong with it.
+    await rememberNonce(ctx.hooks, nonce);
+    throw err;
+  }
+  return withNonce.call(ctx.hooks, notice, signer, contentSha256.toString('hex'), nonce);
+}
+
+function noticeChecks(ctx: EndpointContext, notice: Notice): void {
   const now = ctx.now.getTime();
   if (notice.created.getTime() > now + CLOCK_SKEW * 1000) throw twmError('invalid-request', 'created is in the future');
   if (notice.expires.getTime() <= now) throw twmError('expired', 'the notice has expired');
   if (notice.size > ctx.options.maxMessageSize) {
     throw twmError('message-too-large', `the message is larger than this server accepts`, { maxSize: ctx.options.maxMessageSize });
   }
-  return ctx.hooks.notice(notice, signer, contentSha256.toString('hex'));
 }
 
 /**

@@ -12,6 +12,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { TWM_ERRORS, TwmError, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
+import type { TwmAnswer } from './direct.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 /** Retry-After when a 503 or 429 comes without one: the header is REQUIRED there (11.1). */
@@ -63,11 +64,24 @@ function frameworkRefusal(err: unknown): TwmRefusal | undefined {
   return { code: mapped, error: twmError(mapped, detail) };
 }
 
-export function sendTwmProblem(reply: FastifyReply, { code, error }: TwmRefusal): FastifyReply {
+export function sendTwmProblem(reply: FastifyReply, refusal: TwmRefusal): FastifyReply {
+  const { doc, retryAfter } = problemOf(refusal);
+  if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
+  return noStore(reply).code(doc.status).type(PROBLEM_TYPE).send(doc);
+}
+
+/** The same refusal as sendTwmProblem's, as the answer the direct path writes (direct.ts). */
+export function twmProblemAnswer(refusal: TwmRefusal): TwmAnswer {
+  const { doc, retryAfter } = problemOf(refusal);
+  // As fastify sends a JSON media type without a charset: with `charset=utf-8` added.
+  const headers: Record<string, string> = { ...(retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) }), 'cache-control': 'no-store', 'content-type': `${PROBLEM_TYPE}; charset=utf-8` };
+  return { status: doc.status, headers, body: JSON.stringify(doc) };
+}
+
+function problemOf({ code, error }: TwmRefusal): { doc: TwmProblem; retryAfter: number | undefined } {
   const status = error.status;
   const retryable = status === 429 || status === 503;
   const retryAfter = retryable ? (error.retryAfter ?? DEFAULT_RETRY_AFTER) : undefined;
-  if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
   const doc: TwmProblem = {
     type: 'about:blank',
     title: STATUS_CODES[status] ?? 'Error',
@@ -77,7 +91,7 @@ export function sendTwmProblem(reply: FastifyReply, { code, error }: TwmRefusal)
     ...(retryAfter === undefined ? {} : { retry_after: retryAfter }),
     ...(code === 'message-too-large' && error.maxSize !== undefined ? { max_size: error.maxSize } : {}),
   };
-  return noStore(reply).code(status).type(PROBLEM_TYPE).send(doc);
+  return { doc, retryAfter };
 }
 
 /**

@@ -17,8 +17,8 @@ import { parseNotice } from '../../core/twm-schema.ts';
 import { signRequest } from '../../core/twm-signature.ts';
 import { twmError, type FetchRequest, type Notice, type NoticeResult, type Receipt, type TwmErrorCode } from '../../core/twm-types.ts';
 import { A2_MESSAGE, A3, A3_NOTICE_JSON, A4, A5, testKey, type VectorRequest } from '../../../test/helpers/twm-vectors.ts';
-import { createTwmApp, startTwmListener, type TwmListener } from './server.ts';
-import type { OutboundNoticeFacts, TwmEndpoint, TwmServerHooks, TwmServerOptions, TwmSigner } from './types.ts';
+import { createTwmApp, startTwmListener, type TwmAppOptions, type TwmListener } from './server.ts';
+import type { OutboundNoticeFacts, TwmEndpoint, TwmNonce, TwmServerHooks, TwmServerOptions, TwmSigner } from './types.ts';
 
 const ID = A3_NOTICE_JSON.id;
 const EXPIRES = new Date('2026-12-08T10:00:00Z');
@@ -79,7 +79,7 @@ class MapHooks implements TwmServerHooks {
     if (this.fail.lookupKey) throw this.fail.lookupKey;
     return this.keys.get(keyid) ?? null;
   }
-  async rememberNonce(keyid: string, nonce: string, until: Date): Promise<boolean> {
+  async rememberNonce(keyid: string, nonce: string, until: Date, _created?: Date): Promise<boolean> {
     const key = `${keyid} ${nonce}`;
     if (this.nonces.has(key)) return false;
     this.nonces.set(key, until);
@@ -138,7 +138,7 @@ interface Answer {
   json: Record<string, unknown>;
 }
 
-async function withServer(fn: (s: Server) => Promise<void>, extra: Partial<TwmServerOptions> = {}): Promise<void> {
+async function withServer(fn: (s: Server) => Promise<void>, extra: Partial<TwmServerOptions> & Pick<TwmAppOptions, 'direct'> = {}): Promise<void> {
   const hooks = new MapHooks();
   const clock = { now: (A3.created + 1) * 1000 };
   const app: FastifyInstance = await createTwmApp({
@@ -586,4 +586,76 @@ test('the notice result of a deferred recipient carries retry_after', () =>
       { rcpt: 'bob@b.example', status: 'deferred', retry_after: 30 },
       { rcpt: 'carol@b.example', status: 'deferred', retry_after: 30 },
     ]);
+  }));
+
+// --- The direct path (direct.ts) ---------------------------------------------------------------
+
+test('the direct path answers every endpoint exactly as fastify does: statuses, headers, bodies, refusal counts', async () => {
+  const exchange = async (direct: boolean) => {
+    const answers: unknown[] = [];
+    let counted: unknown;
+    await withServer(
+      async (s) => {
+        const keep = (a: Answer) => {
+          const { date: _date, ...headers } = a.headers;
+          answers.push({ status: a.status, headers, body: a.body.toString() });
+        };
+        keep(await s.send(vector(A3)));
+        keep(await s.send(vector(A3))); // replay
+        keep(await s.send(signedNotice({ from: 'mallory@c.example' }))); // wrong-domain, before verification
+        keep(await s.send(signedNotice({}, 'a.example', { authority: 'twm.c.example' }))); // bad-signature
+        keep(await s.send({ ...vector(A3), headers: { ...vector(A3).headers, signature: undefined as unknown as string } })); // unsigned
+        keep(await s.send({ ...vector(A3), body: Buffer.alloc(16_385, 0x20) })); // too-large, declared
+        keep(await s.send({ ...vector(A3), body: Buffer.from('{"id": 1') })); // digest-mismatch
+        keep(await s.send(signedNotice({ expires: '2020-01-01T00:00:00Z' }))); // expired, after verification
+        s.hooks.fail.notice = new Error('internal');
+        keep(await s.send(signedNotice())); // 503 with Retry-After
+        s.hooks.fail.notice = undefined;
+        s.clock.now = (A4.created + 2) * 1000;
+        keep(await s.send(vector(A4))); // the message
+        keep(await s.send(signedFetch(['dave@b.example']))); // not-listed
+        keep(await s.send(signedFetch(['bob@b.example'], 'b.example', 'A'.repeat(22)))); // unknown-id
+        s.clock.now = (A5.created + 2) * 1000;
+        keep(await s.send(vector(A5))); // 204
+        for (let i = 0; i < 3; i++) keep(await s.send(signedReceipt([{ rcpt: 'bob@b.example', status: 'delivered' }]))); // 204, then 429
+        // The nonces of the requests signed here are random: compared as present, not by value.
+        counted = { refused: s.hooks.refused, by: s.hooks.refusedBy, state: s.hooks.snapshot().replace(/ [A-Za-z0-9_-]{22}"/g, ' nonce"') };
+      },
+      { direct, clientRate: { perSecond: 0.001, burst: 14 } },
+    );
+    return { answers, counted };
+  };
+  const viaFastify = await exchange(false);
+  const direct = await exchange(true);
+  assert.equal(viaFastify.answers.length, 16);
+  // Both 429s and a 204 among them: the rate limit applied on both paths alike.
+  assert.deepEqual(
+    viaFastify.answers.slice(-3).map((a) => (a as { status: number }).status),
+    [204, 429, 429],
+  );
+  for (let i = 0; i < direct.answers.length; i++) assert.deepEqual(direct.answers[i], viaFastify.answers[i], `answer ${i}`);
+  assert.deepEqual(direct.counted, viaFastify.counted);
+});
+
+test('a notice hook that takes the nonce (noticeWithNonce): step 12 is its; a refusal before it still remembers the nonce, so the replay is replay', () =>
+  withServer(async (s) => {
+    const taken: TwmNonce[] = [];
+    const hooks = s.hooks as MapHooks & Pick<TwmServerHooks, 'noticeWithNonce'>;
+    hooks.noticeWithNonce = async (notice, signer, digest, nonce) => {
+      taken.push(nonce);
+      // As the inbox does: the nonce with the notice (here: remembered, then the notice).
+      if (!(await hooks.rememberNonce(nonce.keyid, nonce.nonce, nonce.until, nonce.created))) throw twmError('replay', 'seen');
+      return hooks.notice(notice, signer, digest);
+    };
+    const a = await s.send(vector(A3));
+    assert.equal(a.status, 200);
+    assert.deepEqual(taken, [{ keyid: 's1._twoway.a.example', nonce: 'ZU4sh9eCDL6xtbVQ9DFmVA', until: new Date((1796119500 + 300) * 1000), created: new Date(A3.created * 1000) }]);
+    assert.equal((await s.send(vector(A3))).json.twm_error, 'replay');
+    // Refused by the endpoint's own checks (expired) before the hook: the nonce is remembered all the same.
+    s.clock.now = EXPIRES.getTime();
+    const late = signed({ signer: 'a.example', path: A3.path, host: A3.authority, contentType: A3.contentType, body: A3.body, created: EXPIRES.getTime() / 1000 });
+    assert.equal((await s.send(late)).json.twm_error, 'expired');
+    assert.equal((await s.send(late)).json.twm_error, 'replay');
+    assert.equal(taken.length, 2);
+    assert.deepEqual(s.hooks.refused, [['notice', 'replay'], ['notice', 'expired'], ['notice', 'replay']]);
   }));

@@ -11,6 +11,8 @@
  * answer carries `Cache-Control: no-store`; every refusal is a problem
  * document (problem.ts) and is counted through `hooks.onRefused`.
  */
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientRateKey } from '../../core/rate-keys.ts';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
@@ -19,14 +21,19 @@ import { noticeResultToJson } from '../../core/twm-schema.ts';
 import { CAPABILITIES_PATH, OUR_VERSIONS, capabilitiesToJson } from '../../core/twm-capabilities.ts';
 import { contentDigest } from '../../core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_REQUEST_LIMIT, TwmError, twmError, type TwmErrorCode } from '../../core/twm-types.ts';
-import { installBodyReader } from './body.ts';
+import { installBodyReader, readContent } from './body.ts';
+import { directRoute, TWM_BASE, writeAnswer, type DirectRoute, type TwmAnswer } from './direct.ts';
 import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
 import { acceptNotice, fetchRules, noticeRules, receiptRules, recordReceipt, serveFetch, type EndpointContext } from './endpoints.ts';
-import { asTwmRefusal, rawTwmProblem, sendPlainProblem, sendTwmProblem } from './problem.ts';
+import { asTwmRefusal, rawTwmProblem, sendPlainProblem, sendTwmProblem, twmProblemAnswer } from './problem.ts';
 import type { TwmEndpoint, TwmServerOptions } from './types.ts';
 import { normaliseAuthority, verifyTwmRequest, type IncomingTwmRequest, type VerifyContext } from './verify.ts';
 
-const BASE = '/.well-known/twm/v1';
+const BASE = TWM_BASE;
+/** Fastify's defaults, set here because the server is made here (serverFactory): 72 s idle keep-alive, no socket timeout. */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+/** A peer gets 60 s for an answer (4.3); a request that takes longer to arrive is not a peer's. */
+const REQUEST_TIMEOUT_MS = 60_000;
 const ENDPOINT_PATH = /^\/\.well-known\/twm\/v1\/(?:notice|receipt|fetch\/[^/]+)$/;
 const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
@@ -34,6 +41,11 @@ export interface TwmAppOptions extends TwmServerOptions {
   tls: { key: string; cert: string };
   /** A pino (or compatible) logger; `false` for none; default: pino at info level. */
   log?: FastifyBaseLogger | false;
+  /**
+   * Serve well-formed POSTs of the signed endpoints without fastify (direct.ts); default true.
+   * Off only to compare the two paths' answers (server.test.ts).
+   */
+  direct?: boolean;
 }
 
 declare module 'fastify' {
@@ -59,9 +71,21 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   // Step 1 of 5.4: per client address (IPv6 by /64: core/rate-keys.ts), before anything is read or verified.
   const buckets = createTokenBuckets(options.clientRate ?? DEFAULT_CLIENT_RATE);
 
+  // Set once the app is built: requests arrive only after listening.
+  let direct: ((req: IncomingMessage, res: ServerResponse, route: DirectRoute) => void) | undefined;
   const app = Fastify({
-    // Node would answer a request without Host itself (400, no body); it is refused below as a TWM problem instead.
-    https: { key: options.tls.key, cert: options.tls.cert, requireHostHeader: false },
+    serverFactory: (fastifyHandler) => {
+      // Node would answer a request without Host itself (400, no body); it is refused below as a TWM problem instead.
+      const server: Server = createServer({ key: options.tls.key, cert: options.tls.cert, requireHostHeader: false }, (req, res) => {
+        const route = direct ? directRoute(req) : undefined;
+        if (route) direct!(req, res, route);
+        else fastifyHandler(req, res);
+      });
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+      server.requestTimeout = REQUEST_TIMEOUT_MS;
+      server.setTimeout(0);
+      return server;
+    },
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     // Refused notices stay out of the logs (section 13); faults are still logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -70,8 +94,8 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
     // succeeds or is refused. A fault names its request id (installErrorHandlers).
     childLoggerFactory: (logger) => logger,
     exposeHeadRoutes: false,
-    // A peer gets 60 s for an answer (4.3); a request that takes longer to arrive is not a peer's.
-    requestTimeout: 60_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     return503OnClosing: true,
     clientErrorHandler: answerClientError,
     // A URL the router cannot take (bad escapes, a parameter over maxParamLength) skips the hooks: step 1 is counted here too.
@@ -87,12 +111,55 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   installGuards(app, buckets);
   // Requests whose signature verified, by request: a later refusal names a domain that is not just claimed.
   const verified = new WeakMap<FastifyRequest, string>();
-  installErrorHandlers(app, hooks, verified);
+  const countRefusal = installErrorHandlers(app, hooks, verified);
   // Read per request: main.ts learns its authority only after listening on port 0 (tests, demo).
-  const context = (): EndpointContext & VerifyContext => ({ hooks, options, authorities: options.authorities.map(normaliseAuthority), now: now() });
+  // Normalised again only when the list changed (it only grows, once, after listening).
+  let authorities: { from: string[]; normalised: string[] } = { from: [], normalised: [] };
+  const ours = (): string[] => {
+    const from = options.authorities;
+    if (from.length !== authorities.from.length || from.some((a, i) => a !== authorities.from[i])) authorities = { from: [...from], normalised: from.map(normaliseAuthority) };
+    return authorities.normalised;
+  };
+  const context = (): EndpointContext & VerifyContext => ({ hooks, options, authorities: ours(), now: now() });
   installEndpoints(app, context, verified);
   installCapabilities(app, options.maxMessageSize);
   await app.ready();
+  if (options.direct !== false) {
+    // A closing server's answers (503) are fastify's.
+    let closing = false;
+    app.addHook('preClose', async () => {
+      closing = true;
+    });
+    let requests = 0;
+    direct = (req, res, route) => {
+      if (closing) return void app.routing(req, res);
+      void serveDirect(req, res, route);
+    };
+    const serveDirect = async (req: IncomingMessage, res: ServerResponse, route: DirectRoute): Promise<void> => {
+      let signerDomain: string | undefined;
+      let answer: TwmAnswer;
+      let reading = false;
+      try {
+        // Step 1 as the onRequest hook takes it (fastify's request.ip is the socket's address).
+        const wait = buckets.take(clientRateKey(req.socket.remoteAddress ?? ''), Date.now());
+        if (wait > 0) throw twmError('rate-limited', 'too many requests from this address', { retryAfter: wait });
+        reading = true;
+        const body = await new Promise<Buffer>((resolve, reject) => readContent(req.headers, req, TWM_REQUEST_LIMIT, (err, b) => (err ? reject(err) : resolve(b!))));
+        reading = false;
+        const request: IncomingTwmRequest = { method: 'POST', target: req.url!, headers: req.headers, body };
+        answer = await answerOf(route.endpoint, route.id, context(), request, (domain) => {
+          signerDomain = domain;
+        });
+      } catch (err) {
+        const refusal = asTwmRefusal(err, err instanceof TwmError ? app.log : app.log.child({ reqId: `direct-${++requests}` }));
+        countRefusal(route.endpoint, refusal.code, signerDomain);
+        answer = twmProblemAnswer(refusal);
+        // As fastify does when the content could not be read: the rest of it may still be coming.
+        if (reading) answer.headers.connection = 'close';
+      }
+      writeAnswer(res, answer);
+    };
+  }
   return app;
 }
 
@@ -116,7 +183,11 @@ function installGuards(app: FastifyInstance, buckets: ReturnType<typeof createTo
 }
 
 /** Every refusal leaves as a TWM problem document, counted per endpoint (and per verified signer). */
-function installErrorHandlers(app: FastifyInstance, hooks: TwmAppOptions['hooks'], verified: WeakMap<FastifyRequest, string>): void {
+function installErrorHandlers(
+  app: FastifyInstance,
+  hooks: TwmAppOptions['hooks'],
+  verified: WeakMap<FastifyRequest, string>,
+): (endpoint: TwmEndpoint, code: TwmErrorCode, signerDomain?: string) => void {
   app.setErrorHandler((err, request, reply) => {
     const refusal = asTwmRefusal(err, err instanceof TwmError ? request.log : request.log.child({ reqId: request.id }));
     const endpoint = request.routeOptions.config?.twmEndpoint;
@@ -139,40 +210,58 @@ function installErrorHandlers(app: FastifyInstance, hooks: TwmAppOptions['hooks'
       app.log.error({ err }, 'onRefused hook failed');
     }
   }
+  return countRefusal;
 }
 
 /** The three signed endpoints (5.4): notice, fetch, receipt. */
 function installEndpoints(app: FastifyInstance, context: () => EndpointContext & VerifyContext, verified: WeakMap<FastifyRequest, string>): void {
-  route(app, 'notice', `${BASE}/notice`, async (request, reply) => {
-    const ctx = context();
-    const req = incoming(request);
-    const { doc, signer, contentSha256 } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
-    verified.set(request, signer.domain);
-    const result = await acceptNotice(ctx, doc, signer, contentSha256);
-    return reply.code(200).type(TWM_MEDIA_TYPES.noticeResult).send(noticeResultToJson(result));
-  });
-
+  route(app, 'notice', `${BASE}/notice`, async (request, reply) =>
+    sendAnswer(reply, await answerOf('notice', '', context(), incoming(request), (domain) => verified.set(request, domain))),
+  );
   route(app, 'fetch', `${BASE}/fetch/:id`, async (request, reply) => {
-    const ctx = context();
     const { id } = request.params as { id: string };
-    const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, fetchRules(ctx, id));
-    verified.set(request, signer.domain);
-    const message = await serveFetch(ctx, id, entitlement, doc, signer);
-    return reply
-      .code(200)
-      .type(TWM_MEDIA_TYPES.message)
-      .header('Content-Length', String(message.length))
-      .header('Content-Digest', contentDigest(message))
-      .send(message);
+    return sendAnswer(reply, await answerOf('fetch', id, context(), incoming(request), (domain) => verified.set(request, domain)));
   });
+  route(app, 'receipt', `${BASE}/receipt`, async (request, reply) =>
+    sendAnswer(reply, await answerOf('receipt', '', context(), incoming(request), (domain) => verified.set(request, domain))),
+  );
+}
 
-  route(app, 'receipt', `${BASE}/receipt`, async (request, reply) => {
-    const ctx = context();
-    const { doc, signer, entitlement } = await verifyTwmRequest(incoming(request), ctx, receiptRules(ctx));
-    verified.set(request, signer.domain);
-    await recordReceipt(ctx, entitlement, doc, signer);
-    return reply.code(204).send();
-  });
+function sendAnswer(reply: FastifyReply, answer: TwmAnswer): FastifyReply {
+  return reply.code(answer.status).headers(answer.headers).send(answer.body);
+}
+
+/**
+ * Steps 3-12 and the endpoint's own work, for fastify's routes and the direct path alike.
+ * `verifiedAs` learns the signer domain once the signature verified (a later refusal names it).
+ */
+async function answerOf(
+  endpoint: TwmEndpoint,
+  id: string,
+  ctx: EndpointContext & VerifyContext,
+  req: IncomingTwmRequest,
+  verifiedAs: (domain: string) => void,
+): Promise<TwmAnswer> {
+  if (endpoint === 'notice') {
+    const { doc, signer, contentSha256, nonce } = await verifyTwmRequest(req, ctx, noticeRules(ctx));
+    verifiedAs(signer.domain);
+    const result = await acceptNotice(ctx, doc, signer, contentSha256, nonce);
+    return { status: 200, headers: { 'content-type': TWM_MEDIA_TYPES.noticeResult }, body: noticeResultToJson(result) };
+  }
+  if (endpoint === 'fetch') {
+    const { doc, signer, entitlement } = await verifyTwmRequest(req, ctx, fetchRules(ctx, id));
+    verifiedAs(signer.domain);
+    const message = await serveFetch(ctx, id, entitlement, doc, signer);
+    return {
+      status: 200,
+      headers: { 'content-type': TWM_MEDIA_TYPES.message, 'content-length': String(message.length), 'content-digest': contentDigest(message) },
+      body: message,
+    };
+  }
+  const { doc, signer, entitlement } = await verifyTwmRequest(req, ctx, receiptRules(ctx));
+  verifiedAs(signer.domain);
+  await recordReceipt(ctx, entitlement, doc, signer);
+  return { status: 204, headers: {} };
 }
 
 function installCapabilities(app: FastifyInstance, maxMessageSize: number): void {

@@ -30,6 +30,14 @@ export interface OutboundNoticeFacts {
 
 export type TwmEndpoint = 'notice' | 'fetch' | 'receipt';
 
+/** A verified request's nonce (step 12), as rememberNonce takes it. */
+export interface TwmNonce {
+  keyid: string;
+  nonce: string;
+  until: Date;
+  created: Date;
+}
+
 export interface TwmServerHooks {
   /** Step 9 (notice): this server serves the domain (lower-case). */
   servesDomain(domain: string): boolean;
@@ -55,6 +63,15 @@ export interface TwmServerHooks {
    * after everything it reports is durable (section 8.1).
    */
   notice(notice: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult>;
+  /**
+   * Optional: `notice` that remembers the request's nonce itself (step 12), in
+   * the same write as the notice, instead of a write of its own before it.
+   * When given, step 12 is left to it for the notice endpoint: it must
+   * remember the nonce on every path it takes (a repeated notice, a deferral,
+   * a refusal), and throw `twmError('replay')` when the nonce was seen, in
+   * preference to any other answer, exactly as if step 12 had come first.
+   */
+  noticeWithNonce?(notice: Notice, signer: TwmSigner, contentSha256: string, nonce: TwmNonce): Promise<NoticeResult>;
   /** A verified fetch (section 7.4): the message octets. */
   fetch(id: string, request: FetchRequest, signer: TwmSigner): Promise<Buffer>;
   /** A verified receipt, recorded durably before this resolves (section 6.4). */

@@ -24,7 +24,7 @@ import {
   type TwmSignature,
 } from '../../core/twm-signature.ts';
 import { twmError } from '../../core/twm-types.ts';
-import type { TwmServerHooks, TwmSigner } from './types.ts';
+import type { TwmNonce, TwmServerHooks, TwmSigner } from './types.ts';
 
 export interface IncomingTwmRequest {
   method: string;
@@ -48,6 +48,11 @@ export interface EndpointRules<T, E> {
   parse(json: unknown): T;
   /** Step 9: entitlement of the signer domain; reads state, never writes it, never queries DNS. */
   entitle(doc: T, signerDomain: string): Promise<E>;
+  /**
+   * Step 12 is the endpoint's (hooks.noticeWithNonce): the nonce comes back in
+   * `nonce`, not yet remembered, and the endpoint remembers it before it answers.
+   */
+  deferNonce?: boolean;
 }
 
 export interface Verified<T, E> {
@@ -58,6 +63,8 @@ export interface Verified<T, E> {
   entitlement: E;
   /** The content's SHA-256, as step 7 checked it (the notice path stores it: one hash per request). */
   contentSha256: Buffer;
+  /** Step 12's nonce, remembered already unless the rules deferred it. */
+  nonce: TwmNonce;
 }
 
 export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: VerifyContext, rules: EndpointRules<T, E>): Promise<Verified<T, E>> {
@@ -83,9 +90,14 @@ export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: Verif
     throw twmError('bad-signature', 'the signature does not verify for this server');
   }
   // 12. The nonce, remembered until the signature can no longer pass step 6.
-  const until = new Date((signature.params.expires + CLOCK_SKEW) * 1000);
-  if (!(await ctx.hooks.rememberNonce(keyid, signature.params.nonce, until, new Date(signature.params.created * 1000)))) throw twmError('replay', 'this signature was used before');
-  return { doc, signer: { keyid, domain: signature.domain }, signature, entitlement, contentSha256 };
+  const nonce: TwmNonce = { keyid, nonce: signature.params.nonce, until: new Date((signature.params.expires + CLOCK_SKEW) * 1000), created: new Date(signature.params.created * 1000) };
+  if (!rules.deferNonce) await rememberNonce(ctx.hooks, nonce);
+  return { doc, signer: { keyid, domain: signature.domain }, signature, entitlement, contentSha256, nonce };
+}
+
+/** Step 12: throws `replay` when the nonce was seen (or `stale-signature`, from the hook). */
+export async function rememberNonce(hooks: Pick<TwmServerHooks, 'rememberNonce'>, n: TwmNonce): Promise<void> {
+  if (!(await hooks.rememberNonce(n.keyid, n.nonce, n.until, n.created))) throw twmError('replay', 'this signature was used before');
 }
 
 /** A header as one string; repeated lines are joined with ", " as RFC 9110 5.3 combines them. */
