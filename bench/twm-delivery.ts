@@ -73,6 +73,8 @@ interface RunResult {
   /** TWM: first submission until A recorded the last `delivered` receipt. */
   receiptsSeconds: number | null;
   cpuMsPerMsg: number | null;
+  /** The same split per server: [A (sender), B (receiver)]. */
+  cpuMsPerMsgEach: [number, number] | null;
 }
 
 interface Row {
@@ -245,6 +247,7 @@ async function runOnce(s: Servers, path: Path, n: number, label: string): Promis
     latencyP95Ms: quantile(latencies, 0.95),
     receiptsSeconds,
     cpuMsPerMsg: cpu === null ? null : (cpu * 1000) / n,
+    cpuMsPerMsgEach: cpu === null ? null : [((cpu1[0]! - cpu0[0]!) * 1000) / n, ((cpu1[1]! - cpu0[1]!) * 1000) / n],
   };
 }
 
@@ -333,7 +336,8 @@ async function main(): Promise<void> {
     const describe = (r: RunResult) =>
       `${r.path.padEnd(4)} ${r.messages} msgs in ${r.seconds.toFixed(2)} s = ${r.msgPerSec.toFixed(0)} msg/s, latency median ${r.latencyMedianMs.toFixed(0)} ms p95 ${r.latencyP95Ms.toFixed(0)} ms` +
       (r.receiptsSeconds !== null ? `, all receipts after ${r.receiptsSeconds.toFixed(2)} s` : '') +
-      (r.cpuMsPerMsg !== null ? `, servers' CPU ${r.cpuMsPerMsg.toFixed(2)} ms/msg` : '');
+      (r.cpuMsPerMsg !== null ? `, servers' CPU ${r.cpuMsPerMsg.toFixed(2)} ms/msg` : '') +
+      (r.cpuMsPerMsgEach !== null ? ` (A ${r.cpuMsPerMsgEach[0].toFixed(2)}, B ${r.cpuMsPerMsgEach[1].toFixed(2)})` : '');
     for (const p of paths) log(`  warm-up ${describe(await runOnce(servers, p, warmup, 'warmup'))}`);
     if (cpuProf) await Promise.all([a.profileStart(), b.profileStart()]);
     for (let i = 0; i < runs; i++) {

@@ -178,3 +178,24 @@ test('other labels are ignored; an extra covered header is part of the base', ()
   refusal(() => signatureBase(extra, view(A3)), 'bad-signature');
   assert.match(signatureBase(extra, view(A3, { date: ' Tue, 01 Dec 2026 10:00:00 GMT ' })), /\n"date": Tue, 01 Dec 2026 10:00:00 GMT\n"@signature-params": \(/);
 });
+
+test('nonces from the pool: 128 bits each, never repeated across refills (600 signatures, two refills)', () => {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const seen = new Set<string>();
+  for (let i = 0; i < 600; i++) {
+    const h = signRequest({
+      method: 'POST',
+      targetUri: 'https://twm.y.example/.well-known/twm/v1/receipt',
+      authority: 'twm.y.example',
+      contentType: 'application/twm-receipt+json',
+      body: Buffer.from('{}'),
+      keyid: 'k2._twoway.y.example',
+      privateKey,
+      created: new Date(1_800_000_000_000),
+    });
+    const { nonce } = parseTwmSignature(h['signature-input'], h.signature).params;
+    assert.match(nonce, /^[A-Za-z0-9_-]{22}$/);
+    assert.ok(!seen.has(nonce), `nonce ${nonce} repeated at signature ${i}`);
+    seen.add(nonce);
+  }
+});

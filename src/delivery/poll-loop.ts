@@ -47,6 +47,9 @@ export function startPollLoop(step: () => Promise<boolean>, options: PollLoopOpt
       } while (again && !stopped);
     })().finally(() => {
       running = null;
+      // A kick between the last step's end and here found `running` set and only raised `again`,
+      // which the loop above no longer reads: without this it waited for the next interval.
+      if (again) kick();
     });
   }
 

@@ -22,7 +22,7 @@
 import { Agent } from 'node:https';
 import { isIP } from 'node:net';
 import type { SrvRecord } from 'node:dns';
-import type { DnsResolver } from '../dns/types.ts';
+import type { DnsAnswer, DnsResolver } from '../dns/types.ts';
 import { isPublicAddress } from '../core/ip-ranges.ts';
 import { orderSrvTargets } from '../core/srv-order.ts';
 import { signRequest } from '../core/twm-signature.ts';
@@ -122,9 +122,11 @@ async function discover(ctx: ClientContext, domain: string): Promise<TwmDiscover
   const name = canonicalName(domain);
   const owner = `_twoway._tcp.${name}`;
   if (ctx.dnssec !== 'off' && ctx.secure) return discoverSecure(name, { mode: ctx.dnssec, secure: ctx.secure, policies: ctx.options.policies, onProblem: ctx.options.onProblem });
-  let records: SrvRecord[];
+  let records: ReadonlyArray<Readonly<SrvRecord>>;
   try {
-    records = await ctx.resolver.resolve(owner, 'SRV');
+    const answer = await lookup(ctx.resolver, owner, 'SRV');
+    if ('negative' in answer) return { kind: 'legacy' };
+    records = answer.records;
   } catch (err) {
     const code = errorCode(err);
     if (ANSWERED.has(code)) return { kind: 'legacy' };
@@ -344,15 +346,36 @@ function isFinal(status: number): boolean {
  * the names a domain's SRV points at be steered by whoever controls the alias's zone.
  */
 async function addressesOf(resolver: DnsResolver, host: string): Promise<{ addresses: string[]; problem?: string }> {
-  const [aaaa, a, cname] = await Promise.allSettled([resolver.resolve(host, 'AAAA'), resolver.resolve(host, 'A'), resolver.resolve(host, 'CNAME')]);
-  if (cname.status === 'fulfilled' && cname.value.length > 0) {
-    return { addresses: [], problem: `is an alias (CNAME ${cname.value[0]}), not allowed as an SRV target (section 3.1)` };
+  const [aaaa, a, cname] = await Promise.allSettled([lookup(resolver, host, 'AAAA'), lookup(resolver, host, 'A'), lookup(resolver, host, 'CNAME')]);
+  const records = (r: PromiseSettledResult<DnsAnswer<string>>) => (r.status === 'fulfilled' && 'records' in r.value ? r.value.records : []);
+  const alias = records(cname);
+  if (alias.length > 0) {
+    return { addresses: [], problem: `is an alias (CNAME ${alias[0]}), not allowed as an SRV target (section 3.1)` };
   }
-  const found = [...(aaaa.status === 'fulfilled' ? aaaa.value : []), ...(a.status === 'fulfilled' ? a.value : [])];
-  const addresses = [...new Set(found)].filter((ip) => isIP(ip) !== 0);
+  const addresses = [...new Set([...records(aaaa), ...records(a)])].filter((ip) => isIP(ip) !== 0);
   if (addresses.length > 0) return { addresses };
-  const codes = [aaaa, a].flatMap((r) => (r.status === 'rejected' ? [errorCode(r.reason)] : []));
+  const codes = [aaaa, a].flatMap((r) => (r.status === 'rejected' ? [errorCode(r.reason)] : 'negative' in r.value ? [r.value.negative] : []));
   return { addresses, problem: codes.length > 0 ? `address lookup failed (${[...new Set(codes)].join('/')})` : 'no addresses' };
+}
+
+/**
+ * A lookup as an answer, not a throw: the resolver's own `answer` where it
+ * has one (no copy, no Error per NODATA: three of the four lookups of every
+ * request are usually cached, and two of them negative), else `resolve`
+ * with its negative answers (ENOTFOUND, ENODATA) caught.
+ */
+function lookup(resolver: DnsResolver, name: string, rrtype: 'A' | 'AAAA' | 'CNAME'): Promise<DnsAnswer<string>>;
+function lookup(resolver: DnsResolver, name: string, rrtype: 'SRV'): Promise<DnsAnswer<SrvRecord>>;
+async function lookup(resolver: DnsResolver, name: string, rrtype: 'A' | 'AAAA' | 'CNAME' | 'SRV'): Promise<DnsAnswer<string> | DnsAnswer<SrvRecord>> {
+  if (resolver.answer) return rrtype === 'SRV' ? resolver.answer(name, rrtype) : resolver.answer(name, rrtype);
+  try {
+    if (rrtype === 'SRV') return { records: await resolver.resolve(name, rrtype) };
+    return { records: await resolver.resolve(name, rrtype) };
+  } catch (err) {
+    const code = errorCode(err);
+    if (ANSWERED.has(code)) return { negative: code };
+    throw err;
+  }
 }
 
 /** The same target and port listed twice is tried once, at its first place. */

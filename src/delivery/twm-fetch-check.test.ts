@@ -62,3 +62,18 @@ for (const row of ROWS) {
     assert.equal(result.relayedBy, row.expect === 'relayed' ? row.from : null);
   });
 }
+
+test('fetched body: the notice SHA-256 and the Content-Digest are both checked (one hash of the octets)', () => {
+  const body = message('From: ann@a.test');
+  const n = notice('ann@a.test', null, body);
+  const b64 = createHash('sha256').update(body).digest('base64');
+  const withDigest = (digest: string) => checkFetchedBody(n, { body, truncated: false, headers: { 'content-digest': digest } }, DEFAULT_HEADER_LIMITS);
+  assert.ok('facts' in withDigest(`sha-256=:${b64}:`));
+  const other = createHash('sha256').update('other').digest('base64');
+  assert.deepEqual(withDigest(`sha-256=:${other}:`), { failed: 'digest-mismatch' });
+  // The digest's hex form or a bare base64 value is no Content-Digest of these octets.
+  assert.deepEqual(withDigest(`sha-256=:${n.sha256}:`), { failed: 'digest-mismatch' });
+  // Same size, another SHA-256 than the notice's.
+  const tampered = Buffer.from(body.toString().replace('Body.', 'Bodz.'));
+  assert.deepEqual(checkFetchedBody(n, { body: tampered, truncated: false, headers: {} }, DEFAULT_HEADER_LIMITS), { failed: 'digest-mismatch' });
+});

@@ -14,7 +14,6 @@ import { createHash } from 'node:crypto';
 import { normalisedAddress } from '../core/address.ts';
 import { HeaderLimitChecker, type HeaderLimits } from '../core/header-limits.ts';
 import { listIdUnder, normaliseListId } from '../core/screener-keys.ts';
-import { contentDigest } from '../core/twm-signature.ts';
 import type { ReceiptError } from '../core/twm-types.ts';
 import { senderIdentity } from '../mail/from.ts';
 import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
@@ -30,9 +29,11 @@ export function checkFetchedBody(
   if (response.truncated || body.length !== n.size || (response.headers['content-length'] !== undefined && Number(response.headers['content-length']) !== n.size)) {
     return { failed: 'size-mismatch' };
   }
-  if (createHash('sha256').update(body).digest('hex') !== n.sha256) return { failed: 'digest-mismatch' };
+  // One hash for both checks: the notice's hex SHA-256 and the answer's Content-Digest (base64).
+  const sha256 = createHash('sha256').update(body).digest();
+  if (sha256.toString('hex') !== n.sha256) return { failed: 'digest-mismatch' };
   const digest = response.headers['content-digest'];
-  if (digest !== undefined && !digest.includes(contentDigest(body).slice('sha-256='.length))) return { failed: 'digest-mismatch' };
+  if (digest !== undefined && !digest.includes(`:${sha256.toString('base64')}:`)) return { failed: 'digest-mismatch' };
   const header = new HeaderLimitChecker(headerLimits);
   header.push(body);
   const refused = header.finish();

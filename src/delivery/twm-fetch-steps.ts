@@ -32,6 +32,8 @@ export interface StepContext {
   now: () => Date;
   log: (obj: object, msg: string) => void;
   count: (outcome: string) => void;
+  /** A row was made due now (a failed receipt): the worker should poll. */
+  due?: () => void;
 }
 
 export function createFetchSteps(ctx: StepContext) {
@@ -73,6 +75,7 @@ async function failed(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], 
   report(ctx, n, `fetch-${error}`);
   ctx.log({ notice: n.id, from: n.from, error }, 'twm fetched body refused; failed receipt due');
   await write(ctx, n, rows, ['scheduled'], { state: 'receipt-due', receipt: 'failed', receiptError: error, nextAttemptAt: ctx.now(), attempts: 0 });
+  ctx.due?.();
 }
 
 async function closed(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], lastError: string): Promise<void> {

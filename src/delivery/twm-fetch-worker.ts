@@ -86,7 +86,9 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
   const log = options.log ?? (() => undefined);
   const owner = options.owner ?? processOwner();
   const leaseMs = options.leaseMs ?? 120_000;
-  const steps = createFetchSteps({ options, owner, now, log, count: options.onFetch ?? (() => undefined) });
+  // A step that makes a row due at once (a failed receipt) asks for a poll: it is claimed then
+  // (into `next` while its notice is still in flight here) rather than at the next interval.
+  const steps = createFetchSteps({ options, owner, now, log, count: options.onFetch ?? (() => undefined), due: () => loop.kick() });
   /** Notices (`senderDomain id`) being handled, and their promises. */
   const inFlight = new Map<string, Promise<void>>();
   /**
@@ -112,12 +114,16 @@ export function startTwmFetchWorker(options: TwmFetchWorkerOptions): TwmFetchWor
       const then = next.get(key);
       next.delete(key);
       if (then) start(key, then);
-      else loop.kick();
+      // A freed place matters only if the last poll left due rows behind for want of one; otherwise
+      // every poll after each delivery was one more claim statement that found nothing (the
+      // notice that makes new work kicks us itself, inbox.ts wakeFetcher).
+      else if (state.saturated) loop.kick();
     });
     inFlight.set(key, work);
   }
 
-  const poll = createPoll(options, { owner, leaseMs, now, inFlight, next, start });
+  const state: PollState = { owner, leaseMs, now, inFlight, next, start, saturated: false };
+  const poll = createPoll(options, state);
   const loop = startPollLoop(poll, {
     intervalMs: options.pollIntervalMs ?? 1000,
     onError: (err) => log({ err }, 'twm fetch worker poll failed'),
@@ -144,6 +150,8 @@ interface PollState {
   inFlight: Map<string, Promise<void>>;
   next: Map<string, Group>;
   start: (key: string, g: Group) => void;
+  /** The last poll may have left due rows unclaimed: it had no free place, or claimed as many rows as it could. */
+  saturated: boolean;
 }
 
 /** One step of the poll loop: claims due notices that fit and starts them; true if more may be due. */
@@ -159,6 +167,7 @@ function createPoll(options: TwmFetchWorkerOptions, s: PollState): () => Promise
       await options.inbox.expire(at, new Date(at.getTime() - (options.pendingHoldMs ?? 14 * 86_400_000)));
     }
     const free = maxInFlight - s.inFlight.size;
+    s.saturated = free <= 0;
     if (free <= 0) return false;
     // A claimed row is at least part of one notice: `free` rows never make more than `free` notices.
     const limit = Math.min(batchSize, free);
@@ -173,6 +182,7 @@ function createPoll(options: TwmFetchWorkerOptions, s: PollState): () => Promise
       if (!list.some((r) => r.rcpt === recipient.rcpt)) list.push(recipient);
       into.set(key, g);
     }
+    s.saturated = claimed.length >= limit;
     for (const [key, g] of groups) s.start(key, g);
     return claimed.length >= limit;
   };

@@ -77,11 +77,13 @@ async function deliver(ctx: TransportContext, domain: string, message: OutboundM
   const fresh = recipients.filter((r) => !byRecipient.has(r.toLowerCase()));
   // Bcc recipients (on no To:/Cc: field) get a notice each, so that no notice lists a Bcc
   // recipient to another recipient's server, or another to them (7.1, 13).
-  const visible = visibleRecipients(parseHeaders(message.raw));
+  // Parsed once for the recipients' split and every new notice's facts (10 KB of header per message is not free).
+  const headers = fresh.length > 0 ? parseHeaders(message.raw) : [];
+  const visible = visibleRecipients(headers);
   const shown = fresh.filter((r) => visible.has(r.toLowerCase()));
   const parts = [...(shown.length > 0 ? [shown] : []), ...fresh.filter((r) => !visible.has(r.toLowerCase())).map((r) => [r])];
   for (const part of parts) {
-    const n = await newNotice(ctx, domain, message, part);
+    const n = await newNotice(ctx, domain, message, headers, part);
     for (const r of part) byRecipient.set(r.toLowerCase(), n);
   }
   const groups = new Map<string, { notice: TwmOutNotice; recipients: string[] }>();
@@ -97,9 +99,8 @@ async function deliver(ctx: TransportContext, domain: string, message: OutboundM
 }
 
 /** A new notice (stored before anything is sent) for recipients no notice of this message lists yet. */
-async function newNotice(ctx: TransportContext, domain: string, message: OutboundMessage, recipients: string[]): Promise<TwmOutNotice> {
+async function newNotice(ctx: TransportContext, domain: string, message: OutboundMessage, headers: Header[], recipients: string[]): Promise<TwmOutNotice> {
   const { options, now } = ctx;
-  const headers = parseHeaders(message.raw);
   const facts = messageFacts(headers);
   // The router sends only such messages here (remote-transport.ts).
   const identity = twmIdentity(headers, (d) => ctx.ours.has(d));

@@ -58,6 +58,26 @@ describe('createResolver', () => {
     await assert.rejects(r.resolveShared('missing.cache.test', 'TXT'), (err: NodeJS.ErrnoException) => err.code === 'ENOTFOUND');
   });
 
+  it('answer: the frozen cached records, or a negative code without a throw; other failures still throw', async () => {
+    const r = createResolver({ servers: [server.address] });
+    const before = server.queries;
+    const a = await r.answer('cache.test', 'A');
+    assert.deepEqual(a, { records: ['192.0.2.1'] });
+    const again = await r.answer('CACHE.test', 'A');
+    assert.ok('records' in a && 'records' in again && again.records === a.records, 'the same cached answer, not a copy');
+    assert.ok('records' in a && Object.isFrozen(a.records));
+    assert.deepEqual(await r.resolve('cache.test', 'A'), ['192.0.2.1'], 'resolve shares the cache entry');
+    // NODATA (the name exists, no AAAA) and NXDOMAIN: codes, cached like resolve's errors.
+    assert.deepEqual(await r.answer('cache.test', 'AAAA'), { negative: 'ENODATA' });
+    assert.deepEqual(await r.answer('missing.cache.test', 'CNAME'), { negative: 'ENOTFOUND' });
+    assert.deepEqual(await r.answer('missing.cache.test', 'CNAME'), { negative: 'ENOTFOUND' });
+    await assert.rejects(r.resolve('missing.cache.test', 'CNAME'), { code: 'ENOTFOUND' });
+    assert.equal(server.queries - before, 3);
+    // A failure to get any answer is no answer: thrown, as by resolve.
+    const dead = createResolver({ servers: ['127.0.0.1:9'], tries: 1, timeoutMs: 200 });
+    await assert.rejects(dead.answer('cache.test', 'SRV'), (err: NodeJS.ErrnoException) => typeof err.code === 'string' && err.code !== 'ENOTFOUND' && err.code !== 'ENODATA');
+  });
+
   it('shares one network query among concurrent identical lookups', async () => {
     const r = createResolver({ servers: [server.address] });
     const before = server.queries;

@@ -21,7 +21,7 @@
  */
 import { Resolver } from 'node:dns/promises';
 import type { MxRecord, SrvRecord } from 'node:dns';
-import type { DnsResolver, ResolveFunction, RrType } from './types.ts';
+import type { DnsAnswer, DnsResolver, ResolveFunction, RrType } from './types.ts';
 import { TtlCache } from './ttl-cache.ts';
 import { canonicalName } from './names.ts';
 
@@ -53,6 +53,8 @@ export interface CachingDnsResolver extends DnsResolver {
   stats(): ResolverStats;
   clearCache(): void;
   resolveShared(name: string, rrtype: 'TXT'): Promise<ReadonlyArray<readonly string[]>>;
+  answer(name: string, rrtype: 'A' | 'AAAA' | 'CNAME'): Promise<DnsAnswer<string>>;
+  answer(name: string, rrtype: 'SRV'): Promise<DnsAnswer<SrvRecord>>;
 }
 
 const DEFAULT_TTL_SECONDS = 60;
@@ -119,6 +121,14 @@ class CachingResolver implements CachingDnsResolver {
     return (await this.#entry(name, rrtype)) as ReadonlyArray<readonly string[]>;
   }
 
+  answer(name: string, rrtype: 'A' | 'AAAA' | 'CNAME'): Promise<DnsAnswer<string>>;
+  answer(name: string, rrtype: 'SRV'): Promise<DnsAnswer<SrvRecord>>;
+  async answer(name: string, rrtype: 'A' | 'AAAA' | 'CNAME' | 'SRV'): Promise<DnsAnswer<string | SrvRecord>> {
+    const entry = await this.#cached(name, rrtype);
+    // Frozen by #query: handing the records out cannot change the cache. node:dns answers these types with arrays.
+    return entry.kind === 'negative' ? { negative: entry.code } : { records: entry.records as ReadonlyArray<string | SrvRecord> };
+  }
+
   stats(): ResolverStats {
     return { ...this.#stats };
   }
@@ -134,6 +144,13 @@ class CachingResolver implements CachingDnsResolver {
 
   /** The cached (frozen) records for a question, from the network on a miss; throws a negative answer. */
   async #entry(name: string, rrtype: string): Promise<unknown> {
+    const entry = await this.#cached(name, rrtype);
+    if (entry.kind === 'negative') throw negativeError(entry);
+    return entry.records;
+  }
+
+  /** The cache entry for a question (records or a negative answer), from the network on a miss. */
+  async #cached(name: string, rrtype: string): Promise<CacheEntry> {
     const type = rrtype.toUpperCase();
     const key = `${type} ${canonicalName(name)}`;
     let entry = this.#cache.get(key);
@@ -148,8 +165,7 @@ class CachingResolver implements CachingDnsResolver {
       }
       entry = await pending;
     }
-    if (entry.kind === 'negative') throw negativeError(entry);
-    return entry.records;
+    return entry;
   }
 
   /** One network query; caches the outcome when it is cacheable. Rejects only on uncacheable errors. */

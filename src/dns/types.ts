@@ -23,7 +23,21 @@ export interface DnsResolver {
    * such as the TWM key lookup. Optional: other resolvers need not have it.
    */
   resolveShared?(name: string, rrtype: 'TXT'): Promise<ReadonlyArray<readonly string[]>>;
+  /**
+   * An answer without a throw and without a copy: the records as the cache
+   * holds them (deeply frozen, shared), or the code of a negative answer
+   * (ENOTFOUND, ENODATA). Other failures (SERVFAIL, timeouts) still throw.
+   * For hot read-only callers (the TWM client's SRV and address lookups,
+   * several per request, mostly NODATA for AAAA and CNAME): no Error with
+   * its stack per negative answer and no structuredClone per positive one.
+   * Optional: other resolvers need not have it.
+   */
+  answer?(name: string, rrtype: 'A' | 'AAAA' | 'CNAME'): Promise<DnsAnswer<string>>;
+  answer?(name: string, rrtype: 'SRV'): Promise<DnsAnswer<SrvRecord>>;
 }
+
+/** A lookup's outcome as `DnsResolver.answer` gives it. */
+export type DnsAnswer<T> = { records: ReadonlyArray<Readonly<T>> } | { negative: string };
 
 /** Outcomes of a query that reports DNSSEC validation (secure-resolver.ts). */
 export type SecureRcode = 'NOERROR' | 'NXDOMAIN' | 'SERVFAIL';

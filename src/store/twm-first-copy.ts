@@ -18,6 +18,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 import { unsyncedWrite } from './lease-repository.ts';
 import { chunks, type Db } from './db-util.ts';
+import { preparedOf } from './prepared.ts';
 
 /** Users per statement: 5 values each, under the bound-parameter limits of both dialects. */
 const PER_STATEMENT = 500;
@@ -27,24 +28,33 @@ export async function claimFirstCopies(s: Db, userIds: number[], senderDomain: s
   const domain = senderDomain.toLowerCase();
   // In one order: two claims at once on PostgreSQL lock the rows alike and cannot deadlock.
   const ids = [...new Set(userIds)].sort((a, b) => a - b);
+  const prepared = preparedOf(s.dialect);
   const claim = async (db: Kysely<Database>): Promise<Set<number>> => {
+    // Prepared (prepared.ts): one claim per TWM and SMTP message stored in testing mode; the
+    // statements' build and compile was most of the claim's CPU. Usually one user: one shape.
     for (const part of chunks(ids, PER_STATEMENT)) {
       // Whichever copy inserts a user's row first is that user's first copy, even when both arrive at once.
-      await db
-        .insertInto('twm_copies')
-        .values(part.map((userId) => ({ user_id: userId, sender_domain: domain, message_id: messageId, channel, created_at: at.getTime() })))
-        .onConflict((oc) => oc.columns(['user_id', 'sender_domain', 'message_id']).doNothing())
-        .execute();
+      await prepared.run(db, `twmCopies.insert:${part.length}`, [domain, messageId, channel, at.getTime(), ...part], (v) =>
+        db
+          .insertInto('twm_copies')
+          .values(part.map((_, i) => ({ user_id: v<number>(4 + i), sender_domain: v<string>(0), message_id: v<string>(1), channel: v<'twm' | 'smtp'>(2), created_at: v<number>(3) })))
+          .onConflict((oc) => oc.columns(['user_id', 'sender_domain', 'message_id']).doNothing()),
+      );
     }
     const first = new Set<number>();
     for (const part of chunks(ids, PER_STATEMENT)) {
-      const rows = await db
-        .selectFrom('twm_copies')
-        .select(['user_id', 'channel'])
-        .where('user_id', 'in', part)
-        .where('sender_domain', '=', domain)
-        .where('message_id', '=', messageId)
-        .execute();
+      const rows = await prepared.run(db, `twmCopies.select:${part.length}`, [domain, messageId, ...part], (v) =>
+        db
+          .selectFrom('twm_copies')
+          .select(['user_id', 'channel'])
+          .where(
+            'user_id',
+            'in',
+            part.map((_, i) => v<number>(2 + i)),
+          )
+          .where('sender_domain', '=', v<string>(0))
+          .where('message_id', '=', v<string>(1)),
+      );
       for (const r of rows) if (r.channel === channel) first.add(r.user_id);
     }
     return first;

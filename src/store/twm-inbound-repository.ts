@@ -15,7 +15,7 @@
 import type { ChangeBus } from './change-bus.ts';
 import { sql, type Selectable } from 'kysely';
 import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
-import { claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
+import { claimedTwmRows, claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
 import { updateInRecipients } from './prepared-twm-delivery.ts';
 import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmNonceWrite, TwmRequestTouch } from './types.ts';
 import { NonceSeenError, StoreConflictError } from './types.ts';
@@ -221,18 +221,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
   async claim(now: Date, limit: number, lease: Lease): Promise<Row[]> {
     const claimed = await claimTwmRows(this.s, now, limit, lease);
     if (claimed.size === 0) return [];
-    const rows = await this.s.db
-      .selectFrom('twm_in_recipients as r')
-      .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
-      .selectAll('n')
-      .select(['r.notice_id', 'r.rcpt', 'r.user_id', 'r.state', 'r.receipt', 'r.receipt_error', 'r.next_attempt_at', 'r.attempts', 'r.last_error', 'r.updated_at'])
-      .where('r.lease_owner', '=', lease.owner)
-      .where('r.lease_until', '=', lease.until.getTime())
-      .orderBy('r.next_attempt_at')
-      .orderBy('r.sender_domain')
-      .orderBy('r.notice_id')
-      .orderBy('r.rcpt')
-      .execute();
+    const rows = await claimedTwmRows(this.s, lease);
     // Rows renewed to the same instant by an earlier claim of this owner come back too: only this claim's count.
     return rows.map(splitRow).filter((r) => claimed.has(`${r.notice.senderDomain} ${r.notice.id} ${r.recipient.rcpt}`));
   }

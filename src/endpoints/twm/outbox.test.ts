@@ -31,9 +31,24 @@ describe('TWM outbox', () => {
     await backend.cleanup();
   });
 
+  /** The outbox's writes, so that a test can wait for one the hooks do not wait for (the fetch's `fetched`). */
+  const writes: Array<Promise<unknown>> = [];
+  const recorded = () =>
+    new Proxy(store.twmOut, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key);
+        if (typeof value !== 'function') return value;
+        if (key !== 'transition') return value.bind(target);
+        return (...args: unknown[]) => {
+          const write = (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          writes.push(write);
+          return write;
+        };
+      },
+    });
   const outbox = () =>
     createTwmOutbox({
-      outbox: store.twmOut,
+      outbox: recorded(),
       hostname: 'mx.a.test',
       notifyUser: async (to, raw) => void sent.push({ to, raw: raw.toString() }),
       now: () => clock,
@@ -66,9 +81,42 @@ describe('TWM outbox', () => {
     await notice('n1aaaaaaaaaaaaaaaaaaaa', ['bea@b.test', 'ben@b.test']);
     const body = await outbox().hooks.fetch('n1aaaaaaaaaaaaaaaaaaaa', { rcpt: ['bea@b.test'] }, signer);
     assert.equal(body.toString(), 'hello');
+    await Promise.all(writes);
     assert.deepEqual(await states('n1aaaaaaaaaaaaaaaaaaaa'), { 'bea@b.test': 'fetched', 'ben@b.test': 'pending' });
     clock = new Date(clock.getTime() + 3 * HOUR);
     await assert.rejects(outbox().hooks.fetch('n1aaaaaaaaaaaaaaaaaaaa', { rcpt: ['ben@b.test'] }, signer), (e: unknown) => e instanceof TwmError && e.problemCode === 'expired');
+  });
+
+  it('serves the body without waiting for the `fetched` write to commit; the write is made before the answer', async () => {
+    await notice('n9aaaaaaaaaaaaaaaaaaaa', ['bea@b.test']);
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let called = 0;
+    const slow = new Proxy(store.twmOut, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key);
+        if (typeof value !== 'function') return value;
+        if (key !== 'transition') return value.bind(target);
+        return async (...args: unknown[]) => {
+          called++;
+          // A commit that takes as long as the test wants (a slow fsync).
+          await held;
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+      },
+    });
+    const hooks = createTwmOutbox({ outbox: slow, hostname: 'mx.a.test', notifyUser: async () => undefined, now: () => clock }).hooks;
+    const served = await Promise.race([
+      hooks.fetch('n9aaaaaaaaaaaaaaaaaaaa', { rcpt: ['bea@b.test'] }, signer),
+      new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 2000)),
+    ]);
+    assert.notEqual(served, 'waited', 'the body waited for the commit of `fetched`');
+    assert.equal(served.toString(), 'hello');
+    assert.equal(called, 1, 'the `fetched` write was started before the body was served');
+    assert.deepEqual(await states('n9aaaaaaaaaaaaaaaaaaaa'), { 'bea@b.test': 'pending' });
+    release();
+    for (let i = 0; i < 100 && (await states('n9aaaaaaaaaaaaaaaaaaaa'))['bea@b.test'] !== 'fetched'; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(await states('n9aaaaaaaaaaaaaaaaaaaa'), { 'bea@b.test': 'fetched' });
   });
 
   it('expiry: open recipients expire at once, fetched ones are unconfirmed a day later; one status message', async () => {

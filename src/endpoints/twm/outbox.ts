@@ -61,7 +61,14 @@ export function createTwmOutbox(options: TwmOutboxOptions) {
       // Served again on request (a recipient may crash between fetch and storage, 7.2); only open recipients change state.
       const body = n.body;
       if (!body) throw twmError('expired', 'the message is no longer held');
-      await outbox.transition(id, rcpts, { from: FETCHABLE, to: 'fetched' }, now());
+      // Not awaited: serving acknowledges nothing (7.2), so the body need not wait for this state's
+      // fsync, which was one group commit on every delivery's path from notice to stored. The write
+      // is queued before the body leaves, and the writer commits in order: the receipt, which comes
+      // only after the recipient stored the body, finds `fetched` written. A crash in between only
+      // leaves the state as it was (the receipt still moves it; an expiry says `expired`).
+      outbox
+        .transition(id, rcpts, { from: FETCHABLE, to: 'fetched' }, now())
+        .catch((err: unknown) => log({ err, notice: id }, 'could not record the fetch of a TWM notice'));
       log({ notice: id, domain: signer.domain, rcpts: rcpts.length }, 'twm body served');
       return body;
     },
