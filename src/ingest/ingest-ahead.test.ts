@@ -9,7 +9,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { testBackends } from '../store/test-backends.ts';
-import { prepareBody } from '../store/prepared-body.ts';
+import { prepareBody } from '../core/prepared-body.ts';
 import { messageFacts, parseHeaders } from '../mail/headers.ts';
 import { createIngest, MAX_MIME_NESTING, type IngestMessage } from './ingest.ts';
 

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { DnsResolver } from '../dns/types.ts';
-import { structureColumns } from '../store/prepared-body.ts';
+import { structureColumns } from '../core/prepared-body.ts';
 import { createAuthPool } from './auth-pool.ts';
 
 const resolver: DnsResolver = {

@@ -1,6 +1,6 @@
 /** The messages between the authentication pool (auth-pool.ts) and its worker threads (auth-worker.ts). */
 import type { MailauthParams, MailauthSummary } from './mailauth-run.ts';
-import type { StructureColumns } from '../store/prepared-body.ts';
+import type { StructureColumns } from '../core/prepared-body.ts';
 
 /** A DNS error as it crosses threads: the fields mailauth and node:dns callers read. */
 export interface WireError {
@@ -26,7 +26,7 @@ export type FromWorker =
   | { type: 'done'; id: number; ok: true; summary: MailauthSummary; raw: Uint8Array; stored?: WireStored; mimeDepth?: number }
   | { type: 'done'; id: number; ok: false; error: string; raw: Uint8Array };
 
-/** The stored form a job with a `prefix` asked for (store/prepared-body.ts), its bytes transferred. */
+/** The stored form a job with a `prefix` asked for (core/prepared-body.ts), its bytes transferred. */
 export interface WireStored {
   /** The header lines before `raw`: the job's prefix and the summary's authentication headers. */
   prepend: string;

@@ -17,7 +17,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { ResolveFunction } from '../dns/types.ts';
 import type { FromWorker, ToWorker, WireError, WireStored } from './auth-worker-protocol.ts';
 import { runMailauth, type MailauthSummary } from './mailauth-run.ts';
-import { prepareBody } from '../store/prepared-body.ts';
+import { prepareBody } from '../core/prepared-body.ts';
 import { MAX_MIME_NESTING, mimeNestingDepth } from './mime-depth.ts';
 
 /** Largest message whose MIME nesting depth this thread measures (ingest measures the rest, in slices). */

@@ -19,7 +19,7 @@ import { domainOf, normalisedAddress, organizationalDomain } from '../core/addre
 import { toResolveFunction } from '../dns/resolver.ts';
 import type { DnsResolver } from '../dns/types.ts';
 import { runMailauth, type MailauthSummary } from './mailauth-run.ts';
-import type { PreparedBody } from '../store/prepared-body.ts';
+import type { PreparedBody } from '../core/prepared-body.ts';
 
 export interface AuthInput {
   raw: Buffer;
@@ -78,7 +78,7 @@ export type AuthResult = AuthOutcome & { raw?: Buffer; stored?: StoredForm; mime
 /**
  * The bytes to store when ingest prepends exactly `prepend` (AuthInput.prefix and the
  * authentication headers) to the message, with their SHA-256 and structure columns, computed
- * by the authentication worker off the event loop (store/prepared-body.ts). Ingest uses them
+ * by the authentication worker off the event loop (core/prepared-body.ts). Ingest uses them
  * only for that very prepend (IngestMessage.stored), and computes them itself otherwise.
  */
 export interface StoredForm extends PreparedBody {

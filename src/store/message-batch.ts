@@ -12,9 +12,9 @@ import { preparedOf } from './prepared.ts';
 import { chunks, num } from './db-util.ts';
 import { upsertRequests } from './request-upsert.ts';
 import { consumeExpectInTx } from './expect-consume.ts';
-import { structureColumns } from './prepared-body.ts';
+import { structureColumns } from '../core/prepared-body.ts';
 
-export { structureColumns, wireColumns } from './prepared-body.ts';
+export { structureColumns, wireColumns } from '../core/prepared-body.ts';
 
 /** structureColumns as values, in MESSAGE_COLUMNS order: those computed ahead (NewMessage.prepared) when given. */
 function structureValues(m: NewMessage): Array<string | null> {

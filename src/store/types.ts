@@ -9,7 +9,7 @@
  */
 import type { MessageStructure } from '../core/mime-structure.ts';
 import type { ImapWireText } from '../core/imap-wire.ts';
-import type { StructureColumns } from './prepared-body.ts';
+import type { StructureColumns } from '../core/prepared-body.ts';
 import type {
   AppPassword,
   AppPasswordScope,
@@ -123,7 +123,7 @@ export interface NewMessage {
   consumeExpect?: { book: string; uid: string; domain: string; terms: ExpectTerms; at: Date };
   /**
    * The SHA-256 and structure columns of `raw`, computed ahead (off the event loop, by the
-   * authentication worker: store/prepared-body.ts); absent, the store computes them. Only ever
+   * authentication worker: core/prepared-body.ts); absent, the store computes them. Only ever
    * the values prepareBody gives for these very bytes.
    */
   prepared?: { sha256: string; columns: StructureColumns };

@@ -124,43 +124,55 @@ export async function createTwmApp(options: TwmAppOptions): Promise<FastifyInsta
   installEndpoints(app, context, verified);
   installCapabilities(app, options.maxMessageSize);
   await app.ready();
-  if (options.direct !== false) {
-    // A closing server's answers (503) are fastify's.
-    let closing = false;
-    app.addHook('preClose', async () => {
-      closing = true;
-    });
-    let requests = 0;
-    direct = (req, res, route) => {
-      if (closing) return void app.routing(req, res);
-      void serveDirect(req, res, route);
-    };
-    const serveDirect = async (req: IncomingMessage, res: ServerResponse, route: DirectRoute): Promise<void> => {
-      let signerDomain: string | undefined;
-      let answer: TwmAnswer;
-      let reading = false;
-      try {
-        // Step 1 as the onRequest hook takes it (fastify's request.ip is the socket's address).
-        const wait = buckets.take(clientRateKey(req.socket.remoteAddress ?? ''), Date.now());
-        if (wait > 0) throw twmError('rate-limited', 'too many requests from this address', { retryAfter: wait });
-        reading = true;
-        const body = await new Promise<Buffer>((resolve, reject) => readContent(req.headers, req, TWM_REQUEST_LIMIT, (err, b) => (err ? reject(err) : resolve(b!))));
-        reading = false;
-        const request: IncomingTwmRequest = { method: 'POST', target: req.url!, headers: req.headers, body };
-        answer = await answerOf(route.endpoint, route.id, context(), request, (domain) => {
-          signerDomain = domain;
-        });
-      } catch (err) {
-        const refusal = asTwmRefusal(err, err instanceof TwmError ? app.log : app.log.child({ reqId: `direct-${++requests}` }));
-        countRefusal(route.endpoint, refusal.code, signerDomain);
-        answer = twmProblemAnswer(refusal);
-        // As fastify does when the content could not be read: the rest of it may still be coming.
-        if (reading) answer.headers.connection = 'close';
-      }
-      writeAnswer(res, answer);
-    };
-  }
+  if (options.direct !== false) direct = directHandler(app, buckets, context, countRefusal);
   return app;
+}
+
+/**
+ * The direct path (direct.ts): a well-formed POST of notice, fetch or receipt answered on the
+ * request event, with the same steps and answers as the fastify routes but without their lifecycle.
+ */
+function directHandler(
+  app: FastifyInstance,
+  buckets: ReturnType<typeof createTokenBuckets>,
+  context: () => EndpointContext & VerifyContext,
+  countRefusal: ReturnType<typeof installErrorHandlers>,
+): (req: IncomingMessage, res: ServerResponse, route: DirectRoute) => void {
+  // A closing server's answers (503) are fastify's.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  let requests = 0;
+  const direct = (req: IncomingMessage, res: ServerResponse, route: DirectRoute): void => {
+    if (closing) return void app.routing(req, res);
+    void serveDirect(req, res, route);
+  };
+  const serveDirect = async (req: IncomingMessage, res: ServerResponse, route: DirectRoute): Promise<void> => {
+    let signerDomain: string | undefined;
+    let answer: TwmAnswer;
+    let reading = false;
+    try {
+      // Step 1 as the onRequest hook takes it (fastify's request.ip is the socket's address).
+      const wait = buckets.take(clientRateKey(req.socket.remoteAddress ?? ''), Date.now());
+      if (wait > 0) throw twmError('rate-limited', 'too many requests from this address', { retryAfter: wait });
+      reading = true;
+      const body = await new Promise<Buffer>((resolve, reject) => readContent(req.headers, req, TWM_REQUEST_LIMIT, (err, b) => (err ? reject(err) : resolve(b!))));
+      reading = false;
+      const request: IncomingTwmRequest = { method: 'POST', target: req.url!, headers: req.headers, body };
+      answer = await answerOf(route.endpoint, route.id, context(), request, (domain) => {
+        signerDomain = domain;
+      });
+    } catch (err) {
+      const refusal = asTwmRefusal(err, err instanceof TwmError ? app.log : app.log.child({ reqId: `direct-${++requests}` }));
+      countRefusal(route.endpoint, refusal.code, signerDomain);
+      answer = twmProblemAnswer(refusal);
+      // As fastify does when the content could not be read: the rest of it may still be coming.
+      if (reading) answer.headers.connection = 'close';
+    }
+    writeAnswer(res, answer);
+  };
+  return direct;
 }
 
 /** Headers on every answer, and step 1 of 5.4 (the per-client rate) before anything is read. */

@@ -3,15 +3,20 @@
  * (its content address) and the structure columns IMAP FETCH reads. Pure, so
  * that the authentication worker (mail/auth-worker.ts) can compute them off
  * the event loop for the exact bytes ingest will store, and the store uses
- * them instead of computing them again (message-batch.ts); without them the
+ * them instead of computing them again (store/message-batch.ts); without them the
  * store computes them itself, with these same functions.
  */
 import { createHash } from 'node:crypto';
-import type { MessagesTable } from './schema.ts';
-import { parseStructure, type MessageStructure } from '../core/mime-structure.ts';
-import { imapWireText, type ImapWireText } from '../core/imap-wire.ts';
+import { parseStructure, type MessageStructure } from './mime-structure.ts';
+import { imapWireText, type ImapWireText } from './imap-wire.ts';
 
-export type StructureColumns = Pick<MessagesTable, 'structure' | 'imap_envelope' | 'imap_bodystructure' | 'imap_body'>;
+/** The stored columns of a message's structure (store/schema.ts MessagesTable), null where unknown. */
+export interface StructureColumns {
+  structure: string | null;
+  imap_envelope: string | null;
+  imap_bodystructure: string | null;
+  imap_body: string | null;
+}
 
 /** A message's stored bytes with what the store derives from them. */
 export interface PreparedBody {
@@ -44,7 +49,7 @@ export function structureColumns(raw: Buffer): StructureColumns {
 }
 
 /** The wire text as columns; a text with NUL (which PostgreSQL's text refuses) stays null and is rendered at each FETCH. */
-export function wireColumns(w: ImapWireText): Pick<MessagesTable, 'imap_envelope' | 'imap_bodystructure' | 'imap_body'> {
+export function wireColumns(w: ImapWireText): Omit<StructureColumns, 'structure'> {
   const keep = (s: string) => (s.includes('\0') ? null : s);
   return { imap_envelope: keep(w.envelope), imap_bodystructure: keep(w.bodyStructure), imap_body: keep(w.body) };
 }
