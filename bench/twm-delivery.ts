@@ -42,7 +42,10 @@
  * `markdown` for bench/run.ts).
  *
  * Environment: BENCH_QUICK=1, BENCH_RUNS (3), BENCH_MESSAGES (500),
- * BENCH_SESSIONS (20), BENCH_TIMEOUT (seconds per run, 120),
+ * BENCH_SESSIONS (20), BENCH_TIMEOUT (seconds per run, 120), BENCH_WARMUP
+ * (messages per path before the measured runs, 1000; the quick run 100:
+ * both servers' JIT is still compiling the three requests' code after a
+ * few hundred, and a mail server runs for days),
  * BENCH_CPU_PROF=1 (V8 profiles of A and B during the measured TWM and SMTP
  * runs together: bench/out/prof/twm-delivery-{sender,receiver}.cpuprofile;
  * BENCH_CPU_PROF=twm or smtp: during that path's runs only, one pair of
@@ -104,7 +107,7 @@ const quick = process.env.BENCH_QUICK === '1';
 const runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
 const messages = Number(process.env.BENCH_MESSAGES ?? (quick ? 100 : 500));
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
-const warmup = Math.max(sessions, Math.round(messages / 5));
+const warmup = Number(process.env.BENCH_WARMUP ?? (quick ? Math.max(sessions, Math.round(messages / 5)) : 1000));
 const runTimeoutMs = Number(process.env.BENCH_TIMEOUT ?? 120) * 1000;
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
 /** One path profiled alone (BENCH_CPU_PROF=twm|smtp), so that its profile holds nothing of the other. */
@@ -252,7 +255,7 @@ async function runOnce(s: Servers, path: Path, n: number, label: string): Promis
 }
 
 async function main(): Promise<void> {
-  for (const [name, v] of [['BENCH_RUNS', runs], ['BENCH_MESSAGES', messages], ['BENCH_SESSIONS', sessions]] as const) {
+  for (const [name, v] of [['BENCH_RUNS', runs], ['BENCH_MESSAGES', messages], ['BENCH_SESSIONS', sessions], ['BENCH_WARMUP', warmup]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
   const machine = describeMachine();
