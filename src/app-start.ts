@@ -518,6 +518,8 @@ function startImap(config: Config, materials: Materials, store: Store, services:
       idleTimeoutMs: config.imap.idleTimeoutMs,
     },
     wireCacheBytes: config.imap.wireCacheBytes,
+    // A diagnostic, not a setting (docs/imap.md): per-command timings appended to this file.
+    ...(process.env.TWOWAY_IMAP_TRACE ? { traceFile: process.env.TWOWAY_IMAP_TRACE } : {}),
     onError,
   });
 }

@@ -128,9 +128,9 @@ async function discover(ctx: ClientContext, domain: string): Promise<TwmDiscover
     if ('negative' in answer) return { kind: 'legacy' };
     records = answer.records;
   } catch (err) {
+    // Negative answers came back as `negative` above; anything else is unknown (section 3.1), so
+    // temporary: never a reason to fall back to SMTP.
     const code = errorCode(err);
-    if (ANSWERED.has(code)) return { kind: 'legacy' };
-    // Section 3.1: unknown, so temporary; never a reason to fall back to SMTP.
     throw new TwmUnreachableError(`${name}: SRV lookup of ${owner} failed (${code}); retry later`);
   }
   // A `.` target (node:dns reports it as "") says "no TWM here"; it is ignored next to real targets.

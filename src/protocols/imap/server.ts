@@ -27,6 +27,8 @@ export interface ImapListenerOptions {
   /** Budget of the rendered ENVELOPE/BODYSTRUCTURE cache shared by the sessions (wire-cache.ts); default 32 MiB. */
   wireCacheBytes?: number;
   onError?: (err: unknown) => void;
+  /** A file to append a timing line per command to (connection.ts `trace`); the composition root reads TWOWAY_IMAP_TRACE. */
+  traceFile?: string;
 }
 
 export interface ImapListener {
@@ -42,10 +44,9 @@ export async function startImapListener(o: ImapListenerOptions): Promise<ImapLis
   const sockets = new Set<net.Socket>();
   const perIp = new Map<string, number>();
   const wireCache = new WireCache(o.wireCacheBytes ?? 32 * 1024 * 1024);
-  // TWOWAY_IMAP_TRACE=<file>: a timing line per command appended to it (connection.ts `trace`), for
-  // tracing how a client and the server wait on each other; the last field is the octets of the write.
-  const tracePath = process.env.TWOWAY_IMAP_TRACE;
-  const traceOut = tracePath ? createWriteStream(tracePath, { flags: 'a' }) : null;
+  // A timing line per command (connection.ts `trace`), for tracing how a client and the server wait
+  // on each other; the last field is the octets of the write.
+  const traceOut = o.traceFile ? createWriteStream(o.traceFile, { flags: 'a' }) : null;
   let connectionNo = 0;
 
   const accept = (raw: net.Socket, implicitTls: boolean) => {
