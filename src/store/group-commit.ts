@@ -100,10 +100,13 @@ export class GroupCommit<I, R> {
       const results = await this.commit(batch.flatMap((w) => w.items));
       let at = 0;
       const answers = batch.map((w) => {
-        const mine = results.slice(at, (at += w.items.length));
+        const mine = results.slice(at, at + w.items.length);
+        at += w.items.length;
         return () => w.resolve(mine);
       });
-      this.afterSync(answers, (err) => batch.forEach((w) => w.reject(err)));
+      this.afterSync(answers, (err) => {
+        for (const w of batch) w.reject(err);
+      });
       return;
     } catch (err) {
       if (batch.length === 1) {
