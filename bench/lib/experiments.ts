@@ -24,9 +24,9 @@
  *                 to the database once per checkpoint, so fewer copies per message.
  *                 Since session 7 the store's own setting (open.ts): a no-op there, kept
  *                 for older checkouts and as the record of how it was measured.
- *   serial-commit the message group commit as before session 9: a round's transaction
- *                 waits for the previous round's WAL fsync (the store pipelines them:
- *                 src/store/group-commit.ts), to measure what the pipelining gains.
+ *   pipelined-commit  the message group commit's rounds pipelined (GroupCommit.pipeline): a
+ *                 round's transaction runs while the previous round's WAL fsync is in flight,
+ *                 instead of after it (src/store/group-commit.ts says why it is off).
  *   no-auth       SPF/DKIM/DMARC skipped (applied in twoway-server.ts by composing
  *                 the server without mailauth).
  */
@@ -38,7 +38,7 @@ import Database from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { GroupCommit } from '../../src/store/group-commit.ts';
 
-export const EXPERIMENTS = ['commit-yield', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000', 'serial-commit'] as const;
+export const EXPERIMENTS = ['commit-yield', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000', 'pipelined-commit'] as const;
 export type Experiment = (typeof EXPERIMENTS)[number];
 
 export function parseExperiments(value: string | undefined): Set<Experiment> {
@@ -119,18 +119,10 @@ export async function applyAfterStart(experiments: Set<Experiment>, store: objec
       return results;
     };
   }
-  if (experiments.has('serial-commit')) {
-    // The fsync back inside the round (as db-util.ts durableTransaction): the next round waits for it.
-    const committer = (store as { messages?: { committer?: { commit?: (items: unknown[]) => Promise<unknown[]>; sync?: () => Promise<void> } } }).messages?.committer;
-    const original = committer?.commit;
-    const sync = committer?.sync;
-    if (!committer || typeof original !== 'function' || typeof sync !== 'function') throw new Error('serial-commit: no pipelined committer found');
-    committer.sync = undefined;
-    committer.commit = async (items: unknown[]) => {
-      const results = await original.call(committer, items);
-      await sync();
-      return results;
-    };
+  if (experiments.has('pipelined-commit')) {
+    const committer = (store as { messages?: { committer?: { pipeline?: boolean; sync?: unknown } } }).messages?.committer;
+    if (!committer || typeof committer.pipeline !== 'boolean' || typeof committer.sync !== 'function') throw new Error('pipelined-commit: no message committer with a sync step');
+    committer.pipeline = true;
   }
 }
 

@@ -82,9 +82,27 @@ function pipelined() {
 
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-test('with a sync step, the next round commits while the previous fsync is in flight', async () => {
+test('with a sync step, the next round waits for the previous fsync', async () => {
   const { log, syncs, commit, sync } = pipelined();
   const gc = new GroupCommit(commit, 500, sync);
+  const a = gc.submit([1]);
+  await settle();
+  const b = gc.submit([2]);
+  await settle();
+  assert.deepEqual(log, ['commit 1', 'sync 0'], 'the second round waits');
+  syncs[0]!.resolve();
+  assert.deepEqual(await a, ['r1']);
+  await settle();
+  await settle();
+  assert.deepEqual(log, ['commit 1', 'sync 0', 'commit 2', 'sync 1']);
+  syncs[1]!.resolve();
+  assert.deepEqual(await b, ['r2']);
+});
+
+test('pipelined, the next round commits while the previous fsync is in flight', async () => {
+  const { log, syncs, commit, sync } = pipelined();
+  const gc = new GroupCommit(commit, 500, sync);
+  gc.pipeline = true;
   const done: string[] = [];
   const a = gc.submit([1]).then((r) => done.push(...r));
   await settle();
@@ -102,9 +120,10 @@ test('with a sync step, the next round commits while the previous fsync is in fl
   assert.deepEqual(done, ['r1', 'r2']);
 });
 
-test('a failed fsync fails its round and every round committed behind it, not later ones', async () => {
+test('pipelined, a failed fsync fails its round and every round committed behind it, not later ones', async () => {
   const { syncs, commit, sync } = pipelined();
   const gc = new GroupCommit(commit, 500, sync);
+  gc.pipeline = true;
   const first = gc.submit([1]);
   await settle();
   const second = gc.submit([2]);
@@ -122,9 +141,10 @@ test('a failed fsync fails its round and every round committed behind it, not la
   assert.deepEqual(await third, ['r3'], 'once nothing is in flight, a new round is on its own');
 });
 
-test('with a sync step, a failed shared transaction is retried per caller, each retry synced', async () => {
+test('pipelined, a failed shared transaction is retried per caller, each retry synced', async () => {
   const { log, syncs, commit, sync } = pipelined();
   const gc = new GroupCommit(commit, 500, sync);
+  gc.pipeline = true;
   const all = Promise.allSettled([gc.submit([1]), gc.submit([99]), gc.submit([3])]);
   await settle();
   await settle();
@@ -137,9 +157,10 @@ test('with a sync step, a failed shared transaction is retried per caller, each 
   assert.deepEqual(log, ['commit 1,99,3', 'commit 1', 'sync 0', 'commit 99', 'commit 3', 'sync 1']);
 });
 
-test('drain waits for the fsyncs in flight', async () => {
+test('pipelined, drain waits for the fsyncs in flight', async () => {
   const { syncs, commit, sync } = pipelined();
   const gc = new GroupCommit(commit, 500, sync);
+  gc.pipeline = true;
   let answered = false;
   void gc.submit([1]).then(() => (answered = true));
   await settle();
@@ -150,4 +171,18 @@ test('drain waits for the fsyncs in flight', async () => {
   syncs[0]!.resolve();
   await d;
   assert.equal(answered, true);
+});
+
+test('with a sync step, a failed fsync fails its whole round: the committed items are not stored again', async () => {
+  const { log, syncs, commit, sync } = pipelined();
+  const gc = new GroupCommit(commit, 500, sync);
+  const all = Promise.allSettled([gc.submit([1]), gc.submit([2])]);
+  await settle();
+  syncs[0]!.reject(new Error('EIO'));
+  const settled = await all;
+  assert.deepEqual(
+    settled.map((s) => s.status),
+    ['rejected', 'rejected'],
+  );
+  assert.deepEqual(log, ['commit 1,2', 'sync 0']);
 });

@@ -5,17 +5,21 @@
  *
  * With a separate `sync` step (the message store on a SQLite file: the
  * transaction commits without its fsync, then the WAL is fdatasync'ed off
- * the event loop, db-util.ts), the rounds are pipelined: the next round's
- * transaction runs while the previous round's fsync is still in flight,
- * instead of waiting for it. A message that arrives during an fsync then
- * waits for one fsync (its own), not for the one in flight, then its
- * transaction, then its own (bench/smtp-accept.ts at 20 sessions: the wait
- * for the round was 2-4.5 ms of each message's end of data to 250). Callers
- * are still told "committed" only after an fsync that began after their
- * transaction committed, and in commit order: a round is acknowledged only
- * once every earlier round's fsync has succeeded too, and when an fsync
- * fails, every round whose transaction committed before that failure was
- * known fails with it (its WAL frames follow the ones that may be lost).
+ * the event loop, db-util.ts), a round is its transaction, then its fsync,
+ * and the next round starts after both. `pipeline = true` lets the next
+ * round's transaction run while the previous round's fsync is still in
+ * flight: a message that arrives during an fsync then waits for its own
+ * fsync only. It is off: rounds get smaller (1.6 instead of 2.7 messages at
+ * 20 SMTP sessions), and a round's cost is mostly fixed (its COMMIT writes
+ * some 20 index and row pages to the WAL whatever the batch size), so the
+ * event loop's CPU per message rose by about 0.15 ms, more than the shorter
+ * wait gained (bench/results.md, session 9; `BENCH_VARIANTS=pipelined-commit`
+ * of bench/smtp-accept.ts measures it again). Either way callers are told
+ * "committed" only after an fsync that began after their transaction
+ * committed, and in commit order: a round is acknowledged only once every
+ * earlier round's fsync has succeeded too, and when an fsync fails, every
+ * round whose transaction committed before that failure was known fails
+ * with it (its WAL frames follow the ones that may be lost).
  */
 
 interface Waiting<I, R> {
@@ -33,6 +37,8 @@ export class GroupCommit<I, R> {
   private synced: Promise<void> = Promise.resolve();
   /** Pipelined mode: rounds committed whose fsync has not yet answered. */
   private syncing = 0;
+  /** With `sync`: the next round's transaction may run while this round's fsync is in flight (above). */
+  pipeline = false;
 
   /**
    * @param commit stores `items` in ONE transaction and returns one result per
@@ -40,7 +46,7 @@ export class GroupCommit<I, R> {
    *   is given) and roll back if it throws.
    * @param maxItems bounds a transaction's size; callers beyond it wait for the next one.
    * @param sync makes every transaction committed before the call durable
-   *   (the WAL's fdatasync); given, the rounds are pipelined (above).
+   *   (the WAL's fdatasync), run after each round's transaction.
    */
   constructor(
     private readonly commit: (items: I[]) => Promise<R[]>,
@@ -104,7 +110,7 @@ export class GroupCommit<I, R> {
         at += w.items.length;
         return () => w.resolve(mine);
       });
-      this.afterSync(answers, (err) => {
+      await this.afterSync(answers, (err) => {
         for (const w of batch) w.reject(err);
       });
       return;
@@ -119,19 +125,23 @@ export class GroupCommit<I, R> {
     for (const w of batch) {
       try {
         const results = await this.commit(w.items);
-        this.afterSync([() => w.resolve(results)], w.reject);
+        await this.afterSync([() => w.resolve(results)], w.reject);
       } catch (err) {
         w.reject(err);
       }
     }
   }
 
-  /** Runs `answers` once the transaction just committed is durable: at once without `sync`, else after its fsync and every earlier one. */
-  private afterSync(answers: Array<() => void>, fail: (err: unknown) => void): void {
+  /**
+   * Runs `answers` once the transaction just committed is durable: at once without `sync`, else
+   * after its fsync and every earlier one. Resolves when the round may end: at once when pipelined,
+   * else once the answers or the failure have been given.
+   */
+  private afterSync(answers: Array<() => void>, fail: (err: unknown) => void): Promise<void> {
     const sync = this.sync;
     if (!sync) {
       for (const answer of answers) answer();
-      return;
+      return Promise.resolve();
     }
     // Started now, so that it covers this transaction; answered in order with the rounds before.
     const own = sync();
@@ -139,15 +149,18 @@ export class GroupCommit<I, R> {
     const durable = this.synced.then(() => own);
     this.synced = durable;
     this.syncing++;
-    durable.then(
-      () => {
-        for (const answer of answers) answer();
-      },
-      fail,
-    ).finally(() => {
-      // Once no round is in flight, an old failure no longer fails the rounds that follow.
-      if (this.synced === durable) this.synced = Promise.resolve();
-      this.syncing--;
-    });
+    const answered = durable
+      .then(
+        () => {
+          for (const answer of answers) answer();
+        },
+        fail,
+      )
+      .finally(() => {
+        // Once no round is in flight, an old failure no longer fails the rounds that follow.
+        if (this.synced === durable) this.synced = Promise.resolve();
+        this.syncing--;
+      });
+    return this.pipeline ? Promise.resolve() : answered;
   }
 }

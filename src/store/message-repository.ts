@@ -82,8 +82,8 @@ export class KyselyMessageRepository implements MessageRepository {
     private readonly s: Db,
     private readonly bus?: ChangeBus,
   ) {
-    // On a SQLite file the rounds are pipelined: each transaction commits without its fsync, which
-    // runs while the next round's transaction does (group-commit.ts). `s.walSync` is read per call.
+    // On a SQLite file each round's transaction commits without its fsync, then the WAL is synced
+    // (group-commit.ts; its `pipeline` stays off). `s.walSync` is read per call.
     const sync = s.walSync ? () => this.s.walSync!() : undefined;
     this.committer = new GroupCommit((items) => unsyncedTransaction(this.s, (tx) => storeMessages(tx, this.s.dialect, items)), 500, sync);
   }
