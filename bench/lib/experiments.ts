@@ -24,6 +24,9 @@
  *                 to the database once per checkpoint, so fewer copies per message.
  *                 Since session 7 the store's own setting (open.ts): a no-op there, kept
  *                 for older checkouts and as the record of how it was measured.
+ *   commit-linger GroupCommit waits two event-loop turns (setImmediate twice) instead of one
+ *                 before taking a batch: larger rounds (a round's cost is mostly fixed) for
+ *                 a longer wait.
  *   pipelined-commit  the message group commit's rounds pipelined (GroupCommit.pipeline): a
  *                 round's transaction runs while the previous round's WAL fsync is in flight,
  *                 instead of after it (src/store/group-commit.ts says why it is off).
@@ -38,7 +41,7 @@ import Database from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { GroupCommit } from '../../src/store/group-commit.ts';
 
-export const EXPERIMENTS = ['commit-yield', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000', 'pipelined-commit'] as const;
+export const EXPERIMENTS = ['commit-yield', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000', 'pipelined-commit', 'commit-linger'] as const;
 export type Experiment = (typeof EXPERIMENTS)[number];
 
 export function parseExperiments(value: string | undefined): Set<Experiment> {
@@ -59,6 +62,22 @@ export async function applyBeforeStart(experiments: Set<Experiment>): Promise<vo
       await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         while (this.waiting.length > 0) await this.commitBatch(this.takeBatch());
+      } finally {
+        this.running = undefined;
+      }
+    };
+  }
+  if (experiments.has('commit-linger')) {
+    const proto = GroupCommit.prototype as unknown as {
+      run(this: GcInternals): Promise<void>;
+    };
+    proto.run = async function (this: GcInternals) {
+      try {
+        while (this.waiting.length > 0) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          await this.commitBatch(this.takeBatch());
+        }
       } finally {
         this.running = undefined;
       }

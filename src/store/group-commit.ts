@@ -12,9 +12,9 @@
  * fsync only. It is off: rounds get smaller (1.6 instead of 2.7 messages at
  * 20 SMTP sessions), and a round's cost is mostly fixed (its COMMIT writes
  * some 20 index and row pages to the WAL whatever the batch size), so the
- * event loop's CPU per message rose by about 0.15 ms, more than the shorter
- * wait gained (bench/results.md, session 9; `BENCH_VARIANTS=pipelined-commit`
- * of bench/smtp-accept.ts measures it again). Either way callers are told
+ * event loop's CPU per message rose by 0.15-0.2 ms and the rate fell, more
+ * than the shorter wait gained (session 9, 10 alternating pairs of
+ * `BENCH_EXPERIMENTS=pipelined-commit npx tsx bench/accept-cpu.ts`). Either way callers are told
  * "committed" only after an fsync that began after their transaction
  * committed, and in commit order: a round is acknowledged only once every
  * earlier round's fsync has succeeded too, and when an fsync fails, every
