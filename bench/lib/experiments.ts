@@ -24,12 +24,6 @@
  *                 to the database once per checkpoint, so fewer copies per message.
  *                 Since session 7 the store's own setting (open.ts): a no-op there, kept
  *                 for older checkouts and as the record of how it was measured.
- *   commit-linger GroupCommit waits two event-loop turns (setImmediate twice) instead of one
- *                 before taking a batch: larger rounds (a round's cost is mostly fixed) for
- *                 a longer wait.
- *   pipelined-commit  the message group commit's rounds pipelined (GroupCommit.pipeline): a
- *                 round's transaction runs while the previous round's WAL fsync is in flight,
- *                 instead of after it (src/store/group-commit.ts says why it is off).
  *   no-auth       SPF/DKIM/DMARC skipped (applied in twoway-server.ts by composing
  *                 the server without mailauth).
  */
@@ -41,7 +35,7 @@ import Database from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { GroupCommit } from '../../src/store/group-commit.ts';
 
-export const EXPERIMENTS = ['commit-yield', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000', 'pipelined-commit', 'commit-linger'] as const;
+export const EXPERIMENTS = ['commit-yield', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000'] as const;
 export type Experiment = (typeof EXPERIMENTS)[number];
 
 export function parseExperiments(value: string | undefined): Set<Experiment> {
@@ -62,22 +56,6 @@ export async function applyBeforeStart(experiments: Set<Experiment>): Promise<vo
       await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         while (this.waiting.length > 0) await this.commitBatch(this.takeBatch());
-      } finally {
-        this.running = undefined;
-      }
-    };
-  }
-  if (experiments.has('commit-linger')) {
-    const proto = GroupCommit.prototype as unknown as {
-      run(this: GcInternals): Promise<void>;
-    };
-    proto.run = async function (this: GcInternals) {
-      try {
-        while (this.waiting.length > 0) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          await this.commitBatch(this.takeBatch());
-        }
       } finally {
         this.running = undefined;
       }
@@ -137,11 +115,6 @@ export async function applyAfterStart(experiments: Set<Experiment>, store: objec
       await wal.datasync();
       return results;
     };
-  }
-  if (experiments.has('pipelined-commit')) {
-    const committer = (store as { messages?: { committer?: { pipeline?: boolean; sync?: unknown } } }).messages?.committer;
-    if (!committer || typeof committer.pipeline !== 'boolean' || typeof committer.sync !== 'function') throw new Error('pipelined-commit: no message committer with a sync step');
-    committer.pipeline = true;
   }
 }
 

@@ -34,8 +34,9 @@ export async function durableTransaction<T>(s: Db, fn: (tx: Transaction<Database
 /**
  * The transaction of `durableTransaction` without the WAL fsync after it:
  * on a SQLite file it is durable only once `s.walSync()` has been called
- * after it and has resolved (the message group commit does so itself, to
- * run the next transaction while that fsync is in flight: group-commit.ts).
+ * after it and has resolved (the message group commit does so itself, so
+ * that a failed fsync fails its round instead of committing it again:
+ * group-commit.ts).
  * Elsewhere it is durable when it resolves.
  */
 export async function unsyncedTransaction<T>(s: Db, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {

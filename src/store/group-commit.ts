@@ -6,20 +6,9 @@
  * With a separate `sync` step (the message store on a SQLite file: the
  * transaction commits without its fsync, then the WAL is fdatasync'ed off
  * the event loop, db-util.ts), a round is its transaction, then its fsync,
- * and the next round starts after both. `pipeline = true` lets the next
- * round's transaction run while the previous round's fsync is still in
- * flight: a message that arrives during an fsync then waits for its own
- * fsync only. It is off: rounds get smaller (1.6 instead of 2.7 messages at
- * 20 SMTP sessions), and a round's cost is mostly fixed (its COMMIT writes
- * some 20 index and row pages to the WAL whatever the batch size), so the
- * event loop's CPU per message rose by 0.15-0.2 ms and the rate fell, more
- * than the shorter wait gained (session 9, 10 alternating pairs of
- * `BENCH_EXPERIMENTS=pipelined-commit npx tsx bench/accept-cpu.ts`). Either way callers are told
- * "committed" only after an fsync that began after their transaction
- * committed, and in commit order: a round is acknowledged only once every
- * earlier round's fsync has succeeded too, and when an fsync fails, every
- * round whose transaction committed before that failure was known fails
- * with it (its WAL frames follow the ones that may be lost).
+ * and the next round starts after both. A failed fsync fails the whole round
+ * and is not retried per caller: the transaction did commit, so committing
+ * its items again would store them twice.
  */
 
 interface Waiting<I, R> {
@@ -28,17 +17,9 @@ interface Waiting<I, R> {
   reject: (err: unknown) => void;
 }
 
-const noop = () => {};
-
 export class GroupCommit<I, R> {
   private waiting: Array<Waiting<I, R>> = [];
   private running: Promise<void> | undefined;
-  /** Pipelined mode: the durability of the last round whose fsync was started (rejects if it or an earlier one failed). */
-  private synced: Promise<void> = Promise.resolve();
-  /** Pipelined mode: rounds committed whose fsync has not yet answered. */
-  private syncing = 0;
-  /** With `sync`: the next round's transaction may run while this round's fsync is in flight (above). */
-  pipeline = false;
 
   /**
    * @param commit stores `items` in ONE transaction and returns one result per
@@ -63,14 +44,9 @@ export class GroupCommit<I, R> {
     });
   }
 
-  /** Resolves when nothing is queued, running or waiting for its fsync (used by Store.close). */
+  /** Resolves when nothing is queued or running (used by Store.close). */
   async drain(): Promise<void> {
-    for (;;) {
-      if (this.running) await this.running;
-      // The last round's durability settles after every earlier round's.
-      else if (this.syncing > 0) await this.synced.catch(noop);
-      else return;
-    }
+    while (this.running) await this.running;
   }
 
   private async run(): Promise<void> {
@@ -102,65 +78,44 @@ export class GroupCommit<I, R> {
   }
 
   private async commitBatch(batch: Array<Waiting<I, R>>): Promise<void> {
+    let results: R[];
     try {
-      const results = await this.commit(batch.flatMap((w) => w.items));
-      let at = 0;
-      const answers = batch.map((w) => {
-        const mine = results.slice(at, at + w.items.length);
-        at += w.items.length;
-        return () => w.resolve(mine);
-      });
-      await this.afterSync(answers, (err) => {
-        for (const w of batch) w.reject(err);
-      });
-      return;
+      results = await this.commit(batch.flatMap((w) => w.items));
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
-        return;
-      }
+      if (batch.length === 1) batch[0]!.reject(err);
+      else await this.commitEach(batch);
+      return;
     }
-    // The shared transaction failed and rolled back: retry each caller alone,
-    // so that one bad item fails only its own caller.
+    // Committed: from here a failure (the fsync's) fails the round, never a retry.
+    try {
+      await this.sync?.();
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    let at = 0;
     for (const w of batch) {
+      w.resolve(results.slice(at, at + w.items.length));
+      at += w.items.length;
+    }
+  }
+
+  /** The shared transaction failed and rolled back: each caller alone, so that one bad item fails only its own caller. */
+  private async commitEach(batch: Array<Waiting<I, R>>): Promise<void> {
+    for (const w of batch) {
+      let results: R[];
       try {
-        const results = await this.commit(w.items);
-        await this.afterSync([() => w.resolve(results)], w.reject);
+        results = await this.commit(w.items);
+      } catch (err) {
+        w.reject(err);
+        continue;
+      }
+      try {
+        await this.sync?.();
+        w.resolve(results);
       } catch (err) {
         w.reject(err);
       }
     }
-  }
-
-  /**
-   * Runs `answers` once the transaction just committed is durable: at once without `sync`, else
-   * after its fsync and every earlier one. Resolves when the round may end: at once when pipelined,
-   * else once the answers or the failure have been given.
-   */
-  private afterSync(answers: Array<() => void>, fail: (err: unknown) => void): Promise<void> {
-    const sync = this.sync;
-    if (!sync) {
-      for (const answer of answers) answer();
-      return Promise.resolve();
-    }
-    // Started now, so that it covers this transaction; answered in order with the rounds before.
-    const own = sync();
-    own.catch(noop);
-    const durable = this.synced.then(() => own);
-    this.synced = durable;
-    this.syncing++;
-    const answered = durable
-      .then(
-        () => {
-          for (const answer of answers) answer();
-        },
-        fail,
-      )
-      .finally(() => {
-        // Once no round is in flight, an old failure no longer fails the rounds that follow.
-        if (this.synced === durable) this.synced = Promise.resolve();
-        this.syncing--;
-      });
-    return this.pipeline ? Promise.resolve() : answered;
   }
 }

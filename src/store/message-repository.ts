@@ -83,7 +83,7 @@ export class KyselyMessageRepository implements MessageRepository {
     private readonly bus?: ChangeBus,
   ) {
     // On a SQLite file each round's transaction commits without its fsync, then the WAL is synced
-    // (group-commit.ts; its `pipeline` stays off). `s.walSync` is read per call.
+    // (group-commit.ts: a failed fsync fails the round, nothing is committed twice). `s.walSync` is read per call.
     const sync = s.walSync ? () => this.s.walSync!() : undefined;
     this.committer = new GroupCommit((items) => unsyncedTransaction(this.s, (tx) => storeMessages(tx, this.s.dialect, items)), 500, sync);
   }
