@@ -26,10 +26,23 @@ const SYNC_NORMAL = CompiledQuery.raw('PRAGMA synchronous = NORMAL');
 const SYNC_FULL = CompiledQuery.raw('PRAGMA synchronous = FULL');
 
 export async function durableTransaction<T>(s: Db, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
-  const walSync = s.walSync;
-  if (!walSync) return runTransaction(s.db, fn);
+  const result = await unsyncedTransaction(s, fn);
+  await s.walSync?.();
+  return result;
+}
+
+/**
+ * The transaction of `durableTransaction` without the WAL fsync after it:
+ * on a SQLite file it is durable only once `s.walSync()` has been called
+ * after it and has resolved (the message group commit does so itself, so
+ * that a failed fsync fails its round instead of committing it again:
+ * group-commit.ts).
+ * Elsewhere it is durable when it resolves.
+ */
+export async function unsyncedTransaction<T>(s: Db, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+  if (!s.walSync) return runTransaction(s.db, fn);
   // One connection for the pragma, the transaction and the pragma back: other writes keep synchronous=FULL.
-  const result = await s.db.connection().execute(async (conn) => {
+  return s.db.connection().execute(async (conn) => {
     await conn.executeQuery(SYNC_NORMAL);
     try {
       return await runTransaction(conn, fn);
@@ -37,8 +50,6 @@ export async function durableTransaction<T>(s: Db, fn: (tx: Transaction<Database
       await conn.executeQuery(SYNC_FULL);
     }
   });
-  await walSync();
-  return result;
 }
 
 /**

@@ -62,3 +62,69 @@ test('drain waits for everything queued', async () => {
   assert.equal(done, 5);
   assert.deepEqual(await gc.submit([]), []);
 });
+
+/** A commit that records when each round ran, and a sync whose answers the test releases. */
+function withSync() {
+  const log: string[] = [];
+  const syncs: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  const commit = async (items: number[]): Promise<string[]> => {
+    log.push(`commit ${items.join(',')}`);
+    if (items.includes(99)) throw new Error('bad 99');
+    return items.map((i) => `r${i}`);
+  };
+  const sync = () =>
+    new Promise<void>((resolve, reject) => {
+      log.push(`sync ${syncs.length}`);
+      syncs.push({ resolve, reject });
+    });
+  return { log, syncs, commit, sync };
+}
+
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+test('with a sync step, the next round waits for the previous fsync', async () => {
+  const { log, syncs, commit, sync } = withSync();
+  const gc = new GroupCommit(commit, 500, sync);
+  const a = gc.submit([1]);
+  await settle();
+  const b = gc.submit([2]);
+  await settle();
+  assert.deepEqual(log, ['commit 1', 'sync 0'], 'the second round waits');
+  syncs[0]!.resolve();
+  assert.deepEqual(await a, ['r1']);
+  await settle();
+  await settle();
+  assert.deepEqual(log, ['commit 1', 'sync 0', 'commit 2', 'sync 1']);
+  syncs[1]!.resolve();
+  assert.deepEqual(await b, ['r2']);
+});
+
+test('with a sync step, a failed fsync fails its whole round: the committed items are not stored again', async () => {
+  const { log, syncs, commit, sync } = withSync();
+  const gc = new GroupCommit(commit, 500, sync);
+  const all = Promise.allSettled([gc.submit([1]), gc.submit([2])]);
+  await settle();
+  syncs[0]!.reject(new Error('EIO'));
+  const settled = await all;
+  assert.deepEqual(
+    settled.map((s) => s.status),
+    ['rejected', 'rejected'],
+  );
+  assert.deepEqual(log, ['commit 1,2', 'sync 0']);
+});
+
+test('with a sync step, a failed shared transaction is retried per caller, each retry synced', async () => {
+  const { log, syncs, commit, sync } = withSync();
+  const gc = new GroupCommit(commit, 500, sync);
+  const all = Promise.allSettled([gc.submit([1]), gc.submit([99]), gc.submit([3])]);
+  for (let i = 0; i < 6; i++) {
+    await settle();
+    for (const s of syncs) s.resolve();
+  }
+  const settled = await all;
+  assert.deepEqual(
+    settled.map((s) => s.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  assert.deepEqual(log, ['commit 1,99,3', 'commit 1', 'sync 0', 'commit 99', 'commit 3', 'sync 1']);
+});

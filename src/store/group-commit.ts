@@ -2,6 +2,13 @@
  * Group commit: callers submit work while a transaction is running; the next
  * transaction commits everything that queued up meanwhile, so many callers
  * share one commit (one fsync). See the design note in message-repository.ts.
+ *
+ * With a separate `sync` step (the message store on a SQLite file: the
+ * transaction commits without its fsync, then the WAL is fdatasync'ed off
+ * the event loop, db-util.ts), a round is its transaction, then its fsync,
+ * and the next round starts after both. A failed fsync fails the whole round
+ * and is not retried per caller: the transaction did commit, so committing
+ * its items again would store them twice.
  */
 
 interface Waiting<I, R> {
@@ -16,12 +23,16 @@ export class GroupCommit<I, R> {
 
   /**
    * @param commit stores `items` in ONE transaction and returns one result per
-   *   item, in order; it must commit before it resolves and roll back if it throws.
+   *   item, in order; it must commit before it resolves (durably, unless `sync`
+   *   is given) and roll back if it throws.
    * @param maxItems bounds a transaction's size; callers beyond it wait for the next one.
+   * @param sync makes every transaction committed before the call durable
+   *   (the WAL's fdatasync), run after each round's transaction.
    */
   constructor(
     private readonly commit: (items: I[]) => Promise<R[]>,
     private readonly maxItems = 500,
+    private readonly sync?: () => Promise<void>,
   ) {}
 
   /** Resolves with this caller's results after the transaction that holds them has committed. */
@@ -67,25 +78,41 @@ export class GroupCommit<I, R> {
   }
 
   private async commitBatch(batch: Array<Waiting<I, R>>): Promise<void> {
+    let results: R[];
     try {
-      const results = await this.commit(batch.flatMap((w) => w.items));
-      let at = 0;
-      for (const w of batch) {
-        w.resolve(results.slice(at, at + w.items.length));
-        at += w.items.length;
-      }
-      return;
+      results = await this.commit(batch.flatMap((w) => w.items));
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
-        return;
-      }
+      if (batch.length === 1) batch[0]!.reject(err);
+      else await this.commitEach(batch);
+      return;
     }
-    // The shared transaction failed and rolled back: retry each caller alone,
-    // so that one bad item fails only its own caller.
+    // Committed: from here a failure (the fsync's) fails the round, never a retry.
+    try {
+      await this.sync?.();
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    let at = 0;
     for (const w of batch) {
+      w.resolve(results.slice(at, at + w.items.length));
+      at += w.items.length;
+    }
+  }
+
+  /** The shared transaction failed and rolled back: each caller alone, so that one bad item fails only its own caller. */
+  private async commitEach(batch: Array<Waiting<I, R>>): Promise<void> {
+    for (const w of batch) {
+      let results: R[];
       try {
-        w.resolve(await this.commit(w.items));
+        results = await this.commit(w.items);
+      } catch (err) {
+        w.reject(err);
+        continue;
+      }
+      try {
+        await this.sync?.();
+        w.resolve(results);
       } catch (err) {
         w.reject(err);
       }

@@ -29,7 +29,7 @@ import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
 import { claimFirstCopies } from './twm-first-copy.ts';
-import { chunks, durableTransaction, isForeignKeyViolation, num, toDate, unique, type Db } from './db-util.ts';
+import { chunks, isForeignKeyViolation, num, toDate, unique, unsyncedTransaction, type Db } from './db-util.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { insertExpunges, nextModseq, recordExpunges } from './modseq.ts';
 
@@ -82,7 +82,10 @@ export class KyselyMessageRepository implements MessageRepository {
     private readonly s: Db,
     private readonly bus?: ChangeBus,
   ) {
-    this.committer = new GroupCommit((items) => durableTransaction(this.s, (tx) => storeMessages(tx, this.s.dialect, items)));
+    // On a SQLite file each round's transaction commits without its fsync, then the WAL is synced
+    // (group-commit.ts: a failed fsync fails the round, nothing is committed twice). `s.walSync` is read per call.
+    const sync = s.walSync ? () => this.s.walSync!() : undefined;
+    this.committer = new GroupCommit((items) => unsyncedTransaction(this.s, (tx) => storeMessages(tx, this.s.dialect, items)), 500, sync);
   }
 
   async deliver(items: NewMessage[]): Promise<MessageSummary[]> {
