@@ -38,30 +38,46 @@ export function findDuplicateMember(text: string): string | undefined {
   // One entry per open container: the names seen for an object, null for an array.
   const stack: Array<Set<string> | null> = [];
   let expectName = false;
+  // Char codes, not one-character strings: this scan runs over every signed request's body.
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
       let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      let escaped = false;
+      for (let d = text.charCodeAt(j); d !== QUOTE; d = text.charCodeAt(j)) {
+        if (d === BACKSLASH) {
+          escaped = true;
+          j += 2;
+        } else j++;
+      }
       const top = stack[stack.length - 1];
       if (expectName && top) {
-        const name = JSON.parse(text.slice(i, j + 1)) as string;
+        // Only a name with escapes needs unescaping to compare.
+        const name = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
         if (top.has(name)) return name;
         top.add(name);
         expectName = false;
       }
       i = j;
-    } else if (c === '{') {
+    } else if (c === OPEN_OBJECT) {
       stack.push(new Set());
       expectName = true;
-    } else if (c === '[') {
+    } else if (c === OPEN_ARRAY) {
       stack.push(null);
       expectName = false;
-    } else if (c === '}' || c === ']') {
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       stack.pop();
-    } else if (c === ',') {
+    } else if (c === COMMA) {
       expectName = stack[stack.length - 1] instanceof Set;
     }
   }
   return undefined;
 }
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;

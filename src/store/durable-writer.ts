@@ -14,6 +14,7 @@ import type { Transaction } from 'kysely';
 import type { Database } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { durableTransaction, type Db } from './db-util.ts';
+import { holdsConnectionOf } from './prepared.ts';
 
 export type WriteOp<T> = (tx: Transaction<Database>) => Promise<T>;
 
@@ -24,6 +25,8 @@ export class DurableWriter {
     this.committer = new GroupCommit(
       (ops) =>
         durableTransaction(s, async (tx) => {
+          // The batch's transaction has the connection to itself: its prepared statements may skip kysely's driver (prepared.ts).
+          holdsConnectionOf(tx, s.db);
           const results: unknown[] = [];
           for (const op of ops) results.push(await op(tx));
           return results;

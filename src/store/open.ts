@@ -18,6 +18,7 @@ import type { Database as Tables, Dialect } from './schema.ts';
 import { createWalSync, type WalSync } from './wal-sync.ts';
 import type { Db } from './db-util.ts';
 import { migrations } from './migrations.ts';
+import { runsDirectlyOn } from './prepared.ts';
 import { KyselyUserRepository } from './user-repository.ts';
 import { KyselyContactRepository } from './contact-repository.ts';
 import { KyselyMessageRepository } from './message-repository.ts';
@@ -127,7 +128,10 @@ function openSqlite(path: string, log: (msg: string) => void): Kysely<Tables> {
     throw new Error(`Cannot open SQLite store sqlite:${path}: ${message(err)}`, { cause: err });
   }
   cacheStatements(db);
-  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: db }) });
+  const kysely = new Kysely<Tables>({ dialect: new SqliteDialect({ database: db }) });
+  // Prepared reads run on the connection directly when it is free (prepared.ts).
+  runsDirectlyOn(kysely, db);
+  return kysely;
 }
 
 /**

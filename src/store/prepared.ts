@@ -14,13 +14,52 @@
  * better-sqlite3's prepared statement is reused too (open.ts keeps them per
  * SQL text).
  *
+ * On SQLite, a prepared query may also skip kysely's driver: its
+ * connection provider, mutex and promise layers cost about as much as the
+ * statement itself for the short lookups and inserts of a stranger's notice
+ * (bench/twm-stranger-cost.ts). A query runs on better-sqlite3 directly
+ * (synchronously, on the statement kept with its shape) when its executor
+ * is known to stand for the connection (`runsDirectlyOn`, open.ts):
+ * - a transaction that holds the connection for its whole life
+ *   (`holdsConnectionOf`, durable-writer.ts): every statement;
+ * - the database itself: reads only, and only while no transaction is open
+ *   on the connection. A read then sees what kysely's queued read would see
+ *   once the connection is free: committed rows only. Writes keep kysely's
+ *   way, queued behind an open transaction and under the connection's
+ *   current `synchronous` setting as kysely runs them.
+ *
  * Every value of a prepared query must be a slot: a value written into the
  * builder directly would be baked into the cached parameters and silently
  * reused for every later call, so compiling refuses any parameter that is
  * not a slot (literals belong in the SQL text, e.g. `sql.lit`).
  */
+import type BetterSqlite3 from 'better-sqlite3';
 import type { CompiledQuery, Compilable, QueryResult } from 'kysely';
 import type { Dialect } from './schema.ts';
+
+/** A better-sqlite3 connection a prepared query may run on directly, and how. */
+interface Direct {
+  raw: BetterSqlite3.Database;
+  /** The executor is a transaction holding the connection: writes may run directly too. */
+  held: boolean;
+}
+
+const directs = new WeakMap<object, Direct>();
+
+/** `db` (a Kysely instance) runs every query on the better-sqlite3 connection `raw`. */
+export function runsDirectlyOn(db: object, raw: BetterSqlite3.Database): void {
+  directs.set(db, { raw, held: false });
+}
+
+/**
+ * `tx` is a transaction of `db` that holds its connection until it ends, so
+ * that nothing else runs on the connection meanwhile (kysely's SQLite driver
+ * has one connection behind a mutex). No-op unless `db` runs directly.
+ */
+export function holdsConnectionOf(tx: object, db: object): void {
+  const direct = directs.get(db);
+  if (direct) directs.set(tx, { raw: direct.raw, held: true });
+}
 
 /** A placeholder for the value at `index` of a prepared query's values. */
 class Slot {
@@ -40,6 +79,8 @@ interface Shape {
   compiled: CompiledQuery;
   /** For each compiled parameter, the index of the value that fills it. */
   order: number[];
+  /** The statement of this shape per direct connection. */
+  statements: WeakMap<BetterSqlite3.Database, BetterSqlite3.Statement>;
 }
 
 /** Something that runs a compiled query: a Kysely instance or a transaction. */
@@ -71,9 +112,28 @@ export class PreparedQueries {
       if (i >= values.length) throw new Error(`prepared query ${key}: no value ${i} (${values.length} given)`);
       return values[i];
     });
+    const direct = directs.get(on);
+    if (direct && (direct.held || !direct.raw.inTransaction)) {
+      const stmt = statementOf(shape, direct.raw);
+      // As kysely's SQLite driver runs it: rows from a reader (RETURNING included), none otherwise.
+      if (stmt.reader) return stmt.all(parameters) as R[];
+      if (direct.held) {
+        stmt.run(parameters);
+        return [];
+      }
+    }
     const result = await on.executeQuery<R>({ ...shape.compiled, parameters } as CompiledQuery<R>);
     return result.rows;
   }
+}
+
+function statementOf(shape: Shape, raw: BetterSqlite3.Database): BetterSqlite3.Statement {
+  let stmt = shape.statements.get(raw);
+  if (!stmt) {
+    stmt = raw.prepare(shape.compiled.sql);
+    shape.statements.set(raw, stmt);
+  }
+  return stmt;
 }
 
 function compileShape<R>(key: string, build: (v: SlotOf) => Compilable<R>): Shape {
@@ -82,7 +142,7 @@ function compileShape<R>(key: string, build: (v: SlotOf) => Compilable<R>): Shap
     if (!(p instanceof Slot)) throw new Error(`prepared query ${key}: parameter ${n + 1} is a value, not a slot`);
     return p.index;
   });
-  return { compiled, order };
+  return { compiled, order, statements: new WeakMap() };
 }
 
 const caches = new Map<Dialect, PreparedQueries>();
