@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseHeaders } from '../mail/headers.ts';
-import { introOf } from './twm-transport.ts';
+import { introOf, noticeId } from './twm-transport.ts';
 
 const intro = (field: string) => introOf(parseHeaders(Buffer.from(`From: a@x.test\r\n${field}\r\nSubject: s\r\n\r\nbody\r\n`)));
 
@@ -16,4 +16,14 @@ test('controls and bidirectional overrides are replaced after decoding, so encod
   assert.equal(intro('TWM-Intro: =?UTF-8?Q?=01?='), undefined, 'nothing left');
   assert.equal(intro('X-Other: x'), undefined);
   assert.equal([...intro(`TWM-Intro: ${'é'.repeat(1200)}`)!].length, 1000);
+});
+
+test('notice ids: valid (docs/protocol.md 6.1), the creation time first, then 128 random bits', () => {
+  const at = new Date('2026-12-05T08:00:00.123Z');
+  const [a, b, later] = [noticeId(at), noticeId(at), noticeId(new Date(at.getTime() + 1))];
+  for (const id of [a, b, later]) assert.match(id!, /^[A-Za-z0-9_-]{30}$/);
+  assert.notEqual(a, b, 'the random part differs');
+  assert.equal(a!.slice(0, 8), b!.slice(0, 8), 'the same millisecond, the same prefix');
+  assert.equal(Buffer.from(a!.slice(8), 'base64url').length, 16);
+  assert.ok(later!.slice(0, 8) > a!.slice(0, 8), 'time order is binary order');
 });
