@@ -72,14 +72,14 @@ interface TransportContext {
 async function deliver(ctx: TransportContext, domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
   // Each recipient goes with the notice that already lists it (a retry sends the same octets),
   // the others with one new notice: the queue may hand a message's recipients over in parts.
-  const existing = await ctx.options.outbox.findByMessage(message.messageId, domain);
+  const existing = message.routed?.notices ?? (await ctx.options.outbox.findByMessage(message.messageId, domain));
   const byRecipient = new Map<string, TwmOutNotice>();
   for (const n of existing) for (const r of n.recipients) byRecipient.set(r.recipient, n);
   const fresh = recipients.filter((r) => !byRecipient.has(r.toLowerCase()));
   // Bcc recipients (on no To:/Cc: field) get a notice each, so that no notice lists a Bcc
   // recipient to another recipient's server, or another to them (7.1, 13).
   // Parsed once for the recipients' split and every new notice's facts (10 KB of header per message is not free).
-  const headers = fresh.length > 0 ? parseHeaders(message.raw) : [];
+  const headers = fresh.length > 0 ? (message.routed?.headers ?? parseHeaders(message.raw)) : [];
   const visible = visibleRecipients(headers);
   const shown = fresh.filter((r) => visible.has(r.toLowerCase()));
   const parts = [...(shown.length > 0 ? [shown] : []), ...fresh.filter((r) => !visible.has(r.toLowerCase())).map((r) => [r])];
