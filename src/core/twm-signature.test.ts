@@ -100,7 +100,7 @@ test('Content-Digest: other algorithms ignored; missing or unparsable is a misma
   refusal(() => checkContentDigest('sha-256=abc', body), 'digest-mismatch');
 });
 
-test('a fresh signature with a random nonce and a generated key verifies; the nonce is 128 bits base64url', () => {
+test('a fresh signature with a random nonce and a generated key verifies; the nonce is a time prefix and 128 bits, base64url', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const body = Buffer.from('{"rcpt":["x@y.example"]}');
   const h = signRequest({
@@ -114,7 +114,9 @@ test('a fresh signature with a random nonce and a generated key verifies; the no
     created: new Date(1_800_000_000_500),
   });
   const sig = parseTwmSignature(h['signature-input'], h.signature);
-  assert.match(sig.params.nonce, /^[A-Za-z0-9_-]{22}$/);
+  // 8 characters of time (core/time-ordered-id.ts), then the 16 random octets.
+  assert.match(sig.params.nonce, /^[A-Za-z0-9_-]{30}$/);
+  assert.equal(Buffer.from(sig.params.nonce.slice(8), 'base64url').length, 16);
   assert.equal(sig.params.created, 1_800_000_000);
   assert.equal(sig.params.expires, 1_800_000_300);
   const v: SignedRequestView = {
@@ -194,8 +196,9 @@ test('nonces from the pool: 128 bits each, never repeated across refills (600 si
       created: new Date(1_800_000_000_000),
     });
     const { nonce } = parseTwmSignature(h['signature-input'], h.signature).params;
-    assert.match(nonce, /^[A-Za-z0-9_-]{22}$/);
-    assert.ok(!seen.has(nonce), `nonce ${nonce} repeated at signature ${i}`);
-    seen.add(nonce);
+    assert.match(nonce, /^[A-Za-z0-9_-]{30}$/);
+    // The random part alone never repeats (the time prefix may, within a millisecond).
+    assert.ok(!seen.has(nonce.slice(8)), `nonce ${nonce} repeated at signature ${i}`);
+    seen.add(nonce.slice(8));
   }
 });

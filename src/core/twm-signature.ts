@@ -10,6 +10,7 @@
  */
 import { createHash, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { twmError } from './twm-types.ts';
+import { timePrefix } from './time-ordered-id.ts';
 import { splitKeyId } from './twm-key-record.ts';
 import {
   isInnerList,
@@ -59,17 +60,20 @@ let noncePool = Buffer.alloc(0);
 let nonceAt = 0;
 
 /**
- * 16 random octets, base64url: a request's nonce. Drawn from a pool filled
- * by one randomBytes call per 256 nonces, as node:crypto's randomUUID does:
- * a synchronous randomBytes call of 16 octets cost more than the rest of the
- * nonce's work (a profile of bench/twm-delivery.ts). Each octet is used once.
+ * A request's nonce: the time (core/time-ordered-id.ts: the verifier's
+ * nonce record is keyed by it, and in time order its inserts and its expiry
+ * sweep share B-tree pages), then 16 random octets, base64url (5.1: at least
+ * 128 random bits). The octets come from a pool filled by one randomBytes
+ * call per 256 nonces, as node:crypto's randomUUID does: a synchronous
+ * randomBytes call of 16 octets cost more than the rest of the nonce's work
+ * (a profile of bench/twm-delivery.ts). Each octet is used once.
  */
-function freshNonce(): string {
+export function freshNonce(now = Date.now()): string {
   if (nonceAt >= noncePool.length) {
     noncePool = randomBytes(16 * NONCES_PER_POOL);
     nonceAt = 0;
   }
-  const nonce = noncePool.toString('base64url', nonceAt, nonceAt + 16);
+  const nonce = timePrefix(now) + noncePool.toString('base64url', nonceAt, nonceAt + 16);
   nonceAt += 16;
   return nonce;
 }

@@ -45,18 +45,23 @@ export function createRemoteTransport(options: RemoteTransportOptions): Transpor
     // The notice first: a retry of the queue resends the same stored notice (the recipient answers it
     // as before), so only SMTP's outcome decides what the queue does next.
     await options.twm.deliver(domain, message, recipients).catch(() => undefined);
-    const marked = { ...message, raw: Buffer.concat([Buffer.from(`${TWM_TESTING_HEADER}: y\r\n`), message.raw]) };
+    // Without `routed`: what the router read is the notice transport's, of the unmarked message.
+    const { routed: _routed, ...plain } = message;
+    const marked = { ...plain, raw: Buffer.concat([Buffer.from(`${TWM_TESTING_HEADER}: y\r\n`), message.raw]) };
     return options.smtp.deliver(domain, marked, recipients);
   }
 
   return {
     async deliver(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
-      if ((await options.outbox.findByMessage(message.messageId, domain)).length > 0) return viaTwm(domain, message, recipients);
-      const identity = message.sender === null ? null : twmIdentity(parseHeaders(message.raw), (d) => ours.has(d));
-      if (!identity) return options.smtp.deliver(domain, message, recipients);
+      const notices = await options.outbox.findByMessage(message.messageId, domain);
+      if (notices.length > 0) return viaTwm(domain, { ...message, routed: { notices } }, recipients);
+      const headers = message.sender === null ? null : parseHeaders(message.raw);
+      const identity = headers === null ? null : twmIdentity(headers, (d) => ours.has(d));
+      if (!identity || !headers) return options.smtp.deliver(domain, message, recipients);
       try {
         const found = await options.client.discover(domain);
-        return found.kind === 'twm' ? viaTwm(domain, message, recipients) : options.smtp.deliver(domain, message, recipients);
+        // The notice transport is handed what was read here (no notice yet, the header fields): not read again.
+        return found.kind === 'twm' ? viaTwm(domain, { ...message, routed: { notices, headers } }, recipients) : options.smtp.deliver(domain, message, recipients);
       } catch (err) {
         const text = err instanceof TwmUnreachableError ? err.message : String(err);
         options.report?.(domain, reportType(err, 'notice'));

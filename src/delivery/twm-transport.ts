@@ -23,6 +23,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { domainOf } from '../core/address.ts';
+import { timePrefix } from '../core/time-ordered-id.ts';
 import { parseAddressList } from '../core/mime-structure.ts';
 import { replies, type Reply } from '../core/reply.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_PURPOSES, type Notice, type NoticeResult } from '../core/twm-types.ts';
@@ -71,14 +72,14 @@ interface TransportContext {
 async function deliver(ctx: TransportContext, domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
   // Each recipient goes with the notice that already lists it (a retry sends the same octets),
   // the others with one new notice: the queue may hand a message's recipients over in parts.
-  const existing = await ctx.options.outbox.findByMessage(message.messageId, domain);
+  const existing = message.routed?.notices ?? (await ctx.options.outbox.findByMessage(message.messageId, domain));
   const byRecipient = new Map<string, TwmOutNotice>();
   for (const n of existing) for (const r of n.recipients) byRecipient.set(r.recipient, n);
   const fresh = recipients.filter((r) => !byRecipient.has(r.toLowerCase()));
   // Bcc recipients (on no To:/Cc: field) get a notice each, so that no notice lists a Bcc
   // recipient to another recipient's server, or another to them (7.1, 13).
   // Parsed once for the recipients' split and every new notice's facts (10 KB of header per message is not free).
-  const headers = fresh.length > 0 ? parseHeaders(message.raw) : [];
+  const headers = fresh.length > 0 ? (message.routed?.headers ?? parseHeaders(message.raw)) : [];
   const visible = visibleRecipients(headers);
   const shown = fresh.filter((r) => visible.has(r.toLowerCase()));
   const parts = [...(shown.length > 0 ? [shown] : []), ...fresh.filter((r) => !visible.has(r.toLowerCase())).map((r) => [r])];
@@ -111,7 +112,7 @@ async function newNotice(ctx: TransportContext, domain: string, message: Outboun
   const intro = introOf(headers);
   const listId = identity.listId;
   const notice: Notice = {
-    id: randomBytes(16).toString('base64url'),
+    id: noticeId(now()),
     from: identity.from,
     // Carried as the envelope has them (RFC 5321 2.4: only the recipient's host may fold a local
     // part's case); compared and stored lower-cased (docs/protocol.md 1.3).
@@ -141,6 +142,15 @@ async function newNotice(ctx: TransportContext, domain: string, message: Outboun
     recipients: notice.to.map((r) => r.toLowerCase()),
     raw: message.raw,
   });
+}
+
+/**
+ * A notice id: the creation time (core/time-ordered-id.ts: the id leads the
+ * keys of the message's rows on both sides, and in time order they share
+ * B-tree pages), then 128 bits from the CSPRNG (docs/protocol.md 6.1).
+ */
+export function noticeId(at: Date): string {
+  return timePrefix(at.getTime()) + randomBytes(16).toString('base64url');
 }
 
 /** Sends one stored notice and maps its answer to the queue's per-recipient results. */

@@ -12,9 +12,17 @@ export interface OutboundMessage {
   sender: string | null;
   /** The message exactly as it will be sent (already DKIM-signed). */
   raw: Buffer;
+  /**
+   * What the router (remote-transport.ts) read on its way to the notice
+   * transport, so that it is not read twice per delivery: the message's
+   * notices for this domain, and its header fields if it parsed them.
+   */
+  routed?: { notices: Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>; headers?: Header[] };
 }
 
 import type { Reply } from '../core/reply.ts';
+import type { Header } from '../mail/headers.ts';
+import type { TwmOutNotice, TwmOutRecipient } from '../store/types.ts';
 
 /**
  * The outcome for one recipient. `deferred` is temporary (4xx, connection

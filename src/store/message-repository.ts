@@ -29,12 +29,15 @@ import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
 import { claimFirstCopies } from './twm-first-copy.ts';
+import { preparedOf } from './prepared.ts';
 import { chunks, isForeignKeyViolation, num, toDate, unique, unsyncedTransaction, type Db } from './db-util.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { insertExpunges, nextModseq, recordExpunges } from './modseq.ts';
 
 /** Ids per IN (...) list, below both dialects' bound-parameter limits. */
 const IDS_PER_QUERY = 1000;
+/** Recipients of a TWM message up to which its stored-copy lookup has a prepared shape (one per count). */
+const PREPARED_TWM_KEY_USERS = 8;
 
 type SummaryRow = Omit<Selectable<MessagesTable>, 'body_id' | 'request_id' | 'mailbox_id' | 'twm_key' | 'modseq' | 'structure' | 'imap_envelope' | 'imap_bodystructure' | 'imap_body'> & { mailbox: MailboxName };
 
@@ -149,7 +152,25 @@ export class KyselyMessageRepository implements MessageRepository {
 
   async withTwmKey(userIds: number[], twmKey: string): Promise<number[]> {
     if (userIds.length === 0) return [];
-    const rows = await this.s.db.selectFrom('messages').select('user_id').distinct().where('user_id', 'in', userIds).where('twm_key', '=', twmKey).execute();
+    const { db } = this.s;
+    // Prepared (prepared.ts) for the usual few recipients: every TWM message stored asks, and
+    // kysely's build and compile of this select was most of its cost at the recipient.
+    if (userIds.length <= PREPARED_TWM_KEY_USERS) {
+      const rows = await preparedOf(this.s.dialect).run(db, `messages.withTwmKey:${userIds.length}`, [twmKey, ...userIds], (v) =>
+        db
+          .selectFrom('messages')
+          .select('user_id')
+          .distinct()
+          .where(
+            'user_id',
+            'in',
+            userIds.map((_, i) => v<number>(1 + i)),
+          )
+          .where('twm_key', '=', v<string>(0)),
+      );
+      return rows.map((r) => r.user_id);
+    }
+    const rows = await db.selectFrom('messages').select('user_id').distinct().where('user_id', 'in', userIds).where('twm_key', '=', twmKey).execute();
     return rows.map((r) => r.user_id);
   }
 
