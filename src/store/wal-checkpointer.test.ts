@@ -2,11 +2,12 @@
  * The WAL checkpointer (wal-checkpointer.ts): once messages are delivered,
  * their pages reach the database file within a few checkpoint intervals,
  * without a COMMIT reaching `wal_autocheckpoint` (4,000 pages); closing the
- * store ends the worker and removes the WAL.
+ * store ends the worker and removes the WAL, and closes the WAL sync's own
+ * handle (wal-sync.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -52,3 +53,32 @@ function message(userId: number, i: number) {
     firstContact: false,
   };
 }
+
+/** Descriptors of this process open on `path` (Linux /proc). */
+function openOn(path: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
+test('closing the store closes the handle the WAL sync opened', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-walfd-'));
+  const path = join(dir, 'store.db');
+  try {
+    const store = await openStore(`sqlite:${path}`);
+    const user = await store.users.create({ address: 'alice@example.com', passwordHash: 'h', mode: 'open' });
+    const beforeSync = openOn(`${path}-wal`);
+    await store.messages.deliver([message(user.id, 0)]);
+    assert.equal(openOn(`${path}-wal`), beforeSync + 1, 'the WAL sync holds one handle of its own');
+    await store.close();
+    assert.equal(openOn(`${path}-wal`), 0, 'no handle of the WAL left open after close');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

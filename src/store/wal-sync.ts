@@ -21,7 +21,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.ts';
 
 export type WalSync = (() => Promise<void>) & {
-  /** Ends the checkpointer, if one started; before the store's connection closes. */
+  /** Ends the checkpointer, if one started, and closes the WAL's handle; before the store's connection closes. */
   close(): Promise<void>;
 };
 
@@ -66,6 +66,10 @@ export function createWalSync(databasePath: string): WalSync {
     close: async () => {
       await checkpointer?.close();
       checkpointer = null;
+      // Closed here, not left to the garbage collector (which warns, and keeps the descriptor until then).
+      const wal = opened;
+      opened = null;
+      if (wal) await wal.then((w) => w.handle.close()).catch(() => undefined);
     },
   });
 }
