@@ -54,12 +54,13 @@ function message(userId: number, i: number) {
   };
 }
 
-/** Descriptors of this process open on `path` (Linux /proc). */
+/** Descriptors of this process open on `path`, deleted since or not (Linux /proc). */
 function openOn(path: string): number {
   let n = 0;
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target === path || target === `${path} (deleted)`) n++;
     } catch {
       // closed meanwhile
     }
