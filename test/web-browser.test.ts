@@ -246,6 +246,9 @@ describe('web app in chromium', { skip: browserSkip }, () => {
       const pb = await b.newPage();
       await signIn(pa, base, ALICE, PASSWORD);
       await signIn(pb, base, ALICE, PASSWORD);
+      // Off the signed-in page: its live updates would redirect to /sign-in once the session ends,
+      // racing (and interrupting) the navigation below that checks exactly that.
+      await pb.goto('about:blank');
       await pa.getByRole('link', { name: 'Sessions' }).click();
       const rows = pa.getByRole('row').filter({ has: pa.getByRole('button', { name: /^End session/ }) });
       const before = await rows.count();
