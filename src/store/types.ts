@@ -493,8 +493,6 @@ export interface TwmInboundRepository {
    * `pending` recipients (count + 1, lastSeen, intro; created `pending` if
    * new) in one durable transaction. Throws StoreConflictError if
    * (senderDomain, id) exists.
-   */
-  /**
    * `nonce`: a TWM request nonce (5.5) to remember in the same transaction, as TwmNonceRepository.remember
    * would; when it is taken, nothing is recorded and this throws NonceSeenError.
    */
@@ -645,7 +643,6 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** A unique constraint was violated (e.g. the address exists). */
 /** A nonce to remember (TwmInboundRepository.record): its key, until when, and the caller's clock. */
 export interface TwmNonceWrite {
   key: string;
@@ -661,6 +658,7 @@ export class NonceSeenError extends Error {
   }
 }
 
+/** A unique constraint was violated (e.g. the address exists). */
 export class StoreConflictError extends Error {
   constructor(message: string) {
     super(message);

@@ -146,7 +146,12 @@ function directHandler(
   let requests = 0;
   const direct = (req: IncomingMessage, res: ServerResponse, route: DirectRoute): void => {
     if (closing) return void app.routing(req, res);
-    void serveDirect(req, res, route);
+    // Refusals are answered inside; this only catches a failure to write the answer, which must not
+    // become an unhandled rejection (it would end the process).
+    serveDirect(req, res, route).catch((err: unknown) => {
+      app.log.error({ err }, 'twm direct path: could not answer');
+      res.destroy();
+    });
   };
   const serveDirect = async (req: IncomingMessage, res: ServerResponse, route: DirectRoute): Promise<void> => {
     let signerDomain: string | undefined;

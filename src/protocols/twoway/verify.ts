@@ -123,8 +123,7 @@ function authorityCandidates(headers: IncomingHttpHeaders, authorities: readonly
 
 function viewOf(req: IncomingTwmRequest, authority: string): SignedRequestView {
   // An absolute-form request-target (RFC 9112 3.2.2) carries its own scheme and host; only its path counts.
-  // The usual origin-form target starts with "/" and needs no pattern test.
-  const target = !req.target.startsWith('/') && /^https?:\/\//i.test(req.target) ? pathAndQuery(req.target) : req.target;
+  const target = /^https?:\/\//i.test(req.target) ? pathAndQuery(req.target) : req.target;
   return {
     method: req.method,
     targetUri: `https://${authority}${target}`,
