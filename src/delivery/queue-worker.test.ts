@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import PostalMime, { type Email } from 'postal-mime';
 import type { QueueEntry } from '../core/types.ts';
 import { openStore } from '../store/open.ts';
-import type { Store } from '../store/types.ts';
+import type { QueueRepository, Store } from '../store/types.ts';
 import { parseReply } from '../core/reply.ts';
 import { startQueueWorker, type DeliveryStatusNotice, type QueueWorker, type QueueWorkerOptions } from './queue-worker.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
@@ -202,6 +202,41 @@ describe('queue worker', () => {
     assert.deepEqual((await store.queue.get(entry!.id))?.status, { state: 'delivered', deliveredAt: now, reply: '250 ok' });
     assert.equal(await store.queue.raw('<m1@example.org>'), undefined);
     assert.deepEqual(dsns, []);
+  });
+
+  test('an entry claimed between its round writing it and letting go of it is retried, not left leased', async () => {
+    // A slow commit (an fsync on a loaded disk) can finish after the entry is due again: a poll then
+    // runs before the round's write returns, while the entry is still in flight here.
+    const [entry] = await enqueue('m1', ['a@one.test']);
+    const transport = new ScriptedTransport(({ index }) =>
+      index === 0 ? [{ recipient: 'a@one.test', status: 'deferred', reply: parseReply('451 4.4.2 no answer') }] : [{ recipient: 'a@one.test', status: 'delivered', reply: parseReply('250 ok') }],
+    );
+    const queue: QueueRepository = Object.create(store.queue);
+    let claimed: (() => void) | undefined;
+    queue.claim = async (...args) => {
+      const entries = await store.queue.claim(...args);
+      claimed?.();
+      return entries;
+    };
+    let raced = false;
+    queue.update = async (id, state, owner) => {
+      const written = await store.queue.update(id, state, owner);
+      if (!raced) {
+        raced = true;
+        now = new Date(T0.getTime() + 5 * MIN); // due again before the round let go of it
+        const polled = new Promise<void>((resolve) => (claimed = resolve));
+        worker.kick();
+        await polled;
+      }
+      return written;
+    };
+    const worker = start(transport, { queue, schedule: { baseMs: 5 * MIN } });
+    await worker.idle();
+    assert.ok(raced, 'a poll ran while the write was returning');
+    assert.equal(transport.calls.length, 1);
+    await run(worker, new Date(T0.getTime() + 5 * MIN + 1));
+    assert.equal(transport.calls.length, 2, 'retried at the next poll, not after the lease');
+    assert.deepEqual((await store.queue.get(entry!.id))?.status, { state: 'delivered', deliveredAt: now, reply: '250 ok' });
   });
 
   test('backoff doubles per attempt up to the maximum', async () => {

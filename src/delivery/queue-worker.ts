@@ -190,7 +190,11 @@ function createPoll({ queue, active, owner, leaseMs, clock, batchSize, state, st
     const now = clock();
     // Up to the batch, not just the room left: a message's recipients beyond the room, and domains
     // that filled up meanwhile, are released again; the rest may still fit (other domains).
-    const claimed = await queue.claim(now, batchSize, { owner, until: new Date(now.getTime() + leaseMs) }, { excludeDomains: busy });
+    // Not the entries in flight here: a round writes an entry's state (which ends its lease) before it
+    // lets go of it, and a claim in between would take it again only for groupByMessage to skip it,
+    // leaving it leased, and so not retried, until the lease expired.
+    const excludeIds = [...active.inFlight];
+    const claimed = await queue.claim(now, batchSize, { owner, until: new Date(now.getTime() + leaseMs) }, { excludeDomains: busy, excludeIds });
     const unstarted: number[] = [];
     // More may be due: the claim was full, or busy domains were left out (their turn comes when a call ends).
     let leftBehind = claimed.length >= batchSize || busy.length > 0;

@@ -15,7 +15,7 @@ import type { Lease } from './types.ts';
 import { unsyncedWrite } from './lease-repository.ts';
 import { chunks, type Db } from './db-util.ts';
 
-export async function claimQueueEntries(s: Db, now: Date, limit: number, lease: Lease, excludeDomains: readonly string[]): Promise<number[]> {
+export async function claimQueueEntries(s: Db, now: Date, limit: number, lease: Lease, excludeDomains: readonly string[], excludeIds: readonly number[] = []): Promise<number[]> {
   if (limit <= 0) return [];
   const at = now.getTime();
   return unsyncedWrite(s, async (db) => {
@@ -31,6 +31,8 @@ export async function claimQueueEntries(s: Db, now: Date, limit: number, lease: 
       const pattern = `%@${domain.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}`;
       pick = pick.where(sql<boolean>`lower(recipient) not like ${pattern} escape '\\'`);
     }
+    // The caller's own entries in flight (at most its active set, so one list is within the parameter limits).
+    if (excludeIds.length > 0) pick = pick.where('id', 'not in', [...excludeIds]);
     pick = pick.orderBy('next_attempt_at').orderBy('id').limit(limit);
     if (s.dialect === 'postgres') pick = pick.forUpdate().skipLocked();
     const rows = await db

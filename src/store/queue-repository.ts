@@ -277,8 +277,8 @@ export class KyselyQueueRepository implements QueueRepository {
     return updated === true;
   }
 
-  async claim(now: Date, limit: number, lease: Lease, options: { excludeDomains?: readonly string[] } = {}): Promise<QueueEntry[]> {
-    const ids = await claimQueueEntries(this.s, now, limit, lease, options.excludeDomains ?? []);
+  async claim(now: Date, limit: number, lease: Lease, options: { excludeDomains?: readonly string[]; excludeIds?: readonly number[] } = {}): Promise<QueueEntry[]> {
+    const ids = await claimQueueEntries(this.s, now, limit, lease, options.excludeDomains ?? [], options.excludeIds ?? []);
     if (ids.length === 0) return [];
     const rows = await this.select().where('r.id', 'in', ids).orderBy('r.next_attempt_at').orderBy('r.id').execute();
     return rows.map(toEntry);

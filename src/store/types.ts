@@ -324,10 +324,12 @@ export interface QueueRepository {
    * deferred with nextAttemptAt <= now, and free (no lease, or an expired
    * one: its owner died or hung). Oldest first, up to `limit`, leaving out
    * `excludeDomains` (lower-case recipient domains at their concurrency
-   * limit). Any number of processes may claim at once: each entry goes to
+   * limit) and `excludeIds` (entries the caller is still busy with: their
+   * new state may already be written, the caller has not yet let go of
+   * them). Any number of processes may claim at once: each entry goes to
    * one of them (a conditional update; FOR UPDATE SKIP LOCKED on PostgreSQL).
    */
-  claim(now: Date, limit: number, lease: Lease, options?: { excludeDomains?: readonly string[] }): Promise<QueueEntry[]>;
+  claim(now: Date, limit: number, lease: Lease, options?: { excludeDomains?: readonly string[]; excludeIds?: readonly number[] }): Promise<QueueEntry[]>;
   /** Extends the owner's leases on `ids` to `lease.until`; returns the ids it still holds. */
   renew(ids: readonly number[], lease: Lease): Promise<number[]>;
   /** Gives up the owner's leases on `ids` (claimed but not started): due again for anyone. */
