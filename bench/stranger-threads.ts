@@ -4,14 +4,20 @@
  * the same span of time, so an idle cost is not charged to the notices.
  *
  *   npx tsx bench/stranger-threads.ts
+ *   BENCH_WARMUP=0 BENCH_ATTEMPTS=8000 BENCH_CHUNKS=8 npx tsx bench/stranger-threads.ts
  *
  * One recipient (bench/lib/twoway-server.ts, as bench/twm-stranger-cost.ts
- * starts it), idle for BENCH_IDLE_SECONDS (10) after a warm-up of 300
- * notices, then BENCH_ATTEMPTS (3000) notices as stranger-cpu.ts sends them.
- * Output: per thread name, user and system CPU seconds idle and under load,
- * and per notice. BENCH_PERF=<file>: `perf record` of the server under load (with
- * BENCH_NODE_FLAGS=--perf-basic-prof for the names of JavaScript functions).
- */
+ * starts it), sent BENCH_WARMUP (300) notices, idle for BENCH_IDLE_SECONDS
+ * (10), then sent BENCH_ATTEMPTS (3000) notices as stranger-cpu.ts sends them.
+ * Output: per thread (the main thread, and the others by name: V8's compiler
+ * and GC helpers, libuv's pool, the WAL checkpointer) user and system CPU
+ * idle and under load; with BENCH_CHUNKS > 1, the main thread's and the
+ * others' CPU per notice for each chunk of the load (how a fresh process's
+ * compiling fades). BENCH_CPU_PROF=<file>: a V8 profile of the load.
+ * BENCH_PERF=<file>: `perf record` of the server under load (with
+ * BENCH_NODE_FLAGS=--perf-basic-prof for the names of JavaScript functions),
+ * which samples CPU time only, where V8's profiler also charges the time a
+ * thread waits descheduled. */
 import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -82,7 +88,7 @@ async function main(): Promise<void> {
     await sleep(1000);
     const i0 = threadCpu(child.pid);
     await sleep(idleSeconds * 1000);
-    show('idle', threadCpuDelta(i0, threadCpu(child.pid)), idleSeconds, 'ms/s');
+    show('idle', threadCpuDelta(child.pid, i0, threadCpu(child.pid)), idleSeconds, 'ms/s');
     const perfFile = process.env.BENCH_PERF;
     const perf = perfFile ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-g', '-p', String(child.pid), '-o', perfFile], { stdio: 'inherit' }) : undefined;
     if (perf) await sleep(1000);
@@ -114,7 +120,7 @@ async function main(): Promise<void> {
       await new Promise((r) => perf.once('exit', r));
     }
     const seconds = (Date.now() - t0) / 1000;
-    show('load', threadCpuDelta(c0, threadCpu(child.pid)), attempts, 'ms/notice');
+    show('load', threadCpuDelta(child.pid, c0, threadCpu(child.pid)), attempts, 'ms/notice');
     process.stdout.write(`${attempts} notices in ${seconds.toFixed(1)} s\n`);
   } finally {
     await agent.close();

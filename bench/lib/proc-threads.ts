@@ -32,13 +32,18 @@ export function threadCpu(pid: number): Map<string, ThreadCpu> {
   return out;
 }
 
-/** What each thread name spent between two readings (threads that ended in between are missed). */
-export function threadCpuDelta(before: Map<string, ThreadCpu>, after: Map<string, ThreadCpu>): Record<string, { user: number; system: number }> {
+/**
+ * What each kind of thread spent between two readings of process `pid`: its main thread
+ * (`main`), and the others by name (node's helper threads are all named `node`; libuv's pool
+ * `libuv-worker`). Threads that ended in between are missed.
+ */
+export function threadCpuDelta(pid: number, before: Map<string, ThreadCpu>, after: Map<string, ThreadCpu>): Record<string, { user: number; system: number }> {
   const by: Record<string, { user: number; system: number }> = {};
   for (const [tid, a] of after) {
     const b = before.get(tid) ?? { user: 0, system: 0 };
-    const key = a.name;
-    const e = (by[key] ??= { user: 0, system: 0 });
+    const key = tid === String(pid) ? 'main' : `${a.name} (other)`;
+    const e = by[key] ?? { user: 0, system: 0 };
+    by[key] = e;
     e.user += a.user - b.user;
     e.system += a.system - b.system;
   }
