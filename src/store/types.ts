@@ -399,6 +399,11 @@ export interface TwmOutboundRepository {
     notice: Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'>;
     recipients: string[];
     raw: Buffer;
+    /**
+     * `raw` is the queue's body of `notice.messageId`: the notice serves that copy instead of
+     * storing its own, if the queue still holds it (store/twm-body-sharing.ts).
+     */
+    bodyInQueue?: boolean;
   }): Promise<TwmOutNotice>;
   get(id: string): Promise<(TwmOutNotice & { recipients: TwmOutRecipient[] }) | undefined>;
   /** The notices made from a queue message for a domain, oldest first, with their recipients. */
