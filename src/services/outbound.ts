@@ -14,8 +14,7 @@
  */
 import { domainOf, parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
-import { withRandomBytes } from '../core/random-pool.ts';
-import { timePrefix } from '../core/time-ordered-id.ts';
+import { randomHex } from '../core/random-pool.ts';
 import { replies } from '../core/reply.ts';
 import type { User } from '../core/types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
@@ -83,15 +82,16 @@ export function owns(user: User, address: string): boolean {
  * it, and the header fields the submission server completes (RFC 6409 8).
  */
 /**
- * A submitted message's id (the queue's key, the Sent copy's, the TWM notices' message, and the
- * Message-ID's left part when the client gave none): the time, then 72 random bits, 20 base64url
- * characters. Why time first: the id leads the queue's unique index and the notices' index by
- * message; fully random, every message's insert dirtied a B-tree page of its own in each
- * (core/time-ordered-id.ts says what that costs). The submission time is no secret: the message's
- * Date: says it.
+ * A submitted message's id (the queue's key, the TWM notices' message, the Message-ID's left part
+ * when the client gave none, an argument of `twoway sent`): the time in milliseconds as 12 hex
+ * digits, then 64 random bits as 16 more. Why time first: the id leads the queue's unique index
+ * and the notices' index by message; fully random, every message's insert dirtied a B-tree page
+ * of its own in each (core/time-ordered-id.ts says what that costs). Hex, not
+ * core/time-ordered-id.ts's base64url: that starts with `-` today, which a command line takes for
+ * an option. The submission time is no secret: the message's Date: says it.
  */
 export function queueMessageId(at: Date): string {
-  return timePrefix(at.getTime()) + withRandomBytes(9, (b, o) => b.toString('base64url', o, o + 9));
+  return Math.max(0, Math.floor(at.getTime())).toString(16).padStart(12, '0').slice(-12) + randomHex(8);
 }
 
 function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Date, id: string): { facts: ReturnType<typeof messageFacts>; added: string; signer: string } {
