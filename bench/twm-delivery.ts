@@ -46,6 +46,8 @@
  * (messages per path before the measured runs, 1000; the quick run 100:
  * both servers' JIT is still compiling the three requests' code after a
  * few hundred, and a mail server runs for days),
+ * BENCH_LOG_LEVEL (both servers' log level, default warn; info logs each notice, fetch and
+ * receipt with its time, on stderr: a message's timeline),
  * BENCH_CPU_PROF=1 (V8 profiles of A and B during the measured TWM and SMTP
  * runs together: bench/out/prof/twm-delivery-{sender,receiver}.cpuprofile;
  * BENCH_CPU_PROF=twm or smtp: during that path's runs only, one pair of
@@ -113,6 +115,7 @@ const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const warmup = Number(process.env.BENCH_WARMUP ?? (quick ? Math.max(sessions, Math.round(messages / 5)) : 1000));
 const runTimeoutMs = Number(process.env.BENCH_TIMEOUT ?? 120) * 1000;
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
+const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
 /** One path profiled alone (BENCH_CPU_PROF=twm|smtp), so that its profile holds nothing of the other. */
 const cpuProfPath: Path | null = process.env.BENCH_CPU_PROF === 'twm' || process.env.BENCH_CPU_PROF === 'smtp' ? process.env.BENCH_CPU_PROF : null;
 
@@ -313,6 +316,7 @@ async function main(): Promise<void> {
         host: B.host,
         smtpPort,
         extraToml: twmSection(lab, B.domain, B.host),
+        logLevel,
       }),
       startTwowayChild({
         dir: dirs[0]!,
@@ -322,6 +326,7 @@ async function main(): Promise<void> {
         host: A.host,
         deliveryPort: smtpPort,
         extraToml: twmSection(lab, A.domain, A.host),
+        logLevel,
       }),
     ]);
     cleanups.push(stop('B', b), stop('A', a));
