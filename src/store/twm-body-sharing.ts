@@ -16,7 +16,11 @@
  * A notice is created while its recipients' queue entries are still
  * scheduled or deferred (the queue worker holds them during the delivery),
  * so the queue's body cannot go between the check in create() and the
- * notice's insert.
+ * notice's insert. On PostgreSQL the two sides' last writes can run at once,
+ * each not yet seeing the other's commit: then neither drops the body, and
+ * it stays until prune() deletes the message (as a removal lost to a power
+ * failure does); never the other way round, since each drop needs both
+ * conditions in its own statement.
  */
 import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { preparedOf } from './prepared.ts';
