@@ -342,8 +342,9 @@ export interface QueueRepository {
   remove(id: number): Promise<boolean>;
   /**
    * Drops the stored body of a message once every one of its recipients is
-   * delivered or failed; the recipient rows stay as history until prune().
-   * True if this call removed the body.
+   * delivered or failed and no open TWM notice serves it (the notice drops it
+   * then: twm-body-sharing.ts); the recipient rows stay as history until
+   * prune(). True if this call removed the body.
    */
   removeMessageIfDone(messageId: string): Promise<boolean>;
   /**
