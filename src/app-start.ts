@@ -333,7 +333,7 @@ function wireTwm(w: TwmWiringInput) {
   const reports = startTwmReports(w);
   const remote = createRemoteTransport({
     smtp,
-    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now: w.now, report: reports.count, log: (obj, msg) => log.warn(obj, msg) }),
+    twm: createTwmTransport({ outbox: store.twmOut, client, key: keyFor, expiryMs: config.twm.expiryMs, domains: config.domains, now: w.now, report: reports.count }),
     client,
     outbox: store.twmOut,
     domains: config.domains,

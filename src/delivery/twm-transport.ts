@@ -49,7 +49,6 @@ export interface TwmTransportOptions {
   now?: () => Date;
   /** Counts an outcome against the recipient domain for its failure report (docs/protocol.md 6.6). */
   report?: (domain: string, resultType: string) => void;
-  log?: (obj: object, msg: string) => void;
 }
 
 /**
@@ -60,7 +59,7 @@ const lastNoticeMargin = (expiryMs: number) => Math.min(3_600_000, expiryMs / 10
 const MAX_RESULT_SIZE = 65_536;
 
 export function createTwmTransport(options: TwmTransportOptions): Transport {
-  const ctx: TransportContext = { options, now: options.now ?? (() => new Date()), ours: new Set(options.domains), log: options.log ?? (() => undefined) };
+  const ctx: TransportContext = { options, now: options.now ?? (() => new Date()), ours: new Set(options.domains) };
   return { deliver: (domain, message, recipients) => deliver(ctx, domain, message, recipients) };
 }
 
@@ -69,7 +68,6 @@ interface TransportContext {
   now: () => Date;
   /** The domains we sign for. */
   ours: Set<string>;
-  log: (obj: object, msg: string) => void;
 }
 
 /** The queue's call: each recipient goes with the notice that lists it, new notices stored first. */
@@ -214,30 +212,14 @@ async function notify(ctx: TransportContext, domain: string, notice: TwmOutNotic
   return ours.map((r) => results.get(r)!);
 }
 
-/**
- * The notice's answer in the outbox: unknown recipients `failed` (awaited), the others `accepted`
- * or `pending` (not awaited). Why not wait for those: the queue holds one of the domain's
- * delivery places (`per_domain_concurrency`) until this call returns, and the notice's
- * exchange already waits for two commits (the notice's, then the recipient's); a third, for a
- * state that only tells `twoway sent` where the notice stands, made a TWM delivery hold its place
- * longer than an SMTP relay. Lost to a crash, the row stays `queued`, which is fetchable like
- * `accepted` and `pending`: the fetch and the receipt move it on as usual, and the expiry sweep
- * treats it alike. Its order against the fetch's and the receipt's moves does not matter (it
- * could already come after them: the recipient may fetch before its answer arrives here): it
- * moves only rows still `queued`.
- */
+/** The notice's answer in the outbox: unknown recipients `failed`, the others `accepted` or `pending`. */
 async function recordAnswers(ctx: TransportContext, id: string, moves: Map<'unknown' | 'accepted' | 'pending', string[]>): Promise<void> {
   const at = ctx.now();
   for (const [status, given] of moves) {
     // The rows hold the addresses lower-cased (newNotice); the queue hands them over as written.
     const rcpts = given.map((r) => r.toLowerCase());
-    if (status === 'unknown') {
-      await ctx.options.outbox.transition(id, rcpts, { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
-    } else {
-      ctx.options.outbox
-        .transition(id, rcpts, { from: ['queued'], to: status }, at)
-        .catch((err: unknown) => ctx.log({ err, notice: id, status }, 'could not record the answer to a TWM notice'));
-    }
+    if (status === 'unknown') await ctx.options.outbox.transition(id, rcpts, { from: ['queued', 'accepted', 'pending'], to: 'failed', reason: 'unknown recipient' }, at);
+    else await ctx.options.outbox.transition(id, rcpts, { from: ['queued'], to: status }, at);
   }
 }
 
