@@ -46,6 +46,8 @@
  * (messages per path before the measured runs, 1000; the quick run 100:
  * both servers' JIT is still compiling the three requests' code after a
  * few hundred, and a mail server runs for days),
+ * BENCH_LOG_LEVEL (both servers' log level, default warn; info logs each notice, fetch and
+ * receipt with its time, on stderr: a message's timeline),
  * BENCH_CPU_PROF=1 (V8 profiles of A and B during the measured TWM and SMTP
  * runs together: bench/out/prof/twm-delivery-{sender,receiver}.cpuprofile;
  * BENCH_CPU_PROF=twm or smtp: during that path's runs only, one pair of
@@ -58,7 +60,7 @@ import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { startDnsServer } from '../src/dns/embedded-server.ts';
 import { describeMachine } from './lib/machine.ts';
-import { cpuSeconds } from './lib/proc-cpu.ts';
+import { cpuSeconds, writeCounters } from './lib/proc-cpu.ts';
 import { BENCH_FETCH_JITTER, BENCH_NOTICE_RATE, BENCH_TWM_CLIENT_RATE, createTwmLab, twmRecords, twmSection } from './lib/twm-lab.ts';
 import { BENCH_PASSWORD, startTwowayChild, type TwowayChild } from './lib/twoway-child.ts';
 import { commonFreePort } from '../test/helpers/server.ts';
@@ -78,6 +80,9 @@ interface RunResult {
   cpuMsPerMsg: number | null;
   /** The same split per server: [A (sender), B (receiver)]. */
   cpuMsPerMsgEach: [number, number] | null;
+  /** Write system calls (WAL pages and socket writes alike) and kilobytes written per message: [A, B]. */
+  writesPerMsgEach: [number, number] | null;
+  writeKbPerMsgEach: [number, number] | null;
 }
 
 interface Row {
@@ -110,6 +115,7 @@ const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const warmup = Number(process.env.BENCH_WARMUP ?? (quick ? Math.max(sessions, Math.round(messages / 5)) : 1000));
 const runTimeoutMs = Number(process.env.BENCH_TIMEOUT ?? 120) * 1000;
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
+const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
 /** One path profiled alone (BENCH_CPU_PROF=twm|smtp), so that its profile holds nothing of the other. */
 const cpuProfPath: Path | null = process.env.BENCH_CPU_PROF === 'twm' || process.env.BENCH_CPU_PROF === 'smtp' ? process.env.BENCH_CPU_PROF : null;
 
@@ -174,6 +180,7 @@ async function runOnce(s: Servers, path: Path, n: number, label: string): Promis
   const tags = Array.from({ length: n }, (_, i) => `${label}-${path}-${i}`);
   const before = await s.b.countOf(rcpt);
   const cpu0 = [cpuSeconds(s.a.pid), cpuSeconds(s.b.pid)];
+  const io0 = [writeCounters(s.a.pid), writeCounters(s.b.pid)];
   const t0 = Date.now();
   const elapsed = () => (Date.now() - t0) / 1000;
   let submitSeconds = NaN;
@@ -238,7 +245,9 @@ async function runOnce(s: Servers, path: Path, n: number, label: string): Promis
     await sleep(50);
   }
   const cpu1 = [cpuSeconds(s.a.pid), cpuSeconds(s.b.pid)];
+  const io1 = [writeCounters(s.a.pid), writeCounters(s.b.pid)];
   const cpu = cpu0.every((x) => x !== null) && cpu1.every((x) => x !== null) ? cpu1[0]! + cpu1[1]! - cpu0[0]! - cpu0[1]! : null;
+  const io = [...io0, ...io1].every((x) => x !== null) ? { a0: io0[0]!, b0: io0[1]!, a1: io1[0]!, b1: io1[1]! } : null;
   await sleep(300);
   return {
     path,
@@ -251,6 +260,8 @@ async function runOnce(s: Servers, path: Path, n: number, label: string): Promis
     receiptsSeconds,
     cpuMsPerMsg: cpu === null ? null : (cpu * 1000) / n,
     cpuMsPerMsgEach: cpu === null ? null : [((cpu1[0]! - cpu0[0]!) * 1000) / n, ((cpu1[1]! - cpu0[1]!) * 1000) / n],
+    writesPerMsgEach: io === null ? null : [(io.a1.calls - io.a0.calls) / n, (io.b1.calls - io.b0.calls) / n],
+    writeKbPerMsgEach: io === null ? null : [(io.a1.bytes - io.a0.bytes) / 1024 / n, (io.b1.bytes - io.b0.bytes) / 1024 / n],
   };
 }
 
@@ -305,6 +316,7 @@ async function main(): Promise<void> {
         host: B.host,
         smtpPort,
         extraToml: twmSection(lab, B.domain, B.host),
+        logLevel,
       }),
       startTwowayChild({
         dir: dirs[0]!,
@@ -314,6 +326,7 @@ async function main(): Promise<void> {
         host: A.host,
         deliveryPort: smtpPort,
         extraToml: twmSection(lab, A.domain, A.host),
+        logLevel,
       }),
     ]);
     cleanups.push(stop('B', b), stop('A', a));
@@ -340,7 +353,10 @@ async function main(): Promise<void> {
       `${r.path.padEnd(4)} ${r.messages} msgs in ${r.seconds.toFixed(2)} s = ${r.msgPerSec.toFixed(0)} msg/s, latency median ${r.latencyMedianMs.toFixed(0)} ms p95 ${r.latencyP95Ms.toFixed(0)} ms` +
       (r.receiptsSeconds !== null ? `, all receipts after ${r.receiptsSeconds.toFixed(2)} s` : '') +
       (r.cpuMsPerMsg !== null ? `, servers' CPU ${r.cpuMsPerMsg.toFixed(2)} ms/msg` : '') +
-      (r.cpuMsPerMsgEach !== null ? ` (A ${r.cpuMsPerMsgEach[0].toFixed(2)}, B ${r.cpuMsPerMsgEach[1].toFixed(2)})` : '');
+      (r.cpuMsPerMsgEach !== null ? ` (A ${r.cpuMsPerMsgEach[0].toFixed(2)}, B ${r.cpuMsPerMsgEach[1].toFixed(2)})` : '') +
+      (r.writesPerMsgEach !== null && r.writeKbPerMsgEach !== null
+        ? `, writes/msg A ${r.writesPerMsgEach[0].toFixed(1)} (${r.writeKbPerMsgEach[0].toFixed(0)} KB), B ${r.writesPerMsgEach[1].toFixed(1)} (${r.writeKbPerMsgEach[1].toFixed(0)} KB)`
+        : '');
     for (const p of paths) log(`  warm-up ${describe(await runOnce(servers, p, warmup, 'warmup'))}`);
     if (cpuProf) await Promise.all([a.profileStart(), b.profileStart()]);
     for (let i = 0; i < runs; i++) {

@@ -42,10 +42,21 @@
  * (protocol 12.7, 20/s, burst 100; not in the config, set at run time,
  * bench/lib/twm-lab.ts), both to 1,000,000.
  *
+ * Warm-up (BENCH_WARMUP, default 1,000 attempts per side): before each side's
+ * measurement starts, the same kind of attempts go to a second `screen` user
+ * (wes@b.test), unmeasured, so that both sides are measured as a server that
+ * has been running: a freshly started process spends its first few thousand
+ * requests compiling its code (V8's optimising compiler runs on threads of
+ * its own, counted in B's CPU), which on the TWM side was about a fifth of
+ * the CPU of the first 5,000 notices and fell to a twentieth after that
+ * (bench/stranger-threads.ts, BENCH_CHUNKS). Both sides get the same number
+ * of warm-up attempts; BENCH_WARMUP=0 measures from a cold start, as before.
+ * The checks below count bea@b.test only, so the warm-up's rows are not in them.
+ *
  * Output: Markdown on stdout, bench/out/twm-stranger-cost.json (`rows[]`
  * with bytesPerAttempt, cpuMsPerAttempt; `markdown` for bench/run.ts).
  *
- * Environment: BENCH_QUICK=1, BENCH_ATTEMPTS (10000), BENCH_CONCURRENCY
+ * Environment: BENCH_QUICK=1, BENCH_ATTEMPTS (10000), BENCH_WARMUP (1000), BENCH_CONCURRENCY
  * (20), BENCH_STRANGERS (100), BENCH_SIDE=twm or smtp (one side only, for
  * profiling: no ratios, nothing written), BENCH_CPU_PROF=1 (V8 profile of B per side in
  * bench/out/prof/stranger-{twm,smtp}.cpuprofile; its overhead inflates the CPU figures).
@@ -88,11 +99,14 @@ const OUT_DIR = join(here, 'out');
 const SIZE = 50 * 1024;
 const B = { host: '127.0.0.3', domain: 'b.test' };
 const RCPT = `bea@${B.domain}`;
+/** The warm-up's recipient: its rows stay out of the checks of RCPT's. */
+const WARM_RCPT = `wes@${B.domain}`;
 const S_DOMAIN = 's.test';
 const SELECTOR = 'twm1';
 
 const quick = process.env.BENCH_QUICK === '1';
 const attempts = Number(process.env.BENCH_ATTEMPTS ?? (quick ? 1000 : 10_000));
+const warmup = Number(process.env.BENCH_WARMUP ?? 1000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 /** 100 notices per stranger at 10,000: protocol 12.7's cap of pending notices per (user, sender). */
 const strangers = Number(process.env.BENCH_STRANGERS ?? 100);
@@ -112,7 +126,10 @@ async function startRecipient(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Arr
     dir,
     dns: dns.address,
     domain: B.domain,
-    users: [{ address: RCPT, mode: 'screen' }],
+    users: [
+      { address: RCPT, mode: 'screen' },
+      { address: WARM_RCPT, mode: 'screen' },
+    ],
     host: B.host,
     extraToml: twmSection(lab, B.domain, B.host),
   });
@@ -124,7 +141,12 @@ async function startRecipient(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Arr
 }
 
 /** CPU of B from the first attempt to the last answer, and the store's growth. */
-async function measure(b: TwowayChild, side: Side, load: () => Promise<void>, check: () => Promise<Record<string, unknown>>): Promise<SideResult> {
+async function measure(b: TwowayChild, side: Side, warm: () => Promise<void>, load: () => Promise<void>, check: () => Promise<Record<string, unknown>>): Promise<SideResult> {
+  if (warmup > 0) {
+    const t = Date.now();
+    await warm();
+    log(`  ${side}: warm-up of ${warmup} attempts to ${WARM_RCPT} in ${((Date.now() - t) / 1000).toFixed(1)} s (not measured)`);
+  }
   const before = await b.db();
   await sleep(500);
   // The profiler's own overhead lands in the CPU figure: profiled runs are for finding hot spots only.
@@ -176,13 +198,13 @@ async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() =
   cleanups.push(() => agent.close());
   log(`TWM side: B (pid ${b.pid}) TWM endpoint ${B.host}:${b.twmPort}; ${attempts} notices from ${strangers} addresses at ${S_DOMAIN}, ${concurrency} in flight`);
   const statuses = new Map<string, number>();
-  const post = async (i: number) => {
+  const post = async (i: number, rcpt = RCPT) => {
     // What a sending server would send: the size and digest of a 50 KB message it keeps for a fetch.
     const created = new Date(Math.floor(Date.now() / 1000) * 1000);
     const body = noticeToJson({
       id: randomBytes(16).toString('base64url'),
       from: stranger(i),
-      to: [RCPT],
+      to: [rcpt],
       size: SIZE,
       sha256: createHash('sha256').update(`message ${i}`).digest('hex'),
       created,
@@ -203,17 +225,20 @@ async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() =
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`notice ${i}: HTTP ${res.statusCode} ${text.slice(0, 300)}`);
     const result = parseNoticeResult(JSON.parse(text));
-    const status = result.results.find((r) => r.rcpt.toLowerCase() === RCPT)?.status ?? 'missing';
-    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    const status = result.results.find((r) => r.rcpt.toLowerCase() === rcpt)?.status ?? 'missing';
+    if (rcpt === RCPT) statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    else if (status !== 'pending') throw new Error(`warm-up notice ${i}: ${status}`);
   };
-  const load = async () => {
+  const send = async (count: number, rcpt: string) => {
     let next = 0;
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
-        while (next < attempts) await post(next++);
+        while (next < count) await post(next++, rcpt);
       }),
     );
   };
+  const load = () => send(attempts, RCPT);
+  const warm = () => send(warmup, WARM_RCPT);
   const check = async () => {
     const requests = await b.requests(RCPT);
     const stored = await b.countOf(RCPT);
@@ -223,27 +248,30 @@ async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() =
     }
     return { answers, messagesStored: stored, contactRequests: requests };
   };
-  return measure(b, 'twm', load, check);
+  return measure(b, 'twm', warm, load, check);
 }
 
 async function smtpSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() => Promise<unknown>>): Promise<SideResult> {
   const b = await startRecipient(dns, lab, cleanups);
-  const perSender = Array.from({ length: strangers }, (_, k) => Math.floor(attempts / strangers) + (k < attempts % strangers ? 1 : 0));
+  const perSenderOf = (n: number) => Array.from({ length: strangers }, (_, k) => Math.floor(n / strangers) + (k < n % strangers ? 1 : 0));
   const parallel = Math.max(1, Math.floor(concurrency / 2));
   log(`SMTP side: B (pid ${b.pid}) SMTP ${B.host}:${b.smtpPort}; ${attempts} messages of 50 KB from ${strangers} addresses at ${S_DOMAIN}, ${parallel} smtp-source runs of 2 sessions at a time`);
-  const load = async () => {
+  const send = async (count: number, rcpt: string) => {
+    const perSender = perSenderOf(count);
     let next = 0;
     await Promise.all(
       Array.from({ length: parallel }, async () => {
         while (next < strangers) {
           const k = next++;
           if (perSender[k] === 0) continue;
-          const r = await runSmtpSource({ host: B.host, port: b.smtpPort, sessions: 2, messages: perSender[k]!, size: SIZE, from: stranger(k), to: RCPT, helo: `mx.${S_DOMAIN}`, timeoutMs: 600_000 });
+          const r = await runSmtpSource({ host: B.host, port: b.smtpPort, sessions: 2, messages: perSender[k]!, size: SIZE, from: stranger(k), to: rcpt, helo: `mx.${S_DOMAIN}`, timeoutMs: 600_000 });
           if (r.exitCode !== 0) throw new Error(`smtp-source ${r.args.join(' ')} exited ${r.exitCode}: ${r.stderr}`);
         }
       }),
     );
   };
+  const load = () => send(attempts, RCPT);
+  const warm = () => send(warmup, WARM_RCPT);
   const check = async () => {
     const stored = await b.countOf(RCPT);
     const requests = await b.requests(RCPT);
@@ -252,7 +280,7 @@ async function smtpSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() 
     }
     return { messagesStored: stored, contactRequests: requests };
   };
-  return measure(b, 'smtp', load, check);
+  return measure(b, 'smtp', warm, load, check);
 }
 
 async function main(): Promise<void> {
@@ -260,11 +288,12 @@ async function main(): Promise<void> {
   for (const [name, v] of [['BENCH_ATTEMPTS', attempts], ['BENCH_CONCURRENCY', concurrency], ['BENCH_STRANGERS', strangers]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
+  if (!Number.isInteger(warmup) || warmup < 0) throw new Error('BENCH_WARMUP must be a non-negative integer');
   const machine = describeMachine();
   out(`# What strangers cost the recipient: TWM notices vs SMTP messages${quick ? ' (BENCH_QUICK)' : ''}`);
   out();
   out(`machine: ${machine.nproc} CPUs, ${machine.cpu}, ${machine.memoryGiB} GiB, ${machine.kernel}; node ${machine.node}; load average at start ${machine.loadavg.join(' ')}`);
-  out(`load: ${attempts} attempts from ${strangers} stranger addresses to one \`screen\` user; TWM: signed notices (50 KB announced, with an intro) POSTed by the driver, ${concurrency} in flight; SMTP: 50 KB messages from smtp-source, ${concurrency} sessions; notices_per_second = notice_burst = ${BENCH_NOTICE_RATE}`);
+  out(`load: ${attempts} attempts from ${strangers} stranger addresses to one \`screen\` user; TWM: signed notices (50 KB announced, with an intro) POSTed by the driver, ${concurrency} in flight; SMTP: 50 KB messages from smtp-source, ${concurrency} sessions; notices_per_second = notice_burst = ${BENCH_NOTICE_RATE}; ${warmup > 0 ? `each side measured after a warm-up of ${warmup} attempts to another user` : 'measured from a cold start (no warm-up)'}`);
   out();
 
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -353,7 +382,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         quick,
         machine: { ...machine, loadavgEnd: machineAfter.loadavg },
-        load: { attempts, concurrency, strangers, messageBytes: SIZE, noticeRate: BENCH_NOTICE_RATE },
+        load: { attempts, warmup, concurrency, strangers, messageBytes: SIZE, noticeRate: BENCH_NOTICE_RATE },
         rows,
         results,
         markdown: [...table, '', ...notes.map((n) => `${n}\n`)].join('\n'),

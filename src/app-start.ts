@@ -30,6 +30,7 @@ import { createInboundHooks } from './endpoints/mx/hooks.ts';
 import { createPostmasterLookup } from './endpoints/mx/postmaster.ts';
 import { createSubmissionHooks } from './endpoints/submission/hooks.ts';
 import { createTwmInbox, type TwmInbox } from './endpoints/twm/inbox.ts';
+import { SOLE_WRITER_TTL_MS } from './endpoints/twm/pending-totals.ts';
 import { createTwmOutbox, type TwmOutbox } from './endpoints/twm/outbox.ts';
 import type { Ingest } from './ingest/ingest.ts';
 import { createAuthPool, type AuthPool } from './mail/auth-pool.ts';
@@ -413,6 +414,8 @@ function twmInbox(w: TwmWiringInput, lookupKey: ReturnType<typeof dnssecParts>['
     uniformAnswers: config.twm.uniformAnswers,
     noticeRate: config.twm.noticeRate,
     pendingCaps: config.twm.pendingCaps,
+    // One process on a SQLite file records every notice: its pending counts miss nothing (pending-totals.ts).
+    ...(store.kind === 'sqlite' && config.server.processes === 1 ? { pendingCountTtlMs: SOLE_WRITER_TTL_MS } : {}),
     fetchJitterMs: config.twm.fetchJitterMs,
     declineDelayMs: config.twm.declineDelayMs,
     // A restart refuses signatures that the previous process may have seen (5.5); a new store had none.

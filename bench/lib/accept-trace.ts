@@ -18,6 +18,10 @@
  *   quit       QUIT read -> 221 written
  *   close      221 -> the socket closed
  * Inside `accept` (means over the messages, not a partition of it):
+ *   accept.before-auth     end of data -> the job posted to a worker: mostly the wait for a free
+ *                          worker (the pool has min(2, cores) and takes one message each)
+ *   accept.auth            the job posted -> its answer read, per connection
+ *   accept.auth-done-to-submit  the answer -> the message submitted to the group commit (ingest)
  *   auth       the job posted to a worker -> its answer read (DNS questions to the main thread inside)
  *   commit     GroupCommit.submit -> resolved: waiting for the round, the transaction, the fsync
  *   round-wait submit -> the round that holds the message starts
@@ -50,6 +54,13 @@ const conns = new WeakMap<object, Conn>();
 /** The connection whose end of data is being handled, through every promise that handling starts. */
 const current = new AsyncLocalStorage<Conn>();
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+/**
+ * Connections past the end of data whose authentication job is not yet
+ * posted. A job the pool had to queue is posted later from another context
+ * (a worker's answer frees a slot), so it is matched to the oldest waiting
+ * connection: the pool serves its queue in order.
+ */
+const awaitingAuth: Conn[] = [];
 
 interface DataStream {
   emit(e: string | symbol, ...a: unknown[]): boolean;
@@ -108,6 +119,7 @@ export async function installAcceptTrace(): Promise<void> {
       stream.emit = function (e, ...a) {
         if (e !== 'end') return emitOf.call(this, e, ...a);
         c.t.set('eod', performance.now());
+        awaitingAuth.push(c);
         add('body.chunks', chunks);
         // The end-of-data handler (and every promise it starts) runs with the connection as its context.
         return current.run(c, () => emitOf.call(this, e, ...a));
@@ -119,6 +131,9 @@ export async function installAcceptTrace(): Promise<void> {
     const c = conns.get(this);
     if (c) {
       c.t.set('closed', performance.now());
+      // A message refused before authentication never posts a job.
+      const waiting = awaitingAuth.indexOf(c);
+      if (waiting >= 0) awaitingAuth.splice(waiting, 1);
       record(c.t);
       conns.delete(this);
     }
@@ -127,6 +142,7 @@ export async function installAcceptTrace(): Promise<void> {
 
   // The authentication worker's round trips (auth-pool.ts posts `job`, the worker answers `done`; `dns` in between).
   const jobs = new Map<number, number>();
+  const jobConns = new Map<number, Conn>();
   const dnsAsked = new Map<string, number>();
   const wproto = Worker.prototype as unknown as { postMessage(this: Worker, m: unknown, t?: unknown): void; emit(this: Worker, e: string | symbol, ...a: unknown[]): boolean };
   const { postMessage, emit } = wproto;
@@ -144,7 +160,14 @@ export async function installAcceptTrace(): Promise<void> {
     const msg = m as { type?: string; id?: number };
     if (msg?.type === 'job' && typeof msg.id === 'number') {
       jobs.set(msg.id, performance.now());
-      current.getStore()?.t.set('auth-posted', performance.now());
+      // A worker's events keep the context it was started in (an old connection's): only a waiting connection counts.
+      const own = current.getStore();
+      const at = own ? awaitingAuth.indexOf(own) : -1;
+      const c = awaitingAuth.splice(Math.max(at, 0), 1)[0];
+      if (c) {
+        c.t.set('auth-posted', performance.now());
+        jobConns.set(msg.id, c);
+      }
     }
     if (msg?.type === 'dns-answer' && typeof msg.id === 'number') {
       const k = `${wid(this)}:${msg.id}`;
@@ -161,6 +184,8 @@ export async function installAcceptTrace(): Promise<void> {
         const at = jobs.get(msg.id);
         if (at !== undefined) add('auth', performance.now() - at);
         jobs.delete(msg.id);
+        jobConns.get(msg.id)?.t.set('auth-done', performance.now());
+        jobConns.delete(msg.id);
       }
       if (msg?.type === 'dns' && typeof msg.id === 'number') {
         dnsAsked.set(`${wid(this)}:${msg.id}`, performance.now());
@@ -243,6 +268,8 @@ const ORDER: Array<[string, string, string]> = [
   ['accept', 'eod', '250>eod'],
   ['accept.before-auth', 'eod', 'auth-posted'],
   ['accept.auth-to-submit', 'auth-posted', 'submitted'],
+  ['accept.auth', 'auth-posted', 'auth-done'],
+  ['accept.auth-done-to-submit', 'auth-done', 'submitted'],
   ['accept.commit', 'submitted', 'committed'],
   ['accept.after-commit', 'committed', '250>eod'],
   ['quit-wait', '250>eod', 'QUIT<'],

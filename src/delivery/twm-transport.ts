@@ -4,8 +4,10 @@
  * worker hands the recipients here instead of to SMTP.
  *
  * Design note.
- * - The first attempt stores the message and the notice's exact octets
- *   (TwmOutboundRepository.create) before anything is sent; every retry sends
+ * - The first attempt stores the notice's exact octets, with the message
+ *   (the queue's copy, kept until the notice is done with it:
+ *   store/twm-body-sharing.ts), before anything is sent
+ *   (TwmOutboundRepository.create); every retry sends
  *   the same octets under a fresh signature, so the notice id is stable.
  * - The queue keeps doing what it does for SMTP: retries with backoff, give
  *   up, DSNs for recipients that fail at this stage (unknown recipient, a
@@ -141,6 +143,8 @@ async function newNotice(ctx: TransportContext, domain: string, message: Outboun
     },
     recipients: notice.to.map((r) => r.toLowerCase()),
     raw: message.raw,
+    // The queue's octets: the notice serves them from there rather than storing a second copy.
+    bodyInQueue: true,
   });
 }
 

@@ -29,7 +29,7 @@ import type { MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
 import { claimFirstCopies } from './twm-first-copy.ts';
-import { preparedOf } from './prepared.ts';
+import { holdsConnectionOf, preparedOf } from './prepared.ts';
 import { chunks, isForeignKeyViolation, num, toDate, unique, unsyncedTransaction, type Db } from './db-util.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { insertExpunges, nextModseq, recordExpunges } from './modseq.ts';
@@ -88,7 +88,17 @@ export class KyselyMessageRepository implements MessageRepository {
     // On a SQLite file each round's transaction commits without its fsync, then the WAL is synced
     // (group-commit.ts: a failed fsync fails the round, nothing is committed twice). `s.walSync` is read per call.
     const sync = s.walSync ? () => this.s.walSync!() : undefined;
-    this.committer = new GroupCommit((items) => unsyncedTransaction(this.s, (tx) => storeMessages(tx, this.s.dialect, items)), 500, sync);
+    this.committer = new GroupCommit(
+      (items) =>
+        unsyncedTransaction(this.s, (tx) => {
+          // The round's transaction has the connection to itself (unsyncedTransaction): its prepared
+          // statements run on better-sqlite3 directly, without kysely's driver layers (prepared.ts).
+          holdsConnectionOf(tx, this.s.db);
+          return storeMessages(tx, this.s.dialect, items);
+        }),
+      500,
+      sync,
+    );
   }
 
   async deliver(items: NewMessage[]): Promise<MessageSummary[]> {

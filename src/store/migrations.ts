@@ -27,6 +27,7 @@ import { twmRolloutMigration } from './migration-0017-twm-rollout.ts';
 import { imapWireMigration } from './migration-0019-imap-wire.ts';
 import { recipientEventsMigration } from './migration-0020-recipient-events.ts';
 import { requestRankMigration } from './migration-0021-request-rank.ts';
+import { twmBodyInQueueMigration } from './migration-0022-twm-body-in-queue.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -220,5 +221,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0019_imap_wire': imapWireMigration(),
     '0020_recipient_events': recipientEventsMigration(dialect),
     '0021_request_rank': requestRankMigration(dialect),
+    '0022_twm_body_in_queue': twmBodyInQueueMigration(),
   };
 }

@@ -60,10 +60,17 @@ export function noticeFacts(db: Executor, dialect: Dialect, id: string) {
   );
 }
 
-/** A notice's expiry and body (empty once removed, with `body_removed_at` set). */
+/**
+ * A notice's expiry and body (empty once removed, with `body_removed_at` set), and with
+ * `body_in_queue` the queue's copy (`queue_raw`, null once the queue dropped it; twm-body-sharing.ts).
+ */
 export function servableNotice(db: Executor, dialect: Dialect, id: string) {
   return preparedOf(dialect).run(db, 'twmOut.servable', [id], (v) =>
-    db.selectFrom('twm_out_notices').select(['expires_at', 'body', 'body_removed_at']).where('id', '=', v<string>(0)),
+    db
+      .selectFrom('twm_out_notices as n')
+      .leftJoin('queue_messages as q', (join) => join.onRef('q.message_id', '=', 'n.message_id').on('q.body_removed_at', 'is', null))
+      .select(['n.expires_at', 'n.body', 'n.body_removed_at', 'n.body_in_queue', 'q.raw as queue_raw'])
+      .where('n.id', '=', v<string>(0)),
   );
 }
 
@@ -130,9 +137,13 @@ export function moveRecipients(
   );
 }
 
-/** Empties the body of a notice none of whose recipients is open any more (`final`: the final states), in one statement. */
-export async function dropBodyIfFinal(db: Executor, dialect: Dialect, id: string, at: number, final: readonly TwmOutState[]): Promise<void> {
-  await preparedOf(dialect).run(db, `twmOut.dropBodyIfFinal:${final.length}`, [Buffer.alloc(0), at, id, ...final], (v) =>
+/**
+ * Empties the body of a notice none of whose recipients is open any more (`final`: the final
+ * states), in one statement; returns the notice's message and whether its body is the queue's
+ * (no row: the body stays).
+ */
+export function dropBodyIfFinal(db: Executor, dialect: Dialect, id: string, at: number, final: readonly TwmOutState[]) {
+  return preparedOf(dialect).run(db, `twmOut.dropBodyIfFinal:${final.length}`, [Buffer.alloc(0), at, id, ...final], (v) =>
     db
       .updateTable('twm_out_notices')
       .set({ body: v<Buffer>(0), body_removed_at: v<number>(1) })
@@ -152,7 +163,8 @@ export async function dropBodyIfFinal(db: Executor, dialect: Dialect, id: string
               ),
           ),
         ),
-      ),
+      )
+      .returning(['message_id', 'body_in_queue']),
   );
 }
 

@@ -11,7 +11,9 @@
  * Lifecycle of the storage: once every recipient is final, the worker calls
  * removeMessageIfDone, which empties the body (the bulk of the bytes) and
  * stamps body_removed_at; the small rows stay for `twoway queue list` until
- * prune() deletes them.
+ * prune() deletes them. A TWM notice made from the message may serve the
+ * same body (twm-body-sharing.ts): then the body stays until the notice is
+ * done with it too, and whichever side finishes last drops it.
  */
 import type { QueueEntry, QueueState } from '../core/types.ts';
 import type { Lease, NewMessage, QueueRepository } from './types.ts';
@@ -23,6 +25,7 @@ import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
 import { queueEvents, recordEvents } from './recipient-events.ts';
+import { holdsNoNoticeBody } from './twm-body-sharing.ts';
 import type { Database } from './schema.ts';
 import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
@@ -320,6 +323,8 @@ export class KyselyQueueRepository implements QueueRepository {
         .deleteFrom('queue_messages')
         .where('id', '=', row.queue_message)
         .where((eb) => eb.not(eb.exists(eb.selectFrom('queue_recipients').select('queue_recipients.id').whereRef('queue_recipients.queue_message', '=', 'queue_messages.id'))))
+        // Not while a notice serves its body (twm-body-sharing.ts); prune() takes it later.
+        .where(holdsNoNoticeBody)
         .execute();
       return true;
     });
@@ -347,6 +352,8 @@ export class KyselyQueueRepository implements QueueRepository {
           ),
         ),
       )
+      // A TWM notice still serving this body keeps it; the notice drops it when it is done (twm-body-sharing.ts).
+      .where(holdsNoNoticeBody)
       .executeTakeFirst(),
     );
     return num(result.numUpdatedRows) > 0;
@@ -362,6 +369,8 @@ export class KyselyQueueRepository implements QueueRepository {
       await tx
         .deleteFrom('queue_messages')
         .where((eb) => eb.not(eb.exists(eb.selectFrom('queue_recipients').select('queue_recipients.id').whereRef('queue_recipients.queue_message', '=', 'queue_messages.id'))))
+        // A notice may outlive the history (a pending one waits for the Screener): its body stays.
+        .where(holdsNoNoticeBody)
         .execute();
       return num(deleted.numDeletedRows);
     });

@@ -199,10 +199,12 @@ export interface TwmOutNoticesTable {
   sha256: string;
   created_at: number;
   expires_at: number;
-  /** The message octets; empty once body_removed_at is set. */
+  /** The message octets; empty once body_removed_at is set, and always with body_in_queue. */
   body: Buffer;
   body_removed_at: number | null;
   expiry_reported_at: number | null;
+  /** 1: the octets are the queue's (`queue_messages.raw` of `message_id`), kept there while this notice may serve them (migration 0022). */
+  body_in_queue: number;
 }
 
 export interface TwmOutRecipientsTable {

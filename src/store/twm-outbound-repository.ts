@@ -4,7 +4,7 @@
  * recipient.
  *
  * Lifecycle of the storage: create() stores body, notice and `queued` rows
- * together; fetches, notice results and receipts move rows by conditional
+ * together (the body by reference when it is the queue's: twm-body-sharing.ts); fetches, notice results and receipts move rows by conditional
  * updates (transition), so two handlers racing on one recipient cannot undo a
  * final state; once no recipient can fetch any more the delivery layer calls
  * removeBody() (the bulk of the bytes); prune() deletes the history later.
@@ -20,9 +20,10 @@ import type { TwmOutNoticesTable, TwmOutRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
 import { twmEvents } from './recipient-events.ts';
+import { dropQueueBodyIfFree, queueHoldsBody } from './twm-body-sharing.ts';
 import { dropBodyIfFinal, insertNotice, insertRecipients, insertTwmEvents, moveRecipients, NOTICE_COLUMNS, noticeFacts, noticesOfMessage, servableNotice } from './prepared-twm-delivery.ts';
 
-type NoticeRow = Omit<Selectable<TwmOutNoticesTable>, 'body'>;
+type NoticeRow = Omit<Selectable<TwmOutNoticesTable>, 'body' | 'body_in_queue'>;
 type WithRecipients = TwmOutNotice & { recipients: TwmOutRecipient[] };
 
 const FINAL_STATES = [...TWM_OUT_FINAL];
@@ -71,10 +72,13 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
     notice: Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'>;
     recipients: string[];
     raw: Buffer;
+    bodyInQueue?: boolean;
   }): Promise<TwmOutNotice> {
     const n = input.notice;
     try {
       return await this.writer.write(async (tx) => {
+        // One copy of the octets (twm-body-sharing.ts): the queue's, when it holds them.
+        const shared = input.bodyInQueue === true && (await queueHoldsBody(tx, this.s.dialect, n.messageId, input.raw));
         const [inserted] = await insertNotice(tx, this.s.dialect, {
           id: n.id,
           message_id: n.messageId,
@@ -87,9 +91,10 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
           sha256: n.sha256,
           created_at: n.createdAt.getTime(),
           expires_at: n.expiresAt.getTime(),
-          body: input.raw,
+          body: shared ? Buffer.alloc(0) : input.raw,
           body_removed_at: null,
           expiry_reported_at: null,
+          body_in_queue: shared ? 1 : 0,
         });
         for (const part of chunks(unique(input.recipients), PER_STATEMENT)) {
           await insertRecipients(tx, this.s.dialect, n.id, part, 'queued', n.createdAt.getTime());
@@ -118,8 +123,7 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
   }
 
   async body(id: string): Promise<Buffer | undefined> {
-    const row = await this.s.db.selectFrom('twm_out_notices').select('body').where('id', '=', id).where('body_removed_at', 'is', null).executeTakeFirst();
-    return row?.body;
+    return (await this.servable(id))?.body;
   }
 
   async facts(id: string): Promise<{ domain: string; expiresAt: Date; recipients: string[] } | undefined> {
@@ -131,7 +135,10 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
 
   async servable(id: string): Promise<{ expiresAt: Date; body: Buffer | undefined } | undefined> {
     const [row] = await servableNotice(this.s.db, this.s.dialect, id);
-    return row && { expiresAt: toDate(row.expires_at), body: row.body_removed_at === null ? row.body : undefined };
+    if (!row) return undefined;
+    // A shared body is the queue's (twm-body-sharing.ts); null if the queue no longer holds it.
+    const body = row.body_removed_at !== null ? undefined : row.body_in_queue === 1 ? (row.queue_raw ?? undefined) : row.body;
+    return { expiresAt: toDate(row.expires_at), body };
   }
 
   async transition(
@@ -155,7 +162,10 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
       }
       // The last recipient to become final takes the body with it, in the same transaction: nobody
       // may fetch it any more (docs/protocol.md 7.2), and a separate write would cost a commit.
-      if (changed.length > 0 && TWM_OUT_FINAL.has(change.to)) await dropBodyIfFinal(tx, dialect, id, at_, FINAL_STATES);
+      if (changed.length > 0 && TWM_OUT_FINAL.has(change.to)) {
+        const [dropped] = await dropBodyIfFinal(tx, dialect, id, at_, FINAL_STATES);
+        if (dropped?.body_in_queue === 1) await dropQueueBodyIfFree(tx, dialect, dropped.message_id, at_);
+      }
       return changed;
     });
   }
@@ -183,14 +193,17 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
   }
 
   async removeBody(id: string): Promise<void> {
-    await this.writer.write((tx) =>
-      tx
+    await this.writer.write(async (tx) => {
+      const at = Date.now();
+      const dropped = await tx
         .updateTable('twm_out_notices')
-        .set({ body: Buffer.alloc(0), body_removed_at: Date.now() })
+        .set({ body: Buffer.alloc(0), body_removed_at: at })
         .where('id', '=', id)
         .where('body_removed_at', 'is', null)
-        .execute(),
-    );
+        .returning(['message_id', 'body_in_queue'])
+        .executeTakeFirst();
+      if (dropped?.body_in_queue === 1) await dropQueueBodyIfFree(tx, this.s.dialect, dropped.message_id, at);
+    });
   }
 
   async setExpiryReported(id: string): Promise<void> {

@@ -179,6 +179,58 @@ for (const backend of backends) {
         assert.deepEqual((await store.twmOut.facts('f1'))?.recipients, ['x@recv.test', 'y@recv.test'], 'the rows stay as history');
       });
 
+      test('a notice made from a queue message serves the queue\'s body, kept until both sides are done (migration 0022)', async () => {
+        const queued = Buffer.from('From: alice@send.test\r\nSubject: shared\r\n\r\none copy\r\n');
+        // Straight from the tables (ids of this test only, no quoting needed).
+        const rawOf = async (messageId: string) => {
+          const [row] = await backend.query(`SELECT raw, body_removed_at FROM queue_messages WHERE message_id = '${messageId}'`);
+          return row ? { raw: row.raw as Buffer, removedAt: row.body_removed_at === null ? null : Number(row.body_removed_at) } : null;
+        };
+        const noticeBody = async (id: string) => {
+          const [row] = await backend.query(`SELECT body, body_in_queue FROM twm_out_notices WHERE id = '${id}'`);
+          return { body: Buffer.from(row!.body as Buffer), body_in_queue: Number(row!.body_in_queue) };
+        };
+        // Two recipients queued: one goes by TWM, the other (another domain) stays deferred for a while.
+        const [twm, other] = await store.queue.enqueue({ messageId: 'q1', sender: 'alice@send.test', recipients: ['x@recv.test', 'z@other.test'], raw: queued, at: at(0) });
+        await store.twmOut.create({ notice: outNotice('s1', { messageId: 'q1', size: queued.length }), recipients: ['x@recv.test'], raw: queued, bodyInQueue: true });
+        assert.deepEqual(await noticeBody('s1'), { body: Buffer.alloc(0), body_in_queue: 1 }, 'no second copy');
+        assert.ok((await store.twmOut.servable('s1'))?.body?.equals(queued), 'served from the queue');
+        assert.ok((await store.twmOut.body('s1'))?.equals(queued));
+        // The queue is done with it (both entries final) while the notice is still open: the body stays.
+        await store.queue.update(twm!.id, { state: 'delivered', deliveredAt: at(1), reply: '250 TWM' });
+        await store.queue.update(other!.id, { state: 'failed', failedAt: at(1), lastError: '550 no' });
+        assert.equal(await store.queue.removeMessageIfDone('q1'), false, 'a notice still serves it');
+        assert.equal(await store.queue.prune(at(10 * 24 * HOUR)), 2, 'the history goes');
+        assert.ok((await rawOf('q1'))?.raw.equals(queued), 'the message row and its body stay for the notice');
+        assert.ok((await store.twmOut.servable('s1'))?.body?.equals(queued));
+        // The notice's last recipient final: both copies go, in the receipt's transaction.
+        await store.twmOut.transition('s1', ['x@recv.test'], { from: ['queued'], to: 'delivered' }, at(2));
+        assert.deepEqual(await store.twmOut.servable('s1'), { expiresAt: outNotice('s1').expiresAt, body: undefined });
+        const dropped = await rawOf('q1');
+        assert.equal(dropped?.raw.length, 0);
+        assert.equal(dropped?.removedAt, at(2).getTime());
+        assert.equal(await store.queue.prune(at(10 * 24 * HOUR)), 0);
+        assert.equal(await rawOf('q1'), null, 'then prune takes the message row');
+
+        // The other order: the notice done first (expired, removeBody) while a queue entry is open.
+        const [open] = await store.queue.enqueue({ messageId: 'q2', sender: 'alice@send.test', recipients: ['x@recv.test'], raw: queued, at: at(0) });
+        await store.twmOut.create({ notice: outNotice('s2', { messageId: 'q2' }), recipients: ['x@recv.test'], raw: queued, bodyInQueue: true });
+        await store.twmOut.removeBody('s2');
+        assert.equal(await store.twmOut.body('s2'), undefined);
+        assert.ok((await rawOf('q2'))?.raw.equals(queued), 'the queue still needs it');
+        await store.queue.update(open!.id, { state: 'failed', failedAt: at(3), lastError: 'expired' });
+        assert.equal(await store.queue.removeMessageIfDone('q2'), true, 'the queue drops it last');
+
+        // Octets other than the queue's, or no queue message: the notice keeps its own copy.
+        await store.queue.enqueue({ messageId: 'q3', sender: 'alice@send.test', recipients: ['x@recv.test'], raw: queued, at: at(0) });
+        await store.twmOut.create({ notice: outNotice('s3', { messageId: 'q3' }), recipients: ['x@recv.test'], raw, bodyInQueue: true });
+        await store.twmOut.create({ notice: outNotice('s4', { messageId: 'q-none' }), recipients: ['x@recv.test'], raw, bodyInQueue: true });
+        for (const id of ['s3', 's4']) {
+          assert.deepEqual(await noticeBody(id), { body: raw, body_in_queue: 0 });
+          assert.ok((await store.twmOut.servable(id))?.body?.equals(raw));
+        }
+      });
+
       test('transition is conditional: final states are never undone, racing handlers agree', async () => {
         await store.twmOut.create({ notice: outNotice('t1'), recipients: ['a@recv.test', 'b@recv.test', 'c@recv.test'], raw });
         assert.deepEqual(

@@ -344,8 +344,9 @@ export interface QueueRepository {
   remove(id: number): Promise<boolean>;
   /**
    * Drops the stored body of a message once every one of its recipients is
-   * delivered or failed; the recipient rows stay as history until prune().
-   * True if this call removed the body.
+   * delivered or failed and no open TWM notice serves it (the notice drops it
+   * then: twm-body-sharing.ts); the recipient rows stay as history until
+   * prune(). True if this call removed the body.
    */
   removeMessageIfDone(messageId: string): Promise<boolean>;
   /**
@@ -401,6 +402,11 @@ export interface TwmOutboundRepository {
     notice: Omit<TwmOutNotice, 'bodyRemoved' | 'expiryReported'>;
     recipients: string[];
     raw: Buffer;
+    /**
+     * `raw` is the queue's body of `notice.messageId`: the notice serves that copy instead of
+     * storing its own, if the queue still holds it (store/twm-body-sharing.ts).
+     */
+    bodyInQueue?: boolean;
   }): Promise<TwmOutNotice>;
   get(id: string): Promise<(TwmOutNotice & { recipients: TwmOutRecipient[] }) | undefined>;
   /** The notices made from a queue message for a domain, oldest first, with their recipients. */

@@ -34,6 +34,11 @@ export interface TwmInboxOptions {
   noticeRate: RateLimit;
   /** Stored pending notices allowed per (user, sender address) and per user; beyond: `deferred` (12.7). */
   pendingCaps?: { perSender: number; perUser: number };
+  /**
+   * How long a pending count from the store stands in for the next notices (pending-totals.ts):
+   * PENDING_TOTAL_TTL_MS by default; longer only when this process alone records notices.
+   */
+  pendingCountTtlMs?: number;
   /** Fetches for accepted recipients start within this (random jitter, 8.4). */
   fetchJitterMs?: number;
   /** Declined receipts wait a random time up to this (8.6). */
@@ -125,8 +130,8 @@ export function createTwmInbox(options: TwmInboxOptions) {
     perDomain: createTokenBuckets(options.noticeRate),
     jitter: options.fetchJitterMs ?? 10_000,
     caps,
-    pendingTotals: createPendingTotals(caps.perUser),
-    senderTotals: createPendingTotals(caps.perSender),
+    pendingTotals: createPendingTotals(caps.perUser, options.pendingCountTtlMs),
+    senderTotals: createPendingTotals(caps.perSender, options.pendingCountTtlMs),
   };
   const notice = (n: Notice, signer: TwmSigner, contentSha256: string): Promise<NoticeResult> => receiveNotice(ctx, n, signer, contentSha256);
   return {

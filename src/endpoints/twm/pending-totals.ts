@@ -17,10 +17,20 @@
  * which make it too high, never too low); with several processes, what the
  * others record within one second is missed until the next count, which is
  * why the margin is there.
+ *
+ * When this process is the only one that records notices (SQLite and one
+ * process: app-start.ts), nothing is missed, so the count may stand in for
+ * longer (SOLE_WRITER_TTL_MS): the answers are the same, since near the cap
+ * the store is asked every time anyway, and a flood from many senders no
+ * longer costs one count per sender per second (the costliest read of a
+ * stranger's notice in bench/twm-stranger-cost.ts). It is still bounded, so
+ * that an estimate made too high by decisions comes back down in time.
  */
 
 /** How long a count from the store stands in, with this process's additions. */
 export const PENDING_TOTAL_TTL_MS = 1000;
+/** The same when this process is the only one recording notices. */
+export const SOLE_WRITER_TTL_MS = 60_000;
 /**
  * Counts kept at most; beyond, the least recently counted is forgotten. Senders are a stranger's
  * choice, so this bound is what keeps a flood of new addresses from growing the map: a forgotten

@@ -1,0 +1,130 @@
+/**
+ * CPU and write system calls per TWM message of the sender's store work alone, two checkouts side
+ * by side (bench/twm-delivery.ts measures the whole exchange, where both servers, the driver and
+ * whatever else runs on the machine share its cores; this runs only the statements).
+ *
+ *   BENCH_TREES=/tmp/base,. npx tsx bench/twm-sender-store.ts
+ *
+ * Each tree needs this file (copy it into a base tree that predates it). Per tree, a child process
+ * (this file in child mode, importing that tree's src/) opens a fresh SQLite store and runs, per
+ * message, what the sending server's store does for one TWM recipient: enqueue (the queue's copy),
+ * the router's lookup of notices, the notice's create (its body, or since migration 0022 the
+ * queue's), `accepted`, the queue entry `delivered` and its body drop, the fetch (servable,
+ * `fetched`), the receipt (facts, `delivered`, which drops the body). `BENCH_CONCURRENCY`
+ * messages at a time, so group commits batch as on a server. The children run one after another,
+ * in `BENCH_PAIRS` alternating pairs, each a warm-up then `BENCH_MESSAGES` measured.
+ *
+ * Output: per tree the median of its pairs: CPU ms per message (process.cpuUsage) and write
+ * system calls and KB per message (/proc/self/io).
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeCounters } from './lib/proc-cpu.ts';
+
+const messages = Number(process.env.BENCH_MESSAGES ?? 2000);
+const warmup = Number(process.env.BENCH_WARMUP ?? 2000);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
+const pairs = Number(process.env.BENCH_PAIRS ?? 3);
+
+interface Sample {
+  cpuMsPerMsg: number;
+  writesPerMsg: number;
+  writeKbPerMsg: number;
+}
+
+async function child(): Promise<void> {
+  // This tree's code: the store, and the queue message id if the tree has one of its own.
+  const { openStore } = (await import('../src/store/open.ts')) as typeof import('../src/store/open.ts');
+  const outbound = (await import('../src/services/outbound.ts')) as Record<string, unknown>;
+  const idOf = typeof outbound.queueMessageId === 'function' ? (outbound.queueMessageId as (at: Date) => string) : () => randomBytes(12).toString('hex');
+  const { noticeId } = (await import('../src/delivery/twm-transport.ts')) as typeof import('../src/delivery/twm-transport.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-sender-store-'));
+  const store = await openStore(`sqlite:${join(dir, 'store.db')}`);
+  const raw = Buffer.from(`From: <ann@a.test>\r\nTo: <bea@b.test>\r\nSubject: bench\r\n\r\n${'x'.repeat(78)}\r\n`.padEnd(10 * 1024, 'y'));
+  const rcpt = 'bea@b.test';
+  const one = async (): Promise<void> => {
+    const now = new Date();
+    const messageId = idOf(now);
+    const [entry] = await store.queue.enqueue({ messageId, sender: 'ann@a.test', recipients: [rcpt], raw, at: now });
+    await store.twmOut.findByMessage(messageId, 'b.test');
+    const id = noticeId(now);
+    const created = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const input = {
+      notice: { id, messageId, sender: 'ann@a.test', domain: 'b.test', content: Buffer.from(`{"id":"${id}"}`), subject: 'bench', messageIdHeader: null, size: raw.length, sha256: 'ab'.repeat(32), createdAt: created, expiresAt: new Date(created.getTime() + 7 * 86_400_000) },
+      recipients: [rcpt],
+      raw,
+      bodyInQueue: true,
+    };
+    await store.twmOut.create(input);
+    await store.twmOut.transition(id, [rcpt], { from: ['queued'], to: 'accepted' }, new Date());
+    await store.queue.update(entry!.id, { state: 'delivered', deliveredAt: new Date(), reply: '250 TWM' });
+    await store.queue.removeMessageIfDone(messageId);
+    const served = await store.twmOut.servable(id);
+    if (served?.body?.length !== raw.length) throw new Error('the body was not served');
+    await store.twmOut.transition(id, [rcpt], { from: ['queued', 'accepted', 'pending'], to: 'fetched' }, new Date());
+    await store.twmOut.facts(id);
+    await store.twmOut.transition(id, [rcpt], { from: ['queued', 'accepted', 'pending', 'fetched'], to: 'delivered' }, new Date());
+  };
+  const run = async (n: number): Promise<void> => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          next++;
+          await one();
+        }
+      }),
+    );
+  };
+  await run(warmup);
+  const cpu0 = process.cpuUsage();
+  const io0 = writeCounters(process.pid);
+  await run(messages);
+  const cpu1 = process.cpuUsage(cpu0);
+  const io1 = writeCounters(process.pid);
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  const sample: Sample = {
+    cpuMsPerMsg: (cpu1.user + cpu1.system) / 1000 / messages,
+    writesPerMsg: io0 && io1 ? (io1.calls - io0.calls) / messages : NaN,
+    writeKbPerMsg: io0 && io1 ? (io1.bytes - io0.bytes) / 1024 / messages : NaN,
+  };
+  process.stdout.write(`${JSON.stringify(sample)}\n`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function parent(): void {
+  const trees = (process.env.BENCH_TREES ?? '.').split(',').map((t) => resolve(t));
+  const samples = new Map<string, Sample[]>(trees.map((t) => [t, []]));
+  for (let i = 0; i < pairs; i++) {
+    for (const tree of i % 2 === 0 ? trees : [...trees].reverse()) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(tree, 'bench', 'twm-sender-store.ts'), '--child'], { cwd: tree, encoding: 'utf8', env: process.env });
+      if (r.status !== 0) throw new Error(`${tree}: exit ${r.status}\n${r.stderr}`);
+      const s = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Sample;
+      samples.get(tree)!.push(s);
+      process.stderr.write(`  pair ${i + 1} ${tree}: CPU ${s.cpuMsPerMsg.toFixed(3)} ms/msg, ${s.writesPerMsg.toFixed(1)} writes (${s.writeKbPerMsg.toFixed(1)} KB)/msg\n`);
+    }
+  }
+  process.stdout.write(`# sender store work per TWM message: ${messages} messages after ${warmup}, ${concurrency} at a time, ${pairs} alternating pair(s), medians\n\n`);
+  process.stdout.write('| tree | CPU ms/msg | write calls/msg | KB written/msg |\n|---|---:|---:|---:|\n');
+  for (const [tree, ss] of samples) {
+    process.stdout.write(`| ${tree} | ${median(ss.map((s) => s.cpuMsPerMsg)).toFixed(3)} | ${median(ss.map((s) => s.writesPerMsg)).toFixed(1)} | ${median(ss.map((s) => s.writeKbPerMsg)).toFixed(1)} |\n`);
+  }
+}
+
+if (process.argv.includes('--child')) {
+  child().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+} else if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
+  parent();
+}
