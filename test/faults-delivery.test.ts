@@ -6,8 +6,11 @@
  * recovers: nothing is lost.
  *
  * The sender is a twoway sending stack built from its parts
- * (helpers/fault-peers.ts: SQLite queue, worker, SMTP transport with a 1 s
- * command timeout instead of RFC 5321's 10 minutes). The MX of b.test
+ * (helpers/fault-peers.ts: SQLite queue, worker, SMTP transport with a 3 s
+ * command timeout instead of RFC 5321's 10 minutes: short enough to see a
+ * stall quickly, long enough that B's reply to a proxied message's final
+ * dot on a loaded machine is not taken for one, which would deliver it
+ * twice). The MX of b.test
  * (127.0.0.4) is a fake that misbehaves for its first connections and then
  * proxies to the real server B (127.0.0.3, same port).
  */
@@ -38,7 +41,7 @@ describe('faults: misbehaving peers and DNS', { timeout: 120_000 }, () => {
       { name: 'mx.b.test', type: 'A', data: MX_HOST },
     ]);
     // B's first message starts its authentication workers (mail/auth-pool.ts), which can take
-    // longer than the sender's 1 s command timeout here; a sender that times out on a message B
+    // longer than the sender's command timeout here; a sender that times out on a message B
     // then stores retries it, a duplicate that is SMTP's, not the queue's. Warm B first, as a
     // server that has been running is.
     await send({ port, host: B_HOST, from: 'warm@b.test', to: RCPT, subject: 'warm-up' });
@@ -110,7 +113,9 @@ describe('faults: misbehaving peers and DNS', { timeout: 120_000 }, () => {
     it(`defers while DNS ${mode === 'silent' ? 'times out' : 'answers SERVFAIL'}, and delivers once it answers`, async (t) => {
       const fake = await startFakeMx({ host: MX_HOST, port, target: { host: B_HOST, port }, modeFor: () => 'proxy' });
       const fakeDns = await startFakeDns({ host: dns.host, port: dns.port }, mode);
-      const sender = await startSender({ dns: fakeDns.address, port, localAddress: A_HOST, dnsTimeoutMs: 300 });
+      // Long enough for a healthy answer on a loaded machine once the fake forwards (the test then
+      // expects no deferral), short enough to see two timeouts in the wait below.
+      const sender = await startSender({ dns: fakeDns.address, port, localAddress: A_HOST, dnsTimeoutMs: 1500 });
       try {
         await sender.queue(RCPT, `dns-${mode} probe`);
         const deferred = await eventually(async () => {

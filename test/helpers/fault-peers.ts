@@ -187,7 +187,7 @@ export async function startSender(o: { dns: string; port: number; localAddress: 
     heloName: 'mx.a.test',
     port: o.port,
     localAddress: o.localAddress,
-    commandTimeoutMs: o.commandTimeoutMs ?? 1000,
+    commandTimeoutMs: o.commandTimeoutMs ?? 3000,
     connectTimeoutMs: o.connectTimeoutMs ?? 2000,
     idleTimeoutMs: 100,
     lab: true,
