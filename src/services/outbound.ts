@@ -78,10 +78,6 @@ export function owns(user: User, address: string): boolean {
 }
 
 /**
- * The message a user submits, checked as every receiver's policy will read
- * it, and the header fields the submission server completes (RFC 6409 8).
- */
-/**
  * A submitted message's id (the queue's key, the TWM notices' message, the Message-ID's left part
  * when the client gave none, an argument of `twoway sent`): the time in milliseconds as 12 hex
  * digits, then 64 random bits as 16 more. Why time first: the id leads the queue's unique index
@@ -94,6 +90,10 @@ export function queueMessageId(at: Date): string {
   return Math.max(0, Math.floor(at.getTime())).toString(16).padStart(12, '0').slice(-12) + randomHex(8);
 }
 
+/**
+ * The message a user submits, checked as every receiver's policy will read
+ * it, and the header fields the submission server completes (RFC 6409 8).
+ */
 function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Date, id: string): { facts: ReturnType<typeof messageFacts>; added: string; signer: string } {
   if (raw.length > options.maxMessageSize) {
     throw new ReplyError(552, '5.3.4', `Message too big: ${raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
