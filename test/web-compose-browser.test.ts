@@ -137,6 +137,46 @@ describe('web app: compose, reply and forward in chromium', { skip: browserSkip,
     }
   });
 
+  test('text typed in the introduction while its update is on the way is kept, through a contact and back', async () => {
+    const ctx = await newContext(browser);
+    const page = await ctx.newPage();
+    try {
+      await signIn(page, base, CAROL, PASSWORD);
+      await t.server.services.contacts.allow(carolId, 'known@peer.test');
+      await page.goto(`${base}/compose`);
+      // Hold the field's update until the text is typed: the order a slow answer gives.
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let asked = (): void => undefined;
+      const requested = new Promise<void>((resolve) => (asked = resolve));
+      await page.route(
+        (url) => url.pathname === '/compose/intro',
+        async (route) => {
+          asked();
+          await held;
+          await route.continue();
+        },
+      );
+      await page.getByLabel('To', { exact: true }).fill('new3@peer.test');
+      await page.getByLabel('Subject').click();
+      await requested;
+      await page.getByLabel('Introduction (optional)').fill('typed meanwhile');
+      release();
+      await page.locator('#intro').getByText('new3@peer.test', { exact: true }).waitFor();
+      assert.equal(await page.getByLabel('Introduction (optional)').inputValue(), 'typed meanwhile', 'the answer did not put back the text it was asked with');
+      // Only a contact: the field gives way to a hidden input that keeps the text; a stranger again brings it back.
+      await page.getByLabel('To', { exact: true }).fill('known@peer.test');
+      await page.getByLabel('Subject').click();
+      await page.waitForFunction(() => document.querySelector('#intro textarea') === null);
+      await page.getByLabel('To', { exact: true }).fill('new4@peer.test');
+      await page.getByLabel('Subject').click();
+      await page.locator('#intro').getByText('new4@peer.test', { exact: true }).waitFor();
+      assert.equal(await page.getByLabel('Introduction (optional)').inputValue(), 'typed meanwhile');
+    } finally {
+      await ctx.close();
+    }
+  });
+
   test('reply: To and "Re:" filled, the original quoted, In-Reply-To and References threaded', async () => {
     const raw = Buffer.from(
       [

@@ -51,10 +51,13 @@ async function strangers(deps: WebDeps, user: User, fields: { to: string; cc: st
  * The introduction's place in the form: the field when some recipient is
  * new (or none is written yet), else the typed text kept in a hidden input
  * (it reappears if a new recipient is added; the send drops it when all are
- * contacts).
+ * contacts). The textarea is `hx-preserve`: an answer that left while the
+ * user went on typing there must not put back the older text it was asked
+ * with; only the text around it follows the recipients. The hidden input has
+ * an id of its own, so that it is not taken for the textarea.
  */
 function introField(who: { any: boolean; list: string[] }, value: string, problem: string | undefined): SafeHtml {
-  if (who.any && who.list.length === 0) return html`<div id="intro"><input type="hidden" id="intro-text" name="intro" value="${value}"></div>`;
+  if (who.any && who.list.length === 0) return html`<div id="intro"><input type="hidden" id="intro-kept" name="intro" value="${value}"></div>`;
   const names = who.list.slice(0, 5).join(', ') + (who.list.length > 5 ? ` and ${who.list.length - 5} more` : '');
   const lead = who.any
     ? html`<strong>${names}</strong> ${who.list.length === 1 ? 'is' : 'are'} not in your contacts yet.`
@@ -63,7 +66,7 @@ function introField(who: { any: boolean; list: string[] }, value: string, proble
 <p class="muted" id="intro-help">${lead} If their server speaks Two-Way Mail, they see this short text, and your address, before they accept your message; the message itself waits here until they do. Plain text, at most ${COMPOSE_LIMITS.introChars} characters. Contacts never see it.</p>
 ${problem ? html`<p class="error" id="intro-error">${problem}</p>` : ''}
 <label for="intro-text">Introduction (optional)</label>
-<textarea id="intro-text" name="intro" rows="3" maxlength="${COMPOSE_LIMITS.introChars}" aria-describedby="intro-help${problem ? ' intro-error' : ''}">${value}</textarea>
+<textarea id="intro-text" name="intro" rows="3" maxlength="${COMPOSE_LIMITS.introChars}" aria-describedby="intro-help${problem ? ' intro-error' : ''}" hx-preserve>${value}</textarea>
 </fieldset></div>`;
 }
 
@@ -81,7 +84,7 @@ async function composePage(deps: WebDeps, s: Signed, state: FormState): Promise<
   const token = html`<input type="hidden" name="_csrf" value="${s.session.csrfSecret}">`;
   const title = state.mode === 'reply' ? 'Reply' : state.mode === 'forward' ? 'Forward' : 'New message';
   // htmx: the introduction field follows the recipients (only the three address fields and the intro travel).
-  const follow = html`hx-get="/compose/intro" hx-trigger="input changed delay:600ms, change" hx-target="#intro" hx-swap="outerHTML" hx-include="#to, #cc, #bcc, #intro-text"`;
+  const follow = html`hx-get="/compose/intro" hx-trigger="input changed delay:600ms, change" hx-target="#intro" hx-swap="outerHTML" hx-include="#to, #cc, #bcc, [name=intro]"`;
   const address = (field: 'to' | 'cc' | 'bcc', label: string) => {
     const problem = problemOf(field);
     return html`<label for="${field}">${label}</label>
