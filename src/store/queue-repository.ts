@@ -25,7 +25,7 @@ import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
 import { queueEvents, recordEvents } from './recipient-events.ts';
-import { holdsNoNoticeBody } from './twm-body-sharing.ts';
+import { dropQueueBodyIfFree, holdsNoNoticeBody } from './twm-body-sharing.ts';
 import type { Database } from './schema.ts';
 import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
@@ -334,29 +334,9 @@ export class KyselyQueueRepository implements QueueRepository {
     // Without an fsync of its own (it ran with synchronous=FULL, an fsync on the event loop per
     // delivered message): a removal lost to a power failure only keeps the body until prune()
     // deletes the message with its finished entries.
-    // One statement: the check and the removal cannot be split by a concurrent update.
-    const result = await unsyncedWrite(this.s, (db) =>
-      db
-      .updateTable('queue_messages')
-      .set({ raw: Buffer.alloc(0), body_removed_at: Date.now() })
-      .where('message_id', '=', messageId)
-      .where('body_removed_at', 'is', null)
-      .where((eb) =>
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom('queue_recipients')
-              .select('queue_recipients.id')
-              .whereRef('queue_recipients.queue_message', '=', 'queue_messages.id')
-              .where('queue_recipients.state', 'in', ['scheduled', 'deferred']),
-          ),
-        ),
-      )
-      // A TWM notice still serving this body keeps it; the notice drops it when it is done (twm-body-sharing.ts).
-      .where(holdsNoNoticeBody)
-      .executeTakeFirst(),
-    );
-    return num(result.numUpdatedRows) > 0;
+    // One statement, shared with the TWM notices that serve the same body (twm-body-sharing.ts):
+    // the check and the removal cannot be split by a concurrent update.
+    return unsyncedWrite(this.s, (db) => dropQueueBodyIfFree(db, this.s.dialect, messageId, Date.now()));
   }
 
   async prune(olderThan: Date): Promise<number> {

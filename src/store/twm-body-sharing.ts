@@ -54,11 +54,13 @@ export async function queueHoldsBody(db: Kysely<Database>, dialect: Dialect, mes
 
 /**
  * Empties the queue's body of `messageId` once nothing needs it any more: no
- * recipient scheduled or deferred, no notice serving it still open. Run by a
- * notice's side after that notice's body was dropped.
+ * recipient scheduled or deferred, no notice serving it still open. Run by
+ * both sides (the rule above): the queue's once the message's recipients are
+ * final (queue-repository.ts removeMessageIfDone), a notice's after that
+ * notice's body was dropped. True if this call emptied it.
  */
-export async function dropQueueBodyIfFree(db: Kysely<Database>, dialect: Dialect, messageId: string, at: number): Promise<void> {
-  await preparedOf(dialect).run(db, 'twmOut.dropQueueBodyIfFree', [Buffer.alloc(0), at, messageId, 'scheduled', 'deferred'], (v) =>
+export async function dropQueueBodyIfFree(db: Kysely<Database>, dialect: Dialect, messageId: string, at: number): Promise<boolean> {
+  const dropped = await preparedOf(dialect).run(db, 'queue.dropBodyIfFree', [Buffer.alloc(0), at, messageId, 'scheduled', 'deferred'], (v) =>
     db
       .updateTable('queue_messages')
       .set({ raw: v<Buffer>(0), body_removed_at: v<number>(1) })
@@ -75,6 +77,8 @@ export async function dropQueueBodyIfFree(db: Kysely<Database>, dialect: Dialect
           ),
         ),
       )
-      .where(holdsNoNoticeBody),
+      .where(holdsNoNoticeBody)
+      .returning('id'),
   );
+  return dropped.length > 0;
 }
