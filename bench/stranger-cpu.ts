@@ -21,18 +21,17 @@
  * a chunk should cost well over a second), BENCH_CONCURRENCY (20).
  * Output: Markdown on stdout.
  */
-import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { keyRecordValue, rawPublicKey } from '../src/core/twm-key-record.ts';
-import { noticeToJson } from '../src/core/twm-schema.ts';
-import { signRequest } from '../src/core/twm-signature.ts';
-import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
+import { TWM_PATHS } from '../src/core/twm-types.ts';
 import { startDnsServer } from '../src/dns/embedded-server.ts';
 import { cpuSeconds } from './lib/proc-cpu.ts';
+import { STRANGER_KEYID, strangerNotice } from './lib/stranger-notice.ts';
 import { createTwmLab, twmSection, type TwmLab } from './lib/twm-lab.ts';
 import type { TwowayChild, TwowayChildOptions } from './lib/twoway-child.ts';
 
@@ -42,7 +41,6 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 12);
 const chunkSize = Number(process.env.BENCH_CHUNK ?? 400);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const HOST = '127.0.0.3';
-const KEYID = 'twm1._twoway.s.test';
 
 interface Target {
   tree: string;
@@ -65,26 +63,9 @@ async function startTarget(tree: string, dns: string, lab: TwmLab): Promise<Targ
   return { tree, child, dir, authority, url: `https://${HOST}:${child.twmPort}${TWM_PATHS.notice}`, agent, sent: 0 };
 }
 
-function signedNotice(t: Target, privateKey: KeyObject): { body: Buffer; headers: Record<string, string> } {
-  const i = t.sent++;
-  const created = new Date(Math.floor(Date.now() / 1000) * 1000);
-  const body = noticeToJson({
-    id: randomBytes(16).toString('base64url'),
-    from: `stranger${i % 100}@s.test`,
-    to: ['bea@b.test'],
-    size: 50 * 1024,
-    sha256: createHash('sha256').update(`message ${i}`).digest('hex'),
-    created,
-    expires: new Date(created.getTime() + 7 * 86_400_000),
-    intro: `Hello Bea, this is stranger ${i % 100}; may I write to you about the conference?`,
-  });
-  const headers = signRequest({ method: 'POST', targetUri: `https://${t.authority}${TWM_PATHS.notice}`, authority: t.authority, contentType: TWM_MEDIA_TYPES.notice, body, keyid: KEYID, privateKey, created });
-  return { body, headers: { host: t.authority, 'content-type': TWM_MEDIA_TYPES.notice, ...headers } };
-}
-
 /** Sends `count` notices to one target; its CPU per notice in microseconds. Signing happens before the clock starts. */
 async function chunk(t: Target, count: number, privateKey: KeyObject): Promise<number> {
-  const notices = Array.from({ length: count }, () => signedNotice(t, privateKey));
+  const notices = Array.from({ length: count }, () => strangerNotice(t.sent++, t.authority, privateKey));
   const cpu0 = cpuSeconds(t.child.pid);
   let next = 0;
   await Promise.all(
@@ -109,7 +90,7 @@ async function main(): Promise<void> {
   const dns = await startDnsServer();
   const lab = createTwmLab();
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  dns.add([{ name: KEYID, type: 'TXT', data: keyRecordValue(rawPublicKey(publicKey)) }]);
+  dns.add([{ name: STRANGER_KEYID, type: 'TXT', data: keyRecordValue(rawPublicKey(publicKey)) }]);
   const targets: Target[] = [];
   try {
     for (const tree of trees) targets.push(await startTarget(tree, dns.address, lab));

@@ -18,18 +18,17 @@
  * BENCH_NODE_FLAGS=--perf-basic-prof for the names of JavaScript functions),
  * which samples CPU time only, where V8's profiler also charges the time a
  * thread waits descheduled. */
-import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { keyRecordValue, rawPublicKey } from '../src/core/twm-key-record.ts';
-import { noticeToJson } from '../src/core/twm-schema.ts';
-import { signRequest } from '../src/core/twm-signature.ts';
-import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
+import { TWM_PATHS } from '../src/core/twm-types.ts';
 import { startDnsServer } from '../src/dns/embedded-server.ts';
 import { threadCpu, threadCpuDelta } from './lib/proc-threads.ts';
+import { STRANGER_KEYID, strangerNotice } from './lib/stranger-notice.ts';
 import { createTwmLab, twmSection } from './lib/twm-lab.ts';
 import { startTwowayChild } from './lib/twoway-child.ts';
 
@@ -37,14 +36,13 @@ const attempts = Number(process.env.BENCH_ATTEMPTS ?? 3000);
 const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 10);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const HOST = '127.0.0.3';
-const KEYID = 'twm1._twoway.s.test';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   const dns = await startDnsServer();
   const lab = createTwmLab();
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  dns.add([{ name: KEYID, type: 'TXT', data: keyRecordValue(rawPublicKey(publicKey)) }]);
+  dns.add([{ name: STRANGER_KEYID, type: 'TXT', data: keyRecordValue(rawPublicKey(publicKey)) }]);
   const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-stranger-threads-'));
   const child = await startTwowayChild({ dir, dns: dns.address, domain: 'b.test', users: [{ address: 'bea@b.test', mode: 'screen' }], host: HOST, extraToml: twmSection(lab, 'b.test', HOST), nodeFlags: process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [] });
   const authority = `twm.b.test:${child.twmPort}`;
@@ -57,20 +55,8 @@ async function main(): Promise<void> {
       Array.from({ length: concurrency }, async () => {
         while (next < count) {
           next++;
-          const i = sent++;
-          const created = new Date(Math.floor(Date.now() / 1000) * 1000);
-          const body = noticeToJson({
-            id: randomBytes(16).toString('base64url'),
-            from: `stranger${i % 100}@s.test`,
-            to: ['bea@b.test'],
-            size: 50 * 1024,
-            sha256: createHash('sha256').update(`message ${i}`).digest('hex'),
-            created,
-            expires: new Date(created.getTime() + 7 * 86_400_000),
-            intro: `Hello Bea, this is stranger ${i % 100}; may I write to you about the conference?`,
-          });
-          const headers = signRequest({ method: 'POST', targetUri: `https://${authority}${TWM_PATHS.notice}`, authority, contentType: TWM_MEDIA_TYPES.notice, body, keyid: KEYID, privateKey: key, created });
-          const res = await request(url, { method: 'POST', dispatcher: agent, headers: { host: authority, 'content-type': TWM_MEDIA_TYPES.notice, ...headers }, body });
+          const { body, headers } = strangerNotice(sent++, authority, key);
+          const res = await request(url, { method: 'POST', dispatcher: agent, headers, body });
           const text = await res.body.text();
           if (res.statusCode !== 200 || !text.includes('"pending"')) throw new Error(`HTTP ${res.statusCode} ${text.slice(0, 300)}`);
         }
