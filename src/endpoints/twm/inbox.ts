@@ -290,11 +290,11 @@ async function decideRecipient(
   at: Date,
 ): Promise<{ row: RecipientRow; result: NoticeResult['results'][number]; request?: TwmRequestTouch; capped: boolean }> {
   const { options } = ctx;
-  const base = { senderDomain: signer.domain, noticeId: n.id, receipt: null, receiptError: null };
   const address = rcpt.toLowerCase();
   const user = await options.ingest.findRecipient(address);
   if (!user) {
-    return { row: { ...base, rcpt: address, userId: null, state: 'unknown', nextAttemptAt: null }, result: { rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' }, capped: false };
+    const row: RecipientRow = { senderDomain: signer.domain, noticeId: n.id, rcpt: address, userId: null, state: 'unknown', receipt: null, receiptError: null, nextAttemptAt: null };
+    return { row, result: { rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' }, capped: false };
   }
   const from = normalisedAddress(n.from);
   const verdict = await options.ingest.predict(user, {
@@ -337,7 +337,9 @@ async function decideRecipient(
     state = 'pending';
     request = { userId: user.id, sender, authDomain: signer.domain, intro: n.intro ?? null, at };
   }
-  return { row: { ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt }, result: { rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' }, request, capped };
+  // Written out, not spread from a shared base: one object shape for every row.
+  const row: RecipientRow = { senderDomain: signer.domain, noticeId: n.id, rcpt: address, userId: user.id, state, receipt, receiptError: null, nextAttemptAt };
+  return { row, result: { rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' }, request, capped };
 }
 
 /**

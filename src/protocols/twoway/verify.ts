@@ -120,13 +120,24 @@ export function normaliseAuthority(host: string): string {
  * verification), then the others in their order.
  */
 function verifiesForUs(req: IncomingTwmRequest, authorities: readonly string[], signature: TwmSignature, key: KeyObject): boolean {
-  const host = req.headers.host === undefined ? undefined : normaliseAuthority(req.headers.host);
+  const host = req.headers.host === undefined ? undefined : hostAuthority(req.headers.host);
   const first = host !== undefined && authorities.includes(host) ? host : undefined;
   if (first !== undefined && verifySignature(signature, new RequestView(req, first), key)) return true;
   for (const authority of authorities) {
     if (authority !== first && verifySignature(signature, new RequestView(req, authority), key)) return true;
   }
   return false;
+}
+
+/** The last Host header normalised: a peer's requests all carry the same one. */
+let lastHost = '';
+let lastAuthority = '';
+function hostAuthority(host: string): string {
+  if (host !== lastHost) {
+    lastAuthority = normaliseAuthority(host);
+    lastHost = host;
+  }
+  return lastAuthority;
 }
 
 /** The request as the signature base sees it for one of our authorities (a class: no closures per request). */
