@@ -61,8 +61,8 @@ class ContentReader {
   private data(chunk: Buffer): void {
     this.size += chunk.length;
     // Nothing past the limit is kept: the chunk that crosses it is dropped and the request refused.
-    if (this.size > this.limit) return this.finish(tooLarge(this.limit));
-    this.chunks.push(chunk);
+    if (this.size > this.limit) this.finish(tooLarge(this.limit));
+    else this.chunks.push(chunk);
   }
 
   private end(): void {
