@@ -42,41 +42,8 @@ export interface RequestAttempt {
  * (user, sender) so that concurrent writers on PostgreSQL cannot deadlock.
  */
 export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect, attempts: readonly RequestAttempt[]): Promise<number[]> {
-  if (attempts.length === 1) {
-    // One attempt (a stranger's notice, a message with one stranger): its own values, without the folding below.
-    const a = attempts[0]!;
-    const t = a.at.getTime();
-    const sender = a.sender.toLowerCase();
-    const values = [
-      a.userId,
-      sender,
-      a.sender.includes('@') ? domainOf(a.sender) : null,
-      a.authDomain ?? null,
-      t,
-      t,
-      1,
-      a.subject ?? null,
-      a.intro ?? null,
-      a.spamScore ?? null,
-      a.likelySpam ? 1 : 0,
-      a.dmarc?.result ?? null,
-      a.dmarc?.policy ?? null,
-      'pending',
-    ];
-    const [row] = await preparedOf(dialect).run(tx, 'requests.upsert', values, (v) => upsertQuery(tx, v));
-    if (!row) throw new Error('contact request upsert returned no row');
-    await rankRequests(tx, dialect, [row.id]);
-    return [row.id];
-  }
   const out = new Array<number>(attempts.length);
-  const groups = new Map<string, number[]>();
-  attempts.forEach((a, i) => {
-    const key = `${a.userId}\n${a.sender.toLowerCase()}`;
-    const g = groups.get(key);
-    if (g) g.push(i);
-    else groups.set(key, [i]);
-  });
-  for (const [, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const group of groupsOf(attempts)) {
     const list = group.map((i) => attempts[i]!);
     const first = list[0]!;
     const times = list.map((a) => a.at.getTime());
@@ -107,6 +74,19 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
   // The Screener's stored order (request-rank.ts), from the columns just written.
   await rankRequests(tx, dialect, out);
   return out;
+}
+
+/** The attempts' indexes grouped by (user, sender), in key order; one attempt (a stranger's notice) needs no map. */
+function groupsOf(attempts: readonly RequestAttempt[]): number[][] {
+  if (attempts.length === 1) return [[0]];
+  const groups = new Map<string, number[]>();
+  attempts.forEach((a, i) => {
+    const key = `${a.userId}\n${a.sender.toLowerCase()}`;
+    const g = groups.get(key);
+    if (g) g.push(i);
+    else groups.set(key, [i]);
+  });
+  return [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g);
 }
 
 /** The inserted columns of a request, in the order upsertRequests lists their values. */
