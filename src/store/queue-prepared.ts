@@ -146,8 +146,10 @@ export async function updateQueueState(db: Executor, dialect: Dialect, id: numbe
 }
 
 /**
- * Claims up to `limit` due, free entries for `lease` (queue-claims.ts says how); leaves out the
- * recipients of `excludeDomains` and the ids `excludeIds`. Returns the ids claimed.
+ * Claims the `limit` entries first due and free (queue-claims.ts says how), and with them the
+ * other due, free entries of their messages, so that a message's recipients at one domain go in one transport call (one round,
+ * one DSN) however small the limit. Leaves out the recipients of `excludeDomains` and the ids
+ * `excludeIds`. Returns the ids claimed.
  */
 export async function claimDue(
   db: Executor,
@@ -164,23 +166,29 @@ export async function claimDue(
   const base = 6;
   const values: unknown[] = [lease.owner, lease.until, at, limit, 'scheduled', 'deferred', ...patterns, ...excludeIds];
   const rows = await preparedOf(dialect).run(db, `queue.claim:${patterns.length}:${excludeIds.length}`, values, (v) => {
-    let pick = db
-      .selectFrom('queue_recipients')
-      .select('id')
-      .where('state', 'in', [v<'scheduled'>(4), v<'deferred'>(5)])
-      .where('next_attempt_at', '<=', v<number>(2))
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]));
-    for (let i = 0; i < patterns.length; i++) pick = pick.where(sql<boolean>`lower(recipient) not like ${v<string>(base + i)} escape '\\'`);
-    // The caller's own entries in flight (at most its active set).
-    if (excludeIds.length > 0) {
-      pick = pick.where(
-        'id',
-        'not in',
-        excludeIds.map((_, i) => v<number>(base + patterns.length + i)),
-      );
+    // Due, free, and neither at a domain left out nor in the caller's own flight (at most its active set).
+    const claimable = () => {
+      let q = db
+        .selectFrom('queue_recipients')
+        .where('state', 'in', [v<'scheduled'>(4), v<'deferred'>(5)])
+        .where('next_attempt_at', '<=', v<number>(2))
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]));
+      for (let i = 0; i < patterns.length; i++) q = q.where(sql<boolean>`lower(recipient) not like ${v<string>(base + i)} escape '\\'`);
+      if (excludeIds.length > 0) {
+        q = q.where(
+          'id',
+          'not in',
+          excludeIds.map((_, i) => v<number>(base + patterns.length + i)),
+        );
+      }
+      return q;
+    };
+    let first = claimable().select('queue_message').orderBy('next_attempt_at').orderBy('id').limit(v<number>(3));
+    let pick = claimable().select('id').where('queue_message', 'in', first);
+    if (dialect === 'postgres') {
+      first = first.forUpdate().skipLocked();
+      pick = claimable().select('id').where('queue_message', 'in', first).forUpdate().skipLocked();
     }
-    pick = pick.orderBy('next_attempt_at').orderBy('id').limit(v<number>(3));
-    if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
     return db
       .updateTable('queue_recipients')
       .set({ lease_owner: v<string>(0), lease_until: v<number>(1) })

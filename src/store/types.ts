@@ -322,7 +322,9 @@ export interface QueueRepository {
   /**
    * Claims due entries for `lease.owner` until `lease.until`: scheduled or
    * deferred with nextAttemptAt <= now, and free (no lease, or an expired
-   * one: its owner died or hung). Oldest first, up to `limit`, leaving out
+   * one: its owner died or hung). Oldest first: the `limit` first, and with
+   * them the other claimable entries of their messages (a message's
+   * recipients at one domain go in one call however small the limit), leaving out
    * `excludeDomains` (lower-case recipient domains at their concurrency
    * limit) and `excludeIds` (entries the caller is still busy with: their
    * new state may already be written, the caller has not yet let go of
