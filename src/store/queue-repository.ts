@@ -8,9 +8,10 @@
  * `attempts` and `warned_at` are kept across states so the history survives
  * the final outcome (and a rescheduled entry is not warned about twice).
  *
- * Lifecycle of the storage: once every recipient is final, the worker calls
- * removeMessageIfDone, which empties the body (the bulk of the bytes) and
- * stamps body_removed_at; the small rows stay for `twoway queue list` until
+ * Lifecycle of the storage: once every recipient is final, the body (the
+ * bulk of the bytes) is emptied and body_removed_at stamped: by the worker's
+ * last final outcome, in its transaction (update's `dropBodyOf`), or by
+ * removeMessageIfDone; the small rows stay for `twoway queue list` until
  * prune() deletes them. A TWM notice made from the message may serve the
  * same body (twm-body-sharing.ts): then the body stays until the notice is
  * done with it too, and whichever side finishes last drops it.
@@ -142,7 +143,7 @@ export class KyselyQueueRepository implements QueueRepository {
    * (bench/results.md, relay profile). An update that finds its lease gone
    * changes nothing and answers false; it fails no other.
    */
-  private readonly updates: GroupCommit<{ id: number; status: QueueState; owner: string | undefined }, boolean>;
+  private readonly updates: GroupCommit<{ id: number; status: QueueState; owner: string | undefined; dropBodyOf: string | undefined }, boolean>;
 
   constructor(
     private readonly s: Db,
@@ -163,7 +164,14 @@ export class KyselyQueueRepository implements QueueRepository {
       durableTransaction(this.s, async (tx) => {
         holdsConnectionOf(tx, this.s.db);
         const done: boolean[] = [];
-        for (const u of items) done.push(await updateState(tx, this.s.dialect, u.id, u.status, u.owner));
+        for (const u of items) {
+          const written = await updateState(tx, this.s.dialect, u.id, u.status, u.owner);
+          // The body goes with the message's last final outcome, in its commit: a statement, a
+          // connection turn and a commit of its own per delivered message before (removeMessageIfDone).
+          const final = u.status.state === 'delivered' || u.status.state === 'failed';
+          if (written && final && u.dropBodyOf !== undefined) await dropQueueBodyIfFree(tx, this.s.dialect, u.dropBodyOf, Date.now());
+          done.push(written);
+        }
         return done;
       }),
     );
@@ -253,8 +261,8 @@ export class KyselyQueueRepository implements QueueRepository {
     return row && { messageId: row.message_id, sender: row.sender, raw: row.raw, createdAt: toDate(row.created_at) };
   }
 
-  async update(id: number, status: QueueState, owner?: string): Promise<boolean> {
-    const [updated] = await this.updates.submit([{ id, status, owner }]);
+  async update(id: number, status: QueueState, owner?: string, dropBodyOf?: string): Promise<boolean> {
+    const [updated] = await this.updates.submit([{ id, status, owner, dropBodyOf }]);
     return updated === true;
   }
 
