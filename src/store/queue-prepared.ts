@@ -6,10 +6,10 @@
  *
  * Why: a message relayed over SMTP costs the sending server about ten queue
  * statements, and kysely's build and compile of each, its connection
- * provider and promise layers, and the optimising compiler's work on
- * kysely's many node kinds were a fifth of the sender's CPU per message
- * (bench/smtp-relay.ts, BENCH_CPU_PROF, and perf; bench/smtp-sender-store.ts
- * measures the store work alone). A shape's key carries everything that
+ * provider and promise layers were about 7% of the relay sender's CPU
+ * (perf with bench/smtp-relay.ts), besides the optimising compiler's
+ * recompiles of kysely's many node kinds; the store work per message fell
+ * by about a quarter (bench/smtp-sender-store.ts measures it alone). A shape's key carries everything that
  * changes its SQL text (list lengths, which columns are set, the dialect by
  * its cache); the values always go through slots.
  */
