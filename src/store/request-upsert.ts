@@ -42,6 +42,32 @@ export interface RequestAttempt {
  * (user, sender) so that concurrent writers on PostgreSQL cannot deadlock.
  */
 export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect, attempts: readonly RequestAttempt[]): Promise<number[]> {
+  if (attempts.length === 1) {
+    // One attempt (a stranger's notice, a message with one stranger): its own values, without the folding below.
+    const a = attempts[0]!;
+    const t = a.at.getTime();
+    const sender = a.sender.toLowerCase();
+    const values = [
+      a.userId,
+      sender,
+      a.sender.includes('@') ? domainOf(a.sender) : null,
+      a.authDomain ?? null,
+      t,
+      t,
+      1,
+      a.subject ?? null,
+      a.intro ?? null,
+      a.spamScore ?? null,
+      a.likelySpam ? 1 : 0,
+      a.dmarc?.result ?? null,
+      a.dmarc?.policy ?? null,
+      'pending',
+    ];
+    const [row] = await preparedOf(dialect).run(tx, 'requests.upsert', values, (v) => upsertQuery(tx, v));
+    if (!row) throw new Error('contact request upsert returned no row');
+    await rankRequests(tx, dialect, [row.id]);
+    return [row.id];
+  }
   const out = new Array<number>(attempts.length);
   const groups = new Map<string, number[]>();
   attempts.forEach((a, i) => {
