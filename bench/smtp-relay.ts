@@ -47,6 +47,8 @@
  *   BENCH_TIMEOUT        seconds one run may take before it counts as failed (default 120)
  *   BENCH_SENDER_TREE    another checkout whose sources run the twoway sender (the receiver is
  *                        this one's): the outbound path before/after a change, in one sitting
+ *   BENCH_SENDER_NODE_FLAGS  node flags for the twoway sender, space-separated (e.g. "--perf-basic-prof"
+ *                        for perf record -p, or "--trace-deopt"; its output comes with the child's)
  *   BENCH_CPU_PROF=1     V8 CPU profiles of the twoway sender and receiver during the
  *                        measured runs, in bench/out/prof/relay-{sender,receiver}.cpuprofile
  *                        (summarise with npx tsx bench/lib/cpuprofile-summary.ts FILE)
@@ -131,6 +133,7 @@ const runTimeoutMs = Number(process.env.BENCH_TIMEOUT ?? 120) * 1000;
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
 const senderTree = process.env.BENCH_SENDER_TREE;
 const senderScript = senderTree ? { serverScript: join(senderTree, 'bench', 'lib', 'twoway-server.ts') } : {};
+const senderFlags = process.env.BENCH_SENDER_NODE_FLAGS ? { nodeFlags: process.env.BENCH_SENDER_NODE_FLAGS.split(' ') } : {};
 const systems = new Set((process.env.BENCH_SYSTEMS ?? 'twoway,postfix').split(',').map((s) => s.trim()));
 
 const log = (s = '') => process.stderr.write(s + '\n');
@@ -223,7 +226,7 @@ async function startTwoway(dns: EmbeddedDnsServer, cleanups: Array<() => Promise
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
   const port = await freePort(TW_B.host);
-  const start = async (dir: string, side: { host: string; domain: string }, options: { smtpPort?: number; deliveryPort?: number; serverScript?: string }) => {
+  const start = async (dir: string, side: { host: string; domain: string }, options: { smtpPort?: number; deliveryPort?: number; serverScript?: string; nodeFlags?: string[] }) => {
     const child = await startTwowayChild({ dir, dns: dns.address, domain: side.domain, user: `bench@${side.domain}`, host: side.host, logLevel: 'warn', ...options });
     cleanups.push(async () => {
       const code = await child.stop();
@@ -231,7 +234,7 @@ async function startTwoway(dns: EmbeddedDnsServer, cleanups: Array<() => Promise
     });
     return child;
   };
-  const [b, a] = await Promise.all([start(dirs[1]!, TW_B, { smtpPort: port }), start(dirs[0]!, TW_A, { deliveryPort: port, ...senderScript })]);
+  const [b, a] = await Promise.all([start(dirs[1]!, TW_B, { smtpPort: port }), start(dirs[0]!, TW_A, { deliveryPort: port, ...senderScript, ...senderFlags })]);
   if (a.submissionPort === null) throw new Error('the twoway sender has no submission listener');
   dns.add([
     { name: TW_B.domain, type: 'MX', data: { preference: 10, exchange: `mx.${TW_B.domain}` } },

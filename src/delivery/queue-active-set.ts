@@ -17,6 +17,12 @@ export function createActiveSet(maxActive: number, perDomain: number) {
     room: () => Math.max(0, maxActive - inFlight.size),
     /** Whether `domain` is at its concurrency limit. */
     busy: (domain: string) => (domainCalls.get(domain) ?? 0) >= perDomain,
+    /** Free calls of the domains with calls in flight (a domain without any has `perDomain`). */
+    freeCalls: () => {
+      let free = 0;
+      for (const calls of domainCalls.values()) free += Math.max(0, perDomain - calls);
+      return free;
+    },
     /** Domains at their concurrency limit. */
     busyDomains: () => [...domainCalls].filter(([, calls]) => calls >= perDomain).map(([domain]) => domain),
     /** Takes what fits of one domain's entries as one transport call; null when the set or the domain is full. */

@@ -14,11 +14,10 @@ import type { ActiveSet } from './queue-active-set.ts';
 import { decide, deliverGroup, describe, isNullSender, resultFor, roundDsn, type Group, type Pending } from './queue-decide.ts';
 import type { OutboundMessage, RecipientResult, Transport } from './types.ts';
 
-/** What a round's transport calls leave for its end: the recipients that need a DSN, and whether any finished. */
+/** What a round's transport calls leave for its end: the recipients that need a DSN. */
 interface RoundOutcome {
   failed: Pending[];
   delayed: Pending[];
-  finished: boolean;
 }
 
 export interface RoundContext {
@@ -37,10 +36,13 @@ export interface RoundContext {
 export function createRoundRunner(ctx: RoundContext) {
   const { queue, active, log, clock } = ctx;
 
-  /** Writes a recipient's state under our lease and takes it out of the active set (also when the write fails: it is then still due). */
+  /**
+   * Writes a recipient's state under our lease and takes it out of the active set (also when the write fails: it is then still due).
+   * A final state drops the message's body in the same commit once no recipient is left to deliver (the store checks).
+   */
   async function write(entry: QueueEntry, state: QueueState): Promise<void> {
     try {
-      if (await queue.update(entry.id, state, ctx.owner)) {
+      if (await queue.update(entry.id, state, ctx.owner, entry.messageId)) {
         log({ id: entry.id, messageId: entry.messageId, recipient: entry.recipient, ...describe(state) }, `recipient ${state.state}`);
       } else {
         log({ id: entry.id, messageId: entry.messageId, recipient: entry.recipient, outcome: state.state, owner: ctx.owner }, 'late write refused: the lease on this recipient was taken over by another process');
@@ -52,9 +54,9 @@ export function createRoundRunner(ctx: RoundContext) {
     }
   }
 
-  /** Sends one DSN for all `pending` recipients, then writes their states. True if final states were written. */
-  async function report(kind: DsnKind, sender: string, first: QueueEntry, original: Buffer, pending: Pending[]): Promise<boolean> {
-    if (pending.length === 0) return false;
+  /** Sends one DSN for all `pending` recipients, then writes their states. */
+  async function report(kind: DsnKind, sender: string, first: QueueEntry, original: Buffer, pending: Pending[]): Promise<void> {
+    if (pending.length === 0) return;
     let sent = false;
     try {
       const raw = roundDsn(kind, sender, first, original, pending, { ...ctx.dsn, date: clock(), giveUpAfterMs: ctx.schedule.giveUpAfterMs });
@@ -65,7 +67,6 @@ export function createRoundRunner(ctx: RoundContext) {
       log({ err, messageId: first.messageId, kind, sender }, 'could not send a delivery status notification; will try again');
     }
     for (const p of pending) await write(p.entry, sent ? p.reported : p.unreported);
-    return sent && kind === 'failed';
   }
 
   /** The transport calls of one group, each recipient's outcome written or kept for its DSN. */
@@ -79,7 +80,6 @@ export function createRoundRunner(ctx: RoundContext) {
     for (const entry of group.entries) {
       const outcome = decide(entry, resultFor(entry, results), reportable, clock(), ctx.schedule, ctx.random);
       if ('write' in outcome) {
-        if (outcome.write.state === 'delivered' || outcome.write.state === 'failed') out.finished = true;
         await write(entry, outcome.write);
       } else {
         (outcome.pending.kind === 'failed' ? out.failed : out.delayed).push(outcome.pending);
@@ -96,15 +96,12 @@ export function createRoundRunner(ctx: RoundContext) {
     }
     const first = groups[0]!.entries[0]!;
     const sender = isNullSender(first.sender) ? null : first.sender;
-    const out: RoundOutcome = { failed: [], delayed: [], finished: false };
+    const out: RoundOutcome = { failed: [], delayed: [] };
     await Promise.all(groups.map((group) => deliver(group, message && { messageId, sender, raw: message.raw }, sender !== null, out)));
     if (sender !== null) {
       const original = message?.raw ?? Buffer.alloc(0);
-      if (await report('failed', sender, first, original, out.failed)) out.finished = true;
+      await report('failed', sender, first, original, out.failed);
       await report('delayed', sender, first, original, out.delayed);
-    }
-    if (out.finished) {
-      await queue.removeMessageIfDone(messageId).catch((err: unknown) => log({ err, messageId }, 'could not drop a finished message'));
     }
   }
 

@@ -429,6 +429,34 @@ describe('queue worker', () => {
     assert.equal(busy.maxByDomain.get('busy.test'), 1);
   });
 
+  test('a backlog for a domain with one free call: each poll claims what starts, none claimed only to be released', async () => {
+    for (let i = 0; i < 6; i++) await enqueue(`m${i}`, [`r${i}@busy.test`]);
+    await enqueue('two', ['a@busy.test', 'b@busy.test']);
+    const busy = new ScriptedTransport(all('delivered', '250 ok'));
+    let claimed = 0;
+    let released = 0;
+    const queue = Object.create(store.queue) as typeof store.queue;
+    queue.claim = async (...args) => {
+      const entries = await store.queue.claim(...args);
+      claimed += entries.length;
+      return entries;
+    };
+    queue.release = (ids, owner) => {
+      released += ids.length;
+      return store.queue.release(ids, owner);
+    };
+    const worker = start(busy, { queue, perDomainConcurrency: 1, batchSize: 50 });
+    await worker.idle();
+    assert.deepEqual(
+      busy.calls.map((c) => c.recipients),
+      [['r0@busy.test'], ['r1@busy.test'], ['r2@busy.test'], ['r3@busy.test'], ['r4@busy.test'], ['r5@busy.test'], ['a@busy.test', 'b@busy.test']],
+      'one call at a time, oldest first, the last message in one call',
+    );
+    assert.equal(claimed, 8);
+    assert.equal(released, 0);
+    assert.ok(Object.values(await states()).every((s) => s === 'delivered'));
+  });
+
   test('a kick for a message whose domains are all busy polls nothing; the call that ends takes it', async () => {
     await enqueue('first', ['r1@busy.test']);
     const busy = new ScriptedTransport(all('delivered', '250 ok'));

@@ -27,6 +27,7 @@ import { GroupCommit } from './group-commit.ts';
 import { num, runTransaction, type Db } from './db-util.ts';
 // The nonce statement is prepared with the notice path's (prepared-twm.ts): every signed request runs it.
 import { rememberNonce } from './prepared-twm.ts';
+import { holdsConnectionOf } from './prepared.ts';
 
 /**
  * A write that need not survive a power failure (a claim, a nonce): on
@@ -41,6 +42,8 @@ const SYNC_FULL = CompiledQuery.raw('PRAGMA synchronous = FULL');
 export async function unsyncedWrite<T>(s: Db, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
   if (s.dialect === 'postgres') return fn(s.db);
   return s.db.connection().execute(async (conn) => {
+    // The connection is this write's alone until it ends: its prepared statements may skip kysely's driver (prepared.ts).
+    holdsConnectionOf(conn, s.db);
     await conn.executeQuery(SYNC_NORMAL);
     try {
       return await fn(conn);

@@ -121,6 +121,16 @@ for (const backend of backends) {
       assert.deepEqual(got.map((e) => e.recipient), ['b@free.test']);
     });
 
+    test('a claim takes whole messages: the first `limit` entries and the other claimable entries of their messages', async () => {
+      const first = await store.queue.enqueue({ messageId: '<w1@x>', sender: 's@x', recipients: ['a@one.test', 'b@busy.test', 'c@one.test', 'd@two.test'], raw, at: at(0) });
+      const second = await store.queue.enqueue({ messageId: '<w2@x>', sender: 's@x', recipients: ['e@one.test'], raw, at: at(1) });
+      const inFlight = first.find((e) => e.recipient === 'd@two.test')!.id;
+      const got = await store.queue.claim(at(2), 1, lease('n', 60), { excludeDomains: ['busy.test'], excludeIds: [inFlight] });
+      assert.deepEqual(got.map((e) => e.recipient), ['a@one.test', 'c@one.test'], 'not the busy domain, not the id left out, not the next message');
+      const next = await store.queue.claim(at(2), 1, lease('n', 60), { excludeDomains: ['busy.test'], excludeIds: [inFlight] });
+      assert.deepEqual(next.map((e) => e.id), [second[0]!.id]);
+    });
+
     test('two claimers on two connections never share an entry', async () => {
       const ids = await enqueue(40);
       const other = await openStore(backend.url());

@@ -8,9 +8,10 @@
  * `attempts` and `warned_at` are kept across states so the history survives
  * the final outcome (and a rescheduled entry is not warned about twice).
  *
- * Lifecycle of the storage: once every recipient is final, the worker calls
- * removeMessageIfDone, which empties the body (the bulk of the bytes) and
- * stamps body_removed_at; the small rows stay for `twoway queue list` until
+ * Lifecycle of the storage: once every recipient is final, the body (the
+ * bulk of the bytes) is emptied and body_removed_at stamped: by the worker's
+ * last final outcome, in its transaction (update's `dropBodyOf`), or by
+ * removeMessageIfDone; the small rows stay for `twoway queue list` until
  * prune() deletes them. A TWM notice made from the message may serve the
  * same body (twm-body-sharing.ts): then the body stays until the notice is
  * done with it too, and whichever side finishes last drops it.
@@ -24,25 +25,12 @@ import { unsyncedWrite } from './lease-repository.ts';
 import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
-import { queueEvents, recordEvents } from './recipient-events.ts';
+import { queueEvents } from './recipient-events.ts';
 import { dropQueueBodyIfFree, holdsNoNoticeBody } from './twm-body-sharing.ts';
-import type { Database } from './schema.ts';
+import { holdsConnectionOf } from './prepared.ts';
+import { entriesById, entriesOfMessage, insertQueueEvents, insertQueueMessage, insertQueueRecipients, queuedMessage, ROWS_PER_STATEMENT, updateQueueState, type EntryRow } from './queue-prepared.ts';
+import type { Database, Dialect } from './schema.ts';
 import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
-
-interface EntryRow {
-  id: number;
-  message_id: string;
-  sender: string;
-  recipient: string;
-  created_at: number;
-  state: QueueState['state'];
-  next_attempt_at: number | null;
-  attempts: number;
-  last_error: string | null;
-  reply: string | null;
-  done_at: number | null;
-  warned_at: number | null;
-}
 
 function toState(row: EntryRow): QueueState {
   const required = (value: number | null): Date => {
@@ -133,18 +121,12 @@ function eventOf(status: QueueState): { detail: string | null; at: Date } {
  * owner's (writing it ends the lease). A state written is recorded in the
  * recipient's history (recipient-events.ts) in the same transaction.
  */
-async function updateState(tx: Transaction<Database>, id: number, status: QueueState, owner: string | undefined): Promise<boolean> {
-  const q = tx.updateTable('queue_recipients').where('id', '=', id);
-  const row =
-    owner === undefined
-      ? await q.set(stateColumns(status)).returning('recipient').executeTakeFirst()
-      : await q
-          .set({ ...stateColumns(status), lease_owner: null, lease_until: null })
-          .where('lease_owner', '=', owner)
-          .returning('recipient')
-          .executeTakeFirst();
-  if (row) await recordEvents(tx, [{ queueRecipientId: id, recipient: row.recipient, state: status.state, ...eventOf(status) }]);
-  return row !== undefined;
+async function updateState(tx: Transaction<Database>, dialect: Dialect, id: number, status: QueueState, owner: string | undefined): Promise<boolean> {
+  const recipient = await updateQueueState(tx, dialect, id, stateColumns(status), owner);
+  if (recipient === undefined) return false;
+  const { detail, at } = eventOf(status);
+  await insertQueueEvents(tx, dialect, [{ queueRecipientId: id, recipient, state: status.state, detail, at: at.getTime() }]);
+  return true;
 }
 
 export class KyselyQueueRepository implements QueueRepository {
@@ -161,7 +143,7 @@ export class KyselyQueueRepository implements QueueRepository {
    * (bench/results.md, relay profile). An update that finds its lease gone
    * changes nothing and answers false; it fails no other.
    */
-  private readonly updates: GroupCommit<{ id: number; status: QueueState; owner: string | undefined }, boolean>;
+  private readonly updates: GroupCommit<{ id: number; status: QueueState; owner: string | undefined; dropBodyOf: string | undefined }, boolean>;
 
   constructor(
     private readonly s: Db,
@@ -169,7 +151,9 @@ export class KyselyQueueRepository implements QueueRepository {
   ) {
     this.committer = new GroupCommit((items) =>
       durableTransaction(this.s, async (tx) => {
-        for (const input of items) await insertQueued(tx, input);
+        // The batch's transaction has the connection to itself: its prepared statements (the copies' too) skip kysely's driver (prepared.ts).
+        holdsConnectionOf(tx, this.s.db);
+        for (const input of items) await insertQueued(tx, this.s.dialect, input);
         // The copies with their messages: one transaction and one fsync where there were two in a row.
         const copies = items.flatMap((input) => (input.copy ? [input.copy] : []));
         if (copies.length > 0) await storeMessages(tx, this.s.dialect, copies);
@@ -178,8 +162,16 @@ export class KyselyQueueRepository implements QueueRepository {
     );
     this.updates = new GroupCommit((items) =>
       durableTransaction(this.s, async (tx) => {
+        holdsConnectionOf(tx, this.s.db);
         const done: boolean[] = [];
-        for (const u of items) done.push(await updateState(tx, u.id, u.status, u.owner));
+        for (const u of items) {
+          const written = await updateState(tx, this.s.dialect, u.id, u.status, u.owner);
+          // The body goes with the message's last final outcome, in its commit: a statement, a
+          // connection turn and a commit of its own per delivered message before (removeMessageIfDone).
+          const final = u.status.state === 'delivered' || u.status.state === 'failed';
+          if (written && final && u.dropBodyOf !== undefined) await dropQueueBodyIfFree(tx, this.s.dialect, u.dropBodyOf, Date.now());
+          done.push(written);
+        }
         return done;
       }),
     );
@@ -217,8 +209,7 @@ export class KyselyQueueRepository implements QueueRepository {
     try {
       await this.committer.submit([input]);
       if (input.copy) this.bus?.emit(input.copy.userId);
-      const entries = await this.select().where('q.message_id', '=', input.messageId).orderBy('r.id').execute();
-      return entries.map(toEntry);
+      return (await entriesOfMessage(this.s.db, this.s.dialect, input.messageId)).map(toEntry);
     } catch (err) {
       if (isUniqueViolation(err)) throw new StoreConflictError(`The message ${input.messageId} is already queued`);
       throw err;
@@ -266,24 +257,22 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   async message(messageId: string): Promise<{ messageId: string; sender: string; raw: Buffer; createdAt: Date } | undefined> {
-    const row = await this.s.db
-      .selectFrom('queue_messages')
-      .select(['message_id', 'sender', 'raw', 'created_at'])
-      .where('message_id', '=', messageId)
-      .where('body_removed_at', 'is', null)
-      .executeTakeFirst();
+    const row = await queuedMessage(this.s.db, this.s.dialect, messageId);
     return row && { messageId: row.message_id, sender: row.sender, raw: row.raw, createdAt: toDate(row.created_at) };
   }
 
-  async update(id: number, status: QueueState, owner?: string): Promise<boolean> {
-    const [updated] = await this.updates.submit([{ id, status, owner }]);
+  async update(id: number, status: QueueState, owner?: string, dropBodyOf?: string): Promise<boolean> {
+    const [updated] = await this.updates.submit([{ id, status, owner, dropBodyOf }]);
     return updated === true;
   }
 
   async claim(now: Date, limit: number, lease: Lease, options: { excludeDomains?: readonly string[]; excludeIds?: readonly number[] } = {}): Promise<QueueEntry[]> {
     const ids = await claimQueueEntries(this.s, now, limit, lease, options.excludeDomains ?? [], options.excludeIds ?? []);
     if (ids.length === 0) return [];
-    const rows = await this.select().where('r.id', 'in', ids).orderBy('r.next_attempt_at').orderBy('r.id').execute();
+    const rows: EntryRow[] = [];
+    for (const part of chunks(ids, ROWS_PER_STATEMENT)) rows.push(...(await entriesById(this.s.db, this.s.dialect, part)));
+    // Oldest due first across the parts, as one statement would order them.
+    if (ids.length > ROWS_PER_STATEMENT) rows.sort((a, b) => num(a.next_attempt_at) - num(b.next_attempt_at) || a.id - b.id);
     return rows.map(toEntry);
   }
 
@@ -357,22 +346,14 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 }
 
-async function insertQueued(tx: Transaction<Database>, input: EnqueueInput): Promise<void> {
-  const msg = await tx
-    .insertInto('queue_messages')
-    .values({ message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: (input.createdAt ?? new Date()).getTime() })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  // Five values a row: chunks keep each statement under the bound-parameter limits.
-  for (const part of chunks(input.recipients, 1000)) {
-    const rows = await tx
-      .insertInto('queue_recipients')
-      .values(part.map((recipient) => ({ queue_message: msg.id, recipient, state: 'scheduled', next_attempt_at: input.at.getTime() })))
-      .returning(['id', 'recipient'])
-      .execute();
-    const at = input.createdAt ?? new Date();
-    await recordEvents(
+async function insertQueued(tx: Transaction<Database>, dialect: Dialect, input: EnqueueInput): Promise<void> {
+  const at = (input.createdAt ?? new Date()).getTime();
+  const id = await insertQueueMessage(tx, dialect, { message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: at });
+  for (const part of chunks(input.recipients, ROWS_PER_STATEMENT)) {
+    const rows = await insertQueueRecipients(tx, dialect, id, part, input.at.getTime());
+    await insertQueueEvents(
       tx,
+      dialect,
       rows.map((r) => ({ queueRecipientId: r.id, recipient: r.recipient, state: 'scheduled', detail: null, at })),
     );
   }

@@ -152,6 +152,21 @@ for (const backend of backends) {
       assert.ok(d);
     });
 
+    test('an outcome with dropBodyOf drops the body in its commit once every recipient is final', async () => {
+      const [a, b] = await store.queue.enqueue({ messageId: '<g@x>', sender: 's@x', recipients: ['a@x', 'b@x'], raw, at });
+      const t = new Date(at.getTime() + 1000);
+      await store.queue.update(a!.id, { state: 'delivered', deliveredAt: t, reply: '250 ok' }, undefined, '<g@x>');
+      assert.ok(await store.queue.raw('<g@x>'), 'b@x is still to deliver');
+      await store.queue.update(b!.id, { state: 'deferred', nextAttemptAt: t, attempts: 1, lastError: '451' }, undefined, '<g@x>');
+      assert.ok(await store.queue.raw('<g@x>'), 'a deferral drops nothing');
+      await store.queue.update(b!.id, { state: 'failed', failedAt: t, lastError: '550 no' }, undefined, '<g@x>');
+      assert.equal(await store.queue.raw('<g@x>'), undefined);
+      assert.deepEqual((await store.queue.list()).map((entry) => [entry.recipient, entry.status.state]), [
+        ['a@x', 'delivered'],
+        ['b@x', 'failed'],
+      ]);
+    });
+
     test('removeMessageIfDone drops the body only when every recipient is final; rows stay as history', async () => {
       const [a, b] = await store.queue.enqueue({ messageId: '<f@x>', sender: 's@x', recipients: ['a@x', 'b@x'], raw, at });
       const t = new Date(at.getTime() + 1000);

@@ -1,47 +1,17 @@
 /**
  * The history of sent mail per recipient (migration 0020): every state a
- * queue recipient or a Two-Way Mail recipient enters is recorded here, by
- * the one function of each repository that changes it, in the same
- * transaction (queue-repository.ts insertQueued and updateState;
- * twm-outbound-repository.ts create and transition). Read back by
- * services/sent.ts for the Sent page's timeline.
+ * queue recipient or a Two-Way Mail recipient enters is recorded in
+ * `recipient_events` by the one function of each repository that changes
+ * it, in the same transaction (queue-repository.ts insertQueued and
+ * updateState, with queue-prepared.ts insertQueueEvents;
+ * twm-outbound-repository.ts create and transition). Read back here, for
+ * services/sent.ts and the Sent page's timeline.
  */
-import type { Transaction } from 'kysely';
-import type { Database } from './schema.ts';
 import type { RecipientEvent } from './types.ts';
 import { chunks, toDate, unique, type Db } from './db-util.ts';
 
-type Tx = Transaction<Database>;
-
-export interface NewRecipientEvent {
-  queueRecipientId?: number;
-  twmNoticeId?: string;
-  recipient: string;
-  state: string;
-  detail: string | null;
-  at: Date;
-}
-
-// Seven values a row: well under both databases' bound-parameter limits.
+// Ids per read: well under both databases' bound-parameter limits.
 const PER_STATEMENT = 1000;
-
-export async function recordEvents(tx: Tx, events: readonly NewRecipientEvent[]): Promise<void> {
-  for (const part of chunks([...events], PER_STATEMENT)) {
-    await tx
-      .insertInto('recipient_events')
-      .values(
-        part.map((e) => ({
-          queue_recipient_id: e.queueRecipientId ?? null,
-          twm_notice_id: e.twmNoticeId ?? null,
-          recipient: e.recipient,
-          state: e.state,
-          detail: e.detail,
-          at: e.at.getTime(),
-        })),
-      )
-      .execute();
-  }
-}
 
 const toEvent = (r: { state: string; detail: string | null; at: number | string | bigint }): RecipientEvent => ({ state: r.state, detail: r.detail, at: toDate(r.at) });
 

@@ -6,7 +6,8 @@
  * The rule that keeps them: the queue's body is dropped only when both
  * sides are done with it, by whichever side finishes last, in one statement
  * each (so a concurrent update cannot split the check from the drop):
- * - the queue side (queue-repository.ts removeMessageIfDone, prune, remove):
+ * - the queue side (queue-repository.ts: the worker's last final outcome,
+ *   removeMessageIfDone, prune, remove):
  *   no recipient of the message is scheduled or deferred, and no notice
  *   holding the body is open (`holdsNoNoticeBody`);
  * - the notice side (twm-outbound-repository.ts, when a notice's body goes:

@@ -317,12 +317,17 @@ export interface QueueRepository {
    * that owner still holds the entry's lease: false if the lease was taken
    * over (a late write, refused); the write ends the lease. Without `owner`
    * (an administrator's change) it always writes and leaves the lease alone.
+   * With `dropBodyOf` (the entry's message id), a delivered or failed state
+   * written also drops the message's body in the same transaction when
+   * removeMessageIfDone would (the worker's last outcome of a message).
    */
-  update(id: number, status: QueueState, owner?: string): Promise<boolean>;
+  update(id: number, status: QueueState, owner?: string, dropBodyOf?: string): Promise<boolean>;
   /**
    * Claims due entries for `lease.owner` until `lease.until`: scheduled or
    * deferred with nextAttemptAt <= now, and free (no lease, or an expired
-   * one: its owner died or hung). Oldest first, up to `limit`, leaving out
+   * one: its owner died or hung). Oldest first: the `limit` first, and with
+   * them the other claimable entries of their messages (a message's
+   * recipients at one domain go in one call however small the limit), leaving out
    * `excludeDomains` (lower-case recipient domains at their concurrency
    * limit) and `excludeIds` (entries the caller is still busy with: their
    * new state may already be written, the caller has not yet let go of

@@ -1,0 +1,129 @@
+/**
+ * CPU and write system calls per SMTP-relayed message of the sending server's store work alone,
+ * two checkouts side by side (bench/smtp-relay.ts measures the whole relay, where both servers,
+ * the driver and whatever else runs on the machine share its cores; this runs only the
+ * statements).
+ *
+ *   BENCH_TREES=/tmp/base,. npx tsx bench/smtp-sender-store.ts
+ *
+ * Each tree needs this file (copy it into a base tree that predates it). Per tree, a child process
+ * (this file in child mode, importing that tree's src/) opens a fresh SQLite store and runs, per
+ * message, what the sending server's store does for one SMTP recipient: enqueue with the Sent
+ * copy (services/outbound.ts), the worker's claim and read of the message (queue-worker.ts,
+ * queue-round.ts), the remote transport's look for a TWM notice, the `delivered` state and the
+ * body drop (with the outcome where the tree's `update` takes `dropBodyOf`, else on its own). `BENCH_CONCURRENCY` messages at a time, so group commits batch as on a server. The
+ * children run one after another, in `BENCH_PAIRS` alternating pairs, each a warm-up then
+ * `BENCH_MESSAGES` measured.
+ *
+ * Output: per tree the median of its pairs: CPU ms per message (process.cpuUsage) and write
+ * system calls and KB per message (/proc/self/io).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeCounters } from './lib/proc-cpu.ts';
+
+const messages = Number(process.env.BENCH_MESSAGES ?? 2000);
+const warmup = Number(process.env.BENCH_WARMUP ?? 2000);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
+const pairs = Number(process.env.BENCH_PAIRS ?? 3);
+
+interface Sample {
+  cpuMsPerMsg: number;
+  writesPerMsg: number;
+  writeKbPerMsg: number;
+}
+
+async function child(): Promise<void> {
+  const { openStore } = (await import('../src/store/open.ts')) as typeof import('../src/store/open.ts');
+  const { queueMessageId } = (await import('../src/services/outbound.ts')) as typeof import('../src/services/outbound.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-smtp-sender-store-'));
+  const store = await openStore(`sqlite:${join(dir, 'store.db')}`);
+  const user = await store.users.create({ address: 'ann@a.test', passwordHash: 'x', mode: 'open' });
+  const raw = Buffer.from(`From: <ann@a.test>\r\nTo: <bea@b.test>\r\nSubject: bench\r\n\r\n${'x'.repeat(78)}\r\n`.padEnd(10 * 1024, 'y'));
+  const rcpt = 'bea@b.test';
+  const owner = 'bench/1:0';
+  const dropsWithOutcome = store.queue.update.length >= 4;
+  const one = async (): Promise<void> => {
+    const now = new Date();
+    const messageId = queueMessageId(now);
+    const copy = { userId: user.id, mailbox: 'Sent' as const, raw, flags: ['\\Seen'], sender: 'ann@a.test', from: 'ann@a.test', subject: 'bench', receivedAt: now, firstContact: false };
+    await store.queue.enqueue({ messageId, sender: 'ann@a.test', recipients: [rcpt], raw, at: now, copy });
+    // The worker claims what is due, leaving out the entries it has in flight: here, as many as run at once.
+    const claimed = await store.queue.claim(new Date(), 1, { owner, until: new Date(Date.now() + 120_000) });
+    for (const entry of claimed) {
+      const message = await store.queue.message(entry.messageId);
+      if (message?.raw.length !== raw.length) throw new Error('the message was not read back');
+      await store.twmOut.findByMessage(entry.messageId, 'b.test');
+      // As the tree's worker does it: the body drop in the outcome's commit (update's 4th parameter), or on its own after it.
+      if (dropsWithOutcome) {
+        await store.queue.update(entry.id, { state: 'delivered', deliveredAt: new Date(), reply: '250 2.0.0 Ok' }, owner, entry.messageId);
+      } else {
+        await store.queue.update(entry.id, { state: 'delivered', deliveredAt: new Date(), reply: '250 2.0.0 Ok' }, owner);
+        await store.queue.removeMessageIfDone(entry.messageId);
+      }
+    }
+  };
+  const run = async (n: number): Promise<void> => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          next++;
+          await one();
+        }
+      }),
+    );
+  };
+  await run(warmup);
+  const cpu0 = process.cpuUsage();
+  const io0 = writeCounters(process.pid);
+  await run(messages);
+  const cpu1 = process.cpuUsage(cpu0);
+  const io1 = writeCounters(process.pid);
+  const left = await store.queue.list({ state: 'scheduled' });
+  if (left.length > 0) throw new Error(`${left.length} entries left undelivered`);
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  const sample: Sample = {
+    cpuMsPerMsg: (cpu1.user + cpu1.system) / 1000 / messages,
+    writesPerMsg: io0 && io1 ? (io1.calls - io0.calls) / messages : NaN,
+    writeKbPerMsg: io0 && io1 ? (io1.bytes - io0.bytes) / 1024 / messages : NaN,
+  };
+  process.stdout.write(`${JSON.stringify(sample)}\n`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function parent(): void {
+  const trees = (process.env.BENCH_TREES ?? '.').split(',').map((t) => resolve(t));
+  const samples = new Map<string, Sample[]>(trees.map((t) => [t, []]));
+  for (let i = 0; i < pairs; i++) {
+    for (const tree of i % 2 === 0 ? trees : [...trees].reverse()) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(tree, 'bench', 'smtp-sender-store.ts'), '--child'], { cwd: tree, encoding: 'utf8', env: process.env });
+      if (r.status !== 0) throw new Error(`${tree}: exit ${r.status}\n${r.stderr}`);
+      const s = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Sample;
+      samples.get(tree)!.push(s);
+      process.stderr.write(`  pair ${i + 1} ${tree}: CPU ${s.cpuMsPerMsg.toFixed(3)} ms/msg, ${s.writesPerMsg.toFixed(1)} writes (${s.writeKbPerMsg.toFixed(1)} KB)/msg\n`);
+    }
+  }
+  process.stdout.write(`# sender store work per SMTP message: ${messages} messages after ${warmup}, ${concurrency} at a time, ${pairs} alternating pair(s), medians\n\n`);
+  process.stdout.write('| tree | CPU ms/msg | write calls/msg | KB written/msg |\n|---|---:|---:|---:|\n');
+  for (const [tree, ss] of samples) {
+    process.stdout.write(`| ${tree} | ${median(ss.map((s) => s.cpuMsPerMsg)).toFixed(3)} | ${median(ss.map((s) => s.writesPerMsg)).toFixed(1)} | ${median(ss.map((s) => s.writeKbPerMsg)).toFixed(1)} |\n`);
+  }
+}
+
+if (process.argv.includes('--child')) {
+  child().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+} else if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
+  parent();
+}
