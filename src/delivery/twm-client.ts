@@ -54,7 +54,7 @@ const IDLE_SOCKET_MS = 30_000;
  * worker's 50 notices in flight, each one request at a time), so that the pool is no queue of its
  * own: with 16, fetches and receipts waited for a socket under load, the sender served them in
  * smaller batches and its group commits held fewer (bench/twm-delivery.ts: TWM/SMTP throughput
- * 0.94 -> 1.03, CPU 0.98 -> 0.91, median of 14-16 runs on a loaded machine).
+ * 0.94 -> 1.04, CPU 0.98 -> 0.91, medians of 16 runs each on a loaded machine).
  */
 const MAX_SOCKETS_PER_ENDPOINT = 64;
 /** node:dns codes that are an answer (NXDOMAIN, NODATA), not a failure to get one. */
