@@ -135,6 +135,11 @@ describe('security: authentication runs in worker threads within a budget (issue
       const stats = pool.stats();
       assert.equal(stats.overBudget, 1);
       assert.equal(stats.spawned, 2, 'the stopped worker was replaced');
+      // Idle for a few of the budget checks (every 100 ms here), so that their one timer stopped:
+      // the next job starts it again and is held to the budget as well.
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      await assert.rejects(pool.run(slowMessage('bob@friends.test'), params), /451 4\.7\.0/);
+      assert.equal(pool.stats().overBudget, 2);
     } finally {
       await pool.close();
     }

@@ -6,6 +6,7 @@ import {
   normaliseDomain,
   organizationalDomain,
   parseAddress,
+  parseAnyAddress,
   parseSenderSpec,
 } from './address.ts';
 import { ReplyError } from './errors.ts';
@@ -231,5 +232,45 @@ test('parseSenderSpec', () => {
   assert.deepEqual(parseSenderSpec('bücher.de'), { kind: 'domain', domain: 'xn--bcher-kva.de' });
   for (const bad of ['', '@', 'not a domain', 'a@', '@a@b.org', 'a@b c']) {
     assert.throws(() => parseSenderSpec(bad), ReplyError, bad);
+  }
+});
+
+test('parseAddress answers exactly as the full parser for every input, including its plain-ASCII shortcut', () => {
+  const outcome = (f: () => unknown) => {
+    try {
+      return { ok: f() };
+    } catch (err) {
+      return { error: err instanceof ReplyError ? `${err.code} ${err.enhanced} ${err.text}` : String(err) };
+    }
+  };
+  // Deterministic pseudo-random inputs over the characters where the two paths could part ways.
+  let seed = 0x2545f491;
+  const next = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const pieces = ['a', 'B', 'z', '0', '9', '-', '.', '..', '_', '+', '@', '"', ' ', '\\', "'", '`', '{', '~', '/', '=', 'é', 'Ä', '[', ']', ':', '<', '\t', 'xn--bcher-kva', 'EXAMPLE', 'org.'];
+  const inputs = [
+    'Alice@Example.ORG',
+    'a.b+c@d-e.f.g',
+    `${'a'.repeat(64)}@x.org`,
+    `${'a'.repeat(65)}@x.org`,
+    `a@${'b'.repeat(63)}.org`,
+    `a@${'b'.repeat(64)}.org`,
+    `${'a'.repeat(64)}@${[61, 61, 61, 3].map((n, i) => String.fromCharCode(99 + i).repeat(n)).join('.')}`,
+    `a@${'x.'.repeat(127)}org`,
+  ];
+  for (let i = 0; i < 20_000; i++) {
+    const length = 1 + Math.floor(next() * 12);
+    inputs.push(Array.from({ length }, () => pieces[Math.floor(next() * pieces.length)]).join(''));
+    // Mostly well-formed ones too, so that the shortcut is taken often.
+    inputs.push(`${pieces[Math.floor(next() * 6)]!.repeat(1 + Math.floor(next() * 70))}@${'d'.repeat(1 + Math.floor(next() * 70))}.${pieces[Math.floor(next() * 5)]}`);
+  }
+  for (const input of inputs) {
+    for (const options of [{}, { underscore: true, longLocalPart: true }]) {
+      assert.deepEqual(outcome(() => parseAddress(input, options)), outcome(() => parseAnyAddress(input, options)), JSON.stringify(input));
+    }
   }
 });

@@ -331,6 +331,12 @@ function noticeVariants(): unknown[] {
     delete copy[name];
     out.push(copy);
   }
+  // Calendar edges, as both times (the lifetime is then 0): leap days, month ends, the hour 24, a
+  // leap second, and years below 100, which Date.UTC would read as 19xx.
+  const times = ['0000-01-01T00:00:00Z', '0099-02-28T23:59:59Z', '0004-02-29T00:00:00Z', '1900-02-29T12:00:00Z', '2000-02-29T12:00:00Z', '2024-02-29T00:00:00Z',
+    '2026-02-29T00:00:00Z', '2026-04-30T00:00:00Z', '2026-04-31T00:00:00Z', '2026-12-31T23:59:59Z', '2026-12-05T24:00:00Z', '2026-12-05T23:60:00Z',
+    '2026-12-05T14:00:60Z', '2026-00-05T14:00:00Z', '2026-12-00T14:00:00Z', '1970-01-01T00:00:00Z', '9999-12-31T23:59:59Z'];
+  for (const t of times) out.push({ ...base, created: t, expires: t });
   return out;
 }
 

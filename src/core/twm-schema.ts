@@ -182,10 +182,36 @@ function cpWithin(s: unknown, min: number, max: number): s is string {
   return cpLength(min, max)(s);
 }
 
+/**
+ * The instant of a TIME string, when it names a real one: what `time` (the schema's) accepts,
+ * checked field by field instead of a Date parse and a formatting round trip (the notice's two
+ * times took both, per notice).
+ */
 function timeOf(s: unknown): Date | undefined {
   if (typeof s !== 'string' || !TIME.test(s)) return undefined;
-  const d = new Date(s);
-  return Number.isNaN(d.getTime()) || formatTwmTime(d) !== s ? undefined : d;
+  const year = digits(s, 0, 4);
+  const month = digits(s, 5, 2);
+  const day = digits(s, 8, 2);
+  const hour = digits(s, 11, 2);
+  const minute = digits(s, 14, 2);
+  const second = digits(s, 17, 2);
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59) return undefined;
+  // setUTCFullYear, not Date.UTC: that one reads years 0-99 as 1900-1999.
+  const d = new Date(Date.UTC(2000, 0, 1, hour, minute, second));
+  d.setUTCFullYear(year, month - 1, day);
+  return d;
+}
+
+/** The number written at s[at, at + length) (TIME has checked that these are digits). */
+function digits(s: string, at: number, length: number): number {
+  let n = 0;
+  for (let i = at; i < at + length; i++) n = n * 10 + (s.charCodeAt(i) - 48);
+  return n;
+}
+
+function daysIn(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 const isMailbox = (s: unknown): s is string => cpWithin(s, 3, 254) && MAILBOX.test(s);
@@ -206,7 +232,7 @@ export function readValidNotice(json: unknown): NoticeFields | undefined {
   const { id, from, to, size, sha256, intro, purpose, list_id: listId } = o;
   if (o.stamp !== undefined || typeof id !== 'string' || !ID.test(id) || !isMailbox(from)) return undefined;
   if (!Array.isArray(to) || to.length < 1 || to.length > 100 || !to.every(isMailbox)) return undefined;
-  if (new Set(to.map((r: string) => r.toLowerCase())).size !== to.length) return undefined;
+  if (to.length > 1 && new Set(to.map((r: string) => r.toLowerCase())).size !== to.length) return undefined;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) return undefined;
   if (typeof sha256 !== 'string' || !SHA256.test(sha256)) return undefined;
   const created = timeOf(o.created);

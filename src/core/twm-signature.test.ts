@@ -202,3 +202,40 @@ test('nonces from the pool: 128 bits each, never repeated across refills (600 si
     seen.add(nonce.slice(8));
   }
 });
+
+test('the canonical fields (as signRequest writes them) read the same as through the general parser', () => {
+  // A leading space is allowed by RFC 8941 and keeps a field off the canonical pattern: the general parser reads it.
+  for (const v of [A3, A4, A5]) {
+    const fast = parseTwmSignature(v.signatureInput, v.signature);
+    const general = parseTwmSignature(` ${v.signatureInput}`, ` ${v.signature}`);
+    assert.deepEqual(fast, general);
+    assert.equal(fast.signatureParams, v.signatureInput.slice('twm='.length));
+    assert.deepEqual(checkContentDigest(v.contentDigest, v.body), checkContentDigest(` ${v.contentDigest}`, v.body));
+  }
+  // The refusals the canonical form can meet are the general parser's, word for word.
+  for (const params of [PARAMS.replace('expires=1796119500', 'expires=1796119801'), PARAMS.replace('s1._twoway.a.example', 's1.a.example')]) {
+    const texts = [withParams(params), ` ${withParams(params)}`].map((input) => {
+      try {
+        parseTwmSignature(input, SIG);
+      } catch (err) {
+        return err instanceof TwmError ? `${err.problemCode}: ${err.text}` : String(err);
+      }
+      return 'accepted';
+    });
+    assert.notEqual(texts[0], 'accepted');
+    assert.equal(texts[0], texts[1]);
+  }
+  // Leading zeros would serialise differently: not canonical, and the base carries the re-serialised value.
+  const padded = parseTwmSignature(withParams(PARAMS.replace('created=1796119200', 'created=01796119200')), SIG);
+  assert.equal(padded.params.created, 1796119200);
+  assert.match(padded.signatureParams, /;created=1796119200;/);
+});
+
+test('the profile-only signature base needs both covered header fields', () => {
+  const sig = parseTwmSignature(A3.signatureInput, A3.signature);
+  const without = (name: string): SignedRequestView => ({ ...view(A3), header: (n) => (n === name ? undefined : view(A3).header(n)) });
+  refusal(() => signatureBase(sig, without('content-type')), 'bad-signature');
+  refusal(() => signatureBase(sig, without('content-digest')), 'bad-signature');
+  // Covered values are trimmed (RFC 9421 2.1), as for any header field.
+  assert.equal(signatureBase(sig, view(A3, { 'content-type': ` ${A3.contentType} ` })), A3_BASE);
+});

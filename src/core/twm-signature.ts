@@ -138,6 +138,8 @@ export interface TwmSignature {
  */
 export function parseTwmSignature(signatureInput: string | undefined, signature: string | undefined): TwmSignature {
   if (signatureInput === undefined || signature === undefined) throw twmError('unsigned', 'no twm signature');
+  const canonical = canonicalSignature(signatureInput, signature);
+  if (canonical) return canonical;
   let input: ReturnType<typeof parseDictionary>;
   let sig: ReturnType<typeof parseDictionary>;
   try {
@@ -165,6 +167,45 @@ export function parseTwmSignature(signatureInput: string | undefined, signature:
     domain: keyid.domain,
     signatureParams: serializeInnerList(inputMember),
     signature: sigMember.value,
+  };
+}
+
+/**
+ * The fields as signRequest writes them (one `twm` member each, the five components, the six
+ * parameters in its order, no escapes, no leading zeros): what nearly every request carries. The
+ * general parser reads such fields into exactly what is read here, and serialises the inner
+ * list back to the very text matched (so `signatureParams` is that text); twm-signature.test.ts
+ * holds the two paths equal. Parsing them generically (a Map per parameter list, an object per
+ * item, the inner list serialised again) was a visible share of a stranger's notice at the
+ * recipient (bench/twm-stranger-cost.ts).
+ */
+const CANONICAL_INPUT =
+  /^twm=(\("@method" "@target-uri" "@authority" "content-digest" "content-type"\);created=([1-9][0-9]{0,14});expires=([1-9][0-9]{0,14});nonce="([A-Za-z0-9_-]{22,43})";keyid="([a-z0-9_.-]{1,253})";alg="ed25519";tag="twm1")$/;
+const CANONICAL_SIGNATURE = /^twm=:([A-Za-z0-9+/]*={0,2}):$/;
+const CANONICAL_COMPONENTS: readonly string[] = TWM_COMPONENTS;
+
+/** The canonical form's signature, or undefined for anything else (the general parser decides). */
+function canonicalSignature(signatureInput: string, signature: string): TwmSignature | undefined {
+  const input = CANONICAL_INPUT.exec(signatureInput);
+  if (!input) return undefined;
+  const sig = CANONICAL_SIGNATURE.exec(signature);
+  if (!sig) return undefined;
+  const created = Number(input[2]);
+  const expires = Number(input[3]);
+  // checkParams's lifetime rule, the one parameter check the pattern leaves.
+  if (expires - created <= 0 || expires - created > MAX_SIGNATURE_LIFETIME) {
+    throw twmError('bad-signature', `expires - created must be 1 to ${MAX_SIGNATURE_LIFETIME} s`);
+  }
+  const keyid = input[5]!;
+  const split = splitKeyId(keyid);
+  if (!split) throw twmError('bad-signature', 'keyid is not <selector>._twoway.<domain>');
+  return {
+    components: [...CANONICAL_COMPONENTS],
+    params: { created, expires, nonce: input[4]!, keyid, alg: 'ed25519', tag: TWM_TAG },
+    selector: split.selector,
+    domain: split.domain,
+    signatureParams: input[1]!,
+    signature: Buffer.from(sig[1]!, 'base64'),
   };
 }
 
@@ -227,6 +268,9 @@ export function checkSignatureTime(params: Pick<TwmSignatureParams, 'created' | 
   }
 }
 
+/** `sha-256=:<base64>:` alone: parsed by parseDictionary into the same one byte-sequence member. */
+const PLAIN_DIGEST = /^sha-256=:([A-Za-z0-9+/]*={0,2}):$/;
+
 /**
  * Step 7: the `sha-256` member of Content-Digest matches the content.
  * Other algorithms are ignored (5.2); a field without `sha-256`, or one
@@ -235,7 +279,10 @@ export function checkSignatureTime(params: Pick<TwmSignatureParams, 'created' | 
  */
 export function checkContentDigest(header: string | undefined, body: Buffer): Buffer {
   let digest: Buffer | undefined;
-  if (header !== undefined) {
+  // The field as contentDigest writes it (one member) needs no dictionary parser; anything else does.
+  const plain = header === undefined ? null : PLAIN_DIGEST.exec(header);
+  if (plain) digest = Buffer.from(plain[1]!, 'base64');
+  else if (header !== undefined) {
     try {
       const member = parseDictionary(header).members.get('sha-256');
       if (member && !isInnerList(member) && Buffer.isBuffer(member.value)) digest = member.value;
@@ -262,6 +309,17 @@ export interface SignedRequestView {
 
 /** RFC 9421 section 2.5; throws `bad-signature` when a covered header field is absent. */
 export function signatureBase(sig: Pick<TwmSignature, 'components' | 'signatureParams'>, request: SignedRequestView): string {
+  if (isProfileOnly(sig.components)) {
+    // The five of the profile and nothing else (every request signRequest makes): the lines written out.
+    const digest = request.header('content-digest');
+    if (digest === undefined) throw twmError('bad-signature', 'covered header field content-digest is absent');
+    const type = request.header('content-type');
+    if (type === undefined) throw twmError('bad-signature', 'covered header field content-type is absent');
+    return (
+      `"@method": ${request.method}\n"@target-uri": ${request.targetUri}\n"@authority": ${request.authority}\n` +
+      `"content-digest": ${digest.trim()}\n"content-type": ${type.trim()}\n"@signature-params": ${sig.signatureParams}`
+    );
+  }
   // Parsed only for the derived components that need it: the profile's five do not.
   let parsed: URL | undefined;
   const url = (): URL => (parsed ??= new URL(request.targetUri));
@@ -290,6 +348,13 @@ export function signatureBase(sig: Pick<TwmSignature, 'components' | 'signatureP
     }
   });
   return baseOf(lines, sig.signatureParams);
+}
+
+/** The covered components are TWM_COMPONENTS exactly, in their order. */
+function isProfileOnly(components: readonly string[]): boolean {
+  if (components.length !== TWM_COMPONENTS.length) return false;
+  for (let i = 0; i < components.length; i++) if (components[i] !== TWM_COMPONENTS[i]) return false;
+  return true;
 }
 
 /** Step 11: Ed25519 over the signature base. */

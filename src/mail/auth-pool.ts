@@ -134,7 +134,6 @@ interface Slot {
   job: Job | null;
   /** The worker's loop utilisation when the job started, and the wall clock. */
   since: { elu: EventLoopUtilization; at: number } | null;
-  watch: NodeJS.Timeout | null;
   /** Set when the pool terminates the worker itself, so its exit is no crash. */
   ending: boolean;
 }
@@ -162,6 +161,7 @@ export function createAuthPool(options: AuthPoolOptions): AuthPool {
     closed: false,
     failedStarts: 0,
     respawnTimer: null,
+    watchTimer: null,
   };
   return {
     run: (raw, params, prefix) => run(pool, raw, params, prefix),
@@ -206,6 +206,8 @@ interface PoolContext {
   failedStarts: number;
   /** While set, no worker is started (after failed starts), so a broken install is not retried in a tight loop. */
   respawnTimer: NodeJS.Timeout | null;
+  /** The budget check of the busy workers (startWatch), while any job runs. */
+  watchTimer: NodeJS.Timeout | null;
 }
 
 function run(pool: PoolContext, raw: Buffer, params: MailauthParams, prefix?: string): Promise<RunResult> {
@@ -221,7 +223,7 @@ function spawn(pool: PoolContext, ahead = false): void {
   // Referenced while it starts for a waiting message or works on one, so that a pending message keeps the process alive; unreferenced when idle.
   const worker = startWorker(pool.heapMb, pool.dnsReuseMs);
   if (ahead) worker.unref();
-  const slot: Slot = { worker, ready: false, job: null, since: null, watch: null, ending: false };
+  const slot: Slot = { worker, ready: false, job: null, since: null, ending: false };
   pool.slots.add(slot);
   worker.on('message', (message: FromWorker) => onMessage(pool, slot, message));
   let error = 'exited';
@@ -298,8 +300,6 @@ function onExit(pool: PoolContext, slot: Slot, error: string): void {
 
 function finish(slot: Slot): void {
   slot.worker.unref();
-  if (slot.watch) clearInterval(slot.watch);
-  slot.watch = null;
   slot.job = null;
   slot.since = null;
 }
@@ -324,14 +324,29 @@ function dispatch(pool: PoolContext, slot: Slot, job: Job): void {
   slot.job = job;
   slot.worker.ref();
   slot.since = { elu: slot.worker.performance.eventLoopUtilization(), at: performance.now() };
-  slot.watch = setInterval(() => watch(pool, slot), pool.checkEveryMs);
-  slot.watch.unref();
+  pool.watchTimer ??= startWatch(pool);
   // Moved, not copied, when the Buffer owns its memory; a pooled slice is copied once (the pool stays here).
   const raw = job.raw;
   const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.buffer instanceof ArrayBuffer;
   const bytes = owned ? raw : new Uint8Array(raw);
   const message: ToWorker = { type: 'job', id: job.id, raw: bytes, params: job.params, ...(job.prefix === undefined ? {} : { prefix: job.prefix }) };
   slot.worker.postMessage(message, [bytes.buffer as ArrayBuffer]);
+}
+
+/**
+ * One timer checks every busy worker against the budget, running while any job is: a timer of
+ * its own per job was set and cleared for every accepted message, on the event loop.
+ */
+function startWatch(pool: PoolContext): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    for (const slot of pool.slots) watch(pool, slot);
+    if (![...pool.slots].some((s) => s.job !== null)) {
+      clearInterval(timer);
+      pool.watchTimer = null;
+    }
+  }, pool.checkEveryMs);
+  timer.unref();
+  return timer;
 }
 
 function watch(pool: PoolContext, slot: Slot): void {
@@ -355,6 +370,8 @@ async function closePool(pool: PoolContext): Promise<void> {
   if (pool.closed) return;
   pool.closed = true;
   if (pool.respawnTimer) clearTimeout(pool.respawnTimer);
+  if (pool.watchTimer) clearInterval(pool.watchTimer);
+  pool.watchTimer = null;
   for (const job of pool.queue.splice(0)) job.reject(shuttingDown());
   await Promise.all(
     [...pool.slots].map((slot) => {

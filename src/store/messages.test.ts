@@ -201,6 +201,25 @@ for (const backend of backends) {
       );
     });
 
+    test('the twm_key and request indexes hold only rows with a value, and lookups by those columns still find theirs (migration 0025)', async () => {
+      const definition = async (index: string) => {
+        const rows =
+          backend.name === 'sqlite'
+            ? await backend.query(`SELECT sql AS def FROM sqlite_master WHERE name = '${index}'`)
+            : await backend.query(`SELECT indexdef AS def FROM pg_indexes WHERE indexname = '${index}' AND schemaname = current_schema()`);
+        return String(rows[0]?.def ?? '');
+      };
+      assert.match(await definition('messages_twm_key'), /where \(?"?twm_key"? is not null/i);
+      assert.match(await definition('messages_request'), /where \(?"?request_id"? is not null/i);
+      await store.messages.deliver([message(bob, 'INBOX', 'plain'), message(bob, 'INBOX', 'fetched', { twmKey: 'sender.test n1' })]);
+      assert.deepEqual(await store.messages.withTwmKey([alice.id, bob.id], 'sender.test n1'), [bob.id]);
+      assert.deepEqual([...(await store.messages.twmKeysOf(bob.id, ['sender.test n1', 'sender.test n2']))], ['sender.test n1']);
+      if (backend.name === 'sqlite') {
+        const plan = await backend.query("EXPLAIN QUERY PLAN SELECT DISTINCT user_id FROM messages WHERE user_id IN (1, 2) AND twm_key = 'k'");
+        assert.match(String(plan.map((r) => r.detail).join('\n')), /INDEX messages_twm_key/);
+      }
+    });
+
     describe('requests', () => {
       test('deliver creates then counts the request; held counts Screener messages', async () => {
         const t = (s: number) => new Date(Date.UTC(2024, 0, 1, 0, 0, s));

@@ -43,14 +43,7 @@ export interface RequestAttempt {
  */
 export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect, attempts: readonly RequestAttempt[]): Promise<number[]> {
   const out = new Array<number>(attempts.length);
-  const groups = new Map<string, number[]>();
-  attempts.forEach((a, i) => {
-    const key = `${a.userId}\n${a.sender.toLowerCase()}`;
-    const g = groups.get(key);
-    if (g) g.push(i);
-    else groups.set(key, [i]);
-  });
-  for (const [, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const group of groupsOf(attempts)) {
     const list = group.map((i) => attempts[i]!);
     const first = list[0]!;
     const times = list.map((a) => a.at.getTime());
@@ -81,6 +74,19 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
   // The Screener's stored order (request-rank.ts), from the columns just written.
   await rankRequests(tx, dialect, out);
   return out;
+}
+
+/** The attempts' indexes grouped by (user, sender), in key order; one attempt (a stranger's notice) needs no map. */
+function groupsOf(attempts: readonly RequestAttempt[]): number[][] {
+  if (attempts.length === 1) return [[0]];
+  const groups = new Map<string, number[]>();
+  attempts.forEach((a, i) => {
+    const key = `${a.userId}\n${a.sender.toLowerCase()}`;
+    const g = groups.get(key);
+    if (g) g.push(i);
+    else groups.set(key, [i]);
+  });
+  return [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g);
 }
 
 /** The inserted columns of a request, in the order upsertRequests lists their values. */

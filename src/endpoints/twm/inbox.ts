@@ -159,18 +159,27 @@ interface DeferredNonce {
 
 async function receiveWithNonce(ctx: InboxContext, store: NonceStore, n: Notice, signer: TwmSigner, contentSha256: string, nonce: TwmNonce): Promise<NoticeResult> {
   // `stale-signature` first, as step 12 would have answered it.
-  const deferred: DeferredNonce = { write: store.claim(nonce.keyid, nonce.nonce, nonce.until, nonce.created), settled: false };
-  const settle = async () => {
-    if (deferred.settled) return;
-    deferred.settled = true;
-    if (!(await store.rememberClaim(deferred.write))) throw replayed();
-  };
+  const duty = new DeferredNonceDuty(store, { write: store.claim(nonce.keyid, nonce.nonce, nonce.until, nonce.created), settled: false });
   try {
-    return await receiveNotice(ctx, n, signer, contentSha256, { deferred, settle });
+    return await receiveNotice(ctx, n, signer, contentSha256, duty);
   } catch (err) {
     if (err instanceof NonceSeenError) throw replayed();
-    await settle();
+    await duty.settle();
     throw err;
+  }
+}
+
+/** A class, not a closure per notice: under tsx (the benchmarks) each closure also costs a call naming it. */
+class DeferredNonceDuty implements NonceDuty {
+  constructor(
+    private readonly store: NonceStore,
+    readonly deferred: DeferredNonce,
+  ) {}
+
+  async settle(): Promise<void> {
+    if (this.deferred.settled) return;
+    this.deferred.settled = true;
+    if (!(await this.store.rememberClaim(this.deferred.write))) throw replayed();
   }
 }
 
@@ -281,11 +290,11 @@ async function decideRecipient(
   at: Date,
 ): Promise<{ row: RecipientRow; result: NoticeResult['results'][number]; request?: TwmRequestTouch; capped: boolean }> {
   const { options } = ctx;
-  const base = { senderDomain: signer.domain, noticeId: n.id, receipt: null, receiptError: null };
   const address = rcpt.toLowerCase();
   const user = await options.ingest.findRecipient(address);
   if (!user) {
-    return { row: { ...base, rcpt: address, userId: null, state: 'unknown', nextAttemptAt: null }, result: { rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' }, capped: false };
+    const row: RecipientRow = { senderDomain: signer.domain, noticeId: n.id, rcpt: address, userId: null, state: 'unknown', receipt: null, receiptError: null, nextAttemptAt: null };
+    return { row, result: { rcpt, status: options.uniformAnswers ? 'pending' : 'unknown' }, capped: false };
   }
   const from = normalisedAddress(n.from);
   const verdict = await options.ingest.predict(user, {
@@ -328,7 +337,9 @@ async function decideRecipient(
     state = 'pending';
     request = { userId: user.id, sender, authDomain: signer.domain, intro: n.intro ?? null, at };
   }
-  return { row: { ...base, rcpt: address, userId: user.id, state, nextAttemptAt, receipt }, result: { rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' }, request, capped };
+  // Written out, not spread from a shared base: one object shape for every row.
+  const row: RecipientRow = { senderDomain: signer.domain, noticeId: n.id, rcpt: address, userId: user.id, state, receipt, receiptError: null, nextAttemptAt };
+  return { row, result: { rcpt, status: state === 'scheduled' ? 'accepted' : 'pending' }, request, capped };
 }
 
 /**

@@ -14,6 +14,7 @@ import { installGreetingHold, trustClient } from './greeting-hold.ts';
 import { installAuthAfterTls } from './auth-after-tls.ts';
 import { installLenientSender } from './sender-syntax.ts';
 import { installPooledSessionIds } from './session-id.ts';
+import { installQuitClose } from './quit-close.ts';
 import { dataPacer } from './data-pacing.ts';
 import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
@@ -80,6 +81,7 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   await installGreetingHold();
   await installAuthAfterTls();
   await installLenientSender();
+  await installQuitClose();
   installPooledSessionIds();
   const { hooks } = options;
   const wire: Wire = (err, session) => toWire(err, session, hooks.onError);

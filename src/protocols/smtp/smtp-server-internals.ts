@@ -1,5 +1,5 @@
 /**
- * smtp-server does not export its connection class; two adaptations below
+ * smtp-server does not export its connection class; the adaptations in this folder
  * need its prototype, reached through the package's file layout (pinned to
  * 3.21.x in package.json). A layout change fails loudly at start-up.
  */
@@ -13,6 +13,7 @@ export interface ConnectionPrototype {
   connectionReady(next?: () => void): void;
   _setListeners(callback: () => void): void;
   _parseAddressCommand(name: string, command: string): ParsedAddressCommand | false;
+  handler_QUIT(command: unknown, callback: () => void): void;
 }
 
 /** What smtp-server's MAIL FROM / RCPT TO parser returns: the address and the ESMTP parameters. */
@@ -30,7 +31,7 @@ export function connectionPrototype(): Promise<ConnectionPrototype> {
     const file = join(dirname(entry), '..', 'esm', 'smtp-connection.js');
     const mod = (await import(pathToFileURL(file).href)) as { SMTPConnection?: { prototype: Partial<ConnectionPrototype> } };
     const p = mod.SMTPConnection?.prototype;
-    for (const name of ['send', 'init', 'connectionReady', '_setListeners', '_parseAddressCommand'] as const) {
+    for (const name of ['send', 'init', 'connectionReady', '_setListeners', '_parseAddressCommand', 'handler_QUIT'] as const) {
       if (typeof p?.[name] !== 'function') throw new Error(`smtp-server layout changed: no SMTPConnection.${name} in ${file}`);
     }
     return p as ConnectionPrototype;

@@ -12,6 +12,7 @@
  * through a proxy rewriting Host still verifies, and one signed for anyone
  * else's authority fails step 11 with `bad-signature`.
  */
+import type { KeyObject } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { decodeTwmJson } from '../../core/twm-schema.ts';
 import {
@@ -69,7 +70,8 @@ export interface Verified<T, E> {
 
 export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: VerifyContext, rules: EndpointRules<T, E>): Promise<Verified<T, E>> {
   // 3. Content-Type, parameters ignored.
-  const mediaType = headerOf(req.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+  const contentType = headerOf(req.headers, 'content-type');
+  const mediaType = contentType === rules.mediaType ? contentType : contentType?.split(';')[0]?.trim().toLowerCase();
   if (mediaType !== rules.mediaType) throw twmError('unsupported-media-type', `Content-Type must be ${rules.mediaType}`);
   // 4, 5. A `twm` signature with the parameters and components of 5.1.
   const signature = parseTwmSignature(headerOf(req.headers, 'signature-input'), headerOf(req.headers, 'signature'));
@@ -86,9 +88,7 @@ export async function verifyTwmRequest<T, E>(req: IncomingTwmRequest, ctx: Verif
   const key = await ctx.hooks.lookupKey(keyid);
   if (!key) throw twmError('unknown-key', `no usable key at ${keyid}`);
   // 11. Ed25519 over the signature base, for one of our authorities.
-  if (!authorityCandidates(req.headers, ctx.authorities).some((authority) => verifySignature(signature, viewOf(req, authority), key))) {
-    throw twmError('bad-signature', 'the signature does not verify for this server');
-  }
+  if (!verifiesForUs(req, ctx.authorities, signature, key)) throw twmError('bad-signature', 'the signature does not verify for this server');
   // 12. The nonce, remembered until the signature can no longer pass step 6.
   const nonce: TwmNonce = { keyid, nonce: signature.params.nonce, until: new Date((signature.params.expires + CLOCK_SKEW) * 1000), created: new Date(signature.params.created * 1000) };
   if (!rules.deferNonce) await rememberNonce(ctx.hooks, nonce);
@@ -115,22 +115,50 @@ export function normaliseAuthority(host: string): string {
   return port === undefined || port === '443' ? name : `${name}:${port}`;
 }
 
-/** Our authorities, the one the Host header names first (the usual case: one verification). */
-function authorityCandidates(headers: IncomingHttpHeaders, authorities: readonly string[]): string[] {
-  const host = headers.host === undefined ? undefined : normaliseAuthority(headers.host);
-  return host !== undefined && authorities.includes(host) ? [host, ...authorities.filter((a) => a !== host)] : [...authorities];
+/**
+ * Step 11 for our authorities, the one the Host header names first (the usual case: one
+ * verification), then the others in their order.
+ */
+function verifiesForUs(req: IncomingTwmRequest, authorities: readonly string[], signature: TwmSignature, key: KeyObject): boolean {
+  const host = req.headers.host === undefined ? undefined : hostAuthority(req.headers.host);
+  const first = host !== undefined && authorities.includes(host) ? host : undefined;
+  if (first !== undefined && verifySignature(signature, new RequestView(req, first), key)) return true;
+  for (const authority of authorities) {
+    if (authority !== first && verifySignature(signature, new RequestView(req, authority), key)) return true;
+  }
+  return false;
 }
 
-function viewOf(req: IncomingTwmRequest, authority: string): SignedRequestView {
-  // An absolute-form request-target (RFC 9112 3.2.2) carries its own scheme and host; only its path counts.
-  const target = /^https?:\/\//i.test(req.target) ? pathAndQuery(req.target) : req.target;
-  return {
-    method: req.method,
-    targetUri: `https://${authority}${target}`,
-    authority,
-    header: (name) => headerOf(req.headers, name),
-  };
+/** The last Host header normalised: a peer's requests all carry the same one. */
+let lastHost = '';
+let lastAuthority = '';
+function hostAuthority(host: string): string {
+  if (host !== lastHost) {
+    lastAuthority = normaliseAuthority(host);
+    lastHost = host;
+  }
+  return lastAuthority;
 }
+
+/** The request as the signature base sees it for one of our authorities (a class: no closures per request). */
+class RequestView implements SignedRequestView {
+  readonly method: string;
+  readonly targetUri: string;
+  constructor(
+    private readonly req: IncomingTwmRequest,
+    readonly authority: string,
+  ) {
+    this.method = req.method;
+    // An absolute-form request-target (RFC 9112 3.2.2) carries its own scheme and host; only its path counts.
+    const target = ABSOLUTE_FORM.test(req.target) ? pathAndQuery(req.target) : req.target;
+    this.targetUri = `https://${authority}${target}`;
+  }
+  header(name: string): string | undefined {
+    return headerOf(this.req.headers, name);
+  }
+}
+
+const ABSOLUTE_FORM = /^https?:\/\//i;
 
 function pathAndQuery(absolute: string): string {
   const url = new URL(absolute);
