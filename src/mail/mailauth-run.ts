@@ -9,6 +9,8 @@
  * worker boundary by structured clone, and mailauth's own result holds
  * objects that need not survive that.
  */
+// Before mailauth: it replaces mailauth's DKIM key lookup, which the verifier takes when it loads.
+import './dkim-key-cache.ts';
 import { authenticate, type DNSResolver } from 'mailauth';
 import { domainToASCII } from 'node:url';
 import type { ResolveFunction } from '../dns/types.ts';
