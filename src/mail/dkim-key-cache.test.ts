@@ -6,7 +6,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-// mailauth-run.ts installs the cache before mailauth loads: it comes first.
 import { runMailauth } from './mailauth-run.ts';
 import { dkimKeyCacheStats } from './dkim-key-cache.ts';
 import { createDkimSigner } from './dkim-sign.ts';

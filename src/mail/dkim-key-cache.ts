@@ -21,9 +21,12 @@
  * text: `crypto.verify` uses it as it is, and the verifier's result
  * (`publicKey`, from `toString()`) is the same as before.
  *
- * Importing this module before `mailauth` is what installs it (mailauth-run.ts
- * does); if the verifier was loaded first, nothing is replaced and mailauth
- * works as it always did (`dkimKeyCacheStats().active` says which).
+ * `mailauthWithKeyCache()` installs it and then loads mailauth, in that order
+ * whatever a bundler does with import statements (esbuild hoists an external
+ * package's import above the code of the modules it inlines); mailauth-run.ts
+ * takes mailauth from it. If the verifier was loaded before, nothing is
+ * replaced and mailauth works as it always did (`dkimKeyCacheStats().active`
+ * says which).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -80,10 +83,19 @@ const cachedGetPublicKey: GetPublicKey = async (type, name, minBitLength, resolv
   return { publicKey, rr: res.rr, modulusLength: res.modulusLength };
 };
 
-// The verifier takes getPublicKey from lib/tools.js when it loads: replacing it later would not reach it.
-if (require.cache[require.resolve('mailauth/lib/dkim/dkim-verifier.js')] === undefined) {
-  tools.getPublicKey = cachedGetPublicKey;
-  stats.active = true;
+type Mailauth = typeof import('mailauth');
+let mailauth: Mailauth | undefined;
+
+/** mailauth, loaded after the cache is installed (see above). */
+export function mailauthWithKeyCache(): Mailauth {
+  if (mailauth) return mailauth;
+  // The verifier takes getPublicKey from lib/tools.js when it loads: replacing it later would not reach it.
+  if (require.cache[require.resolve('mailauth/lib/dkim/dkim-verifier.js')] === undefined) {
+    tools.getPublicKey = cachedGetPublicKey;
+    stats.active = true;
+  }
+  mailauth = require('mailauth') as Mailauth;
+  return mailauth;
 }
 
 /** Whether the cache is in use in this thread, and its hits and misses so far (tests). */

@@ -9,11 +9,13 @@
  * worker boundary by structured clone, and mailauth's own result holds
  * objects that need not survive that.
  */
-// Before mailauth: it replaces mailauth's DKIM key lookup, which the verifier takes when it loads.
-import './dkim-key-cache.ts';
-import { authenticate, type DNSResolver } from 'mailauth';
+import type { DNSResolver } from 'mailauth';
 import { domainToASCII } from 'node:url';
 import type { ResolveFunction } from '../dns/types.ts';
+import { mailauthWithKeyCache } from './dkim-key-cache.ts';
+
+// mailauth with its DKIM key lookup replaced by one that parses each key record once (dkim-key-cache.ts).
+const { authenticate } = mailauthWithKeyCache();
 
 /** What mailauth needs besides the message bytes. */
 export interface MailauthParams {
