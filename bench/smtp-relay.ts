@@ -49,6 +49,7 @@
  *                        this one's): the outbound path before/after a change, in one sitting
  *   BENCH_SENDER_NODE_FLAGS  node flags for the twoway sender, space-separated (e.g. "--perf-basic-prof"
  *                        for perf record -p, or "--trace-deopt"; its output comes with the child's)
+ *   BENCH_RECEIVER_NODE_FLAGS  the same for the twoway receiver (its auth worker threads too, for perf record -p)
  *   BENCH_CPU_PROF=1     V8 CPU profiles of the twoway sender and receiver during the
  *                        measured runs, in bench/out/prof/relay-{sender,receiver}.cpuprofile
  *                        (summarise with npx tsx bench/lib/cpuprofile-summary.ts FILE)
@@ -134,6 +135,7 @@ const cpuProf = process.env.BENCH_CPU_PROF === '1';
 const senderTree = process.env.BENCH_SENDER_TREE;
 const senderScript = senderTree ? { serverScript: join(senderTree, 'bench', 'lib', 'twoway-server.ts') } : {};
 const senderFlags = process.env.BENCH_SENDER_NODE_FLAGS ? { nodeFlags: process.env.BENCH_SENDER_NODE_FLAGS.split(' ') } : {};
+const receiverFlags = process.env.BENCH_RECEIVER_NODE_FLAGS ? { nodeFlags: process.env.BENCH_RECEIVER_NODE_FLAGS.split(' ') } : {};
 const systems = new Set((process.env.BENCH_SYSTEMS ?? 'twoway,postfix').split(',').map((s) => s.trim()));
 
 const log = (s = '') => process.stderr.write(s + '\n');
@@ -234,7 +236,7 @@ async function startTwoway(dns: EmbeddedDnsServer, cleanups: Array<() => Promise
     });
     return child;
   };
-  const [b, a] = await Promise.all([start(dirs[1]!, TW_B, { smtpPort: port }), start(dirs[0]!, TW_A, { deliveryPort: port, ...senderScript, ...senderFlags })]);
+  const [b, a] = await Promise.all([start(dirs[1]!, TW_B, { smtpPort: port, ...receiverFlags }), start(dirs[0]!, TW_A, { deliveryPort: port, ...senderScript, ...senderFlags })]);
   if (a.submissionPort === null) throw new Error('the twoway sender has no submission listener');
   dns.add([
     { name: TW_B.domain, type: 'MX', data: { preference: 10, exchange: `mx.${TW_B.domain}` } },

@@ -9,9 +9,13 @@
  * worker boundary by structured clone, and mailauth's own result holds
  * objects that need not survive that.
  */
-import { authenticate, type DNSResolver } from 'mailauth';
+import type { DNSResolver } from 'mailauth';
 import { domainToASCII } from 'node:url';
 import type { ResolveFunction } from '../dns/types.ts';
+import { mailauthWithKeyCache } from './dkim-key-cache.ts';
+
+// mailauth with its DKIM key lookup replaced by one that parses each key record once (dkim-key-cache.ts).
+const { authenticate } = mailauthWithKeyCache();
 
 /** What mailauth needs besides the message bytes. */
 export interface MailauthParams {
