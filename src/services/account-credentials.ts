@@ -76,13 +76,9 @@ async function check(store: Pick<Store, 'users'>, cache: LoginCache, address: st
   throw fail;
 }
 
-/** The password against the stored hash just read: from the cache of verified logins, or one scrypt (then cached if right). */
-async function verified(cache: LoginCache, owner: SecretOwner, storedHash: string, password: string): Promise<boolean> {
-  if (cache.has(owner, storedHash, password)) return true;
-  const ok = await verifyPassword(password, storedHash).catch(() => false);
-  if (ok) cache.add(owner, storedHash, password);
-  return ok;
-}
+/** The password against the stored hash just read: from the cache of verified logins, or one scrypt. */
+const verified = (cache: LoginCache, owner: SecretOwner, storedHash: string, password: string): Promise<boolean> =>
+  cache.verify(owner, storedHash, password, () => verifyPassword(password, storedHash).catch(() => false));
 
 async function principalForToken(store: Pick<Store, 'users'>, token: string): Promise<Principal> {
   const found = await store.users.findToken(sha256(token));

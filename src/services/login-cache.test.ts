@@ -10,51 +10,87 @@ import assert from 'node:assert/strict';
 import { hashPassword, verificationCount } from '../core/password.ts';
 import { testBackends } from '../store/test-backends.ts';
 import type { Store } from '../store/types.ts';
-import { createLoginCache } from './login-cache.ts';
+import { createLoginCache, type LoginCache, type SecretOwner } from './login-cache.ts';
 import { createServices } from './index.ts';
 
 const HASH = 'scrypt$16384$8$1$c2FsdA==$a2V5a2V5a2V5a2V5a2V5a2V5';
 const USER = { kind: 'user', id: 1 } as const;
 
+/** A stand-in scrypt: counts its runs, answers `right`, after `delayMs`. */
+function fakeScrypt(right: boolean, delayMs = 0) {
+  const f = Object.assign(
+    async () => {
+      f.runs++;
+      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+      return right;
+    },
+    { runs: 0 },
+  );
+  return f;
+}
+/** scrypt runs of one verification through the cache, and its answer. */
+async function runs(cache: LoginCache, owner: SecretOwner, hash: string, password: string, right = true): Promise<[number, boolean]> {
+  const scrypt = fakeScrypt(right);
+  const ok = await cache.verify(owner, hash, password, scrypt);
+  return [scrypt.runs, ok];
+}
+
 describe('login cache', () => {
-  test('a hit only for the same owner, stored hash and password, within the TTL', () => {
+  test('a hit only for the same owner, stored hash and password, within the TTL', async () => {
     let t = 1_000_000;
     const cache = createLoginCache({ ttlMs: 60_000, now: () => t });
-    assert.equal(cache.has(USER, HASH, 'right password'), false);
-    cache.add(USER, HASH, 'right password');
-    assert.equal(cache.has(USER, HASH, 'right password'), true);
-    assert.equal(cache.has(USER, HASH, 'right passwordX'), false, 'another password');
-    assert.equal(cache.has(USER, `${HASH}x`, 'right password'), false, 'another stored hash (a password change)');
-    assert.equal(cache.has({ kind: 'user', id: 2 }, HASH, 'right password'), false, 'another user');
-    assert.equal(cache.has({ kind: 'app', id: 1 }, HASH, 'right password'), false, 'an app password of the same number');
+    assert.deepEqual(await runs(cache, USER, HASH, 'right password'), [1, true]);
+    assert.deepEqual(await runs(cache, USER, HASH, 'right password'), [0, true]);
+    assert.deepEqual(await runs(cache, USER, HASH, 'right passwordX', false), [1, false], 'another password');
+    assert.deepEqual(await runs(cache, USER, `${HASH}x`, 'right password', false), [1, false], 'another stored hash (a password change)');
+    assert.deepEqual(await runs(cache, { kind: 'user', id: 2 }, HASH, 'right password', false), [1, false], 'another user');
+    assert.deepEqual(await runs(cache, { kind: 'app', id: 1 }, HASH, 'right password', false), [1, false], 'an app password of the same number');
     t += 59_999;
-    assert.equal(cache.has(USER, HASH, 'right password'), true, 'hits do not extend the TTL, but it is not over yet');
+    assert.deepEqual(await runs(cache, USER, HASH, 'right password'), [0, true], 'hits do not extend the TTL, but it is not over yet');
     t += 1;
-    assert.equal(cache.has(USER, HASH, 'right password'), false, 'expired');
-    assert.equal(cache.size, 0, 'an expired entry found is dropped');
+    assert.equal(cache.size, 1);
+    assert.deepEqual(await runs(cache, USER, HASH, 'right password'), [1, true], 'expired: scrypt again');
+    assert.equal(cache.size, 1);
   });
 
-  test('bounded: the oldest go first, expired ones on the next add', () => {
+  test('failures are never remembered', async () => {
+    const cache = createLoginCache({ ttlMs: 60_000 });
+    assert.deepEqual(await runs(cache, USER, HASH, 'guess', false), [1, false]);
+    assert.deepEqual(await runs(cache, USER, HASH, 'guess', false), [1, false]);
+    assert.equal(cache.size, 0);
+  });
+
+  test('bounded: the oldest go first, expired ones on the next add', async () => {
     let t = 0;
     const cache = createLoginCache({ ttlMs: 1000, maxEntries: 3, now: () => t });
-    for (const id of [1, 2, 3, 4]) cache.add({ kind: 'user', id }, HASH, 'pw');
+    for (const id of [1, 2, 3, 4]) await runs(cache, { kind: 'user', id }, HASH, 'pw');
     assert.equal(cache.size, 3);
-    assert.equal(cache.has({ kind: 'user', id: 1 }, HASH, 'pw'), false, 'the oldest was evicted');
-    assert.equal(cache.has({ kind: 'user', id: 4 }, HASH, 'pw'), true);
+    assert.deepEqual(await runs(cache, { kind: 'user', id: 4 }, HASH, 'pw'), [0, true]);
+    assert.deepEqual(await runs(cache, { kind: 'user', id: 1 }, HASH, 'pw'), [1, true], 'the oldest was evicted');
     t = 1000;
-    cache.add({ kind: 'user', id: 5 }, HASH, 'pw');
+    await runs(cache, { kind: 'user', id: 5 }, HASH, 'pw');
     assert.equal(cache.size, 1, 'the expired ones went');
   });
 
-  test('TTL 0 remembers nothing; empty and over-long passwords are never remembered', () => {
+  test('TTL 0 remembers nothing; empty and over-long passwords are never remembered', async () => {
     const off = createLoginCache({ ttlMs: 0 });
-    off.add(USER, HASH, 'pw');
-    assert.equal(off.has(USER, HASH, 'pw'), false);
+    assert.deepEqual(await runs(off, USER, HASH, 'pw'), [1, true]);
+    assert.deepEqual(await runs(off, USER, HASH, 'pw'), [1, true]);
     assert.equal(off.size, 0);
     const on = createLoginCache({ ttlMs: 1000 });
-    on.add(USER, HASH, '');
-    on.add(USER, HASH, 'x'.repeat(1025));
+    await runs(on, USER, HASH, '');
+    await runs(on, USER, HASH, 'x'.repeat(1025));
     assert.equal(on.size, 0);
+  });
+
+  test('logins at the same time share one scrypt if it succeeds; if it fails, each pays its own', async () => {
+    const cache = createLoginCache({ ttlMs: 60_000 });
+    const right = fakeScrypt(true, 5);
+    assert.deepEqual(await Promise.all([1, 2, 3].map(() => cache.verify(USER, HASH, 'pw', right))), [true, true, true]);
+    assert.equal(right.runs, 1);
+    const wrong = fakeScrypt(false, 5);
+    assert.deepEqual(await Promise.all([1, 2, 3].map(() => cache.verify(USER, HASH, 'guess', wrong))), [false, false, false]);
+    assert.equal(wrong.runs, 3);
   });
 });
 

@@ -34,10 +34,15 @@ export interface LoginCacheOptions {
 export type SecretOwner = { kind: 'user' | 'app'; id: number };
 
 export interface LoginCache {
-  /** Whether this password was verified against this stored hash within the TTL. */
-  has(owner: SecretOwner, storedHash: string, password: string): boolean;
-  /** Remembers a password that scrypt has just verified against this stored hash. */
-  add(owner: SecretOwner, storedHash: string, password: string): void;
+  /**
+   * Whether `password` is right for `storedHash`: true from the cache when
+   * this process verified the same password against the same stored hash
+   * within the TTL, else `scrypt()`'s answer (remembered when true). Logins
+   * with the same secret at the same time (a pool opening its connections)
+   * wait for the one scrypt in flight; if that one fails, each runs its own,
+   * so a wrong password always costs a scrypt of its own.
+   */
+  verify(owner: SecretOwner, storedHash: string, password: string, scrypt: () => Promise<boolean>): Promise<boolean>;
   readonly size: number;
 }
 
@@ -61,27 +66,45 @@ export function createLoginCache(options: LoginCacheOptions): LoginCache {
   // verifyPassword refuses longer passwords anyway: do not spend an HMAC over megabytes for them.
   const usable = (password: string) => ttlMs > 0 && password.length > 0 && password.length <= MAX_PASSWORD_BYTES;
 
+  /** Verifications in flight, by the same HMAC: bounded by the logins under way. */
+  const pending = new Map<string, Promise<boolean>>();
+
+  const hit = (k: string, t: number): boolean => {
+    const expires = entries.get(k);
+    if (expires === undefined) return false;
+    if (expires > t) return true;
+    entries.delete(k);
+    return false;
+  };
+  const add = (k: string, t: number) => {
+    // Re-inserted at the end: its age is that of this verification. One TTL for all, so insertion
+    // order is expiry order: the expired ones are at the front.
+    entries.delete(k);
+    entries.set(k, t + ttlMs);
+    for (const [old, expires] of entries) {
+      if (expires > t && entries.size <= maxEntries) break;
+      entries.delete(old);
+    }
+  };
+
   return {
-    has(owner, storedHash, password) {
-      if (!usable(password)) return false;
+    async verify(owner, storedHash, password, scrypt) {
+      if (!usable(password)) return scrypt();
       const k = mac(owner, storedHash, password);
-      const expires = entries.get(k);
-      if (expires === undefined) return false;
-      if (expires > now()) return true;
-      entries.delete(k);
-      return false;
-    },
-    add(owner, storedHash, password) {
-      if (!usable(password)) return;
-      const k = mac(owner, storedHash, password);
-      const t = now();
-      // Re-inserted at the end: its age is that of this verification. One TTL for all, so insertion
-      // order is expiry order: the expired ones are at the front.
-      entries.delete(k);
-      entries.set(k, t + ttlMs);
-      for (const [old, expires] of entries) {
-        if (expires > t && entries.size <= maxEntries) break;
-        entries.delete(old);
+      if (hit(k, now())) return true;
+      const running = pending.get(k);
+      if (running) {
+        if (await running.catch(() => false)) return true;
+        return scrypt();
+      }
+      const mine = scrypt();
+      pending.set(k, mine);
+      try {
+        const ok = await mine;
+        if (ok) add(k, now());
+        return ok;
+      } finally {
+        pending.delete(k);
       }
     },
     get size() {
