@@ -150,6 +150,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       now,
       approvalDelayMs: config.twm.approvalDelayMs,
       declineDelayMs: config.twm.declineDelayMs,
+      loginCacheMs: config.server.loginCacheMs,
       onTwmScheduled: () => hints.fetch(),
       onAllowlistChanged: () => hints.decisions(),
       learn: spam?.learn === true,

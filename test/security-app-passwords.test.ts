@@ -10,7 +10,7 @@
  * - List / create / revoke over the API and the CLI; at most 50.
  * - A password change revokes app passwords and sessions unless kept.
  * - A login costs one scrypt whether the account has 0 or 50 app passwords
- *   (counted, not timed).
+ *   (counted, not timed); a repeated right one costs none (the login cache).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -179,16 +179,27 @@ describe('security: app passwords', () => {
       await t.server.services.accounts.authenticate(address, password).catch(() => undefined);
       return verificationCount() - before;
     };
+    // A right password not yet verified by this process (the login cache would make a repeat free):
+    // a new one, keeping the 50 app passwords.
+    await t.server.services.accounts.setPassword(CAROL, 'carol-second-password', { appPasswords: true, sessions: true });
     const cases = {
       'wrong password, 0 app passwords': await cost('dave@example.test', 'wrong'),
       'wrong password, 50 app passwords': await cost(CAROL, 'wrong'),
-      'right password, 50 app passwords': await cost(CAROL, 'carol-main-password'),
+      'right password, 50 app passwords, first login': await cost(CAROL, 'carol-second-password'),
       'unknown public id, 50 app passwords': await cost(CAROL, 'twp_0123456789ab_wrongsecret'),
       'known public id, wrong secret': await cost(CAROL, `twp_${carolApp.publicId}_wrongsecret`),
       "another user's public id": await cost('dave@example.test', `twp_${carolApp.publicId}_wrongsecret`),
       'unknown user': await cost('nobody@example.test', 'wrong'),
+      'wrong password after a right one': await cost(CAROL, 'carol-second-passwordX'),
     };
     for (const [what, n] of Object.entries(cases)) assert.equal(n, 1, `${what}: ${n} scrypt runs`);
+    // The login cache (server.login_cache): the same right password again costs none, over SMTP too.
+    assert.equal(await cost(CAROL, 'carol-second-password'), 0, 'a repeated right login');
+    const before = verificationCount();
+    assert.match(await submit({ port: t.server.submission!.port, user: CAROL, pass: 'carol-second-password', to: ALICE, subject: 'cached login' }), /^250/);
+    assert.equal(verificationCount() - before, 0, 'a repeated right login over submission');
+    await assert.rejects(submit({ port: t.server.submission!.port, user: CAROL, pass: 'carol-main-password', to: ALICE, subject: 'old password' }), /535 5\.7\.8/);
+    await t.server.services.accounts.setPassword(CAROL, 'carol-main-password', { appPasswords: true, sessions: true });
   });
 
   it('a password change revokes every app password and session unless kept (API and CLI)', async () => {

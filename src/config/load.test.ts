@@ -16,6 +16,8 @@ describe('config', () => {
     assert.equal(c.tls.cert, '/etc/twoway/data/tls/cert.pem');
     assert.equal(c.limits.messageSize, 25 * 1024 * 1024);
     assert.equal(c.dkim.key, '/etc/twoway/data/dkim.key');
+    assert.equal(c.server.loginCacheMs, 5 * 60_000);
+    assert.equal(parseConfig(minimal + '[server]\nlogin_cache = "0s"\n', '/t.toml').server.loginCacheMs, 0);
   });
 
   it('accepts postgres storage and explicit TLS files', () => {
@@ -46,6 +48,7 @@ describe('config', () => {
     ['bad storage', minimal + 'storage = "mysql://x"\n', /key "storage": expected "sqlite:FILE" or "postgres/],
     ['bad duration', minimal + '[delivery]\ngive_up_after = "5 days"\n', /key "delivery\.give_up_after": expected a duration such as "30s"/],
     ['a TWM expiry over 30 days', minimal + '[twm]\nexpiry = "31d"\n', /key "twm\.expiry": at most "30d": recipients refuse notices that live longer/],
+    ['a login cache over an hour', minimal + '[server]\nlogin_cache = "2h"\n', /key "server\.login_cache": at most "1h"/],
     ['invalid TOML', 'hostname = \n', /^\/t\.toml:1:\d+: invalid TOML/],
   ];
   for (const [name, text, pattern] of bad) {

@@ -23,7 +23,11 @@ export interface Config {
   dataDir: string;
   storage: string;
   /** `twoway start`'s worker processes ("auto" resolved: 1 on SQLite, half the cores on PostgreSQL); 1 = one process, no supervisor. */
-  server: { processes: number };
+  server: {
+    processes: number;
+    /** How long a verified login is remembered, ms (services/login-cache.ts); 0: not at all. */
+    loginCacheMs: number;
+  };
   smtp: { host: string; port: number };
   /** `addressLiterals`: accept address-literal recipients from users (off by default). */
   submission: { enabled: boolean; host: string; port: number; addressLiterals: boolean; relaySenders: string[] };
@@ -200,7 +204,10 @@ function resolveConfig(c: ConfigFile, path: string | null): Config {
     // commits; on PostgreSQL one per two cores, since one process already keeps about 1.3 cores busy
     // (its authentication workers, GC and JIT threads): on 2 cores a second process measured slower
     // (docs/architecture.md, "Processes").
-    server: { processes: c.server.processes !== 'auto' ? c.server.processes : c.storage?.startsWith('postgres') ? Math.max(1, Math.floor(availableParallelism() / 2)) : 1 },
+    server: {
+      processes: c.server.processes !== 'auto' ? c.server.processes : c.storage?.startsWith('postgres') ? Math.max(1, Math.floor(availableParallelism() / 2)) : 1,
+      loginCacheMs: c.server.login_cache,
+    },
     smtp: c.smtp,
     submission: {
       enabled: c.submission.enabled,

@@ -73,6 +73,12 @@ export const configSchema = z
           .describe(
             '`twoway start` runs this many worker processes that share every listener, under one supervisor process that restarts a worker that dies; `1`: a single process, no supervisor; `"auto"`: one per two cores (os.availableParallelism() / 2, at least 1) on PostgreSQL, 1 on SQLite (measured faster: docs/architecture.md, "Processes")',
           ),
+        login_cache: delay
+          .prefault('5m')
+          .refine((ms) => ms <= 3_600_000, 'at most "1h"')
+          .describe(
+            'how long each process remembers a login it verified (the same password against the same stored hash), so a client that logs in again and again pays one scrypt per this time, not per login; at most 10,000 logins, never the password itself; wrong passwords are never remembered, and a password change or a revoked app password takes effect at once (docs/reliability.md, "The app-password model"). `"0s"`: every login costs a scrypt; at most `"1h"`',
+          ),
       })
       .strict()
       .prefault({}),

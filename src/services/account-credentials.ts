@@ -11,6 +11,7 @@ import { hashPassword, verifyPassword } from '../core/password.ts';
 import { APP_PASSWORD_SCOPES, type AppPassword, type AppPasswordScope, type User } from '../core/types.ts';
 import { StoreConflictError, type Store } from '../store/types.ts';
 import type { AuthThrottle } from './auth-throttle.ts';
+import type { LoginCache, SecretOwner } from './login-cache.ts';
 
 const TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
 /** App passwords per account (docs/reliability.md, "The app-password model"). */
@@ -45,8 +46,10 @@ function accountKey(address: string): string {
  * of the form `twp_<id>_...` is checked against the one app password of
  * that user with that public id; anything else (or an id the user does not
  * have) against the account password. An unknown user costs a scrypt too.
+ * A right password already verified against the same stored hash within the
+ * login cache's TTL costs none (login-cache.ts); a wrong one always costs one.
  */
-async function check(store: Pick<Store, 'users'>, address: string, password: string): Promise<Principal> {
+async function check(store: Pick<Store, 'users'>, cache: LoginCache, address: string, password: string): Promise<Principal> {
   const fail = unauthorized('Invalid credentials');
   let parsed: string;
   try {
@@ -65,13 +68,17 @@ async function check(store: Pick<Store, 'users'>, address: string, password: str
   const publicId = APP_PASSWORD_FORMAT.exec(password)?.[1];
   const app = publicId === undefined ? undefined : await store.users.findAppPassword(publicId);
   if (app && app.userId === user.id) {
-    if (!(await verifyPassword(password, app.passwordHash).catch(() => false))) throw fail;
+    if (!(await verified(cache, { kind: 'app', id: app.id }, app.passwordHash, password))) throw fail;
     await store.users.touchAppPassword(app.id, new Date());
     return { user, appPassword: { id: app.id, name: app.name, scope: app.scope } };
   }
-  if (await verifyPassword(password, user.passwordHash).catch(() => false)) return { user, appPassword: null };
+  if (await verified(cache, { kind: 'user', id: user.id }, user.passwordHash, password)) return { user, appPassword: null };
   throw fail;
 }
+
+/** The password against the stored hash just read: from the cache of verified logins, or one scrypt. */
+const verified = (cache: LoginCache, owner: SecretOwner, storedHash: string, password: string): Promise<boolean> =>
+  cache.verify(owner, storedHash, password, () => verifyPassword(password, storedHash).catch(() => false));
 
 async function principalForToken(store: Pick<Store, 'users'>, token: string): Promise<Principal> {
   const found = await store.users.findToken(sha256(token));
@@ -84,7 +91,7 @@ async function principalForToken(store: Pick<Store, 'users'>, token: string): Pr
   return { user, appPassword: { id: app.id, name: app.name, scope: app.scope } };
 }
 
-export function createCredentials(store: Pick<Store, 'users'>, throttle: AuthThrottle) {
+export function createCredentials(store: Pick<Store, 'users'>, throttle: AuthThrottle, cache: LoginCache) {
   return {
     /**
      * Checks a login: the account password or any of its app passwords. The
@@ -94,11 +101,11 @@ export function createCredentials(store: Pick<Store, 'users'>, throttle: AuthThr
      * protocol it comes through.
      */
     async authenticate(address: string, password: string, client?: string): Promise<Principal> {
-      if (client === undefined) return check(store, address, password);
+      if (client === undefined) return check(store, cache, address, password);
       const account = accountKey(address);
       throttle.check(client, account);
       try {
-        const principal = await check(store, address, password);
+        const principal = await check(store, cache, address, password);
         throttle.succeed(client, account);
         return principal;
       } catch (err) {

@@ -9,6 +9,7 @@ import { hashPassword } from '../core/password.ts';
 import { MODES, type Mode, type User } from '../core/types.ts';
 import { StoreConflictError, type Store } from '../store/types.ts';
 import { createAuthThrottle, type AuthThrottle } from './auth-throttle.ts';
+import { createLoginCache, DEFAULT_LOGIN_CACHE_TTL_MS, type LoginCache } from './login-cache.ts';
 import { createCredentials } from './account-credentials.ts';
 
 export { MAX_APP_PASSWORDS, type Principal } from './account-credentials.ts';
@@ -52,7 +53,12 @@ async function refuseSubaddressClash(store: Pick<Store, 'users'>, address: strin
 }
 
 
-export function createAccounts(store: Pick<Store, 'users' | 'webSessions'>, domains: string[], throttle: AuthThrottle = createAuthThrottle()) {
+export function createAccounts(
+  store: Pick<Store, 'users' | 'webSessions'>,
+  domains: string[],
+  throttle: AuthThrottle = createAuthThrottle(),
+  loginCache: LoginCache = createLoginCache({ ttlMs: DEFAULT_LOGIN_CACHE_TTL_MS }),
+) {
   const served = new Set(domains);
 
   function normalise(address: string): string {
@@ -129,7 +135,7 @@ export function createAccounts(store: Pick<Store, 'users' | 'webSessions'>, doma
       return { revokedAppPasswords, revokedSessions };
     },
 
-    ...createCredentials(store, throttle),
+    ...createCredentials(store, throttle, loginCache),
   };
 }
 

@@ -1,6 +1,7 @@
 /** The application services, built once per process from the store (by src/app.ts; small tests may build them too). */
 import type { Store } from '../store/types.ts';
 import { createAccounts } from './accounts.ts';
+import { createAuthThrottle } from './auth-throttle.ts';
 import { createContacts } from './contacts.ts';
 import { createMail } from './mail.ts';
 import { createMailSearch } from './mail-search.ts';
@@ -9,6 +10,7 @@ import { createQueueAdmin } from './queue.ts';
 import { createScreener } from './screener.ts';
 import { createSent } from './sent.ts';
 import { createTwmDecisions } from './twm-decisions.ts';
+import { createLoginCache, DEFAULT_LOGIN_CACHE_TTL_MS } from './login-cache.ts';
 import { createWebSessions } from './web-sessions.ts';
 
 /** What sending needs beyond the store; without it `outbound` is null (read-only tools, API tests). */
@@ -23,6 +25,8 @@ export interface ServiceOptions {
   /** Two-Way Mail decision delays (config twm.approval_delay, twm.decline_delay); 0 by default. */
   approvalDelayMs?: number;
   declineDelayMs?: number;
+  /** How long a verified login is remembered (config server.login_cache; login-cache.ts); 0: not at all. 5 minutes by default. */
+  loginCacheMs?: number;
   /**
    * Latency hints for workers in this process: a decision scheduled TWM work,
    * or the address book changed. Everything they stand for is in the store
@@ -34,7 +38,8 @@ export interface ServiceOptions {
 
 export function createServices(store: Store, domains: string[], sending?: SendingOptions, options: ServiceOptions = {}) {
   const now = options.now ?? (() => new Date());
-  const accounts = createAccounts(store, domains);
+  const loginCache = createLoginCache({ ttlMs: options.loginCacheMs ?? DEFAULT_LOGIN_CACHE_TTL_MS, now: () => now().getTime() });
+  const accounts = createAccounts(store, domains, createAuthThrottle(), loginCache);
   const contacts = createContacts(store, { now, ...(options.onAllowlistChanged ? { onChanged: options.onAllowlistChanged } : {}) });
   const twmDecisions = createTwmDecisions({
     inbox: store.twmIn,
