@@ -6,8 +6,10 @@
  *
  * What is remembered is only an HMAC-SHA-256, under a random key made by
  * this process, of (whose secret, the stored hash read from the store at
- * this login, the presented password): never the password, never anything a
- * stolen memory dump could test guesses against without the key. Because the
+ * this login, the presented password): never the password. The trade-off, as
+ * in Dovecot: a dump of this process's memory (key and entries) would let
+ * guesses at a cached password be tested at HMAC speed instead of scrypt's,
+ * for as long as its entry lasts; `ttlMs` 0 declines it. Because the
  * stored hash is part of the key and the login still reads it from the store
  * every time, a password change (a new salted hash), a revoked app password
  * or a deleted user misses at once, on every node.
