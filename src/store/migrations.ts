@@ -29,6 +29,7 @@ import { recipientEventsMigration } from './migration-0020-recipient-events.ts';
 import { requestRankMigration } from './migration-0021-request-rank.ts';
 import { twmBodyInQueueMigration } from './migration-0022-twm-body-in-queue.ts';
 import { partialMessageIndexesMigration } from './migration-0025-partial-message-indexes.ts';
+import { queueDueOrderMigration } from './migration-0026-queue-due-order.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -224,5 +225,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0021_request_rank': requestRankMigration(dialect),
     '0022_twm_body_in_queue': twmBodyInQueueMigration(),
     '0025_partial_message_indexes': partialMessageIndexesMigration(),
+    '0026_queue_due_order': queueDueOrderMigration(),
   };
 }
