@@ -91,7 +91,8 @@ describe('TWM connections between two servers', () => {
     }
     // Every request went through the relays (the only published endpoints) ...
     assert.ok(relayB.connections > 0 && relayA.connections > 0, `relays carried ${relayB.connections} and ${relayA.connections} connections`);
-    // ... over far fewer connections than requests: at most the client's pool per endpoint (16), and the later waves reuse the first's.
+    // ... over far fewer connections than requests: at most a wave's width at once (10 messages, each notice's requests
+    // one after another), and the later waves reuse the first's.
     assert.ok(relayB.connections <= 16, `a.test opened ${relayB.connections} connections to b.test for 30 notices`);
     assert.ok(relayA.connections <= 16, `b.test opened ${relayA.connections} connections to a.test for 30 fetches and 30 receipts`);
   });

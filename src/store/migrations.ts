@@ -28,6 +28,7 @@ import { imapWireMigration } from './migration-0019-imap-wire.ts';
 import { recipientEventsMigration } from './migration-0020-recipient-events.ts';
 import { requestRankMigration } from './migration-0021-request-rank.ts';
 import { twmBodyInQueueMigration } from './migration-0022-twm-body-in-queue.ts';
+import { twmLeanIndexesMigration } from './migration-0024-twm-lean-indexes.ts';
 import { partialMessageIndexesMigration } from './migration-0025-partial-message-indexes.ts';
 import { queueDueOrderMigration } from './migration-0026-queue-due-order.ts';
 
@@ -224,6 +225,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0020_recipient_events': recipientEventsMigration(dialect),
     '0021_request_rank': requestRankMigration(dialect),
     '0022_twm_body_in_queue': twmBodyInQueueMigration(),
+    '0024_twm_lean_indexes': twmLeanIndexesMigration(),
     '0025_partial_message_indexes': partialMessageIndexesMigration(),
     '0026_queue_due_order': queueDueOrderMigration(),
   };
