@@ -30,6 +30,7 @@ import { requestRankMigration } from './migration-0021-request-rank.ts';
 import { twmBodyInQueueMigration } from './migration-0022-twm-body-in-queue.ts';
 import { twmLeanIndexesMigration } from './migration-0024-twm-lean-indexes.ts';
 import { partialMessageIndexesMigration } from './migration-0025-partial-message-indexes.ts';
+import { queueDueOrderMigration } from './migration-0026-queue-due-order.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -226,5 +227,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0022_twm_body_in_queue': twmBodyInQueueMigration(),
     '0024_twm_lean_indexes': twmLeanIndexesMigration(),
     '0025_partial_message_indexes': partialMessageIndexesMigration(),
+    '0026_queue_due_order': queueDueOrderMigration(),
   };
 }

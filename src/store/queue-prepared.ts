@@ -15,7 +15,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { QueueState } from '../core/types.ts';
-import { preparedOf } from './prepared.ts';
+import { preparedOf, type SlotOf } from './prepared.ts';
 import type { Database, Dialect } from './schema.ts';
 
 /** A Kysely instance or a transaction (a transaction is a Kysely). */
@@ -23,6 +23,16 @@ type Executor = Kysely<Database>;
 
 /** Rows per multi-row statement: bounds the shapes kept (one per length) and the bound parameters. */
 export const ROWS_PER_STATEMENT = 100;
+
+/**
+ * `state` where a query must reach due entries through `queue_recipients_due` (next_attempt_at,
+ * id), the order it reads them in: SQLite's planner, without statistics, prefers any index with
+ * an equality on `state` (`queue_recipients_done`) and then sorts every due entry; a unary plus
+ * keeps the column out of its index choice. PostgreSQL's planner weighs the LIMIT itself.
+ */
+export function unindexedState(dialect: Dialect) {
+  return dialect === 'sqlite' ? sql<QueueState['state']>`+${sql.ref('state')}` : sql.ref<QueueState['state']>('state');
+}
 
 /** The columns of a queue entry (queue-repository.ts `toEntry`). */
 export interface EntryRow {
@@ -160,41 +170,49 @@ export async function claimDue(
   excludeDomains: readonly string[],
   excludeIds: readonly number[],
 ): Promise<number[]> {
+  const values = claimValues(at, limit, lease, excludeDomains, excludeIds);
+  const rows = await preparedOf(dialect).run(db, `queue.claim:${excludeDomains.length}:${excludeIds.length}`, values, (v) => claimShape(db, dialect, excludeDomains.length, excludeIds.length, v));
+  return rows.map((r) => r.id);
+}
+
+/** The values of claimShape's slots, in order. */
+export function claimValues(at: number, limit: number, lease: { owner: string; until: number }, excludeDomains: readonly string[], excludeIds: readonly number[]): unknown[] {
   // The LIKE patterns of the domains left out: lower() and LIKE ... ESCAPE behave alike on both
   // dialects for ASCII; a non-ASCII domain that slips through is only a wasted claim, released at once.
   const patterns = excludeDomains.map((domain) => `%@${domain.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+  return [lease.owner, lease.until, at, limit, 'scheduled', 'deferred', ...patterns, ...excludeIds];
+}
+
+/** The claim's statement for `patterns` domains and `ids` ids left out (exported for the test of its plan). */
+export function claimShape(db: Executor, dialect: Dialect, patterns: number, ids: number, v: SlotOf) {
   const base = 6;
-  const values: unknown[] = [lease.owner, lease.until, at, limit, 'scheduled', 'deferred', ...patterns, ...excludeIds];
-  const rows = await preparedOf(dialect).run(db, `queue.claim:${patterns.length}:${excludeIds.length}`, values, (v) => {
-    // Due, free, and neither at a domain left out nor in the caller's own flight (at most its active set).
-    const claimable = () => {
-      let q = db
-        .selectFrom('queue_recipients')
-        .where('state', 'in', [v<'scheduled'>(4), v<'deferred'>(5)])
-        .where('next_attempt_at', '<=', v<number>(2))
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]));
-      for (let i = 0; i < patterns.length; i++) q = q.where(sql<boolean>`lower(recipient) not like ${v<string>(base + i)} escape '\\'`);
-      if (excludeIds.length > 0) {
-        q = q.where(
-          'id',
-          'not in',
-          excludeIds.map((_, i) => v<number>(base + patterns.length + i)),
-        );
-      }
-      return q;
-    };
-    let first = claimable().select('queue_message').orderBy('next_attempt_at').orderBy('id').limit(v<number>(3));
-    let pick = claimable().select('id').where('queue_message', 'in', first);
-    if (dialect === 'postgres') {
-      first = first.forUpdate().skipLocked();
-      pick = claimable().select('id').where('queue_message', 'in', first).forUpdate().skipLocked();
+  // Due, free, and neither at a domain left out nor in the caller's own flight (at most its active set).
+  const claimable = () => {
+    let q = db
+      .selectFrom('queue_recipients')
+      .where(unindexedState(dialect), 'in', [v<'scheduled'>(4), v<'deferred'>(5)])
+      .where('next_attempt_at', '<=', v<number>(2))
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]));
+    for (let i = 0; i < patterns; i++) q = q.where(sql<boolean>`lower(recipient) not like ${v<string>(base + i)} escape '\\'`);
+    if (ids > 0) {
+      q = q.where(
+        'id',
+        'not in',
+        Array.from({ length: ids }, (_, i) => v<number>(base + patterns + i)),
+      );
     }
-    return db
-      .updateTable('queue_recipients')
-      .set({ lease_owner: v<string>(0), lease_until: v<number>(1) })
-      .where('id', 'in', pick)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]))
-      .returning('id');
-  });
-  return rows.map((r) => r.id);
+    return q;
+  };
+  let first = claimable().select('queue_message').orderBy('next_attempt_at').orderBy('id').limit(v<number>(3));
+  let pick = claimable().select('id').where('queue_message', 'in', first);
+  if (dialect === 'postgres') {
+    first = first.forUpdate().skipLocked();
+    pick = claimable().select('id').where('queue_message', 'in', first).forUpdate().skipLocked();
+  }
+  return db
+    .updateTable('queue_recipients')
+    .set({ lease_owner: v<string>(0), lease_until: v<number>(1) })
+    .where('id', 'in', pick)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]))
+    .returning('id');
 }

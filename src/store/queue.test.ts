@@ -1,8 +1,12 @@
 /** The outbound queue, against every backend (test-backends.ts). */
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Database as Tables } from './schema.ts';
 import { StoreConflictError, type Store } from './types.ts';
 import { testBackends } from './test-backends.ts';
+import { claimShape, claimValues } from './queue-prepared.ts';
 
 const backends = await testBackends();
 
@@ -266,6 +270,49 @@ for (const backend of backends) {
       assert.deepEqual(byId.get(ok!.id), { state: 'delivered', deliveredAt: at, reply: '250 ok' });
       assert.deepEqual(byId.get(bad!.id), { state: 'failed', failedAt: at, lastError: '550 no' });
       assert.deepEqual((await store.queue.due(at, 10)).map((e) => e.id).sort((a, b) => a - b), [s1!.id, d1!.id, s2!.id]);
+    });
+
+    test('claim takes the oldest due entries of both states through queue_recipients_due, in its order', async () => {
+      // The index (migration 0026) holds the entries still to deliver in the claim's order.
+      const rows =
+        backend.name === 'sqlite'
+          ? await backend.query("SELECT sql AS def FROM sqlite_master WHERE name = 'queue_recipients_due'")
+          : await backend.query("SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'queue_recipients_due' AND schemaname = current_schema()");
+      const def = String(rows[0]?.def ?? '');
+      assert.match(def, /\(\s*"?next_attempt_at"?\s*,\s*"?id"?\s*\)/i, def);
+      assert.match(def, /where \(?"?next_attempt_at"? is not null/i, def);
+      // A deferred entry older than a scheduled one is claimed first, a finished one never.
+      const [s1] = await store.queue.enqueue({ messageId: '<c1@x>', sender: 's@x', recipients: ['r1@x'], raw, at: new Date(at.getTime() + 3000) });
+      const [d1] = await store.queue.enqueue({ messageId: '<c2@x>', sender: 's@x', recipients: ['r2@x'], raw, at });
+      const [done] = await store.queue.enqueue({ messageId: '<c3@x>', sender: 's@x', recipients: ['r3@x'], raw, at });
+      await store.queue.update(d1!.id, { state: 'deferred', nextAttemptAt: new Date(at.getTime() + 1000), attempts: 1, lastError: '451 later' });
+      await store.queue.update(done!.id, { state: 'delivered', deliveredAt: at, reply: '250 ok' });
+      const lease = { owner: 'node/1', until: new Date(at.getTime() + 60_000) };
+      const later = new Date(at.getTime() + 5000);
+      assert.deepEqual((await store.queue.claim(later, 1, lease)).map((e) => e.id), [d1!.id]);
+      assert.deepEqual((await store.queue.claim(later, 5, lease)).map((e) => e.id), [s1!.id]);
+      assert.deepEqual(await store.queue.claim(later, 5, lease), []);
+    });
+
+    test('the claim reads due entries in index order and stops at its limit, no sort (SQLite plan)', { skip: backend.name !== 'sqlite' && 'SQLite only' }, async () => {
+      // A young store has no statistics: the planner must not start from (state, done_at) and sort.
+      const handle = new Database(backend.url().slice('sqlite:'.length), { readonly: true });
+      try {
+        const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: handle }) });
+        for (const [domains, ids] of [[[], []], [['busy.test'], [1, 2]]] as const) {
+          // The statement claimDue prepares, with this call's values in its slots.
+          const values = claimValues(at.getTime(), 10, { owner: 'node/1', until: at.getTime() + 60_000 }, domains, ids);
+          const compiled = claimShape(db, 'sqlite', domains.length, ids.length, <T>(i: number) => values[i] as T).compile();
+          const plan = (handle.prepare(`EXPLAIN QUERY PLAN ${compiled.sql}`).all(...compiled.parameters) as Array<{ detail: string }>).map((r) => r.detail);
+          const text = plan.join('\n');
+          assert.doesNotMatch(text, /TEMP B-TREE/, text);
+          // The first entries due: a range of the index, in its order; their messages' other entries: by message.
+          assert.match(text, /SEARCH queue_recipients USING INDEX queue_recipients_due \(next_attempt_at<\?\)/, text);
+          assert.match(text, /SEARCH queue_recipients USING INDEX queue_recipients_message \(queue_message=\?\)/, text);
+        }
+      } finally {
+        handle.close();
+      }
     });
   });
 }
