@@ -13,11 +13,10 @@
  * delivered; CPU (process.cpuUsage) is counted over that phase. The children run one after
  * another, in `BENCH_PAIRS` alternating pairs.
  */
-import { spawnSync } from 'node:child_process';
+import { childOrParent, median, runTreePairs } from './lib/tree-pairs.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 const messages = Number(process.env.BENCH_MESSAGES ?? 3000);
 const backlog = Number(process.env.BENCH_BACKLOG ?? 300);
@@ -86,23 +85,8 @@ async function child(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / messages, seconds } satisfies Sample)}\n`);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
 function parent(): void {
-  const trees = (process.env.BENCH_TREES ?? '.').split(',').map((t) => resolve(t));
-  const samples = new Map<string, Sample[]>(trees.map((t) => [t, []]));
-  for (let i = 0; i < pairs; i++) {
-    for (const tree of i % 2 === 0 ? trees : [...trees].reverse()) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(tree, 'bench', 'queue-worker-cpu.ts'), '--child'], { cwd: tree, encoding: 'utf8', env: process.env });
-      if (r.status !== 0) throw new Error(`${tree}: exit ${r.status}\n${r.stderr}`);
-      const s = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Sample;
-      samples.get(tree)!.push(s);
-      process.stderr.write(`  pair ${i + 1} ${tree}: CPU ${s.cpuMsPerMsg.toFixed(3)} ms/msg, ${(messages / s.seconds).toFixed(0)} msg/s\n`);
-    }
-  }
+  const samples = runTreePairs<Sample>('queue-worker-cpu.ts', pairs, (s) => `CPU ${s.cpuMsPerMsg.toFixed(3)} ms/msg, ${(messages / s.seconds).toFixed(0)} msg/s`);
   process.stdout.write(`# queue worker per delivered message, backlog ${backlog} at one domain, ${messages} measured, transport ${delayMs} ms, ${pairs} alternating pair(s), medians\n\n`);
   process.stdout.write('| tree | CPU ms/msg | msg/s |\n|---|---:|---:|\n');
   for (const [tree, ss] of samples) {
@@ -110,11 +94,4 @@ function parent(): void {
   }
 }
 
-if (process.argv.includes('--child')) {
-  child().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  });
-} else if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
-  parent();
-}
+childOrParent(import.meta.url, child, parent);

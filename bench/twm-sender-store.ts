@@ -17,12 +17,11 @@
  * Output: per tree the median of its pairs: CPU ms per message (process.cpuUsage) and write
  * system calls and KB per message (/proc/self/io).
  */
-import { spawnSync } from 'node:child_process';
+import { childOrParent, median, runTreePairs } from './lib/tree-pairs.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { writeCounters } from './lib/proc-cpu.ts';
 
 const messages = Number(process.env.BENCH_MESSAGES ?? 2000);
@@ -96,23 +95,8 @@ async function child(): Promise<void> {
   process.stdout.write(`${JSON.stringify(sample)}\n`);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
 function parent(): void {
-  const trees = (process.env.BENCH_TREES ?? '.').split(',').map((t) => resolve(t));
-  const samples = new Map<string, Sample[]>(trees.map((t) => [t, []]));
-  for (let i = 0; i < pairs; i++) {
-    for (const tree of i % 2 === 0 ? trees : [...trees].reverse()) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(tree, 'bench', 'twm-sender-store.ts'), '--child'], { cwd: tree, encoding: 'utf8', env: process.env });
-      if (r.status !== 0) throw new Error(`${tree}: exit ${r.status}\n${r.stderr}`);
-      const s = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Sample;
-      samples.get(tree)!.push(s);
-      process.stderr.write(`  pair ${i + 1} ${tree}: CPU ${s.cpuMsPerMsg.toFixed(3)} ms/msg, ${s.writesPerMsg.toFixed(1)} writes (${s.writeKbPerMsg.toFixed(1)} KB)/msg\n`);
-    }
-  }
+  const samples = runTreePairs<Sample>('twm-sender-store.ts', pairs, (s) => `CPU ${s.cpuMsPerMsg.toFixed(3)} ms/msg, ${s.writesPerMsg.toFixed(1)} writes (${s.writeKbPerMsg.toFixed(1)} KB)/msg`);
   process.stdout.write(`# sender store work per TWM message: ${messages} messages after ${warmup}, ${concurrency} at a time, ${pairs} alternating pair(s), medians\n\n`);
   process.stdout.write('| tree | CPU ms/msg | write calls/msg | KB written/msg |\n|---|---:|---:|---:|\n');
   for (const [tree, ss] of samples) {
@@ -120,11 +104,4 @@ function parent(): void {
   }
 }
 
-if (process.argv.includes('--child')) {
-  child().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  });
-} else if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
-  parent();
-}
+childOrParent(import.meta.url, child, parent);
