@@ -65,7 +65,8 @@ const ENTRY_COLUMNS = [
   'r.warned_at',
 ] as const;
 
-function entries(db: Executor) {
+/** The queue entry's columns: its recipient row joined with its message (queue-repository.ts reads them too). */
+export function entries(db: Executor) {
   return db.selectFrom('queue_recipients as r').innerJoin('queue_messages as q', 'q.id', 'r.queue_message').select(ENTRY_COLUMNS);
 }
 

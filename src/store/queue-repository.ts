@@ -28,7 +28,7 @@ import { GroupCommit } from './group-commit.ts';
 import { queueEvents } from './recipient-events.ts';
 import { dropQueueBodyIfFree, holdsNoNoticeBody } from './twm-body-sharing.ts';
 import { holdsConnectionOf } from './prepared.ts';
-import { entriesById, entriesOfMessage, insertQueueEvents, insertQueueMessage, insertQueueRecipients, queuedMessage, ROWS_PER_STATEMENT, updateQueueState, type EntryRow } from './queue-prepared.ts';
+import { entries, entriesById, entriesOfMessage, insertQueueEvents, insertQueueMessage, insertQueueRecipients, queuedMessage, ROWS_PER_STATEMENT, updateQueueState, type EntryRow } from './queue-prepared.ts';
 import type { Database, Dialect } from './schema.ts';
 import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
 
@@ -184,23 +184,7 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   private select() {
-    return this.s.db
-      .selectFrom('queue_recipients as r')
-      .innerJoin('queue_messages as q', 'q.id', 'r.queue_message')
-      .select([
-        'r.id',
-        'q.message_id',
-        'q.sender',
-        'r.recipient',
-        'q.created_at',
-        'r.state',
-        'r.next_attempt_at',
-        'r.attempts',
-        'r.last_error',
-        'r.reply',
-        'r.done_at',
-        'r.warned_at',
-      ]);
+    return entries(this.s.db);
   }
 
   /** Throws StoreConflictError if the messageId is already queued. */
