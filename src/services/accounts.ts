@@ -52,6 +52,30 @@ async function refuseSubaddressClash(store: Pick<Store, 'users'>, address: strin
   if (sub) throw conflict(`The account ${sub.address} exists: it would be a subaddress of ${address}; remove it first or choose another address`);
 }
 
+/** What a password change keeps (setPassword): by default neither. */
+export interface KeepOnPasswordChange {
+  appPasswords?: boolean;
+  sessions?: boolean;
+}
+
+async function changePassword(
+  store: Pick<Store, 'users' | 'webSessions'>,
+  user: User,
+  password: string,
+  keep: KeepOnPasswordChange,
+): Promise<{ revokedAppPasswords: number; revokedSessions: number }> {
+  let hash: string;
+  try {
+    hash = await hashPassword(password);
+  } catch (err) {
+    throw invalid(err instanceof Error ? err.message : String(err));
+  }
+  await store.users.setPasswordHash(user.id, hash);
+  const revokedAppPasswords = keep.appPasswords ? 0 : await store.users.removeAppPasswords(user.id);
+  // API tokens and web app sessions alike.
+  const revokedSessions = keep.sessions ? 0 : (await store.users.removeTokens(user.id)) + (await store.webSessions.removeAll(user.id));
+  return { revokedAppPasswords, revokedSessions };
+}
 
 export function createAccounts(
   store: Pick<Store, 'users' | 'webSessions'>,
@@ -116,24 +140,7 @@ export function createAccounts(
      * password and every API and web session goes with the old password: a
      * credential stolen before the change must not outlive it.
      */
-    async setPassword(
-      address: string,
-      password: string,
-      keep: { appPasswords?: boolean; sessions?: boolean } = {},
-    ): Promise<{ revokedAppPasswords: number; revokedSessions: number }> {
-      const user = await get(address);
-      let hash: string;
-      try {
-        hash = await hashPassword(password);
-      } catch (err) {
-        throw invalid(err instanceof Error ? err.message : String(err));
-      }
-      await store.users.setPasswordHash(user.id, hash);
-      const revokedAppPasswords = keep.appPasswords ? 0 : await store.users.removeAppPasswords(user.id);
-      // API tokens and web app sessions alike.
-      const revokedSessions = keep.sessions ? 0 : (await store.users.removeTokens(user.id)) + (await store.webSessions.removeAll(user.id));
-      return { revokedAppPasswords, revokedSessions };
-    },
+    setPassword: async (address: string, password: string, keep: KeepOnPasswordChange = {}) => changePassword(store, await get(address), password, keep),
 
     ...createCredentials(store, throttle, loginCache),
   };
