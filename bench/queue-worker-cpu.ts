@@ -6,7 +6,7 @@
  *
  *   BENCH_TREES=/tmp/base,. npx tsx bench/queue-worker-cpu.ts
  *
- * Each tree needs this file (copy it into a base tree that predates it). Per tree, a child process
+ * Each tree needs this file and bench/lib/ (copy them into a base tree that predates them). Per tree, a child process
  * (this file in child mode, importing that tree's src/) queues `BENCH_BACKLOG` messages for one
  * domain, starts the worker (20 calls per domain, 100 recipients in flight, as configured by
  * default), and queues one more message for each one delivered until `BENCH_MESSAGES` were

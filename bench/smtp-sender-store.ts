@@ -6,7 +6,7 @@
  *
  *   BENCH_TREES=/tmp/base,. npx tsx bench/smtp-sender-store.ts
  *
- * Each tree needs this file (copy it into a base tree that predates it). Per tree, a child process
+ * Each tree needs this file and bench/lib/ (copy them into a base tree that predates them). Per tree, a child process
  * (this file in child mode, importing that tree's src/) opens a fresh SQLite store and runs, per
  * message, what the sending server's store does for one SMTP recipient: enqueue with the Sent
  * copy (services/outbound.ts), the worker's claim and read of the message (queue-worker.ts,
@@ -18,22 +18,16 @@
  * Output: per tree the median of its pairs: CPU ms per message (process.cpuUsage) and write
  * system calls and KB per message (/proc/self/io).
  */
-import { childOrParent, median, runTreePairs } from './lib/tree-pairs.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeCounters } from './lib/proc-cpu.ts';
+import { measureStoreWork, reportStoreWork } from './lib/store-work.ts';
+import { childOrParent } from './lib/tree-pairs.ts';
 
 const messages = Number(process.env.BENCH_MESSAGES ?? 2000);
 const warmup = Number(process.env.BENCH_WARMUP ?? 2000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const pairs = Number(process.env.BENCH_PAIRS ?? 3);
-
-interface Sample {
-  cpuMsPerMsg: number;
-  writesPerMsg: number;
-  writeKbPerMsg: number;
-}
 
 async function child(): Promise<void> {
   const { openStore } = (await import('../src/store/open.ts')) as typeof import('../src/store/open.ts');
@@ -65,42 +59,16 @@ async function child(): Promise<void> {
       }
     }
   };
-  const run = async (n: number): Promise<void> => {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < n) {
-          next++;
-          await one();
-        }
-      }),
-    );
-  };
-  await run(warmup);
-  const cpu0 = process.cpuUsage();
-  const io0 = writeCounters(process.pid);
-  await run(messages);
-  const cpu1 = process.cpuUsage(cpu0);
-  const io1 = writeCounters(process.pid);
+  const sample = await measureStoreWork(one, { warmup, messages, concurrency });
   const left = await store.queue.list({ state: 'scheduled' });
   if (left.length > 0) throw new Error(`${left.length} entries left undelivered`);
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  const sample: Sample = {
-    cpuMsPerMsg: (cpu1.user + cpu1.system) / 1000 / messages,
-    writesPerMsg: io0 && io1 ? (io1.calls - io0.calls) / messages : NaN,
-    writeKbPerMsg: io0 && io1 ? (io1.bytes - io0.bytes) / 1024 / messages : NaN,
-  };
   process.stdout.write(`${JSON.stringify(sample)}\n`);
 }
 
 function parent(): void {
-  const samples = runTreePairs<Sample>('smtp-sender-store.ts', pairs, (s) => `CPU ${s.cpuMsPerMsg.toFixed(3)} ms/msg, ${s.writesPerMsg.toFixed(1)} writes (${s.writeKbPerMsg.toFixed(1)} KB)/msg`);
-  process.stdout.write(`# sender store work per SMTP message: ${messages} messages after ${warmup}, ${concurrency} at a time, ${pairs} alternating pair(s), medians\n\n`);
-  process.stdout.write('| tree | CPU ms/msg | write calls/msg | KB written/msg |\n|---|---:|---:|---:|\n');
-  for (const [tree, ss] of samples) {
-    process.stdout.write(`| ${tree} | ${median(ss.map((s) => s.cpuMsPerMsg)).toFixed(3)} | ${median(ss.map((s) => s.writesPerMsg)).toFixed(1)} | ${median(ss.map((s) => s.writeKbPerMsg)).toFixed(1)} |\n`);
-  }
+  reportStoreWork('smtp-sender-store.ts', pairs, `sender store work per SMTP message: ${messages} messages after ${warmup}, ${concurrency} at a time`);
 }
 
 childOrParent(import.meta.url, child, parent);
