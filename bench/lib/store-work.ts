@@ -13,6 +13,11 @@ export interface StoreWorkSample {
   writeKbPerMsg: number;
 }
 
+/** A tree from before the body drop moved into the outcome's commit (update's `dropBodyOf`) had a call of its own for it. */
+export interface OlderQueue {
+  removeMessageIfDone(messageId: string): Promise<boolean>;
+}
+
 export interface StoreWorkLoad {
   warmup: number;
   messages: number;

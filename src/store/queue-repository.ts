@@ -10,8 +10,8 @@
  *
  * Lifecycle of the storage: once every recipient is final, the body (the
  * bulk of the bytes) is emptied and body_removed_at stamped: by the worker's
- * last final outcome, in its transaction (update's `dropBodyOf`), or by
- * removeMessageIfDone; the small rows stay for `twoway queue list` until
+ * last final outcome, in its transaction (update's `dropBodyOf`); the small
+ * rows stay for `twoway queue list` until
  * prune() deletes them. A TWM notice made from the message may serve the
  * same body (twm-body-sharing.ts): then the body stays until the notice is
  * done with it too, and whichever side finishes last drops it.
@@ -21,7 +21,6 @@ import type { Lease, NewMessage, QueueRepository } from './types.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { storeMessages } from './message-batch.ts';
 import { claimQueueEntries, releaseQueueLeases, renewQueueLeases } from './queue-claims.ts';
-import { unsyncedWrite } from './lease-repository.ts';
 import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
@@ -167,7 +166,7 @@ export class KyselyQueueRepository implements QueueRepository {
         for (const u of items) {
           const written = await updateState(tx, this.s.dialect, u.id, u.status, u.owner);
           // The body goes with the message's last final outcome, in its commit: a statement, a
-          // connection turn and a commit of its own per delivered message before (removeMessageIfDone).
+          // connection turn and a commit of its own per delivered message when it was a call of its own.
           const final = u.status.state === 'delivered' || u.status.state === 'failed';
           if (written && final && u.dropBodyOf !== undefined) await dropQueueBodyIfFree(tx, this.s.dialect, u.dropBodyOf, Date.now());
           done.push(written);
@@ -301,15 +300,6 @@ export class KyselyQueueRepository implements QueueRepository {
         .execute();
       return true;
     });
-  }
-
-  async removeMessageIfDone(messageId: string): Promise<boolean> {
-    // Without an fsync of its own (it ran with synchronous=FULL, an fsync on the event loop per
-    // delivered message): a removal lost to a power failure only keeps the body until prune()
-    // deletes the message with its finished entries.
-    // One statement, shared with the TWM notices that serve the same body (twm-body-sharing.ts):
-    // the check and the removal cannot be split by a concurrent update.
-    return unsyncedWrite(this.s, (db) => dropQueueBodyIfFree(db, this.s.dialect, messageId, Date.now()));
   }
 
   async prune(olderThan: Date): Promise<number> {

@@ -165,31 +165,11 @@ for (const backend of backends) {
       assert.ok(await store.queue.raw('<g@x>'), 'a deferral drops nothing');
       await store.queue.update(b!.id, { state: 'failed', failedAt: t, lastError: '550 no' }, undefined, '<g@x>');
       assert.equal(await store.queue.raw('<g@x>'), undefined);
+      assert.equal(await store.queue.message('<g@x>'), undefined);
       assert.deepEqual((await store.queue.list()).map((entry) => [entry.recipient, entry.status.state]), [
         ['a@x', 'delivered'],
         ['b@x', 'failed'],
       ]);
-    });
-
-    test('removeMessageIfDone drops the body only when every recipient is final; rows stay as history', async () => {
-      const [a, b] = await store.queue.enqueue({ messageId: '<f@x>', sender: 's@x', recipients: ['a@x', 'b@x'], raw, at });
-      const t = new Date(at.getTime() + 1000);
-      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), false);
-      await store.queue.update(a!.id, { state: 'delivered', deliveredAt: t, reply: '250 ok' });
-      await store.queue.update(b!.id, { state: 'deferred', nextAttemptAt: t, attempts: 1, lastError: '451' });
-      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), false);
-      assert.ok(await store.queue.raw('<f@x>'));
-      await store.queue.update(b!.id, { state: 'failed', failedAt: t, lastError: '550 no' });
-      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), true);
-      assert.equal(await store.queue.removeMessageIfDone('<f@x>'), false, 'already removed');
-      assert.equal(await store.queue.removeMessageIfDone('<nope@x>'), false);
-      assert.equal(await store.queue.raw('<f@x>'), undefined);
-      assert.equal(await store.queue.message('<f@x>'), undefined);
-      assert.deepEqual((await store.queue.list()).map((entry) => [entry.recipient, entry.status.state]), [
-        ['a@x', 'delivered'],
-        ['b@x', 'failed'],
-      ]);
-      assert.equal(await backend.count('queue_messages'), 1);
     });
 
     test('prune deletes finished entries older than the cutoff, then messages without entries', async () => {

@@ -7,7 +7,7 @@
  * sides are done with it, by whichever side finishes last, in one statement
  * each (so a concurrent update cannot split the check from the drop):
  * - the queue side (queue-repository.ts: the worker's last final outcome,
- *   removeMessageIfDone, prune, remove):
+ *   prune, remove):
  *   no recipient of the message is scheduled or deferred, and no notice
  *   holding the body is open (`holdsNoNoticeBody`);
  * - the notice side (twm-outbound-repository.ts, when a notice's body goes:
@@ -57,7 +57,7 @@ export async function queueHoldsBody(db: Kysely<Database>, dialect: Dialect, mes
  * Empties the queue's body of `messageId` once nothing needs it any more: no
  * recipient scheduled or deferred, no notice serving it still open. Run by
  * both sides (the rule above): the queue's once the message's recipients are
- * final (queue-repository.ts removeMessageIfDone), a notice's after that
+ * final (queue-repository.ts, the last outcome's `dropBodyOf`), a notice's after that
  * notice's body was dropped. True if this call emptied it.
  */
 export async function dropQueueBodyIfFree(db: Kysely<Database>, dialect: Dialect, messageId: string, at: number): Promise<boolean> {

@@ -197,9 +197,9 @@ for (const backend of backends) {
         assert.ok((await store.twmOut.servable('s1'))?.body?.equals(queued), 'served from the queue');
         assert.ok((await store.twmOut.body('s1'))?.equals(queued));
         // The queue is done with it (both entries final) while the notice is still open: the body stays.
-        await store.queue.update(twm!.id, { state: 'delivered', deliveredAt: at(1), reply: '250 TWM' });
-        await store.queue.update(other!.id, { state: 'failed', failedAt: at(1), lastError: '550 no' });
-        assert.equal(await store.queue.removeMessageIfDone('q1'), false, 'a notice still serves it');
+        await store.queue.update(twm!.id, { state: 'delivered', deliveredAt: at(1), reply: '250 TWM' }, undefined, 'q1');
+        await store.queue.update(other!.id, { state: 'failed', failedAt: at(1), lastError: '550 no' }, undefined, 'q1');
+        assert.ok((await rawOf('q1'))?.raw.equals(queued), 'a notice still serves it');
         assert.equal(await store.queue.prune(at(10 * 24 * HOUR)), 2, 'the history goes');
         assert.ok((await rawOf('q1'))?.raw.equals(queued), 'the message row and its body stay for the notice');
         assert.ok((await store.twmOut.servable('s1'))?.body?.equals(queued));
@@ -218,8 +218,8 @@ for (const backend of backends) {
         await store.twmOut.removeBody('s2');
         assert.equal(await store.twmOut.body('s2'), undefined);
         assert.ok((await rawOf('q2'))?.raw.equals(queued), 'the queue still needs it');
-        await store.queue.update(open!.id, { state: 'failed', failedAt: at(3), lastError: 'expired' });
-        assert.equal(await store.queue.removeMessageIfDone('q2'), true, 'the queue drops it last');
+        await store.queue.update(open!.id, { state: 'failed', failedAt: at(3), lastError: 'expired' }, undefined, 'q2');
+        assert.equal((await rawOf('q2'))?.raw.length, 0, 'the queue drops it last');
 
         // Octets other than the queue's, or no queue message: the notice keeps its own copy.
         await store.queue.enqueue({ messageId: 'q3', sender: 'alice@send.test', recipients: ['x@recv.test'], raw: queued, at: at(0) });

@@ -308,7 +308,7 @@ export interface QueueRepository {
   list(options?: { state?: QueueState['state'] }): Promise<QueueEntry[]>;
   /** The states each of these entries entered, oldest first (migration 0020): scheduled, deferred, delivered, failed, with the error or reply. */
   history(ids: readonly number[]): Promise<Map<number, RecipientEvent[]>>;
-  /** The stored message; undefined once removeMessageIfDone removed its body (or never queued). */
+  /** The stored message; undefined once its body was dropped (or never queued). */
   raw(messageId: string): Promise<Buffer | undefined>;
   /** The stored message with its envelope sender ('' = null sender) and arrival time; undefined as for raw(). */
   message(messageId: string): Promise<{ messageId: string; sender: string; raw: Buffer; createdAt: Date } | undefined>;
@@ -318,8 +318,8 @@ export interface QueueRepository {
    * over (a late write, refused); the write ends the lease. Without `owner`
    * (an administrator's change) it always writes and leaves the lease alone.
    * With `dropBodyOf` (the entry's message id), a delivered or failed state
-   * written also drops the message's body in the same transaction when
-   * removeMessageIfDone would (the worker's last outcome of a message).
+   * written also drops the message's body in the same transaction once no
+   * recipient is left to deliver and no open TWM notice serves it (twm-body-sharing.ts).
    */
   update(id: number, status: QueueState, owner?: string, dropBodyOf?: string): Promise<boolean>;
   /**
@@ -347,13 +347,6 @@ export interface QueueRepository {
    */
   flush(now: Date, ids?: readonly number[]): Promise<number[]>;
   remove(id: number): Promise<boolean>;
-  /**
-   * Drops the stored body of a message once every one of its recipients is
-   * delivered or failed and no open TWM notice serves it (the notice drops it
-   * then: twm-body-sharing.ts); the recipient rows stay as history until
-   * prune(). True if this call removed the body.
-   */
-  removeMessageIfDone(messageId: string): Promise<boolean>;
   /**
    * Deletes delivered and failed entries finished before `olderThan`, and the
    * messages left without entries. Returns the number of entries deleted.
