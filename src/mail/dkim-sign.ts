@@ -68,6 +68,11 @@ async function signatureHeaders(raw: Buffer, domain: string, signatures: readonl
     canonicalization: CANONICALIZATION,
     signatureData: signatures.map((s) => ({ signingDomain: domain, selector: s.selector, algorithm: s.algorithm, privateKey: 'parsed once' })),
   });
+  // One time for every signature of this message, read once. Without it mailauth stamps t= twice:
+  // into the header it signs, then again into the header it writes (formatSignatureHeaderLine's
+  // default), and a second that ticks between the two (an RSA signature on a busy thread pool)
+  // gives a header whose signature does not verify.
+  const signTime = new Date(Date.now());
   const finalize = async () => {
     if (!signer.headers) return;
     for (const s of signatures) {
@@ -81,6 +86,7 @@ async function signatureHeaders(raw: Buffer, domain: string, signatures: readonl
         algorithm: s.algorithm,
         canonicalization: CANONICALIZATION,
         bodyHash,
+        signTime,
       });
       const rsa = s.algorithm === 'rsa-sha256';
       // RFC 8463: Ed25519 signs the SHA-256 of the canonicalised header, RSA-SHA256 the header itself.
