@@ -15,12 +15,13 @@ import { processOwner, processSlot, startQueueWorker } from './delivery/queue-wo
 import { createRemoteTransport } from './delivery/remote-transport.ts';
 import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
+import { createDkimSigningTransport } from './delivery/dkim-signing-transport.ts';
 import { createTwmClient } from './delivery/twm-client.ts';
 import type { TwmClient, TwmSigningKey } from './delivery/twm-client-types.ts';
 import { dnssecParts } from './twm-dnssec-wiring.ts';
 import { startTwmFetchWorker, type TwmFetchWorker } from './delivery/twm-fetch-worker.ts';
 import { createTwmTransport } from './delivery/twm-transport.ts';
-import { createDkimSigner, type DkimSigner } from './mail/dkim-sign.ts';
+import { createDkimSigner } from './mail/dkim-sign.ts';
 import { createTwmReports, type TwmReports } from './services/twm-reports.ts';
 import type { Transport } from './delivery/types.ts';
 import { createResolver } from './dns/resolver.ts';
@@ -136,12 +137,14 @@ function startOutbound(ctx: StartContext) {
     log: (obj, msg) => log.debug(obj, msg),
   });
   closers.unshift(() => smtpTransport.close());
+  // Every SMTP hand-off of our mail passes here and is DKIM-signed on its way; TWM needs no DKIM.
+  const smtp = createDkimSigningTransport({ smtp: smtpTransport, sign: createDkimSigner(materials.dkim), domains: config.domains });
 
   // Two-Way Mail (docs/protocol.md): TWM domains get notices instead of SMTP.
-  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp: smtpTransport, metrics, log, now, owner, closers, spam: ctx.app.spam, sign: createDkimSigner(materials.dkim) }) : null;
+  const twmWiring = materials.twm ? wireTwm({ config, keys: materials.twm, store, ingest, resolver, smtp, metrics, log, now, owner, closers, spam: ctx.app.spam }) : null;
   const worker = startQueueWorker({
     queue: store.queue,
-    route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest, config.domains), remote: twmWiring?.remote ?? smtpTransport }),
+    route: createRouter({ localDomains: config.domains, local: createLocalTransport(ingest, config.domains), remote: twmWiring?.remote ?? smtp }),
     schedule: {
       baseMs: config.delivery.minBackoffMs,
       maxMs: config.delivery.maxBackoffMs,
@@ -313,8 +316,6 @@ interface TwmWiringInput {
   owner: string;
   closers: Array<() => Promise<void>>;
   spam: SpamFilter | null;
-  /** DKIM signing for the failure reports this server mails (docs/protocol.md 6.6). */
-  sign: DkimSigner;
 }
 
 /**
@@ -356,12 +357,11 @@ function wireTwm(w: TwmWiringInput) {
 }
 
 /** Failure reports (6.6): counted as exchanges end, written once a second, mailed daily by the `twm-reports` sweep. */
-function startTwmReports({ config, store, resolver, sign, now, log, closers }: TwmWiringInput): TwmReports {
+function startTwmReports({ config, store, resolver, now, log, closers }: TwmWiringInput): TwmReports {
   const reports = createTwmReports({
     reports: store.twmReports,
     queue: store.queue,
     resolver,
-    sign,
     hostname: config.hostname,
     from: config.postmaster ?? `postmaster@${config.domains[0]}`,
     now,

@@ -27,7 +27,6 @@ import type { TwmOutbox } from './endpoints/twm/outbox.ts';
 import { createIngest, type Ingest } from './ingest/ingest.ts';
 import type { AuthPool } from './mail/auth-pool.ts';
 import type { Authenticator } from './mail/authenticate.ts';
-import { createDkimSigner } from './mail/dkim-sign.ts';
 import type { ImapListener } from './protocols/imap/server.ts';
 import type { SmtpListener } from './protocols/smtp/server.ts';
 import { createDecisions, type Decisions } from './services/decisions.ts';
@@ -136,7 +135,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     store,
     config.domains,
     {
-      sign: createDkimSigner(materials.dkim),
       hostname: config.hostname,
       maxRecipients: config.limits.recipients,
       maxMessageSize: config.limits.messageSize,

@@ -26,7 +26,7 @@ import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-serv
 import { noticeToJson } from '../src/core/twm-schema.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
 import { commonFreePort, eventually, send, senderDomain, submit, type TestServer } from './helpers/server.ts';
-import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';
+import { createTwmLab, dkimResults, startDomain, type TwmLab } from './helpers/twm.ts';
 import { startTwmPeer, type TwmPeer } from './helpers/twm-peer.ts';
 
 const LIST = 'dev@a.test';
@@ -142,6 +142,9 @@ describe('TWM mailing lists and forwarders', () => {
     assert.match(raw, /^Received: from twm\.a\.test:\d+\r\n\tby mx\.b\.test \(twoway\) with TWM id /);
     assert.match(raw, /\r\nFrom: Alice <alice@author\.test>\r\n/);
     assert.match(raw, /^Sender: Developers <dev@a\.test>\r\n/m);
+    // Over TWM the list's server signs the notice, not the message: only the author's own signature is there.
+    const signatures = raw.split(/\r\n(?=\S)/).filter((f) => /^DKIM-Signature:/i.test(f));
+    assert.deepEqual(signatures.map((f) => /\bd=([^;\s]+)/.exec(f)?.[1]), ['author.test']);
     const bea = await eventually(async () => (await sentStatus(LIST, 'bea@b.test'))?.status === 'delivered' && sentStatus(LIST, 'bea@b.test'), 15_000, 'delivered receipt');
     assert.equal(bea!.via, 'twm');
     // The notice went as the list: from = Sender:, list_id = List-Id, signed by a.test.
@@ -163,7 +166,11 @@ describe('TWM mailing lists and forwarders', () => {
     assert.deepEqual([smtp.from, smtp.to], ['dev+bounces@a.test', ['carl@p.test']]);
     assert.match(smtp.raw, /\r\nFrom: Alice <alice@author\.test>\r\n/);
     assert.match(smtp.raw, /^List-Id: Developers <dev\.a\.test>\r\n/m);
-    assert.match(smtp.raw, /\bd=a\.test;/, "DKIM-signed for the list's domain");
+    // DKIM-signed at the SMTP hand-off for the list's domain (the Sender:'s), both signatures valid.
+    // The only other signature is the author's own, which came with the post.
+    const verified = await dkimResults(dns, smtp.raw);
+    assert.deepEqual(verified.filter((r) => r.startsWith('a.test ')), ['a.test ed25519-sha256 pass', 'a.test rsa-sha256 pass']);
+    assert.deepEqual(verified.map((r) => r.split(' ')[0]), ['a.test', 'a.test', 'author.test'], verified.join('; '));
     assert.equal((await sentStatus(LIST, 'carl@p.test'))?.via, 'queue');
 
     // The local member: our own submission never authenticates the author of a relayed message,

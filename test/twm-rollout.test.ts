@@ -18,7 +18,7 @@ import { createTwmClient } from '../src/delivery/twm-client.ts';
 import { TwmUnreachableError } from '../src/delivery/twm-client-types.ts';
 import { createResolver } from '../src/dns/resolver.ts';
 import { commonFreePort, eventually, submit, type TestServer } from './helpers/server.ts';
-import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';
+import { createTwmLab, dkimResults, startDomain, type TwmLab } from './helpers/twm.ts';
 import { startTwmPeer, type PeerRequest, type TwmPeer } from './helpers/twm-peer.ts';
 
 describe('Two-Way Mail versioning and rollout', () => {
@@ -217,6 +217,7 @@ describe('Two-Way Mail testing mode', () => {
     await send('testing: twm first');
     const [first] = await eventually(async () => ((await copies('testing: twm first')).length > 0 ? copies('testing: twm first') : undefined), 20_000, 'the TWM copy');
     assert.match(first!, /with TWM id/);
+    assert.doesNotMatch(first!, /^DKIM-Signature:/im, 'the TWM copy carries no DKIM');
     const entry = await eventually(async () => {
       const e = await queueEntry('testing: twm first');
       return e?.status.state === 'deferred' ? e : undefined;
@@ -237,6 +238,9 @@ describe('Two-Way Mail testing mode', () => {
     const [first] = await eventually(async () => ((await copies('testing: smtp first')).length > 0 ? copies('testing: smtp first') : undefined), 20_000, 'the SMTP copy');
     assert.match(first!, /with ESMTPS?/);
     assert.match(first!, /^TWM-Testing: y\r$/m);
+    // The SMTP copy is signed at the hand-off, after the marker went on (which no signature covers).
+    assert.deepEqual(await dkimResults(dns, first!), ['t.test ed25519-sha256 pass', 't.test rsa-sha256 pass']);
+    assert.doesNotMatch(first!, /\bh=[^;]*twm-testing/i);
     // b has the notice (sent to b's endpoint, which is up) but cannot fetch from t yet.
     const tia = await t.server.services.accounts.get('tia@t.test');
     const twmStatus = async () => (await t.server.services.sent.list(tia)).flatMap((m) => (m.subject === 'testing: smtp first' ? m.recipients.filter((r) => r.via === 'twm') : []))[0];

@@ -6,7 +6,8 @@
  *
  * Covered: allowed delivery (notice -> fetch -> INBOX -> receipt ->
  * delivered); a stranger's notice (contact request with the intro, no body
- * stored) then approval and fetch; legacy SMTP; an unknown recipient (DSN);
+ * stored) then approval and fetch; legacy SMTP; DKIM added only where a
+ * message leaves by SMTP (a TWM copy carries none); an unknown recipient (DSN);
  * a revealed decline; expiry with its status message; a sender that is down
  * during the fetch (retried); a forged notice (refused, counted, nothing
  * stored); an ownership confirmation from an expected sender in strict mode.
@@ -22,7 +23,7 @@ import { signRequest } from '../src/core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
 import { commonFreePort, eventually, submit, type TestServer } from './helpers/server.ts';
 import { cli } from './helpers/cli.ts';
-import { createTwmLab, startDomain, type TwmLab } from './helpers/twm.ts';
+import { createTwmLab, dkimResults, startDomain, type TwmLab } from './helpers/twm.ts';
 
 describe('Two-Way Mail between servers', () => {
   let dns: EmbeddedDnsServer;
@@ -112,6 +113,26 @@ describe('Two-Way Mail between servers', () => {
     const status = await eventually(async () => (await sentStatus(a, 'ann@a.test', 'carl@c.test'))?.status === 'delivered' && sentStatus(a, 'ann@a.test', 'carl@c.test'), 10_000, 'status');
     assert.equal(status!.via, 'queue');
     assert.equal((await a.server.store.twmOut.listBySender('ann@a.test')).filter((n) => n.domain === 'c.test').length, 0);
+  });
+
+  it('DKIM at the SMTP hand-off only: one message to a legacy and a TWM domain is signed (RSA and Ed25519) over SMTP, not over TWM nor in Sent', async () => {
+    await b.server.services.contacts.allow((await user(b, 'bea@b.test')).id, 'ann@a.test');
+    await submit({ port: a.server.submission!.port, host: '127.0.0.2', user: 'ann@a.test', pass: 'ann-password', to: ['carl@c.test', 'bea@b.test'], subject: 'both ways' });
+    const bySmtp = await eventually(() => findMail(c, 'carl@c.test', 'both ways'), 20_000, 'SMTP delivery to c');
+    const smtpRaw = (await c.server.services.mail.get((await user(c, 'carl@c.test')).id, bySmtp.id)).raw.toString();
+    assert.match(smtpRaw, /with ESMTPS/);
+    // What c stored (its trace fields above the signatures) verifies against a.test's published keys.
+    assert.deepEqual(await dkimResults(dns, smtpRaw), ['a.test ed25519-sha256 pass', 'a.test rsa-sha256 pass']);
+    assert.match(smtpRaw, /dkim=pass[^;]*header\.a=rsa-sha256/, "c's own authentication saw them too");
+
+    const byTwm = await eventually(() => findMail(b, 'bea@b.test', 'both ways'), 20_000, 'TWM delivery to b');
+    const twmRaw = (await b.server.services.mail.get((await user(b, 'bea@b.test')).id, byTwm.id)).raw.toString();
+    assert.match(twmRaw, /with TWM id/);
+    assert.doesNotMatch(twmRaw, /^DKIM-Signature:/im, 'the notice authenticates a.test; the served body carries no DKIM');
+    const ann = await user(a, 'ann@a.test');
+    const sent = (await a.server.services.mail.list(ann.id)).find((m) => m.mailbox === 'Sent' && m.subject === 'both ways');
+    assert.ok(sent);
+    assert.doesNotMatch((await a.server.services.mail.get(ann.id, sent.id)).raw.toString(), /^DKIM-Signature:/im, 'the Sent copy is the message as submitted');
   });
 
   it('an unknown recipient fails at notice time with a DSN to the sender', async () => {

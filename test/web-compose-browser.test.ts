@@ -107,7 +107,7 @@ describe('web app: compose, reply and forward in chromium', { skip: browserSkip,
 
       const got = await receivedWith('Subject: =?UTF-8?Q?Hello_from_the_web');
       assert.deepEqual(got.to, ['yes@peer.test']);
-      assert.match(got.raw, /^DKIM-Signature: /m, 'signed by the outbound service');
+      assert.match(got.raw, /^DKIM-Signature: /m, 'signed at the SMTP hand-off');
       assert.match(got.raw, /^From: carol@example\.test\r$/m);
       assert.match(got.raw, /^To: Yves Peer <yes@peer\.test>\r$/m);
       assert.match(got.raw, /Second line with =C3=BC\./);

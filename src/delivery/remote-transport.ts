@@ -15,6 +15,9 @@
  *   TWM domain goes by TWM and also by SMTP, the SMTP copy marked
  *   `TWM-Testing: y` so that the recipient can pair the copies. SMTP's
  *   outcome is the queue's: TWM is on trial, so its failures cost no DSN.
+ * - `smtp` is the signing SMTP transport (dkim-signing-transport.ts): every
+ *   message that leaves by SMTP here, the testing copy included, is
+ *   DKIM-signed on its way out; a notice's message is not.
  */
 import { replies } from '../core/reply.ts';
 import { TWM_TESTING_HEADER } from '../core/twm-types.ts';
@@ -39,6 +42,17 @@ export interface RemoteTransportOptions {
 
 export function createRemoteTransport(options: RemoteTransportOptions): Transport {
   const ours = new Set(options.domains);
+  // One marked copy per body Buffer (one per message and worker round), so that its DKIM signature
+  // is computed once however many TWM domains the message goes to.
+  const markedCopies = new WeakMap<Buffer, Buffer>();
+  const marked = (raw: Buffer): Buffer => {
+    let copy = markedCopies.get(raw);
+    if (!copy) {
+      copy = Buffer.concat([Buffer.from(`${TWM_TESTING_HEADER}: y\r\n`), raw]);
+      markedCopies.set(raw, copy);
+    }
+    return copy;
+  };
 
   async function viaTwm(domain: string, message: OutboundMessage, recipients: string[]): Promise<RecipientResult[]> {
     if (!options.testing) return options.twm.deliver(domain, message, recipients);
@@ -47,8 +61,7 @@ export function createRemoteTransport(options: RemoteTransportOptions): Transpor
     await options.twm.deliver(domain, message, recipients).catch(() => undefined);
     // Without `routed`: what the router read is the notice transport's, of the unmarked message.
     const { routed: _routed, ...plain } = message;
-    const marked = { ...plain, raw: Buffer.concat([Buffer.from(`${TWM_TESTING_HEADER}: y\r\n`), message.raw]) };
-    return options.smtp.deliver(domain, marked, recipients);
+    return options.smtp.deliver(domain, { ...plain, raw: marked(message.raw) }, recipients);
   }
 
   return {

@@ -10,7 +10,11 @@ export interface OutboundMessage {
   messageId: string;
   /** Envelope sender; null is the null reverse-path `<>` (DSNs). */
   sender: string | null;
-  /** The message exactly as it will be sent (already DKIM-signed). */
+  /**
+   * The message as queued: unsigned. Over SMTP it is DKIM-signed at the hand-off
+   * (dkim-signing-transport.ts, so the SMTP transport gets it signed); TWM and local
+   * delivery take it as it is.
+   */
   raw: Buffer;
   /**
    * What the router (remote-transport.ts) read on its way to the notice

@@ -5,20 +5,25 @@
  *
  *   sender and From: owned by the user (553 5.7.1), or a list's or
  *   forwarder's Sender: -> loop check -> Date and
- *   Message-ID added when missing -> DKIM signed -> queued durably (one
+ *   Message-ID added when missing -> queued durably (one
  *   entry per recipient) -> copy in Sent -> recipients become contacts
  *
  * Local recipients are queued too: the queue's router hands them to the
  * local transport, which calls the same ingest as inbound mail, so the
  * recipient's policy applies to them as to anyone.
+ *
+ * Nothing is DKIM-signed here: the queue and the Sent copy hold the message
+ * as submitted (as a client's own APPEND to Sent would), and only what
+ * leaves by SMTP is signed, at the hand-off
+ * (delivery/dkim-signing-transport.ts). Two-Way Mail and local delivery need
+ * no DKIM.
  */
-import { domainOf, parseAddress } from '../core/address.ts';
+import { parseAddress } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { randomHex } from '../core/random-pool.ts';
 import { replies } from '../core/reply.ts';
 import type { User } from '../core/types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
-import type { DkimSigner } from '../mail/dkim-sign.ts';
 import { senderIdentity } from '../mail/from.ts';
 import { messageFacts, parseHeaders, type Header } from '../mail/headers.ts';
 import { checkHeaderLimits, DEFAULT_HEADER_LIMITS, type HeaderLimits } from '../core/header-limits.ts';
@@ -43,7 +48,6 @@ export interface SubmitResult {
 export interface OutboundOptions {
   store: Pick<Store, 'queue' | 'messages'>;
   contacts: Contacts;
-  sign: DkimSigner;
   hostname: string;
   maxRecipients: number;
   maxMessageSize: number;
@@ -94,7 +98,7 @@ export function queueMessageId(at: Date): string {
  * The message a user submits, checked as every receiver's policy will read
  * it, and the header fields the submission server completes (RFC 6409 8).
  */
-function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Date, id: string): { facts: ReturnType<typeof messageFacts>; added: string; signer: string } {
+function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Date, id: string): { facts: ReturnType<typeof messageFacts>; added: string } {
   if (raw.length > options.maxMessageSize) {
     throw new ReplyError(552, '5.3.4', `Message too big: ${raw.length} bytes, the limit is ${options.maxMessageSize}`, { status: 413 });
   }
@@ -109,15 +113,10 @@ function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Dat
     throw new ReplyError(553, '5.7.1', `From: header rejected: ${facts.fromProblem ?? 'unparsable'}; it must be exactly one address of ${user.address}`, { status: 403 });
   }
   // A list or forwarder keeps the author's From: and names itself in Sender: (7.6); the message
-  // is then signed (DKIM, and TWM at the transport) for the Sender:'s domain, never the author's.
-  let signer = facts.from ?? user.address;
-  if (facts.from !== null && !owns(user, facts.from)) {
-    const relay = relaySender(options, user, headers);
-    if (relay === null) {
-      const how = options.relaySenders?.includes(user.address) ? ` (as a list or forwarder, set Sender: to ${user.address})` : '';
-      throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}${how}`, { status: 403 });
-    }
-    signer = relay;
+  // then goes out (signed by TWM, or by DKIM at the SMTP hand-off) as the Sender:'s, never the author's.
+  if (facts.from !== null && !owns(user, facts.from) && relaySender(options, user, headers) === null) {
+    const how = options.relaySenders?.includes(user.address) ? ` (as a list or forwarder, set Sender: to ${user.address})` : '';
+    throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}${how}`, { status: 403 });
   }
   if (facts.receivedCount >= options.maxReceivedHeaders) {
     throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
@@ -127,7 +126,7 @@ function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Dat
   if (!hasFrom) added += `From: <${user.address}>\r\n`;
   if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(at)}\r\n`;
   if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
-  return { facts, added, signer };
+  return { facts, added };
 }
 
 /** The Sender: of a list or forwarder allowed to submit others' messages, if it is this user's; else null. */
@@ -184,16 +183,15 @@ export function createOutbound(options: OutboundOptions) {
       this.checkSender(user, input.envelopeFrom);
       const recipients = checkRecipients(input.recipients);
       const id = queueMessageId(now());
-      const { facts, added, signer } = checkMessage(options, user, input.raw, now(), id);
+      const { facts, added } = checkMessage(options, user, input.raw, now(), id);
       const from = facts.from ?? user.address;
       const message = Buffer.concat([Buffer.from((input.trace ?? '') + added, 'utf8'), input.raw]);
-      const signed = await options.sign(message, domainOf(signer));
 
       // Queued with its Sent copy in one durable transaction: both or neither.
       const copy = {
         userId: user.id,
         mailbox: 'Sent' as const,
-        raw: signed,
+        raw: message,
         flags: ['\\Seen'],
         sender: input.envelopeFrom,
         from,
@@ -201,7 +199,7 @@ export function createOutbound(options: OutboundOptions) {
         receivedAt: now(),
         firstContact: false,
       };
-      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: signed, at: now(), copy });
+      await store.queue.enqueue({ messageId: id, sender: input.envelopeFrom, recipients, raw: message, at: now(), copy });
       for (const r of recipients) if (!owns(user, r)) await options.contacts.autoAllow(user.id, r);
       options.onQueued?.(recipients);
       return { messageId: id, recipients };

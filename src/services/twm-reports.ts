@@ -4,8 +4,8 @@
  * once a day the report job (a cluster sweep, so one process of the cluster
  * sends) mails each domain that publishes `_twoway-report.<domain>` one
  * RFC 8460 section 4 report per finished UTC day, through the normal
- * outbound path (queued, DKIM-signed, delivered by SMTP or TWM like any
- * mail).
+ * outbound path (queued, delivered by SMTP or TWM like any mail: DKIM-signed
+ * at the SMTP hand-off when it goes by SMTP).
  *
  * - A domain without a record, or with a malformed one, gets nothing and its
  *   counters go. A temporary DNS failure keeps them for the next run, for at
@@ -19,7 +19,6 @@
 import { randomBytes } from 'node:crypto';
 import { buildReport, parseReportRecord, reportFileName } from '../core/twm-report.ts';
 import type { DnsResolver } from '../dns/types.ts';
-import type { DkimSigner } from '../mail/dkim-sign.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { QueueRepository, TwmReportRepository } from '../store/types.ts';
 
@@ -36,7 +35,6 @@ export interface TwmReportsOptions {
   reports: TwmReportRepository;
   queue: Pick<QueueRepository, 'enqueue'>;
   resolver: Pick<DnsResolver, 'resolve'>;
-  sign: DkimSigner;
   /** This server's name: the report's organization and submitter. */
   hostname: string;
   /** The sender and contact of reports: an address of one of our domains. */
@@ -122,7 +120,7 @@ async function destinations(o: TwmReportsOptions, domain: string): Promise<strin
   return record?.rua ?? [];
 }
 
-/** One day's report for one domain, signed and queued as mail to its `rua` addresses. */
+/** One day's report for one domain, queued as mail to its `rua` addresses (signed as it leaves by SMTP). */
 async function send(o: TwmReportsOptions, domain: string, day: string, rua: string[], counts: Map<string, number>): Promise<void> {
   const start = new Date(`${day}T00:00:00Z`);
   const meta = { organization: o.hostname, contact: o.from, reportId: `${day}_${domain}_${randomBytes(6).toString('hex')}`, start, end: new Date(start.getTime() + 86_400_000 - 1000) };
@@ -130,7 +128,6 @@ async function send(o: TwmReportsOptions, domain: string, day: string, rua: stri
   const report = buildReport(meta, { domain, successes: counts.get('success') ?? 0, failures });
   const file = reportFileName(o.hostname, meta, domain);
   const boundary = `twmrpt-${randomBytes(9).toString('hex')}`;
-  const fromDomain = o.from.slice(o.from.lastIndexOf('@') + 1);
   const json = Buffer.from(JSON.stringify(report)).toString('base64').replace(/.{76}/g, '$&\r\n');
   const raw = Buffer.from(
     [
@@ -161,8 +158,7 @@ async function send(o: TwmReportsOptions, domain: string, day: string, rua: stri
       '',
     ].join('\r\n'),
   );
-  const signed = await o.sign(raw, fromDomain);
-  await o.queue.enqueue({ messageId: randomBytes(12).toString('hex'), sender: o.from, recipients: rua, raw: signed, at: o.now() });
+  await o.queue.enqueue({ messageId: randomBytes(12).toString('hex'), sender: o.from, recipients: rua, raw, at: o.now() });
   o.log({ domain, day, rua }, 'twm failure report queued');
 }
 

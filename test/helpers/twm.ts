@@ -8,10 +8,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dkimVerify } from 'mailauth';
 import { labRecords, labTwmSection } from '../../src/cli/demo-lab.ts';
 import { createPrivateCa, type PemPair } from '../../src/config/private-ca.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import type { EmbeddedDnsServer } from '../../src/dns/embedded-server.ts';
+import { createResolver, toResolveFunction } from '../../src/dns/resolver.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
 export interface TwmLab {
@@ -72,4 +74,14 @@ export async function startDomain(o: DomainOptions): Promise<TestServer> {
   // Short TTLs: tests move a domain's endpoint (a sender that is down during a fetch).
   o.dns.add(labRecords(t.server, { domain: o.domain, host: o.host, twm }, { ttl: 1 }));
   return t;
+}
+
+/**
+ * The DKIM signatures of `raw` as mailauth verifies them against the lab's DNS: one
+ * "domain algorithm result" per signature, sorted ("a.test rsa-sha256 pass").
+ */
+export async function dkimResults(dns: EmbeddedDnsServer, raw: string | Buffer): Promise<string[]> {
+  const resolver = toResolveFunction(createResolver({ servers: [dns.address], cacheTtlCapSeconds: 0 }));
+  const verified = await dkimVerify(Buffer.isBuffer(raw) ? raw : Buffer.from(raw), { resolver } as unknown as Parameters<typeof dkimVerify>[1]);
+  return verified.results.map((r) => `${r.signingDomain} ${/header\.a=([\w-]+)/.exec(r.info)?.[1]} ${r.status.result}`).sort();
 }
