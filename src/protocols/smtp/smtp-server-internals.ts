@@ -14,6 +14,7 @@ export interface ConnectionPrototype {
   _setListeners(callback: () => void): void;
   _parseAddressCommand(name: string, command: string): ParsedAddressCommand | false;
   handler_QUIT(command: unknown, callback: () => void): void;
+  close(): void;
 }
 
 /** What smtp-server's MAIL FROM / RCPT TO parser returns: the address and the ESMTP parameters. */
@@ -31,7 +32,7 @@ export function connectionPrototype(): Promise<ConnectionPrototype> {
     const file = join(dirname(entry), '..', 'esm', 'smtp-connection.js');
     const mod = (await import(pathToFileURL(file).href)) as { SMTPConnection?: { prototype: Partial<ConnectionPrototype> } };
     const p = mod.SMTPConnection?.prototype;
-    for (const name of ['send', 'init', 'connectionReady', '_setListeners', '_parseAddressCommand', 'handler_QUIT'] as const) {
+    for (const name of ['send', 'init', 'connectionReady', '_setListeners', '_parseAddressCommand', 'handler_QUIT', 'close'] as const) {
       if (typeof p?.[name] !== 'function') throw new Error(`smtp-server layout changed: no SMTPConnection.${name} in ${file}`);
     }
     return p as ConnectionPrototype;
