@@ -1,6 +1,6 @@
 /**
- * smtp-server does not export its connection class; the adaptations in this folder
- * need its prototype, reached through the package's file layout (pinned to
+ * smtp-server does not export its connection and stream classes; the adaptations in
+ * this folder need their prototypes, reached through the package's file layout (pinned to
  * 3.21.x in package.json). A layout change fails loudly at start-up.
  */
 import { createRequire } from 'node:module';
@@ -25,6 +25,14 @@ export interface ParsedAddressCommand {
 }
 
 let proto: Promise<ConnectionPrototype> | null = null;
+let streamProto: Promise<StreamPrototype> | null = null;
+
+/** smtp-server's command and DATA parser (a Writable fed by the socket), the parts data-scan.ts replaces. */
+export interface StreamPrototype {
+  _feedDataStream(chunk: Buffer, done: () => void): void;
+  _countDataBytes(len: number): void;
+  _endDataMode(chunk: Buffer | false, remainder: Buffer, callback: () => void): void;
+}
 
 export function connectionPrototype(): Promise<ConnectionPrototype> {
   proto ??= (async () => {
@@ -38,4 +46,18 @@ export function connectionPrototype(): Promise<ConnectionPrototype> {
     return p as ConnectionPrototype;
   })();
   return proto;
+}
+
+export function streamPrototype(): Promise<StreamPrototype> {
+  streamProto ??= (async () => {
+    const entry = createRequire(import.meta.url).resolve('smtp-server');
+    const file = join(dirname(entry), '..', 'esm', 'smtp-stream.js');
+    const mod = (await import(pathToFileURL(file).href)) as { SMTPStream?: { prototype: Partial<StreamPrototype> } };
+    const p = mod.SMTPStream?.prototype;
+    for (const name of ['_feedDataStream', '_countDataBytes', '_endDataMode'] as const) {
+      if (typeof p?.[name] !== 'function') throw new Error(`smtp-server layout changed: no SMTPStream.${name} in ${file}`);
+    }
+    return p as StreamPrototype;
+  })();
+  return streamProto;
 }
