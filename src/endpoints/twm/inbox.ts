@@ -213,7 +213,7 @@ type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>
  *
  * A notice seen before (5.5) is answered with its stored statuses before any other check of its
  * own, and takes no other action. Asking the store first cost every notice a read of its own
- * (a read transaction, about 4% of a stranger's notice: bench/stranger-cpu.ts), so the question
+ * (a read transaction, about 3% of a stranger's notice: bench/stranger-cpu.ts), so the question
  * is put only where a notice would be refused or deferred (`seenBefore`); a new notice learns it
  * from its own insert (recordUnlessKnown), and a known one then gives back the rate-limit token
  * it took, so that a retry costs the sender domain nothing, as when it was asked first.
