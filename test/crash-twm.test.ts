@@ -62,6 +62,12 @@ const TRIALS_SENDER = Number(process.env.TWOWAY_CRASH_TRIALS) || 1;
 const KILL_AFTER_MS = [200, 1500] as const;
 /** Retries every second or two, so that a run settles within the test's time. */
 const FAST = { min_backoff: '"1s"', max_backoff: '"2s"' };
+/**
+ * B's retries while the sender A is down: B gives up a fetch after 8 attempts (MAX_CONTACT_ATTEMPTS),
+ * and A's restart takes 20-30 s on a loaded machine, longer than 8 attempts a second or two apart;
+ * doubling up to 8 s spreads them over about 40 s.
+ */
+const PATIENT = { min_backoff: '"1s"', max_backoff: '"8s"' };
 /** Outbox states that mean the recipient's server answered the notice `accepted` (or acted on it since). */
 const ANSWERED = new Set(['accepted', 'fetched', 'delivered']);
 /** Per scenario: start-ups take seconds on a busy machine, and the settling up to 45 s. */
@@ -547,8 +553,8 @@ describe('crash test: kill -9 of a TWM sender while its users submit and the rec
     submissionPort = await freeOnA();
     const twmPort = await freeOnA();
 
-    // B retries fetches and receipts every second or two while A is down.
-    b = await startDomain({ lab, dns, domain: 'b.test', host: B_HOST, smtpPort: port, twmToml: NO_CLIENT_LIMIT, edit: (t) => withDelivery(t, FAST) });
+    // B retries fetches and receipts while A is down, for longer than A takes to restart.
+    b = await startDomain({ lab, dns, domain: 'b.test', host: B_HOST, smtpPort: port, twmToml: NO_CLIENT_LIMIT, edit: (t) => withDelivery(t, PATIENT) });
     for (const address of B_USERS) {
       await b.server.services.accounts.add(address, 'b-password', 'open');
       const { id } = await b.server.services.accounts.get(address);

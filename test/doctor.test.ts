@@ -172,7 +172,9 @@ describe('twoway doctor', () => {
     assert.match(down.find((x) => x.check === 'listener smtp')!.detail, /ECONNREFUSED/);
   });
 
-  it('checks rspamd\'s normal worker and controller when [spam] is present, and only then', async () => {
+  // Starts a real rspamd inside the test, which takes 30 s and more on a loaded machine (the spam
+  // tests start theirs in a before hook).
+  it('checks rspamd\'s normal worker and controller when [spam] is present, and only then', { timeout: 180_000 }, async () => {
     const spamChecks = (r: CheckResult[]) => r.filter((x) => x.check.startsWith('spam ')).map((x) => [x.check, x.status]);
     assert.deepEqual(spamChecks(await doctor()), [], 'no [spam] section: no rspamd check');
     const rspamd = await startRspamd({ redisDb: 12 });
