@@ -215,9 +215,9 @@ type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>
  * own, and takes no other action. Asking the store first cost every notice a read transaction
  * of its own (about 10 µs of a stranger's 700 in a perf profile, net: the next read now takes the
  * fresh WAL snapshot this one took), so the question is put only where a notice would be
- * refused or deferred (`seenBefore`); a new notice learns it
- * from its own insert (recordUnlessKnown), and a known one then gives back the rate-limit token
- * it took, so that a retry costs the sender domain nothing, as when it was asked first.
+ * refused or deferred (`seenBefore`); a new notice learns it from its own insert
+ * (recordUnlessKnown), and a known one then gives back the rate-limit token it took, so that a
+ * retry costs the sender domain nothing, as when it was asked first.
  */
 async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, contentSha256: string, nonce?: NonceDuty): Promise<NoticeResult> {
   const { options } = ctx;
