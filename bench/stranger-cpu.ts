@@ -18,7 +18,11 @@
  *
  * Environment: BENCH_TREES (comma-separated checkouts; default this one),
  * BENCH_ROUNDS (12), BENCH_CHUNK (400 notices; /proc counts in 10 ms ticks, so
- * a chunk should cost well over a second), BENCH_CONCURRENCY (20).
+ * a chunk should cost well over a second), BENCH_CONCURRENCY (20), BENCH_IDS
+ * (comma-separated per checkout, `ordered` or `random`: how the notice ids are
+ * made, lib/stranger-notice.ts; default `ordered` for each), BENCH_CPU_PROF
+ * (a directory: a V8 CPU profile of each server over the measured rounds,
+ * `<n>.cpuprofile` by the checkout's position; its overhead inflates the CPU).
  * Output: Markdown on stdout.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -31,7 +35,7 @@ import { keyRecordValue, rawPublicKey } from '../src/core/twm-key-record.ts';
 import { TWM_PATHS } from '../src/core/twm-types.ts';
 import { startDnsServer } from '../src/dns/embedded-server.ts';
 import { cpuSeconds } from './lib/proc-cpu.ts';
-import { STRANGER_KEYID, strangerNotice } from './lib/stranger-notice.ts';
+import { STRANGER_KEYID, strangerNotice, type StrangerIds } from './lib/stranger-notice.ts';
 import { createTwmLab, twmSection, type TwmLab } from './lib/twm-lab.ts';
 import type { TwowayChild, TwowayChildOptions } from './lib/twoway-child.ts';
 
@@ -41,6 +45,8 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 12);
 const chunkSize = Number(process.env.BENCH_CHUNK ?? 400);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const HOST = '127.0.0.3';
+const idModes = (process.env.BENCH_IDS ?? '').split(',').map((m) => m.trim());
+const cpuProfDir = process.env.BENCH_CPU_PROF;
 
 interface Target {
   tree: string;
@@ -50,9 +56,10 @@ interface Target {
   url: string;
   agent: Agent;
   sent: number;
+  ids: StrangerIds;
 }
 
-async function startTarget(tree: string, dns: string, lab: TwmLab): Promise<Target> {
+async function startTarget(tree: string, dns: string, lab: TwmLab, ids: StrangerIds): Promise<Target> {
   // The checkout's own child launcher, so that its server runs its own sources.
   const { startTwowayChild } = (await import(join(tree, 'bench/lib/twoway-child.ts'))) as { startTwowayChild: (o: TwowayChildOptions) => Promise<TwowayChild> };
   const dir = mkdtempSync(join(tmpdir(), 'twoway-bench-stranger-cpu-'));
@@ -60,12 +67,12 @@ async function startTarget(tree: string, dns: string, lab: TwmLab): Promise<Targ
   if (child.twmPort === null) throw new Error(`${tree}: no TWM endpoint`);
   const authority = `twm.b.test:${child.twmPort}`;
   const agent = new Agent({ connect: { ca: lab.ca.cert, servername: 'twm.b.test' }, connections: concurrency, pipelining: 1 });
-  return { tree, child, dir, authority, url: `https://${HOST}:${child.twmPort}${TWM_PATHS.notice}`, agent, sent: 0 };
+  return { tree, child, dir, authority, url: `https://${HOST}:${child.twmPort}${TWM_PATHS.notice}`, agent, sent: 0, ids };
 }
 
 /** Sends `count` notices to one target; its CPU per notice in microseconds. Signing happens before the clock starts. */
 async function chunk(t: Target, count: number, privateKey: KeyObject): Promise<number> {
-  const notices = Array.from({ length: count }, () => strangerNotice(t.sent++, t.authority, privateKey));
+  const notices = Array.from({ length: count }, () => strangerNotice(t.sent++, t.authority, privateKey, t.ids));
   const cpu0 = cpuSeconds(t.child.pid);
   let next = 0;
   await Promise.all(
@@ -93,21 +100,27 @@ async function main(): Promise<void> {
   dns.add([{ name: STRANGER_KEYID, type: 'TXT', data: keyRecordValue(rawPublicKey(publicKey)) }]);
   const targets: Target[] = [];
   try {
-    for (const tree of trees) targets.push(await startTarget(tree, dns.address, lab));
+    for (const [i, tree] of trees.entries()) {
+      const ids = idModes[i] || 'ordered';
+      if (ids !== 'ordered' && ids !== 'random') throw new Error(`BENCH_IDS: "${ids}" is neither ordered nor random`);
+      targets.push(await startTarget(tree, dns.address, lab, ids));
+    }
     for (const t of targets) await chunk(t, 300, privateKey);
+    if (cpuProfDir) for (const t of targets) await t.child.profileStart();
     const per: number[][] = targets.map(() => []);
     for (let r = 0; r < rounds; r++) {
       const order = targets.map((_, i) => i);
       if (r % 2 === 1) order.reverse();
       for (const i of order) per[i]!.push(await chunk(targets[i]!, chunkSize, privateKey));
     }
+    if (cpuProfDir) for (const [i, t] of targets.entries()) await t.child.profileStop(join(cpuProfDir, `${i}.cpuprofile`));
     process.stdout.write(`# CPU per stranger's notice, side by side (${rounds} rounds of ${chunkSize}, ${concurrency} in flight; load average at end ${loadavg()[0]!.toFixed(2)})\n\n`);
     process.stdout.write('| checkout | median µs/notice | mean µs/notice | vs the first (sums) | vs the first (median of rounds) |\n|---|---:|---:|---:|---:|\n');
     targets.forEach((t, i) => {
       const mine = per[i]!;
       const first = per[0]!;
       const ratios = mine.map((x, k) => x / first[k]!);
-      process.stdout.write(`| ${t.tree} | ${median(mine).toFixed(0)} | ${(sum(mine) / mine.length).toFixed(0)} | ${(sum(mine) / sum(first)).toFixed(3)} | ${median(ratios).toFixed(3)} |\n`);
+      process.stdout.write(`| ${t.tree}${t.ids === 'ordered' ? '' : ` (${t.ids} ids)`} | ${median(mine).toFixed(0)} | ${(sum(mine) / mine.length).toFixed(0)} | ${(sum(mine) / sum(first)).toFixed(3)} | ${median(ratios).toFixed(3)} |\n`);
     });
   } finally {
     for (const t of targets) {

@@ -59,7 +59,10 @@
  * Environment: BENCH_QUICK=1, BENCH_ATTEMPTS (10000), BENCH_WARMUP (1000), BENCH_CONCURRENCY
  * (20), BENCH_STRANGERS (100), BENCH_SIDE=twm or smtp (one side only, for
  * profiling: no ratios, nothing written), BENCH_CPU_PROF=1 (V8 profile of B per side in
- * bench/out/prof/stranger-{twm,smtp}.cpuprofile; its overhead inflates the CPU figures).
+ * bench/out/prof/stranger-{twm,smtp}.cpuprofile; its overhead inflates the CPU figures),
+ * BENCH_RANDOM_IDS=1 (notice ids of 128 random bits alone, as before session 12, instead of
+ * twoway's own: delivery/twm-transport.ts `noticeId`, the time then 128 random bits; B's rows
+ * are keyed by the id, and random ids put each notice's rows on B-tree pages of their own).
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,6 +71,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { keyRecordValue, rawPublicKey } from '../src/core/twm-key-record.ts';
+import { noticeId } from '../src/delivery/twm-transport.ts';
 import { noticeToJson, parseNoticeResult } from '../src/core/twm-schema.ts';
 import { signRequest } from '../src/core/twm-signature.ts';
 import { TWM_MEDIA_TYPES, TWM_PATHS } from '../src/core/twm-types.ts';
@@ -111,6 +115,7 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 /** 100 notices per stranger at 10,000: protocol 12.7's cap of pending notices per (user, sender). */
 const strangers = Number(process.env.BENCH_STRANGERS ?? 100);
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
+const randomIds = process.env.BENCH_RANDOM_IDS === '1';
 const onlySide = process.env.BENCH_SIDE;
 
 const log = (s = '') => process.stderr.write(s + '\n');
@@ -202,7 +207,7 @@ async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() =
     // What a sending server would send: the size and digest of a 50 KB message it keeps for a fetch.
     const created = new Date(Math.floor(Date.now() / 1000) * 1000);
     const body = noticeToJson({
-      id: randomBytes(16).toString('base64url'),
+      id: randomIds ? randomBytes(16).toString('base64url') : noticeId(new Date()),
       from: stranger(i),
       to: [rcpt],
       size: SIZE,
@@ -293,7 +298,7 @@ async function main(): Promise<void> {
   out(`# What strangers cost the recipient: TWM notices vs SMTP messages${quick ? ' (BENCH_QUICK)' : ''}`);
   out();
   out(`machine: ${machine.nproc} CPUs, ${machine.cpu}, ${machine.memoryGiB} GiB, ${machine.kernel}; node ${machine.node}; load average at start ${machine.loadavg.join(' ')}`);
-  out(`load: ${attempts} attempts from ${strangers} stranger addresses to one \`screen\` user; TWM: signed notices (50 KB announced, with an intro) POSTed by the driver, ${concurrency} in flight; SMTP: 50 KB messages from smtp-source, ${concurrency} sessions; notices_per_second = notice_burst = ${BENCH_NOTICE_RATE}; ${warmup > 0 ? `each side measured after a warm-up of ${warmup} attempts to another user` : 'measured from a cold start (no warm-up)'}`);
+  out(`load: ${attempts} attempts from ${strangers} stranger addresses to one \`screen\` user; TWM: signed notices (50 KB announced, with an intro) POSTed by the driver, ${randomIds ? 'random notice ids' : 'time-ordered notice ids'}, ${concurrency} in flight; SMTP: 50 KB messages from smtp-source, ${concurrency} sessions; notices_per_second = notice_burst = ${BENCH_NOTICE_RATE}; ${warmup > 0 ? `each side measured after a warm-up of ${warmup} attempts to another user` : 'measured from a cold start (no warm-up)'}`);
   out();
 
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -382,7 +387,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         quick,
         machine: { ...machine, loadavgEnd: machineAfter.loadavg },
-        load: { attempts, warmup, concurrency, strangers, messageBytes: SIZE, noticeRate: BENCH_NOTICE_RATE },
+        load: { attempts, warmup, concurrency, strangers, messageBytes: SIZE, noticeRate: BENCH_NOTICE_RATE, noticeIds: randomIds ? 'random' : 'ordered' },
         rows,
         results,
         markdown: [...table, '', ...notes.map((n) => `${n}\n`)].join('\n'),

@@ -11,6 +11,8 @@ export interface RateLimit {
 export interface TokenBuckets {
   /** Takes one token for `key`: 0 if allowed, else the seconds to wait (>= 1). */
   take(key: string, now: number): number;
+  /** Returns a token taken for `key` (up to the burst): the request it was taken for turned out to be free. */
+  giveBack(key: string): void;
 }
 
 export function createTokenBuckets(limit: RateLimit, maxKeys = 100_000): TokenBuckets {
@@ -34,6 +36,10 @@ export function createTokenBuckets(limit: RateLimit, maxKeys = 100_000): TokenBu
         return 0;
       }
       return Math.max(1, Math.ceil((1 - b.tokens) / limit.perSecond));
+    },
+    giveBack(key) {
+      const b = buckets.get(key);
+      if (b) b.tokens = Math.min(limit.burst, b.tokens + 1);
     },
   };
 }

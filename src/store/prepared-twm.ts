@@ -62,18 +62,18 @@ function run<R>(s: Db, on: Tx, key: string, values: readonly unknown[], build: (
   return preparedOf(s.dialect).run(on, key, values, build);
 }
 
-/** The notice received from `senderDomain` with `id`, if any. */
-export async function selectNotice(s: Db, senderDomain: string, id: string): Promise<NoticeRow | undefined> {
-  const [row] = await run(s, s.db, 'twm-in.notice', [senderDomain, id], (v) =>
-    s.db.selectFrom('twm_in_notices').selectAll().where('sender_domain', '=', v<string>(0)).where('id', '=', v<string>(1)),
+/** The notice received from `senderDomain` with `id`, if any; `on`: the database or a transaction. */
+export async function selectNotice(s: Db, senderDomain: string, id: string, on: Tx = s.db): Promise<NoticeRow | undefined> {
+  const [row] = await run(s, on, 'twm-in.notice', [senderDomain, id], (v) =>
+    on.selectFrom('twm_in_notices').selectAll().where('sender_domain', '=', v<string>(0)).where('id', '=', v<string>(1)),
   );
   return row;
 }
 
 /** The notice's recipient rows, by address. */
-export function selectRecipients(s: Db, senderDomain: string, id: string): Promise<RecipientRow[]> {
-  return run(s, s.db, 'twm-in.recipients', [senderDomain, id], (v) =>
-    s.db.selectFrom('twm_in_recipients').selectAll().where('sender_domain', '=', v<string>(0)).where('notice_id', '=', v<string>(1)).orderBy('rcpt'),
+export function selectRecipients(s: Db, senderDomain: string, id: string, on: Tx = s.db): Promise<RecipientRow[]> {
+  return run(s, on, 'twm-in.recipients', [senderDomain, id], (v) =>
+    on.selectFrom('twm_in_recipients').selectAll().where('sender_domain', '=', v<string>(0)).where('notice_id', '=', v<string>(1)).orderBy('rcpt'),
   );
 }
 
@@ -115,10 +115,20 @@ export async function countPendingTotal(s: Db, userId: number): Promise<number |
   return row?.n ?? 0;
 }
 
-export async function insertNotice(s: Db, tx: Tx, notice: NoticeValues): Promise<void> {
-  await run(s, tx, 'twm-in.insertNotice', NOTICE_COLUMNS.map((c) => notice[c]), (v) =>
-    tx.insertInto('twm_in_notices').values(Object.fromEntries(NOTICE_COLUMNS.map((c, i) => [c, v(i)])) as unknown as Insertable<TwmInNoticesTable>),
+/**
+ * Inserts the notice unless its key (sender_domain, id) is taken: true if inserted. A taken key
+ * is not an error, so that a sender's retry does not fail (and roll back) the group commit it
+ * shares with other notices (twm-inbound-repository.ts recordUnlessKnown).
+ */
+export async function insertNotice(s: Db, tx: Tx, notice: NoticeValues): Promise<boolean> {
+  const rows = await run(s, tx, 'twm-in.insertNotice', NOTICE_COLUMNS.map((c) => notice[c]), (v) =>
+    tx
+      .insertInto('twm_in_notices')
+      .values(Object.fromEntries(NOTICE_COLUMNS.map((c, i) => [c, v(i)])) as unknown as Insertable<TwmInNoticesTable>)
+      .onConflict((oc) => oc.columns(['sender_domain', 'id']).doNothing())
+      .returning('id'),
   );
+  return rows.length === 1;
 }
 
 /** Up to PREPARED_RECIPIENT_ROWS rows in one statement, one shape per row count. */

@@ -13,13 +13,13 @@
  * it resolves, one fsync for concurrent handlers.
  */
 import type { ChangeBus } from './change-bus.ts';
-import { sql, type Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
 import { claimedTwmRows, claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
 import { updateInRecipients } from './prepared-twm-delivery.ts';
 import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmNonceWrite, TwmRequestTouch } from './types.ts';
 import { NonceSeenError, StoreConflictError } from './types.ts';
-import type { TwmInNoticesTable, TwmInRecipientsTable } from './schema.ts';
+import type { Database, TwmInNoticesTable, TwmInRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { upsertRequests } from './request-upsert.ts';
 import {
@@ -116,12 +116,9 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     return this.writer.drain();
   }
 
-  async find(senderDomain: string, id: string): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
-    // Prepared (prepared-twm.ts): every notice asks first whether it was received before.
-    const notice = await selectNotice(this.s, senderDomain, id);
-    if (!notice) return undefined;
-    const rows = await selectRecipients(this.s, senderDomain, id);
-    return { notice: toNotice(notice), recipients: rows.map(toRecipient) };
+  find(senderDomain: string, id: string): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
+    // Prepared (prepared-twm.ts): the notice path asks it whenever it refuses or defers a notice.
+    return this.findIn(this.s.db, senderDomain, id);
   }
 
   /**
@@ -136,6 +133,31 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     requests: TwmRequestTouch[],
     nonce?: TwmNonceWrite,
   ): Promise<void> {
+    // Thrown inside the transaction, so that the nonce is rolled back with the rest, as before.
+    await this.write(notice, recipients, requests, nonce, true);
+  }
+
+  /**
+   * The notice's insert finds out whether it was recorded before (ON CONFLICT DO NOTHING), so a
+   * new notice, the usual case, needs no lookup of its own before it is recorded; a known one
+   * is read back in the same transaction, which then writes nothing else but the nonce.
+   */
+  async recordUnlessKnown(
+    notice: TwmInNotice,
+    recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>,
+    requests: TwmRequestTouch[],
+    nonce?: TwmNonceWrite,
+  ): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
+    return this.write(notice, recipients, requests, nonce, false);
+  }
+
+  private async write(
+    notice: TwmInNotice,
+    recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>,
+    requests: TwmRequestTouch[],
+    nonce: TwmNonceWrite | undefined,
+    knownThrows: boolean,
+  ): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
     const seen = new Set<string>();
     const touches = requests.filter((r) => {
       const key = `${r.userId}\n${r.sender.toLowerCase()}`;
@@ -151,10 +173,10 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     });
     const at = notice.receivedAt.getTime();
     try {
-      await this.writer.write(async (tx) => {
+      const known = await this.writer.write(async (tx) => {
         // The request's nonce in the notice's own transaction: one write per notice, not two (5.5, 8.1).
         if (nonce && !(await rememberNonce(this.s, tx, nonce.key, nonce.until.getTime(), nonce.now.getTime()))) throw new NonceSeenError();
-        await insertNotice(this.s, tx, {
+        const inserted = await insertNotice(this.s, tx, {
           sender_domain: notice.senderDomain,
           id: notice.id,
           content_sha256: notice.contentSha256,
@@ -169,6 +191,10 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
           list_id: notice.listId,
           received_at: at,
         });
+        if (!inserted) {
+          if (knownThrows) throw conflictOf(notice);
+          return this.findIn(tx, notice.senderDomain, notice.id);
+        }
         // The notice's key, whatever the row says: a row cannot belong to another notice.
         const values = rows.map((r) => ({
           sender_domain: notice.senderDomain,
@@ -191,13 +217,24 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
           this.s.dialect,
           touches.map((r) => ({ userId: r.userId, sender: r.sender, authDomain: r.authDomain, subject: null, intro: r.intro, at: r.at, spamScore: r.spamScore ?? null, likelySpam: r.likelySpam ?? false })),
         );
+        return undefined;
       });
+      if (known) return known;
       // A new contact request shows in the IMAP Screener (endpoints/imap): its sessions look now.
       for (const userId of new Set(touches.map((r) => r.userId))) this.bus?.emit(userId);
+      return undefined;
     } catch (err) {
-      if (isUniqueViolation(err)) throw new StoreConflictError(`The TWM notice ${notice.id} from ${notice.senderDomain} is recorded already`);
+      if (isUniqueViolation(err)) throw conflictOf(notice);
       throw err;
     }
+  }
+
+  /** find() on a transaction (or the database); undefined if the notice is not there. */
+  private async findIn(on: Kysely<Database>, senderDomain: string, id: string): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
+    const notice = await selectNotice(this.s, senderDomain, id, on);
+    if (!notice) return undefined;
+    const rows = await selectRecipients(this.s, senderDomain, id, on);
+    return { notice: toNotice(notice), recipients: rows.map(toRecipient) };
   }
 
   async due(now: Date, limit: number): Promise<Row[]> {
@@ -376,6 +413,8 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     });
   }
 }
+
+const conflictOf = (notice: TwmInNotice) => new StoreConflictError(`The TWM notice ${notice.id} from ${notice.senderDomain} is recorded already`);
 
 /** A joined row (all notice columns, then the recipient's) split back into its two halves. */
 function splitRow(row: NoticeRow & Omit<RecipientRow, 'sender_domain'>): Row {

@@ -454,6 +454,39 @@ for (const backend of backends) {
         assert.equal(await backend.count('twm_in_notices'), 1);
       });
 
+      test('recordUnlessKnown: a known id writes nothing but the nonce and resolves with the stored notice', async () => {
+        const n = inNotice('k1', { intro: 'Original' });
+        const touch = { userId: alice.id, sender: 'stranger@example.org', authDomain: 'example.org', intro: 'Original', at: at(1) };
+        const nonceOf = (key: string) => ({ key: `twm1._twoway.example.org ${key}`, until: at(900), now: at(1) });
+        assert.equal(await store.twmIn.recordUnlessKnown(n, [inRow(n, 'alice@recv.test', alice.id, 'pending')], [touch], nonceOf('nonce-1')), undefined);
+        // The same id again (another digest, rows and a request touch): nothing of it is written.
+        const again = { ...n, contentSha256: '00'.repeat(32), intro: 'Changed' };
+        const known = await store.twmIn.recordUnlessKnown(again, [inRow(n, 'alice@recv.test', alice.id, 'held'), inRow(n, 'bob@recv.test', bob.id, 'pending')], [{ ...touch, intro: 'Changed' }], nonceOf('nonce-2'));
+        assert.deepEqual(known, await store.twmIn.find('example.org', 'k1'));
+        assert.equal(known?.notice.contentSha256, n.contentSha256);
+        assert.deepEqual(known?.recipients.map((r) => [r.rcpt, r.state]), [['alice@recv.test', 'pending']]);
+        const r = await store.requests.get(alice.id, 'stranger@example.org');
+        assert.equal(r?.count, 1, 'a retry is no attempt');
+        assert.equal(r?.intro, 'Original');
+        assert.equal(await backend.count('twm_in_notices'), 1);
+        // Both nonces were remembered: each again is seen.
+        assert.equal(await store.twmNonces.remember('twm1._twoway.example.org nonce-1', at(900), at(2)), false);
+        assert.equal(await store.twmNonces.remember('twm1._twoway.example.org nonce-2', at(900), at(2)), false);
+        // record() keeps its contract: a known id is a conflict, and its nonce is rolled back with it.
+        await assert.rejects(store.twmIn.record(again, [inRow(n, 'alice@recv.test', alice.id, 'pending')], [], nonceOf('nonce-3')), StoreConflictError);
+        assert.equal(await store.twmNonces.remember('twm1._twoway.example.org nonce-3', at(900), at(2)), true);
+      });
+
+      test('recordUnlessKnown: the same id twice in one group commit is recorded once, the second sees the first', async () => {
+        const n = inNotice('k2');
+        const rows = [inRow(n, 'alice@recv.test', alice.id, 'pending')];
+        const touch = { userId: alice.id, sender: 'stranger@example.org', authDomain: 'example.org', intro: null, at: at(1) };
+        const [first, second] = await Promise.all([store.twmIn.recordUnlessKnown(n, rows, [touch]), store.twmIn.recordUnlessKnown(n, rows, [touch])]);
+        assert.equal(first, undefined);
+        assert.deepEqual(second?.recipients.map((r) => r.rcpt), ['alice@recv.test']);
+        assert.equal((await store.requests.get(alice.id, 'stranger@example.org'))?.count, 1);
+      });
+
       test('countPending: pending rows of the user, from the sender and in all', async () => {
         const rec = async (id: string, from: string, rows: Array<[string, User, TwmInState]>) => {
           const n = inNotice(id, { from, to: rows.map(([rcpt]) => rcpt) });

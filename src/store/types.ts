@@ -508,6 +508,18 @@ export interface TwmInboundRepository {
     requests: TwmRequestTouch[],
     nonce?: TwmNonceWrite,
   ): Promise<void>;
+  /**
+   * record(), except that a notice already recorded (senderDomain, id) is not an error: nothing of
+   * it is written (its rows and requests stay as they are; the nonce is still remembered) and
+   * this resolves with the stored notice as find() returns it. Resolves undefined when recorded.
+   * The notice path's "seen before" lookup folded into the write (endpoints/twm/inbox.ts).
+   */
+  recordUnlessKnown(
+    notice: TwmInNotice,
+    recipients: Array<Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>>,
+    requests: TwmRequestTouch[],
+    nonce?: TwmNonceWrite,
+  ): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined>;
   /** Rows in `scheduled` or `receipt-due` with nextAttemptAt <= now, with their notice, oldest first. */
   due(now: Date, limit: number): Promise<Array<{ notice: TwmInNotice; recipient: TwmInRecipient }>>;
   /**

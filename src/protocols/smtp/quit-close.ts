@@ -14,6 +14,14 @@
  * count) is also free at once instead of when the client gets round to
  * closing.
  *
+ * Such a connection skips smtp-server's `close()` too: its half-close (a
+ * shutdown request, with its wake-up of libuv), the unpiping and resuming of
+ * the socket and the deadline timer serve only a socket that stays open,
+ * and they were set up and torn down again within the same call, once per
+ * accepted message under one connection per message. What of `close()`
+ * still matters is done here: the connection leaves the server's count and
+ * is marked closing, and the parser dispatches nothing pipelined after QUIT.
+ *
  * Only a plaintext socket whose reply is wholly written (nothing buffered in
  * Node) is destroyed here; a TLS session keeps smtp-server's half-close, so
  * that its close_notify and the 221 record are never cut short.
@@ -22,6 +30,11 @@ import { connectionPrototype } from './smtp-server-internals.ts';
 
 interface Connection {
   _socket: { destroyed: boolean; encrypted?: boolean; writableLength: number; destroy(): void };
+  _server: { connections: Set<unknown> };
+  _closing: boolean;
+  _parser: { isClosed: boolean } | false;
+  send(code: number, data: unknown, context?: unknown): unknown;
+  close(): void;
 }
 
 let installed: Promise<void> | null = null;
@@ -31,11 +44,20 @@ export function installQuitClose(): Promise<void> {
     const proto = await connectionPrototype();
     const original = proto.handler_QUIT;
     proto.handler_QUIT = function (this: Connection, command: unknown, callback: () => void) {
-      original.call(this, command, callback);
       const socket = this._socket;
+      if (socket.destroyed || socket.encrypted === true) return original.call(this, command, callback);
+      this.send(221, 'Bye');
       // writableLength 0: the 221 went to the kernel in the write call itself (a small reply on
       // an idle connection always does), so closing the descriptor cannot drop it.
-      if (!socket.destroyed && socket.encrypted !== true && socket.writableLength === 0) socket.destroy();
+      if (socket.destroyed || socket.writableLength !== 0) {
+        this.close();
+        return callback();
+      }
+      this._server.connections.delete(this);
+      this._closing = true;
+      if (this._parser) this._parser.isClosed = true;
+      socket.destroy();
+      callback();
     };
   })();
   return installed;

@@ -15,6 +15,7 @@ import { installAuthAfterTls } from './auth-after-tls.ts';
 import { installLenientSender } from './sender-syntax.ts';
 import { installPooledSessionIds } from './session-id.ts';
 import { installQuitClose } from './quit-close.ts';
+import { installDataScan } from './data-scan.ts';
 import { dataPacer } from './data-pacing.ts';
 import { DEFAULT_HEADER_LIMITS, HeaderLimitChecker, type HeaderLimits } from '../../core/header-limits.ts';
 
@@ -82,6 +83,7 @@ export async function startSmtpListener(options: SmtpListenerOptions): Promise<S
   await installAuthAfterTls();
   await installLenientSender();
   await installQuitClose();
+  await installDataScan();
   installPooledSessionIds();
   const { hooks } = options;
   const wire: Wire = (err, session) => toWire(err, session, hooks.onError);
