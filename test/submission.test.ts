@@ -70,6 +70,17 @@ describe('SMTP submission', () => {
     );
   });
 
+  it('refuses a Sender: that is not the user\'s own: over TWM a message goes out as its Sender: (a list\'s), so it would be another user\'s', async () => {
+    const before = (await s().queue.list()).length;
+    const raw = (sender: string) => Buffer.from(`From: ann@example.test\r\n${sender}List-Id: <news.example.test>\r\nSubject: as bob\r\n\r\nhi\r\n`);
+    const send = (sender: string) => submit({ port, user: 'ann@example.test', pass: 'ann-password', to: 'bob@example.test', raw: raw(sender) });
+    await assert.rejects(send('Sender: bob@example.test\r\n'), /553 5\.7\.1 Sender: address rejected: bob@example\.test is not an address of ann@example\.test/);
+    await assert.rejects(send('Sender: ann@example.test\r\nSender: bob@example.test\r\n'), /553 5\.7\.1 Sender: header rejected: 2 Sender: fields/);
+    await assert.rejects(send('Sender: ann@example.test, bob@example.test\r\n'), /553 5\.7\.1 Sender: header rejected/);
+    assert.equal((await s().queue.list()).length, before, 'nothing was queued');
+    assert.match(await send('Sender: Ann <ann+lists@example.test>\r\n'), /^250 /, 'a subaddress of her own is hers');
+  });
+
   it('accepts app passwords and refuses bad recipients precisely', async () => {
     const user = await s().accounts.get('ann@example.test');
     const app = await s().accounts.addAppPassword(user, 'mail client');

@@ -118,6 +118,7 @@ function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Dat
     const how = options.relaySenders?.includes(user.address) ? ` (as a list or forwarder, set Sender: to ${user.address})` : '';
     throw new ReplyError(553, '5.7.1', `From: address rejected: ${facts.from} is not an address of ${user.address}${how}`, { status: 403 });
   }
+  checkSenderField(user, headers);
   if (facts.receivedCount >= options.maxReceivedHeaders) {
     throw ReplyError.of(replies.mailLoop(facts.receivedCount), { status: 400 });
   }
@@ -127,6 +128,24 @@ function checkMessage(options: OutboundOptions, user: User, raw: Buffer, at: Dat
   if (!headers.some((h) => h.name === 'date')) added += `Date: ${formatRfc5322Date(at)}\r\n`;
   if (!facts.messageId) added += `Message-ID: <${id}@${options.hostname}>\r\n`;
   return { facts, added };
+}
+
+/**
+ * A Sender: field names who transmits the message (RFC 5322 3.6.2), and a
+ * message goes out over TWM as its Sender: when that is a list's or a
+ * forwarder's (mail/relay.ts), so a recipient's allowlist is asked about the
+ * Sender:. A user may therefore name only an address of its own there, as
+ * exactly one mailbox: else one local user could send as another.
+ */
+function checkSenderField(user: User, headers: Header[]): void {
+  if (!headers.some((h) => h.name === 'sender')) return;
+  const sender = senderIdentity(headers);
+  if (sender.address === null) {
+    throw new ReplyError(553, '5.7.1', `Sender: header rejected: ${sender.problem ?? 'unparsable'}; it must be exactly one address of ${user.address}`, { status: 403 });
+  }
+  if (!owns(user, sender.address)) {
+    throw new ReplyError(553, '5.7.1', `Sender: address rejected: ${sender.address} is not an address of ${user.address}`, { status: 403 });
+  }
 }
 
 /** The Sender: of a list or forwarder allowed to submit others' messages, if it is this user's; else null. */
