@@ -7,7 +7,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { dkimSign, dkimVerify } from 'mailauth';
+import { createRequire } from 'node:module';
 import { createDkimSigner } from './dkim-sign.ts';
+
+const { defaultDKIMFieldNames } = createRequire(import.meta.url)('mailauth/lib/tools.js') as { defaultDKIMFieldNames: string };
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ed = generateKeyPairSync('ed25519');
@@ -23,6 +26,7 @@ const messages = {
   plain: 'From: Ann <ann@a.test>\r\nTo: bea@b.test\r\nSubject: hello   there\r\nDate: Fri, 4 Dec 2026 10:00:00 +0000\r\nMessage-ID: <1@a.test>\r\n\r\nHello  world \r\n\r\n\r\n',
   folded: 'From: ann@a.test\r\nSubject: a long\r\n  folded subject\r\nTo: bea@b.test,\r\n\tcid@b.test\r\n\r\n' + `${'x'.repeat(990)}\r\n`.repeat(12),
   'no body': 'From: ann@a.test\r\nSubject: empty\r\n\r\n',
+  marker: 'From: ann@a.test\r\nTWM-Purpose: ownership-confirmation\r\nSubject: confirm\r\n\r\nyes\r\n',
 };
 
 describe('DKIM signing with keys parsed once', () => {
@@ -35,6 +39,8 @@ describe('DKIM signing with keys parsed once', () => {
       const theirs = await dkimSign(raw, {
         canonicalization: 'relaxed/relaxed',
         signTime: new Date(t * 1000),
+        // mailauth's fields and the ownership-confirmation marker (docs/protocol.md 9.2), as ours signs.
+        headerList: `${defaultDKIMFieldNames}:TWM-Purpose`,
         signatureData: [
           { signingDomain: 'a.test', selector: 'r1', privateKey: keys.rsa.privateKey, algorithm: 'rsa-sha256' },
           { signingDomain: 'a.test', selector: 'e1', privateKey: keys.ed25519.privateKey, algorithm: 'ed25519-sha256' },
@@ -42,6 +48,9 @@ describe('DKIM signing with keys parsed once', () => {
       } as unknown as Parameters<typeof dkimSign>[1]);
       assert.equal(signed.toString('latin1'), theirs.signatures + text);
       assert.deepEqual(await verify(signed), BOTH_PASS);
+      const signedFields = [...signed.toString('latin1').replace(/\r\n[ \t]+/g, ' ').matchAll(/ h=([^;]+);/g)].map((m) => m[1]!.split(/\s*:\s*/).sort().join());
+      const expected = text.includes('TWM-Purpose') ? 'From,Subject,TWM-Purpose' : null;
+      if (expected) assert.deepEqual(signedFields, [expected, expected], 'both signatures cover the marker');
     });
   }
 

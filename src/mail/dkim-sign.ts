@@ -42,6 +42,7 @@ interface MailauthSignerParts {
   };
   writeToStream(stream: object, input: Buffer): Promise<void>;
   getSigningHeaderLines(parsed: unknown, fieldNames: unknown): unknown;
+  defaultDKIMFieldNames: string;
   formatSignatureHeaderLine(type: string, values: Record<string, unknown>, folded: boolean): string;
   generateCanonicalizedHeader(type: string, lines: unknown, options: Record<string, unknown>): { canonicalizedHeader: Buffer; dkimHeaderOpts: Record<string, unknown> };
 }
@@ -53,7 +54,7 @@ function mailauthParts(): MailauthSignerParts {
   if (parts) return parts;
   const require = createRequire(import.meta.url);
   const { DkimSigner } = require('mailauth/lib/dkim/dkim-signer.js') as Pick<MailauthSignerParts, 'DkimSigner'>;
-  const tools = require('mailauth/lib/tools.js') as Pick<MailauthSignerParts, 'writeToStream' | 'getSigningHeaderLines' | 'formatSignatureHeaderLine'>;
+  const tools = require('mailauth/lib/tools.js') as Pick<MailauthSignerParts, 'writeToStream' | 'getSigningHeaderLines' | 'formatSignatureHeaderLine' | 'defaultDKIMFieldNames'>;
   const { generateCanonicalizedHeader } = require('mailauth/lib/dkim/header/index.js') as Pick<MailauthSignerParts, 'generateCanonicalizedHeader'>;
   parts = { DkimSigner, generateCanonicalizedHeader, ...tools };
   return parts;
@@ -66,6 +67,9 @@ async function signatureHeaders(raw: Buffer, domain: string, signatures: readonl
   // body hash of each signature; `finalize` below does the signing with the parsed keys.
   const signer = new m.DkimSigner({
     canonicalization: CANONICALIZATION,
+    // mailauth's list (the fields present are signed) and the ownership-confirmation marker,
+    // which docs/protocol.md 9.2 asks senders to sign: a receiver may ignore an unsigned one.
+    headerList: `${m.defaultDKIMFieldNames}:TWM-Purpose`,
     signatureData: signatures.map((s) => ({ signingDomain: domain, selector: s.selector, algorithm: s.algorithm, privateKey: 'parsed once' })),
   });
   // One time for every signature of this message, read once. Without it mailauth stamps t= twice:
