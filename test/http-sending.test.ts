@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Agent, fetch } from 'undici';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { eventually, startTestServer, type TestServer } from './helpers/server.ts';
 
 describe('HTTP API: sending and the queue', () => {
   let t: TestServer;
@@ -91,8 +91,12 @@ describe('HTTP API: sending and the queue', () => {
     };
     const bens = await pending(ben);
     assert.ok(bens.length >= 1);
-    const annsBefore = await pending(ann);
-    assert.ok(annsBefore.length >= 1);
+    // After the worker's first attempt (refused: deferred, the next one an hour away), so that
+    // nothing but a flush could move ann's time while the test looks.
+    const annsBefore = await eventually(async () => {
+      const p = await pending(ann);
+      return p.length >= 1 && p.every((e) => e.state === 'deferred') && p;
+    }, 15_000, "ann's first attempt deferred");
     const before = Date.now();
     const r = await api('POST', '/api/queue/flush', ben);
     assert.equal(r.status, 200);
