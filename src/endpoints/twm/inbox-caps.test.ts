@@ -11,11 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Notice } from '../../core/twm-types.ts';
-import type { DnsResolver } from '../../dns/types.ts';
-import { createIngest } from '../../ingest/ingest.ts';
 import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/types.ts';
-import { createTwmInbox } from './inbox.ts';
+import { testInbox } from './test-inbox.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-inbox-caps-'));
 let store: Store;
@@ -34,20 +32,7 @@ after(async () => {
 });
 
 function inbox(perUser: number, perSender = 100) {
-  const resolver: DnsResolver = { resolve: async () => Promise.reject(new Error('no DNS in this test')) };
-  return createTwmInbox({
-    inbox: store.twmIn,
-    ingest: createIngest({ store, maxReceivedHeaders: 100 }),
-    resolver,
-    domains: ['b.test'],
-    maxMessageSize: 1_000_000,
-    uniformAnswers: false,
-    noticeRate: { perSecond: 1000, burst: 1000 },
-    pendingCaps: { perSender, perUser },
-    declineDelayMs: 1000,
-    kick: () => {},
-    now: () => new Date(clock),
-  }).hooks;
+  return testInbox(store, () => clock, { pendingCaps: { perSender, perUser } });
 }
 
 async function notify(hooks: ReturnType<typeof inbox>, from: string): Promise<string> {

@@ -11,13 +11,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TwmError, type Notice, type TwmErrorCode } from '../../core/twm-types.ts';
-import type { DnsResolver } from '../../dns/types.ts';
-import { createIngest } from '../../ingest/ingest.ts';
+import type { Notice, TwmError } from '../../core/twm-types.ts';
 import type { TwmNonce } from '../../protocols/twoway/types.ts';
 import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/types.ts';
-import { createTwmInbox } from './inbox.ts';
+import { refusal, testInbox } from './test-inbox.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-inbox-nonce-'));
 let store: Store;
@@ -36,21 +34,11 @@ after(async () => {
 });
 
 function inbox(opts: { perSender?: number; maxMessageSize?: number } = {}) {
-  const resolver: DnsResolver = { resolve: async () => Promise.reject(new Error('no DNS in this test')) };
-  const hooks = createTwmInbox({
-    inbox: store.twmIn,
-    ingest: createIngest({ store, maxReceivedHeaders: 100 }),
-    resolver,
-    domains: ['b.test'],
+  const hooks = testInbox(store, () => clock, {
     maxMessageSize: opts.maxMessageSize ?? 1_000_000,
-    uniformAnswers: false,
-    noticeRate: { perSecond: 1000, burst: 1000 },
     pendingCaps: { perSender: opts.perSender ?? 100, perUser: 10_000 },
-    declineDelayMs: 1000,
-    kick: () => {},
     nonces: store.twmNonces,
-    now: () => new Date(clock),
-  }).hooks;
+  });
   assert.ok(hooks.noticeWithNonce, 'nonces in the store: the notice hook takes the nonce');
   return { ...hooks, noticeWithNonce: hooks.noticeWithNonce };
 }
@@ -62,16 +50,6 @@ function notice(from = 'stranger@s.test', id = `nonce${serial++}`): Notice {
 function nonce(): TwmNonce {
   // Created after every inbox here was made, however slow the machine (else stale-signature).
   return { keyid: signer.keyid, nonce: `n${String(serial++).padStart(21, '0')}`, until: new Date(clock + 900_000), created: new Date(Date.now() + 1000) };
-}
-
-async function refusal(p: Promise<unknown>): Promise<TwmErrorCode> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof TwmError) return err.problemCode;
-    throw err;
-  }
-  assert.fail('answered, not refused');
 }
 
 const recorded = async (n: Notice) => (await store.twmIn.find(signer.domain, n.id)) !== undefined;
@@ -144,19 +122,7 @@ test('a refused notice remembers its nonce: replayed, it is replay, not the refu
 });
 
 test('a nonce signed before the restart is stale-signature before anything else', async () => {
-  const hooks = createTwmInbox({
-    inbox: store.twmIn,
-    ingest: createIngest({ store, maxReceivedHeaders: 100 }),
-    resolver: { resolve: async () => Promise.reject(new Error('no DNS in this test')) },
-    domains: ['b.test'],
-    maxMessageSize: 1_000_000,
-    uniformAnswers: false,
-    noticeRate: { perSecond: 1000, burst: 1000 },
-    declineDelayMs: 1000,
-    kick: () => {},
-    nonces: store.twmNonces,
-    now: () => new Date(clock),
-  }).hooks;
+  const hooks = testInbox(store, () => clock, { nonces: store.twmNonces });
   const n = notice();
   const x = { ...nonce(), created: new Date(clock - 600_000) };
   assert.equal(await refusal(hooks.noticeWithNonce!(n, signer, 'cd'.repeat(32), x)), 'stale-signature');

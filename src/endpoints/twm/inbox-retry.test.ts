@@ -11,12 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TwmError, type Notice, type TwmErrorCode } from '../../core/twm-types.ts';
-import type { DnsResolver } from '../../dns/types.ts';
-import { createIngest } from '../../ingest/ingest.ts';
+import type { Notice } from '../../core/twm-types.ts';
 import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/types.ts';
-import { createTwmInbox } from './inbox.ts';
+import { refusal, testInbox } from './test-inbox.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-inbox-retry-'));
 let store: Store;
@@ -34,21 +32,12 @@ after(async () => {
 });
 
 function inbox(opts: { burst?: number; perSender?: number; maxMessageSize?: number } = {}) {
-  const resolver: DnsResolver = { resolve: async () => Promise.reject(new Error('no DNS in this test')) };
-  return createTwmInbox({
-    inbox: store.twmIn,
-    ingest: createIngest({ store, maxReceivedHeaders: 100 }),
-    resolver,
-    domains: ['b.test'],
+  return testInbox(store, () => clock, {
     maxMessageSize: opts.maxMessageSize ?? 1_000_000,
-    uniformAnswers: false,
     // A clock that stands still: the bucket never refills, so every token taken shows.
     noticeRate: { perSecond: 1, burst: opts.burst ?? 1000 },
     pendingCaps: { perSender: opts.perSender ?? 100, perUser: 10_000 },
-    declineDelayMs: 1000,
-    kick: () => {},
-    now: () => new Date(clock),
-  }).hooks;
+  });
 }
 
 /** A fresh sender domain per test: the rate limit is per signer domain. */
@@ -58,16 +47,6 @@ function signerOf(name: string) {
 
 function notice(from: string, to = ['bea@b.test']): Notice {
   return { id: `retry${serial++}`, from, to, size: 100, sha256: 'ab'.repeat(32), created: new Date(clock), expires: new Date(clock + 86_400_000) };
-}
-
-async function refusal(p: Promise<unknown>): Promise<TwmErrorCode> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof TwmError) return err.problemCode;
-    throw err;
-  }
-  assert.fail('answered, not refused');
 }
 
 const status = async (p: ReturnType<ReturnType<typeof inbox>['notice']>) => (await p).results.map((r) => r.status);
