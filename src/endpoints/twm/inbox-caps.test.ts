@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import type { Notice } from '../../core/twm-types.ts';
 import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/types.ts';
-import { testInbox } from './test-inbox.ts';
+import { testInbox } from '../../../test/helpers/twm-inbox.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-inbox-caps-'));
 let store: Store;

@@ -15,7 +15,7 @@ import type { Notice, TwmError } from '../../core/twm-types.ts';
 import type { TwmNonce } from '../../protocols/twoway/types.ts';
 import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/types.ts';
-import { refusal, testInbox } from './test-inbox.ts';
+import { refusal, testInbox } from '../../../test/helpers/twm-inbox.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-inbox-nonce-'));
 let store: Store;

@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import type { Notice } from '../../core/twm-types.ts';
 import { openStore } from '../../store/open.ts';
 import type { Store } from '../../store/types.ts';
-import { refusal, testInbox } from './test-inbox.ts';
+import { refusal, testInbox } from '../../../test/helpers/twm-inbox.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-inbox-retry-'));
 let store: Store;

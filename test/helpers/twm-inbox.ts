@@ -1,15 +1,15 @@
 /**
- * Test support (imported only by the inbox-*.test.ts files): a TWM inbox on a
+ * Test support for src/endpoints/twm/inbox-*.test.ts: a TWM inbox on a
  * real store with the settings those tests share (one served domain, no DNS,
  * generous limits, the test's clock), and the refusal code of a
  * hook call that must be refused.
  */
 import assert from 'node:assert/strict';
-import { TwmError, type TwmErrorCode } from '../../core/twm-types.ts';
-import type { DnsResolver } from '../../dns/types.ts';
-import { createIngest } from '../../ingest/ingest.ts';
-import type { Store } from '../../store/types.ts';
-import { createTwmInbox, type TwmInboxOptions } from './inbox.ts';
+import { TwmError, type TwmErrorCode } from '../../src/core/twm-types.ts';
+import type { DnsResolver } from '../../src/dns/types.ts';
+import { createIngest } from '../../src/ingest/ingest.ts';
+import type { Store } from '../../src/store/types.ts';
+import { createTwmInbox, type TwmInboxOptions } from '../../src/endpoints/twm/inbox.ts';
 
 /** The inbox's hooks for b.test on `store`, its time read from `clock`; `overrides` replace the defaults. */
 export function testInbox(store: Store, clock: () => number, overrides: Partial<TwmInboxOptions> = {}) {
