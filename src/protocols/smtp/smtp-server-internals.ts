@@ -35,29 +35,23 @@ export interface StreamPrototype {
 }
 
 export function connectionPrototype(): Promise<ConnectionPrototype> {
-  proto ??= (async () => {
-    const entry = createRequire(import.meta.url).resolve('smtp-server');
-    const file = join(dirname(entry), '..', 'esm', 'smtp-connection.js');
-    const mod = (await import(pathToFileURL(file).href)) as { SMTPConnection?: { prototype: Partial<ConnectionPrototype> } };
-    const p = mod.SMTPConnection?.prototype;
-    for (const name of ['send', 'init', 'connectionReady', '_setListeners', '_parseAddressCommand', 'handler_QUIT', 'close'] as const) {
-      if (typeof p?.[name] !== 'function') throw new Error(`smtp-server layout changed: no SMTPConnection.${name} in ${file}`);
-    }
-    return p as ConnectionPrototype;
-  })();
+  proto ??= prototypeOf<ConnectionPrototype>('smtp-connection.js', 'SMTPConnection', ['send', 'init', 'connectionReady', '_setListeners', '_parseAddressCommand', 'handler_QUIT', 'close']);
   return proto;
 }
 
 export function streamPrototype(): Promise<StreamPrototype> {
-  streamProto ??= (async () => {
-    const entry = createRequire(import.meta.url).resolve('smtp-server');
-    const file = join(dirname(entry), '..', 'esm', 'smtp-stream.js');
-    const mod = (await import(pathToFileURL(file).href)) as { SMTPStream?: { prototype: Partial<StreamPrototype> } };
-    const p = mod.SMTPStream?.prototype;
-    for (const name of ['_feedDataStream', '_countDataBytes', '_endDataMode'] as const) {
-      if (typeof p?.[name] !== 'function') throw new Error(`smtp-server layout changed: no SMTPStream.${name} in ${file}`);
-    }
-    return p as StreamPrototype;
-  })();
+  streamProto ??= prototypeOf<StreamPrototype>('smtp-stream.js', 'SMTPStream', ['_feedDataStream', '_countDataBytes', '_endDataMode']);
   return streamProto;
+}
+
+/** The prototype of the class `name` exported by smtp-server's `file`, checked to have every method in `methods`. */
+async function prototypeOf<P>(file: string, name: string, methods: ReadonlyArray<keyof P & string>): Promise<P> {
+  const entry = createRequire(import.meta.url).resolve('smtp-server');
+  const path = join(dirname(entry), '..', 'esm', file);
+  const mod = (await import(pathToFileURL(path).href)) as Record<string, { prototype: Record<string, unknown> } | undefined>;
+  const p = mod[name]?.prototype;
+  for (const m of methods) {
+    if (typeof p?.[m] !== 'function') throw new Error(`smtp-server layout changed: no ${name}.${m} in ${path}`);
+  }
+  return p as P;
 }
