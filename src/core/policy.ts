@@ -203,43 +203,48 @@ export const GREYLIST_REPLY: Readonly<SmtpReply> = Object.freeze({
 export function classifySender(input: PolicyInput): { senderClass: SenderClass; reasons: Reason[] } {
   const { matches: m, authenticated } = input;
   const who = input.from ?? '(no From: address)';
+  // No closures here: every decision (a stranger's notice, every accepted message) runs this.
   const reasons: Reason[] = [];
-  const done = (senderClass: SenderClass, code: ReasonCode, detail: string) => ({
-    senderClass,
-    reasons: [...reasons, { code, detail }],
-  });
-  const unauthenticated = (level: string): Reason => ({
-    code: 'unauthenticated-allowed',
-    detail: `${who} matches an allowed ${level} entry, but the From: domain is not authenticated (forged or unverifiable)`,
-  });
 
-  if (m.address === 'block') return done('blocked', 'blocked-address', `${who} is blocked in the address book`);
-  if (m.list === 'block') return done('blocked', 'blocked-list', 'the List-Id is blocked in the address book');
+  if (m.address === 'block') return classified('blocked', reasons, 'blocked-address', `${who} is blocked in the address book`);
+  if (m.list === 'block') return classified('blocked', reasons, 'blocked-list', 'the List-Id is blocked in the address book');
   // Without one undisputed author nothing can be allowed (a domain block still applies).
   if (input.fromProblem) {
-    if (m.address !== 'allow' && m.domain === 'block') return done('blocked', 'blocked-domain', `the domain of ${who} is blocked in the address book`);
-    return done('stranger', 'ambiguous-from', `no single undisputed From: address (${input.fromProblem})`);
+    if (m.address !== 'allow' && m.domain === 'block') return classified('blocked', reasons, 'blocked-domain', `the domain of ${who} is blocked in the address book`);
+    return classified('stranger', reasons, 'ambiguous-from', `no single undisputed From: address (${input.fromProblem})`);
   }
 
   if (m.address === 'allow') {
-    if (authenticated) return done('allowed', 'allowed-address', `${who} is in the address book`);
+    if (authenticated) return classified('allowed', reasons, 'allowed-address', `${who} is in the address book`);
     // The address entry still outranks a domain block: screen, don't drop.
-    reasons.push(unauthenticated('address'));
+    reasons.push(unauthenticatedAllowed(who, 'address'));
   } else if (m.domain === 'block') {
-    return done('blocked', 'blocked-domain', `the domain of ${who} is blocked in the address book`);
+    return classified('blocked', reasons, 'blocked-domain', `the domain of ${who} is blocked in the address book`);
   } else if (m.domain === 'allow') {
-    if (authenticated) return done('allowed', 'allowed-domain', `the domain of ${who} is in the address book`);
-    reasons.push(unauthenticated('domain'));
+    if (authenticated) return classified('allowed', reasons, 'allowed-domain', `the domain of ${who} is in the address book`);
+    reasons.push(unauthenticatedAllowed(who, 'domain'));
   }
 
   if (m.list === 'allow') {
-    if (input.listAuthenticated) return done('allowed', 'allowed-list', 'the List-Id is in the address book');
+    if (input.listAuthenticated) return classified('allowed', reasons, 'allowed-list', 'the List-Id is in the address book');
     reasons.push({
       code: 'unauthenticated-list',
       detail: 'the List-Id is in the address book, but no authenticated domain covers it',
     });
   }
-  return done('stranger', 'stranger', `${who} is not in the address book`);
+  return classified('stranger', reasons, 'stranger', `${who} is not in the address book`);
+}
+
+/** classifySender's answer: the reasons so far, then the deciding one. */
+function classified(senderClass: SenderClass, reasons: readonly Reason[], code: ReasonCode, detail: string): { senderClass: SenderClass; reasons: Reason[] } {
+  return { senderClass, reasons: [...reasons, { code, detail }] };
+}
+
+function unauthenticatedAllowed(who: string, level: string): Reason {
+  return {
+    code: 'unauthenticated-allowed',
+    detail: `${who} matches an allowed ${level} entry, but the From: domain is not authenticated (forged or unverifiable)`,
+  };
 }
 
 /** The policy: one message, one recipient, one verdict. */

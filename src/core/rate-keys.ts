@@ -18,9 +18,24 @@ export function clientRateKey(ip: string): string {
   return `${expandIPv6(ip).slice(0, 4).join(':')}::/64`;
 }
 
+/**
+ * Signer domains seen lately and their organizational domains: the Public Suffix List lookup
+ * (tldts) ran for every notice, and a busy sender's notices all name the same domain. Only
+ * verified signers get here, so the map holds domains that own a published key; it is cleared
+ * when full.
+ */
+const ORG_DOMAINS = new Map<string, string>();
+const MAX_ORG_DOMAINS = 10_000;
+
 /** The bucket of a verified signer domain: its organizational domain. */
 export function signerRateKey(domain: string): string {
-  return organizationalDomain(domain);
+  let org = ORG_DOMAINS.get(domain);
+  if (org === undefined) {
+    org = organizationalDomain(domain);
+    if (ORG_DOMAINS.size >= MAX_ORG_DOMAINS) ORG_DOMAINS.clear();
+    ORG_DOMAINS.set(domain, org);
+  }
+  return org;
 }
 
 /** The eight groups of an IPv6 address, without leading zeros (a zone id dropped). */

@@ -40,23 +40,30 @@ export function probesFor(facts: SenderFacts): Probe[] {
 /**
  * Precedence: for each kind, a block entry beats an allow entry for the same
  * value; among domains the most specific (longest) matching domain decides.
+ * One pass, no closures: every decision (each stranger's notice) runs this.
  */
 export function matchesFrom(found: ContactEntry[]): PolicyInput['matches'] {
-  const pick = (entries: ContactEntry[]): 'allow' | 'block' | null => {
-    if (entries.length === 0) return null;
-    return entries.some((e) => e.action === 'block') ? 'block' : 'allow';
-  };
-  const domains = found.filter((e) => e.kind === 'domain');
-  const longest = domains.reduce((n, e) => Math.max(n, e.value.length), 0);
-  return {
-    address: pick(found.filter((e) => e.kind === 'address')),
-    domain: pick(domains.filter((e) => e.value.length === longest)),
-    list: pick(found.filter((e) => e.kind === 'list')),
-  };
+  let address: 'allow' | 'block' | null = null;
+  let list: 'allow' | 'block' | null = null;
+  let domain: 'allow' | 'block' | null = null;
+  let longest = 0;
+  for (const e of found) {
+    if (e.kind === 'address') address = address === 'block' || e.action === 'block' ? 'block' : 'allow';
+    else if (e.kind === 'list') list = list === 'block' || e.action === 'block' ? 'block' : 'allow';
+    else if (e.kind === 'domain') {
+      // A longer (more specific) domain starts afresh; the same length joins in.
+      if (e.value.length > longest) {
+        longest = e.value.length;
+        domain = e.action === 'block' ? 'block' : 'allow';
+      } else if (e.value.length === longest) domain = domain === 'block' || e.action === 'block' ? 'block' : 'allow';
+    }
+  }
+  return { address, domain, list };
 }
 
 /** A List-Id is authenticated when it is, or is under, a domain that authenticated the message. */
 export function listAuthenticated(listId: string | null, authenticatedDomains: string[]): boolean {
   if (!listId) return false;
-  return authenticatedDomains.some((d) => listIdUnder(listId, d));
+  for (const d of authenticatedDomains) if (listIdUnder(listId, d)) return true;
+  return false;
 }

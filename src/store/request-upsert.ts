@@ -44,28 +44,7 @@ export interface RequestAttempt {
 export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect, attempts: readonly RequestAttempt[]): Promise<number[]> {
   const out = new Array<number>(attempts.length);
   for (const group of groupsOf(attempts)) {
-    const list = group.map((i) => attempts[i]!);
-    const first = list[0]!;
-    const times = list.map((a) => a.at.getTime());
-    const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
-    const dmarc = [...list].reverse().find((a) => a.dmarc)?.dmarc ?? null;
-    // Values in REQUEST_COLUMNS order.
-    const values = [
-      first.userId,
-      first.sender.toLowerCase(),
-      first.sender.includes('@') ? domainOf(first.sender) : null,
-      list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
-      Math.min(...times),
-      Math.max(...times),
-      list.length,
-      list.find((a) => a.subject !== null)?.subject ?? null,
-      latest((a) => a.intro),
-      [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
-      list[list.length - 1]!.likelySpam ? 1 : 0,
-      dmarc?.result ?? null,
-      dmarc?.policy ?? null,
-      'pending',
-    ];
+    const values = group.length === 1 ? valuesOfOne(attempts[group[0]!]!) : valuesOf(group.map((i) => attempts[i]!));
     // Prepared (prepared.ts): a stranger's every accepted message runs it.
     const [row] = await preparedOf(dialect).run(tx, 'requests.upsert', values, (v) => upsertQuery(tx, v));
     if (!row) throw new Error('contact request upsert returned no row');
@@ -74,6 +53,55 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
   // The Screener's stored order (request-rank.ts), from the columns just written.
   await rankRequests(tx, dialect, out);
   return out;
+}
+
+/** The request's values (REQUEST_COLUMNS order) for several attempts of one (user, sender). */
+function valuesOf(list: readonly RequestAttempt[]): unknown[] {
+  const first = list[0]!;
+  const times = list.map((a) => a.at.getTime());
+  const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
+  const dmarc = [...list].reverse().find((a) => a.dmarc)?.dmarc ?? null;
+  return [
+    first.userId,
+    first.sender.toLowerCase(),
+    first.sender.includes('@') ? domainOf(first.sender) : null,
+    list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
+    Math.min(...times),
+    Math.max(...times),
+    list.length,
+    list.find((a) => a.subject !== null)?.subject ?? null,
+    latest((a) => a.intro),
+    [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+    list[list.length - 1]!.likelySpam ? 1 : 0,
+    dmarc?.result ?? null,
+    dmarc?.policy ?? null,
+    'pending',
+  ];
+}
+
+/**
+ * valuesOf for one attempt (a stranger's notice, most accepted messages), without its closures:
+ * the same values, read off the attempt.
+ */
+function valuesOfOne(a: RequestAttempt): unknown[] {
+  const at = a.at.getTime();
+  const dmarc = a.dmarc || null;
+  return [
+    a.userId,
+    a.sender.toLowerCase(),
+    a.sender.includes('@') ? domainOf(a.sender) : null,
+    a.authDomain ?? null,
+    at,
+    at,
+    1,
+    a.subject ?? null,
+    a.intro ?? null,
+    a.spamScore ?? null,
+    a.likelySpam ? 1 : 0,
+    dmarc?.result ?? null,
+    dmarc?.policy ?? null,
+    'pending',
+  ];
 }
 
 /** The attempts' indexes grouped by (user, sender), in key order; one attempt (a stranger's notice) needs no map. */
