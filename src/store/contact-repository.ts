@@ -114,12 +114,13 @@ export class KyselyContactRepository implements ContactRepository {
     userId: number,
     probes: Array<{ kind: ContactEntry['kind']; value: string }>,
   ): Promise<Array<ContactEntry & { uid: string; book: string }>> {
-    const distinct = [...new Map(probes.map((p) => [`${p.kind}\n${p.value}`, p])).values()];
+    const distinct = distinctProbes(probes);
     if (distinct.length === 0) return [];
     // One query: each (kind, value) pair is an equality on the index
     // (user_id, kind, value), which both planners combine (OR / BitmapOr).
     // Prepared per probe count (prepared.ts): every accepted message runs it once per recipient.
-    const values = [userId, ...distinct.flatMap((p) => [p.kind, p.value])];
+    const values: unknown[] = [userId];
+    for (const p of distinct) values.push(p.kind, p.value);
     const rows = await preparedOf(this.s.dialect).run(this.s.db, `contacts.match:${distinct.length}`, values, (v) =>
       this.s.db
         .selectFrom('contact_entries as e')
@@ -139,4 +140,18 @@ export class KyselyContactRepository implements ContactRepository {
       book: r.book,
     }));
   }
+}
+
+/**
+ * The probes without repeats, in the order of their first appearance. A message has a handful of
+ * probes (its address, its domains, a list id), so a scan of the few kept so far beats a map of
+ * keys built per probe: every decision (each stranger's notice) runs this.
+ */
+function distinctProbes<P extends { kind: string; value: string }>(probes: readonly P[]): P[] {
+  const out: P[] = [];
+  next: for (const p of probes) {
+    for (const q of out) if (q.kind === p.kind && q.value === p.value) continue next;
+    out.push(p);
+  }
+  return out;
 }

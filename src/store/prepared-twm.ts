@@ -136,7 +136,9 @@ export async function insertRecipients(s: Db, tx: Tx, rows: readonly RecipientVa
   if (rows.length === 0) return;
   if (rows.length > PREPARED_RECIPIENT_ROWS) throw new Error(`insertRecipients: ${rows.length} rows; at most ${PREPARED_RECIPIENT_ROWS} per prepared statement`);
   const width = RECIPIENT_COLUMNS.length;
-  await run(s, tx, `twm-in.insertRecipients:${rows.length}`, rows.flatMap((r) => RECIPIENT_COLUMNS.map((c) => r[c])), (v) =>
+  const values: unknown[] = [];
+  for (const r of rows) for (const c of RECIPIENT_COLUMNS) values.push(r[c]);
+  await run(s, tx, `twm-in.insertRecipients:${rows.length}`, values, (v) =>
     tx
       .insertInto('twm_in_recipients')
       .values(rows.map((_, n) => Object.fromEntries(RECIPIENT_COLUMNS.map((c, i) => [c, v(n * width + i)])) as unknown as Insertable<TwmInRecipientsTable>)),

@@ -102,6 +102,27 @@ function likeLiteral(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** One request touch per (user, sender), the first. */
+function firstPerSender(requests: readonly TwmRequestTouch[]): TwmRequestTouch[] {
+  const seen = new Set<string>();
+  return requests.filter((r) => {
+    const key = `${r.userId}\n${r.sender.toLowerCase()}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** One row per rcpt, the first. */
+function firstPerRcpt<R extends { rcpt: string }>(recipients: readonly R[]): R[] {
+  const rcpts = new Set<string>();
+  return recipients.filter((r) => {
+    if (rcpts.has(r.rcpt)) return false;
+    rcpts.add(r.rcpt);
+    return true;
+  });
+}
+
 export class KyselyTwmInboundRepository implements TwmInboundRepository {
   private readonly writer: DurableWriter;
 
@@ -158,19 +179,9 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
     nonce: TwmNonceWrite | undefined,
     knownThrows: boolean,
   ): Promise<{ notice: TwmInNotice; recipients: TwmInRecipient[] } | undefined> {
-    const seen = new Set<string>();
-    const touches = requests.filter((r) => {
-      const key = `${r.userId}\n${r.sender.toLowerCase()}`;
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-    const rcpts = new Set<string>();
-    const rows = recipients.filter((r) => {
-      if (rcpts.has(r.rcpt)) return false;
-      rcpts.add(r.rcpt);
-      return true;
-    });
+    // One of each (a stranger's notice to one address) has nothing to drop.
+    const touches = requests.length > 1 ? firstPerSender(requests) : requests;
+    const rows = recipients.length > 1 ? firstPerRcpt(recipients) : recipients;
     const at = notice.receivedAt.getTime();
     try {
       const known = await this.writer.write(async (tx) => {
