@@ -77,7 +77,7 @@ export function writeAnswer(res: ServerResponse, answer: TwmAnswer): void {
       list.push(name, length);
       lengthSet = true;
     } else if (name === 'content-type' && noBody) {
-      continue;
+      // No Content-Type on 204.
     } else if (name === 'x-content-type-options') {
       list.push(name, 'nosniff');
       nosniff = true;
