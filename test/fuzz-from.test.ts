@@ -192,7 +192,7 @@ describe('fuzz: From: identity, policy vs authentication', () => {
     lastAuth = null;
     let error: unknown = null;
     try {
-      await hooks.onMessage({ from: mailFrom, to: RCPTS }, raw, session(ip));
+      await hooks.onMessage({ from: mailFrom, to: RCPTS, resolved: [] }, raw, session(ip));
     } catch (err) {
       error = err;
     }

@@ -133,4 +133,23 @@ describe('SMTP inbound', () => {
     await send({ port, from: 'bob@friends.test', to: 'open+lists@example.test', subject: 'tagged' });
     assert.equal((await latest('open'))?.subject, 'tagged');
   });
+
+  it('looks each recipient up once, at RCPT TO, and delivers by that lookup at the end of DATA', async () => {
+    const users = t.server.store.users;
+    const lookups: string[] = [];
+    const findByAddress = users.findByAddress.bind(users);
+    users.findByAddress = async (address) => {
+      lookups.push(address);
+      return findByAddress(address);
+    };
+    try {
+      await send({ port, from: 'bob@friends.test', to: ['open+x@example.test', 'screen@example.test'], subject: 'two, looked up once' });
+    } finally {
+      users.findByAddress = findByAddress;
+    }
+    // The subaddress costs two lookups (the address as given, then without its tag), the other one.
+    assert.deepEqual(lookups, ['open+x@example.test', 'open@example.test', 'screen@example.test']);
+    assert.equal((await latest('open'))?.subject, 'two, looked up once');
+    assert.equal((await latest('screen'))?.subject, 'two, looked up once');
+  });
 });

@@ -11,6 +11,7 @@
  */
 import type { DNSResolver } from 'mailauth';
 import { domainToASCII } from 'node:url';
+import { headerEnd } from '../core/mime-structure.ts';
 import type { ResolveFunction } from '../dns/types.ts';
 import { mailauthWithKeyCache } from './dkim-key-cache.ts';
 
@@ -39,7 +40,7 @@ export interface MailauthSummary {
 }
 
 export async function runMailauth(raw: Buffer, params: MailauthParams, resolve: ResolveFunction): Promise<MailauthSummary> {
-  const result = await authenticate(raw, {
+  const result = await authenticate(withoutUnsignedBody(raw), {
     ip: params.ip,
     helo: params.helo,
     // SPF asks DNS for the MAIL FROM domain: an IDN must be asked as its A-label (RFC 5890).
@@ -64,6 +65,22 @@ export async function runMailauth(raw: Buffer, params: MailauthParams, resolve: 
       ? { result: String(result.dmarc.status?.result ?? 'none'), policy: (result.dmarc.policy as string | undefined) ?? null }
       : null,
   };
+}
+
+/**
+ * The message as mailauth needs it: a message with no DKIM-Signature field gets its header block
+ * alone. mailauth's DKIM pass streams the whole body through its line-break and header-end scans
+ * (a quarter of its CPU for a 10 KB message) even when no signature will hash it, and nothing
+ * else it does reads the body (ARC and BIMI are off). The cut is where mailauth itself ends the
+ * header block: the first line feed followed by an empty line. The test is deliberately coarse:
+ * "dkim-signature" anywhere in the header block, in any case, keeps the whole message.
+ */
+export function withoutUnsignedBody(raw: Buffer): Buffer {
+  const { bodyStart } = headerEnd(raw, 0, raw.length);
+  // No body, or a message that starts with its empty line (mailauth does not end its headers there).
+  if (bodyStart >= raw.length || bodyStart <= 2) return raw;
+  const head = raw.subarray(0, bodyStart);
+  return head.toString('latin1').toLowerCase().includes('dkim-signature') ? raw : head;
 }
 
 function headerFromOf(headerFrom: unknown): string[] {

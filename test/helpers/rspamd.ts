@@ -51,21 +51,33 @@ export async function startRspamd(options: { redisDb: number; password?: string;
   const hsCache = join(tmpdir(), 'twoway-rspamd-hs');
   mkdirSync(hsCache, { recursive: true });
   mkdirSync(join(dir, 'local.d'));
-  const normal = await commonFreePort(['127.0.0.1']);
-  let controller = await commonFreePort(['127.0.0.1']);
-  while (controller === normal) controller = await commonFreePort(['127.0.0.1']);
   const password = options.password ?? 'test-controller-pw';
+  // Free ports are chosen before rspamd binds them, and tests run several files at once: another
+  // process can take one in between. The first start then picks again (below); a restart keeps them.
+  let normal = 0;
+  let controller = 0;
   // The proxy worker in milter mode, for Postfix's smtpd_milters (bench/spam-accept.ts).
   let milterPort = 0;
-  if (options.milter) {
-    do milterPort = await commonFreePort(['127.0.0.1']);
-    while (milterPort === normal || milterPort === controller);
-  }
+  const pickPorts = async () => {
+    const taken = new Set<number>();
+    const free = async () => {
+      let port: number;
+      do port = await commonFreePort(['127.0.0.1']);
+      while (taken.has(port));
+      taken.add(port);
+      return port;
+    };
+    normal = await free();
+    controller = await free();
+    milterPort = options.milter ? await free() : 0;
+  };
+  await pickPorts();
   redis(options.redisDb, 'FLUSHDB');
 
-  writeFileSync(
-    join(dir, 'rspamd.conf'),
-    `.include "$CONFDIR/common.conf"
+  const writeMainConfig = () =>
+    writeFileSync(
+      join(dir, 'rspamd.conf'),
+      `.include "$CONFDIR/common.conf"
 options {
   pidfile = "${dir}/rspamd.pid";
   .include "$CONFDIR/options.inc"
@@ -87,7 +99,8 @@ worker "controller" {
   enable_password = "${password}";
 }
 `,
-  );
+    );
+  writeMainConfig();
   const local = (name: string, text: string) => writeFileSync(join(dir, 'local.d', name), text);
   local('options.inc', `hs_cache_dir = "${hsCache}/";\ndns { nameserver = ["127.0.0.1:1"]; timeout = 0.2s; retransmits = 1; }\n`);
   local('redis.conf', `servers = "127.0.0.1:6379";\ndb = "${options.redisDb}";\n`);
@@ -105,8 +118,9 @@ worker "controller" {
   );
 
   let child: ChildProcess | null = null;
-  const url = `http://127.0.0.1:${normal}`;
-  const controllerUrl = `http://127.0.0.1:${controller}`;
+  let url = `http://127.0.0.1:${normal}`;
+  let controllerUrl = `http://127.0.0.1:${controller}`;
+  const logTail = () => (existsSync(join(dir, 'rspamd.log')) ? readFileSync(join(dir, 'rspamd.log'), 'utf8').slice(-2000) : '');
 
   async function start(): Promise<void> {
     child = spawn(
@@ -119,7 +133,7 @@ worker "controller" {
     const started = child;
     const deadline = Date.now() + 90_000;
     for (;;) {
-      if (started.exitCode !== null) throw new Error(`rspamd exited (${started.exitCode}): ${stderr.slice(-2000)}`);
+      if (started.exitCode !== null) throw new Error(`rspamd exited (${started.exitCode}): ${stderr.slice(-2000)} ${logTail()}`);
       try {
         const [a, b] = await Promise.all([fetch(`${url}/ping`), fetch(`${controllerUrl}/ping`)]);
         await Promise.all([a.text(), b.text()]);
@@ -127,7 +141,7 @@ worker "controller" {
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`rspamd did not start: ${stderr.slice(-2000)} ${existsSync(join(dir, 'rspamd.log')) ? readFileSync(join(dir, 'rspamd.log'), 'utf8').slice(-2000) : ''}`);
+      if (Date.now() > deadline) throw new Error(`rspamd did not start: ${stderr.slice(-2000)} ${logTail()}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -152,12 +166,30 @@ worker "controller" {
     }
   }
 
-  await start();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (err) {
+      if (attempt === 3 || !/Address already in use/.test(logTail())) throw err;
+      await pickPorts();
+      writeMainConfig();
+      url = `http://127.0.0.1:${normal}`;
+      controllerUrl = `http://127.0.0.1:${controller}`;
+      rmSync(join(dir, 'rspamd.log'), { force: true });
+    }
+  }
   const num = (v: string) => (v === '' ? 0 : Number(v));
   return {
-    url,
-    controllerUrl,
-    milterPort,
+    get url() {
+      return url;
+    },
+    get controllerUrl() {
+      return controllerUrl;
+    },
+    get milterPort() {
+      return milterPort;
+    },
     password,
     redisDb: options.redisDb,
     dir,

@@ -24,7 +24,10 @@ export interface InboundOptions {
   postmaster?: PostmasterLookup;
 }
 
-export function createInboundHooks(options: InboundOptions): SmtpHooks {
+/** What RCPT TO resolved a recipient to: the user, or null for postmaster@ without an account. */
+type Resolved = User | null;
+
+export function createInboundHooks(options: InboundOptions): SmtpHooks<Resolved> {
   const served = new Set(options.domains);
   const postmaster = options.postmaster ?? (async () => undefined);
 
@@ -46,12 +49,12 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
       const user = await options.ingest.findRecipient(parsed.address);
       if (!user) {
         // postmaster@ is always accepted, whatever the admin's mode (RFC 5321 4.5.1).
-        if (await postmaster(parsed.address)) return { exclusive: false };
+        if (await postmaster(parsed.address)) return { exclusive: false, resolved: null };
         throw new ReplyError(550, '5.1.1', `No such user here: ${parsed.address}`);
       }
       // In strict mode the end-of-DATA reply may be a refusal for this user
       // alone, so the user gets a transaction of its own.
-      return { exclusive: user.mode === 'strict' };
+      return { exclusive: user.mode === 'strict', resolved: user };
     },
 
     onMessage: (envelope, raw, session) => acceptMessage(options, postmaster, envelope, raw, session),
@@ -61,24 +64,26 @@ export function createInboundHooks(options: InboundOptions): SmtpHooks {
 }
 
 /**
- * The end of DATA: the recipients resolved again (with postmaster@), the
+ * The end of DATA: the recipients as RCPT TO resolved them (with postmaster@), the
  * message authenticated (in the auth pool), then ingested for the screened
  * recipients and, unscreened, for the admins reached as postmaster@.
  */
 async function acceptMessage(
   options: InboundOptions,
   postmaster: PostmasterLookup,
-  envelope: Parameters<SmtpHooks['onMessage']>[0],
+  envelope: Parameters<SmtpHooks<Resolved>['onMessage']>[0],
   raw: Buffer,
   session: SmtpSessionInfo,
 ): Promise<string> {
     const recipients: User[] = [];
     // Mail to postmaster@ reaches the admin unscreened: it may be about a problem with mail itself.
     const admins: User[] = [];
-    // Resolved again rather than remembered from RCPT: no per-session state to leak on RSET or disconnect.
-    for (const rcpt of envelope.to) {
+    // As RCPT TO resolved them (one lookup per recipient per message, not two); looked up here
+    // only when the wire has nothing for an address.
+    for (const [i, rcpt] of envelope.to.entries()) {
       const address = parseAddress(rcpt).address;
-      const user = await options.ingest.findRecipient(address);
+      const remembered = envelope.resolved[i];
+      const user = remembered === undefined ? await options.ingest.findRecipient(address) : (remembered ?? undefined);
       if (user && !recipients.some((u) => u.id === user.id)) recipients.push(user);
       const admin = user ? undefined : await postmaster(address);
       if (admin && !admins.some((u) => u.id === admin.id)) admins.push(admin);

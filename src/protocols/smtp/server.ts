@@ -33,7 +33,13 @@ export interface SmtpSessionInfo {
   user: string | null;
 }
 
-export interface SmtpHooks {
+/**
+ * The endpoint's side of the wire. `R` is what the endpoint resolved a recipient to at RCPT TO
+ * (a user); the wire keeps it with the accepted address, opaque, and hands it back at the end of
+ * DATA, so the endpoint need not look the recipient up twice. It lives in smtp-server's envelope,
+ * which RSET, a new MAIL FROM and the end of the connection discard.
+ */
+export interface SmtpHooks<R = unknown> {
   /** MAIL FROM; address is null for the null reverse-path `<>`. */
   onSender?(address: string | null, session: SmtpSessionInfo): Promise<void>;
   /**
@@ -41,9 +47,12 @@ export interface SmtpHooks {
    * transaction of its own: the end-of-DATA reply is shared by all
    * recipients, so a recipient whose verdict may differ is kept alone.
    */
-  onRecipient(address: string, session: SmtpSessionInfo): Promise<{ exclusive: boolean }>;
-  /** End of DATA. Resolves (with the 250 text) only once the message is durable. */
-  onMessage(envelope: { from: string | null; to: string[] }, raw: Buffer, session: SmtpSessionInfo): Promise<string>;
+  onRecipient(address: string, session: SmtpSessionInfo): Promise<{ exclusive: boolean; resolved?: R }>;
+  /**
+   * End of DATA. Resolves (with the 250 text) only once the message is durable. `resolved[i]` is
+   * what onRecipient gave for `to[i]` (undefined when it gave nothing).
+   */
+  onMessage(envelope: { from: string | null; to: string[]; resolved: Array<R | undefined> }, raw: Buffer, session: SmtpSessionInfo): Promise<string>;
   onError?(err: unknown, session: SmtpSessionInfo | null): void;
 }
 
@@ -180,6 +189,8 @@ function perIpLimit(max: number): Pick<SMTPServerOptions, 'onConnect' | 'onClose
 function transactionHandlers(options: SmtpListenerOptions, wire: Wire): Pick<SMTPServerOptions, 'onMailFrom' | 'onRcptTo' | 'onData'> {
   const { hooks } = options;
   const transactions = new WeakMap<SMTPServerSession, TransactionState>();
+  // What onRecipient resolved each accepted address to: smtp-server puts this very object in the envelope.
+  const resolved = new WeakMap<object, unknown>();
   return {
     onMailFrom(address, session, callback) {
       transactions.delete(session);
@@ -197,11 +208,12 @@ function transactionHandlers(options: SmtpListenerOptions, wire: Wire): Pick<SMT
         return callback(wire(new ReplyError(452, '4.5.3', 'One recipient per transaction for this mailbox; send the others separately'), session));
       }
       hooks.onRecipient(address.address, sessionInfo(session)).then(
-        ({ exclusive }) => {
-          if (exclusive && session.envelope.rcptTo.length > 0) {
+        (answer) => {
+          if (answer.exclusive && session.envelope.rcptTo.length > 0) {
             return callback(wire(new ReplyError(452, '4.5.3', 'This recipient needs a transaction of its own; send it separately'), session));
           }
-          if (exclusive) transactions.set(session, { exclusive: true });
+          if (answer.exclusive) transactions.set(session, { exclusive: true });
+          if (answer.resolved !== undefined) resolved.set(address, answer.resolved);
           callback();
         },
         (err: unknown) => callback(wire(err, session)),
@@ -210,7 +222,7 @@ function transactionHandlers(options: SmtpListenerOptions, wire: Wire): Pick<SMT
     onData(stream: SMTPServerDataStream, session, callback) {
       // The transaction ends with DATA, whatever its outcome: a next MAIL FROM starts afresh.
       stream.on('end', () => transactions.delete(session));
-      receiveData(stream, session, callback, options, wire);
+      receiveData(stream, session, callback, options, wire, resolved);
     },
   };
 }
@@ -248,6 +260,7 @@ function receiveData(
   callback: (err?: Error | null, message?: string) => void,
   options: SmtpListenerOptions,
   wire: (err: unknown, session: SMTPServerSession | null) => Error,
+  resolved: WeakMap<object, unknown>,
 ): void {
   const chunks: Buffer[] = [];
   let length = 0;
@@ -275,6 +288,7 @@ function receiveData(
     const envelope = {
       from: session.envelope.mailFrom ? session.envelope.mailFrom.address || null : null,
       to: session.envelope.rcptTo.map((a) => a.address),
+      resolved: session.envelope.rcptTo.map((a) => resolved.get(a)),
     };
     options.hooks.onMessage(envelope, Buffer.concat(chunks, length), sessionInfo(session)).then(
       (text) => callback(null, `2.0.0 ${text}`),
