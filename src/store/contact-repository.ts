@@ -5,12 +5,13 @@
  * CardDAV writes by href go through address-book-repository.ts. Both use
  * card-writes.ts, so each write also advances the book's sync token.
  */
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Contact, ContactEntry } from '../core/types.ts';
 import type { ContactRepository } from './types.ts';
 import { deleteCards, freeHref, logChange, nextSeq, toContact, writeCard } from './card-writes.ts';
 import type { Db } from './db-util.ts';
-import { preparedOf } from './prepared.ts';
+import { preparedOf, type SlotOf } from './prepared.ts';
+import type { Database } from './schema.ts';
 
 export { vcardEtag } from './card-writes.ts';
 
@@ -116,22 +117,10 @@ export class KyselyContactRepository implements ContactRepository {
   ): Promise<Array<ContactEntry & { uid: string; book: string }>> {
     const distinct = distinctProbes(probes);
     if (distinct.length === 0) return [];
-    // One query: each (kind, value) pair is an equality on the index
-    // (user_id, kind, value), which both planners combine (OR / BitmapOr).
     // Prepared per probe count (prepared.ts): every accepted message runs it once per recipient.
     const values: unknown[] = [userId];
     for (const p of distinct) values.push(p.kind, p.value);
-    const rows = await preparedOf(this.s.dialect).run(this.s.db, `contacts.match:${distinct.length}`, values, (v) =>
-      this.s.db
-        .selectFrom('contact_entries as e')
-        .innerJoin('contacts as c', 'c.id', 'e.contact_id')
-        .select(['e.kind', 'e.value', 'e.action', 'c.uid', 'c.book'])
-        .where('e.user_id', '=', v<number>(0))
-        .where((eb) =>
-          eb.or(distinct.map((_, i) => eb.and([eb('e.kind', '=', v<ContactEntry['kind']>(1 + 2 * i)), eb('e.value', '=', v<string>(2 + 2 * i))]))),
-        )
-        .orderBy('e.id'),
-    );
+    const rows = await preparedOf(this.s.dialect).run(this.s.db, `contacts.match:${distinct.length}`, values, (v) => matchQuery(this.s.db, distinct.length, v));
     return rows.map((r) => ({
       kind: r.kind,
       value: r.value,
@@ -154,4 +143,22 @@ function distinctProbes<P extends { kind: string; value: string }>(probes: reado
     out.push(p);
   }
   return out;
+}
+
+/**
+ * The address-book match for `count` probes: values[0] the user, then each probe's kind and
+ * value. One query, each (kind, value) pair an equality on the index (user_id, kind, value), as
+ * a row value in a VALUES list, which both planners search pair by pair whatever the table's
+ * statistics. An OR of the pairs made SQLite without statistics (a store never ANALYZEd) search
+ * (user_id) alone and read every entry of the user: 29 ms per message at 200,000 entries.
+ */
+export function matchQuery(db: Kysely<Database>, count: number, v: SlotOf) {
+  const pairs = Array.from({ length: count }, (_, i) => sql`(${v<string>(1 + 2 * i)}, ${v<string>(2 + 2 * i)})`);
+  return db
+    .selectFrom('contact_entries as e')
+    .innerJoin('contacts as c', 'c.id', 'e.contact_id')
+    .select(['e.kind', 'e.value', 'e.action', 'c.uid', 'c.book'])
+    .where('e.user_id', '=', v<number>(0))
+    .where(sql<boolean>`(${sql.ref('e.kind')}, ${sql.ref('e.value')}) in (values ${sql.join(pairs)})`)
+    .orderBy('e.id');
 }
