@@ -6,11 +6,12 @@
  * of the notices it picked, so that one process does one notice's fetch for
  * all its recipients. Not fsynced on SQLite: a lost claim frees the rows.
  */
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
+import type { Database } from './schema.ts';
 import type { Lease } from './types.ts';
 import { unsyncedWrite } from './lease-repository.ts';
 import { chunks, type Db } from './db-util.ts';
-import { preparedOf } from './prepared.ts';
+import { preparedOf, type SlotOf } from './prepared.ts';
 
 const DUE = ['scheduled', 'receipt-due'] as const;
 
@@ -48,25 +49,61 @@ export async function claimTwmRows(s: Db, now: Date, limit: number, lease: Lease
   });
 }
 
+/** Notices per statement of claimedTwmRows, and the sizes its lists are padded to (few prepared shapes). */
+const NOTICES_PER_STATEMENT = 64;
+const padTo = (n: number) => 2 ** Math.ceil(Math.log2(n));
+
 /**
- * The rows a claim of `lease` holds, each with its notice, in claim order
- * (next attempt, notice, recipient). Prepared, as the claim itself.
+ * The rows a claim of `lease` holds on `notices` (`[senderDomain, id]`, the
+ * claim's own), each with its notice, in claim order (next attempt, notice,
+ * recipient). Prepared, as the claim itself. The notices are a row value IN a
+ * VALUES list, so SQLite searches the primary key (sender_domain, notice_id)
+ * whatever its statistics: by the lease alone (no index) it read every row of
+ * the table, delivered ones included, on every claim.
  */
-export function claimedTwmRows(s: Db, lease: Lease) {
+export async function claimedTwmRows(s: Db, notices: ReadonlyArray<readonly [string, string]>, lease: Lease) {
   const { db } = s;
-  return preparedOf(s.dialect).run(db, 'twmIn.claimed', [lease.owner, lease.until.getTime()], (v) =>
-    db
-      .selectFrom('twm_in_recipients as r')
-      .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
-      .selectAll('n')
-      .select(['r.notice_id', 'r.rcpt', 'r.user_id', 'r.state', 'r.receipt', 'r.receipt_error', 'r.next_attempt_at', 'r.attempts', 'r.last_error', 'r.updated_at'])
-      .where('r.lease_owner', '=', v<string>(0))
-      .where('r.lease_until', '=', v<number>(1))
-      .orderBy('r.next_attempt_at')
-      .orderBy('r.sender_domain')
-      .orderBy('r.notice_id')
-      .orderBy('r.rcpt'),
-  );
+  const out = [];
+  for (const part of chunks(notices, NOTICES_PER_STATEMENT)) {
+    // Padded with the last notice (a repeat in IN changes nothing): a handful of shapes, not one per count.
+    const padded = [...part, ...Array.from({ length: padTo(part.length) - part.length }, () => part[part.length - 1] as readonly [string, string])];
+    const values = [lease.owner, lease.until.getTime(), ...padded.flat()];
+    out.push(...(await preparedOf(s.dialect).run(db, `twmIn.claimed:${padded.length}`, values, (v) => claimedQuery(s, padded.length, v))));
+  }
+  if (notices.length > NOTICES_PER_STATEMENT) out.sort(claimOrder);
+  return out;
+}
+
+type ClaimKey = { next_attempt_at: number | null; sender_domain: string; notice_id: string; rcpt: string };
+
+function claimOrder(a: ClaimKey, b: ClaimKey): number {
+  const byTime = (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0);
+  if (byTime !== 0) return byTime;
+  for (const k of ['sender_domain', 'notice_id', 'rcpt'] as const) if (a[k] !== b[k]) return a[k] < b[k] ? -1 : 1;
+  return 0;
+}
+
+/** The query of claimedTwmRows for `count` notices (slots: owner, until, then domain and id of each notice). */
+export function claimedQuery(s: Pick<Db, 'db'>, count: number, v: SlotOf) {
+  const pairs = Array.from({ length: count }, (_, i) => sql`(${v<string>(2 + 2 * i)}, ${v<string>(3 + 2 * i)})`);
+  return s.db
+    .selectFrom('twm_in_recipients as r')
+    .innerJoin('twm_in_notices as n', (j) => j.onRef('n.sender_domain', '=', 'r.sender_domain').onRef('n.id', '=', 'r.notice_id'))
+    .selectAll('n')
+    .select(['r.notice_id', 'r.rcpt', 'r.user_id', 'r.state', 'r.receipt', 'r.receipt_error', 'r.next_attempt_at', 'r.attempts', 'r.last_error', 'r.updated_at'])
+    .where(sql<boolean>`(${sql.ref('r.sender_domain')}, ${sql.ref('r.notice_id')}) in (values ${sql.join(pairs)})`)
+    .where('r.lease_owner', '=', v<string>(0))
+    .where('r.lease_until', '=', v<number>(1))
+    .orderBy('r.next_attempt_at')
+    .orderBy('r.sender_domain')
+    .orderBy('r.notice_id')
+    .orderBy('r.rcpt');
+}
+
+/** `senderDomain id` as its two parts (a domain has no space). */
+function splitKey(key: string): [string, string] {
+  const at = key.indexOf(' ');
+  return [key.slice(0, at), key.slice(at + 1)];
 }
 
 /** Extends the owner's leases on the rows of `notices` (`senderDomain id`); returns how many rows it holds. */
@@ -75,14 +112,20 @@ export async function renewTwmRows(s: Db, notices: readonly string[], lease: Lea
   return unsyncedWrite(s, async (db) => {
     let held = 0;
     for (const part of chunks([...notices], 500)) {
-      const res = await db
-        .updateTable('twm_in_recipients')
-        .set({ lease_until: lease.until.getTime() })
-        .where('lease_owner', '=', lease.owner)
-        .where(sql<string>`sender_domain || ' ' || notice_id`, 'in', part)
-        .executeTakeFirst();
+      const res = await renewQuery(db, part, lease).executeTakeFirst();
       held += Number(res.numUpdatedRows);
     }
     return held;
   });
+}
+
+/** The statement of renewTwmRows for `notices` (`senderDomain id`). */
+export function renewQuery(db: Kysely<Database>, notices: readonly string[], lease: Lease) {
+  // A row value, so that SQLite searches the primary key; `sender_domain || ' ' || notice_id` read the whole table.
+  const pairs = notices.map((k) => splitKey(k)).map(([domain, id]) => sql`(${domain}, ${id})`);
+  return db
+    .updateTable('twm_in_recipients')
+    .set({ lease_until: lease.until.getTime() })
+    .where('lease_owner', '=', lease.owner)
+    .where(sql<boolean>`(sender_domain, notice_id) in (values ${sql.join(pairs)})`);
 }

@@ -269,7 +269,12 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
   async claim(now: Date, limit: number, lease: Lease): Promise<Row[]> {
     const claimed = await claimTwmRows(this.s, now, limit, lease);
     if (claimed.size === 0) return [];
-    const rows = await claimedTwmRows(this.s, lease);
+    const notices = new Map<string, readonly [string, string]>();
+    for (const key of claimed) {
+      const [domain, id] = key.split(' ');
+      notices.set(`${domain} ${id}`, [domain as string, id as string]);
+    }
+    const rows = await claimedTwmRows(this.s, [...notices.values()], lease);
     // Rows renewed to the same instant by an earlier claim of this owner come back too: only this claim's count.
     return rows.map(splitRow).filter((r) => claimed.has(`${r.notice.senderDomain} ${r.notice.id} ${r.recipient.rcpt}`));
   }
