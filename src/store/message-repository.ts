@@ -21,11 +21,11 @@
  * Bodies are content-addressed (SHA-256) and shared; remove() collects the
  * bodies its messages left unreferenced.
  */
-import { sql, type Selectable } from 'kysely';
+import { type Kysely, sql, type Selectable } from 'kysely';
 import { MAILBOXES, type Mailbox, type MailboxName, type MessageSummary } from '../core/types.ts';
 import { queueLearning } from './spam-learning-repository.ts';
 import type { LearnKind, MessageListOptions, MessageRepository, NewMessage } from './types.ts';
-import type { MessagesTable } from './schema.ts';
+import type { Database, MessagesTable } from './schema.ts';
 import { GroupCommit } from './group-commit.ts';
 import { storeMessages } from './message-batch.ts';
 import { claimFirstCopies } from './twm-first-copy.ts';
@@ -117,34 +117,7 @@ export class KyselyMessageRepository implements MessageRepository {
    * time then id, oldest first.
    */
   async list(userId: number, options: MessageListOptions = {}): Promise<MessageSummary[]> {
-    const { mailbox, limit, offset, beforeUid, text } = options;
-    let q = this.s.db
-      .selectFrom('messages as m')
-      .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
-      .select(SUMMARY_COLUMNS)
-      .where('m.user_id', '=', userId);
-    if (text !== undefined && text !== '') {
-      // A substring of the subject or the From: address, case-insensitive; % and _ are literal.
-      const pattern = `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      q = q.where((eb) =>
-        eb.or([
-          sql<boolean>`lower(m.subject) like ${pattern} escape '\\'`,
-          sql<boolean>`lower(m.from_addr) like ${pattern} escape '\\'`,
-        ]),
-      );
-    }
-    if (mailbox !== undefined && beforeUid !== undefined) {
-      // Key paging, newest first: (mailbox_id, uid) is indexed, so each page costs the same.
-      q = q.where('mb.name', '=', mailbox).where('m.uid', '<', beforeUid).orderBy('m.uid', 'desc');
-    } else if (mailbox !== undefined && options.newestFirst) {
-      q = q.where('mb.name', '=', mailbox).orderBy('m.uid', 'desc');
-    } else {
-      q = mailbox !== undefined ? q.where('mb.name', '=', mailbox).orderBy('m.uid') : q.orderBy('m.received_at').orderBy('m.id');
-    }
-    // SQLite accepts OFFSET only after a LIMIT.
-    if (limit !== undefined || offset !== undefined) q = q.limit(limit ?? Number.MAX_SAFE_INTEGER);
-    if (offset !== undefined) q = q.offset(offset);
-    return (await q.execute()).map(toSummary);
+    return (await listQuery(this.s.db, userId, options).execute()).map(toSummary);
   }
 
   async get(userId: number, id: number): Promise<(MessageSummary & { raw: Buffer }) | undefined> {
@@ -354,4 +327,39 @@ export class KyselyMessageRepository implements MessageRepository {
       }
     }
   }
+}
+
+/** The query of messages.list (exported for its plan test). */
+export function listQuery(db: Kysely<Database>, userId: number, options: MessageListOptions) {
+  const { mailbox, limit, offset, beforeUid, text } = options;
+  let q = db
+    .selectFrom('messages as m')
+    .innerJoin('mailboxes as mb', 'mb.id', 'm.mailbox_id')
+    .select(SUMMARY_COLUMNS)
+    .where('m.user_id', '=', userId);
+  if (text !== undefined && text !== '') {
+    // A substring of the subject or the From: address, case-insensitive; % and _ are literal.
+    const pattern = `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    q = q.where((eb) =>
+      eb.or([
+        sql<boolean>`lower(m.subject) like ${pattern} escape '\\'`,
+        sql<boolean>`lower(m.from_addr) like ${pattern} escape '\\'`,
+      ]),
+    );
+  }
+  // The mailbox by its unique key (user_id, name), then its messages by (mailbox_id, uid): by the
+  // name alone SQLite (never ANALYZEd) read every message of the user and sorted them, per page.
+  if (mailbox !== undefined) q = q.where('mb.user_id', '=', userId);
+  if (mailbox !== undefined && beforeUid !== undefined) {
+    // Key paging, newest first: (mailbox_id, uid) is indexed, so each page costs the same.
+    q = q.where('mb.name', '=', mailbox).where('m.uid', '<', beforeUid).orderBy('m.uid', 'desc');
+  } else if (mailbox !== undefined && options.newestFirst) {
+    q = q.where('mb.name', '=', mailbox).orderBy('m.uid', 'desc');
+  } else {
+    q = mailbox !== undefined ? q.where('mb.name', '=', mailbox).orderBy('m.uid') : q.orderBy('m.received_at').orderBy('m.id');
+  }
+  // SQLite accepts OFFSET only after a LIMIT.
+  if (limit !== undefined || offset !== undefined) q = q.limit(limit ?? Number.MAX_SAFE_INTEGER);
+  if (offset !== undefined) q = q.offset(offset);
+  return q;
 }
