@@ -12,9 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, type Compilable } from 'kysely';
 import pg from 'pg';
 import { openStore, SCHEMA_LOCK_ID } from './open.ts';
 import type { Store } from './types.ts';
+import type { Database as Schema } from './schema.ts';
 
 export interface TestBackend {
   name: 'sqlite' | 'postgres';
@@ -143,4 +145,20 @@ async function postgresBackend(): Promise<TestBackend> {
 
 export async function testBackends(): Promise<TestBackend[]> {
   return [sqliteBackend(), await postgresBackend()];
+}
+
+/** Builds queries for SQLite without a database of its own: only their SQL text is wanted. */
+const sqliteCompiler = new Kysely<Schema>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
+
+/**
+ * The plan (EXPLAIN QUERY PLAN's `detail` lines) of a query built with the SQLite compiler, on the
+ * most recently opened SQLite store, which was never ANALYZEd (asserted): the plan SQLite picks
+ * without statistics, as in a running server. The parameters become `literal` (the plan shows
+ * them as `?` all the same).
+ */
+export async function sqlitePlanOf(backend: TestBackend, build: (db: Kysely<Schema>) => Compilable<unknown>, literal = "'x'"): Promise<string[]> {
+  if (backend.name !== 'sqlite') throw new Error('sqlitePlanOf: an SQLite backend only');
+  if ((await backend.query("SELECT name FROM sqlite_schema WHERE name = 'sqlite_stat1'")).length > 0) throw new Error('sqlitePlanOf: the store was ANALYZEd');
+  const { sql } = build(sqliteCompiler).compile();
+  return (await backend.query(`EXPLAIN QUERY PLAN ${sql.replaceAll('?', literal)}`)).map((r) => String(r.detail));
 }
