@@ -44,7 +44,7 @@ export interface RequestAttempt {
 export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect, attempts: readonly RequestAttempt[]): Promise<number[]> {
   const out = new Array<number>(attempts.length);
   for (const group of groupsOf(attempts)) {
-    const values = group.length === 1 ? valuesOfOne(attempts[group[0]!]!) : valuesOf(group.map((i) => attempts[i]!));
+    const values = valuesOf(group.map((i) => attempts[i]!));
     // Prepared (prepared.ts): a stranger's every accepted message runs it.
     const [row] = await preparedOf(dialect).run(tx, 'requests.upsert', values, (v) => upsertQuery(tx, v));
     if (!row) throw new Error('contact request upsert returned no row');
@@ -55,49 +55,48 @@ export async function upsertRequests(tx: Transaction<Database>, dialect: Dialect
   return out;
 }
 
-/** The request's values (REQUEST_COLUMNS order) for several attempts of one (user, sender). */
+/**
+ * The request's values (REQUEST_COLUMNS order) for the attempts of one (user, sender), in one
+ * pass without closures: every stranger's notice and most accepted messages run it.
+ */
 function valuesOf(list: readonly RequestAttempt[]): unknown[] {
   const first = list[0]!;
-  const times = list.map((a) => a.at.getTime());
-  const latest = (pick: (a: RequestAttempt) => string | null) => [...list].reverse().map(pick).find((v) => v !== null) ?? null;
-  const dmarc = [...list].reverse().find((a) => a.dmarc)?.dmarc ?? null;
+  let firstAt = Number.POSITIVE_INFINITY;
+  let lastAt = Number.NEGATIVE_INFINITY;
+  let everyAuthenticated = true;
+  // "First" and "latest" known: the first, or the last, attempt whose value is not null.
+  let authDomain: string | null = null;
+  let subject: string | null = null;
+  let subjectFound = false;
+  let intro: string | null = null;
+  let spamScore: number | null = null;
+  let dmarc: DmarcFact | null = null;
+  for (const a of list) {
+    const at = a.at.getTime();
+    if (at < firstAt) firstAt = at;
+    if (at > lastAt) lastAt = at;
+    if (a.authDomain === null) everyAuthenticated = false;
+    else authDomain = a.authDomain;
+    if (!subjectFound && a.subject !== null) {
+      subject = a.subject;
+      subjectFound = true;
+    }
+    if (a.intro !== null) intro = a.intro;
+    if (a.spamScore !== undefined && a.spamScore !== null) spamScore = a.spamScore;
+    if (a.dmarc) dmarc = a.dmarc;
+  }
   return [
     first.userId,
     first.sender.toLowerCase(),
     first.sender.includes('@') ? domainOf(first.sender) : null,
-    list.every((a) => a.authDomain !== null) ? latest((a) => a.authDomain) : null,
-    Math.min(...times),
-    Math.max(...times),
+    everyAuthenticated ? (authDomain ?? null) : null,
+    firstAt,
+    lastAt,
     list.length,
-    list.find((a) => a.subject !== null)?.subject ?? null,
-    latest((a) => a.intro),
-    [...list].reverse().map((a) => a.spamScore ?? null).find((v) => v !== null) ?? null,
+    subject ?? null,
+    intro ?? null,
+    spamScore,
     list[list.length - 1]!.likelySpam ? 1 : 0,
-    dmarc?.result ?? null,
-    dmarc?.policy ?? null,
-    'pending',
-  ];
-}
-
-/**
- * valuesOf for one attempt (a stranger's notice, most accepted messages), without its closures:
- * the same values, read off the attempt.
- */
-function valuesOfOne(a: RequestAttempt): unknown[] {
-  const at = a.at.getTime();
-  const dmarc = a.dmarc || null;
-  return [
-    a.userId,
-    a.sender.toLowerCase(),
-    a.sender.includes('@') ? domainOf(a.sender) : null,
-    a.authDomain ?? null,
-    at,
-    at,
-    1,
-    a.subject ?? null,
-    a.intro ?? null,
-    a.spamScore ?? null,
-    a.likelySpam ? 1 : 0,
     dmarc?.result ?? null,
     dmarc?.policy ?? null,
     'pending',
