@@ -55,6 +55,7 @@ for (const backend of backends) {
     let user: number;
     let clock: Date;
     const workers: LearnWorker[] = [];
+    const clients: ScriptedRspamd[] = [];
     const others: Store[] = [];
     beforeEach(async () => {
       store = await backend.open();
@@ -62,6 +63,8 @@ for (const backend of backends) {
       clock = new Date('2030-01-01T00:00:00Z');
     });
     afterEach(async () => {
+      // A test that failed may have left a send held: answered, so that its worker stops.
+      for (const c of clients.splice(0)) c.answer();
       for (const w of workers.splice(0)) await w.stop();
       for (const s of others.splice(0)) await s.close();
       await store.close();
@@ -72,6 +75,7 @@ for (const backend of backends) {
     async function start(owner: string, rspamd: ScriptedRspamd, options: Partial<LearnWorkerOptions> = {}): Promise<LearnWorker> {
       const own = await openStore(backend.url());
       others.push(own);
+      clients.push(rspamd);
       const worker = startLearnWorker({ repo: own.spamLearning, client: rspamd, backoff: { baseMs: MIN, maxMs: 10 * MIN, jitter: 0 }, owner, leaseMs: MIN, pollMs: 3_600_000, now: () => clock, ...options });
       workers.push(worker);
       return worker;
