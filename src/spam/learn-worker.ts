@@ -16,7 +16,6 @@
  */
 import { nextAttempt, type BackoffOptions } from '../core/retry-schedule.ts';
 import type { LearnWrite, SpamLearnItem, SpamLearningRepository } from '../store/types.ts';
-import { processOwner } from '../delivery/queue-worker.ts';
 import { LearnError, type RspamdClient } from './rspamd-client.ts';
 
 export interface LearnWorkerOptions {
@@ -26,8 +25,8 @@ export interface LearnWorkerOptions {
   /** How often the queue is looked at when nothing kicks it. */
   pollMs?: number;
   giveUpAfterAttempts?: number;
-  /** This process's name in the store's leases, unique in the cluster. Default: a random one. */
-  owner?: string;
+  /** This process's name in the store's leases, unique in the cluster (app-start.ts: the queue worker's). */
+  owner: string;
   /** How long a claim holds without renewal (renewed every third of it). Default 2 minutes. */
   leaseMs?: number;
   /** Rows claimed at a time. Default 20. */
@@ -47,7 +46,7 @@ export interface LearnWorker {
 export function startLearnWorker(options: LearnWorkerOptions): LearnWorker {
   const now = options.now ?? (() => new Date());
   const pollMs = options.pollMs ?? 5_000;
-  const owner = options.owner ?? processOwner();
+  const owner = options.owner;
   const leaseMs = options.leaseMs ?? 120_000;
   const batchSize = options.batchSize ?? 20;
   const send = createSend(options, owner, now);
