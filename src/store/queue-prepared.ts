@@ -184,36 +184,55 @@ export function claimValues(at: number, limit: number, lease: { owner: string; u
   return [lease.owner, lease.until, at, limit, 'scheduled', 'deferred', ...patterns, ...excludeIds];
 }
 
-/** The claim's statement for `patterns` domains and `ids` ids left out (exported for the test of its plan). */
+/**
+ * The claim's statement for `patterns` domains and `ids` ids left out (exported for the test of
+ * its plan). Its two picks, the first messages due (`first`) and their claimable entries
+ * (`picked`), are MATERIALIZED CTEs, each evaluated once: as `IN (subquery)`, PostgreSQL may plan
+ * a nested-loop semi join that runs a subquery again for every outer row, and each run's FOR
+ * UPDATE SKIP LOCKED passes over the rows this statement already updated and takes the next
+ * ones: a claim of one message leased every due entry (claims-nested-loop.test.ts).
+ */
 export function claimShape(db: Executor, dialect: Dialect, patterns: number, ids: number, v: SlotOf) {
-  const base = 6;
-  // Due, free, and neither at a domain left out nor in the caller's own flight (at most its active set).
-  const claimable = () => {
-    let q = db
-      .selectFrom('queue_recipients')
-      .where(unindexedState(dialect), 'in', [v<'scheduled'>(4), v<'deferred'>(5)])
-      .where('next_attempt_at', '<=', v<number>(2))
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]));
-    for (let i = 0; i < patterns; i++) q = q.where(sql<boolean>`lower(recipient) not like ${v<string>(base + i)} escape '\\'`);
-    if (ids > 0) {
-      q = q.where(
-        'id',
-        'not in',
-        Array.from({ length: ids }, (_, i) => v<number>(base + patterns + i)),
-      );
-    }
-    return q;
-  };
-  let first = claimable().select('queue_message').orderBy('next_attempt_at').orderBy('id').limit(v<number>(3));
-  let pick = claimable().select('id').where('queue_message', 'in', first);
-  if (dialect === 'postgres') {
-    first = first.forUpdate().skipLocked();
-    pick = claimable().select('id').where('queue_message', 'in', first).forUpdate().skipLocked();
-  }
+  const pg = dialect === 'postgres';
   return db
+    .with(
+      (cte) => cte('first').materialized(),
+      () => {
+        const first = claimable(db, dialect, patterns, ids, v).select('queue_message').orderBy('next_attempt_at').orderBy('id').limit(v<number>(3));
+        return pg ? first.forUpdate().skipLocked() : first;
+      },
+    )
+    .with(
+      (cte) => cte('picked').materialized(),
+      (q) => {
+        const pick = claimable(db, dialect, patterns, ids, v)
+          .select('id')
+          .where('queue_message', 'in', q.selectFrom('first').select('first.queue_message'));
+        return pg ? pick.forUpdate().skipLocked() : pick;
+      },
+    )
     .updateTable('queue_recipients')
     .set({ lease_owner: v<string>(0), lease_until: v<number>(1) })
-    .where('id', 'in', pick)
+    .where('id', 'in', (eb) => eb.selectFrom('picked').select('picked.id'))
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]))
     .returning('id');
+}
+
+/** The entries a claim may take: due, free, and neither at a domain left out nor in the caller's own flight (at most its active set). */
+function claimable(db: Executor, dialect: Dialect, patterns: number, ids: number, v: SlotOf) {
+  const base = 6;
+  let q = db
+    .selectFrom('queue_recipients')
+    .where(unindexedState(dialect), 'in', [v<'scheduled'>(4), v<'deferred'>(5)])
+    .where('next_attempt_at', '<=', v<number>(2))
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(2))]));
+  for (let i = 0; i < patterns; i++) q = q.where(sql<boolean>`lower(recipient) not like ${v<string>(base + i)} escape '\\'`);
+  if (ids > 0) {
+    q = q.where(
+      'id',
+      'not in',
+      Array.from({ length: ids }, (_, i) => v<number>(base + patterns + i)),
+    );
+  }
+  return q;
 }

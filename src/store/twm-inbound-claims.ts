@@ -6,8 +6,8 @@
  * of the notices it picked, so that one process does one notice's fetch for
  * all its recipients. Not fsynced on SQLite: a lost claim frees the rows.
  */
-import { type Kysely, sql } from 'kysely';
-import type { Database } from './schema.ts';
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
+import type { Database, Dialect } from './schema.ts';
 import type { Lease } from './types.ts';
 import { unsyncedWrite } from './lease-repository.ts';
 import { chunks, type Db } from './db-util.ts';
@@ -18,35 +18,50 @@ const DUE = ['scheduled', 'receipt-due'] as const;
 /** Claims; returns the claimed rows as `senderDomain id rcpt` keys. */
 export async function claimTwmRows(s: Db, now: Date, limit: number, lease: Lease): Promise<Set<string>> {
   if (limit <= 0) return new Set();
-  const at = now.getTime();
-  const pg = s.dialect === 'postgres';
   return unsyncedWrite(s, async (db) => {
     // Prepared (prepared.ts): the fetch worker claims once per kick, i.e. about once per notice
     // under load, and kysely's build and compile of this statement was most of the claim's CPU.
-    const rows = await preparedOf(s.dialect).run(db, 'twmIn.claim', [at, lease.owner, lease.until.getTime(), limit, ...DUE], (v) => {
-      const due = DUE.map((_, i) => v<(typeof DUE)[number]>(4 + i));
-      let pick = db
-        .selectFrom('twm_in_recipients')
-        .select(['sender_domain', 'notice_id'])
-        .where('state', 'in', due)
-        .where('next_attempt_at', '<=', v<number>(0))
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(0))]))
-        .orderBy('next_attempt_at')
-        .orderBy('sender_domain')
-        .orderBy('notice_id')
-        .limit(v<number>(3));
-      if (pg) pick = pick.forUpdate().skipLocked();
-      return db
-        .updateTable('twm_in_recipients')
-        .set({ lease_owner: v<string>(1), lease_until: v<number>(2) })
-        .where('state', 'in', due)
-        .where('next_attempt_at', '<=', v<number>(0))
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(0))]))
-        .where(sql<boolean>`(sender_domain, notice_id) in (${pick})`)
-        .returning(['sender_domain', 'notice_id', 'rcpt']);
-    });
+    const values = [now.getTime(), lease.owner, lease.until.getTime(), limit, ...DUE];
+    const rows = await preparedOf(s.dialect).run(db, 'twmIn.claim', values, (v) => claimQuery(db, s.dialect, v));
     return new Set(rows.map((r) => `${r.sender_domain} ${r.notice_id} ${r.rcpt}`));
   });
+}
+
+/**
+ * The claim's statement (slots: at, owner, until, limit, then the due states). The rows are
+ * picked in a MATERIALIZED CTE, evaluated once: as `(sender_domain, notice_id) IN (subquery)`,
+ * PostgreSQL may plan a nested-loop semi join that runs the subquery again for every candidate
+ * row, and each run's FOR UPDATE SKIP LOCKED passes over the rows this statement already
+ * updated and picks the next ones: a claim of one row took every due notice
+ * (claims-nested-loop.test.ts).
+ */
+export function claimQuery(db: Kysely<Database>, dialect: Dialect, v: SlotOf) {
+  const due = DUE.map((_, i) => v<(typeof DUE)[number]>(4 + i));
+  const free = (eb: ExpressionBuilder<Database, 'twm_in_recipients'>) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', v<number>(0))]);
+  return db
+    .with(
+      (cte) => cte('picked').materialized(),
+      () => {
+        const pick = db
+          .selectFrom('twm_in_recipients')
+          .select(['sender_domain', 'notice_id'])
+          .where('state', 'in', due)
+          .where('next_attempt_at', '<=', v<number>(0))
+          .where(free)
+          .orderBy('next_attempt_at')
+          .orderBy('sender_domain')
+          .orderBy('notice_id')
+          .limit(v<number>(3));
+        return dialect === 'postgres' ? pick.forUpdate().skipLocked() : pick;
+      },
+    )
+    .updateTable('twm_in_recipients')
+    .set({ lease_owner: v<string>(1), lease_until: v<number>(2) })
+    .where('state', 'in', due)
+    .where('next_attempt_at', '<=', v<number>(0))
+    .where(free)
+    .where((eb) => eb(eb.refTuple('sender_domain', 'notice_id'), 'in', eb.selectFrom('picked').select(['picked.sender_domain', 'picked.notice_id']).$asTuple('sender_domain', 'notice_id')))
+    .returning(['sender_domain', 'notice_id', 'rcpt']);
 }
 
 /** Notices per statement of claimedTwmRows, and the sizes its lists are padded to (few prepared shapes). */
