@@ -2,10 +2,11 @@
  * Claims on queue entries (migration 0010): which process delivers which
  * recipient now. See QueueRepository.claim/renew/release (types.ts).
  *
- * One UPDATE claims: its subquery picks the oldest due, free entries and the
- * outer condition checks again that they are free, so two processes never
- * both claim one entry. SQLite runs one writer at a time; on PostgreSQL the
- * subquery locks its rows FOR UPDATE SKIP LOCKED, so concurrent claimers
+ * One UPDATE claims: its CTEs pick the oldest due, free entries (each pick
+ * evaluated once, queue-prepared.ts claimShape says why) and the outer
+ * condition checks again that they are free, so two processes never both
+ * claim one entry. SQLite runs one writer at a time; on PostgreSQL the picks
+ * lock their rows FOR UPDATE SKIP LOCKED, so concurrent claimers
  * take different entries instead of queueing behind each other. Claims are
  * written without fsync (lease-repository.ts unsyncedWrite): a claim lost
  * to a power failure only frees the entry. The renewal and release by id

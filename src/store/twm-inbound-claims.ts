@@ -1,8 +1,8 @@
 /**
  * Claims on the recipient's TWM work rows (`scheduled`: a fetch is due,
  * `receipt-due`: a receipt is due), as for the queue (queue-claims.ts):
- * one conditional UPDATE whose subquery picks the oldest due, free rows
- * (FOR UPDATE SKIP LOCKED on PostgreSQL), extended to every due, free row
+ * one conditional UPDATE whose CTE picks the oldest due, free rows once
+ * (FOR UPDATE SKIP LOCKED on PostgreSQL; claimQuery says why a CTE), extended to every due, free row
  * of the notices it picked, so that one process does one notice's fetch for
  * all its recipients. Not fsynced on SQLite: a lost claim frees the rows.
  */
