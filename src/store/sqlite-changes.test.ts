@@ -73,7 +73,7 @@ async function heard(c: { n: number }, from: number, what: string): Promise<void
   }
 }
 
-describe('change bus on a SQLite file: other connections\u2019 writes', () => {
+describe("change bus on a SQLite file: other connections' writes", () => {
   let here: Store;
   let there: Store;
   let alice: User;

@@ -62,109 +62,117 @@ async function signatures(db: Kysely<Database>, userIds: readonly number[]): Pro
 }
 
 export function startSqliteChangePoll(o: { db: Kysely<Database>; log: (msg: string) => void }): SqliteChangePoll {
-  let local: ChangeBus | null = null;
+  return new SqliteChangePoller(o.db, o.log);
+}
+
+class SqliteChangePoller implements SqliteChangePoll {
+  private local: ChangeBus | null = null;
   /** Listeners per listened-to user. */
-  const listened = new Map<number, number>();
+  private readonly listened = new Map<number, number>();
   /** The signature last read per listened-to user. */
-  const seen = new Map<number, string>();
-  let version: number | undefined;
-  let timer: NodeJS.Timeout | null = null;
-  let ticking: Promise<void> | null = null;
+  private readonly seen = new Map<number, string>();
+  private version: number | undefined;
+  private timer: NodeJS.Timeout | null = null;
+  private ticking: Promise<void> | null = null;
   /** Baselines being read (close waits for them: the connection is closed next). */
-  const baselines = new Set<Promise<unknown>>();
-  let failing = false;
-  let closed = false;
+  private readonly baselines = new Set<Promise<unknown>>();
+  private failing = false;
+  private closed = false;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  bus(inner: ChangeBus): ChangeBus {
+    this.local = inner;
+    return {
+      emit: (userId) => inner.emit(userId),
+      on: (userId, listener) => {
+        const off = inner.on(userId, listener);
+        this.listen(userId);
+        let on = true;
+        return () => {
+          if (!on) return;
+          on = false;
+          off();
+          this.unlisten(userId);
+        };
+      },
+      size: () => inner.size(),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await Promise.all([this.ticking, ...this.baselines]);
+  }
 
   /** Records what it read; returns the users whose signature moved since the last read. */
-  async function read(userIds: readonly number[]): Promise<number[]> {
+  private async read(userIds: readonly number[]): Promise<number[]> {
     const moved: number[] = [];
-    for (const row of await signatures(o.db, userIds)) {
+    for (const row of await signatures(this.db, userIds)) {
       const userId = Number(row.user_id);
-      if (!listened.has(userId)) continue; // left while the query ran
-      const before = seen.get(userId);
-      seen.set(userId, row.signature);
+      if (!this.listened.has(userId)) continue; // left while the query ran
+      const before = this.seen.get(userId);
+      this.seen.set(userId, row.signature);
       if (before !== undefined && before !== row.signature) moved.push(userId);
     }
     return moved;
   }
 
-  async function check(): Promise<void> {
-    const current = (await o.db.executeQuery<{ data_version: number }>(DATA_VERSION)).rows[0]?.data_version;
+  private async check(): Promise<void> {
+    const current = (await this.db.executeQuery<{ data_version: number }>(DATA_VERSION)).rows[0]?.data_version;
     // Read before the signatures: a commit after this read changes it again, so nothing falls between ticks.
-    if (current === version || listened.size === 0) return;
-    const moved = await read([...listened.keys()]);
-    version = current; // only now: after a failed read, the next tick reads again
-    for (const userId of moved) local?.emit(userId);
+    if (current === this.version || this.listened.size === 0) return;
+    const moved = await this.read([...this.listened.keys()]);
+    this.version = current; // only now: after a failed read, the next tick reads again
+    for (const userId of moved) this.local?.emit(userId);
   }
 
-  function tick(): void {
-    if (ticking || closed) return;
-    ticking = check()
+  private tick(): void {
+    if (this.ticking || this.closed) return;
+    this.ticking = this.check()
       .then(() => {
-        if (failing) o.log('store: reading other processes\u2019 changes works again');
-        failing = false;
+        if (this.failing) this.log("store: the poll for other processes' changes works again");
+        this.failing = false;
       })
       .catch((err: unknown) => {
-        if (!failing) o.log(`store: cannot read other processes\u2019 changes (${(err as Error).message}); retrying every second`);
-        failing = true;
+        if (!this.failing) this.log(`store: the poll for other processes' changes failed (${(err as Error).message}); retrying every second`);
+        this.failing = true;
       })
       .finally(() => {
-        ticking = null;
+        this.ticking = null;
       });
   }
 
-  function listen(userId: number): void {
-    const n = listened.get(userId) ?? 0;
-    listened.set(userId, n + 1);
+  private listen(userId: number): void {
+    const n = this.listened.get(userId) ?? 0;
+    this.listened.set(userId, n + 1);
     if (n > 0) return;
     // The user's baseline now, queued on the connection ahead of the session's next command:
     // what another process writes after the session read its mailbox is then a change.
     // A failure leaves no baseline: the next tick takes it, without an event.
-    const baseline = read([userId]).catch(() => undefined);
-    baselines.add(baseline);
-    void baseline.finally(() => baselines.delete(baseline));
+    const baseline = this.read([userId]).catch(() => undefined);
+    this.baselines.add(baseline);
+    void baseline.finally(() => this.baselines.delete(baseline));
     // unref: a listening session keeps the process alive by its socket, not by this timer.
-    if (!closed) timer ??= setInterval(tick, SQLITE_CHANGE_POLL_MS).unref();
+    if (!this.closed) this.timer ??= setInterval(() => this.tick(), SQLITE_CHANGE_POLL_MS).unref();
   }
 
-  function unlisten(userId: number): void {
-    const n = (listened.get(userId) ?? 1) - 1;
+  private unlisten(userId: number): void {
+    const n = (this.listened.get(userId) ?? 1) - 1;
     if (n > 0) {
-      listened.set(userId, n);
+      this.listened.set(userId, n);
       return;
     }
-    listened.delete(userId);
-    seen.delete(userId);
-    if (listened.size > 0 || !timer) return;
-    clearInterval(timer);
-    timer = null;
-    version = undefined; // the next listener starts afresh: its first tick reads the signatures
+    this.listened.delete(userId);
+    this.seen.delete(userId);
+    if (this.listened.size > 0 || !this.timer) return;
+    clearInterval(this.timer);
+    this.timer = null;
+    this.version = undefined; // the next listener starts afresh: its first tick reads the signatures
   }
-
-  return {
-    bus(inner) {
-      local = inner;
-      return {
-        emit: (userId) => inner.emit(userId),
-        on(userId, listener) {
-          const off = inner.on(userId, listener);
-          listen(userId);
-          let on = true;
-          return () => {
-            if (!on) return;
-            on = false;
-            off();
-            unlisten(userId);
-          };
-        },
-        size: () => inner.size(),
-      };
-    },
-    async close() {
-      closed = true;
-      if (timer) clearInterval(timer);
-      timer = null;
-      await Promise.all([ticking, ...baselines]);
-    },
-  };
 }
