@@ -25,6 +25,7 @@ import { KyselyMessageRepository } from './message-repository.ts';
 import { KyselyImapRepository } from './imap-repository.ts';
 import { createChangeBus, type ChangeBus } from './change-bus.ts';
 import { localSignals, startPgNotifier, type PgNotifier, type StoreSignals } from './pg-notify.ts';
+import { startSqliteChangePoll } from './sqlite-changes.ts';
 import { KyselyContactRequestRepository } from './contact-request-repository.ts';
 import { KyselyQueueRepository } from './queue-repository.ts';
 import { KyselyAddressBookRepository } from './address-book-repository.ts';
@@ -237,6 +238,28 @@ async function withSchemaLock<T>(pool: pg.Pool, run: () => Promise<T>): Promise<
   }
 }
 
+/** The change bus and signals of a store, and how to stop what feeds them. */
+interface StoreEvents {
+  changes: ChangeBus;
+  signals: StoreSignals;
+  close(): Promise<void>;
+}
+
+/**
+ * Where other processes' changes come from: LISTEN/NOTIFY on PostgreSQL
+ * (pg-notify.ts), a poll of the file on SQLite (sqlite-changes.ts; the queue
+ * signal stays in the process, the queue workers poll anyway), nowhere for
+ * an in-memory database, which no other connection can open.
+ */
+function storeEvents(db: Kysely<Tables>, loc: StoreLocation, notifier: PgNotifier | undefined, log: (msg: string) => void): StoreEvents {
+  if (notifier) return { changes: notifier.bus(createChangeBus()), signals: notifier, close: () => notifier.close() };
+  if (loc.kind === 'sqlite' && loc.path !== ':memory:') {
+    const poll = startSqliteChangePoll({ db, log });
+    return { changes: poll.bus(createChangeBus()), signals: localSignals(), close: () => poll.close() };
+  }
+  return { changes: createChangeBus(), signals: localSignals(), close: async () => {} };
+}
+
 class KyselyStore implements Store {
   readonly users: KyselyUserRepository;
   readonly contacts: KyselyContactRepository;
@@ -258,14 +281,13 @@ class KyselyStore implements Store {
 
   constructor(
     private readonly s: Db,
-    private readonly notifier?: PgNotifier,
+    private readonly events: StoreEvents,
     readonly createdNow = false,
   ) {
     this.users = new KyselyUserRepository(s);
     this.contacts = new KyselyContactRepository(s);
-    // On PostgreSQL the change bus also carries other processes' changes (LISTEN/NOTIFY).
-    this.changes = notifier ? notifier.bus(createChangeBus()) : createChangeBus();
-    this.signals = notifier ?? localSignals();
+    this.changes = events.changes;
+    this.signals = events.signals;
     this.messages = new KyselyMessageRepository(s, this.changes);
     this.imap = new KyselyImapRepository(s, this.changes, this.messages);
     this.requests = new KyselyContactRequestRepository(s);
@@ -292,7 +314,7 @@ class KyselyStore implements Store {
       await this.twmOut.drain();
       await this.twmIn.drain();
       await this.twmNonces.drain();
-      await this.notifier?.close();
+      await this.events.close();
       // The checkpointer's connection first: the store's own is then the last, and SQLite tidies the WAL as it closes.
       await this.s.walSync?.close();
       await this.s.db.destroy();
@@ -339,5 +361,5 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   }
   // The first migration ran in this open: the store is new, so no earlier process used it.
   const createdNow = (results ?? []).some((r) => r.status === 'Success' && r.migrationName === '0001_initial');
-  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, notifier, createdNow);
+  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, storeEvents(db, loc, notifier, log), createdNow);
 }
