@@ -42,8 +42,17 @@ interface Round {
   synced: Deferred<void>;
 }
 
-/** `db`: the store's main connection, held during each round; `beforeFirstRound`: starts the WAL checkpointer. */
-export function createMessageWriter(path: string, db: Kysely<Database>, beforeFirstRound: () => void): MessageWriter {
+/** Starts the writer's thread on the SQLite file at `path`. */
+export type StartWriterThread = (path: string) => Worker;
+
+const startThread: StartWriterThread = (path) =>
+  startModuleWorker(import.meta.url, 'message-writer-worker', { workerData: { path } satisfies WriterStart, stdout: false, stderr: false });
+
+/**
+ * `db`: the store's main connection, held during each round; `beforeFirstRound`: starts the WAL
+ * checkpointer; `startWriter`: only tests pass their own, to reach the thread.
+ */
+export function createMessageWriter(path: string, db: Kysely<Database>, beforeFirstRound: () => void, startWriter = startThread): MessageWriter {
   let worker: Worker | null = null;
   let exited: Promise<void> = Promise.resolve();
   let nextId = 0;
@@ -73,7 +82,7 @@ export function createMessageWriter(path: string, db: Kysely<Database>, beforeFi
 
   const start = (): Worker => {
     beforeFirstRound();
-    const w = startModuleWorker(import.meta.url, 'message-writer-worker', { workerData: { path } satisfies WriterStart, stdout: false, stderr: false });
+    const w = startWriter(path);
     w.on('message', onMessage);
     w.on('error', (err) => failAll(new Error(`message writer thread failed: ${err.message}`, { cause: err })));
     exited = new Promise((resolve) =>
