@@ -17,6 +17,7 @@ export interface WireError {
 }
 
 export type FromWriter =
+  | { type: 'ready' }
   | { type: 'committed'; id: number; summaries: MessageSummary[] }
   | { type: 'failed'; id: number; error: WireError }
   | { type: 'synced'; id: number }

@@ -95,3 +95,4 @@ port.on('message', (m: ToWriter) => {
   }
   chain = chain.then(() => round(m.id, m.items));
 });
+send({ type: 'ready' });

@@ -54,6 +54,8 @@ const startThread: StartWriterThread = (path) =>
  */
 export function createMessageWriter(path: string, db: Kysely<Database>, beforeFirstRound: () => void, startWriter = startThread): MessageWriter {
   let worker: Worker | null = null;
+  /** Resolves when the thread has its connection open; rejects if it died first. */
+  let ready: Promise<void> = Promise.resolve();
   let exited: Promise<void> = Promise.resolve();
   let nextId = 0;
   const rounds = new Map<number, Round>();
@@ -69,12 +71,19 @@ export function createMessageWriter(path: string, db: Kysely<Database>, beforeFi
   };
 
   const onMessage = (m: FromWriter): void => {
+    if (m.type === 'ready') return;
     const r = rounds.get(m.id);
     if (!r) return;
-    if (m.type === 'committed') return r.committed.resolve(m.summaries);
+    if (m.type === 'committed') {
+      r.committed.resolve(m.summaries);
+      return;
+    }
     rounds.delete(m.id);
     if (rounds.size === 0) worker?.unref();
-    if (m.type === 'synced') return r.synced.resolve();
+    if (m.type === 'synced') {
+      r.synced.resolve();
+      return;
+    }
     const err = fromWire(m.error);
     if (m.type === 'failed') r.committed.reject(err);
     r.synced.reject(err);
@@ -92,13 +101,20 @@ export function createMessageWriter(path: string, db: Kysely<Database>, beforeFi
         resolve();
       }),
     );
+    const died = exited.then(() => {
+      throw new Error('message writer thread exited before it was ready');
+    });
+    ready = Promise.race([new Promise<void>((resolve) => w.on('message', (m: FromWriter) => m.type === 'ready' && resolve())), died]);
+    ready.catch(() => undefined);
     return w;
   };
 
-  const post = (message: ToWriter): void => {
+  /** The thread, started if need be, once its connection is open: a round holds the main connection only from then on. */
+  const thread = async (): Promise<Worker> => {
     worker ??= start();
-    worker.ref();
-    worker.postMessage(message);
+    const w = worker;
+    await ready;
+    return w;
   };
 
   return {
@@ -109,11 +125,16 @@ export function createMessageWriter(path: string, db: Kysely<Database>, beforeFi
       round.synced.promise.catch(() => undefined);
       lastSynced = round.synced.promise;
       const id = ++nextId;
-      return db.connection().execute(async () => {
-        rounds.set(id, round);
-        post({ type: 'round', id, items });
-        return round.committed.promise;
-      });
+      return thread().then((w) =>
+        db.connection().execute(async () => {
+          // It may have died while this round waited for the connection: a message to it would be lost.
+          if (worker !== w) throw new Error('message writer thread exited');
+          rounds.set(id, round);
+          w.ref();
+          w.postMessage({ type: 'round', id, items } satisfies ToWriter);
+          return round.committed.promise;
+        }),
+      );
     },
     sync() {
       const synced = lastSynced ?? Promise.resolve();
