@@ -74,7 +74,7 @@ const result = await build({
   ],
 });
 
-// Each worker's starter (core/module-worker.ts) starts `./<worker>.js` beside its own file: it
+// Each worker's starter starts `./<worker>.js` beside its own file: it
 // must have landed in chunks/.
 for (const [starter, worker] of [
   ['src/mail/auth-pool.ts', 'auth-worker'],

@@ -32,8 +32,7 @@
  *   to this thread.
  */
 import { availableParallelism } from 'node:os';
-import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../core/module-worker.ts';
+import { Worker } from 'node:worker_threads';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { ReplyError } from '../core/errors.ts';
 import type { DnsResolver, RrType } from '../dns/types.ts';
@@ -385,7 +384,17 @@ async function closePool(pool: PoolContext): Promise<void> {
   );
 }
 
-/** The worker's entry, auth-worker.ts (core/module-worker.ts). */
+/**
+ * The worker's entry. Built (dist/), it is auth-worker.js. From the
+ * TypeScript sources (tests, `npm run twoway`), a worker does not inherit the
+ * tsx loader registered in the main thread, so a small bootstrap registers
+ * it in the worker first.
+ */
 function startWorker(heapMb: number, dnsReuseMs: number): Worker {
-  return startModuleWorker(import.meta.url, 'auth-worker', { resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: false, stderr: false, workerData: { dnsReuseMs } });
+  const options = { resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: false, stderr: false, workerData: { dnsReuseMs } };
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./auth-worker.js', import.meta.url), options);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./auth-worker.ts', import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { ...options, eval: true });
 }

@@ -13,8 +13,7 @@ import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { User } from '../core/types.ts';
 import { openStore } from './open.ts';
-import { createMessageWriter, type StartWriterThread } from './message-writer.ts';
-import { startModuleWorker } from '../core/module-worker.ts';
+import { createMessageWriter, startThread, type StartWriterThread } from './message-writer.ts';
 import type { Database as Schema } from './schema.ts';
 import type { NewMessage } from './types.ts';
 
@@ -88,7 +87,7 @@ test('a thread that dies fails the round in flight; the next round starts a new 
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) });
   const threads: Worker[] = [];
   const start: StartWriterThread = (p) => {
-    const w = startModuleWorker(new URL('./message-writer.ts', import.meta.url).href, 'message-writer-worker', { workerData: { path: p } });
+    const w = startThread(p);
     threads.push(w);
     return w;
   };

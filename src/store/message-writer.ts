@@ -20,10 +20,9 @@
  *   sent again; one that had committed is then stored twice, as after a crash) and the next round
  *   starts a new thread.
  */
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import type { Kysely } from 'kysely';
 import type { MessageSummary } from '../core/types.ts';
-import { startModuleWorker } from '../core/module-worker.ts';
 import type { Database } from './schema.ts';
 import type { NewMessage } from './types.ts';
 import { fromWire, type FromWriter, type ToWriter, type WriterStart } from './message-writer-protocol.ts';
@@ -45,41 +44,120 @@ interface Round {
 /** Starts the writer's thread on the SQLite file at `path`. */
 export type StartWriterThread = (path: string) => Worker;
 
-const startThread: StartWriterThread = (path) =>
-  startModuleWorker(import.meta.url, 'message-writer-worker', { workerData: { path } satisfies WriterStart, stdout: false, stderr: false });
+/**
+ * Built (dist/), the entry is message-writer-worker.js beside this file (scripts/build.mjs checks
+ * it). From the TypeScript sources (tests, `npm run twoway`), a worker does not inherit the tsx
+ * loader registered in the main thread, so a small bootstrap registers it first (as
+ * mail/auth-pool.ts does for its workers).
+ */
+export const startThread: StartWriterThread = (path) => {
+  const options = { workerData: { path } satisfies WriterStart, stdout: false, stderr: false };
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./message-writer-worker.js', import.meta.url), options);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./message-writer-worker.ts', import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { ...options, eval: true });
+};
 
 /**
  * `db`: the store's main connection, held during each round; `beforeFirstRound`: starts the WAL
  * checkpointer; `startWriter`: only tests pass their own, to reach the thread.
  */
 export function createMessageWriter(path: string, db: Kysely<Database>, beforeFirstRound: () => void, startWriter = startThread): MessageWriter {
-  let worker: Worker | null = null;
+  return new ThreadWriter(path, db, beforeFirstRound, startWriter);
+}
+
+class ThreadWriter implements MessageWriter {
+  private worker: Worker | null = null;
   /** Resolves when the thread has its connection open; rejects if it died first. */
-  let ready: Promise<void> = Promise.resolve();
-  let exited: Promise<void> = Promise.resolve();
-  let nextId = 0;
-  const rounds = new Map<number, Round>();
-  let lastSynced: Promise<void> | null = null;
-  let closed = false;
+  private ready: Promise<void> = Promise.resolve();
+  private exited: Promise<void> = Promise.resolve();
+  private nextId = 0;
+  private readonly rounds = new Map<number, Round>();
+  private lastSynced: Promise<void> | null = null;
+  private closed = false;
 
-  const failAll = (err: Error): void => {
-    for (const r of rounds.values()) {
-      r.committed.reject(err);
-      r.synced.reject(err);
-    }
-    rounds.clear();
-  };
+  constructor(
+    private readonly path: string,
+    private readonly db: Kysely<Database>,
+    private readonly beforeFirstRound: () => void,
+    private readonly startWriter: StartWriterThread,
+  ) {}
 
-  const onMessage = (m: FromWriter): void => {
-    if (m.type === 'ready') return;
-    const r = rounds.get(m.id);
+  commit(items: NewMessage[]): Promise<MessageSummary[]> {
+    if (this.closed) return Promise.reject(new Error('the message store is closed'));
+    const round: Round = { committed: deferred(), synced: deferred() };
+    // Awaited by `sync` only after a successful commit; a failed round's rejection is its commit's.
+    round.synced.promise.catch(() => undefined);
+    this.lastSynced = round.synced.promise;
+    const id = ++this.nextId;
+    return this.thread().then((w) =>
+      this.db.connection().execute(async () => {
+        // It may have died while this round waited for the connection: a message to it would be lost.
+        if (this.worker !== w) throw new Error('message writer thread exited');
+        this.rounds.set(id, round);
+        w.ref();
+        w.postMessage({ type: 'round', id, items } satisfies ToWriter);
+        return round.committed.promise;
+      }),
+    );
+  }
+
+  sync(): Promise<void> {
+    const synced = this.lastSynced ?? Promise.resolve();
+    this.lastSynced = null;
+    return synced;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.worker;
+    if (!w) return;
+    w.postMessage({ type: 'close' } satisfies ToWriter);
+    w.ref();
+    const timer = setTimeout(() => void w.terminate(), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** The thread, started if need be, once its connection is open: a round holds the main connection only from then on. */
+  private async thread(): Promise<Worker> {
+    this.worker ??= this.start();
+    const w = this.worker;
+    await this.ready;
+    return w;
+  }
+
+  private start(): Worker {
+    this.beforeFirstRound();
+    const w = this.startWriter(this.path);
+    let isReady!: () => void;
+    w.on('message', (m: FromWriter) => (m.type === 'ready' ? isReady() : this.onMessage(m)));
+    w.on('error', (err) => this.failAll(new Error(`message writer thread failed: ${err.message}`, { cause: err })));
+    this.exited = new Promise((resolve) =>
+      w.once('exit', (code) => {
+        if (this.worker === w) this.worker = null;
+        this.failAll(new Error(`message writer thread exited (code ${code})`));
+        resolve();
+      }),
+    );
+    const died = this.exited.then(() => {
+      throw new Error('message writer thread exited before it was ready');
+    });
+    this.ready = Promise.race([new Promise<void>((resolve) => (isReady = resolve)), died]);
+    this.ready.catch(() => undefined);
+    return w;
+  }
+
+  private onMessage(m: Exclude<FromWriter, { type: 'ready' }>): void {
+    const r = this.rounds.get(m.id);
     if (!r) return;
     if (m.type === 'committed') {
       r.committed.resolve(m.summaries);
       return;
     }
-    rounds.delete(m.id);
-    if (rounds.size === 0) worker?.unref();
+    this.rounds.delete(m.id);
+    if (this.rounds.size === 0) this.worker?.unref();
     if (m.type === 'synced') {
       r.synced.resolve();
       return;
@@ -87,71 +165,15 @@ export function createMessageWriter(path: string, db: Kysely<Database>, beforeFi
     const err = fromWire(m.error);
     if (m.type === 'failed') r.committed.reject(err);
     r.synced.reject(err);
-  };
+  }
 
-  const start = (): Worker => {
-    beforeFirstRound();
-    const w = startWriter(path);
-    w.on('message', onMessage);
-    w.on('error', (err) => failAll(new Error(`message writer thread failed: ${err.message}`, { cause: err })));
-    exited = new Promise((resolve) =>
-      w.once('exit', (code) => {
-        if (worker === w) worker = null;
-        failAll(new Error(`message writer thread exited (code ${code})`));
-        resolve();
-      }),
-    );
-    const died = exited.then(() => {
-      throw new Error('message writer thread exited before it was ready');
-    });
-    ready = Promise.race([new Promise<void>((resolve) => w.on('message', (m: FromWriter) => m.type === 'ready' && resolve())), died]);
-    ready.catch(() => undefined);
-    return w;
-  };
-
-  /** The thread, started if need be, once its connection is open: a round holds the main connection only from then on. */
-  const thread = async (): Promise<Worker> => {
-    worker ??= start();
-    const w = worker;
-    await ready;
-    return w;
-  };
-
-  return {
-    commit(items) {
-      if (closed) return Promise.reject(new Error('the message store is closed'));
-      const round: Round = { committed: deferred(), synced: deferred() };
-      // Awaited by `sync` only after a successful commit; a failed round's rejection is its commit's.
-      round.synced.promise.catch(() => undefined);
-      lastSynced = round.synced.promise;
-      const id = ++nextId;
-      return thread().then((w) =>
-        db.connection().execute(async () => {
-          // It may have died while this round waited for the connection: a message to it would be lost.
-          if (worker !== w) throw new Error('message writer thread exited');
-          rounds.set(id, round);
-          w.ref();
-          w.postMessage({ type: 'round', id, items } satisfies ToWriter);
-          return round.committed.promise;
-        }),
-      );
-    },
-    sync() {
-      const synced = lastSynced ?? Promise.resolve();
-      lastSynced = null;
-      return synced;
-    },
-    async close() {
-      closed = true;
-      const w = worker;
-      if (!w) return;
-      w.postMessage({ type: 'close' } satisfies ToWriter);
-      w.ref();
-      const timer = setTimeout(() => void w.terminate(), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  private failAll(err: Error): void {
+    for (const r of this.rounds.values()) {
+      r.committed.reject(err);
+      r.synced.reject(err);
+    }
+    this.rounds.clear();
+  }
 }
 
 interface Deferred<T> {
