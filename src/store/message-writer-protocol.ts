@@ -1,4 +1,5 @@
 /** The messages between the message writer (message-writer.ts) and its thread (message-writer-worker.ts). */
+import { ExpectUsedUpError } from '../core/errors.ts';
 import type { MessageSummary } from '../core/types.ts';
 import type { NewMessage } from './types.ts';
 
@@ -29,6 +30,8 @@ export function toWire(err: unknown): WireError {
   return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}) };
 }
 
+/** Back to an error callers can classify: by its code (driver errors), or as the one class of ours a round throws. */
 export function fromWire(wire: WireError): Error {
+  if (wire.name === 'ExpectUsedUpError') return new ExpectUsedUpError(wire.message);
   return Object.assign(new Error(wire.message), { name: wire.name, ...(wire.code !== undefined ? { code: wire.code } : {}) });
 }

@@ -16,6 +16,8 @@ import { openStore } from './open.ts';
 import { createMessageWriter, startThread, type StartWriterThread } from './message-writer.ts';
 import type { Database as Schema } from './schema.ts';
 import type { NewMessage } from './types.ts';
+import { fromWire, toWire } from './message-writer-protocol.ts';
+import { ExpectUsedUpError, isStorageFull } from '../core/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-writer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -111,4 +113,13 @@ test('a thread that dies fails the round in flight; the next round starts a new 
     await writer.close();
     await db.destroy();
   }
+});
+
+test('errors cross the thread as callers classify them: the driver code, and ExpectUsedUpError as itself', () => {
+  const full = fromWire(toWire(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })));
+  assert.equal((full as { code?: string }).code, 'SQLITE_FULL');
+  assert.ok(isStorageFull(full));
+  const usedUp = fromWire(toWire(new ExpectUsedUpError('no use left')));
+  assert.ok(usedUp instanceof ExpectUsedUpError);
+  assert.equal(usedUp.message, 'no use left');
 });
