@@ -178,7 +178,9 @@ function startBackground(ctx: StartContext, twmSweeps: SweepJob[]) {
   const decisionsWorker = startDecisionsWorker({ decisions: ctx.app.decisions, log: (obj, msg) => log.info(obj, msg) });
   closers.unshift(() => decisionsWorker.stop());
   hints.decisions = () => decisionsWorker.kick();
-  const spamLearning = ctx.app.spam?.startLearning(store.spamLearning, { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs }) ?? null;
+  // Claimed like the queue (any process of any node may send a row), under the same lease.
+  const backoff = { baseMs: config.delivery.minBackoffMs, maxMs: config.delivery.maxBackoffMs };
+  const spamLearning = ctx.app.spam?.startLearning(store.spamLearning, backoff, { owner, leaseMs: config.delivery.leaseMs }) ?? null;
   if (spamLearning) closers.unshift(() => spamLearning.stop());
 
   // Periodic sweeps run in the one process holding the store's `sweeps` lease.

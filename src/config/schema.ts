@@ -147,7 +147,7 @@ export const configSchema = z
         keep_history: duration.prefault('30d').describe('how long delivered and failed queue entries (and finished TWM notices) stay listed'),
         lease: duration
           .prefault('2m')
-          .describe('how long a process keeps the queue entries and TWM fetches it claimed without renewing its claim (renewed every third of this); another process or node takes over the work of one that died after this'),
+          .describe('how long a process keeps the queue entries, TWM fetches and spam learning rows it claimed without renewing its claim (renewed every third of this); another process or node takes over the work of one that died after this'),
       })
       .strict()
       .prefault({}),

@@ -19,8 +19,8 @@ export interface SpamFilter {
   ingest: IngestSpamFilter;
   /** Whether moves and Screener decisions queue learning. */
   learn: boolean;
-  /** Starts the learning worker (when `learn`); null otherwise. */
-  startLearning(repo: SpamLearningRepository, backoff: { baseMs: number; maxMs: number }): LearnWorker | null;
+  /** Starts the learning worker (when `learn`), claiming rows as `owner` for `leaseMs` at a time; null otherwise. */
+  startLearning(repo: SpamLearningRepository, backoff: { baseMs: number; maxMs: number }, lease: { owner: string; leaseMs: number }): LearnWorker | null;
   /** Scans a TWM introduction as the plain-text message it would be (endpoints/twm/inbox.ts `scanIntro`). */
   scanIntro(input: { intro: string; from: string; to: string[] }): Promise<SpamScan>;
 }
@@ -43,9 +43,9 @@ export function createSpamFilter(config: SpamConfig | null, log: { warn: Log; in
     ingest: { scan: (input) => client.scan(input), onUnreachable: config.onUnreachable },
     learn: config.learn,
     scanIntro: ({ intro, from, to }) => client.scan({ raw: introMessage(intro, from), envelopeFrom: from, recipients: to }),
-    startLearning(repo, backoff) {
+    startLearning(repo, backoff, lease) {
       if (!config.learn) return null;
-      return startLearnWorker({ repo, client, backoff: { ...backoff, jitter: 0.1 }, log: log.info });
+      return startLearnWorker({ repo, client, backoff: { ...backoff, jitter: 0.1 }, owner: lease.owner, leaseMs: lease.leaseMs, log: log.info });
     },
   };
 }

@@ -75,7 +75,7 @@ export class KyselyClusterLeaseRepository implements ClusterLeaseRepository {
     // substr, not LIKE: a host name may hold LIKE's wildcards.
     const earlier = (column: 'lease_owner' | 'owner') => sql<boolean>`substr(${sql.ref(column)}, 1, ${prefix.length}) = ${prefix} AND ${sql.ref(column)} <> ${owner}`;
     let freed = 0;
-    for (const table of ['queue_recipients', 'twm_in_recipients'] as const) {
+    for (const table of ['queue_recipients', 'twm_in_recipients', 'spam_learning'] as const) {
       const res = await this.s.db.updateTable(table).set({ lease_owner: null, lease_until: null }).where(earlier('lease_owner')).executeTakeFirst();
       freed += num(res.numUpdatedRows);
     }

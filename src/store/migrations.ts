@@ -31,6 +31,7 @@ import { twmBodyInQueueMigration } from './migration-0022-twm-body-in-queue.ts';
 import { twmLeanIndexesMigration } from './migration-0024-twm-lean-indexes.ts';
 import { partialMessageIndexesMigration } from './migration-0025-partial-message-indexes.ts';
 import { queueDueOrderMigration } from './migration-0026-queue-due-order.ts';
+import { spamLearningLeasesMigration } from './migration-0027-spam-learning-leases.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -228,5 +229,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0024_twm_lean_indexes': twmLeanIndexesMigration(),
     '0025_partial_message_indexes': partialMessageIndexesMigration(),
     '0026_queue_due_order': queueDueOrderMigration(),
+    '0027_spam_learning_leases': spamLearningLeasesMigration(dialect),
   };
 }

@@ -8,7 +8,8 @@
  * subquery locks its rows FOR UPDATE SKIP LOCKED, so concurrent claimers
  * take different entries instead of queueing behind each other. Claims are
  * written without fsync (lease-repository.ts unsyncedWrite): a claim lost
- * to a power failure only frees the entry.
+ * to a power failure only frees the entry. The renewal and release by id
+ * serve spam learning's claims too (spam-learning-claims.ts).
  */
 import type { Lease } from './types.ts';
 import { unsyncedWrite } from './lease-repository.ts';
@@ -21,29 +22,28 @@ export async function claimQueueEntries(s: Db, now: Date, limit: number, lease: 
   return unsyncedWrite(s, (db) => claimDue(db, s.dialect, now.getTime(), limit, { owner: lease.owner, until: lease.until.getTime() }, excludeDomains, excludeIds));
 }
 
-export async function renewQueueLeases(s: Db, ids: readonly number[], lease: Lease): Promise<number[]> {
+/** The tables whose claimed rows are renewed and released by id: the queue's and spam learning's (spam-learning-claims.ts). */
+export type LeasedById = 'queue_recipients' | 'spam_learning';
+
+/** Extends `lease.owner`'s leases on these rows of `table`; returns the ids it still held. */
+export async function renewLeasesById(s: Db, table: LeasedById, ids: readonly number[], lease: Lease): Promise<number[]> {
   if (ids.length === 0) return [];
   return unsyncedWrite(s, async (db) => {
     const held: number[] = [];
     for (const part of chunks([...ids], 500)) {
-      const rows = await db
-        .updateTable('queue_recipients')
-        .set({ lease_until: lease.until.getTime() })
-        .where('id', 'in', part)
-        .where('lease_owner', '=', lease.owner)
-        .returning('id')
-        .execute();
+      const rows = await db.updateTable(table).set({ lease_until: lease.until.getTime() }).where('id', 'in', part).where('lease_owner', '=', lease.owner).returning('id').execute();
       held.push(...rows.map((r) => r.id));
     }
     return held;
   });
 }
 
-export async function releaseQueueLeases(s: Db, ids: readonly number[], owner: string): Promise<void> {
+/** Frees `owner`'s leases on these rows of `table` (claimed but not started: free for anyone at once). */
+export async function releaseLeasesById(s: Db, table: LeasedById, ids: readonly number[], owner: string): Promise<void> {
   if (ids.length === 0) return;
   await unsyncedWrite(s, async (db) => {
     for (const part of chunks([...ids], 500)) {
-      await db.updateTable('queue_recipients').set({ lease_owner: null, lease_until: null }).where('id', 'in', part).where('lease_owner', '=', owner).execute();
+      await db.updateTable(table).set({ lease_owner: null, lease_until: null }).where('id', 'in', part).where('lease_owner', '=', owner).execute();
     }
   });
 }

@@ -20,7 +20,7 @@ import type { QueueEntry, QueueState } from '../core/types.ts';
 import type { Lease, NewMessage, QueueRepository } from './types.ts';
 import type { ChangeBus } from './change-bus.ts';
 import { storeMessages } from './message-batch.ts';
-import { claimQueueEntries, releaseQueueLeases, renewQueueLeases } from './queue-claims.ts';
+import { claimQueueEntries, releaseLeasesById, renewLeasesById } from './queue-claims.ts';
 import { StoreConflictError } from './types.ts';
 import { sql, type Transaction } from 'kysely';
 import { GroupCommit } from './group-commit.ts';
@@ -260,11 +260,11 @@ export class KyselyQueueRepository implements QueueRepository {
   }
 
   renew(ids: readonly number[], lease: Lease): Promise<number[]> {
-    return renewQueueLeases(this.s, ids, lease);
+    return renewLeasesById(this.s, 'queue_recipients', ids, lease);
   }
 
   release(ids: readonly number[], owner: string): Promise<void> {
-    return releaseQueueLeases(this.s, ids, owner);
+    return releaseLeasesById(this.s, 'queue_recipients', ids, owner);
   }
 
   async flush(now: Date, ids?: readonly number[]): Promise<number[]> {

@@ -157,6 +157,9 @@ export interface SpamLearningTable {
   outcome: string | null;
   created_at: number;
   done_at: number | null;
+  /** The worker holding the row (migration 0027, store/spam-learning-claims.ts), and until when. */
+  lease_owner: Generated<string | null>;
+  lease_until: Generated<number | null>;
 }
 
 export interface QueueMessagesTable {

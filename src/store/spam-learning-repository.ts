@@ -4,12 +4,15 @@
  * (message-repository.ts `move`), and a worker (spam/learn-worker.ts) sends
  * them to rspamd with retries. One row per (user, message): teaching the
  * same class again changes nothing; teaching the other class sets the row
- * back to pending, so each change of class is sent once.
+ * back to pending, so each change of class is sent once. Rows are claimed
+ * with leases (migration 0027, spam-learning-claims.ts).
  */
-import type { Selectable, Transaction } from 'kysely';
-import type { LearnKind, SpamLearnItem, SpamLearningRepository } from './types.ts';
+import { sql, type Selectable, type Transaction } from 'kysely';
+import type { LearnKind, LearnWrite, Lease, SpamLearnItem, SpamLearningRepository } from './types.ts';
 import type { Database, SpamLearningTable } from './schema.ts';
 import { num, toDate, type Db } from './db-util.ts';
+import { claimSpamLearning, finishSpamLearning } from './spam-learning-claims.ts';
+import { releaseLeasesById, renewLeasesById } from './queue-claims.ts';
 
 /** Queues learning for these messages (of one user), copying each message's stored octets. */
 export async function queueLearning(tx: Transaction<Database>, userId: number, items: Array<{ messageId: number; kind: LearnKind }>, at: Date): Promise<void> {
@@ -22,6 +25,7 @@ export async function queueLearning(tx: Transaction<Database>, userId: number, i
       .executeTakeFirst();
     if (existing) {
       if (existing.kind === item.kind) continue; // pending or done with this class already: exactly once
+      // The lease stays (spam-learning-claims.ts): nobody else sends the new class while its holder may still be sending the old.
       await tx
         .updateTable('spam_learning')
         .set({ kind: item.kind, state: 'pending', attempts: 0, next_attempt_at: at.getTime(), last_error: null, outcome: null, done_at: null })
@@ -59,13 +63,26 @@ export class KyselySpamLearningRepository implements SpamLearningRepository {
     const rows = await this.s.db
       .selectFrom('spam_learning')
       .selectAll()
-      .where('state', '=', 'pending')
+      // A literal: the partial index spam_learning_due holds the pending rows only.
+      .where('state', '=', sql.lit<'pending'>('pending'))
       .where('next_attempt_at', '<=', now.getTime())
       .orderBy('next_attempt_at')
       .orderBy('id')
       .limit(limit)
       .execute();
     return rows.map(toItem);
+  }
+
+  async claim(now: Date, limit: number, lease: Lease): Promise<SpamLearnItem[]> {
+    return (await claimSpamLearning(this.s, now, limit, lease)).map(toItem);
+  }
+
+  renew(ids: readonly number[], lease: Lease): Promise<number[]> {
+    return renewLeasesById(this.s, 'spam_learning', ids, lease);
+  }
+
+  release(ids: readonly number[], owner: string): Promise<void> {
+    return releaseLeasesById(this.s, 'spam_learning', ids, owner);
   }
 
   async list(options: { userId?: number } = {}): Promise<SpamLearnItem[]> {
@@ -75,29 +92,17 @@ export class KyselySpamLearningRepository implements SpamLearningRepository {
   }
 
   /** Conditional on the row still asking for this class: a class change meanwhile keeps it pending. */
-  async done(id: number, kind: LearnKind, outcome: string, at: Date): Promise<void> {
-    await this.s.db
-      .updateTable('spam_learning')
-      .set({ state: 'done', outcome, done_at: at.getTime(), last_error: null })
-      .where('id', '=', id)
-      .where('kind', '=', kind)
-      .where('state', '=', 'pending')
-      .execute();
+  done(id: number, kind: LearnKind, owner: string, outcome: string, at: Date): Promise<LearnWrite> {
+    return finishSpamLearning(this.s, id, kind, owner, { state: 'done', outcome, done_at: at.getTime(), last_error: null });
   }
 
-  async retry(id: number, kind: LearnKind, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<void> {
-    await this.s.db
-      .updateTable('spam_learning')
-      .set({
-        attempts: change.attempts,
-        next_attempt_at: change.nextAttemptAt.getTime(),
-        last_error: change.error,
-        ...(change.failed ? { state: 'failed' as const } : {}),
-      })
-      .where('id', '=', id)
-      .where('kind', '=', kind)
-      .where('state', '=', 'pending')
-      .execute();
+  retry(id: number, kind: LearnKind, owner: string, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<LearnWrite> {
+    return finishSpamLearning(this.s, id, kind, owner, {
+      attempts: change.attempts,
+      next_attempt_at: change.nextAttemptAt.getTime(),
+      last_error: change.error,
+      ...(change.failed ? { state: 'failed' as const } : {}),
+    });
   }
 
   async queue(userId: number, items: Array<{ messageId: number; kind: LearnKind }>, at: Date): Promise<void> {

@@ -39,7 +39,9 @@ for (const backend of backends) {
         assert.equal(rows[0]!.raw.toString(), 'Subject: s\r\n\r\nbody\r\n', 'a copy of the message');
         const due = await store.spamLearning.due(new Date(Date.now() + 1000), 10);
         assert.equal(due.length, 1);
-        await store.spamLearning.done(due[0]!.id, 'spam', 'learned', new Date());
+        const lease = () => ({ owner: 'w', until: new Date(Date.now() + 60_000) });
+        assert.deepEqual((await store.spamLearning.claim(new Date(Date.now() + 1000), 10, lease())).map((r) => r.id), [due[0]!.id]);
+        assert.equal(await store.spamLearning.done(due[0]!.id, 'spam', 'w', 'learned', new Date()), 'written');
         assert.equal((await store.spamLearning.due(new Date(Date.now() + 1000), 10)).length, 0);
         // Out and in again as spam: in/out flips the class; the same class twice in a row is one learn.
         await store.spamLearning.queue(u.id, [{ messageId: m!.id, kind: 'spam' }], new Date());
@@ -49,11 +51,15 @@ for (const backend of backends) {
         assert.equal(rows.length, 1);
         assert.deepEqual([rows[0]!.kind, rows[0]!.state], ['ham', 'pending']);
         // A stale worker finishing the old class does not mark the new one done.
-        await store.spamLearning.done(rows[0]!.id, 'spam', 'learned', new Date());
+        assert.equal(await store.spamLearning.done(rows[0]!.id, 'spam', 'w', 'learned', new Date()), 'lease-lost');
         assert.equal((await store.spamLearning.list())[0]!.state, 'pending');
-        await store.spamLearning.retry(rows[0]!.id, 'ham', { attempts: 1, nextAttemptAt: new Date(Date.now() + 60_000), error: 'down', failed: false });
+        await store.spamLearning.claim(new Date(Date.now() + 1000), 10, lease());
+        const retried = await store.spamLearning.retry(rows[0]!.id, 'ham', 'w', { attempts: 1, nextAttemptAt: new Date(Date.now() + 60_000), error: 'down', failed: false });
+        assert.equal(retried, 'written');
         assert.equal((await store.spamLearning.due(new Date(), 10)).length, 0, 'backing off');
         assert.equal((await store.spamLearning.due(new Date(Date.now() + 120_000), 10)).length, 1);
+        assert.deepEqual(await store.spamLearning.claim(new Date(), 10, lease()), [], 'nor claimed before its time');
+        assert.equal((await store.spamLearning.claim(new Date(Date.now() + 120_000), 10, lease())).length, 1, 'the retry ended the lease');
         // The Junk mailbox exists for every account.
         assert.ok((await store.messages.mailboxes(u.id)).some((b) => b.name === 'Junk'));
       } finally {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect, type Compilable } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type Compilable } from 'kysely';
 import pg from 'pg';
 import { openStore, SCHEMA_LOCK_ID } from './open.ts';
 import type { Store } from './types.ts';
@@ -161,4 +161,25 @@ export async function sqlitePlanOf(backend: TestBackend, build: (db: Kysely<Sche
   if ((await backend.query("SELECT name FROM sqlite_schema WHERE name = 'sqlite_stat1'")).length > 0) throw new Error('sqlitePlanOf: the store was ANALYZEd');
   const { sql } = build(sqliteCompiler).compile();
   return (await backend.query(`EXPLAIN QUERY PLAN ${sql.replaceAll('?', literal)}`)).map((r) => String(r.detail));
+}
+
+/** Builds queries for PostgreSQL without a connection (the pool never connects): only their SQL text is wanted. */
+const postgresCompiler = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new pg.Pool({ max: 1 }) }) });
+
+/**
+ * The plan (EXPLAIN's lines) of a query built with the PostgreSQL compiler, on the most recently
+ * opened PostgreSQL store, with its parameters written in as literals (numbers and strings only):
+ * a partial index is usable only where the planner sees the values.
+ */
+export async function postgresPlanOf(backend: TestBackend, build: (db: Kysely<Schema>) => Compilable<unknown>): Promise<string[]> {
+  if (backend.name !== 'postgres') throw new Error('postgresPlanOf: a PostgreSQL backend only');
+  const { sql, parameters } = build(postgresCompiler).compile();
+  const literal = (i: number) => {
+    const v = parameters[i - 1];
+    if (typeof v === 'number') return String(v);
+    if (typeof v === 'string') return `'${v.replaceAll("'", "''")}'`;
+    throw new Error(`postgresPlanOf: parameter $${i} is neither a number nor a string`);
+  };
+  const text = sql.replace(/\$(\d+)/g, (_, n: string) => literal(Number(n)));
+  return (await backend.query(`EXPLAIN ${text}`)).map((r) => String(r['QUERY PLAN']));
 }

@@ -194,17 +194,34 @@ export interface SpamLearnItem {
   outcome: string | null;
 }
 
-/** Learning as retried work (store/spam-learning-repository.ts). */
+/**
+ * What a finished learning attempt's write did: `written`; `class-changed`
+ * (the row asks for the other class now: nothing recorded, the lease freed);
+ * `lease-lost` (another process took the row over: refused).
+ */
+export type LearnWrite = 'written' | 'class-changed' | 'lease-lost';
+
+/**
+ * Learning as retried work (store/spam-learning-repository.ts), claimed with
+ * leases like the queue (store/spam-learning-claims.ts): any number of
+ * processes run the worker on one store, and one row goes to one of them.
+ */
 export interface SpamLearningRepository {
-  /** Queues learning (same rules as `MessageRepository.move`'s teach). */
+  /** Queues learning (same rules as `MessageRepository.move`'s teach). A row leased keeps its lease through a change of class. */
   queue(userId: number, items: Array<{ messageId: number; kind: LearnKind }>, at: Date): Promise<void>;
-  /** Pending rows with nextAttemptAt <= now, oldest first. */
+  /** Pending rows with nextAttemptAt <= now, oldest first, leased or not (a look, not a claim). */
   due(now: Date, limit: number): Promise<SpamLearnItem[]>;
+  /** Claims up to `limit` pending rows due at `now` that are free or whose lease expired; oldest due first. */
+  claim(now: Date, limit: number, lease: Lease): Promise<SpamLearnItem[]>;
+  /** Extends the owner's leases on these rows; returns the ids it still held. */
+  renew(ids: readonly number[], lease: Lease): Promise<number[]>;
+  /** Frees the owner's leases on these rows (claimed, not sent). */
+  release(ids: readonly number[], owner: string): Promise<void>;
   list(options?: { userId?: number }): Promise<SpamLearnItem[]>;
-  /** Marks the row done, if it still asks for `kind`. */
-  done(id: number, kind: LearnKind, outcome: string, at: Date): Promise<void>;
-  /** Records a failed attempt, if the row still asks for `kind`; `failed`: give up. */
-  retry(id: number, kind: LearnKind, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<void>;
+  /** Marks the row done, if it still asks for `kind` and `owner` holds its lease; ends the lease. */
+  done(id: number, kind: LearnKind, owner: string, outcome: string, at: Date): Promise<LearnWrite>;
+  /** Records a failed attempt, under the same conditions as `done`; `failed`: give up. */
+  retry(id: number, kind: LearnKind, owner: string, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<LearnWrite>;
 }
 
 /** Where a key page of the Screener starts: after the request with this rank, last-seen time and id. */
@@ -251,7 +268,7 @@ export interface ClusterLeaseRepository {
   /** The owner of an unexpired lease on `name`. */
   holder(name: string, now: Date): Promise<string | undefined>;
   /**
-   * Frees every lease (queue entries, TWM rows, named leases) whose owner is
+   * Frees every lease (queue entries, TWM rows, spam learning rows, named leases) whose owner is
    * `<node>/…` but not `owner`: an earlier incarnation of this process's slot,
    * dead since it started. Returns how many leases were freed.
    */
