@@ -108,6 +108,10 @@ export class KyselyMessageRepository implements MessageRepository {
     return stored;
   }
 
+  warm(): void {
+    this.s.messageWriter?.warm();
+  }
+
   /** Waits for queued deliveries to commit (Store.close calls it before closing the database). */
   drain(): Promise<void> {
     return this.committer.drain();

@@ -95,7 +95,10 @@ test('a thread that dies fails the round in flight; the next round starts a new 
   };
   const writer = createMessageWriter(path, db, () => undefined, start);
   try {
+    writer.warm();
+    assert.equal(threads.length, 1, 'warm starts the thread before any round');
     const first = await writer.commit([message(alice, 'first')]);
+    assert.equal(threads.length, 1, 'the first round uses the warmed thread');
     await writer.sync();
     assert.equal(first.length, 1);
 

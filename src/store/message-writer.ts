@@ -32,6 +32,8 @@ export interface MessageWriter {
   commit(items: NewMessage[]): Promise<MessageSummary[]>;
   /** Resolves once the last round committed is on stable storage. */
   sync(): Promise<void>;
+  /** Starts the thread ahead of the first round (unreferenced: it keeps no process alive). */
+  warm(): void;
   /** Ends the thread after the rounds in flight; before the store's own connection closes. */
   close(): Promise<void>;
 }
@@ -101,6 +103,12 @@ class ThreadWriter implements MessageWriter {
         return round.committed.promise;
       }),
     );
+  }
+
+  warm(): void {
+    if (this.closed || this.worker) return;
+    this.worker = this.start();
+    if (this.rounds.size === 0) this.worker.unref();
   }
 
   sync(): Promise<void> {
