@@ -76,6 +76,8 @@ class ThreadWriter implements MessageWriter {
   private exited: Promise<void> = Promise.resolve();
   private nextId = 0;
   private readonly rounds = new Map<number, Round>();
+  /** Rounds not yet settled, posted or still waiting: the thread keeps the process alive only while there are some. */
+  private pending = 0;
   private lastSynced: Promise<void> | null = null;
   private closed = false;
 
@@ -89,26 +91,38 @@ class ThreadWriter implements MessageWriter {
   commit(items: NewMessage[]): Promise<MessageSummary[]> {
     if (this.closed) return Promise.reject(new Error('the message store is closed'));
     const round: Round = { committed: deferred(), synced: deferred() };
-    // Awaited by `sync` only after a successful commit; a failed round's rejection is its commit's.
-    round.synced.promise.catch(() => undefined);
+    // The thread is referenced from here until the round is settled, including the waits for it and for the connection.
+    this.pending++;
+    const settled = () => {
+      this.pending--;
+      this.refresh();
+    };
+    round.synced.promise.then(settled, settled);
     this.lastSynced = round.synced.promise;
     const id = ++this.nextId;
-    return this.thread().then((w) =>
-      this.db.connection().execute(async () => {
-        // It may have died while this round waited for the connection: a message to it would be lost.
-        if (this.worker !== w) throw new Error('message writer thread exited');
-        this.rounds.set(id, round);
-        w.ref();
-        w.postMessage({ type: 'round', id, items } satisfies ToWriter);
-        return round.committed.promise;
-      }),
-    );
+    let posted = false;
+    return this.thread()
+      .then((w) =>
+        this.db.connection().execute(async () => {
+          // It may have died while this round waited for the connection: a message to it would be lost.
+          if (this.worker !== w) throw new Error('message writer thread exited');
+          this.rounds.set(id, round);
+          w.postMessage({ type: 'round', id, items } satisfies ToWriter);
+          posted = true;
+          return round.committed.promise;
+        }),
+      )
+      .catch((err: unknown) => {
+        // Never posted: no answer will settle it. (A posted round's `synced` settles with its answer.)
+        if (!posted) round.synced.reject(err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      });
   }
 
   warm(): void {
     if (this.closed || this.worker) return;
     this.worker = this.start();
-    if (this.rounds.size === 0) this.worker.unref();
+    this.refresh();
   }
 
   sync(): Promise<void> {
@@ -132,6 +146,7 @@ class ThreadWriter implements MessageWriter {
   private async thread(): Promise<Worker> {
     this.worker ??= this.start();
     const w = this.worker;
+    this.refresh();
     await this.ready;
     return w;
   }
@@ -165,7 +180,6 @@ class ThreadWriter implements MessageWriter {
       return;
     }
     this.rounds.delete(m.id);
-    if (this.rounds.size === 0) this.worker?.unref();
     if (m.type === 'synced') {
       r.synced.resolve();
       return;
@@ -173,6 +187,11 @@ class ThreadWriter implements MessageWriter {
     const err = fromWire(m.error);
     if (m.type === 'failed') r.committed.reject(err);
     r.synced.reject(err);
+  }
+
+  private refresh(): void {
+    if (this.pending > 0) this.worker?.ref();
+    else this.worker?.unref();
   }
 
   private failAll(err: Error): void {
