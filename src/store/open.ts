@@ -16,9 +16,11 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Store } from './types.ts';
 import type { Database as Tables, Dialect } from './schema.ts';
 import { createWalSync, type WalSync } from './wal-sync.ts';
+import { createMessageWriter, type MessageWriter } from './message-writer.ts';
 import type { Db } from './db-util.ts';
 import { migrations } from './migrations.ts';
 import { runsDirectlyOn } from './prepared.ts';
+import { cacheStatements } from './sqlite-statements.ts';
 import { KyselyUserRepository } from './user-repository.ts';
 import { KyselyContactRepository } from './contact-repository.ts';
 import { KyselyMessageRepository } from './message-repository.ts';
@@ -133,28 +135,6 @@ function openSqlite(path: string, log: (msg: string) => void): Kysely<Tables> {
   // Prepared reads run on the connection directly when it is free (prepared.ts).
   runsDirectlyOn(kysely, db);
   return kysely;
-}
-
-/**
- * Kysely prepares every query afresh; preparing is a measurable share of the
- * SMTP accept path's CPU (bench/). Statements are reused per SQL text, in a
- * bounded LRU (batch inserts vary with their size). better-sqlite3 runs each
- * statement to completion synchronously, so sharing one is safe.
- */
-function cacheStatements(db: Database.Database, max = 256): void {
-  const prepare = db.prepare.bind(db);
-  const cache = new Map<string, Database.Statement>();
-  db.prepare = ((source: string) => {
-    let stmt = cache.get(source);
-    if (stmt) {
-      cache.delete(source);
-    } else {
-      stmt = prepare(source);
-      if (cache.size >= max) cache.delete(cache.keys().next().value!);
-    }
-    cache.set(source, stmt);
-    return stmt;
-  }) as typeof db.prepare;
 }
 
 /**
@@ -315,7 +295,8 @@ class KyselyStore implements Store {
       await this.twmIn.drain();
       await this.twmNonces.drain();
       await this.events.close();
-      // The checkpointer's connection first: the store's own is then the last, and SQLite tidies the WAL as it closes.
+      // The writer's and the checkpointer's connections first: the store's own is then the last, and SQLite tidies the WAL as it closes.
+      await this.s.messageWriter?.close();
       await this.s.walSync?.close();
       await this.s.db.destroy();
     })();
@@ -331,9 +312,14 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   let pool: pg.Pool | undefined;
   let notifier: PgNotifier | undefined;
   let walSync: WalSync | undefined;
+  let messageWriter: MessageWriter | undefined;
   if (loc.kind === 'sqlite') {
     db = openSqlite(loc.path, log);
-    if (loc.path !== ':memory:') walSync = createWalSync(loc.path);
+    if (loc.path !== ':memory:') {
+      const sync = createWalSync(loc.path);
+      walSync = sync;
+      messageWriter = createMessageWriter(loc.path, db, () => sync.checkpoints());
+    }
   } else {
     const opened = await openPostgres(loc, url, log);
     db = opened.db;
@@ -361,5 +347,5 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   }
   // The first migration ran in this open: the store is new, so no earlier process used it.
   const createdNow = (results ?? []).some((r) => r.status === 'Success' && r.migrationName === '0001_initial');
-  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, storeEvents(db, loc, notifier, log), createdNow);
+  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}), ...(messageWriter ? { messageWriter } : {}) }, storeEvents(db, loc, notifier, log), createdNow);
 }

@@ -149,6 +149,11 @@ export interface MessageRepository {
    * transaction (group commit). Bodies are stored once per distinct content.
    */
   deliver(items: NewMessage[]): Promise<MessageSummary[]>;
+  /**
+   * Gets delivery ready ahead of the first message (a server, once it listens): on a SQLite file
+   * the writer's thread starts (store/message-writer.ts). Keeps no process alive.
+   */
+  warm(): void;
   list(userId: number, options?: MessageListOptions): Promise<MessageSummary[]>;
   get(userId: number, id: number): Promise<(MessageSummary & { raw: Buffer }) | undefined>;
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
