@@ -41,6 +41,8 @@ const result = await build({
     'cli/index': 'src/cli/index.ts',
     // Started by src/mail/auth-pool.ts as a worker thread, from the chunk beside it.
     'chunks/auth-worker': 'src/mail/auth-worker.ts',
+    // Started by src/store/message-writer.ts, likewise.
+    'chunks/message-writer-worker': 'src/store/message-writer-worker.ts',
   },
   outdir,
   chunkNames: 'chunks/[name]-[hash]',
@@ -72,10 +74,15 @@ const result = await build({
   ],
 });
 
-// auth-pool.ts starts `./auth-worker.js` beside its own file: it must have
-// landed in chunks/ (it is imported dynamically, by `twoway start` only).
-const pool = Object.entries(result.metafile.outputs).find(([, o]) => Object.keys(o.inputs).includes('src/mail/auth-pool.ts'));
-if (!pool || dirname(relative(outdir, join(repo, pool[0]))) !== 'chunks') {
-  console.error(`build: src/mail/auth-pool.ts is in ${pool?.[0] ?? 'no output'}, not beside chunks/auth-worker.js`);
-  process.exit(1);
+// Each worker's starter starts `./<worker>.js` beside its own file: it
+// must have landed in chunks/.
+for (const [starter, worker] of [
+  ['src/mail/auth-pool.ts', 'auth-worker'],
+  ['src/store/message-writer.ts', 'message-writer-worker'],
+]) {
+  const out = Object.entries(result.metafile.outputs).find(([, o]) => Object.keys(o.inputs).includes(starter));
+  if (!out || dirname(relative(outdir, join(repo, out[0]))) !== 'chunks') {
+    console.error(`build: ${starter} is in ${out?.[0] ?? 'no output'}, not beside chunks/${worker}.js`);
+    process.exit(1);
+  }
 }

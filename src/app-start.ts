@@ -252,6 +252,8 @@ async function startMailListeners(ctx: StartContext) {
   // The first inbound message would otherwise wait for a worker to start (module loading: about 1.6 s
   // from the TypeScript sources on a loaded 2-core machine, the first confirmation of the extension's tests).
   authPool?.warm();
+  // Likewise the message writer's thread (store/message-writer.ts), which loads the store's modules.
+  store.messages.warm();
   let submission: SmtpListener | null = null;
   if (config.submission.enabled && services.outbound) {
     const { hooks, auth } = createSubmissionHooks({

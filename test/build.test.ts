@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './helpers/cli.ts';
@@ -63,6 +63,12 @@ describe('the compiled bin', { timeout: 300_000 }, () => {
     assert.equal(run(['user', 'add', 'ann@a.test', '--config', cfg], 'pw\n').code, 0);
     const listed = run(['mail', 'list', 'ann@a.test', '--json', '--config', cfg]);
     assert.deepEqual([listed.code, listed.out, listed.err], [0, '[]\n', '']);
+    // Stored through the message writer's thread (store/message-writer.ts), started from its built chunk.
+    const mbox = join(home, 'old.mbox');
+    writeFileSync(mbox, 'From a@b.test Mon Jan  1 00:00:00 2024\nFrom: a@b.test\nSubject: one\n\nfirst\n\nFrom a@b.test Mon Jan  1 00:00:01 2024\nFrom: a@b.test\nSubject: two\n\nsecond\n');
+    assert.equal(run(['import', 'ann@a.test', mbox, '--no-contacts', '--config', cfg]).code, 0);
+    const imported = JSON.parse(run(['mail', 'list', 'ann@a.test', '--json', '--config', cfg]).out) as Array<{ subject: string }>;
+    assert.deepEqual(imported.map((m) => m.subject).sort(), ['one', 'two']);
     const missing = run(['mail', 'list', 'nobody@a.test', '--config', cfg]);
     assert.equal(missing.code, 4);
     assert.match(missing.err, /^twoway: /);

@@ -4,8 +4,9 @@
  * SMTP port (each accepting from it). Checked: both workers serve sessions (their pids in the
  * "message decided" log lines, pino's `pid` field), a worker killed with
  * kill -9 is forked again while the port keeps answering, every message
- * acknowledged with 250 is stored exactly once, and SIGTERM stops the
- * supervisor and its workers cleanly.
+ * acknowledged with 250 is stored exactly once, IMAP IDLE on one worker
+ * hears mail that the other stored, and SIGTERM stops the supervisor and its
+ * workers cleanly.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { startDnsServer, type EmbeddedDnsServer } from '../src/dns/embedded-serv
 import { ChildServer, runCli, type ChildReady, writeChildConfig, type ChildConfig } from './helpers/child-server.ts';
 import { pgSchema, pgSkipReason, type PgSchema } from './helpers/pg-schema.ts';
 import { commonFreePort, eventually, rawMessage, send } from './helpers/server.ts';
+import { RawImap } from './helpers/raw-imap.ts';
 
 const HOST = '127.0.0.1';
 const USER = { address: 'pat@p.test', password: 'pat-password' };
@@ -37,6 +39,14 @@ function childrenOf(pid: number): number[] {
   return found.sort((a, b) => a - b);
 }
 
+/** The [imap] section on `port` (plain, login allowed without TLS on loopback), one session per user and worker. */
+function imapSection(toml: string, port: number): string {
+  if (!toml.includes('[imap]\n') || !toml.includes('port = 0\ntls_port = 0\n')) throw new Error('unexpected [imap] section in the rendered configuration');
+  return toml
+    .replace('[imap]\n', '[imap]\nallow_plaintext_auth = true\nmax_connections_per_user = 1\n')
+    .replace('port = 0\ntls_port = 0\n', `port = ${port}\ntls_port = 0\n`);
+}
+
 /** One SMTP session per message; resolves true on 250, false on any failure (not acknowledged). */
 async function deliver(port: number, subject: string): Promise<boolean> {
   try {
@@ -47,6 +57,33 @@ async function deliver(port: number, subject: string): Promise<boolean> {
   }
 }
 
+/** A logged-in IMAP session, or null when the worker that took the connection refused the login. */
+async function imapLogin(port: number): Promise<RawImap | null> {
+  const c = await RawImap.connect(port);
+  const reply = await c.cmd('l', `LOGIN ${USER.address} ${USER.password}`);
+  if (/^l OK/m.test(reply)) return c;
+  c.close();
+  assert.match(reply, /^l NO \[LIMIT\]/m, 'refused only for the per-user limit');
+  return null;
+}
+
+/**
+ * Two IMAP sessions of one user on the two workers. With one connection per user
+ * allowed, a limit each worker counts by itself (section 3.1 of docs/architecture.md),
+ * a second login succeeds only on the other worker: connect until one does.
+ */
+async function sessionsOnBothWorkers(port: number): Promise<[RawImap, RawImap]> {
+  const first = await imapLogin(port);
+  assert.ok(first, 'the first login succeeds');
+  for (let i = 0; i < 200; i++) {
+    const second = await imapLogin(port);
+    if (second) return [first, second];
+    await sleep(50);
+  }
+  first.close();
+  assert.fail('no login reached the second worker in 200 connections');
+}
+
 for (const backend of ['sqlite', 'postgres'] as const) {
   describe(`processes = 2 on ${backend}`, { timeout: 300_000 }, () => {
     let skip: string | false = false;
@@ -55,6 +92,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     let schema: PgSchema | null = null;
     let child: ChildServer;
     let port: number;
+    let imapPort: number;
     const sessionPids = new Set<number>();
 
     before(async () => {
@@ -68,6 +106,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       let submissionPort: number;
       do submissionPort = await commonFreePort([HOST]);
       while (submissionPort === port);
+      do imapPort = await commonFreePort([HOST]);
+      while (imapPort === port || imapPort === submissionPort);
       conf = writeChildConfig({
         domain: 'p.test',
         host: HOST,
@@ -75,7 +115,9 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         submissionPort,
         deliveryPort: 25,
         dns: [dns.address],
-        edit: (toml) => `${schema ? `storage = "${schema.url}"\n` : ''}${toml}\n[server]\nprocesses = 2\n`,
+        // IMAP on a known port (the ready line names only SMTP and the API), one session per user and worker.
+        edit: (toml) =>
+          `${schema ? `storage = "${schema.url}"\n` : ''}${imapSection(toml, imapPort)}\n[server]\nprocesses = 2\n`,
       });
       const added = await runCli(['user', 'add', USER.address, '--config', conf.file], `${USER.password}\n`);
       assert.equal(added.code, 0, added.stderr);
@@ -121,6 +163,24 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       }
       await eventually(async () => (sessionPids.size >= 2 ? true : undefined), 5_000, 'log lines from both workers');
       assert.deepEqual([...sessionPids].sort((a, b) => a - b), workers, 'the sessions were served by the two workers');
+    });
+
+    it('IMAP IDLE on one worker hears mail that the other worker stored', async (t) => {
+      if (skip || !workers) return t.skip(skip || 'no workers');
+      const sessions = await sessionsOnBothWorkers(imapPort);
+      try {
+        for (const [i, c] of sessions.entries()) {
+          assert.match(await c.cmd(`s${i}`, 'SELECT INBOX'), new RegExp(`^s${i} OK`, 'm'));
+          c.write(`i${i} IDLE\r\n`);
+          await c.waitFor(/\+ idling\r\n/);
+        }
+        // The SMTP session lands on one worker: the session on the other hears of the mail only across processes.
+        assert.equal(await deliver(port, 'idle-1'), true);
+        acked.push('idle-1');
+        for (const [i, c] of sessions.entries()) await c.waitFor(/\* \d+ EXISTS\r\n/, 10_000).catch((err: Error) => assert.fail(`session ${i}: ${err.message}`));
+      } finally {
+        for (const c of sessions) c.close();
+      }
     });
 
     it('forks a worker killed with kill -9 again; the port keeps answering', async (t) => {

@@ -8,6 +8,8 @@ import {
   parseAddress,
   parseAnyAddress,
   parseSenderSpec,
+  senderKey,
+  subaddressBase,
 } from './address.ts';
 import { ReplyError } from './errors.ts';
 
@@ -174,6 +176,19 @@ test('normaliseDomain', () => {
   assert.equal(normaliseDomain('Example.ORG.'), 'example.org');
   assert.throws(() => normaliseDomain('example.org..'), /empty domain label/);
   assert.throws(() => normaliseDomain('.'), /empty domain/);
+});
+
+test('senderKey: the normal form without the +tag (the account a sent message is from); null when it does not parse', () => {
+  assert.equal(senderKey('alice@x.test'), 'alice@x.test');
+  assert.equal(senderKey('Alice+Lists@X.TEST'), 'alice@x.test');
+  assert.equal(senderKey('alice+a+b@x.test'), 'alice@x.test', 'the tag starts at the first +');
+  assert.equal(senderKey('"alice+q"@x.test'), 'alice@x.test', 'a quoted dot-atom is the plain one');
+  assert.equal(senderKey('+tag@x.test'), '+tag@x.test', 'no base to strip a tag from');
+  assert.equal(senderKey('ÄLICE+x@Bücher.DE'), 'älice@xn--bcher-kva.de');
+  assert.equal(senderKey(''), null);
+  assert.equal(senderKey('not an address'), null);
+  assert.equal(subaddressBase('bob+x@y.test'), 'bob@y.test');
+  assert.equal(subaddressBase('bob@y+z.test'), 'bob@y+z.test', 'a + after the @ is no tag');
 });
 
 test('domainOf', () => {

@@ -253,6 +253,29 @@ export function normalisedAddress(input: string): string | null {
   }
 }
 
+/**
+ * An address in normal form without the `+tag` of its local part (RFC 5233 subaddressing):
+ * `bob+lists@x.test` is `bob@x.test`; an address without a tag (or with `+` first, where
+ * there is no base to strip it from) is itself. The tag starts at the first `+`.
+ */
+export function subaddressBase(address: string): string {
+  const at = address.lastIndexOf('@');
+  const plus = address.indexOf('+');
+  return plus > 0 && plus < at ? address.slice(0, plus) + address.slice(at) : address;
+}
+
+/**
+ * The key of the account that may send from `address` (any form): its normal form's
+ * subaddressBase, or null when it does not parse. An account owns the addresses whose key is
+ * its own address (services/outbound.ts owns()); the store keeps this key beside each sent
+ * message's envelope sender (`sender_key`, migration 0028), which keeps the sender as the
+ * client gave it, so that a user's sent mail is one indexed lookup whatever its case or tag.
+ */
+export function senderKey(address: string): string | null {
+  const normal = normalisedAddress(address);
+  return normal === null ? null : subaddressBase(normal);
+}
+
 /** Domain part of an address in normal form (the part after the last `@`, lower-cased). */
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');

@@ -18,7 +18,7 @@
  * (delivery/dkim-signing-transport.ts). Two-Way Mail and local delivery need
  * no DKIM.
  */
-import { parseAddress } from '../core/address.ts';
+import { normalisedAddress, parseAddress, subaddressBase } from '../core/address.ts';
 import { ReplyError } from '../core/errors.ts';
 import { randomHex } from '../core/random-pool.ts';
 import { replies } from '../core/reply.ts';
@@ -67,18 +67,14 @@ export interface OutboundOptions {
   relaySenders?: string[];
 }
 
-/** Does `user` own `address`? Its own address, or a subaddress of it (local+tag@domain). */
+/**
+ * Does `user` own `address`? Its own address, or a subaddress of it (local+tag@domain). For an
+ * account without a tag in its own address this is `senderKey(address) === user.address`, the
+ * key the Sent view looks its mail up by (services/sent.ts).
+ */
 export function owns(user: User, address: string): boolean {
-  let a: string;
-  try {
-    a = parseAddress(address).address;
-  } catch {
-    return false;
-  }
-  if (a === user.address) return true;
-  const at = a.lastIndexOf('@');
-  const plus = a.indexOf('+');
-  return plus > 0 && plus < at && a.slice(0, plus) + a.slice(at) === user.address;
+  const a = normalisedAddress(address);
+  return a !== null && (a === user.address || subaddressBase(a) === user.address);
 }
 
 /**

@@ -43,10 +43,20 @@ export function createQueueAdmin(store: Pick<Store, 'queue'>, onChanged?: () => 
     return entry;
   }
 
+  /**
+   * A user's entries, in queue order: read by their sender key (an index, not the whole queue:
+   * store/sent-queries.ts), `owns` still the final say, as for the Sent view.
+   */
+  async function ownEntries(owner: User): Promise<QueueEntry[]> {
+    const entries = await store.queue.listBySender(owner.address);
+    return entries.filter((e) => owns(owner, e.sender)).sort((a, b) => a.id - b.id);
+  }
+
   return {
     async list(options: { state?: QueueState['state']; owner?: User } = {}): Promise<QueueEntry[]> {
-      const entries = await store.queue.list(options.state ? { state: options.state } : {});
-      return options.owner ? entries.filter((e) => owns(options.owner!, e.sender)) : entries;
+      if (!options.owner) return store.queue.list(options.state ? { state: options.state } : {});
+      const state = options.state;
+      return (await ownEntries(options.owner)).filter((e) => state === undefined || e.status.state === state);
     },
 
     /** Schedules a scheduled or deferred entry for now. Finished entries cannot be retried. */
@@ -68,7 +78,8 @@ export function createQueueAdmin(store: Pick<Store, 'queue'>, onChanged?: () => 
      * owner's. Returns the entries it made due.
      */
     async flush(owner?: User): Promise<QueueEntry[]> {
-      const pending = (await store.queue.list()).filter((e) => (e.status.state === 'scheduled' || e.status.state === 'deferred') && (!owner || owns(owner, e.sender)));
+      const entries = owner ? await ownEntries(owner) : await store.queue.list();
+      const pending = entries.filter((e) => e.status.state === 'scheduled' || e.status.state === 'deferred');
       if (pending.length === 0) return [];
       const now = new Date();
       // Administrators flush everything in one statement; a user's flush names their entries.

@@ -87,14 +87,43 @@ function twmView(n: TwmOutNotice, r: TwmOutRecipient, history: RecipientEvent[],
   return { recipient: r.recipient, via: 'twm', status: VISIBLE_STATUS[r.state], detail: r.reason, noticeId: n.id, updatedAt: r.updatedAt.toISOString(), history: events };
 }
 
+type Notice = TwmOutNotice & { recipients: TwmOutRecipient[] };
+
+/**
+ * The user's queue entries and TWM notices for a page: on each side the newest `limit` messages
+ * (or the one asked for) through the store's index on the sender's account (migration 0028),
+ * never another user's rows. Then each side's rows of the messages the other side's page
+ * holds: a message's queue entries and notices may lie on different pages (a domain's
+ * notice is made when its delivery starts, later than the message), and a message shown
+ * must show all its recipients. owns() has the last word: a key is shared by the accounts
+ * whose own addresses carry a `+tag` (`bob+a`, `bob+b`, allowed while no `bob` exists).
+ */
+async function ownRows(store: Pick<Store, 'queue' | 'twmOut'>, user: User, limit: number, messageId: string | undefined): Promise<{ entries: QueueEntry[]; notices: Notice[] }> {
+  const only = messageId === undefined ? {} : { messageIds: [messageId] };
+  const [entries, notices] = await Promise.all([
+    store.queue.listBySender(user.address, { limit, ...only }),
+    store.twmOut.listBySender(user.address, { limit, ...only }),
+  ]);
+  const queued = new Set(entries.map((e) => e.messageId));
+  const noticed = new Set(notices.map((n) => n.messageId));
+  // With one message asked for, both sides were asked for all of it.
+  const [moreEntries, moreNotices] =
+    messageId !== undefined
+      ? [[], []]
+      : await Promise.all([
+          store.queue.listBySender(user.address, { messageIds: [...noticed].filter((id) => !queued.has(id)) }),
+          store.twmOut.listBySender(user.address, { messageIds: [...queued].filter((id) => !noticed.has(id)) }),
+        ]);
+  return {
+    entries: [...entries, ...moreEntries].filter((e) => owns(user, e.sender)),
+    notices: [...notices, ...moreNotices].filter((n) => owns(user, n.sender)),
+  };
+}
+
 export function createSent(store: Pick<Store, 'queue' | 'twmOut'>) {
   async function list(user: User, options: { messageId?: string; limit?: number } = {}): Promise<SentMessageView[]> {
     const limit = options.limit ?? 100;
-    const entries = (await store.queue.list()).filter((e) => owns(user, e.sender) && (!options.messageId || e.messageId === options.messageId));
-    // Subaddressed envelopes too (a list's bounce address), but only what this user owns.
-    const notices = (await store.twmOut.listBySender(user.address, { limit: limit * 10, ...(options.messageId ? { messageId: options.messageId } : {}) })).filter((n) =>
-      owns(user, n.sender),
-    );
+    const { entries, notices } = await ownRows(store, user, limit, options.messageId);
     const messages = new Map<string, SentMessageView & { byRcpt: Map<string, SentRecipientView> }>();
     const entry = (messageId: string, createdAt: Date) => {
       let m = messages.get(messageId);

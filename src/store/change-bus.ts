@@ -2,9 +2,10 @@
  * "Something changed in this user's mailboxes": the store announces every
  * committed write to messages or mailboxes here, and IMAP sessions listen
  * (each then reads what changed since its own HIGHESTMODSEQ, so an event
- * carries no data and a lost or duplicated event is harmless). In-process
- * today; a PostgreSQL LISTEN/NOTIFY source can call `emit` for writes of
- * other processes without anything else changing.
+ * carries no data and a lost or duplicated event is harmless). The bus
+ * itself is in-process; open.ts wraps it so that it also carries other
+ * processes' writes: LISTEN/NOTIFY on PostgreSQL (pg-notify.ts), a poll of
+ * the file on SQLite (sqlite-changes.ts).
  */
 export interface ChangeBus {
   /** Called after the write committed. */

@@ -5,6 +5,7 @@
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import type { Database, Dialect } from './schema.ts';
 import type { WalSync } from './wal-sync.ts';
+import type { MessageWriter } from './message-writer.ts';
 
 /** What every repository is built from. */
 export interface Db {
@@ -12,6 +13,8 @@ export interface Db {
   readonly dialect: Dialect;
   /** SQLite on a file: fsyncs the WAL off the event loop (wal-sync.ts). Absent otherwise. */
   readonly walSync?: WalSync;
+  /** SQLite on a file: runs the message group commit's rounds in a thread of their own (message-writer.ts). */
+  readonly messageWriter?: MessageWriter;
 }
 
 /**

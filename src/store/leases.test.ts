@@ -183,7 +183,8 @@ for (const backend of backends) {
       assert.equal(await store.leases.acquire('sweep', 'node-a', at(92), 60_000), true);
     });
 
-    test('events reach other processes: LISTEN/NOTIFY on PostgreSQL, in-process on SQLite', async () => {
+    // On SQLite a bare emit stays in its process: other processes hear the store's writes instead (sqlite-changes.test.ts).
+    test('signals reach other processes through PostgreSQL LISTEN/NOTIFY; on SQLite they stay in their process', async () => {
       const other = await openStore(backend.url());
       try {
         const heard = (register: (resolve: () => void) => void) =>
@@ -204,7 +205,7 @@ for (const backend of backends) {
         }, 100);
         try {
           assert.equal(await local, true, 'the announcing process hears its own signal');
-          assert.equal(await mail, backend.name === 'postgres', 'new mail for user 7 reaches the other process only through PostgreSQL');
+          assert.equal(await mail, backend.name === 'postgres', 'an emit for user 7 (no write behind it) reaches the other process only through PostgreSQL');
           assert.equal(await queued, backend.name === 'postgres', 'so does "a queue entry is due now"');
         } finally {
           clearInterval(pump);

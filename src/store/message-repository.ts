@@ -85,26 +85,31 @@ export class KyselyMessageRepository implements MessageRepository {
     private readonly s: Db,
     private readonly bus?: ChangeBus,
   ) {
-    // On a SQLite file each round's transaction commits without its fsync, then the WAL is synced
-    // (group-commit.ts: a failed fsync fails the round, nothing is committed twice). `s.walSync` is read per call.
-    const sync = s.walSync ? () => this.s.walSync!() : undefined;
-    this.committer = new GroupCommit(
-      (items) =>
-        unsyncedTransaction(this.s, (tx) => {
-          // The round's transaction has the connection to itself (unsyncedTransaction): its prepared
-          // statements run on better-sqlite3 directly, without kysely's driver layers (prepared.ts).
-          holdsConnectionOf(tx, this.s.db);
-          return storeMessages(tx, this.s.dialect, items);
-        }),
-      500,
-      sync,
-    );
+    const writer = s.messageWriter;
+    // On a SQLite file the rounds run in the writer's thread (message-writer.ts), each committed,
+    // then synced (group-commit.ts: a failed fsync fails the round, nothing is committed twice).
+    this.committer = writer
+      ? new GroupCommit((items) => writer.commit(items), 500, () => writer.sync())
+      : new GroupCommit(
+          (items) =>
+            unsyncedTransaction(this.s, (tx) => {
+              // The round's transaction has the connection to itself (unsyncedTransaction): its prepared
+              // statements run on better-sqlite3 directly, without kysely's driver layers (prepared.ts).
+              holdsConnectionOf(tx, this.s.db);
+              return storeMessages(tx, this.s.dialect, items);
+            }),
+          500,
+        );
   }
 
   async deliver(items: NewMessage[]): Promise<MessageSummary[]> {
     const stored = await this.committer.submit(items);
     for (const userId of unique(items.map((m) => m.userId))) this.bus?.emit(userId);
     return stored;
+  }
+
+  warm(): void {
+    this.s.messageWriter?.warm();
   }
 
   /** Waits for queued deliveries to commit (Store.close calls it before closing the database). */

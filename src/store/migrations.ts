@@ -32,6 +32,7 @@ import { twmLeanIndexesMigration } from './migration-0024-twm-lean-indexes.ts';
 import { partialMessageIndexesMigration } from './migration-0025-partial-message-indexes.ts';
 import { queueDueOrderMigration } from './migration-0026-queue-due-order.ts';
 import { spamLearningLeasesMigration } from './migration-0027-spam-learning-leases.ts';
+import { sentBySenderMigration } from './migration-0028-sent-by-sender.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -230,5 +231,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0025_partial_message_indexes': partialMessageIndexesMigration(),
     '0026_queue_due_order': queueDueOrderMigration(),
     '0027_spam_learning_leases': spamLearningLeasesMigration(dialect),
+    '0028_sent_by_sender': sentBySenderMigration(),
   };
 }

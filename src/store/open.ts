@@ -16,15 +16,18 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Store } from './types.ts';
 import type { Database as Tables, Dialect } from './schema.ts';
 import { createWalSync, type WalSync } from './wal-sync.ts';
+import { createMessageWriter, type MessageWriter } from './message-writer.ts';
 import type { Db } from './db-util.ts';
 import { migrations } from './migrations.ts';
 import { runsDirectlyOn } from './prepared.ts';
+import { cacheStatements } from './sqlite-statements.ts';
 import { KyselyUserRepository } from './user-repository.ts';
 import { KyselyContactRepository } from './contact-repository.ts';
 import { KyselyMessageRepository } from './message-repository.ts';
 import { KyselyImapRepository } from './imap-repository.ts';
 import { createChangeBus, type ChangeBus } from './change-bus.ts';
 import { localSignals, startPgNotifier, type PgNotifier, type StoreSignals } from './pg-notify.ts';
+import { startSqliteChangePoll } from './sqlite-changes.ts';
 import { KyselyContactRequestRepository } from './contact-request-repository.ts';
 import { KyselyQueueRepository } from './queue-repository.ts';
 import { KyselyAddressBookRepository } from './address-book-repository.ts';
@@ -135,28 +138,6 @@ function openSqlite(path: string, log: (msg: string) => void): Kysely<Tables> {
 }
 
 /**
- * Kysely prepares every query afresh; preparing is a measurable share of the
- * SMTP accept path's CPU (bench/). Statements are reused per SQL text, in a
- * bounded LRU (batch inserts vary with their size). better-sqlite3 runs each
- * statement to completion synchronously, so sharing one is safe.
- */
-function cacheStatements(db: Database.Database, max = 256): void {
-  const prepare = db.prepare.bind(db);
-  const cache = new Map<string, Database.Statement>();
-  db.prepare = ((source: string) => {
-    let stmt = cache.get(source);
-    if (stmt) {
-      cache.delete(source);
-    } else {
-      stmt = prepare(source);
-      if (cache.size >= max) cache.delete(cache.keys().next().value!);
-    }
-    cache.set(source, stmt);
-    return stmt;
-  }) as typeof db.prepare;
-}
-
-/**
  * int8 (bigint: timestamps, counts) arrives from pg as a string by default;
  * every int8 here is a millisecond time or a count, well inside 2^53, so it is
  * parsed to a number. Set per pool, not globally, so other pg users are unaffected.
@@ -237,6 +218,28 @@ async function withSchemaLock<T>(pool: pg.Pool, run: () => Promise<T>): Promise<
   }
 }
 
+/** The change bus and signals of a store, and how to stop what feeds them. */
+interface StoreEvents {
+  changes: ChangeBus;
+  signals: StoreSignals;
+  close(): Promise<void>;
+}
+
+/**
+ * Where other processes' changes come from: LISTEN/NOTIFY on PostgreSQL
+ * (pg-notify.ts), a poll of the file on SQLite (sqlite-changes.ts; the queue
+ * signal stays in the process, the queue workers poll anyway), nowhere for
+ * an in-memory database, which no other connection can open.
+ */
+function storeEvents(db: Kysely<Tables>, loc: StoreLocation, notifier: PgNotifier | undefined, log: (msg: string) => void): StoreEvents {
+  if (notifier) return { changes: notifier.bus(createChangeBus()), signals: notifier, close: () => notifier.close() };
+  if (loc.kind === 'sqlite' && loc.path !== ':memory:') {
+    const poll = startSqliteChangePoll({ db, log });
+    return { changes: poll.bus(createChangeBus()), signals: localSignals(), close: () => poll.close() };
+  }
+  return { changes: createChangeBus(), signals: localSignals(), close: async () => {} };
+}
+
 class KyselyStore implements Store {
   readonly users: KyselyUserRepository;
   readonly contacts: KyselyContactRepository;
@@ -258,14 +261,13 @@ class KyselyStore implements Store {
 
   constructor(
     private readonly s: Db,
-    private readonly notifier?: PgNotifier,
+    private readonly events: StoreEvents,
     readonly createdNow = false,
   ) {
     this.users = new KyselyUserRepository(s);
     this.contacts = new KyselyContactRepository(s);
-    // On PostgreSQL the change bus also carries other processes' changes (LISTEN/NOTIFY).
-    this.changes = notifier ? notifier.bus(createChangeBus()) : createChangeBus();
-    this.signals = notifier ?? localSignals();
+    this.changes = events.changes;
+    this.signals = events.signals;
     this.messages = new KyselyMessageRepository(s, this.changes);
     this.imap = new KyselyImapRepository(s, this.changes, this.messages);
     this.requests = new KyselyContactRequestRepository(s);
@@ -292,8 +294,9 @@ class KyselyStore implements Store {
       await this.twmOut.drain();
       await this.twmIn.drain();
       await this.twmNonces.drain();
-      await this.notifier?.close();
-      // The checkpointer's connection first: the store's own is then the last, and SQLite tidies the WAL as it closes.
+      await this.events.close();
+      // The writer's and the checkpointer's connections first: the store's own is then the last, and SQLite tidies the WAL as it closes.
+      await this.s.messageWriter?.close();
       await this.s.walSync?.close();
       await this.s.db.destroy();
     })();
@@ -309,9 +312,14 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   let pool: pg.Pool | undefined;
   let notifier: PgNotifier | undefined;
   let walSync: WalSync | undefined;
+  let messageWriter: MessageWriter | undefined;
   if (loc.kind === 'sqlite') {
     db = openSqlite(loc.path, log);
-    if (loc.path !== ':memory:') walSync = createWalSync(loc.path);
+    if (loc.path !== ':memory:') {
+      const sync = createWalSync(loc.path);
+      walSync = sync;
+      messageWriter = createMessageWriter(loc.path, db, () => sync.checkpoints());
+    }
   } else {
     const opened = await openPostgres(loc, url, log);
     db = opened.db;
@@ -339,5 +347,5 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   }
   // The first migration ran in this open: the store is new, so no earlier process used it.
   const createdNow = (results ?? []).some((r) => r.status === 'Success' && r.migrationName === '0001_initial');
-  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}) }, notifier, createdNow);
+  return new KyselyStore({ db, dialect: loc.kind, ...(walSync ? { walSync } : {}), ...(messageWriter ? { messageWriter } : {}) }, storeEvents(db, loc, notifier, log), createdNow);
 }

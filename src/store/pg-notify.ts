@@ -5,7 +5,10 @@
  * now" (so that another node's queue worker looks at once). An event carries
  * no data and a lost one is harmless: IMAP sessions read what changed since
  * their own modseq, and the workers poll the store every second anyway
- * (the fallback). SQLite has no such channel: its processes rely on polling.
+ * (the fallback). SQLite has no such channel: the change bus polls the file
+ * for other connections' writes while a session listens (sqlite-changes.ts),
+ * and "a queue entry is due now" stays in its process (`localSignals`), where
+ * the workers' own poll finds it within a second.
  *
  * One dedicated connection listens (a pooled one would be handed to other
  * queries); it reconnects after a loss. Notifications go out on the pool.

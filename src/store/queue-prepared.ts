@@ -98,11 +98,15 @@ export async function queuedMessage(db: Executor, dialect: Dialect, messageId: s
 }
 
 /** Inserts a queued message; returns its row id. */
-export async function insertQueueMessage(db: Executor, dialect: Dialect, row: { message_id: string; sender: string; raw: Buffer; created_at: number }): Promise<number> {
-  const [inserted] = await preparedOf(dialect).run(db, 'queue.insertMessage', [row.message_id, row.sender, row.raw, row.created_at], (v) =>
+export async function insertQueueMessage(
+  db: Executor,
+  dialect: Dialect,
+  row: { message_id: string; sender: string; sender_key: string | null; raw: Buffer; created_at: number },
+): Promise<number> {
+  const [inserted] = await preparedOf(dialect).run(db, 'queue.insertMessage', [row.message_id, row.sender, row.raw, row.created_at, row.sender_key], (v) =>
     db
       .insertInto('queue_messages')
-      .values({ message_id: v<string>(0), sender: v<string>(1), raw: v<Buffer>(2), created_at: v<number>(3) })
+      .values({ message_id: v<string>(0), sender: v<string>(1), raw: v<Buffer>(2), created_at: v<number>(3), sender_key: v<string | null>(4) })
       .returning('id'),
   );
   if (!inserted) throw new Error(`queue: no id for the inserted message ${row.message_id}`);

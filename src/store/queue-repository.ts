@@ -16,6 +16,7 @@
  * same body (twm-body-sharing.ts): then the body stays until the notice is
  * done with it too, and whichever side finishes last drops it.
  */
+import { senderKey } from '../core/address.ts';
 import type { QueueEntry, QueueState } from '../core/types.ts';
 import type { Lease, NewMessage, QueueRepository } from './types.ts';
 import type { ChangeBus } from './change-bus.ts';
@@ -29,7 +30,11 @@ import { dropQueueBodyIfFree, holdsNoNoticeBody } from './twm-body-sharing.ts';
 import { holdsConnectionOf } from './prepared.ts';
 import { entries, entriesById, entriesOfMessage, insertQueueEvents, insertQueueMessage, insertQueueRecipients, queuedMessage, ROWS_PER_STATEMENT, updateQueueState, type EntryRow } from './queue-prepared.ts';
 import type { Database, Dialect } from './schema.ts';
-import { chunks, durableTransaction, isUniqueViolation, num, toDate, type Db } from './db-util.ts';
+import { chunks, durableTransaction, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
+import { firstMessages, queueSentByKey, queueSentOfMessages } from './sent-queries.ts';
+
+/** Message ids per statement of listBySender: bound parameters well under both dialects' limits. */
+const MESSAGES_PER_STATEMENT = 500;
 
 function toState(row: EntryRow): QueueState {
   const required = (value: number | null): Date => {
@@ -231,6 +236,18 @@ export class KyselyQueueRepository implements QueueRepository {
     return rows.map(toEntry);
   }
 
+  async listBySender(sender: string, options: { limit?: number; messageIds?: readonly string[] } = {}): Promise<QueueEntry[]> {
+    const key = senderKey(sender);
+    const { limit, messageIds } = options;
+    if (key === null || (limit !== undefined && limit <= 0) || messageIds?.length === 0) return [];
+    if (messageIds === undefined) return (await queueSentByKey(this.s.db, key, limit).execute()).map(toEntry);
+    const rows: EntryRow[] = [];
+    for (const part of chunks(unique(messageIds), MESSAGES_PER_STATEMENT)) rows.push(...(await queueSentOfMessages(this.s.db, key, part).execute()));
+    // The order queueSentByKey reads in: newest message first, then its recipients as inserted.
+    rows.sort((a, b) => num(b.created_at) - num(a.created_at) || (a.message_id < b.message_id ? 1 : a.message_id > b.message_id ? -1 : 0) || a.id - b.id);
+    return firstMessages(rows.map(toEntry), limit);
+  }
+
   history(ids: readonly number[]) {
     return queueEvents(this.s, ids);
   }
@@ -322,7 +339,7 @@ export class KyselyQueueRepository implements QueueRepository {
 
 async function insertQueued(tx: Transaction<Database>, dialect: Dialect, input: EnqueueInput): Promise<void> {
   const at = (input.createdAt ?? new Date()).getTime();
-  const id = await insertQueueMessage(tx, dialect, { message_id: input.messageId, sender: input.sender, raw: input.raw, created_at: at });
+  const id = await insertQueueMessage(tx, dialect, { message_id: input.messageId, sender: input.sender, sender_key: senderKey(input.sender), raw: input.raw, created_at: at });
   for (const part of chunks(input.recipients, ROWS_PER_STATEMENT)) {
     const rows = await insertQueueRecipients(tx, dialect, id, part, input.at.getTime());
     await insertQueueEvents(

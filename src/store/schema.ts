@@ -166,6 +166,8 @@ export interface QueueMessagesTable {
   id: Generated<number>;
   message_id: string;
   sender: string;
+  /** core/address.ts senderKey(sender): the account the message is from, null if the sender does not parse (migration 0028). */
+  sender_key: string | null;
   raw: Buffer;
   created_at: number;
   /** Set when the body was dropped after every recipient finished (raw is then empty). */
@@ -194,6 +196,8 @@ export interface TwmOutNoticesTable {
   id: string;
   message_id: string;
   sender: string;
+  /** As queue_messages.sender_key (migration 0028). */
+  sender_key: string | null;
   domain: string;
   content: Buffer;
   subject: string | null;

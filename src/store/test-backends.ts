@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type Compilable } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Compilable } from 'kysely';
 import pg from 'pg';
+import { migrations } from './migrations.ts';
 import { openStore, SCHEMA_LOCK_ID } from './open.ts';
 import type { Store } from './types.ts';
 import type { Database as Schema } from './schema.ts';
@@ -30,8 +31,25 @@ export interface TestBackend {
   count(table: string): Promise<number>;
   /** One SQL statement (no parameters) on the most recently opened store, bypassing it: to make rows as older versions left them. */
   query(statement: string): Promise<Array<Record<string, unknown>>>;
+  /**
+   * A fresh database migrated up to the migration `last` only, as an older version left it; it
+   * becomes the most recent one (query() writes rows into it, `openStore(url())` runs the later
+   * migrations over them).
+   */
+  migrateTo(last: string): Promise<void>;
   /** Removes every database this backend created. */
   cleanup(): Promise<void>;
+}
+
+/** Runs the migrations up to `last` on `db`, then closes it. */
+async function migrateOnly(db: Kysely<unknown>, dialect: 'sqlite' | 'postgres', last: string, schema?: string): Promise<void> {
+  try {
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations(dialect) }, ...(schema ? { migrationTableSchema: schema } : {}) });
+    const { error } = await migrator.migrateTo(last);
+    if (error) throw error;
+  } finally {
+    await db.destroy();
+  }
 }
 
 const TABLE = /^[a-z_]+$/;
@@ -49,6 +67,10 @@ function sqliteBackend(): TestBackend {
       return openStore(`sqlite:${last}`);
     },
     url: () => `sqlite:${last}`,
+    async migrateTo(migration) {
+      last = join(dir, `store-${++n}.db`);
+      await migrateOnly(new Kysely({ dialect: new SqliteDialect({ database: new Database(last) }) }), 'sqlite', migration);
+    },
     async count(table) {
       if (!TABLE.test(table)) throw new Error(`bad table ${table}`);
       const db = new Database(last, { readonly: true });
@@ -106,6 +128,22 @@ async function postgresBackend(): Promise<TestBackend> {
       return openStore(url());
     },
     url,
+    async migrateTo(migration) {
+      const schema = `${run}_${schemas.length + 1}`;
+      schemas.push(schema);
+      const client = admin();
+      await client.connect();
+      try {
+        // Under the migration lock, as openStore migrates: another test process may be changing schemas.
+        await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK_ID]);
+        await client.query(`CREATE SCHEMA "${schema}"`);
+        const pool = new pg.Pool({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+        await migrateOnly(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', migration, schema);
+        await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK_ID]);
+      } finally {
+        await client.end();
+      }
+    },
     async count(table) {
       if (!TABLE.test(table)) throw new Error(`bad table ${table}`);
       const client = admin();

@@ -12,7 +12,8 @@
  * Every write goes through one DurableWriter (group commit): durable before
  * it resolves, one fsync for concurrent handlers.
  */
-import { sql, type Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
+import { senderKey } from '../core/address.ts';
 import { TWM_OUT_FINAL, type TwmOutState } from '../core/twm-types.ts';
 import type { TwmOutboundRepository, TwmOutNotice, TwmOutRecipient } from './types.ts';
 import { StoreConflictError } from './types.ts';
@@ -20,10 +21,11 @@ import type { TwmOutNoticesTable, TwmOutRecipientsTable } from './schema.ts';
 import { DurableWriter } from './durable-writer.ts';
 import { chunks, isUniqueViolation, num, toDate, unique, type Db } from './db-util.ts';
 import { twmEvents } from './recipient-events.ts';
+import { firstMessages, twmSentNotices, twmSentOfMessages, twmSentPage } from './sent-queries.ts';
 import { dropQueueBodyIfFree, queueHoldsBody } from './twm-body-sharing.ts';
 import { dropBodyIfFinal, insertNotice, insertRecipients, insertTwmEvents, moveRecipients, NOTICE_COLUMNS, noticeFacts, noticesOfMessage, servableNotice } from './prepared-twm-delivery.ts';
 
-type NoticeRow = Omit<Selectable<TwmOutNoticesTable>, 'body' | 'body_in_queue'>;
+type NoticeRow = Omit<Selectable<TwmOutNoticesTable>, 'body' | 'body_in_queue' | 'sender_key'>;
 type WithRecipients = TwmOutNotice & { recipients: TwmOutRecipient[] };
 
 const FINAL_STATES = [...TWM_OUT_FINAL];
@@ -52,11 +54,6 @@ function toRecipient(row: Selectable<TwmOutRecipientsTable>): TwmOutRecipient {
   return { noticeId: row.notice_id, recipient: row.recipient, state: row.state, reason: row.reason, updatedAt: toDate(row.updated_at) };
 }
 
-/** `text` as a LIKE pattern that matches only itself (escape character `\`). */
-function likeLiteral(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
 export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
   private readonly writer: DurableWriter;
 
@@ -83,6 +80,7 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
           id: n.id,
           message_id: n.messageId,
           sender: n.sender,
+          sender_key: senderKey(n.sender),
           domain: n.domain,
           content: n.content,
           subject: n.subject,
@@ -212,19 +210,38 @@ export class KyselyTwmOutboundRepository implements TwmOutboundRepository {
     );
   }
 
-  async listBySender(sender: string, options: { limit?: number; messageId?: string } = {}): Promise<WithRecipients[]> {
-    // The address and its subaddresses (`local+tag@domain`, a list's bounce address): the caller
-    // keeps those the user owns (services/sent.ts).
-    const at = sender.lastIndexOf('@');
-    const tagged = `${likeLiteral(sender.slice(0, at))}+%${likeLiteral(sender.slice(at))}`;
-    let q = this.s.db
-      .selectFrom('twm_out_notices')
-      .select(NOTICE_COLUMNS)
-      .where((eb) => eb.or([eb('sender', '=', sender), sql<boolean>`${sql.ref('sender')} like ${tagged} escape '\\'`]));
-    if (options.messageId !== undefined) q = q.where('message_id', '=', options.messageId);
-    if (options.limit !== undefined) q = q.limit(options.limit);
-    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
-    return this.withRecipients(rows);
+  async listBySender(sender: string, options: { limit?: number; messageIds?: readonly string[] } = {}): Promise<WithRecipients[]> {
+    const key = senderKey(sender);
+    const { limit, messageIds } = options;
+    if (key === null || (limit !== undefined && limit <= 0) || messageIds?.length === 0) return [];
+    const ids = messageIds ?? (limit === undefined ? undefined : await this.newestMessages(key, limit));
+    if (ids === undefined) return this.withRecipients(await twmSentNotices(this.s.db, key).execute());
+    const rows: NoticeRow[] = [];
+    for (const part of chunks(unique(ids), PER_STATEMENT)) rows.push(...(await twmSentOfMessages(this.s.db, this.s.dialect, key, part).execute()));
+    // Newest first, as twmSentNotices reads them.
+    rows.sort((a, b) => num(b.created_at) - num(a.created_at) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const notices = await this.withRecipients(rows);
+    return messageIds === undefined ? notices : firstMessages(notices, limit);
+  }
+
+  /**
+   * The account's first `limit` messages in the order of their newest notice: pages of its notices,
+   * newest first, until that many messages were seen (a message has a notice per recipient domain).
+   */
+  private async newestMessages(key: string, limit: number): Promise<string[]> {
+    const ids = new Set<string>();
+    const size = Math.min(PER_STATEMENT, 2 * limit);
+    let before: { createdAt: number; id: string } | undefined;
+    for (;;) {
+      const page = await twmSentPage(this.s.db, key, size, before).execute();
+      for (const n of page) {
+        ids.add(n.message_id);
+        if (ids.size === limit) return [...ids];
+      }
+      const last = page.at(-1);
+      if (!last || page.length < size) return [...ids];
+      before = { createdAt: num(last.created_at), id: last.id };
+    }
   }
 
   async prune(olderThan: Date): Promise<number> {

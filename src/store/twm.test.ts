@@ -304,20 +304,26 @@ for (const backend of backends) {
         assert.deepEqual(await store.twmOut.expiring([], at(1000), 10), []);
       });
 
-      test('listBySender: newest first, by message, limited', async () => {
+      test('listBySender: newest first, limited by message (each with all its notices)', async () => {
+        await store.twmOut.create({ notice: outNotice('l0', { createdAt: at(0) }), recipients: ['a@recv.test'], raw });
         await store.twmOut.create({ notice: outNotice('l1', { createdAt: at(1) }), recipients: ['a@recv.test'], raw });
         await store.twmOut.create({ notice: outNotice('l2', { createdAt: at(2), domain: 'x.test', messageId: '<l1@queue>' }), recipients: ['a@x.test'], raw });
         await store.twmOut.create({ notice: outNotice('l3', { createdAt: at(3) }), recipients: ['a@recv.test'], raw });
         await store.twmOut.create({ notice: outNotice('l4', { createdAt: at(4), sender: 'bob@send.test' }), recipients: ['a@recv.test'], raw });
         assert.deepEqual(
           (await store.twmOut.listBySender('alice@send.test')).map((n) => n.id),
-          ['l3', 'l2', 'l1'],
+          ['l3', 'l2', 'l1', 'l0'],
         );
         assert.deepEqual(
           (await store.twmOut.listBySender('alice@send.test', { limit: 2 })).map((n) => n.id),
-          ['l3', 'l2'],
+          ['l3', 'l2', 'l1'],
+          'two messages: <l3@queue> and <l1@queue> with both its notices',
         );
-        const byMessage = await store.twmOut.listBySender('alice@send.test', { messageId: '<l1@queue>' });
+        assert.deepEqual(
+          (await store.twmOut.listBySender('alice@send.test', { limit: 1 })).map((n) => n.id),
+          ['l3'],
+        );
+        const byMessage = await store.twmOut.listBySender('alice@send.test', { messageIds: ['<l1@queue>'] });
         assert.deepEqual(
           byMessage.map((n) => [n.id, n.recipients.map((r) => r.recipient)]),
           [
@@ -328,7 +334,7 @@ for (const backend of backends) {
         assert.deepEqual(await store.twmOut.listBySender('nobody@send.test'), []);
       });
 
-      test('listBySender: subaddresses of the sender too (a list bounce address), LIKE characters literal', async () => {
+      test('listBySender: subaddresses of the sender too (a list bounce address), no wildcards', async () => {
         await store.twmOut.create({ notice: outNotice('s1', { createdAt: at(1), sender: 'dev+bounces@send.test' }), recipients: ['a@recv.test'], raw });
         await store.twmOut.create({ notice: outNotice('s2', { createdAt: at(2), sender: 'devx@send.test' }), recipients: ['a@recv.test'], raw });
         await store.twmOut.create({ notice: outNotice('s3', { createdAt: at(3), sender: 'dev+bounces@other.test' }), recipients: ['a@recv.test'], raw });

@@ -149,6 +149,11 @@ export interface MessageRepository {
    * transaction (group commit). Bodies are stored once per distinct content.
    */
   deliver(items: NewMessage[]): Promise<MessageSummary[]>;
+  /**
+   * Gets delivery ready ahead of the first message (a server, once it listens): on a SQLite file
+   * the writer's thread starts (store/message-writer.ts). Keeps no process alive.
+   */
+  warm(): void;
   list(userId: number, options?: MessageListOptions): Promise<MessageSummary[]>;
   get(userId: number, id: number): Promise<(MessageSummary & { raw: Buffer }) | undefined>;
   mailboxes(userId: number): Promise<Array<Mailbox & { count: number }>>;
@@ -323,6 +328,14 @@ export interface QueueRepository {
   due(now: Date, limit: number, options?: { excludeIds?: readonly number[]; excludeDomains?: readonly string[] }): Promise<QueueEntry[]>;
   get(id: number): Promise<QueueEntry | undefined>;
   list(options?: { state?: QueueState['state'] }): Promise<QueueEntry[]>;
+  /**
+   * The entries of the account `sender` names (core/address.ts senderKey: the same address or a
+   * `+tag` subaddress of it, in any case): those of its newest `limit` messages (the limit
+   * counts messages, each with all its recipients; every message without one), or of these
+   * `messageIds` only; newest message first, a message's recipients in insertion order. Through
+   * the index on `sender_key` (migration 0028), never the other senders' rows.
+   */
+  listBySender(sender: string, options?: { limit?: number; messageIds?: readonly string[] }): Promise<QueueEntry[]>;
   /** The states each of these entries entered, oldest first (migration 0020): scheduled, deferred, delivered, failed, with the error or reply. */
   history(ids: readonly number[]): Promise<Map<number, RecipientEvent[]>>;
   /** The stored message; undefined once its body was dropped (or never queued). */
@@ -451,8 +464,13 @@ export interface TwmOutboundRepository {
   /** Deletes the stored body (keeps the notice and rows as history). */
   removeBody(id: string): Promise<void>;
   setExpiryReported(id: string): Promise<void>;
-  /** The notices made from the submissions of `sender` or a `+tag` subaddress of it, newest first, with their recipients. */
-  listBySender(sender: string, options?: { limit?: number; messageId?: string }): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
+  /**
+   * The notices of the account `sender` names (core/address.ts senderKey: the same address or a
+   * `+tag` subaddress of it, in any case), newest first, with their recipients: every notice of
+   * the `limit` messages whose newest notice is newest (all messages without a limit), or of
+   * these `messageIds` only. Through the index on `sender_key` (migration 0028).
+   */
+  listBySender(sender: string, options?: { limit?: number; messageIds?: readonly string[] }): Promise<Array<TwmOutNotice & { recipients: TwmOutRecipient[] }>>;
   /** Deletes notices (and rows) whose every recipient is final and that expired before `olderThan`. Returns how many. */
   prune(olderThan: Date): Promise<number>;
   /** The states each recipient of these notices entered, oldest first (migration 0020), keyed `noticeId\nrecipient`. */

@@ -21,6 +21,8 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.ts';
 
 export type WalSync = (() => Promise<void>) & {
+  /** Starts the checkpointer, if not yet: for WAL writes this sync does not see (message-writer.ts). */
+  checkpoints(): void;
   /** Ends the checkpointer, if one started, and closes the WAL's handle; before the store's connection closes. */
   close(): Promise<void>;
 };
@@ -63,6 +65,9 @@ export function createWalSync(databasePath: string): WalSync {
     await wal.handle.datasync();
   };
   return Object.assign(sync, {
+    checkpoints: () => {
+      checkpointer ??= startWalCheckpointer(databasePath);
+    },
     close: async () => {
       await checkpointer?.close();
       checkpointer = null;
