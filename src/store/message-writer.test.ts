@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { User } from '../core/types.ts';
@@ -20,6 +20,10 @@ import { fromWire, toWire } from './message-writer-protocol.ts';
 import { ExpectUsedUpError, isStorageFull } from '../core/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'twoway-writer-'));
+/** A writer thread that is ready, then exits as the first round reaches it. */
+const DIES_ON_ROUND = `const { parentPort } = require('node:worker_threads');
+parentPort.postMessage({ type: 'ready' });
+parentPort.on('message', () => process.exit(3));`;
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function message(user: User, body: string): NewMessage {
@@ -87,9 +91,11 @@ test('a thread that dies fails the round in flight; the next round starts a new 
 
   const raw = new Database(path);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) });
+  // The second thread dies as a round reaches it, before it touches the file (a real thread that
+  // really exits: terminating the real one mid-round would race its answer); the others are real.
   const threads: Worker[] = [];
   const start: StartWriterThread = (p) => {
-    const w = startThread(p);
+    const w = threads.length === 1 ? new Worker(DIES_ON_ROUND, { eval: true }) : startThread(p);
     threads.push(w);
     return w;
   };
@@ -102,16 +108,17 @@ test('a thread that dies fails the round in flight; the next round starts a new 
     await writer.sync();
     assert.equal(first.length, 1);
 
-    // The round is posted; the thread is terminated before it can answer.
-    const doomed = writer.commit([message(alice, 'doomed')]);
-    await new Promise((resolve) => setImmediate(resolve));
+    // The real thread ends (as a crash would, between rounds); the next one dies with the round in flight.
     await threads[0]!.terminate();
-    await assert.rejects(doomed, /message writer thread exited/);
+    await assert.rejects(writer.commit([message(alice, 'doomed')]), /message writer thread exited/);
+    assert.equal(threads.length, 2);
 
     const next = await writer.commit([message(alice, 'next')]);
     await writer.sync();
-    assert.equal(threads.length, 2);
+    assert.equal(threads.length, 3, 'the round after a death starts a new thread');
     assert.ok(next[0]!.uid > first[0]!.uid);
+    const stored = raw.prepare("SELECT count(*) AS n FROM messages WHERE subject = 'test'").get() as { n: number };
+    assert.equal(stored.n, 2, 'the doomed round stored nothing');
   } finally {
     await writer.close();
     await db.destroy();
