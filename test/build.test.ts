@@ -63,7 +63,7 @@ describe('the compiled bin', { timeout: 300_000 }, () => {
     assert.equal(run(['user', 'add', 'ann@a.test', '--config', cfg], 'pw\n').code, 0);
     const listed = run(['mail', 'list', 'ann@a.test', '--json', '--config', cfg]);
     assert.deepEqual([listed.code, listed.out, listed.err], [0, '[]\n', '']);
-    // Stored through the message writer's thread (store/message-writer.ts), started from its built chunk.
+    // Stored through the message writer's thread (import warms it: store/message-writer.ts), started from its built chunk.
     const mbox = join(home, 'old.mbox');
     writeFileSync(mbox, 'From a@b.test Mon Jan  1 00:00:00 2024\nFrom: a@b.test\nSubject: one\n\nfirst\n\nFrom a@b.test Mon Jan  1 00:00:01 2024\nFrom: a@b.test\nSubject: two\n\nsecond\n');
     assert.equal(run(['import', 'ann@a.test', mbox, '--no-contacts', '--config', cfg]).code, 0);

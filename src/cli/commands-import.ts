@@ -51,6 +51,8 @@ export function registerImportCommand(program: Command, io: CliIo): void {
             ? maildirItems(source.path)
             : mboxItems(source.path, opts.folder);
       const summary = await withServices(globals(cmd), async (s, store, config) => {
+        // A bulk load, like a server's: its rounds commit in the writer's thread (store/message-writer.ts).
+        store.messages.warm();
         const user = await s.accounts.get(address);
         return importMail({ store, contacts: s.contacts, maxMessageSize: config.limits.messageSize }, { id: user.id, addresses: [user.address] }, items, {
           contacts: opts.contacts,

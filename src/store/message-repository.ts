@@ -86,20 +86,26 @@ export class KyselyMessageRepository implements MessageRepository {
     private readonly bus?: ChangeBus,
   ) {
     const writer = s.messageWriter;
-    // On a SQLite file the rounds run in the writer's thread (message-writer.ts), each committed,
-    // then synced (group-commit.ts: a failed fsync fails the round, nothing is committed twice).
-    this.committer = writer
-      ? new GroupCommit((items) => writer.commit(items), 500, () => writer.sync())
-      : new GroupCommit(
-          (items) =>
-            unsyncedTransaction(this.s, (tx) => {
-              // The round's transaction has the connection to itself (unsyncedTransaction): its prepared
-              // statements run on better-sqlite3 directly, without kysely's driver layers (prepared.ts).
-              holdsConnectionOf(tx, this.s.db);
-              return storeMessages(tx, this.s.dialect, items);
-            }),
-          500,
-        );
+    const inline = (items: NewMessage[]) =>
+      unsyncedTransaction(this.s, (tx) => {
+        // The round's transaction has the connection to itself (unsyncedTransaction): its prepared
+        // statements run on better-sqlite3 directly, without kysely's driver layers (prepared.ts).
+        holdsConnectionOf(tx, this.s.db);
+        return storeMessages(tx, this.s.dialect, items);
+      });
+    // On a SQLite file each round commits without its fsync, then is synced (group-commit.ts: a failed
+    // fsync fails the round, nothing is committed twice): in the writer's thread once a server started
+    // it (message-writer.ts, `warm`), else here. Which way the round in progress went: GroupCommit
+    // runs one round at a time, its commit then its sync.
+    let threaded = false;
+    this.committer = new GroupCommit(
+      (items) => {
+        threaded = writer?.started() ?? false;
+        return threaded ? writer!.commit(items) : inline(items);
+      },
+      500,
+      s.walSync ? () => (threaded ? writer!.sync() : this.s.walSync!()) : undefined,
+    );
   }
 
   async deliver(items: NewMessage[]): Promise<MessageSummary[]> {

@@ -5,7 +5,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -26,6 +26,9 @@ parentPort.postMessage({ type: 'ready' });
 parentPort.on('message', () => process.exit(3));`;
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The process's operating-system threads (Linux): a worker thread adds some. */
+const osThreads = () => readdirSync('/proc/self/task').length;
+
 function message(user: User, body: string): NewMessage {
   return {
     userId: user.id,
@@ -44,6 +47,12 @@ test('deliveries in the thread interleave with the main connection writes: all s
   const store = await openStore(`sqlite:${join(dir, 'interleave.db')}`);
   try {
     const alice = await store.users.create({ address: 'alice@example.com', passwordHash: 'h', mode: 'screen' });
+    // Before warm, on the main connection: no thread of its own (this first one starts libuv's pool and the checkpointer).
+    await store.messages.deliver([message(alice, 'inline 1')]);
+    const before = osThreads();
+    await store.messages.deliver([message(alice, 'inline 2')]);
+    assert.equal(osThreads(), before, 'no writer thread before warm');
+    store.messages.warm();
     const deliveries = Array.from({ length: 120 }, (_, i) => store.messages.deliver([message(alice, `m${i}`)]));
     // Writes on the main connection (their own durable transactions) while rounds run in the thread.
     const contacts = Array.from({ length: 40 }, (_, i) =>
@@ -59,7 +68,8 @@ test('deliveries in the thread interleave with the main connection writes: all s
     assert.equal(stored.length, 120);
     const uids = stored.map((m) => m.uid).sort((a, b) => a - b);
     assert.deepEqual(uids, Array.from({ length: 120 }, (_, i) => uids[0]! + i));
-    assert.equal((await store.messages.list(alice.id, { mailbox: 'INBOX' })).length, 120);
+    assert.ok(osThreads() > before, 'a writer thread ran the rounds');
+    assert.equal((await store.messages.list(alice.id, { mailbox: 'INBOX' })).length, 122);
     assert.equal((await store.contacts.list(alice.id)).length, 40);
   } finally {
     await store.close();
@@ -70,6 +80,7 @@ test('a round that fails in the thread fails its own caller with its error; the 
   const store = await openStore(`sqlite:${join(dir, 'failing.db')}`);
   try {
     const alice = await store.users.create({ address: 'alice@example.com', passwordHash: 'h', mode: 'screen' });
+    store.messages.warm();
     const nobody = { ...alice, id: 999_999 };
     const results = await Promise.allSettled([store.messages.deliver([message(alice, 'a')]), store.messages.deliver([message(nobody, 'x')]), store.messages.deliver([message(alice, 'b')])]);
     assert.equal(results[0]!.status, 'fulfilled');

@@ -32,8 +32,14 @@ export interface MessageWriter {
   commit(items: NewMessage[]): Promise<MessageSummary[]>;
   /** Resolves once the last round committed is on stable storage. */
   sync(): Promise<void>;
-  /** Starts the thread ahead of the first round (unreferenced: it keeps no process alive). */
+  /**
+   * Starts the thread (unreferenced: it keeps no process alive). A server does, once it listens;
+   * a short-lived store (a CLI command, a test of the store) keeps its rounds on the main
+   * connection rather than pay for a thread's start (message-repository.ts).
+   */
   warm(): void;
+  /** Whether `warm` was called: rounds go to the thread from then on. */
+  started(): boolean;
   /** Ends the thread after the rounds in flight; before the store's own connection closes. */
   close(): Promise<void>;
 }
@@ -80,6 +86,7 @@ class ThreadWriter implements MessageWriter {
   private pending = 0;
   private lastSynced: Promise<void> | null = null;
   private closed = false;
+  private warmed = false;
 
   constructor(
     private readonly path: string,
@@ -120,9 +127,14 @@ class ThreadWriter implements MessageWriter {
   }
 
   warm(): void {
+    this.warmed = true;
     if (this.closed || this.worker) return;
     this.worker = this.start();
     this.refresh();
+  }
+
+  started(): boolean {
+    return this.warmed;
   }
 
   sync(): Promise<void> {

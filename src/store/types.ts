@@ -150,8 +150,8 @@ export interface MessageRepository {
    */
   deliver(items: NewMessage[]): Promise<MessageSummary[]>;
   /**
-   * Gets delivery ready ahead of the first message (a server, once it listens): on a SQLite file
-   * the writer's thread starts (store/message-writer.ts). Keeps no process alive.
+   * For a server, once it listens: on a SQLite file the writer's thread starts, and deliveries
+   * commit there from then on (store/message-writer.ts). Keeps no process alive.
    */
   warm(): void;
   list(userId: number, options?: MessageListOptions): Promise<MessageSummary[]>;
