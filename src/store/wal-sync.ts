@@ -41,8 +41,11 @@ export function createWalSync(databasePath: string): WalSync {
   // When the inode was last compared (performance.now()).
   let checkedAt = Number.NEGATIVE_INFINITY;
   let checkpointer: WalCheckpointer | null = null;
-  const sync = async () => {
+  const checkpoints = () => {
     checkpointer ??= startWalCheckpointer(databasePath);
+  };
+  const sync = async () => {
+    checkpoints();
     // The WAL is deleted only when the last connection closes, and ours is
     // open; the inode check still guards against syncing a replaced file. At
     // most once a second: a stat before every group commit was one more trip
@@ -65,9 +68,7 @@ export function createWalSync(databasePath: string): WalSync {
     await wal.handle.datasync();
   };
   return Object.assign(sync, {
-    checkpoints: () => {
-      checkpointer ??= startWalCheckpointer(databasePath);
-    },
+    checkpoints,
     close: async () => {
       await checkpointer?.close();
       checkpointer = null;
