@@ -77,6 +77,14 @@ export const TWM_TESTING_HEADER = 'TWM-Testing';
 export const TWM_REQUEST_LIMIT = 16_384;
 /** Receipts are accepted this long after a notice's expiry (section 6.4). */
 export const TWM_RECEIPT_GRACE_MS = 24 * 3_600_000;
+/**
+ * Attempts per notice for its fetch, and again for its receipt (sections 8.4 and 12.2): a notice
+ * whose sender's SRV names a third party's host costs that host at most this many attempts, each
+ * of at most 20 addresses (3.1), within at most this many backoff intervals (each at most
+ * `delivery.max_backoff`): the total-time cap. A sender's retry of the notice after the fetch was
+ * given up on this count starts it again (8.4), once per retry, as a new notice would.
+ */
+export const MAX_CONTACT_ATTEMPTS = 8;
 
 /** Section 11.1: the `twm_error` codes, their HTTP status, and whether a client retries. */
 export const TWM_ERRORS = {

@@ -10,7 +10,7 @@ import { ReplyError } from '../core/errors.ts';
 import { DEFAULT_HEADER_LIMITS } from '../core/header-limits.ts';
 import { nextAttempt } from '../core/retry-schedule.ts';
 import { fetchRequestToJson, receiptToJson } from '../core/twm-schema.ts';
-import { TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptEntry, type ReceiptError, type TwmInState } from '../core/twm-types.ts';
+import { MAX_CONTACT_ATTEMPTS, TWM_MEDIA_TYPES, TWM_PATHS, TWM_RECEIPT_GRACE_MS, type ReceiptEntry, type ReceiptError, type TwmInState } from '../core/twm-types.ts';
 import { formatRfc5322Date } from '../mail/date.ts';
 import type { TwmInNotice, TwmInRecipient, TwmInRecipientChange } from '../store/types.ts';
 import { checkFetchedBody } from './twm-fetch-check.ts';
@@ -18,14 +18,6 @@ import { reportType, TwmUnreachableError, type TwmResponse } from './twm-client-
 import { describeProblem } from './twm-problem.ts';
 import type { TwmFetchWorkerOptions } from './twm-fetch-worker.ts';
 
-
-/**
- * Attempts per notice for its fetch, and again for its receipt (docs/protocol.md 12.2): a notice
- * whose sender's SRV names a third party's host costs that host at most this many attempts, each
- * of at most 20 addresses (3.1), within at most this many backoff intervals (each at most
- * `delivery.max_backoff`): the total-time cap.
- */
-export const MAX_CONTACT_ATTEMPTS = 8;
 export interface StepContext {
   options: TwmFetchWorkerOptions;
   owner: string;
@@ -57,7 +49,11 @@ async function write(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], f
   }
 }
 
-/** A fetch that did not get through (or could not be stored): backoff, until `expires`. */
+/**
+ * A fetch that did not get through (or could not be stored): backoff, until `expires` or the
+ * MAX_CONTACT_ATTEMPTS-th attempt. Given up on the count, the row keeps its attempts: that is how
+ * a sender's retry of the notice (endpoints/twm/inbox.ts) finds it and schedules it again.
+ */
 async function retry(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], error: string): Promise<void> {
   const at = ctx.now();
   const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;

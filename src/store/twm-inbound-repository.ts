@@ -14,7 +14,7 @@
  */
 import type { ChangeBus } from './change-bus.ts';
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
+import { MAX_CONTACT_ATTEMPTS, TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
 import { claimedTwmRows, claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
 import { updateInRecipients } from './prepared-twm-delivery.ts';
 import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmNonceWrite, TwmRequestTouch } from './types.ts';
@@ -281,6 +281,41 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
 
   renew(notices: readonly string[], lease: Lease): Promise<number> {
     return renewTwmRows(this.s, notices, lease);
+  }
+
+  /**
+   * Only a fetch given up on its attempt count (twm-fetch-steps.ts retry) leaves an `expired` row
+   * with MAX_CONTACT_ATTEMPTS attempts before its notice expires: expire() ends rows of expired
+   * notices (and pending ones, which never had an attempt), so the stored fields tell the two
+   * apart without a column of their own. The lease is the claim's rule (twm-inbound-claims.ts):
+   * a row some live worker holds is left to it.
+   */
+  async rescheduleGivenUp(senderDomain: string, id: string, now: Date): Promise<string[]> {
+    const at = now.getTime();
+    return this.writer.write(async (tx) => {
+      const rows = await tx
+        .updateTable('twm_in_recipients')
+        .set({ state: 'scheduled', attempts: 0, next_attempt_at: at, updated_at: at, lease_owner: null, lease_until: null })
+        .where('sender_domain', '=', senderDomain)
+        .where('notice_id', '=', id)
+        .where('state', '=', 'expired')
+        .where('attempts', '>=', MAX_CONTACT_ATTEMPTS)
+        .where('receipt', 'is', null)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', at)]))
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('twm_in_notices as n')
+              .select('n.id')
+              .whereRef('n.sender_domain', '=', 'twm_in_recipients.sender_domain')
+              .whereRef('n.id', '=', 'twm_in_recipients.notice_id')
+              .where('n.expires_at', '>', at),
+          ),
+        )
+        .returning('rcpt')
+        .execute();
+      return rows.map((r) => r.rcpt);
+    });
   }
 
   async update(senderDomain: string, id: string, rcpts: string[], from: readonly TwmInState[], change: TwmInRecipientChange, at: Date, owner?: string): Promise<string[]> {

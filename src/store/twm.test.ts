@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { User } from '../core/types.ts';
-import type { TwmInState } from '../core/twm-types.ts';
+import { MAX_CONTACT_ATTEMPTS, type TwmInState } from '../core/twm-types.ts';
 import type { Database as Tables } from './schema.ts';
 import { StoreConflictError, type Store, type TwmInNotice, type TwmInRecipient, type TwmOutNotice } from './types.ts';
 import { testBackends } from './test-backends.ts';
@@ -673,6 +673,59 @@ for (const backend of backends) {
           ['f@recv.test', 'unknown', null],
         ]);
         assert.equal((await store.twmIn.find('example.org', 'x2'))!.recipients[0]?.state, 'pending');
+      });
+
+      test('rescheduleGivenUp: only a fetch given up on its attempts, of a live notice and free of leases, is scheduled again', async () => {
+        const n = inNotice('g1', { expiresAt: at(1000), to: ['a@recv.test', 'b@recv.test', 'c@recv.test', 'd@recv.test', 'e@recv.test', 'f@recv.test', 'g@recv.test'] });
+        await store.twmIn.record(
+          n,
+          [
+            inRow(n, 'a@recv.test', alice.id, 'scheduled', { nextAttemptAt: at(1) }),
+            inRow(n, 'b@recv.test', alice.id, 'scheduled', { nextAttemptAt: at(1) }),
+            inRow(n, 'c@recv.test', alice.id, 'closed', { receipt: 'delivered' }),
+            inRow(n, 'd@recv.test', alice.id, 'receipt-due', { receipt: 'declined', nextAttemptAt: at(500) }),
+            inRow(n, 'e@recv.test', alice.id, 'closed', { receipt: 'failed', receiptError: 'digest-mismatch' }),
+            inRow(n, 'f@recv.test', bob.id, 'pending'),
+            inRow(n, 'g@recv.test', null, 'unknown'),
+          ],
+          [],
+        );
+        // a: given up on its attempts (twm-fetch-steps.ts retry); b: given up because the next attempt
+        // would come after `expires`; f: forgotten by the pending hold (expire's second clause).
+        await store.twmIn.update('example.org', 'g1', ['a@recv.test'], ['scheduled'], { state: 'expired', nextAttemptAt: null, attempts: MAX_CONTACT_ATTEMPTS, lastError: 'refused' }, at(40));
+        await store.twmIn.update('example.org', 'g1', ['b@recv.test'], ['scheduled'], { state: 'expired', nextAttemptAt: null, attempts: 3, lastError: 'refused' }, at(40));
+        assert.equal(await store.twmIn.expire(at(50), at(2)), 1);
+        // The same given up on attempts in a notice that expires, and in another notice.
+        const old = inNotice('g2', { expiresAt: at(100) });
+        const other = inNotice('g3', { expiresAt: at(1000) });
+        for (const x of [old, other]) {
+          await store.twmIn.record(x, [inRow(x, 'a@recv.test', alice.id, 'scheduled', { nextAttemptAt: at(1) })], []);
+          await store.twmIn.update('example.org', x.id, ['a@recv.test'], ['scheduled'], { state: 'expired', nextAttemptAt: null, attempts: MAX_CONTACT_ATTEMPTS, lastError: 'refused' }, at(40));
+        }
+        const before = await store.twmIn.find('example.org', 'g1');
+
+        assert.deepEqual(await store.twmIn.rescheduleGivenUp('example.org', 'g2', at(100)), [], 'the notice has expired');
+        assert.deepEqual(await store.twmIn.rescheduleGivenUp('other.org', 'g1', at(60)), [], 'ids are per sender domain');
+        assert.deepEqual(await store.twmIn.rescheduleGivenUp('example.org', 'g1', at(60)), ['a@recv.test']);
+        const after = (await store.twmIn.find('example.org', 'g1'))!.recipients;
+        assert.deepEqual(after[0], { ...before!.recipients[0]!, state: 'scheduled', attempts: 0, nextAttemptAt: at(60), updatedAt: at(60) });
+        assert.deepEqual(after.slice(1), before!.recipients.slice(1), 'nothing else moved');
+        assert.equal((await store.twmIn.find('example.org', 'g3'))!.recipients[0]?.state, 'expired', 'nor another notice');
+        // Once: the row is no longer given up.
+        assert.deepEqual(await store.twmIn.rescheduleGivenUp('example.org', 'g1', at(61)), []);
+        // Due now and free: the fetch worker's next claim takes it.
+        const claimed = await store.twmIn.claim(at(60), 10, { owner: 'w1', until: at(120) });
+        assert.deepEqual(claimed.map((r) => [r.notice.id, r.recipient.rcpt]), [['g1', 'a@recv.test']]);
+      });
+
+      test('rescheduleGivenUp leaves a row under a live lease to its holder', async () => {
+        const n = inNotice('l1', { expiresAt: at(1000) });
+        await store.twmIn.record(n, [inRow(n, 'a@recv.test', alice.id, 'scheduled', { nextAttemptAt: at(1) })], []);
+        assert.equal((await store.twmIn.claim(at(10), 10, { owner: 'w1', until: at(100) })).length, 1);
+        // Written without the owner, so the lease stays (as expire() leaves it on a row in flight).
+        await store.twmIn.update('example.org', 'l1', ['a@recv.test'], ['scheduled'], { state: 'expired', nextAttemptAt: null, attempts: MAX_CONTACT_ATTEMPTS }, at(20));
+        assert.deepEqual(await store.twmIn.rescheduleGivenUp('example.org', 'l1', at(50)), []);
+        assert.deepEqual(await store.twmIn.rescheduleGivenUp('example.org', 'l1', at(100)), ['a@recv.test'], 'once the lease ran out');
       });
 
       test('prune forgets finished notices that expired before the cut-off', async () => {

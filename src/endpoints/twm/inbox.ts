@@ -1,9 +1,10 @@
 /**
  * The recipient's side of Two-Way Mail at notice time (docs/protocol.md
- * 5.3, 5.5, 8.1, 8.2 and 8.6): key lookup, nonces, the notice's own checks,
- * and the per-recipient decision. What later decisions do to pending notices
- * is services/twm-decisions.ts; fetching and receipts are the fetch
- * worker's (delivery/twm-fetch-worker.ts).
+ * 5.3, 5.5, 8.1, 8.2, 8.4 and 8.6): key lookup, nonces, the notice's own
+ * checks, the per-recipient decision, and a sender's retry, which also
+ * schedules again a fetch given up on its attempts (retried-notice.ts).
+ * What later decisions do to pending notices is services/twm-decisions.ts;
+ * fetching and receipts are the fetch worker's (delivery/twm-fetch-worker.ts).
  *
  * The decision is the same policy as for SMTP (`ingest.predict`, channel
  * `twm`, the signer domain as the authenticated domain); the fetched message
@@ -15,7 +16,7 @@ import { parseKeyRecord } from '../../core/twm-key-record.ts';
 import { signerRateKey } from '../../core/rate-keys.ts';
 import type { SpamScan } from '../../core/spam.ts';
 import { createTokenBuckets, type RateLimit } from '../../core/token-bucket.ts';
-import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmInState } from '../../core/twm-types.ts';
+import { twmError, type Notice, type NoticeResult, type TwmInState } from '../../core/twm-types.ts';
 import type { DnsResolver } from '../../dns/types.ts';
 import type { Ingest } from '../../ingest/ingest.ts';
 import type { TwmNonce, TwmSigner } from '../../protocols/twoway/types.ts';
@@ -23,6 +24,7 @@ import type { TwmInboundRepository, TwmInRecipient, TwmRequestTouch } from '../.
 import { NonceSeenError, StoreConflictError, type TwmNonceWrite } from '../../store/types.ts';
 import { createNonceMemory, createNonceStore, type NonceRepository, type NonceStore } from './nonces.ts';
 import { createPendingTotals, type PendingTotals } from './pending-totals.ts';
+import { answerRetry, type RetryContext, type RetryTerms } from './retried-notice.ts';
 
 export interface TwmInboxOptions {
   inbox: TwmInboundRepository;
@@ -70,22 +72,6 @@ const MAX_LIFETIME_MS = 30 * 24 * 3_600_000;
 /** A capped recipient is asked to come back in an hour: the user may act, or the hold (12.7) frees room. */
 const PENDING_CAP_RETRY_S = 3600;
 
-/** What a stored row answers when the sender retries the same notice (5.5). */
-function answerOf(r: TwmInRecipient): NoticeStatus {
-  switch (r.state) {
-    case 'unknown':
-      return 'unknown';
-    case 'scheduled':
-    case 'stored':
-      return 'accepted';
-    case 'receipt-due':
-    case 'closed':
-      return r.receipt === 'delivered' ? 'accepted' : 'pending';
-    default:
-      return 'pending';
-  }
-}
-
 /** The TWM key lookup hook (docs/protocol.md 3.2): the signer's public key from DNS, or null when there is none. */
 function createKeyLookup(resolver: DnsResolver): (keyid: string) => Promise<KeyObject | null> {
   // Parsed keys by record text: the resolver caches the answer for its TTL, so the same text comes
@@ -123,11 +109,13 @@ export function createTwmInbox(options: TwmInboxOptions) {
   const memory = options.nonces ? null : createNonceMemory(options.noncesSince ? { startedAt: options.noncesSince } : {});
   const shared = options.nonces ? createNonceStore(options.nonces) : null;
   const caps = options.pendingCaps ?? { perSender: 100, perUser: 10_000 };
+  const perDomain = createTokenBuckets(options.noticeRate);
   const ctx: InboxContext = {
     options,
     now: options.now ?? (() => new Date()),
     random,
-    perDomain: createTokenBuckets(options.noticeRate),
+    perDomain,
+    retry: { inbox: options.inbox, uniformAnswers: options.uniformAnswers, giveBack: (key) => perDomain.giveBack(key), kick: options.kick },
     jitter: options.fetchJitterMs ?? 10_000,
     caps,
     pendingTotals: createPendingTotals(caps.perUser, options.pendingCountTtlMs),
@@ -198,6 +186,8 @@ interface InboxContext {
   random: () => number;
   /** Notices per organizational domain (12.7). */
   perDomain: ReturnType<typeof createTokenBuckets>;
+  /** What a sender's retry of a recorded notice needs (retried-notice.ts). */
+  retry: RetryContext;
   jitter: number;
   caps: { perSender: number; perUser: number };
   /** The users' pending totals between counts (pending-totals.ts). */
@@ -212,29 +202,33 @@ type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>
  * One notice, from its own checks to its stored rows and answers (5.5, 8.1, 8.2).
  *
  * A notice seen before (5.5) is answered with its stored statuses before any other check of its
- * own, and takes no other action. Asking the store first cost every notice a read transaction
- * of its own (about 10 µs of a stranger's 700 in a perf profile, net: the next read now takes the
- * fresh WAL snapshot this one took), so the question is put only where a notice would be
- * refused or deferred (`seenBefore`); a new notice learns it from its own insert
- * (recordUnlessKnown), and a known one then gives back the rate-limit token it took, so that a
- * retry costs the sender domain nothing, as when it was asked first.
+ * own, and takes no other action but rescheduling fetches given up on their attempts
+ * (retried-notice.ts, which also says when such a retry is refused instead). Asking the store
+ * first cost every notice a read transaction of its own (about 10 µs of a stranger's 700 in a
+ * perf profile, net: the next read now takes the fresh WAL snapshot this one took), so the
+ * question is put only where a notice would be refused or deferred (`seenBefore`); a new notice
+ * learns it from its own insert (recordUnlessKnown), and a known one then gives back the
+ * rate-limit token it took, so that a retry costs the sender domain nothing, as when it was
+ * asked first (unless it reschedules a fetch: new work, retried-notice.ts).
  */
 async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, contentSha256: string, nonce?: NonceDuty): Promise<NoticeResult> {
   const { options } = ctx;
   const at = ctx.now();
   checkNoticeTimes(n, at);
   if (n.size > options.maxMessageSize) {
-    const known = await seenBefore(ctx, n, signer, contentSha256, nonce);
+    const tooLarge = () => twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
+    const known = await seenBefore(ctx, n, signer, contentSha256, nonce, { refuse: tooLarge }, at);
     if (known) return known;
-    throw twmError('message-too-large', `the message is larger than ${options.maxMessageSize} octets`, { maxSize: options.maxMessageSize });
+    throw tooLarge();
   }
   // By organizational domain (12.7): a wildcard of subdomains shares its parent's bucket.
   const rateKey = signerRateKey(signer.domain);
   const wait = ctx.perDomain.take(rateKey, at.getTime());
   if (wait > 0) {
-    const known = await seenBefore(ctx, n, signer, contentSha256, nonce);
+    const limited = () => twmError('rate-limited', `too many notices from ${rateKey}`, { retryAfter: wait });
+    const known = await seenBefore(ctx, n, signer, contentSha256, nonce, { refuse: limited }, at);
     if (known) return known;
-    throw twmError('rate-limited', `too many notices from ${rateKey}`, { retryAfter: wait });
+    throw limited();
   }
 
   const rows: RecipientRow[] = [];
@@ -249,7 +243,7 @@ async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, co
     capped ||= outcome.capped;
   }
   if (capped) {
-    const known = await seenBefore(ctx, n, signer, contentSha256, nonce, rateKey);
+    const known = await seenBefore(ctx, n, signer, contentSha256, nonce, { rateKey }, at);
     if (known) return known;
     await nonce?.settle();
     // Nothing stored: the sender sends the same notice again later and every recipient is decided
@@ -257,29 +251,27 @@ async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, co
     return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: 'deferred' as const, retryAfter: PENDING_CAP_RETRY_S })) };
   }
   await scoreIntro(options.scanIntro, n, requests);
+  let known: Awaited<ReturnType<TwmInboundRepository['recordUnlessKnown']>>;
   try {
-    const known = await options.inbox.recordUnlessKnown(storedNotice(n, signer, contentSha256, at), rows, requests, nonce?.deferred.write);
+    known = await options.inbox.recordUnlessKnown(storedNotice(n, signer, contentSha256, at), rows, requests, nonce?.deferred.write);
     // Remembered in the write, whether or not the notice was known.
     if (nonce) nonce.deferred.settled = true;
-    if (known) {
-      ctx.perDomain.giveBack(rateKey);
-      return repeatedAnswer(known, n, contentSha256, options.uniformAnswers);
-    }
-    for (const r of rows) {
-      if (r.state !== 'pending' || r.userId === null) continue;
-      ctx.pendingTotals.added(r.userId, 1);
-      ctx.senderTotals.added(senderKey(r.userId, n.from.toLowerCase()), 1);
-    }
   } catch (err) {
     // A store that reports a known notice as a conflict (record's contract): answer as for a retry.
     // The nonce was rolled back with it: still to be remembered.
     if (err instanceof StoreConflictError) {
+      const seen = await seenBefore(ctx, n, signer, contentSha256, nonce, { rateKey }, at);
+      if (seen) return seen;
       ctx.perDomain.giveBack(rateKey);
-      const known = await seenBefore(ctx, n, signer, contentSha256, nonce);
-      if (known) return known;
     }
     if (err instanceof NonceSeenError && nonce) nonce.deferred.settled = true;
     throw err;
+  }
+  if (known) return answerRetry(ctx.retry, known, n, contentSha256, signer.domain, at, { rateKey });
+  for (const r of rows) {
+    if (r.state !== 'pending' || r.userId === null) continue;
+    ctx.pendingTotals.added(r.userId, 1);
+    ctx.senderTotals.added(senderKey(r.userId, n.from.toLowerCase()), 1);
   }
   wakeFetcher(ctx, rows, at);
   return { id: n.id, results };
@@ -287,14 +279,19 @@ async function receiveNotice(ctx: InboxContext, n: Notice, signer: TwmSigner, co
 
 /**
  * The answer to a notice seen before (5.5) when it is, its nonce remembered; undefined for a new
- * one. With `giveBack`, a known notice returns the rate-limit token it took under that key.
+ * one. `terms`: the rate-limit token the notice took, or the refusal it gets if it is new work
+ * after all (retried-notice.ts).
  */
-async function seenBefore(ctx: InboxContext, n: Notice, signer: TwmSigner, contentSha256: string, nonce: NonceDuty | undefined, giveBack?: string): Promise<NoticeResult | undefined> {
+async function seenBefore(ctx: InboxContext, n: Notice, signer: TwmSigner, contentSha256: string, nonce: NonceDuty | undefined, terms: RetryTerms, at: Date): Promise<NoticeResult | undefined> {
   const known = await ctx.options.inbox.find(signer.domain, n.id);
   if (!known) return undefined;
-  if (giveBack !== undefined) ctx.perDomain.giveBack(giveBack);
-  await nonce?.settle();
-  return repeatedAnswer(known, n, contentSha256, ctx.options.uniformAnswers);
+  try {
+    await nonce?.settle();
+  } catch (err) {
+    if ('rateKey' in terms) ctx.perDomain.giveBack(terms.rateKey);
+    throw err;
+  }
+  return answerRetry(ctx.retry, known, n, contentSha256, signer.domain, at, terms);
 }
 
 /** The checks that need neither the store nor DNS (6.1): the clock window and the lifetime. */
@@ -302,18 +299,6 @@ function checkNoticeTimes(n: Notice, at: Date): void {
   if (n.created.getTime() > at.getTime() + CLOCK_SKEW_MS) throw twmError('invalid-request', '"created" is in the future');
   if (n.expires.getTime() - n.created.getTime() > MAX_LIFETIME_MS) throw twmError('invalid-request', '"expires" is more than 30 days after "created"');
   if (n.expires <= at) throw twmError('expired', 'the notice has expired');
-}
-
-/** A notice seen before (5.5): the same answers as the first time, uniform answers included (12.6). */
-function repeatedAnswer(known: { notice: { contentSha256: string }; recipients: TwmInRecipient[] }, n: Notice, contentSha256: string, uniformAnswers: boolean): NoticeResult {
-  if (known.notice.contentSha256 !== contentSha256) throw twmError('id-conflict', 'this id was used for another notice');
-  const rows = new Map(known.recipients.map((r) => [r.rcpt, r]));
-  const answer = (rcpt: string): NoticeStatus => {
-    const row = rows.get(rcpt.toLowerCase());
-    const status = row ? answerOf(row) : 'unknown';
-    return status === 'unknown' && uniformAnswers ? 'pending' : status;
-  };
-  return { id: n.id, results: n.to.map((rcpt) => ({ rcpt, status: answer(rcpt) })) };
 }
 
 /** One recipient of a new notice: the policy's verdict (8.2), as a stored row and an answer. */
