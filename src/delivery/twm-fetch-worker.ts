@@ -25,7 +25,10 @@
  *   message again; ingest then finds it stored under the notice's key and
  *   stores nothing twice (never a loss, and no duplicate).
  * - Retries use the queue's backoff; fetches end at `expires` (the store's
- *   expire() closes them), receipts at `expires` + 24 h.
+ *   expire() closes them) or after MAX_CONTACT_ATTEMPTS, receipts at
+ *   `expires` + 24 h. A sender's retry of the notice schedules a fetch given
+ *   up on its attempts again, before `expires` (endpoints/twm/retried-notice.ts):
+ *   the rows come back `scheduled` and due, and this worker claims them as any.
  */
 import type { BackoffOptions } from '../core/retry-schedule.ts';
 import type { HeaderLimits } from '../core/header-limits.ts';
