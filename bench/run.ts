@@ -6,10 +6,10 @@
  * same run; the table reports their ratio.
  *
  * Before each script the disk is flushed (`sync`) and the machine left alone for
- * BENCH_PAUSE seconds (default 15): a script's last work is still being written back
- * when it exits (twm-stranger-cost.ts leaves about 270 MB of deleted store behind, which
- * the kernel writes back and discards), and that landed in the next script's first
- * runs, the peer's and twoway's alike.
+ * BENCH_PAUSE seconds (default 15): a script's last work may still be in flight when it
+ * exits (twm-stranger-cost.ts deletes a store of about 270 MB at its end, on a file system
+ * mounted with `discard`), and the next script's first runs, the peer's or twoway's,
+ * should not pay for it.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
