@@ -4,6 +4,12 @@
  * of their rows and writes it to bench/results.md with the machine's
  * description. Each script measures twoway and its peer side by side in the
  * same run; the table reports their ratio.
+ *
+ * Before each script the disk is flushed (`sync`) and the machine left alone for
+ * BENCH_PAUSE seconds (default 15): a script's last work may still be in flight when it
+ * exits (twm-stranger-cost.ts deletes a store of about 270 MB at its end, on a file system
+ * mounted with `discard`), and the next script's first runs, the peer's or twoway's,
+ * should not pay for it.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -47,6 +53,13 @@ const SCRIPTS = ALL_SCRIPTS.filter((s) => existsSync(s.file) && (!only || only.i
 const SKIPPED = 77;
 /** BENCH_REPORT_ONLY=1: rebuild the report from the last bench/out/*.json without running anything. */
 const reportOnly = process.env.BENCH_REPORT_ONLY === '1';
+const pauseSeconds = Number(process.env.BENCH_PAUSE ?? 15);
+
+/** Flushes what the last script left to write back, then waits for the machine to settle. */
+function settle(): void {
+  spawnSync('sync', { stdio: 'ignore' });
+  if (pauseSeconds > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseSeconds * 1000);
+}
 
 /** One line of the summary table (and one bar of the chart). */
 interface Headline {
@@ -184,6 +197,7 @@ const sections: Array<{ name: string; text: string }> = [];
 let failed = 0;
 for (const s of SCRIPTS) {
   process.stderr.write(`\n== ${s.name} ==\n`);
+  if (!reportOnly) settle();
   const r = reportOnly ? { status: 0 } : spawnSync(process.execPath, ['--import', 'tsx', s.file], { stdio: ['ignore', 'inherit', 'inherit'] });
   const out = `bench/out/${s.name}.json`;
   if (r.status === SKIPPED) {

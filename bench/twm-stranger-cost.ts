@@ -10,8 +10,13 @@
  * The recipient: a fresh twoway server B (child process, bench/lib/
  * twoway-server.ts, SQLite WAL synchronous=FULL) for b.test on 127.0.0.3 with
  * [twm] on, and one user bea@b.test in `screen` mode, so strangers go to the
- * Screener as contact requests. One fresh B per side, one side after the
- * other, so the two never share a store or the CPU.
+ * Screener as contact requests. One fresh B per side, both started (and
+ * warmed up) before the measurement, which alternates between them in
+ * BENCH_ROUNDS rounds (default 10): each round sends its share of the
+ * attempts to one side, then the other (the order reversed every other
+ * round), so that the host's speed, which moves within minutes on these
+ * machines, weighs on both sides alike. Only one side is loaded at a time,
+ * so the two never share the CPU; they never share a store.
  *
  * - TWM side: N notices from STRANGERS addresses at s.test (a sender domain
  *   whose Ed25519 key is published in the embedded DNS), each announcing a
@@ -31,8 +36,8 @@
  * after a WAL checkpoint (TRUNCATE), before and after the load (plus dbstat's
  * per-table payload growth, to show where the bytes went); CPU = utime +
  * stime of B's process from /proc (its threads included) from just before
- * the first attempt until the last answer. Reported per attempt, with the
- * ratios SMTP / TWM.
+ * the first attempt of each round until its last answer, summed over the
+ * rounds. Reported per attempt, with the ratios SMTP / TWM.
  *
  * Rate limits raised for this benchmark (N notices from one domain and one
  * driver address are the load, not an attack to refuse; a refusal would be
@@ -56,8 +61,8 @@
  * Output: Markdown on stdout, bench/out/twm-stranger-cost.json (`rows[]`
  * with bytesPerAttempt, cpuMsPerAttempt; `markdown` for bench/run.ts).
  *
- * Environment: BENCH_QUICK=1, BENCH_ATTEMPTS (10000), BENCH_WARMUP (1000), BENCH_CONCURRENCY
- * (20), BENCH_STRANGERS (100), BENCH_SIDE=twm or smtp (one side only, for
+ * Environment: BENCH_QUICK=1, BENCH_ATTEMPTS (10000), BENCH_WARMUP (1000), BENCH_ROUNDS (10;
+ * 1 measures each side in one go, TWM first), BENCH_CONCURRENCY (20), BENCH_STRANGERS (100), BENCH_SIDE=twm or smtp (one side only, for
  * profiling: no ratios, nothing written), BENCH_CPU_PROF=1 (V8 profile of B per side in
  * bench/out/prof/stranger-{twm,smtp}.cpuprofile; its overhead inflates the CPU figures),
  * BENCH_RANDOM_IDS=1 (notice ids of 128 random bits alone, as before session 12, instead of
@@ -111,6 +116,7 @@ const SELECTOR = 'twm1';
 const quick = process.env.BENCH_QUICK === '1';
 const attempts = Number(process.env.BENCH_ATTEMPTS ?? (quick ? 1000 : 10_000));
 const warmup = Number(process.env.BENCH_WARMUP ?? 1000);
+const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 10));
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 /** 100 notices per stranger at 10,000: protocol 12.7's cap of pending notices per (user, sender). */
 const strangers = Number(process.env.BENCH_STRANGERS ?? 100);
@@ -145,54 +151,88 @@ async function startRecipient(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Arr
   return b;
 }
 
-/** CPU of B from the first attempt to the last answer, and the store's growth. */
-async function measure(b: TwowayChild, side: Side, warm: () => Promise<void>, load: () => Promise<void>, check: () => Promise<Record<string, unknown>>): Promise<SideResult> {
+/** A side ready to measure: its server warmed up, the attempts sent in shares. */
+interface PreparedSide {
+  side: Side;
+  /** Sends the next `count` attempts to RCPT and returns when the last is answered. */
+  load: (count: number) => Promise<void>;
+  /** Checks what B stored for the whole load and measures the store's growth. */
+  finish: () => Promise<Omit<SideResult, 'seconds' | 'cpuSeconds' | 'cpuMsPerAttempt'>>;
+  b: TwowayChild;
+  /** Summed over the rounds. */
+  seconds: number;
+  cpuSeconds: number;
+}
+
+/** Warms B up, records the store before the load; the load itself runs in `measureRound`s. */
+async function prepare(b: TwowayChild, side: Side, warm: () => Promise<void>, load: (count: number) => Promise<void>, check: () => Promise<Record<string, unknown>>): Promise<PreparedSide> {
   if (warmup > 0) {
     const t = Date.now();
     await warm();
     log(`  ${side}: warm-up of ${warmup} attempts to ${WARM_RCPT} in ${((Date.now() - t) / 1000).toFixed(1)} s (not measured)`);
   }
   const before = await b.db();
-  await sleep(500);
-  // The profiler's own overhead lands in the CPU figure: profiled runs are for finding hot spots only.
-  if (cpuProf) await b.profileStart();
-  const cpu0 = cpuSeconds(b.pid);
-  const t0 = process.hrtime.bigint();
-  await load();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu1 = cpuSeconds(b.pid);
-  if (cpuProf) {
-    const file = join(OUT_DIR, 'prof', `stranger-${side}.cpuprofile`);
-    mkdirSync(dirname(file), { recursive: true });
-    await b.profileStop(file);
-    log(`  CPU profile of B: ${file}`);
-  }
-  if (cpu0 === null || cpu1 === null) throw new Error('cannot read the CPU time of B from /proc');
-  const checked = await check();
-  const after = await b.db();
-  const bytes = (r: ChildDbReport) => r.files.db + r.files.wal;
-  if (after.files.wal !== 0) log(`  note: the WAL is not empty after the checkpoint (${after.files.wal} bytes); counted`);
-  const payloadGrowth: Record<string, number> = {};
-  for (const [name, t] of Object.entries(after.tables)) {
-    const grown = t.payload - (before.tables[name]?.payload ?? 0);
-    if (grown !== 0) payloadGrowth[name] = grown;
-  }
-  const storedBytes = bytes(after) - bytes(before);
-  return {
-    side,
-    attempts,
-    seconds,
-    storedBytes,
-    cpuSeconds: cpu1 - cpu0,
-    bytesPerAttempt: storedBytes / attempts,
-    cpuMsPerAttempt: ((cpu1 - cpu0) * 1000) / attempts,
-    payloadGrowth: Object.fromEntries(Object.entries(payloadGrowth).sort((x, y) => y[1] - x[1])),
-    rowsAfter: after.rows,
-    check: checked,
+  const finish = async () => {
+    const checked = await check();
+    const after = await b.db();
+    const bytes = (r: ChildDbReport) => r.files.db + r.files.wal;
+    if (after.files.wal !== 0) log(`  note: the WAL is not empty after the checkpoint (${after.files.wal} bytes); counted`);
+    const payloadGrowth: Record<string, number> = {};
+    for (const [name, t] of Object.entries(after.tables)) {
+      const grown = t.payload - (before.tables[name]?.payload ?? 0);
+      if (grown !== 0) payloadGrowth[name] = grown;
+    }
+    const storedBytes = bytes(after) - bytes(before);
+    return {
+      side,
+      attempts,
+      storedBytes,
+      bytesPerAttempt: storedBytes / attempts,
+      payloadGrowth: Object.fromEntries(Object.entries(payloadGrowth).sort((x, y) => y[1] - x[1])),
+      rowsAfter: after.rows,
+      check: checked,
+    };
   };
+  return { side, load, finish, b, seconds: 0, cpuSeconds: 0 };
 }
 
-async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() => Promise<unknown>>): Promise<SideResult> {
+/** One round's share of a side's attempts: B's CPU from just before the first to the last answer. */
+async function measureRound(p: PreparedSide, count: number): Promise<void> {
+  await sleep(200);
+  const cpu0 = cpuSeconds(p.b.pid);
+  const t0 = process.hrtime.bigint();
+  await p.load(count);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu1 = cpuSeconds(p.b.pid);
+  if (cpu0 === null || cpu1 === null) throw new Error('cannot read the CPU time of B from /proc');
+  p.seconds += seconds;
+  p.cpuSeconds += cpu1 - cpu0;
+}
+
+/** Every side's attempts in `rounds` shares, alternating the order; the profiler (BENCH_CPU_PROF) over the whole load. */
+async function measureAll(sides: PreparedSide[]): Promise<SideResult[]> {
+  // The profiler's own overhead lands in the CPU figure: profiled runs are for finding hot spots only.
+  if (cpuProf) for (const p of sides) await p.b.profileStart();
+  for (let r = 0; r < rounds; r++) {
+    const share = Math.floor(attempts / rounds) + (r < attempts % rounds ? 1 : 0);
+    for (const p of r % 2 === 0 ? sides : [...sides].reverse()) await measureRound(p, share);
+  }
+  if (cpuProf) {
+    for (const p of sides) {
+      const file = join(OUT_DIR, 'prof', `stranger-${p.side}.cpuprofile`);
+      mkdirSync(dirname(file), { recursive: true });
+      await p.b.profileStop(file);
+      log(`  CPU profile of B (${p.side}): ${file}`);
+    }
+  }
+  const results: SideResult[] = [];
+  for (const p of sides) {
+    results.push({ ...(await p.finish()), seconds: p.seconds, cpuSeconds: p.cpuSeconds, cpuMsPerAttempt: (p.cpuSeconds * 1000) / attempts });
+  }
+  return results;
+}
+
+async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() => Promise<unknown>>): Promise<PreparedSide> {
   const b = await startRecipient(dns, lab, cleanups);
   if (b.twmPort === null) throw new Error('B has no TWM endpoint');
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -234,16 +274,21 @@ async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() =
     if (rcpt === RCPT) statuses.set(status, (statuses.get(status) ?? 0) + 1);
     else if (status !== 'pending') throw new Error(`warm-up notice ${i}: ${status}`);
   };
+  // The attempts' numbers run on across the rounds (they pick the stranger).
+  let sent = 0;
   const send = async (count: number, rcpt: string) => {
-    let next = 0;
+    const end = sent + count;
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
-        while (next < count) await post(next++, rcpt);
+        while (sent < end) await post(sent++, rcpt);
       }),
     );
   };
-  const load = () => send(attempts, RCPT);
-  const warm = () => send(warmup, WARM_RCPT);
+  const load = (count: number) => send(count, RCPT);
+  const warm = async () => {
+    await send(warmup, WARM_RCPT);
+    sent = 0;
+  };
   const check = async () => {
     const requests = await b.requests(RCPT);
     const stored = await b.countOf(RCPT);
@@ -253,10 +298,10 @@ async function twmSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() =
     }
     return { answers, messagesStored: stored, contactRequests: requests };
   };
-  return measure(b, 'twm', warm, load, check);
+  return prepare(b, 'twm', warm, load, check);
 }
 
-async function smtpSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() => Promise<unknown>>): Promise<SideResult> {
+async function smtpSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() => Promise<unknown>>): Promise<PreparedSide> {
   const b = await startRecipient(dns, lab, cleanups);
   const perSenderOf = (n: number) => Array.from({ length: strangers }, (_, k) => Math.floor(n / strangers) + (k < n % strangers ? 1 : 0));
   const parallel = Math.max(1, Math.floor(concurrency / 2));
@@ -275,7 +320,7 @@ async function smtpSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() 
       }),
     );
   };
-  const load = () => send(attempts, RCPT);
+  const load = (count: number) => send(count, RCPT);
   const warm = () => send(warmup, WARM_RCPT);
   const check = async () => {
     const stored = await b.countOf(RCPT);
@@ -285,12 +330,12 @@ async function smtpSide(dns: EmbeddedDnsServer, lab: TwmLab, cleanups: Array<() 
     }
     return { messagesStored: stored, contactRequests: requests };
   };
-  return measure(b, 'smtp', warm, load, check);
+  return prepare(b, 'smtp', warm, load, check);
 }
 
 async function main(): Promise<void> {
   if (onlySide !== undefined && onlySide !== 'twm' && onlySide !== 'smtp') throw new Error('BENCH_SIDE must be twm or smtp');
-  for (const [name, v] of [['BENCH_ATTEMPTS', attempts], ['BENCH_CONCURRENCY', concurrency], ['BENCH_STRANGERS', strangers]] as const) {
+  for (const [name, v] of [['BENCH_ATTEMPTS', attempts], ['BENCH_ROUNDS', rounds], ['BENCH_CONCURRENCY', concurrency], ['BENCH_STRANGERS', strangers]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
   if (!Number.isInteger(warmup) || warmup < 0) throw new Error('BENCH_WARMUP must be a non-negative integer');
@@ -298,7 +343,7 @@ async function main(): Promise<void> {
   out(`# What strangers cost the recipient: TWM notices vs SMTP messages${quick ? ' (BENCH_QUICK)' : ''}`);
   out();
   out(`machine: ${machine.nproc} CPUs, ${machine.cpu}, ${machine.memoryGiB} GiB, ${machine.kernel}; node ${machine.node}; load average at start ${machine.loadavg.join(' ')}`);
-  out(`load: ${attempts} attempts from ${strangers} stranger addresses to one \`screen\` user; TWM: signed notices (50 KB announced, with an intro) POSTed by the driver, ${randomIds ? 'random notice ids' : 'time-ordered notice ids'}, ${concurrency} in flight; SMTP: 50 KB messages from smtp-source, ${concurrency} sessions; notices_per_second = notice_burst = ${BENCH_NOTICE_RATE}; ${warmup > 0 ? `each side measured after a warm-up of ${warmup} attempts to another user` : 'measured from a cold start (no warm-up)'}`);
+  out(`load: ${attempts} attempts from ${strangers} stranger addresses to one \`screen\` user; TWM: signed notices (50 KB announced, with an intro) POSTed by the driver, ${randomIds ? 'random notice ids' : 'time-ordered notice ids'}, ${concurrency} in flight; SMTP: 50 KB messages from smtp-source, ${concurrency} sessions; notices_per_second = notice_burst = ${BENCH_NOTICE_RATE}; ${warmup > 0 ? `each side measured after a warm-up of ${warmup} attempts to another user` : 'measured from a cold start (no warm-up)'}; the sides alternate in ${rounds} round(s)`);
   out();
 
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -325,17 +370,16 @@ async function main(): Promise<void> {
     ]);
     const lab = createTwmLab();
     cleanups.push(async () => lab.close());
+    // Both servers run from here to the end; only one is loaded at a time (measureAll).
+    const sides: PreparedSide[] = [];
     for (const side of ['twm', 'smtp'] as const) {
       if (onlySide !== undefined && onlySide !== side) continue;
-      // Each side on its own fresh server, stopped before the next starts.
-      const mine: Array<() => Promise<unknown>> = [];
-      try {
-        const r = side === 'twm' ? await twmSide(dns, lab, mine) : await smtpSide(dns, lab, mine);
-        results.push(r);
-        log(`  ${side}: ${r.attempts} in ${r.seconds.toFixed(1)} s; stored ${r.storedBytes} bytes (${r.bytesPerAttempt.toFixed(0)}/attempt), B's CPU ${r.cpuSeconds.toFixed(2)} s (${r.cpuMsPerAttempt.toFixed(3)} ms/attempt); payload growth ${JSON.stringify(r.payloadGrowth)}`);
-      } finally {
-        for (const c of mine.reverse()) await c().catch((err: unknown) => log(`cleanup: ${String(err)}`));
-      }
+      sides.push(side === 'twm' ? await twmSide(dns, lab, cleanups) : await smtpSide(dns, lab, cleanups));
+    }
+    log(`measuring: ${attempts} attempts per side in ${rounds} round(s), alternating`);
+    for (const r of await measureAll(sides)) {
+      results.push(r);
+      log(`  ${r.side}: ${r.attempts} in ${r.seconds.toFixed(1)} s; stored ${r.storedBytes} bytes (${r.bytesPerAttempt.toFixed(0)}/attempt), B's CPU ${r.cpuSeconds.toFixed(2)} s (${r.cpuMsPerAttempt.toFixed(3)} ms/attempt); payload growth ${JSON.stringify(r.payloadGrowth)}`);
     }
   } finally {
     await cleanup();
@@ -387,7 +431,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         quick,
         machine: { ...machine, loadavgEnd: machineAfter.loadavg },
-        load: { attempts, warmup, concurrency, strangers, messageBytes: SIZE, noticeRate: BENCH_NOTICE_RATE, noticeIds: randomIds ? 'random' : 'ordered' },
+        load: { attempts, warmup, rounds, concurrency, strangers, messageBytes: SIZE, noticeRate: BENCH_NOTICE_RATE, noticeIds: randomIds ? 'random' : 'ordered' },
         rows,
         results,
         markdown: [...table, '', ...notes.map((n) => `${n}\n`)].join('\n'),

@@ -4,7 +4,9 @@
  * past its lease loses the row to another and its late outcome is refused
  * and logged; a slow send keeps its row by renewing the lease; a stop
  * releases what was claimed and not sent; a change of class during a send
- * goes out right after it. rspamd is a scripted client (its real protocol
+ * goes out right after it; a change of class after rspamd had the message
+ * sends the message's copy once; a pending row without a copy is never sent.
+ * rspamd is a scripted client (its real protocol
  * is test/spam-rspamd.test.ts's).
  */
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
@@ -189,6 +191,43 @@ for (const backend of backends) {
       const [row] = await rows();
       assert.deepEqual([row?.kind, row?.state], ['ham', 'done']);
       assert.ok(logs.some((m) => m.includes('class changed')));
+    });
+
+    test('a change of class after rspamd had the message sends the message again, once', async () => {
+      const [message] = await queued(1, 'spam');
+      const rspamd = new ScriptedRspamd();
+      const a = await start('node-a/1', rspamd);
+      assert.equal(await a.runOnce(), 1);
+      assert.equal((await rows())[0]?.raw.length, 0, 'released once learned');
+      await store.spamLearning.queue(user, [{ messageId: message!, kind: 'ham' }], clock);
+      assert.equal(await a.runOnce(), 1);
+      assert.equal(await a.runOnce(), 0, 'nothing left');
+      assert.deepEqual(rspamd.calls, [
+        { kind: 'spam', body: 'Subject: m0\r\n\r\n0\r\n' },
+        { kind: 'ham', body: 'Subject: m0\r\n\r\n0\r\n' },
+      ]);
+    });
+
+    test('a pending row without a copy of the message is never sent: it fails for good', async () => {
+      await queued(2, 'spam');
+      // As no code of this version writes it: the first row pending with an empty copy.
+      await backend.query(`UPDATE spam_learning SET raw = ${backend.name === 'sqlite' ? "X''" : "''::bytea"} WHERE id = (SELECT min(id) FROM spam_learning)`);
+      const rspamd = new ScriptedRspamd();
+      const logs: string[] = [];
+      const a = await start('node-a/1', rspamd, { log: (_obj, msg) => logs.push(msg) });
+      assert.equal(await a.runOnce(), 1, 'the other row only');
+      assert.deepEqual(
+        rspamd.calls.map((c) => c.body),
+        ['Subject: m1\r\n\r\n1\r\n'],
+      );
+      assert.deepEqual(
+        (await rows()).map((r) => [r.state, r.lastError]),
+        [
+          ['failed', 'no copy of the message to teach'],
+          ['done', null],
+        ],
+      );
+      assert.ok(logs.includes('spam learning failed for good'), logs.join('\n'));
     });
   });
 }

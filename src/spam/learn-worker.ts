@@ -119,6 +119,8 @@ function createSend(options: LearnWorkerOptions, owner: string, now: () => Date)
   return async (item: SpamLearnItem): Promise<boolean> => {
     let outcome: string;
     try {
+      // The store keeps no pending row without its copy (spam-learning-repository.ts queueLearning); one made otherwise is not sent.
+      if (item.raw.length === 0) throw new LearnError('no copy of the message to teach', true);
       outcome = await options.client.learn(item.kind, item.raw);
     } catch (err) {
       const attempts = item.attempts + 1;

@@ -8,7 +8,8 @@
  *   spam; the Screener lists these apart).
  * - `spam_learning`: learning as work in the store. One row per (user,
  *   message): the class to teach rspamd, a copy of the message (the message
- *   itself may be dropped before the worker gets to it), and the retry
+ *   itself may be dropped before the worker gets to it; since migration 0029
+ *   kept only until the row is done or failed), and the retry
  *   state. A row is `pending` until rspamd has it, then `done`; teaching the
  *   other class later sets it back to `pending` with the new class, so each
  *   change of class reaches rspamd exactly once.

@@ -33,6 +33,7 @@ import { partialMessageIndexesMigration } from './migration-0025-partial-message
 import { queueDueOrderMigration } from './migration-0026-queue-due-order.ts';
 import { spamLearningLeasesMigration } from './migration-0027-spam-learning-leases.ts';
 import { sentBySenderMigration } from './migration-0028-sent-by-sender.ts';
+import { spamLearningReleaseMigration } from './migration-0029-spam-learning-release.ts';
 
 export function types(dialect: Dialect) {
   const pg = dialect === 'postgres';
@@ -232,5 +233,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0026_queue_due_order': queueDueOrderMigration(),
     '0027_spam_learning_leases': spamLearningLeasesMigration(dialect),
     '0028_sent_by_sender': sentBySenderMigration(),
+    '0029_spam_learning_release': spamLearningReleaseMigration(),
   };
 }

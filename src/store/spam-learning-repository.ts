@@ -5,7 +5,8 @@
  * them to rspamd with retries. One row per (user, message): teaching the
  * same class again changes nothing; teaching the other class sets the row
  * back to pending, so each change of class is sent once. Rows are claimed
- * with leases (migration 0027, spam-learning-claims.ts).
+ * with leases (migration 0027, spam-learning-claims.ts). A row keeps its
+ * copy of the message only until rspamd has it or it failed for good.
  */
 import { sql, type Selectable, type Transaction } from 'kysely';
 import type { LearnKind, LearnWrite, Lease, SpamLearnItem, SpamLearningRepository } from './types.ts';
@@ -14,25 +15,22 @@ import { num, toDate, type Db } from './db-util.ts';
 import { claimSpamLearning, finishSpamLearning } from './spam-learning-claims.ts';
 import { releaseLeasesById, renewLeasesById } from './queue-claims.ts';
 
-/** Queues learning for these messages (of one user), copying each message's stored octets. */
+/**
+ * Queues learning for these messages (of one user), copying each message's
+ * stored octets. A row that rspamd has (done) or that failed for good holds
+ * no copy (`RELEASED`); a change of class takes one from the message again.
+ * A message that is gone, or empty, teaches nothing: no row is queued or
+ * re-queued for it, so a pending row always has a copy to send.
+ */
 export async function queueLearning(tx: Transaction<Database>, userId: number, items: Array<{ messageId: number; kind: LearnKind }>, at: Date): Promise<void> {
   for (const item of items) {
     const existing = await tx
       .selectFrom('spam_learning')
-      .select(['id', 'kind', 'state'])
+      .select(['id', 'kind'])
       .where('user_id', '=', userId)
       .where('message_id', '=', item.messageId)
       .executeTakeFirst();
-    if (existing) {
-      if (existing.kind === item.kind) continue; // pending or done with this class already: exactly once
-      // The lease stays (spam-learning-claims.ts): nobody else sends the new class while its holder may still be sending the old.
-      await tx
-        .updateTable('spam_learning')
-        .set({ kind: item.kind, state: 'pending', attempts: 0, next_attempt_at: at.getTime(), last_error: null, outcome: null, done_at: null })
-        .where('id', '=', existing.id)
-        .execute();
-      continue;
-    }
+    if (existing?.kind === item.kind) continue; // pending or done with this class already: exactly once
     const body = await tx
       .selectFrom('messages as m')
       .innerJoin('message_bodies as b', 'b.id', 'm.body_id')
@@ -40,7 +38,16 @@ export async function queueLearning(tx: Transaction<Database>, userId: number, i
       .where('m.user_id', '=', userId)
       .where('m.id', '=', item.messageId)
       .executeTakeFirst();
-    if (!body) continue;
+    if (!body || body.raw.length === 0) continue;
+    if (existing) {
+      // The lease stays (spam-learning-claims.ts): nobody else sends the new class while its holder may still be sending the old.
+      await tx
+        .updateTable('spam_learning')
+        .set({ kind: item.kind, raw: body.raw, state: 'pending', attempts: 0, next_attempt_at: at.getTime(), last_error: null, outcome: null, done_at: null })
+        .where('id', '=', existing.id)
+        .execute();
+      continue;
+    }
     await tx
       .insertInto('spam_learning')
       .values({
@@ -55,6 +62,14 @@ export async function queueLearning(tx: Transaction<Database>, userId: number, i
       .execute();
   }
 }
+
+/**
+ * What a row's `raw` holds once rspamd has the message (done) or the row
+ * failed for good: the copy is released in the write that records the
+ * outcome (migration 0029 did the same for the rows before it). The row
+ * stays: it is what makes each change of class reach rspamd once.
+ */
+const RELEASED = Buffer.alloc(0);
 
 export class KyselySpamLearningRepository implements SpamLearningRepository {
   constructor(private readonly s: Db) {}
@@ -93,7 +108,7 @@ export class KyselySpamLearningRepository implements SpamLearningRepository {
 
   /** Conditional on the row still asking for this class: a class change meanwhile keeps it pending. */
   done(id: number, kind: LearnKind, owner: string, outcome: string, at: Date): Promise<LearnWrite> {
-    return finishSpamLearning(this.s, id, kind, owner, { state: 'done', outcome, done_at: at.getTime(), last_error: null });
+    return finishSpamLearning(this.s, id, kind, owner, { state: 'done', outcome, done_at: at.getTime(), last_error: null, raw: RELEASED });
   }
 
   retry(id: number, kind: LearnKind, owner: string, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<LearnWrite> {
@@ -101,7 +116,8 @@ export class KyselySpamLearningRepository implements SpamLearningRepository {
       attempts: change.attempts,
       next_attempt_at: change.nextAttemptAt.getTime(),
       last_error: change.error,
-      ...(change.failed ? { state: 'failed' as const } : {}),
+      // A retry keeps the copy; failing for good releases it.
+      ...(change.failed ? { state: 'failed' as const, raw: RELEASED } : {}),
     });
   }
 

@@ -1,14 +1,41 @@
 /**
  * Learning for the spam filter as work in the store: queued in the move's
- * transaction, one row per message, each change of class once.
+ * transaction, one row per message, each change of class once; a row keeps
+ * its copy of the message only until rspamd has it or it failed for good
+ * (migration 0029 releases the copies of the rows finished before it).
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Store } from './types.ts';
+import { openStore } from './open.ts';
 import { testBackends } from './test-backends.ts';
 import { learnKindOfMove } from './message-repository.ts';
 
 const backends = await testBackends();
 after(() => Promise.all(backends.map((b) => b.cleanup())));
+const T0 = new Date('2030-01-01T00:00:00Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+const lease = { owner: 'w', until: at(3_600_000) };
+
+/** A user with one message per body, each queued to teach spam at T0; returns the user and the messages' ids. */
+async function queuedSpam(store: Store, ...bodies: string[]): Promise<{ user: number; ids: number[] }> {
+  const user = (await store.users.create({ address: 'a@example.test', passwordHash: 'x', mode: 'open' })).id;
+  const stored = await store.messages.deliver(
+    bodies.map((body, i) => ({ userId: user, mailbox: 'INBOX' as const, raw: Buffer.from(body), flags: [], sender: null, from: null, subject: `m${i}`, receivedAt: T0, firstContact: true })),
+  );
+  const ids = stored.map((m) => m.id);
+  await store.spamLearning.queue(
+    user,
+    ids.map((messageId) => ({ messageId, kind: 'spam' as const })),
+    T0,
+  );
+  return { user, ids };
+}
+
+/** Each row's message, class, state and copy, by message. */
+async function rowsOf(store: Store): Promise<Array<[number, string, string, string]>> {
+  return (await store.spamLearning.list()).map((r) => [r.messageId, r.kind, r.state, r.raw.toString()]);
+}
 
 test('what a move teaches', () => {
   assert.equal(learnKindOfMove('INBOX', 'Junk'), 'spam');
@@ -62,6 +89,116 @@ for (const backend of backends) {
         assert.equal((await store.spamLearning.claim(new Date(Date.now() + 120_000), 10, lease())).length, 1, 'the retry ended the lease');
         // The Junk mailbox exists for every account.
         assert.ok((await store.messages.mailboxes(u.id)).some((b) => b.name === 'Junk'));
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('the copy of the message is released when rspamd has it and when the row fails for good, not at a retry', async () => {
+      const store = await backend.open();
+      try {
+        const { user, ids } = await queuedSpam(store, 'Subject: a\r\n\r\na\r\n', 'Subject: b\r\n\r\nb\r\n');
+        const [a, b] = await store.spamLearning.claim(at(0), 10, lease);
+        assert.equal(await store.spamLearning.done(a!.id, 'spam', 'w', 'learned', at(1)), 'written');
+        assert.equal(await store.spamLearning.retry(b!.id, 'spam', 'w', { attempts: 1, nextAttemptAt: at(10), error: 'down', failed: false }), 'written');
+        assert.deepEqual(await rowsOf(store), [
+          [ids[0], 'spam', 'done', ''],
+          [ids[1], 'spam', 'pending', 'Subject: b\r\n\r\nb\r\n'],
+        ]);
+        await store.spamLearning.claim(at(10), 10, lease);
+        assert.equal(await store.spamLearning.retry(b!.id, 'spam', 'w', { attempts: 2, nextAttemptAt: at(20), error: 'refused', failed: true }), 'written');
+        assert.deepEqual(await rowsOf(store), [
+          [ids[0], 'spam', 'done', ''],
+          [ids[1], 'spam', 'failed', ''],
+        ]);
+        // The same class again leaves both as they are.
+        await store.spamLearning.queue(
+          user,
+          ids.map((messageId) => ({ messageId, kind: 'spam' as const })),
+          at(30),
+        );
+        assert.deepEqual((await rowsOf(store)).map((r) => r[2]), ['done', 'failed']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('a change of class after done takes the copy from the message again, and goes out once', async () => {
+      const store = await backend.open();
+      try {
+        const raw = 'Subject: a\r\n\r\na\r\n';
+        const { user, ids } = await queuedSpam(store, raw);
+        const [row] = await store.spamLearning.claim(at(0), 10, lease);
+        await store.spamLearning.done(row!.id, 'spam', 'w', 'learned', at(1));
+        assert.equal(await store.messages.move(user, ids, 'Junk'), 1);
+        assert.equal(await store.messages.move(user, ids, 'INBOX', 'auto'), 1);
+        assert.deepEqual(await rowsOf(store), [[ids[0], 'ham', 'pending', raw]]);
+        const claimed = await store.spamLearning.claim(at(2), 10, lease);
+        assert.deepEqual(
+          claimed.map((r) => [r.id, r.kind, r.raw.toString()]),
+          [[row!.id, 'ham', raw]],
+        );
+        assert.equal(await store.spamLearning.done(row!.id, 'ham', 'w', 'learned', at(3)), 'written');
+        assert.deepEqual(await store.spamLearning.claim(at(99_000), 10, lease), [], 'ham once');
+        assert.deepEqual(await rowsOf(store), [[ids[0], 'ham', 'done', '']]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('a change of class after the message is gone leaves the row as it is: nothing to teach', async () => {
+      const store = await backend.open();
+      try {
+        const { user, ids } = await queuedSpam(store, 'Subject: a\r\n\r\na\r\n', 'Subject: b\r\n\r\nb\r\n');
+        const [row] = await store.spamLearning.claim(at(0), 1, lease);
+        await store.spamLearning.done(row!.id, 'spam', 'w', 'learned', at(1));
+        assert.equal(await store.messages.remove(user, ids), 2);
+        await store.spamLearning.queue(
+          user,
+          ids.map((messageId) => ({ messageId, kind: 'ham' as const })),
+          at(2),
+        );
+        assert.deepEqual(await rowsOf(store), [
+          [ids[0], 'spam', 'done', ''],
+          [ids[1], 'spam', 'pending', 'Subject: b\r\n\r\nb\r\n'],
+        ]);
+        const [pending] = await store.spamLearning.claim(at(2), 10, lease);
+        assert.deepEqual([pending?.kind, pending?.raw.toString()], ['spam', 'Subject: b\r\n\r\nb\r\n'], 'the copy queued before the message went');
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('an empty message teaches nothing: no row pending without a copy', async () => {
+      const store = await backend.open();
+      try {
+        const { ids } = await queuedSpam(store, '', 'Subject: b\r\n\r\nb\r\n');
+        assert.deepEqual(await rowsOf(store), [[ids[1], 'spam', 'pending', 'Subject: b\r\n\r\nb\r\n']]);
+        const [row] = await store.spamLearning.claim(at(0), 10, lease);
+        await store.spamLearning.done(row!.id, 'spam', 'w', 'learned', at(1));
+        assert.deepEqual(await rowsOf(store), [[ids[1], 'spam', 'done', '']]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('migration 0029 releases the copies of the rows done or failed before it, not of the pending ones', async () => {
+      await backend.migrateTo('0028_sent_by_sender');
+      await backend.query(`INSERT INTO users (address, password_hash, mode, created_at) VALUES ('a@example.test', 'x', 'open', 0)`);
+      for (const [message, state] of [[1, 'done'], [2, 'failed'], [3, 'pending']] as const) {
+        const hex = Buffer.from(`Subject: m${message}\r\n`).toString('hex');
+        const blob = backend.name === 'sqlite' ? `X'${hex}'` : `'\\x${hex}'::bytea`;
+        await backend.query(
+          `INSERT INTO spam_learning (user_id, message_id, kind, raw, state, next_attempt_at, created_at) SELECT id, ${message}, 'spam', ${blob}, '${state}', 0, 0 FROM users`,
+        );
+      }
+      const store = await openStore(backend.url());
+      try {
+        assert.deepEqual(await rowsOf(store), [
+          [1, 'spam', 'done', ''],
+          [2, 'spam', 'failed', ''],
+          [3, 'spam', 'pending', 'Subject: m3\r\n'],
+        ]);
       } finally {
         await store.close();
       }

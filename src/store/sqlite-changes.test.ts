@@ -112,6 +112,21 @@ describe("change bus on a SQLite file: other connections' writes", () => {
     b.off();
   });
 
+  test('a mailbox renamed, and one deleted then another created within one tick, through the other connection are heard', async () => {
+    await there.imap.create(alice.id, 'Old');
+    const a = counter(here, alice);
+    await sleep(2 * SQLITE_CHANGE_POLL_MS); // the baseline is read
+    assert.equal(await there.imap.rename(alice.id, 'Old', 'New'), true);
+    await heard(a, 0, 'a rename');
+    const before = a.n;
+    await sleep(2 * SQLITE_CHANGE_POLL_MS);
+    // Deleted and created again between two polls: the mailbox count and the modseq sum may come back the same.
+    assert.equal(await there.imap.remove(alice.id, 'New'), true);
+    await there.imap.create(alice.id, 'New');
+    await heard(a, before, 'a mailbox deleted and created again');
+    a.off();
+  });
+
   test('a write through the other connection while nobody listens is not announced to a later listener', async () => {
     await there.messages.deliver([msg(alice, 'before anyone listened')]);
     const a = counter(here, alice);

@@ -15,17 +15,17 @@
  * this connection do not change data_version; the store announced those
  * itself.
  *
- * A user's signature: their number of mailboxes, the sum of their
- * mailboxes' HIGHESTMODSEQ, and their number of pending TWM notices. Every
- * change to messages (delivery, flags, move, copy, expunge) raises one
- * mailbox's HIGHESTMODSEQ by one (modseq.ts), so the sum grows; creating or
- * deleting a mailbox changes the count; a stranger's TWM notice (the
- * Screener's stand-ins, endpoints/imap/screener-folder.ts) adds a pending
- * row. A rename changes none of them: no session rereads anything for it.
- * Events carry no data, so a duplicate (the first tick after this process's
- * own write) costs one reread; a miss would need a mailbox deleted and
- * another created within one tick with modseqs adding up exactly, and is
- * made good by the user's next change.
+ * A user's signature: their mailboxes (each one's id and name, in id order),
+ * the sum of their mailboxes' HIGHESTMODSEQ, and their number of pending TWM
+ * notices. Every change to messages (delivery, flags, move, copy, expunge)
+ * raises one mailbox's HIGHESTMODSEQ by one (modseq.ts), so the sum grows;
+ * creating, deleting or renaming a mailbox changes the list (a mailbox
+ * deleted and another created within one tick have different ids); a
+ * stranger's TWM notice (the Screener's stand-ins,
+ * endpoints/imap/screener-folder.ts) adds a pending row. So every change the
+ * store announces itself on the bus also moves the signature. Events carry
+ * no data, so a duplicate (the first tick after this process's own write)
+ * costs one reread.
  */
 import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { Database } from './schema.ts';
@@ -50,12 +50,16 @@ const DATA_VERSION = CompiledQuery.raw('PRAGMA data_version');
 /**
  * One statement for any number of users (one SQL text for the statement
  * cache): the ids as a JSON array, each user's signature from the indexes
- * mailboxes_user_name and twm_in_recipients_user.
+ * mailboxes_user_name and twm_in_recipients_user. The list's separator, a
+ * line feed, is never part of a name (IMAP refuses control characters in
+ * mailbox names: protocols/imap/session.ts).
  */
 async function signatures(db: Kysely<Database>, userIds: readonly number[]): Promise<Array<{ user_id: number; signature: string }>> {
   const result = await sql<{ user_id: number; signature: string }>`
     SELECT j.value AS user_id,
-      (SELECT count(*) || ' ' || ifnull(sum(b.highest_modseq), 0) FROM mailboxes b WHERE b.user_id = j.value)
+      (SELECT ifnull(sum(b.highest_modseq), 0) FROM mailboxes b WHERE b.user_id = j.value)
+      || ' ' || (SELECT ifnull(group_concat(m.entry, char(10)), '') FROM
+                  (SELECT b.id || ':' || b.name AS entry FROM mailboxes b WHERE b.user_id = j.value ORDER BY b.id) m)
       || ' ' || (SELECT count(*) FROM twm_in_recipients r WHERE r.user_id = j.value AND r.state = 'pending') AS signature
     FROM json_each(${JSON.stringify(userIds)}) j`.execute(db);
   return result.rows;

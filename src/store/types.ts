@@ -190,6 +190,7 @@ export interface SpamLearnItem {
   userId: number;
   messageId: number;
   kind: LearnKind;
+  /** The copy of the message to send; empty once the row is done or failed (migration 0029). */
   raw: Buffer;
   state: 'pending' | 'done' | 'failed';
   attempts: number;
@@ -223,9 +224,9 @@ export interface SpamLearningRepository {
   /** Frees the owner's leases on these rows (claimed, not sent). */
   release(ids: readonly number[], owner: string): Promise<void>;
   list(options?: { userId?: number }): Promise<SpamLearnItem[]>;
-  /** Marks the row done, if it still asks for `kind` and `owner` holds its lease; ends the lease. */
+  /** Marks the row done and releases its copy, if it still asks for `kind` and `owner` holds its lease; ends the lease. */
   done(id: number, kind: LearnKind, owner: string, outcome: string, at: Date): Promise<LearnWrite>;
-  /** Records a failed attempt, under the same conditions as `done`; `failed`: give up. */
+  /** Records a failed attempt, under the same conditions as `done`; `failed`: give up (the copy is released). */
   retry(id: number, kind: LearnKind, owner: string, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<LearnWrite>;
 }
 
