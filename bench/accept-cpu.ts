@@ -22,6 +22,9 @@
  *                    accepts each connection and hands it to a worker) or `none` (the workers
  *                    accept from the shared socket themselves: NODE_CLUSTER_SCHED_POLICY=none)
  *   BENCH_EXPERIMENTS  `;`-separated experiment sets (bench/lib/experiments.ts) run as extra targets
+ *   BENCH_NODE_FLAGS `;`-separated sets of node flags (space-separated within a set), each run as an
+ *                    extra single-process target beside the plain one, e.g.
+ *                    `--max-semi-space-size=64`: a V8 setting measured against the default
  *   BENCH_SESSIONS   (20), BENCH_MESSAGES (1000), BENCH_RUNS (3), BENCH_WARMUP (messages, default
  *                    3 per session, at least 300: the JIT compiler keeps working well past that)
  *   BENCH_PG         PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/test)
@@ -66,6 +69,7 @@ const profile = process.env.BENCH_PROFILE === '1';
 const perf = process.env.BENCH_PERF === '1';
 const trees = (process.env.BENCH_TREES ?? resolve(here, '..')).split(',').map((t) => resolve(t.trim()));
 const experiments = (process.env.BENCH_EXPERIMENTS ?? '').split(';').map((e) => e.trim()).filter(Boolean);
+const flagSets = (process.env.BENCH_NODE_FLAGS ?? '').split(';').map((e) => e.trim()).filter(Boolean);
 const targetSpecs = (process.env.BENCH_TARGETS ?? '1:sqlite').split(',').map((t) => {
   const [n, storage, sched] = t.trim().split(':');
   if (!n || !(storage === 'sqlite' || storage === 'postgres') || !(sched === undefined || sched === 'rr' || sched === 'none')) throw new Error(`BENCH_TARGETS: bad entry ${t}`);
@@ -137,7 +141,10 @@ async function main(): Promise<void> {
     });
     cleanups.push(() => dns.close());
     const specs = trees.flatMap((tree) =>
-      targetSpecs.flatMap((t) => ['', ...(t.processes === 1 ? experiments : [])].map((experiment) => ({ tree, experiment, ...t }))),
+      targetSpecs.flatMap((t) => [
+        ...['', ...(t.processes === 1 ? experiments : [])].map((experiment) => ({ tree, experiment, flags: '', ...t })),
+        ...(t.processes === 1 ? flagSets : []).map((flags) => ({ tree, experiment: '', flags, ...t })),
+      ]),
     );
     for (const spec of specs) {
       const dir = mkdtempSync(join(tmpdir(), 'twoway-accept-cpu-'));
@@ -156,13 +163,13 @@ async function main(): Promise<void> {
         processes: spec.processes,
         experiment: spec.experiment,
         serverScript: join(spec.tree, 'bench', 'lib', 'twoway-server.ts'),
-        ...(perf ? { nodeFlags: ['--perf-basic-prof'] } : {}),
+        nodeFlags: [...(perf ? ['--perf-basic-prof'] : []), ...spec.flags.split(' ').filter(Boolean)],
         ...(spec.sched ? { env: { NODE_CLUSTER_SCHED_POLICY: spec.sched } } : {}),
         startTimeoutMs: 180_000,
         ...(storage ? { storage } : {}),
       });
       cleanups.push(() => child.stop());
-      const name = `${trees.length > 1 ? `${spec.tree} ` : ''}${spec.processes}p ${spec.storage}${spec.sched ? ` sched=${spec.sched}` : ''}${spec.experiment ? ` [${spec.experiment}]` : ''}`;
+      const name = `${trees.length > 1 ? `${spec.tree} ` : ''}${spec.processes}p ${spec.storage}${spec.sched ? ` sched=${spec.sched}` : ''}${spec.experiment ? ` [${spec.experiment}]` : ''}${spec.flags ? ` (${spec.flags})` : ''}`;
       lives.push({ name, child, processes: spec.processes, sent: 0, runs: [] });
       log(`${name}: port ${child.smtpPort}, pid ${child.pid}`);
     }

@@ -28,10 +28,19 @@
  *                 fewer than 8 callers, so that more messages share a round's
  *                 pages (page 1, the sequence, the mailbox row, index leaves):
  *                 less CPU per message against a longer wait for each 250.
+ *   nice-threads  every thread of the process but the main one (the authentication workers, the
+ *                 message writer, the checkpointer, V8's and libuv's helpers) at nice
+ *                 BENCH_NICE (default 8), one second after the start, so that waking one of them
+ *                 does not preempt the event loop.
+ *   batch-threads the same threads under SCHED_BATCH (`chrt -b`) instead: no wakeup preemption,
+ *                 the same share of the CPU.
  *   no-auth       SPF/DKIM/DMARC skipped (applied in twoway-server.ts by composing
  *                 the server without mailauth).
  */
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -39,7 +48,7 @@ import Database from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { GroupCommit } from '../../src/store/group-commit.ts';
 
-export const EXPERIMENTS = ['commit-yield', 'commit-window', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000'] as const;
+export const EXPERIMENTS = ['commit-yield', 'commit-window', 'stmt-cache', 'no-hold', 'no-fsync', 'async-fsync', 'no-auth', 'checkpoint-4000', 'nice-threads', 'batch-threads'] as const;
 export type Experiment = (typeof EXPERIMENTS)[number];
 
 export function parseExperiments(value: string | undefined): Set<Experiment> {
@@ -119,6 +128,17 @@ export async function applyAfterStart(experiments: Set<Experiment>, store: objec
     if (!k) throw new Error('cannot reach the store\'s Kysely instance');
     return k;
   };
+  if (experiments.has('nice-threads')) {
+    const nice = Number(process.env.BENCH_NICE ?? 8);
+    setTimeout(() => {
+      for (const tid of readdirSync(`/proc/${process.pid}/task`).map(Number)) if (tid !== process.pid) setPriority(tid, nice);
+    }, 1000).unref();
+  }
+  if (experiments.has('batch-threads')) {
+    setTimeout(() => {
+      for (const tid of readdirSync(`/proc/${process.pid}/task`).map(Number)) if (tid !== process.pid) execFileSync('chrt', ['-b', '-p', '0', String(tid)]);
+    }, 1000).unref();
+  }
   if (experiments.has('no-fsync')) await sql`PRAGMA synchronous = OFF`.execute(db());
   if (experiments.has('checkpoint-4000')) await sql`PRAGMA wal_autocheckpoint = 4000`.execute(db());
   if (experiments.has('async-fsync')) {
