@@ -1,0 +1,62 @@
+/**
+ * Helper threads (the authentication workers, the message writer, V8's and libuv's helpers) run
+ * at a lower priority than the event loop.
+ *
+ * Why: the event loop hands every message to these threads and hears back from them, and each
+ * hand-off wakes a thread. On Linux a woken thread at the same priority often takes the CPU from
+ * the thread that woke it: the event loop, which then waits while the SMTP sessions it serves
+ * wait for their replies. At a lower priority the woken thread runs on an idle core or once the
+ * event loop yields, and it still gets its share of a busy machine (bench/results.md, session 16:
+ * about 5% more messages accepted per second for 5% less CPU per message at 20 sessions).
+ *
+ * Linux keeps the nice value per thread (setpriority(2), "the nice value is a per-thread
+ * attribute"), and a thread's id is in /proc/thread-self. Elsewhere, or where /proc is not
+ * mounted, nothing changes: this is a scheduling hint, never a requirement.
+ */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+
+/** The nice value of helper threads: weight 172 against the event loop's 1024 when both want a core. */
+export const HELPER_THREAD_NICE = 8;
+
+/** Lowers the calling thread's priority to HELPER_THREAD_NICE (never raises it). Returns whether it did. */
+export function lowerThreadPriority(nice = HELPER_THREAD_NICE): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    return lower(Number(readlinkSync('/proc/thread-self').split('/').pop()), nice);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Lowers every other thread of the process that exists now, called from the main thread once the
+ * server runs: V8's platform threads (garbage collection and compilation helpers) and libuv's
+ * pool. Threads started later by the main thread inherit its priority; ours lower their own.
+ * Returns how many it lowered.
+ */
+export function lowerHelperThreads(nice = HELPER_THREAD_NICE): number {
+  if (process.platform !== 'linux') return 0;
+  let n = 0;
+  try {
+    for (const entry of readdirSync('/proc/self/task')) {
+      const tid = Number(entry);
+      if (tid !== process.pid && lower(tid, nice)) n++;
+    }
+  } catch {
+    // no /proc: nothing to lower
+  }
+  return n;
+}
+
+function lower(tid: number, nice: number): boolean {
+  if (!Number.isInteger(tid) || tid <= 0) return false;
+  try {
+    if (getPriority(tid) >= nice) return false;
+    setPriority(tid, nice);
+    return true;
+  } catch {
+    // The thread ended meanwhile, or the system refuses: a hint, not a requirement.
+    return false;
+  }
+}
