@@ -33,7 +33,11 @@
  *   BENCH_QUICK=1          small counts, one run each (smoke test)
  *   BENCH_RUNS=N           measured rounds per row (default 3)
  *   BENCH_SESSIONS=100,20  the rows
- *   BENCH_MESSAGES=N       messages per run (default: 2000 at >=50 sessions, 1000 below)
+ *   BENCH_MESSAGES=N       messages per run (default 3,000). Runs of 1,000 (the default at 20
+ *                          sessions until session 16) lasted half a second: Postfix's queue
+ *                          manager then discarded most of a run's mail after the timed window
+ *                          (the next run waits for it), and twoway's rate still rose run after
+ *                          run (1,828 to 2,289 msg/s in five runs); at 3,000 both are steady
  *   BENCH_SYSTEMS=twoway,postfix   run only some systems
  *   BENCH_VARIANTS=a,b;c   profiling: also run one twoway child per `;`-separated set of
  *                          experiments (bench/lib/experiments.ts), in the same rounds;
@@ -46,7 +50,7 @@
  *   BENCH_TRACE=1          per-stage latency of twoway's messages in each measured run
  *                          (bench/lib/accept-trace.ts: SMTP stages, authentication worker,
  *                          group commit, fsync, event-loop delay), on stderr and in the JSON
- *   BENCH_WARMUP=N         messages of each system's warm-up run per row (default 3,000, or 3
+ *   BENCH_WARMUP=N         messages of each system's warm-up run per row (default 10,000, or 3
  *                          per session if more). twoway's JIT keeps compiling well past 300
  *                          messages: its CPU per message falls by about 45% over the next 5,000
  *                          (bench/results.md, session 7), while Postfix has nothing to warm. A
@@ -122,8 +126,8 @@ const cpuProf = process.env.BENCH_CPU_PROF === '1';
 const commitStats = process.env.BENCH_COMMIT_STATS === '1';
 const trace = process.env.BENCH_TRACE === '1';
 const messagesFor = (sessions: number) =>
-  Number(process.env.BENCH_MESSAGES ?? (quick ? Math.max(sessions * 2, 100) : sessions >= 50 ? 2000 : 1000));
-const warmupFor = (sessions: number) => Number(process.env.BENCH_WARMUP ?? (quick ? sessions : Math.max(sessions * 3, 3000)));
+  Number(process.env.BENCH_MESSAGES ?? (quick ? Math.max(sessions * 2, 100) : 3000));
+const warmupFor = (sessions: number) => Number(process.env.BENCH_WARMUP ?? (quick ? sessions : Math.max(sessions * 3, 10_000)));
 
 const log = (s = '') => process.stderr.write(s + '\n');
 const out = (s = '') => process.stdout.write(s + '\n');
