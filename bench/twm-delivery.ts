@@ -41,11 +41,12 @@
  * system, sessions, messages, seconds, msgPerSec, ratio, latency, plus
  * `markdown` for bench/run.ts).
  *
- * Environment: BENCH_QUICK=1, BENCH_RUNS (3), BENCH_MESSAGES (500),
- * BENCH_SESSIONS (20), BENCH_TIMEOUT (seconds per run, 120), BENCH_WARMUP
- * (messages per path before the measured runs, 1000; the quick run 100:
- * both servers' JIT is still compiling the three requests' code after a
- * few hundred, and a mail server runs for days),
+ * Environment: BENCH_QUICK=1, BENCH_RUNS (3), BENCH_MESSAGES (1500; 500 until
+ * session 16, when runs of about a second still rose run after run, 439 to 655 msg/s
+ * in seven), BENCH_SESSIONS (20), BENCH_TIMEOUT (seconds per run, 120), BENCH_WARMUP
+ * (messages per path before the measured runs, 4000, 1000 until session 16; the quick
+ * run 100: both servers' JIT is still compiling the three requests' code after a
+ * few thousand, and a mail server runs for days),
  * BENCH_LOG_LEVEL (both servers' log level, default warn; info logs each notice, fetch and
  * receipt with its time, on stderr: a message's timeline),
  * BENCH_CPU_PROF=1 (V8 profiles of A and B during the measured TWM and SMTP
@@ -110,9 +111,9 @@ const RCPT: Record<Path, string> = { twm: `bea@${B.domain}`, smtp: `bea@${B.smtp
 
 const quick = process.env.BENCH_QUICK === '1';
 const runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
-const messages = Number(process.env.BENCH_MESSAGES ?? (quick ? 100 : 500));
+const messages = Number(process.env.BENCH_MESSAGES ?? (quick ? 100 : 1500));
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
-const warmup = Number(process.env.BENCH_WARMUP ?? (quick ? Math.max(sessions, Math.round(messages / 5)) : 1000));
+const warmup = Number(process.env.BENCH_WARMUP ?? (quick ? Math.max(sessions, Math.round(messages / 5)) : 4000));
 const runTimeoutMs = Number(process.env.BENCH_TIMEOUT ?? 120) * 1000;
 const cpuProf = process.env.BENCH_CPU_PROF === '1';
 const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';

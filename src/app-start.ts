@@ -50,7 +50,7 @@ import type { Metrics } from './services/metrics.ts';
 import type { SpamFilter } from './spam/index.ts';
 import type { Store } from './store/types.ts';
 import type { App, AppOptions, RunningServer } from './app.ts';
-import { lowerHelperThreads } from './core/thread-priority.ts';
+import { lowerHelperThreads } from './platform/thread-priority.ts';
 
 /** How long an authentication worker reuses a DNS answer (mail/auth-pool.ts `dnsReuseMs`). */
 const AUTH_DNS_REUSE_MS = 2000;
@@ -255,7 +255,7 @@ async function startMailListeners(ctx: StartContext) {
   authPool?.warm();
   // Likewise the message writer's thread (store/message-writer.ts), which loads the store's modules.
   store.messages.warm();
-  // V8's and libuv's helper threads below the event loop, as the workers above put themselves (core/thread-priority.ts).
+  // V8's and libuv's helper threads below the event loop, as the workers above put themselves (platform/thread-priority.ts).
   lowerHelperThreads();
   let submission: SmtpListener | null = null;
   if (config.submission.enabled && services.outbound) {

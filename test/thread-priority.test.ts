@@ -1,5 +1,5 @@
 /**
- * Helper threads run below the event loop (src/core/thread-priority.ts): a worker thread lowers
+ * Helper threads run below the event loop (src/platform/thread-priority.ts): a worker thread lowers
  * itself and no other thread, never raises itself, and a running server has its helper threads
  * (V8's, libuv's, the authentication workers, the message writer) at the helpers' nice value
  * while its main thread keeps its own. Linux only: elsewhere the hint does nothing.
@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { HELPER_THREAD_NICE } from '../src/core/thread-priority.ts';
+import { HELPER_THREAD_NICE } from '../src/platform/thread-priority.ts';
 import { eventually, startTestServer } from './helpers/server.ts';
 
 const linux = process.platform === 'linux';
@@ -29,7 +29,7 @@ function niceByThread(): Map<number, number> {
 
 /** Runs `body` (CommonJS, with `lower` bound to lowerThreadPriority) in a worker thread; resolves with what it posts. */
 function inWorker(body: string): Promise<{ tid: number; lowered: boolean; before: number; after: number }> {
-  const module = new URL('../src/core/thread-priority.ts', import.meta.url).href;
+  const module = new URL('../src/platform/thread-priority.ts', import.meta.url).href;
   const tsx = import.meta.resolve('tsx/esm/api');
   const code = `
     const { parentPort } = require('node:worker_threads');

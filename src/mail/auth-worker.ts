@@ -19,14 +19,14 @@ import type { FromWorker, ToWorker, WireError, WireStored } from './auth-worker-
 import { runMailauth, type MailauthSummary } from './mailauth-run.ts';
 import { prepareBody } from '../core/prepared-body.ts';
 import { MAX_MIME_NESTING, mimeNestingDepth } from './mime-depth.ts';
-import { lowerThreadPriority } from '../core/thread-priority.ts';
+import { lowerThreadPriority } from '../platform/thread-priority.ts';
 
 /** Largest message whose MIME nesting depth this thread measures (ingest measures the rest, in slices). */
 const MAX_DEPTH_SCAN = 1024 * 1024;
 
 const port = parentPort;
 if (!port) throw new Error('auth-worker.ts runs only as a worker thread (auth-pool.ts)');
-// Below the event loop: waking this thread must not take the CPU from it (core/thread-priority.ts).
+// Below the event loop: waking this thread must not take the CPU from it (platform/thread-priority.ts).
 lowerThreadPriority();
 
 const lookups = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();

@@ -19,11 +19,11 @@ import { holdsConnectionOf, runsDirectlyOn } from './prepared.ts';
 import { cacheStatements } from './sqlite-statements.ts';
 import { toWire, type FromWriter, type ToWriter, type WriterStart } from './message-writer-protocol.ts';
 import type { NewMessage } from './types.ts';
-import { lowerThreadPriority } from '../core/thread-priority.ts';
+import { lowerThreadPriority } from '../platform/thread-priority.ts';
 
 const port = parentPort;
 if (!port) throw new Error('message-writer-worker.ts runs only as a worker thread (message-writer.ts)');
-// Below the event loop: waking this thread must not take the CPU from it (core/thread-priority.ts).
+// Below the event loop: waking this thread must not take the CPU from it (platform/thread-priority.ts).
 lowerThreadPriority();
 const { path } = workerData as WriterStart;
 
