@@ -51,8 +51,8 @@ async function write(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], f
 
 /**
  * A fetch that did not get through (or could not be stored): backoff, until `expires` or the
- * MAX_CONTACT_ATTEMPTS-th attempt. Given up on the count, the row keeps its attempts: that is how
- * a sender's retry of the notice (endpoints/twm/inbox.ts) finds it and schedules it again.
+ * MAX_CONTACT_ATTEMPTS-th attempt. Given up, the row keeps its attempts: that is how a sender's
+ * retry of the notice (endpoints/twm/retried-notice.ts) finds it and schedules it again.
  */
 async function retry(ctx: StepContext, n: TwmInNotice, rows: TwmInRecipient[], error: string): Promise<void> {
   const at = ctx.now();

@@ -14,7 +14,7 @@
  */
 import type { ChangeBus } from './change-bus.ts';
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { MAX_CONTACT_ATTEMPTS, TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
+import { TWM_IN_FINAL, type TwmInState } from '../core/twm-types.ts';
 import { claimedTwmRows, claimTwmRows, renewTwmRows } from './twm-inbound-claims.ts';
 import { updateInRecipients } from './prepared-twm-delivery.ts';
 import type { Lease, TwmInboundRepository, TwmInNotice, TwmInRecipient, TwmInRecipientChange, TwmNonceWrite, TwmRequestTouch } from './types.ts';
@@ -284,10 +284,10 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
   }
 
   /**
-   * Only a fetch given up on its attempt count (twm-fetch-steps.ts retry) leaves an `expired` row
-   * with MAX_CONTACT_ATTEMPTS attempts before its notice expires: expire() ends rows of expired
-   * notices (and pending ones, which never had an attempt), so the stored fields tell the two
-   * apart without a column of their own. The lease is the claim's rule (twm-inbound-claims.ts):
+   * Only a fetch given up (twm-fetch-steps.ts retry: on its attempt count, or because the next
+   * attempt would come after `expires`) leaves an `expired` row with attempts before its notice
+   * expires: expire() ends rows of expired notices (and pending ones, which never had an
+   * attempt), so the stored fields tell them apart without a column of their own. The lease is the claim's rule (twm-inbound-claims.ts):
    * a row some live worker holds is left to it.
    */
   async rescheduleGivenUp(senderDomain: string, id: string, now: Date): Promise<string[]> {
@@ -299,7 +299,7 @@ export class KyselyTwmInboundRepository implements TwmInboundRepository {
         .where('sender_domain', '=', senderDomain)
         .where('notice_id', '=', id)
         .where('state', '=', 'expired')
-        .where('attempts', '>=', MAX_CONTACT_ATTEMPTS)
+        .where('attempts', '>', 0)
         .where('receipt', 'is', null)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', at)]))
         .where((eb) =>

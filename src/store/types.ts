@@ -573,8 +573,8 @@ export interface TwmInboundRepository {
   /** Extends the owner's leases on the rows of the listed notices (`senderDomain id`); returns how many rows it still holds. */
   renew(notices: readonly string[], lease: Lease): Promise<number>;
   /**
-   * A sender's retry of the notice (docs/protocol.md 8.4): its rows whose fetch was given up after
-   * MAX_CONTACT_ATTEMPTS (`expired` with that many attempts, no receipt, no live lease) go back
+   * A sender's retry of the notice (docs/protocol.md 8.4): its rows whose fetch was given up
+   * (`expired` with at least one attempt, no receipt, no live lease) go back
    * to `scheduled`, due at `now`, with no attempts and no lease, if the notice has not expired
    * (expiresAt > now). One conditional write, durable before it resolves; returns the rcpts
    * changed. Rows expired by time or the pending hold, and every other state, stay as they are.

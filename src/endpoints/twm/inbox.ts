@@ -2,7 +2,7 @@
  * The recipient's side of Two-Way Mail at notice time (docs/protocol.md
  * 5.3, 5.5, 8.1, 8.2, 8.4 and 8.6): key lookup, nonces, the notice's own
  * checks, the per-recipient decision, and a sender's retry, which also
- * schedules again a fetch given up on its attempts (retried-notice.ts).
+ * schedules again a fetch given up (retried-notice.ts).
  * What later decisions do to pending notices is services/twm-decisions.ts;
  * fetching and receipts are the fetch worker's (delivery/twm-fetch-worker.ts).
  *
@@ -202,7 +202,7 @@ type RecipientRow = Omit<TwmInRecipient, 'updatedAt' | 'attempts' | 'lastError'>
  * One notice, from its own checks to its stored rows and answers (5.5, 8.1, 8.2).
  *
  * A notice seen before (5.5) is answered with its stored statuses before any other check of its
- * own, and takes no other action but rescheduling fetches given up on their attempts
+ * own, and takes no other action but rescheduling fetches given up
  * (retried-notice.ts, which also says when such a retry is refused instead). Asking the store
  * first cost every notice a read transaction of its own (about 10 µs of a stranger's 700 in a
  * perf profile, net: the next read now takes the fresh WAL snapshot this one took), so the

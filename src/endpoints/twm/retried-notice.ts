@@ -2,8 +2,8 @@
  * A sender's retry of a notice we recorded (docs/protocol.md 5.5): the same id
  * from the same sender domain with the same content digest. It is answered
  * with the current statuses (6.2) and takes no other action, with one
- * exception (8.4): recipients whose fetch was given up after
- * MAX_CONTACT_ATTEMPTS while the notice is still live. The retry is fresh
+ * exception (8.4): recipients whose fetch was given up (after MAX_CONTACT_ATTEMPTS, or because
+ * the next attempt would have come after `expires`) while the notice is still live. The retry is fresh
  * evidence that the sender's server is up (it just reached us), so their
  * fetches are scheduled again, due now, with a fresh attempt budget, once per
  * retry; else the message would be lost until `expires` although its sender
@@ -17,7 +17,7 @@
  * status that leads nowhere. A sender cannot buy fetches beyond its notice
  * rate by retrying (12.2).
  */
-import { MAX_CONTACT_ATTEMPTS, twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmError } from '../../core/twm-types.ts';
+import { twmError, type Notice, type NoticeResult, type NoticeStatus, type TwmError } from '../../core/twm-types.ts';
 import type { TwmInboundRepository, TwmInNotice, TwmInRecipient } from '../../store/types.ts';
 
 export interface KnownNotice {
@@ -63,10 +63,14 @@ export async function answerRetry(ctx: RetryContext, known: KnownNotice, n: Noti
   return answerFor(rows, n, ctx.uniformAnswers);
 }
 
-/** The rows a retry schedules again (the store decides, rescheduleGivenUp): given up on the attempt count, the notice live. */
+/**
+ * The rows a retry schedules again (the store decides, rescheduleGivenUp): fetches given up, the
+ * notice live. Only a give-up leaves an `expired` row with attempts while its notice is live: the
+ * pending hold expires rows that were never fetched.
+ */
 function givenUp(known: KnownNotice, at: Date): TwmInRecipient[] {
   if (known.notice.expiresAt <= at) return [];
-  return known.recipients.filter((r) => r.state === 'expired' && r.attempts >= MAX_CONTACT_ATTEMPTS && r.receipt === null);
+  return known.recipients.filter((r) => r.state === 'expired' && r.attempts > 0 && r.receipt === null);
 }
 
 /** A notice seen before (5.5): an answer per `to` address from its rows, uniform answers included (12.6). */
