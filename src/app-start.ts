@@ -198,6 +198,8 @@ function startBackground(ctx: StartContext, twmSweeps: SweepJob[]) {
       { name: 'twm-nonces', everyMs: 300_000, run: () => store.twmNonces.prune(now()) },
       // Testing mode's first-copy records (6.6) pair nothing after the longest notice lifetime, 30 days.
       { name: 'twm-copies', everyMs: 3_600_000, run: () => store.messages.pruneCopies(new Date(now().getTime() - 31 * 86_400_000)) },
+      // Finished spam learning rows of messages that are gone guard nothing any more (docs/architecture.md 8).
+      { name: 'spam-learning-prune', everyMs: 3_600_000, run: () => store.spamLearning.pruneGone() },
       ...twmSweeps,
     ],
   });

@@ -6,7 +6,8 @@
  * same class again changes nothing; teaching the other class sets the row
  * back to pending, so each change of class is sent once. Rows are claimed
  * with leases (migration 0027, spam-learning-claims.ts). A row keeps its
- * copy of the message only until rspamd has it or it failed for good.
+ * copy of the message only until rspamd has it or it failed for good, and
+ * goes once it is finished and its message is gone (pruneGone, an hourly sweep).
  */
 import { sql, type Selectable, type Transaction } from 'kysely';
 import type { LearnKind, LearnWrite, Lease, SpamLearnItem, SpamLearningRepository } from './types.ts';
@@ -71,6 +72,9 @@ export async function queueLearning(tx: Transaction<Database>, userId: number, i
  */
 const RELEASED = Buffer.alloc(0);
 
+/** Rows deleted per statement by pruneGone. */
+const PRUNE_SLICE = 5000;
+
 export class KyselySpamLearningRepository implements SpamLearningRepository {
   constructor(private readonly s: Db) {}
 
@@ -98,6 +102,29 @@ export class KyselySpamLearningRepository implements SpamLearningRepository {
 
   release(ids: readonly number[], owner: string): Promise<void> {
     return releaseLeasesById(this.s, 'spam_learning', ids, owner);
+  }
+
+  async pruneGone(): Promise<number> {
+    let total = 0;
+    // In slices, so that one sweep over a large table never holds the write lock for long.
+    for (;;) {
+      const res = await this.s.db
+        .deleteFrom('spam_learning')
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('spam_learning as l')
+            .select('l.id')
+            .where('l.state', 'in', ['done', 'failed'])
+            .where(({ not, exists, selectFrom }) =>
+              not(exists(selectFrom('messages as m').select('m.id').whereRef('m.id', '=', 'l.message_id').whereRef('m.user_id', '=', 'l.user_id'))),
+            )
+            .limit(PRUNE_SLICE),
+        )
+        .executeTakeFirst();
+      const n = num(res.numDeletedRows);
+      total += n;
+      if (n < PRUNE_SLICE) return total;
+    }
   }
 
   async list(options: { userId?: number } = {}): Promise<SpamLearnItem[]> {

@@ -169,6 +169,30 @@ for (const backend of backends) {
       }
     });
 
+    test('pruneGone deletes the finished rows of messages that are gone, and keeps pending rows and the rows of messages still there', async () => {
+      const store = await backend.open();
+      try {
+        const { user, ids } = await queuedSpam(store, 'Subject: a\r\n\r\na\r\n', 'Subject: b\r\n\r\nb\r\n', 'Subject: c\r\n\r\nc\r\n', 'Subject: d\r\n\r\nd\r\n');
+        const claimed = await store.spamLearning.claim(at(0), 10, lease);
+        const byMessage = new Map(claimed.map((r) => [r.messageId, r]));
+        // a: done, b: failed for good, c: done (its message stays), d: still pending (released, not sent).
+        await store.spamLearning.done(byMessage.get(ids[0]!)!.id, 'spam', 'w', 'learned', at(1));
+        await store.spamLearning.retry(byMessage.get(ids[1]!)!.id, 'spam', 'w', { attempts: 1, nextAttemptAt: at(2), error: '400', failed: true });
+        await store.spamLearning.done(byMessage.get(ids[2]!)!.id, 'spam', 'w', 'learned', at(1));
+        await store.spamLearning.release([byMessage.get(ids[3]!)!.id], 'w');
+        assert.equal(await store.spamLearning.pruneGone(), 0, 'every message is still there');
+        assert.equal(await store.messages.remove(user, [ids[0]!, ids[1]!, ids[3]!]), 3);
+        assert.equal(await store.spamLearning.pruneGone(), 2);
+        assert.deepEqual(await rowsOf(store), [
+          [ids[2], 'spam', 'done', ''],
+          [ids[3], 'spam', 'pending', 'Subject: d\r\n\r\nd\r\n'],
+        ]);
+        assert.equal(await store.spamLearning.pruneGone(), 0, 'nothing left to prune');
+      } finally {
+        await store.close();
+      }
+    });
+
     test('an empty message teaches nothing: no row pending without a copy', async () => {
       const store = await backend.open();
       try {

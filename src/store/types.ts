@@ -228,6 +228,11 @@ export interface SpamLearningRepository {
   done(id: number, kind: LearnKind, owner: string, outcome: string, at: Date): Promise<LearnWrite>;
   /** Records a failed attempt, under the same conditions as `done`; `failed`: give up (the copy is released). */
   retry(id: number, kind: LearnKind, owner: string, change: { attempts: number; nextAttemptAt: Date; error: string; failed: boolean }): Promise<LearnWrite>;
+  /**
+   * Deletes the rows done or failed whose message is gone: they guard a class change that can no
+   * longer come. Pending rows stay (their copy still goes to rspamd). Returns how many went.
+   */
+  pruneGone(): Promise<number>;
 }
 
 /** Where a key page of the Screener starts: after the request with this rank, last-seen time and id. */
