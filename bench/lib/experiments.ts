@@ -31,7 +31,9 @@
  *   nice-threads  every thread of the process but the main one (the authentication workers, the
  *                 message writer, the checkpointer, V8's and libuv's helpers) at nice
  *                 BENCH_NICE (default 8), one second after the start, so that waking one of them
- *                 does not preempt the event loop.
+ *                 does not preempt the event loop. Since session 16 the server does this itself
+ *                 (src/platform/thread-priority.ts, 8 below the event loop): kept for older
+ *                 checkouts, other nice values, and as the record of how it was measured.
  *   batch-threads the same threads under SCHED_BATCH (`chrt -b`) instead: no wakeup preemption,
  *                 the same share of the CPU.
  *   no-auth       SPF/DKIM/DMARC skipped (applied in twoway-server.ts by composing
