@@ -1,14 +1,21 @@
 /**
  * Helper threads run below the event loop (src/platform/thread-priority.ts): a worker thread lowers
- * itself and no other thread, never raises itself, and a running server has its helper threads
+ * itself and no other thread, never raises itself, the authentication workers and the message
+ * writer do so as they start (so that one started later, a replacement, is lowered too), and a
+ * running server has its helper threads
  * (V8's, libuv's, the authentication workers, the message writer) at the helpers' nice value
  * while its main thread keeps its own. Linux only: elsewhere the hint does nothing.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createResolver } from '../src/dns/resolver.ts';
+import { createAuthPool } from '../src/mail/auth-pool.ts';
 import { HELPER_NICE_OFFSET } from '../src/platform/thread-priority.ts';
+import { openStore } from '../src/store/open.ts';
 import { eventually, startTestServer } from './helpers/server.ts';
 
 const linux = process.platform === 'linux';
@@ -65,6 +72,29 @@ describe('helper threads below the event loop', { skip: linux ? false : 'nice pe
     assert.equal(r.before, 19);
     assert.equal(r.lowered, false);
     assert.equal(r.after, 19);
+  });
+
+  // Before the server's test below, which lowers every thread of this process then present.
+  it('the authentication workers and the message writer lower themselves as they start', async () => {
+    const mainBefore = niceByThread().get(process.pid)!;
+    const target = Math.min(19, mainBefore + HELPER_NICE_OFFSET);
+    const lowered = () => [...niceByThread().entries()].filter(([tid, nice]) => tid !== process.pid && nice === target).length;
+    const before = lowered();
+    const pool = createAuthPool({ resolver: createResolver({ servers: ['127.0.0.1:9'] }), size: 2 });
+    const dir = mkdtempSync(join(tmpdir(), 'twoway-priority-'));
+    const store = await openStore(`sqlite:${join(dir, 'store.db')}`);
+    try {
+      pool.warm();
+      store.messages.warm();
+      // warm() starts one authentication worker (the rest on demand) and the writer: two threads more
+      // at the helpers' value, lowered by nobody but themselves.
+      await eventually(async () => (lowered() >= before + 2 ? true : undefined), 15_000, 'the new threads at the helpers nice value');
+      assert.equal(niceByThread().get(process.pid), mainBefore, 'the event loop keeps its priority');
+    } finally {
+      await pool.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a running server keeps its event loop at its priority and its helpers below it', async () => {

@@ -25,7 +25,7 @@ export const HELPER_NICE_OFFSET = 8;
 const LOWEST = 19;
 
 /** The nice value for helper threads: the event loop's (the main thread's id is the process id) plus the offset. */
-export function helperNice(): number {
+function helperNice(): number {
   return Math.min(LOWEST, getPriority(process.pid) + HELPER_NICE_OFFSET);
 }
 
@@ -43,21 +43,18 @@ export function lowerThreadPriority(): boolean {
  * Lowers every other thread of the process that exists now, called from the main thread once the
  * server runs: V8's platform threads (garbage collection and compilation helpers) and libuv's
  * pool. Threads started later by the main thread inherit its priority; ours lower their own.
- * Returns how many it lowered.
  */
-export function lowerHelperThreads(): number {
-  if (process.platform !== 'linux') return 0;
-  let n = 0;
+export function lowerHelperThreads(): void {
+  if (process.platform !== 'linux') return;
   try {
     const nice = helperNice();
     for (const entry of readdirSync('/proc/self/task')) {
       const tid = Number(entry);
-      if (tid !== process.pid && lower(tid, nice)) n++;
+      if (tid !== process.pid) lower(tid, nice);
     }
   } catch {
     // no /proc: nothing to lower
   }
-  return n;
 }
 
 function lower(tid: number, nice: number): boolean {
