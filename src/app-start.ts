@@ -17,6 +17,7 @@ import { createRouter } from './delivery/router.ts';
 import { createSmtpTransport } from './delivery/smtp-transport.ts';
 import { createDkimSigningTransport } from './delivery/dkim-signing-transport.ts';
 import { createTwmClient } from './delivery/twm-client.ts';
+import { ed25519Implementation } from './core/ed25519.ts';
 import type { TwmClient, TwmSigningKey } from './delivery/twm-client-types.ts';
 import { dnssecParts } from './twm-dnssec-wiring.ts';
 import { startTwmFetchWorker, type TwmFetchWorker } from './delivery/twm-fetch-worker.ts';
@@ -92,7 +93,9 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
     const { http, metricsListener } = await startHttp(ctx, clients);
 
     const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
-    log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains }, 'twoway started');
+    // Which Ed25519 signs and verifies TWM requests (core/ed25519.ts): node:crypto means the optional sodium-native did not load.
+    const signatures = twm ? { twmSignatures: ed25519Implementation() } : {};
+    log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains, ...signatures }, 'twoway started');
     let closed: Promise<void> | null = null;
     return {
       app,
