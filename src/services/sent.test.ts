@@ -107,5 +107,24 @@ for (const backend of backends) {
       assert.deepEqual(shown(await services.sent.list(support)), ['t1: p@smtp.test queue']);
       await assert.rejects(services.sent.status(sales, 't1'), /No sent message t1/);
     });
+
+    test('a tagged account’s page is full when a sibling sent the newest messages of their shared key', async () => {
+      const sales = await services.accounts.add('carol+sales@x.test', 'correct horse battery staple');
+      const support = await services.accounts.add('carol+support@x.test', 'correct horse battery staple');
+      for (let i = 1; i <= 3; i++) await queue(`s${i}`, 'carol+sales@x.test', i, ['p@smtp.test']);
+      await notify('n-s3', 's3', 'carol+sales@x.test', 3, ['r@twm.test']);
+      // Twelve newer messages of the sibling: a page of 2 reads 2, then 8, then 32 of the key.
+      for (let i = 1; i <= 12; i++) await queue(`t${i}`, 'carol+support@x.test', 10 + i, ['p@smtp.test']);
+      assert.deepEqual(shown(await services.sent.list(sales, { limit: 2 })), ['s3: p@smtp.test queue, r@twm.test twm', 's2: p@smtp.test queue']);
+      assert.deepEqual(
+        (await services.sent.list(sales, { limit: 10 })).map((m) => m.messageId),
+        ['s3', 's2', 's1'],
+        'a key with fewer messages than asked ends the reads',
+      );
+      assert.deepEqual(
+        (await services.sent.list(support, { limit: 2 })).map((m) => m.messageId),
+        ['t12', 't11'],
+      );
+    });
   });
 }

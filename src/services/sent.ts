@@ -90,15 +90,30 @@ function twmView(n: TwmOutNotice, r: TwmOutRecipient, history: RecipientEvent[],
 type Notice = TwmOutNotice & { recipients: TwmOutRecipient[] };
 
 /**
- * The user's queue entries and TWM notices for a page: on each side the newest `limit` messages
- * (or the one asked for) through the store's index on the sender's account (migration 0028),
- * never another user's rows. Then each side's rows of the messages the other side's page
- * holds: a message's queue entries and notices may lie on different pages (a domain's
- * notice is made when its delivery starts, later than the message), and a message shown
- * must show all its recipients. owns() has the last word: a key is shared by the accounts
- * whose own addresses carry a `+tag` (`bob+a`, `bob+b`, allowed while no `bob` exists).
+ * The user's queue entries and TWM notices for a page: the newest `limit` messages (or the one
+ * asked for) of the user's sender key (keyRows), never another key's rows. owns() has the last
+ * word: a key is shared by the accounts whose own addresses carry a `+tag` (`bob+a`, `bob+b`,
+ * allowed while no `bob` exists), so a sibling's messages may take places on the page; then
+ * more of the key is read, four times as much each time, until the page is full or the key has
+ * no more. An account without a tag owns every row of its key: one read.
  */
 async function ownRows(store: Pick<Store, 'queue' | 'twmOut'>, user: User, limit: number, messageId: string | undefined): Promise<{ entries: QueueEntry[]; notices: Notice[] }> {
+  for (let ask = limit; ; ask *= 4) {
+    const rows = await keyRows(store, user, ask, messageId);
+    const own = { entries: rows.entries.filter((e) => owns(user, e.sender)), notices: rows.notices.filter((n) => owns(user, n.sender)) };
+    const shown = new Set([...own.entries.map((e) => e.messageId), ...own.notices.map((n) => n.messageId)]);
+    if (messageId !== undefined || !rows.more || shown.size >= limit) return own;
+  }
+}
+
+/**
+ * The key's newest `limit` messages on each side (or the one asked for), then each side's rows of
+ * the messages the other side's page holds: a message's queue entries and notices may lie on
+ * different pages (a domain's notice is made when its delivery starts, later than the message),
+ * and a message shown must show all its recipients. `more`: a side filled its page, so the key
+ * may hold older messages.
+ */
+async function keyRows(store: Pick<Store, 'queue' | 'twmOut'>, user: User, limit: number, messageId: string | undefined): Promise<{ entries: QueueEntry[]; notices: Notice[]; more: boolean }> {
   const only = messageId === undefined ? {} : { messageIds: [messageId] };
   const [entries, notices] = await Promise.all([
     store.queue.listBySender(user.address, { limit, ...only }),
@@ -106,18 +121,14 @@ async function ownRows(store: Pick<Store, 'queue' | 'twmOut'>, user: User, limit
   ]);
   const queued = new Set(entries.map((e) => e.messageId));
   const noticed = new Set(notices.map((n) => n.messageId));
+  const more = queued.size >= limit || noticed.size >= limit;
   // With one message asked for, both sides were asked for all of it.
-  const [moreEntries, moreNotices] =
-    messageId !== undefined
-      ? [[], []]
-      : await Promise.all([
-          store.queue.listBySender(user.address, { messageIds: [...noticed].filter((id) => !queued.has(id)) }),
-          store.twmOut.listBySender(user.address, { messageIds: [...queued].filter((id) => !noticed.has(id)) }),
-        ]);
-  return {
-    entries: [...entries, ...moreEntries].filter((e) => owns(user, e.sender)),
-    notices: [...notices, ...moreNotices].filter((n) => owns(user, n.sender)),
-  };
+  if (messageId !== undefined) return { entries, notices, more: false };
+  const [moreEntries, moreNotices] = await Promise.all([
+    store.queue.listBySender(user.address, { messageIds: [...noticed].filter((id) => !queued.has(id)) }),
+    store.twmOut.listBySender(user.address, { messageIds: [...queued].filter((id) => !noticed.has(id)) }),
+  ]);
+  return { entries: [...entries, ...moreEntries], notices: [...notices, ...moreNotices], more };
 }
 
 export function createSent(store: Pick<Store, 'queue' | 'twmOut'>) {
