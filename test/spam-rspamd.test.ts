@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { spamOfMessage } from '../src/core/spam.ts';
+import { spamOfMessage, type SpamScan } from '../src/core/spam.ts';
+import { createRspamdClient } from '../src/spam/rspamd-client.ts';
 import { GTUBE, JUNK_SUBJECT, startRspamd, type TestRspamd } from './helpers/rspamd.ts';
 import { eventually, send, senderDomain, startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -141,6 +142,19 @@ describe('spam filter with a real rspamd', () => {
     assert.equal((await find(screen, 'pest one'))?.mailbox, 'Junk');
     const rows = await t.server.store.spamLearning.list({ userId: screen });
     assert.equal(rows.filter((x) => x.kind === 'spam').length, 1);
+  });
+
+  it('a message whose sender Two-Way Mail authenticated is scanned without rspamd’s SPF, DKIM and DMARC checks', async () => {
+    const client = createRspamdClient({ url: rspamd.url, controllerUrl: rspamd.controllerUrl, password: rspamd.password, timeoutMs: 10_000, maxSize: 1_000_000, judge: { by: 'actions' } });
+    const raw = Buffer.from(`From: <someone@stranger.test>\r\nTo: <open@example.test>\r\nSubject: checks\r\nMessage-ID: <c1@stranger.test>\r\nDate: Sun, 06 Dec 2026 08:00:00 +0000\r\n\r\n${BODY}`);
+    const input = { raw, envelopeFrom: 'someone@stranger.test', recipients: ['open@example.test'] };
+    // Symbols of rspamd's spf, dkim and dmarc groups (its DNS is unreachable here, so they report that).
+    const senderChecks = (scan: SpamScan) => (scan.status === 'scanned' ? scan.symbols.map((x) => x.name).filter((n) => /^(R_SPF_|R_DKIM_|DMARC_)/.test(n)) : ['unscanned']);
+    const plain = await client.scan(input);
+    assert.notDeepEqual(senderChecks(plain), [], 'without the header rspamd runs its sender checks');
+    const authenticated = await client.scan({ ...input, senderAuthenticated: true });
+    assert.equal(authenticated.status, 'scanned');
+    assert.deepEqual(senderChecks(authenticated), []);
   });
 });
 

@@ -173,6 +173,8 @@ export async function scanIfStranger(filter: IngestSpamFilter | undefined, messa
     envelopeFrom: message.envelopeFrom,
     recipients: message.recipients.map((u) => u.address),
     ...(message.client ? { ip: message.client.ip, helo: message.client.helo } : {}),
+    // A fetched TWM message: its From: domain is the signer's, authenticated by the exchange.
+    ...(message.channel === 'twm' ? { senderAuthenticated: true } : {}),
   });
   if (scan.status === 'unscanned' && scan.why !== 'too-large' && filter.onUnreachable === 'tempfail') {
     throw new ReplyError(451, '4.7.1', 'Spam filter unavailable; please try again later');

@@ -101,7 +101,7 @@ export interface RecipientOutcome {
  * never throws for rspamd trouble: it answers `unscanned`.
  */
 export interface IngestSpamFilter {
-  scan(input: { raw: Buffer; envelopeFrom: string | null; recipients: string[]; ip?: string; helo?: string | null }): Promise<SpamScan>;
+  scan(input: { raw: Buffer; envelopeFrom: string | null; recipients: string[]; ip?: string; helo?: string | null; senderAuthenticated?: boolean }): Promise<SpamScan>;
   /** `tempfail`: an unscanned message (rspamd unreachable, not too large) is answered 451 4.7.1 instead of accepted. */
   onUnreachable: 'accept' | 'tempfail';
 }

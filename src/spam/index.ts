@@ -42,7 +42,8 @@ export function createSpamFilter(config: SpamConfig | null, log: { warn: Log; in
     client,
     ingest: { scan: (input) => client.scan(input), onUnreachable: config.onUnreachable },
     learn: config.learn,
-    scanIntro: ({ intro, from, to }) => client.scan({ raw: introMessage(intro, from), envelopeFrom: from, recipients: to }),
+    // The notice's signature authenticated the sender's domain: rspamd's SPF, DKIM and DMARC have nothing to add.
+    scanIntro: ({ intro, from, to }) => client.scan({ raw: introMessage(intro, from), envelopeFrom: from, recipients: to, senderAuthenticated: true }),
     startLearning(repo, backoff, lease) {
       if (!config.learn) return null;
       return startLearnWorker({ repo, client, backoff: { ...backoff, jitter: 0.1 }, owner: lease.owner, leaseMs: lease.leaseMs, log: log.info });

@@ -52,7 +52,17 @@ export interface ScanInput {
   helo?: string | null;
   /** This server's id for the transaction, for rspamd's log. */
   queueId?: string;
+  /**
+   * The transport authenticated the From: domain itself (Two-Way Mail: the signed notice and the
+   * fetch from the domain's own server). rspamd's SPF, DKIM and DMARC checks are then switched
+   * off for the scan (SENDER_CHECKS_OFF): with no client IP and no DKIM signature (the sender
+   * signs only what leaves by SMTP) they could only score the message for what they cannot see.
+   */
+  senderAuthenticated?: boolean;
 }
+
+/** rspamd's `Settings` request header for a scan whose sender the transport authenticated. */
+const SENDER_CHECKS_OFF = JSON.stringify({ groups_disabled: ['spf', 'dkim', 'dmarc'] });
 
 export type LearnOutcome = 'learned' | 'already-learned' | 'skipped';
 
@@ -157,6 +167,7 @@ export function createRspamdClient(options: RspamdOptions): RspamdClient {
     if (input.ip) headers.IP = input.ip;
     if (input.helo) headers.Helo = input.helo;
     if (input.queueId) headers['Queue-Id'] = input.queueId;
+    if (input.senderAuthenticated) headers.Settings = SENDER_CHECKS_OFF;
     let res: Response;
     try {
       // Rcpt may repeat; fetch's Headers joins repeats with ", ", which rspamd splits again.
