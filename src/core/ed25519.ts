@@ -15,8 +15,8 @@
  * checks them against each other). libsodium is the stricter: it also refuses
  * a public key or an `R` of small order, which OpenSSL accepts (with the
  * identity as its key, OpenSSL verifies a signature of all zeros for any
- * message). Such a key can only be its own domain's, so this refuses nothing
- * an honest signer sends and lets a forger speak for no one else.
+ * message). Only the domain itself can publish such a key, and it can sign
+ * anything anyway: refusing it costs an honest signer nothing.
  */
 import { createRequire } from 'node:module';
 import { sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
