@@ -94,6 +94,7 @@ export async function startApp(app: App, materials: Materials, options: AppOptio
 
     const twm: RunningServer['twm'] = twmWiring ? await twmWiring.listen() : null;
     // Which Ed25519 signs and verifies TWM requests (core/ed25519.ts): node:crypto means the optional sodium-native did not load.
+    // Asking loads it now (about 15 ms), not in the first request's handler.
     const signatures = twm ? { twmSignatures: ed25519Implementation() } : {};
     log.info({ smtp: `${config.smtp.host}:${smtp.port}`, http: `${config.http.host}:${http.port}`, domains: config.domains, ...signatures }, 'twoway started');
     let closed: Promise<void> | null = null;

@@ -1,16 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ed25519Implementation, signEd25519, verifyEd25519, verifyWithNode } from './ed25519.ts';
+import { keyRecordValue, parseKeyRecord } from './twm-key-record.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The group order L of Ed25519, little-endian, as S is encoded. */
 const L = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-const publicFromOctets = (raw: Buffer) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
 
 test('libsodium is what this installation uses (sodium-native is an optional dependency and loads)', () => {
   assert.equal(ed25519Implementation(), 'libsodium');
@@ -68,7 +67,9 @@ test('a key of small order: OpenSSL accepts a forgery for any message, libsodium
   // The identity point as the public key, and R = identity, S = 0: [0]B = R + [k]A for every k.
   const identity = Buffer.alloc(32);
   identity[0] = 1;
-  const key = publicFromOctets(identity);
+  // Published as a domain would publish it, and parsed as the key lookup parses it.
+  const key = parseKeyRecord([[keyRecordValue(identity)]]);
+  assert.ok(key, 'the record parses');
   const forged = Buffer.concat([identity, Buffer.alloc(32)]);
   const message = Buffer.from('anything at all');
   assert.equal(verifyWithNode(message, forged, key), true, 'OpenSSL 3.0 accepts it (why libsodium is preferred beyond speed)');

@@ -20,6 +20,7 @@
  */
 import { createRequire } from 'node:module';
 import { sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { rawPublicKey } from './twm-key-record.ts';
 
 /** The two functions of sodium-native used here (it ships no types). */
 interface Sodium {
@@ -58,7 +59,7 @@ const rawSecret = new WeakMap<KeyObject, Buffer | null>();
 function publicOctets(key: KeyObject): Buffer | null {
   let raw = rawPublic.get(key);
   if (raw === undefined) {
-    raw = key.asymmetricKeyType === 'ed25519' ? jwkOctets(key, 'x') : null;
+    raw = key.asymmetricKeyType === 'ed25519' ? rawPublicKey(key) : null;
     rawPublic.set(key, raw);
   }
   return raw;
@@ -68,16 +69,11 @@ function publicOctets(key: KeyObject): Buffer | null {
 function secretOctets(key: KeyObject): Buffer | null {
   let raw = rawSecret.get(key);
   if (raw === undefined) {
-    raw = key.asymmetricKeyType === 'ed25519' ? Buffer.concat([jwkOctets(key, 'd'), jwkOctets(key, 'x')]) : null;
+    const seed = key.asymmetricKeyType === 'ed25519' ? key.export({ format: 'jwk' }).d : undefined;
+    raw = typeof seed === 'string' ? Buffer.concat([Buffer.from(seed, 'base64url'), rawPublicKey(key)]) : null;
     rawSecret.set(key, raw);
   }
   return raw;
-}
-
-function jwkOctets(key: KeyObject, member: 'd' | 'x'): Buffer {
-  const value = key.export({ format: 'jwk' })[member];
-  if (typeof value !== 'string') throw new TypeError(`an Ed25519 key without "${member}"`);
-  return Buffer.from(value, 'base64url');
 }
 
 /** Signs `message` with an Ed25519 private key (64 octets; the same octets on both implementations). */
